@@ -1,0 +1,246 @@
+//! The CA hierarchy: created on the first start (root, then the qualified and ConsentID CAs
+//! under it), loaded and checked on every start, and its delegated OCSP signers renewed.
+
+use std::sync::Arc;
+
+use der::Encode;
+use serde_json::json;
+
+use domain::{CertificateKind, Serial};
+use pki::ocsp::IssuerHashes;
+use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
+use pki::PublicKeyDer;
+use store::{KeyId, KeyRecord, KeyState, NewCertificate, Tx};
+
+use crate::settings::CaName;
+use crate::{parse_certificate, Authority, Error, LoadedCa};
+
+/// Root CA validity, years.
+const ROOT_YEARS: i64 = 25;
+/// Issuing CA validity, years: outlives every 5-year certificate issued in its first 15 years.
+const ISSUING_YEARS: i64 = 20;
+
+pub(crate) fn random_serial() -> Serial {
+    Serial::from_random(rand::random())
+}
+
+fn random_key_id() -> KeyId {
+    KeyId(hex::encode(rand::random::<[u8; 16]>()))
+}
+
+impl Authority {
+    /// Generates a key in the backend and records it in `tx`.
+    pub(crate) async fn new_key(&self, tx: &mut Tx, label: &str) -> Result<(KeyId, PublicKeyDer), Error> {
+        let generated = self.keys.generate(label, self.settings.key_algorithm)?;
+        let id = random_key_id();
+        tx.insert_key(&KeyRecord {
+            id: id.clone(),
+            backend: self.keys.name().to_owned(),
+            label: label.to_owned(),
+            algorithm: self.settings.key_algorithm.as_str().to_owned(),
+            reference: generated.reference.0.clone(),
+            public_key: generated.public_key.0.clone(),
+            state: KeyState::Active,
+            created_at: self.clock.now(),
+        })
+        .await?;
+        Ok((id, generated.public_key))
+    }
+
+    /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
+    /// that two servers starting at once do not both create a hierarchy).
+    pub(crate) async fn ensure_hierarchy(&self) -> Result<(), Error> {
+        if self.store.authority(CaName::ConsentId.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        tx.lock_bootstrap().await?;
+        let now = self.clock.now();
+        // The root signs itself; the issuing CAs are signed by the root.
+        let mut root: Option<(CertificateDer, Arc<dyn pki::KeySigner>)> = match tx.authority(CaName::Root.as_str()).await? {
+            Some(record) => {
+                let signer = self.keys.open(&pki::KeyReference(tx.key(&record.key_id).await?.reference))?;
+                Some((CertificateDer(record.certificate), signer))
+            }
+            None => None,
+        };
+        for ca in CaName::ALL {
+            if tx.authority(ca.as_str()).await?.is_some() {
+                continue;
+            }
+            let label = format!("eidportal-ca-{}", ca.as_str());
+            let (key_id, public_key) = self.new_key(&mut tx, &label).await?;
+            let signer = self.keys.open(&pki::KeyReference(tx.key(&key_id).await?.reference))?;
+            let serial = random_serial();
+            let subject = self.settings.ca_name(ca).name()?;
+            let (kind, years) = if ca == CaName::Root {
+                (CertificateKind::RootCa, ROOT_YEARS)
+            } else {
+                (CertificateKind::IntermediateCa, ISSUING_YEARS)
+            };
+            let request = CertificateRequest {
+                kind,
+                serial,
+                subject: subject.clone(),
+                public_key: &public_key,
+                not_before: now,
+                not_after: now.plus_calendar_years(years),
+            };
+            // The serial is stored (in this transaction) before the certificate is signed.
+            tx.reserve_certificate(&NewCertificate {
+                serial,
+                authority: CaName::Root.as_str().to_owned(),
+                kind,
+                subject: profile::name_to_string(&subject),
+                email: None,
+                key_id: Some(key_id.clone()),
+                not_before: request.not_before,
+                not_after: request.not_after,
+                reserved_at: now,
+            })
+            .await?;
+            let der = match &root {
+                None => {
+                    let issuer = Issuer {
+                        name: subject.clone(),
+                        key_identifier: Vec::new(),
+                        not_after: request.not_after,
+                        urls: None,
+                        signer: signer.as_ref(),
+                    };
+                    profile::issue(&request, &issuer, &self.settings.policy)?
+                }
+                Some((root_der, root_signer)) => {
+                    let root_certificate = root_der.parse()?;
+                    let urls = Some(self.settings.urls_of(CaName::Root));
+                    let issuer = Issuer::from_certificate(&root_certificate, urls, root_signer.as_ref())?;
+                    profile::issue(&request, &issuer, &self.settings.policy)?
+                }
+            };
+            tx.complete_certificate(&serial, &der.0, now).await?;
+            tx.insert_authority(ca.as_str(), &serial, &key_id, &der.0).await?;
+            tx.audit(now, "system", "ca.created", json!({ "ca": ca.as_str(), "serial": serial.to_hex(), "key_backend": self.keys.name() }))
+                .await?;
+            if ca == CaName::Root {
+                root = Some((der, signer));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Loads every CA and checks that each key matches its certificate.
+    pub(crate) async fn load_hierarchy(&self) -> Result<(), Error> {
+        for ca in CaName::ALL {
+            self.reload_ca(ca).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn reload_ca(&self, ca: CaName) -> Result<(), Error> {
+        let record = self
+            .store
+            .authority(ca.as_str())
+            .await?
+            .ok_or_else(|| Error::Inconsistent(format!("authority {} missing", ca.as_str())))?;
+        let certificate = parse_certificate(&record.certificate)?;
+        let signer = self.open_key(&record.key_id).await?;
+        profile::check_key_matches(&certificate, signer.as_ref(), &format!("the {} CA", ca.as_str()))?;
+        let responder = match &record.ocsp_signer {
+            Some((_, key_id, der, _)) => {
+                let responder_certificate = parse_certificate(der)?;
+                let responder_signer = self.open_key(key_id).await?;
+                profile::check_key_matches(
+                    &responder_certificate,
+                    responder_signer.as_ref(),
+                    &format!("the {} OCSP signer", ca.as_str()),
+                )?;
+                Some((responder_certificate, responder_signer))
+            }
+            None => None,
+        };
+        let loaded = LoadedCa {
+            hashes: IssuerHashes::of(&certificate)?,
+            der: CertificateDer(certificate.to_der()?),
+            certificate,
+            signer,
+            responder,
+        };
+        let mut cas = self.cas.write().map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
+        cas.insert(ca, Arc::new(loaded));
+        Ok(())
+    }
+
+    /// Issues a new delegated OCSP signer for each issuing CA whose signer is missing or near
+    /// its end (id-kp-OCSPSigning, ocsp-nocheck, short-lived: reference/pki-profiles.md §6.3).
+    pub(crate) async fn renew_ocsp_signers(&self) -> Result<(), Error> {
+        for ca in CaName::ISSUING {
+            let now = self.clock.now();
+            let current = self.store.authority(ca.as_str()).await?;
+            let due = match current.as_ref().and_then(|r| r.ocsp_signer.as_ref()) {
+                Some((_, _, _, not_after)) => self.settings.ocsp.signer_needs_renewal(*not_after, now),
+                None => true,
+            };
+            if !due {
+                // Another process may have renewed it: use the signer the store names.
+                let stored = current.as_ref().and_then(|r| r.ocsp_signer.as_ref()).map(|(serial, ..)| *serial);
+                let loaded = self.ca(ca)?;
+                let in_use = loaded.responder.as_ref().and_then(|(c, _)| Serial::from_integer_bytes(c.tbs_certificate.serial_number.as_bytes()));
+                if stored != in_use {
+                    self.reload_ca(ca).await?;
+                    self.ocsp_cache.clear();
+                }
+                continue;
+            }
+            let mut tx = self.store.begin().await?;
+            let record = tx.authority_for_update(ca.as_str()).await?;
+            // Another process may have renewed it while we waited for the lock.
+            if let Some((_, _, _, not_after)) = &record.ocsp_signer {
+                if !self.settings.ocsp.signer_needs_renewal(*not_after, now) {
+                    continue;
+                }
+            }
+            let loaded = self.ca(ca)?;
+            let label = format!("eidportal-ocsp-{}", ca.as_str());
+            let (key_id, public_key) = self.new_key(&mut tx, &label).await?;
+            let mut subject_name = self.settings.ca_name(ca);
+            subject_name.common_name = format!("{} OCSP", subject_name.common_name);
+            let subject = subject_name.name()?;
+            let serial = random_serial();
+            let not_after = now.plus_seconds(self.settings.ocsp.signer_lifetime).min(loaded_not_after(&loaded));
+            let request = CertificateRequest {
+                kind: CertificateKind::OcspSigner,
+                serial,
+                subject: subject.clone(),
+                public_key: &public_key,
+                not_before: now,
+                not_after,
+            };
+            tx.reserve_certificate(&NewCertificate {
+                serial,
+                authority: ca.as_str().to_owned(),
+                kind: CertificateKind::OcspSigner,
+                subject: profile::name_to_string(&subject),
+                email: None,
+                key_id: Some(key_id.clone()),
+                not_before: now,
+                not_after,
+                reserved_at: now,
+            })
+            .await?;
+            let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
+            let der = profile::issue(&request, &issuer, &self.settings.policy)?;
+            tx.complete_certificate(&serial, &der.0, now).await?;
+            tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after).await?;
+            tx.audit(now, "system", "ocsp_signer.renewed", json!({ "ca": ca.as_str(), "serial": serial.to_hex() })).await?;
+            tx.commit().await?;
+            self.reload_ca(ca).await?;
+            self.ocsp_cache.clear();
+        }
+        Ok(())
+    }
+}
+
+fn loaded_not_after(ca: &LoadedCa) -> domain::UnixTime {
+    profile::unix_time(&ca.certificate.tbs_certificate.validity.not_after)
+}

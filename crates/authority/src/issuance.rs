@@ -1,0 +1,131 @@
+//! Issuing end-entity certificates. The order matters:
+//! 1. generate the key (when we hold it) and store its record and the serial, then commit, so
+//!    that every serial that may ever be signed is known and can be revoked;
+//! 2. build the to-be-signed certificate, check it against its profile, sign it;
+//! 3. store the certificate and commit.
+//! A process that dies between 1 and 3 leaves a `reserved` serial that
+//! [`Authority::abandon_stale_reservations`] later marks `abandoned`, destroying its key: no
+//! certificate with that serial ever left the process.
+
+use serde_json::json;
+
+use domain::{CertificateKind, Serial, UnixTime};
+use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
+use store::{KeyId, NewCertificate};
+
+use crate::bootstrap::random_serial;
+use crate::settings::{CaName, CloudValidity};
+use crate::{Authority, Error};
+
+/// Reservations older than this are considered dead (seconds): no signature takes so long.
+const RESERVATION_TIMEOUT: i64 = 120;
+
+/// A certificate just issued.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    /// Its serial.
+    pub serial: Serial,
+    /// The certificate.
+    pub der: CertificateDer,
+    /// Our key for it, when we hold the key.
+    pub key_id: Option<KeyId>,
+    /// Start of validity.
+    pub not_before: UnixTime,
+    /// End of validity.
+    pub not_after: UnixTime,
+}
+
+impl Authority {
+    /// The end of validity of a cloud certificate issued at `now`.
+    pub fn cloud_not_after(&self, now: UnixTime) -> UnixTime {
+        match self.settings.cloud_validity {
+            CloudValidity::CalendarYears(years) => now.plus_calendar_years(years),
+            CloudValidity::Days(days) => now.plus_days(days),
+        }
+    }
+
+    /// Issues a qualified cloud signing certificate for `person`, with a new key pair generated
+    /// in the key backend (DESIGN §5).
+    pub async fn issue_cloud_certificate(&self, person: &Person, email: Option<&str>, actor: &str) -> Result<IssuedCertificate, Error> {
+        let subject = person.name()?;
+        let now = self.clock.now();
+        let not_after = self.cloud_not_after(now);
+        let serial = random_serial();
+        // 1. Key and serial, durable before any signature.
+        let mut tx = self.store.begin().await?;
+        let (key_id, public_key) = self.new_key(&mut tx, &format!("eidportal-cloud-{}", serial.to_hex())).await?;
+        tx.reserve_certificate(&NewCertificate {
+            serial,
+            authority: CaName::Qualified.as_str().to_owned(),
+            kind: CertificateKind::CloudSigning,
+            subject: profile::name_to_string(&subject),
+            email: email.map(str::to_owned),
+            key_id: Some(key_id.clone()),
+            not_before: now,
+            not_after,
+            reserved_at: now,
+        })
+        .await?;
+        tx.audit(now, actor, "certificate.reserved", json!({ "serial": serial.to_hex(), "kind": "cloud_signing" })).await?;
+        tx.commit().await?;
+        // 2. Build, check, sign.
+        let request = CertificateRequest {
+            kind: CertificateKind::CloudSigning,
+            serial,
+            subject,
+            public_key: &public_key,
+            not_before: now,
+            not_after,
+        };
+        let der = match self.sign_for(CaName::Qualified, &request) {
+            Ok(der) => der,
+            Err(error) => {
+                self.abandon(&serial, actor).await?;
+                return Err(error);
+            }
+        };
+        // 3. Store the certificate.
+        let mut tx = self.store.begin().await?;
+        tx.complete_certificate(&serial, &der.0, now).await?;
+        tx.audit(now, actor, "certificate.issued", json!({ "serial": serial.to_hex(), "kind": "cloud_signing" })).await?;
+        tx.commit().await?;
+        Ok(IssuedCertificate { serial, der, key_id: Some(key_id), not_before: now, not_after })
+    }
+
+    fn sign_for(&self, ca: CaName, request: &CertificateRequest<'_>) -> Result<CertificateDer, Error> {
+        let loaded = self.ca(ca)?;
+        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
+        Ok(profile::issue(request, &issuer, &self.settings.policy)?)
+    }
+
+    /// Marks one reserved serial abandoned after its signature failed, destroying its key.
+    async fn abandon(&self, serial: &Serial, actor: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let abandoned = tx.abandon_reserved(serial).await?;
+        if let Some(key_id) = abandoned {
+            self.destroy_key_in(&mut tx, &key_id, now).await?;
+        }
+        tx.audit(now, actor, "certificate.abandoned", json!({ "serial": serial.to_hex() })).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn destroy_key_in(&self, tx: &mut store::Tx, key_id: &KeyId, now: UnixTime) -> Result<(), Error> {
+        let record = tx.key(key_id).await?;
+        self.keys.destroy(&pki::KeyReference(record.reference))?;
+        tx.destroy_key(key_id, now).await?;
+        Ok(())
+    }
+
+    /// Recovery after a crash: serials reserved longer than a signature can take belong to a
+    /// process that died. They are marked abandoned and their keys destroyed.
+    pub async fn abandon_stale_reservations(&self) -> Result<Vec<Serial>, Error> {
+        let now = self.clock.now();
+        let stale = self.store.reserved_before(now.plus_seconds(-RESERVATION_TIMEOUT)).await?;
+        for serial in &stale {
+            self.abandon(serial, "system").await?;
+        }
+        Ok(stale)
+    }
+}

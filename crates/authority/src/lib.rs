@@ -1,0 +1,191 @@
+//! The use cases of the trust service: the CA hierarchy's bootstrap, issuance, revocation,
+//! CRLs and OCSP, the officer's listings, and the audit log. Policy comes from `domain`, bytes
+//! from `pki`, persistence from `store`; each use case is one database transaction (issuance is
+//! two, with the serial stored before anything is signed).
+
+mod bootstrap;
+pub mod clock;
+mod issuance;
+mod ocsp;
+mod revocation;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use der::Decode;
+use x509_cert::Certificate;
+
+use domain::{CertificateStatus, Refusal, Serial, UnixTime};
+use pki::ocsp::IssuerHashes;
+use pki::profile::CertificateDer;
+use pki::{KeyBackend, KeySigner};
+use store::{CertificateRecord, KeyId, Store};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use issuance::IssuedCertificate;
+pub use ocsp::OcspAnswer;
+pub use settings::{CaName, CloudValidity, ProviderIdentity, Settings};
+
+/// Errors of the use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Building or signing a PKI object failed.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    /// DER encoding or decoding failed.
+    #[error("DER: {0}")]
+    Der(#[from] der::Error),
+    /// The rules refuse the request.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// No certificate has this serial.
+    #[error("no certificate has the serial {0}")]
+    UnknownSerial(Serial),
+    /// The serial was reserved but no certificate was stored for it.
+    #[error("the serial {0} is {status} and has no certificate", status = .1.as_str())]
+    NoCertificate(Serial, CertificateStatus),
+    /// Stored data contradicts itself.
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
+}
+
+/// A CA of the hierarchy, loaded with its key.
+struct LoadedCa {
+    certificate: Certificate,
+    der: CertificateDer,
+    signer: Arc<dyn KeySigner>,
+    hashes: IssuerHashes,
+    /// The delegated OCSP responder: certificate and key.
+    responder: Option<(Certificate, Arc<dyn KeySigner>)>,
+}
+
+/// The trust service's engine. Cheap to share behind an `Arc`.
+pub struct Authority {
+    store: Store,
+    keys: Arc<dyn KeyBackend>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    cas: RwLock<HashMap<CaName, Arc<LoadedCa>>>,
+    ocsp_cache: ocsp::Cache,
+}
+
+impl Authority {
+    /// Opens the authority: creates the CA hierarchy on first use, loads every CA key and
+    /// checks it against its certificate, and brings OCSP signers and CRLs up to date.
+    pub async fn open(
+        store: Store,
+        keys: Arc<dyn KeyBackend>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Self, Error> {
+        let authority = Self {
+            store,
+            keys,
+            clock,
+            settings,
+            cas: RwLock::new(HashMap::new()),
+            ocsp_cache: ocsp::Cache::default(),
+        };
+        authority.ensure_hierarchy().await?;
+        authority.load_hierarchy().await?;
+        authority.maintain().await?;
+        Ok(authority)
+    }
+
+    /// Periodic upkeep: renews OCSP signers near expiry, re-issues CRLs before nextUpdate,
+    /// abandons serials whose issuing process died, and notices status changes made by other
+    /// processes. The server calls it every few seconds.
+    pub async fn maintain(&self) -> Result<(), Error> {
+        self.renew_ocsp_signers().await?;
+        self.refresh_crls().await?;
+        self.abandon_stale_reservations().await?;
+        self.ocsp_cache.set_revision(self.store.status_revision().await?);
+        Ok(())
+    }
+
+    /// Only re-reads the status revision, so that OCSP answers reflect revocations made by
+    /// other processes (cheap: one small query).
+    pub async fn sync_status(&self) -> Result<(), Error> {
+        self.ocsp_cache.set_revision(self.store.status_revision().await?);
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Now, by the authority's clock.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    fn ca(&self, name: CaName) -> Result<Arc<LoadedCa>, Error> {
+        let cas = self.cas.read().map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
+        cas.get(&name).cloned().ok_or_else(|| Error::Inconsistent(format!("CA {} is not loaded", name.as_str())))
+    }
+
+    /// A CA certificate, DER.
+    pub fn ca_certificate(&self, name: CaName) -> Result<CertificateDer, Error> {
+        Ok(self.ca(name)?.der.clone())
+    }
+
+    /// The current CRL of an issuing CA, DER.
+    pub async fn crl(&self, name: CaName) -> Result<Vec<u8>, Error> {
+        let record = self
+            .store
+            .authority(name.as_str())
+            .await?
+            .ok_or_else(|| Error::Inconsistent(format!("authority {} missing", name.as_str())))?;
+        record.crl.ok_or_else(|| Error::Inconsistent(format!("authority {} has no CRL yet", name.as_str())))
+    }
+
+    /// Certificates, oldest first, optionally only those of one e-mail address.
+    pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
+        Ok(self.store.certificates(email).await?)
+    }
+
+    /// A certificate and, with `chain`, its issuers up to the root, as PEM.
+    pub async fn certificate_pem(&self, serial: &Serial, chain: bool) -> Result<String, Error> {
+        let record = self.store.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
+        let der = record.der.ok_or(Error::NoCertificate(*serial, record.status))?;
+        let mut pem = CertificateDer(der).to_pem();
+        if chain {
+            let mut issuer = CaName::parse(&record.authority);
+            while let Some(name) = issuer {
+                let ca = self.ca(name)?;
+                if ca.certificate.tbs_certificate.serial_number.as_bytes() == serial.as_bytes() {
+                    break;
+                }
+                pem.push_str(&ca.der.to_pem());
+                issuer = if name == CaName::Root { None } else { Some(CaName::Root) };
+            }
+        }
+        Ok(pem)
+    }
+
+    /// Checks the audit log's hash chain; returns the number of entries.
+    pub async fn verify_audit(&self) -> Result<Result<usize, store::ChainBreak>, Error> {
+        let entries = self.store.audit_entries().await?;
+        let head = self.store.audit_head().await?;
+        Ok(store::verify_chain(&entries, &head))
+    }
+
+    async fn open_key(&self, id: &KeyId) -> Result<Arc<dyn KeySigner>, Error> {
+        let record = self.store.key(id).await?;
+        Ok(self.keys.open(&pki::KeyReference(record.reference))?)
+    }
+}
+
+fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {
+    Ok(Certificate::from_der(der)?)
+}

@@ -1,0 +1,78 @@
+//! Revocation and CRLs (RFC 5280 §5). A revocation and the CRL that lists it are one
+//! transaction: when `revoke` returns, the CRL served says so, and OCSP in this process too
+//! (other processes see the status revision within their next sync).
+
+use serde_json::json;
+
+use domain::{may_revoke, RevocationReason, Serial, UnixTime};
+use pki::crl::{build_crl, RevokedEntry};
+use pki::profile::Issuer;
+use store::Tx;
+
+use crate::settings::CaName;
+use crate::{Authority, Error};
+
+impl Authority {
+    /// Revokes a certificate and re-issues its CA's CRL at once.
+    pub async fn revoke(&self, serial: &Serial, reason: RevocationReason, actor: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let record = tx.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
+        may_revoke(record.kind, record.status)?;
+        if !tx.revoke_certificate(serial, now, reason).await? {
+            return Err(Error::Inconsistent(format!("certificate {serial} changed while being revoked")));
+        }
+        tx.audit(
+            now,
+            actor,
+            "certificate.revoked",
+            json!({ "serial": serial.to_hex(), "kind": record.kind.as_str(), "reason": reason.as_str() }),
+        )
+        .await?;
+        let ca = CaName::parse(&record.authority)
+            .ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
+        self.reissue_crl(&mut tx, ca, now).await?;
+        tx.commit().await?;
+        self.sync_status().await?;
+        Ok(())
+    }
+
+    /// Signs a new CRL for `ca` with the next CRL number, inside `tx`.
+    async fn reissue_crl(&self, tx: &mut Tx, ca: CaName, now: UnixTime) -> Result<(), Error> {
+        let record = tx.authority_for_update(ca.as_str()).await?;
+        let revoked = tx
+            .revoked_by(ca.as_str())
+            .await?
+            .into_iter()
+            .map(|r| RevokedEntry { serial: r.serial, revoked_at: r.revoked_at, reason: r.reason })
+            .collect::<Vec<_>>();
+        let loaded = self.ca(ca)?;
+        let issuer = Issuer::from_certificate(&loaded.certificate, None, loaded.signer.as_ref())?;
+        let number = record.crl_number + 1;
+        let next_update = now.plus_seconds(self.settings.crl.lifetime);
+        let crl = build_crl(&issuer, &revoked, u64::try_from(number).unwrap_or(0), now, next_update)?;
+        tx.store_crl(ca.as_str(), number, &crl.0, next_update).await?;
+        tx.audit(now, "system", "crl.issued", json!({ "ca": ca.as_str(), "number": number, "entries": revoked.len() })).await?;
+        Ok(())
+    }
+
+    /// Re-issues each issuing CA's CRL that is missing or near its nextUpdate.
+    pub(crate) async fn refresh_crls(&self) -> Result<(), Error> {
+        for ca in CaName::ISSUING {
+            let now = self.clock.now();
+            let due = |next: Option<UnixTime>| next.is_none_or(|n| self.settings.crl.needs_refresh(n, now));
+            let current = self.store.authority(ca.as_str()).await?;
+            if !due(current.and_then(|r| r.crl_next_update)) {
+                continue;
+            }
+            let mut tx = self.store.begin().await?;
+            // Re-check under the lock: another process may have just done it.
+            if !due(tx.authority_for_update(ca.as_str()).await?.crl_next_update) {
+                continue;
+            }
+            self.reissue_crl(&mut tx, ca, now).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}

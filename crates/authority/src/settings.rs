@@ -1,0 +1,158 @@
+//! What an authority is configured with: the provider's identity (DESIGN §7: configuration, not
+//! code), addresses, lifetimes and the key algorithm.
+
+use domain::{CrlSchedule, OcspSchedule};
+use pki::profile::{IssuerUrls, OrganizationName, ProviderPolicy};
+use pki::KeyAlgorithm;
+
+/// The provider's identity as it appears in CA certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderIdentity {
+    /// countryName of the CAs.
+    pub country: String,
+    /// The provider's legal name (organizationName).
+    pub organization: String,
+    /// organizationIdentifier, e.g. `VATRS-110177886` (EN 319 412-1 §5.1.4).
+    pub organization_identifier: String,
+    /// commonName of the root CA.
+    pub root_name: String,
+    /// commonName of the qualified CA.
+    pub qualified_name: String,
+    /// commonName of the ConsentID CA.
+    pub consentid_name: String,
+}
+
+impl Default for ProviderIdentity {
+    /// The seed's Office for IT and eGovernment.
+    fn default() -> Self {
+        Self {
+            country: "RS".into(),
+            organization: "Канцеларија за информационе технологије и електронску управу".into(),
+            organization_identifier: "VATRS-110177886".into(),
+            root_name: "eID Portal Root CA".into(),
+            qualified_name: "eID Portal Qualified CA".into(),
+            consentid_name: "eID Portal ConsentID CA".into(),
+        }
+    }
+}
+
+/// Validity of cloud signing certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudValidity {
+    /// Whole calendar years (the default: 5).
+    CalendarYears(i64),
+    /// A number of days (`EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS`).
+    Days(i64),
+}
+
+/// Everything an authority needs besides its store, keys and clock.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The public base URL, e.g. `http://127.0.0.1:8080`; AIA and CRL DP point under it.
+    pub public_url: String,
+    /// The provider's identity in CA names.
+    pub identity: ProviderIdentity,
+    /// The provider's policy OIDs and statements.
+    pub policy: ProviderPolicy,
+    /// Key type of new keys.
+    pub key_algorithm: KeyAlgorithm,
+    /// CRL lifetimes.
+    pub crl: CrlSchedule,
+    /// OCSP lifetimes.
+    pub ocsp: OcspSchedule,
+    /// Validity of cloud signing certificates.
+    pub cloud_validity: CloudValidity,
+}
+
+impl Settings {
+    /// Defaults for a server at `public_url`.
+    pub fn new(public_url: &str) -> Self {
+        let base = public_url.trim_end_matches('/').to_owned();
+        Self {
+            policy: ProviderPolicy {
+                // The 2.999 arc is X.660's example arc: a deployment sets its own OIDs.
+                qualified_policy: const_oid::ObjectIdentifier::new_unwrap("2.999.7363.1.1"),
+                device_policy: const_oid::ObjectIdentifier::new_unwrap("2.999.7363.1.2"),
+                cps_url: format!("{base}/docs/cps"),
+                pds: vec![
+                    ("https://eid.gov.rs/pds/pds_sr.pdf".into(), "sr".into()),
+                    ("https://eid.gov.rs/pds/pds_en.pdf".into(), "en".into()),
+                ],
+                retention_years: 10,
+            },
+            public_url: base,
+            identity: ProviderIdentity::default(),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            crl: CrlSchedule::default(),
+            ocsp: OcspSchedule::default(),
+            cloud_validity: CloudValidity::CalendarYears(5),
+        }
+    }
+
+    /// The status and issuer URLs of the CA called `name`.
+    pub fn urls_of(&self, ca: CaName) -> IssuerUrls {
+        let base = &self.public_url;
+        let file = ca.file_stem();
+        IssuerUrls {
+            ocsp: format!("{base}/ocsp"),
+            ca_issuers: format!("{base}/pki/{file}.crt"),
+            crl: format!("{base}/pki/{file}.crl"),
+        }
+    }
+
+    /// The distinguished name of a CA of the hierarchy.
+    pub fn ca_name(&self, ca: CaName) -> OrganizationName {
+        let id = &self.identity;
+        OrganizationName {
+            country: id.country.clone(),
+            organization: id.organization.clone(),
+            organization_identifier: id.organization_identifier.clone(),
+            common_name: match ca {
+                CaName::Root => id.root_name.clone(),
+                CaName::Qualified => id.qualified_name.clone(),
+                CaName::ConsentId => id.consentid_name.clone(),
+            },
+        }
+    }
+}
+
+/// The three CAs of the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CaName {
+    /// The self-signed root.
+    Root,
+    /// Issues qualified cloud signing certificates.
+    Qualified,
+    /// Issues ConsentID device certificates.
+    ConsentId,
+}
+
+impl CaName {
+    /// All three, root first.
+    pub const ALL: [Self; 3] = [Self::Root, Self::Qualified, Self::ConsentId];
+    /// The two issuing CAs.
+    pub const ISSUING: [Self; 2] = [Self::Qualified, Self::ConsentId];
+
+    /// The name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Qualified => "qualified",
+            Self::ConsentId => "consentid",
+        }
+    }
+
+    /// The file name under `/pki/` without extension.
+    pub fn file_stem(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Qualified => "qualified-ca",
+            Self::ConsentId => "consentid-ca",
+        }
+    }
+
+    /// The CA with this store name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}

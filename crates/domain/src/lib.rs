@@ -1,0 +1,12 @@
+//! Pure rules of the trust service: no IO, no async, no clock. Every function that depends on
+//! time takes `now` as a parameter so that tests can put it anywhere.
+
+pub mod certificate;
+pub mod jmbg;
+pub mod time;
+
+pub use certificate::{may_revoke, UnknownName, 
+    CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal, RevocationReason, Serial,
+};
+pub use jmbg::{Jmbg, JmbgError};
+pub use time::UnixTime;

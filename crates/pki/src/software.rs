@@ -1,0 +1,233 @@
+//! The software key backend: keys generated in this process and kept only as PKCS#8 sealed
+//! with AES-256-GCM under the master key (the data folder's `master.key`). The clear key
+//! exists only in memory. For development and small deployments; not a QSCD.
+
+use std::sync::Arc;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use signature::hazmat::PrehashSigner;
+use zeroize::Zeroizing;
+
+use crate::keys::{
+    Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer, RsaPadding,
+};
+use crate::Error;
+
+/// Version tag at the start of every sealed key.
+const SEALED_V1: &[u8] = b"sw1:";
+/// Associated data bound into every seal, so a sealed blob of another kind cannot be swapped in.
+const AAD: &[u8] = b"eidportal software key v1";
+
+/// The master key that seals software keys.
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl MasterKey {
+    /// A new random master key.
+    pub fn generate() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// The master key from its 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let array: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(Zeroizing::new(array)))
+    }
+
+    /// The raw bytes, to be written to the key file.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+/// Keys sealed under a [`MasterKey`].
+#[derive(Debug, Clone)]
+pub struct SoftwareKeyBackend {
+    master: MasterKey,
+}
+
+impl SoftwareKeyBackend {
+    /// A backend that seals and unseals with `master`.
+    pub fn new(master: MasterKey) -> Self {
+        Self { master }
+    }
+
+    fn cipher(&self) -> Result<Aes256Gcm, Error> {
+        Aes256Gcm::new_from_slice(self.master.as_bytes()).map_err(|_| Error::Unseal)
+    }
+
+    fn seal(&self, pkcs8: &[u8]) -> Result<KeyReference, Error> {
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher()?
+            .encrypt(&Nonce::from(nonce), Payload { msg: pkcs8, aad: AAD })
+            .map_err(|_| Error::Unseal)?;
+        let mut out = Vec::with_capacity(SEALED_V1.len() + nonce.len() + sealed.len());
+        out.extend_from_slice(SEALED_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(KeyReference(out))
+    }
+
+    fn unseal(&self, reference: &KeyReference) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let rest = reference.0.strip_prefix(SEALED_V1).ok_or(Error::Unseal)?;
+        if rest.len() < 12 {
+            return Err(Error::Unseal);
+        }
+        let (nonce, sealed) = rest.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| Error::Unseal)?;
+        let clear = self
+            .cipher()?
+            .decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: AAD })
+            .map_err(|_| Error::Unseal)?;
+        Ok(Zeroizing::new(clear))
+    }
+}
+
+impl KeyBackend for SoftwareKeyBackend {
+    fn name(&self) -> &'static str {
+        "software"
+    }
+
+    fn generate(&self, _label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
+        let pkcs8 = match algorithm {
+            KeyAlgorithm::EcdsaP256 => p256::SecretKey::random(&mut OsRng).to_pkcs8_der(),
+            KeyAlgorithm::Rsa3072 => rsa::RsaPrivateKey::new(&mut OsRng, 3072)
+                .map_err(|e| Error::Backend(format!("RSA key generation: {e}")))?
+                .to_pkcs8_der(),
+        }
+        .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
+        let reference = self.seal(pkcs8.as_bytes())?;
+        let signer = SoftwareSigner::from_pkcs8(pkcs8.as_bytes())?;
+        Ok(GeneratedKey { reference, public_key: signer.public_key().clone() })
+    }
+
+    fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {
+        let clear = self.unseal(reference)?;
+        Ok(Arc::new(SoftwareSigner::from_pkcs8(&clear)?))
+    }
+
+    fn destroy(&self, _reference: &KeyReference) -> Result<(), Error> {
+        // The sealed key exists only in the store row, which the caller erases.
+        Ok(())
+    }
+}
+
+enum SoftwareKey {
+    Ecdsa(p256::ecdsa::SigningKey),
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+/// A software private key in memory.
+pub struct SoftwareSigner {
+    key: SoftwareKey,
+    public_key: PublicKeyDer,
+}
+
+impl SoftwareSigner {
+    /// Reads an unencrypted PKCS#8 private key (P-256 or RSA).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
+        if let Ok(secret) = p256::SecretKey::from_pkcs8_der(der) {
+            let public = secret
+                .public_key()
+                .to_public_key_der()
+                .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
+            return Ok(Self {
+                key: SoftwareKey::Ecdsa(p256::ecdsa::SigningKey::from(secret)),
+                public_key: PublicKeyDer(public.as_bytes().to_vec()),
+            });
+        }
+        let rsa_key = rsa::RsaPrivateKey::from_pkcs8_der(der)
+            .map_err(|_| Error::UnsupportedKey("neither a P-256 nor an RSA PKCS#8 key".into()))?;
+        let public = rsa_key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
+        Ok(Self { key: SoftwareKey::Rsa(Box::new(rsa_key)), public_key: PublicKeyDer(public.as_bytes().to_vec()) })
+    }
+}
+
+impl KeySigner for SoftwareSigner {
+    fn algorithm(&self) -> KeyAlgorithm {
+        match self.key {
+            SoftwareKey::Ecdsa(_) => KeyAlgorithm::EcdsaP256,
+            SoftwareKey::Rsa(_) => KeyAlgorithm::Rsa3072,
+        }
+    }
+
+    fn public_key(&self) -> &PublicKeyDer {
+        &self.public_key
+    }
+
+    fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error> {
+        match &self.key {
+            SoftwareKey::Ecdsa(key) => {
+                let signature: p256::ecdsa::Signature =
+                    key.sign_prehash(digest.as_bytes()).map_err(|_| Error::Signature)?;
+                Ok(signature.to_der().as_bytes().to_vec())
+            }
+            SoftwareKey::Rsa(key) => {
+                let hashed = digest.as_bytes();
+                let result = match (padding, digest) {
+                    (RsaPadding::Pkcs1v15, Digest::Sha256(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), hashed),
+                    (RsaPadding::Pkcs1v15, Digest::Sha384(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), hashed),
+                    (RsaPadding::Pkcs1v15, Digest::Sha512(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), hashed),
+                    (RsaPadding::Pss, Digest::Sha256(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), hashed),
+                    (RsaPadding::Pss, Digest::Sha384(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), hashed),
+                    (RsaPadding::Pss, Digest::Sha512(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), hashed),
+                };
+                result.map_err(|_| Error::Signature)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_under_their_master_key() {
+        let backend = SoftwareKeyBackend::new(MasterKey::generate());
+        let key = backend.generate("test", KeyAlgorithm::EcdsaP256).unwrap();
+        let signer = backend.open(&key.reference).unwrap();
+        assert_eq!(signer.public_key(), &key.public_key);
+        let signature = signer.sign(b"hello").unwrap();
+        crate::verify::verify_signature(&key.public_key, b"hello", &signature).unwrap();
+        assert!(crate::verify::verify_signature(&key.public_key, b"hellO", &signature).is_err());
+
+        let other = SoftwareKeyBackend::new(MasterKey::generate());
+        assert!(matches!(other.open(&key.reference), Err(Error::Unseal)));
+        let mut damaged = key.reference.clone();
+        if let Some(last) = damaged.0.last_mut() {
+            *last ^= 1;
+        }
+        assert!(matches!(backend.open(&damaged), Err(Error::Unseal)));
+    }
+
+    #[test]
+    fn rsa_keys_sign_with_both_paddings() {
+        let backend = SoftwareKeyBackend::new(MasterKey::generate());
+        let key = backend.generate("test", KeyAlgorithm::Rsa3072).unwrap();
+        let signer = backend.open(&key.reference).unwrap();
+        assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa3072);
+        let signature = signer.sign(b"hello").unwrap();
+        assert_eq!(signature.len(), 384);
+        crate::verify::verify_signature(&key.public_key, b"hello", &signature).unwrap();
+        let pss = signer.sign_digest(&Digest::sha256(b"x"), RsaPadding::Pss).unwrap();
+        assert_eq!(pss.len(), 384);
+    }
+}

@@ -1,0 +1,402 @@
+//! Persistence for the trust service on sqlx: SQLite (the embedded default, WAL) or PostgreSQL,
+//! chosen by the URL. The store offers the operations the use cases need, not tables; every
+//! change happens inside a [`Tx`], one database transaction per use case.
+
+mod audit;
+mod migrate;
+mod records;
+pub mod test_support;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
+
+pub use audit::{verify_chain, AuditEntry, ChainBreak};
+pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A row holds a value this version cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The URL names no supported database.
+    #[error("unsupported database URL (use sqlite:PATH or postgres://...): {0}")]
+    UnsupportedUrl(String),
+    /// A row that must exist does not.
+    #[error("not found: {0}")]
+    NotFound(String),
+}
+
+/// Which database the URL chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        sqlx::any::install_default_drivers();
+        let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let separator = if rest.contains('?') { '&' } else { '?' };
+            let url = if rest.contains("mode=") { url.to_owned() } else { format!("{url}{separator}mode=rwc") };
+            (DatabaseKind::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (DatabaseKind::Postgres, url.to_owned())
+        } else {
+            return Err(Error::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match kind {
+            DatabaseKind::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL for concurrent readers; FULL so a committed use case survives a
+                            // power cut, not only a crash; wait for writers instead of failing.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            DatabaseKind::Postgres => options.max_connections(16).connect(&url).await?,
+        };
+        let store = Self { pool, kind };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// SQLite or PostgreSQL.
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// Starts a use case's transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks.
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        let inner = match self.kind {
+            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            DatabaseKind::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx { inner, kind: self.kind })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// One authority by name.
+    pub async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
+        let row = sqlx::query(records::AUTHORITY_SELECT_BY_NAME).bind(name).fetch_optional(&self.pool).await?;
+        row.map(|r| AuthorityRecord::from_row(&r)).transpose()
+    }
+
+    /// A key record by id.
+    pub async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
+        let row = sqlx::query(records::KEY_SELECT).bind(&id.0).fetch_optional(&self.pool).await?;
+        row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
+    }
+
+    /// A certificate by serial.
+    pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
+        let row = sqlx::query(records::CERTIFICATE_SELECT_BY_SERIAL)
+            .bind(serial.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| CertificateRecord::from_row(&r)).transpose()
+    }
+
+    /// Certificates, oldest first; only those of `email` when given.
+    pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
+        let rows = match email {
+            Some(email) => {
+                sqlx::query(records::CERTIFICATE_SELECT_BY_EMAIL).bind(email.to_owned()).fetch_all(&self.pool).await?
+            }
+            None => sqlx::query(records::CERTIFICATE_SELECT_ALL).fetch_all(&self.pool).await?,
+        };
+        rows.iter().map(CertificateRecord::from_row).collect()
+    }
+
+    /// Serials still `reserved` that were reserved before `before`.
+    pub async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
+        let rows = sqlx::query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
+            .bind(before.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| records::serial_column(r, 0)).collect()
+    }
+
+    /// The status revision: changes whenever any certificate's revocation status changes.
+    pub async fn status_revision(&self) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT revision FROM status_revision WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// The whole audit log, in order.
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
+        let rows = sqlx::query("SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(AuditEntry::from_row).collect()
+    }
+
+    /// The audit chain's head as recorded (sequence number and hash).
+    pub async fn audit_head(&self) -> Result<(i64, String), Error> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+/// One use case's transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    kind: DatabaseKind,
+}
+
+impl Tx {
+    /// Commits every change of the use case at once.
+    pub async fn commit(self) -> Result<(), Error> {
+        Ok(self.inner.commit().await?)
+    }
+
+    /// Records a key generated in a backend.
+    pub async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id.0)
+        .bind(&key.backend)
+        .bind(&key.label)
+        .bind(&key.algorithm)
+        .bind(key.reference.clone())
+        .bind(key.public_key.clone())
+        .bind(key.state.as_str())
+        .bind(key.created_at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
+    pub async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
+        sqlx::query("UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1")
+            .bind(&id.0)
+            .bind(at.0)
+            .bind(Vec::<u8>::new())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a new CA of the hierarchy.
+    pub async fn insert_authority(&mut self, name: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8]) -> Result<(), Error> {
+        sqlx::query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
+            .bind(name.to_owned())
+            .bind(serial.to_hex())
+            .bind(&key_id.0)
+            .bind(certificate.to_vec())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Locks an authority's row for this transaction and reads it (PostgreSQL `FOR UPDATE`;
+    /// SQLite already holds the write lock).
+    pub async fn authority_for_update(&mut self, name: &str) -> Result<AuthorityRecord, Error> {
+        let sql = match self.kind {
+            DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
+            DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
+        };
+        let row = sqlx::query(&sql).bind(name.to_owned()).fetch_optional(&mut *self.inner).await?;
+        row.map(|r| AuthorityRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("authority {name}")))
+    }
+
+    /// Stores a newly signed CRL with its number.
+    pub async fn store_crl(&mut self, name: &str, number: i64, crl: &[u8], next_update: UnixTime) -> Result<(), Error> {
+        sqlx::query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
+            .bind(name.to_owned())
+            .bind(number)
+            .bind(crl.to_vec())
+            .bind(next_update.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a renewed delegated OCSP signer.
+    pub async fn store_ocsp_signer(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE authorities SET ocsp_serial = $2, ocsp_key_id = $3, ocsp_certificate = $4, ocsp_not_after = $5 \
+             WHERE name = $1",
+        )
+        .bind(name.to_owned())
+        .bind(serial.to_hex())
+        .bind(&key_id.0)
+        .bind(certificate.to_vec())
+        .bind(not_after.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a serial before anything is signed with it.
+    pub async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO certificates (serial, authority, kind, status, subject, email, key_id, not_before, \
+             not_after, reserved_at) VALUES ($1, $2, $3, 'reserved', $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(new.serial.to_hex())
+        .bind(new.authority.clone())
+        .bind(new.kind.as_str())
+        .bind(new.subject.clone())
+        .bind(new.email.clone())
+        .bind(new.key_id.as_ref().map(|k| k.0.clone()))
+        .bind(new.not_before.0)
+        .bind(new.not_after.0)
+        .bind(new.reserved_at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the signed certificate of a reserved serial. Errors if the serial is not
+    /// reserved (abandoned meanwhile, or never reserved).
+    pub async fn complete_certificate(&mut self, serial: &Serial, der: &[u8], at: UnixTime) -> Result<(), Error> {
+        let done = sqlx::query(
+            "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3 WHERE serial = $1 AND status = 'reserved'",
+        )
+        .bind(serial.to_hex())
+        .bind(der.to_vec())
+        .bind(at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::NotFound(format!("reserved serial {serial}")));
+        }
+        Ok(())
+    }
+
+    /// Marks a `reserved` serial `abandoned`; returns its key, if any. `None` when the serial
+    /// was not reserved (then nothing changes).
+    pub async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
+        let Some(record) = self.certificate(serial).await? else { return Ok(None) };
+        if record.status != CertificateStatus::Reserved {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'")
+            .bind(serial.to_hex())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(record.key_id)
+    }
+
+    /// Serialises the creation of the CA hierarchy across processes (PostgreSQL advisory lock;
+    /// SQLite's write lock already does).
+    pub async fn lock_bootstrap(&mut self) -> Result<(), Error> {
+        if self.kind == DatabaseKind::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7363728002)").execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads an authority inside the transaction, without locking it.
+    pub async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
+        let row = sqlx::query(records::AUTHORITY_SELECT_BY_NAME).bind(name.to_owned()).fetch_optional(&mut *self.inner).await?;
+        row.map(|r| AuthorityRecord::from_row(&r)).transpose()
+    }
+
+    /// Reads a key record inside the transaction.
+    pub async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
+        let row = sqlx::query(records::KEY_SELECT).bind(&id.0).fetch_optional(&mut *self.inner).await?;
+        row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
+    }
+
+    /// Reads a certificate inside the transaction.
+    pub async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
+        let row = sqlx::query(records::CERTIFICATE_SELECT_BY_SERIAL)
+            .bind(serial.to_hex())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(|r| CertificateRecord::from_row(&r)).transpose()
+    }
+
+    /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
+    pub async fn revoke_certificate(&mut self, serial: &Serial, at: UnixTime, reason: RevocationReason) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 \
+             WHERE serial = $1 AND status = 'issued'",
+        )
+        .bind(serial.to_hex())
+        .bind(at.0)
+        .bind(i32::from(reason.code()))
+        .execute(&mut *self.inner)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1").execute(&mut *self.inner).await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every revoked certificate an authority issued, for its CRL.
+    pub async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE authority = $1 AND status = 'revoked' ORDER BY revoked_at, serial",
+        )
+        .bind(authority.to_owned())
+        .fetch_all(&mut *self.inner)
+        .await?;
+        rows.iter().map(RevokedRecord::from_row).collect()
+    }
+
+    /// Appends an entry to the audit log, chained to the one before.
+    pub async fn audit(&mut self, at: UnixTime, actor: &str, event: &str, details: serde_json::Value) -> Result<(), Error> {
+        audit::append(&mut self.inner, at, actor, event, &details).await
+    }
+}
+
+fn parse_column<T: FromStr>(row: &AnyRow, index: usize, what: &str) -> Result<T, Error> {
+    let text: String = row.try_get(index)?;
+    text.parse().map_err(|_| Error::Corrupt(format!("{what}: {text}")))
+}
+
+fn kind_column(row: &AnyRow, index: usize) -> Result<CertificateKind, Error> {
+    parse_column(row, index, "certificate kind")
+}
+
+fn status_column(row: &AnyRow, index: usize) -> Result<CertificateStatus, Error> {
+    parse_column(row, index, "certificate status")
+}

@@ -1,0 +1,54 @@
+//! Schema migrations, one SQL file per version and database. Applied in one transaction at
+//! connect; on PostgreSQL an advisory lock keeps two starting servers from racing.
+
+use sqlx::{Executor, Row};
+
+use crate::{DatabaseKind, Error, Store};
+
+/// (version, SQLite text, PostgreSQL text)
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, include_str!("migrations/0001_pki.sql"), include_str!("migrations/0001_pki.pg.sql"))];
+
+pub(crate) async fn run(store: &Store) -> Result<(), Error> {
+    let mut tx = store.begin().await?;
+    if store.kind == DatabaseKind::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7363728001)").execute(&mut *tx.inner).await?;
+    }
+    tx.inner
+        .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .await?;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&mut *tx.inner).await?;
+    let current: i64 = row.try_get(0)?;
+    for (version, sqlite, postgres) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        let text = if store.kind == DatabaseKind::Postgres { postgres } else { sqlite };
+        for statement in split_statements(text) {
+            tx.inner.execute(statement.as_str()).await?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(&mut *tx.inner).await?;
+    }
+    tx.commit().await
+}
+
+/// Splits a migration into statements at `;` line ends, dropping `--` comment lines.
+fn split_statements(text: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            statements.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current);
+    }
+    statements
+}

@@ -1,0 +1,247 @@
+//! The values the store hands out and takes in. Row decoding stays in this crate.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
+
+use crate::{kind_column, status_column, Error};
+
+pub(crate) const AUTHORITY_SELECT_BY_NAME: &str = "SELECT name, serial, key_id, certificate, crl_number, crl, \
+     crl_next_update, ocsp_serial, ocsp_key_id, ocsp_certificate, ocsp_not_after FROM authorities WHERE name = $1";
+pub(crate) const KEY_SELECT: &str =
+    "SELECT id, backend, label, algorithm, reference, public_key, state, created_at FROM keys WHERE id = $1";
+macro_rules! certificate_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT serial, authority, kind, status, subject, email, key_id, not_before, not_after, der, ",
+            "reserved_at, issued_at, revoked_at, revocation_reason FROM certificates",
+            $tail
+        )
+    };
+}
+pub(crate) const CERTIFICATE_SELECT_BY_SERIAL: &str = certificate_select!(" WHERE serial = $1");
+pub(crate) const CERTIFICATE_SELECT_BY_EMAIL: &str = certificate_select!(" WHERE email = $1 ORDER BY reserved_at, serial");
+pub(crate) const CERTIFICATE_SELECT_ALL: &str = certificate_select!(" ORDER BY reserved_at, serial");
+
+/// Identifies a key record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(pub String);
+
+/// Whether a key can still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// In use.
+    Active,
+    /// Destroyed in its backend.
+    Destroyed,
+}
+
+impl KeyState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// A key in a backend.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// Its id.
+    pub id: KeyId,
+    /// `software` or `pkcs11`.
+    pub backend: String,
+    /// The label it carries in the backend.
+    pub label: String,
+    /// `ecdsa-p256` or `rsa-3072`.
+    pub algorithm: String,
+    /// The backend's opaque reference.
+    pub reference: Vec<u8>,
+    /// SubjectPublicKeyInfo DER.
+    pub public_key: Vec<u8>,
+    /// Active or destroyed.
+    pub state: KeyState,
+    /// When it was generated.
+    pub created_at: UnixTime,
+}
+
+impl KeyRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let state: String = row.try_get(6)?;
+        Ok(Self {
+            id: KeyId(row.try_get(0)?),
+            backend: row.try_get(1)?,
+            label: row.try_get(2)?,
+            algorithm: row.try_get(3)?,
+            reference: row.try_get(4)?,
+            public_key: row.try_get(5)?,
+            state: if state == "destroyed" { KeyState::Destroyed } else { KeyState::Active },
+            created_at: UnixTime(row.try_get(7)?),
+        })
+    }
+}
+
+/// One CA of the hierarchy with its current CRL and OCSP signer.
+#[derive(Debug, Clone)]
+pub struct AuthorityRecord {
+    /// `root`, `qualified` or `consentid`.
+    pub name: String,
+    /// The CA certificate's serial.
+    pub serial: Serial,
+    /// The CA key.
+    pub key_id: KeyId,
+    /// The CA certificate, DER.
+    pub certificate: Vec<u8>,
+    /// The number of the latest CRL (0: none yet).
+    pub crl_number: i64,
+    /// The latest CRL, DER.
+    pub crl: Option<Vec<u8>>,
+    /// The latest CRL's nextUpdate.
+    pub crl_next_update: Option<UnixTime>,
+    /// The delegated OCSP signer: serial, key, certificate, end of validity.
+    pub ocsp_signer: Option<(Serial, KeyId, Vec<u8>, UnixTime)>,
+}
+
+impl AuthorityRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let ocsp_serial: Option<String> = row.try_get(7)?;
+        let ocsp_key: Option<String> = row.try_get(8)?;
+        let ocsp_certificate: Option<Vec<u8>> = row.try_get(9)?;
+        let ocsp_not_after: Option<i64> = row.try_get(10)?;
+        let ocsp_signer = match (ocsp_serial, ocsp_key, ocsp_certificate, ocsp_not_after) {
+            (Some(serial), Some(key), Some(certificate), Some(not_after)) => Some((
+                Serial::parse_hex(&serial).ok_or_else(|| Error::Corrupt(format!("serial {serial}")))?,
+                KeyId(key),
+                certificate,
+                UnixTime(not_after),
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            name: row.try_get(0)?,
+            serial: serial_column(row, 1)?,
+            key_id: KeyId(row.try_get(2)?),
+            certificate: row.try_get(3)?,
+            crl_number: row.try_get(4)?,
+            crl: row.try_get(5)?,
+            crl_next_update: row.try_get::<Option<i64>, _>(6)?.map(UnixTime),
+            ocsp_signer,
+        })
+    }
+}
+
+/// A serial to reserve.
+#[derive(Debug, Clone)]
+pub struct NewCertificate {
+    /// The serial.
+    pub serial: Serial,
+    /// The issuing authority's name.
+    pub authority: String,
+    /// The profile.
+    pub kind: CertificateKind,
+    /// The subject, one line.
+    pub subject: String,
+    /// The holder's e-mail, if a person.
+    pub email: Option<String>,
+    /// The key in our backend, if we hold it.
+    pub key_id: Option<KeyId>,
+    /// Start of validity.
+    pub not_before: UnixTime,
+    /// End of validity.
+    pub not_after: UnixTime,
+    /// When the serial was stored.
+    pub reserved_at: UnixTime,
+}
+
+/// A certificate row.
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    /// The serial.
+    pub serial: Serial,
+    /// The issuing authority's name.
+    pub authority: String,
+    /// The profile.
+    pub kind: CertificateKind,
+    /// Where it is in its life.
+    pub status: CertificateStatus,
+    /// The subject, one line.
+    pub subject: String,
+    /// The holder's e-mail.
+    pub email: Option<String>,
+    /// Our key, if we hold it.
+    pub key_id: Option<KeyId>,
+    /// Start of validity.
+    pub not_before: UnixTime,
+    /// End of validity.
+    pub not_after: UnixTime,
+    /// The certificate, once signed.
+    pub der: Option<Vec<u8>>,
+    /// When the serial was stored.
+    pub reserved_at: UnixTime,
+    /// When the certificate was stored.
+    pub issued_at: Option<UnixTime>,
+    /// When and why it was revoked.
+    pub revocation: Option<(UnixTime, RevocationReason)>,
+}
+
+impl CertificateRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let revoked_at: Option<i64> = row.try_get(12)?;
+        let reason: Option<i32> = row.try_get(13)?;
+        let revocation = match (revoked_at, reason) {
+            (Some(at), Some(code)) => Some((UnixTime(at), reason_from_code(code)?)),
+            _ => None,
+        };
+        Ok(Self {
+            serial: serial_column(row, 0)?,
+            authority: row.try_get(1)?,
+            kind: kind_column(row, 2)?,
+            status: status_column(row, 3)?,
+            subject: row.try_get(4)?,
+            email: row.try_get(5)?,
+            key_id: row.try_get::<Option<String>, _>(6)?.map(KeyId),
+            not_before: UnixTime(row.try_get(7)?),
+            not_after: UnixTime(row.try_get(8)?),
+            der: row.try_get(9)?,
+            reserved_at: UnixTime(row.try_get(10)?),
+            issued_at: row.try_get::<Option<i64>, _>(11)?.map(UnixTime),
+            revocation,
+        })
+    }
+}
+
+/// An entry of a CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedRecord {
+    /// The serial.
+    pub serial: Serial,
+    /// When it was revoked.
+    pub revoked_at: UnixTime,
+    /// Why.
+    pub reason: RevocationReason,
+}
+
+impl RevokedRecord {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        Ok(Self {
+            serial: serial_column(row, 0)?,
+            revoked_at: UnixTime(row.try_get(1)?),
+            reason: reason_from_code(row.try_get(2)?)?,
+        })
+    }
+}
+
+fn reason_from_code(code: i32) -> Result<RevocationReason, Error> {
+    u8::try_from(code)
+        .ok()
+        .and_then(RevocationReason::from_code)
+        .ok_or_else(|| Error::Corrupt(format!("revocation reason {code}")))
+}
+
+pub(crate) fn serial_column(row: &AnyRow, index: usize) -> Result<Serial, Error> {
+    let text: String = row.try_get(index)?;
+    Serial::parse_hex(&text).ok_or_else(|| Error::Corrupt(format!("serial {text}")))
+}
