@@ -70,9 +70,10 @@ impl Settings {
         let base = public_url.trim_end_matches('/').to_owned();
         Self {
             policy: ProviderPolicy {
-                // The 2.999 arc is X.660's example arc: a deployment sets its own OIDs.
-                qualified_policy: const_oid::ObjectIdentifier::new_unwrap("2.999.7363.1.1"),
-                device_policy: const_oid::ObjectIdentifier::new_unwrap("2.999.7363.1.2"),
+                // Placeholders under the Office's private arc (1.3.6.1.4.1.55016, inferred from
+                // its TSA policy OID, reference/pki-profiles.md §2.1); a deployment sets its own.
+                qualified_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.1"),
+                device_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.2"),
                 cps_url: format!("{base}/docs/cps"),
                 pds: vec![
                     ("https://eid.gov.rs/pds/pds_sr.pdf".into(), "sr".into()),

@@ -1,1 +1,106 @@
-//! placeholder
+//! The `eidportal` server: configuration, wiring (the only place that picks the database and
+//! the key backend), the HTTP router and the officer commands.
+
+pub mod config;
+pub mod http;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use authority::{Authority, CloudValidity, Settings, SystemClock};
+use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
+use store::Store;
+
+use crate::config::{Config, KeyBackendConfig};
+
+/// Errors while starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data folder or a file in it.
+    #[error("{0}")]
+    Files(String),
+    /// The database.
+    #[error("database: {0}")]
+    Store(#[from] store::Error),
+    /// The key backend.
+    #[error("key backend: {0}")]
+    Keys(#[from] pki::Error),
+    /// The authority refused to start (e.g. a CA key does not match its certificate).
+    #[error("{0}")]
+    Authority(#[from] authority::Error),
+}
+
+/// Creates the data folder (mode 0700) if needed.
+pub fn prepare_data_folder(data: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(data).map_err(|e| StartError::Files(format!("cannot create {}: {e}", data.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Reads `<data>/master.key`, creating it (mode 0600) on first use.
+pub fn master_key(data: &Path) -> Result<MasterKey, StartError> {
+    let path = data.join("master.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => MasterKey::from_bytes(&bytes)
+            .ok_or_else(|| StartError::Files(format!("{} is not a 32-byte master key", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file =
+                options.open(&path).map_err(|e| StartError::Files(format!("cannot create {}: {e}", path.display())))?;
+            file.write_all(key.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StartError::Files(format!("cannot write {}: {e}", path.display())))?;
+            Ok(key)
+        }
+        Err(e) => Err(StartError::Files(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// The key backend the configuration names.
+pub fn key_backend(config: &Config) -> Result<Arc<dyn KeyBackend>, StartError> {
+    Ok(match &config.keys {
+        KeyBackendConfig::Software => Arc::new(SoftwareKeyBackend::new(master_key(&config.data)?)),
+        KeyBackendConfig::Pkcs11 { module, token, pin } => {
+            Arc::new(hsm::Pkcs11Backend::open(module, token, hsm::Pin::new(pin.as_str()))?)
+        }
+    })
+}
+
+/// The authority's settings from the configuration.
+pub fn settings(config: &Config, public_url: &str) -> Settings {
+    let mut settings = Settings::new(public_url);
+    settings.key_algorithm = config.key_algorithm;
+    if let Some(days) = config.cloud_cert_validity_days {
+        settings.cloud_validity = CloudValidity::Days(days);
+    }
+    settings
+}
+
+/// Opens the data folder, the database and the keys, and the authority on them.
+pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authority, StartError> {
+    prepare_data_folder(&config.data)?;
+    let keys = key_backend(config)?;
+    let store = Store::connect(&config.database_url).await?;
+    Ok(Authority::open(store, keys, Arc::new(SystemClock), settings(config, public_url)).await?)
+}
+
+/// The public URL: configured, or `http://<listen address>`.
+pub fn public_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
+    match (&config.public_url, bound) {
+        (Some(url), _) => url.clone(),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => format!("http://{}", config.listen),
+    }
+}

@@ -1,1 +1,303 @@
-fn main() {}
+//! The `eidportal` command: `serve`, and the officer commands (DESIGN §2).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use authority::Authority;
+use domain::{Jmbg, RevocationReason, Serial};
+use pki::profile::Person;
+use server::config::{Config, Flags};
+use server::http::{app, AppState, Metrics};
+
+/// eID portal and qualified trust service.
+#[derive(Debug, Parser)]
+#[command(name = "eidportal", version, about)]
+struct Cli {
+    /// Data folder (database, master key, outbox). Default: ./eidportal-data
+    #[arg(long, global = true, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Settings file (TOML).
+    #[arg(long, global = true, value_name = "FILE", env = "EIDPORTAL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (creates the data folder and the CA hierarchy on first start).
+    Serve {
+        /// Listen address. Default: 127.0.0.1:8080
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Certificates (officer).
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// List certificates, oldest first.
+    List {
+        /// Only certificates of this e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a certificate as PEM.
+    Pem {
+        /// Serial number in hex.
+        serial: String,
+        /// Also print the issuing CAs up to the root.
+        #[arg(long)]
+        chain: bool,
+    },
+    /// Revoke a certificate; its CA's CRL is re-issued at once.
+    Revoke {
+        /// Serial number in hex.
+        serial: String,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, privilegeWithdrawn (or its number).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Issue a qualified cloud signing certificate with a key generated in the key backend.
+    Issue {
+        /// Profile; only cloud-signing is issued this way.
+        #[arg(long, default_value = "cloud-signing")]
+        kind: String,
+        /// Given name.
+        #[arg(long)]
+        given_name: String,
+        /// Surname.
+        #[arg(long)]
+        surname: String,
+        /// JMBG (13 digits, checksum validated).
+        #[arg(long)]
+        jmbg: String,
+        /// The holder's e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// How many to issue (load tests); each is reported as it is done.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// One JSON object per certificate, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain; exits non-zero if it is broken.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("EIDPORTAL_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let flags = Flags { data: cli.data.clone(), config: cli.config.clone(), listen };
+    let environment: BTreeMap<String, String> = std::env::vars().collect();
+    let config = match Config::load(&flags, &environment) {
+        Ok(config) => config,
+        Err(line) => {
+            eprintln!("eidportal: {line}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("eidportal: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("eidportal: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
+    match command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Cert(command) => {
+            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
+            cert(command, &authority).await
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
+            match authority.verify_audit().await.map_err(|e| e.to_string())? {
+                Ok(count) => {
+                    println!("audit log intact: {count} entries");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(broken) => {
+                    println!("audit log BROKEN: {broken}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = server::public_url(&config, Some(bound));
+    let authority = Arc::new(server::open_authority(&config, &public_url).await.map_err(|e| e.to_string())?);
+    // Background upkeep: status changes from other processes every second; CRLs, OCSP
+    // signers and dead reservations every minute.
+    let upkeep = authority.clone();
+    tokio::spawn(async move {
+        let mut tick: u64 = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tick += 1;
+            let result = if tick % 60 == 0 { upkeep.maintain().await } else { upkeep.sync_status().await };
+            if let Err(error) = result {
+                tracing::error!(%error, "upkeep failed");
+            }
+        }
+    });
+    let state = AppState { authority, metrics: Arc::new(Metrics::default()) };
+    println!("eidportal listening on http://{bound}");
+    println!("portal: {public_url}/");
+    tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn parse_serial(text: &str) -> Result<Serial, String> {
+    Serial::parse_hex(text).ok_or_else(|| format!("SERIAL: `{text}` is not a 32-digit hex serial"))
+}
+
+async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, String> {
+    match command {
+        CertCommand::List { email, json } => {
+            let records = authority.certificates(email.as_deref()).await.map_err(|e| e.to_string())?;
+            if json {
+                let items: Vec<serde_json::Value> = records
+                    .iter()
+                    .map(|r| {
+                        serde_json::json!({
+                            "serial": r.serial.to_hex(),
+                            "kind": r.kind.as_str(),
+                            "status": r.status.as_str(),
+                            "authority": r.authority,
+                            "subject": r.subject,
+                            "email": r.email,
+                            "not_before": r.not_before.rfc3339(),
+                            "not_after": r.not_after.rfc3339(),
+                            "revoked_at": r.revocation.map(|(at, _)| at.rfc3339()),
+                            "revocation_reason": r.revocation.map(|(_, reason)| reason.as_str()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else {
+                println!("{:<32}  {:<15}  {:<9}  {:<20}  subject", "serial", "kind", "status", "not_after");
+                for r in &records {
+                    println!(
+                        "{}  {:<15}  {:<9}  {:<20}  {}",
+                        r.serial.to_hex(),
+                        r.kind.as_str(),
+                        r.status.as_str(),
+                        r.not_after.rfc3339(),
+                        r.subject
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCommand::Pem { serial, chain } => {
+            let serial = parse_serial(&serial)?;
+            print!("{}", authority.certificate_pem(&serial, chain).await.map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCommand::Revoke { serial, reason } => {
+            let serial = parse_serial(&serial)?;
+            let reason: RevocationReason = reason.parse().map_err(|_| {
+                format!("--reason: `{reason}` is not an RFC 5280 reason (e.g. keyCompromise, superseded)")
+            })?;
+            authority.revoke(&serial, reason, "officer").await.map_err(|e| e.to_string())?;
+            println!("revoked {serial} ({})", reason.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        CertCommand::Issue { kind, given_name, surname, jmbg, email, count, json } => {
+            if kind.replace('_', "-") != "cloud-signing" {
+                return Err(format!("--kind: `{kind}`: only cloud-signing certificates are issued by this command"));
+            }
+            let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
+            let names_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 64;
+            if !names_ok(&given_name) || !names_ok(&surname) {
+                return Err("--given-name and --surname must be 1 to 64 characters".into());
+            }
+            let person = Person { given_name, surname, jmbg };
+            for _ in 0..count {
+                let issued = authority
+                    .issue_cloud_certificate(&person, email.as_deref(), "officer")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "serial": issued.serial.to_hex(),
+                            "kind": "cloud_signing",
+                            "status": "issued",
+                            "not_before": issued.not_before.rfc3339(),
+                            "not_after": issued.not_after.rfc3339(),
+                        })
+                    );
+                } else {
+                    println!("issued {}", issued.serial.to_hex());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Settings of the `eidportal` binary: defaults, then a TOML file (`--config`), then
+//! `EIDPORTAL_*` environment variables, then flags (DESIGN §2). A bad setting stops the start
+//! with one line naming it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use pki::KeyAlgorithm;
+
+/// Where keys live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeyBackendConfig {
+    /// Sealed under `<data>/master.key`.
+    Software,
+    /// In a PKCS#11 token.
+    Pkcs11 {
+        /// The module (shared library).
+        module: PathBuf,
+        /// The token label.
+        token: String,
+        /// The user PIN.
+        pin: zeroize::Zeroizing<String>,
+    },
+}
+
+impl std::fmt::Debug for KeyBackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Software => f.write_str("Software"),
+            Self::Pkcs11 { module, token, .. } => {
+                write!(f, "Pkcs11 {{ module: {}, token: {token}, pin: [redacted] }}", module.display())
+            }
+        }
+    }
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data folder.
+    pub data: PathBuf,
+    /// Listen address of `serve`.
+    pub listen: String,
+    /// The public base URL; `None` means `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Database URL.
+    pub database_url: String,
+    /// SMTP URL; `None` writes mail to `<data>/outbox/`.
+    pub smtp_url: Option<String>,
+    /// Key backend.
+    pub keys: KeyBackendConfig,
+    /// Algorithm of new keys.
+    pub key_algorithm: KeyAlgorithm,
+    /// Cloud certificate validity in days; `None` is 5 calendar years.
+    pub cloud_cert_validity_days: Option<i64>,
+    /// Renewal window before expiry, days.
+    pub renewal_window_days: i64,
+}
+
+/// The settings file, every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    smtp_url: Option<String>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token: Option<String>,
+    pkcs11_pin: Option<String>,
+    key_algorithm: Option<String>,
+    cloud_cert_validity_days: Option<i64>,
+    renewal_window_days: Option<i64>,
+}
+
+/// Every environment variable we read, and the file key it sets.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("EIDPORTAL_DATA", "data"),
+    ("EIDPORTAL_LISTEN", "listen"),
+    ("EIDPORTAL_PUBLIC_URL", "public_url"),
+    ("EIDPORTAL_DATABASE_URL", "database_url"),
+    ("EIDPORTAL_SMTP_URL", "smtp_url"),
+    ("EIDPORTAL_PKCS11_MODULE", "pkcs11_module"),
+    ("EIDPORTAL_PKCS11_TOKEN", "pkcs11_token"),
+    ("EIDPORTAL_PKCS11_PIN", "pkcs11_pin"),
+    ("EIDPORTAL_KEY_ALGORITHM", "key_algorithm"),
+    ("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS", "cloud_cert_validity_days"),
+    ("EIDPORTAL_RENEWAL_WINDOW_DAYS", "renewal_window_days"),
+];
+
+/// Variables with the prefix that are not settings (logging, and the test suite's own).
+fn ignored_variable(name: &str) -> bool {
+    name == "EIDPORTAL_LOG" || name == "EIDPORTAL_CONFIG" || name.starts_with("EIDPORTAL_TEST_")
+}
+
+/// Overrides given as flags.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `serve --listen`.
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Resolves the settings from the file, the environment and the flags.
+    pub fn load(flags: &Flags, environment: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        for name in environment.keys() {
+            if name.starts_with("EIDPORTAL_")
+                && !ignored_variable(name)
+                && !ENVIRONMENT.iter().any(|(known, _)| known == name)
+            {
+                return Err(format!("unknown setting {name} (see the README's table of settings)"));
+            }
+        }
+        let env = |name: &str| environment.get(name).filter(|v| !v.is_empty()).cloned();
+        let parse_days = |name: &str| -> Result<Option<i64>, String> {
+            env(name)
+                .map(|v| v.parse::<i64>().map_err(|_| format!("{name}: `{v}` is not a whole number of days")))
+                .transpose()
+        };
+        // Environment over file.
+        if let Some(v) = env("EIDPORTAL_DATA") {
+            file.data = Some(v.into());
+        }
+        if let Some(v) = env("EIDPORTAL_LISTEN") {
+            file.listen = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_PUBLIC_URL") {
+            file.public_url = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_DATABASE_URL") {
+            file.database_url = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_URL") {
+            file.smtp_url = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_PKCS11_MODULE") {
+            file.pkcs11_module = Some(v.into());
+        }
+        if let Some(v) = env("EIDPORTAL_PKCS11_TOKEN") {
+            file.pkcs11_token = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_PKCS11_PIN") {
+            file.pkcs11_pin = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_KEY_ALGORITHM") {
+            file.key_algorithm = Some(v);
+        }
+        if let Some(v) = parse_days("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS")? {
+            file.cloud_cert_validity_days = Some(v);
+        }
+        if let Some(v) = parse_days("EIDPORTAL_RENEWAL_WINDOW_DAYS")? {
+            file.renewal_window_days = Some(v);
+        }
+        // Flags over environment.
+        if let Some(v) = &flags.data {
+            file.data = Some(v.clone());
+        }
+        if let Some(v) = &flags.listen {
+            file.listen = Some(v.clone());
+        }
+        Self::resolve(file)
+    }
+
+    fn resolve(file: FileSettings) -> Result<Self, String> {
+        let data = file.data.unwrap_or_else(|| PathBuf::from("eidportal-data"));
+        let listen = file.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("EIDPORTAL_LISTEN: `{listen}` is not an address like 127.0.0.1:8080"));
+        }
+        if let Some(url) = &file.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
+                return Err(format!("EIDPORTAL_PUBLIC_URL: `{url}` is not an http(s) URL"));
+            }
+        }
+        let database_url = file
+            .database_url
+            .unwrap_or_else(|| format!("sqlite:{}", data.join("eidportal.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err("EIDPORTAL_DATABASE_URL: use sqlite:PATH or postgres://USER@HOST/DB".into());
+        }
+        if let Some(url) = &file.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(format!("EIDPORTAL_SMTP_URL: `{url}` is not an smtp:// or smtps:// URL"));
+            }
+        }
+        let keys = match (file.pkcs11_module, file.pkcs11_token, file.pkcs11_pin) {
+            (None, None, None) => KeyBackendConfig::Software,
+            (Some(module), Some(token), Some(pin)) => KeyBackendConfig::Pkcs11 { module, token, pin: pin.into() },
+            _ => {
+                return Err(
+                    "EIDPORTAL_PKCS11_MODULE, EIDPORTAL_PKCS11_TOKEN and EIDPORTAL_PKCS11_PIN must be set together".into()
+                )
+            }
+        };
+        let key_algorithm = match file.key_algorithm.as_deref() {
+            None => KeyAlgorithm::EcdsaP256,
+            Some(name) => KeyAlgorithm::parse(name)
+                .ok_or_else(|| format!("EIDPORTAL_KEY_ALGORITHM: `{name}` is neither ecdsa-p256 nor rsa-3072"))?,
+        };
+        if let Some(days) = file.cloud_cert_validity_days {
+            if !(1..=3660).contains(&days) {
+                return Err(format!("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS: {days} is outside 1..=3660"));
+            }
+        }
+        let renewal_window_days = file.renewal_window_days.unwrap_or(30);
+        if !(1..=365).contains(&renewal_window_days) {
+            return Err(format!("EIDPORTAL_RENEWAL_WINDOW_DAYS: {renewal_window_days} is outside 1..=365"));
+        }
+        Ok(Self {
+            data,
+            listen,
+            public_url: file.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            database_url,
+            smtp_url: file.smtp_url,
+            keys,
+            key_algorithm,
+            cloud_cert_validity_days: file.cloud_cert_validity_days,
+            renewal_window_days,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let message = e.message().to_owned();
+        format!("--config {}: {message}", path.display())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_work_with_nothing_set() {
+        let config = Config::load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.keys, KeyBackendConfig::Software);
+        assert!(config.database_url.starts_with("sqlite:"));
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nrenewal_window_days = 10\n").unwrap();
+        let flags = Flags { config: Some(path.clone()), ..Flags::default() };
+        let config = Config::load(&flags, &env(&[("EIDPORTAL_RENEWAL_WINDOW_DAYS", "20")])).unwrap();
+        assert_eq!((config.listen.as_str(), config.renewal_window_days), ("127.0.0.1:1", 20));
+        let flags = Flags { config: Some(path), listen: Some("127.0.0.1:2".into()), ..Flags::default() };
+        let config = Config::load(&flags, &env(&[("EIDPORTAL_LISTEN", "127.0.0.1:3")])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTEN", "nowhere")])).unwrap_err();
+        assert!(error.starts_with("EIDPORTAL_LISTEN"), "{error}");
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_PKCS11_TOKEN", "t")])).unwrap_err();
+        assert!(error.contains("EIDPORTAL_PKCS11_MODULE"), "{error}");
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTN", "x")])).unwrap_err();
+        assert!(error.contains("EIDPORTAL_LISTN"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = 1\n").unwrap();
+        let error = Config::load(&Flags { config: Some(path), ..Flags::default() }, &env(&[])).unwrap_err();
+        assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn pin_never_reaches_debug_output() {
+        let config = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("EIDPORTAL_PKCS11_MODULE", "/x.so"),
+                ("EIDPORTAL_PKCS11_TOKEN", "t"),
+                ("EIDPORTAL_PKCS11_PIN", "secret-pin-4711"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("4711"));
+    }
+}

@@ -1,0 +1,192 @@
+//! HTTP: the CA certificates and CRLs under `/pki/`, OCSP (RFC 6960 Appendix A, RFC 5019),
+//! `/healthz` and `/metrics`. Handlers are testable without a socket: [`app`] builds the router.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use sha2::Digest as _;
+
+use authority::{Authority, CaName, OcspAnswer};
+
+/// The largest OCSP request accepted (RFC 5019 requests are about 100 bytes).
+pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    ocsp_successful: AtomicU64,
+    ocsp_cached: AtomicU64,
+    ocsp_malformed: AtomicU64,
+    ocsp_unauthorized: AtomicU64,
+    ocsp_other_errors: AtomicU64,
+    pki_downloads: AtomicU64,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub authority: Arc<Authority>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/pki/{file}", get(pki_file))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let text = format!(
+        "# HELP eidportal_ocsp_responses_total OCSP responses by outcome.\n\
+         # TYPE eidportal_ocsp_responses_total counter\n\
+         eidportal_ocsp_responses_total{{outcome=\"successful\"}} {}\n\
+         eidportal_ocsp_responses_total{{outcome=\"malformed_request\"}} {}\n\
+         eidportal_ocsp_responses_total{{outcome=\"unauthorized\"}} {}\n\
+         eidportal_ocsp_responses_total{{outcome=\"other_error\"}} {}\n\
+         # HELP eidportal_ocsp_cache_hits_total OCSP responses served from the cache without a signature.\n\
+         # TYPE eidportal_ocsp_cache_hits_total counter\n\
+         eidportal_ocsp_cache_hits_total {}\n\
+         # HELP eidportal_pki_downloads_total CA certificates and CRLs served.\n\
+         # TYPE eidportal_pki_downloads_total counter\n\
+         eidportal_pki_downloads_total {}\n",
+        load(&m.ocsp_successful),
+        load(&m.ocsp_malformed),
+        load(&m.ocsp_unauthorized),
+        load(&m.ocsp_other_errors),
+        load(&m.ocsp_cached),
+        load(&m.pki_downloads),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+    let (stem, is_crl) = match (file.strip_suffix(".crt"), file.strip_suffix(".crl")) {
+        (Some(stem), _) => (stem, false),
+        (_, Some(stem)) => (stem, true),
+        _ => return not_found(),
+    };
+    let Some(ca) = CaName::ALL.into_iter().find(|c| c.file_stem() == stem) else { return not_found() };
+    state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
+    if is_crl {
+        if ca == CaName::Root {
+            return not_found();
+        }
+        match state.authority.crl(ca).await {
+            Ok(der) => der_response("application/pkix-crl", der),
+            Err(error) => internal_error(&error),
+        }
+    } else {
+        match state.authority.ca_certificate(ca) {
+            Ok(der) => der_response("application/pkix-cert", der.0),
+            Err(error) => internal_error(&error),
+        }
+    }
+}
+
+fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+fn internal_error(error: &dyn std::fmt::Display) -> Response {
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    tracing::error!(request_id = %id, %error, "request failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error, request id {id}\n")).into_response()
+}
+
+async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.is_empty() && !content_type.starts_with("application/ocsp-request") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/ocsp-request\n").into_response();
+    }
+    let answer = state.authority.ocsp(&body).await;
+    ocsp_response(&state, answer)
+}
+
+async fn ocsp_get(State(state): State<AppState>, Path(encoded): Path<String>) -> Response {
+    // RFC 6960 Appendix A.1: base64 of the DER, URL-encoded (axum has percent-decoded it).
+    // Some clients leave `+` as a space or use the URL-safe alphabet; accept both.
+    let cleaned: String = encoded.trim_start_matches('/').chars().map(|c| if c == ' ' { '+' } else { c }).collect();
+    if cleaned.len() > MAX_OCSP_REQUEST * 2 {
+        return (StatusCode::URI_TOO_LONG, "request too long\n").into_response();
+    }
+    let standard = base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes());
+    let der = match standard {
+        Ok(der) => der,
+        Err(_) => match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned.trim_end_matches('=').as_bytes()) {
+            Ok(der) => der,
+            Err(_) => {
+                let answer = state.authority.ocsp(&[]).await;
+                return ocsp_response(&state, answer);
+            }
+        },
+    };
+    let answer = state.authority.ocsp(&der).await;
+    ocsp_response(&state, answer)
+}
+
+fn ocsp_response(state: &AppState, answer: OcspAnswer) -> Response {
+    let m = &state.metrics;
+    match answer.outcome {
+        "successful" => m.ocsp_successful.fetch_add(1, Ordering::Relaxed),
+        "malformed_request" => m.ocsp_malformed.fetch_add(1, Ordering::Relaxed),
+        "unauthorized" => m.ocsp_unauthorized.fetch_add(1, Ordering::Relaxed),
+        _ => m.ocsp_other_errors.fetch_add(1, Ordering::Relaxed),
+    };
+    if answer.cached {
+        m.ocsp_cached.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut response = Response::new(Body::from(answer.body.clone()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    match answer.cacheable {
+        // RFC 5019 §6.2: caching headers from thisUpdate and nextUpdate.
+        Some((this_update, next_update)) => {
+            let now = state.authority.now();
+            let max_age = (next_update.0 - now.0).max(0);
+            let value = format!("max-age={max_age}, public, no-transform, must-revalidate");
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(header::CACHE_CONTROL, v);
+            }
+            for (name, at) in [(header::LAST_MODIFIED, this_update), (header::EXPIRES, next_update)] {
+                let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at.0).unwrap_or(0));
+                if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(time)) {
+                    headers.insert(name, v);
+                }
+            }
+            let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&answer.body)));
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                headers.insert(header::ETAG, v);
+            }
+        }
+        None => {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    response
+}
