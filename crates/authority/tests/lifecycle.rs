@@ -1,0 +1,195 @@
+//! The authority's use cases on every store (SQLite, PostgreSQL) and every key backend
+//! (software, SoftHSM2): hierarchy bootstrap and reload, issuance, revocation with CRL and
+//! OCSP, crash recovery of reserved serials, and refusal of a CA key that does not match.
+
+use std::sync::Arc;
+
+use der::{Decode, Encode};
+use x509_cert::crl::CertificateList;
+use x509_cert::Certificate;
+use x509_ocsp::{CertId, CertStatus, OcspRequest, Request, TbsRequest};
+
+use authority::{Authority, CaName, ManualClock, Settings};
+use domain::{CertificateStatus, Jmbg, RevocationReason, Serial, UnixTime};
+use pki::profile::Person;
+use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
+use store::Store;
+
+/// The key backends to test: software always, SoftHSM2 when configured.
+fn backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
+    let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
+        vec![("software", Arc::new(SoftwareKeyBackend::new(MasterKey::generate())))];
+    match (
+        std::env::var("EIDPORTAL_TEST_PKCS11_MODULE"),
+        std::env::var("EIDPORTAL_TEST_PKCS11_TOKEN"),
+        std::env::var("EIDPORTAL_TEST_PKCS11_PIN"),
+    ) {
+        (Ok(module), Ok(token), Ok(pin)) => {
+            let backend = hsm::Pkcs11Backend::open(module.as_ref(), &token, hsm::Pin::new(pin)).expect("open the test token");
+            out.push(("pkcs11", Arc::new(backend)));
+        }
+        _ if std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_some() => {
+            panic!("EIDPORTAL_TEST_PKCS11_* are not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test")
+        }
+        _ => eprintln!("note: PKCS#11 case skipped (EIDPORTAL_TEST_PKCS11_* not set; scripts/test sets them)"),
+    }
+    out
+}
+
+fn person() -> Person {
+    Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse("0101990710008").unwrap() }
+}
+
+const START: UnixTime = UnixTime(1_795_663_673); // 2026-11-25T03:34:33Z
+
+async fn open(url: &str, keys: Arc<dyn KeyBackend>, clock: Arc<ManualClock>) -> Authority {
+    let store = Store::connect(url).await.unwrap();
+    Authority::open(store, keys, clock, Settings::new("http://127.0.0.1:8080")).await.unwrap()
+}
+
+fn ocsp_request(issuer: &Certificate, serial: &Serial) -> Vec<u8> {
+    let hashes = pki::ocsp::IssuerHashes::of(issuer).unwrap();
+    let cert_id = CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned { oid: pki::oids::SHA1, parameters: Some(der::Any::from(der::asn1::Null)) },
+        issuer_name_hash: der::asn1::OctetString::new(hashes.sha1_name).unwrap(),
+        issuer_key_hash: der::asn1::OctetString::new(hashes.sha1_key).unwrap(),
+        serial_number: x509_cert::serial_number::SerialNumber::new(serial.as_bytes()).unwrap(),
+    };
+    let request = OcspRequest {
+        tbs_request: TbsRequest {
+            version: Default::default(),
+            requestor_name: None,
+            request_list: vec![Request { req_cert: cert_id, single_request_extensions: None }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    };
+    request.to_der().unwrap()
+}
+
+async fn status(authority: &Authority, serial: &Serial) -> (CertStatus, bool) {
+    let issuer = Certificate::from_der(&authority.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
+    let answer = authority.ocsp(&ocsp_request(&issuer, serial)).await;
+    assert_eq!(answer.outcome, "successful");
+    let (statuses, _) = pki::ocsp::read_response(&answer.body).unwrap();
+    (statuses[0], answer.cached)
+}
+
+fn crl_serials(der: &[u8]) -> Vec<Vec<u8>> {
+    let crl = CertificateList::from_der(der).unwrap();
+    crl.tbs_cert_list
+        .revoked_certificates
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.serial_number.as_bytes().to_vec())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_revoke_and_answer_on_every_store_and_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for (backend_name, keys) in backends() {
+        let sub = dir.path().join(backend_name);
+        std::fs::create_dir_all(&sub).unwrap();
+        for db in store::test_support::databases(&sub).await {
+            let context = format!("{backend_name} on {}", db.name);
+            let clock = Arc::new(ManualClock::new(START));
+            let authority = open(&db.url, keys.clone(), clock.clone()).await;
+            let root_before = authority.ca_certificate(CaName::Root).unwrap();
+
+            let issued = authority.issue_cloud_certificate(&person(), Some("p@example.rs"), "test").await.unwrap();
+            let (first, cached) = status(&authority, &issued.serial).await;
+            assert_eq!(first, CertStatus::good(), "{context}");
+            assert!(!cached, "{context}: the first answer is signed");
+            let (_, cached) = status(&authority, &issued.serial).await;
+            assert!(cached, "{context}: the second answer comes from the cache");
+            assert!(matches!(status(&authority, &Serial::from_random([7; 16])).await.0, CertStatus::Unknown(_)));
+
+            let crl_number_before = authority.store().authority("qualified").await.unwrap().unwrap().crl_number;
+            authority.revoke(&issued.serial, RevocationReason::KeyCompromise, "test").await.unwrap();
+            let (after, cached) = status(&authority, &issued.serial).await;
+            assert!(!cached, "{context}: a revocation invalidates the cached answer");
+            match after {
+                CertStatus::Revoked(info) => assert_eq!(info.revocation_reason, Some(x509_cert::ext::pkix::CrlReason::KeyCompromise)),
+                other => panic!("{context}: expected revoked, got {other:?}"),
+            }
+            let crl = authority.crl(CaName::Qualified).await.unwrap();
+            assert_eq!(crl_serials(&crl), vec![issued.serial.as_bytes().to_vec()], "{context}");
+            let record = authority.store().authority("qualified").await.unwrap().unwrap();
+            assert_eq!(record.crl_number, crl_number_before + 1, "{context}: CRL number increases");
+            // Revoking twice is refused and changes nothing.
+            assert!(authority.revoke(&issued.serial, RevocationReason::Superseded, "test").await.is_err());
+            assert_eq!(authority.store().authority("qualified").await.unwrap().unwrap().crl_number, record.crl_number);
+
+            // The CRL is re-issued before its nextUpdate.
+            clock.advance(13 * 3600);
+            authority.maintain().await.unwrap();
+            assert!(authority.store().authority("qualified").await.unwrap().unwrap().crl_number > record.crl_number);
+
+            // A restart reuses the hierarchy.
+            drop(authority);
+            let again = open(&db.url, keys.clone(), clock.clone()).await;
+            assert_eq!(again.ca_certificate(CaName::Root).unwrap(), root_before, "{context}");
+            assert!(again.verify_audit().await.unwrap().is_ok(), "{context}: audit chain intact");
+            again.store().close().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_reservation_is_abandoned_and_its_key_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in store::test_support::databases(dir.path()).await {
+        let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
+        let clock = Arc::new(ManualClock::new(START));
+        let authority = open(&db.url, keys, clock.clone()).await;
+        // A process reserved a serial and died before storing the certificate.
+        let serial = Serial::from_random([9; 16]);
+        let mut tx = authority.store().begin().await.unwrap();
+        tx.reserve_certificate(&store::NewCertificate {
+            serial,
+            authority: "qualified".into(),
+            kind: domain::CertificateKind::CloudSigning,
+            subject: "CN=x".into(),
+            email: None,
+            key_id: None,
+            not_before: START,
+            not_after: START.plus_days(1),
+            reserved_at: START,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(authority.abandon_stale_reservations().await.unwrap().is_empty(), "{}: too young", db.name);
+        clock.advance(600);
+        assert_eq!(authority.abandon_stale_reservations().await.unwrap(), vec![serial], "{}", db.name);
+        let record = authority.store().certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(record.status, CertificateStatus::Abandoned);
+        assert!(authority.revoke(&serial, RevocationReason::Unspecified, "test").await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_key_that_does_not_match_its_certificate_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, keys.clone(), clock.clone()).await;
+    let qualified = authority.store().authority("qualified").await.unwrap().unwrap();
+    let consentid = authority.store().authority("consentid").await.unwrap().unwrap();
+    authority.store().close().await;
+    drop(authority);
+    // Point the qualified CA at the ConsentID CA's key.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE authorities SET key_id = $1 WHERE name = 'qualified'")
+        .bind(&consentid.key_id.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = Store::connect(&url).await.unwrap();
+    let error = Authority::open(store, keys, clock, Settings::new("http://127.0.0.1:8080")).await.err().expect("refused");
+    assert!(error.to_string().contains("qualified"), "{error}");
+    let _ = qualified;
+}
