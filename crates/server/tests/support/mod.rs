@@ -1,0 +1,281 @@
+//! Test support: boots the real `eidportal` binary on 127.0.0.1:0 with its own data folder,
+//! waits for readiness (never a fixed sleep), runs officer commands against the same data,
+//! and speaks just enough HTTP/1.1 to fetch and post.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a test server is configured.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Extra environment for the server and the commands.
+    pub env: Vec<(String, String)>,
+    /// A name for messages.
+    pub name: String,
+}
+
+impl Setup {
+    /// SQLite and software keys: the embedded default.
+    pub fn embedded() -> Self {
+        Self { env: Vec::new(), name: "sqlite+software".into() }
+    }
+
+    /// The setups a behaviour must hold on: the default, PostgreSQL, and SoftHSM2 when
+    /// configured (required under `EIDPORTAL_TEST_REQUIRE_ALL`).
+    pub async fn all() -> Vec<Self> {
+        let mut out = vec![Self::embedded()];
+        if let Some(url) = store::test_support::fresh_postgres().await {
+            out.push(Self { env: vec![("EIDPORTAL_DATABASE_URL".into(), url)], name: "postgres+software".into() });
+        }
+        if let Some(env) = pkcs11_env() {
+            out.push(Self { env, name: "sqlite+pkcs11".into() });
+        }
+        out
+    }
+}
+
+/// `EIDPORTAL_PKCS11_*` for the test token, or `None` when not configured.
+pub fn pkcs11_env() -> Option<Vec<(String, String)>> {
+    let get = |n: &str| std::env::var(format!("EIDPORTAL_TEST_PKCS11_{n}")).ok();
+    match (get("MODULE"), get("TOKEN"), get("PIN")) {
+        (Some(module), Some(token), Some(pin)) => Some(vec![
+            ("EIDPORTAL_PKCS11_MODULE".into(), module),
+            ("EIDPORTAL_PKCS11_TOKEN".into(), token),
+            ("EIDPORTAL_PKCS11_PIN".into(), pin),
+        ]),
+        _ if std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_some() => {
+            panic!("EIDPORTAL_TEST_PKCS11_* are not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test")
+        }
+        _ => {
+            eprintln!("note: PKCS#11 case skipped (EIDPORTAL_TEST_PKCS11_* not set)");
+            None
+        }
+    }
+}
+
+/// The Python with pkilint and cryptography, or `None` (a failure under REQUIRE_ALL).
+pub fn python() -> Option<PathBuf> {
+    match std::env::var("EIDPORTAL_TEST_PYTHON") {
+        Ok(p) => Some(PathBuf::from(p)),
+        Err(_) if std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_some() => {
+            panic!("EIDPORTAL_TEST_PYTHON is not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test")
+        }
+        Err(_) => {
+            eprintln!("note: Python checks skipped (EIDPORTAL_TEST_PYTHON not set)");
+            None
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// The data folder.
+    pub data: PathBuf,
+    /// The setup it runs with.
+    pub setup: Setup,
+    public_url: String,
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_eidportal")
+}
+
+impl Server {
+    /// Starts `eidportal serve` on a free port; the public URL is the listen address unless
+    /// `public_url` is given.
+    pub fn start(data: &Path, setup: &Setup, public_url: Option<&str>) -> Self {
+        let mut command = Command::new(binary());
+        command.arg("--data").arg(data).arg("serve").arg("--listen").arg("127.0.0.1:0");
+        command.envs(setup.env.iter().map(|(k, v)| (k, v)));
+        if let Some(url) = public_url {
+            command.env("EIDPORTAL_PUBLIC_URL", url);
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("start eidportal serve");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("eidportal listening on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("eidportal serve did not report its address ({})", setup.name);
+                }
+            }
+        };
+        let addr = url.trim_start_matches("http://").to_owned();
+        let server = Self {
+            child,
+            public_url: public_url.map(str::to_owned).unwrap_or_else(|| url.clone()),
+            url,
+            addr,
+            data: data.to_owned(),
+            setup: setup.clone(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.try_request("GET", "/healthz", None, &[]) {
+                if response.status == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("eidportal did not become ready");
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs `eidportal --data <data> ARGS` with the same settings.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data, &self.setup, &self.public_url, args)
+    }
+
+    /// Like [`Server::cli`], but fails the test unless the command succeeds; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(output.status.success(), "eidportal {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// An HTTP request.
+    pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
+        self.try_request(method, path, content_type, body).expect("HTTP request")
+    }
+
+    fn try_request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
+        http(&self.addr, method, path, content_type, body)
+    }
+
+    /// GET, expecting 200; returns the body.
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        let response = self.request("GET", path, None, &[]);
+        assert_eq!(response.status, 200, "GET {path}");
+        response.body
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an officer command against a data folder.
+pub fn cli(data: &Path, setup: &Setup, public_url: &str, args: &[&str]) -> Output {
+    Command::new(binary())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .envs(setup.env.iter().map(|(k, v)| (k, v)))
+        .env("EIDPORTAL_PUBLIC_URL", public_url)
+        .output()
+        .expect("run eidportal")
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Ok(HttpResponse { status, headers, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else { return out };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+}
+
+/// Runs a command, returning (success, stdout+stderr).
+pub fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let output = Command::new(program).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let mut text = String::from_utf8_lossy(&output.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// Writes DER as PEM through openssl.
+pub fn der_to_pem(dir: &Path, der: &[u8], name: &str, kind: &str) -> PathBuf {
+    let der_path = dir.join(format!("{name}.der"));
+    std::fs::write(&der_path, der).unwrap();
+    let pem_path = dir.join(format!("{name}.pem"));
+    let (ok, text) = run("openssl", &[kind, "-inform", "DER", "-in", der_path.to_str().unwrap(), "-out", pem_path.to_str().unwrap()], dir);
+    assert!(ok, "openssl {kind} conversion: {text}");
+    pem_path
+}
