@@ -3,6 +3,7 @@
 //!    that every serial that may ever be signed is known and can be revoked;
 //! 2. build the to-be-signed certificate, check it against its profile, sign it;
 //! 3. store the certificate and commit.
+//!
 //! A process that dies between 1 and 3 leaves a `reserved` serial that
 //! [`Authority::abandon_stale_reservations`] later marks `abandoned`, destroying its key: no
 //! certificate with that serial ever left the process.

@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn calendar_years_keep_the_date() {
         // 2026-11-25T03:34:33Z
-        let t = UnixTime(1_795_663_673);
+        let t = UnixTime(1_795_577_673);
         assert_eq!(t.rfc3339(), "2026-11-25T03:34:33Z");
         assert_eq!(t.plus_calendar_years(5).rfc3339(), "2031-11-25T03:34:33Z");
     }

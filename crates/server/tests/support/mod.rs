@@ -1,7 +1,7 @@
 //! Test support: boots the real `eidportal` binary on 127.0.0.1:0 with its own data folder,
 //! waits for readiness (never a fixed sleep), runs officer commands against the same data,
 //! and speaks just enough HTTP/1.1 to fetch and post.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
