@@ -24,10 +24,13 @@ impl Setup {
         Self { env: Vec::new(), name: "sqlite+software".into() }
     }
 
-    /// The setups a behaviour must hold on: the default, PostgreSQL, and SoftHSM2 when
-    /// configured (required under `EIDPORTAL_TEST_REQUIRE_ALL`).
+    /// The setups a behaviour must hold on: the default, RSA-3072 keys, PostgreSQL, and
+    /// SoftHSM2 when configured (required under `EIDPORTAL_TEST_REQUIRE_ALL`).
     pub async fn all() -> Vec<Self> {
-        let mut out = vec![Self::embedded()];
+        let mut out = vec![
+            Self::embedded(),
+            Self { env: vec![("EIDPORTAL_KEY_ALGORITHM".into(), "rsa-3072".into())], name: "sqlite+software+rsa".into() },
+        ];
         if let Some(url) = store::test_support::fresh_postgres().await {
             out.push(Self { env: vec![("EIDPORTAL_DATABASE_URL".into(), url)], name: "postgres+software".into() });
         }
