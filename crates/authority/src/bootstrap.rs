@@ -31,13 +31,18 @@ fn random_key_id() -> KeyId {
 impl Authority {
     /// Generates a key in the backend and records it in `tx`.
     pub(crate) async fn new_key(&self, tx: &mut Tx, label: &str) -> Result<(KeyId, PublicKeyDer), Error> {
-        let generated = self.keys.generate(label, self.settings.key_algorithm)?;
+        self.new_key_of(tx, label, self.settings.key_algorithm).await
+    }
+
+    /// Generates a key of a given algorithm in the backend and records it in `tx`.
+    pub(crate) async fn new_key_of(&self, tx: &mut Tx, label: &str, algorithm: pki::KeyAlgorithm) -> Result<(KeyId, PublicKeyDer), Error> {
+        let generated = self.keys.generate(label, algorithm)?;
         let id = random_key_id();
         tx.insert_key(&KeyRecord {
             id: id.clone(),
             backend: self.keys.name().to_owned(),
             label: label.to_owned(),
-            algorithm: self.settings.key_algorithm.as_str().to_owned(),
+            algorithm: algorithm.as_str().to_owned(),
             reference: generated.reference.0.clone(),
             public_key: generated.public_key.0.clone(),
             state: KeyState::Active,

@@ -3,7 +3,10 @@
 //! from `pki`, persistence from `store`; each use case is one database transaction (issuance is
 //! two, with the serial stored before anything is signed).
 
+pub mod accounts;
 mod bootstrap;
+pub mod consentid;
+pub mod login;
 pub mod clock;
 mod issuance;
 mod ocsp;
@@ -48,9 +51,82 @@ pub enum Error {
     /// The serial was reserved but no certificate was stored for it.
     #[error("the serial {0} is {status} and has no certificate", status = .1.as_str())]
     NoCertificate(Serial, CertificateStatus),
+    /// The request is refused for a reason the caller is told.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
     /// Stored data contradicts itself.
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
+}
+
+/// A request refused for a reason the caller may be told: the server maps each to an HTTP
+/// status and a stable error code, the portal to a message in the user's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A field is missing or malformed (the field's name).
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    /// An account with this e-mail exists.
+    #[error("an account with this e-mail address exists")]
+    AlreadyExists,
+    /// No account has this e-mail (officer commands only; users never see this).
+    #[error("no account has this e-mail address")]
+    UnknownUser,
+    /// The account's identity was not proofed.
+    #[error("the account's identity was not proofed by an officer")]
+    NotProofed,
+    /// The activation code is wrong, used, expired or exhausted.
+    #[error("the activation code is not valid")]
+    InvalidCode,
+    /// Too many attempts; try later.
+    #[error("too many attempts, try again later")]
+    RateLimited,
+    /// The activation was not started, or the request does not fit it.
+    #[error("the activation does not match")]
+    ActivationMismatch,
+    /// A signature or a sealed proof does not verify.
+    #[error("a signature does not verify")]
+    BadSignature,
+    /// The device was revoked.
+    #[error("the device was revoked")]
+    DeviceRevoked,
+    /// The device is locked after wrong PINs.
+    #[error("the device is locked after too many wrong PINs")]
+    PinLocked,
+    /// The request is no longer open.
+    #[error("the request is no longer open")]
+    NotPending,
+    /// Nothing here (or not yours).
+    #[error("not found")]
+    NotFound,
+    /// The signed time is too far from the server's.
+    #[error("the request's time is too far from the server's clock")]
+    ClockSkew,
+    /// A device request was replayed.
+    #[error("this request was already received")]
+    Replay,
+}
+
+impl Rejection {
+    /// The stable code in API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::AlreadyExists => "already_exists",
+            Self::UnknownUser => "unknown_user",
+            Self::NotProofed => "not_proofed",
+            Self::InvalidCode => "invalid_code",
+            Self::RateLimited => "rate_limited",
+            Self::ActivationMismatch => "activation_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::DeviceRevoked => "device_revoked",
+            Self::PinLocked => "pin_locked",
+            Self::NotPending => "not_pending",
+            Self::NotFound => "not_found",
+            Self::ClockSkew => "clock_skew",
+            Self::Replay => "replay",
+        }
+    }
 }
 
 /// A CA of the hierarchy, loaded with its key.
@@ -91,6 +167,7 @@ impl Authority {
             ocsp_cache: ocsp::Cache::default(),
         };
         authority.ensure_hierarchy().await?;
+        authority.ensure_service_keys().await?;
         authority.load_hierarchy().await?;
         authority.maintain().await?;
         Ok(authority)

@@ -3,10 +3,12 @@
 
 pub mod certificate;
 pub mod jmbg;
+pub mod login;
 pub mod time;
 
 pub use certificate::{may_revoke, UnknownName, 
     CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal, RevocationReason, Serial,
 };
 pub use jmbg::{Jmbg, JmbgError};
+pub use login::{AssuranceLevel, DeviceState, RateLimit, TransactionStatus};
 pub use time::UnixTime;

@@ -1,7 +1,8 @@
 //! The PKCS#11 key backend: CA, OCSP and cloud-signing keys generated and kept inside a
 //! hardware security module (or SoftHSM2 in tests), used through [`pki::KeyBackend`] and
 //! [`pki::KeySigner`]. Private keys are created sensitive and non-extractable, so no private key
-//! material ever leaves the token; this crate only asks the token to sign digests.
+//! material ever leaves the token; this crate only asks the token to sign digests and, for P-256
+//! keys, to compute ECDH shared secrets.
 //!
 //! PKCS#11 background (PKCS#11 v2.40 base specification):
 //! - `C_Initialize` is per process (§5.4), so a module is loaded and initialised once per
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CryptokiError, RvError};
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -26,6 +28,8 @@ use cryptoki::slot::Slot;
 use cryptoki::types::{AuthPin, Ulong};
 use der::asn1::OctetStringRef;
 use der::Decode as _;
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::EncodePublicKey as _;
 use pki::{
     ecdsa_raw_to_der, Digest, Error, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer,
@@ -51,6 +55,9 @@ const RSA_PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
 
 /// RSA modulus length we generate and accept.
 const RSA_MODULUS_BITS: usize = 3072;
+
+/// Length of a P-256 ECDH shared secret: the x-coordinate of the shared point (SEC 1 §3.3.1).
+const P256_SHARED_SECRET_LEN: usize = 32;
 
 /// Idle sessions kept open per token; more are opened under load and closed after use.
 const MAX_IDLE_SESSIONS: usize = 8;
@@ -137,8 +144,9 @@ impl KeyBackend for Pkcs11Backend {
     }
 
     /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
-    /// private key is a sensitive, non-extractable token object that may only sign, and the
-    /// public key a token object with the same random `CKA_ID`.
+    /// private key is a sensitive, non-extractable token object that may only sign (and, for
+    /// P-256, derive ECDH secrets), and the public key a token object with the same random
+    /// `CKA_ID`.
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
         let generated = self.token.with_session(Retry::No, |session| {
             let id = session
@@ -273,6 +281,85 @@ impl KeySigner for Pkcs11Signer {
             KeyAlgorithm::Rsa3072 => Ok(signature),
         }
     }
+
+    /// ECDH in the token with `CKM_ECDH1_DERIVE` and the null KDF (PKCS#11 v2.40 curr.
+    /// mechanisms §2.3.15), which yields the x-coordinate of the shared point, as the software
+    /// backend does.
+    ///
+    /// 1. Check that `peer` is a P-256 point before the token sees it, and hand it over
+    ///    uncompressed: the one form every token must accept (ANSI X9.62 §A.5.2).
+    /// 2. Derive the secret into a session object (`CKA_TOKEN` false) that is neither sensitive
+    ///    nor sealed in, since its value has to come out; the private key itself stays sensitive
+    ///    and non-extractable.
+    /// 3. Read `CKA_VALUE`.
+    /// 4. Destroy the derived object whether or not the read worked, so that the secret does
+    ///    not stay behind in a pooled session. Should that fail, the session is closed (which
+    ///    destroys its session objects) instead of returning to the pool.
+    ///
+    /// Keys generated before EC keys got `CKA_DERIVE` cannot do this and are refused with
+    /// [`Error::UnsupportedKey`].
+    fn diffie_hellman(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if self.algorithm != KeyAlgorithm::EcdsaP256 {
+            return Err(Error::UnsupportedKey("ECDH needs a P-256 key".to_owned()));
+        }
+        let peer = p256::PublicKey::from_sec1_bytes(peer)
+            .map_err(|_| Error::UnsupportedKey("the ECDH peer key is not a P-256 point".to_owned()))?
+            .to_encoded_point(false);
+        let mechanism = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer.as_bytes()));
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            // 32 fits every CK_ULONG, so the cast is exact.
+            Attribute::ValueLen(Ulong::from(P256_SHARED_SECRET_LEN as c_ulong)),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ];
+        self.token.with_session(Retry::Once, |session| {
+            let key = find_one(session, &self.id, ObjectClass::PRIVATE_KEY)?.ok_or_else(|| missing_key(&self.id))?;
+            let derived = session
+                .derive_key(&mechanism, key, &template)
+                .map_err(|error| match error {
+                    CryptokiError::Pkcs11(RvError::KeyFunctionNotPermitted, _) => Failure::Key(Error::UnsupportedKey(
+                        "this P-256 key was generated without CKA_DERIVE and cannot do ECDH; generate a new key"
+                            .to_owned(),
+                    )),
+                    error => Failure::Call {
+                        operation: "derive an ECDH secret",
+                        error,
+                    },
+                })?;
+            let secret = shared_secret_of(session, derived);
+            if let Err(error) = session.destroy_object(derived) {
+                return Err(Failure::SecretLeftBehind(error));
+            }
+            secret
+        })
+    }
+}
+
+/// `CKA_VALUE` of a derived ECDH secret, checked to be [`P256_SHARED_SECRET_LEN`] bytes.
+///
+/// cryptoki copies the value through buffers of its own that it does not zero; only the copy
+/// handed back here is zeroed on drop.
+fn shared_secret_of(session: &Session, derived: ObjectHandle) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let attributes = session
+        .get_attributes(derived, &[AttributeType::Value])
+        .during("read the ECDH secret")?;
+    let secret = attributes
+        .into_iter()
+        .find_map(|attribute| match attribute {
+            Attribute::Value(bytes) => Some(Zeroizing::new(bytes)),
+            _ => None,
+        })
+        .ok_or_else(|| Failure::Backend("the derived ECDH secret has no readable CKA_VALUE".to_owned()))?;
+    if secret.len() != P256_SHARED_SECRET_LEN {
+        return Err(Failure::Backend(format!(
+            "the derived ECDH secret is {} bytes, not {P256_SHARED_SECRET_LEN}",
+            secret.len()
+        )));
+    }
+    Ok(secret)
 }
 
 /// The mechanism and the bytes to hand to `C_Sign` for a digest.
@@ -331,11 +418,12 @@ fn key_pair_templates(
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ];
-    // A signing key does nothing else: no decryption (RSA) and no key agreement (EC).
+    // Besides signing, an EC key may do key agreement ([`KeySigner::diffie_hellman`]); an RSA
+    // key may not decrypt.
     let mechanism = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
             public.push(Attribute::EcParams(P256_PARAMETERS.to_vec()));
-            private.push(Attribute::Derive(false));
+            private.push(Attribute::Derive(true));
             Mechanism::EccKeyPairGen
         }
         KeyAlgorithm::Rsa3072 => {
@@ -667,6 +755,8 @@ enum Failure {
     Key(Error),
     /// The token logged us out (another session called `C_Logout`, or the token reset).
     LoggedOut,
+    /// A derived secret could not be destroyed; closing its session removes it.
+    SecretLeftBehind(CryptokiError),
 }
 
 impl Failure {
@@ -675,6 +765,7 @@ impl Failure {
         matches!(
             self,
             Failure::LoggedOut
+                | Failure::SecretLeftBehind(_)
                 | Failure::Call {
                     error: CryptokiError::Pkcs11(
                         RvError::SessionHandleInvalid
@@ -699,6 +790,7 @@ impl Failure {
             Failure::Backend(message) => message.clone(),
             Failure::Key(error) => error.to_string(),
             Failure::LoggedOut => "the token logged this application out".to_owned(),
+            Failure::SecretLeftBehind(error) => format!("destroy a derived secret: {}", describe(error)),
         }
     }
 
@@ -711,6 +803,10 @@ impl Failure {
             Failure::Backend(message) => Error::Backend(format!("{message} on token {token:?}")),
             Failure::Key(error) => error,
             Failure::LoggedOut => Error::Backend(format!("token {token:?} logged this application out")),
+            Failure::SecretLeftBehind(error) => Error::Backend(format!(
+                "PKCS#11 destroy a derived secret on token {token:?} failed: {}",
+                describe(&error)
+            )),
         }
     }
 }
@@ -857,7 +953,14 @@ mod tests {
             .expect("read the key's attributes")
     }
 
-    fn assert_private_key_is_locked_in(backend: &Pkcs11Backend, reference: &KeyReference, label: &str) {
+    /// The private key is sensitive, never left the token, signs, and derives (ECDH) only if it
+    /// is a P-256 key.
+    fn assert_private_key_is_locked_in(
+        backend: &Pkcs11Backend,
+        reference: &KeyReference,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) {
         let id = decode_reference(reference).expect("our reference").to_vec();
         let private = attributes(
             backend,
@@ -871,6 +974,7 @@ mod tests {
                 AttributeType::NeverExtractable,
                 AttributeType::AlwaysSensitive,
                 AttributeType::Sign,
+                AttributeType::Derive,
                 AttributeType::Label,
                 AttributeType::Id,
             ],
@@ -883,6 +987,7 @@ mod tests {
             Attribute::NeverExtractable(true),
             Attribute::AlwaysSensitive(true),
             Attribute::Sign(true),
+            Attribute::Derive(algorithm == KeyAlgorithm::EcdsaP256),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ] {
@@ -924,7 +1029,7 @@ mod tests {
             .generate(&label, KeyAlgorithm::EcdsaP256)
             .expect("generate P-256");
         assert_eq!(generated.reference.0.len(), REFERENCE_V1.len() + KEY_ID_LEN);
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label);
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::EcdsaP256);
 
         let signer = backend.open(&generated.reference).expect("open P-256");
         assert_eq!(signer.algorithm(), KeyAlgorithm::EcdsaP256);
@@ -964,7 +1069,7 @@ mod tests {
         let public = rsa::RsaPublicKey::from_public_key_der(&generated.public_key.0).expect("RSA SPKI");
         assert_eq!(public.n().bits(), 3072);
         assert_eq!(public.e(), &rsa::BigUint::from(65_537u32));
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label);
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::Rsa3072);
 
         let signer = backend.open(&generated.reference).expect("open RSA");
         assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa3072);
@@ -985,8 +1090,114 @@ mod tests {
                 assert!(!verify_rsa(&generated.public_key, &digest, other, &signature));
             }
         }
+        let peer = p256::SecretKey::from_slice(&[0x42; 32]).expect("scalar").public_key();
+        match signer.diffie_hellman(peer.to_encoded_point(false).as_bytes()) {
+            Err(Error::UnsupportedKey(_)) => {}
+            other => panic!("an RSA key did ECDH: {other:?}"),
+        }
 
         backend.destroy(&generated.reference).expect("destroy");
+    }
+
+    /// Secret-key objects (such as derived ECDH secrets) this process can see in the token.
+    fn secret_key_objects(backend: &Pkcs11Backend) -> usize {
+        backend
+            .token
+            .with_session(Retry::Once, |session| {
+                session
+                    .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+                    .during("find secret keys")
+            })
+            .expect("find secret keys")
+            .len()
+    }
+
+    #[test]
+    fn p256_keys_agree_on_ecdh_secrets_with_software_keys() {
+        // Exclusive: it counts the secret-key objects of the whole token.
+        let Some(token) = token_for("p256_keys_agree_on_ecdh_secrets_with_software_keys", true) else {
+            return;
+        };
+        let backend = open_backend(&token);
+        let generated = backend
+            .generate(&label("ecdh"), KeyAlgorithm::EcdsaP256)
+            .expect("generate P-256");
+        let signer = backend.open(&generated.reference).expect("open P-256");
+        let token_public = p256::PublicKey::from_public_key_der(&generated.public_key.0).expect("P-256 SPKI");
+        assert_eq!(secret_key_objects(&backend), 0, "secret keys in the token before the test");
+
+        let mut secrets = Vec::new();
+        for _ in 0..3 {
+            let ephemeral = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
+            let expected = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), token_public.as_affine());
+            let uncompressed = ephemeral.public_key().to_encoded_point(false);
+            assert_eq!(uncompressed.len(), 65);
+            let secret = signer.diffie_hellman(uncompressed.as_bytes()).expect("ECDH in the token");
+            assert_eq!(secret.as_slice(), &expected.raw_secret_bytes()[..]);
+            // A compressed point names the same key and gives the same secret.
+            let compressed = ephemeral.public_key().to_encoded_point(true);
+            let again = signer.diffie_hellman(compressed.as_bytes()).expect("ECDH with a compressed point");
+            assert_eq!(again, secret);
+            secrets.push(secret);
+        }
+        assert!(secrets[0] != secrets[1] && secrets[1] != secrets[2], "ECDH ignored the peer key");
+
+        let mut off_curve = p256::SecretKey::from_slice(&[0x42; 32])
+            .expect("scalar")
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        off_curve[64] ^= 1;
+        let mut too_short = off_curve.clone();
+        too_short.truncate(64);
+        for invalid in [off_curve, too_short, vec![0x00], Vec::new()] {
+            match signer.diffie_hellman(&invalid) {
+                Err(Error::UnsupportedKey(message)) => assert!(message.contains("not a P-256 point"), "{message}"),
+                other => panic!("ECDH with {invalid:02x?} gave {other:?}"),
+            }
+        }
+        assert_eq!(secret_key_objects(&backend), 0, "a derived ECDH secret stayed in the token");
+
+        backend.destroy(&generated.reference).expect("destroy");
+    }
+
+    #[test]
+    fn ec_keys_made_without_derive_refuse_ecdh_clearly() {
+        let Some(token) = token_for("ec_keys_made_without_derive_refuse_ecdh_clearly", true) else {
+            return;
+        };
+        let backend = open_backend(&token);
+        // A key as generated before EC keys got CKA_DERIVE.
+        let label = label("no-derive");
+        let id = backend
+            .token
+            .with_session(Retry::No, |session| {
+                let id = session.generate_random_vec(KEY_ID_LEN as u32).during("random CKA_ID")?;
+                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256);
+                for attribute in &mut private {
+                    if let Attribute::Derive(derive) = attribute {
+                        *derive = false;
+                    }
+                }
+                session
+                    .generate_key_pair(&mechanism, &public, &private)
+                    .during("generate a key pair without CKA_DERIVE")?;
+                Ok(id)
+            })
+            .expect("generate an old-style key");
+        let reference = encode_reference(&id);
+        let signer = backend.open(&reference).expect("open the old-style key");
+        assert!(signer.sign(b"still signs").is_ok());
+
+        let peer = p256::SecretKey::from_slice(&[0x42; 32]).expect("scalar").public_key();
+        match signer.diffie_hellman(peer.to_encoded_point(false).as_bytes()) {
+            Err(Error::UnsupportedKey(message)) => assert!(message.contains("CKA_DERIVE"), "{message}"),
+            other => panic!("a key without CKA_DERIVE gave {other:?}"),
+        }
+        assert_eq!(secret_key_objects(&backend), 0, "a failed ECDH left a secret in the token");
+
+        backend.destroy(&reference).expect("destroy");
     }
 
     #[test]

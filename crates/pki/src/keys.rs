@@ -150,6 +150,13 @@ pub trait KeySigner: Send + Sync {
     /// §2.2.3), RSA signatures as the raw big-endian integer.
     fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error>;
 
+    /// ECDH (P-256 keys only): the x-coordinate of the shared point with `peer`, an
+    /// uncompressed SEC1 point. Used to open PIN material sealed to the service's key.
+    fn diffie_hellman(&self, peer: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        let _ = peer;
+        Err(Error::UnsupportedKey("this key cannot do ECDH".into()))
+    }
+
     /// Signs `message` with SHA-256 (and PKCS#1 v1.5 for RSA): what certificates, CRLs and OCSP
     /// responses use.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {

@@ -172,6 +172,15 @@ impl KeySigner for SoftwareSigner {
         &self.public_key
     }
 
+    fn diffie_hellman(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let SoftwareKey::Ecdsa(key) = &self.key else {
+            return Err(Error::UnsupportedKey("ECDH needs a P-256 key".into()));
+        };
+        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::UnsupportedKey("not a P-256 point".into()))?;
+        let shared = p256::ecdh::diffie_hellman(key.as_nonzero_scalar(), peer.as_affine());
+        Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+    }
+
     fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error> {
         match &self.key {
             SoftwareKey::Ecdsa(key) => {

@@ -17,6 +17,8 @@ use authority::{Authority, CaName, OcspAnswer};
 
 /// The largest OCSP request accepted (RFC 5019 requests are about 100 bytes).
 pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
+/// The largest request body of any route (JSON of the app API, OCSP); uploads get their own.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Counters for `/metrics`.
 #[derive(Default)]
@@ -36,6 +38,10 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The portal's messages.
+    pub catalog: Arc<crate::i18n::Catalog>,
+    /// Whether cookies get `Secure` (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 /// The router.
@@ -47,8 +53,29 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
-        .layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST))
+        .merge(crate::app_api::routes())
+        .merge(crate::portal::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Headers on every answer: a strict CSP (no inline script or style, no framing), no MIME
+/// sniffing, no referrer.
+async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 async fn healthz() -> &'static str {
@@ -120,6 +147,9 @@ fn internal_error(error: &dyn std::fmt::Display) -> Response {
 }
 
 async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if body.len() > MAX_OCSP_REQUEST {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "OCSP request too large\n").into_response();
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.is_empty() && !content_type.starts_with("application/ocsp-request") {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/ocsp-request\n").into_response();

@@ -1,8 +1,11 @@
 //! The `eidportal` server: configuration, wiring (the only place that picks the database and
 //! the key backend), the HTTP router and the officer commands.
 
+pub mod app_api;
 pub mod config;
 pub mod http;
+pub mod i18n;
+pub mod portal;
 
 use std::io::Write as _;
 use std::path::Path;

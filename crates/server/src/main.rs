@@ -36,6 +36,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Accounts (registration officer).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Certificates (officer).
     #[command(subcommand)]
     Cert(CertCommand),
@@ -99,6 +102,41 @@ enum CertCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Enrol a person whose identity was proofed (assurance high); prints an activation code
+    /// for ConsentID (valid 10 minutes, single use).
+    Add {
+        /// E-mail address, the username.
+        #[arg(long)]
+        email: String,
+        /// Given name.
+        #[arg(long)]
+        given_name: String,
+        /// Surname.
+        #[arg(long)]
+        surname: String,
+        /// JMBG (13 digits, checksum validated).
+        #[arg(long)]
+        jmbg: String,
+        /// Read a password for password login (basic level) from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// One JSON object with `user_id`, `email` and `activation_code`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new activation code for an enrolled person (earlier unused codes stop working).
+    ActivationCode {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// One JSON object with `activation_code`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Check the audit log's hash chain; exits non-zero if it is broken.
     Verify,
@@ -143,6 +181,10 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     match command {
         Command::Serve { .. } => serve(config).await,
+        Command::User(command) => {
+            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
+            user(command, &authority).await
+        }
         Command::Cert(command) => {
             let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
             cert(command, &authority).await
@@ -184,11 +226,13 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             }
         }
     });
-    let state = AppState { authority, metrics: Arc::new(Metrics::default()) };
+    let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
+    let secure_cookies = public_url.starts_with("https://");
+    let state = AppState { authority, metrics: Arc::new(Metrics::default()), catalog, secure_cookies };
     println!("eidportal listening on http://{bound}");
     println!("portal: {public_url}/");
     tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -208,6 +252,42 @@ fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, String> {
+    let (code, json, user_id, email) = match command {
+        UserCommand::Add { email, given_name, surname, jmbg, password_stdin, json } => {
+            let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map_err(|e| format!("--password-stdin: {e}"))?;
+                Some(zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+            } else {
+                None
+            };
+            let new = authority::accounts::NewUser { email, given_name, surname, jmbg, password };
+            let (user, code) = authority.add_user(new, "officer").await.map_err(officer_error)?;
+            (code, json, Some(user.id), user.email)
+        }
+        UserCommand::ActivationCode { email, json } => {
+            let code = authority.new_activation_code(&email, "officer").await.map_err(officer_error)?;
+            (code, json, None, email)
+        }
+    };
+    if json {
+        println!("{}", serde_json::json!({ "user_id": user_id, "email": email, "activation_code": code.0 }));
+    } else {
+        println!("activation code for {email}: {} (valid 10 minutes, single use)", code.0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An officer command's error, naming the field where one is at fault.
+fn officer_error(error: authority::Error) -> String {
+    match error {
+        authority::Error::Rejected(authority::Rejection::Invalid(field)) => format!("--{}: not valid", field.replace('_', "-")),
+        other => other.to_string(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! chosen by the URL. The store offers the operations the use cases need, not tables; every
 //! change happens inside a [`Tx`], one database transaction per use case.
 
+mod accounts;
 mod audit;
 mod migrate;
 mod records;
@@ -15,6 +16,7 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
+pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, AuditEntry, ChainBreak};
 pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
 
@@ -388,7 +390,7 @@ impl Tx {
     }
 }
 
-fn parse_column<T: FromStr>(row: &AnyRow, index: usize, what: &str) -> Result<T, Error> {
+pub(crate) fn parse_column<T: FromStr>(row: &AnyRow, index: usize, what: &str) -> Result<T, Error> {
     let text: String = row.try_get(index)?;
     text.parse().map_err(|_| Error::Corrupt(format!("{what}: {text}")))
 }

@@ -6,8 +6,10 @@ use sqlx::{Executor, Row};
 use crate::{DatabaseKind, Error, Store};
 
 /// (version, SQLite text, PostgreSQL text)
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, include_str!("migrations/0001_pki.sql"), include_str!("migrations/0001_pki.pg.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, include_str!("migrations/0001_pki.sql"), include_str!("migrations/0001_pki.pg.sql")),
+    (2, include_str!("migrations/0002_accounts.sql"), include_str!("migrations/0002_accounts.pg.sql")),
+];
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;

@@ -1,0 +1,226 @@
+//! Accounts and ConsentID activation codes (DESIGN §3-§4). An officer enrols a proofed person
+//! (assurance high) and hands out an activation code: about 110 bits in Crockford base32, of
+//! which 30 bits find the activation and 80 bits are the secret; only a hash of the secret is
+//! stored, and five wrong secrets kill the activation.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
+use domain::{AssuranceLevel, Jmbg};
+use store::{ActivationRecord, Tx, UserRecord};
+
+use crate::{Authority, Error, Rejection};
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters of the lookup part.
+const LOOKUP_LENGTH: usize = 6;
+/// Characters of the secret part (80 bits).
+const SECRET_LENGTH: usize = 16;
+
+/// An activation code as the officer hands it out, grouped by dashes. Its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActivationCode(pub String);
+
+impl std::fmt::Debug for ActivationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActivationCode([redacted])")
+    }
+}
+
+/// A person to enrol.
+#[derive(Clone)]
+pub struct NewUser {
+    /// E-mail, the username.
+    pub email: String,
+    /// Given name.
+    pub given_name: String,
+    /// Surname.
+    pub surname: String,
+    /// JMBG.
+    pub jmbg: Jmbg,
+    /// An optional password for password login.
+    pub password: Option<Zeroizing<String>>,
+}
+
+fn random_code(length: usize) -> String {
+    (0..length)
+        .map(|_| char::from(CROCKFORD.get(usize::from(rand::random::<u8>() & 31)).copied().unwrap_or(b'0')))
+        .collect()
+}
+
+/// Upper-case, without dashes and spaces, with Crockford's look-alikes mapped (O→0, I/L→1).
+pub fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect()
+}
+
+fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A lower-case e-mail address, or a refusal naming the field.
+pub fn normalise_email(email: &str) -> Result<String, Rejection> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, host)| {
+            !local.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(Rejection::Invalid("email"))
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let count = name.trim().chars().count();
+    (1..=64).contains(&count) && !name.chars().any(char::is_control)
+}
+
+/// Hashes a password with Argon2id (PHC string).
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Inconsistent(format!("password hashing: {e}")))
+}
+
+/// Checks a password against a PHC string.
+pub fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+impl Authority {
+    /// An officer enrols a person whose identity was proofed (assurance high) and gets the
+    /// first activation code.
+    pub async fn add_user(&self, new: NewUser, actor: &str) -> Result<(UserRecord, ActivationCode), Error> {
+        let email = normalise_email(&new.email)?;
+        if !valid_name(&new.given_name) {
+            return Err(Rejection::Invalid("given_name").into());
+        }
+        if !valid_name(&new.surname) {
+            return Err(Rejection::Invalid("surname").into());
+        }
+        if new.password.as_ref().is_some_and(|p| p.chars().count() < 10) {
+            return Err(Rejection::Invalid("password").into());
+        }
+        let now = self.clock.now();
+        let password_hash = new.password.as_deref().map(|p| hash_password(p)).transpose()?;
+        let mut tx = self.store.begin().await?;
+        if tx.user_by_email(&email).await?.is_some() {
+            return Err(Rejection::AlreadyExists.into());
+        }
+        let user = UserRecord {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            email,
+            given_name: new.given_name.trim().to_owned(),
+            surname: new.surname.trim().to_owned(),
+            jmbg: new.jmbg.as_str().to_owned(),
+            password_hash,
+            email_verified: true,
+            assurance: AssuranceLevel::High,
+            created_at: now,
+        };
+        tx.insert_user(&user).await?;
+        tx.audit(now, actor, "user.enrolled", json!({ "user": user.id, "assurance": "high" })).await?;
+        let code = self.create_activation(&mut tx, &user.id, actor).await?;
+        tx.commit().await?;
+        Ok((user, code))
+    }
+
+    /// A new activation code for an enrolled person (earlier unused codes stop working).
+    pub async fn new_activation_code(&self, email: &str, actor: &str) -> Result<ActivationCode, Error> {
+        let email = normalise_email(email)?;
+        let mut tx = self.store.begin().await?;
+        let user = tx.user_by_email(&email).await?.ok_or(Rejection::UnknownUser)?;
+        if user.assurance != AssuranceLevel::High {
+            return Err(Rejection::NotProofed.into());
+        }
+        let code = self.create_activation(&mut tx, &user.id, actor).await?;
+        tx.commit().await?;
+        Ok(code)
+    }
+
+    async fn create_activation(&self, tx: &mut Tx, user_id: &str, actor: &str) -> Result<ActivationCode, Error> {
+        let now = self.clock.now();
+        let lookup = random_code(LOOKUP_LENGTH);
+        let secret = random_code(SECRET_LENGTH);
+        let record = ActivationRecord {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            lookup: lookup.clone(),
+            secret_hash: secret_hash(&secret),
+            user_id: user_id.to_owned(),
+            expires_at: now.plus_seconds(ACTIVATION_LIFETIME),
+            tries_left: i64::from(ACTIVATION_TRIES),
+            nonce: None,
+            used_at: None,
+        };
+        tx.insert_activation(&record, now).await?;
+        tx.audit(now, actor, "activation.created", json!({ "user": user_id, "activation": record.id })).await?;
+        let full = format!("{lookup}{secret}");
+        let grouped: Vec<String> = full.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        Ok(ActivationCode(grouped.join("-")))
+    }
+
+    /// Checks a typed activation code inside `tx`: finds the activation by its lookup part,
+    /// counts a wrong secret, and refuses used, expired or exhausted codes alike.
+    pub(crate) async fn check_activation_code(&self, tx: &mut Tx, code: &str) -> Result<Result<ActivationRecord, Rejection>, Error> {
+        let code = normalise_code(code);
+        if code.len() != LOOKUP_LENGTH + SECRET_LENGTH || !code.bytes().all(|b| CROCKFORD.contains(&b)) {
+            return Ok(Err(Rejection::InvalidCode));
+        }
+        let (lookup, secret) = code.split_at(LOOKUP_LENGTH);
+        let Some(activation) = tx.activation(lookup).await? else { return Ok(Err(Rejection::InvalidCode)) };
+        let now = self.clock.now();
+        if activation.used_at.is_some() || activation.tries_left <= 0 || now >= activation.expires_at {
+            return Ok(Err(Rejection::InvalidCode));
+        }
+        let given = secret_hash(secret);
+        // Compare hashes in constant time: both are 64 hex characters.
+        let same = given.bytes().zip(activation.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !same {
+            tx.update_activation(&activation.id, activation.tries_left - 1, activation.nonce.as_deref(), None).await?;
+            tx.audit(now, "app", "activation.wrong_code", json!({ "activation": activation.id, "tries_left": activation.tries_left - 1 }))
+                .await?;
+            return Ok(Err(Rejection::InvalidCode));
+        }
+        Ok(Ok(activation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_normalise_look_alikes_and_groups() {
+        assert_eq!(normalise_code("abcd-efgh ijkl-mnop"), "ABCDEFGH1JK1MN0P");
+    }
+
+    #[test]
+    fn emails_are_checked_and_lower_cased() {
+        assert_eq!(normalise_email(" Petar@Example.RS "), Ok("petar@example.rs".into()));
+        assert!(normalise_email("petar").is_err());
+        assert!(normalise_email("petar@localhost").is_err());
+        assert!(normalise_email("a b@example.rs").is_err());
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(password_matches("correct horse battery", &hash));
+        assert!(!password_matches("correct horse batterY", &hash));
+        assert!(!password_matches("x", "not a hash"));
+    }
+}

@@ -1,0 +1,408 @@
+//! ConsentID on the server (DESIGN §4, reference/mobile-auth.md §7): activation of a device
+//! with its certificate, device-authenticated requests, the inbox, and the answers to login and
+//! signing requests, with PIN proofs opened, checked and discarded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
+use domain::{CertificateKind, DeviceState, Jmbg, RateLimit, TransactionStatus, UnixTime};
+use pki::profile::{self, CertificateRequest, Issuer, Person};
+use pki::{KeyAlgorithm, KeySigner, PublicKeyDer};
+use proto::app::{
+    ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope, Inbox, RequestKind,
+    RequestPayload, Response, ResponseOutcome, ResponseResult,
+};
+use proto::crypto;
+use store::{DeviceRecord, NewCertificate, TransactionRecord, Tx};
+
+use crate::bootstrap::random_serial;
+use crate::settings::CaName;
+use crate::{Authority, Error, Rejection};
+
+/// The role names of the service's own keys.
+const APP_SIGNING: &str = "app_signing";
+const APP_ENCRYPTION: &str = "app_encryption";
+/// Validity of a device certificate, years.
+const DEVICE_CERTIFICATE_YEARS: i64 = 2;
+/// The relying party id in approval messages.
+pub const RP_ID: &str = "eidportal";
+
+/// Where a request to the app API comes from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The client's address.
+    pub ip: String,
+}
+
+/// A device whose request signature was verified.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedDevice(pub DeviceRecord);
+
+impl Authority {
+    /// Creates the app-channel signing key and the PIN-material encryption key on first start
+    /// (always P-256, whatever the CA key algorithm).
+    pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
+        for role in [APP_SIGNING, APP_ENCRYPTION] {
+            if self.store.service_key(role).await?.is_some() {
+                continue;
+            }
+            let mut tx = self.store.begin().await?;
+            tx.lock_bootstrap().await?;
+            if tx.service_key(role).await?.is_some() {
+                continue;
+            }
+            let (key_id, _) = self.new_key_of(&mut tx, &format!("eidportal-{role}"), KeyAlgorithm::EcdsaP256).await?;
+            tx.insert_service_key(role, &key_id).await?;
+            tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn service_key(&self, role: &str) -> Result<Arc<dyn KeySigner>, Error> {
+        let id = self.store.service_key(role).await?.ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
+        self.open_key(&id).await
+    }
+
+    /// Opens a value sealed to the service's encryption key ([`proto::crypto::seal`]).
+    async fn open_sealed(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Rejection> {
+        let key = self.service_key(APP_ENCRYPTION).await.map_err(|_| Rejection::BadSignature)?;
+        let (point, _) = crypto::split_sealed(sealed).map_err(|_| Rejection::BadSignature)?;
+        let shared = key.diffie_hellman(point).map_err(|_| Rejection::BadSignature)?;
+        crypto::open_with(&shared, sealed, aad).map_err(|_| Rejection::BadSignature)
+    }
+
+    async fn rate_limit(&self, tx: &mut Tx, key: &str, limit: RateLimit) -> Result<(), Error> {
+        if tx.rate_limit(key, limit, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(Rejection::RateLimited.into())
+        }
+    }
+
+    /// `POST /activation/start`: checks the code and hands out the nonce and the server keys.
+    pub async fn activation_start(&self, code: &str, caller: &Caller) -> Result<ActivationChallenge, Error> {
+        let mut tx = self.store.begin().await?;
+        self.rate_limit(&mut tx, &format!("activation:ip:{}", caller.ip), RateLimit::ACTIVATION_PER_ADDRESS).await?;
+        let activation = match self.check_activation_code(&mut tx, code).await? {
+            Ok(activation) => activation,
+            Err(rejection) => {
+                // Keep the counted try even though the request is refused.
+                tx.commit().await?;
+                return Err(rejection.into());
+            }
+        };
+        let user = self.store.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
+        let nonce = crypto::b64(&rand::random::<[u8; 16]>());
+        tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), None).await?;
+        tx.commit().await?;
+        let signing = self.service_key(APP_SIGNING).await?;
+        let encryption = self.service_key(APP_ENCRYPTION).await?;
+        Ok(ActivationChallenge {
+            activation_id: activation.id,
+            nonce,
+            server_signing_key: crypto::b64(&signing.public_key().0),
+            server_encryption_key: crypto::b64(&encryption.public_key().0),
+            user_hint: mask_email(&user.email),
+            pin_length: 6,
+            max_pin_failures: MAX_PIN_FAILURES,
+        })
+    }
+
+    /// `POST /activation/complete`: proves both keys, records the device and issues its
+    /// certificate from the ConsentID CA, all in one database transaction.
+    pub async fn activation_complete(&self, request: &ActivationComplete, caller: &Caller) -> Result<ActivationResult, Error> {
+        let decode = |field: &'static str, value: &str| crypto::unb64(value).map_err(|_| Rejection::Invalid(field));
+        let device_key = decode("device_public_key", &request.device_public_key)?;
+        let sealed_pin_key = decode("encrypted_pin_public_key", &request.encrypted_pin_public_key)?;
+        let device_signature = decode("device_signature", &request.device_signature)?;
+        let sealed_pin_signature = decode("encrypted_pin_signature", &request.encrypted_pin_signature)?;
+        crypto::public_key(&device_key).map_err(|_| Rejection::Invalid("device_public_key"))?;
+        let name = request.device_name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Rejection::Invalid("device_name").into());
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        self.rate_limit(&mut tx, &format!("activation:ip:{}", caller.ip), RateLimit::ACTIVATION_PER_ADDRESS).await?;
+        let activation = tx.activation(&request.activation_id).await?.ok_or(Rejection::ActivationMismatch)?;
+        let Some(nonce) = activation.nonce.clone() else { return Err(Rejection::ActivationMismatch.into()) };
+        if activation.id != request.activation_id || activation.used_at.is_some() || activation.tries_left <= 0 || now >= activation.expires_at {
+            return Err(Rejection::InvalidCode.into());
+        }
+        // 1. Both keys prove possession over the same message.
+        let message = crypto::activation_message(&activation.id, &nonce, &device_key, &sealed_pin_key);
+        crypto::verify(&device_key, message.as_bytes(), &device_signature).map_err(|_| Rejection::BadSignature)?;
+        let pin_key = self.open_sealed(&sealed_pin_key, activation.id.as_bytes()).await?;
+        crypto::public_key(&pin_key).map_err(|_| Rejection::Invalid("encrypted_pin_public_key"))?;
+        let pin_signature = self.open_sealed(&sealed_pin_signature, activation.id.as_bytes()).await?;
+        crypto::verify(&pin_key, message.as_bytes(), &pin_signature).map_err(|_| Rejection::BadSignature)?;
+        // 2. The device certificate: serial stored, then signed, in this transaction.
+        let user = self.store.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
+        let jmbg = Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
+        let person = Person { given_name: user.given_name.clone(), surname: user.surname.clone(), jmbg };
+        let device_id = hex::encode(rand::random::<[u8; 16]>());
+        let serial = random_serial();
+        let subject = person.name()?;
+        let not_after = now.plus_calendar_years(DEVICE_CERTIFICATE_YEARS);
+        tx.reserve_certificate(&NewCertificate {
+            serial,
+            authority: CaName::ConsentId.as_str().to_owned(),
+            kind: CertificateKind::Device,
+            subject: profile::name_to_string(&subject),
+            email: Some(user.email.clone()),
+            key_id: None,
+            not_before: now,
+            not_after,
+            reserved_at: now,
+        })
+        .await?;
+        let public_key = PublicKeyDer(device_key.clone());
+        let certificate_request =
+            CertificateRequest { kind: CertificateKind::Device, serial, subject, public_key: &public_key, not_before: now, not_after };
+        let loaded = self.ca(CaName::ConsentId)?;
+        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(CaName::ConsentId)), loaded.signer.as_ref())?;
+        let certificate = profile::issue(&certificate_request, &issuer, &self.settings.policy)?;
+        tx.complete_certificate(&serial, &certificate.0, now).await?;
+        // 3. The device, and the code spent.
+        tx.insert_device(&DeviceRecord {
+            id: device_id.clone(),
+            user_id: user.id.clone(),
+            name: name.to_owned(),
+            public_key: device_key,
+            pin_public_key: pin_key,
+            state: DeviceState::Active,
+            pin_failures: 0,
+            certificate_serial: serial.to_hex(),
+            created_at: now,
+            last_used_at: None,
+        })
+        .await?;
+        tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), Some(now)).await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "device.activated",
+            json!({ "device": device_id, "certificate": serial.to_hex(), "ip": caller.ip }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ActivationResult { device_id, certificate: crypto::b64(&certificate.0), certificate_serial: serial.to_hex() })
+    }
+
+    /// Verifies a device request: the signature over method, path, time, nonce and body; the
+    /// time within the skew; the nonce never seen before; the device not revoked.
+    pub async fn authenticate_device(
+        &self,
+        authorization: &str,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<AuthenticatedDevice, Error> {
+        let parsed = crypto::parse_authorization(authorization).ok_or(Rejection::Invalid("authorization"))?;
+        let device = self.store.device(&parsed.device_id).await?.ok_or(Rejection::BadSignature)?;
+        let message = crypto::request_message(method, path_and_query, parsed.timestamp, &parsed.nonce, body);
+        crypto::verify(&device.public_key, message.as_bytes(), &parsed.signature).map_err(|_| Rejection::BadSignature)?;
+        let now = self.clock.now();
+        if (parsed.timestamp - now.0).abs() > login::CLOCK_SKEW {
+            return Err(Rejection::ClockSkew.into());
+        }
+        let mut tx = self.store.begin().await?;
+        let nonce_key = format!("{}:{}", device.id, parsed.nonce);
+        if !tx.use_nonce(&nonce_key, now.plus_seconds(2 * login::CLOCK_SKEW), now).await? {
+            return Err(Rejection::Replay.into());
+        }
+        tx.commit().await?;
+        if device.state == DeviceState::Revoked {
+            return Err(Rejection::DeviceRevoked.into());
+        }
+        Ok(AuthenticatedDevice(device))
+    }
+
+    /// The app's view of its state.
+    pub fn device_status(device: &DeviceRecord) -> DeviceStatus {
+        match device.state {
+            DeviceState::Active => DeviceStatus::Active,
+            DeviceState::PinLocked => DeviceStatus::PinLocked,
+            DeviceState::Revoked => DeviceStatus::Deactivated,
+        }
+    }
+
+    /// `GET /inbox?wait=N`: pending requests for the device's user, waiting up to `wait` for
+    /// one to arrive (polling the store, so a request made through another server arrives too).
+    pub async fn inbox(&self, device: &AuthenticatedDevice, wait: Duration) -> Result<Inbox, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let inbox = self.inbox_now(&device.0.id).await?;
+            if !inbox.items.is_empty() || inbox.device_status != DeviceStatus::Active || tokio::time::Instant::now() >= deadline {
+                return Ok(inbox);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn inbox_now(&self, device_id: &str) -> Result<Inbox, Error> {
+        let device = self.store.device(device_id).await?.ok_or(Rejection::NotFound)?;
+        let now = self.clock.now();
+        let mut items = Vec::new();
+        let mut cancelled = Vec::new();
+        if device.state == DeviceState::Active {
+            for txn in self.store.transactions_of(&device.user_id, now.plus_seconds(-2 * TRANSACTION_LIFETIME)).await? {
+                match login::effective_status(txn.status, txn.expires_at, now) {
+                    TransactionStatus::Pending => items.push(Envelope { payload: crypto::b64(&txn.payload), signature: crypto::b64(&txn.signature) }),
+                    TransactionStatus::Approved | TransactionStatus::Consumed => {}
+                    _ => cancelled.push(txn.id),
+                }
+            }
+        }
+        Ok(Inbox { items, cancelled, device_status: Self::device_status(&device) })
+    }
+
+    /// `POST /requests/{txn}/response`: one database transaction that checks everything against
+    /// the stored request (never against what the client echoes) and moves it on once.
+    pub async fn respond(&self, device: &AuthenticatedDevice, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
+        let now = self.clock.now();
+        let device_signature = crypto::unb64(&response.device_signature).map_err(|_| Rejection::Invalid("device_signature"))?;
+        let mut tx = self.store.begin().await?;
+        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let current = tx.device(&device.0.id).await?.ok_or(Rejection::NotFound)?;
+        let kind = if txn.kind == "sign" { RequestKind::Sign } else { RequestKind::Login };
+        // 1. The device signed exactly this request, decision, code and time.
+        let message = crypto::approval_message(
+            &txn.id,
+            kind,
+            response.decision,
+            RP_ID,
+            &txn.challenge,
+            &txn.payload,
+            &response.verification_code,
+            &current.id,
+            response.issued_at,
+        );
+        crypto::verify(&current.public_key, message.as_bytes(), &device_signature).map_err(|_| Rejection::BadSignature)?;
+        // 2. It may answer now.
+        let mine = txn.user_id.as_deref() == Some(current.user_id.as_str());
+        login::may_answer(txn.status, txn.expires_at, current.state, mine, UnixTime(response.issued_at), now).map_err(|refusal| match refusal {
+            login::AnswerRefusal::NotPending => Rejection::NotPending,
+            login::AnswerRefusal::WrongDevice => Rejection::NotFound,
+            login::AnswerRefusal::DeviceInactive if current.state == DeviceState::PinLocked => Rejection::PinLocked,
+            login::AnswerRefusal::DeviceInactive => Rejection::DeviceRevoked,
+            login::AnswerRefusal::ClockSkew => Rejection::ClockSkew,
+        })?;
+        let actor = format!("device:{}", current.id);
+        let code_matches = response.verification_code == txn.verification_code;
+        // 3. A deny, or a wrong code (which denies).
+        if response.decision == Decision::Deny || !code_matches {
+            let (status, hint) = if code_matches {
+                let reason = response.reason.as_deref().unwrap_or("user_deny");
+                (TransactionStatus::Denied, if reason == "not_me" { "not_me" } else { "user_deny" })
+            } else {
+                (TransactionStatus::Failed, "wrong_vc")
+            };
+            tx.move_transaction(&txn.id, TransactionStatus::Pending, status, hint, Some(&current.id), now).await?;
+            tx.audit(now, &actor, "transaction.denied", json!({ "txn": txn.id, "kind": txn.kind, "hint": hint })).await?;
+            tx.commit().await?;
+            return Ok(ResponseResult { result: ResponseOutcome::Denied, attempts_left: None });
+        }
+        // 4. The PIN proof, opened, checked and dropped.
+        let pin_ok = match &response.pin_proof {
+            Some(sealed) => {
+                let sealed = crypto::unb64(sealed).map_err(|_| Rejection::Invalid("pin_proof"))?;
+                match self.open_sealed(&sealed, txn.id.as_bytes()).await {
+                    Ok(signature) => crypto::verify(&current.pin_public_key, message.as_bytes(), &signature).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            None => false,
+        };
+        if !pin_ok {
+            let (state, left) = login::after_wrong_pin(u8::try_from(current.pin_failures).unwrap_or(u8::MAX));
+            tx.update_device(&current.id, state, current.pin_failures + 1, now).await?;
+            tx.audit(now, &actor, "device.wrong_pin", json!({ "txn": txn.id, "attempts_left": left })).await?;
+            if state == DeviceState::PinLocked {
+                tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Failed, "pin_locked", Some(&current.id), now).await?;
+                tx.audit(now, &actor, "device.pin_locked", json!({ "device": current.id })).await?;
+                tx.commit().await?;
+                return Ok(ResponseResult { result: ResponseOutcome::PinLocked, attempts_left: Some(0) });
+            }
+            tx.commit().await?;
+            return Ok(ResponseResult { result: ResponseOutcome::WrongPin, attempts_left: Some(left) });
+        }
+        tx.update_device(&current.id, DeviceState::Active, 0, now).await?;
+        if !tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Approved, "approved", Some(&current.id), now).await? {
+            return Err(Rejection::NotPending.into());
+        }
+        tx.audit(
+            now,
+            &actor,
+            "transaction.approved",
+            json!({ "txn": txn.id, "kind": txn.kind, "approval": message, "device_signature": response.device_signature }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ResponseResult { result: ResponseOutcome::Approved, attempts_left: None })
+    }
+
+    /// Builds and signs a request for the app, and stores it as a pending transaction,
+    /// superseding the user's earlier pending ones.
+    pub(crate) async fn create_transaction(
+        &self,
+        tx: &mut Tx,
+        user: Option<(&str, String)>,
+        kind: RequestKind,
+        session_binding: &str,
+        context: proto::app::RequestContext,
+        sign: Option<proto::app::SignDetails>,
+    ) -> Result<TransactionRecord, Error> {
+        let now = self.clock.now();
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let challenge = rand::random::<[u8; 32]>();
+        let payload = RequestPayload {
+            v: 1,
+            txn_id: id.clone(),
+            kind,
+            rp: proto::app::RelyingParty { id: RP_ID.into(), name: "Портал за електронску идентификацију".into() },
+            user: user.as_ref().map(|(_, name)| name.clone()).unwrap_or_default(),
+            challenge: crypto::b64(&challenge),
+            created_at: now.0,
+            expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,
+            context,
+            sign,
+        };
+        let payload_bytes = serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
+        let signature = self.service_key(APP_SIGNING).await?.sign(&payload_bytes)?;
+        if let Some((user_id, _)) = &user {
+            // One pending request per user: a new one supersedes the old.
+            tx.end_pending_of(user_id, TransactionStatus::Cancelled, "superseded", now).await?;
+        }
+        let record = TransactionRecord {
+            id,
+            user_id: user.map(|(id, _)| id.to_owned()),
+            kind: kind.as_str().to_owned(),
+            status: TransactionStatus::Pending,
+            hint: "outstanding".into(),
+            challenge: payload.challenge.clone(),
+            payload: payload_bytes,
+            signature,
+            verification_code: crypto::verification_code(&challenge),
+            session_binding: session_binding.to_owned(),
+            device_id: None,
+            created_at: now,
+            expires_at: now.plus_seconds(TRANSACTION_LIFETIME),
+            decided_at: None,
+        };
+        tx.insert_transaction(&record).await?;
+        Ok(record)
+    }
+}
+
+/// `p***@example.rs`.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, host)) => format!("{}***@{host}", local.chars().next().unwrap_or('*')),
+        None => "***".into(),
+    }
+}

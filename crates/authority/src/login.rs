@@ -1,0 +1,258 @@
+//! Browser sessions and logging in (DESIGN §3-§4): the mobile login started by a username and
+//! approved in ConsentID, completed once and only by the browser that started it, with a fresh
+//! session id; and the password login at the basic level. Unknown usernames get the same
+//! answers as known ones.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use domain::login::effective_status;
+use domain::{DeviceState, RateLimit, TransactionStatus, UnixTime};
+use proto::app::{RequestContext, RequestKind};
+use store::{SessionRecord, UserRecord};
+
+use crate::accounts::{normalise_email, password_matches};
+use crate::{Authority, Error, Rejection};
+
+/// Seconds an anonymous session lives.
+const ANONYMOUS_LIFETIME: i64 = 3600;
+/// Seconds a logged-in session lives.
+const LOGGED_IN_LIFETIME: i64 = 8 * 3600;
+
+/// A session cookie's value. Only its hash is stored; `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(pub String);
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+impl SessionToken {
+    fn generate() -> Self {
+        Self(proto::b64(&rand::random::<[u8; 32]>()))
+    }
+
+    /// The hash the store keys sessions by.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// A valid session, with its account when logged in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The stored session.
+    pub record: SessionRecord,
+    /// The logged-in account.
+    pub user: Option<UserRecord>,
+}
+
+/// A login request made.
+#[derive(Debug, Clone)]
+pub struct LoginStarted {
+    /// The transaction.
+    pub txn_id: String,
+    /// The code the browser shows.
+    pub verification_code: String,
+    /// When it expires.
+    pub expires_at: UnixTime,
+}
+
+/// How a login request stands, as the browser sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginState {
+    /// The status.
+    pub status: TransactionStatus,
+    /// Why (`superseded`, `wrong_vc`, `pin_locked`, `user_deny`...).
+    pub hint: String,
+    /// Seconds left while pending.
+    pub seconds_left: i64,
+}
+
+impl Authority {
+    /// A new anonymous session (it carries the CSRF token of the forms).
+    pub async fn new_session(&self) -> Result<(SessionToken, Session), Error> {
+        let now = self.clock.now();
+        let token = SessionToken::generate();
+        let record = SessionRecord {
+            id_hash: token.hash(),
+            user_id: None,
+            auth_method: None,
+            device_id: None,
+            csrf_token: proto::b64(&rand::random::<[u8; 24]>()),
+            created_at: now,
+            authenticated_at: None,
+            expires_at: now.plus_seconds(ANONYMOUS_LIFETIME),
+            ended_at: None,
+        };
+        let mut tx = self.store.begin().await?;
+        tx.insert_session(&record).await?;
+        tx.commit().await?;
+        Ok((token, Session { record, user: None }))
+    }
+
+    /// The live session of a cookie: not ended, not expired, and for a ConsentID login, its
+    /// device not revoked.
+    pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
+        let Some(record) = self.store.session(&token.hash()).await? else { return Ok(None) };
+        let now = self.clock.now();
+        if record.ended_at.is_some() || now >= record.expires_at {
+            return Ok(None);
+        }
+        if let Some(device_id) = &record.device_id {
+            if self.store.device(device_id).await?.is_none_or(|d| d.state == DeviceState::Revoked) {
+                return Ok(None);
+            }
+        }
+        let user = match &record.user_id {
+            Some(id) => self.store.user(id).await?,
+            None => None,
+        };
+        Ok(Some(Session { record, user }))
+    }
+
+    /// Starts a mobile login for `username` from this browser session.
+    pub async fn login_start(&self, session: &Session, username: &str, ip: &str, browser: &str) -> Result<LoginStarted, Error> {
+        let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
+        let mut tx = self.store.begin().await?;
+        for (key, limit) in [
+            (format!("login:user:{email}"), RateLimit::LOGIN_PER_USER),
+            (format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS),
+        ] {
+            if !tx.rate_limit(&key, limit, self.clock.now()).await? {
+                return Err(Rejection::RateLimited.into());
+            }
+        }
+        let user = tx.user_by_email(&email).await?;
+        // An unknown user gets a request nobody can answer, which simply expires: the browser
+        // sees exactly what it would see for a known user who does not answer.
+        let owner = user.as_ref().map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
+        let context = RequestContext { browser: browser.chars().take(80).collect(), ip: ip.chars().take(64).collect() };
+        let txn = self.create_transaction(&mut tx, owner, RequestKind::Login, &session.record.id_hash, context, None).await?;
+        tx.audit(
+            self.clock.now(),
+            "anonymous",
+            "login.started",
+            json!({ "txn": txn.id, "user": user.as_ref().map(|u| u.id.clone()), "ip": ip }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(LoginStarted { txn_id: txn.id, verification_code: txn.verification_code, expires_at: txn.expires_at })
+    }
+
+    /// The state of a login request, for the browser that started it only.
+    pub async fn login_state(&self, session: &Session, txn_id: &str) -> Result<LoginState, Error> {
+        let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
+        if txn.session_binding != session.record.id_hash || txn.kind != "login" {
+            return Err(Rejection::NotFound.into());
+        }
+        let now = self.clock.now();
+        let status = effective_status(txn.status, txn.expires_at, now);
+        Ok(LoginState { status, hint: txn.hint, seconds_left: (txn.expires_at.0 - now.0).max(0) })
+    }
+
+    /// Completes an approved login: once, from the browser that started it, with a fresh
+    /// session id; the anonymous session ends.
+    pub async fn login_complete(&self, session: &Session, txn_id: &str) -> Result<(SessionToken, Session), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        if txn.session_binding != session.record.id_hash || txn.kind != "login" {
+            return Err(Rejection::NotFound.into());
+        }
+        if txn.status != TransactionStatus::Approved {
+            return Err(Rejection::NotPending.into());
+        }
+        let (Some(user_id), Some(device_id)) = (txn.user_id.clone(), txn.device_id.clone()) else {
+            return Err(Error::Inconsistent("an approved login without user or device".into()));
+        };
+        if !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await? {
+            return Err(Rejection::NotPending.into());
+        }
+        let (token, record) = self.logged_in_session(&user_id, "consentid", Some(device_id), now);
+        tx.insert_session(&record).await?;
+        tx.end_session(&session.record.id_hash, now).await?;
+        tx.audit(now, &format!("user:{user_id}"), "login.completed", json!({ "txn": txn.id, "method": "consentid" })).await?;
+        tx.commit().await?;
+        let user = self.store.user(&user_id).await?;
+        Ok((token, Session { record, user }))
+    }
+
+    /// Cancels a login request from the browser that started it.
+    pub async fn login_cancel(&self, session: &Session, txn_id: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        if txn.session_binding != session.record.id_hash {
+            return Err(Rejection::NotFound.into());
+        }
+        tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Cancelled, "rp_cancel", None, now).await?;
+        tx.audit(now, "anonymous", "login.cancelled", json!({ "txn": txn.id })).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Password login (basic level: sees the account, cannot issue or sign). Wrong e-mail and
+    /// wrong password get the same refusal.
+    pub async fn password_login(&self, session: &Session, email: &str, password: &str, ip: &str) -> Result<(SessionToken, Session), Error> {
+        let now = self.clock.now();
+        let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
+        let mut tx = self.store.begin().await?;
+        for (key, limit) in [
+            (format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER),
+            (format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS),
+        ] {
+            if !tx.rate_limit(&key, limit, now).await? {
+                tx.commit().await?;
+                return Err(Rejection::RateLimited.into());
+            }
+        }
+        let user = tx.user_by_email(&email).await?;
+        // Hash even for unknown users, so that timing does not tell them apart.
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let dummy = DUMMY.get_or_init(|| crate::accounts::hash_password("dummy password").unwrap_or_default());
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| dummy.clone());
+        let verified = password_matches(password, &hash) && user.as_ref().is_some_and(|u| u.email_verified);
+        let Some(user) = user.filter(|_| verified) else {
+            tx.audit(now, "anonymous", "login.password_failed", json!({ "ip": ip })).await?;
+            tx.commit().await?;
+            return Err(Rejection::BadSignature.into());
+        };
+        let (token, record) = self.logged_in_session(&user.id, "password", None, now);
+        tx.insert_session(&record).await?;
+        tx.end_session(&session.record.id_hash, now).await?;
+        tx.audit(now, &format!("user:{}", user.id), "login.completed", json!({ "method": "password" })).await?;
+        tx.commit().await?;
+        Ok((token, Session { record, user: Some(user) }))
+    }
+
+    fn logged_in_session(&self, user_id: &str, method: &str, device_id: Option<String>, now: UnixTime) -> (SessionToken, SessionRecord) {
+        let token = SessionToken::generate();
+        let record = SessionRecord {
+            id_hash: token.hash(),
+            user_id: Some(user_id.to_owned()),
+            auth_method: Some(method.to_owned()),
+            device_id,
+            csrf_token: proto::b64(&rand::random::<[u8; 24]>()),
+            created_at: now,
+            authenticated_at: Some(now),
+            expires_at: now.plus_seconds(LOGGED_IN_LIFETIME),
+            ended_at: None,
+        };
+        (token, record)
+    }
+
+    /// Ends a session (logout).
+    pub async fn logout(&self, session: &Session) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.end_session(&session.record.id_hash, now).await?;
+        if let Some(user) = &session.user {
+            tx.audit(now, &format!("user:{}", user.id), "logout", json!({})).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! ConsentID rules (DESIGN §3-§4, reference/mobile-auth.md §7): assurance levels, the states of
+//! a login or signing transaction, PIN lockout, activation codes and rate-limit windows.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::certificate::UnknownName;
+use crate::time::UnixTime;
+
+/// How strongly an account's identity is established (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssuranceLevel {
+    /// Self-registered with a verified e-mail: sees the account, cannot issue or sign.
+    Basic,
+    /// Identity proofed by a registration officer: may activate ConsentID.
+    High,
+}
+
+impl AssuranceLevel {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "basic",
+            Self::High => "high",
+        }
+    }
+}
+
+impl FromStr for AssuranceLevel {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "basic" => Ok(Self::Basic),
+            "high" => Ok(Self::High),
+            _ => Err(UnknownName(s.to_owned())),
+        }
+    }
+}
+
+/// A ConsentID device's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// Usable.
+    Active,
+    /// Locked after [`MAX_PIN_FAILURES`] wrong PINs in a row; re-activation needed.
+    PinLocked,
+    /// Revoked; its certificate too.
+    Revoked,
+}
+
+impl DeviceState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::PinLocked => "pin_locked",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl FromStr for DeviceState {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(Self::Active),
+            "pin_locked" => Ok(Self::PinLocked),
+            "revoked" => Ok(Self::Revoked),
+            _ => Err(UnknownName(s.to_owned())),
+        }
+    }
+}
+
+/// Wrong PINs in a row that lock a device.
+pub const MAX_PIN_FAILURES: u8 = 5;
+
+/// The device state after one more wrong PIN, and the tries left.
+pub fn after_wrong_pin(failures_before: u8) -> (DeviceState, u8) {
+    let failures = failures_before.saturating_add(1);
+    if failures >= MAX_PIN_FAILURES {
+        (DeviceState::PinLocked, 0)
+    } else {
+        (DeviceState::Active, MAX_PIN_FAILURES - failures)
+    }
+}
+
+/// Seconds a login or signing request stays open.
+pub const TRANSACTION_LIFETIME: i64 = 120;
+/// Seconds an activation code is valid.
+pub const ACTIVATION_LIFETIME: i64 = 600;
+/// Wrong codes for one activation before it is dead.
+pub const ACTIVATION_TRIES: u8 = 5;
+/// Seconds a device request's timestamp may differ from the server's clock.
+pub const CLOCK_SKEW: i64 = 60;
+
+/// Where a transaction is (reference/mobile-auth.md §7.8). Terminal states never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionStatus {
+    /// Waiting for the user.
+    Pending,
+    /// Approved in ConsentID; the browser may complete it once.
+    Approved,
+    /// Completed: the session was created.
+    Consumed,
+    /// Denied in ConsentID.
+    Denied,
+    /// Not answered in time.
+    Expired,
+    /// Cancelled by the browser or superseded by a newer request.
+    Cancelled,
+    /// Failed: wrong verification code, PIN locked, device revoked, no device.
+    Failed,
+}
+
+impl TransactionStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Consumed => "consumed",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the state can still change by a user's answer.
+    pub fn is_open(self) -> bool {
+        self == Self::Pending
+    }
+}
+
+impl FromStr for TransactionStatus {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "consumed" => Self::Consumed,
+            "denied" => Self::Denied,
+            "expired" => Self::Expired,
+            "cancelled" => Self::Cancelled,
+            "failed" => Self::Failed,
+            _ => return Err(UnknownName(s.to_owned())),
+        })
+    }
+}
+
+/// The status a stored transaction shows at `now`: a pending one past its expiry is expired.
+pub fn effective_status(status: TransactionStatus, expires_at: UnixTime, now: UnixTime) -> TransactionStatus {
+    if status == TransactionStatus::Pending && now >= expires_at {
+        TransactionStatus::Expired
+    } else {
+        status
+    }
+}
+
+/// Why an answer from a device is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerRefusal {
+    /// The transaction is no longer pending (answered, expired, superseded...).
+    #[error("the request is no longer open")]
+    NotPending,
+    /// The device is not one of the transaction's user's active devices.
+    #[error("this device may not answer this request")]
+    WrongDevice,
+    /// The device is locked or revoked.
+    #[error("the device is not active")]
+    DeviceInactive,
+    /// The signed time is too far from the server's clock.
+    #[error("the answer's time is outside the allowed skew")]
+    ClockSkew,
+}
+
+/// May this device answer this transaction now?
+pub fn may_answer(
+    status: TransactionStatus,
+    expires_at: UnixTime,
+    device: DeviceState,
+    device_is_users: bool,
+    issued_at: UnixTime,
+    now: UnixTime,
+) -> Result<(), AnswerRefusal> {
+    if effective_status(status, expires_at, now) != TransactionStatus::Pending {
+        return Err(AnswerRefusal::NotPending);
+    }
+    if !device_is_users {
+        return Err(AnswerRefusal::WrongDevice);
+    }
+    if device != DeviceState::Active {
+        return Err(AnswerRefusal::DeviceInactive);
+    }
+    if (issued_at.0 - now.0).abs() > CLOCK_SKEW {
+        return Err(AnswerRefusal::ClockSkew);
+    }
+    Ok(())
+}
+
+/// A fixed-window rate limit: at most `limit` events per `window` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events allowed per window.
+    pub limit: u32,
+    /// Window length, seconds.
+    pub window: i64,
+}
+
+impl RateLimit {
+    /// Login starts per user (reference/mobile-auth.md §7.5).
+    pub const LOGIN_PER_USER: Self = Self { limit: 5, window: 600 };
+    /// Login starts per address.
+    pub const LOGIN_PER_ADDRESS: Self = Self { limit: 20, window: 600 };
+    /// Activation attempts per address.
+    pub const ACTIVATION_PER_ADDRESS: Self = Self { limit: 10, window: 600 };
+    /// Password logins per account.
+    pub const PASSWORD_PER_USER: Self = Self { limit: 5, window: 900 };
+    /// Registrations per address.
+    pub const REGISTER_PER_ADDRESS: Self = Self { limit: 5, window: 3600 };
+
+    /// Given the stored window start and count, is one more event allowed at `now`, and what
+    /// are the new window start and count?
+    pub fn check(&self, window_start: UnixTime, count: u32, now: UnixTime) -> (bool, UnixTime, u32) {
+        if now.0 - window_start.0 >= self.window {
+            (true, now, 1)
+        } else if count < self.limit {
+            (true, window_start, count + 1)
+        } else {
+            (false, window_start, count)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fifth_wrong_pin_locks() {
+        assert_eq!(after_wrong_pin(0), (DeviceState::Active, 4));
+        assert_eq!(after_wrong_pin(3), (DeviceState::Active, 1));
+        assert_eq!(after_wrong_pin(4), (DeviceState::PinLocked, 0));
+    }
+
+    #[test]
+    fn answers_are_refused_when_not_allowed() {
+        let now = UnixTime(1000);
+        let ok = |s, exp, dev, mine, iat| may_answer(s, UnixTime(exp), dev, mine, UnixTime(iat), now);
+        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, true, 1000), Ok(()));
+        assert_eq!(ok(TransactionStatus::Pending, 1000, DeviceState::Active, true, 1000), Err(AnswerRefusal::NotPending));
+        assert_eq!(ok(TransactionStatus::Approved, 1100, DeviceState::Active, true, 1000), Err(AnswerRefusal::NotPending));
+        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, false, 1000), Err(AnswerRefusal::WrongDevice));
+        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Revoked, true, 1000), Err(AnswerRefusal::DeviceInactive));
+        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, true, 1061), Err(AnswerRefusal::ClockSkew));
+    }
+
+    #[test]
+    fn rate_limits_reset_with_the_window() {
+        let limit = RateLimit { limit: 2, window: 10 };
+        assert_eq!(limit.check(UnixTime(0), 0, UnixTime(1)), (true, UnixTime(0), 1));
+        assert_eq!(limit.check(UnixTime(0), 2, UnixTime(5)), (false, UnixTime(0), 2));
+        assert_eq!(limit.check(UnixTime(0), 2, UnixTime(10)), (true, UnixTime(10), 1));
+    }
+}

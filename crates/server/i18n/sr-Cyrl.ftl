@@ -1,0 +1,80 @@
+# Serbian, Cyrillic: the portal's first language. The Latin catalogue is transliterated from
+# this one (crates/server/src/i18n.rs), so both always have the same messages.
+site-title = Портал за електронску идентификацију
+skip-link = Прескочи на садржај
+nav-login = Пријава
+nav-logout = Одјава
+nav-account = Мој налог
+lang-label = Језик
+footer = Канцеларија за информационе технологије и електронску управу · Немањина 11, Београд · отворени код (Apache-2.0)
+
+home-heading = Добродошли на Портал за електронску идентификацију
+home-intro = На порталу добијате квалификовани електронски сертификат у клауду и потписујете документе на даљину. Пријављујете се мобилном апликацијом ConsentID: унесете ПИН и потврдите захтев дугметом „Ауторизовати”.
+home-start = Да бисте почели, изаберите „Пријава” у горњем десном углу.
+
+login-methods-heading = Изаберите начин пријаве
+login-method-mobile = Мобилна апликација
+login-method-mobile-description = Пријава апликацијом ConsentID: висок ниво поузданости, потребан за издавање сертификата и потписивање.
+login-method-password = Корисничко име и лозинка
+login-method-password-description = Основни ниво: преглед налога, без издавања сертификата и потписивања.
+
+username-heading = Пријава мобилном апликацијом
+username-label = корисничко име
+username-hint = Адреса електронске поште којом сте се регистровали.
+username-submit = Пријавите се
+
+wait-heading = Потврдите пријаву у апликацији ConsentID
+wait-instructions = Отворите ConsentID на телефону, унесите свој ПИН и изаберите код који видите овде, па додирните „Ауторизовати”.
+wait-code-label = Верификациони код
+wait-time-left = Преостало време
+wait-seconds = { $seconds } с
+wait-cancel = Откажи
+wait-check = Провери стање
+wait-continue = Настави
+wait-retry = Покушајте поново
+wait-status-pending = Чекамо потврду у апликацији…
+wait-status-approved = Пријава је потврђена. Пријављујемо вас…
+wait-status-denied = Пријава је одбијена у апликацији.
+wait-status-expired = Време за потврду је истекло. Покушајте поново.
+wait-status-pin-locked = Апликација ConsentID је закључана после пет погрешних ПИН-ова. Потребна је поновна активација код службеника.
+wait-status-wrong-code = У апликацији је изабран погрешан верификациони код, па је пријава одбијена.
+wait-status-cancelled = Пријава је отказана.
+wait-status-superseded = Започета је нова пријава, ова више не важи.
+wait-status-device-revoked = Апликација ConsentID је деактивирана. Потребна је поновна активација.
+wait-status-failed = Пријава није успела. Покушајте поново.
+
+account-heading = Подаци корисничког налога
+account-name = Име и презиме
+account-email = Адреса електронске поште
+account-assurance = Ниво поузданости
+account-login-method = Начин пријаве
+assurance-high = висок (идентитет проверен)
+assurance-basic = основни
+login-method-consentid = мобилна апликација ConsentID
+login-method-password-short = корисничко име и лозинка
+account-devices = Уређаји ConsentID
+account-no-devices = Нема активираних уређаја.
+account-device-activated = активиран { $date }
+device-state-active = активан
+device-state-pin_locked = закључан због погрешних ПИН-ова
+device-state-revoked = опозван
+services = услуге
+service-cloud-certificate = Квалификовани електронски сертификат у клауду
+logout = Одјава
+
+cloud-heading = Квалификовани електронски сертификат у клауду
+cloud-unavailable = Управљање сертификатом у клауду још није доступно у овој верзији портала.
+
+password-heading = Пријава корисничким именом и лозинком
+password-label = лозинка
+password-submit = Пријавите се
+
+error-heading = Грешка
+error-back = Назад на почетну страну
+error-rate-limited = Превише покушаја. Покушајте поново за неколико минута.
+error-invalid-username = Унесите исправну адресу електронске поште.
+error-form-expired = Образац је истекао. Покушајте поново.
+error-not-found = Страница није пронађена.
+error-login-required = Пријавите се да бисте наставили.
+error-password = Погрешно корисничко име или лозинка.
+error-internal = Дошло је до грешке. Број захтева: { $id }

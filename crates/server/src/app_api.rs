@@ -1,0 +1,171 @@
+//! The ConsentID app API under `/api/app/v1/` (DESIGN §4): activation, the inbox, answers and
+//! status. Every call but activation is signed by the device key; errors are
+//! `{"error", "message"}` with a 4xx status.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use authority::consentid::{AuthenticatedDevice, Caller};
+use authority::{Authority, Error, Rejection};
+use domain::Serial;
+use proto::app::{ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse};
+
+use crate::http::AppState;
+
+/// The longest long-poll.
+const MAX_WAIT: u64 = 25;
+
+/// The app API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/app/v1/activation/start", post(activation_start))
+        .route("/api/app/v1/activation/complete", post(activation_complete))
+        .route("/api/app/v1/inbox", get(inbox))
+        .route("/api/app/v1/status", get(status))
+        .route("/api/app/v1/requests/{txn}/response", post(respond))
+}
+
+/// The client's address (from the connection; `unknown` in socket-less tests).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Self(ip))
+    }
+}
+
+/// Maps a use-case error to an API answer.
+pub fn error_response(error: Error) -> Response {
+    match error {
+        Error::Rejected(rejection) => rejection_response(rejection),
+        other => {
+            let id = hex::encode(rand::random::<[u8; 8]>());
+            tracing::error!(request_id = %id, error = %other, "app API request failed");
+            let body = ErrorBody { error: "internal_error".into(), message: format!("internal error, request id {id}") };
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+        }
+    }
+}
+
+/// The HTTP status of a refusal.
+pub fn rejection_status(rejection: Rejection) -> StatusCode {
+    match rejection {
+        Rejection::Invalid(_) | Rejection::InvalidCode | Rejection::ActivationMismatch => StatusCode::BAD_REQUEST,
+        Rejection::BadSignature | Rejection::DeviceRevoked | Rejection::ClockSkew | Rejection::Replay => StatusCode::UNAUTHORIZED,
+        Rejection::NotProofed | Rejection::PinLocked => StatusCode::FORBIDDEN,
+        Rejection::UnknownUser | Rejection::NotFound => StatusCode::NOT_FOUND,
+        Rejection::AlreadyExists | Rejection::NotPending => StatusCode::CONFLICT,
+        Rejection::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+fn rejection_response(rejection: Rejection) -> Response {
+    let body = ErrorBody { error: rejection.code().into(), message: rejection.to_string() };
+    (rejection_status(rejection), Json(body)).into_response()
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        let body = ErrorBody { error: "invalid_request".into(), message: format!("the JSON body is not valid: {e}") };
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    })
+}
+
+async fn activation_start(State(state): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+    let request: ActivationStart = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state.authority.activation_start(&request.code, &Caller { ip }).await {
+        Ok(challenge) => Json(challenge).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn activation_complete(State(state): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+    let request: ActivationComplete = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state.authority.activation_complete(&request, &Caller { ip }).await {
+        Ok(result) => Json(result).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn device(authority: &Authority, headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> Result<AuthenticatedDevice, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    authority.authenticate_device(authorization, method.as_str(), path, body).await.map_err(error_response)
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+}
+
+async fn inbox(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri, Query(query): Query<WaitQuery>) -> Response {
+    let device = match device(&state.authority, &headers, &method, &uri, b"").await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
+    match state.authority.inbox(&device, wait).await {
+        Ok(inbox) => Json(inbox).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn status(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
+    let device = match device(&state.authority, &headers, &method, &uri, b"").await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    let record = &device.0;
+    let certificate = match Serial::parse_hex(&record.certificate_serial) {
+        Some(serial) => state.authority.store().certificate(&serial).await.ok().flatten(),
+        None => None,
+    };
+    let (not_before, not_after) =
+        certificate.map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339())).unwrap_or_default();
+    Json(DeviceState {
+        device_id: record.id.clone(),
+        device_status: Authority::device_status(record),
+        certificate_serial: record.certificate_serial.clone(),
+        not_before,
+        not_after,
+    })
+    .into_response()
+}
+
+async fn respond(State(state): State<AppState>, Path(txn): Path<String>, headers: HeaderMap, method: Method, uri: Uri, body: Bytes) -> Response {
+    let device = match device(&state.authority, &headers, &method, &uri, &body).await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    let answer: AppResponse = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state.authority.respond(&device, &txn, &answer).await {
+        Ok(result) => Json(result).into_response(),
+        Err(error) => error_response(error),
+    }
+}

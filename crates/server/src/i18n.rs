@@ -1,0 +1,186 @@
+//! The portal's messages (Fluent): Serbian Cyrillic by default, Serbian Latin and English by a
+//! visible switch. The Latin catalogue is the Cyrillic one transliterated (the official 1:1
+//! correspondence), so the two can never drift apart.
+
+use std::collections::HashMap;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+
+/// A language of the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// Serbian, Cyrillic (default).
+    SerbianCyrillic,
+    /// Serbian, Latin.
+    SerbianLatin,
+    /// English.
+    English,
+}
+
+impl Language {
+    /// All, in the order of the switch.
+    pub const ALL: [Self; 3] = [Self::SerbianCyrillic, Self::SerbianLatin, Self::English];
+
+    /// BCP 47 tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::SerbianCyrillic => "sr-Cyrl",
+            Self::SerbianLatin => "sr-Latn",
+            Self::English => "en",
+        }
+    }
+
+    /// The name on the switch, in the language itself.
+    pub fn own_name(self) -> &'static str {
+        match self {
+            Self::SerbianCyrillic => "Ћирилица",
+            Self::SerbianLatin => "Latinica",
+            Self::English => "English",
+        }
+    }
+
+    /// The language of a tag, if it is one of ours.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.tag().eq_ignore_ascii_case(tag))
+    }
+}
+
+const CYRILLIC: &str = include_str!("../i18n/sr-Cyrl.ftl");
+const ENGLISH: &str = include_str!("../i18n/en.ftl");
+
+/// Serbian Cyrillic to Latin (the official alphabet correspondence).
+pub fn transliterate(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let latin = match c {
+            'А' => "A", 'Б' => "B", 'В' => "V", 'Г' => "G", 'Д' => "D", 'Ђ' => "Đ", 'Е' => "E", 'Ж' => "Ž",
+            'З' => "Z", 'И' => "I", 'Ј' => "J", 'К' => "K", 'Л' => "L", 'Љ' => "Lj", 'М' => "M", 'Н' => "N",
+            'Њ' => "Nj", 'О' => "O", 'П' => "P", 'Р' => "R", 'С' => "S", 'Т' => "T", 'Ћ' => "Ć", 'У' => "U",
+            'Ф' => "F", 'Х' => "H", 'Ц' => "C", 'Ч' => "Č", 'Џ' => "Dž", 'Ш' => "Š",
+            'а' => "a", 'б' => "b", 'в' => "v", 'г' => "g", 'д' => "d", 'ђ' => "đ", 'е' => "e", 'ж' => "ž",
+            'з' => "z", 'и' => "i", 'ј' => "j", 'к' => "k", 'л' => "l", 'љ' => "lj", 'м' => "m", 'н' => "n",
+            'њ' => "nj", 'о' => "o", 'п' => "p", 'р' => "r", 'с' => "s", 'т' => "t", 'ћ' => "ć", 'у' => "u",
+            'ф' => "f", 'х' => "h", 'ц' => "c", 'ч' => "č", 'џ' => "dž", 'ш' => "š",
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        out.push_str(latin);
+    }
+    out
+}
+
+/// All three catalogues, parsed once.
+pub struct Catalog {
+    bundles: HashMap<Language, FluentBundle<FluentResource>>,
+    ids: Vec<String>,
+}
+
+/// A problem in a catalogue.
+#[derive(Debug, thiserror::Error)]
+#[error("message catalogue {0}: {1}")]
+pub struct CatalogError(&'static str, String);
+
+fn bundle(language: Language, source: String) -> Result<(FluentBundle<FluentResource>, Vec<String>), CatalogError> {
+    let resource = FluentResource::try_new(source).map_err(|(_, errors)| CatalogError(language.tag(), format!("{errors:?}")))?;
+    let ids = resource
+        .entries()
+        .filter_map(|entry| match entry {
+            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let tag = language.tag().parse().map_err(|e| CatalogError(language.tag(), format!("{e}")))?;
+    let mut bundle = FluentBundle::new_concurrent(vec![tag]);
+    // No Unicode isolation marks around placeables: they would show in plain-text contexts.
+    bundle.set_use_isolating(false);
+    bundle.add_resource(resource).map_err(|errors| CatalogError(language.tag(), format!("{errors:?}")))?;
+    Ok((bundle, ids))
+}
+
+impl Catalog {
+    /// Parses the catalogues shipped in the binary.
+    pub fn load() -> Result<Self, CatalogError> {
+        let mut bundles = HashMap::new();
+        let (cyrillic, ids) = bundle(Language::SerbianCyrillic, CYRILLIC.to_owned())?;
+        bundles.insert(Language::SerbianCyrillic, cyrillic);
+        let (latin, _) = bundle(Language::SerbianLatin, transliterate(CYRILLIC))?;
+        bundles.insert(Language::SerbianLatin, latin);
+        let (english, english_ids) = bundle(Language::English, ENGLISH.to_owned())?;
+        bundles.insert(Language::English, english);
+        for id in &ids {
+            if !english_ids.contains(id) {
+                return Err(CatalogError("en", format!("message `{id}` is missing")));
+            }
+        }
+        for id in &english_ids {
+            if !ids.contains(id) {
+                return Err(CatalogError("sr-Cyrl", format!("message `{id}` is missing")));
+            }
+        }
+        Ok(Self { bundles, ids })
+    }
+
+    /// Every message id.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// A message with arguments; a missing one shows its id (and is logged) rather than fail.
+    pub fn message(&self, language: Language, id: &str, args: &[(&str, String)]) -> String {
+        let Some(bundle) = self.bundles.get(&language) else { return id.to_owned() };
+        let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
+            tracing::error!(id, language = language.tag(), "missing message");
+            return id.to_owned();
+        };
+        let mut fluent_args = FluentArgs::new();
+        for (name, value) in args {
+            fluent_args.set(*name, FluentValue::from(value.clone()));
+        }
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
+        if !errors.is_empty() {
+            tracing::error!(id, language = language.tag(), ?errors, "message formatting failed");
+        }
+        text.into_owned()
+    }
+
+    /// Whether a message exists in a language.
+    pub fn has(&self, language: Language, id: &str) -> bool {
+        self.bundles.get(&language).is_some_and(|b| b.get_message(id).and_then(|m| m.value()).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_exists_in_every_language() {
+        let catalog = Catalog::load().unwrap();
+        assert!(catalog.ids().len() > 40);
+        let cyrillic = |text: &str| text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c));
+        for language in Language::ALL {
+            for id in catalog.ids() {
+                assert!(catalog.has(language, id), "{id} missing in {}", language.tag());
+                let text = catalog.message(language, id, &[("seconds", "5".into()), ("id", "x".into()), ("date", "d".into())]);
+                assert!(!text.trim().is_empty(), "{id} is empty in {}", language.tag());
+                // Untranslated text shows in the wrong script: Cyrillic pages are Cyrillic,
+                // Latin and English pages have none.
+                let expect_cyrillic = language == Language::SerbianCyrillic;
+                assert_eq!(cyrillic(&text), expect_cyrillic, "{id} in {} is not in its script: {text}", language.tag());
+            }
+        }
+    }
+
+    #[test]
+    fn latin_is_the_transliterated_cyrillic() {
+        assert_eq!(transliterate("Пријавите се, Љубиша Џаковић"), "Prijavite se, Ljubiša Džaković");
+        let catalog = Catalog::load().unwrap();
+        assert_eq!(catalog.message(Language::SerbianLatin, "nav-login", &[]), "Prijava");
+        assert_eq!(catalog.message(Language::SerbianCyrillic, "services", &[]), "услуге");
+        assert_eq!(catalog.message(Language::English, "wait-seconds", &[("seconds", "7".into())]), "7 s");
+    }
+}
