@@ -29,6 +29,22 @@ impl Authority {
             json!({ "serial": serial.to_hex(), "kind": record.kind.as_str(), "reason": reason.as_str() }),
         )
         .await?;
+        // A device certificate revoked: the device is deactivated with it, its pending requests
+        // fail and the sessions it created end (DESIGN §4, Revocation).
+        if record.kind == domain::CertificateKind::Device {
+            if let Some(device) = tx.device_by_certificate(&serial.to_hex()).await? {
+                tx.update_device(&device.id, domain::DeviceState::Revoked, device.pin_failures, now).await?;
+                let failed = tx.end_pending_of(&device.user_id, domain::TransactionStatus::Failed, "device_revoked", now).await?;
+                let sessions = tx.end_sessions_of_device(&device.id, now).await?;
+                tx.audit(
+                    now,
+                    actor,
+                    "device.revoked",
+                    json!({ "device": device.id, "failed_requests": failed, "ended_sessions": sessions }),
+                )
+                .await?;
+            }
+        }
         let ca = CaName::parse(&record.authority)
             .ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
         self.reissue_crl(&mut tx, ca, now).await?;

@@ -486,6 +486,25 @@ impl Tx {
         Ok(ids)
     }
 
+    /// The device holding a certificate, if any.
+    pub async fn device_by_certificate(&mut self, serial_hex: &str) -> Result<Option<DeviceRecord>, Error> {
+        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
+            .bind(serial_hex.to_owned())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    /// Ends every session a device's login created; returns how many.
+    pub async fn end_sessions_of_device(&mut self, device_id: &str, at: UnixTime) -> Result<u64, Error> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
+            .bind(device_id.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Adds a session.
     pub async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
         sqlx::query(
