@@ -466,8 +466,9 @@ class Portal:
             a.consentid, "--home", a.consentid_home,
             "approve", "--next", "--wait", "30", "--code", code, "--pin-stdin",
         ]
-        shown = " ".join(cmd)
-        print(f"  phone: {shown}  (PIN on stdin)")
+        # What is written to the repository names no path of this machine.
+        shown = " ".join(["consentid", "--home", "PHONE_HOME"] + cmd[3:])
+        print(f"  phone: {' '.join(cmd)}  (PIN on stdin)")
         out_path = self.shots / "05-phone-approves.txt"
         try:
             p = subprocess.run(

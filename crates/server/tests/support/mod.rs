@@ -237,19 +237,7 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, bo
     stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
-        body = dechunk(&body);
-    }
-    Ok(HttpResponse { status, headers, body })
+    parse_response(&raw).ok_or_else(|| std::io::ErrorKind::InvalidData.into())
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -263,6 +251,130 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&data[end + 2..end + 2 + size]);
         data = &data[end + 2 + size + 2..];
     }
+}
+
+/// The `consentid` binary next to `eidportal` (the workspace builds both).
+pub fn consentid_binary() -> PathBuf {
+    let path = Path::new(binary()).with_file_name("consentid");
+    assert!(path.exists(), "{} is missing: build the workspace (cargo build -p consentid)", path.display());
+    path
+}
+
+/// Runs `consentid --home HOME ARGS` with `stdin`; returns (exit code, stdout, stderr).
+pub fn consentid(home: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(consentid_binary())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run consentid");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// A browser without JavaScript: keeps cookies, reads CSRF tokens, posts forms.
+pub struct Browser {
+    addr: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    /// A browser talking to `server`.
+    pub fn new(server: &Server) -> Self {
+        Self { addr: server.addr.clone(), cookies: Vec::new() }
+    }
+
+    /// A browser talking to another address.
+    pub fn at(addr: &str) -> Self {
+        Self { addr: addr.to_owned(), cookies: Vec::new() }
+    }
+
+    fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> HttpResponse {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = form
+            .map(|pairs| pairs.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&"))
+            .unwrap_or_default();
+        let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0\r\nContent-Length: {}\r\n", self.addr, body.len());
+        if !cookie.is_empty() {
+            head.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        if form.is_some() {
+            head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let response = parse_response(&raw).expect("an HTTP response");
+        for (name, value) in &response.headers {
+            if name == "set-cookie" {
+                if let Some((k, v)) = value.split(';').next().and_then(|p| p.split_once('=')) {
+                    self.cookies.retain(|(n, _)| n != k);
+                    self.cookies.push((k.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        response
+    }
+
+    /// GET.
+    pub fn get(&mut self, path: &str) -> HttpResponse {
+        self.request("GET", path, None)
+    }
+
+    /// POST a form.
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> HttpResponse {
+        self.request("POST", path, Some(form))
+    }
+
+    /// The CSRF token in a page.
+    pub fn csrf(page: &HttpResponse) -> String {
+        extract(&String::from_utf8_lossy(&page.body), "name=\"csrf\" value=\"", "\"").expect("a CSRF field")
+    }
+}
+
+/// The text between `start` and `end` in `text`.
+pub fn extract(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(text[from..to].to_owned())
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Some(HttpResponse { status, headers, body })
 }
 
 /// Runs a command, returning (success, stdout+stderr).
