@@ -48,7 +48,7 @@ struct Entry {
     revision: i64,
 }
 
-/// Signed responses by CertID DER.
+/// Signed responses by the DER of the (nonce-less, single-CertID) request they answer.
 #[derive(Default)]
 pub(crate) struct Cache {
     entries: RwLock<HashMap<Vec<u8>, Entry>>,
@@ -95,30 +95,29 @@ impl Authority {
     }
 
     async fn ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer, Error> {
+        let now = self.clock.now();
+        // 1. The same request bytes asked before without a nonce get the same answer: served
+        //    without even parsing (the cache is keyed by the request's DER).
+        if let Some(entry) = self.ocsp_cache.get(request) {
+            if self.settings.ocsp.response_is_fresh(entry.next_update, now) {
+                return Ok(OcspAnswer {
+                    body: entry.body,
+                    cacheable: Some((entry.this_update, entry.next_update)),
+                    outcome: "successful",
+                    cached: true,
+                });
+            }
+        }
         let parsed = match ocsp::parse_request(request) {
             Ok(parsed) => parsed,
             Err(_) => return Ok(OcspAnswer::error(OcspResponseStatus::MalformedRequest, "malformed_request")),
         };
-        // Every CertID must name the same one of our issuing CAs (RFC 6960 §2.3: else
-        // `unauthorized`).
+        // 2. Every CertID must name the same one of our issuing CAs (RFC 6960 §2.3: else
+        //    `unauthorized`).
         let Some(ca) = self.issuing_ca_of(&parsed.queries)? else {
             return Ok(OcspAnswer::error(OcspResponseStatus::Unauthorized, "unauthorized"));
         };
-        let now = self.clock.now();
         let single_cacheable = parsed.queries.len() == 1 && parsed.nonce.is_none();
-        let cache_key = parsed.queries.first().map(|q| q.cert_id_der.clone()).unwrap_or_default();
-        if single_cacheable {
-            if let Some(entry) = self.ocsp_cache.get(&cache_key) {
-                if self.settings.ocsp.response_is_fresh(entry.next_update, now) {
-                    return Ok(OcspAnswer {
-                        body: entry.body,
-                        cacheable: Some((entry.this_update, entry.next_update)),
-                        outcome: "successful",
-                        cached: true,
-                    });
-                }
-            }
-        }
         // Read the revision before the statuses: a revocation committed in between makes the
         // entry stale at once rather than hiding it.
         let revision = self.store.status_revision().await?;
@@ -134,7 +133,7 @@ impl Authority {
         let next_update = now.plus_seconds(self.settings.ocsp.response_lifetime);
         let body = Bytes::from(ocsp::sign_response(&responder, &answers, now, next_update, parsed.nonce.as_deref())?);
         if single_cacheable {
-            self.ocsp_cache.put(cache_key, Entry { body: body.clone(), this_update: now, next_update, revision });
+            self.ocsp_cache.put(request.to_vec(), Entry { body: body.clone(), this_update: now, next_update, revision });
         }
         Ok(OcspAnswer {
             body,
