@@ -101,7 +101,101 @@ pub fn password_matches(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// A self-service registration (DESIGN §3: a basic account once the e-mail is verified).
+#[derive(Clone)]
+pub struct Registration {
+    /// E-mail, the username.
+    pub email: String,
+    /// Password (at least 10 characters).
+    pub password: Zeroizing<String>,
+    /// Given name.
+    pub given_name: String,
+    /// Surname.
+    pub surname: String,
+    /// JMBG as typed.
+    pub jmbg: String,
+}
+
+/// Hours an e-mail verification link is valid.
+const VERIFICATION_HOURS: i64 = 24;
+
 impl Authority {
+    /// Registers a basic account and e-mails a verification link. An address that already has
+    /// an account gets the same answer (no enumeration) and a notice by e-mail instead.
+    pub async fn register(&self, form: Registration, ip: &str) -> Result<(), Error> {
+        let email = normalise_email(&form.email)?;
+        if form.password.chars().count() < 10 {
+            return Err(Rejection::Invalid("password").into());
+        }
+        if !valid_name(&form.given_name) {
+            return Err(Rejection::Invalid("given_name").into());
+        }
+        if !valid_name(&form.surname) {
+            return Err(Rejection::Invalid("surname").into());
+        }
+        let jmbg = Jmbg::parse(form.jmbg.trim()).map_err(|_| Rejection::Invalid("jmbg"))?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if !tx.rate_limit(&format!("register:ip:{ip}"), domain::RateLimit::REGISTER_PER_ADDRESS, now).await? {
+            return Err(Rejection::RateLimited.into());
+        }
+        let base = &self.settings.public_url;
+        let mail = if tx.user_by_email(&email).await?.is_some() {
+            tx.audit(now, "anonymous", "registration.existing_address", json!({ "ip": ip })).await?;
+            crate::mail::Mail {
+                to: email,
+                subject: "Регистрација на Порталу за електронску идентификацију / Registration".into(),
+                body: format!(
+                    "Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји.\n\
+                     Ако сте то били ви, пријавите се на {base}/login.\n\n\
+                     Someone tried to register a new account with this address, which already has one.\n\
+                     If it was you, log in at {base}/login.\n"
+                ),
+            }
+        } else {
+            let password_hash = hash_password(&form.password)?;
+            let user = UserRecord {
+                id: hex::encode(rand::random::<[u8; 16]>()),
+                email: email.clone(),
+                given_name: form.given_name.trim().to_owned(),
+                surname: form.surname.trim().to_owned(),
+                jmbg: jmbg.as_str().to_owned(),
+                password_hash: Some(password_hash),
+                email_verified: false,
+                assurance: AssuranceLevel::Basic,
+                created_at: now,
+            };
+            tx.insert_user(&user).await?;
+            let token = proto::b64(&rand::random::<[u8; 32]>());
+            tx.insert_email_verification(&secret_hash(&token), &user.id, now.plus_seconds(VERIFICATION_HOURS * 3600)).await?;
+            tx.audit(now, "anonymous", "user.registered", json!({ "user": user.id, "assurance": "basic", "ip": ip })).await?;
+            crate::mail::Mail {
+                to: email,
+                subject: "Потврдите адресу електронске поште / Confirm your e-mail address".into(),
+                body: format!(
+                    "Поштовани/а {} {},\n\nда бисте потврдили адресу и завршили регистрацију, отворите:\n{base}/verify-email?token={token}\n\n\
+                     To confirm your address and finish the registration, open the link above (valid {VERIFICATION_HOURS} hours).\n",
+                    user.given_name, user.surname
+                ),
+            }
+        };
+        // Written before the commit: if the commit fails, a link to nothing is harmless; the
+        // other order could lose the link of an account that exists.
+        self.settings.mailer.send(&mail, now)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Confirms an e-mail address from its link.
+    pub async fn verify_email(&self, token: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let user = tx.use_email_verification(&secret_hash(token.trim()), now).await?.ok_or(Rejection::NotFound)?;
+        tx.audit(now, &format!("user:{user}"), "user.email_verified", json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// An officer enrols a person whose identity was proofed (assurance high) and gets the
     /// first activation code.
     pub async fn add_user(&self, new: NewUser, actor: &str) -> Result<(UserRecord, ActivationCode), Error> {

@@ -7,6 +7,7 @@ pub mod accounts;
 mod bootstrap;
 pub mod consentid;
 pub mod login;
+pub mod mail;
 pub mod clock;
 mod issuance;
 mod ocsp;

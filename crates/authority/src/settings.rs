@@ -62,6 +62,8 @@ pub struct Settings {
     pub ocsp: OcspSchedule,
     /// Validity of cloud signing certificates.
     pub cloud_validity: CloudValidity,
+    /// Outgoing mail.
+    pub mailer: crate::mail::Mailer,
 }
 
 impl Settings {
@@ -87,6 +89,7 @@ impl Settings {
             crl: CrlSchedule::default(),
             ocsp: OcspSchedule::default(),
             cloud_validity: CloudValidity::CalendarYears(5),
+            mailer: crate::mail::Mailer { outbox: std::path::PathBuf::from("outbox"), from: "eID portal <noreply@eid.gov.rs>".into() },
         }
     }
 

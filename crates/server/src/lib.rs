@@ -85,6 +85,7 @@ pub fn key_backend(config: &Config) -> Result<Arc<dyn KeyBackend>, StartError> {
 pub fn settings(config: &Config, public_url: &str) -> Settings {
     let mut settings = Settings::new(public_url);
     settings.key_algorithm = config.key_algorithm;
+    settings.mailer.outbox = config.data.join("outbox");
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }

@@ -186,3 +186,110 @@ async fn a_login_started_on_one_server_and_approved_through_another_completes() 
     let account = String::from_utf8_lossy(&browser.get("/account").body).to_string();
     assert!(account.contains("Ива Ивић"), "{account}");
 }
+
+/// The message text of the first `.eml` in `outbox` whose body contains `needle`.
+fn outbox_message(outbox: &Path, needle: &str) -> Option<String> {
+    use base64::Engine as _;
+    for entry in std::fs::read_dir(outbox).ok()? {
+        let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+        let body = text.split("\r\n\r\n").nth(1)?.replace("\r\n", "");
+        let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).ok()?).ok()?;
+        if decoded.contains(needle) {
+            return Some(decoded);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_registration_verifies_the_address_and_gives_a_basic_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &Setup::embedded(), None);
+    let mut browser = Browser::new(&server);
+    let form = browser.get("/register");
+    let csrf = Browser::csrf(&form);
+    let fields = |jmbg: &'static str| {
+        vec![("email", "Jovana@Example.rs"), ("password", "duga lozinka 123"), ("given_name", "Јована"), ("surname", "Јовић"), ("jmbg", jmbg)]
+    };
+    // A JMBG with a wrong check digit is refused with a clear message and changes nothing.
+    let mut bad = fields("0101990710007");
+    bad.push(("csrf", &csrf));
+    let refused = browser.post("/register", &bad);
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("ЈМБГ није исправан"));
+    // Without the CSRF token nothing happens either.
+    let forged = browser.post("/register", &fields("0101990710008"));
+    assert_eq!(forged.status, 422, "a form without its CSRF field");
+    let mut good = fields("0101990710008");
+    good.push(("csrf", &csrf));
+    let sent = browser.post("/register", &good);
+    assert_eq!(sent.status, 200);
+    assert!(String::from_utf8_lossy(&sent.body).contains("Проверите пошту"));
+    // Before the link is opened, the password does not open the account.
+    let login = browser.get("/login/password");
+    let csrf = Browser::csrf(&login);
+    let early = browser.post("/login/password", &[("csrf", &csrf), ("username", "jovana@example.rs"), ("password", "duga lozinka 123")]);
+    assert_eq!(early.status, 401);
+    let message = outbox_message(&data.join("outbox"), "verify-email").expect("the verification e-mail in the outbox");
+    let link = message.split_whitespace().find(|w| w.contains("/verify-email?token=")).unwrap();
+    let path = &link[link.find("/verify-email").unwrap()..];
+    let verified = browser.get(path);
+    assert!(String::from_utf8_lossy(&verified.body).contains("Адреса је потврђена"));
+    assert_eq!(browser.get(path).status, 400, "a link works once");
+    // Registering the same address again answers the same and sends a notice instead.
+    let csrf = Browser::csrf(&browser.get("/register"));
+    let mut again = fields("0101990710008");
+    again.push(("csrf", &csrf));
+    assert!(String::from_utf8_lossy(&browser.post("/register", &again).body).contains("Проверите пошту"));
+    assert!(outbox_message(&data.join("outbox"), "already has one").is_some());
+    // Password login: a wrong password and an unknown user get the same answer.
+    let csrf = Browser::csrf(&browser.get("/login/password"));
+    let wrong = browser.post("/login/password", &[("csrf", &csrf), ("username", "jovana@example.rs"), ("password", "pogresna lozinka")]);
+    let unknown = browser.post("/login/password", &[("csrf", &csrf), ("username", "niko@example.rs"), ("password", "pogresna lozinka")]);
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(wrong.body, unknown.body);
+    let ok = browser.post("/login/password", &[("csrf", &csrf), ("username", "jovana@example.rs"), ("password", "duga lozinka 123")]);
+    assert_eq!(ok.header("location"), Some("/account"));
+    let account = String::from_utf8_lossy(&browser.get("/account").body).to_string();
+    assert!(account.contains("Јована Јовић") && account.contains("основни"), "{account}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_speaks_all_three_languages_and_is_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let ids: Vec<String> = include_str!("../i18n/en.ftl")
+        .lines()
+        .filter_map(|l| l.split_once(" = ").map(|(id, _)| id.trim().to_owned()))
+        .filter(|id| id.contains('-'))
+        .collect();
+    let mut browser = Browser::new(&server);
+    for (tag, word) in [("sr-Cyrl", "Пријава"), ("sr-Latn", "Prijava"), ("en", "Log in")] {
+        let switched = browser.get(&format!("/lang/{tag}?next=/login"));
+        assert_eq!(switched.header("location"), Some("/login"));
+        for path in ["/", "/login", "/login/mobile", "/login/password", "/register", "/account", "/nowhere"] {
+            let page = browser.get(path);
+            let html = String::from_utf8_lossy(&page.body).to_string();
+            if path != "/nowhere" {
+                assert!(html.contains(&format!("lang=\"{tag}\"")), "{path} in {tag}");
+                assert!(html.contains(word), "{path} in {tag} lacks {word}");
+            }
+            for id in &ids {
+                assert!(!html.contains(&format!(">{id}<")), "{path} in {tag} shows the message id {id}");
+            }
+            let csp = page.header("content-security-policy").unwrap_or("");
+            assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{path}: {csp}");
+        }
+    }
+    // No open redirect through the language switch.
+    assert_eq!(browser.get("/lang/en?next=//evil.example").header("location"), Some("/"));
+    // A form posted with another session's token is refused.
+    let mut other = Browser::new(&server);
+    let token = Browser::csrf(&other.get("/login/mobile"));
+    let forged = browser.post("/login/mobile", &[("csrf", &token), ("username", "a@example.rs")]);
+    assert_eq!(forged.status, 403);
+    // Cookies: HttpOnly and SameSite=Lax.
+    let cookie = Browser::at(&server.addr).get("/").header("set-cookie").unwrap_or("").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+}

@@ -505,6 +505,35 @@ impl Tx {
         Ok(done.rows_affected())
     }
 
+    /// Stores an e-mail verification token's hash.
+    pub async fn insert_email_verification(&mut self, token_hash: &str, user_id: &str, expires_at: UnixTime) -> Result<(), Error> {
+        sqlx::query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(token_hash.to_owned())
+            .bind(user_id.to_owned())
+            .bind(expires_at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends an unused, unexpired verification token; returns its account.
+    pub async fn use_email_verification(&mut self, token_hash: &str, now: UnixTime) -> Result<Option<String>, Error> {
+        let row = sqlx::query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(token_hash.to_owned())
+            .bind(now.0)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = row.try_get(0)?;
+        sqlx::query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .bind(now.0)
+            .execute(&mut *self.inner)
+            .await?;
+        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(&mut *self.inner).await?;
+        Ok(Some(user_id))
+    }
+
     /// Adds a session.
     pub async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
         sqlx::query(
