@@ -136,9 +136,7 @@ impl Authority {
         let jmbg = Jmbg::parse(form.jmbg.trim()).map_err(|_| Rejection::Invalid("jmbg"))?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        if !tx.rate_limit(&format!("register:ip:{ip}"), domain::RateLimit::REGISTER_PER_ADDRESS, now).await? {
-            return Err(Rejection::RateLimited.into());
-        }
+        self.rate_limit(&mut tx, &format!("register:ip:{ip}"), domain::RateLimit::REGISTER_PER_ADDRESS).await?;
         let base = &self.settings.public_url;
         let mail = if tx.user_by_email(&email).await?.is_some() {
             tx.audit(now, "anonymous", "registration.existing_address", json!({ "ip": ip })).await?;

@@ -117,14 +117,8 @@ impl Authority {
     pub async fn login_start(&self, session: &Session, username: &str, ip: &str, browser: &str) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
         let mut tx = self.store.begin().await?;
-        for (key, limit) in [
-            (format!("login:user:{email}"), RateLimit::LOGIN_PER_USER),
-            (format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS),
-        ] {
-            if !tx.rate_limit(&key, limit, self.clock.now()).await? {
-                return Err(Rejection::RateLimited.into());
-            }
-        }
+        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER).await?;
+        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         let user = tx.user_by_email(&email).await?;
         // An unknown user gets a request nobody can answer, which simply expires: the browser
         // sees exactly what it would see for a known user who does not answer.
@@ -200,15 +194,8 @@ impl Authority {
         let now = self.clock.now();
         let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
         let mut tx = self.store.begin().await?;
-        for (key, limit) in [
-            (format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER),
-            (format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS),
-        ] {
-            if !tx.rate_limit(&key, limit, now).await? {
-                tx.commit().await?;
-                return Err(Rejection::RateLimited.into());
-            }
-        }
+        self.rate_limit(&mut tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER).await?;
+        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         let user = tx.user_by_email(&email).await?;
         // Hash even for unknown users, so that timing does not tell them apart.
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -64,6 +64,8 @@ pub struct Settings {
     pub cloud_validity: CloudValidity,
     /// Outgoing mail.
     pub mailer: crate::mail::Mailer,
+    /// Turns every rate limit off: for load benchmarks only, never in production.
+    pub dangerous_disable_rate_limits: bool,
 }
 
 impl Settings {
@@ -89,6 +91,7 @@ impl Settings {
             crl: CrlSchedule::default(),
             ocsp: OcspSchedule::default(),
             cloud_validity: CloudValidity::CalendarYears(5),
+            dangerous_disable_rate_limits: false,
             mailer: crate::mail::Mailer { outbox: std::path::PathBuf::from("outbox"), from: "eID portal <noreply@eid.gov.rs>".into() },
         }
     }

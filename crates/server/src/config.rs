@@ -57,6 +57,8 @@ pub struct Config {
     pub cloud_cert_validity_days: Option<i64>,
     /// Renewal window before expiry, days.
     pub renewal_window_days: i64,
+    /// No rate limits (load benchmarks only).
+    pub dangerous_disable_rate_limits: bool,
 }
 
 /// The settings file, every key optional, unknown keys rejected.
@@ -74,6 +76,7 @@ struct FileSettings {
     key_algorithm: Option<String>,
     cloud_cert_validity_days: Option<i64>,
     renewal_window_days: Option<i64>,
+    dangerous_disable_rate_limits: Option<bool>,
 }
 
 /// Every environment variable we read, and the file key it sets.
@@ -89,6 +92,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_KEY_ALGORITHM", "key_algorithm"),
     ("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS", "cloud_cert_validity_days"),
     ("EIDPORTAL_RENEWAL_WINDOW_DAYS", "renewal_window_days"),
+    ("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS", "dangerous_disable_rate_limits"),
 ];
 
 /// Variables with the prefix that are not settings (logging, and the test suite's own).
@@ -162,6 +166,13 @@ impl Config {
         if let Some(v) = parse_days("EIDPORTAL_RENEWAL_WINDOW_DAYS")? {
             file.renewal_window_days = Some(v);
         }
+        if let Some(v) = env("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS") {
+            file.dangerous_disable_rate_limits = Some(match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err(format!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS: `{v}` is neither 1 nor 0")),
+            });
+        }
         // Flags over environment.
         if let Some(v) = &flags.data {
             file.data = Some(v.clone());
@@ -230,6 +241,7 @@ impl Config {
             key_algorithm,
             cloud_cert_validity_days: file.cloud_cert_validity_days,
             renewal_window_days,
+            dangerous_disable_rate_limits: file.dangerous_disable_rate_limits.unwrap_or(false),
         })
     }
 }

@@ -229,6 +229,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
     let secure_cookies = public_url.starts_with("https://");
     let state = AppState { authority, metrics: Arc::new(Metrics::default()), catalog, secure_cookies };
+    if config.dangerous_disable_rate_limits {
+        tracing::warn!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS is set: no rate limits (benchmarks only)");
+    }
     println!("eidportal listening on http://{bound}");
     println!("portal: {public_url}/");
     tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
