@@ -48,6 +48,18 @@ impl Authority {
     /// Issues a qualified cloud signing certificate for `person`, with a new key pair generated
     /// in the key backend (DESIGN §5).
     pub async fn issue_cloud_certificate(&self, person: &Person, email: Option<&str>, actor: &str) -> Result<IssuedCertificate, Error> {
+        self.issue_cloud_with(person, email, actor, None).await
+    }
+
+    /// The same, storing the accepted agreement (user id, number, text) in the transaction that
+    /// stores the certificate.
+    pub(crate) async fn issue_cloud_with(
+        &self,
+        person: &Person,
+        email: Option<&str>,
+        actor: &str,
+        agreement: Option<(&str, &str, &str)>,
+    ) -> Result<IssuedCertificate, Error> {
         let subject = person.name()?;
         let now = self.clock.now();
         let not_after = self.cloud_not_after(now);
@@ -88,6 +100,9 @@ impl Authority {
         // 3. Store the certificate.
         let mut tx = self.store.begin().await?;
         tx.complete_certificate(&serial, &der.0, now).await?;
+        if let Some((user_id, number, text)) = agreement {
+            tx.insert_agreement(number, user_id, &serial.to_hex(), text, now).await?;
+        }
         tx.audit(now, actor, "certificate.issued", json!({ "serial": serial.to_hex(), "kind": "cloud_signing" })).await?;
         tx.commit().await?;
         Ok(IssuedCertificate { serial, der, key_id: Some(key_id), not_before: now, not_after })

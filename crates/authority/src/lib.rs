@@ -4,7 +4,9 @@
 //! two, with the serial stored before anything is signed).
 
 pub mod accounts;
+pub mod agreement;
 mod bootstrap;
+pub mod cloud;
 pub mod consentid;
 pub mod login;
 pub mod mail;

@@ -15,8 +15,48 @@ use crate::{Authority, Error};
 impl Authority {
     /// Revokes a certificate and re-issues its CA's CRL at once.
     pub async fn revoke(&self, serial: &Serial, reason: RevocationReason, actor: &str) -> Result<(), Error> {
+        self.revoke_all_of(&[*serial], reason, actor).await
+    }
+
+    /// Revokes several certificates in one transaction, re-issuing each affected CA's CRL once.
+    pub(crate) async fn revoke_all_of(&self, serials: &[Serial], reason: RevocationReason, actor: &str) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let mut affected = Vec::new();
+        let mut keys_to_destroy = Vec::new();
+        for serial in serials {
+            let (ca, key) = self.revoke_in(&mut tx, serial, reason, actor, now).await?;
+            if !affected.contains(&ca) {
+                affected.push(ca);
+            }
+            keys_to_destroy.extend(key);
+        }
+        for ca in affected {
+            self.reissue_crl(&mut tx, ca, now).await?;
+        }
+        tx.commit().await?;
+        // Destroyed in the backend only once the revocation is committed: a failed commit must
+        // not leave an issued certificate without its key. (A crash right here leaves a key
+        // object whose record already says destroyed; its label names its certificate.)
+        for reference in keys_to_destroy {
+            if let Err(error) = self.keys.destroy(&reference) {
+                tracing::error!(%error, "a revoked certificate's key could not be destroyed in the backend");
+            }
+        }
+        self.sync_status().await?;
+        Ok(())
+    }
+
+    /// Revokes one certificate inside `tx` (the caller re-issues the CRL); returns its CA and
+    /// the key to destroy after the commit, if we hold one.
+    async fn revoke_in(
+        &self,
+        tx: &mut Tx,
+        serial: &Serial,
+        reason: RevocationReason,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<(CaName, Option<pki::KeyReference>), Error> {
         let record = tx.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
         may_revoke(record.kind, record.status)?;
         if !tx.revoke_certificate(serial, now, reason).await? {
@@ -45,12 +85,16 @@ impl Authority {
                 .await?;
             }
         }
-        let ca = CaName::parse(&record.authority)
-            .ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
-        self.reissue_crl(&mut tx, ca, now).await?;
-        tx.commit().await?;
-        self.sync_status().await?;
-        Ok(())
+        // A cloud signing key we hold is destroyed: nothing can sign with it again.
+        let mut key_to_destroy = None;
+        if let (Some(key_id), domain::CertificateKind::CloudSigning) = (&record.key_id, record.kind) {
+            let key = tx.key(key_id).await?;
+            tx.destroy_key(key_id, now).await?;
+            tx.audit(now, actor, "key.destroyed", json!({ "key": key_id.0, "serial": serial.to_hex() })).await?;
+            key_to_destroy = Some(pki::KeyReference(key.reference));
+        }
+        let ca = CaName::parse(&record.authority).ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
+        Ok((ca, key_to_destroy))
     }
 
     /// Signs a new CRL for `ca` with the next CRL number, inside `tx`.

@@ -64,6 +64,8 @@ pub struct Settings {
     pub cloud_validity: CloudValidity,
     /// Outgoing mail.
     pub mailer: crate::mail::Mailer,
+    /// Days before expiry from which a cloud certificate may be renewed.
+    pub renewal_window_days: i64,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
 }
@@ -92,6 +94,7 @@ impl Settings {
             ocsp: OcspSchedule::default(),
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
+            renewal_window_days: 30,
             mailer: crate::mail::Mailer { outbox: std::path::PathBuf::from("outbox"), from: "eID portal <noreply@eid.gov.rs>".into() },
         }
     }

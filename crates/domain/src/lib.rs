@@ -2,6 +2,7 @@
 //! time takes `now` as a parameter so that tests can put it anywhere.
 
 pub mod certificate;
+pub mod cloud;
 pub mod jmbg;
 pub mod login;
 pub mod time;

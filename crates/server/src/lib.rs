@@ -87,6 +87,7 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.key_algorithm = config.key_algorithm;
     settings.mailer.outbox = config.data.join("outbox");
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
+    settings.renewal_window_days = config.renewal_window_days;
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }

@@ -283,6 +283,17 @@ impl Store {
         row.map(|r| session_from_row(&r)).transpose()
     }
 
+    /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
+    pub async fn agreements_of(&self, user_id: &str) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
+        let rows = sqlx::query("SELECT number, certificate_serial, text, accepted_at FROM agreements WHERE user_id = $1 ORDER BY accepted_at DESC, number")
+            .bind(user_id.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, UnixTime(r.try_get(3)?))))
+            .collect()
+    }
+
     /// The key of a service role (`app_signing`, `app_encryption`).
     pub async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
         let row = sqlx::query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(&self.pool).await?;
@@ -532,6 +543,28 @@ impl Tx {
             .await?;
         sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(&mut *self.inner).await?;
         Ok(Some(user_id))
+    }
+
+    /// Stores an accepted agreement.
+    pub async fn insert_agreement(&mut self, number: &str, user_id: &str, certificate_serial: &str, text: &str, at: UnixTime) -> Result<(), Error> {
+        sqlx::query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(number.to_owned())
+            .bind(user_id.to_owned())
+            .bind(certificate_serial.to_owned())
+            .bind(text.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// The devices of an account, inside the transaction.
+    pub async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+        let rows = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
+            .bind(user_id.to_owned())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(device_from_row).collect()
     }
 
     /// Adds a session.

@@ -9,6 +9,7 @@ use crate::{DatabaseKind, Error, Store};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, include_str!("migrations/0001_pki.sql"), include_str!("migrations/0001_pki.pg.sql")),
     (2, include_str!("migrations/0002_accounts.sql"), include_str!("migrations/0002_accounts.pg.sql")),
+    (3, include_str!("migrations/0003_agreements.sql"), include_str!("migrations/0003_agreements.pg.sql")),
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {

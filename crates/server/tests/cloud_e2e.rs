@@ -1,0 +1,165 @@
+//! The qualified certificate in the cloud through the portal (the seed's steps 8-13), with the
+//! real server and the `consentid` binary: issue after accepting the agreement, the renewal
+//! window, revoke, revoke all, and one user's session never touching another's certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{consentid, der_to_pem, extract, run, Browser, Server, Setup};
+
+const PIN: &str = "246810";
+
+/// Enrols, activates ConsentID in `home` and logs a browser in with it.
+fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
+    let out = server.cli_ok(&["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
+    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let (status, out, err) = consentid(home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let mut browser = Browser::new(server);
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
+    let location = started.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
+    let vc = extract(&html, "data-testid=\"verification-code\">", "<").unwrap();
+    let (status, out, err) = consentid(home, &["approve", "--next", "--wait", "10", "--code", &vc, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body).contains("approved") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let csrf = Browser::csrf(&browser.get(&location));
+    assert_eq!(browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]).header("location"), Some("/account"));
+    browser
+}
+
+fn page(browser: &mut Browser, path: &str) -> String {
+    String::from_utf8_lossy(&browser.get(path).body).to_string()
+}
+
+fn post(browser: &mut Browser, from: &str, action: &str) -> (u16, String, Option<String>) {
+    let csrf = Browser::csrf(&browser.get(from));
+    let response = browser.post(action, &[("csrf", &csrf)]);
+    (response.status, String::from_utf8_lossy(&response.body).to_string(), response.header("location").map(str::to_owned))
+}
+
+fn current_serial(browser: &mut Browser) -> Option<String> {
+    extract(&page(browser, "/services/cloud-certificate"), "<dd class=\"serial\">", "<")
+}
+
+fn ocsp_status(server: &Server, dir: &Path, serial: &str) -> String {
+    std::fs::write(dir.join("leaf.pem"), server.cli_ok(&["cert", "pem", serial])).unwrap();
+    let root = der_to_pem(dir, &server.get("/pki/root.crt"), "root", "x509");
+    let ca = der_to_pem(dir, &server.get("/pki/qualified-ca.crt"), "qualified", "x509");
+    let (ok, text) = run("openssl", &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", ca.to_str().unwrap(), "leaf.pem"], dir);
+    assert!(ok, "{text}");
+    let url = format!("{}/ocsp", server.url);
+    let (ok, text) = run("openssl", &["ocsp", "-issuer", ca.to_str().unwrap(), "-cert", "leaf.pem", "-url", &url, "-CAfile", root.to_str().unwrap()], dir);
+    assert!(ok, "{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_revoke_and_revoke_all_through_the_portal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let home = d.join("phone");
+    let mut browser = logged_in(&server, "petar@example.rs", &home);
+
+    // Издај shows the agreement; Одустани changes nothing.
+    let service = page(&mut browser, "/services/cloud-certificate");
+    assert!(service.contains("Управљај квалификованим електронским сертификатом у клауду"), "{service}");
+    let (status, agreement, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/issue");
+    assert_eq!(status, 200);
+    for needle in ["УГОВОР О ПРУЖАЊУ УСЛУГЕ", "94/17 и 52/21", "Немањина 11", "110177886", "07020171", "Петар Петровић", "0101990710008", "Прихвати", "Одустани"] {
+        assert!(agreement.contains(needle), "the agreement lacks {needle}");
+    }
+    assert!(current_serial(&mut browser).is_none(), "Одустани (not accepting) must change nothing");
+
+    // Прихвати issues it.
+    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=issued")));
+    let done = page(&mut browser, "/services/cloud-certificate?done=issued");
+    assert!(done.contains("✓ Успешно је издат сертификат за потпис у клауду"), "{done}");
+    assert!(done.contains("Квалификовани електронски сертификат у клауду је активан."));
+    let serial = current_serial(&mut browser).expect("the certificate's serial on the page");
+    assert!(ocsp_status(&server, d, &serial).contains("leaf.pem: good"));
+    // A second Издај is refused by the server, even when posted by hand.
+    let (status, refused, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 409, "{refused}");
+    // Обнови is closed for a 5-year certificate, and refused by the server too.
+    assert!(page(&mut browser, "/services/cloud-certificate").contains("Обнова је могућа од"));
+    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/renew");
+    assert_eq!(status, 409);
+
+    // Another user's session cannot touch this certificate: every action acts on the session's
+    // own account, and a crafted request names no one else's.
+    let mut other = logged_in(&server, "ana@example.rs", &d.join("phone-b"));
+    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/revoke/confirm");
+    assert_eq!(status, 409, "Ana has nothing to revoke");
+    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/renew");
+    assert_eq!(status, 409);
+    assert!(ocsp_status(&server, d, &serial).contains("leaf.pem: good"), "Petar's certificate untouched");
+    // Ana issues her own; Petar's stays his.
+    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    assert_ne!(current_serial(&mut other), Some(serial.clone()));
+
+    // Опозови: a confirmation, then revoked; ConsentID stays active.
+    let (_, confirm, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke");
+    assert!(confirm.contains("Да, опозови"));
+    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke/confirm");
+    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=revoked")));
+    let text = ocsp_status(&server, d, &serial);
+    assert!(text.contains("leaf.pem: revoked"), "{text}");
+    let crl = der_to_pem(d, &server.get("/pki/qualified-ca.crl"), "crl", "crl");
+    let (_, text) = run("openssl", &["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"], d);
+    assert!(text.to_lowercase().contains(&serial), "{text}");
+    let (_, status_json, _) = consentid(&home, &["status", "--json"], "");
+    assert!(status_json.contains("\"state\":\"active\""), "{status_json}");
+
+    // Опозови све сертификате: a new cloud certificate, then everything revoked; the app is
+    // deactivated and a mobile login fails.
+    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    let second = current_serial(&mut browser).unwrap();
+    let (_, confirm, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke-all");
+    assert!(confirm.contains("ConsentID више неће бити активна"), "{confirm}");
+    let (status, done, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke-all/confirm");
+    assert_eq!(status, 200);
+    assert!(done.contains("Сви ваши сертификати су опозвани"), "{done}");
+    assert!(ocsp_status(&server, d, &second).contains("leaf.pem: revoked"));
+    let listed = server.cli_ok(&["cert", "list", "--email", "petar@example.rs", "--json"]);
+    let devices: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&listed).unwrap().into_iter().filter(|c| c["kind"] == "device").collect();
+    assert!(devices.iter().all(|d| d["status"] == "revoked"), "{listed}");
+    let (_, status_json, _) = consentid(&home, &["status", "--json"], "");
+    assert!(status_json.contains("\"state\":\"deactivated\""), "{status_json}");
+    assert!(page(&mut browser, "/account").contains("Пријавите се да бисте наставили"), "the session ended");
+    // Ana is untouched.
+    assert!(current_serial(&mut other).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_certificate_can_be_renewed_in_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup { env: vec![("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS".into(), "20".into())], name: "20 days".into() };
+    let server = Server::start(&dir.path().join("data"), &setup, None);
+    let mut browser = logged_in(&server, "mila@example.rs", &dir.path().join("phone"));
+    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    let old = current_serial(&mut browser).unwrap();
+    // Valid 20 days: inside the 30-day window from the start.
+    let service = page(&mut browser, "/services/cloud-certificate");
+    assert!(!service.contains("Обнова је могућа од"), "{service}");
+    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/renew");
+    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=renewed")));
+    let new = current_serial(&mut browser).unwrap();
+    assert_ne!(new, old);
+    let listed = server.cli_ok(&["cert", "list", "--email", "mila@example.rs", "--json"]);
+    let certificates: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    let old_entry = certificates.iter().find(|c| c["serial"] == old.as_str()).unwrap();
+    assert_eq!((old_entry["status"].as_str(), old_entry["revocation_reason"].as_str()), (Some("revoked"), Some("superseded")));
+}
