@@ -149,6 +149,7 @@ impl Authority {
                      Someone tried to register a new account with this address, which already has one.\n\
                      If it was you, log in at {base}/login.\n"
                 ),
+                attachments: Vec::new(),
             }
         } else {
             let password_hash = hash_password(&form.password)?;
@@ -175,6 +176,7 @@ impl Authority {
                      To confirm your address and finish the registration, open the link above (valid {VERIFICATION_HOURS} hours).\n",
                     user.given_name, user.surname
                 ),
+                attachments: Vec::new(),
             }
         };
         // Written before the commit: if the commit fails, a link to nothing is harmless; the

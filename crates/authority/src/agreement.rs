@@ -73,6 +73,13 @@ pub fn agreement_text(provider: &Provider, user_name: &str, jmbg: &str, date: &s
     )
 }
 
+/// The agreement as a PDF (Cyrillic text, extractable), for the e-mail and the download.
+/// Until the PDF writer lands, this reports that it cannot make one.
+pub fn agreement_pdf(text: &str) -> Result<Vec<u8>, crate::Error> {
+    let _ = text;
+    Err(crate::Error::Inconsistent("the agreement PDF writer is not built yet".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

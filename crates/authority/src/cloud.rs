@@ -58,6 +58,26 @@ fn person_of(user: &UserRecord) -> Result<Person, Error> {
 }
 
 impl Authority {
+    /// E-mails the user after a committed action; a failure is logged, not returned: the action
+    /// stands, and the agreement stays downloadable from the account.
+    fn notify(&self, user: &UserRecord, subject: &str, body: &str, agreement: Option<(&str, &str)>) {
+        let mut attachments = Vec::new();
+        if let Some((number, text)) = agreement {
+            match crate::agreement::agreement_pdf(text) {
+                Ok(pdf) => attachments.push(crate::mail::MailAttachment {
+                    filename: format!("ugovor-{number}.pdf"),
+                    content_type: "application/pdf".into(),
+                    content: pdf,
+                }),
+                Err(error) => tracing::error!(%error, "the agreement PDF could not be made"),
+            }
+        }
+        let mail = crate::mail::Mail { to: user.email.clone(), subject: subject.into(), body: body.into(), attachments };
+        if let Err(error) = self.settings.mailer.send(&mail, self.clock.now()) {
+            tracing::error!(%error, user = %user.id, "an e-mail could not be sent");
+        }
+    }
+
     fn cloud_of(records: &[CertificateRecord], now: UnixTime) -> Option<CertificateRecord> {
         records
             .iter()
@@ -77,6 +97,20 @@ impl Authority {
             may_revoke: cloud::may_revoke_cloud(view, now).is_ok(),
             current,
         })
+    }
+
+    /// The user's accepted agreements, newest first: (number, accepted at).
+    pub async fn agreements(&self, user: &UserRecord) -> Result<Vec<(String, UnixTime)>, Error> {
+        Ok(self.store.agreements_of(&user.id).await?.into_iter().map(|(number, _, _, at)| (number, at)).collect())
+    }
+
+    /// One of the user's own agreements as a PDF; `None` for a number that is not theirs.
+    pub async fn agreement_pdf_of(&self, user: &UserRecord, number: &str) -> Result<Option<Vec<u8>>, Error> {
+        let agreements = self.store.agreements_of(&user.id).await?;
+        match agreements.into_iter().find(|(n, ..)| n == number) {
+            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(&text)?)),
+            None => Ok(None),
+        }
     }
 
     /// The validity in words for the agreement.
@@ -112,6 +146,20 @@ impl Authority {
         let text = agreement_text(&Provider::default(), &name, &user.jmbg, &serbian_date(now), Some(&number), &self.validity_words());
         let actor = format!("user:{}", user.id);
         let issued = self.issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, Some((&user.id, &number, &text))).await?;
+        self.notify(
+            &user,
+            "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate",
+            &format!(
+                "Поштовани/а {} {},\n\nиздат вам је квалификовани електронски сертификат у клауду (серијски број {}), важи до {}.\n\
+                 У прилогу је закључени уговор број {number}.\n\n\
+                 Your qualified electronic certificate in the cloud was issued; the signed agreement is attached.\n\n{text}",
+                user.given_name,
+                user.surname,
+                issued.serial,
+                serbian_date(issued.not_after),
+            ),
+            Some((&number, &text)),
+        );
         Ok((issued, number))
     }
 
@@ -124,6 +172,18 @@ impl Authority {
         let actor = format!("user:{}", user.id);
         let issued = self.issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, None).await?;
         self.revoke(&old.serial, RevocationReason::Superseded, &actor).await?;
+        self.notify(
+            &user,
+            "Сертификат у клауду је обновљен / Cloud certificate renewed",
+            &format!(
+                "Ваш сертификат у клауду је обновљен: нови серијски број {}, важи до {}. Претходни ({}) је опозван.\n\n\
+                 Your cloud certificate was renewed; the previous one was revoked.\n",
+                issued.serial,
+                serbian_date(issued.not_after),
+                old.serial
+            ),
+            None,
+        );
         Ok(issued)
     }
 
@@ -133,6 +193,16 @@ impl Authority {
         let state = self.cloud_state(&user).await?;
         let current = state.current.ok_or(CloudRefusal::NoneActive)?;
         self.revoke(&current.serial, RevocationReason::CessationOfOperation, &format!("user:{}", user.id)).await?;
+        self.notify(
+            &user,
+            "Сертификат у клауду је опозван / Cloud certificate revoked",
+            &format!(
+                "Ваш сертификат у клауду (серијски број {}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\n\
+                 Your cloud certificate was revoked and its key destroyed. ConsentID stays active.\n",
+                current.serial
+            ),
+            None,
+        );
         Ok(())
     }
 
@@ -157,6 +227,14 @@ impl Authority {
         let mut tx = self.store.begin().await?;
         tx.audit(now, &actor, "certificates.revoked_all", json!({ "count": serials.len() })).await?;
         tx.commit().await?;
+        self.notify(
+            &user,
+            "Сви сертификати су опозвани / All certificates revoked",
+            "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. \
+             За поновну активацију обратите се службенику.\n\n\
+             All your certificates were revoked, ConsentID's included; an officer must activate it again.\n",
+            None,
+        );
         Ok(serials.len())
     }
 }

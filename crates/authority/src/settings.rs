@@ -95,7 +95,11 @@ impl Settings {
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
             renewal_window_days: 30,
-            mailer: crate::mail::Mailer { outbox: std::path::PathBuf::from("outbox"), from: "eID portal <noreply@eid.gov.rs>".into() },
+            mailer: crate::mail::Mailer {
+                outbox: std::path::PathBuf::from("outbox"),
+                smtp_url: None,
+                from: "eID portal <noreply@eid.gov.rs>".into(),
+            },
         }
     }
 

@@ -125,3 +125,5 @@ revoke-confirm-text = A revoked certificate can no longer sign, and its key is d
 revoke-all-confirm-heading = Revoke all certificates
 revoke-all-confirm-text = The cloud certificate and the ConsentID app's certificate will be revoked. ConsentID will no longer be active, pending requests will be cancelled and you will be logged out. An officer will have to activate ConsentID again.
 confirm-yes = Yes, revoke
+cloud-agreements = Signed agreements
+cloud-agreement-number = Agreement no.

@@ -204,8 +204,8 @@ impl Config {
             return Err("EIDPORTAL_DATABASE_URL: use sqlite:PATH or postgres://USER@HOST/DB".into());
         }
         if let Some(url) = &file.smtp_url {
-            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(format!("EIDPORTAL_SMTP_URL: `{url}` is not an smtp:// or smtps:// URL"));
+            if !url.starts_with("smtp://") {
+                return Err(format!("EIDPORTAL_SMTP_URL: `{url}` is not an smtp://HOST[:PORT] URL (plain SMTP to a relay)"));
             }
         }
         let keys = match (file.pkcs11_module, file.pkcs11_token, file.pkcs11_pin) {

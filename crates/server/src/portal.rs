@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/services/cloud-certificate/issue", post(cloud_issue))
         .route("/services/cloud-certificate/agreement/accept", post(cloud_accept))
         .route("/services/cloud-certificate/renew", post(cloud_renew))
+        .route("/services/cloud-certificate/agreements/{file}", get(agreement_download))
         .route("/services/cloud-certificate/revoke", post(cloud_revoke))
         .route("/services/cloud-certificate/revoke/confirm", post(cloud_revoke_confirm))
         .route("/services/cloud-certificate/revoke-all", post(cloud_revoke_all))
@@ -642,6 +643,7 @@ struct CloudPage {
     may_renew: bool,
     may_revoke: bool,
     renewal_note: Option<String>,
+    agreements: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -676,7 +678,12 @@ async fn cloud_page(state: &AppState, visit: &Visit, notice: Option<&str>, error
         )),
         _ => None,
     };
+    let agreements = match state.authority.agreements(&user).await {
+        Ok(list) => list.into_iter().map(|(number, at)| (number, authority::cloud::serbian_date(at))).collect(),
+        Err(error) => return internal(state, visit.language, &error),
+    };
     let template = CloudPage {
+        agreements,
         notice: notice.map(|id| page.t(id)),
         error: error.map(|id| page.t(id)),
         status_line: page.t(if cloud.current.is_some() { "cloud-status-active" } else { "cloud-status-none" }),
@@ -694,6 +701,27 @@ async fn cloud_page(state: &AppState, visit: &Visit, notice: Option<&str>, error
     let mut response = render(state, visit, &template);
     *response.status_mut() = status;
     response
+}
+
+async fn agreement_download(State(state): State<AppState>, headers: HeaderMap, Path(file): Path<String>) -> Response {
+    let visit = visit_or_fail!(state, headers);
+    let Some(user) = visit.session.user.clone() else {
+        return message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login");
+    };
+    let number = file.strip_suffix(".pdf").unwrap_or(&file);
+    match state.authority.agreement_pdf_of(&user, number).await {
+        Ok(Some(pdf)) => {
+            let disposition = format!("attachment; filename=\"ugovor-{}.pdf\"", number.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
+            let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        // Another user's agreement is as absent as one that does not exist.
+        Ok(None) => message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/cloud-certificate"),
+        Err(error) => internal(&state, visit.language, &error),
+    }
 }
 
 /// A page that asks to confirm: the agreement (**Прихвати** / **Одустани**) or a revocation.

@@ -187,18 +187,44 @@ async fn a_login_started_on_one_server_and_approved_through_another_completes() 
     assert!(account.contains("Ива Ивић"), "{account}");
 }
 
-/// The message text of the first `.eml` in `outbox` whose body contains `needle`.
+/// The decoded text body of the first `.eml` in `outbox` whose body contains `needle`.
 fn outbox_message(outbox: &Path, needle: &str) -> Option<String> {
-    use base64::Engine as _;
     for entry in std::fs::read_dir(outbox).ok()? {
         let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
-        let body = text.split("\r\n\r\n").nth(1)?.replace("\r\n", "");
-        let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).ok()?).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let decoded = if head.contains("Content-Transfer-Encoding: base64") {
+            use base64::Engine as _;
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.replace("\r\n", "")).ok()?).ok()?
+        } else if head.contains("Content-Transfer-Encoding: quoted-printable") {
+            quoted_printable(body)
+        } else {
+            body.to_owned()
+        };
         if decoded.contains(needle) {
             return Some(decoded);
         }
     }
     None
+}
+
+/// RFC 2045 §6.7 quoted-printable decoding.
+fn quoted_printable(text: &str) -> String {
+    let text = text.replace("=\r\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() + 1 {
+            if let Ok(byte) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..(i + 3).min(bytes.len())]).unwrap_or(""), 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
