@@ -73,11 +73,14 @@ pub fn agreement_text(provider: &Provider, user_name: &str, jmbg: &str, date: &s
     )
 }
 
-/// The agreement as a PDF (Cyrillic text, extractable), for the e-mail and the download.
-/// Until the PDF writer lands, this reports that it cannot make one.
+/// The agreement as a PDF (Cyrillic text that `pdftotext` extracts, DejaVu Sans embedded), for
+/// the e-mail and the download: the first line is the title, every other line a paragraph.
 pub fn agreement_pdf(text: &str) -> Result<Vec<u8>, crate::Error> {
-    let _ = text;
-    Err(crate::Error::Inconsistent("the agreement PDF writer is not built yet".into()))
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let title = lines.next().unwrap_or_default();
+    let paragraphs: Vec<String> = lines.map(str::to_owned).collect();
+    pdf::agreement_pdf(title, &paragraphs, "Портал за електронску идентификацију")
+        .map_err(|e| crate::Error::Inconsistent(format!("agreement PDF: {e}")))
 }
 
 #[cfg(test)]

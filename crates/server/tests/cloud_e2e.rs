@@ -163,3 +163,88 @@ async fn a_short_certificate_can_be_renewed_in_its_window() {
     let old_entry = certificates.iter().find(|c| c["serial"] == old.as_str()).unwrap();
     assert_eq!((old_entry["status"].as_str(), old_entry["revocation_reason"].as_str()), (Some("revoked"), Some("superseded")));
 }
+
+/// The PDF attached to an RFC 5322 message file, saved to `out` (Python's `email` module).
+fn pdf_attachment(python: &Path, message: &Path, out: &Path) {
+    let script = "import email,sys\n\
+m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
+p=[x for x in m.walk() if x.get_content_type()=='application/pdf']\n\
+open(sys.argv[2],'wb').write(p[0].get_payload(decode=True))\n";
+    let output = std::process::Command::new(python).args(["-c", script]).arg(message).arg(out).output().unwrap();
+    assert!(output.status.success(), "no PDF attachment in {}: {}", message.display(), String::from_utf8_lossy(&output.stderr));
+}
+
+fn pdf_text(pdf: &Path) -> String {
+    let (ok, text) = run("pdftotext", &["-enc", "UTF-8", pdf.to_str().unwrap(), "-"], pdf.parent().unwrap());
+    assert!(ok, "{text}");
+    text
+}
+
+fn wait_for_file(dir: &Path) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(entry) = std::fs::read_dir(dir).ok().and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_file()))) {
+            return entry.path();
+        }
+        assert!(Instant::now() < deadline, "nothing arrived in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agreement_arrives_by_smtp_as_a_pdf_and_is_downloadable() {
+    let Some(python) = support::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A real SMTP server: aiosmtpd, delivering into a maildir.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let maildir = d.join("maildir");
+    let mut smtp = std::process::Command::new(&python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "aiosmtpd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let setup = Setup { env: vec![("EIDPORTAL_SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"))], name: "smtp".into() };
+    let server = Server::start(&d.join("data"), &setup, None);
+    let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
+    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    let message = wait_for_file(&maildir.join("new"));
+    pdf_attachment(&python, &message, &d.join("agreement.pdf"));
+    let text = pdf_text(&d.join("agreement.pdf"));
+    assert!(text.contains("Петар Петровић") && text.contains("0101990710008") && text.contains("УГОВОР"), "{text}");
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+
+    // Downloadable from the account; another user gets nothing.
+    let service = page(&mut browser, "/services/cloud-certificate");
+    let link = extract(&service, "href=\"/services/cloud-certificate/agreements/", "\"").expect("an agreement link");
+    let path = format!("/services/cloud-certificate/agreements/{link}");
+    let pdf = browser.get(&path);
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    std::fs::write(d.join("download.pdf"), &pdf.body).unwrap();
+    assert!(pdf_text(&d.join("download.pdf")).contains("0101990710008"));
+    let mut other = logged_in(&server, "ana@example.rs", &d.join("phone-b"));
+    assert_eq!(other.get(&path).status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_the_agreement_goes_to_the_outbox() {
+    let Some(python) = support::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
+    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    let message = wait_for_file(&d.join("data/outbox"));
+    assert_eq!(message.extension().and_then(|e| e.to_str()), Some("eml"));
+    pdf_attachment(&python, &message, &d.join("agreement.pdf"));
+    let text = pdf_text(&d.join("agreement.pdf"));
+    assert!(text.contains("Петар Петровић") && text.contains("0101990710008"), "{text}");
+}
