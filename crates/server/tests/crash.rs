@@ -21,6 +21,21 @@ fn eidportal(data: &std::path::Path, setup: &Setup, args: &[&str]) -> Command {
     command
 }
 
+/// One number from the test's database, asked with a client this project did not write
+/// (Python's sqlite3, or psql).
+fn count(setup: &Setup, data: &std::path::Path, sql: &str) -> i64 {
+    let output = match setup.env.iter().find(|(k, _)| k == "EIDPORTAL_DATABASE_URL") {
+        Some((_, url)) => Command::new("psql").args(["-w", "-X", "-q", "-A", "-t", url, "-c", sql]).output().unwrap(),
+        None => {
+            let python = std::env::var("EIDPORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+            let script = "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])";
+            Command::new(python).args(["-c", script]).arg(data.join("eidportal.db")).arg(sql).output().unwrap()
+        }
+    };
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_reported_done() {
     let mut setups = vec![Setup::embedded()];
@@ -122,6 +137,22 @@ async fn kill_9_loses_nothing_reported_done() {
         }
         let audit = server.cli_ok(&["audit", "verify"]);
         assert!(audit.contains("intact"), "{name}: {audit}");
+        // Neither a cloud key without its certificate record nor a cloud certificate without
+        // its key record (the key and the serial are stored in one transaction).
+        for (what, sql) in [
+            (
+                "keys without a certificate",
+                "SELECT count(*) FROM keys k LEFT JOIN certificates c ON c.key_id = k.id \
+                 WHERE k.label LIKE 'eidportal-cloud-%' AND c.serial IS NULL",
+            ),
+            (
+                "cloud certificates without a key",
+                "SELECT count(*) FROM certificates c LEFT JOIN keys k ON k.id = c.key_id \
+                 WHERE c.kind = 'cloud_signing' AND k.id IS NULL",
+            ),
+        ] {
+            assert_eq!(count(&setup, &data, sql), 0, "{name}: {what}");
+        }
         eprintln!("{name}: {} issued, {} revoked, {reserved} reserved after {kills} kills", reported.len(), revoked_reported.len());
     }
 }
