@@ -179,29 +179,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
+    if let Command::Serve { .. } = command {
+        return serve(config).await;
+    }
+    // Every other command works on the same data as the server, through the same authority.
+    let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
     match command {
-        Command::Serve { .. } => serve(config).await,
-        Command::User(command) => {
-            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
-            user(command, &authority).await
-        }
-        Command::Cert(command) => {
-            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
-            cert(command, &authority).await
-        }
-        Command::Audit(AuditCommand::Verify) => {
-            let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
-            match authority.verify_audit().await.map_err(|e| e.to_string())? {
-                Ok(count) => {
-                    println!("audit log intact: {count} entries");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(broken) => {
-                    println!("audit log BROKEN: {broken}");
-                    Ok(ExitCode::FAILURE)
-                }
+        Command::Serve { .. } => Ok(ExitCode::SUCCESS),
+        Command::User(command) => user(command, &authority).await,
+        Command::Cert(command) => cert(command, &authority).await,
+        Command::Audit(AuditCommand::Verify) => match authority.verify_audit().await.map_err(|e| e.to_string())? {
+            Ok(count) => {
+                println!("audit log intact: {count} entries");
+                Ok(ExitCode::SUCCESS)
             }
-        }
+            Err(broken) => {
+                println!("audit log BROKEN: {broken}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
     }
 }
 

@@ -5,12 +5,21 @@ use sqlx::{Executor, Row};
 
 use crate::{DatabaseKind, Error, Store};
 
-/// (version, SQLite text, PostgreSQL text)
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, include_str!("migrations/0001_pki.sql"), include_str!("migrations/0001_pki.pg.sql")),
-    (2, include_str!("migrations/0002_accounts.sql"), include_str!("migrations/0002_accounts.pg.sql")),
-    (3, include_str!("migrations/0003_agreements.sql"), include_str!("migrations/0003_agreements.pg.sql")),
+/// (version, SQL). The SQL is written once, portable but for binary columns: `BLOB` on SQLite
+/// is `BYTEA` on PostgreSQL ([`dialect`]).
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_pki.sql")),
+    (2, include_str!("migrations/0002_accounts.sql")),
+    (3, include_str!("migrations/0003_agreements.sql")),
 ];
+
+/// A migration in the database's dialect.
+fn dialect(sql: &str, kind: DatabaseKind) -> String {
+    match kind {
+        DatabaseKind::Sqlite => sql.to_owned(),
+        DatabaseKind::Postgres => sql.replace(" BLOB", " BYTEA"),
+    }
+}
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
@@ -22,12 +31,11 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
         .await?;
     let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&mut *tx.inner).await?;
     let current: i64 = row.try_get(0)?;
-    for (version, sqlite, postgres) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS {
         if *version <= current {
             continue;
         }
-        let text = if store.kind == DatabaseKind::Postgres { postgres } else { sqlite };
-        for statement in split_statements(text) {
+        for statement in split_statements(&dialect(sql, store.kind)) {
             tx.inner.execute(statement.as_str()).await?;
         }
         sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(&mut *tx.inner).await?;
