@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/lang/{tag}", get(set_language))
         .route("/static/{file}", get(static_file))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
 }
 
 /// A language link of the switch.
