@@ -95,6 +95,9 @@ struct Args {
     /// Seconds of logins before the measured ones (not counted).
     #[arg(long, default_value_t = 3)]
     warmup_seconds: u64,
+    /// Threads activating the apps (setup, not measured).
+    #[arg(long, default_value_t = 2)]
+    activation_threads: usize,
     /// Loopback source addresses the users' browsers and apps are spread over (127.0.0.1 and
     /// on); 1 = every login from 127.0.0.1.
     #[arg(long, default_value_t = 1)]
@@ -103,6 +106,9 @@ struct Args {
     /// script does; `minimal`: form, start, complete only.
     #[arg(long, value_enum, default_value_t = BrowserMode::Full)]
     browser: BrowserMode,
+    /// The server's process id, to report its CPU time per login (Linux `/proc`).
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// A name for the report (e.g. the database).
     #[arg(long, default_value = "eidportal")]
     label: String,
@@ -278,6 +284,10 @@ impl Connection {
                 }
                 Ok(None) if reused && attempt == 0 => continue,
                 Ok(None) => return Err("transport: closed without an answer".into()),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    // The connection is in an unknown state: it is dropped.
+                    return Err(format!("transport: no answer within {} s", IO_TIMEOUT.as_secs()));
+                }
                 Err(e) => return Err(format!("transport: read: {}", e.kind())),
             }
         }
@@ -779,7 +789,76 @@ fn worker(mut users: Vec<User>, mode: BrowserMode, start: Instant, window: Windo
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU use during the measured seconds (Linux `/proc`; absent elsewhere).
+
+/// Clock ticks per second of `/proc` times (USER_HZ, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU ticks so far: of the server, of this process, and the machine's busy and total ones.
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    server: Option<u64>,
+    client: Option<u64>,
+    machine: Option<(u64, u64)>,
+}
+
+impl CpuSample {
+    fn take(server_pid: Option<u32>) -> Self {
+        Self {
+            at: Instant::now(),
+            server: server_pid.and_then(|pid| process_ticks(&pid.to_string())),
+            client: process_ticks("self"),
+            machine: machine_ticks(),
+        }
+    }
+}
+
+/// utime + stime of a process, all its threads (proc(5): fields 14 and 15 of `stat`).
+fn process_ticks(pid: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = text.get(text.rfind(')')? + 1..)?;
+    let mut fields = after_name.split_whitespace();
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// (busy, total) ticks of all CPUs (the `cpu` line of `/proc/stat`; idle and iowait are not busy).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let values: Vec<u64> = line.split_whitespace().take(8).filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// CPU use between two samples: (server cores, client cores, machine busy cores).
+fn cpu_use(from: &CpuSample, to: &CpuSample) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let seconds = (to.at - from.at).as_secs_f64().max(0.001);
+    let cores = |a: Option<u64>, b: Option<u64>| Some((b?.saturating_sub(a?)) as f64 / TICKS_PER_SECOND / seconds);
+    let machine = match (from.machine, to.machine) {
+        (Some((busy_a, total_a)), Some((busy_b, total_b))) if total_b > total_a => {
+            let all = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
+            Some((busy_b - busy_a) as f64 / (total_b - total_a) as f64 * all)
+        }
+        _ => None,
+    };
+    (cores(from.server, to.server), cores(from.client, to.client), machine)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report.
+
+/// What the report says besides the tally.
+struct Setup {
+    users: usize,
+    workers: usize,
+    activation_seconds: f64,
+    activation_errors: BTreeMap<String, u64>,
+    cpu: Option<(CpuSample, CpuSample)>,
+}
 
 fn percentile(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -817,29 +896,32 @@ fn run(args: &Args) -> Result<(), String> {
     println!(
         "activating {} simulated apps ({} threads{})",
         enrolled.len(),
-        args.concurrency.min(enrolled.len()),
+        args.activation_threads.clamp(1, enrolled.len()),
         if local { ", 4 per loopback address 127.1.x.y" } else { "" }
     );
     let activation_started = Instant::now();
     let queue = Arc::new(Mutex::new(enrolled.into_iter().enumerate().collect::<Vec<_>>()));
     let activation_errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let apps = Arc::new(Mutex::new(Vec::<(usize, App)>::new()));
-    let handles: Vec<_> = (0..args.concurrency.min(queue.lock().map(|q| q.len()).unwrap_or(1)))
+    let handles: Vec<_> = (0..args.activation_threads.clamp(1, queue.lock().map(|q| q.len()).unwrap_or(1)))
         .map(|_| {
             let (queue, errors, apps) = (queue.clone(), activation_errors.clone(), apps.clone());
-            std::thread::spawn(move || loop {
-                let Some((index, user)) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
-                let source = local.then(|| loopback(1, index / ACTIVATIONS_PER_ADDRESS));
-                let mut connection = Connection::new(server, source);
-                match activate(&mut connection, &user) {
-                    Ok(app) => {
-                        if let Ok(mut apps) = apps.lock() {
-                            apps.push((index, app));
+            std::thread::spawn(move || {
+                // The guard drops when the closure returns: the queue is not held while working.
+                let next = || queue.lock().ok().and_then(|mut q| q.pop());
+                while let Some((index, user)) = next() {
+                    let source = local.then(|| loopback(1, index / ACTIVATIONS_PER_ADDRESS));
+                    let mut connection = Connection::new(server, source);
+                    match activate(&mut connection, &user) {
+                        Ok(app) => {
+                            if let Ok(mut apps) = apps.lock() {
+                                apps.push((index, app));
+                            }
                         }
-                    }
-                    Err(failure) => {
-                        if let Ok(mut errors) = errors.lock() {
-                            *errors.entry(failure.kind).or_default() += 1;
+                        Err(failure) => {
+                            if let Ok(mut errors) = errors.lock() {
+                                *errors.entry(failure.kind).or_default() += 1;
+                            }
                         }
                     }
                 }
@@ -904,28 +986,28 @@ fn run(args: &Args) -> Result<(), String> {
     *epoch.lock().map_err(|_| "start")? = Some((start, window));
     barrier.wait();
     let mut next_note = start + Duration::from_secs(5);
+    let mut cpu_from = (args.warmup_seconds == 0).then(|| CpuSample::take(args.server_pid));
     while Instant::now() < window.to && handles.iter().any(|h| !h.is_finished()) {
         std::thread::sleep(Duration::from_millis(100));
+        if cpu_from.is_none() && Instant::now() >= window.from {
+            cpu_from = Some(CpuSample::take(args.server_pid));
+        }
         if Instant::now() >= next_note {
             next_note += Duration::from_secs(5);
             eprintln!("  {:>3} s: {} logins completed", start.elapsed().as_secs(), progress.load(Ordering::Relaxed));
         }
     }
+    let cpu = cpu_from.map(|from| (from, CpuSample::take(args.server_pid)));
     let mut tally = Tally::default();
     for handle in handles {
         tally.merge(handle.join().map_err(|_| "a worker thread failed")?);
     }
-    report(args, &tally, users_count, workers, activation_seconds, &activation_errors)
+    let setup = Setup { users: users_count, workers, activation_seconds, activation_errors, cpu };
+    report(args, &tally, &setup)
 }
 
-fn report(
-    args: &Args,
-    tally: &Tally,
-    users: usize,
-    workers: usize,
-    activation_seconds: f64,
-    activation_errors: &BTreeMap<String, u64>,
-) -> Result<(), String> {
+fn report(args: &Args, tally: &Tally, setup: &Setup) -> Result<(), String> {
+    let users = setup.users;
     let rate = tally.logins as f64 / args.seconds as f64;
     let mut per_second = tally.per_second.clone();
     per_second.sort_unstable();
@@ -961,6 +1043,23 @@ fn report(
             println!("     {n:>7}  {kind}");
         }
     }
+    let (server_cores, client_cores, machine_cores) = match &setup.cpu {
+        Some((from, to)) => cpu_use(from, to),
+        None => (None, None, None),
+    };
+    let per_login = |cores: Option<f64>| cores.filter(|_| rate > 0.0).map(|c| c * 1000.0 / rate);
+    let all_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let describe = |cores: Option<f64>| match (cores, per_login(cores)) {
+        (Some(c), Some(ms)) => format!("{c:.2} cores = {ms:.2} ms CPU per login"),
+        (Some(c), None) => format!("{c:.2} cores"),
+        _ => "unknown".to_owned(),
+    };
+    println!(
+        "   CPU over the measured seconds ({all_cores} cores): server {}; login_bench {}; whole machine {} cores busy",
+        describe(server_cores),
+        describe(client_cores),
+        machine_cores.map(|c| format!("{c:.2}")).unwrap_or_else(|| "?".into())
+    );
     let rate_limited: u64 = tally.errors.iter().filter(|(k, _)| k.contains("429")).map(|(_, n)| n).sum();
     if rate_limited > 0 {
         println!();
@@ -987,11 +1086,19 @@ fn report(
         "rate_limited": rate_limited,
         "parked_users": tally.parked,
         "users": users,
-        "workers": workers,
+        "workers": setup.workers,
         "addresses": args.addresses,
         "browser": args.browser.as_str(),
-        "activation_seconds": activation_seconds,
-        "activation_errors": activation_errors,
+        "activation_seconds": setup.activation_seconds,
+        "activation_errors": setup.activation_errors,
+        "cpu": {
+            "cores": all_cores,
+            "server_cores": server_cores,
+            "server_ms_per_login": per_login(server_cores),
+            "client_cores": client_cores,
+            "client_ms_per_login": per_login(client_cores),
+            "machine_busy_cores": machine_cores,
+        },
     });
     if let Some(path) = &args.json_out {
         let text = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
