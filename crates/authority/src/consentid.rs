@@ -46,30 +46,32 @@ impl Authority {
     /// (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
         for role in [APP_SIGNING, APP_ENCRYPTION] {
-            if self.store.service_key(role).await?.is_some() {
-                continue;
+            if self.store.service_key(role).await?.is_none() {
+                let mut tx = self.store.begin().await?;
+                tx.lock_bootstrap().await?;
+                if tx.service_key(role).await?.is_none() {
+                    let (key_id, _) = self.new_key_of(&mut tx, &format!("eidportal-{role}"), KeyAlgorithm::EcdsaP256).await?;
+                    tx.insert_service_key(role, &key_id).await?;
+                    tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
+                    tx.commit().await?;
+                }
             }
-            let mut tx = self.store.begin().await?;
-            tx.lock_bootstrap().await?;
-            if tx.service_key(role).await?.is_some() {
-                continue;
-            }
-            let (key_id, _) = self.new_key_of(&mut tx, &format!("eidportal-{role}"), KeyAlgorithm::EcdsaP256).await?;
-            tx.insert_service_key(role, &key_id).await?;
-            tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
-            tx.commit().await?;
+            let id = self.store.service_key(role).await?.ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
+            let key = self.open_key(&id).await?;
+            self.service_keys.write().map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?.insert(role, key);
         }
         Ok(())
     }
 
-    async fn service_key(&self, role: &str) -> Result<Arc<dyn KeySigner>, Error> {
-        let id = self.store.service_key(role).await?.ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
-        self.open_key(&id).await
+    /// A service key opened at start (memory only: safe to call inside a transaction).
+    fn service_key(&self, role: &str) -> Result<Arc<dyn KeySigner>, Error> {
+        let keys = self.service_keys.read().map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?;
+        keys.get(role).cloned().ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))
     }
 
     /// Opens a value sealed to the service's encryption key ([`proto::crypto::seal`]).
     async fn open_sealed(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Rejection> {
-        let key = self.service_key(APP_ENCRYPTION).await.map_err(|_| Rejection::BadSignature)?;
+        let key = self.service_key(APP_ENCRYPTION).map_err(|_| Rejection::BadSignature)?;
         let (point, _) = crypto::split_sealed(sealed).map_err(|_| Rejection::BadSignature)?;
         let shared = key.diffie_hellman(point).map_err(|_| Rejection::BadSignature)?;
         crypto::open_with(&shared, sealed, aad).map_err(|_| Rejection::BadSignature)
@@ -97,12 +99,12 @@ impl Authority {
                 return Err(rejection.into());
             }
         };
-        let user = self.store.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
+        let user = tx.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
         let nonce = crypto::b64(&rand::random::<[u8; 16]>());
         tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), None).await?;
         tx.commit().await?;
-        let signing = self.service_key(APP_SIGNING).await?;
-        let encryption = self.service_key(APP_ENCRYPTION).await?;
+        let signing = self.service_key(APP_SIGNING)?;
+        let encryption = self.service_key(APP_ENCRYPTION)?;
         Ok(ActivationChallenge {
             activation_id: activation.id,
             nonce,
@@ -143,7 +145,7 @@ impl Authority {
         let pin_signature = self.open_sealed(&sealed_pin_signature, activation.id.as_bytes()).await?;
         crypto::verify(&pin_key, message.as_bytes(), &pin_signature).map_err(|_| Rejection::BadSignature)?;
         // 2. The device certificate: serial stored, then signed, in this transaction.
-        let user = self.store.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
+        let user = tx.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
         let jmbg = Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
         let person = Person { given_name: user.given_name.clone(), surname: user.surname.clone(), jmbg };
         let device_id = hex::encode(rand::random::<[u8; 16]>());
@@ -375,7 +377,7 @@ impl Authority {
             sign,
         };
         let payload_bytes = serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
-        let signature = self.service_key(APP_SIGNING).await?.sign(&payload_bytes)?;
+        let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
             // One pending request per user: a new one supersedes the old.
             tx.end_pending_of(user_id, TransactionStatus::Cancelled, "superseded", now).await?;

@@ -149,6 +149,9 @@ pub struct Authority {
     clock: Arc<dyn Clock>,
     settings: Settings,
     cas: RwLock<HashMap<CaName, Arc<LoadedCa>>>,
+    /// The app-channel keys, opened once at start: a use case holding a database transaction
+    /// must never wait for a second pooled connection (under load that exhausts the pool).
+    service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
     ocsp_cache: ocsp::Cache,
 }
 
@@ -167,6 +170,7 @@ impl Authority {
             clock,
             settings,
             cas: RwLock::new(HashMap::new()),
+            service_keys: RwLock::new(HashMap::new()),
             ocsp_cache: ocsp::Cache::default(),
         };
         authority.ensure_hierarchy().await?;

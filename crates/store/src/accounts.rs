@@ -328,6 +328,12 @@ impl Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    /// An account by id, inside the transaction.
+    pub async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
+        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&mut *self.inner).await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
     /// Sets an account's assurance and e-mail verification.
     pub async fn update_user_assurance(&mut self, id: &str, assurance: AssuranceLevel, email_verified: bool) -> Result<(), Error> {
         sqlx::query("UPDATE users SET assurance = $2, email_verified = $3 WHERE id = $1")
