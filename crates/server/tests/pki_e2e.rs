@@ -167,6 +167,35 @@ async fn pkilint_finds_no_error_in_what_the_engine_issues() {
     lint("lint_crl", &["-t", "CRL", "-p", "PKIX", "--document-format", "DER", "consentid.crl"]);
     lint("lint_ocsp_response", &["--document-format", "DER", "resp.der"]);
     lint("lint_etsi_cert", &["-t", "QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE", "leaf.pem"]);
+
+    // An independent parser (Python `cryptography`) reads every field of the qualified profile.
+    let script = r#"
+import sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtensionOID, ObjectIdentifier
+c = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read())
+serial = c.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value
+assert serial == 'PNORS-0101990710008', serial
+ku = c.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE)
+assert ku.critical and ku.value.content_commitment and not ku.value.digital_signature and not ku.value.key_cert_sign, ku
+policies = [p.policy_identifier.dotted_string for p in c.extensions.get_extension_for_oid(ExtensionOID.CERTIFICATE_POLICIES).value]
+assert '0.4.0.194112.1.2' in policies, policies
+qc = c.extensions.get_extension_for_oid(ObjectIdentifier('1.3.6.1.5.5.7.1.3'))
+assert not qc.critical
+der = qc.value.value
+for name, oid in [('QcCompliance', '060604008e460101'), ('QcSSCD', '060604008e460104'), ('QcType', '060604008e460106'),
+                  ('esign', '060704008e46010601'), ('QcPDS', '060604008e460105'), ('semantics id', '06070400 8bec4901 01'.replace(' ', ''))]:
+    assert bytes.fromhex(oid) in der, name
+aia = [a.access_method.dotted_string for a in c.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value]
+assert '1.3.6.1.5.5.7.48.1' in aia and '1.3.6.1.5.5.7.48.2' in aia, aia
+c.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS)
+years = (c.not_valid_after_utc - c.not_valid_before_utc).days / 365.2425
+assert 4.99 < years < 5.01, years
+print('qualified profile OK')
+"#;
+    let output = std::process::Command::new(&python).arg("-c").arg(script).arg(d.join("leaf.pem")).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && text.contains("qualified profile OK"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
