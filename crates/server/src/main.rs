@@ -80,15 +80,8 @@ enum CertCommand {
         /// Profile; only cloud-signing is issued this way.
         #[arg(long, default_value = "cloud-signing")]
         kind: String,
-        /// Given name.
-        #[arg(long)]
-        given_name: String,
-        /// Surname.
-        #[arg(long)]
-        surname: String,
-        /// JMBG (13 digits, checksum validated).
-        #[arg(long)]
-        jmbg: String,
+        #[command(flatten)]
+        person: PersonArgs,
         /// The holder's e-mail address.
         #[arg(long)]
         email: Option<String>,
@@ -101,6 +94,20 @@ enum CertCommand {
     },
 }
 
+/// A person's name and JMBG, as officer commands take them.
+#[derive(Debug, clap::Args)]
+struct PersonArgs {
+    /// Given name.
+    #[arg(long)]
+    given_name: String,
+    /// Surname.
+    #[arg(long)]
+    surname: String,
+    /// JMBG (13 digits, checksum validated).
+    #[arg(long)]
+    jmbg: String,
+}
+
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Enrol a person whose identity was proofed (assurance high); prints an activation code
@@ -109,15 +116,8 @@ enum UserCommand {
         /// E-mail address, the username.
         #[arg(long)]
         email: String,
-        /// Given name.
-        #[arg(long)]
-        given_name: String,
-        /// Surname.
-        #[arg(long)]
-        surname: String,
-        /// JMBG (13 digits, checksum validated).
-        #[arg(long)]
-        jmbg: String,
+        #[command(flatten)]
+        person: PersonArgs,
         /// Read a password for password login (basic level) from the first line of stdin.
         #[arg(long)]
         password_stdin: bool,
@@ -256,7 +256,7 @@ fn redact_url(url: &str) -> String {
 
 async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, String> {
     let (code, json, user_id, email) = match command {
-        UserCommand::Add { email, given_name, surname, jmbg, password_stdin, json } => {
+        UserCommand::Add { email, person: PersonArgs { given_name, surname, jmbg }, password_stdin, json } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
             let password = if password_stdin {
                 let mut line = String::new();
@@ -346,7 +346,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
             println!("revoked {serial} ({})", reason.as_str());
             Ok(ExitCode::SUCCESS)
         }
-        CertCommand::Issue { kind, given_name, surname, jmbg, email, count, json } => {
+        CertCommand::Issue { kind, person: PersonArgs { given_name, surname, jmbg }, email, count, json } => {
             if kind.replace('_', "-") != "cloud-signing" {
                 return Err(format!("--kind: `{kind}`: only cloud-signing certificates are issued by this command"));
             }
