@@ -29,6 +29,8 @@ const APP_ENCRYPTION: &str = "app_encryption";
 const DEVICE_CERTIFICATE_YEARS: i64 = 2;
 /// The relying party id in approval messages.
 pub const RP_ID: &str = "eidportal";
+/// The portal's name, shown in the app as who asks.
+pub const PORTAL_NAME: &str = "Портал за електронску идентификацију";
 
 /// Where a request to the app API comes from.
 #[derive(Debug, Clone)]
@@ -357,6 +359,7 @@ impl Authority {
         tx: &mut Tx,
         user: Option<(&str, String)>,
         kind: RequestKind,
+        requester: &str,
         session_binding: &str,
         context: proto::app::RequestContext,
         sign: Option<proto::app::SignDetails>,
@@ -368,7 +371,7 @@ impl Authority {
             v: 1,
             txn_id: id.clone(),
             kind,
-            rp: proto::app::RelyingParty { id: RP_ID.into(), name: "Портал за електронску идентификацију".into() },
+            rp: proto::app::RelyingParty { id: RP_ID.into(), name: requester.chars().take(120).collect() },
             user: user.as_ref().map(|(_, name)| name.clone()).unwrap_or_default(),
             challenge: crypto::b64(&challenge),
             created_at: now.0,

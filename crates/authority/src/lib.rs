@@ -14,6 +14,7 @@ pub mod clock;
 mod issuance;
 mod ocsp;
 mod revocation;
+pub mod signing;
 pub mod settings;
 
 use std::collections::HashMap;

@@ -124,7 +124,7 @@ impl Authority {
         // sees exactly what it would see for a known user who does not answer.
         let owner = user.as_ref().map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
         let context = RequestContext { browser: browser.chars().take(80).collect(), ip: ip.chars().take(64).collect() };
-        let txn = self.create_transaction(&mut tx, owner, RequestKind::Login, &session.record.id_hash, context, None).await?;
+        let txn = self.create_transaction(&mut tx, owner, RequestKind::Login, crate::consentid::PORTAL_NAME, &session.record.id_hash, context, None).await?;
         tx.audit(
             self.clock.now(),
             "anonymous",
@@ -192,18 +192,8 @@ impl Authority {
     /// wrong password get the same refusal.
     pub async fn password_login(&self, session: &Session, email: &str, password: &str, ip: &str) -> Result<(SessionToken, Session), Error> {
         let now = self.clock.now();
-        let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER).await?;
-        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
-        let user = tx.user_by_email(&email).await?;
-        // Hash even for unknown users, so that timing does not tell them apart.
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let dummy = DUMMY.get_or_init(|| crate::accounts::hash_password("dummy password").unwrap_or_default());
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| dummy.clone());
-        let verified = password_matches(password, &hash) && user.as_ref().is_some_and(|u| u.email_verified);
-        let Some(user) = user.filter(|_| verified) else {
-            tx.audit(now, "anonymous", "login.password_failed", json!({ "ip": ip })).await?;
+        let Some(user) = self.check_password(&mut tx, email, password, ip).await? else {
             tx.commit().await?;
             return Err(Rejection::BadSignature.into());
         };
@@ -213,6 +203,25 @@ impl Authority {
         tx.audit(now, &format!("user:{}", user.id), "login.completed", json!({ "method": "password" })).await?;
         tx.commit().await?;
         Ok((token, Session { record, user: Some(user) }))
+    }
+
+    /// Checks an e-mail and password under the password rate limits, inside `tx`: the account
+    /// if both match a verified account, else `None` (after an audit entry). Unknown users are
+    /// hashed too, so that timing does not tell them apart.
+    pub(crate) async fn check_password(&self, tx: &mut store::Tx, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
+        let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
+        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER).await?;
+        self.rate_limit(tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
+        let user = tx.user_by_email(&email).await?;
+        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let dummy = DUMMY.get_or_init(|| crate::accounts::hash_password("dummy password").unwrap_or_default());
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| dummy.clone());
+        let verified = password_matches(password, &hash) && user.as_ref().is_some_and(|u| u.email_verified);
+        let user = user.filter(|_| verified);
+        if user.is_none() {
+            tx.audit(self.clock.now(), "anonymous", "login.password_failed", json!({ "ip": ip })).await?;
+        }
+        Ok(user)
     }
 
     fn logged_in_session(&self, user_id: &str, method: &str, device_id: Option<String>, now: UnixTime) -> (SessionToken, SessionRecord) {

@@ -10,6 +10,8 @@ use p256::SecretKey;
 
 use authority::consentid::{AuthenticatedDevice, Caller};
 use authority::login::Session;
+use authority::signing::{AuthorizationCheck, SignRequest, SigningError};
+use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 use authority::{Authority, Clock, Error, ManualClock, Rejection, Settings};
 use domain::{Jmbg, TransactionStatus, UnixTime};
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
@@ -287,4 +289,159 @@ async fn a_revoked_device_can_no_longer_log_in() {
     let session = browser(&authority).await;
     authority.login_start(&session, "mila@example.rs", "127.0.0.1", "b").await.unwrap();
     assert!(matches!(app.authenticated(&authority, "/inbox", b"").await, Err(Error::Rejected(Rejection::DeviceRevoked))));
+}
+
+/// A signing request for `hashes`, as the CSC API or the portal makes it.
+fn sign_request(credential_id: &str, hashes: &[Vec<u8>]) -> SignRequest {
+    SignRequest {
+        credential_id: credential_id.into(),
+        algorithm: HashAlgorithm::Sha256,
+        hashes: hashes.to_vec(),
+        num_signatures: hashes.len(),
+        titles: vec!["Уговор.pdf".into()],
+        requester: "test integrator".into(),
+        context: proto::app::RequestContext { browser: "test".into(), ip: "127.0.0.1".into() },
+    }
+}
+
+/// Asks for approval of `hashes` and answers as the app; returns the handle.
+async fn authorised(authority: &Authority, app: &App, user: &store::UserRecord, credential: &str, hashes: &[Vec<u8>], clock: &ManualClock) -> String {
+    let handle = authority.authorize_signing(user, &sign_request(credential, hashes), "api:test").await.unwrap();
+    let (envelope, payload) = app.next_request(authority).await;
+    // The app is shown exactly the hashes, and who asks.
+    let shown: Vec<String> = payload.sign.as_ref().unwrap().documents.iter().map(|d| d.hash.clone()).collect();
+    assert_eq!(shown, hashes.iter().map(|h| crypto::b64(h)).collect::<Vec<_>>());
+    assert_eq!(payload.rp.name, "test integrator");
+    let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
+    assert_eq!(app.send(authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+    handle
+}
+
+async fn sad_of(authority: &Authority, user: &store::UserRecord, handle: &str) -> String {
+    match authority.authorization_check(user, handle).await.unwrap() {
+        AuthorizationCheck::Authorized { sad, expires_in } => {
+            assert_eq!(expires_in, 300);
+            sad
+        }
+        other => panic!("expected a SAD, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    for db in store::test_support::databases(dir.path()).await {
+        let name = db.name;
+        let clock = Arc::new(ManualClock::new(START));
+        let authority = open(&db.url, clock.clone()).await;
+        let person = |jmbg: &str| pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse(jmbg).unwrap() };
+        let mut parties = Vec::new();
+        for email in ["petar@example.rs", "jovana@example.rs"] {
+            let app = activate(&authority, &enrol(&authority, email).await).await.unwrap();
+            let issued = authority.issue_cloud_certificate(&person("0101990710008"), Some(email), "officer").await.unwrap();
+            let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+            parties.push((app, user, issued.serial.to_hex()));
+        }
+        let [(app, user, credential), (other_app, other, other_credential)] = &parties[..] else { unreachable!() };
+        let (h1, h2) = (vec![1u8; 32], vec![2u8; 32]);
+        let sign = |user, credential, sad, hashes: &[Vec<u8>]| {
+            let authority = &authority;
+            let hashes = hashes.to_vec();
+            async move { authority.sign_hashes(user, credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
+        };
+
+        // Listing shows each user only their own credential.
+        let ids: Vec<String> = authority.credentials(user, true).await.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(&ids, &[credential.clone()], "{name}");
+        assert!(authority.credential(user, other_credential).await.unwrap().is_none(), "{name}: another user's credential");
+        assert!(matches!(
+            authority.authorize_signing(user, &sign_request(other_credential, &[h1.clone()]), "api:test").await,
+            Err(SigningError::UnknownCredential)
+        ));
+
+        // Pending until the app answers; then the SAD, handed out once.
+        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
+        assert!(matches!(authority.authorization_check(user, &handle).await.unwrap(), AuthorizationCheck::Pending { .. }));
+        assert!(matches!(authority.authorization_check(other, &handle).await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        let (envelope, payload) = app.next_request(&authority).await;
+        assert_eq!(payload.kind, proto::app::RequestKind::Sign);
+        // A wrong PIN is counted, as for logins; the request stays open.
+        let wrong_pin = SecretKey::random(&mut rand::rngs::OsRng);
+        let (txn, bad) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&wrong_pin), clock.now());
+        assert_eq!(app.send(&authority, &txn, &bad).await.unwrap(), ResponseOutcome::WrongPin);
+        let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
+        assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+        let sad = sad_of(&authority, user, &handle).await;
+        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
+
+        // A SAD for h1 does not sign h2, nor h1 twice in one call; another user cannot spend it.
+        assert!(matches!(sign(user, credential, &sad, &[h2.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))), "{name}");
+        assert!(matches!(sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))));
+        assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Invalid))), "{name}: another user's SAD");
+        assert!(matches!(sign(other, credential, &sad, &[h1.clone()]).await, Err(SigningError::UnknownCredential)), "{name}");
+        assert!(matches!(
+            authority.sign_hashes(user, credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
+            Err(SigningError::WrongScheme)
+        ));
+        // The signature verifies with the certificate's key over exactly h1.
+        let signatures = sign(user, credential, &sad, &[h1.clone()]).await.unwrap();
+        let certificate = authority.credential(user, credential).await.unwrap().unwrap();
+        let spki = {
+            use der::{Decode, Encode};
+            let cert = x509_cert::Certificate::from_der(&certificate.chain[0].0).unwrap();
+            cert.tbs_certificate.subject_public_key_info.to_der().unwrap()
+        };
+        let key = <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&spki).unwrap();
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        key.verify_prehash(&h1, &p256::ecdsa::Signature::from_der(&signatures[0]).unwrap()).unwrap();
+        // Spent: a second use is refused.
+        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Spent))), "{name}: used twice");
+
+        // Five minutes, then it expires.
+        let handle = authorised(&authority, app, user, credential, &[h1.clone(), h2.clone()], &clock).await;
+        let sad = sad_of(&authority, user, &handle).await;
+        clock.advance(300);
+        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Expired))), "{name}: expired");
+
+        // A denied request never yields a SAD.
+        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
+        let (envelope, _) = app.next_request(&authority).await;
+        let (txn, deny) = app.answer(&envelope, Decision::Deny, &real_code(&envelope), None, clock.now());
+        assert_eq!(app.send(&authority, &txn, &deny).await.unwrap(), ResponseOutcome::Denied);
+        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::Denied)), "{name}: denied");
+
+        // Nor does one left unanswered.
+        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
+        clock.advance(121);
+        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::RequestExpired)), "{name}");
+
+        // A revoked certificate signs nothing, even with a SAD obtained before.
+        let handle = authorised(&authority, other_app, other, other_credential, &[h1.clone()], &clock).await;
+        let sad = sad_of(&authority, other, &handle).await;
+        authority.revoke(&domain::Serial::parse_hex(other_credential).unwrap(), domain::RevocationReason::KeyCompromise, "officer").await.unwrap();
+        assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Revoked)), "{name}: revoked");
+        assert!(matches!(
+            authority.authorize_signing(other, &sign_request(other_credential, &[h1.clone()]), "api:test").await,
+            Err(SigningError::Revoked)
+        ));
+
+        // A SAD whose approving device was deactivated signs nothing.
+        let handle = authorised(&authority, app, user, credential, &[h1.clone()], &clock).await;
+        let sad = sad_of(&authority, user, &handle).await;
+        let device = authority.store().device(&app.device_id).await.unwrap().unwrap();
+        let device_serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
+        authority.revoke(&device_serial, domain::RevocationReason::Unspecified, "officer").await.unwrap();
+        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::NoDevice)), "{name}: deactivated device");
+        assert!(matches!(
+            authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await,
+            Err(SigningError::NoDevice)
+        ));
+
+        // Every step is in the audit log, with the hashes; the chain holds.
+        let events: Vec<String> = authority.store().audit_entries().await.unwrap().into_iter().map(|e| e.event).collect();
+        for event in ["signature.requested", "signature.authorized", "signature.created", "signature.refused"] {
+            assert!(events.iter().any(|e| e == event), "{name}: audit has {event}");
+        }
+        assert!(authority.verify_audit().await.unwrap().is_ok());
+    }
 }

@@ -5,6 +5,7 @@ pub mod certificate;
 pub mod cloud;
 pub mod jmbg;
 pub mod login;
+pub mod signing;
 pub mod time;
 
 pub use certificate::{may_revoke, UnknownName, 

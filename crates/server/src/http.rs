@@ -53,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .merge(crate::app_api::routes())
+        .merge(crate::csc::routes())
         .merge(crate::portal::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))

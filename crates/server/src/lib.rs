@@ -3,6 +3,7 @@
 
 pub mod app_api;
 pub mod config;
+pub mod csc;
 pub mod http;
 pub mod i18n;
 pub mod portal;

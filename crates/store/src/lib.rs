@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod migrate;
 mod records;
+mod signing;
 pub mod test_support;
 
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, AuditEntry, ChainBreak};
+pub use signing::{ApiTokenRecord, SignAuthorizationRecord};
 pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
 
 /// Errors of the store.

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_pki.sql")),
     (2, include_str!("migrations/0002_accounts.sql")),
     (3, include_str!("migrations/0003_agreements.sql")),
+    (4, include_str!("migrations/0004_signing.sql")),
 ];
 
 /// A migration in the database's dialect.

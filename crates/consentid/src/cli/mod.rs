@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use consentid::{
     activate, three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Keystore, Outcome, Pin,
-    PinRefusal, ServerUrl, Settings, VerificationCode, VerifiedRequest,
+    PinRefusal, RequestKind, ServerUrl, Settings, VerificationCode, VerifiedRequest,
 };
 use serde_json::json;
 
@@ -312,6 +312,8 @@ pub fn approve_command(home: &Path, target: &Target, code: Option<&str>, pin_std
     println!("{}", notification(&request, client.now()));
     let picked = match given {
         Some(code) => code,
+        // A signature is matched by its documents, shown above: no browser shows a code.
+        None if request.kind() == RequestKind::Sign => request.verification_code().clone(),
         None => choose_code(&request)?,
     };
     if &picked != request.verification_code() {

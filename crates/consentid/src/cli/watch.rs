@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use consentid::{
-    three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Outcome, Pin, Settings, VerificationCode,
+    three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Outcome, Pin, RequestKind, Settings, VerificationCode,
     VerifiedRequest,
 };
 use zeroize::Zeroizing;
@@ -198,6 +198,11 @@ impl Watch {
         };
         match stage {
             Stage::Action => match line.trim() {
+                "a" | "A" | "а" | "А" if request.kind() == RequestKind::Sign => {
+                    // A signature is matched by its documents, shown above: no browser code.
+                    let code = request.verification_code().clone();
+                    return self.ask_pin(request, code);
+                }
                 "a" | "A" | "а" | "А" => {
                     let codes = three_codes(request.verification_code());
                     console::prompt(&text::code_prompt(&codes));
@@ -231,16 +236,22 @@ impl Watch {
                 if &picked != request.verification_code() {
                     return self.respond(&request, Decision::Approve, Some(picked), None);
                 }
-                if console::stdin_is_terminal() {
-                    // No line is being read now, so the no-echo prompt has the terminal alone.
-                    let pin = console::secret(&text::approve_pin_prompt())?;
-                    return self.approve(request, picked, &pin);
-                }
-                console::prompt(&text::approve_pin_prompt());
-                self.current = Some((request, Stage::Pin(picked)));
+                return self.ask_pin(request, picked);
             }
             Stage::Pin(picked) => return self.approve(request, picked, line),
         }
+        Ok(None)
+    }
+
+    /// Asks for the PIN that approves `request` with the code `picked`.
+    fn ask_pin(&mut self, request: VerifiedRequest, picked: VerificationCode) -> Result<Option<u8>, Failure> {
+        if console::stdin_is_terminal() {
+            // No line is being read now, so the no-echo prompt has the terminal alone.
+            let pin = console::secret(&text::approve_pin_prompt())?;
+            return self.approve(request, picked, &pin);
+        }
+        console::prompt(&text::approve_pin_prompt());
+        self.current = Some((request, Stage::Pin(picked)));
         Ok(None)
     }
 

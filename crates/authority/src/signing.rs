@@ -1,0 +1,468 @@
+//! Remote signing at sole control (DESIGN §6): API tokens, the user's credentials (their cloud
+//! certificates), authorisations approved in ConsentID that bind the exact hashes, and signing
+//! that spends the resulting SAD. The CSC API and the portal's PDF signing both use these.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use domain::login::effective_status;
+use domain::signing::{self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme};
+use domain::{CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime};
+use pki::profile::CertificateDer;
+use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
+use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
+use store::{ApiTokenRecord, CertificateRecord, SignAuthorizationRecord, UserRecord};
+
+use crate::settings::CaName;
+use crate::{Authority, Error, Rejection};
+
+/// Seconds an API bearer token lives.
+pub const API_TOKEN_LIFETIME: i64 = 3600;
+
+/// An API bearer token. Only its hash is stored; `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(pub String);
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken([redacted])")
+    }
+}
+
+impl ApiToken {
+    /// The hash the store keys tokens by.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// Whoever presented a valid bearer token.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    /// The token's account.
+    pub user: UserRecord,
+    /// The token's hash.
+    pub token_hash: String,
+}
+
+/// A signing credential: one of the user's cloud certificates and its key.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// Its id in the API: the certificate's serial, lower-case hex.
+    pub id: String,
+    /// The certificate's record.
+    pub certificate: CertificateRecord,
+    /// The key type.
+    pub algorithm: KeyAlgorithm,
+    /// The certificate, then the issuing CA and the root.
+    pub chain: Vec<CertificateDer>,
+    /// `valid`, `expired` or `revoked` now.
+    pub status: &'static str,
+    /// The issuer's name, one line.
+    pub issuer: String,
+}
+
+impl Credential {
+    /// Whether it may sign now.
+    pub fn usable(&self) -> bool {
+        self.status == "valid"
+    }
+}
+
+/// What an authorisation asks the user to approve.
+#[derive(Debug, Clone)]
+pub struct SignRequest {
+    /// The credential.
+    pub credential_id: String,
+    /// The hashes' algorithm.
+    pub algorithm: HashAlgorithm,
+    /// The hashes, in order.
+    pub hashes: Vec<Vec<u8>>,
+    /// How many signatures the caller announced.
+    pub num_signatures: usize,
+    /// A title per hash, shown in the app.
+    pub titles: Vec<String>,
+    /// Who asks, shown in the app (the portal, or the integrator's software).
+    pub requester: String,
+    /// Where the request came from.
+    pub context: RequestContext,
+}
+
+/// Where an authorisation is, for whoever polls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationCheck {
+    /// The user has not answered yet.
+    Pending {
+        /// Seconds until the request expires.
+        seconds_left: i64,
+    },
+    /// Approved: the SAD, handed out once.
+    Authorized {
+        /// The signature activation data.
+        sad: String,
+        /// Seconds it stays usable.
+        expires_in: i64,
+    },
+}
+
+/// Why a signing step is refused (the CSC API maps each to its error code, the portal to a
+/// message in the user's language).
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// No such credential among the caller's.
+    #[error("invalid parameter credentialID")]
+    UnknownCredential,
+    /// No such authorisation among the caller's, or it was already exchanged for a SAD.
+    #[error("invalid parameter handle")]
+    UnknownHandle,
+    /// The credential's certificate is revoked.
+    #[error("the signing certificate is revoked")]
+    Revoked,
+    /// The credential's certificate has expired.
+    #[error("the signing certificate is expired")]
+    Expired,
+    /// The user's ConsentID device is locked after wrong PINs.
+    #[error("credential locked")]
+    Locked,
+    /// The user has no active ConsentID device, or the approving one was deactivated.
+    #[error("the credential is disabled: no active ConsentID device")]
+    NoDevice,
+    /// The request does not fit the rules.
+    #[error(transparent)]
+    Request(#[from] AuthorizeRefusal),
+    /// The SAD cannot be spent.
+    #[error(transparent)]
+    Sad(#[from] SadRefusal),
+    /// The user denied the request in ConsentID.
+    #[error("the user denied the request")]
+    Denied,
+    /// The user did not answer in time, or the request was superseded.
+    #[error("the request expired before the user approved it")]
+    RequestExpired,
+    /// The key cannot make this kind of signature.
+    #[error("invalid parameter signAlgo")]
+    WrongScheme,
+    /// Something else failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl From<store::Error> for SigningError {
+    fn from(error: store::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<pki::Error> for SigningError {
+    fn from(error: pki::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<Rejection> for SigningError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Failed(rejection.into())
+    }
+}
+
+fn digest_of(algorithm: HashAlgorithm, hash: &[u8]) -> Option<Digest> {
+    match algorithm {
+        HashAlgorithm::Sha256 => hash.try_into().ok().map(Digest::Sha256),
+        HashAlgorithm::Sha384 => hash.try_into().ok().map(Digest::Sha384),
+        HashAlgorithm::Sha512 => hash.try_into().ok().map(Digest::Sha512),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Authority {
+    /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
+    /// token. Wrong e-mail and wrong password get the same refusal.
+    pub async fn api_login(&self, email: &str, password: &str, ip: &str) -> Result<(ApiToken, i64), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let Some(user) = self.check_password(&mut tx, email, password, ip).await? else {
+            tx.commit().await?;
+            return Err(Rejection::BadSignature.into());
+        };
+        let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
+        tx.insert_api_token(&ApiTokenRecord {
+            token_hash: token.hash(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
+            revoked_at: None,
+        })
+        .await?;
+        tx.audit(now, &format!("user:{}", user.id), "api.login", json!({ "ip": ip })).await?;
+        tx.commit().await?;
+        Ok((token, API_TOKEN_LIFETIME))
+    }
+
+    /// The caller behind a bearer token, if it is live.
+    pub async fn api_caller(&self, token: &ApiToken) -> Result<Option<ApiCaller>, Error> {
+        let hash = token.hash();
+        let Some(record) = self.store.api_token(&hash).await? else { return Ok(None) };
+        if record.revoked_at.is_some() || self.clock.now() >= record.expires_at {
+            return Ok(None);
+        }
+        Ok(self.store.user(&record.user_id).await?.map(|user| ApiCaller { user, token_hash: hash }))
+    }
+
+    /// `auth/revoke`: ends the caller's own token.
+    pub async fn api_logout(&self, caller: &ApiCaller) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.revoke_api_token(&caller.token_hash, now).await?;
+        tx.audit(now, &format!("user:{}", caller.user.id), "api.logout", json!({})).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn credential_of(&self, certificate: CertificateRecord, now: UnixTime) -> Result<Option<Credential>, Error> {
+        let (Some(der), Some(_)) = (&certificate.der, &certificate.key_id) else { return Ok(None) };
+        let status = match certificate.status {
+            CertificateStatus::Revoked => "revoked",
+            CertificateStatus::Issued if now > certificate.not_after => "expired",
+            CertificateStatus::Issued => "valid",
+            _ => return Ok(None),
+        };
+        let parsed = crate::parse_certificate(der)?;
+        let algorithm = match parsed.tbs_certificate.subject_public_key_info.algorithm.oid {
+            const_oid::db::rfc5912::ID_EC_PUBLIC_KEY => KeyAlgorithm::EcdsaP256,
+            const_oid::db::rfc5912::RSA_ENCRYPTION => KeyAlgorithm::Rsa3072,
+            other => return Err(Error::Inconsistent(format!("a cloud key of type {other}"))),
+        };
+        let chain = vec![
+            CertificateDer(der.clone()),
+            self.ca_certificate(CaName::Qualified)?,
+            self.ca_certificate(CaName::Root)?,
+        ];
+        let issuer = pki::profile::name_to_string(&parsed.tbs_certificate.issuer);
+        Ok(Some(Credential { id: certificate.serial.to_hex(), certificate, algorithm, chain, status, issuer }))
+    }
+
+    /// The user's signing credentials, newest first; with `only_valid`, those that may sign.
+    pub async fn credentials(&self, user: &UserRecord, only_valid: bool) -> Result<Vec<Credential>, Error> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for record in self.store.certificates(Some(&user.email)).await? {
+            if record.kind != CertificateKind::CloudSigning {
+                continue;
+            }
+            if let Some(credential) = self.credential_of(record, now)? {
+                if !only_valid || credential.usable() {
+                    out.push(credential);
+                }
+            }
+        }
+        out.sort_by_key(|c| std::cmp::Reverse(c.certificate.not_before));
+        Ok(out)
+    }
+
+    /// One of the user's credentials; `None` for an id that is not theirs.
+    pub async fn credential(&self, user: &UserRecord, credential_id: &str) -> Result<Option<Credential>, Error> {
+        let Some(serial) = Serial::parse_hex(credential_id) else { return Ok(None) };
+        let Some(record) = self.store.certificate(&serial).await? else { return Ok(None) };
+        if record.kind != CertificateKind::CloudSigning || record.email.as_deref() != Some(user.email.as_str()) {
+            return Ok(None);
+        }
+        self.credential_of(record, self.clock.now())
+    }
+
+    async fn usable_credential(&self, user: &UserRecord, credential_id: &str) -> Result<Credential, SigningError> {
+        let credential = self.credential(user, credential_id).await?.ok_or(SigningError::UnknownCredential)?;
+        match credential.status {
+            "valid" => Ok(credential),
+            "revoked" => Err(SigningError::Revoked),
+            _ => Err(SigningError::Expired),
+        }
+    }
+
+    /// Asks the user, in ConsentID, to approve signing exactly these hashes with this
+    /// credential; returns the handle to poll. `binding` ties the request to its caller (the
+    /// API token's or the browser session's hash).
+    pub async fn authorize_signing(&self, user: &UserRecord, request: &SignRequest, binding: &str) -> Result<String, SigningError> {
+        signing::check_authorization_request(request.num_signatures, &request.hashes, request.algorithm)?;
+        let credential = self.usable_credential(user, &request.credential_id).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let devices = tx.devices_of(&user.id).await?;
+        if !devices.iter().any(|d| d.state == DeviceState::Active) {
+            return Err(if devices.iter().any(|d| d.state == DeviceState::PinLocked) { SigningError::Locked } else { SigningError::NoDevice });
+        }
+        let documents = request
+            .hashes
+            .iter()
+            .enumerate()
+            .map(|(i, hash)| DocumentToSign {
+                title: request.titles.get(i).cloned().unwrap_or_else(|| format!("Документ {}", i + 1)),
+                hash: proto::b64(hash),
+            })
+            .collect();
+        let details = SignDetails { documents, certificate_serial: credential.id.clone() };
+        let owner = Some((user.id.as_str(), format!("{} {}", user.given_name, user.surname)));
+        let txn = self
+            .create_transaction(&mut tx, owner, RequestKind::Sign, &request.requester, binding, request.context.clone(), Some(details))
+            .await?;
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        tx.insert_sign_authorization(&SignAuthorizationRecord {
+            id: id.clone(),
+            user_id: user.id.clone(),
+            credential_id: credential.id.clone(),
+            txn_id: txn.id.clone(),
+            hash_algorithm: request.algorithm.oid().to_owned(),
+            hashes: request.hashes.concat(),
+            num_signatures: i64::try_from(request.num_signatures).unwrap_or(i64::MAX),
+            status: AuthorizationStatus::Pending,
+            sad_hash: None,
+            sad_expires_at: None,
+            device_id: None,
+            created_at: now,
+            used_at: None,
+        })
+        .await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "signature.requested",
+            json!({
+                "authorization": id,
+                "txn": txn.id,
+                "credential": credential.id,
+                "hash_algorithm": request.algorithm.oid(),
+                "hashes": request.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+                "requester": request.requester,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Polls an authorisation. Once approved, it hands out the SAD exactly once (only its hash
+    /// is kept); a denial, expiry or lockout is reported as the refusal.
+    pub async fn authorization_check(&self, user: &UserRecord, handle: &str) -> Result<AuthorizationCheck, SigningError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let auth = tx.sign_authorization(handle).await?.filter(|a| a.user_id == user.id).ok_or(SigningError::UnknownHandle)?;
+        if auth.status != AuthorizationStatus::Pending {
+            return Err(SigningError::UnknownHandle);
+        }
+        let txn = tx.transaction_for_update(&auth.txn_id).await?.ok_or(SigningError::UnknownHandle)?;
+        let actor = format!("user:{}", user.id);
+        match effective_status(txn.status, txn.expires_at, now) {
+            TransactionStatus::Pending => Ok(AuthorizationCheck::Pending { seconds_left: (txn.expires_at.0 - now.0).max(0) }),
+            TransactionStatus::Approved => {
+                let device_id = txn.device_id.clone().ok_or_else(|| Error::Inconsistent("an approved request without device".into()))?;
+                if tx.device(&device_id).await?.is_none_or(|d| d.state != DeviceState::Active) {
+                    return Err(SigningError::NoDevice);
+                }
+                let sad = proto::b64(&rand::random::<[u8; 32]>());
+                let expires_at = now.plus_seconds(signing::SAD_LIFETIME);
+                let hash = sha256_hex(&sad);
+                if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Authorized, Some((&hash, expires_at)), Some(&device_id)).await?
+                    || !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await?
+                {
+                    return Err(SigningError::UnknownHandle);
+                }
+                tx.audit(
+                    now,
+                    &actor,
+                    "signature.authorized",
+                    json!({ "authorization": auth.id, "txn": txn.id, "credential": auth.credential_id, "device": device_id }),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(AuthorizationCheck::Authorized { sad, expires_in: signing::SAD_LIFETIME })
+            }
+            status => {
+                tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Refused, None, txn.device_id.as_deref()).await?;
+                tx.audit(now, &actor, "signature.refused", json!({ "authorization": auth.id, "txn": txn.id, "status": status.as_str(), "hint": txn.hint }))
+                    .await?;
+                tx.commit().await?;
+                Err(match (status, txn.hint.as_str()) {
+                    (TransactionStatus::Denied, _) | (_, "wrong_vc") => SigningError::Denied,
+                    (_, "pin_locked") => SigningError::Locked,
+                    _ => SigningError::RequestExpired,
+                })
+            }
+        }
+    }
+
+    /// Signs hashes with a credential, spending a SAD: one database transaction checks the SAD
+    /// (the caller's, this credential's, live, unspent, covering every hash), the certificate
+    /// and the approving device, spends the SAD, and only then uses the key.
+    pub async fn sign_hashes(
+        &self,
+        user: &UserRecord,
+        credential_id: &str,
+        sad: &str,
+        algorithm: HashAlgorithm,
+        scheme: SignatureScheme,
+        hashes: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, SigningError> {
+        let credential = self.usable_credential(user, credential_id).await?;
+        let padding = match (credential.algorithm, scheme) {
+            (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa) => RsaPadding::Pkcs1v15,
+            (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => RsaPadding::Pkcs1v15,
+            (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPss) => RsaPadding::Pss,
+            _ => return Err(SigningError::WrongScheme),
+        };
+        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let auth = tx
+            .sign_authorization_by_sad(&sha256_hex(sad))
+            .await?
+            .filter(|a| a.user_id == user.id && a.credential_id == credential.id)
+            .ok_or(SadRefusal::Invalid)?;
+        let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm).ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
+        let authorized = signing::split_hashes(&auth.hashes, authorized_algorithm).ok_or_else(|| Error::Inconsistent("stored hashes".into()))?;
+        signing::may_spend(
+            &SadUse {
+                status: auth.status,
+                expires_at: auth.sad_expires_at.unwrap_or(UnixTime(0)),
+                authorized_algorithm,
+                authorized: &authorized,
+                algorithm,
+                requested: hashes,
+            },
+            now,
+        )?;
+        let device = match &auth.device_id {
+            Some(id) => tx.device(id).await?,
+            None => None,
+        };
+        match device.map(|d| d.state) {
+            Some(DeviceState::Active) => {}
+            Some(DeviceState::PinLocked) => return Err(SigningError::Locked),
+            _ => return Err(SigningError::NoDevice),
+        }
+        if !tx.spend_sign_authorization(&auth.id, now).await? {
+            return Err(SadRefusal::Spent.into());
+        }
+        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
+        let key = tx.key(&key_id).await?;
+        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key.reference))?;
+        let signatures = digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>()?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "signature.created",
+            json!({
+                "authorization": auth.id,
+                "credential": credential.id,
+                "hash_algorithm": algorithm.oid(),
+                "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(signatures)
+    }
+}

@@ -1,0 +1,195 @@
+//! Remote signing: the CSC API's bearer tokens and the signature authorisations (the exact
+//! hashes a user approved in ConsentID, and the hash of the SAD that spends them).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use domain::signing::AuthorizationStatus;
+use domain::UnixTime;
+
+use crate::{parse_column, Error, Store, Tx};
+
+/// A bearer token of the CSC API (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    /// Whose it is.
+    pub user_id: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// End of validity.
+    pub expires_at: UnixTime,
+    /// When it was revoked.
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// One authorisation: the hashes a user is asked to (or did) approve for one credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignAuthorizationRecord {
+    /// Random id; the CSC `handle`.
+    pub id: String,
+    /// Whose credential.
+    pub user_id: String,
+    /// The credential (the cloud certificate's serial, hex).
+    pub credential_id: String,
+    /// The ConsentID transaction that asks the user.
+    pub txn_id: String,
+    /// Dotted OID of the hash algorithm.
+    pub hash_algorithm: String,
+    /// The hashes, concatenated in order.
+    pub hashes: Vec<u8>,
+    /// How many signatures were asked for.
+    pub num_signatures: i64,
+    /// Where it is.
+    pub status: AuthorizationStatus,
+    /// SHA-256 (hex) of the SAD, once handed out.
+    pub sad_hash: Option<String>,
+    /// When the SAD stops being usable.
+    pub sad_expires_at: Option<UnixTime>,
+    /// The device that approved.
+    pub device_id: Option<String>,
+    /// When it was asked for.
+    pub created_at: UnixTime,
+    /// When its SAD was spent.
+    pub used_at: Option<UnixTime>,
+}
+
+const AUTHORIZATION_COLUMNS: &str = "SELECT id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
+     status, sad_hash, sad_expires_at, device_id, created_at, used_at FROM sign_authorizations";
+
+fn authorization_from_row(row: &AnyRow) -> Result<SignAuthorizationRecord, Error> {
+    Ok(SignAuthorizationRecord {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        credential_id: row.try_get(2)?,
+        txn_id: row.try_get(3)?,
+        hash_algorithm: row.try_get(4)?,
+        hashes: row.try_get(5)?,
+        num_signatures: row.try_get(6)?,
+        status: parse_column(row, 7, "authorization status")?,
+        sad_hash: row.try_get(8)?,
+        sad_expires_at: row.try_get::<Option<i64>, _>(9)?.map(UnixTime),
+        device_id: row.try_get(10)?,
+        created_at: UnixTime(row.try_get(11)?),
+        used_at: row.try_get::<Option<i64>, _>(12)?.map(UnixTime),
+    })
+}
+
+impl Store {
+    /// A bearer token by its hash.
+    pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
+        let row = sqlx::query("SELECT token_hash, user_id, created_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(ApiTokenRecord {
+                token_hash: r.try_get(0)?,
+                user_id: r.try_get(1)?,
+                created_at: UnixTime(r.try_get(2)?),
+                expires_at: UnixTime(r.try_get(3)?),
+                revoked_at: r.try_get::<Option<i64>, _>(4)?.map(UnixTime),
+            })
+        })
+        .transpose()
+    }
+
+    /// An authorisation by id.
+    pub async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        row.map(|r| authorization_from_row(&r)).transpose()
+    }
+}
+
+impl Tx {
+    /// Stores a bearer token.
+    pub async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token.token_hash.clone())
+            .bind(token.user_id.clone())
+            .bind(token.created_at.0)
+            .bind(token.expires_at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes a bearer token; false if it was unknown or already revoked.
+    pub async fn revoke_api_token(&mut self, token_hash: &str, at: UnixTime) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(token_hash.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a new authorisation.
+    pub async fn insert_sign_authorization(&mut self, record: &SignAuthorizationRecord) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO sign_authorizations (id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
+             status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(record.id.clone())
+        .bind(record.user_id.clone())
+        .bind(record.credential_id.clone())
+        .bind(record.txn_id.clone())
+        .bind(record.hash_algorithm.clone())
+        .bind(record.hashes.clone())
+        .bind(record.num_signatures)
+        .bind(record.status.as_str())
+        .bind(record.created_at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// An authorisation by id, inside the transaction.
+    pub async fn sign_authorization(&mut self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&mut *self.inner).await?;
+        row.map(|r| authorization_from_row(&r)).transpose()
+    }
+
+    /// An authorisation by the hash of its SAD, inside the transaction.
+    pub async fn sign_authorization_by_sad(&mut self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
+            .bind(sad_hash.to_owned())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.map(|r| authorization_from_row(&r)).transpose()
+    }
+
+    /// Moves a pending authorisation on (compare-and-set on the status): to `authorized`
+    /// with its SAD's hash, expiry and device, or to `refused`. False if it was not pending.
+    pub async fn settle_sign_authorization(
+        &mut self,
+        id: &str,
+        to: AuthorizationStatus,
+        sad: Option<(&str, UnixTime)>,
+        device_id: Option<&str>,
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE sign_authorizations SET status = $2, sad_hash = $3, sad_expires_at = $4, device_id = $5 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id.to_owned())
+        .bind(to.as_str())
+        .bind(sad.map(|(hash, _)| hash.to_owned()))
+        .bind(sad.map(|(_, expires)| expires.0))
+        .bind(device_id.map(str::to_owned))
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
+    pub async fn spend_sign_authorization(&mut self, id: &str, at: UnixTime) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
+            .bind(id.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
