@@ -170,6 +170,23 @@ impl Server {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// Like [`Server::cli`], with `stdin` on standard input.
+    pub fn cli_input(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(binary())
+            .arg("--data")
+            .arg(&self.data)
+            .args(args)
+            .envs(self.setup.env.iter().map(|(k, v)| (k, v)))
+            .env("EIDPORTAL_PUBLIC_URL", &self.public_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run eidportal");
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
+    }
+
     /// An HTTP request.
     pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
         self.try_request(method, path, content_type, body).expect("HTTP request")
@@ -226,11 +243,17 @@ impl HttpResponse {
 
 /// One HTTP/1.1 request with `Connection: close`.
 pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    http_with(addr, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request with `Connection: close` and extra headers.
+pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

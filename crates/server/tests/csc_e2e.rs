@@ -1,0 +1,281 @@
+//! Remote signing through the CSC API v2 with the real server and the `consentid` binary as the
+//! phone: unmodified pyHanko signs a PDF (its signature validated by pyHanko with revocation
+//! checking and by poppler's pdfsig), and every refusal carries the specification's error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use support::{consentid, der_to_pem, http_with, run, Server, Setup};
+
+const PIN: &str = "246810";
+const PASSWORD: &str = "Lozinka za test 2026";
+
+/// An enrolled user with ConsentID, a cloud certificate and an API token.
+struct Party {
+    email: String,
+    home: PathBuf,
+    credential: String,
+    token: String,
+}
+
+fn enrol(server: &Server, dir: &Path, email: &str, jmbg: &str) -> Party {
+    let out = server.cli_input(
+        &["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", jmbg, "--password-stdin", "--json"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = serde_json::from_slice::<Value>(&out.stdout).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let home = dir.join(email);
+    let (status, out, err) = consentid(&home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let issued = server.cli_ok(&["cert", "issue", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", jmbg, "--json"]);
+    let credential = serde_json::from_str::<Value>(issued.trim()).unwrap()["serial"].as_str().unwrap().to_owned();
+    let token = login(server, email, PASSWORD).1["access_token"].as_str().unwrap_or_default().to_owned();
+    Party { email: email.to_owned(), home, credential, token }
+}
+
+fn login(server: &Server, email: &str, password: &str) -> (u16, Value) {
+    let basic = format!("Basic {}", STANDARD.encode(format!("{email}:{password}")));
+    let response = http_with(&server.addr, "POST", "/csc/v2/auth/login", &[("Authorization", &basic)], b"{}").unwrap();
+    (response.status, serde_json::from_slice(&response.body).unwrap_or(Value::Null))
+}
+
+/// POSTs a CSC method with a bearer token; (status, JSON body).
+fn csc(server: &Server, token: &str, method: &str, body: &Value) -> (u16, Value) {
+    let bearer = format!("Bearer {token}");
+    let body = serde_json::to_vec(body).unwrap();
+    let response = http_with(
+        &server.addr,
+        "POST",
+        &format!("/csc/v2/{method}"),
+        &[("Authorization", &bearer), ("Content-Type", "application/json"), ("User-Agent", "csc-e2e-test/1.0")],
+        &body,
+    )
+    .unwrap();
+    (response.status, serde_json::from_slice(&response.body).unwrap_or(Value::Null))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// `credentials/authorize` for `hashes`; the handle.
+fn authorize(server: &Server, party: &Party, hashes: &[Vec<u8>]) -> String {
+    let (status, body) = csc(
+        server,
+        &party.token,
+        "credentials/authorize",
+        &json!({
+            "credentialID": party.credential,
+            "numSignatures": hashes.len(),
+            "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+            "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+            "description": "Уговор о закупу.pdf",
+        }),
+    );
+    assert_eq!(status, 202, "{body}");
+    body["handle"].as_str().unwrap().to_owned()
+}
+
+/// Polls `authorizeCheck` until it is no longer 202.
+fn check(server: &Server, party: &Party, handle: &str) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = csc(server, &party.token, "credentials/authorizeCheck", &json!({ "handle": handle }));
+        if status != 202 || Instant::now() > deadline {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Authorises `hashes` and approves on the phone; the SAD.
+fn sad(server: &Server, party: &Party, hashes: &[Vec<u8>]) -> String {
+    let handle = authorize(server, party, hashes);
+    let (status, out, err) = consentid(&party.home, &["approve", "--next", "--wait", "10", "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    // The phone was shown who asks, the document and a fingerprint of its hash.
+    assert!(out.contains("csc-e2e-test/1.0") && out.contains("Уговор о закупу.pdf") && out.contains("SHA-256"), "{out}");
+    let (status, body) = check(server, party, &handle);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expiresIn"], 300);
+    body["SAD"].as_str().unwrap().to_owned()
+}
+
+fn sign_hash(server: &Server, party: &Party, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
+    let hashes: Vec<String> = hashes.iter().map(|h| b64(h)).collect();
+    let body = json!({ "credentialID": party.credential, "SAD": sad, "hashes": hashes, "signAlgo": "1.2.840.10045.4.3.2" });
+    csc(server, &party.token, "signatures/signHash", &body)
+}
+
+fn assert_error(answer: (u16, Value), status: u16, error: &str, description: &str) {
+    let (got_status, body) = answer;
+    assert_eq!(got_status, status, "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].as_str().unwrap_or("").contains(description), "expected “{description}” in {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmodified_pyhanko_signs_through_the_csc_api_and_validates_with_revocation_checks() {
+    let Some(python) = support::python() else { return };
+    let pyhanko = python.with_file_name("pyhanko");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/csc_sign.py");
+    for setup in Setup::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("data"), &setup, None);
+        let party = enrol(&server, dir.path(), "petar@example.rs", "0101990710008");
+        std::fs::write(dir.path().join("password"), PASSWORD).unwrap();
+        let mut signer = Command::new(&python)
+            .arg(&script)
+            .args(["--url", &server.url, "--email", &party.email, "--password-file"])
+            .arg(dir.path().join("password"))
+            .args(["--in", "in.pdf", "--out", "signed.pdf", "--make-input", "--description", "Уговор о закупу.pdf"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(signer.stdout.take().unwrap()).lines();
+        let first = lines.next().map(Result::unwrap).unwrap_or_default();
+        assert!(first.starts_with("handle "), "{}: pyHanko did not ask for authorisation: {first}", setup.name);
+        // The phone approves (PIN, Ауторизовати) while pyHanko polls authorizeCheck.
+        let (status, out, err) = consentid(&party.home, &["approve", "--next", "--wait", "10", "--pin-stdin"], &format!("{PIN}\n"));
+        assert_eq!(status, 0, "{}: {out}{err}", setup.name);
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let output = signer.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}: {rest:?} {}", setup.name, String::from_utf8_lossy(&output.stderr));
+
+        // pyHanko validates it, fetching OCSP/CRLs from the running server (--force-revinfo).
+        let root = der_to_pem(dir.path(), &server.get("/pki/root.crt"), "root", "x509");
+        let (ok, text) = run(
+            pyhanko.to_str().unwrap(),
+            &["sign", "validate", "--trust", root.to_str().unwrap(), "--trust-replace", "--force-revinfo", "signed.pdf"],
+            dir.path(),
+        );
+        assert!(ok && text.contains("INTACT:TRUSTED"), "{}: pyhanko sign validate: {text}", setup.name);
+        // So does poppler's pdfsig, trusting the root in an NSS database.
+        let nss = format!("sql:{}", dir.path().join("nss").display());
+        std::fs::create_dir_all(dir.path().join("nss")).unwrap();
+        assert!(run("certutil", &["-N", "-d", &nss, "--empty-password"], dir.path()).0);
+        assert!(run("certutil", &["-A", "-d", &nss, "-n", "root", "-t", "CT,C,C", "-i", root.to_str().unwrap()], dir.path()).0);
+        let (_, text) = run("pdfsig", &["-nssdir", &nss, "signed.pdf"], dir.path());
+        assert!(
+            text.contains("Signature is Valid") && text.contains("Certificate is Trusted"),
+            "{}: pdfsig: {text}",
+            setup.name
+        );
+    }
+}
+
+#[test]
+fn every_refusal_carries_the_specifications_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let petar = enrol(&server, dir.path(), "petar@example.rs", "0101990710008");
+    let jovana = enrol(&server, dir.path(), "jovana@example.rs", "0101990716006");
+    let (h1, h2) = (vec![1u8; 32], vec![2u8; 32]);
+
+    // info is public and lists what we implement; everything else needs a token.
+    let info = serde_json::from_slice::<Value>(&server.request("POST", "/csc/v2/info", Some("application/json"), b"{}").body).unwrap();
+    assert_eq!(info["specs"], "2.0.0.2");
+    assert!(info["methods"].as_array().unwrap().iter().any(|m| m == "credentials/authorizeCheck"));
+    assert_eq!(info["authType"], json!(["basic", "oauth2code"]));
+    let openapi = serde_json::from_slice::<Value>(&server.get("/csc/v2/openapi.json")).unwrap();
+    assert!(openapi["paths"]["/signatures/signHash"]["post"].is_object());
+    assert_error(csc(&server, "not-a-token", "credentials/list", &json!({})), 401, "invalid_token", "");
+    assert_error(login(&server, "petar@example.rs", "wrong password"), 401, "authentication_error", "");
+    assert_error(login(&server, "nobody@example.rs", PASSWORD), 401, "authentication_error", "");
+
+    // Each user sees only their own credential; info describes it as SCAL 2 with the chain.
+    let (_, list) = csc(&server, &petar.token, "credentials/list", &json!({}));
+    assert_eq!(list["credentialIDs"], json!([petar.credential]));
+    let (status, info) = csc(&server, &petar.token, "credentials/info", &json!({ "credentialID": petar.credential, "certificates": "chain", "certInfo": true }));
+    assert_eq!(status, 200, "{info}");
+    assert_eq!((info["SCAL"].as_str(), info["key"]["status"].as_str(), info["cert"]["status"].as_str()), (Some("2"), Some("enabled"), Some("valid")));
+    assert_eq!(info["key"]["algo"], json!(["1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4", "1.2.840.10045.2.1"]));
+    assert_eq!(info["cert"]["certificates"].as_array().unwrap().len(), 3);
+    assert_eq!(info["auth"]["mode"], "explicit");
+    assert_eq!(info["multisign"], 100);
+    assert_error(csc(&server, &jovana.token, "credentials/info", &json!({ "credentialID": petar.credential })), 400, "invalid_request", "Invalid parameter credentialID");
+
+    // Malformed requests change nothing.
+    let authorize_with = |body: Value| csc(&server, &petar.token, "credentials/authorize", &body);
+    let base = json!({ "credentialID": petar.credential, "numSignatures": 1, "hashes": [b64(&h1)], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1" });
+    let with = |key: &str, value: Value| {
+        let mut body = base.clone();
+        body[key] = value;
+        body
+    };
+    let without = |key: &str| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    assert_error(authorize_with(with("hashes", json!(["not base64!"]))), 400, "invalid_request", "Invalid Base64 hash string parameter");
+    assert_error(authorize_with(with("hashes", json!([b64(&[1u8; 20])]))), 400, "invalid_request", "Invalid digest value length");
+    assert_error(authorize_with(with("hashAlgorithmOID", json!("1.3.14.3.2.26"))), 400, "invalid_request", "Invalid parameter hashAlgorithmOID");
+    assert_error(authorize_with(with("numSignatures", json!("one"))), 400, "invalid_request", "Malformed request body");
+    assert_error(authorize_with(with("numSignatures", json!(2))), 400, "invalid_request", "numSignatures");
+    assert_error(authorize_with(without("credentialID")), 400, "invalid_request", "Missing (or invalid type) string parameter credentialID");
+    assert_error(authorize_with(without("hashes")), 400, "invalid_request", "hashes");
+    assert_error(authorize_with(with("hashes", json!([]))), 400, "invalid_request", "Empty hash array");
+    assert_error(authorize_with(with("credentialID", json!(jovana.credential))), 400, "invalid_request", "Invalid parameter credentialID");
+    let sign_with = |body: Value| csc(&server, &petar.token, "signatures/signHash", &body);
+    let sign_base = json!({ "credentialID": petar.credential, "SAD": "x", "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
+    let mut unknown_algo = sign_base.clone();
+    unknown_algo["signAlgo"] = json!("1.2.3.4.5");
+    assert_error(sign_with(unknown_algo), 400, "invalid_request", "Invalid parameter signAlgo");
+    let mut no_sad = sign_base.clone();
+    no_sad.as_object_mut().unwrap().remove("SAD");
+    assert_error(sign_with(no_sad), 400, "invalid_request", "Missing (or invalid type) string parameter SAD");
+    assert_error(sign_with(sign_base.clone()), 400, "invalid_request", "Invalid parameter SAD");
+    assert_error(csc(&server, &petar.token, "credentials/authorizeCheck", &json!({})), 400, "invalid_request", "handle");
+
+    // A SAD for one hash does not sign another, nor for another user; it signs its own once.
+    let sad_1 = sad(&server, &petar, &[h1.clone()]);
+    assert_error(sign_hash(&server, &petar, &sad_1, &[h2.clone()]), 400, "invalid_request", "Hash is not authorized by the SAD");
+    let jovana_with_petars_sad = json!({ "credentialID": jovana.credential, "SAD": sad_1, "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
+    assert_error(csc(&server, &jovana.token, "signatures/signHash", &jovana_with_petars_sad), 400, "invalid_request", "Invalid parameter SAD");
+    let petars_credential = json!({ "credentialID": petar.credential, "SAD": sad_1, "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
+    assert_error(csc(&server, &jovana.token, "signatures/signHash", &petars_credential), 400, "invalid_request", "Invalid parameter credentialID");
+    let (status, signed) = sign_hash(&server, &petar, &sad_1, &[h1.clone()]);
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(signed["signatures"].as_array().unwrap().len(), 1);
+    assert_error(sign_hash(&server, &petar, &sad_1, &[h1.clone()]), 400, "invalid_request", "already used");
+
+    // Another user's handle is not theirs to poll.
+    let handle = authorize(&server, &petar, &[h1.clone()]);
+    assert_error(csc(&server, &jovana.token, "credentials/authorizeCheck", &json!({ "handle": handle })), 400, "invalid_request", "Invalid parameter handle");
+    // A denied request yields no SAD.
+    let (_, pending, _) = consentid(&petar.home, &["pending", "--json"], "");
+    let txn = serde_json::from_str::<Value>(&pending).unwrap()[0]["txn_id"].as_str().unwrap().to_owned();
+    let (status, out, err) = consentid(&petar.home, &["deny", &txn], "");
+    assert_eq!(status, 0, "{out}{err}");
+    assert_error(check(&server, &petar, &handle), 400, "access_denied", "denied");
+
+    // A revoked certificate gets no signature, even with a SAD obtained before.
+    let sad_2 = sad(&server, &petar, &[h2.clone()]);
+    server.cli_ok(&["cert", "revoke", &petar.credential, "--reason", "keyCompromise"]);
+    assert_error(sign_hash(&server, &petar, &sad_2, &[h2.clone()]), 400, "invalid_request", "revoked");
+    let (_, info) = csc(&server, &petar.token, "credentials/info", &json!({ "credentialID": petar.credential }));
+    assert_eq!((info["key"]["status"].as_str(), info["cert"]["status"].as_str()), (Some("disabled"), Some("revoked")));
+    assert_error(authorize_with(base.clone()), 400, "invalid_request", "revoked");
+
+    // auth/revoke ends the token.
+    let response = http_with(&server.addr, "POST", "/csc/v2/auth/revoke", &[("Authorization", &format!("Bearer {}", jovana.token))], b"{}").unwrap();
+    assert_eq!(response.status, 204);
+    assert_error(csc(&server, &jovana.token, "credentials/list", &json!({})), 401, "invalid_token", "");
+
+    // The audit log holds every authorisation and signature, with the hashes; the chain holds.
+    let verify = server.cli(&["audit", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
