@@ -27,6 +27,11 @@ pub(crate) const MAX_OBJECT_NUMBER: u32 = 8_388_607;
 const MAX_SECTIONS: usize = 1000;
 /// The most indirections followed to read one object (stream length, object stream, ...).
 const MAX_RESOLVE_DEPTH: usize = 4;
+/// How many bytes of objects may be parsed to resolve objects, in total: a hostile file can
+/// make objects overlap so that each resolution reads most of the file again.
+const PARSE_BUDGET: usize = 256 * 1024 * 1024;
+/// Cross-reference entries read over all sections, beyond one per input byte.
+const EXTRA_ENTRIES: usize = 100_000;
 /// How far from the end `startxref` is looked for.
 const TAIL_SEARCH: usize = 2048;
 
@@ -74,6 +79,7 @@ pub(crate) struct Document<'a> {
     size: u32,
     next_number: u32,
     budget: usize,
+    parse_budget: usize,
     object_streams: HashMap<u32, Rc<ObjectStream>>,
 }
 
@@ -96,6 +102,7 @@ impl<'a> Document<'a> {
         let mut newest_trailer: Option<Dictionary> = None;
         let mut kind = XrefKind::Table;
         let mut seen = HashSet::new();
+        let mut entry_budget = bytes.len() + EXTRA_ENTRIES;
         let mut next = Some(startxref);
         while let Some(offset) = next {
             if !seen.insert(offset) {
@@ -105,6 +112,9 @@ impl<'a> Document<'a> {
                 return Err(PadesError::Unsupported(format!("more than {MAX_SECTIONS} cross-reference sections")));
             }
             let section = read_section(bytes, offset, &mut budget)?;
+            entry_budget = entry_budget
+                .checked_sub(section.entries.len())
+                .ok_or_else(|| PadesError::Unsupported("implausibly many cross-reference entries".into()))?;
             if section.is_stream {
                 kind = XrefKind::Stream;
             } else if section.trailer.contains(b"XRefStm") {
@@ -154,6 +164,7 @@ impl<'a> Document<'a> {
             size,
             next_number,
             budget,
+            parse_budget: PARSE_BUDGET,
             object_streams: HashMap::new(),
         };
         document.check_offsets()?;
@@ -257,7 +268,9 @@ impl<'a> Document<'a> {
                 }
                 let mut parser = Parser::new(self.bytes, offset);
                 parser.object_header()?;
-                match parser.indirect_body()? {
+                let body = parser.indirect_body();
+                self.charge_parse(parser.position().saturating_sub(offset))?;
+                match body? {
                     Body::Object(object) => Ok(Stored::Object(object)),
                     Body::Stream { dictionary, data_start } => {
                         let length = match dictionary.get(b"Length") {
@@ -269,6 +282,7 @@ impl<'a> Document<'a> {
                             _ => return Err(corrupt("a stream has no /Length")),
                         };
                         let data = stream_data(self.bytes, data_start, length)?;
+                        self.charge_parse(data.len())?;
                         Ok(Stored::Stream(dictionary, data.to_vec()))
                     }
                 }
@@ -289,9 +303,17 @@ impl<'a> Document<'a> {
                 if start >= object_stream.data.len() {
                     return Err(corrupt(format!("object {number} lies outside object stream {stream}")));
                 }
-                Ok(Stored::Object(Parser::new(&object_stream.data, start).object()?))
+                let mut parser = Parser::new(&object_stream.data, start);
+                let object = parser.object();
+                self.charge_parse(parser.position().saturating_sub(start))?;
+                Ok(Stored::Object(object?))
             }
         }
+    }
+
+    fn charge_parse(&mut self, amount: usize) -> Result<(), PadesError> {
+        self.parse_budget = self.parse_budget.checked_sub(amount).ok_or(PadesError::TooLarge)?;
+        Ok(())
     }
 
     fn object_stream(&mut self, number: u32, depth: usize) -> Result<Rc<ObjectStream>, PadesError> {

@@ -10,6 +10,9 @@ use crate::PadesError;
 /// The deepest nesting of arrays and dictionaries accepted (real documents stay below 10).
 pub(crate) const MAX_DEPTH: usize = 32;
 
+/// The longest number token accepted (leading zeros included).
+const MAX_NUMBER_LEN: usize = 64;
+
 /// An object number and generation (ISO 32000-1 §7.3.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ObjectId {
@@ -90,6 +93,21 @@ impl Dictionary {
     /// The value of `key`.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Object> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A dictionary of parsed entries; of a key given twice the last value counts (in linear
+    /// time, whatever a hostile file repeats).
+    fn from_entries(entries: Vec<(Vec<u8>, Object)>) -> Self {
+        let mut last: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::with_capacity(entries.len());
+        for (index, (key, _)) in entries.iter().enumerate() {
+            last.insert(key.as_slice(), index);
+        }
+        if last.len() == entries.len() {
+            return Self { entries };
+        }
+        let keep: std::collections::HashSet<usize> = last.into_values().collect();
+        let entries = entries.into_iter().enumerate().filter(|(index, _)| keep.contains(index)).map(|(_, entry)| entry).collect();
+        Self { entries }
     }
 
     /// Sets `key`, replacing an existing value in place or appending.
@@ -226,6 +244,9 @@ impl<'a> Parser<'a> {
         let start = self.position;
         let mut value: u64 = 0;
         while let Some(byte) = self.peek().filter(u8::is_ascii_digit) {
+            if self.position - start >= MAX_NUMBER_LEN {
+                return Err(corrupt("number too long", start));
+            }
             value = value
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(byte - b'0')))
@@ -287,19 +308,19 @@ impl<'a> Parser<'a> {
             }
             b'<' if self.peek_at(1) == Some(b'<') => {
                 self.position += 2;
-                let mut dictionary = Dictionary::new();
+                let mut entries = Vec::new();
                 loop {
                     self.skip_whitespace();
                     match self.peek() {
                         Some(b'>') if self.peek_at(1) == Some(b'>') => {
                             self.position += 2;
-                            return Ok(Object::Dictionary(dictionary));
+                            return Ok(Object::Dictionary(Dictionary::from_entries(entries)));
                         }
                         Some(b'/') => {
                             self.position += 1;
                             let key = self.name_body()?;
                             let value = self.object_at_depth(depth + 1)?;
-                            dictionary.set(&key, value);
+                            entries.push((key, value));
                         }
                         _ => return Err(corrupt("expected a name key or `>>` in a dictionary", self.position)),
                     }
@@ -458,6 +479,9 @@ impl<'a> Parser<'a> {
         let mut end = start;
         while self.data.get(end).is_some_and(|&b| matches!(b, b'+' | b'-' | b'.' | b'0'..=b'9')) {
             end += 1;
+            if end - start > MAX_NUMBER_LEN {
+                return Err(corrupt("number too long", start));
+            }
         }
         let text = self.data.get(start..end).unwrap_or_default();
         if self.data.get(end).is_some_and(|&b| is_regular(b)) {
@@ -634,6 +658,16 @@ mod tests {
         }
         let deep = [b"[".repeat(10_000), b"]".repeat(10_000)].concat();
         assert!(matches!(parse(&deep), Err(PadesError::Corrupt(_))));
+        let long = [b"0".repeat(100), b"1".to_vec()].concat();
+        assert!(matches!(parse(&long), Err(PadesError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let object = parse(b"<< /A 1 /B 2 /A 3 >>").unwrap();
+        let Object::Dictionary(dictionary) = object else { panic!("not a dictionary") };
+        assert_eq!(dictionary.get(b"A"), Some(&Object::Integer(3)));
+        assert_eq!(dictionary.iter().count(), 2);
     }
 
     #[test]
