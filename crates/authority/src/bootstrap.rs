@@ -164,12 +164,14 @@ impl Authority {
             }
             None => None,
         };
+        let tsa = crate::tsa::TsaUnit::load(self, &record).await?;
         let loaded = LoadedCa {
             hashes: IssuerHashes::of(&certificate)?,
             der: CertificateDer(certificate.to_der()?),
             certificate,
             signer,
             responder,
+            tsa,
         };
         let mut cas = self.cas.write().map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
         cas.insert(ca, Arc::new(loaded));

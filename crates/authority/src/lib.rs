@@ -14,6 +14,7 @@ pub mod clock;
 mod issuance;
 mod ocsp;
 mod revocation;
+mod tsa;
 pub mod signing;
 pub mod settings;
 
@@ -141,6 +142,8 @@ struct LoadedCa {
     hashes: IssuerHashes,
     /// The delegated OCSP responder: certificate and key.
     responder: Option<(Certificate, Arc<dyn KeySigner>)>,
+    /// The time-stamping unit this CA certified (the qualified CA only).
+    tsa: Option<tsa::TsaUnit>,
 }
 
 /// The trust service's engine. Cheap to share behind an `Arc`.
@@ -181,11 +184,12 @@ impl Authority {
         Ok(authority)
     }
 
-    /// Periodic upkeep: renews OCSP signers near expiry, re-issues CRLs before nextUpdate,
-    /// abandons serials whose issuing process died, and notices status changes made by other
-    /// processes. The server calls it every few seconds.
+    /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
+    /// before nextUpdate, abandons serials whose issuing process died, and notices status
+    /// changes made by other processes. The server calls it every few seconds.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.renew_ocsp_signers().await?;
+        self.renew_tsa().await?;
         self.refresh_crls().await?;
         self.abandon_stale_reservations().await?;
         self.ocsp_cache.set_revision(self.store.status_revision().await?);
@@ -224,7 +228,7 @@ impl Authority {
         Ok(self.ca(name)?.der.clone())
     }
 
-    /// The current CRL of an issuing CA, DER.
+    /// The current CRL of a CA (the root's included), DER.
     pub async fn crl(&self, name: CaName) -> Result<Vec<u8>, Error> {
         let record = self
             .store

@@ -116,9 +116,10 @@ impl Authority {
         Ok(())
     }
 
-    /// Re-issues each issuing CA's CRL that is missing or near its nextUpdate.
+    /// Re-issues each CA's CRL that is missing or near its nextUpdate: the issuing CAs' and
+    /// the root's (the ARL, where the intermediates' status is: RFC 5280 §5).
     pub(crate) async fn refresh_crls(&self) -> Result<(), Error> {
-        for ca in CaName::ISSUING {
+        for ca in CaName::ALL {
             let now = self.clock.now();
             let due = |next: Option<UnixTime>| next.is_none_or(|n| self.settings.crl.needs_refresh(n, now));
             let current = self.store.authority(ca.as_str()).await?;

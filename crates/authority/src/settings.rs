@@ -1,7 +1,7 @@
 //! What an authority is configured with: the provider's identity (DESIGN §7: configuration, not
 //! code), addresses, lifetimes and the key algorithm.
 
-use domain::{CrlSchedule, OcspSchedule};
+use domain::{CrlSchedule, OcspSchedule, TimestampSchedule};
 use pki::profile::{IssuerUrls, OrganizationName, ProviderPolicy};
 use pki::KeyAlgorithm;
 
@@ -20,6 +20,8 @@ pub struct ProviderIdentity {
     pub qualified_name: String,
     /// commonName of the ConsentID CA.
     pub consentid_name: String,
+    /// commonName of the time-stamping unit.
+    pub tsa_name: String,
 }
 
 impl Default for ProviderIdentity {
@@ -32,6 +34,7 @@ impl Default for ProviderIdentity {
             root_name: "eID Portal Root CA".into(),
             qualified_name: "eID Portal Qualified CA".into(),
             consentid_name: "eID Portal ConsentID CA".into(),
+            tsa_name: "eID Portal TSA".into(),
         }
     }
 }
@@ -60,6 +63,8 @@ pub struct Settings {
     pub crl: CrlSchedule,
     /// OCSP lifetimes.
     pub ocsp: OcspSchedule,
+    /// Lifetime of the TSA certificate.
+    pub timestamping: TimestampSchedule,
     /// Validity of cloud signing certificates.
     pub cloud_validity: CloudValidity,
     /// Outgoing mail.
@@ -80,6 +85,7 @@ impl Settings {
                 // its TSA policy OID, reference/pki-profiles.md §2.1); a deployment sets its own.
                 qualified_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.1"),
                 device_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.2"),
+                timestamp_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.3.1"),
                 cps_url: format!("{base}/docs/cps"),
                 pds: vec![
                     ("https://eid.gov.rs/pds/pds_sr.pdf".into(), "sr".into()),
@@ -92,6 +98,7 @@ impl Settings {
             key_algorithm: KeyAlgorithm::EcdsaP256,
             crl: CrlSchedule::default(),
             ocsp: OcspSchedule::default(),
+            timestamping: TimestampSchedule::default(),
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
             renewal_window_days: 30,
@@ -112,6 +119,13 @@ impl Settings {
             ca_issuers: format!("{base}/pki/{file}.crt"),
             crl: format!("{base}/pki/{file}.crl"),
         }
+    }
+
+    /// The distinguished name of the time-stamping unit: the provider's, with its own CN.
+    pub fn tsa_name(&self) -> OrganizationName {
+        let mut name = self.ca_name(CaName::Qualified);
+        name.common_name = self.identity.tsa_name.clone();
+        name
     }
 
     /// The distinguished name of a CA of the hierarchy.

@@ -16,6 +16,15 @@ use pki::profile::Person;
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
 use store::Store;
 
+/// Held by each test that uses the token: SoftHSM2 fails concurrent `C_GenerateKeyPair` calls
+/// of one process now and then with `CKR_GENERAL_ERROR` (softhsm/SoftHSMv2#573), and the tests
+/// of this file run on threads of one process under `cargo test`.
+static TOKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn token_lock() -> std::sync::MutexGuard<'static, ()> {
+    TOKEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The key backends to test: software always, SoftHSM2 when configured.
 fn backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
     let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
@@ -87,7 +96,9 @@ fn crl_serials(der: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the test's own future, on its own runtime
 async fn issue_revoke_and_answer_on_every_store_and_backend() {
+    let _token = token_lock();
     let dir = tempfile::tempdir().unwrap();
     for (backend_name, keys) in backends() {
         let sub = dir.path().join(backend_name);
@@ -131,6 +142,95 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
             drop(authority);
             let again = open(&db.url, keys.clone(), clock.clone()).await;
             assert_eq!(again.ca_certificate(CaName::Root).unwrap(), root_before, "{context}");
+            assert!(again.verify_audit().await.unwrap().is_ok(), "{context}: audit chain intact");
+            again.store().close().await;
+        }
+    }
+}
+
+/// `openssl ts -query -sha256 -cert` (OpenSSL 3.0): a nonce whose DER INTEGER has a leading zero.
+const TSA_REQUEST: &str = "30440201013031300d060960864801650304020105000420a628889052fab7e842995956674ef112241c8d0b99b9501970e0bf3d064ee4ef020900a71b57f8ba74191f0101ff";
+
+fn tsa_events(entries: &[store::AuditEntry], event: &str) -> Vec<serde_json::Value> {
+    entries.iter().filter(|e| e.event == event).map(|e| serde_json::from_str(&e.details).unwrap()).collect()
+}
+
+/// Grants a token and checks it against the unit's certificate; returns the token's serial.
+async fn token(authority: &Authority, context: &str) -> Vec<u8> {
+    let chain = authority.tsa_chain();
+    assert_eq!(chain.len(), 2, "{context}: the TSA certificate and the qualified CA");
+    assert_eq!(chain[1], authority.ca_certificate(CaName::Qualified).unwrap(), "{context}");
+    let response = authority.timestamp(&hex::decode(TSA_REQUEST).unwrap()).await.unwrap();
+    let read = pki::tsa::read_response(&response).unwrap();
+    assert_eq!((read.status, read.failure), (0, None), "{context}");
+    let tst = pki::tsa::verify_token(read.token.as_ref().unwrap(), &chain[0].parse().unwrap()).unwrap();
+    assert_eq!(tst.nonce.unwrap().to_der().unwrap(), hex::decode("020900a71b57f8ba74191f").unwrap(), "{context}");
+    assert_eq!(tst.gen_time.to_unix_duration().as_secs() as i64, authority.now().0, "{context}");
+    assert_eq!(tst.policy, authority.settings().policy.timestamp_policy);
+    tst.serial_number.as_bytes().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the test's own future, on its own runtime
+async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_revoked() {
+    let _token = token_lock();
+    let dir = tempfile::tempdir().unwrap();
+    for (backend_name, keys) in backends() {
+        let sub = dir.path().join(format!("tsa-{backend_name}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for db in store::test_support::databases(&sub).await {
+            let context = format!("{backend_name} on {}", db.name);
+            let clock = Arc::new(ManualClock::new(START));
+            let authority = open(&db.url, keys.clone(), clock.clone()).await;
+
+            // The root's CRL (ARL) exists from the first start, empty, signed by the root.
+            let arl = CertificateList::from_der(&authority.crl(CaName::Root).await.unwrap()).unwrap();
+            let root = Certificate::from_der(&authority.ca_certificate(CaName::Root).unwrap().0).unwrap();
+            assert_eq!(arl.tbs_cert_list.issuer, root.tbs_certificate.subject, "{context}");
+            assert!(arl.tbs_cert_list.revoked_certificates.is_none(), "{context}");
+
+            // 1. A token, recorded in the audit log with its serial and imprint.
+            let first_unit = authority.tsa_chain()[0].clone();
+            let serial = token(&authority, &context).await;
+            let entries = authority.store().audit_entries().await.unwrap();
+            let tokens = tsa_events(&entries, "tsa.token");
+            assert_eq!(tokens.len(), 1, "{context}");
+            assert_eq!(tokens[0]["serial"], hex::encode(&serial), "{context}");
+            assert_eq!(tokens[0]["hash_algorithm"], "sha256");
+            assert_eq!(tokens[0]["imprint"], &TSA_REQUEST[48..112]);
+            assert_eq!(tsa_events(&entries, "tsa.certified").len(), 1, "{context}");
+
+            // 2. A bad request gets a rejection, and no audit entry.
+            let rejected = authority.timestamp(b"not DER").await.unwrap();
+            let read = pki::tsa::read_response(&rejected).unwrap();
+            assert_eq!((read.status, read.failure), (2, Some(pki::tsa::FailureInfo::BadDataFormat)), "{context}");
+            assert_eq!(tsa_events(&authority.store().audit_entries().await.unwrap(), "tsa.token").len(), 1);
+
+            // 3. A year before its end the certificate is replaced; tokens use the new one.
+            clock.advance(3 * 366 * 86_400);
+            authority.maintain().await.unwrap();
+            assert_eq!(authority.tsa_chain()[0], first_unit, "{context}: too early to renew");
+            clock.advance(366 * 86_400);
+            authority.maintain().await.unwrap();
+            let second_unit = authority.tsa_chain()[0].clone();
+            assert_ne!(second_unit, first_unit, "{context}: renewed a year before its end");
+            token(&authority, &context).await;
+
+            // 4. Revoked, it is replaced at the next upkeep.
+            let second = second_unit.parse().unwrap();
+            let second_serial = Serial::from_integer_bytes(second.tbs_certificate.serial_number.as_bytes()).unwrap();
+            let record = authority.store().certificate(&second_serial).await.unwrap().unwrap();
+            assert_eq!((record.kind, record.authority.as_str()), (domain::CertificateKind::TimeStamping, "qualified"));
+            authority.revoke(&second_serial, RevocationReason::KeyCompromise, "test").await.unwrap();
+            authority.maintain().await.unwrap();
+            let third_unit = authority.tsa_chain()[0].clone();
+            assert!(third_unit != second_unit && third_unit != first_unit, "{context}: replaced after revocation");
+            token(&authority, &context).await;
+
+            // 5. A restart loads the same unit.
+            drop(authority);
+            let again = open(&db.url, keys.clone(), clock.clone()).await;
+            assert_eq!(again.tsa_chain()[0], third_unit, "{context}");
             assert!(again.verify_audit().await.unwrap().is_ok(), "{context}: audit chain intact");
             again.store().close().await;
         }

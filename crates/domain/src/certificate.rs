@@ -86,6 +86,9 @@ pub enum CertificateKind {
     CloudSigning,
     /// A ConsentID device certificate.
     Device,
+    /// The time-stamping unit's certificate (RFC 3161 §2.3), issued by the qualified CA.
+    #[serde(rename = "timestamping")]
+    TimeStamping,
 }
 
 impl CertificateKind {
@@ -97,6 +100,7 @@ impl CertificateKind {
             Self::OcspSigner => "ocsp_signer",
             Self::CloudSigning => "cloud_signing",
             Self::Device => "device",
+            Self::TimeStamping => "timestamping",
         }
     }
 }
@@ -110,6 +114,7 @@ impl FromStr for CertificateKind {
             "ocsp_signer" => Self::OcspSigner,
             "cloud_signing" => Self::CloudSigning,
             "device" => Self::Device,
+            "timestamping" | "time_stamping" => Self::TimeStamping,
             _ => return Err(UnknownName(s.to_owned())),
         })
     }
@@ -320,6 +325,30 @@ impl OcspSchedule {
     }
 }
 
+/// Lifetime of the time-stamping unit's certificate (reference/pades.md §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampSchedule {
+    /// Validity of a new TSA certificate, calendar years (bounded by the issuer's).
+    pub certificate_years: i64,
+    /// The certificate is replaced when less than this is left, seconds.
+    pub renew_margin: i64,
+}
+
+impl Default for TimestampSchedule {
+    fn default() -> Self {
+        Self { certificate_years: 5, renew_margin: 365 * DAY }
+    }
+}
+
+impl TimestampSchedule {
+    /// Must the TSA certificate valid until `not_after` be replaced now? Not when its issuer
+    /// ends no later: a new certificate could not last longer (it would be replaced on every
+    /// upkeep).
+    pub fn needs_renewal(&self, not_after: UnixTime, issuer_not_after: UnixTime, now: UnixTime) -> bool {
+        not_after.0 - now.0 < self.renew_margin && not_after < issuer_not_after
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +390,25 @@ mod tests {
         assert!(!ocsp.response_is_fresh(now.plus_seconds(3600), now));
         assert!(ocsp.signer_needs_renewal(now.plus_days(9), now));
         assert!(!ocsp.signer_needs_renewal(now.plus_days(11), now));
+        let tsa = TimestampSchedule::default();
+        let issuer_end = now.plus_days(20 * 365);
+        assert!(!tsa.needs_renewal(now.plus_days(366), issuer_end, now));
+        assert!(tsa.needs_renewal(now.plus_days(364), issuer_end, now));
+        // An issuer ending first: renewing would not help.
+        assert!(!tsa.needs_renewal(now.plus_days(364), now.plus_days(364), now));
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in [
+            CertificateKind::RootCa,
+            CertificateKind::IntermediateCa,
+            CertificateKind::OcspSigner,
+            CertificateKind::CloudSigning,
+            CertificateKind::Device,
+            CertificateKind::TimeStamping,
+        ] {
+            assert_eq!(kind.as_str().parse(), Ok(kind));
+        }
     }
 }

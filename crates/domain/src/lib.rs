@@ -10,6 +10,7 @@ pub mod time;
 
 pub use certificate::{may_revoke, UnknownName, 
     CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal, RevocationReason, Serial,
+    TimestampSchedule,
 };
 pub use jmbg::{Jmbg, JmbgError};
 pub use login::{AssuranceLevel, DeviceState, RateLimit, TransactionStatus};

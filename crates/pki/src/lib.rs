@@ -9,6 +9,7 @@ pub mod profile;
 pub mod verify;
 pub mod keys;
 pub mod software;
+pub mod tsa;
 
 pub use error::Error;
 pub use keys::{

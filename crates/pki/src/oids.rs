@@ -25,6 +25,10 @@ pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
 /// id-sha256
 pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// id-sha384
+pub const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+/// id-sha512
+pub const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
 
 /// basicConstraints
 pub const BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
@@ -68,6 +72,19 @@ pub const QT_CPS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.2.1");
 pub const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
 /// id-kp-OCSPSigning
 pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-kp-timeStamping (RFC 3161 §2.3)
+pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
+
+/// id-signedData (RFC 5652 §5.1)
+pub const SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+/// id-ct-TSTInfo (RFC 3161 §2.4.2)
+pub const CT_TST_INFO: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.4");
+/// id-contentType signed attribute (RFC 5652 §11.1)
+pub const ATTR_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+/// id-messageDigest signed attribute (RFC 5652 §11.2)
+pub const ATTR_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+/// id-aa-signingCertificateV2 (RFC 5035 §3, required in tokens by RFC 5816)
+pub const ATTR_SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");
 
 /// QCP-n-qscd (EN 319 411-2)
 pub const QCP_N_QSCD: Oid = Oid::new_unwrap("0.4.0.194112.1.2");
@@ -88,5 +105,7 @@ pub const QCS_TYPE: Oid = Oid::new_unwrap("0.4.0.1862.1.6");
 pub const QCT_ESIGN: Oid = Oid::new_unwrap("0.4.0.1862.1.6.1");
 /// id-qcs-pkixQCSyntax-v2 (RFC 3739)
 pub const QCS_PKIX_SYNTAX_V2: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.11.2");
+/// esi4-qtstStatement-1: the token is a qualified electronic time stamp (EN 319 422 §9.1)
+pub const QTST_STATEMENT_1: Oid = Oid::new_unwrap("0.4.0.19422.1.1");
 /// id-etsi-qcs-semanticsId-Natural (EN 319 412-1 §5.1.3)
 pub const SEMANTICS_ID_NATURAL: Oid = Oid::new_unwrap("0.4.0.194121.1.1");

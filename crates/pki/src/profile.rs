@@ -97,6 +97,9 @@ pub struct ProviderPolicy {
     pub qualified_policy: ObjectIdentifier,
     /// The provider's own policy OID for ConsentID device certificates.
     pub device_policy: ObjectIdentifier,
+    /// The time-stamping policy under which tokens are issued (TSTInfo `policy`, RFC 3161
+    /// §2.4.2); a request naming another policy is refused.
+    pub timestamp_policy: ObjectIdentifier,
     /// Certification practice statement (id-qt-cps qualifier).
     pub cps_url: String,
     /// PKI disclosure statements, (https URL, ISO 639-1 language).
@@ -262,9 +265,9 @@ fn uri(text: &str) -> Result<GeneralName, Error> {
 
 /// QCStatement (RFC 3739 §3.2.6).
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct QcStatement {
-    statement_id: ObjectIdentifier,
-    statement_info: Option<Any>,
+pub(crate) struct QcStatement {
+    pub(crate) statement_id: ObjectIdentifier,
+    pub(crate) statement_info: Option<Any>,
 }
 
 /// PdsLocation (EN 319 412-5 §4.3.4).
@@ -342,14 +345,20 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
     // 2. Key usage, always critical.
     let usage = match kind {
         CertificateKind::RootCa | CertificateKind::IntermediateCa => KeyUsages::KeyCertSign | KeyUsages::CRLSign,
-        CertificateKind::OcspSigner | CertificateKind::Device => KeyUsages::DigitalSignature.into(),
+        CertificateKind::OcspSigner | CertificateKind::Device | CertificateKind::TimeStamping => {
+            KeyUsages::DigitalSignature.into()
+        }
         CertificateKind::CloudSigning => KeyUsages::NonRepudiation.into(),
     };
     extensions.push(extension(oids::KEY_USAGE, true, &KeyUsage(usage))?);
-    // 3. Extended key usage, never critical (EN 319 412-2 GEN-4.3.10-1).
+    // 3. Extended key usage, not critical (EN 319 412-2 GEN-4.3.10-1) but on the TSA's, which
+    //    must be critical and hold only id-kp-timeStamping (RFC 3161 §2.3).
     match kind {
         CertificateKind::OcspSigner => extensions.push(extension(oids::EXT_KEY_USAGE, false, &vec![oids::KP_OCSP_SIGNING])?),
         CertificateKind::Device => extensions.push(extension(oids::EXT_KEY_USAGE, false, &vec![oids::KP_CLIENT_AUTH])?),
+        CertificateKind::TimeStamping => {
+            extensions.push(extension(oids::EXT_KEY_USAGE, true, &vec![oids::KP_TIME_STAMPING])?)
+        }
         _ => {}
     }
     // 4. Key identifiers.
@@ -380,28 +389,32 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
             false,
             &policies(&[(policy.device_policy, Some(&policy.cps_url)), (oids::NCP, None)])?,
         )?),
-        CertificateKind::RootCa | CertificateKind::OcspSigner => {}
+        CertificateKind::RootCa | CertificateKind::OcspSigner | CertificateKind::TimeStamping => {}
     }
     // 6. Where to find the issuer and the status (AIA, CRL DP); not on the root, and not on the
-    //    OCSP signer, which is never checked (ocsp-nocheck, RFC 6960 §4.2.2.2.1).
-    if let (Some(urls), true) = (&issuer.urls, matches!(kind, CertificateKind::IntermediateCa | CertificateKind::CloudSigning | CertificateKind::Device)) {
+    //    OCSP signer, which is never checked (ocsp-nocheck, RFC 6960 §4.2.2.2.1). An
+    //    intermediate's status is on the root's CRL (the root runs no OCSP responder); validators
+    //    need it for every certificate of the chain (reference/pades.md §5.10).
+    let located = matches!(
+        kind,
+        CertificateKind::IntermediateCa | CertificateKind::CloudSigning | CertificateKind::Device | CertificateKind::TimeStamping
+    );
+    if let (Some(urls), true) = (&issuer.urls, located) {
         let mut access = Vec::new();
         if kind != CertificateKind::IntermediateCa {
             access.push(AccessDescription { access_method: oids::AD_OCSP, access_location: uri(&urls.ocsp)? });
         }
         access.push(AccessDescription { access_method: oids::AD_CA_ISSUERS, access_location: uri(&urls.ca_issuers)? });
         extensions.push(extension(oids::AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(access))?);
-        if kind != CertificateKind::IntermediateCa {
-            extensions.push(extension(
-                oids::CRL_DISTRIBUTION_POINTS,
-                false,
-                &CrlDistributionPoints(vec![DistributionPoint {
-                    distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl)?])),
-                    reasons: None,
-                    crl_issuer: None,
-                }]),
-            )?);
-        }
+        extensions.push(extension(
+            oids::CRL_DISTRIBUTION_POINTS,
+            false,
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl)?])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )?);
     }
     // 7. OCSP signer: id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
     if kind == CertificateKind::OcspSigner {
@@ -441,6 +454,7 @@ fn required_extensions(kind: CertificateKind) -> &'static [(ObjectIdentifier, bo
             (oids::SUBJECT_KEY_IDENTIFIER, false),
             (oids::AUTHORITY_KEY_IDENTIFIER, false),
             (oids::CERTIFICATE_POLICIES, false),
+            (oids::CRL_DISTRIBUTION_POINTS, false),
         ],
         CertificateKind::OcspSigner => &[
             (oids::KEY_USAGE, true),
@@ -464,6 +478,14 @@ fn required_extensions(kind: CertificateKind) -> &'static [(ObjectIdentifier, bo
             (oids::SUBJECT_KEY_IDENTIFIER, false),
             (oids::AUTHORITY_KEY_IDENTIFIER, false),
             (oids::CERTIFICATE_POLICIES, false),
+            (oids::AUTHORITY_INFO_ACCESS, false),
+            (oids::CRL_DISTRIBUTION_POINTS, false),
+        ],
+        CertificateKind::TimeStamping => &[
+            (oids::KEY_USAGE, true),
+            (oids::EXT_KEY_USAGE, true),
+            (oids::SUBJECT_KEY_IDENTIFIER, false),
+            (oids::AUTHORITY_KEY_IDENTIFIER, false),
             (oids::AUTHORITY_INFO_ACCESS, false),
             (oids::CRL_DISTRIBUTION_POINTS, false),
         ],
@@ -535,7 +557,9 @@ pub fn check_profile(kind: CertificateKind, tbs: &TbsCertificate, issuer_not_aft
         let usage = KeyUsage::from_der(bytes)?;
         let expected = match kind {
             CertificateKind::RootCa | CertificateKind::IntermediateCa => KeyUsages::KeyCertSign | KeyUsages::CRLSign,
-            CertificateKind::OcspSigner | CertificateKind::Device => KeyUsages::DigitalSignature.into(),
+            CertificateKind::OcspSigner | CertificateKind::Device | CertificateKind::TimeStamping => {
+                KeyUsages::DigitalSignature.into()
+            }
             CertificateKind::CloudSigning => KeyUsages::NonRepudiation.into(),
         };
         if usage.0 != expected {
@@ -549,7 +573,11 @@ pub fn check_profile(kind: CertificateKind, tbs: &TbsCertificate, issuer_not_aft
     }
     if let Some(bytes) = find(oids::EXT_KEY_USAGE) {
         let usages: Vec<ObjectIdentifier> = Vec::from_der(bytes)?;
-        let expected = if kind == CertificateKind::OcspSigner { oids::KP_OCSP_SIGNING } else { oids::KP_CLIENT_AUTH };
+        let expected = match kind {
+            CertificateKind::OcspSigner => oids::KP_OCSP_SIGNING,
+            CertificateKind::TimeStamping => oids::KP_TIME_STAMPING,
+            _ => oids::KP_CLIENT_AUTH,
+        };
         if usages != [expected] {
             return Err(fail("extended key usage differs from the profile"));
         }

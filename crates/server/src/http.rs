@@ -1,5 +1,6 @@
 //! HTTP: the CA certificates and CRLs under `/pki/`, OCSP (RFC 6960 Appendix A, RFC 5019),
-//! `/healthz` and `/metrics`. Handlers are testable without a socket: [`app`] builds the router.
+//! time-stamping (RFC 3161 §3.4), `/healthz` and `/metrics`. Handlers are testable without a
+//! socket: [`app`] builds the router.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use authority::{Authority, CaName, OcspAnswer};
 
 /// The largest OCSP request accepted (RFC 5019 requests are about 100 bytes).
 pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
+/// The largest time-stamp request accepted (a TimeStampReq is about 100 bytes).
+pub const MAX_TSA_REQUEST: usize = 64 * 1024;
 /// The largest request body of any route (JSON of the app API, OCSP); uploads get their own.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -52,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
+        .route("/tsa", post(tsa_post))
         .merge(crate::app_api::routes())
         .merge(crate::csc::routes())
         .merge(crate::portal::routes())
@@ -114,12 +118,18 @@ async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Re
         (_, Some(stem)) => (stem, true),
         _ => return not_found(),
     };
+    if (stem, is_crl) == ("tsa", false) {
+        return match state.authority.tsa_chain().into_iter().next() {
+            Some(der) => {
+                state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
+                der_response("application/pkix-cert", der.0)
+            }
+            None => internal_error(&"the time-stamping unit has no certificate"),
+        };
+    }
     let Some(ca) = CaName::ALL.into_iter().find(|c| c.file_stem() == stem) else { return not_found() };
     state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
     if is_crl {
-        if ca == CaName::Root {
-            return not_found();
-        }
         match state.authority.crl(ca).await {
             Ok(der) => der_response("application/pkix-crl", der),
             Err(error) => internal_error(&error),
@@ -156,6 +166,33 @@ async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let answer = state.authority.ocsp(&body).await;
     ocsp_response(&state, answer)
+}
+
+/// RFC 3161 §3.4: a DER TimeStampReq in, a DER TimeStampResp out, `200` with exactly
+/// `application/timestamp-reply` whatever the outcome (pyHanko compares the header string); a
+/// refused request is a `rejection` response, a failure of ours a `systemFailure` one.
+async fn tsa_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if body.len() > MAX_TSA_REQUEST {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "time-stamp request too large\n").into_response();
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/timestamp-query") {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/timestamp-query\n").into_response();
+    }
+    let reply = match state.authority.timestamp(&body).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            let id = hex::encode(rand::random::<[u8; 8]>());
+            tracing::error!(request_id = %id, %error, "time-stamp request failed");
+            pki::tsa::rejection(pki::tsa::FailureInfo::SystemFailure, Some(&format!("internal error, request id {id}")))
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "application/timestamp-reply"), (header::CACHE_CONTROL, "no-store")],
+        reply,
+    )
+        .into_response()
 }
 
 async fn ocsp_get(State(state): State<AppState>, Path(encoded): Path<String>) -> Response {

@@ -44,9 +44,20 @@ async fn openssl_accepts_the_hierarchy_crls_and_ocsp_on_every_setup() {
         for ca in [&qualified, &consentid] {
             let (ok, text) = run("openssl", &["verify", "-CAfile", root.to_str().unwrap(), ca.to_str().unwrap()], d);
             assert!(ok && text.contains(": OK"), "{name}: {text}");
+            // Their status is on the root's CRL (validators require revocation data for
+            // intermediates too), which they point to; no OCSP for them.
+            let (ok, text) = run("openssl", &["x509", "-in", ca.to_str().unwrap(), "-noout", "-ext", "crlDistributionPoints,authorityInfoAccess"], d);
+            assert!(ok && text.contains(&format!("URI:{}/pki/root.crl", server.url)), "{name}: {text}");
+            assert!(text.contains("CA Issuers - URI:") && !text.contains("OCSP - URI:"), "{name}: {text}");
         }
         let response = server.request("GET", "/pki/root.crt", None, &[]);
         assert_eq!(response.header("content-type"), Some("application/pkix-cert"));
+        // The root's CRL (ARL): signed by the root, empty while no intermediate is revoked.
+        let response = server.request("GET", "/pki/root.crl", None, &[]);
+        assert_eq!((response.status, response.header("content-type")), (200, Some("application/pkix-crl")), "{name}");
+        let root_crl = der_to_pem(d, &response.body, "root-crl", "crl");
+        let (ok, text) = run("openssl", &["crl", "-in", root_crl.to_str().unwrap(), "-CAfile", root.to_str().unwrap(), "-noout", "-verify", "-text"], d);
+        assert!(ok && text.contains("verify OK") && text.contains("No Revoked Certificates"), "{name}: {text}");
 
         // 2. An issued cloud certificate verifies to the root and is good.
         let serial = issue(&server);
@@ -144,6 +155,7 @@ async fn pkilint_finds_no_error_in_what_the_engine_issues() {
     server.cli_ok(&["cert", "revoke", &serial, "--reason", "superseded"]);
     std::fs::write(d.join("qualified.crl"), server.get("/pki/qualified-ca.crl")).unwrap();
     std::fs::write(d.join("consentid.crl"), server.get("/pki/consentid-ca.crl")).unwrap();
+    std::fs::write(d.join("root.crl"), server.get("/pki/root.crl")).unwrap();
     // An OCSP response, fetched with openssl.
     let url = format!("{}/ocsp", server.url);
     let (ok, text) = run(
@@ -165,6 +177,7 @@ async fn pkilint_finds_no_error_in_what_the_engine_issues() {
     }
     lint("lint_crl", &["-t", "CRL", "-p", "PKIX", "--document-format", "DER", "qualified.crl"]);
     lint("lint_crl", &["-t", "CRL", "-p", "PKIX", "--document-format", "DER", "consentid.crl"]);
+    lint("lint_crl", &["-t", "ARL", "-p", "PKIX", "--document-format", "DER", "root.crl"]);
     lint("lint_ocsp_response", &["--document-format", "DER", "resp.der"]);
     lint("lint_etsi_cert", &["-t", "QCP-N-QSCD-NON-EIDAS-FINAL-CERTIFICATE", "leaf.pem"]);
 

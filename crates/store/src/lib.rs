@@ -276,6 +276,29 @@ impl Tx {
         Ok(())
     }
 
+    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
+    pub async fn store_tsa(
+        &mut self,
+        issuer: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE authorities SET tsa_serial = $2, tsa_key_id = $3, tsa_certificate = $4, tsa_not_after = $5 \
+             WHERE name = $1",
+        )
+        .bind(issuer.to_owned())
+        .bind(serial.to_hex())
+        .bind(&key_id.0)
+        .bind(certificate.to_vec())
+        .bind(not_after.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
     /// Stores a serial before anything is signed with it.
     pub async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
         sqlx::query(

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_accounts.sql")),
     (3, include_str!("migrations/0003_agreements.sql")),
     (4, include_str!("migrations/0004_signing.sql")),
+    (5, include_str!("migrations/0005_tsa.sql")),
 ];
 
 /// A migration in the database's dialect.

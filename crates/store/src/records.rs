@@ -8,7 +8,8 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 use crate::{kind_column, status_column, Error};
 
 pub(crate) const AUTHORITY_SELECT_BY_NAME: &str = "SELECT name, serial, key_id, certificate, crl_number, crl, \
-     crl_next_update, ocsp_serial, ocsp_key_id, ocsp_certificate, ocsp_not_after FROM authorities WHERE name = $1";
+     crl_next_update, ocsp_serial, ocsp_key_id, ocsp_certificate, ocsp_not_after, tsa_serial, tsa_key_id, \
+     tsa_certificate, tsa_not_after FROM authorities WHERE name = $1";
 pub(crate) const KEY_SELECT: &str =
     "SELECT id, backend, label, algorithm, reference, public_key, state, created_at FROM keys WHERE id = $1";
 macro_rules! certificate_select {
@@ -84,6 +85,10 @@ impl KeyRecord {
     }
 }
 
+/// A certificate the CA issued to one of its own services (OCSP signer, time-stamping unit):
+/// serial, key, certificate (DER), end of validity.
+pub type ServiceCertificate = (Serial, KeyId, Vec<u8>, UnixTime);
+
 /// One CA of the hierarchy with its current CRL and OCSP signer.
 #[derive(Debug, Clone)]
 pub struct AuthorityRecord {
@@ -103,23 +108,31 @@ pub struct AuthorityRecord {
     pub crl_next_update: Option<UnixTime>,
     /// The delegated OCSP signer: serial, key, certificate, end of validity.
     pub ocsp_signer: Option<(Serial, KeyId, Vec<u8>, UnixTime)>,
+    /// The time-stamping unit this CA certified (the qualified CA's only): serial, key,
+    /// certificate, end of validity.
+    pub tsa: Option<ServiceCertificate>,
 }
 
 impl AuthorityRecord {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
-        let ocsp_serial: Option<String> = row.try_get(7)?;
-        let ocsp_key: Option<String> = row.try_get(8)?;
-        let ocsp_certificate: Option<Vec<u8>> = row.try_get(9)?;
-        let ocsp_not_after: Option<i64> = row.try_get(10)?;
-        let ocsp_signer = match (ocsp_serial, ocsp_key, ocsp_certificate, ocsp_not_after) {
-            (Some(serial), Some(key), Some(certificate), Some(not_after)) => Some((
-                Serial::parse_hex(&serial).ok_or_else(|| Error::Corrupt(format!("serial {serial}")))?,
-                KeyId(key),
-                certificate,
-                UnixTime(not_after),
-            )),
-            _ => None,
+        // (serial, key, certificate, not_after) from four nullable columns from `first` on.
+        let signer = |first: usize| -> Result<Option<ServiceCertificate>, Error> {
+            let serial: Option<String> = row.try_get(first)?;
+            let key: Option<String> = row.try_get(first + 1)?;
+            let certificate: Option<Vec<u8>> = row.try_get(first + 2)?;
+            let not_after: Option<i64> = row.try_get(first + 3)?;
+            Ok(match (serial, key, certificate, not_after) {
+                (Some(serial), Some(key), Some(certificate), Some(not_after)) => Some((
+                    Serial::parse_hex(&serial).ok_or_else(|| Error::Corrupt(format!("serial {serial}")))?,
+                    KeyId(key),
+                    certificate,
+                    UnixTime(not_after),
+                )),
+                _ => None,
+            })
         };
+        let ocsp_signer = signer(7)?;
+        let tsa = signer(11)?;
         Ok(Self {
             name: row.try_get(0)?,
             serial: serial_column(row, 1)?,
@@ -129,6 +142,7 @@ impl AuthorityRecord {
             crl: row.try_get(5)?,
             crl_next_update: row.try_get::<Option<i64>, _>(6)?.map(UnixTime),
             ocsp_signer,
+            tsa,
         })
     }
 }

@@ -1,0 +1,181 @@
+//! The time-stamping authority (RFC 3161): one time-stamping unit whose certificate the
+//! qualified CA issues (so the CA's OCSP responder and CRL cover it), created at the first
+//! upkeep, replaced a year before it expires or once it is revoked, and its tokens.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use x509_cert::Certificate;
+
+use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
+use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
+use pki::tsa::{self, TimeStampUnit};
+use pki::KeySigner;
+use store::{AuthorityRecord, NewCertificate};
+
+use crate::bootstrap::random_serial;
+use crate::settings::CaName;
+use crate::{parse_certificate, Authority, Error};
+
+/// The CA that certifies the time-stamping unit.
+const TSA_ISSUER: CaName = CaName::Qualified;
+
+/// The time-stamping unit as loaded: certificate and key.
+pub(crate) struct TsaUnit {
+    pub(crate) certificate: Certificate,
+    pub(crate) der: CertificateDer,
+    pub(crate) signer: Arc<dyn KeySigner>,
+}
+
+impl TsaUnit {
+    /// Opens the unit a CA record names and checks its key against its certificate.
+    pub(crate) async fn load(authority: &Authority, record: &AuthorityRecord) -> Result<Option<Self>, Error> {
+        let Some((_, key_id, der, _)) = &record.tsa else { return Ok(None) };
+        let certificate = parse_certificate(der)?;
+        let signer = authority.open_key(key_id).await?;
+        profile::check_key_matches(&certificate, signer.as_ref(), "the time-stamping unit")?;
+        Ok(Some(Self { certificate, der: CertificateDer(der.clone()), signer }))
+    }
+
+    fn serial(&self) -> Option<Serial> {
+        Serial::from_integer_bytes(self.certificate.tbs_certificate.serial_number.as_bytes())
+    }
+}
+
+impl Authority {
+    /// Answers a DER TimeStampReq with a DER TimeStampResp: a token, or a `rejection` saying
+    /// why (RFC 3161 §2.4.2). `Err` only when the service itself fails.
+    ///
+    /// Steps: 1. parse and check the request; 2. sign the token (outside any transaction: a
+    /// PKCS#11 signature must not hold the database); 3. record it in the audit log; 4. hand
+    /// it out only once that is committed, so every token given out is on record.
+    pub async fn timestamp(&self, request_der: &[u8]) -> Result<Vec<u8>, Error> {
+        // 1.
+        let request = match tsa::parse_request(request_der, &self.settings.policy.timestamp_policy) {
+            Ok(request) => request,
+            Err(failure) => {
+                tracing::debug!(failure = failure.as_str(), "time-stamp request rejected");
+                return Ok(tsa::rejection(failure, Some(&failure.to_string())));
+            }
+        };
+        let issuer = self.ca(TSA_ISSUER)?;
+        let Some(unit) = issuer.tsa.as_ref() else {
+            return Err(Error::Inconsistent("the time-stamping unit has no certificate yet".into()));
+        };
+        let now = self.clock.now();
+        let validity = &unit.certificate.tbs_certificate.validity;
+        if now < profile::unix_time(&validity.not_before) || now > profile::unix_time(&validity.not_after) {
+            return Err(Error::Inconsistent("the time-stamping unit's certificate is not valid now".into()));
+        }
+        // 2.
+        let serial = random_serial();
+        let issuers = [issuer.certificate.clone()];
+        let signer = TimeStampUnit {
+            certificate: &unit.certificate,
+            issuers: &issuers,
+            signer: unit.signer.as_ref(),
+            policy: self.settings.policy.timestamp_policy,
+        };
+        let response = tsa::grant(&signer, &request, &serial, now)?;
+        // 3.
+        let mut tx = self.store.begin().await?;
+        tx.audit(
+            now,
+            "anonymous",
+            "tsa.token",
+            json!({
+                "serial": serial.to_hex(),
+                "hash_algorithm": request.hash.as_str(),
+                "imprint": hex::encode(request.message_imprint.hashed_message.as_bytes()),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        // 4.
+        Ok(response)
+    }
+
+    /// The time-stamping unit's certificate and its issuer (the qualified CA), for validation
+    /// data next to tokens; empty while there is no unit.
+    pub fn tsa_chain(&self) -> Vec<CertificateDer> {
+        let Ok(issuer) = self.ca(TSA_ISSUER) else { return Vec::new() };
+        match issuer.tsa.as_ref() {
+            Some(unit) => vec![unit.der.clone(), issuer.der.clone()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Issues the time-stamping unit's certificate and key when there is none, when it nears
+    /// its end, or once it is revoked; picks up one issued by another process.
+    pub(crate) async fn renew_tsa(&self) -> Result<(), Error> {
+        let now = self.clock.now();
+        let issuer = self.ca(TSA_ISSUER)?;
+        let issuer_not_after = profile::unix_time(&issuer.certificate.tbs_certificate.validity.not_after);
+        let Some(record) = self.store.authority(TSA_ISSUER.as_str()).await? else {
+            return Err(Error::Inconsistent(format!("authority {} missing", TSA_ISSUER.as_str())));
+        };
+        if !self.tsa_due(&record, issuer_not_after, now).await? {
+            // Another process may have replaced it: use the unit the store names.
+            let stored = record.tsa.as_ref().map(|(serial, ..)| *serial);
+            if stored != issuer.tsa.as_ref().and_then(TsaUnit::serial) {
+                self.reload_ca(TSA_ISSUER).await?;
+            }
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        let record = tx.authority_for_update(TSA_ISSUER.as_str()).await?;
+        // Re-check under the lock: another process may have just done it.
+        if let Some((serial, _, _, not_after)) = &record.tsa {
+            let status = tx.certificate(serial).await?.map(|c| c.status);
+            if status == Some(CertificateStatus::Issued)
+                && !self.settings.timestamping.needs_renewal(*not_after, issuer_not_after, now)
+            {
+                return Ok(());
+            }
+        }
+        // 1. The key, generated in the backend; 2. the serial, stored before signing;
+        // 3. the certificate; 4. the unit's row: all in one transaction.
+        let (key_id, public_key) = self.new_key(&mut tx, "eidportal-tsa").await?;
+        let subject = self.settings.tsa_name().name()?;
+        let serial = random_serial();
+        let not_after = now.plus_calendar_years(self.settings.timestamping.certificate_years).min(issuer_not_after);
+        let request = CertificateRequest {
+            kind: CertificateKind::TimeStamping,
+            serial,
+            subject: subject.clone(),
+            public_key: &public_key,
+            not_before: now,
+            not_after,
+        };
+        tx.reserve_certificate(&NewCertificate {
+            serial,
+            authority: TSA_ISSUER.as_str().to_owned(),
+            kind: CertificateKind::TimeStamping,
+            subject: profile::name_to_string(&subject),
+            email: None,
+            key_id: Some(key_id.clone()),
+            not_before: now,
+            not_after,
+            reserved_at: now,
+        })
+        .await?;
+        let urls = Some(self.settings.urls_of(TSA_ISSUER));
+        let signer = Issuer::from_certificate(&issuer.certificate, urls, issuer.signer.as_ref())?;
+        let der = profile::issue(&request, &signer, &self.settings.policy)?;
+        tx.complete_certificate(&serial, &der.0, now).await?;
+        tx.store_tsa(TSA_ISSUER.as_str(), &serial, &key_id, &der.0, not_after).await?;
+        tx.audit(now, "system", "tsa.certified", json!({ "ca": TSA_ISSUER.as_str(), "serial": serial.to_hex() })).await?;
+        tx.commit().await?;
+        self.reload_ca(TSA_ISSUER).await
+    }
+
+    /// Must the unit's certificate be replaced: missing, revoked, or near its end?
+    async fn tsa_due(&self, record: &AuthorityRecord, issuer_not_after: UnixTime, now: UnixTime) -> Result<bool, Error> {
+        let Some((serial, _, _, not_after)) = &record.tsa else { return Ok(true) };
+        if self.settings.timestamping.needs_renewal(*not_after, issuer_not_after, now) {
+            return Ok(true);
+        }
+        let status = self.store.certificate(serial).await?.map(|c| c.status);
+        Ok(status != Some(CertificateStatus::Issued))
+    }
+}
