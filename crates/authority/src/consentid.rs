@@ -354,6 +354,7 @@ impl Authority {
 
     /// Builds and signs a request for the app, and stores it as a pending transaction,
     /// superseding the user's earlier pending ones.
+    #[allow(clippy::too_many_arguments)] // one request's parts, each from a different source
     pub(crate) async fn create_transaction(
         &self,
         tx: &mut Tx,

@@ -8,6 +8,7 @@ pub mod agreement;
 mod bootstrap;
 pub mod cloud;
 pub mod consentid;
+pub mod documents;
 pub mod login;
 pub mod mail;
 pub mod clock;

@@ -107,6 +107,35 @@ pub enum AuthorizationCheck {
     },
 }
 
+/// What one signing step signs: the authorised hashes, their algorithm and the RSA padding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignBatch<'a> {
+    /// The authorisation being spent.
+    pub(crate) authorization_id: &'a str,
+    /// The RSA padding (ignored by ECDSA keys).
+    pub(crate) padding: RsaPadding,
+    /// The hashes' algorithm.
+    pub(crate) algorithm: HashAlgorithm,
+    /// The hashes.
+    pub(crate) hashes: &'a [Vec<u8>],
+}
+
+/// Where a pending authorisation's request is (see [`Authority::settle_in`]).
+pub(crate) enum Settled {
+    /// Not answered yet.
+    Pending {
+        /// Seconds until it expires.
+        seconds_left: i64,
+    },
+    /// Approved by this device.
+    Approved {
+        /// The approving device.
+        device_id: String,
+    },
+    /// Refused: why.
+    Refused(SigningError),
+}
+
 /// Why a signing step is refused (the CSC API maps each to its error code, the portal to a
 /// message in the user's language).
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +201,15 @@ fn digest_of(algorithm: HashAlgorithm, hash: &[u8]) -> Option<Digest> {
         HashAlgorithm::Sha256 => hash.try_into().ok().map(Digest::Sha256),
         HashAlgorithm::Sha384 => hash.try_into().ok().map(Digest::Sha384),
         HashAlgorithm::Sha512 => hash.try_into().ok().map(Digest::Sha512),
+    }
+}
+
+/// The RSA padding of a scheme, if the key can make it.
+pub(crate) fn padding_for(key: KeyAlgorithm, scheme: SignatureScheme) -> Result<RsaPadding, SigningError> {
+    match (key, scheme) {
+        (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa) | (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => Ok(RsaPadding::Pkcs1v15),
+        (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPss) => Ok(RsaPadding::Pss),
+        _ => Err(SigningError::WrongScheme),
     }
 }
 
@@ -274,7 +312,7 @@ impl Authority {
         self.credential_of(record, self.clock.now())
     }
 
-    async fn usable_credential(&self, user: &UserRecord, credential_id: &str) -> Result<Credential, SigningError> {
+    pub(crate) async fn usable_credential(&self, user: &UserRecord, credential_id: &str) -> Result<Credential, SigningError> {
         let credential = self.credential(user, credential_id).await?.ok_or(SigningError::UnknownCredential)?;
         match credential.status {
             "valid" => Ok(credential),
@@ -287,10 +325,25 @@ impl Authority {
     /// credential; returns the handle to poll. `binding` ties the request to its caller (the
     /// API token's or the browser session's hash).
     pub async fn authorize_signing(&self, user: &UserRecord, request: &SignRequest, binding: &str) -> Result<String, SigningError> {
-        signing::check_authorization_request(request.num_signatures, &request.hashes, request.algorithm)?;
         let credential = self.usable_credential(user, &request.credential_id).await?;
-        let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let id = self.authorize_in(&mut tx, user, &credential, request, binding).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Authority::authorize_signing`] inside `tx`, for a credential already checked.
+    pub(crate) async fn authorize_in(
+        &self,
+        tx: &mut store::Tx,
+        user: &UserRecord,
+        credential: &Credential,
+        request: &SignRequest,
+        binding: &str,
+    ) -> Result<String, SigningError> {
+        signing::check_authorization_request(request.num_signatures, &request.hashes, request.algorithm)?;
+        self.rate_limit(tx, &format!("sign:user:{}", user.id), domain::RateLimit::SIGN_REQUESTS_PER_USER).await?;
+        let now = self.clock.now();
         let devices = tx.devices_of(&user.id).await?;
         if !devices.iter().any(|d| d.state == DeviceState::Active) {
             return Err(if devices.iter().any(|d| d.state == DeviceState::PinLocked) { SigningError::Locked } else { SigningError::NoDevice });
@@ -307,7 +360,7 @@ impl Authority {
         let details = SignDetails { documents, certificate_serial: credential.id.clone() };
         let owner = Some((user.id.as_str(), format!("{} {}", user.given_name, user.surname)));
         let txn = self
-            .create_transaction(&mut tx, owner, RequestKind::Sign, &request.requester, binding, request.context.clone(), Some(details))
+            .create_transaction(tx, owner, RequestKind::Sign, &request.requester, binding, request.context.clone(), Some(details))
             .await?;
         let id = hex::encode(rand::random::<[u8; 16]>());
         tx.insert_sign_authorization(&SignAuthorizationRecord {
@@ -340,7 +393,6 @@ impl Authority {
             }),
         )
         .await?;
-        tx.commit().await?;
         Ok(id)
     }
 
@@ -350,24 +402,41 @@ impl Authority {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx.sign_authorization(handle).await?.filter(|a| a.user_id == user.id).ok_or(SigningError::UnknownHandle)?;
+        match self.settle_in(&mut tx, user, &auth, now).await? {
+            Settled::Pending { seconds_left } => Ok(AuthorizationCheck::Pending { seconds_left }),
+            Settled::Refused(refusal) => {
+                tx.commit().await?;
+                Err(refusal)
+            }
+            Settled::Approved { device_id } => {
+                let sad = proto::b64(&rand::random::<[u8; 32]>());
+                let expires_at = now.plus_seconds(signing::SAD_LIFETIME);
+                if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Authorized, Some((&sha256_hex(&sad), expires_at)), Some(&device_id)).await? {
+                    return Err(SigningError::UnknownHandle);
+                }
+                tx.commit().await?;
+                Ok(AuthorizationCheck::Authorized { sad, expires_in: signing::SAD_LIFETIME })
+            }
+        }
+    }
+
+    /// Where a pending authorisation's ConsentID request is, inside `tx`. An approval moves the
+    /// request to consumed (the caller then settles the authorisation in the same
+    /// transaction); a refusal settles the authorisation as refused (the caller commits that).
+    pub(crate) async fn settle_in(&self, tx: &mut store::Tx, user: &UserRecord, auth: &SignAuthorizationRecord, now: UnixTime) -> Result<Settled, SigningError> {
         if auth.status != AuthorizationStatus::Pending {
             return Err(SigningError::UnknownHandle);
         }
         let txn = tx.transaction_for_update(&auth.txn_id).await?.ok_or(SigningError::UnknownHandle)?;
         let actor = format!("user:{}", user.id);
         match effective_status(txn.status, txn.expires_at, now) {
-            TransactionStatus::Pending => Ok(AuthorizationCheck::Pending { seconds_left: (txn.expires_at.0 - now.0).max(0) }),
+            TransactionStatus::Pending => Ok(Settled::Pending { seconds_left: (txn.expires_at.0 - now.0).max(0) }),
             TransactionStatus::Approved => {
                 let device_id = txn.device_id.clone().ok_or_else(|| Error::Inconsistent("an approved request without device".into()))?;
                 if tx.device(&device_id).await?.is_none_or(|d| d.state != DeviceState::Active) {
                     return Err(SigningError::NoDevice);
                 }
-                let sad = proto::b64(&rand::random::<[u8; 32]>());
-                let expires_at = now.plus_seconds(signing::SAD_LIFETIME);
-                let hash = sha256_hex(&sad);
-                if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Authorized, Some((&hash, expires_at)), Some(&device_id)).await?
-                    || !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await?
-                {
+                if !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await? {
                     return Err(SigningError::UnknownHandle);
                 }
                 tx.audit(
@@ -377,21 +446,44 @@ impl Authority {
                     json!({ "authorization": auth.id, "txn": txn.id, "credential": auth.credential_id, "device": device_id }),
                 )
                 .await?;
-                tx.commit().await?;
-                Ok(AuthorizationCheck::Authorized { sad, expires_in: signing::SAD_LIFETIME })
+                Ok(Settled::Approved { device_id })
             }
             status => {
                 tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Refused, None, txn.device_id.as_deref()).await?;
                 tx.audit(now, &actor, "signature.refused", json!({ "authorization": auth.id, "txn": txn.id, "status": status.as_str(), "hint": txn.hint }))
                     .await?;
-                tx.commit().await?;
-                Err(match (status, txn.hint.as_str()) {
+                Ok(Settled::Refused(match (status, txn.hint.as_str()) {
                     (TransactionStatus::Denied, _) | (_, "wrong_vc") => SigningError::Denied,
                     (_, "pin_locked") => SigningError::Locked,
                     _ => SigningError::RequestExpired,
-                })
+                }))
             }
         }
+    }
+
+    /// Signs `digests` with a credential's key inside `tx` and records it in the audit log:
+    /// called only once the authorisation was checked and spent in the same transaction.
+    pub(crate) async fn sign_in(&self, tx: &mut store::Tx, user: &UserRecord, credential: &Credential, batch: &SignBatch<'_>) -> Result<Vec<Vec<u8>>, SigningError> {
+        let SignBatch { authorization_id, padding, algorithm, hashes } = *batch;
+        let now = self.clock.now();
+        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
+        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
+        let key = tx.key(&key_id).await?;
+        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key.reference))?;
+        let signatures = digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>()?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "signature.created",
+            json!({
+                "authorization": authorization_id,
+                "credential": credential.id,
+                "hash_algorithm": algorithm.oid(),
+                "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        Ok(signatures)
     }
 
     /// Signs hashes with a credential, spending a SAD: one database transaction checks the SAD
@@ -407,13 +499,7 @@ impl Authority {
         hashes: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, SigningError> {
         let credential = self.usable_credential(user, credential_id).await?;
-        let padding = match (credential.algorithm, scheme) {
-            (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa) => RsaPadding::Pkcs1v15,
-            (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => RsaPadding::Pkcs1v15,
-            (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPss) => RsaPadding::Pss,
-            _ => return Err(SigningError::WrongScheme),
-        };
-        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
+        let padding = padding_for(credential.algorithm, scheme)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx
@@ -446,22 +532,8 @@ impl Authority {
         if !tx.spend_sign_authorization(&auth.id, now).await? {
             return Err(SadRefusal::Spent.into());
         }
-        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
-        let key = tx.key(&key_id).await?;
-        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key.reference))?;
-        let signatures = digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>()?;
-        tx.audit(
-            now,
-            &format!("user:{}", user.id),
-            "signature.created",
-            json!({
-                "authorization": auth.id,
-                "credential": credential.id,
-                "hash_algorithm": algorithm.oid(),
-                "hashes": hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-            }),
-        )
-        .await?;
+        let batch = SignBatch { authorization_id: &auth.id, padding, algorithm, hashes };
+        let signatures = self.sign_in(&mut tx, user, &credential, &batch).await?;
         tx.commit().await?;
         Ok(signatures)
     }

@@ -1,7 +1,7 @@
 //! The ConsentID protocol on the server, with a simulated app that speaks the wire contract
 //! (crates/proto) and an injected clock: activation, login approval, and every refusal the
 //! protocol promises (DESIGN §4), on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cloned_ref_to_slice_refs)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -425,7 +425,19 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
             Err(SigningError::Revoked)
         ));
 
+        // Each request rings the phone: at most 30 in 10 minutes per user.
+        let mut refused_at = None;
+        for attempt in 0..=domain::RateLimit::SIGN_REQUESTS_PER_USER.limit {
+            let result = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await;
+            if matches!(result, Err(SigningError::Failed(Error::Rejected(Rejection::RateLimited)))) {
+                refused_at = Some(attempt);
+                break;
+            }
+        }
+        assert!(refused_at.is_some(), "{name}: sign requests are rate limited");
+
         // A SAD whose approving device was deactivated signs nothing.
+        clock.advance(600);
         let handle = authorised(&authority, app, user, credential, &[h1.clone()], &clock).await;
         let sad = sad_of(&authority, user, &handle).await;
         let device = authority.store().device(&app.device_id).await.unwrap().unwrap();

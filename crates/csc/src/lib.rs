@@ -189,7 +189,7 @@ fn decode_hashes(hashes: Option<&Vec<String>>, algorithm: HashAlgorithm) -> Resu
         .iter()
         .map(|text| {
             let hash = decode_base64(text).ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
-            if hash.len() == algorithm.len() {
+            if hash.len() == algorithm.digest_len() {
                 Ok(hash)
             } else {
                 Err(CscError::invalid("Invalid digest value length"))
@@ -324,7 +324,7 @@ fn pss_params(hash: HashAlgorithm, null: bool) -> Vec<u8> {
     };
     let hash_alg = tlv(0x30, &hash_id);
     let mgf1 = [vec![0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08], hash_alg.clone()].concat();
-    let salt = tlv(0x02, &[u8::try_from(hash.len()).unwrap_or(0)]);
+    let salt = tlv(0x02, &[u8::try_from(hash.digest_len()).unwrap_or(0)]);
     let body = [tlv(0xa0, &hash_alg), tlv(0xa1, &tlv(0x30, &mgf1)), tlv(0xa2, &salt)].concat();
     tlv(0x30, &body)
 }

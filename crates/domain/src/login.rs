@@ -222,6 +222,8 @@ impl RateLimit {
     pub const PASSWORD_PER_USER: Self = Self { limit: 5, window: 900 };
     /// Registrations per address.
     pub const REGISTER_PER_ADDRESS: Self = Self { limit: 5, window: 3600 };
+    /// Signing requests per account: each one rings the user's phone.
+    pub const SIGN_REQUESTS_PER_USER: Self = Self { limit: 30, window: 600 };
 
     /// Given the stored window start and count, is one more event allowed at `now`, and what
     /// are the new window start and count?

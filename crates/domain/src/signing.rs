@@ -82,7 +82,7 @@ impl HashAlgorithm {
     }
 
     /// Length of its digests in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha384 => 48,
@@ -130,7 +130,7 @@ pub fn check_authorization_request(num_signatures: usize, hashes: &[Vec<u8>], al
     if num_signatures != hashes.len() {
         return Err(AuthorizeRefusal::CountMismatch);
     }
-    if hashes.iter().any(|h| h.len() != algorithm.len()) {
+    if hashes.iter().any(|h| h.len() != algorithm.digest_len()) {
         return Err(AuthorizeRefusal::WrongLength);
     }
     Ok(())
@@ -204,7 +204,7 @@ pub fn may_spend(sad: &SadUse<'_>, now: UnixTime) -> Result<(), SadRefusal> {
 
 /// Splits the stored concatenation of equal-length hashes.
 pub fn split_hashes(joined: &[u8], algorithm: HashAlgorithm) -> Option<Vec<Vec<u8>>> {
-    let len = algorithm.len();
+    let len = algorithm.digest_len();
     if joined.is_empty() || joined.len() % len != 0 {
         return None;
     }

@@ -41,6 +41,13 @@ pub fn unb64(text: &str) -> Result<Vec<u8>, CryptoError> {
     URL_SAFE_NO_PAD.decode(text.as_bytes()).map_err(|_| CryptoError::Base64)
 }
 
+/// The short fingerprint of a hash to be signed, as both the app and the portal show it, so
+/// that the user can compare them: the first 8 bytes in lower-case hex, in groups of four
+/// digits (`8081 cd53 6309 5b2e`).
+pub fn fingerprint(hash: &[u8]) -> String {
+    hash.chunks(2).take(4).map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
 /// SHA-256.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()

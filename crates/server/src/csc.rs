@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use authority::signing::{ApiCaller, ApiToken, AuthorizationCheck, Credential, SignRequest, SigningError};
 use authority::{Error, Rejection};
@@ -200,48 +200,51 @@ fn generalized_time(at: UnixTime) -> String {
 }
 
 /// A credential as `credentials/info` describes it.
-fn describe(credential: &Credential, certificates: CertificateChoice, cert_info: bool, auth_info: bool) -> Value {
+fn describe(credential: &Credential, certificates: CertificateChoice, cert_info: bool, auth_info: bool) -> Map<String, Value> {
     let rsa = credential.algorithm == KeyAlgorithm::Rsa3072;
-    let mut key = json!({
-        "status": if credential.usable() { "enabled" } else { "disabled" },
-        "algo": csc::key_algorithms(rsa),
-        "len": if rsa { 3072 } else { 256 },
-    });
+    let mut key = Map::new();
+    key.insert("status".into(), json!(if credential.usable() { "enabled" } else { "disabled" }));
+    key.insert("algo".into(), json!(csc::key_algorithms(rsa)));
+    key.insert("len".into(), json!(if rsa { 3072 } else { 256 }));
     if !rsa {
-        key["curve"] = json!("1.2.840.10045.3.1.7");
+        key.insert("curve".into(), json!("1.2.840.10045.3.1.7"));
     }
     let chain: Vec<String> = match certificates {
         CertificateChoice::None => Vec::new(),
         CertificateChoice::Single => credential.chain.iter().take(1).map(|c| STANDARD.encode(&c.0)).collect(),
         CertificateChoice::Chain => credential.chain.iter().map(|c| STANDARD.encode(&c.0)).collect(),
     };
-    let mut cert = json!({ "status": credential.status, "certificates": chain });
+    let mut cert = Map::new();
+    cert.insert("status".into(), json!(credential.status));
+    cert.insert("certificates".into(), json!(chain));
     if cert_info {
-        cert["issuerDN"] = json!(credential.issuer);
-        cert["serialNumber"] = json!(credential.id);
-        cert["subjectDN"] = json!(credential.certificate.subject);
-        cert["validFrom"] = json!(generalized_time(credential.certificate.not_before));
-        cert["validTo"] = json!(generalized_time(credential.certificate.not_after));
+        cert.insert("issuerDN".into(), json!(credential.issuer));
+        cert.insert("serialNumber".into(), json!(credential.id));
+        cert.insert("subjectDN".into(), json!(credential.certificate.subject));
+        cert.insert("validFrom".into(), json!(generalized_time(credential.certificate.not_before)));
+        cert.insert("validTo".into(), json!(generalized_time(credential.certificate.not_after)));
     }
-    let mut out = json!({
-        "description": "Квалификовани електронски сертификат у клауду / Qualified electronic certificate in the cloud",
-        "key": key,
-        "cert": cert,
-        "SCAL": "2",
-        "multisign": MAX_SIGNATURES,
-        "lang": "sr",
-    });
+    let mut out = Map::new();
+    out.insert("description".into(), json!("Квалификовани електронски сертификат у клауду / Qualified electronic certificate in the cloud"));
+    out.insert("key".into(), Value::Object(key));
+    out.insert("cert".into(), Value::Object(cert));
+    out.insert("SCAL".into(), json!("2"));
+    out.insert("multisign".into(), json!(MAX_SIGNATURES));
+    out.insert("lang".into(), json!("sr"));
     if auth_info {
-        out["auth"] = json!({
-            "mode": "explicit",
-            "expression": "mobile",
-            "objects": [{
-                "type": "ChallengeResponseOOB",
-                "id": "mobile",
-                "label": "ConsentID",
-                "description": "Одобрите потпис у апликацији ConsentID (ПИН, Ауторизовати) / Approve the signature in the ConsentID app (PIN, Authorise)",
-            }],
-        });
+        out.insert(
+            "auth".into(),
+            json!({
+                "mode": "explicit",
+                "expression": "mobile",
+                "objects": [{
+                    "type": "ChallengeResponseOOB",
+                    "id": "mobile",
+                    "label": "ConsentID",
+                    "description": "Одобрите потпис у апликацији ConsentID (ПИН, Ауторизовати) / Approve the signature in the ConsentID app (PIN, Authorise)",
+                }],
+            }),
+        );
     }
     out
 }
@@ -268,19 +271,21 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Err(error) => return failed(error),
     };
     let ids: Vec<&str> = credentials.iter().map(|c| c.id.as_str()).collect();
-    let mut out = json!({ "credentialIDs": ids, "onlyValid": only_valid });
+    let mut out = Map::new();
+    out.insert("credentialIDs".into(), json!(ids));
+    out.insert("onlyValid".into(), json!(only_valid));
     if request.credential_info.unwrap_or(false) {
         let infos: Vec<Value> = credentials
             .iter()
             .map(|c| {
                 let mut info = describe(c, choice, request.cert_info.unwrap_or(false), request.auth_info.unwrap_or(false));
-                info["credentialID"] = json!(c.id);
-                info
+                info.insert("credentialID".into(), json!(c.id));
+                Value::Object(info)
             })
             .collect();
-        out["credentialInfos"] = json!(infos);
+        out.insert("credentialInfos".into(), json!(infos));
     }
-    Json(out).into_response()
+    Json(Value::Object(out)).into_response()
 }
 
 async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -299,7 +304,7 @@ async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body
     };
     match state.authority.credential(&caller.user, id).await {
         Ok(Some(credential)) => {
-            Json(describe(&credential, choice, request.cert_info.unwrap_or(false), request.auth_info.unwrap_or(true))).into_response()
+            Json(Value::Object(describe(&credential, choice, request.cert_info.unwrap_or(false), request.auth_info.unwrap_or(true)))).into_response()
         }
         Ok(None) => csc_error(CscError::invalid("Invalid parameter credentialID")),
         Err(error) => failed(error),

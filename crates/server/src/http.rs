@@ -59,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::app_api::routes())
         .merge(crate::csc::routes())
         .merge(crate::portal::routes())
+        .merge(crate::portal_signing::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -7,6 +7,7 @@ pub mod csc;
 pub mod http;
 pub mod i18n;
 pub mod portal;
+pub mod portal_signing;
 
 use std::io::Write as _;
 use std::path::Path;

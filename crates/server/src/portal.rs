@@ -52,19 +52,19 @@ pub fn routes() -> Router<AppState> {
 
 /// A language link of the switch.
 pub struct LanguageLink {
-    tag: &'static str,
-    name: &'static str,
-    current: bool,
+    pub(crate) tag: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) current: bool,
 }
 
 /// What every page needs: language, messages, session and CSRF token.
 pub struct Page {
-    lang: &'static str,
-    title: String,
-    csrf: String,
-    logged_in: bool,
-    path: String,
-    languages: Vec<LanguageLink>,
+    pub(crate) lang: &'static str,
+    pub(crate) title: String,
+    pub(crate) csrf: String,
+    pub(crate) logged_in: bool,
+    pub(crate) path: String,
+    pub(crate) languages: Vec<LanguageLink>,
     language: Language,
     catalog: Arc<Catalog>,
 }
@@ -75,16 +75,16 @@ impl Page {
         self.catalog.message(self.language, id, &[])
     }
 
-    fn t_with(&self, id: &str, args: &[(&str, String)]) -> String {
+    pub(crate) fn t_with(&self, id: &str, args: &[(&str, String)]) -> String {
         self.catalog.message(self.language, id, args)
     }
 }
 
 /// The request's session (a new anonymous one if the cookie names none) and language.
-struct Visit {
-    session: Session,
+pub(crate) struct Visit {
+    pub(crate) session: Session,
     new_cookie: Option<SessionToken>,
-    language: Language,
+    pub(crate) language: Language,
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -99,7 +99,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl AppState {
-    async fn visit(&self, headers: &HeaderMap) -> Result<Visit, Error> {
+    pub(crate) async fn visit(&self, headers: &HeaderMap) -> Result<Visit, Error> {
         let language = cookie(headers, "lang").and_then(Language::from_tag).unwrap_or(Language::SerbianCyrillic);
         if let Some(value) = cookie(headers, "sid") {
             if let Some(session) = self.authority.session(&SessionToken(value.to_owned())).await? {
@@ -110,7 +110,7 @@ impl AppState {
         Ok(Visit { session, new_cookie: Some(token), language })
     }
 
-    fn page(&self, visit: &Visit, title_id: &str, path: &str) -> Page {
+    pub(crate) fn page(&self, visit: &Visit, title_id: &str, path: &str) -> Page {
         let catalog = self.catalog.clone();
         Page {
             lang: visit.language.tag(),
@@ -141,14 +141,14 @@ fn with_cookie(state: &AppState, mut response: Response, token: Option<&SessionT
     response
 }
 
-fn render(state: &AppState, visit: &Visit, template: &impl Template) -> Response {
+pub(crate) fn render(state: &AppState, visit: &Visit, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => with_cookie(state, Html(html).into_response(), visit.new_cookie.as_ref()),
         Err(error) => internal(state, visit.language, &error),
     }
 }
 
-fn internal(state: &AppState, language: Language, error: &dyn std::fmt::Display) -> Response {
+pub(crate) fn internal(state: &AppState, language: Language, error: &dyn std::fmt::Display) -> Response {
     let id = hex::encode(rand::random::<[u8; 8]>());
     tracing::error!(request_id = %id, %error, "portal request failed");
     let text = state.catalog.message(language, "error-internal", &[("id", id)]);
@@ -172,7 +172,7 @@ struct MessagePage {
     link_text: String,
 }
 
-fn message_page(state: &AppState, visit: &Visit, status: StatusCode, text_id: &str, link: &str) -> Response {
+pub(crate) fn message_page(state: &AppState, visit: &Visit, status: StatusCode, text_id: &str, link: &str) -> Response {
     let page = state.page(visit, "error-heading", "/");
     let template = MessagePage {
         heading: page.t("error-heading"),
@@ -197,7 +197,7 @@ macro_rules! visit_or_fail {
 }
 
 /// Checks the CSRF token of a form (constant time).
-fn csrf_ok(visit: &Visit, given: &str) -> bool {
+pub(crate) fn csrf_ok(visit: &Visit, given: &str) -> bool {
     let expected = visit.session.record.csrf_token.as_bytes();
     let given = given.as_bytes();
     expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
@@ -280,7 +280,7 @@ async fn login_mobile_start(
 }
 
 /// `Chrome / Linux` from a User-Agent, for the request shown in the app.
-fn describe_browser(user_agent: &str) -> String {
+pub(crate) fn describe_browser(user_agent: &str) -> String {
     let browser = ["Edg/", "OPR/", "Firefox/", "Chrome/", "Safari/"]
         .iter()
         .find(|b| user_agent.contains(**b))
@@ -755,7 +755,7 @@ async fn cloud_refused(state: &AppState, visit: &Visit, error: authority::cloud:
     cloud_page(state, visit, None, Some(id), StatusCode::CONFLICT).await
 }
 
-fn message_with_link(state: &AppState, visit: &Visit, status: StatusCode, heading: &str, text: &str, link: &str, link_text: &str) -> Response {
+pub(crate) fn message_with_link(state: &AppState, visit: &Visit, status: StatusCode, heading: &str, text: &str, link: &str, link_text: &str) -> Response {
     let page = state.page(visit, heading, "/services/cloud-certificate");
     let template = MessagePage {
         heading: page.t(heading),

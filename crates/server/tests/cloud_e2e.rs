@@ -8,32 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{consentid, der_to_pem, extract, run, Browser, Server, Setup};
-
-const PIN: &str = "246810";
-
-/// Enrols, activates ConsentID in `home` and logs a browser in with it.
-fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
-    let out = server.cli_ok(&["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
-    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
-    let (status, out, err) = consentid(home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
-    assert_eq!(status, 0, "{out}{err}");
-    let mut browser = Browser::new(server);
-    let csrf = Browser::csrf(&browser.get("/login/mobile"));
-    let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
-    let location = started.header("location").unwrap().to_owned();
-    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
-    let vc = extract(&html, "data-testid=\"verification-code\">", "<").unwrap();
-    let (status, out, err) = consentid(home, &["approve", "--next", "--wait", "10", "--code", &vc, "--pin-stdin"], &format!("{PIN}\n"));
-    assert_eq!(status, 0, "{out}{err}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body).contains("approved") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let csrf = Browser::csrf(&browser.get(&location));
-    assert_eq!(browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]).header("location"), Some("/account"));
-    browser
-}
+use support::{consentid, der_to_pem, extract, logged_in, run, Browser, Server, Setup};
 
 fn page(browser: &mut Browser, path: &str) -> String {
     String::from_utf8_lossy(&browser.get(path).body).to_string()

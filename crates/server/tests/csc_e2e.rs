@@ -1,7 +1,7 @@
 //! Remote signing through the CSC API v2 with the real server and the `consentid` binary as the
 //! phone: unmodified pyHanko signs a PDF (its signature validated by pyHanko with revocation
 //! checking and by poppler's pdfsig), and every refusal carries the specification's error.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cloned_ref_to_slice_refs)]
 
 mod support;
 
@@ -14,9 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use support::{consentid, der_to_pem, http_with, run, Server, Setup};
+use support::{consentid, der_to_pem, http_with, run, Server, Setup, PIN};
 
-const PIN: &str = "246810";
 const PASSWORD: &str = "Lozinka za test 2026";
 
 /// An enrolled user with ConsentID, a cloud certificate and an API token.

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_agreements.sql")),
     (4, include_str!("migrations/0004_signing.sql")),
     (5, include_str!("migrations/0005_tsa.sql")),
+    (6, include_str!("migrations/0006_signing_jobs.sql")),
 ];
 
 /// A migration in the database's dialect.

@@ -76,7 +76,85 @@ fn authorization_from_row(row: &AnyRow) -> Result<SignAuthorizationRecord, Error
     })
 }
 
+/// A document-signing job of the portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningJobRecord {
+    /// Random id.
+    pub id: String,
+    /// Whose documents.
+    pub user_id: String,
+    /// The authorisation the user approves in ConsentID.
+    pub authorization_id: String,
+    /// The PAdES level: `b-b`, `b-t` or `b-lt`.
+    pub level: String,
+    /// `pending` (waiting for the user), `signed` (signature values stored), `done`, `failed`.
+    pub status: String,
+    /// Why it failed, or `ok`.
+    pub hint: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When it ended.
+    pub finished_at: Option<UnixTime>,
+}
+
+/// One document of a signing job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningDocumentRecord {
+    /// Its place in the job, from 0.
+    pub position: i64,
+    /// The uploaded file's name.
+    pub filename: String,
+    /// The prepared PDF and signed attributes (`pades::Prepared` bytes).
+    pub prepared: Vec<u8>,
+    /// The signature value, once made.
+    pub signature: Option<Vec<u8>>,
+    /// The signed PDF, once finished.
+    pub signed_pdf: Option<Vec<u8>>,
+}
+
+const JOB_COLUMNS: &str = "SELECT id, user_id, authorization_id, level, status, hint, created_at, finished_at FROM signing_jobs";
+
+fn job_from_row(row: &AnyRow) -> Result<SigningJobRecord, Error> {
+    Ok(SigningJobRecord {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        authorization_id: row.try_get(2)?,
+        level: row.try_get(3)?,
+        status: row.try_get(4)?,
+        hint: row.try_get(5)?,
+        created_at: UnixTime(row.try_get(6)?),
+        finished_at: row.try_get::<Option<i64>, _>(7)?.map(UnixTime),
+    })
+}
+
+fn document_from_row(row: &AnyRow) -> Result<SigningDocumentRecord, Error> {
+    Ok(SigningDocumentRecord {
+        position: row.try_get(0)?,
+        filename: row.try_get(1)?,
+        prepared: row.try_get(2)?,
+        signature: row.try_get(3)?,
+        signed_pdf: row.try_get(4)?,
+    })
+}
+
+const DOCUMENT_COLUMNS: &str = "SELECT position, filename, prepared, signature, signed_pdf FROM signing_documents";
+
 impl Store {
+    /// A signing job.
+    pub async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
+        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        row.map(|r| job_from_row(&r)).transpose()
+    }
+
+    /// The documents of a signing job, in order.
+    pub async fn signing_documents(&self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
+        let rows = sqlx::query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
+            .bind(job_id.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(document_from_row).collect()
+    }
+
     /// A bearer token by its hash.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
         let row = sqlx::query("SELECT token_hash, user_id, created_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1")
@@ -181,6 +259,76 @@ impl Tx {
         .execute(&mut *self.inner)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a new signing job with its documents.
+    pub async fn insert_signing_job(&mut self, job: &SigningJobRecord, documents: &[SigningDocumentRecord]) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO signing_jobs (id, user_id, authorization_id, level, status, hint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(job.id.clone())
+        .bind(job.user_id.clone())
+        .bind(job.authorization_id.clone())
+        .bind(job.level.clone())
+        .bind(job.status.clone())
+        .bind(job.hint.clone())
+        .bind(job.created_at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        for document in documents {
+            sqlx::query("INSERT INTO signing_documents (job_id, position, filename, prepared) VALUES ($1, $2, $3, $4)")
+                .bind(job.id.clone())
+                .bind(document.position)
+                .bind(document.filename.clone())
+                .bind(document.prepared.clone())
+                .execute(&mut *self.inner)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The documents of a signing job, inside the transaction.
+    pub async fn signing_documents(&mut self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
+        let rows = sqlx::query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
+            .bind(job_id.to_owned())
+            .fetch_all(&mut *self.inner)
+            .await?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    /// Moves a job from `from` to `to` (compare-and-set); false if it was not in `from`.
+    pub async fn move_signing_job(&mut self, id: &str, from: &str, to: &str, hint: &str, at: UnixTime) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE signing_jobs SET status = $3, hint = $4, finished_at = $5 WHERE id = $1 AND status = $2")
+            .bind(id.to_owned())
+            .bind(from.to_owned())
+            .bind(to.to_owned())
+            .bind(hint.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a document's signature value.
+    pub async fn store_document_signature(&mut self, job_id: &str, position: i64, signature: &[u8]) -> Result<(), Error> {
+        sqlx::query("UPDATE signing_documents SET signature = $3 WHERE job_id = $1 AND position = $2")
+            .bind(job_id.to_owned())
+            .bind(position)
+            .bind(signature.to_vec())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a document's finished PDF.
+    pub async fn store_signed_document(&mut self, job_id: &str, position: i64, pdf: &[u8]) -> Result<(), Error> {
+        sqlx::query("UPDATE signing_documents SET signed_pdf = $3 WHERE job_id = $1 AND position = $2")
+            .bind(job_id.to_owned())
+            .bind(position)
+            .bind(pdf.to_vec())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
     }
 
     /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.

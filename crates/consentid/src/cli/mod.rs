@@ -156,12 +156,7 @@ fn fetch(client: &mut Client, wait_secs: u32) -> Result<Inbox, Failure> {
 /// A short fingerprint of a base64url hash: the first 8 bytes in hex, in groups of two.
 fn fingerprint(hash_b64: &str) -> String {
     match proto::unb64(hash_b64) {
-        Ok(bytes) => bytes
-            .chunks(2)
-            .take(4)
-            .map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>())
-            .collect::<Vec<_>>()
-            .join(" "),
+        Ok(bytes) => proto::crypto::fingerprint(&bytes),
         Err(_) => hash_b64.chars().take(16).collect(),
     }
 }

@@ -323,24 +323,49 @@ impl Browser {
     }
 
     fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> HttpResponse {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let body = form
             .map(|pairs| pairs.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&"))
             .unwrap_or_default();
+        let content_type = form.map(|_| "application/x-www-form-urlencoded".to_owned());
+        self.send(method, path, content_type.as_deref(), body.as_bytes())
+    }
+
+    /// POST a `multipart/form-data` form: text fields, then files (field, file name, bytes).
+    pub fn post_multipart(&mut self, path: &str, fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> HttpResponse {
+        let boundary = "----eidportal-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+        }
+        for (name, filename, content) in files {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/pdf\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        self.send("POST", path, Some(&format!("multipart/form-data; boundary={boundary}")), &body)
+    }
+
+    fn send(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0\r\nContent-Length: {}\r\n", self.addr, body.len());
         if !cookie.is_empty() {
             head.push_str(&format!("Cookie: {cookie}\r\n"));
         }
-        if form.is_some() {
-            head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body.as_bytes()).unwrap();
+        // A server may answer and close before reading an oversized body: keep its answer.
+        let _ = stream.write_all(body);
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
+        let _ = stream.read_to_end(&mut raw);
         let response = parse_response(&raw).expect("an HTTP response");
         for (name, value) in &response.headers {
             if name == "set-cookie" {
@@ -418,4 +443,30 @@ pub fn der_to_pem(dir: &Path, der: &[u8], name: &str, kind: &str) -> PathBuf {
     let (ok, text) = run("openssl", &[kind, "-inform", "DER", "-in", der_path.to_str().unwrap(), "-out", pem_path.to_str().unwrap()], dir);
     assert!(ok, "openssl {kind} conversion: {text}");
     pem_path
+}
+
+/// The PIN the tests' ConsentID apps use.
+pub const PIN: &str = "246810";
+
+/// Enrols, activates ConsentID in `home` and logs a browser in with it.
+pub fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
+    let out = server.cli_ok(&["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
+    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let (status, out, err) = consentid(home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let mut browser = Browser::new(server);
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
+    let location = started.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
+    let vc = extract(&html, "data-testid=\"verification-code\">", "<").unwrap();
+    let (status, out, err) = consentid(home, &["approve", "--next", "--wait", "10", "--code", &vc, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body).contains("approved") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let csrf = Browser::csrf(&browser.get(&location));
+    assert_eq!(browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]).header("location"), Some("/account"));
+    browser
 }

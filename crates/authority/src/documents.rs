@@ -1,0 +1,517 @@
+//! Signing PDF documents in the portal (DESIGN §6, the service **Потписивање документа**):
+//! the user uploads PDFs, each is prepared for a PAdES signature, the user approves the exact
+//! hashes in ConsentID, and the portal signs them with the user's cloud key and finishes them at
+//! the chosen level: B-B, B-T (a signature timestamp from our own TSA) or B-LT (also the
+//! certificates, OCSP responses and CRLs in the document's DSS, for validation without network).
+//!
+//! Crash safety: the upload and the approval request are one transaction; the approval, the
+//! signature values and the job's `signed` state are one transaction (the key is used inside
+//! it); the finishing (timestamp, validation data) is redone from the stored signature values
+//! until the finished PDFs are stored, so an approved signature is never lost.
+
+use der::Encode;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use domain::signing::{AuthorizationStatus, HashAlgorithm, SignatureScheme};
+use pades::{PadesError, Prepared, SignatureAlgorithm};
+use pki::KeyAlgorithm;
+use proto::app::RequestContext;
+use store::{SigningDocumentRecord, SigningJobRecord, UserRecord};
+
+use crate::consentid::PORTAL_NAME;
+use crate::login::Session;
+use crate::settings::CaName;
+use crate::signing::{Credential, SignRequest, SigningError, Settled};
+use crate::{Authority, Error};
+
+/// The largest PDF accepted, bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+/// The most documents in one signing.
+pub const MAX_DOCUMENTS: usize = 10;
+/// The signature field the portal adds (numbered if the document has one of that name).
+const FIELD_NAME: &str = "eidportal";
+
+/// The PAdES baseline level of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureLevel {
+    /// PAdES-B-B: the signature.
+    BasicB,
+    /// PAdES-B-T: with a signature timestamp.
+    BasicT,
+    /// PAdES-B-LT: with the timestamp and the validation data (certificates, OCSP, CRLs).
+    BasicLt,
+}
+
+impl SignatureLevel {
+    /// `b-b`, `b-t` or `b-lt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BasicB => "b-b",
+            Self::BasicT => "b-t",
+            Self::BasicLt => "b-lt",
+        }
+    }
+
+    /// Parses [`SignatureLevel::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "b-b" => Some(Self::BasicB),
+            "b-t" => Some(Self::BasicT),
+            "b-lt" => Some(Self::BasicLt),
+            _ => None,
+        }
+    }
+}
+
+/// A file as uploaded.
+#[derive(Clone)]
+pub struct UploadedDocument {
+    /// Its name on the user's computer (shown back, never used as a path).
+    pub filename: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why documents cannot be signed (the portal shows each in the user's language).
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// No file was chosen.
+    #[error("no document")]
+    NoDocuments,
+    /// More than [`MAX_DOCUMENTS`].
+    #[error("too many documents")]
+    TooMany,
+    /// A file is larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("{0}: too large")]
+    TooLarge(String),
+    /// A file is not a PDF.
+    #[error("{0}: not a PDF")]
+    NotPdf(String),
+    /// A file is a damaged PDF, or one we cannot sign (encrypted, hybrid).
+    #[error("{0}: damaged or unsupported PDF: {1}")]
+    Unreadable(String, String),
+    /// Signing needs a login with ConsentID (the high assurance level).
+    #[error("a ConsentID login is needed")]
+    NeedsConsentIdLogin,
+    /// The user has no cloud certificate that may sign.
+    #[error("no active cloud certificate")]
+    NoCertificate,
+    /// No such job among the user's.
+    #[error("not found")]
+    NotFound,
+    /// The signing step refused (denied, expired, revoked, locked, ...).
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+impl From<Error> for DocumentError {
+    fn from(error: Error) -> Self {
+        Self::Signing(SigningError::Failed(error))
+    }
+}
+
+impl From<store::Error> for DocumentError {
+    fn from(error: store::Error) -> Self {
+        Self::Signing(error.into())
+    }
+}
+
+/// A document of a job as the portal shows it.
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    /// The uploaded name.
+    pub filename: String,
+    /// The short fingerprint of the hash the user approves, as the app shows it.
+    pub fingerprint: String,
+    /// Whether the signed PDF is ready.
+    pub ready: bool,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for the approval in ConsentID.
+    Pending {
+        /// Seconds until the request expires.
+        seconds_left: i64,
+    },
+    /// Signed; the documents may be downloaded.
+    Done,
+    /// Not signed: denied, expired, locked, revoked or interrupted (the `hint`).
+    Failed(String),
+}
+
+/// A job as the portal shows it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// Its id.
+    pub id: String,
+    /// The chosen level.
+    pub level: SignatureLevel,
+    /// Where it is.
+    pub status: JobStatus,
+    /// Its documents.
+    pub documents: Vec<DocumentView>,
+}
+
+fn unreadable(filename: &str, error: PadesError) -> DocumentError {
+    match error {
+        PadesError::NotPdf => DocumentError::NotPdf(filename.to_owned()),
+        PadesError::TooLarge => DocumentError::TooLarge(filename.to_owned()),
+        other => DocumentError::Unreadable(filename.to_owned(), other.to_string()),
+    }
+}
+
+/// The scheme, PAdES algorithm and RSA padding of a credential's key.
+fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
+    match credential.algorithm {
+        KeyAlgorithm::EcdsaP256 => (SignatureScheme::Ecdsa, SignatureAlgorithm::EcdsaSha256),
+        KeyAlgorithm::Rsa3072 => (SignatureScheme::RsaPkcs1, SignatureAlgorithm::RsaPkcs1Sha256),
+    }
+}
+
+/// A DER TimeStampReq (RFC 3161 §2.4.1) for a SHA-256 imprint, asking for the certificate.
+fn timestamp_request(imprint: &[u8; 32]) -> Vec<u8> {
+    let mut out = vec![0x30, 0x39, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09];
+    out.extend_from_slice(&[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20]);
+    out.extend_from_slice(imprint);
+    out.extend_from_slice(&[0x01, 0x01, 0xff]);
+    out
+}
+
+impl Authority {
+    fn signer_of(&self, session: &Session) -> Result<UserRecord, DocumentError> {
+        let user = session.user.clone().ok_or(DocumentError::NeedsConsentIdLogin)?;
+        if session.record.auth_method.as_deref() != Some("consentid") {
+            return Err(DocumentError::NeedsConsentIdLogin);
+        }
+        Ok(user)
+    }
+
+    /// Uploads documents for signing at `level` and asks the user to approve them in
+    /// ConsentID; returns the job's id. Nothing is stored for a refused upload.
+    pub async fn start_document_signing(
+        &self,
+        session: &Session,
+        documents: Vec<UploadedDocument>,
+        level: SignatureLevel,
+        context: RequestContext,
+    ) -> Result<String, DocumentError> {
+        let user = self.signer_of(session)?;
+        if documents.is_empty() {
+            return Err(DocumentError::NoDocuments);
+        }
+        if documents.len() > MAX_DOCUMENTS {
+            return Err(DocumentError::TooMany);
+        }
+        if let Some(big) = documents.iter().find(|d| d.bytes.len() > MAX_DOCUMENT_BYTES) {
+            return Err(DocumentError::TooLarge(big.filename.clone()));
+        }
+        let credential = self.credentials(&user, true).await?.into_iter().next().ok_or(DocumentError::NoCertificate)?;
+        let (_, algorithm) = scheme_of(&credential);
+        let chain: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
+        let now = self.clock.now();
+        let mut prepared = Vec::new();
+        for document in &documents {
+            let ready = pades::prepare(&document.bytes, &chain, algorithm, now.0, FIELD_NAME).map_err(|e| unreadable(&document.filename, e))?;
+            prepared.push(ready);
+        }
+        let request = SignRequest {
+            credential_id: credential.id.clone(),
+            algorithm: HashAlgorithm::Sha256,
+            hashes: prepared.iter().map(|p| p.hash_to_sign().to_vec()).collect(),
+            num_signatures: prepared.len(),
+            titles: documents.iter().map(|d| d.filename.clone()).collect(),
+            requester: PORTAL_NAME.to_owned(),
+            context,
+        };
+        let mut tx = self.store.begin().await?;
+        let authorization_id = self.authorize_in(&mut tx, &user, &credential, &request, &session.record.id_hash).await?;
+        let job = SigningJobRecord {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            user_id: user.id.clone(),
+            authorization_id,
+            level: level.as_str().to_owned(),
+            status: "pending".into(),
+            hint: "outstanding".into(),
+            created_at: now,
+            finished_at: None,
+        };
+        let records: Vec<SigningDocumentRecord> = documents
+            .iter()
+            .zip(&prepared)
+            .enumerate()
+            .map(|(i, (document, ready))| SigningDocumentRecord {
+                position: i64::try_from(i).unwrap_or(i64::MAX),
+                filename: document.filename.clone(),
+                prepared: ready.to_bytes(),
+                signature: None,
+                signed_pdf: None,
+            })
+            .collect();
+        tx.insert_signing_job(&job, &records).await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "documents.uploaded",
+            json!({
+                "job": job.id,
+                "level": job.level,
+                "documents": documents.iter().zip(&prepared).map(|(d, p)| json!({
+                    "filename": d.filename,
+                    "size": d.bytes.len(),
+                    "sha256": hex::encode(Sha256::digest(&d.bytes)),
+                    "hash_to_sign": hex::encode(p.hash_to_sign()),
+                })).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(job.id)
+    }
+
+    async fn own_job(&self, user: &UserRecord, job_id: &str) -> Result<SigningJobRecord, DocumentError> {
+        self.store.signing_job(job_id).await?.filter(|job| job.user_id == user.id).ok_or(DocumentError::NotFound)
+    }
+
+    /// A job's state, moving it on: once the user approved, the documents are signed (one
+    /// transaction) and finished at the job's level.
+    pub async fn document_signing(&self, session: &Session, job_id: &str) -> Result<JobView, DocumentError> {
+        let user = session.user.clone().ok_or(DocumentError::NotFound)?;
+        let mut job = self.own_job(&user, job_id).await?;
+        if job.status == "pending" {
+            self.sign_job(&user, &job).await?;
+            job = self.own_job(&user, job_id).await?;
+        }
+        if job.status == "signed" {
+            if let Err(error) = self.finish_job(&user, &job).await {
+                tracing::error!(job = %job.id, %error, "a signed job could not be finished yet");
+            }
+            job = self.own_job(&user, job_id).await?;
+        }
+        let level = SignatureLevel::parse(&job.level).ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
+        let documents = self.store.signing_documents(&job.id).await?;
+        let views = documents
+            .iter()
+            .map(|d| {
+                let hash = Prepared::from_bytes(&d.prepared).map(|p| p.hash_to_sign()).unwrap_or_default();
+                DocumentView { filename: d.filename.clone(), fingerprint: proto::crypto::fingerprint(&hash), ready: d.signed_pdf.is_some() }
+            })
+            .collect();
+        let status = match job.status.as_str() {
+            "done" => JobStatus::Done,
+            "failed" => JobStatus::Failed(job.hint.clone()),
+            "signed" => JobStatus::Pending { seconds_left: 0 },
+            _ => {
+                let seconds_left = match self.store.sign_authorization(&job.authorization_id).await? {
+                    Some(auth) => match self.store.transaction(&auth.txn_id).await? {
+                        Some(txn) => (txn.expires_at.0 - self.clock.now().0).max(0),
+                        None => 0,
+                    },
+                    None => 0,
+                };
+                JobStatus::Pending { seconds_left }
+            }
+        };
+        Ok(JobView { id: job.id, level, status, documents: views })
+    }
+
+    /// If the user answered: on approval, signs every document in one transaction with the
+    /// approval; on a refusal, ends the job with its reason.
+    async fn sign_job(&self, user: &UserRecord, job: &SigningJobRecord) -> Result<(), DocumentError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let auth = tx.sign_authorization(&job.authorization_id).await?.ok_or(DocumentError::NotFound)?;
+        if auth.status != AuthorizationStatus::Pending {
+            // Settled by an earlier call that then failed: nothing more will happen.
+            tx.move_signing_job(&job.id, "pending", "failed", "interrupted", now).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        let device_id = match self.settle_in(&mut tx, user, &auth, now).await {
+            Ok(Settled::Pending { .. }) => return Ok(()),
+            Ok(Settled::Approved { device_id }) => device_id,
+            Ok(Settled::Refused(refusal)) | Err(refusal @ (SigningError::NoDevice | SigningError::Locked)) => {
+                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let credential = match self.usable_credential(user, &auth.credential_id).await {
+            Ok(credential) => credential,
+            Err(refusal) => {
+                tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Refused, None, Some(&device_id)).await?;
+                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+        };
+        let (scheme, _) = scheme_of(&credential);
+        let padding = crate::signing::padding_for(credential.algorithm, scheme)?;
+        let documents = tx.signing_documents(&job.id).await?;
+        let hashes = documents
+            .iter()
+            .map(|d| Prepared::from_bytes(&d.prepared).map(|p| p.hash_to_sign().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Inconsistent(format!("a stored prepared document: {e}")))?;
+        let authorized = domain::signing::split_hashes(&auth.hashes, HashAlgorithm::Sha256).unwrap_or_default();
+        if authorized != hashes {
+            return Err(Error::Inconsistent("the job's documents differ from the approved hashes".into()).into());
+        }
+        if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Consumed, None, Some(&device_id)).await? {
+            return Err(SigningError::UnknownHandle.into());
+        }
+        let batch = crate::signing::SignBatch { authorization_id: &auth.id, padding, algorithm: HashAlgorithm::Sha256, hashes: &hashes };
+        let signatures = self.sign_in(&mut tx, user, &credential, &batch).await?;
+        for (document, signature) in documents.iter().zip(&signatures) {
+            tx.store_document_signature(&job.id, document.position, signature).await?;
+        }
+        tx.move_signing_job(&job.id, "pending", "signed", "signed", now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finishes a signed job at its level and stores the PDFs (redone until that succeeds).
+    async fn finish_job(&self, user: &UserRecord, job: &SigningJobRecord) -> Result<(), DocumentError> {
+        let level = SignatureLevel::parse(&job.level).ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
+        let auth = self.store.sign_authorization(&job.authorization_id).await?.ok_or(DocumentError::NotFound)?;
+        let credential = self.credential(user, &auth.credential_id).await?.ok_or(DocumentError::NotFound)?;
+        let documents = self.store.signing_documents(&job.id).await?;
+        let mut finished = Vec::new();
+        for document in &documents {
+            let prepared = Prepared::from_bytes(&document.prepared).map_err(|e| Error::Inconsistent(format!("a stored prepared document: {e}")))?;
+            let signature = document.signature.clone().ok_or_else(|| Error::Inconsistent("a signed job without signature".into()))?;
+            let token = match level {
+                SignatureLevel::BasicB => None,
+                SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(self.timestamp_token(&pades::timestamp_imprint(&signature)).await?),
+            };
+            let mut pdf = pades::finish(&prepared, &signature, token.as_deref()).map_err(|e| Error::Inconsistent(format!("finishing a signature: {e}")))?;
+            if level == SignatureLevel::BasicLt {
+                let (certificates, ocsp, crls) = self.validation_data(&credential).await?;
+                pdf = pades::add_dss(&pdf, &certificates, &ocsp, &crls).map_err(|e| Error::Inconsistent(format!("adding validation data: {e}")))?;
+            }
+            finished.push((document.position, pdf));
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        for (position, pdf) in &finished {
+            tx.store_signed_document(&job.id, *position, pdf).await?;
+        }
+        if tx.move_signing_job(&job.id, "signed", "done", "ok", now).await? {
+            tx.audit(
+                now,
+                &format!("user:{}", user.id),
+                "documents.signed",
+                json!({
+                    "job": job.id,
+                    "level": job.level,
+                    "documents": finished.iter().map(|(_, pdf)| hex::encode(Sha256::digest(pdf))).collect::<Vec<_>>(),
+                }),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// A signed PDF of one of the user's finished jobs: (file name, bytes).
+    pub async fn signed_document(&self, session: &Session, job_id: &str, index: usize) -> Result<(String, Vec<u8>), DocumentError> {
+        let user = session.user.clone().ok_or(DocumentError::NotFound)?;
+        let job = self.own_job(&user, job_id).await?;
+        let documents = self.store.signing_documents(&job.id).await?;
+        let document = documents.into_iter().nth(index).ok_or(DocumentError::NotFound)?;
+        let pdf = document.signed_pdf.ok_or(DocumentError::NotFound)?;
+        Ok((document.filename, pdf))
+    }
+
+    /// A timestamp token from our own TSA for a SHA-256 imprint.
+    async fn timestamp_token(&self, imprint: &[u8; 32]) -> Result<Vec<u8>, Error> {
+        let response = self.timestamp(&timestamp_request(imprint)).await?;
+        let read = pki::tsa::read_response(&response)?;
+        read.token.ok_or_else(|| Error::Inconsistent(format!("the TSA refused a token: {:?}", read.failure)))
+    }
+
+    /// What a B-LT signature carries for offline validation: every certificate of the signer's
+    /// and the TSA's chains and the OCSP responders, an OCSP response for the signer's and the
+    /// TSA's certificates, and the CRLs of the qualified CA and the root (which cover the
+    /// intermediate).
+    async fn validation_data(&self, credential: &Credential) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>), Error> {
+        let mut certificates: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
+        for certificate in self.tsa_chain() {
+            certificates.push(certificate.0);
+        }
+        let qualified = self.ca(CaName::Qualified)?;
+        if let Some((responder, _)) = &qualified.responder {
+            certificates.push(responder.to_der()?);
+        }
+        certificates.sort();
+        certificates.dedup();
+        let mut ocsp = Vec::new();
+        let subjects = [credential.chain.first().map(|c| c.0.clone()), self.tsa_chain().first().map(|c| c.0.clone())];
+        for der in subjects.into_iter().flatten() {
+            let certificate = crate::parse_certificate(&der)?;
+            let request = ocsp_request(&qualified.hashes, certificate.tbs_certificate.serial_number.as_bytes());
+            let answer = self.ocsp(&request).await;
+            if answer.outcome != "successful" {
+                return Err(Error::Inconsistent(format!("our OCSP responder answered {}", answer.outcome)));
+            }
+            ocsp.push(answer.body.to_vec());
+        }
+        let crls = vec![self.crl(CaName::Qualified).await?, self.crl(CaName::Root).await?];
+        Ok((certificates, ocsp, crls))
+    }
+}
+
+/// The reason a job failed, for the portal's message.
+fn failure_hint(refusal: &SigningError) -> &'static str {
+    match refusal {
+        SigningError::Denied => "denied",
+        SigningError::RequestExpired => "expired",
+        SigningError::Locked => "locked",
+        SigningError::NoDevice => "no_device",
+        SigningError::Revoked => "revoked",
+        SigningError::Expired => "certificate_expired",
+        _ => "failed",
+    }
+}
+
+/// A DER OCSPRequest (RFC 6960 §4.1.1) for one certificate of `issuer`, CertID with SHA-1.
+fn ocsp_request(issuer: &pki::ocsp::IssuerHashes, serial: &[u8]) -> Vec<u8> {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(u8::try_from(len).unwrap_or(0));
+        } else {
+            out.push(0x81);
+            out.push(u8::try_from(len).unwrap_or(0));
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let sha1 = [0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00];
+    let cert_id = tlv(0x30, &[&sha1[..], &tlv(0x04, &issuer.sha1_name), &tlv(0x04, &issuer.sha1_key), &tlv(0x02, serial)].concat());
+    tlv(0x30, &tlv(0x30, &tlv(0x30, &tlv(0x30, &cert_id))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_to_our_own_services_are_well_formed() {
+        let imprint = [7u8; 32];
+        let request = timestamp_request(&imprint);
+        assert_eq!(request.len(), 0x39 + 2);
+        let parsed = pki::tsa::parse_request(&request, &const_oid::ObjectIdentifier::new_unwrap("1.2.3")).unwrap();
+        assert!(parsed.cert_req);
+        assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &imprint);
+        let hashes = pki::ocsp::IssuerHashes { sha1_name: vec![1; 20], sha1_key: vec![2; 20], sha256_name: vec![], sha256_key: vec![] };
+        let parsed = pki::ocsp::parse_request(&ocsp_request(&hashes, &[0x11; 16])).unwrap();
+        assert_eq!(parsed.queries.len(), 1);
+        assert!(hashes.matches(&parsed.queries[0]));
+    }
+}

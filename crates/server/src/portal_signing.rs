@@ -1,0 +1,253 @@
+//! The portal's service **Потписивање документа** (DESIGN §6): upload PDFs and choose the
+//! PAdES level, approve the exact documents in ConsentID, download the signed PDFs. The
+//! waiting page refreshes itself (no script needed) until the approval arrives.
+
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use authority::documents::{DocumentError, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES};
+use authority::signing::SigningError;
+use proto::app::RequestContext;
+
+use crate::app_api::ClientIp;
+use crate::http::AppState;
+use crate::i18n::Language;
+use crate::portal::{csrf_ok, describe_browser, internal, message_page, render, Page, Visit};
+
+/// The largest upload, all documents together.
+const MAX_TOTAL_BYTES: usize = 2 * MAX_DOCUMENT_BYTES;
+/// The largest upload body: the documents and room for the form around them.
+const MAX_UPLOAD: usize = MAX_TOTAL_BYTES + 64 * 1024;
+
+/// The signing routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/services/sign", get(upload_page).post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route("/services/sign/{job}", get(job_page))
+        .route("/services/sign/{job}/{index}", get(download))
+}
+
+#[derive(Template)]
+#[template(path = "sign.html")]
+struct UploadPage {
+    page: Page,
+    error: Option<String>,
+    limits: String,
+}
+
+fn upload_form(state: &AppState, visit: &Visit, error: Option<String>, status: StatusCode) -> Response {
+    let page = state.page(visit, "sign-heading", "/services/sign");
+    let mb = |bytes: usize| (bytes / (1024 * 1024)).to_string();
+    let limits = page.t_with("sign-limits", &[("max", mb(MAX_DOCUMENT_BYTES)), ("total", mb(MAX_TOTAL_BYTES)), ("files", MAX_DOCUMENTS.to_string())]);
+    let template = UploadPage { page, error, limits };
+    let mut response = render(state, visit, &template);
+    *response.status_mut() = status;
+    response
+}
+
+async fn visit_of(state: &AppState, headers: &HeaderMap) -> Result<Visit, Response> {
+    match state.visit(headers).await {
+        Ok(visit) if visit.session.user.is_some() => Ok(visit),
+        Ok(visit) => Err(message_page(state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login")),
+        Err(error) => Err(internal(state, Language::SerbianCyrillic, &error)),
+    }
+}
+
+async fn upload_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match visit_of(&state, &headers).await {
+        Ok(visit) => upload_form(&state, &visit, None, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+/// The form as read: CSRF token, level and files.
+#[derive(Default)]
+struct UploadForm {
+    csrf: String,
+    level: String,
+    documents: Vec<UploadedDocument>,
+}
+
+/// Why reading the form stopped.
+enum FormError {
+    TooLarge,
+    Malformed,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<UploadForm, FormError> {
+    let mut form = UploadForm::default();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => return Ok(form),
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(FormError::TooLarge),
+            Err(_) => return Err(FormError::Malformed),
+        };
+        let name = field.name().unwrap_or("").to_owned();
+        let filename = field.file_name().map(|f| f.chars().filter(|c| !c.is_control()).take(120).collect::<String>());
+        let bytes = match field.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(FormError::TooLarge),
+            Err(_) => return Err(FormError::Malformed),
+        };
+        match name.as_str() {
+            "csrf" => form.csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "level" => form.level = String::from_utf8_lossy(&bytes).into_owned(),
+            // A browser sends an empty part when no file was chosen.
+            "documents" if !bytes.is_empty() => {
+                if form.documents.len() >= MAX_DOCUMENTS {
+                    return Err(FormError::Malformed);
+                }
+                let filename = filename.filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "document.pdf".into());
+                form.documents.push(UploadedDocument { filename, bytes: bytes.to_vec() });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The message for a refused upload.
+fn upload_refusal(page: &Page, error: &DocumentError) -> Option<String> {
+    let with_file = |id: &str, file: &str| page.t_with(id, &[("file", file.to_owned())]);
+    Some(match error {
+        DocumentError::NoDocuments => page.t("sign-error-none"),
+        DocumentError::TooMany => page.t_with("sign-error-too-many", &[("max", MAX_DOCUMENTS.to_string())]),
+        DocumentError::TooLarge(file) => page.t_with("sign-error-too-large", &[("file", file.clone()), ("max", (MAX_DOCUMENT_BYTES / (1024 * 1024)).to_string())]),
+        DocumentError::NotPdf(file) => with_file("sign-error-not-pdf", file),
+        DocumentError::Unreadable(file, _) => with_file("sign-error-corrupt", file),
+        DocumentError::NeedsConsentIdLogin => page.t("sign-error-consentid"),
+        DocumentError::NoCertificate => page.t("sign-error-no-certificate"),
+        DocumentError::Signing(SigningError::NoDevice) => page.t("sign-error-no-device"),
+        DocumentError::Signing(SigningError::Locked) => page.t("sign-failed-locked"),
+        DocumentError::Signing(SigningError::Failed(authority::Error::Rejected(authority::Rejection::RateLimited))) => page.t("sign-error-rate-limited"),
+        _ => return None,
+    })
+}
+
+async fn upload(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, multipart: Multipart) -> Response {
+    let visit = match visit_of(&state, &headers).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let page = state.page(&visit, "sign-heading", "/services/sign");
+    let form = match read_form(multipart).await {
+        Ok(form) => form,
+        Err(FormError::TooLarge) => {
+            let mb = |bytes: usize| (bytes / (1024 * 1024)).to_string();
+            let text = page.t_with("sign-error-upload-too-large", &[("max", mb(MAX_DOCUMENT_BYTES)), ("total", mb(MAX_TOTAL_BYTES))]);
+            return upload_form(&state, &visit, Some(text), StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Err(FormError::Malformed) => return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST),
+    };
+    if !csrf_ok(&visit, &form.csrf) {
+        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/services/sign");
+    }
+    let Some(level) = SignatureLevel::parse(&form.level) else {
+        return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST);
+    };
+    let browser = describe_browser(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""));
+    let context = RequestContext { browser, ip };
+    match state.authority.start_document_signing(&visit.session, form.documents, level, context).await {
+        Ok(job) => Redirect::to(&format!("/services/sign/{job}")).into_response(),
+        Err(error) => match upload_refusal(&page, &error) {
+            Some(text) => upload_form(&state, &visit, Some(text), StatusCode::UNPROCESSABLE_ENTITY),
+            None => internal(&state, visit.language, &error),
+        },
+    }
+}
+
+/// A document line of the job page.
+struct DocumentLine {
+    index: usize,
+    filename: String,
+    fingerprint: String,
+    ready: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sign_job.html")]
+struct JobPage {
+    page: Page,
+    job: String,
+    pending: bool,
+    done: bool,
+    status_line: String,
+    level: String,
+    time_left: String,
+    documents: Vec<DocumentLine>,
+}
+
+async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(job): Path<String>) -> Response {
+    let visit = match visit_of(&state, &headers).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    let view = match state.authority.document_signing(&visit.session, &job).await {
+        Ok(view) => view,
+        Err(DocumentError::NotFound) => return message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/sign"),
+        Err(error) => return internal(&state, visit.language, &error),
+    };
+    let page = state.page(&visit, "sign-heading", &format!("/services/sign/{job}"));
+    let (pending, done, status_line, seconds_left) = match &view.status {
+        JobStatus::Pending { seconds_left } => (true, false, page.t("sign-pending"), *seconds_left),
+        JobStatus::Done => (false, true, page.t("sign-done"), 0),
+        JobStatus::Failed(hint) => (false, false, page.t(&format!("sign-failed-{}", hint.replace('_', "-"))), 0),
+    };
+    let template = JobPage {
+        job: view.id,
+        pending,
+        done,
+        status_line,
+        level: page.t(&format!("sign-level-{}", view.level.as_str())),
+        time_left: page.t_with("sign-time-left", &[("seconds", seconds_left.to_string())]),
+        documents: view
+            .documents
+            .into_iter()
+            .enumerate()
+            .map(|(index, d)| DocumentLine { index, filename: d.filename, fingerprint: d.fingerprint, ready: d.ready })
+            .collect(),
+        page,
+    };
+    render(&state, &visit, &template)
+}
+
+/// `report.pdf` → `report-potpisan.pdf`, ASCII only for the header (the name is the user's own).
+fn signed_name(filename: &str) -> String {
+    let stem = filename.strip_suffix(".pdf").or_else(|| filename.strip_suffix(".PDF")).unwrap_or(filename);
+    let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(80).collect();
+    format!("{clean}-potpisan.pdf")
+}
+
+async fn download(State(state): State<AppState>, headers: HeaderMap, Path((job, index)): Path<(String, usize)>) -> Response {
+    let visit = match visit_of(&state, &headers).await {
+        Ok(visit) => visit,
+        Err(response) => return response,
+    };
+    match state.authority.signed_document(&visit.session, &job, index).await {
+        Ok((filename, pdf)) => {
+            let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", signed_name(&filename))) {
+                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Err(DocumentError::NotFound) => message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/sign"),
+        Err(error) => internal(&state, visit.language, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_file_names_are_safe_in_a_header() {
+        assert_eq!(signed_name("Уговор 1.pdf"), "______1-potpisan.pdf");
+        assert_eq!(signed_name("report.PDF"), "report-potpisan.pdf");
+        assert_eq!(signed_name("a\"b"), "a_b-potpisan.pdf");
+    }
+}

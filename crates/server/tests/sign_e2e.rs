@@ -1,0 +1,162 @@
+//! **Потписивање документа** in the portal with the real server and the `consentid` binary as the
+//! phone: a PDF signed at PAdES-B-B, B-T (our TSA) and B-LT (validation data in the DSS), each
+//! validated by pyHanko with revocation checks and by poppler's pdfsig, the B-LT one also with
+//! the server stopped (from its DSS alone); and uploads that are not signable PDFs refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::{consentid, der_to_pem, extract, logged_in, run, Browser, Server, Setup, PIN};
+
+/// A one-page PDF with a classic cross-reference table.
+fn minimal_pdf(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 18 Tf 72 760 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out
+}
+
+fn text(response: &support::HttpResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+/// Uploads `files` at `level`; the response.
+fn upload(browser: &mut Browser, level: &str, files: &[(&str, &[u8])]) -> support::HttpResponse {
+    let form = browser.get("/services/sign");
+    let csrf = Browser::csrf(&form);
+    let files: Vec<(&str, &str, &[u8])> = files.iter().map(|(name, bytes)| ("documents", *name, *bytes)).collect();
+    browser.post_multipart("/services/sign", &[("csrf", &csrf), ("level", level)], &files)
+}
+
+/// Uploads one PDF, approves on the phone, waits for the job page to offer the download;
+/// returns the signed PDF.
+fn sign_in_portal(browser: &mut Browser, home: &Path, level: &str, name: &str) -> Vec<u8> {
+    let response = upload(browser, level, &[(name, &minimal_pdf(&format!("eidportal {level}")))]);
+    assert_eq!(response.status, 303, "{level}: {}", text(&response));
+    let job = response.header("location").unwrap().to_owned();
+    let page = text(&browser.get(&job));
+    assert!(page.contains("Одобрите потпис у апликацији ConsentID") && page.contains(name), "{page}");
+    let fingerprint = extract(&page, "<code>", "</code>").unwrap();
+    let (status, out, err) = consentid(home, &["approve", "--next", "--wait", "10", "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    // The phone showed the document's name and the same fingerprint as the page.
+    assert!(out.contains(name) && out.contains(&fingerprint), "{out} / {fingerprint}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = text(&browser.get(&job));
+        if page.contains("Документи су потписани") {
+            let link = format!("{job}/0");
+            assert!(page.contains(&format!("<a href=\"{link}\" data-testid=\"download\">")), "{page}");
+            let response = browser.get(&link);
+            assert_eq!(response.status, 200);
+            assert_eq!(response.header("content-type"), Some("application/pdf"));
+            return response.body;
+        }
+        assert!(Instant::now() < deadline, "{level}: not signed: {page}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_signatures_at_b_b_b_t_and_b_lt_validate_with_pyhanko_and_pdfsig() {
+    let Some(python) = support::python() else { return };
+    let pyhanko = python.with_file_name("pyhanko");
+    for setup in Setup::all().await {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let server = Server::start(&d.join("data"), &setup, None);
+        let home = d.join("phone");
+        let mut browser = logged_in(&server, "petar@example.rs", &home);
+        server.cli_ok(&["cert", "issue", "--email", "petar@example.rs", "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008"]);
+        let root = der_to_pem(d, &server.get("/pki/root.crt"), "root", "x509");
+        let nss = format!("sql:{}", d.join("nss").display());
+        std::fs::create_dir_all(d.join("nss")).unwrap();
+        assert!(run("certutil", &["-N", "-d", &nss, "--empty-password"], d).0);
+        assert!(run("certutil", &["-A", "-d", &nss, "-n", "root", "-t", "CT,C,C", "-i", root.to_str().unwrap()], d).0);
+        for level in ["b-b", "b-t", "b-lt"] {
+            let signed = sign_in_portal(&mut browser, &home, level, &format!("ugovor-{level}.pdf"));
+            let file = format!("signed-{level}.pdf");
+            std::fs::write(d.join(&file), &signed).unwrap();
+            let (ok, out) = run(
+                pyhanko.to_str().unwrap(),
+                &["sign", "validate", "--trust", root.to_str().unwrap(), "--trust-replace", "--force-revinfo", &file],
+                d,
+            );
+            assert!(ok && out.contains("INTACT:TRUSTED"), "{} {level}: pyhanko sign validate: {out}", setup.name);
+            if level != "b-b" {
+                assert!(out.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{} {level}: the signature timestamp: {out}", setup.name);
+            }
+            let (_, out) = run("pdfsig", &["-nssdir", &nss, &file], d);
+            assert!(out.contains("Signature is Valid") && out.contains("Certificate is Trusted"), "{} {level}: pdfsig: {out}", setup.name);
+            let (ok, out) = run("qpdf", &["--check", &file], d);
+            assert!(ok, "{} {level}: qpdf --check: {out}", setup.name);
+        }
+        // B-LT validates from its own DSS, with the server (OCSP responder, CRLs) gone.
+        server.kill();
+        let (ok, out) = run(pyhanko.to_str().unwrap(), &["sign", "adesverify", "--trust", root.to_str().unwrap(), "--trust-replace", "signed-b-lt.pdf"], d);
+        assert!(ok, "{}: pyhanko sign adesverify offline: {out}", setup.name);
+        let (ok, out) = run(pyhanko.to_str().unwrap(), &["sign", "adesverify", "--trust", root.to_str().unwrap(), "--trust-replace", "signed-b-b.pdf"], d);
+        assert!(!ok, "{}: a B-B signature must not validate offline without revocation data: {out}", setup.name);
+    }
+}
+
+#[test]
+fn uploads_that_are_not_signable_pdfs_are_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let home = dir.path().join("phone");
+    let mut browser = logged_in(&server, "petar@example.rs", &home);
+    // Without a cloud certificate there is nothing to sign with.
+    let response = upload(&mut browser, "b-b", &[("a.pdf", &minimal_pdf("a"))]);
+    assert!(text(&response).contains("Немате активан квалификовани електронски сертификат у клауду"), "{}", text(&response));
+    server.cli_ok(&["cert", "issue", "--email", "petar@example.rs", "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008"]);
+
+    let refused = |browser: &mut Browser, files: &[(&str, &[u8])], status: u16, words: &str| {
+        let response = upload(browser, "b-lt", files);
+        let page = text(&response);
+        assert_eq!(response.status, status, "{page}");
+        assert!(page.contains(words), "expected “{words}” in {page}");
+    };
+    refused(&mut browser, &[("notes.txt", b"just some text, not a PDF")], 422, "Датотека „notes.txt” није PDF документ.");
+    let mut corrupt = minimal_pdf("x");
+    corrupt.truncate(corrupt.len() / 2);
+    refused(&mut browser, &[("broken.pdf", &corrupt)], 422, "Документ „broken.pdf” је оштећен");
+    refused(&mut browser, &[("random.pdf", &b"%PDF-1.7\n\x00\x01\x02 garbage without objects".repeat(3))], 422, "је оштећен");
+    let big = vec![b'x'; 11 * 1024 * 1024];
+    refused(&mut browser, &[("big.pdf", &big)], 422, "Документ „big.pdf” је већи од 10 MB.");
+    let huge = vec![b'x'; 21 * 1024 * 1024];
+    refused(&mut browser, &[("huge.pdf", &huge)], 413, "Послати документи су превелики");
+    refused(&mut browser, &[], 422, "Изаберите бар један PDF документ.");
+    // Nothing was stored or asked for.
+    let (_, pending, _) = consentid(&home, &["pending", "--json"], "");
+    assert_eq!(pending.trim(), "[]", "no request reached the phone");
+    // A form without the session's CSRF token is refused.
+    let response = browser.post_multipart("/services/sign", &[("csrf", "forged"), ("level", "b-b")], &[("documents", "a.pdf", &minimal_pdf("a"))]);
+    assert_eq!(response.status, 403);
+    // Another user cannot see or download a job.
+    let response = upload(&mut browser, "b-b", &[("mine.pdf", &minimal_pdf("mine"))]);
+    let job = response.header("location").unwrap().to_owned();
+    let mut other = logged_in(&server, "ana@example.rs", &dir.path().join("phone-b"));
+    assert_eq!(other.get(&job).status, 404);
+    assert_eq!(other.get(&format!("{job}/0")).status, 404);
+}
