@@ -13,7 +13,9 @@ use der::Encode;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use domain::login::effective_status;
 use domain::signing::{AuthorizationStatus, HashAlgorithm, SignatureScheme};
+use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
@@ -280,7 +282,7 @@ impl Authority {
     pub async fn document_signing(&self, session: &Session, job_id: &str) -> Result<JobView, DocumentError> {
         let user = session.user.clone().ok_or(DocumentError::NotFound)?;
         let mut job = self.own_job(&user, job_id).await?;
-        if job.status == "pending" {
+        if job.status == "pending" && self.answered(&job).await? {
             self.sign_job(&user, &job).await?;
             job = self.own_job(&user, job_id).await?;
         }
@@ -315,6 +317,14 @@ impl Authority {
             }
         };
         Ok(JobView { id: job.id, level, status, documents: views })
+    }
+
+    /// Whether the user answered (or the request ended), read without a write transaction: the
+    /// waiting page asks every two seconds.
+    async fn answered(&self, job: &SigningJobRecord) -> Result<bool, DocumentError> {
+        let Some(auth) = self.store.sign_authorization(&job.authorization_id).await? else { return Ok(true) };
+        let Some(txn) = self.store.transaction(&auth.txn_id).await? else { return Ok(true) };
+        Ok(auth.status != AuthorizationStatus::Pending || effective_status(txn.status, txn.expires_at, self.clock.now()) != TransactionStatus::Pending)
     }
 
     /// If the user answered: on approval, signs every document in one transaction with the
@@ -361,7 +371,8 @@ impl Authority {
             return Err(Error::Inconsistent("the job's documents differ from the approved hashes".into()).into());
         }
         if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Consumed, None, Some(&device_id)).await? {
-            return Err(SigningError::UnknownHandle.into());
+            // Another request of the same page signed it meanwhile.
+            return Ok(());
         }
         let batch = crate::signing::SignBatch { authorization_id: &auth.id, padding, algorithm: HashAlgorithm::Sha256, hashes: &hashes };
         let signatures = self.sign_in(&mut tx, user, &credential, &batch).await?;

@@ -11,6 +11,7 @@ pub mod consentid;
 pub mod documents;
 pub mod login;
 pub mod mail;
+pub mod oauth;
 pub mod clock;
 mod issuance;
 mod ocsp;

@@ -461,3 +461,220 @@ mod tests {
         );
     }
 }
+
+/// `GET /oauth2/authorize` (RFC 6749 §4.1.1 with PKCE, RFC 7636; CSC §8.3.2), as a query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OAuthAuthorizeQuery {
+    /// Must be `code`.
+    pub response_type: Option<String>,
+    /// The client's self-chosen name, shown to the user.
+    pub client_id: Option<String>,
+    /// Where the code goes: a loopback address (RFC 8252 §7.3).
+    pub redirect_uri: Option<String>,
+    /// `service` (the default); `credential` is not offered.
+    pub scope: Option<String>,
+    /// The PKCE challenge.
+    pub code_challenge: Option<String>,
+    /// Must be `S256`.
+    pub code_challenge_method: Option<String>,
+    /// Echoed to the client.
+    pub state: Option<String>,
+}
+
+/// A checked authorisation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthAuthorize {
+    /// The client's name.
+    pub client_id: String,
+    /// The loopback redirect URI.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The client's state, if any.
+    pub state: Option<String>,
+}
+
+/// Why an authorisation request is refused: `redirect` errors go back to the client's
+/// redirect URI (RFC 6749 §4.1.2.1); the others are shown to the user, because the client or
+/// its redirect URI cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthRefusal {
+    /// The OAuth error code.
+    pub error: &'static str,
+    /// What is wrong.
+    pub description: &'static str,
+    /// Whether the redirect URI is valid, so that the error may be sent there.
+    pub redirect: bool,
+}
+
+/// Whether a redirect URI is a loopback one: `http://127.0.0.1[:port]/…`, `http://[::1]…` or
+/// `http://localhost…` (RFC 8252 §7.3), without fragment or user info. A code sent there
+/// stays on the user's own computer.
+pub fn loopback_redirect(uri: &str) -> bool {
+    let Some(rest) = uri.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if authority.starts_with("[::1]") {
+        "[::1]"
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let port_ok = match authority.strip_prefix(host) {
+        Some("") => true,
+        Some(port) => port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())),
+        None => false,
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+        && port_ok
+        && !uri.contains('#')
+        && uri.len() <= 512
+        && !uri.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+fn pkce_text_ok(text: &str) -> bool {
+    (43..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+impl OAuthAuthorizeQuery {
+    /// Checks the request.
+    pub fn validate(&self) -> Result<OAuthAuthorize, OAuthRefusal> {
+        let refuse = |error, description, redirect| OAuthRefusal { error, description, redirect };
+        let client_id = match &self.client_id {
+            Some(id) if !id.is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control) => id.clone(),
+            _ => return Err(refuse("invalid_request", "client_id is missing or invalid", false)),
+        };
+        let redirect_uri = match &self.redirect_uri {
+            Some(uri) if loopback_redirect(uri) => uri.clone(),
+            _ => return Err(refuse("invalid_request", "redirect_uri must be a loopback address (http://127.0.0.1:PORT/...)", false)),
+        };
+        if self.response_type.as_deref() != Some("code") {
+            return Err(refuse("unsupported_response_type", "response_type must be code", true));
+        }
+        if !matches!(self.scope.as_deref(), None | Some("service")) {
+            return Err(refuse("invalid_scope", "only the service scope is offered", true));
+        }
+        if self.code_challenge_method.as_deref() != Some("S256") {
+            return Err(refuse("invalid_request", "PKCE with code_challenge_method S256 is required", true));
+        }
+        let code_challenge = match &self.code_challenge {
+            Some(challenge) if pkce_text_ok(challenge) => challenge.clone(),
+            _ => return Err(refuse("invalid_request", "code_challenge is missing or invalid", true)),
+        };
+        if self.state.as_ref().is_some_and(|s| s.len() > 512) {
+            return Err(refuse("invalid_request", "state is too long", true));
+        }
+        Ok(OAuthAuthorize { client_id, redirect_uri, code_challenge, state: self.state.clone() })
+    }
+}
+
+/// `POST /oauth2/token` (form-encoded, RFC 6749 §4.1.3).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OAuthTokenForm {
+    /// Must be `authorization_code`.
+    pub grant_type: Option<String>,
+    /// The code.
+    pub code: Option<String>,
+    /// The same redirect URI as in the authorisation request.
+    pub redirect_uri: Option<String>,
+    /// The same client.
+    pub client_id: Option<String>,
+    /// The PKCE verifier.
+    pub code_verifier: Option<String>,
+}
+
+/// A checked token request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthToken {
+    /// The code.
+    pub code: String,
+    /// The redirect URI.
+    pub redirect_uri: String,
+    /// The client.
+    pub client_id: String,
+    /// The PKCE verifier.
+    pub code_verifier: String,
+}
+
+impl OAuthTokenForm {
+    /// Checks the request; the error is `(error, description)` of RFC 6749 §5.2.
+    pub fn validate(&self) -> Result<OAuthToken, (&'static str, &'static str)> {
+        if self.grant_type.as_deref() != Some("authorization_code") {
+            return Err(("unsupported_grant_type", "only authorization_code is offered"));
+        }
+        let field = |value: &Option<String>, what: &'static str| match value {
+            Some(v) if !v.is_empty() && v.len() <= 512 => Ok(v.clone()),
+            _ => Err(("invalid_request", what)),
+        };
+        let code_verifier = field(&self.code_verifier, "code_verifier is missing")?;
+        if !pkce_text_ok(&code_verifier) {
+            return Err(("invalid_request", "code_verifier is malformed"));
+        }
+        Ok(OAuthToken {
+            code: field(&self.code, "code is missing")?,
+            redirect_uri: field(&self.redirect_uri, "redirect_uri is missing")?,
+            client_id: field(&self.client_id, "client_id is missing")?,
+            code_verifier,
+        })
+    }
+}
+
+/// The PKCE S256 challenge of a verifier: base64url(SHA-256(verifier)) without padding.
+pub fn pkce_challenge(verifier_sha256: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(verifier_sha256)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod oauth_tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_redirects_are_accepted() {
+        for good in ["http://127.0.0.1:8765/callback", "http://localhost/cb?x=1", "http://[::1]:9000/", "http://127.0.0.1"] {
+            assert!(loopback_redirect(good), "{good}");
+        }
+        for bad in [
+            "https://evil.example/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1:80x/",
+            "http://127.0.0.1:8765/cb#frag",
+            "http://user@127.0.0.1/",
+            "javascript:alert(1)",
+            "http://127.0.0.1:/",
+        ] {
+            assert!(!loopback_redirect(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn authorisation_requests_need_pkce_and_the_service_scope() {
+        let good = OAuthAuthorizeQuery {
+            response_type: Some("code".into()),
+            client_id: Some("pyHanko".into()),
+            redirect_uri: Some("http://127.0.0.1:8765/cb".into()),
+            scope: Some("service".into()),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            code_challenge_method: Some("S256".into()),
+            state: Some("xyz".into()),
+        };
+        assert!(good.validate().is_ok());
+        let no_pkce = OAuthAuthorizeQuery { code_challenge_method: None, ..good.clone() };
+        assert_eq!(no_pkce.validate().unwrap_err().error, "invalid_request");
+        let credential = OAuthAuthorizeQuery { scope: Some("credential".into()), ..good.clone() };
+        assert_eq!(credential.validate().unwrap_err().error, "invalid_scope");
+        let remote = OAuthAuthorizeQuery { redirect_uri: Some("https://evil.example/".into()), ..good };
+        assert!(!remote.validate().unwrap_err().redirect, "never redirect to an untrusted URI");
+    }
+
+    #[test]
+    fn the_rfc_7636_example_challenge() {
+        // RFC 7636 Appendix B: verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk.
+        use std::num::ParseIntError;
+        let digest: Result<Vec<u8>, ParseIntError> = "13d31e961a1ad8ec2f16b10c4c982e0876a878ad6df144566ee1894acb70f9c3"
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap_or(""), 16))
+            .collect();
+        assert_eq!(pkce_challenge(&digest.unwrap()), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+}

@@ -165,3 +165,14 @@ sign-failed-revoked = The certificate is revoked; the documents were not signed.
 sign-failed-certificate-expired = The certificate has expired; the documents were not signed.
 sign-failed-interrupted = Signing was interrupted; please try again.
 sign-failed-failed = Signing failed; please try again.
+
+## OAuth 2.0 for the CSC API
+oauth-heading = Access permission
+oauth-text = The application “{ $client }” on your computer asks for access to your remote signing certificates.
+oauth-client = Application
+oauth-redirect = Return address
+oauth-each-signature = You will still approve every signature in the ConsentID app, with your PIN.
+oauth-allow = Allow
+oauth-deny = Deny
+oauth-login-first = To allow “{ $client }” access, log in with the ConsentID mobile app; after the login you come back here.
+oauth-invalid = The access request is not valid.

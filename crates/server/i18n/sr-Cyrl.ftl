@@ -166,3 +166,14 @@ sign-failed-revoked = Сертификат је опозван; документ
 sign-failed-certificate-expired = Сертификат је истекао; документи нису потписани.
 sign-failed-interrupted = Потписивање је прекинуто; покушајте поново.
 sign-failed-failed = Потписивање није успело; покушајте поново.
+
+## OAuth 2.0 for the CSC API
+oauth-heading = Дозвола за приступ
+oauth-text = Апликација „{ $client }” на вашем рачунару тражи приступ вашим сертификатима за потписивање на даљину.
+oauth-client = Апликација
+oauth-redirect = Адреса на коју се враћа
+oauth-each-signature = Сваки потпис ћете и даље одобравати у апликацији ConsentID, ПИН-ом.
+oauth-allow = Дозволи
+oauth-deny = Одбиј
+oauth-login-first = Да бисте апликацији „{ $client }” дозволили приступ, пријавите се мобилном апликацијом ConsentID; после пријаве враћате се овде.
+oauth-invalid = Захтев за приступ није исправан.

@@ -58,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tsa", post(tsa_post))
         .merge(crate::app_api::routes())
         .merge(crate::csc::routes())
+        .merge(crate::oauth::routes())
         .merge(crate::portal::routes())
         .merge(crate::portal_signing::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))

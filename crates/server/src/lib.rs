@@ -6,6 +6,7 @@ pub mod config;
 pub mod csc;
 pub mod http;
 pub mod i18n;
+pub mod oauth;
 pub mod portal;
 pub mod portal_signing;
 

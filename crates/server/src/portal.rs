@@ -87,7 +87,7 @@ pub(crate) struct Visit {
     pub(crate) language: Language,
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -134,7 +134,7 @@ impl AppState {
     }
 }
 
-fn with_cookie(state: &AppState, mut response: Response, token: Option<&SessionToken>) -> Response {
+pub(crate) fn with_cookie(state: &AppState, mut response: Response, token: Option<&SessionToken>) -> Response {
     if let Some(token) = token {
         response.headers_mut().append(header::SET_COOKIE, state.session_cookie(token));
     }
@@ -163,13 +163,13 @@ fn html_escape(text: &str) -> String {
 /// A page with a heading, a sentence and a link.
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage {
-    page: Page,
-    heading: String,
-    text: String,
-    is_error: bool,
-    link: String,
-    link_text: String,
+pub(crate) struct MessagePage {
+    pub(crate) page: Page,
+    pub(crate) heading: String,
+    pub(crate) text: String,
+    pub(crate) is_error: bool,
+    pub(crate) link: String,
+    pub(crate) link_text: String,
 }
 
 pub(crate) fn message_page(state: &AppState, visit: &Visit, status: StatusCode, text_id: &str, link: &str) -> Response {
@@ -396,7 +396,13 @@ async fn login_complete(State(state): State<AppState>, headers: HeaderMap, Path(
         return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/login");
     }
     match state.authority.login_complete(&visit.session, &txn).await {
-        Ok((token, _)) => with_cookie(&state, Redirect::to("/account").into_response(), Some(&token)),
+        Ok((token, _)) => {
+            // Back to where the login was asked for (only our own OAuth page), else the account.
+            let next = cookie(&headers, "next").filter(|n| n.starts_with("/oauth2/authorize?")).unwrap_or("/account");
+            let mut response = with_cookie(&state, Redirect::to(next).into_response(), Some(&token));
+            response.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"));
+            response
+        }
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/mobile/{txn}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }

@@ -278,3 +278,84 @@ fn every_refusal_carries_the_specifications_error() {
     let verify = server.cli(&["audit", "verify"]);
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
+
+/// Posts a form to `/oauth2/token`; (status, JSON body).
+fn token_request(server: &Server, fields: &[(&str, &str)]) -> (u16, Value) {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", support::url_encode(v))).collect();
+    let response = http_with(&server.addr, "POST", "/oauth2/token", &[("Content-Type", "application/x-www-form-urlencoded")], body.join("&").as_bytes()).unwrap();
+    (response.status, serde_json::from_slice(&response.body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
+    // RFC 7636 Appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let redirect = "http://127.0.0.1:9/callback";
+    let query = format!(
+        "response_type=code&client_id=test-app&redirect_uri={}&scope=service&code_challenge={CHALLENGE}&code_challenge_method=S256&state=xyz",
+        support::url_encode(redirect)
+    );
+    let authorize = format!("/oauth2/authorize?{query}");
+
+    // Not logged in: asked to log in with ConsentID first, and brought back after the login.
+    let mut anonymous = support::Browser::new(&server);
+    let page = anonymous.get(&authorize);
+    assert!(String::from_utf8_lossy(&page.body).contains("пријавите се мобилном апликацијом ConsentID"));
+    assert!(page.headers.iter().any(|(name, value)| name == "set-cookie" && value.starts_with("next=/oauth2/authorize?")));
+
+    let home = dir.path().join("phone");
+    let out = server.cli_ok(&["user", "add", "--email", "mila@example.rs", "--given-name", "Мила", "--surname", "Милић", "--jmbg", "0101990710008", "--json"]);
+    let code = serde_json::from_str::<Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let (status, out, err) = consentid(&home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    server.cli_ok(&["cert", "issue", "--email", "mila@example.rs", "--given-name", "Мила", "--surname", "Милић", "--jmbg", "0101990710008"]);
+    assert_eq!(support::log_in(&mut anonymous, "mila@example.rs", &home), authorize, "the login returns to the OAuth page");
+    let mut browser = anonymous;
+    let page = browser.get(&authorize);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(html.contains("test-app") && html.contains("Дозволи"), "{html}");
+    let csrf = support::Browser::csrf(&page);
+    let allowed = browser.post("/oauth2/authorize", &[("csrf", &csrf), ("query", &query), ("decision", "allow")]);
+    let location = allowed.header("location").unwrap().to_owned();
+    assert!(location.starts_with("http://127.0.0.1:9/callback?code=") && location.ends_with("&state=xyz"), "{location}");
+    let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+
+    // The code, once, with the verifier, for the same client and redirect URI.
+    let exchange = |code: &str, verifier: &str, client: &str| {
+        token_request(
+            &server,
+            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect), ("client_id", client), ("code_verifier", verifier)],
+        )
+    };
+    let (status, body) = exchange(&code, VERIFIER, "test-app");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let (status, list) = csc(&server, &token, "credentials/list", &json!({}));
+    assert_eq!((status, list["credentialIDs"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
+    assert_error(exchange(&code, VERIFIER, "test-app"), 400, "invalid_grant", "used");
+
+    // A wrong verifier or another client gets nothing, and spends the code.
+    for (verifier, client) in [("x".repeat(43).as_str(), "test-app"), (VERIFIER, "other-app")] {
+        let page = browser.get(&authorize);
+        let csrf = support::Browser::csrf(&page);
+        let location = browser.post("/oauth2/authorize", &[("csrf", &csrf), ("query", &query), ("decision", "allow")]).header("location").unwrap().to_owned();
+        let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+        assert_error(exchange(&code, verifier, client), 400, "invalid_grant", "");
+        assert_error(exchange(&code, VERIFIER, "test-app"), 400, "invalid_grant", "used");
+    }
+
+    // Deny goes back with access_denied; a redirect URI off the user's computer is never used.
+    let page = browser.get(&authorize);
+    let csrf = support::Browser::csrf(&page);
+    let denied = browser.post("/oauth2/authorize", &[("csrf", &csrf), ("query", &query), ("decision", "deny")]);
+    assert!(denied.header("location").unwrap().starts_with("http://127.0.0.1:9/callback?error=access_denied"));
+    let evil = authorize.replace(&support::url_encode(redirect), &support::url_encode("https://evil.example/cb"));
+    let page = browser.get(&evil);
+    assert_eq!(page.status, 400);
+    assert!(page.header("location").is_none());
+    assert_error(token_request(&server, &[("grant_type", "password")]), 400, "unsupported_grant_type", "");
+}

@@ -19,7 +19,7 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, AuditEntry, ChainBreak};
-pub use signing::{ApiTokenRecord, SignAuthorizationRecord, SigningDocumentRecord, SigningJobRecord};
+pub use signing::{ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord, SigningJobRecord};
 pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
 
 /// Errors of the store.

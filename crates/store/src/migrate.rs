@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_signing.sql")),
     (5, include_str!("migrations/0005_tsa.sql")),
     (6, include_str!("migrations/0006_signing_jobs.sql")),
+    (7, include_str!("migrations/0007_oauth.sql")),
 ];
 
 /// A migration in the database's dialect.

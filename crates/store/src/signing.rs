@@ -76,6 +76,25 @@ fn authorization_from_row(row: &AnyRow) -> Result<SignAuthorizationRecord, Error
     })
 }
 
+/// An OAuth 2.0 authorisation code (its hash) and what it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthCodeRecord {
+    /// SHA-256 (hex) of the code.
+    pub code_hash: String,
+    /// The account that allowed it.
+    pub user_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Where it was sent.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// When it was issued.
+    pub created_at: UnixTime,
+    /// End of validity.
+    pub expires_at: UnixTime,
+}
+
 /// A document-signing job of the portal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningJobRecord {
@@ -329,6 +348,52 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         Ok(())
+    }
+
+    /// Stores an OAuth authorisation code's hash with what it was issued for.
+    pub async fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(code.code_hash.clone())
+        .bind(code.user_id.clone())
+        .bind(code.client_id.clone())
+        .bind(code.redirect_uri.clone())
+        .bind(code.code_challenge.clone())
+        .bind(code.created_at.0)
+        .bind(code.expires_at.0)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Spends an OAuth authorisation code (compare-and-set on its use): what it was issued
+    /// for, or `None` if it is unknown or was used before.
+    pub async fn use_oauth_code(&mut self, code_hash: &str, at: UnixTime) -> Result<Option<OAuthCodeRecord>, Error> {
+        let done = sqlx::query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+            .bind(code_hash.to_owned())
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at FROM oauth_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash.to_owned())
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(Some(OAuthCodeRecord {
+            code_hash: row.try_get(0)?,
+            user_id: row.try_get(1)?,
+            client_id: row.try_get(2)?,
+            redirect_uri: row.try_get(3)?,
+            code_challenge: row.try_get(4)?,
+            created_at: UnixTime(row.try_get(5)?),
+            expires_at: UnixTime(row.try_get(6)?),
+        }))
     }
 
     /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.

@@ -1,0 +1,108 @@
+//! OAuth 2.0 for the CSC API (RFC 6749 §4.1, authorisation code with PKCE S256, RFC 7636): a
+//! user logged in with ConsentID allows a client on their own computer (a loopback redirect
+//! URI, RFC 8252) to use the API on their behalf; the client exchanges the one-minute code
+//! once for a bearer token (scope `service`). Each signature still needs its own approval in
+//! ConsentID: the token alone signs nothing.
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use csc::{OAuthAuthorize, OAuthToken};
+use store::{ApiTokenRecord, OAuthCodeRecord};
+
+use crate::login::Session;
+use crate::signing::{ApiToken, API_TOKEN_LIFETIME};
+use crate::{Authority, Error};
+
+/// Seconds an authorisation code lives.
+pub const CODE_LIFETIME: i64 = 60;
+
+/// Why a code or token is refused (RFC 6749 §5.2 codes).
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Allowing a client needs a ConsentID login.
+    #[error("a ConsentID login is needed")]
+    LoginRequired,
+    /// The code is unknown, used, expired, or was issued for another client, redirect URI or
+    /// verifier.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    /// Something else failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl From<store::Error> for OAuthError {
+    fn from(error: store::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Authority {
+    /// The user allowed the client: a one-minute, single-use code for its redirect URI.
+    pub async fn oauth_allow(&self, session: &Session, request: &OAuthAuthorize) -> Result<String, OAuthError> {
+        let user = session.user.clone().ok_or(OAuthError::LoginRequired)?;
+        if session.record.auth_method.as_deref() != Some("consentid") {
+            return Err(OAuthError::LoginRequired);
+        }
+        let now = self.clock.now();
+        let code = proto::b64(&rand::random::<[u8; 32]>());
+        let mut tx = self.store.begin().await?;
+        tx.insert_oauth_code(&OAuthCodeRecord {
+            code_hash: sha256_hex(&code),
+            user_id: user.id.clone(),
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            created_at: now,
+            expires_at: now.plus_seconds(CODE_LIFETIME),
+        })
+        .await?;
+        tx.audit(now, &format!("user:{}", user.id), "oauth.allowed", json!({ "client": request.client_id, "redirect_uri": request.redirect_uri }))
+            .await?;
+        tx.commit().await?;
+        Ok(code)
+    }
+
+    /// Exchanges a code for a bearer token, once: the same client and redirect URI, within a
+    /// minute, and the verifier whose SHA-256 is the challenge.
+    pub async fn oauth_token(&self, request: &OAuthToken) -> Result<(ApiToken, i64), OAuthError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        // Spent even when the rest does not match: a code is tried once.
+        let Some(code) = tx.use_oauth_code(&sha256_hex(&request.code), now).await? else {
+            return Err(OAuthError::InvalidGrant("the code is unknown or was used"));
+        };
+        let refusal = if now >= code.expires_at {
+            Some("the code has expired")
+        } else if code.client_id != request.client_id || code.redirect_uri != request.redirect_uri {
+            Some("the code was issued to another client or redirect URI")
+        } else if csc::pkce_challenge(&Sha256::digest(request.code_verifier.as_bytes())) != code.code_challenge {
+            Some("the code verifier does not match the challenge")
+        } else {
+            None
+        };
+        let actor = format!("user:{}", code.user_id);
+        if let Some(reason) = refusal {
+            tx.audit(now, &actor, "oauth.refused", json!({ "client": request.client_id, "reason": reason })).await?;
+            tx.commit().await?;
+            return Err(OAuthError::InvalidGrant(reason));
+        }
+        let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
+        tx.insert_api_token(&ApiTokenRecord {
+            token_hash: token.hash(),
+            user_id: code.user_id.clone(),
+            created_at: now,
+            expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
+            revoked_at: None,
+        })
+        .await?;
+        tx.audit(now, &actor, "api.login", json!({ "method": "oauth2code", "client": request.client_id })).await?;
+        tx.commit().await?;
+        Ok((token, API_TOKEN_LIFETIME))
+    }
+}

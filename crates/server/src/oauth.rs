@@ -1,0 +1,199 @@
+//! OAuth 2.0 for the CSC API (`authType` `oauth2code`): `GET /oauth2/authorize` asks the user,
+//! logged in with ConsentID, to allow a client on their own computer; `POST /oauth2/authorize`
+//! sends the code to the client's loopback redirect URI; `POST /oauth2/token` exchanges it
+//! (with the PKCE verifier) for a bearer token of the CSC API.
+
+use askama::Template;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use authority::oauth::OAuthError;
+use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
+
+use crate::http::AppState;
+use crate::i18n::Language;
+use crate::portal::{csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit};
+
+/// The OAuth routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/oauth2/authorize", get(authorize_page).post(authorize_decision)).route("/oauth2/token", post(token))
+}
+
+#[derive(Template)]
+#[template(path = "oauth_consent.html")]
+struct ConsentPage {
+    page: Page,
+    text: String,
+    client_id: String,
+    redirect_uri: String,
+    query: String,
+}
+
+/// Appends `pairs` to the client's redirect URI as query parameters.
+fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    let mut url = redirect_uri.to_owned();
+    for (name, value) in pairs {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(name);
+        url.push('=');
+        url.push_str(&form_urlencoded(value));
+    }
+    Redirect::to(&url).into_response()
+}
+
+fn form_urlencoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A refused request: back to the client when its redirect URI is trusted, else a page.
+fn refusal(state: &AppState, visit: &Visit, query: &OAuthAuthorizeQuery, refusal: &OAuthRefusal) -> Response {
+    match (&query.redirect_uri, refusal.redirect) {
+        (Some(uri), true) => {
+            let mut pairs = vec![("error", refusal.error), ("error_description", refusal.description)];
+            if let Some(state) = &query.state {
+                pairs.push(("state", state));
+            }
+            redirect_with(uri, &pairs)
+        }
+        _ => {
+            let page = state.page(visit, "oauth-heading", "/oauth2/authorize");
+            let template = MessagePage {
+                heading: page.t("oauth-heading"),
+                text: format!("{} ({})", page.t("oauth-invalid"), refusal.description),
+                is_error: true,
+                link: "/".into(),
+                link_text: page.t("error-back"),
+                page,
+            };
+            let mut response = render(state, visit, &template);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+    }
+}
+
+async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery, query: Result<Query<OAuthAuthorizeQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let request = match query.validate() {
+        Ok(request) => request,
+        Err(refused) => return refusal(&state, &visit, &query, &refused),
+    };
+    let raw = raw.unwrap_or_default();
+    let logged_in = visit.session.user.is_some() && visit.session.record.auth_method.as_deref() == Some("consentid");
+    if !logged_in {
+        // Log in with ConsentID first; the login comes back here.
+        let page = state.page(&visit, "oauth-heading", "/oauth2/authorize");
+        let template = MessagePage {
+            heading: page.t("oauth-heading"),
+            text: page.t_with("oauth-login-first", &[("client", request.client_id.clone())]),
+            is_error: false,
+            link: "/login/mobile".into(),
+            link_text: page.t("cloud-login-again"),
+            page,
+        };
+        let mut response = render(&state, &visit, &template);
+        if let Ok(value) = HeaderValue::from_str(&format!("next=/oauth2/authorize?{raw}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax")) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    let page = state.page(&visit, "oauth-heading", "/oauth2/authorize");
+    let template = ConsentPage {
+        text: page.t_with("oauth-text", &[("client", request.client_id.clone())]),
+        client_id: request.client_id,
+        redirect_uri: request.redirect_uri,
+        query: raw,
+        page,
+    };
+    render(&state, &visit, &template)
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    csrf: String,
+    query: String,
+    decision: String,
+}
+
+async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<DecisionForm>) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    if !csrf_ok(&visit, &form.csrf) {
+        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/");
+    }
+    let query: OAuthAuthorizeQuery = match serde_urlencoded_query(&form.query) {
+        Some(q) => q,
+        None => return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oauth-invalid", "/"),
+    };
+    let request: OAuthAuthorize = match query.validate() {
+        Ok(request) => request,
+        Err(refused) => return refusal(&state, &visit, &query, &refused),
+    };
+    let state_pair = |mut pairs: Vec<(&'static str, String)>| {
+        if let Some(s) = &request.state {
+            pairs.push(("state", s.clone()));
+        }
+        pairs
+    };
+    if form.decision != "allow" {
+        let pairs = state_pair(vec![("error", "access_denied".into()), ("error_description", "the user denied the request".into())]);
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return redirect_with(&request.redirect_uri, &pairs);
+    }
+    match state.authority.oauth_allow(&visit.session, &request).await {
+        Ok(code) => {
+            let pairs = state_pair(vec![("code", code)]);
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            with_cookie(&state, redirect_with(&request.redirect_uri, &pairs), None)
+        }
+        Err(OAuthError::LoginRequired) => message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login/mobile"),
+        Err(error) => internal(&state, visit.language, &error),
+    }
+}
+
+/// Reads the original authorisation query carried through the consent form.
+fn serde_urlencoded_query(raw: &str) -> Option<OAuthAuthorizeQuery> {
+    axum::extract::Query::<OAuthAuthorizeQuery>::try_from_uri(&format!("/?{raw}").parse().ok()?).ok().map(|Query(q)| q)
+}
+
+fn token_error(error: &str, description: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": error, "error_description": description }))).into_response()
+}
+
+async fn token(State(state): State<AppState>, form: Result<Form<OAuthTokenForm>, axum::extract::rejection::FormRejection>) -> Response {
+    let Ok(Form(form)) = form else { return token_error("invalid_request", "the body must be application/x-www-form-urlencoded") };
+    let request = match form.validate() {
+        Ok(request) => request,
+        Err((error, description)) => return token_error(error, description),
+    };
+    match state.authority.oauth_token(&request).await {
+        Ok((token, expires_in)) => {
+            let mut response = Json(json!({ "access_token": token.0, "token_type": "Bearer", "expires_in": expires_in })).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(OAuthError::InvalidGrant(reason)) => token_error("invalid_grant", reason),
+        Err(OAuthError::LoginRequired) => token_error("invalid_grant", "the code was not allowed"),
+        Err(OAuthError::Failed(error)) => {
+            tracing::error!(%error, "OAuth token request failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "server_error" }))).into_response()
+        }
+    }
+}
