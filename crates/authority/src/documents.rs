@@ -173,15 +173,6 @@ fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
     }
 }
 
-/// A DER TimeStampReq (RFC 3161 §2.4.1) for a SHA-256 imprint, asking for the certificate.
-fn timestamp_request(imprint: &[u8; 32]) -> Vec<u8> {
-    let mut out = vec![0x30, 0x39, 0x02, 0x01, 0x01, 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09];
-    out.extend_from_slice(&[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20]);
-    out.extend_from_slice(imprint);
-    out.extend_from_slice(&[0x01, 0x01, 0xff]);
-    out
-}
-
 impl Authority {
     fn signer_of(&self, session: &Session) -> Result<UserRecord, DocumentError> {
         let user = session.user.clone().ok_or(DocumentError::NeedsConsentIdLogin)?;
@@ -396,7 +387,7 @@ impl Authority {
             let signature = document.signature.clone().ok_or_else(|| Error::Inconsistent("a signed job without signature".into()))?;
             let token = match level {
                 SignatureLevel::BasicB => None,
-                SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(self.timestamp_token(&pades::timestamp_imprint(&signature)).await?),
+                SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(self.timestamp_token(HashAlgorithm::Sha256, &pades::timestamp_imprint(&signature), None).await?),
             };
             let mut pdf = pades::finish(&prepared, &signature, token.as_deref()).map_err(|e| Error::Inconsistent(format!("finishing a signature: {e}")))?;
             if level == SignatureLevel::BasicLt {
@@ -435,13 +426,6 @@ impl Authority {
         let document = documents.into_iter().nth(index).ok_or(DocumentError::NotFound)?;
         let pdf = document.signed_pdf.ok_or(DocumentError::NotFound)?;
         Ok((document.filename, pdf))
-    }
-
-    /// A timestamp token from our own TSA for a SHA-256 imprint.
-    async fn timestamp_token(&self, imprint: &[u8; 32]) -> Result<Vec<u8>, Error> {
-        let response = self.timestamp(&timestamp_request(imprint)).await?;
-        let read = pki::tsa::read_response(&response)?;
-        read.token.ok_or_else(|| Error::Inconsistent(format!("the TSA refused a token: {:?}", read.failure)))
     }
 
     /// What a B-LT signature carries for offline validation: every certificate of the signer's
@@ -490,18 +474,7 @@ fn failure_hint(refusal: &SigningError) -> &'static str {
 
 /// A DER OCSPRequest (RFC 6960 §4.1.1) for one certificate of `issuer`, CertID with SHA-1.
 fn ocsp_request(issuer: &pki::ocsp::IssuerHashes, serial: &[u8]) -> Vec<u8> {
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        let len = content.len();
-        if len < 0x80 {
-            out.push(u8::try_from(len).unwrap_or(0));
-        } else {
-            out.push(0x81);
-            out.push(u8::try_from(len).unwrap_or(0));
-        }
-        out.extend_from_slice(content);
-        out
-    }
+    use crate::tsa::tlv;
     let sha1 = [0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00];
     let cert_id = tlv(0x30, &[&sha1[..], &tlv(0x04, &issuer.sha1_name), &tlv(0x04, &issuer.sha1_key), &tlv(0x02, serial)].concat());
     tlv(0x30, &tlv(0x30, &tlv(0x30, &tlv(0x30, &cert_id))))
@@ -513,13 +486,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_to_our_own_services_are_well_formed() {
-        let imprint = [7u8; 32];
-        let request = timestamp_request(&imprint);
-        assert_eq!(request.len(), 0x39 + 2);
-        let parsed = pki::tsa::parse_request(&request, &const_oid::ObjectIdentifier::new_unwrap("1.2.3")).unwrap();
-        assert!(parsed.cert_req);
-        assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &imprint);
+    fn ocsp_requests_to_our_own_responder_are_well_formed() {
         let hashes = pki::ocsp::IssuerHashes { sha1_name: vec![1; 20], sha1_key: vec![2; 20], sha256_name: vec![], sha256_key: vec![] };
         let parsed = pki::ocsp::parse_request(&ocsp_request(&hashes, &[0x11; 16])).unwrap();
         assert_eq!(parsed.queries.len(), 1);

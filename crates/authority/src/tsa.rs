@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use x509_cert::Certificate;
 
+use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use pki::tsa::{self, TimeStampUnit};
@@ -40,6 +41,43 @@ impl TsaUnit {
     fn serial(&self) -> Option<Serial> {
         Serial::from_integer_bytes(self.certificate.tbs_certificate.serial_number.as_bytes())
     }
+}
+
+/// A DER TLV with a definite length (contents up to 65535 bytes).
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(u8::try_from(len).unwrap_or(0));
+    } else if len < 0x100 {
+        out.extend_from_slice(&[0x81, u8::try_from(len).unwrap_or(0)]);
+    } else {
+        out.push(0x82);
+        out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER TimeStampReq (RFC 3161 §2.4.1) asking for the TSA's certificate: version 1, the
+/// imprint, the nonce as a positive INTEGER.
+fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
+    let last = match algorithm {
+        HashAlgorithm::Sha256 => 1,
+        HashAlgorithm::Sha384 => 2,
+        HashAlgorithm::Sha512 => 3,
+    };
+    let algorithm_id = tlv(0x30, &[0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last, 0x05, 0x00]);
+    let mut body = vec![0x02, 0x01, 0x01];
+    body.extend(tlv(0x30, &[algorithm_id, tlv(0x04, imprint)].concat()));
+    if let Some(nonce) = nonce {
+        let trimmed: Vec<u8> = nonce.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut integer = if trimmed.first().is_some_and(|b| b & 0x80 != 0) { vec![0] } else { Vec::new() };
+        integer.extend(if trimmed.is_empty() { vec![0] } else { trimmed });
+        body.extend(tlv(0x02, &integer));
+    }
+    body.extend_from_slice(&[0x01, 0x01, 0xff]);
+    tlv(0x30, &body)
 }
 
 impl Authority {
@@ -93,6 +131,15 @@ impl Authority {
         tx.commit().await?;
         // 4.
         Ok(response)
+    }
+
+    /// A token from our own TSA over `imprint` (a digest of `algorithm`), with the nonce if
+    /// given: what `signatures/timestamp` of the CSC API and the portal's B-T signatures use.
+    /// A request the TSA rejects (e.g. a digest of the wrong length) is `Rejection::Invalid`.
+    pub async fn timestamp_token(&self, algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)).await?;
+        let read = tsa::read_response(&response)?;
+        read.token.ok_or(Error::Rejected(crate::Rejection::Invalid("hash")))
     }
 
     /// The time-stamping unit's certificate and its issuer (the qualified CA), for validation
@@ -177,5 +224,22 @@ impl Authority {
         }
         let status = self.store.certificate(serial).await?.map(|c| c.status);
         Ok(status != Some(CertificateStatus::Issued))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn our_own_time_stamp_requests_parse_as_the_tsa_reads_them() {
+        let policy = const_oid::ObjectIdentifier::new_unwrap("1.2.3");
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None), &policy).unwrap();
+        assert!(parsed.cert_req && parsed.nonce.is_none());
+        assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])), &policy).unwrap();
+        assert_eq!(parsed.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
+        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None), &policy).is_err(), "wrong length");
     }
 }

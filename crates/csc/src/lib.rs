@@ -371,6 +371,56 @@ impl SignHashRequest {
     }
 }
 
+/// `signatures/timestamp`: an RFC 3161 token over one hash (the v1 names `hash` and
+/// `hashAlgo` are the v2 names here too).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TimestampRequest {
+    /// The hash, base64.
+    pub hash: Option<String>,
+    /// Its algorithm's OID.
+    #[serde(rename = "hashAlgo", alias = "hashAlgorithmOID")]
+    pub hash_algo: Option<String>,
+    /// A nonce, hex, echoed in the token.
+    pub nonce: Option<String>,
+    /// Correlation data.
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// A checked `signatures/timestamp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    /// The hash.
+    pub hash: Vec<u8>,
+    /// Its algorithm.
+    pub algorithm: HashAlgorithm,
+    /// The nonce's bytes.
+    pub nonce: Option<Vec<u8>>,
+}
+
+impl TimestampRequest {
+    /// Checks the request.
+    pub fn validate(&self) -> Result<Timestamp, CscError> {
+        let algorithm = hash_algorithm(self.hash_algo.as_ref())?.ok_or_else(|| CscError::missing("hashAlgo"))?;
+        let text = self.hash.as_ref().ok_or_else(|| CscError::missing("hash"))?;
+        let hash = decode_base64(text).ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
+        if hash.len() != algorithm.digest_len() {
+            return Err(CscError::invalid("Invalid digest value length"));
+        }
+        let nonce = match &self.nonce {
+            None => None,
+            Some(hex) if !hex.is_empty() && hex.len() <= 64 && hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Some(
+                hex.as_bytes()
+                    .chunks(2)
+                    .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0))
+                    .collect(),
+            ),
+            Some(_) => return Err(CscError::invalid("Invalid parameter nonce")),
+        };
+        Ok(Timestamp { hash, algorithm, nonce })
+    }
+}
+
 /// `auth/revoke`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RevokeRequest {

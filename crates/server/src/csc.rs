@@ -33,6 +33,7 @@ const METHODS: &[&str] = &[
     "credentials/authorize",
     "credentials/authorizeCheck",
     "signatures/signHash",
+    "signatures/timestamp",
 ];
 
 /// The CSC routes.
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/csc/v2/credentials/authorize", post(authorize))
         .route("/csc/v2/credentials/authorizeCheck", post(authorize_check))
         .route("/csc/v2/signatures/signHash", post(sign_hash))
+        .route("/csc/v2/signatures/timestamp", post(timestamp))
 }
 
 fn csc_error(error: CscError) -> Response {
@@ -390,6 +392,22 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
             Json(json!({ "signatures": signatures })).into_response()
         }
         Err(error) => signing_error(error),
+    }
+}
+
+/// `signatures/timestamp`: a token from our own TSA.
+async fn timestamp(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = caller(&state, &headers).await {
+        return response;
+    }
+    let request = match parse::<csc::TimestampRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state.authority.timestamp_token(request.algorithm, &request.hash, request.nonce.as_deref()).await {
+        Ok(token) => Json(json!({ "timestamp": STANDARD.encode(token) })).into_response(),
+        Err(Error::Rejected(Rejection::Invalid(_))) => csc_error(CscError::invalid("Invalid parameter hash")),
+        Err(error) => failed(error),
     }
 }
 

@@ -172,6 +172,42 @@ async fn unmodified_pyhanko_signs_through_the_csc_api_and_validates_with_revocat
             "{}: pdfsig: {text}",
             setup.name
         );
+        if setup.name.contains("rsa") {
+            rsa_pss_and_pkcs1_signatures_verify(&server, &party, &python, dir.path());
+        }
+    }
+}
+
+/// On an RSA credential, signHash makes RSASSA-PSS (with the parameters of RFC 8017 for
+/// SHA-256) and PKCS#1 v1.5 signatures that Python's `cryptography` verifies over the hash.
+fn rsa_pss_and_pkcs1_signatures_verify(server: &Server, party: &Party, python: &Path, dir: &Path) {
+    // RSASSA-PSS-params: SHA-256, MGF1 with SHA-256, salt length 32.
+    const PSS_SHA256: &str = "MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEg";
+    let hash = vec![0x5au8; 32];
+    let (_, info) = csc(server, &party.token, "credentials/info", &json!({ "credentialID": party.credential }));
+    let certificate = STANDARD.decode(info["cert"]["certificates"][0].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("signer.der"), certificate).unwrap();
+    for (algo, params, padding) in [
+        ("1.2.840.113549.1.1.10", Some(PSS_SHA256), "padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)"),
+        ("1.2.840.113549.1.1.1", None, "padding.PKCS1v15()"),
+    ] {
+        let sad = sad(server, party, std::slice::from_ref(&hash));
+        let mut body = json!({ "credentialID": party.credential, "SAD": sad, "hashes": [b64(&hash)], "signAlgo": algo,
+                               "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1" });
+        if let Some(params) = params {
+            body["signAlgoParams"] = json!(params);
+        }
+        let (status, signed) = csc(server, &party.token, "signatures/signHash", &body);
+        assert_eq!(status, 200, "{algo}: {signed}");
+        std::fs::write(dir.join("signature.bin"), STANDARD.decode(signed["signatures"][0].as_str().unwrap()).unwrap()).unwrap();
+        let script = format!(
+            "from cryptography import x509\nfrom cryptography.hazmat.primitives import hashes\n\
+             from cryptography.hazmat.primitives.asymmetric import padding, utils\n\
+             key = x509.load_der_x509_certificate(open('signer.der','rb').read()).public_key()\n\
+             key.verify(open('signature.bin','rb').read(), bytes([0x5a]*32), {padding}, utils.Prehashed(hashes.SHA256()))\nprint('verified')"
+        );
+        let (ok, out) = run(python.to_str().unwrap(), &["-c", &script], dir);
+        assert!(ok && out.contains("verified"), "{algo}: {out}");
     }
 }
 
@@ -268,6 +304,26 @@ fn every_refusal_carries_the_specifications_error() {
     let (_, info) = csc(&server, &petar.token, "credentials/info", &json!({ "credentialID": petar.credential }));
     assert_eq!((info["key"]["status"].as_str(), info["cert"]["status"].as_str()), (Some("disabled"), Some("revoked")));
     assert_error(authorize_with(base.clone()), 400, "invalid_request", "revoked");
+
+    // signatures/timestamp: a token from our own TSA over the hash, with the nonce.
+    let (status, body) = csc(&server, &jovana.token, "signatures/timestamp", &json!({ "hash": b64(&h1), "hashAlgo": "2.16.840.1.101.3.4.2.1", "nonce": "0badc0de" }));
+    assert_eq!(status, 200, "{body}");
+    std::fs::write(dir.path().join("token.der"), STANDARD.decode(body["timestamp"].as_str().unwrap()).unwrap()).unwrap();
+    let root = der_to_pem(dir.path(), &server.get("/pki/root.crt"), "root", "x509");
+    let tsa = der_to_pem(dir.path(), &server.get("/pki/tsa.crt"), "tsa", "x509");
+    let qualified = der_to_pem(dir.path(), &server.get("/pki/qualified-ca.crt"), "qualified", "x509");
+    let chain = [std::fs::read_to_string(&tsa).unwrap(), std::fs::read_to_string(&qualified).unwrap()].concat();
+    std::fs::write(dir.path().join("chain.pem"), chain).unwrap();
+    let digest = h1.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (ok, text) = run(
+        "openssl",
+        &["ts", "-verify", "-digest", &digest, "-in", "token.der", "-token_in", "-CAfile", root.to_str().unwrap(), "-untrusted", "chain.pem"],
+        dir.path(),
+    );
+    assert!(ok && text.contains("Verification: OK"), "openssl ts -verify: {text}");
+    let (_, text) = run("openssl", &["ts", "-reply", "-in", "token.der", "-token_in", "-text"], dir.path());
+    assert!(text.contains("0x0BADC0DE"), "the nonce is echoed: {text}");
+    assert_error(csc(&server, &jovana.token, "signatures/timestamp", &json!({ "hash": b64(&[1u8; 20]), "hashAlgo": "2.16.840.1.101.3.4.2.1" })), 400, "invalid_request", "Invalid digest value length");
 
     // auth/revoke ends the token.
     let response = http_with(&server.addr, "POST", "/csc/v2/auth/revoke", &[("Authorization", &format!("Bearer {}", jovana.token))], b"{}").unwrap();
