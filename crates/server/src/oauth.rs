@@ -36,24 +36,11 @@ struct ConsentPage {
 
 /// Appends `pairs` to the client's redirect URI as query parameters.
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
-    let mut url = redirect_uri.to_owned();
-    for (name, value) in pairs {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(name);
-        url.push('=');
-        url.push_str(&form_urlencoded(value));
+    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+    match serde_urlencoded::to_string(pairs) {
+        Ok(query) => Redirect::to(&format!("{redirect_uri}{separator}{query}")).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    Redirect::to(&url).into_response()
-}
-
-fn form_urlencoded(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// A refused request: back to the client when its redirect URI is trusted, else a page.
@@ -138,9 +125,10 @@ async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, F
     if !csrf_ok(&visit, &form.csrf) {
         return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/");
     }
-    let query: OAuthAuthorizeQuery = match serde_urlencoded_query(&form.query) {
-        Some(q) => q,
-        None => return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oauth-invalid", "/"),
+    // The original authorisation query, carried through the consent form.
+    let query: OAuthAuthorizeQuery = match serde_urlencoded::from_str(&form.query) {
+        Ok(q) => q,
+        Err(_) => return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oauth-invalid", "/"),
     };
     let request: OAuthAuthorize = match query.validate() {
         Ok(request) => request,
@@ -166,11 +154,6 @@ async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, F
         Err(OAuthError::LoginRequired) => message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login/mobile"),
         Err(error) => internal(&state, visit.language, &error),
     }
-}
-
-/// Reads the original authorisation query carried through the consent form.
-fn serde_urlencoded_query(raw: &str) -> Option<OAuthAuthorizeQuery> {
-    axum::extract::Query::<OAuthAuthorizeQuery>::try_from_uri(&format!("/?{raw}").parse().ok()?).ok().map(|Query(q)| q)
 }
 
 fn token_error(error: &str, description: &str) -> Response {
