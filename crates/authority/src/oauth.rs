@@ -99,6 +99,7 @@ impl Authority {
             created_at: now,
             expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
             revoked_at: None,
+            client_id: Some(request.client_id.clone()),
         })
         .await?;
         tx.audit(now, &actor, "api.login", json!({ "method": "oauth2code", "client": request.client_id })).await?;

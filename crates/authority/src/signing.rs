@@ -45,6 +45,8 @@ pub struct ApiCaller {
     pub user: UserRecord,
     /// The token's hash.
     pub token_hash: String,
+    /// The OAuth client the token was issued to, if any.
+    pub client_id: Option<String>,
 }
 
 /// A signing credential: one of the user's cloud certificates and its key.
@@ -234,6 +236,7 @@ impl Authority {
             created_at: now,
             expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
             revoked_at: None,
+            client_id: None,
         })
         .await?;
         tx.audit(now, &format!("user:{}", user.id), "api.login", json!({ "ip": ip })).await?;
@@ -248,7 +251,7 @@ impl Authority {
         if record.revoked_at.is_some() || self.clock.now() >= record.expires_at {
             return Ok(None);
         }
-        Ok(self.store.user(&record.user_id).await?.map(|user| ApiCaller { user, token_hash: hash }))
+        Ok(self.store.user(&record.user_id).await?.map(|user| ApiCaller { user, token_hash: hash, client_id: record.client_id }))
     }
 
     /// `auth/revoke`: ends the caller's own token.

@@ -313,13 +313,14 @@ async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
-/// Who asks, as the app shows it: the integrator's software from its User-Agent.
-fn requester(headers: &HeaderMap) -> String {
+/// Who asks, as the app shows it: the OAuth client the user allowed, else the integrator's
+/// software from its User-Agent.
+fn requester(caller: &ApiCaller, headers: &HeaderMap) -> String {
     let agent: String = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(60).collect();
-    if agent.is_empty() {
-        "CSC API".into()
-    } else {
-        format!("CSC API: {agent}")
+    match (&caller.client_id, agent.is_empty()) {
+        (Some(client), _) => format!("CSC API: {client}"),
+        (None, true) => "CSC API".into(),
+        (None, false) => format!("CSC API: {agent}"),
     }
 }
 
@@ -347,8 +348,8 @@ async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         titles: titles(request.description.as_deref(), request.hashes.len()),
         num_signatures: request.num_signatures,
         hashes: request.hashes,
-        requester: requester(&headers),
-        context: RequestContext { browser: requester(&headers), ip },
+        requester: requester(&caller, &headers),
+        context: RequestContext { browser: requester(&caller, &headers), ip },
     };
     let binding = format!("api:{}", caller.token_hash);
     match state.authority.authorize_signing(&caller.user, &sign, &binding).await {

@@ -393,6 +393,12 @@ fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
     let (status, list) = csc(&server, &token, "credentials/list", &json!({}));
     assert_eq!((status, list["credentialIDs"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
     assert_error(exchange(&code, VERIFIER, "test-app"), 400, "invalid_grant", "used");
+    // The phone names the client the user allowed as who asks.
+    let credential = list["credentialIDs"][0].as_str().unwrap().to_owned();
+    let body = json!({ "credentialID": credential, "numSignatures": 1, "hashes": [b64(&[3u8; 32])], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1" });
+    assert_eq!(csc(&server, &token, "credentials/authorize", &body).0, 202);
+    let (_, pending, _) = consentid(&home, &["pending", "--json"], "");
+    assert!(pending.contains("CSC API: test-app"), "{pending}");
 
     // A wrong verifier or another client gets nothing, and spends the code.
     for (verifier, client) in [("x".repeat(43).as_str(), "test-app"), (VERIFIER, "other-app")] {

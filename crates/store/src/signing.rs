@@ -22,6 +22,8 @@ pub struct ApiTokenRecord {
     pub expires_at: UnixTime,
     /// When it was revoked.
     pub revoked_at: Option<UnixTime>,
+    /// The OAuth client it was issued to; `None` for HTTP Basic logins.
+    pub client_id: Option<String>,
 }
 
 /// One authorisation: the hashes a user is asked to (or did) approve for one credential.
@@ -176,7 +178,7 @@ impl Store {
 
     /// A bearer token by its hash.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
-        let row = sqlx::query("SELECT token_hash, user_id, created_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1")
+        let row = sqlx::query("SELECT token_hash, user_id, created_at, expires_at, revoked_at, client_id FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash.to_owned())
             .fetch_optional(&self.pool)
             .await?;
@@ -187,6 +189,7 @@ impl Store {
                 created_at: UnixTime(r.try_get(2)?),
                 expires_at: UnixTime(r.try_get(3)?),
                 revoked_at: r.try_get::<Option<i64>, _>(4)?.map(UnixTime),
+                client_id: r.try_get(5)?,
             })
         })
         .transpose()
@@ -202,11 +205,12 @@ impl Store {
 impl Tx {
     /// Stores a bearer token.
     pub async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at, client_id) VALUES ($1, $2, $3, $4, $5)")
             .bind(token.token_hash.clone())
             .bind(token.user_id.clone())
             .bind(token.created_at.0)
             .bind(token.expires_at.0)
+            .bind(token.client_id.clone())
             .execute(&mut *self.inner)
             .await?;
         Ok(())

@@ -10,3 +10,6 @@ CREATE TABLE oauth_codes (
     expires_at BIGINT NOT NULL,
     used_at BIGINT
 );
+
+-- The client a token was issued to through OAuth (shown in ConsentID as who asks).
+ALTER TABLE api_tokens ADD COLUMN client_id TEXT;
