@@ -1,7 +1,9 @@
-//! The CSC API v2 under `/csc/v2/` (DESIGN §6, reference/csc-api.md): HTTP Basic login for a
-//! bearer token, the caller's credentials, authorisation approved in ConsentID (202 with a
-//! handle, then `authorizeCheck` until the SAD), and `signHash`. Every method is a POST with a
-//! JSON body; errors are the specification's `{"error", "error_description"}`.
+//! The CSC API v2 under `/csc/v2/` (DESIGN §6, reference/csc-api.md): a bearer token (HTTP
+//! Basic `auth/login`, or OAuth 2.0 in `crate::oauth`), the caller's credentials, authorisation
+//! approved in ConsentID (202 with a handle, then `authorizeCheck` until the SAD), `signHash`,
+//! and `timestamp` from our own TSA. Every method is a POST with a JSON body (parsed and checked
+//! by the `csc` crate, which the fuzz target runs too); errors are the specification's
+//! `{"error", "error_description"}`.
 
 use axum::body::Bytes;
 use axum::extract::State;
