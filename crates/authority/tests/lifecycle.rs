@@ -29,6 +29,7 @@ fn token_lock() -> std::sync::MutexGuard<'static, ()> {
 fn backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
     let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
         vec![("software", Arc::new(SoftwareKeyBackend::new(MasterKey::generate())))];
+    hsm::test_support::private_token();
     match (
         std::env::var("EIDPORTAL_TEST_PKCS11_MODULE"),
         std::env::var("EIDPORTAL_TEST_PKCS11_TOKEN"),

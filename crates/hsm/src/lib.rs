@@ -12,6 +12,8 @@
 //! - A session must not be used by two threads at once (§2.6.2), so signers borrow sessions
 //!   from a small pool.
 
+
+pub mod test_support;
 use std::fmt;
 use std::os::raw::c_ulong;
 use std::path::{Path, PathBuf};
@@ -873,6 +875,7 @@ mod tests {
             "EIDPORTAL_TEST_PKCS11_TOKEN",
             "EIDPORTAL_TEST_PKCS11_PIN",
         ];
+        super::test_support::private_token();
         match names.map(std::env::var) {
             [Ok(module), Ok(label), Ok(pin)] => {
                 let _guard = if exclusive {

@@ -44,6 +44,8 @@ impl Setup {
 /// `EIDPORTAL_PKCS11_*` for the test token, or `None` when not configured.
 pub fn pkcs11_env() -> Option<Vec<(String, String)>> {
     let get = |n: &str| std::env::var(format!("EIDPORTAL_TEST_PKCS11_{n}")).ok();
+    // This test process's own copy of the token (SOFTHSM2_CONF, inherited by the servers).
+    hsm::test_support::private_token();
     match (get("MODULE"), get("TOKEN"), get("PIN")) {
         (Some(module), Some(token), Some(pin)) => Some(vec![
             ("EIDPORTAL_PKCS11_MODULE".into(), module),
