@@ -12,6 +12,7 @@ use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use pki::PublicKeyDer;
 use store::{KeyId, KeyRecord, KeyState, NewCertificate, Tx};
 
+use crate::keys::{random_key_id, PreparedKey};
 use crate::settings::CaName;
 use crate::{parse_certificate, Authority, Error, LoadedCa};
 
@@ -24,18 +25,13 @@ pub(crate) fn random_serial() -> Serial {
     Serial::from_random(rand::random())
 }
 
-fn random_key_id() -> KeyId {
-    KeyId(hex::encode(rand::random::<[u8; 16]>()))
-}
-
 impl Authority {
-    /// Generates a key in the backend and records it in `tx`.
+    /// Generates a key in the backend inside `tx` and records it there. A crash between the
+    /// generation and the commit orphans a token's key object (its label names it): use
+    /// [`Authority::prepare_key`] before the transaction instead. Only the time-stamping unit's
+    /// renewal still generates this way.
     pub(crate) async fn new_key(&self, tx: &mut Tx, label: &str) -> Result<(KeyId, PublicKeyDer), Error> {
-        self.new_key_of(tx, label, self.settings.key_algorithm).await
-    }
-
-    /// Generates a key of a given algorithm in the backend and records it in `tx`.
-    pub(crate) async fn new_key_of(&self, tx: &mut Tx, label: &str, algorithm: pki::KeyAlgorithm) -> Result<(KeyId, PublicKeyDer), Error> {
+        let algorithm = self.settings.key_algorithm;
         let generated = self.keys.generate(label, algorithm)?;
         let id = random_key_id();
         tx.insert_key(&KeyRecord {
@@ -54,10 +50,53 @@ impl Authority {
 
     /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
     /// that two servers starting at once do not both create a hierarchy).
+    ///
+    /// 1. A key and a serial for each CA that is missing, prepared before the transaction
+    ///    (crate::keys); two servers starting at once both prepare keys;
+    /// 2. under the lock, each CA still missing is created with its key, the serial stored
+    ///    before its certificate is signed; the root signs itself, the others are signed by it;
+    /// 3. the keys of CAs another process created meanwhile are discarded, as are all of them
+    ///    when the transaction fails.
     pub(crate) async fn ensure_hierarchy(&self) -> Result<(), Error> {
         if self.store.authority(CaName::ConsentId.as_str()).await?.is_some() {
             return Ok(());
         }
+        let mut prepared = Vec::new();
+        for ca in CaName::ALL {
+            if self.store.authority(ca.as_str()).await?.is_none() {
+                let serial = random_serial();
+                let label = format!("eidportal-ca-{}-{}", ca.as_str(), serial.to_hex());
+                match self.prepare_key(&label, self.settings.key_algorithm).await {
+                    Ok(key) => prepared.push(Some((ca, serial, key))),
+                    Err(error) => {
+                        self.discard_keys(prepared).await;
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        let mut used = Vec::new();
+        let result = self.create_cas(&mut prepared, &mut used).await;
+        if result.is_err() {
+            // Nothing was committed: every key goes.
+            prepared.extend(used.into_iter().map(Some));
+        }
+        self.discard_keys(prepared).await;
+        result
+    }
+
+    async fn discard_keys(&self, prepared: Vec<Option<(CaName, Serial, PreparedKey)>>) {
+        for (_, _, key) in prepared.into_iter().flatten() {
+            self.discard_key(key).await;
+        }
+    }
+
+    /// Step 2: moves the keys it uses from `prepared` to `used`.
+    async fn create_cas(
+        &self,
+        prepared: &mut [Option<(CaName, Serial, PreparedKey)>],
+        used: &mut Vec<(CaName, Serial, PreparedKey)>,
+    ) -> Result<(), Error> {
         let mut tx = self.store.begin().await?;
         tx.lock_bootstrap().await?;
         let now = self.clock.now();
@@ -69,14 +108,17 @@ impl Authority {
             }
             None => None,
         };
-        for ca in CaName::ALL {
+        for slot in prepared.iter_mut() {
+            let Some((ca, _, _)) = slot.as_ref() else { continue };
             if tx.authority(ca.as_str()).await?.is_some() {
                 continue;
             }
-            let label = format!("eidportal-ca-{}", ca.as_str());
-            let (key_id, public_key) = self.new_key(&mut tx, &label).await?;
-            let signer = self.keys.open(&pki::KeyReference(tx.key(&key_id).await?.reference))?;
-            let serial = random_serial();
+            let Some((ca, serial, key)) = slot.take() else { continue };
+            self.record_key(&mut tx, &key).await?;
+            let key_id = key.id().clone();
+            let public_key = key.public_key().clone();
+            let signer = self.keys.open(key.reference())?;
+            used.push((ca, serial, key));
             let subject = self.settings.ca_name(ca).name()?;
             let (kind, years) = if ca == CaName::Root {
                 (CertificateKind::RootCa, ROOT_YEARS)
@@ -199,52 +241,72 @@ impl Authority {
                 }
                 continue;
             }
-            let mut tx = self.store.begin().await?;
-            let record = tx.authority_for_update(ca.as_str()).await?;
-            // Another process may have renewed it while we waited for the lock.
-            if let Some((_, _, _, not_after)) = &record.ocsp_signer {
-                if !self.settings.ocsp.signer_needs_renewal(*not_after, now) {
-                    continue;
+            // 1. The key, before the transaction (crate::keys).
+            let serial = random_serial();
+            let label = format!("eidportal-ocsp-{}-{}", ca.as_str(), serial.to_hex());
+            let key = self.prepare_key(&label, self.settings.key_algorithm).await?;
+            match self.certify_ocsp_key(ca, serial, &key, now).await {
+                Ok(true) => {
+                    self.reload_ca(ca).await?;
+                    self.ocsp_cache.clear();
+                }
+                // Another process renewed it while we waited for the lock.
+                Ok(false) => self.discard_key(key).await,
+                Err(error) => {
+                    self.discard_key(key).await;
+                    return Err(error);
                 }
             }
-            let loaded = self.ca(ca)?;
-            let label = format!("eidportal-ocsp-{}", ca.as_str());
-            let (key_id, public_key) = self.new_key(&mut tx, &label).await?;
-            let mut subject_name = self.settings.ca_name(ca);
-            subject_name.common_name = format!("{} OCSP", subject_name.common_name);
-            let subject = subject_name.name()?;
-            let serial = random_serial();
-            let not_after = now.plus_seconds(self.settings.ocsp.signer_lifetime).min(loaded_not_after(&loaded));
-            let request = CertificateRequest {
-                kind: CertificateKind::OcspSigner,
-                serial,
-                subject: subject.clone(),
-                public_key: &public_key,
-                not_before: now,
-                not_after,
-            };
-            tx.reserve_certificate(&NewCertificate {
-                serial,
-                authority: ca.as_str().to_owned(),
-                kind: CertificateKind::OcspSigner,
-                subject: profile::name_to_string(&subject),
-                email: None,
-                key_id: Some(key_id.clone()),
-                not_before: now,
-                not_after,
-                reserved_at: now,
-            })
-            .await?;
-            let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
-            let der = profile::issue(&request, &issuer, &self.settings.policy)?;
-            tx.complete_certificate(&serial, &der.0, now).await?;
-            tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after).await?;
-            tx.audit(now, "system", "ocsp_signer.renewed", json!({ "ca": ca.as_str(), "serial": serial.to_hex() })).await?;
-            tx.commit().await?;
-            self.reload_ca(ca).await?;
-            self.ocsp_cache.clear();
         }
         Ok(())
+    }
+
+    /// Step 2 of an OCSP signer's renewal, under the CA row's lock unless another process
+    /// renewed the signer meanwhile: the key's record and the serial, stored before the
+    /// certificate is signed; the certificate and the CA's new signer; one commit. False when
+    /// nothing was due any more.
+    async fn certify_ocsp_key(&self, ca: CaName, serial: Serial, key: &PreparedKey, now: domain::UnixTime) -> Result<bool, Error> {
+        let mut tx = self.store.begin().await?;
+        let record = tx.authority_for_update(ca.as_str()).await?;
+        if let Some((_, _, _, not_after)) = &record.ocsp_signer {
+            if !self.settings.ocsp.signer_needs_renewal(*not_after, now) {
+                return Ok(false);
+            }
+        }
+        let loaded = self.ca(ca)?;
+        self.record_key(&mut tx, key).await?;
+        let key_id = key.id().clone();
+        let mut subject_name = self.settings.ca_name(ca);
+        subject_name.common_name = format!("{} OCSP", subject_name.common_name);
+        let subject = subject_name.name()?;
+        let not_after = now.plus_seconds(self.settings.ocsp.signer_lifetime).min(loaded_not_after(&loaded));
+        let request = CertificateRequest {
+            kind: CertificateKind::OcspSigner,
+            serial,
+            subject: subject.clone(),
+            public_key: key.public_key(),
+            not_before: now,
+            not_after,
+        };
+        tx.reserve_certificate(&NewCertificate {
+            serial,
+            authority: ca.as_str().to_owned(),
+            kind: CertificateKind::OcspSigner,
+            subject: profile::name_to_string(&subject),
+            email: None,
+            key_id: Some(key_id.clone()),
+            not_before: now,
+            not_after,
+            reserved_at: now,
+        })
+        .await?;
+        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
+        let der = profile::issue(&request, &issuer, &self.settings.policy)?;
+        tx.complete_certificate(&serial, &der.0, now).await?;
+        tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after).await?;
+        tx.audit(now, "system", "ocsp_signer.renewed", json!({ "ca": ca.as_str(), "serial": serial.to_hex() })).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

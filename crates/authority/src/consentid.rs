@@ -49,13 +49,17 @@ impl Authority {
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
         for role in [APP_SIGNING, APP_ENCRYPTION] {
             if self.store.service_key(role).await?.is_none() {
-                let mut tx = self.store.begin().await?;
-                tx.lock_bootstrap().await?;
-                if tx.service_key(role).await?.is_none() {
-                    let (key_id, _) = self.new_key_of(&mut tx, &format!("eidportal-{role}"), KeyAlgorithm::EcdsaP256).await?;
-                    tx.insert_service_key(role, &key_id).await?;
-                    tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
-                    tx.commit().await?;
+                // The key before the transaction (crate::keys); discarded when another process
+                // created this role's key meanwhile, or when the transaction fails.
+                let label = format!("eidportal-{role}-{}", hex::encode(rand::random::<[u8; 8]>()));
+                let key = self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?;
+                match self.record_service_key(role, &key).await {
+                    Ok(true) => {}
+                    Ok(false) => self.discard_key(key).await,
+                    Err(error) => {
+                        self.discard_key(key).await;
+                        return Err(error);
+                    }
                 }
             }
             let id = self.store.service_key(role).await?.ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
@@ -63,6 +67,21 @@ impl Authority {
             self.service_keys.write().map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?.insert(role, key);
         }
         Ok(())
+    }
+
+    /// Records `key` as the service key of `role` unless another process created one first
+    /// (false then).
+    async fn record_service_key(&self, role: &str, key: &crate::keys::PreparedKey) -> Result<bool, Error> {
+        let mut tx = self.store.begin().await?;
+        tx.lock_bootstrap().await?;
+        if tx.service_key(role).await?.is_some() {
+            return Ok(false);
+        }
+        self.record_key(&mut tx, key).await?;
+        tx.insert_service_key(role, key.id()).await?;
+        tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A service key opened at start (memory only: safe to call inside a transaction).

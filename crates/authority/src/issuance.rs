@@ -1,12 +1,17 @@
-//! Issuing end-entity certificates. The order matters:
-//! 1. generate the key (when we hold it) and store its record and the serial, then commit, so
-//!    that every serial that may ever be signed is known and can be revoked;
-//! 2. build the to-be-signed certificate, check it against its profile, sign it;
-//! 3. store the certificate and commit.
+//! Issuing end-entity certificates: one transaction each (DESIGN §8). The order matters:
+//! 1. the key is generated in the backend, before the transaction (crate::keys: a token's key
+//!    is recorded `generating` first, so that a crash cannot orphan it);
+//! 2. in the transaction, the key's record and the serial are stored before anything is
+//!    signed: the serial's row (its primary key) makes it unique before a signature exists;
+//! 3. the to-be-signed certificate is built, checked against its profile and signed;
+//! 4. the certificate, its audit entry (and the agreement) are stored, and all of it commits.
 //!
-//! A process that dies between 1 and 3 leaves a `reserved` serial that
-//! [`Authority::abandon_stale_reservations`] later marks `abandoned`, destroying its key: no
-//! certificate with that serial ever left the process.
+//! The certificate leaves the process only after that commit, which stores it together with
+//! its serial and key record: a process that dies before the commit has handed out nothing,
+//! so there is nothing to revoke, and it leaves no row behind. CA, OCSP-signer and TSA
+//! certificates are made the same way. (Issuance used to commit the serial alone first, then
+//! the certificate: two commits, and `reserved` rows after a crash; rows still `reserved` from
+//! that time are abandoned by [`Authority::abandon_stale_reservations`], their keys destroyed.)
 
 use serde_json::json;
 
@@ -15,6 +20,7 @@ use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
 use store::{KeyId, NewCertificate};
 
 use crate::bootstrap::random_serial;
+use crate::keys::PreparedKey;
 use crate::settings::{CaName, CloudValidity};
 use crate::{Authority, Error};
 
@@ -61,51 +67,64 @@ impl Authority {
         agreement: Option<(&str, &str, &str)>,
     ) -> Result<IssuedCertificate, Error> {
         let subject = person.name()?;
+        let serial = random_serial();
+        // 1. The key, before the transaction.
+        let key = self.prepare_key(&format!("eidportal-cloud-{}", serial.to_hex()), self.settings.key_algorithm).await?;
+        match self.certify_cloud_key(&key, serial, subject, email, actor, agreement).await {
+            Ok(issued) => Ok(issued),
+            Err(error) => {
+                self.discard_key(key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Steps 2 to 4 for a prepared key.
+    async fn certify_cloud_key(
+        &self,
+        key: &PreparedKey,
+        serial: Serial,
+        subject: x509_cert::name::Name,
+        email: Option<&str>,
+        actor: &str,
+        agreement: Option<(&str, &str, &str)>,
+    ) -> Result<IssuedCertificate, Error> {
         let now = self.clock.now();
         let not_after = self.cloud_not_after(now);
-        let serial = random_serial();
-        // 1. Key and serial, durable before any signature.
         let mut tx = self.store.begin().await?;
-        let (key_id, public_key) = self.new_key(&mut tx, &format!("eidportal-cloud-{}", serial.to_hex())).await?;
+        // 2. The key's record and the serial, before any signature.
+        self.record_key(&mut tx, key).await?;
         tx.reserve_certificate(&NewCertificate {
             serial,
             authority: CaName::Qualified.as_str().to_owned(),
             kind: CertificateKind::CloudSigning,
             subject: profile::name_to_string(&subject),
             email: email.map(str::to_owned),
-            key_id: Some(key_id.clone()),
+            key_id: Some(key.id().clone()),
             not_before: now,
             not_after,
             reserved_at: now,
         })
         .await?;
-        tx.audit(now, actor, "certificate.reserved", json!({ "serial": serial.to_hex(), "kind": "cloud_signing" })).await?;
-        tx.commit().await?;
-        // 2. Build, check, sign.
+        // 3. Build, check, sign. A failure rolls the transaction back: nothing was signed.
         let request = CertificateRequest {
             kind: CertificateKind::CloudSigning,
             serial,
             subject,
-            public_key: &public_key,
+            public_key: key.public_key(),
             not_before: now,
             not_after,
         };
-        let der = match self.sign_for(CaName::Qualified, &request) {
-            Ok(der) => der,
-            Err(error) => {
-                self.abandon(&serial, actor).await?;
-                return Err(error);
-            }
-        };
-        // 3. Store the certificate.
-        let mut tx = self.store.begin().await?;
+        let der = self.sign_for(CaName::Qualified, &request)?;
+        // 4. The certificate, the agreement, the audit entry; one commit.
         tx.complete_certificate(&serial, &der.0, now).await?;
         if let Some((user_id, number, text)) = agreement {
             tx.insert_agreement(number, user_id, &serial.to_hex(), text, now).await?;
         }
-        tx.audit(now, actor, "certificate.issued", json!({ "serial": serial.to_hex(), "kind": "cloud_signing" })).await?;
+        tx.audit(now, actor, "certificate.issued", json!({ "serial": serial.to_hex(), "kind": "cloud_signing", "key": key.id().0 }))
+            .await?;
         tx.commit().await?;
-        Ok(IssuedCertificate { serial, der, key_id: Some(key_id), not_before: now, not_after })
+        Ok(IssuedCertificate { serial, der, key_id: Some(key.id().clone()), not_before: now, not_after })
     }
 
     fn sign_for(&self, ca: CaName, request: &CertificateRequest<'_>) -> Result<CertificateDer, Error> {
@@ -114,7 +133,7 @@ impl Authority {
         Ok(profile::issue(request, &issuer, &self.settings.policy)?)
     }
 
-    /// Marks one reserved serial abandoned after its signature failed, destroying its key.
+    /// Marks one reserved serial abandoned, destroying its key.
     async fn abandon(&self, serial: &Serial, actor: &str) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;

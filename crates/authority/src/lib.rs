@@ -1,7 +1,8 @@
 //! The use cases of the trust service: the CA hierarchy's bootstrap, issuance, revocation,
 //! CRLs and OCSP, the officer's listings, and the audit log. Policy comes from `domain`, bytes
-//! from `pki`, persistence from `store`; each use case is one database transaction (issuance is
-//! two, with the serial stored before anything is signed).
+//! from `pki`, persistence from `store`; each use case is one database transaction, with the
+//! serial stored before anything is signed (a token's keys are also recorded before the token
+//! makes them: `keys`).
 
 pub mod accounts;
 pub mod agreement;
@@ -14,6 +15,7 @@ pub mod mail;
 pub mod oauth;
 pub mod clock;
 mod issuance;
+mod keys;
 mod ocsp;
 mod revocation;
 mod tsa;
@@ -187,13 +189,15 @@ impl Authority {
     }
 
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
-    /// before nextUpdate, abandons serials whose issuing process died, and notices status
-    /// changes made by other processes. The server calls it every few seconds.
+    /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
+    /// finishes the destruction of revoked certificates' keys, and notices status changes made
+    /// by other processes. The server calls it every few seconds.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.renew_ocsp_signers().await?;
         self.renew_tsa().await?;
         self.refresh_crls().await?;
         self.abandon_stale_reservations().await?;
+        self.finish_keys_left_half_way().await?;
         self.ocsp_cache.set_revision(self.store.status_revision().await?);
         Ok(())
     }

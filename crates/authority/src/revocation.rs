@@ -7,7 +7,7 @@ use serde_json::json;
 use domain::{may_revoke, RevocationReason, Serial, UnixTime};
 use pki::crl::{build_crl, RevokedEntry};
 use pki::profile::Issuer;
-use store::Tx;
+use store::{KeyId, Tx};
 
 use crate::settings::CaName;
 use crate::{Authority, Error};
@@ -36,12 +36,10 @@ impl Authority {
         }
         tx.commit().await?;
         // Destroyed in the backend only once the revocation is committed: a failed commit must
-        // not leave an issued certificate without its key. (A crash right here leaves a key
-        // object whose record already says destroyed; its label names its certificate.)
-        for reference in keys_to_destroy {
-            if let Err(error) = self.keys.destroy(&reference) {
-                tracing::error!(%error, "a revoked certificate's key could not be destroyed in the backend");
-            }
+        // not leave an issued certificate without its key. A crash right here leaves a key
+        // recorded `destroying`, which the upkeep destroys (crate::keys).
+        for (key_id, reference) in keys_to_destroy {
+            self.destroy_revoked_key(&key_id, &reference).await;
         }
         self.sync_status().await?;
         Ok(())
@@ -56,7 +54,7 @@ impl Authority {
         reason: RevocationReason,
         actor: &str,
         now: UnixTime,
-    ) -> Result<(CaName, Option<pki::KeyReference>), Error> {
+    ) -> Result<(CaName, Option<(KeyId, pki::KeyReference)>), Error> {
         let record = tx.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
         may_revoke(record.kind, record.status)?;
         if !tx.revoke_certificate(serial, now, reason).await? {
@@ -85,13 +83,19 @@ impl Authority {
                 .await?;
             }
         }
-        // A cloud signing key we hold is destroyed: nothing can sign with it again.
+        // A cloud signing key we hold is destroyed: nothing can sign with it again. A software
+        // key's record is its only copy, erased here; a token's key stays `destroying` (its
+        // reference kept) until the token has destroyed it after the commit.
         let mut key_to_destroy = None;
         if let (Some(key_id), domain::CertificateKind::CloudSigning) = (&record.key_id, record.kind) {
             let key = tx.key(key_id).await?;
-            tx.destroy_key(key_id, now).await?;
+            if self.keys.keeps_objects() {
+                tx.mark_key_destroying(key_id, now).await?;
+            } else {
+                tx.destroy_key(key_id, now).await?;
+            }
             tx.audit(now, actor, "key.destroyed", json!({ "key": key_id.0, "serial": serial.to_hex() })).await?;
-            key_to_destroy = Some(pki::KeyReference(key.reference));
+            key_to_destroy = Some((key_id.clone(), pki::KeyReference(key.reference)));
         }
         let ca = CaName::parse(&record.authority).ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
         Ok((ca, key_to_destroy))

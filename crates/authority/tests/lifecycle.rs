@@ -29,7 +29,7 @@ fn token_lock() -> std::sync::MutexGuard<'static, ()> {
 fn backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
     let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
         vec![("software", Arc::new(SoftwareKeyBackend::new(MasterKey::generate())))];
-    hsm::test_support::private_token();
+    hsm::test_support::private_token().expect("a private copy of the test token");
     match (
         std::env::var("EIDPORTAL_TEST_PKCS11_MODULE"),
         std::env::var("EIDPORTAL_TEST_PKCS11_TOKEN"),
@@ -294,4 +294,91 @@ async fn a_ca_key_that_does_not_match_its_certificate_stops_the_start() {
     let error = Authority::open(store, keys, clock, Settings::new("http://127.0.0.1:8080")).await.err().expect("refused");
     assert!(error.to_string().contains("qualified"), "{error}");
     let _ = qualified;
+}
+
+/// Audit events of one kind.
+fn events(entries: &[store::AuditEntry], event: &str) -> usize {
+    entries.iter().filter(|e| e.event == event).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // the test's own future, on its own runtime
+async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
+    let _token = token_lock();
+    let dir = tempfile::tempdir().unwrap();
+    for (backend_name, keys) in backends() {
+        let sub = dir.path().join(backend_name);
+        std::fs::create_dir_all(&sub).unwrap();
+        for db in store::test_support::databases(&sub).await {
+            let context = format!("{backend_name} on {}", db.name);
+            let clock = Arc::new(ManualClock::new(START));
+            let authority = open(&db.url, keys.clone(), clock.clone()).await;
+
+            // One transaction per issuance: the serial, the key and the certificate commit
+            // together, so nothing stays `reserved`; a token's key was recorded before the
+            // token made it and is `active` now.
+            let audit_before = authority.store().audit_entries().await.unwrap().len();
+            let issued = authority.issue_cloud_certificate(&person(), None, "test").await.unwrap();
+            let entries = authority.store().audit_entries().await.unwrap();
+            assert_eq!(entries.len(), audit_before + 1, "{context}: one audit entry per issuance");
+            assert_eq!(events(&entries, "certificate.issued"), 1, "{context}");
+            let record = authority.store().certificate(&issued.serial).await.unwrap().unwrap();
+            assert_eq!(record.status, CertificateStatus::Issued, "{context}");
+            let key = authority.store().key(issued.key_id.as_ref().unwrap()).await.unwrap();
+            assert_eq!(key.state, store::KeyState::Active, "{context}");
+            assert_eq!(key.label, format!("eidportal-cloud-{}", issued.serial.to_hex()), "{context}");
+
+            // A process recorded a key, the backend generated it, and the process died
+            // before its use case committed.
+            let label = format!("eidportal-cloud-test-{}", hex::encode(rand::random::<[u8; 8]>()));
+            let id = store::KeyId(hex::encode(rand::random::<[u8; 16]>()));
+            let mut tx = authority.store().begin().await.unwrap();
+            tx.insert_key(&store::KeyRecord {
+                id: id.clone(),
+                backend: keys.name().into(),
+                label: label.clone(),
+                algorithm: "ecdsa-p256".into(),
+                reference: Vec::new(),
+                public_key: Vec::new(),
+                state: store::KeyState::Generating,
+                created_at: START,
+            })
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            let orphan = keys.generate(&label, pki::KeyAlgorithm::EcdsaP256).unwrap();
+
+            // A revocation committed, and its process died before the backend destroyed the
+            // key: the record says `destroying`, the key is still there.
+            let revoked = authority.issue_cloud_certificate(&person(), None, "test").await.unwrap();
+            let revoked_key = authority.store().key(revoked.key_id.as_ref().unwrap()).await.unwrap();
+            let mut tx = authority.store().begin().await.unwrap();
+            tx.mark_key_destroying(&revoked_key.id, START).await.unwrap();
+            tx.commit().await.unwrap();
+
+            // Young `generating` records may belong to a live process: left alone.
+            authority.maintain().await.unwrap();
+            assert_eq!(authority.store().key(&id).await.unwrap().state, store::KeyState::Generating, "{context}");
+            assert!(keys.open(&orphan.reference).is_ok(), "{context}: a young key is kept");
+            assert_eq!(authority.store().key(&revoked_key.id).await.unwrap().state, store::KeyState::Destroyed, "{context}");
+            if keys.keeps_objects() {
+                assert!(keys.open(&pki::KeyReference(revoked_key.reference.clone())).is_err(), "{context}: revoked key destroyed");
+            }
+
+            clock.advance(600);
+            authority.maintain().await.unwrap();
+            assert_eq!(authority.store().key(&id).await.unwrap().state, store::KeyState::Abandoned, "{context}");
+            if keys.keeps_objects() {
+                assert!(keys.open(&orphan.reference).is_err(), "{context}: the orphan is destroyed");
+                assert_eq!(keys.destroy_labelled(&label).unwrap(), 0, "{context}: nothing left under its label");
+            }
+            let entries = authority.store().audit_entries().await.unwrap();
+            assert_eq!(events(&entries, "key.abandoned"), 1, "{context}");
+            // The issued certificate's key is untouched.
+            let signer = keys.open(&pki::KeyReference(key.reference.clone())).unwrap();
+            assert!(signer.sign(b"still mine").is_ok(), "{context}");
+            assert!(authority.verify_audit().await.unwrap().is_ok(), "{context}: audit chain intact");
+            authority.store().close().await;
+        }
+    }
 }

@@ -145,6 +145,10 @@ impl KeyBackend for Pkcs11Backend {
         "pkcs11"
     }
 
+    fn keeps_objects(&self) -> bool {
+        true
+    }
+
     /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
     /// private key is a sensitive, non-extractable token object that may only sign (and, for
     /// P-256, derive ECDH secrets), and the public key a token object with the same random
@@ -247,6 +251,42 @@ impl KeyBackend for Pkcs11Backend {
         })?;
         tracing::info!(token = %self.token.label, objects = destroyed, "PKCS#11 key destroyed");
         Ok(())
+    }
+
+    /// Finds the objects by `CKA_LABEL` alone (PKCS#11 v2.40 §5.7 `C_FindObjects`), so that a
+    /// private key whose public key was never written is found too, and destroys each.
+    fn destroy_labelled(&self, label: &str) -> Result<usize, Error> {
+        if label.is_empty() {
+            // An empty template value would match every unlabelled object of the token.
+            return Err(Error::Backend("refusing to destroy objects by an empty label".to_owned()));
+        }
+        let destroyed = self.token.with_session(Retry::Once, |session| {
+            let template = [Attribute::Label(label.as_bytes().to_vec())];
+            let found = session.find_objects(&template).during("find objects by label")?;
+            // Private objects are invisible to a logged-out session: "none found" must not be
+            // taken for "none there".
+            if found.is_empty() && !logged_in(session)? {
+                return Err(Failure::LoggedOut);
+            }
+            let mut destroyed = 0;
+            for object in found {
+                match session.destroy_object(object) {
+                    Ok(()) => destroyed += 1,
+                    Err(CryptokiError::Pkcs11(RvError::ObjectHandleInvalid, _)) => {}
+                    Err(error) => {
+                        return Err(Failure::Call {
+                            operation: "destroy a labelled object",
+                            error,
+                        })
+                    }
+                }
+            }
+            Ok(destroyed)
+        })?;
+        if destroyed > 0 {
+            tracing::warn!(token = %self.token.label, label, objects = destroyed, "PKCS#11 objects of an unrecorded key destroyed");
+        }
+        Ok(destroyed)
     }
 }
 
@@ -875,7 +915,7 @@ mod tests {
             "EIDPORTAL_TEST_PKCS11_TOKEN",
             "EIDPORTAL_TEST_PKCS11_PIN",
         ];
-        super::test_support::private_token();
+        super::test_support::private_token().expect("a private copy of the test token");
         match names.map(std::env::var) {
             [Ok(module), Ok(label), Ok(pin)] => {
                 let _guard = if exclusive {
@@ -1239,6 +1279,36 @@ mod tests {
             .expect("destroying twice is not an error");
         let objects = attributes_count(&first, &generated.reference);
         assert_eq!(objects, 0, "key objects left behind");
+    }
+
+    #[test]
+    fn keys_whose_generation_was_cut_short_are_found_by_label() {
+        let Some(token) = token_under_test("keys_whose_generation_was_cut_short_are_found_by_label") else {
+            return;
+        };
+        let backend = open_backend(&token);
+        let (whole, half, other) = (label("cut-whole"), label("cut-half"), label("cut-other"));
+        let kept = backend.generate(&other, KeyAlgorithm::EcdsaP256).expect("generate");
+        let first = backend.generate(&whole, KeyAlgorithm::EcdsaP256).expect("generate");
+        // A crash between writing the private and the public object.
+        let second = backend.generate(&half, KeyAlgorithm::EcdsaP256).expect("generate");
+        let id = decode_reference(&second.reference).expect("our reference").to_vec();
+        backend
+            .token
+            .with_session(Retry::Once, |session| {
+                let public = find_one(session, &id, ObjectClass::PUBLIC_KEY)?.ok_or_else(|| missing_key(&id))?;
+                session.destroy_object(public).during("destroy the public half")
+            })
+            .expect("remove the public key");
+
+        assert_eq!(backend.destroy_labelled(&whole).expect("destroy by label"), 2, "private and public key");
+        assert_eq!(backend.destroy_labelled(&half).expect("destroy by label"), 1, "the lone private key");
+        assert_eq!(backend.destroy_labelled(&whole).expect("destroy by label"), 0, "nothing left");
+        assert_eq!(attributes_count(&backend, &first.reference), 0);
+        assert_eq!(attributes_count(&backend, &second.reference), 0);
+        assert_eq!(attributes_count(&backend, &kept.reference), 2, "another label's key is untouched");
+        assert!(backend.open(&kept.reference).is_ok());
+        backend.destroy(&kept.reference).expect("destroy");
     }
 
     /// Key objects (of any class) still carrying the reference's CKA_ID.

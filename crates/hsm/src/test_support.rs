@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Makes this process use its own copy of the template token (once; later calls do nothing)
-/// and returns the `SOFTHSM2_CONF` it now uses, if a template is configured.
-pub fn private_token() -> Option<PathBuf> {
-    static CONF: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// and returns the `SOFTHSM2_CONF` it now uses, if a template is configured; the error says
+/// why the copy could not be made.
+pub fn private_token() -> Result<Option<PathBuf>, String> {
+    static CONF: OnceLock<Result<Option<PathBuf>, String>> = OnceLock::new();
     CONF.get_or_init(|| {
-        let template = PathBuf::from(std::env::var_os("EIDPORTAL_TEST_SOFTHSM2_TEMPLATE")?);
+        let Some(template) = std::env::var_os("EIDPORTAL_TEST_SOFTHSM2_TEMPLATE").map(PathBuf::from) else { return Ok(None) };
         let copy = template.join("copies").join(std::process::id().to_string());
         let result = (|| -> std::io::Result<PathBuf> {
             if copy.exists() {
@@ -36,9 +37,9 @@ pub fn private_token() -> Option<PathBuf> {
                 // Before any PKCS#11 module is initialised in this process: the test calls this
                 // first thing, and the servers and tools it starts inherit the variable.
                 std::env::set_var("SOFTHSM2_CONF", &conf);
-                Some(conf)
+                Ok(Some(conf))
             }
-            Err(error) => panic!("copying the SoftHSM2 template token from {}: {error}", template.display()),
+            Err(error) => Err(format!("copying the SoftHSM2 template token from {}: {error}", template.display())),
         }
     })
     .clone()

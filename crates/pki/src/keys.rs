@@ -169,7 +169,15 @@ pub trait KeyBackend: Send + Sync {
     /// `software` or `pkcs11`, for the store and the logs.
     fn name(&self) -> &'static str;
 
-    /// Generates a key pair inside the backend. `label` names it there (PKCS#11 `CKA_LABEL`).
+    /// Whether the backend keeps key objects of its own, outside the store (a PKCS#11 token).
+    /// Such a key is recorded before it is generated, so that a crash between the generation
+    /// and the use case's commit leaves a record naming what to clean up
+    /// ([`KeyBackend::destroy_labelled`]). A software key lives only in its reference, which the
+    /// store keeps: a crash leaves nothing behind.
+    fn keeps_objects(&self) -> bool;
+
+    /// Generates a key pair inside the backend. `label` names it there (PKCS#11 `CKA_LABEL`);
+    /// callers give each key a label of its own.
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error>;
 
     /// Opens a key generated earlier.
@@ -177,6 +185,13 @@ pub trait KeyBackend: Send + Sync {
 
     /// Destroys a key for good. Destroying a key that is already gone is not an error.
     fn destroy(&self, reference: &KeyReference) -> Result<(), Error>;
+
+    /// Destroys every key object labelled `label`, of any class (a crash may leave a private
+    /// key without its public key); returns how many there were. This is how a key whose
+    /// generation was cut short is found: its reference was never recorded, its label was.
+    /// A backend without objects of its own ([`KeyBackend::keeps_objects`] false) has nothing
+    /// to find.
+    fn destroy_labelled(&self, label: &str) -> Result<usize, Error>;
 }
 
 /// Converts a raw `r || s` ECDSA signature (PKCS#11 `CKM_ECDSA`) to DER.

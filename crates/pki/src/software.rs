@@ -102,6 +102,10 @@ impl KeyBackend for SoftwareKeyBackend {
         "software"
     }
 
+    fn keeps_objects(&self) -> bool {
+        false
+    }
+
     fn generate(&self, _label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
         let pkcs8 = match algorithm {
             KeyAlgorithm::EcdsaP256 => p256::SecretKey::random(&mut OsRng).to_pkcs8_der(),
@@ -123,6 +127,11 @@ impl KeyBackend for SoftwareKeyBackend {
     fn destroy(&self, _reference: &KeyReference) -> Result<(), Error> {
         // The sealed key exists only in the store row, which the caller erases.
         Ok(())
+    }
+
+    fn destroy_labelled(&self, _label: &str) -> Result<usize, Error> {
+        // No key exists anywhere but in a reference.
+        Ok(0)
     }
 }
 

@@ -155,6 +155,14 @@ impl Store {
         rows.iter().map(|r| records::serial_column(r, 0)).collect()
     }
 
+    /// Keys a process left half-way, for the upkeep to finish: `generating` since before
+    /// `before` (the generation was cut short or its use case never committed), and every
+    /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
+    pub async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
+        let rows = sqlx::query(records::KEYS_LEFT_HALF_WAY).bind(before.0).fetch_all(&self.pool).await?;
+        rows.iter().map(KeyRecord::from_row).collect()
+    }
+
     /// The status revision: changes whenever any certificate's revocation status changes.
     pub async fn status_revision(&self) -> Result<i64, Error> {
         let row = sqlx::query("SELECT revision FROM status_revision WHERE id = 1").fetch_one(&self.pool).await?;
@@ -204,6 +212,45 @@ impl Tx {
         .bind(key.created_at.0)
         .execute(&mut *self.inner)
         .await?;
+        Ok(())
+    }
+
+    /// Completes the record of a key recorded `generating`: its reference and public key; it
+    /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
+    pub async fn activate_key(&mut self, id: &KeyId, reference: &[u8], public_key: &[u8]) -> Result<(), Error> {
+        let done = sqlx::query(
+            "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
+        )
+        .bind(&id.0)
+        .bind(reference.to_vec())
+        .bind(public_key.to_vec())
+        .execute(&mut *self.inner)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::NotFound(format!("key {} being generated", id.0)));
+        }
+        Ok(())
+    }
+
+    /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
+    /// changes): its use case committed, or another process abandoned it first.
+    pub async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
+            .bind(&id.0)
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks an active key `destroying`: it must go, and the reference stays until its backend
+    /// has destroyed it ([`Tx::destroy_key`]).
+    pub async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
+        sqlx::query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
+            .bind(&id.0)
+            .bind(at.0)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_tsa.sql")),
     (6, include_str!("migrations/0006_signing_jobs.sql")),
     (7, include_str!("migrations/0007_oauth.sql")),
+    (8, include_str!("migrations/0008_key_states.sql")),
 ];
 
 /// A migration in the database's dialect.

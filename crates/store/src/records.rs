@@ -10,8 +10,15 @@ use crate::{kind_column, status_column, Error};
 pub(crate) const AUTHORITY_SELECT_BY_NAME: &str = "SELECT name, serial, key_id, certificate, crl_number, crl, \
      crl_next_update, ocsp_serial, ocsp_key_id, ocsp_certificate, ocsp_not_after, tsa_serial, tsa_key_id, \
      tsa_certificate, tsa_not_after FROM authorities WHERE name = $1";
-pub(crate) const KEY_SELECT: &str =
-    "SELECT id, backend, label, algorithm, reference, public_key, state, created_at FROM keys WHERE id = $1";
+macro_rules! key_select {
+    ($tail:literal) => {
+        concat!("SELECT id, backend, label, algorithm, reference, public_key, state, created_at FROM keys", $tail)
+    };
+}
+pub(crate) const KEY_SELECT: &str = key_select!(" WHERE id = $1");
+pub(crate) const KEYS_LEFT_HALF_WAY: &str =
+    // The first condition is the partial index's own (migration 8), so that both databases use it.
+    key_select!(" WHERE state IN ('generating', 'destroying') AND (state = 'destroying' OR created_at < $1) ORDER BY created_at, id");
 macro_rules! certificate_select {
     ($tail:literal) => {
         concat!(
@@ -29,22 +36,42 @@ pub(crate) const CERTIFICATE_SELECT_ALL: &str = certificate_select!(" ORDER BY r
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyId(pub String);
 
-/// Whether a key can still be used.
+/// Where a key is in its life. A key of a backend that keeps objects of its own (PKCS#11)
+/// goes `generating` → `active` → `destroying` → `destroyed`, or `generating` → `abandoned`
+/// when the use case that wanted it did not commit; a software key is recorded `active` and
+/// ends `destroyed` in one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
+    /// Recorded (with its label) before the backend generates it; no reference yet.
+    Generating,
     /// In use.
     Active,
+    /// Its certificate is revoked and the key must go; still in the backend until the
+    /// destruction is done (the reference is kept to find it).
+    Destroying,
     /// Destroyed in its backend.
     Destroyed,
+    /// Its generation was cut short or its use case failed: destroyed in its backend by its
+    /// label; it never signed anything and no certificate names it.
+    Abandoned,
 }
 
 impl KeyState {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Generating => "generating",
             Self::Active => "active",
+            Self::Destroying => "destroying",
             Self::Destroyed => "destroyed",
+            Self::Abandoned => "abandoned",
         }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Generating, Self::Active, Self::Destroying, Self::Destroyed, Self::Abandoned]
+            .into_iter()
+            .find(|state| state.as_str() == name)
     }
 }
 
@@ -79,7 +106,7 @@ impl KeyRecord {
             algorithm: row.try_get(3)?,
             reference: row.try_get(4)?,
             public_key: row.try_get(5)?,
-            state: if state == "destroyed" { KeyState::Destroyed } else { KeyState::Active },
+            state: KeyState::parse(&state).ok_or_else(|| Error::Corrupt(format!("key state: {state}")))?,
             created_at: UnixTime(row.try_get(7)?),
         })
     }

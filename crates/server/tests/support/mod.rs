@@ -45,7 +45,7 @@ impl Setup {
 pub fn pkcs11_env() -> Option<Vec<(String, String)>> {
     let get = |n: &str| std::env::var(format!("EIDPORTAL_TEST_PKCS11_{n}")).ok();
     // This test process's own copy of the token (SOFTHSM2_CONF, inherited by the servers).
-    hsm::test_support::private_token();
+    hsm::test_support::private_token().expect("a private copy of the test token");
     match (get("MODULE"), get("TOKEN"), get("PIN")) {
         (Some(module), Some(token), Some(pin)) => Some(vec![
             ("EIDPORTAL_PKCS11_MODULE".into(), module),
