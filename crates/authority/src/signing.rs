@@ -206,6 +206,38 @@ fn digest_of(algorithm: HashAlgorithm, hash: &[u8]) -> Option<Digest> {
     }
 }
 
+/// The authorisation a SAD names, if the caller may spend it now on `hashes`: the caller's, for
+/// this credential, live, unspent, covering every hash, its approving device still active.
+fn spendable(
+    user: &UserRecord,
+    credential: &Credential,
+    auth: Option<SignAuthorizationRecord>,
+    device: Option<store::DeviceRecord>,
+    algorithm: HashAlgorithm,
+    hashes: &[Vec<u8>],
+    now: UnixTime,
+) -> Result<SignAuthorizationRecord, SigningError> {
+    let auth = auth.filter(|a| a.user_id == user.id && a.credential_id == credential.id).ok_or(SadRefusal::Invalid)?;
+    let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm).ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
+    let authorized = signing::split_hashes(&auth.hashes, authorized_algorithm).ok_or_else(|| Error::Inconsistent("stored hashes".into()))?;
+    signing::may_spend(
+        &SadUse {
+            status: auth.status,
+            expires_at: auth.sad_expires_at.unwrap_or(UnixTime(0)),
+            authorized_algorithm,
+            authorized: &authorized,
+            algorithm,
+            requested: hashes,
+        },
+        now,
+    )?;
+    match device.map(|d| d.state) {
+        Some(DeviceState::Active) => Ok(auth),
+        Some(DeviceState::PinLocked) => Err(SigningError::Locked),
+        _ => Err(SigningError::NoDevice),
+    }
+}
+
 /// The RSA padding of a scheme, if the key can make it.
 pub(crate) fn padding_for(key: KeyAlgorithm, scheme: SignatureScheme) -> Result<RsaPadding, SigningError> {
     match (key, scheme) {
@@ -464,16 +496,39 @@ impl Authority {
         }
     }
 
-    /// Signs `digests` with a credential's key inside `tx` and records it in the audit log:
+    /// Signs `hashes` with a credential's key and records it in the audit log inside `tx`:
     /// called only once the authorisation was checked and spent in the same transaction.
     pub(crate) async fn sign_in(&self, tx: &mut store::Tx, user: &UserRecord, credential: &Credential, batch: &SignBatch<'_>) -> Result<Vec<Vec<u8>>, SigningError> {
         let SignBatch { authorization_id, padding, algorithm, hashes } = *batch;
-        let now = self.clock.now();
-        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
         let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = tx.key(&key_id).await?;
-        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key.reference))?;
-        let signatures = digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>()?;
+        let signatures = self.sign_digests(key.reference, padding, algorithm, hashes).await?;
+        self.record_signatures(tx, user, credential, authorization_id, algorithm, hashes, self.clock.now()).await?;
+        Ok(signatures)
+    }
+
+    /// The key's signatures over `hashes`, made on a blocking thread (a batch takes milliseconds).
+    async fn sign_digests(&self, key: Vec<u8>, padding: RsaPadding, algorithm: HashAlgorithm, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SigningError> {
+        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
+        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key))?;
+        let signed = tokio::task::spawn_blocking(move || digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>())
+            .await
+            .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
+        Ok(signed?)
+    }
+
+    /// The audit entry of signatures made: the authorisation, the credential and the hashes.
+    #[allow(clippy::too_many_arguments)] // one audit entry's fields
+    async fn record_signatures(
+        &self,
+        tx: &mut store::Tx,
+        user: &UserRecord,
+        credential: &Credential,
+        authorization_id: &str,
+        algorithm: HashAlgorithm,
+        hashes: &[Vec<u8>],
+        now: UnixTime,
+    ) -> Result<(), SigningError> {
         tx.audit(
             now,
             &format!("user:{}", user.id),
@@ -486,12 +541,16 @@ impl Authority {
             }),
         )
         .await?;
-        Ok(signatures)
+        Ok(())
     }
 
-    /// Signs hashes with a credential, spending a SAD: one database transaction checks the SAD
-    /// (the caller's, this credential's, live, unspent, covering every hash), the certificate
-    /// and the approving device, spends the SAD, and only then uses the key.
+    /// Signs hashes with a credential, spending a SAD. The SAD (the caller's, this
+    /// credential's, live, unspent, covering every hash), the certificate and the approving
+    /// device are checked, then the key signs, then one database transaction checks them all
+    /// again, spends the SAD and records the signatures: only then are they handed out. The
+    /// key works outside the transaction because SQLite has one writer at a time and a batch
+    /// of 100 signatures takes milliseconds; a SAD spent meanwhile by another call, a
+    /// revocation or a deactivation in between, hands out nothing.
     pub async fn sign_hashes(
         &self,
         user: &UserRecord,
@@ -503,40 +562,36 @@ impl Authority {
     ) -> Result<Vec<Vec<u8>>, SigningError> {
         let credential = self.usable_credential(user, credential_id).await?;
         let padding = padding_for(credential.algorithm, scheme)?;
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let auth = tx
-            .sign_authorization_by_sad(&sha256_hex(sad))
-            .await?
-            .filter(|a| a.user_id == user.id && a.credential_id == credential.id)
-            .ok_or(SadRefusal::Invalid)?;
-        let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm).ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
-        let authorized = signing::split_hashes(&auth.hashes, authorized_algorithm).ok_or_else(|| Error::Inconsistent("stored hashes".into()))?;
-        signing::may_spend(
-            &SadUse {
-                status: auth.status,
-                expires_at: auth.sad_expires_at.unwrap_or(UnixTime(0)),
-                authorized_algorithm,
-                authorized: &authorized,
-                algorithm,
-                requested: hashes,
-            },
-            now,
-        )?;
-        let device = match &auth.device_id {
-            Some(id) => tx.device(id).await?,
+        let sad_hash = sha256_hex(sad);
+        // 1. Checked, then signed.
+        let auth = self.store.sign_authorization_by_sad(&sad_hash).await?;
+        let device = match auth.as_ref().and_then(|a| a.device_id.clone()) {
+            Some(id) => self.store.device(&id).await?,
             None => None,
         };
-        match device.map(|d| d.state) {
-            Some(DeviceState::Active) => {}
-            Some(DeviceState::PinLocked) => return Err(SigningError::Locked),
-            _ => return Err(SigningError::NoDevice),
+        spendable(user, &credential, auth, device, algorithm, hashes, self.clock.now())?;
+        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
+        let key = self.store.key(&key_id).await?;
+        let signatures = self.sign_digests(key.reference, padding, algorithm, hashes).await?;
+        // 2. Checked again, spent and recorded in one transaction.
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let auth = tx.sign_authorization_by_sad(&sad_hash).await?;
+        let device = match auth.as_ref().and_then(|a| a.device_id.clone()) {
+            Some(id) => tx.device(&id).await?,
+            None => None,
+        };
+        let auth = spendable(user, &credential, auth, device, algorithm, hashes, now)?;
+        let certificate = tx.certificate(&credential.certificate.serial).await?;
+        match certificate.map(|c| (c.status, c.not_after)) {
+            Some((CertificateStatus::Issued, not_after)) if now <= not_after => {}
+            Some((CertificateStatus::Issued, _)) => return Err(SigningError::Expired),
+            _ => return Err(SigningError::Revoked),
         }
         if !tx.spend_sign_authorization(&auth.id, now).await? {
             return Err(SadRefusal::Spent.into());
         }
-        let batch = SignBatch { authorization_id: &auth.id, padding, algorithm, hashes };
-        let signatures = self.sign_in(&mut tx, user, &credential, &batch).await?;
+        self.record_signatures(&mut tx, user, &credential, &auth.id, algorithm, hashes, now).await?;
         tx.commit().await?;
         Ok(signatures)
     }

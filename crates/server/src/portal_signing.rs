@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn signed_file_names_are_safe_in_a_header() {
-        assert_eq!(signed_name("Уговор 1.pdf"), "______1-potpisan.pdf");
+        assert_eq!(signed_name("Уговор 1.pdf"), "_______1-potpisan.pdf");
         assert_eq!(signed_name("report.PDF"), "report-potpisan.pdf");
         assert_eq!(signed_name("a\"b"), "a_b-potpisan.pdf");
     }

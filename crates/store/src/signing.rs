@@ -195,6 +195,12 @@ impl Store {
         .transpose()
     }
 
+    /// An authorisation by the hash of its SAD.
+    pub async fn sign_authorization_by_sad(&self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1")).bind(sad_hash.to_owned()).fetch_optional(&self.pool).await?;
+        row.map(|r| authorization_from_row(&r)).transpose()
+    }
+
     /// An authorisation by id.
     pub async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
         let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
