@@ -3,6 +3,7 @@
 
 pub mod crl;
 pub mod error;
+mod generator;
 pub mod ocsp;
 pub mod oids;
 pub mod profile;

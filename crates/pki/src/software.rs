@@ -9,13 +9,12 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use signature::hazmat::PrehashSigner;
 use zeroize::Zeroizing;
 
 use crate::keys::{
     Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer, RsaPadding,
 };
-use crate::Error;
+use crate::{generator, Error};
 
 /// Version tag at the start of every sealed key.
 const SEALED_V1: &[u8] = b"sw1:";
@@ -106,17 +105,30 @@ impl KeyBackend for SoftwareKeyBackend {
         false
     }
 
+    /// A P-256 key costs one multiplication of the base point (its public key, from the
+    /// precomputed table of [`crate::generator`]), used for both the sealed PKCS#8 and the
+    /// SubjectPublicKeyInfo: `SecretKey::to_pkcs8_der` and opening the key again would each
+    /// compute it anew, the slow way (issuance makes one key per certificate).
     fn generate(&self, _label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
-        let pkcs8 = match algorithm {
-            KeyAlgorithm::EcdsaP256 => p256::SecretKey::random(&mut OsRng).to_pkcs8_der(),
-            KeyAlgorithm::Rsa3072 => rsa::RsaPrivateKey::new(&mut OsRng, 3072)
-                .map_err(|e| Error::Backend(format!("RSA key generation: {e}")))?
-                .to_pkcs8_der(),
+        match algorithm {
+            KeyAlgorithm::EcdsaP256 => {
+                let scalar = p256::NonZeroScalar::random(&mut OsRng);
+                let public = generator::public_key(&scalar)?;
+                let secret = p256::SecretKey::from(scalar);
+                let pkcs8 = p256_pkcs8(&secret, &public)?;
+                let spki = public.to_public_key_der().map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
+                Ok(GeneratedKey { reference: self.seal(&pkcs8)?, public_key: PublicKeyDer(spki.into_vec()) })
+            }
+            KeyAlgorithm::Rsa3072 => {
+                let pkcs8 = rsa::RsaPrivateKey::new(&mut OsRng, 3072)
+                    .map_err(|e| Error::Backend(format!("RSA key generation: {e}")))?
+                    .to_pkcs8_der()
+                    .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
+                let reference = self.seal(pkcs8.as_bytes())?;
+                let signer = SoftwareSigner::from_pkcs8(pkcs8.as_bytes())?;
+                Ok(GeneratedKey { reference, public_key: signer.public_key().clone() })
+            }
         }
-        .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
-        let reference = self.seal(pkcs8.as_bytes())?;
-        let signer = SoftwareSigner::from_pkcs8(pkcs8.as_bytes())?;
-        Ok(GeneratedKey { reference, public_key: signer.public_key().clone() })
     }
 
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {
@@ -135,8 +147,32 @@ impl KeyBackend for SoftwareKeyBackend {
     }
 }
 
+/// The PKCS#8 `PrivateKeyInfo` (RFC 5208) of a P-256 key whose public key is known: an
+/// `ECPrivateKey` (RFC 5915) with the public key and without parameters, under
+/// id-ecPublicKey with the named curve. The same bytes as `SecretKey::to_pkcs8_der`, which
+/// would compute the public key again.
+fn p256_pkcs8(secret: &p256::SecretKey, public: &p256::PublicKey) -> Result<Zeroizing<Vec<u8>>, Error> {
+    use der::Encode as _;
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use p256::pkcs8::AssociatedOid as _;
+    let encoding = |e: der::Error| Error::Backend(format!("PKCS#8 encoding: {e}"));
+    let private_key = Zeroizing::new(secret.to_bytes());
+    let point = public.to_encoded_point(false);
+    let ec_private_key = Zeroizing::new(
+        sec1::EcPrivateKey { private_key: &private_key, parameters: None, public_key: Some(point.as_bytes()) }
+            .to_der()
+            .map_err(encoding)?,
+    );
+    let algorithm = pkcs8::AlgorithmIdentifierRef {
+        oid: p256::elliptic_curve::ALGORITHM_OID,
+        parameters: Some((&p256::NistP256::OID).into()),
+    };
+    Ok(Zeroizing::new(pkcs8::PrivateKeyInfo::new(algorithm, &ec_private_key).to_der().map_err(encoding)?))
+}
+
 enum SoftwareKey {
-    Ecdsa(p256::ecdsa::SigningKey),
+    /// Zeroed on drop.
+    Ecdsa(p256::SecretKey),
     Rsa(Box<rsa::RsaPrivateKey>),
 }
 
@@ -150,14 +186,10 @@ impl SoftwareSigner {
     /// Reads an unencrypted PKCS#8 private key (P-256 or RSA).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
         if let Ok(secret) = p256::SecretKey::from_pkcs8_der(der) {
-            let public = secret
-                .public_key()
+            let public = generator::public_key(&secret.to_nonzero_scalar())?
                 .to_public_key_der()
                 .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
-            return Ok(Self {
-                key: SoftwareKey::Ecdsa(p256::ecdsa::SigningKey::from(secret)),
-                public_key: PublicKeyDer(public.as_bytes().to_vec()),
-            });
+            return Ok(Self { key: SoftwareKey::Ecdsa(secret), public_key: PublicKeyDer(public.into_vec()) });
         }
         let rsa_key = rsa::RsaPrivateKey::from_pkcs8_der(der)
             .map_err(|_| Error::UnsupportedKey("neither a P-256 nor an RSA PKCS#8 key".into()))?;
@@ -186,15 +218,16 @@ impl KeySigner for SoftwareSigner {
             return Err(Error::UnsupportedKey("ECDH needs a P-256 key".into()));
         };
         let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::UnsupportedKey("not a P-256 point".into()))?;
-        let shared = p256::ecdh::diffie_hellman(key.as_nonzero_scalar(), peer.as_affine());
+        let shared = p256::ecdh::diffie_hellman(key.to_nonzero_scalar(), peer.as_affine());
         Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
     }
 
     fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error> {
         match &self.key {
+            // RFC 6979 nonce, R from the precomputed table: the same bytes as the p256
+            // crate's `SigningKey::sign_prehash` (crate::generator).
             SoftwareKey::Ecdsa(key) => {
-                let signature: p256::ecdsa::Signature =
-                    key.sign_prehash(digest.as_bytes()).map_err(|_| Error::Signature)?;
+                let signature = generator::sign_prehash(&key.to_nonzero_scalar(), digest.as_bytes())?;
                 Ok(signature.to_der().as_bytes().to_vec())
             }
             SoftwareKey::Rsa(key) => {
@@ -234,6 +267,21 @@ mod tests {
             *last ^= 1;
         }
         assert!(matches!(backend.open(&damaged), Err(Error::Unseal)));
+    }
+
+    #[test]
+    fn p256_keys_are_sealed_as_the_p256_crate_encodes_them() {
+        use pkcs8::DecodePrivateKey as _;
+        let backend = SoftwareKeyBackend::new(MasterKey::generate());
+        let key = backend.generate("test", KeyAlgorithm::EcdsaP256).unwrap();
+        let clear = backend.unseal(&key.reference).unwrap();
+        let secret = p256::SecretKey::from_pkcs8_der(&clear).unwrap();
+        assert_eq!(clear.as_slice(), secret.to_pkcs8_der().unwrap().as_bytes(), "same PKCS#8 bytes");
+        let spki = secret.public_key().to_public_key_der().unwrap();
+        assert_eq!(key.public_key.0, spki.as_bytes(), "the SPKI is the key's own");
+        assert_eq!(backend.open(&key.reference).unwrap().public_key(), &key.public_key);
+        assert_eq!(backend.destroy_labelled("test").unwrap(), 0);
+        assert!(!backend.keeps_objects());
     }
 
     #[test]

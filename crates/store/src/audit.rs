@@ -1,6 +1,7 @@
 //! The audit log (DESIGN §7): each entry's hash covers the previous entry's hash and the
 //! entry's own fields, so a changed, removed or reordered entry breaks the chain. The head row
-//! serialises appends (PostgreSQL locks it with the UPDATE; SQLite holds the write lock).
+//! serialises appends (PostgreSQL locks it with `FOR UPDATE`; SQLite holds the write lock).
+//! An append is two round trips to the database: read the head, write the entry and the head.
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -8,7 +9,7 @@ use sqlx::{Any, Row, Transaction};
 
 use domain::UnixTime;
 
-use crate::Error;
+use crate::{DatabaseKind, Error};
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,32 +95,56 @@ fn entry_hash(prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, deta
     hex::encode(hasher.finalize())
 }
 
+/// Takes the head and locks it until commit, so that appends are serial: SQLite already holds
+/// the database's write lock (`BEGIN IMMEDIATE`), PostgreSQL locks the row.
+const HEAD_FOR_SQLITE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+const HEAD_FOR_POSTGRES: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+/// Stores the entry and moves the head to it in one round trip: two statements in one string
+/// for SQLite, which runs them in turn with the same numbered parameters; one statement with a
+/// data-modifying `WITH` for PostgreSQL, whose prepared statements hold one command only.
+const WRITE_FOR_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7); UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1";
+const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 RETURNING id) \
+     INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6, $7 FROM head";
+
 pub(crate) async fn append(
     tx: &mut Transaction<'static, Any>,
+    kind: DatabaseKind,
     at: UnixTime,
     actor: &str,
     event: &str,
     details: &serde_json::Value,
 ) -> Result<(), Error> {
-    // 1. Take the head: this UPDATE locks the row until commit, so appends are serial.
-    let row = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut **tx)
-        .await?;
-    let seq: i64 = row.try_get(0)?;
+    let (head, write) = match kind {
+        DatabaseKind::Sqlite => (HEAD_FOR_SQLITE, WRITE_FOR_SQLITE),
+        DatabaseKind::Postgres => (HEAD_FOR_POSTGRES, WRITE_FOR_POSTGRES),
+    };
+    // 1. Take the head, locked until commit.
+    let row = sqlx::query(head).fetch_one(&mut **tx).await?;
+    let prev_seq: i64 = row.try_get(0)?;
     let prev: String = row.try_get(1)?;
     // 2. Chain the entry and move the head to it.
+    let seq = prev_seq + 1;
     let details = details.to_string();
     let hash = entry_hash(&prev, seq, at, actor, event, &details);
-    sqlx::query("INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+    let written = sqlx::query(write)
         .bind(seq)
         .bind(at.0)
         .bind(actor.to_owned())
         .bind(event.to_owned())
         .bind(details)
         .bind(prev)
-        .bind(hash.clone())
+        .bind(hash)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(hash).execute(&mut **tx).await?;
+    // SQLite counts the entry and the head; PostgreSQL the entry, inserted only if the head
+    // moved.
+    let expected = match kind {
+        DatabaseKind::Sqlite => 2,
+        DatabaseKind::Postgres => 1,
+    };
+    if written.rows_affected() != expected {
+        return Err(Error::Corrupt(format!("the audit append wrote {} rows, not {expected}", written.rows_affected())));
+    }
     Ok(())
 }

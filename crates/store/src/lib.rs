@@ -73,6 +73,9 @@ impl Store {
             DatabaseKind::Sqlite => {
                 options
                     .max_connections(8)
+                    // A connection to a local file does not go stale; the check would cost a
+                    // round trip to the connection's thread on every transaction.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL for concurrent readers; FULL so a committed use case survives a
@@ -458,7 +461,7 @@ impl Tx {
 
     /// Appends an entry to the audit log, chained to the one before.
     pub async fn audit(&mut self, at: UnixTime, actor: &str, event: &str, details: serde_json::Value) -> Result<(), Error> {
-        audit::append(&mut self.inner, at, actor, event, &details).await
+        audit::append(&mut self.inner, self.kind, at, actor, event, &details).await
     }
 }
 
