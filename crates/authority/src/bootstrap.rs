@@ -9,10 +9,9 @@ use serde_json::json;
 use domain::{CertificateKind, Serial};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
-use pki::PublicKeyDer;
-use store::{KeyId, KeyRecord, KeyState, NewCertificate, Tx};
+use store::NewCertificate;
 
-use crate::keys::{random_key_id, PreparedKey};
+use crate::keys::PreparedKey;
 use crate::settings::CaName;
 use crate::{parse_certificate, Authority, Error, LoadedCa};
 
@@ -26,28 +25,6 @@ pub(crate) fn random_serial() -> Serial {
 }
 
 impl Authority {
-    /// Generates a key in the backend inside `tx` and records it there. A crash between the
-    /// generation and the commit orphans a token's key object (its label names it): use
-    /// [`Authority::prepare_key`] before the transaction instead. Only the time-stamping unit's
-    /// renewal still generates this way.
-    pub(crate) async fn new_key(&self, tx: &mut Tx, label: &str) -> Result<(KeyId, PublicKeyDer), Error> {
-        let algorithm = self.settings.key_algorithm;
-        let generated = self.keys.generate(label, algorithm)?;
-        let id = random_key_id();
-        tx.insert_key(&KeyRecord {
-            id: id.clone(),
-            backend: self.keys.name().to_owned(),
-            label: label.to_owned(),
-            algorithm: algorithm.as_str().to_owned(),
-            reference: generated.reference.0.clone(),
-            public_key: generated.public_key.0.clone(),
-            state: KeyState::Active,
-            created_at: self.clock.now(),
-        })
-        .await?;
-        Ok((id, generated.public_key))
-    }
-
     /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
     /// that two servers starting at once do not both create a hierarchy).
     ///

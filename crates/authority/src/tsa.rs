@@ -15,6 +15,7 @@ use pki::KeySigner;
 use store::{AuthorityRecord, NewCertificate};
 
 use crate::bootstrap::random_serial;
+use crate::keys::PreparedKey;
 use crate::settings::CaName;
 use crate::{parse_certificate, Authority, Error};
 
@@ -169,28 +170,46 @@ impl Authority {
             }
             return Ok(());
         }
+        // 1. The key, before the transaction (crate::keys: a token's key is recorded first).
+        let serial = random_serial();
+        let key = self.prepare_key(&format!("eidportal-tsa-{}", serial.to_hex()), self.settings.key_algorithm).await?;
+        match self.certify_tsa_key(serial, &key, issuer_not_after, now).await {
+            Ok(true) => self.reload_ca(TSA_ISSUER).await,
+            // Another process replaced the unit while we waited for the lock.
+            Ok(false) => {
+                self.discard_key(key).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.discard_key(key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Step 2 of the renewal, under the CA row's lock unless another process just did it: the
+    /// key's record, the serial stored before signing, the certificate and the unit's row, in
+    /// one transaction. False if another process did it.
+    async fn certify_tsa_key(&self, serial: Serial, key: &PreparedKey, issuer_not_after: UnixTime, now: UnixTime) -> Result<bool, Error> {
+        let issuer = self.ca(TSA_ISSUER)?;
         let mut tx = self.store.begin().await?;
         let record = tx.authority_for_update(TSA_ISSUER.as_str()).await?;
-        // Re-check under the lock: another process may have just done it.
-        if let Some((serial, _, _, not_after)) = &record.tsa {
-            let status = tx.certificate(serial).await?.map(|c| c.status);
+        if let Some((current, _, _, not_after)) = &record.tsa {
+            let status = tx.certificate(current).await?.map(|c| c.status);
             if status == Some(CertificateStatus::Issued)
                 && !self.settings.timestamping.needs_renewal(*not_after, issuer_not_after, now)
             {
-                return Ok(());
+                return Ok(false);
             }
         }
-        // 1. The key, generated in the backend; 2. the serial, stored before signing;
-        // 3. the certificate; 4. the unit's row: all in one transaction.
-        let (key_id, public_key) = self.new_key(&mut tx, "eidportal-tsa").await?;
+        self.record_key(&mut tx, key).await?;
         let subject = self.settings.tsa_name().name()?;
-        let serial = random_serial();
         let not_after = now.plus_calendar_years(self.settings.timestamping.certificate_years).min(issuer_not_after);
         let request = CertificateRequest {
             kind: CertificateKind::TimeStamping,
             serial,
             subject: subject.clone(),
-            public_key: &public_key,
+            public_key: key.public_key(),
             not_before: now,
             not_after,
         };
@@ -200,7 +219,7 @@ impl Authority {
             kind: CertificateKind::TimeStamping,
             subject: profile::name_to_string(&subject),
             email: None,
-            key_id: Some(key_id.clone()),
+            key_id: Some(key.id().clone()),
             not_before: now,
             not_after,
             reserved_at: now,
@@ -210,10 +229,10 @@ impl Authority {
         let signer = Issuer::from_certificate(&issuer.certificate, urls, issuer.signer.as_ref())?;
         let der = profile::issue(&request, &signer, &self.settings.policy)?;
         tx.complete_certificate(&serial, &der.0, now).await?;
-        tx.store_tsa(TSA_ISSUER.as_str(), &serial, &key_id, &der.0, not_after).await?;
+        tx.store_tsa(TSA_ISSUER.as_str(), &serial, key.id(), &der.0, not_after).await?;
         tx.audit(now, "system", "tsa.certified", json!({ "ca": TSA_ISSUER.as_str(), "serial": serial.to_hex() })).await?;
         tx.commit().await?;
-        self.reload_ca(TSA_ISSUER).await
+        Ok(true)
     }
 
     /// Must the unit's certificate be replaced: missing, revoked, or near its end?
