@@ -43,6 +43,51 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub struct AuthenticatedDevice(pub DeviceRecord);
 
+/// A device request whose signature and time checked out, its nonce not spent yet: only this
+/// module spends it, once ([`Authority::respond_to`] or [`Authority::spend_device_request`]).
+#[derive(Debug)]
+pub struct DeviceRequest {
+    device: DeviceRecord,
+    nonce_key: String,
+    at: UnixTime,
+}
+
+impl DeviceRequest {
+    /// Records the nonce inside `tx`; false if it was seen before.
+    async fn spend(&self, tx: &mut Tx) -> Result<bool, Error> {
+        Ok(tx.use_nonce(&self.nonce_key, self.at.plus_seconds(2 * login::CLOCK_SKEW), self.at).await?)
+    }
+}
+
+/// What [`Authority::respond_to`] checked of an answer, and against which request and keys.
+struct AnswerCheck {
+    /// The request's id, kind, challenge and payload.
+    txn: (String, String, String, Vec<u8>),
+    /// The device's id, key and PIN key.
+    device: (String, Vec<u8>, Vec<u8>),
+    /// The approval message (proto `approval_message`).
+    message: String,
+    /// The device signed `message`.
+    signature_ok: bool,
+    /// The PIN proof opened and verified; `None` when it is not base64.
+    pin_ok: Option<bool>,
+}
+
+impl AnswerCheck {
+    /// Whether this check holds for `txn` and `device` as read now.
+    fn is_for(&self, txn: &TransactionRecord, device: &DeviceRecord) -> bool {
+        let (id, kind, challenge, payload) = &self.txn;
+        let (device_id, public_key, pin_public_key) = &self.device;
+        *id == txn.id
+            && *kind == txn.kind
+            && *challenge == txn.challenge
+            && *payload == txn.payload
+            && *device_id == device.id
+            && *public_key == device.public_key
+            && *pin_public_key == device.pin_public_key
+    }
+}
+
 impl Authority {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
@@ -227,6 +272,20 @@ impl Authority {
         path_and_query: &str,
         body: &[u8],
     ) -> Result<AuthenticatedDevice, Error> {
+        let request = self.verify_device_request(authorization, method, path_and_query, body).await?;
+        self.spend_device_request(request).await
+    }
+
+    /// The first half of [`Self::authenticate_device`]: the signature and the time, without
+    /// spending the nonce. [`Self::respond_to`] spends it in the answer's own transaction;
+    /// anything else spends it with [`Self::spend_device_request`].
+    pub async fn verify_device_request(
+        &self,
+        authorization: &str,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<DeviceRequest, Error> {
         let parsed = crypto::parse_authorization(authorization).ok_or(Rejection::Invalid("authorization"))?;
         let device = self.store.device(&parsed.device_id).await?.ok_or(Rejection::BadSignature)?;
         let message = crypto::request_message(method, path_and_query, parsed.timestamp, &parsed.nonce, body);
@@ -235,16 +294,21 @@ impl Authority {
         if (parsed.timestamp - now.0).abs() > login::CLOCK_SKEW {
             return Err(Rejection::ClockSkew.into());
         }
+        Ok(DeviceRequest { nonce_key: format!("{}:{}", device.id, parsed.nonce), device, at: now })
+    }
+
+    /// The second half of [`Self::authenticate_device`]: spends the request's nonce in its own
+    /// transaction, then refuses a revoked device.
+    pub async fn spend_device_request(&self, request: DeviceRequest) -> Result<AuthenticatedDevice, Error> {
         let mut tx = self.store.begin().await?;
-        let nonce_key = format!("{}:{}", device.id, parsed.nonce);
-        if !tx.use_nonce(&nonce_key, now.plus_seconds(2 * login::CLOCK_SKEW), now).await? {
+        if !request.spend(&mut tx).await? {
             return Err(Rejection::Replay.into());
         }
         tx.commit().await?;
-        if device.state == DeviceState::Revoked {
+        if request.device.state == DeviceState::Revoked {
             return Err(Rejection::DeviceRevoked.into());
         }
-        Ok(AuthenticatedDevice(device))
+        Ok(AuthenticatedDevice(request.device))
     }
 
     /// The app's view of its state.
@@ -286,16 +350,34 @@ impl Authority {
         Ok(Inbox { items, cancelled, device_status: Self::device_status(&device) })
     }
 
-    /// `POST /requests/{txn}/response`: one database transaction that checks everything against
-    /// the stored request (never against what the client echoes) and moves it on once.
+    /// `POST /requests/{txn}/response` from an authenticated device: see [`Self::respond_to`].
     pub async fn respond(&self, device: &AuthenticatedDevice, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
-        let now = self.clock.now();
-        let device_signature = crypto::unb64(&response.device_signature).map_err(|_| Rejection::Invalid("device_signature"))?;
-        let mut tx = self.store.begin().await?;
-        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
-        let current = tx.device(&device.0.id).await?.ok_or(Rejection::NotFound)?;
+        self.answer(&device.0, None, txn_id, response).await
+    }
+
+    /// `POST /requests/{txn}/response`: one database transaction that spends the request's
+    /// nonce, checks everything against the stored request (never against what the client
+    /// echoes) and moves it on once. A refused answer rolls back, and its nonce is then spent
+    /// on its own, so that no request is accepted twice.
+    pub async fn respond_to(&self, request: DeviceRequest, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
+        if request.device.state == DeviceState::Revoked {
+            // As `authenticate_device`: the nonce spent, then the device refused.
+            self.spend_device_request(request).await?;
+            return Err(Rejection::DeviceRevoked.into());
+        }
+        match self.answer(&request.device, Some(&request), txn_id, response).await {
+            Ok(result) => Ok(result),
+            Err(Error::Rejected(Rejection::Replay)) => Err(Rejection::Replay.into()),
+            Err(error) => {
+                self.spend_device_request(request).await?;
+                Err(error)
+            }
+        }
+    }
+
+    /// The signatures of an answer checked against a request and a device (CPU work only).
+    async fn check_answer(&self, txn: &TransactionRecord, device: &DeviceRecord, response: &Response, device_signature: &[u8]) -> AnswerCheck {
         let kind = if txn.kind == "sign" { RequestKind::Sign } else { RequestKind::Login };
-        // 1. The device signed exactly this request, decision, code and time.
         let message = crypto::approval_message(
             &txn.id,
             kind,
@@ -304,11 +386,57 @@ impl Authority {
             &txn.challenge,
             &txn.payload,
             &response.verification_code,
-            &current.id,
+            &device.id,
             response.issued_at,
         );
-        crypto::verify(&current.public_key, message.as_bytes(), &device_signature).map_err(|_| Rejection::BadSignature)?;
-        // 2. It may answer now.
+        let signature_ok = crypto::verify(&device.public_key, message.as_bytes(), device_signature).is_ok();
+        let pin_ok = match &response.pin_proof {
+            Some(sealed) => match crypto::unb64(sealed) {
+                Ok(sealed) => Some(match self.open_sealed(&sealed, txn.id.as_bytes()).await {
+                    Ok(signature) => crypto::verify(&device.pin_public_key, message.as_bytes(), &signature).is_ok(),
+                    Err(_) => false,
+                }),
+                Err(_) => None,
+            },
+            None => Some(false),
+        };
+        AnswerCheck {
+            txn: (txn.id.clone(), txn.kind.clone(), txn.challenge.clone(), txn.payload.clone()),
+            device: (device.id.clone(), device.public_key.clone(), device.pin_public_key.clone()),
+            message,
+            signature_ok,
+            pin_ok,
+        }
+    }
+
+    async fn answer(&self, device: &DeviceRecord, nonce: Option<&DeviceRequest>, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
+        let device_signature = crypto::unb64(&response.device_signature).map_err(|_| Rejection::Invalid("device_signature"))?;
+        // 1. The signatures, checked before the write transaction against the request as read
+        //    now (SQLite has one writer: its turn should not wait for elliptic curves), and
+        //    checked again inside only if the request or the device changed meanwhile.
+        let early = match self.store.transaction(txn_id).await? {
+            Some(txn) => Some(self.check_answer(&txn, device, response, &device_signature).await),
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if let Some(request) = nonce {
+            if !request.spend(&mut tx).await? {
+                return Err(Rejection::Replay.into());
+            }
+        }
+        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let current = tx.device(&device.id).await?.ok_or(Rejection::NotFound)?;
+        let checked = match early {
+            Some(check) if check.is_for(&txn, &current) => check,
+            _ => self.check_answer(&txn, &current, response, &device_signature).await,
+        };
+        // 2. The device signed exactly this request, decision, code and time.
+        if !checked.signature_ok {
+            return Err(Rejection::BadSignature.into());
+        }
+        let message = checked.message;
+        // 3. It may answer now.
         let mine = txn.user_id.as_deref() == Some(current.user_id.as_str());
         login::may_answer(txn.status, txn.expires_at, current.state, mine, UnixTime(response.issued_at), now).map_err(|refusal| match refusal {
             login::AnswerRefusal::NotPending => Rejection::NotPending,
@@ -319,7 +447,7 @@ impl Authority {
         })?;
         let actor = format!("device:{}", current.id);
         let code_matches = response.verification_code == txn.verification_code;
-        // 3. A deny, or a wrong code (which denies).
+        // 4. A deny, or a wrong code (which denies).
         if response.decision == Decision::Deny || !code_matches {
             let (status, hint) = if code_matches {
                 let reason = response.reason.as_deref().unwrap_or("user_deny");
@@ -332,17 +460,8 @@ impl Authority {
             tx.commit().await?;
             return Ok(ResponseResult { result: ResponseOutcome::Denied, attempts_left: None });
         }
-        // 4. The PIN proof, opened, checked and dropped.
-        let pin_ok = match &response.pin_proof {
-            Some(sealed) => {
-                let sealed = crypto::unb64(sealed).map_err(|_| Rejection::Invalid("pin_proof"))?;
-                match self.open_sealed(&sealed, txn.id.as_bytes()).await {
-                    Ok(signature) => crypto::verify(&current.pin_public_key, message.as_bytes(), &signature).is_ok(),
-                    Err(_) => false,
-                }
-            }
-            None => false,
-        };
+        // 5. The PIN proof, opened, checked and dropped (in step 1).
+        let pin_ok = checked.pin_ok.ok_or(Rejection::Invalid("pin_proof"))?;
         if !pin_ok {
             let (state, left) = login::after_wrong_pin(u8::try_from(current.pin_failures).unwrap_or(u8::MAX));
             tx.update_device(&current.id, state, current.pin_failures + 1, now).await?;

@@ -156,15 +156,24 @@ async fn status(State(state): State<AppState>, headers: HeaderMap, method: Metho
 }
 
 async fn respond(State(state): State<AppState>, Path(txn): Path<String>, headers: HeaderMap, method: Method, uri: Uri, body: Bytes) -> Response {
-    let device = match device(&state.authority, &headers, &method, &uri, &body).await {
-        Ok(d) => d,
-        Err(response) => return response,
+    // The nonce is spent in the answer's own transaction (one write instead of two), or on its
+    // own when the body does not parse.
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let request = match state.authority.verify_device_request(authorization, method.as_str(), path, &body).await {
+        Ok(request) => request,
+        Err(error) => return error_response(error),
     };
     let answer: AppResponse = match parse(&body) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => {
+            return match state.authority.spend_device_request(request).await {
+                Ok(_) => response,
+                Err(error) => error_response(error),
+            };
+        }
     };
-    match state.authority.respond(&device, &txn, &answer).await {
+    match state.authority.respond_to(request, &txn, &answer).await {
         Ok(result) => Json(result).into_response(),
         Err(error) => error_response(error),
     }
