@@ -205,11 +205,17 @@ impl Authority {
         let (_, algorithm) = scheme_of(&credential);
         let chain: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
         let now = self.clock.now();
-        let mut prepared = Vec::new();
-        for document in &documents {
-            let ready = pades::prepare(&document.bytes, &chain, algorithm, now.0, FIELD_NAME).map_err(|e| unreadable(&document.filename, e))?;
-            prepared.push(ready);
-        }
+        // Reading and preparing up to 20 MB of PDF is CPU work: off the async threads.
+        let (documents, prepared) = tokio::task::spawn_blocking(move || {
+            let prepared = documents
+                .iter()
+                .map(|d| pades::prepare(&d.bytes, &chain, algorithm, now.0, FIELD_NAME).map_err(|e| unreadable(&d.filename, e)))
+                .collect::<Result<Vec<_>, _>>();
+            (documents, prepared)
+        })
+        .await
+        .map_err(|e| Error::Inconsistent(format!("the preparing thread failed: {e}")))?;
+        let prepared = prepared?;
         let request = SignRequest {
             credential_id: credential.id.clone(),
             algorithm: HashAlgorithm::Sha256,
