@@ -759,8 +759,8 @@ fn hex_of(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The portal.
 
-/// A PDF of about `size` bytes: one page whose content stream is lines of text (the shape of
-/// `minimal_pdf` in crates/server/tests/sign_e2e.rs, with a large stream).
+/// A PDF of about `size` bytes: one page whose content stream is lines of text in a standard
+/// font, so that the size follows the knob (the portal's own agreement PDFs embed a 390 KB font).
 fn test_pdf(size: usize, title: &str) -> Vec<u8> {
     let mut content = String::new();
     let mut line = 0usize;

@@ -11,29 +11,9 @@ use std::time::{Duration, Instant};
 
 use support::{consentid, der_to_pem, extract, logged_in, run, Browser, Server, Setup, PIN};
 
-/// A one-page PDF with a classic cross-reference table.
-fn minimal_pdf(text: &str) -> Vec<u8> {
-    let content = format!("BT /F1 18 Tf 72 760 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
-    ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
-    for offset in offsets {
-        out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
-    out
+/// A PDF to sign: an agreement as the portal makes them (crates/pdf, embedded DejaVu Sans).
+fn document(text: &str) -> Vec<u8> {
+    pdf::agreement_pdf(text, &[format!("Документ за потписивање: {text}.")], "eidportal").unwrap()
 }
 
 fn text(response: &support::HttpResponse) -> String {
@@ -51,7 +31,7 @@ fn upload(browser: &mut Browser, level: &str, files: &[(&str, &[u8])]) -> suppor
 /// Uploads one PDF, approves on the phone, waits for the job page to offer the download;
 /// returns the signed PDF.
 fn sign_in_portal(browser: &mut Browser, home: &Path, level: &str, name: &str) -> Vec<u8> {
-    let response = upload(browser, level, &[(name, &minimal_pdf(&format!("eidportal {level}")))]);
+    let response = upload(browser, level, &[(name, &document(&format!("eidportal {level}")))]);
     assert_eq!(response.status, 303, "{level}: {}", text(&response));
     let job = response.header("location").unwrap().to_owned();
     let page = text(&browser.get(&job));
@@ -127,7 +107,7 @@ fn uploads_that_are_not_signable_pdfs_are_refused_with_a_clear_message() {
     let home = dir.path().join("phone");
     let mut browser = logged_in(&server, "petar@example.rs", &home);
     // Without a cloud certificate there is nothing to sign with.
-    let response = upload(&mut browser, "b-b", &[("a.pdf", &minimal_pdf("a"))]);
+    let response = upload(&mut browser, "b-b", &[("a.pdf", &document("a"))]);
     assert!(text(&response).contains("Немате активан квалификовани електронски сертификат у клауду"), "{}", text(&response));
     server.cli_ok(&["cert", "issue", "--email", "petar@example.rs", "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008"]);
 
@@ -138,7 +118,7 @@ fn uploads_that_are_not_signable_pdfs_are_refused_with_a_clear_message() {
         assert!(page.contains(words), "expected “{words}” in {page}");
     };
     refused(&mut browser, &[("notes.txt", b"just some text, not a PDF")], 422, "Датотека „notes.txt” није PDF документ.");
-    let mut corrupt = minimal_pdf("x");
+    let mut corrupt = document("x");
     corrupt.truncate(corrupt.len() / 2);
     refused(&mut browser, &[("broken.pdf", &corrupt)], 422, "Документ „broken.pdf” је оштећен");
     refused(&mut browser, &[("random.pdf", &b"%PDF-1.7\n\x00\x01\x02 garbage without objects".repeat(3))], 422, "је оштећен");
@@ -151,10 +131,10 @@ fn uploads_that_are_not_signable_pdfs_are_refused_with_a_clear_message() {
     let (_, pending, _) = consentid(&home, &["pending", "--json"], "");
     assert_eq!(pending.trim(), "[]", "no request reached the phone");
     // A form without the session's CSRF token is refused.
-    let response = browser.post_multipart("/services/sign", &[("csrf", "forged"), ("level", "b-b")], &[("documents", "a.pdf", &minimal_pdf("a"))]);
+    let response = browser.post_multipart("/services/sign", &[("csrf", "forged"), ("level", "b-b")], &[("documents", "a.pdf", &document("a"))]);
     assert_eq!(response.status, 403);
     // Another user cannot see or download a job.
-    let response = upload(&mut browser, "b-b", &[("mine.pdf", &minimal_pdf("mine"))]);
+    let response = upload(&mut browser, "b-b", &[("mine.pdf", &document("mine"))]);
     let job = response.header("location").unwrap().to_owned();
     let mut other = logged_in(&server, "ana@example.rs", &dir.path().join("phone-b"));
     assert_eq!(other.get(&job).status, 404);

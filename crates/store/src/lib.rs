@@ -41,6 +41,13 @@ pub enum Error {
     NotFound(String),
 }
 
+/// The delegates a CA row keeps: its OCSP signer and its time-stamping unit.
+#[derive(Debug, Clone, Copy)]
+enum Delegate {
+    Ocsp,
+    Tsa,
+}
+
 /// Which database the URL chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -321,42 +328,33 @@ impl Tx {
     }
 
     /// Stores a renewed delegated OCSP signer.
-    pub async fn store_ocsp_signer(
+    pub async fn store_ocsp_signer(&mut self, name: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8], not_after: UnixTime) -> Result<(), Error> {
+        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after).await
+    }
+
+    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
+    pub async fn store_tsa(&mut self, issuer: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8], not_after: UnixTime) -> Result<(), Error> {
+        self.store_delegate(Delegate::Tsa, issuer, serial, key_id, certificate, not_after).await
+    }
+
+    /// A CA's delegate (OCSP signer or time-stamping unit) lives in four columns of its row.
+    async fn store_delegate(
         &mut self,
+        delegate: Delegate,
         name: &str,
         serial: &Serial,
         key_id: &KeyId,
         certificate: &[u8],
         not_after: UnixTime,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE authorities SET ocsp_serial = $2, ocsp_key_id = $3, ocsp_certificate = $4, ocsp_not_after = $5 \
-             WHERE name = $1",
-        )
+        let p = match delegate {
+            Delegate::Ocsp => "ocsp",
+            Delegate::Tsa => "tsa",
+        };
+        sqlx::query(&format!(
+            "UPDATE authorities SET {p}_serial = $2, {p}_key_id = $3, {p}_certificate = $4, {p}_not_after = $5 WHERE name = $1"
+        ))
         .bind(name.to_owned())
-        .bind(serial.to_hex())
-        .bind(&key_id.0)
-        .bind(certificate.to_vec())
-        .bind(not_after.0)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
-    }
-
-    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
-    pub async fn store_tsa(
-        &mut self,
-        issuer: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE authorities SET tsa_serial = $2, tsa_key_id = $3, tsa_certificate = $4, tsa_not_after = $5 \
-             WHERE name = $1",
-        )
-        .bind(issuer.to_owned())
         .bind(serial.to_hex())
         .bind(&key_id.0)
         .bind(certificate.to_vec())
