@@ -55,7 +55,12 @@ pub struct DeviceRequest {
 impl DeviceRequest {
     /// Records the nonce inside `tx`; false if it was seen before.
     async fn spend(&self, tx: &mut Tx) -> Result<bool, Error> {
-        Ok(tx.use_nonce(&self.nonce_key, self.at.plus_seconds(2 * login::CLOCK_SKEW), self.at).await?)
+        Ok(tx.use_nonce(&self.nonce_key, self.remembered_until()).await?)
+    }
+
+    /// How long the nonce is kept: past it, the request's time is refused anyway.
+    fn remembered_until(&self) -> UnixTime {
+        self.at.plus_seconds(2 * login::CLOCK_SKEW)
     }
 }
 
@@ -297,14 +302,12 @@ impl Authority {
         Ok(DeviceRequest { nonce_key: format!("{}:{}", device.id, parsed.nonce), device, at: now })
     }
 
-    /// The second half of [`Self::authenticate_device`]: spends the request's nonce in its own
-    /// transaction, then refuses a revoked device.
+    /// The second half of [`Self::authenticate_device`]: spends the request's nonce (one
+    /// statement, its own transaction), then refuses a revoked device.
     pub async fn spend_device_request(&self, request: DeviceRequest) -> Result<AuthenticatedDevice, Error> {
-        let mut tx = self.store.begin().await?;
-        if !request.spend(&mut tx).await? {
+        if !self.store.use_nonce(&request.nonce_key, request.remembered_until()).await? {
             return Err(Rejection::Replay.into());
         }
-        tx.commit().await?;
         if request.device.state == DeviceState::Revoked {
             return Err(Rejection::DeviceRevoked.into());
         }

@@ -190,14 +190,16 @@ impl Authority {
 
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
     /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
-    /// finishes the destruction of revoked certificates' keys, and notices status changes made
-    /// by other processes. The server calls it every few seconds.
+    /// finishes the destruction of revoked certificates' keys, forgets expired device-request
+    /// nonces, and notices status changes made by other processes. The server calls it every
+    /// minute.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.renew_ocsp_signers().await?;
         self.renew_tsa().await?;
         self.refresh_crls().await?;
         self.abandon_stale_reservations().await?;
         self.finish_keys_left_half_way().await?;
+        self.store.purge_used_nonces(self.clock.now()).await?;
         self.ocsp_cache.set_revision(self.store.status_revision().await?);
         Ok(())
     }

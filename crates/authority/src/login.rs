@@ -14,12 +14,20 @@ use store::{SessionRecord, UserRecord};
 use crate::accounts::{normalise_email, password_matches};
 use crate::{Authority, Error, Rejection};
 
-/// Seconds an anonymous session lives.
+/// Seconds an anonymous session is shown as living (it is not stored: see [`SessionToken`]).
 const ANONYMOUS_LIFETIME: i64 = 3600;
+/// What an anonymous session's token starts with.
+const ANONYMOUS_PREFIX: &str = "a.";
 /// Seconds a logged-in session lives.
 const LOGGED_IN_LIFETIME: i64 = 8 * 3600;
 
-/// A session cookie's value. Only its hash is stored; `Debug` is redacted.
+/// A session cookie's value; `Debug` is redacted.
+///
+/// A logged-in session is stored, keyed by the token's hash. An anonymous session (a visitor
+/// who has not logged in: the login forms, the waiting page) is not stored at all: its token
+/// is `a.` and 32 random bytes, and its forms' CSRF token is derived from the token. So a page
+/// view writes nothing, and a login costs the database one transaction less. A login request
+/// is bound to the anonymous token's hash, and completing it gives a fresh, stored token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionToken(pub String);
 
@@ -32,6 +40,22 @@ impl std::fmt::Debug for SessionToken {
 impl SessionToken {
     fn generate() -> Self {
         Self(proto::b64(&rand::random::<[u8; 32]>()))
+    }
+
+    fn generate_anonymous() -> Self {
+        Self(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&rand::random::<[u8; 32]>())))
+    }
+
+    /// An anonymous session's token, well formed (`a.` and 32 bytes in base64url).
+    fn is_anonymous(&self) -> bool {
+        self.0.strip_prefix(ANONYMOUS_PREFIX).and_then(|rest| proto::unb64(rest).ok()).is_some_and(|bytes| bytes.len() == 32)
+    }
+
+    /// The CSRF token of an anonymous session's forms: only who holds the (HttpOnly) cookie
+    /// can know it.
+    fn anonymous_csrf(&self) -> String {
+        let digest = Sha256::new().chain_update(b"eidportal anonymous session csrf\0").chain_update(self.0.as_bytes()).finalize();
+        proto::b64(&digest[..24])
     }
 
     /// The hash the store keys sessions by.
@@ -72,30 +96,35 @@ pub struct LoginState {
 }
 
 impl Authority {
-    /// A new anonymous session (it carries the CSRF token of the forms).
-    pub async fn new_session(&self) -> Result<(SessionToken, Session), Error> {
+    /// A new anonymous session (it carries the CSRF token of the forms). Nothing is stored.
+    pub fn new_session(&self) -> (SessionToken, Session) {
+        let token = SessionToken::generate_anonymous();
+        let session = self.anonymous_session(&token);
+        (token, session)
+    }
+
+    fn anonymous_session(&self, token: &SessionToken) -> Session {
         let now = self.clock.now();
-        let token = SessionToken::generate();
         let record = SessionRecord {
             id_hash: token.hash(),
             user_id: None,
             auth_method: None,
             device_id: None,
-            csrf_token: proto::b64(&rand::random::<[u8; 24]>()),
+            csrf_token: token.anonymous_csrf(),
             created_at: now,
             authenticated_at: None,
             expires_at: now.plus_seconds(ANONYMOUS_LIFETIME),
             ended_at: None,
         };
-        let mut tx = self.store.begin().await?;
-        tx.insert_session(&record).await?;
-        tx.commit().await?;
-        Ok((token, Session { record, user: None }))
+        Session { record, user: None }
     }
 
-    /// The live session of a cookie: not ended, not expired, and for a ConsentID login, its
-    /// device not revoked.
+    /// The live session of a cookie: an anonymous one, or a stored one not ended, not
+    /// expired, and for a ConsentID login, its device not revoked.
     pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
+        if token.is_anonymous() {
+            return Ok(Some(self.anonymous_session(token)));
+        }
         let Some(record) = self.store.session(&token.hash()).await? else { return Ok(None) };
         let now = self.clock.now();
         if record.ended_at.is_some() || now >= record.expires_at {
@@ -167,7 +196,7 @@ impl Authority {
         }
         let (token, record) = self.logged_in_session(&user_id, "consentid", Some(device_id), now);
         tx.insert_session(&record).await?;
-        tx.end_session(&session.record.id_hash, now).await?;
+        self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(now, &format!("user:{user_id}"), "login.completed", json!({ "txn": txn.id, "method": "consentid" })).await?;
         tx.commit().await?;
         let user = self.store.user(&user_id).await?;
@@ -199,7 +228,7 @@ impl Authority {
         };
         let (token, record) = self.logged_in_session(&user.id, "password", None, now);
         tx.insert_session(&record).await?;
-        tx.end_session(&session.record.id_hash, now).await?;
+        self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(now, &format!("user:{}", user.id), "login.completed", json!({ "method": "password" })).await?;
         tx.commit().await?;
         Ok((token, Session { record, user: Some(user) }))
@@ -240,11 +269,19 @@ impl Authority {
         (token, record)
     }
 
+    /// Ends the session a login replaces, if it is a stored one (an anonymous one is not).
+    async fn end_stored_session(&self, tx: &mut store::Tx, session: &Session, now: UnixTime) -> Result<(), Error> {
+        if session.record.user_id.is_some() {
+            tx.end_session(&session.record.id_hash, now).await?;
+        }
+        Ok(())
+    }
+
     /// Ends a session (logout).
     pub async fn logout(&self, session: &Session) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        tx.end_session(&session.record.id_hash, now).await?;
+        self.end_stored_session(&mut tx, session, now).await?;
         if let Some(user) = &session.user {
             tx.audit(now, &format!("user:{}", user.id), "logout", json!({})).await?;
         }

@@ -133,7 +133,7 @@ fn wrong_code(code: &str) -> String {
 }
 
 async fn browser(authority: &Authority) -> Session {
-    authority.new_session().await.unwrap().1
+    authority.new_session().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,7 +106,7 @@ impl AppState {
                 return Ok(Visit { session, new_cookie: None, language });
             }
         }
-        let (token, session) = self.authority.new_session().await?;
+        let (token, session) = self.authority.new_session();
         Ok(Visit { session, new_cookie: Some(token), language })
     }
 

@@ -9,6 +9,8 @@ use domain::{AssuranceLevel, DeviceState, TransactionStatus, UnixTime};
 use crate::records::KeyId;
 use crate::{parse_column, DatabaseKind, Error, Store, Tx};
 
+const USE_NONCE: &str = "INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
+
 /// An account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -231,6 +233,21 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord, Error> {
 }
 
 impl Store {
+    /// Records a device request nonce on its own, one statement committed at once; false if
+    /// it was seen before (a replay). For requests that change nothing else (the inbox).
+    pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
+    pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
     /// An account by e-mail (lower-cased by the caller).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
         let row = sqlx::query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(&self.pool).await?;
@@ -628,14 +645,10 @@ impl Tx {
         Ok(allowed)
     }
 
-    /// Records a device request nonce; false if it was seen before (a replay).
-    pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, Error> {
-        sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0).execute(&mut *self.inner).await?;
-        let done = sqlx::query("INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
-            .bind(nonce.to_owned())
-            .bind(expires_at.0)
-            .execute(&mut *self.inner)
-            .await?;
+    /// Records a device request nonce; false if it was seen before (a replay). Expired ones
+    /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
+    pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(&mut *self.inner).await?;
         Ok(done.rows_affected() == 1)
     }
 

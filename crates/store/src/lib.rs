@@ -123,15 +123,20 @@ impl Store {
     /// In one process, SQLite writers wait their turn in a fair queue first (see `writer`): a
     /// task must not begin a second transaction while it holds one.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        let turn = match &self.writer {
-            Some(writer) => Some(writer.clone().lock_owned().await),
-            None => None,
-        };
+        let turn = self.write_turn().await;
         let inner = match self.kind {
             DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             DatabaseKind::Postgres => self.pool.begin().await?,
         };
         Ok(Tx { inner, kind: self.kind, _turn: turn })
+    }
+
+    /// SQLite: waits for this process's write turn (see `writer`); PostgreSQL: none.
+    async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Closes the pool.
