@@ -55,7 +55,7 @@ impl SessionToken {
     /// can know it.
     fn anonymous_csrf(&self) -> String {
         let digest = Sha256::new().chain_update(b"eidportal anonymous session csrf\0").chain_update(self.0.as_bytes()).finalize();
-        proto::b64(&digest[..24])
+        proto::b64(&digest)
     }
 
     /// The hash the store keys sessions by.

@@ -236,15 +236,13 @@ impl Store {
     /// Records a device request nonce on its own, one statement committed at once; false if
     /// it was seen before (a replay). For requests that change nothing else (the inbox).
     pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(&self.pool).await?;
+        let done = self.write_one(sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0)).await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
     pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0).execute(&self.pool).await?;
+        let done = self.write_one(sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0)).await?;
         Ok(done.rows_affected())
     }
 
@@ -334,20 +332,20 @@ impl Tx {
         .bind(i64::from(user.email_verified))
         .bind(user.assurance.as_str())
         .bind(user.created_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
 
     /// An account by e-mail, inside the transaction.
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// An account by id, inside the transaction.
     pub async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
@@ -357,7 +355,7 @@ impl Tx {
             .bind(id.to_owned())
             .bind(assurance.as_str())
             .bind(i64::from(email_verified))
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -366,7 +364,7 @@ impl Tx {
     pub async fn insert_activation(&mut self, activation: &ActivationRecord, now: UnixTime) -> Result<(), Error> {
         sqlx::query("UPDATE activations SET tries_left = 0 WHERE user_id = $1 AND used_at IS NULL")
             .bind(activation.user_id.clone())
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         sqlx::query(
             "INSERT INTO activations (id, lookup, secret_hash, user_id, expires_at, tries_left, created_at) \
@@ -379,7 +377,7 @@ impl Tx {
         .bind(activation.expires_at.0)
         .bind(activation.tries_left)
         .bind(now.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
@@ -388,7 +386,7 @@ impl Tx {
     pub async fn activation(&mut self, lookup_or_id: &str) -> Result<Option<ActivationRecord>, Error> {
         let row = sqlx::query(&format!("{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"))
             .bind(lookup_or_id.to_owned())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         row.map(|r| activation_from_row(&r)).transpose()
     }
@@ -400,7 +398,7 @@ impl Tx {
             .bind(tries_left)
             .bind(nonce.map(str::to_owned))
             .bind(used_at.map(|t| t.0))
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -420,14 +418,14 @@ impl Tx {
         .bind(device.pin_failures)
         .bind(device.certificate_serial.clone())
         .bind(device.created_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
 
     /// A device, inside the transaction.
     pub async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
 
@@ -438,7 +436,7 @@ impl Tx {
             .bind(state.as_str())
             .bind(pin_failures)
             .bind(used_at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -462,7 +460,7 @@ impl Tx {
         .bind(txn.device_id.clone())
         .bind(txn.created_at.0)
         .bind(txn.expires_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
@@ -472,7 +470,7 @@ impl Tx {
         let lock = if self.kind == DatabaseKind::Postgres { " FOR UPDATE" } else { "" };
         let row = sqlx::query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1{lock}"))
             .bind(id.to_owned())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         row.map(|r| transaction_from_row(&r)).transpose()
     }
@@ -498,7 +496,7 @@ impl Tx {
         .bind(hint.to_owned())
         .bind(device_id.map(str::to_owned))
         .bind(at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -507,7 +505,7 @@ impl Tx {
     pub async fn end_pending_of(&mut self, user_id: &str, status: TransactionStatus, hint: &str, at: UnixTime) -> Result<Vec<String>, Error> {
         let rows = sqlx::query("SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id.to_owned())
-            .fetch_all(&mut *self.inner)
+            .fetch_all(self.conn()?)
             .await?;
         let ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
         sqlx::query("UPDATE transactions SET status = $2, hint = $3, decided_at = $4 WHERE user_id = $1 AND status = 'pending'")
@@ -515,7 +513,7 @@ impl Tx {
             .bind(status.as_str())
             .bind(hint.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(ids)
     }
@@ -524,7 +522,7 @@ impl Tx {
     pub async fn device_by_certificate(&mut self, serial_hex: &str) -> Result<Option<DeviceRecord>, Error> {
         let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
             .bind(serial_hex.to_owned())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
@@ -534,7 +532,7 @@ impl Tx {
         let done = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
             .bind(device_id.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -545,7 +543,7 @@ impl Tx {
             .bind(token_hash.to_owned())
             .bind(user_id.to_owned())
             .bind(expires_at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -555,16 +553,16 @@ impl Tx {
         let row = sqlx::query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
             .bind(token_hash.to_owned())
             .bind(now.0)
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
         sqlx::query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
             .bind(token_hash.to_owned())
             .bind(now.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
-        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(&mut *self.inner).await?;
+        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(self.conn()?).await?;
         Ok(Some(user_id))
     }
 
@@ -576,7 +574,7 @@ impl Tx {
             .bind(certificate_serial.to_owned())
             .bind(text.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -585,7 +583,7 @@ impl Tx {
     pub async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
         let rows = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
             .bind(user_id.to_owned())
-            .fetch_all(&mut *self.inner)
+            .fetch_all(self.conn()?)
             .await?;
         rows.iter().map(device_from_row).collect()
     }
@@ -604,7 +602,7 @@ impl Tx {
         .bind(session.created_at.0)
         .bind(session.authenticated_at.map(|t| t.0))
         .bind(session.expires_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
@@ -614,7 +612,7 @@ impl Tx {
         sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
             .bind(id_hash.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -624,7 +622,7 @@ impl Tx {
     pub async fn rate_limit(&mut self, key: &str, limit: domain::RateLimit, now: UnixTime) -> Result<bool, Error> {
         let row = sqlx::query("SELECT window_start, count FROM rate_limits WHERE key = $1")
             .bind(key.to_owned())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         let (start, count) = match &row {
             Some(r) => (UnixTime(r.try_get(0)?), u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(u32::MAX)),
@@ -639,7 +637,7 @@ impl Tx {
             .bind(key.to_owned())
             .bind(start.0)
             .bind(i64::from(count))
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         }
         Ok(allowed)
@@ -648,7 +646,7 @@ impl Tx {
     /// Records a device request nonce; false if it was seen before (a replay). Expired ones
     /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
     pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(&mut *self.inner).await?;
+        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(self.conn()?).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -657,14 +655,14 @@ impl Tx {
         sqlx::query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
             .bind(name.to_owned())
             .bind(key_id.0.clone())
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
 
     /// The key of a service role, inside the transaction.
     pub async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = sqlx::query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.conn()?).await?;
         Ok(row.map(|r| r.try_get::<String, _>(0).map(KeyId)).transpose()?)
     }
 }

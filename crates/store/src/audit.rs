@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use domain::UnixTime;
 
@@ -99,52 +99,65 @@ fn entry_hash(prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, deta
 /// the database's write lock (`BEGIN IMMEDIATE`), PostgreSQL locks the row.
 const HEAD_FOR_SQLITE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 const HEAD_FOR_POSTGRES: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
-/// Stores the entry and moves the head to it in one round trip: two statements in one string
-/// for SQLite, which runs them in turn with the same numbered parameters; one statement with a
-/// data-modifying `WITH` for PostgreSQL, whose prepared statements hold one command only.
+/// Stores the entry and moves the head to it in one round trip, only if the head is still
+/// the one the entry links to ($1 - 1, $6). SQLite: two statements in one string, run in turn
+/// with the same numbered parameters (2 rows, or 0 if the head moved). PostgreSQL, whose
+/// prepared statements hold one command: a data-modifying `WITH` (1 row).
 const WRITE_FOR_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7); UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1";
-const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 RETURNING id) \
+     SELECT $1, $2, $3, $4, $5, $6, $7 FROM audit_head WHERE id = 1 AND seq = $1 - 1 AND hash = $6; \
+     UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 AND seq = $1 - 1 AND hash = $6";
+const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 AND seq = $1 - 1 AND hash = $6 RETURNING id) \
      INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6, $7 FROM head";
 
+/// Appends an entry inside the caller's transaction. `known_head` is the head as this
+/// connection last left it, if known (SQLite's writer keeps it between use cases, saving a
+/// round trip); it is checked by the write itself, re-read if it was stale, and updated.
 pub(crate) async fn append(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut AnyConnection,
     kind: DatabaseKind,
+    known_head: &mut Option<(i64, String)>,
     at: UnixTime,
     actor: &str,
     event: &str,
     details: &serde_json::Value,
 ) -> Result<(), Error> {
-    let (head, write) = match kind {
-        DatabaseKind::Sqlite => (HEAD_FOR_SQLITE, WRITE_FOR_SQLITE),
-        DatabaseKind::Postgres => (HEAD_FOR_POSTGRES, WRITE_FOR_POSTGRES),
+    let (head, write, expected) = match kind {
+        DatabaseKind::Sqlite => (HEAD_FOR_SQLITE, WRITE_FOR_SQLITE, 2),
+        DatabaseKind::Postgres => (HEAD_FOR_POSTGRES, WRITE_FOR_POSTGRES, 1),
     };
-    // 1. Take the head, locked until commit.
-    let row = sqlx::query(head).fetch_one(&mut **tx).await?;
-    let prev_seq: i64 = row.try_get(0)?;
-    let prev: String = row.try_get(1)?;
-    // 2. Chain the entry and move the head to it.
-    let seq = prev_seq + 1;
     let details = details.to_string();
-    let hash = entry_hash(&prev, seq, at, actor, event, &details);
-    let written = sqlx::query(write)
-        .bind(seq)
-        .bind(at.0)
-        .bind(actor.to_owned())
-        .bind(event.to_owned())
-        .bind(details)
-        .bind(prev)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
-    // SQLite counts the entry and the head; PostgreSQL the entry, inserted only if the head
-    // moved.
-    let expected = match kind {
-        DatabaseKind::Sqlite => 2,
-        DatabaseKind::Postgres => 1,
-    };
-    if written.rows_affected() != expected {
-        return Err(Error::Corrupt(format!("the audit append wrote {} rows, not {expected}", written.rows_affected())));
+    let mut known = known_head.take();
+    loop {
+        let from_memory = known.is_some();
+        // 1. The head (taken and locked until commit, unless known).
+        let (prev_seq, prev) = match known.take() {
+            Some(head) => head,
+            None => {
+                let row = sqlx::query(head).fetch_one(&mut *conn).await?;
+                (row.try_get(0)?, row.try_get(1)?)
+            }
+        };
+        // 2. Chain the entry and move the head to it.
+        let seq = prev_seq + 1;
+        let hash = entry_hash(&prev, seq, at, actor, event, &details);
+        let written = sqlx::query(write)
+            .bind(seq)
+            .bind(at.0)
+            .bind(actor.to_owned())
+            .bind(event.to_owned())
+            .bind(details.clone())
+            .bind(prev)
+            .bind(hash.clone())
+            .execute(&mut *conn)
+            .await?;
+        match written.rows_affected() {
+            n if n == expected => {
+                *known_head = Some((seq, hash));
+                return Ok(());
+            }
+            // Another process appended since: read the head.
+            0 if from_memory => continue,
+            n => return Err(Error::Corrupt(format!("the audit append wrote {n} rows, not {expected}"))),
+        }
     }
-    Ok(())
 }

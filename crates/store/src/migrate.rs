@@ -30,21 +30,21 @@ fn dialect(sql: &str, kind: DatabaseKind) -> String {
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
     if store.kind == DatabaseKind::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7363728001)").execute(&mut *tx.inner).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7363728001)").execute(tx.conn()?).await?;
     }
-    tx.inner
+    tx.conn()?
         .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
         .await?;
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(&mut *tx.inner).await?;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(tx.conn()?).await?;
     let current: i64 = row.try_get(0)?;
     for (version, sql) in MIGRATIONS {
         if *version <= current {
             continue;
         }
         for statement in split_statements(&dialect(sql, store.kind)) {
-            tx.inner.execute(statement.as_str()).await?;
+            tx.conn()?.execute(statement.as_str()).await?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(&mut *tx.inner).await?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(tx.conn()?).await?;
     }
     tx.commit().await
 }

@@ -217,7 +217,7 @@ impl Tx {
             .bind(token.created_at.0)
             .bind(token.expires_at.0)
             .bind(token.client_id.clone())
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -227,7 +227,7 @@ impl Tx {
         let done = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
             .bind(token_hash.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -247,14 +247,14 @@ impl Tx {
         .bind(record.num_signatures)
         .bind(record.status.as_str())
         .bind(record.created_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
 
     /// An authorisation by id, inside the transaction.
     pub async fn sign_authorization(&mut self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&mut *self.inner).await?;
+        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
@@ -262,7 +262,7 @@ impl Tx {
     pub async fn sign_authorization_by_sad(&mut self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
         let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
             .bind(sad_hash.to_owned())
-            .fetch_optional(&mut *self.inner)
+            .fetch_optional(self.conn()?)
             .await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
@@ -285,7 +285,7 @@ impl Tx {
         .bind(sad.map(|(hash, _)| hash.to_owned()))
         .bind(sad.map(|(_, expires)| expires.0))
         .bind(device_id.map(str::to_owned))
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -302,7 +302,7 @@ impl Tx {
         .bind(job.status.clone())
         .bind(job.hint.clone())
         .bind(job.created_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         for document in documents {
             sqlx::query("INSERT INTO signing_documents (job_id, position, filename, prepared) VALUES ($1, $2, $3, $4)")
@@ -310,7 +310,7 @@ impl Tx {
                 .bind(document.position)
                 .bind(document.filename.clone())
                 .bind(document.prepared.clone())
-                .execute(&mut *self.inner)
+                .execute(self.conn()?)
                 .await?;
         }
         Ok(())
@@ -320,7 +320,7 @@ impl Tx {
     pub async fn signing_documents(&mut self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
         let rows = sqlx::query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
             .bind(job_id.to_owned())
-            .fetch_all(&mut *self.inner)
+            .fetch_all(self.conn()?)
             .await?;
         rows.iter().map(document_from_row).collect()
     }
@@ -333,7 +333,7 @@ impl Tx {
             .bind(to.to_owned())
             .bind(hint.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -344,7 +344,7 @@ impl Tx {
             .bind(job_id.to_owned())
             .bind(position)
             .bind(signature.to_vec())
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -355,7 +355,7 @@ impl Tx {
             .bind(job_id.to_owned())
             .bind(position)
             .bind(pdf.to_vec())
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(())
     }
@@ -373,7 +373,7 @@ impl Tx {
         .bind(code.code_challenge.clone())
         .bind(code.created_at.0)
         .bind(code.expires_at.0)
-        .execute(&mut *self.inner)
+        .execute(self.conn()?)
         .await?;
         Ok(())
     }
@@ -384,7 +384,7 @@ impl Tx {
         let done = sqlx::query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
             .bind(code_hash.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
@@ -393,7 +393,7 @@ impl Tx {
             "SELECT code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at FROM oauth_codes WHERE code_hash = $1",
         )
         .bind(code_hash.to_owned())
-        .fetch_one(&mut *self.inner)
+        .fetch_one(self.conn()?)
         .await?;
         Ok(Some(OAuthCodeRecord {
             code_hash: row.try_get(0)?,
@@ -411,7 +411,7 @@ impl Tx {
         let done = sqlx::query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
             .bind(id.to_owned())
             .bind(at.0)
-            .execute(&mut *self.inner)
+            .execute(self.conn()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
