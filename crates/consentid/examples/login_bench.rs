@@ -5,12 +5,23 @@
 //! ```text
 //! login_bench --server http://127.0.0.1:PORT --users users.jsonl [--concurrency 50]
 //!             [--seconds 15] [--warmup-seconds 3] [--addresses 1] [--browser full|minimal]
-//!             [--label sqlite] [--json-out FILE]
+//!             [--paced-rate 300] [--label sqlite] [--json-out FILE]
 //! ```
 //!
 //! `users.jsonl` holds one `eidportal user add --json` answer per line (`email`,
 //! `activation_code`). Every app is activated first (not measured), then `--concurrency`
 //! worker threads run logins for `--warmup-seconds` (not counted) and `--seconds` (counted).
+//!
+//! Two phases, on the same server and apps:
+//! 1. **Capacity** (closed loop): each worker starts its next login as soon as the last one
+//!    ends. The rate is the most the server does; its latencies are those of a saturated
+//!    server (every step waits its turn behind the other workers' requests), so they say
+//!    little about a server running at a given rate.
+//! 2. **Paced** (open loop, with `--paced-rate R`): logins start on a schedule, R per second
+//!    spread evenly over the workers (worker w of W starts its k-th login at (k·W + w)/R s),
+//!    whatever the server does; a worker whose last login ran past the next start begins at
+//!    once, and that lateness is reported. Its latencies are those of a server receiving R
+//!    logins per second.
 //!
 //! One login, as a browser and a phone do it; each step is timed on its own:
 //! 1. `form`: the browser, without a cookie, opens `GET /login/mobile`: a new session (`sid`)
@@ -96,6 +107,9 @@ struct Args {
     /// The server's process id, to report its CPU time per login (Linux `/proc`).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Then also run the paced phase at this many logins per second (0: capacity phase only).
+    #[arg(long, default_value_t = 0.0)]
+    paced_rate: f64,
     /// A name for the report (e.g. the database).
     #[arg(long, default_value = "eidportal")]
     label: String,
@@ -153,6 +167,8 @@ struct Tally {
     parked: u64,
     /// When the last user of the worker was parked, seconds after the start.
     all_parked_at: Option<f64>,
+    /// Paced phase: how late each counted login started against its schedule (µs).
+    lateness: Vec<u32>,
 }
 
 impl Tally {
@@ -160,6 +176,7 @@ impl Tally {
         self.logins += other.logins;
         self.warmup_logins += other.warmup_logins;
         self.parked += other.parked;
+        self.lateness.extend(other.lateness);
         for (step, mut values) in other.samples {
             self.samples.entry(step).or_default().append(&mut values);
         }
@@ -179,13 +196,46 @@ impl Tally {
     }
 }
 
-fn worker(mut users: Vec<User>, mode: BrowserMode, start: Instant, window: Window, progress: &AtomicU64) -> Tally {
+/// When a paced worker starts its logins: worker `index` of `workers`, `rate` logins per
+/// second in all.
+#[derive(Clone, Copy)]
+struct Schedule {
+    index: usize,
+    workers: usize,
+    rate: f64,
+}
+
+impl Schedule {
+    /// When the `k`-th login of this worker is due, after `start`.
+    fn due(&self, start: Instant, k: u64) -> Instant {
+        let slot = k as f64 * self.workers as f64 + self.index as f64;
+        start + Duration::from_secs_f64(slot / self.rate)
+    }
+}
+
+fn worker(users: &mut [User], mode: BrowserMode, start: Instant, window: Window, schedule: Option<Schedule>, progress: &AtomicU64) -> Tally {
     let seconds = usize::try_from((window.to - window.from).as_secs()).unwrap_or(0);
     let mut tally = Tally { per_second: vec![0; seconds.max(1)], ..Tally::default() };
     let mut times = Vec::with_capacity(8);
     let mut checked = false;
     let mut next = 0usize;
+    let mut started: u64 = 0;
     while Instant::now() < window.to {
+        let late = match schedule {
+            Some(schedule) => {
+                let due = schedule.due(start, started);
+                started += 1;
+                let now = Instant::now();
+                if due >= window.to {
+                    break;
+                }
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                Some(Instant::now().saturating_duration_since(due))
+            }
+            None => None,
+        };
         let Some(index) = (0..users.len()).map(|k| (next + k) % users.len()).find(|&i| users.get(i).is_some_and(|u| !u.parked))
         else {
             tally.all_parked_at = Some(start.elapsed().as_secs_f64());
@@ -214,6 +264,9 @@ fn worker(mut users: Vec<User>, mode: BrowserMode, start: Instant, window: Windo
                         tally.samples.entry(step).or_default().push(micros);
                     }
                     tally.samples.entry(Step::Login).or_default().push(self::micros(finished - began));
+                    if let Some(late) = late {
+                        tally.lateness.push(self::micros(late));
+                    }
                     let second = usize::try_from((finished - window.from).as_secs()).unwrap_or(usize::MAX);
                     if let Some(bucket) = tally.per_second.get_mut(second) {
                         *bucket += 1;
@@ -345,17 +398,53 @@ fn run(args: &Args) -> Result<(), String> {
         args.browser.as_str(),
         if args.addresses > 1 { format!("{} loopback addresses", args.addresses) } else { "127.0.0.1".into() }
     );
+    let (tally, cpu, shares) = phase(args, shares, None)?;
+    let setup = Setup { users: users_count, workers, activation_seconds, activation_errors, cpu };
+    let mut result = report(args, "capacity", &tally, &setup);
+    if args.paced_rate > 0.0 {
+        println!();
+        println!("paced: {} logins/s on a schedule over the same {workers} workers ({} s warm-up + {} s measured)", args.paced_rate, args.warmup_seconds, args.seconds);
+        let (tally, cpu, _) = phase(args, shares, Some(args.paced_rate))?;
+        let setup = Setup { cpu, ..setup };
+        let mut paced = report(args, "paced", &tally, &setup);
+        let mut lateness = tally.lateness.clone();
+        lateness.sort_unstable();
+        let (late_p50, late_p99) = (percentile(&lateness, 0.5), percentile(&lateness, 0.99));
+        println!("   schedule: starts late by p50 {late_p50:.2} ms, p99 {late_p99:.2} ms (a worker still busy with its last login)");
+        if let Some(fields) = paced.as_object_mut() {
+            fields.insert("target_rate".into(), serde_json::json!(args.paced_rate));
+            fields.insert("late_start_ms".into(), serde_json::json!({ "p50": late_p50, "p99": late_p99 }));
+        }
+        if let Some(fields) = result.as_object_mut() {
+            fields.insert("paced".into(), paced);
+        }
+    }
+    if let Some(path) = &args.json_out {
+        let text = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One phase: the workers run logins (paced at `rate`, or back to back) for the warm-up and
+/// the measured seconds; their tallies merged, the CPU used, and the users back.
+#[allow(clippy::type_complexity)] // the three results of a phase
+fn phase(args: &Args, shares: Vec<Vec<User>>, rate: Option<f64>) -> Result<(Tally, Option<(CpuSample, CpuSample)>, Vec<Vec<User>>), String> {
+    let workers = shares.len();
     let barrier = Arc::new(Barrier::new(workers + 1));
     let progress = Arc::new(AtomicU64::new(0));
     let epoch = Arc::new(Mutex::new(None::<(Instant, Window)>));
     let handles: Vec<_> = shares
         .into_iter()
-        .map(|share| {
+        .enumerate()
+        .map(|(index, mut share)| {
             let (barrier, progress, epoch, mode) = (barrier.clone(), progress.clone(), epoch.clone(), args.browser);
+            let schedule = rate.map(|rate| Schedule { index, workers, rate });
             std::thread::spawn(move || {
                 barrier.wait();
-                let Some((start, window)) = epoch.lock().ok().and_then(|e| *e) else { return Tally::default() };
-                worker(share, mode, start, window, &progress)
+                let Some((start, window)) = epoch.lock().ok().and_then(|e| *e) else { return (Tally::default(), share) };
+                let tally = worker(&mut share, mode, start, window, schedule, &progress);
+                (tally, share)
             })
         })
         .collect();
@@ -380,21 +469,24 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let cpu = cpu_from.map(|from| (from, CpuSample::take(args.server_pid)));
     let mut tally = Tally::default();
+    let mut shares = Vec::with_capacity(workers);
     for handle in handles {
-        tally.merge(handle.join().map_err(|_| "a worker thread failed")?);
+        let (worker_tally, share) = handle.join().map_err(|_| "a worker thread failed")?;
+        tally.merge(worker_tally);
+        shares.push(share);
     }
-    let setup = Setup { users: users_count, workers, activation_seconds, activation_errors, cpu };
-    report(args, &tally, &setup)
+    Ok((tally, cpu, shares))
 }
 
-fn report(args: &Args, tally: &Tally, setup: &Setup) -> Result<(), String> {
+/// Prints a phase's results and returns them as JSON.
+fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json::Value {
     let users = setup.users;
     let rate = tally.logins as f64 / args.seconds as f64;
     let mut per_second = tally.per_second.clone();
     per_second.sort_unstable();
     let median_second = per_second.get(per_second.len() / 2).copied().unwrap_or(0);
     println!();
-    println!("== {}: {} logins completed in {} s: {rate:.1} logins/s", args.label, tally.logins, args.seconds);
+    println!("== {} ({phase}): {} logins completed in {} s: {rate:.1} logins/s", args.label, tally.logins, args.seconds);
     println!(
         "   per second: min {}, median {median_second}, max {}; {} more during the warm-up",
         per_second.first().copied().unwrap_or(0),
@@ -454,8 +546,9 @@ fn report(args: &Args, tally: &Tally, setup: &Setup) -> Result<(), String> {
         println!("   them: for R logins/s over T s (warm-up included) use --addresses >= R*T/20 and");
         println!("   at least R*T/5 users.");
     }
-    let result = serde_json::json!({
+    serde_json::json!({
         "label": args.label,
+        "phase": phase,
         "logins": tally.logins,
         "seconds": args.seconds,
         "warmup_seconds": args.warmup_seconds,
@@ -480,12 +573,7 @@ fn report(args: &Args, tally: &Tally, setup: &Setup) -> Result<(), String> {
             "client_ms_per_login": per_login(client_cores),
             "machine_busy_cores": machine_cores,
         },
-    });
-    if let Some(path) = &args.json_out {
-        let text = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    })
 }
 
 fn main() -> ExitCode {
