@@ -145,10 +145,12 @@ impl Authority {
     /// Starts a mobile login for `username` from this browser session.
     pub async fn login_start(&self, session: &Session, username: &str, ip: &str, browser: &str) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
+        // Read before the write transaction (which SQLite's writers take in turns): an
+        // account appearing or going meanwhile changes nothing the browser could tell.
+        let user = self.store.user_by_email(&email).await?;
         let mut tx = self.store.begin().await?;
         self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER).await?;
         self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
-        let user = tx.user_by_email(&email).await?;
         // An unknown user gets a request nobody can answer, which simply expires: the browser
         // sees exactly what it would see for a known user who does not answer.
         let owner = user.as_ref().map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
@@ -177,11 +179,13 @@ impl Authority {
     }
 
     /// Completes an approved login: once, from the browser that started it, with a fresh
-    /// session id; the anonymous session ends.
+    /// session id; the session it replaces ends.
     pub async fn login_complete(&self, session: &Session, txn_id: &str) -> Result<(SessionToken, Session), Error> {
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        // Read before the write transaction: what is checked here (binding, kind, and the
+        // user and device an approval set) does not change once approved, and the move from
+        // approved to consumed below happens once only.
+        let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
         if txn.session_binding != session.record.id_hash || txn.kind != "login" {
             return Err(Rejection::NotFound.into());
         }
@@ -191,6 +195,7 @@ impl Authority {
         let (Some(user_id), Some(device_id)) = (txn.user_id.clone(), txn.device_id.clone()) else {
             return Err(Error::Inconsistent("an approved login without user or device".into()));
         };
+        let mut tx = self.store.begin().await?;
         if !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await? {
             return Err(Rejection::NotPending.into());
         }
