@@ -1,11 +1,10 @@
 //! Accounts, ConsentID activations and devices, login and signing transactions, browser
 //! sessions, rate-limit counters and replay nonces.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use domain::{AssuranceLevel, DeviceState, TransactionStatus, UnixTime};
 
+use crate::db::{query, Row};
 use crate::records::KeyId;
 use crate::{parse_column, DatabaseKind, Error, Store, Tx};
 
@@ -43,7 +42,7 @@ impl std::fmt::Debug for UserRecord {
 const USER_COLUMNS: &str =
     "SELECT id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at FROM users";
 
-fn user_from_row(row: &AnyRow) -> Result<UserRecord, Error> {
+fn user_from_row(row: &Row) -> Result<UserRecord, Error> {
     Ok(UserRecord {
         id: row.try_get(0)?,
         email: row.try_get(1)?,
@@ -51,7 +50,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, Error> {
         surname: row.try_get(3)?,
         jmbg: row.try_get(4)?,
         password_hash: row.try_get(5)?,
-        email_verified: row.try_get::<i64, _>(6)? != 0,
+        email_verified: row.try_get::<i64>(6)? != 0,
         assurance: parse_column(row, 7, "assurance")?,
         created_at: UnixTime(row.try_get(8)?),
     })
@@ -78,7 +77,7 @@ pub struct ActivationRecord {
     pub used_at: Option<UnixTime>,
 }
 
-fn activation_from_row(row: &AnyRow) -> Result<ActivationRecord, Error> {
+fn activation_from_row(row: &Row) -> Result<ActivationRecord, Error> {
     Ok(ActivationRecord {
         id: row.try_get(0)?,
         lookup: row.try_get(1)?,
@@ -87,7 +86,7 @@ fn activation_from_row(row: &AnyRow) -> Result<ActivationRecord, Error> {
         expires_at: UnixTime(row.try_get(4)?),
         tries_left: row.try_get(5)?,
         nonce: row.try_get(6)?,
-        used_at: row.try_get::<Option<i64>, _>(7)?.map(UnixTime),
+        used_at: row.try_get::<Option<i64>>(7)?.map(UnixTime),
     })
 }
 
@@ -122,7 +121,7 @@ pub struct DeviceRecord {
 const DEVICE_COLUMNS: &str = "SELECT id, user_id, name, public_key, pin_public_key, state, pin_failures, \
      certificate_serial, created_at, last_used_at FROM devices";
 
-fn device_from_row(row: &AnyRow) -> Result<DeviceRecord, Error> {
+fn device_from_row(row: &Row) -> Result<DeviceRecord, Error> {
     Ok(DeviceRecord {
         id: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -133,7 +132,7 @@ fn device_from_row(row: &AnyRow) -> Result<DeviceRecord, Error> {
         pin_failures: row.try_get(6)?,
         certificate_serial: row.try_get(7)?,
         created_at: UnixTime(row.try_get(8)?),
-        last_used_at: row.try_get::<Option<i64>, _>(9)?.map(UnixTime),
+        last_used_at: row.try_get::<Option<i64>>(9)?.map(UnixTime),
     })
 }
 
@@ -173,7 +172,7 @@ pub struct TransactionRecord {
 const TRANSACTION_COLUMNS: &str = "SELECT id, user_id, kind, status, hint, challenge, payload, signature, \
      verification_code, session_binding, device_id, created_at, expires_at, decided_at FROM transactions";
 
-fn transaction_from_row(row: &AnyRow) -> Result<TransactionRecord, Error> {
+fn transaction_from_row(row: &Row) -> Result<TransactionRecord, Error> {
     Ok(TransactionRecord {
         id: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -188,7 +187,7 @@ fn transaction_from_row(row: &AnyRow) -> Result<TransactionRecord, Error> {
         device_id: row.try_get(10)?,
         created_at: UnixTime(row.try_get(11)?),
         expires_at: UnixTime(row.try_get(12)?),
-        decided_at: row.try_get::<Option<i64>, _>(13)?.map(UnixTime),
+        decided_at: row.try_get::<Option<i64>>(13)?.map(UnixTime),
     })
 }
 
@@ -218,7 +217,7 @@ pub struct SessionRecord {
 const SESSION_COLUMNS: &str = "SELECT id_hash, user_id, auth_method, device_id, csrf_token, created_at, \
      authenticated_at, expires_at, ended_at FROM sessions";
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRecord, Error> {
+fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
     Ok(SessionRecord {
         id_hash: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -226,9 +225,9 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord, Error> {
         device_id: row.try_get(3)?,
         csrf_token: row.try_get(4)?,
         created_at: UnixTime(row.try_get(5)?),
-        authenticated_at: row.try_get::<Option<i64>, _>(6)?.map(UnixTime),
+        authenticated_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
         expires_at: UnixTime(row.try_get(7)?),
-        ended_at: row.try_get::<Option<i64>, _>(8)?.map(UnixTime),
+        ended_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
     })
 }
 
@@ -236,73 +235,73 @@ impl Store {
     /// Records a device request nonce on its own, one statement committed at once; false if
     /// it was seen before (a replay). For requests that change nothing else (the inbox).
     pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = self.write_one(sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0)).await?;
+        let done = self.write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0)).await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
     pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
-        let done = self.write_one(sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0)).await?;
+        let done = self.write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0)).await?;
         Ok(done.rows_affected())
     }
 
     /// An account by e-mail (lower-cased by the caller).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// An account by id.
     pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// A device by id.
     pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
 
     /// The devices of an account, oldest first.
     pub async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
-        let rows = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
+        let rows = query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
             .bind(user_id.to_owned())
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?;
         rows.iter().map(device_from_row).collect()
     }
 
     /// A transaction by id.
     pub async fn transaction(&self, id: &str) -> Result<Option<TransactionRecord>, Error> {
-        let row = sqlx::query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
     /// An account's transactions that are pending, or that ended after `since` (so that the
     /// app can close their screens), newest first.
     pub async fn transactions_of(&self, user_id: &str, since: UnixTime) -> Result<Vec<TransactionRecord>, Error> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "{TRANSACTION_COLUMNS} WHERE user_id = $1 AND (status = 'pending' OR created_at >= $2) ORDER BY created_at DESC, id"
         ))
         .bind(user_id.to_owned())
         .bind(since.0)
-        .fetch_all(&self.pool)
+        .fetch_all(self.db())
         .await?;
         rows.iter().map(transaction_from_row).collect()
     }
 
     /// A session by the hash of its cookie.
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
-        let row = sqlx::query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1")).bind(id_hash.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1")).bind(id_hash.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| session_from_row(&r)).transpose()
     }
 
     /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
     pub async fn agreements_of(&self, user_id: &str) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
-        let rows = sqlx::query("SELECT number, certificate_serial, text, accepted_at FROM agreements WHERE user_id = $1 ORDER BY accepted_at DESC, number")
+        let rows = query("SELECT number, certificate_serial, text, accepted_at FROM agreements WHERE user_id = $1 ORDER BY accepted_at DESC, number")
             .bind(user_id.to_owned())
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, UnixTime(r.try_get(3)?))))
@@ -311,15 +310,15 @@ impl Store {
 
     /// The key of a service role (`app_signing`, `app_encryption`).
     pub async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = sqlx::query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0).map(KeyId)).transpose()?)
+        let row = query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.db()).await?;
+        row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }
 
 impl Tx {
     /// Adds an account.
     pub async fn insert_user(&mut self, user: &UserRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO users (id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -339,19 +338,19 @@ impl Tx {
 
     /// An account by e-mail, inside the transaction.
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// An account by id, inside the transaction.
     pub async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
-        let row = sqlx::query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// Sets an account's assurance and e-mail verification.
     pub async fn update_user_assurance(&mut self, id: &str, assurance: AssuranceLevel, email_verified: bool) -> Result<(), Error> {
-        sqlx::query("UPDATE users SET assurance = $2, email_verified = $3 WHERE id = $1")
+        query("UPDATE users SET assurance = $2, email_verified = $3 WHERE id = $1")
             .bind(id.to_owned())
             .bind(assurance.as_str())
             .bind(i64::from(email_verified))
@@ -362,11 +361,11 @@ impl Tx {
 
     /// Adds an activation code; earlier unused codes of the account stop working.
     pub async fn insert_activation(&mut self, activation: &ActivationRecord, now: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE activations SET tries_left = 0 WHERE user_id = $1 AND used_at IS NULL")
+        query("UPDATE activations SET tries_left = 0 WHERE user_id = $1 AND used_at IS NULL")
             .bind(activation.user_id.clone())
             .execute(self.conn()?)
             .await?;
-        sqlx::query(
+        query(
             "INSERT INTO activations (id, lookup, secret_hash, user_id, expires_at, tries_left, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -384,7 +383,7 @@ impl Tx {
 
     /// An activation by its lookup part or id.
     pub async fn activation(&mut self, lookup_or_id: &str) -> Result<Option<ActivationRecord>, Error> {
-        let row = sqlx::query(&format!("{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"))
+        let row = query(&format!("{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"))
             .bind(lookup_or_id.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
@@ -393,7 +392,7 @@ impl Tx {
 
     /// Records a wrong secret, a start (nonce) or the use of an activation.
     pub async fn update_activation(&mut self, id: &str, tries_left: i64, nonce: Option<&str>, used_at: Option<UnixTime>) -> Result<(), Error> {
-        sqlx::query("UPDATE activations SET tries_left = $2, nonce = $3, used_at = $4 WHERE id = $1")
+        query("UPDATE activations SET tries_left = $2, nonce = $3, used_at = $4 WHERE id = $1")
             .bind(id.to_owned())
             .bind(tries_left)
             .bind(nonce.map(str::to_owned))
@@ -405,7 +404,7 @@ impl Tx {
 
     /// Adds a device.
     pub async fn insert_device(&mut self, device: &DeviceRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO devices (id, user_id, name, public_key, pin_public_key, state, pin_failures, certificate_serial, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -425,13 +424,13 @@ impl Tx {
 
     /// A device, inside the transaction.
     pub async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
 
     /// Sets a device's state and wrong-PIN counter, and when it was last used.
     pub async fn update_device(&mut self, id: &str, state: DeviceState, pin_failures: i64, used_at: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE devices SET state = $2, pin_failures = $3, last_used_at = $4 WHERE id = $1")
+        query("UPDATE devices SET state = $2, pin_failures = $3, last_used_at = $4 WHERE id = $1")
             .bind(id.to_owned())
             .bind(state.as_str())
             .bind(pin_failures)
@@ -443,7 +442,7 @@ impl Tx {
 
     /// Adds a transaction.
     pub async fn insert_transaction(&mut self, txn: &TransactionRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO transactions (id, user_id, kind, status, hint, challenge, payload, signature, verification_code, \
              session_binding, device_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
@@ -468,7 +467,7 @@ impl Tx {
     /// A transaction, locked for this database transaction on PostgreSQL.
     pub async fn transaction_for_update(&mut self, id: &str) -> Result<Option<TransactionRecord>, Error> {
         let lock = if self.kind == DatabaseKind::Postgres { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1{lock}"))
+        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1{lock}"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
@@ -486,7 +485,7 @@ impl Tx {
         device_id: Option<&str>,
         at: UnixTime,
     ) -> Result<bool, Error> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE transactions SET status = $3, hint = $4, device_id = COALESCE($5, device_id), decided_at = $6 \
              WHERE id = $1 AND status = $2",
         )
@@ -503,12 +502,12 @@ impl Tx {
 
     /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
     pub async fn end_pending_of(&mut self, user_id: &str, status: TransactionStatus, hint: &str, at: UnixTime) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query("SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'")
+        let rows = query("SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id.to_owned())
             .fetch_all(self.conn()?)
             .await?;
-        let ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
-        sqlx::query("UPDATE transactions SET status = $2, hint = $3, decided_at = $4 WHERE user_id = $1 AND status = 'pending'")
+        let ids = rows.iter().map(|r| r.try_get::<String>(0)).collect::<Result<Vec<_>, _>>()?;
+        query("UPDATE transactions SET status = $2, hint = $3, decided_at = $4 WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id.to_owned())
             .bind(status.as_str())
             .bind(hint.to_owned())
@@ -520,7 +519,7 @@ impl Tx {
 
     /// The device holding a certificate, if any.
     pub async fn device_by_certificate(&mut self, serial_hex: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
             .bind(serial_hex.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
@@ -529,7 +528,7 @@ impl Tx {
 
     /// Ends every session a device's login created; returns how many.
     pub async fn end_sessions_of_device(&mut self, device_id: &str, at: UnixTime) -> Result<u64, Error> {
-        let done = sqlx::query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
+        let done = query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
             .bind(device_id.to_owned())
             .bind(at.0)
             .execute(self.conn()?)
@@ -539,7 +538,7 @@ impl Tx {
 
     /// Stores an e-mail verification token's hash.
     pub async fn insert_email_verification(&mut self, token_hash: &str, user_id: &str, expires_at: UnixTime) -> Result<(), Error> {
-        sqlx::query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+        query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
             .bind(token_hash.to_owned())
             .bind(user_id.to_owned())
             .bind(expires_at.0)
@@ -550,25 +549,25 @@ impl Tx {
 
     /// Spends an unused, unexpired verification token; returns its account.
     pub async fn use_email_verification(&mut self, token_hash: &str, now: UnixTime) -> Result<Option<String>, Error> {
-        let row = sqlx::query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
             .bind(token_hash.to_owned())
             .bind(now.0)
             .fetch_optional(self.conn()?)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
-        sqlx::query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
+        query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
             .bind(token_hash.to_owned())
             .bind(now.0)
             .execute(self.conn()?)
             .await?;
-        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(self.conn()?).await?;
+        query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(self.conn()?).await?;
         Ok(Some(user_id))
     }
 
     /// Stores an accepted agreement.
     pub async fn insert_agreement(&mut self, number: &str, user_id: &str, certificate_serial: &str, text: &str, at: UnixTime) -> Result<(), Error> {
-        sqlx::query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
+        query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(number.to_owned())
             .bind(user_id.to_owned())
             .bind(certificate_serial.to_owned())
@@ -581,7 +580,7 @@ impl Tx {
 
     /// The devices of an account, inside the transaction.
     pub async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
-        let rows = sqlx::query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
+        let rows = query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
             .bind(user_id.to_owned())
             .fetch_all(self.conn()?)
             .await?;
@@ -590,7 +589,7 @@ impl Tx {
 
     /// Adds a session.
     pub async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -609,7 +608,7 @@ impl Tx {
 
     /// Ends a session.
     pub async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
+        query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
             .bind(id_hash.to_owned())
             .bind(at.0)
             .execute(self.conn()?)
@@ -620,17 +619,17 @@ impl Tx {
     /// Counts one event against a rate limit; false when the limit is reached (then nothing
     /// changes).
     pub async fn rate_limit(&mut self, key: &str, limit: domain::RateLimit, now: UnixTime) -> Result<bool, Error> {
-        let row = sqlx::query("SELECT window_start, count FROM rate_limits WHERE key = $1")
+        let row = query("SELECT window_start, count FROM rate_limits WHERE key = $1")
             .bind(key.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
         let (start, count) = match &row {
-            Some(r) => (UnixTime(r.try_get(0)?), u32::try_from(r.try_get::<i64, _>(1)?).unwrap_or(u32::MAX)),
+            Some(r) => (UnixTime(r.try_get(0)?), u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX)),
             None => (UnixTime(i64::MIN / 2), 0),
         };
         let (allowed, start, count) = limit.check(start, count, now);
         if allowed {
-            sqlx::query(
+            query(
                 "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, $3) \
                  ON CONFLICT (key) DO UPDATE SET window_start = $2, count = $3",
             )
@@ -646,13 +645,13 @@ impl Tx {
     /// Records a device request nonce; false if it was seen before (a replay). Expired ones
     /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
     pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(self.conn()?).await?;
+        let done = query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(self.conn()?).await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Names the key of a service role.
     pub async fn insert_service_key(&mut self, name: &str, key_id: &KeyId) -> Result<(), Error> {
-        sqlx::query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
+        query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
             .bind(name.to_owned())
             .bind(key_id.0.clone())
             .execute(self.conn()?)
@@ -662,7 +661,7 @@ impl Tx {
 
     /// The key of a service role, inside the transaction.
     pub async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = sqlx::query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.conn()?).await?;
-        Ok(row.map(|r| r.try_get::<String, _>(0).map(KeyId)).transpose()?)
+        let row = query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.conn()?).await?;
+        row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }

@@ -4,12 +4,12 @@
 //! An append is two round trips to the database: read the head, write the entry and the head.
 
 use sha2::{Digest, Sha256};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+
 
 use domain::UnixTime;
 
-use crate::{DatabaseKind, Error};
+use crate::db::{query, On, Row};
+use crate::Error;
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, Error> {
         Ok(Self {
             seq: row.try_get(0)?,
             at: UnixTime(row.try_get(1)?),
@@ -99,65 +99,65 @@ fn entry_hash(prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, deta
 /// the database's write lock (`BEGIN IMMEDIATE`), PostgreSQL locks the row.
 const HEAD_FOR_SQLITE: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 const HEAD_FOR_POSTGRES: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
-/// Stores the entry and moves the head to it in one round trip, only if the head is still
-/// the one the entry links to ($1 - 1, $6). SQLite: two statements in one string, run in turn
-/// with the same numbered parameters (2 rows, or 0 if the head moved). PostgreSQL, whose
-/// prepared statements hold one command: a data-modifying `WITH` (1 row).
-const WRITE_FOR_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
-     SELECT $1, $2, $3, $4, $5, $6, $7 FROM audit_head WHERE id = 1 AND seq = $1 - 1 AND hash = $6; \
-     UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 AND seq = $1 - 1 AND hash = $6";
+/// The entry, stored only if the head is still the one it links to ($1 - 1, $6); then the head
+/// moves to it. SQLite: two statements (they cost no round trip). PostgreSQL: one statement
+/// with a data-modifying `WITH`.
+const INSERT_FOR_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
+     SELECT $1, $2, $3, $4, $5, $6, $7 FROM audit_head WHERE id = 1 AND seq = $1 - 1 AND hash = $6";
+const MOVE_HEAD_FOR_SQLITE: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $1 - 1";
 const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 AND seq = $1 - 1 AND hash = $6 RETURNING id) \
      INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6, $7 FROM head";
 
 /// Appends an entry inside the caller's transaction. `known_head` is the head as this
 /// connection last left it, if known (SQLite's writer keeps it between use cases, saving a
-/// round trip); it is checked by the write itself, re-read if it was stale, and updated.
+/// read); it is checked by the write itself, re-read if it was stale, and updated.
 pub(crate) async fn append(
-    conn: &mut AnyConnection,
-    kind: DatabaseKind,
+    mut on: On<'_>,
     known_head: &mut Option<(i64, String)>,
     at: UnixTime,
     actor: &str,
     event: &str,
     details: &serde_json::Value,
 ) -> Result<(), Error> {
-    let (head, write, expected) = match kind {
-        DatabaseKind::Sqlite => (HEAD_FOR_SQLITE, WRITE_FOR_SQLITE, 2),
-        DatabaseKind::Postgres => (HEAD_FOR_POSTGRES, WRITE_FOR_POSTGRES, 1),
-    };
+    let sqlite = matches!(on, On::Sqlite(_));
     let details = details.to_string();
     let mut known = known_head.take();
     loop {
         let from_memory = known.is_some();
         // 1. The head (taken and locked until commit, unless known).
-        let (prev_seq, prev) = match known.take() {
+        let (prev_seq, prev): (i64, String) = match known.take() {
             Some(head) => head,
             None => {
-                let row = sqlx::query(head).fetch_one(&mut *conn).await?;
+                let row = query(if sqlite { HEAD_FOR_SQLITE } else { HEAD_FOR_POSTGRES }).fetch_one(on.reborrow()).await?;
                 (row.try_get(0)?, row.try_get(1)?)
             }
         };
         // 2. Chain the entry and move the head to it.
         let seq = prev_seq + 1;
         let hash = entry_hash(&prev, seq, at, actor, event, &details);
-        let written = sqlx::query(write)
+        let insert = query(if sqlite { INSERT_FOR_SQLITE } else { WRITE_FOR_POSTGRES })
             .bind(seq)
             .bind(at.0)
-            .bind(actor.to_owned())
-            .bind(event.to_owned())
-            .bind(details.clone())
+            .bind(actor)
+            .bind(event)
+            .bind(details.as_str())
             .bind(prev)
-            .bind(hash.clone())
-            .execute(&mut *conn)
-            .await?;
-        match written.rows_affected() {
-            n if n == expected => {
-                *known_head = Some((seq, hash));
-                return Ok(());
-            }
+            .bind(hash.as_str());
+        let stored = insert.execute(on.reborrow()).await?.rows_affected();
+        if stored == 0 && from_memory {
             // Another process appended since: read the head.
-            0 if from_memory => continue,
-            n => return Err(Error::Corrupt(format!("the audit append wrote {n} rows, not {expected}"))),
+            continue;
         }
+        if stored != 1 {
+            return Err(Error::Corrupt(format!("the audit append stored {stored} entries, not 1")));
+        }
+        if sqlite {
+            let moved = query(MOVE_HEAD_FOR_SQLITE).bind(seq).bind(hash.as_str()).execute(on.reborrow()).await?.rows_affected();
+            if moved != 1 {
+                return Err(Error::Corrupt("the audit head did not move".into()));
+            }
+        }
+        *known_head = Some((seq, hash));
+        return Ok(());
     }
 }

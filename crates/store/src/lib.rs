@@ -4,20 +4,22 @@
 
 mod accounts;
 mod audit;
+mod db;
 mod migrate;
 mod records;
 mod signing;
 pub mod test_support;
 mod writer;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, Transaction};
 
+use db::{query, Db, Done, On, Query, Readers, Row};
 use writer::{Turn, Writer};
 
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
@@ -30,9 +32,12 @@ pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The database refused or failed.
+    /// The database refused or failed (PostgreSQL).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database refused or failed (SQLite).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A row holds a value this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -42,6 +47,9 @@ pub enum Error {
     /// A row that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The store's own state is not as it must be.
+    #[error("inconsistent store: {0}")]
+    Inconsistent(String),
     /// SQLite: the commit of a group of use cases failed, or the writer connection was lost
     /// (see `writer`); nothing of the use case was stored.
     #[error("database: the transaction was not committed: {0}")]
@@ -64,10 +72,10 @@ pub enum DatabaseKind {
     Postgres,
 }
 
-/// The connection pool.
+/// The database: SQLite's readers and writer, or PostgreSQL's connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Arc<Db>,
     kind: DatabaseKind,
     /// SQLite only: the process's one writer connection, taken in turns, with group commit
     /// (see `writer`). PostgreSQL: none, every transaction has a connection of its own.
@@ -75,46 +83,32 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (creating a SQLite file if needed) and applies pending migrations.
+    /// Connects (creating a SQLite file if needed) and applies pending migrations. URLs:
+    /// `sqlite:PATH` (also `sqlite://PATH`; a `?...` part is ignored) or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
-        let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let separator = if rest.contains('?') { '&' } else { '?' };
-            let url = if rest.contains("mode=") { url.to_owned() } else { format!("{url}{separator}mode=rwc") };
-            (DatabaseKind::Sqlite, url)
+        let (db, writer) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = PathBuf::from(path.split_once('?').map_or(path, |(path, _)| path));
+            if path.as_os_str().is_empty() {
+                return Err(Error::UnsupportedUrl(url.to_owned()));
+            }
+            (Db::Sqlite(Readers::new(path.clone())), Some(Arc::new(Writer::new(path))))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (DatabaseKind::Postgres, url.to_owned())
+            let pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(16).connect(url).await?;
+            (Db::Postgres(pool), None)
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
-        let pool = match kind {
-            DatabaseKind::Sqlite => {
-                options
-                    .max_connections(8)
-                    // A connection to a local file does not go stale; the check would cost a
-                    // round trip to the connection's thread on every transaction.
-                    .test_before_acquire(false)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL for concurrent readers; FULL so a committed use case survives a
-                            // power cut, not only a crash; wait for writers instead of failing.
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = FULL").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
-            }
-            DatabaseKind::Postgres => options.max_connections(16).connect(&url).await?,
-        };
-        let writer = (kind == DatabaseKind::Sqlite).then(|| Arc::new(Writer::new()));
-        let store = Self { pool, kind, writer };
+        let kind = if writer.is_some() { DatabaseKind::Sqlite } else { DatabaseKind::Postgres };
+        let store = Self { db: Arc::new(db), kind, writer };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// Where pool queries run.
+    fn db(&self) -> &Db {
+        &self.db
     }
 
     /// SQLite or PostgreSQL.
@@ -127,61 +121,64 @@ impl Store {
     /// lock (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks. A task
     /// must not begin a second transaction while it holds one.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        let inner = match &self.writer {
-            Some(writer) => {
-                let mut turn = writer.enter(&self.pool).await?;
-                if let Err(error) = turn.conn.execute("SAVEPOINT tx").await {
+        let inner = match (&self.writer, &*self.db) {
+            (Some(writer), _) => {
+                let turn = writer.enter().await?;
+                if let Err(error) = turn.conn.execute_batch("SAVEPOINT tx") {
                     writer.abandon(turn, &error.to_string());
                     return Err(error.into());
                 }
                 Inner::Sqlite(writer.clone(), turn)
             }
-            None => Inner::Postgres(self.pool.begin().await?),
+            (None, Db::Postgres(pool)) => Inner::Postgres(pool.begin().await?),
+            (None, Db::Sqlite(_)) => return Err(Error::Inconsistent("a SQLite store without its writer".into())),
         };
         Ok(Tx { inner, kind: self.kind })
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
-    async fn write_one<'q>(&self, query: Query<'q, Any, AnyArguments<'q>>) -> Result<AnyQueryResult, Error> {
-        let Some(writer) = &self.writer else { return Ok(query.execute(&self.pool).await?) };
-        let mut turn = writer.enter(&self.pool).await?;
-        match query.execute(&mut turn.conn).await {
+    async fn write_one(&self, query: Query<'_>) -> Result<Done, Error> {
+        let Some(writer) = &self.writer else { return query.execute(self.db()).await };
+        let mut turn = writer.enter().await?;
+        match query.execute(On::Sqlite(&mut turn.conn)).await {
             Ok(done) => {
                 writer.leave(turn).await?;
                 Ok(done)
             }
             Err(error) => {
-                writer.leave_unchanged(turn).await;
-                Err(error.into())
+                writer.leave_unchanged(turn);
+                Err(error)
             }
         }
     }
 
-    /// Closes the pool.
+    /// Closes the database.
     pub async fn close(&self) {
         if let Some(writer) = &self.writer {
             writer.close().await;
         }
-        self.pool.close().await;
+        if let Db::Postgres(pool) = &*self.db {
+            pool.close().await;
+        }
     }
 
     /// One authority by name.
     pub async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = sqlx::query(records::AUTHORITY_SELECT_BY_NAME).bind(name).fetch_optional(&self.pool).await?;
+        let row = query(records::AUTHORITY_SELECT_BY_NAME).bind(name).fetch_optional(self.db()).await?;
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
     /// A key record by id.
     pub async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = sqlx::query(records::KEY_SELECT).bind(&id.0).fetch_optional(&self.pool).await?;
+        let row = query(records::KEY_SELECT).bind(&id.0).fetch_optional(self.db()).await?;
         row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
     /// A certificate by serial.
     pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
-        let row = sqlx::query(records::CERTIFICATE_SELECT_BY_SERIAL)
+        let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?;
         row.map(|r| CertificateRecord::from_row(&r)).transpose()
     }
@@ -190,18 +187,18 @@ impl Store {
     pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
         let rows = match email {
             Some(email) => {
-                sqlx::query(records::CERTIFICATE_SELECT_BY_EMAIL).bind(email.to_owned()).fetch_all(&self.pool).await?
+                query(records::CERTIFICATE_SELECT_BY_EMAIL).bind(email.to_owned()).fetch_all(self.db()).await?
             }
-            None => sqlx::query(records::CERTIFICATE_SELECT_ALL).fetch_all(&self.pool).await?,
+            None => query(records::CERTIFICATE_SELECT_ALL).fetch_all(self.db()).await?,
         };
         rows.iter().map(CertificateRecord::from_row).collect()
     }
 
     /// Serials still `reserved` that were reserved before `before`.
     pub async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
-        let rows = sqlx::query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
+        let rows = query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
             .bind(before.0)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?;
         rows.iter().map(|r| records::serial_column(r, 0)).collect()
     }
@@ -210,27 +207,27 @@ impl Store {
     /// `before` (the generation was cut short or its use case never committed), and every
     /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
     pub async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
-        let rows = sqlx::query(records::KEYS_LEFT_HALF_WAY).bind(before.0).fetch_all(&self.pool).await?;
+        let rows = query(records::KEYS_LEFT_HALF_WAY).bind(before.0).fetch_all(self.db()).await?;
         rows.iter().map(KeyRecord::from_row).collect()
     }
 
     /// The status revision: changes whenever any certificate's revocation status changes.
     pub async fn status_revision(&self) -> Result<i64, Error> {
-        let row = sqlx::query("SELECT revision FROM status_revision WHERE id = 1").fetch_one(&self.pool).await?;
-        Ok(row.try_get::<i64, _>(0)?)
+        let row = query("SELECT revision FROM status_revision WHERE id = 1").fetch_one(self.db()).await?;
+        row.try_get::<i64>(0)
     }
 
     /// The whole audit log, in order.
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
-        let rows = sqlx::query("SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq")
-            .fetch_all(&self.pool)
+        let rows = query("SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq")
+            .fetch_all(self.db())
             .await?;
         rows.iter().map(AuditEntry::from_row).collect()
     }
 
     /// The audit chain's head as recorded (sequence number and hash).
     pub async fn audit_head(&self) -> Result<(i64, String), Error> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&self.pool).await?;
+        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.db()).await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 }
@@ -251,14 +248,8 @@ enum Inner {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        let Inner::Sqlite(writer, turn) = std::mem::replace(&mut self.inner, Inner::Ended) else { return };
-        // Rolling back takes a round trip to the database: a task of its own does it, holding
-        // the turn until then.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move { writer.roll_back(turn).await });
-            }
-            Err(_) => writer.abandon(turn, "a transaction was dropped outside the runtime"),
+        if let Inner::Sqlite(writer, turn) = std::mem::replace(&mut self.inner, Inner::Ended) {
+            writer.roll_back(turn);
         }
     }
 }
@@ -269,8 +260,8 @@ impl Tx {
     pub async fn commit(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.inner, Inner::Ended) {
             Inner::Postgres(transaction) => Ok(transaction.commit().await?),
-            Inner::Sqlite(writer, mut turn) => {
-                if let Err(error) = turn.conn.execute("RELEASE tx").await {
+            Inner::Sqlite(writer, turn) => {
+                if let Err(error) = turn.conn.execute_batch("RELEASE tx") {
                     writer.abandon(turn, &error.to_string());
                     return Err(error.into());
                 }
@@ -280,18 +271,18 @@ impl Tx {
         }
     }
 
-    /// The connection the transaction's statements run on.
-    fn conn(&mut self) -> Result<&mut AnyConnection, Error> {
+    /// Where the transaction's statements run.
+    fn conn(&mut self) -> Result<On<'_>, Error> {
         match &mut self.inner {
-            Inner::Postgres(transaction) => Ok(&mut **transaction),
-            Inner::Sqlite(_, turn) => Ok(&mut turn.conn),
+            Inner::Postgres(transaction) => Ok(On::Postgres(transaction)),
+            Inner::Sqlite(_, turn) => Ok(On::Sqlite(&mut turn.conn)),
             Inner::Ended => Err(ended()),
         }
     }
 
     /// Records a key generated in a backend.
     pub async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -311,7 +302,7 @@ impl Tx {
     /// Completes the record of a key recorded `generating`: its reference and public key; it
     /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
     pub async fn activate_key(&mut self, id: &KeyId, reference: &[u8], public_key: &[u8]) -> Result<(), Error> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
         )
         .bind(&id.0)
@@ -328,7 +319,7 @@ impl Tx {
     /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
     /// changes): its use case committed, or another process abandoned it first.
     pub async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
+        let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
             .bind(&id.0)
             .bind(at.0)
             .execute(self.conn()?)
@@ -339,7 +330,7 @@ impl Tx {
     /// Marks an active key `destroying`: it must go, and the reference stays until its backend
     /// has destroyed it ([`Tx::destroy_key`]).
     pub async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
+        query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
             .bind(&id.0)
             .bind(at.0)
             .execute(self.conn()?)
@@ -349,7 +340,7 @@ impl Tx {
 
     /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
     pub async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1")
+        query("UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1")
             .bind(&id.0)
             .bind(at.0)
             .bind(Vec::<u8>::new())
@@ -360,7 +351,7 @@ impl Tx {
 
     /// Records a new CA of the hierarchy.
     pub async fn insert_authority(&mut self, name: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8]) -> Result<(), Error> {
-        sqlx::query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
+        query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
             .bind(name.to_owned())
             .bind(serial.to_hex())
             .bind(&key_id.0)
@@ -377,13 +368,13 @@ impl Tx {
             DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
             DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
         };
-        let row = sqlx::query(&sql).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&sql).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("authority {name}")))
     }
 
     /// Stores a newly signed CRL with its number.
     pub async fn store_crl(&mut self, name: &str, number: i64, crl: &[u8], next_update: UnixTime) -> Result<(), Error> {
-        sqlx::query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
+        query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
             .bind(name.to_owned())
             .bind(number)
             .bind(crl.to_vec())
@@ -417,7 +408,7 @@ impl Tx {
             Delegate::Ocsp => "ocsp",
             Delegate::Tsa => "tsa",
         };
-        sqlx::query(&format!(
+        query(&format!(
             "UPDATE authorities SET {p}_serial = $2, {p}_key_id = $3, {p}_certificate = $4, {p}_not_after = $5 WHERE name = $1"
         ))
         .bind(name.to_owned())
@@ -432,7 +423,7 @@ impl Tx {
 
     /// Stores a serial before anything is signed with it.
     pub async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO certificates (serial, authority, kind, status, subject, email, key_id, not_before, \
              not_after, reserved_at) VALUES ($1, $2, $3, 'reserved', $4, $5, $6, $7, $8, $9)",
         )
@@ -453,7 +444,7 @@ impl Tx {
     /// Stores the signed certificate of a reserved serial. Errors if the serial is not
     /// reserved (abandoned meanwhile, or never reserved).
     pub async fn complete_certificate(&mut self, serial: &Serial, der: &[u8], at: UnixTime) -> Result<(), Error> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3 WHERE serial = $1 AND status = 'reserved'",
         )
         .bind(serial.to_hex())
@@ -474,7 +465,7 @@ impl Tx {
         if record.status != CertificateStatus::Reserved {
             return Ok(None);
         }
-        sqlx::query("UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'")
+        query("UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'")
             .bind(serial.to_hex())
             .execute(self.conn()?)
             .await?;
@@ -485,26 +476,26 @@ impl Tx {
     /// SQLite's write lock already does).
     pub async fn lock_bootstrap(&mut self) -> Result<(), Error> {
         if self.kind == DatabaseKind::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7363728002)").execute(self.conn()?).await?;
+            query("SELECT pg_advisory_xact_lock(7363728002)").execute(self.conn()?).await?;
         }
         Ok(())
     }
 
     /// Reads an authority inside the transaction, without locking it.
     pub async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = sqlx::query(records::AUTHORITY_SELECT_BY_NAME).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(records::AUTHORITY_SELECT_BY_NAME).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
     /// Reads a key record inside the transaction.
     pub async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = sqlx::query(records::KEY_SELECT).bind(&id.0).fetch_optional(self.conn()?).await?;
+        let row = query(records::KEY_SELECT).bind(&id.0).fetch_optional(self.conn()?).await?;
         row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
     /// Reads a certificate inside the transaction.
     pub async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
-        let row = sqlx::query(records::CERTIFICATE_SELECT_BY_SERIAL)
+        let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
             .fetch_optional(self.conn()?)
             .await?;
@@ -513,7 +504,7 @@ impl Tx {
 
     /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
     pub async fn revoke_certificate(&mut self, serial: &Serial, at: UnixTime, reason: RevocationReason) -> Result<bool, Error> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 \
              WHERE serial = $1 AND status = 'issued'",
         )
@@ -523,14 +514,14 @@ impl Tx {
         .execute(self.conn()?)
         .await?;
         if done.rows_affected() == 1 {
-            sqlx::query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1").execute(self.conn()?).await?;
+            query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1").execute(self.conn()?).await?;
         }
         Ok(done.rows_affected() == 1)
     }
 
     /// Every revoked certificate an authority issued, for its CRL.
     pub async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
              WHERE authority = $1 AND status = 'revoked' ORDER BY revoked_at, serial",
         )
@@ -542,10 +533,9 @@ impl Tx {
 
     /// Appends an entry to the audit log, chained to the one before.
     pub async fn audit(&mut self, at: UnixTime, actor: &str, event: &str, details: serde_json::Value) -> Result<(), Error> {
-        let kind = self.kind;
         match &mut self.inner {
-            Inner::Postgres(transaction) => audit::append(transaction, kind, &mut None, at, actor, event, &details).await,
-            Inner::Sqlite(_, turn) => audit::append(&mut turn.conn, kind, &mut turn.audit_head, at, actor, event, &details).await,
+            Inner::Postgres(transaction) => audit::append(On::Postgres(transaction), &mut None, at, actor, event, &details).await,
+            Inner::Sqlite(_, turn) => audit::append(On::Sqlite(&mut turn.conn), &mut turn.audit_head, at, actor, event, &details).await,
             Inner::Ended => Err(ended()),
         }
     }
@@ -555,15 +545,15 @@ fn ended() -> Error {
     Error::GroupCommit("the transaction has ended".into())
 }
 
-pub(crate) fn parse_column<T: FromStr>(row: &AnyRow, index: usize, what: &str) -> Result<T, Error> {
+pub(crate) fn parse_column<T: FromStr>(row: &Row, index: usize, what: &str) -> Result<T, Error> {
     let text: String = row.try_get(index)?;
     text.parse().map_err(|_| Error::Corrupt(format!("{what}: {text}")))
 }
 
-fn kind_column(row: &AnyRow, index: usize) -> Result<CertificateKind, Error> {
+fn kind_column(row: &Row, index: usize) -> Result<CertificateKind, Error> {
     parse_column(row, index, "certificate kind")
 }
 
-fn status_column(row: &AnyRow, index: usize) -> Result<CertificateStatus, Error> {
+fn status_column(row: &Row, index: usize) -> Result<CertificateStatus, Error> {
     parse_column(row, index, "certificate status")
 }

@@ -1,8 +1,8 @@
 //! Schema migrations, one SQL file per version and database. Applied in one transaction at
 //! connect; on PostgreSQL an advisory lock keeps two starting servers from racing.
 
-use sqlx::{Executor, Row};
 
+use crate::db::query;
 use crate::{DatabaseKind, Error, Store};
 
 /// (version, SQL). The SQL is written once, portable but for binary columns: `BLOB` on SQLite
@@ -30,21 +30,19 @@ fn dialect(sql: &str, kind: DatabaseKind) -> String {
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
     if store.kind == DatabaseKind::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7363728001)").execute(tx.conn()?).await?;
+        query("SELECT pg_advisory_xact_lock(7363728001)").execute(tx.conn()?).await?;
     }
-    tx.conn()?
-        .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-        .await?;
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(tx.conn()?).await?;
+    query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)").execute(tx.conn()?).await?;
+    let row = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(tx.conn()?).await?;
     let current: i64 = row.try_get(0)?;
     for (version, sql) in MIGRATIONS {
         if *version <= current {
             continue;
         }
         for statement in split_statements(&dialect(sql, store.kind)) {
-            tx.conn()?.execute(statement.as_str()).await?;
+            query(&statement).execute(tx.conn()?).await?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(tx.conn()?).await?;
+        query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(tx.conn()?).await?;
     }
     tx.commit().await
 }

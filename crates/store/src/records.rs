@@ -1,10 +1,9 @@
 //! The values the store hands out and takes in. Row decoding stays in this crate.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
+use crate::db::Row;
 use crate::{kind_column, status_column, Error};
 
 pub(crate) const AUTHORITY_SELECT_BY_NAME: &str = "SELECT name, serial, key_id, certificate, crl_number, crl, \
@@ -97,7 +96,7 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, Error> {
         let state: String = row.try_get(6)?;
         Ok(Self {
             id: KeyId(row.try_get(0)?),
@@ -141,7 +140,7 @@ pub struct AuthorityRecord {
 }
 
 impl AuthorityRecord {
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, Error> {
         // (serial, key, certificate, not_after) from four nullable columns from `first` on.
         let signer = |first: usize| -> Result<Option<ServiceCertificate>, Error> {
             let serial: Option<String> = row.try_get(first)?;
@@ -167,7 +166,7 @@ impl AuthorityRecord {
             certificate: row.try_get(3)?,
             crl_number: row.try_get(4)?,
             crl: row.try_get(5)?,
-            crl_next_update: row.try_get::<Option<i64>, _>(6)?.map(UnixTime),
+            crl_next_update: row.try_get::<Option<i64>>(6)?.map(UnixTime),
             ocsp_signer,
             tsa,
         })
@@ -229,7 +228,7 @@ pub struct CertificateRecord {
 }
 
 impl CertificateRecord {
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, Error> {
         let revoked_at: Option<i64> = row.try_get(12)?;
         let reason: Option<i32> = row.try_get(13)?;
         let revocation = match (revoked_at, reason) {
@@ -243,12 +242,12 @@ impl CertificateRecord {
             status: status_column(row, 3)?,
             subject: row.try_get(4)?,
             email: row.try_get(5)?,
-            key_id: row.try_get::<Option<String>, _>(6)?.map(KeyId),
+            key_id: row.try_get::<Option<String>>(6)?.map(KeyId),
             not_before: UnixTime(row.try_get(7)?),
             not_after: UnixTime(row.try_get(8)?),
             der: row.try_get(9)?,
             reserved_at: UnixTime(row.try_get(10)?),
-            issued_at: row.try_get::<Option<i64>, _>(11)?.map(UnixTime),
+            issued_at: row.try_get::<Option<i64>>(11)?.map(UnixTime),
             revocation,
         })
     }
@@ -266,7 +265,7 @@ pub struct RevokedRecord {
 }
 
 impl RevokedRecord {
-    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Self, Error> {
         Ok(Self {
             serial: serial_column(row, 0)?,
             revoked_at: UnixTime(row.try_get(1)?),
@@ -282,7 +281,7 @@ fn reason_from_code(code: i32) -> Result<RevocationReason, Error> {
         .ok_or_else(|| Error::Corrupt(format!("revocation reason {code}")))
 }
 
-pub(crate) fn serial_column(row: &AnyRow, index: usize) -> Result<Serial, Error> {
+pub(crate) fn serial_column(row: &Row, index: usize) -> Result<Serial, Error> {
     let text: String = row.try_get(index)?;
     Serial::parse_hex(&text).ok_or_else(|| Error::Corrupt(format!("serial {text}")))
 }

@@ -1,12 +1,11 @@
 //! Remote signing: the CSC API's bearer tokens and the signature authorisations (the exact
 //! hashes a user approved in ConsentID, and the hash of the SAD that spends them).
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use domain::signing::AuthorizationStatus;
 use domain::UnixTime;
 
+use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
 
 /// A bearer token of the CSC API (only its hash is stored).
@@ -60,7 +59,7 @@ pub struct SignAuthorizationRecord {
 const AUTHORIZATION_COLUMNS: &str = "SELECT id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
      status, sad_hash, sad_expires_at, device_id, created_at, used_at FROM sign_authorizations";
 
-fn authorization_from_row(row: &AnyRow) -> Result<SignAuthorizationRecord, Error> {
+fn authorization_from_row(row: &Row) -> Result<SignAuthorizationRecord, Error> {
     Ok(SignAuthorizationRecord {
         id: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -71,10 +70,10 @@ fn authorization_from_row(row: &AnyRow) -> Result<SignAuthorizationRecord, Error
         num_signatures: row.try_get(6)?,
         status: parse_column(row, 7, "authorization status")?,
         sad_hash: row.try_get(8)?,
-        sad_expires_at: row.try_get::<Option<i64>, _>(9)?.map(UnixTime),
+        sad_expires_at: row.try_get::<Option<i64>>(9)?.map(UnixTime),
         device_id: row.try_get(10)?,
         created_at: UnixTime(row.try_get(11)?),
-        used_at: row.try_get::<Option<i64>, _>(12)?.map(UnixTime),
+        used_at: row.try_get::<Option<i64>>(12)?.map(UnixTime),
     })
 }
 
@@ -135,7 +134,7 @@ pub struct SigningDocumentRecord {
 
 const JOB_COLUMNS: &str = "SELECT id, user_id, authorization_id, level, status, hint, created_at, finished_at FROM signing_jobs";
 
-fn job_from_row(row: &AnyRow) -> Result<SigningJobRecord, Error> {
+fn job_from_row(row: &Row) -> Result<SigningJobRecord, Error> {
     Ok(SigningJobRecord {
         id: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -144,11 +143,11 @@ fn job_from_row(row: &AnyRow) -> Result<SigningJobRecord, Error> {
         status: row.try_get(4)?,
         hint: row.try_get(5)?,
         created_at: UnixTime(row.try_get(6)?),
-        finished_at: row.try_get::<Option<i64>, _>(7)?.map(UnixTime),
+        finished_at: row.try_get::<Option<i64>>(7)?.map(UnixTime),
     })
 }
 
-fn document_from_row(row: &AnyRow) -> Result<SigningDocumentRecord, Error> {
+fn document_from_row(row: &Row) -> Result<SigningDocumentRecord, Error> {
     Ok(SigningDocumentRecord {
         position: row.try_get(0)?,
         filename: row.try_get(1)?,
@@ -163,24 +162,24 @@ const DOCUMENT_COLUMNS: &str = "SELECT position, filename, prepared, signature, 
 impl Store {
     /// A signing job.
     pub async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
-        let row = sqlx::query(&format!("{JOB_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{JOB_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| job_from_row(&r)).transpose()
     }
 
     /// The documents of a signing job, in order.
     pub async fn signing_documents(&self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
-        let rows = sqlx::query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
+        let rows = query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
             .bind(job_id.to_owned())
-            .fetch_all(&self.pool)
+            .fetch_all(self.db())
             .await?;
         rows.iter().map(document_from_row).collect()
     }
 
     /// A bearer token by its hash.
     pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
-        let row = sqlx::query("SELECT token_hash, user_id, created_at, expires_at, revoked_at, client_id FROM api_tokens WHERE token_hash = $1")
+        let row = query("SELECT token_hash, user_id, created_at, expires_at, revoked_at, client_id FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash.to_owned())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db())
             .await?;
         row.map(|r| {
             Ok(ApiTokenRecord {
@@ -188,7 +187,7 @@ impl Store {
                 user_id: r.try_get(1)?,
                 created_at: UnixTime(r.try_get(2)?),
                 expires_at: UnixTime(r.try_get(3)?),
-                revoked_at: r.try_get::<Option<i64>, _>(4)?.map(UnixTime),
+                revoked_at: r.try_get::<Option<i64>>(4)?.map(UnixTime),
                 client_id: r.try_get(5)?,
             })
         })
@@ -197,13 +196,13 @@ impl Store {
 
     /// An authorisation by the hash of its SAD.
     pub async fn sign_authorization_by_sad(&self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1")).bind(sad_hash.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1")).bind(sad_hash.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
     /// An authorisation by id.
     pub async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 }
@@ -211,7 +210,7 @@ impl Store {
 impl Tx {
     /// Stores a bearer token.
     pub async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at, client_id) VALUES ($1, $2, $3, $4, $5)")
+        query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at, client_id) VALUES ($1, $2, $3, $4, $5)")
             .bind(token.token_hash.clone())
             .bind(token.user_id.clone())
             .bind(token.created_at.0)
@@ -224,7 +223,7 @@ impl Tx {
 
     /// Revokes a bearer token; false if it was unknown or already revoked.
     pub async fn revoke_api_token(&mut self, token_hash: &str, at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
+        let done = query("UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
             .bind(token_hash.to_owned())
             .bind(at.0)
             .execute(self.conn()?)
@@ -234,7 +233,7 @@ impl Tx {
 
     /// Stores a new authorisation.
     pub async fn insert_sign_authorization(&mut self, record: &SignAuthorizationRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO sign_authorizations (id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
              status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -254,13 +253,13 @@ impl Tx {
 
     /// An authorisation by id, inside the transaction.
     pub async fn sign_authorization(&mut self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
     /// An authorisation by the hash of its SAD, inside the transaction.
     pub async fn sign_authorization_by_sad(&mut self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = sqlx::query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
             .bind(sad_hash.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
@@ -276,7 +275,7 @@ impl Tx {
         sad: Option<(&str, UnixTime)>,
         device_id: Option<&str>,
     ) -> Result<bool, Error> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE sign_authorizations SET status = $2, sad_hash = $3, sad_expires_at = $4, device_id = $5 \
              WHERE id = $1 AND status = 'pending'",
         )
@@ -292,7 +291,7 @@ impl Tx {
 
     /// Stores a new signing job with its documents.
     pub async fn insert_signing_job(&mut self, job: &SigningJobRecord, documents: &[SigningDocumentRecord]) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO signing_jobs (id, user_id, authorization_id, level, status, hint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(job.id.clone())
@@ -305,7 +304,7 @@ impl Tx {
         .execute(self.conn()?)
         .await?;
         for document in documents {
-            sqlx::query("INSERT INTO signing_documents (job_id, position, filename, prepared) VALUES ($1, $2, $3, $4)")
+            query("INSERT INTO signing_documents (job_id, position, filename, prepared) VALUES ($1, $2, $3, $4)")
                 .bind(job.id.clone())
                 .bind(document.position)
                 .bind(document.filename.clone())
@@ -318,7 +317,7 @@ impl Tx {
 
     /// The documents of a signing job, inside the transaction.
     pub async fn signing_documents(&mut self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
-        let rows = sqlx::query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
+        let rows = query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
             .bind(job_id.to_owned())
             .fetch_all(self.conn()?)
             .await?;
@@ -327,7 +326,7 @@ impl Tx {
 
     /// Moves a job from `from` to `to` (compare-and-set); false if it was not in `from`.
     pub async fn move_signing_job(&mut self, id: &str, from: &str, to: &str, hint: &str, at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query("UPDATE signing_jobs SET status = $3, hint = $4, finished_at = $5 WHERE id = $1 AND status = $2")
+        let done = query("UPDATE signing_jobs SET status = $3, hint = $4, finished_at = $5 WHERE id = $1 AND status = $2")
             .bind(id.to_owned())
             .bind(from.to_owned())
             .bind(to.to_owned())
@@ -340,7 +339,7 @@ impl Tx {
 
     /// Stores a document's signature value.
     pub async fn store_document_signature(&mut self, job_id: &str, position: i64, signature: &[u8]) -> Result<(), Error> {
-        sqlx::query("UPDATE signing_documents SET signature = $3 WHERE job_id = $1 AND position = $2")
+        query("UPDATE signing_documents SET signature = $3 WHERE job_id = $1 AND position = $2")
             .bind(job_id.to_owned())
             .bind(position)
             .bind(signature.to_vec())
@@ -351,7 +350,7 @@ impl Tx {
 
     /// Stores a document's finished PDF.
     pub async fn store_signed_document(&mut self, job_id: &str, position: i64, pdf: &[u8]) -> Result<(), Error> {
-        sqlx::query("UPDATE signing_documents SET signed_pdf = $3 WHERE job_id = $1 AND position = $2")
+        query("UPDATE signing_documents SET signed_pdf = $3 WHERE job_id = $1 AND position = $2")
             .bind(job_id.to_owned())
             .bind(position)
             .bind(pdf.to_vec())
@@ -362,7 +361,7 @@ impl Tx {
 
     /// Stores an OAuth authorisation code's hash with what it was issued for.
     pub async fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -381,7 +380,7 @@ impl Tx {
     /// Spends an OAuth authorisation code (compare-and-set on its use): what it was issued
     /// for, or `None` if it is unknown or was used before.
     pub async fn use_oauth_code(&mut self, code_hash: &str, at: UnixTime) -> Result<Option<OAuthCodeRecord>, Error> {
-        let done = sqlx::query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+        let done = query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
             .bind(code_hash.to_owned())
             .bind(at.0)
             .execute(self.conn()?)
@@ -389,7 +388,7 @@ impl Tx {
         if done.rows_affected() != 1 {
             return Ok(None);
         }
-        let row = sqlx::query(
+        let row = query(
             "SELECT code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at FROM oauth_codes WHERE code_hash = $1",
         )
         .bind(code_hash.to_owned())
@@ -408,7 +407,7 @@ impl Tx {
 
     /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
     pub async fn spend_sign_authorization(&mut self, id: &str, at: UnixTime) -> Result<bool, Error> {
-        let done = sqlx::query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
+        let done = query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
             .bind(id.to_owned())
             .bind(at.0)
             .execute(self.conn()?)

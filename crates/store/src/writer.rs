@@ -15,18 +15,21 @@
 //! - A use case waiting for its group's commit that hears nothing for a while (the one it
 //!   handed on to was cancelled, say) takes a turn itself and commits the group.
 //!
-//! Statements run on the writer connection see the group's earlier use cases; other
-//! connections (the pool's readers, other processes) see a group only once it is committed.
-//! A task must not begin a second transaction while it holds one: it would wait for itself.
+//! Statements run on the calling thread (rusqlite, see `db`), so a turn lasts as long as
+//! SQLite's own work and whatever the use case awaits in between. Statements on the writer
+//! connection see the group's earlier use cases; other connections (the readers, other
+//! processes) see a group only once it is committed. A task must not begin a second
+//! transaction while it holds one: it would wait for itself.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
+use crate::db::open_sqlite;
 use crate::Error;
 
 /// A group is committed when it has this many use cases...
@@ -40,6 +43,7 @@ const FAILURES_KEPT: usize = 1024;
 
 /// The writer: its connection and group, behind the turn lock, and the groups' outcomes.
 pub(crate) struct Writer {
+    path: PathBuf,
     turn: Arc<Mutex<Group>>,
     /// Tasks waiting for a turn (a hint: a wrong count costs time, never correctness).
     waiting: AtomicUsize,
@@ -49,15 +53,15 @@ pub(crate) struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Writer").field("path", &self.path).field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
     }
 }
 
 /// What the turn lock guards.
 #[derive(Default)]
 struct Group {
-    /// The writer connection, outside the pool (it may be inside a transaction).
-    conn: Option<AnyConnection>,
+    /// The writer connection (it may be inside a transaction).
+    conn: Option<rusqlite::Connection>,
     /// The open group's number and when it began.
     open: Option<(u64, Instant)>,
     /// Use cases released into the open group.
@@ -78,7 +82,7 @@ struct Outcomes {
 /// One turn on the writer: the lock, the connection, and the group it belongs to.
 pub(crate) struct Turn {
     guard: OwnedMutexGuard<Group>,
-    pub(crate) conn: AnyConnection,
+    pub(crate) conn: rusqlite::Connection,
     group: u64,
     /// The audit head, as this turn's statements leave it.
     pub(crate) audit_head: Option<(i64, String)>,
@@ -101,8 +105,9 @@ impl Drop for Waiting<'_> {
 }
 
 impl Writer {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
+            path,
             turn: Arc::new(Mutex::new(Group { next: 1, ..Group::default() })),
             waiting: AtomicUsize::new(0),
             outcomes: std::sync::Mutex::new(Outcomes::default()),
@@ -111,11 +116,11 @@ impl Writer {
     }
 
     /// Waits for a turn, in arrival order, and joins the open group or opens one.
-    pub(crate) async fn enter(&self, pool: &AnyPool) -> Result<Turn, Error> {
+    pub(crate) async fn enter(&self) -> Result<Turn, Error> {
         let waiting = Waiting::new(&self.waiting);
         let mut guard = self.turn.clone().lock_owned().await;
         drop(waiting);
-        let mut conn = match guard.conn.take() {
+        let conn = match guard.conn.take() {
             Some(conn) => conn,
             None => {
                 // A lost connection took its open transaction with it.
@@ -123,11 +128,11 @@ impl Writer {
                     self.end(group, Err("the writer connection was lost".into()));
                 }
                 guard.audit_head = None;
-                pool.acquire().await?.detach()
+                open_sqlite(&self.path)?
             }
         };
         if guard.open.is_none() {
-            if let Err(error) = conn.execute("BEGIN IMMEDIATE").await {
+            if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
                 guard.conn = Some(conn);
                 return Err(error.into());
             }
@@ -149,7 +154,7 @@ impl Writer {
         let group = turn.group;
         let young = turn.guard.open.is_some_and(|(_, began)| began.elapsed() < MAX_GROUP_AGE);
         if self.waiting.load(Ordering::SeqCst) == 0 || turn.guard.members >= MAX_GROUP || !young {
-            return self.commit(turn).await;
+            return self.commit(turn);
         }
         let Turn { mut guard, conn, .. } = turn;
         guard.conn = Some(conn);
@@ -159,12 +164,12 @@ impl Writer {
 
     /// Ends a turn whose work was rolled back to its savepoint (or never began one). The
     /// group's other use cases still commit.
-    pub(crate) async fn leave_unchanged(&self, turn: Turn) {
+    pub(crate) fn leave_unchanged(&self, turn: Turn) {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             // Nobody to hand on to: commit what the group has (nothing, perhaps), so that the
             // database's write lock is not held while the writer is idle. A failure reaches
             // the group's use cases.
-            let _ = self.commit(turn).await;
+            let _ = self.commit(turn);
             return;
         }
         let Turn { mut guard, conn, .. } = turn;
@@ -172,9 +177,9 @@ impl Writer {
     }
 
     /// Rolls a turn's work back to its savepoint and ends the turn.
-    pub(crate) async fn roll_back(&self, mut turn: Turn) {
-        match turn.conn.execute("ROLLBACK TO tx; RELEASE tx").await {
-            Ok(_) => self.leave_unchanged(turn).await,
+    pub(crate) fn roll_back(&self, turn: Turn) {
+        match turn.conn.execute_batch("ROLLBACK TO tx; RELEASE tx") {
+            Ok(()) => self.leave_unchanged(turn),
             Err(error) => self.abandon(turn, &error.to_string()),
         }
     }
@@ -186,15 +191,16 @@ impl Writer {
         drop(conn);
         guard.open = None;
         guard.audit_head = None;
+        drop(guard);
         self.end(group, Err(why.to_owned()));
     }
 
     /// Commits the turn's group and says so to its use cases.
-    async fn commit(&self, turn: Turn) -> Result<(), Error> {
-        let Turn { mut guard, mut conn, group, .. } = turn;
+    fn commit(&self, turn: Turn) -> Result<(), Error> {
+        let Turn { mut guard, conn, group, .. } = turn;
         guard.open = None;
-        match conn.execute("COMMIT").await {
-            Ok(_) => {
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
                 guard.conn = Some(conn);
                 drop(guard);
                 self.end(group, Ok(()));
@@ -202,7 +208,7 @@ impl Writer {
             }
             Err(error) => {
                 // Closing the connection rolls back whatever is left.
-                let _ = conn.close().await;
+                drop(conn);
                 guard.audit_head = None;
                 drop(guard);
                 let why = error.to_string();
@@ -252,10 +258,11 @@ impl Writer {
                         Some(conn) => {
                             let turn = Turn { guard, conn, group, audit_head: None };
                             // The outcome is read at the top of the loop, like everybody's.
-                            let _ = self.commit(turn).await;
+                            let _ = self.commit(turn);
                         }
                         None => {
                             guard.open = None;
+                            drop(guard);
                             self.end(group, Err("the writer connection was lost".into()));
                         }
                     }
@@ -264,14 +271,13 @@ impl Writer {
         }
     }
 
-    /// Closes the writer connection (after committing nothing: no group stays open between
-    /// use cases for long, and every use case waits for its commit).
+    /// Closes the writer connection. No group stays open between use cases for long, and
+    /// every use case waits for its commit, so nothing is left to commit.
     pub(crate) async fn close(&self) {
         let mut guard = self.turn.lock().await;
-        if let Some(conn) = guard.conn.take() {
-            let _ = conn.close().await;
-        }
+        guard.conn = None;
         if let Some((group, _)) = guard.open.take() {
+            drop(guard);
             self.end(group, Err("the store was closed".into()));
         }
     }
