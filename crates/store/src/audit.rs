@@ -1,10 +1,10 @@
 //! The audit log (DESIGN §7): each entry's hash covers the previous entry's hash and the
 //! entry's own fields, so a changed, removed or reordered entry breaks the chain. The head row
 //! serialises appends (PostgreSQL locks it with `FOR UPDATE`; SQLite holds the write lock).
-//! An append is two round trips to the database: read the head, write the entry and the head.
+//! An append reads the head (unless SQLite's writer knows it from the append before), then
+//! writes the entry and moves the head, both only if the head is still the one read.
 
 use sha2::{Digest, Sha256};
-
 
 use domain::UnixTime;
 

@@ -1,5 +1,5 @@
-//! Persistence for the trust service on sqlx: SQLite (the embedded default, WAL) or PostgreSQL,
-//! chosen by the URL. The store offers the operations the use cases need, not tables; every
+//! Persistence for the trust service: SQLite (the embedded default, WAL; through rusqlite) or
+//! PostgreSQL (through sqlx), chosen by the URL; `db` runs the store's SQL on either. The store offers the operations the use cases need, not tables; every
 //! change happens inside a [`Tx`], one database transaction per use case.
 
 mod accounts;
