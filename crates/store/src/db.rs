@@ -172,6 +172,8 @@ impl std::fmt::Debug for Db {
 /// Where a query runs: the pool, or a transaction's connection.
 pub(crate) enum On<'a> {
     Pool(&'a Db),
+    /// `&mut` although SQLite only reads through it: a `Connection` is not `Sync`, and a future
+    /// holding a shared reference to it could not move between threads.
     Sqlite(&'a mut rusqlite::Connection),
     Postgres(&'a mut AnyConnection),
 }
@@ -334,17 +336,10 @@ fn from_any(row: &AnyRow) -> Result<Row, Error> {
             AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => Value::Int(value.try_decode::<i64>()?),
             AnyTypeInfoKind::Text => Value::Text(value.try_decode()?),
             AnyTypeInfoKind::Blob => Value::Blob(value.try_decode()?),
-            other => return Err(Error::Corrupt(format!("column {index}: unexpected type {}", other_name(other)))),
+            other => return Err(Error::Corrupt(format!("column {index}: unexpected type {other:?}"))),
         });
     }
     Ok(Row(values))
-}
-
-fn other_name(kind: AnyTypeInfoKind) -> &'static str {
-    match kind {
-        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => "real",
-        _ => "other",
-    }
 }
 
 /// SQLite connections for reading, made as needed and kept for the next reader.
