@@ -294,3 +294,27 @@ impl Authority {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_tokens_are_told_apart_and_carry_their_own_csrf_token() {
+        let first = SessionToken::generate_anonymous();
+        let second = SessionToken::generate_anonymous();
+        assert!(first.is_anonymous() && second.is_anonymous());
+        // A stored session's token is never taken for an anonymous one.
+        assert!(!SessionToken::generate().is_anonymous());
+        // Malformed: wrong prefix, not base64url, too short, too long.
+        let body = first.0.trim_start_matches(ANONYMOUS_PREFIX);
+        for bad in [format!("b.{body}"), format!("a.{body}!"), format!("a.{}", &body[1..]), format!("a.{body}AA"), "a.".to_owned()] {
+            assert!(!SessionToken(bad.clone()).is_anonymous(), "{bad}");
+        }
+        // The CSRF token is the same for the same cookie, different for another, and not the
+        // session's stored-by hash.
+        assert_eq!(first.anonymous_csrf(), SessionToken(first.0.clone()).anonymous_csrf());
+        assert_ne!(first.anonymous_csrf(), second.anonymous_csrf());
+        assert_ne!(first.anonymous_csrf(), proto::b64(&hex::decode(first.hash()).unwrap_or_default()));
+    }
+}
