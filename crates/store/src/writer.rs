@@ -199,7 +199,7 @@ impl Writer {
     fn commit(&self, turn: Turn) -> Result<(), Error> {
         let Turn { mut guard, conn, group, .. } = turn;
         guard.open = None;
-        match conn.execute_batch("COMMIT") {
+        match off_the_runtime(|| conn.execute_batch("COMMIT")) {
             Ok(()) => {
                 guard.conn = Some(conn);
                 drop(guard);
@@ -280,5 +280,14 @@ impl Writer {
             drop(guard);
             self.end(group, Err("the store was closed".into()));
         }
+    }
+}
+
+/// Runs `work`, which waits for the disk (a commit's fsync), without holding up the other tasks
+/// of this runtime thread: on a multi-threaded runtime they move to another thread meanwhile.
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
