@@ -145,6 +145,12 @@ impl Store {
                 writer.leave(turn).await?;
                 Ok(done)
             }
+            Err(error) if turn.conn.is_autocommit() => {
+                // The error ended the group's transaction (SQLite does so on a full disk or an
+                // I/O error, say): the group's other use cases are lost with it.
+                writer.abandon(turn, &error.to_string());
+                Err(error)
+            }
             Err(error) => {
                 writer.leave_unchanged(turn);
                 Err(error)
