@@ -8,7 +8,7 @@
 //! - **PostgreSQL** runs through sqlx, asynchronously, as before.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -16,6 +16,7 @@ use rusqlite::OpenFlags;
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{AnyConnection, AnyPool, Row as _, Value as _, ValueRef as _};
 
+use crate::writer::Writer;
 use crate::Error;
 
 /// A parameter or column value.
@@ -154,16 +155,17 @@ impl Row {
     }
 }
 
-/// The pool: SQLite's readers, or PostgreSQL's connections.
+/// The database: SQLite's readers and its one writer (see `writer`), or PostgreSQL's pool,
+/// where every transaction has a connection of its own.
 pub(crate) enum Db {
-    Sqlite(Readers),
+    Sqlite(Readers, Arc<Writer>),
     Postgres(AnyPool),
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Sqlite(readers) => f.debug_tuple("Sqlite").field(&readers.path).finish(),
+            Self::Sqlite(readers, _) => f.debug_tuple("Sqlite").field(&readers.path).finish(),
             Self::Postgres(_) => f.write_str("Postgres"),
         }
     }
@@ -247,7 +249,7 @@ impl<'q> Query<'q> {
 
     async fn run(self, on: On<'_>, rows: bool) -> Result<(u64, Vec<Row>), Error> {
         match on {
-            On::Pool(Db::Sqlite(readers)) => readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows)),
+            On::Pool(Db::Sqlite(readers, _)) => readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows)),
             On::Sqlite(conn) => sqlite_run(conn, self.sql, &self.args, rows),
             On::Pool(Db::Postgres(pool)) => {
                 let mut conn = pool.acquire().await?;

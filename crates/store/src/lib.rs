@@ -47,9 +47,6 @@ pub enum Error {
     /// A row that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
-    /// The store's own state is not as it must be.
-    #[error("inconsistent store: {0}")]
-    Inconsistent(String),
     /// SQLite: the commit of a group of use cases failed, or the writer connection was lost
     /// (see `writer`); nothing of the use case was stored.
     #[error("database: the transaction was not committed: {0}")]
@@ -76,10 +73,6 @@ pub enum DatabaseKind {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Db>,
-    kind: DatabaseKind,
-    /// SQLite only: the process's one writer connection, taken in turns, with group commit
-    /// (see `writer`). PostgreSQL: none, every transaction has a connection of its own.
-    writer: Option<Arc<Writer>>,
 }
 
 impl Store {
@@ -87,21 +80,20 @@ impl Store {
     /// `sqlite:PATH` (also `sqlite://PATH`; a `?...` part is ignored) or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
-        let (db, writer) = if let Some(rest) = url.strip_prefix("sqlite:") {
+        let db = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             let path = PathBuf::from(path.split_once('?').map_or(path, |(path, _)| path));
             if path.as_os_str().is_empty() {
                 return Err(Error::UnsupportedUrl(url.to_owned()));
             }
-            (Db::Sqlite(Readers::new(path.clone())), Some(Arc::new(Writer::new(path))))
+            Db::Sqlite(Readers::new(path.clone()), Arc::new(Writer::new(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(16).connect(url).await?;
-            (Db::Postgres(pool), None)
+            Db::Postgres(pool)
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
-        let kind = if writer.is_some() { DatabaseKind::Sqlite } else { DatabaseKind::Postgres };
-        let store = Self { db: Arc::new(db), kind, writer };
+        let store = Self { db: Arc::new(db) };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -113,7 +105,10 @@ impl Store {
 
     /// SQLite or PostgreSQL.
     pub fn kind(&self) -> DatabaseKind {
-        self.kind
+        match &*self.db {
+            Db::Sqlite(..) => DatabaseKind::Sqlite,
+            Db::Postgres(_) => DatabaseKind::Postgres,
+        }
     }
 
     /// Starts a use case's transaction. On SQLite it takes this process's write turn (see
@@ -121,8 +116,8 @@ impl Store {
     /// lock (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks. A task
     /// must not begin a second transaction while it holds one.
     pub async fn begin(&self) -> Result<Tx, Error> {
-        let inner = match (&self.writer, &*self.db) {
-            (Some(writer), _) => {
+        let inner = match &*self.db {
+            Db::Sqlite(_, writer) => {
                 let turn = writer.enter().await?;
                 if let Err(error) = turn.conn.execute_batch("SAVEPOINT tx") {
                     writer.abandon(turn, &error.to_string());
@@ -130,15 +125,14 @@ impl Store {
                 }
                 Inner::Sqlite(writer.clone(), turn)
             }
-            (None, Db::Postgres(pool)) => Inner::Postgres(pool.begin().await?),
-            (None, Db::Sqlite(_)) => return Err(Error::Inconsistent("a SQLite store without its writer".into())),
+            Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, kind: self.kind })
+        Ok(Tx { inner, kind: self.kind() })
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
     async fn write_one(&self, query: Query<'_>) -> Result<Done, Error> {
-        let Some(writer) = &self.writer else { return query.execute(self.db()).await };
+        let Db::Sqlite(_, writer) = &*self.db else { return query.execute(self.db()).await };
         let mut turn = writer.enter().await?;
         match query.execute(On::Sqlite(&mut turn.conn)).await {
             Ok(done) => {
@@ -160,11 +154,9 @@ impl Store {
 
     /// Closes the database.
     pub async fn close(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close().await;
-        }
-        if let Db::Postgres(pool) = &*self.db {
-            pool.close().await;
+        match &*self.db {
+            Db::Sqlite(_, writer) => writer.close().await,
+            Db::Postgres(pool) => pool.close().await,
         }
     }
 

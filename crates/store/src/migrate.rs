@@ -29,7 +29,7 @@ fn dialect(sql: &str, kind: DatabaseKind) -> String {
 
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
-    if store.kind == DatabaseKind::Postgres {
+    if store.kind() == DatabaseKind::Postgres {
         query("SELECT pg_advisory_xact_lock(7363728001)").execute(tx.conn()?).await?;
     }
     query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)").execute(tx.conn()?).await?;
@@ -39,7 +39,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
         if *version <= current {
             continue;
         }
-        for statement in split_statements(&dialect(sql, store.kind)) {
+        for statement in split_statements(&dialect(sql, store.kind())) {
             query(&statement).execute(tx.conn()?).await?;
         }
         query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(tx.conn()?).await?;
