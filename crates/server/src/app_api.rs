@@ -127,7 +127,12 @@ async fn inbox(State(state): State<AppState>, headers: HeaderMap, method: Method
         Err(response) => return response,
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
-    match state.authority.inbox(&device, wait).await {
+    // A stopping server answers a long poll at once with what there is (the app comes back).
+    let inbox = tokio::select! {
+        inbox = state.authority.inbox(&device, wait) => inbox,
+        () = state.stopping.wait() => state.authority.inbox(&device, Duration::ZERO).await,
+    };
+    match inbox {
         Ok(inbox) => Json(inbox).into_response(),
         Err(error) => error_response(error),
     }

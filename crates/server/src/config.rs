@@ -59,6 +59,12 @@ pub struct Config {
     pub renewal_window_days: i64,
     /// No rate limits (load benchmarks only).
     pub dangerous_disable_rate_limits: bool,
+    /// PEM certificate chain and key: `serve` speaks HTTPS. `None`: plain HTTP.
+    pub tls: Option<crate::transport::TlsFiles>,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Seconds for a request's headers to arrive (also the idle keep-alive limit).
+    pub header_read_timeout_secs: u64,
 }
 
 /// The settings file, every key optional, unknown keys rejected.
@@ -77,6 +83,10 @@ struct FileSettings {
     cloud_cert_validity_days: Option<i64>,
     renewal_window_days: Option<i64>,
     dangerous_disable_rate_limits: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_connections: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
 }
 
 /// Every environment variable we read, and the file key it sets.
@@ -93,6 +103,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS", "cloud_cert_validity_days"),
     ("EIDPORTAL_RENEWAL_WINDOW_DAYS", "renewal_window_days"),
     ("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS", "dangerous_disable_rate_limits"),
+    ("EIDPORTAL_TLS_CERT", "tls_cert"),
+    ("EIDPORTAL_TLS_KEY", "tls_key"),
+    ("EIDPORTAL_MAX_CONNECTIONS", "max_connections"),
+    ("EIDPORTAL_HEADER_READ_TIMEOUT_SECS", "header_read_timeout_secs"),
 ];
 
 /// Variables with the prefix that are not settings (logging, and the test suite's own).
@@ -173,6 +187,21 @@ impl Config {
                 _ => return Err(format!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS: `{v}` is neither 1 nor 0")),
             });
         }
+        if let Some(v) = env("EIDPORTAL_TLS_CERT") {
+            file.tls_cert = Some(v.into());
+        }
+        if let Some(v) = env("EIDPORTAL_TLS_KEY") {
+            file.tls_key = Some(v.into());
+        }
+        let parse_count = |name: &str| -> Result<Option<u64>, String> {
+            env(name).map(|v| v.parse::<u64>().map_err(|_| format!("{name}: `{v}` is not a whole number"))).transpose()
+        };
+        if let Some(v) = parse_count("EIDPORTAL_MAX_CONNECTIONS")? {
+            file.max_connections = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_HEADER_READ_TIMEOUT_SECS")? {
+            file.header_read_timeout_secs = Some(v);
+        }
         // Flags over environment.
         if let Some(v) = &flags.data {
             file.data = Some(v.clone());
@@ -231,6 +260,19 @@ impl Config {
         if !(1..=365).contains(&renewal_window_days) {
             return Err(format!("EIDPORTAL_RENEWAL_WINDOW_DAYS: {renewal_window_days} is outside 1..=365"));
         }
+        let tls = match (file.tls_cert, file.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(crate::transport::TlsFiles { cert, key }),
+            _ => return Err("EIDPORTAL_TLS_CERT and EIDPORTAL_TLS_KEY must be set together".into()),
+        };
+        let max_connections = file.max_connections.unwrap_or(4096);
+        if !(1..=1_000_000).contains(&max_connections) {
+            return Err(format!("EIDPORTAL_MAX_CONNECTIONS: {max_connections} is outside 1..=1000000"));
+        }
+        let header_read_timeout_secs = file.header_read_timeout_secs.unwrap_or(10);
+        if !(1..=300).contains(&header_read_timeout_secs) {
+            return Err(format!("EIDPORTAL_HEADER_READ_TIMEOUT_SECS: {header_read_timeout_secs} is outside 1..=300"));
+        }
         Ok(Self {
             data,
             listen,
@@ -242,6 +284,9 @@ impl Config {
             cloud_cert_validity_days: file.cloud_cert_validity_days,
             renewal_window_days,
             dangerous_disable_rate_limits: file.dangerous_disable_rate_limits.unwrap_or(false),
+            tls,
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            header_read_timeout_secs,
         })
     }
 }
@@ -296,6 +341,29 @@ mod tests {
         std::fs::write(&path, "lisen = 1\n").unwrap();
         let error = Config::load(&Flags { config: Some(path), ..Flags::default() }, &env(&[])).unwrap_err();
         assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn tls_files_and_connection_limits() {
+        let config = Config::load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!((config.tls, config.max_connections, config.header_read_timeout_secs), (None, 4096, 10));
+        let config = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("EIDPORTAL_TLS_CERT", "c.pem"),
+                ("EIDPORTAL_TLS_KEY", "k.pem"),
+                ("EIDPORTAL_MAX_CONNECTIONS", "10"),
+                ("EIDPORTAL_HEADER_READ_TIMEOUT_SECS", "2"),
+            ]),
+        )
+        .unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
+        assert_eq!((config.max_connections, config.header_read_timeout_secs), (10, 2));
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TLS_KEY", "k.pem")])).unwrap_err();
+        assert!(error.contains("EIDPORTAL_TLS_CERT"), "{error}");
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(error.starts_with("EIDPORTAL_MAX_CONNECTIONS"), "{error}");
     }
 
     #[test]

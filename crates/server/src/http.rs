@@ -44,6 +44,8 @@ pub struct AppState {
     pub catalog: Arc<crate::i18n::Catalog>,
     /// Whether cookies get `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// Raised when the server begins to stop: long polls answer at once.
+    pub stopping: crate::transport::Stopping,
 }
 
 /// The router.

@@ -9,6 +9,7 @@ pub mod i18n;
 pub mod oauth;
 pub mod portal;
 pub mod portal_signing;
+pub mod transport;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -106,11 +107,13 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
     Ok(Authority::open(store, keys, Arc::new(SystemClock), settings(config, public_url)).await?)
 }
 
-/// The public URL: configured, or `http://<listen address>`.
+/// The public URL: configured, or `http(s)://<listen address>` (https when the server has a
+/// certificate).
 pub fn public_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     match (&config.public_url, bound) {
         (Some(url), _) => url.clone(),
-        (None, Some(addr)) => format!("http://{addr}"),
-        (None, None) => format!("http://{}", config.listen),
+        (None, Some(addr)) => format!("{scheme}://{addr}"),
+        (None, None) => format!("{scheme}://{}", config.listen),
     }
 }

@@ -202,19 +202,35 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
 }
 
 async fn serve(config: Config) -> Result<ExitCode, String> {
+    // The certificate is read before anything else, so that a bad file stops the start.
+    let tls = match &config.tls {
+        Some(files) => {
+            let certificates = Arc::new(server::transport::CertReloader::new(files.clone())?);
+            let tls = Arc::new(server::transport::server_config(certificates.clone())?);
+            server::transport::spawn_reloader(certificates);
+            Some(tls)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = server::public_url(&config, Some(bound));
     let authority = Arc::new(server::open_authority(&config, &public_url).await.map_err(|e| e.to_string())?);
+    let (stop_sender, stopping) = server::transport::Stopping::new();
     // Background upkeep: status changes from other processes every second; CRLs, OCSP
-    // signers and dead reservations every minute.
+    // signers and dead reservations every minute. It ends between two rounds once the server
+    // stops.
     let upkeep = authority.clone();
-    tokio::spawn(async move {
+    let upkeep_stopping = stopping.clone();
+    let upkeep_task = tokio::spawn(async move {
         let mut tick: u64 = 0;
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = upkeep_stopping.wait() => break,
+            }
             tick += 1;
             let result = if tick % 60 == 0 { upkeep.maintain().await } else { upkeep.sync_status().await };
             if let Err(error) = result {
@@ -224,20 +240,61 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
     let secure_cookies = public_url.starts_with("https://");
-    let state = AppState { authority, metrics: Arc::new(Metrics::default()), catalog, secure_cookies };
+    let state = AppState {
+        authority: authority.clone(),
+        metrics: Arc::new(Metrics::default()),
+        catalog,
+        secure_cookies,
+        stopping: stopping.clone(),
+    };
     if config.dangerous_disable_rate_limits {
         tracing::warn!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS is set: no rate limits (benchmarks only)");
     }
-    println!("eidportal listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("eidportal listening on {scheme}://{bound}");
     println!("portal: {public_url}/");
     tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let router = if tls.is_some() { server::transport::with_hsts(app(state)) } else { app(state) };
+    let limits = server::transport::Limits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+        max_connections: config.max_connections,
+        ..server::transport::Limits::default()
+    };
+    let stop = async move {
+        stop_signal().await;
+        tracing::info!("stopping: no new connections; requests in flight may finish");
+        let _ = stop_sender.send(true);
+    };
+    server::transport::serve(listener, router, tls, limits, stop).await;
+    // The last round of upkeep finishes, then the last group commit, then the database closes
+    // (SQLite merges its WAL into the database file).
+    let _ = upkeep_task.await;
+    authority.store().close().await;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// A database URL without its password.

@@ -1,0 +1,301 @@
+//! The server's connection loop: plain HTTP or HTTPS (rustls, TLS 1.3 and TLS 1.2 AEAD suites,
+//! the certificate reloaded without dropping connections), a header-read timeout that also
+//! ends idle keep-alive connections, a TLS handshake timeout, a cap on open connections, and a
+//! graceful stop that lets requests in flight finish within a bound.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, Request};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// How a TLS handshake may take before the connection is closed.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the certificate and key files are checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(5);
+
+/// How connections are served.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// From the connection (or the end of the previous response) to the end of a request's
+    /// headers; an idle keep-alive connection is closed after the same time.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long requests in flight may run on after a stop was asked for.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The PEM files of the server's certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, end-entity certificate first.
+    pub cert: PathBuf,
+    /// PKCS#8, PKCS#1 or SEC1 private key.
+    pub key: PathBuf,
+}
+
+/// Reads a certificate chain and its key, and checks that they belong together.
+pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
+    let cert_pem = std::fs::read(&files.cert).map_err(|e| format!("EIDPORTAL_TLS_CERT {}: {e}", files.cert.display()))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("EIDPORTAL_TLS_CERT {}: {e}", files.cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("EIDPORTAL_TLS_CERT {}: no certificate in the file", files.cert.display()));
+    }
+    let key_pem = std::fs::read(&files.key).map_err(|e| format!("EIDPORTAL_TLS_KEY {}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| format!("EIDPORTAL_TLS_KEY {}: no usable private key ({e})", files.key.display()))?;
+    CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| format!("EIDPORTAL_TLS_KEY {}: does not fit the certificate ({e})", files.key.display()))
+}
+
+/// The ring provider with its AEAD suites only (rustls offers no CBC suite; the filter keeps
+/// it so should a later version add one).
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|suite| match suite {
+        rustls::SupportedCipherSuite::Tls13(_) => true,
+        rustls::SupportedCipherSuite::Tls12(suite) => {
+            let name = format!("{:?}", suite.common.suite);
+            name.contains("_GCM_") || name.contains("CHACHA20_POLY1305")
+        }
+    });
+    provider
+}
+
+/// The certificate in use; [`CertReloader::reload`] swaps it, and new handshakes get the new one
+/// while established connections go on.
+#[derive(Debug)]
+pub struct CertReloader {
+    files: TlsFiles,
+    current: RwLock<(Arc<CertifiedKey>, Option<(SystemTime, SystemTime)>)>,
+}
+
+impl CertReloader {
+    /// Loads the files; an error stops the start.
+    pub fn new(files: TlsFiles) -> Result<Self, String> {
+        let stamp = modified(&files);
+        let key = load_certified_key(&files)?;
+        Ok(Self { files, current: RwLock::new((Arc::new(key), stamp)) })
+    }
+
+    /// Loads the files again if `force` or their modification times changed. A file that does
+    /// not load keeps the old certificate and is reported.
+    pub fn reload(&self, force: bool) {
+        let stamp = modified(&self.files);
+        let unchanged = self.current.read().map(|current| current.1 == stamp).unwrap_or(false);
+        if unchanged && !force {
+            return;
+        }
+        match load_certified_key(&self.files) {
+            Ok(key) => {
+                if let Ok(mut current) = self.current.write() {
+                    *current = (Arc::new(key), stamp);
+                }
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificate loaded");
+            }
+            Err(error) => {
+                // Remember the stamp so that a broken file is reported once, not every poll.
+                if let Ok(mut current) = self.current.write() {
+                    current.1 = stamp;
+                }
+                tracing::error!(%error, "TLS certificate not reloaded; the previous one stays in use");
+            }
+        }
+    }
+
+    /// The end-entity certificate now served (tests).
+    pub fn current_certificate(&self) -> Option<CertificateDer<'static>> {
+        self.current.read().ok().and_then(|current| current.0.cert.first().cloned())
+    }
+}
+
+fn modified(files: &TlsFiles) -> Option<(SystemTime, SystemTime)> {
+    let time = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Some((time(&files.cert)?, time(&files.key)?))
+}
+
+impl ResolvesServerCert for CertReloader {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|current| current.0.clone())
+    }
+}
+
+/// The rustls configuration over a reloading certificate: TLS 1.3 and 1.2, HTTP/1.1.
+pub fn server_config(certificates: Arc<CertReloader>) -> Result<rustls::ServerConfig, String> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(certificates);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Reloads the certificate on SIGHUP and when its files change.
+pub fn spawn_reloader(certificates: Arc<CertReloader>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut poll = tokio::time::interval(RELOAD_POLL);
+        loop {
+            #[cfg(unix)]
+            let force = match hangup.as_mut() {
+                Some(signal) => tokio::select! {
+                    _ = signal.recv() => true,
+                    _ = poll.tick() => false,
+                },
+                None => {
+                    poll.tick().await;
+                    false
+                }
+            };
+            #[cfg(not(unix))]
+            let force = {
+                poll.tick().await;
+                false
+            };
+            certificates.reload(force);
+        }
+    });
+}
+
+/// `Strict-Transport-Security` on every answer (only when serving HTTPS).
+pub fn with_hsts(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+        response
+            .headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+        response
+    }))
+}
+
+/// Tells long-running handlers (the app's long poll) that the server is stopping.
+#[derive(Debug, Clone)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// A signal and the handle that raises it.
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (sender, receiver) = watch::channel(false);
+        (sender, Self(receiver))
+    }
+
+    /// Resolves when the server begins to stop.
+    pub async fn wait(&self) {
+        let mut receiver = self.0.clone();
+        // An error means the sender is gone: the server is stopping too.
+        let _ = receiver.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// Serves `router` on `listener` until `stop` resolves, then lets requests in flight finish
+/// within `limits.shutdown_grace`. With `tls`, every connection is HTTPS.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+    stop: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let header_read_timeout = limits.header_read_timeout;
+        let watcher = graceful.watcher();
+        match acceptor.clone() {
+            None => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    connection(stream, peer, router, header_read_timeout, watcher).await;
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, router, header_read_timeout, watcher).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!("requests still in flight after the grace period; stopping anyway");
+        }
+    }
+}
+
+async fn connection<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    header_read_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        tower_service::Service::call(&mut router.clone(), request)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended");
+    }
+}
