@@ -7,7 +7,41 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A connection to the server: plain TCP or TLS.
+pub trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+/// A TLS client that trusts only the CA certificate (PEM) in `ca`.
+pub fn tls_client(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Connects to `addr`, over TLS (server name `localhost`) when `tls` is given.
+pub fn connect(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Box<dyn Stream>> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let connection = rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
+            Ok(Box::new(rustls::StreamOwned::new(connection, tcp)))
+        }
+    }
+}
 
 /// How a test server is configured.
 #[derive(Debug, Clone)]
@@ -88,6 +122,8 @@ pub struct Server {
     /// The setup it runs with.
     pub setup: Setup,
     public_url: String,
+    /// The TLS client when the server speaks HTTPS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn binary() -> &'static str {
@@ -98,6 +134,12 @@ impl Server {
     /// Starts `eidportal serve` on a free port; the public URL is the listen address unless
     /// `public_url` is given.
     pub fn start(data: &Path, setup: &Setup, public_url: Option<&str>) -> Self {
+        Self::start_tls(data, setup, public_url, None)
+    }
+
+    /// Like [`Server::start`]; with `tls`, the setup's environment names a certificate
+    /// (`EIDPORTAL_TLS_*`) and the tests talk to it through this client.
+    pub fn start_tls(data: &Path, setup: &Setup, public_url: Option<&str>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         let mut command = Command::new(binary());
         command.arg("--data").arg(data).arg("serve").arg("--listen").arg("127.0.0.1:0");
         command.envs(setup.env.iter().map(|(k, v)| (k, v)));
@@ -128,8 +170,9 @@ impl Server {
                 }
             }
         };
-        let addr = url.trim_start_matches("http://").to_owned();
+        let addr = url.trim_start_matches("http://").trim_start_matches("https://").to_owned();
         let server = Self {
+            tls,
             child,
             public_url: public_url.map(str::to_owned).unwrap_or_else(|| url.clone()),
             url,
@@ -195,7 +238,25 @@ impl Server {
     }
 
     fn try_request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
-        http(&self.addr, method, path, content_type, body)
+        let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+        http_via(&self.addr, self.tls.as_ref(), method, path, &headers, body)
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to end; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// GET, expecting 200; returns the body.
@@ -251,8 +312,19 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, bo
 
 /// One HTTP/1.1 request with `Connection: close` and extra headers.
 pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    http_via(addr, None, method, path, headers, body)
+}
+
+/// One HTTP/1.1 request with `Connection: close`, over TLS when `tls` is given.
+pub fn http_via(
+    addr: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut stream = connect(addr, tls)?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -261,7 +333,12 @@ pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)],
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    // A TLS peer that closes without close_notify still sent a whole answer.
+    if let Err(error) = stream.read_to_end(&mut raw) {
+        if raw.is_empty() {
+            return Err(error);
+        }
+    }
     parse_response(&raw).ok_or_else(|| std::io::ErrorKind::InvalidData.into())
 }
 
@@ -311,17 +388,18 @@ pub fn consentid(home: &Path, args: &[&str], stdin: &str) -> (i32, String, Strin
 pub struct Browser {
     addr: String,
     cookies: Vec<(String, String)>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Browser {
     /// A browser talking to `server`.
     pub fn new(server: &Server) -> Self {
-        Self { addr: server.addr.clone(), cookies: Vec::new() }
+        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone() }
     }
 
     /// A browser talking to another address.
     pub fn at(addr: &str) -> Self {
-        Self { addr: addr.to_owned(), cookies: Vec::new() }
+        Self { addr: addr.to_owned(), cookies: Vec::new(), tls: None }
     }
 
     fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> HttpResponse {
@@ -352,8 +430,7 @@ impl Browser {
     }
 
     fn send(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut stream = connect(&self.addr, self.tls.as_ref()).unwrap();
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0\r\nContent-Length: {}\r\n", self.addr, body.len());
         if !cookie.is_empty() {
