@@ -2,11 +2,10 @@
 //! status. Every call but activation is signed by the device key; errors are
 //! `{"error", "message"}` with a 4xx status.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -35,19 +34,17 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/requests/{txn}/response", post(respond))
 }
 
-/// The client's address (from the connection; `unknown` in socket-less tests).
+/// The client's rate-limit key ([`crate::client_address::ClientAddress::rate_key`]): the IPv4
+/// address or the IPv6 /64, behind trusted proxies the forwarded client; `unknown` in
+/// socket-less tests.
 pub struct ClientIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(Self(ip))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let address = crate::client_address::ClientAddress::from_request_parts(parts, state).await?;
+        Ok(Self(address.rate_key()))
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Seconds for a request's headers to arrive (also the idle keep-alive limit).
     pub header_read_timeout_secs: u64,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
 }
 
 /// The settings file, every key optional, unknown keys rejected.
@@ -87,6 +89,7 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     max_connections: Option<u64>,
     header_read_timeout_secs: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Every environment variable we read, and the file key it sets.
@@ -107,6 +110,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_TLS_KEY", "tls_key"),
     ("EIDPORTAL_MAX_CONNECTIONS", "max_connections"),
     ("EIDPORTAL_HEADER_READ_TIMEOUT_SECS", "header_read_timeout_secs"),
+    ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
 ];
 
 /// Variables with the prefix that are not settings (logging, and the test suite's own).
@@ -202,6 +206,9 @@ impl Config {
         if let Some(v) = parse_count("EIDPORTAL_HEADER_READ_TIMEOUT_SECS")? {
             file.header_read_timeout_secs = Some(v);
         }
+        if let Some(v) = env("EIDPORTAL_TRUSTED_PROXIES") {
+            file.trusted_proxies = Some(vec![v]);
+        }
         // Flags over environment.
         if let Some(v) = &flags.data {
             file.data = Some(v.clone());
@@ -273,6 +280,10 @@ impl Config {
         if !(1..=300).contains(&header_read_timeout_secs) {
             return Err(format!("EIDPORTAL_HEADER_READ_TIMEOUT_SECS: {header_read_timeout_secs} is outside 1..=300"));
         }
+        let trusted_proxies = crate::client_address::TrustedProxies::parse(
+            &file.trusted_proxies.unwrap_or_default().join(","),
+        )
+        .map_err(|e| format!("EIDPORTAL_TRUSTED_PROXIES: {e}"))?;
         Ok(Self {
             data,
             listen,
@@ -287,6 +298,7 @@ impl Config {
             tls,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             header_read_timeout_secs,
+            trusted_proxies,
         })
     }
 }
@@ -364,6 +376,20 @@ mod tests {
         assert!(error.contains("EIDPORTAL_TLS_CERT"), "{error}");
         let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_MAX_CONNECTIONS", "0")])).unwrap_err();
         assert!(error.starts_with("EIDPORTAL_MAX_CONNECTIONS"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_environment_or_the_file() {
+        let config = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/8, ::1")])).unwrap();
+        assert!(config.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(config.trusted_proxies.contains("::1".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "trusted_proxies = [\"192.0.2.0/24\"]\n").unwrap();
+        let config = Config::load(&Flags { config: Some(path), ..Flags::default() }, &env(&[])).unwrap();
+        assert!(config.trusted_proxies.contains("192.0.2.9".parse().unwrap()));
+        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/40")])).unwrap_err();
+        assert!(error.starts_with("EIDPORTAL_TRUSTED_PROXIES"), "{error}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the key backend), the HTTP router and the officer commands.
 
 pub mod app_api;
+pub mod client_address;
 pub mod config;
 pub mod csc;
 pub mod http;

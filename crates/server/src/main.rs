@@ -258,6 +258,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let limits = server::transport::Limits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         max_connections: config.max_connections,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         ..server::transport::Limits::default()
     };
     let stop = async move {

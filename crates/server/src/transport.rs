@@ -37,6 +37,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long requests in flight may run on after a stop was asked for.
     pub shutdown_grace: Duration,
+    /// Peers whose `Forwarded` and `X-Forwarded-For` are believed.
+    pub trusted_proxies: Arc<crate::client_address::TrustedProxies>,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -250,19 +253,20 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let header_read_timeout = limits.header_read_timeout;
+        let trusted = limits.trusted_proxies.clone();
         let watcher = graceful.watcher();
         match acceptor.clone() {
             None => {
                 tokio::spawn(async move {
                     let _permit = permit;
-                    connection(stream, peer, router, header_read_timeout, watcher).await;
+                    connection(stream, peer, trusted, router, header_read_timeout, watcher).await;
                 });
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, peer, router, header_read_timeout, watcher).await,
+                        Ok(Ok(stream)) => connection(stream, peer, trusted, router, header_read_timeout, watcher).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -282,6 +286,7 @@ pub async fn serve(
 async fn connection<I>(
     io: I,
     peer: SocketAddr,
+    trusted: Arc<crate::client_address::TrustedProxies>,
     router: Router,
     header_read_timeout: Duration,
     watcher: hyper_util::server::graceful::Watcher,
@@ -290,6 +295,7 @@ async fn connection<I>(
 {
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(trusted.clone());
         tower_service::Service::call(&mut router.clone(), request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

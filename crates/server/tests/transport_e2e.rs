@@ -264,3 +264,47 @@ fn sigterm_lets_a_signature_finish_ends_the_long_poll_and_exits_zero() {
     let again = Server::start(&d.join("data"), &Setup::embedded(), None);
     assert_eq!(again.request("GET", "/healthz", None, &[]).status, 200);
 }
+
+/// One activation start (a wrong code) as if from `client` (an `X-Forwarded-For` value); its
+/// status: 400 for the wrong code, 429 once the address's limit (10 per 10 minutes) is spent.
+fn activation_try(server: &Server, forwarded_for: &str) -> u16 {
+    let headers = [("Content-Type", "application/json"), ("X-Forwarded-For", forwarded_for)];
+    let body = br#"{"code":"AAAA-AAAA-AAAA-AAAA"}"#;
+    support::http_with(&server.addr, "POST", "/api/app/v1/activation/start", &headers, body).unwrap().status
+}
+
+/// Finding 6: rate limits key the client, not the TCP peer. A spoofed `X-Forwarded-For` from an
+/// untrusted peer is ignored (everyone from that peer shares its bucket); from a trusted proxy it
+/// names the client (the right-most untrusted entry, so a prepended lie does not help); IPv6
+/// clients in one /64 share a bucket, another /64 has its own.
+#[test]
+fn rate_limits_key_the_forwarded_client_only_behind_trusted_proxies_and_ipv6_per_64() {
+    // Untrusted peer: every spoofed address lands in 127.0.0.1's bucket.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &Setup::embedded(), None);
+    for i in 0..10 {
+        assert_eq!(activation_try(&server, &format!("198.51.100.{i}")), 400);
+    }
+    assert_eq!(activation_try(&server, "198.51.100.200"), 429, "a spoofed X-Forwarded-For bought a fresh bucket");
+    drop(server);
+
+    // Behind a trusted proxy (the test itself, on 127.0.0.1).
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::embedded();
+    setup.env.push(("EIDPORTAL_TRUSTED_PROXIES".into(), "127.0.0.0/8, ::1".into()));
+    let server = Server::start(dir.path(), &setup, None);
+    for _ in 0..10 {
+        assert_eq!(activation_try(&server, "198.51.100.1"), 400);
+    }
+    assert_eq!(activation_try(&server, "198.51.100.1"), 429);
+    // A client that prepends another address is still itself.
+    assert_eq!(activation_try(&server, "203.0.113.9, 198.51.100.1"), 429);
+    // Another client behind the same proxy is not held back.
+    assert_eq!(activation_try(&server, "198.51.100.2"), 400, "the proxy's clients share one bucket");
+    // IPv6: ten addresses of one /64 spend its bucket; the eleventh is refused, another /64 is not.
+    for i in 1..=10 {
+        assert_eq!(activation_try(&server, &format!("2001:db8:1:2::{i:x}")), 400);
+    }
+    assert_eq!(activation_try(&server, "2001:db8:1:2:ffff:ffff:ffff:fffe"), 429, "a new IPv6 address bought a fresh bucket");
+    assert_eq!(activation_try(&server, "2001:db8:1:3::1"), 400);
+}
