@@ -42,6 +42,9 @@ pub struct Settings {
     pub pin_params: PinParams,
     /// How long to wait for a TCP connection.
     pub connect_timeout: Duration,
+    /// At activation: the only CA to trust for the server (kept in the home and used
+    /// afterwards); `None` trusts the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -50,6 +53,7 @@ impl Default for Settings {
             clock: Arc::new(SystemClock),
             pin_params: PinParams::default(),
             connect_timeout: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("pin_params", &self.pin_params)
             .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -148,7 +153,8 @@ pub fn activate(
         return Err(Error::EmptyActivationCode);
     }
     Keystore::prepare_home(home)?;
-    let http = Http::new(settings.connect_timeout);
+    Http::install_ca(home, settings.ca_file.as_deref())?;
+    let http = Http::new(settings.connect_timeout, home);
     let timeout = settings.connect_timeout + ANSWER_GRACE;
 
     let start = serde_json::to_vec(&ActivationStart { code: code.to_owned() }).map_err(json_error)?;
@@ -217,7 +223,7 @@ pub struct Client {
 impl Client {
     /// A client for `keystore`.
     pub fn new(keystore: Keystore, settings: Settings) -> Self {
-        let http = Http::new(settings.connect_timeout);
+        let http = Http::new(settings.connect_timeout, keystore.home());
         Self { keystore, http, settings }
     }
 
@@ -509,6 +515,7 @@ mod tests {
             clock: Arc::new(ManualClock::new(NOW)),
             pin_params: PinParams::dangerous_weak(64, 1, 1),
             connect_timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 

@@ -115,6 +115,14 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// The CA certificate for the server (`--ca-file`) cannot be used.
+    #[error("the CA certificate {path:?} cannot be used: {detail}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
     /// The server could not be reached (connection, timeout, DNS).
     #[error("cannot reach the server at {url}: {source}")]
     Unreachable {

@@ -516,7 +516,7 @@ pub(crate) mod tests {
     fn a_missing_or_damaged_keystore_is_named() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(Keystore::open(dir.path()), Err(Error::NotActivated { .. })));
-        fs::write(dir.path().join(FILE_NAME), br#"{"state":"active","server":"http://x","device_id":"d"}"#).unwrap();
+        fs::write(dir.path().join(FILE_NAME), br#"{"state":"active","server":"https://x","device_id":"d"}"#).unwrap();
         match Keystore::open(dir.path()) {
             Err(Error::CorruptKeystore { detail, .. }) => assert!(detail.contains("device_key"), "{detail}"),
             other => panic!("{other:?}"),

@@ -33,9 +33,13 @@ struct Command {
 enum Action {
     /// Activate this device with the activation code from the registration officer.
     Activate {
-        /// The portal's address, e.g. http://127.0.0.1:8080.
+        /// The portal's address, e.g. https://eid.example (http:// only to this computer).
         #[arg(long, value_name = "URL")]
         server: String,
+        /// Trust only this CA certificate (PEM) for the server, now and afterwards, instead of
+        /// the public roots.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<std::path::PathBuf>,
         /// The activation code.
         #[arg(long, value_name = "CODE")]
         code: String,
@@ -98,8 +102,8 @@ enum Action {
 fn run(command: Command) -> Result<u8, cli::Failure> {
     let home = cli::home(command.home)?;
     match command.action {
-        Action::Activate { server, code, pin_stdin, name, json } => {
-            cli::activate_command(&home, &server, &code, pin_stdin, name, json)
+        Action::Activate { server, ca_file, code, pin_stdin, name, json } => {
+            cli::activate_command(&home, &server, ca_file, &code, pin_stdin, name, json)
         }
         Action::Pending { wait, json } => cli::pending_command(&home, wait, json),
         Action::Approve { txn, next: _, wait, code, pin_stdin } => {

@@ -1,11 +1,17 @@
 //! Talking HTTP to the eidportal server: its address, and one blocking call that turns every
 //! answer into either the body text or a typed [`Error`].
 //!
-//! Transport: `ureq` 2 without TLS. A `tls` feature of this crate forwarding to `ureq/tls`
-//! (rustls, with the provider's CA pinned) is the way to add https; until then an https
-//! address is refused with a clear error instead of failing at connect time.
+//! Transport: `ureq` 2, with https through rustls (ring provider, TLS 1.3 and 1.2). The
+//! server is verified with the Mozilla roots compiled in (`webpki-roots`), or with only the CA
+//! that was given at activation (`--ca-file`, kept as [`CA_FILE`] in the app's home). Plain
+//! `http://` is refused unless the host is this computer (127.0.0.0/8, ::1, `localhost`): the
+//! activation code, the pinned server keys and the PIN proofs must not cross a network in clear.
 
 use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::app::ErrorBody;
@@ -24,17 +30,17 @@ pub struct ServerUrl {
 }
 
 impl ServerUrl {
-    /// Checks and normalises an address: `http://host[:port][/prefix]`, no query, fragment or
-    /// user name.
+    /// Checks and normalises an address: `https://host[:port][/prefix]` (or `http://` to this
+    /// computer), no query, fragment or user name.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let refuse = |reason| Error::InvalidServerUrl { url: text.to_owned(), reason };
         let base = text.trim().trim_end_matches('/');
-        let rest = if let Some(rest) = base.strip_prefix("http://") {
-            rest
-        } else if base.starts_with("https://") {
-            return Err(refuse("https needs a TLS build of ConsentID, which this one is not; use http:// for now"));
+        let (scheme, rest) = if let Some(rest) = base.strip_prefix("https://") {
+            ("https://", rest)
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            ("http://", rest)
         } else {
-            return Err(refuse("it must start with http://"));
+            return Err(refuse("it must start with https://"));
         };
         if rest
             .bytes()
@@ -46,7 +52,12 @@ impl ServerUrl {
         if host_len == 0 {
             return Err(refuse("the host is missing"));
         }
-        let prefix_start = "http://".len() + host_len;
+        if scheme == "http://" && !is_loopback(rest.get(..host_len).unwrap_or_default()) {
+            return Err(refuse(
+                "plain http:// is allowed only to this computer (127.0.0.1, ::1, localhost); use https://",
+            ));
+        }
+        let prefix_start = scheme.len() + host_len;
         if base.get(prefix_start..).is_some_and(|prefix| prefix.split('/').any(|s| s == "." || s == "..")) {
             return Err(refuse("the path must not contain '.' or '..' segments"));
         }
@@ -81,21 +92,140 @@ impl fmt::Debug for ServerUrl {
     }
 }
 
+/// Whether `host` (with its port, as in a URL) names this computer.
+fn is_loopback(host_port: &str) -> bool {
+    let host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// The CA certificate (PEM) given at activation, kept in the app's home.
+pub const CA_FILE: &str = "server-ca.pem";
+
+/// Whom the app believes about the server's identity.
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let unusable = |detail: String| Error::CaFile { path: path.to_owned(), detail };
+            let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
+            for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let certificate = certificate.map_err(|e| unusable(e.to_string()))?;
+                roots.add(certificate).map_err(|e| unusable(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(unusable("no certificate in the file".into()));
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| Error::CaFile { path: PathBuf::new(), detail: e.to_string() })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// ureq's https through rustls.
+struct Tls(Arc<rustls::ClientConfig>);
+
+impl ureq::TlsConnector for Tls {
+    fn connect(&self, dns_name: &str, io: Box<dyn ureq::ReadWrite>) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let host = dns_name.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let name = rustls::pki_types::ServerName::try_from(host)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let connection = rustls::ClientConnection::new(self.0.clone(), name).map_err(std::io::Error::other)?;
+        let mut stream = rustls::StreamOwned::new(connection, io);
+        // The handshake now, so that a certificate that does not verify fails the connection.
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(Box::new(TlsStream(stream)))
+    }
+}
+
+#[derive(Debug)]
+struct TlsStream(rustls::StreamOwned<rustls::ClientConnection, Box<dyn ureq::ReadWrite>>);
+
+impl Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ureq::ReadWrite for TlsStream {
+    fn socket(&self) -> Option<&TcpStream> {
+        self.0.sock.socket()
+    }
+}
+
 /// A blocking HTTP client with the app's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Http {
-    agent: ureq::Agent,
+    /// The agent, or why it cannot be made (an unreadable CA file), reported at the first call.
+    agent: Result<ureq::Agent, (PathBuf, String)>,
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http").finish_non_exhaustive()
+    }
 }
 
 impl Http {
-    /// A client that never follows redirects (a signed request is valid for one path only).
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(connect_timeout)
-            .redirects(0)
-            .user_agent(concat!("consentid/", env!("CARGO_PKG_VERSION")))
-            .build();
+    /// A client that never follows redirects (a signed request is valid for one path only). It
+    /// trusts the CA in `home`'s [`CA_FILE`] if there is one, else the public roots.
+    pub(crate) fn new(connect_timeout: Duration, home: &Path) -> Self {
+        let ca = home.join(CA_FILE);
+        let tls = tls_config(ca.exists().then_some(ca.as_path()));
+        let agent = tls
+            .map(|tls| {
+                ureq::AgentBuilder::new()
+                    .timeout_connect(connect_timeout)
+                    .redirects(0)
+                    .user_agent(concat!("consentid/", env!("CARGO_PKG_VERSION")))
+                    .tls_connector(Arc::new(Tls(tls)))
+                    .build()
+            })
+            .map_err(|e| match e {
+                Error::CaFile { path, detail } => (path, detail),
+                other => (ca.clone(), other.to_string()),
+            });
         Self { agent }
+    }
+
+    /// Keeps `ca_file` as the only CA for the server of the app in `home` (`None`: removes an
+    /// earlier one, so the public roots apply).
+    pub(crate) fn install_ca(home: &Path, ca_file: Option<&Path>) -> Result<(), Error> {
+        let target = home.join(CA_FILE);
+        match ca_file {
+            Some(source) => {
+                // Checked before it is kept.
+                tls_config(Some(source))?;
+                std::fs::copy(source, &target)
+                    .map(|_| ())
+                    .map_err(|e| Error::CaFile { path: source.to_owned(), detail: e.to_string() })
+            }
+            None => match std::fs::remove_file(&target) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::CaFile { path: target, detail: e.to_string() }),
+            },
+        }
     }
 
     /// One call. `Ok` carries the body of a 2xx answer; a 4xx/5xx answer becomes
@@ -108,7 +238,11 @@ impl Http {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<String, Error> {
-        let mut request = self.agent.request(method, url).timeout(timeout).set("Accept", "application/json");
+        let agent = match &self.agent {
+            Ok(agent) => agent,
+            Err((path, detail)) => return Err(Error::CaFile { path: path.clone(), detail: detail.clone() }),
+        };
+        let mut request = agent.request(method, url).timeout(timeout).set("Accept", "application/json");
         if let Some(authorization) = authorization {
             request = request.set("Authorization", authorization);
         }
@@ -148,8 +282,9 @@ mod tests {
         assert_eq!(url.as_str(), "http://127.0.0.1:8080");
         assert_eq!(url.url("/api/app/v1/status"), "http://127.0.0.1:8080/api/app/v1/status");
         assert_eq!(url.signed_path("/api/app/v1/inbox?wait=5"), "/api/app/v1/inbox?wait=5");
-        let prefixed = ServerUrl::parse("http://eid.example/portal/").unwrap();
+        let prefixed = ServerUrl::parse("https://eid.example/portal/").unwrap();
         assert_eq!(prefixed.signed_path("/api/app/v1/status"), "/portal/api/app/v1/status");
+        assert_eq!(prefixed.url("/x"), "https://eid.example/portal/x");
     }
 
     #[test]
@@ -166,9 +301,19 @@ mod tests {
         ] {
             assert!(matches!(ServerUrl::parse(bad), Err(Error::InvalidServerUrl { .. })), "{bad}");
         }
-        match ServerUrl::parse("https://eid.example") {
-            Err(Error::InvalidServerUrl { reason, .. }) => assert!(reason.contains("TLS")),
-            other => panic!("{other:?}"),
+        assert!(ServerUrl::parse("https://eid.example").is_ok());
+    }
+
+    #[test]
+    fn plain_http_only_to_this_computer() {
+        for ok in ["http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:80/x", "http://localhost:1", "http://LOCALHOST"] {
+            assert!(ServerUrl::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://192.0.2.1:8080", "http://eid.example", "http://[2001:db8::1]:80", "http://localhost.evil.example", "http://128.0.0.1"] {
+            match ServerUrl::parse(bad) {
+                Err(Error::InvalidServerUrl { reason, .. }) => assert!(reason.contains("https://"), "{bad}: {reason}"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 }

@@ -80,11 +80,14 @@ fn open_client(home: &Path) -> Result<Client, Failure> {
 pub fn activate_command(
     home: &Path,
     server: &str,
+    ca_file: Option<std::path::PathBuf>,
     code: &str,
     pin_stdin: bool,
     name: Option<String>,
     json: bool,
 ) -> Result<u8, Failure> {
+    // Before anything else: a plain-http address to another computer is refused here, before
+    // any connection is tried.
     let server = ServerUrl::parse(server)?;
     let pin = if pin_stdin {
         Pin::choose(&console::require_line()?)?
@@ -97,7 +100,8 @@ pub fn activate_command(
         first
     };
     let name = name.unwrap_or_else(default_device_name);
-    let keystore = activate(home, &server, code, &pin, &name, &Settings::default())?;
+    let settings = Settings { ca_file, ..Settings::default() };
+    let keystore = activate(home, &server, code, &pin, &name, &settings)?;
     let certificate = keystore.certificate();
     let serial = certificate.map(|c| c.serial()).unwrap_or_default();
     let (not_before, not_after) = certificate.map(|c| (c.not_before(), c.not_after())).unwrap_or_default();

@@ -210,6 +210,11 @@ pub fn error(error: &Error) -> String {
         Error::InvalidServerUrl { url, reason } => {
             format!("Неисправна адреса сервера (--server) {url:?} / Invalid server address (--server) {url:?}: {reason}")
         }
+        Error::CaFile { path, detail } => format!(
+            "Сертификат CA сервера (--ca-file) {} није употребљив / The server's CA certificate (--ca-file) {} cannot be used: {detail}",
+            path.display(),
+            path.display()
+        ),
         Error::Unreachable { source, .. } => format!("Сервер није доступан / Cannot reach the server: {source}"),
         Error::Server { code, .. } if code == "invalid_code" => {
             "Активациони код није исправан, искоришћен је или је истекао. / The activation code is wrong, used or expired.".to_owned()
