@@ -308,3 +308,70 @@ fn rate_limits_key_the_forwarded_client_only_behind_trusted_proxies_and_ipv6_per
     assert_eq!(activation_try(&server, "2001:db8:1:2:ffff:ffff:ffff:fffe"), 429, "a new IPv6 address bought a fresh bucket");
     assert_eq!(activation_try(&server, "2001:db8:1:3::1"), 400);
 }
+
+/// Finding 1 end to end: `consentid activate --server https://… --ca-file` against a server
+/// with a certificate from a throw-away CA, then a whole mobile login over https (the portal
+/// driven from Rust through its HTML forms; the app approving over https with the CA it kept).
+/// Without the CA, the app refuses the server's certificate.
+#[test]
+fn consentid_activates_with_a_ca_file_and_a_mobile_login_completes_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = make_ca(d);
+    let (cert, key) = issue(d, "first");
+    let server = Server::start_tls(&d.join("data"), &tls_setup(&cert, &key), None, Some(support::tls_client(&ca)));
+    let add = |email: &str| {
+        let out = server.cli_ok(&["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
+        serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned()
+    };
+    // The public roots do not know the throw-away CA.
+    let code = add("tls@example.rs");
+    let stranger = d.join("stranger");
+    let (status, out, err) = consentid(&stranger, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_ne!(status, 0, "activated against an unknown CA: {out}");
+    assert!(err.contains("Cannot reach the server") && err.to_lowercase().contains("certificate"), "{err}");
+    // With the CA: activated, the CA kept in the home, and a login approved over https.
+    let home = d.join("home");
+    let ca_arg = ca.display().to_string();
+    let args = ["activate", "--server", &server.url, "--ca-file", &ca_arg, "--code", &code, "--pin-stdin"];
+    let (status, out, err) = consentid(&home, &args, &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(std::fs::read(home.join("server-ca.pem")).unwrap(), std::fs::read(&ca).unwrap());
+    let mut browser = support::Browser::new(&server);
+    assert_eq!(support::log_in(&mut browser, "tls@example.rs", &home), "/account");
+    let account = browser.get("/account");
+    assert_eq!(account.status, 200);
+    assert_eq!(account.header("strict-transport-security"), Some("max-age=31536000"));
+}
+
+/// `consentid activate --server http://192.0.2.1:…` is refused before any connection attempt.
+/// It runs in an empty network namespace, so that nothing could leave the machine even if the
+/// refusal were missing; the message is the refusal, not a failed connection.
+#[test]
+fn consentid_refuses_plain_http_to_another_computer_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let isolated = Command::new("unshare").args(["--net", "true"]).status().map(|s| s.success()).unwrap_or(false);
+    if !isolated {
+        assert!(
+            std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_none(),
+            "`unshare --net` is unavailable but EIDPORTAL_TEST_REQUIRE_ALL is set"
+        );
+        eprintln!("note: skipped: `unshare --net` is unavailable (needs root or user namespaces)");
+        return;
+    }
+    let output = Command::new("unshare")
+        .arg("--net")
+        .arg(support::consentid_binary())
+        .arg("--home")
+        .arg(dir.path().join("home"))
+        .args(["activate", "--server", "http://192.0.2.1:8080", "--code", "AAAA-AAAA", "--pin-stdin"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(err.contains("Invalid server address") && err.contains("https://"), "{err}");
+    assert!(!err.contains("Cannot reach"), "{err}");
+    // Nothing was prepared either.
+    assert!(!dir.path().join("home").exists());
+}
