@@ -375,3 +375,59 @@ fn consentid_refuses_plain_http_to_another_computer_before_connecting() {
     // Nothing was prepared either.
     assert!(!dir.path().join("home").exists());
 }
+
+/// sslyze (PyPI, `scripts/requirements-sslyze.txt`) against the HTTPS port: no SSL 2/3 or
+/// TLS 1.0/1.1, every accepted suite an AEAD one (no CBC, RC4, 3DES, NULL or export), secure
+/// renegotiation, no client-initiated renegotiation, no compression.
+#[test]
+fn sslyze_finds_only_tls_1_2_and_1_3_aead_suites_secure_renegotiation_and_no_compression() {
+    let Some(sslyze) = std::env::var_os("EIDPORTAL_TEST_SSLYZE") else {
+        assert!(
+            std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_none(),
+            "EIDPORTAL_TEST_SSLYZE is not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test"
+        );
+        eprintln!("note: sslyze scan skipped (EIDPORTAL_TEST_SSLYZE not set)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = make_ca(d);
+    let (cert, key) = issue(d, "first");
+    let server = Server::start_tls(&d.join("data"), &tls_setup(&cert, &key), None, Some(support::tls_client(&ca)));
+    let output = Command::new(sslyze)
+        .args(["-m", "sslyze", &server.addr, "--json_out=scan.json", "--quiet"])
+        .args(["--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2", "--tlsv1_3", "--reneg", "--compression"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let scan: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("scan.json")).unwrap()).unwrap();
+    let result = &scan["server_scan_results"][0];
+    assert_eq!(result["scan_status"], "COMPLETED", "{result}");
+    let commands = &result["scan_result"];
+    let accepted = |command: &str| -> Vec<String> {
+        let entry = &commands[command];
+        assert_eq!(entry["status"], "COMPLETED", "{command}: {entry}");
+        entry["result"]["accepted_cipher_suites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["cipher_suite"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for old in ["ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites", "tls_1_1_cipher_suites"] {
+        assert_eq!(accepted(old), Vec::<String>::new(), "{old}");
+    }
+    let tls12 = accepted("tls_1_2_cipher_suites");
+    let tls13 = accepted("tls_1_3_cipher_suites");
+    assert!(!tls12.is_empty() && !tls13.is_empty(), "{tls12:?} {tls13:?}");
+    for suite in tls12.iter().chain(&tls13) {
+        let aead = suite.contains("_GCM_") || suite.contains("CHACHA20_POLY1305");
+        let weak = ["CBC", "RC4", "3DES", "DES", "NULL", "EXPORT", "anon", "MD5"].iter().any(|w| suite.contains(w));
+        assert!(aead && !weak, "weak suite accepted: {suite}");
+    }
+    let reneg = &commands["session_renegotiation"]["result"];
+    assert_eq!(reneg["supports_secure_renegotiation"], true, "{reneg}");
+    assert_eq!(reneg["is_vulnerable_to_client_renegotiation_dos"], false, "{reneg}");
+    assert_eq!(commands["tls_compression"]["result"]["supports_compression"], false);
+}
