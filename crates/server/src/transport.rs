@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// How a TLS handshake may take before the connection is closed.
+/// How long a TLS handshake may take before the connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate and key files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(5);
@@ -91,12 +91,15 @@ fn provider() -> rustls::crypto::CryptoProvider {
     provider
 }
 
+/// When the certificate and key files were last changed.
+type Stamp = Option<(SystemTime, SystemTime)>;
+
 /// The certificate in use; [`CertReloader::reload`] swaps it, and new handshakes get the new one
 /// while established connections go on.
 #[derive(Debug)]
 pub struct CertReloader {
     files: TlsFiles,
-    current: RwLock<(Arc<CertifiedKey>, Option<(SystemTime, SystemTime)>)>,
+    current: RwLock<(Arc<CertifiedKey>, Stamp)>,
 }
 
 impl CertReloader {
@@ -131,14 +134,9 @@ impl CertReloader {
             }
         }
     }
-
-    /// The end-entity certificate now served (tests).
-    pub fn current_certificate(&self) -> Option<CertificateDer<'static>> {
-        self.current.read().ok().and_then(|current| current.0.cert.first().cloned())
-    }
 }
 
-fn modified(files: &TlsFiles) -> Option<(SystemTime, SystemTime)> {
+fn modified(files: &TlsFiles) -> Stamp {
     let time = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     Some((time(&files.cert)?, time(&files.key)?))
 }
