@@ -114,6 +114,8 @@ class Portal:
             "--lang=sr",
         ):
             opts.add_argument(flag)
+        if getattr(args, "trust_spki", None):
+            opts.add_argument(f"--ignore-certificate-errors-spki-list={args.trust_spki}")
         # Accept-Language of every request.
         opts.add_experimental_option("prefs", {"intl.accept_languages": "sr-Cyrl-RS,sr"})
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -502,6 +504,9 @@ def add_login_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the browser to reach the account page (default 30)")
+    p.add_argument("--trust-spki",
+                   help="base64 SHA-256 of the server certificate's SubjectPublicKeyInfo: Chromium "
+                        "accepts that one certificate (an https test server with a throw-away CA)")
 
 
 def drive(args: argparse.Namespace, steps, portal_class=Portal) -> int:

@@ -442,3 +442,50 @@ fn sslyze_finds_only_tls_1_2_and_1_3_aead_suites_secure_renegotiation_and_no_com
     assert_eq!(reneg["is_vulnerable_to_client_renegotiation_dos"], false, "{reneg}");
     assert_eq!(commands["tls_compression"]["result"]["supports_compression"], false);
 }
+
+/// The whole mobile login through Chromium over https (scripts/e2e/login.py), with the app
+/// activated by `--ca-file`. Chromium is told to accept the server's one certificate by its
+/// SubjectPublicKeyInfo hash (`--ignore-certificate-errors-spki-list`), as the throw-away CA is
+/// not in its store.
+#[test]
+fn chromium_logs_in_over_https_with_consentid_approving() {
+    let Some(python) = support::python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = make_ca(d);
+    let (cert, key) = issue(d, "first");
+    let server = Server::start_tls(&d.join("data"), &tls_setup(&cert, &key), None, Some(support::tls_client(&ca)));
+    let out = server.cli_ok(&["user", "add", "--email", "petar@example.rs", "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
+    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    let ca_arg = ca.display().to_string();
+    let (status, out, err) =
+        consentid(&home, &["activate", "--server", &server.url, "--ca-file", &ca_arg, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    std::fs::write(d.join("pin"), format!("{PIN}\n")).unwrap();
+    let spki = Command::new("sh")
+        .arg("-c")
+        .arg("openssl x509 -in first.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(spki.status.success());
+    let spki = String::from_utf8_lossy(&spki.stdout).trim().to_owned();
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(&python)
+        .arg(repository.join("scripts/e2e/login.py"))
+        .args(["--url", &server.url, "--email", "petar@example.rs", "--trust-spki", &spki])
+        .arg("--consentid")
+        .arg(support::consentid_binary())
+        .arg("--consentid-home")
+        .arg(&home)
+        .arg("--pin-file")
+        .arg(d.join("pin"))
+        .arg("--screenshots")
+        .arg(d.join("screenshots"))
+        .args(["--expect-name", "Петар Петровић"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && text.contains("PASS"), "the browser test over https failed:\n{text}");
+}
