@@ -115,6 +115,14 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// The home was activated by an earlier release with a plain `http://` address of another
+    /// computer, which this release no longer uses: the approvals would cross the network in
+    /// clear. The keystore itself is intact; a new activation over `https://` is needed.
+    #[error("this ConsentID home was activated with the plain http:// address {url:?}; activate again over https://")]
+    PlainHttpHome {
+        /// The address stored in the home.
+        url: String,
+    },
     /// The CA certificate for the server (`--ca-file`) cannot be used.
     #[error("the CA certificate {path:?} cannot be used: {detail}")]
     CaFile {

@@ -191,7 +191,13 @@ impl Keystore {
         };
         let corrupt = |detail: String| Error::CorruptKeystore { path: path.clone(), detail };
         let record: Record = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        let server = ServerUrl::parse(&record.server).map_err(|e| corrupt(e.to_string()))?;
+        let server = ServerUrl::parse(&record.server).map_err(|e| match e {
+            // An earlier release allowed plain http:// to any host: say so, not "damaged".
+            Error::InvalidServerUrl { .. } if record.server.trim_start().starts_with("http://") => {
+                Error::PlainHttpHome { url: record.server.clone() }
+            }
+            e => corrupt(e.to_string()),
+        })?;
         let credentials = match record.state {
             DeviceStatus::Deactivated => None,
             DeviceStatus::Active | DeviceStatus::PinLocked => Some(read_credentials(&record).map_err(corrupt)?),
@@ -519,6 +525,20 @@ pub(crate) mod tests {
         fs::write(dir.path().join(FILE_NAME), br#"{"state":"active","server":"https://x","device_id":"d"}"#).unwrap();
         match Keystore::open(dir.path()) {
             Err(Error::CorruptKeystore { detail, .. }) => assert!(detail.contains("device_key"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_earlier_release_home_with_plain_http_elsewhere_is_named_not_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        active_keystore(dir.path(), "http://localhost:8080");
+        let path = dir.path().join(FILE_NAME);
+        let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        record["server"] = "http://eid.example:8080".into();
+        fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        match Keystore::open(dir.path()) {
+            Err(Error::PlainHttpHome { url }) => assert_eq!(url, "http://eid.example:8080"),
             other => panic!("{other:?}"),
         }
     }

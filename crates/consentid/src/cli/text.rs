@@ -210,6 +210,9 @@ pub fn error(error: &Error) -> String {
         Error::InvalidServerUrl { url, reason } => {
             format!("Неисправна адреса сервера (--server) {url:?} / Invalid server address (--server) {url:?}: {reason}")
         }
+        Error::PlainHttpHome { url } => format!(
+            "ConsentID је активиран са незаштићеном адресом {url:?} (http://). Затражите нови активациони код и активирајте поново преко https://. / ConsentID was activated with the unprotected address {url:?} (http://). Ask for a new activation code and activate again over https://."
+        ),
         Error::CaFile { path, detail } => format!(
             "Сертификат CA сервера (--ca-file) {} није употребљив / The server's CA certificate (--ca-file) {} cannot be used: {detail}",
             path.display(),
