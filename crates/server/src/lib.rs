@@ -9,6 +9,7 @@ pub mod i18n;
 pub mod oauth;
 pub mod portal;
 pub mod portal_signing;
+pub mod redirect;
 
 use std::io::Write as _;
 use std::path::Path;
