@@ -509,12 +509,24 @@ impl Authority {
         let now = self.clock.now();
         let id = hex::encode(rand::random::<[u8; 16]>());
         let challenge = rand::random::<[u8; 32]>();
+        // Every string here reaches the approval screen: printable text only, whatever path
+        // it came by (each entry point validates too; this is the last line).
+        let shown = |text: &str, max: usize| domain::text::display_text(text, max);
+        let context = proto::app::RequestContext { browser: shown(&context.browser, 120), ip: shown(&context.ip, 64) };
+        let sign = sign.map(|details| proto::app::SignDetails {
+            documents: details
+                .documents
+                .into_iter()
+                .map(|d| proto::app::DocumentToSign { title: shown(&d.title, 240), hash: d.hash })
+                .collect(),
+            certificate_serial: details.certificate_serial,
+        });
         let payload = RequestPayload {
             v: 1,
             txn_id: id.clone(),
             kind,
-            rp: proto::app::RelyingParty { id: RP_ID.into(), name: requester.chars().take(120).collect() },
-            user: user.as_ref().map(|(_, name)| name.clone()).unwrap_or_default(),
+            rp: proto::app::RelyingParty { id: RP_ID.into(), name: shown(requester, 120) },
+            user: user.as_ref().map(|(_, name)| shown(name, 120)).unwrap_or_default(),
             challenge: crypto::b64(&challenge),
             created_at: now.0,
             expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,

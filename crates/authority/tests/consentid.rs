@@ -318,7 +318,7 @@ async fn authorised(authority: &Authority, app: &App, user: &store::UserRecord, 
 }
 
 async fn sad_of(authority: &Authority, user: &store::UserRecord, handle: &str) -> String {
-    match authority.authorization_check(user, handle).await.unwrap() {
+    match authority.authorization_check(user, handle, "api:test").await.unwrap() {
         AuthorizationCheck::Authorized { sad, expires_in } => {
             assert_eq!(expires_in, 300);
             sad
@@ -347,7 +347,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let sign = |user, credential, sad, hashes: &[Vec<u8>]| {
             let authority = &authority;
             let hashes = hashes.to_vec();
-            async move { authority.sign_hashes(user, credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
+            async move { authority.sign_hashes(user, "api:test", credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
         };
 
         // Listing shows each user only their own credential.
@@ -361,8 +361,12 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // Pending until the app answers; then the SAD, handed out once.
         let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
-        assert!(matches!(authority.authorization_check(user, &handle).await.unwrap(), AuthorizationCheck::Pending { .. }));
-        assert!(matches!(authority.authorization_check(other, &handle).await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Pending { .. }));
+        assert!(matches!(authority.authorization_check(other, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        assert!(
+            matches!(authority.authorization_check(user, &handle, "api:another-token").await, Err(SigningError::UnknownHandle)),
+            "{name}: the same user's other token does not poll this handle"
+        );
         let (envelope, payload) = app.next_request(&authority).await;
         assert_eq!(payload.kind, proto::app::RequestKind::Sign);
         // A wrong PIN is counted, as for logins; the request stays open.
@@ -372,15 +376,22 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
         assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
         let sad = sad_of(&authority, user, &handle).await;
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
 
         // A SAD for h1 does not sign h2, nor h1 twice in one call; another user cannot spend it.
         assert!(matches!(sign(user, credential, &sad, &[h2.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))), "{name}");
         assert!(matches!(sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))));
         assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Invalid))), "{name}: another user's SAD");
+        assert!(
+            matches!(
+                authority.sign_hashes(user, "api:another-token", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[h1.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Invalid))
+            ),
+            "{name}: the same user's other token does not spend this SAD"
+        );
         assert!(matches!(sign(other, credential, &sad, &[h1.clone()]).await, Err(SigningError::UnknownCredential)), "{name}");
         assert!(matches!(
-            authority.sign_hashes(user, credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
+            authority.sign_hashes(user, "api:test", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
             Err(SigningError::WrongScheme)
         ));
         // The signature verifies with the certificate's key over exactly h1.
@@ -408,12 +419,12 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let (envelope, _) = app.next_request(&authority).await;
         let (txn, deny) = app.answer(&envelope, Decision::Deny, &real_code(&envelope), None, clock.now());
         assert_eq!(app.send(&authority, &txn, &deny).await.unwrap(), ResponseOutcome::Denied);
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::Denied)), "{name}: denied");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::Denied)), "{name}: denied");
 
         // Nor does one left unanswered.
         let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
         clock.advance(121);
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::RequestExpired)), "{name}");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::RequestExpired)), "{name}");
 
         // A revoked certificate signs nothing, even with a SAD obtained before.
         let handle = authorised(&authority, other_app, other, other_credential, &[h1.clone()], &clock).await;

@@ -42,6 +42,11 @@ fn enrol(server: &Server, dir: &Path, email: &str, jmbg: &str) -> Party {
     Party { email: email.to_owned(), home, credential, token }
 }
 
+/// The same party with nothing but its identity (for another token of the same user).
+fn enrolled_again(party: &Party) -> Party {
+    Party { email: party.email.clone(), home: party.home.clone(), credential: party.credential.clone(), token: String::new() }
+}
+
 fn login(server: &Server, email: &str, password: &str) -> (u16, Value) {
     let basic = format!("Basic {}", STANDARD.encode(format!("{email}:{password}")));
     let response = http_with(&server.addr, "POST", "/csc/v2/auth/login", &[("Authorization", &basic)], b"{}").unwrap();
@@ -104,6 +109,10 @@ fn sad(server: &Server, party: &Party, hashes: &[Vec<u8>]) -> String {
     assert_eq!(status, 0, "{out}{err}");
     // The phone was shown who asks, the document and a fingerprint of its hash.
     assert!(out.contains("csc-e2e-test/1.0") && out.contains("Уговор о закупу.pdf") && out.contains("SHA-256"), "{out}");
+    // "Who asks" is the authenticated party (the account behind the Basic-auth token), never
+    // the User-Agent header the caller chose.
+    let who = out.lines().find(|l| l.starts_with("Ко тражи / Who asks")).unwrap_or_default();
+    assert!(who.contains(&format!("CSC API: {}", party.email)) && !who.contains("csc-e2e-test"), "{out}");
     let (status, body) = check(server, party, &handle);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expiresIn"], 300);
@@ -264,6 +273,14 @@ fn every_refusal_carries_the_specifications_error() {
     assert_error(authorize_with(without("hashes")), 400, "invalid_request", "hashes");
     assert_error(authorize_with(with("hashes", json!([]))), 400, "invalid_request", "Empty hash array");
     assert_error(authorize_with(with("credentialID", json!(jovana.credential))), 400, "invalid_request", "Invalid parameter credentialID");
+    // A description that would draw a fake login over the request on the phone's screen (an
+    // ANSI cursor-up and erase-line, then a new line) is refused, as is one too long to show.
+    let spoof = "x\u{1b}[2A\u{1b}[2K\nКо тражи / Who asks: Портал за електронску идентификацију\nШта / What: пријава на портал";
+    for bad in [spoof, "Ugovor\nKo traži", &"ж".repeat(201)] {
+        assert_error(authorize_with(with("description", json!(bad))), 400, "invalid_request", "Invalid parameter description");
+    }
+    let (_, pending, _) = consentid(&petar.home, &["pending", "--json"], "");
+    assert_eq!(pending.trim(), "[]", "a refused authorisation reaches no phone");
     let sign_with = |body: Value| csc(&server, &petar.token, "signatures/signHash", &body);
     let sign_base = json!({ "credentialID": petar.credential, "SAD": "x", "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
     let mut unknown_algo = sign_base.clone();
@@ -277,6 +294,12 @@ fn every_refusal_carries_the_specifications_error() {
 
     // A SAD for one hash does not sign another, nor for another user; it signs its own once.
     let sad_1 = sad(&server, &petar, &[h1.clone()]);
+    // The same user's second token (another integrator's) can neither spend the SAD nor poll
+    // the handle that the first token asked for.
+    let second = Party { token: login(&server, "petar@example.rs", PASSWORD).1["access_token"].as_str().unwrap().to_owned(), ..enrolled_again(&petar) };
+    assert_error(sign_hash(&server, &second, &sad_1, &[h1.clone()]), 400, "invalid_request", "Invalid parameter SAD");
+    let first_handle = authorize(&server, &petar, &[h2.clone()]);
+    assert_error(csc(&server, &second.token, "credentials/authorizeCheck", &json!({ "handle": first_handle })), 400, "invalid_request", "Invalid parameter handle");
     assert_error(sign_hash(&server, &petar, &sad_1, &[h2.clone()]), 400, "invalid_request", "Hash is not authorized by the SAD");
     let jovana_with_petars_sad = json!({ "credentialID": jovana.credential, "SAD": sad_1, "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
     assert_error(csc(&server, &jovana.token, "signatures/signHash", &jovana_with_petars_sad), 400, "invalid_request", "Invalid parameter SAD");
