@@ -468,3 +468,49 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(authority.verify_audit().await.unwrap().is_ok());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_login_left_for_61_seconds_does_not_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, clock.clone()).await;
+    let code = enrol(&authority, "late@example.rs").await;
+    let app = activate(&authority, &code).await.unwrap();
+    let approved_login = |session: Session| {
+        let (authority, app, clock) = (&authority, &app, &clock);
+        async move {
+            let started = authority.login_start(&session, "late@example.rs", "127.0.0.1", "b").await.unwrap();
+            let (envelope, _) = app.next_request(authority).await;
+            let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
+            assert_eq!(app.send(authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+            (session, txn)
+        }
+    };
+    // Approved, then left lying for 61 s: not a fresh ConsentID login any more.
+    let (session, txn) = approved_login(browser(&authority).await).await;
+    clock.advance(61);
+    assert!(matches!(authority.login_complete(&session, &txn).await, Err(Error::Rejected(Rejection::NotPending))));
+    // Within 60 s it completes.
+    let (session, txn) = approved_login(browser(&authority).await).await;
+    clock.advance(60);
+    assert!(authority.login_complete(&session, &txn).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_tokens_are_issued_by_the_server_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, clock.clone()).await;
+    // A token the client chose (well formed as the old anonymous tokens were) is not adopted.
+    let chosen = authority::login::SessionToken(format!("a.{}", crypto::b64(&[7u8; 32])));
+    assert!(authority.session(&chosen).await.unwrap().is_none());
+    // The server's own works until it expires, an hour later.
+    let (token, _) = authority.new_session();
+    assert!(authority.session(&token).await.unwrap().is_some_and(|s| s.user.is_none()));
+    clock.advance(authority::login::ANONYMOUS_LIFETIME - 1);
+    assert!(authority.session(&token).await.unwrap().is_some());
+    clock.advance(1);
+    assert!(authority.session(&token).await.unwrap().is_none());
+}
