@@ -494,7 +494,7 @@ impl Authority {
     }
 
     /// Builds and signs a request for the app, and stores it as a pending transaction,
-    /// superseding the user's earlier pending ones.
+    /// superseding the user's earlier pending one of the same kind.
     #[allow(clippy::too_many_arguments)] // one request's parts, each from a different source
     pub(crate) async fn create_transaction(
         &self,
@@ -536,8 +536,10 @@ impl Authority {
         let payload_bytes = serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
         let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
-            // One pending request per user: a new one supersedes the old.
-            tx.end_pending_of(user_id, TransactionStatus::Cancelled, "superseded", now).await?;
+            // One pending request of each kind per user: a new login supersedes an earlier
+            // login, a new signing request an earlier signing request. A login start (which
+            // anyone who knows the username can make) never cancels a signing request.
+            tx.end_pending_of_kind(user_id, kind.as_str(), TransactionStatus::Cancelled, "superseded", now).await?;
         }
         let record = TransactionRecord {
             id,

@@ -213,7 +213,10 @@ impl Authority {
         // account appearing or going meanwhile changes nothing the browser could tell.
         let user = self.store.user_by_email(&email).await?;
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER).await?;
+        // Per (user, address), with a high per-user ceiling: starts from another address do
+        // not use up the owner's (finding: anyone who knows a username could lock it out).
+        self.rate_limit(&mut tx, &format!("login:user:{email}:ip:{ip}"), RateLimit::LOGIN_PER_USER).await?;
+        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER_CEILING).await?;
         self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         // An unknown user gets a request nobody can answer, which simply expires: the browser
         // sees exactly what it would see for a known user who does not answer.
@@ -308,7 +311,9 @@ impl Authority {
     /// hashed too, so that timing does not tell them apart.
     pub(crate) async fn check_password(&self, tx: &mut store::Tx, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
         let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
-        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER).await?;
+        // Per (user, address), with a high per-user ceiling, as for login starts.
+        self.rate_limit(tx, &format!("password:user:{email}:ip:{ip}"), RateLimit::PASSWORD_PER_USER).await?;
+        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER_CEILING).await?;
         self.rate_limit(tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         let user = tx.user_by_email(&email).await?;
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();

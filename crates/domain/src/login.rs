@@ -266,14 +266,22 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Login starts per user (reference/mobile-auth.md §7.5).
+    /// Login starts per user and address (reference/mobile-auth.md §7.5): a stranger who
+    /// knows the username uses up only the budget of their own address, not the owner's.
     pub const LOGIN_PER_USER: Self = Self { limit: 5, window: 600 };
+    /// Login starts per user from all addresses together: a high ceiling, far above what an
+    /// owner needs, that bounds how often one account's phone can be rung.
+    pub const LOGIN_PER_USER_CEILING: Self = Self { limit: 100, window: 600 };
     /// Login starts per address.
     pub const LOGIN_PER_ADDRESS: Self = Self { limit: 20, window: 600 };
     /// Activation attempts per address.
     pub const ACTIVATION_PER_ADDRESS: Self = Self { limit: 10, window: 600 };
-    /// Password logins per account.
+    /// Password logins (portal and CSC `auth/login`) per account and address: a stranger's
+    /// wrong passwords do not lock the owner out of their own address.
     pub const PASSWORD_PER_USER: Self = Self { limit: 5, window: 900 };
+    /// Password logins per account from all addresses together: a high ceiling that still
+    /// bounds guessing spread over many addresses.
+    pub const PASSWORD_PER_USER_CEILING: Self = Self { limit: 100, window: 900 };
     /// Registrations per address.
     pub const REGISTER_PER_ADDRESS: Self = Self { limit: 5, window: 3600 };
     /// Signing requests per account: each one rings the user's phone.
