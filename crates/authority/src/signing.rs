@@ -558,6 +558,7 @@ impl Authority {
     /// key works outside the transaction because SQLite has one writer at a time and a batch
     /// of 100 signatures takes milliseconds; a SAD spent meanwhile by another call, a
     /// revocation or a deactivation in between, hands out nothing.
+    #[allow(clippy::too_many_arguments)] // one signHash call's parts, and who makes it
     pub async fn sign_hashes(
         &self,
         user: &UserRecord,
