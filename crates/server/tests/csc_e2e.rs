@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use support::{consentid, der_to_pem, http_with, run, Server, Setup, PIN};
+use support::{consentid, der_to_pem, extract, http_from, http_with, run, Browser, Server, Setup, PIN};
 
 const PASSWORD: &str = "Lozinka za test 2026";
 
@@ -443,4 +443,61 @@ fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
     assert_eq!(page.status, 400);
     assert!(page.header("location").is_none());
     assert_error(token_request(&server, &[("grant_type", "password")]), 400, "unsupported_grant_type", "");
+}
+
+/// A login started in `browser`: where it waits and the code it shows.
+fn start_login(browser: &mut Browser, email: &str) -> (u16, String, String) {
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
+    let Some(location) = started.header("location").map(str::to_owned) else { return (started.status, String::new(), String::new()) };
+    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
+    let code = extract(&html, "data-testid=\"verification-code\">", "<").unwrap_or_default();
+    (started.status, location, code)
+}
+
+/// The pending request of `kind` on the phone: its transaction id.
+fn pending_of_kind(home: &Path, kind: &str) -> Option<String> {
+    let (_, pending, _) = consentid(home, &["pending", "--json"], "");
+    let items: Value = serde_json::from_str(&pending).ok()?;
+    items.as_array()?.iter().find(|item| item["kind"] == kind).and_then(|item| item["txn_id"].as_str()).map(str::to_owned)
+}
+
+#[test]
+fn a_stranger_at_another_address_locks_out_neither_the_owners_login_nor_their_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let owner = enrol(&server, dir.path(), "owner@example.rs", "0101990710008");
+    let hash = vec![3u8; 32];
+    // The owner's signature request waits on the phone.
+    let handle = authorize(&server, &owner, &[hash.clone()]);
+
+    // Someone at 127.0.0.2 who knows only the username starts 20 logins for it and tries six
+    // wrong passwords through the CSC API.
+    let stranger_address = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut stranger = Browser::from_address(&server, stranger_address);
+    let started: Vec<u16> = (0..20).map(|_| start_login(&mut stranger, &owner.email).0).collect();
+    assert!(started.contains(&303), "{started:?}");
+    let basic = |password: &str| format!("Basic {}", STANDARD.encode(format!("{}:{password}", owner.email)));
+    let tried: Vec<u16> = (0..6)
+        .map(|_| http_from(Some(stranger_address), &server.addr, "POST", "/csc/v2/auth/login", &[("Authorization", &basic("wrong"))], b"{}").unwrap().status)
+        .collect();
+    assert_eq!(tried.last(), Some(&429), "the stranger's own address is limited: {tried:?}");
+
+    // The signature request was not cancelled: the owner approves it and gets the SAD.
+    let txn = pending_of_kind(&owner.home, "sign").expect("the signing request is still pending");
+    let (status, out, err) = consentid(&owner.home, &["approve", &txn, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(check(&server, &owner, &handle).0, 200);
+
+    // The owner logs in from 127.0.0.1, with ConsentID and with the password.
+    let mut browser = Browser::new(&server);
+    let (status, location, code) = start_login(&mut browser, &owner.email);
+    assert_eq!(status, 303, "the owner's login start was refused");
+    let txn = location.rsplit('/').next().unwrap().to_owned();
+    let (status, out, err) = consentid(&owner.home, &["approve", &txn, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let csrf = Browser::csrf(&browser.get(&location));
+    let done = browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]);
+    assert_eq!(done.header("location"), Some("/account"));
+    assert_eq!(login(&server, &owner.email, PASSWORD).0, 200, "the owner's password still works from their address");
 }
