@@ -494,7 +494,7 @@ impl Authority {
     }
 
     /// Builds and signs a request for the app, and stores it as a pending transaction,
-    /// superseding the user's earlier pending ones.
+    /// superseding the user's earlier pending one of the same kind.
     #[allow(clippy::too_many_arguments)] // one request's parts, each from a different source
     pub(crate) async fn create_transaction(
         &self,
@@ -509,12 +509,24 @@ impl Authority {
         let now = self.clock.now();
         let id = hex::encode(rand::random::<[u8; 16]>());
         let challenge = rand::random::<[u8; 32]>();
+        // Every string here reaches the approval screen: printable text only, whatever path
+        // it came by (each entry point validates too; this is the last line).
+        let shown = |text: &str, max: usize| domain::text::display_text(text, max);
+        let context = proto::app::RequestContext { browser: shown(&context.browser, 120), ip: shown(&context.ip, 64) };
+        let sign = sign.map(|details| proto::app::SignDetails {
+            documents: details
+                .documents
+                .into_iter()
+                .map(|d| proto::app::DocumentToSign { title: shown(&d.title, 240), hash: d.hash })
+                .collect(),
+            certificate_serial: details.certificate_serial,
+        });
         let payload = RequestPayload {
             v: 1,
             txn_id: id.clone(),
             kind,
-            rp: proto::app::RelyingParty { id: RP_ID.into(), name: requester.chars().take(120).collect() },
-            user: user.as_ref().map(|(_, name)| name.clone()).unwrap_or_default(),
+            rp: proto::app::RelyingParty { id: RP_ID.into(), name: shown(requester, 120) },
+            user: user.as_ref().map(|(_, name)| shown(name, 120)).unwrap_or_default(),
             challenge: crypto::b64(&challenge),
             created_at: now.0,
             expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,
@@ -524,8 +536,10 @@ impl Authority {
         let payload_bytes = serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
         let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
-            // One pending request per user: a new one supersedes the old.
-            tx.end_pending_of(user_id, TransactionStatus::Cancelled, "superseded", now).await?;
+            // One pending request of each kind per user: a new login supersedes an earlier
+            // login, a new signing request an earlier signing request. A login start (which
+            // anyone who knows the username can make) never cancels a signing request.
+            tx.end_pending_of_kind(user_id, kind.as_str(), TransactionStatus::Cancelled, "superseded", now).await?;
         }
         let record = TransactionRecord {
             id,

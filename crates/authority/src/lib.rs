@@ -161,6 +161,8 @@ pub struct Authority {
     /// must never wait for a second pooled connection (under load that exhausts the pool).
     service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
     ocsp_cache: ocsp::Cache,
+    /// MACs the anonymous sessions' tokens.
+    anonymous_key: login::AnonymousKey,
 }
 
 impl Authority {
@@ -180,6 +182,7 @@ impl Authority {
             cas: RwLock::new(HashMap::new()),
             service_keys: RwLock::new(HashMap::new()),
             ocsp_cache: ocsp::Cache::default(),
+            anonymous_key: login::AnonymousKey::generate(),
         };
         authority.ensure_hierarchy().await?;
         authority.ensure_service_keys().await?;

@@ -6,16 +6,19 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use domain::login::effective_status;
+use domain::login::{effective_status, is_login_of, may_complete_login, LoginRefusal, LoginRequest};
 use domain::{DeviceState, RateLimit, TransactionStatus, UnixTime};
+use hmac::{Hmac, Mac};
 use proto::app::{RequestContext, RequestKind};
-use store::{SessionRecord, UserRecord};
+use store::{SessionRecord, TransactionRecord, UserRecord};
 
 use crate::accounts::{normalise_email, password_matches};
 use crate::{Authority, Error, Rejection};
 
-/// Seconds an anonymous session is shown as living (it is not stored: see [`SessionToken`]).
-const ANONYMOUS_LIFETIME: i64 = 3600;
+/// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
+pub const ANONYMOUS_LIFETIME: i64 = 3600;
+/// The MACed part of an anonymous token: 16 random bytes and the end of validity.
+const ANONYMOUS_BODY: usize = 16 + 8;
 /// What an anonymous session's token starts with.
 const ANONYMOUS_PREFIX: &str = "a.";
 /// Seconds a logged-in session lives.
@@ -25,9 +28,13 @@ const LOGGED_IN_LIFETIME: i64 = 8 * 3600;
 ///
 /// A logged-in session is stored, keyed by the token's hash. An anonymous session (a visitor
 /// who has not logged in: the login forms, the waiting page) is not stored at all: its token
-/// is `a.` and 32 random bytes, and its forms' CSRF token is derived from the token. So a page
-/// view writes nothing, and a login costs the database one transaction less. A login request
-/// is bound to the anonymous token's hash, and completing it gives a fresh, stored token.
+/// is `a.` and, in base64url, 16 random bytes, its end of validity (8 bytes, big-endian Unix
+/// seconds) and an HMAC-SHA256 over both with a key of this server process
+/// ([`AnonymousKey`]). So only the server makes them, each lives [`ANONYMOUS_LIFETIME`]
+/// seconds, and a token a client made up (or one of an earlier process) is not adopted: the
+/// visitor gets a fresh one. Its forms' CSRF token is derived from the token. So a page view
+/// writes nothing, and a login costs the database one transaction less. A login request is
+/// bound to the anonymous token's hash, and completing it gives a fresh, stored token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionToken(pub String);
 
@@ -42,13 +49,31 @@ impl SessionToken {
         Self(proto::b64(&rand::random::<[u8; 32]>()))
     }
 
-    fn generate_anonymous() -> Self {
-        Self(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&rand::random::<[u8; 32]>())))
+    fn generate_anonymous(key: &AnonymousKey, expires_at: UnixTime) -> Self {
+        let mut body = rand::random::<[u8; 16]>().to_vec();
+        body.extend_from_slice(&expires_at.0.to_be_bytes());
+        let tag = key.tag(&body);
+        body.extend_from_slice(&tag);
+        Self(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&body)))
     }
 
-    /// An anonymous session's token, well formed (`a.` and 32 bytes in base64url).
+    /// Whether this looks like an anonymous session's token (`a.` prefix): such a token is
+    /// never looked up among the stored sessions.
     fn is_anonymous(&self) -> bool {
-        self.0.strip_prefix(ANONYMOUS_PREFIX).and_then(|rest| proto::unb64(rest).ok()).is_some_and(|bytes| bytes.len() == 32)
+        self.0.starts_with(ANONYMOUS_PREFIX)
+    }
+
+    /// An anonymous token's end of validity, if this server made it (its MAC verifies) and it
+    /// is still valid at `now`.
+    fn anonymous_expiry(&self, key: &AnonymousKey, now: UnixTime) -> Option<UnixTime> {
+        let bytes = proto::unb64(self.0.strip_prefix(ANONYMOUS_PREFIX)?).ok()?;
+        if bytes.len() != ANONYMOUS_BODY + 32 {
+            return None;
+        }
+        let (body, tag) = bytes.split_at(ANONYMOUS_BODY);
+        key.verify(body, tag).then_some(())?;
+        let expires_at = UnixTime(i64::from_be_bytes(body.get(16..ANONYMOUS_BODY)?.try_into().ok()?));
+        (now < expires_at).then_some(expires_at)
     }
 
     /// The CSRF token of an anonymous session's forms: only who holds the (HttpOnly) cookie
@@ -62,6 +87,44 @@ impl SessionToken {
     pub fn hash(&self) -> String {
         hex::encode(Sha256::digest(self.0.as_bytes()))
     }
+}
+
+/// The key that MACs anonymous session tokens: random, made when the process starts and never
+/// stored (an anonymous session is worth nothing after a restart: the visitor gets a new one).
+pub(crate) struct AnonymousKey([u8; 32]);
+
+impl std::fmt::Debug for AnonymousKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnonymousKey([redacted])")
+    }
+}
+
+impl AnonymousKey {
+    /// A fresh random key.
+    pub(crate) fn generate() -> Self {
+        Self(rand::random())
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // INVARIANT: HMAC takes a key of any length.
+        #[allow(clippy::expect_used)]
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        mac.chain_update(b"eidportal anonymous session\0")
+    }
+
+    fn tag(&self, body: &[u8]) -> Vec<u8> {
+        self.mac().chain_update(body).finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `tag` is the MAC of `body` (compared in constant time by `hmac`).
+    fn verify(&self, body: &[u8], tag: &[u8]) -> bool {
+        self.mac().chain_update(body).verify_slice(tag).is_ok()
+    }
+}
+
+/// A stored request as [`domain::login`]'s policy reads it.
+fn login_request(txn: &TransactionRecord) -> LoginRequest<'_> {
+    LoginRequest { kind: &txn.kind, bound_to: &txn.session_binding, status: txn.status, decided_at: txn.decided_at }
 }
 
 /// A valid session, with its account when logged in.
@@ -98,12 +161,13 @@ pub struct LoginState {
 impl Authority {
     /// A new anonymous session (it carries the CSRF token of the forms). Nothing is stored.
     pub fn new_session(&self) -> (SessionToken, Session) {
-        let token = SessionToken::generate_anonymous();
-        let session = self.anonymous_session(&token);
+        let expires_at = self.clock.now().plus_seconds(ANONYMOUS_LIFETIME);
+        let token = SessionToken::generate_anonymous(&self.anonymous_key, expires_at);
+        let session = self.anonymous_session(&token, expires_at);
         (token, session)
     }
 
-    fn anonymous_session(&self, token: &SessionToken) -> Session {
+    fn anonymous_session(&self, token: &SessionToken, expires_at: UnixTime) -> Session {
         let now = self.clock.now();
         let record = SessionRecord {
             id_hash: token.hash(),
@@ -113,17 +177,17 @@ impl Authority {
             csrf_token: token.anonymous_csrf(),
             created_at: now,
             authenticated_at: None,
-            expires_at: now.plus_seconds(ANONYMOUS_LIFETIME),
+            expires_at,
             ended_at: None,
         };
         Session { record, user: None }
     }
 
-    /// The live session of a cookie: an anonymous one, or a stored one not ended, not
-    /// expired, and for a ConsentID login, its device not revoked.
+    /// The live session of a cookie: an anonymous one this server issued and not expired, or
+    /// a stored one not ended, not expired, and for a ConsentID login, its device not revoked.
     pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
         if token.is_anonymous() {
-            return Ok(Some(self.anonymous_session(token)));
+            return Ok(token.anonymous_expiry(&self.anonymous_key, self.clock.now()).map(|expires_at| self.anonymous_session(token, expires_at)));
         }
         let Some(record) = self.store.session(&token.hash()).await? else { return Ok(None) };
         let now = self.clock.now();
@@ -149,7 +213,10 @@ impl Authority {
         // account appearing or going meanwhile changes nothing the browser could tell.
         let user = self.store.user_by_email(&email).await?;
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER).await?;
+        // Per (user, address), with a high per-user ceiling: starts from another address do
+        // not use up the owner's (finding: anyone who knows a username could lock it out).
+        self.rate_limit(&mut tx, &format!("login:user:{email}:ip:{ip}"), RateLimit::LOGIN_PER_USER).await?;
+        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER_CEILING).await?;
         self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         // An unknown user gets a request nobody can answer, which simply expires: the browser
         // sees exactly what it would see for a known user who does not answer.
@@ -170,7 +237,7 @@ impl Authority {
     /// The state of a login request, for the browser that started it only.
     pub async fn login_state(&self, session: &Session, txn_id: &str) -> Result<LoginState, Error> {
         let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
-        if txn.session_binding != session.record.id_hash || txn.kind != "login" {
+        if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
         }
         let now = self.clock.now();
@@ -178,19 +245,19 @@ impl Authority {
         Ok(LoginState { status, hint: txn.hint, seconds_left: (txn.expires_at.0 - now.0).max(0) })
     }
 
-    /// Completes an approved login: once, from the browser that started it, with a fresh
-    /// session id; the session it replaces ends.
+    /// Completes an approved login: once, from the browser that started it, within
+    /// [`domain::login::LOGIN_COMPLETION_WINDOW`] seconds of the approval, with a fresh session
+    /// id; the session it replaces ends.
     pub async fn login_complete(&self, session: &Session, txn_id: &str) -> Result<(SessionToken, Session), Error> {
         let now = self.clock.now();
         // Read before the write transaction: what is checked here (binding, kind, and the
         // user and device an approval set) does not change once approved, and the move from
         // approved to consumed below happens once only.
         let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
-        if txn.session_binding != session.record.id_hash || txn.kind != "login" {
-            return Err(Rejection::NotFound.into());
-        }
-        if txn.status != TransactionStatus::Approved {
-            return Err(Rejection::NotPending.into());
+        match may_complete_login(&login_request(&txn), &session.record.id_hash, now) {
+            Ok(()) => {}
+            Err(LoginRefusal::NotFound) => return Err(Rejection::NotFound.into()),
+            Err(LoginRefusal::NotApproved | LoginRefusal::TooLate) => return Err(Rejection::NotPending.into()),
         }
         let (Some(user_id), Some(device_id)) = (txn.user_id.clone(), txn.device_id.clone()) else {
             return Err(Error::Inconsistent("an approved login without user or device".into()));
@@ -213,7 +280,7 @@ impl Authority {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
-        if txn.session_binding != session.record.id_hash {
+        if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
         }
         tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Cancelled, "rp_cancel", None, now).await?;
@@ -244,7 +311,9 @@ impl Authority {
     /// hashed too, so that timing does not tell them apart.
     pub(crate) async fn check_password(&self, tx: &mut store::Tx, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
         let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
-        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER).await?;
+        // Per (user, address), with a high per-user ceiling, as for login starts.
+        self.rate_limit(tx, &format!("password:user:{email}:ip:{ip}"), RateLimit::PASSWORD_PER_USER).await?;
+        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER_CEILING).await?;
         self.rate_limit(tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         let user = tx.user_by_email(&email).await?;
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -300,17 +369,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn anonymous_tokens_are_told_apart_and_carry_their_own_csrf_token() {
-        let first = SessionToken::generate_anonymous();
-        let second = SessionToken::generate_anonymous();
+    fn anonymous_tokens_are_the_servers_own_and_expire() {
+        let key = AnonymousKey::generate();
+        let now = UnixTime(1_000_000);
+        let first = SessionToken::generate_anonymous(&key, now.plus_seconds(ANONYMOUS_LIFETIME));
+        let second = SessionToken::generate_anonymous(&key, now.plus_seconds(ANONYMOUS_LIFETIME));
         assert!(first.is_anonymous() && second.is_anonymous());
+        assert_eq!(first.anonymous_expiry(&key, now), Some(now.plus_seconds(ANONYMOUS_LIFETIME)));
+        // Expired at the end of its lifetime.
+        assert_eq!(first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME - 1)), Some(now.plus_seconds(ANONYMOUS_LIFETIME)));
+        assert_eq!(first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME)), None);
+        // Another process's key, a token the client chose (the old format: 32 random bytes),
+        // or one with its expiry moved on, is not adopted.
+        assert_eq!(first.anonymous_expiry(&AnonymousKey::generate(), now), None);
+        let chosen = SessionToken(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&[7u8; 32])));
+        assert_eq!(chosen.anonymous_expiry(&key, now), None);
+        let mut bytes = proto::unb64(first.0.trim_start_matches(ANONYMOUS_PREFIX)).unwrap();
+        bytes[16..24].copy_from_slice(&i64::MAX.to_be_bytes());
+        assert_eq!(SessionToken(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&bytes))).anonymous_expiry(&key, now), None);
+        for bad in ["a.".to_owned(), format!("{}!", first.0), format!("{}AA", first.0)] {
+            assert_eq!(SessionToken(bad.clone()).anonymous_expiry(&key, now), None, "{bad}");
+        }
         // A stored session's token is never taken for an anonymous one.
         assert!(!SessionToken::generate().is_anonymous());
-        // Malformed: wrong prefix, not base64url, too short, too long.
-        let body = first.0.trim_start_matches(ANONYMOUS_PREFIX);
-        for bad in [format!("b.{body}"), format!("a.{body}!"), format!("a.{}", &body[1..]), format!("a.{body}AA"), "a.".to_owned()] {
-            assert!(!SessionToken(bad.clone()).is_anonymous(), "{bad}");
-        }
         // The CSRF token is the same for the same cookie, different for another, and not the
         // session's stored-by hash.
         assert_eq!(first.anonymous_csrf(), SessionToken(first.0.clone()).anonymous_csrf());

@@ -432,11 +432,18 @@ impl Authority {
     }
 
     /// Polls an authorisation. Once approved, it hands out the SAD exactly once (only its hash
-    /// is kept); a denial, expiry or lockout is reported as the refusal.
-    pub async fn authorization_check(&self, user: &UserRecord, handle: &str) -> Result<AuthorizationCheck, SigningError> {
+    /// is kept); a denial, expiry or lockout is reported as the refusal. Only the caller that
+    /// asked (`binding`, as given to [`Authority::authorize_signing`]: the API token, and so its
+    /// OAuth client) may poll it; to anyone else, even the same user's other token, the handle
+    /// is unknown.
+    pub async fn authorization_check(&self, user: &UserRecord, handle: &str, binding: &str) -> Result<AuthorizationCheck, SigningError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx.sign_authorization(handle).await?.filter(|a| a.user_id == user.id).ok_or(SigningError::UnknownHandle)?;
+        let asked_by = tx.transaction_for_update(&auth.txn_id).await?.map(|txn| txn.session_binding);
+        if asked_by.as_deref() != Some(binding) {
+            return Err(SigningError::UnknownHandle);
+        }
         match self.settle_in(&mut tx, user, &auth, now).await? {
             Settled::Pending { seconds_left } => Ok(AuthorizationCheck::Pending { seconds_left }),
             Settled::Refused(refusal) => {
@@ -544,16 +551,18 @@ impl Authority {
         Ok(())
     }
 
-    /// Signs hashes with a credential, spending a SAD. The SAD (the caller's, this
+    /// Signs hashes with a credential, spending a SAD. The SAD (the caller's `binding`, this
     /// credential's, live, unspent, covering every hash), the certificate and the approving
     /// device are checked, then the key signs, then one database transaction checks them all
     /// again, spends the SAD and records the signatures: only then are they handed out. The
     /// key works outside the transaction because SQLite has one writer at a time and a batch
     /// of 100 signatures takes milliseconds; a SAD spent meanwhile by another call, a
     /// revocation or a deactivation in between, hands out nothing.
+    #[allow(clippy::too_many_arguments)] // one signHash call's parts, and who makes it
     pub async fn sign_hashes(
         &self,
         user: &UserRecord,
+        binding: &str,
         credential_id: &str,
         sad: &str,
         algorithm: HashAlgorithm,
@@ -569,7 +578,12 @@ impl Authority {
             Some(id) => self.store.device(&id).await?,
             None => None,
         };
-        spendable(user, &credential, auth, device, algorithm, hashes, self.clock.now())?;
+        let auth = spendable(user, &credential, auth, device, algorithm, hashes, self.clock.now())?;
+        // Only the caller that asked for the SAD spends it (its API token, and so its OAuth
+        // client): the same user's other token gets "invalid SAD".
+        if self.store.transaction(&auth.txn_id).await?.map(|txn| txn.session_binding).as_deref() != Some(binding) {
+            return Err(SadRefusal::Invalid.into());
+        }
         let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = self.store.key(&key_id).await?;
         let signatures = self.sign_digests(key.reference, padding, algorithm, hashes).await?;

@@ -254,11 +254,12 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     let (a, b) = (authority.login_state(&session, &known.txn_id).await.unwrap(), authority.login_state(&session, &unknown.txn_id).await.unwrap());
     assert_eq!((a.status, a.hint.as_str()), (b.status, b.hint.as_str()));
 
-    // Rate limit: the sixth login start for one user within ten minutes is refused.
-    for _ in 0..4 {
+    // Rate limit: the sixth login start for one user from one address within ten minutes is
+    // refused (per user and address: another address still has its own five).
+    for _ in 0..5 {
         authority.login_start(&session, "ana@example.rs", "10.0.0.3", "b").await.unwrap();
     }
-    assert!(matches!(authority.login_start(&session, "ana@example.rs", "10.0.0.4", "b").await, Err(Error::Rejected(Rejection::RateLimited))));
+    assert!(matches!(authority.login_start(&session, "ana@example.rs", "10.0.0.3", "b").await, Err(Error::Rejected(Rejection::RateLimited))));
     clock.advance(601);
     assert!(authority.login_start(&session, "ana@example.rs", "10.0.0.4", "b").await.is_ok());
 }
@@ -318,7 +319,7 @@ async fn authorised(authority: &Authority, app: &App, user: &store::UserRecord, 
 }
 
 async fn sad_of(authority: &Authority, user: &store::UserRecord, handle: &str) -> String {
-    match authority.authorization_check(user, handle).await.unwrap() {
+    match authority.authorization_check(user, handle, "api:test").await.unwrap() {
         AuthorizationCheck::Authorized { sad, expires_in } => {
             assert_eq!(expires_in, 300);
             sad
@@ -347,7 +348,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let sign = |user, credential, sad, hashes: &[Vec<u8>]| {
             let authority = &authority;
             let hashes = hashes.to_vec();
-            async move { authority.sign_hashes(user, credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
+            async move { authority.sign_hashes(user, "api:test", credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
         };
 
         // Listing shows each user only their own credential.
@@ -361,8 +362,12 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // Pending until the app answers; then the SAD, handed out once.
         let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
-        assert!(matches!(authority.authorization_check(user, &handle).await.unwrap(), AuthorizationCheck::Pending { .. }));
-        assert!(matches!(authority.authorization_check(other, &handle).await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Pending { .. }));
+        assert!(matches!(authority.authorization_check(other, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        assert!(
+            matches!(authority.authorization_check(user, &handle, "api:another-token").await, Err(SigningError::UnknownHandle)),
+            "{name}: the same user's other token does not poll this handle"
+        );
         let (envelope, payload) = app.next_request(&authority).await;
         assert_eq!(payload.kind, proto::app::RequestKind::Sign);
         // A wrong PIN is counted, as for logins; the request stays open.
@@ -372,15 +377,22 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
         assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
         let sad = sad_of(&authority, user, &handle).await;
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
 
         // A SAD for h1 does not sign h2, nor h1 twice in one call; another user cannot spend it.
         assert!(matches!(sign(user, credential, &sad, &[h2.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))), "{name}");
         assert!(matches!(sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))));
         assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Invalid))), "{name}: another user's SAD");
+        assert!(
+            matches!(
+                authority.sign_hashes(user, "api:another-token", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[h1.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Invalid))
+            ),
+            "{name}: the same user's other token does not spend this SAD"
+        );
         assert!(matches!(sign(other, credential, &sad, &[h1.clone()]).await, Err(SigningError::UnknownCredential)), "{name}");
         assert!(matches!(
-            authority.sign_hashes(user, credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
+            authority.sign_hashes(user, "api:test", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
             Err(SigningError::WrongScheme)
         ));
         // The signature verifies with the certificate's key over exactly h1.
@@ -408,12 +420,12 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let (envelope, _) = app.next_request(&authority).await;
         let (txn, deny) = app.answer(&envelope, Decision::Deny, &real_code(&envelope), None, clock.now());
         assert_eq!(app.send(&authority, &txn, &deny).await.unwrap(), ResponseOutcome::Denied);
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::Denied)), "{name}: denied");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::Denied)), "{name}: denied");
 
         // Nor does one left unanswered.
         let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
         clock.advance(121);
-        assert!(matches!(authority.authorization_check(user, &handle).await, Err(SigningError::RequestExpired)), "{name}");
+        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::RequestExpired)), "{name}");
 
         // A revoked certificate signs nothing, even with a SAD obtained before.
         let handle = authorised(&authority, other_app, other, other_credential, &[h1.clone()], &clock).await;
@@ -456,4 +468,114 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         }
         assert!(authority.verify_audit().await.unwrap().is_ok());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_login_left_for_61_seconds_does_not_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, clock.clone()).await;
+    let code = enrol(&authority, "late@example.rs").await;
+    let app = activate(&authority, &code).await.unwrap();
+    let approved_login = |session: Session| {
+        let (authority, app, clock) = (&authority, &app, &clock);
+        async move {
+            let started = authority.login_start(&session, "late@example.rs", "127.0.0.1", "b").await.unwrap();
+            let (envelope, _) = app.next_request(authority).await;
+            let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
+            assert_eq!(app.send(authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+            (session, txn)
+        }
+    };
+    // Approved, then left lying for 61 s: not a fresh ConsentID login any more.
+    let (session, txn) = approved_login(browser(&authority).await).await;
+    clock.advance(61);
+    assert!(matches!(authority.login_complete(&session, &txn).await, Err(Error::Rejected(Rejection::NotPending))));
+    // Within 60 s it completes.
+    let (session, txn) = approved_login(browser(&authority).await).await;
+    clock.advance(60);
+    assert!(authority.login_complete(&session, &txn).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_tokens_are_issued_by_the_server_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, clock.clone()).await;
+    // A token the client chose (well formed as the old anonymous tokens were) is not adopted.
+    let chosen = authority::login::SessionToken(format!("a.{}", crypto::b64(&[7u8; 32])));
+    assert!(authority.session(&chosen).await.unwrap().is_none());
+    // The server's own works until it expires, an hour later.
+    let (token, _) = authority.new_session();
+    assert!(authority.session(&token).await.unwrap().is_some_and(|s| s.user.is_none()));
+    clock.advance(authority::login::ANONYMOUS_LIFETIME - 1);
+    assert!(authority.session(&token).await.unwrap().is_some());
+    clock.advance(1);
+    assert!(authority.session(&token).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_their_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open(&url, clock.clone()).await;
+    let email = "owner@example.rs";
+    let new = authority::accounts::NewUser {
+        email: email.into(),
+        given_name: "Петар".into(),
+        surname: "Петровић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+        password: Some(zeroize::Zeroizing::new("Lozinka vlasnika 2026".to_owned())),
+    };
+    let code = authority.add_user(new, "officer").await.unwrap().1 .0;
+    let app = activate(&authority, &code).await.unwrap();
+    let person = pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse("0101990710008").unwrap() };
+    let credential = authority.issue_cloud_certificate(&person, Some(email), "officer").await.unwrap().serial.to_hex();
+    let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+    // The owner's signing request is pending on the phone.
+    let handle = authority.authorize_signing(&user, &sign_request(&credential, &[vec![1u8; 32]]), "api:test").await.unwrap();
+
+    // A stranger at 127.0.0.2 starts 20 logins for the owner's username and tries 6 wrong
+    // passwords (portal and CSC).
+    let stranger = browser(&authority).await;
+    for _ in 0..20 {
+        let _ = authority.login_start(&stranger, email, "127.0.0.2", "b").await;
+    }
+    for _ in 0..3 {
+        let _ = authority.password_login(&stranger, email, "wrong password", "127.0.0.2").await;
+        let _ = authority.api_login(email, "wrong password", "127.0.0.2").await;
+    }
+    assert!(matches!(authority.api_login(email, "Lozinka vlasnika 2026", "127.0.0.2").await, Err(Error::Rejected(Rejection::RateLimited))), "the stranger is limited");
+
+    // The owner's signing request is still pending, and they approve it.
+    assert!(matches!(authority.authorization_check(&user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Pending { .. }));
+    let pending = |txn_or_kind: String| {
+        let (authority, app) = (&authority, &app);
+        async move {
+            let device = app.authenticated(authority, "/inbox", b"").await.unwrap();
+            let items = authority.inbox(&device, Duration::ZERO).await.unwrap().items;
+            items.into_iter().find_map(|envelope| {
+                let payload: RequestPayload = serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
+                (payload.txn_id == txn_or_kind || payload.kind.as_str() == txn_or_kind).then_some((envelope, payload))
+            })
+        }
+    };
+    let (envelope, _) = pending("sign".into()).await.expect("the stranger's login starts did not supersede the signature");
+    let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
+    assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+    assert!(matches!(authority.authorization_check(&user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Authorized { .. }));
+
+    // The owner logs in from 127.0.0.1 with ConsentID, and with the password (portal and CSC).
+    let own = browser(&authority).await;
+    let started = authority.login_start(&own, email, "127.0.0.1", "b").await.unwrap();
+    let (envelope, payload) = pending(started.txn_id.clone()).await.expect("the owner's login request");
+    assert_eq!(payload.kind, proto::app::RequestKind::Login);
+    let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
+    assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+    assert!(authority.login_complete(&own, &txn).await.is_ok());
+    assert!(authority.password_login(&browser(&authority).await, email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
+    assert!(authority.api_login(email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
 }

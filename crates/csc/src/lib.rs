@@ -12,8 +12,9 @@ use domain::signing::{HashAlgorithm, SignatureScheme};
 /// The specification version we implement.
 pub const SPECS: &str = "2.0.0.2";
 
-/// The longest `description` of an authorisation (CSC: 500 characters).
-pub const MAX_DESCRIPTION: usize = 500;
+/// The longest `description` of an authorisation. CSC allows 500 characters; we take 200,
+/// which is what the ConsentID screen shows on a few lines.
+pub const MAX_DESCRIPTION: usize = 200;
 
 /// A CSC error: the HTTP status and the body `{"error", "error_description"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -217,7 +218,11 @@ impl AuthorizeRequest {
             return Err(CscError::invalid("Invalid parameter numSignatures: it must equal the number of hashes"));
         }
         let description = match &self.description {
-            Some(text) if text.chars().count() > MAX_DESCRIPTION => return Err(CscError::invalid("Invalid parameter description")),
+            // The citizen reads it on the approval screen: printable text only, so that it
+            // cannot draw another request over this one (no escapes, no newlines).
+            Some(text) if !domain::text::is_display_text(text, MAX_DESCRIPTION) => {
+                return Err(CscError::invalid(format!("Invalid parameter description: printable text of at most {MAX_DESCRIPTION} characters")))
+            }
             other => other.clone(),
         };
         Ok(Authorize { credential_id, num_signatures, hashes, algorithm, description })
@@ -462,6 +467,20 @@ mod tests {
         assert!(no_algo.validate().unwrap_err().error_description.contains("hashAlgorithmOID"));
         let sha1 = AuthorizeRequest { hash_algorithm_oid: Some("1.3.14.3.2.26".into()), ..request };
         assert_eq!(sha1.validate().unwrap_err().error_description, "Invalid parameter hashAlgorithmOID");
+    }
+
+    #[test]
+    fn a_description_that_could_draw_on_the_approval_screen_is_refused() {
+        let request: AuthorizeRequest =
+            parse(br#"{"credentialID":"ab","numSignatures":1,"hashes":["47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"],"hashAlgorithmOID":"2.16.840.1.101.3.4.2.1"}"#).unwrap();
+        let with = |text: &str| AuthorizeRequest { description: Some(text.into()), ..request.clone() };
+        assert_eq!(with("Уговор о закупу.pdf").validate().unwrap().description.as_deref(), Some("Уговор о закупу.pdf"));
+        assert!(with(&"ж".repeat(200)).validate().is_ok());
+        for bad in ["x\u{1b}[2A\u{1b}[2K", "Ugovor\nКо тражи / Who asks: Портал", "a\u{202E}fdp", &"ж".repeat(201)] {
+            let error = with(bad).validate().unwrap_err();
+            assert_eq!((error.status, error.error), (400, "invalid_request"), "{bad:?}");
+            assert!(error.error_description.contains("description"), "{bad:?}");
+        }
     }
 
     #[test]

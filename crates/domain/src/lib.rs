@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod jmbg;
 pub mod login;
 pub mod signing;
+pub mod text;
 pub mod time;
 
 pub use certificate::{may_revoke, UnknownName, 

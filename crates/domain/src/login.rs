@@ -202,6 +202,60 @@ pub fn may_answer(
     Ok(())
 }
 
+/// Seconds within which an approved login must be completed by its browser. The browser
+/// polls every two seconds and completes at once; an approval left lying longer is not a fresh
+/// ConsentID login any more.
+pub const LOGIN_COMPLETION_WINDOW: i64 = 60;
+
+/// A stored request, as a browser session asks about it as its own login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRequest<'a> {
+    /// The request's kind (`login`, `sign`).
+    pub kind: &'a str,
+    /// The browser session (hash) it is bound to.
+    pub bound_to: &'a str,
+    /// Its stored status.
+    pub status: TransactionStatus,
+    /// When it was answered.
+    pub decided_at: Option<UnixTime>,
+}
+
+/// Why a browser may not complete a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginRefusal {
+    /// Not a login request of this browser session (another session's, or a signing request):
+    /// to this browser it does not exist.
+    #[error("no such login request")]
+    NotFound,
+    /// Not approved (pending, denied, consumed...).
+    #[error("the login was not approved")]
+    NotApproved,
+    /// Approved too long ago ([`LOGIN_COMPLETION_WINDOW`]).
+    #[error("the approval is older than {LOGIN_COMPLETION_WINDOW} s")]
+    TooLate,
+}
+
+/// Whether `request` is a login request of the browser session `session` (its state may be
+/// shown, it may be cancelled or completed there).
+pub fn is_login_of(request: &LoginRequest<'_>, session: &str) -> bool {
+    request.kind == "login" && request.bound_to == session
+}
+
+/// May the browser session `session` complete this login at `now`? Only its own login
+/// request, approved, at most [`LOGIN_COMPLETION_WINDOW`] seconds after the approval.
+pub fn may_complete_login(request: &LoginRequest<'_>, session: &str, now: UnixTime) -> Result<(), LoginRefusal> {
+    if !is_login_of(request, session) {
+        return Err(LoginRefusal::NotFound);
+    }
+    if request.status != TransactionStatus::Approved {
+        return Err(LoginRefusal::NotApproved);
+    }
+    match request.decided_at {
+        Some(approved) if now.0 - approved.0 <= LOGIN_COMPLETION_WINDOW => Ok(()),
+        _ => Err(LoginRefusal::TooLate),
+    }
+}
+
 /// A fixed-window rate limit: at most `limit` events per `window` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -212,14 +266,22 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Login starts per user (reference/mobile-auth.md §7.5).
+    /// Login starts per user and address (reference/mobile-auth.md §7.5): a stranger who
+    /// knows the username uses up only the budget of their own address, not the owner's.
     pub const LOGIN_PER_USER: Self = Self { limit: 5, window: 600 };
+    /// Login starts per user from all addresses together: a high ceiling, far above what an
+    /// owner needs, that bounds how often one account's phone can be rung.
+    pub const LOGIN_PER_USER_CEILING: Self = Self { limit: 100, window: 600 };
     /// Login starts per address.
     pub const LOGIN_PER_ADDRESS: Self = Self { limit: 20, window: 600 };
     /// Activation attempts per address.
     pub const ACTIVATION_PER_ADDRESS: Self = Self { limit: 10, window: 600 };
-    /// Password logins per account.
+    /// Password logins (portal and CSC `auth/login`) per account and address: a stranger's
+    /// wrong passwords do not lock the owner out of their own address.
     pub const PASSWORD_PER_USER: Self = Self { limit: 5, window: 900 };
+    /// Password logins per account from all addresses together: a high ceiling that still
+    /// bounds guessing spread over many addresses.
+    pub const PASSWORD_PER_USER_CEILING: Self = Self { limit: 100, window: 900 };
     /// Registrations per address.
     pub const REGISTER_PER_ADDRESS: Self = Self { limit: 5, window: 3600 };
     /// Signing requests per account: each one rings the user's phone.
@@ -259,6 +321,32 @@ mod tests {
         assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, false, 1000), Err(AnswerRefusal::WrongDevice));
         assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Revoked, true, 1000), Err(AnswerRefusal::DeviceInactive));
         assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, true, 1061), Err(AnswerRefusal::ClockSkew));
+    }
+
+    #[test]
+    fn only_the_own_login_approved_within_a_minute_completes() {
+        let approved = LoginRequest { kind: "login", bound_to: "s1", status: TransactionStatus::Approved, decided_at: Some(UnixTime(1000)) };
+        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1000)), Ok(()));
+        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1060)), Ok(()));
+        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1061)), Err(LoginRefusal::TooLate));
+        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1065)), Err(LoginRefusal::TooLate));
+        let undated = LoginRequest { decided_at: None, ..approved };
+        assert_eq!(may_complete_login(&undated, "s1", UnixTime(1000)), Err(LoginRefusal::TooLate));
+        assert_eq!(may_complete_login(&approved, "s2", UnixTime(1000)), Err(LoginRefusal::NotFound));
+        let signing = LoginRequest { kind: "sign", ..approved };
+        assert_eq!(may_complete_login(&signing, "s1", UnixTime(1000)), Err(LoginRefusal::NotFound));
+        for status in [TransactionStatus::Pending, TransactionStatus::Consumed, TransactionStatus::Denied] {
+            let other = LoginRequest { status, ..approved };
+            assert_eq!(may_complete_login(&other, "s1", UnixTime(1000)), Err(LoginRefusal::NotApproved), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_login_belongs_to_its_own_session_only() {
+        let login = LoginRequest { kind: "login", bound_to: "s1", status: TransactionStatus::Pending, decided_at: None };
+        assert!(is_login_of(&login, "s1"));
+        assert!(!is_login_of(&login, "s2"));
+        assert!(!is_login_of(&LoginRequest { kind: "sign", ..login }, "s1"));
     }
 
     #[test]

@@ -315,15 +315,31 @@ async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
-/// Who asks, as the app shows it: the OAuth client the user allowed, else the integrator's
-/// software from its User-Agent.
-fn requester(caller: &ApiCaller, headers: &HeaderMap) -> String {
-    let agent: String = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(60).collect();
-    match (&caller.client_id, agent.is_empty()) {
-        (Some(client), _) => format!("CSC API: {client}"),
-        (None, true) => "CSC API".into(),
-        (None, false) => format!("CSC API: {agent}"),
+/// Who asks, as the app shows it: an authenticated party, never a header the caller chooses.
+/// For an OAuth token, the client the user allowed (its `client_id`, which the user saw and
+/// approved on the portal); for a token from `auth/login` (HTTP Basic), "CSC API" and the
+/// account that logged in.
+fn requester(caller: &ApiCaller) -> String {
+    let party = caller.client_id.as_deref().unwrap_or(&caller.user.email);
+    domain::text::display_text(&format!("CSC API: {party}"), 120)
+}
+
+/// The calling software as the app shows it beside the address (unauthenticated, like a
+/// browser's name): its User-Agent as printable text, or "CSC API".
+fn calling_software(headers: &HeaderMap) -> String {
+    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let agent = domain::text::display_text(agent.trim(), 60);
+    if agent.trim().is_empty() {
+        "CSC API".into()
+    } else {
+        agent
     }
+}
+
+/// What ties an authorisation, its handle and its SAD to the caller that asked: the bearer
+/// token (a token belongs to one OAuth client, so this binds the client too).
+fn binding(caller: &ApiCaller) -> String {
+    format!("api:{}", caller.token_hash)
 }
 
 /// Document titles from the description: one title for one hash, numbered for several.
@@ -350,11 +366,10 @@ async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         titles: titles(request.description.as_deref(), request.hashes.len()),
         num_signatures: request.num_signatures,
         hashes: request.hashes,
-        requester: requester(&caller, &headers),
-        context: RequestContext { browser: requester(&caller, &headers), ip },
+        requester: requester(&caller),
+        context: RequestContext { browser: calling_software(&headers), ip },
     };
-    let binding = format!("api:{}", caller.token_hash);
-    match state.authority.authorize_signing(&caller.user, &sign, &binding).await {
+    match state.authority.authorize_signing(&caller.user, &sign, &binding(&caller)).await {
         Ok(handle) => (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response(),
         Err(error) => signing_error(error),
     }
@@ -369,7 +384,7 @@ async fn authorize_check(State(state): State<AppState>, headers: HeaderMap, body
         Ok(h) => h,
         Err(response) => return response,
     };
-    match state.authority.authorization_check(&caller.user, &handle).await {
+    match state.authority.authorization_check(&caller.user, &handle, &binding(&caller)).await {
         Ok(AuthorizationCheck::Pending { .. }) => (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response(),
         Ok(AuthorizationCheck::Authorized { sad, expires_in }) => Json(json!({ "SAD": sad, "expiresIn": expires_in })).into_response(),
         Err(error) => signing_error(error),
@@ -387,7 +402,7 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
     };
     match state
         .authority
-        .sign_hashes(&caller.user, &request.credential_id, &request.sad, request.algorithm, request.scheme, &request.hashes)
+        .sign_hashes(&caller.user, &binding(&caller), &request.credential_id, &request.sad, request.algorithm, request.scheme, &request.hashes)
         .await
     {
         Ok(signatures) => {

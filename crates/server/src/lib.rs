@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod oauth;
 pub mod portal;
 pub mod portal_signing;
+pub mod redirect;
 pub mod transport;
 
 use std::io::Write as _;

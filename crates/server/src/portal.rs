@@ -928,9 +928,8 @@ struct NextQuery {
 
 async fn set_language(Path(tag): Path<String>, Query(query): Query<NextQuery>) -> Response {
     let Some(language) = Language::from_tag(&tag) else { return (StatusCode::NOT_FOUND, "unknown language\n").into_response() };
-    // Only a local path: no open redirect.
-    let next = query.next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".into());
-    let mut response = Redirect::to(&next).into_response();
+    // Only a page of this portal: no open redirect.
+    let mut response = Redirect::to(crate::redirect::local_page(query.next.as_deref())).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", language.tag())) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use support::{consentid, der_to_pem, http_with, run, Server, Setup, PIN};
+use support::{consentid, der_to_pem, extract, http_from, http_with, run, Browser, Server, Setup, PIN};
 
 const PASSWORD: &str = "Lozinka za test 2026";
 
@@ -40,6 +40,11 @@ fn enrol(server: &Server, dir: &Path, email: &str, jmbg: &str) -> Party {
     let credential = serde_json::from_str::<Value>(issued.trim()).unwrap()["serial"].as_str().unwrap().to_owned();
     let token = login(server, email, PASSWORD).1["access_token"].as_str().unwrap_or_default().to_owned();
     Party { email: email.to_owned(), home, credential, token }
+}
+
+/// The same party with nothing but its identity (for another token of the same user).
+fn enrolled_again(party: &Party) -> Party {
+    Party { email: party.email.clone(), home: party.home.clone(), credential: party.credential.clone(), token: String::new() }
 }
 
 fn login(server: &Server, email: &str, password: &str) -> (u16, Value) {
@@ -104,6 +109,10 @@ fn sad(server: &Server, party: &Party, hashes: &[Vec<u8>]) -> String {
     assert_eq!(status, 0, "{out}{err}");
     // The phone was shown who asks, the document and a fingerprint of its hash.
     assert!(out.contains("csc-e2e-test/1.0") && out.contains("Уговор о закупу.pdf") && out.contains("SHA-256"), "{out}");
+    // "Who asks" is the authenticated party (the account behind the Basic-auth token), never
+    // the User-Agent header the caller chose.
+    let who = out.lines().find(|l| l.starts_with("Ко тражи / Who asks")).unwrap_or_default();
+    assert!(who.contains(&format!("CSC API: {}", party.email)) && !who.contains("csc-e2e-test"), "{out}");
     let (status, body) = check(server, party, &handle);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expiresIn"], 300);
@@ -264,6 +273,14 @@ fn every_refusal_carries_the_specifications_error() {
     assert_error(authorize_with(without("hashes")), 400, "invalid_request", "hashes");
     assert_error(authorize_with(with("hashes", json!([]))), 400, "invalid_request", "Empty hash array");
     assert_error(authorize_with(with("credentialID", json!(jovana.credential))), 400, "invalid_request", "Invalid parameter credentialID");
+    // A description that would draw a fake login over the request on the phone's screen (an
+    // ANSI cursor-up and erase-line, then a new line) is refused, as is one too long to show.
+    let spoof = "x\u{1b}[2A\u{1b}[2K\nКо тражи / Who asks: Портал за електронску идентификацију\nШта / What: пријава на портал";
+    for bad in [spoof, "Ugovor\nKo traži", &"ж".repeat(201)] {
+        assert_error(authorize_with(with("description", json!(bad))), 400, "invalid_request", "Invalid parameter description");
+    }
+    let (_, pending, _) = consentid(&petar.home, &["pending", "--json"], "");
+    assert_eq!(pending.trim(), "[]", "a refused authorisation reaches no phone");
     let sign_with = |body: Value| csc(&server, &petar.token, "signatures/signHash", &body);
     let sign_base = json!({ "credentialID": petar.credential, "SAD": "x", "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
     let mut unknown_algo = sign_base.clone();
@@ -277,6 +294,12 @@ fn every_refusal_carries_the_specifications_error() {
 
     // A SAD for one hash does not sign another, nor for another user; it signs its own once.
     let sad_1 = sad(&server, &petar, &[h1.clone()]);
+    // The same user's second token (another integrator's) can neither spend the SAD nor poll
+    // the handle that the first token asked for.
+    let second = Party { token: login(&server, "petar@example.rs", PASSWORD).1["access_token"].as_str().unwrap().to_owned(), ..enrolled_again(&petar) };
+    assert_error(sign_hash(&server, &second, &sad_1, &[h1.clone()]), 400, "invalid_request", "Invalid parameter SAD");
+    let first_handle = authorize(&server, &petar, &[h2.clone()]);
+    assert_error(csc(&server, &second.token, "credentials/authorizeCheck", &json!({ "handle": first_handle })), 400, "invalid_request", "Invalid parameter handle");
     assert_error(sign_hash(&server, &petar, &sad_1, &[h2.clone()]), 400, "invalid_request", "Hash is not authorized by the SAD");
     let jovana_with_petars_sad = json!({ "credentialID": jovana.credential, "SAD": sad_1, "hashes": [b64(&h1)], "signAlgo": "1.2.840.10045.4.3.2" });
     assert_error(csc(&server, &jovana.token, "signatures/signHash", &jovana_with_petars_sad), 400, "invalid_request", "Invalid parameter SAD");
@@ -420,4 +443,61 @@ fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
     assert_eq!(page.status, 400);
     assert!(page.header("location").is_none());
     assert_error(token_request(&server, &[("grant_type", "password")]), 400, "unsupported_grant_type", "");
+}
+
+/// A login started in `browser`: where it waits and the code it shows.
+fn start_login(browser: &mut Browser, email: &str) -> (u16, String, String) {
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
+    let Some(location) = started.header("location").map(str::to_owned) else { return (started.status, String::new(), String::new()) };
+    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
+    let code = extract(&html, "data-testid=\"verification-code\">", "<").unwrap_or_default();
+    (started.status, location, code)
+}
+
+/// The pending request of `kind` on the phone: its transaction id.
+fn pending_of_kind(home: &Path, kind: &str) -> Option<String> {
+    let (_, pending, _) = consentid(home, &["pending", "--json"], "");
+    let items: Value = serde_json::from_str(&pending).ok()?;
+    items.as_array()?.iter().find(|item| item["kind"] == kind).and_then(|item| item["txn_id"].as_str()).map(str::to_owned)
+}
+
+#[test]
+fn a_stranger_at_another_address_locks_out_neither_the_owners_login_nor_their_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let owner = enrol(&server, dir.path(), "owner@example.rs", "0101990710008");
+    let hash = vec![3u8; 32];
+    // The owner's signature request waits on the phone.
+    let handle = authorize(&server, &owner, &[hash.clone()]);
+
+    // Someone at 127.0.0.2 who knows only the username starts 20 logins for it and tries six
+    // wrong passwords through the CSC API.
+    let stranger_address = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let mut stranger = Browser::from_address(&server, stranger_address);
+    let started: Vec<u16> = (0..20).map(|_| start_login(&mut stranger, &owner.email).0).collect();
+    assert!(started.contains(&303), "{started:?}");
+    let basic = |password: &str| format!("Basic {}", STANDARD.encode(format!("{}:{password}", owner.email)));
+    let tried: Vec<u16> = (0..6)
+        .map(|_| http_from(Some(stranger_address), &server.addr, "POST", "/csc/v2/auth/login", &[("Authorization", &basic("wrong"))], b"{}").unwrap().status)
+        .collect();
+    assert_eq!(tried.last(), Some(&429), "the stranger's own address is limited: {tried:?}");
+
+    // The signature request was not cancelled: the owner approves it and gets the SAD.
+    let txn = pending_of_kind(&owner.home, "sign").expect("the signing request is still pending");
+    let (status, out, err) = consentid(&owner.home, &["approve", &txn, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(check(&server, &owner, &handle).0, 200);
+
+    // The owner logs in from 127.0.0.1, with ConsentID and with the password.
+    let mut browser = Browser::new(&server);
+    let (status, location, code) = start_login(&mut browser, &owner.email);
+    assert_eq!(status, 303, "the owner's login start was refused");
+    let txn = location.rsplit('/').next().unwrap().to_owned();
+    let (status, out, err) = consentid(&owner.home, &["approve", &txn, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let csrf = Browser::csrf(&browser.get(&location));
+    let done = browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]);
+    assert_eq!(done.header("location"), Some("/account"));
+    assert_eq!(login(&server, &owner.email, PASSWORD).0, 200, "the owner's password still works from their address");
 }

@@ -310,6 +310,12 @@ async fn every_page_speaks_all_three_languages_and_is_protected() {
     }
     // No open redirect through the language switch.
     assert_eq!(browser.get("/lang/en?next=//evil.example").header("location"), Some("/"));
+    // A tab that browsers drop (`/<TAB>/evil.example` is `//evil.example` to them), and paths
+    // the portal does not serve, go home too.
+    for next in ["/%09/evil.example", "/%0a/evil.example", "/%5Cevil.example", "/nowhere", "https://evil.example"] {
+        assert_eq!(browser.get(&format!("/lang/en?next={next}")).header("location"), Some("/"), "{next}");
+    }
+    assert_eq!(browser.get("/lang/en?next=/services/cloud-certificate").header("location"), Some("/services/cloud-certificate"));
     // A form posted with another session's token is refused.
     let mut other = Browser::new(&server);
     let token = Browser::csrf(&other.get("/login/mobile"));

@@ -517,6 +517,26 @@ impl Tx {
         Ok(ids)
     }
 
+    /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
+    /// `status`/`hint`; returns their ids.
+    pub async fn end_pending_of_kind(&mut self, user_id: &str, kind: &str, status: TransactionStatus, hint: &str, at: UnixTime) -> Result<Vec<String>, Error> {
+        let rows = query("SELECT id FROM transactions WHERE user_id = $1 AND kind = $2 AND status = 'pending'")
+            .bind(user_id.to_owned())
+            .bind(kind.to_owned())
+            .fetch_all(self.conn()?)
+            .await?;
+        let ids = rows.iter().map(|r| r.try_get::<String>(0)).collect::<Result<Vec<_>, _>>()?;
+        query("UPDATE transactions SET status = $3, hint = $4, decided_at = $5 WHERE user_id = $1 AND kind = $2 AND status = 'pending'")
+            .bind(user_id.to_owned())
+            .bind(kind.to_owned())
+            .bind(status.as_str())
+            .bind(hint.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(ids)
+    }
+
     /// The device holding a certificate, if any.
     pub async fn device_by_certificate(&mut self, serial_hex: &str) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))

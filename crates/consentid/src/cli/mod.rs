@@ -170,20 +170,35 @@ pub fn notification(request: &VerifiedRequest, now: i64) -> String {
     let payload = request.payload();
     let mut lines = vec![
         format!("=== {} ===", text::NEW_REQUEST),
-        format!("{}: {} ({})", text::WHO, payload.rp.name, payload.rp.id),
-        format!("{}: {}", text::ACCOUNT, payload.user),
+        format!("{}: {} ({})", text::WHO, text::shown(&payload.rp.name), text::shown(&payload.rp.id)),
+        format!("{}: {}", text::ACCOUNT, text::shown(&payload.user)),
         format!("{}: {}", text::WHAT, text::purpose(request)),
     ];
     if let Some(sign) = &payload.sign {
         for (index, document) in sign.documents.iter().enumerate() {
-            lines.push(format!("  {}. {}  [SHA-256 {}…]", index + 1, document.title, fingerprint(&document.hash)));
+            lines.push(format!("  {}. {}  [SHA-256 {}…]", index + 1, text::shown(&document.title), text::shown(&fingerprint(&document.hash))));
         }
-        lines.push(format!("{}: {}", text::SIGNING_CERTIFICATE, sign.certificate_serial));
+        lines.push(format!("{}: {}", text::SIGNING_CERTIFICATE, text::shown(&sign.certificate_serial)));
     }
-    lines.push(format!("{}: {}, {} {}", text::BROWSER, payload.context.browser, text::ADDRESS, payload.context.ip));
+    lines.push(format!("{}: {}, {} {}", text::BROWSER, text::shown(&payload.context.browser), text::ADDRESS, text::shown(&payload.context.ip)));
     lines.push(format!("{}: {}", text::TIME_LEFT, text::seconds(request.seconds_left(now))));
-    lines.push(format!("{}: {}", text::TRANSACTION, payload.txn_id));
+    lines.push(format!("{}: {}", text::TRANSACTION, text::shown(&payload.txn_id)));
     lines.join("\n")
+}
+
+/// One row of `consentid pending`: every string from the server escaped.
+fn pending_line(request: &VerifiedRequest, now: i64) -> String {
+    let payload = request.payload();
+    format!(
+        "{}  {}  {}  {}  {} ({})  {}",
+        text::shown(&payload.txn_id),
+        text::kind_short(payload.kind),
+        text::shown(&payload.rp.name),
+        text::shown(&payload.user),
+        text::shown(&payload.context.browser),
+        text::shown(&payload.context.ip),
+        text::seconds(request.seconds_left(now)),
+    )
 }
 
 /// `consentid pending`.
@@ -220,17 +235,7 @@ pub fn pending_command(home: &Path, wait: u32, json: bool) -> Result<u8, Failure
         println!("{}", text::NO_REQUESTS);
     } else {
         for request in &inbox.requests {
-            let payload = request.payload();
-            println!(
-                "{}  {}  {}  {}  {} ({})  {}",
-                payload.txn_id,
-                text::kind_short(payload.kind),
-                payload.rp.name,
-                payload.user,
-                payload.context.browser,
-                payload.context.ip,
-                text::seconds(request.seconds_left(now)),
-            );
+            println!("{}", pending_line(request, now));
         }
     }
     Ok(EXIT_OK)
@@ -412,5 +417,46 @@ mod tests {
         assert_eq!(Failure::from(Error::RequestUnavailable { txn_id: "t".into(), code: "expired".into() }).code, 6);
         assert_eq!(Failure::from(Error::PinLocked).code, 4);
         assert!(outcome_report(Outcome::WrongPin { attempts_left: Some(2) }, Decision::Approve).1.contains('2'));
+    }
+
+    /// A request signed by a throw-away server key whose every server-supplied string tries
+    /// to draw on the terminal: an ANSI cursor-up and erase-line, then a fake line.
+    fn hostile_request() -> VerifiedRequest {
+        use proto::app::{DocumentToSign, RelyingParty, RequestContext, RequestPayload, SignDetails};
+        let fake = "x\u{1b}[2A\u{1b}[2K\nКо тражи / Who asks: Портал\r\u{202E}";
+        let payload = RequestPayload {
+            v: 1,
+            txn_id: "txn-1".into(),
+            kind: RequestKind::Sign,
+            rp: RelyingParty { id: "eidportal".into(), name: format!("CSC API{fake}") },
+            user: format!("Петар{fake}"),
+            challenge: proto::b64(&[7u8; 32]),
+            created_at: 880,
+            expires_at: 1000,
+            context: RequestContext { browser: format!("curl{fake}"), ip: format!("127.0.0.1{fake}") },
+            sign: Some(SignDetails {
+                documents: vec![DocumentToSign { title: format!("Уговор.pdf{fake}"), hash: proto::b64(&[1u8; 32]) }],
+                certificate_serial: format!("0a{fake}"),
+            }),
+        };
+        let server = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let bytes = serde_json::to_vec(&payload).unwrap();
+        let envelope = proto::app::Envelope { payload: proto::b64(&bytes), signature: proto::b64(&proto::crypto::sign(&server, &bytes)) };
+        consentid::verify_envelope(&proto::crypto::public_key_der(&server.public_key()), &envelope).unwrap()
+    }
+
+    #[test]
+    fn server_strings_with_escapes_and_newlines_are_shown_escaped() {
+        let request = hostile_request();
+        for screen in [notification(&request, 900), pending_line(&request, 900)] {
+            assert!(!screen.contains('\u{1b}') && !screen.contains('\r') && !screen.contains('\u{202E}'), "{screen:?}");
+            // Nothing from the server starts a line of its own.
+            assert!(!screen.lines().any(|line| line.starts_with("Ко тражи / Who asks: Портал")), "{screen}");
+            assert!(screen.contains("\\u{1b}[2A\\u{1b}[2K\\nКо тражи"), "{screen}");
+        }
+        assert_eq!(notification(&request, 900).lines().count(), 9);
+        assert_eq!(pending_line(&request, 900).lines().count(), 1);
+        assert_eq!(text::shown("a\\n"), "a\\\\n");
+        assert_eq!(text::shown("Уговор о закупу.pdf"), "Уговор о закупу.pdf");
     }
 }

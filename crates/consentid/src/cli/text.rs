@@ -4,6 +4,25 @@
 
 use consentid::{DeviceStatus, EnvelopeError, Error, PinRefusal, RequestKind, VerificationCode, VerifiedRequest};
 
+/// A string from the server as it may be printed: characters that could draw on the
+/// terminal (ANSI escapes, newlines, other control characters, bidirectional overrides) are
+/// shown visibly escaped (`\n`, `\u{1b}`), never raw, so that no text can paint a fake line
+/// over the request. A backslash is doubled, so that an escape cannot be faked either.
+pub fn shown(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if domain::text::is_display_char(c) => out.push(c),
+            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    out
+}
+
 /// The green button of the guide (seed/README.md step 6).
 pub const AUTHORISE: &str = "Ауторизовати";
 
@@ -82,7 +101,7 @@ pub fn request_not_found(txn_id: &str) -> String {
 }
 /// A delivered request failed verification.
 pub fn rejected(error: &EnvelopeError) -> String {
-    format!("Упозорење: одбачен је захтев који није исправно потписан од сервера. / Warning: dropped a request not properly signed by the server: {error}")
+    format!("Упозорење: одбачен је захтев који није исправно потписан од сервера. / Warning: dropped a request not properly signed by the server: {}", shown(&error.to_string()))
 }
 /// A request was cancelled while shown.
 pub fn cancelled(txn_id: &str) -> String {

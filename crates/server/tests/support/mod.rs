@@ -31,7 +31,16 @@ pub fn tls_client(ca: &Path) -> Arc<rustls::ClientConfig> {
 
 /// Connects to `addr`, over TLS (server name `localhost`) when `tls` is given.
 pub fn connect(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Box<dyn Stream>> {
-    let tcp = TcpStream::connect(addr)?;
+    connect_from(addr, None, tls)
+}
+
+/// [`connect`] from the loopback address `source` when given (e.g. 127.0.0.2).
+pub fn connect_from(
+    addr: &str,
+    source: Option<std::net::Ipv4Addr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> std::io::Result<Box<dyn Stream>> {
+    let tcp = tcp_from(addr, source)?;
     tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
     match tls {
         None => Ok(Box::new(tcp)),
@@ -310,9 +319,25 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, bo
     http_with(addr, method, path, &headers, body)
 }
 
+/// A connection to `addr`, from the loopback address `source` when given (e.g. 127.0.0.2, so
+/// that the server sees another client address).
+pub fn tcp_from(addr: &str, source: Option<std::net::Ipv4Addr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else { return TcpStream::connect(addr) };
+    let target: std::net::SocketAddr = addr.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::from((source, 0)).into())?;
+    socket.connect(&target.into())?;
+    Ok(socket.into())
+}
+
 /// One HTTP/1.1 request with `Connection: close` and extra headers.
 pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
     http_via(addr, None, method, path, headers, body)
+}
+
+/// [`http_with`] from the loopback address `source`.
+pub fn http_from(source: Option<std::net::Ipv4Addr>, addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+    http_request(addr, source, None, method, path, headers, body)
 }
 
 /// One HTTP/1.1 request with `Connection: close`, over TLS when `tls` is given.
@@ -324,7 +349,19 @@ pub fn http_via(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
-    let mut stream = connect(addr, tls)?;
+    http_request(addr, None, tls, method, path, headers, body)
+}
+
+fn http_request(
+    addr: &str,
+    source: Option<std::net::Ipv4Addr>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut stream = connect_from(addr, source, tls)?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -389,17 +426,23 @@ pub struct Browser {
     addr: String,
     cookies: Vec<(String, String)>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    source: Option<std::net::Ipv4Addr>,
 }
 
 impl Browser {
     /// A browser talking to `server`.
     pub fn new(server: &Server) -> Self {
-        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone() }
+        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone(), source: None }
+    }
+
+    /// A browser talking to `server` from the loopback address `source` (e.g. 127.0.0.2).
+    pub fn from_address(server: &Server, source: std::net::Ipv4Addr) -> Self {
+        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone(), source: Some(source) }
     }
 
     /// A browser talking to another address.
     pub fn at(addr: &str) -> Self {
-        Self { addr: addr.to_owned(), cookies: Vec::new(), tls: None }
+        Self { addr: addr.to_owned(), cookies: Vec::new(), tls: None, source: None }
     }
 
     fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> HttpResponse {
@@ -430,7 +473,7 @@ impl Browser {
     }
 
     fn send(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
-        let mut stream = connect(&self.addr, self.tls.as_ref()).unwrap();
+        let mut stream = connect_from(&self.addr, self.source, self.tls.as_ref()).unwrap();
         let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0\r\nContent-Length: {}\r\n", self.addr, body.len());
         if !cookie.is_empty() {
