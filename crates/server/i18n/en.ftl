@@ -115,6 +115,7 @@ cloud-revoked = The cloud certificate was revoked and its key destroyed. The Con
 cloud-revoked-all = All your certificates were revoked. The ConsentID app is no longer active; an officer must activate it again.
 cloud-fresh-login = This action needs a login with the ConsentID mobile app within the last 15 minutes.
 cloud-login-again = Log in with the mobile app
+agreement-needs-consentid = An agreement shows your JMBG, so it opens only after a login with the ConsentID mobile app. A password login is not enough.
 cloud-refused-active = You already have an active cloud certificate.
 cloud-refused-none = You have no active cloud certificate.
 cloud-refused-expired = The certificate has expired; issue a new one.
