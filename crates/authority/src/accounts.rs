@@ -213,15 +213,11 @@ impl Authority {
         };
         let mail = if existing.is_some() {
             tx.audit(now, "anonymous", "registration.existing_address", json!({ "ip": ip })).await?;
+            let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
-                subject: "Регистрација на Порталу за електронску идентификацију / Registration".into(),
-                body: format!(
-                    "Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји.\n\
-                     Ако сте то били ви, пријавите се на {base}/login.\n\n\
-                     Someone tried to register a new account with this address, which already has one.\n\
-                     If it was you, log in at {base}/login.\n"
-                ),
+                subject: texts.existing_subject.clone(),
+                body: texts.existing_body.replace("{login}", &format!("{base}/login")),
                 attachments: Vec::new(),
             }
         } else {
@@ -240,14 +236,15 @@ impl Authority {
             let token = proto::b64(&rand::random::<[u8; 32]>());
             tx.insert_email_verification(&secret_hash(&token), &user.id, now.plus_seconds(VERIFICATION_HOURS * 3600)).await?;
             tx.audit(now, "anonymous", "user.registered", json!({ "user": user.id, "assurance": "basic", "ip": ip })).await?;
+            let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
-                subject: "Потврдите адресу електронске поште / Confirm your e-mail address".into(),
-                body: format!(
-                    "Поштовани/а {} {},\n\nда бисте потврдили адресу и завршили регистрацију, отворите:\n{base}/verify-email?token={token}\n\n\
-                     To confirm your address and finish the registration, open the link above (valid {VERIFICATION_HOURS} hours).\n",
-                    user.given_name, user.surname
-                ),
+                subject: texts.verify_subject.clone(),
+                body: texts
+                    .verify_body
+                    .replace("{name}", &format!("{} {}", user.given_name, user.surname))
+                    .replace("{link}", &format!("{base}/verify-email?token={token}"))
+                    .replace("{hours}", &VERIFICATION_HOURS.to_string()),
                 attachments: Vec::new(),
             }
         };

@@ -37,7 +37,7 @@ use store::{CertificateRecord, KeyId, Store};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuance::IssuedCertificate;
 pub use ocsp::OcspAnswer;
-pub use settings::{CaName, CloudValidity, ProviderIdentity, Settings};
+pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
 
 /// Errors of the use cases.
 #[derive(Debug, thiserror::Error)]

@@ -177,3 +177,9 @@ oauth-allow = Allow
 oauth-deny = Deny
 oauth-login-first = To allow “{ $client }” access, log in with the ConsentID mobile app; after the login you come back here.
 oauth-invalid = The access request is not valid.
+
+# Registration e-mails (sent in Serbian and English together).
+mail-register-verify-subject = Confirm your e-mail address
+mail-register-verify-text = Dear { $name }, to confirm your address and finish the registration, open { $link } (valid { $hours } hours).
+mail-register-existing-subject = Registration
+mail-register-existing-text = Someone tried to register a new account with this address, which already has one. If it was you, log in at { $login }. If it was not, you need not do anything: nothing was changed.

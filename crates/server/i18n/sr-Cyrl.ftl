@@ -178,3 +178,9 @@ oauth-allow = Дозволи
 oauth-deny = Одбиј
 oauth-login-first = Да бисте апликацији „{ $client }” дозволили приступ, пријавите се мобилном апликацијом ConsentID; после пријаве враћате се овде.
 oauth-invalid = Захтев за приступ није исправан.
+
+# Registration e-mails (sent in Serbian and English together).
+mail-register-verify-subject = Потврдите адресу електронске поште
+mail-register-verify-text = Поштовани/а { $name }, да бисте потврдили адресу и завршили регистрацију, отворите { $link } (важи { $hours } сати).
+mail-register-existing-subject = Регистрација на Порталу за електронску идентификацију
+mail-register-existing-text = Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји. Ако сте то били ви, пријавите се на { $login }. Ако нисте, не морате ништа да радите: ништа није промењено.
