@@ -45,6 +45,30 @@ pub struct NewUser {
     pub password: Option<Zeroizing<String>>,
 }
 
+/// An officer's identity proofing of an existing account.
+#[derive(Clone)]
+pub struct Proofing {
+    /// The account's e-mail.
+    pub email: String,
+    /// Given name as proofed.
+    pub given_name: String,
+    /// Surname as proofed.
+    pub surname: String,
+    /// JMBG as proofed.
+    pub jmbg: Jmbg,
+}
+
+/// One field a proofing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The field's name.
+    pub field: &'static str,
+    /// Its value before.
+    pub old: String,
+    /// Its value after.
+    pub new: String,
+}
+
 fn random_code(length: usize) -> String {
     (0..length)
         .map(|_| char::from(CROCKFORD.get(usize::from(rand::random::<u8>() & 31)).copied().unwrap_or(b'0')))
@@ -87,8 +111,9 @@ fn valid_name(name: &str) -> bool {
     (1..=64).contains(&count) && !name.chars().any(char::is_control)
 }
 
-/// Hashes a password with Argon2id (PHC string).
-pub fn hash_password(password: &str) -> Result<String, Error> {
+/// Hashes a password with Argon2id (PHC string), on the calling thread: use cases call
+/// [`hash_password_in_pool`].
+fn hash_password(password: &str) -> Result<String, Error> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -96,9 +121,40 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
         .map_err(|e| Error::Inconsistent(format!("password hashing: {e}")))
 }
 
-/// Checks a password against a PHC string.
-pub fn password_matches(password: &str, hash: &str) -> bool {
+/// Checks a password against a PHC string, on the calling thread: use cases call
+/// [`password_matches_in_pool`].
+fn password_matches(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+static PASSWORD_HASHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many Argon2 hashes this process has made: tests compare the work of two paths that
+/// must take the same time (registration of a known and of a new address).
+#[doc(hidden)]
+pub fn password_hashes_made() -> u64 {
+    PASSWORD_HASHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Hashes a password with Argon2id on the blocking pool. Argon2 takes tens of milliseconds of
+/// CPU and 19 MiB: on the runtime's threads it would stall every other request, and inside a
+/// transaction it would hold SQLite's one writer (store `writer`) for all that time. Call it
+/// before `begin`, never while holding a transaction.
+pub async fn hash_password_in_pool(password: &str) -> Result<String, Error> {
+    PASSWORD_HASHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let password = Zeroizing::new(password.to_owned());
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::Inconsistent(format!("password hashing task: {e}")))?
+}
+
+/// Checks a password against a PHC string on the blocking pool (see [`hash_password_in_pool`]).
+pub async fn password_matches_in_pool(password: &str, hash: &str) -> Result<bool, Error> {
+    let password = Zeroizing::new(password.to_owned());
+    let hash = hash.to_owned();
+    tokio::task::spawn_blocking(move || password_matches(&password, &hash))
+        .await
+        .map_err(|e| Error::Inconsistent(format!("password check task: {e}")))
 }
 
 /// A self-service registration (DESIGN §3: a basic account once the e-mail is verified).
@@ -121,7 +177,14 @@ const VERIFICATION_HOURS: i64 = 24;
 
 impl Authority {
     /// Registers a basic account and e-mails a verification link. An address that already has
-    /// an account gets the same answer (no enumeration) and a notice by e-mail instead.
+    /// an account gets the same answer (no enumeration) and a notice by e-mail instead. Both
+    /// paths do the same work, in the same order, so that the time does not tell them apart:
+    /// 1. the Argon2 hash of the password (on the blocking pool, before the transaction);
+    /// 2. the rate limit, the look-up, and one audit entry;
+    /// 3. one e-mail, then the commit.
+    ///
+    /// A registration whose address was never verified is replaced (the mailbox's owner is the
+    /// one who can finish it), and one older than 24 hours counts as gone.
     pub async fn register(&self, form: Registration, ip: &str) -> Result<(), Error> {
         let email = normalise_email(&form.email)?;
         if form.password.chars().count() < 10 {
@@ -134,25 +197,30 @@ impl Authority {
             return Err(Rejection::Invalid("surname").into());
         }
         let jmbg = Jmbg::parse(form.jmbg.trim()).map_err(|_| Rejection::Invalid("jmbg"))?;
+        // 1. Hashed whether or not the address is known.
+        let password_hash = hash_password_in_pool(&form.password).await?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // 2.
         self.rate_limit(&mut tx, &format!("register:ip:{ip}"), domain::RateLimit::REGISTER_PER_ADDRESS).await?;
         let base = &self.settings.public_url;
-        let mail = if tx.user_by_email(&email).await?.is_some() {
+        let existing = match tx.user_by_email(&email).await? {
+            Some(user) if !user.email_verified && user.assurance == AssuranceLevel::Basic => {
+                tx.discard_unverified_user(&user.id).await?;
+                None
+            }
+            other => other,
+        };
+        let mail = if existing.is_some() {
             tx.audit(now, "anonymous", "registration.existing_address", json!({ "ip": ip })).await?;
+            let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
-                subject: "Регистрација на Порталу за електронску идентификацију / Registration".into(),
-                body: format!(
-                    "Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји.\n\
-                     Ако сте то били ви, пријавите се на {base}/login.\n\n\
-                     Someone tried to register a new account with this address, which already has one.\n\
-                     If it was you, log in at {base}/login.\n"
-                ),
+                subject: texts.existing_subject.clone(),
+                body: texts.existing_body.replace("{login}", &format!("{base}/login")),
                 attachments: Vec::new(),
             }
         } else {
-            let password_hash = hash_password(&form.password)?;
             let user = UserRecord {
                 id: hex::encode(rand::random::<[u8; 16]>()),
                 email: email.clone(),
@@ -168,22 +236,33 @@ impl Authority {
             let token = proto::b64(&rand::random::<[u8; 32]>());
             tx.insert_email_verification(&secret_hash(&token), &user.id, now.plus_seconds(VERIFICATION_HOURS * 3600)).await?;
             tx.audit(now, "anonymous", "user.registered", json!({ "user": user.id, "assurance": "basic", "ip": ip })).await?;
+            let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
-                subject: "Потврдите адресу електронске поште / Confirm your e-mail address".into(),
-                body: format!(
-                    "Поштовани/а {} {},\n\nда бисте потврдили адресу и завршили регистрацију, отворите:\n{base}/verify-email?token={token}\n\n\
-                     To confirm your address and finish the registration, open the link above (valid {VERIFICATION_HOURS} hours).\n",
-                    user.given_name, user.surname
-                ),
+                subject: texts.verify_subject.clone(),
+                body: texts
+                    .verify_body
+                    .replace("{name}", &format!("{} {}", user.given_name, user.surname))
+                    .replace("{link}", &format!("{base}/verify-email?token={token}"))
+                    .replace("{hours}", &VERIFICATION_HOURS.to_string()),
                 attachments: Vec::new(),
             }
         };
-        // Written before the commit: if the commit fails, a link to nothing is harmless; the
+        // 3. Written before the commit: if the commit fails, a link to nothing is harmless; the
         // other order could lose the link of an account that exists.
         self.settings.mailer.send(&mail, now)?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Discards unverified self-registrations older than 24 hours (upkeep), so that nobody
+    /// holds an address they cannot read; their links had expired already.
+    pub(crate) async fn purge_unverified_registrations(&self) -> Result<u64, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let purged = tx.purge_unverified_users(now.plus_seconds(-VERIFICATION_HOURS * 3600)).await?;
+        tx.commit().await?;
+        Ok(purged)
     }
 
     /// Confirms an e-mail address from its link.
@@ -210,10 +289,21 @@ impl Authority {
             return Err(Rejection::Invalid("password").into());
         }
         let now = self.clock.now();
-        let password_hash = new.password.as_deref().map(|p| hash_password(p)).transpose()?;
+        let password_hash = match new.password.as_deref() {
+            Some(password) => Some(hash_password_in_pool(password).await?),
+            None => None,
+        };
         let mut tx = self.store.begin().await?;
-        if tx.user_by_email(&email).await?.is_some() {
-            return Err(Rejection::AlreadyExists.into());
+        // An address held only by an unverified self-registration is taken over: whoever
+        // registered it first cannot read its mail, and must not block the officer. A verified
+        // account is the officer's `user proof`, never a second account.
+        match tx.user_by_email(&email).await? {
+            Some(existing) if !existing.email_verified && existing.assurance == AssuranceLevel::Basic => {
+                tx.discard_unverified_user(&existing.id).await?;
+                tx.audit(now, actor, "registration.discarded", json!({ "user": existing.id })).await?;
+            }
+            Some(_) => return Err(Rejection::AlreadyExists.into()),
+            None => {}
         }
         let user = UserRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
@@ -231,6 +321,49 @@ impl Authority {
         let code = self.create_activation(&mut tx, &user.id, actor).await?;
         tx.commit().await?;
         Ok((user, code))
+    }
+
+    /// An officer proofs an existing account (DESIGN §3): the proofed name and JMBG replace the
+    /// registered ones, the assurance becomes high, every session and API token ends, the
+    /// password is removed (a later password login needs a new one: an e-mail or password
+    /// compromise never reaches signing), and a first activation code is made. One transaction,
+    /// audited; returns what changed, old → new.
+    pub async fn proof_user(&self, proof: Proofing, actor: &str) -> Result<(UserRecord, Vec<Change>, ActivationCode), Error> {
+        let email = normalise_email(&proof.email)?;
+        if !valid_name(&proof.given_name) {
+            return Err(Rejection::Invalid("given_name").into());
+        }
+        if !valid_name(&proof.surname) {
+            return Err(Rejection::Invalid("surname").into());
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let before = tx.user_by_email(&email).await?.ok_or(Rejection::UnknownUser)?;
+        let given_name = proof.given_name.trim().to_owned();
+        let surname = proof.surname.trim().to_owned();
+        let jmbg = proof.jmbg.as_str().to_owned();
+        let mut changes = Vec::new();
+        for (field, old, new) in [
+            ("given_name", before.given_name.clone(), given_name.clone()),
+            ("surname", before.surname.clone(), surname.clone()),
+            ("jmbg", before.jmbg.clone(), jmbg.clone()),
+            ("assurance", before.assurance.as_str().to_owned(), AssuranceLevel::High.as_str().to_owned()),
+            ("email_verified", before.email_verified.to_string(), true.to_string()),
+            ("password", if before.password_hash.is_some() { "set" } else { "none" }.to_owned(), "none".to_owned()),
+        ] {
+            if old != new {
+                changes.push(Change { field, old, new });
+            }
+        }
+        tx.proof_user(&before.id, &given_name, &surname, &jmbg).await?;
+        let ended = tx.end_sessions_of_user(&before.id, now).await?;
+        let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+        tx.audit(now, actor, "user.proofed", json!({ "user": before.id, "assurance": "high", "changed": fields, "sessions_ended": ended }))
+            .await?;
+        let code = self.create_activation(&mut tx, &before.id, actor).await?;
+        let user = tx.user(&before.id).await?.ok_or_else(|| Error::Inconsistent("the proofed account vanished".into()))?;
+        tx.commit().await?;
+        Ok((user, changes, code))
     }
 
     /// A new activation code for an enrolled person (earlier unused codes stop working).

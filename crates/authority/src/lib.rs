@@ -37,7 +37,7 @@ use store::{CertificateRecord, KeyId, Store};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuance::IssuedCertificate;
 pub use ocsp::OcspAnswer;
-pub use settings::{CaName, CloudValidity, ProviderIdentity, Settings};
+pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
 
 /// Errors of the use cases.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +194,7 @@ impl Authority {
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
     /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
     /// finishes the destruction of revoked certificates' keys, forgets expired device-request
-    /// nonces, and notices status changes made by other processes. The server calls it every
+    /// nonces and unverified registrations older than 24 hours, and notices status changes made by other processes. The server calls it every
     /// minute.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.renew_ocsp_signers().await?;
@@ -203,6 +203,7 @@ impl Authority {
         self.abandon_stale_reservations().await?;
         self.finish_keys_left_half_way().await?;
         self.store.purge_used_nonces(self.clock.now()).await?;
+        self.purge_unverified_registrations().await?;
         self.ocsp_cache.set_revision(self.store.status_revision().await?);
         Ok(())
     }

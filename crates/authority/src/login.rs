@@ -12,7 +12,12 @@ use hmac::{Hmac, Mac};
 use proto::app::{RequestContext, RequestKind};
 use store::{SessionRecord, TransactionRecord, UserRecord};
 
-use crate::accounts::{normalise_email, password_matches};
+use crate::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
+
+/// The Argon2id hash of a password nobody has, made once (on the blocking pool): unknown
+/// accounts and accounts without a password are checked against it, so that they take as
+/// long as the rest.
+static DUMMY_PASSWORD_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 use crate::{Authority, Error, Rejection};
 
 /// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
@@ -292,10 +297,12 @@ impl Authority {
     /// Password login (basic level: sees the account, cannot issue or sign). Wrong e-mail and
     /// wrong password get the same refusal.
     pub async fn password_login(&self, session: &Session, email: &str, password: &str, ip: &str) -> Result<(SessionToken, Session), Error> {
+        let Some(user) = self.check_password(email, password, ip).await? else {
+            return Err(Rejection::BadSignature.into());
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let Some(user) = self.check_password(&mut tx, email, password, ip).await? else {
-            tx.commit().await?;
+        let Some(user) = self.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
         let (token, record) = self.logged_in_session(&user.id, "password", None, now);
@@ -306,25 +313,45 @@ impl Authority {
         Ok((token, Session { record, user: Some(user) }))
     }
 
-    /// Checks an e-mail and password under the password rate limits, inside `tx`: the account
-    /// if both match a verified account, else `None` (after an audit entry). Unknown users are
-    /// hashed too, so that timing does not tell them apart.
-    pub(crate) async fn check_password(&self, tx: &mut store::Tx, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
+    /// Checks an e-mail and password under the password rate limits: the account if both
+    /// match a verified account, else `None` (after an audit entry). Unknown users are hashed
+    /// too, so that timing does not tell them apart. The steps, in this order:
+    /// 1. one transaction counts the attempt and reads the account;
+    /// 2. Argon2 runs on the blocking pool, with no transaction held (it would hold SQLite's
+    ///    one writer for its whole run);
+    /// 3. a failure is audited in a transaction of its own.
+    ///
+    /// The caller's own transaction then checks [`Self::password_still_holds`].
+    pub(crate) async fn check_password(&self, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
         let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
-        // Per (user, address), with a high per-user ceiling, as for login starts.
-        self.rate_limit(tx, &format!("password:user:{email}:ip:{ip}"), RateLimit::PASSWORD_PER_USER).await?;
-        self.rate_limit(tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER_CEILING).await?;
-        self.rate_limit(tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
+        // 1. Per (user, address), with a high per-user ceiling, as for login starts.
+        let mut tx = self.store.begin().await?;
+        self.rate_limit(&mut tx, &format!("password:user:{email}:ip:{ip}"), RateLimit::PASSWORD_PER_USER).await?;
+        self.rate_limit(&mut tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER_CEILING).await?;
+        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
         let user = tx.user_by_email(&email).await?;
-        static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let dummy = DUMMY.get_or_init(|| crate::accounts::hash_password("dummy password").unwrap_or_default());
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone()).unwrap_or_else(|| dummy.clone());
-        let verified = password_matches(password, &hash) && user.as_ref().is_some_and(|u| u.email_verified);
+        tx.commit().await?;
+        // 2.
+        let hash = match user.as_ref().and_then(|u| u.password_hash.clone()) {
+            Some(hash) => hash,
+            None => DUMMY_PASSWORD_HASH.get_or_try_init(|| hash_password_in_pool("dummy password")).await?.clone(),
+        };
+        let verified = password_matches_in_pool(password, &hash).await? && user.as_ref().is_some_and(|u| u.email_verified);
         let user = user.filter(|_| verified);
+        // 3.
         if user.is_none() {
+            let mut tx = self.store.begin().await?;
             tx.audit(self.clock.now(), "anonymous", "login.password_failed", json!({ "ip": ip })).await?;
+            tx.commit().await?;
         }
         Ok(user)
+    }
+
+    /// Inside the caller's transaction: the account as checked by [`Self::check_password`], if
+    /// its password and verification did not change meanwhile (an officer's proofing removes
+    /// the password; a login checked just before must not slip through).
+    pub(crate) async fn password_still_holds(&self, tx: &mut store::Tx, checked: UserRecord) -> Result<Option<UserRecord>, Error> {
+        Ok(tx.user(&checked.id).await?.filter(|now| now.email_verified && now.password_hash.is_some() && now.password_hash == checked.password_hash))
     }
 
     fn logged_in_session(&self, user_id: &str, method: &str, device_id: Option<String>, now: UnixTime) -> (SessionToken, SessionRecord) {

@@ -69,6 +69,8 @@ pub struct Settings {
     pub cloud_validity: CloudValidity,
     /// Outgoing mail.
     pub mailer: crate::mail::Mailer,
+    /// The registration e-mails' texts (the server fills them from its message catalogues).
+    pub registration_mails: RegistrationMails,
     /// Days before expiry from which a cloud certificate may be renewed.
     pub renewal_window_days: i64,
     /// Turns every rate limit off: for load benchmarks only, never in production.
@@ -107,6 +109,7 @@ impl Settings {
                 smtp_url: None,
                 from: "eID portal <noreply@eid.gov.rs>".into(),
             },
+            registration_mails: RegistrationMails::default(),
         }
     }
 
@@ -182,5 +185,36 @@ impl CaName {
     /// The CA with this store name.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// The texts of the two registration e-mails. In the bodies, `{name}`, `{link}`, `{hours}` and
+/// `{login}` are filled in when a mail is sent.
+#[derive(Debug, Clone)]
+pub struct RegistrationMails {
+    /// Subject of the verification link's mail.
+    pub verify_subject: String,
+    /// Body of the verification link's mail (`{name}`, `{link}`, `{hours}`).
+    pub verify_body: String,
+    /// Subject of the notice to an address that already has an account.
+    pub existing_subject: String,
+    /// Body of that notice (`{login}`).
+    pub existing_body: String,
+}
+
+impl Default for RegistrationMails {
+    fn default() -> Self {
+        Self {
+            verify_subject: "Потврдите адресу електронске поште / Confirm your e-mail address".into(),
+            verify_body: "Поштовани/а {name},\n\nда бисте потврдили адресу и завршили регистрацију, отворите:\n{link}\n\n\
+                          To confirm your address and finish the registration, open the link above (valid {hours} hours).\n"
+                .into(),
+            existing_subject: "Регистрација на Порталу за електронску идентификацију / Registration".into(),
+            existing_body: "Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји.\n\
+                            Ако сте то били ви, пријавите се на {login}.\n\n\
+                            Someone tried to register a new account with this address, which already has one.\n\
+                            If it was you, log in at {login}.\n"
+                .into(),
+        }
     }
 }

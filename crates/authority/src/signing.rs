@@ -255,10 +255,12 @@ impl Authority {
     /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
     /// token. Wrong e-mail and wrong password get the same refusal.
     pub async fn api_login(&self, email: &str, password: &str, ip: &str) -> Result<(ApiToken, i64), Error> {
+        let Some(user) = self.check_password(email, password, ip).await? else {
+            return Err(Rejection::BadSignature.into());
+        };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let Some(user) = self.check_password(&mut tx, email, password, ip).await? else {
-            tx.commit().await?;
+        let Some(user) = self.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));

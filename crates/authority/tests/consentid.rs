@@ -579,3 +579,157 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     assert!(authority.password_login(&browser(&authority).await, email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
     assert!(authority.api_login(email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
 }
+
+fn registration(email: &str) -> authority::accounts::Registration {
+    authority::accounts::Registration {
+        email: email.into(),
+        password: zeroize::Zeroizing::new("duga lozinka 123".into()),
+        given_name: "Напасник".into(),
+        surname: "Лажни".into(),
+        jmbg: "0101990710008".into(),
+    }
+}
+
+async fn open_in(dir: &std::path::Path, clock: Arc<ManualClock>) -> Authority {
+    let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
+    let mut settings = Settings::new("http://127.0.0.1:8080");
+    settings.mailer.outbox = dir.join("outbox");
+    let url = format!("sqlite:{}", dir.join("test.db").display());
+    Authority::open(Store::connect(&url).await.unwrap(), keys, clock, settings).await.unwrap()
+}
+
+/// Finding 12: registering a victim's address first does not block the officer's enrolment;
+/// a verified account is refused with `AlreadyExists` (the CLI then names `user proof`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_registration_does_not_block_the_officer() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
+    authority.register(registration("zrtva@example.rs"), "127.0.0.2").await.unwrap();
+    enrol(&authority, "zrtva@example.rs").await;
+    let user = authority.store().user_by_email("zrtva@example.rs").await.unwrap().unwrap();
+    assert_eq!((user.given_name.as_str(), user.assurance), ("Петар", domain::AssuranceLevel::High));
+    let again = authority::accounts::NewUser {
+        email: "zrtva@example.rs".into(),
+        given_name: "Петар".into(),
+        surname: "Петровић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+        password: None,
+    };
+    assert!(matches!(authority.add_user(again, "officer").await, Err(Error::Rejected(Rejection::AlreadyExists))));
+    // A later self-registration of the proofed address changes nothing.
+    authority.register(registration("zrtva@example.rs"), "127.0.0.2").await.unwrap();
+    let still = authority.store().user_by_email("zrtva@example.rs").await.unwrap().unwrap();
+    assert_eq!((still.id, still.given_name), (user.id, user.given_name));
+}
+
+/// Finding 12: unverified registrations expire after 24 hours (upkeep discards them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_registrations_are_purged_after_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START));
+    let authority = open_in(dir.path(), clock.clone()).await;
+    authority.register(registration("stara@example.rs"), "127.0.0.2").await.unwrap();
+    clock.advance(23 * 3600);
+    authority.maintain().await.unwrap();
+    assert!(authority.store().user_by_email("stara@example.rs").await.unwrap().is_some(), "younger than a day");
+    clock.advance(3601);
+    authority.maintain().await.unwrap();
+    assert!(authority.store().user_by_email("stara@example.rs").await.unwrap().is_none(), "older than a day");
+}
+
+/// Finding 12: a known and a new address cost the same work: one Argon2 hash and one e-mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_does_the_same_work_for_known_and_new_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
+    enrol(&authority, "poznata@example.rs").await;
+    let mails = || std::fs::read_dir(dir.path().join("outbox")).map(|d| d.count()).unwrap_or(0);
+    let work = |before: (u64, usize)| (authority::accounts::password_hashes_made() - before.0, mails() - before.1);
+    let start = (authority::accounts::password_hashes_made(), mails());
+    authority.register(registration("nova@example.rs"), "127.0.0.2").await.unwrap();
+    let new = work(start);
+    let start = (authority::accounts::password_hashes_made(), mails());
+    authority.register(registration("poznata@example.rs"), "127.0.0.2").await.unwrap();
+    let known = work(start);
+    assert_eq!(new, (1, 1));
+    assert_eq!(known, new, "a known address must cost what a new one does");
+}
+
+/// Finding 12: `user proof` replaces name and JMBG, raises the assurance, ends the sessions and
+/// the password (a password known to an attacker no longer logs in), and makes a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofing_an_account_ends_its_sessions_and_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
+    let new = authority::accounts::NewUser {
+        email: "jovana@example.rs".into(),
+        given_name: "Јована".into(),
+        surname: "Јовић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+        password: Some(zeroize::Zeroizing::new("duga lozinka 123".into())),
+    };
+    authority.add_user(new, "officer").await.unwrap();
+    let (token, _) = authority.password_login(&browser(&authority).await, "jovana@example.rs", "duga lozinka 123", "127.0.0.1").await.unwrap();
+    assert!(authority.session(&token).await.unwrap().unwrap().user.is_some());
+    let proof = authority::accounts::Proofing {
+        email: "jovana@example.rs".into(),
+        given_name: "Јована".into(),
+        surname: "Петровић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+    };
+    let (user, changes, code) = authority.proof_user(proof, "officer").await.unwrap();
+    assert_eq!(user.surname, "Петровић");
+    assert!(user.password_hash.is_none());
+    let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
+    assert_eq!(fields, ["surname", "password"]);
+    assert_eq!((changes[0].old.as_str(), changes[0].new.as_str()), ("Јовић", "Петровић"));
+    assert!(authority.session(&token).await.unwrap().is_none(), "the old session ended");
+    assert!(authority.password_login(&browser(&authority).await, "jovana@example.rs", "duga lozinka 123", "127.0.0.1").await.is_err());
+    activate(&authority, &code.0).await.unwrap();
+}
+
+/// Finding 7: Argon2 runs on the blocking pool. On a one-thread runtime, a ticking task keeps
+/// ticking while a password login runs; on the runtime's own thread it would stall for the
+/// whole hash.
+#[tokio::test(flavor = "current_thread")]
+async fn argon2_does_not_stall_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
+    let new = authority::accounts::NewUser {
+        email: "jovana@example.rs".into(),
+        given_name: "Јована".into(),
+        surname: "Јовић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+        password: Some(zeroize::Zeroizing::new("duga lozinka 123".into())),
+    };
+    authority.add_user(new, "officer").await.unwrap();
+    // One Argon2 check's time, measured here (the shortest of three).
+    let hash = authority.store().user_by_email("jovana@example.rs").await.unwrap().unwrap().password_hash.unwrap();
+    let mut argon = Duration::MAX;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        assert!(authority::accounts::password_matches_in_pool("duga lozinka 123", &hash).await.unwrap());
+        argon = argon.min(started.elapsed());
+    }
+    let session = browser(&authority).await;
+    let login = authority.password_login(&session, "jovana@example.rs", "duga lozinka 123", "127.0.0.1");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let ticker = async {
+        let mut longest = Duration::ZERO;
+        let mut last = std::time::Instant::now();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            longest = longest.max(last.elapsed());
+            last = std::time::Instant::now();
+        }
+        longest
+    };
+    let login = async {
+        let out = login.await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    };
+    let (longest, out) = tokio::join!(ticker, login);
+    out.unwrap();
+    assert!(longest * 2 < argon, "the runtime stalled for {longest:?}; one Argon2 check takes {argon:?}");
+}

@@ -115,6 +115,7 @@ cloud-revoked = The cloud certificate was revoked and its key destroyed. The Con
 cloud-revoked-all = All your certificates were revoked. The ConsentID app is no longer active; an officer must activate it again.
 cloud-fresh-login = This action needs a login with the ConsentID mobile app within the last 15 minutes.
 cloud-login-again = Log in with the mobile app
+agreement-needs-consentid = An agreement shows your JMBG, so it opens only after a login with the ConsentID mobile app. A password login is not enough.
 cloud-refused-active = You already have an active cloud certificate.
 cloud-refused-none = You have no active cloud certificate.
 cloud-refused-expired = The certificate has expired; issue a new one.
@@ -176,3 +177,9 @@ oauth-allow = Allow
 oauth-deny = Deny
 oauth-login-first = To allow “{ $client }” access, log in with the ConsentID mobile app; after the login you come back here.
 oauth-invalid = The access request is not valid.
+
+# Registration e-mails (sent in Serbian and English together).
+mail-register-verify-subject = Confirm your e-mail address
+mail-register-verify-text = Dear { $name }, to confirm your address and finish the registration, open { $link } (valid { $hours } hours).
+mail-register-existing-subject = Registration
+mail-register-existing-text = Someone tried to register a new account with this address, which already has one. If it was you, log in at { $login }. If it was not, you need not do anything: nothing was changed.

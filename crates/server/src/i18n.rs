@@ -153,6 +153,21 @@ impl Catalog {
     }
 }
 
+/// The registration e-mails in Serbian (Cyrillic) and English, one after the other; the
+/// placeholders `{name}`, `{link}`, `{hours}`, `{login}` are left for the authority to fill.
+pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
+    let both = |id: &str, args: &[(&str, String)], separator: &str| {
+        format!("{}{separator}{}", catalog.message(Language::SerbianCyrillic, id, args), catalog.message(Language::English, id, args))
+    };
+    let placeholders: Vec<(&str, String)> = ["name", "link", "hours", "login"].iter().map(|p| (*p, format!("{{{p}}}"))).collect();
+    authority::RegistrationMails {
+        verify_subject: both("mail-register-verify-subject", &[], " / "),
+        verify_body: format!("{}\n", both("mail-register-verify-text", &placeholders, "\n\n")),
+        existing_subject: both("mail-register-existing-subject", &[], " / "),
+        existing_body: format!("{}\n", both("mail-register-existing-text", &placeholders, "\n\n")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +188,15 @@ mod tests {
                 assert_eq!(cyrillic(&text), expect_cyrillic, "{id} in {} is not in its script: {text}", language.tag());
             }
         }
+    }
+
+    #[test]
+    fn registration_mails_come_from_the_catalogues_in_both_languages() {
+        let mails = registration_mails(&Catalog::load().unwrap());
+        assert!(mails.existing_body.contains("налог већ постоји") && mails.existing_body.contains("which already has one"), "{mails:?}");
+        assert_eq!(mails.existing_body.matches("{login}").count(), 2);
+        assert!(mails.verify_body.contains("{name}") && mails.verify_body.contains(" {link} ") && mails.verify_body.contains("{hours}"));
+        assert!(mails.verify_subject.contains(" / "));
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.mailer.smtp_url = config.smtp_url.clone();
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
     settings.renewal_window_days = config.renewal_window_days;
+    if let Ok(catalog) = i18n::Catalog::load() {
+        settings.registration_mails = i18n::registration_mails(&catalog);
+    }
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }

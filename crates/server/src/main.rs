@@ -125,6 +125,19 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Proof an existing (self-registered) account: the name and JMBG become the proofed ones,
+    /// the assurance high; its sessions and its password end; prints what changed and an
+    /// activation code.
+    Proof {
+        /// The account's e-mail address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        person: PersonArgs,
+        /// One JSON object with `user_id`, `email`, `changes` and `activation_code`.
+        #[arg(long)]
+        json: bool,
+    },
     /// A new activation code for an enrolled person (earlier unused codes stop working).
     ActivationCode {
         /// The account's e-mail address.
@@ -324,8 +337,32 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                 None
             };
             let new = authority::accounts::NewUser { email, given_name, surname, jmbg, password };
-            let (user, code) = authority.add_user(new, "officer").await.map_err(officer_error)?;
+            let (user, code) = authority.add_user(new, "officer").await.map_err(|error| match error {
+                authority::Error::Rejected(authority::Rejection::AlreadyExists) => {
+                    "--email: a verified account with this address exists; proof it with `eidportal user proof` instead".to_owned()
+                }
+                other => officer_error(other),
+            })?;
             (code, json, Some(user.id), user.email)
+        }
+        UserCommand::Proof { email, person: PersonArgs { given_name, surname, jmbg }, json } => {
+            let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
+            let proof = authority::accounts::Proofing { email, given_name, surname, jmbg };
+            let (user, changes, code) = authority.proof_user(proof, "officer").await.map_err(officer_error)?;
+            if json {
+                let changes: Vec<_> = changes.iter().map(|c| serde_json::json!({ "field": c.field, "old": c.old, "new": c.new })).collect();
+                println!(
+                    "{}",
+                    serde_json::json!({ "user_id": user.id, "email": user.email, "changes": changes, "activation_code": code.0 })
+                );
+            } else {
+                for change in &changes {
+                    println!("{}: {} → {}", change.field, change.old, change.new);
+                }
+                println!("sessions and password of {} ended", user.email);
+                println!("activation code for {}: {} (valid 10 minutes, single use)", user.email, code.0);
+            }
+            return Ok(ExitCode::SUCCESS);
         }
         UserCommand::ActivationCode { email, json } => {
             let code = authority.new_activation_code(&email, "officer").await.map_err(officer_error)?;

@@ -715,6 +715,11 @@ async fn agreement_download(State(state): State<AppState>, headers: HeaderMap, P
     let Some(user) = visit.session.user.clone() else {
         return message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login");
     };
+    // The agreement carries the JMBG: a password (basic) session, which an e-mail and password
+    // compromise gives, never reads it; only a ConsentID (high) session does.
+    if visit.session.record.auth_method.as_deref() != Some("consentid") {
+        return message_with_link(&state, &visit, StatusCode::FORBIDDEN, "cloud-heading", "agreement-needs-consentid", "/login/mobile", "cloud-login-again");
+    }
     let number = file.strip_suffix(".pdf").unwrap_or(&file);
     match state.authority.agreement_pdf_of(&user, number).await {
         Ok(Some(pdf)) => {

@@ -64,10 +64,9 @@ async fn upload_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     }
 }
 
-/// The form as read: CSRF token, level and files.
+/// The form as read: level and files (the CSRF token was checked first, see [`upload`]).
 #[derive(Default)]
 struct UploadForm {
-    csrf: String,
     level: String,
     documents: Vec<UploadedDocument>,
 }
@@ -76,38 +75,84 @@ struct UploadForm {
 enum FormError {
     TooLarge,
     Malformed,
+    /// The first part is not the session's CSRF token.
+    Forged,
 }
 
-async fn read_form(mut multipart: Multipart) -> Result<UploadForm, FormError> {
+/// The largest text field (the CSRF token, the level).
+const MAX_TEXT_FIELD: usize = 1024;
+
+fn field_error(error: &axum::extract::multipart::MultipartError) -> FormError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        FormError::TooLarge
+    } else {
+        FormError::Malformed
+    }
+}
+
+/// A small text field, read chunk by chunk up to [`MAX_TEXT_FIELD`].
+async fn text_field(mut field: axum::extract::multipart::Field<'_>) -> Result<String, FormError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| field_error(&e))? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+            return Err(FormError::Malformed);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Reads the form. Its first part must be the CSRF token (the form puts it first, and so does
+/// every browser), checked before a byte of the documents is read: a forged post costs us one
+/// small field. The documents are streamed to an anonymous temporary file, all of them
+/// together at most [`MAX_TOTAL_BYTES`], and read back only once the whole form is in.
+async fn read_form(visit: &Visit, mut multipart: Multipart) -> Result<UploadForm, FormError> {
+    // 1. The CSRF token, first.
+    let first = multipart.next_field().await.map_err(|e| field_error(&e))?.ok_or(FormError::Forged)?;
+    if first.name() != Some("csrf") || !csrf_ok(visit, &text_field(first).await?) {
+        return Err(FormError::Forged);
+    }
+    // 2. The rest, the documents into the temporary file.
     let mut form = UploadForm::default();
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => return Ok(form),
-            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(FormError::TooLarge),
-            Err(_) => return Err(FormError::Malformed),
-        };
+    let mut spool = tokio::fs::File::from_std(tempfile::tempfile().map_err(|_| FormError::Malformed)?);
+    let mut spans: Vec<(String, u64, u64)> = Vec::new();
+    let mut written: u64 = 0;
+    let limit = u64::try_from(MAX_TOTAL_BYTES).unwrap_or(u64::MAX);
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| field_error(&e))? {
         let name = field.name().unwrap_or("").to_owned();
-        let filename = field.file_name().map(|f| f.chars().filter(|c| !c.is_control()).take(120).collect::<String>());
-        let bytes = match field.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(FormError::TooLarge),
-            Err(_) => return Err(FormError::Malformed),
-        };
         match name.as_str() {
-            "csrf" => form.csrf = String::from_utf8_lossy(&bytes).into_owned(),
-            "level" => form.level = String::from_utf8_lossy(&bytes).into_owned(),
-            // A browser sends an empty part when no file was chosen.
-            "documents" if !bytes.is_empty() => {
-                if form.documents.len() >= MAX_DOCUMENTS {
-                    return Err(FormError::Malformed);
+            "level" => form.level = text_field(field).await?,
+            "documents" => {
+                let filename = field.file_name().map(|f| f.chars().filter(|c| !c.is_control()).take(120).collect::<String>());
+                let start = written;
+                while let Some(chunk) = field.chunk().await.map_err(|e| field_error(&e))? {
+                    written += chunk.len() as u64;
+                    if written > limit {
+                        return Err(FormError::TooLarge);
+                    }
+                    tokio::io::AsyncWriteExt::write_all(&mut spool, &chunk).await.map_err(|_| FormError::Malformed)?;
                 }
-                let filename = filename.filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "document.pdf".into());
-                form.documents.push(UploadedDocument { filename, bytes: bytes.to_vec() });
+                // A browser sends an empty part when no file was chosen.
+                if written > start {
+                    if spans.len() >= MAX_DOCUMENTS {
+                        return Err(FormError::Malformed);
+                    }
+                    let filename = filename.filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "document.pdf".into());
+                    spans.push((filename, start, written - start));
+                }
             }
-            _ => {}
+            _ => while field.chunk().await.map_err(|e| field_error(&e))?.is_some() {},
         }
     }
+    // 3. The documents, back from the file.
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    for (filename, start, length) in spans {
+        spool.seek(std::io::SeekFrom::Start(start)).await.map_err(|_| FormError::Malformed)?;
+        let mut bytes = vec![0; usize::try_from(length).map_err(|_| FormError::TooLarge)?];
+        spool.read_exact(&mut bytes).await.map_err(|_| FormError::Malformed)?;
+        form.documents.push(UploadedDocument { filename, bytes });
+    }
+    Ok(form)
 }
 
 /// The message for a refused upload.
@@ -134,7 +179,12 @@ async fn upload(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: 
         Err(response) => return response,
     };
     let page = state.page(&visit, "sign-heading", "/services/sign");
-    let form = match read_form(multipart).await {
+    // Before a byte of the body: a password (basic) session never signs (DESIGN §3), so its
+    // upload is not read at all. The CSRF token is the form's first part (`read_form`).
+    if visit.session.record.auth_method.as_deref() != Some("consentid") {
+        return upload_form(&state, &visit, Some(page.t("sign-error-consentid")), StatusCode::FORBIDDEN);
+    }
+    let form = match read_form(&visit, multipart).await {
         Ok(form) => form,
         Err(FormError::TooLarge) => {
             let mb = |bytes: usize| (bytes / (1024 * 1024)).to_string();
@@ -142,10 +192,8 @@ async fn upload(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: 
             return upload_form(&state, &visit, Some(text), StatusCode::PAYLOAD_TOO_LARGE);
         }
         Err(FormError::Malformed) => return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST),
+        Err(FormError::Forged) => return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/services/sign"),
     };
-    if !csrf_ok(&visit, &form.csrf) {
-        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/services/sign");
-    }
     let Some(level) = SignatureLevel::parse(&form.level) else {
         return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST);
     };

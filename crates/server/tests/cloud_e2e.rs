@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{consentid, der_to_pem, extract, logged_in, run, Browser, Server, Setup};
+use support::{consentid, der_to_pem, extract, log_in, logged_in, run, Browser, Server, Setup, PIN};
 
 fn page(browser: &mut Browser, path: &str) -> String {
     String::from_utf8_lossy(&browser.get(path).body).to_string()
@@ -222,4 +222,40 @@ async fn without_smtp_the_agreement_goes_to_the_outbox() {
     pdf_attachment(&python, &message, &d.join("agreement.pdf"));
     let text = pdf_text(&d.join("agreement.pdf"));
     assert!(text.contains("Петар Петровић") && text.contains("0101990710008"), "{text}");
+}
+
+/// Finding 13: the agreement carries the JMBG, so a password (basic) session of the same
+/// account must not download it; a ConsentID session still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_session_cannot_download_an_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let email = "petar@example.rs";
+    let password = "duga lozinka 123";
+    let args = ["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--password-stdin", "--json"];
+    let out = server.cli_input(&args, &format!("{password}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let code = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    let (status, out, err) = consentid(&home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{out}{err}");
+    let mut mobile = Browser::new(&server);
+    assert_eq!(log_in(&mut mobile, email, &home), "/account");
+    let (status, _, _) = post(&mut mobile, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    assert_eq!(status, 303);
+    let link = extract(&page(&mut mobile, "/services/cloud-certificate"), "href=\"/services/cloud-certificate/agreements/", "\"").expect("an agreement link");
+    let path = format!("/services/cloud-certificate/agreements/{link}");
+    assert_eq!(mobile.get(&path).header("content-type"), Some("application/pdf"));
+
+    // The same account, logged in with its password only.
+    let mut basic = Browser::new(&server);
+    let csrf = Browser::csrf(&basic.get("/login/password"));
+    let login = basic.post("/login/password", &[("csrf", &csrf), ("username", email), ("password", password)]);
+    assert_eq!(login.header("location"), Some("/account"));
+    let refused = basic.get(&path);
+    assert_eq!(refused.status, 403);
+    assert_ne!(refused.header("content-type"), Some("application/pdf"));
+    let html = String::from_utf8_lossy(&refused.body).to_string();
+    assert!(html.contains("ЈМБГ") && html.contains("/login/mobile") && !html.contains("0101990710008"), "{html}");
 }

@@ -281,6 +281,63 @@ async fn self_registration_verifies_the_address_and_gives_a_basic_account() {
     assert!(account.contains("Јована Јовић") && account.contains("основни"), "{account}");
 }
 
+/// Registers `email` through the portal's form; the path of the verification link.
+fn register(browser: &mut Browser, outbox: &Path, email: &str, given_name: &str) -> String {
+    let csrf = Browser::csrf(&browser.get("/register"));
+    let form = [("email", email), ("password", "duga lozinka 123"), ("given_name", given_name), ("surname", "Лажић"), ("jmbg", JMBG), ("csrf", &csrf)];
+    assert!(String::from_utf8_lossy(&browser.post("/register", &form).body).contains("Проверите пошту"));
+    let message = outbox_message(outbox, &format!("{given_name} Лажић")).expect("the verification e-mail");
+    let link = message.split_whitespace().find(|w| w.contains("/verify-email?token=")).unwrap().to_owned();
+    link[link.find("/verify-email").unwrap()..].to_owned()
+}
+
+/// Finding 12: an address registered first by someone else (never verified) does not stop the
+/// officer's `user add`; a verified account is refused with a message naming `user proof`,
+/// and `user proof` shows the changes, ends the password and its session, and gives a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_officer_takes_over_unverified_addresses_and_proofs_verified_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &Setup::embedded(), None);
+    let outbox = data.join("outbox");
+    // An attacker registers the victim's address first; the officer still enrols the victim.
+    let mut attacker = Browser::new(&server);
+    let attacker_link = register(&mut attacker, &outbox, "zrtva@example.rs", "Напасник");
+    let out = server.cli_ok(&["user", "add", "--email", "zrtva@example.rs", "--given-name", "Петар", "--surname", "Петровић", "--jmbg", JMBG, "--json"]);
+    assert!(out.contains("activation_code"), "{out}");
+    // The attacker's link now leads nowhere.
+    assert_eq!(attacker.get(&attacker_link).status, 400);
+
+    // A verified basic account: `user add` refuses and names `user proof`.
+    let mut owner = Browser::new(&server);
+    let link = register(&mut owner, &outbox, "jovana@example.rs", "Лажни");
+    assert!(String::from_utf8_lossy(&owner.get(&link).body).contains("Адреса је потврђена"));
+    let csrf = Browser::csrf(&owner.get("/login/password"));
+    let login = owner.post("/login/password", &[("csrf", &csrf), ("username", "jovana@example.rs"), ("password", "duga lozinka 123")]);
+    assert_eq!(login.header("location"), Some("/account"));
+    let refused = server.cli(&["user", "add", "--email", "jovana@example.rs", "--given-name", "Јована", "--surname", "Јовић", "--jmbg", "0101990710008"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("user proof"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let text = server.cli_ok(&["user", "proof", "--email", "jovana@example.rs", "--given-name", "Јована", "--surname", "Јовић", "--jmbg", "0101990710008"]);
+    assert!(text.contains("given_name: Лажни → Јована") && text.contains("surname: Лажић → Јовић") && text.contains("assurance: basic → high"), "{text}");
+    assert!(text.contains("activation code for jovana@example.rs"), "{text}");
+    let code = extract(&text, "activation code for jovana@example.rs: ", " ").unwrap();
+    // The old password session ended, the password no longer opens the account.
+    assert!(!String::from_utf8_lossy(&owner.get("/account").body).contains("Јована Јовић"));
+    let csrf = Browser::csrf(&owner.get("/login/password"));
+    let again = owner.post("/login/password", &[("csrf", &csrf), ("username", "jovana@example.rs"), ("password", "duga lozinka 123")]);
+    assert_eq!(again.status, 401);
+    // The code activates ConsentID; `--json` of a second proofing (nothing left to change but a
+    // new code) is one object.
+    let home = dir.path().join("phone");
+    let (status, stdout, stderr) = consentid(&home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    assert_eq!(status, 0, "{stdout}{stderr}");
+    let json = server.cli_ok(&["user", "proof", "--email", "jovana@example.rs", "--given-name", "Јована", "--surname", "Јовић", "--jmbg", "0101990710008", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(value["changes"], serde_json::json!([]));
+    assert!(value["activation_code"].as_str().is_some_and(|c| c.len() == 27), "{json}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_speaks_all_three_languages_and_is_protected() {
     let dir = tempfile::tempdir().unwrap();

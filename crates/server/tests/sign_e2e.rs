@@ -140,3 +140,62 @@ fn uploads_that_are_not_signable_pdfs_are_refused_with_a_clear_message() {
     assert_eq!(other.get(&job).status, 404);
     assert_eq!(other.get(&format!("{job}/0")).status, 404);
 }
+
+/// Starts a 50 MB multipart upload whose first part is `csrf`, sends only its first 1 MB, and
+/// returns the status the server answers with meanwhile (0 if none came within 20 s).
+fn answer_before_the_body(browser: &Browser, csrf: &str) -> u16 {
+    use std::io::{Read, Write};
+    let boundary = "----eidportal-test-boundary-slow";
+    let declared = 50 * 1024 * 1024;
+    let mut stream = std::net::TcpStream::connect(browser.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /services/sign HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {declared}\r\n\r\n",
+        browser.addr(),
+        browser.cookie_header()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let start = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"documents\"; filename=\"big.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    );
+    stream.write_all(start.as_bytes()).unwrap();
+    // A server may close while we write: what matters is its answer.
+    let _ = stream.write_all(&vec![b'x'; 1024 * 1024]);
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer) {
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buffer[..n]);
+        if raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let line = String::from_utf8_lossy(&raw).lines().next().unwrap_or("").to_owned();
+    line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Finding 7: `/services/sign` checks CSRF and the ConsentID level before it reads the body:
+/// a forged post, and a password session's post, are answered while the client is still
+/// sending (49 of the 50 MB never sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_refused_before_their_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let browser = logged_in(&server, "petar@example.rs", &dir.path().join("phone"));
+    assert_eq!(answer_before_the_body(&browser, "forged"), 403);
+    // A password (basic) session with its own valid CSRF token.
+    let email = "jovana@example.rs";
+    let args = ["user", "add", "--email", email, "--given-name", "Јована", "--surname", "Јовић", "--jmbg", "0101990710008", "--password-stdin"];
+    assert!(server.cli_input(&args, "duga lozinka 123\n").status.success());
+    let mut basic = Browser::new(&server);
+    let csrf = Browser::csrf(&basic.get("/login/password"));
+    let login = basic.post("/login/password", &[("csrf", &csrf), ("username", email), ("password", "duga lozinka 123")]);
+    assert_eq!(login.header("location"), Some("/account"));
+    let csrf = Browser::csrf(&basic.get("/services/sign"));
+    assert_eq!(answer_before_the_body(&basic, &csrf), 403);
+    // Nothing reached a phone.
+    let (_, pending, _) = consentid(&dir.path().join("phone"), &["pending", "--json"], "");
+    assert_eq!(pending.trim(), "[]");
+}

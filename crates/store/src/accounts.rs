@@ -626,6 +626,74 @@ impl Tx {
         Ok(())
     }
 
+    /// Discards a self-registration whose address was never verified (an officer takes the
+    /// address over, or the registration is replaced): its links first, then the account. A
+    /// verified or proofed account is never touched; returns whether one was discarded.
+    pub async fn discard_unverified_user(&mut self, id: &str) -> Result<bool, Error> {
+        query(
+            "DELETE FROM email_verifications WHERE user_id IN \
+             (SELECT id FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic')",
+        )
+        .bind(id.to_owned())
+        .execute(self.conn()?)
+        .await?;
+        let done = query("DELETE FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic'")
+            .bind(id.to_owned())
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Discards every unverified self-registration created before `before` (upkeep); returns
+    /// how many. Such an account has nothing but its verification links: it cannot log in.
+    pub async fn purge_unverified_users(&mut self, before: UnixTime) -> Result<u64, Error> {
+        query(
+            "DELETE FROM email_verifications WHERE user_id IN \
+             (SELECT id FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1)",
+        )
+        .bind(before.0)
+        .execute(self.conn()?)
+        .await?;
+        let done = query("DELETE FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1")
+            .bind(before.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// An officer's identity proofing of an existing account: the proofed name and JMBG, the
+    /// assurance high, the address verified, and no password (an e-mail or password compromise
+    /// must never lead to signing).
+    pub async fn proof_user(&mut self, id: &str, given_name: &str, surname: &str, jmbg: &str) -> Result<(), Error> {
+        query(
+            "UPDATE users SET given_name = $2, surname = $3, jmbg = $4, assurance = $5, email_verified = 1, \
+             password_hash = NULL WHERE id = $1",
+        )
+        .bind(id.to_owned())
+        .bind(given_name.to_owned())
+        .bind(surname.to_owned())
+        .bind(jmbg.to_owned())
+        .bind(AssuranceLevel::High.as_str())
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends every open session and API token of an account; returns how many.
+    pub async fn end_sessions_of_user(&mut self, user_id: &str, at: UnixTime) -> Result<u64, Error> {
+        let sessions = query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+            .bind(user_id.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        let tokens = query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(sessions.rows_affected() + tokens.rows_affected())
+    }
+
     /// Ends a session.
     pub async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
         query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")

@@ -453,6 +453,16 @@ impl Browser {
         self.send(method, path, content_type.as_deref(), body.as_bytes())
     }
 
+    /// The `Cookie` header value this browser sends.
+    pub fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The address it talks to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// POST a `multipart/form-data` form: text fields, then files (field, file name, bytes).
     pub fn post_multipart(&mut self, path: &str, fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> HttpResponse {
         let boundary = "----eidportal-test-boundary-7MA4YWxkTrZu0gW";
