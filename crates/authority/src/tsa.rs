@@ -44,41 +44,14 @@ impl TsaUnit {
     }
 }
 
-/// A DER TLV with a definite length (contents up to 65535 bytes).
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = vec![tag];
-    if len < 0x80 {
-        out.push(u8::try_from(len).unwrap_or(0));
-    } else if len < 0x100 {
-        out.extend_from_slice(&[0x81, u8::try_from(len).unwrap_or(0)]);
-    } else {
-        out.push(0x82);
-        out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// A DER TimeStampReq (RFC 3161 §2.4.1) asking for the TSA's certificate: version 1, the
-/// imprint, the nonce as a positive INTEGER.
-fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
-    let last = match algorithm {
-        HashAlgorithm::Sha256 => 1,
-        HashAlgorithm::Sha384 => 2,
-        HashAlgorithm::Sha512 => 3,
+/// A DER TimeStampReq (RFC 3161 §2.4.1) for our own TSA, asking for its certificate.
+fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+    let hash = match algorithm {
+        HashAlgorithm::Sha256 => tsa::ImprintHash::Sha256,
+        HashAlgorithm::Sha384 => tsa::ImprintHash::Sha384,
+        HashAlgorithm::Sha512 => tsa::ImprintHash::Sha512,
     };
-    let algorithm_id = tlv(0x30, &[0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last, 0x05, 0x00]);
-    let mut body = vec![0x02, 0x01, 0x01];
-    body.extend(tlv(0x30, &[algorithm_id, tlv(0x04, imprint)].concat()));
-    if let Some(nonce) = nonce {
-        let trimmed: Vec<u8> = nonce.iter().copied().skip_while(|b| *b == 0).collect();
-        let mut integer = if trimmed.first().is_some_and(|b| b & 0x80 != 0) { vec![0] } else { Vec::new() };
-        integer.extend(if trimmed.is_empty() { vec![0] } else { trimmed });
-        body.extend(tlv(0x02, &integer));
-    }
-    body.extend_from_slice(&[0x01, 0x01, 0xff]);
-    tlv(0x30, &body)
+    Ok(tsa::request(hash, imprint, nonce)?)
 }
 
 impl Authority {
@@ -138,7 +111,7 @@ impl Authority {
     /// given: what `signatures/timestamp` of the CSC API and the portal's B-T signatures use.
     /// A request the TSA rejects (e.g. a digest of the wrong length) is `Rejection::Invalid`.
     pub async fn timestamp_token(&self, algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)).await?;
+        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)?).await?;
         let read = tsa::read_response(&response)?;
         read.token.ok_or(Error::Rejected(crate::Rejection::Invalid("hash")))
     }
@@ -254,11 +227,11 @@ mod tests {
     #[test]
     fn our_own_time_stamp_requests_parse_as_the_tsa_reads_them() {
         let policy = const_oid::ObjectIdentifier::new_unwrap("1.2.3");
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None), &policy).unwrap();
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None).unwrap(), &policy).unwrap();
         assert!(parsed.cert_req && parsed.nonce.is_none());
         assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])), &policy).unwrap();
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])).unwrap(), &policy).unwrap();
         assert_eq!(parsed.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
-        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None), &policy).is_err(), "wrong length");
+        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None).unwrap(), &policy).is_err(), "wrong length");
     }
 }
