@@ -161,6 +161,9 @@ pub struct Authority {
     /// must never wait for a second pooled connection (under load that exhausts the pool).
     service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
     ocsp_cache: ocsp::Cache,
+    /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
+    /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
+    key_bindings: std::sync::Mutex<HashMap<store::KeyId, [u8; 32]>>,
 }
 
 impl Authority {
@@ -180,6 +183,7 @@ impl Authority {
             cas: RwLock::new(HashMap::new()),
             service_keys: RwLock::new(HashMap::new()),
             ocsp_cache: ocsp::Cache::default(),
+            key_bindings: std::sync::Mutex::new(HashMap::new()),
         };
         authority.ensure_hierarchy().await?;
         authority.ensure_service_keys().await?;
