@@ -102,7 +102,12 @@ impl Authority {
                 // The key before the transaction (crate::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.
                 let label = format!("eidportal-{role}-{}", hex::encode(rand::random::<[u8; 8]>()));
-                let key = self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?;
+                // Only the encryption key does ECDH; the signing key only signs (no CKA_DERIVE).
+                let key = if role == APP_ENCRYPTION {
+                    self.prepare_agreement_key(&label).await?
+                } else {
+                    self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
+                };
                 match self.record_service_key(role, &key).await {
                     Ok(true) => {}
                     Ok(false) => self.discard_key(key).await,

@@ -94,6 +94,15 @@ impl Authority {
     /// may take its time, and no write lock is held meanwhile). `label` must be unique (callers
     /// put a serial or a random id in it): the upkeep destroys by label.
     pub(crate) async fn prepare_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<PreparedKey, Error> {
+        self.prepare_key_for(label, algorithm, false).await
+    }
+
+    /// [`Authority::prepare_key`] for a P-256 key that also does key agreement (ECDH).
+    pub(crate) async fn prepare_agreement_key(&self, label: &str) -> Result<PreparedKey, Error> {
+        self.prepare_key_for(label, KeyAlgorithm::EcdsaP256, true).await
+    }
+
+    async fn prepare_key_for(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<PreparedKey, Error> {
         let id = random_key_id();
         let recorded_before = self.keys.keeps_objects();
         if recorded_before {
@@ -111,7 +120,8 @@ impl Authority {
             .await?;
             tx.commit().await?;
         }
-        let generated = match self.keys.generate(label, algorithm) {
+        let generated = if agreement { self.keys.generate_agreement_key(label) } else { self.keys.generate(label, algorithm) };
+        let generated = match generated {
             Ok(generated) => generated,
             Err(error) => {
                 // The token may hold part of it; the record says where to look.

@@ -39,6 +39,9 @@ use pki::{
 };
 use rsa::traits::PublicKeyParts as _;
 
+/// `CKA_LABEL` of the token's one generic secret key ([`KeyBackend::derive_secret`]).
+pub const SECRET_LABEL: &str = "eidportal-secret-v1";
+
 /// Version tag at the start of every [`KeyReference`] this backend makes; the `CKA_ID` follows.
 const REFERENCE_V1: &[u8] = b"p11v1:";
 
@@ -140,25 +143,14 @@ impl Pkcs11Backend {
     }
 }
 
-impl KeyBackend for Pkcs11Backend {
-    fn name(&self) -> &'static str {
-        "pkcs11"
-    }
-
-    fn keeps_objects(&self) -> bool {
-        true
-    }
-
-    /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
-    /// private key is a sensitive, non-extractable token object that may only sign (and, for
-    /// P-256, derive ECDH secrets), and the public key a token object with the same random
-    /// `CKA_ID`.
-    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
+impl Pkcs11Backend {
+    /// Generates a key pair; `agreement`: the private key may also derive (ECDH).
+    fn generate_pair(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<GeneratedKey, Error> {
         let generated = self.token.with_session(Retry::No, |session| {
             let id = session
                 .generate_random_vec(KEY_ID_LEN as u32)
                 .during("generate a random CKA_ID")?;
-            let (mechanism, public_template, private_template) = key_pair_templates(label, &id, algorithm);
+            let (mechanism, public_template, private_template) = key_pair_templates(label, &id, algorithm, agreement);
             let (public, private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .during("generate a key pair")?;
@@ -183,9 +175,70 @@ impl KeyBackend for Pkcs11Backend {
             token = %self.token.label,
             label,
             algorithm = algorithm.as_str(),
+            agreement,
             "key pair generated in PKCS#11 token"
         );
         Ok(generated)
+    }
+}
+
+impl KeyBackend for Pkcs11Backend {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn keeps_objects(&self) -> bool {
+        true
+    }
+
+    /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
+    /// private key is a sensitive, non-extractable token object that may only sign
+    /// (`CKA_DERIVE` false: a signing key does no key agreement), and the public key a token
+    /// object with the same random `CKA_ID`.
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
+        self.generate_pair(label, algorithm, false)
+    }
+
+    /// A P-256 pair whose private key may also derive ECDH secrets (`CKA_DERIVE` true).
+    fn generate_agreement_key(&self, label: &str) -> Result<GeneratedKey, Error> {
+        self.generate_pair(label, KeyAlgorithm::EcdsaP256, true)
+    }
+
+    /// HMAC-SHA256 (`CKM_SHA256_HMAC`) of `purpose` under a generic secret key of the token
+    /// labelled [`SECRET_LABEL`]: sensitive, never extractable, only for signing (MACs); made
+    /// on first use.
+    fn derive_secret(&self, purpose: &str) -> Result<Zeroizing<[u8; 32]>, Error> {
+        let mac = self.token.with_session(Retry::Once, |session| {
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(SECRET_LABEL.as_bytes().to_vec()),
+            ];
+            let found = session.find_objects(&template).during("find the secret key")?;
+            let key = match found.as_slice() {
+                [key] => *key,
+                [] => session
+                    .generate_key(
+                        &Mechanism::GenericSecretKeyGen,
+                        &[
+                            Attribute::Class(ObjectClass::SECRET_KEY),
+                            Attribute::KeyType(KeyType::GENERIC_SECRET),
+                            Attribute::ValueLen(Ulong::from(32)),
+                            Attribute::Token(true),
+                            Attribute::Private(true),
+                            Attribute::Sensitive(true),
+                            Attribute::Extractable(false),
+                            Attribute::Sign(true),
+                            Attribute::Verify(true),
+                            Attribute::Label(SECRET_LABEL.as_bytes().to_vec()),
+                        ],
+                    )
+                    .during("generate the secret key")?,
+                more => return Err(Failure::Backend(format!("{} secret keys are labelled {SECRET_LABEL}", more.len()))),
+            };
+            session.sign(&Mechanism::Sha256Hmac, key, purpose.as_bytes()).during("HMAC with the secret key")
+        })?;
+        let secret: [u8; 32] = mac.as_slice().try_into().map_err(|_| Error::Backend("HMAC-SHA256 of the wrong length".into()))?;
+        Ok(Zeroizing::new(secret))
     }
 
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {
@@ -443,6 +496,7 @@ fn key_pair_templates(
     label: &str,
     id: &[u8],
     algorithm: KeyAlgorithm,
+    agreement: bool,
 ) -> (Mechanism<'static>, Vec<Attribute>, Vec<Attribute>) {
     let mut public = vec![
         Attribute::Token(true),
@@ -460,12 +514,12 @@ fn key_pair_templates(
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ];
-    // Besides signing, an EC key may do key agreement ([`KeySigner::diffie_hellman`]); an RSA
-    // key may not decrypt.
+    // Besides signing, an EC key generated for key agreement may derive
+    // ([`KeySigner::diffie_hellman`]); a signing key may not. An RSA key may not decrypt.
     let mechanism = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
             public.push(Attribute::EcParams(P256_PARAMETERS.to_vec()));
-            private.push(Attribute::Derive(true));
+            private.push(Attribute::Derive(agreement));
             Mechanism::EccKeyPairGen
         }
         KeyAlgorithm::Rsa3072 => {
@@ -997,12 +1051,12 @@ mod tests {
     }
 
     /// The private key is sensitive, never left the token, signs, and derives (ECDH) only if it
-    /// is a P-256 key.
+    /// was generated for key agreement (`derive`).
     fn assert_private_key_is_locked_in(
         backend: &Pkcs11Backend,
         reference: &KeyReference,
         label: &str,
-        algorithm: KeyAlgorithm,
+        derive: bool,
     ) {
         let id = decode_reference(reference).expect("our reference").to_vec();
         let private = attributes(
@@ -1030,7 +1084,7 @@ mod tests {
             Attribute::NeverExtractable(true),
             Attribute::AlwaysSensitive(true),
             Attribute::Sign(true),
-            Attribute::Derive(algorithm == KeyAlgorithm::EcdsaP256),
+            Attribute::Derive(derive),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ] {
@@ -1072,7 +1126,8 @@ mod tests {
             .generate(&label, KeyAlgorithm::EcdsaP256)
             .expect("generate P-256");
         assert_eq!(generated.reference.0.len(), REFERENCE_V1.len() + KEY_ID_LEN);
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::EcdsaP256);
+        // Finding 8: a signing key does no key agreement (CKA_DERIVE false).
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, false);
 
         let signer = backend.open(&generated.reference).expect("open P-256");
         assert_eq!(signer.algorithm(), KeyAlgorithm::EcdsaP256);
@@ -1112,7 +1167,7 @@ mod tests {
         let public = rsa::RsaPublicKey::from_public_key_der(&generated.public_key.0).expect("RSA SPKI");
         assert_eq!(public.n().bits(), 3072);
         assert_eq!(public.e(), &rsa::BigUint::from(65_537u32));
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::Rsa3072);
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, false);
 
         let signer = backend.open(&generated.reference).expect("open RSA");
         assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa3072);
@@ -1162,9 +1217,9 @@ mod tests {
             return;
         };
         let backend = open_backend(&token);
-        let generated = backend
-            .generate(&label("ecdh"), KeyAlgorithm::EcdsaP256)
-            .expect("generate P-256");
+        let ecdh_label = label("ecdh");
+        let generated = backend.generate_agreement_key(&ecdh_label).expect("generate P-256");
+        assert_private_key_is_locked_in(&backend, &generated.reference, &ecdh_label, true);
         let signer = backend.open(&generated.reference).expect("open P-256");
         let token_public = p256::PublicKey::from_public_key_der(&generated.public_key.0).expect("P-256 SPKI");
         assert_eq!(secret_key_objects(&backend), 0, "secret keys in the token before the test");
@@ -1217,7 +1272,7 @@ mod tests {
             .token
             .with_session(Retry::No, |session| {
                 let id = session.generate_random_vec(KEY_ID_LEN as u32).during("random CKA_ID")?;
-                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256);
+                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256, true);
                 for attribute in &mut private {
                     if let Attribute::Derive(derive) = attribute {
                         *derive = false;

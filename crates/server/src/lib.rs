@@ -92,6 +92,7 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.mailer.smtp_url = config.smtp_url.clone();
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
     settings.renewal_window_days = config.renewal_window_days;
+    settings.audit_checkpoints = Some(config.data.join("audit-checkpoints"));
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }
@@ -102,8 +103,11 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
 pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authority, StartError> {
     prepare_data_folder(&config.data)?;
     let keys = key_backend(config)?;
-    let store = Store::connect(&config.database_url).await?;
-    Ok(Authority::open(store, keys, Arc::new(SystemClock), settings(config, public_url)).await?)
+    // The audit chain's MAC key: from the master key, or from the HSM's secret (finding 9).
+    let audit_key = store::AuditKey::from_secret(keys.derive_secret(store::AuditKey::PURPOSE)?);
+    let clock = Arc::new(SystemClock);
+    let store = Store::connect(&config.database_url).await?.with_audit_key(audit_key, authority::Clock::now(clock.as_ref())).await?;
+    Ok(Authority::open(store, keys, clock, settings(config, public_url)).await?)
 }
 
 /// The public URL: configured, or `http://<listen address>`.

@@ -138,8 +138,10 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the audit log's hash chain; exits non-zero if it is broken.
+    /// Check the audit log's hash chain (and its MACs and checkpoints); exits non-zero if it is broken.
     Verify,
+    /// Write a checkpoint of the audit chain's head to `<data>/audit-checkpoints/` now.
+    Checkpoint,
 }
 
 fn main() -> ExitCode {
@@ -198,6 +200,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Audit(AuditCommand::Checkpoint) => match authority.write_audit_checkpoint().await.map_err(|e| e.to_string())? {
+            Some(path) => {
+                println!("audit checkpoint written: {}", path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err("no audit key or checkpoint folder: no checkpoint written".into()),
+        },
     }
 }
 
@@ -224,6 +233,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
     let secure_cookies = public_url.starts_with("https://");
+    let at_shutdown = authority.clone();
     let state = AppState { authority, metrics: Arc::new(Metrics::default()), catalog, secure_cookies };
     if config.dangerous_disable_rate_limits {
         tracing::warn!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS is set: no rate limits (benchmarks only)");
@@ -237,6 +247,10 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    // The head as the server leaves it, outside the database.
+    if let Err(error) = at_shutdown.write_audit_checkpoint().await {
+        tracing::error!(%error, "no audit checkpoint at shutdown");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
