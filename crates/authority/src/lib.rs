@@ -166,6 +166,8 @@ pub struct Authority {
     key_bindings: std::sync::Mutex<HashMap<store::KeyId, [u8; 32]>>,
     /// When the upkeep last wrote an audit checkpoint (or the authority opened).
     last_checkpoint: std::sync::Mutex<UnixTime>,
+    /// Counts of `POST /tsa` requests this second.
+    tsa_limiter: tsa::TsaLimiter,
 }
 
 /// Seconds between two audit checkpoints written by the upkeep.
@@ -190,6 +192,7 @@ impl Authority {
             ocsp_cache: ocsp::Cache::default(),
             key_bindings: std::sync::Mutex::new(HashMap::new()),
             last_checkpoint: std::sync::Mutex::new(UnixTime(0)),
+            tsa_limiter: tsa::TsaLimiter::default(),
         };
         *authority.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = authority.clock.now();
         authority.ensure_hierarchy().await?;

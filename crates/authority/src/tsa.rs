@@ -44,6 +44,46 @@ impl TsaUnit {
     }
 }
 
+/// `POST /tsa` requests admitted per client address in one second (finding 7: each costs a
+/// signature, an audit row and an fsync, and anyone may send them).
+pub const TSA_PER_ADDRESS_PER_SECOND: u32 = 20;
+/// `POST /tsa` requests admitted per second from all addresses together.
+pub const TSA_GLOBAL_PER_SECOND: u32 = 200;
+
+/// Counts of the current second, in memory: an anonymous flood must not cost database writes
+/// to be refused. The map holds only this second's addresses, at most the global limit.
+#[derive(Default)]
+pub(crate) struct TsaLimiter {
+    window: std::sync::Mutex<Window>,
+}
+
+#[derive(Default)]
+struct Window {
+    second: i64,
+    total: u32,
+    per_address: std::collections::HashMap<String, u32>,
+}
+
+impl TsaLimiter {
+    /// Whether one more request from `address` fits this second's limits (and counts it).
+    fn admit(&self, address: &str, now: UnixTime, per_address: u32, global: u32) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window.second != now.0 {
+            *window = Window { second: now.0, ..Window::default() };
+        }
+        if window.total >= global {
+            return false;
+        }
+        let count = window.per_address.get(address).copied().unwrap_or(0);
+        if count >= per_address {
+            return false;
+        }
+        window.per_address.insert(address.to_owned(), count + 1);
+        window.total += 1;
+        true
+    }
+}
+
 /// A DER TimeStampReq (RFC 3161 §2.4.1) for our own TSA, asking for its certificate.
 fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
     let hash = match algorithm {
@@ -55,6 +95,19 @@ fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u
 }
 
 impl Authority {
+    /// Admits one `POST /tsa` request from `address`, or refuses it with
+    /// `Rejection::RateLimited` beyond [`TSA_PER_ADDRESS_PER_SECOND`] from that address or
+    /// [`TSA_GLOBAL_PER_SECOND`] from everyone (unless `dangerous_disable_rate_limits`).
+    pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
+        if self.settings.dangerous_disable_rate_limits
+            || self.tsa_limiter.admit(address, self.clock.now(), TSA_PER_ADDRESS_PER_SECOND, TSA_GLOBAL_PER_SECOND)
+        {
+            Ok(())
+        } else {
+            Err(crate::Rejection::RateLimited.into())
+        }
+    }
+
     /// Answers a DER TimeStampReq with a DER TimeStampResp: a token, or a `rejection` saying
     /// why (RFC 3161 §2.4.2). `Err` only when the service itself fails.
     ///
@@ -223,6 +276,18 @@ impl Authority {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn time_stamp_requests_are_limited_per_address_and_in_all() {
+        let limiter = TsaLimiter::default();
+        let now = UnixTime(1000);
+        assert!((0..3).all(|_| limiter.admit("10.0.0.1", now, 3, 5)));
+        assert!(!limiter.admit("10.0.0.1", now, 3, 5), "a fourth from one address");
+        assert!(limiter.admit("10.0.0.2", now, 3, 5), "another address has its own count");
+        assert!(limiter.admit("10.0.0.3", now, 3, 5));
+        assert!(!limiter.admit("10.0.0.4", now, 3, 5), "the global limit holds for new addresses too");
+        assert!(limiter.admit("10.0.0.1", UnixTime(1001), 3, 5), "a new second, new counts");
+    }
 
     #[test]
     fn our_own_time_stamp_requests_parse_as_the_tsa_reads_them() {
