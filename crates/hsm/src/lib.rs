@@ -39,9 +39,6 @@ use pki::{
 };
 use rsa::traits::PublicKeyParts as _;
 
-/// `CKA_LABEL` of the token's one generic secret key ([`KeyBackend::derive_secret`]).
-pub const SECRET_LABEL: &str = "eidportal-secret-v1";
-
 /// Version tag at the start of every [`KeyReference`] this backend makes; the `CKA_ID` follows.
 const REFERENCE_V1: &[u8] = b"p11v1:";
 
@@ -204,41 +201,11 @@ impl KeyBackend for Pkcs11Backend {
         self.generate_pair(label, KeyAlgorithm::EcdsaP256, true)
     }
 
-    /// HMAC-SHA256 (`CKM_SHA256_HMAC`) of `purpose` under a generic secret key of the token
-    /// labelled [`SECRET_LABEL`]: sensitive, never extractable, only for signing (MACs); made
-    /// on first use.
-    fn derive_secret(&self, purpose: &str) -> Result<Zeroizing<[u8; 32]>, Error> {
-        let mac = self.token.with_session(Retry::Once, |session| {
-            let template = [
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::Label(SECRET_LABEL.as_bytes().to_vec()),
-            ];
-            let found = session.find_objects(&template).during("find the secret key")?;
-            let key = match found.as_slice() {
-                [key] => *key,
-                [] => session
-                    .generate_key(
-                        &Mechanism::GenericSecretKeyGen,
-                        &[
-                            Attribute::Class(ObjectClass::SECRET_KEY),
-                            Attribute::KeyType(KeyType::GENERIC_SECRET),
-                            Attribute::ValueLen(Ulong::from(32)),
-                            Attribute::Token(true),
-                            Attribute::Private(true),
-                            Attribute::Sensitive(true),
-                            Attribute::Extractable(false),
-                            Attribute::Sign(true),
-                            Attribute::Verify(true),
-                            Attribute::Label(SECRET_LABEL.as_bytes().to_vec()),
-                        ],
-                    )
-                    .during("generate the secret key")?,
-                more => return Err(Failure::Backend(format!("{} secret keys are labelled {SECRET_LABEL}", more.len()))),
-            };
-            session.sign(&Mechanism::Sha256Hmac, key, purpose.as_bytes()).during("HMAC with the secret key")
-        })?;
-        let secret: [u8; 32] = mac.as_slice().try_into().map_err(|_| Error::Backend("HMAC-SHA256 of the wrong length".into()))?;
-        Ok(Zeroizing::new(secret))
+    /// None: a token's secret objects would be objects without a key record. The audit key of
+    /// a PKCS#11 deployment comes from ECDH with the ConsentID encryption key instead (in
+    /// `server::open_authority`).
+    fn derive_secret(&self, _purpose: &str) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+        Ok(None)
     }
 
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {

@@ -188,9 +188,9 @@ pub trait KeyBackend: Send + Sync {
     }
 
     /// A 32-byte secret for `purpose` (e.g. the audit chain's MAC key) that only this backend
-    /// can make again and that no database holds: HKDF-SHA256 of the master key (software
-    /// keys), or HMAC-SHA256 of `purpose` under a secret key that never leaves a PKCS#11 token.
-    fn derive_secret(&self, purpose: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, Error>;
+    /// can make again and that no database holds, if the backend has one of its own:
+    /// HKDF-SHA256 of the master key (software keys). `None` for a PKCS#11 token.
+    fn derive_secret(&self, purpose: &str) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, Error>;
 
     /// Opens a key generated earlier.
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error>;

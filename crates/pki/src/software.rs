@@ -132,12 +132,12 @@ impl KeyBackend for SoftwareKeyBackend {
     }
 
     /// HKDF-SHA256 (RFC 5869) of the master key, with `purpose` as the info.
-    fn derive_secret(&self, purpose: &str) -> Result<Zeroizing<[u8; 32]>, Error> {
+    fn derive_secret(&self, purpose: &str) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
         let mut secret = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<sha2::Sha256>::new(None, self.master.as_bytes())
             .expand(purpose.as_bytes(), secret.as_mut())
             .map_err(|_| Error::Backend("HKDF output length".into()))?;
-        Ok(secret)
+        Ok(Some(secret))
     }
 
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {

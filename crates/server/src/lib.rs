@@ -103,11 +103,29 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
 pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authority, StartError> {
     prepare_data_folder(&config.data)?;
     let keys = key_backend(config)?;
-    // The audit chain's MAC key: from the master key, or from the HSM's secret (finding 9).
-    let audit_key = store::AuditKey::from_secret(keys.derive_secret(store::AuditKey::PURPOSE)?);
     let clock = Arc::new(SystemClock);
-    let store = Store::connect(&config.database_url).await?.with_audit_key(audit_key, authority::Clock::now(clock.as_ref())).await?;
-    Ok(Authority::open(store, keys, clock, settings(config, public_url)).await?)
+    let now = authority::Clock::now(clock.as_ref());
+    let store = Store::connect(&config.database_url).await?;
+    // The audit chain's MAC key (finding 9), set before anything is appended: from the master
+    // key, or in a PKCS#11 deployment from ECDH with the ConsentID encryption key in the
+    // token, which the first start creates (its entries until then are plain, the marker
+    // follows them).
+    let secret = match keys.derive_secret(store::AuditKey::PURPOSE)? {
+        Some(secret) => Some(secret),
+        None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref()).await?,
+    };
+    let first_start = secret.is_none();
+    if let Some(secret) = secret {
+        store.enable_audit_key(store::AuditKey::from_secret(secret), now).await?;
+    }
+    let authority = Authority::open(store.clone(), keys.clone(), clock, settings(config, public_url)).await?;
+    if first_start {
+        let secret = authority::consentid::audit_secret_from_service_key(&store, keys.as_ref())
+            .await?
+            .ok_or_else(|| StartError::Files("the ConsentID encryption key is missing: no audit key".into()))?;
+        store.enable_audit_key(store::AuditKey::from_secret(secret), now).await?;
+    }
+    Ok(authority)
 }
 
 /// The public URL: configured, or `http://<listen address>`.

@@ -73,8 +73,9 @@ pub enum DatabaseKind {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Db>,
-    /// The audit chain's MAC key, once [`Store::with_audit_key`] set it.
-    audit_key: Option<Arc<AuditKey>>,
+    /// The audit chain's MAC key, once [`Store::enable_audit_key`] set it: shared by every
+    /// clone of this store.
+    audit_key: Arc<std::sync::OnceLock<Arc<AuditKey>>>,
 }
 
 impl Store {
@@ -95,7 +96,7 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
-        let store = Self { db: Arc::new(db), audit_key: None };
+        let store = Self { db: Arc::new(db), audit_key: Arc::new(std::sync::OnceLock::new()) };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -103,13 +104,20 @@ impl Store {
     /// From now on this store MACs its audit entries with `key`. The first keyed entry of the
     /// chain is a marker (`audit.keyed`), appended now if the chain has none yet: where the
     /// keyed part starts. Entries before it (an earlier release's plain chain) stay as they are.
-    pub async fn with_audit_key(mut self, key: AuditKey, now: UnixTime) -> Result<Self, Error> {
-        self.audit_key = Some(Arc::new(key));
+    /// It applies to every clone of this store; a second key is refused.
+    pub async fn enable_audit_key(&self, key: AuditKey, now: UnixTime) -> Result<(), Error> {
+        self.audit_key.set(Arc::new(key)).map_err(|_| Error::Corrupt("the audit key is set already".into()))?;
         if self.audit_keyed_from().await?.is_none() {
             let mut tx = self.begin().await?;
             tx.audit(now, "system", audit::KEYED_MARKER, serde_json::json!({ "mac": "hmac-sha256" })).await?;
             tx.commit().await?;
         }
+        Ok(())
+    }
+
+    /// [`Store::enable_audit_key`], by value.
+    pub async fn with_audit_key(self, key: AuditKey, now: UnixTime) -> Result<Self, Error> {
+        self.enable_audit_key(key, now).await?;
         Ok(self)
     }
 
@@ -125,7 +133,7 @@ impl Store {
 
     /// The audit key, if set.
     pub fn audit_key(&self) -> Option<&AuditKey> {
-        self.audit_key.as_deref()
+        self.audit_key.get().map(|key| key.as_ref())
     }
 
     /// Where pool queries run.
@@ -157,7 +165,7 @@ impl Store {
             }
             Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, kind: self.kind(), audit_key: self.audit_key.clone() })
+        Ok(Tx { inner, kind: self.kind(), audit_key: self.audit_key.get().cloned() })
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
