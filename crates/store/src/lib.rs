@@ -128,7 +128,7 @@ impl Store {
             .bind(audit::KEYED_MARKER)
             .fetch_one(self.db())
             .await?;
-        Ok(row.try_get::<Option<i64>>(0)?)
+        row.try_get::<Option<i64>>(0)
     }
 
     /// The audit key, if set.
