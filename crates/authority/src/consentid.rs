@@ -10,13 +10,15 @@ use serde_json::json;
 use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
 use domain::{CertificateKind, DeviceState, Jmbg, RateLimit, TransactionStatus, UnixTime};
 use pki::profile::{self, CertificateRequest, Issuer, Person};
-use pki::{KeyAlgorithm, KeySigner, PublicKeyDer};
+use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
 use proto::app::{
     ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope, Inbox, RequestKind,
     RequestPayload, Response, ResponseOutcome, ResponseResult,
 };
 use proto::crypto;
-use store::{DeviceRecord, NewCertificate, TransactionRecord, Tx};
+use sha2::Sha256;
+use store::{DeviceRecord, NewCertificate, Store, TransactionRecord, Tx};
+use zeroize::Zeroizing;
 
 use crate::bootstrap::random_serial;
 use crate::settings::CaName;
@@ -93,6 +95,32 @@ impl AnswerCheck {
     }
 }
 
+/// Domain separation tag of the fixed ECDH peer point (RFC 9380 §3.1).
+const AUDIT_PEER_DST: &[u8] = b"eidportal-audit-chain-v1-P256_XMD:SHA-256_SSWU_RO_";
+
+/// The audit chain's secret where the key backend has none of its own (a PKCS#11 token): ECDH
+/// of the ConsentID encryption key, which never leaves the token, with a fixed point hashed to
+/// the curve (RFC 9380, so nobody knows its discrete logarithm and only the token's key can
+/// compute the shared secret), through HKDF-SHA256. `None` until that key exists: the first
+/// start creates it.
+pub async fn audit_secret_from_service_key(store: &Store, keys: &dyn KeyBackend) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+    use p256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest as _};
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    let Some(id) = store.service_key(APP_ENCRYPTION).await? else { return Ok(None) };
+    let record = store.key(&id).await?;
+    let signer = keys.open(&pki::KeyReference(record.reference))?;
+    let peer = p256::NistP256::hash_from_bytes::<ExpandMsgXmd<Sha256>>(&[b"audit chain peer"], &[AUDIT_PEER_DST])
+        .map_err(|_| Error::Inconsistent("hash to curve failed".into()))?
+        .to_affine()
+        .to_encoded_point(false);
+    let shared = signer.diffie_hellman(peer.as_bytes())?;
+    let mut secret = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<Sha256>::new(None, &shared)
+        .expand(store::AuditKey::PURPOSE.as_bytes(), secret.as_mut())
+        .map_err(|_| Error::Inconsistent("HKDF output length".into()))?;
+    Ok(Some(secret))
+}
+
 impl Authority {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
@@ -102,7 +130,12 @@ impl Authority {
                 // The key before the transaction (crate::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.
                 let label = format!("eidportal-{role}-{}", hex::encode(rand::random::<[u8; 8]>()));
-                let key = self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?;
+                // Only the encryption key does ECDH; the signing key only signs (no CKA_DERIVE).
+                let key = if role == APP_ENCRYPTION {
+                    self.prepare_agreement_key(&label).await?
+                } else {
+                    self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
+                };
                 match self.record_service_key(role, &key).await {
                     Ok(true) => {}
                     Ok(false) => self.discard_key(key).await,

@@ -453,7 +453,7 @@ impl Authority {
         let subjects = [credential.chain.first().map(|c| c.0.clone()), self.tsa_chain().first().map(|c| c.0.clone())];
         for der in subjects.into_iter().flatten() {
             let certificate = crate::parse_certificate(&der)?;
-            let request = ocsp_request(&qualified.hashes, certificate.tbs_certificate.serial_number.as_bytes());
+            let request = pki::ocsp::request(&qualified.hashes, &certificate.tbs_certificate.serial_number)?;
             let answer = self.ocsp(&request).await;
             if answer.outcome != "successful" {
                 return Err(Error::Inconsistent(format!("our OCSP responder answered {}", answer.outcome)));
@@ -478,23 +478,15 @@ fn failure_hint(refusal: &SigningError) -> &'static str {
     }
 }
 
-/// A DER OCSPRequest (RFC 6960 §4.1.1) for one certificate of `issuer`, CertID with SHA-1.
-fn ocsp_request(issuer: &pki::ocsp::IssuerHashes, serial: &[u8]) -> Vec<u8> {
-    use crate::tsa::tlv;
-    let sha1 = [0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00];
-    let cert_id = tlv(0x30, &[&sha1[..], &tlv(0x04, &issuer.sha1_name), &tlv(0x04, &issuer.sha1_key), &tlv(0x02, serial)].concat());
-    tlv(0x30, &tlv(0x30, &tlv(0x30, &tlv(0x30, &cert_id))))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
 
     #[test]
     fn ocsp_requests_to_our_own_responder_are_well_formed() {
         let hashes = pki::ocsp::IssuerHashes { sha1_name: vec![1; 20], sha1_key: vec![2; 20], sha256_name: vec![], sha256_key: vec![] };
-        let parsed = pki::ocsp::parse_request(&ocsp_request(&hashes, &[0x11; 16])).unwrap();
+        let serial = x509_cert::serial_number::SerialNumber::new(&[0x11; 16]).unwrap();
+        let parsed = pki::ocsp::parse_request(&pki::ocsp::request(&hashes, &serial).unwrap()).unwrap();
         assert_eq!(parsed.queries.len(), 1);
         assert!(hashes.matches(&parsed.queries[0]));
     }

@@ -19,9 +19,15 @@
 //! kept), the token destroys it, then the record becomes `destroyed`; a crash in between
 //! leaves a `destroying` record that the upkeep finishes.
 
-use serde_json::json;
+use std::sync::{Arc, PoisonError};
 
-use pki::{GeneratedKey, KeyAlgorithm, KeyReference, PublicKeyDer};
+use der::Encode as _;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use x509_cert::Certificate;
+
+use pki::profile;
+use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
 use store::{KeyId, KeyRecord, KeyState, Tx};
 
 use crate::{Authority, Error};
@@ -63,10 +69,40 @@ impl PreparedKey {
 }
 
 impl Authority {
+    /// Before a key signs for a certificate: is it the key the certificate certifies? Its
+    /// public key must be the certificate's SubjectPublicKeyInfo, and it must make a signature
+    /// that verifies under it (`profile::check_key_matches`). A match is remembered per key id
+    /// (with the SPKI it matched), so later calls only compare the public key. Without this
+    /// check, a certificate row pointed at another key (a CA's) would make that key sign.
+    pub(crate) async fn check_key_binding(&self, key_id: &KeyId, certificate: &Certificate, signer: &Arc<dyn KeySigner>) -> Result<(), Error> {
+        let spki = certificate.tbs_certificate.subject_public_key_info.to_der()?;
+        let fingerprint: [u8; 32] = Sha256::digest(&spki).into();
+        let known = self.key_bindings.lock().unwrap_or_else(PoisonError::into_inner).get(key_id) == Some(&fingerprint);
+        if known && signer.public_key().0 == spki {
+            return Ok(());
+        }
+        let (checked, certified) = (Arc::clone(signer), certificate.clone());
+        tokio::task::spawn_blocking(move || profile::check_key_matches(&certified, checked.as_ref(), "the signing certificate"))
+            .await
+            .map_err(|e| Error::Inconsistent(format!("the key check thread failed: {e}")))?
+            .inspect_err(|e| tracing::error!(key = %key_id.0, error = %e, "a key does not match the certificate it is to sign for"))?;
+        self.key_bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(key_id.clone(), fingerprint);
+        Ok(())
+    }
+
     /// Steps 1 and 2: a key for a use case, generated before its transaction begins (a token
     /// may take its time, and no write lock is held meanwhile). `label` must be unique (callers
     /// put a serial or a random id in it): the upkeep destroys by label.
     pub(crate) async fn prepare_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<PreparedKey, Error> {
+        self.prepare_key_for(label, algorithm, false).await
+    }
+
+    /// [`Authority::prepare_key`] for a P-256 key that also does key agreement (ECDH).
+    pub(crate) async fn prepare_agreement_key(&self, label: &str) -> Result<PreparedKey, Error> {
+        self.prepare_key_for(label, KeyAlgorithm::EcdsaP256, true).await
+    }
+
+    async fn prepare_key_for(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<PreparedKey, Error> {
         let id = random_key_id();
         let recorded_before = self.keys.keeps_objects();
         if recorded_before {
@@ -84,7 +120,8 @@ impl Authority {
             .await?;
             tx.commit().await?;
         }
-        let generated = match self.keys.generate(label, algorithm) {
+        let generated = if agreement { self.keys.generate_agreement_key(label) } else { self.keys.generate(label, algorithm) };
+        let generated = match generated {
             Ok(generated) => generated,
             Err(error) => {
                 // The token may hold part of it; the record says where to look.

@@ -163,7 +163,17 @@ pub struct Authority {
     ocsp_cache: ocsp::Cache,
     /// MACs the anonymous sessions' tokens.
     anonymous_key: login::AnonymousKey,
+    /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
+    /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
+    key_bindings: std::sync::Mutex<HashMap<store::KeyId, [u8; 32]>>,
+    /// When the upkeep last wrote an audit checkpoint (or the authority opened).
+    last_checkpoint: std::sync::Mutex<UnixTime>,
+    /// Counts of `POST /tsa` requests this second.
+    tsa_limiter: tsa::TsaLimiter,
 }
+
+/// Seconds between two audit checkpoints written by the upkeep.
+const AUDIT_CHECKPOINT_INTERVAL: i64 = 3600;
 
 impl Authority {
     /// Opens the authority: creates the CA hierarchy on first use, loads every CA key and
@@ -183,7 +193,11 @@ impl Authority {
             service_keys: RwLock::new(HashMap::new()),
             ocsp_cache: ocsp::Cache::default(),
             anonymous_key: login::AnonymousKey::generate(),
+            key_bindings: std::sync::Mutex::new(HashMap::new()),
+            last_checkpoint: std::sync::Mutex::new(UnixTime(0)),
+            tsa_limiter: tsa::TsaLimiter::default(),
         };
+        *authority.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = authority.clock.now();
         authority.ensure_hierarchy().await?;
         authority.ensure_service_keys().await?;
         authority.load_hierarchy().await?;
@@ -205,7 +219,70 @@ impl Authority {
         self.store.purge_used_nonces(self.clock.now()).await?;
         self.purge_unverified_registrations().await?;
         self.ocsp_cache.set_revision(self.store.status_revision().await?);
+        let now = self.clock.now();
+        let due = {
+            let last = self.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            now.0 - last.0 >= AUDIT_CHECKPOINT_INTERVAL
+        };
+        if due {
+            self.write_audit_checkpoint().await?;
+        }
         Ok(())
+    }
+
+    /// Writes a checkpoint of the audit chain's head to the checkpoint folder: the head's
+    /// sequence number and hash, where the keyed part starts, MACed with the audit key. A
+    /// file of its own per checkpoint, written to a temporary name, synced, then renamed.
+    /// `None` when the store has no audit key or no folder is configured.
+    pub async fn write_audit_checkpoint(&self) -> Result<Option<std::path::PathBuf>, Error> {
+        let (Some(key), Some(folder)) = (self.store.audit_key(), self.settings.audit_checkpoints.as_ref()) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let head = self.store.audit_head().await?;
+        let keyed_from = self.store.audit_keyed_from().await?.ok_or_else(|| Error::Inconsistent("the audit chain has no keyed part".into()))?;
+        let checkpoint = store::Checkpoint::new(key, now, &head, keyed_from);
+        let path = folder.join(format!("{:012}-{}.json", head.0, now.0));
+        let (folder, path2, text) = (folder.clone(), path.clone(), checkpoint.to_json());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            std::fs::create_dir_all(&folder)?;
+            let temporary = path2.with_extension("tmp");
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path2)?;
+            std::fs::File::open(&folder)?.sync_all()
+        })
+        .await
+        .map_err(|e| Error::Inconsistent(format!("the checkpoint thread failed: {e}")))?
+        .map_err(|e| Error::Inconsistent(format!("cannot write the audit checkpoint {}: {e}", path.display())))?;
+        *self.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        Ok(Some(path))
+    }
+
+    /// The audit checkpoints in the checkpoint folder. A file that is not a checkpoint is an
+    /// error: nothing else belongs there.
+    fn audit_checkpoints(&self) -> Result<Vec<store::Checkpoint>, Error> {
+        let Some(folder) = self.settings.audit_checkpoints.as_ref() else { return Ok(Vec::new()) };
+        let entries = match std::fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::Inconsistent(format!("cannot read {}: {e}", folder.display()))),
+        };
+        let mut checkpoints = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| Error::Inconsistent(e.to_string()))?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Inconsistent(format!("cannot read {}: {e}", path.display())))?;
+            let checkpoint = store::Checkpoint::from_json(&text)
+                .ok_or_else(|| Error::Inconsistent(format!("{} is not an audit checkpoint", path.display())))?;
+            checkpoints.push(checkpoint);
+        }
+        checkpoints.sort_by_key(|c| (c.seq, c.at.0));
+        Ok(checkpoints)
     }
 
     /// Only re-reads the status revision, so that OCSP answers reflect revocations made by
@@ -274,11 +351,15 @@ impl Authority {
         Ok(pem)
     }
 
-    /// Checks the audit log's hash chain; returns the number of entries.
+    /// Checks the audit log's hash chain; returns the number of entries. With an audit key:
+    /// the keyed part by its MACs, and the chain against every checkpoint outside the database.
     pub async fn verify_audit(&self) -> Result<Result<usize, store::ChainBreak>, Error> {
         let entries = self.store.audit_entries().await?;
         let head = self.store.audit_head().await?;
-        Ok(store::verify_chain(&entries, &head))
+        match self.store.audit_key() {
+            Some(key) => Ok(store::verify_keyed_chain(&entries, &head, key, &self.audit_checkpoints()?)),
+            None => Ok(store::verify_chain(&entries, &head)),
+        }
     }
 
     async fn open_key(&self, id: &KeyId) -> Result<Arc<dyn KeySigner>, Error> {

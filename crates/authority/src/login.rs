@@ -94,8 +94,10 @@ impl SessionToken {
     }
 }
 
-/// The key that MACs anonymous session tokens: random, made when the process starts and never
-/// stored (an anonymous session is worth nothing after a restart: the visitor gets a new one).
+/// The key that MACs anonymous session tokens. The server derives it from the deployment's
+/// secret ([`Authority::with_deployment_secret`]), so every instance behind a load balancer,
+/// and the same instance after a restart, accepts the others' tokens; until then (tests, tools)
+/// it is random, made when the process starts and never stored.
 pub(crate) struct AnonymousKey([u8; 32]);
 
 impl std::fmt::Debug for AnonymousKey {
@@ -108,6 +110,18 @@ impl AnonymousKey {
     /// A fresh random key.
     pub(crate) fn generate() -> Self {
         Self(rand::random())
+    }
+
+    /// The key derived from the deployment's secret (HKDF-SHA256, RFC 5869, with its own
+    /// label, so that it tells nothing about the audit key made from the same secret).
+    pub(crate) fn from_secret(secret: &[u8; 32]) -> Self {
+        let mut key = [0u8; 32];
+        // INVARIANT: 32 bytes are far below HKDF-SHA256's limit of 255 × 32.
+        #[allow(clippy::expect_used)]
+        hkdf::Hkdf::<Sha256>::new(None, secret)
+            .expand(b"eidportal anonymous session key", &mut key)
+            .expect("HKDF expands 32 bytes");
+        Self(key)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -164,6 +178,13 @@ pub struct LoginState {
 }
 
 impl Authority {
+    /// Derives the keys that must be the same on every instance of a deployment (today: the
+    /// anonymous session tokens' MAC key) from its secret, the one the audit key comes from.
+    pub fn with_deployment_secret(mut self, secret: &[u8; 32]) -> Self {
+        self.anonymous_key = AnonymousKey::from_secret(secret);
+        self
+    }
+
     /// A new anonymous session (it carries the CSRF token of the forms). Nothing is stored.
     pub fn new_session(&self) -> (SessionToken, Session) {
         let expires_at = self.clock.now().plus_seconds(ANONYMOUS_LIFETIME);
@@ -394,6 +415,14 @@ impl Authority {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instances_of_one_deployment_accept_each_others_anonymous_tokens() {
+        let now = UnixTime(1_800_000_000);
+        let token = SessionToken::generate_anonymous(&AnonymousKey::from_secret(&[1; 32]), now.plus_seconds(60));
+        assert!(token.anonymous_expiry(&AnonymousKey::from_secret(&[1; 32]), now).is_some(), "another instance");
+        assert!(token.anonymous_expiry(&AnonymousKey::from_secret(&[2; 32]), now).is_none(), "another deployment");
+    }
 
     #[test]
     fn anonymous_tokens_are_the_servers_own_and_expire() {

@@ -3,7 +3,7 @@
 //! status revision changes or the response nears its nextUpdate, so a cached answer costs no
 //! signature. A request with a nonce always gets a fresh signature echoing it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::RwLock;
 
@@ -16,9 +16,12 @@ use pki::ocsp::{self, CertQuery, Responder, Status};
 use crate::settings::CaName;
 use crate::{Authority, Error};
 
-/// Cached responses beyond this number are dropped all at once (a flood of distinct requests
-/// cannot grow memory without bound).
-const CACHE_LIMIT: usize = 200_000;
+/// The most bytes the cache holds (responses and keys); the oldest entries go first. A cache
+/// keyed by the normalised CertID holds one entry per certificate we issued, so this bounds
+/// only a CA with very many certificates.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// What an entry costs besides its response and key (map and queue slots, the entry itself).
+const ENTRY_OVERHEAD: usize = 128;
 
 /// What the HTTP layer sends back.
 #[derive(Debug, Clone)]
@@ -48,11 +51,27 @@ struct Entry {
     revision: i64,
 }
 
-/// Signed responses by the DER of the (nonce-less, single-CertID) request they answer.
+/// Signed responses by the DER of the one CertID they answer (finding 7: never by the whole
+/// request, whose extensions a client may pad at will), only for nonce-less requests about a
+/// certificate we issued, at most [`CACHE_BYTES`].
 #[derive(Default)]
 pub(crate) struct Cache {
-    entries: RwLock<HashMap<Vec<u8>, Entry>>,
+    inner: RwLock<CacheInner>,
     revision: AtomicI64,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: HashMap<Vec<u8>, (Entry, u64)>,
+    /// Keys oldest first, with the generation they were stored under (a key stored again
+    /// leaves a stale slot behind, skipped on eviction).
+    order: VecDeque<(Vec<u8>, u64)>,
+    generation: u64,
+    bytes: usize,
+}
+
+fn cost(key: &[u8], entry: &Entry) -> usize {
+    key.len() * 2 + entry.body.len() + ENTRY_OVERHEAD
 }
 
 impl Cache {
@@ -61,28 +80,54 @@ impl Cache {
     }
 
     pub(crate) fn clear(&self) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.clear();
+        if let Ok(mut inner) = self.inner.write() {
+            *inner = CacheInner::default();
         }
     }
 
+    /// (entries, bytes) held now.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        self.inner.read().map(|inner| (inner.entries.len(), inner.bytes)).unwrap_or((0, 0))
+    }
+
     fn get(&self, key: &[u8]) -> Option<Entry> {
-        let entries = self.entries.read().ok()?;
-        let entry = entries.get(key)?;
+        let inner = self.inner.read().ok()?;
+        let (entry, _) = inner.entries.get(key)?;
         (entry.revision == self.revision.load(Ordering::SeqCst)).then(|| entry.clone())
     }
 
     fn put(&self, key: Vec<u8>, entry: Entry) {
-        if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= CACHE_LIMIT {
-                entries.clear();
+        let Ok(mut inner) = self.inner.write() else { return };
+        let inner = &mut *inner;
+        inner.generation += 1;
+        let generation = inner.generation;
+        inner.bytes += cost(&key, &entry);
+        if let Some((old, _)) = inner.entries.insert(key.clone(), (entry, generation)) {
+            inner.bytes = inner.bytes.saturating_sub(cost(&key, &old));
+        }
+        inner.order.push_back((key, generation));
+        while inner.bytes > CACHE_BYTES {
+            let Some((oldest, generation)) = inner.order.pop_front() else { break };
+            if inner.entries.get(&oldest).is_some_and(|(_, g)| *g == generation) {
+                if let Some((old, _)) = inner.entries.remove(&oldest) {
+                    inner.bytes = inner.bytes.saturating_sub(cost(&oldest, &old));
+                }
             }
-            entries.insert(key, entry);
+        }
+        // Stale slots (keys stored again) are dropped once they outnumber the live ones.
+        if inner.order.len() > 2 * inner.entries.len() + 1024 {
+            let entries = &inner.entries;
+            inner.order.retain(|(key, generation)| entries.get(key).is_some_and(|(_, g)| g == generation));
         }
     }
 }
 
 impl Authority {
+    /// The OCSP response cache's size: (entries, bytes). For tests and metrics.
+    pub fn ocsp_cache_size(&self) -> (usize, usize) {
+        self.ocsp_cache.size()
+    }
+
     /// Answers a DER OCSP request. Never fails: problems become OCSP error statuses.
     pub async fn ocsp(&self, request: &[u8]) -> OcspAnswer {
         match self.ocsp_inner(request).await {
@@ -96,9 +141,17 @@ impl Authority {
 
     async fn ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer, Error> {
         let now = self.clock.now();
-        // 1. The same request bytes asked before without a nonce get the same answer: served
-        //    without even parsing (the cache is keyed by the request's DER).
-        if let Some(entry) = self.ocsp_cache.get(request) {
+        let parsed = match ocsp::parse_request(request) {
+            Ok(parsed) => parsed,
+            Err(_) => return Ok(OcspAnswer::error(OcspResponseStatus::MalformedRequest, "malformed_request")),
+        };
+        // 1. A nonce-less request about one certificate asked before gets the same answer,
+        //    found by its CertID (re-encoded in DER): whatever else the request carries.
+        let cache_key = match parsed.queries.as_slice() {
+            [query] if parsed.nonce.is_none() => Some(query.cert_id_der.clone()),
+            _ => None,
+        };
+        if let Some(entry) = cache_key.as_deref().and_then(|key| self.ocsp_cache.get(key)) {
             if self.settings.ocsp.response_is_fresh(entry.next_update, now) {
                 return Ok(OcspAnswer {
                     body: entry.body,
@@ -108,16 +161,12 @@ impl Authority {
                 });
             }
         }
-        let parsed = match ocsp::parse_request(request) {
-            Ok(parsed) => parsed,
-            Err(_) => return Ok(OcspAnswer::error(OcspResponseStatus::MalformedRequest, "malformed_request")),
-        };
         // 2. Every CertID must name the same one of our issuing CAs (RFC 6960 §2.3: else
         //    `unauthorized`).
         let Some(ca) = self.issuing_ca_of(&parsed.queries)? else {
             return Ok(OcspAnswer::error(OcspResponseStatus::Unauthorized, "unauthorized"));
         };
-        let single_cacheable = parsed.queries.len() == 1 && parsed.nonce.is_none();
+        let single_cacheable = cache_key.is_some();
         // Read the revision before the statuses: a revocation committed in between makes the
         // entry stale at once rather than hiding it.
         let revision = self.store.status_revision().await?;
@@ -132,8 +181,10 @@ impl Authority {
         let responder = Responder { certificate, signer: signer.as_ref() };
         let next_update = now.plus_seconds(self.settings.ocsp.response_lifetime);
         let body = Bytes::from(ocsp::sign_response(&responder, &answers, now, next_update, parsed.nonce.as_deref())?);
-        if single_cacheable {
-            self.ocsp_cache.put(request.to_vec(), Entry { body: body.clone(), this_update: now, next_update, revision });
+        // Only answers about certificates we issued are kept: random serials cannot fill the cache.
+        let known = answers.iter().all(|(_, status)| !matches!(status, Status::Unknown));
+        if let (Some(key), true) = (cache_key, known) {
+            self.ocsp_cache.put(key, Entry { body: body.clone(), this_update: now, next_update, revision });
         }
         Ok(OcspAnswer {
             body,
@@ -173,5 +224,27 @@ impl Authority {
             // Reserved or abandoned: no certificate with this serial was handed out.
             _ => Status::Unknown,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_to_its_byte_budget_evicting_the_oldest() {
+        let cache = Cache::default();
+        let entry = |size: usize| Entry { body: Bytes::from(vec![0u8; size]), this_update: UnixTime(0), next_update: UnixTime(1), revision: 0 };
+        for i in 0u32..80 {
+            cache.put(i.to_be_bytes().to_vec(), entry(1024 * 1024));
+        }
+        let (entries, bytes) = cache.size();
+        assert!(bytes <= CACHE_BYTES && entries < 80, "{entries} entries, {bytes} bytes");
+        assert!(cache.get(&0u32.to_be_bytes()).is_none(), "the oldest went first");
+        assert!(cache.get(&79u32.to_be_bytes()).is_some(), "the newest stays");
+        // Storing a key again replaces its entry and its cost.
+        cache.put(79u32.to_be_bytes().to_vec(), entry(10));
+        assert_eq!(cache.size().0, entries);
+        assert!(cache.size().1 < bytes);
     }
 }

@@ -75,6 +75,8 @@ pub struct Settings {
     pub renewal_window_days: i64,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
+    /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
+    pub audit_checkpoints: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -103,6 +105,7 @@ impl Settings {
             timestamping: TimestampSchedule::default(),
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
+            audit_checkpoints: None,
             renewal_window_days: 30,
             mailer: crate::mail::Mailer {
                 outbox: std::path::PathBuf::from("outbox"),

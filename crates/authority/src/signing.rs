@@ -13,7 +13,7 @@ use domain::{CertificateKind, CertificateStatus, DeviceState, Serial, Transactio
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, SignAuthorizationRecord, UserRecord};
+use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord, UserRecord};
 
 use crate::settings::CaName;
 use crate::{Authority, Error, Rejection};
@@ -511,15 +511,27 @@ impl Authority {
         let SignBatch { authorization_id, padding, algorithm, hashes } = *batch;
         let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = tx.key(&key_id).await?;
-        let signatures = self.sign_digests(key.reference, padding, algorithm, hashes).await?;
+        let signatures = self.sign_digests(&key_id, key.reference, credential, padding, algorithm, hashes).await?;
         self.record_signatures(tx, user, credential, authorization_id, algorithm, hashes, self.clock.now()).await?;
         Ok(signatures)
     }
 
-    /// The key's signatures over `hashes`, made on a blocking thread (a batch takes milliseconds).
-    async fn sign_digests(&self, key: Vec<u8>, padding: RsaPadding, algorithm: HashAlgorithm, hashes: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, SigningError> {
+    /// The key's signatures over `hashes`, made on a blocking thread (a batch takes milliseconds),
+    /// once the key is known to be the one the credential's certificate certifies.
+    async fn sign_digests(
+        &self,
+        key_id: &KeyId,
+        key: Vec<u8>,
+        credential: &Credential,
+        padding: RsaPadding,
+        algorithm: HashAlgorithm,
+        hashes: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, SigningError> {
         let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
         let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key))?;
+        let certificate = credential.chain.first().ok_or_else(|| Error::Inconsistent("a credential without certificate".into()))?;
+        let certificate = crate::parse_certificate(&certificate.0)?;
+        self.check_key_binding(key_id, &certificate, &signer).await?;
         let signed = tokio::task::spawn_blocking(move || digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>())
             .await
             .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
@@ -588,7 +600,7 @@ impl Authority {
         }
         let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = self.store.key(&key_id).await?;
-        let signatures = self.sign_digests(key.reference, padding, algorithm, hashes).await?;
+        let signatures = self.sign_digests(&key_id, key.reference, &credential, padding, algorithm, hashes).await?;
         // 2. Checked again, spent and recorded in one transaction.
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;

@@ -44,44 +44,70 @@ impl TsaUnit {
     }
 }
 
-/// A DER TLV with a definite length (contents up to 65535 bytes).
-pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let len = content.len();
-    let mut out = vec![tag];
-    if len < 0x80 {
-        out.push(u8::try_from(len).unwrap_or(0));
-    } else if len < 0x100 {
-        out.extend_from_slice(&[0x81, u8::try_from(len).unwrap_or(0)]);
-    } else {
-        out.push(0x82);
-        out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
-    }
-    out.extend_from_slice(content);
-    out
+/// `POST /tsa` requests admitted per client address in one second (finding 7: each costs a
+/// signature, an audit row and an fsync, and anyone may send them).
+pub const TSA_PER_ADDRESS_PER_SECOND: u32 = 20;
+/// `POST /tsa` requests admitted per second from all addresses together.
+pub const TSA_GLOBAL_PER_SECOND: u32 = 200;
+
+/// Counts of the current second, in memory: an anonymous flood must not cost database writes
+/// to be refused. The map holds only this second's addresses, at most the global limit.
+#[derive(Default)]
+pub(crate) struct TsaLimiter {
+    window: std::sync::Mutex<Window>,
 }
 
-/// A DER TimeStampReq (RFC 3161 §2.4.1) asking for the TSA's certificate: version 1, the
-/// imprint, the nonce as a positive INTEGER.
-fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
-    let last = match algorithm {
-        HashAlgorithm::Sha256 => 1,
-        HashAlgorithm::Sha384 => 2,
-        HashAlgorithm::Sha512 => 3,
-    };
-    let algorithm_id = tlv(0x30, &[0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last, 0x05, 0x00]);
-    let mut body = vec![0x02, 0x01, 0x01];
-    body.extend(tlv(0x30, &[algorithm_id, tlv(0x04, imprint)].concat()));
-    if let Some(nonce) = nonce {
-        let trimmed: Vec<u8> = nonce.iter().copied().skip_while(|b| *b == 0).collect();
-        let mut integer = if trimmed.first().is_some_and(|b| b & 0x80 != 0) { vec![0] } else { Vec::new() };
-        integer.extend(if trimmed.is_empty() { vec![0] } else { trimmed });
-        body.extend(tlv(0x02, &integer));
+#[derive(Default)]
+struct Window {
+    second: i64,
+    total: u32,
+    per_address: std::collections::HashMap<String, u32>,
+}
+
+impl TsaLimiter {
+    /// Whether one more request from `address` fits this second's limits (and counts it).
+    fn admit(&self, address: &str, now: UnixTime, per_address: u32, global: u32) -> bool {
+        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window.second != now.0 {
+            *window = Window { second: now.0, ..Window::default() };
+        }
+        if window.total >= global {
+            return false;
+        }
+        let count = window.per_address.get(address).copied().unwrap_or(0);
+        if count >= per_address {
+            return false;
+        }
+        window.per_address.insert(address.to_owned(), count + 1);
+        window.total += 1;
+        true
     }
-    body.extend_from_slice(&[0x01, 0x01, 0xff]);
-    tlv(0x30, &body)
+}
+
+/// A DER TimeStampReq (RFC 3161 §2.4.1) for our own TSA, asking for its certificate.
+fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+    let hash = match algorithm {
+        HashAlgorithm::Sha256 => tsa::ImprintHash::Sha256,
+        HashAlgorithm::Sha384 => tsa::ImprintHash::Sha384,
+        HashAlgorithm::Sha512 => tsa::ImprintHash::Sha512,
+    };
+    Ok(tsa::request(hash, imprint, nonce)?)
 }
 
 impl Authority {
+    /// Admits one `POST /tsa` request from `address`, or refuses it with
+    /// `Rejection::RateLimited` beyond [`TSA_PER_ADDRESS_PER_SECOND`] from that address or
+    /// [`TSA_GLOBAL_PER_SECOND`] from everyone (unless `dangerous_disable_rate_limits`).
+    pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
+        if self.settings.dangerous_disable_rate_limits
+            || self.tsa_limiter.admit(address, self.clock.now(), TSA_PER_ADDRESS_PER_SECOND, TSA_GLOBAL_PER_SECOND)
+        {
+            Ok(())
+        } else {
+            Err(crate::Rejection::RateLimited.into())
+        }
+    }
+
     /// Answers a DER TimeStampReq with a DER TimeStampResp: a token, or a `rejection` saying
     /// why (RFC 3161 §2.4.2). `Err` only when the service itself fails.
     ///
@@ -138,7 +164,7 @@ impl Authority {
     /// given: what `signatures/timestamp` of the CSC API and the portal's B-T signatures use.
     /// A request the TSA rejects (e.g. a digest of the wrong length) is `Rejection::Invalid`.
     pub async fn timestamp_token(&self, algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)).await?;
+        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)?).await?;
         let read = tsa::read_response(&response)?;
         read.token.ok_or(Error::Rejected(crate::Rejection::Invalid("hash")))
     }
@@ -252,13 +278,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn time_stamp_requests_are_limited_per_address_and_in_all() {
+        let limiter = TsaLimiter::default();
+        let now = UnixTime(1000);
+        assert!((0..3).all(|_| limiter.admit("10.0.0.1", now, 3, 5)));
+        assert!(!limiter.admit("10.0.0.1", now, 3, 5), "a fourth from one address");
+        assert!(limiter.admit("10.0.0.2", now, 3, 5), "another address has its own count");
+        assert!(limiter.admit("10.0.0.3", now, 3, 5));
+        assert!(!limiter.admit("10.0.0.4", now, 3, 5), "the global limit holds for new addresses too");
+        assert!(limiter.admit("10.0.0.1", UnixTime(1001), 3, 5), "a new second, new counts");
+    }
+
+    #[test]
     fn our_own_time_stamp_requests_parse_as_the_tsa_reads_them() {
         let policy = const_oid::ObjectIdentifier::new_unwrap("1.2.3");
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None), &policy).unwrap();
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None).unwrap(), &policy).unwrap();
         assert!(parsed.cert_req && parsed.nonce.is_none());
         assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])), &policy).unwrap();
+        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])).unwrap(), &policy).unwrap();
         assert_eq!(parsed.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
-        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None), &policy).is_err(), "wrong length");
+        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None).unwrap(), &policy).is_err(), "wrong length");
     }
 }

@@ -733,3 +733,75 @@ async fn argon2_does_not_stall_the_runtime() {
     out.unwrap();
     assert!(longest * 2 < argon, "the runtime stalled for {longest:?}; one Argon2 check takes {argon:?}");
 }
+
+/// Software keys always; SoftHSM2 too when scripts/test configured it.
+fn key_backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
+    let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
+        vec![("software", Arc::new(SoftwareKeyBackend::new(MasterKey::generate())))];
+    hsm::test_support::private_token().expect("a private copy of the test token");
+    if let (Ok(module), Ok(token), Ok(pin)) = (
+        std::env::var("EIDPORTAL_TEST_PKCS11_MODULE"),
+        std::env::var("EIDPORTAL_TEST_PKCS11_TOKEN"),
+        std::env::var("EIDPORTAL_TEST_PKCS11_PIN"),
+    ) {
+        let backend = hsm::Pkcs11Backend::open(module.as_ref(), &token, hsm::Pin::new(pin)).expect("open the test token");
+        out.push(("pkcs11", Arc::new(backend)));
+    } else if std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_some() {
+        panic!("EIDPORTAL_TEST_PKCS11_* are not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test");
+    }
+    out
+}
+
+/// Finding 8: someone with write access to the database points a cloud certificate's row at
+/// the qualified CA's key. signHash with a valid SAD must not make the CA key sign (it would
+/// sign whatever hash it is given: a certificate's TBS, for instance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    for (backend, keys) in key_backends() {
+        let sub = dir.path().join(backend);
+        std::fs::create_dir_all(&sub).unwrap();
+        for db in store::test_support::databases(&sub).await {
+            let name = format!("{backend} on {}", db.name);
+            let clock = Arc::new(ManualClock::new(START));
+            let store = Store::connect(&db.url).await.unwrap();
+            let authority =
+                Authority::open(store, keys.clone(), clock.clone(), Settings::new("http://127.0.0.1:8080")).await.unwrap();
+            let email = "petar@example.rs";
+            let app = activate(&authority, &enrol(&authority, email).await).await.unwrap();
+            let person = pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse("0101990710008").unwrap() };
+            let issued = authority.issue_cloud_certificate(&person, Some(email), "officer").await.unwrap();
+            let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+            let credential = issued.serial.to_hex();
+            let hash = vec![7u8; 32];
+
+            // Its own key signs.
+            let handle = authorised(&authority, &app, &user, &credential, &[hash.clone()], &clock).await;
+            let sad = sad_of(&authority, &user, &handle).await;
+            authority.sign_hashes(&user, "api:test", &credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[hash.clone()]).await.unwrap();
+
+            // The row now names the qualified CA's key.
+            let ca_key = authority.store().authority("qualified").await.unwrap().unwrap().key_id;
+            let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+            let changed = sqlx::query("UPDATE certificates SET key_id = $1 WHERE serial = $2")
+                .bind(ca_key.0.clone())
+                .bind(credential.clone())
+                .execute(&raw)
+                .await
+                .unwrap()
+                .rows_affected();
+            assert_eq!(changed, 1, "{name}");
+            raw.close().await;
+
+            let handle = authorised(&authority, &app, &user, &credential, &[hash.clone()], &clock).await;
+            let sad = sad_of(&authority, &user, &handle).await;
+            let refused = authority.sign_hashes(&user, "api:test", &credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[hash.clone()]).await;
+            match refused {
+                Err(SigningError::Failed(Error::Pki(pki::Error::KeyMismatch(_)))) => {}
+                other => panic!("{name}: the CA key signed for a cloud certificate: {other:?}"),
+            }
+            authority.store().close().await;
+        }
+    }
+}

@@ -382,3 +382,44 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
         }
     }
 }
+
+/// An OCSP request about `serial` with a `pad`-byte unknown (non-critical) request extension.
+fn padded_ocsp_request(issuer: &Certificate, serial: &Serial, pad: usize) -> Vec<u8> {
+    let mut request = OcspRequest::from_der(&ocsp_request(issuer, serial)).unwrap();
+    request.tbs_request.request_extensions = Some(vec![x509_cert::ext::Extension {
+        extn_id: der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.99.1"),
+        critical: false,
+        extn_value: der::asn1::OctetString::new(vec![0x5a; pad]).unwrap(),
+    }]);
+    request.to_der().unwrap()
+}
+
+/// Finding 7: the OCSP cache was keyed by the whole request, so requests padded with an
+/// unknown extension and a random serial each took an entry (and at the cap, evicted the real
+/// ones). Now it is keyed by the CertID and keeps only answers about our certificates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padded_ocsp_requests_do_not_grow_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("db").display());
+    let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
+    let authority = open(&url, keys, Arc::new(ManualClock::new(START))).await;
+    let issuer = Certificate::from_der(&authority.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
+    let issued = authority.issue_cloud_certificate(&person(), Some("p@example.rs"), "test").await.unwrap();
+    assert_eq!(status(&authority, &issued.serial).await, (CertStatus::good(), false));
+    let size = authority.ocsp_cache_size();
+    assert_eq!(size.0, 1);
+
+    for _ in 0..200 {
+        let request = padded_ocsp_request(&issuer, &Serial::from_random(rand::random()), 3 * 1024);
+        let answer = authority.ocsp(&request).await;
+        assert_eq!(answer.outcome, "successful");
+        assert!(matches!(pki::ocsp::read_response(&answer.body).unwrap().0[0], CertStatus::Unknown(_)));
+    }
+    assert_eq!(authority.ocsp_cache_size(), size, "random padded requests grew the cache");
+
+    // The real entry is still there, and the same CertID padded finds it.
+    assert_eq!(status(&authority, &issued.serial).await, (CertStatus::good(), true));
+    let answer = authority.ocsp(&padded_ocsp_request(&issuer, &issued.serial, 3 * 1024)).await;
+    assert!(answer.cached, "the padded request about a real certificate is the same CertID");
+    assert_eq!(authority.ocsp_cache_size(), size);
+}

@@ -5,6 +5,7 @@
 //! `scripts/README.md` says how.
 //!
 //! ```text
+//! sign_bench raw [SECONDS]    (raw in-process P-256 signing only, one thread)
 //! sign_bench --server http://127.0.0.1:PORT --user user.json --password-file FILE
 //!            --credential SERIAL --data DIR [--clients 1,2] [--calls 200] [--warmup-calls 10]
 //!            [--rounds 5] [--baseline-seconds 10] [--probe-calls 100] [--levels b-b,b-t,b-lt]
@@ -1315,7 +1316,51 @@ fn report(
     Ok(())
 }
 
+/// `sign_bench raw [SECONDS]`: raw in-process P-256 signing on one thread with a fresh
+/// software key, no server: `sign_digest` (the signHash path: RustCrypto's `PrehashSigner`)
+/// and `sign` over a 100-byte message (certificates, OCSP, tokens: ring). Prints
+/// `RAW_SIGN {json}`; `scripts/bench sign` sets it against `openssl speed ecdsap256`.
+fn raw_signing(seconds: f64) -> Result<(), String> {
+    let backend = SoftwareKeyBackend::new(MasterKey::generate());
+    let key = backend.generate("raw", KeyAlgorithm::EcdsaP256).map_err(|e| format!("key generation: {e}"))?;
+    let signer = backend.open(&key.reference).map_err(|e| format!("opening the key: {e}"))?;
+    let length = Duration::from_secs_f64(seconds.max(0.1));
+    let digests: Vec<Digest> = random_hashes().into_iter().map(Digest::Sha256).collect();
+    let message = [0x5a_u8; 100];
+    let mut rates = Vec::new();
+    for path in ["digest", "message"] {
+        let started = Instant::now();
+        let mut count = 0u64;
+        while started.elapsed() < length {
+            for digest in &digests {
+                let signature = if path == "digest" {
+                    signer.sign_digest(digest, RsaPadding::Pkcs1v15)
+                } else {
+                    signer.sign(&message)
+                };
+                signature.map_err(|e| format!("signing: {e}"))?;
+            }
+            count += digests.len() as u64;
+        }
+        rates.push(count as f64 / started.elapsed().as_secs_f64());
+    }
+    let (digest, message) = (rates.first().copied().unwrap_or(0.0), rates.get(1).copied().unwrap_or(0.0));
+    println!("RAW_SIGN {}", json!({ "digest_per_second": digest, "message_per_second": message, "seconds": seconds }));
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("raw") {
+        let seconds = raw.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(3.0);
+        return match raw_signing(seconds) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("sign_bench raw: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

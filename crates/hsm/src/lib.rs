@@ -140,25 +140,14 @@ impl Pkcs11Backend {
     }
 }
 
-impl KeyBackend for Pkcs11Backend {
-    fn name(&self) -> &'static str {
-        "pkcs11"
-    }
-
-    fn keeps_objects(&self) -> bool {
-        true
-    }
-
-    /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
-    /// private key is a sensitive, non-extractable token object that may only sign (and, for
-    /// P-256, derive ECDH secrets), and the public key a token object with the same random
-    /// `CKA_ID`.
-    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
+impl Pkcs11Backend {
+    /// Generates a key pair; `agreement`: the private key may also derive (ECDH).
+    fn generate_pair(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<GeneratedKey, Error> {
         let generated = self.token.with_session(Retry::No, |session| {
             let id = session
                 .generate_random_vec(KEY_ID_LEN as u32)
                 .during("generate a random CKA_ID")?;
-            let (mechanism, public_template, private_template) = key_pair_templates(label, &id, algorithm);
+            let (mechanism, public_template, private_template) = key_pair_templates(label, &id, algorithm, agreement);
             let (public, private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .during("generate a key pair")?;
@@ -183,9 +172,40 @@ impl KeyBackend for Pkcs11Backend {
             token = %self.token.label,
             label,
             algorithm = algorithm.as_str(),
+            agreement,
             "key pair generated in PKCS#11 token"
         );
         Ok(generated)
+    }
+}
+
+impl KeyBackend for Pkcs11Backend {
+    fn name(&self) -> &'static str {
+        "pkcs11"
+    }
+
+    fn keeps_objects(&self) -> bool {
+        true
+    }
+
+    /// Generates the key pair inside the token (PKCS#11 v2.40 §5.14 `C_GenerateKeyPair`): the
+    /// private key is a sensitive, non-extractable token object that may only sign
+    /// (`CKA_DERIVE` false: a signing key does no key agreement), and the public key a token
+    /// object with the same random `CKA_ID`.
+    fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
+        self.generate_pair(label, algorithm, false)
+    }
+
+    /// A P-256 pair whose private key may also derive ECDH secrets (`CKA_DERIVE` true).
+    fn generate_agreement_key(&self, label: &str) -> Result<GeneratedKey, Error> {
+        self.generate_pair(label, KeyAlgorithm::EcdsaP256, true)
+    }
+
+    /// None: a token's secret objects would be objects without a key record. The audit key of
+    /// a PKCS#11 deployment comes from ECDH with the ConsentID encryption key instead (in
+    /// `server::open_authority`).
+    fn derive_secret(&self, _purpose: &str) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+        Ok(None)
     }
 
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {
@@ -443,6 +463,7 @@ fn key_pair_templates(
     label: &str,
     id: &[u8],
     algorithm: KeyAlgorithm,
+    agreement: bool,
 ) -> (Mechanism<'static>, Vec<Attribute>, Vec<Attribute>) {
     let mut public = vec![
         Attribute::Token(true),
@@ -460,12 +481,12 @@ fn key_pair_templates(
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ];
-    // Besides signing, an EC key may do key agreement ([`KeySigner::diffie_hellman`]); an RSA
-    // key may not decrypt.
+    // Besides signing, an EC key generated for key agreement may derive
+    // ([`KeySigner::diffie_hellman`]); a signing key may not. An RSA key may not decrypt.
     let mechanism = match algorithm {
         KeyAlgorithm::EcdsaP256 => {
             public.push(Attribute::EcParams(P256_PARAMETERS.to_vec()));
-            private.push(Attribute::Derive(true));
+            private.push(Attribute::Derive(agreement));
             Mechanism::EccKeyPairGen
         }
         KeyAlgorithm::Rsa3072 => {
@@ -997,12 +1018,12 @@ mod tests {
     }
 
     /// The private key is sensitive, never left the token, signs, and derives (ECDH) only if it
-    /// is a P-256 key.
+    /// was generated for key agreement (`derive`).
     fn assert_private_key_is_locked_in(
         backend: &Pkcs11Backend,
         reference: &KeyReference,
         label: &str,
-        algorithm: KeyAlgorithm,
+        derive: bool,
     ) {
         let id = decode_reference(reference).expect("our reference").to_vec();
         let private = attributes(
@@ -1030,7 +1051,7 @@ mod tests {
             Attribute::NeverExtractable(true),
             Attribute::AlwaysSensitive(true),
             Attribute::Sign(true),
-            Attribute::Derive(algorithm == KeyAlgorithm::EcdsaP256),
+            Attribute::Derive(derive),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ] {
@@ -1072,7 +1093,8 @@ mod tests {
             .generate(&label, KeyAlgorithm::EcdsaP256)
             .expect("generate P-256");
         assert_eq!(generated.reference.0.len(), REFERENCE_V1.len() + KEY_ID_LEN);
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::EcdsaP256);
+        // Finding 8: a signing key does no key agreement (CKA_DERIVE false).
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, false);
 
         let signer = backend.open(&generated.reference).expect("open P-256");
         assert_eq!(signer.algorithm(), KeyAlgorithm::EcdsaP256);
@@ -1112,7 +1134,7 @@ mod tests {
         let public = rsa::RsaPublicKey::from_public_key_der(&generated.public_key.0).expect("RSA SPKI");
         assert_eq!(public.n().bits(), 3072);
         assert_eq!(public.e(), &rsa::BigUint::from(65_537u32));
-        assert_private_key_is_locked_in(&backend, &generated.reference, &label, KeyAlgorithm::Rsa3072);
+        assert_private_key_is_locked_in(&backend, &generated.reference, &label, false);
 
         let signer = backend.open(&generated.reference).expect("open RSA");
         assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa3072);
@@ -1162,9 +1184,9 @@ mod tests {
             return;
         };
         let backend = open_backend(&token);
-        let generated = backend
-            .generate(&label("ecdh"), KeyAlgorithm::EcdsaP256)
-            .expect("generate P-256");
+        let ecdh_label = label("ecdh");
+        let generated = backend.generate_agreement_key(&ecdh_label).expect("generate P-256");
+        assert_private_key_is_locked_in(&backend, &generated.reference, &ecdh_label, true);
         let signer = backend.open(&generated.reference).expect("open P-256");
         let token_public = p256::PublicKey::from_public_key_der(&generated.public_key.0).expect("P-256 SPKI");
         assert_eq!(secret_key_objects(&backend), 0, "secret keys in the token before the test");
@@ -1217,7 +1239,7 @@ mod tests {
             .token
             .with_session(Retry::No, |session| {
                 let id = session.generate_random_vec(KEY_ID_LEN as u32).during("random CKA_ID")?;
-                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256);
+                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256, true);
                 for attribute in &mut private {
                     if let Attribute::Derive(derive) = attribute {
                         *derive = false;

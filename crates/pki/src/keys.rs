@@ -180,6 +180,18 @@ pub trait KeyBackend: Send + Sync {
     /// callers give each key a label of its own.
     fn generate(&self, label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error>;
 
+    /// Generates a P-256 key that may also do key agreement ([`KeySigner::diffie_hellman`]):
+    /// the service's encryption key. Keys from [`KeyBackend::generate`] only sign (a PKCS#11
+    /// token creates them without `CKA_DERIVE`). A software key can do both either way.
+    fn generate_agreement_key(&self, label: &str) -> Result<GeneratedKey, Error> {
+        self.generate(label, KeyAlgorithm::EcdsaP256)
+    }
+
+    /// A 32-byte secret for `purpose` (e.g. the audit chain's MAC key) that only this backend
+    /// can make again and that no database holds, if the backend has one of its own:
+    /// HKDF-SHA256 of the master key (software keys). `None` for a PKCS#11 token.
+    fn derive_secret(&self, purpose: &str) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, Error>;
+
     /// Opens a key generated earlier.
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error>;
 

@@ -3,7 +3,6 @@
 
 pub mod crl;
 pub mod error;
-mod generator;
 pub mod ocsp;
 pub mod oids;
 pub mod profile;

@@ -149,6 +149,27 @@ impl IssuerHashes {
     }
 }
 
+/// A DER OCSPRequest (RFC 6960 §4.1.1) for the certificate `serial` of `issuer`: one CertID
+/// with SHA-1, no nonce, unsigned.
+pub fn request(issuer: &IssuerHashes, serial: &x509_cert::serial_number::SerialNumber) -> Result<Vec<u8>, Error> {
+    let cert_id = CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned { oid: oids::SHA1, parameters: Some(der::asn1::Any::null()) },
+        issuer_name_hash: OctetString::new(issuer.sha1_name.as_slice())?,
+        issuer_key_hash: OctetString::new(issuer.sha1_key.as_slice())?,
+        serial_number: serial.clone(),
+    };
+    let request = OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request { req_cert: cert_id, single_request_extensions: None }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    };
+    Ok(request.to_der()?)
+}
+
 /// The status of one certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -310,6 +310,37 @@ pub struct TimeStampRequest {
     pub cert_req: bool,
 }
 
+impl ImprintHash {
+    fn oid(self) -> ObjectIdentifier {
+        match self {
+            Self::Sha256 => oids::SHA256,
+            Self::Sha384 => oids::SHA384,
+            Self::Sha512 => oids::SHA512,
+        }
+    }
+}
+
+/// A DER TimeStampReq (RFC 3161 §2.4.1), version 1, asking for the TSA's certificate: the
+/// imprint, and the nonce (big-endian, read as a positive INTEGER) if given.
+pub fn request(hash: ImprintHash, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+    let nonce = match nonce {
+        Some(bytes) => Some(Int::from(der::asn1::Uint::new(bytes)?)),
+        None => None,
+    };
+    let request = TimeStampReq {
+        version: Int::from(der::asn1::Uint::new(&[1])?),
+        message_imprint: MessageImprint {
+            hash_algorithm: AlgorithmIdentifierOwned { oid: hash.oid(), parameters: Some(Any::null()) },
+            hashed_message: OctetString::new(imprint)?,
+        },
+        req_policy: None,
+        nonce,
+        cert_req: true,
+        extensions: None,
+    };
+    Ok(request.to_der()?)
+}
+
 /// Decodes and checks a DER TimeStampReq (RFC 3161 §2.4.1) against the TSA's `policy`. The
 /// error is the reason to send back in a rejection.
 pub fn parse_request(der: &[u8], policy: &ObjectIdentifier) -> Result<TimeStampRequest, FailureInfo> {
@@ -554,6 +585,20 @@ mod tests {
 
     use super::*;
     use crate::keys::{KeyAlgorithm, KeyBackend};
+
+    /// The hand-written encoder this replaced wrote a 2-byte length for anything longer, so
+    /// a 70,000-byte imprint came out as a TLV that claimed 65,535 bytes.
+    #[test]
+    fn requests_are_built_by_der_whatever_their_length() {
+        let long = request(ImprintHash::Sha256, &[7; 70_000], Some(&[0, 0x80, 1])).unwrap();
+        let decoded = TimeStampReq::from_der(&long).unwrap();
+        assert_eq!(decoded.message_imprint.hashed_message.as_bytes().len(), 70_000);
+        assert_eq!(decoded.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
+        assert!(decoded.cert_req);
+        let policy = ObjectIdentifier::new_unwrap("1.2.3.4");
+        let parsed = parse_request(&request(ImprintHash::Sha256, &[7; 32], None).unwrap(), &policy).unwrap();
+        assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
+    }
     use crate::profile::{self, CertificateRequest, Issuer, IssuerUrls, OrganizationName, ProviderPolicy};
     use crate::{MasterKey, SoftwareKeyBackend};
 

@@ -175,7 +175,13 @@ async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
 /// RFC 3161 §3.4: a DER TimeStampReq in, a DER TimeStampResp out, `200` with exactly
 /// `application/timestamp-reply` whatever the outcome (pyHanko compares the header string); a
 /// refused request is a `rejection` response, a failure of ours a `systemFailure` one.
-async fn tsa_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn tsa_post(State(state): State<AppState>, client: crate::app_api::ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+    // HTTP 429, not an RFC 3161 rejection: no PKIFailureInfo means "come back later" (the
+    // nearest, systemFailure, would blame the TSA), and an HTTP client backs off on 429 and
+    // Retry-After without reading the body.
+    if state.authority.admit_timestamp_request(&client.0).is_err() {
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "too many time-stamp requests\n").into_response();
+    }
     if body.len() > MAX_TSA_REQUEST {
         return (StatusCode::PAYLOAD_TOO_LARGE, "time-stamp request too large\n").into_response();
     }

@@ -98,6 +98,7 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     if let Ok(catalog) = i18n::Catalog::load() {
         settings.registration_mails = i18n::registration_mails(&catalog);
     }
+    settings.audit_checkpoints = Some(config.data.join("audit-checkpoints"));
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }
@@ -108,8 +109,34 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
 pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authority, StartError> {
     prepare_data_folder(&config.data)?;
     let keys = key_backend(config)?;
+    let clock = Arc::new(SystemClock);
+    let now = authority::Clock::now(clock.as_ref());
     let store = Store::connect(&config.database_url).await?;
-    Ok(Authority::open(store, keys, Arc::new(SystemClock), settings(config, public_url)).await?)
+    // The audit chain's MAC key (finding 9), set before anything is appended: from the master
+    // key, or in a PKCS#11 deployment from ECDH with the ConsentID encryption key in the
+    // token, which the first start creates (its entries until then are plain, the marker
+    // follows them).
+    let secret = match keys.derive_secret(store::AuditKey::PURPOSE)? {
+        Some(secret) => Some(secret),
+        None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref()).await?,
+    };
+    let first_start = secret.is_none();
+    if let Some(secret) = &secret {
+        store.enable_audit_key(store::AuditKey::from_secret(secret.clone()), now).await?;
+    }
+    let authority = Authority::open(store.clone(), keys.clone(), clock, settings(config, public_url)).await?;
+    let secret = match secret {
+        Some(secret) => secret,
+        None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref())
+            .await?
+            .ok_or_else(|| StartError::Files("the ConsentID encryption key is missing: no audit key".into()))?,
+    };
+    if first_start {
+        store.enable_audit_key(store::AuditKey::from_secret(secret.clone()), now).await?;
+    }
+    // Anonymous session tokens made by one instance are good on every other (and after a restart).
+    let authority = authority.with_deployment_secret(&secret);
+    Ok(authority)
 }
 
 /// The public URL: configured, or `http(s)://<listen address>` (https when the server has a

@@ -151,8 +151,10 @@ enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the audit log's hash chain; exits non-zero if it is broken.
+    /// Check the audit log's hash chain (and its MACs and checkpoints); exits non-zero if it is broken.
     Verify,
+    /// Write a checkpoint of the audit chain's head to `<data>/audit-checkpoints/` now.
+    Checkpoint,
 }
 
 fn main() -> ExitCode {
@@ -210,6 +212,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
                 println!("audit log BROKEN: {broken}");
                 Ok(ExitCode::FAILURE)
             }
+        },
+        Command::Audit(AuditCommand::Checkpoint) => match authority.write_audit_checkpoint().await.map_err(|e| e.to_string())? {
+            Some(path) => {
+                println!("audit checkpoint written: {}", path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err("no audit key or checkpoint folder: no checkpoint written".into()),
         },
     }
 }
@@ -283,6 +292,10 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     // The last round of upkeep finishes, then the last group commit, then the database closes
     // (SQLite merges its WAL into the database file).
     let _ = upkeep_task.await;
+    // The head as the server leaves it, outside the database.
+    if let Err(error) = authority.write_audit_checkpoint().await {
+        tracing::error!(%error, "no audit checkpoint at shutdown");
+    }
     authority.store().close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

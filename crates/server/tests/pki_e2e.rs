@@ -267,3 +267,74 @@ fn base64_url(data: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(data).replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
 }
+
+/// Recomputes the audit chain of `db` as plain SHA-256 hashes (the pre-key scheme, which
+/// anyone can compute) from entry `from` on, after `change` (Python, on the SQLite file):
+/// a rewrite by someone with database access but without the key.
+const REWRITE: &str = r#"
+import hashlib, sqlite3, sys
+db, mode, arg = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = sqlite3.connect(db)
+def plain(prev, seq, at, actor, event, details):
+    h = hashlib.sha256()
+    for f in [prev, str(seq), str(at), actor, event, details]:
+        b = f.encode()
+        h.update(len(b).to_bytes(8, "big")); h.update(b)
+    return h.hexdigest()
+if mode == "rewrite":
+    c.execute("UPDATE audit_log SET details = ? WHERE seq = ?", ('{"rewritten":true}', arg))
+    prev = c.execute("SELECT hash FROM audit_log WHERE seq = ?", (arg - 1,)).fetchone()[0]
+    for seq, at, actor, event, details in c.execute("SELECT seq, at, actor, event, details FROM audit_log WHERE seq >= ? ORDER BY seq", (arg,)).fetchall():
+        h = plain(prev, seq, at, actor, event, details)
+        c.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, seq))
+        prev = h
+    c.execute("UPDATE audit_head SET seq = (SELECT MAX(seq) FROM audit_log), hash = ? WHERE id = 1", (prev,))
+elif mode == "truncate":
+    c.execute("DELETE FROM audit_log WHERE seq > ?", (arg,))
+    c.execute("UPDATE audit_head SET seq = ?, hash = (SELECT hash FROM audit_log WHERE seq = ?) WHERE id = 1", (arg, arg))
+elif mode == "backup":
+    c.backup(sqlite3.connect(db + ".copy"))
+elif mode == "restore":
+    sqlite3.connect(db + ".copy").backup(c)
+c.commit()
+"#;
+
+/// Finding 9: with SQL alone, an entry rewritten and the chain recomputed passed `audit
+/// verify`; now the keyed part's MACs find it, and a log cut behind a checkpoint is found too.
+#[test]
+fn audit_verify_finds_a_chain_rewritten_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &Setup::embedded(), None);
+    issue(&server);
+    issue(&server);
+    assert!(server.cli_ok(&["audit", "verify"]).contains("intact"));
+    let written = server.cli_ok(&["audit", "checkpoint"]);
+    assert!(written.contains("audit-checkpoints"), "{written}");
+    let db = data.join("eidportal.db");
+    let python = |mode: &str, arg: i64| {
+        let (ok, text) = run("python3", &["-c", REWRITE, db.to_str().unwrap(), mode, &arg.to_string()], dir.path());
+        assert!(ok, "python3 {mode}: {text}");
+    };
+    let head = |server: &Server| -> i64 {
+        let text = server.cli_ok(&["audit", "verify"]);
+        text.split_whitespace().find_map(|w| w.parse().ok()).unwrap()
+    };
+    let count = head(&server);
+    python("backup", 0);
+
+    // 1. The last entry rewritten, the plain chain recomputed.
+    python("rewrite", count);
+    let verify = server.cli(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(!verify.status.success(), "a rewritten chain passed: {text}");
+    assert!(text.contains("BROKEN") && text.contains(&format!("entry {count}")) && text.contains("MAC"), "{text}");
+    python("restore", 0);
+    assert!(server.cli_ok(&["audit", "verify"]).contains("intact"));
+
+    // 2. The log cut back before the checkpointed head.
+    python("truncate", count - 2);
+    let verify = server.cli(&["audit", "verify"]);
+    let text = String::from_utf8_lossy(&verify.stdout).to_string();
+    assert!(!verify.status.success() && text.contains("removed"), "a cut log passed: {text}");
+}

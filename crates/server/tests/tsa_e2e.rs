@@ -195,3 +195,33 @@ asyncio.run(main())
     assert!(output.status.success() && text.contains("pyhanko: token OK"), "{text}");
     println!("{text}");
 }
+
+/// Finding 7: `POST /tsa` costs a signature, an audit row and an fsync, and had no limit. A
+/// burst from one address beyond the per-address limit now gets 429 with Retry-After.
+#[test]
+fn a_burst_of_time_stamp_requests_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let query = pki::tsa::request(pki::tsa::ImprintHash::Sha256, &[7; 32], None).unwrap();
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..20)
+                        .map(|_| {
+                            let response = server.request("POST", "/tsa", Some("application/timestamp-query"), &query);
+                            (response.status, response.header("retry-after").map(str::to_owned))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let granted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let limited: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(granted + limited.len(), statuses.len(), "only 200 or 429: {statuses:?}");
+    assert!(!limited.is_empty(), "120 requests at once were all granted");
+    assert!(limited.iter().all(|(_, retry)| retry.as_deref() == Some("1")), "{limited:?}");
+    assert!(granted >= 1, "none granted");
+}

@@ -3,8 +3,19 @@
 //! serialises appends (PostgreSQL locks it with `FOR UPDATE`; SQLite holds the write lock).
 //! An append reads the head (unless SQLite's writer knows it from the append before), then
 //! writes the entry and moves the head, both only if the head is still the one read.
+//!
+//! A plain SHA-256 chain can be recomputed by anyone who can write the database (finding 9).
+//! So the chain is keyed: once a store has an [`AuditKey`] (derived from the master key or an
+//! HSM secret, never stored in the database), its first entry is a marker ([`KEYED_MARKER`])
+//! and it and every entry after it carry an HMAC-SHA256 instead of a plain hash. Entries before
+//! the marker (written by earlier releases) are verified as before. Checkpoints of the head,
+//! MACed with the same key and kept outside the database ([`Checkpoint`]), pin the chain's
+//! length and where its keyed part starts, so neither truncating the log nor rewriting the
+//! keyed part as a plain chain (dropping the marker) goes unnoticed.
 
+use hmac::{Hmac, Mac as _};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use domain::UnixTime;
 
@@ -47,6 +58,167 @@ impl AuditEntry {
     pub fn expected_hash(&self) -> String {
         entry_hash(&self.prev_hash, self.seq, self.at, &self.actor, &self.event, &self.details)
     }
+
+    /// The MAC this entry must have in the keyed part of the chain.
+    pub fn expected_mac(&self, key: &AuditKey) -> String {
+        entry_mac(key, &self.prev_hash, self.seq, self.at, &self.actor, &self.event, &self.details)
+    }
+
+    fn is_marker(&self) -> bool {
+        self.event == KEYED_MARKER && self.actor == "system"
+    }
+}
+
+/// The event of the first keyed entry.
+pub const KEYED_MARKER: &str = "audit.keyed";
+
+/// The key of the chain's MACs. Not in the database: derived from the master key or an HSM
+/// secret at start ([`AuditKey::from_secret`]).
+#[derive(Clone)]
+pub struct AuditKey(Zeroizing<[u8; 32]>);
+
+impl AuditKey {
+    /// The purpose string the secret is derived for.
+    pub const PURPOSE: &'static str = "eidportal audit chain v1";
+
+    /// The key from a 32-byte secret.
+    pub fn from_secret(secret: Zeroizing<[u8; 32]>) -> Self {
+        Self(secret)
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // INVARIANT: HMAC takes keys of any length.
+        <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey([redacted])")
+    }
+}
+
+fn entry_mac(key: &AuditKey, prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, details: &str) -> String {
+    let mut mac = key.mac();
+    for field in ["eidportal audit entry v2", prev, &seq.to_string(), &at.0.to_string(), actor, event, details] {
+        mac.update(&(field.len() as u64).to_be_bytes());
+        mac.update(field.as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A checkpoint of the chain's head, kept outside the database (a file in the data folder),
+/// MACed with the audit key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// When it was taken.
+    pub at: UnixTime,
+    /// The head's sequence number.
+    pub seq: i64,
+    /// The head's hash.
+    pub hash: String,
+    /// The marker's sequence number: where the keyed part starts.
+    pub keyed_from: i64,
+    /// The MAC over the other fields.
+    pub mac: String,
+}
+
+impl Checkpoint {
+    fn expected_mac(&self, key: &AuditKey) -> String {
+        let mut mac = key.mac();
+        for field in ["eidportal audit checkpoint v1", &self.at.0.to_string(), &self.seq.to_string(), &self.hash, &self.keyed_from.to_string()] {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field.as_bytes());
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// A checkpoint of `head` (`(seq, hash)`) whose keyed part starts at `keyed_from`.
+    pub fn new(key: &AuditKey, at: UnixTime, head: &(i64, String), keyed_from: i64) -> Self {
+        let mut checkpoint = Self { at, seq: head.0, hash: head.1.clone(), keyed_from, mac: String::new() };
+        checkpoint.mac = checkpoint.expected_mac(key);
+        checkpoint
+    }
+
+    /// As JSON text, for the file.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "at": self.at.0, "seq": self.seq, "hash": self.hash, "keyed_from": self.keyed_from, "mac": self.mac }).to_string()
+    }
+
+    /// Reads a checkpoint file's text; `None` if it is not one.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Self {
+            at: UnixTime(value.get("at")?.as_i64()?),
+            seq: value.get("seq")?.as_i64()?,
+            hash: value.get("hash")?.as_str()?.to_owned(),
+            keyed_from: value.get("keyed_from")?.as_i64()?,
+            mac: value.get("mac")?.as_str()?.to_owned(),
+        })
+    }
+}
+
+/// Checks a chain with its keyed part: the entries before the marker as [`verify_chain`]
+/// does, the marker and every entry after it by their MAC under `key`, then every checkpoint:
+/// its MAC, that the chain still holds its head (not truncated, not rewritten), and that the
+/// keyed part starts where it said.
+pub fn verify_keyed_chain(entries: &[AuditEntry], head: &(i64, String), key: &AuditKey, checkpoints: &[Checkpoint]) -> Result<usize, ChainBreak> {
+    let mut prev = GENESIS.to_owned();
+    let mut expected_seq = 1;
+    let mut keyed_from = None;
+    for entry in entries {
+        if entry.seq != expected_seq {
+            return Err(ChainBreak { seq: entry.seq, what: format!("expected entry {expected_seq}") });
+        }
+        if entry.prev_hash != prev {
+            return Err(ChainBreak { seq: entry.seq, what: "does not link to the entry before".into() });
+        }
+        if keyed_from.is_none() && entry.is_marker() && entry.hash == entry.expected_mac(key) {
+            keyed_from = Some(entry.seq);
+        } else if keyed_from.is_some() {
+            if entry.hash != entry.expected_mac(key) {
+                return Err(ChainBreak {
+                    seq: entry.seq,
+                    what: "its MAC does not match its content (changed without the audit key)".into(),
+                });
+            }
+        } else if entry.hash != entry.expected_hash() {
+            return Err(ChainBreak { seq: entry.seq, what: "its content does not match its hash".into() });
+        }
+        prev = entry.hash.clone();
+        expected_seq += 1;
+    }
+    if head.0 != expected_seq - 1 || head.1 != prev {
+        return Err(ChainBreak { seq: expected_seq, what: "entries at the end are missing".into() });
+    }
+    for checkpoint in checkpoints {
+        if checkpoint.mac != checkpoint.expected_mac(key) {
+            return Err(ChainBreak { seq: checkpoint.seq, what: format!("the checkpoint taken at {} is not ours (bad MAC)", checkpoint.at.0) });
+        }
+        let at_head = usize::try_from(checkpoint.seq - 1).ok().and_then(|i| entries.get(i));
+        match at_head {
+            None => {
+                return Err(ChainBreak {
+                    seq: checkpoint.seq,
+                    what: format!("the log ends at entry {}, but a checkpoint of entry {} exists: entries were removed", expected_seq - 1, checkpoint.seq),
+                })
+            }
+            Some(entry) if entry.hash != checkpoint.hash => {
+                return Err(ChainBreak { seq: checkpoint.seq, what: "differs from its checkpoint: the log was rewritten".into() })
+            }
+            Some(_) => {}
+        }
+        if keyed_from != Some(checkpoint.keyed_from) {
+            return Err(ChainBreak {
+                seq: checkpoint.keyed_from,
+                what: "the keyed part of the log does not start where its checkpoint says (rewritten as a plain chain)".into(),
+            });
+        }
+    }
+    if keyed_from.is_none() && !entries.is_empty() {
+        return Err(ChainBreak { seq: expected_seq, what: "the log has no keyed part although an audit key is configured".into() });
+    }
+    Ok(entries.len())
 }
 
 /// Where and how the chain is broken.
@@ -111,9 +283,11 @@ const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, 
 /// Appends an entry inside the caller's transaction. `known_head` is the head as this
 /// connection last left it, if known (SQLite's writer keeps it between use cases, saving a
 /// read); it is checked by the write itself, re-read if it was stale, and updated.
+#[allow(clippy::too_many_arguments)] // one entry's fields
 pub(crate) async fn append(
     mut on: On<'_>,
     known_head: &mut Option<(i64, String)>,
+    key: Option<&AuditKey>,
     at: UnixTime,
     actor: &str,
     event: &str,
@@ -134,7 +308,10 @@ pub(crate) async fn append(
         };
         // 2. Chain the entry and move the head to it.
         let seq = prev_seq + 1;
-        let hash = entry_hash(&prev, seq, at, actor, event, &details);
+        let hash = match key {
+            Some(key) => entry_mac(key, &prev, seq, at, actor, event, &details),
+            None => entry_hash(&prev, seq, at, actor, event, &details),
+        };
         let insert = query(if sqlite { INSERT_FOR_SQLITE } else { WRITE_FOR_POSTGRES })
             .bind(seq)
             .bind(at.0)

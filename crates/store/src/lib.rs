@@ -25,7 +25,7 @@ use writer::{Turn, Writer};
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
-pub use audit::{verify_chain, AuditEntry, ChainBreak};
+pub use audit::{verify_chain, verify_keyed_chain, AuditEntry, AuditKey, ChainBreak, Checkpoint};
 pub use signing::{ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord, SigningJobRecord};
 pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
 
@@ -73,6 +73,9 @@ pub enum DatabaseKind {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Db>,
+    /// The audit chain's MAC key, once [`Store::enable_audit_key`] set it: shared by every
+    /// clone of this store.
+    audit_key: Arc<std::sync::OnceLock<Arc<AuditKey>>>,
 }
 
 impl Store {
@@ -93,9 +96,44 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
-        let store = Self { db: Arc::new(db) };
+        let store = Self { db: Arc::new(db), audit_key: Arc::new(std::sync::OnceLock::new()) };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// From now on this store MACs its audit entries with `key`. The first keyed entry of the
+    /// chain is a marker (`audit.keyed`), appended now if the chain has none yet: where the
+    /// keyed part starts. Entries before it (an earlier release's plain chain) stay as they are.
+    /// It applies to every clone of this store; a second key is refused.
+    pub async fn enable_audit_key(&self, key: AuditKey, now: UnixTime) -> Result<(), Error> {
+        self.audit_key.set(Arc::new(key)).map_err(|_| Error::Corrupt("the audit key is set already".into()))?;
+        if self.audit_keyed_from().await?.is_none() {
+            let mut tx = self.begin().await?;
+            tx.audit(now, "system", audit::KEYED_MARKER, serde_json::json!({ "mac": "hmac-sha256" })).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::enable_audit_key`], by value.
+    pub async fn with_audit_key(self, key: AuditKey, now: UnixTime) -> Result<Self, Error> {
+        self.enable_audit_key(key, now).await?;
+        Ok(self)
+    }
+
+    /// Where the chain's keyed part starts: the first marker entry, if any (its MAC is
+    /// checked by [`audit::verify_keyed_chain`], not here).
+    pub async fn audit_keyed_from(&self) -> Result<Option<i64>, Error> {
+        let row = query("SELECT MIN(seq) FROM audit_log WHERE event = $1 AND actor = 'system'")
+            .bind(audit::KEYED_MARKER)
+            .fetch_one(self.db())
+            .await?;
+        row.try_get::<Option<i64>>(0)
+    }
+
+    /// The audit key, if set.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.get().map(|key| key.as_ref())
     }
 
     /// Where pool queries run.
@@ -127,7 +165,7 @@ impl Store {
             }
             Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, kind: self.kind() })
+        Ok(Tx { inner, kind: self.kind(), audit_key: self.audit_key.get().cloned() })
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
@@ -234,6 +272,7 @@ impl Store {
 pub struct Tx {
     inner: Inner,
     kind: DatabaseKind,
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 enum Inner {
@@ -532,8 +571,12 @@ impl Tx {
     /// Appends an entry to the audit log, chained to the one before.
     pub async fn audit(&mut self, at: UnixTime, actor: &str, event: &str, details: serde_json::Value) -> Result<(), Error> {
         match &mut self.inner {
-            Inner::Postgres(transaction) => audit::append(On::Postgres(transaction), &mut None, at, actor, event, &details).await,
-            Inner::Sqlite(_, turn) => audit::append(On::Sqlite(&mut turn.conn), &mut turn.audit_head, at, actor, event, &details).await,
+            Inner::Postgres(transaction) => {
+                audit::append(On::Postgres(transaction), &mut None, self.audit_key.as_deref(), at, actor, event, &details).await
+            }
+            Inner::Sqlite(_, turn) => {
+                audit::append(On::Sqlite(&mut turn.conn), &mut turn.audit_head, self.audit_key.as_deref(), at, actor, event, &details).await
+            }
             Inner::Ended => Err(ended()),
         }
     }
