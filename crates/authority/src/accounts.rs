@@ -71,7 +71,14 @@ pub struct Change {
 
 fn random_code(length: usize) -> String {
     (0..length)
-        .map(|_| char::from(CROCKFORD.get(usize::from(rand::random::<u8>() & 31)).copied().unwrap_or(b'0')))
+        .map(|_| {
+            char::from(
+                CROCKFORD
+                    .get(usize::from(rand::random::<u8>() & 31))
+                    .copied()
+                    .unwrap_or(b'0'),
+            )
+        })
         .collect()
 }
 
@@ -96,7 +103,10 @@ pub fn normalise_email(email: &str) -> Result<String, Rejection> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, host)| {
-            !local.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+            !local.is_empty()
+                && host.contains('.')
+                && !host.starts_with('.')
+                && !host.ends_with('.')
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
@@ -124,7 +134,11 @@ fn hash_password(password: &str) -> Result<String, Error> {
 /// Checks a password against a PHC string, on the calling thread: use cases call
 /// [`password_matches_in_pool`].
 fn password_matches(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 static PASSWORD_HASHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -202,7 +216,12 @@ impl Authority {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         // 2.
-        self.rate_limit(&mut tx, &format!("register:ip:{ip}"), domain::RateLimit::REGISTER_PER_ADDRESS).await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("register:ip:{ip}"),
+            domain::RateLimit::REGISTER_PER_ADDRESS,
+        )
+        .await?;
         let base = &self.settings.public_url;
         let existing = match tx.user_by_email(&email).await? {
             Some(user) if !user.email_verified && user.assurance == AssuranceLevel::Basic => {
@@ -212,12 +231,20 @@ impl Authority {
             other => other,
         };
         let mail = if existing.is_some() {
-            tx.audit(now, "anonymous", "registration.existing_address", json!({ "ip": ip })).await?;
+            tx.audit(
+                now,
+                "anonymous",
+                "registration.existing_address",
+                json!({ "ip": ip }),
+            )
+            .await?;
             let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
                 subject: texts.existing_subject.clone(),
-                body: texts.existing_body.replace("{login}", &format!("{base}/login")),
+                body: texts
+                    .existing_body
+                    .replace("{login}", &format!("{base}/login")),
                 attachments: Vec::new(),
             }
         } else {
@@ -234,8 +261,19 @@ impl Authority {
             };
             tx.insert_user(&user).await?;
             let token = proto::b64(&rand::random::<[u8; 32]>());
-            tx.insert_email_verification(&secret_hash(&token), &user.id, now.plus_seconds(VERIFICATION_HOURS * 3600)).await?;
-            tx.audit(now, "anonymous", "user.registered", json!({ "user": user.id, "assurance": "basic", "ip": ip })).await?;
+            tx.insert_email_verification(
+                &secret_hash(&token),
+                &user.id,
+                now.plus_seconds(VERIFICATION_HOURS * 3600),
+            )
+            .await?;
+            tx.audit(
+                now,
+                "anonymous",
+                "user.registered",
+                json!({ "user": user.id, "assurance": "basic", "ip": ip }),
+            )
+            .await?;
             let texts = &self.settings.registration_mails;
             crate::mail::Mail {
                 to: email,
@@ -260,7 +298,9 @@ impl Authority {
     pub(crate) async fn purge_unverified_registrations(&self) -> Result<u64, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let purged = tx.purge_unverified_users(now.plus_seconds(-VERIFICATION_HOURS * 3600)).await?;
+        let purged = tx
+            .purge_unverified_users(now.plus_seconds(-VERIFICATION_HOURS * 3600))
+            .await?;
         tx.commit().await?;
         Ok(purged)
     }
@@ -269,15 +309,28 @@ impl Authority {
     pub async fn verify_email(&self, token: &str) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let user = tx.use_email_verification(&secret_hash(token.trim()), now).await?.ok_or(Rejection::NotFound)?;
-        tx.audit(now, &format!("user:{user}"), "user.email_verified", json!({})).await?;
+        let user = tx
+            .use_email_verification(&secret_hash(token.trim()), now)
+            .await?
+            .ok_or(Rejection::NotFound)?;
+        tx.audit(
+            now,
+            &format!("user:{user}"),
+            "user.email_verified",
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// An officer enrols a person whose identity was proofed (assurance high) and gets the
     /// first activation code.
-    pub async fn add_user(&self, new: NewUser, actor: &str) -> Result<(UserRecord, ActivationCode), Error> {
+    pub async fn add_user(
+        &self,
+        new: NewUser,
+        actor: &str,
+    ) -> Result<(UserRecord, ActivationCode), Error> {
         let email = normalise_email(&new.email)?;
         if !valid_name(&new.given_name) {
             return Err(Rejection::Invalid("given_name").into());
@@ -285,7 +338,11 @@ impl Authority {
         if !valid_name(&new.surname) {
             return Err(Rejection::Invalid("surname").into());
         }
-        if new.password.as_ref().is_some_and(|p| p.chars().count() < 10) {
+        if new
+            .password
+            .as_ref()
+            .is_some_and(|p| p.chars().count() < 10)
+        {
             return Err(Rejection::Invalid("password").into());
         }
         let now = self.clock.now();
@@ -298,9 +355,17 @@ impl Authority {
         // registered it first cannot read its mail, and must not block the officer. A verified
         // account is the officer's `user proof`, never a second account.
         match tx.user_by_email(&email).await? {
-            Some(existing) if !existing.email_verified && existing.assurance == AssuranceLevel::Basic => {
+            Some(existing)
+                if !existing.email_verified && existing.assurance == AssuranceLevel::Basic =>
+            {
                 tx.discard_unverified_user(&existing.id).await?;
-                tx.audit(now, actor, "registration.discarded", json!({ "user": existing.id })).await?;
+                tx.audit(
+                    now,
+                    actor,
+                    "registration.discarded",
+                    json!({ "user": existing.id }),
+                )
+                .await?;
             }
             Some(_) => return Err(Rejection::AlreadyExists.into()),
             None => {}
@@ -317,7 +382,13 @@ impl Authority {
             created_at: now,
         };
         tx.insert_user(&user).await?;
-        tx.audit(now, actor, "user.enrolled", json!({ "user": user.id, "assurance": "high" })).await?;
+        tx.audit(
+            now,
+            actor,
+            "user.enrolled",
+            json!({ "user": user.id, "assurance": "high" }),
+        )
+        .await?;
         let code = self.create_activation(&mut tx, &user.id, actor).await?;
         tx.commit().await?;
         Ok((user, code))
@@ -328,7 +399,11 @@ impl Authority {
     /// password is removed (a later password login needs a new one: an e-mail or password
     /// compromise never reaches signing), and a first activation code is made. One transaction,
     /// audited; returns what changed, old → new.
-    pub async fn proof_user(&self, proof: Proofing, actor: &str) -> Result<(UserRecord, Vec<Change>, ActivationCode), Error> {
+    pub async fn proof_user(
+        &self,
+        proof: Proofing,
+        actor: &str,
+    ) -> Result<(UserRecord, Vec<Change>, ActivationCode), Error> {
         let email = normalise_email(&proof.email)?;
         if !valid_name(&proof.given_name) {
             return Err(Rejection::Invalid("given_name").into());
@@ -338,7 +413,10 @@ impl Authority {
         }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let before = tx.user_by_email(&email).await?.ok_or(Rejection::UnknownUser)?;
+        let before = tx
+            .user_by_email(&email)
+            .await?
+            .ok_or(Rejection::UnknownUser)?;
         let given_name = proof.given_name.trim().to_owned();
         let surname = proof.surname.trim().to_owned();
         let jmbg = proof.jmbg.as_str().to_owned();
@@ -347,30 +425,58 @@ impl Authority {
             ("given_name", before.given_name.clone(), given_name.clone()),
             ("surname", before.surname.clone(), surname.clone()),
             ("jmbg", before.jmbg.clone(), jmbg.clone()),
-            ("assurance", before.assurance.as_str().to_owned(), AssuranceLevel::High.as_str().to_owned()),
-            ("email_verified", before.email_verified.to_string(), true.to_string()),
-            ("password", if before.password_hash.is_some() { "set" } else { "none" }.to_owned(), "none".to_owned()),
+            (
+                "assurance",
+                before.assurance.as_str().to_owned(),
+                AssuranceLevel::High.as_str().to_owned(),
+            ),
+            (
+                "email_verified",
+                before.email_verified.to_string(),
+                true.to_string(),
+            ),
+            (
+                "password",
+                if before.password_hash.is_some() {
+                    "set"
+                } else {
+                    "none"
+                }
+                .to_owned(),
+                "none".to_owned(),
+            ),
         ] {
             if old != new {
                 changes.push(Change { field, old, new });
             }
         }
-        tx.proof_user(&before.id, &given_name, &surname, &jmbg).await?;
+        tx.proof_user(&before.id, &given_name, &surname, &jmbg)
+            .await?;
         let ended = tx.end_sessions_of_user(&before.id, now).await?;
         let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
         tx.audit(now, actor, "user.proofed", json!({ "user": before.id, "assurance": "high", "changed": fields, "sessions_ended": ended }))
             .await?;
         let code = self.create_activation(&mut tx, &before.id, actor).await?;
-        let user = tx.user(&before.id).await?.ok_or_else(|| Error::Inconsistent("the proofed account vanished".into()))?;
+        let user = tx
+            .user(&before.id)
+            .await?
+            .ok_or_else(|| Error::Inconsistent("the proofed account vanished".into()))?;
         tx.commit().await?;
         Ok((user, changes, code))
     }
 
     /// A new activation code for an enrolled person (earlier unused codes stop working).
-    pub async fn new_activation_code(&self, email: &str, actor: &str) -> Result<ActivationCode, Error> {
+    pub async fn new_activation_code(
+        &self,
+        email: &str,
+        actor: &str,
+    ) -> Result<ActivationCode, Error> {
         let email = normalise_email(email)?;
         let mut tx = self.store.begin().await?;
-        let user = tx.user_by_email(&email).await?.ok_or(Rejection::UnknownUser)?;
+        let user = tx
+            .user_by_email(&email)
+            .await?
+            .ok_or(Rejection::UnknownUser)?;
         if user.assurance != AssuranceLevel::High {
             return Err(Rejection::NotProofed.into());
         }
@@ -379,7 +485,12 @@ impl Authority {
         Ok(code)
     }
 
-    async fn create_activation(&self, tx: &mut Tx, user_id: &str, actor: &str) -> Result<ActivationCode, Error> {
+    async fn create_activation(
+        &self,
+        tx: &mut Tx,
+        user_id: &str,
+        actor: &str,
+    ) -> Result<ActivationCode, Error> {
         let now = self.clock.now();
         let lookup = random_code(LOOKUP_LENGTH);
         let secret = random_code(SECRET_LENGTH);
@@ -394,32 +505,68 @@ impl Authority {
             used_at: None,
         };
         tx.insert_activation(&record, now).await?;
-        tx.audit(now, actor, "activation.created", json!({ "user": user_id, "activation": record.id })).await?;
+        tx.audit(
+            now,
+            actor,
+            "activation.created",
+            json!({ "user": user_id, "activation": record.id }),
+        )
+        .await?;
         let full = format!("{lookup}{secret}");
-        let grouped: Vec<String> = full.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        let grouped: Vec<String> = full
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
         Ok(ActivationCode(grouped.join("-")))
     }
 
     /// Checks a typed activation code inside `tx`: finds the activation by its lookup part,
     /// counts a wrong secret, and refuses used, expired or exhausted codes alike.
-    pub(crate) async fn check_activation_code(&self, tx: &mut Tx, code: &str) -> Result<Result<ActivationRecord, Rejection>, Error> {
+    pub(crate) async fn check_activation_code(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+    ) -> Result<Result<ActivationRecord, Rejection>, Error> {
         let code = normalise_code(code);
-        if code.len() != LOOKUP_LENGTH + SECRET_LENGTH || !code.bytes().all(|b| CROCKFORD.contains(&b)) {
+        if code.len() != LOOKUP_LENGTH + SECRET_LENGTH
+            || !code.bytes().all(|b| CROCKFORD.contains(&b))
+        {
             return Ok(Err(Rejection::InvalidCode));
         }
         let (lookup, secret) = code.split_at(LOOKUP_LENGTH);
-        let Some(activation) = tx.activation(lookup).await? else { return Ok(Err(Rejection::InvalidCode)) };
+        let Some(activation) = tx.activation(lookup).await? else {
+            return Ok(Err(Rejection::InvalidCode));
+        };
         let now = self.clock.now();
-        if activation.used_at.is_some() || activation.tries_left <= 0 || now >= activation.expires_at {
+        if activation.used_at.is_some()
+            || activation.tries_left <= 0
+            || now >= activation.expires_at
+        {
             return Ok(Err(Rejection::InvalidCode));
         }
         let given = secret_hash(secret);
         // Compare hashes in constant time: both are 64 hex characters.
-        let same = given.bytes().zip(activation.secret_hash.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        let same = given
+            .bytes()
+            .zip(activation.secret_hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
         if !same {
-            tx.update_activation(&activation.id, activation.tries_left - 1, activation.nonce.as_deref(), None).await?;
-            tx.audit(now, "app", "activation.wrong_code", json!({ "activation": activation.id, "tries_left": activation.tries_left - 1 }))
-                .await?;
+            tx.update_activation(
+                &activation.id,
+                activation.tries_left - 1,
+                activation.nonce.as_deref(),
+                None,
+            )
+            .await?;
+            tx.audit(
+                now,
+                "app",
+                "activation.wrong_code",
+                json!({ "activation": activation.id, "tries_left": activation.tries_left - 1 }),
+            )
+            .await?;
             return Ok(Err(Rejection::InvalidCode));
         }
         Ok(Ok(activation))
@@ -437,7 +584,10 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lower_cased() {
-        assert_eq!(normalise_email(" Petar@Example.RS "), Ok("petar@example.rs".into()));
+        assert_eq!(
+            normalise_email(" Petar@Example.RS "),
+            Ok("petar@example.rs".into())
+        );
         assert!(normalise_email("petar").is_err());
         assert!(normalise_email("petar@localhost").is_err());
         assert!(normalise_email("a b@example.rs").is_err());

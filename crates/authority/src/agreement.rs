@@ -30,7 +30,14 @@ impl Default for Provider {
 
 /// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
 /// (`dd.mm.yyyy.`), with `number` (or a blank line until it is accepted).
-pub fn agreement_text(provider: &Provider, user_name: &str, jmbg: &str, date: &str, number: Option<&str>, years: &str) -> String {
+pub fn agreement_text(
+    provider: &Provider,
+    user_name: &str,
+    jmbg: &str,
+    date: &str,
+    number: Option<&str>,
+    years: &str,
+) -> String {
     let number = number.unwrap_or("__________");
     format!(
         "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
@@ -89,8 +96,25 @@ mod tests {
 
     #[test]
     fn the_agreement_names_the_law_the_parties_and_the_user() {
-        let text = agreement_text(&Provider::default(), "Петар Петровић", "0101990710008", "25.11.2026.", None, "5 година");
-        for needle in ["94/17 и 52/21", "37/18", "Немањина 11", "110177886", "07020171", "Петар Петровић", "0101990710008", "__________", "Члан 9."] {
+        let text = agreement_text(
+            &Provider::default(),
+            "Петар Петровић",
+            "0101990710008",
+            "25.11.2026.",
+            None,
+            "5 година",
+        );
+        for needle in [
+            "94/17 и 52/21",
+            "37/18",
+            "Немањина 11",
+            "110177886",
+            "07020171",
+            "Петар Петровић",
+            "0101990710008",
+            "__________",
+            "Члан 9.",
+        ] {
             assert!(text.contains(needle), "{needle}");
         }
     }

@@ -35,7 +35,12 @@ impl Authority {
     /// 3. the keys of CAs another process created meanwhile are discarded, as are all of them
     ///    when the transaction fails.
     pub(crate) async fn ensure_hierarchy(&self) -> Result<(), Error> {
-        if self.store.authority(CaName::ConsentId.as_str()).await?.is_some() {
+        if self
+            .store
+            .authority(CaName::ConsentId.as_str())
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let mut prepared = Vec::new();
@@ -78,19 +83,26 @@ impl Authority {
         tx.lock_bootstrap().await?;
         let now = self.clock.now();
         // The root signs itself; the issuing CAs are signed by the root.
-        let mut root: Option<(CertificateDer, Arc<dyn pki::KeySigner>)> = match tx.authority(CaName::Root.as_str()).await? {
-            Some(record) => {
-                let signer = self.keys.open(&pki::KeyReference(tx.key(&record.key_id).await?.reference))?;
-                Some((CertificateDer(record.certificate), signer))
-            }
-            None => None,
-        };
+        let mut root: Option<(CertificateDer, Arc<dyn pki::KeySigner>)> =
+            match tx.authority(CaName::Root.as_str()).await? {
+                Some(record) => {
+                    let signer = self
+                        .keys
+                        .open(&pki::KeyReference(tx.key(&record.key_id).await?.reference))?;
+                    Some((CertificateDer(record.certificate), signer))
+                }
+                None => None,
+            };
         for slot in prepared.iter_mut() {
-            let Some((ca, _, _)) = slot.as_ref() else { continue };
+            let Some((ca, _, _)) = slot.as_ref() else {
+                continue;
+            };
             if tx.authority(ca.as_str()).await?.is_some() {
                 continue;
             }
-            let Some((ca, serial, key)) = slot.take() else { continue };
+            let Some((ca, serial, key)) = slot.take() else {
+                continue;
+            };
             self.record_key(&mut tx, &key).await?;
             let key_id = key.id().clone();
             let public_key = key.public_key().clone();
@@ -137,12 +149,14 @@ impl Authority {
                 Some((root_der, root_signer)) => {
                     let root_certificate = root_der.parse()?;
                     let urls = Some(self.settings.urls_of(CaName::Root));
-                    let issuer = Issuer::from_certificate(&root_certificate, urls, root_signer.as_ref())?;
+                    let issuer =
+                        Issuer::from_certificate(&root_certificate, urls, root_signer.as_ref())?;
                     profile::issue(&request, &issuer, &self.settings.policy)?
                 }
             };
             tx.complete_certificate(&serial, &der.0, now).await?;
-            tx.insert_authority(ca.as_str(), &serial, &key_id, &der.0).await?;
+            tx.insert_authority(ca.as_str(), &serial, &key_id, &der.0)
+                .await?;
             tx.audit(now, "system", "ca.created", json!({ "ca": ca.as_str(), "serial": serial.to_hex(), "key_backend": self.keys.name() }))
                 .await?;
             if ca == CaName::Root {
@@ -169,7 +183,11 @@ impl Authority {
             .ok_or_else(|| Error::Inconsistent(format!("authority {} missing", ca.as_str())))?;
         let certificate = parse_certificate(&record.certificate)?;
         let signer = self.open_key(&record.key_id).await?;
-        profile::check_key_matches(&certificate, signer.as_ref(), &format!("the {} CA", ca.as_str()))?;
+        profile::check_key_matches(
+            &certificate,
+            signer.as_ref(),
+            &format!("the {} CA", ca.as_str()),
+        )?;
         let responder = match &record.ocsp_signer {
             Some((_, key_id, der, _)) => {
                 let responder_certificate = parse_certificate(der)?;
@@ -192,7 +210,10 @@ impl Authority {
             responder,
             tsa,
         };
-        let mut cas = self.cas.write().map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
+        let mut cas = self
+            .cas
+            .write()
+            .map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
         cas.insert(ca, Arc::new(loaded));
         Ok(())
     }
@@ -204,14 +225,21 @@ impl Authority {
             let now = self.clock.now();
             let current = self.store.authority(ca.as_str()).await?;
             let due = match current.as_ref().and_then(|r| r.ocsp_signer.as_ref()) {
-                Some((_, _, _, not_after)) => self.settings.ocsp.signer_needs_renewal(*not_after, now),
+                Some((_, _, _, not_after)) => {
+                    self.settings.ocsp.signer_needs_renewal(*not_after, now)
+                }
                 None => true,
             };
             if !due {
                 // Another process may have renewed it: use the signer the store names.
-                let stored = current.as_ref().and_then(|r| r.ocsp_signer.as_ref()).map(|(serial, ..)| *serial);
+                let stored = current
+                    .as_ref()
+                    .and_then(|r| r.ocsp_signer.as_ref())
+                    .map(|(serial, ..)| *serial);
                 let loaded = self.ca(ca)?;
-                let in_use = loaded.responder.as_ref().and_then(|(c, _)| Serial::from_integer_bytes(c.tbs_certificate.serial_number.as_bytes()));
+                let in_use = loaded.responder.as_ref().and_then(|(c, _)| {
+                    Serial::from_integer_bytes(c.tbs_certificate.serial_number.as_bytes())
+                });
                 if stored != in_use {
                     self.reload_ca(ca).await?;
                     self.ocsp_cache.clear();
@@ -221,7 +249,9 @@ impl Authority {
             // 1. The key, before the transaction (crate::keys).
             let serial = random_serial();
             let label = format!("eidportal-ocsp-{}-{}", ca.as_str(), serial.to_hex());
-            let key = self.prepare_key(&label, self.settings.key_algorithm).await?;
+            let key = self
+                .prepare_key(&label, self.settings.key_algorithm)
+                .await?;
             match self.certify_ocsp_key(ca, serial, &key, now).await {
                 Ok(true) => {
                     self.reload_ca(ca).await?;
@@ -242,7 +272,13 @@ impl Authority {
     /// renewed the signer meanwhile: the key's record and the serial, stored before the
     /// certificate is signed; the certificate and the CA's new signer; one commit. False when
     /// nothing was due any more.
-    async fn certify_ocsp_key(&self, ca: CaName, serial: Serial, key: &PreparedKey, now: domain::UnixTime) -> Result<bool, Error> {
+    async fn certify_ocsp_key(
+        &self,
+        ca: CaName,
+        serial: Serial,
+        key: &PreparedKey,
+        now: domain::UnixTime,
+    ) -> Result<bool, Error> {
         let mut tx = self.store.begin().await?;
         let record = tx.authority_for_update(ca.as_str()).await?;
         if let Some((_, _, _, not_after)) = &record.ocsp_signer {
@@ -256,7 +292,9 @@ impl Authority {
         let mut subject_name = self.settings.ca_name(ca);
         subject_name.common_name = format!("{} OCSP", subject_name.common_name);
         let subject = subject_name.name()?;
-        let not_after = now.plus_seconds(self.settings.ocsp.signer_lifetime).min(loaded_not_after(&loaded));
+        let not_after = now
+            .plus_seconds(self.settings.ocsp.signer_lifetime)
+            .min(loaded_not_after(&loaded));
         let request = CertificateRequest {
             kind: CertificateKind::OcspSigner,
             serial,
@@ -277,11 +315,22 @@ impl Authority {
             reserved_at: now,
         })
         .await?;
-        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
+        let issuer = Issuer::from_certificate(
+            &loaded.certificate,
+            Some(self.settings.urls_of(ca)),
+            loaded.signer.as_ref(),
+        )?;
         let der = profile::issue(&request, &issuer, &self.settings.policy)?;
         tx.complete_certificate(&serial, &der.0, now).await?;
-        tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after).await?;
-        tx.audit(now, "system", "ocsp_signer.renewed", json!({ "ca": ca.as_str(), "serial": serial.to_hex() })).await?;
+        tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after)
+            .await?;
+        tx.audit(
+            now,
+            "system",
+            "ocsp_signer.renewed",
+            json!({ "ca": ca.as_str(), "serial": serial.to_hex() }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

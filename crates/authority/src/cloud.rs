@@ -53,14 +53,25 @@ pub fn serbian_date(at: UnixTime) -> String {
 }
 
 fn person_of(user: &UserRecord) -> Result<Person, Error> {
-    let jmbg = Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
-    Ok(Person { given_name: user.given_name.clone(), surname: user.surname.clone(), jmbg })
+    let jmbg =
+        Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
+    Ok(Person {
+        given_name: user.given_name.clone(),
+        surname: user.surname.clone(),
+        jmbg,
+    })
 }
 
 impl Authority {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
-    fn notify(&self, user: &UserRecord, subject: &str, body: &str, agreement: Option<(&str, &str)>) {
+    fn notify(
+        &self,
+        user: &UserRecord,
+        subject: &str,
+        body: &str,
+        agreement: Option<(&str, &str)>,
+    ) {
         let mut attachments = Vec::new();
         if let Some((number, text)) = agreement {
             match crate::agreement::agreement_pdf(text) {
@@ -72,7 +83,12 @@ impl Authority {
                 Err(error) => tracing::error!(%error, "the agreement PDF could not be made"),
             }
         }
-        let mail = crate::mail::Mail { to: user.email.clone(), subject: subject.into(), body: body.into(), attachments };
+        let mail = crate::mail::Mail {
+            to: user.email.clone(),
+            subject: subject.into(),
+            body: body.into(),
+            attachments,
+        };
         if let Err(error) = self.settings.mailer.send(&mail, self.clock.now()) {
             tracing::error!(%error, user = %user.id, "an e-mail could not be sent");
         }
@@ -81,7 +97,11 @@ impl Authority {
     fn cloud_of(records: &[CertificateRecord], now: UnixTime) -> Option<CertificateRecord> {
         records
             .iter()
-            .filter(|c| c.kind == CertificateKind::CloudSigning && c.status == CertificateStatus::Issued && now <= c.not_after)
+            .filter(|c| {
+                c.kind == CertificateKind::CloudSigning
+                    && c.status == CertificateStatus::Issued
+                    && now <= c.not_after
+            })
             .max_by_key(|c| c.not_after)
             .cloned()
     }
@@ -90,7 +110,9 @@ impl Authority {
     pub async fn cloud_state(&self, user: &UserRecord) -> Result<CloudState, Error> {
         let now = self.clock.now();
         let current = Self::cloud_of(&self.store.certificates(Some(&user.email)).await?, now);
-        let view = current.as_ref().map(|c| CloudCertificate { not_after: c.not_after });
+        let view = current.as_ref().map(|c| CloudCertificate {
+            not_after: c.not_after,
+        });
         Ok(CloudState {
             may_issue: cloud::may_issue(view, now).is_ok(),
             renewal: cloud::may_renew(view, now, self.settings.renewal_window_days),
@@ -101,11 +123,21 @@ impl Authority {
 
     /// The user's accepted agreements, newest first: (number, accepted at).
     pub async fn agreements(&self, user: &UserRecord) -> Result<Vec<(String, UnixTime)>, Error> {
-        Ok(self.store.agreements_of(&user.id).await?.into_iter().map(|(number, _, _, at)| (number, at)).collect())
+        Ok(self
+            .store
+            .agreements_of(&user.id)
+            .await?
+            .into_iter()
+            .map(|(number, _, _, at)| (number, at))
+            .collect())
     }
 
     /// One of the user's own agreements as a PDF; `None` for a number that is not theirs.
-    pub async fn agreement_pdf_of(&self, user: &UserRecord, number: &str) -> Result<Option<Vec<u8>>, Error> {
+    pub async fn agreement_pdf_of(
+        &self,
+        user: &UserRecord,
+        number: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let agreements = self.store.agreements_of(&user.id).await?;
         match agreements.into_iter().find(|(n, ..)| n == number) {
             Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(&text)?)),
@@ -124,28 +156,64 @@ impl Authority {
     /// The agreement the user is asked to accept (no number yet).
     pub fn agreement_draft(&self, user: &UserRecord) -> String {
         let name = format!("{} {}", user.given_name, user.surname);
-        agreement_text(&Provider::default(), &name, &user.jmbg, &serbian_date(self.clock.now()), None, &self.validity_words())
+        agreement_text(
+            &Provider::default(),
+            &name,
+            &user.jmbg,
+            &serbian_date(self.clock.now()),
+            None,
+            &self.validity_words(),
+        )
     }
 
     fn fresh_user(&self, session: &Session) -> Result<UserRecord, CloudError> {
         let user = session.user.clone().ok_or(CloudRefusal::LoginNotFresh)?;
         let by_consentid = session.record.auth_method.as_deref() == Some("consentid");
-        cloud::login_is_fresh(by_consentid, session.record.authenticated_at, self.clock.now())?;
+        cloud::login_is_fresh(
+            by_consentid,
+            session.record.authenticated_at,
+            self.clock.now(),
+        )?;
         Ok(user)
     }
 
     /// **Прихвати**: issues the certificate and stores the accepted agreement with it.
-    pub async fn issue_cloud(&self, session: &Session) -> Result<(IssuedCertificate, String), CloudError> {
+    pub async fn issue_cloud(
+        &self,
+        session: &Session,
+    ) -> Result<(IssuedCertificate, String), CloudError> {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
-        cloud::may_issue(state.current.as_ref().map(|c| CloudCertificate { not_after: c.not_after }), self.clock.now())?;
+        cloud::may_issue(
+            state.current.as_ref().map(|c| CloudCertificate {
+                not_after: c.not_after,
+            }),
+            self.clock.now(),
+        )?;
         let now = self.clock.now();
         let (y, _, _) = now.date();
-        let number = format!("{y}-{}", hex::encode(rand::random::<[u8; 5]>()).to_uppercase());
+        let number = format!(
+            "{y}-{}",
+            hex::encode(rand::random::<[u8; 5]>()).to_uppercase()
+        );
         let name = format!("{} {}", user.given_name, user.surname);
-        let text = agreement_text(&Provider::default(), &name, &user.jmbg, &serbian_date(now), Some(&number), &self.validity_words());
+        let text = agreement_text(
+            &Provider::default(),
+            &name,
+            &user.jmbg,
+            &serbian_date(now),
+            Some(&number),
+            &self.validity_words(),
+        );
         let actor = format!("user:{}", user.id);
-        let issued = self.issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, Some((&user.id, &number, &text))).await?;
+        let issued = self
+            .issue_cloud_with(
+                &person_of(&user)?,
+                Some(&user.email),
+                &actor,
+                Some((&user.id, &number, &text)),
+            )
+            .await?;
         self.notify(
             &user,
             "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate",
@@ -170,8 +238,11 @@ impl Authority {
         state.renewal?;
         let old = state.current.ok_or(CloudRefusal::NoneActive)?;
         let actor = format!("user:{}", user.id);
-        let issued = self.issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, None).await?;
-        self.revoke(&old.serial, RevocationReason::Superseded, &actor).await?;
+        let issued = self
+            .issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, None)
+            .await?;
+        self.revoke(&old.serial, RevocationReason::Superseded, &actor)
+            .await?;
         self.notify(
             &user,
             "Сертификат у клауду је обновљен / Cloud certificate renewed",
@@ -192,7 +263,12 @@ impl Authority {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
         let current = state.current.ok_or(CloudRefusal::NoneActive)?;
-        self.revoke(&current.serial, RevocationReason::CessationOfOperation, &format!("user:{}", user.id)).await?;
+        self.revoke(
+            &current.serial,
+            RevocationReason::CessationOfOperation,
+            &format!("user:{}", user.id),
+        )
+        .await?;
         self.notify(
             &user,
             "Сертификат у клауду је опозван / Cloud certificate revoked",
@@ -217,15 +293,28 @@ impl Authority {
             .certificates(Some(&user.email))
             .await?
             .into_iter()
-            .filter(|c| c.status == CertificateStatus::Issued && matches!(c.kind, CertificateKind::CloudSigning | CertificateKind::Device))
+            .filter(|c| {
+                c.status == CertificateStatus::Issued
+                    && matches!(
+                        c.kind,
+                        CertificateKind::CloudSigning | CertificateKind::Device
+                    )
+            })
             .map(|c| c.serial)
             .collect();
         serials.sort();
         serials.dedup();
         let actor = format!("user:{}", user.id);
-        self.revoke_all_of(&serials, RevocationReason::CessationOfOperation, &actor).await?;
+        self.revoke_all_of(&serials, RevocationReason::CessationOfOperation, &actor)
+            .await?;
         let mut tx = self.store.begin().await?;
-        tx.audit(now, &actor, "certificates.revoked_all", json!({ "count": serials.len() })).await?;
+        tx.audit(
+            now,
+            &actor,
+            "certificates.revoked_all",
+            json!({ "count": serials.len() }),
+        )
+        .await?;
         tx.commit().await?;
         self.notify(
             &user,

@@ -12,8 +12,8 @@ use domain::{CertificateKind, DeviceState, Jmbg, RateLimit, TransactionStatus, U
 use pki::profile::{self, CertificateRequest, Issuer, Person};
 use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
 use proto::app::{
-    ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope, Inbox, RequestKind,
-    RequestPayload, Response, ResponseOutcome, ResponseResult,
+    ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope,
+    Inbox, RequestKind, RequestPayload, Response, ResponseOutcome, ResponseResult,
 };
 use proto::crypto;
 use sha2::Sha256;
@@ -57,7 +57,9 @@ pub struct DeviceRequest {
 impl DeviceRequest {
     /// Records the nonce inside `tx`; false if it was seen before.
     async fn spend(&self, tx: &mut Tx) -> Result<bool, Error> {
-        Ok(tx.use_nonce(&self.nonce_key, self.remembered_until()).await?)
+        Ok(tx
+            .use_nonce(&self.nonce_key, self.remembered_until())
+            .await?)
     }
 
     /// How long the nonce is kept: past it, the request's time is refused anyway.
@@ -103,16 +105,24 @@ const AUDIT_PEER_DST: &[u8] = b"eidportal-audit-chain-v1-P256_XMD:SHA-256_SSWU_R
 /// the curve (RFC 9380, so nobody knows its discrete logarithm and only the token's key can
 /// compute the shared secret), through HKDF-SHA256. `None` until that key exists: the first
 /// start creates it.
-pub async fn audit_secret_from_service_key(store: &Store, keys: &dyn KeyBackend) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
+pub async fn audit_secret_from_service_key(
+    store: &Store,
+    keys: &dyn KeyBackend,
+) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
     use p256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest as _};
     use p256::elliptic_curve::sec1::ToEncodedPoint as _;
-    let Some(id) = store.service_key(APP_ENCRYPTION).await? else { return Ok(None) };
+    let Some(id) = store.service_key(APP_ENCRYPTION).await? else {
+        return Ok(None);
+    };
     let record = store.key(&id).await?;
     let signer = keys.open(&pki::KeyReference(record.reference))?;
-    let peer = p256::NistP256::hash_from_bytes::<ExpandMsgXmd<Sha256>>(&[b"audit chain peer"], &[AUDIT_PEER_DST])
-        .map_err(|_| Error::Inconsistent("hash to curve failed".into()))?
-        .to_affine()
-        .to_encoded_point(false);
+    let peer = p256::NistP256::hash_from_bytes::<ExpandMsgXmd<Sha256>>(
+        &[b"audit chain peer"],
+        &[AUDIT_PEER_DST],
+    )
+    .map_err(|_| Error::Inconsistent("hash to curve failed".into()))?
+    .to_affine()
+    .to_encoded_point(false);
     let shared = signer.diffie_hellman(peer.as_bytes())?;
     let mut secret = Zeroizing::new([0u8; 32]);
     hkdf::Hkdf::<Sha256>::new(None, &shared)
@@ -129,7 +139,10 @@ impl Authority {
             if self.store.service_key(role).await?.is_none() {
                 // The key before the transaction (crate::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.
-                let label = format!("eidportal-{role}-{}", hex::encode(rand::random::<[u8; 8]>()));
+                let label = format!(
+                    "eidportal-{role}-{}",
+                    hex::encode(rand::random::<[u8; 8]>())
+                );
                 // Only the encryption key does ECDH; the signing key only signs (no CKA_DERIVE).
                 let key = if role == APP_ENCRYPTION {
                     self.prepare_agreement_key(&label).await?
@@ -145,16 +158,27 @@ impl Authority {
                     }
                 }
             }
-            let id = self.store.service_key(role).await?.ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
+            let id = self
+                .store
+                .service_key(role)
+                .await?
+                .ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
             let key = self.open_key(&id).await?;
-            self.service_keys.write().map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?.insert(role, key);
+            self.service_keys
+                .write()
+                .map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?
+                .insert(role, key);
         }
         Ok(())
     }
 
     /// Records `key` as the service key of `role` unless another process created one first
     /// (false then).
-    async fn record_service_key(&self, role: &str, key: &crate::keys::PreparedKey) -> Result<bool, Error> {
+    async fn record_service_key(
+        &self,
+        role: &str,
+        key: &crate::keys::PreparedKey,
+    ) -> Result<bool, Error> {
         let mut tx = self.store.begin().await?;
         tx.lock_bootstrap().await?;
         if tx.service_key(role).await?.is_some() {
@@ -162,29 +186,51 @@ impl Authority {
         }
         self.record_key(&mut tx, key).await?;
         tx.insert_service_key(role, key.id()).await?;
-        tx.audit(self.clock.now(), "system", "service_key.created", json!({ "role": role })).await?;
+        tx.audit(
+            self.clock.now(),
+            "system",
+            "service_key.created",
+            json!({ "role": role }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// A service key opened at start (memory only: safe to call inside a transaction).
     fn service_key(&self, role: &str) -> Result<Arc<dyn KeySigner>, Error> {
-        let keys = self.service_keys.read().map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?;
-        keys.get(role).cloned().ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))
+        let keys = self
+            .service_keys
+            .read()
+            .map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?;
+        keys.get(role)
+            .cloned()
+            .ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))
     }
 
     /// Opens a value sealed to the service's encryption key ([`proto::crypto::seal`]).
     async fn open_sealed(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Rejection> {
-        let key = self.service_key(APP_ENCRYPTION).map_err(|_| Rejection::BadSignature)?;
+        let key = self
+            .service_key(APP_ENCRYPTION)
+            .map_err(|_| Rejection::BadSignature)?;
         let (point, _) = crypto::split_sealed(sealed).map_err(|_| Rejection::BadSignature)?;
-        let shared = key.diffie_hellman(point).map_err(|_| Rejection::BadSignature)?;
+        let shared = key
+            .diffie_hellman(point)
+            .map_err(|_| Rejection::BadSignature)?;
         crypto::open_with(&shared, sealed, aad).map_err(|_| Rejection::BadSignature)
     }
 
     /// Counts one event against a rate limit inside `tx`; refuses when it is reached. Off only
     /// with the benchmark setting `dangerous_disable_rate_limits`.
-    pub(crate) async fn rate_limit(&self, tx: &mut Tx, key: &str, limit: RateLimit) -> Result<(), Error> {
-        if self.settings.dangerous_disable_rate_limits || tx.rate_limit(key, limit, self.clock.now()).await? {
+    pub(crate) async fn rate_limit(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        limit: RateLimit,
+    ) -> Result<(), Error> {
+        if self.settings.dangerous_disable_rate_limits
+            || tx.rate_limit(key, limit, self.clock.now()).await?
+        {
             Ok(())
         } else {
             Err(Rejection::RateLimited.into())
@@ -192,9 +238,18 @@ impl Authority {
     }
 
     /// `POST /activation/start`: checks the code and hands out the nonce and the server keys.
-    pub async fn activation_start(&self, code: &str, caller: &Caller) -> Result<ActivationChallenge, Error> {
+    pub async fn activation_start(
+        &self,
+        code: &str,
+        caller: &Caller,
+    ) -> Result<ActivationChallenge, Error> {
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("activation:ip:{}", caller.ip), RateLimit::ACTIVATION_PER_ADDRESS).await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("activation:ip:{}", caller.ip),
+            RateLimit::ACTIVATION_PER_ADDRESS,
+        )
+        .await?;
         let activation = match self.check_activation_code(&mut tx, code).await? {
             Ok(activation) => activation,
             Err(rejection) => {
@@ -203,9 +258,13 @@ impl Authority {
                 return Err(rejection.into());
             }
         };
-        let user = tx.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
+        let user = tx
+            .user(&activation.user_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         let nonce = crypto::b64(&rand::random::<[u8; 16]>());
-        tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), None).await?;
+        tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), None)
+            .await?;
         tx.commit().await?;
         let signing = self.service_key(APP_SIGNING)?;
         let encryption = self.service_key(APP_ENCRYPTION)?;
@@ -222,12 +281,22 @@ impl Authority {
 
     /// `POST /activation/complete`: proves both keys, records the device and issues its
     /// certificate from the ConsentID CA, all in one database transaction.
-    pub async fn activation_complete(&self, request: &ActivationComplete, caller: &Caller) -> Result<ActivationResult, Error> {
-        let decode = |field: &'static str, value: &str| crypto::unb64(value).map_err(|_| Rejection::Invalid(field));
+    pub async fn activation_complete(
+        &self,
+        request: &ActivationComplete,
+        caller: &Caller,
+    ) -> Result<ActivationResult, Error> {
+        let decode = |field: &'static str, value: &str| {
+            crypto::unb64(value).map_err(|_| Rejection::Invalid(field))
+        };
         let device_key = decode("device_public_key", &request.device_public_key)?;
-        let sealed_pin_key = decode("encrypted_pin_public_key", &request.encrypted_pin_public_key)?;
+        let sealed_pin_key = decode(
+            "encrypted_pin_public_key",
+            &request.encrypted_pin_public_key,
+        )?;
         let device_signature = decode("device_signature", &request.device_signature)?;
-        let sealed_pin_signature = decode("encrypted_pin_signature", &request.encrypted_pin_signature)?;
+        let sealed_pin_signature =
+            decode("encrypted_pin_signature", &request.encrypted_pin_signature)?;
         crypto::public_key(&device_key).map_err(|_| Rejection::Invalid("device_public_key"))?;
         let name = request.device_name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -235,23 +304,52 @@ impl Authority {
         }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("activation:ip:{}", caller.ip), RateLimit::ACTIVATION_PER_ADDRESS).await?;
-        let activation = tx.activation(&request.activation_id).await?.ok_or(Rejection::ActivationMismatch)?;
-        let Some(nonce) = activation.nonce.clone() else { return Err(Rejection::ActivationMismatch.into()) };
-        if activation.id != request.activation_id || activation.used_at.is_some() || activation.tries_left <= 0 || now >= activation.expires_at {
+        self.rate_limit(
+            &mut tx,
+            &format!("activation:ip:{}", caller.ip),
+            RateLimit::ACTIVATION_PER_ADDRESS,
+        )
+        .await?;
+        let activation = tx
+            .activation(&request.activation_id)
+            .await?
+            .ok_or(Rejection::ActivationMismatch)?;
+        let Some(nonce) = activation.nonce.clone() else {
+            return Err(Rejection::ActivationMismatch.into());
+        };
+        if activation.id != request.activation_id
+            || activation.used_at.is_some()
+            || activation.tries_left <= 0
+            || now >= activation.expires_at
+        {
             return Err(Rejection::InvalidCode.into());
         }
         // 1. Both keys prove possession over the same message.
-        let message = crypto::activation_message(&activation.id, &nonce, &device_key, &sealed_pin_key);
-        crypto::verify(&device_key, message.as_bytes(), &device_signature).map_err(|_| Rejection::BadSignature)?;
-        let pin_key = self.open_sealed(&sealed_pin_key, activation.id.as_bytes()).await?;
+        let message =
+            crypto::activation_message(&activation.id, &nonce, &device_key, &sealed_pin_key);
+        crypto::verify(&device_key, message.as_bytes(), &device_signature)
+            .map_err(|_| Rejection::BadSignature)?;
+        let pin_key = self
+            .open_sealed(&sealed_pin_key, activation.id.as_bytes())
+            .await?;
         crypto::public_key(&pin_key).map_err(|_| Rejection::Invalid("encrypted_pin_public_key"))?;
-        let pin_signature = self.open_sealed(&sealed_pin_signature, activation.id.as_bytes()).await?;
-        crypto::verify(&pin_key, message.as_bytes(), &pin_signature).map_err(|_| Rejection::BadSignature)?;
+        let pin_signature = self
+            .open_sealed(&sealed_pin_signature, activation.id.as_bytes())
+            .await?;
+        crypto::verify(&pin_key, message.as_bytes(), &pin_signature)
+            .map_err(|_| Rejection::BadSignature)?;
         // 2. The device certificate: serial stored, then signed, in this transaction.
-        let user = tx.user(&activation.user_id).await?.ok_or(Rejection::NotFound)?;
-        let jmbg = Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
-        let person = Person { given_name: user.given_name.clone(), surname: user.surname.clone(), jmbg };
+        let user = tx
+            .user(&activation.user_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
+        let jmbg = Jmbg::parse(&user.jmbg)
+            .map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
+        let person = Person {
+            given_name: user.given_name.clone(),
+            surname: user.surname.clone(),
+            jmbg,
+        };
         let device_id = hex::encode(rand::random::<[u8; 16]>());
         let serial = random_serial();
         let subject = person.name()?;
@@ -269,12 +367,23 @@ impl Authority {
         })
         .await?;
         let public_key = PublicKeyDer(device_key.clone());
-        let certificate_request =
-            CertificateRequest { kind: CertificateKind::Device, serial, subject, public_key: &public_key, not_before: now, not_after };
+        let certificate_request = CertificateRequest {
+            kind: CertificateKind::Device,
+            serial,
+            subject,
+            public_key: &public_key,
+            not_before: now,
+            not_after,
+        };
         let loaded = self.ca(CaName::ConsentId)?;
-        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(CaName::ConsentId)), loaded.signer.as_ref())?;
+        let issuer = Issuer::from_certificate(
+            &loaded.certificate,
+            Some(self.settings.urls_of(CaName::ConsentId)),
+            loaded.signer.as_ref(),
+        )?;
         let certificate = profile::issue(&certificate_request, &issuer, &self.settings.policy)?;
-        tx.complete_certificate(&serial, &certificate.0, now).await?;
+        tx.complete_certificate(&serial, &certificate.0, now)
+            .await?;
         // 3. The device, and the code spent.
         tx.insert_device(&DeviceRecord {
             id: device_id.clone(),
@@ -289,7 +398,13 @@ impl Authority {
             last_used_at: None,
         })
         .await?;
-        tx.update_activation(&activation.id, activation.tries_left, Some(&nonce), Some(now)).await?;
+        tx.update_activation(
+            &activation.id,
+            activation.tries_left,
+            Some(&nonce),
+            Some(now),
+        )
+        .await?;
         tx.audit(
             now,
             &format!("user:{}", user.id),
@@ -298,7 +413,11 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
-        Ok(ActivationResult { device_id, certificate: crypto::b64(&certificate.0), certificate_serial: serial.to_hex() })
+        Ok(ActivationResult {
+            device_id,
+            certificate: crypto::b64(&certificate.0),
+            certificate_serial: serial.to_hex(),
+        })
     }
 
     /// Verifies a device request: the signature over method, path, time, nonce and body; the
@@ -310,7 +429,9 @@ impl Authority {
         path_and_query: &str,
         body: &[u8],
     ) -> Result<AuthenticatedDevice, Error> {
-        let request = self.verify_device_request(authorization, method, path_and_query, body).await?;
+        let request = self
+            .verify_device_request(authorization, method, path_and_query, body)
+            .await?;
         self.spend_device_request(request).await
     }
 
@@ -324,21 +445,44 @@ impl Authority {
         path_and_query: &str,
         body: &[u8],
     ) -> Result<DeviceRequest, Error> {
-        let parsed = crypto::parse_authorization(authorization).ok_or(Rejection::Invalid("authorization"))?;
-        let device = self.store.device(&parsed.device_id).await?.ok_or(Rejection::BadSignature)?;
-        let message = crypto::request_message(method, path_and_query, parsed.timestamp, &parsed.nonce, body);
-        crypto::verify(&device.public_key, message.as_bytes(), &parsed.signature).map_err(|_| Rejection::BadSignature)?;
+        let parsed = crypto::parse_authorization(authorization)
+            .ok_or(Rejection::Invalid("authorization"))?;
+        let device = self
+            .store
+            .device(&parsed.device_id)
+            .await?
+            .ok_or(Rejection::BadSignature)?;
+        let message = crypto::request_message(
+            method,
+            path_and_query,
+            parsed.timestamp,
+            &parsed.nonce,
+            body,
+        );
+        crypto::verify(&device.public_key, message.as_bytes(), &parsed.signature)
+            .map_err(|_| Rejection::BadSignature)?;
         let now = self.clock.now();
         if (parsed.timestamp - now.0).abs() > login::CLOCK_SKEW {
             return Err(Rejection::ClockSkew.into());
         }
-        Ok(DeviceRequest { nonce_key: format!("{}:{}", device.id, parsed.nonce), device, at: now })
+        Ok(DeviceRequest {
+            nonce_key: format!("{}:{}", device.id, parsed.nonce),
+            device,
+            at: now,
+        })
     }
 
     /// The second half of [`Self::authenticate_device`]: spends the request's nonce (one
     /// statement, its own transaction), then refuses a revoked device.
-    pub async fn spend_device_request(&self, request: DeviceRequest) -> Result<AuthenticatedDevice, Error> {
-        if !self.store.use_nonce(&request.nonce_key, request.remembered_until()).await? {
+    pub async fn spend_device_request(
+        &self,
+        request: DeviceRequest,
+    ) -> Result<AuthenticatedDevice, Error> {
+        if !self
+            .store
+            .use_nonce(&request.nonce_key, request.remembered_until())
+            .await?
+        {
             return Err(Rejection::Replay.into());
         }
         if request.device.state == DeviceState::Revoked {
@@ -358,11 +502,18 @@ impl Authority {
 
     /// `GET /inbox?wait=N`: pending requests for the device's user, waiting up to `wait` for
     /// one to arrive (polling the store, so a request made through another server arrives too).
-    pub async fn inbox(&self, device: &AuthenticatedDevice, wait: Duration) -> Result<Inbox, Error> {
+    pub async fn inbox(
+        &self,
+        device: &AuthenticatedDevice,
+        wait: Duration,
+    ) -> Result<Inbox, Error> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let inbox = self.inbox_now(&device.0.id).await?;
-            if !inbox.items.is_empty() || inbox.device_status != DeviceStatus::Active || tokio::time::Instant::now() >= deadline {
+            if !inbox.items.is_empty()
+                || inbox.device_status != DeviceStatus::Active
+                || tokio::time::Instant::now() >= deadline
+            {
                 return Ok(inbox);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -370,24 +521,44 @@ impl Authority {
     }
 
     async fn inbox_now(&self, device_id: &str) -> Result<Inbox, Error> {
-        let device = self.store.device(device_id).await?.ok_or(Rejection::NotFound)?;
+        let device = self
+            .store
+            .device(device_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         let now = self.clock.now();
         let mut items = Vec::new();
         let mut cancelled = Vec::new();
         if device.state == DeviceState::Active {
-            for txn in self.store.transactions_of(&device.user_id, now.plus_seconds(-2 * TRANSACTION_LIFETIME)).await? {
+            for txn in self
+                .store
+                .transactions_of(&device.user_id, now.plus_seconds(-2 * TRANSACTION_LIFETIME))
+                .await?
+            {
                 match login::effective_status(txn.status, txn.expires_at, now) {
-                    TransactionStatus::Pending => items.push(Envelope { payload: crypto::b64(&txn.payload), signature: crypto::b64(&txn.signature) }),
+                    TransactionStatus::Pending => items.push(Envelope {
+                        payload: crypto::b64(&txn.payload),
+                        signature: crypto::b64(&txn.signature),
+                    }),
                     TransactionStatus::Approved | TransactionStatus::Consumed => {}
                     _ => cancelled.push(txn.id),
                 }
             }
         }
-        Ok(Inbox { items, cancelled, device_status: Self::device_status(&device) })
+        Ok(Inbox {
+            items,
+            cancelled,
+            device_status: Self::device_status(&device),
+        })
     }
 
     /// `POST /requests/{txn}/response` from an authenticated device: see [`Self::respond_to`].
-    pub async fn respond(&self, device: &AuthenticatedDevice, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
+    pub async fn respond(
+        &self,
+        device: &AuthenticatedDevice,
+        txn_id: &str,
+        response: &Response,
+    ) -> Result<ResponseResult, Error> {
         self.answer(&device.0, None, txn_id, response).await
     }
 
@@ -395,13 +566,21 @@ impl Authority {
     /// nonce, checks everything against the stored request (never against what the client
     /// echoes) and moves it on once. A refused answer rolls back, and its nonce is then spent
     /// on its own, so that no request is accepted twice.
-    pub async fn respond_to(&self, request: DeviceRequest, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
+    pub async fn respond_to(
+        &self,
+        request: DeviceRequest,
+        txn_id: &str,
+        response: &Response,
+    ) -> Result<ResponseResult, Error> {
         if request.device.state == DeviceState::Revoked {
             // As `authenticate_device`: the nonce spent, then the device refused.
             self.spend_device_request(request).await?;
             return Err(Rejection::DeviceRevoked.into());
         }
-        match self.answer(&request.device, Some(&request), txn_id, response).await {
+        match self
+            .answer(&request.device, Some(&request), txn_id, response)
+            .await
+        {
             Ok(result) => Ok(result),
             Err(Error::Rejected(Rejection::Replay)) => Err(Rejection::Replay.into()),
             Err(error) => {
@@ -412,8 +591,18 @@ impl Authority {
     }
 
     /// The signatures of an answer checked against a request and a device (CPU work only).
-    async fn check_answer(&self, txn: &TransactionRecord, device: &DeviceRecord, response: &Response, device_signature: &[u8]) -> AnswerCheck {
-        let kind = if txn.kind == "sign" { RequestKind::Sign } else { RequestKind::Login };
+    async fn check_answer(
+        &self,
+        txn: &TransactionRecord,
+        device: &DeviceRecord,
+        response: &Response,
+        device_signature: &[u8],
+    ) -> AnswerCheck {
+        let kind = if txn.kind == "sign" {
+            RequestKind::Sign
+        } else {
+            RequestKind::Login
+        };
         let message = crypto::approval_message(
             &txn.id,
             kind,
@@ -425,11 +614,15 @@ impl Authority {
             &device.id,
             response.issued_at,
         );
-        let signature_ok = crypto::verify(&device.public_key, message.as_bytes(), device_signature).is_ok();
+        let signature_ok =
+            crypto::verify(&device.public_key, message.as_bytes(), device_signature).is_ok();
         let pin_ok = match &response.pin_proof {
             Some(sealed) => match crypto::unb64(sealed) {
                 Ok(sealed) => Some(match self.open_sealed(&sealed, txn.id.as_bytes()).await {
-                    Ok(signature) => crypto::verify(&device.pin_public_key, message.as_bytes(), &signature).is_ok(),
+                    Ok(signature) => {
+                        crypto::verify(&device.pin_public_key, message.as_bytes(), &signature)
+                            .is_ok()
+                    }
                     Err(_) => false,
                 }),
                 Err(_) => None,
@@ -437,21 +630,40 @@ impl Authority {
             None => Some(false),
         };
         AnswerCheck {
-            txn: (txn.id.clone(), txn.kind.clone(), txn.challenge.clone(), txn.payload.clone()),
-            device: (device.id.clone(), device.public_key.clone(), device.pin_public_key.clone()),
+            txn: (
+                txn.id.clone(),
+                txn.kind.clone(),
+                txn.challenge.clone(),
+                txn.payload.clone(),
+            ),
+            device: (
+                device.id.clone(),
+                device.public_key.clone(),
+                device.pin_public_key.clone(),
+            ),
             message,
             signature_ok,
             pin_ok,
         }
     }
 
-    async fn answer(&self, device: &DeviceRecord, nonce: Option<&DeviceRequest>, txn_id: &str, response: &Response) -> Result<ResponseResult, Error> {
-        let device_signature = crypto::unb64(&response.device_signature).map_err(|_| Rejection::Invalid("device_signature"))?;
+    async fn answer(
+        &self,
+        device: &DeviceRecord,
+        nonce: Option<&DeviceRequest>,
+        txn_id: &str,
+        response: &Response,
+    ) -> Result<ResponseResult, Error> {
+        let device_signature = crypto::unb64(&response.device_signature)
+            .map_err(|_| Rejection::Invalid("device_signature"))?;
         // 1. The signatures, checked before the write transaction against the request as read
         //    now (SQLite has one writer: its turn should not wait for elliptic curves), and
         //    checked again inside only if the request or the device changed meanwhile.
         let early = match self.store.transaction(txn_id).await? {
-            Some(txn) => Some(self.check_answer(&txn, device, response, &device_signature).await),
+            Some(txn) => Some(
+                self.check_answer(&txn, device, response, &device_signature)
+                    .await,
+            ),
             None => None,
         };
         let now = self.clock.now();
@@ -461,11 +673,17 @@ impl Authority {
                 return Err(Rejection::Replay.into());
             }
         }
-        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let txn = tx
+            .transaction_for_update(txn_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         let current = tx.device(&device.id).await?.ok_or(Rejection::NotFound)?;
         let checked = match early {
             Some(check) if check.is_for(&txn, &current) => check,
-            _ => self.check_answer(&txn, &current, response, &device_signature).await,
+            _ => {
+                self.check_answer(&txn, &current, response, &device_signature)
+                    .await
+            }
         };
         // 2. The device signed exactly this request, decision, code and time.
         if !checked.signature_ok {
@@ -474,10 +692,20 @@ impl Authority {
         let message = checked.message;
         // 3. It may answer now.
         let mine = txn.user_id.as_deref() == Some(current.user_id.as_str());
-        login::may_answer(txn.status, txn.expires_at, current.state, mine, UnixTime(response.issued_at), now).map_err(|refusal| match refusal {
+        login::may_answer(
+            txn.status,
+            txn.expires_at,
+            current.state,
+            mine,
+            UnixTime(response.issued_at),
+            now,
+        )
+        .map_err(|refusal| match refusal {
             login::AnswerRefusal::NotPending => Rejection::NotPending,
             login::AnswerRefusal::WrongDevice => Rejection::NotFound,
-            login::AnswerRefusal::DeviceInactive if current.state == DeviceState::PinLocked => Rejection::PinLocked,
+            login::AnswerRefusal::DeviceInactive if current.state == DeviceState::PinLocked => {
+                Rejection::PinLocked
+            }
             login::AnswerRefusal::DeviceInactive => Rejection::DeviceRevoked,
             login::AnswerRefusal::ClockSkew => Rejection::ClockSkew,
         })?;
@@ -487,32 +715,95 @@ impl Authority {
         if response.decision == Decision::Deny || !code_matches {
             let (status, hint) = if code_matches {
                 let reason = response.reason.as_deref().unwrap_or("user_deny");
-                (TransactionStatus::Denied, if reason == "not_me" { "not_me" } else { "user_deny" })
+                (
+                    TransactionStatus::Denied,
+                    if reason == "not_me" {
+                        "not_me"
+                    } else {
+                        "user_deny"
+                    },
+                )
             } else {
                 (TransactionStatus::Failed, "wrong_vc")
             };
-            tx.move_transaction(&txn.id, TransactionStatus::Pending, status, hint, Some(&current.id), now).await?;
-            tx.audit(now, &actor, "transaction.denied", json!({ "txn": txn.id, "kind": txn.kind, "hint": hint })).await?;
+            tx.move_transaction(
+                &txn.id,
+                TransactionStatus::Pending,
+                status,
+                hint,
+                Some(&current.id),
+                now,
+            )
+            .await?;
+            tx.audit(
+                now,
+                &actor,
+                "transaction.denied",
+                json!({ "txn": txn.id, "kind": txn.kind, "hint": hint }),
+            )
+            .await?;
             tx.commit().await?;
-            return Ok(ResponseResult { result: ResponseOutcome::Denied, attempts_left: None });
+            return Ok(ResponseResult {
+                result: ResponseOutcome::Denied,
+                attempts_left: None,
+            });
         }
         // 5. The PIN proof, opened, checked and dropped (in step 1).
         let pin_ok = checked.pin_ok.ok_or(Rejection::Invalid("pin_proof"))?;
         if !pin_ok {
-            let (state, left) = login::after_wrong_pin(u8::try_from(current.pin_failures).unwrap_or(u8::MAX));
-            tx.update_device(&current.id, state, current.pin_failures + 1, now).await?;
-            tx.audit(now, &actor, "device.wrong_pin", json!({ "txn": txn.id, "attempts_left": left })).await?;
+            let (state, left) =
+                login::after_wrong_pin(u8::try_from(current.pin_failures).unwrap_or(u8::MAX));
+            tx.update_device(&current.id, state, current.pin_failures + 1, now)
+                .await?;
+            tx.audit(
+                now,
+                &actor,
+                "device.wrong_pin",
+                json!({ "txn": txn.id, "attempts_left": left }),
+            )
+            .await?;
             if state == DeviceState::PinLocked {
-                tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Failed, "pin_locked", Some(&current.id), now).await?;
-                tx.audit(now, &actor, "device.pin_locked", json!({ "device": current.id })).await?;
+                tx.move_transaction(
+                    &txn.id,
+                    TransactionStatus::Pending,
+                    TransactionStatus::Failed,
+                    "pin_locked",
+                    Some(&current.id),
+                    now,
+                )
+                .await?;
+                tx.audit(
+                    now,
+                    &actor,
+                    "device.pin_locked",
+                    json!({ "device": current.id }),
+                )
+                .await?;
                 tx.commit().await?;
-                return Ok(ResponseResult { result: ResponseOutcome::PinLocked, attempts_left: Some(0) });
+                return Ok(ResponseResult {
+                    result: ResponseOutcome::PinLocked,
+                    attempts_left: Some(0),
+                });
             }
             tx.commit().await?;
-            return Ok(ResponseResult { result: ResponseOutcome::WrongPin, attempts_left: Some(left) });
+            return Ok(ResponseResult {
+                result: ResponseOutcome::WrongPin,
+                attempts_left: Some(left),
+            });
         }
-        tx.update_device(&current.id, DeviceState::Active, 0, now).await?;
-        if !tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Approved, "approved", Some(&current.id), now).await? {
+        tx.update_device(&current.id, DeviceState::Active, 0, now)
+            .await?;
+        if !tx
+            .move_transaction(
+                &txn.id,
+                TransactionStatus::Pending,
+                TransactionStatus::Approved,
+                "approved",
+                Some(&current.id),
+                now,
+            )
+            .await?
+        {
             return Err(Rejection::NotPending.into());
         }
         tx.audit(
@@ -523,7 +814,10 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
-        Ok(ResponseResult { result: ResponseOutcome::Approved, attempts_left: None })
+        Ok(ResponseResult {
+            result: ResponseOutcome::Approved,
+            attempts_left: None,
+        })
     }
 
     /// Builds and signs a request for the app, and stores it as a pending transaction,
@@ -545,12 +839,18 @@ impl Authority {
         // Every string here reaches the approval screen: printable text only, whatever path
         // it came by (each entry point validates too; this is the last line).
         let shown = |text: &str, max: usize| domain::text::display_text(text, max);
-        let context = proto::app::RequestContext { browser: shown(&context.browser, 120), ip: shown(&context.ip, 64) };
+        let context = proto::app::RequestContext {
+            browser: shown(&context.browser, 120),
+            ip: shown(&context.ip, 64),
+        };
         let sign = sign.map(|details| proto::app::SignDetails {
             documents: details
                 .documents
                 .into_iter()
-                .map(|d| proto::app::DocumentToSign { title: shown(&d.title, 240), hash: d.hash })
+                .map(|d| proto::app::DocumentToSign {
+                    title: shown(&d.title, 240),
+                    hash: d.hash,
+                })
                 .collect(),
             certificate_serial: details.certificate_serial,
         });
@@ -558,21 +858,35 @@ impl Authority {
             v: 1,
             txn_id: id.clone(),
             kind,
-            rp: proto::app::RelyingParty { id: RP_ID.into(), name: shown(requester, 120) },
-            user: user.as_ref().map(|(_, name)| shown(name, 120)).unwrap_or_default(),
+            rp: proto::app::RelyingParty {
+                id: RP_ID.into(),
+                name: shown(requester, 120),
+            },
+            user: user
+                .as_ref()
+                .map(|(_, name)| shown(name, 120))
+                .unwrap_or_default(),
             challenge: crypto::b64(&challenge),
             created_at: now.0,
             expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,
             context,
             sign,
         };
-        let payload_bytes = serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
+        let payload_bytes =
+            serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
         let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
             // One pending request of each kind per user: a new login supersedes an earlier
             // login, a new signing request an earlier signing request. A login start (which
             // anyone who knows the username can make) never cancels a signing request.
-            tx.end_pending_of_kind(user_id, kind.as_str(), TransactionStatus::Cancelled, "superseded", now).await?;
+            tx.end_pending_of_kind(
+                user_id,
+                kind.as_str(),
+                TransactionStatus::Cancelled,
+                "superseded",
+                now,
+            )
+            .await?;
         }
         let record = TransactionRecord {
             id,

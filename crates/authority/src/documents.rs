@@ -24,7 +24,7 @@ use store::{SigningDocumentRecord, SigningJobRecord, UserRecord};
 use crate::consentid::PORTAL_NAME;
 use crate::login::Session;
 use crate::settings::CaName;
-use crate::signing::{Credential, SignRequest, SigningError, Settled};
+use crate::signing::{Credential, Settled, SignRequest, SigningError};
 use crate::{Authority, Error};
 
 /// The largest PDF accepted, bytes.
@@ -169,13 +169,19 @@ fn unreadable(filename: &str, error: PadesError) -> DocumentError {
 fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
     match credential.algorithm {
         KeyAlgorithm::EcdsaP256 => (SignatureScheme::Ecdsa, SignatureAlgorithm::EcdsaSha256),
-        KeyAlgorithm::Rsa3072 => (SignatureScheme::RsaPkcs1, SignatureAlgorithm::RsaPkcs1Sha256),
+        KeyAlgorithm::Rsa3072 => (
+            SignatureScheme::RsaPkcs1,
+            SignatureAlgorithm::RsaPkcs1Sha256,
+        ),
     }
 }
 
 impl Authority {
     fn signer_of(&self, session: &Session) -> Result<UserRecord, DocumentError> {
-        let user = session.user.clone().ok_or(DocumentError::NeedsConsentIdLogin)?;
+        let user = session
+            .user
+            .clone()
+            .ok_or(DocumentError::NeedsConsentIdLogin)?;
         if session.record.auth_method.as_deref() != Some("consentid") {
             return Err(DocumentError::NeedsConsentIdLogin);
         }
@@ -198,10 +204,18 @@ impl Authority {
         if documents.len() > MAX_DOCUMENTS {
             return Err(DocumentError::TooMany);
         }
-        if let Some(big) = documents.iter().find(|d| d.bytes.len() > MAX_DOCUMENT_BYTES) {
+        if let Some(big) = documents
+            .iter()
+            .find(|d| d.bytes.len() > MAX_DOCUMENT_BYTES)
+        {
             return Err(DocumentError::TooLarge(big.filename.clone()));
         }
-        let credential = self.credentials(&user, true).await?.into_iter().next().ok_or(DocumentError::NoCertificate)?;
+        let credential = self
+            .credentials(&user, true)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(DocumentError::NoCertificate)?;
         let (_, algorithm) = scheme_of(&credential);
         let chain: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
         let now = self.clock.now();
@@ -209,7 +223,10 @@ impl Authority {
         let (documents, prepared) = tokio::task::spawn_blocking(move || {
             let prepared = documents
                 .iter()
-                .map(|d| pades::prepare(&d.bytes, &chain, algorithm, now.0, FIELD_NAME).map_err(|e| unreadable(&d.filename, e)))
+                .map(|d| {
+                    pades::prepare(&d.bytes, &chain, algorithm, now.0, FIELD_NAME)
+                        .map_err(|e| unreadable(&d.filename, e))
+                })
                 .collect::<Result<Vec<_>, _>>();
             (documents, prepared)
         })
@@ -226,7 +243,15 @@ impl Authority {
             context,
         };
         let mut tx = self.store.begin().await?;
-        let authorization_id = self.authorize_in(&mut tx, &user, &credential, &request, &session.record.id_hash).await?;
+        let authorization_id = self
+            .authorize_in(
+                &mut tx,
+                &user,
+                &credential,
+                &request,
+                &session.record.id_hash,
+            )
+            .await?;
         let job = SigningJobRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
             user_id: user.id.clone(),
@@ -270,13 +295,25 @@ impl Authority {
         Ok(job.id)
     }
 
-    async fn own_job(&self, user: &UserRecord, job_id: &str) -> Result<SigningJobRecord, DocumentError> {
-        self.store.signing_job(job_id).await?.filter(|job| job.user_id == user.id).ok_or(DocumentError::NotFound)
+    async fn own_job(
+        &self,
+        user: &UserRecord,
+        job_id: &str,
+    ) -> Result<SigningJobRecord, DocumentError> {
+        self.store
+            .signing_job(job_id)
+            .await?
+            .filter(|job| job.user_id == user.id)
+            .ok_or(DocumentError::NotFound)
     }
 
     /// A job's state, moving it on: once the user approved, the documents are signed (one
     /// transaction) and finished at the job's level.
-    pub async fn document_signing(&self, session: &Session, job_id: &str) -> Result<JobView, DocumentError> {
+    pub async fn document_signing(
+        &self,
+        session: &Session,
+        job_id: &str,
+    ) -> Result<JobView, DocumentError> {
         let user = session.user.clone().ok_or(DocumentError::NotFound)?;
         let mut job = self.own_job(&user, job_id).await?;
         if job.status == "pending" && self.answered(&job).await? {
@@ -289,13 +326,20 @@ impl Authority {
             }
             job = self.own_job(&user, job_id).await?;
         }
-        let level = SignatureLevel::parse(&job.level).ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
+        let level = SignatureLevel::parse(&job.level)
+            .ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
         let documents = self.store.signing_documents(&job.id).await?;
         let views = documents
             .iter()
             .map(|d| {
-                let hash = Prepared::from_bytes(&d.prepared).map(|p| p.hash_to_sign()).unwrap_or_default();
-                DocumentView { filename: d.filename.clone(), fingerprint: proto::crypto::fingerprint(&hash), ready: d.signed_pdf.is_some() }
+                let hash = Prepared::from_bytes(&d.prepared)
+                    .map(|p| p.hash_to_sign())
+                    .unwrap_or_default();
+                DocumentView {
+                    filename: d.filename.clone(),
+                    fingerprint: proto::crypto::fingerprint(&hash),
+                    ready: d.signed_pdf.is_some(),
+                }
             })
             .collect();
         let status = match job.status.as_str() {
@@ -303,44 +347,66 @@ impl Authority {
             "failed" => JobStatus::Failed(job.hint.clone()),
             "signed" => JobStatus::Pending { seconds_left: 0 },
             _ => {
-                let seconds_left = match self.store.sign_authorization(&job.authorization_id).await? {
-                    Some(auth) => match self.store.transaction(&auth.txn_id).await? {
-                        Some(txn) => (txn.expires_at.0 - self.clock.now().0).max(0),
+                let seconds_left =
+                    match self.store.sign_authorization(&job.authorization_id).await? {
+                        Some(auth) => match self.store.transaction(&auth.txn_id).await? {
+                            Some(txn) => (txn.expires_at.0 - self.clock.now().0).max(0),
+                            None => 0,
+                        },
                         None => 0,
-                    },
-                    None => 0,
-                };
+                    };
                 JobStatus::Pending { seconds_left }
             }
         };
-        Ok(JobView { id: job.id, level, status, documents: views })
+        Ok(JobView {
+            id: job.id,
+            level,
+            status,
+            documents: views,
+        })
     }
 
     /// Whether the user answered (or the request ended), read without a write transaction: the
     /// waiting page asks every two seconds.
     async fn answered(&self, job: &SigningJobRecord) -> Result<bool, DocumentError> {
-        let Some(auth) = self.store.sign_authorization(&job.authorization_id).await? else { return Ok(true) };
-        let Some(txn) = self.store.transaction(&auth.txn_id).await? else { return Ok(true) };
-        Ok(auth.status != AuthorizationStatus::Pending || effective_status(txn.status, txn.expires_at, self.clock.now()) != TransactionStatus::Pending)
+        let Some(auth) = self.store.sign_authorization(&job.authorization_id).await? else {
+            return Ok(true);
+        };
+        let Some(txn) = self.store.transaction(&auth.txn_id).await? else {
+            return Ok(true);
+        };
+        Ok(auth.status != AuthorizationStatus::Pending
+            || effective_status(txn.status, txn.expires_at, self.clock.now())
+                != TransactionStatus::Pending)
     }
 
     /// If the user answered: on approval, signs every document in one transaction with the
     /// approval; on a refusal, ends the job with its reason.
-    async fn sign_job(&self, user: &UserRecord, job: &SigningJobRecord) -> Result<(), DocumentError> {
+    async fn sign_job(
+        &self,
+        user: &UserRecord,
+        job: &SigningJobRecord,
+    ) -> Result<(), DocumentError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let auth = tx.sign_authorization(&job.authorization_id).await?.ok_or(DocumentError::NotFound)?;
+        let auth = tx
+            .sign_authorization(&job.authorization_id)
+            .await?
+            .ok_or(DocumentError::NotFound)?;
         if auth.status != AuthorizationStatus::Pending {
             // Settled by an earlier call that then failed: nothing more will happen.
-            tx.move_signing_job(&job.id, "pending", "failed", "interrupted", now).await?;
+            tx.move_signing_job(&job.id, "pending", "failed", "interrupted", now)
+                .await?;
             tx.commit().await?;
             return Ok(());
         }
         let device_id = match self.settle_in(&mut tx, user, &auth, now).await {
             Ok(Settled::Pending { .. }) => return Ok(()),
             Ok(Settled::Approved { device_id }) => device_id,
-            Ok(Settled::Refused(refusal)) | Err(refusal @ (SigningError::NoDevice | SigningError::Locked)) => {
-                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now).await?;
+            Ok(Settled::Refused(refusal))
+            | Err(refusal @ (SigningError::NoDevice | SigningError::Locked)) => {
+                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now)
+                    .await?;
                 tx.commit().await?;
                 return Ok(());
             }
@@ -349,8 +415,15 @@ impl Authority {
         let credential = match self.usable_credential(user, &auth.credential_id).await {
             Ok(credential) => credential,
             Err(refusal) => {
-                tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Refused, None, Some(&device_id)).await?;
-                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now).await?;
+                tx.settle_sign_authorization(
+                    &auth.id,
+                    AuthorizationStatus::Refused,
+                    None,
+                    Some(&device_id),
+                )
+                .await?;
+                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now)
+                    .await?;
                 tx.commit().await?;
                 return Ok(());
             }
@@ -363,42 +436,86 @@ impl Authority {
             .map(|d| Prepared::from_bytes(&d.prepared).map(|p| p.hash_to_sign().to_vec()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::Inconsistent(format!("a stored prepared document: {e}")))?;
-        let authorized = domain::signing::split_hashes(&auth.hashes, HashAlgorithm::Sha256).unwrap_or_default();
+        let authorized =
+            domain::signing::split_hashes(&auth.hashes, HashAlgorithm::Sha256).unwrap_or_default();
         if authorized != hashes {
-            return Err(Error::Inconsistent("the job's documents differ from the approved hashes".into()).into());
+            return Err(Error::Inconsistent(
+                "the job's documents differ from the approved hashes".into(),
+            )
+            .into());
         }
-        if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Consumed, None, Some(&device_id)).await? {
+        if !tx
+            .settle_sign_authorization(
+                &auth.id,
+                AuthorizationStatus::Consumed,
+                None,
+                Some(&device_id),
+            )
+            .await?
+        {
             // Another request of the same page signed it meanwhile.
             return Ok(());
         }
-        let batch = crate::signing::SignBatch { authorization_id: &auth.id, padding, algorithm: HashAlgorithm::Sha256, hashes: &hashes };
+        let batch = crate::signing::SignBatch {
+            authorization_id: &auth.id,
+            padding,
+            algorithm: HashAlgorithm::Sha256,
+            hashes: &hashes,
+        };
         let signatures = self.sign_in(&mut tx, user, &credential, &batch).await?;
         for (document, signature) in documents.iter().zip(&signatures) {
-            tx.store_document_signature(&job.id, document.position, signature).await?;
+            tx.store_document_signature(&job.id, document.position, signature)
+                .await?;
         }
-        tx.move_signing_job(&job.id, "pending", "signed", "signed", now).await?;
+        tx.move_signing_job(&job.id, "pending", "signed", "signed", now)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Finishes a signed job at its level and stores the PDFs (redone until that succeeds).
-    async fn finish_job(&self, user: &UserRecord, job: &SigningJobRecord) -> Result<(), DocumentError> {
-        let level = SignatureLevel::parse(&job.level).ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
-        let auth = self.store.sign_authorization(&job.authorization_id).await?.ok_or(DocumentError::NotFound)?;
-        let credential = self.credential(user, &auth.credential_id).await?.ok_or(DocumentError::NotFound)?;
+    async fn finish_job(
+        &self,
+        user: &UserRecord,
+        job: &SigningJobRecord,
+    ) -> Result<(), DocumentError> {
+        let level = SignatureLevel::parse(&job.level)
+            .ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
+        let auth = self
+            .store
+            .sign_authorization(&job.authorization_id)
+            .await?
+            .ok_or(DocumentError::NotFound)?;
+        let credential = self
+            .credential(user, &auth.credential_id)
+            .await?
+            .ok_or(DocumentError::NotFound)?;
         let documents = self.store.signing_documents(&job.id).await?;
         let mut finished = Vec::new();
         for document in &documents {
-            let prepared = Prepared::from_bytes(&document.prepared).map_err(|e| Error::Inconsistent(format!("a stored prepared document: {e}")))?;
-            let signature = document.signature.clone().ok_or_else(|| Error::Inconsistent("a signed job without signature".into()))?;
+            let prepared = Prepared::from_bytes(&document.prepared)
+                .map_err(|e| Error::Inconsistent(format!("a stored prepared document: {e}")))?;
+            let signature = document
+                .signature
+                .clone()
+                .ok_or_else(|| Error::Inconsistent("a signed job without signature".into()))?;
             let token = match level {
                 SignatureLevel::BasicB => None,
-                SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(self.timestamp_token(HashAlgorithm::Sha256, &pades::timestamp_imprint(&signature), None).await?),
+                SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(
+                    self.timestamp_token(
+                        HashAlgorithm::Sha256,
+                        &pades::timestamp_imprint(&signature),
+                        None,
+                    )
+                    .await?,
+                ),
             };
-            let mut pdf = pades::finish(&prepared, &signature, token.as_deref()).map_err(|e| Error::Inconsistent(format!("finishing a signature: {e}")))?;
+            let mut pdf = pades::finish(&prepared, &signature, token.as_deref())
+                .map_err(|e| Error::Inconsistent(format!("finishing a signature: {e}")))?;
             if level == SignatureLevel::BasicLt {
                 let (certificates, ocsp, crls) = self.validation_data(&credential).await?;
-                pdf = pades::add_dss(&pdf, &certificates, &ocsp, &crls).map_err(|e| Error::Inconsistent(format!("adding validation data: {e}")))?;
+                pdf = pades::add_dss(&pdf, &certificates, &ocsp, &crls)
+                    .map_err(|e| Error::Inconsistent(format!("adding validation data: {e}")))?;
             }
             finished.push((document.position, pdf));
         }
@@ -407,7 +524,10 @@ impl Authority {
         for (position, pdf) in &finished {
             tx.store_signed_document(&job.id, *position, pdf).await?;
         }
-        if tx.move_signing_job(&job.id, "signed", "done", "ok", now).await? {
+        if tx
+            .move_signing_job(&job.id, "signed", "done", "ok", now)
+            .await?
+        {
             tx.audit(
                 now,
                 &format!("user:{}", user.id),
@@ -425,11 +545,19 @@ impl Authority {
     }
 
     /// A signed PDF of one of the user's finished jobs: (file name, bytes).
-    pub async fn signed_document(&self, session: &Session, job_id: &str, index: usize) -> Result<(String, Vec<u8>), DocumentError> {
+    pub async fn signed_document(
+        &self,
+        session: &Session,
+        job_id: &str,
+        index: usize,
+    ) -> Result<(String, Vec<u8>), DocumentError> {
         let user = session.user.clone().ok_or(DocumentError::NotFound)?;
         let job = self.own_job(&user, job_id).await?;
         let documents = self.store.signing_documents(&job.id).await?;
-        let document = documents.into_iter().nth(index).ok_or(DocumentError::NotFound)?;
+        let document = documents
+            .into_iter()
+            .nth(index)
+            .ok_or(DocumentError::NotFound)?;
         let pdf = document.signed_pdf.ok_or(DocumentError::NotFound)?;
         Ok((document.filename, pdf))
     }
@@ -438,7 +566,10 @@ impl Authority {
     /// and the TSA's chains and the OCSP responders, an OCSP response for the signer's and the
     /// TSA's certificates, and the CRLs of the qualified CA and the root (which cover the
     /// intermediate).
-    async fn validation_data(&self, credential: &Credential) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>), Error> {
+    async fn validation_data(
+        &self,
+        credential: &Credential,
+    ) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>), Error> {
         let mut certificates: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
         for certificate in self.tsa_chain() {
             certificates.push(certificate.0);
@@ -450,17 +581,29 @@ impl Authority {
         certificates.sort();
         certificates.dedup();
         let mut ocsp = Vec::new();
-        let subjects = [credential.chain.first().map(|c| c.0.clone()), self.tsa_chain().first().map(|c| c.0.clone())];
+        let subjects = [
+            credential.chain.first().map(|c| c.0.clone()),
+            self.tsa_chain().first().map(|c| c.0.clone()),
+        ];
         for der in subjects.into_iter().flatten() {
             let certificate = crate::parse_certificate(&der)?;
-            let request = pki::ocsp::request(&qualified.hashes, &certificate.tbs_certificate.serial_number)?;
+            let request = pki::ocsp::request(
+                &qualified.hashes,
+                &certificate.tbs_certificate.serial_number,
+            )?;
             let answer = self.ocsp(&request).await;
             if answer.outcome != "successful" {
-                return Err(Error::Inconsistent(format!("our OCSP responder answered {}", answer.outcome)));
+                return Err(Error::Inconsistent(format!(
+                    "our OCSP responder answered {}",
+                    answer.outcome
+                )));
             }
             ocsp.push(answer.body.to_vec());
         }
-        let crls = vec![self.crl(CaName::Qualified).await?, self.crl(CaName::Root).await?];
+        let crls = vec![
+            self.crl(CaName::Qualified).await?,
+            self.crl(CaName::Root).await?,
+        ];
         Ok((certificates, ocsp, crls))
     }
 }
@@ -484,9 +627,15 @@ mod tests {
 
     #[test]
     fn ocsp_requests_to_our_own_responder_are_well_formed() {
-        let hashes = pki::ocsp::IssuerHashes { sha1_name: vec![1; 20], sha1_key: vec![2; 20], sha256_name: vec![], sha256_key: vec![] };
+        let hashes = pki::ocsp::IssuerHashes {
+            sha1_name: vec![1; 20],
+            sha1_key: vec![2; 20],
+            sha256_name: vec![],
+            sha256_key: vec![],
+        };
         let serial = x509_cert::serial_number::SerialNumber::new(&[0x11; 16]).unwrap();
-        let parsed = pki::ocsp::parse_request(&pki::ocsp::request(&hashes, &serial).unwrap()).unwrap();
+        let parsed =
+            pki::ocsp::parse_request(&pki::ocsp::request(&hashes, &serial).unwrap()).unwrap();
         assert_eq!(parsed.queries.len(), 1);
         assert!(hashes.matches(&parsed.queries[0]));
     }

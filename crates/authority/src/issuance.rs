@@ -53,7 +53,12 @@ impl Authority {
 
     /// Issues a qualified cloud signing certificate for `person`, with a new key pair generated
     /// in the key backend (DESIGN §5).
-    pub async fn issue_cloud_certificate(&self, person: &Person, email: Option<&str>, actor: &str) -> Result<IssuedCertificate, Error> {
+    pub async fn issue_cloud_certificate(
+        &self,
+        person: &Person,
+        email: Option<&str>,
+        actor: &str,
+    ) -> Result<IssuedCertificate, Error> {
         self.issue_cloud_with(person, email, actor, None).await
     }
 
@@ -69,8 +74,16 @@ impl Authority {
         let subject = person.name()?;
         let serial = random_serial();
         // 1. The key, before the transaction.
-        let key = self.prepare_key(&format!("eidportal-cloud-{}", serial.to_hex()), self.settings.key_algorithm).await?;
-        match self.certify_cloud_key(&key, serial, subject, email, actor, agreement).await {
+        let key = self
+            .prepare_key(
+                &format!("eidportal-cloud-{}", serial.to_hex()),
+                self.settings.key_algorithm,
+            )
+            .await?;
+        match self
+            .certify_cloud_key(&key, serial, subject, email, actor, agreement)
+            .await
+        {
             Ok(issued) => Ok(issued),
             Err(error) => {
                 self.discard_key(key).await;
@@ -119,17 +132,37 @@ impl Authority {
         // 4. The certificate, the agreement, the audit entry; one commit.
         tx.complete_certificate(&serial, &der.0, now).await?;
         if let Some((user_id, number, text)) = agreement {
-            tx.insert_agreement(number, user_id, &serial.to_hex(), text, now).await?;
+            tx.insert_agreement(number, user_id, &serial.to_hex(), text, now)
+                .await?;
         }
-        tx.audit(now, actor, "certificate.issued", json!({ "serial": serial.to_hex(), "kind": "cloud_signing", "key": key.id().0 }))
-            .await?;
+        tx.audit(
+            now,
+            actor,
+            "certificate.issued",
+            json!({ "serial": serial.to_hex(), "kind": "cloud_signing", "key": key.id().0 }),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(IssuedCertificate { serial, der, key_id: Some(key.id().clone()), not_before: now, not_after })
+        Ok(IssuedCertificate {
+            serial,
+            der,
+            key_id: Some(key.id().clone()),
+            not_before: now,
+            not_after,
+        })
     }
 
-    fn sign_for(&self, ca: CaName, request: &CertificateRequest<'_>) -> Result<CertificateDer, Error> {
+    fn sign_for(
+        &self,
+        ca: CaName,
+        request: &CertificateRequest<'_>,
+    ) -> Result<CertificateDer, Error> {
         let loaded = self.ca(ca)?;
-        let issuer = Issuer::from_certificate(&loaded.certificate, Some(self.settings.urls_of(ca)), loaded.signer.as_ref())?;
+        let issuer = Issuer::from_certificate(
+            &loaded.certificate,
+            Some(self.settings.urls_of(ca)),
+            loaded.signer.as_ref(),
+        )?;
         Ok(profile::issue(request, &issuer, &self.settings.policy)?)
     }
 
@@ -141,12 +174,23 @@ impl Authority {
         if let Some(key_id) = abandoned {
             self.destroy_key_in(&mut tx, &key_id, now).await?;
         }
-        tx.audit(now, actor, "certificate.abandoned", json!({ "serial": serial.to_hex() })).await?;
+        tx.audit(
+            now,
+            actor,
+            "certificate.abandoned",
+            json!({ "serial": serial.to_hex() }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn destroy_key_in(&self, tx: &mut store::Tx, key_id: &KeyId, now: UnixTime) -> Result<(), Error> {
+    async fn destroy_key_in(
+        &self,
+        tx: &mut store::Tx,
+        key_id: &KeyId,
+        now: UnixTime,
+    ) -> Result<(), Error> {
         let record = tx.key(key_id).await?;
         self.keys.destroy(&pki::KeyReference(record.reference))?;
         tx.destroy_key(key_id, now).await?;
@@ -157,7 +201,10 @@ impl Authority {
     /// process that died. They are marked abandoned and their keys destroyed.
     pub async fn abandon_stale_reservations(&self) -> Result<Vec<Serial>, Error> {
         let now = self.clock.now();
-        let stale = self.store.reserved_before(now.plus_seconds(-RESERVATION_TIMEOUT)).await?;
+        let stale = self
+            .store
+            .reserved_before(now.plus_seconds(-RESERVATION_TIMEOUT))
+            .await?;
         for serial in &stale {
             self.abandon(serial, "system").await?;
         }

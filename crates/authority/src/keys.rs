@@ -74,10 +74,23 @@ impl Authority {
     /// that verifies under it (`profile::check_key_matches`). A match is remembered per key id
     /// (with the SPKI it matched), so later calls only compare the public key. Without this
     /// check, a certificate row pointed at another key (a CA's) would make that key sign.
-    pub(crate) async fn check_key_binding(&self, key_id: &KeyId, certificate: &Certificate, signer: &Arc<dyn KeySigner>) -> Result<(), Error> {
-        let spki = certificate.tbs_certificate.subject_public_key_info.to_der()?;
+    pub(crate) async fn check_key_binding(
+        &self,
+        key_id: &KeyId,
+        certificate: &Certificate,
+        signer: &Arc<dyn KeySigner>,
+    ) -> Result<(), Error> {
+        let spki = certificate
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()?;
         let fingerprint: [u8; 32] = Sha256::digest(&spki).into();
-        let known = self.key_bindings.lock().unwrap_or_else(PoisonError::into_inner).get(key_id) == Some(&fingerprint);
+        let known = self
+            .key_bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key_id)
+            == Some(&fingerprint);
         if known && signer.public_key().0 == spki {
             return Ok(());
         }
@@ -86,23 +99,36 @@ impl Authority {
             .await
             .map_err(|e| Error::Inconsistent(format!("the key check thread failed: {e}")))?
             .inspect_err(|e| tracing::error!(key = %key_id.0, error = %e, "a key does not match the certificate it is to sign for"))?;
-        self.key_bindings.lock().unwrap_or_else(PoisonError::into_inner).insert(key_id.clone(), fingerprint);
+        self.key_bindings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key_id.clone(), fingerprint);
         Ok(())
     }
 
     /// Steps 1 and 2: a key for a use case, generated before its transaction begins (a token
     /// may take its time, and no write lock is held meanwhile). `label` must be unique (callers
     /// put a serial or a random id in it): the upkeep destroys by label.
-    pub(crate) async fn prepare_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<PreparedKey, Error> {
+    pub(crate) async fn prepare_key(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<PreparedKey, Error> {
         self.prepare_key_for(label, algorithm, false).await
     }
 
     /// [`Authority::prepare_key`] for a P-256 key that also does key agreement (ECDH).
     pub(crate) async fn prepare_agreement_key(&self, label: &str) -> Result<PreparedKey, Error> {
-        self.prepare_key_for(label, KeyAlgorithm::EcdsaP256, true).await
+        self.prepare_key_for(label, KeyAlgorithm::EcdsaP256, true)
+            .await
     }
 
-    async fn prepare_key_for(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<PreparedKey, Error> {
+    async fn prepare_key_for(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        agreement: bool,
+    ) -> Result<PreparedKey, Error> {
         let id = random_key_id();
         let recorded_before = self.keys.keeps_objects();
         if recorded_before {
@@ -120,7 +146,11 @@ impl Authority {
             .await?;
             tx.commit().await?;
         }
-        let generated = if agreement { self.keys.generate_agreement_key(label) } else { self.keys.generate(label, algorithm) };
+        let generated = if agreement {
+            self.keys.generate_agreement_key(label)
+        } else {
+            self.keys.generate(label, algorithm)
+        };
         let generated = match generated {
             Ok(generated) => generated,
             Err(error) => {
@@ -131,13 +161,24 @@ impl Authority {
                 return Err(error.into());
             }
         };
-        Ok(PreparedKey { id, label: label.to_owned(), algorithm, generated, recorded_before })
+        Ok(PreparedKey {
+            id,
+            label: label.to_owned(),
+            algorithm,
+            generated,
+            recorded_before,
+        })
     }
 
     /// Step 3, inside the use case's transaction: the key's record, `active`.
     pub(crate) async fn record_key(&self, tx: &mut Tx, key: &PreparedKey) -> Result<(), Error> {
         if key.recorded_before {
-            tx.activate_key(&key.id, &key.generated.reference.0, &key.generated.public_key.0).await?;
+            tx.activate_key(
+                &key.id,
+                &key.generated.reference.0,
+                &key.generated.public_key.0,
+            )
+            .await?;
         } else {
             tx.insert_key(&KeyRecord {
                 id: key.id.clone(),
@@ -176,7 +217,13 @@ impl Authority {
         if matches!(state, KeyState::Generating | KeyState::Abandoned) {
             self.keys.destroy(&key.generated.reference)?;
             if tx.abandon_generating_key(&key.id, now).await? {
-                tx.audit(now, "system", "key.abandoned", json!({ "key": key.id.0, "label": key.label })).await?;
+                tx.audit(
+                    now,
+                    "system",
+                    "key.abandoned",
+                    json!({ "key": key.id.0, "label": key.label }),
+                )
+                .await?;
             }
             tx.commit().await?;
         }
@@ -191,7 +238,13 @@ impl Authority {
             let mut tx = self.store.begin().await?;
             if tx.abandon_generating_key(id, now).await? {
                 let objects = self.keys.destroy_labelled(label)?;
-                tx.audit(now, "system", "key.abandoned", json!({ "key": id.0, "label": label, "objects": objects })).await?;
+                tx.audit(
+                    now,
+                    "system",
+                    "key.abandoned",
+                    json!({ "key": id.0, "label": label, "objects": objects }),
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok::<_, Error>(())
@@ -209,14 +262,20 @@ impl Authority {
     pub async fn finish_keys_left_half_way(&self) -> Result<usize, Error> {
         let now = self.clock.now();
         let mut finished = 0;
-        for record in self.store.keys_left_half_way(now.plus_seconds(-GENERATION_TIMEOUT)).await? {
+        for record in self
+            .store
+            .keys_left_half_way(now.plus_seconds(-GENERATION_TIMEOUT))
+            .await?
+        {
             if record.backend != self.keys.name() {
                 tracing::warn!(key = %record.id.0, backend = %record.backend, "a key of another backend is left half-way");
                 continue;
             }
             match self.finish_key(&record, now).await {
                 Ok(()) => finished += 1,
-                Err(error) => tracing::error!(%error, key = %record.id.0, label = %record.label, "a key left half-way could not be finished"),
+                Err(error) => {
+                    tracing::error!(%error, key = %record.id.0, label = %record.label, "a key left half-way could not be finished")
+                }
             }
         }
         Ok(finished)
@@ -230,8 +289,13 @@ impl Authority {
             KeyState::Generating => {
                 if tx.abandon_generating_key(&record.id, now).await? {
                     let objects = self.keys.destroy_labelled(&record.label)?;
-                    tx.audit(now, "system", "key.abandoned", json!({ "key": record.id.0, "label": record.label, "objects": objects }))
-                        .await?;
+                    tx.audit(
+                        now,
+                        "system",
+                        "key.abandoned",
+                        json!({ "key": record.id.0, "label": record.label, "objects": objects }),
+                    )
+                    .await?;
                 }
             }
             KeyState::Destroying => {

@@ -7,20 +7,20 @@
 pub mod accounts;
 pub mod agreement;
 mod bootstrap;
+pub mod clock;
 pub mod cloud;
 pub mod consentid;
 pub mod documents;
+mod issuance;
+mod keys;
 pub mod login;
 pub mod mail;
 pub mod oauth;
-pub mod clock;
-mod issuance;
-mod keys;
 mod ocsp;
 mod revocation;
-mod tsa;
-pub mod signing;
 pub mod settings;
+pub mod signing;
+mod tsa;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -197,7 +197,10 @@ impl Authority {
             last_checkpoint: std::sync::Mutex::new(UnixTime(0)),
             tsa_limiter: tsa::TsaLimiter::default(),
         };
-        *authority.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = authority.clock.now();
+        *authority
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = authority.clock.now();
         authority.ensure_hierarchy().await?;
         authority.ensure_service_keys().await?;
         authority.load_hierarchy().await?;
@@ -218,10 +221,14 @@ impl Authority {
         self.finish_keys_left_half_way().await?;
         self.store.purge_used_nonces(self.clock.now()).await?;
         self.purge_unverified_registrations().await?;
-        self.ocsp_cache.set_revision(self.store.status_revision().await?);
+        self.ocsp_cache
+            .set_revision(self.store.status_revision().await?);
         let now = self.clock.now();
         let due = {
-            let last = self.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let last = self
+                .last_checkpoint
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             now.0 - last.0 >= AUDIT_CHECKPOINT_INTERVAL
         };
         if due {
@@ -235,12 +242,19 @@ impl Authority {
     /// file of its own per checkpoint, written to a temporary name, synced, then renamed.
     /// `None` when the store has no audit key or no folder is configured.
     pub async fn write_audit_checkpoint(&self) -> Result<Option<std::path::PathBuf>, Error> {
-        let (Some(key), Some(folder)) = (self.store.audit_key(), self.settings.audit_checkpoints.as_ref()) else {
+        let (Some(key), Some(folder)) = (
+            self.store.audit_key(),
+            self.settings.audit_checkpoints.as_ref(),
+        ) else {
             return Ok(None);
         };
         let now = self.clock.now();
         let head = self.store.audit_head().await?;
-        let keyed_from = self.store.audit_keyed_from().await?.ok_or_else(|| Error::Inconsistent("the audit chain has no keyed part".into()))?;
+        let keyed_from = self
+            .store
+            .audit_keyed_from()
+            .await?
+            .ok_or_else(|| Error::Inconsistent("the audit chain has no keyed part".into()))?;
         let checkpoint = store::Checkpoint::new(key, now, &head, keyed_from);
         let path = folder.join(format!("{:012}-{}.json", head.0, now.0));
         let (folder, path2, text) = (folder.clone(), path.clone(), checkpoint.to_json());
@@ -256,29 +270,48 @@ impl Authority {
         })
         .await
         .map_err(|e| Error::Inconsistent(format!("the checkpoint thread failed: {e}")))?
-        .map_err(|e| Error::Inconsistent(format!("cannot write the audit checkpoint {}: {e}", path.display())))?;
-        *self.last_checkpoint.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        .map_err(|e| {
+            Error::Inconsistent(format!(
+                "cannot write the audit checkpoint {}: {e}",
+                path.display()
+            ))
+        })?;
+        *self
+            .last_checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
         Ok(Some(path))
     }
 
     /// The audit checkpoints in the checkpoint folder. A file that is not a checkpoint is an
     /// error: nothing else belongs there.
     fn audit_checkpoints(&self) -> Result<Vec<store::Checkpoint>, Error> {
-        let Some(folder) = self.settings.audit_checkpoints.as_ref() else { return Ok(Vec::new()) };
+        let Some(folder) = self.settings.audit_checkpoints.as_ref() else {
+            return Ok(Vec::new());
+        };
         let entries = match std::fs::read_dir(folder) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::Inconsistent(format!("cannot read {}: {e}", folder.display()))),
+            Err(e) => {
+                return Err(Error::Inconsistent(format!(
+                    "cannot read {}: {e}",
+                    folder.display()
+                )))
+            }
         };
         let mut checkpoints = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| Error::Inconsistent(e.to_string()))?.path();
+            let path = entry
+                .map_err(|e| Error::Inconsistent(e.to_string()))?
+                .path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Inconsistent(format!("cannot read {}: {e}", path.display())))?;
-            let checkpoint = store::Checkpoint::from_json(&text)
-                .ok_or_else(|| Error::Inconsistent(format!("{} is not an audit checkpoint", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Inconsistent(format!("cannot read {}: {e}", path.display())))?;
+            let checkpoint = store::Checkpoint::from_json(&text).ok_or_else(|| {
+                Error::Inconsistent(format!("{} is not an audit checkpoint", path.display()))
+            })?;
             checkpoints.push(checkpoint);
         }
         checkpoints.sort_by_key(|c| (c.seq, c.at.0));
@@ -288,7 +321,8 @@ impl Authority {
     /// Only re-reads the status revision, so that OCSP answers reflect revocations made by
     /// other processes (cheap: one small query).
     pub async fn sync_status(&self) -> Result<(), Error> {
-        self.ocsp_cache.set_revision(self.store.status_revision().await?);
+        self.ocsp_cache
+            .set_revision(self.store.status_revision().await?);
         Ok(())
     }
 
@@ -308,8 +342,13 @@ impl Authority {
     }
 
     fn ca(&self, name: CaName) -> Result<Arc<LoadedCa>, Error> {
-        let cas = self.cas.read().map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
-        cas.get(&name).cloned().ok_or_else(|| Error::Inconsistent(format!("CA {} is not loaded", name.as_str())))
+        let cas = self
+            .cas
+            .read()
+            .map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
+        cas.get(&name)
+            .cloned()
+            .ok_or_else(|| Error::Inconsistent(format!("CA {} is not loaded", name.as_str())))
     }
 
     /// A CA certificate, DER.
@@ -319,12 +358,13 @@ impl Authority {
 
     /// The current CRL of a CA (the root's included), DER.
     pub async fn crl(&self, name: CaName) -> Result<Vec<u8>, Error> {
-        let record = self
-            .store
-            .authority(name.as_str())
-            .await?
-            .ok_or_else(|| Error::Inconsistent(format!("authority {} missing", name.as_str())))?;
-        record.crl.ok_or_else(|| Error::Inconsistent(format!("authority {} has no CRL yet", name.as_str())))
+        let record =
+            self.store.authority(name.as_str()).await?.ok_or_else(|| {
+                Error::Inconsistent(format!("authority {} missing", name.as_str()))
+            })?;
+        record.crl.ok_or_else(|| {
+            Error::Inconsistent(format!("authority {} has no CRL yet", name.as_str()))
+        })
     }
 
     /// Certificates, oldest first, optionally only those of one e-mail address.
@@ -334,8 +374,14 @@ impl Authority {
 
     /// A certificate and, with `chain`, its issuers up to the root, as PEM.
     pub async fn certificate_pem(&self, serial: &Serial, chain: bool) -> Result<String, Error> {
-        let record = self.store.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
-        let der = record.der.ok_or(Error::NoCertificate(*serial, record.status))?;
+        let record = self
+            .store
+            .certificate(serial)
+            .await?
+            .ok_or(Error::UnknownSerial(*serial))?;
+        let der = record
+            .der
+            .ok_or(Error::NoCertificate(*serial, record.status))?;
         let mut pem = CertificateDer(der).to_pem();
         if chain {
             let mut issuer = CaName::parse(&record.authority);
@@ -345,7 +391,11 @@ impl Authority {
                     break;
                 }
                 pem.push_str(&ca.der.to_pem());
-                issuer = if name == CaName::Root { None } else { Some(CaName::Root) };
+                issuer = if name == CaName::Root {
+                    None
+                } else {
+                    Some(CaName::Root)
+                };
             }
         }
         Ok(pem)
@@ -357,7 +407,12 @@ impl Authority {
         let entries = self.store.audit_entries().await?;
         let head = self.store.audit_head().await?;
         match self.store.audit_key() {
-            Some(key) => Ok(store::verify_keyed_chain(&entries, &head, key, &self.audit_checkpoints()?)),
+            Some(key) => Ok(store::verify_keyed_chain(
+                &entries,
+                &head,
+                key,
+                &self.audit_checkpoints()?,
+            )),
             None => Ok(store::verify_chain(&entries, &head)),
         }
     }

@@ -6,7 +6,9 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use domain::login::{effective_status, is_login_of, may_complete_login, LoginRefusal, LoginRequest};
+use domain::login::{
+    effective_status, is_login_of, may_complete_login, LoginRefusal, LoginRequest,
+};
 use domain::{DeviceState, RateLimit, TransactionStatus, UnixTime};
 use hmac::{Hmac, Mac};
 use proto::app::{RequestContext, RequestKind};
@@ -77,14 +79,19 @@ impl SessionToken {
         }
         let (body, tag) = bytes.split_at(ANONYMOUS_BODY);
         key.verify(body, tag).then_some(())?;
-        let expires_at = UnixTime(i64::from_be_bytes(body.get(16..ANONYMOUS_BODY)?.try_into().ok()?));
+        let expires_at = UnixTime(i64::from_be_bytes(
+            body.get(16..ANONYMOUS_BODY)?.try_into().ok()?,
+        ));
         (now < expires_at).then_some(expires_at)
     }
 
     /// The CSRF token of an anonymous session's forms: only who holds the (HttpOnly) cookie
     /// can know it.
     fn anonymous_csrf(&self) -> String {
-        let digest = Sha256::new().chain_update(b"eidportal anonymous session csrf\0").chain_update(self.0.as_bytes()).finalize();
+        let digest = Sha256::new()
+            .chain_update(b"eidportal anonymous session csrf\0")
+            .chain_update(self.0.as_bytes())
+            .finalize();
         proto::b64(&digest)
     }
 
@@ -127,12 +134,17 @@ impl AnonymousKey {
     fn mac(&self) -> Hmac<Sha256> {
         // INVARIANT: HMAC takes a key of any length.
         #[allow(clippy::expect_used)]
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        let mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length");
         mac.chain_update(b"eidportal anonymous session\0")
     }
 
     fn tag(&self, body: &[u8]) -> Vec<u8> {
-        self.mac().chain_update(body).finalize().into_bytes().to_vec()
+        self.mac()
+            .chain_update(body)
+            .finalize()
+            .into_bytes()
+            .to_vec()
     }
 
     /// Whether `tag` is the MAC of `body` (compared in constant time by `hmac`).
@@ -143,7 +155,12 @@ impl AnonymousKey {
 
 /// A stored request as [`domain::login`]'s policy reads it.
 fn login_request(txn: &TransactionRecord) -> LoginRequest<'_> {
-    LoginRequest { kind: &txn.kind, bound_to: &txn.session_binding, status: txn.status, decided_at: txn.decided_at }
+    LoginRequest {
+        kind: &txn.kind,
+        bound_to: &txn.session_binding,
+        status: txn.status,
+        decided_at: txn.decided_at,
+    }
 }
 
 /// A valid session, with its account when logged in.
@@ -213,15 +230,24 @@ impl Authority {
     /// a stored one not ended, not expired, and for a ConsentID login, its device not revoked.
     pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
         if token.is_anonymous() {
-            return Ok(token.anonymous_expiry(&self.anonymous_key, self.clock.now()).map(|expires_at| self.anonymous_session(token, expires_at)));
+            return Ok(token
+                .anonymous_expiry(&self.anonymous_key, self.clock.now())
+                .map(|expires_at| self.anonymous_session(token, expires_at)));
         }
-        let Some(record) = self.store.session(&token.hash()).await? else { return Ok(None) };
+        let Some(record) = self.store.session(&token.hash()).await? else {
+            return Ok(None);
+        };
         let now = self.clock.now();
         if record.ended_at.is_some() || now >= record.expires_at {
             return Ok(None);
         }
         if let Some(device_id) = &record.device_id {
-            if self.store.device(device_id).await?.is_none_or(|d| d.state == DeviceState::Revoked) {
+            if self
+                .store
+                .device(device_id)
+                .await?
+                .is_none_or(|d| d.state == DeviceState::Revoked)
+            {
                 return Ok(None);
             }
         }
@@ -233,7 +259,13 @@ impl Authority {
     }
 
     /// Starts a mobile login for `username` from this browser session.
-    pub async fn login_start(&self, session: &Session, username: &str, ip: &str, browser: &str) -> Result<LoginStarted, Error> {
+    pub async fn login_start(
+        &self,
+        session: &Session,
+        username: &str,
+        ip: &str,
+        browser: &str,
+    ) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
         // Read before the write transaction (which SQLite's writers take in turns): an
         // account appearing or going meanwhile changes nothing the browser could tell.
@@ -241,14 +273,44 @@ impl Authority {
         let mut tx = self.store.begin().await?;
         // Per (user, address), with a high per-user ceiling: starts from another address do
         // not use up the owner's (finding: anyone who knows a username could lock it out).
-        self.rate_limit(&mut tx, &format!("login:user:{email}:ip:{ip}"), RateLimit::LOGIN_PER_USER).await?;
-        self.rate_limit(&mut tx, &format!("login:user:{email}"), RateLimit::LOGIN_PER_USER_CEILING).await?;
-        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("login:user:{email}:ip:{ip}"),
+            RateLimit::LOGIN_PER_USER,
+        )
+        .await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("login:user:{email}"),
+            RateLimit::LOGIN_PER_USER_CEILING,
+        )
+        .await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("login:ip:{ip}"),
+            RateLimit::LOGIN_PER_ADDRESS,
+        )
+        .await?;
         // An unknown user gets a request nobody can answer, which simply expires: the browser
         // sees exactly what it would see for a known user who does not answer.
-        let owner = user.as_ref().map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
-        let context = RequestContext { browser: browser.chars().take(80).collect(), ip: ip.chars().take(64).collect() };
-        let txn = self.create_transaction(&mut tx, owner, RequestKind::Login, crate::consentid::PORTAL_NAME, &session.record.id_hash, context, None).await?;
+        let owner = user
+            .as_ref()
+            .map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
+        let context = RequestContext {
+            browser: browser.chars().take(80).collect(),
+            ip: ip.chars().take(64).collect(),
+        };
+        let txn = self
+            .create_transaction(
+                &mut tx,
+                owner,
+                RequestKind::Login,
+                crate::consentid::PORTAL_NAME,
+                &session.record.id_hash,
+                context,
+                None,
+            )
+            .await?;
         tx.audit(
             self.clock.now(),
             "anonymous",
@@ -257,45 +319,85 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
-        Ok(LoginStarted { txn_id: txn.id, verification_code: txn.verification_code, expires_at: txn.expires_at })
+        Ok(LoginStarted {
+            txn_id: txn.id,
+            verification_code: txn.verification_code,
+            expires_at: txn.expires_at,
+        })
     }
 
     /// The state of a login request, for the browser that started it only.
     pub async fn login_state(&self, session: &Session, txn_id: &str) -> Result<LoginState, Error> {
-        let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let txn = self
+            .store
+            .transaction(txn_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
         }
         let now = self.clock.now();
         let status = effective_status(txn.status, txn.expires_at, now);
-        Ok(LoginState { status, hint: txn.hint, seconds_left: (txn.expires_at.0 - now.0).max(0) })
+        Ok(LoginState {
+            status,
+            hint: txn.hint,
+            seconds_left: (txn.expires_at.0 - now.0).max(0),
+        })
     }
 
     /// Completes an approved login: once, from the browser that started it, within
     /// [`domain::login::LOGIN_COMPLETION_WINDOW`] seconds of the approval, with a fresh session
     /// id; the session it replaces ends.
-    pub async fn login_complete(&self, session: &Session, txn_id: &str) -> Result<(SessionToken, Session), Error> {
+    pub async fn login_complete(
+        &self,
+        session: &Session,
+        txn_id: &str,
+    ) -> Result<(SessionToken, Session), Error> {
         let now = self.clock.now();
         // Read before the write transaction: what is checked here (binding, kind, and the
         // user and device an approval set) does not change once approved, and the move from
         // approved to consumed below happens once only.
-        let txn = self.store.transaction(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let txn = self
+            .store
+            .transaction(txn_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         match may_complete_login(&login_request(&txn), &session.record.id_hash, now) {
             Ok(()) => {}
             Err(LoginRefusal::NotFound) => return Err(Rejection::NotFound.into()),
-            Err(LoginRefusal::NotApproved | LoginRefusal::TooLate) => return Err(Rejection::NotPending.into()),
+            Err(LoginRefusal::NotApproved | LoginRefusal::TooLate) => {
+                return Err(Rejection::NotPending.into())
+            }
         }
         let (Some(user_id), Some(device_id)) = (txn.user_id.clone(), txn.device_id.clone()) else {
-            return Err(Error::Inconsistent("an approved login without user or device".into()));
+            return Err(Error::Inconsistent(
+                "an approved login without user or device".into(),
+            ));
         };
         let mut tx = self.store.begin().await?;
-        if !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await? {
+        if !tx
+            .move_transaction(
+                &txn.id,
+                TransactionStatus::Approved,
+                TransactionStatus::Consumed,
+                "consumed",
+                None,
+                now,
+            )
+            .await?
+        {
             return Err(Rejection::NotPending.into());
         }
         let (token, record) = self.logged_in_session(&user_id, "consentid", Some(device_id), now);
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
-        tx.audit(now, &format!("user:{user_id}"), "login.completed", json!({ "txn": txn.id, "method": "consentid" })).await?;
+        tx.audit(
+            now,
+            &format!("user:{user_id}"),
+            "login.completed",
+            json!({ "txn": txn.id, "method": "consentid" }),
+        )
+        .await?;
         tx.commit().await?;
         let user = self.store.user(&user_id).await?;
         Ok((token, Session { record, user }))
@@ -305,19 +407,42 @@ impl Authority {
     pub async fn login_cancel(&self, session: &Session, txn_id: &str) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let txn = tx.transaction_for_update(txn_id).await?.ok_or(Rejection::NotFound)?;
+        let txn = tx
+            .transaction_for_update(txn_id)
+            .await?
+            .ok_or(Rejection::NotFound)?;
         if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
         }
-        tx.move_transaction(&txn.id, TransactionStatus::Pending, TransactionStatus::Cancelled, "rp_cancel", None, now).await?;
-        tx.audit(now, "anonymous", "login.cancelled", json!({ "txn": txn.id })).await?;
+        tx.move_transaction(
+            &txn.id,
+            TransactionStatus::Pending,
+            TransactionStatus::Cancelled,
+            "rp_cancel",
+            None,
+            now,
+        )
+        .await?;
+        tx.audit(
+            now,
+            "anonymous",
+            "login.cancelled",
+            json!({ "txn": txn.id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Password login (basic level: sees the account, cannot issue or sign). Wrong e-mail and
     /// wrong password get the same refusal.
-    pub async fn password_login(&self, session: &Session, email: &str, password: &str, ip: &str) -> Result<(SessionToken, Session), Error> {
+    pub async fn password_login(
+        &self,
+        session: &Session,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<(SessionToken, Session), Error> {
         let Some(user) = self.check_password(email, password, ip).await? else {
             return Err(Rejection::BadSignature.into());
         };
@@ -329,9 +454,21 @@ impl Authority {
         let (token, record) = self.logged_in_session(&user.id, "password", None, now);
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
-        tx.audit(now, &format!("user:{}", user.id), "login.completed", json!({ "method": "password" })).await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "login.completed",
+            json!({ "method": "password" }),
+        )
+        .await?;
         tx.commit().await?;
-        Ok((token, Session { record, user: Some(user) }))
+        Ok((
+            token,
+            Session {
+                record,
+                user: Some(user),
+            },
+        ))
     }
 
     /// Checks an e-mail and password under the password rate limits: the account if both
@@ -343,26 +480,56 @@ impl Authority {
     /// 3. a failure is audited in a transaction of its own.
     ///
     /// The caller's own transaction then checks [`Self::password_still_holds`].
-    pub(crate) async fn check_password(&self, email: &str, password: &str, ip: &str) -> Result<Option<UserRecord>, Error> {
+    pub(crate) async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<Option<UserRecord>, Error> {
         let email = normalise_email(email).map_err(|_| Rejection::BadSignature)?;
         // 1. Per (user, address), with a high per-user ceiling, as for login starts.
         let mut tx = self.store.begin().await?;
-        self.rate_limit(&mut tx, &format!("password:user:{email}:ip:{ip}"), RateLimit::PASSWORD_PER_USER).await?;
-        self.rate_limit(&mut tx, &format!("password:user:{email}"), RateLimit::PASSWORD_PER_USER_CEILING).await?;
-        self.rate_limit(&mut tx, &format!("login:ip:{ip}"), RateLimit::LOGIN_PER_ADDRESS).await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("password:user:{email}:ip:{ip}"),
+            RateLimit::PASSWORD_PER_USER,
+        )
+        .await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("password:user:{email}"),
+            RateLimit::PASSWORD_PER_USER_CEILING,
+        )
+        .await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("login:ip:{ip}"),
+            RateLimit::LOGIN_PER_ADDRESS,
+        )
+        .await?;
         let user = tx.user_by_email(&email).await?;
         tx.commit().await?;
         // 2.
         let hash = match user.as_ref().and_then(|u| u.password_hash.clone()) {
             Some(hash) => hash,
-            None => DUMMY_PASSWORD_HASH.get_or_try_init(|| hash_password_in_pool("dummy password")).await?.clone(),
+            None => DUMMY_PASSWORD_HASH
+                .get_or_try_init(|| hash_password_in_pool("dummy password"))
+                .await?
+                .clone(),
         };
-        let verified = password_matches_in_pool(password, &hash).await? && user.as_ref().is_some_and(|u| u.email_verified);
+        let verified = password_matches_in_pool(password, &hash).await?
+            && user.as_ref().is_some_and(|u| u.email_verified);
         let user = user.filter(|_| verified);
         // 3.
         if user.is_none() {
             let mut tx = self.store.begin().await?;
-            tx.audit(self.clock.now(), "anonymous", "login.password_failed", json!({ "ip": ip })).await?;
+            tx.audit(
+                self.clock.now(),
+                "anonymous",
+                "login.password_failed",
+                json!({ "ip": ip }),
+            )
+            .await?;
             tx.commit().await?;
         }
         Ok(user)
@@ -371,11 +538,25 @@ impl Authority {
     /// Inside the caller's transaction: the account as checked by [`Self::check_password`], if
     /// its password and verification did not change meanwhile (an officer's proofing removes
     /// the password; a login checked just before must not slip through).
-    pub(crate) async fn password_still_holds(&self, tx: &mut store::Tx, checked: UserRecord) -> Result<Option<UserRecord>, Error> {
-        Ok(tx.user(&checked.id).await?.filter(|now| now.email_verified && now.password_hash.is_some() && now.password_hash == checked.password_hash))
+    pub(crate) async fn password_still_holds(
+        &self,
+        tx: &mut store::Tx,
+        checked: UserRecord,
+    ) -> Result<Option<UserRecord>, Error> {
+        Ok(tx.user(&checked.id).await?.filter(|now| {
+            now.email_verified
+                && now.password_hash.is_some()
+                && now.password_hash == checked.password_hash
+        }))
     }
 
-    fn logged_in_session(&self, user_id: &str, method: &str, device_id: Option<String>, now: UnixTime) -> (SessionToken, SessionRecord) {
+    fn logged_in_session(
+        &self,
+        user_id: &str,
+        method: &str,
+        device_id: Option<String>,
+        now: UnixTime,
+    ) -> (SessionToken, SessionRecord) {
         let token = SessionToken::generate();
         let record = SessionRecord {
             id_hash: token.hash(),
@@ -392,7 +573,12 @@ impl Authority {
     }
 
     /// Ends the session a login replaces, if it is a stored one (an anonymous one is not).
-    async fn end_stored_session(&self, tx: &mut store::Tx, session: &Session, now: UnixTime) -> Result<(), Error> {
+    async fn end_stored_session(
+        &self,
+        tx: &mut store::Tx,
+        session: &Session,
+        now: UnixTime,
+    ) -> Result<(), Error> {
         if session.record.user_id.is_some() {
             tx.end_session(&session.record.id_hash, now).await?;
         }
@@ -405,7 +591,8 @@ impl Authority {
         let mut tx = self.store.begin().await?;
         self.end_stored_session(&mut tx, session, now).await?;
         if let Some(user) = &session.user {
-            tx.audit(now, &format!("user:{}", user.id), "logout", json!({})).await?;
+            tx.audit(now, &format!("user:{}", user.id), "logout", json!({}))
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -419,9 +606,22 @@ mod tests {
     #[test]
     fn instances_of_one_deployment_accept_each_others_anonymous_tokens() {
         let now = UnixTime(1_800_000_000);
-        let token = SessionToken::generate_anonymous(&AnonymousKey::from_secret(&[1; 32]), now.plus_seconds(60));
-        assert!(token.anonymous_expiry(&AnonymousKey::from_secret(&[1; 32]), now).is_some(), "another instance");
-        assert!(token.anonymous_expiry(&AnonymousKey::from_secret(&[2; 32]), now).is_none(), "another deployment");
+        let token = SessionToken::generate_anonymous(
+            &AnonymousKey::from_secret(&[1; 32]),
+            now.plus_seconds(60),
+        );
+        assert!(
+            token
+                .anonymous_expiry(&AnonymousKey::from_secret(&[1; 32]), now)
+                .is_some(),
+            "another instance"
+        );
+        assert!(
+            token
+                .anonymous_expiry(&AnonymousKey::from_secret(&[2; 32]), now)
+                .is_none(),
+            "another deployment"
+        );
     }
 
     #[test]
@@ -431,10 +631,19 @@ mod tests {
         let first = SessionToken::generate_anonymous(&key, now.plus_seconds(ANONYMOUS_LIFETIME));
         let second = SessionToken::generate_anonymous(&key, now.plus_seconds(ANONYMOUS_LIFETIME));
         assert!(first.is_anonymous() && second.is_anonymous());
-        assert_eq!(first.anonymous_expiry(&key, now), Some(now.plus_seconds(ANONYMOUS_LIFETIME)));
+        assert_eq!(
+            first.anonymous_expiry(&key, now),
+            Some(now.plus_seconds(ANONYMOUS_LIFETIME))
+        );
         // Expired at the end of its lifetime.
-        assert_eq!(first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME - 1)), Some(now.plus_seconds(ANONYMOUS_LIFETIME)));
-        assert_eq!(first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME)), None);
+        assert_eq!(
+            first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME - 1)),
+            Some(now.plus_seconds(ANONYMOUS_LIFETIME))
+        );
+        assert_eq!(
+            first.anonymous_expiry(&key, now.plus_seconds(ANONYMOUS_LIFETIME)),
+            None
+        );
         // Another process's key, a token the client chose (the old format: 32 random bytes),
         // or one with its expiry moved on, is not adopted.
         assert_eq!(first.anonymous_expiry(&AnonymousKey::generate(), now), None);
@@ -442,16 +651,34 @@ mod tests {
         assert_eq!(chosen.anonymous_expiry(&key, now), None);
         let mut bytes = proto::unb64(first.0.trim_start_matches(ANONYMOUS_PREFIX)).unwrap();
         bytes[16..24].copy_from_slice(&i64::MAX.to_be_bytes());
-        assert_eq!(SessionToken(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&bytes))).anonymous_expiry(&key, now), None);
-        for bad in ["a.".to_owned(), format!("{}!", first.0), format!("{}AA", first.0)] {
-            assert_eq!(SessionToken(bad.clone()).anonymous_expiry(&key, now), None, "{bad}");
+        assert_eq!(
+            SessionToken(format!("{ANONYMOUS_PREFIX}{}", proto::b64(&bytes)))
+                .anonymous_expiry(&key, now),
+            None
+        );
+        for bad in [
+            "a.".to_owned(),
+            format!("{}!", first.0),
+            format!("{}AA", first.0),
+        ] {
+            assert_eq!(
+                SessionToken(bad.clone()).anonymous_expiry(&key, now),
+                None,
+                "{bad}"
+            );
         }
         // A stored session's token is never taken for an anonymous one.
         assert!(!SessionToken::generate().is_anonymous());
         // The CSRF token is the same for the same cookie, different for another, and not the
         // session's stored-by hash.
-        assert_eq!(first.anonymous_csrf(), SessionToken(first.0.clone()).anonymous_csrf());
+        assert_eq!(
+            first.anonymous_csrf(),
+            SessionToken(first.0.clone()).anonymous_csrf()
+        );
         assert_ne!(first.anonymous_csrf(), second.anonymous_csrf());
-        assert_ne!(first.anonymous_csrf(), proto::b64(&hex::decode(first.hash()).unwrap_or_default()));
+        assert_ne!(
+            first.anonymous_csrf(),
+            proto::b64(&hex::decode(first.hash()).unwrap_or_default())
+        );
     }
 }

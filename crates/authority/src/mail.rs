@@ -55,15 +55,24 @@ impl Mail {
     pub fn to_message(&self, from: &str) -> Result<Message, Error> {
         let from: Mailbox = from.parse().map_err(mail_error)?;
         let to: Mailbox = self.to.parse().map_err(mail_error)?;
-        let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(self.body.clone());
-        let builder = Message::builder().from(from).to(to).subject(self.subject.clone());
+        let text = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(self.body.clone());
+        let builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(self.subject.clone());
         let message = if self.attachments.is_empty() {
             builder.singlepart(text)
         } else {
             let mut parts = MultiPart::mixed().singlepart(text);
             for attachment in &self.attachments {
-                let content_type = ContentType::parse(&attachment.content_type).map_err(mail_error)?;
-                parts = parts.singlepart(Attachment::new(attachment.filename.clone()).body(attachment.content.clone(), content_type));
+                let content_type =
+                    ContentType::parse(&attachment.content_type).map_err(mail_error)?;
+                parts = parts.singlepart(
+                    Attachment::new(attachment.filename.clone())
+                        .body(attachment.content.clone(), content_type),
+                );
             }
             builder.multipart(parts)
         };
@@ -73,10 +82,18 @@ impl Mail {
 
 /// Host and port of `smtp://host[:port]` (default port 25).
 fn smtp_address(url: &str) -> Result<(String, u16), Error> {
-    let rest = url.strip_prefix("smtp://").ok_or_else(|| mail_error(format!("{url}: only smtp:// (plain, to a relay) is supported")))?;
+    let rest = url.strip_prefix("smtp://").ok_or_else(|| {
+        mail_error(format!(
+            "{url}: only smtp:// (plain, to a relay) is supported"
+        ))
+    })?;
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
-        Some((host, port)) => Ok((host.to_owned(), port.parse().map_err(|_| mail_error(format!("{url}: bad port")))?)),
+        Some((host, port)) => Ok((
+            host.to_owned(),
+            port.parse()
+                .map_err(|_| mail_error(format!("{url}: bad port")))?,
+        )),
         None => Ok((rest.to_owned(), 25)),
     }
 }
@@ -103,7 +120,9 @@ impl Mailer {
         let name = format!("{}-{}.eml", now.0, hex::encode(rand::random::<[u8; 8]>()));
         let temporary = self.outbox.join(format!(".{name}.tmp"));
         let mut file = std::fs::File::create(&temporary).map_err(io)?;
-        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io)?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
         let path = self.outbox.join(name);
         std::fs::rename(&temporary, &path).map_err(io)?;
         Ok(path.display().to_string())
@@ -120,10 +139,24 @@ mod tests {
             to: "a@example.rs".into(),
             subject: "Потврда".into(),
             body: "Здраво".into(),
-            attachments: vec![MailAttachment { filename: "ugovor.pdf".into(), content_type: "application/pdf".into(), content: b"%PDF-1.7".to_vec() }],
+            attachments: vec![MailAttachment {
+                filename: "ugovor.pdf".into(),
+                content_type: "application/pdf".into(),
+                content: b"%PDF-1.7".to_vec(),
+            }],
         };
-        let text = String::from_utf8(mail.to_message("Portal <portal@example.rs>").unwrap().formatted()).unwrap();
+        let text = String::from_utf8(
+            mail.to_message("Portal <portal@example.rs>")
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
         assert!(text.contains("Subject: =?utf-8?"), "{text}");
-        assert!(text.contains("multipart/mixed") && text.contains("ugovor.pdf") && text.contains("application/pdf"), "{text}");
+        assert!(
+            text.contains("multipart/mixed")
+                && text.contains("ugovor.pdf")
+                && text.contains("application/pdf"),
+            "{text}"
+        );
     }
 }

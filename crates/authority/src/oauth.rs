@@ -44,7 +44,11 @@ fn sha256_hex(text: &str) -> String {
 
 impl Authority {
     /// The user allowed the client: a one-minute, single-use code for its redirect URI.
-    pub async fn oauth_allow(&self, session: &Session, request: &OAuthAuthorize) -> Result<String, OAuthError> {
+    pub async fn oauth_allow(
+        &self,
+        session: &Session,
+        request: &OAuthAuthorize,
+    ) -> Result<String, OAuthError> {
         let user = session.user.clone().ok_or(OAuthError::LoginRequired)?;
         if session.record.auth_method.as_deref() != Some("consentid") {
             return Err(OAuthError::LoginRequired);
@@ -62,8 +66,13 @@ impl Authority {
             expires_at: now.plus_seconds(CODE_LIFETIME),
         })
         .await?;
-        tx.audit(now, &format!("user:{}", user.id), "oauth.allowed", json!({ "client": request.client_id, "redirect_uri": request.redirect_uri }))
-            .await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "oauth.allowed",
+            json!({ "client": request.client_id, "redirect_uri": request.redirect_uri }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(code)
     }
@@ -81,14 +90,22 @@ impl Authority {
             Some("the code has expired")
         } else if code.client_id != request.client_id || code.redirect_uri != request.redirect_uri {
             Some("the code was issued to another client or redirect URI")
-        } else if csc::pkce_challenge(&Sha256::digest(request.code_verifier.as_bytes())) != code.code_challenge {
+        } else if csc::pkce_challenge(&Sha256::digest(request.code_verifier.as_bytes()))
+            != code.code_challenge
+        {
             Some("the code verifier does not match the challenge")
         } else {
             None
         };
         let actor = format!("user:{}", code.user_id);
         if let Some(reason) = refusal {
-            tx.audit(now, &actor, "oauth.refused", json!({ "client": request.client_id, "reason": reason })).await?;
+            tx.audit(
+                now,
+                &actor,
+                "oauth.refused",
+                json!({ "client": request.client_id, "reason": reason }),
+            )
+            .await?;
             tx.commit().await?;
             return Err(OAuthError::InvalidGrant(reason));
         }
@@ -102,7 +119,13 @@ impl Authority {
             client_id: Some(request.client_id.clone()),
         })
         .await?;
-        tx.audit(now, &actor, "api.login", json!({ "method": "oauth2code", "client": request.client_id })).await?;
+        tx.audit(
+            now,
+            &actor,
+            "api.login",
+            json!({ "method": "oauth2code", "client": request.client_id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok((token, API_TOKEN_LIFETIME))
     }

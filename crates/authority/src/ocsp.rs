@@ -39,7 +39,12 @@ pub struct OcspAnswer {
 
 impl OcspAnswer {
     fn error(status: OcspResponseStatus, outcome: &'static str) -> Self {
-        Self { body: Bytes::from(ocsp::error_response(status)), cacheable: None, outcome, cached: false }
+        Self {
+            body: Bytes::from(ocsp::error_response(status)),
+            cacheable: None,
+            outcome,
+            cached: false,
+        }
     }
 }
 
@@ -87,7 +92,10 @@ impl Cache {
 
     /// (entries, bytes) held now.
     pub(crate) fn size(&self) -> (usize, usize) {
-        self.inner.read().map(|inner| (inner.entries.len(), inner.bytes)).unwrap_or((0, 0))
+        self.inner
+            .read()
+            .map(|inner| (inner.entries.len(), inner.bytes))
+            .unwrap_or((0, 0))
     }
 
     fn get(&self, key: &[u8]) -> Option<Entry> {
@@ -97,7 +105,9 @@ impl Cache {
     }
 
     fn put(&self, key: Vec<u8>, entry: Entry) {
-        let Ok(mut inner) = self.inner.write() else { return };
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
         let inner = &mut *inner;
         inner.generation += 1;
         let generation = inner.generation;
@@ -107,8 +117,14 @@ impl Cache {
         }
         inner.order.push_back((key, generation));
         while inner.bytes > CACHE_BYTES {
-            let Some((oldest, generation)) = inner.order.pop_front() else { break };
-            if inner.entries.get(&oldest).is_some_and(|(_, g)| *g == generation) {
+            let Some((oldest, generation)) = inner.order.pop_front() else {
+                break;
+            };
+            if inner
+                .entries
+                .get(&oldest)
+                .is_some_and(|(_, g)| *g == generation)
+            {
                 if let Some((old, _)) = inner.entries.remove(&oldest) {
                     inner.bytes = inner.bytes.saturating_sub(cost(&oldest, &old));
                 }
@@ -117,7 +133,9 @@ impl Cache {
         // Stale slots (keys stored again) are dropped once they outnumber the live ones.
         if inner.order.len() > 2 * inner.entries.len() + 1024 {
             let entries = &inner.entries;
-            inner.order.retain(|(key, generation)| entries.get(key).is_some_and(|(_, g)| g == generation));
+            inner
+                .order
+                .retain(|(key, generation)| entries.get(key).is_some_and(|(_, g)| g == generation));
         }
     }
 }
@@ -143,7 +161,12 @@ impl Authority {
         let now = self.clock.now();
         let parsed = match ocsp::parse_request(request) {
             Ok(parsed) => parsed,
-            Err(_) => return Ok(OcspAnswer::error(OcspResponseStatus::MalformedRequest, "malformed_request")),
+            Err(_) => {
+                return Ok(OcspAnswer::error(
+                    OcspResponseStatus::MalformedRequest,
+                    "malformed_request",
+                ))
+            }
         };
         // 1. A nonce-less request about one certificate asked before gets the same answer,
         //    found by its CertID (re-encoded in DER): whatever else the request carries.
@@ -151,7 +174,10 @@ impl Authority {
             [query] if parsed.nonce.is_none() => Some(query.cert_id_der.clone()),
             _ => None,
         };
-        if let Some(entry) = cache_key.as_deref().and_then(|key| self.ocsp_cache.get(key)) {
+        if let Some(entry) = cache_key
+            .as_deref()
+            .and_then(|key| self.ocsp_cache.get(key))
+        {
             if self.settings.ocsp.response_is_fresh(entry.next_update, now) {
                 return Ok(OcspAnswer {
                     body: entry.body,
@@ -164,7 +190,10 @@ impl Authority {
         // 2. Every CertID must name the same one of our issuing CAs (RFC 6960 §2.3: else
         //    `unauthorized`).
         let Some(ca) = self.issuing_ca_of(&parsed.queries)? else {
-            return Ok(OcspAnswer::error(OcspResponseStatus::Unauthorized, "unauthorized"));
+            return Ok(OcspAnswer::error(
+                OcspResponseStatus::Unauthorized,
+                "unauthorized",
+            ));
         };
         let single_cacheable = cache_key.is_some();
         // Read the revision before the statuses: a revocation committed in between makes the
@@ -178,13 +207,32 @@ impl Authority {
         let Some((certificate, signer)) = loaded.responder.as_ref() else {
             return Ok(OcspAnswer::error(OcspResponseStatus::TryLater, "try_later"));
         };
-        let responder = Responder { certificate, signer: signer.as_ref() };
+        let responder = Responder {
+            certificate,
+            signer: signer.as_ref(),
+        };
         let next_update = now.plus_seconds(self.settings.ocsp.response_lifetime);
-        let body = Bytes::from(ocsp::sign_response(&responder, &answers, now, next_update, parsed.nonce.as_deref())?);
+        let body = Bytes::from(ocsp::sign_response(
+            &responder,
+            &answers,
+            now,
+            next_update,
+            parsed.nonce.as_deref(),
+        )?);
         // Only answers about certificates we issued are kept: random serials cannot fill the cache.
-        let known = answers.iter().all(|(_, status)| !matches!(status, Status::Unknown));
+        let known = answers
+            .iter()
+            .all(|(_, status)| !matches!(status, Status::Unknown));
         if let (Some(key), true) = (cache_key, known) {
-            self.ocsp_cache.put(key, Entry { body: body.clone(), this_update: now, next_update, revision });
+            self.ocsp_cache.put(
+                key,
+                Entry {
+                    body: body.clone(),
+                    this_update: now,
+                    next_update,
+                    revision,
+                },
+            );
         }
         Ok(OcspAnswer {
             body,
@@ -213,8 +261,12 @@ impl Authority {
     }
 
     async fn status_of(&self, ca: CaName, query: &CertQuery) -> Result<Status, Error> {
-        let Some(serial) = query.serial else { return Ok(Status::Unknown) };
-        let Some(record) = self.store.certificate(&serial).await? else { return Ok(Status::Unknown) };
+        let Some(serial) = query.serial else {
+            return Ok(Status::Unknown);
+        };
+        let Some(record) = self.store.certificate(&serial).await? else {
+            return Ok(Status::Unknown);
+        };
         if record.authority != ca.as_str() {
             return Ok(Status::Unknown);
         }
@@ -234,14 +286,28 @@ mod tests {
     #[test]
     fn the_cache_keeps_to_its_byte_budget_evicting_the_oldest() {
         let cache = Cache::default();
-        let entry = |size: usize| Entry { body: Bytes::from(vec![0u8; size]), this_update: UnixTime(0), next_update: UnixTime(1), revision: 0 };
+        let entry = |size: usize| Entry {
+            body: Bytes::from(vec![0u8; size]),
+            this_update: UnixTime(0),
+            next_update: UnixTime(1),
+            revision: 0,
+        };
         for i in 0u32..80 {
             cache.put(i.to_be_bytes().to_vec(), entry(1024 * 1024));
         }
         let (entries, bytes) = cache.size();
-        assert!(bytes <= CACHE_BYTES && entries < 80, "{entries} entries, {bytes} bytes");
-        assert!(cache.get(&0u32.to_be_bytes()).is_none(), "the oldest went first");
-        assert!(cache.get(&79u32.to_be_bytes()).is_some(), "the newest stays");
+        assert!(
+            bytes <= CACHE_BYTES && entries < 80,
+            "{entries} entries, {bytes} bytes"
+        );
+        assert!(
+            cache.get(&0u32.to_be_bytes()).is_none(),
+            "the oldest went first"
+        );
+        assert!(
+            cache.get(&79u32.to_be_bytes()).is_some(),
+            "the newest stays"
+        );
         // Storing a key again replaces its entry and its cost.
         cache.put(79u32.to_be_bytes().to_vec(), entry(10));
         assert_eq!(cache.size().0, entries);

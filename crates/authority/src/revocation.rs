@@ -14,12 +14,22 @@ use crate::{Authority, Error};
 
 impl Authority {
     /// Revokes a certificate and re-issues its CA's CRL at once.
-    pub async fn revoke(&self, serial: &Serial, reason: RevocationReason, actor: &str) -> Result<(), Error> {
+    pub async fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<(), Error> {
         self.revoke_all_of(&[*serial], reason, actor).await
     }
 
     /// Revokes several certificates in one transaction, re-issuing each affected CA's CRL once.
-    pub(crate) async fn revoke_all_of(&self, serials: &[Serial], reason: RevocationReason, actor: &str) -> Result<(), Error> {
+    pub(crate) async fn revoke_all_of(
+        &self,
+        serials: &[Serial],
+        reason: RevocationReason,
+        actor: &str,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let mut affected = Vec::new();
@@ -55,10 +65,15 @@ impl Authority {
         actor: &str,
         now: UnixTime,
     ) -> Result<(CaName, Option<(KeyId, pki::KeyReference)>), Error> {
-        let record = tx.certificate(serial).await?.ok_or(Error::UnknownSerial(*serial))?;
+        let record = tx
+            .certificate(serial)
+            .await?
+            .ok_or(Error::UnknownSerial(*serial))?;
         may_revoke(record.kind, record.status)?;
         if !tx.revoke_certificate(serial, now, reason).await? {
-            return Err(Error::Inconsistent(format!("certificate {serial} changed while being revoked")));
+            return Err(Error::Inconsistent(format!(
+                "certificate {serial} changed while being revoked"
+            )));
         }
         tx.audit(
             now,
@@ -71,8 +86,21 @@ impl Authority {
         // fail and the sessions it created end (DESIGN §4, Revocation).
         if record.kind == domain::CertificateKind::Device {
             if let Some(device) = tx.device_by_certificate(&serial.to_hex()).await? {
-                tx.update_device(&device.id, domain::DeviceState::Revoked, device.pin_failures, now).await?;
-                let failed = tx.end_pending_of(&device.user_id, domain::TransactionStatus::Failed, "device_revoked", now).await?;
+                tx.update_device(
+                    &device.id,
+                    domain::DeviceState::Revoked,
+                    device.pin_failures,
+                    now,
+                )
+                .await?;
+                let failed = tx
+                    .end_pending_of(
+                        &device.user_id,
+                        domain::TransactionStatus::Failed,
+                        "device_revoked",
+                        now,
+                    )
+                    .await?;
                 let sessions = tx.end_sessions_of_device(&device.id, now).await?;
                 tx.audit(
                     now,
@@ -87,17 +115,26 @@ impl Authority {
         // key's record is its only copy, erased here; a token's key stays `destroying` (its
         // reference kept) until the token has destroyed it after the commit.
         let mut key_to_destroy = None;
-        if let (Some(key_id), domain::CertificateKind::CloudSigning) = (&record.key_id, record.kind) {
+        if let (Some(key_id), domain::CertificateKind::CloudSigning) = (&record.key_id, record.kind)
+        {
             let key = tx.key(key_id).await?;
             if self.keys.keeps_objects() {
                 tx.mark_key_destroying(key_id, now).await?;
             } else {
                 tx.destroy_key(key_id, now).await?;
             }
-            tx.audit(now, actor, "key.destroyed", json!({ "key": key_id.0, "serial": serial.to_hex() })).await?;
+            tx.audit(
+                now,
+                actor,
+                "key.destroyed",
+                json!({ "key": key_id.0, "serial": serial.to_hex() }),
+            )
+            .await?;
             key_to_destroy = Some((key_id.clone(), pki::KeyReference(key.reference)));
         }
-        let ca = CaName::parse(&record.authority).ok_or_else(|| Error::Inconsistent(format!("unknown authority {}", record.authority)))?;
+        let ca = CaName::parse(&record.authority).ok_or_else(|| {
+            Error::Inconsistent(format!("unknown authority {}", record.authority))
+        })?;
         Ok((ca, key_to_destroy))
     }
 
@@ -108,15 +145,32 @@ impl Authority {
             .revoked_by(ca.as_str())
             .await?
             .into_iter()
-            .map(|r| RevokedEntry { serial: r.serial, revoked_at: r.revoked_at, reason: r.reason })
+            .map(|r| RevokedEntry {
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason,
+            })
             .collect::<Vec<_>>();
         let loaded = self.ca(ca)?;
         let issuer = Issuer::from_certificate(&loaded.certificate, None, loaded.signer.as_ref())?;
         let number = record.crl_number + 1;
         let next_update = now.plus_seconds(self.settings.crl.lifetime);
-        let crl = build_crl(&issuer, &revoked, u64::try_from(number).unwrap_or(0), now, next_update)?;
-        tx.store_crl(ca.as_str(), number, &crl.0, next_update).await?;
-        tx.audit(now, "system", "crl.issued", json!({ "ca": ca.as_str(), "number": number, "entries": revoked.len() })).await?;
+        let crl = build_crl(
+            &issuer,
+            &revoked,
+            u64::try_from(number).unwrap_or(0),
+            now,
+            next_update,
+        )?;
+        tx.store_crl(ca.as_str(), number, &crl.0, next_update)
+            .await?;
+        tx.audit(
+            now,
+            "system",
+            "crl.issued",
+            json!({ "ca": ca.as_str(), "number": number, "entries": revoked.len() }),
+        )
+        .await?;
         Ok(())
     }
 
@@ -125,7 +179,9 @@ impl Authority {
     pub(crate) async fn refresh_crls(&self) -> Result<(), Error> {
         for ca in CaName::ALL {
             let now = self.clock.now();
-            let due = |next: Option<UnixTime>| next.is_none_or(|n| self.settings.crl.needs_refresh(n, now));
+            let due = |next: Option<UnixTime>| {
+                next.is_none_or(|n| self.settings.crl.needs_refresh(n, now))
+            };
             let current = self.store.authority(ca.as_str()).await?;
             if !due(current.and_then(|r| r.crl_next_update)) {
                 continue;

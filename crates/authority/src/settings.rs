@@ -87,9 +87,13 @@ impl Settings {
             policy: ProviderPolicy {
                 // Placeholders under the Office's private arc (1.3.6.1.4.1.55016, inferred from
                 // its TSA policy OID, reference/pki-profiles.md §2.1); a deployment sets its own.
-                qualified_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.1"),
+                qualified_policy: const_oid::ObjectIdentifier::new_unwrap(
+                    "1.3.6.1.4.1.55016.1.2.1",
+                ),
                 device_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.2.2"),
-                timestamp_policy: const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.1.3.1"),
+                timestamp_policy: const_oid::ObjectIdentifier::new_unwrap(
+                    "1.3.6.1.4.1.55016.1.3.1",
+                ),
                 cps_url: format!("{base}/docs/cps"),
                 pds: vec![
                     ("https://eid.gov.rs/pds/pds_sr.pdf".into(), "sr".into()),

@@ -8,8 +8,12 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use domain::login::effective_status;
-use domain::signing::{self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme};
-use domain::{CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime};
+use domain::signing::{
+    self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
+};
+use domain::{
+    CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime,
+};
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
@@ -217,9 +221,13 @@ fn spendable(
     hashes: &[Vec<u8>],
     now: UnixTime,
 ) -> Result<SignAuthorizationRecord, SigningError> {
-    let auth = auth.filter(|a| a.user_id == user.id && a.credential_id == credential.id).ok_or(SadRefusal::Invalid)?;
-    let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm).ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
-    let authorized = signing::split_hashes(&auth.hashes, authorized_algorithm).ok_or_else(|| Error::Inconsistent("stored hashes".into()))?;
+    let auth = auth
+        .filter(|a| a.user_id == user.id && a.credential_id == credential.id)
+        .ok_or(SadRefusal::Invalid)?;
+    let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm)
+        .ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
+    let authorized = signing::split_hashes(&auth.hashes, authorized_algorithm)
+        .ok_or_else(|| Error::Inconsistent("stored hashes".into()))?;
     signing::may_spend(
         &SadUse {
             status: auth.status,
@@ -239,9 +247,13 @@ fn spendable(
 }
 
 /// The RSA padding of a scheme, if the key can make it.
-pub(crate) fn padding_for(key: KeyAlgorithm, scheme: SignatureScheme) -> Result<RsaPadding, SigningError> {
+pub(crate) fn padding_for(
+    key: KeyAlgorithm,
+    scheme: SignatureScheme,
+) -> Result<RsaPadding, SigningError> {
     match (key, scheme) {
-        (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa) | (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => Ok(RsaPadding::Pkcs1v15),
+        (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa)
+        | (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => Ok(RsaPadding::Pkcs1v15),
         (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPss) => Ok(RsaPadding::Pss),
         _ => Err(SigningError::WrongScheme),
     }
@@ -254,7 +266,12 @@ fn sha256_hex(text: &str) -> String {
 impl Authority {
     /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
     /// token. Wrong e-mail and wrong password get the same refusal.
-    pub async fn api_login(&self, email: &str, password: &str, ip: &str) -> Result<(ApiToken, i64), Error> {
+    pub async fn api_login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<(ApiToken, i64), Error> {
         let Some(user) = self.check_password(email, password, ip).await? else {
             return Err(Rejection::BadSignature.into());
         };
@@ -273,7 +290,13 @@ impl Authority {
             client_id: None,
         })
         .await?;
-        tx.audit(now, &format!("user:{}", user.id), "api.login", json!({ "ip": ip })).await?;
+        tx.audit(
+            now,
+            &format!("user:{}", user.id),
+            "api.login",
+            json!({ "ip": ip }),
+        )
+        .await?;
         tx.commit().await?;
         Ok((token, API_TOKEN_LIFETIME))
     }
@@ -281,11 +304,21 @@ impl Authority {
     /// The caller behind a bearer token, if it is live.
     pub async fn api_caller(&self, token: &ApiToken) -> Result<Option<ApiCaller>, Error> {
         let hash = token.hash();
-        let Some(record) = self.store.api_token(&hash).await? else { return Ok(None) };
+        let Some(record) = self.store.api_token(&hash).await? else {
+            return Ok(None);
+        };
         if record.revoked_at.is_some() || self.clock.now() >= record.expires_at {
             return Ok(None);
         }
-        Ok(self.store.user(&record.user_id).await?.map(|user| ApiCaller { user, token_hash: hash, client_id: record.client_id }))
+        Ok(self
+            .store
+            .user(&record.user_id)
+            .await?
+            .map(|user| ApiCaller {
+                user,
+                token_hash: hash,
+                client_id: record.client_id,
+            }))
     }
 
     /// `auth/revoke`: ends the caller's own token.
@@ -293,13 +326,25 @@ impl Authority {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.revoke_api_token(&caller.token_hash, now).await?;
-        tx.audit(now, &format!("user:{}", caller.user.id), "api.logout", json!({})).await?;
+        tx.audit(
+            now,
+            &format!("user:{}", caller.user.id),
+            "api.logout",
+            json!({}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    fn credential_of(&self, certificate: CertificateRecord, now: UnixTime) -> Result<Option<Credential>, Error> {
-        let (Some(der), Some(_)) = (&certificate.der, &certificate.key_id) else { return Ok(None) };
+    fn credential_of(
+        &self,
+        certificate: CertificateRecord,
+        now: UnixTime,
+    ) -> Result<Option<Credential>, Error> {
+        let (Some(der), Some(_)) = (&certificate.der, &certificate.key_id) else {
+            return Ok(None);
+        };
         let status = match certificate.status {
             CertificateStatus::Revoked => "revoked",
             CertificateStatus::Issued if now > certificate.not_after => "expired",
@@ -318,11 +363,22 @@ impl Authority {
             self.ca_certificate(CaName::Root)?,
         ];
         let issuer = pki::profile::name_to_string(&parsed.tbs_certificate.issuer);
-        Ok(Some(Credential { id: certificate.serial.to_hex(), certificate, algorithm, chain, status, issuer }))
+        Ok(Some(Credential {
+            id: certificate.serial.to_hex(),
+            certificate,
+            algorithm,
+            chain,
+            status,
+            issuer,
+        }))
     }
 
     /// The user's signing credentials, newest first; with `only_valid`, those that may sign.
-    pub async fn credentials(&self, user: &UserRecord, only_valid: bool) -> Result<Vec<Credential>, Error> {
+    pub async fn credentials(
+        &self,
+        user: &UserRecord,
+        only_valid: bool,
+    ) -> Result<Vec<Credential>, Error> {
         let now = self.clock.now();
         let mut out = Vec::new();
         for record in self.store.certificates(Some(&user.email)).await? {
@@ -340,17 +396,34 @@ impl Authority {
     }
 
     /// One of the user's credentials; `None` for an id that is not theirs.
-    pub async fn credential(&self, user: &UserRecord, credential_id: &str) -> Result<Option<Credential>, Error> {
-        let Some(serial) = Serial::parse_hex(credential_id) else { return Ok(None) };
-        let Some(record) = self.store.certificate(&serial).await? else { return Ok(None) };
-        if record.kind != CertificateKind::CloudSigning || record.email.as_deref() != Some(user.email.as_str()) {
+    pub async fn credential(
+        &self,
+        user: &UserRecord,
+        credential_id: &str,
+    ) -> Result<Option<Credential>, Error> {
+        let Some(serial) = Serial::parse_hex(credential_id) else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.certificate(&serial).await? else {
+            return Ok(None);
+        };
+        if record.kind != CertificateKind::CloudSigning
+            || record.email.as_deref() != Some(user.email.as_str())
+        {
             return Ok(None);
         }
         self.credential_of(record, self.clock.now())
     }
 
-    pub(crate) async fn usable_credential(&self, user: &UserRecord, credential_id: &str) -> Result<Credential, SigningError> {
-        let credential = self.credential(user, credential_id).await?.ok_or(SigningError::UnknownCredential)?;
+    pub(crate) async fn usable_credential(
+        &self,
+        user: &UserRecord,
+        credential_id: &str,
+    ) -> Result<Credential, SigningError> {
+        let credential = self
+            .credential(user, credential_id)
+            .await?
+            .ok_or(SigningError::UnknownCredential)?;
         match credential.status {
             "valid" => Ok(credential),
             "revoked" => Err(SigningError::Revoked),
@@ -361,10 +434,17 @@ impl Authority {
     /// Asks the user, in ConsentID, to approve signing exactly these hashes with this
     /// credential; returns the handle to poll. `binding` ties the request to its caller (the
     /// API token's or the browser session's hash).
-    pub async fn authorize_signing(&self, user: &UserRecord, request: &SignRequest, binding: &str) -> Result<String, SigningError> {
+    pub async fn authorize_signing(
+        &self,
+        user: &UserRecord,
+        request: &SignRequest,
+        binding: &str,
+    ) -> Result<String, SigningError> {
         let credential = self.usable_credential(user, &request.credential_id).await?;
         let mut tx = self.store.begin().await?;
-        let id = self.authorize_in(&mut tx, user, &credential, request, binding).await?;
+        let id = self
+            .authorize_in(&mut tx, user, &credential, request, binding)
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -378,26 +458,59 @@ impl Authority {
         request: &SignRequest,
         binding: &str,
     ) -> Result<String, SigningError> {
-        signing::check_authorization_request(request.num_signatures, &request.hashes, request.algorithm)?;
-        self.rate_limit(tx, &format!("sign:user:{}", user.id), domain::RateLimit::SIGN_REQUESTS_PER_USER).await?;
+        signing::check_authorization_request(
+            request.num_signatures,
+            &request.hashes,
+            request.algorithm,
+        )?;
+        self.rate_limit(
+            tx,
+            &format!("sign:user:{}", user.id),
+            domain::RateLimit::SIGN_REQUESTS_PER_USER,
+        )
+        .await?;
         let now = self.clock.now();
         let devices = tx.devices_of(&user.id).await?;
         if !devices.iter().any(|d| d.state == DeviceState::Active) {
-            return Err(if devices.iter().any(|d| d.state == DeviceState::PinLocked) { SigningError::Locked } else { SigningError::NoDevice });
+            return Err(
+                if devices.iter().any(|d| d.state == DeviceState::PinLocked) {
+                    SigningError::Locked
+                } else {
+                    SigningError::NoDevice
+                },
+            );
         }
         let documents = request
             .hashes
             .iter()
             .enumerate()
             .map(|(i, hash)| DocumentToSign {
-                title: request.titles.get(i).cloned().unwrap_or_else(|| format!("Документ {}", i + 1)),
+                title: request
+                    .titles
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("Документ {}", i + 1)),
                 hash: proto::b64(hash),
             })
             .collect();
-        let details = SignDetails { documents, certificate_serial: credential.id.clone() };
-        let owner = Some((user.id.as_str(), format!("{} {}", user.given_name, user.surname)));
+        let details = SignDetails {
+            documents,
+            certificate_serial: credential.id.clone(),
+        };
+        let owner = Some((
+            user.id.as_str(),
+            format!("{} {}", user.given_name, user.surname),
+        ));
         let txn = self
-            .create_transaction(tx, owner, RequestKind::Sign, &request.requester, binding, request.context.clone(), Some(details))
+            .create_transaction(
+                tx,
+                owner,
+                RequestKind::Sign,
+                &request.requester,
+                binding,
+                request.context.clone(),
+                Some(details),
+            )
             .await?;
         let id = hex::encode(rand::random::<[u8; 16]>());
         tx.insert_sign_authorization(&SignAuthorizationRecord {
@@ -438,11 +551,23 @@ impl Authority {
     /// asked (`binding`, as given to [`Authority::authorize_signing`]: the API token, and so its
     /// OAuth client) may poll it; to anyone else, even the same user's other token, the handle
     /// is unknown.
-    pub async fn authorization_check(&self, user: &UserRecord, handle: &str, binding: &str) -> Result<AuthorizationCheck, SigningError> {
+    pub async fn authorization_check(
+        &self,
+        user: &UserRecord,
+        handle: &str,
+        binding: &str,
+    ) -> Result<AuthorizationCheck, SigningError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let auth = tx.sign_authorization(handle).await?.filter(|a| a.user_id == user.id).ok_or(SigningError::UnknownHandle)?;
-        let asked_by = tx.transaction_for_update(&auth.txn_id).await?.map(|txn| txn.session_binding);
+        let auth = tx
+            .sign_authorization(handle)
+            .await?
+            .filter(|a| a.user_id == user.id)
+            .ok_or(SigningError::UnknownHandle)?;
+        let asked_by = tx
+            .transaction_for_update(&auth.txn_id)
+            .await?
+            .map(|txn| txn.session_binding);
         if asked_by.as_deref() != Some(binding) {
             return Err(SigningError::UnknownHandle);
         }
@@ -455,11 +580,22 @@ impl Authority {
             Settled::Approved { device_id } => {
                 let sad = proto::b64(&rand::random::<[u8; 32]>());
                 let expires_at = now.plus_seconds(signing::SAD_LIFETIME);
-                if !tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Authorized, Some((&sha256_hex(&sad), expires_at)), Some(&device_id)).await? {
+                if !tx
+                    .settle_sign_authorization(
+                        &auth.id,
+                        AuthorizationStatus::Authorized,
+                        Some((&sha256_hex(&sad), expires_at)),
+                        Some(&device_id),
+                    )
+                    .await?
+                {
                     return Err(SigningError::UnknownHandle);
                 }
                 tx.commit().await?;
-                Ok(AuthorizationCheck::Authorized { sad, expires_in: signing::SAD_LIFETIME })
+                Ok(AuthorizationCheck::Authorized {
+                    sad,
+                    expires_in: signing::SAD_LIFETIME,
+                })
             }
         }
     }
@@ -467,20 +603,47 @@ impl Authority {
     /// Where a pending authorisation's ConsentID request is, inside `tx`. An approval moves the
     /// request to consumed (the caller then settles the authorisation in the same
     /// transaction); a refusal settles the authorisation as refused (the caller commits that).
-    pub(crate) async fn settle_in(&self, tx: &mut store::Tx, user: &UserRecord, auth: &SignAuthorizationRecord, now: UnixTime) -> Result<Settled, SigningError> {
+    pub(crate) async fn settle_in(
+        &self,
+        tx: &mut store::Tx,
+        user: &UserRecord,
+        auth: &SignAuthorizationRecord,
+        now: UnixTime,
+    ) -> Result<Settled, SigningError> {
         if auth.status != AuthorizationStatus::Pending {
             return Err(SigningError::UnknownHandle);
         }
-        let txn = tx.transaction_for_update(&auth.txn_id).await?.ok_or(SigningError::UnknownHandle)?;
+        let txn = tx
+            .transaction_for_update(&auth.txn_id)
+            .await?
+            .ok_or(SigningError::UnknownHandle)?;
         let actor = format!("user:{}", user.id);
         match effective_status(txn.status, txn.expires_at, now) {
-            TransactionStatus::Pending => Ok(Settled::Pending { seconds_left: (txn.expires_at.0 - now.0).max(0) }),
+            TransactionStatus::Pending => Ok(Settled::Pending {
+                seconds_left: (txn.expires_at.0 - now.0).max(0),
+            }),
             TransactionStatus::Approved => {
-                let device_id = txn.device_id.clone().ok_or_else(|| Error::Inconsistent("an approved request without device".into()))?;
-                if tx.device(&device_id).await?.is_none_or(|d| d.state != DeviceState::Active) {
+                let device_id = txn.device_id.clone().ok_or_else(|| {
+                    Error::Inconsistent("an approved request without device".into())
+                })?;
+                if tx
+                    .device(&device_id)
+                    .await?
+                    .is_none_or(|d| d.state != DeviceState::Active)
+                {
                     return Err(SigningError::NoDevice);
                 }
-                if !tx.move_transaction(&txn.id, TransactionStatus::Approved, TransactionStatus::Consumed, "consumed", None, now).await? {
+                if !tx
+                    .move_transaction(
+                        &txn.id,
+                        TransactionStatus::Approved,
+                        TransactionStatus::Consumed,
+                        "consumed",
+                        None,
+                        now,
+                    )
+                    .await?
+                {
                     return Err(SigningError::UnknownHandle);
                 }
                 tx.audit(
@@ -493,7 +656,13 @@ impl Authority {
                 Ok(Settled::Approved { device_id })
             }
             status => {
-                tx.settle_sign_authorization(&auth.id, AuthorizationStatus::Refused, None, txn.device_id.as_deref()).await?;
+                tx.settle_sign_authorization(
+                    &auth.id,
+                    AuthorizationStatus::Refused,
+                    None,
+                    txn.device_id.as_deref(),
+                )
+                .await?;
                 tx.audit(now, &actor, "signature.refused", json!({ "authorization": auth.id, "txn": txn.id, "status": status.as_str(), "hint": txn.hint }))
                     .await?;
                 Ok(Settled::Refused(match (status, txn.hint.as_str()) {
@@ -507,12 +676,45 @@ impl Authority {
 
     /// Signs `hashes` with a credential's key and records it in the audit log inside `tx`:
     /// called only once the authorisation was checked and spent in the same transaction.
-    pub(crate) async fn sign_in(&self, tx: &mut store::Tx, user: &UserRecord, credential: &Credential, batch: &SignBatch<'_>) -> Result<Vec<Vec<u8>>, SigningError> {
-        let SignBatch { authorization_id, padding, algorithm, hashes } = *batch;
-        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
+    pub(crate) async fn sign_in(
+        &self,
+        tx: &mut store::Tx,
+        user: &UserRecord,
+        credential: &Credential,
+        batch: &SignBatch<'_>,
+    ) -> Result<Vec<Vec<u8>>, SigningError> {
+        let SignBatch {
+            authorization_id,
+            padding,
+            algorithm,
+            hashes,
+        } = *batch;
+        let key_id = credential
+            .certificate
+            .key_id
+            .clone()
+            .ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = tx.key(&key_id).await?;
-        let signatures = self.sign_digests(&key_id, key.reference, credential, padding, algorithm, hashes).await?;
-        self.record_signatures(tx, user, credential, authorization_id, algorithm, hashes, self.clock.now()).await?;
+        let signatures = self
+            .sign_digests(
+                &key_id,
+                key.reference,
+                credential,
+                padding,
+                algorithm,
+                hashes,
+            )
+            .await?;
+        self.record_signatures(
+            tx,
+            user,
+            credential,
+            authorization_id,
+            algorithm,
+            hashes,
+            self.clock.now(),
+        )
+        .await?;
         Ok(signatures)
     }
 
@@ -527,14 +729,27 @@ impl Authority {
         algorithm: HashAlgorithm,
         hashes: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, SigningError> {
-        let digests = hashes.iter().map(|h| digest_of(algorithm, h)).collect::<Option<Vec<_>>>().ok_or(AuthorizeRefusal::WrongLength)?;
+        let digests = hashes
+            .iter()
+            .map(|h| digest_of(algorithm, h))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(AuthorizeRefusal::WrongLength)?;
         let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key))?;
-        let certificate = credential.chain.first().ok_or_else(|| Error::Inconsistent("a credential without certificate".into()))?;
+        let certificate = credential
+            .chain
+            .first()
+            .ok_or_else(|| Error::Inconsistent("a credential without certificate".into()))?;
         let certificate = crate::parse_certificate(&certificate.0)?;
-        self.check_key_binding(key_id, &certificate, &signer).await?;
-        let signed = tokio::task::spawn_blocking(move || digests.iter().map(|d| signer.sign_digest(d, padding)).collect::<Result<Vec<_>, _>>())
-            .await
-            .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
+        self.check_key_binding(key_id, &certificate, &signer)
+            .await?;
+        let signed = tokio::task::spawn_blocking(move || {
+            digests
+                .iter()
+                .map(|d| signer.sign_digest(d, padding))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
         Ok(signed?)
     }
 
@@ -592,15 +807,43 @@ impl Authority {
             Some(id) => self.store.device(&id).await?,
             None => None,
         };
-        let auth = spendable(user, &credential, auth, device, algorithm, hashes, self.clock.now())?;
+        let auth = spendable(
+            user,
+            &credential,
+            auth,
+            device,
+            algorithm,
+            hashes,
+            self.clock.now(),
+        )?;
         // Only the caller that asked for the SAD spends it (its API token, and so its OAuth
         // client): the same user's other token gets "invalid SAD".
-        if self.store.transaction(&auth.txn_id).await?.map(|txn| txn.session_binding).as_deref() != Some(binding) {
+        if self
+            .store
+            .transaction(&auth.txn_id)
+            .await?
+            .map(|txn| txn.session_binding)
+            .as_deref()
+            != Some(binding)
+        {
             return Err(SadRefusal::Invalid.into());
         }
-        let key_id = credential.certificate.key_id.clone().ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
+        let key_id = credential
+            .certificate
+            .key_id
+            .clone()
+            .ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = self.store.key(&key_id).await?;
-        let signatures = self.sign_digests(&key_id, key.reference, &credential, padding, algorithm, hashes).await?;
+        let signatures = self
+            .sign_digests(
+                &key_id,
+                key.reference,
+                &credential,
+                padding,
+                algorithm,
+                hashes,
+            )
+            .await?;
         // 2. Checked again, spent and recorded in one transaction.
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
@@ -619,7 +862,8 @@ impl Authority {
         if !tx.spend_sign_authorization(&auth.id, now).await? {
             return Err(SadRefusal::Spent.into());
         }
-        self.record_signatures(&mut tx, user, &credential, &auth.id, algorithm, hashes, now).await?;
+        self.record_signatures(&mut tx, user, &credential, &auth.id, algorithm, hashes, now)
+            .await?;
         tx.commit().await?;
         Ok(signatures)
     }

@@ -31,12 +31,21 @@ pub(crate) struct TsaUnit {
 
 impl TsaUnit {
     /// Opens the unit a CA record names and checks its key against its certificate.
-    pub(crate) async fn load(authority: &Authority, record: &AuthorityRecord) -> Result<Option<Self>, Error> {
-        let Some((_, key_id, der, _)) = &record.tsa else { return Ok(None) };
+    pub(crate) async fn load(
+        authority: &Authority,
+        record: &AuthorityRecord,
+    ) -> Result<Option<Self>, Error> {
+        let Some((_, key_id, der, _)) = &record.tsa else {
+            return Ok(None);
+        };
         let certificate = parse_certificate(der)?;
         let signer = authority.open_key(key_id).await?;
         profile::check_key_matches(&certificate, signer.as_ref(), "the time-stamping unit")?;
-        Ok(Some(Self { certificate, der: CertificateDer(der.clone()), signer }))
+        Ok(Some(Self {
+            certificate,
+            der: CertificateDer(der.clone()),
+            signer,
+        }))
     }
 
     fn serial(&self) -> Option<Serial> {
@@ -67,9 +76,15 @@ struct Window {
 impl TsaLimiter {
     /// Whether one more request from `address` fits this second's limits (and counts it).
     fn admit(&self, address: &str, now: UnixTime, per_address: u32, global: u32) -> bool {
-        let mut window = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if window.second != now.0 {
-            *window = Window { second: now.0, ..Window::default() };
+            *window = Window {
+                second: now.0,
+                ..Window::default()
+            };
         }
         if window.total >= global {
             return false;
@@ -85,7 +100,11 @@ impl TsaLimiter {
 }
 
 /// A DER TimeStampReq (RFC 3161 §2.4.1) for our own TSA, asking for its certificate.
-fn timestamp_request(algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+fn timestamp_request(
+    algorithm: HashAlgorithm,
+    imprint: &[u8],
+    nonce: Option<&[u8]>,
+) -> Result<Vec<u8>, Error> {
     let hash = match algorithm {
         HashAlgorithm::Sha256 => tsa::ImprintHash::Sha256,
         HashAlgorithm::Sha384 => tsa::ImprintHash::Sha384,
@@ -100,7 +119,12 @@ impl Authority {
     /// [`TSA_GLOBAL_PER_SECOND`] from everyone (unless `dangerous_disable_rate_limits`).
     pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
         if self.settings.dangerous_disable_rate_limits
-            || self.tsa_limiter.admit(address, self.clock.now(), TSA_PER_ADDRESS_PER_SECOND, TSA_GLOBAL_PER_SECOND)
+            || self.tsa_limiter.admit(
+                address,
+                self.clock.now(),
+                TSA_PER_ADDRESS_PER_SECOND,
+                TSA_GLOBAL_PER_SECOND,
+            )
         {
             Ok(())
         } else {
@@ -116,7 +140,8 @@ impl Authority {
     /// it out only once that is committed, so every token given out is on record.
     pub async fn timestamp(&self, request_der: &[u8]) -> Result<Vec<u8>, Error> {
         // 1.
-        let request = match tsa::parse_request(request_der, &self.settings.policy.timestamp_policy) {
+        let request = match tsa::parse_request(request_der, &self.settings.policy.timestamp_policy)
+        {
             Ok(request) => request,
             Err(failure) => {
                 tracing::debug!(failure = failure.as_str(), "time-stamp request rejected");
@@ -125,12 +150,18 @@ impl Authority {
         };
         let issuer = self.ca(TSA_ISSUER)?;
         let Some(unit) = issuer.tsa.as_ref() else {
-            return Err(Error::Inconsistent("the time-stamping unit has no certificate yet".into()));
+            return Err(Error::Inconsistent(
+                "the time-stamping unit has no certificate yet".into(),
+            ));
         };
         let now = self.clock.now();
         let validity = &unit.certificate.tbs_certificate.validity;
-        if now < profile::unix_time(&validity.not_before) || now > profile::unix_time(&validity.not_after) {
-            return Err(Error::Inconsistent("the time-stamping unit's certificate is not valid now".into()));
+        if now < profile::unix_time(&validity.not_before)
+            || now > profile::unix_time(&validity.not_after)
+        {
+            return Err(Error::Inconsistent(
+                "the time-stamping unit's certificate is not valid now".into(),
+            ));
         }
         // 2.
         let serial = random_serial();
@@ -163,16 +194,26 @@ impl Authority {
     /// A token from our own TSA over `imprint` (a digest of `algorithm`), with the nonce if
     /// given: what `signatures/timestamp` of the CSC API and the portal's B-T signatures use.
     /// A request the TSA rejects (e.g. a digest of the wrong length) is `Rejection::Invalid`.
-    pub async fn timestamp_token(&self, algorithm: HashAlgorithm, imprint: &[u8], nonce: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        let response = self.timestamp(&timestamp_request(algorithm, imprint, nonce)?).await?;
+    pub async fn timestamp_token(
+        &self,
+        algorithm: HashAlgorithm,
+        imprint: &[u8],
+        nonce: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        let response = self
+            .timestamp(&timestamp_request(algorithm, imprint, nonce)?)
+            .await?;
         let read = tsa::read_response(&response)?;
-        read.token.ok_or(Error::Rejected(crate::Rejection::Invalid("hash")))
+        read.token
+            .ok_or(Error::Rejected(crate::Rejection::Invalid("hash")))
     }
 
     /// The time-stamping unit's certificate and its issuer (the qualified CA), for validation
     /// data next to tokens; empty while there is no unit.
     pub fn tsa_chain(&self) -> Vec<CertificateDer> {
-        let Ok(issuer) = self.ca(TSA_ISSUER) else { return Vec::new() };
+        let Ok(issuer) = self.ca(TSA_ISSUER) else {
+            return Vec::new();
+        };
         match issuer.tsa.as_ref() {
             Some(unit) => vec![unit.der.clone(), issuer.der.clone()],
             None => Vec::new(),
@@ -184,9 +225,13 @@ impl Authority {
     pub(crate) async fn renew_tsa(&self) -> Result<(), Error> {
         let now = self.clock.now();
         let issuer = self.ca(TSA_ISSUER)?;
-        let issuer_not_after = profile::unix_time(&issuer.certificate.tbs_certificate.validity.not_after);
+        let issuer_not_after =
+            profile::unix_time(&issuer.certificate.tbs_certificate.validity.not_after);
         let Some(record) = self.store.authority(TSA_ISSUER.as_str()).await? else {
-            return Err(Error::Inconsistent(format!("authority {} missing", TSA_ISSUER.as_str())));
+            return Err(Error::Inconsistent(format!(
+                "authority {} missing",
+                TSA_ISSUER.as_str()
+            )));
         };
         if !self.tsa_due(&record, issuer_not_after, now).await? {
             // Another process may have replaced it: use the unit the store names.
@@ -198,8 +243,16 @@ impl Authority {
         }
         // 1. The key, before the transaction (crate::keys: a token's key is recorded first).
         let serial = random_serial();
-        let key = self.prepare_key(&format!("eidportal-tsa-{}", serial.to_hex()), self.settings.key_algorithm).await?;
-        match self.certify_tsa_key(serial, &key, issuer_not_after, now).await {
+        let key = self
+            .prepare_key(
+                &format!("eidportal-tsa-{}", serial.to_hex()),
+                self.settings.key_algorithm,
+            )
+            .await?;
+        match self
+            .certify_tsa_key(serial, &key, issuer_not_after, now)
+            .await
+        {
             Ok(true) => self.reload_ca(TSA_ISSUER).await,
             // Another process replaced the unit while we waited for the lock.
             Ok(false) => {
@@ -216,21 +269,32 @@ impl Authority {
     /// Step 2 of the renewal, under the CA row's lock unless another process just did it: the
     /// key's record, the serial stored before signing, the certificate and the unit's row, in
     /// one transaction. False if another process did it.
-    async fn certify_tsa_key(&self, serial: Serial, key: &PreparedKey, issuer_not_after: UnixTime, now: UnixTime) -> Result<bool, Error> {
+    async fn certify_tsa_key(
+        &self,
+        serial: Serial,
+        key: &PreparedKey,
+        issuer_not_after: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
         let issuer = self.ca(TSA_ISSUER)?;
         let mut tx = self.store.begin().await?;
         let record = tx.authority_for_update(TSA_ISSUER.as_str()).await?;
         if let Some((current, _, _, not_after)) = &record.tsa {
             let status = tx.certificate(current).await?.map(|c| c.status);
             if status == Some(CertificateStatus::Issued)
-                && !self.settings.timestamping.needs_renewal(*not_after, issuer_not_after, now)
+                && !self
+                    .settings
+                    .timestamping
+                    .needs_renewal(*not_after, issuer_not_after, now)
             {
                 return Ok(false);
             }
         }
         self.record_key(&mut tx, key).await?;
         let subject = self.settings.tsa_name().name()?;
-        let not_after = now.plus_calendar_years(self.settings.timestamping.certificate_years).min(issuer_not_after);
+        let not_after = now
+            .plus_calendar_years(self.settings.timestamping.certificate_years)
+            .min(issuer_not_after);
         let request = CertificateRequest {
             kind: CertificateKind::TimeStamping,
             serial,
@@ -255,16 +319,34 @@ impl Authority {
         let signer = Issuer::from_certificate(&issuer.certificate, urls, issuer.signer.as_ref())?;
         let der = profile::issue(&request, &signer, &self.settings.policy)?;
         tx.complete_certificate(&serial, &der.0, now).await?;
-        tx.store_tsa(TSA_ISSUER.as_str(), &serial, key.id(), &der.0, not_after).await?;
-        tx.audit(now, "system", "tsa.certified", json!({ "ca": TSA_ISSUER.as_str(), "serial": serial.to_hex() })).await?;
+        tx.store_tsa(TSA_ISSUER.as_str(), &serial, key.id(), &der.0, not_after)
+            .await?;
+        tx.audit(
+            now,
+            "system",
+            "tsa.certified",
+            json!({ "ca": TSA_ISSUER.as_str(), "serial": serial.to_hex() }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Must the unit's certificate be replaced: missing, revoked, or near its end?
-    async fn tsa_due(&self, record: &AuthorityRecord, issuer_not_after: UnixTime, now: UnixTime) -> Result<bool, Error> {
-        let Some((serial, _, _, not_after)) = &record.tsa else { return Ok(true) };
-        if self.settings.timestamping.needs_renewal(*not_after, issuer_not_after, now) {
+    async fn tsa_due(
+        &self,
+        record: &AuthorityRecord,
+        issuer_not_after: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        let Some((serial, _, _, not_after)) = &record.tsa else {
+            return Ok(true);
+        };
+        if self
+            .settings
+            .timestamping
+            .needs_renewal(*not_after, issuer_not_after, now)
+        {
             return Ok(true);
         }
         let status = self.store.certificate(serial).await?.map(|c| c.status);
@@ -282,21 +364,48 @@ mod tests {
         let limiter = TsaLimiter::default();
         let now = UnixTime(1000);
         assert!((0..3).all(|_| limiter.admit("10.0.0.1", now, 3, 5)));
-        assert!(!limiter.admit("10.0.0.1", now, 3, 5), "a fourth from one address");
-        assert!(limiter.admit("10.0.0.2", now, 3, 5), "another address has its own count");
+        assert!(
+            !limiter.admit("10.0.0.1", now, 3, 5),
+            "a fourth from one address"
+        );
+        assert!(
+            limiter.admit("10.0.0.2", now, 3, 5),
+            "another address has its own count"
+        );
         assert!(limiter.admit("10.0.0.3", now, 3, 5));
-        assert!(!limiter.admit("10.0.0.4", now, 3, 5), "the global limit holds for new addresses too");
-        assert!(limiter.admit("10.0.0.1", UnixTime(1001), 3, 5), "a new second, new counts");
+        assert!(
+            !limiter.admit("10.0.0.4", now, 3, 5),
+            "the global limit holds for new addresses too"
+        );
+        assert!(
+            limiter.admit("10.0.0.1", UnixTime(1001), 3, 5),
+            "a new second, new counts"
+        );
     }
 
     #[test]
     fn our_own_time_stamp_requests_parse_as_the_tsa_reads_them() {
         let policy = const_oid::ObjectIdentifier::new_unwrap("1.2.3");
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha256, &[7; 32], None).unwrap(), &policy).unwrap();
+        let parsed = tsa::parse_request(
+            &timestamp_request(HashAlgorithm::Sha256, &[7; 32], None).unwrap(),
+            &policy,
+        )
+        .unwrap();
         assert!(parsed.cert_req && parsed.nonce.is_none());
         assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
-        let parsed = tsa::parse_request(&timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])).unwrap(), &policy).unwrap();
+        let parsed = tsa::parse_request(
+            &timestamp_request(HashAlgorithm::Sha512, &[9; 64], Some(&[0, 0, 0x80, 1])).unwrap(),
+            &policy,
+        )
+        .unwrap();
         assert_eq!(parsed.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
-        assert!(tsa::parse_request(&timestamp_request(HashAlgorithm::Sha384, &[9; 32], None).unwrap(), &policy).is_err(), "wrong length");
+        assert!(
+            tsa::parse_request(
+                &timestamp_request(HashAlgorithm::Sha384, &[9; 32], None).unwrap(),
+                &policy
+            )
+            .is_err(),
+            "wrong length"
+        );
     }
 }

@@ -1,7 +1,13 @@
 //! The ConsentID protocol on the server, with a simulated app that speaks the wire contract
 //! (crates/proto) and an injected clock: activation, login approval, and every refusal the
 //! protocol promises (DESIGN §4), on SQLite and PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::cloned_ref_to_slice_refs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cloned_ref_to_slice_refs
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +17,13 @@ use p256::SecretKey;
 use authority::consentid::{AuthenticatedDevice, Caller};
 use authority::login::Session;
 use authority::signing::{AuthorizationCheck, SignRequest, SigningError};
-use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 use authority::{Authority, Clock, Error, ManualClock, Rejection, Settings};
+use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 use domain::{Jmbg, TransactionStatus, UnixTime};
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
-use proto::app::{ActivationComplete, Decision, Envelope, RequestPayload, Response, ResponseOutcome};
+use proto::app::{
+    ActivationComplete, Decision, Envelope, RequestPayload, Response, ResponseOutcome,
+};
 use proto::crypto;
 use store::Store;
 
@@ -31,11 +39,20 @@ struct App {
 
 async fn open(url: &str, clock: Arc<ManualClock>) -> Authority {
     let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
-    Authority::open(Store::connect(url).await.unwrap(), keys, clock, Settings::new("http://127.0.0.1:8080")).await.unwrap()
+    Authority::open(
+        Store::connect(url).await.unwrap(),
+        keys,
+        clock,
+        Settings::new("http://127.0.0.1:8080"),
+    )
+    .await
+    .unwrap()
 }
 
 fn caller() -> Caller {
-    Caller { ip: "127.0.0.1".into() }
+    Caller {
+        ip: "127.0.0.1".into(),
+    }
 }
 
 async fn enrol(authority: &Authority, email: &str) -> String {
@@ -51,44 +68,87 @@ async fn enrol(authority: &Authority, email: &str) -> String {
 
 async fn activate(authority: &Authority, code: &str) -> Result<App, Error> {
     let challenge = authority.activation_start(code, &caller()).await?;
-    let encryption_key = crypto::public_key(&crypto::unb64(&challenge.server_encryption_key).unwrap()).unwrap();
+    let encryption_key =
+        crypto::public_key(&crypto::unb64(&challenge.server_encryption_key).unwrap()).unwrap();
     let device = SecretKey::random(&mut rand::rngs::OsRng);
     let pin = SecretKey::random(&mut rand::rngs::OsRng);
     let device_der = crypto::public_key_der(&device.public_key());
     let aad = challenge.activation_id.as_bytes();
-    let sealed_pin = crypto::seal(&encryption_key, &crypto::public_key_der(&pin.public_key()), aad).unwrap();
-    let message = crypto::activation_message(&challenge.activation_id, &challenge.nonce, &device_der, &sealed_pin);
+    let sealed_pin = crypto::seal(
+        &encryption_key,
+        &crypto::public_key_der(&pin.public_key()),
+        aad,
+    )
+    .unwrap();
+    let message = crypto::activation_message(
+        &challenge.activation_id,
+        &challenge.nonce,
+        &device_der,
+        &sealed_pin,
+    );
     let request = ActivationComplete {
         activation_id: challenge.activation_id.clone(),
         device_public_key: crypto::b64(&device_der),
         device_name: "test phone".into(),
         encrypted_pin_public_key: crypto::b64(&sealed_pin),
         device_signature: crypto::b64(&crypto::sign(&device, message.as_bytes())),
-        encrypted_pin_signature: crypto::b64(&crypto::seal(&encryption_key, &crypto::sign(&pin, message.as_bytes()), aad).unwrap()),
+        encrypted_pin_signature: crypto::b64(
+            &crypto::seal(
+                &encryption_key,
+                &crypto::sign(&pin, message.as_bytes()),
+                aad,
+            )
+            .unwrap(),
+        ),
     };
     let result = authority.activation_complete(&request, &caller()).await?;
-    Ok(App { device, pin, device_id: result.device_id, encryption_key })
+    Ok(App {
+        device,
+        pin,
+        device_id: result.device_id,
+        encryption_key,
+    })
 }
 
 impl App {
-    async fn authenticated(&self, authority: &Authority, path: &str, body: &[u8]) -> Result<AuthenticatedDevice, Error> {
+    async fn authenticated(
+        &self,
+        authority: &Authority,
+        path: &str,
+        body: &[u8],
+    ) -> Result<AuthenticatedDevice, Error> {
         let nonce = crypto::b64(&rand::random::<[u8; 16]>());
         let now = authority.now().0;
         let message = crypto::request_message("POST", path, now, &nonce, body);
-        let header = crypto::authorization_header(&self.device_id, now, &nonce, &crypto::sign(&self.device, message.as_bytes()));
-        authority.authenticate_device(&header, "POST", path, body).await
+        let header = crypto::authorization_header(
+            &self.device_id,
+            now,
+            &nonce,
+            &crypto::sign(&self.device, message.as_bytes()),
+        );
+        authority
+            .authenticate_device(&header, "POST", path, body)
+            .await
     }
 
     async fn next_request(&self, authority: &Authority) -> (Envelope, RequestPayload) {
         let device = self.authenticated(authority, "/inbox", b"").await.unwrap();
         let inbox = authority.inbox(&device, Duration::ZERO).await.unwrap();
         let envelope = inbox.items.into_iter().next().expect("a pending request");
-        let payload: RequestPayload = serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
+        let payload: RequestPayload =
+            serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
         (envelope, payload)
     }
 
     /// Builds an answer. `pin` is the PIN key to prove with (a wrong one models a wrong PIN).
-    fn answer(&self, envelope: &Envelope, decision: Decision, code: &str, pin: Option<&SecretKey>, iat: UnixTime) -> (String, Response) {
+    fn answer(
+        &self,
+        envelope: &Envelope,
+        decision: Decision,
+        code: &str,
+        pin: Option<&SecretKey>,
+        iat: UnixTime,
+    ) -> (String, Response) {
         let payload_bytes = crypto::unb64(&envelope.payload).unwrap();
         let payload: RequestPayload = serde_json::from_slice(&payload_bytes).unwrap();
         let message = crypto::approval_message(
@@ -103,7 +163,14 @@ impl App {
             iat.0,
         );
         let pin_proof = pin.map(|key| {
-            crypto::b64(&crypto::seal(&self.encryption_key, &crypto::sign(key, message.as_bytes()), payload.txn_id.as_bytes()).unwrap())
+            crypto::b64(
+                &crypto::seal(
+                    &self.encryption_key,
+                    &crypto::sign(key, message.as_bytes()),
+                    payload.txn_id.as_bytes(),
+                )
+                .unwrap(),
+            )
         });
         let response = Response {
             decision,
@@ -116,15 +183,23 @@ impl App {
         (payload.txn_id, response)
     }
 
-    async fn send(&self, authority: &Authority, txn: &str, response: &Response) -> Result<ResponseOutcome, Error> {
+    async fn send(
+        &self,
+        authority: &Authority,
+        txn: &str,
+        response: &Response,
+    ) -> Result<ResponseOutcome, Error> {
         let body = serde_json::to_vec(response).unwrap();
-        let device = self.authenticated(authority, &format!("/requests/{txn}/response"), &body).await?;
+        let device = self
+            .authenticated(authority, &format!("/requests/{txn}/response"), &body)
+            .await?;
         Ok(authority.respond(&device, txn, response).await?.result)
     }
 }
 
 fn real_code(envelope: &Envelope) -> String {
-    let payload: RequestPayload = serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
+    let payload: RequestPayload =
+        serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
     crypto::verification_code(&crypto::unb64(&payload.challenge).unwrap())
 }
 
@@ -147,80 +222,213 @@ async fn the_protocol_holds_on_every_store() {
 
         // Activation: the code works once.
         let app = activate(&authority, &code).await.unwrap();
-        assert!(matches!(activate(&authority, &code).await, Err(Error::Rejected(Rejection::InvalidCode))), "{name}: a code used twice");
+        assert!(
+            matches!(
+                activate(&authority, &code).await,
+                Err(Error::Rejected(Rejection::InvalidCode))
+            ),
+            "{name}: a code used twice"
+        );
 
         // A login approved by the app completes in the browser that started it, only there, once.
         let first = browser(&authority).await;
         let other = browser(&authority).await;
-        let started = authority.login_start(&first, "Petar@Example.rs", "127.0.0.1", "Chrome / Linux").await.unwrap();
+        let started = authority
+            .login_start(&first, "Petar@Example.rs", "127.0.0.1", "Chrome / Linux")
+            .await
+            .unwrap();
         let (envelope, payload) = app.next_request(&authority).await;
         assert_eq!(payload.txn_id, started.txn_id);
         // The app verifies the server's signature over the exact payload bytes.
-        let signing_key = authority.store().service_key("app_signing").await.unwrap().unwrap();
+        let signing_key = authority
+            .store()
+            .service_key("app_signing")
+            .await
+            .unwrap()
+            .unwrap();
         let signing = authority.store().key(&signing_key).await.unwrap();
-        crypto::verify(&signing.public_key, &crypto::unb64(&envelope.payload).unwrap(), &crypto::unb64(&envelope.signature).unwrap()).unwrap();
+        crypto::verify(
+            &signing.public_key,
+            &crypto::unb64(&envelope.payload).unwrap(),
+            &crypto::unb64(&envelope.signature).unwrap(),
+        )
+        .unwrap();
         assert_eq!(real_code(&envelope), started.verification_code);
-        let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
-        assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved, "{name}");
+        let (txn, approve) = app.answer(
+            &envelope,
+            Decision::Approve,
+            &started.verification_code,
+            Some(&app.pin),
+            clock.now(),
+        );
+        assert_eq!(
+            app.send(&authority, &txn, &approve).await.unwrap(),
+            ResponseOutcome::Approved,
+            "{name}"
+        );
         // A replayed approval is refused and changes nothing.
-        assert!(matches!(app.send(&authority, &txn, &approve).await, Err(Error::Rejected(Rejection::NotPending))), "{name}: replay");
+        assert!(
+            matches!(
+                app.send(&authority, &txn, &approve).await,
+                Err(Error::Rejected(Rejection::NotPending))
+            ),
+            "{name}: replay"
+        );
         // A second browser cannot complete the first browser's login.
-        assert!(matches!(authority.login_complete(&other, &txn).await, Err(Error::Rejected(Rejection::NotFound))), "{name}: other browser");
+        assert!(
+            matches!(
+                authority.login_complete(&other, &txn).await,
+                Err(Error::Rejected(Rejection::NotFound))
+            ),
+            "{name}: other browser"
+        );
         let (_, logged_in) = authority.login_complete(&first, &txn).await.unwrap();
-        assert_eq!(logged_in.user.as_ref().map(|u| u.email.as_str()), Some("petar@example.rs"));
-        assert_ne!(logged_in.record.id_hash, first.record.id_hash, "{name}: a fresh session id");
-        assert!(authority.login_complete(&first, &txn).await.is_err(), "{name}: single use");
+        assert_eq!(
+            logged_in.user.as_ref().map(|u| u.email.as_str()),
+            Some("petar@example.rs")
+        );
+        assert_ne!(
+            logged_in.record.id_hash, first.record.id_hash,
+            "{name}: a fresh session id"
+        );
+        assert!(
+            authority.login_complete(&first, &txn).await.is_err(),
+            "{name}: single use"
+        );
 
         // A wrong verification code denies the request.
         let session = browser(&authority).await;
-        let started = authority.login_start(&session, "petar@example.rs", "127.0.0.1", "b").await.unwrap();
+        let started = authority
+            .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
+            .await
+            .unwrap();
         let (envelope, _) = app.next_request(&authority).await;
-        let (txn, wrong) = app.answer(&envelope, Decision::Approve, &wrong_code(&started.verification_code), Some(&app.pin), clock.now());
-        assert_eq!(app.send(&authority, &txn, &wrong).await.unwrap(), ResponseOutcome::Denied);
+        let (txn, wrong) = app.answer(
+            &envelope,
+            Decision::Approve,
+            &wrong_code(&started.verification_code),
+            Some(&app.pin),
+            clock.now(),
+        );
+        assert_eq!(
+            app.send(&authority, &txn, &wrong).await.unwrap(),
+            ResponseOutcome::Denied
+        );
         let state = authority.login_state(&session, &txn).await.unwrap();
-        assert_eq!((state.status, state.hint.as_str()), (TransactionStatus::Failed, "wrong_vc"), "{name}");
+        assert_eq!(
+            (state.status, state.hint.as_str()),
+            (TransactionStatus::Failed, "wrong_vc"),
+            "{name}"
+        );
 
         // A deny turned into an approve does not verify.
-        let started = authority.login_start(&session, "petar@example.rs", "127.0.0.1", "b").await.unwrap();
+        let started = authority
+            .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
+            .await
+            .unwrap();
         let (envelope, _) = app.next_request(&authority).await;
-        let (txn, mut deny) = app.answer(&envelope, Decision::Deny, &started.verification_code, None, clock.now());
+        let (txn, mut deny) = app.answer(
+            &envelope,
+            Decision::Deny,
+            &started.verification_code,
+            None,
+            clock.now(),
+        );
         deny.decision = Decision::Approve;
-        assert!(matches!(app.send(&authority, &txn, &deny).await, Err(Error::Rejected(Rejection::BadSignature))), "{name}");
-        assert_eq!(authority.login_state(&session, &txn).await.unwrap().status, TransactionStatus::Pending);
+        assert!(
+            matches!(
+                app.send(&authority, &txn, &deny).await,
+                Err(Error::Rejected(Rejection::BadSignature))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            authority.login_state(&session, &txn).await.unwrap().status,
+            TransactionStatus::Pending
+        );
         // A login approval can never be replayed as a signing approval: the kind is signed.
         // A new request supersedes the pending one.
-        let newer = authority.login_start(&session, "petar@example.rs", "127.0.0.1", "b").await.unwrap();
+        let newer = authority
+            .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
+            .await
+            .unwrap();
         let state = authority.login_state(&session, &txn).await.unwrap();
-        assert_eq!((state.status, state.hint.as_str()), (TransactionStatus::Cancelled, "superseded"), "{name}");
+        assert_eq!(
+            (state.status, state.hint.as_str()),
+            (TransactionStatus::Cancelled, "superseded"),
+            "{name}"
+        );
 
         // An expired request cannot be approved.
         let (envelope, _) = app.next_request(&authority).await;
         clock.advance(121);
-        let (txn, late) = app.answer(&envelope, Decision::Approve, &newer.verification_code, Some(&app.pin), clock.now());
-        assert!(matches!(app.send(&authority, &txn, &late).await, Err(Error::Rejected(Rejection::NotPending))), "{name}: expired");
-        assert_eq!(authority.login_state(&session, &txn).await.unwrap().status, TransactionStatus::Expired);
+        let (txn, late) = app.answer(
+            &envelope,
+            Decision::Approve,
+            &newer.verification_code,
+            Some(&app.pin),
+            clock.now(),
+        );
+        assert!(
+            matches!(
+                app.send(&authority, &txn, &late).await,
+                Err(Error::Rejected(Rejection::NotPending))
+            ),
+            "{name}: expired"
+        );
+        assert_eq!(
+            authority.login_state(&session, &txn).await.unwrap().status,
+            TransactionStatus::Expired
+        );
 
         // Five wrong PINs in a row lock the device; the fifth fails the request. (A new rate
         // limit window first: this user has started five logins in this one.)
         clock.advance(601);
         let wrong_pin = SecretKey::random(&mut rand::rngs::OsRng);
-        let started = authority.login_start(&session, "petar@example.rs", "127.0.0.1", "b").await.unwrap();
+        let started = authority
+            .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
+            .await
+            .unwrap();
         let (envelope, _) = app.next_request(&authority).await;
         for attempt in 1..=5u8 {
-            let (txn, answer) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&wrong_pin), clock.now());
+            let (txn, answer) = app.answer(
+                &envelope,
+                Decision::Approve,
+                &started.verification_code,
+                Some(&wrong_pin),
+                clock.now(),
+            );
             let outcome = app.send(&authority, &txn, &answer).await.unwrap();
             if attempt < 5 {
-                assert_eq!(outcome, ResponseOutcome::WrongPin, "{name}: attempt {attempt}");
+                assert_eq!(
+                    outcome,
+                    ResponseOutcome::WrongPin,
+                    "{name}: attempt {attempt}"
+                );
             } else {
                 assert_eq!(outcome, ResponseOutcome::PinLocked, "{name}");
             }
         }
-        let state = authority.login_state(&session, &started.txn_id).await.unwrap();
-        assert_eq!((state.status, state.hint.as_str()), (TransactionStatus::Failed, "pin_locked"));
+        let state = authority
+            .login_state(&session, &started.txn_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (state.status, state.hint.as_str()),
+            (TransactionStatus::Failed, "pin_locked")
+        );
         // A locked device cannot approve even with the right PIN.
-        let started = authority.login_start(&session, "petar@example.rs", "127.0.0.1", "b").await.unwrap();
+        let started = authority
+            .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
+            .await
+            .unwrap();
         let device = app.authenticated(&authority, "/inbox", b"").await.unwrap();
-        assert!(authority.inbox(&device, Duration::ZERO).await.unwrap().items.is_empty());
+        assert!(authority
+            .inbox(&device, Duration::ZERO)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
         let _ = started;
         authority.store().close().await;
     }
@@ -239,29 +447,70 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
         let mut guess = secret.as_bytes().to_vec();
         guess[i] = if guess[i] == b'0' { b'1' } else { b'0' };
         let guess = format!("{lookup}{}", String::from_utf8(guess).unwrap());
-        assert!(matches!(authority.activation_start(&guess, &caller()).await, Err(Error::Rejected(Rejection::InvalidCode))));
+        assert!(matches!(
+            authority.activation_start(&guess, &caller()).await,
+            Err(Error::Rejected(Rejection::InvalidCode))
+        ));
     }
-    assert!(matches!(activate(&authority, &code).await, Err(Error::Rejected(Rejection::InvalidCode))), "the right code after 5 guesses");
+    assert!(
+        matches!(
+            activate(&authority, &code).await,
+            Err(Error::Rejected(Rejection::InvalidCode))
+        ),
+        "the right code after 5 guesses"
+    );
     // A new code from the officer works.
-    let fresh = authority.new_activation_code("ana@example.rs", "officer").await.unwrap();
+    let fresh = authority
+        .new_activation_code("ana@example.rs", "officer")
+        .await
+        .unwrap();
     assert!(activate(&authority, &fresh.0).await.is_ok());
 
     // The same answers for an unknown user as for a known one.
     let session = browser(&authority).await;
-    let known = authority.login_start(&session, "ana@example.rs", "10.0.0.1", "b").await.unwrap();
-    let unknown = authority.login_start(&session, "nobody@example.rs", "10.0.0.2", "b").await.unwrap();
-    assert_eq!(known.verification_code.len(), unknown.verification_code.len());
-    let (a, b) = (authority.login_state(&session, &known.txn_id).await.unwrap(), authority.login_state(&session, &unknown.txn_id).await.unwrap());
+    let known = authority
+        .login_start(&session, "ana@example.rs", "10.0.0.1", "b")
+        .await
+        .unwrap();
+    let unknown = authority
+        .login_start(&session, "nobody@example.rs", "10.0.0.2", "b")
+        .await
+        .unwrap();
+    assert_eq!(
+        known.verification_code.len(),
+        unknown.verification_code.len()
+    );
+    let (a, b) = (
+        authority
+            .login_state(&session, &known.txn_id)
+            .await
+            .unwrap(),
+        authority
+            .login_state(&session, &unknown.txn_id)
+            .await
+            .unwrap(),
+    );
     assert_eq!((a.status, a.hint.as_str()), (b.status, b.hint.as_str()));
 
     // Rate limit: the sixth login start for one user from one address within ten minutes is
     // refused (per user and address: another address still has its own five).
     for _ in 0..5 {
-        authority.login_start(&session, "ana@example.rs", "10.0.0.3", "b").await.unwrap();
+        authority
+            .login_start(&session, "ana@example.rs", "10.0.0.3", "b")
+            .await
+            .unwrap();
     }
-    assert!(matches!(authority.login_start(&session, "ana@example.rs", "10.0.0.3", "b").await, Err(Error::Rejected(Rejection::RateLimited))));
+    assert!(matches!(
+        authority
+            .login_start(&session, "ana@example.rs", "10.0.0.3", "b")
+            .await,
+        Err(Error::Rejected(Rejection::RateLimited))
+    ));
     clock.advance(601);
-    assert!(authority.login_start(&session, "ana@example.rs", "10.0.0.4", "b").await.is_ok());
+    assert!(authority
+        .login_start(&session, "ana@example.rs", "10.0.0.4", "b")
+        .await
+        .is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,22 +523,55 @@ async fn a_revoked_device_can_no_longer_log_in() {
     let app = activate(&authority, &code).await.unwrap();
     // Logged in through this device.
     let session = browser(&authority).await;
-    let started = authority.login_start(&session, "mila@example.rs", "127.0.0.1", "b").await.unwrap();
+    let started = authority
+        .login_start(&session, "mila@example.rs", "127.0.0.1", "b")
+        .await
+        .unwrap();
     let (envelope, _) = app.next_request(&authority).await;
-    let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
+    let (txn, approve) = app.answer(
+        &envelope,
+        Decision::Approve,
+        &started.verification_code,
+        Some(&app.pin),
+        clock.now(),
+    );
     app.send(&authority, &txn, &approve).await.unwrap();
     let (token, _) = authority.login_complete(&session, &txn).await.unwrap();
     assert!(authority.session(&token).await.unwrap().is_some());
     // The officer revokes the device certificate: the device is deactivated, its session ends.
-    let device = authority.store().device(&app.device_id).await.unwrap().unwrap();
+    let device = authority
+        .store()
+        .device(&app.device_id)
+        .await
+        .unwrap()
+        .unwrap();
     let serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
-    authority.revoke(&serial, domain::RevocationReason::CessationOfOperation, "officer").await.unwrap();
-    assert!(authority.session(&token).await.unwrap().is_none(), "the device's session ended");
-    assert!(matches!(app.authenticated(&authority, "/inbox", b"").await, Err(Error::Rejected(Rejection::DeviceRevoked))));
+    authority
+        .revoke(
+            &serial,
+            domain::RevocationReason::CessationOfOperation,
+            "officer",
+        )
+        .await
+        .unwrap();
+    assert!(
+        authority.session(&token).await.unwrap().is_none(),
+        "the device's session ended"
+    );
+    assert!(matches!(
+        app.authenticated(&authority, "/inbox", b"").await,
+        Err(Error::Rejected(Rejection::DeviceRevoked))
+    ));
     // A new login request cannot even be fetched by the revoked device.
     let session = browser(&authority).await;
-    authority.login_start(&session, "mila@example.rs", "127.0.0.1", "b").await.unwrap();
-    assert!(matches!(app.authenticated(&authority, "/inbox", b"").await, Err(Error::Rejected(Rejection::DeviceRevoked))));
+    authority
+        .login_start(&session, "mila@example.rs", "127.0.0.1", "b")
+        .await
+        .unwrap();
+    assert!(matches!(
+        app.authenticated(&authority, "/inbox", b"").await,
+        Err(Error::Rejected(Rejection::DeviceRevoked))
+    ));
 }
 
 /// A signing request for `hashes`, as the CSC API or the portal makes it.
@@ -301,25 +583,61 @@ fn sign_request(credential_id: &str, hashes: &[Vec<u8>]) -> SignRequest {
         num_signatures: hashes.len(),
         titles: vec!["Уговор.pdf".into()],
         requester: "test integrator".into(),
-        context: proto::app::RequestContext { browser: "test".into(), ip: "127.0.0.1".into() },
+        context: proto::app::RequestContext {
+            browser: "test".into(),
+            ip: "127.0.0.1".into(),
+        },
     }
 }
 
 /// Asks for approval of `hashes` and answers as the app; returns the handle.
-async fn authorised(authority: &Authority, app: &App, user: &store::UserRecord, credential: &str, hashes: &[Vec<u8>], clock: &ManualClock) -> String {
-    let handle = authority.authorize_signing(user, &sign_request(credential, hashes), "api:test").await.unwrap();
+async fn authorised(
+    authority: &Authority,
+    app: &App,
+    user: &store::UserRecord,
+    credential: &str,
+    hashes: &[Vec<u8>],
+    clock: &ManualClock,
+) -> String {
+    let handle = authority
+        .authorize_signing(user, &sign_request(credential, hashes), "api:test")
+        .await
+        .unwrap();
     let (envelope, payload) = app.next_request(authority).await;
     // The app is shown exactly the hashes, and who asks.
-    let shown: Vec<String> = payload.sign.as_ref().unwrap().documents.iter().map(|d| d.hash.clone()).collect();
-    assert_eq!(shown, hashes.iter().map(|h| crypto::b64(h)).collect::<Vec<_>>());
+    let shown: Vec<String> = payload
+        .sign
+        .as_ref()
+        .unwrap()
+        .documents
+        .iter()
+        .map(|d| d.hash.clone())
+        .collect();
+    assert_eq!(
+        shown,
+        hashes.iter().map(|h| crypto::b64(h)).collect::<Vec<_>>()
+    );
     assert_eq!(payload.rp.name, "test integrator");
-    let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
-    assert_eq!(app.send(authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+    let (txn, approve) = app.answer(
+        &envelope,
+        Decision::Approve,
+        &real_code(&envelope),
+        Some(&app.pin),
+        clock.now(),
+    );
+    assert_eq!(
+        app.send(authority, &txn, &approve).await.unwrap(),
+        ResponseOutcome::Approved
+    );
     handle
 }
 
 async fn sad_of(authority: &Authority, user: &store::UserRecord, handle: &str) -> String {
-    match authority.authorization_check(user, handle, "api:test").await.unwrap() {
+    match authority
+        .authorization_check(user, handle, "api:test")
+        .await
+        .unwrap()
+    {
         AuthorizationCheck::Authorized { sad, expires_in } => {
             assert_eq!(expires_in, 300);
             sad
@@ -335,136 +653,408 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let name = db.name;
         let clock = Arc::new(ManualClock::new(START));
         let authority = open(&db.url, clock.clone()).await;
-        let person = |jmbg: &str| pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse(jmbg).unwrap() };
+        let person = |jmbg: &str| pki::profile::Person {
+            given_name: "Петар".into(),
+            surname: "Петровић".into(),
+            jmbg: Jmbg::parse(jmbg).unwrap(),
+        };
         let mut parties = Vec::new();
         for email in ["petar@example.rs", "jovana@example.rs"] {
-            let app = activate(&authority, &enrol(&authority, email).await).await.unwrap();
-            let issued = authority.issue_cloud_certificate(&person("0101990710008"), Some(email), "officer").await.unwrap();
-            let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+            let app = activate(&authority, &enrol(&authority, email).await)
+                .await
+                .unwrap();
+            let issued = authority
+                .issue_cloud_certificate(&person("0101990710008"), Some(email), "officer")
+                .await
+                .unwrap();
+            let user = authority
+                .store()
+                .user_by_email(email)
+                .await
+                .unwrap()
+                .unwrap();
             parties.push((app, user, issued.serial.to_hex()));
         }
-        let [(app, user, credential), (other_app, other, other_credential)] = &parties[..] else { unreachable!() };
+        let [(app, user, credential), (other_app, other, other_credential)] = &parties[..] else {
+            unreachable!()
+        };
         let (h1, h2) = (vec![1u8; 32], vec![2u8; 32]);
         let sign = |user, credential, sad, hashes: &[Vec<u8>]| {
             let authority = &authority;
             let hashes = hashes.to_vec();
-            async move { authority.sign_hashes(user, "api:test", credential, sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &hashes).await }
+            async move {
+                authority
+                    .sign_hashes(
+                        user,
+                        "api:test",
+                        credential,
+                        sad,
+                        HashAlgorithm::Sha256,
+                        SignatureScheme::Ecdsa,
+                        &hashes,
+                    )
+                    .await
+            }
         };
 
         // Listing shows each user only their own credential.
-        let ids: Vec<String> = authority.credentials(user, true).await.unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = authority
+            .credentials(user, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(&ids, &[credential.clone()], "{name}");
-        assert!(authority.credential(user, other_credential).await.unwrap().is_none(), "{name}: another user's credential");
+        assert!(
+            authority
+                .credential(user, other_credential)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: another user's credential"
+        );
         assert!(matches!(
-            authority.authorize_signing(user, &sign_request(other_credential, &[h1.clone()]), "api:test").await,
+            authority
+                .authorize_signing(
+                    user,
+                    &sign_request(other_credential, &[h1.clone()]),
+                    "api:test"
+                )
+                .await,
             Err(SigningError::UnknownCredential)
         ));
 
         // Pending until the app answers; then the SAD, handed out once.
-        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
-        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Pending { .. }));
-        assert!(matches!(authority.authorization_check(other, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: another user's handle");
+        let handle = authority
+            .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
+            .await
+            .unwrap();
+        assert!(matches!(
+            authority
+                .authorization_check(user, &handle, "api:test")
+                .await
+                .unwrap(),
+            AuthorizationCheck::Pending { .. }
+        ));
         assert!(
-            matches!(authority.authorization_check(user, &handle, "api:another-token").await, Err(SigningError::UnknownHandle)),
+            matches!(
+                authority
+                    .authorization_check(other, &handle, "api:test")
+                    .await,
+                Err(SigningError::UnknownHandle)
+            ),
+            "{name}: another user's handle"
+        );
+        assert!(
+            matches!(
+                authority
+                    .authorization_check(user, &handle, "api:another-token")
+                    .await,
+                Err(SigningError::UnknownHandle)
+            ),
             "{name}: the same user's other token does not poll this handle"
         );
         let (envelope, payload) = app.next_request(&authority).await;
         assert_eq!(payload.kind, proto::app::RequestKind::Sign);
         // A wrong PIN is counted, as for logins; the request stays open.
         let wrong_pin = SecretKey::random(&mut rand::rngs::OsRng);
-        let (txn, bad) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&wrong_pin), clock.now());
-        assert_eq!(app.send(&authority, &txn, &bad).await.unwrap(), ResponseOutcome::WrongPin);
-        let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
-        assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+        let (txn, bad) = app.answer(
+            &envelope,
+            Decision::Approve,
+            &real_code(&envelope),
+            Some(&wrong_pin),
+            clock.now(),
+        );
+        assert_eq!(
+            app.send(&authority, &txn, &bad).await.unwrap(),
+            ResponseOutcome::WrongPin
+        );
+        let (txn, approve) = app.answer(
+            &envelope,
+            Decision::Approve,
+            &real_code(&envelope),
+            Some(&app.pin),
+            clock.now(),
+        );
+        assert_eq!(
+            app.send(&authority, &txn, &approve).await.unwrap(),
+            ResponseOutcome::Approved
+        );
         let sad = sad_of(&authority, user, &handle).await;
-        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::UnknownHandle)), "{name}: the SAD is handed out once");
-
-        // A SAD for h1 does not sign h2, nor h1 twice in one call; another user cannot spend it.
-        assert!(matches!(sign(user, credential, &sad, &[h2.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))), "{name}");
-        assert!(matches!(sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await, Err(SigningError::Sad(SadRefusal::HashNotAuthorized))));
-        assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Invalid))), "{name}: another user's SAD");
         assert!(
             matches!(
-                authority.sign_hashes(user, "api:another-token", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[h1.clone()]).await,
+                authority
+                    .authorization_check(user, &handle, "api:test")
+                    .await,
+                Err(SigningError::UnknownHandle)
+            ),
+            "{name}: the SAD is handed out once"
+        );
+
+        // A SAD for h1 does not sign h2, nor h1 twice in one call; another user cannot spend it.
+        assert!(
+            matches!(
+                sign(user, credential, &sad, &[h2.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+            ),
+            "{name}"
+        );
+        assert!(matches!(
+            sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await,
+            Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+        ));
+        assert!(
+            matches!(
+                sign(other, other_credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Invalid))
+            ),
+            "{name}: another user's SAD"
+        );
+        assert!(
+            matches!(
+                authority
+                    .sign_hashes(
+                        user,
+                        "api:another-token",
+                        credential,
+                        &sad,
+                        HashAlgorithm::Sha256,
+                        SignatureScheme::Ecdsa,
+                        &[h1.clone()]
+                    )
+                    .await,
                 Err(SigningError::Sad(SadRefusal::Invalid))
             ),
             "{name}: the same user's other token does not spend this SAD"
         );
-        assert!(matches!(sign(other, credential, &sad, &[h1.clone()]).await, Err(SigningError::UnknownCredential)), "{name}");
+        assert!(
+            matches!(
+                sign(other, credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::UnknownCredential)
+            ),
+            "{name}"
+        );
         assert!(matches!(
-            authority.sign_hashes(user, "api:test", credential, &sad, HashAlgorithm::Sha256, SignatureScheme::RsaPkcs1, &[h1.clone()]).await,
+            authority
+                .sign_hashes(
+                    user,
+                    "api:test",
+                    credential,
+                    &sad,
+                    HashAlgorithm::Sha256,
+                    SignatureScheme::RsaPkcs1,
+                    &[h1.clone()]
+                )
+                .await,
             Err(SigningError::WrongScheme)
         ));
         // The signature verifies with the certificate's key over exactly h1.
         let signatures = sign(user, credential, &sad, &[h1.clone()]).await.unwrap();
-        let certificate = authority.credential(user, credential).await.unwrap().unwrap();
+        let certificate = authority
+            .credential(user, credential)
+            .await
+            .unwrap()
+            .unwrap();
         let spki = {
             use der::{Decode, Encode};
             let cert = x509_cert::Certificate::from_der(&certificate.chain[0].0).unwrap();
-            cert.tbs_certificate.subject_public_key_info.to_der().unwrap()
+            cert.tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .unwrap()
         };
-        let key = <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&spki).unwrap();
+        let key =
+            <p256::ecdsa::VerifyingKey as p256::pkcs8::DecodePublicKey>::from_public_key_der(&spki)
+                .unwrap();
         use p256::ecdsa::signature::hazmat::PrehashVerifier;
-        key.verify_prehash(&h1, &p256::ecdsa::Signature::from_der(&signatures[0]).unwrap()).unwrap();
+        key.verify_prehash(
+            &h1,
+            &p256::ecdsa::Signature::from_der(&signatures[0]).unwrap(),
+        )
+        .unwrap();
         // Spent: a second use is refused.
-        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Spent))), "{name}: used twice");
+        assert!(
+            matches!(
+                sign(user, credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Spent))
+            ),
+            "{name}: used twice"
+        );
 
         // Five minutes, then it expires.
-        let handle = authorised(&authority, app, user, credential, &[h1.clone(), h2.clone()], &clock).await;
+        let handle = authorised(
+            &authority,
+            app,
+            user,
+            credential,
+            &[h1.clone(), h2.clone()],
+            &clock,
+        )
+        .await;
         let sad = sad_of(&authority, user, &handle).await;
         clock.advance(300);
-        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::Sad(SadRefusal::Expired))), "{name}: expired");
+        assert!(
+            matches!(
+                sign(user, credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Expired))
+            ),
+            "{name}: expired"
+        );
 
         // A denied request never yields a SAD.
-        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
+        let handle = authority
+            .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
+            .await
+            .unwrap();
         let (envelope, _) = app.next_request(&authority).await;
-        let (txn, deny) = app.answer(&envelope, Decision::Deny, &real_code(&envelope), None, clock.now());
-        assert_eq!(app.send(&authority, &txn, &deny).await.unwrap(), ResponseOutcome::Denied);
-        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::Denied)), "{name}: denied");
+        let (txn, deny) = app.answer(
+            &envelope,
+            Decision::Deny,
+            &real_code(&envelope),
+            None,
+            clock.now(),
+        );
+        assert_eq!(
+            app.send(&authority, &txn, &deny).await.unwrap(),
+            ResponseOutcome::Denied
+        );
+        assert!(
+            matches!(
+                authority
+                    .authorization_check(user, &handle, "api:test")
+                    .await,
+                Err(SigningError::Denied)
+            ),
+            "{name}: denied"
+        );
 
         // Nor does one left unanswered.
-        let handle = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await.unwrap();
+        let handle = authority
+            .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
+            .await
+            .unwrap();
         clock.advance(121);
-        assert!(matches!(authority.authorization_check(user, &handle, "api:test").await, Err(SigningError::RequestExpired)), "{name}");
+        assert!(
+            matches!(
+                authority
+                    .authorization_check(user, &handle, "api:test")
+                    .await,
+                Err(SigningError::RequestExpired)
+            ),
+            "{name}"
+        );
 
         // A revoked certificate signs nothing, even with a SAD obtained before.
-        let handle = authorised(&authority, other_app, other, other_credential, &[h1.clone()], &clock).await;
+        let handle = authorised(
+            &authority,
+            other_app,
+            other,
+            other_credential,
+            &[h1.clone()],
+            &clock,
+        )
+        .await;
         let sad = sad_of(&authority, other, &handle).await;
-        authority.revoke(&domain::Serial::parse_hex(other_credential).unwrap(), domain::RevocationReason::KeyCompromise, "officer").await.unwrap();
-        assert!(matches!(sign(other, other_credential, &sad, &[h1.clone()]).await, Err(SigningError::Revoked)), "{name}: revoked");
+        authority
+            .revoke(
+                &domain::Serial::parse_hex(other_credential).unwrap(),
+                domain::RevocationReason::KeyCompromise,
+                "officer",
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                sign(other, other_credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::Revoked)
+            ),
+            "{name}: revoked"
+        );
         assert!(matches!(
-            authority.authorize_signing(other, &sign_request(other_credential, &[h1.clone()]), "api:test").await,
+            authority
+                .authorize_signing(
+                    other,
+                    &sign_request(other_credential, &[h1.clone()]),
+                    "api:test"
+                )
+                .await,
             Err(SigningError::Revoked)
         ));
 
         // Each request rings the phone: at most 30 in 10 minutes per user.
         let mut refused_at = None;
         for attempt in 0..=domain::RateLimit::SIGN_REQUESTS_PER_USER.limit {
-            let result = authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await;
-            if matches!(result, Err(SigningError::Failed(Error::Rejected(Rejection::RateLimited)))) {
+            let result = authority
+                .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
+                .await;
+            if matches!(
+                result,
+                Err(SigningError::Failed(Error::Rejected(
+                    Rejection::RateLimited
+                )))
+            ) {
                 refused_at = Some(attempt);
                 break;
             }
         }
-        assert!(refused_at.is_some(), "{name}: sign requests are rate limited");
+        assert!(
+            refused_at.is_some(),
+            "{name}: sign requests are rate limited"
+        );
 
         // A SAD whose approving device was deactivated signs nothing.
         clock.advance(600);
         let handle = authorised(&authority, app, user, credential, &[h1.clone()], &clock).await;
         let sad = sad_of(&authority, user, &handle).await;
-        let device = authority.store().device(&app.device_id).await.unwrap().unwrap();
+        let device = authority
+            .store()
+            .device(&app.device_id)
+            .await
+            .unwrap()
+            .unwrap();
         let device_serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
-        authority.revoke(&device_serial, domain::RevocationReason::Unspecified, "officer").await.unwrap();
-        assert!(matches!(sign(user, credential, &sad, &[h1.clone()]).await, Err(SigningError::NoDevice)), "{name}: deactivated device");
+        authority
+            .revoke(
+                &device_serial,
+                domain::RevocationReason::Unspecified,
+                "officer",
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                sign(user, credential, &sad, &[h1.clone()]).await,
+                Err(SigningError::NoDevice)
+            ),
+            "{name}: deactivated device"
+        );
         assert!(matches!(
-            authority.authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test").await,
+            authority
+                .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
+                .await,
             Err(SigningError::NoDevice)
         ));
 
         // Every step is in the audit log, with the hashes; the chain holds.
-        let events: Vec<String> = authority.store().audit_entries().await.unwrap().into_iter().map(|e| e.event).collect();
-        for event in ["signature.requested", "signature.authorized", "signature.created", "signature.refused"] {
-            assert!(events.iter().any(|e| e == event), "{name}: audit has {event}");
+        let events: Vec<String> = authority
+            .store()
+            .audit_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        for event in [
+            "signature.requested",
+            "signature.authorized",
+            "signature.created",
+            "signature.refused",
+        ] {
+            assert!(
+                events.iter().any(|e| e == event),
+                "{name}: audit has {event}"
+            );
         }
         assert!(authority.verify_audit().await.unwrap().is_ok());
     }
@@ -481,17 +1071,32 @@ async fn an_approved_login_left_for_61_seconds_does_not_complete() {
     let approved_login = |session: Session| {
         let (authority, app, clock) = (&authority, &app, &clock);
         async move {
-            let started = authority.login_start(&session, "late@example.rs", "127.0.0.1", "b").await.unwrap();
+            let started = authority
+                .login_start(&session, "late@example.rs", "127.0.0.1", "b")
+                .await
+                .unwrap();
             let (envelope, _) = app.next_request(authority).await;
-            let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
-            assert_eq!(app.send(authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+            let (txn, approve) = app.answer(
+                &envelope,
+                Decision::Approve,
+                &started.verification_code,
+                Some(&app.pin),
+                clock.now(),
+            );
+            assert_eq!(
+                app.send(authority, &txn, &approve).await.unwrap(),
+                ResponseOutcome::Approved
+            );
             (session, txn)
         }
     };
     // Approved, then left lying for 61 s: not a fresh ConsentID login any more.
     let (session, txn) = approved_login(browser(&authority).await).await;
     clock.advance(61);
-    assert!(matches!(authority.login_complete(&session, &txn).await, Err(Error::Rejected(Rejection::NotPending))));
+    assert!(matches!(
+        authority.login_complete(&session, &txn).await,
+        Err(Error::Rejected(Rejection::NotPending))
+    ));
     // Within 60 s it completes.
     let (session, txn) = approved_login(browser(&authority).await).await;
     clock.advance(60);
@@ -509,7 +1114,11 @@ async fn anonymous_tokens_are_issued_by_the_server_and_expire() {
     assert!(authority.session(&chosen).await.unwrap().is_none());
     // The server's own works until it expires, an hour later.
     let (token, _) = authority.new_session();
-    assert!(authority.session(&token).await.unwrap().is_some_and(|s| s.user.is_none()));
+    assert!(authority
+        .session(&token)
+        .await
+        .unwrap()
+        .is_some_and(|s| s.user.is_none()));
     clock.advance(authority::login::ANONYMOUS_LIFETIME - 1);
     assert!(authority.session(&token).await.unwrap().is_some());
     clock.advance(1);
@@ -532,52 +1141,141 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     };
     let code = authority.add_user(new, "officer").await.unwrap().1 .0;
     let app = activate(&authority, &code).await.unwrap();
-    let person = pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse("0101990710008").unwrap() };
-    let credential = authority.issue_cloud_certificate(&person, Some(email), "officer").await.unwrap().serial.to_hex();
-    let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+    let person = pki::profile::Person {
+        given_name: "Петар".into(),
+        surname: "Петровић".into(),
+        jmbg: Jmbg::parse("0101990710008").unwrap(),
+    };
+    let credential = authority
+        .issue_cloud_certificate(&person, Some(email), "officer")
+        .await
+        .unwrap()
+        .serial
+        .to_hex();
+    let user = authority
+        .store()
+        .user_by_email(email)
+        .await
+        .unwrap()
+        .unwrap();
     // The owner's signing request is pending on the phone.
-    let handle = authority.authorize_signing(&user, &sign_request(&credential, &[vec![1u8; 32]]), "api:test").await.unwrap();
+    let handle = authority
+        .authorize_signing(
+            &user,
+            &sign_request(&credential, &[vec![1u8; 32]]),
+            "api:test",
+        )
+        .await
+        .unwrap();
 
     // A stranger at 127.0.0.2 starts 20 logins for the owner's username and tries 6 wrong
     // passwords (portal and CSC).
     let stranger = browser(&authority).await;
     for _ in 0..20 {
-        let _ = authority.login_start(&stranger, email, "127.0.0.2", "b").await;
+        let _ = authority
+            .login_start(&stranger, email, "127.0.0.2", "b")
+            .await;
     }
     for _ in 0..3 {
-        let _ = authority.password_login(&stranger, email, "wrong password", "127.0.0.2").await;
-        let _ = authority.api_login(email, "wrong password", "127.0.0.2").await;
+        let _ = authority
+            .password_login(&stranger, email, "wrong password", "127.0.0.2")
+            .await;
+        let _ = authority
+            .api_login(email, "wrong password", "127.0.0.2")
+            .await;
     }
-    assert!(matches!(authority.api_login(email, "Lozinka vlasnika 2026", "127.0.0.2").await, Err(Error::Rejected(Rejection::RateLimited))), "the stranger is limited");
+    assert!(
+        matches!(
+            authority
+                .api_login(email, "Lozinka vlasnika 2026", "127.0.0.2")
+                .await,
+            Err(Error::Rejected(Rejection::RateLimited))
+        ),
+        "the stranger is limited"
+    );
 
     // The owner's signing request is still pending, and they approve it.
-    assert!(matches!(authority.authorization_check(&user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Pending { .. }));
+    assert!(matches!(
+        authority
+            .authorization_check(&user, &handle, "api:test")
+            .await
+            .unwrap(),
+        AuthorizationCheck::Pending { .. }
+    ));
     let pending = |txn_or_kind: String| {
         let (authority, app) = (&authority, &app);
         async move {
             let device = app.authenticated(authority, "/inbox", b"").await.unwrap();
-            let items = authority.inbox(&device, Duration::ZERO).await.unwrap().items;
+            let items = authority
+                .inbox(&device, Duration::ZERO)
+                .await
+                .unwrap()
+                .items;
             items.into_iter().find_map(|envelope| {
-                let payload: RequestPayload = serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
-                (payload.txn_id == txn_or_kind || payload.kind.as_str() == txn_or_kind).then_some((envelope, payload))
+                let payload: RequestPayload =
+                    serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
+                (payload.txn_id == txn_or_kind || payload.kind.as_str() == txn_or_kind)
+                    .then_some((envelope, payload))
             })
         }
     };
-    let (envelope, _) = pending("sign".into()).await.expect("the stranger's login starts did not supersede the signature");
-    let (txn, approve) = app.answer(&envelope, Decision::Approve, &real_code(&envelope), Some(&app.pin), clock.now());
-    assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
-    assert!(matches!(authority.authorization_check(&user, &handle, "api:test").await.unwrap(), AuthorizationCheck::Authorized { .. }));
+    let (envelope, _) = pending("sign".into())
+        .await
+        .expect("the stranger's login starts did not supersede the signature");
+    let (txn, approve) = app.answer(
+        &envelope,
+        Decision::Approve,
+        &real_code(&envelope),
+        Some(&app.pin),
+        clock.now(),
+    );
+    assert_eq!(
+        app.send(&authority, &txn, &approve).await.unwrap(),
+        ResponseOutcome::Approved
+    );
+    assert!(matches!(
+        authority
+            .authorization_check(&user, &handle, "api:test")
+            .await
+            .unwrap(),
+        AuthorizationCheck::Authorized { .. }
+    ));
 
     // The owner logs in from 127.0.0.1 with ConsentID, and with the password (portal and CSC).
     let own = browser(&authority).await;
-    let started = authority.login_start(&own, email, "127.0.0.1", "b").await.unwrap();
-    let (envelope, payload) = pending(started.txn_id.clone()).await.expect("the owner's login request");
+    let started = authority
+        .login_start(&own, email, "127.0.0.1", "b")
+        .await
+        .unwrap();
+    let (envelope, payload) = pending(started.txn_id.clone())
+        .await
+        .expect("the owner's login request");
     assert_eq!(payload.kind, proto::app::RequestKind::Login);
-    let (txn, approve) = app.answer(&envelope, Decision::Approve, &started.verification_code, Some(&app.pin), clock.now());
-    assert_eq!(app.send(&authority, &txn, &approve).await.unwrap(), ResponseOutcome::Approved);
+    let (txn, approve) = app.answer(
+        &envelope,
+        Decision::Approve,
+        &started.verification_code,
+        Some(&app.pin),
+        clock.now(),
+    );
+    assert_eq!(
+        app.send(&authority, &txn, &approve).await.unwrap(),
+        ResponseOutcome::Approved
+    );
     assert!(authority.login_complete(&own, &txn).await.is_ok());
-    assert!(authority.password_login(&browser(&authority).await, email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
-    assert!(authority.api_login(email, "Lozinka vlasnika 2026", "127.0.0.1").await.is_ok());
+    assert!(authority
+        .password_login(
+            &browser(&authority).await,
+            email,
+            "Lozinka vlasnika 2026",
+            "127.0.0.1"
+        )
+        .await
+        .is_ok());
+    assert!(authority
+        .api_login(email, "Lozinka vlasnika 2026", "127.0.0.1")
+        .await
+        .is_ok());
 }
 
 fn registration(email: &str) -> authority::accounts::Registration {
@@ -595,7 +1293,9 @@ async fn open_in(dir: &std::path::Path, clock: Arc<ManualClock>) -> Authority {
     let mut settings = Settings::new("http://127.0.0.1:8080");
     settings.mailer.outbox = dir.join("outbox");
     let url = format!("sqlite:{}", dir.join("test.db").display());
-    Authority::open(Store::connect(&url).await.unwrap(), keys, clock, settings).await.unwrap()
+    Authority::open(Store::connect(&url).await.unwrap(), keys, clock, settings)
+        .await
+        .unwrap()
 }
 
 /// Finding 12: registering a victim's address first does not block the officer's enrolment;
@@ -604,10 +1304,21 @@ async fn open_in(dir: &std::path::Path, clock: Arc<ManualClock>) -> Authority {
 async fn an_unverified_registration_does_not_block_the_officer() {
     let dir = tempfile::tempdir().unwrap();
     let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
-    authority.register(registration("zrtva@example.rs"), "127.0.0.2").await.unwrap();
+    authority
+        .register(registration("zrtva@example.rs"), "127.0.0.2")
+        .await
+        .unwrap();
     enrol(&authority, "zrtva@example.rs").await;
-    let user = authority.store().user_by_email("zrtva@example.rs").await.unwrap().unwrap();
-    assert_eq!((user.given_name.as_str(), user.assurance), ("Петар", domain::AssuranceLevel::High));
+    let user = authority
+        .store()
+        .user_by_email("zrtva@example.rs")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (user.given_name.as_str(), user.assurance),
+        ("Петар", domain::AssuranceLevel::High)
+    );
     let again = authority::accounts::NewUser {
         email: "zrtva@example.rs".into(),
         given_name: "Петар".into(),
@@ -615,10 +1326,21 @@ async fn an_unverified_registration_does_not_block_the_officer() {
         jmbg: Jmbg::parse("0101990710008").unwrap(),
         password: None,
     };
-    assert!(matches!(authority.add_user(again, "officer").await, Err(Error::Rejected(Rejection::AlreadyExists))));
+    assert!(matches!(
+        authority.add_user(again, "officer").await,
+        Err(Error::Rejected(Rejection::AlreadyExists))
+    ));
     // A later self-registration of the proofed address changes nothing.
-    authority.register(registration("zrtva@example.rs"), "127.0.0.2").await.unwrap();
-    let still = authority.store().user_by_email("zrtva@example.rs").await.unwrap().unwrap();
+    authority
+        .register(registration("zrtva@example.rs"), "127.0.0.2")
+        .await
+        .unwrap();
+    let still = authority
+        .store()
+        .user_by_email("zrtva@example.rs")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((still.id, still.given_name), (user.id, user.given_name));
 }
 
@@ -628,13 +1350,32 @@ async fn unverified_registrations_are_purged_after_a_day() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(START));
     let authority = open_in(dir.path(), clock.clone()).await;
-    authority.register(registration("stara@example.rs"), "127.0.0.2").await.unwrap();
+    authority
+        .register(registration("stara@example.rs"), "127.0.0.2")
+        .await
+        .unwrap();
     clock.advance(23 * 3600);
     authority.maintain().await.unwrap();
-    assert!(authority.store().user_by_email("stara@example.rs").await.unwrap().is_some(), "younger than a day");
+    assert!(
+        authority
+            .store()
+            .user_by_email("stara@example.rs")
+            .await
+            .unwrap()
+            .is_some(),
+        "younger than a day"
+    );
     clock.advance(3601);
     authority.maintain().await.unwrap();
-    assert!(authority.store().user_by_email("stara@example.rs").await.unwrap().is_none(), "older than a day");
+    assert!(
+        authority
+            .store()
+            .user_by_email("stara@example.rs")
+            .await
+            .unwrap()
+            .is_none(),
+        "older than a day"
+    );
 }
 
 /// Finding 12: a known and a new address cost the same work: one Argon2 hash and one e-mail.
@@ -643,13 +1384,28 @@ async fn registration_does_the_same_work_for_known_and_new_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
     enrol(&authority, "poznata@example.rs").await;
-    let mails = || std::fs::read_dir(dir.path().join("outbox")).map(|d| d.count()).unwrap_or(0);
-    let work = |before: (u64, usize)| (authority::accounts::password_hashes_made() - before.0, mails() - before.1);
+    let mails = || {
+        std::fs::read_dir(dir.path().join("outbox"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let work = |before: (u64, usize)| {
+        (
+            authority::accounts::password_hashes_made() - before.0,
+            mails() - before.1,
+        )
+    };
     let start = (authority::accounts::password_hashes_made(), mails());
-    authority.register(registration("nova@example.rs"), "127.0.0.2").await.unwrap();
+    authority
+        .register(registration("nova@example.rs"), "127.0.0.2")
+        .await
+        .unwrap();
     let new = work(start);
     let start = (authority::accounts::password_hashes_made(), mails());
-    authority.register(registration("poznata@example.rs"), "127.0.0.2").await.unwrap();
+    authority
+        .register(registration("poznata@example.rs"), "127.0.0.2")
+        .await
+        .unwrap();
     let known = work(start);
     assert_eq!(new, (1, 1));
     assert_eq!(known, new, "a known address must cost what a new one does");
@@ -669,8 +1425,22 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         password: Some(zeroize::Zeroizing::new("duga lozinka 123".into())),
     };
     authority.add_user(new, "officer").await.unwrap();
-    let (token, _) = authority.password_login(&browser(&authority).await, "jovana@example.rs", "duga lozinka 123", "127.0.0.1").await.unwrap();
-    assert!(authority.session(&token).await.unwrap().unwrap().user.is_some());
+    let (token, _) = authority
+        .password_login(
+            &browser(&authority).await,
+            "jovana@example.rs",
+            "duga lozinka 123",
+            "127.0.0.1",
+        )
+        .await
+        .unwrap();
+    assert!(authority
+        .session(&token)
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .is_some());
     let proof = authority::accounts::Proofing {
         email: "jovana@example.rs".into(),
         given_name: "Јована".into(),
@@ -682,9 +1452,23 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
     assert!(user.password_hash.is_none());
     let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
     assert_eq!(fields, ["surname", "password"]);
-    assert_eq!((changes[0].old.as_str(), changes[0].new.as_str()), ("Јовић", "Петровић"));
-    assert!(authority.session(&token).await.unwrap().is_none(), "the old session ended");
-    assert!(authority.password_login(&browser(&authority).await, "jovana@example.rs", "duga lozinka 123", "127.0.0.1").await.is_err());
+    assert_eq!(
+        (changes[0].old.as_str(), changes[0].new.as_str()),
+        ("Јовић", "Петровић")
+    );
+    assert!(
+        authority.session(&token).await.unwrap().is_none(),
+        "the old session ended"
+    );
+    assert!(authority
+        .password_login(
+            &browser(&authority).await,
+            "jovana@example.rs",
+            "duga lozinka 123",
+            "127.0.0.1"
+        )
+        .await
+        .is_err());
     activate(&authority, &code.0).await.unwrap();
 }
 
@@ -704,15 +1488,31 @@ async fn argon2_does_not_stall_the_runtime() {
     };
     authority.add_user(new, "officer").await.unwrap();
     // One Argon2 check's time, measured here (the shortest of three).
-    let hash = authority.store().user_by_email("jovana@example.rs").await.unwrap().unwrap().password_hash.unwrap();
+    let hash = authority
+        .store()
+        .user_by_email("jovana@example.rs")
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
     let mut argon = Duration::MAX;
     for _ in 0..3 {
         let started = std::time::Instant::now();
-        assert!(authority::accounts::password_matches_in_pool("duga lozinka 123", &hash).await.unwrap());
+        assert!(
+            authority::accounts::password_matches_in_pool("duga lozinka 123", &hash)
+                .await
+                .unwrap()
+        );
         argon = argon.min(started.elapsed());
     }
     let session = browser(&authority).await;
-    let login = authority.password_login(&session, "jovana@example.rs", "duga lozinka 123", "127.0.0.1");
+    let login = authority.password_login(
+        &session,
+        "jovana@example.rs",
+        "duga lozinka 123",
+        "127.0.0.1",
+    );
     let done = std::sync::atomic::AtomicBool::new(false);
     let ticker = async {
         let mut longest = Duration::ZERO;
@@ -731,20 +1531,26 @@ async fn argon2_does_not_stall_the_runtime() {
     };
     let (longest, out) = tokio::join!(ticker, login);
     out.unwrap();
-    assert!(longest * 2 < argon, "the runtime stalled for {longest:?}; one Argon2 check takes {argon:?}");
+    assert!(
+        longest * 2 < argon,
+        "the runtime stalled for {longest:?}; one Argon2 check takes {argon:?}"
+    );
 }
 
 /// Software keys always; SoftHSM2 too when scripts/test configured it.
 fn key_backends() -> Vec<(&'static str, Arc<dyn KeyBackend>)> {
-    let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> =
-        vec![("software", Arc::new(SoftwareKeyBackend::new(MasterKey::generate())))];
+    let mut out: Vec<(&'static str, Arc<dyn KeyBackend>)> = vec![(
+        "software",
+        Arc::new(SoftwareKeyBackend::new(MasterKey::generate())),
+    )];
     hsm::test_support::private_token().expect("a private copy of the test token");
     if let (Ok(module), Ok(token), Ok(pin)) = (
         std::env::var("EIDPORTAL_TEST_PKCS11_MODULE"),
         std::env::var("EIDPORTAL_TEST_PKCS11_TOKEN"),
         std::env::var("EIDPORTAL_TEST_PKCS11_PIN"),
     ) {
-        let backend = hsm::Pkcs11Backend::open(module.as_ref(), &token, hsm::Pin::new(pin)).expect("open the test token");
+        let backend = hsm::Pkcs11Backend::open(module.as_ref(), &token, hsm::Pin::new(pin))
+            .expect("open the test token");
         out.push(("pkcs11", Arc::new(backend)));
     } else if std::env::var_os("EIDPORTAL_TEST_REQUIRE_ALL").is_some() {
         panic!("EIDPORTAL_TEST_PKCS11_* are not set but EIDPORTAL_TEST_REQUIRE_ALL is: run scripts/test");
@@ -766,23 +1572,68 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
             let name = format!("{backend} on {}", db.name);
             let clock = Arc::new(ManualClock::new(START));
             let store = Store::connect(&db.url).await.unwrap();
-            let authority =
-                Authority::open(store, keys.clone(), clock.clone(), Settings::new("http://127.0.0.1:8080")).await.unwrap();
+            let authority = Authority::open(
+                store,
+                keys.clone(),
+                clock.clone(),
+                Settings::new("http://127.0.0.1:8080"),
+            )
+            .await
+            .unwrap();
             let email = "petar@example.rs";
-            let app = activate(&authority, &enrol(&authority, email).await).await.unwrap();
-            let person = pki::profile::Person { given_name: "Петар".into(), surname: "Петровић".into(), jmbg: Jmbg::parse("0101990710008").unwrap() };
-            let issued = authority.issue_cloud_certificate(&person, Some(email), "officer").await.unwrap();
-            let user = authority.store().user_by_email(email).await.unwrap().unwrap();
+            let app = activate(&authority, &enrol(&authority, email).await)
+                .await
+                .unwrap();
+            let person = pki::profile::Person {
+                given_name: "Петар".into(),
+                surname: "Петровић".into(),
+                jmbg: Jmbg::parse("0101990710008").unwrap(),
+            };
+            let issued = authority
+                .issue_cloud_certificate(&person, Some(email), "officer")
+                .await
+                .unwrap();
+            let user = authority
+                .store()
+                .user_by_email(email)
+                .await
+                .unwrap()
+                .unwrap();
             let credential = issued.serial.to_hex();
             let hash = vec![7u8; 32];
 
             // Its own key signs.
-            let handle = authorised(&authority, &app, &user, &credential, &[hash.clone()], &clock).await;
+            let handle = authorised(
+                &authority,
+                &app,
+                &user,
+                &credential,
+                &[hash.clone()],
+                &clock,
+            )
+            .await;
             let sad = sad_of(&authority, &user, &handle).await;
-            authority.sign_hashes(&user, "api:test", &credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[hash.clone()]).await.unwrap();
+            authority
+                .sign_hashes(
+                    &user,
+                    "api:test",
+                    &credential,
+                    &sad,
+                    HashAlgorithm::Sha256,
+                    SignatureScheme::Ecdsa,
+                    &[hash.clone()],
+                )
+                .await
+                .unwrap();
 
             // The row now names the qualified CA's key.
-            let ca_key = authority.store().authority("qualified").await.unwrap().unwrap().key_id;
+            let ca_key = authority
+                .store()
+                .authority("qualified")
+                .await
+                .unwrap()
+                .unwrap()
+                .key_id;
             let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
             let changed = sqlx::query("UPDATE certificates SET key_id = $1 WHERE serial = $2")
                 .bind(ca_key.0.clone())
@@ -794,9 +1645,27 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
             assert_eq!(changed, 1, "{name}");
             raw.close().await;
 
-            let handle = authorised(&authority, &app, &user, &credential, &[hash.clone()], &clock).await;
+            let handle = authorised(
+                &authority,
+                &app,
+                &user,
+                &credential,
+                &[hash.clone()],
+                &clock,
+            )
+            .await;
             let sad = sad_of(&authority, &user, &handle).await;
-            let refused = authority.sign_hashes(&user, "api:test", &credential, &sad, HashAlgorithm::Sha256, SignatureScheme::Ecdsa, &[hash.clone()]).await;
+            let refused = authority
+                .sign_hashes(
+                    &user,
+                    "api:test",
+                    &credential,
+                    &sad,
+                    HashAlgorithm::Sha256,
+                    SignatureScheme::Ecdsa,
+                    &[hash.clone()],
+                )
+                .await;
             match refused {
                 Err(SigningError::Failed(Error::Pki(pki::Error::KeyMismatch(_)))) => {}
                 other => panic!("{name}: the CA key signed for a cloud certificate: {other:?}"),

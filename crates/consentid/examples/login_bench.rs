@@ -67,8 +67,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::{
-    activate, cpu_use, login, loopback, micros, percentile, App, BrowserMode, Connection, CpuSample, Enrolled, Failure,
-    Step, USER_AGENT,
+    activate, cpu_use, login, loopback, micros, percentile, App, BrowserMode, Connection,
+    CpuSample, Enrolled, Failure, Step, USER_AGENT,
 };
 
 /// Apps activated from one loopback address (the server allows 10 activation calls, that is
@@ -134,10 +134,21 @@ fn check_account(user: &mut User, sid: &str) -> Result<(), Failure> {
     let cookie = format!("sid={sid}");
     let page = user
         .browser
-        .request("GET", "/account", &[("User-Agent", USER_AGENT), ("Cookie", &cookie)], b"")
+        .request(
+            "GET",
+            "/account",
+            &[("User-Agent", USER_AGENT), ("Cookie", &cookie)],
+            b"",
+        )
         .map_err(|e| Failure::new("account check", e))?;
     if page.status != 200 || !page.text().contains(&user.app.email) {
-        return Err(Failure::new("account check", format!("HTTP {}, the account page does not name the user", page.status)));
+        return Err(Failure::new(
+            "account check",
+            format!(
+                "HTTP {}, the account page does not name the user",
+                page.status
+            ),
+        ));
     }
     Ok(())
 }
@@ -213,9 +224,19 @@ impl Schedule {
     }
 }
 
-fn worker(users: &mut [User], mode: BrowserMode, start: Instant, window: Window, schedule: Option<Schedule>, progress: &AtomicU64) -> Tally {
+fn worker(
+    users: &mut [User],
+    mode: BrowserMode,
+    start: Instant,
+    window: Window,
+    schedule: Option<Schedule>,
+    progress: &AtomicU64,
+) -> Tally {
     let seconds = usize::try_from((window.to - window.from).as_secs()).unwrap_or(0);
-    let mut tally = Tally { per_second: vec![0; seconds.max(1)], ..Tally::default() };
+    let mut tally = Tally {
+        per_second: vec![0; seconds.max(1)],
+        ..Tally::default()
+    };
     let mut times = Vec::with_capacity(8);
     let mut checked = false;
     let mut next = 0usize;
@@ -236,16 +257,26 @@ fn worker(users: &mut [User], mode: BrowserMode, start: Instant, window: Window,
             }
             None => None,
         };
-        let Some(index) = (0..users.len()).map(|k| (next + k) % users.len()).find(|&i| users.get(i).is_some_and(|u| !u.parked))
+        let Some(index) = (0..users.len())
+            .map(|k| (next + k) % users.len())
+            .find(|&i| users.get(i).is_some_and(|u| !u.parked))
         else {
             tally.all_parked_at = Some(start.elapsed().as_secs_f64());
             break;
         };
         next = index + 1;
-        let Some(user) = users.get_mut(index) else { break };
+        let Some(user) = users.get_mut(index) else {
+            break;
+        };
         times.clear();
         let began = Instant::now();
-        let outcome = login(&user.app, &mut user.browser, &mut user.phone, mode, &mut times);
+        let outcome = login(
+            &user.app,
+            &mut user.browser,
+            &mut user.phone,
+            mode,
+            &mut times,
+        );
         let finished = Instant::now();
         let counted = finished >= window.from && finished <= window.to;
         match outcome {
@@ -263,11 +294,16 @@ fn worker(users: &mut [User], mode: BrowserMode, start: Instant, window: Window,
                     for &(step, micros) in &times {
                         tally.samples.entry(step).or_default().push(micros);
                     }
-                    tally.samples.entry(Step::Login).or_default().push(self::micros(finished - began));
+                    tally
+                        .samples
+                        .entry(Step::Login)
+                        .or_default()
+                        .push(self::micros(finished - began));
                     if let Some(late) = late {
                         tally.lateness.push(self::micros(late));
                     }
-                    let second = usize::try_from((finished - window.from).as_secs()).unwrap_or(usize::MAX);
+                    let second =
+                        usize::try_from((finished - window.from).as_secs()).unwrap_or(usize::MAX);
                     if let Some(bucket) = tally.per_second.get_mut(second) {
                         *bucket += 1;
                     }
@@ -315,7 +351,8 @@ fn run(args: &Args) -> Result<(), String> {
     if args.concurrency == 0 || args.seconds == 0 {
         return Err("--concurrency and --seconds must be at least 1".into());
     }
-    let text = std::fs::read_to_string(&args.users).map_err(|e| format!("{}: {e}", args.users.display()))?;
+    let text = std::fs::read_to_string(&args.users)
+        .map_err(|e| format!("{}: {e}", args.users.display()))?;
     let enrolled: Vec<Enrolled> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -331,13 +368,21 @@ fn run(args: &Args) -> Result<(), String> {
         "activating {} simulated apps ({} threads{})",
         enrolled.len(),
         args.activation_threads.clamp(1, enrolled.len()),
-        if local { ", 4 per loopback address 127.1.x.y" } else { "" }
+        if local {
+            ", 4 per loopback address 127.1.x.y"
+        } else {
+            ""
+        }
     );
     let activation_started = Instant::now();
-    let queue = Arc::new(Mutex::new(enrolled.into_iter().enumerate().collect::<Vec<_>>()));
+    let queue = Arc::new(Mutex::new(
+        enrolled.into_iter().enumerate().collect::<Vec<_>>(),
+    ));
     let activation_errors = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let apps = Arc::new(Mutex::new(Vec::<(usize, App)>::new()));
-    let handles: Vec<_> = (0..args.activation_threads.clamp(1, queue.lock().map(|q| q.len()).unwrap_or(1)))
+    let handles: Vec<_> = (0..args
+        .activation_threads
+        .clamp(1, queue.lock().map(|q| q.len()).unwrap_or(1)))
         .map(|_| {
             let (queue, errors, apps) = (queue.clone(), activation_errors.clone(), apps.clone());
             std::thread::spawn(move || {
@@ -367,7 +412,8 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let mut apps = std::mem::take(&mut *apps.lock().map_err(|_| "activation results")?);
     apps.sort_by_key(|(index, _)| *index);
-    let activation_errors = std::mem::take(&mut *activation_errors.lock().map_err(|_| "activation results")?);
+    let activation_errors =
+        std::mem::take(&mut *activation_errors.lock().map_err(|_| "activation results")?);
     let activation_seconds = activation_started.elapsed().as_secs_f64();
     println!("activated {} apps in {activation_seconds:.1} s", apps.len());
     for (kind, n) in &activation_errors {
@@ -386,7 +432,12 @@ fn run(args: &Args) -> Result<(), String> {
     let mut shares: Vec<Vec<User>> = (0..workers).map(|_| Vec::new()).collect();
     for (position, (_, app)) in apps.into_iter().enumerate() {
         let source = (args.addresses > 1).then(|| loopback(0, position % args.addresses));
-        let user = User { app, browser: Connection::new(server, source), phone: Connection::new(server, source), parked: false };
+        let user = User {
+            app,
+            browser: Connection::new(server, source),
+            phone: Connection::new(server, source),
+            parked: false,
+        };
         if let Some(share) = shares.get_mut(position % workers) {
             share.push(user);
         }
@@ -399,7 +450,13 @@ fn run(args: &Args) -> Result<(), String> {
         if args.addresses > 1 { format!("{} loopback addresses", args.addresses) } else { "127.0.0.1".into() }
     );
     let (tally, cpu, shares) = phase(args, shares, None)?;
-    let setup = Setup { users: users_count, workers, activation_seconds, activation_errors, cpu };
+    let setup = Setup {
+        users: users_count,
+        workers,
+        activation_seconds,
+        activation_errors,
+        cpu,
+    };
     let mut result = report(args, "capacity", &tally, &setup);
     if args.paced_rate > 0.0 {
         println!();
@@ -413,7 +470,10 @@ fn run(args: &Args) -> Result<(), String> {
         println!("   schedule: starts late by p50 {late_p50:.2} ms, p99 {late_p99:.2} ms (a worker still busy with its last login)");
         if let Some(fields) = paced.as_object_mut() {
             fields.insert("target_rate".into(), serde_json::json!(args.paced_rate));
-            fields.insert("late_start_ms".into(), serde_json::json!({ "p50": late_p50, "p99": late_p99 }));
+            fields.insert(
+                "late_start_ms".into(),
+                serde_json::json!({ "p50": late_p50, "p99": late_p99 }),
+            );
         }
         if let Some(fields) = result.as_object_mut() {
             fields.insert("paced".into(), paced);
@@ -429,7 +489,11 @@ fn run(args: &Args) -> Result<(), String> {
 /// One phase: the workers run logins (paced at `rate`, or back to back) for the warm-up and
 /// the measured seconds; their tallies merged, the CPU used, and the users back.
 #[allow(clippy::type_complexity)] // the three results of a phase
-fn phase(args: &Args, shares: Vec<Vec<User>>, rate: Option<f64>) -> Result<(Tally, Option<(CpuSample, CpuSample)>, Vec<Vec<User>>), String> {
+fn phase(
+    args: &Args,
+    shares: Vec<Vec<User>>,
+    rate: Option<f64>,
+) -> Result<(Tally, Option<(CpuSample, CpuSample)>, Vec<Vec<User>>), String> {
     let workers = shares.len();
     let barrier = Arc::new(Barrier::new(workers + 1));
     let progress = Arc::new(AtomicU64::new(0));
@@ -438,11 +502,22 @@ fn phase(args: &Args, shares: Vec<Vec<User>>, rate: Option<f64>) -> Result<(Tall
         .into_iter()
         .enumerate()
         .map(|(index, mut share)| {
-            let (barrier, progress, epoch, mode) = (barrier.clone(), progress.clone(), epoch.clone(), args.browser);
-            let schedule = rate.map(|rate| Schedule { index, workers, rate });
+            let (barrier, progress, epoch, mode) = (
+                barrier.clone(),
+                progress.clone(),
+                epoch.clone(),
+                args.browser,
+            );
+            let schedule = rate.map(|rate| Schedule {
+                index,
+                workers,
+                rate,
+            });
             std::thread::spawn(move || {
                 barrier.wait();
-                let Some((start, window)) = epoch.lock().ok().and_then(|e| *e) else { return (Tally::default(), share) };
+                let Some((start, window)) = epoch.lock().ok().and_then(|e| *e) else {
+                    return (Tally::default(), share);
+                };
                 let tally = worker(&mut share, mode, start, window, schedule, &progress);
                 (tally, share)
             })
@@ -464,7 +539,11 @@ fn phase(args: &Args, shares: Vec<Vec<User>>, rate: Option<f64>) -> Result<(Tall
         }
         if Instant::now() >= next_note {
             next_note += Duration::from_secs(5);
-            eprintln!("  {:>3} s: {} logins completed", start.elapsed().as_secs(), progress.load(Ordering::Relaxed));
+            eprintln!(
+                "  {:>3} s: {} logins completed",
+                start.elapsed().as_secs(),
+                progress.load(Ordering::Relaxed)
+            );
         }
     }
     let cpu = cpu_from.map(|from| (from, CpuSample::take(args.server_pid)));
@@ -486,22 +565,39 @@ fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json:
     per_second.sort_unstable();
     let median_second = per_second.get(per_second.len() / 2).copied().unwrap_or(0);
     println!();
-    println!("== {} ({phase}): {} logins completed in {} s: {rate:.1} logins/s", args.label, tally.logins, args.seconds);
+    println!(
+        "== {} ({phase}): {} logins completed in {} s: {rate:.1} logins/s",
+        args.label, tally.logins, args.seconds
+    );
     println!(
         "   per second: min {}, median {median_second}, max {}; {} more during the warm-up",
         per_second.first().copied().unwrap_or(0),
         per_second.last().copied().unwrap_or(0),
         tally.warmup_logins
     );
-    println!("   {:<10} {:>7} {:>9} {:>9} {:>9} {:>9}  what", "step", "count", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    println!(
+        "   {:<10} {:>7} {:>9} {:>9} {:>9} {:>9}  what",
+        "step", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
     let mut steps = serde_json::Map::new();
     for step in Step::ALL {
-        let Some(values) = tally.samples.get(&step) else { continue };
+        let Some(values) = tally.samples.get(&step) else {
+            continue;
+        };
         let mut sorted = values.clone();
         sorted.sort_unstable();
-        let (p50, p90, p99, max) =
-            (percentile(&sorted, 0.5), percentile(&sorted, 0.9), percentile(&sorted, 0.99), percentile(&sorted, 1.0));
-        println!("   {:<10} {:>7} {p50:>9.2} {p90:>9.2} {p99:>9.2} {max:>9.2}  {}", step.as_str(), sorted.len(), step.what());
+        let (p50, p90, p99, max) = (
+            percentile(&sorted, 0.5),
+            percentile(&sorted, 0.9),
+            percentile(&sorted, 0.99),
+            percentile(&sorted, 1.0),
+        );
+        println!(
+            "   {:<10} {:>7} {p50:>9.2} {p90:>9.2} {p99:>9.2} {max:>9.2}  {}",
+            step.as_str(),
+            sorted.len(),
+            step.what()
+        );
         steps.insert(
             step.as_str().into(),
             serde_json::json!({ "count": sorted.len(), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max }),
@@ -521,7 +617,9 @@ fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json:
         None => (None, None, None),
     };
     let per_login = |cores: Option<f64>| cores.filter(|_| rate > 0.0).map(|c| c * 1000.0 / rate);
-    let all_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let all_cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let describe = |cores: Option<f64>| match (cores, per_login(cores)) {
         (Some(c), Some(ms)) => format!("{c:.2} cores = {ms:.2} ms CPU per login"),
         (Some(c), None) => format!("{c:.2} cores"),
@@ -533,7 +631,12 @@ fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json:
         describe(client_cores),
         machine_cores.map(|c| format!("{c:.2}")).unwrap_or_else(|| "?".into())
     );
-    let rate_limited: u64 = tally.errors.iter().filter(|(k, _)| k.contains("429")).map(|(_, n)| n).sum();
+    let rate_limited: u64 = tally
+        .errors
+        .iter()
+        .filter(|(k, _)| k.contains("429"))
+        .map(|(_, n)| n)
+        .sum();
     if rate_limited > 0 {
         println!();
         println!("   RATE LIMITED: {rate_limited} login starts were refused with 429; {} of {users} users were parked", tally.parked);
@@ -543,7 +646,9 @@ fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json:
         println!("   The server allows 5 login starts per user and 20 per address in 10 minutes");
         println!("   (domain::RateLimit): the logins/s above are those limits, not the server's capacity.");
         println!("   Run against a server with the benchmark-only setting that lifts them, or stay within");
-        println!("   them: for R logins/s over T s (warm-up included) use --addresses >= R*T/20 and");
+        println!(
+            "   them: for R logins/s over T s (warm-up included) use --addresses >= R*T/20 and"
+        );
         println!("   at least R*T/5 users.");
     }
     serde_json::json!({

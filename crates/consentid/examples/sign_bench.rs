@@ -73,14 +73,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use clap::Parser;
 use common::{
-    activate, between, cpu_use, login, micros, percentile, Answer, App, BrowserMode, Connection, CpuSample, Enrolled,
-    Step, USER_AGENT,
+    activate, between, cpu_use, login, micros, percentile, Answer, App, BrowserMode, Connection,
+    CpuSample, Enrolled, Step, USER_AGENT,
 };
 use consentid::{Clock as _, RequestKind, SystemClock, VerifiedRequest};
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
-use pki::{Digest, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, MasterKey, RsaPadding, SoftwareKeyBackend};
+use pki::{
+    Digest, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, MasterKey, RsaPadding,
+    SoftwareKeyBackend,
+};
 use serde_json::{json, Value};
 use x509_cert::der::{Decode as _, Encode as _};
 
@@ -98,7 +101,9 @@ const TARGET_RATIO: f64 = 0.7;
 const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Parser)]
-#[command(about = "signHash throughput against in-process signing, and portal signatures end to end (issue 5)")]
+#[command(
+    about = "signHash throughput against in-process signing, and portal signatures end to end (issue 5)"
+)]
 struct Args {
     /// The server, `http://IPv4:PORT`.
     #[arg(long)]
@@ -199,7 +204,10 @@ impl Summary {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|window| window == needle)
+    !needle.is_empty()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window == needle)
 }
 
 fn random_hashes() -> Vec<[u8; 32]> {
@@ -207,7 +215,12 @@ fn random_hashes() -> Vec<[u8; 32]> {
 }
 
 /// One CSC call: a JSON POST with the bearer token.
-fn csc_post(connection: &mut Connection, token: &str, method: &str, body: &[u8]) -> Result<Answer, String> {
+fn csc_post(
+    connection: &mut Connection,
+    token: &str,
+    method: &str,
+    body: &[u8],
+) -> Result<Answer, String> {
     let authorization = format!("Bearer {token}");
     connection.request(
         "POST",
@@ -223,14 +236,25 @@ fn csc_post(connection: &mut Connection, token: &str, method: &str, body: &[u8])
 }
 
 fn json_of(answer: &Answer, what: &str) -> Result<Value, String> {
-    serde_json::from_slice(&answer.body).map_err(|e| format!("{what}: HTTP {}: not JSON: {e}", answer.status))
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| format!("{what}: HTTP {}: not JSON: {e}", answer.status))
 }
 
 /// "HTTP 400 invalid_request: Invalid parameter SAD".
 fn describe(answer: &Answer) -> String {
     let body: Value = serde_json::from_slice(&answer.body).unwrap_or_default();
-    let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    format!("HTTP {} {}: {}", answer.status, text("error"), text("error_description"))
+    let text = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    format!(
+        "HTTP {} {}: {}",
+        answer.status,
+        text("error"),
+        text("error_description")
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,10 +270,23 @@ struct Api {
     public_key: Vec<u8>,
 }
 
-fn api_login(server: SocketAddrV4, email: &str, password: &str, credential: &str) -> Result<Api, String> {
+fn api_login(
+    server: SocketAddrV4,
+    email: &str,
+    password: &str,
+    credential: &str,
+) -> Result<Api, String> {
     let mut connection = Connection::new(server, None);
     let basic = format!("Basic {}", STANDARD.encode(format!("{email}:{password}")));
-    let answer = connection.request("POST", "/csc/v2/auth/login", &[("Authorization", &basic), ("Content-Type", "application/json")], b"{}")?;
+    let answer = connection.request(
+        "POST",
+        "/csc/v2/auth/login",
+        &[
+            ("Authorization", &basic),
+            ("Content-Type", "application/json"),
+        ],
+        b"{}",
+    )?;
     if answer.status != 200 {
         return Err(format!("auth/login: {}", describe(&answer)));
     }
@@ -258,8 +295,10 @@ fn api_login(server: SocketAddrV4, email: &str, password: &str, credential: &str
         .and_then(Value::as_str)
         .ok_or("auth/login: no access_token")?
         .to_owned();
-    let body = serde_json::to_vec(&json!({ "credentialInfo": true, "certificates": "single", "onlyValid": true }))
-        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(
+        &json!({ "credentialInfo": true, "certificates": "single", "onlyValid": true }),
+    )
+    .map_err(|e| e.to_string())?;
     let answer = csc_post(&mut connection, &token, "credentials/list", &body)?;
     if answer.status != 200 {
         return Err(format!("credentials/list: {}", describe(&answer)));
@@ -269,16 +308,27 @@ fn api_login(server: SocketAddrV4, email: &str, password: &str, credential: &str
         .get("credentialInfos")
         .and_then(Value::as_array)
         .and_then(|infos| {
-            infos.iter().find(|i| i.get("credentialID").and_then(Value::as_str).is_some_and(|id| id.eq_ignore_ascii_case(credential)))
+            infos.iter().find(|i| {
+                i.get("credentialID")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| id.eq_ignore_ascii_case(credential))
+            })
         })
-        .ok_or_else(|| format!("credentials/list: {credential} is not among the user's valid credentials"))?;
-    let id = info.get("credentialID").and_then(Value::as_str).unwrap_or(credential).to_owned();
+        .ok_or_else(|| {
+            format!("credentials/list: {credential} is not among the user's valid credentials")
+        })?;
+    let id = info
+        .get("credentialID")
+        .and_then(Value::as_str)
+        .unwrap_or(credential)
+        .to_owned();
     let certificate = info
         .pointer("/cert/certificates/0")
         .and_then(Value::as_str)
         .and_then(|b| STANDARD.decode(b).ok())
         .ok_or("credentials/list: no certificate")?;
-    let certificate = x509_cert::Certificate::from_der(&certificate).map_err(|e| format!("the credential's certificate: {e}"))?;
+    let certificate = x509_cert::Certificate::from_der(&certificate)
+        .map_err(|e| format!("the credential's certificate: {e}"))?;
     let public_key = certificate
         .tbs_certificate
         .subject_public_key_info
@@ -286,7 +336,13 @@ fn api_login(server: SocketAddrV4, email: &str, password: &str, credential: &str
         .map_err(|e| format!("the credential's public key: {e}"))?;
     let verifying_key = VerifyingKey::from_public_key_der(&public_key)
         .map_err(|_| "the credential's key is not a P-256 key: this bench signs with ECDSA P-256 (ecdsa-with-SHA256)")?;
-    Ok(Api { server, token, credential: id, verifying_key, public_key })
+    Ok(Api {
+        server,
+        token,
+        credential: id,
+        verifying_key,
+        public_key,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,12 +366,19 @@ fn environment(name: &str) -> Option<String> {
 /// Reads the certificate's key record from the server's database and opens the key with the
 /// backend the server's configuration names (`server::key_backend`: PKCS#11 when the three
 /// `EIDPORTAL_PKCS11_*` settings are there, else software keys under `<data>/master.key`).
-fn open_server_key(args: &Args, runtime: &tokio::runtime::Runtime, api: &Api) -> Result<ServerKey, String> {
+fn open_server_key(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    api: &Api,
+) -> Result<ServerKey, String> {
     let database_url = environment("EIDPORTAL_DATABASE_URL")
         .unwrap_or_else(|| format!("sqlite:{}", args.data.join("eidportal.db").display()));
-    let serial = domain::Serial::parse_hex(&api.credential).ok_or_else(|| format!("{}: not a hex serial", api.credential))?;
+    let serial = domain::Serial::parse_hex(&api.credential)
+        .ok_or_else(|| format!("{}: not a hex serial", api.credential))?;
     let record = runtime.block_on(async {
-        let store = store::Store::connect(&database_url).await.map_err(|e| format!("the server's database: {e}"))?;
+        let store = store::Store::connect(&database_url)
+            .await
+            .map_err(|e| format!("the server's database: {e}"))?;
         let result = async {
             let certificate = store.certificate(&serial).await?;
             match certificate.and_then(|c| c.key_id) {
@@ -346,23 +409,40 @@ fn open_server_key(args: &Args, runtime: &tokio::runtime::Runtime, api: &Api) ->
         _ => return Err("EIDPORTAL_PKCS11_MODULE, EIDPORTAL_PKCS11_TOKEN and EIDPORTAL_PKCS11_PIN must be set together".into()),
     };
     if record.backend != backend.name() {
-        return Err(format!("the key of {} is in the `{}` backend, this environment names `{}`", api.credential, record.backend, backend.name()));
+        return Err(format!(
+            "the key of {} is in the `{}` backend, this environment names `{}`",
+            api.credential,
+            record.backend,
+            backend.name()
+        ));
     }
     let reference = KeyReference(record.reference);
-    let signer = backend.open(&reference).map_err(|e| format!("opening the key: {e}"))?;
+    let signer = backend
+        .open(&reference)
+        .map_err(|e| format!("opening the key: {e}"))?;
     if signer.algorithm() != KeyAlgorithm::EcdsaP256 || signer.public_key().0 != api.public_key {
         return Err("the key opened in-process is not the certificate's P-256 key".into());
     }
     // One signature through the same path, verified with the certificate's key.
     let digest = rand::random::<[u8; 32]>();
-    let signature = signer.sign_digest(&Digest::Sha256(digest), RsaPadding::Pkcs1v15).map_err(|e| format!("signing in-process: {e}"))?;
-    verify(&api.verifying_key, &digest, &signature).map_err(|e| format!("the in-process signature: {e}"))?;
-    Ok(ServerKey { backend, reference, signer, description, database_url })
+    let signature = signer
+        .sign_digest(&Digest::Sha256(digest), RsaPadding::Pkcs1v15)
+        .map_err(|e| format!("signing in-process: {e}"))?;
+    verify(&api.verifying_key, &digest, &signature)
+        .map_err(|e| format!("the in-process signature: {e}"))?;
+    Ok(ServerKey {
+        backend,
+        reference,
+        signer,
+        description,
+        database_url,
+    })
 }
 
 fn verify(key: &VerifyingKey, digest: &[u8; 32], der: &[u8]) -> Result<(), String> {
     let signature = Signature::from_der(der).map_err(|_| "not a DER ECDSA signature".to_owned())?;
-    key.verify_prehash(digest, &signature).map_err(|_| "does not verify with the certificate's key".to_owned())
+    key.verify_prehash(digest, &signature)
+        .map_err(|_| "does not verify with the certificate's key".to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,11 +465,17 @@ impl Baseline {
     }
 
     fn cpu_ms_per_batch(&self) -> Option<f64> {
-        self.cpu_ms.filter(|_| !self.batches.is_empty()).map(|cpu| cpu / self.batches.len() as f64)
+        self.cpu_ms
+            .filter(|_| !self.batches.is_empty())
+            .map(|cpu| cpu / self.batches.len() as f64)
     }
 
     fn merge(&mut self, other: &Baseline) {
-        self.cpu_ms = if self.seconds == 0.0 { other.cpu_ms } else { self.cpu_ms.zip(other.cpu_ms).map(|(a, b)| a + b) };
+        self.cpu_ms = if self.seconds == 0.0 {
+            other.cpu_ms
+        } else {
+            self.cpu_ms.zip(other.cpu_ms).map(|(a, b)| a + b)
+        };
         self.signatures += other.signatures;
         self.seconds += other.seconds;
         self.batches.extend_from_slice(&other.batches);
@@ -400,23 +486,34 @@ impl Baseline {
 /// server's `sign_in` does: `sign_digest` on each digest, collected, with the padding the
 /// server picks for an ECDSA key (which ignores it).
 fn baseline(signer: &Arc<dyn KeySigner>, threads: usize, seconds: f64) -> Result<Baseline, String> {
-    let batches: Arc<Vec<Vec<Digest>>> =
-        Arc::new((0..8).map(|_| random_hashes().into_iter().map(Digest::Sha256).collect()).collect());
+    let batches: Arc<Vec<Vec<Digest>>> = Arc::new(
+        (0..8)
+            .map(|_| random_hashes().into_iter().map(Digest::Sha256).collect())
+            .collect(),
+    );
     let barrier = Arc::new(Barrier::new(threads + 1));
     let length = Duration::from_secs_f64(seconds.max(0.1));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (signer, batches, barrier) = (Arc::clone(signer), Arc::clone(&batches), Arc::clone(&barrier));
+            let (signer, batches, barrier) = (
+                Arc::clone(signer),
+                Arc::clone(&batches),
+                Arc::clone(&barrier),
+            );
             std::thread::spawn(move || -> Result<(u64, Vec<u32>, Instant), String> {
                 barrier.wait();
                 let started = Instant::now();
                 let mut times = Vec::new();
                 let mut count = 0u64;
                 while started.elapsed() < length {
-                    let Some(batch) = batches.get(times.len() % batches.len()) else { break };
+                    let Some(batch) = batches.get(times.len() % batches.len()) else {
+                        break;
+                    };
                     let t0 = Instant::now();
-                    let signatures =
-                        batch.iter().map(|d| signer.sign_digest(d, RsaPadding::Pkcs1v15)).collect::<Result<Vec<_>, _>>();
+                    let signatures = batch
+                        .iter()
+                        .map(|d| signer.sign_digest(d, RsaPadding::Pkcs1v15))
+                        .collect::<Result<Vec<_>, _>>();
                     times.push(micros(t0.elapsed()));
                     let signatures = signatures.map_err(|e| format!("in-process signing: {e}"))?;
                     count += signatures.len() as u64;
@@ -432,7 +529,8 @@ fn baseline(signer: &Arc<dyn KeySigner>, threads: usize, seconds: f64) -> Result
     let mut times = Vec::new();
     let mut finished = started;
     for handle in handles {
-        let (count, mut batch_times, end) = handle.join().map_err(|_| "a baseline thread failed")??;
+        let (count, mut batch_times, end) =
+            handle.join().map_err(|_| "a baseline thread failed")??;
         signatures += count;
         times.append(&mut batch_times);
         finished = finished.max(end);
@@ -440,7 +538,12 @@ fn baseline(signer: &Arc<dyn KeySigner>, threads: usize, seconds: f64) -> Result
     let cpu_ms = cpu_from
         .zip(common::process_ticks("self"))
         .map(|(a, b)| b.saturating_sub(a) as f64 * 1000.0 / common::TICKS_PER_SECOND);
-    Ok(Baseline { signatures, seconds: (finished - started).as_secs_f64(), cpu_ms, batches: times })
+    Ok(Baseline {
+        signatures,
+        seconds: (finished - started).as_secs_f64(),
+        cpu_ms,
+        batches: times,
+    })
 }
 
 /// The time of `KeyBackend::open`, which the server does on every signHash call.
@@ -448,7 +551,10 @@ fn open_cost(key: &ServerKey, count: usize) -> Result<Summary, String> {
     let mut times = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let t0 = Instant::now();
-        let signer = key.backend.open(&key.reference).map_err(|e| format!("opening the key: {e}"))?;
+        let signer = key
+            .backend
+            .open(&key.reference)
+            .map_err(|e| format!("opening the key: {e}"))?;
         times.push(micros(t0.elapsed()));
         drop(signer);
     }
@@ -477,7 +583,13 @@ struct Collection {
 }
 
 /// Collects `count` SADs, one after the other (see the file's doc, step 3a).
-fn collect_sads(api: &Api, app: &App, phone: &mut Connection, count: usize, into: &mut Collection) -> Result<Vec<Authorized>, String> {
+fn collect_sads(
+    api: &Api,
+    app: &App,
+    phone: &mut Connection,
+    count: usize,
+    into: &mut Collection,
+) -> Result<Vec<Authorized>, String> {
     let started = Instant::now();
     let mut connection = Connection::new(api.server, None);
     let mut out = Vec::with_capacity(count);
@@ -509,14 +621,20 @@ fn collect_sads(api: &Api, app: &App, phone: &mut Connection, count: usize, into
         let wanted = |request: &VerifiedRequest| {
             request.kind() == RequestKind::Sign
                 && request.payload().sign.as_ref().is_some_and(|sign| {
-                    sign.certificate_serial.eq_ignore_ascii_case(&api.credential)
+                    sign.certificate_serial
+                        .eq_ignore_ascii_case(&api.credential)
                         && sign.documents.len() == shown.len()
-                        && sign.documents.iter().zip(&shown).all(|(document, hash)| document.hash == *hash)
+                        && sign
+                            .documents
+                            .iter()
+                            .zip(&shown)
+                            .all(|(document, hash)| document.hash == *hash)
                 })
         };
         let mut times = Vec::with_capacity(2);
         let request = app.fetch(phone, &mut times, wanted).map_err(|f| f.kind)?;
-        app.approve(phone, &mut times, &request).map_err(|f| f.kind)?;
+        app.approve(phone, &mut times, &request)
+            .map_err(|f| f.kind)?;
         for (step, value) in times {
             match step {
                 Step::Inbox => into.inbox.push(value),
@@ -528,11 +646,19 @@ fn collect_sads(api: &Api, app: &App, phone: &mut Connection, count: usize, into
         let mut sad = None;
         for _ in 0..100 {
             let t0 = Instant::now();
-            let answer = csc_post(&mut connection, &api.token, "credentials/authorizeCheck", &check)?;
+            let answer = csc_post(
+                &mut connection,
+                &api.token,
+                "credentials/authorizeCheck",
+                &check,
+            )?;
             into.check.push(micros(t0.elapsed()));
             match answer.status {
                 200 => {
-                    sad = json_of(&answer, "credentials/authorizeCheck")?.get("SAD").and_then(Value::as_str).map(str::to_owned);
+                    sad = json_of(&answer, "credentials/authorizeCheck")?
+                        .get("SAD")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                     break;
                 }
                 202 => std::thread::sleep(Duration::from_millis(10)),
@@ -548,7 +674,11 @@ fn collect_sads(api: &Api, app: &App, phone: &mut Connection, count: usize, into
             "signAlgo": ECDSA_SHA256_OID,
         }))
         .map_err(|e| e.to_string())?;
-        out.push(Authorized { hashes, body, at: Instant::now() });
+        out.push(Authorized {
+            hashes,
+            body,
+            at: Instant::now(),
+        });
     }
     into.seconds += started.elapsed().as_secs_f64();
     Ok(out)
@@ -582,18 +712,31 @@ impl ApiRun {
     }
 
     fn server_cpu_ms_per_call(&self) -> Option<f64> {
-        self.server_cpu_ms.filter(|_| self.calls > 0).map(|cpu| cpu / self.calls as f64)
+        self.server_cpu_ms
+            .filter(|_| self.calls > 0)
+            .map(|cpu| cpu / self.calls as f64)
     }
 
     /// Average cores busy: (server, sign_bench, machine).
     fn cores(&self) -> (Option<f64>, Option<f64>, Option<f64>) {
         let per_second = |ms: Option<f64>| ms.map(|v| v / 1000.0 / self.sampled_seconds.max(1e-9));
-        (per_second(self.server_cpu_ms), per_second(self.client_cpu_ms), self.machine_busy.map(|v| v / self.sampled_seconds.max(1e-9)))
+        (
+            per_second(self.server_cpu_ms),
+            per_second(self.client_cpu_ms),
+            self.machine_busy
+                .map(|v| v / self.sampled_seconds.max(1e-9)),
+        )
     }
 
     fn merge(&mut self, other: &ApiRun) {
         let first = self.calls == 0;
-        let add = |a: Option<f64>, b: Option<f64>| if first { b } else { a.zip(b).map(|(a, b)| a + b) };
+        let add = |a: Option<f64>, b: Option<f64>| {
+            if first {
+                b
+            } else {
+                a.zip(b).map(|(a, b)| a + b)
+            }
+        };
         self.server_cpu_ms = add(self.server_cpu_ms, other.server_cpu_ms);
         self.client_cpu_ms = add(self.client_cpu_ms, other.client_cpu_ms);
         self.machine_busy = add(self.machine_busy, other.machine_busy);
@@ -610,7 +753,12 @@ type ClientOutcome = Result<(Vec<(Authorized, Vec<u8>)>, Vec<u32>, Instant), Str
 
 /// One round: `clients` threads spend the SADs with signHash, each on its own keep-alive
 /// connection; every answer is checked, and its signatures verified after the clock stopped.
-fn api_round(api: &Api, sads: Vec<Authorized>, clients: usize, server_pid: Option<u32>) -> Result<ApiRun, String> {
+fn api_round(
+    api: &Api,
+    sads: Vec<Authorized>,
+    clients: usize,
+    server_pid: Option<u32>,
+) -> Result<ApiRun, String> {
     let calls = sads.len();
     let mut shares: Vec<Vec<Authorized>> = (0..clients).map(|_| Vec::new()).collect();
     for (i, sad) in sads.into_iter().enumerate() {
@@ -633,7 +781,8 @@ fn api_round(api: &Api, sads: Vec<Authorized>, clients: usize, server_pid: Optio
                 let mut answers = Vec::with_capacity(share.len());
                 for sad in share {
                     let t0 = Instant::now();
-                    let answer = csc_post(&mut connection, &token, "signatures/signHash", &sad.body)?;
+                    let answer =
+                        csc_post(&mut connection, &token, "signatures/signHash", &sad.body)?;
                     times.push(micros(t0.elapsed()));
                     if answer.status != 200 {
                         return Err(format!("signatures/signHash: {}", describe(&answer)));
@@ -652,7 +801,11 @@ fn api_round(api: &Api, sads: Vec<Authorized>, clients: usize, server_pid: Optio
     let mut answers = Vec::with_capacity(calls);
     let mut failure = None;
     for handle in handles {
-        match handle.join().map_err(|_| "an API client thread failed".to_owned()).and_then(|r| r) {
+        match handle
+            .join()
+            .map_err(|_| "an API client thread failed".to_owned())
+            .and_then(|r| r)
+        {
             Ok((mut client_answers, mut client_times, end)) => {
                 answers.append(&mut client_answers);
                 times.append(&mut client_times);
@@ -668,19 +821,36 @@ fn api_round(api: &Api, sads: Vec<Authorized>, clients: usize, server_pid: Optio
     let last = ends.iter().copied().max().unwrap_or(started);
     let first = ends.iter().copied().min().unwrap_or(started);
     for (sad, body) in &answers {
-        let value: Value = serde_json::from_slice(body).map_err(|e| format!("signatures/signHash: not JSON: {e}"))?;
-        let signatures = value.get("signatures").and_then(Value::as_array).ok_or("signatures/signHash: no signatures")?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| format!("signatures/signHash: not JSON: {e}"))?;
+        let signatures = value
+            .get("signatures")
+            .and_then(Value::as_array)
+            .ok_or("signatures/signHash: no signatures")?;
         if signatures.len() != sad.hashes.len() {
-            return Err(format!("signatures/signHash: {} signatures for {} hashes", signatures.len(), sad.hashes.len()));
+            return Err(format!(
+                "signatures/signHash: {} signatures for {} hashes",
+                signatures.len(),
+                sad.hashes.len()
+            ));
         }
         for (hash, signature) in sad.hashes.iter().zip(signatures) {
-            let der = signature.as_str().and_then(|s| STANDARD.decode(s).ok()).ok_or("signatures/signHash: a signature is not base64")?;
-            verify(&api.verifying_key, hash, &der).map_err(|e| format!("a signature from signHash {e}"))?;
+            let der = signature
+                .as_str()
+                .and_then(|s| STANDARD.decode(s).ok())
+                .ok_or("signatures/signHash: a signature is not base64")?;
+            verify(&api.verifying_key, hash, &der)
+                .map_err(|e| format!("a signature from signHash {e}"))?;
         }
     }
-    let ticks_ms = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a) as f64 * 1000.0 / common::TICKS_PER_SECOND);
+    let ticks_ms = |a: Option<u64>, b: Option<u64>| {
+        a.zip(b)
+            .map(|(a, b)| b.saturating_sub(a) as f64 * 1000.0 / common::TICKS_PER_SECOND)
+    };
     let sampled_seconds = (cpu_to.at - cpu_from.at).as_secs_f64();
-    let machine_busy = cpu_use(&cpu_from, &cpu_to).2.map(|cores| cores * sampled_seconds);
+    let machine_busy = cpu_use(&cpu_from, &cpu_to)
+        .2
+        .map(|cores| cores * sampled_seconds);
     Ok(ApiRun {
         calls,
         seconds: (last - started).as_secs_f64(),
@@ -712,7 +882,10 @@ fn refused_probe(api: &Api, count: usize) -> Result<Summary, String> {
         let answer = csc_post(&mut connection, &api.token, "signatures/signHash", &body)?;
         times.push(micros(t0.elapsed()));
         if answer.status != 400 || !answer.text().contains("Invalid parameter SAD") {
-            return Err(format!("signHash with a random SAD: expected 400 Invalid parameter SAD, got {}", describe(&answer)));
+            return Err(format!(
+                "signHash with a random SAD: expected 400 Invalid parameter SAD, got {}",
+                describe(&answer)
+            ));
         }
     }
     Ok(Summary::of(&times))
@@ -720,11 +893,17 @@ fn refused_probe(api: &Api, count: usize) -> Result<Summary, String> {
 
 /// Transactions on a scratch SQLite database with the server's `Store` settings, each
 /// appending the audit row signHash appends and committing (see the file's doc, step 4).
-fn commit_probe(runtime: &tokio::runtime::Runtime, scratch: &Path, count: usize) -> Result<Summary, String> {
+fn commit_probe(
+    runtime: &tokio::runtime::Runtime,
+    scratch: &Path,
+    count: usize,
+) -> Result<Summary, String> {
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let url = format!("sqlite:{}", scratch.join("commit-probe.db").display());
     runtime.block_on(async {
-        let store = store::Store::connect(&url).await.map_err(|e| format!("the probe database: {e}"))?;
+        let store = store::Store::connect(&url)
+            .await
+            .map_err(|e| format!("the probe database: {e}"))?;
         let mut times = Vec::with_capacity(count);
         let mut outcome = Ok(());
         for _ in 0..count {
@@ -738,7 +917,8 @@ fn commit_probe(runtime: &tokio::runtime::Runtime, scratch: &Path, count: usize)
             let t0 = Instant::now();
             let step = async {
                 let mut tx = store.begin().await?;
-                tx.audit(at, "user:sign-bench", "signature.created", details).await?;
+                tx.audit(at, "user:sign-bench", "signature.created", details)
+                    .await?;
                 tx.commit().await
             }
             .await;
@@ -786,11 +966,19 @@ fn test_pdf(size: usize, title: &str) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
     out
 }
 
@@ -817,7 +1005,12 @@ struct Browser {
 
 impl Browser {
     fn get(&mut self, path: &str) -> Result<Answer, String> {
-        self.connection.request("GET", path, &[("User-Agent", USER_AGENT), ("Cookie", &self.cookie)], b"")
+        self.connection.request(
+            "GET",
+            path,
+            &[("User-Agent", USER_AGENT), ("Cookie", &self.cookie)],
+            b"",
+        )
     }
 }
 
@@ -837,7 +1030,15 @@ fn multipart(boundary: &str, fields: &[(&str, &str)], filename: &str, pdf: &[u8]
 }
 
 /// One portal signature at `level` (see the file's doc, step 5).
-fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, level: &str, run: usize, size: usize, times: &mut PortalTimes) -> Result<(), String> {
+fn portal_signature(
+    browser: &mut Browser,
+    app: &App,
+    phone: &mut Connection,
+    level: &str,
+    run: usize,
+    size: usize,
+    times: &mut PortalTimes,
+) -> Result<(), String> {
     let filename = format!("sign-bench-{level}-{run}.pdf");
     let pdf = test_pdf(size, &filename);
     let t0 = Instant::now();
@@ -849,19 +1050,40 @@ fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, le
         .ok_or_else(|| format!("GET /services/sign: HTTP {}, no upload form", form.status))?
         .to_owned();
     let boundary = format!("----sign-bench-{}", hex_of(&rand::random::<[u8; 12]>()));
-    let body = multipart(&boundary, &[("csrf", &csrf), ("level", level)], &filename, &pdf);
+    let body = multipart(
+        &boundary,
+        &[("csrf", &csrf), ("level", level)],
+        &filename,
+        &pdf,
+    );
     let content_type = format!("multipart/form-data; boundary={boundary}");
-    let headers = [("User-Agent", USER_AGENT), ("Cookie", browser.cookie.as_str()), ("Content-Type", content_type.as_str())];
+    let headers = [
+        ("User-Agent", USER_AGENT),
+        ("Cookie", browser.cookie.as_str()),
+        ("Content-Type", content_type.as_str()),
+    ];
 
     // The upload: prepare + authorisation request, answered with the job's page.
     let t0 = Instant::now();
-    let uploaded = browser.connection.request("POST", "/services/sign", &headers, &body)?;
+    let uploaded = browser
+        .connection
+        .request("POST", "/services/sign", &headers, &body)?;
     let upload = micros(t0.elapsed());
     let job = uploaded.header("location").unwrap_or_default().to_owned();
     if uploaded.status != 303 || !job.starts_with("/services/sign/") {
         let text = uploaded.text();
-        let message = between(&text, "class=\"error\"", "</").unwrap_or("").trim_start_matches(['>', ' ']);
-        return Err(format!("{level}: upload: HTTP {} (not 303 to the job){}", uploaded.status, if message.is_empty() { String::new() } else { format!(": {message}") }));
+        let message = between(&text, "class=\"error\"", "</")
+            .unwrap_or("")
+            .trim_start_matches(['>', ' ']);
+        return Err(format!(
+            "{level}: upload: HTTP {} (not 303 to the job){}",
+            uploaded.status,
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            }
+        ));
     }
     times.upload.push(upload);
     let t0 = Instant::now();
@@ -875,10 +1097,15 @@ fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, le
     let mut app_times = Vec::with_capacity(2);
     let wanted = |request: &VerifiedRequest| {
         request.kind() == RequestKind::Sign
-            && request.payload().sign.as_ref().is_some_and(|s| s.documents.len() == 1 && s.documents.first().is_some_and(|d| d.title == filename))
+            && request.payload().sign.as_ref().is_some_and(|s| {
+                s.documents.len() == 1 && s.documents.first().is_some_and(|d| d.title == filename)
+            })
     };
-    let request = app.fetch(phone, &mut app_times, wanted).map_err(|f| format!("{level}: {}", f.kind))?;
-    app.approve(phone, &mut app_times, &request).map_err(|f| format!("{level}: {}", f.kind))?;
+    let request = app
+        .fetch(phone, &mut app_times, wanted)
+        .map_err(|f| format!("{level}: {}", f.kind))?;
+    app.approve(phone, &mut app_times, &request)
+        .map_err(|f| format!("{level}: {}", f.kind))?;
     times.approval.push(app_times.iter().map(|(_, v)| *v).sum());
 
     // From the approval's acceptance: the job page until it offers the download, the download.
@@ -893,7 +1120,10 @@ fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, le
         }
         let html = page.text();
         if page.status != 200 {
-            return Err(format!("{level}: the job page after the approval: HTTP {}", page.status));
+            return Err(format!(
+                "{level}: the job page after the approval: HTTP {}",
+                page.status
+            ));
         }
         if html.contains("data-testid=\"download\"") {
             break;
@@ -903,7 +1133,10 @@ fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, le
             return Err(format!("{level}: the job failed: {status}"));
         }
         if accepted.elapsed() > FINISH_TIMEOUT {
-            return Err(format!("{level}: not finished {} s after the approval", FINISH_TIMEOUT.as_secs()));
+            return Err(format!(
+                "{level}: not finished {} s after the approval",
+                FINISH_TIMEOUT.as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -924,21 +1157,46 @@ fn portal_signature(browser: &mut Browser, app: &App, phone: &mut Connection, le
     times.finish.push(finish);
     times.total.push(upload.saturating_add(finish));
     times.polls.push(polls);
-    times.signed_bytes.push(u32::try_from(signed.len()).unwrap_or(u32::MAX));
+    times
+        .signed_bytes
+        .push(u32::try_from(signed.len()).unwrap_or(u32::MAX));
     Ok(())
 }
 
 /// Logs in with ConsentID and signs `runs` PDFs per level.
-fn portal(args: &Args, server: SocketAddrV4, app: &App, phone: &mut Connection) -> Result<(Vec<(String, PortalTimes)>, usize), String> {
+fn portal(
+    args: &Args,
+    server: SocketAddrV4,
+    app: &App,
+    phone: &mut Connection,
+) -> Result<(Vec<(String, PortalTimes)>, usize), String> {
     let mut connection = Connection::new(server, None);
     let mut login_times = Vec::new();
-    let sid = login(app, &mut connection, phone, BrowserMode::Minimal, &mut login_times).map_err(|f| format!("portal login: {}", f.kind))?;
-    let mut browser = Browser { connection, cookie: format!("sid={sid}") };
+    let sid = login(
+        app,
+        &mut connection,
+        phone,
+        BrowserMode::Minimal,
+        &mut login_times,
+    )
+    .map_err(|f| format!("portal login: {}", f.kind))?;
+    let mut browser = Browser {
+        connection,
+        cookie: format!("sid={sid}"),
+    };
     let size = args.pdf_kib * 1024;
     if let Some(level) = args.levels.first() {
         let mut ignored = PortalTimes::default();
         for run in 0..args.portal_warmup {
-            portal_signature(&mut browser, app, phone, level, 1000 + run, size, &mut ignored)?;
+            portal_signature(
+                &mut browser,
+                app,
+                phone,
+                level,
+                1000 + run,
+                size,
+                &mut ignored,
+            )?;
         }
     }
     let mut out = Vec::new();
@@ -974,7 +1232,10 @@ impl Measured {
     /// The ratio of CPU time: in-process per batch over the server's per call (what the
     /// throughput ratio would be if both had the same cores to themselves).
     fn cpu_ratio(&self) -> Option<f64> {
-        self.baseline.cpu_ms_per_batch().zip(self.api.server_cpu_ms_per_call()).map(|(base, server)| base / server.max(1e-9))
+        self.baseline
+            .cpu_ms_per_batch()
+            .zip(self.api.server_cpu_ms_per_call())
+            .map(|(base, server)| base / server.max(1e-9))
     }
 
     /// Calls that took at least 100 ms.
@@ -984,7 +1245,9 @@ impl Measured {
 }
 
 fn optional(value: Option<f64>, unit: &str) -> String {
-    value.map(|v| format!("{v:.2}{unit}")).unwrap_or_else(|| "?".into())
+    value
+        .map(|v| format!("{v:.2}{unit}"))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// One client count (see the file's doc, step 3): SADs, then baseline slices and rounds of
@@ -998,8 +1261,19 @@ struct Bench<'a> {
     key: &'a ServerKey,
 }
 
-fn measure(bench: &Bench<'_>, phone: &mut Connection, clients: usize, warmup: usize, collection: &mut Collection) -> Result<Measured, String> {
-    let Bench { args, api, app, key } = *bench;
+fn measure(
+    bench: &Bench<'_>,
+    phone: &mut Connection,
+    clients: usize,
+    warmup: usize,
+    collection: &mut Collection,
+) -> Result<Measured, String> {
+    let Bench {
+        args,
+        api,
+        app,
+        key,
+    } = *bench;
     let rounds = args.rounds.clamp(1, args.calls);
     println!("   {clients} client(s): collecting {} SADs (authorize, approve in the app, authorizeCheck)", args.calls + warmup);
     let mut sads = collect_sads(api, app, phone, args.calls + warmup, collection)?;
@@ -1023,7 +1297,10 @@ fn measure(bench: &Bench<'_>, phone: &mut Connection, clients: usize, warmup: us
     for round in 0..rounds {
         let count = args.calls * (round + 1) / rounds - args.calls * round / rounds;
         let batch: Vec<Authorized> = sads.drain(..count.min(sads.len())).collect();
-        let age = batch.first().map(|s| s.at.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let age = batch
+            .first()
+            .map(|s| s.at.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
         let result = api_round(api, batch, clients, args.server_pid)?;
         oldest = oldest.max(age + result.seconds);
         let next = baseline(&key.signer, clients, slice)?;
@@ -1036,7 +1313,13 @@ fn measure(bench: &Bench<'_>, phone: &mut Connection, clients: usize, warmup: us
     if oldest > SAD_LIFETIME.as_secs_f64() * 0.8 {
         println!("   warning: the oldest SAD was {oldest:.0} s old when spent (they live {} s): lower --calls", SAD_LIFETIME.as_secs());
     }
-    Ok(Measured { clients, api: api_total, baseline: merged, round_ratios, oldest_sad_seconds: oldest })
+    Ok(Measured {
+        clients,
+        api: api_total,
+        baseline: merged,
+        round_ratios,
+        oldest_sad_seconds: oldest,
+    })
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -1050,35 +1333,67 @@ fn run(args: &Args) -> Result<(), String> {
     if args.calls == 0 || args.clients.is_empty() || args.clients.contains(&0) {
         return Err("--calls and every --clients value must be at least 1".into());
     }
-    if let Some(level) = args.levels.iter().find(|l| !matches!(l.as_str(), "b-b" | "b-t" | "b-lt")) {
+    if let Some(level) = args
+        .levels
+        .iter()
+        .find(|l| !matches!(l.as_str(), "b-b" | "b-t" | "b-lt"))
+    {
         return Err(format!("--levels: `{level}` is not b-b, b-t or b-lt"));
     }
     let enrolled: Enrolled = serde_json::from_str(
-        std::fs::read_to_string(&args.user).map_err(|e| format!("{}: {e}", args.user.display()))?.lines().next().unwrap_or(""),
+        std::fs::read_to_string(&args.user)
+            .map_err(|e| format!("{}: {e}", args.user.display()))?
+            .lines()
+            .next()
+            .unwrap_or(""),
     )
     .map_err(|e| format!("{}: {e}", args.user.display()))?;
-    let password = std::fs::read_to_string(&args.password_file).map_err(|e| format!("{}: {e}", args.password_file.display()))?;
+    let password = std::fs::read_to_string(&args.password_file)
+        .map_err(|e| format!("{}: {e}", args.password_file.display()))?;
     let password = password.lines().next().unwrap_or("").to_owned();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("tokio: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio: {e}"))?;
 
     // 1. Setup.
     println!("== {}: setup (not measured)", args.label);
     let mut phone = Connection::new(server, None);
     let app = activate(&mut phone, &enrolled).map_err(|f| f.kind)?;
-    println!("   ConsentID app activated for {} (device {})", app.email, app.device_id);
+    println!(
+        "   ConsentID app activated for {} (device {})",
+        app.email, app.device_id
+    );
     let api = api_login(server, &app.email, &password, &args.credential)?;
-    println!("   API token from auth/login; credential {} listed, P-256", api.credential);
+    println!(
+        "   API token from auth/login; credential {} listed, P-256",
+        api.credential
+    );
     // 2. The same key, in-process.
     let key = open_server_key(args, &runtime, &api)?;
-    println!("   the credential's key opened in-process ({}); its public key is the certificate's", key.description);
+    println!(
+        "   the credential's key opened in-process ({}); its public key is the certificate's",
+        key.description
+    );
 
     // 3. The runs.
     let mut collection = Collection::default();
     let mut measured = Vec::new();
-    let bench = Bench { args, api: &api, app: &app, key: &key };
+    let bench = Bench {
+        args,
+        api: &api,
+        app: &app,
+        key: &key,
+    };
     for (index, &clients) in args.clients.iter().enumerate() {
         let warmup = if index == 0 { args.warmup_calls } else { 0 };
-        measured.push(measure(&bench, &mut phone, clients, warmup, &mut collection)?);
+        measured.push(measure(
+            &bench,
+            &mut phone,
+            clients,
+            warmup,
+            &mut collection,
+        )?);
     }
 
     // 4. The breakdown.
@@ -1102,7 +1417,18 @@ fn run(args: &Args) -> Result<(), String> {
         None
     };
 
-    report(args, &key, &collection, &measured, &Probes { open, refused, commit }, portal_result.as_ref())
+    report(
+        args,
+        &key,
+        &collection,
+        &measured,
+        &Probes {
+            open,
+            refused,
+            commit,
+        },
+        portal_result.as_ref(),
+    )
 }
 
 /// The breakdown's measurements (see the file's doc, step 4).
@@ -1120,8 +1446,14 @@ fn report(
     probes: &Probes,
     portal: Option<&(Vec<(String, PortalTimes)>, usize)>,
 ) -> Result<(), String> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let database = if key.database_url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let database = if key.database_url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
     println!();
     println!("== {}: signHash, {BATCH} SHA-256 hashes per call, P-256 key ({}), {database}, {cores} cores shared", args.label, key.description);
     println!(
@@ -1135,7 +1467,19 @@ fn report(
     );
     println!(
         "   {:>7} {:>6} {:>10} {:>10} {:>6} {:>11} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>6}",
-        "clients", "calls", "API sig/s", "base sig/s", "ratio", "rounds", "p50 ms", "p99 ms", "max ms", ">=100ms", "srv CPU", "base CPU", "CPU r."
+        "clients",
+        "calls",
+        "API sig/s",
+        "base sig/s",
+        "ratio",
+        "rounds",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        ">=100ms",
+        "srv CPU",
+        "base CPU",
+        "CPU r."
     );
     for m in measured {
         let low = m.round_ratios.iter().copied().fold(f64::INFINITY, f64::min);
@@ -1160,8 +1504,13 @@ fn report(
     }
     println!("   sig/s: signatures per second; ratio: API / baseline (in-process, as many threads as clients, in slices");
     println!("   between the rounds of calls); rounds: the lowest and highest ratio of a round; srv CPU: the server's CPU");
-    println!("   per call; base CPU: in-process CPU per 100 signatures; CPU r.: base CPU / srv CPU");
-    if measured.iter().any(|m| m.cpu_ratio().is_some_and(|r| r > 1.25)) {
+    println!(
+        "   per call; base CPU: in-process CPU per 100 signatures; CPU r.: base CPU / srv CPU"
+    );
+    if measured
+        .iter()
+        .any(|m| m.cpu_ratio().is_some_and(|r| r > 1.25))
+    {
         println!("   WARNING: the server spends much less CPU per call than this process per 100 signatures: were");
         println!("   eidportal and sign_bench built from the same sources? (The baseline signs with sign_bench's own pki.)");
     }
@@ -1179,17 +1528,26 @@ fn report(
     }
 
     // Where the time of one call goes (the 1-client run if there is one; means, which add up).
-    let reference = measured.iter().find(|m| m.clients == 1).or(measured.first());
+    let reference = measured
+        .iter()
+        .find(|m| m.clients == 1)
+        .or(measured.first());
     let mut breakdown = serde_json::Map::new();
     if let Some(m) = reference {
         let call = Summary::of(&m.api.times).mean;
         let sign = Summary::of(&m.baseline.batches).mean;
         let commit_ms = probes.commit.map(|c| c.mean).unwrap_or(0.0);
         let rest = call - sign - probes.open.mean - probes.refused.mean - commit_ms;
-        println!("   where a signHash call's time goes ({} client(s), means):", m.clients);
+        println!(
+            "   where a signHash call's time goes ({} client(s), means):",
+            m.clients
+        );
         println!("     {call:>8.2} ms  the whole call (client side: request sent to answer read)");
         println!("     {sign:>8.2} ms  sign {BATCH} digests in-process (a baseline batch)");
-        println!("     {:>8.2} ms  KeyBackend::open in-process (the server opens the key on every call)", probes.open.mean);
+        println!(
+            "     {:>8.2} ms  KeyBackend::open in-process (the server opens the key on every call)",
+            probes.open.mean
+        );
         println!(
             "     {:>8.2} ms  a refused call, same body, random SAD (HTTP, JSON, base64, token, credential, BEGIN IMMEDIATE, SAD lookup)",
             probes.refused.mean
@@ -1207,7 +1565,10 @@ fn report(
         breakdown.insert("sign_batch_mean_ms".into(), json!(sign));
         breakdown.insert("key_open".into(), probes.open.json());
         breakdown.insert("refused_call".into(), probes.refused.json());
-        breakdown.insert("commit_probe".into(), probes.commit.map(|c| c.json()).unwrap_or(Value::Null));
+        breakdown.insert(
+            "commit_probe".into(),
+            probes.commit.map(|c| c.json()).unwrap_or(Value::Null),
+        );
         breakdown.insert("rest_mean_ms".into(), json!(rest));
     }
 
@@ -1222,11 +1583,23 @@ fn report(
         );
         println!(
             "   {:<6} {:>11} {:>11} {:>11} {:>11} {:>11} {:>12} {:>12} {:>10}",
-            "level", "upload p50", "finish p50", "total p50", "total max", "1st poll", "download", "(approval)", "signed KiB"
+            "level",
+            "upload p50",
+            "finish p50",
+            "total p50",
+            "total max",
+            "1st poll",
+            "download",
+            "(approval)",
+            "signed KiB"
         );
         let mut map = serde_json::Map::new();
         for (level, t) in levels {
-            let (upload, finish, total) = (Summary::of(&t.upload), Summary::of(&t.finish), Summary::of(&t.total));
+            let (upload, finish, total) = (
+                Summary::of(&t.upload),
+                Summary::of(&t.finish),
+                Summary::of(&t.total),
+            );
             let size = t.signed_bytes.iter().copied().max().unwrap_or(0) / 1024;
             println!(
                 "   {:<6} {:>8.1} ms {:>8.1} ms {:>8.1} ms {:>8.1} ms {:>8.1} ms {:>9.1} ms {:>9.1} ms {:>10}",
@@ -1259,7 +1632,8 @@ fn report(
         println!("   upload: POST /services/sign (prepare + authorisation request) → 303; finish: from the approval's acceptance");
         println!("   to the signed PDF downloaded (job page polls, the first of which signs and finishes, + the download);");
         println!("   total: upload + finish. A real browser adds up to 2 s: the waiting page refreshes every 2 s.");
-        portal_json = json!({ "pdf_bytes": pdf_bytes, "runs_per_level": args.portal_runs, "levels": map });
+        portal_json =
+            json!({ "pdf_bytes": pdf_bytes, "runs_per_level": args.portal_runs, "levels": map });
     }
 
     let runs: Vec<Value> = measured
@@ -1322,8 +1696,12 @@ fn report(
 /// `RAW_SIGN {json}`; `scripts/bench sign` sets it against `openssl speed ecdsap256`.
 fn raw_signing(seconds: f64) -> Result<(), String> {
     let backend = SoftwareKeyBackend::new(MasterKey::generate());
-    let key = backend.generate("raw", KeyAlgorithm::EcdsaP256).map_err(|e| format!("key generation: {e}"))?;
-    let signer = backend.open(&key.reference).map_err(|e| format!("opening the key: {e}"))?;
+    let key = backend
+        .generate("raw", KeyAlgorithm::EcdsaP256)
+        .map_err(|e| format!("key generation: {e}"))?;
+    let signer = backend
+        .open(&key.reference)
+        .map_err(|e| format!("opening the key: {e}"))?;
     let length = Duration::from_secs_f64(seconds.max(0.1));
     let digests: Vec<Digest> = random_hashes().into_iter().map(Digest::Sha256).collect();
     let message = [0x5a_u8; 100];
@@ -1344,15 +1722,24 @@ fn raw_signing(seconds: f64) -> Result<(), String> {
         }
         rates.push(count as f64 / started.elapsed().as_secs_f64());
     }
-    let (digest, message) = (rates.first().copied().unwrap_or(0.0), rates.get(1).copied().unwrap_or(0.0));
-    println!("RAW_SIGN {}", json!({ "digest_per_second": digest, "message_per_second": message, "seconds": seconds }));
+    let (digest, message) = (
+        rates.first().copied().unwrap_or(0.0),
+        rates.get(1).copied().unwrap_or(0.0),
+    );
+    println!(
+        "RAW_SIGN {}",
+        json!({ "digest_per_second": digest, "message_per_second": message, "seconds": seconds })
+    );
     Ok(())
 }
 
 fn main() -> ExitCode {
     let mut raw = std::env::args().skip(1);
     if raw.next().as_deref() == Some("raw") {
-        let seconds = raw.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(3.0);
+        let seconds = raw
+            .next()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(3.0);
         return match raw_signing(seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {

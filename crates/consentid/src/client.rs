@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::app::{
-    self, ActivationChallenge, ActivationComplete, ActivationResult, ActivationStart, Decision, DeviceState,
-    DeviceStatus, ResponseOutcome, ResponseResult,
+    self, ActivationChallenge, ActivationComplete, ActivationResult, ActivationStart, Decision,
+    DeviceState, DeviceStatus, ResponseOutcome, ResponseResult,
 };
 use proto::crypto;
 use serde::de::DeserializeOwned;
@@ -30,8 +30,15 @@ use crate::server::{Http, ServerUrl};
 const ANSWER_GRACE: Duration = Duration::from_secs(30);
 
 /// Error codes meaning "this request is not (or no longer) pending".
-const UNAVAILABLE_CODES: &[&str] =
-    &["expired", "not_pending", "not_found", "unknown_transaction", "cancelled", "superseded", "consumed"];
+const UNAVAILABLE_CODES: &[&str] = &[
+    "expired",
+    "not_pending",
+    "not_found",
+    "unknown_transaction",
+    "cancelled",
+    "superseded",
+    "consumed",
+];
 
 /// How the client is set up: where time comes from, the PIN key's Argon2 cost, timeouts.
 #[derive(Clone)]
@@ -157,19 +164,28 @@ pub fn activate(
     let http = Http::new(settings.connect_timeout, home);
     let timeout = settings.connect_timeout + ANSWER_GRACE;
 
-    let start = serde_json::to_vec(&ActivationStart { code: code.to_owned() }).map_err(json_error)?;
+    let start = serde_json::to_vec(&ActivationStart {
+        code: code.to_owned(),
+    })
+    .map_err(json_error)?;
     let url = server.url("/api/app/v1/activation/start");
-    let challenge: ActivationChallenge =
-        parse("activation challenge", &http.call("POST", &url, None, Some(&start), timeout)?)?;
+    let challenge: ActivationChallenge = parse(
+        "activation challenge",
+        &http.call("POST", &url, None, Some(&start), timeout)?,
+    )?;
     if usize::from(challenge.pin_length) != PIN_LENGTH {
-        return Err(bad("activation challenge", format!("the server asks for {}-digit PINs", challenge.pin_length)));
+        return Err(bad(
+            "activation challenge",
+            format!("the server asks for {}-digit PINs", challenge.pin_length),
+        ));
     }
     if !is_safe_value(&challenge.activation_id) {
         return Err(bad("activation challenge", "unsafe activation_id".into()));
     }
     let server_signing_key = crypto::unb64(&challenge.server_signing_key)?;
     crypto::public_key(&server_signing_key)?;
-    let server_encryption_key = crypto::public_key(&crypto::unb64(&challenge.server_encryption_key)?)?;
+    let server_encryption_key =
+        crypto::public_key(&crypto::unb64(&challenge.server_encryption_key)?)?;
 
     let device_key = DeviceKey::generate();
     let device_public_key = device_key.public_key_der();
@@ -177,7 +193,8 @@ pub fn activate(
     let pin_key = PinKey::derive(pin, &pin_salt, settings.pin_params)?;
 
     let aad = challenge.activation_id.as_bytes();
-    let encrypted_pin_public_key = crypto::seal(&server_encryption_key, &pin_key.public_key_der(), aad)?;
+    let encrypted_pin_public_key =
+        crypto::seal(&server_encryption_key, &pin_key.public_key_der(), aad)?;
     let message = crypto::activation_message(
         &challenge.activation_id,
         &challenge.nonce,
@@ -185,7 +202,11 @@ pub fn activate(
         &encrypted_pin_public_key,
     );
     let device_signature = device_key.sign(message.as_bytes());
-    let encrypted_pin_signature = crypto::seal(&server_encryption_key, &pin_key.sign(message.as_bytes()), aad)?;
+    let encrypted_pin_signature = crypto::seal(
+        &server_encryption_key,
+        &pin_key.sign(message.as_bytes()),
+        aad,
+    )?;
     drop(pin_key);
 
     let complete = ActivationComplete {
@@ -198,7 +219,10 @@ pub fn activate(
     };
     let body = serde_json::to_vec(&complete).map_err(json_error)?;
     let url = server.url("/api/app/v1/activation/complete");
-    let result: ActivationResult = parse("activation result", &http.call("POST", &url, None, Some(&body), timeout)?)?;
+    let result: ActivationResult = parse(
+        "activation result",
+        &http.call("POST", &url, None, Some(&body), timeout)?,
+    )?;
     if !is_device_id(&result.device_id) {
         return Err(bad("activation result", "unsafe device_id".into()));
     }
@@ -208,7 +232,13 @@ pub fn activate(
         &device_public_key,
     )?;
 
-    let credentials = Credentials { device_key, pin_salt, server_signing_key, server_encryption_key, certificate };
+    let credentials = Credentials {
+        device_key,
+        pin_salt,
+        server_signing_key,
+        server_encryption_key,
+        certificate,
+    };
     Keystore::create(home, server.clone(), result.device_id, credentials)
 }
 
@@ -224,7 +254,11 @@ impl Client {
     /// A client for `keystore`.
     pub fn new(keystore: Keystore, settings: Settings) -> Self {
         let http = Http::new(settings.connect_timeout, keystore.home());
-        Self { keystore, http, settings }
+        Self {
+            keystore,
+            http,
+            settings,
+        }
     }
 
     /// A client for the keystore in `home`.
@@ -260,7 +294,12 @@ impl Client {
                 Err(e) => rejected.push(e),
             }
         }
-        Ok(Inbox { requests, rejected, cancelled: wire.cancelled, device_status: wire.device_status })
+        Ok(Inbox {
+            requests,
+            rejected,
+            cancelled: wire.cancelled,
+            device_status: wire.device_status,
+        })
     }
 
     /// Answers a request (reference/mobile-auth.md §7.5 step 3).
@@ -281,7 +320,9 @@ impl Client {
         let wrong_code = picked_code != request.verification_code();
         let (decision, reason) = match (wrong_code, decision) {
             (true, _) => (Decision::Deny, Some(DenyReason::WrongVerificationCode)),
-            (false, Decision::Deny) => (Decision::Deny, Some(reason.unwrap_or(DenyReason::UserDeny))),
+            (false, Decision::Deny) => {
+                (Decision::Deny, Some(reason.unwrap_or(DenyReason::UserDeny)))
+            }
             (false, Decision::Approve) => (Decision::Approve, None),
         };
         let credentials = self.keystore.credentials()?;
@@ -291,9 +332,11 @@ impl Client {
             (Decision::Approve, Some(_)) if self.keystore.state() == DeviceStatus::PinLocked => {
                 return Err(Error::PinLocked)
             }
-            (Decision::Approve, Some(pin)) => {
-                Some(PinKey::derive(pin, &credentials.pin_salt, self.settings.pin_params)?)
-            }
+            (Decision::Approve, Some(pin)) => Some(PinKey::derive(
+                pin,
+                &credentials.pin_salt,
+                self.settings.pin_params,
+            )?),
             (Decision::Deny, _) => None,
         };
         let payload = request.payload();
@@ -313,7 +356,11 @@ impl Client {
         let pin_proof = match pin_key {
             Some(pin_key) => {
                 let proof = pin_key.sign(message.as_bytes());
-                Some(crypto::b64(&crypto::seal(&credentials.server_encryption_key, &proof, payload.txn_id.as_bytes())?))
+                Some(crypto::b64(&crypto::seal(
+                    &credentials.server_encryption_key,
+                    &proof,
+                    payload.txn_id.as_bytes(),
+                )?))
             }
             None => None,
         };
@@ -328,23 +375,33 @@ impl Client {
         let body = serde_json::to_vec(&body).map_err(json_error)?;
         let path = format!("/api/app/v1/requests/{}/response", payload.txn_id);
         let timeout = self.settings.connect_timeout + ANSWER_GRACE;
-        let answer: Result<ResponseResult, Error> = self.device_call("POST", &path, Some(&body), timeout, "response");
+        let answer: Result<ResponseResult, Error> =
+            self.device_call("POST", &path, Some(&body), timeout, "response");
         let result = match answer {
             Ok(result) => result,
-            Err(Error::Server { code, .. }) if wrong_code && code == "wrong_vc" => return Ok(Outcome::WrongCode),
+            Err(Error::Server { code, .. }) if wrong_code && code == "wrong_vc" => {
+                return Ok(Outcome::WrongCode)
+            }
             Err(Error::Server { status, code, .. })
                 if status == 404 || status == 410 || UNAVAILABLE_CODES.contains(&code.as_str()) =>
             {
-                return Err(Error::RequestUnavailable { txn_id: payload.txn_id.clone(), code })
+                return Err(Error::RequestUnavailable {
+                    txn_id: payload.txn_id.clone(),
+                    code,
+                })
             }
             Err(e) => return Err(e),
         };
         Ok(match result.result {
             ResponseOutcome::Approved if decision == Decision::Approve => Outcome::Approved,
-            ResponseOutcome::Approved => return Err(bad("response", "a deny was answered `approved`".into())),
+            ResponseOutcome::Approved => {
+                return Err(bad("response", "a deny was answered `approved`".into()))
+            }
             ResponseOutcome::Denied if wrong_code => Outcome::WrongCode,
             ResponseOutcome::Denied => Outcome::Denied,
-            ResponseOutcome::WrongPin => Outcome::WrongPin { attempts_left: result.attempts_left },
+            ResponseOutcome::WrongPin => Outcome::WrongPin {
+                attempts_left: result.attempts_left,
+            },
             ResponseOutcome::PinLocked => {
                 self.keystore.set_state(DeviceStatus::PinLocked)?;
                 Outcome::PinLocked
@@ -357,9 +414,13 @@ impl Client {
     /// [`Error::DeviceRevoked`]; a `pin_locked` refusal fails with [`Error::PinLocked`].
     pub fn status(&mut self) -> Result<DeviceState, Error> {
         let timeout = self.settings.connect_timeout + ANSWER_GRACE;
-        let state: DeviceState = self.device_call("GET", "/api/app/v1/status", None, timeout, "status")?;
+        let state: DeviceState =
+            self.device_call("GET", "/api/app/v1/status", None, timeout, "status")?;
         if state.device_id != self.keystore.device_id() {
-            return Err(bad("status", format!("it is about device {}, not this one", state.device_id)));
+            return Err(bad(
+                "status",
+                format!("it is about device {}, not this one", state.device_id),
+            ));
         }
         self.apply_status(state.device_status)?;
         Ok(state)
@@ -397,8 +458,15 @@ impl Client {
             body.unwrap_or_default(),
         );
         let signature = credentials.device_key.sign(message.as_bytes());
-        let authorization = crypto::authorization_header(self.keystore.device_id(), timestamp, &nonce, &signature);
-        let answer = self.http.call(method, &server.url(path_and_query), Some(&authorization), body, timeout);
+        let authorization =
+            crypto::authorization_header(self.keystore.device_id(), timestamp, &nonce, &signature);
+        let answer = self.http.call(
+            method,
+            &server.url(path_and_query),
+            Some(&authorization),
+            body,
+            timeout,
+        );
         match answer {
             Ok(text) => parse(what, &text),
             Err(Error::Server { code, .. }) if code == "device_revoked" => {
@@ -416,7 +484,11 @@ impl Client {
 
 /// Device ids go into the `Authorization` header: `[A-Za-z0-9_-]{1,64}` (`parse_authorization`).
 fn is_device_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn parse<T: DeserializeOwned>(what: &'static str, text: &str) -> Result<T, Error> {
@@ -476,7 +548,10 @@ mod tests {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 let mut parts = line.split_whitespace();
-                let (method, path) = (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned());
+                let (method, path) = (
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                );
                 let (mut length, mut authorization) = (0usize, None);
                 loop {
                     let mut header = String::new();
@@ -494,7 +569,12 @@ mod tests {
                 }
                 let mut body = vec![0u8; length];
                 reader.read_exact(&mut body).unwrap();
-                let request = Received { method, path, authorization, body };
+                let request = Received {
+                    method,
+                    path,
+                    authorization,
+                    body,
+                };
                 let (status, text) = answer(&request);
                 let mut stream = reader.into_inner();
                 write!(
@@ -521,7 +601,8 @@ mod tests {
 
     /// Checks the `Authorization` header the way the server must.
     fn assert_device_signed(request: &Received, device_public_key: &[u8]) {
-        let header = proto::crypto::parse_authorization(request.authorization.as_deref().unwrap()).unwrap();
+        let header =
+            proto::crypto::parse_authorization(request.authorization.as_deref().unwrap()).unwrap();
         assert_eq!(header.device_id, "dev-1");
         assert_eq!(header.timestamp, NOW);
         assert_eq!(proto::unb64(&header.nonce).unwrap().len(), 16);
@@ -536,8 +617,12 @@ mod tests {
     }
 
     fn inbox_json(items: Vec<Envelope>) -> String {
-        serde_json::to_string(&app::Inbox { items, cancelled: vec!["old".into()], device_status: DeviceStatus::Active })
-            .unwrap()
+        serde_json::to_string(&app::Inbox {
+            items,
+            cancelled: vec!["old".into()],
+            device_status: DeviceStatus::Active,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -549,7 +634,10 @@ mod tests {
         let (keystore, signing, _) = active_keystore(dir.path(), &url);
         let other_server = SecretKey::random(&mut rand::rngs::OsRng);
         let good = seal_envelope(&signing, &payload("txn-1", RequestKind::Login, NOW + 100));
-        let forged = seal_envelope(&other_server, &payload("txn-2", RequestKind::Sign, NOW + 100));
+        let forged = seal_envelope(
+            &other_server,
+            &payload("txn-2", RequestKind::Sign, NOW + 100),
+        );
         *answer.lock().unwrap() = inbox_json(vec![good, forged]);
         let device_public_key = keystore.credentials().unwrap().device_key.public_key_der();
         let mut client = Client::new(keystore, settings());
@@ -562,24 +650,43 @@ mod tests {
         assert_eq!(inbox.cancelled, vec!["old".to_owned()]);
 
         let received = server.join().unwrap();
-        assert_eq!((received[0].method.as_str(), received[0].path.as_str()), ("GET", "/api/app/v1/inbox?wait=7"));
+        assert_eq!(
+            (received[0].method.as_str(), received[0].path.as_str()),
+            ("GET", "/api/app/v1/inbox?wait=7")
+        );
         assert_device_signed(&received[0], &device_public_key);
     }
 
     /// An active client against a stand-in server answering `answers` in turn.
     fn client_with(
         answers: Vec<(u16, String)>,
-    ) -> (tempfile::TempDir, Client, SecretKey, SecretKey, JoinHandle<Vec<Received>>) {
+    ) -> (
+        tempfile::TempDir,
+        Client,
+        SecretKey,
+        SecretKey,
+        JoinHandle<Vec<Received>>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let mut answers = answers.into_iter();
         let (url, server) = serve(answers.len(), move |_| answers.next().unwrap());
         let (keystore, signing, encryption) = active_keystore(dir.path(), &url);
-        (dir, Client::new(keystore, settings()), signing, encryption, server)
+        (
+            dir,
+            Client::new(keystore, settings()),
+            signing,
+            encryption,
+            server,
+        )
     }
 
     fn request(client: &Client, signing: &SecretKey, kind: RequestKind) -> VerifiedRequest {
         let pinned = &client.keystore().credentials().unwrap().server_signing_key;
-        verify_envelope(pinned, &seal_envelope(signing, &payload("txn-1", kind, NOW + 100))).unwrap()
+        verify_envelope(
+            pinned,
+            &seal_envelope(signing, &payload("txn-1", kind, NOW + 100)),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -589,22 +696,38 @@ mod tests {
         let request = request(&client, &signing, RequestKind::Sign);
         let code = request.verification_code().clone();
         let pin = Pin::enter(PIN).unwrap();
-        let outcome = client.respond(&request, Decision::Approve, &code, Some(&pin), None).unwrap();
+        let outcome = client
+            .respond(&request, Decision::Approve, &code, Some(&pin), None)
+            .unwrap();
         assert_eq!(outcome, Outcome::Approved);
 
         let credentials = client.keystore().credentials().unwrap();
         let device_public_key = credentials.device_key.public_key_der();
-        let pin_public_key =
-            PinKey::derive(&pin, &credentials.pin_salt, PinParams::dangerous_weak(64, 1, 1)).unwrap().public_key_der();
+        let pin_public_key = PinKey::derive(
+            &pin,
+            &credentials.pin_salt,
+            PinParams::dangerous_weak(64, 1, 1),
+        )
+        .unwrap()
+        .public_key_der();
         let received = server.join().unwrap();
         let sent = &received[0];
-        assert_eq!((sent.method.as_str(), sent.path.as_str()), ("POST", "/api/app/v1/requests/txn-1/response"));
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str()),
+            ("POST", "/api/app/v1/requests/txn-1/response")
+        );
         assert_device_signed(sent, &device_public_key);
 
         // What the server does: rebuild M from its own values, check both signatures.
         let body: app::Response = serde_json::from_slice(&sent.body).unwrap();
-        assert_eq!((body.decision, body.reason.as_deref(), body.issued_at), (Decision::Approve, None, NOW));
-        assert_eq!(body.verification_code, proto::crypto::verification_code(&[7u8; 32]));
+        assert_eq!(
+            (body.decision, body.reason.as_deref(), body.issued_at),
+            (Decision::Approve, None, NOW)
+        );
+        assert_eq!(
+            body.verification_code,
+            proto::crypto::verification_code(&[7u8; 32])
+        );
         let message = proto::crypto::approval_message(
             "txn-1",
             RequestKind::Sign,
@@ -616,10 +739,17 @@ mod tests {
             "dev-1",
             NOW,
         );
-        proto::crypto::verify(&device_public_key, message.as_bytes(), &proto::unb64(&body.device_signature).unwrap())
-            .unwrap();
+        proto::crypto::verify(
+            &device_public_key,
+            message.as_bytes(),
+            &proto::unb64(&body.device_signature).unwrap(),
+        )
+        .unwrap();
         let sealed = proto::unb64(body.pin_proof.as_deref().unwrap()).unwrap();
-        assert!(proto::crypto::open(&encryption, &sealed, b"txn-2").is_err(), "the proof is bound to its transaction");
+        assert!(
+            proto::crypto::open(&encryption, &sealed, b"txn-2").is_err(),
+            "the proof is bound to its transaction"
+        );
         let proof = proto::crypto::open(&encryption, &sealed, b"txn-1").unwrap();
         proto::crypto::verify(&pin_public_key, message.as_bytes(), &proof).unwrap();
         let as_login = message.replace("kind=sign", "kind=login");
@@ -628,17 +758,26 @@ mod tests {
 
     #[test]
     fn a_wrong_code_is_sent_as_a_wrong_vc_deny_without_the_pin() {
-        let (_dir, mut client, signing, _, server) = client_with(vec![(200, r#"{"result":"denied"}"#.into())]);
+        let (_dir, mut client, signing, _, server) =
+            client_with(vec![(200, r#"{"result":"denied"}"#.into())]);
         let request = request(&client, &signing, RequestKind::Login);
         let real = request.verification_code().clone();
         let wrong = three_codes(&real).into_iter().find(|c| *c != real).unwrap();
         let pin = Pin::enter(PIN).unwrap();
-        let outcome = client.respond(&request, Decision::Approve, &wrong, Some(&pin), None).unwrap();
+        let outcome = client
+            .respond(&request, Decision::Approve, &wrong, Some(&pin), None)
+            .unwrap();
         assert_eq!(outcome, Outcome::WrongCode);
         let body: app::Response = serde_json::from_slice(&server.join().unwrap()[0].body).unwrap();
-        assert_eq!((body.decision, body.reason.as_deref()), (Decision::Deny, Some("wrong_vc")));
+        assert_eq!(
+            (body.decision, body.reason.as_deref()),
+            (Decision::Deny, Some("wrong_vc"))
+        );
         assert_eq!(body.verification_code, wrong.as_str());
-        assert!(body.pin_proof.is_none(), "no PIN proof leaves the device for a deny");
+        assert!(
+            body.pin_proof.is_none(),
+            "no PIN proof leaves the device for a deny"
+        );
     }
 
     #[test]
@@ -651,14 +790,32 @@ mod tests {
         let code = request.verification_code().clone();
         let pin = Pin::enter("000000").unwrap();
         assert_eq!(
-            client.respond(&request, Decision::Approve, &code, Some(&pin), None).unwrap(),
-            Outcome::WrongPin { attempts_left: Some(1) }
+            client
+                .respond(&request, Decision::Approve, &code, Some(&pin), None)
+                .unwrap(),
+            Outcome::WrongPin {
+                attempts_left: Some(1)
+            }
         );
-        assert_eq!(client.respond(&request, Decision::Approve, &code, Some(&pin), None).unwrap(), Outcome::PinLocked);
+        assert_eq!(
+            client
+                .respond(&request, Decision::Approve, &code, Some(&pin), None)
+                .unwrap(),
+            Outcome::PinLocked
+        );
         server.join().unwrap();
-        assert_eq!(Keystore::open(dir.path()).unwrap().state(), DeviceStatus::PinLocked);
-        assert!(matches!(client.respond(&request, Decision::Approve, &code, Some(&pin), None), Err(Error::PinLocked)));
-        assert!(matches!(client.respond(&request, Decision::Approve, &code, None, None), Err(Error::PinRequired)));
+        assert_eq!(
+            Keystore::open(dir.path()).unwrap().state(),
+            DeviceStatus::PinLocked
+        );
+        assert!(matches!(
+            client.respond(&request, Decision::Approve, &code, Some(&pin), None),
+            Err(Error::PinLocked)
+        ));
+        assert!(matches!(
+            client.respond(&request, Decision::Approve, &code, None, None),
+            Err(Error::PinRequired)
+        ));
     }
 
     #[test]
@@ -670,7 +827,10 @@ mod tests {
         let stored = Keystore::open(dir.path()).unwrap();
         assert_eq!(stored.state(), DeviceStatus::Deactivated);
         assert!(stored.certificate().is_none());
-        assert!(matches!(client.inbox(0), Err(Error::Deactivated)), "nothing is sent once wiped");
+        assert!(
+            matches!(client.inbox(0), Err(Error::Deactivated)),
+            "nothing is sent once wiped"
+        );
     }
 
     #[test]
@@ -686,25 +846,37 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let body: app::Response = serde_json::from_slice(&server.join().unwrap()[0].body).unwrap();
-        assert_eq!((body.decision, body.reason.as_deref()), (Decision::Deny, Some("user_deny")));
+        assert_eq!(
+            (body.decision, body.reason.as_deref()),
+            (Decision::Deny, Some("user_deny"))
+        );
     }
 
     fn certificate_for(device_public_key: &[u8]) -> Vec<u8> {
         use x509_cert::der::asn1::{BitString, UtcTime};
-        use x509_cert::spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+        use x509_cert::spki::{
+            AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned,
+        };
         use x509_cert::time::{Time, Validity};
-        let algorithm =
-            AlgorithmIdentifierOwned { oid: ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"), parameters: None };
+        let algorithm = AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"),
+            parameters: None,
+        };
         let name = x509_cert::name::Name::from_str("CN=dev-1").unwrap();
-        let time = |secs| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(secs)).unwrap());
+        let time =
+            |secs| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(secs)).unwrap());
         let tbs = x509_cert::TbsCertificate {
             version: x509_cert::Version::V3,
             serial_number: x509_cert::serial_number::SerialNumber::new(&[0x0a, 0x1b]).unwrap(),
             signature: algorithm.clone(),
             issuer: name.clone(),
-            validity: Validity { not_before: time(1_767_225_600), not_after: time(1_830_297_600) },
+            validity: Validity {
+                not_before: time(1_767_225_600),
+                not_after: time(1_830_297_600),
+            },
             subject: name,
-            subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(device_public_key).unwrap(),
+            subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(device_public_key)
+                .unwrap(),
             issuer_unique_id: None,
             subject_unique_id: None,
             extensions: None,
@@ -725,7 +897,9 @@ mod tests {
             activation_id: "act-1".into(),
             nonce: "nonce-1".into(),
             server_signing_key: proto::b64(&proto::crypto::public_key_der(&signing.public_key())),
-            server_encryption_key: proto::b64(&proto::crypto::public_key_der(&encryption.public_key())),
+            server_encryption_key: proto::b64(&proto::crypto::public_key_der(
+                &encryption.public_key(),
+            )),
             user_hint: "p***@example.rs".into(),
             pin_length: 6,
             max_pin_failures: 5,
@@ -742,13 +916,20 @@ mod tests {
                 let complete: ActivationComplete = serde_json::from_slice(&request.body).unwrap();
                 let device_public_key = proto::unb64(&complete.device_public_key).unwrap();
                 let sealed_pin_key = proto::unb64(&complete.encrypted_pin_public_key).unwrap();
-                let message =
-                    proto::crypto::activation_message("act-1", "nonce-1", &device_public_key, &sealed_pin_key);
+                let message = proto::crypto::activation_message(
+                    "act-1",
+                    "nonce-1",
+                    &device_public_key,
+                    &sealed_pin_key,
+                );
                 let device_signature = proto::unb64(&complete.device_signature).unwrap();
-                proto::crypto::verify(&device_public_key, message.as_bytes(), &device_signature).unwrap();
-                let pin_public_key = proto::crypto::open(&server_secret, &sealed_pin_key, b"act-1").unwrap();
+                proto::crypto::verify(&device_public_key, message.as_bytes(), &device_signature)
+                    .unwrap();
+                let pin_public_key =
+                    proto::crypto::open(&server_secret, &sealed_pin_key, b"act-1").unwrap();
                 let sealed_signature = proto::unb64(&complete.encrypted_pin_signature).unwrap();
-                let pin_signature = proto::crypto::open(&server_secret, &sealed_signature, b"act-1").unwrap();
+                let pin_signature =
+                    proto::crypto::open(&server_secret, &sealed_signature, b"act-1").unwrap();
                 proto::crypto::verify(&pin_public_key, message.as_bytes(), &pin_signature).unwrap();
                 assert_eq!(complete.device_name, "test phone");
                 let result = ActivationResult {
@@ -763,12 +944,26 @@ mod tests {
         let home = dir.path().join("home");
         let pin = Pin::choose(PIN).unwrap();
         let server_url = ServerUrl::parse(&url).unwrap();
-        let keystore = activate(&home, &server_url, " ABCD-EFGH ", &pin, "test phone", &settings()).unwrap();
+        let keystore = activate(
+            &home,
+            &server_url,
+            " ABCD-EFGH ",
+            &pin,
+            "test phone",
+            &settings(),
+        )
+        .unwrap();
         let received = server.join().unwrap();
-        assert!(received.iter().all(|r| r.authorization.is_none()), "activation is not device-authenticated");
+        assert!(
+            received.iter().all(|r| r.authorization.is_none()),
+            "activation is not device-authenticated"
+        );
 
         let stored = Keystore::open(&home).unwrap();
-        assert_eq!((stored.state(), stored.device_id()), (DeviceStatus::Active, "dev-1"));
+        assert_eq!(
+            (stored.state(), stored.device_id()),
+            (DeviceStatus::Active, "dev-1")
+        );
         let certificate = stored.certificate().unwrap();
         assert_eq!(certificate.serial(), "0a1b");
         assert_eq!(
@@ -795,6 +990,9 @@ mod tests {
             DeviceCertificate::for_device(certificate_for(&other), "0a", &mine),
             Err(Error::Certificate(_))
         ));
-        assert!(matches!(DeviceCertificate::for_device(vec![1, 2, 3], "0a", &mine), Err(Error::Certificate(_))));
+        assert!(matches!(
+            DeviceCertificate::for_device(vec![1, 2, 3], "0a", &mine),
+            Err(Error::Certificate(_))
+        ));
     }
 }

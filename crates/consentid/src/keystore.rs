@@ -66,18 +66,22 @@ impl DeviceCertificate {
     /// Reads a certificate from the server and checks that it certifies `device_public_key`
     /// (SPKI DER): a certificate for another key would make every later signature useless.
     pub fn for_device(der: Vec<u8>, serial: &str, device_public_key: &[u8]) -> Result<Self, Error> {
-        let certificate =
-            x509_cert::Certificate::from_der(&der).map_err(|e| Error::Certificate(format!("not X.509 DER: {e}")))?;
+        let certificate = x509_cert::Certificate::from_der(&der)
+            .map_err(|e| Error::Certificate(format!("not X.509 DER: {e}")))?;
         let tbs = &certificate.tbs_certificate;
         let spki = tbs
             .subject_public_key_info
             .to_der()
             .map_err(|e| Error::Certificate(format!("unreadable public key: {e}")))?;
         if spki != device_public_key {
-            return Err(Error::Certificate("it certifies another key than this device's".to_owned()));
+            return Err(Error::Certificate(
+                "it certifies another key than this device's".to_owned(),
+            ));
         }
         if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Certificate(format!("the serial {serial:?} is not hex")));
+            return Err(Error::Certificate(format!(
+                "the serial {serial:?} is not hex"
+            )));
         }
         Ok(Self {
             serial: serial.to_owned(),
@@ -185,22 +189,31 @@ impl Keystore {
         let bytes = match fs::read(&path) {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotActivated { home: home.to_owned() })
+                return Err(Error::NotActivated {
+                    home: home.to_owned(),
+                })
             }
             Err(source) => return Err(Error::Io { path, source }),
         };
-        let corrupt = |detail: String| Error::CorruptKeystore { path: path.clone(), detail };
+        let corrupt = |detail: String| Error::CorruptKeystore {
+            path: path.clone(),
+            detail,
+        };
         let record: Record = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let server = ServerUrl::parse(&record.server).map_err(|e| match e {
             // An earlier release allowed plain http:// to any host: say so, not "damaged".
             Error::InvalidServerUrl { .. } if record.server.trim_start().starts_with("http://") => {
-                Error::PlainHttpHome { url: record.server.clone() }
+                Error::PlainHttpHome {
+                    url: record.server.clone(),
+                }
             }
             e => corrupt(e.to_string()),
         })?;
         let credentials = match record.state {
             DeviceStatus::Deactivated => None,
-            DeviceStatus::Active | DeviceStatus::PinLocked => Some(read_credentials(&record).map_err(corrupt)?),
+            DeviceStatus::Active | DeviceStatus::PinLocked => {
+                Some(read_credentials(&record).map_err(corrupt)?)
+            }
         };
         Ok(Self {
             home: home.to_owned(),
@@ -217,7 +230,9 @@ impl Keystore {
         if Self::exists(home) {
             match Self::open(home) {
                 Ok(existing) if existing.state == DeviceStatus::Active => {
-                    return Err(Error::AlreadyActive { home: home.to_owned() })
+                    return Err(Error::AlreadyActive {
+                        home: home.to_owned(),
+                    })
                 }
                 Ok(_) => {}
                 Err(e) => return Err(e),
@@ -300,8 +315,10 @@ impl Keystore {
         let der_b64 = |key: &PublicKey| proto::b64(&proto::crypto::public_key_der(key));
         let device_key = match credentials {
             Some(c) => Some(
-                pkcs8_b64(&c.device_key)
-                    .map_err(|detail| Error::CorruptKeystore { path: self.home.join(FILE_NAME), detail })?,
+                pkcs8_b64(&c.device_key).map_err(|detail| Error::CorruptKeystore {
+                    path: self.home.join(FILE_NAME),
+                    detail,
+                })?,
             ),
             None => None,
         };
@@ -318,10 +335,12 @@ impl Keystore {
             not_before: credentials.map(|c| c.certificate.not_before().to_owned()),
             not_after: credentials.map(|c| c.certificate.not_after().to_owned()),
         };
-        let mut bytes = Zeroizing::new(
-            serde_json::to_vec_pretty(&record)
-                .map_err(|e| Error::CorruptKeystore { path: self.home.join(FILE_NAME), detail: e.to_string() })?,
-        );
+        let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&record).map_err(|e| {
+            Error::CorruptKeystore {
+                path: self.home.join(FILE_NAME),
+                detail: e.to_string(),
+            }
+        })?);
         bytes.push(b'\n');
         create_private_dir(&self.home)?;
         write_atomically(&self.home, FILE_NAME, &bytes)
@@ -335,33 +354,49 @@ fn pkcs8_b64(key: &DeviceKey) -> Result<String, String> {
 
 fn read_credentials(record: &Record) -> Result<Credentials, String> {
     fn field<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, String> {
-        value.as_deref().ok_or_else(|| format!("`{name}` is missing"))
+        value
+            .as_deref()
+            .ok_or_else(|| format!("`{name}` is missing"))
     }
     fn bytes(value: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
         proto::unb64(field(value, name)?).map_err(|_| format!("`{name}` is not base64url"))
     }
     let key_der = Zeroizing::new(bytes(&record.device_key, "device_key")?);
-    let device_key =
-        DeviceKey(SecretKey::from_pkcs8_der(&key_der).map_err(|_| "`device_key` is not a P-256 PKCS#8 key")?);
+    let device_key = DeviceKey(
+        SecretKey::from_pkcs8_der(&key_der)
+            .map_err(|_| "`device_key` is not a P-256 PKCS#8 key")?,
+    );
     let salt = Zeroizing::new(bytes(&record.pin_salt, "pin_salt")?);
     let pin_salt = PinSalt::from_bytes(&salt).ok_or("`pin_salt` is not 32 bytes")?;
     let server_signing_key = bytes(&record.server_signing_key, "server_signing_key")?;
-    proto::crypto::public_key(&server_signing_key).map_err(|_| "`server_signing_key` is not a P-256 key")?;
-    let server_encryption_key =
-        proto::crypto::public_key(&bytes(&record.server_encryption_key, "server_encryption_key")?)
-            .map_err(|_| "`server_encryption_key` is not a P-256 key")?;
+    proto::crypto::public_key(&server_signing_key)
+        .map_err(|_| "`server_signing_key` is not a P-256 key")?;
+    let server_encryption_key = proto::crypto::public_key(&bytes(
+        &record.server_encryption_key,
+        "server_encryption_key",
+    )?)
+    .map_err(|_| "`server_encryption_key` is not a P-256 key")?;
     let certificate = DeviceCertificate {
         der: bytes(&record.certificate, "certificate")?,
         serial: field(&record.certificate_serial, "certificate_serial")?.to_owned(),
         not_before: field(&record.not_before, "not_before")?.to_owned(),
         not_after: field(&record.not_after, "not_after")?.to_owned(),
     };
-    Ok(Credentials { device_key, pin_salt, server_signing_key, server_encryption_key, certificate })
+    Ok(Credentials {
+        device_key,
+        pin_salt,
+        server_signing_key,
+        server_encryption_key,
+        certificate,
+    })
 }
 
 /// Creates `dir` (and missing parents) and sets its mode to 0700.
 fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    let io = |source| Error::Io { path: dir.to_owned(), source };
+    let io = |source| Error::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -397,10 +432,18 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
     };
     if let Err(source) = write() {
         let _ = fs::remove_file(&temporary);
-        return Err(Error::Io { path: target, source });
+        return Err(Error::Io {
+            path: target,
+            source,
+        });
     }
     #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
     Ok(())
 }
 
@@ -446,7 +489,10 @@ pub(crate) mod tests {
         assert_eq!(reopened.device_id(), "dev-1");
         assert_eq!(reopened.server().as_str(), "http://127.0.0.1:8080");
         assert_eq!(reopened.certificate(), keystore.certificate());
-        let (a, b) = (keystore.credentials().unwrap(), reopened.credentials().unwrap());
+        let (a, b) = (
+            keystore.credentials().unwrap(),
+            reopened.credentials().unwrap(),
+        );
         assert_eq!(a.device_key.public_key_der(), b.device_key.public_key_der());
         assert_eq!(a.pin_salt.as_bytes(), b.pin_salt.as_bytes());
         assert_eq!(a.server_signing_key, b.server_signing_key);
@@ -455,8 +501,15 @@ pub(crate) mod tests {
             assert_eq!(mode(&home.join(FILE_NAME)), 0o600);
             assert_eq!(mode(&home), 0o700);
         }
-        let leftovers: Vec<_> = fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from(FILE_NAME)], "no temporary file is left behind");
+        let leftovers: Vec<_> = fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from(FILE_NAME)],
+            "no temporary file is left behind"
+        );
         assert!(!format!("{reopened:?}").contains(&proto::b64(b.pin_salt.as_bytes())));
     }
 
@@ -467,12 +520,23 @@ pub(crate) mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            fs::set_permissions(dir.path().join(FILE_NAME), fs::Permissions::from_mode(0o644)).unwrap();
+            fs::set_permissions(
+                dir.path().join(FILE_NAME),
+                fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
         }
         keystore.set_state(DeviceStatus::PinLocked).unwrap();
-        assert_eq!(Keystore::open(dir.path()).unwrap().state(), DeviceStatus::PinLocked);
+        assert_eq!(
+            Keystore::open(dir.path()).unwrap().state(),
+            DeviceStatus::PinLocked
+        );
         #[cfg(unix)]
-        assert_eq!(mode(&dir.path().join(FILE_NAME)), 0o600, "the new file has its own 0600 mode");
+        assert_eq!(
+            mode(&dir.path().join(FILE_NAME)),
+            0o600,
+            "the new file has its own 0600 mode"
+        );
     }
 
     #[test]
@@ -521,10 +585,19 @@ pub(crate) mod tests {
     #[test]
     fn a_missing_or_damaged_keystore_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Keystore::open(dir.path()), Err(Error::NotActivated { .. })));
-        fs::write(dir.path().join(FILE_NAME), br#"{"state":"active","server":"https://x","device_id":"d"}"#).unwrap();
+        assert!(matches!(
+            Keystore::open(dir.path()),
+            Err(Error::NotActivated { .. })
+        ));
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"state":"active","server":"https://x","device_id":"d"}"#,
+        )
+        .unwrap();
         match Keystore::open(dir.path()) {
-            Err(Error::CorruptKeystore { detail, .. }) => assert!(detail.contains("device_key"), "{detail}"),
+            Err(Error::CorruptKeystore { detail, .. }) => {
+                assert!(detail.contains("device_key"), "{detail}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -534,7 +607,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         active_keystore(dir.path(), "http://localhost:8080");
         let path = dir.path().join(FILE_NAME);
-        let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         record["server"] = "http://eid.example:8080".into();
         fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
         match Keystore::open(dir.path()) {
@@ -547,9 +621,15 @@ pub(crate) mod tests {
     fn an_active_home_is_not_activated_over() {
         let dir = tempfile::tempdir().unwrap();
         let (mut keystore, _, _) = active_keystore(dir.path(), "http://localhost:8080");
-        assert!(matches!(Keystore::prepare_home(dir.path()), Err(Error::AlreadyActive { .. })));
+        assert!(matches!(
+            Keystore::prepare_home(dir.path()),
+            Err(Error::AlreadyActive { .. })
+        ));
         keystore.set_state(DeviceStatus::PinLocked).unwrap();
-        assert!(Keystore::prepare_home(dir.path()).is_ok(), "a locked device is re-activated");
+        assert!(
+            Keystore::prepare_home(dir.path()).is_ok(),
+            "a locked device is re-activated"
+        );
         keystore.wipe().unwrap();
         assert!(Keystore::prepare_home(dir.path()).is_ok());
     }

@@ -65,7 +65,11 @@ enum Action {
     /// Approve a request ("Ауторизовати"): match the code, enter the PIN.
     Approve {
         /// The transaction to approve.
-        #[arg(value_name = "TXN", required_unless_present = "next", conflicts_with = "next")]
+        #[arg(
+            value_name = "TXN",
+            required_unless_present = "next",
+            conflicts_with = "next"
+        )]
         txn: Option<String>,
         /// Take the first pending request.
         #[arg(long)]
@@ -102,11 +106,22 @@ enum Action {
 fn run(command: Command) -> Result<u8, cli::Failure> {
     let home = cli::home(command.home)?;
     match command.action {
-        Action::Activate { server, ca_file, code, pin_stdin, name, json } => {
-            cli::activate_command(&home, &server, ca_file, &code, pin_stdin, name, json)
-        }
+        Action::Activate {
+            server,
+            ca_file,
+            code,
+            pin_stdin,
+            name,
+            json,
+        } => cli::activate_command(&home, &server, ca_file, &code, pin_stdin, name, json),
         Action::Pending { wait, json } => cli::pending_command(&home, wait, json),
-        Action::Approve { txn, next: _, wait, code, pin_stdin } => {
+        Action::Approve {
+            txn,
+            next: _,
+            wait,
+            code,
+            pin_stdin,
+        } => {
             let target = match txn {
                 Some(txn) => Target::Transaction(txn),
                 None => Target::Next(wait.unwrap_or(DEFAULT_NEXT_WAIT)),
@@ -142,12 +157,24 @@ mod tests {
 
     #[test]
     fn approve_takes_a_transaction_or_next_but_not_both() {
-        assert!(Command::try_parse_from(["consentid", "approve", "txn-1", "--code", "1234"]).is_ok());
-        assert!(Command::try_parse_from(["consentid", "approve", "--next", "--wait", "5", "--pin-stdin"]).is_ok());
+        assert!(
+            Command::try_parse_from(["consentid", "approve", "txn-1", "--code", "1234"]).is_ok()
+        );
+        assert!(Command::try_parse_from([
+            "consentid",
+            "approve",
+            "--next",
+            "--wait",
+            "5",
+            "--pin-stdin"
+        ])
+        .is_ok());
         assert!(Command::try_parse_from(["consentid", "approve"]).is_err());
         assert!(Command::try_parse_from(["consentid", "approve", "txn-1", "--next"]).is_err());
         assert!(Command::try_parse_from(["consentid", "approve", "txn-1", "--wait", "5"]).is_err());
-        assert!(Command::try_parse_from(["consentid", "--home", "/tmp/x", "status", "--json"]).is_ok());
+        assert!(
+            Command::try_parse_from(["consentid", "--home", "/tmp/x", "status", "--json"]).is_ok()
+        );
         assert!(Command::try_parse_from(["consentid", "status", "--home", "/tmp/x"]).is_ok());
     }
 }

@@ -117,7 +117,11 @@ pub struct PinParams {
 impl Default for PinParams {
     /// RFC 9106 §4, second recommended option ("low memory"): m = 64 MiB, t = 3, p = 4.
     fn default() -> Self {
-        Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 4 }
+        Self {
+            memory_kib: 64 * 1024,
+            iterations: 3,
+            parallelism: 4,
+        }
     }
 }
 
@@ -125,7 +129,11 @@ impl PinParams {
     /// Weaker parameters, for tests only: a key derived with them is not the device's key
     /// and is far cheaper to brute-force.
     pub fn dangerous_weak(memory_kib: u32, iterations: u32, parallelism: u32) -> Self {
-        Self { memory_kib, iterations, parallelism }
+        Self {
+            memory_kib,
+            iterations,
+            parallelism,
+        }
     }
 }
 
@@ -138,8 +146,13 @@ impl PinKey {
     /// P-256 scalar. If the 32 bytes are not a valid scalar (probability about 2^-32), the HKDF
     /// step is repeated with a counter byte appended to the info (`consentid-pin-v1` ‖ 1, ‖ 2 …).
     pub fn derive(pin: &Pin, salt: &PinSalt, params: PinParams) -> Result<Self, Error> {
-        let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-            .map_err(|e| Error::KeyDerivation(e.to_string()))?;
+        let argon_params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(32),
+        )
+        .map_err(|e| Error::KeyDerivation(e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
         let mut stretched = Zeroizing::new([0u8; 32]);
         argon
@@ -152,13 +165,16 @@ impl PinKey {
                 info.push(counter);
             }
             let mut okm = Zeroizing::new([0u8; 32]);
-            hkdf.expand(&info, okm.as_mut()).map_err(|e| Error::KeyDerivation(e.to_string()))?;
+            hkdf.expand(&info, okm.as_mut())
+                .map_err(|e| Error::KeyDerivation(e.to_string()))?;
             if let Ok(key) = SecretKey::from_slice(okm.as_ref()) {
                 return Ok(Self(key));
             }
             okm.zeroize();
         }
-        Err(Error::KeyDerivation("no valid P-256 scalar after 256 tries".to_owned()))
+        Err(Error::KeyDerivation(
+            "no valid P-256 scalar after 256 tries".to_owned(),
+        ))
     }
 
     /// The public PIN key, SubjectPublicKeyInfo DER (sent to the server only sealed).
@@ -190,11 +206,18 @@ mod tests {
     #[test]
     fn new_pins_must_be_six_non_trivial_digits() {
         assert!(Pin::choose("482915").is_ok());
-        assert!(Pin::choose(" 135790\n").is_ok(), "surrounding whitespace is not part of the PIN");
+        assert!(
+            Pin::choose(" 135790\n").is_ok(),
+            "surrounding whitespace is not part of the PIN"
+        );
         assert_eq!(Pin::choose("12345").unwrap_err(), PinRefusal::Length);
         assert_eq!(Pin::choose("1234567").unwrap_err(), PinRefusal::Length);
         assert_eq!(Pin::choose("12a456").unwrap_err(), PinRefusal::NotDigits);
-        assert_eq!(Pin::choose("١٢٣٤٥٦").unwrap_err(), PinRefusal::NotDigits, "only ASCII digits");
+        assert_eq!(
+            Pin::choose("١٢٣٤٥٦").unwrap_err(),
+            PinRefusal::NotDigits,
+            "only ASCII digits"
+        );
         assert_eq!(Pin::choose("000000").unwrap_err(), PinRefusal::SameDigit);
         assert_eq!(Pin::choose("777777").unwrap_err(), PinRefusal::SameDigit);
         assert_eq!(Pin::choose("123456").unwrap_err(), PinRefusal::Sequence);
@@ -206,7 +229,10 @@ mod tests {
 
     #[test]
     fn entered_pins_are_only_checked_for_form() {
-        assert!(Pin::enter("000000").is_ok(), "a trivial PIN is simply wrong; the server counts it");
+        assert!(
+            Pin::enter("000000").is_ok(),
+            "a trivial PIN is simply wrong; the server counts it"
+        );
         assert_eq!(Pin::enter("00000").unwrap_err(), PinRefusal::Length);
         assert_eq!(Pin::enter("00000x").unwrap_err(), PinRefusal::NotDigits);
     }
@@ -218,7 +244,10 @@ mod tests {
         let key = PinKey::derive(&pin, &salt, fast()).unwrap();
         let printed = format!("{pin:?} {salt:?} {key:?}");
         assert!(!printed.contains("482915"));
-        assert_eq!(printed, "Pin([redacted]) PinSalt([redacted]) PinKey([redacted])");
+        assert_eq!(
+            printed,
+            "Pin([redacted]) PinSalt([redacted]) PinKey([redacted])"
+        );
     }
 
     #[test]
@@ -239,10 +268,17 @@ mod tests {
     fn the_cost_parameters_change_the_key_and_the_default_is_rfc_9106_low_memory() {
         let pin = Pin::choose("482915").unwrap();
         let salt = PinSalt::random();
-        let a = PinKey::derive(&pin, &salt, fast()).unwrap().public_key_der();
-        let b = PinKey::derive(&pin, &salt, PinParams::dangerous_weak(64, 2, 1)).unwrap().public_key_der();
+        let a = PinKey::derive(&pin, &salt, fast())
+            .unwrap()
+            .public_key_der();
+        let b = PinKey::derive(&pin, &salt, PinParams::dangerous_weak(64, 2, 1))
+            .unwrap()
+            .public_key_der();
         assert_ne!(a, b);
-        assert_eq!(PinParams::default(), PinParams::dangerous_weak(65_536, 3, 4));
+        assert_eq!(
+            PinParams::default(),
+            PinParams::dangerous_weak(65_536, 3, 4)
+        );
         assert!(matches!(
             PinKey::derive(&pin, &salt, PinParams::dangerous_weak(1, 1, 1)),
             Err(Error::KeyDerivation(_))
@@ -251,7 +287,8 @@ mod tests {
 
     #[test]
     fn pin_key_signatures_verify_under_its_public_key() {
-        let key = PinKey::derive(&Pin::choose("482915").unwrap(), &PinSalt::random(), fast()).unwrap();
+        let key =
+            PinKey::derive(&Pin::choose("482915").unwrap(), &PinSalt::random(), fast()).unwrap();
         let signature = key.sign(b"M");
         assert!(proto::crypto::verify(&key.public_key_der(), b"M", &signature).is_ok());
     }

@@ -113,18 +113,24 @@ impl VerifiedRequest {
 pub(crate) fn is_safe_value(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
         && value.bytes().any(|b| b.is_ascii_alphanumeric())
 }
 
 /// Verifies an envelope with the pinned server signing key (SPKI DER), then parses the payload
 /// bytes. Nothing in the envelope is looked at before the signature verifies.
-pub fn verify_envelope(server_signing_key: &[u8], envelope: &Envelope) -> Result<VerifiedRequest, EnvelopeError> {
+pub fn verify_envelope(
+    server_signing_key: &[u8],
+    envelope: &Envelope,
+) -> Result<VerifiedRequest, EnvelopeError> {
     let payload_bytes = proto::unb64(&envelope.payload).map_err(|_| EnvelopeError::Encoding)?;
     let signature = proto::unb64(&envelope.signature).map_err(|_| EnvelopeError::Encoding)?;
-    proto::crypto::verify(server_signing_key, &payload_bytes, &signature).map_err(|_| EnvelopeError::Signature)?;
-    let payload: RequestPayload =
-        serde_json::from_slice(&payload_bytes).map_err(|e| EnvelopeError::Payload(e.to_string()))?;
+    proto::crypto::verify(server_signing_key, &payload_bytes, &signature)
+        .map_err(|_| EnvelopeError::Signature)?;
+    let payload: RequestPayload = serde_json::from_slice(&payload_bytes)
+        .map_err(|e| EnvelopeError::Payload(e.to_string()))?;
     if payload.v != 1 {
         return Err(EnvelopeError::Version(payload.v));
     }
@@ -139,7 +145,11 @@ pub fn verify_envelope(server_signing_key: &[u8], envelope: &Envelope) -> Result
         return Err(EnvelopeError::Challenge);
     }
     let code = VerificationCode::of_challenge(&challenge);
-    Ok(VerifiedRequest { payload, payload_bytes, code })
+    Ok(VerifiedRequest {
+        payload,
+        payload_bytes,
+        code,
+    })
 }
 
 #[cfg(test)]
@@ -154,20 +164,27 @@ pub(crate) mod tests {
             txn_id: txn_id.to_owned(),
             kind,
             rp: RelyingParty {
-                id: "eidportal".into(), name: "Портал за електронску идентификацију".into()
+                id: "eidportal".into(),
+                name: "Портал за електронску идентификацију".into(),
             },
             user: "Петар Петровић".into(),
             challenge: proto::b64(&[7u8; 32]),
             created_at: expires_at - 120,
             expires_at,
-            context: RequestContext { browser: "Firefox / Linux".into(), ip: "127.0.0.1".into() },
+            context: RequestContext {
+                browser: "Firefox / Linux".into(),
+                ip: "127.0.0.1".into(),
+            },
             sign: None,
         }
     }
 
     pub(crate) fn seal_envelope(server: &SecretKey, payload: &RequestPayload) -> Envelope {
         let bytes = serde_json::to_vec(payload).unwrap();
-        Envelope { payload: proto::b64(&bytes), signature: proto::b64(&proto::crypto::sign(server, &bytes)) }
+        Envelope {
+            payload: proto::b64(&bytes),
+            signature: proto::b64(&proto::crypto::sign(server, &bytes)),
+        }
     }
 
     fn spki(key: &SecretKey) -> Vec<u8> {
@@ -182,17 +199,28 @@ pub(crate) mod tests {
             let codes = three_codes(&real);
             assert_eq!(codes.iter().filter(|c| **c == real).count(), 1);
             assert!(codes[0] != codes[1] && codes[1] != codes[2] && codes[0] != codes[2]);
-            assert!(codes.iter().all(|c| VerificationCode::parse(c.as_str()).is_ok()));
+            assert!(codes
+                .iter()
+                .all(|c| VerificationCode::parse(c.as_str()).is_ok()));
             positions[codes.iter().position(|c| *c == real).unwrap()] += 1;
         }
-        assert!(positions.iter().all(|&n| n > 0), "the real code must not always sit in one place: {positions:?}");
+        assert!(
+            positions.iter().all(|&n| n > 0),
+            "the real code must not always sit in one place: {positions:?}"
+        );
     }
 
     #[test]
     fn verification_codes_are_four_digits() {
         assert!(VerificationCode::parse(" 0042 ").is_ok());
         for bad in ["042", "04200", "04a2", "", "4821\nvc=1"] {
-            assert!(matches!(VerificationCode::parse(bad), Err(Error::InvalidVerificationCode)), "{bad:?}");
+            assert!(
+                matches!(
+                    VerificationCode::parse(bad),
+                    Err(Error::InvalidVerificationCode)
+                ),
+                "{bad:?}"
+            );
         }
     }
 
@@ -203,7 +231,10 @@ pub(crate) mod tests {
         let request = verify_envelope(&spki(&server), &envelope).unwrap();
         assert_eq!(request.txn_id(), "txn-1");
         assert_eq!(proto::b64(request.payload_bytes()), envelope.payload);
-        assert_eq!(request.verification_code().as_str(), proto::crypto::verification_code(&[7u8; 32]));
+        assert_eq!(
+            request.verification_code().as_str(),
+            proto::crypto::verification_code(&[7u8; 32])
+        );
         assert_eq!(request.seconds_left(900), 100);
         assert_eq!(request.seconds_left(2000), 0);
     }
@@ -221,20 +252,38 @@ pub(crate) mod tests {
             payload: proto::b64(&serde_json::to_vec(&tampered_payload).unwrap()),
             signature: envelope.signature.clone(),
         };
-        assert_eq!(verify_envelope(&spki(&server), &tampered).unwrap_err(), EnvelopeError::Signature);
+        assert_eq!(
+            verify_envelope(&spki(&server), &tampered).unwrap_err(),
+            EnvelopeError::Signature
+        );
 
         // One flipped byte.
         let mut bytes = proto::unb64(&envelope.payload).unwrap();
         bytes[10] ^= 1;
-        let flipped = Envelope { payload: proto::b64(&bytes), signature: envelope.signature.clone() };
-        assert_eq!(verify_envelope(&spki(&server), &flipped).unwrap_err(), EnvelopeError::Signature);
+        let flipped = Envelope {
+            payload: proto::b64(&bytes),
+            signature: envelope.signature.clone(),
+        };
+        assert_eq!(
+            verify_envelope(&spki(&server), &flipped).unwrap_err(),
+            EnvelopeError::Signature
+        );
 
         // Signed by another key than the pinned one.
         let other = SecretKey::random(&mut rand::rngs::OsRng);
-        assert_eq!(verify_envelope(&spki(&other), &envelope).unwrap_err(), EnvelopeError::Signature);
+        assert_eq!(
+            verify_envelope(&spki(&other), &envelope).unwrap_err(),
+            EnvelopeError::Signature
+        );
 
-        let junk = Envelope { payload: "%%%".into(), signature: envelope.signature };
-        assert_eq!(verify_envelope(&spki(&server), &junk).unwrap_err(), EnvelopeError::Encoding);
+        let junk = Envelope {
+            payload: "%%%".into(),
+            signature: envelope.signature,
+        };
+        assert_eq!(
+            verify_envelope(&spki(&server), &junk).unwrap_err(),
+            EnvelopeError::Encoding
+        );
     }
 
     #[test]

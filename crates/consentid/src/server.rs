@@ -33,7 +33,10 @@ impl ServerUrl {
     /// Checks and normalises an address: `https://host[:port][/prefix]` (or `http://` to this
     /// computer), no query, fragment or user name.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let refuse = |reason| Error::InvalidServerUrl { url: text.to_owned(), reason };
+        let refuse = |reason| Error::InvalidServerUrl {
+            url: text.to_owned(),
+            reason,
+        };
         let base = text.trim().trim_end_matches('/');
         let (scheme, rest) = if let Some(rest) = base.strip_prefix("https://") {
             ("https://", rest)
@@ -42,10 +45,11 @@ impl ServerUrl {
         } else {
             return Err(refuse("it must start with https://"));
         };
-        if rest
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || matches!(b, b'?' | b'#' | b'@' | b'\\'))
-        {
+        if rest.bytes().any(|b| {
+            b.is_ascii_whitespace()
+                || b.is_ascii_control()
+                || matches!(b, b'?' | b'#' | b'@' | b'\\')
+        }) {
             return Err(refuse("it must not contain spaces, '?', '#', '@' or '\\'"));
         }
         let host_len = rest.find('/').unwrap_or(rest.len());
@@ -58,10 +62,16 @@ impl ServerUrl {
             ));
         }
         let prefix_start = scheme.len() + host_len;
-        if base.get(prefix_start..).is_some_and(|prefix| prefix.split('/').any(|s| s == "." || s == "..")) {
+        if base
+            .get(prefix_start..)
+            .is_some_and(|prefix| prefix.split('/').any(|s| s == "." || s == ".."))
+        {
             return Err(refuse("the path must not contain '.' or '..' segments"));
         }
-        Ok(Self { base: base.to_owned(), prefix_start })
+        Ok(Self {
+            base: base.to_owned(),
+            prefix_start,
+        })
     }
 
     /// The normalised address.
@@ -76,7 +86,10 @@ impl ServerUrl {
 
     /// The path and query the server sees, as signed in a device request.
     pub(crate) fn signed_path(&self, path_and_query: &str) -> String {
-        format!("{}{path_and_query}", self.base.get(self.prefix_start..).unwrap_or_default())
+        format!(
+            "{}{path_and_query}",
+            self.base.get(self.prefix_start..).unwrap_or_default()
+        )
     }
 }
 
@@ -96,9 +109,14 @@ impl fmt::Debug for ServerUrl {
 fn is_loopback(host_port: &str) -> bool {
     let host = match host_port.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+        None => host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host),
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// The CA certificate (PEM) given at activation, kept in the app's home.
@@ -111,22 +129,32 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let unusable = |detail: String| Error::CaFile { path: path.to_owned(), detail };
+            let unusable = |detail: String| Error::CaFile {
+                path: path.to_owned(),
+                detail,
+            };
             let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
             for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
                 let certificate = certificate.map_err(|e| unusable(e.to_string()))?;
-                roots.add(certificate).map_err(|e| unusable(e.to_string()))?;
+                roots
+                    .add(certificate)
+                    .map_err(|e| unusable(e.to_string()))?;
             }
             if roots.is_empty() {
                 return Err(unusable("no certificate in the file".into()));
             }
         }
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| Error::CaFile { path: PathBuf::new(), detail: e.to_string() })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| Error::CaFile {
+        path: PathBuf::new(),
+        detail: e.to_string(),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -134,11 +162,19 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error
 struct Tls(Arc<rustls::ClientConfig>);
 
 impl ureq::TlsConnector for Tls {
-    fn connect(&self, dns_name: &str, io: Box<dyn ureq::ReadWrite>) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
-        let host = dns_name.trim_start_matches('[').trim_end_matches(']').to_owned();
+    fn connect(
+        &self,
+        dns_name: &str,
+        io: Box<dyn ureq::ReadWrite>,
+    ) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let host = dns_name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let name = rustls::pki_types::ServerName::try_from(host)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let connection = rustls::ClientConnection::new(self.0.clone(), name).map_err(std::io::Error::other)?;
+        let connection =
+            rustls::ClientConnection::new(self.0.clone(), name).map_err(std::io::Error::other)?;
         let mut stream = rustls::StreamOwned::new(connection, io);
         // The handshake now, so that a certificate that does not verify fails the connection.
         while stream.conn.is_handshaking() {
@@ -218,12 +254,18 @@ impl Http {
                 tls_config(Some(source))?;
                 std::fs::copy(source, &target)
                     .map(|_| ())
-                    .map_err(|e| Error::CaFile { path: source.to_owned(), detail: e.to_string() })
+                    .map_err(|e| Error::CaFile {
+                        path: source.to_owned(),
+                        detail: e.to_string(),
+                    })
             }
             None => match std::fs::remove_file(&target) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::CaFile { path: target, detail: e.to_string() }),
+                Err(e) => Err(Error::CaFile {
+                    path: target,
+                    detail: e.to_string(),
+                }),
             },
         }
     }
@@ -240,24 +282,39 @@ impl Http {
     ) -> Result<String, Error> {
         let agent = match &self.agent {
             Ok(agent) => agent,
-            Err((path, detail)) => return Err(Error::CaFile { path: path.clone(), detail: detail.clone() }),
+            Err((path, detail)) => {
+                return Err(Error::CaFile {
+                    path: path.clone(),
+                    detail: detail.clone(),
+                })
+            }
         };
-        let mut request = agent.request(method, url).timeout(timeout).set("Accept", "application/json");
+        let mut request = agent
+            .request(method, url)
+            .timeout(timeout)
+            .set("Accept", "application/json");
         if let Some(authorization) = authorization {
             request = request.set("Authorization", authorization);
         }
         let answer = match body {
-            Some(body) => request.set("Content-Type", "application/json").send_bytes(body),
+            Some(body) => request
+                .set("Content-Type", "application/json")
+                .send_bytes(body),
             None => request.call(),
         };
         match answer {
-            Ok(response) => response
-                .into_string()
-                .map_err(|e| Error::BadAnswer { what: "body", detail: format!("reading {url}: {e}") }),
+            Ok(response) => response.into_string().map_err(|e| Error::BadAnswer {
+                what: "body",
+                detail: format!("reading {url}: {e}"),
+            }),
             Err(ureq::Error::Status(status, response)) => {
                 let text = response.into_string().unwrap_or_default();
                 Err(match serde_json::from_str::<ErrorBody>(&text) {
-                    Ok(body) => Error::Server { status, code: body.error, message: body.message },
+                    Ok(body) => Error::Server {
+                        status,
+                        code: body.error,
+                        message: body.message,
+                    },
                     Err(_) => Error::Server {
                         status,
                         code: format!("http_{status}"),
@@ -265,9 +322,10 @@ impl Http {
                     },
                 })
             }
-            Err(ureq::Error::Transport(transport)) => {
-                Err(Error::Unreachable { url: url.to_owned(), source: Box::new(transport) })
-            }
+            Err(ureq::Error::Transport(transport)) => Err(Error::Unreachable {
+                url: url.to_owned(),
+                source: Box::new(transport),
+            }),
         }
     }
 }
@@ -280,10 +338,19 @@ mod tests {
     fn server_addresses_are_normalised() {
         let url = ServerUrl::parse(" http://127.0.0.1:8080/ ").unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:8080");
-        assert_eq!(url.url("/api/app/v1/status"), "http://127.0.0.1:8080/api/app/v1/status");
-        assert_eq!(url.signed_path("/api/app/v1/inbox?wait=5"), "/api/app/v1/inbox?wait=5");
+        assert_eq!(
+            url.url("/api/app/v1/status"),
+            "http://127.0.0.1:8080/api/app/v1/status"
+        );
+        assert_eq!(
+            url.signed_path("/api/app/v1/inbox?wait=5"),
+            "/api/app/v1/inbox?wait=5"
+        );
         let prefixed = ServerUrl::parse("https://eid.example/portal/").unwrap();
-        assert_eq!(prefixed.signed_path("/api/app/v1/status"), "/portal/api/app/v1/status");
+        assert_eq!(
+            prefixed.signed_path("/api/app/v1/status"),
+            "/portal/api/app/v1/status"
+        );
         assert_eq!(prefixed.url("/x"), "https://eid.example/portal/x");
     }
 
@@ -299,19 +366,36 @@ mod tests {
             "http://u@x",
             "http://x/../y",
         ] {
-            assert!(matches!(ServerUrl::parse(bad), Err(Error::InvalidServerUrl { .. })), "{bad}");
+            assert!(
+                matches!(ServerUrl::parse(bad), Err(Error::InvalidServerUrl { .. })),
+                "{bad}"
+            );
         }
         assert!(ServerUrl::parse("https://eid.example").is_ok());
     }
 
     #[test]
     fn plain_http_only_to_this_computer() {
-        for ok in ["http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:80/x", "http://localhost:1", "http://LOCALHOST"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://[::1]:80/x",
+            "http://localhost:1",
+            "http://LOCALHOST",
+        ] {
             assert!(ServerUrl::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://192.0.2.1:8080", "http://eid.example", "http://[2001:db8::1]:80", "http://localhost.evil.example", "http://128.0.0.1"] {
+        for bad in [
+            "http://192.0.2.1:8080",
+            "http://eid.example",
+            "http://[2001:db8::1]:80",
+            "http://localhost.evil.example",
+            "http://128.0.0.1",
+        ] {
             match ServerUrl::parse(bad) {
-                Err(Error::InvalidServerUrl { reason, .. }) => assert!(reason.contains("https://"), "{bad}: {reason}"),
+                Err(Error::InvalidServerUrl { reason, .. }) => {
+                    assert!(reason.contains("https://"), "{bad}: {reason}")
+                }
                 other => panic!("{bad}: {other:?}"),
             }
         }

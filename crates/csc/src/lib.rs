@@ -31,7 +31,11 @@ pub struct CscError {
 impl CscError {
     /// `400 invalid_request` with a description.
     pub fn invalid(description: impl Into<String>) -> Self {
-        Self { status: 400, error: "invalid_request", error_description: description.into() }
+        Self {
+            status: 400,
+            error: "invalid_request",
+            error_description: description.into(),
+        }
     }
 
     /// `400 invalid_request`: "Missing (or invalid type) string parameter NAME".
@@ -41,20 +45,33 @@ impl CscError {
 
     /// `401 invalid_token`.
     pub fn invalid_token() -> Self {
-        Self { status: 401, error: "invalid_token", error_description: "The access token is not valid".into() }
+        Self {
+            status: 401,
+            error: "invalid_token",
+            error_description: "The access token is not valid".into(),
+        }
     }
 
     /// `400 access_denied` with a description.
     pub fn access_denied(description: impl Into<String>) -> Self {
-        Self { status: 400, error: "access_denied", error_description: description.into() }
+        Self {
+            status: 400,
+            error: "access_denied",
+            error_description: description.into(),
+        }
     }
 }
 
 /// Parses a request body; a body that is not a JSON object of the right shape is
 /// `invalid_request` naming what serde found wrong. An empty body counts as `{}`.
 pub fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, CscError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| CscError::invalid(format!("Malformed request body: {e}")))
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| CscError::invalid(format!("Malformed request body: {e}")))
 }
 
 /// `credentials/list`.
@@ -163,7 +180,9 @@ pub struct Authorize {
 /// Decodes base64 in any of its common spellings (standard or URL alphabet, padded or not):
 /// JSON bodies use the standard one, OAuth queries the URL one.
 pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(text.as_bytes()).ok())
+    [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text.as_bytes()).ok())
 }
 
 fn credential_id(value: Option<&String>) -> Result<String, CscError> {
@@ -175,11 +194,19 @@ fn credential_id(value: Option<&String>) -> Result<String, CscError> {
 }
 
 fn hash_algorithm(oid: Option<&String>) -> Result<Option<HashAlgorithm>, CscError> {
-    oid.map(|oid| HashAlgorithm::from_oid(oid).ok_or_else(|| CscError::invalid("Invalid parameter hashAlgorithmOID"))).transpose()
+    oid.map(|oid| {
+        HashAlgorithm::from_oid(oid)
+            .ok_or_else(|| CscError::invalid("Invalid parameter hashAlgorithmOID"))
+    })
+    .transpose()
 }
 
-fn decode_hashes(hashes: Option<&Vec<String>>, algorithm: HashAlgorithm) -> Result<Vec<Vec<u8>>, CscError> {
-    let hashes = hashes.ok_or_else(|| CscError::invalid("Missing (or invalid type) array parameter hashes"))?;
+fn decode_hashes(
+    hashes: Option<&Vec<String>>,
+    algorithm: HashAlgorithm,
+) -> Result<Vec<Vec<u8>>, CscError> {
+    let hashes = hashes
+        .ok_or_else(|| CscError::invalid("Missing (or invalid type) array parameter hashes"))?;
     if hashes.is_empty() {
         return Err(CscError::invalid("Empty hash array"));
     }
@@ -189,7 +216,8 @@ fn decode_hashes(hashes: Option<&Vec<String>>, algorithm: HashAlgorithm) -> Resu
     hashes
         .iter()
         .map(|text| {
-            let hash = decode_base64(text).ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
+            let hash = decode_base64(text)
+                .ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
             if hash.len() == algorithm.digest_len() {
                 Ok(hash)
             } else {
@@ -204,7 +232,9 @@ impl AuthorizeRequest {
     /// signatures as hashes.
     pub fn validate(&self) -> Result<Authorize, CscError> {
         let credential_id = credential_id(self.credential_id.as_ref())?;
-        let num_signatures = self.num_signatures.ok_or_else(|| CscError::invalid("Missing (or invalid type) integer parameter numSignatures"))?;
+        let num_signatures = self.num_signatures.ok_or_else(|| {
+            CscError::invalid("Missing (or invalid type) integer parameter numSignatures")
+        })?;
         let num_signatures = usize::try_from(num_signatures).unwrap_or(usize::MAX);
         if num_signatures == 0 {
             return Err(CscError::invalid("Invalid parameter numSignatures"));
@@ -212,10 +242,13 @@ impl AuthorizeRequest {
         if num_signatures > domain::signing::MAX_SIGNATURES {
             return Err(CscError::invalid("Numbers of signatures is too high"));
         }
-        let algorithm = hash_algorithm(self.hash_algorithm_oid.as_ref())?.ok_or_else(|| CscError::missing("hashAlgorithmOID"))?;
+        let algorithm = hash_algorithm(self.hash_algorithm_oid.as_ref())?
+            .ok_or_else(|| CscError::missing("hashAlgorithmOID"))?;
         let hashes = decode_hashes(self.hashes.as_ref(), algorithm)?;
         if hashes.len() != num_signatures {
-            return Err(CscError::invalid("Invalid parameter numSignatures: it must equal the number of hashes"));
+            return Err(CscError::invalid(
+                "Invalid parameter numSignatures: it must equal the number of hashes",
+            ));
         }
         let description = match &self.description {
             // The citizen reads it on the approval screen: printable text only, so that it
@@ -225,7 +258,13 @@ impl AuthorizeRequest {
             }
             other => other.clone(),
         };
-        Ok(Authorize { credential_id, num_signatures, hashes, algorithm, description })
+        Ok(Authorize {
+            credential_id,
+            num_signatures,
+            hashes,
+            algorithm,
+            description,
+        })
     }
 }
 
@@ -290,13 +329,37 @@ pub struct SignHash {
 
 /// The signature algorithms we accept: (OID, scheme, the hash it implies).
 pub const SIGN_ALGORITHMS: &[(&str, SignatureScheme, Option<HashAlgorithm>)] = &[
-    ("1.2.840.10045.4.3.2", SignatureScheme::Ecdsa, Some(HashAlgorithm::Sha256)),
-    ("1.2.840.10045.4.3.3", SignatureScheme::Ecdsa, Some(HashAlgorithm::Sha384)),
-    ("1.2.840.10045.4.3.4", SignatureScheme::Ecdsa, Some(HashAlgorithm::Sha512)),
+    (
+        "1.2.840.10045.4.3.2",
+        SignatureScheme::Ecdsa,
+        Some(HashAlgorithm::Sha256),
+    ),
+    (
+        "1.2.840.10045.4.3.3",
+        SignatureScheme::Ecdsa,
+        Some(HashAlgorithm::Sha384),
+    ),
+    (
+        "1.2.840.10045.4.3.4",
+        SignatureScheme::Ecdsa,
+        Some(HashAlgorithm::Sha512),
+    ),
     ("1.2.840.10045.2.1", SignatureScheme::Ecdsa, None),
-    ("1.2.840.113549.1.1.11", SignatureScheme::RsaPkcs1, Some(HashAlgorithm::Sha256)),
-    ("1.2.840.113549.1.1.12", SignatureScheme::RsaPkcs1, Some(HashAlgorithm::Sha384)),
-    ("1.2.840.113549.1.1.13", SignatureScheme::RsaPkcs1, Some(HashAlgorithm::Sha512)),
+    (
+        "1.2.840.113549.1.1.11",
+        SignatureScheme::RsaPkcs1,
+        Some(HashAlgorithm::Sha256),
+    ),
+    (
+        "1.2.840.113549.1.1.12",
+        SignatureScheme::RsaPkcs1,
+        Some(HashAlgorithm::Sha384),
+    ),
+    (
+        "1.2.840.113549.1.1.13",
+        SignatureScheme::RsaPkcs1,
+        Some(HashAlgorithm::Sha512),
+    ),
     ("1.2.840.113549.1.1.1", SignatureScheme::RsaPkcs1, None),
     ("1.2.840.113549.1.1.10", SignatureScheme::RsaPss, None),
 ];
@@ -318,7 +381,9 @@ fn pss_params(hash: HashAlgorithm, null: bool) -> Vec<u8> {
         HashAlgorithm::Sha384 => 2,
         HashAlgorithm::Sha512 => 3,
     };
-    let mut hash_id = vec![0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last];
+    let mut hash_id = vec![
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, last,
+    ];
     if null {
         hash_id.extend_from_slice(&[0x05, 0x00]);
     }
@@ -328,17 +393,35 @@ fn pss_params(hash: HashAlgorithm, null: bool) -> Vec<u8> {
         out
     };
     let hash_alg = tlv(0x30, &hash_id);
-    let mgf1 = [vec![0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08], hash_alg.clone()].concat();
+    let mgf1 = [
+        vec![
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08,
+        ],
+        hash_alg.clone(),
+    ]
+    .concat();
     let salt = tlv(0x02, &[u8::try_from(hash.digest_len()).unwrap_or(0)]);
-    let body = [tlv(0xa0, &hash_alg), tlv(0xa1, &tlv(0x30, &mgf1)), tlv(0xa2, &salt)].concat();
+    let body = [
+        tlv(0xa0, &hash_alg),
+        tlv(0xa1, &tlv(0x30, &mgf1)),
+        tlv(0xa2, &salt),
+    ]
+    .concat();
     tlv(0x30, &body)
 }
 
 /// The hash of RSASSA-PSS parameters we can honour (MGF1 with the same hash, salt = hash length).
 pub fn pss_hash(params: &[u8]) -> Option<HashAlgorithm> {
-    [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512]
-        .into_iter()
-        .find(|hash| params == pss_params(*hash, true).as_slice() || params == pss_params(*hash, false).as_slice())
+    [
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha384,
+        HashAlgorithm::Sha512,
+    ]
+    .into_iter()
+    .find(|hash| {
+        params == pss_params(*hash, true).as_slice()
+            || params == pss_params(*hash, false).as_slice()
+    })
 }
 
 impl SignHashRequest {
@@ -350,29 +433,54 @@ impl SignHashRequest {
             Some(_) => return Err(CscError::invalid("Invalid parameter SAD")),
             None => return Err(CscError::missing("SAD")),
         };
-        if self.operation_mode.as_deref().is_some_and(|mode| mode != "S") {
-            return Err(CscError::invalid("Invalid parameter operationMode: only S is offered"));
+        if self
+            .operation_mode
+            .as_deref()
+            .is_some_and(|mode| mode != "S")
+        {
+            return Err(CscError::invalid(
+                "Invalid parameter operationMode: only S is offered",
+            ));
         }
-        let sign_algo = self.sign_algo.as_ref().ok_or_else(|| CscError::missing("signAlgo"))?;
-        let (_, scheme, implied) =
-            SIGN_ALGORITHMS.iter().find(|(oid, ..)| oid == sign_algo).ok_or_else(|| CscError::invalid("Invalid parameter signAlgo"))?;
+        let sign_algo = self
+            .sign_algo
+            .as_ref()
+            .ok_or_else(|| CscError::missing("signAlgo"))?;
+        let (_, scheme, implied) = SIGN_ALGORITHMS
+            .iter()
+            .find(|(oid, ..)| oid == sign_algo)
+            .ok_or_else(|| CscError::invalid("Invalid parameter signAlgo"))?;
         let given = hash_algorithm(self.hash_algorithm_oid.as_ref())?;
         let from_params = match (&self.sign_algo_params, scheme) {
             (Some(params), SignatureScheme::RsaPss) => {
-                let params = decode_base64(params).ok_or_else(|| CscError::invalid("Invalid parameter signAlgoParams"))?;
-                Some(pss_hash(&params).ok_or_else(|| CscError::invalid("Invalid parameter signAlgoParams"))?)
+                let params = decode_base64(params)
+                    .ok_or_else(|| CscError::invalid("Invalid parameter signAlgoParams"))?;
+                Some(
+                    pss_hash(&params)
+                        .ok_or_else(|| CscError::invalid("Invalid parameter signAlgoParams"))?,
+                )
             }
             (Some(_), _) => return Err(CscError::invalid("Invalid parameter signAlgoParams")),
             (None, _) => None,
         };
         let candidates = [*implied, from_params, given];
         let mut known = candidates.iter().flatten();
-        let algorithm = *known.next().ok_or_else(|| CscError::missing("hashAlgorithmOID"))?;
+        let algorithm = *known
+            .next()
+            .ok_or_else(|| CscError::missing("hashAlgorithmOID"))?;
         if known.any(|other| *other != algorithm) {
-            return Err(CscError::invalid("Invalid parameter hashAlgorithmOID: it does not match signAlgo"));
+            return Err(CscError::invalid(
+                "Invalid parameter hashAlgorithmOID: it does not match signAlgo",
+            ));
         }
         let hashes = decode_hashes(self.hashes.as_ref(), algorithm)?;
-        Ok(SignHash { credential_id, sad, hashes, algorithm, scheme: *scheme })
+        Ok(SignHash {
+            credential_id,
+            sad,
+            hashes,
+            algorithm,
+            scheme: *scheme,
+        })
     }
 }
 
@@ -406,23 +514,44 @@ pub struct Timestamp {
 impl TimestampRequest {
     /// Checks the request.
     pub fn validate(&self) -> Result<Timestamp, CscError> {
-        let algorithm = hash_algorithm(self.hash_algo.as_ref())?.ok_or_else(|| CscError::missing("hashAlgo"))?;
-        let text = self.hash.as_ref().ok_or_else(|| CscError::missing("hash"))?;
-        let hash = decode_base64(text).ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
+        let algorithm = hash_algorithm(self.hash_algo.as_ref())?
+            .ok_or_else(|| CscError::missing("hashAlgo"))?;
+        let text = self
+            .hash
+            .as_ref()
+            .ok_or_else(|| CscError::missing("hash"))?;
+        let hash = decode_base64(text)
+            .ok_or_else(|| CscError::invalid("Invalid Base64 hash string parameter"))?;
         if hash.len() != algorithm.digest_len() {
             return Err(CscError::invalid("Invalid digest value length"));
         }
         let nonce = match &self.nonce {
             None => None,
-            Some(hex) if !hex.is_empty() && hex.len() <= 64 && hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Some(
-                hex.as_bytes()
-                    .chunks(2)
-                    .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0))
-                    .collect(),
-            ),
+            Some(hex)
+                if !hex.is_empty()
+                    && hex.len() <= 64
+                    && hex.len() % 2 == 0
+                    && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                Some(
+                    hex.as_bytes()
+                        .chunks(2)
+                        .map(|pair| {
+                            std::str::from_utf8(pair)
+                                .ok()
+                                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                                .unwrap_or(0)
+                        })
+                        .collect(),
+                )
+            }
             Some(_) => return Err(CscError::invalid("Invalid parameter nonce")),
         };
-        Ok(Timestamp { hash, algorithm, nonce })
+        Ok(Timestamp {
+            hash,
+            algorithm,
+            nonce,
+        })
     }
 }
 
@@ -459,26 +588,68 @@ mod tests {
         let request: AuthorizeRequest =
             parse(br#"{"credentialID":"ab","numSignatures":1,"hashes":["47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"],"hashAlgorithmOID":"2.16.840.1.101.3.4.2.1"}"#).unwrap();
         assert_eq!(request.validate().unwrap().hashes.len(), 1);
-        let two = AuthorizeRequest { num_signatures: Some(2), ..request.clone() };
+        let two = AuthorizeRequest {
+            num_signatures: Some(2),
+            ..request.clone()
+        };
         assert_eq!(two.validate().unwrap_err().error, "invalid_request");
-        let none = AuthorizeRequest { hashes: None, ..request.clone() };
-        assert!(none.validate().unwrap_err().error_description.contains("hashes"));
-        let no_algo = AuthorizeRequest { hash_algorithm_oid: None, ..request.clone() };
-        assert!(no_algo.validate().unwrap_err().error_description.contains("hashAlgorithmOID"));
-        let sha1 = AuthorizeRequest { hash_algorithm_oid: Some("1.3.14.3.2.26".into()), ..request };
-        assert_eq!(sha1.validate().unwrap_err().error_description, "Invalid parameter hashAlgorithmOID");
+        let none = AuthorizeRequest {
+            hashes: None,
+            ..request.clone()
+        };
+        assert!(none
+            .validate()
+            .unwrap_err()
+            .error_description
+            .contains("hashes"));
+        let no_algo = AuthorizeRequest {
+            hash_algorithm_oid: None,
+            ..request.clone()
+        };
+        assert!(no_algo
+            .validate()
+            .unwrap_err()
+            .error_description
+            .contains("hashAlgorithmOID"));
+        let sha1 = AuthorizeRequest {
+            hash_algorithm_oid: Some("1.3.14.3.2.26".into()),
+            ..request
+        };
+        assert_eq!(
+            sha1.validate().unwrap_err().error_description,
+            "Invalid parameter hashAlgorithmOID"
+        );
     }
 
     #[test]
     fn a_description_that_could_draw_on_the_approval_screen_is_refused() {
         let request: AuthorizeRequest =
             parse(br#"{"credentialID":"ab","numSignatures":1,"hashes":["47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"],"hashAlgorithmOID":"2.16.840.1.101.3.4.2.1"}"#).unwrap();
-        let with = |text: &str| AuthorizeRequest { description: Some(text.into()), ..request.clone() };
-        assert_eq!(with("Уговор о закупу.pdf").validate().unwrap().description.as_deref(), Some("Уговор о закупу.pdf"));
+        let with = |text: &str| AuthorizeRequest {
+            description: Some(text.into()),
+            ..request.clone()
+        };
+        assert_eq!(
+            with("Уговор о закупу.pdf")
+                .validate()
+                .unwrap()
+                .description
+                .as_deref(),
+            Some("Уговор о закупу.pdf")
+        );
         assert!(with(&"ж".repeat(200)).validate().is_ok());
-        for bad in ["x\u{1b}[2A\u{1b}[2K", "Ugovor\nКо тражи / Who asks: Портал", "a\u{202E}fdp", &"ж".repeat(201)] {
+        for bad in [
+            "x\u{1b}[2A\u{1b}[2K",
+            "Ugovor\nКо тражи / Who asks: Портал",
+            "a\u{202E}fdp",
+            &"ж".repeat(201),
+        ] {
             let error = with(bad).validate().unwrap_err();
-            assert_eq!((error.status, error.error), (400, "invalid_request"), "{bad:?}");
+            assert_eq!(
+                (error.status, error.error),
+                (400, "invalid_request"),
+                "{bad:?}"
+            );
             assert!(error.error_description.contains("description"), "{bad:?}");
         }
     }
@@ -494,25 +665,79 @@ mod tests {
             ..SignHashRequest::default()
         };
         assert!(base.validate().is_ok());
-        let check = |request: SignHashRequest, expected: &str| assert_eq!(request.validate().unwrap_err().error_description, expected);
-        check(SignHashRequest { hashes: Some(vec!["%%%".into()]), ..base.clone() }, "Invalid Base64 hash string parameter");
-        check(SignHashRequest { hashes: Some(vec!["AAAA".into()]), ..base.clone() }, "Invalid digest value length");
-        check(SignHashRequest { hashes: Some(vec![]), ..base.clone() }, "Empty hash array");
-        check(SignHashRequest { sign_algo: Some("1.2.3.4".into()), ..base.clone() }, "Invalid parameter signAlgo");
-        check(SignHashRequest { sad: None, ..base.clone() }, "Missing (or invalid type) string parameter SAD");
-        check(SignHashRequest { credential_id: None, ..base.clone() }, "Missing (or invalid type) string parameter credentialID");
+        let check = |request: SignHashRequest, expected: &str| {
+            assert_eq!(request.validate().unwrap_err().error_description, expected)
+        };
         check(
-            SignHashRequest { hash_algorithm_oid: Some("2.16.840.1.101.3.4.2.3".into()), ..base.clone() },
+            SignHashRequest {
+                hashes: Some(vec!["%%%".into()]),
+                ..base.clone()
+            },
+            "Invalid Base64 hash string parameter",
+        );
+        check(
+            SignHashRequest {
+                hashes: Some(vec!["AAAA".into()]),
+                ..base.clone()
+            },
+            "Invalid digest value length",
+        );
+        check(
+            SignHashRequest {
+                hashes: Some(vec![]),
+                ..base.clone()
+            },
+            "Empty hash array",
+        );
+        check(
+            SignHashRequest {
+                sign_algo: Some("1.2.3.4".into()),
+                ..base.clone()
+            },
+            "Invalid parameter signAlgo",
+        );
+        check(
+            SignHashRequest {
+                sad: None,
+                ..base.clone()
+            },
+            "Missing (or invalid type) string parameter SAD",
+        );
+        check(
+            SignHashRequest {
+                credential_id: None,
+                ..base.clone()
+            },
+            "Missing (or invalid type) string parameter credentialID",
+        );
+        check(
+            SignHashRequest {
+                hash_algorithm_oid: Some("2.16.840.1.101.3.4.2.3".into()),
+                ..base.clone()
+            },
             "Invalid parameter hashAlgorithmOID: it does not match signAlgo",
         );
-        check(SignHashRequest { sign_algo: Some("1.2.840.113549.1.1.1".into()), ..base.clone() }, "Missing (or invalid type) string parameter hashAlgorithmOID");
-        assert!(parse::<SignHashRequest>(br#"{"credentialID": 5}"#).unwrap_err().error_description.starts_with("Malformed request body"));
+        check(
+            SignHashRequest {
+                sign_algo: Some("1.2.840.113549.1.1.1".into()),
+                ..base.clone()
+            },
+            "Missing (or invalid type) string parameter hashAlgorithmOID",
+        );
+        assert!(parse::<SignHashRequest>(br#"{"credentialID": 5}"#)
+            .unwrap_err()
+            .error_description
+            .starts_with("Malformed request body"));
         assert!(parse::<SignHashRequest>(b"[").is_err());
     }
 
     #[test]
     fn pss_parameters_are_recognised_in_both_spellings() {
-        for hash in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
+        for hash in [
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ] {
             assert_eq!(pss_hash(&pss_params(hash, true)), Some(hash));
             assert_eq!(pss_hash(&pss_params(hash, false)), Some(hash));
         }
@@ -521,9 +746,18 @@ mod tests {
         assert_eq!(
             pss_params(HashAlgorithm::Sha256, true),
             [
-                &[0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00][..],
-                &[0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08],
-                &[0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00],
+                &[
+                    0x30, 0x34, 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+                    0x03, 0x04, 0x02, 0x01, 0x05, 0x00
+                ][..],
+                &[
+                    0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01,
+                    0x01, 0x08
+                ],
+                &[
+                    0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+                    0x05, 0x00
+                ],
                 &[0xa2, 0x03, 0x02, 0x01, 0x20],
             ]
             .concat()
@@ -580,7 +814,9 @@ pub struct OAuthRefusal {
 /// `http://localhost…` (RFC 8252 §7.3), without fragment or user info. A code sent there
 /// stays on the user's own computer.
 pub fn loopback_redirect(uri: &str) -> bool {
-    let Some(rest) = uri.strip_prefix("http://") else { return false };
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return false;
+    };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let host = if authority.starts_with("[::1]") {
         "[::1]"
@@ -589,7 +825,9 @@ pub fn loopback_redirect(uri: &str) -> bool {
     };
     let port_ok = match authority.strip_prefix(host) {
         Some("") => true,
-        Some(port) => port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())),
+        Some(port) => port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        }),
         None => false,
     };
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
@@ -600,38 +838,86 @@ pub fn loopback_redirect(uri: &str) -> bool {
 }
 
 fn pkce_text_ok(text: &str) -> bool {
-    (43..=128).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    (43..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 impl OAuthAuthorizeQuery {
     /// Checks the request.
     pub fn validate(&self) -> Result<OAuthAuthorize, OAuthRefusal> {
-        let refuse = |error, description, redirect| OAuthRefusal { error, description, redirect };
+        let refuse = |error, description, redirect| OAuthRefusal {
+            error,
+            description,
+            redirect,
+        };
         let client_id = match &self.client_id {
-            Some(id) if !id.is_empty() && id.chars().count() <= 64 && !id.chars().any(char::is_control) => id.clone(),
-            _ => return Err(refuse("invalid_request", "client_id is missing or invalid", false)),
+            Some(id)
+                if !id.is_empty()
+                    && id.chars().count() <= 64
+                    && !id.chars().any(char::is_control) =>
+            {
+                id.clone()
+            }
+            _ => {
+                return Err(refuse(
+                    "invalid_request",
+                    "client_id is missing or invalid",
+                    false,
+                ))
+            }
         };
         let redirect_uri = match &self.redirect_uri {
             Some(uri) if loopback_redirect(uri) => uri.clone(),
-            _ => return Err(refuse("invalid_request", "redirect_uri must be a loopback address (http://127.0.0.1:PORT/...)", false)),
+            _ => {
+                return Err(refuse(
+                    "invalid_request",
+                    "redirect_uri must be a loopback address (http://127.0.0.1:PORT/...)",
+                    false,
+                ))
+            }
         };
         if self.response_type.as_deref() != Some("code") {
-            return Err(refuse("unsupported_response_type", "response_type must be code", true));
+            return Err(refuse(
+                "unsupported_response_type",
+                "response_type must be code",
+                true,
+            ));
         }
         if !matches!(self.scope.as_deref(), None | Some("service")) {
-            return Err(refuse("invalid_scope", "only the service scope is offered", true));
+            return Err(refuse(
+                "invalid_scope",
+                "only the service scope is offered",
+                true,
+            ));
         }
         if self.code_challenge_method.as_deref() != Some("S256") {
-            return Err(refuse("invalid_request", "PKCE with code_challenge_method S256 is required", true));
+            return Err(refuse(
+                "invalid_request",
+                "PKCE with code_challenge_method S256 is required",
+                true,
+            ));
         }
         let code_challenge = match &self.code_challenge {
             Some(challenge) if pkce_text_ok(challenge) => challenge.clone(),
-            _ => return Err(refuse("invalid_request", "code_challenge is missing or invalid", true)),
+            _ => {
+                return Err(refuse(
+                    "invalid_request",
+                    "code_challenge is missing or invalid",
+                    true,
+                ))
+            }
         };
         if self.state.as_ref().is_some_and(|s| s.len() > 512) {
             return Err(refuse("invalid_request", "state is too long", true));
         }
-        Ok(OAuthAuthorize { client_id, redirect_uri, code_challenge, state: self.state.clone() })
+        Ok(OAuthAuthorize {
+            client_id,
+            redirect_uri,
+            code_challenge,
+            state: self.state.clone(),
+        })
     }
 }
 
@@ -667,7 +953,10 @@ impl OAuthTokenForm {
     /// Checks the request; the error is `(error, description)` of RFC 6749 §5.2.
     pub fn validate(&self) -> Result<OAuthToken, (&'static str, &'static str)> {
         if self.grant_type.as_deref() != Some("authorization_code") {
-            return Err(("unsupported_grant_type", "only authorization_code is offered"));
+            return Err((
+                "unsupported_grant_type",
+                "only authorization_code is offered",
+            ));
         }
         let field = |value: &Option<String>, what: &'static str| match value {
             Some(v) if !v.is_empty() && v.len() <= 512 => Ok(v.clone()),
@@ -698,7 +987,12 @@ mod oauth_tests {
 
     #[test]
     fn only_loopback_redirects_are_accepted() {
-        for good in ["http://127.0.0.1:8765/callback", "http://localhost/cb?x=1", "http://[::1]:9000/", "http://127.0.0.1"] {
+        for good in [
+            "http://127.0.0.1:8765/callback",
+            "http://localhost/cb?x=1",
+            "http://[::1]:9000/",
+            "http://127.0.0.1",
+        ] {
             assert!(loopback_redirect(good), "{good}");
         }
         for bad in [
@@ -727,23 +1021,39 @@ mod oauth_tests {
             state: Some("xyz".into()),
         };
         assert!(good.validate().is_ok());
-        let no_pkce = OAuthAuthorizeQuery { code_challenge_method: None, ..good.clone() };
+        let no_pkce = OAuthAuthorizeQuery {
+            code_challenge_method: None,
+            ..good.clone()
+        };
         assert_eq!(no_pkce.validate().unwrap_err().error, "invalid_request");
-        let credential = OAuthAuthorizeQuery { scope: Some("credential".into()), ..good.clone() };
+        let credential = OAuthAuthorizeQuery {
+            scope: Some("credential".into()),
+            ..good.clone()
+        };
         assert_eq!(credential.validate().unwrap_err().error, "invalid_scope");
-        let remote = OAuthAuthorizeQuery { redirect_uri: Some("https://evil.example/".into()), ..good };
-        assert!(!remote.validate().unwrap_err().redirect, "never redirect to an untrusted URI");
+        let remote = OAuthAuthorizeQuery {
+            redirect_uri: Some("https://evil.example/".into()),
+            ..good
+        };
+        assert!(
+            !remote.validate().unwrap_err().redirect,
+            "never redirect to an untrusted URI"
+        );
     }
 
     #[test]
     fn the_rfc_7636_example_challenge() {
         // RFC 7636 Appendix B: verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk.
         use std::num::ParseIntError;
-        let digest: Result<Vec<u8>, ParseIntError> = "13d31e961a1ad8ec2f16b10c4c982e0876a878ad6df144566ee1894acb70f9c3"
-            .as_bytes()
-            .chunks(2)
-            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap_or(""), 16))
-            .collect();
-        assert_eq!(pkce_challenge(&digest.unwrap()), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        let digest: Result<Vec<u8>, ParseIntError> =
+            "13d31e961a1ad8ec2f16b10c4c982e0876a878ad6df144566ee1894acb70f9c3"
+                .as_bytes()
+                .chunks(2)
+                .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap_or(""), 16))
+                .collect();
+        assert_eq!(
+            pkce_challenge(&digest.unwrap()),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 }

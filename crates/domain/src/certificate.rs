@@ -237,7 +237,11 @@ impl FromStr for RevocationReason {
         if let Ok(code) = s.parse::<u8>() {
             return Self::from_code(code).ok_or_else(|| UnknownName(s.to_owned()));
         }
-        let wanted: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let wanted: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         Self::ALL
             .into_iter()
             .find(|r| r.as_str().to_ascii_lowercase() == wanted)
@@ -258,7 +262,10 @@ pub enum Refusal {
 
 /// May a certificate of this kind in this state be revoked?
 pub fn may_revoke(kind: CertificateKind, status: CertificateStatus) -> Result<(), Refusal> {
-    if matches!(kind, CertificateKind::RootCa | CertificateKind::IntermediateCa) {
+    if matches!(
+        kind,
+        CertificateKind::RootCa | CertificateKind::IntermediateCa
+    ) {
         return Err(Refusal::CaCertificate);
     }
     match status {
@@ -278,7 +285,10 @@ pub struct CrlSchedule {
 
 impl Default for CrlSchedule {
     fn default() -> Self {
-        Self { lifetime: DAY, refresh_margin: DAY / 2 }
+        Self {
+            lifetime: DAY,
+            refresh_margin: DAY / 2,
+        }
     }
 }
 
@@ -336,7 +346,10 @@ pub struct TimestampSchedule {
 
 impl Default for TimestampSchedule {
     fn default() -> Self {
-        Self { certificate_years: 5, renew_margin: 365 * DAY }
+        Self {
+            certificate_years: 5,
+            renew_margin: 365 * DAY,
+        }
     }
 }
 
@@ -344,7 +357,12 @@ impl TimestampSchedule {
     /// Must the TSA certificate valid until `not_after` be replaced now? Not when its issuer
     /// ends no later: a new certificate could not last longer (it would be replaced on every
     /// upkeep).
-    pub fn needs_renewal(&self, not_after: UnixTime, issuer_not_after: UnixTime, now: UnixTime) -> bool {
+    pub fn needs_renewal(
+        &self,
+        not_after: UnixTime,
+        issuer_not_after: UnixTime,
+        now: UnixTime,
+    ) -> bool {
         not_after.0 - now.0 < self.renew_margin && not_after < issuer_not_after
     }
 }
@@ -366,7 +384,10 @@ mod tests {
     #[test]
     fn reasons_parse_by_name_and_code() {
         assert_eq!("keyCompromise".parse(), Ok(RevocationReason::KeyCompromise));
-        assert_eq!("key-compromise".parse(), Ok(RevocationReason::KeyCompromise));
+        assert_eq!(
+            "key-compromise".parse(),
+            Ok(RevocationReason::KeyCompromise)
+        );
         assert_eq!("4".parse(), Ok(RevocationReason::Superseded));
         assert!("6".parse::<RevocationReason>().is_err());
         assert!("hold".parse::<RevocationReason>().is_err());

@@ -58,8 +58,14 @@ pub fn renewal_opens(not_after: UnixTime, window_days: i64) -> UnixTime {
 /// **Обнови**: only within the last `window_days` days of validity (both ends included: the
 /// window opens exactly `window_days` days before `notAfter`, and `notAfter` itself is still
 /// within validity, RFC 5280 §4.1.2.5).
-pub fn may_renew(current: Option<CloudCertificate>, now: UnixTime, window_days: i64) -> Result<(), CloudRefusal> {
-    let Some(certificate) = current else { return Err(CloudRefusal::NoneActive) };
+pub fn may_renew(
+    current: Option<CloudCertificate>,
+    now: UnixTime,
+    window_days: i64,
+) -> Result<(), CloudRefusal> {
+    let Some(certificate) = current else {
+        return Err(CloudRefusal::NoneActive);
+    };
     if now > certificate.not_after {
         return Err(CloudRefusal::Expired);
     }
@@ -71,7 +77,10 @@ pub fn may_renew(current: Option<CloudCertificate>, now: UnixTime, window_days: 
 }
 
 /// **Опозови**: only with an active certificate.
-pub fn may_revoke_cloud(current: Option<CloudCertificate>, now: UnixTime) -> Result<(), CloudRefusal> {
+pub fn may_revoke_cloud(
+    current: Option<CloudCertificate>,
+    now: UnixTime,
+) -> Result<(), CloudRefusal> {
     match active(current, now) {
         Some(_) => Ok(()),
         None => Err(CloudRefusal::NoneActive),
@@ -79,7 +88,11 @@ pub fn may_revoke_cloud(current: Option<CloudCertificate>, now: UnixTime) -> Res
 }
 
 /// Is this session's login fresh and by ConsentID?
-pub fn login_is_fresh(by_consentid: bool, authenticated_at: Option<UnixTime>, now: UnixTime) -> Result<(), CloudRefusal> {
+pub fn login_is_fresh(
+    by_consentid: bool,
+    authenticated_at: Option<UnixTime>,
+    now: UnixTime,
+) -> Result<(), CloudRefusal> {
     match authenticated_at {
         Some(at) if by_consentid && now.0 - at.0 <= FRESH_LOGIN => Ok(()),
         _ => Err(CloudRefusal::LoginNotFresh),
@@ -98,35 +111,70 @@ mod tests {
 
     #[test]
     fn renewal_opens_thirty_days_before_expiry_at_its_edges() {
-        let current = Some(CloudCertificate { not_after: NOT_AFTER });
+        let current = Some(CloudCertificate {
+            not_after: NOT_AFTER,
+        });
         assert_eq!(
             may_renew(current, days_before(31), 30),
-            Err(CloudRefusal::RenewalWindowClosed { opens_on: days_before(30) })
+            Err(CloudRefusal::RenewalWindowClosed {
+                opens_on: days_before(30)
+            })
         );
-        assert_eq!(may_renew(current, days_before(30).plus_seconds(-1), 30), Err(CloudRefusal::RenewalWindowClosed { opens_on: days_before(30) }));
+        assert_eq!(
+            may_renew(current, days_before(30).plus_seconds(-1), 30),
+            Err(CloudRefusal::RenewalWindowClosed {
+                opens_on: days_before(30)
+            })
+        );
         assert_eq!(may_renew(current, days_before(30), 30), Ok(()));
         assert_eq!(may_renew(current, days_before(1), 30), Ok(()));
         assert_eq!(may_renew(current, days_before(0), 30), Ok(()));
-        assert_eq!(may_renew(current, NOT_AFTER.plus_seconds(1), 30), Err(CloudRefusal::Expired));
-        assert_eq!(may_renew(None, days_before(1), 30), Err(CloudRefusal::NoneActive));
+        assert_eq!(
+            may_renew(current, NOT_AFTER.plus_seconds(1), 30),
+            Err(CloudRefusal::Expired)
+        );
+        assert_eq!(
+            may_renew(None, days_before(1), 30),
+            Err(CloudRefusal::NoneActive)
+        );
     }
 
     #[test]
     fn issue_and_revoke_need_the_opposite_states() {
-        let current = Some(CloudCertificate { not_after: NOT_AFTER });
-        assert_eq!(may_issue(current, days_before(1)), Err(CloudRefusal::AlreadyActive));
+        let current = Some(CloudCertificate {
+            not_after: NOT_AFTER,
+        });
+        assert_eq!(
+            may_issue(current, days_before(1)),
+            Err(CloudRefusal::AlreadyActive)
+        );
         assert_eq!(may_issue(current, NOT_AFTER.plus_seconds(1)), Ok(()));
         assert_eq!(may_issue(None, days_before(1)), Ok(()));
         assert_eq!(may_revoke_cloud(current, days_before(1)), Ok(()));
-        assert_eq!(may_revoke_cloud(None, days_before(1)), Err(CloudRefusal::NoneActive));
+        assert_eq!(
+            may_revoke_cloud(None, days_before(1)),
+            Err(CloudRefusal::NoneActive)
+        );
     }
 
     #[test]
     fn only_a_recent_consentid_login_is_fresh() {
         let now = UnixTime(10_000);
-        assert_eq!(login_is_fresh(true, Some(UnixTime(10_000 - 900)), now), Ok(()));
-        assert_eq!(login_is_fresh(true, Some(UnixTime(10_000 - 901)), now), Err(CloudRefusal::LoginNotFresh));
-        assert_eq!(login_is_fresh(false, Some(now), now), Err(CloudRefusal::LoginNotFresh));
-        assert_eq!(login_is_fresh(true, None, now), Err(CloudRefusal::LoginNotFresh));
+        assert_eq!(
+            login_is_fresh(true, Some(UnixTime(10_000 - 900)), now),
+            Ok(())
+        );
+        assert_eq!(
+            login_is_fresh(true, Some(UnixTime(10_000 - 901)), now),
+            Err(CloudRefusal::LoginNotFresh)
+        );
+        assert_eq!(
+            login_is_fresh(false, Some(now), now),
+            Err(CloudRefusal::LoginNotFresh)
+        );
+        assert_eq!(
+            login_is_fresh(true, None, now),
+            Err(CloudRefusal::LoginNotFresh)
+        );
     }
 }

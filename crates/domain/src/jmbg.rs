@@ -40,7 +40,9 @@ impl Jmbg {
             return Err(JmbgError::Date);
         }
         let weights = [7, 6, 5, 4, 3, 2];
-        let sum: u32 = (0..6).map(|i| weights.get(i).copied().unwrap_or(0) * (a(i) + a(i + 6))).sum();
+        let sum: u32 = (0..6)
+            .map(|i| weights.get(i).copied().unwrap_or(0) * (a(i) + a(i + 6)))
+            .sum();
         let m = 11 - (sum % 11);
         let k = if m >= 10 { 0 } else { m };
         if k != a(12) {
@@ -56,7 +58,11 @@ impl Jmbg {
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
-    let next = if month == 12 { days_from_civil(year + 1, 1, 1) } else { days_from_civil(year, month + 1, 1) };
+    let next = if month == 12 {
+        days_from_civil(year + 1, 1, 1)
+    } else {
+        days_from_civil(year, month + 1, 1)
+    };
     u32::try_from(next - days_from_civil(year, month, 1)).unwrap_or(0)
 }
 

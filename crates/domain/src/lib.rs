@@ -9,9 +9,9 @@ pub mod signing;
 pub mod text;
 pub mod time;
 
-pub use certificate::{may_revoke, UnknownName, 
-    CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal, RevocationReason, Serial,
-    TimestampSchedule,
+pub use certificate::{
+    may_revoke, CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal,
+    RevocationReason, Serial, TimestampSchedule, UnknownName,
 };
 pub use jmbg::{Jmbg, JmbgError};
 pub use login::{AssuranceLevel, DeviceState, RateLimit, TransactionStatus};

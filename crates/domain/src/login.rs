@@ -153,7 +153,11 @@ impl FromStr for TransactionStatus {
 }
 
 /// The status a stored transaction shows at `now`: a pending one past its expiry is expired.
-pub fn effective_status(status: TransactionStatus, expires_at: UnixTime, now: UnixTime) -> TransactionStatus {
+pub fn effective_status(
+    status: TransactionStatus,
+    expires_at: UnixTime,
+    now: UnixTime,
+) -> TransactionStatus {
     if status == TransactionStatus::Pending && now >= expires_at {
         TransactionStatus::Expired
     } else {
@@ -243,7 +247,11 @@ pub fn is_login_of(request: &LoginRequest<'_>, session: &str) -> bool {
 
 /// May the browser session `session` complete this login at `now`? Only its own login
 /// request, approved, at most [`LOGIN_COMPLETION_WINDOW`] seconds after the approval.
-pub fn may_complete_login(request: &LoginRequest<'_>, session: &str, now: UnixTime) -> Result<(), LoginRefusal> {
+pub fn may_complete_login(
+    request: &LoginRequest<'_>,
+    session: &str,
+    now: UnixTime,
+) -> Result<(), LoginRefusal> {
     if !is_login_of(request, session) {
         return Err(LoginRefusal::NotFound);
     }
@@ -268,28 +276,57 @@ pub struct RateLimit {
 impl RateLimit {
     /// Login starts per user and address (reference/mobile-auth.md §7.5): a stranger who
     /// knows the username uses up only the budget of their own address, not the owner's.
-    pub const LOGIN_PER_USER: Self = Self { limit: 5, window: 600 };
+    pub const LOGIN_PER_USER: Self = Self {
+        limit: 5,
+        window: 600,
+    };
     /// Login starts per user from all addresses together: a high ceiling, far above what an
     /// owner needs, that bounds how often one account's phone can be rung.
-    pub const LOGIN_PER_USER_CEILING: Self = Self { limit: 100, window: 600 };
+    pub const LOGIN_PER_USER_CEILING: Self = Self {
+        limit: 100,
+        window: 600,
+    };
     /// Login starts per address.
-    pub const LOGIN_PER_ADDRESS: Self = Self { limit: 20, window: 600 };
+    pub const LOGIN_PER_ADDRESS: Self = Self {
+        limit: 20,
+        window: 600,
+    };
     /// Activation attempts per address.
-    pub const ACTIVATION_PER_ADDRESS: Self = Self { limit: 10, window: 600 };
+    pub const ACTIVATION_PER_ADDRESS: Self = Self {
+        limit: 10,
+        window: 600,
+    };
     /// Password logins (portal and CSC `auth/login`) per account and address: a stranger's
     /// wrong passwords do not lock the owner out of their own address.
-    pub const PASSWORD_PER_USER: Self = Self { limit: 5, window: 900 };
+    pub const PASSWORD_PER_USER: Self = Self {
+        limit: 5,
+        window: 900,
+    };
     /// Password logins per account from all addresses together: a high ceiling that still
     /// bounds guessing spread over many addresses.
-    pub const PASSWORD_PER_USER_CEILING: Self = Self { limit: 100, window: 900 };
+    pub const PASSWORD_PER_USER_CEILING: Self = Self {
+        limit: 100,
+        window: 900,
+    };
     /// Registrations per address.
-    pub const REGISTER_PER_ADDRESS: Self = Self { limit: 5, window: 3600 };
+    pub const REGISTER_PER_ADDRESS: Self = Self {
+        limit: 5,
+        window: 3600,
+    };
     /// Signing requests per account: each one rings the user's phone.
-    pub const SIGN_REQUESTS_PER_USER: Self = Self { limit: 30, window: 600 };
+    pub const SIGN_REQUESTS_PER_USER: Self = Self {
+        limit: 30,
+        window: 600,
+    };
 
     /// Given the stored window start and count, is one more event allowed at `now`, and what
     /// are the new window start and count?
-    pub fn check(&self, window_start: UnixTime, count: u32, now: UnixTime) -> (bool, UnixTime, u32) {
+    pub fn check(
+        &self,
+        window_start: UnixTime,
+        count: u32,
+        now: UnixTime,
+    ) -> (bool, UnixTime, u32) {
         if now.0 - window_start.0 >= self.window {
             (true, now, 1)
         } else if count < self.limit {
@@ -314,46 +351,158 @@ mod tests {
     #[test]
     fn answers_are_refused_when_not_allowed() {
         let now = UnixTime(1000);
-        let ok = |s, exp, dev, mine, iat| may_answer(s, UnixTime(exp), dev, mine, UnixTime(iat), now);
-        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, true, 1000), Ok(()));
-        assert_eq!(ok(TransactionStatus::Pending, 1000, DeviceState::Active, true, 1000), Err(AnswerRefusal::NotPending));
-        assert_eq!(ok(TransactionStatus::Approved, 1100, DeviceState::Active, true, 1000), Err(AnswerRefusal::NotPending));
-        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, false, 1000), Err(AnswerRefusal::WrongDevice));
-        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Revoked, true, 1000), Err(AnswerRefusal::DeviceInactive));
-        assert_eq!(ok(TransactionStatus::Pending, 1100, DeviceState::Active, true, 1061), Err(AnswerRefusal::ClockSkew));
+        let ok =
+            |s, exp, dev, mine, iat| may_answer(s, UnixTime(exp), dev, mine, UnixTime(iat), now);
+        assert_eq!(
+            ok(
+                TransactionStatus::Pending,
+                1100,
+                DeviceState::Active,
+                true,
+                1000
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            ok(
+                TransactionStatus::Pending,
+                1000,
+                DeviceState::Active,
+                true,
+                1000
+            ),
+            Err(AnswerRefusal::NotPending)
+        );
+        assert_eq!(
+            ok(
+                TransactionStatus::Approved,
+                1100,
+                DeviceState::Active,
+                true,
+                1000
+            ),
+            Err(AnswerRefusal::NotPending)
+        );
+        assert_eq!(
+            ok(
+                TransactionStatus::Pending,
+                1100,
+                DeviceState::Active,
+                false,
+                1000
+            ),
+            Err(AnswerRefusal::WrongDevice)
+        );
+        assert_eq!(
+            ok(
+                TransactionStatus::Pending,
+                1100,
+                DeviceState::Revoked,
+                true,
+                1000
+            ),
+            Err(AnswerRefusal::DeviceInactive)
+        );
+        assert_eq!(
+            ok(
+                TransactionStatus::Pending,
+                1100,
+                DeviceState::Active,
+                true,
+                1061
+            ),
+            Err(AnswerRefusal::ClockSkew)
+        );
     }
 
     #[test]
     fn only_the_own_login_approved_within_a_minute_completes() {
-        let approved = LoginRequest { kind: "login", bound_to: "s1", status: TransactionStatus::Approved, decided_at: Some(UnixTime(1000)) };
+        let approved = LoginRequest {
+            kind: "login",
+            bound_to: "s1",
+            status: TransactionStatus::Approved,
+            decided_at: Some(UnixTime(1000)),
+        };
         assert_eq!(may_complete_login(&approved, "s1", UnixTime(1000)), Ok(()));
         assert_eq!(may_complete_login(&approved, "s1", UnixTime(1060)), Ok(()));
-        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1061)), Err(LoginRefusal::TooLate));
-        assert_eq!(may_complete_login(&approved, "s1", UnixTime(1065)), Err(LoginRefusal::TooLate));
-        let undated = LoginRequest { decided_at: None, ..approved };
-        assert_eq!(may_complete_login(&undated, "s1", UnixTime(1000)), Err(LoginRefusal::TooLate));
-        assert_eq!(may_complete_login(&approved, "s2", UnixTime(1000)), Err(LoginRefusal::NotFound));
-        let signing = LoginRequest { kind: "sign", ..approved };
-        assert_eq!(may_complete_login(&signing, "s1", UnixTime(1000)), Err(LoginRefusal::NotFound));
-        for status in [TransactionStatus::Pending, TransactionStatus::Consumed, TransactionStatus::Denied] {
+        assert_eq!(
+            may_complete_login(&approved, "s1", UnixTime(1061)),
+            Err(LoginRefusal::TooLate)
+        );
+        assert_eq!(
+            may_complete_login(&approved, "s1", UnixTime(1065)),
+            Err(LoginRefusal::TooLate)
+        );
+        let undated = LoginRequest {
+            decided_at: None,
+            ..approved
+        };
+        assert_eq!(
+            may_complete_login(&undated, "s1", UnixTime(1000)),
+            Err(LoginRefusal::TooLate)
+        );
+        assert_eq!(
+            may_complete_login(&approved, "s2", UnixTime(1000)),
+            Err(LoginRefusal::NotFound)
+        );
+        let signing = LoginRequest {
+            kind: "sign",
+            ..approved
+        };
+        assert_eq!(
+            may_complete_login(&signing, "s1", UnixTime(1000)),
+            Err(LoginRefusal::NotFound)
+        );
+        for status in [
+            TransactionStatus::Pending,
+            TransactionStatus::Consumed,
+            TransactionStatus::Denied,
+        ] {
             let other = LoginRequest { status, ..approved };
-            assert_eq!(may_complete_login(&other, "s1", UnixTime(1000)), Err(LoginRefusal::NotApproved), "{status:?}");
+            assert_eq!(
+                may_complete_login(&other, "s1", UnixTime(1000)),
+                Err(LoginRefusal::NotApproved),
+                "{status:?}"
+            );
         }
     }
 
     #[test]
     fn a_login_belongs_to_its_own_session_only() {
-        let login = LoginRequest { kind: "login", bound_to: "s1", status: TransactionStatus::Pending, decided_at: None };
+        let login = LoginRequest {
+            kind: "login",
+            bound_to: "s1",
+            status: TransactionStatus::Pending,
+            decided_at: None,
+        };
         assert!(is_login_of(&login, "s1"));
         assert!(!is_login_of(&login, "s2"));
-        assert!(!is_login_of(&LoginRequest { kind: "sign", ..login }, "s1"));
+        assert!(!is_login_of(
+            &LoginRequest {
+                kind: "sign",
+                ..login
+            },
+            "s1"
+        ));
     }
 
     #[test]
     fn rate_limits_reset_with_the_window() {
-        let limit = RateLimit { limit: 2, window: 10 };
-        assert_eq!(limit.check(UnixTime(0), 0, UnixTime(1)), (true, UnixTime(0), 1));
-        assert_eq!(limit.check(UnixTime(0), 2, UnixTime(5)), (false, UnixTime(0), 2));
-        assert_eq!(limit.check(UnixTime(0), 2, UnixTime(10)), (true, UnixTime(10), 1));
+        let limit = RateLimit {
+            limit: 2,
+            window: 10,
+        };
+        assert_eq!(
+            limit.check(UnixTime(0), 0, UnixTime(1)),
+            (true, UnixTime(0), 1)
+        );
+        assert_eq!(
+            limit.check(UnixTime(0), 2, UnixTime(5)),
+            (false, UnixTime(0), 2)
+        );
+        assert_eq!(
+            limit.check(UnixTime(0), 2, UnixTime(10)),
+            (true, UnixTime(10), 1)
+        );
     }
 }

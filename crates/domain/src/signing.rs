@@ -120,7 +120,11 @@ pub enum AuthorizeRefusal {
 }
 
 /// Checks what `credentials/authorize` asks to bind a SAD to.
-pub fn check_authorization_request(num_signatures: usize, hashes: &[Vec<u8>], algorithm: HashAlgorithm) -> Result<(), AuthorizeRefusal> {
+pub fn check_authorization_request(
+    num_signatures: usize,
+    hashes: &[Vec<u8>],
+    algorithm: HashAlgorithm,
+) -> Result<(), AuthorizeRefusal> {
     if hashes.is_empty() {
         return Err(AuthorizeRefusal::NoHashes);
     }
@@ -179,7 +183,9 @@ pub fn may_spend(sad: &SadUse<'_>, now: UnixTime) -> Result<(), SadRefusal> {
     match sad.status {
         AuthorizationStatus::Authorized => {}
         AuthorizationStatus::Consumed => return Err(SadRefusal::Spent),
-        AuthorizationStatus::Pending | AuthorizationStatus::Refused => return Err(SadRefusal::Invalid),
+        AuthorizationStatus::Pending | AuthorizationStatus::Refused => {
+            return Err(SadRefusal::Invalid)
+        }
     }
     if now >= sad.expires_at {
         return Err(SadRefusal::Expired);
@@ -233,24 +239,54 @@ mod tests {
     #[test]
     fn authorisation_requests_bind_a_bounded_exact_list_of_hashes() {
         let two = [h(1), h(2)];
-        assert_eq!(check_authorization_request(2, &two, HashAlgorithm::Sha256), Ok(()));
-        assert_eq!(check_authorization_request(0, &[], HashAlgorithm::Sha256), Err(AuthorizeRefusal::NoHashes));
-        assert_eq!(check_authorization_request(3, &two, HashAlgorithm::Sha256), Err(AuthorizeRefusal::CountMismatch));
-        assert_eq!(check_authorization_request(2, &two, HashAlgorithm::Sha384), Err(AuthorizeRefusal::WrongLength));
+        assert_eq!(
+            check_authorization_request(2, &two, HashAlgorithm::Sha256),
+            Ok(())
+        );
+        assert_eq!(
+            check_authorization_request(0, &[], HashAlgorithm::Sha256),
+            Err(AuthorizeRefusal::NoHashes)
+        );
+        assert_eq!(
+            check_authorization_request(3, &two, HashAlgorithm::Sha256),
+            Err(AuthorizeRefusal::CountMismatch)
+        );
+        assert_eq!(
+            check_authorization_request(2, &two, HashAlgorithm::Sha384),
+            Err(AuthorizeRefusal::WrongLength)
+        );
         let many = vec![h(7); MAX_SIGNATURES + 1];
-        assert_eq!(check_authorization_request(many.len(), &many, HashAlgorithm::Sha256), Err(AuthorizeRefusal::TooMany));
+        assert_eq!(
+            check_authorization_request(many.len(), &many, HashAlgorithm::Sha256),
+            Err(AuthorizeRefusal::TooMany)
+        );
         let max = vec![h(7); MAX_SIGNATURES];
-        assert_eq!(check_authorization_request(max.len(), &max, HashAlgorithm::Sha256), Ok(()));
+        assert_eq!(
+            check_authorization_request(max.len(), &max, HashAlgorithm::Sha256),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_sad_signs_only_its_own_hashes_each_once() {
         let authorized = [h(1), h(2)];
-        assert_eq!(may_spend(&sad(&authorized, &[h(2), h(1)]), UnixTime(10)), Ok(()));
+        assert_eq!(
+            may_spend(&sad(&authorized, &[h(2), h(1)]), UnixTime(10)),
+            Ok(())
+        );
         assert_eq!(may_spend(&sad(&authorized, &[h(1)]), UnixTime(10)), Ok(()));
-        assert_eq!(may_spend(&sad(&authorized, &[h(3)]), UnixTime(10)), Err(SadRefusal::HashNotAuthorized));
-        assert_eq!(may_spend(&sad(&authorized, &[h(1), h(1)]), UnixTime(10)), Err(SadRefusal::HashNotAuthorized));
-        assert_eq!(may_spend(&sad(&authorized, &[]), UnixTime(10)), Err(SadRefusal::HashNotAuthorized));
+        assert_eq!(
+            may_spend(&sad(&authorized, &[h(3)]), UnixTime(10)),
+            Err(SadRefusal::HashNotAuthorized)
+        );
+        assert_eq!(
+            may_spend(&sad(&authorized, &[h(1), h(1)]), UnixTime(10)),
+            Err(SadRefusal::HashNotAuthorized)
+        );
+        assert_eq!(
+            may_spend(&sad(&authorized, &[]), UnixTime(10)),
+            Err(SadRefusal::HashNotAuthorized)
+        );
         let twice = [h(1), h(1)];
         assert_eq!(may_spend(&sad(&twice, &[h(1), h(1)]), UnixTime(10)), Ok(()));
     }
@@ -261,21 +297,60 @@ mod tests {
         let live = sad(&authorized, &authorized);
         assert_eq!(may_spend(&live, UnixTime(999)), Ok(()));
         assert_eq!(may_spend(&live, UnixTime(1_000)), Err(SadRefusal::Expired));
-        assert_eq!(may_spend(&SadUse { status: AuthorizationStatus::Consumed, ..live }, UnixTime(10)), Err(SadRefusal::Spent));
-        assert_eq!(may_spend(&SadUse { status: AuthorizationStatus::Pending, ..live }, UnixTime(10)), Err(SadRefusal::Invalid));
-        assert_eq!(may_spend(&SadUse { status: AuthorizationStatus::Refused, ..live }, UnixTime(10)), Err(SadRefusal::Invalid));
         assert_eq!(
-            may_spend(&SadUse { algorithm: HashAlgorithm::Sha512, ..live }, UnixTime(10)),
+            may_spend(
+                &SadUse {
+                    status: AuthorizationStatus::Consumed,
+                    ..live
+                },
+                UnixTime(10)
+            ),
+            Err(SadRefusal::Spent)
+        );
+        assert_eq!(
+            may_spend(
+                &SadUse {
+                    status: AuthorizationStatus::Pending,
+                    ..live
+                },
+                UnixTime(10)
+            ),
+            Err(SadRefusal::Invalid)
+        );
+        assert_eq!(
+            may_spend(
+                &SadUse {
+                    status: AuthorizationStatus::Refused,
+                    ..live
+                },
+                UnixTime(10)
+            ),
+            Err(SadRefusal::Invalid)
+        );
+        assert_eq!(
+            may_spend(
+                &SadUse {
+                    algorithm: HashAlgorithm::Sha512,
+                    ..live
+                },
+                UnixTime(10)
+            ),
             Err(SadRefusal::AlgorithmMismatch)
         );
     }
 
     #[test]
     fn stored_hashes_split_back_or_are_refused() {
-        assert_eq!(split_hashes(&[h(1), h(2)].concat(), HashAlgorithm::Sha256), Some(vec![h(1), h(2)]));
+        assert_eq!(
+            split_hashes(&[h(1), h(2)].concat(), HashAlgorithm::Sha256),
+            Some(vec![h(1), h(2)])
+        );
         assert_eq!(split_hashes(&[0; 33], HashAlgorithm::Sha256), None);
         assert_eq!(split_hashes(&[], HashAlgorithm::Sha256), None);
         assert_eq!(HashAlgorithm::from_oid("1.3.14.3.2.26"), None);
-        assert_eq!(HashAlgorithm::from_oid(HashAlgorithm::Sha384.oid()), Some(HashAlgorithm::Sha384));
+        assert_eq!(
+            HashAlgorithm::from_oid(HashAlgorithm::Sha384.oid()),
+            Some(HashAlgorithm::Sha384)
+        );
     }
 }

@@ -23,7 +23,10 @@ pub fn is_display_text(text: &str, max_chars: usize) -> bool {
 
 /// `text` with every character that may not be shown left out, cut to `max_chars`.
 pub fn display_text(text: &str, max_chars: usize) -> String {
-    text.chars().filter(|c| is_display_char(*c)).take(max_chars).collect()
+    text.chars()
+        .filter(|c| is_display_char(*c))
+        .take(max_chars)
+        .collect()
 }
 
 #[cfg(test)]
@@ -40,7 +43,17 @@ mod tests {
 
     #[test]
     fn escapes_newlines_and_invisible_formatting_are_not() {
-        for bad in ["x\u{1b}[2A\u{1b}[2K", "a\nКо тражи: Портал", "a\r", "tab\there", "\u{7f}", "\u{9b}2A", "rtl\u{202E}fdp.exe", "zero\u{200B}width", "\u{2066}iso"] {
+        for bad in [
+            "x\u{1b}[2A\u{1b}[2K",
+            "a\nКо тражи: Портал",
+            "a\r",
+            "tab\there",
+            "\u{7f}",
+            "\u{9b}2A",
+            "rtl\u{202E}fdp.exe",
+            "zero\u{200B}width",
+            "\u{2066}iso",
+        ] {
             assert!(!is_display_text(bad, 200), "{bad:?}");
         }
         assert!(!is_display_text(&"ж".repeat(201), 200));

@@ -28,7 +28,11 @@ impl UnixTime {
         let second_of_day = self.0.rem_euclid(DAY);
         let (y, m, d) = civil_from_days(days);
         let target_year = y + years;
-        let day = if m == 2 && d == 29 && !is_leap(target_year) { 28 } else { d };
+        let day = if m == 2 && d == 29 && !is_leap(target_year) {
+            28
+        } else {
+            d
+        };
         Self(days_from_civil(target_year, m, day) * DAY + second_of_day)
     }
 
@@ -41,7 +45,12 @@ impl UnixTime {
     pub fn rfc3339(self) -> String {
         let (y, m, d) = self.date();
         let s = self.0.rem_euclid(DAY);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s / 60) % 60, s % 60)
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            s / 3600,
+            (s / 60) % 60,
+            s % 60
+        )
     }
 }
 

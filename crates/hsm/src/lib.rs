@@ -12,7 +12,6 @@
 //! - A session must not be used by two threads at once (§2.6.2), so signers borrow sessions
 //!   from a small pool.
 
-
 pub mod test_support;
 use std::fmt;
 use std::os::raw::c_ulong;
@@ -34,8 +33,8 @@ use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::EncodePublicKey as _;
 use pki::{
-    ecdsa_raw_to_der, Digest, Error, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer,
-    RsaPadding,
+    ecdsa_raw_to_der, Digest, Error, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference,
+    KeySigner, PublicKeyDer, RsaPadding,
 };
 use rsa::traits::PublicKeyParts as _;
 
@@ -136,18 +135,26 @@ impl Pkcs11Backend {
             .map_err(|failure| failure.into_error(&token.label))?;
         token.check_in(session);
         tracing::info!(module = %module.display(), token = token_label, "PKCS#11 token opened");
-        Ok(Self { token: Arc::new(token) })
+        Ok(Self {
+            token: Arc::new(token),
+        })
     }
 }
 
 impl Pkcs11Backend {
     /// Generates a key pair; `agreement`: the private key may also derive (ECDH).
-    fn generate_pair(&self, label: &str, algorithm: KeyAlgorithm, agreement: bool) -> Result<GeneratedKey, Error> {
+    fn generate_pair(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        agreement: bool,
+    ) -> Result<GeneratedKey, Error> {
         let generated = self.token.with_session(Retry::No, |session| {
             let id = session
                 .generate_random_vec(KEY_ID_LEN as u32)
                 .during("generate a random CKA_ID")?;
-            let (mechanism, public_template, private_template) = key_pair_templates(label, &id, algorithm, agreement);
+            let (mechanism, public_template, private_template) =
+                key_pair_templates(label, &id, algorithm, agreement);
             let (public, private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .during("generate a key pair")?;
@@ -211,7 +218,8 @@ impl KeyBackend for Pkcs11Backend {
     fn open(&self, reference: &KeyReference) -> Result<Arc<dyn KeySigner>, Error> {
         let id = decode_reference(reference)?.to_vec();
         let (algorithm, public_key) = self.token.with_session(Retry::Once, |session| {
-            let private = find_one(session, &id, ObjectClass::PRIVATE_KEY)?.ok_or_else(|| missing_key(&id))?;
+            let private = find_one(session, &id, ObjectClass::PRIVATE_KEY)?
+                .ok_or_else(|| missing_key(&id))?;
             let key_type = key_type_of(session, private)?;
             let algorithm = if key_type == KeyType::EC {
                 let parameters = bytes_attribute(session, private, AttributeType::EcParams)?;
@@ -234,7 +242,10 @@ impl KeyBackend for Pkcs11Backend {
                 Some(public) => public,
                 None if algorithm == KeyAlgorithm::Rsa3072 => private,
                 None => {
-                    return Err(Failure::Backend(format!("no public key with CKA_ID {}", hex(&id))));
+                    return Err(Failure::Backend(format!(
+                        "no public key with CKA_ID {}",
+                        hex(&id)
+                    )));
                 }
             };
             Ok((algorithm, public_key_of(session, algorithm, public)?))
@@ -278,11 +289,15 @@ impl KeyBackend for Pkcs11Backend {
     fn destroy_labelled(&self, label: &str) -> Result<usize, Error> {
         if label.is_empty() {
             // An empty template value would match every unlabelled object of the token.
-            return Err(Error::Backend("refusing to destroy objects by an empty label".to_owned()));
+            return Err(Error::Backend(
+                "refusing to destroy objects by an empty label".to_owned(),
+            ));
         }
         let destroyed = self.token.with_session(Retry::Once, |session| {
             let template = [Attribute::Label(label.as_bytes().to_vec())];
-            let found = session.find_objects(&template).during("find objects by label")?;
+            let found = session
+                .find_objects(&template)
+                .during("find objects by label")?;
             // Private objects are invisible to a logged-out session: "none found" must not be
             // taken for "none there".
             if found.is_empty() && !logged_in(session)? {
@@ -334,7 +349,8 @@ impl KeySigner for Pkcs11Signer {
     fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error> {
         let (mechanism, data) = signing_mechanism(self.algorithm, digest, padding)?;
         let signature = self.token.with_session(Retry::Once, |session| {
-            let key = find_one(session, &self.id, ObjectClass::PRIVATE_KEY)?.ok_or_else(|| missing_key(&self.id))?;
+            let key = find_one(session, &self.id, ObjectClass::PRIVATE_KEY)?
+                .ok_or_else(|| missing_key(&self.id))?;
             session.sign(&mechanism, key, &data).during("sign")
         })?;
         match self.algorithm {
@@ -365,9 +381,12 @@ impl KeySigner for Pkcs11Signer {
             return Err(Error::UnsupportedKey("ECDH needs a P-256 key".to_owned()));
         }
         let peer = p256::PublicKey::from_sec1_bytes(peer)
-            .map_err(|_| Error::UnsupportedKey("the ECDH peer key is not a P-256 point".to_owned()))?
+            .map_err(|_| {
+                Error::UnsupportedKey("the ECDH peer key is not a P-256 point".to_owned())
+            })?
             .to_encoded_point(false);
-        let mechanism = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer.as_bytes()));
+        let mechanism =
+            Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer.as_bytes()));
         let template = [
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::GENERIC_SECRET),
@@ -404,7 +423,10 @@ impl KeySigner for Pkcs11Signer {
 ///
 /// cryptoki copies the value through buffers of its own that it does not zero; only the copy
 /// handed back here is zeroed on drop.
-fn shared_secret_of(session: &Session, derived: ObjectHandle) -> Result<Zeroizing<Vec<u8>>, Failure> {
+fn shared_secret_of(
+    session: &Session,
+    derived: ObjectHandle,
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
     let attributes = session
         .get_attributes(derived, &[AttributeType::Value])
         .during("read the ECDH secret")?;
@@ -414,7 +436,9 @@ fn shared_secret_of(session: &Session, derived: ObjectHandle) -> Result<Zeroizin
             Attribute::Value(bytes) => Some(Zeroizing::new(bytes)),
             _ => None,
         })
-        .ok_or_else(|| Failure::Backend("the derived ECDH secret has no readable CKA_VALUE".to_owned()))?;
+        .ok_or_else(|| {
+            Failure::Backend("the derived ECDH secret has no readable CKA_VALUE".to_owned())
+        })?;
     if secret.len() != P256_SHARED_SECRET_LEN {
         return Err(Failure::Backend(format!(
             "the derived ECDH secret is {} bytes, not {P256_SHARED_SECRET_LEN}",
@@ -448,10 +472,15 @@ fn signing_mechanism(
                 Digest::Sha384(_) => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
                 Digest::Sha512(_) => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
             };
-            let s_len = Ulong::try_from(hash.len())
-                .map_err(|_| Error::Backend("PSS salt length does not fit a CK_ULONG".to_owned()))?;
+            let s_len = Ulong::try_from(hash.len()).map_err(|_| {
+                Error::Backend("PSS salt length does not fit a CK_ULONG".to_owned())
+            })?;
             (
-                Mechanism::RsaPkcsPss(PkcsPssParams { hash_alg, mgf, s_len }),
+                Mechanism::RsaPkcsPss(PkcsPssParams {
+                    hash_alg,
+                    mgf,
+                    s_len,
+                }),
                 hash.to_vec(),
             )
         }
@@ -491,7 +520,9 @@ fn key_pair_templates(
         }
         KeyAlgorithm::Rsa3072 => {
             // 3072 fits every CK_ULONG, so the cast is exact.
-            public.push(Attribute::ModulusBits(Ulong::from(RSA_MODULUS_BITS as c_ulong)));
+            public.push(Attribute::ModulusBits(Ulong::from(
+                RSA_MODULUS_BITS as c_ulong,
+            )));
             public.push(Attribute::PublicExponent(RSA_PUBLIC_EXPONENT.to_vec()));
             private.push(Attribute::Decrypt(false));
             Mechanism::RsaPkcsKeyPairGen
@@ -501,7 +532,11 @@ fn key_pair_templates(
 }
 
 /// The public key of `object` (a public key, or an RSA private key) as SubjectPublicKeyInfo.
-fn public_key_of(session: &Session, algorithm: KeyAlgorithm, object: ObjectHandle) -> Result<PublicKeyDer, Failure> {
+fn public_key_of(
+    session: &Session,
+    algorithm: KeyAlgorithm,
+    object: ObjectHandle,
+) -> Result<PublicKeyDer, Failure> {
     match algorithm {
         KeyAlgorithm::EcdsaP256 => {
             let point = bytes_attribute(session, object, AttributeType::EcPoint)?;
@@ -551,7 +586,11 @@ fn rsa_to_spki(modulus: &[u8], exponent: &[u8]) -> Result<PublicKeyDer, Error> {
 }
 
 /// The objects of `class` with `CKA_ID` = `id`.
-fn find_all(session: &Session, id: &[u8], class: ObjectClass) -> Result<Vec<ObjectHandle>, Failure> {
+fn find_all(
+    session: &Session,
+    id: &[u8],
+    class: ObjectClass,
+) -> Result<Vec<ObjectHandle>, Failure> {
     let template = [Attribute::Class(class), Attribute::Id(id.to_vec())];
     let found = session.find_objects(&template).during("find a key")?;
     // Private objects are invisible to a logged-out session (PKCS#11 v2.40 §4.4): tell
@@ -564,7 +603,11 @@ fn find_all(session: &Session, id: &[u8], class: ObjectClass) -> Result<Vec<Obje
 
 /// The one object of `class` with `CKA_ID` = `id`, if any; two or more is an error, since
 /// signing with the wrong one of them must not be possible.
-fn find_one(session: &Session, id: &[u8], class: ObjectClass) -> Result<Option<ObjectHandle>, Failure> {
+fn find_one(
+    session: &Session,
+    id: &[u8],
+    class: ObjectClass,
+) -> Result<Option<ObjectHandle>, Failure> {
     let found = find_all(session, id, class)?;
     match found.as_slice() {
         [] => Ok(None),
@@ -592,8 +635,14 @@ fn key_type_of(session: &Session, object: ObjectHandle) -> Result<KeyType, Failu
 }
 
 /// A byte-string attribute (`CKA_EC_PARAMS`, `CKA_EC_POINT`, `CKA_MODULUS`, ...) of an object.
-fn bytes_attribute(session: &Session, object: ObjectHandle, kind: AttributeType) -> Result<Vec<u8>, Failure> {
-    let attributes = session.get_attributes(object, &[kind]).during("read a key attribute")?;
+fn bytes_attribute(
+    session: &Session,
+    object: ObjectHandle,
+    kind: AttributeType,
+) -> Result<Vec<u8>, Failure> {
+    let attributes = session
+        .get_attributes(object, &[kind])
+        .during("read a key attribute")?;
     attributes
         .into_iter()
         .find_map(|attribute| match (kind, attribute) {
@@ -645,8 +694,9 @@ fn loaded_module(module: &Path) -> Result<Pkcs11, Error> {
     if let Some((_, context)) = modules.iter().find(|(path, _)| *path == canonical) {
         return Ok(context.clone());
     }
-    let context = Pkcs11::new(&canonical)
-        .map_err(|error| Error::Backend(format!("load PKCS#11 module {}: {error}", module.display())))?;
+    let context = Pkcs11::new(&canonical).map_err(|error| {
+        Error::Backend(format!("load PKCS#11 module {}: {error}", module.display()))
+    })?;
     match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         // Initialised by other code in this process (the library is loaded only once).
         Ok(()) | Err(CryptokiError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -729,10 +779,16 @@ impl Token {
     /// Runs `operation` on a pooled session. A session the token reports broken is closed
     /// along with all idle ones (they usually break together, e.g. after an HSM restart), and
     /// with [`Retry::Once`] the operation runs once more on a fresh session.
-    fn with_session<T>(&self, retry: Retry, operation: impl Fn(&Session) -> Result<T, Failure>) -> Result<T, Error> {
+    fn with_session<T>(
+        &self,
+        retry: Retry,
+        operation: impl Fn(&Session) -> Result<T, Failure>,
+    ) -> Result<T, Error> {
         let mut retried = false;
         loop {
-            let session = self.check_out().map_err(|failure| failure.into_error(&self.label))?;
+            let session = self
+                .check_out()
+                .map_err(|failure| failure.into_error(&self.label))?;
             match operation(&session) {
                 Ok(value) => {
                     self.check_in(session);
@@ -772,7 +828,10 @@ impl Token {
 
     /// A new read/write session, logged in as user unless the token already is.
     fn open_session(&self) -> Result<Session, Failure> {
-        let session = self.context.open_rw_session(self.slot).during("open a session")?;
+        let session = self
+            .context
+            .open_rw_session(self.slot)
+            .during("open a session")?;
         if !logged_in(&session)? {
             match session.login(UserType::User, Some(&self.pin)) {
                 Ok(()) | Err(CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
@@ -853,7 +912,9 @@ impl Failure {
             Failure::Backend(message) => message.clone(),
             Failure::Key(error) => error.to_string(),
             Failure::LoggedOut => "the token logged this application out".to_owned(),
-            Failure::SecretLeftBehind(error) => format!("destroy a derived secret: {}", describe(error)),
+            Failure::SecretLeftBehind(error) => {
+                format!("destroy a derived secret: {}", describe(error))
+            }
         }
     }
 
@@ -865,7 +926,9 @@ impl Failure {
             )),
             Failure::Backend(message) => Error::Backend(format!("{message} on token {token:?}")),
             Failure::Key(error) => error,
-            Failure::LoggedOut => Error::Backend(format!("token {token:?} logged this application out")),
+            Failure::LoggedOut => {
+                Error::Backend(format!("token {token:?} logged this application out"))
+            }
             Failure::SecretLeftBehind(error) => Error::Backend(format!(
                 "PKCS#11 destroy a derived secret on token {token:?} failed: {}",
                 describe(&error)
@@ -967,7 +1030,8 @@ mod tests {
     }
 
     fn open_backend(token: &TestToken) -> Pkcs11Backend {
-        Pkcs11Backend::open(&token.module, &token.label, Pin::new(token.pin.clone())).expect("open the test token")
+        Pkcs11Backend::open(&token.module, &token.label, Pin::new(token.pin.clone()))
+            .expect("open the test token")
     }
 
     fn label(test: &str) -> String {
@@ -975,12 +1039,19 @@ mod tests {
     }
 
     fn verify_p256(public_key: &PublicKeyDer, digest: &Digest, signature: &[u8]) -> bool {
-        let key = p256::ecdsa::VerifyingKey::from_public_key_der(&public_key.0).expect("P-256 SPKI");
-        let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER ECDSA signature");
+        let key =
+            p256::ecdsa::VerifyingKey::from_public_key_der(&public_key.0).expect("P-256 SPKI");
+        let signature =
+            p256::ecdsa::DerSignature::try_from(signature).expect("DER ECDSA signature");
         key.verify_prehash(digest.as_bytes(), &signature).is_ok()
     }
 
-    fn verify_rsa(public_key: &PublicKeyDer, digest: &Digest, padding: RsaPadding, signature: &[u8]) -> bool {
+    fn verify_rsa(
+        public_key: &PublicKeyDer,
+        digest: &Digest,
+        padding: RsaPadding,
+        signature: &[u8],
+    ) -> bool {
         let key = rsa::RsaPublicKey::from_public_key_der(&public_key.0).expect("RSA SPKI");
         let hash = digest.as_bytes();
         let result = match (padding, digest) {
@@ -993,9 +1064,15 @@ mod tests {
             (RsaPadding::Pkcs1v15, Digest::Sha512(_)) => {
                 key.verify(rsa::Pkcs1v15Sign::new::<Sha512>(), hash, signature)
             }
-            (RsaPadding::Pss, Digest::Sha256(_)) => key.verify(rsa::Pss::new_with_salt::<Sha256>(32), hash, signature),
-            (RsaPadding::Pss, Digest::Sha384(_)) => key.verify(rsa::Pss::new_with_salt::<Sha384>(48), hash, signature),
-            (RsaPadding::Pss, Digest::Sha512(_)) => key.verify(rsa::Pss::new_with_salt::<Sha512>(64), hash, signature),
+            (RsaPadding::Pss, Digest::Sha256(_)) => {
+                key.verify(rsa::Pss::new_with_salt::<Sha256>(32), hash, signature)
+            }
+            (RsaPadding::Pss, Digest::Sha384(_)) => {
+                key.verify(rsa::Pss::new_with_salt::<Sha384>(48), hash, signature)
+            }
+            (RsaPadding::Pss, Digest::Sha512(_)) => {
+                key.verify(rsa::Pss::new_with_salt::<Sha512>(64), hash, signature)
+            }
         };
         result.is_ok()
     }
@@ -1012,7 +1089,9 @@ mod tests {
             .token
             .with_session(Retry::Once, |session| {
                 let object = find_one(session, &id, class)?.ok_or_else(|| missing_key(&id))?;
-                session.get_attributes(object, kinds).during("read test attributes")
+                session
+                    .get_attributes(object, kinds)
+                    .during("read test attributes")
             })
             .expect("read the key's attributes")
     }
@@ -1064,17 +1143,29 @@ mod tests {
             backend,
             reference,
             ObjectClass::PUBLIC_KEY,
-            &[AttributeType::Token, AttributeType::Verify, AttributeType::Id],
+            &[
+                AttributeType::Token,
+                AttributeType::Verify,
+                AttributeType::Id,
+            ],
         );
         for expected in [
             Attribute::Token(true),
             Attribute::Verify(true),
             Attribute::Id(id.clone()),
         ] {
-            assert!(public.contains(&expected), "public key lacks {expected:?}: {public:?}");
+            assert!(
+                public.contains(&expected),
+                "public key lacks {expected:?}: {public:?}"
+            );
         }
         // The token refuses to reveal the private key itself.
-        let secret = attributes(backend, reference, ObjectClass::PRIVATE_KEY, &[AttributeType::Value]);
+        let secret = attributes(
+            backend,
+            reference,
+            ObjectClass::PRIVATE_KEY,
+            &[AttributeType::Value],
+        );
         assert!(
             secret.is_empty(),
             "CKA_VALUE of the private key was readable: {secret:?}"
@@ -1083,7 +1174,8 @@ mod tests {
 
     #[test]
     fn p256_keys_are_made_in_the_token_and_sign_verifiably() {
-        let Some(token) = token_under_test("p256_keys_are_made_in_the_token_and_sign_verifiably") else {
+        let Some(token) = token_under_test("p256_keys_are_made_in_the_token_and_sign_verifiably")
+        else {
             return;
         };
         let backend = open_backend(&token);
@@ -1099,8 +1191,13 @@ mod tests {
         let signer = backend.open(&generated.reference).expect("open P-256");
         assert_eq!(signer.algorithm(), KeyAlgorithm::EcdsaP256);
         assert_eq!(signer.public_key(), &generated.public_key);
-        for digest in [Digest::sha256(b"tbsCertificate"), Digest::sha384(b"tbsCertList")] {
-            let signature = signer.sign_digest(&digest, RsaPadding::Pkcs1v15).expect("sign");
+        for digest in [
+            Digest::sha256(b"tbsCertificate"),
+            Digest::sha384(b"tbsCertList"),
+        ] {
+            let signature = signer
+                .sign_digest(&digest, RsaPadding::Pkcs1v15)
+                .expect("sign");
             assert!(
                 verify_p256(&generated.public_key, &digest, &signature),
                 "bad signature over {digest:?}"
@@ -1131,7 +1228,8 @@ mod tests {
         let generated = backend
             .generate(&label, KeyAlgorithm::Rsa3072)
             .expect("generate RSA-3072");
-        let public = rsa::RsaPublicKey::from_public_key_der(&generated.public_key.0).expect("RSA SPKI");
+        let public =
+            rsa::RsaPublicKey::from_public_key_der(&generated.public_key.0).expect("RSA SPKI");
         assert_eq!(public.n().bits(), 3072);
         assert_eq!(public.e(), &rsa::BigUint::from(65_537u32));
         assert_private_key_is_locked_in(&backend, &generated.reference, &label, false);
@@ -1140,7 +1238,11 @@ mod tests {
         assert_eq!(signer.algorithm(), KeyAlgorithm::Rsa3072);
         assert_eq!(signer.public_key(), &generated.public_key);
         for padding in [RsaPadding::Pkcs1v15, RsaPadding::Pss] {
-            for digest in [Digest::sha256(b"a"), Digest::sha384(b"b"), Digest::sha512(b"c")] {
+            for digest in [
+                Digest::sha256(b"a"),
+                Digest::sha384(b"b"),
+                Digest::sha512(b"c"),
+            ] {
                 let signature = signer.sign_digest(&digest, padding).expect("sign");
                 assert_eq!(signature.len(), 384);
                 assert!(
@@ -1152,10 +1254,17 @@ mod tests {
                 } else {
                     RsaPadding::Pss
                 };
-                assert!(!verify_rsa(&generated.public_key, &digest, other, &signature));
+                assert!(!verify_rsa(
+                    &generated.public_key,
+                    &digest,
+                    other,
+                    &signature
+                ));
             }
         }
-        let peer = p256::SecretKey::from_slice(&[0x42; 32]).expect("scalar").public_key();
+        let peer = p256::SecretKey::from_slice(&[0x42; 32])
+            .expect("scalar")
+            .public_key();
         match signer.diffie_hellman(peer.to_encoded_point(false).as_bytes()) {
             Err(Error::UnsupportedKey(_)) => {}
             other => panic!("an RSA key did ECDH: {other:?}"),
@@ -1180,32 +1289,48 @@ mod tests {
     #[test]
     fn p256_keys_agree_on_ecdh_secrets_with_software_keys() {
         // Exclusive: it counts the secret-key objects of the whole token.
-        let Some(token) = token_for("p256_keys_agree_on_ecdh_secrets_with_software_keys", true) else {
+        let Some(token) = token_for("p256_keys_agree_on_ecdh_secrets_with_software_keys", true)
+        else {
             return;
         };
         let backend = open_backend(&token);
         let ecdh_label = label("ecdh");
-        let generated = backend.generate_agreement_key(&ecdh_label).expect("generate P-256");
+        let generated = backend
+            .generate_agreement_key(&ecdh_label)
+            .expect("generate P-256");
         assert_private_key_is_locked_in(&backend, &generated.reference, &ecdh_label, true);
         let signer = backend.open(&generated.reference).expect("open P-256");
-        let token_public = p256::PublicKey::from_public_key_der(&generated.public_key.0).expect("P-256 SPKI");
-        assert_eq!(secret_key_objects(&backend), 0, "secret keys in the token before the test");
+        let token_public =
+            p256::PublicKey::from_public_key_der(&generated.public_key.0).expect("P-256 SPKI");
+        assert_eq!(
+            secret_key_objects(&backend),
+            0,
+            "secret keys in the token before the test"
+        );
 
         let mut secrets = Vec::new();
         for _ in 0..3 {
             let ephemeral = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
-            let expected = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), token_public.as_affine());
+            let expected =
+                p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), token_public.as_affine());
             let uncompressed = ephemeral.public_key().to_encoded_point(false);
             assert_eq!(uncompressed.len(), 65);
-            let secret = signer.diffie_hellman(uncompressed.as_bytes()).expect("ECDH in the token");
+            let secret = signer
+                .diffie_hellman(uncompressed.as_bytes())
+                .expect("ECDH in the token");
             assert_eq!(secret.as_slice(), &expected.raw_secret_bytes()[..]);
             // A compressed point names the same key and gives the same secret.
             let compressed = ephemeral.public_key().to_encoded_point(true);
-            let again = signer.diffie_hellman(compressed.as_bytes()).expect("ECDH with a compressed point");
+            let again = signer
+                .diffie_hellman(compressed.as_bytes())
+                .expect("ECDH with a compressed point");
             assert_eq!(again, secret);
             secrets.push(secret);
         }
-        assert!(secrets[0] != secrets[1] && secrets[1] != secrets[2], "ECDH ignored the peer key");
+        assert!(
+            secrets[0] != secrets[1] && secrets[1] != secrets[2],
+            "ECDH ignored the peer key"
+        );
 
         let mut off_curve = p256::SecretKey::from_slice(&[0x42; 32])
             .expect("scalar")
@@ -1218,11 +1343,17 @@ mod tests {
         too_short.truncate(64);
         for invalid in [off_curve, too_short, vec![0x00], Vec::new()] {
             match signer.diffie_hellman(&invalid) {
-                Err(Error::UnsupportedKey(message)) => assert!(message.contains("not a P-256 point"), "{message}"),
+                Err(Error::UnsupportedKey(message)) => {
+                    assert!(message.contains("not a P-256 point"), "{message}")
+                }
                 other => panic!("ECDH with {invalid:02x?} gave {other:?}"),
             }
         }
-        assert_eq!(secret_key_objects(&backend), 0, "a derived ECDH secret stayed in the token");
+        assert_eq!(
+            secret_key_objects(&backend),
+            0,
+            "a derived ECDH secret stayed in the token"
+        );
 
         backend.destroy(&generated.reference).expect("destroy");
     }
@@ -1238,8 +1369,11 @@ mod tests {
         let id = backend
             .token
             .with_session(Retry::No, |session| {
-                let id = session.generate_random_vec(KEY_ID_LEN as u32).during("random CKA_ID")?;
-                let (mechanism, public, mut private) = key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256, true);
+                let id = session
+                    .generate_random_vec(KEY_ID_LEN as u32)
+                    .during("random CKA_ID")?;
+                let (mechanism, public, mut private) =
+                    key_pair_templates(&label, &id, KeyAlgorithm::EcdsaP256, true);
                 for attribute in &mut private {
                     if let Attribute::Derive(derive) = attribute {
                         *derive = false;
@@ -1255,32 +1389,48 @@ mod tests {
         let signer = backend.open(&reference).expect("open the old-style key");
         assert!(signer.sign(b"still signs").is_ok());
 
-        let peer = p256::SecretKey::from_slice(&[0x42; 32]).expect("scalar").public_key();
+        let peer = p256::SecretKey::from_slice(&[0x42; 32])
+            .expect("scalar")
+            .public_key();
         match signer.diffie_hellman(peer.to_encoded_point(false).as_bytes()) {
-            Err(Error::UnsupportedKey(message)) => assert!(message.contains("CKA_DERIVE"), "{message}"),
+            Err(Error::UnsupportedKey(message)) => {
+                assert!(message.contains("CKA_DERIVE"), "{message}")
+            }
             other => panic!("a key without CKA_DERIVE gave {other:?}"),
         }
-        assert_eq!(secret_key_objects(&backend), 0, "a failed ECDH left a secret in the token");
+        assert_eq!(
+            secret_key_objects(&backend),
+            0,
+            "a failed ECDH left a secret in the token"
+        );
 
         backend.destroy(&reference).expect("destroy");
     }
 
     #[test]
     fn keys_reopen_from_a_second_backend_and_are_gone_after_destroy() {
-        let Some(token) = token_under_test("keys_reopen_from_a_second_backend_and_are_gone_after_destroy") else {
+        let Some(token) =
+            token_under_test("keys_reopen_from_a_second_backend_and_are_gone_after_destroy")
+        else {
             return;
         };
         let first = open_backend(&token);
         let generated = first
             .generate(&label("reopen"), KeyAlgorithm::EcdsaP256)
             .expect("generate");
-        let early_signer = first.open(&generated.reference).expect("open in the first backend");
+        let early_signer = first
+            .open(&generated.reference)
+            .expect("open in the first backend");
 
         let second = open_backend(&token);
-        let signer = second.open(&generated.reference).expect("open in the second backend");
+        let signer = second
+            .open(&generated.reference)
+            .expect("open in the second backend");
         assert_eq!(signer.public_key(), &generated.public_key);
         let digest = Digest::sha256(b"issued by the second backend");
-        let signature = signer.sign_digest(&digest, RsaPadding::Pkcs1v15).expect("sign");
+        let signature = signer
+            .sign_digest(&digest, RsaPadding::Pkcs1v15)
+            .expect("sign");
         assert!(verify_p256(&generated.public_key, &digest, &signature));
         drop(second);
         // Signers keep their token open after their backend is gone.
@@ -1291,7 +1441,10 @@ mod tests {
             Ok(_) => panic!("a destroyed key opened again"),
             Err(error) => error.to_string(),
         };
-        assert!(error.contains("no private key"), "unexpected error: {error}");
+        assert!(
+            error.contains("no private key"),
+            "unexpected error: {error}"
+        );
         assert!(
             early_signer.sign(b"after destroy").is_err(),
             "a destroyed key still signed"
@@ -1305,30 +1458,59 @@ mod tests {
 
     #[test]
     fn keys_whose_generation_was_cut_short_are_found_by_label() {
-        let Some(token) = token_under_test("keys_whose_generation_was_cut_short_are_found_by_label") else {
+        let Some(token) =
+            token_under_test("keys_whose_generation_was_cut_short_are_found_by_label")
+        else {
             return;
         };
         let backend = open_backend(&token);
         let (whole, half, other) = (label("cut-whole"), label("cut-half"), label("cut-other"));
-        let kept = backend.generate(&other, KeyAlgorithm::EcdsaP256).expect("generate");
-        let first = backend.generate(&whole, KeyAlgorithm::EcdsaP256).expect("generate");
+        let kept = backend
+            .generate(&other, KeyAlgorithm::EcdsaP256)
+            .expect("generate");
+        let first = backend
+            .generate(&whole, KeyAlgorithm::EcdsaP256)
+            .expect("generate");
         // A crash between writing the private and the public object.
-        let second = backend.generate(&half, KeyAlgorithm::EcdsaP256).expect("generate");
-        let id = decode_reference(&second.reference).expect("our reference").to_vec();
+        let second = backend
+            .generate(&half, KeyAlgorithm::EcdsaP256)
+            .expect("generate");
+        let id = decode_reference(&second.reference)
+            .expect("our reference")
+            .to_vec();
         backend
             .token
             .with_session(Retry::Once, |session| {
-                let public = find_one(session, &id, ObjectClass::PUBLIC_KEY)?.ok_or_else(|| missing_key(&id))?;
-                session.destroy_object(public).during("destroy the public half")
+                let public = find_one(session, &id, ObjectClass::PUBLIC_KEY)?
+                    .ok_or_else(|| missing_key(&id))?;
+                session
+                    .destroy_object(public)
+                    .during("destroy the public half")
             })
             .expect("remove the public key");
 
-        assert_eq!(backend.destroy_labelled(&whole).expect("destroy by label"), 2, "private and public key");
-        assert_eq!(backend.destroy_labelled(&half).expect("destroy by label"), 1, "the lone private key");
-        assert_eq!(backend.destroy_labelled(&whole).expect("destroy by label"), 0, "nothing left");
+        assert_eq!(
+            backend.destroy_labelled(&whole).expect("destroy by label"),
+            2,
+            "private and public key"
+        );
+        assert_eq!(
+            backend.destroy_labelled(&half).expect("destroy by label"),
+            1,
+            "the lone private key"
+        );
+        assert_eq!(
+            backend.destroy_labelled(&whole).expect("destroy by label"),
+            0,
+            "nothing left"
+        );
         assert_eq!(attributes_count(&backend, &first.reference), 0);
         assert_eq!(attributes_count(&backend, &second.reference), 0);
-        assert_eq!(attributes_count(&backend, &kept.reference), 2, "another label's key is untouched");
+        assert_eq!(
+            attributes_count(&backend, &kept.reference),
+            2,
+            "another label's key is untouched"
+        );
         assert!(backend.open(&kept.reference).is_ok());
         backend.destroy(&kept.reference).expect("destroy");
     }
@@ -1368,12 +1550,22 @@ mod tests {
                     let (ec_signer, rsa_signer, ec, rsa) = (&ec_signer, &rsa_signer, &ec, &rsa);
                     scope.spawn(move || {
                         for round in 0..20 {
-                            let digest = Digest::sha256(format!("worker {worker} round {round}").as_bytes());
-                            let signature = ec_signer.sign_digest(&digest, RsaPadding::Pkcs1v15).expect("EC sign");
+                            let digest =
+                                Digest::sha256(format!("worker {worker} round {round}").as_bytes());
+                            let signature = ec_signer
+                                .sign_digest(&digest, RsaPadding::Pkcs1v15)
+                                .expect("EC sign");
                             assert!(verify_p256(&ec.public_key, &digest, &signature));
                             if round % 4 == 0 {
-                                let signature = rsa_signer.sign_digest(&digest, RsaPadding::Pss).expect("RSA sign");
-                                assert!(verify_rsa(&rsa.public_key, &digest, RsaPadding::Pss, &signature));
+                                let signature = rsa_signer
+                                    .sign_digest(&digest, RsaPadding::Pss)
+                                    .expect("RSA sign");
+                                assert!(verify_rsa(
+                                    &rsa.public_key,
+                                    &digest,
+                                    RsaPadding::Pss,
+                                    &signature
+                                ));
                             }
                         }
                     })
@@ -1391,7 +1583,8 @@ mod tests {
 
     #[test]
     fn signing_logs_in_again_after_the_token_logged_us_out() {
-        let Some(token) = token_for("signing_logs_in_again_after_the_token_logged_us_out", true) else {
+        let Some(token) = token_for("signing_logs_in_again_after_the_token_logged_us_out", true)
+        else {
             return;
         };
         let backend = open_backend(&token);
@@ -1413,7 +1606,9 @@ mod tests {
         let session = backend.token.check_out().expect("a pooled session");
         session.logout().expect("log out");
         backend.token.check_in(session);
-        backend.destroy(&generated.reference).expect("destroy after a logout");
+        backend
+            .destroy(&generated.reference)
+            .expect("destroy after a logout");
         assert!(
             backend.open(&generated.reference).is_err(),
             "destroy did nothing while logged out"
@@ -1437,9 +1632,16 @@ mod tests {
 
     #[test]
     fn a_missing_module_is_named_in_the_error() {
-        let error = Pkcs11Backend::open(Path::new("/nonexistent/libpkcs11.so"), "token", Pin::from("1234"))
-            .expect_err("opened a module that does not exist");
-        assert!(error.to_string().contains("/nonexistent/libpkcs11.so"), "{error}");
+        let error = Pkcs11Backend::open(
+            Path::new("/nonexistent/libpkcs11.so"),
+            "token",
+            Pin::from("1234"),
+        )
+        .expect_err("opened a module that does not exist");
+        assert!(
+            error.to_string().contains("/nonexistent/libpkcs11.so"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1466,7 +1668,10 @@ mod tests {
         let bare = point.as_bytes().to_vec();
         let mut wrapped = vec![0x04, 0x41];
         wrapped.extend_from_slice(&bare);
-        assert_eq!(ec_point_to_spki(&wrapped).expect("DER-wrapped point").0, expected);
+        assert_eq!(
+            ec_point_to_spki(&wrapped).expect("DER-wrapped point").0,
+            expected
+        );
         assert_eq!(ec_point_to_spki(&bare).expect("bare point").0, expected);
         let mut off_curve = bare.clone();
         off_curve[64] ^= 1;
@@ -1476,7 +1681,8 @@ mod tests {
     #[test]
     fn rsa_keys_other_than_3072_bits_are_refused() {
         let modulus = [0xc5u8; 256];
-        let error = rsa_to_spki(&modulus, &RSA_PUBLIC_EXPONENT).expect_err("accepted a 2048-bit key");
+        let error =
+            rsa_to_spki(&modulus, &RSA_PUBLIC_EXPONENT).expect_err("accepted a 2048-bit key");
         assert!(matches!(error, Error::UnsupportedKey(_)), "{error}");
     }
 
@@ -1484,10 +1690,15 @@ mod tests {
     fn rsa_pkcs1_signs_the_digest_info_and_pss_names_the_hash() {
         let digest = Digest::sha384(b"x");
         let (mechanism, data) =
-            signing_mechanism(KeyAlgorithm::Rsa3072, &digest, RsaPadding::Pkcs1v15).expect("mechanism");
+            signing_mechanism(KeyAlgorithm::Rsa3072, &digest, RsaPadding::Pkcs1v15)
+                .expect("mechanism");
         assert_eq!(mechanism.mechanism_type(), MechanismType::RSA_PKCS);
-        assert_eq!(data, [digest.digest_info_prefix(), digest.as_bytes()].concat());
-        let (mechanism, data) = signing_mechanism(KeyAlgorithm::Rsa3072, &digest, RsaPadding::Pss).expect("mechanism");
+        assert_eq!(
+            data,
+            [digest.digest_info_prefix(), digest.as_bytes()].concat()
+        );
+        let (mechanism, data) =
+            signing_mechanism(KeyAlgorithm::Rsa3072, &digest, RsaPadding::Pss).expect("mechanism");
         match mechanism {
             Mechanism::RsaPkcsPss(params) => {
                 assert_eq!(params.hash_alg, MechanismType::SHA384);

@@ -5,7 +5,8 @@
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedAttributes, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+    CertificateSet, EncapsulatedContentInfo, SignedAttributes, SignedData, SignerIdentifier,
+    SignerInfo, SignerInfos,
 };
 use const_oid::ObjectIdentifier;
 use der::asn1::{Null, OctetString, SetOfVec};
@@ -28,9 +29,11 @@ const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 /// id-messageDigest (RFC 5652 §11.2).
 const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 /// id-aa-signingCertificateV2 (RFC 5035 §3).
-const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
+const ID_AA_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
 /// id-aa-signatureTimeStampToken (RFC 3161 Appendix A).
-const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
 /// id-ct-TSTInfo (RFC 3161 §2.4.2).
 const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
 /// id-sha256 (RFC 5754 §2.2).
@@ -78,28 +81,43 @@ fn encoding(error: der::Error) -> PadesError {
 }
 
 fn sha256_identifier() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned { oid: ID_SHA256, parameters: None }
+    AlgorithmIdentifierOwned {
+        oid: ID_SHA256,
+        parameters: None,
+    }
 }
 
 /// Parses the chain and checks that the signer certificate's key suits `algorithm`.
-pub(crate) fn parse_chain(chain_der: &[Vec<u8>], algorithm: SignatureAlgorithm) -> Result<Vec<Certificate>, PadesError> {
+pub(crate) fn parse_chain(
+    chain_der: &[Vec<u8>],
+    algorithm: SignatureAlgorithm,
+) -> Result<Vec<Certificate>, PadesError> {
     if chain_der.is_empty() {
-        return Err(PadesError::InvalidCertificate("the certificate chain is empty".into()));
+        return Err(PadesError::InvalidCertificate(
+            "the certificate chain is empty".into(),
+        ));
     }
     let chain = chain_der
         .iter()
         .enumerate()
         .map(|(index, der)| {
-            Certificate::from_der(der)
-                .map_err(|error| PadesError::InvalidCertificate(format!("certificate {index} of the chain: {error}")))
+            Certificate::from_der(der).map_err(|error| {
+                PadesError::InvalidCertificate(format!("certificate {index} of the chain: {error}"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let signer = chain.first().ok_or_else(|| PadesError::InvalidCertificate("the certificate chain is empty".into()))?;
+    let signer = chain
+        .first()
+        .ok_or_else(|| PadesError::InvalidCertificate("the certificate chain is empty".into()))?;
     let key = &signer.tbs_certificate.subject_public_key_info.algorithm;
     let suits = match algorithm {
         SignatureAlgorithm::EcdsaSha256 => {
             key.oid == ID_EC_PUBLIC_KEY
-                && key.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok()) == Some(SECP256R1)
+                && key
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                    == Some(SECP256R1)
         }
         SignatureAlgorithm::RsaPkcs1Sha256 => key.oid == RSA_ENCRYPTION,
     };
@@ -114,28 +132,46 @@ pub(crate) fn parse_chain(chain_der: &[Vec<u8>], algorithm: SignatureAlgorithm) 
 /// The signed attributes (reference/pades.md §2): content-type id-data, message-digest
 /// `digest`, signing-certificate-v2 of `signer`; no signing-time (EN 319 142-1). Returned as
 /// the DER `SET OF Attribute` (tag 0x31) that RFC 5652 §5.4 hashes.
-pub(crate) fn signed_attributes(digest: &[u8; 32], signer: &Certificate) -> Result<Vec<u8>, PadesError> {
+pub(crate) fn signed_attributes(
+    digest: &[u8; 32],
+    signer: &Certificate,
+) -> Result<Vec<u8>, PadesError> {
     let signer_der = signer.to_der().map_err(encoding)?;
     let signing_certificate = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {
             cert_hash: OctetString::new(Sha256::digest(&signer_der).to_vec()).map_err(encoding)?,
             issuer_serial: IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(signer.tbs_certificate.issuer.clone())],
+                issuer: vec![GeneralName::DirectoryName(
+                    signer.tbs_certificate.issuer.clone(),
+                )],
                 serial_number: signer.tbs_certificate.serial_number.clone(),
             },
         }],
     };
     let attributes: SignedAttributes = SetOfVec::try_from(vec![
-        attribute(ID_CONTENT_TYPE, Any::encode_from(&ID_DATA).map_err(encoding)?)?,
-        attribute(ID_MESSAGE_DIGEST, Any::encode_from(&OctetString::new(digest.to_vec()).map_err(encoding)?).map_err(encoding)?)?,
-        attribute(ID_AA_SIGNING_CERTIFICATE_V2, Any::encode_from(&signing_certificate).map_err(encoding)?)?,
+        attribute(
+            ID_CONTENT_TYPE,
+            Any::encode_from(&ID_DATA).map_err(encoding)?,
+        )?,
+        attribute(
+            ID_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(digest.to_vec()).map_err(encoding)?)
+                .map_err(encoding)?,
+        )?,
+        attribute(
+            ID_AA_SIGNING_CERTIFICATE_V2,
+            Any::encode_from(&signing_certificate).map_err(encoding)?,
+        )?,
     ])
     .map_err(encoding)?;
     attributes.to_der().map_err(encoding)
 }
 
 fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute, PadesError> {
-    Ok(Attribute { oid, values: SetOfVec::try_from(vec![value]).map_err(encoding)? })
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value]).map_err(encoding)?,
+    })
 }
 
 /// The message-digest value inside stored signed attributes.
@@ -146,9 +182,14 @@ pub(crate) fn message_digest(signed_attributes_der: &[u8]) -> Result<Vec<u8>, Pa
         .iter()
         .find(|attribute| attribute.oid == ID_MESSAGE_DIGEST)
         .ok_or_else(|| PadesError::InvalidPrepared("no message-digest attribute".into()))?;
-    let value = attribute.values.iter().next().ok_or_else(|| PadesError::InvalidPrepared("empty message-digest".into()))?;
-    let digest: OctetString =
-        value.decode_as().map_err(|error| PadesError::InvalidPrepared(format!("message-digest: {error}")))?;
+    let value = attribute
+        .values
+        .iter()
+        .next()
+        .ok_or_else(|| PadesError::InvalidPrepared("empty message-digest".into()))?;
+    let digest: OctetString = value
+        .decode_as()
+        .map_err(|error| PadesError::InvalidPrepared(format!("message-digest: {error}")))?;
     Ok(digest.as_bytes().to_vec())
 }
 
@@ -161,24 +202,32 @@ pub(crate) fn verify(
     signature: &[u8],
 ) -> Result<(), PadesError> {
     use p256::ecdsa::signature::Verifier;
-    let spki = signer.tbs_certificate.subject_public_key_info.to_der().map_err(encoding)?;
+    let spki = signer
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(encoding)?;
     match algorithm {
         SignatureAlgorithm::EcdsaSha256 => {
             let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
                 .map_err(|error| PadesError::InvalidCertificate(format!("signer key: {error}")))?;
-            let value = p256::ecdsa::Signature::from_der(signature).map_err(|_| PadesError::BadSignature)?;
+            let value = p256::ecdsa::Signature::from_der(signature)
+                .map_err(|_| PadesError::BadSignature)?;
             // Only the canonical DER form is embedded, so that what validators parse is what we checked.
             if value.to_der().as_bytes() != signature {
                 return Err(PadesError::BadSignature);
             }
-            key.verify(signed_attributes_der, &value).map_err(|_| PadesError::BadSignature)
+            key.verify(signed_attributes_der, &value)
+                .map_err(|_| PadesError::BadSignature)
         }
         SignatureAlgorithm::RsaPkcs1Sha256 => {
             let key = rsa::RsaPublicKey::from_public_key_der(&spki)
                 .map_err(|error| PadesError::InvalidCertificate(format!("signer key: {error}")))?;
             let key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key);
-            let value = rsa::pkcs1v15::Signature::try_from(signature).map_err(|_| PadesError::BadSignature)?;
-            key.verify(signed_attributes_der, &value).map_err(|_| PadesError::BadSignature)
+            let value = rsa::pkcs1v15::Signature::try_from(signature)
+                .map_err(|_| PadesError::BadSignature)?;
+            key.verify(signed_attributes_der, &value)
+                .map_err(|_| PadesError::BadSignature)
         }
     }
 }
@@ -189,11 +238,13 @@ pub(crate) fn verify(
 /// never embedded.
 pub(crate) fn check_timestamp(token: &[u8], signature: &[u8]) -> Result<Any, PadesError> {
     let bad = |what: &str| PadesError::InvalidTimestamp(what.to_owned());
-    let any = Any::from_der(token).map_err(|error| PadesError::InvalidTimestamp(format!("not DER: {error}")))?;
+    let any = Any::from_der(token)
+        .map_err(|error| PadesError::InvalidTimestamp(format!("not DER: {error}")))?;
     if any.to_der().map_err(encoding)? != token {
         return Err(bad("not in DER"));
     }
-    let content_info = ContentInfo::from_der(token).map_err(|error| PadesError::InvalidTimestamp(format!("{error}")))?;
+    let content_info = ContentInfo::from_der(token)
+        .map_err(|error| PadesError::InvalidTimestamp(format!("{error}")))?;
     if content_info.content_type != ID_SIGNED_DATA {
         return Err(bad("not a SignedData"));
     }
@@ -213,7 +264,9 @@ pub(crate) fn check_timestamp(token: &[u8], signature: &[u8]) -> Result<Any, Pad
         return Err(bad("does not encapsulate a TSTInfo"));
     }
     let econtent = encapsulated.econtent.ok_or_else(|| bad("no TSTInfo"))?;
-    let tst_info: OctetString = econtent.decode_as().map_err(|error| PadesError::InvalidTimestamp(format!("{error}")))?;
+    let tst_info: OctetString = econtent
+        .decode_as()
+        .map_err(|error| PadesError::InvalidTimestamp(format!("{error}")))?;
     let imprint = der::SliceReader::new(tst_info.as_bytes())
         .and_then(|mut reader| {
             reader.sequence(|tst| {
@@ -242,22 +295,31 @@ pub(crate) fn signed_data(
     signature: &[u8],
     timestamp: Option<Any>,
 ) -> Result<Vec<u8>, PadesError> {
-    let signer = chain.first().ok_or_else(|| PadesError::Internal("empty chain".into()))?;
+    let signer = chain
+        .first()
+        .ok_or_else(|| PadesError::Internal("empty chain".into()))?;
     let signed_attributes = SignedAttributes::from_der(signed_attributes_der)
         .map_err(|error| PadesError::InvalidPrepared(format!("signed attributes: {error}")))?;
     // What is embedded must be byte for byte what was hashed (reference/pades.md §5.4).
     if signed_attributes.to_der().map_err(encoding)? != signed_attributes_der {
-        return Err(PadesError::InvalidPrepared("the signed attributes are not in DER".into()));
+        return Err(PadesError::InvalidPrepared(
+            "the signed attributes are not in DER".into(),
+        ));
     }
     let signature_algorithm = match algorithm {
-        SignatureAlgorithm::EcdsaSha256 => AlgorithmIdentifierOwned { oid: ECDSA_WITH_SHA256, parameters: None },
-        SignatureAlgorithm::RsaPkcs1Sha256 => {
-            AlgorithmIdentifierOwned { oid: SHA256_WITH_RSA, parameters: Some(Any::encode_from(&Null).map_err(encoding)?) }
-        }
+        SignatureAlgorithm::EcdsaSha256 => AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        },
+        SignatureAlgorithm::RsaPkcs1Sha256 => AlgorithmIdentifierOwned {
+            oid: SHA256_WITH_RSA,
+            parameters: Some(Any::encode_from(&Null).map_err(encoding)?),
+        },
     };
     let unsigned_attrs = match timestamp {
         Some(token) => Some(
-            SetOfVec::try_from(vec![attribute(ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token)?]).map_err(encoding)?,
+            SetOfVec::try_from(vec![attribute(ID_AA_SIGNATURE_TIME_STAMP_TOKEN, token)?])
+                .map_err(encoding)?,
         ),
         None => None,
     };
@@ -284,12 +346,19 @@ pub(crate) fn signed_data(
     let signed_data = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![sha256_identifier()]).map_err(encoding)?,
-        encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None },
-        certificates: Some(CertificateSet(SetOfVec::try_from(certificates).map_err(encoding)?)),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
+        certificates: Some(CertificateSet(
+            SetOfVec::try_from(certificates).map_err(encoding)?,
+        )),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer_info]).map_err(encoding)?),
     };
-    let content_info =
-        ContentInfo { content_type: ID_SIGNED_DATA, content: Any::encode_from(&signed_data).map_err(encoding)? };
+    let content_info = ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(&signed_data).map_err(encoding)?,
+    };
     content_info.to_der().map_err(encoding)
 }

@@ -109,12 +109,16 @@ impl<'a> Document<'a> {
                 return Err(corrupt("the /Prev chain of cross-reference sections loops"));
             }
             if seen.len() > MAX_SECTIONS {
-                return Err(PadesError::Unsupported(format!("more than {MAX_SECTIONS} cross-reference sections")));
+                return Err(PadesError::Unsupported(format!(
+                    "more than {MAX_SECTIONS} cross-reference sections"
+                )));
             }
             let section = read_section(bytes, offset, &mut budget)?;
             entry_budget = entry_budget
                 .checked_sub(section.entries.len())
-                .ok_or_else(|| PadesError::Unsupported("implausibly many cross-reference entries".into()))?;
+                .ok_or_else(|| {
+                    PadesError::Unsupported("implausibly many cross-reference entries".into())
+                })?;
             if section.is_stream {
                 kind = XrefKind::Stream;
             } else if section.trailer.contains(b"XRefStm") {
@@ -128,9 +132,9 @@ impl<'a> Document<'a> {
             }
             next = match section.trailer.get(b"Prev") {
                 None => None,
-                Some(Object::Integer(prev)) => {
-                    Some(usize::try_from(*prev).map_err(|_| corrupt("negative /Prev in a trailer"))?)
-                }
+                Some(Object::Integer(prev)) => Some(
+                    usize::try_from(*prev).map_err(|_| corrupt("negative /Prev in a trailer"))?,
+                ),
                 Some(_) => return Err(corrupt("/Prev is not an integer")),
             };
             if newest_trailer.is_none() {
@@ -141,7 +145,11 @@ impl<'a> Document<'a> {
         if trailer.contains(b"Encrypt") {
             return Err(PadesError::Encrypted);
         }
-        if trailer.get(b"Root").and_then(Object::as_reference).is_none() {
+        if trailer
+            .get(b"Root")
+            .and_then(Object::as_reference)
+            .is_none()
+        {
             return Err(corrupt("the trailer has no /Root reference"));
         }
         let size = trailer
@@ -153,7 +161,9 @@ impl<'a> Document<'a> {
         let highest = entries.keys().next_back().copied().unwrap_or(0);
         let next_number = size.max(highest.saturating_add(1));
         if next_number > MAX_OBJECT_NUMBER - 64 {
-            return Err(PadesError::Unsupported("no object numbers left for an incremental update".into()));
+            return Err(PadesError::Unsupported(
+                "no object numbers left for an incremental update".into(),
+            ));
         }
         let document = Self {
             bytes,
@@ -186,7 +196,12 @@ impl<'a> Document<'a> {
                     }
                 }
                 Entry::Compressed { stream, .. } => {
-                    if number == 0 || !matches!(self.entries.get(&stream), Some(Entry::InUse { generation: 0, .. })) {
+                    if number == 0
+                        || !matches!(
+                            self.entries.get(&stream),
+                            Some(Entry::InUse { generation: 0, .. })
+                        )
+                    {
                         return Err(corrupt(format!("object {number} lies in object stream {stream}, which is not a plain object")));
                     }
                 }
@@ -228,7 +243,10 @@ impl<'a> Document<'a> {
 
     /// The catalog's id (`/Root`, checked at load).
     pub(crate) fn root(&self) -> Result<ObjectId, PadesError> {
-        self.trailer.get(b"Root").and_then(Object::as_reference).ok_or_else(|| corrupt("the trailer has no /Root"))
+        self.trailer
+            .get(b"Root")
+            .and_then(Object::as_reference)
+            .ok_or_else(|| corrupt("the trailer has no /Root"))
     }
 
     /// Reads a non-stream object; a reference to a free or missing object reads as `null`
@@ -236,7 +254,10 @@ impl<'a> Document<'a> {
     pub(crate) fn object(&mut self, id: ObjectId) -> Result<Object, PadesError> {
         match self.stored(id, 0)? {
             Stored::Object(object) => Ok(object),
-            Stored::Stream(..) => Err(corrupt(format!("object {} {} is a stream where none is expected", id.number, id.generation))),
+            Stored::Stream(..) => Err(corrupt(format!(
+                "object {} {} is a stream where none is expected",
+                id.number, id.generation
+            ))),
         }
     }
 
@@ -252,7 +273,10 @@ impl<'a> Document<'a> {
     pub(crate) fn dictionary(&mut self, id: ObjectId) -> Result<Dictionary, PadesError> {
         match self.object(id)? {
             Object::Dictionary(dictionary) => Ok(dictionary),
-            _ => Err(corrupt(format!("object {} {} is not a dictionary", id.number, id.generation))),
+            _ => Err(corrupt(format!(
+                "object {} {} is not a dictionary",
+                id.number, id.generation
+            ))),
         }
     }
 
@@ -272,12 +296,17 @@ impl<'a> Document<'a> {
                 self.charge_parse(parser.position().saturating_sub(offset))?;
                 match body? {
                     Body::Object(object) => Ok(Stored::Object(object)),
-                    Body::Stream { dictionary, data_start } => {
+                    Body::Stream {
+                        dictionary,
+                        data_start,
+                    } => {
                         let length = match dictionary.get(b"Length") {
-                            Some(Object::Reference(length_id)) => match self.stored(*length_id, depth + 1)? {
-                                Stored::Object(Object::Integer(length)) => length,
-                                _ => return Err(corrupt("a stream /Length is not an integer")),
-                            },
+                            Some(Object::Reference(length_id)) => {
+                                match self.stored(*length_id, depth + 1)? {
+                                    Stored::Object(Object::Integer(length)) => length,
+                                    _ => return Err(corrupt("a stream /Length is not an integer")),
+                                }
+                            }
                             Some(Object::Integer(length)) => *length,
                             _ => return Err(corrupt("a stream has no /Length")),
                         };
@@ -292,16 +321,23 @@ impl<'a> Document<'a> {
                     return Ok(Stored::Object(Object::Null));
                 }
                 let object_stream = self.object_stream(stream, depth + 1)?;
-                let &(number, offset) = object_stream
-                    .offsets
-                    .get(index)
-                    .ok_or_else(|| corrupt(format!("object stream {stream} has no entry {index}")))?;
+                let &(number, offset) = object_stream.offsets.get(index).ok_or_else(|| {
+                    corrupt(format!("object stream {stream} has no entry {index}"))
+                })?;
                 if number != id.number {
-                    return Err(corrupt(format!("entry {index} of object stream {stream} is not object {}", id.number)));
+                    return Err(corrupt(format!(
+                        "entry {index} of object stream {stream} is not object {}",
+                        id.number
+                    )));
                 }
-                let start = object_stream.first.checked_add(offset).ok_or_else(|| corrupt("object stream offset overflow"))?;
+                let start = object_stream
+                    .first
+                    .checked_add(offset)
+                    .ok_or_else(|| corrupt("object stream offset overflow"))?;
                 if start >= object_stream.data.len() {
-                    return Err(corrupt(format!("object {number} lies outside object stream {stream}")));
+                    return Err(corrupt(format!(
+                        "object {number} lies outside object stream {stream}"
+                    )));
                 }
                 let mut parser = Parser::new(&object_stream.data, start);
                 let object = parser.object();
@@ -312,7 +348,10 @@ impl<'a> Document<'a> {
     }
 
     fn charge_parse(&mut self, amount: usize) -> Result<(), PadesError> {
-        self.parse_budget = self.parse_budget.checked_sub(amount).ok_or(PadesError::TooLarge)?;
+        self.parse_budget = self
+            .parse_budget
+            .checked_sub(amount)
+            .ok_or(PadesError::TooLarge)?;
         Ok(())
     }
 
@@ -321,7 +360,9 @@ impl<'a> Document<'a> {
             return Ok(Rc::clone(cached));
         }
         if !matches!(self.entries.get(&number), Some(Entry::InUse { .. })) {
-            return Err(corrupt(format!("object stream {number} is not a plain object")));
+            return Err(corrupt(format!(
+                "object stream {number} is not a plain object"
+            )));
         }
         let Stored::Stream(dictionary, raw) = self.stored(ObjectId::new(number), depth)? else {
             return Err(corrupt(format!("object {number} is not an object stream")));
@@ -333,18 +374,27 @@ impl<'a> Document<'a> {
         let first = non_negative(&dictionary, b"First")?;
         let data = filters::decode(&dictionary, &raw, &mut self.budget)?;
         if first > data.len() || count > first / 2 + 1 {
-            return Err(corrupt(format!("object stream {number} has an impossible /N or /First")));
+            return Err(corrupt(format!(
+                "object stream {number} has an impossible /N or /First"
+            )));
         }
         let header = data.get(..first).unwrap_or_default();
         let mut parser = Parser::new(header, 0);
         let mut offsets = Vec::with_capacity(count);
         for _ in 0..count {
-            let object_number = u32::try_from(parser.unsigned()?).map_err(|_| corrupt("object number too large"))?;
-            let offset = usize::try_from(parser.unsigned()?).map_err(|_| corrupt("offset too large"))?;
+            let object_number = u32::try_from(parser.unsigned()?)
+                .map_err(|_| corrupt("object number too large"))?;
+            let offset =
+                usize::try_from(parser.unsigned()?).map_err(|_| corrupt("offset too large"))?;
             offsets.push((object_number, offset));
         }
-        let object_stream = Rc::new(ObjectStream { data, first, offsets });
-        self.object_streams.insert(number, Rc::clone(&object_stream));
+        let object_stream = Rc::new(ObjectStream {
+            data,
+            first,
+            offsets,
+        });
+        self.object_streams
+            .insert(number, Rc::clone(&object_stream));
         Ok(object_stream)
     }
 }
@@ -354,14 +404,23 @@ fn non_negative(dictionary: &Dictionary, key: &[u8]) -> Result<usize, PadesError
         .get(key)
         .and_then(Object::as_integer)
         .and_then(|value| usize::try_from(value).ok())
-        .ok_or_else(|| corrupt(format!("/{} missing or negative", String::from_utf8_lossy(key))))
+        .ok_or_else(|| {
+            corrupt(format!(
+                "/{} missing or negative",
+                String::from_utf8_lossy(key)
+            ))
+        })
 }
 
 /// The `length` bytes of a stream starting at `start`, followed by `endstream`.
 fn stream_data(bytes: &[u8], start: usize, length: i64) -> Result<&[u8], PadesError> {
     let length = usize::try_from(length).map_err(|_| corrupt("negative stream /Length"))?;
-    let end = start.checked_add(length).ok_or_else(|| corrupt("stream /Length overflow"))?;
-    let data = bytes.get(start..end).ok_or_else(|| corrupt("a stream runs past the end of the file"))?;
+    let end = start
+        .checked_add(length)
+        .ok_or_else(|| corrupt("stream /Length overflow"))?;
+    let data = bytes
+        .get(start..end)
+        .ok_or_else(|| corrupt("a stream runs past the end of the file"))?;
     let mut parser = Parser::new(bytes, end);
     parser.expect_keyword("endstream")?;
     Ok(data)
@@ -379,9 +438,13 @@ fn find_startxref(bytes: &[u8]) -> Result<usize, PadesError> {
         .map(|position| tail_start + position)
         .ok_or_else(|| corrupt("no `startxref` near the end of the file"))?;
     let mut parser = Parser::new(bytes, at + keyword.len());
-    let offset = usize::try_from(parser.unsigned()?).map_err(|_| corrupt("`startxref` offset too large"))?;
+    let offset =
+        usize::try_from(parser.unsigned()?).map_err(|_| corrupt("`startxref` offset too large"))?;
     let mut position = parser.position();
-    while bytes.get(position).is_some_and(|&b| crate::syntax::is_whitespace(b)) {
+    while bytes
+        .get(position)
+        .is_some_and(|&b| crate::syntax::is_whitespace(b))
+    {
         position += 1;
     }
     let rest = bytes.get(position..).unwrap_or_default();
@@ -419,7 +482,9 @@ fn read_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Result<Secti
     } else if at.first().is_some_and(u8::is_ascii_digit) {
         read_stream_section(bytes, offset, budget)
     } else {
-        Err(corrupt(format!("no cross-reference section at offset {offset}")))
+        Err(corrupt(format!(
+            "no cross-reference section at offset {offset}"
+        )))
     }
 }
 
@@ -440,12 +505,16 @@ fn read_table(bytes: &[u8], start: usize) -> Result<Section, PadesError> {
             let entry = if parser.eat_keyword(b"n") {
                 Entry::InUse {
                     offset: usize::try_from(offset).map_err(|_| corrupt("offset too large"))?,
-                    generation: u16::try_from(generation).map_err(|_| corrupt("generation too large"))?,
+                    generation: u16::try_from(generation)
+                        .map_err(|_| corrupt("generation too large"))?,
                 }
             } else if parser.eat_keyword(b"f") {
                 Entry::Free
             } else {
-                return Err(corrupt(format!("bad cross-reference entry near byte {}", parser.position())));
+                return Err(corrupt(format!(
+                    "bad cross-reference entry near byte {}",
+                    parser.position()
+                )));
             };
             entries.push((number, entry));
         }
@@ -453,27 +522,50 @@ fn read_table(bytes: &[u8], start: usize) -> Result<Section, PadesError> {
     let Object::Dictionary(trailer) = parser.object()? else {
         return Err(corrupt("`trailer` is not followed by a dictionary"));
     };
-    Ok(Section { entries, trailer, is_stream: false })
+    Ok(Section {
+        entries,
+        trailer,
+        is_stream: false,
+    })
 }
 
 /// A cross-reference stream (§7.5.8); its dictionary is the trailer.
-fn read_stream_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Result<Section, PadesError> {
+fn read_stream_section(
+    bytes: &[u8],
+    offset: usize,
+    budget: &mut usize,
+) -> Result<Section, PadesError> {
     let mut parser = Parser::new(bytes, offset);
     parser.object_header()?;
-    let Body::Stream { dictionary, data_start } = parser.indirect_body()? else {
-        return Err(corrupt(format!("no cross-reference stream at offset {offset}")));
+    let Body::Stream {
+        dictionary,
+        data_start,
+    } = parser.indirect_body()?
+    else {
+        return Err(corrupt(format!(
+            "no cross-reference stream at offset {offset}"
+        )));
     };
     if dictionary.get(b"Type").and_then(Object::as_name) != Some(b"XRef") {
-        return Err(corrupt(format!("the stream at offset {offset} is not a cross-reference stream")));
+        return Err(corrupt(format!(
+            "the stream at offset {offset} is not a cross-reference stream"
+        )));
     }
     // §7.5.8.2: every value of a cross-reference stream dictionary is direct.
-    let length = dictionary.get(b"Length").and_then(Object::as_integer).ok_or_else(|| corrupt("xref stream without a direct /Length"))?;
+    let length = dictionary
+        .get(b"Length")
+        .and_then(Object::as_integer)
+        .ok_or_else(|| corrupt("xref stream without a direct /Length"))?;
     let raw = stream_data(bytes, data_start, length)?;
     let data = filters::decode(&dictionary, raw, budget)?;
     let widths: Vec<usize> = match dictionary.get(b"W") {
         Some(Object::Array(items)) if items.len() == 3 => items
             .iter()
-            .map(|item| item.as_integer().and_then(|w| usize::try_from(w).ok()).filter(|&w| w <= 8))
+            .map(|item| {
+                item.as_integer()
+                    .and_then(|w| usize::try_from(w).ok())
+                    .filter(|&w| w <= 8)
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| corrupt("bad /W in a cross-reference stream"))?,
         _ => return Err(corrupt("bad /W in a cross-reference stream")),
@@ -486,7 +578,10 @@ fn read_stream_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Resul
     if row == 0 {
         return Err(corrupt("bad /W in a cross-reference stream"));
     }
-    let size = dictionary.get(b"Size").and_then(Object::as_integer).ok_or_else(|| corrupt("xref stream without /Size"))?;
+    let size = dictionary
+        .get(b"Size")
+        .and_then(Object::as_integer)
+        .ok_or_else(|| corrupt("xref stream without /Size"))?;
     let index: Vec<i64> = match dictionary.get(b"Index") {
         None => vec![0, size],
         Some(Object::Array(items)) if items.len() % 2 == 0 => items
@@ -506,11 +601,15 @@ fn read_stream_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Resul
         let first = u64::try_from(first).map_err(|_| corrupt("negative /Index"))?;
         let count = u64::try_from(count).map_err(|_| corrupt("negative /Index"))?;
         if count > (data.len() / row) as u64 {
-            return Err(corrupt("a cross-reference stream is shorter than its /Index"));
+            return Err(corrupt(
+                "a cross-reference stream is shorter than its /Index",
+            ));
         }
         for i in 0..count {
             let number = object_number(first, i)?;
-            let fields = rows.next().ok_or_else(|| corrupt("a cross-reference stream is shorter than its /Index"))?;
+            let fields = rows
+                .next()
+                .ok_or_else(|| corrupt("a cross-reference stream is shorter than its /Index"))?;
             let (f0, rest) = fields.split_at(w0);
             let (f1, f2) = rest.split_at(w1);
             let kind = if w0 == 0 { 1 } else { big_endian(f0) };
@@ -520,11 +619,14 @@ fn read_stream_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Resul
                 0 => Entry::Free,
                 1 => Entry::InUse {
                     offset: usize::try_from(second).map_err(|_| corrupt("offset too large"))?,
-                    generation: u16::try_from(third).map_err(|_| corrupt("generation too large"))?,
+                    generation: u16::try_from(third)
+                        .map_err(|_| corrupt("generation too large"))?,
                 },
                 2 => Entry::Compressed {
-                    stream: u32::try_from(second).map_err(|_| corrupt("object stream number too large"))?,
-                    index: usize::try_from(third).map_err(|_| corrupt("object stream index too large"))?,
+                    stream: u32::try_from(second)
+                        .map_err(|_| corrupt("object stream number too large"))?,
+                    index: usize::try_from(third)
+                        .map_err(|_| corrupt("object stream index too large"))?,
                 },
                 // §7.5.8.3: other types are references to the null object.
                 _ => Entry::Free,
@@ -532,16 +634,27 @@ fn read_stream_section(bytes: &[u8], offset: usize, budget: &mut usize) -> Resul
             entries.push((number, entry));
         }
     }
-    Ok(Section { entries, trailer: dictionary, is_stream: true })
+    Ok(Section {
+        entries,
+        trailer: dictionary,
+        is_stream: true,
+    })
 }
 
 fn big_endian(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0u64, |value, &byte| (value << 8) | u64::from(byte))
+    bytes
+        .iter()
+        .fold(0u64, |value, &byte| (value << 8) | u64::from(byte))
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use super::*;
 
@@ -563,7 +676,9 @@ mod tests {
         for offset in offsets {
             out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
         }
-        out.extend_from_slice(format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+        out.extend_from_slice(
+            format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+        );
         out
     }
 
@@ -575,7 +690,10 @@ mod tests {
         assert_eq!(document.next_number(), 4);
         let root = document.root().unwrap();
         let catalog = document.dictionary(root).unwrap();
-        assert_eq!(catalog.get(b"Pages"), Some(&Object::Reference(ObjectId::new(2))));
+        assert_eq!(
+            catalog.get(b"Pages"),
+            Some(&Object::Reference(ObjectId::new(2)))
+        );
         assert_eq!(document.object(ObjectId::new(99)).unwrap(), Object::Null);
     }
 
@@ -584,16 +702,25 @@ mod tests {
         let bytes = minimal_pdf();
         let text = String::from_utf8(bytes).unwrap();
         let broken = text.replacen("0000000009 00000 n", "0000000010 00000 n", 1);
-        assert!(matches!(Document::load(broken.as_bytes()), Err(PadesError::Corrupt(_))));
+        assert!(matches!(
+            Document::load(broken.as_bytes()),
+            Err(PadesError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn encryption_and_hybrids_are_refused() {
         let text = String::from_utf8(minimal_pdf()).unwrap();
         let encrypted = text.replace("/Root 1 0 R", "/Root 1 0 R /Encrypt 9 0 R");
-        assert!(matches!(Document::load(encrypted.as_bytes()), Err(PadesError::Encrypted)));
+        assert!(matches!(
+            Document::load(encrypted.as_bytes()),
+            Err(PadesError::Encrypted)
+        ));
         let hybrid = text.replace("/Root 1 0 R", "/Root 1 0 R /XRefStm 12");
-        assert!(matches!(Document::load(hybrid.as_bytes()), Err(PadesError::Unsupported(_))));
+        assert!(matches!(
+            Document::load(hybrid.as_bytes()),
+            Err(PadesError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -601,6 +728,9 @@ mod tests {
         let text = String::from_utf8(minimal_pdf()).unwrap();
         let start = text.find("xref\n0 4").unwrap();
         let looping = text.replace("/Root 1 0 R", &format!("/Root 1 0 R /Prev {start}"));
-        assert!(matches!(Document::load(looping.as_bytes()), Err(PadesError::Corrupt(_))));
+        assert!(matches!(
+            Document::load(looping.as_bytes()),
+            Err(PadesError::Corrupt(_))
+        ));
     }
 }

@@ -35,12 +35,21 @@ fn checked<'i>(
 }
 
 /// The references already listed under `key` of an existing DSS.
-fn existing_references(document: &mut Document<'_>, dss: &Dictionary, key: &[u8]) -> Result<Vec<Object>, PadesError> {
-    let Some(value) = dss.get(key) else { return Ok(Vec::new()) };
+fn existing_references(
+    document: &mut Document<'_>,
+    dss: &Dictionary,
+    key: &[u8],
+) -> Result<Vec<Object>, PadesError> {
+    let Some(value) = dss.get(key) else {
+        return Ok(Vec::new());
+    };
     match document.resolve(value)? {
         Object::Array(items) => Ok(items),
         Object::Null => Ok(Vec::new()),
-        _ => Err(PadesError::Corrupt(format!("/DSS /{} is not an array", String::from_utf8_lossy(key)))),
+        _ => Err(PadesError::Corrupt(format!(
+            "/DSS /{} is not an array",
+            String::from_utf8_lossy(key)
+        ))),
     }
 }
 
@@ -52,12 +61,19 @@ pub(crate) fn add_dss(
     crls: &[Vec<u8>],
 ) -> Result<Vec<u8>, PadesError> {
     if certificates.len() + ocsp_responses.len() + crls.len() > MAX_ITEMS {
-        return Err(PadesError::InvalidValidationData(format!("more than {MAX_ITEMS} items")));
+        return Err(PadesError::InvalidValidationData(format!(
+            "more than {MAX_ITEMS} items"
+        )));
     }
-    let certificates = checked(certificates, "certificate", |der| x509_cert::Certificate::from_der(der).map(|_| ()))?;
-    let ocsp_responses =
-        checked(ocsp_responses, "OCSP response", |der| x509_ocsp::OcspResponse::from_der(der).map(|_| ()))?;
-    let crls = checked(crls, "CRL", |der| x509_cert::crl::CertificateList::from_der(der).map(|_| ()))?;
+    let certificates = checked(certificates, "certificate", |der| {
+        x509_cert::Certificate::from_der(der).map(|_| ())
+    })?;
+    let ocsp_responses = checked(ocsp_responses, "OCSP response", |der| {
+        x509_ocsp::OcspResponse::from_der(der).map(|_| ())
+    })?;
+    let crls = checked(crls, "CRL", |der| {
+        x509_cert::crl::CertificateList::from_der(der).map(|_| ())
+    })?;
     if certificates.is_empty() && ocsp_responses.is_empty() && crls.is_empty() {
         return Err(PadesError::InvalidValidationData("nothing to add".into()));
     }
@@ -77,7 +93,11 @@ pub(crate) fn add_dss(
     };
 
     let mut increment = Increment::new(&document);
-    for (key, items) in [(&b"Certs"[..], &certificates), (b"OCSPs", &ocsp_responses), (b"CRLs", &crls)] {
+    for (key, items) in [
+        (&b"Certs"[..], &certificates),
+        (b"OCSPs", &ocsp_responses),
+        (b"CRLs", &crls),
+    ] {
         let mut references = existing_references(&mut document, &dss, key)?;
         if items.is_empty() {
             continue;

@@ -30,7 +30,11 @@ pub(crate) struct Placeholder {
 /// name, ISO 32000-1 §12.7.3.2), no control characters, at most [`MAX_FIELD_NAME`] characters.
 pub(crate) fn check_field_name(name: &str) -> Result<(), PadesError> {
     let count = name.chars().count();
-    if count == 0 || count > MAX_FIELD_NAME || name.contains('.') || name.chars().any(char::is_control) {
+    if count == 0
+        || count > MAX_FIELD_NAME
+        || name.contains('.')
+        || name.chars().any(char::is_control)
+    {
         return Err(PadesError::InvalidFieldName(name.to_owned()));
     }
     Ok(())
@@ -52,15 +56,23 @@ fn text_string(text: &str) -> Vec<u8> {
 fn decode_text(bytes: &[u8]) -> String {
     match bytes.strip_prefix(&[0xfe, 0xff]) {
         Some(utf16) => {
-            let units = utf16.chunks_exact(2).map(|pair| u16::from_be_bytes(<[u8; 2]>::try_from(pair).unwrap_or_default()));
-            char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
+            let units = utf16
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes(<[u8; 2]>::try_from(pair).unwrap_or_default()));
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
         }
         None => bytes.iter().map(|&b| char::from(b)).collect(),
     }
 }
 
 /// The object as it stands in this increment: the queued edit, or the input's.
-fn current(increment: &Increment, document: &mut Document<'_>, id: ObjectId) -> Result<Object, PadesError> {
+fn current(
+    increment: &Increment,
+    document: &mut Document<'_>,
+    id: ObjectId,
+) -> Result<Object, PadesError> {
     match increment.queued(id) {
         Some(object) => Ok(object.clone()),
         None => document.object(id),
@@ -74,7 +86,10 @@ fn current_dictionary(
 ) -> Result<Dictionary, PadesError> {
     match current(increment, document, id)? {
         Object::Dictionary(dictionary) => Ok(dictionary),
-        _ => Err(PadesError::Corrupt(format!("object {} {} is not a dictionary", id.number, id.generation))),
+        _ => Err(PadesError::Corrupt(format!(
+            "object {} {} is not a dictionary",
+            id.number, id.generation
+        ))),
     }
 }
 
@@ -114,14 +129,28 @@ fn first_page(document: &mut Document<'_>, catalog: &Dictionary) -> Result<Objec
 /// Whether the document is certified with DocMDP `/P 1` (no changes allowed, ISO 32000-1
 /// §12.8.2.2): a further signature would break the certification.
 fn forbids_changes(document: &mut Document<'_>, catalog: &Dictionary) -> Result<bool, PadesError> {
-    let Some(perms) = catalog.get(b"Perms") else { return Ok(false) };
-    let Object::Dictionary(perms) = document.resolve(perms)? else { return Ok(false) };
-    let Some(doc_mdp) = perms.get(b"DocMDP") else { return Ok(false) };
-    let Object::Dictionary(signature) = document.resolve(doc_mdp)? else { return Ok(false) };
-    let Some(references) = signature.get(b"Reference") else { return Ok(false) };
-    let Object::Array(references) = document.resolve(references)? else { return Ok(false) };
+    let Some(perms) = catalog.get(b"Perms") else {
+        return Ok(false);
+    };
+    let Object::Dictionary(perms) = document.resolve(perms)? else {
+        return Ok(false);
+    };
+    let Some(doc_mdp) = perms.get(b"DocMDP") else {
+        return Ok(false);
+    };
+    let Object::Dictionary(signature) = document.resolve(doc_mdp)? else {
+        return Ok(false);
+    };
+    let Some(references) = signature.get(b"Reference") else {
+        return Ok(false);
+    };
+    let Object::Array(references) = document.resolve(references)? else {
+        return Ok(false);
+    };
     for reference in references.iter().take(16) {
-        let Object::Dictionary(reference) = document.resolve(reference)? else { continue };
+        let Object::Dictionary(reference) = document.resolve(reference)? else {
+            continue;
+        };
         if reference.get(b"TransformMethod").and_then(Object::as_name) != Some(b"DocMDP") {
             continue;
         }
@@ -130,7 +159,9 @@ fn forbids_changes(document: &mut Document<'_>, catalog: &Dictionary) -> Result<
             None => Object::Null,
         };
         let permission = match params {
-            Object::Dictionary(params) => params.get(b"P").and_then(Object::as_integer).unwrap_or(2),
+            Object::Dictionary(params) => {
+                params.get(b"P").and_then(Object::as_integer).unwrap_or(2)
+            }
             _ => 2,
         };
         return Ok(permission == 1);
@@ -139,9 +170,14 @@ fn forbids_changes(document: &mut Document<'_>, catalog: &Dictionary) -> Result<
 }
 
 /// The names of the top-level fields of `fields` (the only ones a top-level field can clash with).
-fn field_names(document: &mut Document<'_>, fields: &[Object]) -> Result<HashSet<String>, PadesError> {
+fn field_names(
+    document: &mut Document<'_>,
+    fields: &[Object],
+) -> Result<HashSet<String>, PadesError> {
     if fields.len() > MAX_FIELDS {
-        return Err(PadesError::Unsupported(format!("more than {MAX_FIELDS} form fields")));
+        return Err(PadesError::Unsupported(format!(
+            "more than {MAX_FIELDS} form fields"
+        )));
     }
     let mut names = HashSet::new();
     for field in fields {
@@ -185,7 +221,10 @@ fn append_to_array(
                 holder.set(key, Object::Array(vec![item]));
                 Ok(true)
             }
-            _ => Err(PadesError::Corrupt(format!("/{} is not an array", String::from_utf8_lossy(key)))),
+            _ => Err(PadesError::Corrupt(format!(
+                "/{} is not an array",
+                String::from_utf8_lossy(key)
+            ))),
         },
         Some(Object::Array(mut items)) => {
             items.push(item);
@@ -196,7 +235,10 @@ fn append_to_array(
             holder.set(key, Object::Array(vec![item]));
             Ok(true)
         }
-        Some(_) => Err(PadesError::Corrupt(format!("/{} is not an array", String::from_utf8_lossy(key)))),
+        Some(_) => Err(PadesError::Corrupt(format!(
+            "/{} is not an array",
+            String::from_utf8_lossy(key)
+        ))),
     }
 }
 
@@ -208,10 +250,19 @@ fn update_acroform(
     acroform: &mut Dictionary,
     field: ObjectId,
 ) -> Result<(), PadesError> {
-    let flags = acroform.get(b"SigFlags").and_then(Object::as_integer).unwrap_or(0);
+    let flags = acroform
+        .get(b"SigFlags")
+        .and_then(Object::as_integer)
+        .unwrap_or(0);
     acroform.set(b"SigFlags", Object::Integer(flags | 3));
     acroform.remove(b"NeedAppearances");
-    append_to_array(increment, document, acroform, b"Fields", Object::Reference(field))?;
+    append_to_array(
+        increment,
+        document,
+        acroform,
+        b"Fields",
+        Object::Reference(field),
+    )?;
     Ok(())
 }
 
@@ -226,7 +277,9 @@ pub(crate) fn add_signature_field(
     let root = document.root()?;
     let catalog = document.dictionary(root)?;
     if forbids_changes(document, &catalog)? {
-        return Err(PadesError::Unsupported("the document is certified with no changes allowed (DocMDP /P 1)".into()));
+        return Err(PadesError::Unsupported(
+            "the document is certified with no changes allowed (DocMDP /P 1)".into(),
+        ));
     }
     let page = first_page(document, &catalog)?;
     let acroform = match catalog.get(b"AcroForm") {
@@ -239,7 +292,11 @@ pub(crate) fn add_signature_field(
         None | Some(Object::Null) => None,
         Some(_) => return Err(PadesError::Corrupt("/AcroForm is not a dictionary".into())),
     };
-    let fields = match acroform.as_ref().and_then(|(_, form)| form.get(b"Fields")).cloned() {
+    let fields = match acroform
+        .as_ref()
+        .and_then(|(_, form)| form.get(b"Fields"))
+        .cloned()
+    {
         Some(fields) => match document.resolve(&fields)? {
             Object::Array(fields) => fields,
             Object::Null => Vec::new(),
@@ -268,7 +325,9 @@ pub(crate) fn add_signature_field(
 
     // 2. The signature dictionary, written by hand so that the offsets of its two slots are known.
     let mut body = Vec::with_capacity(capacity * 2 + 256);
-    body.extend_from_slice(b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M (");
+    body.extend_from_slice(
+        b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached /M (",
+    );
     body.extend_from_slice(pdf_date.as_bytes());
     body.extend_from_slice(b") /ByteRange ");
     let byte_range_relative = body.len();
@@ -307,7 +366,13 @@ pub(crate) fn add_signature_field(
 
     // 4. The widget on the first page.
     let mut page_dictionary = current_dictionary(&increment, document, page)?;
-    if append_to_array(&mut increment, document, &mut page_dictionary, b"Annots", Object::Reference(field))? {
+    if append_to_array(
+        &mut increment,
+        document,
+        &mut page_dictionary,
+        b"Annots",
+        Object::Reference(field),
+    )? {
         increment.put(page, Object::Dictionary(page_dictionary));
     }
 
@@ -321,7 +386,10 @@ pub(crate) fn add_signature_field(
     let mut pdf = written.bytes;
     let contents_start = body_start + contents_relative;
     let contents_end = contents_start + capacity * 2 + 2;
-    let byte_range = format!("[0 {contents_start} {contents_end} {}]", pdf.len() - contents_end);
+    let byte_range = format!(
+        "[0 {contents_start} {contents_end} {}]",
+        pdf.len() - contents_end
+    );
     let slot_start = body_start + byte_range_relative;
     let slot = pdf
         .get_mut(slot_start..slot_start + BYTE_RANGE_SLOT.len())
@@ -333,12 +401,20 @@ pub(crate) fn add_signature_field(
     slot.get_mut(..byte_range.len())
         .ok_or_else(|| PadesError::Internal("the /ByteRange slot is too small".into()))?
         .copy_from_slice(byte_range.as_bytes());
-    Ok(Placeholder { pdf, contents_start })
+    Ok(Placeholder {
+        pdf,
+        contents_start,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use super::*;
 
@@ -347,7 +423,10 @@ mod tests {
         assert!(check_field_name("Signature1").is_ok());
         assert!(check_field_name("Потпис").is_ok());
         for bad in ["", "a.b", "a\nb", &"x".repeat(200)] {
-            assert!(matches!(check_field_name(bad), Err(PadesError::InvalidFieldName(_))));
+            assert!(matches!(
+                check_field_name(bad),
+                Err(PadesError::InvalidFieldName(_))
+            ));
         }
         let taken: HashSet<String> = ["Sig".to_owned(), "Sig_2".to_owned()].into_iter().collect();
         assert_eq!(unique_name("Sig", &taken).unwrap(), "Sig_3");

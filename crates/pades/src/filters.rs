@@ -13,13 +13,21 @@ pub(crate) const DECODE_BUDGET: usize = 128 * 1024 * 1024;
 
 /// Decodes `raw` according to the stream dictionary's `/Filter` and `/DecodeParms`, charging
 /// the output against `budget`.
-pub(crate) fn decode(dictionary: &Dictionary, raw: &[u8], budget: &mut usize) -> Result<Vec<u8>, PadesError> {
+pub(crate) fn decode(
+    dictionary: &Dictionary,
+    raw: &[u8],
+    budget: &mut usize,
+) -> Result<Vec<u8>, PadesError> {
     let filter = match dictionary.get(b"Filter") {
         None => None,
         Some(Object::Name(name)) => Some(name.as_slice()),
         Some(Object::Array(items)) if items.is_empty() => None,
         Some(Object::Array(items)) if items.len() == 1 => items.first().and_then(Object::as_name),
-        Some(_) => return Err(PadesError::Unsupported("a stream with a chain of filters".into())),
+        Some(_) => {
+            return Err(PadesError::Unsupported(
+                "a stream with a chain of filters".into(),
+            ))
+        }
     };
     let params = match dictionary.get(b"DecodeParms") {
         Some(Object::Dictionary(params)) => Some(params),
@@ -35,13 +43,18 @@ pub(crate) fn decode(dictionary: &Dictionary, raw: &[u8], budget: &mut usize) ->
             raw.to_vec()
         }
         Some(b"FlateDecode") => {
-            let decoded = decompress_to_vec_zlib_with_limit(raw, *budget).map_err(|error: DecompressError| {
-                if error.status == TINFLStatus::HasMoreOutput {
-                    PadesError::TooLarge
-                } else {
-                    PadesError::Corrupt(format!("bad Flate data in a stream: {:?}", error.status))
-                }
-            })?;
+            let decoded = decompress_to_vec_zlib_with_limit(raw, *budget).map_err(
+                |error: DecompressError| {
+                    if error.status == TINFLStatus::HasMoreOutput {
+                        PadesError::TooLarge
+                    } else {
+                        PadesError::Corrupt(format!(
+                            "bad Flate data in a stream: {:?}",
+                            error.status
+                        ))
+                    }
+                },
+            )?;
             charge(budget, decoded.len())?;
             decoded
         }
@@ -63,10 +76,17 @@ fn charge(budget: &mut usize, amount: usize) -> Result<(), PadesError> {
     Ok(())
 }
 
-fn small_parameter(params: &Dictionary, key: &[u8], default: i64, max: i64) -> Result<usize, PadesError> {
+fn small_parameter(
+    params: &Dictionary,
+    key: &[u8],
+    default: i64,
+    max: i64,
+) -> Result<usize, PadesError> {
     let value = match params.get(key) {
         None => default,
-        Some(object) => object.as_integer().ok_or_else(|| PadesError::Corrupt("non-integer decode parameter".into()))?,
+        Some(object) => object
+            .as_integer()
+            .ok_or_else(|| PadesError::Corrupt("non-integer decode parameter".into()))?,
     };
     if !(1..=max).contains(&value) {
         return Err(PadesError::Corrupt("decode parameter out of range".into()));
@@ -78,13 +98,17 @@ fn small_parameter(params: &Dictionary, key: &[u8], default: i64, max: i64) -> R
 fn unpredict(params: &Dictionary, data: Vec<u8>) -> Result<Vec<u8>, PadesError> {
     let predictor = match params.get(b"Predictor") {
         None => 1,
-        Some(object) => object.as_integer().ok_or_else(|| PadesError::Corrupt("non-integer /Predictor".into()))?,
+        Some(object) => object
+            .as_integer()
+            .ok_or_else(|| PadesError::Corrupt("non-integer /Predictor".into()))?,
     };
     if predictor == 1 {
         return Ok(data);
     }
     if !(10..=15).contains(&predictor) {
-        return Err(PadesError::Unsupported(format!("stream predictor {predictor}")));
+        return Err(PadesError::Unsupported(format!(
+            "stream predictor {predictor}"
+        )));
     }
     let colors = small_parameter(params, b"Colors", 1, 32)?;
     let bits = small_parameter(params, b"BitsPerComponent", 8, 16)?;
@@ -93,26 +117,41 @@ fn unpredict(params: &Dictionary, data: Vec<u8>) -> Result<Vec<u8>, PadesError> 
     let row_length = (columns * colors * bits).div_ceil(8);
     let stride = row_length + 1;
     if data.len() % stride != 0 {
-        return Err(PadesError::Corrupt("predicted stream is not a whole number of rows".into()));
+        return Err(PadesError::Corrupt(
+            "predicted stream is not a whole number of rows".into(),
+        ));
     }
     let mut out = Vec::with_capacity(data.len() / stride * row_length);
     let mut previous = vec![0u8; row_length];
     for row in data.chunks_exact(stride) {
-        let (&kind, encoded) = row.split_first().ok_or_else(|| PadesError::Internal("empty row".into()))?;
+        let (&kind, encoded) = row
+            .split_first()
+            .ok_or_else(|| PadesError::Internal("empty row".into()))?;
         let mut current = vec![0u8; row_length];
         for i in 0..row_length {
             let raw = encoded.get(i).copied().unwrap_or(0);
-            let left = if i >= bytes_per_pixel { current.get(i - bytes_per_pixel).copied().unwrap_or(0) } else { 0 };
+            let left = if i >= bytes_per_pixel {
+                current.get(i - bytes_per_pixel).copied().unwrap_or(0)
+            } else {
+                0
+            };
             let up = previous.get(i).copied().unwrap_or(0);
-            let upper_left =
-                if i >= bytes_per_pixel { previous.get(i - bytes_per_pixel).copied().unwrap_or(0) } else { 0 };
+            let upper_left = if i >= bytes_per_pixel {
+                previous.get(i - bytes_per_pixel).copied().unwrap_or(0)
+            } else {
+                0
+            };
             let value = match kind {
                 0 => raw,
                 1 => raw.wrapping_add(left),
                 2 => raw.wrapping_add(up),
                 3 => raw.wrapping_add(((u16::from(left) + u16::from(up)) / 2) as u8),
                 4 => raw.wrapping_add(paeth(left, up, upper_left)),
-                _ => return Err(PadesError::Corrupt(format!("unknown PNG row filter {kind}"))),
+                _ => {
+                    return Err(PadesError::Corrupt(format!(
+                        "unknown PNG row filter {kind}"
+                    )))
+                }
             };
             if let Some(slot) = current.get_mut(i) {
                 *slot = value;
@@ -140,7 +179,12 @@ fn paeth(left: u8, up: u8, upper_left: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use super::*;
 
@@ -155,14 +199,26 @@ mod tests {
     fn png_up_predictor_is_undone() {
         // Two rows of three bytes, the second encoded with "Up".
         let data = vec![0, 1, 2, 3, 2, 1, 1, 1];
-        assert_eq!(unpredict(&params(12, 3), data).unwrap(), vec![1, 2, 3, 2, 3, 4]);
+        assert_eq!(
+            unpredict(&params(12, 3), data).unwrap(),
+            vec![1, 2, 3, 2, 3, 4]
+        );
     }
 
     #[test]
     fn bad_rows_are_refused() {
-        assert!(matches!(unpredict(&params(12, 3), vec![0, 1, 2]), Err(PadesError::Corrupt(_))));
-        assert!(matches!(unpredict(&params(12, 2), vec![9, 1, 2]), Err(PadesError::Corrupt(_))));
-        assert!(matches!(unpredict(&params(2, 2), vec![1, 2]), Err(PadesError::Unsupported(_))));
+        assert!(matches!(
+            unpredict(&params(12, 3), vec![0, 1, 2]),
+            Err(PadesError::Corrupt(_))
+        ));
+        assert!(matches!(
+            unpredict(&params(12, 2), vec![9, 1, 2]),
+            Err(PadesError::Corrupt(_))
+        ));
+        assert!(matches!(
+            unpredict(&params(2, 2), vec![1, 2]),
+            Err(PadesError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -172,9 +228,15 @@ mod tests {
         let mut dictionary = Dictionary::new();
         dictionary.set(b"Filter", Object::Name(b"FlateDecode".to_vec()));
         let mut budget = 1000;
-        assert!(matches!(decode(&dictionary, &compressed, &mut budget), Err(PadesError::TooLarge)));
+        assert!(matches!(
+            decode(&dictionary, &compressed, &mut budget),
+            Err(PadesError::TooLarge)
+        ));
         let mut budget = 2 << 20;
-        assert_eq!(decode(&dictionary, &compressed, &mut budget).unwrap().len(), 1 << 20);
+        assert_eq!(
+            decode(&dictionary, &compressed, &mut budget).unwrap().len(),
+            1 << 20
+        );
         assert_eq!(budget, 1 << 20);
     }
 }

@@ -172,8 +172,12 @@ impl Prepared {
     /// The `/ByteRange` digest: SHA-256 of the file without the placeholder.
     fn byte_range_digest(&self) -> Result<[u8; 32], PadesError> {
         let end = self.contents_end();
-        let (Some(before), Some(after)) = (self.pdf.get(..self.contents_start), self.pdf.get(end..)) else {
-            return Err(PadesError::InvalidPrepared("the placeholder lies outside the file".into()));
+        let (Some(before), Some(after)) =
+            (self.pdf.get(..self.contents_start), self.pdf.get(end..))
+        else {
+            return Err(PadesError::InvalidPrepared(
+                "the placeholder lies outside the file".into(),
+            ));
         };
         let mut hasher = Sha256::new();
         hasher.update(before);
@@ -182,7 +186,8 @@ impl Prepared {
     }
 
     fn contents_end(&self) -> usize {
-        self.contents_start.saturating_add(SIGNATURE_CAPACITY * 2 + 2)
+        self.contents_start
+            .saturating_add(SIGNATURE_CAPACITY * 2 + 2)
     }
 
     /// A self-describing serialisation to keep between the phases: a magic line, then
@@ -209,9 +214,9 @@ impl Prepared {
     /// [`PadesError::InvalidPrepared`] for anything else, including altered bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PadesError> {
         let mut reader = FieldReader {
-            rest: bytes
-                .strip_prefix(PREPARED_MAGIC)
-                .ok_or_else(|| PadesError::InvalidPrepared("not a prepared signature of this version".into()))?,
+            rest: bytes.strip_prefix(PREPARED_MAGIC).ok_or_else(|| {
+                PadesError::InvalidPrepared("not a prepared signature of this version".into())
+            })?,
         };
         let algorithm = SignatureAlgorithm::from_code(reader.byte()?)
             .ok_or_else(|| PadesError::InvalidPrepared("unknown algorithm".into()))?;
@@ -222,25 +227,49 @@ impl Prepared {
         if count == 0 || count > 64 {
             return Err(PadesError::InvalidPrepared("bad chain length".into()));
         }
-        let chain = (0..count).map(|_| reader.field().map(<[u8]>::to_vec)).collect::<Result<Vec<_>, _>>()?;
+        let chain = (0..count)
+            .map(|_| reader.field().map(<[u8]>::to_vec))
+            .collect::<Result<Vec<_>, _>>()?;
         if !reader.rest.is_empty() {
             return Err(PadesError::InvalidPrepared("trailing bytes".into()));
         }
-        let prepared = Self { pdf, contents_start, signed_attributes, chain, algorithm };
+        let prepared = Self {
+            pdf,
+            contents_start,
+            signed_attributes,
+            chain,
+            algorithm,
+        };
         let placeholder = prepared
             .pdf
             .get(prepared.contents_start..prepared.contents_end())
-            .ok_or_else(|| PadesError::InvalidPrepared("the placeholder lies outside the file".into()))?;
-        let (Some((b'<', zeros)), Some(b'>')) = (placeholder.split_first(), placeholder.last()) else {
-            return Err(PadesError::InvalidPrepared("no placeholder at the recorded offset".into()));
+            .ok_or_else(|| {
+                PadesError::InvalidPrepared("the placeholder lies outside the file".into())
+            })?;
+        let (Some((b'<', zeros)), Some(b'>')) = (placeholder.split_first(), placeholder.last())
+        else {
+            return Err(PadesError::InvalidPrepared(
+                "no placeholder at the recorded offset".into(),
+            ));
         };
-        if !zeros.get(..zeros.len().saturating_sub(1)).unwrap_or_default().iter().all(|&b| b == b'0') {
-            return Err(PadesError::InvalidPrepared("the placeholder is not empty".into()));
+        if !zeros
+            .get(..zeros.len().saturating_sub(1))
+            .unwrap_or_default()
+            .iter()
+            .all(|&b| b == b'0')
+        {
+            return Err(PadesError::InvalidPrepared(
+                "the placeholder is not empty".into(),
+            ));
         }
         container::parse_chain(&prepared.chain, algorithm)
             .map_err(|error| PadesError::InvalidPrepared(error.to_string()))?;
-        if container::message_digest(&prepared.signed_attributes)? != prepared.byte_range_digest()? {
-            return Err(PadesError::InvalidPrepared("the signed attributes do not match the file".into()));
+        if container::message_digest(&prepared.signed_attributes)?
+            != prepared.byte_range_digest()?
+        {
+            return Err(PadesError::InvalidPrepared(
+                "the signed attributes do not match the file".into(),
+            ));
         }
         Ok(prepared)
     }
@@ -266,12 +295,17 @@ impl<'a> FieldReader<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, PadesError> {
-        self.take(1)?.first().copied().ok_or_else(|| PadesError::InvalidPrepared("truncated".into()))
+        self.take(1)?
+            .first()
+            .copied()
+            .ok_or_else(|| PadesError::InvalidPrepared("truncated".into()))
     }
 
     fn length(&mut self) -> Result<usize, PadesError> {
-        let bytes = <[u8; 8]>::try_from(self.take(8)?).map_err(|_| PadesError::InvalidPrepared("truncated".into()))?;
-        usize::try_from(u64::from_be_bytes(bytes)).map_err(|_| PadesError::InvalidPrepared("length too large".into()))
+        let bytes = <[u8; 8]>::try_from(self.take(8)?)
+            .map_err(|_| PadesError::InvalidPrepared("truncated".into()))?;
+        usize::try_from(u64::from_be_bytes(bytes))
+            .map_err(|_| PadesError::InvalidPrepared("length too large".into()))
     }
 
     fn field(&mut self) -> Result<&'a [u8], PadesError> {
@@ -289,7 +323,8 @@ fn pdf_date(unix_seconds: i64) -> Result<String, PadesError> {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * mp + 2) / 5 + 1;
@@ -331,12 +366,16 @@ pub fn prepare(
     field::check_field_name(field_name)?;
     let date = pdf_date(signing_time)?;
     let chain = container::parse_chain(chain_der, algorithm)?;
-    let signer = chain.first().ok_or_else(|| PadesError::Internal("empty chain".into()))?;
+    let signer = chain
+        .first()
+        .ok_or_else(|| PadesError::Internal("empty chain".into()))?;
     let mut document = document::Document::load(pdf)?;
-    let placeholder = field::add_signature_field(&mut document, field_name, &date, SIGNATURE_CAPACITY)?;
+    let placeholder =
+        field::add_signature_field(&mut document, field_name, &date, SIGNATURE_CAPACITY)?;
     // The output must read back with our own strict reader before anyone is asked to sign it.
-    document::Document::load(&placeholder.pdf)
-        .map_err(|error| PadesError::Internal(format!("the prepared file does not read back: {error}")))?;
+    document::Document::load(&placeholder.pdf).map_err(|error| {
+        PadesError::Internal(format!("the prepared file does not read back: {error}"))
+    })?;
     let mut prepared = Prepared {
         pdf: placeholder.pdf,
         contents_start: placeholder.contents_start,
@@ -366,22 +405,49 @@ pub fn timestamp_imprint(signature: &[u8]) -> [u8; 32] {
 /// over the signed attributes (a raw `r‖s` ECDSA value is refused too: convert it to DER
 /// first); [`PadesError::InvalidTimestamp`] if the token is not DER or covers something else;
 /// [`PadesError::SignatureTooLarge`] if the container does not fit the placeholder.
-pub fn finish(prepared: &Prepared, signature: &[u8], timestamp_token: Option<&[u8]>) -> Result<Vec<u8>, PadesError> {
+pub fn finish(
+    prepared: &Prepared,
+    signature: &[u8],
+    timestamp_token: Option<&[u8]>,
+) -> Result<Vec<u8>, PadesError> {
     let chain = container::parse_chain(&prepared.chain, prepared.algorithm)?;
-    let signer = chain.first().ok_or_else(|| PadesError::Internal("empty chain".into()))?;
-    container::verify(signer, prepared.algorithm, &prepared.signed_attributes, signature)?;
-    let timestamp = timestamp_token.map(|token| container::check_timestamp(token, signature)).transpose()?;
-    let content_info =
-        container::signed_data(&chain, prepared.algorithm, &prepared.signed_attributes, signature, timestamp)?;
+    let signer = chain
+        .first()
+        .ok_or_else(|| PadesError::Internal("empty chain".into()))?;
+    container::verify(
+        signer,
+        prepared.algorithm,
+        &prepared.signed_attributes,
+        signature,
+    )?;
+    let timestamp = timestamp_token
+        .map(|token| container::check_timestamp(token, signature))
+        .transpose()?;
+    let content_info = container::signed_data(
+        &chain,
+        prepared.algorithm,
+        &prepared.signed_attributes,
+        signature,
+        timestamp,
+    )?;
     if content_info.len() > SIGNATURE_CAPACITY {
-        return Err(PadesError::SignatureTooLarge { size: content_info.len(), reserved: SIGNATURE_CAPACITY });
+        return Err(PadesError::SignatureTooLarge {
+            size: content_info.len(),
+            reserved: SIGNATURE_CAPACITY,
+        });
     }
     let mut pdf = prepared.pdf.clone();
     let hex_start = prepared.contents_start + 1;
     let slot = pdf
         .get_mut(hex_start..hex_start + content_info.len() * 2)
         .ok_or_else(|| PadesError::Internal("the placeholder lies outside the file".into()))?;
-    let digit = |nibble: u8| if nibble < 10 { b'0' + nibble } else { b'A' + nibble - 10 };
+    let digit = |nibble: u8| {
+        if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'A' + nibble - 10
+        }
+    };
     for (pair, byte) in slot.chunks_exact_mut(2).zip(&content_info) {
         pair.copy_from_slice(&[digit(byte >> 4), digit(byte & 0x0f)]);
     }
@@ -408,7 +474,12 @@ pub fn add_dss(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use super::*;
 
@@ -418,13 +489,23 @@ mod tests {
         assert_eq!(pdf_date(1_764_040_668).unwrap(), "D:20251125031748Z");
         assert_eq!(pdf_date(951_782_400).unwrap(), "D:20000229000000Z");
         assert_eq!(pdf_date(-1).unwrap(), "D:19691231235959Z");
-        assert!(matches!(pdf_date(i64::MAX / 2), Err(PadesError::InvalidSigningTime(_))));
+        assert!(matches!(
+            pdf_date(i64::MAX / 2),
+            Err(PadesError::InvalidSigningTime(_))
+        ));
     }
 
     #[test]
     fn garbage_is_not_a_prepared_signature() {
-        for bytes in [&b""[..], b"eidportal-pades-prepared-v1\n", b"eidportal-pades-prepared-v1\n\x01\xff\xff\xff\xff\xff\xff\xff\xff"] {
-            assert!(matches!(Prepared::from_bytes(bytes), Err(PadesError::InvalidPrepared(_))));
+        for bytes in [
+            &b""[..],
+            b"eidportal-pades-prepared-v1\n",
+            b"eidportal-pades-prepared-v1\n\x01\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert!(matches!(
+                Prepared::from_bytes(bytes),
+                Err(PadesError::InvalidPrepared(_))
+            ));
         }
     }
 }

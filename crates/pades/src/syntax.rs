@@ -25,7 +25,10 @@ pub(crate) struct ObjectId {
 impl ObjectId {
     /// A generation-0 object, the only kind this crate creates.
     pub(crate) fn new(number: u32) -> Self {
-        Self { number, generation: 0 }
+        Self {
+            number,
+            generation: 0,
+        }
     }
 }
 
@@ -98,7 +101,8 @@ impl Dictionary {
     /// A dictionary of parsed entries; of a key given twice the last value counts (in linear
     /// time, whatever a hostile file repeats).
     fn from_entries(entries: Vec<(Vec<u8>, Object)>) -> Self {
-        let mut last: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::with_capacity(entries.len());
+        let mut last: std::collections::HashMap<&[u8], usize> =
+            std::collections::HashMap::with_capacity(entries.len());
         for (index, (key, _)) in entries.iter().enumerate() {
             last.insert(key.as_slice(), index);
         }
@@ -106,7 +110,12 @@ impl Dictionary {
             return Self { entries };
         }
         let keep: std::collections::HashSet<usize> = last.into_values().collect();
-        let entries = entries.into_iter().enumerate().filter(|(index, _)| keep.contains(index)).map(|(_, entry)| entry).collect();
+        let entries = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| keep.contains(index))
+            .map(|(_, entry)| entry)
+            .collect();
         Self { entries }
     }
 
@@ -159,7 +168,10 @@ pub(crate) fn is_whitespace(byte: u8) -> bool {
 
 /// PDF delimiter characters (ISO 32000-1 Table 2).
 fn is_delimiter(byte: u8) -> bool {
-    matches!(byte, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+    matches!(
+        byte,
+        b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+    )
 }
 
 fn is_regular(byte: u8) -> bool {
@@ -175,7 +187,10 @@ pub(crate) struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// A parser positioned at `position` (clamped to the end).
     pub(crate) fn new(data: &'a [u8], position: usize) -> Self {
-        Self { data, position: position.min(data.len()) }
+        Self {
+            data,
+            position: position.min(data.len()),
+        }
     }
 
     /// The current offset.
@@ -262,8 +277,10 @@ impl<'a> Parser<'a> {
     /// Reads `N G obj` and returns the id.
     pub(crate) fn object_header(&mut self) -> Result<ObjectId, PadesError> {
         let at = self.position;
-        let number = u32::try_from(self.unsigned()?).map_err(|_| corrupt("object number too large", at))?;
-        let generation = u16::try_from(self.unsigned()?).map_err(|_| corrupt("generation too large", at))?;
+        let number =
+            u32::try_from(self.unsigned()?).map_err(|_| corrupt("object number too large", at))?;
+        let generation =
+            u16::try_from(self.unsigned()?).map_err(|_| corrupt("generation too large", at))?;
         self.expect_keyword("obj")?;
         Ok(ObjectId { number, generation })
     }
@@ -279,9 +296,17 @@ impl<'a> Parser<'a> {
             match (self.peek(), self.peek_at(1)) {
                 (Some(b'\r'), Some(b'\n')) => self.position += 2,
                 (Some(b'\n'), _) | (Some(b'\r'), _) => self.position += 1,
-                _ => return Err(corrupt("`stream` not followed by an end of line", self.position)),
+                _ => {
+                    return Err(corrupt(
+                        "`stream` not followed by an end of line",
+                        self.position,
+                    ))
+                }
             }
-            return Ok(Body::Stream { dictionary, data_start: self.position });
+            return Ok(Body::Stream {
+                dictionary,
+                data_start: self.position,
+            });
         }
         self.expect_keyword("endobj")?;
         Ok(Body::Object(object))
@@ -322,7 +347,12 @@ impl<'a> Parser<'a> {
                             let value = self.object_at_depth(depth + 1)?;
                             entries.push((key, value));
                         }
-                        _ => return Err(corrupt("expected a name key or `>>` in a dictionary", self.position)),
+                        _ => {
+                            return Err(corrupt(
+                                "expected a name key or `>>` in a dictionary",
+                                self.position,
+                            ))
+                        }
                     }
                 }
             }
@@ -477,7 +507,11 @@ impl<'a> Parser<'a> {
     fn number_or_reference(&mut self) -> Result<Object, PadesError> {
         let start = self.position;
         let mut end = start;
-        while self.data.get(end).is_some_and(|&b| matches!(b, b'+' | b'-' | b'.' | b'0'..=b'9')) {
+        while self
+            .data
+            .get(end)
+            .is_some_and(|&b| matches!(b, b'+' | b'-' | b'.' | b'0'..=b'9'))
+        {
             end += 1;
             if end - start > MAX_NUMBER_LEN {
                 return Err(corrupt("number too long", start));
@@ -574,7 +608,9 @@ pub(crate) fn write_object(out: &mut Vec<u8>, object: &Object) {
             out.push(b']');
         }
         Object::Dictionary(dictionary) => write_dictionary(out, dictionary),
-        Object::Reference(id) => out.extend_from_slice(format!("{} {} R", id.number, id.generation).as_bytes()),
+        Object::Reference(id) => {
+            out.extend_from_slice(format!("{} {} R", id.number, id.generation).as_bytes())
+        }
     }
 }
 
@@ -603,7 +639,12 @@ fn write_name(out: &mut Vec<u8>, name: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use super::*;
 
@@ -615,8 +656,13 @@ mod tests {
     fn reads_the_basic_objects() {
         let object = parse(b"<< /Type /Page /Kids [1 0 R 2 0 R] /N -3 /R 1.5 /S (a\\(b\\)\\101) /H <41 4> /E#20x null >>")
             .unwrap();
-        let Object::Dictionary(dictionary) = object else { panic!("not a dictionary") };
-        assert_eq!(dictionary.get(b"Type"), Some(&Object::Name(b"Page".to_vec())));
+        let Object::Dictionary(dictionary) = object else {
+            panic!("not a dictionary")
+        };
+        assert_eq!(
+            dictionary.get(b"Type"),
+            Some(&Object::Name(b"Page".to_vec()))
+        );
         assert_eq!(
             dictionary.get(b"Kids"),
             Some(&Object::Array(vec![
@@ -626,17 +672,32 @@ mod tests {
         );
         assert_eq!(dictionary.get(b"N"), Some(&Object::Integer(-3)));
         assert_eq!(dictionary.get(b"R"), Some(&Object::Real(b"1.5".to_vec())));
-        assert_eq!(dictionary.get(b"S"), Some(&Object::String(b"a(b)A".to_vec())));
-        assert_eq!(dictionary.get(b"H"), Some(&Object::String(vec![0x41, 0x40])));
+        assert_eq!(
+            dictionary.get(b"S"),
+            Some(&Object::String(b"a(b)A".to_vec()))
+        );
+        assert_eq!(
+            dictionary.get(b"H"),
+            Some(&Object::String(vec![0x41, 0x40]))
+        );
         assert_eq!(dictionary.get(b"E x"), Some(&Object::Null));
     }
 
     #[test]
     fn numbers_that_are_not_references_stay_numbers() {
-        assert_eq!(parse(b"[1 2]").unwrap(), Object::Array(vec![Object::Integer(1), Object::Integer(2)]));
+        assert_eq!(
+            parse(b"[1 2]").unwrap(),
+            Object::Array(vec![Object::Integer(1), Object::Integer(2)])
+        );
         assert_eq!(
             parse(b"[1 2 3 R]").unwrap(),
-            Object::Array(vec![Object::Integer(1), Object::Reference(ObjectId { number: 2, generation: 3 })])
+            Object::Array(vec![
+                Object::Integer(1),
+                Object::Reference(ObjectId {
+                    number: 2,
+                    generation: 3
+                })
+            ])
         );
     }
 
@@ -654,7 +715,11 @@ mod tests {
             b")",
             b"/A#4",
         ] {
-            assert!(matches!(parse(bad), Err(PadesError::Corrupt(_))), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(parse(bad), Err(PadesError::Corrupt(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = [b"[".repeat(10_000), b"]".repeat(10_000)].concat();
         assert!(matches!(parse(&deep), Err(PadesError::Corrupt(_))));
@@ -665,18 +730,24 @@ mod tests {
     #[test]
     fn a_repeated_key_keeps_its_last_value() {
         let object = parse(b"<< /A 1 /B 2 /A 3 >>").unwrap();
-        let Object::Dictionary(dictionary) = object else { panic!("not a dictionary") };
+        let Object::Dictionary(dictionary) = object else {
+            panic!("not a dictionary")
+        };
         assert_eq!(dictionary.get(b"A"), Some(&Object::Integer(3)));
         assert_eq!(dictionary.iter().count(), 2);
     }
 
     #[test]
     fn writes_what_it_reads() {
-        let text = b"<< /Type /Annot /Rect [0 0 0 0] /T <FEFF0041> /N#23 1.0 /Ref 12 0 R /B true >>";
+        let text =
+            b"<< /Type /Annot /Rect [0 0 0 0] /T <FEFF0041> /N#23 1.0 /Ref 12 0 R /B true >>";
         let object = parse(text).unwrap();
         let mut out = Vec::new();
         write_object(&mut out, &object);
-        assert_eq!(out, b"<< /Type /Annot /Rect [0 0 0 0] /T <FEFF0041> /N#23 1.0 /Ref 12 0 R /B true >>");
+        assert_eq!(
+            out,
+            b"<< /Type /Annot /Rect [0 0 0 0] /T <FEFF0041> /N#23 1.0 /Ref 12 0 R /B true >>"
+        );
         assert_eq!(parse(&out).unwrap(), object);
     }
 }

@@ -11,8 +11,18 @@ use crate::PadesError;
 
 /// Trailer keys that describe one cross-reference section, not the document, and so are not
 /// carried into the next trailer (pyHanko `TrailerDictionary.non_trailer_keys`).
-const SECTION_KEYS: [&[u8]; 10] =
-    [b"XRefStm", b"W", b"Index", b"Length", b"Filter", b"DecodeParms", b"Type", b"Prev", b"Size", b"DL"];
+const SECTION_KEYS: [&[u8]; 10] = [
+    b"XRefStm",
+    b"W",
+    b"Index",
+    b"Length",
+    b"Filter",
+    b"DecodeParms",
+    b"Type",
+    b"Prev",
+    b"Size",
+    b"DL",
+];
 
 /// The body of one object of the increment.
 enum NewBody {
@@ -42,7 +52,10 @@ pub(crate) struct Written {
 impl Increment {
     /// An empty increment on `document` (which is passed again to [`Increment::write`]).
     pub(crate) fn new(document: &Document<'_>) -> Self {
-        Self { next: document.next_number(), objects: BTreeMap::new() }
+        Self {
+            next: document.next_number(),
+            objects: BTreeMap::new(),
+        }
     }
 
     /// A new object number (from the previous `/Size` on).
@@ -55,12 +68,14 @@ impl Increment {
     /// Writes `object` as `id` (new, or replacing the object with the same number and
     /// generation).
     pub(crate) fn put(&mut self, id: ObjectId, object: Object) {
-        self.objects.insert(id.number, (id, NewBody::Object(object)));
+        self.objects
+            .insert(id.number, (id, NewBody::Object(object)));
     }
 
     /// Writes a stream object.
     pub(crate) fn put_stream(&mut self, id: ObjectId, dictionary: Dictionary, data: Vec<u8>) {
-        self.objects.insert(id.number, (id, NewBody::Stream(dictionary, data)));
+        self.objects
+            .insert(id.number, (id, NewBody::Stream(dictionary, data)));
     }
 
     /// Writes an object body verbatim.
@@ -96,7 +111,10 @@ impl Increment {
                 NewBody::Raw(bytes) => out.extend_from_slice(bytes),
                 NewBody::Stream(dictionary, data) => {
                     let mut dictionary = dictionary.clone();
-                    dictionary.set(b"Length", Object::Integer(i64::try_from(data.len()).map_err(internal)?));
+                    dictionary.set(
+                        b"Length",
+                        Object::Integer(i64::try_from(data.len()).map_err(internal)?),
+                    );
                     write_dictionary(&mut out, &dictionary);
                     out.extend_from_slice(b"\nstream\n");
                     out.extend_from_slice(data);
@@ -124,7 +142,9 @@ impl Increment {
                     for (number, (offset, generation)) in run {
                         // Exactly 20 bytes per entry (§7.5.4).
                         let kind = if number == 0 { 'f' } else { 'n' };
-                        out.extend_from_slice(format!("{offset:010} {generation:05} {kind}\r\n").as_bytes());
+                        out.extend_from_slice(
+                            format!("{offset:010} {generation:05} {kind}\r\n").as_bytes(),
+                        );
                     }
                 }
                 out.extend_from_slice(b"trailer\n");
@@ -144,28 +164,47 @@ impl Increment {
                     index.push(Object::Integer(i64::try_from(run.len()).map_err(internal)?));
                     for (_, (offset, generation)) in run {
                         data.push(1u8);
-                        data.extend_from_slice(&u32::try_from(offset).map_err(internal)?.to_be_bytes());
+                        data.extend_from_slice(
+                            &u32::try_from(offset).map_err(internal)?.to_be_bytes(),
+                        );
                         data.extend_from_slice(&generation.to_be_bytes());
                     }
                 }
                 trailer.set(b"Type", Object::Name(b"XRef".to_vec()));
                 trailer.set(b"Size", Object::Integer(i64::from(size)));
                 trailer.set(b"Prev", Object::Integer(prev));
-                trailer.set(b"W", Object::Array(vec![Object::Integer(1), Object::Integer(4), Object::Integer(2)]));
+                trailer.set(
+                    b"W",
+                    Object::Array(vec![
+                        Object::Integer(1),
+                        Object::Integer(4),
+                        Object::Integer(2),
+                    ]),
+                );
                 trailer.set(b"Index", Object::Array(index));
-                trailer.set(b"Length", Object::Integer(i64::try_from(data.len()).map_err(internal)?));
+                trailer.set(
+                    b"Length",
+                    Object::Integer(i64::try_from(data.len()).map_err(internal)?),
+                );
                 out.extend_from_slice(format!("{} 0 obj\n", xref_id.number).as_bytes());
                 write_dictionary(&mut out, &trailer);
                 out.extend_from_slice(b"\nstream\n");
                 out.extend_from_slice(&data);
-                out.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{xref_offset}\n%%EOF\n").as_bytes());
+                out.extend_from_slice(
+                    format!("\nendstream\nendobj\nstartxref\n{xref_offset}\n%%EOF\n").as_bytes(),
+                );
             }
         }
         // reference/pades.md §5.3: an incremental update never changes a byte of its input.
         if !out.starts_with(previous) {
-            return Err(PadesError::Internal("the increment changed the input bytes".into()));
+            return Err(PadesError::Internal(
+                "the increment changed the input bytes".into(),
+            ));
         }
-        Ok(Written { bytes: out, body_offsets })
+        Ok(Written {
+            bytes: out,
+            body_offsets,
+        })
     }
 }
 
@@ -178,7 +217,9 @@ fn runs(entries: &BTreeMap<u32, (usize, u16)>) -> Vec<Vec<(u32, (usize, u16))>> 
     let mut runs: Vec<Vec<(u32, (usize, u16))>> = Vec::new();
     for (&number, &entry) in entries {
         match runs.last_mut() {
-            Some(run) if run.last().is_some_and(|(last, _)| last + 1 == number) => run.push((number, entry)),
+            Some(run) if run.last().is_some_and(|(last, _)| last + 1 == number) => {
+                run.push((number, entry))
+            }
             _ => runs.push(vec![(number, entry)]),
         }
     }

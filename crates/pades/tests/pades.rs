@@ -9,7 +9,12 @@
 //! the `pdf` crate (classic table), from a hand-written builder below (cross-reference stream
 //! with an object stream, Flate + PNG predictor) and from `qpdf --object-streams=generate`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +47,9 @@ fn require_all() -> bool {
 /// valid now.
 #[allow(clippy::disallowed_methods)]
 fn now() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
     i64::try_from(since.as_secs()).unwrap()
 }
 
@@ -63,10 +70,20 @@ fn pyhanko_python() -> Option<PathBuf> {
             return None;
         }
     };
-    let ok = Command::new(&python).args(["-c", "import pyhanko.cli"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(&python)
+        .args(["-c", "import pyhanko.cli"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(!require_all(), "{} cannot import pyhanko.cli", python.display());
-        eprintln!("note: {} has no pyHanko, pyHanko checks skipped", python.display());
+        assert!(
+            !require_all(),
+            "{} cannot import pyhanko.cli",
+            python.display()
+        );
+        eprintln!(
+            "note: {} has no pyHanko, pyHanko checks skipped",
+            python.display()
+        );
         return None;
     }
     Some(python)
@@ -78,16 +95,28 @@ fn qpdf_check(path: &Path) {
         eprintln!("note: qpdf is not installed, `qpdf --check` skipped");
         return;
     }
-    let output = Command::new("qpdf").arg("--check").arg(path).output().unwrap();
+    let output = Command::new("qpdf")
+        .arg("--check")
+        .arg(path)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        output.status.success() && stdout.contains("No syntax or stream encoding errors found") && stderr.is_empty(),
+        output.status.success()
+            && stdout.contains("No syntax or stream encoding errors found")
+            && stderr.is_empty(),
         "qpdf --check {}:\n{stdout}\n{stderr}",
         path.display()
     );
-    let summary = stdout.lines().find(|line| line.contains("No syntax")).unwrap_or("");
-    eprintln!("qpdf --check {}: {summary}", path.file_name().unwrap().to_string_lossy());
+    let summary = stdout
+        .lines()
+        .find(|line| line.contains("No syntax"))
+        .unwrap_or("");
+    eprintln!(
+        "qpdf --check {}: {summary}",
+        path.file_name().unwrap().to_string_lossy()
+    );
 }
 
 /// Runs `pyhanko sign validate` and returns its output lines, or `None` when skipped.
@@ -102,8 +131,16 @@ fn pyhanko_validate(path: &Path, trust: &[&Path]) -> Option<String> {
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "pyhanko sign validate {}:\n{stdout}\n{stderr}", path.display());
-    eprintln!("pyhanko sign validate {}: {}", path.file_name().unwrap().to_string_lossy(), stdout.trim());
+    assert!(
+        output.status.success(),
+        "pyhanko sign validate {}:\n{stdout}\n{stderr}",
+        path.display()
+    );
+    eprintln!(
+        "pyhanko sign validate {}: {}",
+        path.file_name().unwrap().to_string_lossy(),
+        stdout.trim()
+    );
     Some(stdout)
 }
 
@@ -145,8 +182,13 @@ fn ecdsa_key() -> p256::ecdsa::SigningKey {
 
 fn validity(years: u64) -> Validity {
     let start = u64::try_from(now() - 3600).unwrap();
-    let time = |seconds: u64| Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(seconds)).unwrap());
-    Validity { not_before: time(start), not_after: time(start + years * 365 * 86_400) }
+    let time = |seconds: u64| {
+        Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(seconds)).unwrap())
+    };
+    Validity {
+        not_before: time(start),
+        not_after: time(start + years * 365 * 86_400),
+    }
 }
 
 fn serial() -> SerialNumber {
@@ -172,9 +214,13 @@ fn chain(algorithm: SignatureAlgorithm) -> Chain {
     .build::<DerSignature>()
     .unwrap();
     let issuing_key = ecdsa_key();
-    let issuing_name = Name::from_str("CN=eidportal test qualified CA,O=eidportal test,C=RS").unwrap();
+    let issuing_name =
+        Name::from_str("CN=eidportal test qualified CA,O=eidportal test,C=RS").unwrap();
     let issuing = CertificateBuilder::new(
-        Profile::SubCA { issuer: root_name, path_len_constraint: Some(0) },
+        Profile::SubCA {
+            issuer: root_name,
+            path_len_constraint: Some(0),
+        },
         serial(),
         validity(5),
         issuing_name.clone(),
@@ -197,7 +243,11 @@ fn chain(algorithm: SignatureAlgorithm) -> Chain {
         }
     };
     let signer = CertificateBuilder::new(
-        Profile::Leaf { issuer: issuing_name, enable_key_agreement: false, enable_key_encipherment: false },
+        Profile::Leaf {
+            issuer: issuing_name,
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        },
         serial(),
         validity(2),
         Name::from_str("CN=Petar Petrovic,SERIALNUMBER=PNORS-0101990710008,C=RS").unwrap(),
@@ -208,7 +258,11 @@ fn chain(algorithm: SignatureAlgorithm) -> Chain {
     .build::<DerSignature>()
     .unwrap();
     Chain {
-        der: vec![signer.to_der().unwrap(), issuing.to_der().unwrap(), root.to_der().unwrap()],
+        der: vec![
+            signer.to_der().unwrap(),
+            issuing.to_der().unwrap(),
+            root.to_der().unwrap(),
+        ],
         key,
         algorithm,
         issuing: (issuing, issuing_key),
@@ -245,7 +299,10 @@ fn empty_crl(issuing: &Certificate, key: &p256::ecdsa::SigningKey) -> Vec<u8> {
 
 fn pem(der: &[u8]) -> String {
     use der::EncodePem;
-    Certificate::from_der(der).unwrap().to_pem(der::pem::LineEnding::LF).unwrap()
+    Certificate::from_der(der)
+        .unwrap()
+        .to_pem(der::pem::LineEnding::LF)
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,9 +324,19 @@ fn agreement() -> Vec<u8> {
 fn object_stream_pdf(inflate_size: u32) -> Vec<u8> {
     let compressed = [
         (1, "<< /Type /Catalog /Pages 2 0 R >>".to_string()),
-        (2, "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>".to_string()),
-        (3, "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R /Annots [] >>".to_string()),
-        (4, "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>".to_string()),
+        (
+            2,
+            "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>".to_string(),
+        ),
+        (
+            3,
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 5 0 R /Annots [] >>"
+                .to_string(),
+        ),
+        (
+            4,
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>".to_string(),
+        ),
     ];
     let mut header = String::new();
     let mut body = String::new();
@@ -278,7 +345,8 @@ fn object_stream_pdf(inflate_size: u32) -> Vec<u8> {
         body.push_str(text);
         body.push('\n');
     }
-    let object_stream_data = miniz_oxide::deflate::compress_to_vec_zlib(format!("{header}{body}").as_bytes(), 6);
+    let object_stream_data =
+        miniz_oxide::deflate::compress_to_vec_zlib(format!("{header}{body}").as_bytes(), 6);
     let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
     let content_offset = out.len();
     let content = b"BT /F1 12 Tf 72 720 Td (Hello) Tj ET";
@@ -334,7 +402,9 @@ fn object_stream_pdf(inflate_size: u32) -> Vec<u8> {
         .as_bytes(),
     );
     out.extend_from_slice(&xref_data);
-    out.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{xref_offset}\n%%EOF\n").as_bytes());
+    out.extend_from_slice(
+        format!("\nendstream\nendobj\nstartxref\n{xref_offset}\n%%EOF\n").as_bytes(),
+    );
     out
 }
 
@@ -357,7 +427,10 @@ fn small_pdf() -> Vec<u8> {
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
-    out.extend_from_slice(format!("trailer\n<< /Size 5 /Root 1 0 R /Info 4 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes());
+    out.extend_from_slice(
+        format!("trailer\n<< /Size 5 /Root 1 0 R /Info 4 0 R >>\nstartxref\n{xref}\n%%EOF\n")
+            .as_bytes(),
+    );
     out
 }
 
@@ -370,10 +443,18 @@ fn qpdf_object_streams(input: &[u8], dir: &Path) -> Option<Vec<u8>> {
     let source = dir.join("qpdf-in.pdf");
     let target = dir.join("qpdf-objstm.pdf");
     std::fs::write(&source, input).unwrap();
-    let status = Command::new("qpdf").arg("--object-streams=generate").arg(&source).arg(&target).status().unwrap();
+    let status = Command::new("qpdf")
+        .arg("--object-streams=generate")
+        .arg(&source)
+        .arg(&target)
+        .status()
+        .unwrap();
     assert!(status.success());
     let bytes = std::fs::read(&target).unwrap();
-    assert!(find(&bytes, b"/ObjStm").is_some(), "qpdf wrote no object stream");
+    assert!(
+        find(&bytes, b"/ObjStm").is_some(),
+        "qpdf wrote no object stream"
+    );
     Some(bytes)
 }
 
@@ -392,8 +473,11 @@ fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn last_signature(pdf: &[u8]) -> ([usize; 4], Vec<u8>) {
     let at = rfind(pdf, b"/ByteRange [").unwrap() + b"/ByteRange [".len();
     let end = at + find(&pdf[at..], b"]").unwrap();
-    let numbers: Vec<usize> =
-        std::str::from_utf8(&pdf[at..end]).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let numbers: Vec<usize> = std::str::from_utf8(&pdf[at..end])
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
     let range: [usize; 4] = numbers.try_into().unwrap();
     let hex = std::str::from_utf8(&pdf[range[1] + 1..range[2] - 1]).unwrap();
     let bytes = hex::decode(hex).unwrap();
@@ -422,7 +506,17 @@ fn openssl_verify(pdf: &[u8], dir: &Path, chain: &Chain) {
     std::fs::write(dir.join("signed-ranges.bin"), &signed).unwrap();
     std::fs::write(dir.join("root.pem"), pem(chain.der.last().unwrap())).unwrap();
     let output = Command::new("openssl")
-        .args(["cms", "-verify", "-inform", "DER", "-binary", "-purpose", "any", "-out", "/dev/null"])
+        .args([
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-binary",
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ])
         .arg("-in")
         .arg(dir.join("sig.p7s"))
         .arg("-content")
@@ -432,13 +526,17 @@ fn openssl_verify(pdf: &[u8], dir: &Path, chain: &Chain) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stderr.contains("CMS Verification successful"), "openssl cms -verify: {stderr}");
+    assert!(
+        output.status.success() && stderr.contains("CMS Verification successful"),
+        "openssl cms -verify: {stderr}"
+    );
     eprintln!("openssl cms -verify: {}", stderr.trim());
 }
 
 /// Prepares, signs with the chain's key and finishes.
 fn sign(input: &[u8], chain: &Chain, field: &str) -> Vec<u8> {
-    let prepared = pades::prepare(input, &chain.der, chain.algorithm, 1_764_040_668, field).unwrap();
+    let prepared =
+        pades::prepare(input, &chain.der, chain.algorithm, 1_764_040_668, field).unwrap();
     // The server keeps the prepared state in its database between the phases.
     let prepared = Prepared::from_bytes(&prepared.to_bytes()).unwrap();
     let signature = chain.key.sign_hash(&prepared.hash_to_sign());
@@ -489,22 +587,52 @@ fn the_cms_holds_exactly_the_pades_attributes() {
     let signed = sign(&small_pdf(), &chain, "Signature1");
     let (_, cms) = last_signature(&signed);
     let content_info = cms::content_info::ContentInfo::from_der(&cms).unwrap();
-    assert_eq!(content_info.content_type.to_string(), "1.2.840.113549.1.7.2");
+    assert_eq!(
+        content_info.content_type.to_string(),
+        "1.2.840.113549.1.7.2"
+    );
     let signed_data: cms::signed_data::SignedData = content_info.content.decode_as().unwrap();
-    assert_eq!(signed_data.encap_content_info.econtent_type.to_string(), "1.2.840.113549.1.7.1");
-    assert!(signed_data.encap_content_info.econtent.is_none(), "not detached");
+    assert_eq!(
+        signed_data.encap_content_info.econtent_type.to_string(),
+        "1.2.840.113549.1.7.1"
+    );
+    assert!(
+        signed_data.encap_content_info.econtent.is_none(),
+        "not detached"
+    );
     assert_eq!(signed_data.certificates.unwrap().0.len(), 3);
     let signer_info = signed_data.signer_infos.0.iter().next().unwrap();
-    assert_eq!(signer_info.signature_algorithm.oid.to_string(), "1.2.840.10045.4.3.2");
+    assert_eq!(
+        signer_info.signature_algorithm.oid.to_string(),
+        "1.2.840.10045.4.3.2"
+    );
     assert!(signer_info.signature_algorithm.parameters.is_none());
-    assert!(matches!(signer_info.sid, cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(_)));
-    let oids: Vec<String> =
-        signer_info.signed_attrs.as_ref().unwrap().iter().map(|attribute| attribute.oid.to_string()).collect();
+    assert!(matches!(
+        signer_info.sid,
+        cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(_)
+    ));
+    let oids: Vec<String> = signer_info
+        .signed_attrs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|attribute| attribute.oid.to_string())
+        .collect();
     assert_eq!(oids.len(), 3);
-    for oid in ["1.2.840.113549.1.9.3", "1.2.840.113549.1.9.4", "1.2.840.113549.1.9.16.2.47"] {
-        assert!(oids.contains(&oid.to_string()), "{oid} missing from {oids:?}");
+    for oid in [
+        "1.2.840.113549.1.9.3",
+        "1.2.840.113549.1.9.4",
+        "1.2.840.113549.1.9.16.2.47",
+    ] {
+        assert!(
+            oids.contains(&oid.to_string()),
+            "{oid} missing from {oids:?}"
+        );
     }
-    assert!(!oids.contains(&"1.2.840.113549.1.9.5".to_string()), "signing-time must not be there");
+    assert!(
+        !oids.contains(&"1.2.840.113549.1.9.5".to_string()),
+        "signing-time must not be there"
+    );
     assert!(signer_info.unsigned_attrs.is_none());
 }
 
@@ -514,13 +642,31 @@ fn object_streams_and_xref_streams_are_followed() {
     let chain = chain(SignatureAlgorithm::EcdsaSha256);
     // /Size 20 although the highest object is 7: the new /Size must not shrink.
     let input = object_stream_pdf(20);
-    let prepared = pades::prepare(&input, &chain.der, chain.algorithm, 1_764_040_668, "Signature1").unwrap();
-    let signed = pades::finish(&prepared, &chain.key.sign_hash(&prepared.hash_to_sign()), None).unwrap();
+    let prepared = pades::prepare(
+        &input,
+        &chain.der,
+        chain.algorithm,
+        1_764_040_668,
+        "Signature1",
+    )
+    .unwrap();
+    let signed = pades::finish(
+        &prepared,
+        &chain.key.sign_hash(&prepared.hash_to_sign()),
+        None,
+    )
+    .unwrap();
     assert!(signed.starts_with(&input));
     let increment = &signed[input.len() - 1..];
-    assert!(find(increment, b"/Type /XRef").is_some(), "the increment must use a cross-reference stream");
+    assert!(
+        find(increment, b"/Type /XRef").is_some(),
+        "the increment must use a cross-reference stream"
+    );
     assert!(find(increment, b"\nxref\n").is_none());
-    assert!(find(increment, b"/Size 24").is_some(), "objects 20..=23 are new, /Size 24");
+    assert!(
+        find(increment, b"/Size 24").is_some(),
+        "objects 20..=23 are new, /Size 24"
+    );
     assert!(find(increment, b"/Prev ").is_some());
     // The catalog (object 1, compressed before) is superseded by a plain object; so is page 3.
     assert!(find(increment, b"\n1 0 obj\n").is_some() && find(increment, b"\n3 0 obj\n").is_some());
@@ -549,20 +695,43 @@ fn a_second_signature_keeps_the_first() {
     let second_chain = chain(SignatureAlgorithm::EcdsaSha256);
     let once = sign(&agreement(), &first_chain, "Signature1");
     let twice = sign(&once, &second_chain, "Signature1");
-    assert!(twice.starts_with(&once), "the first signature's bytes changed");
+    assert!(
+        twice.starts_with(&once),
+        "the first signature's bytes changed"
+    );
     let increment = &twice[once.len()..];
     // The name clash is resolved with a suffix; the AcroForm keeps the first field.
-    assert!(find(increment, b"/T <5369676E6174757265315F32>").is_some(), "field not renamed to Signature1_2");
+    assert!(
+        find(increment, b"/T <5369676E6174757265315F32>").is_some(),
+        "field not renamed to Signature1_2"
+    );
     let path = dir.path().join("twice.pdf");
     std::fs::write(&path, &twice).unwrap();
     qpdf_check(&path);
     openssl_verify(&twice, dir.path(), &second_chain);
-    std::fs::write(dir.path().join("root1.pem"), pem(first_chain.der.last().unwrap())).unwrap();
-    std::fs::write(dir.path().join("root2.pem"), pem(second_chain.der.last().unwrap())).unwrap();
-    if let Some(output) = pyhanko_validate(&path, &[&dir.path().join("root1.pem"), &dir.path().join("root2.pem")]) {
-        let lines: Vec<&str> = output.lines().filter(|line| line.contains("INTACT:TRUSTED")).collect();
+    std::fs::write(
+        dir.path().join("root1.pem"),
+        pem(first_chain.der.last().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("root2.pem"),
+        pem(second_chain.der.last().unwrap()),
+    )
+    .unwrap();
+    if let Some(output) = pyhanko_validate(
+        &path,
+        &[&dir.path().join("root1.pem"), &dir.path().join("root2.pem")],
+    ) {
+        let lines: Vec<&str> = output
+            .lines()
+            .filter(|line| line.contains("INTACT:TRUSTED"))
+            .collect();
         assert_eq!(lines.len(), 2, "both signatures must validate: {output}");
-        assert!(output.contains("Signature1:") && output.contains("Signature1_2:"), "{output}");
+        assert!(
+            output.contains("Signature1:") && output.contains("Signature1_2:"),
+            "{output}"
+        );
     }
 }
 
@@ -572,13 +741,37 @@ fn openssl_timestamp(dir: &Path, imprint: &[u8; 32]) -> Vec<u8> {
     let tsa = dir.join("tsa");
     std::fs::create_dir_all(&tsa).unwrap();
     let run = |args: &[&str]| {
-        let output = Command::new("openssl").args(args).current_dir(&tsa).output().unwrap();
-        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(&tsa)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
     run(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "tsa.key", "-out",
-        "tsa.pem", "-subj", "/C=RS/O=eidportal test/CN=eidportal test TSA", "-days", "30", "-addext",
-        "extendedKeyUsage=critical,timeStamping", "-addext", "keyUsage=critical,digitalSignature",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tsa.key",
+        "-out",
+        "tsa.pem",
+        "-subj",
+        "/C=RS/O=eidportal test/CN=eidportal test TSA",
+        "-days",
+        "30",
+        "-addext",
+        "extendedKeyUsage=critical,timeStamping",
+        "-addext",
+        "keyUsage=critical,digitalSignature",
     ]);
     std::fs::write(
         tsa.join("tsa.cnf"),
@@ -588,8 +781,27 @@ fn openssl_timestamp(dir: &Path, imprint: &[u8; 32]) -> Vec<u8> {
     )
     .unwrap();
     std::fs::write(tsa.join("serial"), "01\n").unwrap();
-    run(&["ts", "-query", "-sha256", "-digest", &hex::encode(imprint), "-cert", "-out", "q.tsq"]);
-    run(&["ts", "-reply", "-config", "tsa.cnf", "-queryfile", "q.tsq", "-token_out", "-out", "token.der"]);
+    run(&[
+        "ts",
+        "-query",
+        "-sha256",
+        "-digest",
+        &hex::encode(imprint),
+        "-cert",
+        "-out",
+        "q.tsq",
+    ]);
+    run(&[
+        "ts",
+        "-reply",
+        "-config",
+        "tsa.cnf",
+        "-queryfile",
+        "q.tsq",
+        "-token_out",
+        "-out",
+        "token.der",
+    ]);
     std::fs::read(tsa.join("token.der")).unwrap()
 }
 
@@ -598,18 +810,34 @@ fn b_t_then_b_lt_validate() {
     let dir = tempfile::tempdir().unwrap();
     let chain = chain(SignatureAlgorithm::EcdsaSha256);
     let input = agreement();
-    let prepared = pades::prepare(&input, &chain.der, chain.algorithm, 1_764_040_668, "Signature1").unwrap();
+    let prepared = pades::prepare(
+        &input,
+        &chain.der,
+        chain.algorithm,
+        1_764_040_668,
+        "Signature1",
+    )
+    .unwrap();
     let signature = chain.key.sign_hash(&prepared.hash_to_sign());
     let token = openssl_timestamp(dir.path(), &pades::timestamp_imprint(&signature));
 
     // A token over something else is refused before it reaches the PDF.
     let other_token = openssl_timestamp(&dir.path().join("other"), &[7u8; 32]);
-    assert!(matches!(pades::finish(&prepared, &signature, Some(&other_token)), Err(PadesError::InvalidTimestamp(_))));
-    assert!(matches!(pades::finish(&prepared, &signature, Some(b"\x30\x03\x02\x01\x01")), Err(PadesError::InvalidTimestamp(_))));
+    assert!(matches!(
+        pades::finish(&prepared, &signature, Some(&other_token)),
+        Err(PadesError::InvalidTimestamp(_))
+    ));
+    assert!(matches!(
+        pades::finish(&prepared, &signature, Some(b"\x30\x03\x02\x01\x01")),
+        Err(PadesError::InvalidTimestamp(_))
+    ));
 
     let signed = pades::finish(&prepared, &signature, Some(&token)).unwrap();
     let (_, cms) = last_signature(&signed);
-    assert!(find(&cms, &token).is_some(), "the token must be embedded byte for byte");
+    assert!(
+        find(&cms, &token).is_some(),
+        "the token must be embedded byte for byte"
+    );
     let tsa_pem = dir.path().join("tsa").join("tsa.pem");
     let path = dir.path().join("b-t.pdf");
     std::fs::write(&path, &signed).unwrap();
@@ -617,27 +845,46 @@ fn b_t_then_b_lt_validate() {
     openssl_verify(&signed, dir.path(), &chain);
     let root = dir.path().join("root.pem");
     if let Some(output) = pyhanko_validate(&path, &[&root, &tsa_pem]) {
-        assert!(output.contains("INTACT:TRUSTED") && output.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{output}");
+        assert!(
+            output.contains("INTACT:TRUSTED") && output.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"),
+            "{output}"
+        );
     }
 
     // B-LT: the chain and the CRLs of both CAs in a DSS revision, then one more item.
-    let crls = [empty_crl(&chain.issuing.0, &chain.issuing.1), empty_crl(&chain.root.0, &chain.root.1)];
+    let crls = [
+        empty_crl(&chain.issuing.0, &chain.issuing.1),
+        empty_crl(&chain.root.0, &chain.root.1),
+    ];
     let tsa_der = pem_to_der(&std::fs::read_to_string(&tsa_pem).unwrap());
     let with_dss = pades::add_dss(&signed, &chain.der, &[], &crls).unwrap();
     assert!(with_dss.starts_with(&signed));
     let increment = &with_dss[signed.len()..];
-    assert!(find(increment, b"/DSS ").is_some() && find(increment, b"/Certs [").is_some() && find(increment, b"/CRLs [").is_some());
+    assert!(
+        find(increment, b"/DSS ").is_some()
+            && find(increment, b"/Certs [").is_some()
+            && find(increment, b"/CRLs [").is_some()
+    );
     let with_more = pades::add_dss(&with_dss, &[tsa_der], &[], &[]).unwrap();
     let last = &with_more[with_dss.len()..];
     // The existing DSS is re-emitted with its old references plus the new one.
     let certs_at = find(last, b"/Certs [").unwrap();
     let certs_end = certs_at + find(&last[certs_at..], b"]").unwrap();
-    assert_eq!(std::str::from_utf8(&last[certs_at..certs_end]).unwrap().matches(" R").count(), 4);
+    assert_eq!(
+        std::str::from_utf8(&last[certs_at..certs_end])
+            .unwrap()
+            .matches(" R")
+            .count(),
+        4
+    );
     let path = dir.path().join("b-lt.pdf");
     std::fs::write(&path, &with_more).unwrap();
     qpdf_check(&path);
     if let Some(output) = pyhanko_validate(&path, &[&root, &tsa_pem]) {
-        assert!(output.contains("INTACT:TRUSTED") && output.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{output}");
+        assert!(
+            output.contains("INTACT:TRUSTED") && output.contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"),
+            "{output}"
+        );
     }
     if let Some(python) = pyhanko_python() {
         // adesverify checks revocation with what the DSS holds (reference/pades.md §4.3).
@@ -652,18 +899,33 @@ fn b_t_then_b_lt_validate() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success() && stdout.contains("INTACT:TRUSTED"), "pyhanko sign adesverify:\n{stdout}\n{stderr}");
+        assert!(
+            output.status.success() && stdout.contains("INTACT:TRUSTED"),
+            "pyhanko sign adesverify:\n{stdout}\n{stderr}"
+        );
         eprintln!("pyhanko sign adesverify b-lt.pdf: {}", stdout.trim());
     }
 
     // Garbage validation data is refused.
-    assert!(matches!(pades::add_dss(&signed, &[b"junk".to_vec()], &[], &[]), Err(PadesError::InvalidValidationData(_))));
-    assert!(matches!(pades::add_dss(&signed, &[], &[b"\x30\x00".to_vec()], &[]), Err(PadesError::InvalidValidationData(_))));
-    assert!(matches!(pades::add_dss(&signed, &[], &[], &[]), Err(PadesError::InvalidValidationData(_))));
+    assert!(matches!(
+        pades::add_dss(&signed, &[b"junk".to_vec()], &[], &[]),
+        Err(PadesError::InvalidValidationData(_))
+    ));
+    assert!(matches!(
+        pades::add_dss(&signed, &[], &[b"\x30\x00".to_vec()], &[]),
+        Err(PadesError::InvalidValidationData(_))
+    ));
+    assert!(matches!(
+        pades::add_dss(&signed, &[], &[], &[]),
+        Err(PadesError::InvalidValidationData(_))
+    ));
 }
 
 fn pem_to_der(text: &str) -> Vec<u8> {
-    let body: String = text.lines().filter(|line| !line.starts_with("-----")).collect();
+    let body: String = text
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
     base64_decode(&body)
 }
 
@@ -676,10 +938,16 @@ fn base64_decode(text: &str) -> Vec<u8> {
         b'/' => 63,
         _ => panic!("bad base64"),
     };
-    let clean: Vec<u8> = text.bytes().filter(|&c| c != b'=' && !c.is_ascii_whitespace()).collect();
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::new();
     for chunk in clean.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &c)| n | (u32::from(value(c)) << (18 - 6 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &c)| n | (u32::from(value(c)) << (18 - 6 * i)));
         for i in 0..chunk.len() - 1 {
             out.push((n >> (16 - 8 * i)) as u8);
         }
@@ -690,24 +958,42 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[test]
 fn a_wrong_signature_value_is_refused() {
     let chain = chain(SignatureAlgorithm::EcdsaSha256);
-    let prepared = pades::prepare(&small_pdf(), &chain.der, chain.algorithm, 0, "Signature1").unwrap();
+    let prepared =
+        pades::prepare(&small_pdf(), &chain.der, chain.algorithm, 0, "Signature1").unwrap();
     // Over another hash.
     let wrong = chain.key.sign_hash(&[0u8; 32]);
-    assert_eq!(pades::finish(&prepared, &wrong, None), Err(PadesError::BadSignature));
+    assert_eq!(
+        pades::finish(&prepared, &wrong, None),
+        Err(PadesError::BadSignature)
+    );
     // By another key.
     let other = chain_key_only();
-    assert_eq!(pades::finish(&prepared, &other.sign_hash(&prepared.hash_to_sign()), None), Err(PadesError::BadSignature));
+    assert_eq!(
+        pades::finish(&prepared, &other.sign_hash(&prepared.hash_to_sign()), None),
+        Err(PadesError::BadSignature)
+    );
     // The right value as raw r‖s (PKCS#11 CKM_ECDSA) instead of DER.
-    let SignerKey::Ecdsa(key) = &chain.key else { panic!() };
+    let SignerKey::Ecdsa(key) = &chain.key else {
+        panic!()
+    };
     let raw: p256::ecdsa::Signature = key.sign_prehash(&prepared.hash_to_sign()).unwrap();
-    assert_eq!(pades::finish(&prepared, &raw.to_bytes(), None), Err(PadesError::BadSignature));
-    assert_eq!(pades::finish(&prepared, b"", None), Err(PadesError::BadSignature));
+    assert_eq!(
+        pades::finish(&prepared, &raw.to_bytes(), None),
+        Err(PadesError::BadSignature)
+    );
+    assert_eq!(
+        pades::finish(&prepared, b"", None),
+        Err(PadesError::BadSignature)
+    );
     // The right value works.
     let right = chain.key.sign_hash(&prepared.hash_to_sign());
     assert!(pades::finish(&prepared, &right, None).is_ok());
 
     let rsa_chain = chain_rsa_prepared();
-    assert_eq!(pades::finish(&rsa_chain.0, &[1u8; 256], None), Err(PadesError::BadSignature));
+    assert_eq!(
+        pades::finish(&rsa_chain.0, &[1u8; 256], None),
+        Err(PadesError::BadSignature)
+    );
 }
 
 fn chain_key_only() -> SignerKey {
@@ -716,13 +1002,23 @@ fn chain_key_only() -> SignerKey {
 
 fn chain_rsa_prepared() -> (Prepared, Chain) {
     let chain = chain(SignatureAlgorithm::RsaPkcs1Sha256);
-    (pades::prepare(&small_pdf(), &chain.der, chain.algorithm, 0, "Signature1").unwrap(), chain)
+    (
+        pades::prepare(&small_pdf(), &chain.der, chain.algorithm, 0, "Signature1").unwrap(),
+        chain,
+    )
 }
 
 #[test]
 fn the_prepared_state_survives_storage_and_detects_tampering() {
     let chain = chain(SignatureAlgorithm::EcdsaSha256);
-    let prepared = pades::prepare(&small_pdf(), &chain.der, chain.algorithm, 1_764_040_668, "Signature1").unwrap();
+    let prepared = pades::prepare(
+        &small_pdf(),
+        &chain.der,
+        chain.algorithm,
+        1_764_040_668,
+        "Signature1",
+    )
+    .unwrap();
     let bytes = prepared.to_bytes();
     let restored = Prepared::from_bytes(&bytes).unwrap();
     assert_eq!(restored, prepared);
@@ -731,19 +1027,34 @@ fn the_prepared_state_survives_storage_and_detects_tampering() {
     let pdf_at = find(&bytes, b"%PDF-").unwrap();
     let mut tampered = bytes.clone();
     tampered[pdf_at + 20] ^= 1;
-    assert!(matches!(Prepared::from_bytes(&tampered), Err(PadesError::InvalidPrepared(_))));
+    assert!(matches!(
+        Prepared::from_bytes(&tampered),
+        Err(PadesError::InvalidPrepared(_))
+    ));
     // A byte in the placeholder.
     let placeholder_at = pdf_at + find(&bytes[pdf_at..], b"/Contents <").unwrap() + 20;
     let mut tampered = bytes.clone();
     tampered[placeholder_at] = b'1';
-    assert!(matches!(Prepared::from_bytes(&tampered), Err(PadesError::InvalidPrepared(_))));
+    assert!(matches!(
+        Prepared::from_bytes(&tampered),
+        Err(PadesError::InvalidPrepared(_))
+    ));
     // Every truncation.
     for cut in (0..bytes.len()).step_by(97) {
-        assert!(matches!(Prepared::from_bytes(&bytes[..cut]), Err(PadesError::InvalidPrepared(_))), "cut at {cut}");
+        assert!(
+            matches!(
+                Prepared::from_bytes(&bytes[..cut]),
+                Err(PadesError::InvalidPrepared(_))
+            ),
+            "cut at {cut}"
+        );
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(Prepared::from_bytes(&longer), Err(PadesError::InvalidPrepared(_))));
+    assert!(matches!(
+        Prepared::from_bytes(&longer),
+        Err(PadesError::InvalidPrepared(_))
+    ));
 }
 
 #[test]
@@ -765,7 +1076,12 @@ fn damaged_inputs_are_refused_without_panicking() {
             let mut changed = input.clone();
             changed[at] = changed[at].wrapping_add(0x41);
             if let Ok(prepared) = prepare(&changed) {
-                let signed = pades::finish(&prepared, &chain.key.sign_hash(&prepared.hash_to_sign()), None).unwrap();
+                let signed = pades::finish(
+                    &prepared,
+                    &chain.key.sign_hash(&prepared.hash_to_sign()),
+                    None,
+                )
+                .unwrap();
                 assert!(signed.starts_with(&changed));
             }
         }
@@ -780,30 +1096,57 @@ fn damaged_inputs_are_refused_without_panicking() {
             state ^= state << 17;
             bytes.push(state as u8);
         }
-        assert!(matches!(prepare(&bytes), Err(PadesError::Corrupt(_))), "random {length}");
+        assert!(
+            matches!(prepare(&bytes), Err(PadesError::Corrupt(_))),
+            "random {length}"
+        );
     }
 
     let text = String::from_utf8(small_pdf()).unwrap();
     // Encrypted (an /Encrypt entry in the trailer).
     let encrypted = text.replace("/Root 1 0 R", "/Root 1 0 R /Encrypt 9 0 R");
-    assert_eq!(prepare(encrypted.as_bytes()).unwrap_err(), PadesError::Encrypted);
+    assert_eq!(
+        prepare(encrypted.as_bytes()).unwrap_err(),
+        PadesError::Encrypted
+    );
     // A broken cross-reference table: an offset one byte off.
     let offset_of_2 = text.find("2 0 obj").unwrap();
-    let broken = text.replace(&format!("{offset_of_2:010} 00000 n"), &format!("{:010} 00000 n", offset_of_2 + 1));
-    assert!(matches!(prepare(broken.as_bytes()), Err(PadesError::Corrupt(_))));
+    let broken = text.replace(
+        &format!("{offset_of_2:010} 00000 n"),
+        &format!("{:010} 00000 n", offset_of_2 + 1),
+    );
+    assert!(matches!(
+        prepare(broken.as_bytes()),
+        Err(PadesError::Corrupt(_))
+    ));
     // startxref pointing into the middle of nowhere.
     let xref = text.find("xref\n").unwrap();
-    let wrong_startxref = text.replace(&format!("startxref\n{xref}"), &format!("startxref\n{}", xref - 3));
-    assert!(matches!(prepare(wrong_startxref.as_bytes()), Err(PadesError::Corrupt(_))));
+    let wrong_startxref = text.replace(
+        &format!("startxref\n{xref}"),
+        &format!("startxref\n{}", xref - 3),
+    );
+    assert!(matches!(
+        prepare(wrong_startxref.as_bytes()),
+        Err(PadesError::Corrupt(_))
+    ));
     // No %%EOF.
-    assert!(matches!(prepare(text.trim_end().trim_end_matches("%%EOF").as_bytes()), Err(PadesError::Corrupt(_))));
+    assert!(matches!(
+        prepare(text.trim_end().trim_end_matches("%%EOF").as_bytes()),
+        Err(PadesError::Corrupt(_))
+    ));
     // A hybrid-reference file.
     let hybrid = text.replace("/Root 1 0 R", "/Root 1 0 R /XRefStm 9");
-    assert!(matches!(prepare(hybrid.as_bytes()), Err(PadesError::Unsupported(_))));
+    assert!(matches!(
+        prepare(hybrid.as_bytes()),
+        Err(PadesError::Unsupported(_))
+    ));
     // A page tree that loops.
     let looping = text.replace("/Kids [3 0 R]", "/Kids [2 0 R]");
     let looping = fix_offsets(&looping);
-    assert!(matches!(prepare(looping.as_bytes()), Err(PadesError::Corrupt(_))));
+    assert!(matches!(
+        prepare(looping.as_bytes()),
+        Err(PadesError::Corrupt(_))
+    ));
 
     // A real encrypted file, if qpdf can make one.
     if tool_exists("qpdf") {
@@ -834,25 +1177,50 @@ fn fix_offsets(text: &str) -> String {
     }
     let trailer_at = text.find("trailer").unwrap();
     let trailer_end = text.find("startxref").unwrap();
-    format!("{body}{table}{}startxref\n{body_end}\n%%EOF\n", &text[trailer_at..trailer_end])
+    format!(
+        "{body}{table}{}startxref\n{body_end}\n%%EOF\n",
+        &text[trailer_at..trailer_end]
+    )
 }
 
 #[test]
 fn bad_arguments_are_refused_before_anything_is_signed() {
     let chain = chain(SignatureAlgorithm::EcdsaSha256);
     let pdf = small_pdf();
-    let prepare = |chain_der: &[Vec<u8>], algorithm, time, name: &str| pades::prepare(&pdf, chain_der, algorithm, time, name);
-    assert!(matches!(prepare(&[], chain.algorithm, 0, "S"), Err(PadesError::InvalidCertificate(_))));
-    assert!(matches!(prepare(&[b"junk".to_vec()], chain.algorithm, 0, "S"), Err(PadesError::InvalidCertificate(_))));
+    let prepare = |chain_der: &[Vec<u8>], algorithm, time, name: &str| {
+        pades::prepare(&pdf, chain_der, algorithm, time, name)
+    };
+    assert!(matches!(
+        prepare(&[], chain.algorithm, 0, "S"),
+        Err(PadesError::InvalidCertificate(_))
+    ));
+    assert!(matches!(
+        prepare(&[b"junk".to_vec()], chain.algorithm, 0, "S"),
+        Err(PadesError::InvalidCertificate(_))
+    ));
     assert!(matches!(
         prepare(&chain.der, SignatureAlgorithm::RsaPkcs1Sha256, 0, "S"),
         Err(PadesError::InvalidCertificate(_))
     ));
-    assert!(matches!(prepare(&chain.der, chain.algorithm, 0, "a.b"), Err(PadesError::InvalidFieldName(_))));
-    assert!(matches!(prepare(&chain.der, chain.algorithm, 0, ""), Err(PadesError::InvalidFieldName(_))));
-    assert!(matches!(prepare(&chain.der, chain.algorithm, 400_000_000_000, "S"), Err(PadesError::InvalidSigningTime(_))));
+    assert!(matches!(
+        prepare(&chain.der, chain.algorithm, 0, "a.b"),
+        Err(PadesError::InvalidFieldName(_))
+    ));
+    assert!(matches!(
+        prepare(&chain.der, chain.algorithm, 0, ""),
+        Err(PadesError::InvalidFieldName(_))
+    ));
+    assert!(matches!(
+        prepare(&chain.der, chain.algorithm, 400_000_000_000, "S"),
+        Err(PadesError::InvalidSigningTime(_))
+    ));
     // Cyrillic names are written as UTF-16BE text strings.
     let prepared = prepare(&chain.der, chain.algorithm, 0, "Потпис").unwrap();
-    let signed = pades::finish(&prepared, &chain.key.sign_hash(&prepared.hash_to_sign()), None).unwrap();
+    let signed = pades::finish(
+        &prepared,
+        &chain.key.sign_hash(&prepared.hash_to_sign()),
+        None,
+    )
+    .unwrap();
     assert!(find(&signed, b"/T <FEFF041F043E0442043F04380441>").is_some());
 }

@@ -62,7 +62,11 @@ impl Font {
         let scaled = i64::from(units) * 1000;
         // Round half away from zero; the result is within ±1000 × |units| / per_em, which
         // fits an i32 for any i16/u16 input.
-        let rounded = if scaled >= 0 { (scaled + per_em / 2) / per_em } else { (scaled - per_em / 2) / per_em };
+        let rounded = if scaled >= 0 {
+            (scaled + per_em / 2) / per_em
+        } else {
+            (scaled - per_em / 2) / per_em
+        };
         i32::try_from(rounded).unwrap_or(0)
     }
 
@@ -78,14 +82,23 @@ impl Font {
             // Glyph 0 is .notdef, the "missing glyph" box.
             return Err(Error::UnsupportedCharacter { character });
         }
-        let advance = self.face.glyph_hor_advance(id).ok_or(Error::UnsupportedCharacter { character })?;
+        let advance = self
+            .face
+            .glyph_hor_advance(id)
+            .ok_or(Error::UnsupportedCharacter { character })?;
         let width = u32::try_from(self.to_thousandths(i32::from(advance))).unwrap_or(0);
-        Ok(Glyph { id: id.0, width, character })
+        Ok(Glyph {
+            id: id.0,
+            width,
+            character,
+        })
     }
 
     /// The glyphs for each character of `text`, in order.
     pub(crate) fn glyphs(&self, text: &str) -> Result<Vec<Glyph>, Error> {
-        text.chars().map(|character| self.glyph(character)).collect()
+        text.chars()
+            .map(|character| self.glyph(character))
+            .collect()
     }
 
     /// Font-wide metrics.
@@ -97,7 +110,11 @@ impl Font {
         let cap_height = face
             .capital_height()
             .filter(|height| *height > 0)
-            .or_else(|| face.glyph_index('H').and_then(|id| face.glyph_bounding_box(id)).map(|bbox| bbox.y_max))
+            .or_else(|| {
+                face.glyph_index('H')
+                    .and_then(|id| face.glyph_bounding_box(id))
+                    .map(|bbox| bbox.y_max)
+            })
             .map_or(ascent, i32::from);
         Metrics {
             ascent: self.to_thousandths(ascent),
@@ -154,17 +171,31 @@ mod tests {
         // than "Ш", digits are tabular.
         assert_eq!(font.glyph(' ').unwrap().width, 318);
         assert!(font.glyph('Ш').unwrap().width > font.glyph('і').unwrap().width);
-        let digit_widths: Vec<u32> = font.glyphs("0123456789").unwrap().iter().map(|g| g.width).collect();
+        let digit_widths: Vec<u32> = font
+            .glyphs("0123456789")
+            .unwrap()
+            .iter()
+            .map(|g| g.width)
+            .collect();
         assert!(digit_widths.iter().all(|w| *w == digit_widths[0]));
     }
 
     #[test]
     fn control_characters_and_missing_glyphs_are_refused() {
         let font = Font::embedded().unwrap();
-        assert!(matches!(font.glyph('\u{7}'), Err(Error::UnsupportedCharacter { character: '\u{7}' })));
-        assert!(matches!(font.glyph('\n'), Err(Error::UnsupportedCharacter { .. })));
+        assert!(matches!(
+            font.glyph('\u{7}'),
+            Err(Error::UnsupportedCharacter { character: '\u{7}' })
+        ));
+        assert!(matches!(
+            font.glyph('\n'),
+            Err(Error::UnsupportedCharacter { .. })
+        ));
         // A CJK ideograph: DejaVu Sans has none.
-        assert!(matches!(font.glyph('中'), Err(Error::UnsupportedCharacter { character: '中' })));
+        assert!(matches!(
+            font.glyph('中'),
+            Err(Error::UnsupportedCharacter { character: '中' })
+        ));
     }
 
     #[test]

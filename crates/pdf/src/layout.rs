@@ -20,11 +20,23 @@ pub(crate) const MARGIN: f64 = 20.0 / 25.4 * 72.0;
 const CONTENT_WIDTH: f64 = PAGE_WIDTH - 2.0 * MARGIN;
 
 /// The title: larger, drawn "bold" by stroking the outline too (we ship one font).
-const TITLE: Style = Style { size: 16.0, leading: 1.3, bold: true };
+const TITLE: Style = Style {
+    size: 16.0,
+    leading: 1.3,
+    bold: true,
+};
 /// Paragraph text.
-const BODY: Style = Style { size: 11.0, leading: 1.4, bold: false };
+const BODY: Style = Style {
+    size: 11.0,
+    leading: 1.4,
+    bold: false,
+};
 /// The footer line(s).
-const FOOTER: Style = Style { size: 8.5, leading: 1.3, bold: false };
+const FOOTER: Style = Style {
+    size: 8.5,
+    leading: 1.3,
+    bold: false,
+};
 /// Space between the title and the first paragraph.
 const SPACE_AFTER_TITLE: f64 = 14.0;
 /// Space between two paragraphs.
@@ -101,14 +113,20 @@ impl Run {
     pub(crate) fn width(&self) -> f64 {
         self.segments
             .iter()
-            .map(|segment| self.style.points(font::width(&segment.glyphs)) + segment.extra * self.style.size / 1000.0)
+            .map(|segment| {
+                self.style.points(font::width(&segment.glyphs))
+                    + segment.extra * self.style.size / 1000.0
+            })
             .sum()
     }
 
     /// The run's characters, for tests.
     #[cfg(test)]
     pub(crate) fn text(&self) -> String {
-        self.segments.iter().flat_map(|segment| segment.glyphs.iter().map(|glyph| glyph.character)).collect()
+        self.segments
+            .iter()
+            .flat_map(|segment| segment.glyphs.iter().map(|glyph| glyph.character))
+            .collect()
     }
 }
 
@@ -206,12 +224,20 @@ fn wrap(font: &Font, text: &str, max_units: f64) -> Result<Vec<Line>, Error> {
     for hard_line in text.split('\n') {
         let mut line = Line::default();
         let mut line_width = 0u32;
-        for word in hard_line.split(is_break_space).filter(|word| !word.is_empty()) {
+        for word in hard_line
+            .split(is_break_space)
+            .filter(|word| !word.is_empty())
+        {
             for piece in split_long_word(font.glyphs(word)?, max_units) {
                 let piece_width = font::width(&piece);
-                let widened = line_width.saturating_add(space.width).saturating_add(piece_width);
+                let widened = line_width
+                    .saturating_add(space.width)
+                    .saturating_add(piece_width);
                 if !line.words.is_empty() && f64::from(widened) > max_units {
-                    let full = Line { words: std::mem::take(&mut line.words), soft_break: true };
+                    let full = Line {
+                        words: std::mem::take(&mut line.words),
+                        soft_break: true,
+                    };
                     lines.push(full);
                     line_width = piece_width;
                 } else if line.words.is_empty() {
@@ -229,7 +255,14 @@ fn wrap(font: &Font, text: &str, max_units: f64) -> Result<Vec<Line>, Error> {
 
 /// Places one line with its left end at `x`. With `justify_to` set (in thousandths of an em),
 /// the inter-word spaces are widened so that the line ends exactly there.
-fn run(line: &Line, style: Style, space: Glyph, x: f64, y: f64, justify_to: Option<f64>) -> Option<Run> {
+fn run(
+    line: &Line,
+    style: Style,
+    space: Glyph,
+    x: f64,
+    y: f64,
+    justify_to: Option<f64>,
+) -> Option<Run> {
     if line.words.is_empty() {
         return None;
     }
@@ -260,7 +293,12 @@ fn run(line: &Line, style: Style, space: Glyph, x: f64, y: f64, justify_to: Opti
             }
         })
         .collect();
-    Some(Run { x, y, style, segments })
+    Some(Run {
+        x,
+        y,
+        style,
+        segments,
+    })
 }
 
 /// Where the baseline of a line sits, given the top of its line box: the leading is split
@@ -275,7 +313,13 @@ fn baseline(top: f64, style: Style, metrics: &Metrics) -> f64 {
 /// Flows the blocks onto pages between `top` and `bottom`. A paragraph does not leave its first
 /// line alone at the bottom of a page (orphan), nor, when it has four lines or more, its last
 /// line alone at the top of the next (widow).
-fn paginate(blocks: &[Block], metrics: &Metrics, space: Glyph, top: f64, bottom: f64) -> Vec<Vec<Run>> {
+fn paginate(
+    blocks: &[Block],
+    metrics: &Metrics,
+    space: Glyph,
+    top: f64,
+    bottom: f64,
+) -> Vec<Vec<Run>> {
     let mut pages = Vec::new();
     let mut page: Vec<Run> = Vec::new();
     let mut page_has_lines = false;
@@ -292,7 +336,11 @@ fn paginate(blocks: &[Block], metrics: &Metrics, space: Glyph, top: f64, bottom:
             } else {
                 1
             };
-            let mut before = if index == 0 && page_has_lines { block.space_before } else { 0.0 };
+            let mut before = if index == 0 && page_has_lines {
+                block.space_before
+            } else {
+                0.0
+            };
             let needed = before + keep_together as f64 * line_height;
             if page_has_lines && y - needed < bottom - EPSILON {
                 pages.push(std::mem::take(&mut page));
@@ -328,7 +376,9 @@ fn decimal_digits(number: usize) -> u32 {
 
 /// The largest number with `digits` decimal digits (saturating).
 fn largest_with_digits(digits: u32) -> usize {
-    10usize.checked_pow(digits).map_or(usize::MAX, |power| power - 1)
+    10usize
+        .checked_pow(digits)
+        .map_or(usize::MAX, |power| power - 1)
 }
 
 /// Lays out the whole document.
@@ -340,7 +390,12 @@ fn largest_with_digits(digits: u32) -> usize {
 ///    them (the width only shrinks, so this ends within a few rounds).
 /// 3. Flow the lines onto pages above the footer.
 /// 4. Add the footer, the page numbers and the rule to each page.
-pub(crate) fn document(font: &Font, title: &str, paragraphs: &[String], footer: &str) -> Result<Vec<Page>, Error> {
+pub(crate) fn document(
+    font: &Font,
+    title: &str,
+    paragraphs: &[String],
+    footer: &str,
+) -> Result<Vec<Page>, Error> {
     let metrics = font.metrics();
     let space = font.glyph(' ')?;
 
@@ -348,12 +403,26 @@ pub(crate) fn document(font: &Font, title: &str, paragraphs: &[String], footer: 
     let mut blocks = Vec::with_capacity(paragraphs.len().saturating_add(1));
     if !title.trim().is_empty() {
         let lines = wrap(font, title.trim(), TITLE.units(CONTENT_WIDTH))?;
-        blocks.push(Block { style: TITLE, align: Align::Center, space_before: 0.0, lines });
+        blocks.push(Block {
+            style: TITLE,
+            align: Align::Center,
+            space_before: 0.0,
+            lines,
+        });
     }
     for (index, paragraph) in paragraphs.iter().enumerate() {
-        let space_before = if index == 0 { SPACE_AFTER_TITLE } else { SPACE_BETWEEN_PARAGRAPHS };
+        let space_before = if index == 0 {
+            SPACE_AFTER_TITLE
+        } else {
+            SPACE_BETWEEN_PARAGRAPHS
+        };
         let lines = wrap(font, paragraph, BODY.units(CONTENT_WIDTH))?;
-        blocks.push(Block { style: BODY, align: Align::Justify, space_before, lines });
+        blocks.push(Block {
+            style: BODY,
+            align: Align::Justify,
+            space_before,
+            lines,
+        });
     }
 
     let ascent = f64::from(metrics.ascent) * FOOTER.size / 1000.0;
@@ -386,18 +455,31 @@ pub(crate) fn document(font: &Font, title: &str, paragraphs: &[String], footer: 
         }
 
         // 4.
-        let rule = Rule { x1: MARGIN, x2: PAGE_WIDTH - MARGIN, y: rule_y };
+        let rule = Rule {
+            x1: MARGIN,
+            x2: PAGE_WIDTH - MARGIN,
+            y: rule_y,
+        };
         let mut pages = Vec::with_capacity(page_count);
         for (index, mut runs) in flowed.into_iter().enumerate() {
             for (line_index, line) in footer_lines.iter().enumerate() {
-                let y = MARGIN + depth + (footer_count - 1 - line_index) as f64 * FOOTER.line_height();
+                let y =
+                    MARGIN + depth + (footer_count - 1 - line_index) as f64 * FOOTER.line_height();
                 runs.extend(run(line, FOOTER, space, MARGIN, y, None));
             }
             let label = font.glyphs(&page_label(index + 1, page_count))?;
             let label_x = PAGE_WIDTH - MARGIN - FOOTER.points(font::width(&label));
             let label_y = MARGIN + depth + (footer_count - 1) as f64 * FOOTER.line_height();
-            let segments = vec![Segment { glyphs: label, extra: 0.0 }];
-            runs.push(Run { x: label_x, y: label_y, style: FOOTER, segments });
+            let segments = vec![Segment {
+                glyphs: label,
+                extra: 0.0,
+            }];
+            runs.push(Run {
+                x: label_x,
+                y: label_y,
+                style: FOOTER,
+                segments,
+            });
             pages.push(Page { runs, rule });
         }
         return Ok(pages);
@@ -413,7 +495,10 @@ mod tests {
     }
 
     fn words(count: usize) -> String {
-        (0..count).map(|i| format!("реч{i}")).collect::<Vec<_>>().join(" ")
+        (0..count)
+            .map(|i| format!("реч{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -435,13 +520,22 @@ mod tests {
             // Greedy: the next line's first word would not have fitted on this one.
             if let Some(next) = lines.get(index + 1) {
                 let with_next = line.width(space) + space.width + font::width(&next.words[0]);
-                assert!(f64::from(with_next) > max, "line {index} could have taken another word");
+                assert!(
+                    f64::from(with_next) > max,
+                    "line {index} could have taken another word"
+                );
             }
         }
         assert!(lines[..lines.len() - 1].iter().all(|line| line.soft_break));
         assert!(!lines.last().unwrap().soft_break);
-        let rejoined: Vec<String> =
-            lines.iter().flat_map(|l| l.words.iter().map(|w| w.iter().map(|g| g.character).collect())).collect();
+        let rejoined: Vec<String> = lines
+            .iter()
+            .flat_map(|l| {
+                l.words
+                    .iter()
+                    .map(|w| w.iter().map(|g| g.character).collect())
+            })
+            .collect();
         assert_eq!(rejoined.join(" "), words(200));
     }
 
@@ -452,7 +546,12 @@ mod tests {
         let max = BODY.units(CONTENT_WIDTH);
         let wide = wrap(&font, &vec!["ШШШШ"; 100].join(" "), max).unwrap();
         let narrow = wrap(&font, &vec!["іііі"; 100].join(" "), max).unwrap();
-        assert!(wide.len() > 2 * narrow.len(), "{} vs {}", wide.len(), narrow.len());
+        assert!(
+            wide.len() > 2 * narrow.len(),
+            "{} vs {}",
+            wide.len(),
+            narrow.len()
+        );
     }
 
     #[test]
@@ -469,13 +568,21 @@ mod tests {
         let long = "Ж".repeat(200);
         let lines = wrap(&font, &long, max).unwrap();
         assert!(lines.len() >= 3);
-        assert!(lines.iter().all(|line| f64::from(font::width(&line.words[0])) <= max));
-        assert_eq!(lines.iter().map(|line| line.words[0].len()).sum::<usize>(), 200);
+        assert!(lines
+            .iter()
+            .all(|line| f64::from(font::width(&line.words[0])) <= max));
+        assert_eq!(
+            lines.iter().map(|line| line.words[0].len()).sum::<usize>(),
+            200
+        );
     }
 
     #[test]
     fn wrap_refuses_characters_the_font_lacks() {
-        assert!(matches!(wrap(&font(), "уговор 中", 1000.0), Err(Error::UnsupportedCharacter { character: '中' })));
+        assert!(matches!(
+            wrap(&font(), "уговор 中", 1000.0),
+            Err(Error::UnsupportedCharacter { character: '中' })
+        ));
     }
 
     #[test]
@@ -487,10 +594,25 @@ mod tests {
         for page in &pages {
             for run in &page.runs {
                 let right = run.x + run.width();
-                assert!(run.x >= MARGIN - EPSILON, "{} starts left of the margin", run.text());
-                assert!(right <= PAGE_WIDTH - MARGIN + 0.01, "{} ends right of the margin", run.text());
-                assert!(run.y >= MARGIN && run.y <= PAGE_HEIGHT - MARGIN, "{} outside vertically", run.text());
-                if run.style == BODY && (right - (PAGE_WIDTH - MARGIN)).abs() < 0.01 && run.segments.len() > 1 {
+                assert!(
+                    run.x >= MARGIN - EPSILON,
+                    "{} starts left of the margin",
+                    run.text()
+                );
+                assert!(
+                    right <= PAGE_WIDTH - MARGIN + 0.01,
+                    "{} ends right of the margin",
+                    run.text()
+                );
+                assert!(
+                    run.y >= MARGIN && run.y <= PAGE_HEIGHT - MARGIN,
+                    "{} outside vertically",
+                    run.text()
+                );
+                if run.style == BODY
+                    && (right - (PAGE_WIDTH - MARGIN)).abs() < 0.01
+                    && run.segments.len() > 1
+                {
                     justified += 1;
                 }
             }
@@ -501,12 +623,18 @@ mod tests {
     #[test]
     fn title_is_larger_bold_and_centred_on_the_first_page_only() {
         let pages = document(&font(), "УГОВОР", &[words(2000)], "").unwrap();
-        let title: Vec<&Run> = pages[0].runs.iter().filter(|run| run.style == TITLE).collect();
+        let title: Vec<&Run> = pages[0]
+            .runs
+            .iter()
+            .filter(|run| run.style == TITLE)
+            .collect();
         assert_eq!(title.len(), 1);
         assert!(title[0].style.bold && title[0].style.size > BODY.size);
         let middle = title[0].x + title[0].width() / 2.0;
         assert!((middle - PAGE_WIDTH / 2.0).abs() < 0.01);
-        assert!(pages[1..].iter().all(|page| page.runs.iter().all(|run| run.style != TITLE)));
+        assert!(pages[1..]
+            .iter()
+            .all(|page| page.runs.iter().all(|run| run.style != TITLE)));
     }
 
     #[test]
@@ -515,12 +643,27 @@ mod tests {
         let count = pages.len();
         assert!(count > 3);
         for (index, page) in pages.iter().enumerate() {
-            let texts: Vec<String> = page.runs.iter().filter(|r| r.style == FOOTER).map(Run::text).collect();
-            assert_eq!(texts, vec!["Уговор бр. 42".to_string(), format!("страна {} од {count}", index + 1)]);
+            let texts: Vec<String> = page
+                .runs
+                .iter()
+                .filter(|r| r.style == FOOTER)
+                .map(Run::text)
+                .collect();
+            assert_eq!(
+                texts,
+                vec![
+                    "Уговор бр. 42".to_string(),
+                    format!("страна {} од {count}", index + 1)
+                ]
+            );
             // Footer and label share a line; body text stays above the rule.
             let footer: Vec<&Run> = page.runs.iter().filter(|r| r.style == FOOTER).collect();
             assert_eq!(footer[0].y, footer[1].y);
-            assert!(page.runs.iter().filter(|r| r.style == BODY).all(|r| r.y > page.rule.y + BODY.size * 0.2));
+            assert!(page
+                .runs
+                .iter()
+                .filter(|r| r.style == BODY)
+                .all(|r| r.y > page.rule.y + BODY.size * 0.2));
         }
     }
 
@@ -534,14 +677,21 @@ mod tests {
         assert_eq!(label.text(), format!("страна {0} од {0}", pages.len()));
         assert!(label.x + label.width() <= PAGE_WIDTH - MARGIN + EPSILON);
         // The wrapped footer lines must not run into the page number.
-        for run in last.runs.iter().filter(|r| r.style == FOOTER && r.y == label.y && r.x < label.x) {
+        for run in last
+            .runs
+            .iter()
+            .filter(|r| r.style == FOOTER && r.y == label.y && r.x < label.x)
+        {
             assert!(run.x + run.width() < label.x);
         }
     }
 
     #[test]
     fn a_footer_that_leaves_no_room_is_refused() {
-        assert!(matches!(document(&font(), "", &[], &words(20000)), Err(Error::FooterTooLong)));
+        assert!(matches!(
+            document(&font(), "", &[], &words(20000)),
+            Err(Error::FooterTooLong)
+        ));
     }
 
     #[test]
@@ -554,23 +704,45 @@ mod tests {
 
     fn block(lines: usize, space_before: f64) -> Block {
         let glyph = font().glyph('А').unwrap();
-        let lines = (0..lines).map(|_| Line { words: vec![vec![glyph]], soft_break: false }).collect();
-        Block { style: BODY, align: Align::Justify, space_before, lines }
+        let lines = (0..lines)
+            .map(|_| Line {
+                words: vec![vec![glyph]],
+                soft_break: false,
+            })
+            .collect();
+        Block {
+            style: BODY,
+            align: Align::Justify,
+            space_before,
+            lines,
+        }
     }
 
     fn runs_per_page(blocks: &[Block]) -> Vec<usize> {
         // Room for six body lines (6 × 15.4 = 92.4 points) and not seven.
         let font = font();
-        let pages = paginate(blocks, &font.metrics(), font.glyph(' ').unwrap(), 100.0, 0.0);
+        let pages = paginate(
+            blocks,
+            &font.metrics(),
+            font.glyph(' ').unwrap(),
+            100.0,
+            0.0,
+        );
         pages.iter().map(Vec::len).collect()
     }
 
     #[test]
     fn a_paragraph_does_not_leave_its_first_line_at_the_bottom_of_a_page() {
         // After five lines, 23 points are left: room for the gap and one line, not two.
-        assert_eq!(runs_per_page(&[block(5, 0.0), block(3, SPACE_BETWEEN_PARAGRAPHS)]), vec![5, 3]);
+        assert_eq!(
+            runs_per_page(&[block(5, 0.0), block(3, SPACE_BETWEEN_PARAGRAPHS)]),
+            vec![5, 3]
+        );
         // A one-line paragraph may take that place.
-        assert_eq!(runs_per_page(&[block(5, 0.0), block(1, SPACE_BETWEEN_PARAGRAPHS)]), vec![6]);
+        assert_eq!(
+            runs_per_page(&[block(5, 0.0), block(1, SPACE_BETWEEN_PARAGRAPHS)]),
+            vec![6]
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ mod tests {
             Ok(output) => {
                 let stdout = String::from_utf8(output.stdout).unwrap();
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                assert!(output.status.success(), "{tool} {args:?} failed: {stdout}\n{stderr}");
+                assert!(
+                    output.status.success(),
+                    "{tool} {args:?} failed: {stdout}\n{stderr}"
+                );
                 Some(stdout)
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -133,15 +136,28 @@ mod tests {
         let pdf = agreement_pdf(&title, &paragraphs, &footer).unwrap();
         let directory = tempfile::tempdir().unwrap();
         let path = save(directory.path(), &pdf);
-        let Some(text) = run_tool("pdftotext", &[path.to_str().unwrap(), "-"], true) else { return };
-        for expected in ["УГОВОР", "Петар Петровић", "0101990710008", "Уговор бр. 2024-0042", "страна 1 од 1"]
-        {
-            assert!(text.contains(expected), "{expected:?} not in the extracted text:\n{text}");
+        let Some(text) = run_tool("pdftotext", &[path.to_str().unwrap(), "-"], true) else {
+            return;
+        };
+        for expected in [
+            "УГОВОР",
+            "Петар Петровић",
+            "0101990710008",
+            "Уговор бр. 2024-0042",
+            "страна 1 од 1",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} not in the extracted text:\n{text}"
+            );
         }
         // Every word of the input comes out, in order, with single spaces between words even on
         // justified lines (line breaks aside).
         let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let input = words(&format!("{title}\n{}\n{footer}\nстрана 1 од 1", paragraphs.join("\n")));
+        let input = words(&format!(
+            "{title}\n{}\n{footer}\nстрана 1 од 1",
+            paragraphs.join("\n")
+        ));
         assert_eq!(words(&text), input);
     }
 
@@ -150,14 +166,21 @@ mod tests {
         let paragraphs = long_agreement();
         let pdf = agreement_pdf("УГОВОР", &paragraphs, "Уговор бр. 7").unwrap();
         let font = font::Font::embedded().unwrap();
-        let expected = layout::document(&font, "УГОВОР", &paragraphs, "Уговор бр. 7").unwrap().len();
+        let expected = layout::document(&font, "УГОВОР", &paragraphs, "Уговор бр. 7")
+            .unwrap()
+            .len();
         assert!(expected >= 3, "{expected} pages");
         let directory = tempfile::tempdir().unwrap();
         let path = save(directory.path(), &pdf);
-        let Some(info) = run_tool("pdfinfo", &[path.to_str().unwrap()], true) else { return };
+        let Some(info) = run_tool("pdfinfo", &[path.to_str().unwrap()], true) else {
+            return;
+        };
         let field = |name: &str| {
             info.lines()
-                .find_map(|line| line.strip_prefix(name).map(|value| value.trim_start_matches(':').trim().to_string()))
+                .find_map(|line| {
+                    line.strip_prefix(name)
+                        .map(|value| value.trim_start_matches(':').trim().to_string())
+                })
                 .unwrap_or_else(|| panic!("no {name} in\n{info}"))
         };
         assert_eq!(field("Pages"), expected.to_string());
@@ -168,8 +191,13 @@ mod tests {
 
         let last = expected.to_string();
         let args = ["-f", &last, "-l", &last, path.to_str().unwrap(), "-"];
-        let Some(text) = run_tool("pdftotext", &args, true) else { return };
-        assert!(text.contains(&format!("страна {expected} од {expected}")), "{text}");
+        let Some(text) = run_tool("pdftotext", &args, true) else {
+            return;
+        };
+        assert!(
+            text.contains(&format!("страна {expected} од {expected}")),
+            "{text}"
+        );
         assert!(text.contains("Уговор бр. 7"));
     }
 
@@ -183,7 +211,10 @@ mod tests {
         let path = save(directory.path(), &pdf);
         // qpdf is optional: not part of poppler-utils.
         if let Some(output) = run_tool("qpdf", &["--check", path.to_str().unwrap()], false) {
-            assert!(output.contains("No syntax or stream encoding errors found"), "{output}");
+            assert!(
+                output.contains("No syntax or stream encoding errors found"),
+                "{output}"
+            );
         }
     }
 
@@ -215,6 +246,9 @@ mod tests {
             Err(Error::UnsupportedCharacter { character: '中' })
         ));
         let error = agreement_pdf("УГОВОР\u{7}", &[], "").unwrap_err();
-        assert_eq!(error.to_string(), "the font has no glyph for '\\u{7}' (\\u{7})");
+        assert_eq!(
+            error.to_string(),
+            "the font has no glyph for '\\u{7}' (\\u{7})"
+        );
     }
 }

@@ -74,13 +74,19 @@ fn hex(bytes: &[u8]) -> String {
 /// A text string (§7.9.2.2) as a hexadecimal string in UTF-16BE with a byte order mark, which
 /// any reader decodes whatever the script.
 fn text_string(text: &str) -> String {
-    let units: String = text.encode_utf16().map(|unit| format!("{unit:04X}")).collect();
+    let units: String = text
+        .encode_utf16()
+        .map(|unit| format!("{unit:04X}"))
+        .collect();
     format!("<FEFF{units}>")
 }
 
 /// Glyph ids as a hexadecimal string of two-byte codes (`/Identity-H`).
 fn glyph_string(glyphs: &[Glyph]) -> String {
-    let codes: String = glyphs.iter().map(|glyph| format!("{:04X}", glyph.id)).collect();
+    let codes: String = glyphs
+        .iter()
+        .map(|glyph| format!("{:04X}", glyph.id))
+        .collect();
     format!("<{codes}>")
 }
 
@@ -113,28 +119,44 @@ fn draw_run(content: &mut String, run: &Run) {
                     glyph_string(&segment.glyphs)
                 } else {
                     // A negative adjustment moves the next glyph right (§9.4.3).
-                    format!("{} {}", glyph_string(&segment.glyphs), number(-segment.extra))
+                    format!(
+                        "{} {}",
+                        glyph_string(&segment.glyphs),
+                        number(-segment.extra)
+                    )
                 }
             })
             .collect();
         format!("[{}] TJ", parts.join(" "))
     } else {
-        let glyphs: Vec<Glyph> = run.segments.iter().flat_map(|segment| segment.glyphs.iter().copied()).collect();
+        let glyphs: Vec<Glyph> = run
+            .segments
+            .iter()
+            .flat_map(|segment| segment.glyphs.iter().copied())
+            .collect();
         format!("{} Tj", glyph_string(&glyphs))
     };
     if run.style.bold {
         let stroke = number(run.style.size * BOLD_STROKE);
-        content.push_str(&format!("q {stroke} w 2 Tr BT /{FONT_RESOURCE} {size} Tf {position} {show} ET Q\n"));
+        content.push_str(&format!(
+            "q {stroke} w 2 Tr BT /{FONT_RESOURCE} {size} Tf {position} {show} ET Q\n"
+        ));
     } else {
-        content.push_str(&format!("BT /{FONT_RESOURCE} {size} Tf {position} {show} ET\n"));
+        content.push_str(&format!(
+            "BT /{FONT_RESOURCE} {size} Tf {position} {show} ET\n"
+        ));
     }
 }
 
 /// A page's content stream, before compression.
 fn page_content(page: &Page) -> String {
     let rule = &page.rule;
-    let mut content =
-        format!("q 0.5 w 0.6 G {} {y} m {} {y} l S Q\n", number(rule.x1), number(rule.x2), y = number(rule.y));
+    let mut content = format!(
+        "q 0.5 w 0.6 G {} {y} m {} {y} l S Q\n",
+        number(rule.x1),
+        number(rule.x2),
+        y = number(rule.y)
+    );
     for run in &page.runs {
         draw_run(&mut content, run);
     }
@@ -152,7 +174,10 @@ fn widths(glyphs: &BTreeMap<u16, Glyph>) -> String {
             _ => groups.push((glyph.id, vec![glyph.width.to_string()])),
         }
     }
-    let groups: Vec<String> = groups.iter().map(|(first, group)| format!("{first} [{}]", group.join(" "))).collect();
+    let groups: Vec<String> = groups
+        .iter()
+        .map(|(first, group)| format!("{first} [{}]", group.join(" ")))
+        .collect();
     format!("[{}]", groups.join("\n"))
 }
 
@@ -173,8 +198,12 @@ fn to_unicode(glyphs: &BTreeMap<u16, Glyph>) -> String {
         cmap.push_str(&format!("{} beginbfchar\n", chunk.len()));
         for glyph in chunk {
             let mut utf16 = [0u16; 2];
-            let units: String =
-                glyph.character.encode_utf16(&mut utf16).iter().map(|unit| format!("{unit:04X}")).collect();
+            let units: String = glyph
+                .character
+                .encode_utf16(&mut utf16)
+                .iter()
+                .map(|unit| format!("{unit:04X}"))
+                .collect();
             cmap.push_str(&format!("<{:04X}> <{units}>\n", glyph.id));
         }
         cmap.push_str("endbfchar\n");
@@ -209,14 +238,19 @@ fn font_descriptor(metrics: &Metrics) -> String {
 pub(crate) fn write(font: &Font, pages: &[Page], title: &str) -> Vec<u8> {
     // 1.
     let mut used: BTreeMap<u16, Glyph> = BTreeMap::new();
-    for glyph in
-        pages.iter().flat_map(|page| &page.runs).flat_map(|run| &run.segments).flat_map(|segment| &segment.glyphs)
+    for glyph in pages
+        .iter()
+        .flat_map(|page| &page.runs)
+        .flat_map(|run| &run.segments)
+        .flat_map(|segment| &segment.glyphs)
     {
         used.entry(glyph.id).or_insert(*glyph);
     }
 
     // 2.
-    let kids: Vec<String> = (0..pages.len()).map(|index| format!("{} 0 R", page_object(index))).collect();
+    let kids: Vec<String> = (0..pages.len())
+        .map(|index| format!("{} 0 R", page_object(index)))
+        .collect();
     let media_box = format!("[0 0 {} {}]", number(PAGE_WIDTH), number(PAGE_HEIGHT));
     let mut info = format!("<< /Producer ({PRODUCER})");
     if !title.trim().is_empty() {
@@ -312,7 +346,9 @@ mod tests {
     }
 
     fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-        haystack.windows(needle.len()).rposition(|window| window == needle)
+        haystack
+            .windows(needle.len())
+            .rposition(|window| window == needle)
     }
 
     #[test]
@@ -340,7 +376,13 @@ mod tests {
         let table = std::str::from_utf8(&file[xref_offset..startxref]).unwrap();
         let mut lines = table.lines();
         assert_eq!(lines.next(), Some("xref"));
-        let size: usize = lines.next().unwrap().strip_prefix("0 ").unwrap().parse().unwrap();
+        let size: usize = lines
+            .next()
+            .unwrap()
+            .strip_prefix("0 ")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(lines.next(), Some("0000000000 65535 f "));
         for number in 1..size {
             let entry = lines.next().unwrap();
@@ -348,11 +390,16 @@ mod tests {
             let offset: usize = entry[..10].parse().unwrap();
             assert!(entry.ends_with(" 00000 n "));
             let header = format!("{number} 0 obj\n");
-            assert!(file[offset..].starts_with(header.as_bytes()), "object {number} is not at {offset}");
+            assert!(
+                file[offset..].starts_with(header.as_bytes()),
+                "object {number} is not at {offset}"
+            );
         }
         assert_eq!(lines.next(), Some("trailer"));
         let trailer = std::str::from_utf8(&file[xref_offset..]).unwrap();
-        assert!(trailer.contains(&format!("trailer\n<< /Size {size} /Root 1 0 R /Info 3 0 R /ID [<")));
+        assert!(trailer.contains(&format!(
+            "trailer\n<< /Size {size} /Root 1 0 R /Info 3 0 R /ID [<"
+        )));
         assert!(file.ends_with(b"%%EOF\n"));
     }
 
@@ -379,10 +426,21 @@ mod tests {
             used.insert(glyph.id, glyph);
         }
         // A character outside the BMP maps to a surrogate pair (the font has none; the id is made up).
-        used.insert(u16::MAX, Glyph { id: u16::MAX, width: 1000, character: '😀' });
+        used.insert(
+            u16::MAX,
+            Glyph {
+                id: u16::MAX,
+                width: 1000,
+                character: '😀',
+            },
+        );
         let a = font.glyph('а').unwrap();
         let b = font.glyph('б').unwrap();
-        assert_eq!(b.id, a.id + 1, "DejaVu Sans orders Cyrillic glyphs alphabetically");
+        assert_eq!(
+            b.id,
+            a.id + 1,
+            "DejaVu Sans orders Cyrillic glyphs alphabetically"
+        );
         assert!(widths(&used).starts_with(&format!("[{} [{} {} ", a.id, a.width, b.width)));
         let cmap = to_unicode(&used);
         assert!(cmap.contains(&format!("<{:04X}> <0430>\n", a.id)));

@@ -51,7 +51,11 @@ pub fn crl_reason(reason: RevocationReason) -> CrlReason {
 }
 
 fn extension(oid: const_oid::ObjectIdentifier, value: &impl Encode) -> Result<Extension, Error> {
-    Ok(Extension { extn_id: oid, critical: false, extn_value: OctetString::new(value.to_der()?)? })
+    Ok(Extension {
+        extn_id: oid,
+        critical: false,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 /// Builds and signs the CRL of `issuer` listing `revoked`.
@@ -67,7 +71,10 @@ pub fn build_crl(
         let extensions = if entry.reason == RevocationReason::Unspecified {
             None
         } else {
-            Some(vec![extension(oids::REASON_CODE, &crl_reason(entry.reason))?])
+            Some(vec![extension(
+                oids::REASON_CODE,
+                &crl_reason(entry.reason),
+            )?])
         };
         entries.push(RevokedCert {
             serial_number: SerialNumber::new(entry.serial.as_bytes())?,
@@ -87,10 +94,17 @@ pub fn build_crl(
         this_update: x509_time(this_update)?,
         next_update: Some(x509_time(next_update)?),
         // An empty list is omitted, not encoded empty (RFC 5280 §5.1.2.6).
-        revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
+        revoked_certificates: if entries.is_empty() {
+            None
+        } else {
+            Some(entries)
+        },
         crl_extensions: Some(vec![
             extension(oids::AUTHORITY_KEY_IDENTIFIER, &aki)?,
-            extension(oids::CRL_NUMBER, &CrlNumber(Uint::new(&crl_number.to_be_bytes())?))?,
+            extension(
+                oids::CRL_NUMBER,
+                &CrlNumber(Uint::new(&crl_number.to_be_bytes())?),
+            )?,
         ]),
     };
     let signature = issuer.signer.sign(&tbs.to_der()?)?;

@@ -3,17 +3,17 @@
 
 pub mod crl;
 pub mod error;
+pub mod keys;
 pub mod ocsp;
 pub mod oids;
 pub mod profile;
-pub mod verify;
-pub mod keys;
 pub mod software;
 pub mod tsa;
+pub mod verify;
 
 pub use error::Error;
 pub use keys::{
-    ecdsa_raw_to_der, Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer,
-    RsaPadding,
+    ecdsa_raw_to_der, Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner,
+    PublicKeyDer, RsaPadding,
 };
 pub use software::{MasterKey, SoftwareKeyBackend, SoftwareSigner};

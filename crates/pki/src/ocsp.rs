@@ -9,8 +9,8 @@ use sha2::{Digest as _, Sha256};
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, ResponderId,
-    ResponseData, RevokedInfo, SingleResponse, Version,
+    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus,
+    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
 use domain::{RevocationReason, Serial, UnixTime};
@@ -89,12 +89,19 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
             oids::SHA256 => (CertIdHash::Sha256, 32),
             _ => return Err(RequestError::HashAlgorithm),
         };
-        if cert_id.issuer_name_hash.as_bytes().len() != length || cert_id.issuer_key_hash.as_bytes().len() != length {
+        if cert_id.issuer_name_hash.as_bytes().len() != length
+            || cert_id.issuer_key_hash.as_bytes().len() != length
+        {
             return Err(RequestError::HashLength);
         }
         let serial = Serial::from_integer_bytes(cert_id.serial_number.as_bytes());
         let cert_id_der = cert_id.to_der().map_err(|_| RequestError::NotDer)?;
-        queries.push(CertQuery { cert_id, cert_id_der, hash, serial });
+        queries.push(CertQuery {
+            cert_id,
+            cert_id_der,
+            hash,
+            serial,
+        });
     }
     let nonce = match request_nonce(&request) {
         Some(Ok(bytes)) if (1..=32).contains(&bytes.len()) => Some(bytes),
@@ -109,7 +116,11 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
 fn request_nonce(request: &OcspRequest) -> Option<Result<Vec<u8>, ()>> {
     let extensions = request.tbs_request.request_extensions.as_ref()?;
     let ext = extensions.iter().find(|e| e.extn_id == oids::OCSP_NONCE)?;
-    Some(OctetString::from_der(ext.extn_value.as_bytes()).map(|o| o.as_bytes().to_vec()).map_err(|_| ()))
+    Some(
+        OctetString::from_der(ext.extn_value.as_bytes())
+            .map(|o| o.as_bytes().to_vec())
+            .map_err(|_| ()),
+    )
 }
 
 /// The issuer name and key hashes of a CA, as CertIDs carry them.
@@ -129,7 +140,11 @@ impl IssuerHashes {
     /// The hashes of a CA certificate.
     pub fn of(ca: &Certificate) -> Result<Self, Error> {
         let name = ca.tbs_certificate.subject.to_der()?;
-        let key = ca.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+        let key = ca
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
         Ok(Self {
             sha1_name: Sha1::digest(&name).to_vec(),
             sha1_key: Sha1::digest(key).to_vec(),
@@ -151,9 +166,15 @@ impl IssuerHashes {
 
 /// A DER OCSPRequest (RFC 6960 §4.1.1) for the certificate `serial` of `issuer`: one CertID
 /// with SHA-1, no nonce, unsigned.
-pub fn request(issuer: &IssuerHashes, serial: &x509_cert::serial_number::SerialNumber) -> Result<Vec<u8>, Error> {
+pub fn request(
+    issuer: &IssuerHashes,
+    serial: &x509_cert::serial_number::SerialNumber,
+) -> Result<Vec<u8>, Error> {
     let cert_id = CertId {
-        hash_algorithm: spki::AlgorithmIdentifierOwned { oid: oids::SHA1, parameters: Some(der::asn1::Any::null()) },
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: oids::SHA1,
+            parameters: Some(der::asn1::Any::null()),
+        },
         issuer_name_hash: OctetString::new(issuer.sha1_name.as_slice())?,
         issuer_key_hash: OctetString::new(issuer.sha1_key.as_slice())?,
         serial_number: serial.clone(),
@@ -162,7 +183,10 @@ pub fn request(issuer: &IssuerHashes, serial: &x509_cert::serial_number::SerialN
         tbs_request: x509_ocsp::TbsRequest {
             version: Version::V1,
             requestor_name: None,
-            request_list: vec![x509_ocsp::Request { req_cert: cert_id, single_request_extensions: None }],
+            request_list: vec![x509_ocsp::Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
             request_extensions: None,
         },
         optional_signature: None,
@@ -215,7 +239,8 @@ pub fn sign_response(
             Status::Unknown => CertStatus::unknown(),
             Status::Revoked { at, reason } => CertStatus::revoked(RevokedInfo {
                 revocation_time: generalized(*at)?,
-                revocation_reason: (*reason != RevocationReason::Unspecified).then(|| crl_reason(*reason)),
+                revocation_reason: (*reason != RevocationReason::Unspecified)
+                    .then(|| crl_reason(*reason)),
             }),
         };
         responses.push(SingleResponse {
@@ -234,7 +259,14 @@ pub fn sign_response(
         }]),
         None => None,
     };
-    let key_hash = Sha1::digest(responder.certificate.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes());
+    let key_hash = Sha1::digest(
+        responder
+            .certificate
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
+    );
     let data = ResponseData {
         version: Version::V1,
         responder_id: ResponderId::ByKey(OctetString::new(key_hash.to_vec())?),
@@ -266,6 +298,13 @@ pub fn read_response(der: &[u8]) -> Result<(Vec<CertStatus>, Option<Vec<u8>>), E
     let bytes = response.response_bytes.ok_or(Error::Signature)?;
     let basic = BasicOcspResponse::from_der(bytes.response.as_bytes())?;
     let nonce = basic.nonce().map(|n| n.0.as_bytes().to_vec());
-    Ok((basic.tbs_response_data.responses.into_iter().map(|r| r.cert_status).collect(), nonce))
+    Ok((
+        basic
+            .tbs_response_data
+            .responses
+            .into_iter()
+            .map(|r| r.cert_status)
+            .collect(),
+        nonce,
+    ))
 }
-

@@ -2,17 +2,19 @@
 //! to-be-signed certificate is built from the profile, checked against it by an independent
 //! reading of the encoded extensions, and only then signed.
 
-use der::asn1::{Any, BitString, Ia5String, Null, OctetString, PrintableString, SetOfVec, UtcTime, Utf8StringRef};
+use der::asn1::{
+    Any, BitString, Ia5String, Null, OctetString, PrintableString, SetOfVec, UtcTime, Utf8StringRef,
+};
 use der::{Decode, Encode, Sequence};
 use sha1::{Digest as _, Sha1};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::AttributeTypeAndValue;
-use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::certpolicy::{PolicyInformation, PolicyQualifierInfo};
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
-    CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CertificatePolicies, CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::Extension;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
@@ -65,7 +67,11 @@ fn base64_encode(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk.first().copied().unwrap_or(0), chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -154,8 +160,14 @@ impl Person {
             attribute(oids::COUNTRY, printable("RS")?)?,
             attribute(oids::GIVEN_NAME, utf8(&self.given_name)?)?,
             attribute(oids::SURNAME, utf8(&self.surname)?)?,
-            attribute(oids::SERIAL_NUMBER, printable(&format!("PNORS-{}", self.jmbg.as_str()))?)?,
-            attribute(oids::COMMON_NAME, utf8(&format!("{} {}", self.given_name, self.surname))?)?,
+            attribute(
+                oids::SERIAL_NUMBER,
+                printable(&format!("PNORS-{}", self.jmbg.as_str()))?,
+            )?,
+            attribute(
+                oids::COMMON_NAME,
+                utf8(&format!("{} {}", self.given_name, self.surname))?,
+            )?,
         ]))
     }
 }
@@ -166,7 +178,10 @@ impl OrganizationName {
         Ok(RdnSequence(vec![
             attribute(oids::COUNTRY, printable(&self.country)?)?,
             attribute(oids::ORGANIZATION, utf8(&self.organization)?)?,
-            attribute(oids::ORGANIZATION_IDENTIFIER, utf8(&self.organization_identifier)?)?,
+            attribute(
+                oids::ORGANIZATION_IDENTIFIER,
+                utf8(&self.organization_identifier)?,
+            )?,
             attribute(oids::COMMON_NAME, utf8(&self.common_name)?)?,
         ]))
     }
@@ -232,7 +247,9 @@ pub fn x509_time(at: UnixTime) -> Result<Time, Error> {
     if date_time.year() < 2050 {
         Ok(Time::UtcTime(UtcTime::from_date_time(date_time)?))
     } else {
-        Ok(Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(date_time)))
+        Ok(Time::GeneralTime(
+            der::asn1::GeneralizedTime::from_date_time(date_time),
+        ))
     }
 }
 
@@ -243,10 +260,14 @@ pub fn unix_time(time: &Time) -> UnixTime {
 
 fn signature_algorithm(algorithm: KeyAlgorithm) -> Result<AlgorithmIdentifierOwned, Error> {
     Ok(match algorithm {
-        KeyAlgorithm::EcdsaP256 => AlgorithmIdentifierOwned { oid: oids::ECDSA_WITH_SHA256, parameters: None },
-        KeyAlgorithm::Rsa3072 => {
-            AlgorithmIdentifierOwned { oid: oids::SHA256_WITH_RSA, parameters: Some(Any::encode_from(&Null)?) }
-        }
+        KeyAlgorithm::EcdsaP256 => AlgorithmIdentifierOwned {
+            oid: oids::ECDSA_WITH_SHA256,
+            parameters: None,
+        },
+        KeyAlgorithm::Rsa3072 => AlgorithmIdentifierOwned {
+            oid: oids::SHA256_WITH_RSA,
+            parameters: Some(Any::encode_from(&Null)?),
+        },
     })
 }
 
@@ -255,12 +276,22 @@ pub fn signer_algorithm(signer: &dyn KeySigner) -> Result<AlgorithmIdentifierOwn
     signature_algorithm(signer.algorithm())
 }
 
-fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, Error> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+fn extension(
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &impl Encode,
+) -> Result<Extension, Error> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
 }
 
 fn uri(text: &str) -> Result<GeneralName, Error> {
-    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(text)?))
+    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(
+        text,
+    )?))
 }
 
 /// QCStatement (RFC 3739 §3.2.6).
@@ -287,13 +318,30 @@ fn qc_statements(policy: &ProviderPolicy) -> Result<Vec<QcStatement>, Error> {
     let pds = policy
         .pds
         .iter()
-        .map(|(url, language)| Ok(PdsLocation { url: Ia5String::new(url)?, language: PrintableString::new(language)? }))
+        .map(|(url, language)| {
+            Ok(PdsLocation {
+                url: Ia5String::new(url)?,
+                language: PrintableString::new(language)?,
+            })
+        })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(vec![
-        QcStatement { statement_id: oids::QCS_COMPLIANCE, statement_info: None },
-        QcStatement { statement_id: oids::QCS_SSCD, statement_info: None },
-        QcStatement { statement_id: oids::QCS_TYPE, statement_info: Some(Any::encode_from(&vec![oids::QCT_ESIGN])?) },
-        QcStatement { statement_id: oids::QCS_PDS, statement_info: Some(Any::encode_from(&pds)?) },
+        QcStatement {
+            statement_id: oids::QCS_COMPLIANCE,
+            statement_info: None,
+        },
+        QcStatement {
+            statement_id: oids::QCS_SSCD,
+            statement_info: None,
+        },
+        QcStatement {
+            statement_id: oids::QCS_TYPE,
+            statement_info: Some(Any::encode_from(&vec![oids::QCT_ESIGN])?),
+        },
+        QcStatement {
+            statement_id: oids::QCS_PDS,
+            statement_info: Some(Any::encode_from(&pds)?),
+        },
         QcStatement {
             statement_id: oids::QCS_RETENTION_PERIOD,
             statement_info: Some(Any::encode_from(&policy.retention_years)?),
@@ -307,7 +355,9 @@ fn qc_statements(policy: &ProviderPolicy) -> Result<Vec<QcStatement>, Error> {
     ])
 }
 
-fn policies(oids_and_cps: &[(ObjectIdentifier, Option<&str>)]) -> Result<CertificatePolicies, Error> {
+fn policies(
+    oids_and_cps: &[(ObjectIdentifier, Option<&str>)],
+) -> Result<CertificatePolicies, Error> {
     let mut out = Vec::new();
     for (oid, cps) in oids_and_cps {
         let qualifiers = match cps {
@@ -317,13 +367,20 @@ fn policies(oids_and_cps: &[(ObjectIdentifier, Option<&str>)]) -> Result<Certifi
             }]),
             None => None,
         };
-        out.push(PolicyInformation { policy_identifier: *oid, policy_qualifiers: qualifiers });
+        out.push(PolicyInformation {
+            policy_identifier: *oid,
+            policy_qualifiers: qualifiers,
+        });
     }
     Ok(CertificatePolicies(out))
 }
 
 /// Builds the to-be-signed certificate of `request` under `issuer`.
-pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: &ProviderPolicy) -> Result<TbsCertificate, Error> {
+pub fn build_tbs(
+    request: &CertificateRequest<'_>,
+    issuer: &Issuer<'_>,
+    policy: &ProviderPolicy,
+) -> Result<TbsCertificate, Error> {
     let spki = SubjectPublicKeyInfoOwned::from_der(&request.public_key.0)?;
     let ski = key_identifier(&spki);
     let mut extensions = Vec::new();
@@ -333,18 +390,26 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
         CertificateKind::RootCa => extensions.push(extension(
             oids::BASIC_CONSTRAINTS,
             true,
-            &BasicConstraints { ca: true, path_len_constraint: None },
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: None,
+            },
         )?),
         CertificateKind::IntermediateCa => extensions.push(extension(
             oids::BASIC_CONSTRAINTS,
             true,
-            &BasicConstraints { ca: true, path_len_constraint: Some(0) },
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: Some(0),
+            },
         )?),
         _ => {}
     }
     // 2. Key usage, always critical.
     let usage = match kind {
-        CertificateKind::RootCa | CertificateKind::IntermediateCa => KeyUsages::KeyCertSign | KeyUsages::CRLSign,
+        CertificateKind::RootCa | CertificateKind::IntermediateCa => {
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign
+        }
         CertificateKind::OcspSigner | CertificateKind::Device | CertificateKind::TimeStamping => {
             KeyUsages::DigitalSignature.into()
         }
@@ -354,15 +419,29 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
     // 3. Extended key usage, not critical (EN 319 412-2 GEN-4.3.10-1) but on the TSA's, which
     //    must be critical and hold only id-kp-timeStamping (RFC 3161 §2.3).
     match kind {
-        CertificateKind::OcspSigner => extensions.push(extension(oids::EXT_KEY_USAGE, false, &vec![oids::KP_OCSP_SIGNING])?),
-        CertificateKind::Device => extensions.push(extension(oids::EXT_KEY_USAGE, false, &vec![oids::KP_CLIENT_AUTH])?),
-        CertificateKind::TimeStamping => {
-            extensions.push(extension(oids::EXT_KEY_USAGE, true, &vec![oids::KP_TIME_STAMPING])?)
-        }
+        CertificateKind::OcspSigner => extensions.push(extension(
+            oids::EXT_KEY_USAGE,
+            false,
+            &vec![oids::KP_OCSP_SIGNING],
+        )?),
+        CertificateKind::Device => extensions.push(extension(
+            oids::EXT_KEY_USAGE,
+            false,
+            &vec![oids::KP_CLIENT_AUTH],
+        )?),
+        CertificateKind::TimeStamping => extensions.push(extension(
+            oids::EXT_KEY_USAGE,
+            true,
+            &vec![oids::KP_TIME_STAMPING],
+        )?),
         _ => {}
     }
     // 4. Key identifiers.
-    extensions.push(extension(oids::SUBJECT_KEY_IDENTIFIER, false, &SubjectKeyIdentifier(OctetString::new(ski)?))?);
+    extensions.push(extension(
+        oids::SUBJECT_KEY_IDENTIFIER,
+        false,
+        &SubjectKeyIdentifier(OctetString::new(ski)?),
+    )?);
     if kind != CertificateKind::RootCa {
         extensions.push(extension(
             oids::AUTHORITY_KEY_IDENTIFIER,
@@ -376,18 +455,26 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
     }
     // 5. Policies.
     match kind {
-        CertificateKind::IntermediateCa => {
-            extensions.push(extension(oids::CERTIFICATE_POLICIES, false, &policies(&[(oids::ANY_POLICY, None)])?)?)
-        }
+        CertificateKind::IntermediateCa => extensions.push(extension(
+            oids::CERTIFICATE_POLICIES,
+            false,
+            &policies(&[(oids::ANY_POLICY, None)])?,
+        )?),
         CertificateKind::CloudSigning => extensions.push(extension(
             oids::CERTIFICATE_POLICIES,
             false,
-            &policies(&[(policy.qualified_policy, Some(&policy.cps_url)), (oids::QCP_N_QSCD, None)])?,
+            &policies(&[
+                (policy.qualified_policy, Some(&policy.cps_url)),
+                (oids::QCP_N_QSCD, None),
+            ])?,
         )?),
         CertificateKind::Device => extensions.push(extension(
             oids::CERTIFICATE_POLICIES,
             false,
-            &policies(&[(policy.device_policy, Some(&policy.cps_url)), (oids::NCP, None)])?,
+            &policies(&[
+                (policy.device_policy, Some(&policy.cps_url)),
+                (oids::NCP, None),
+            ])?,
         )?),
         CertificateKind::RootCa | CertificateKind::OcspSigner | CertificateKind::TimeStamping => {}
     }
@@ -397,15 +484,28 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
     //    need it for every certificate of the chain (reference/pades.md §5.10).
     let located = matches!(
         kind,
-        CertificateKind::IntermediateCa | CertificateKind::CloudSigning | CertificateKind::Device | CertificateKind::TimeStamping
+        CertificateKind::IntermediateCa
+            | CertificateKind::CloudSigning
+            | CertificateKind::Device
+            | CertificateKind::TimeStamping
     );
     if let (Some(urls), true) = (&issuer.urls, located) {
         let mut access = Vec::new();
         if kind != CertificateKind::IntermediateCa {
-            access.push(AccessDescription { access_method: oids::AD_OCSP, access_location: uri(&urls.ocsp)? });
+            access.push(AccessDescription {
+                access_method: oids::AD_OCSP,
+                access_location: uri(&urls.ocsp)?,
+            });
         }
-        access.push(AccessDescription { access_method: oids::AD_CA_ISSUERS, access_location: uri(&urls.ca_issuers)? });
-        extensions.push(extension(oids::AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(access))?);
+        access.push(AccessDescription {
+            access_method: oids::AD_CA_ISSUERS,
+            access_location: uri(&urls.ca_issuers)?,
+        });
+        extensions.push(extension(
+            oids::AUTHORITY_INFO_ACCESS,
+            false,
+            &AuthorityInfoAccessSyntax(access),
+        )?);
         extensions.push(extension(
             oids::CRL_DISTRIBUTION_POINTS,
             false,
@@ -422,16 +522,27 @@ pub fn build_tbs(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: 
     }
     // 8. Qualified statements (EN 319 412-5), never critical.
     if kind == CertificateKind::CloudSigning {
-        extensions.push(extension(oids::QC_STATEMENTS, false, &qc_statements(policy)?)?);
+        extensions.push(extension(
+            oids::QC_STATEMENTS,
+            false,
+            &qc_statements(policy)?,
+        )?);
     }
 
-    let issuer_name = if kind == CertificateKind::RootCa { request.subject.clone() } else { issuer.name.clone() };
+    let issuer_name = if kind == CertificateKind::RootCa {
+        request.subject.clone()
+    } else {
+        issuer.name.clone()
+    };
     Ok(TbsCertificate {
         version: Version::V3,
         serial_number: SerialNumber::new(request.serial.as_bytes())?,
         signature: signature_algorithm(issuer.signer.algorithm())?,
         issuer: issuer_name,
-        validity: Validity { not_before: x509_time(request.not_before)?, not_after: x509_time(request.not_after)? },
+        validity: Validity {
+            not_before: x509_time(request.not_before)?,
+            not_after: x509_time(request.not_after)?,
+        },
         subject: request.subject.clone(),
         subject_public_key_info: spki,
         issuer_unique_id: None,
@@ -498,14 +609,20 @@ fn profile_error(kind: CertificateKind, what: impl std::fmt::Display) -> Error {
 
 /// Checks a to-be-signed certificate against its profile by decoding what was encoded: the
 /// last look before the key signs (the role zlint plays in Boulder).
-pub fn check_profile(kind: CertificateKind, tbs: &TbsCertificate, issuer_not_after: UnixTime) -> Result<(), Error> {
+pub fn check_profile(
+    kind: CertificateKind,
+    tbs: &TbsCertificate,
+    issuer_not_after: UnixTime,
+) -> Result<(), Error> {
     let fail = |what: &str| profile_error(kind, what);
     if tbs.version != Version::V3 {
         return Err(fail("version is not v3"));
     }
     let serial = tbs.serial_number.as_bytes();
     if serial.is_empty() || serial.len() > 20 || serial.first().is_some_and(|b| b & 0x80 != 0) {
-        return Err(fail("serial is not a positive integer of at most 20 octets"));
+        return Err(fail(
+            "serial is not a positive integer of at most 20 octets",
+        ));
     }
     if serial.len() < 16 {
         return Err(fail("serial has fewer than 16 random octets"));
@@ -529,37 +646,56 @@ pub fn check_profile(kind: CertificateKind, tbs: &TbsCertificate, issuer_not_aft
     let mut seen = std::collections::HashSet::new();
     for ext in extensions {
         if !seen.insert(ext.extn_id) {
-            return Err(profile_error(kind, format!("extension {} appears twice", ext.extn_id)));
+            return Err(profile_error(
+                kind,
+                format!("extension {} appears twice", ext.extn_id),
+            ));
         }
     }
     for (oid, critical) in required_extensions(kind) {
         match extensions.iter().find(|e| e.extn_id == *oid) {
             None => return Err(profile_error(kind, format!("extension {oid} is missing"))),
             Some(e) if e.critical != *critical => {
-                return Err(profile_error(kind, format!("extension {oid} has the wrong criticality")))
+                return Err(profile_error(
+                    kind,
+                    format!("extension {oid} has the wrong criticality"),
+                ))
             }
             Some(_) => {}
         }
     }
-    let allowed: Vec<ObjectIdentifier> = required_extensions(kind).iter().map(|(oid, _)| *oid).collect();
+    let allowed: Vec<ObjectIdentifier> = required_extensions(kind)
+        .iter()
+        .map(|(oid, _)| *oid)
+        .collect();
     for ext in extensions {
         let optional_ok = matches!(
             (kind, ext.extn_id),
             (CertificateKind::IntermediateCa, oids::AUTHORITY_INFO_ACCESS)
         );
         if !allowed.contains(&ext.extn_id) && !optional_ok {
-            return Err(profile_error(kind, format!("extension {} is not in the profile", ext.extn_id)));
+            return Err(profile_error(
+                kind,
+                format!("extension {} is not in the profile", ext.extn_id),
+            ));
         }
     }
-    let find = |oid| extensions.iter().find(|e| e.extn_id == oid).map(|e| e.extn_value.as_bytes());
+    let find = |oid| {
+        extensions
+            .iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    };
     // Key usage exactly as the profile says (EN 319 412-2 Table 1 type A for signing).
     if let Some(bytes) = find(oids::KEY_USAGE) {
         let usage = KeyUsage::from_der(bytes)?;
         let expected = match kind {
-            CertificateKind::RootCa | CertificateKind::IntermediateCa => KeyUsages::KeyCertSign | KeyUsages::CRLSign,
-            CertificateKind::OcspSigner | CertificateKind::Device | CertificateKind::TimeStamping => {
-                KeyUsages::DigitalSignature.into()
+            CertificateKind::RootCa | CertificateKind::IntermediateCa => {
+                KeyUsages::KeyCertSign | KeyUsages::CRLSign
             }
+            CertificateKind::OcspSigner
+            | CertificateKind::Device
+            | CertificateKind::TimeStamping => KeyUsages::DigitalSignature.into(),
             CertificateKind::CloudSigning => KeyUsages::NonRepudiation.into(),
         };
         if usage.0 != expected {
@@ -598,17 +734,35 @@ pub fn check_profile(kind: CertificateKind, tbs: &TbsCertificate, issuer_not_aft
     if kind == CertificateKind::CloudSigning {
         let bytes = find(oids::QC_STATEMENTS).ok_or_else(|| fail("qcStatements missing"))?;
         let statements: Vec<QcStatement> = Vec::from_der(bytes)?;
-        for needed in [oids::QCS_COMPLIANCE, oids::QCS_SSCD, oids::QCS_TYPE, oids::QCS_PDS, oids::QCS_PKIX_SYNTAX_V2] {
+        for needed in [
+            oids::QCS_COMPLIANCE,
+            oids::QCS_SSCD,
+            oids::QCS_TYPE,
+            oids::QCS_PDS,
+            oids::QCS_PKIX_SYNTAX_V2,
+        ] {
             if !statements.iter().any(|s| s.statement_id == needed) {
-                return Err(profile_error(kind, format!("QC statement {needed} is missing")));
+                return Err(profile_error(
+                    kind,
+                    format!("QC statement {needed} is missing"),
+                ));
             }
         }
     }
-    if matches!(kind, CertificateKind::CloudSigning | CertificateKind::Device) {
-        let has_pno = tbs.subject.0.iter().flat_map(|rdn| rdn.0.iter()).any(|atv| {
-            atv.oid == oids::SERIAL_NUMBER
-                && PrintableString::try_from(&atv.value).is_ok_and(|s| s.as_str().starts_with("PNORS-"))
-        });
+    if matches!(
+        kind,
+        CertificateKind::CloudSigning | CertificateKind::Device
+    ) {
+        let has_pno = tbs
+            .subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .any(|atv| {
+                atv.oid == oids::SERIAL_NUMBER
+                    && PrintableString::try_from(&atv.value)
+                        .is_ok_and(|s| s.as_str().starts_with("PNORS-"))
+            });
         if !has_pno {
             return Err(fail("subject has no serialNumber PNORS-<JMBG>"));
         }
@@ -628,23 +782,41 @@ pub fn sign_tbs(tbs: TbsCertificate, signer: &dyn KeySigner) -> Result<Certifica
 }
 
 /// Builds, checks and signs: the whole issuance of one certificate.
-pub fn issue(request: &CertificateRequest<'_>, issuer: &Issuer<'_>, policy: &ProviderPolicy) -> Result<CertificateDer, Error> {
+pub fn issue(
+    request: &CertificateRequest<'_>,
+    issuer: &Issuer<'_>,
+    policy: &ProviderPolicy,
+) -> Result<CertificateDer, Error> {
     let tbs = build_tbs(request, issuer, policy)?;
-    let issuer_not_after = if request.kind == CertificateKind::RootCa { request.not_after } else { issuer.not_after };
+    let issuer_not_after = if request.kind == CertificateKind::RootCa {
+        request.not_after
+    } else {
+        issuer.not_after
+    };
     check_profile(request.kind, &tbs, issuer_not_after)?;
     sign_tbs(tbs, issuer.signer)
 }
 
 /// Proves that `signer` holds the private key of `certificate`: same public key, and a fresh
 /// signature verifies with the certificate's key.
-pub fn check_key_matches(certificate: &Certificate, signer: &dyn KeySigner, what: &str) -> Result<(), Error> {
-    let certified = PublicKeyDer(certificate.tbs_certificate.subject_public_key_info.to_der()?);
+pub fn check_key_matches(
+    certificate: &Certificate,
+    signer: &dyn KeySigner,
+    what: &str,
+) -> Result<(), Error> {
+    let certified = PublicKeyDer(
+        certificate
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()?,
+    );
     if &certified != signer.public_key() {
         return Err(Error::KeyMismatch(what.to_owned()));
     }
     let challenge = b"eidportal key check";
     let signature = signer.sign(challenge)?;
-    crate::verify::verify_signature(&certified, challenge, &signature).map_err(|_| Error::KeyMismatch(what.to_owned()))
+    crate::verify::verify_signature(&certified, challenge, &signature)
+        .map_err(|_| Error::KeyMismatch(what.to_owned()))
 }
 
 /// The subject as one line, RFC 4514 style but in certificate order, for listings.

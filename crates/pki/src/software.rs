@@ -8,14 +8,15 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use p256::ecdsa::signature::hazmat::PrehashSigner as _;
 use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
 use rand::rngs::OsRng;
 use rand::RngCore;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
 use zeroize::Zeroizing;
 
 use crate::keys::{
-    Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer, RsaPadding,
+    Digest, GeneratedKey, KeyAlgorithm, KeyBackend, KeyReference, KeySigner, PublicKeyDer,
+    RsaPadding,
 };
 use crate::Error;
 
@@ -75,7 +76,13 @@ impl SoftwareKeyBackend {
         OsRng.fill_bytes(&mut nonce);
         let sealed = self
             .cipher()?
-            .encrypt(&Nonce::from(nonce), Payload { msg: pkcs8, aad: AAD })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: pkcs8,
+                    aad: AAD,
+                },
+            )
             .map_err(|_| Error::Unseal)?;
         let mut out = Vec::with_capacity(SEALED_V1.len() + nonce.len() + sealed.len());
         out.extend_from_slice(SEALED_V1);
@@ -93,7 +100,13 @@ impl SoftwareKeyBackend {
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| Error::Unseal)?;
         let clear = self
             .cipher()?
-            .decrypt(&Nonce::from(nonce), Payload { msg: sealed, aad: AAD })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: AAD,
+                },
+            )
             .map_err(|_| Error::Unseal)?;
         Ok(Zeroizing::new(clear))
     }
@@ -113,11 +126,17 @@ impl KeyBackend for SoftwareKeyBackend {
     fn generate(&self, _label: &str, algorithm: KeyAlgorithm) -> Result<GeneratedKey, Error> {
         match algorithm {
             KeyAlgorithm::EcdsaP256 => {
-                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
-                    .map_err(|_| Error::Backend("P-256 key generation failed".into()))?;
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &SystemRandom::new(),
+                )
+                .map_err(|_| Error::Backend("P-256 key generation failed".into()))?;
                 let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
                 let signer = SoftwareSigner::from_pkcs8(&pkcs8)?;
-                Ok(GeneratedKey { reference: self.seal(&pkcs8)?, public_key: signer.public_key().clone() })
+                Ok(GeneratedKey {
+                    reference: self.seal(&pkcs8)?,
+                    public_key: signer.public_key().clone(),
+                })
             }
             KeyAlgorithm::Rsa3072 => {
                 let pkcs8 = rsa::RsaPrivateKey::new(&mut OsRng, 3072)
@@ -126,7 +145,10 @@ impl KeyBackend for SoftwareKeyBackend {
                     .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
                 let reference = self.seal(pkcs8.as_bytes())?;
                 let signer = SoftwareSigner::from_pkcs8(pkcs8.as_bytes())?;
-                Ok(GeneratedKey { reference, public_key: signer.public_key().clone() })
+                Ok(GeneratedKey {
+                    reference,
+                    public_key: signer.public_key().clone(),
+                })
             }
         }
     }
@@ -192,9 +214,15 @@ impl SoftwareSigner {
             let ring = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der, &rng) {
                 Ok(pair) => pair,
                 Err(_) => {
-                    let complete = secret.to_pkcs8_der().map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
-                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, complete.as_bytes(), &rng)
-                        .map_err(|e| Error::UnsupportedKey(format!("P-256 PKCS#8 key refused: {e}")))?
+                    let complete = secret
+                        .to_pkcs8_der()
+                        .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
+                    EcdsaKeyPair::from_pkcs8(
+                        &ECDSA_P256_SHA256_ASN1_SIGNING,
+                        complete.as_bytes(),
+                        &rng,
+                    )
+                    .map_err(|e| Error::UnsupportedKey(format!("P-256 PKCS#8 key refused: {e}")))?
                 }
             };
             let public = p256::PublicKey::from_sec1_bytes(ring.public_key().as_ref())
@@ -202,8 +230,15 @@ impl SoftwareSigner {
                 .to_public_key_der()
                 .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
             let prehash = p256::ecdsa::SigningKey::from(&secret);
-            let key = EcdsaKey { ring, prehash, secret };
-            return Ok(Self { key: SoftwareKey::Ecdsa(Box::new(key)), public_key: PublicKeyDer(public.into_vec()) });
+            let key = EcdsaKey {
+                ring,
+                prehash,
+                secret,
+            };
+            return Ok(Self {
+                key: SoftwareKey::Ecdsa(Box::new(key)),
+                public_key: PublicKeyDer(public.into_vec()),
+            });
         }
         let rsa_key = rsa::RsaPrivateKey::from_pkcs8_der(der)
             .map_err(|_| Error::UnsupportedKey("neither a P-256 nor an RSA PKCS#8 key".into()))?;
@@ -211,7 +246,10 @@ impl SoftwareSigner {
             .to_public_key()
             .to_public_key_der()
             .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
-        Ok(Self { key: SoftwareKey::Rsa(Box::new(rsa_key)), public_key: PublicKeyDer(public.as_bytes().to_vec()) })
+        Ok(Self {
+            key: SoftwareKey::Rsa(Box::new(rsa_key)),
+            public_key: PublicKeyDer(public.as_bytes().to_vec()),
+        })
     }
 }
 
@@ -231,7 +269,8 @@ impl KeySigner for SoftwareSigner {
         let SoftwareKey::Ecdsa(key) = &self.key else {
             return Err(Error::UnsupportedKey("ECDH needs a P-256 key".into()));
         };
-        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::UnsupportedKey("not a P-256 point".into()))?;
+        let peer = p256::PublicKey::from_sec1_bytes(peer)
+            .map_err(|_| Error::UnsupportedKey("not a P-256 point".into()))?;
         let shared = p256::ecdh::diffie_hellman(key.secret.to_nonzero_scalar(), peer.as_affine());
         Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
     }
@@ -240,7 +279,10 @@ impl KeySigner for SoftwareSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         match &self.key {
             SoftwareKey::Ecdsa(key) => {
-                let signature = key.ring.sign(&SystemRandom::new(), message).map_err(|_| Error::Signature)?;
+                let signature = key
+                    .ring
+                    .sign(&SystemRandom::new(), message)
+                    .map_err(|_| Error::Signature)?;
                 Ok(signature.as_ref().to_vec())
             }
             SoftwareKey::Rsa(_) => self.sign_digest(&Digest::sha256(message), RsaPadding::Pkcs1v15),
@@ -251,19 +293,33 @@ impl KeySigner for SoftwareSigner {
         match &self.key {
             // FIPS 186-5 §6.4.1 with the nonce of RFC 6979: RustCrypto's `PrehashSigner`.
             SoftwareKey::Ecdsa(key) => {
-                let signature: p256::ecdsa::Signature =
-                    key.prehash.sign_prehash(digest.as_bytes()).map_err(|_| Error::Signature)?;
+                let signature: p256::ecdsa::Signature = key
+                    .prehash
+                    .sign_prehash(digest.as_bytes())
+                    .map_err(|_| Error::Signature)?;
                 Ok(signature.to_der().as_bytes().to_vec())
             }
             SoftwareKey::Rsa(key) => {
                 let hashed = digest.as_bytes();
                 let result = match (padding, digest) {
-                    (RsaPadding::Pkcs1v15, Digest::Sha256(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), hashed),
-                    (RsaPadding::Pkcs1v15, Digest::Sha384(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), hashed),
-                    (RsaPadding::Pkcs1v15, Digest::Sha512(_)) => key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), hashed),
-                    (RsaPadding::Pss, Digest::Sha256(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), hashed),
-                    (RsaPadding::Pss, Digest::Sha384(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), hashed),
-                    (RsaPadding::Pss, Digest::Sha512(_)) => key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), hashed),
+                    (RsaPadding::Pkcs1v15, Digest::Sha256(_)) => {
+                        key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), hashed)
+                    }
+                    (RsaPadding::Pkcs1v15, Digest::Sha384(_)) => {
+                        key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha384>(), hashed)
+                    }
+                    (RsaPadding::Pkcs1v15, Digest::Sha512(_)) => {
+                        key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), hashed)
+                    }
+                    (RsaPadding::Pss, Digest::Sha256(_)) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha256>(), hashed)
+                    }
+                    (RsaPadding::Pss, Digest::Sha384(_)) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha384>(), hashed)
+                    }
+                    (RsaPadding::Pss, Digest::Sha512(_)) => {
+                        key.sign_with_rng(&mut OsRng, rsa::Pss::new::<sha2::Sha512>(), hashed)
+                    }
                 };
                 result.map_err(|_| Error::Signature)
             }
@@ -301,10 +357,21 @@ mod tests {
         let key = backend.generate("test", KeyAlgorithm::EcdsaP256).unwrap();
         let clear = backend.unseal(&key.reference).unwrap();
         let secret = p256::SecretKey::from_pkcs8_der(&clear).unwrap();
-        assert_eq!(clear.as_slice(), secret.to_pkcs8_der().unwrap().as_bytes(), "same PKCS#8 bytes");
+        assert_eq!(
+            clear.as_slice(),
+            secret.to_pkcs8_der().unwrap().as_bytes(),
+            "same PKCS#8 bytes"
+        );
         let spki = secret.public_key().to_public_key_der().unwrap();
-        assert_eq!(key.public_key.0, spki.as_bytes(), "the SPKI is the key's own");
-        assert_eq!(backend.open(&key.reference).unwrap().public_key(), &key.public_key);
+        assert_eq!(
+            key.public_key.0,
+            spki.as_bytes(),
+            "the SPKI is the key's own"
+        );
+        assert_eq!(
+            backend.open(&key.reference).unwrap().public_key(),
+            &key.public_key
+        );
         assert_eq!(backend.destroy_labelled("test").unwrap(), 0);
         assert!(!backend.keeps_objects());
     }
@@ -318,7 +385,9 @@ mod tests {
         let signature = signer.sign(b"hello").unwrap();
         assert_eq!(signature.len(), 384);
         crate::verify::verify_signature(&key.public_key, b"hello", &signature).unwrap();
-        let pss = signer.sign_digest(&Digest::sha256(b"x"), RsaPadding::Pss).unwrap();
+        let pss = signer
+            .sign_digest(&Digest::sha256(b"x"), RsaPadding::Pss)
+            .unwrap();
         assert_eq!(pss.len(), 384);
     }
 
@@ -326,8 +395,8 @@ mod tests {
     /// code (Python `cryptography`) under the master key 00 01 .. 1f, once as the p256 crate
     /// wrote them (public key inside the `ECPrivateKey`) and once without the public key.
     const OLD_MASTER: [u8; 32] = [
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-        29, 30, 31,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31,
     ];
     const OLD_SEALED: &str = "7377313a0000000000000000000000003e3d32dcb42cb3ae0eaf83b350e2ac9bd3455e79aec9ae12839fb487a8cf36544f5ee29c35dc854a68a9087ddee05402f26d386e665f7be90bdc46ae554e73a8b2054782309553a0d38d6ebb659cc3b7c659db3f008af79bbf4725d05beabf6cf1b6917f6ebda079ac9260312e8307f5167bf0d3e50220dc90e86005729c002efb704d8daf78b405fb7c617ea1e25c1eda3234f0210109335df9";
     const OLD_SEALED_WITHOUT_PUBLIC_KEY: &str = "7377313a0101010101010101010101014782e73468b57b60d37ee150d65a50d9cd66a55dd94d2bdff2dc03cbad2cfc30add24250c8ab1668325b7fc01c98c22be19cc01260c2cd42970fac21e91fc7846016c89b428f936b895c920d967c9d956e2e64";
@@ -338,7 +407,9 @@ mod tests {
         let backend = SoftwareKeyBackend::new(MasterKey::from_bytes(&OLD_MASTER).unwrap());
         let spki = PublicKeyDer(hex::decode(OLD_SPKI).unwrap());
         for sealed in [OLD_SEALED, OLD_SEALED_WITHOUT_PUBLIC_KEY] {
-            let signer = backend.open(&KeyReference(hex::decode(sealed).unwrap())).unwrap();
+            let signer = backend
+                .open(&KeyReference(hex::decode(sealed).unwrap()))
+                .unwrap();
             assert_eq!(signer.public_key(), &spki);
             let signature = signer.sign(b"after the upgrade").unwrap();
             crate::verify::verify_signature(&spki, b"after the upgrade", &signature).unwrap();
@@ -346,7 +417,13 @@ mod tests {
             let signature = signer.sign_digest(&digest, RsaPadding::Pkcs1v15).unwrap();
             crate::verify::verify_signature(&spki, b"a hash from signHash", &signature).unwrap();
             let peer = p256::SecretKey::random(&mut OsRng);
-            assert_eq!(signer.diffie_hellman(peer.public_key().to_sec1_bytes().as_ref()).unwrap().len(), 32);
+            assert_eq!(
+                signer
+                    .diffie_hellman(peer.public_key().to_sec1_bytes().as_ref())
+                    .unwrap()
+                    .len(),
+                32
+            );
         }
     }
 
@@ -358,10 +435,16 @@ mod tests {
         let key = backend.generate("test", KeyAlgorithm::EcdsaP256).unwrap();
         let signer = backend.open(&key.reference).unwrap();
         let verifying = p256::ecdsa::VerifyingKey::from_public_key_der(&key.public_key.0).unwrap();
-        for digest in [Digest::sha256(b"m"), Digest::sha384(b"m"), Digest::sha512(b"m")] {
+        for digest in [
+            Digest::sha256(b"m"),
+            Digest::sha384(b"m"),
+            Digest::sha512(b"m"),
+        ] {
             let der = signer.sign_digest(&digest, RsaPadding::Pkcs1v15).unwrap();
             let signature = p256::ecdsa::Signature::from_der(&der).unwrap();
-            verifying.verify_prehash(digest.as_bytes(), &signature).unwrap();
+            verifying
+                .verify_prehash(digest.as_bytes(), &signature)
+                .unwrap();
         }
     }
 }

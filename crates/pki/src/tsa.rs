@@ -330,7 +330,10 @@ pub fn request(hash: ImprintHash, imprint: &[u8], nonce: Option<&[u8]>) -> Resul
     let request = TimeStampReq {
         version: Int::from(der::asn1::Uint::new(&[1])?),
         message_imprint: MessageImprint {
-            hash_algorithm: AlgorithmIdentifierOwned { oid: hash.oid(), parameters: Some(Any::null()) },
+            hash_algorithm: AlgorithmIdentifierOwned {
+                oid: hash.oid(),
+                parameters: Some(Any::null()),
+            },
             hashed_message: OctetString::new(imprint)?,
         },
         req_policy: None,
@@ -343,7 +346,10 @@ pub fn request(hash: ImprintHash, imprint: &[u8], nonce: Option<&[u8]>) -> Resul
 
 /// Decodes and checks a DER TimeStampReq (RFC 3161 §2.4.1) against the TSA's `policy`. The
 /// error is the reason to send back in a rejection.
-pub fn parse_request(der: &[u8], policy: &ObjectIdentifier) -> Result<TimeStampRequest, FailureInfo> {
+pub fn parse_request(
+    der: &[u8],
+    policy: &ObjectIdentifier,
+) -> Result<TimeStampRequest, FailureInfo> {
     let request = TimeStampReq::from_der(der).map_err(|_| FailureInfo::BadDataFormat)?;
     if request.version.as_bytes() != [1] {
         return Err(FailureInfo::BadDataFormat);
@@ -351,19 +357,30 @@ pub fn parse_request(der: &[u8], policy: &ObjectIdentifier) -> Result<TimeStampR
     let algorithm = &request.message_imprint.hash_algorithm;
     let hash = ImprintHash::of(algorithm.oid).ok_or(FailureInfo::BadAlg)?;
     // Parameters absent or NULL (RFC 5754 §2: both occur for the SHA-2 family).
-    if algorithm.parameters.as_ref().is_some_and(|p| p.tag() != der::Tag::Null || !p.value().is_empty()) {
+    if algorithm
+        .parameters
+        .as_ref()
+        .is_some_and(|p| p.tag() != der::Tag::Null || !p.value().is_empty())
+    {
         return Err(FailureInfo::BadAlg);
     }
     if request.message_imprint.hashed_message.as_bytes().len() != hash.length() {
         return Err(FailureInfo::BadDataFormat);
     }
-    if request.req_policy.is_some_and(|requested| requested != *policy) {
+    if request
+        .req_policy
+        .is_some_and(|requested| requested != *policy)
+    {
         return Err(FailureInfo::UnacceptedPolicy);
     }
     if request.extensions.is_some() {
         return Err(FailureInfo::UnacceptedExtension);
     }
-    if request.nonce.as_ref().is_some_and(|n| n.as_bytes().len() > MAX_NONCE_OCTETS) {
+    if request
+        .nonce
+        .as_ref()
+        .is_some_and(|n| n.as_bytes().len() > MAX_NONCE_OCTETS)
+    {
         return Err(FailureInfo::BadDataFormat);
     }
     Ok(TimeStampRequest {
@@ -387,28 +404,52 @@ pub struct TimeStampUnit<'a> {
     pub policy: ObjectIdentifier,
 }
 
-fn attribute(oid: ObjectIdentifier, value: &(impl EncodeValue + Tagged)) -> Result<Attribute, Error> {
-    Ok(Attribute { oid, values: SetOfVec::try_from(vec![Any::encode_from(value)?])? })
+fn attribute(
+    oid: ObjectIdentifier,
+    value: &(impl EncodeValue + Tagged),
+) -> Result<Attribute, Error> {
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![Any::encode_from(value)?])?,
+    })
 }
 
 fn sha256() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned { oid: oids::SHA256, parameters: None }
+    AlgorithmIdentifierOwned {
+        oid: oids::SHA256,
+        parameters: None,
+    }
 }
 
 /// Builds the TSTInfo of a granted request.
-fn tst_info(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Serial, gen_time: UnixTime) -> Result<TstInfo, Error> {
-    let seconds = u64::try_from(gen_time.0).map_err(|_| Error::Profile("time before 1970".into()))?;
-    let qualified = vec![QcStatement { statement_id: oids::QTST_STATEMENT_1, statement_info: None }];
+fn tst_info(
+    unit: &TimeStampUnit<'_>,
+    request: &TimeStampRequest,
+    serial: &Serial,
+    gen_time: UnixTime,
+) -> Result<TstInfo, Error> {
+    let seconds =
+        u64::try_from(gen_time.0).map_err(|_| Error::Profile("time before 1970".into()))?;
+    let qualified = vec![QcStatement {
+        statement_id: oids::QTST_STATEMENT_1,
+        statement_info: None,
+    }];
     Ok(TstInfo {
         version: 1,
         policy: unit.policy,
         message_imprint: request.message_imprint.clone(),
         serial_number: SerialNumber::new(serial.as_bytes())?,
         gen_time: GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(seconds))?,
-        accuracy: Some(Accuracy { seconds: Some(1), millis: None, micros: None }),
+        accuracy: Some(Accuracy {
+            seconds: Some(1),
+            millis: None,
+            micros: None,
+        }),
         ordering: false,
         nonce: request.nonce.clone(),
-        tsa: Some(GeneralName::DirectoryName(unit.certificate.tbs_certificate.subject.clone())),
+        tsa: Some(GeneralName::DirectoryName(
+            unit.certificate.tbs_certificate.subject.clone(),
+        )),
         extensions: Some(vec![Extension {
             extn_id: oids::QC_STATEMENTS,
             critical: false,
@@ -419,7 +460,12 @@ fn tst_info(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Seria
 
 /// Signs a token for `request` with serial `serial` at `gen_time` and wraps it in a `granted`
 /// TimeStampResp (DER).
-pub fn grant(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Serial, gen_time: UnixTime) -> Result<Vec<u8>, Error> {
+pub fn grant(
+    unit: &TimeStampUnit<'_>,
+    request: &TimeStampRequest,
+    serial: &Serial,
+    gen_time: UnixTime,
+) -> Result<Vec<u8>, Error> {
     // 1. The content: the DER TSTInfo, encapsulated (not detached).
     let tst_der = tst_info(unit, request, serial, gen_time)?.to_der()?;
     // 2. The signed attributes (RFC 5652 §5.3; RFC 5816 §2.2.1: signing-certificate-v2 names
@@ -429,7 +475,9 @@ pub fn grant(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Seri
         certs: vec![EssCertIdV2 {
             cert_hash: OctetString::new(Sha256::digest(certificate.to_der()?).to_vec())?,
             issuer_serial: Some(IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(certificate.tbs_certificate.issuer.clone())],
+                issuer: vec![GeneralName::DirectoryName(
+                    certificate.tbs_certificate.issuer.clone(),
+                )],
                 serial_number: certificate.tbs_certificate.serial_number.clone(),
             }),
         }],
@@ -438,7 +486,10 @@ pub fn grant(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Seri
     // the [0] IMPLICIT tag (RFC 5652 §5.4).
     let signed_attrs = SetOfVec::try_from(vec![
         attribute(oids::ATTR_CONTENT_TYPE, &oids::CT_TST_INFO)?,
-        attribute(oids::ATTR_MESSAGE_DIGEST, &OctetString::new(Sha256::digest(&tst_der).to_vec())?)?,
+        attribute(
+            oids::ATTR_MESSAGE_DIGEST,
+            &OctetString::new(Sha256::digest(&tst_der).to_vec())?,
+        )?,
         attribute(oids::ATTR_SIGNING_CERTIFICATE_V2, &ess)?,
     ])?;
     // 3. The signature: SHA-256 over the attributes, by the TSA key.
@@ -472,9 +523,16 @@ pub fn grant(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Seri
         certificates,
         signer_infos: SetOfVec::try_from(vec![signer_info])?,
     };
-    let token = ContentInfo { content_type: oids::SIGNED_DATA, content: Any::encode_from(&signed_data)? };
+    let token = ContentInfo {
+        content_type: oids::SIGNED_DATA,
+        content: Any::encode_from(&signed_data)?,
+    };
     let response = TimeStampResp {
-        status: PkiStatusInfo { status: 0, status_string: None, fail_info: None },
+        status: PkiStatusInfo {
+            status: 0,
+            status_string: None,
+            fail_info: None,
+        },
         time_stamp_token: Some(token),
     };
     Ok(response.to_der()?)
@@ -484,7 +542,11 @@ pub fn grant(unit: &TimeStampUnit<'_>, request: &TimeStampRequest, serial: &Seri
 pub fn rejection(failure: FailureInfo, text: Option<&str>) -> Vec<u8> {
     let (unused, octets) = failure.bits();
     let response = BitString::new(unused, octets).map(|bits| TimeStampResp {
-        status: PkiStatusInfo { status: 2, status_string: text.map(|t| vec![t.to_owned()]), fail_info: Some(bits) },
+        status: PkiStatusInfo {
+            status: 2,
+            status_string: text.map(|t| vec![t.to_owned()]),
+            fail_info: Some(bits),
+        },
         time_stamp_token: None,
     });
     match response.map(|r| r.to_der()) {
@@ -500,7 +562,18 @@ fn rejection_by_hand(failure: FailureInfo) -> Vec<u8> {
     // SEQUENCE { SEQUENCE { INTEGER 2, BIT STRING } }: at most 4 octets of bits, so every
     // length fits in one octet.
     let bits_len = octets.len() as u8 + 1;
-    let mut out = vec![0x30, bits_len + 7, 0x30, bits_len + 5, 0x02, 0x01, 0x02, 0x03, bits_len, unused];
+    let mut out = vec![
+        0x30,
+        bits_len + 7,
+        0x30,
+        bits_len + 5,
+        0x02,
+        0x01,
+        0x02,
+        0x03,
+        bits_len,
+        unused,
+    ];
     out.extend_from_slice(&octets);
     out
 }
@@ -524,7 +597,10 @@ pub fn read_response(der: &[u8]) -> Result<ReadResponse, Error> {
     let failure = match &response.status.fail_info {
         Some(bits) => {
             let raw = bits.raw_bytes();
-            let set = |bit: u8| raw.get(usize::from(bit / 8)).is_some_and(|octet| octet & (0x80 >> (bit % 8)) != 0);
+            let set = |bit: u8| {
+                raw.get(usize::from(bit / 8))
+                    .is_some_and(|octet| octet & (0x80 >> (bit % 8)) != 0)
+            };
             FailureInfo::ALL.into_iter().find(|f| set(f.bit()))
         }
         None => None,
@@ -532,12 +608,23 @@ pub fn read_response(der: &[u8]) -> Result<ReadResponse, Error> {
     let (token, tst_info) = match &response.time_stamp_token {
         Some(content_info) => {
             let signed_data: SignedData = content_info.content.decode_as()?;
-            let content = signed_data.encap_content_info.e_content.ok_or(Error::Signature)?;
-            (Some(content_info.to_der()?), Some(TstInfo::from_der(content.as_bytes())?))
+            let content = signed_data
+                .encap_content_info
+                .e_content
+                .ok_or(Error::Signature)?;
+            (
+                Some(content_info.to_der()?),
+                Some(TstInfo::from_der(content.as_bytes())?),
+            )
         }
         None => (None, None),
     };
-    Ok(ReadResponse { status: response.status.status, failure, token, tst_info })
+    Ok(ReadResponse {
+        status: response.status.status,
+        failure,
+        token,
+        tst_info,
+    })
 }
 
 /// Verifies a token of ours against the TSA `certificate`: version 3, id-ct-TSTInfo, the
@@ -549,14 +636,27 @@ pub fn verify_token(token: &[u8], certificate: &Certificate) -> Result<TstInfo, 
         return Err(Error::Signature);
     }
     let signed_data: SignedData = content_info.content.decode_as()?;
-    let content = signed_data.encap_content_info.e_content.as_ref().ok_or(Error::Signature)?;
-    if signed_data.version != 3 || signed_data.encap_content_info.e_content_type != oids::CT_TST_INFO {
+    let content = signed_data
+        .encap_content_info
+        .e_content
+        .as_ref()
+        .ok_or(Error::Signature)?;
+    if signed_data.version != 3
+        || signed_data.encap_content_info.e_content_type != oids::CT_TST_INFO
+    {
         return Err(Error::Signature);
     }
-    let [signer_info] = signed_data.signer_infos.as_slice() else { return Err(Error::Signature) };
+    let [signer_info] = signed_data.signer_infos.as_slice() else {
+        return Err(Error::Signature);
+    };
     let attributes = signer_info.signed_attrs.as_ref().ok_or(Error::Signature)?;
     let value = |oid: ObjectIdentifier| {
-        attributes.iter().find(|a| a.oid == oid).and_then(|a| a.values.get(0)).cloned().ok_or(Error::Signature)
+        attributes
+            .iter()
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.get(0))
+            .cloned()
+            .ok_or(Error::Signature)
     };
     if value(oids::ATTR_CONTENT_TYPE)?.decode_as::<ObjectIdentifier>()? != oids::CT_TST_INFO {
         return Err(Error::Signature);
@@ -570,14 +670,28 @@ pub fn verify_token(token: &[u8], certificate: &Certificate) -> Result<TstInfo, 
     if named.cert_hash.as_bytes() != &Sha256::digest(certificate.to_der()?)[..] {
         return Err(Error::Signature);
     }
-    let public_key = crate::keys::PublicKeyDer(certificate.tbs_certificate.subject_public_key_info.to_der()?);
-    crate::verify::verify_signature(&public_key, &attributes.to_der()?, signer_info.signature.as_bytes())?;
+    let public_key = crate::keys::PublicKeyDer(
+        certificate
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()?,
+    );
+    crate::verify::verify_signature(
+        &public_key,
+        &attributes.to_der()?,
+        signer_info.signature.as_bytes(),
+    )?;
     Ok(TstInfo::from_der(content.as_bytes())?)
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
 
     use std::sync::Arc;
 
@@ -592,14 +706,23 @@ mod tests {
     fn requests_are_built_by_der_whatever_their_length() {
         let long = request(ImprintHash::Sha256, &[7; 70_000], Some(&[0, 0x80, 1])).unwrap();
         let decoded = TimeStampReq::from_der(&long).unwrap();
-        assert_eq!(decoded.message_imprint.hashed_message.as_bytes().len(), 70_000);
+        assert_eq!(
+            decoded.message_imprint.hashed_message.as_bytes().len(),
+            70_000
+        );
         assert_eq!(decoded.nonce.unwrap().as_bytes(), &[0, 0x80, 1]);
         assert!(decoded.cert_req);
         let policy = ObjectIdentifier::new_unwrap("1.2.3.4");
-        let parsed = parse_request(&request(ImprintHash::Sha256, &[7; 32], None).unwrap(), &policy).unwrap();
+        let parsed = parse_request(
+            &request(ImprintHash::Sha256, &[7; 32], None).unwrap(),
+            &policy,
+        )
+        .unwrap();
         assert_eq!(parsed.message_imprint.hashed_message.as_bytes(), &[7; 32]);
     }
-    use crate::profile::{self, CertificateRequest, Issuer, IssuerUrls, OrganizationName, ProviderPolicy};
+    use crate::profile::{
+        self, CertificateRequest, Issuer, IssuerUrls, OrganizationName, ProviderPolicy,
+    };
     use crate::{MasterKey, SoftwareKeyBackend};
 
     /// `openssl ts -query -data data.txt -sha256 -cert` (OpenSSL 3.0): a nonce of 9 octets
@@ -649,9 +772,17 @@ mod tests {
             not_before: NOW,
             not_after,
         };
-        let self_issuer =
-            Issuer { name: ca_subject, key_identifier: Vec::new(), not_after, urls: None, signer: ca_signer.as_ref() };
-        let issuer = profile::issue(&ca_request, &self_issuer, &policy).unwrap().parse().unwrap();
+        let self_issuer = Issuer {
+            name: ca_subject,
+            key_identifier: Vec::new(),
+            not_after,
+            urls: None,
+            signer: ca_signer.as_ref(),
+        };
+        let issuer = profile::issue(&ca_request, &self_issuer, &policy)
+            .unwrap()
+            .parse()
+            .unwrap();
         let tsa_key = backend.generate("tsa", algorithm).unwrap();
         let urls = IssuerUrls {
             ocsp: "http://pki.example/ocsp".into(),
@@ -667,8 +798,15 @@ mod tests {
             not_after: NOW.plus_calendar_years(5),
         };
         let ca_issuer = Issuer::from_certificate(&issuer, Some(urls), ca_signer.as_ref()).unwrap();
-        let tsa = profile::issue(&tsa_request, &ca_issuer, &policy).unwrap().parse().unwrap();
-        Fixture { tsa, issuer, signer: backend.open(&tsa_key.reference).unwrap() }
+        let tsa = profile::issue(&tsa_request, &ca_issuer, &policy)
+            .unwrap()
+            .parse()
+            .unwrap();
+        Fixture {
+            tsa,
+            issuer,
+            signer: backend.open(&tsa_key.reference).unwrap(),
+        }
     }
 
     fn issue(fixture: &Fixture, request: &TimeStampRequest) -> (Vec<u8>, ReadResponse) {
@@ -699,7 +837,15 @@ mod tests {
 
     impl Default for Req {
         fn default() -> Self {
-            Self { version: 1, hash: oids::SHA256, parameters: None, length: 32, policy: None, nonce: None, extensions: None }
+            Self {
+                version: 1,
+                hash: oids::SHA256,
+                parameters: None,
+                length: 32,
+                policy: None,
+                nonce: None,
+                extensions: None,
+            }
         }
     }
 
@@ -708,7 +854,10 @@ mod tests {
             TimeStampReq {
                 version: Int::new(&[self.version]).unwrap(),
                 message_imprint: MessageImprint {
-                    hash_algorithm: AlgorithmIdentifierOwned { oid: self.hash, parameters: self.parameters.clone() },
+                    hash_algorithm: AlgorithmIdentifierOwned {
+                        oid: self.hash,
+                        parameters: self.parameters.clone(),
+                    },
                     hashed_message: OctetString::new(vec![0x5a; self.length]).unwrap(),
                 },
                 req_policy: self.policy,
@@ -740,40 +889,74 @@ mod tests {
             // The nonce: the very INTEGER of the request, leading zero included.
             let nonce_tlv = hex::decode("020900a71b57f8ba74191f").unwrap();
             assert_eq!(tst.nonce.as_ref().unwrap().to_der().unwrap(), nonce_tlv);
-            assert!(response.windows(nonce_tlv.len()).any(|w| w == nonce_tlv.as_slice()));
+            assert!(response
+                .windows(nonce_tlv.len())
+                .any(|w| w == nonce_tlv.as_slice()));
             // The imprint, copied unchanged.
-            assert_eq!(tst.message_imprint.to_der().unwrap(), der[5..5 + 0x33].to_vec());
+            assert_eq!(
+                tst.message_imprint.to_der().unwrap(),
+                der[5..5 + 0x33].to_vec()
+            );
             assert_eq!(tst.version, 1);
             assert_eq!(tst.policy, POLICY);
             assert!(!tst.ordering);
             assert_eq!(tst.accuracy.as_ref().and_then(|a| a.seconds), Some(1));
             assert_eq!(tst.gen_time.to_unix_duration().as_secs(), NOW.0 as u64);
-            assert_eq!(tst.tsa, Some(GeneralName::DirectoryName(fixture.tsa.tbs_certificate.subject.clone())));
+            assert_eq!(
+                tst.tsa,
+                Some(GeneralName::DirectoryName(
+                    fixture.tsa.tbs_certificate.subject.clone()
+                ))
+            );
             // Qualified: qcStatements with only esi4-qtstStatement-1.
             let extensions = tst.extensions.as_ref().unwrap();
             assert_eq!(extensions.len(), 1);
-            assert_eq!((extensions[0].extn_id, extensions[0].critical), (oids::QC_STATEMENTS, false));
-            let statements: Vec<QcStatement> = Vec::from_der(extensions[0].extn_value.as_bytes()).unwrap();
-            assert_eq!(statements, vec![QcStatement { statement_id: oids::QTST_STATEMENT_1, statement_info: None }]);
+            assert_eq!(
+                (extensions[0].extn_id, extensions[0].critical),
+                (oids::QC_STATEMENTS, false)
+            );
+            let statements: Vec<QcStatement> =
+                Vec::from_der(extensions[0].extn_value.as_bytes()).unwrap();
+            assert_eq!(
+                statements,
+                vec![QcStatement {
+                    statement_id: oids::QTST_STATEMENT_1,
+                    statement_info: None
+                }]
+            );
             // certReq: the TSA certificate and its issuer are in the token.
             let token = ContentInfo::from_der(read.token.as_ref().unwrap()).unwrap();
             let signed_data: SignedData = token.content.decode_as().unwrap();
             let certificates = signed_data.certificates.unwrap();
             assert_eq!(certificates.len(), 2);
-            assert!(certificates.iter().any(|c| c == &fixture.tsa) && certificates.iter().any(|c| c == &fixture.issuer));
-            assert_eq!(signed_data.signer_infos.as_slice()[0].signature_algorithm, signer_algorithm(fixture.signer.as_ref()).unwrap());
+            assert!(
+                certificates.iter().any(|c| c == &fixture.tsa)
+                    && certificates.iter().any(|c| c == &fixture.issuer)
+            );
+            assert_eq!(
+                signed_data.signer_infos.as_slice()[0].signature_algorithm,
+                signer_algorithm(fixture.signer.as_ref()).unwrap()
+            );
         }
     }
 
     #[test]
     fn without_cert_req_or_nonce_the_token_has_neither() {
         let fixture = fixture(KeyAlgorithm::EcdsaP256);
-        let request = parse_request(&hex::decode(OPENSSL_SHA512_NO_NONCE).unwrap(), &POLICY).unwrap();
-        assert_eq!((request.hash, request.cert_req, request.nonce.is_none()), (ImprintHash::Sha512, false, true));
+        let request =
+            parse_request(&hex::decode(OPENSSL_SHA512_NO_NONCE).unwrap(), &POLICY).unwrap();
+        assert_eq!(
+            (request.hash, request.cert_req, request.nonce.is_none()),
+            (ImprintHash::Sha512, false, true)
+        );
         let (_, read) = issue(&fixture, &request);
         let tst = verify_token(read.token.as_ref().unwrap(), &fixture.tsa).unwrap();
         assert!(tst.nonce.is_none());
-        let signed_data: SignedData = ContentInfo::from_der(read.token.as_ref().unwrap()).unwrap().content.decode_as().unwrap();
+        let signed_data: SignedData = ContentInfo::from_der(read.token.as_ref().unwrap())
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
         assert!(signed_data.certificates.is_none());
         // Another TSA certificate does not verify it.
         let other = fixture_other_tsa();
@@ -786,38 +969,140 @@ mod tests {
 
     #[test]
     fn each_hash_needs_its_own_length() {
-        for (hash, length, parsed) in [(oids::SHA256, 32, ImprintHash::Sha256), (oids::SHA384, 48, ImprintHash::Sha384), (oids::SHA512, 64, ImprintHash::Sha512)] {
-            assert_eq!(Req { hash, length, ..Req::default() }.parse().map(|r| r.hash), Ok(parsed));
+        for (hash, length, parsed) in [
+            (oids::SHA256, 32, ImprintHash::Sha256),
+            (oids::SHA384, 48, ImprintHash::Sha384),
+            (oids::SHA512, 64, ImprintHash::Sha512),
+        ] {
+            assert_eq!(
+                Req {
+                    hash,
+                    length,
+                    ..Req::default()
+                }
+                .parse()
+                .map(|r| r.hash),
+                Ok(parsed)
+            );
             for wrong in [0, 20, length - 1, length + 1] {
-                assert_eq!(Req { hash, length: wrong, ..Req::default() }.parse(), Err(FailureInfo::BadDataFormat), "{hash} with {wrong} octets");
+                assert_eq!(
+                    Req {
+                        hash,
+                        length: wrong,
+                        ..Req::default()
+                    }
+                    .parse(),
+                    Err(FailureInfo::BadDataFormat),
+                    "{hash} with {wrong} octets"
+                );
             }
         }
         // NULL parameters are as good as none; anything else is not SHA-2 as we know it.
         let null = Some(Any::from(der::asn1::Null));
-        assert!(Req { parameters: null, ..Req::default() }.parse().is_ok());
+        assert!(Req {
+            parameters: null,
+            ..Req::default()
+        }
+        .parse()
+        .is_ok());
         let odd = Some(Any::encode_from(&1u8).unwrap());
-        assert_eq!(Req { parameters: odd, ..Req::default() }.parse(), Err(FailureInfo::BadAlg));
+        assert_eq!(
+            Req {
+                parameters: odd,
+                ..Req::default()
+            }
+            .parse(),
+            Err(FailureInfo::BadAlg)
+        );
     }
 
     #[test]
     fn bad_requests_get_their_failure_bit() {
         let sha1 = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
         let md5 = ObjectIdentifier::new_unwrap("1.2.840.113549.2.5");
-        let extension = Extension { extn_id: oids::OCSP_NONCE, critical: false, extn_value: OctetString::new(vec![4, 0]).unwrap() };
+        let extension = Extension {
+            extn_id: oids::OCSP_NONCE,
+            critical: false,
+            extn_value: OctetString::new(vec![4, 0]).unwrap(),
+        };
         let cases = [
-            ("version 2", Req { version: 2, ..Req::default() }, FailureInfo::BadDataFormat),
-            ("version 0", Req { version: 0, ..Req::default() }, FailureInfo::BadDataFormat),
-            ("SHA-1", Req { hash: sha1, length: 20, ..Req::default() }, FailureInfo::BadAlg),
-            ("MD5", Req { hash: md5, length: 16, ..Req::default() }, FailureInfo::BadAlg),
-            ("wrong length", Req { length: 20, ..Req::default() }, FailureInfo::BadDataFormat),
-            ("another policy", Req { policy: Some(oids::NCP), ..Req::default() }, FailureInfo::UnacceptedPolicy),
-            ("an extension", Req { extensions: Some(vec![extension]), ..Req::default() }, FailureInfo::UnacceptedExtension),
-            ("a huge nonce", Req { nonce: Some(vec![0x11; MAX_NONCE_OCTETS + 1]), ..Req::default() }, FailureInfo::BadDataFormat),
+            (
+                "version 2",
+                Req {
+                    version: 2,
+                    ..Req::default()
+                },
+                FailureInfo::BadDataFormat,
+            ),
+            (
+                "version 0",
+                Req {
+                    version: 0,
+                    ..Req::default()
+                },
+                FailureInfo::BadDataFormat,
+            ),
+            (
+                "SHA-1",
+                Req {
+                    hash: sha1,
+                    length: 20,
+                    ..Req::default()
+                },
+                FailureInfo::BadAlg,
+            ),
+            (
+                "MD5",
+                Req {
+                    hash: md5,
+                    length: 16,
+                    ..Req::default()
+                },
+                FailureInfo::BadAlg,
+            ),
+            (
+                "wrong length",
+                Req {
+                    length: 20,
+                    ..Req::default()
+                },
+                FailureInfo::BadDataFormat,
+            ),
+            (
+                "another policy",
+                Req {
+                    policy: Some(oids::NCP),
+                    ..Req::default()
+                },
+                FailureInfo::UnacceptedPolicy,
+            ),
+            (
+                "an extension",
+                Req {
+                    extensions: Some(vec![extension]),
+                    ..Req::default()
+                },
+                FailureInfo::UnacceptedExtension,
+            ),
+            (
+                "a huge nonce",
+                Req {
+                    nonce: Some(vec![0x11; MAX_NONCE_OCTETS + 1]),
+                    ..Req::default()
+                },
+                FailureInfo::BadDataFormat,
+            ),
         ];
         for (what, request, failure) in cases {
             assert_eq!(request.parse(), Err(failure), "{what}");
         }
-        assert!(Req { policy: Some(POLICY), nonce: Some(vec![0x11; MAX_NONCE_OCTETS]), ..Req::default() }.parse().is_ok());
+        assert!(Req {
+            policy: Some(POLICY),
+            nonce: Some(vec![0x11; MAX_NONCE_OCTETS]),
+            ..Req::default()
+        }
+        .parse()
+        .is_ok());
 
         let valid = hex::decode(OPENSSL_SHA256_CERT).unwrap();
         let mut trailing = valid.clone();
@@ -836,7 +1121,11 @@ mod tests {
             ("BER length", long_form),
             ("an OCSP error response", vec![0x30, 0x03, 0x0a, 0x01, 0x01]),
         ] {
-            assert_eq!(parse_request(&der, &POLICY), Err(FailureInfo::BadDataFormat), "{what}");
+            assert_eq!(
+                parse_request(&der, &POLICY),
+                Err(FailureInfo::BadDataFormat),
+                "{what}"
+            );
         }
     }
 
@@ -846,18 +1135,34 @@ mod tests {
             for text in [None, Some("a reason")] {
                 let der = rejection(failure, text);
                 let read = read_response(&der).unwrap();
-                assert_eq!((read.status, read.failure, read.token), (2, Some(failure), None));
+                assert_eq!(
+                    (read.status, read.failure, read.token),
+                    (2, Some(failure), None)
+                );
                 let decoded = TimeStampResp::from_der(&der).unwrap();
-                assert_eq!(decoded.status.status_string, text.map(|t| vec![t.to_owned()]));
+                assert_eq!(
+                    decoded.status.status_string,
+                    text.map(|t| vec![t.to_owned()])
+                );
                 // Only the one bit, and no trailing zero octets (DER named bits).
                 let bits = decoded.status.fail_info.unwrap();
-                assert_eq!(bits.raw_bytes().iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+                assert_eq!(
+                    bits.raw_bytes().iter().map(|b| b.count_ones()).sum::<u32>(),
+                    1
+                );
                 assert_ne!(bits.raw_bytes().last(), Some(&0));
             }
             // The fallback encoding is the same DER as the encoder's.
-            assert_eq!(rejection_by_hand(failure), rejection(failure, None), "{failure:?}");
+            assert_eq!(
+                rejection_by_hand(failure),
+                rejection(failure, None),
+                "{failure:?}"
+            );
         }
         // badAlg is the first bit: 03 02 07 80.
-        assert_eq!(rejection(FailureInfo::BadAlg, None), vec![0x30, 0x09, 0x30, 0x07, 0x02, 0x01, 0x02, 0x03, 0x02, 0x07, 0x80]);
+        assert_eq!(
+            rejection(FailureInfo::BadAlg, None),
+            vec![0x30, 0x09, 0x30, 0x07, 0x02, 0x01, 0x02, 0x03, 0x02, 0x07, 0x80]
+        );
     }
 }

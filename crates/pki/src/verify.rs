@@ -8,14 +8,25 @@ use crate::keys::PublicKeyDer;
 use crate::Error;
 
 /// Verifies a SHA-256 signature (ECDSA P-256 in DER, or RSA PKCS#1 v1.5) over `message`.
-pub fn verify_signature(public_key: &PublicKeyDer, message: &[u8], signature: &[u8]) -> Result<(), Error> {
+pub fn verify_signature(
+    public_key: &PublicKeyDer,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), Error> {
     if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(&public_key.0) {
-        let signature = p256::ecdsa::DerSignature::try_from(signature).map_err(|_| Error::Signature)?;
-        return key.verify(message, &signature).map_err(|_| Error::Signature);
+        let signature =
+            p256::ecdsa::DerSignature::try_from(signature).map_err(|_| Error::Signature)?;
+        return key
+            .verify(message, &signature)
+            .map_err(|_| Error::Signature);
     }
     let key = rsa::RsaPublicKey::from_public_key_der(&public_key.0)
         .map_err(|_| Error::UnsupportedKey("neither a P-256 nor an RSA public key".into()))?;
     let digest = crate::keys::Digest::sha256(message);
-    key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest.as_bytes(), signature)
-        .map_err(|_| Error::Signature)
+    key.verify(
+        rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+        digest.as_bytes(),
+        signature,
+    )
+    .map_err(|_| Error::Signature)
 }

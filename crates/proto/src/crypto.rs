@@ -38,14 +38,20 @@ pub fn b64(data: &[u8]) -> String {
 
 /// Decodes base64url without padding.
 pub fn unb64(text: &str) -> Result<Vec<u8>, CryptoError> {
-    URL_SAFE_NO_PAD.decode(text.as_bytes()).map_err(|_| CryptoError::Base64)
+    URL_SAFE_NO_PAD
+        .decode(text.as_bytes())
+        .map_err(|_| CryptoError::Base64)
 }
 
 /// The short fingerprint of a hash to be signed, as both the app and the portal show it, so
 /// that the user can compare them: the first 8 bytes in lower-case hex, in groups of four
 /// digits (`8081 cd53 6309 5b2e`).
 pub fn fingerprint(hash: &[u8]) -> String {
-    hash.chunks(2).take(4).map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>()).collect::<Vec<_>>().join(" ")
+    hash.chunks(2)
+        .take(4)
+        .map(|pair| pair.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// SHA-256.
@@ -85,7 +91,12 @@ pub fn approval_message(
 }
 
 /// What both activation signatures cover.
-pub fn activation_message(activation_id: &str, nonce: &str, device_public_key: &[u8], encrypted_pin_key: &[u8]) -> String {
+pub fn activation_message(
+    activation_id: &str,
+    nonce: &str,
+    device_public_key: &[u8],
+    encrypted_pin_key: &[u8],
+) -> String {
     format!(
         "CONSENTID-ACTIVATION-V1\nact={activation_id}\nnonce={nonce}\ndev={}\npkp={}",
         b64(&sha256(device_public_key)),
@@ -94,13 +105,30 @@ pub fn activation_message(activation_id: &str, nonce: &str, device_public_key: &
 }
 
 /// What a device signs to authenticate an API request.
-pub fn request_message(method: &str, path_and_query: &str, timestamp: i64, nonce: &str, body: &[u8]) -> String {
-    format!("CONSENTID-REQ-V1\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}", b64(&sha256(body)))
+pub fn request_message(
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "CONSENTID-REQ-V1\n{method}\n{path_and_query}\n{timestamp}\n{nonce}\n{}",
+        b64(&sha256(body))
+    )
 }
 
 /// The `Authorization` header of a device request.
-pub fn authorization_header(device_id: &str, timestamp: i64, nonce: &str, signature: &[u8]) -> String {
-    format!("CID-Device id={device_id},ts={timestamp},nonce={nonce},sig={}", b64(signature))
+pub fn authorization_header(
+    device_id: &str,
+    timestamp: i64,
+    nonce: &str,
+    signature: &[u8],
+) -> String {
+    format!(
+        "CID-Device id={device_id},ts={timestamp},nonce={nonce},sig={}",
+        b64(signature)
+    )
 }
 
 /// The parts of a device `Authorization` header.
@@ -131,8 +159,18 @@ pub fn parse_authorization(header: &str) -> Option<DeviceAuthorization> {
         }
     }
     let (device_id, timestamp, nonce, signature) = (id?, ts?, nonce?, sig?);
-    let safe = |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    (safe(&device_id) && safe(&nonce)).then_some(DeviceAuthorization { device_id, timestamp, nonce, signature })
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    (safe(&device_id) && safe(&nonce)).then_some(DeviceAuthorization {
+        device_id,
+        timestamp,
+        nonce,
+        signature,
+    })
 }
 
 /// A P-256 public key from SPKI DER.
@@ -142,7 +180,9 @@ pub fn public_key(spki_der: &[u8]) -> Result<PublicKey, CryptoError> {
 
 /// SPKI DER of a P-256 public key.
 pub fn public_key_der(key: &PublicKey) -> Vec<u8> {
-    key.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    key.to_public_key_der()
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 /// ECDSA-SHA256 signature, DER.
@@ -155,7 +195,8 @@ pub fn sign(key: &SecretKey, message: &[u8]) -> Vec<u8> {
 pub fn verify(spki_der: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
     let key = VerifyingKey::from(public_key(spki_der)?);
     let signature = DerSignature::try_from(signature).map_err(|_| CryptoError::Signature)?;
-    key.verify(message, &signature).map_err(|_| CryptoError::Signature)
+    key.verify(message, &signature)
+        .map_err(|_| CryptoError::Signature)
 }
 
 const SEAL_INFO: &[u8] = b"consentid-seal-v1";
@@ -166,7 +207,8 @@ fn seal_key(shared: &[u8], ephemeral: &[u8], aad: &[u8]) -> Result<Aes256Gcm, Cr
     salt.extend_from_slice(aad);
     let hkdf = hkdf::Hkdf::<Sha256>::new(Some(&salt), shared);
     let mut key = [0u8; 32];
-    hkdf.expand(SEAL_INFO, &mut key).map_err(|_| CryptoError::Sealed)?;
+    hkdf.expand(SEAL_INFO, &mut key)
+        .map_err(|_| CryptoError::Sealed)?;
     Aes256Gcm::new_from_slice(&key).map_err(|_| CryptoError::Sealed)
 }
 
@@ -179,7 +221,13 @@ pub fn seal(recipient: &PublicKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u
     let shared = ephemeral.diffie_hellman(recipient);
     let cipher = seal_key(shared.raw_secret_bytes(), ephemeral_point.as_bytes(), aad)?;
     let sealed = cipher
-        .encrypt(&Nonce::default(), Payload { msg: plaintext, aad })
+        .encrypt(
+            &Nonce::default(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Sealed)?;
     let mut out = ephemeral_point.as_bytes().to_vec();
     out.extend_from_slice(&sealed);
@@ -191,7 +239,15 @@ pub fn seal(recipient: &PublicKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u
 pub fn open_with(shared_secret: &[u8], sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let (point, ciphertext) = split_sealed(sealed)?;
     let cipher = seal_key(shared_secret, point, aad)?;
-    cipher.decrypt(&Nonce::default(), Payload { msg: ciphertext, aad }).map_err(|_| CryptoError::Sealed)
+    cipher
+        .decrypt(
+            &Nonce::default(),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| CryptoError::Sealed)
 }
 
 /// The ephemeral public point of a sealed value (65 bytes, uncompressed SEC1).
@@ -222,7 +278,10 @@ mod tests {
         assert_eq!(open(&key, &sealed, b"txn-2"), Err(CryptoError::Sealed));
         let other = SecretKey::random(&mut rand::rngs::OsRng);
         assert_eq!(open(&other, &sealed, b"txn-1"), Err(CryptoError::Sealed));
-        assert_eq!(open(&key, &sealed[..70], b"txn-1"), Err(CryptoError::Sealed));
+        assert_eq!(
+            open(&key, &sealed[..70], b"txn-1"),
+            Err(CryptoError::Sealed)
+        );
     }
 
     #[test]
@@ -237,9 +296,16 @@ mod tests {
     #[test]
     fn approval_messages_differ_by_kind_and_decision() {
         let m = |k, d| approval_message("t", k, d, "rp", "c", b"p", "0001", "dev", 5);
-        assert_ne!(m(RequestKind::Login, Decision::Approve), m(RequestKind::Sign, Decision::Approve));
-        assert_ne!(m(RequestKind::Login, Decision::Approve), m(RequestKind::Login, Decision::Deny));
-        assert!(m(RequestKind::Login, Decision::Deny).starts_with("CONSENTID-APPROVAL-V1\ntxn=t\nkind=login\ndecision=deny\n"));
+        assert_ne!(
+            m(RequestKind::Login, Decision::Approve),
+            m(RequestKind::Sign, Decision::Approve)
+        );
+        assert_ne!(
+            m(RequestKind::Login, Decision::Approve),
+            m(RequestKind::Login, Decision::Deny)
+        );
+        assert!(m(RequestKind::Login, Decision::Deny)
+            .starts_with("CONSENTID-APPROVAL-V1\ntxn=t\nkind=login\ndecision=deny\n"));
     }
 
     #[test]
@@ -255,7 +321,14 @@ mod tests {
     fn authorization_headers_round_trip_and_reject_junk() {
         let header = authorization_header("dev-1", 42, "abc_DEF", &[1, 2, 3]);
         let parsed = parse_authorization(&header).unwrap();
-        assert_eq!((parsed.device_id.as_str(), parsed.timestamp, parsed.signature), ("dev-1", 42, vec![1, 2, 3]));
+        assert_eq!(
+            (
+                parsed.device_id.as_str(),
+                parsed.timestamp,
+                parsed.signature
+            ),
+            ("dev-1", 42, vec![1, 2, 3])
+        );
         assert!(parse_authorization("Bearer x").is_none());
         assert!(parse_authorization("CID-Device id=a b,ts=1,nonce=n,sig=AQ").is_none());
         assert!(parse_authorization("CID-Device id=a,ts=x,nonce=n,sig=AQ").is_none());

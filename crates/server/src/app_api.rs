@@ -17,7 +17,9 @@ use serde::Deserialize;
 use authority::consentid::{AuthenticatedDevice, Caller};
 use authority::{Authority, Error, Rejection};
 use domain::Serial;
-use proto::app::{ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse};
+use proto::app::{
+    ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse,
+};
 
 use crate::http::AppState;
 
@@ -43,7 +45,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let address = crate::client_address::ClientAddress::from_request_parts(parts, state).await?;
+        let address =
+            crate::client_address::ClientAddress::from_request_parts(parts, state).await?;
         Ok(Self(address.rate_key()))
     }
 }
@@ -55,7 +58,10 @@ pub fn error_response(error: Error) -> Response {
         other => {
             let id = hex::encode(rand::random::<[u8; 8]>());
             tracing::error!(request_id = %id, error = %other, "app API request failed");
-            let body = ErrorBody { error: "internal_error".into(), message: format!("internal error, request id {id}") };
+            let body = ErrorBody {
+                error: "internal_error".into(),
+                message: format!("internal error, request id {id}"),
+            };
             (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
     }
@@ -64,8 +70,13 @@ pub fn error_response(error: Error) -> Response {
 /// The HTTP status of a refusal.
 pub fn rejection_status(rejection: Rejection) -> StatusCode {
     match rejection {
-        Rejection::Invalid(_) | Rejection::InvalidCode | Rejection::ActivationMismatch => StatusCode::BAD_REQUEST,
-        Rejection::BadSignature | Rejection::DeviceRevoked | Rejection::ClockSkew | Rejection::Replay => StatusCode::UNAUTHORIZED,
+        Rejection::Invalid(_) | Rejection::InvalidCode | Rejection::ActivationMismatch => {
+            StatusCode::BAD_REQUEST
+        }
+        Rejection::BadSignature
+        | Rejection::DeviceRevoked
+        | Rejection::ClockSkew
+        | Rejection::Replay => StatusCode::UNAUTHORIZED,
         Rejection::NotProofed | Rejection::PinLocked => StatusCode::FORBIDDEN,
         Rejection::UnknownUser | Rejection::NotFound => StatusCode::NOT_FOUND,
         Rejection::AlreadyExists | Rejection::NotPending => StatusCode::CONFLICT,
@@ -74,43 +85,77 @@ pub fn rejection_status(rejection: Rejection) -> StatusCode {
 }
 
 fn rejection_response(rejection: Rejection) -> Response {
-    let body = ErrorBody { error: rejection.code().into(), message: rejection.to_string() };
+    let body = ErrorBody {
+        error: rejection.code().into(),
+        message: rejection.to_string(),
+    };
     (rejection_status(rejection), Json(body)).into_response()
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
-        let body = ErrorBody { error: "invalid_request".into(), message: format!("the JSON body is not valid: {e}") };
+        let body = ErrorBody {
+            error: "invalid_request".into(),
+            message: format!("the JSON body is not valid: {e}"),
+        };
         (StatusCode::BAD_REQUEST, Json(body)).into_response()
     })
 }
 
-async fn activation_start(State(state): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+async fn activation_start(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Bytes,
+) -> Response {
     let request: ActivationStart = match parse(&body) {
         Ok(r) => r,
         Err(response) => return response,
     };
-    match state.authority.activation_start(&request.code, &Caller { ip }).await {
+    match state
+        .authority
+        .activation_start(&request.code, &Caller { ip })
+        .await
+    {
         Ok(challenge) => Json(challenge).into_response(),
         Err(error) => error_response(error),
     }
 }
 
-async fn activation_complete(State(state): State<AppState>, ClientIp(ip): ClientIp, body: Bytes) -> Response {
+async fn activation_complete(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Bytes,
+) -> Response {
     let request: ActivationComplete = match parse(&body) {
         Ok(r) => r,
         Err(response) => return response,
     };
-    match state.authority.activation_complete(&request, &Caller { ip }).await {
+    match state
+        .authority
+        .activation_complete(&request, &Caller { ip })
+        .await
+    {
         Ok(result) => Json(result).into_response(),
         Err(error) => error_response(error),
     }
 }
 
-async fn device(authority: &Authority, headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> Result<AuthenticatedDevice, Response> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+async fn device(
+    authority: &Authority,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<AuthenticatedDevice, Response> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    authority.authenticate_device(authorization, method.as_str(), path, body).await.map_err(error_response)
+    authority
+        .authenticate_device(authorization, method.as_str(), path, body)
+        .await
+        .map_err(error_response)
 }
 
 #[derive(Deserialize)]
@@ -118,7 +163,13 @@ struct WaitQuery {
     wait: Option<u64>,
 }
 
-async fn inbox(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri, Query(query): Query<WaitQuery>) -> Response {
+async fn inbox(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<WaitQuery>,
+) -> Response {
     let device = match device(&state.authority, &headers, &method, &uri, b"").await {
         Ok(d) => d,
         Err(response) => return response,
@@ -135,18 +186,30 @@ async fn inbox(State(state): State<AppState>, headers: HeaderMap, method: Method
     }
 }
 
-async fn status(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
+async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+) -> Response {
     let device = match device(&state.authority, &headers, &method, &uri, b"").await {
         Ok(d) => d,
         Err(response) => return response,
     };
     let record = &device.0;
     let certificate = match Serial::parse_hex(&record.certificate_serial) {
-        Some(serial) => state.authority.store().certificate(&serial).await.ok().flatten(),
+        Some(serial) => state
+            .authority
+            .store()
+            .certificate(&serial)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     };
-    let (not_before, not_after) =
-        certificate.map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339())).unwrap_or_default();
+    let (not_before, not_after) = certificate
+        .map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339()))
+        .unwrap_or_default();
     Json(DeviceState {
         device_id: record.id.clone(),
         device_status: Authority::device_status(record),
@@ -157,12 +220,26 @@ async fn status(State(state): State<AppState>, headers: HeaderMap, method: Metho
     .into_response()
 }
 
-async fn respond(State(state): State<AppState>, Path(txn): Path<String>, headers: HeaderMap, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn respond(
+    State(state): State<AppState>,
+    Path(txn): Path<String>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     // The nonce is spent in the answer's own transaction (one write instead of two), or on its
     // own when the body does not parse.
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let request = match state.authority.verify_device_request(authorization, method.as_str(), path, &body).await {
+    let request = match state
+        .authority
+        .verify_device_request(authorization, method.as_str(), path, &body)
+        .await
+    {
         Ok(request) => request,
         Err(error) => return error_response(error),
     };

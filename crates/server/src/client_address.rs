@@ -19,13 +19,17 @@ impl TrustedProxies {
     /// `10.0.0.0/8, 2001:db8::/32, 127.0.0.1`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut blocks = Vec::new();
-        for item in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+        for item in text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
             let (address, prefix) = match item.split_once('/') {
                 Some((address, prefix)) => (address, Some(prefix)),
                 None => (item, None),
             };
-            let address: IpAddr =
-                address.parse().map_err(|_| format!("`{item}` is not an address or CIDR block like 10.0.0.0/8"))?;
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| format!("`{item}` is not an address or CIDR block like 10.0.0.0/8"))?;
             let address = address.to_canonical();
             let longest = if address.is_ipv4() { 32 } else { 128 };
             let prefix = match prefix {
@@ -105,13 +109,19 @@ impl ClientAddress {
 /// The `for=` addresses of `Forwarded`, or else those of `X-Forwarded-For`, left to right
 /// over every such header; `None` for an entry that is not an address (`unknown`, `_hidden`).
 fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers.get_all("forwarded").iter().filter_map(|v| v.to_str().ok()).collect();
+    let forwarded: Vec<&str> = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     if !forwarded.is_empty() {
         let mut chain = Vec::new();
         for element in forwarded.iter().flat_map(|v| v.split(',')) {
             let value = element.split(';').find_map(|pair| {
                 let (name, value) = pair.split_once('=')?;
-                name.trim().eq_ignore_ascii_case("for").then_some(value.trim())
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then_some(value.trim())
             });
             if let Some(value) = value {
                 chain.push(parse_node(value.trim_matches('"')));
@@ -147,8 +157,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else { return Ok(Self(None)) };
-        let trusted = parts.extensions.get::<Arc<TrustedProxies>>().cloned().unwrap_or_default();
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(Self(None));
+        };
+        let trusted = parts
+            .extensions
+            .get::<Arc<TrustedProxies>>()
+            .cloned()
+            .unwrap_or_default();
         Ok(Self::resolve(peer.ip(), &parts.headers, &trusted))
     }
 }
@@ -161,7 +177,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
         }
         map
     }
@@ -173,7 +192,10 @@ mod tests {
     #[test]
     fn spoofed_headers_from_an_untrusted_peer_are_ignored() {
         let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
-        let spoofed = headers(&[("x-forwarded-for", "198.51.100.7"), ("forwarded", "for=198.51.100.8")]);
+        let spoofed = headers(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("forwarded", "for=198.51.100.8"),
+        ]);
         let client = ClientAddress::resolve(ip("203.0.113.5"), &spoofed, &trusted);
         assert_eq!(client.rate_key(), "203.0.113.5");
         // No proxy trusted at all: the same.
@@ -186,25 +208,44 @@ mod tests {
         let trusted = TrustedProxies::parse("10.0.0.0/8, 2001:db8:ffff::/48").unwrap();
         // The client prepended a lie; the proxy appended the real peer.
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.9")]);
-        assert_eq!(ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(), "198.51.100.7");
+        assert_eq!(
+            ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(),
+            "198.51.100.7"
+        );
         // Forwarded wins over X-Forwarded-For, with quoting and ports.
         let h = headers(&[
             ("x-forwarded-for", "192.0.2.99"),
-            ("forwarded", "for=1.1.1.1;proto=https, for=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1"),
+            (
+                "forwarded",
+                "for=1.1.1.1;proto=https, for=\"[2001:db8:cafe::17]:4711\";by=10.0.0.1",
+            ),
         ]);
-        assert_eq!(ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(), "2001:db8:cafe::/64");
+        assert_eq!(
+            ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(),
+            "2001:db8:cafe::/64"
+        );
         let h = headers(&[("forwarded", "for=192.0.2.60:8080")]);
-        assert_eq!(ClientAddress::resolve(ip("::ffff:10.0.0.1"), &h, &trusted).rate_key(), "192.0.2.60");
+        assert_eq!(
+            ClientAddress::resolve(ip("::ffff:10.0.0.1"), &h, &trusted).rate_key(),
+            "192.0.2.60"
+        );
         // An unreadable hop: the last address we can vouch for.
         let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(), "10.0.0.1");
+        assert_eq!(
+            ClientAddress::resolve(ip("10.0.0.1"), &h, &trusted).rate_key(),
+            "10.0.0.1"
+        );
     }
 
     #[test]
     fn ipv6_clients_share_a_bucket_per_64() {
         let none = TrustedProxies::default();
         let a = ClientAddress::resolve(ip("2001:db8:1:2::1"), &HeaderMap::new(), &none);
-        let b = ClientAddress::resolve(ip("2001:db8:1:2:ffff:ffff:ffff:fffe"), &HeaderMap::new(), &none);
+        let b = ClientAddress::resolve(
+            ip("2001:db8:1:2:ffff:ffff:ffff:fffe"),
+            &HeaderMap::new(),
+            &none,
+        );
         let c = ClientAddress::resolve(ip("2001:db8:1:3::1"), &HeaderMap::new(), &none);
         assert_eq!(a.rate_key(), b.rate_key());
         assert_ne!(a.rate_key(), c.rate_key());
@@ -217,6 +258,8 @@ mod tests {
         assert!(TrustedProxies::parse("proxy.example").is_err());
         assert!(TrustedProxies::parse("").unwrap().is_empty());
         assert!(TrustedProxies::parse("::1").unwrap().contains(ip("::1")));
-        assert!(TrustedProxies::parse("0.0.0.0/0").unwrap().contains(ip("192.0.2.1")));
+        assert!(TrustedProxies::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("192.0.2.1")));
     }
 }

@@ -30,7 +30,11 @@ impl std::fmt::Debug for KeyBackendConfig {
         match self {
             Self::Software => f.write_str("Software"),
             Self::Pkcs11 { module, token, .. } => {
-                write!(f, "Pkcs11 {{ module: {}, token: {token}, pin: [redacted] }}", module.display())
+                write!(
+                    f,
+                    "Pkcs11 {{ module: {}, token: {token}, pin: [redacted] }}",
+                    module.display()
+                )
             }
         }
     }
@@ -103,13 +107,22 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_PKCS11_TOKEN", "pkcs11_token"),
     ("EIDPORTAL_PKCS11_PIN", "pkcs11_pin"),
     ("EIDPORTAL_KEY_ALGORITHM", "key_algorithm"),
-    ("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS", "cloud_cert_validity_days"),
+    (
+        "EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS",
+        "cloud_cert_validity_days",
+    ),
     ("EIDPORTAL_RENEWAL_WINDOW_DAYS", "renewal_window_days"),
-    ("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS", "dangerous_disable_rate_limits"),
+    (
+        "EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS",
+        "dangerous_disable_rate_limits",
+    ),
     ("EIDPORTAL_TLS_CERT", "tls_cert"),
     ("EIDPORTAL_TLS_KEY", "tls_key"),
     ("EIDPORTAL_MAX_CONNECTIONS", "max_connections"),
-    ("EIDPORTAL_HEADER_READ_TIMEOUT_SECS", "header_read_timeout_secs"),
+    (
+        "EIDPORTAL_HEADER_READ_TIMEOUT_SECS",
+        "header_read_timeout_secs",
+    ),
     ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
 ];
 
@@ -141,13 +154,18 @@ impl Config {
                 && !ignored_variable(name)
                 && !ENVIRONMENT.iter().any(|(known, _)| known == name)
             {
-                return Err(format!("unknown setting {name} (see the README's table of settings)"));
+                return Err(format!(
+                    "unknown setting {name} (see the README's table of settings)"
+                ));
             }
         }
         let env = |name: &str| environment.get(name).filter(|v| !v.is_empty()).cloned();
         let parse_days = |name: &str| -> Result<Option<i64>, String> {
             env(name)
-                .map(|v| v.parse::<i64>().map_err(|_| format!("{name}: `{v}` is not a whole number of days")))
+                .map(|v| {
+                    v.parse::<i64>()
+                        .map_err(|_| format!("{name}: `{v}` is not a whole number of days"))
+                })
                 .transpose()
         };
         // Environment over file.
@@ -188,7 +206,11 @@ impl Config {
             file.dangerous_disable_rate_limits = Some(match v.as_str() {
                 "1" | "true" => true,
                 "0" | "false" => false,
-                _ => return Err(format!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS: `{v}` is neither 1 nor 0")),
+                _ => {
+                    return Err(format!(
+                        "EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS: `{v}` is neither 1 nor 0"
+                    ))
+                }
             });
         }
         if let Some(v) = env("EIDPORTAL_TLS_CERT") {
@@ -198,7 +220,12 @@ impl Config {
             file.tls_key = Some(v.into());
         }
         let parse_count = |name: &str| -> Result<Option<u64>, String> {
-            env(name).map(|v| v.parse::<u64>().map_err(|_| format!("{name}: `{v}` is not a whole number"))).transpose()
+            env(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("{name}: `{v}` is not a whole number"))
+                })
+                .transpose()
         };
         if let Some(v) = parse_count("EIDPORTAL_MAX_CONNECTIONS")? {
             file.max_connections = Some(v);
@@ -223,11 +250,17 @@ impl Config {
         let data = file.data.unwrap_or_else(|| PathBuf::from("eidportal-data"));
         let listen = file.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         if listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(format!("EIDPORTAL_LISTEN: `{listen}` is not an address like 127.0.0.1:8080"));
+            return Err(format!(
+                "EIDPORTAL_LISTEN: `{listen}` is not an address like 127.0.0.1:8080"
+            ));
         }
         if let Some(url) = &file.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
-                return Err(format!("EIDPORTAL_PUBLIC_URL: `{url}` is not an http(s) URL"));
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(format!(
+                    "EIDPORTAL_PUBLIC_URL: `{url}` is not an http(s) URL"
+                ));
             }
         }
         let database_url = file
@@ -237,7 +270,9 @@ impl Config {
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            return Err("EIDPORTAL_DATABASE_URL: use sqlite:PATH or postgres://USER@HOST/DB".into());
+            return Err(
+                "EIDPORTAL_DATABASE_URL: use sqlite:PATH or postgres://USER@HOST/DB".into(),
+            );
         }
         if let Some(url) = &file.smtp_url {
             if !url.starts_with("smtp://") {
@@ -255,30 +290,41 @@ impl Config {
         };
         let key_algorithm = match file.key_algorithm.as_deref() {
             None => KeyAlgorithm::EcdsaP256,
-            Some(name) => KeyAlgorithm::parse(name)
-                .ok_or_else(|| format!("EIDPORTAL_KEY_ALGORITHM: `{name}` is neither ecdsa-p256 nor rsa-3072"))?,
+            Some(name) => KeyAlgorithm::parse(name).ok_or_else(|| {
+                format!("EIDPORTAL_KEY_ALGORITHM: `{name}` is neither ecdsa-p256 nor rsa-3072")
+            })?,
         };
         if let Some(days) = file.cloud_cert_validity_days {
             if !(1..=3660).contains(&days) {
-                return Err(format!("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS: {days} is outside 1..=3660"));
+                return Err(format!(
+                    "EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS: {days} is outside 1..=3660"
+                ));
             }
         }
         let renewal_window_days = file.renewal_window_days.unwrap_or(30);
         if !(1..=365).contains(&renewal_window_days) {
-            return Err(format!("EIDPORTAL_RENEWAL_WINDOW_DAYS: {renewal_window_days} is outside 1..=365"));
+            return Err(format!(
+                "EIDPORTAL_RENEWAL_WINDOW_DAYS: {renewal_window_days} is outside 1..=365"
+            ));
         }
         let tls = match (file.tls_cert, file.tls_key) {
             (None, None) => None,
             (Some(cert), Some(key)) => Some(crate::transport::TlsFiles { cert, key }),
-            _ => return Err("EIDPORTAL_TLS_CERT and EIDPORTAL_TLS_KEY must be set together".into()),
+            _ => {
+                return Err("EIDPORTAL_TLS_CERT and EIDPORTAL_TLS_KEY must be set together".into())
+            }
         };
         let max_connections = file.max_connections.unwrap_or(4096);
         if !(1..=1_000_000).contains(&max_connections) {
-            return Err(format!("EIDPORTAL_MAX_CONNECTIONS: {max_connections} is outside 1..=1000000"));
+            return Err(format!(
+                "EIDPORTAL_MAX_CONNECTIONS: {max_connections} is outside 1..=1000000"
+            ));
         }
         let header_read_timeout_secs = file.header_read_timeout_secs.unwrap_or(10);
         if !(1..=300).contains(&header_read_timeout_secs) {
-            return Err(format!("EIDPORTAL_HEADER_READ_TIMEOUT_SECS: {header_read_timeout_secs} is outside 1..=300"));
+            return Err(format!(
+                "EIDPORTAL_HEADER_READ_TIMEOUT_SECS: {header_read_timeout_secs} is outside 1..=300"
+            ));
         }
         let trusted_proxies = crate::client_address::TrustedProxies::parse(
             &file.trusted_proxies.unwrap_or_default().join(","),
@@ -304,7 +350,8 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let message = e.message().to_owned();
         format!("--config {}: {message}", path.display())
@@ -316,7 +363,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -331,34 +381,65 @@ mod tests {
     fn flags_beat_environment_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nrenewal_window_days = 10\n").unwrap();
-        let flags = Flags { config: Some(path.clone()), ..Flags::default() };
-        let config = Config::load(&flags, &env(&[("EIDPORTAL_RENEWAL_WINDOW_DAYS", "20")])).unwrap();
-        assert_eq!((config.listen.as_str(), config.renewal_window_days), ("127.0.0.1:1", 20));
-        let flags = Flags { config: Some(path), listen: Some("127.0.0.1:2".into()), ..Flags::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nrenewal_window_days = 10\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path.clone()),
+            ..Flags::default()
+        };
+        let config =
+            Config::load(&flags, &env(&[("EIDPORTAL_RENEWAL_WINDOW_DAYS", "20")])).unwrap();
+        assert_eq!(
+            (config.listen.as_str(), config.renewal_window_days),
+            ("127.0.0.1:1", 20)
+        );
+        let flags = Flags {
+            config: Some(path),
+            listen: Some("127.0.0.1:2".into()),
+            ..Flags::default()
+        };
         let config = Config::load(&flags, &env(&[("EIDPORTAL_LISTEN", "127.0.0.1:3")])).unwrap();
         assert_eq!(config.listen, "127.0.0.1:2");
     }
 
     #[test]
     fn bad_settings_name_themselves() {
-        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTEN", "nowhere")])).unwrap_err();
+        let error =
+            Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTEN", "nowhere")])).unwrap_err();
         assert!(error.starts_with("EIDPORTAL_LISTEN"), "{error}");
-        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_PKCS11_TOKEN", "t")])).unwrap_err();
+        let error =
+            Config::load(&Flags::default(), &env(&[("EIDPORTAL_PKCS11_TOKEN", "t")])).unwrap_err();
         assert!(error.contains("EIDPORTAL_PKCS11_MODULE"), "{error}");
         let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTN", "x")])).unwrap_err();
         assert!(error.contains("EIDPORTAL_LISTN"), "{error}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lisen = 1\n").unwrap();
-        let error = Config::load(&Flags { config: Some(path), ..Flags::default() }, &env(&[])).unwrap_err();
+        let error = Config::load(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &env(&[]),
+        )
+        .unwrap_err();
         assert!(error.contains("lisen"), "{error}");
     }
 
     #[test]
     fn tls_files_and_connection_limits() {
         let config = Config::load(&Flags::default(), &env(&[])).unwrap();
-        assert_eq!((config.tls, config.max_connections, config.header_read_timeout_secs), (None, 4096, 10));
+        assert_eq!(
+            (
+                config.tls,
+                config.max_connections,
+                config.header_read_timeout_secs
+            ),
+            (None, 4096, 10)
+        );
         let config = Config::load(
             &Flags::default(),
             &env(&[
@@ -371,24 +452,49 @@ mod tests {
         .unwrap();
         let tls = config.tls.unwrap();
         assert_eq!((tls.cert, tls.key), ("c.pem".into(), "k.pem".into()));
-        assert_eq!((config.max_connections, config.header_read_timeout_secs), (10, 2));
-        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TLS_KEY", "k.pem")])).unwrap_err();
+        assert_eq!(
+            (config.max_connections, config.header_read_timeout_secs),
+            (10, 2)
+        );
+        let error =
+            Config::load(&Flags::default(), &env(&[("EIDPORTAL_TLS_KEY", "k.pem")])).unwrap_err();
         assert!(error.contains("EIDPORTAL_TLS_CERT"), "{error}");
-        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_MAX_CONNECTIONS", "0")])).unwrap_err();
+        let error = Config::load(
+            &Flags::default(),
+            &env(&[("EIDPORTAL_MAX_CONNECTIONS", "0")]),
+        )
+        .unwrap_err();
         assert!(error.starts_with("EIDPORTAL_MAX_CONNECTIONS"), "{error}");
     }
 
     #[test]
     fn trusted_proxies_from_the_environment_or_the_file() {
-        let config = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/8, ::1")])).unwrap();
+        let config = Config::load(
+            &Flags::default(),
+            &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]),
+        )
+        .unwrap();
         assert!(config.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
         assert!(config.trusted_proxies.contains("::1".parse().unwrap()));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "trusted_proxies = [\"192.0.2.0/24\"]\n").unwrap();
-        let config = Config::load(&Flags { config: Some(path), ..Flags::default() }, &env(&[])).unwrap();
-        assert!(config.trusted_proxies.contains("192.0.2.9".parse().unwrap()));
-        let error = Config::load(&Flags::default(), &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/40")])).unwrap_err();
+        let config = Config::load(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(config
+            .trusted_proxies
+            .contains("192.0.2.9".parse().unwrap()));
+        let error = Config::load(
+            &Flags::default(),
+            &env(&[("EIDPORTAL_TRUSTED_PROXIES", "10.0.0.0/40")]),
+        )
+        .unwrap_err();
         assert!(error.starts_with("EIDPORTAL_TRUSTED_PROXIES"), "{error}");
     }
 

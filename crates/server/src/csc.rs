@@ -15,7 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use authority::signing::{ApiCaller, ApiToken, AuthorizationCheck, Credential, SignRequest, SigningError};
+use authority::signing::{
+    ApiCaller, ApiToken, AuthorizationCheck, Credential, SignRequest, SigningError,
+};
 use authority::{Error, Rejection};
 use csc::{CertificateChoice, CscError};
 use domain::signing::{AuthorizeRefusal, SadRefusal, MAX_SIGNATURES};
@@ -68,7 +70,11 @@ fn internal(error: &dyn std::fmt::Display) -> Response {
 fn failed(error: Error) -> Response {
     match error {
         Error::Rejected(Rejection::RateLimited) => {
-            let body = CscError { status: 429, error: "temporarily_unavailable", error_description: "Too many attempts, try again later".into() };
+            let body = CscError {
+                status: 429,
+                error: "temporarily_unavailable",
+                error_description: "Too many attempts, try again later".into(),
+            };
             csc_error(body)
         }
         Error::Rejected(Rejection::BadSignature) => csc_error(CscError {
@@ -102,10 +108,16 @@ fn signing_error(error: SigningError) -> Response {
             SadRefusal::Spent => "Invalid parameter SAD: it was already used",
             SadRefusal::Expired => "SAD expired",
             SadRefusal::HashNotAuthorized => "Hash is not authorized by the SAD",
-            SadRefusal::AlgorithmMismatch => "Invalid parameter hashAlgorithmOID: it is not the authorized one",
+            SadRefusal::AlgorithmMismatch => {
+                "Invalid parameter hashAlgorithmOID: it is not the authorized one"
+            }
         }),
-        SigningError::Denied => csc_error(CscError::access_denied("The user denied the authorization request")),
-        SigningError::RequestExpired => csc_error(CscError::access_denied("The authorization request expired before the user approved it")),
+        SigningError::Denied => csc_error(CscError::access_denied(
+            "The user denied the authorization request",
+        )),
+        SigningError::RequestExpired => csc_error(CscError::access_denied(
+            "The authorization request expired before the user approved it",
+        )),
         SigningError::Failed(error) => failed(error),
     }
 }
@@ -115,11 +127,18 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<ApiCaller, Resp
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 256)
         .ok_or_else(|| csc_error(CscError::invalid_token()))?;
-    match state.authority.api_caller(&ApiToken(token.to_owned())).await {
+    match state
+        .authority
+        .api_caller(&ApiToken(token.to_owned()))
+        .await
+    {
         Ok(Some(caller)) => Ok(caller),
         Ok(None) => Err(csc_error(CscError::invalid_token())),
         Err(error) => Err(failed(error)),
@@ -131,7 +150,12 @@ fn parse<T: for<'de> serde::Deserialize<'de>>(body: &[u8]) -> Result<T, Response
 }
 
 async fn info(State(state): State<AppState>) -> Response {
-    let base = state.authority.settings().public_url.trim_end_matches('/').to_owned();
+    let base = state
+        .authority
+        .settings()
+        .public_url
+        .trim_end_matches('/')
+        .to_owned();
     let algos: Vec<&str> = csc::SIGN_ALGORITHMS.iter().map(|(oid, ..)| *oid).collect();
     Json(json!({
         "specs": csc::SPECS,
@@ -153,11 +177,19 @@ async fn info(State(state): State<AppState>) -> Response {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("csc_openapi.json")).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("csc_openapi.json"),
+    )
+        .into_response()
 }
 
 /// `auth/login`: HTTP Basic with the account's e-mail and password.
-async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Response {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -168,11 +200,14 @@ async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: H
         return csc_error(CscError {
             status: 401,
             error: "authentication_error",
-            error_description: "HTTP Basic authentication with the e-mail address and password is required".into(),
+            error_description:
+                "HTTP Basic authentication with the e-mail address and password is required".into(),
         });
     };
     match state.authority.api_login(email, password, &ip).await {
-        Ok((token, expires_in)) => Json(json!({ "access_token": token.0, "expires_in": expires_in })).into_response(),
+        Ok((token, expires_in)) => {
+            Json(json!({ "access_token": token.0, "expires_in": expires_in })).into_response()
+        }
         Err(error) => failed(error),
     }
 }
@@ -200,14 +235,30 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 /// `YYYYMMDDHHmmssZ`.
 fn generalized_time(at: UnixTime) -> String {
-    at.rfc3339().chars().filter(char::is_ascii_alphanumeric).filter(|c| *c != 'T').collect()
+    at.rfc3339()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .filter(|c| *c != 'T')
+        .collect()
 }
 
 /// A credential as `credentials/info` describes it.
-fn describe(credential: &Credential, certificates: CertificateChoice, cert_info: bool, auth_info: bool) -> Map<String, Value> {
+fn describe(
+    credential: &Credential,
+    certificates: CertificateChoice,
+    cert_info: bool,
+    auth_info: bool,
+) -> Map<String, Value> {
     let rsa = credential.algorithm == KeyAlgorithm::Rsa3072;
     let mut key = Map::new();
-    key.insert("status".into(), json!(if credential.usable() { "enabled" } else { "disabled" }));
+    key.insert(
+        "status".into(),
+        json!(if credential.usable() {
+            "enabled"
+        } else {
+            "disabled"
+        }),
+    );
     key.insert("algo".into(), json!(csc::key_algorithms(rsa)));
     key.insert("len".into(), json!(if rsa { 3072 } else { 256 }));
     if !rsa {
@@ -215,8 +266,17 @@ fn describe(credential: &Credential, certificates: CertificateChoice, cert_info:
     }
     let chain: Vec<String> = match certificates {
         CertificateChoice::None => Vec::new(),
-        CertificateChoice::Single => credential.chain.iter().take(1).map(|c| STANDARD.encode(&c.0)).collect(),
-        CertificateChoice::Chain => credential.chain.iter().map(|c| STANDARD.encode(&c.0)).collect(),
+        CertificateChoice::Single => credential
+            .chain
+            .iter()
+            .take(1)
+            .map(|c| STANDARD.encode(&c.0))
+            .collect(),
+        CertificateChoice::Chain => credential
+            .chain
+            .iter()
+            .map(|c| STANDARD.encode(&c.0))
+            .collect(),
     };
     let mut cert = Map::new();
     cert.insert("status".into(), json!(credential.status));
@@ -225,8 +285,14 @@ fn describe(credential: &Credential, certificates: CertificateChoice, cert_info:
         cert.insert("issuerDN".into(), json!(credential.issuer));
         cert.insert("serialNumber".into(), json!(credential.id));
         cert.insert("subjectDN".into(), json!(credential.certificate.subject));
-        cert.insert("validFrom".into(), json!(generalized_time(credential.certificate.not_before)));
-        cert.insert("validTo".into(), json!(generalized_time(credential.certificate.not_after)));
+        cert.insert(
+            "validFrom".into(),
+            json!(generalized_time(credential.certificate.not_before)),
+        );
+        cert.insert(
+            "validTo".into(),
+            json!(generalized_time(credential.certificate.not_after)),
+        );
     }
     let mut out = Map::new();
     out.insert("description".into(), json!("Квалификовани електронски сертификат у клауду / Qualified electronic certificate in the cloud"));
@@ -263,7 +329,9 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Err(response) => return response,
     };
     if request.user_id.is_some() {
-        return csc_error(CscError::invalid("Invalid parameter userID: a token is bound to its user"));
+        return csc_error(CscError::invalid(
+            "Invalid parameter userID: a token is bound to its user",
+        ));
     }
     let choice = match csc::certificate_choice(request.certificates.as_deref()) {
         Ok(c) => c,
@@ -282,7 +350,12 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
         let infos: Vec<Value> = credentials
             .iter()
             .map(|c| {
-                let mut info = describe(c, choice, request.cert_info.unwrap_or(false), request.auth_info.unwrap_or(false));
+                let mut info = describe(
+                    c,
+                    choice,
+                    request.cert_info.unwrap_or(false),
+                    request.auth_info.unwrap_or(false),
+                );
                 info.insert("credentialID".into(), json!(c.id));
                 Value::Object(info)
             })
@@ -292,7 +365,11 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     Json(Value::Object(out)).into_response()
 }
 
-async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn credential_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match caller(&state, &headers).await {
         Ok(c) => c,
         Err(response) => return response,
@@ -301,15 +378,21 @@ async fn credential_info(State(state): State<AppState>, headers: HeaderMap, body
         Ok(r) => r,
         Err(response) => return response,
     };
-    let Some(id) = request.credential_id.as_deref() else { return csc_error(CscError::missing("credentialID")) };
+    let Some(id) = request.credential_id.as_deref() else {
+        return csc_error(CscError::missing("credentialID"));
+    };
     let choice = match csc::certificate_choice(request.certificates.as_deref()) {
         Ok(c) => c,
         Err(error) => return csc_error(error),
     };
     match state.authority.credential(&caller.user, id).await {
-        Ok(Some(credential)) => {
-            Json(Value::Object(describe(&credential, choice, request.cert_info.unwrap_or(false), request.auth_info.unwrap_or(true)))).into_response()
-        }
+        Ok(Some(credential)) => Json(Value::Object(describe(
+            &credential,
+            choice,
+            request.cert_info.unwrap_or(false),
+            request.auth_info.unwrap_or(true),
+        )))
+        .into_response(),
         Ok(None) => csc_error(CscError::invalid("Invalid parameter credentialID")),
         Err(error) => failed(error),
     }
@@ -327,7 +410,10 @@ fn requester(caller: &ApiCaller) -> String {
 /// The calling software as the app shows it beside the address (unauthenticated, like a
 /// browser's name): its User-Agent as printable text, or "CSC API".
 fn calling_software(headers: &HeaderMap) -> String {
-    let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let agent = domain::text::display_text(agent.trim(), 60);
     if agent.trim().is_empty() {
         "CSC API".into()
@@ -344,22 +430,33 @@ fn binding(caller: &ApiCaller) -> String {
 
 /// Document titles from the description: one title for one hash, numbered for several.
 fn titles(description: Option<&str>, count: usize) -> Vec<String> {
-    let base = description.map(str::trim).filter(|d| !d.is_empty()).unwrap_or("Документ");
+    let base = description
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("Документ");
     if count == 1 {
         return vec![base.to_owned()];
     }
-    (1..=count).map(|i| format!("{base} ({i}/{count})")).collect()
+    (1..=count)
+        .map(|i| format!("{base} ({i}/{count})"))
+        .collect()
 }
 
-async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match caller(&state, &headers).await {
         Ok(c) => c,
         Err(response) => return response,
     };
-    let request = match parse::<csc::AuthorizeRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+    let request =
+        match parse::<csc::AuthorizeRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
+            Ok(r) => r,
+            Err(response) => return response,
+        };
     let sign = SignRequest {
         credential_id: request.credential_id,
         algorithm: request.algorithm,
@@ -367,26 +464,47 @@ async fn authorize(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         num_signatures: request.num_signatures,
         hashes: request.hashes,
         requester: requester(&caller),
-        context: RequestContext { browser: calling_software(&headers), ip },
+        context: RequestContext {
+            browser: calling_software(&headers),
+            ip,
+        },
     };
-    match state.authority.authorize_signing(&caller.user, &sign, &binding(&caller)).await {
+    match state
+        .authority
+        .authorize_signing(&caller.user, &sign, &binding(&caller))
+        .await
+    {
         Ok(handle) => (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response(),
         Err(error) => signing_error(error),
     }
 }
 
-async fn authorize_check(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize_check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let caller = match caller(&state, &headers).await {
         Ok(c) => c,
         Err(response) => return response,
     };
-    let handle = match parse::<csc::AuthorizeCheckRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
+    let handle = match parse::<csc::AuthorizeCheckRequest>(&body)
+        .and_then(|r| r.validate().map_err(csc_error))
+    {
         Ok(h) => h,
         Err(response) => return response,
     };
-    match state.authority.authorization_check(&caller.user, &handle, &binding(&caller)).await {
-        Ok(AuthorizationCheck::Pending { .. }) => (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response(),
-        Ok(AuthorizationCheck::Authorized { sad, expires_in }) => Json(json!({ "SAD": sad, "expiresIn": expires_in })).into_response(),
+    match state
+        .authority
+        .authorization_check(&caller.user, &handle, &binding(&caller))
+        .await
+    {
+        Ok(AuthorizationCheck::Pending { .. }) => {
+            (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response()
+        }
+        Ok(AuthorizationCheck::Authorized { sad, expires_in }) => {
+            Json(json!({ "SAD": sad, "expiresIn": expires_in })).into_response()
+        }
         Err(error) => signing_error(error),
     }
 }
@@ -396,13 +514,22 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Ok(c) => c,
         Err(response) => return response,
     };
-    let request = match parse::<csc::SignHashRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+    let request =
+        match parse::<csc::SignHashRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
+            Ok(r) => r,
+            Err(response) => return response,
+        };
     match state
         .authority
-        .sign_hashes(&caller.user, &binding(&caller), &request.credential_id, &request.sad, request.algorithm, request.scheme, &request.hashes)
+        .sign_hashes(
+            &caller.user,
+            &binding(&caller),
+            &request.credential_id,
+            &request.sad,
+            request.algorithm,
+            request.scheme,
+            &request.hashes,
+        )
         .await
     {
         Ok(signatures) => {
@@ -418,13 +545,20 @@ async fn timestamp(State(state): State<AppState>, headers: HeaderMap, body: Byte
     if let Err(response) = caller(&state, &headers).await {
         return response;
     }
-    let request = match parse::<csc::TimestampRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
-    match state.authority.timestamp_token(request.algorithm, &request.hash, request.nonce.as_deref()).await {
+    let request =
+        match parse::<csc::TimestampRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
+            Ok(r) => r,
+            Err(response) => return response,
+        };
+    match state
+        .authority
+        .timestamp_token(request.algorithm, &request.hash, request.nonce.as_deref())
+        .await
+    {
         Ok(token) => Json(json!({ "timestamp": STANDARD.encode(token) })).into_response(),
-        Err(Error::Rejected(Rejection::Invalid(_))) => csc_error(CscError::invalid("Invalid parameter hash")),
+        Err(Error::Rejected(Rejection::Invalid(_))) => {
+            csc_error(CscError::invalid("Invalid parameter hash"))
+        }
         Err(error) => failed(error),
     }
 }

@@ -70,7 +70,10 @@ pub fn app(state: AppState) -> Router {
 
 /// Headers on every answer: a strict CSP (no inline script or style, no framing), no MIME
 /// sniffing, no referrer.
-async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -80,8 +83,14 @@ async fn security_headers(request: axum::extract::Request, next: axum::middlewar
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         ),
     );
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
@@ -131,7 +140,9 @@ async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Re
             None => internal_error(&"the time-stamping unit has no certificate"),
         };
     }
-    let Some(ca) = CaName::ALL.into_iter().find(|c| c.file_stem() == stem) else { return not_found() };
+    let Some(ca) = CaName::ALL.into_iter().find(|c| c.file_stem() == stem) else {
+        return not_found();
+    };
     state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
     if is_crl {
         match state.authority.crl(ca).await {
@@ -147,7 +158,14 @@ async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Re
 }
 
 fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -157,16 +175,27 @@ fn not_found() -> Response {
 fn internal_error(error: &dyn std::fmt::Display) -> Response {
     let id = hex::encode(rand::random::<[u8; 8]>());
     tracing::error!(request_id = %id, %error, "request failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error, request id {id}\n")).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error, request id {id}\n"),
+    )
+        .into_response()
 }
 
 async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if body.len() > MAX_OCSP_REQUEST {
         return (StatusCode::PAYLOAD_TOO_LARGE, "OCSP request too large\n").into_response();
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !content_type.is_empty() && !content_type.starts_with("application/ocsp-request") {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/ocsp-request\n").into_response();
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/ocsp-request\n",
+        )
+            .into_response();
     }
     let answer = state.authority.ocsp(&body).await;
     ocsp_response(&state, answer)
@@ -175,31 +204,58 @@ async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
 /// RFC 3161 §3.4: a DER TimeStampReq in, a DER TimeStampResp out, `200` with exactly
 /// `application/timestamp-reply` whatever the outcome (pyHanko compares the header string); a
 /// refused request is a `rejection` response, a failure of ours a `systemFailure` one.
-async fn tsa_post(State(state): State<AppState>, client: crate::app_api::ClientIp, headers: HeaderMap, body: Bytes) -> Response {
+async fn tsa_post(
+    State(state): State<AppState>,
+    client: crate::app_api::ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // HTTP 429, not an RFC 3161 rejection: no PKIFailureInfo means "come back later" (the
     // nearest, systemFailure, would blame the TSA), and an HTTP client backs off on 429 and
     // Retry-After without reading the body.
     if state.authority.admit_timestamp_request(&client.0).is_err() {
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "too many time-stamp requests\n").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many time-stamp requests\n",
+        )
+            .into_response();
     }
     if body.len() > MAX_TSA_REQUEST {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "time-stamp request too large\n").into_response();
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "time-stamp request too large\n",
+        )
+            .into_response();
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if !media_type.eq_ignore_ascii_case("application/timestamp-query") {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/timestamp-query\n").into_response();
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected application/timestamp-query\n",
+        )
+            .into_response();
     }
     let reply = match state.authority.timestamp(&body).await {
         Ok(reply) => reply,
         Err(error) => {
             let id = hex::encode(rand::random::<[u8; 8]>());
             tracing::error!(request_id = %id, %error, "time-stamp request failed");
-            pki::tsa::rejection(pki::tsa::FailureInfo::SystemFailure, Some(&format!("internal error, request id {id}")))
+            pki::tsa::rejection(
+                pki::tsa::FailureInfo::SystemFailure,
+                Some(&format!("internal error, request id {id}")),
+            )
         }
     };
     (
-        [(header::CONTENT_TYPE, "application/timestamp-reply"), (header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CONTENT_TYPE, "application/timestamp-reply"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         reply,
     )
         .into_response()
@@ -208,14 +264,20 @@ async fn tsa_post(State(state): State<AppState>, client: crate::app_api::ClientI
 async fn ocsp_get(State(state): State<AppState>, Path(encoded): Path<String>) -> Response {
     // RFC 6960 Appendix A.1: base64 of the DER, URL-encoded (axum has percent-decoded it).
     // Some clients leave `+` as a space or use the URL-safe alphabet; accept both.
-    let cleaned: String = encoded.trim_start_matches('/').chars().map(|c| if c == ' ' { '+' } else { c }).collect();
+    let cleaned: String = encoded
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c == ' ' { '+' } else { c })
+        .collect();
     if cleaned.len() > MAX_OCSP_REQUEST * 2 {
         return (StatusCode::URI_TOO_LONG, "request too long\n").into_response();
     }
     let standard = base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes());
     let der = match standard {
         Ok(der) => der,
-        Err(_) => match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned.trim_end_matches('=').as_bytes()) {
+        Err(_) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cleaned.trim_end_matches('=').as_bytes())
+        {
             Ok(der) => der,
             Err(_) => {
                 let answer = state.authority.ocsp(&[]).await;
@@ -240,7 +302,10 @@ fn ocsp_response(state: &AppState, answer: OcspAnswer) -> Response {
     }
     let mut response = Response::new(Body::from(answer.body.clone()));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/ocsp-response"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/ocsp-response"),
+    );
     match answer.cacheable {
         // RFC 5019 §6.2: caching headers from thisUpdate and nextUpdate.
         Some((this_update, next_update)) => {
@@ -250,8 +315,12 @@ fn ocsp_response(state: &AppState, answer: OcspAnswer) -> Response {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 headers.insert(header::CACHE_CONTROL, v);
             }
-            for (name, at) in [(header::LAST_MODIFIED, this_update), (header::EXPIRES, next_update)] {
-                let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(at.0).unwrap_or(0));
+            for (name, at) in [
+                (header::LAST_MODIFIED, this_update),
+                (header::EXPIRES, next_update),
+            ] {
+                let time = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(at.0).unwrap_or(0));
                 if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(time)) {
                     headers.insert(name, v);
                 }

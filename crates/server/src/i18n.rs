@@ -42,7 +42,9 @@ impl Language {
 
     /// The language of a tag, if it is one of ours.
     pub fn from_tag(tag: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.tag().eq_ignore_ascii_case(tag))
+        Self::ALL
+            .into_iter()
+            .find(|l| l.tag().eq_ignore_ascii_case(tag))
     }
 }
 
@@ -54,14 +56,66 @@ pub fn transliterate(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let latin = match c {
-            'А' => "A", 'Б' => "B", 'В' => "V", 'Г' => "G", 'Д' => "D", 'Ђ' => "Đ", 'Е' => "E", 'Ж' => "Ž",
-            'З' => "Z", 'И' => "I", 'Ј' => "J", 'К' => "K", 'Л' => "L", 'Љ' => "Lj", 'М' => "M", 'Н' => "N",
-            'Њ' => "Nj", 'О' => "O", 'П' => "P", 'Р' => "R", 'С' => "S", 'Т' => "T", 'Ћ' => "Ć", 'У' => "U",
-            'Ф' => "F", 'Х' => "H", 'Ц' => "C", 'Ч' => "Č", 'Џ' => "Dž", 'Ш' => "Š",
-            'а' => "a", 'б' => "b", 'в' => "v", 'г' => "g", 'д' => "d", 'ђ' => "đ", 'е' => "e", 'ж' => "ž",
-            'з' => "z", 'и' => "i", 'ј' => "j", 'к' => "k", 'л' => "l", 'љ' => "lj", 'м' => "m", 'н' => "n",
-            'њ' => "nj", 'о' => "o", 'п' => "p", 'р' => "r", 'с' => "s", 'т' => "t", 'ћ' => "ć", 'у' => "u",
-            'ф' => "f", 'х' => "h", 'ц' => "c", 'ч' => "č", 'џ' => "dž", 'ш' => "š",
+            'А' => "A",
+            'Б' => "B",
+            'В' => "V",
+            'Г' => "G",
+            'Д' => "D",
+            'Ђ' => "Đ",
+            'Е' => "E",
+            'Ж' => "Ž",
+            'З' => "Z",
+            'И' => "I",
+            'Ј' => "J",
+            'К' => "K",
+            'Л' => "L",
+            'Љ' => "Lj",
+            'М' => "M",
+            'Н' => "N",
+            'Њ' => "Nj",
+            'О' => "O",
+            'П' => "P",
+            'Р' => "R",
+            'С' => "S",
+            'Т' => "T",
+            'Ћ' => "Ć",
+            'У' => "U",
+            'Ф' => "F",
+            'Х' => "H",
+            'Ц' => "C",
+            'Ч' => "Č",
+            'Џ' => "Dž",
+            'Ш' => "Š",
+            'а' => "a",
+            'б' => "b",
+            'в' => "v",
+            'г' => "g",
+            'д' => "d",
+            'ђ' => "đ",
+            'е' => "e",
+            'ж' => "ž",
+            'з' => "z",
+            'и' => "i",
+            'ј' => "j",
+            'к' => "k",
+            'л' => "l",
+            'љ' => "lj",
+            'м' => "m",
+            'н' => "n",
+            'њ' => "nj",
+            'о' => "o",
+            'п' => "p",
+            'р' => "r",
+            'с' => "s",
+            'т' => "t",
+            'ћ' => "ć",
+            'у' => "u",
+            'ф' => "f",
+            'х' => "h",
+            'ц' => "c",
+            'ч' => "č",
+            'џ' => "dž",
+            'ш' => "š",
             other => {
                 out.push(other);
                 continue;
@@ -83,8 +137,12 @@ pub struct Catalog {
 #[error("message catalogue {0}: {1}")]
 pub struct CatalogError(&'static str, String);
 
-fn bundle(language: Language, source: String) -> Result<(FluentBundle<FluentResource>, Vec<String>), CatalogError> {
-    let resource = FluentResource::try_new(source).map_err(|(_, errors)| CatalogError(language.tag(), format!("{errors:?}")))?;
+fn bundle(
+    language: Language,
+    source: String,
+) -> Result<(FluentBundle<FluentResource>, Vec<String>), CatalogError> {
+    let resource = FluentResource::try_new(source)
+        .map_err(|(_, errors)| CatalogError(language.tag(), format!("{errors:?}")))?;
     let ids = resource
         .entries()
         .filter_map(|entry| match entry {
@@ -92,11 +150,16 @@ fn bundle(language: Language, source: String) -> Result<(FluentBundle<FluentReso
             _ => None,
         })
         .collect();
-    let tag = language.tag().parse().map_err(|e| CatalogError(language.tag(), format!("{e}")))?;
+    let tag = language
+        .tag()
+        .parse()
+        .map_err(|e| CatalogError(language.tag(), format!("{e}")))?;
     let mut bundle = FluentBundle::new_concurrent(vec![tag]);
     // No Unicode isolation marks around placeables: they would show in plain-text contexts.
     bundle.set_use_isolating(false);
-    bundle.add_resource(resource).map_err(|errors| CatalogError(language.tag(), format!("{errors:?}")))?;
+    bundle
+        .add_resource(resource)
+        .map_err(|errors| CatalogError(language.tag(), format!("{errors:?}")))?;
     Ok((bundle, ids))
 }
 
@@ -117,7 +180,10 @@ impl Catalog {
         }
         for id in &english_ids {
             if !ids.contains(id) {
-                return Err(CatalogError("sr-Cyrl", format!("message `{id}` is missing")));
+                return Err(CatalogError(
+                    "sr-Cyrl",
+                    format!("message `{id}` is missing"),
+                ));
             }
         }
         Ok(Self { bundles, ids })
@@ -130,7 +196,9 @@ impl Catalog {
 
     /// A message with arguments; a missing one shows its id (and is logged) rather than fail.
     pub fn message(&self, language: Language, id: &str, args: &[(&str, String)]) -> String {
-        let Some(bundle) = self.bundles.get(&language) else { return id.to_owned() };
+        let Some(bundle) = self.bundles.get(&language) else {
+            return id.to_owned();
+        };
         let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
             tracing::error!(id, language = language.tag(), "missing message");
             return id.to_owned();
@@ -142,14 +210,21 @@ impl Catalog {
         let mut errors = Vec::new();
         let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
         if !errors.is_empty() {
-            tracing::error!(id, language = language.tag(), ?errors, "message formatting failed");
+            tracing::error!(
+                id,
+                language = language.tag(),
+                ?errors,
+                "message formatting failed"
+            );
         }
         text.into_owned()
     }
 
     /// Whether a message exists in a language.
     pub fn has(&self, language: Language, id: &str) -> bool {
-        self.bundles.get(&language).is_some_and(|b| b.get_message(id).and_then(|m| m.value()).is_some())
+        self.bundles
+            .get(&language)
+            .is_some_and(|b| b.get_message(id).and_then(|m| m.value()).is_some())
     }
 }
 
@@ -157,14 +232,27 @@ impl Catalog {
 /// placeholders `{name}`, `{link}`, `{hours}`, `{login}` are left for the authority to fill.
 pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
     let both = |id: &str, args: &[(&str, String)], separator: &str| {
-        format!("{}{separator}{}", catalog.message(Language::SerbianCyrillic, id, args), catalog.message(Language::English, id, args))
+        format!(
+            "{}{separator}{}",
+            catalog.message(Language::SerbianCyrillic, id, args),
+            catalog.message(Language::English, id, args)
+        )
     };
-    let placeholders: Vec<(&str, String)> = ["name", "link", "hours", "login"].iter().map(|p| (*p, format!("{{{p}}}"))).collect();
+    let placeholders: Vec<(&str, String)> = ["name", "link", "hours", "login"]
+        .iter()
+        .map(|p| (*p, format!("{{{p}}}")))
+        .collect();
     authority::RegistrationMails {
         verify_subject: both("mail-register-verify-subject", &[], " / "),
-        verify_body: format!("{}\n", both("mail-register-verify-text", &placeholders, "\n\n")),
+        verify_body: format!(
+            "{}\n",
+            both("mail-register-verify-text", &placeholders, "\n\n")
+        ),
         existing_subject: both("mail-register-existing-subject", &[], " / "),
-        existing_body: format!("{}\n", both("mail-register-existing-text", &placeholders, "\n\n")),
+        existing_body: format!(
+            "{}\n",
+            both("mail-register-existing-text", &placeholders, "\n\n")
+        ),
     }
 }
 
@@ -179,13 +267,34 @@ mod tests {
         let cyrillic = |text: &str| text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c));
         for language in Language::ALL {
             for id in catalog.ids() {
-                assert!(catalog.has(language, id), "{id} missing in {}", language.tag());
-                let text = catalog.message(language, id, &[("seconds", "5".into()), ("id", "x".into()), ("date", "d".into())]);
-                assert!(!text.trim().is_empty(), "{id} is empty in {}", language.tag());
+                assert!(
+                    catalog.has(language, id),
+                    "{id} missing in {}",
+                    language.tag()
+                );
+                let text = catalog.message(
+                    language,
+                    id,
+                    &[
+                        ("seconds", "5".into()),
+                        ("id", "x".into()),
+                        ("date", "d".into()),
+                    ],
+                );
+                assert!(
+                    !text.trim().is_empty(),
+                    "{id} is empty in {}",
+                    language.tag()
+                );
                 // Untranslated text shows in the wrong script: Cyrillic pages are Cyrillic,
                 // Latin and English pages have none.
                 let expect_cyrillic = language == Language::SerbianCyrillic;
-                assert_eq!(cyrillic(&text), expect_cyrillic, "{id} in {} is not in its script: {text}", language.tag());
+                assert_eq!(
+                    cyrillic(&text),
+                    expect_cyrillic,
+                    "{id} in {} is not in its script: {text}",
+                    language.tag()
+                );
             }
         }
     }
@@ -193,18 +302,42 @@ mod tests {
     #[test]
     fn registration_mails_come_from_the_catalogues_in_both_languages() {
         let mails = registration_mails(&Catalog::load().unwrap());
-        assert!(mails.existing_body.contains("налог већ постоји") && mails.existing_body.contains("which already has one"), "{mails:?}");
+        assert!(
+            mails.existing_body.contains("налог већ постоји")
+                && mails.existing_body.contains("which already has one"),
+            "{mails:?}"
+        );
         assert_eq!(mails.existing_body.matches("{login}").count(), 2);
-        assert!(mails.verify_body.contains("{name}") && mails.verify_body.contains(" {link} ") && mails.verify_body.contains("{hours}"));
+        assert!(
+            mails.verify_body.contains("{name}")
+                && mails.verify_body.contains(" {link} ")
+                && mails.verify_body.contains("{hours}")
+        );
         assert!(mails.verify_subject.contains(" / "));
     }
 
     #[test]
     fn latin_is_the_transliterated_cyrillic() {
-        assert_eq!(transliterate("Пријавите се, Љубиша Џаковић"), "Prijavite se, Ljubiša Džaković");
+        assert_eq!(
+            transliterate("Пријавите се, Љубиша Џаковић"),
+            "Prijavite se, Ljubiša Džaković"
+        );
         let catalog = Catalog::load().unwrap();
-        assert_eq!(catalog.message(Language::SerbianLatin, "nav-login", &[]), "Prijava");
-        assert_eq!(catalog.message(Language::SerbianCyrillic, "services", &[]), "услуге");
-        assert_eq!(catalog.message(Language::English, "wait-seconds", &[("seconds", "7".into())]), "7 s");
+        assert_eq!(
+            catalog.message(Language::SerbianLatin, "nav-login", &[]),
+            "Prijava"
+        );
+        assert_eq!(
+            catalog.message(Language::SerbianCyrillic, "services", &[]),
+            "услуге"
+        );
+        assert_eq!(
+            catalog.message(
+                Language::English,
+                "wait-seconds",
+                &[("seconds", "7".into())]
+            ),
+            "7 s"
+        );
     }
 }

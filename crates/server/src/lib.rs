@@ -42,7 +42,8 @@ pub enum StartError {
 
 /// Creates the data folder (mode 0700) if needed.
 pub fn prepare_data_folder(data: &Path) -> Result<(), StartError> {
-    std::fs::create_dir_all(data).map_err(|e| StartError::Files(format!("cannot create {}: {e}", data.display())))?;
+    std::fs::create_dir_all(data)
+        .map_err(|e| StartError::Files(format!("cannot create {}: {e}", data.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -55,8 +56,9 @@ pub fn prepare_data_folder(data: &Path) -> Result<(), StartError> {
 pub fn master_key(data: &Path) -> Result<MasterKey, StartError> {
     let path = data.join("master.key");
     match std::fs::read(&path) {
-        Ok(bytes) => MasterKey::from_bytes(&bytes)
-            .ok_or_else(|| StartError::Files(format!("{} is not a 32-byte master key", path.display()))),
+        Ok(bytes) => MasterKey::from_bytes(&bytes).ok_or_else(|| {
+            StartError::Files(format!("{} is not a 32-byte master key", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = MasterKey::generate();
             let mut options = std::fs::OpenOptions::new();
@@ -66,14 +68,18 @@ pub fn master_key(data: &Path) -> Result<MasterKey, StartError> {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            let mut file =
-                options.open(&path).map_err(|e| StartError::Files(format!("cannot create {}: {e}", path.display())))?;
+            let mut file = options
+                .open(&path)
+                .map_err(|e| StartError::Files(format!("cannot create {}: {e}", path.display())))?;
             file.write_all(key.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| StartError::Files(format!("cannot write {}: {e}", path.display())))?;
             Ok(key)
         }
-        Err(e) => Err(StartError::Files(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(StartError::Files(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -81,9 +87,11 @@ pub fn master_key(data: &Path) -> Result<MasterKey, StartError> {
 pub fn key_backend(config: &Config) -> Result<Arc<dyn KeyBackend>, StartError> {
     Ok(match &config.keys {
         KeyBackendConfig::Software => Arc::new(SoftwareKeyBackend::new(master_key(&config.data)?)),
-        KeyBackendConfig::Pkcs11 { module, token, pin } => {
-            Arc::new(hsm::Pkcs11Backend::open(module, token, hsm::Pin::new(pin.as_str()))?)
-        }
+        KeyBackendConfig::Pkcs11 { module, token, pin } => Arc::new(hsm::Pkcs11Backend::open(
+            module,
+            token,
+            hsm::Pin::new(pin.as_str()),
+        )?),
     })
 }
 
@@ -122,17 +130,29 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
     };
     let first_start = secret.is_none();
     if let Some(secret) = &secret {
-        store.enable_audit_key(store::AuditKey::from_secret(secret.clone()), now).await?;
+        store
+            .enable_audit_key(store::AuditKey::from_secret(secret.clone()), now)
+            .await?;
     }
-    let authority = Authority::open(store.clone(), keys.clone(), clock, settings(config, public_url)).await?;
+    let authority = Authority::open(
+        store.clone(),
+        keys.clone(),
+        clock,
+        settings(config, public_url),
+    )
+    .await?;
     let secret = match secret {
         Some(secret) => secret,
         None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref())
             .await?
-            .ok_or_else(|| StartError::Files("the ConsentID encryption key is missing: no audit key".into()))?,
+            .ok_or_else(|| {
+                StartError::Files("the ConsentID encryption key is missing: no audit key".into())
+            })?,
     };
     if first_start {
-        store.enable_audit_key(store::AuditKey::from_secret(secret.clone()), now).await?;
+        store
+            .enable_audit_key(store::AuditKey::from_secret(secret.clone()), now)
+            .await?;
     }
     // Anonymous session tokens made by one instance are good on every other (and after a restart).
     let authority = authority.with_deployment_secret(&secret);
@@ -142,7 +162,11 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
 /// The public URL: configured, or `http(s)://<listen address>` (https when the server has a
 /// certificate).
 pub fn public_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     match (&config.public_url, bound) {
         (Some(url), _) => url.clone(),
         (None, Some(addr)) => format!("{scheme}://{addr}"),

@@ -168,7 +168,11 @@ fn main() -> ExitCode {
         Command::Serve { listen } => listen.clone(),
         _ => None,
     };
-    let flags = Flags { data: cli.data.clone(), config: cli.config.clone(), listen };
+    let flags = Flags {
+        data: cli.data.clone(),
+        config: cli.config.clone(),
+        listen,
+    };
     let environment: BTreeMap<String, String> = std::env::vars().collect();
     let config = match Config::load(&flags, &environment) {
         Ok(config) => config,
@@ -177,7 +181,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("eidportal: cannot start the runtime: {e}");
@@ -198,22 +205,30 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         return serve(config).await;
     }
     // Every other command works on the same data as the server, through the same authority.
-    let authority = server::open_authority(&config, &server::public_url(&config, None)).await.map_err(|e| e.to_string())?;
+    let authority = server::open_authority(&config, &server::public_url(&config, None))
+        .await
+        .map_err(|e| e.to_string())?;
     match command {
         Command::Serve { .. } => Ok(ExitCode::SUCCESS),
         Command::User(command) => user(command, &authority).await,
         Command::Cert(command) => cert(command, &authority).await,
-        Command::Audit(AuditCommand::Verify) => match authority.verify_audit().await.map_err(|e| e.to_string())? {
-            Ok(count) => {
-                println!("audit log intact: {count} entries");
-                Ok(ExitCode::SUCCESS)
+        Command::Audit(AuditCommand::Verify) => {
+            match authority.verify_audit().await.map_err(|e| e.to_string())? {
+                Ok(count) => {
+                    println!("audit log intact: {count} entries");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(broken) => {
+                    println!("audit log BROKEN: {broken}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            Err(broken) => {
-                println!("audit log BROKEN: {broken}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
-        Command::Audit(AuditCommand::Checkpoint) => match authority.write_audit_checkpoint().await.map_err(|e| e.to_string())? {
+        }
+        Command::Audit(AuditCommand::Checkpoint) => match authority
+            .write_audit_checkpoint()
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Some(path) => {
                 println!("audit checkpoint written: {}", path.display());
                 Ok(ExitCode::SUCCESS)
@@ -239,7 +254,11 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = server::public_url(&config, Some(bound));
-    let authority = Arc::new(server::open_authority(&config, &public_url).await.map_err(|e| e.to_string())?);
+    let authority = Arc::new(
+        server::open_authority(&config, &public_url)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
     let (stop_sender, stopping) = server::transport::Stopping::new();
     // Background upkeep: status changes from other processes every second; CRLs, OCSP
     // signers and dead reservations every minute. It ends between two rounds once the server
@@ -254,7 +273,11 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
                 () = upkeep_stopping.wait() => break,
             }
             tick += 1;
-            let result = if tick % 60 == 0 { upkeep.maintain().await } else { upkeep.sync_status().await };
+            let result = if tick % 60 == 0 {
+                upkeep.maintain().await
+            } else {
+                upkeep.sync_status().await
+            };
             if let Err(error) = result {
                 tracing::error!(%error, "upkeep failed");
             }
@@ -270,13 +293,19 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         stopping: stopping.clone(),
     };
     if config.dangerous_disable_rate_limits {
-        tracing::warn!("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS is set: no rate limits (benchmarks only)");
+        tracing::warn!(
+            "EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS is set: no rate limits (benchmarks only)"
+        );
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("eidportal listening on {scheme}://{bound}");
     println!("portal: {public_url}/");
     tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
-    let router = if tls.is_some() { server::transport::with_hsts(app(state)) } else { app(state) };
+    let router = if tls.is_some() {
+        server::transport::with_hsts(app(state))
+    } else {
+        app(state)
+    };
     let limits = server::transport::Limits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         max_connections: config.max_connections,
@@ -306,7 +335,10 @@ async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut terminate), Ok(mut interrupt)) => {
                 tokio::select! {
                     _ = terminate.recv() => {}
@@ -340,16 +372,36 @@ fn redact_url(url: &str) -> String {
 
 async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, String> {
     let (code, json, user_id, email) = match command {
-        UserCommand::Add { email, person: PersonArgs { given_name, surname, jmbg }, password_stdin, json } => {
+        UserCommand::Add {
+            email,
+            person:
+                PersonArgs {
+                    given_name,
+                    surname,
+                    jmbg,
+                },
+            password_stdin,
+            json,
+        } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
             let password = if password_stdin {
                 let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map_err(|e| format!("--password-stdin: {e}"))?;
-                Some(zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("--password-stdin: {e}"))?;
+                Some(zeroize::Zeroizing::new(
+                    line.trim_end_matches(['\n', '\r']).to_owned(),
+                ))
             } else {
                 None
             };
-            let new = authority::accounts::NewUser { email, given_name, surname, jmbg, password };
+            let new = authority::accounts::NewUser {
+                email,
+                given_name,
+                surname,
+                jmbg,
+                password,
+            };
             let (user, code) = authority.add_user(new, "officer").await.map_err(|error| match error {
                 authority::Error::Rejected(authority::Rejection::AlreadyExists) => {
                     "--email: a verified account with this address exists; proof it with `eidportal user proof` instead".to_owned()
@@ -358,12 +410,32 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
             })?;
             (code, json, Some(user.id), user.email)
         }
-        UserCommand::Proof { email, person: PersonArgs { given_name, surname, jmbg }, json } => {
+        UserCommand::Proof {
+            email,
+            person:
+                PersonArgs {
+                    given_name,
+                    surname,
+                    jmbg,
+                },
+            json,
+        } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
-            let proof = authority::accounts::Proofing { email, given_name, surname, jmbg };
-            let (user, changes, code) = authority.proof_user(proof, "officer").await.map_err(officer_error)?;
+            let proof = authority::accounts::Proofing {
+                email,
+                given_name,
+                surname,
+                jmbg,
+            };
+            let (user, changes, code) = authority
+                .proof_user(proof, "officer")
+                .await
+                .map_err(officer_error)?;
             if json {
-                let changes: Vec<_> = changes.iter().map(|c| serde_json::json!({ "field": c.field, "old": c.old, "new": c.new })).collect();
+                let changes: Vec<_> = changes
+                    .iter()
+                    .map(|c| serde_json::json!({ "field": c.field, "old": c.old, "new": c.new }))
+                    .collect();
                 println!(
                     "{}",
                     serde_json::json!({ "user_id": user.id, "email": user.email, "changes": changes, "activation_code": code.0 })
@@ -373,19 +445,31 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                     println!("{}: {} → {}", change.field, change.old, change.new);
                 }
                 println!("sessions and password of {} ended", user.email);
-                println!("activation code for {}: {} (valid 10 minutes, single use)", user.email, code.0);
+                println!(
+                    "activation code for {}: {} (valid 10 minutes, single use)",
+                    user.email, code.0
+                );
             }
             return Ok(ExitCode::SUCCESS);
         }
         UserCommand::ActivationCode { email, json } => {
-            let code = authority.new_activation_code(&email, "officer").await.map_err(officer_error)?;
+            let code = authority
+                .new_activation_code(&email, "officer")
+                .await
+                .map_err(officer_error)?;
             (code, json, None, email)
         }
     };
     if json {
-        println!("{}", serde_json::json!({ "user_id": user_id, "email": email, "activation_code": code.0 }));
+        println!(
+            "{}",
+            serde_json::json!({ "user_id": user_id, "email": email, "activation_code": code.0 })
+        );
     } else {
-        println!("activation code for {email}: {} (valid 10 minutes, single use)", code.0);
+        println!(
+            "activation code for {email}: {} (valid 10 minutes, single use)",
+            code.0
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -393,7 +477,9 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
 /// An officer command's error, naming the field where one is at fault.
 fn officer_error(error: authority::Error) -> String {
     match error {
-        authority::Error::Rejected(authority::Rejection::Invalid(field)) => format!("--{}: not valid", field.replace('_', "-")),
+        authority::Error::Rejected(authority::Rejection::Invalid(field)) => {
+            format!("--{}: not valid", field.replace('_', "-"))
+        }
         other => other.to_string(),
     }
 }
@@ -405,7 +491,10 @@ fn parse_serial(text: &str) -> Result<Serial, String> {
 async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, String> {
     match command {
         CertCommand::List { email, json } => {
-            let records = authority.certificates(email.as_deref()).await.map_err(|e| e.to_string())?;
+            let records = authority
+                .certificates(email.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
                 let items: Vec<serde_json::Value> = records
                     .iter()
@@ -426,7 +515,10 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                     .collect();
                 println!("{}", serde_json::Value::Array(items));
             } else {
-                println!("{:<32}  {:<15}  {:<9}  {:<20}  subject", "serial", "kind", "status", "not_after");
+                println!(
+                    "{:<32}  {:<15}  {:<9}  {:<20}  subject",
+                    "serial", "kind", "status", "not_after"
+                );
                 for r in &records {
                     println!(
                         "{}  {:<15}  {:<9}  {:<20}  {}",
@@ -442,7 +534,13 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
         }
         CertCommand::Pem { serial, chain } => {
             let serial = parse_serial(&serial)?;
-            print!("{}", authority.certificate_pem(&serial, chain).await.map_err(|e| e.to_string())?);
+            print!(
+                "{}",
+                authority
+                    .certificate_pem(&serial, chain)
+                    .await
+                    .map_err(|e| e.to_string())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         CertCommand::Revoke { serial, reason } => {
@@ -450,20 +548,40 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
             let reason: RevocationReason = reason.parse().map_err(|_| {
                 format!("--reason: `{reason}` is not an RFC 5280 reason (e.g. keyCompromise, superseded)")
             })?;
-            authority.revoke(&serial, reason, "officer").await.map_err(|e| e.to_string())?;
+            authority
+                .revoke(&serial, reason, "officer")
+                .await
+                .map_err(|e| e.to_string())?;
             println!("revoked {serial} ({})", reason.as_str());
             Ok(ExitCode::SUCCESS)
         }
-        CertCommand::Issue { kind, person: PersonArgs { given_name, surname, jmbg }, email, count, json } => {
+        CertCommand::Issue {
+            kind,
+            person:
+                PersonArgs {
+                    given_name,
+                    surname,
+                    jmbg,
+                },
+            email,
+            count,
+            json,
+        } => {
             if kind.replace('_', "-") != "cloud-signing" {
-                return Err(format!("--kind: `{kind}`: only cloud-signing certificates are issued by this command"));
+                return Err(format!(
+                    "--kind: `{kind}`: only cloud-signing certificates are issued by this command"
+                ));
             }
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
             let names_ok = |s: &str| !s.trim().is_empty() && s.chars().count() <= 64;
             if !names_ok(&given_name) || !names_ok(&surname) {
                 return Err("--given-name and --surname must be 1 to 64 characters".into());
             }
-            let person = Person { given_name, surname, jmbg };
+            let person = Person {
+                given_name,
+                surname,
+                jmbg,
+            };
             for _ in 0..count {
                 let issued = authority
                     .issue_cloud_certificate(&person, email.as_deref(), "officer")

@@ -17,11 +17,18 @@ use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
 use crate::http::AppState;
 use crate::i18n::Language;
-use crate::portal::{csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit};
+use crate::portal::{
+    csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit,
+};
 
 /// The OAuth routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/oauth2/authorize", get(authorize_page).post(authorize_decision)).route("/oauth2/token", post(token))
+    Router::new()
+        .route(
+            "/oauth2/authorize",
+            get(authorize_page).post(authorize_decision),
+        )
+        .route("/oauth2/token", post(token))
 }
 
 #[derive(Template)]
@@ -44,10 +51,18 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
 }
 
 /// A refused request: back to the client when its redirect URI is trusted, else a page.
-fn refusal(state: &AppState, visit: &Visit, query: &OAuthAuthorizeQuery, refusal: &OAuthRefusal) -> Response {
+fn refusal(
+    state: &AppState,
+    visit: &Visit,
+    query: &OAuthAuthorizeQuery,
+    refusal: &OAuthRefusal,
+) -> Response {
     match (&query.redirect_uri, refusal.redirect) {
         (Some(uri), true) => {
-            let mut pairs = vec![("error", refusal.error), ("error_description", refusal.description)];
+            let mut pairs = vec![
+                ("error", refusal.error),
+                ("error_description", refusal.description),
+            ];
             if let Some(state) = &query.state {
                 pairs.push(("state", state));
             }
@@ -70,7 +85,12 @@ fn refusal(state: &AppState, visit: &Visit, query: &OAuthAuthorizeQuery, refusal
     }
 }
 
-async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery, query: Result<Query<OAuthAuthorizeQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn authorize_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    query: Result<Query<OAuthAuthorizeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let visit = match state.visit(&headers).await {
         Ok(visit) => visit,
         Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
@@ -81,20 +101,26 @@ async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQu
         Err(refused) => return refusal(&state, &visit, &query, &refused),
     };
     let raw = raw.unwrap_or_default();
-    let logged_in = visit.session.user.is_some() && visit.session.record.auth_method.as_deref() == Some("consentid");
+    let logged_in = visit.session.user.is_some()
+        && visit.session.record.auth_method.as_deref() == Some("consentid");
     if !logged_in {
         // Log in with ConsentID first; the login comes back here.
         let page = state.page(&visit, "oauth-heading", "/oauth2/authorize");
         let template = MessagePage {
             heading: page.t("oauth-heading"),
-            text: page.t_with("oauth-login-first", &[("client", request.client_id.clone())]),
+            text: page.t_with(
+                "oauth-login-first",
+                &[("client", request.client_id.clone())],
+            ),
             is_error: false,
             link: "/login/mobile".into(),
             link_text: page.t("cloud-login-again"),
             page,
         };
         let mut response = render(&state, &visit, &template);
-        if let Ok(value) = HeaderValue::from_str(&format!("next=/oauth2/authorize?{raw}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax")) {
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "next=/oauth2/authorize?{raw}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"
+        )) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
         return response;
@@ -117,18 +143,36 @@ struct DecisionForm {
     decision: String,
 }
 
-async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<DecisionForm>) -> Response {
+async fn authorize_decision(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
     let visit = match state.visit(&headers).await {
         Ok(visit) => visit,
         Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
     };
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/",
+        );
     }
     // The original authorisation query, carried through the consent form.
     let query: OAuthAuthorizeQuery = match serde_urlencoded::from_str(&form.query) {
         Ok(q) => q,
-        Err(_) => return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oauth-invalid", "/"),
+        Err(_) => {
+            return message_page(
+                &state,
+                &visit,
+                StatusCode::BAD_REQUEST,
+                "oauth-invalid",
+                "/",
+            )
+        }
     };
     let request: OAuthAuthorize = match query.validate() {
         Ok(request) => request,
@@ -141,7 +185,10 @@ async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, F
         pairs
     };
     if form.decision != "allow" {
-        let pairs = state_pair(vec![("error", "access_denied".into()), ("error_description", "the user denied the request".into())]);
+        let pairs = state_pair(vec![
+            ("error", "access_denied".into()),
+            ("error_description", "the user denied the request".into()),
+        ]);
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         return redirect_with(&request.redirect_uri, &pairs);
     }
@@ -151,17 +198,35 @@ async fn authorize_decision(State(state): State<AppState>, headers: HeaderMap, F
             let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
             with_cookie(&state, redirect_with(&request.redirect_uri, &pairs), None)
         }
-        Err(OAuthError::LoginRequired) => message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login/mobile"),
+        Err(OAuthError::LoginRequired) => message_page(
+            &state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login/mobile",
+        ),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
 
 fn token_error(error: &str, description: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": error, "error_description": description }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
 }
 
-async fn token(State(state): State<AppState>, form: Result<Form<OAuthTokenForm>, axum::extract::rejection::FormRejection>) -> Response {
-    let Ok(Form(form)) = form else { return token_error("invalid_request", "the body must be application/x-www-form-urlencoded") };
+async fn token(
+    State(state): State<AppState>,
+    form: Result<Form<OAuthTokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return token_error(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        );
+    };
     let request = match form.validate() {
         Ok(request) => request,
         Err((error, description)) => return token_error(error, description),
@@ -169,14 +234,20 @@ async fn token(State(state): State<AppState>, form: Result<Form<OAuthTokenForm>,
     match state.authority.oauth_token(&request).await {
         Ok((token, expires_in)) => {
             let mut response = Json(json!({ "access_token": token.0, "token_type": "Bearer", "expires_in": expires_in })).into_response();
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Err(OAuthError::InvalidGrant(reason)) => token_error("invalid_grant", reason),
         Err(OAuthError::LoginRequired) => token_error("invalid_grant", "the code was not allowed"),
         Err(OAuthError::Failed(error)) => {
             tracing::error!(%error, "OAuth token request failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "server_error" }))).into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "server_error" })),
+            )
+                .into_response()
         }
     }
 }

@@ -31,19 +31,37 @@ pub fn routes() -> Router<AppState> {
         .route("/login/mobile/{txn}/status", get(login_status))
         .route("/login/mobile/{txn}/complete", post(login_complete))
         .route("/login/mobile/{txn}/cancel", post(login_cancel))
-        .route("/login/password", get(login_password).post(login_password_submit))
+        .route(
+            "/login/password",
+            get(login_password).post(login_password_submit),
+        )
         .route("/register", get(register).post(register_submit))
         .route("/verify-email", get(verify_email))
         .route("/account", get(account))
         .route("/services/cloud-certificate", get(cloud_certificate))
         .route("/services/cloud-certificate/issue", post(cloud_issue))
-        .route("/services/cloud-certificate/agreement/accept", post(cloud_accept))
+        .route(
+            "/services/cloud-certificate/agreement/accept",
+            post(cloud_accept),
+        )
         .route("/services/cloud-certificate/renew", post(cloud_renew))
-        .route("/services/cloud-certificate/agreements/{file}", get(agreement_download))
+        .route(
+            "/services/cloud-certificate/agreements/{file}",
+            get(agreement_download),
+        )
         .route("/services/cloud-certificate/revoke", post(cloud_revoke))
-        .route("/services/cloud-certificate/revoke/confirm", post(cloud_revoke_confirm))
-        .route("/services/cloud-certificate/revoke-all", post(cloud_revoke_all))
-        .route("/services/cloud-certificate/revoke-all/confirm", post(cloud_revoke_all_confirm))
+        .route(
+            "/services/cloud-certificate/revoke/confirm",
+            post(cloud_revoke_confirm),
+        )
+        .route(
+            "/services/cloud-certificate/revoke-all",
+            post(cloud_revoke_all),
+        )
+        .route(
+            "/services/cloud-certificate/revoke-all/confirm",
+            post(cloud_revoke_all_confirm),
+        )
         .route("/logout", post(logout))
         .route("/lang/{tag}", get(set_language))
         .route("/static/{file}", get(static_file))
@@ -100,14 +118,28 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 
 impl AppState {
     pub(crate) async fn visit(&self, headers: &HeaderMap) -> Result<Visit, Error> {
-        let language = cookie(headers, "lang").and_then(Language::from_tag).unwrap_or(Language::SerbianCyrillic);
+        let language = cookie(headers, "lang")
+            .and_then(Language::from_tag)
+            .unwrap_or(Language::SerbianCyrillic);
         if let Some(value) = cookie(headers, "sid") {
-            if let Some(session) = self.authority.session(&SessionToken(value.to_owned())).await? {
-                return Ok(Visit { session, new_cookie: None, language });
+            if let Some(session) = self
+                .authority
+                .session(&SessionToken(value.to_owned()))
+                .await?
+            {
+                return Ok(Visit {
+                    session,
+                    new_cookie: None,
+                    language,
+                });
             }
         }
         let (token, session) = self.authority.new_session();
-        Ok(Visit { session, new_cookie: Some(token), language })
+        Ok(Visit {
+            session,
+            new_cookie: Some(token),
+            language,
+        })
     }
 
     pub(crate) fn page(&self, visit: &Visit, title_id: &str, path: &str) -> Page {
@@ -120,7 +152,11 @@ impl AppState {
             path: path.to_owned(),
             languages: Language::ALL
                 .into_iter()
-                .map(|l| LanguageLink { tag: l.tag(), name: l.own_name(), current: l == visit.language })
+                .map(|l| LanguageLink {
+                    tag: l.tag(),
+                    name: l.own_name(),
+                    current: l == visit.language,
+                })
                 .collect(),
             language: visit.language,
             catalog,
@@ -129,14 +165,23 @@ impl AppState {
 
     fn session_cookie(&self, token: &SessionToken) -> HeaderValue {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("sid={}; Path=/; HttpOnly; SameSite=Lax{secure}", token.0))
-            .unwrap_or_else(|_| HeaderValue::from_static("sid=; Path=/"))
+        HeaderValue::from_str(&format!(
+            "sid={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            token.0
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("sid=; Path=/"))
     }
 }
 
-pub(crate) fn with_cookie(state: &AppState, mut response: Response, token: Option<&SessionToken>) -> Response {
+pub(crate) fn with_cookie(
+    state: &AppState,
+    mut response: Response,
+    token: Option<&SessionToken>,
+) -> Response {
     if let Some(token) = token {
-        response.headers_mut().append(header::SET_COOKIE, state.session_cookie(token));
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, state.session_cookie(token));
     }
     response
 }
@@ -148,16 +193,31 @@ pub(crate) fn render(state: &AppState, visit: &Visit, template: &impl Template) 
     }
 }
 
-pub(crate) fn internal(state: &AppState, language: Language, error: &dyn std::fmt::Display) -> Response {
+pub(crate) fn internal(
+    state: &AppState,
+    language: Language,
+    error: &dyn std::fmt::Display,
+) -> Response {
     let id = hex::encode(rand::random::<[u8; 8]>());
     tracing::error!(request_id = %id, %error, "portal request failed");
-    let text = state.catalog.message(language, "error-internal", &[("id", id)]);
-    (StatusCode::INTERNAL_SERVER_ERROR, Html(format!("<!DOCTYPE html><html><body><p>{}</p></body></html>", html_escape(&text))))
+    let text = state
+        .catalog
+        .message(language, "error-internal", &[("id", id)]);
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(format!(
+            "<!DOCTYPE html><html><body><p>{}</p></body></html>",
+            html_escape(&text)
+        )),
+    )
         .into_response()
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A page with a heading, a sentence and a link.
@@ -172,7 +232,13 @@ pub(crate) struct MessagePage {
     pub(crate) link_text: String,
 }
 
-pub(crate) fn message_page(state: &AppState, visit: &Visit, status: StatusCode, text_id: &str, link: &str) -> Response {
+pub(crate) fn message_page(
+    state: &AppState,
+    visit: &Visit,
+    status: StatusCode,
+    text_id: &str,
+    link: &str,
+) -> Response {
     let page = state.page(visit, "error-heading", "/");
     let template = MessagePage {
         heading: page.t("error-heading"),
@@ -200,7 +266,12 @@ macro_rules! visit_or_fail {
 pub(crate) fn csrf_ok(visit: &Visit, given: &str) -> bool {
     let expected = visit.session.record.csrf_token.as_bytes();
     let given = given.as_bytes();
-    expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[derive(Template)]
@@ -238,7 +309,15 @@ struct LoginMobilePage {
 async fn login_mobile(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = visit_or_fail!(state, headers);
     let page = state.page(&visit, "username-heading", "/login/mobile");
-    render(&state, &visit, &LoginMobilePage { page, error: None, username: String::new() })
+    render(
+        &state,
+        &visit,
+        &LoginMobilePage {
+            page,
+            error: None,
+            username: String::new(),
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -254,27 +333,61 @@ async fn login_mobile_start(
     Form(form): Form<UsernameForm>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    let retry = |state: &AppState, visit: &Visit, status: StatusCode, id: &str, username: String| {
-        let page = state.page(visit, "username-heading", "/login/mobile");
-        let error = Some(page.t(id));
-        let mut response = render(state, visit, &LoginMobilePage { page, error, username });
-        *response.status_mut() = status;
-        response
-    };
+    let retry =
+        |state: &AppState, visit: &Visit, status: StatusCode, id: &str, username: String| {
+            let page = state.page(visit, "username-heading", "/login/mobile");
+            let error = Some(page.t(id));
+            let mut response = render(
+                state,
+                visit,
+                &LoginMobilePage {
+                    page,
+                    error,
+                    username,
+                },
+            );
+            *response.status_mut() = status;
+            response
+        };
     if !csrf_ok(&visit, &form.csrf) {
-        return retry(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", form.username);
+        return retry(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            form.username,
+        );
     }
-    let browser = describe_browser(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""));
-    match state.authority.login_start(&visit.session, &form.username, &ip, &browser).await {
-        Ok(started) => {
-            with_cookie(&state, Redirect::to(&format!("/login/mobile/{}", started.txn_id)).into_response(), visit.new_cookie.as_ref())
-        }
-        Err(Error::Rejected(Rejection::RateLimited)) => {
-            retry(&state, &visit, StatusCode::TOO_MANY_REQUESTS, "error-rate-limited", form.username)
-        }
-        Err(Error::Rejected(Rejection::Invalid(_))) => {
-            retry(&state, &visit, StatusCode::BAD_REQUEST, "error-invalid-username", form.username)
-        }
+    let browser = describe_browser(
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    match state
+        .authority
+        .login_start(&visit.session, &form.username, &ip, &browser)
+        .await
+    {
+        Ok(started) => with_cookie(
+            &state,
+            Redirect::to(&format!("/login/mobile/{}", started.txn_id)).into_response(),
+            visit.new_cookie.as_ref(),
+        ),
+        Err(Error::Rejected(Rejection::RateLimited)) => retry(
+            &state,
+            &visit,
+            StatusCode::TOO_MANY_REQUESTS,
+            "error-rate-limited",
+            form.username,
+        ),
+        Err(Error::Rejected(Rejection::Invalid(_))) => retry(
+            &state,
+            &visit,
+            StatusCode::BAD_REQUEST,
+            "error-invalid-username",
+            form.username,
+        ),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
@@ -323,11 +436,19 @@ const STATUS_KEYS: &[(&str, TransactionStatus, &str)] = &[
     ("denied", TransactionStatus::Denied, ""),
     ("expired", TransactionStatus::Expired, ""),
     ("cancelled", TransactionStatus::Cancelled, ""),
-    ("cancelled:superseded", TransactionStatus::Cancelled, "superseded"),
+    (
+        "cancelled:superseded",
+        TransactionStatus::Cancelled,
+        "superseded",
+    ),
     ("failed", TransactionStatus::Failed, ""),
     ("failed:wrong_vc", TransactionStatus::Failed, "wrong_vc"),
     ("failed:pin_locked", TransactionStatus::Failed, "pin_locked"),
-    ("failed:device_revoked", TransactionStatus::Failed, "device_revoked"),
+    (
+        "failed:device_revoked",
+        TransactionStatus::Failed,
+        "device_revoked",
+    ),
 ];
 
 #[derive(Template)]
@@ -344,11 +465,23 @@ struct LoginWaitPage {
     messages: Vec<(String, String)>,
 }
 
-async fn login_wait(State(state): State<AppState>, headers: HeaderMap, Path(txn): Path<String>) -> Response {
+async fn login_wait(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     let login = match state.authority.login_state(&visit.session, &txn).await {
         Ok(login) => login,
-        Err(Error::Rejected(_)) => return message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/login"),
+        Err(Error::Rejected(_)) => {
+            return message_page(
+                &state,
+                &visit,
+                StatusCode::NOT_FOUND,
+                "error-not-found",
+                "/login",
+            )
+        }
         Err(error) => return internal(&state, visit.language, &error),
     };
     let code = match state.authority.store().transaction(&txn).await {
@@ -356,7 +489,10 @@ async fn login_wait(State(state): State<AppState>, headers: HeaderMap, Path(txn)
         _ => String::new(),
     };
     let page = state.page(&visit, "wait-heading", &format!("/login/mobile/{txn}"));
-    let messages = STATUS_KEYS.iter().map(|(key, s, h)| ((*key).to_owned(), page.t(status_message_id(*s, h)))).collect();
+    let messages = STATUS_KEYS
+        .iter()
+        .map(|(key, s, h)| ((*key).to_owned(), page.t(status_message_id(*s, h))))
+        .collect();
     let template = LoginWaitPage {
         status: login.status.as_str(),
         status_message: page.t(status_message_id(login.status, &login.hint)),
@@ -371,7 +507,11 @@ async fn login_wait(State(state): State<AppState>, headers: HeaderMap, Path(txn)
     render(&state, &visit, &template)
 }
 
-async fn login_status(State(state): State<AppState>, headers: HeaderMap, Path(txn): Path<String>) -> Response {
+async fn login_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     match state.authority.login_state(&visit.session, &txn).await {
         Ok(login) => Json(serde_json::json!({
@@ -380,7 +520,11 @@ async fn login_status(State(state): State<AppState>, headers: HeaderMap, Path(tx
             "seconds_left": login.seconds_left,
         }))
         .into_response(),
-        Err(Error::Rejected(_)) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "not_found" }))).into_response(),
+        Err(Error::Rejected(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "not_found" })),
+        )
+            .into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
@@ -390,17 +534,34 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn login_complete(State(state): State<AppState>, headers: HeaderMap, Path(txn): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+async fn login_complete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/login");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/login",
+        );
     }
     match state.authority.login_complete(&visit.session, &txn).await {
         Ok((token, _)) => {
             // Back to where the login was asked for (only our own OAuth page), else the account.
-            let next = cookie(&headers, "next").filter(|n| n.starts_with("/oauth2/authorize?")).unwrap_or("/account");
-            let mut response = with_cookie(&state, Redirect::to(next).into_response(), Some(&token));
-            response.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"));
+            let next = cookie(&headers, "next")
+                .filter(|n| n.starts_with("/oauth2/authorize?"))
+                .unwrap_or("/account");
+            let mut response =
+                with_cookie(&state, Redirect::to(next).into_response(), Some(&token));
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+            );
             response
         }
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/mobile/{txn}")).into_response(),
@@ -408,10 +569,21 @@ async fn login_complete(State(state): State<AppState>, headers: HeaderMap, Path(
     }
 }
 
-async fn login_cancel(State(state): State<AppState>, headers: HeaderMap, Path(txn): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+async fn login_cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(txn): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/login");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/login",
+        );
     }
     match state.authority.login_cancel(&visit.session, &txn).await {
         Ok(()) | Err(Error::Rejected(_)) => Redirect::to("/login").into_response(),
@@ -456,10 +628,25 @@ async fn login_password_submit(
     if !csrf_ok(&visit, &form.csrf) {
         return refuse(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired");
     }
-    match state.authority.password_login(&visit.session, &form.username, &form.password, &ip).await {
-        Ok((token, _)) => with_cookie(&state, Redirect::to("/account").into_response(), Some(&token)),
-        Err(Error::Rejected(Rejection::RateLimited)) => refuse(&state, &visit, StatusCode::TOO_MANY_REQUESTS, "error-rate-limited"),
-        Err(Error::Rejected(_)) => refuse(&state, &visit, StatusCode::UNAUTHORIZED, "error-password"),
+    match state
+        .authority
+        .password_login(&visit.session, &form.username, &form.password, &ip)
+        .await
+    {
+        Ok((token, _)) => with_cookie(
+            &state,
+            Redirect::to("/account").into_response(),
+            Some(&token),
+        ),
+        Err(Error::Rejected(Rejection::RateLimited)) => refuse(
+            &state,
+            &visit,
+            StatusCode::TOO_MANY_REQUESTS,
+            "error-rate-limited",
+        ),
+        Err(Error::Rejected(_)) => {
+            refuse(&state, &visit, StatusCode::UNAUTHORIZED, "error-password")
+        }
         Err(error) => internal(&state, visit.language, &error),
     }
 }
@@ -478,8 +665,14 @@ struct RegisterPage {
 async fn register(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = visit_or_fail!(state, headers);
     let page = state.page(&visit, "register-heading", "/register");
-    let template =
-        RegisterPage { page, error: None, email: String::new(), given_name: String::new(), surname: String::new(), jmbg: String::new() };
+    let template = RegisterPage {
+        page,
+        error: None,
+        email: String::new(),
+        given_name: String::new(),
+        surname: String::new(),
+        jmbg: String::new(),
+    };
     render(&state, &visit, &template)
 }
 
@@ -500,7 +693,11 @@ async fn register_submit(
     Form(form): Form<RegisterForm>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    let again = |state: &AppState, visit: &Visit, status: StatusCode, message_id: &str, form: &RegisterForm| {
+    let again = |state: &AppState,
+                 visit: &Visit,
+                 status: StatusCode,
+                 message_id: &str,
+                 form: &RegisterForm| {
         let page = state.page(visit, "register-heading", "/register");
         let template = RegisterPage {
             error: Some(page.t(message_id)),
@@ -515,7 +712,13 @@ async fn register_submit(
         response
     };
     if !csrf_ok(&visit, &form.csrf) {
-        return again(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", &form);
+        return again(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            &form,
+        );
     }
     let registration = authority::accounts::Registration {
         email: form.email.clone(),
@@ -537,10 +740,20 @@ async fn register_submit(
             };
             render(&state, &visit, &template)
         }
-        Err(Error::Rejected(Rejection::Invalid(field))) => {
-            again(&state, &visit, StatusCode::BAD_REQUEST, &format!("error-field-{field}"), &form)
-        }
-        Err(Error::Rejected(Rejection::RateLimited)) => again(&state, &visit, StatusCode::TOO_MANY_REQUESTS, "error-rate-limited", &form),
+        Err(Error::Rejected(Rejection::Invalid(field))) => again(
+            &state,
+            &visit,
+            StatusCode::BAD_REQUEST,
+            &format!("error-field-{field}"),
+            &form,
+        ),
+        Err(Error::Rejected(Rejection::RateLimited)) => again(
+            &state,
+            &visit,
+            StatusCode::TOO_MANY_REQUESTS,
+            "error-rate-limited",
+            &form,
+        ),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
@@ -550,9 +763,16 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn verify_email(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<TokenQuery>) -> Response {
+async fn verify_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
-    let result = state.authority.verify_email(query.token.as_deref().unwrap_or("")).await;
+    let result = state
+        .authority
+        .verify_email(query.token.as_deref().unwrap_or(""))
+        .await;
     let (status, text_id, is_error) = match result {
         Ok(()) => (StatusCode::OK, "verify-done", false),
         Err(Error::Rejected(_)) => (StatusCode::BAD_REQUEST, "verify-failed", true),
@@ -594,7 +814,13 @@ struct AccountPage {
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let visit = visit_or_fail!(state, headers);
     let Some(user) = visit.session.user.clone() else {
-        return message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        );
     };
     let page = state.page(&visit, "account-heading", "/account");
     let devices = match state.authority.store().devices_of(&user.id).await {
@@ -608,15 +834,30 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
             DeviceLine {
                 name: d.name,
                 state: page.t(&format!("device-state-{}", d.state.as_str())),
-                activated: page.t_with("account-device-activated", &[("date", format!("{day:02}.{m:02}.{y}."))]),
+                activated: page.t_with(
+                    "account-device-activated",
+                    &[("date", format!("{day:02}.{m:02}.{y}."))],
+                ),
             }
         })
         .collect();
-    let assurance = page.t(if user.assurance == AssuranceLevel::High { "assurance-high" } else { "assurance-basic" });
+    let assurance = page.t(if user.assurance == AssuranceLevel::High {
+        "assurance-high"
+    } else {
+        "assurance-basic"
+    });
     let method = visit.session.record.auth_method.as_deref();
-    let login_method = page.t(if method == Some("consentid") { "login-method-consentid" } else { "login-method-password-short" });
+    let login_method = page.t(if method == Some("consentid") {
+        "login-method-consentid"
+    } else {
+        "login-method-password-short"
+    });
     let cloud_status = match state.authority.cloud_state(&user).await {
-        Ok(cloud) => page.t(if cloud.current.is_some() { "cloud-status-active" } else { "cloud-status-none" }),
+        Ok(cloud) => page.t(if cloud.current.is_some() {
+            "cloud-status-active"
+        } else {
+            "cloud-status-none"
+        }),
         Err(error) => return internal(&state, visit.language, &error),
     };
     let template = AccountPage {
@@ -658,7 +899,11 @@ struct DoneQuery {
     done: Option<String>,
 }
 
-async fn cloud_certificate(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<DoneQuery>) -> Response {
+async fn cloud_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<DoneQuery>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     let notice = match query.done.as_deref() {
         Some("issued") => Some("cloud-issued"),
@@ -669,9 +914,21 @@ async fn cloud_certificate(State(state): State<AppState>, headers: HeaderMap, Qu
     cloud_page(&state, &visit, notice, None, StatusCode::OK).await
 }
 
-async fn cloud_page(state: &AppState, visit: &Visit, notice: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
+async fn cloud_page(
+    state: &AppState,
+    visit: &Visit,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let Some(user) = visit.session.user.clone() else {
-        return message_page(state, visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login");
+        return message_page(
+            state,
+            visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        );
     };
     let cloud = match state.authority.cloud_state(&user).await {
         Ok(cloud) => cloud,
@@ -681,19 +938,32 @@ async fn cloud_page(state: &AppState, visit: &Visit, notice: Option<&str>, error
     let renewal_note = match cloud.renewal {
         Err(domain::cloud::CloudRefusal::RenewalWindowClosed { opens_on }) => Some(page.t_with(
             "cloud-renew-opens",
-            &[("date", authority::cloud::serbian_date(opens_on)), ("days", state.authority.settings().renewal_window_days.to_string())],
+            &[
+                ("date", authority::cloud::serbian_date(opens_on)),
+                (
+                    "days",
+                    state.authority.settings().renewal_window_days.to_string(),
+                ),
+            ],
         )),
         _ => None,
     };
     let agreements = match state.authority.agreements(&user).await {
-        Ok(list) => list.into_iter().map(|(number, at)| (number, authority::cloud::serbian_date(at))).collect(),
+        Ok(list) => list
+            .into_iter()
+            .map(|(number, at)| (number, authority::cloud::serbian_date(at)))
+            .collect(),
         Err(error) => return internal(state, visit.language, &error),
     };
     let template = CloudPage {
         agreements,
         notice: notice.map(|id| page.t(id)),
         error: error.map(|id| page.t(id)),
-        status_line: page.t(if cloud.current.is_some() { "cloud-status-active" } else { "cloud-status-none" }),
+        status_line: page.t(if cloud.current.is_some() {
+            "cloud-status-active"
+        } else {
+            "cloud-status-none"
+        }),
         current: cloud.current.as_ref().map(|c| CertificateLines {
             serial: c.serial.to_hex(),
             from: authority::cloud::serbian_date(c.not_before),
@@ -710,28 +980,57 @@ async fn cloud_page(state: &AppState, visit: &Visit, notice: Option<&str>, error
     response
 }
 
-async fn agreement_download(State(state): State<AppState>, headers: HeaderMap, Path(file): Path<String>) -> Response {
+async fn agreement_download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     let Some(user) = visit.session.user.clone() else {
-        return message_page(&state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        );
     };
     // The agreement carries the JMBG: a password (basic) session, which an e-mail and password
     // compromise gives, never reads it; only a ConsentID (high) session does.
     if visit.session.record.auth_method.as_deref() != Some("consentid") {
-        return message_with_link(&state, &visit, StatusCode::FORBIDDEN, "cloud-heading", "agreement-needs-consentid", "/login/mobile", "cloud-login-again");
+        return message_with_link(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "cloud-heading",
+            "agreement-needs-consentid",
+            "/login/mobile",
+            "cloud-login-again",
+        );
     }
     let number = file.strip_suffix(".pdf").unwrap_or(&file);
     match state.authority.agreement_pdf_of(&user, number).await {
         Ok(Some(pdf)) => {
-            let disposition = format!("attachment; filename=\"ugovor-{}.pdf\"", number.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ""));
+            let disposition = format!(
+                "attachment; filename=\"ugovor-{}.pdf\"",
+                number.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "")
+            );
             let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
             if let Ok(value) = HeaderValue::from_str(&disposition) {
-                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
             }
             response
         }
         // Another user's agreement is as absent as one that does not exist.
-        Ok(None) => message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/cloud-certificate"),
+        Ok(None) => message_page(
+            &state,
+            &visit,
+            StatusCode::NOT_FOUND,
+            "error-not-found",
+            "/services/cloud-certificate",
+        ),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
@@ -750,12 +1049,24 @@ struct ConfirmPage {
 }
 
 /// What a refused or failed cloud action shows.
-async fn cloud_refused(state: &AppState, visit: &Visit, error: authority::cloud::CloudError) -> Response {
+async fn cloud_refused(
+    state: &AppState,
+    visit: &Visit,
+    error: authority::cloud::CloudError,
+) -> Response {
     use authority::cloud::CloudError;
     use domain::cloud::CloudRefusal;
     let id = match error {
         CloudError::Refused(CloudRefusal::LoginNotFresh) => {
-            return message_with_link(state, visit, StatusCode::FORBIDDEN, "cloud-heading", "cloud-fresh-login", "/login/mobile", "cloud-login-again");
+            return message_with_link(
+                state,
+                visit,
+                StatusCode::FORBIDDEN,
+                "cloud-heading",
+                "cloud-fresh-login",
+                "/login/mobile",
+                "cloud-login-again",
+            );
         }
         CloudError::Refused(CloudRefusal::AlreadyActive) => "cloud-refused-active",
         CloudError::Refused(CloudRefusal::NoneActive) => "cloud-refused-none",
@@ -766,7 +1077,15 @@ async fn cloud_refused(state: &AppState, visit: &Visit, error: authority::cloud:
     cloud_page(state, visit, None, Some(id), StatusCode::CONFLICT).await
 }
 
-pub(crate) fn message_with_link(state: &AppState, visit: &Visit, status: StatusCode, heading: &str, text: &str, link: &str, link_text: &str) -> Response {
+pub(crate) fn message_with_link(
+    state: &AppState,
+    visit: &Visit,
+    status: StatusCode,
+    heading: &str,
+    text: &str,
+    link: &str,
+    link_text: &str,
+) -> Response {
     let page = state.page(visit, heading, "/services/cloud-certificate");
     let template = MessagePage {
         heading: page.t(heading),
@@ -788,33 +1107,70 @@ async fn cloud_visit(state: &AppState, headers: &HeaderMap, csrf: &str) -> Resul
         Err(error) => return Err(internal(state, Language::SerbianCyrillic, &error)),
     };
     if !csrf_ok(&visit, csrf) {
-        return Err(message_page(state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/services/cloud-certificate"));
+        return Err(message_page(
+            state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/services/cloud-certificate",
+        ));
     }
     if visit.session.user.is_none() {
-        return Err(message_page(state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login"));
+        return Err(message_page(
+            state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        ));
     }
     Ok(visit)
 }
 
-async fn cloud_issue(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_issue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = match cloud_visit(&state, &headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let Some(user) = visit.session.user.clone() else { return Redirect::to("/login").into_response() };
+    let Some(user) = visit.session.user.clone() else {
+        return Redirect::to("/login").into_response();
+    };
     // The same checks as the issuance itself, so that nobody reads an agreement in vain.
     let by_consentid = visit.session.record.auth_method.as_deref() == Some("consentid");
-    if let Err(refusal) = domain::cloud::login_is_fresh(by_consentid, visit.session.record.authenticated_at, state.authority.now()) {
+    if let Err(refusal) = domain::cloud::login_is_fresh(
+        by_consentid,
+        visit.session.record.authenticated_at,
+        state.authority.now(),
+    ) {
         return cloud_refused(&state, &visit, refusal.into()).await;
     }
     match state.authority.cloud_state(&user).await {
-        Ok(cloud) if !cloud.may_issue => return cloud_refused(&state, &visit, domain::cloud::CloudRefusal::AlreadyActive.into()).await,
+        Ok(cloud) if !cloud.may_issue => {
+            return cloud_refused(
+                &state,
+                &visit,
+                domain::cloud::CloudRefusal::AlreadyActive.into(),
+            )
+            .await
+        }
         Ok(_) => {}
         Err(error) => return internal(&state, visit.language, &error),
     }
     let text = state.authority.agreement_draft(&user);
-    let mut paragraphs: Vec<String> = text.split('\n').filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
-    let heading = if paragraphs.is_empty() { String::new() } else { paragraphs.remove(0) };
+    let mut paragraphs: Vec<String> = text
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    let heading = if paragraphs.is_empty() {
+        String::new()
+    } else {
+        paragraphs.remove(0)
+    };
     let page = state.page(&visit, "cloud-heading", "/services/cloud-certificate");
     let template = ConfirmPage {
         heading,
@@ -828,7 +1184,11 @@ async fn cloud_issue(State(state): State<AppState>, headers: HeaderMap, Form(for
     render(&state, &visit, &template)
 }
 
-async fn cloud_accept(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = match cloud_visit(&state, &headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -839,7 +1199,11 @@ async fn cloud_accept(State(state): State<AppState>, headers: HeaderMap, Form(fo
     }
 }
 
-async fn cloud_renew(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_renew(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = match cloud_visit(&state, &headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -850,7 +1214,13 @@ async fn cloud_renew(State(state): State<AppState>, headers: HeaderMap, Form(for
     }
 }
 
-fn confirm_page(state: &AppState, visit: &Visit, heading: &str, text: &str, action: &str) -> Response {
+fn confirm_page(
+    state: &AppState,
+    visit: &Visit,
+    heading: &str,
+    text: &str,
+    action: &str,
+) -> Response {
     let page = state.page(visit, heading, "/services/cloud-certificate");
     let template = ConfirmPage {
         heading: page.t(heading),
@@ -864,14 +1234,28 @@ fn confirm_page(state: &AppState, visit: &Visit, heading: &str, text: &str, acti
     render(state, visit, &template)
 }
 
-async fn cloud_revoke(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     match cloud_visit(&state, &headers, &form.csrf).await {
-        Ok(visit) => confirm_page(&state, &visit, "revoke-confirm-heading", "revoke-confirm-text", "/services/cloud-certificate/revoke/confirm"),
+        Ok(visit) => confirm_page(
+            &state,
+            &visit,
+            "revoke-confirm-heading",
+            "revoke-confirm-text",
+            "/services/cloud-certificate/revoke/confirm",
+        ),
         Err(response) => response,
     }
 }
 
-async fn cloud_revoke_confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_revoke_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = match cloud_visit(&state, &headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -882,16 +1266,28 @@ async fn cloud_revoke_confirm(State(state): State<AppState>, headers: HeaderMap,
     }
 }
 
-async fn cloud_revoke_all(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_revoke_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     match cloud_visit(&state, &headers, &form.csrf).await {
-        Ok(visit) => {
-            confirm_page(&state, &visit, "revoke-all-confirm-heading", "revoke-all-confirm-text", "/services/cloud-certificate/revoke-all/confirm")
-        }
+        Ok(visit) => confirm_page(
+            &state,
+            &visit,
+            "revoke-all-confirm-heading",
+            "revoke-all-confirm-text",
+            "/services/cloud-certificate/revoke-all/confirm",
+        ),
         Err(response) => response,
     }
 }
 
-async fn cloud_revoke_all_confirm(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn cloud_revoke_all_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = match cloud_visit(&state, &headers, &form.csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -915,10 +1311,20 @@ async fn cloud_revoke_all_confirm(State(state): State<AppState>, headers: Header
     }
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/");
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/",
+        );
     }
     if let Err(error) = state.authority.logout(&visit.session).await {
         return internal(&state, visit.language, &error);
@@ -932,10 +1338,16 @@ struct NextQuery {
 }
 
 async fn set_language(Path(tag): Path<String>, Query(query): Query<NextQuery>) -> Response {
-    let Some(language) = Language::from_tag(&tag) else { return (StatusCode::NOT_FOUND, "unknown language\n").into_response() };
+    let Some(language) = Language::from_tag(&tag) else {
+        return (StatusCode::NOT_FOUND, "unknown language\n").into_response();
+    };
     // Only a page of this portal: no open redirect.
-    let mut response = Redirect::to(crate::redirect::local_page(query.next.as_deref())).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("lang={}; Path=/; Max-Age=31536000; SameSite=Lax", language.tag())) {
+    let mut response =
+        Redirect::to(crate::redirect::local_page(query.next.as_deref())).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "lang={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        language.tag()
+    )) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
@@ -943,9 +1355,22 @@ async fn set_language(Path(tag): Path<String>, Query(query): Query<NextQuery>) -
 
 async fn static_file(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
-        "portal.css" => ("text/css; charset=utf-8", include_str!("../static/portal.css")),
-        "login-wait.js" => ("text/javascript; charset=utf-8", include_str!("../static/login-wait.js")),
+        "portal.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../static/portal.css"),
+        ),
+        "login-wait.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../static/login-wait.js"),
+        ),
         _ => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use authority::documents::{DocumentError, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES};
+use authority::documents::{
+    DocumentError, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES,
+};
 use authority::signing::SigningError;
 use proto::app::RequestContext;
 
@@ -26,7 +28,12 @@ const MAX_UPLOAD: usize = MAX_TOTAL_BYTES + 64 * 1024;
 /// The signing routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/services/sign", get(upload_page).post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route(
+            "/services/sign",
+            get(upload_page)
+                .post(upload)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route("/services/sign/{job}", get(job_page))
         .route("/services/sign/{job}/{index}", get(download))
 }
@@ -39,11 +46,27 @@ struct UploadPage {
     limits: String,
 }
 
-fn upload_form(state: &AppState, visit: &Visit, error: Option<String>, status: StatusCode) -> Response {
+fn upload_form(
+    state: &AppState,
+    visit: &Visit,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
     let page = state.page(visit, "sign-heading", "/services/sign");
     let mb = |bytes: usize| (bytes / (1024 * 1024)).to_string();
-    let limits = page.t_with("sign-limits", &[("max", mb(MAX_DOCUMENT_BYTES)), ("total", mb(MAX_TOTAL_BYTES)), ("files", MAX_DOCUMENTS.to_string())]);
-    let template = UploadPage { page, error, limits };
+    let limits = page.t_with(
+        "sign-limits",
+        &[
+            ("max", mb(MAX_DOCUMENT_BYTES)),
+            ("total", mb(MAX_TOTAL_BYTES)),
+            ("files", MAX_DOCUMENTS.to_string()),
+        ],
+    );
+    let template = UploadPage {
+        page,
+        error,
+        limits,
+    };
     let mut response = render(state, visit, &template);
     *response.status_mut() = status;
     response
@@ -52,7 +75,13 @@ fn upload_form(state: &AppState, visit: &Visit, error: Option<String>, status: S
 async fn visit_of(state: &AppState, headers: &HeaderMap) -> Result<Visit, Response> {
     match state.visit(headers).await {
         Ok(visit) if visit.session.user.is_some() => Ok(visit),
-        Ok(visit) => Err(message_page(state, &visit, StatusCode::UNAUTHORIZED, "error-login-required", "/login")),
+        Ok(visit) => Err(message_page(
+            state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        )),
         Err(error) => Err(internal(state, Language::SerbianCyrillic, &error)),
     }
 }
@@ -108,13 +137,18 @@ async fn text_field(mut field: axum::extract::multipart::Field<'_>) -> Result<St
 /// together at most [`MAX_TOTAL_BYTES`], and read back only once the whole form is in.
 async fn read_form(visit: &Visit, mut multipart: Multipart) -> Result<UploadForm, FormError> {
     // 1. The CSRF token, first.
-    let first = multipart.next_field().await.map_err(|e| field_error(&e))?.ok_or(FormError::Forged)?;
+    let first = multipart
+        .next_field()
+        .await
+        .map_err(|e| field_error(&e))?
+        .ok_or(FormError::Forged)?;
     if first.name() != Some("csrf") || !csrf_ok(visit, &text_field(first).await?) {
         return Err(FormError::Forged);
     }
     // 2. The rest, the documents into the temporary file.
     let mut form = UploadForm::default();
-    let mut spool = tokio::fs::File::from_std(tempfile::tempfile().map_err(|_| FormError::Malformed)?);
+    let mut spool =
+        tokio::fs::File::from_std(tempfile::tempfile().map_err(|_| FormError::Malformed)?);
     let mut spans: Vec<(String, u64, u64)> = Vec::new();
     let mut written: u64 = 0;
     let limit = u64::try_from(MAX_TOTAL_BYTES).unwrap_or(u64::MAX);
@@ -123,21 +157,30 @@ async fn read_form(visit: &Visit, mut multipart: Multipart) -> Result<UploadForm
         match name.as_str() {
             "level" => form.level = text_field(field).await?,
             "documents" => {
-                let filename = field.file_name().map(|f| f.chars().filter(|c| !c.is_control()).take(120).collect::<String>());
+                let filename = field.file_name().map(|f| {
+                    f.chars()
+                        .filter(|c| !c.is_control())
+                        .take(120)
+                        .collect::<String>()
+                });
                 let start = written;
                 while let Some(chunk) = field.chunk().await.map_err(|e| field_error(&e))? {
                     written += chunk.len() as u64;
                     if written > limit {
                         return Err(FormError::TooLarge);
                     }
-                    tokio::io::AsyncWriteExt::write_all(&mut spool, &chunk).await.map_err(|_| FormError::Malformed)?;
+                    tokio::io::AsyncWriteExt::write_all(&mut spool, &chunk)
+                        .await
+                        .map_err(|_| FormError::Malformed)?;
                 }
                 // A browser sends an empty part when no file was chosen.
                 if written > start {
                     if spans.len() >= MAX_DOCUMENTS {
                         return Err(FormError::Malformed);
                     }
-                    let filename = filename.filter(|f| !f.trim().is_empty()).unwrap_or_else(|| "document.pdf".into());
+                    let filename = filename
+                        .filter(|f| !f.trim().is_empty())
+                        .unwrap_or_else(|| "document.pdf".into());
                     spans.push((filename, start, written - start));
                 }
             }
@@ -147,9 +190,15 @@ async fn read_form(visit: &Visit, mut multipart: Multipart) -> Result<UploadForm
     // 3. The documents, back from the file.
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     for (filename, start, length) in spans {
-        spool.seek(std::io::SeekFrom::Start(start)).await.map_err(|_| FormError::Malformed)?;
+        spool
+            .seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|_| FormError::Malformed)?;
         let mut bytes = vec![0; usize::try_from(length).map_err(|_| FormError::TooLarge)?];
-        spool.read_exact(&mut bytes).await.map_err(|_| FormError::Malformed)?;
+        spool
+            .read_exact(&mut bytes)
+            .await
+            .map_err(|_| FormError::Malformed)?;
         form.documents.push(UploadedDocument { filename, bytes });
     }
     Ok(form)
@@ -160,20 +209,35 @@ fn upload_refusal(page: &Page, error: &DocumentError) -> Option<String> {
     let with_file = |id: &str, file: &str| page.t_with(id, &[("file", file.to_owned())]);
     Some(match error {
         DocumentError::NoDocuments => page.t("sign-error-none"),
-        DocumentError::TooMany => page.t_with("sign-error-too-many", &[("max", MAX_DOCUMENTS.to_string())]),
-        DocumentError::TooLarge(file) => page.t_with("sign-error-too-large", &[("file", file.clone()), ("max", (MAX_DOCUMENT_BYTES / (1024 * 1024)).to_string())]),
+        DocumentError::TooMany => {
+            page.t_with("sign-error-too-many", &[("max", MAX_DOCUMENTS.to_string())])
+        }
+        DocumentError::TooLarge(file) => page.t_with(
+            "sign-error-too-large",
+            &[
+                ("file", file.clone()),
+                ("max", (MAX_DOCUMENT_BYTES / (1024 * 1024)).to_string()),
+            ],
+        ),
         DocumentError::NotPdf(file) => with_file("sign-error-not-pdf", file),
         DocumentError::Unreadable(file, _) => with_file("sign-error-corrupt", file),
         DocumentError::NeedsConsentIdLogin => page.t("sign-error-consentid"),
         DocumentError::NoCertificate => page.t("sign-error-no-certificate"),
         DocumentError::Signing(SigningError::NoDevice) => page.t("sign-error-no-device"),
         DocumentError::Signing(SigningError::Locked) => page.t("sign-failed-locked"),
-        DocumentError::Signing(SigningError::Failed(authority::Error::Rejected(authority::Rejection::RateLimited))) => page.t("sign-error-rate-limited"),
+        DocumentError::Signing(SigningError::Failed(authority::Error::Rejected(
+            authority::Rejection::RateLimited,
+        ))) => page.t("sign-error-rate-limited"),
         _ => return None,
     })
 }
 
-async fn upload(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, multipart: Multipart) -> Response {
+async fn upload(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Response {
     let visit = match visit_of(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
@@ -182,24 +246,64 @@ async fn upload(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: 
     // Before a byte of the body: a password (basic) session never signs (DESIGN §3), so its
     // upload is not read at all. The CSRF token is the form's first part (`read_form`).
     if visit.session.record.auth_method.as_deref() != Some("consentid") {
-        return upload_form(&state, &visit, Some(page.t("sign-error-consentid")), StatusCode::FORBIDDEN);
+        return upload_form(
+            &state,
+            &visit,
+            Some(page.t("sign-error-consentid")),
+            StatusCode::FORBIDDEN,
+        );
     }
     let form = match read_form(&visit, multipart).await {
         Ok(form) => form,
         Err(FormError::TooLarge) => {
             let mb = |bytes: usize| (bytes / (1024 * 1024)).to_string();
-            let text = page.t_with("sign-error-upload-too-large", &[("max", mb(MAX_DOCUMENT_BYTES)), ("total", mb(MAX_TOTAL_BYTES))]);
+            let text = page.t_with(
+                "sign-error-upload-too-large",
+                &[
+                    ("max", mb(MAX_DOCUMENT_BYTES)),
+                    ("total", mb(MAX_TOTAL_BYTES)),
+                ],
+            );
             return upload_form(&state, &visit, Some(text), StatusCode::PAYLOAD_TOO_LARGE);
         }
-        Err(FormError::Malformed) => return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST),
-        Err(FormError::Forged) => return message_page(&state, &visit, StatusCode::FORBIDDEN, "error-form-expired", "/services/sign"),
+        Err(FormError::Malformed) => {
+            return upload_form(
+                &state,
+                &visit,
+                Some(page.t("sign-error-form")),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+        Err(FormError::Forged) => {
+            return message_page(
+                &state,
+                &visit,
+                StatusCode::FORBIDDEN,
+                "error-form-expired",
+                "/services/sign",
+            )
+        }
     };
     let Some(level) = SignatureLevel::parse(&form.level) else {
-        return upload_form(&state, &visit, Some(page.t("sign-error-form")), StatusCode::BAD_REQUEST);
+        return upload_form(
+            &state,
+            &visit,
+            Some(page.t("sign-error-form")),
+            StatusCode::BAD_REQUEST,
+        );
     };
-    let browser = describe_browser(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""));
+    let browser = describe_browser(
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
     let context = RequestContext { browser, ip };
-    match state.authority.start_document_signing(&visit.session, form.documents, level, context).await {
+    match state
+        .authority
+        .start_document_signing(&visit.session, form.documents, level, context)
+        .await
+    {
         Ok(job) => Redirect::to(&format!("/services/sign/{job}")).into_response(),
         Err(error) => match upload_refusal(&page, &error) {
             Some(text) => upload_form(&state, &visit, Some(text), StatusCode::UNPROCESSABLE_ENTITY),
@@ -229,21 +333,38 @@ struct JobPage {
     documents: Vec<DocumentLine>,
 }
 
-async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(job): Path<String>) -> Response {
+async fn job_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(job): Path<String>,
+) -> Response {
     let visit = match visit_of(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
     let view = match state.authority.document_signing(&visit.session, &job).await {
         Ok(view) => view,
-        Err(DocumentError::NotFound) => return message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/sign"),
+        Err(DocumentError::NotFound) => {
+            return message_page(
+                &state,
+                &visit,
+                StatusCode::NOT_FOUND,
+                "error-not-found",
+                "/services/sign",
+            )
+        }
         Err(error) => return internal(&state, visit.language, &error),
     };
     let page = state.page(&visit, "sign-heading", &format!("/services/sign/{job}"));
     let (pending, done, status_line, seconds_left) = match &view.status {
         JobStatus::Pending { seconds_left } => (true, false, page.t("sign-pending"), *seconds_left),
         JobStatus::Done => (false, true, page.t("sign-done"), 0),
-        JobStatus::Failed(hint) => (false, false, page.t(&format!("sign-failed-{}", hint.replace('_', "-"))), 0),
+        JobStatus::Failed(hint) => (
+            false,
+            false,
+            page.t(&format!("sign-failed-{}", hint.replace('_', "-"))),
+            0,
+        ),
     };
     let template = JobPage {
         job: view.id,
@@ -256,7 +377,12 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(job): 
             .documents
             .into_iter()
             .enumerate()
-            .map(|(index, d)| DocumentLine { index, filename: d.filename, fingerprint: d.fingerprint, ready: d.ready })
+            .map(|(index, d)| DocumentLine {
+                index,
+                filename: d.filename,
+                fingerprint: d.fingerprint,
+                ready: d.ready,
+            })
             .collect(),
         page,
     };
@@ -265,25 +391,57 @@ async fn job_page(State(state): State<AppState>, headers: HeaderMap, Path(job): 
 
 /// `report.pdf` → `report-potpisan.pdf`, ASCII only for the header (the name is the user's own).
 fn signed_name(filename: &str) -> String {
-    let stem = filename.strip_suffix(".pdf").or_else(|| filename.strip_suffix(".PDF")).unwrap_or(filename);
-    let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(80).collect();
+    let stem = filename
+        .strip_suffix(".pdf")
+        .or_else(|| filename.strip_suffix(".PDF"))
+        .unwrap_or(filename);
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
     format!("{clean}-potpisan.pdf")
 }
 
-async fn download(State(state): State<AppState>, headers: HeaderMap, Path((job, index)): Path<(String, usize)>) -> Response {
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((job, index)): Path<(String, usize)>,
+) -> Response {
     let visit = match visit_of(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.signed_document(&visit.session, &job, index).await {
+    match state
+        .authority
+        .signed_document(&visit.session, &job, index)
+        .await
+    {
         Ok((filename, pdf)) => {
             let mut response = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", signed_name(&filename))) {
-                response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
+            if let Ok(value) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}\"",
+                signed_name(&filename)
+            )) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, value);
             }
             response
         }
-        Err(DocumentError::NotFound) => message_page(&state, &visit, StatusCode::NOT_FOUND, "error-not-found", "/services/sign"),
+        Err(DocumentError::NotFound) => message_page(
+            &state,
+            &visit,
+            StatusCode::NOT_FOUND,
+            "error-not-found",
+            "/services/sign",
+        ),
         Err(error) => internal(&state, visit.language, &error),
     }
 }

@@ -36,20 +36,28 @@ fn is_portal_page(path: &str) -> bool {
     if path == "/" {
         return true;
     }
-    let Some(rest) = path.strip_prefix('/') else { return false };
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
     let segments: Vec<&str> = rest.split('/').collect();
     let safe = |segment: &&str| {
         !segment.is_empty()
             && *segment != "."
             && *segment != ".."
-            && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
     };
     if !segments.iter().all(safe) {
         return false;
     }
     PAGES.iter().any(|page| {
         let pattern: Vec<&str> = page.trim_start_matches('/').split('/').collect();
-        pattern.len() == segments.len() && pattern.iter().zip(&segments).all(|(p, s)| *p == "{}" || p == s)
+        pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| *p == "{}" || p == s)
     })
 }
 
@@ -59,7 +67,15 @@ mod tests {
 
     #[test]
     fn the_portal_pages_are_accepted() {
-        for path in ["/", "/login", "/login/mobile", "/login/mobile/AbC-12_x", "/account", "/services/sign/7", "/oauth2/authorize"] {
+        for path in [
+            "/",
+            "/login",
+            "/login/mobile",
+            "/login/mobile/AbC-12_x",
+            "/account",
+            "/services/sign/7",
+            "/oauth2/authorize",
+        ] {
             assert_eq!(local_page(Some(path)), path);
         }
     }

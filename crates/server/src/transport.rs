@@ -63,18 +63,31 @@ pub struct TlsFiles {
 
 /// Reads a certificate chain and its key, and checks that they belong together.
 pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
-    let cert_pem = std::fs::read(&files.cert).map_err(|e| format!("EIDPORTAL_TLS_CERT {}: {e}", files.cert.display()))?;
+    let cert_pem = std::fs::read(&files.cert)
+        .map_err(|e| format!("EIDPORTAL_TLS_CERT {}: {e}", files.cert.display()))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("EIDPORTAL_TLS_CERT {}: {e}", files.cert.display()))?;
     if chain.is_empty() {
-        return Err(format!("EIDPORTAL_TLS_CERT {}: no certificate in the file", files.cert.display()));
+        return Err(format!(
+            "EIDPORTAL_TLS_CERT {}: no certificate in the file",
+            files.cert.display()
+        ));
     }
-    let key_pem = std::fs::read(&files.key).map_err(|e| format!("EIDPORTAL_TLS_KEY {}: {e}", files.key.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| format!("EIDPORTAL_TLS_KEY {}: no usable private key ({e})", files.key.display()))?;
-    CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|e| format!("EIDPORTAL_TLS_KEY {}: does not fit the certificate ({e})", files.key.display()))
+    let key_pem = std::fs::read(&files.key)
+        .map_err(|e| format!("EIDPORTAL_TLS_KEY {}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!(
+            "EIDPORTAL_TLS_KEY {}: no usable private key ({e})",
+            files.key.display()
+        )
+    })?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+        format!(
+            "EIDPORTAL_TLS_KEY {}: does not fit the certificate ({e})",
+            files.key.display()
+        )
+    })
 }
 
 /// The ring provider with its AEAD suites only (rustls offers no CBC suite; the filter keeps
@@ -107,14 +120,21 @@ impl CertReloader {
     pub fn new(files: TlsFiles) -> Result<Self, String> {
         let stamp = modified(&files);
         let key = load_certified_key(&files)?;
-        Ok(Self { files, current: RwLock::new((Arc::new(key), stamp)) })
+        Ok(Self {
+            files,
+            current: RwLock::new((Arc::new(key), stamp)),
+        })
     }
 
     /// Loads the files again if `force` or their modification times changed. A file that does
     /// not load keeps the old certificate and is reported.
     pub fn reload(&self, force: bool) {
         let stamp = modified(&self.files);
-        let unchanged = self.current.read().map(|current| current.1 == stamp).unwrap_or(false);
+        let unchanged = self
+            .current
+            .read()
+            .map(|current| current.1 == stamp)
+            .unwrap_or(false);
         if unchanged && !force {
             return;
         }
@@ -162,7 +182,8 @@ pub fn server_config(certificates: Arc<CertReloader>) -> Result<rustls::ServerCo
 pub fn spawn_reloader(certificates: Arc<CertReloader>) {
     tokio::spawn(async move {
         #[cfg(unix)]
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut poll = tokio::time::interval(RELOAD_POLL);
         loop {
             #[cfg(unix)]
@@ -188,12 +209,15 @@ pub fn spawn_reloader(certificates: Arc<CertReloader>) {
 
 /// `Strict-Transport-Security` on every answer (only when serving HTTPS).
 pub fn with_hsts(router: Router) -> Router {
-    router.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
-        response
-            .headers_mut()
-            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
-        response
-    }))
+    router.layer(axum::middleware::map_response(
+        |mut response: axum::response::Response| async move {
+            response.headers_mut().insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+            response
+        },
+    ))
 }
 
 /// Tells long-running handlers (the app's long poll) that the server is stopping.
@@ -264,7 +288,10 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, peer, trusted, router, header_read_timeout, watcher).await,
+                        Ok(Ok(stream)) => {
+                            connection(stream, peer, trusted, router, header_read_timeout, watcher)
+                                .await
+                        }
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -297,7 +324,10 @@ async fn connection<I>(
         tower_service::Service::call(&mut router.clone(), request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%peer, %error, "connection ended");

@@ -3,7 +3,12 @@
 //! in, open the cloud certificate service, cancel and then accept the agreement, read the
 //! agreement e-mail from the outbox, revoke, issue again and revoke all certificates.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
@@ -21,10 +26,34 @@ fn repository() -> PathBuf {
 
 /// Enrols Петар Петровић and activates ConsentID for him in `home`.
 fn enrol_and_activate(server: &Server, home: &Path) {
-    let out = server.cli_ok(&["user", "add", "--email", EMAIL, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", JMBG, "--json"]);
+    let out = server.cli_ok(&[
+        "user",
+        "add",
+        "--email",
+        EMAIL,
+        "--given-name",
+        "Петар",
+        "--surname",
+        "Петровић",
+        "--jmbg",
+        JMBG,
+        "--json",
+    ]);
     let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let code = value["activation_code"].as_str().unwrap().to_owned();
-    let (status, stdout, stderr) = consentid(home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin", "--json"], &format!("{PIN}\n"));
+    let (status, stdout, stderr) = consentid(
+        home,
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--pin-stdin",
+            "--json",
+        ],
+        &format!("{PIN}\n"),
+    );
     assert_eq!(status, 0, "consentid activate: {stdout}{stderr}");
     let (_, stdout, _) = consentid(home, &["status", "--json"], "");
     let state: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -33,7 +62,9 @@ fn enrol_and_activate(server: &Server, home: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_issues_revokes_and_revokes_all_cloud_certificates_through_the_seed_steps() {
-    let Some(python) = support::python() else { return };
+    let Some(python) = support::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &Setup::embedded(), None);
@@ -58,8 +89,15 @@ async fn chromium_issues_revokes_and_revokes_all_cloud_certificates_through_the_
         .args(["--expect-name", "Петар Петровић", "--expect-jmbg", JMBG])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success() && text.contains("PASS"), "the browser test failed:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && text.contains("PASS"),
+        "the browser test failed:\n{text}"
+    );
     println!("{text}");
 
     // What the browser did, as the officer's register sees it: two cloud certificates, both
@@ -67,16 +105,35 @@ async fn chromium_issues_revokes_and_revokes_all_cloud_certificates_through_the_
     let listed = server.cli_ok(&["cert", "list", "--email", EMAIL, "--json"]);
     let certificates: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
     let count = |kind: &str| certificates.iter().filter(|c| c["kind"] == kind).count();
-    assert_eq!((count("cloud_signing"), count("device")), (2, 1), "{listed}");
-    assert!(certificates.iter().all(|c| c["status"] == "revoked"), "{listed}");
+    assert_eq!(
+        (count("cloud_signing"), count("device")),
+        (2, 1),
+        "{listed}"
+    );
+    assert!(
+        certificates.iter().all(|c| c["status"] == "revoked"),
+        "{listed}"
+    );
 
     // The evidence names no path of this machine.
     let temporary = dir.path().to_string_lossy().to_string();
     for name in ["05-phone-approves.txt", "13c-consentid-status.txt"] {
         let written = std::fs::read_to_string(screenshots.join(name)).unwrap();
-        assert!(!written.contains(&temporary) && !written.contains("/tmp/"), "{name} names a path:\n{written}");
+        assert!(
+            !written.contains(&temporary) && !written.contains("/tmp/"),
+            "{name} names a path:\n{written}"
+        );
     }
-    for name in ["08-service-page.png", "09-agreement.png", "10-issued.png", "11-agreement.pdf", "11-agreement-page1.png", "12-revoked.png", "13-revoke-all-confirm.png", "13b-revoked-all.png"] {
+    for name in [
+        "08-service-page.png",
+        "09-agreement.png",
+        "10-issued.png",
+        "11-agreement.pdf",
+        "11-agreement-page1.png",
+        "12-revoked.png",
+        "13-revoke-all-confirm.png",
+        "13b-revoked-all.png",
+    ] {
         assert!(screenshots.join(name).is_file(), "{name} was not written");
     }
 }

@@ -1,14 +1,21 @@
 //! The qualified certificate in the cloud through the portal (the seed's steps 8-13), with the
 //! real server and the `consentid` binary: issue after accepting the agreement, the renewal
 //! window, revoke, revoke all, and one user's session never touching another's certificate.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{consentid, der_to_pem, extract, log_in, logged_in, run, Browser, Server, Setup, PIN};
+use support::{
+    consentid, der_to_pem, extract, log_in, logged_in, run, Browser, Server, Setup, PIN,
+};
 
 fn page(browser: &mut Browser, path: &str) -> String {
     String::from_utf8_lossy(&browser.get(path).body).to_string()
@@ -17,21 +24,63 @@ fn page(browser: &mut Browser, path: &str) -> String {
 fn post(browser: &mut Browser, from: &str, action: &str) -> (u16, String, Option<String>) {
     let csrf = Browser::csrf(&browser.get(from));
     let response = browser.post(action, &[("csrf", &csrf)]);
-    (response.status, String::from_utf8_lossy(&response.body).to_string(), response.header("location").map(str::to_owned))
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).to_string(),
+        response.header("location").map(str::to_owned),
+    )
 }
 
 fn current_serial(browser: &mut Browser) -> Option<String> {
-    extract(&page(browser, "/services/cloud-certificate"), "<dd class=\"serial\">", "<")
+    extract(
+        &page(browser, "/services/cloud-certificate"),
+        "<dd class=\"serial\">",
+        "<",
+    )
 }
 
 fn ocsp_status(server: &Server, dir: &Path, serial: &str) -> String {
-    std::fs::write(dir.join("leaf.pem"), server.cli_ok(&["cert", "pem", serial])).unwrap();
+    std::fs::write(
+        dir.join("leaf.pem"),
+        server.cli_ok(&["cert", "pem", serial]),
+    )
+    .unwrap();
     let root = der_to_pem(dir, &server.get("/pki/root.crt"), "root", "x509");
-    let ca = der_to_pem(dir, &server.get("/pki/qualified-ca.crt"), "qualified", "x509");
-    let (ok, text) = run("openssl", &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", ca.to_str().unwrap(), "leaf.pem"], dir);
+    let ca = der_to_pem(
+        dir,
+        &server.get("/pki/qualified-ca.crt"),
+        "qualified",
+        "x509",
+    );
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            ca.to_str().unwrap(),
+            "leaf.pem",
+        ],
+        dir,
+    );
     assert!(ok, "{text}");
     let url = format!("{}/ocsp", server.url);
-    let (ok, text) = run("openssl", &["ocsp", "-issuer", ca.to_str().unwrap(), "-cert", "leaf.pem", "-url", &url, "-CAfile", root.to_str().unwrap()], dir);
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-cert",
+            "leaf.pem",
+            "-url",
+            &url,
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+        dir,
+    );
     assert!(ok, "{text}");
     text
 }
@@ -46,73 +95,169 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
 
     // Издај shows the agreement; Одустани changes nothing.
     let service = page(&mut browser, "/services/cloud-certificate");
-    assert!(service.contains("Управљај квалификованим електронским сертификатом у клауду"), "{service}");
-    let (status, agreement, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/issue");
+    assert!(
+        service.contains("Управљај квалификованим електронским сертификатом у клауду"),
+        "{service}"
+    );
+    let (status, agreement, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/issue",
+    );
     assert_eq!(status, 200);
-    for needle in ["УГОВОР О ПРУЖАЊУ УСЛУГЕ", "94/17 и 52/21", "Немањина 11", "110177886", "07020171", "Петар Петровић", "0101990710008", "Прихвати", "Одустани"] {
+    for needle in [
+        "УГОВОР О ПРУЖАЊУ УСЛУГЕ",
+        "94/17 и 52/21",
+        "Немањина 11",
+        "110177886",
+        "07020171",
+        "Петар Петровић",
+        "0101990710008",
+        "Прихвати",
+        "Одустани",
+    ] {
         assert!(agreement.contains(needle), "the agreement lacks {needle}");
     }
-    assert!(current_serial(&mut browser).is_none(), "Одустани (not accepting) must change nothing");
+    assert!(
+        current_serial(&mut browser).is_none(),
+        "Одустани (not accepting) must change nothing"
+    );
 
     // Прихвати issues it.
-    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
-    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=issued")));
+    let (status, _, location) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/services/cloud-certificate?done=issued"))
+    );
     let done = page(&mut browser, "/services/cloud-certificate?done=issued");
-    assert!(done.contains("✓ Успешно је издат сертификат за потпис у клауду"), "{done}");
+    assert!(
+        done.contains("✓ Успешно је издат сертификат за потпис у клауду"),
+        "{done}"
+    );
     assert!(done.contains("Квалификовани електронски сертификат у клауду је активан."));
     let serial = current_serial(&mut browser).expect("the certificate's serial on the page");
     assert!(ocsp_status(&server, d, &serial).contains("leaf.pem: good"));
     // A second Издај is refused by the server, even when posted by hand.
-    let (status, refused, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, refused, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 409, "{refused}");
     // Обнови is closed for a 5-year certificate, and refused by the server too.
     assert!(page(&mut browser, "/services/cloud-certificate").contains("Обнова је могућа од"));
-    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/renew");
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/renew",
+    );
     assert_eq!(status, 409);
 
     // Another user's session cannot touch this certificate: every action acts on the session's
     // own account, and a crafted request names no one else's.
     let mut other = logged_in(&server, "ana@example.rs", &d.join("phone-b"));
-    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/revoke/confirm");
+    let (status, _, _) = post(
+        &mut other,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/revoke/confirm",
+    );
     assert_eq!(status, 409, "Ana has nothing to revoke");
-    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/renew");
+    let (status, _, _) = post(
+        &mut other,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/renew",
+    );
     assert_eq!(status, 409);
-    assert!(ocsp_status(&server, d, &serial).contains("leaf.pem: good"), "Petar's certificate untouched");
+    assert!(
+        ocsp_status(&server, d, &serial).contains("leaf.pem: good"),
+        "Petar's certificate untouched"
+    );
     // Ana issues her own; Petar's stays his.
-    let (status, _, _) = post(&mut other, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut other,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
     assert_ne!(current_serial(&mut other), Some(serial.clone()));
 
     // Опозови: a confirmation, then revoked; ConsentID stays active.
-    let (_, confirm, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke");
+    let (_, confirm, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/revoke",
+    );
     assert!(confirm.contains("Да, опозови"));
-    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke/confirm");
-    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=revoked")));
+    let (status, _, location) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/revoke/confirm",
+    );
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/services/cloud-certificate?done=revoked"))
+    );
     let text = ocsp_status(&server, d, &serial);
     assert!(text.contains("leaf.pem: revoked"), "{text}");
     let crl = der_to_pem(d, &server.get("/pki/qualified-ca.crl"), "crl", "crl");
-    let (_, text) = run("openssl", &["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"], d);
+    let (_, text) = run(
+        "openssl",
+        &["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"],
+        d,
+    );
     assert!(text.to_lowercase().contains(&serial), "{text}");
     let (_, status_json, _) = consentid(&home, &["status", "--json"], "");
-    assert!(status_json.contains("\"state\":\"active\""), "{status_json}");
+    assert!(
+        status_json.contains("\"state\":\"active\""),
+        "{status_json}"
+    );
 
     // Опозови све сертификате: a new cloud certificate, then everything revoked; the app is
     // deactivated and a mobile login fails.
-    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
     let second = current_serial(&mut browser).unwrap();
-    let (_, confirm, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke-all");
-    assert!(confirm.contains("ConsentID више неће бити активна"), "{confirm}");
-    let (status, done, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/revoke-all/confirm");
+    let (_, confirm, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/revoke-all",
+    );
+    assert!(
+        confirm.contains("ConsentID више неће бити активна"),
+        "{confirm}"
+    );
+    let (status, done, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/revoke-all/confirm",
+    );
     assert_eq!(status, 200);
     assert!(done.contains("Сви ваши сертификати су опозвани"), "{done}");
     assert!(ocsp_status(&server, d, &second).contains("leaf.pem: revoked"));
     let listed = server.cli_ok(&["cert", "list", "--email", "petar@example.rs", "--json"]);
-    let devices: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&listed).unwrap().into_iter().filter(|c| c["kind"] == "device").collect();
+    let devices: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&listed)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c["kind"] == "device")
+        .collect();
     assert!(devices.iter().all(|d| d["status"] == "revoked"), "{listed}");
     let (_, status_json, _) = consentid(&home, &["status", "--json"], "");
-    assert!(status_json.contains("\"state\":\"deactivated\""), "{status_json}");
-    assert!(page(&mut browser, "/account").contains("Пријавите се да бисте наставили"), "the session ended");
+    assert!(
+        status_json.contains("\"state\":\"deactivated\""),
+        "{status_json}"
+    );
+    assert!(
+        page(&mut browser, "/account").contains("Пријавите се да бисте наставили"),
+        "the session ended"
+    );
     // Ana is untouched.
     assert!(current_serial(&mut other).is_some());
 }
@@ -120,23 +265,46 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_certificate_can_be_renewed_in_its_window() {
     let dir = tempfile::tempdir().unwrap();
-    let setup = Setup { env: vec![("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS".into(), "20".into())], name: "20 days".into() };
+    let setup = Setup {
+        env: vec![("EIDPORTAL_CLOUD_CERT_VALIDITY_DAYS".into(), "20".into())],
+        name: "20 days".into(),
+    };
     let server = Server::start(&dir.path().join("data"), &setup, None);
     let mut browser = logged_in(&server, "mila@example.rs", &dir.path().join("phone"));
-    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
     let old = current_serial(&mut browser).unwrap();
     // Valid 20 days: inside the 30-day window from the start.
     let service = page(&mut browser, "/services/cloud-certificate");
     assert!(!service.contains("Обнова је могућа од"), "{service}");
-    let (status, _, location) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/renew");
-    assert_eq!((status, location.as_deref()), (303, Some("/services/cloud-certificate?done=renewed")));
+    let (status, _, location) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/renew",
+    );
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/services/cloud-certificate?done=renewed"))
+    );
     let new = current_serial(&mut browser).unwrap();
     assert_ne!(new, old);
     let listed = server.cli_ok(&["cert", "list", "--email", "mila@example.rs", "--json"]);
     let certificates: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
-    let old_entry = certificates.iter().find(|c| c["serial"] == old.as_str()).unwrap();
-    assert_eq!((old_entry["status"].as_str(), old_entry["revocation_reason"].as_str()), (Some("revoked"), Some("superseded")));
+    let old_entry = certificates
+        .iter()
+        .find(|c| c["serial"] == old.as_str())
+        .unwrap();
+    assert_eq!(
+        (
+            old_entry["status"].as_str(),
+            old_entry["revocation_reason"].as_str()
+        ),
+        (Some("revoked"), Some("superseded"))
+    );
 }
 
 /// The PDF attached to an RFC 5322 message file, saved to `out` (Python's `email` module).
@@ -145,12 +313,26 @@ fn pdf_attachment(python: &Path, message: &Path, out: &Path) {
 m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
 p=[x for x in m.walk() if x.get_content_type()=='application/pdf']\n\
 open(sys.argv[2],'wb').write(p[0].get_payload(decode=True))\n";
-    let output = std::process::Command::new(python).args(["-c", script]).arg(message).arg(out).output().unwrap();
-    assert!(output.status.success(), "no PDF attachment in {}: {}", message.display(), String::from_utf8_lossy(&output.stderr));
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(message)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "no PDF attachment in {}: {}",
+        message.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn pdf_text(pdf: &Path) -> String {
-    let (ok, text) = run("pdftotext", &["-enc", "UTF-8", pdf.to_str().unwrap(), "-"], pdf.parent().unwrap());
+    let (ok, text) = run(
+        "pdftotext",
+        &["-enc", "UTF-8", pdf.to_str().unwrap(), "-"],
+        pdf.parent().unwrap(),
+    );
     assert!(ok, "{text}");
     text
 }
@@ -158,24 +340,45 @@ fn pdf_text(pdf: &Path) -> String {
 fn wait_for_file(dir: &Path) -> std::path::PathBuf {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(entry) = std::fs::read_dir(dir).ok().and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_file()))) {
+        if let Some(entry) = std::fs::read_dir(dir)
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.path().is_file())))
+        {
             return entry.path();
         }
-        assert!(Instant::now() < deadline, "nothing arrived in {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived in {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agreement_arrives_by_smtp_as_a_pdf_and_is_downloadable() {
-    let Some(python) = support::python() else { return };
+    let Some(python) = support::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A real SMTP server: aiosmtpd, delivering into a maildir.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let maildir = d.join("maildir");
     let mut smtp = std::process::Command::new(&python)
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
         .arg(&maildir)
         .spawn()
         .unwrap();
@@ -184,21 +387,41 @@ async fn the_agreement_arrives_by_smtp_as_a_pdf_and_is_downloadable() {
         assert!(Instant::now() < deadline, "aiosmtpd did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let setup = Setup { env: vec![("EIDPORTAL_SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"))], name: "smtp".into() };
+    let setup = Setup {
+        env: vec![(
+            "EIDPORTAL_SMTP_URL".into(),
+            format!("smtp://127.0.0.1:{port}"),
+        )],
+        name: "smtp".into(),
+    };
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
     let message = wait_for_file(&maildir.join("new"));
     pdf_attachment(&python, &message, &d.join("agreement.pdf"));
     let text = pdf_text(&d.join("agreement.pdf"));
-    assert!(text.contains("Петар Петровић") && text.contains("0101990710008") && text.contains("УГОВОР"), "{text}");
+    assert!(
+        text.contains("Петар Петровић")
+            && text.contains("0101990710008")
+            && text.contains("УГОВОР"),
+        "{text}"
+    );
     let _ = smtp.kill();
     let _ = smtp.wait();
 
     // Downloadable from the account; another user gets nothing.
     let service = page(&mut browser, "/services/cloud-certificate");
-    let link = extract(&service, "href=\"/services/cloud-certificate/agreements/", "\"").expect("an agreement link");
+    let link = extract(
+        &service,
+        "href=\"/services/cloud-certificate/agreements/",
+        "\"",
+    )
+    .expect("an agreement link");
     let path = format!("/services/cloud-certificate/agreements/{link}");
     let pdf = browser.get(&path);
     assert_eq!(pdf.header("content-type"), Some("application/pdf"));
@@ -210,18 +433,27 @@ async fn the_agreement_arrives_by_smtp_as_a_pdf_and_is_downloadable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_smtp_the_agreement_goes_to_the_outbox() {
-    let Some(python) = support::python() else { return };
+    let Some(python) = support::python() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let server = Server::start(&d.join("data"), &Setup::embedded(), None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    let (status, _, _) = post(&mut browser, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
     let message = wait_for_file(&d.join("data/outbox"));
     assert_eq!(message.extension().and_then(|e| e.to_str()), Some("eml"));
     pdf_attachment(&python, &message, &d.join("agreement.pdf"));
     let text = pdf_text(&d.join("agreement.pdf"));
-    assert!(text.contains("Петар Петровић") && text.contains("0101990710008"), "{text}");
+    assert!(
+        text.contains("Петар Петровић") && text.contains("0101990710008"),
+        "{text}"
+    );
 }
 
 /// Finding 13: the agreement carries the JMBG, so a password (basic) session of the same
@@ -233,29 +465,78 @@ async fn a_password_session_cannot_download_an_agreement() {
     let server = Server::start(&d.join("data"), &Setup::embedded(), None);
     let email = "petar@example.rs";
     let password = "duga lozinka 123";
-    let args = ["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--password-stdin", "--json"];
+    let args = [
+        "user",
+        "add",
+        "--email",
+        email,
+        "--given-name",
+        "Петар",
+        "--surname",
+        "Петровић",
+        "--jmbg",
+        "0101990710008",
+        "--password-stdin",
+        "--json",
+    ];
     let out = server.cli_input(&args, &format!("{password}\n"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let code = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["activation_code"].as_str().unwrap().to_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["activation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let home = d.join("phone");
-    let (status, out, err) = consentid(&home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    let (status, out, err) = consentid(
+        &home,
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
+        &format!("{PIN}\n"),
+    );
     assert_eq!(status, 0, "{out}{err}");
     let mut mobile = Browser::new(&server);
     assert_eq!(log_in(&mut mobile, email, &home), "/account");
-    let (status, _, _) = post(&mut mobile, "/services/cloud-certificate", "/services/cloud-certificate/agreement/accept");
+    let (status, _, _) = post(
+        &mut mobile,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
     assert_eq!(status, 303);
-    let link = extract(&page(&mut mobile, "/services/cloud-certificate"), "href=\"/services/cloud-certificate/agreements/", "\"").expect("an agreement link");
+    let link = extract(
+        &page(&mut mobile, "/services/cloud-certificate"),
+        "href=\"/services/cloud-certificate/agreements/",
+        "\"",
+    )
+    .expect("an agreement link");
     let path = format!("/services/cloud-certificate/agreements/{link}");
-    assert_eq!(mobile.get(&path).header("content-type"), Some("application/pdf"));
+    assert_eq!(
+        mobile.get(&path).header("content-type"),
+        Some("application/pdf")
+    );
 
     // The same account, logged in with its password only.
     let mut basic = Browser::new(&server);
     let csrf = Browser::csrf(&basic.get("/login/password"));
-    let login = basic.post("/login/password", &[("csrf", &csrf), ("username", email), ("password", password)]);
+    let login = basic.post(
+        "/login/password",
+        &[("csrf", &csrf), ("username", email), ("password", password)],
+    );
     assert_eq!(login.header("location"), Some("/account"));
     let refused = basic.get(&path);
     assert_eq!(refused.status, 403);
     assert_ne!(refused.header("content-type"), Some("application/pdf"));
     let html = String::from_utf8_lossy(&refused.body).to_string();
-    assert!(html.contains("ЈМБГ") && html.contains("/login/mobile") && !html.contains("0101990710008"), "{html}");
+    assert!(
+        html.contains("ЈМБГ") && html.contains("/login/mobile") && !html.contains("0101990710008"),
+        "{html}"
+    );
 }

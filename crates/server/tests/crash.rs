@@ -2,7 +2,12 @@
 //! was reported done is lost, no serial is left in an undefined state, and (with SoftHSM2) every
 //! key object in the token has its key record and every live key record its objects, once the
 //! upkeep has cleaned up after the dead processes (DESIGN §8).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod support;
 
@@ -19,31 +24,60 @@ const ROUNDS: usize = 8;
 
 fn eidportal(data: &Path, setup: &Setup, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eidportal"));
-    command.arg("--data").arg(data).args(args).envs(setup.env.iter().map(|(k, v)| (k, v)));
-    command.env("EIDPORTAL_PUBLIC_URL", "http://127.0.0.1:8080").env("EIDPORTAL_LOG", "warn");
+    command
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .envs(setup.env.iter().map(|(k, v)| (k, v)));
+    command
+        .env("EIDPORTAL_PUBLIC_URL", "http://127.0.0.1:8080")
+        .env("EIDPORTAL_LOG", "warn");
     command
 }
 
 fn database_url(setup: &Setup) -> Option<&str> {
-    setup.env.iter().find(|(k, _)| k == "EIDPORTAL_DATABASE_URL").map(|(_, url)| url.as_str())
+    setup
+        .env
+        .iter()
+        .find(|(k, _)| k == "EIDPORTAL_DATABASE_URL")
+        .map(|(_, url)| url.as_str())
 }
 
 /// Rows of the test's database (tab-separated columns), asked or changed with a client this
 /// project did not write (Python's sqlite3, or psql).
 fn sql(setup: &Setup, data: &Path, statement: &str) -> Vec<Vec<String>> {
     let output = match database_url(setup) {
-        Some(url) => Command::new("psql").args(["-w", "-X", "-q", "-A", "-t", "-F", "\t", url, "-c", statement]).output().unwrap(),
+        Some(url) => Command::new("psql")
+            .args([
+                "-w", "-X", "-q", "-A", "-t", "-F", "\t", url, "-c", statement,
+            ])
+            .output()
+            .unwrap(),
         None => {
-            let python = std::env::var("EIDPORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+            let python =
+                std::env::var("EIDPORTAL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
             let script = "import sqlite3,sys\n\
                           c = sqlite3.connect(sys.argv[1])\n\
                           for row in c.execute(sys.argv[2]): print('\\t'.join(str(v) for v in row))\n\
                           c.commit()";
-            Command::new(python).args(["-c", script]).arg(data.join("eidportal.db")).arg(statement).output().unwrap()
+            Command::new(python)
+                .args(["-c", script])
+                .arg(data.join("eidportal.db"))
+                .arg(statement)
+                .output()
+                .unwrap()
         }
     };
-    assert!(output.status.success(), "{statement}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().filter(|l| !l.is_empty()).map(|l| l.split('\t').map(str::to_owned).collect()).collect()
+    assert!(
+        output.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
 }
 
 /// One number from the test's database.
@@ -63,10 +97,23 @@ const TOKEN_PIN: &str = "1234";
 impl OwnToken {
     fn create() -> Option<Self> {
         let env = support::pkcs11_env()?;
-        let module = env.iter().find(|(k, _)| k == "EIDPORTAL_PKCS11_MODULE").map(|(_, v)| v.clone()).unwrap();
+        let module = env
+            .iter()
+            .find(|(k, _)| k == "EIDPORTAL_PKCS11_MODULE")
+            .map(|(_, v)| v.clone())
+            .unwrap();
         let label = format!("eidportal-crash-{}", std::process::id());
         let status = Command::new("softhsm2-util")
-            .args(["--init-token", "--free", "--label", &label, "--pin", TOKEN_PIN, "--so-pin", "5678"])
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                &label,
+                "--pin",
+                TOKEN_PIN,
+                "--so-pin",
+                "5678",
+            ])
             .stdout(Stdio::null())
             .status();
         match status {
@@ -93,15 +140,31 @@ impl OwnToken {
     fn objects(&self, dir: &Path) -> Vec<TokenObject> {
         let (ok, text) = support::run(
             "pkcs11-tool",
-            &["--module", &self.module, "--token-label", &self.label, "--login", "--pin", TOKEN_PIN, "--list-objects"],
+            &[
+                "--module",
+                &self.module,
+                "--token-label",
+                &self.label,
+                "--login",
+                "--pin",
+                TOKEN_PIN,
+                "--list-objects",
+            ],
             dir,
         );
         assert!(ok, "pkcs11-tool --list-objects: {text}");
         let mut objects: Vec<TokenObject> = Vec::new();
         for line in text.lines() {
             if !line.starts_with(' ') {
-                objects.push(TokenObject { header: line.to_owned(), label: String::new(), id: String::new(), fields: Vec::new() });
-            } else if let (Some(last), Some((name, value))) = (objects.last_mut(), line.trim().split_once(':')) {
+                objects.push(TokenObject {
+                    header: line.to_owned(),
+                    label: String::new(),
+                    id: String::new(),
+                    fields: Vec::new(),
+                });
+            } else if let (Some(last), Some((name, value))) =
+                (objects.last_mut(), line.trim().split_once(':'))
+            {
                 let value = value.trim().to_owned();
                 match name.trim() {
                     "label" => last.label = value,
@@ -144,7 +207,12 @@ impl TokenObject {
     /// object without any attribute, which `pkcs11-tool` shows as an empty data object).
     /// Nothing can find it or sign with it, and nothing names whose it was.
     fn is_empty_shell(&self) -> bool {
-        let field = |name: &str| self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| {
+            self.fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let empty = |value: &str| value.is_empty() || value == "<empty>";
         if self.header.starts_with("Data object") {
             return empty(&self.label) && self.fields.iter().all(|(_, value)| empty(value));
@@ -152,13 +220,18 @@ impl TokenObject {
         self.label.is_empty()
             && self.id.is_empty()
             && !field("Access").unwrap_or_default().contains("local")
-            && ["EC_POINT", "EC_PARAMS", "Modulus"].iter().all(|name| field(name).is_none())
+            && ["EC_POINT", "EC_PARAMS", "Modulus"]
+                .iter()
+                .all(|name| field(name).is_none())
     }
 }
 
 impl Drop for OwnToken {
     fn drop(&mut self) {
-        let _ = Command::new("softhsm2-util").args(["--delete-token", "--token", &self.label]).stdout(Stdio::null()).status();
+        let _ = Command::new("softhsm2-util")
+            .args(["--delete-token", "--token", &self.label])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -166,26 +239,56 @@ impl Drop for OwnToken {
 async fn kill_9_loses_nothing_reported_done() {
     let mut setups = vec![(Setup::embedded(), None)];
     if let Some(url) = store::test_support::fresh_postgres().await {
-        setups.push((Setup { env: vec![("EIDPORTAL_DATABASE_URL".into(), url)], name: "postgres+software".into() }, None));
+        setups.push((
+            Setup {
+                env: vec![("EIDPORTAL_DATABASE_URL".into(), url)],
+                name: "postgres+software".into(),
+            },
+            None,
+        ));
     }
     if let Some(token) = OwnToken::create() {
-        setups.push((Setup { env: token.env(), name: "sqlite+pkcs11".into() }, Some(token)));
+        setups.push((
+            Setup {
+                env: token.env(),
+                name: "sqlite+pkcs11".into(),
+            },
+            Some(token),
+        ));
     }
     for (setup, token) in setups {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let name = &setup.name;
         let first = cli(&data, &setup, "http://127.0.0.1:8080", &["cert", "list"]);
-        assert!(first.status.success(), "{name}: {}", String::from_utf8_lossy(&first.stderr));
+        assert!(
+            first.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&first.stderr)
+        );
 
         let issued_reported: Arc<Mutex<Vec<String>>> = Arc::default();
         let mut revoked_reported = BTreeSet::new();
         let mut kills = 0;
         for round in 0..ROUNDS {
             // A stream of issuances, each printed as soon as it is committed.
-            let mut issuer = eidportal(&data, &setup, &[
-                "cert", "issue", "--given-name", "Ана", "--surname", "Анић", "--jmbg", "0101990710008", "--count", "100000", "--json",
-            ])
+            let mut issuer = eidportal(
+                &data,
+                &setup,
+                &[
+                    "cert",
+                    "issue",
+                    "--given-name",
+                    "Ана",
+                    "--surname",
+                    "Анић",
+                    "--jmbg",
+                    "0101990710008",
+                    "--count",
+                    "100000",
+                    "--json",
+                ],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -202,17 +305,28 @@ async fn kill_9_loses_nothing_reported_done() {
                 }
             });
             // Meanwhile, revocations of earlier certificates, some of them killed too.
-            let candidates: Vec<String> = issued_reported.lock().unwrap().iter().rev().take(3).cloned().collect();
+            let candidates: Vec<String> = issued_reported
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .take(3)
+                .cloned()
+                .collect();
             let mut revokers = Vec::new();
             for (i, serial) in candidates.iter().enumerate() {
                 if revoked_reported.contains(serial) {
                     continue;
                 }
-                let child = eidportal(&data, &setup, &["cert", "revoke", serial, "--reason", "superseded"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
+                let child = eidportal(
+                    &data,
+                    &setup,
+                    &["cert", "revoke", serial, "--reason", "superseded"],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
                 revokers.push((serial.clone(), child, i == 0 && round % 2 == 1));
             }
             // A process on a token starts slower (it opens the CA keys in the token).
@@ -233,38 +347,77 @@ async fn kill_9_loses_nothing_reported_done() {
             reader.join().unwrap();
         }
 
-        let listed = cli(&data, &setup, "http://127.0.0.1:8080", &["cert", "list", "--json"]);
+        let listed = cli(
+            &data,
+            &setup,
+            "http://127.0.0.1:8080",
+            &["cert", "list", "--json"],
+        );
         assert!(listed.status.success());
         let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
         let status: BTreeMap<String, String> = listed
             .iter()
-            .map(|c| (c["serial"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+            .map(|c| {
+                (
+                    c["serial"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         let reported = issued_reported.lock().unwrap().clone();
-        assert!(reported.len() >= ROUNDS, "{name}: too few issuances to be meaningful: {}", reported.len());
+        assert!(
+            reported.len() >= ROUNDS,
+            "{name}: too few issuances to be meaningful: {}",
+            reported.len()
+        );
         for serial in &reported {
             let s = status.get(serial).map(String::as_str);
-            assert!(matches!(s, Some("issued") | Some("revoked")), "{name}: reported issued {serial} is {s:?}");
+            assert!(
+                matches!(s, Some("issued") | Some("revoked")),
+                "{name}: reported issued {serial} is {s:?}"
+            );
         }
         for serial in &revoked_reported {
-            assert_eq!(status.get(serial).map(String::as_str), Some("revoked"), "{name}: reported revoked {serial}");
+            assert_eq!(
+                status.get(serial).map(String::as_str),
+                Some("revoked"),
+                "{name}: reported revoked {serial}"
+            );
         }
         // Each issuance is one transaction: its serial, key record and certificate commit
         // together, so a killed issuance leaves no serial behind.
         for (serial, s) in &status {
-            assert!(matches!(s.as_str(), "issued" | "revoked"), "{name}: {serial} is {s}");
+            assert!(
+                matches!(s.as_str(), "issued" | "revoked"),
+                "{name}: {serial} is {s}"
+            );
         }
 
         // The CRL lists exactly the revoked certificates, and the audit chain is intact.
         let server = Server::start(&data, &setup, None);
-        let crl = support::der_to_pem(dir.path(), &server.get("/pki/qualified-ca.crl"), "crl", "crl");
-        let (ok, text) = support::run("openssl", &["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"], dir.path());
+        let crl = support::der_to_pem(
+            dir.path(),
+            &server.get("/pki/qualified-ca.crl"),
+            "crl",
+            "crl",
+        );
+        let (ok, text) = support::run(
+            "openssl",
+            &["crl", "-in", crl.to_str().unwrap(), "-noout", "-text"],
+            dir.path(),
+        );
         assert!(ok);
         let on_crl = text.matches("Serial Number:").count();
         let revoked = status.values().filter(|s| *s == "revoked").count();
-        assert_eq!(on_crl, revoked, "{name}: CRL entries vs revoked certificates");
+        assert_eq!(
+            on_crl, revoked,
+            "{name}: CRL entries vs revoked certificates"
+        );
         for serial in &revoked_reported {
-            assert!(text.to_lowercase().contains(serial), "{name}: {serial} not on the CRL");
+            assert!(
+                text.to_lowercase().contains(serial),
+                "{name}: {serial} not on the CRL"
+            );
         }
         let audit = server.cli_ok(&["audit", "verify"]);
         assert!(audit.contains("intact"), "{name}: {audit}");
@@ -274,14 +427,34 @@ async fn kill_9_loses_nothing_reported_done() {
         // in between leaves that record (and maybe objects under its label). Two minutes later
         // the upkeep abandons the record and destroys the objects; here the records are aged
         // as the clock would age them, and the next start runs the upkeep.
-        let generating = count(&setup, &data, "SELECT count(*) FROM keys WHERE state = 'generating'");
-        let destroying = count(&setup, &data, "SELECT count(*) FROM keys WHERE state = 'destroying'");
+        let generating = count(
+            &setup,
+            &data,
+            "SELECT count(*) FROM keys WHERE state = 'generating'",
+        );
+        let destroying = count(
+            &setup,
+            &data,
+            "SELECT count(*) FROM keys WHERE state = 'destroying'",
+        );
         if token.is_some() {
-            sql(&setup, &data, "UPDATE keys SET created_at = created_at - 3600 WHERE state = 'generating'");
+            sql(
+                &setup,
+                &data,
+                "UPDATE keys SET created_at = created_at - 3600 WHERE state = 'generating'",
+            );
             let again = cli(&data, &setup, "http://127.0.0.1:8080", &["cert", "list"]);
-            assert!(again.status.success(), "{name}: {}", String::from_utf8_lossy(&again.stderr));
+            assert!(
+                again.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&again.stderr)
+            );
         } else {
-            assert_eq!((generating, destroying), (0, 0), "{name}: software keys are recorded with their certificate");
+            assert_eq!(
+                (generating, destroying),
+                (0, 0),
+                "{name}: software keys are recorded with their certificate"
+            );
         }
         // Neither a cloud key without its certificate record nor a cloud certificate without
         // its key record; an issued certificate's key is live, a revoked one's destroyed.
@@ -310,14 +483,19 @@ async fn kill_9_loses_nothing_reported_done() {
         // has its private and public key object.
         let (mut in_token, mut empty_shells) = (0, 0);
         if let Some(token) = &token {
-            let hex_reference = if database_url(&setup).is_some() { "encode(reference, 'hex')" } else { "lower(hex(reference))" };
+            let hex_reference = if database_url(&setup).is_some() {
+                "encode(reference, 'hex')"
+            } else {
+                "lower(hex(reference))"
+            };
             let live: BTreeMap<String, String> =
                 sql(&setup, &data, &format!("SELECT label, {hex_reference} FROM keys WHERE backend = 'pkcs11' AND state = 'active'"))
                     .into_iter()
                     .map(|row| (row[0].clone(), row[1].strip_prefix(&hex::encode("p11v1:")).unwrap().to_owned()))
                     .collect();
             let objects = token.objects(dir.path());
-            let (shells, objects): (Vec<_>, Vec<_>) = objects.into_iter().partition(TokenObject::is_empty_shell);
+            let (shells, objects): (Vec<_>, Vec<_>) =
+                objects.into_iter().partition(TokenObject::is_empty_shell);
             for object in &objects {
                 assert_eq!(
                     live.get(&object.label),
@@ -326,14 +504,26 @@ async fn kill_9_loses_nothing_reported_done() {
                 );
             }
             for (label, id) in &live {
-                let mut classes: Vec<&str> = objects.iter().filter(|o| &o.label == label && &o.id == id).map(TokenObject::class).collect();
+                let mut classes: Vec<&str> = objects
+                    .iter()
+                    .filter(|o| &o.label == label && &o.id == id)
+                    .map(TokenObject::class)
+                    .collect();
                 classes.sort_unstable();
-                assert_eq!(classes, ["private", "public"], "{name}: key objects of the record {label}");
+                assert_eq!(
+                    classes,
+                    ["private", "public"],
+                    "{name}: key objects of the record {label}"
+                );
             }
             in_token = objects.len();
             empty_shells = shells.len();
         }
-        let abandoned = count(&setup, &data, "SELECT count(*) FROM keys WHERE state = 'abandoned'");
+        let abandoned = count(
+            &setup,
+            &data,
+            "SELECT count(*) FROM keys WHERE state = 'abandoned'",
+        );
         eprintln!(
             "{name}: {} issued, {} revoked after {kills} kills; {generating} keys were left generating and {destroying} \
              destroying, {abandoned} abandoned by the upkeep; {in_token} key objects in the token (and {empty_shells} \

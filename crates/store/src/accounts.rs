@@ -1,14 +1,14 @@
 //! Accounts, ConsentID activations and devices, login and signing transactions, browser
 //! sessions, rate-limit counters and replay nonces.
 
-
 use domain::{AssuranceLevel, DeviceState, TransactionStatus, UnixTime};
 
 use crate::db::{query, Row};
 use crate::records::KeyId;
 use crate::{parse_column, DatabaseKind, Error, Store, Tx};
 
-const USE_NONCE: &str = "INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
+const USE_NONCE: &str =
+    "INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
 
 /// An account.
 #[derive(Clone, PartialEq, Eq)]
@@ -118,7 +118,8 @@ pub struct DeviceRecord {
     pub last_used_at: Option<UnixTime>,
 }
 
-const DEVICE_COLUMNS: &str = "SELECT id, user_id, name, public_key, pin_public_key, state, pin_failures, \
+const DEVICE_COLUMNS: &str =
+    "SELECT id, user_id, name, public_key, pin_public_key, state, pin_failures, \
      certificate_serial, created_at, last_used_at FROM devices";
 
 fn device_from_row(row: &Row) -> Result<DeviceRecord, Error> {
@@ -214,7 +215,8 @@ pub struct SessionRecord {
     pub ended_at: Option<UnixTime>,
 }
 
-const SESSION_COLUMNS: &str = "SELECT id_hash, user_id, auth_method, device_id, csrf_token, created_at, \
+const SESSION_COLUMNS: &str =
+    "SELECT id_hash, user_id, auth_method, device_id, csrf_token, created_at, \
      authenticated_at, expires_at, ended_at FROM sessions";
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
@@ -235,52 +237,74 @@ impl Store {
     /// Records a device request nonce on its own, one statement committed at once; false if
     /// it was seen before (a replay). For requests that change nothing else (the inbox).
     pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = self.write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0)).await?;
+        let done = self
+            .write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0))
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
     pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
-        let done = self.write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0)).await?;
+        let done = self
+            .write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0))
+            .await?;
         Ok(done.rows_affected())
     }
 
     /// An account by e-mail (lower-cased by the caller).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
-        let row = query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
+            .bind(email.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// An account by id.
     pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, Error> {
-        let row = query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// A device by id.
     pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
 
     /// The devices of an account, oldest first.
     pub async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
-        let rows = query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
-            .bind(user_id.to_owned())
-            .fetch_all(self.db())
-            .await?;
+        let rows = query(&format!(
+            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id.to_owned())
+        .fetch_all(self.db())
+        .await?;
         rows.iter().map(device_from_row).collect()
     }
 
     /// A transaction by id.
     pub async fn transaction(&self, id: &str) -> Result<Option<TransactionRecord>, Error> {
-        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
     /// An account's transactions that are pending, or that ended after `since` (so that the
     /// app can close their screens), newest first.
-    pub async fn transactions_of(&self, user_id: &str, since: UnixTime) -> Result<Vec<TransactionRecord>, Error> {
+    pub async fn transactions_of(
+        &self,
+        user_id: &str,
+        since: UnixTime,
+    ) -> Result<Vec<TransactionRecord>, Error> {
         let rows = query(&format!(
             "{TRANSACTION_COLUMNS} WHERE user_id = $1 AND (status = 'pending' OR created_at >= $2) ORDER BY created_at DESC, id"
         ))
@@ -293,24 +317,40 @@ impl Store {
 
     /// A session by the hash of its cookie.
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
-        let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1")).bind(id_hash.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1"))
+            .bind(id_hash.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| session_from_row(&r)).transpose()
     }
 
     /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
-    pub async fn agreements_of(&self, user_id: &str) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
+    pub async fn agreements_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
         let rows = query("SELECT number, certificate_serial, text, accepted_at FROM agreements WHERE user_id = $1 ORDER BY accepted_at DESC, number")
             .bind(user_id.to_owned())
             .fetch_all(self.db())
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, UnixTime(r.try_get(3)?))))
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    UnixTime(r.try_get(3)?),
+                ))
+            })
             .collect()
     }
 
     /// The key of a service role (`app_signing`, `app_encryption`).
     pub async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.db()).await?;
+        let row = query("SELECT key_id FROM service_keys WHERE name = $1")
+            .bind(name.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }
@@ -338,18 +378,29 @@ impl Tx {
 
     /// An account by e-mail, inside the transaction.
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
-        let row = query(&format!("{USER_COLUMNS} WHERE email = $1")).bind(email.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
+            .bind(email.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// An account by id, inside the transaction.
     pub async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
-        let row = query(&format!("{USER_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 
     /// Sets an account's assurance and e-mail verification.
-    pub async fn update_user_assurance(&mut self, id: &str, assurance: AssuranceLevel, email_verified: bool) -> Result<(), Error> {
+    pub async fn update_user_assurance(
+        &mut self,
+        id: &str,
+        assurance: AssuranceLevel,
+        email_verified: bool,
+    ) -> Result<(), Error> {
         query("UPDATE users SET assurance = $2, email_verified = $3 WHERE id = $1")
             .bind(id.to_owned())
             .bind(assurance.as_str())
@@ -360,7 +411,11 @@ impl Tx {
     }
 
     /// Adds an activation code; earlier unused codes of the account stop working.
-    pub async fn insert_activation(&mut self, activation: &ActivationRecord, now: UnixTime) -> Result<(), Error> {
+    pub async fn insert_activation(
+        &mut self,
+        activation: &ActivationRecord,
+        now: UnixTime,
+    ) -> Result<(), Error> {
         query("UPDATE activations SET tries_left = 0 WHERE user_id = $1 AND used_at IS NULL")
             .bind(activation.user_id.clone())
             .execute(self.conn()?)
@@ -382,16 +437,27 @@ impl Tx {
     }
 
     /// An activation by its lookup part or id.
-    pub async fn activation(&mut self, lookup_or_id: &str) -> Result<Option<ActivationRecord>, Error> {
-        let row = query(&format!("{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"))
-            .bind(lookup_or_id.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
+    pub async fn activation(
+        &mut self,
+        lookup_or_id: &str,
+    ) -> Result<Option<ActivationRecord>, Error> {
+        let row = query(&format!(
+            "{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"
+        ))
+        .bind(lookup_or_id.to_owned())
+        .fetch_optional(self.conn()?)
+        .await?;
         row.map(|r| activation_from_row(&r)).transpose()
     }
 
     /// Records a wrong secret, a start (nonce) or the use of an activation.
-    pub async fn update_activation(&mut self, id: &str, tries_left: i64, nonce: Option<&str>, used_at: Option<UnixTime>) -> Result<(), Error> {
+    pub async fn update_activation(
+        &mut self,
+        id: &str,
+        tries_left: i64,
+        nonce: Option<&str>,
+        used_at: Option<UnixTime>,
+    ) -> Result<(), Error> {
         query("UPDATE activations SET tries_left = $2, nonce = $3, used_at = $4 WHERE id = $1")
             .bind(id.to_owned())
             .bind(tries_left)
@@ -424,12 +490,21 @@ impl Tx {
 
     /// A device, inside the transaction.
     pub async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
-        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| device_from_row(&r)).transpose()
     }
 
     /// Sets a device's state and wrong-PIN counter, and when it was last used.
-    pub async fn update_device(&mut self, id: &str, state: DeviceState, pin_failures: i64, used_at: UnixTime) -> Result<(), Error> {
+    pub async fn update_device(
+        &mut self,
+        id: &str,
+        state: DeviceState,
+        pin_failures: i64,
+        used_at: UnixTime,
+    ) -> Result<(), Error> {
         query("UPDATE devices SET state = $2, pin_failures = $3, last_used_at = $4 WHERE id = $1")
             .bind(id.to_owned())
             .bind(state.as_str())
@@ -465,8 +540,15 @@ impl Tx {
     }
 
     /// A transaction, locked for this database transaction on PostgreSQL.
-    pub async fn transaction_for_update(&mut self, id: &str) -> Result<Option<TransactionRecord>, Error> {
-        let lock = if self.kind == DatabaseKind::Postgres { " FOR UPDATE" } else { "" };
+    pub async fn transaction_for_update(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<TransactionRecord>, Error> {
+        let lock = if self.kind == DatabaseKind::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
         let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1{lock}"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
@@ -501,12 +583,21 @@ impl Tx {
     }
 
     /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
-    pub async fn end_pending_of(&mut self, user_id: &str, status: TransactionStatus, hint: &str, at: UnixTime) -> Result<Vec<String>, Error> {
+    pub async fn end_pending_of(
+        &mut self,
+        user_id: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
         let rows = query("SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id.to_owned())
             .fetch_all(self.conn()?)
             .await?;
-        let ids = rows.iter().map(|r| r.try_get::<String>(0)).collect::<Result<Vec<_>, _>>()?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         query("UPDATE transactions SET status = $2, hint = $3, decided_at = $4 WHERE user_id = $1 AND status = 'pending'")
             .bind(user_id.to_owned())
             .bind(status.as_str())
@@ -519,13 +610,25 @@ impl Tx {
 
     /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
     /// `status`/`hint`; returns their ids.
-    pub async fn end_pending_of_kind(&mut self, user_id: &str, kind: &str, status: TransactionStatus, hint: &str, at: UnixTime) -> Result<Vec<String>, Error> {
-        let rows = query("SELECT id FROM transactions WHERE user_id = $1 AND kind = $2 AND status = 'pending'")
-            .bind(user_id.to_owned())
-            .bind(kind.to_owned())
-            .fetch_all(self.conn()?)
-            .await?;
-        let ids = rows.iter().map(|r| r.try_get::<String>(0)).collect::<Result<Vec<_>, _>>()?;
+    pub async fn end_pending_of_kind(
+        &mut self,
+        user_id: &str,
+        kind: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
+        let rows = query(
+            "SELECT id FROM transactions WHERE user_id = $1 AND kind = $2 AND status = 'pending'",
+        )
+        .bind(user_id.to_owned())
+        .bind(kind.to_owned())
+        .fetch_all(self.conn()?)
+        .await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         query("UPDATE transactions SET status = $3, hint = $4, decided_at = $5 WHERE user_id = $1 AND kind = $2 AND status = 'pending'")
             .bind(user_id.to_owned())
             .bind(kind.to_owned())
@@ -538,7 +641,10 @@ impl Tx {
     }
 
     /// The device holding a certificate, if any.
-    pub async fn device_by_certificate(&mut self, serial_hex: &str) -> Result<Option<DeviceRecord>, Error> {
+    pub async fn device_by_certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
             .bind(serial_hex.to_owned())
             .fetch_optional(self.conn()?)
@@ -547,28 +653,44 @@ impl Tx {
     }
 
     /// Ends every session a device's login created; returns how many.
-    pub async fn end_sessions_of_device(&mut self, device_id: &str, at: UnixTime) -> Result<u64, Error> {
-        let done = query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
-            .bind(device_id.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
+    pub async fn end_sessions_of_device(
+        &mut self,
+        device_id: &str,
+        at: UnixTime,
+    ) -> Result<u64, Error> {
+        let done =
+            query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
+                .bind(device_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
         Ok(done.rows_affected())
     }
 
     /// Stores an e-mail verification token's hash.
-    pub async fn insert_email_verification(&mut self, token_hash: &str, user_id: &str, expires_at: UnixTime) -> Result<(), Error> {
-        query("INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash.to_owned())
-            .bind(user_id.to_owned())
-            .bind(expires_at.0)
-            .execute(self.conn()?)
-            .await?;
+    pub async fn insert_email_verification(
+        &mut self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), Error> {
+        query(
+            "INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user_id.to_owned())
+        .bind(expires_at.0)
+        .execute(self.conn()?)
+        .await?;
         Ok(())
     }
 
     /// Spends an unused, unexpired verification token; returns its account.
-    pub async fn use_email_verification(&mut self, token_hash: &str, now: UnixTime) -> Result<Option<String>, Error> {
+    pub async fn use_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
         let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
             .bind(token_hash.to_owned())
             .bind(now.0)
@@ -581,12 +703,22 @@ impl Tx {
             .bind(now.0)
             .execute(self.conn()?)
             .await?;
-        query("UPDATE users SET email_verified = 1 WHERE id = $1").bind(user_id.clone()).execute(self.conn()?).await?;
+        query("UPDATE users SET email_verified = 1 WHERE id = $1")
+            .bind(user_id.clone())
+            .execute(self.conn()?)
+            .await?;
         Ok(Some(user_id))
     }
 
     /// Stores an accepted agreement.
-    pub async fn insert_agreement(&mut self, number: &str, user_id: &str, certificate_serial: &str, text: &str, at: UnixTime) -> Result<(), Error> {
+    pub async fn insert_agreement(
+        &mut self,
+        number: &str,
+        user_id: &str,
+        certificate_serial: &str,
+        text: &str,
+        at: UnixTime,
+    ) -> Result<(), Error> {
         query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(number.to_owned())
             .bind(user_id.to_owned())
@@ -600,10 +732,12 @@ impl Tx {
 
     /// The devices of an account, inside the transaction.
     pub async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
-        let rows = query(&format!("{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"))
-            .bind(user_id.to_owned())
-            .fetch_all(self.conn()?)
-            .await?;
+        let rows = query(&format!(
+            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id.to_owned())
+        .fetch_all(self.conn()?)
+        .await?;
         rows.iter().map(device_from_row).collect()
     }
 
@@ -637,10 +771,11 @@ impl Tx {
         .bind(id.to_owned())
         .execute(self.conn()?)
         .await?;
-        let done = query("DELETE FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic'")
-            .bind(id.to_owned())
-            .execute(self.conn()?)
-            .await?;
+        let done =
+            query("DELETE FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic'")
+                .bind(id.to_owned())
+                .execute(self.conn()?)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -664,7 +799,13 @@ impl Tx {
     /// An officer's identity proofing of an existing account: the proofed name and JMBG, the
     /// assurance high, the address verified, and no password (an e-mail or password compromise
     /// must never lead to signing).
-    pub async fn proof_user(&mut self, id: &str, given_name: &str, surname: &str, jmbg: &str) -> Result<(), Error> {
+    pub async fn proof_user(
+        &mut self,
+        id: &str,
+        given_name: &str,
+        surname: &str,
+        jmbg: &str,
+    ) -> Result<(), Error> {
         query(
             "UPDATE users SET given_name = $2, surname = $3, jmbg = $4, assurance = $5, email_verified = 1, \
              password_hash = NULL WHERE id = $1",
@@ -680,17 +821,24 @@ impl Tx {
     }
 
     /// Ends every open session and API token of an account; returns how many.
-    pub async fn end_sessions_of_user(&mut self, user_id: &str, at: UnixTime) -> Result<u64, Error> {
-        let sessions = query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
-            .bind(user_id.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        let tokens = query("UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(user_id.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
+    pub async fn end_sessions_of_user(
+        &mut self,
+        user_id: &str,
+        at: UnixTime,
+    ) -> Result<u64, Error> {
+        let sessions =
+            query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+                .bind(user_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
+        let tokens = query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id.to_owned())
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
         Ok(sessions.rows_affected() + tokens.rows_affected())
     }
 
@@ -706,13 +854,21 @@ impl Tx {
 
     /// Counts one event against a rate limit; false when the limit is reached (then nothing
     /// changes).
-    pub async fn rate_limit(&mut self, key: &str, limit: domain::RateLimit, now: UnixTime) -> Result<bool, Error> {
+    pub async fn rate_limit(
+        &mut self,
+        key: &str,
+        limit: domain::RateLimit,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
         let row = query("SELECT window_start, count FROM rate_limits WHERE key = $1")
             .bind(key.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
         let (start, count) = match &row {
-            Some(r) => (UnixTime(r.try_get(0)?), u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX)),
+            Some(r) => (
+                UnixTime(r.try_get(0)?),
+                u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX),
+            ),
             None => (UnixTime(i64::MIN / 2), 0),
         };
         let (allowed, start, count) = limit.check(start, count, now);
@@ -733,7 +889,11 @@ impl Tx {
     /// Records a device request nonce; false if it was seen before (a replay). Expired ones
     /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
     pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0).execute(self.conn()?).await?;
+        let done = query(USE_NONCE)
+            .bind(nonce.to_owned())
+            .bind(expires_at.0)
+            .execute(self.conn()?)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -749,7 +909,10 @@ impl Tx {
 
     /// The key of a service role, inside the transaction.
     pub async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = query("SELECT key_id FROM service_keys WHERE name = $1").bind(name.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query("SELECT key_id FROM service_keys WHERE name = $1")
+            .bind(name.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }

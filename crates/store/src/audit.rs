@@ -56,12 +56,27 @@ impl AuditEntry {
 
     /// The hash this entry must have.
     pub fn expected_hash(&self) -> String {
-        entry_hash(&self.prev_hash, self.seq, self.at, &self.actor, &self.event, &self.details)
+        entry_hash(
+            &self.prev_hash,
+            self.seq,
+            self.at,
+            &self.actor,
+            &self.event,
+            &self.details,
+        )
     }
 
     /// The MAC this entry must have in the keyed part of the chain.
     pub fn expected_mac(&self, key: &AuditKey) -> String {
-        entry_mac(key, &self.prev_hash, self.seq, self.at, &self.actor, &self.event, &self.details)
+        entry_mac(
+            key,
+            &self.prev_hash,
+            self.seq,
+            self.at,
+            &self.actor,
+            &self.event,
+            &self.details,
+        )
     }
 
     fn is_marker(&self) -> bool {
@@ -88,7 +103,8 @@ impl AuditKey {
 
     fn mac(&self) -> Hmac<Sha256> {
         // INVARIANT: HMAC takes keys of any length.
-        <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref()).unwrap_or_else(|_| unreachable!())
+        <Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!())
     }
 }
 
@@ -98,9 +114,25 @@ impl std::fmt::Debug for AuditKey {
     }
 }
 
-fn entry_mac(key: &AuditKey, prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, details: &str) -> String {
+fn entry_mac(
+    key: &AuditKey,
+    prev: &str,
+    seq: i64,
+    at: UnixTime,
+    actor: &str,
+    event: &str,
+    details: &str,
+) -> String {
     let mut mac = key.mac();
-    for field in ["eidportal audit entry v2", prev, &seq.to_string(), &at.0.to_string(), actor, event, details] {
+    for field in [
+        "eidportal audit entry v2",
+        prev,
+        &seq.to_string(),
+        &at.0.to_string(),
+        actor,
+        event,
+        details,
+    ] {
         mac.update(&(field.len() as u64).to_be_bytes());
         mac.update(field.as_bytes());
     }
@@ -126,7 +158,13 @@ pub struct Checkpoint {
 impl Checkpoint {
     fn expected_mac(&self, key: &AuditKey) -> String {
         let mut mac = key.mac();
-        for field in ["eidportal audit checkpoint v1", &self.at.0.to_string(), &self.seq.to_string(), &self.hash, &self.keyed_from.to_string()] {
+        for field in [
+            "eidportal audit checkpoint v1",
+            &self.at.0.to_string(),
+            &self.seq.to_string(),
+            &self.hash,
+            &self.keyed_from.to_string(),
+        ] {
             mac.update(&(field.len() as u64).to_be_bytes());
             mac.update(field.as_bytes());
         }
@@ -135,7 +173,13 @@ impl Checkpoint {
 
     /// A checkpoint of `head` (`(seq, hash)`) whose keyed part starts at `keyed_from`.
     pub fn new(key: &AuditKey, at: UnixTime, head: &(i64, String), keyed_from: i64) -> Self {
-        let mut checkpoint = Self { at, seq: head.0, hash: head.1.clone(), keyed_from, mac: String::new() };
+        let mut checkpoint = Self {
+            at,
+            seq: head.0,
+            hash: head.1.clone(),
+            keyed_from,
+            mac: String::new(),
+        };
         checkpoint.mac = checkpoint.expected_mac(key);
         checkpoint
     }
@@ -162,16 +206,27 @@ impl Checkpoint {
 /// does, the marker and every entry after it by their MAC under `key`, then every checkpoint:
 /// its MAC, that the chain still holds its head (not truncated, not rewritten), and that the
 /// keyed part starts where it said.
-pub fn verify_keyed_chain(entries: &[AuditEntry], head: &(i64, String), key: &AuditKey, checkpoints: &[Checkpoint]) -> Result<usize, ChainBreak> {
+pub fn verify_keyed_chain(
+    entries: &[AuditEntry],
+    head: &(i64, String),
+    key: &AuditKey,
+    checkpoints: &[Checkpoint],
+) -> Result<usize, ChainBreak> {
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1;
     let mut keyed_from = None;
     for entry in entries {
         if entry.seq != expected_seq {
-            return Err(ChainBreak { seq: entry.seq, what: format!("expected entry {expected_seq}") });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: format!("expected entry {expected_seq}"),
+            });
         }
         if entry.prev_hash != prev {
-            return Err(ChainBreak { seq: entry.seq, what: "does not link to the entry before".into() });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: "does not link to the entry before".into(),
+            });
         }
         if keyed_from.is_none() && entry.is_marker() && entry.hash == entry.expected_mac(key) {
             keyed_from = Some(entry.seq);
@@ -179,23 +234,38 @@ pub fn verify_keyed_chain(entries: &[AuditEntry], head: &(i64, String), key: &Au
             if entry.hash != entry.expected_mac(key) {
                 return Err(ChainBreak {
                     seq: entry.seq,
-                    what: "its MAC does not match its content (changed without the audit key)".into(),
+                    what: "its MAC does not match its content (changed without the audit key)"
+                        .into(),
                 });
             }
         } else if entry.hash != entry.expected_hash() {
-            return Err(ChainBreak { seq: entry.seq, what: "its content does not match its hash".into() });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: "its content does not match its hash".into(),
+            });
         }
         prev = entry.hash.clone();
         expected_seq += 1;
     }
     if head.0 != expected_seq - 1 || head.1 != prev {
-        return Err(ChainBreak { seq: expected_seq, what: "entries at the end are missing".into() });
+        return Err(ChainBreak {
+            seq: expected_seq,
+            what: "entries at the end are missing".into(),
+        });
     }
     for checkpoint in checkpoints {
         if checkpoint.mac != checkpoint.expected_mac(key) {
-            return Err(ChainBreak { seq: checkpoint.seq, what: format!("the checkpoint taken at {} is not ours (bad MAC)", checkpoint.at.0) });
+            return Err(ChainBreak {
+                seq: checkpoint.seq,
+                what: format!(
+                    "the checkpoint taken at {} is not ours (bad MAC)",
+                    checkpoint.at.0
+                ),
+            });
         }
-        let at_head = usize::try_from(checkpoint.seq - 1).ok().and_then(|i| entries.get(i));
+        let at_head = usize::try_from(checkpoint.seq - 1)
+            .ok()
+            .and_then(|i| entries.get(i));
         match at_head {
             None => {
                 return Err(ChainBreak {
@@ -216,7 +286,10 @@ pub fn verify_keyed_chain(entries: &[AuditEntry], head: &(i64, String), key: &Au
         }
     }
     if keyed_from.is_none() && !entries.is_empty() {
-        return Err(ChainBreak { seq: expected_seq, what: "the log has no keyed part although an audit key is configured".into() });
+        return Err(ChainBreak {
+            seq: expected_seq,
+            what: "the log has no keyed part although an audit key is configured".into(),
+        });
     }
     Ok(entries.len())
 }
@@ -238,29 +311,55 @@ pub fn verify_chain(entries: &[AuditEntry], head: &(i64, String)) -> Result<usiz
     let mut expected_seq = 1;
     for entry in entries {
         if entry.seq != expected_seq {
-            return Err(ChainBreak { seq: entry.seq, what: format!("expected entry {expected_seq}") });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: format!("expected entry {expected_seq}"),
+            });
         }
         if entry.prev_hash != prev {
-            return Err(ChainBreak { seq: entry.seq, what: "does not link to the entry before".into() });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: "does not link to the entry before".into(),
+            });
         }
         if entry.hash != entry.expected_hash() {
-            return Err(ChainBreak { seq: entry.seq, what: "its content does not match its hash".into() });
+            return Err(ChainBreak {
+                seq: entry.seq,
+                what: "its content does not match its hash".into(),
+            });
         }
         prev = entry.hash.clone();
         expected_seq += 1;
     }
     if head.0 != expected_seq - 1 || head.1 != prev {
-        return Err(ChainBreak { seq: expected_seq, what: "entries at the end are missing".into() });
+        return Err(ChainBreak {
+            seq: expected_seq,
+            what: "entries at the end are missing".into(),
+        });
     }
     Ok(entries.len())
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn entry_hash(prev: &str, seq: i64, at: UnixTime, actor: &str, event: &str, details: &str) -> String {
+fn entry_hash(
+    prev: &str,
+    seq: i64,
+    at: UnixTime,
+    actor: &str,
+    event: &str,
+    details: &str,
+) -> String {
     let mut hasher = Sha256::new();
     // Length-prefixed fields, so no two different entries hash the same input.
-    for field in [prev, &seq.to_string(), &at.0.to_string(), actor, event, details] {
+    for field in [
+        prev,
+        &seq.to_string(),
+        &at.0.to_string(),
+        actor,
+        event,
+        details,
+    ] {
         hasher.update((field.len() as u64).to_be_bytes());
         hasher.update(field.as_bytes());
     }
@@ -274,9 +373,11 @@ const HEAD_FOR_POSTGRES: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 F
 /// The entry, stored only if the head is still the one it links to ($1 - 1, $6); then the head
 /// moves to it. SQLite: two statements (they cost no round trip). PostgreSQL: one statement
 /// with a data-modifying `WITH`.
-const INSERT_FOR_SQLITE: &str = "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
+const INSERT_FOR_SQLITE: &str =
+    "INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) \
      SELECT $1, $2, $3, $4, $5, $6, $7 FROM audit_head WHERE id = 1 AND seq = $1 - 1 AND hash = $6";
-const MOVE_HEAD_FOR_SQLITE: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $1 - 1";
+const MOVE_HEAD_FOR_SQLITE: &str =
+    "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $1 - 1";
 const WRITE_FOR_POSTGRES: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $7 WHERE id = 1 AND seq = $1 - 1 AND hash = $6 RETURNING id) \
      INSERT INTO audit_log (seq, at, actor, event, details, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6, $7 FROM head";
 
@@ -302,7 +403,13 @@ pub(crate) async fn append(
         let (prev_seq, prev): (i64, String) = match known.take() {
             Some(head) => head,
             None => {
-                let row = query(if sqlite { HEAD_FOR_SQLITE } else { HEAD_FOR_POSTGRES }).fetch_one(on.reborrow()).await?;
+                let row = query(if sqlite {
+                    HEAD_FOR_SQLITE
+                } else {
+                    HEAD_FOR_POSTGRES
+                })
+                .fetch_one(on.reborrow())
+                .await?;
                 (row.try_get(0)?, row.try_get(1)?)
             }
         };
@@ -312,24 +419,35 @@ pub(crate) async fn append(
             Some(key) => entry_mac(key, &prev, seq, at, actor, event, &details),
             None => entry_hash(&prev, seq, at, actor, event, &details),
         };
-        let insert = query(if sqlite { INSERT_FOR_SQLITE } else { WRITE_FOR_POSTGRES })
-            .bind(seq)
-            .bind(at.0)
-            .bind(actor)
-            .bind(event)
-            .bind(details.as_str())
-            .bind(prev)
-            .bind(hash.as_str());
+        let insert = query(if sqlite {
+            INSERT_FOR_SQLITE
+        } else {
+            WRITE_FOR_POSTGRES
+        })
+        .bind(seq)
+        .bind(at.0)
+        .bind(actor)
+        .bind(event)
+        .bind(details.as_str())
+        .bind(prev)
+        .bind(hash.as_str());
         let stored = insert.execute(on.reborrow()).await?.rows_affected();
         if stored == 0 && from_memory {
             // Another process appended since: read the head.
             continue;
         }
         if stored != 1 {
-            return Err(Error::Corrupt(format!("the audit append stored {stored} entries, not 1")));
+            return Err(Error::Corrupt(format!(
+                "the audit append stored {stored} entries, not 1"
+            )));
         }
         if sqlite {
-            let moved = query(MOVE_HEAD_FOR_SQLITE).bind(seq).bind(hash.as_str()).execute(on.reborrow()).await?.rows_affected();
+            let moved = query(MOVE_HEAD_FOR_SQLITE)
+                .bind(seq)
+                .bind(hash.as_str())
+                .execute(on.reborrow())
+                .await?
+                .rows_affected();
             if moved != 1 {
                 return Err(Error::Corrupt("the audit head did not move".into()));
             }

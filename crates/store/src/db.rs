@@ -150,7 +150,10 @@ pub(crate) struct Row(Vec<Value>);
 impl Row {
     /// Column `index` (from 0) as `T`.
     pub(crate) fn try_get<T: FromValue>(&self, index: usize) -> Result<T, Error> {
-        let value = self.0.get(index).ok_or_else(|| Error::Corrupt(format!("no column {index}")))?;
+        let value = self
+            .0
+            .get(index)
+            .ok_or_else(|| Error::Corrupt(format!("no column {index}")))?;
         T::from_value(value).map_err(|why| Error::Corrupt(format!("column {index}: {why}")))
     }
 }
@@ -216,7 +219,10 @@ pub(crate) struct Query<'q> {
 
 /// A query, to be given its parameters with [`Query::bind`].
 pub(crate) fn query(sql: &str) -> Query<'_> {
-    Query { sql, args: Vec::new() }
+    Query {
+        sql,
+        args: Vec::new(),
+    }
 }
 
 impl<'q> Query<'q> {
@@ -232,14 +238,19 @@ impl<'q> Query<'q> {
     }
 
     /// Runs it; the first row, if any.
-    pub(crate) async fn fetch_optional<'a>(self, on: impl Into<On<'a>>) -> Result<Option<Row>, Error> {
+    pub(crate) async fn fetch_optional<'a>(
+        self,
+        on: impl Into<On<'a>>,
+    ) -> Result<Option<Row>, Error> {
         Ok(self.run(on.into(), true).await?.1.into_iter().next())
     }
 
     /// Runs it; the first row, which must be there.
     pub(crate) async fn fetch_one<'a>(self, on: impl Into<On<'a>>) -> Result<Row, Error> {
         let sql = self.sql;
-        self.fetch_optional(on).await?.ok_or_else(|| Error::NotFound(format!("no row for: {sql}")))
+        self.fetch_optional(on)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no row for: {sql}")))
     }
 
     /// Runs it; every row.
@@ -249,7 +260,9 @@ impl<'q> Query<'q> {
 
     async fn run(self, on: On<'_>, rows: bool) -> Result<(u64, Vec<Row>), Error> {
         match on {
-            On::Pool(Db::Sqlite(readers, _)) => readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows)),
+            On::Pool(Db::Sqlite(readers, _)) => {
+                readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows))
+            }
             On::Sqlite(conn) => sqlite_run(conn, self.sql, &self.args, rows),
             On::Pool(Db::Postgres(pool)) => {
                 let mut conn = pool.acquire().await?;
@@ -261,14 +274,26 @@ impl<'q> Query<'q> {
 }
 
 /// Runs one statement on a SQLite connection, here and now.
-pub(crate) fn sqlite_run(conn: &rusqlite::Connection, sql: &str, args: &[Value], want_rows: bool) -> Result<(u64, Vec<Row>), Error> {
+pub(crate) fn sqlite_run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Value],
+    want_rows: bool,
+) -> Result<(u64, Vec<Row>), Error> {
     let mut statement = conn.prepare_cached(sql)?;
     for index in 1..=statement.parameter_count() {
         // `$N` is a named parameter to SQLite; the name says which value it takes.
-        let number = statement.parameter_name(index).and_then(|name| name.strip_prefix('$')).and_then(|n| n.parse::<usize>().ok());
-        let value = number.and_then(|n| n.checked_sub(1)).and_then(|n| args.get(n));
+        let number = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok());
+        let value = number
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| args.get(n));
         let Some(value) = value else {
-            return Err(Error::Corrupt(format!("parameter {index} of `{sql}` has no value")));
+            return Err(Error::Corrupt(format!(
+                "parameter {index} of `{sql}` has no value"
+            )));
         };
         match value {
             Value::Int(v) => statement.raw_bind_parameter(index, v)?,
@@ -290,9 +315,16 @@ pub(crate) fn sqlite_run(conn: &rusqlite::Connection, sql: &str, args: &[Value],
             values.push(match row.get_ref(index)? {
                 ValueRef::Null => Value::Null(Kind::Int),
                 ValueRef::Integer(v) => Value::Int(v),
-                ValueRef::Text(v) => Value::Text(String::from_utf8(v.to_vec()).map_err(|_| Error::Corrupt("text that is not UTF-8".into()))?),
+                ValueRef::Text(v) => Value::Text(
+                    String::from_utf8(v.to_vec())
+                        .map_err(|_| Error::Corrupt("text that is not UTF-8".into()))?,
+                ),
                 ValueRef::Blob(v) => Value::Blob(v.to_vec()),
-                ValueRef::Real(v) => return Err(Error::Corrupt(format!("a real number ({v}) where none is stored"))),
+                ValueRef::Real(v) => {
+                    return Err(Error::Corrupt(format!(
+                        "a real number ({v}) where none is stored"
+                    )))
+                }
             });
         }
         found.push(Row(values));
@@ -301,7 +333,12 @@ pub(crate) fn sqlite_run(conn: &rusqlite::Connection, sql: &str, args: &[Value],
     Ok((conn.changes(), found))
 }
 
-async fn postgres_run(conn: &mut AnyConnection, sql: &str, args: Vec<Value>, want_rows: bool) -> Result<(u64, Vec<Row>), Error> {
+async fn postgres_run(
+    conn: &mut AnyConnection,
+    sql: &str,
+    args: Vec<Value>,
+    want_rows: bool,
+) -> Result<(u64, Vec<Row>), Error> {
     let mut query = sqlx::query(sql);
     for value in args {
         query = match value {
@@ -335,10 +372,16 @@ fn from_any(row: &AnyRow) -> Result<Row, Error> {
         let value = sqlx::ValueRef::to_owned(&raw);
         values.push(match kind {
             AnyTypeInfoKind::Bool => Value::Bool(value.try_decode()?),
-            AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => Value::Int(value.try_decode::<i64>()?),
+            AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
+                Value::Int(value.try_decode::<i64>()?)
+            }
             AnyTypeInfoKind::Text => Value::Text(value.try_decode()?),
             AnyTypeInfoKind::Blob => Value::Blob(value.try_decode()?),
-            other => return Err(Error::Corrupt(format!("column {index}: unexpected type {other:?}"))),
+            other => {
+                return Err(Error::Corrupt(format!(
+                    "column {index}: unexpected type {other:?}"
+                )))
+            }
         });
     }
     Ok(Row(values))
@@ -355,10 +398,16 @@ const IDLE_READERS: usize = 8;
 
 impl Readers {
     pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path, idle: Mutex::new(Vec::new()) }
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
-    fn with<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> Result<T, Error>) -> Result<T, Error> {
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
@@ -378,7 +427,9 @@ impl Readers {
 /// so a committed use case survives a power cut, not only a crash; waits up to 10 s for
 /// another process's writer instead of failing.
 pub(crate) fn open_sqlite(path: &PathBuf) -> Result<rusqlite::Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;

@@ -26,8 +26,13 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, verify_keyed_chain, AuditEntry, AuditKey, ChainBreak, Checkpoint};
-pub use signing::{ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord, SigningJobRecord};
-pub use records::{AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord};
+pub use records::{
+    AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord,
+};
+pub use signing::{
+    ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
+    SigningJobRecord,
+};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +96,19 @@ impl Store {
             }
             Db::Sqlite(Readers::new(path.clone()), Arc::new(Writer::new(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(16).connect(url).await?;
+            let pool = AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(30))
+                .max_connections(16)
+                .connect(url)
+                .await?;
             Db::Postgres(pool)
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
-        let store = Self { db: Arc::new(db), audit_key: Arc::new(std::sync::OnceLock::new()) };
+        let store = Self {
+            db: Arc::new(db),
+            audit_key: Arc::new(std::sync::OnceLock::new()),
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -106,10 +118,18 @@ impl Store {
     /// keyed part starts. Entries before it (an earlier release's plain chain) stay as they are.
     /// It applies to every clone of this store; a second key is refused.
     pub async fn enable_audit_key(&self, key: AuditKey, now: UnixTime) -> Result<(), Error> {
-        self.audit_key.set(Arc::new(key)).map_err(|_| Error::Corrupt("the audit key is set already".into()))?;
+        self.audit_key
+            .set(Arc::new(key))
+            .map_err(|_| Error::Corrupt("the audit key is set already".into()))?;
         if self.audit_keyed_from().await?.is_none() {
             let mut tx = self.begin().await?;
-            tx.audit(now, "system", audit::KEYED_MARKER, serde_json::json!({ "mac": "hmac-sha256" })).await?;
+            tx.audit(
+                now,
+                "system",
+                audit::KEYED_MARKER,
+                serde_json::json!({ "mac": "hmac-sha256" }),
+            )
+            .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -165,12 +185,18 @@ impl Store {
             }
             Db::Postgres(pool) => Inner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner, kind: self.kind(), audit_key: self.audit_key.get().cloned() })
+        Ok(Tx {
+            inner,
+            kind: self.kind(),
+            audit_key: self.audit_key.get().cloned(),
+        })
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
     async fn write_one(&self, query: Query<'_>) -> Result<Done, Error> {
-        let Db::Sqlite(_, writer) = &*self.db else { return query.execute(self.db()).await };
+        let Db::Sqlite(_, writer) = &*self.db else {
+            return query.execute(self.db()).await;
+        };
         let mut turn = writer.enter().await?;
         match query.execute(On::Sqlite(&mut turn.conn)).await {
             Ok(done) => {
@@ -200,14 +226,22 @@ impl Store {
 
     /// One authority by name.
     pub async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = query(records::AUTHORITY_SELECT_BY_NAME).bind(name).fetch_optional(self.db()).await?;
+        let row = query(records::AUTHORITY_SELECT_BY_NAME)
+            .bind(name)
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
     /// A key record by id.
     pub async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = query(records::KEY_SELECT).bind(&id.0).fetch_optional(self.db()).await?;
-        row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
+        let row = query(records::KEY_SELECT)
+            .bind(&id.0)
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| KeyRecord::from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
     /// A certificate by serial.
@@ -223,19 +257,27 @@ impl Store {
     pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
         let rows = match email {
             Some(email) => {
-                query(records::CERTIFICATE_SELECT_BY_EMAIL).bind(email.to_owned()).fetch_all(self.db()).await?
+                query(records::CERTIFICATE_SELECT_BY_EMAIL)
+                    .bind(email.to_owned())
+                    .fetch_all(self.db())
+                    .await?
             }
-            None => query(records::CERTIFICATE_SELECT_ALL).fetch_all(self.db()).await?,
+            None => {
+                query(records::CERTIFICATE_SELECT_ALL)
+                    .fetch_all(self.db())
+                    .await?
+            }
         };
         rows.iter().map(CertificateRecord::from_row).collect()
     }
 
     /// Serials still `reserved` that were reserved before `before`.
     pub async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
-        let rows = query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
-            .bind(before.0)
-            .fetch_all(self.db())
-            .await?;
+        let rows =
+            query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
+                .bind(before.0)
+                .fetch_all(self.db())
+                .await?;
         rows.iter().map(|r| records::serial_column(r, 0)).collect()
     }
 
@@ -243,27 +285,36 @@ impl Store {
     /// `before` (the generation was cut short or its use case never committed), and every
     /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
     pub async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
-        let rows = query(records::KEYS_LEFT_HALF_WAY).bind(before.0).fetch_all(self.db()).await?;
+        let rows = query(records::KEYS_LEFT_HALF_WAY)
+            .bind(before.0)
+            .fetch_all(self.db())
+            .await?;
         rows.iter().map(KeyRecord::from_row).collect()
     }
 
     /// The status revision: changes whenever any certificate's revocation status changes.
     pub async fn status_revision(&self) -> Result<i64, Error> {
-        let row = query("SELECT revision FROM status_revision WHERE id = 1").fetch_one(self.db()).await?;
+        let row = query("SELECT revision FROM status_revision WHERE id = 1")
+            .fetch_one(self.db())
+            .await?;
         row.try_get::<i64>(0)
     }
 
     /// The whole audit log, in order.
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
-        let rows = query("SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq")
-            .fetch_all(self.db())
-            .await?;
+        let rows = query(
+            "SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(self.db())
+        .await?;
         rows.iter().map(AuditEntry::from_row).collect()
     }
 
     /// The audit chain's head as recorded (sequence number and hash).
     pub async fn audit_head(&self) -> Result<(i64, String), Error> {
-        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(self.db()).await?;
+        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.db())
+            .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 }
@@ -338,7 +389,12 @@ impl Tx {
 
     /// Completes the record of a key recorded `generating`: its reference and public key; it
     /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
-    pub async fn activate_key(&mut self, id: &KeyId, reference: &[u8], public_key: &[u8]) -> Result<(), Error> {
+    pub async fn activate_key(
+        &mut self,
+        id: &KeyId,
+        reference: &[u8],
+        public_key: &[u8],
+    ) -> Result<(), Error> {
         let done = query(
             "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
         )
@@ -355,7 +411,11 @@ impl Tx {
 
     /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
     /// changes): its use case committed, or another process abandoned it first.
-    pub async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
+    pub async fn abandon_generating_key(
+        &mut self,
+        id: &KeyId,
+        at: UnixTime,
+    ) -> Result<bool, Error> {
         let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
             .bind(&id.0)
             .bind(at.0)
@@ -377,17 +437,25 @@ impl Tx {
 
     /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
     pub async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        query("UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1")
-            .bind(&id.0)
-            .bind(at.0)
-            .bind(Vec::<u8>::new())
-            .execute(self.conn()?)
-            .await?;
+        query(
+            "UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1",
+        )
+        .bind(&id.0)
+        .bind(at.0)
+        .bind(Vec::<u8>::new())
+        .execute(self.conn()?)
+        .await?;
         Ok(())
     }
 
     /// Records a new CA of the hierarchy.
-    pub async fn insert_authority(&mut self, name: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8]) -> Result<(), Error> {
+    pub async fn insert_authority(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+    ) -> Result<(), Error> {
         query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
             .bind(name.to_owned())
             .bind(serial.to_hex())
@@ -405,12 +473,23 @@ impl Tx {
             DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
             DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
         };
-        let row = query(&sql).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
-        row.map(|r| AuthorityRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("authority {name}")))
+        let row = query(&sql)
+            .bind(name.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| AuthorityRecord::from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("authority {name}")))
     }
 
     /// Stores a newly signed CRL with its number.
-    pub async fn store_crl(&mut self, name: &str, number: i64, crl: &[u8], next_update: UnixTime) -> Result<(), Error> {
+    pub async fn store_crl(
+        &mut self,
+        name: &str,
+        number: i64,
+        crl: &[u8],
+        next_update: UnixTime,
+    ) -> Result<(), Error> {
         query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
             .bind(name.to_owned())
             .bind(number)
@@ -422,13 +501,36 @@ impl Tx {
     }
 
     /// Stores a renewed delegated OCSP signer.
-    pub async fn store_ocsp_signer(&mut self, name: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8], not_after: UnixTime) -> Result<(), Error> {
-        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after).await
+    pub async fn store_ocsp_signer(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after)
+            .await
     }
 
     /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
-    pub async fn store_tsa(&mut self, issuer: &str, serial: &Serial, key_id: &KeyId, certificate: &[u8], not_after: UnixTime) -> Result<(), Error> {
-        self.store_delegate(Delegate::Tsa, issuer, serial, key_id, certificate, not_after).await
+    pub async fn store_tsa(
+        &mut self,
+        issuer: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        self.store_delegate(
+            Delegate::Tsa,
+            issuer,
+            serial,
+            key_id,
+            certificate,
+            not_after,
+        )
+        .await
     }
 
     /// A CA's delegate (OCSP signer or time-stamping unit) lives in four columns of its row.
@@ -480,7 +582,12 @@ impl Tx {
 
     /// Stores the signed certificate of a reserved serial. Errors if the serial is not
     /// reserved (abandoned meanwhile, or never reserved).
-    pub async fn complete_certificate(&mut self, serial: &Serial, der: &[u8], at: UnixTime) -> Result<(), Error> {
+    pub async fn complete_certificate(
+        &mut self,
+        serial: &Serial,
+        der: &[u8],
+        at: UnixTime,
+    ) -> Result<(), Error> {
         let done = query(
             "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3 WHERE serial = $1 AND status = 'reserved'",
         )
@@ -498,7 +605,9 @@ impl Tx {
     /// Marks a `reserved` serial `abandoned`; returns its key, if any. `None` when the serial
     /// was not reserved (then nothing changes).
     pub async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
-        let Some(record) = self.certificate(serial).await? else { return Ok(None) };
+        let Some(record) = self.certificate(serial).await? else {
+            return Ok(None);
+        };
         if record.status != CertificateStatus::Reserved {
             return Ok(None);
         }
@@ -513,25 +622,38 @@ impl Tx {
     /// SQLite's write lock already does).
     pub async fn lock_bootstrap(&mut self) -> Result<(), Error> {
         if self.kind == DatabaseKind::Postgres {
-            query("SELECT pg_advisory_xact_lock(7363728002)").execute(self.conn()?).await?;
+            query("SELECT pg_advisory_xact_lock(7363728002)")
+                .execute(self.conn()?)
+                .await?;
         }
         Ok(())
     }
 
     /// Reads an authority inside the transaction, without locking it.
     pub async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = query(records::AUTHORITY_SELECT_BY_NAME).bind(name.to_owned()).fetch_optional(self.conn()?).await?;
+        let row = query(records::AUTHORITY_SELECT_BY_NAME)
+            .bind(name.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
     /// Reads a key record inside the transaction.
     pub async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = query(records::KEY_SELECT).bind(&id.0).fetch_optional(self.conn()?).await?;
-        row.map(|r| KeyRecord::from_row(&r)).transpose()?.ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
+        let row = query(records::KEY_SELECT)
+            .bind(&id.0)
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| KeyRecord::from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
     /// Reads a certificate inside the transaction.
-    pub async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
+    pub async fn certificate(
+        &mut self,
+        serial: &Serial,
+    ) -> Result<Option<CertificateRecord>, Error> {
         let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
             .fetch_optional(self.conn()?)
@@ -540,7 +662,12 @@ impl Tx {
     }
 
     /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
-    pub async fn revoke_certificate(&mut self, serial: &Serial, at: UnixTime, reason: RevocationReason) -> Result<bool, Error> {
+    pub async fn revoke_certificate(
+        &mut self,
+        serial: &Serial,
+        at: UnixTime,
+        reason: RevocationReason,
+    ) -> Result<bool, Error> {
         let done = query(
             "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 \
              WHERE serial = $1 AND status = 'issued'",
@@ -551,7 +678,9 @@ impl Tx {
         .execute(self.conn()?)
         .await?;
         if done.rows_affected() == 1 {
-            query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1").execute(self.conn()?).await?;
+            query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1")
+                .execute(self.conn()?)
+                .await?;
         }
         Ok(done.rows_affected() == 1)
     }
@@ -569,13 +698,37 @@ impl Tx {
     }
 
     /// Appends an entry to the audit log, chained to the one before.
-    pub async fn audit(&mut self, at: UnixTime, actor: &str, event: &str, details: serde_json::Value) -> Result<(), Error> {
+    pub async fn audit(
+        &mut self,
+        at: UnixTime,
+        actor: &str,
+        event: &str,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
         match &mut self.inner {
             Inner::Postgres(transaction) => {
-                audit::append(On::Postgres(transaction), &mut None, self.audit_key.as_deref(), at, actor, event, &details).await
+                audit::append(
+                    On::Postgres(transaction),
+                    &mut None,
+                    self.audit_key.as_deref(),
+                    at,
+                    actor,
+                    event,
+                    &details,
+                )
+                .await
             }
             Inner::Sqlite(_, turn) => {
-                audit::append(On::Sqlite(&mut turn.conn), &mut turn.audit_head, self.audit_key.as_deref(), at, actor, event, &details).await
+                audit::append(
+                    On::Sqlite(&mut turn.conn),
+                    &mut turn.audit_head,
+                    self.audit_key.as_deref(),
+                    at,
+                    actor,
+                    event,
+                    &details,
+                )
+                .await
             }
             Inner::Ended => Err(ended()),
         }
@@ -588,7 +741,8 @@ fn ended() -> Error {
 
 pub(crate) fn parse_column<T: FromStr>(row: &Row, index: usize, what: &str) -> Result<T, Error> {
     let text: String = row.try_get(index)?;
-    text.parse().map_err(|_| Error::Corrupt(format!("{what}: {text}")))
+    text.parse()
+        .map_err(|_| Error::Corrupt(format!("{what}: {text}")))
 }
 
 fn kind_column(row: &Row, index: usize) -> Result<CertificateKind, Error> {

@@ -1,7 +1,6 @@
 //! Schema migrations, one SQL file per version and database. Applied in one transaction at
 //! connect; on PostgreSQL an advisory lock keeps two starting servers from racing.
 
-
 use crate::db::query;
 use crate::{DatabaseKind, Error, Store};
 
@@ -30,10 +29,16 @@ fn dialect(sql: &str, kind: DatabaseKind) -> String {
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
     if store.kind() == DatabaseKind::Postgres {
-        query("SELECT pg_advisory_xact_lock(7363728001)").execute(tx.conn()?).await?;
+        query("SELECT pg_advisory_xact_lock(7363728001)")
+            .execute(tx.conn()?)
+            .await?;
     }
-    query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)").execute(tx.conn()?).await?;
-    let row = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(tx.conn()?).await?;
+    query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .execute(tx.conn()?)
+        .await?;
+    let row = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        .fetch_one(tx.conn()?)
+        .await?;
     let current: i64 = row.try_get(0)?;
     for (version, sql) in MIGRATIONS {
         if *version <= current {
@@ -42,7 +47,10 @@ pub(crate) async fn run(store: &Store) -> Result<(), Error> {
         for statement in split_statements(&dialect(sql, store.kind())) {
             query(&statement).execute(tx.conn()?).await?;
         }
-        query("INSERT INTO schema_migrations (version) VALUES ($1)").bind(*version).execute(tx.conn()?).await?;
+        query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(*version)
+            .execute(tx.conn()?)
+            .await?;
     }
     tx.commit().await
 }

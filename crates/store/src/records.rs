@@ -1,6 +1,5 @@
 //! The values the store hands out and takes in. Row decoding stays in this crate.
 
-
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
 use crate::db::Row;
@@ -28,8 +27,10 @@ macro_rules! certificate_select {
     };
 }
 pub(crate) const CERTIFICATE_SELECT_BY_SERIAL: &str = certificate_select!(" WHERE serial = $1");
-pub(crate) const CERTIFICATE_SELECT_BY_EMAIL: &str = certificate_select!(" WHERE email = $1 ORDER BY reserved_at, serial");
-pub(crate) const CERTIFICATE_SELECT_ALL: &str = certificate_select!(" ORDER BY reserved_at, serial");
+pub(crate) const CERTIFICATE_SELECT_BY_EMAIL: &str =
+    certificate_select!(" WHERE email = $1 ORDER BY reserved_at, serial");
+pub(crate) const CERTIFICATE_SELECT_ALL: &str =
+    certificate_select!(" ORDER BY reserved_at, serial");
 
 /// Identifies a key record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,9 +69,15 @@ impl KeyState {
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::Generating, Self::Active, Self::Destroying, Self::Destroyed, Self::Abandoned]
-            .into_iter()
-            .find(|state| state.as_str() == name)
+        [
+            Self::Generating,
+            Self::Active,
+            Self::Destroying,
+            Self::Destroyed,
+            Self::Abandoned,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
     }
 }
 
@@ -105,7 +112,8 @@ impl KeyRecord {
             algorithm: row.try_get(3)?,
             reference: row.try_get(4)?,
             public_key: row.try_get(5)?,
-            state: KeyState::parse(&state).ok_or_else(|| Error::Corrupt(format!("key state: {state}")))?,
+            state: KeyState::parse(&state)
+                .ok_or_else(|| Error::Corrupt(format!("key state: {state}")))?,
             created_at: UnixTime(row.try_get(7)?),
         })
     }
@@ -149,7 +157,8 @@ impl AuthorityRecord {
             let not_after: Option<i64> = row.try_get(first + 3)?;
             Ok(match (serial, key, certificate, not_after) {
                 (Some(serial), Some(key), Some(certificate), Some(not_after)) => Some((
-                    Serial::parse_hex(&serial).ok_or_else(|| Error::Corrupt(format!("serial {serial}")))?,
+                    Serial::parse_hex(&serial)
+                        .ok_or_else(|| Error::Corrupt(format!("serial {serial}")))?,
                     KeyId(key),
                     certificate,
                     UnixTime(not_after),

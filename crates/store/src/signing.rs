@@ -1,7 +1,6 @@
 //! Remote signing: the CSC API's bearer tokens and the signature authorisations (the exact
 //! hashes a user approved in ConsentID, and the hash of the SAD that spends them).
 
-
 use domain::signing::AuthorizationStatus;
 use domain::UnixTime;
 
@@ -56,7 +55,8 @@ pub struct SignAuthorizationRecord {
     pub used_at: Option<UnixTime>,
 }
 
-const AUTHORIZATION_COLUMNS: &str = "SELECT id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
+const AUTHORIZATION_COLUMNS: &str =
+    "SELECT id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
      status, sad_hash, sad_expires_at, device_id, created_at, used_at FROM sign_authorizations";
 
 fn authorization_from_row(row: &Row) -> Result<SignAuthorizationRecord, Error> {
@@ -157,21 +157,30 @@ fn document_from_row(row: &Row) -> Result<SigningDocumentRecord, Error> {
     })
 }
 
-const DOCUMENT_COLUMNS: &str = "SELECT position, filename, prepared, signature, signed_pdf FROM signing_documents";
+const DOCUMENT_COLUMNS: &str =
+    "SELECT position, filename, prepared, signature, signed_pdf FROM signing_documents";
 
 impl Store {
     /// A signing job.
     pub async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
-        let row = query(&format!("{JOB_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
+        let row = query(&format!("{JOB_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| job_from_row(&r)).transpose()
     }
 
     /// The documents of a signing job, in order.
-    pub async fn signing_documents(&self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
-        let rows = query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
-            .bind(job_id.to_owned())
-            .fetch_all(self.db())
-            .await?;
+    pub async fn signing_documents(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<SigningDocumentRecord>, Error> {
+        let rows = query(&format!(
+            "{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"
+        ))
+        .bind(job_id.to_owned())
+        .fetch_all(self.db())
+        .await?;
         rows.iter().map(document_from_row).collect()
     }
 
@@ -195,14 +204,26 @@ impl Store {
     }
 
     /// An authorisation by the hash of its SAD.
-    pub async fn sign_authorization_by_sad(&self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1")).bind(sad_hash.to_owned()).fetch_optional(self.db()).await?;
+    pub async fn sign_authorization_by_sad(
+        &self,
+        sad_hash: &str,
+    ) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
+            .bind(sad_hash.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
     /// An authorisation by id.
-    pub async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.db()).await?;
+    pub async fn sign_authorization(
+        &self,
+        id: &str,
+    ) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 }
@@ -222,17 +243,26 @@ impl Tx {
     }
 
     /// Revokes a bearer token; false if it was unknown or already revoked.
-    pub async fn revoke_api_token(&mut self, token_hash: &str, at: UnixTime) -> Result<bool, Error> {
-        let done = query("UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(token_hash.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
+    pub async fn revoke_api_token(
+        &mut self,
+        token_hash: &str,
+        at: UnixTime,
+    ) -> Result<bool, Error> {
+        let done = query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash.to_owned())
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Stores a new authorisation.
-    pub async fn insert_sign_authorization(&mut self, record: &SignAuthorizationRecord) -> Result<(), Error> {
+    pub async fn insert_sign_authorization(
+        &mut self,
+        record: &SignAuthorizationRecord,
+    ) -> Result<(), Error> {
         query(
             "INSERT INTO sign_authorizations (id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
              status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -252,13 +282,22 @@ impl Tx {
     }
 
     /// An authorisation by id, inside the transaction.
-    pub async fn sign_authorization(&mut self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
-        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1")).bind(id.to_owned()).fetch_optional(self.conn()?).await?;
+    pub async fn sign_authorization(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<SignAuthorizationRecord>, Error> {
+        let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
     /// An authorisation by the hash of its SAD, inside the transaction.
-    pub async fn sign_authorization_by_sad(&mut self, sad_hash: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
+    pub async fn sign_authorization_by_sad(
+        &mut self,
+        sad_hash: &str,
+    ) -> Result<Option<SignAuthorizationRecord>, Error> {
         let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE sad_hash = $1"))
             .bind(sad_hash.to_owned())
             .fetch_optional(self.conn()?)
@@ -290,7 +329,11 @@ impl Tx {
     }
 
     /// Stores a new signing job with its documents.
-    pub async fn insert_signing_job(&mut self, job: &SigningJobRecord, documents: &[SigningDocumentRecord]) -> Result<(), Error> {
+    pub async fn insert_signing_job(
+        &mut self,
+        job: &SigningJobRecord,
+        documents: &[SigningDocumentRecord],
+    ) -> Result<(), Error> {
         query(
             "INSERT INTO signing_jobs (id, user_id, authorization_id, level, status, hint, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -316,16 +359,28 @@ impl Tx {
     }
 
     /// The documents of a signing job, inside the transaction.
-    pub async fn signing_documents(&mut self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
-        let rows = query(&format!("{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"))
-            .bind(job_id.to_owned())
-            .fetch_all(self.conn()?)
-            .await?;
+    pub async fn signing_documents(
+        &mut self,
+        job_id: &str,
+    ) -> Result<Vec<SigningDocumentRecord>, Error> {
+        let rows = query(&format!(
+            "{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"
+        ))
+        .bind(job_id.to_owned())
+        .fetch_all(self.conn()?)
+        .await?;
         rows.iter().map(document_from_row).collect()
     }
 
     /// Moves a job from `from` to `to` (compare-and-set); false if it was not in `from`.
-    pub async fn move_signing_job(&mut self, id: &str, from: &str, to: &str, hint: &str, at: UnixTime) -> Result<bool, Error> {
+    pub async fn move_signing_job(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &str,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<bool, Error> {
         let done = query("UPDATE signing_jobs SET status = $3, hint = $4, finished_at = $5 WHERE id = $1 AND status = $2")
             .bind(id.to_owned())
             .bind(from.to_owned())
@@ -338,7 +393,12 @@ impl Tx {
     }
 
     /// Stores a document's signature value.
-    pub async fn store_document_signature(&mut self, job_id: &str, position: i64, signature: &[u8]) -> Result<(), Error> {
+    pub async fn store_document_signature(
+        &mut self,
+        job_id: &str,
+        position: i64,
+        signature: &[u8],
+    ) -> Result<(), Error> {
         query("UPDATE signing_documents SET signature = $3 WHERE job_id = $1 AND position = $2")
             .bind(job_id.to_owned())
             .bind(position)
@@ -349,7 +409,12 @@ impl Tx {
     }
 
     /// Stores a document's finished PDF.
-    pub async fn store_signed_document(&mut self, job_id: &str, position: i64, pdf: &[u8]) -> Result<(), Error> {
+    pub async fn store_signed_document(
+        &mut self,
+        job_id: &str,
+        position: i64,
+        pdf: &[u8],
+    ) -> Result<(), Error> {
         query("UPDATE signing_documents SET signed_pdf = $3 WHERE job_id = $1 AND position = $2")
             .bind(job_id.to_owned())
             .bind(position)
@@ -379,12 +444,17 @@ impl Tx {
 
     /// Spends an OAuth authorisation code (compare-and-set on its use): what it was issued
     /// for, or `None` if it is unknown or was used before.
-    pub async fn use_oauth_code(&mut self, code_hash: &str, at: UnixTime) -> Result<Option<OAuthCodeRecord>, Error> {
-        let done = query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
-            .bind(code_hash.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
+    pub async fn use_oauth_code(
+        &mut self,
+        code_hash: &str,
+        at: UnixTime,
+    ) -> Result<Option<OAuthCodeRecord>, Error> {
+        let done =
+            query("UPDATE oauth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+                .bind(code_hash.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
         if done.rows_affected() != 1 {
             return Ok(None);
         }
@@ -406,7 +476,11 @@ impl Tx {
     }
 
     /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
-    pub async fn spend_sign_authorization(&mut self, id: &str, at: UnixTime) -> Result<bool, Error> {
+    pub async fn spend_sign_authorization(
+        &mut self,
+        id: &str,
+        at: UnixTime,
+    ) -> Result<bool, Error> {
         let done = query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
             .bind(id.to_owned())
             .bind(at.0)

@@ -18,9 +18,15 @@ pub struct TestDatabase {
 
 /// The SQLite database in `dir`, and a fresh PostgreSQL database when one is configured.
 pub async fn databases(dir: &Path) -> Vec<TestDatabase> {
-    let mut out = vec![TestDatabase { name: "sqlite", url: format!("sqlite:{}", dir.join("test.db").display()) }];
+    let mut out = vec![TestDatabase {
+        name: "sqlite",
+        url: format!("sqlite:{}", dir.join("test.db").display()),
+    }];
     if let Some(url) = fresh_postgres().await {
-        out.push(TestDatabase { name: "postgres", url });
+        out.push(TestDatabase {
+            name: "postgres",
+            url,
+        });
     }
     out
 }
@@ -41,10 +47,19 @@ pub async fn fresh_postgres() -> Option<String> {
     let mut random = [0u8; 8];
     getrandom(&mut random);
     let name = format!("eidportal_test_{}", hex::encode(random));
-    let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to EIDPORTAL_TEST_POSTGRES_URL");
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("CREATE DATABASE");
-    let (prefix, _) = base.rsplit_once('/').expect("a postgres URL with a database name");
-    let query = base.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to EIDPORTAL_TEST_POSTGRES_URL");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("CREATE DATABASE");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("a postgres URL with a database name");
+    let query = base
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     Some(format!("{prefix}/{name}{query}"))
 }
 

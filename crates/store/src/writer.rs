@@ -53,7 +53,10 @@ pub(crate) struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("path", &self.path).field("waiting", &self.waiting.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +111,10 @@ impl Writer {
     pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
-            turn: Arc::new(Mutex::new(Group { next: 1, ..Group::default() })),
+            turn: Arc::new(Mutex::new(Group {
+                next: 1,
+                ..Group::default()
+            })),
             waiting: AtomicUsize::new(0),
             outcomes: std::sync::Mutex::new(Outcomes::default()),
             finished: Notify::new(),
@@ -143,7 +149,12 @@ impl Writer {
         }
         let group = guard.open.map_or(0, |(group, _)| group);
         let audit_head = guard.audit_head.clone();
-        Ok(Turn { guard, conn, group, audit_head })
+        Ok(Turn {
+            guard,
+            conn,
+            group,
+            audit_head,
+        })
     }
 
     /// Ends a turn whose work is done (released): hands the writer on to a waiting use case,
@@ -152,11 +163,16 @@ impl Writer {
         turn.guard.members += 1;
         turn.guard.audit_head = turn.audit_head.take();
         let group = turn.group;
-        let young = turn.guard.open.is_some_and(|(_, began)| began.elapsed() < MAX_GROUP_AGE);
+        let young = turn
+            .guard
+            .open
+            .is_some_and(|(_, began)| began.elapsed() < MAX_GROUP_AGE);
         if self.waiting.load(Ordering::SeqCst) == 0 || turn.guard.members >= MAX_GROUP || !young {
             return self.commit(turn);
         }
-        let Turn { mut guard, conn, .. } = turn;
+        let Turn {
+            mut guard, conn, ..
+        } = turn;
         guard.conn = Some(conn);
         drop(guard);
         self.wait_for(group).await
@@ -172,7 +188,9 @@ impl Writer {
             let _ = self.commit(turn);
             return;
         }
-        let Turn { mut guard, conn, .. } = turn;
+        let Turn {
+            mut guard, conn, ..
+        } = turn;
         guard.conn = Some(conn);
     }
 
@@ -187,7 +205,12 @@ impl Writer {
     /// Gives up a turn after an error that may have broken the transaction: the connection
     /// is closed (rolling back the whole group) and the group fails.
     pub(crate) fn abandon(&self, turn: Turn, why: &str) {
-        let Turn { mut guard, conn, group, .. } = turn;
+        let Turn {
+            mut guard,
+            conn,
+            group,
+            ..
+        } = turn;
         drop(conn);
         guard.open = None;
         guard.audit_head = None;
@@ -197,7 +220,12 @@ impl Writer {
 
     /// Commits the turn's group and says so to its use cases.
     fn commit(&self, turn: Turn) -> Result<(), Error> {
-        let Turn { mut guard, conn, group, .. } = turn;
+        let Turn {
+            mut guard,
+            conn,
+            group,
+            ..
+        } = turn;
         guard.open = None;
         match off_the_runtime(|| conn.execute_batch("COMMIT")) {
             Ok(()) => {
@@ -256,7 +284,12 @@ impl Writer {
                 if guard.open.is_some_and(|(open, _)| open == group) {
                     match guard.conn.take() {
                         Some(conn) => {
-                            let turn = Turn { guard, conn, group, audit_head: None };
+                            let turn = Turn {
+                                guard,
+                                conn,
+                                group,
+                                audit_head: None,
+                            };
                             // The outcome is read at the top of the loop, like everybody's.
                             let _ = self.commit(turn);
                         }
@@ -287,7 +320,9 @@ impl Writer {
 /// of this runtime thread: on a multi-threaded runtime they move to another thread meanwhile.
 fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
         _ => work(),
     }
 }

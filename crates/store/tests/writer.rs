@@ -2,7 +2,12 @@
 //! commits, each in its own savepoint) and on PostgreSQL: a use case that is dropped rolls back
 //! alone while the others commit; what a commit returned for is visible to other connections;
 //! two stores (two processes) on one SQLite file keep one audit chain.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use domain::UnixTime;
 use store::{verify_chain, Store};
@@ -10,7 +15,11 @@ use store::{verify_chain, Store};
 const FAR: UnixTime = UnixTime(i64::MAX / 2);
 
 async fn chain_length(store: &Store) -> usize {
-    verify_chain(&store.audit_entries().await.unwrap(), &store.audit_head().await.unwrap()).unwrap()
+    verify_chain(
+        &store.audit_entries().await.unwrap(),
+        &store.audit_head().await.unwrap(),
+    )
+    .unwrap()
 }
 
 /// Use case `i`: records nonce `n{i}` and an audit entry, then commits, or (every third) is
@@ -18,7 +27,14 @@ async fn chain_length(store: &Store) -> usize {
 async fn use_case(store: Store, i: usize) -> bool {
     let mut tx = store.begin().await.unwrap();
     assert!(tx.use_nonce(&format!("n{i}"), FAR).await.unwrap());
-    tx.audit(UnixTime(1000), "test", "writer.test", serde_json::json!({ "i": i })).await.unwrap();
+    tx.audit(
+        UnixTime(1000),
+        "test",
+        "writer.test",
+        serde_json::json!({ "i": i }),
+    )
+    .await
+    .unwrap();
     // Others run meanwhile, so that on SQLite they queue for the writer and share commits.
     tokio::task::yield_now().await;
     if i % 3 == 0 {
@@ -36,7 +52,9 @@ async fn dropped_use_cases_roll_back_alone_and_the_others_commit() {
     for db in store::test_support::databases(dir.path()).await {
         let store = Store::connect(&db.url).await.unwrap();
         let before = chain_length(&store).await;
-        let tasks: Vec<_> = (0..60).map(|i| tokio::spawn(use_case(store.clone(), i))).collect();
+        let tasks: Vec<_> = (0..60)
+            .map(|i| tokio::spawn(use_case(store.clone(), i)))
+            .collect();
         let mut committed = Vec::new();
         for (i, task) in tasks.into_iter().enumerate() {
             committed.push((i, task.await.unwrap()));
@@ -47,7 +65,12 @@ async fn dropped_use_cases_roll_back_alone_and_the_others_commit() {
         assert_eq!(chain_length(&fresh).await, before + kept, "{}", db.name);
         for (i, was_committed) in committed {
             // A nonce is new (true) exactly when its use case was rolled back.
-            assert_eq!(fresh.use_nonce(&format!("n{i}"), FAR).await.unwrap(), !was_committed, "{}: use case {i}", db.name);
+            assert_eq!(
+                fresh.use_nonce(&format!("n{i}"), FAR).await.unwrap(),
+                !was_committed,
+                "{}: use case {i}",
+                db.name
+            );
         }
         fresh.close().await;
         store.close().await;
@@ -65,8 +88,22 @@ async fn two_stores_on_one_sqlite_file_keep_one_audit_chain() {
     for round in 0..5 {
         for (name, store) in [("first", &first), ("second", &second)] {
             let mut tx = store.begin().await.unwrap();
-            tx.audit(UnixTime(2000 + round), name, "writer.shared", serde_json::json!({ "round": round })).await.unwrap();
-            tx.audit(UnixTime(2000 + round), name, "writer.shared", serde_json::json!({ "round": round, "second": true })).await.unwrap();
+            tx.audit(
+                UnixTime(2000 + round),
+                name,
+                "writer.shared",
+                serde_json::json!({ "round": round }),
+            )
+            .await
+            .unwrap();
+            tx.audit(
+                UnixTime(2000 + round),
+                name,
+                "writer.shared",
+                serde_json::json!({ "round": round, "second": true }),
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
         }
     }
@@ -81,12 +118,43 @@ async fn a_nonce_is_spent_once_on_every_store() {
     let dir = tempfile::tempdir().unwrap();
     for db in store::test_support::databases(dir.path()).await {
         let store = Store::connect(&db.url).await.unwrap();
-        assert!(store.use_nonce("device:nonce", UnixTime(100)).await.unwrap(), "{}", db.name);
-        assert!(!store.use_nonce("device:nonce", UnixTime(100)).await.unwrap(), "{}: a replay", db.name);
+        assert!(
+            store
+                .use_nonce("device:nonce", UnixTime(100))
+                .await
+                .unwrap(),
+            "{}",
+            db.name
+        );
+        assert!(
+            !store
+                .use_nonce("device:nonce", UnixTime(100))
+                .await
+                .unwrap(),
+            "{}: a replay",
+            db.name
+        );
         // Until purged, an expired nonce still counts as seen; after, it is gone.
-        assert_eq!(store.purge_used_nonces(UnixTime(50)).await.unwrap(), 0, "{}", db.name);
-        assert!(!store.use_nonce("device:nonce", UnixTime(100)).await.unwrap(), "{}", db.name);
-        assert_eq!(store.purge_used_nonces(UnixTime(101)).await.unwrap(), 1, "{}", db.name);
+        assert_eq!(
+            store.purge_used_nonces(UnixTime(50)).await.unwrap(),
+            0,
+            "{}",
+            db.name
+        );
+        assert!(
+            !store
+                .use_nonce("device:nonce", UnixTime(100))
+                .await
+                .unwrap(),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.purge_used_nonces(UnixTime(101)).await.unwrap(),
+            1,
+            "{}",
+            db.name
+        );
         store.close().await;
     }
 }

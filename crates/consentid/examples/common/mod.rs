@@ -18,11 +18,13 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use consentid::{verify_envelope, Clock, DeviceCertificate, DeviceKey, SystemClock, VerifiedRequest};
+use consentid::{
+    verify_envelope, Clock, DeviceCertificate, DeviceKey, SystemClock, VerifiedRequest,
+};
 use p256::{PublicKey, SecretKey};
 use proto::app::{
-    ActivationChallenge, ActivationComplete, ActivationResult, ActivationStart, Decision, ErrorBody, Inbox,
-    Response as AppResponse, ResponseOutcome, ResponseResult,
+    ActivationChallenge, ActivationComplete, ActivationResult, ActivationStart, Decision,
+    ErrorBody, Inbox, Response as AppResponse, ResponseOutcome, ResponseResult,
 };
 use proto::{b64, crypto, unb64};
 use serde::Deserialize;
@@ -65,8 +67,16 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 8] =
-        [Self::Form, Self::Start, Self::WaitPage, Self::Inbox, Self::Approve, Self::Status, Self::Complete, Self::Login];
+    pub const ALL: [Step; 8] = [
+        Self::Form,
+        Self::Start,
+        Self::WaitPage,
+        Self::Inbox,
+        Self::Approve,
+        Self::Status,
+        Self::Complete,
+        Self::Login,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,7 +114,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(step: &str, what: impl std::fmt::Display) -> Self {
-        Self { kind: format!("{step}: {what}"), rate_limited: false }
+        Self {
+            kind: format!("{step}: {what}"),
+            rate_limited: false,
+        }
     }
 }
 
@@ -120,7 +133,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value a `Set-Cookie` gives to `name`.
@@ -155,11 +171,19 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(server: SocketAddrV4, source: Option<Ipv4Addr>) -> Self {
-        Self { server, source, stream: None }
+        Self {
+            server,
+            source,
+            stream: None,
+        }
     }
 
     fn connect(&self) -> std::io::Result<TcpStream> {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
         if let Some(source) = self.source {
             socket.bind(&SocketAddr::from((source, 0)).into())?;
         }
@@ -173,8 +197,18 @@ impl Connection {
 
     /// One request. A kept-alive connection the server closed meanwhile is replaced and the
     /// request sent again, but only when not one byte of an answer came back.
-    pub fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Answer, String> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.server, body.len());
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Answer, String> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.server,
+            body.len()
+        );
         for (name, value) in headers {
             let _ = write!(head, "{name}: {value}\r\n");
         }
@@ -185,7 +219,10 @@ impl Connection {
             let reused = self.stream.is_some();
             let mut stream = match self.stream.take() {
                 Some(stream) => stream,
-                None => BufReader::new(self.connect().map_err(|e| format!("transport: connect: {}", e.kind()))?),
+                None => BufReader::new(
+                    self.connect()
+                        .map_err(|e| format!("transport: connect: {}", e.kind()))?,
+                ),
             };
             if let Err(e) = stream.get_mut().write_all(&raw) {
                 if reused && attempt == 0 {
@@ -202,9 +239,17 @@ impl Connection {
                 }
                 Ok(None) if reused && attempt == 0 => continue,
                 Ok(None) => return Err("transport: closed without an answer".into()),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     // The connection is in an unknown state: it is dropped.
-                    return Err(format!("transport: no answer within {} s", IO_TIMEOUT.as_secs()));
+                    return Err(format!(
+                        "transport: no answer within {} s",
+                        IO_TIMEOUT.as_secs()
+                    ));
                 }
                 Err(e) => return Err(format!("transport: read: {}", e.kind())),
             }
@@ -227,7 +272,11 @@ pub fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<Option<
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
         Err(e) => return Err(e),
     }
-    let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid("status line"))?;
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid("status line"))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -242,7 +291,12 @@ pub fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<Option<
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
-    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_ascii_lowercase());
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
     let mut keep = !find("connection").is_some_and(|v| v.contains("close"));
     let mut body = Vec::new();
     if status == 204 || status == 304 || (100..200).contains(&status) {
@@ -282,14 +336,23 @@ pub fn read_answer(stream: &mut BufReader<TcpStream>) -> std::io::Result<Option<
         stream.take(MAX_BODY as u64).read_to_end(&mut body)?;
         keep = false;
     }
-    Ok(Some((Answer { status, headers, body }, keep)))
+    Ok(Some((
+        Answer {
+            status,
+            headers,
+            body,
+        },
+        keep,
+    )))
 }
 
 pub fn url_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -357,19 +420,28 @@ impl App {
             phone,
             "GET",
             path,
-            &[("Authorization", &authorization), ("Accept", "application/json")],
+            &[
+                ("Authorization", &authorization),
+                ("Accept", "application/json"),
+            ],
             b"",
         )?;
         if inbox.status != 200 {
             return Err(Failure::new("inbox", inbox.describe()));
         }
-        let inbox: Inbox = serde_json::from_slice(&inbox.body).map_err(|e| Failure::new("inbox", format!("bad JSON: {e}")))?;
+        let inbox: Inbox = serde_json::from_slice(&inbox.body)
+            .map_err(|e| Failure::new("inbox", format!("bad JSON: {e}")))?;
         inbox
             .items
             .iter()
             .filter_map(|envelope| verify_envelope(&self.server_signing_key, envelope).ok())
             .find(|request| wanted(request))
-            .ok_or_else(|| Failure::new("inbox", "the request is not in the inbox (or does not verify)"))
+            .ok_or_else(|| {
+                Failure::new(
+                    "inbox",
+                    "the request is not in the inbox (or does not verify)",
+                )
+            })
     }
 
     /// Approves `request` as the user does with the right code and PIN: the approval message
@@ -377,7 +449,12 @@ impl App {
     /// and sealed to the server's encryption key (aad = txn), sent signed to `POST
     /// /api/app/v1/requests/{txn}/response` (timed as [`Step::Approve`]), which must answer
     /// `approved`. The signing and sealing happen before the step's clock starts.
-    pub fn approve(&self, phone: &mut Connection, times: &mut Vec<(Step, u32)>, request: &VerifiedRequest) -> Result<(), Failure> {
+    pub fn approve(
+        &self,
+        phone: &mut Connection,
+        times: &mut Vec<(Step, u32)>,
+        request: &VerifiedRequest,
+    ) -> Result<(), Failure> {
         let payload = request.payload();
         let code = request.verification_code().as_str().to_owned();
         let issued_at = SystemClock.now();
@@ -393,8 +470,12 @@ impl App {
             issued_at,
         );
         let proof = crypto::sign(&self.pin_key, message.as_bytes());
-        let sealed = crypto::seal(&self.server_encryption_key, &proof, payload.txn_id.as_bytes())
-            .map_err(|_| Failure::new("approve", "sealing"))?;
+        let sealed = crypto::seal(
+            &self.server_encryption_key,
+            &proof,
+            payload.txn_id.as_bytes(),
+        )
+        .map_err(|_| Failure::new("approve", "sealing"))?;
         let answer = AppResponse {
             decision: Decision::Approve,
             reason: None,
@@ -412,16 +493,23 @@ impl App {
             phone,
             "POST",
             &path,
-            &[("Authorization", &authorization), ("Content-Type", "application/json"), ("Accept", "application/json")],
+            &[
+                ("Authorization", &authorization),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
             &body,
         )?;
         if approved.status != 200 {
             return Err(Failure::new("approve", approved.describe()));
         }
-        let result: ResponseResult =
-            serde_json::from_slice(&approved.body).map_err(|e| Failure::new("approve", format!("bad JSON: {e}")))?;
+        let result: ResponseResult = serde_json::from_slice(&approved.body)
+            .map_err(|e| Failure::new("approve", format!("bad JSON: {e}")))?;
         if result.result != ResponseOutcome::Approved {
-            return Err(Failure::new("approve", format!("answered {:?}", result.result)));
+            return Err(Failure::new(
+                "approve",
+                format!("answered {:?}", result.result),
+            ));
         }
         Ok(())
     }
@@ -435,10 +523,21 @@ pub fn json_post<T: serde::de::DeserializeOwned>(
 ) -> Result<T, Failure> {
     let body = serde_json::to_vec(body).map_err(|e| Failure::new(step, e))?;
     let answer = connection
-        .request("POST", path, &[("Content-Type", "application/json"), ("Accept", "application/json")], &body)
+        .request(
+            "POST",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
+            &body,
+        )
         .map_err(|e| Failure::new(step, e))?;
     if answer.status != 200 {
-        return Err(Failure { kind: format!("{step}: {}", answer.describe()), rate_limited: answer.status == 429 });
+        return Err(Failure {
+            kind: format!("{step}: {}", answer.describe()),
+            rate_limited: answer.status == 429,
+        });
     }
     serde_json::from_slice(&answer.body).map_err(|e| Failure::new(step, format!("bad JSON: {e}")))
 }
@@ -451,10 +550,13 @@ pub fn activate(connection: &mut Connection, user: &Enrolled) -> Result<App, Fai
         connection,
         "activation start",
         "/api/app/v1/activation/start",
-        &ActivationStart { code: user.activation_code.clone() },
+        &ActivationStart {
+            code: user.activation_code.clone(),
+        },
     )?;
     let bad = |what: &str| Failure::new(step, what);
-    let server_signing_key = unb64(&challenge.server_signing_key).map_err(|_| bad("server signing key"))?;
+    let server_signing_key =
+        unb64(&challenge.server_signing_key).map_err(|_| bad("server signing key"))?;
     crypto::public_key(&server_signing_key).map_err(|_| bad("server signing key"))?;
     let server_encryption_key = crypto::unb64(&challenge.server_encryption_key)
         .ok()
@@ -465,12 +567,25 @@ pub fn activate(connection: &mut Connection, user: &Enrolled) -> Result<App, Fai
     let device_public_key = device_key.public_key_der();
     let pin_key = SecretKey::random(&mut rand::rngs::OsRng);
     let aad = challenge.activation_id.as_bytes();
-    let sealed_pin_key = crypto::seal(&server_encryption_key, &crypto::public_key_der(&pin_key.public_key()), aad)
-        .map_err(|_| bad("sealing"))?;
-    let message = crypto::activation_message(&challenge.activation_id, &challenge.nonce, &device_public_key, &sealed_pin_key);
+    let sealed_pin_key = crypto::seal(
+        &server_encryption_key,
+        &crypto::public_key_der(&pin_key.public_key()),
+        aad,
+    )
+    .map_err(|_| bad("sealing"))?;
+    let message = crypto::activation_message(
+        &challenge.activation_id,
+        &challenge.nonce,
+        &device_public_key,
+        &sealed_pin_key,
+    );
     let device_signature = device_key.sign(message.as_bytes());
-    let sealed_pin_signature = crypto::seal(&server_encryption_key, &crypto::sign(&pin_key, message.as_bytes()), aad)
-        .map_err(|_| bad("sealing"))?;
+    let sealed_pin_signature = crypto::seal(
+        &server_encryption_key,
+        &crypto::sign(&pin_key, message.as_bytes()),
+        aad,
+    )
+    .map_err(|_| bad("sealing"))?;
     let complete = ActivationComplete {
         activation_id: challenge.activation_id.clone(),
         device_public_key: b64(&device_public_key),
@@ -479,8 +594,12 @@ pub fn activate(connection: &mut Connection, user: &Enrolled) -> Result<App, Fai
         device_signature: b64(&device_signature),
         encrypted_pin_signature: b64(&sealed_pin_signature),
     };
-    let result: ActivationResult =
-        json_post(connection, "activation complete", "/api/app/v1/activation/complete", &complete)?;
+    let result: ActivationResult = json_post(
+        connection,
+        "activation complete",
+        "/api/app/v1/activation/complete",
+        &complete,
+    )?;
     let certificate = unb64(&result.certificate).map_err(|_| bad("certificate"))?;
     DeviceCertificate::for_device(certificate, &result.certificate_serial, &device_public_key)
         .map_err(|e| Failure::new(step, format!("device certificate: {e}")))?;
@@ -508,7 +627,9 @@ pub fn timed(
     body: &[u8],
 ) -> Result<Answer, Failure> {
     let started = Instant::now();
-    let answer = connection.request(method, path, headers, body).map_err(|e| Failure::new(step.as_str(), e))?;
+    let answer = connection
+        .request(method, path, headers, body)
+        .map_err(|e| Failure::new(step.as_str(), e))?;
     times.push((step, micros(started.elapsed())));
     Ok(answer)
 }
@@ -536,25 +657,55 @@ pub fn login(
     mode: BrowserMode,
     times: &mut Vec<(Step, u32)>,
 ) -> Result<String, Failure> {
-
     // 1. The form: a new session and its CSRF token.
-    let form = timed(times, Step::Form, browser, "GET", "/login/mobile", &[("User-Agent", USER_AGENT)], b"")?;
+    let form = timed(
+        times,
+        Step::Form,
+        browser,
+        "GET",
+        "/login/mobile",
+        &[("User-Agent", USER_AGENT)],
+        b"",
+    )?;
     if form.status != 200 {
         return Err(Failure::new("form", form.describe()));
     }
-    let sid = form.cookie("sid").ok_or_else(|| Failure::new("form", "no sid cookie"))?.to_owned();
+    let sid = form
+        .cookie("sid")
+        .ok_or_else(|| Failure::new("form", "no sid cookie"))?
+        .to_owned();
     let html = form.text();
-    let csrf = between(&html, "name=\"csrf\" value=\"", "\"").ok_or_else(|| Failure::new("form", "no CSRF field"))?.to_owned();
+    let csrf = between(&html, "name=\"csrf\" value=\"", "\"")
+        .ok_or_else(|| Failure::new("form", "no CSRF field"))?
+        .to_owned();
     let cookie = format!("sid={sid}");
     let page_headers = [("User-Agent", USER_AGENT), ("Cookie", cookie.as_str())];
-    let form_headers =
-        [("User-Agent", USER_AGENT), ("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let form_headers = [
+        ("User-Agent", USER_AGENT),
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
 
     // 2. The start.
-    let body = format!("csrf={}&username={}", url_encode(&csrf), url_encode(&app.email));
-    let started = timed(times, Step::Start, browser, "POST", "/login/mobile", &form_headers, body.as_bytes())?;
+    let body = format!(
+        "csrf={}&username={}",
+        url_encode(&csrf),
+        url_encode(&app.email)
+    );
+    let started = timed(
+        times,
+        Step::Start,
+        browser,
+        "POST",
+        "/login/mobile",
+        &form_headers,
+        body.as_bytes(),
+    )?;
     if started.status == 429 {
-        return Err(Failure { kind: "start: HTTP 429 (rate limited)".into(), rate_limited: true });
+        return Err(Failure {
+            kind: "start: HTTP 429 (rate limited)".into(),
+            rate_limited: true,
+        });
     }
     if started.status != 303 {
         return Err(Failure::new("start", started.describe()));
@@ -568,7 +719,15 @@ pub fn login(
 
     // 3. The waiting page and its code.
     let shown_code = if mode == BrowserMode::Full {
-        let page = timed(times, Step::WaitPage, browser, "GET", &location, &page_headers, b"")?;
+        let page = timed(
+            times,
+            Step::WaitPage,
+            browser,
+            "GET",
+            &location,
+            &page_headers,
+            b"",
+        )?;
         if page.status != 200 {
             return Err(Failure::new("wait_page", page.describe()));
         }
@@ -582,8 +741,14 @@ pub fn login(
 
     // 4. The app fetches and verifies its requests.
     let request = app.fetch(phone, times, |request| request.txn_id() == txn)?;
-    if shown_code.as_ref().is_some_and(|shown| shown != request.verification_code().as_str()) {
-        return Err(Failure::new("wait_page", "the browser's code is not the app's"));
+    if shown_code
+        .as_ref()
+        .is_some_and(|shown| shown != request.verification_code().as_str())
+    {
+        return Err(Failure::new(
+            "wait_page",
+            "the browser's code is not the app's",
+        ));
     }
 
     // 5. The approval: device signature and sealed PIN proof over the approval message.
@@ -592,20 +757,50 @@ pub fn login(
     // 6. The waiting page's poll sees the approval.
     if mode == BrowserMode::Full {
         let status_path = format!("{location}/status");
-        let status = timed(times, Step::Status, browser, "GET", &status_path, &page_headers, b"")?;
+        let status = timed(
+            times,
+            Step::Status,
+            browser,
+            "GET",
+            &status_path,
+            &page_headers,
+            b"",
+        )?;
         let value: serde_json::Value = serde_json::from_slice(&status.body).unwrap_or_default();
-        if status.status != 200 || value.get("status").and_then(|s| s.as_str()) != Some("approved") {
-            return Err(Failure::new("status", format!("HTTP {} {}", status.status, value.get("status").unwrap_or(&value))));
+        if status.status != 200 || value.get("status").and_then(|s| s.as_str()) != Some("approved")
+        {
+            return Err(Failure::new(
+                "status",
+                format!(
+                    "HTTP {} {}",
+                    status.status,
+                    value.get("status").unwrap_or(&value)
+                ),
+            ));
         }
     }
 
     // 7. The browser completes: 303 to /account with a new session.
     let body = format!("csrf={}", url_encode(&csrf));
-    let done = timed(times, Step::Complete, browser, "POST", &format!("{location}/complete"), &form_headers, body.as_bytes())?;
+    let done = timed(
+        times,
+        Step::Complete,
+        browser,
+        "POST",
+        &format!("{location}/complete"),
+        &form_headers,
+        body.as_bytes(),
+    )?;
     if done.status != 303 || done.header("location") != Some("/account") {
         return Err(Failure::new(
             "complete",
-            format!("HTTP {} to {}", done.status, done.header("location").map(|l| if l == "/account" { l } else { "elsewhere" }).unwrap_or("nowhere")),
+            format!(
+                "HTTP {} to {}",
+                done.status,
+                done.header("location")
+                    .map(|l| if l == "/account" { l } else { "elsewhere" })
+                    .unwrap_or("nowhere")
+            ),
         ));
     }
     match done.cookie("sid") {
@@ -654,7 +849,11 @@ pub fn process_ticks(pid: &str) -> Option<u64> {
 pub fn machine_ticks() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?.strip_prefix("cpu ")?;
-    let values: Vec<u64> = line.split_whitespace().take(8).filter_map(|v| v.parse().ok()).collect();
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     let total: u64 = values.iter().sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
     Some((total - idle, total))
@@ -663,15 +862,23 @@ pub fn machine_ticks() -> Option<(u64, u64)> {
 /// CPU use between two samples: (server cores, client cores, machine busy cores).
 pub fn cpu_use(from: &CpuSample, to: &CpuSample) -> (Option<f64>, Option<f64>, Option<f64>) {
     let seconds = (to.at - from.at).as_secs_f64().max(0.001);
-    let cores = |a: Option<u64>, b: Option<u64>| Some((b?.saturating_sub(a?)) as f64 / TICKS_PER_SECOND / seconds);
+    let cores = |a: Option<u64>, b: Option<u64>| {
+        Some((b?.saturating_sub(a?)) as f64 / TICKS_PER_SECOND / seconds)
+    };
     let machine = match (from.machine, to.machine) {
         (Some((busy_a, total_a)), Some((busy_b, total_b))) if total_b > total_a => {
-            let all = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
+            let all = std::thread::available_parallelism()
+                .map(|n| n.get() as f64)
+                .unwrap_or(1.0);
             Some((busy_b - busy_a) as f64 / (total_b - total_a) as f64 * all)
         }
         _ => None,
     };
-    (cores(from.server, to.server), cores(from.client, to.client), machine)
+    (
+        cores(from.server, to.server),
+        cores(from.client, to.client),
+        machine,
+    )
 }
 pub fn percentile(sorted: &[u32], q: f64) -> f64 {
     if sorted.is_empty() {

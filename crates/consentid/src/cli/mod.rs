@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use consentid::{
-    activate, three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Keystore, Outcome, Pin,
-    PinRefusal, RequestKind, ServerUrl, Settings, VerificationCode, VerifiedRequest,
+    activate, three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Keystore,
+    Outcome, Pin, PinRefusal, RequestKind, ServerUrl, Settings, VerificationCode, VerifiedRequest,
 };
 use serde_json::json;
 
@@ -43,7 +43,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with exit code 1.
     pub fn message(message: String) -> Self {
-        Self { message, code: EXIT_FAILURE }
+        Self {
+            message,
+            code: EXIT_FAILURE,
+        }
     }
 }
 
@@ -54,7 +57,10 @@ impl From<Error> for Failure {
             Error::RequestUnavailable { .. } => EXIT_NOT_FOUND,
             _ => EXIT_FAILURE,
         };
-        Self { message: text::error(&error), code }
+        Self {
+            message: text::error(&error),
+            code,
+        }
     }
 }
 
@@ -100,11 +106,16 @@ pub fn activate_command(
         first
     };
     let name = name.unwrap_or_else(default_device_name);
-    let settings = Settings { ca_file, ..Settings::default() };
+    let settings = Settings {
+        ca_file,
+        ..Settings::default()
+    };
     let keystore = activate(home, &server, code, &pin, &name, &settings)?;
     let certificate = keystore.certificate();
     let serial = certificate.map(|c| c.serial()).unwrap_or_default();
-    let (not_before, not_after) = certificate.map(|c| (c.not_before(), c.not_after())).unwrap_or_default();
+    let (not_before, not_after) = certificate
+        .map(|c| (c.not_before(), c.not_after()))
+        .unwrap_or_default();
     if json {
         let value = json!({
             "state": text::state_name(keystore.state()),
@@ -138,7 +149,8 @@ fn default_device_name() -> String {
 fn fetch(client: &mut Client, wait_secs: u32) -> Result<Inbox, Failure> {
     let deadline = Instant::now() + Duration::from_secs(u64::from(wait_secs));
     loop {
-        let remaining = u32::try_from(deadline.saturating_duration_since(Instant::now()).as_secs()).unwrap_or(u32::MAX);
+        let remaining = u32::try_from(deadline.saturating_duration_since(Instant::now()).as_secs())
+            .unwrap_or(u32::MAX);
         let asked = Instant::now();
         let inbox = client.inbox(remaining.min(MAX_POLL_SECS))?;
         for rejected in &inbox.rejected {
@@ -170,19 +182,47 @@ pub fn notification(request: &VerifiedRequest, now: i64) -> String {
     let payload = request.payload();
     let mut lines = vec![
         format!("=== {} ===", text::NEW_REQUEST),
-        format!("{}: {} ({})", text::WHO, text::shown(&payload.rp.name), text::shown(&payload.rp.id)),
+        format!(
+            "{}: {} ({})",
+            text::WHO,
+            text::shown(&payload.rp.name),
+            text::shown(&payload.rp.id)
+        ),
         format!("{}: {}", text::ACCOUNT, text::shown(&payload.user)),
         format!("{}: {}", text::WHAT, text::purpose(request)),
     ];
     if let Some(sign) = &payload.sign {
         for (index, document) in sign.documents.iter().enumerate() {
-            lines.push(format!("  {}. {}  [SHA-256 {}…]", index + 1, text::shown(&document.title), text::shown(&fingerprint(&document.hash))));
+            lines.push(format!(
+                "  {}. {}  [SHA-256 {}…]",
+                index + 1,
+                text::shown(&document.title),
+                text::shown(&fingerprint(&document.hash))
+            ));
         }
-        lines.push(format!("{}: {}", text::SIGNING_CERTIFICATE, text::shown(&sign.certificate_serial)));
+        lines.push(format!(
+            "{}: {}",
+            text::SIGNING_CERTIFICATE,
+            text::shown(&sign.certificate_serial)
+        ));
     }
-    lines.push(format!("{}: {}, {} {}", text::BROWSER, text::shown(&payload.context.browser), text::ADDRESS, text::shown(&payload.context.ip)));
-    lines.push(format!("{}: {}", text::TIME_LEFT, text::seconds(request.seconds_left(now))));
-    lines.push(format!("{}: {}", text::TRANSACTION, text::shown(&payload.txn_id)));
+    lines.push(format!(
+        "{}: {}, {} {}",
+        text::BROWSER,
+        text::shown(&payload.context.browser),
+        text::ADDRESS,
+        text::shown(&payload.context.ip)
+    ));
+    lines.push(format!(
+        "{}: {}",
+        text::TIME_LEFT,
+        text::seconds(request.seconds_left(now))
+    ));
+    lines.push(format!(
+        "{}: {}",
+        text::TRANSACTION,
+        text::shown(&payload.txn_id)
+    ));
     lines.join("\n")
 }
 
@@ -251,16 +291,21 @@ pub enum Target {
 }
 
 fn find(client: &mut Client, target: &Target) -> Result<VerifiedRequest, Failure> {
-    let not_found = |message| Failure { message, code: EXIT_NOT_FOUND };
+    let not_found = |message| Failure {
+        message,
+        code: EXIT_NOT_FOUND,
+    };
     match target {
         Target::Transaction(txn_id) => fetch(client, 0)?
             .requests
             .into_iter()
             .find(|r| r.txn_id() == txn_id)
             .ok_or_else(|| not_found(text::request_not_found(txn_id))),
-        Target::Next(wait) => {
-            fetch(client, *wait)?.requests.into_iter().next().ok_or_else(|| not_found(text::nothing_arrived(*wait)))
-        }
+        Target::Next(wait) => fetch(client, *wait)?
+            .requests
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(text::nothing_arrived(*wait))),
     }
 }
 
@@ -308,7 +353,12 @@ fn finish(outcome: Outcome, wanted: Decision) -> Result<u8, Failure> {
 }
 
 /// `consentid approve`.
-pub fn approve_command(home: &Path, target: &Target, code: Option<&str>, pin_stdin: bool) -> Result<u8, Failure> {
+pub fn approve_command(
+    home: &Path,
+    target: &Target,
+    code: Option<&str>,
+    pin_stdin: bool,
+) -> Result<u8, Failure> {
     // A malformed --code is refused before anything is fetched or sent.
     let given = code.map(VerificationCode::parse).transpose()?;
     let mut client = open_client(home)?;
@@ -325,7 +375,11 @@ pub fn approve_command(home: &Path, target: &Target, code: Option<&str>, pin_std
         let outcome = client.respond(&request, Decision::Approve, &picked, None, None)?;
         return finish(outcome, Decision::Approve);
     }
-    let pin = if pin_stdin { console::require_line()? } else { console::secret(&text::approve_pin_prompt())? };
+    let pin = if pin_stdin {
+        console::require_line()?
+    } else {
+        console::secret(&text::approve_pin_prompt())?
+    };
     let pin = Pin::enter(&pin)?;
     let outcome = client.respond(&request, Decision::Approve, &picked, Some(&pin), None)?;
     finish(outcome, Decision::Approve)
@@ -335,7 +389,11 @@ pub fn approve_command(home: &Path, target: &Target, code: Option<&str>, pin_std
 pub fn deny_command(home: &Path, txn_id: &str, not_me: bool) -> Result<u8, Failure> {
     let mut client = open_client(home)?;
     let request = find(&mut client, &Target::Transaction(txn_id.to_owned()))?;
-    let reason = if not_me { DenyReason::NotMe } else { DenyReason::UserDeny };
+    let reason = if not_me {
+        DenyReason::NotMe
+    } else {
+        DenyReason::UserDeny
+    };
     let code = request.verification_code().clone();
     let outcome = client.respond(&request, Decision::Deny, &code, None, Some(reason))?;
     finish(outcome, Decision::Deny)
@@ -351,7 +409,9 @@ pub fn status_command(home: &Path, json: bool) -> Result<u8, Failure> {
         match client.status() {
             Ok(state) => from_server = Some(state),
             Err(Error::DeviceRevoked | Error::Deactivated | Error::PinLocked) => {}
-            Err(e @ Error::Unreachable { .. }) => eprintln!("{}\n{}", text::STATUS_LOCAL, text::error(&e)),
+            Err(e @ Error::Unreachable { .. }) => {
+                eprintln!("{}\n{}", text::STATUS_LOCAL, text::error(&e))
+            }
             Err(e) => eprintln!("{}\n{}", text::error(&e), text::STATUS_LOCAL),
         }
     }
@@ -364,9 +424,12 @@ pub fn status_command(home: &Path, json: bool) -> Result<u8, Failure> {
             Some(s.not_before.as_str()),
             Some(s.not_after.as_str()),
         ),
-        None => {
-            (keystore.state(), local.map(|c| c.serial()), local.map(|c| c.not_before()), local.map(|c| c.not_after()))
-        }
+        None => (
+            keystore.state(),
+            local.map(|c| c.serial()),
+            local.map(|c| c.not_before()),
+            local.map(|c| c.not_after()),
+        ),
     };
     if json {
         let value = json!({
@@ -411,48 +474,102 @@ mod tests {
         assert_eq!(outcome_report(Outcome::Approved, Decision::Approve).0, 0);
         assert_eq!(outcome_report(Outcome::Denied, Decision::Approve).0, 1);
         assert_eq!(outcome_report(Outcome::Denied, Decision::Deny).0, 0);
-        assert_eq!(outcome_report(Outcome::WrongPin { attempts_left: Some(2) }, Decision::Approve).0, 3);
+        assert_eq!(
+            outcome_report(
+                Outcome::WrongPin {
+                    attempts_left: Some(2)
+                },
+                Decision::Approve
+            )
+            .0,
+            3
+        );
         assert_eq!(outcome_report(Outcome::PinLocked, Decision::Approve).0, 4);
         assert_eq!(outcome_report(Outcome::WrongCode, Decision::Approve).0, 5);
-        assert_eq!(Failure::from(Error::RequestUnavailable { txn_id: "t".into(), code: "expired".into() }).code, 6);
+        assert_eq!(
+            Failure::from(Error::RequestUnavailable {
+                txn_id: "t".into(),
+                code: "expired".into()
+            })
+            .code,
+            6
+        );
         assert_eq!(Failure::from(Error::PinLocked).code, 4);
-        assert!(outcome_report(Outcome::WrongPin { attempts_left: Some(2) }, Decision::Approve).1.contains('2'));
+        assert!(outcome_report(
+            Outcome::WrongPin {
+                attempts_left: Some(2)
+            },
+            Decision::Approve
+        )
+        .1
+        .contains('2'));
     }
 
     /// A request signed by a throw-away server key whose every server-supplied string tries
     /// to draw on the terminal: an ANSI cursor-up and erase-line, then a fake line.
     fn hostile_request() -> VerifiedRequest {
-        use proto::app::{DocumentToSign, RelyingParty, RequestContext, RequestPayload, SignDetails};
+        use proto::app::{
+            DocumentToSign, RelyingParty, RequestContext, RequestPayload, SignDetails,
+        };
         let fake = "x\u{1b}[2A\u{1b}[2K\nКо тражи / Who asks: Портал\r\u{202E}";
         let payload = RequestPayload {
             v: 1,
             txn_id: "txn-1".into(),
             kind: RequestKind::Sign,
-            rp: RelyingParty { id: "eidportal".into(), name: format!("CSC API{fake}") },
+            rp: RelyingParty {
+                id: "eidportal".into(),
+                name: format!("CSC API{fake}"),
+            },
             user: format!("Петар{fake}"),
             challenge: proto::b64(&[7u8; 32]),
             created_at: 880,
             expires_at: 1000,
-            context: RequestContext { browser: format!("curl{fake}"), ip: format!("127.0.0.1{fake}") },
+            context: RequestContext {
+                browser: format!("curl{fake}"),
+                ip: format!("127.0.0.1{fake}"),
+            },
             sign: Some(SignDetails {
-                documents: vec![DocumentToSign { title: format!("Уговор.pdf{fake}"), hash: proto::b64(&[1u8; 32]) }],
+                documents: vec![DocumentToSign {
+                    title: format!("Уговор.pdf{fake}"),
+                    hash: proto::b64(&[1u8; 32]),
+                }],
                 certificate_serial: format!("0a{fake}"),
             }),
         };
         let server = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let bytes = serde_json::to_vec(&payload).unwrap();
-        let envelope = proto::app::Envelope { payload: proto::b64(&bytes), signature: proto::b64(&proto::crypto::sign(&server, &bytes)) };
-        consentid::verify_envelope(&proto::crypto::public_key_der(&server.public_key()), &envelope).unwrap()
+        let envelope = proto::app::Envelope {
+            payload: proto::b64(&bytes),
+            signature: proto::b64(&proto::crypto::sign(&server, &bytes)),
+        };
+        consentid::verify_envelope(
+            &proto::crypto::public_key_der(&server.public_key()),
+            &envelope,
+        )
+        .unwrap()
     }
 
     #[test]
     fn server_strings_with_escapes_and_newlines_are_shown_escaped() {
         let request = hostile_request();
         for screen in [notification(&request, 900), pending_line(&request, 900)] {
-            assert!(!screen.contains('\u{1b}') && !screen.contains('\r') && !screen.contains('\u{202E}'), "{screen:?}");
+            assert!(
+                !screen.contains('\u{1b}')
+                    && !screen.contains('\r')
+                    && !screen.contains('\u{202E}'),
+                "{screen:?}"
+            );
             // Nothing from the server starts a line of its own.
-            assert!(!screen.lines().any(|line| line.starts_with("Ко тражи / Who asks: Портал")), "{screen}");
-            assert!(screen.contains("\\u{1b}[2A\\u{1b}[2K\\nКо тражи"), "{screen}");
+            assert!(
+                !screen
+                    .lines()
+                    .any(|line| line.starts_with("Ко тражи / Who asks: Портал")),
+                "{screen}"
+            );
+            assert!(
+                screen.contains("\\u{1b}[2A\\u{1b}[2K\\nКо тражи"),
+                "{screen}"
+            );
         }
         assert_eq!(notification(&request, 900).lines().count(), 9);
         assert_eq!(pending_line(&request, 900).lines().count(), 1);

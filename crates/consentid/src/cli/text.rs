@@ -2,7 +2,9 @@
 //! Cyrillic first, then English, on one line separated by " / " (STYLE.md: user-visible text
 //! lives in the catalogue, not in the code that decides what to say).
 
-use consentid::{DeviceStatus, EnvelopeError, Error, PinRefusal, RequestKind, VerificationCode, VerifiedRequest};
+use consentid::{
+    DeviceStatus, EnvelopeError, Error, PinRefusal, RequestKind, VerificationCode, VerifiedRequest,
+};
 
 /// A string from the server as it may be printed: characters that could draw on the
 /// terminal (ANSI escapes, newlines, other control characters, bidirectional overrides) are
@@ -62,9 +64,11 @@ pub fn action_prompt() -> String {
 /// An answer `watch` did not understand.
 pub const ACTION_AGAIN: &str = "Откуцајте a, d, n или s. / Type a, d, n or s.";
 /// Skipped in `watch`.
-pub const SKIPPED: &str = "Прескочено; захтев остаје на чекању. / Skipped; the request stays pending.";
+pub const SKIPPED: &str =
+    "Прескочено; захтев остаје на чекању. / Skipped; the request stays pending.";
 /// `watch` is waiting.
-pub const WATCHING: &str = "Чекам захтеве… (Ctrl-D за крај) / Waiting for requests… (Ctrl-D to quit)";
+pub const WATCHING: &str =
+    "Чекам захтеве… (Ctrl-D за крај) / Waiting for requests… (Ctrl-D to quit)";
 /// `watch` ends.
 pub const BYE: &str = "Крај. / Bye.";
 
@@ -117,7 +121,9 @@ pub const WRONG_CODE: &str = "Изабрани код није код из пр�
 /// Wrong PIN, with the attempts left.
 pub fn wrong_pin(attempts_left: Option<u8>) -> String {
     match attempts_left {
-        Some(n) => format!("Погрешан ПИН; преостало покушаја: {n}. / Wrong PIN; attempts left: {n}."),
+        Some(n) => {
+            format!("Погрешан ПИН; преостало покушаја: {n}. / Wrong PIN; attempts left: {n}.")
+        }
         None => "Погрешан ПИН. / Wrong PIN.".to_owned(),
     }
 }
@@ -165,7 +171,9 @@ pub fn purpose(request: &VerifiedRequest) -> String {
                 "квалификовани електронски потпис, докумената: {n} / qualified electronic signature, documents: {n}"
             )
         }
-        (RequestKind::Sign, None) => "квалификовани електронски потпис / qualified electronic signature".to_owned(),
+        (RequestKind::Sign, None) => {
+            "квалификовани електронски потпис / qualified electronic signature".to_owned()
+        }
     }
 }
 
@@ -184,9 +192,18 @@ pub fn seconds(left: i64) -> String {
 
 fn refusal(refusal: PinRefusal) -> (&'static str, &'static str) {
     match refusal {
-        PinRefusal::Length => ("ПИН мора имати тачно 6 цифара", "the PIN must have exactly 6 digits"),
-        PinRefusal::NotDigits => ("ПИН сме садржати само цифре", "the PIN may contain digits only"),
-        PinRefusal::SameDigit => ("ПИН не сме бити једна поновљена цифра", "the PIN must not repeat one digit"),
+        PinRefusal::Length => (
+            "ПИН мора имати тачно 6 цифара",
+            "the PIN must have exactly 6 digits",
+        ),
+        PinRefusal::NotDigits => (
+            "ПИН сме садржати само цифре",
+            "the PIN may contain digits only",
+        ),
+        PinRefusal::SameDigit => (
+            "ПИН не сме бити једна поновљена цифра",
+            "the PIN must not repeat one digit",
+        ),
         PinRefusal::Sequence => (
             "ПИН не сме бити низ узастопних цифара (нпр. 123456)",
             "the PIN must not be a run of consecutive digits (e.g. 123456)",

@@ -16,12 +16,14 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use consentid::{
-    three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Outcome, Pin, RequestKind, Settings, VerificationCode,
-    VerifiedRequest,
+    three_codes, Client, Decision, DenyReason, DeviceStatus, Error, Inbox, Outcome, Pin,
+    RequestKind, Settings, VerificationCode, VerifiedRequest,
 };
 use zeroize::Zeroizing;
 
-use super::{console, notification, outcome_report, text, Failure, EXIT_FAILURE, EXIT_OK, EXIT_PIN_LOCKED};
+use super::{
+    console, notification, outcome_report, text, Failure, EXIT_FAILURE, EXIT_OK, EXIT_PIN_LOCKED,
+};
 
 /// Long-poll length of the poller.
 const POLL_SECS: u32 = 20;
@@ -61,8 +63,14 @@ pub fn watch_command(home: &Path) -> Result<u8, Failure> {
     let (events, receiver) = mpsc::channel();
     spawn_poller(poller, events.clone());
     let lines = spawn_reader(events);
-    let mut watch =
-        Watch { client, lines, line_requested: false, seen: HashSet::new(), queue: VecDeque::new(), current: None };
+    let mut watch = Watch {
+        client,
+        lines,
+        line_requested: false,
+        seen: HashSet::new(),
+        queue: VecDeque::new(),
+        current: None,
+    };
     eprintln!("{}", text::WATCHING);
     watch.run(&receiver)
 }
@@ -74,7 +82,9 @@ fn spawn_poller(mut client: Client, events: Sender<Event>) {
             Ok(inbox) if inbox.device_status != DeviceStatus::Active => None,
             Ok(inbox) if !inbox.requests.is_empty() => Some(PENDING_PAUSE),
             Ok(_) => Some(Duration::ZERO),
-            Err(Error::Unreachable { .. } | Error::Server { .. } | Error::BadAnswer { .. }) => Some(ERROR_PAUSE),
+            Err(Error::Unreachable { .. } | Error::Server { .. } | Error::BadAnswer { .. }) => {
+                Some(ERROR_PAUSE)
+            }
             Err(_) => None,
         };
         if events.send(Event::Inbox(result)).is_err() {
@@ -94,7 +104,9 @@ fn spawn_reader(events: Sender<Event>) -> Sender<()> {
             let mut line = Zeroizing::new(String::new());
             let event = match std::io::stdin().lock().read_line(&mut line) {
                 Ok(0) | Err(_) => Event::Line(None),
-                Ok(_) => Event::Line(Some(Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned()))),
+                Ok(_) => Event::Line(Some(Zeroizing::new(
+                    line.trim_end_matches(['\r', '\n']).to_owned(),
+                ))),
             };
             let ended = matches!(event, Event::Line(None));
             if events.send(event).is_err() || ended {
@@ -162,7 +174,11 @@ impl Watch {
         }
         let cancelled: HashSet<&str> = inbox.cancelled.iter().map(String::as_str).collect();
         self.queue.retain(|r| !cancelled.contains(r.txn_id()));
-        if self.current.as_ref().is_some_and(|(r, _)| cancelled.contains(r.txn_id())) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(r, _)| cancelled.contains(r.txn_id()))
+        {
             if let Some((request, _)) = self.current.take() {
                 println!("{}", text::cancelled(request.txn_id()));
             }
@@ -208,8 +224,12 @@ impl Watch {
                     console::prompt(&text::code_prompt(&codes));
                     self.current = Some((request, Stage::Code(codes)));
                 }
-                "d" | "D" => return self.respond(&request, Decision::Deny, None, Some(DenyReason::UserDeny)),
-                "n" | "N" => return self.respond(&request, Decision::Deny, None, Some(DenyReason::NotMe)),
+                "d" | "D" => {
+                    return self.respond(&request, Decision::Deny, None, Some(DenyReason::UserDeny))
+                }
+                "n" | "N" => {
+                    return self.respond(&request, Decision::Deny, None, Some(DenyReason::NotMe))
+                }
                 "s" | "S" => {
                     println!("{}", text::SKIPPED);
                     self.present_next();
@@ -244,7 +264,11 @@ impl Watch {
     }
 
     /// Asks for the PIN that approves `request` with the code `picked`.
-    fn ask_pin(&mut self, request: VerifiedRequest, picked: VerificationCode) -> Result<Option<u8>, Failure> {
+    fn ask_pin(
+        &mut self,
+        request: VerifiedRequest,
+        picked: VerificationCode,
+    ) -> Result<Option<u8>, Failure> {
         if console::stdin_is_terminal() {
             // No line is being read now, so the no-echo prompt has the terminal alone.
             let pin = console::secret(&text::approve_pin_prompt())?;
@@ -277,7 +301,9 @@ impl Watch {
         picked: &VerificationCode,
         pin: &Pin,
     ) -> Result<Option<u8>, Failure> {
-        let result = self.client.respond(request, Decision::Approve, picked, Some(pin), None);
+        let result = self
+            .client
+            .respond(request, Decision::Approve, picked, Some(pin), None);
         self.after(request, result, Decision::Approve)
     }
 
@@ -290,7 +316,9 @@ impl Watch {
         reason: Option<DenyReason>,
     ) -> Result<Option<u8>, Failure> {
         let picked = picked.unwrap_or_else(|| request.verification_code().clone());
-        let result = self.client.respond(request, decision, &picked, None, reason);
+        let result = self
+            .client
+            .respond(request, decision, &picked, None, reason);
         self.after(request, result, decision)
     }
 

@@ -1,7 +1,13 @@
 //! Test support: boots the real `eidportal` binary on 127.0.0.1:0 with its own data folder,
 //! waits for readiness (never a fixed sleep), runs officer commands against the same data,
 //! and speaks just enough HTTP/1.1 to fetch and post.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -21,16 +27,21 @@ pub fn tls_client(ca: &Path) -> Arc<rustls::ClientConfig> {
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Arc::new(config)
 }
 
 /// Connects to `addr`, over TLS (server name `localhost`) when `tls` is given.
-pub fn connect(addr: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Box<dyn Stream>> {
+pub fn connect(
+    addr: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> std::io::Result<Box<dyn Stream>> {
     connect_from(addr, None, tls)
 }
 
@@ -46,7 +57,8 @@ pub fn connect_from(
         None => Ok(Box::new(tcp)),
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let connection = rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
+            let connection = rustls::ClientConnection::new(config.clone(), name)
+                .map_err(std::io::Error::other)?;
             Ok(Box::new(rustls::StreamOwned::new(connection, tcp)))
         }
     }
@@ -64,7 +76,10 @@ pub struct Setup {
 impl Setup {
     /// SQLite and software keys: the embedded default.
     pub fn embedded() -> Self {
-        Self { env: Vec::new(), name: "sqlite+software".into() }
+        Self {
+            env: Vec::new(),
+            name: "sqlite+software".into(),
+        }
     }
 
     /// The setups a behaviour must hold on: the default, RSA-3072 keys, PostgreSQL, and
@@ -72,13 +87,22 @@ impl Setup {
     pub async fn all() -> Vec<Self> {
         let mut out = vec![
             Self::embedded(),
-            Self { env: vec![("EIDPORTAL_KEY_ALGORITHM".into(), "rsa-3072".into())], name: "sqlite+software+rsa".into() },
+            Self {
+                env: vec![("EIDPORTAL_KEY_ALGORITHM".into(), "rsa-3072".into())],
+                name: "sqlite+software+rsa".into(),
+            },
         ];
         if let Some(url) = store::test_support::fresh_postgres().await {
-            out.push(Self { env: vec![("EIDPORTAL_DATABASE_URL".into(), url)], name: "postgres+software".into() });
+            out.push(Self {
+                env: vec![("EIDPORTAL_DATABASE_URL".into(), url)],
+                name: "postgres+software".into(),
+            });
         }
         if let Some(env) = pkcs11_env() {
-            out.push(Self { env, name: "sqlite+pkcs11".into() });
+            out.push(Self {
+                env,
+                name: "sqlite+pkcs11".into(),
+            });
         }
         out
     }
@@ -148,9 +172,19 @@ impl Server {
 
     /// Like [`Server::start`]; with `tls`, the setup's environment names a certificate
     /// (`EIDPORTAL_TLS_*`) and the tests talk to it through this client.
-    pub fn start_tls(data: &Path, setup: &Setup, public_url: Option<&str>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+    pub fn start_tls(
+        data: &Path,
+        setup: &Setup,
+        public_url: Option<&str>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Self {
         let mut command = Command::new(binary());
-        command.arg("--data").arg(data).arg("serve").arg("--listen").arg("127.0.0.1:0");
+        command
+            .arg("--data")
+            .arg(data)
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0");
         command.envs(setup.env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = public_url {
             command.env("EIDPORTAL_PUBLIC_URL", url);
@@ -175,11 +209,17 @@ impl Server {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("eidportal serve did not report its address ({})", setup.name);
+                    panic!(
+                        "eidportal serve did not report its address ({})",
+                        setup.name
+                    );
                 }
             }
         };
-        let addr = url.trim_start_matches("http://").trim_start_matches("https://").to_owned();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         let server = Self {
             tls,
             child,
@@ -220,7 +260,11 @@ impl Server {
     /// Like [`Server::cli`], but fails the test unless the command succeeds; returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
-        assert!(output.status.success(), "eidportal {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "eidportal {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -242,12 +286,28 @@ impl Server {
     }
 
     /// An HTTP request.
-    pub fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
-        self.try_request(method, path, content_type, body).expect("HTTP request")
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> HttpResponse {
+        self.try_request(method, path, content_type, body)
+            .expect("HTTP request")
     }
 
-    fn try_request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
-        let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("Content-Type", ct))
+            .into_iter()
+            .collect();
         http_via(&self.addr, self.tls.as_ref(), method, path, &headers, body)
     }
 
@@ -309,21 +369,36 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request with `Connection: close`.
-pub fn http(addr: &str, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> std::io::Result<HttpResponse> {
-    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("Content-Type", ct))
+        .into_iter()
+        .collect();
     http_with(addr, method, path, &headers, body)
 }
 
 /// A connection to `addr`, from the loopback address `source` when given (e.g. 127.0.0.2, so
 /// that the server sees another client address).
 pub fn tcp_from(addr: &str, source: Option<std::net::Ipv4Addr>) -> std::io::Result<TcpStream> {
-    let Some(source) = source else { return TcpStream::connect(addr) };
-    let target: std::net::SocketAddr = addr.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let Some(source) = source else {
+        return TcpStream::connect(addr);
+    };
+    let target: std::net::SocketAddr =
+        addr.parse().map_err(|_| std::io::ErrorKind::InvalidInput)?;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     socket.bind(&std::net::SocketAddr::from((source, 0)).into())?;
     socket.connect(&target.into())?;
@@ -331,12 +406,25 @@ pub fn tcp_from(addr: &str, source: Option<std::net::Ipv4Addr>) -> std::io::Resu
 }
 
 /// One HTTP/1.1 request with `Connection: close` and extra headers.
-pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     http_via(addr, None, method, path, headers, body)
 }
 
 /// [`http_with`] from the loopback address `source`.
-pub fn http_from(source: Option<std::net::Ipv4Addr>, addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+pub fn http_from(
+    source: Option<std::net::Ipv4Addr>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     http_request(addr, source, None, method, path, headers, body)
 }
 
@@ -362,7 +450,10 @@ fn http_request(
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
     let mut stream = connect_from(addr, source, tls)?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -382,8 +473,11 @@ fn http_request(
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else { return out };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }
@@ -395,7 +489,11 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// The `consentid` binary next to `eidportal` (the workspace builds both).
 pub fn consentid_binary() -> PathBuf {
     let path = Path::new(binary()).with_file_name("consentid");
-    assert!(path.exists(), "{} is missing: build the workspace (cargo build -p consentid)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build -p consentid)",
+        path.display()
+    );
     path
 }
 
@@ -432,22 +530,43 @@ pub struct Browser {
 impl Browser {
     /// A browser talking to `server`.
     pub fn new(server: &Server) -> Self {
-        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone(), source: None }
+        Self {
+            addr: server.addr.clone(),
+            cookies: Vec::new(),
+            tls: server.tls.clone(),
+            source: None,
+        }
     }
 
     /// A browser talking to `server` from the loopback address `source` (e.g. 127.0.0.2).
     pub fn from_address(server: &Server, source: std::net::Ipv4Addr) -> Self {
-        Self { addr: server.addr.clone(), cookies: Vec::new(), tls: server.tls.clone(), source: Some(source) }
+        Self {
+            addr: server.addr.clone(),
+            cookies: Vec::new(),
+            tls: server.tls.clone(),
+            source: Some(source),
+        }
     }
 
     /// A browser talking to another address.
     pub fn at(addr: &str) -> Self {
-        Self { addr: addr.to_owned(), cookies: Vec::new(), tls: None, source: None }
+        Self {
+            addr: addr.to_owned(),
+            cookies: Vec::new(),
+            tls: None,
+            source: None,
+        }
     }
 
     fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> HttpResponse {
         let body = form
-            .map(|pairs| pairs.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect::<Vec<_>>().join("&"))
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
             .unwrap_or_default();
         let content_type = form.map(|_| "application/x-www-form-urlencoded".to_owned());
         self.send(method, path, content_type.as_deref(), body.as_bytes())
@@ -455,7 +574,11 @@ impl Browser {
 
     /// The `Cookie` header value this browser sends.
     pub fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The address it talks to.
@@ -464,7 +587,12 @@ impl Browser {
     }
 
     /// POST a `multipart/form-data` form: text fields, then files (field, file name, bytes).
-    pub fn post_multipart(&mut self, path: &str, fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> HttpResponse {
+    pub fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> HttpResponse {
         let boundary = "----eidportal-test-boundary-7MA4YWxkTrZu0gW";
         let mut body = Vec::new();
         for (name, value) in fields {
@@ -479,12 +607,28 @@ impl Browser {
             body.extend_from_slice(b"\r\n");
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        self.send("POST", path, Some(&format!("multipart/form-data; boundary={boundary}")), &body)
+        self.send(
+            "POST",
+            path,
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            &body,
+        )
     }
 
-    fn send(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> HttpResponse {
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> HttpResponse {
         let mut stream = connect_from(&self.addr, self.source, self.tls.as_ref()).unwrap();
-        let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0\r\nContent-Length: {}\r\n", self.addr, body.len());
         if !cookie.is_empty() {
             head.push_str(&format!("Cookie: {cookie}\r\n"));
@@ -522,7 +666,12 @@ impl Browser {
 
     /// The CSRF token in a page.
     pub fn csrf(page: &HttpResponse) -> String {
-        extract(&String::from_utf8_lossy(&page.body), "name=\"csrf\" value=\"", "\"").expect("a CSRF field")
+        extract(
+            &String::from_utf8_lossy(&page.body),
+            "name=\"csrf\" value=\"",
+            "\"",
+        )
+        .expect("a CSRF field")
     }
 }
 
@@ -537,7 +686,9 @@ pub fn url_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -547,21 +698,36 @@ fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Some(HttpResponse { status, headers, body })
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Runs a command, returning (success, stdout+stderr).
 pub fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
-    let output = Command::new(program).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
     let mut text = String::from_utf8_lossy(&output.stdout).to_string();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
@@ -572,7 +738,19 @@ pub fn der_to_pem(dir: &Path, der: &[u8], name: &str, kind: &str) -> PathBuf {
     let der_path = dir.join(format!("{name}.der"));
     std::fs::write(&der_path, der).unwrap();
     let pem_path = dir.join(format!("{name}.pem"));
-    let (ok, text) = run("openssl", &[kind, "-inform", "DER", "-in", der_path.to_str().unwrap(), "-out", pem_path.to_str().unwrap()], dir);
+    let (ok, text) = run(
+        "openssl",
+        &[
+            kind,
+            "-inform",
+            "DER",
+            "-in",
+            der_path.to_str().unwrap(),
+            "-out",
+            pem_path.to_str().unwrap(),
+        ],
+        dir,
+    );
     assert!(ok, "openssl {kind} conversion: {text}");
     pem_path
 }
@@ -582,9 +760,35 @@ pub const PIN: &str = "246810";
 
 /// Enrols, activates ConsentID in `home` and logs a browser in with it.
 pub fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
-    let out = server.cli_ok(&["user", "add", "--email", email, "--given-name", "Петар", "--surname", "Петровић", "--jmbg", "0101990710008", "--json"]);
-    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"].as_str().unwrap().to_owned();
-    let (status, out, err) = consentid(home, &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"], &format!("{PIN}\n"));
+    let out = server.cli_ok(&[
+        "user",
+        "add",
+        "--email",
+        email,
+        "--given-name",
+        "Петар",
+        "--surname",
+        "Петровић",
+        "--jmbg",
+        "0101990710008",
+        "--json",
+    ]);
+    let code = serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["activation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, out, err) = consentid(
+        home,
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
+        &format!("{PIN}\n"),
+    );
     assert_eq!(status, 0, "{out}{err}");
     let mut browser = Browser::new(server);
     assert_eq!(log_in(&mut browser, email, home), "/account");
@@ -598,12 +802,31 @@ pub fn log_in(browser: &mut Browser, email: &str, home: &Path) -> String {
     let location = started.header("location").unwrap().to_owned();
     let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
     let vc = extract(&html, "data-testid=\"verification-code\">", "<").unwrap();
-    let (status, out, err) = consentid(home, &["approve", "--next", "--wait", "10", "--code", &vc, "--pin-stdin"], &format!("{PIN}\n"));
+    let (status, out, err) = consentid(
+        home,
+        &[
+            "approve",
+            "--next",
+            "--wait",
+            "10",
+            "--code",
+            &vc,
+            "--pin-stdin",
+        ],
+        &format!("{PIN}\n"),
+    );
     assert_eq!(status, 0, "{out}{err}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body).contains("approved") && Instant::now() < deadline {
+    while !String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body)
+        .contains("approved")
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let csrf = Browser::csrf(&browser.get(&location));
-    browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]).header("location").unwrap_or_default().to_owned()
+    browser
+        .post(&format!("{location}/complete"), &[("csrf", &csrf)])
+        .header("location")
+        .unwrap_or_default()
+        .to_owned()
 }
