@@ -5,7 +5,8 @@
 //! item a line: the first line is the trusted-proxy list (when it does not parse, `DEFAULT_TRUSTED`
 //! is used), then `F...` is a `Forwarded` value and `X...` an `X-Forwarded-For` value; other lines
 //! are ignored. Invariants: nothing panics; the answer is canonical and the same twice; a peer
-//! outside the trusted list is always the answer; otherwise the answer is the peer or an address
+//! outside the trusted list is always the answer; an untrusted last hop added by a trusted peer is
+//! the answer; otherwise the answer is the peer or an address
 //! written in the header that counts (`Forwarded` whenever there is one, else `X-Forwarded-For`),
 //! as an independent scan of that text finds them; every address of an accepted list lies in it.
 
@@ -79,11 +80,18 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(client, peer, "headers believed from an untrusted peer");
     }
     assert_eq!(resolve_client(peer, &forwarded, &xff, &TrustedProxies::default()), peer, "no proxy trusted");
+    // The last hop was appended by the trusted peer itself: an address there that is not a
+    // trusted proxy is the client, whatever the hops before it claim.
+    let chain = forwarded_chain(&forwarded, &xff);
+    if let (true, Some(Some(last))) = (trusted.contains(peer), chain.last()) {
+        if !trusted.contains(*last) {
+            assert_eq!(client, *last, "the trusted peer's own hop {last} was passed over");
+        }
+    }
     if client != peer {
         let counted = if forwarded.is_empty() { &xff } else { &forwarded };
         let written: Vec<IpAddr> = counted.iter().flat_map(|v| written_addresses(v)).collect();
         assert!(written.contains(&client), "{client} is neither the peer nor written in {counted:?}");
-        let chain = forwarded_chain(&forwarded, &xff);
         assert!(chain.contains(&Some(client)), "{client} not in the chain {chain:?}");
     }
 });
