@@ -3,6 +3,7 @@
 
 pub mod certificate;
 pub mod cloud;
+pub mod forwarded;
 pub mod jmbg;
 pub mod login;
 pub mod signing;

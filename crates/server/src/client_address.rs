@@ -2,6 +2,7 @@
 //! that peer is a trusted proxy (`EIDPORTAL_TRUSTED_PROXIES`); then the right-most address in
 //! `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` that is not itself a trusted proxy.
 //! IPv6 clients are limited per /64, the smallest network one subscriber normally gets.
+//! The header parsing itself is pure and lives in [`domain::forwarded`] (fuzzed there).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -10,62 +11,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-/// Networks whose forwarding headers are believed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
-
-impl TrustedProxies {
-    /// Parses a list of CIDR blocks or single addresses, separated by commas or spaces:
-    /// `10.0.0.0/8, 2001:db8::/32, 127.0.0.1`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut blocks = Vec::new();
-        for item in text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-        {
-            let (address, prefix) = match item.split_once('/') {
-                Some((address, prefix)) => (address, Some(prefix)),
-                None => (item, None),
-            };
-            let address: IpAddr = address
-                .parse()
-                .map_err(|_| format!("`{item}` is not an address or CIDR block like 10.0.0.0/8"))?;
-            let address = address.to_canonical();
-            let longest = if address.is_ipv4() { 32 } else { 128 };
-            let prefix = match prefix {
-                None => longest,
-                Some(p) => p
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|p| *p <= longest)
-                    .ok_or_else(|| format!("`{item}`: the prefix length must be 0..={longest}"))?,
-            };
-            blocks.push((address, prefix));
-        }
-        Ok(Self(blocks))
-    }
-
-    /// Whether `address` lies in one of the blocks.
-    pub fn contains(&self, address: IpAddr) -> bool {
-        let address = address.to_canonical();
-        self.0.iter().any(|(block, prefix)| match (block, address) {
-            (IpAddr::V4(block), IpAddr::V4(address)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(*prefix)).unwrap_or(0);
-                u32::from(*block) & mask == u32::from(address) & mask
-            }
-            (IpAddr::V6(block), IpAddr::V6(address)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(*prefix)).unwrap_or(0);
-                u128::from(*block) & mask == u128::from(address) & mask
-            }
-            _ => false,
-        })
-    }
-
-    /// Whether no proxy is trusted.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+/// Networks whose forwarding headers are believed (parsed in [`domain::forwarded`]).
+pub use domain::forwarded::TrustedProxies;
 
 /// The client's address; `None` when there is no connection (router tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,23 +21,19 @@ pub struct ClientAddress(pub Option<IpAddr>);
 impl ClientAddress {
     /// The client behind `peer`, believing the forwarding headers only from trusted proxies.
     pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Self {
-        let peer = peer.to_canonical();
-        if !trusted.contains(peer) {
-            return Self(Some(peer));
-        }
-        let chain = forwarded_chain(headers);
-        // From the right: each hop was added by the one after it; the first that is not a
-        // trusted proxy is the client. An entry we cannot read ends the walk at the last hop
-        // we can vouch for.
-        let mut client = peer;
-        for entry in chain.iter().rev() {
-            match entry {
-                Some(address) if trusted.contains(*address) => client = *address,
-                Some(address) => return Self(Some(*address)),
-                None => return Self(Some(client)),
-            }
-        }
-        Self(Some(client))
+        let values = |name: &str| -> Vec<&str> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        Self(Some(domain::forwarded::resolve_client(
+            peer,
+            &values("forwarded"),
+            &values("x-forwarded-for"),
+            trusted,
+        )))
     }
 
     /// What rate limits count by: the IPv4 address, or the IPv6 /64 (`2001:db8:1:2::/64`).
@@ -104,53 +47,6 @@ impl ClientAddress {
             }
         }
     }
-}
-
-/// The `for=` addresses of `Forwarded`, or else those of `X-Forwarded-For`, left to right
-/// over every such header; `None` for an entry that is not an address (`unknown`, `_hidden`).
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        let mut chain = Vec::new();
-        for element in forwarded.iter().flat_map(|v| v.split(',')) {
-            let value = element.split(';').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then_some(value.trim())
-            });
-            if let Some(value) = value {
-                chain.push(parse_node(value.trim_matches('"')));
-            }
-        }
-        return chain;
-    }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|item| parse_node(item.trim()))
-        .collect()
-}
-
-/// An address as forwarding headers write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]`,
-/// `[2001:db8::1]:4711`, `2001:db8::1`.
-fn parse_node(text: &str) -> Option<IpAddr> {
-    if let Ok(address) = text.parse::<IpAddr>() {
-        return Some(address.to_canonical());
-    }
-    if let Ok(socket) = text.parse::<SocketAddr>() {
-        return Some(socket.ip().to_canonical());
-    }
-    text.strip_prefix('[')
-        .and_then(|rest| rest.split_once(']'))
-        .and_then(|(inside, _)| inside.parse::<Ipv6Addr>().ok())
-        .map(|v6| IpAddr::V6(v6).to_canonical())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
@@ -250,16 +146,5 @@ mod tests {
         assert_eq!(a.rate_key(), b.rate_key());
         assert_ne!(a.rate_key(), c.rate_key());
         assert_eq!(a.rate_key(), "2001:db8:1:2::/64");
-    }
-
-    #[test]
-    fn bad_blocks_are_refused() {
-        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
-        assert!(TrustedProxies::parse("proxy.example").is_err());
-        assert!(TrustedProxies::parse("").unwrap().is_empty());
-        assert!(TrustedProxies::parse("::1").unwrap().contains(ip("::1")));
-        assert!(TrustedProxies::parse("0.0.0.0/0")
-            .unwrap()
-            .contains(ip("192.0.2.1")));
     }
 }
