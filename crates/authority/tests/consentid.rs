@@ -1506,34 +1506,40 @@ async fn argon2_does_not_stall_the_runtime() {
         );
         argon = argon.min(started.elapsed());
     }
-    let session = browser(&authority).await;
-    let login = authority.password_login(
-        &session,
-        "jovana@example.rs",
-        "duga lozinka 123",
-        "127.0.0.1",
-    );
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let ticker = async {
-        let mut longest = Duration::ZERO;
-        let mut last = std::time::Instant::now();
-        while !done.load(std::sync::atomic::Ordering::Relaxed) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            longest = longest.max(last.elapsed());
-            last = std::time::Instant::now();
-        }
-        longest
-    };
-    let login = async {
-        let out = login.await;
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        out
-    };
-    let (longest, out) = tokio::join!(ticker, login);
-    out.unwrap();
+    // The shortest stall of three logins: noise on a shared machine only lengthens a stall,
+    // while Argon2 on the runtime's thread would stall every one of them for a whole hash.
+    let mut shortest = Duration::MAX;
+    for _ in 0..3 {
+        let session = browser(&authority).await;
+        let login = authority.password_login(
+            &session,
+            "jovana@example.rs",
+            "duga lozinka 123",
+            "127.0.0.1",
+        );
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let ticker = async {
+            let mut longest = Duration::ZERO;
+            let mut last = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                longest = longest.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            longest
+        };
+        let login = async {
+            let out = login.await;
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            out
+        };
+        let (longest, out) = tokio::join!(ticker, login);
+        out.unwrap();
+        shortest = shortest.min(longest);
+    }
     assert!(
-        longest * 2 < argon,
-        "the runtime stalled for {longest:?}; one Argon2 check takes {argon:?}"
+        shortest * 2 < argon,
+        "the runtime stalled for {shortest:?} at the least; one Argon2 check takes {argon:?}"
     );
 }
 
