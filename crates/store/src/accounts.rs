@@ -590,22 +590,7 @@ impl Tx {
         hint: &str,
         at: UnixTime,
     ) -> Result<Vec<String>, Error> {
-        let rows = query("SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'")
-            .bind(user_id.to_owned())
-            .fetch_all(self.conn()?)
-            .await?;
-        let ids = rows
-            .iter()
-            .map(|r| r.try_get::<String>(0))
-            .collect::<Result<Vec<_>, _>>()?;
-        query("UPDATE transactions SET status = $2, hint = $3, decided_at = $4 WHERE user_id = $1 AND status = 'pending'")
-            .bind(user_id.to_owned())
-            .bind(status.as_str())
-            .bind(hint.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(ids)
+        self.end_pending(user_id, None, status, hint, at).await
     }
 
     /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
@@ -618,25 +603,49 @@ impl Tx {
         hint: &str,
         at: UnixTime,
     ) -> Result<Vec<String>, Error> {
-        let rows = query(
-            "SELECT id FROM transactions WHERE user_id = $1 AND kind = $2 AND status = 'pending'",
-        )
-        .bind(user_id.to_owned())
-        .bind(kind.to_owned())
-        .fetch_all(self.conn()?)
-        .await?;
+        self.end_pending(user_id, Some(kind), status, hint, at)
+            .await
+    }
+
+    /// Ends an account's pending transactions, of one kind or of every kind.
+    async fn end_pending(
+        &mut self,
+        user_id: &str,
+        kind: Option<&str>,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
+        // The kind is the last parameter of both statements, so that it can be left out.
+        let of_kind = |n: u8| {
+            kind.map(|_| format!(" AND kind = ${n}"))
+                .unwrap_or_default()
+        };
+        let select_sql = format!(
+            "SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'{}",
+            of_kind(2)
+        );
+        let update_sql = format!(
+            "UPDATE transactions SET status = $2, hint = $3, decided_at = $4 \
+             WHERE user_id = $1 AND status = 'pending'{}",
+            of_kind(5)
+        );
+        let mut select = query(&select_sql).bind(user_id.to_owned());
+        let mut update = query(&update_sql)
+            .bind(user_id.to_owned())
+            .bind(status.as_str())
+            .bind(hint.to_owned())
+            .bind(at.0);
+        if let Some(kind) = kind {
+            select = select.bind(kind.to_owned());
+            update = update.bind(kind.to_owned());
+        }
+        let rows = select.fetch_all(self.conn()?).await?;
         let ids = rows
             .iter()
             .map(|r| r.try_get::<String>(0))
             .collect::<Result<Vec<_>, _>>()?;
-        query("UPDATE transactions SET status = $3, hint = $4, decided_at = $5 WHERE user_id = $1 AND kind = $2 AND status = 'pending'")
-            .bind(user_id.to_owned())
-            .bind(kind.to_owned())
-            .bind(status.as_str())
-            .bind(hint.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
+        update.execute(self.conn()?).await?;
         Ok(ids)
     }
 
