@@ -49,6 +49,10 @@ pub struct Config {
     pub listen: String,
     /// The public base URL; `None` means `http://<listen address>`.
     pub public_url: Option<String>,
+    /// Listen address of the ConsentID web app's own origin.
+    pub app_listen: String,
+    /// The web app's public base URL; `None` means `http://<app listen address>`.
+    pub app_public_url: Option<String>,
     /// Database URL.
     pub database_url: String,
     /// SMTP URL; `None` writes mail to `<data>/outbox/`.
@@ -80,6 +84,8 @@ struct FileSettings {
     data: Option<PathBuf>,
     listen: Option<String>,
     public_url: Option<String>,
+    app_listen: Option<String>,
+    app_public_url: Option<String>,
     database_url: Option<String>,
     smtp_url: Option<String>,
     pkcs11_module: Option<PathBuf>,
@@ -101,6 +107,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_DATA", "data"),
     ("EIDPORTAL_LISTEN", "listen"),
     ("EIDPORTAL_PUBLIC_URL", "public_url"),
+    ("EIDPORTAL_APP_LISTEN", "app_listen"),
+    ("EIDPORTAL_APP_PUBLIC_URL", "app_public_url"),
     ("EIDPORTAL_DATABASE_URL", "database_url"),
     ("EIDPORTAL_SMTP_URL", "smtp_url"),
     ("EIDPORTAL_PKCS11_MODULE", "pkcs11_module"),
@@ -140,6 +148,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     /// `serve --listen`.
     pub listen: Option<String>,
+    /// `serve --app-listen`.
+    pub app_listen: Option<String>,
 }
 
 impl Config {
@@ -177,6 +187,12 @@ impl Config {
         }
         if let Some(v) = env("EIDPORTAL_PUBLIC_URL") {
             file.public_url = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_APP_LISTEN") {
+            file.app_listen = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_APP_PUBLIC_URL") {
+            file.app_public_url = Some(v);
         }
         if let Some(v) = env("EIDPORTAL_DATABASE_URL") {
             file.database_url = Some(v);
@@ -243,6 +259,9 @@ impl Config {
         if let Some(v) = &flags.listen {
             file.listen = Some(v.clone());
         }
+        if let Some(v) = &flags.app_listen {
+            file.app_listen = Some(v.clone());
+        }
         Self::resolve(file)
     }
 
@@ -254,13 +273,22 @@ impl Config {
                 "EIDPORTAL_LISTEN: `{listen}` is not an address like 127.0.0.1:8080"
             ));
         }
-        if let Some(url) = &file.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://"))
-                || url.contains(char::is_whitespace)
-            {
-                return Err(format!(
-                    "EIDPORTAL_PUBLIC_URL: `{url}` is not an http(s) URL"
-                ));
+        let app_listen = file.app_listen.unwrap_or_else(|| "127.0.0.1:8081".into());
+        if app_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "EIDPORTAL_APP_LISTEN: `{app_listen}` is not an address like 127.0.0.1:8081"
+            ));
+        }
+        for (name, url) in [
+            ("EIDPORTAL_PUBLIC_URL", &file.public_url),
+            ("EIDPORTAL_APP_PUBLIC_URL", &file.app_public_url),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.contains(char::is_whitespace)
+                {
+                    return Err(format!("{name}: `{url}` is not an http(s) URL"));
+                }
             }
         }
         let database_url = file
@@ -334,6 +362,10 @@ impl Config {
             data,
             listen,
             public_url: file.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            app_listen,
+            app_public_url: file
+                .app_public_url
+                .map(|u| u.trim_end_matches('/').to_owned()),
             database_url,
             smtp_url: file.smtp_url,
             keys,

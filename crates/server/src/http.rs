@@ -46,10 +46,15 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Raised when the server begins to stop: long polls answer at once.
     pub stopping: crate::transport::Stopping,
+    /// The ConsentID web app's public URL (its own origin): the app API answers its
+    /// cross-origin calls, and portal pages link to it.
+    pub app_public_url: String,
 }
 
 /// The router.
 pub fn app(state: AppState) -> Router {
+    let app_origin = HeaderValue::from_str(&crate::app_origin::origin_of(&state.app_public_url))
+        .unwrap_or_else(|_| HeaderValue::from_static("null"));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -58,7 +63,10 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/tsa", post(tsa_post))
-        .merge(crate::app_api::routes())
+        .merge(crate::app_api::routes().layer(axum::middleware::from_fn_with_state(
+            app_origin,
+            crate::app_origin::cors,
+        )))
         .merge(crate::csc::routes())
         .merge(crate::oauth::routes())
         .merge(crate::portal::routes())

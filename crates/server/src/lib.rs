@@ -2,6 +2,7 @@
 //! the key backend), the HTTP router and the officer commands.
 
 pub mod app_api;
+pub mod app_origin;
 pub mod client_address;
 pub mod config;
 pub mod csc;
@@ -157,6 +158,20 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
     // Anonymous session tokens made by one instance are good on every other (and after a restart).
     let authority = authority.with_deployment_secret(&secret);
     Ok(authority)
+}
+
+/// The app's public URL: configured, or `http(s)://<app listen address>`.
+pub fn app_public_url(config: &Config, bound: Option<std::net::SocketAddr>) -> String {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match (&config.app_public_url, bound) {
+        (Some(url), _) => url.clone(),
+        (None, Some(addr)) => format!("{scheme}://{addr}"),
+        (None, None) => format!("{scheme}://{}", config.app_listen),
+    }
 }
 
 /// The public URL: configured, or `http(s)://<listen address>` (https when the server has a

@@ -35,6 +35,9 @@ enum Command {
         /// Listen address. Default: 127.0.0.1:8080
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Listen address of the ConsentID web app (its own origin). Default: 127.0.0.1:8081
+        #[arg(long, value_name = "ADDR")]
+        app_listen: Option<String>,
     },
     /// Accounts (registration officer).
     #[command(subcommand)]
@@ -164,14 +167,15 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
-    let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
-        _ => None,
+    let (listen, app_listen) = match &cli.command {
+        Command::Serve { listen, app_listen } => (listen.clone(), app_listen.clone()),
+        _ => (None, None),
     };
     let flags = Flags {
         data: cli.data.clone(),
         config: cli.config.clone(),
         listen,
+        app_listen,
     };
     let environment: BTreeMap<String, String> = std::env::vars().collect();
     let config = match Config::load(&flags, &environment) {
@@ -254,6 +258,12 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = server::public_url(&config, Some(bound));
+    // The ConsentID web app on its own origin (DESIGN §9).
+    let app_listener = tokio::net::TcpListener::bind(&config.app_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (the app): {e}", config.app_listen))?;
+    let app_bound = app_listener.local_addr().map_err(|e| e.to_string())?;
+    let app_public_url = server::app_public_url(&config, Some(app_bound));
     let authority = Arc::new(
         server::open_authority(&config, &public_url)
             .await
@@ -291,6 +301,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         catalog,
         secure_cookies,
         stopping: stopping.clone(),
+        app_public_url: app_public_url.clone(),
     };
     if config.dangerous_disable_rate_limits {
         tracing::warn!(
@@ -300,11 +311,16 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("eidportal listening on {scheme}://{bound}");
     println!("portal: {public_url}/");
+    println!("eidportal app listening on {scheme}://{app_bound}");
+    println!("ConsentID app: {app_public_url}/");
     tracing::info!(data = %config.data.display(), database = %redact_url(&config.database_url), keys = ?config.keys, "started");
-    let router = if tls.is_some() {
-        server::transport::with_hsts(app(state))
+    let (router, app_router) = if tls.is_some() {
+        (
+            server::transport::with_hsts(app(state)),
+            server::transport::with_hsts(server::app_origin::router(&public_url)),
+        )
     } else {
-        app(state)
+        (app(state), server::app_origin::router(&public_url))
     };
     let limits = server::transport::Limits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
@@ -317,7 +333,12 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         tracing::info!("stopping: no new connections; requests in flight may finish");
         let _ = stop_sender.send(true);
     };
-    server::transport::serve(listener, router, tls, limits, stop).await;
+    let app_stopping = stopping.clone();
+    let app_stop = async move { app_stopping.wait().await };
+    tokio::join!(
+        server::transport::serve(listener, router, tls.clone(), limits.clone(), stop),
+        server::transport::serve(app_listener, app_router, tls, limits, app_stop),
+    );
     // The last round of upkeep finishes, then the last group commit, then the database closes
     // (SQLite merges its WAL into the database file).
     let _ = upkeep_task.await;

@@ -150,6 +150,8 @@ pub struct Server {
     pub url: String,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// The ConsentID web app's origin, `http://127.0.0.1:PORT` (another port).
+    pub app_url: String,
     /// The data folder.
     pub data: PathBuf,
     /// The setup it runs with.
@@ -184,6 +186,8 @@ impl Server {
             .arg(data)
             .arg("serve")
             .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--app-listen")
             .arg("127.0.0.1:0");
         command.envs(setup.env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = public_url {
@@ -199,12 +203,19 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
+        let (mut url, mut app_url) = (None, None);
+        let (url, app_url) = loop {
+            if let (Some(url), Some(app_url)) = (&url, &app_url) {
+                break (String::clone(url), String::clone(app_url));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("eidportal listening on ") {
-                        break url.trim().to_owned();
+                    if let Some(found) = line.strip_prefix("eidportal listening on ") {
+                        url = Some(found.trim().to_owned());
+                    }
+                    if let Some(found) = line.strip_prefix("eidportal app listening on ") {
+                        app_url = Some(found.trim().to_owned());
                     }
                 }
                 Err(_) => {
@@ -226,6 +237,7 @@ impl Server {
             public_url: public_url.map(str::to_owned).unwrap_or_else(|| url.clone()),
             url,
             addr,
+            app_url,
             data: data.to_owned(),
             setup: setup.clone(),
         };
