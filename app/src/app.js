@@ -188,7 +188,8 @@ function requestScreen(req) {
     row(t('req_user'), p.user),
     row(t('req_browser'), p.context.browser),
     row(t('req_address'), p.context.ip),
-    row(t('req_time_left'), h('span', { class: 'countdown', 'data-expires': String(p.expires_at) })));
+    row(t('req_time_left'),
+      h('span', { class: 'countdown', 'data-expires': String(p.expires_at) })));
   const docs = p.kind === 'sign' && p.sign ? h('section', { class: 'documents' },
     h('h2', {}, t('req_documents')),
     h('ul', {}, p.sign.documents.map((d) => h('li', {},

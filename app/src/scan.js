@@ -13,7 +13,9 @@ export async function startScanner(video, onText) {
   if ('BarcodeDetector' in window) {
     try {
       const formats = await window.BarcodeDetector.getSupportedFormats();
-      if (formats.includes('qr_code')) detector = new window.BarcodeDetector({ formats: ['qr_code'] });
+      if (formats.includes('qr_code')) {
+        detector = new window.BarcodeDetector({ formats: ['qr_code'] });
+      }
     } catch {
       detector = null;
     }
