@@ -1,0 +1,710 @@
+#!/usr/bin/env python3
+"""ConsentID on the phone in a real browser: the web app approves what the portal asks.
+
+Two headless Chromiums: the *phone* (mobile emulation, 360x640, touch) on the app's origin,
+driven by the app's visible Serbian words, and the *computer* (portal.py's `Portal`, 1280x900)
+on the portal's origin. Steps:
+
+  1. activation: **Активациони код** -> **Активирај** -> **ПИН**, **Поновите ПИН**
+     -> **Сачувај ПИН**; the app lists requests                    app-activate/pin/home.png
+  2. mobile login in the portal: the app picks the code the computer shows, **ПИН**,
+     **Ауторизовати**; the computer reaches its account page     app-login-code/pin/approved
+  3. the key is not extractable: the stored CryptoKey has `extractable === false`; IndexedDB
+     and localStorage hold no private key (no JWK `d`, no PKCS#8) and nothing from the PIN;
+     a portal page opening the app's database finds it empty (origins share no storage)
+  4. a portal signature: a cloud certificate (**Издај**, **Прихвати**), **Потписивање
+     документа**, **Потпиши**; the app shows the document's name and the fingerprint the
+     portal shows; **Ауторизовати**; the portal signs                  app-sign-request.png
+  5. 5 wrong PINs on a login request: the app is locked        app-wrong-pin/locked.png
+  6. a second phone activated for a second user logs in; **Опозови све сертификате** in the
+     portal: the app says it is deactivated and its IndexedDB is wiped  app-deactivated.png
+  7. Slow 4G first load (CDP throttling, 4x CPU): prints the time to performance.mark('ready')
+
+Prints PASS and exits 0, or what was expected and what the page showed (failure.png) and 1.
+
+Usage:
+  python scripts/e2e/phone.py --url PORTAL --app-url APP --email E --code CODE --pin PIN \\
+      --email2 E2 --code2 CODE2 --pdf FILE.pdf --screenshots DIR --app-screenshots DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urljoin
+
+# The shared browser code lives beside this file (also under `python -P` / PYTHONSAFEPATH).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cloud import (  # noqa: E402
+    W_REVOKE_ALL,
+    W_REVOKED_ALL,
+    W_YES_REVOKE,
+    CloudPortal,
+)
+from portal import (  # noqa: E402
+    CHROMEDRIVER,
+    CHROMIUM,
+    W_CLOUD_CERT,
+    W_LOGIN,
+    W_MOBILE_APP,
+    W_SERVICES,
+    W_SUBMIT,
+    By,
+    Portal,
+    StepFailure,
+    WebDriverException,
+    norm,
+    xpath_literal,
+)
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+# The app's words (issue 10 and app/src/i18n/sr-Cyrl.js).
+W_CODE = "Активациони код"
+W_ACTIVATE = "Активирај"
+W_PIN = "ПИН"
+W_PIN_AGAIN = "Поновите ПИН"
+W_PIN_SAVE = "Сачувај ПИН"
+W_REQUESTS = "Захтеви"
+W_KIND_LOGIN = "Пријава"
+W_KIND_SIGN = "Потписивање"
+W_AUTHORIZE = "Ауторизовати"
+W_APPROVED = "Одобрено."
+W_BACK = "Назад"
+W_WRONG_PIN = "Погрешан ПИН"
+W_LOCKED = "Апликација је закључана"
+W_DEACTIVATED = "Апликација је деактивирана"
+W_FINGERPRINT = "Отисак"
+# The portal's words for signing.
+W_SIGN_SERVICE = "Потписивање документа"
+W_SIGN_LEVEL_BB = "PAdES-B-B (основни потпис)"
+W_SIGN_SUBMIT = "Потпиши"
+W_SIGNED = "Документи су потписани"
+
+PHONE_SIZE = (360, 640)
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Mobile Safari/537.36"
+)
+ARGON_TIMEOUT = 90  # Argon2id with 64 MiB on a busy 2-core machine
+
+# Every record of every IndexedDB database of this origin and all of localStorage, as JSON:
+# bytes as {"bytes": base64}, CryptoKeys as {"cryptokey": {type, extractable, algorithm}}.
+DUMP_STORAGE = r"""
+const done = arguments[arguments.length - 1];
+function plain(v, depth) {
+  if (depth > 8) return '…';
+  if (v instanceof CryptoKey) {
+    return { cryptokey: { type: v.type, extractable: v.extractable,
+      algorithm: v.algorithm.name, curve: v.algorithm.namedCurve, usages: v.usages } };
+  }
+  if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) {
+    const b = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    let s = '';
+    for (const x of b) s += String.fromCharCode(x);
+    return { bytes: btoa(s) };
+  }
+  if (Array.isArray(v)) return v.map((x) => plain(x, depth + 1));
+  if (v && typeof v === 'object') {
+    const o = {};
+    for (const k of Object.keys(v)) o[k] = plain(v[k], depth + 1);
+    return o;
+  }
+  return v;
+}
+function req(r) {
+  return new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+}
+(async () => {
+  const out = { databases: {}, localStorage: {} };
+  const names = (await indexedDB.databases()).map((d) => d.name);
+  for (const name of names) {
+    const db = await req(indexedDB.open(name));
+    const stores = {};
+    for (const s of db.objectStoreNames) {
+      const t = db.transaction(s, 'readonly').objectStore(s);
+      const keys = await req(t.getAllKeys());
+      const values = await req(db.transaction(s, 'readonly').objectStore(s).getAll());
+      stores[s] = keys.map((k, i) => ({ key: plain(k, 0), value: plain(values[i], 0) }));
+    }
+    db.close();
+    out.databases[name] = stores;
+  }
+  for (let i = 0; i < localStorage.length; i++) {
+    const k = localStorage.key(i);
+    out.localStorage[k] = localStorage.getItem(k);
+  }
+  return out;
+})().then(done, (e) => done({ error: String(e) }));
+"""
+
+# From a page of another origin (the portal): what opening the app's database name finds.
+PROBE_FOREIGN_DB = r"""
+const [name, done] = [arguments[0], arguments[arguments.length - 1]];
+(async () => {
+  const before = (await indexedDB.databases()).map((d) => d.name);
+  const db = await new Promise((res, rej) => {
+    const r = indexedDB.open(name);
+    r.onsuccess = () => res(r.result);
+    r.onerror = () => rej(r.error);
+  });
+  const stores = [...db.objectStoreNames];
+  const version = db.version;
+  db.close();
+  await new Promise((res) => {
+    const r = indexedDB.deleteDatabase(name);
+    r.onsuccess = r.onerror = r.onblocked = () => res();
+  });
+  return { before, stores, version, origin: location.origin };
+})().then(done, (e) => done({ error: String(e) }));
+"""
+
+# PKCS#8 PrivateKeyInfo of an EC P-256 key starts with these bytes (version 0, id-ecPublicKey).
+PKCS8_EC_PREFIX = bytes.fromhex("020100301306072a8648ce3d0201")
+
+
+class Phone(Portal):
+    """The phone: Chromium with mobile emulation on the app's origin."""
+
+    def __init__(self, args: argparse.Namespace, user_data_dir: str, name: str = "phone"):
+        self.args = args
+        self.name = name
+        self.shots = Path(args.app_screenshots)
+        self.step = f"starting the {name} browser"
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for flag in (
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={user_data_dir}",
+            "--lang=sr",
+        ):
+            opts.add_argument(flag)
+        if getattr(args, "trust_spki", None):
+            opts.add_argument(f"--ignore-certificate-errors-spki-list={args.trust_spki}")
+        opts.add_experimental_option("prefs", {"intl.accept_languages": "sr-Cyrl-RS,sr"})
+        opts.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": PHONE_SIZE[0], "height": PHONE_SIZE[1], "pixelRatio": 2,
+                              "touch": True, "mobile": True},
+            "userAgent": PHONE_UA,
+        })
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        service = Service(executable_path=CHROMEDRIVER,
+                          log_output=os.path.join(user_data_dir, "chromedriver.log"))
+        self.driver = webdriver.Chrome(options=opts, service=service)
+        self.driver.set_page_load_timeout(60)
+
+    def screenshot(self, name: str) -> None:
+        """The phone's screen as the citizen sees it (360x640 CSS px)."""
+        path = self.shots / name
+        path.write_bytes(self.driver.get_screenshot_as_png())
+        print(f"  screenshot {path}")
+
+    def report_failure(self, err) -> None:
+        print(f"  (the {self.name} browser)")
+        super().report_failure(err)
+
+    def screen(self) -> str | None:
+        els = self.driver.find_elements(By.CSS_SELECTOR, "main[data-screen]")
+        return els[0].get_attribute("data-screen") if els else None
+
+    def wait_screen(self, name: str, timeout: float = 30) -> None:
+        self.wait_for(f"the app's screen «{name}»", lambda: self.screen() == name, timeout)
+
+    def input_labelled(self, text: str):
+        """The visible input whose <label> reads exactly `text`."""
+        lit = xpath_literal(text)
+        for label in self.driver.find_elements(By.XPATH, f"//label[normalize-space()={lit}]"):
+            target = label.get_attribute("for")
+            els = (self.driver.find_elements(By.ID, target) if target
+                   else label.find_elements(By.XPATH, ".//input"))
+            els = self._displayed(els)
+            if els:
+                return els[0]
+        return None
+
+    def field(self, text: str):
+        return self.wait_for(f"an input labelled «{text}»", lambda: self.input_labelled(text))
+
+    def type_into(self, text: str, value: str) -> None:
+        el = self.field(text)
+        el.clear()
+        el.send_keys(value)
+
+    def tap(self, text: str, timeout: float = 15) -> None:
+        self.click(self.clickable(text, timeout))
+
+    def error_text(self) -> str:
+        els = self.driver.find_elements(By.ID, "error")
+        return norm(els[0].text) if els else ""
+
+    def storage(self) -> dict:
+        data = self.driver.execute_async_script(DUMP_STORAGE)
+        if "error" in data:
+            raise StepFailure("the test's script to read IndexedDB and localStorage", data["error"])
+        return data
+
+    # ---- the app's steps -----------------------------------------------------------------
+
+    def activate(self, code: str, pin: str, shots: bool = True) -> None:
+        d = self.driver
+        self.step = f"{self.name}: activation: {W_CODE}, {W_ACTIVATE}"
+        print(self.step)
+        d.set_script_timeout(30)
+        d.get(self.args.app_url.rstrip("/") + "/")
+        self.wait_for("the app to start (performance mark 'ready')",
+                      lambda: d.execute_script("return document.documentElement.dataset.ready === '1'"))
+        vw = d.execute_script("return [window.innerWidth, window.innerHeight, navigator.maxTouchPoints]")
+        print(f"  phone viewport {vw[0]}x{vw[1]}, touch points {vw[2]}")
+        if (vw[0], vw[1]) != PHONE_SIZE or not vw[2]:
+            raise StepFailure(f"a {PHONE_SIZE[0]}x{PHONE_SIZE[1]} touch screen", f"got {vw}")
+        self.wait_screen("activate")
+        self.type_into(W_CODE, code)
+        self.settled()
+        if shots:
+            self.screenshot("app-activate.png")
+        self.tap(W_ACTIVATE)
+
+        self.step = f"{self.name}: activation: {W_PIN}, {W_PIN_AGAIN}"
+        print(self.step)
+        self.wait_for(f"the PIN screen (inputs «{W_PIN}» and «{W_PIN_AGAIN}»)",
+                      lambda: self.input_labelled(W_PIN) and self.input_labelled(W_PIN_AGAIN)
+                      or (self.error_text() and StepFailure(self.error_text())))
+        if self.error_text():
+            raise StepFailure("the PIN screen after the activation code", self.error_text())
+        self.type_into(W_PIN, pin)
+        self.type_into(W_PIN_AGAIN, pin)
+        if shots:
+            self.screenshot("app-pin.png")
+        started = time.monotonic()
+        self.tap(W_PIN_SAVE)
+        self.wait_for(
+            f"the home screen «{W_REQUESTS}» after the PIN (activation complete)",
+            lambda: self.screen() == "home" or (self.screen() == "pin" and self.error_text()
+                                                not in ("", "Рачунам кључ, сачекајте…")),
+            ARGON_TIMEOUT,
+        )
+        if self.screen() != "home":
+            raise StepFailure("activation to complete", f"the app says: {self.error_text()}")
+        print(f"  activated in {time.monotonic() - started:.1f} s (Argon2id, keys, server)")
+        self.wait_for(f"the heading «{W_REQUESTS}»", lambda: self.visible_text_element(W_REQUESTS))
+        if shots:
+            self.screenshot("app-home.png")
+
+    def open_request(self, kind_word: str, timeout: float = 40):
+        """Taps the request whose title starts with `kind_word` on the home screen."""
+        lit = xpath_literal(kind_word + ":")
+
+        def item():
+            if self.screen() != "home":
+                return None
+            els = self._displayed(self.driver.find_elements(
+                By.XPATH, f"//button[.//strong[starts-with(normalize-space(), {lit})]]"))
+            return els[0] if els else None
+
+        self.click(self.wait_for(f"a request «{kind_word}: …» in the app's list", item, timeout))
+        self.wait_screen("request")
+
+    def enter_pin_and_authorize(self, pin: str) -> None:
+        self.type_into(W_PIN, pin)
+        self.tap(W_AUTHORIZE)
+
+    def wait_result(self) -> str:
+        """After Ауторизовати: 'approved', 'wrong_pin', 'locked' or raises with the error."""
+        def outcome():
+            s = self.screen()
+            if s == "result":
+                return "approved" if W_APPROVED in self.body_text() else "other"
+            if s == "locked":
+                return "locked"
+            err = self.error_text()
+            if s == "request" and err.startswith(W_WRONG_PIN):
+                return "wrong_pin"
+            if s == "request" and err and not err.startswith("Рачунам"):
+                return "error"
+            return None
+
+        r = self.wait_for("the app's answer after «Ауторизовати»", outcome, ARGON_TIMEOUT)
+        if r in ("other", "error"):
+            raise StepFailure("the request approved in the app", norm(self.body_text())[:500])
+        return r
+
+
+class Computer(CloudPortal):
+    """The citizen's computer: the portal; its phone is the web app."""
+
+    phone: Phone
+    on_code = None
+
+    def phone_approves(self, code: str) -> None:
+        self.on_code(code)
+
+    def start_mobile_login(self, email: str) -> str:
+        """Пријава -> Мобилна апликација -> корисничко име -> Пријавите се; the code shown."""
+        d = self.driver
+        d.get(urljoin(self.args.url.rstrip("/") + "/", ""))
+        self.settled()
+        self.click(self.clickable(W_LOGIN))
+        self.click(self.clickable(W_MOBILE_APP))
+        field = self.wait_for("the username field", self.username_input)
+        field.clear()
+        field.send_keys(email)
+        self.click(self.clickable(W_SUBMIT))
+        code = self.wait_for("the verification code", self.verification_code)
+        print(f"  verification code shown: {code}")
+        return code
+
+    def wait_logged_in(self) -> None:
+        self.wait_for("the computer on its account page after the app approved",
+                      lambda: "/account" in self.driver.current_url, self.args.timeout)
+        self.clickable(W_SERVICES)
+
+    def open_service(self, entry: str) -> None:
+        """услуге -> `entry` (the menu may be open already)."""
+        if not self.clickables_by_text(entry):
+            self.click(self.clickable(W_SERVICES))
+        self.click(self.clickable(entry))
+
+    def open_cloud_service(self) -> dict:
+        self.open_service(W_CLOUD_CERT)
+        return self.panel()
+
+
+def approve_login_in_app(phone: Phone, code: str, pin: str, shots: bool = True) -> None:
+    phone.step = f"{phone.name}: login request: pick {code}, {W_PIN}, {W_AUTHORIZE}"
+    print(phone.step)
+    phone.open_request(W_KIND_LOGIN)
+    text = norm(phone.body_text())
+    codes = [norm(b.text) for b in phone._displayed(
+        phone.driver.find_elements(By.CSS_SELECTOR, "fieldset.codes button"))]
+    print(f"  the app offers the codes {codes}")
+    if len(codes) != 3 or code not in codes:
+        raise StepFailure(f"three code buttons, one of them {code}", f"buttons {codes}; {text[:300]}")
+    if shots:
+        phone.screenshot("app-login-code.png")
+    phone.tap(code)
+    phone.field(W_PIN)
+    if shots:
+        phone.screenshot("app-login-pin.png")
+    phone.enter_pin_and_authorize(pin)
+    r = phone.wait_result()
+    if r != "approved":
+        raise StepFailure("«Одобрено.» in the app", f"got {r}: {phone.error_text()}")
+    if shots:
+        phone.screenshot("app-approved.png")
+    phone.tap(W_BACK)
+    phone.wait_screen("home")
+
+
+def check_storage(phone: Phone, computer: Computer, pin: str) -> None:
+    phone.step = "phone: the stored key is not extractable; no private key or PIN in storage"
+    print(phone.step)
+    data = phone.storage()
+    dbs = data["databases"]
+    print(f"  IndexedDB databases {sorted(dbs)}; localStorage keys {sorted(data['localStorage'])}")
+    records = [r for stores in dbs.values() for recs in stores.values() for r in recs]
+    keys = []
+    blobs: list[bytes] = []
+    strings: list[str] = []
+    bad: list[str] = []
+
+    def walk(v, where):
+        if isinstance(v, dict):
+            if set(v) == {"cryptokey"}:
+                keys.append((where, v["cryptokey"]))
+                return
+            if set(v) == {"bytes"}:
+                blobs.append(base64.b64decode(v["bytes"]))
+                return
+            for k, x in v.items():
+                if k in ("d", "p", "q", "dp", "dq", "qi", "k"):
+                    bad.append(f"{where}.{k}: a JWK private member")
+                walk(x, f"{where}.{k}")
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]")
+        elif isinstance(v, str):
+            strings.append(v)
+
+    walk(dbs, "indexedDB")
+    walk(data["localStorage"], "localStorage")
+    for k, v in data["localStorage"].items():
+        try:
+            walk(json.loads(v), f"localStorage[{k}]")
+        except ValueError:
+            pass
+    privates = [(w, k) for w, k in keys if k["type"] == "private"]
+    for w, k in keys:
+        print(f"  CryptoKey at {w}: type {k['type']}, extractable {k['extractable']}, "
+              f"{k['algorithm']} {k.get('curve')}, usages {k['usages']}")
+    if not records or not privates:
+        raise StepFailure("a stored device record with a private CryptoKey", json.dumps(data)[:600])
+    for w, k in privates:
+        if k["extractable"] is not False:
+            bad.append(f"{w}: private CryptoKey extractable={k['extractable']}")
+    if len(privates) != 1:
+        bad.append(f"{len(privates)} private keys stored (expected the device key only)")
+    pin_digests = {hashlib.sha256(pin.encode()).digest(), pin.encode()}
+    for b in blobs:
+        if PKCS8_EC_PREFIX in b:
+            bad.append(f"a byte string of {len(b)} bytes holding a PKCS#8 EC private key")
+        if b in pin_digests or pin.encode() in b:
+            bad.append("a byte string holding the PIN or its SHA-256")
+    for s in strings:
+        if pin in s:
+            bad.append(f"a string holding the PIN: {s[:40]!r}")
+        for b in (s.encode(),):
+            if PKCS8_EC_PREFIX in b:
+                bad.append("a string holding PKCS#8")
+        try:
+            raw = base64.b64decode(s + "=" * (-len(s) % 4), altchars=b"-_", validate=False)
+            if PKCS8_EC_PREFIX in raw:
+                bad.append("a base64 string holding PKCS#8")
+        except ValueError:
+            pass
+    # The one record's fields: nothing else hides there (a PIN key, a PIN hash).
+    allowed = {"v", "server", "deviceId", "keys", "pinSalt", "serverSigningKey",
+               "serverEncryptionKey", "certificate", "certificateSerial", "userHint", "state"}
+    for r in records:
+        if isinstance(r["value"], dict):
+            extra = set(r["value"]) - allowed
+            if extra:
+                bad.append(f"unexpected fields in the device record: {sorted(extra)}")
+            print(f"  device record fields: {sorted(r['value'])}")
+    if bad:
+        raise StepFailure("no private key bytes and nothing from the PIN in the phone's storage",
+                          "; ".join(bad))
+    print(f"  {len(records)} record(s), {len(blobs)} byte strings: no JWK d, no PKCS#8, no PIN")
+
+    computer.step = "computer: a portal page opens the app's IndexedDB database and finds nothing"
+    print(computer.step)
+    names = list(dbs)
+    for name in names:
+        r = computer.driver.execute_async_script(PROBE_FOREIGN_DB, name)
+        print(f"  on {r.get('origin')}: databases before {r.get('before')}, "
+              f"«{name}» opens with stores {r.get('stores')}")
+        if "error" in r or r["stores"] or name in r["before"]:
+            raise StepFailure(f"the portal's origin to see nothing of the app's database «{name}»",
+                              json.dumps(r))
+
+
+def sign_in_portal(phone: Phone, computer: Computer, pin: str) -> None:
+    a = phone.args
+    computer.step = "computer: a cloud certificate (Издај, Прихвати)"
+    print(computer.step)
+    buttons = computer.open_cloud_service()
+    computer.issue(buttons)
+
+    computer.step = f"computer: {W_SIGN_SERVICE}: a PDF, {W_SIGN_SUBMIT}"
+    print(computer.step)
+    computer.open_service(W_SIGN_SERVICE)
+    upload = computer.wait_for("the file input of the signing form", lambda: computer.driver
+                               .find_elements(By.CSS_SELECTOR, "input[type=file]"))
+    upload[0].send_keys(str(Path(a.pdf).resolve()))
+    computer.click(computer.clickable(W_SIGN_LEVEL_BB))
+    computer.click(computer.clickable(W_SIGN_SUBMIT))
+    name = Path(a.pdf).name
+    rows = computer.wait_for("the signing job's table with the document's fingerprint",
+                             lambda: [(norm(tr.find_element(By.XPATH, "./td[1]").text),
+                                       norm(tr.find_element(By.XPATH, "./td[2]").text))
+                                      for tr in computer.driver.find_elements(
+                                          By.CSS_SELECTOR, "table.documents tbody tr")])
+    print(f"  the portal shows {rows}")
+
+    phone.step = "phone: the signing request: documents and fingerprints, PIN, Ауторизовати"
+    print(phone.step)
+    phone.open_request(W_KIND_SIGN)
+    shown = []
+    for li in phone._displayed(phone.driver.find_elements(By.CSS_SELECTOR, ".documents li")):
+        title = norm(li.find_element(By.CSS_SELECTOR, ".doc-title").text)
+        fp = norm(li.find_element(By.CSS_SELECTOR, ".fingerprint code").text)
+        shown.append((title, fp))
+    print(f"  the app shows {shown}")
+    if not phone.visible_text_element(W_FINGERPRINT):
+        raise StepFailure(f"the word «{W_FINGERPRINT}» beside each document in the app")
+    if sorted(shown) != sorted(rows) or not any(t == name for t, _ in shown):
+        raise StepFailure("the app's documents and fingerprints equal to the portal's",
+                          f"app {shown}, portal {rows}")
+    phone.screenshot("app-sign-request.png")
+    phone.enter_pin_and_authorize(pin)
+    if phone.wait_result() != "approved":
+        raise StepFailure("the signature approved in the app")
+    phone.tap(W_BACK)
+    computer.step = "computer: the documents are signed"
+    print(computer.step)
+    computer.wait_for(f"«{W_SIGNED}» on the job page", lambda: computer.has_words(W_SIGNED), 60)
+    print(f"  «{W_SIGNED}»")
+
+
+def wrong_pins(phone: Phone, computer: Computer, pin: str) -> None:
+    computer.step = "computer: log out, a new mobile login (for the wrong PINs)"
+    print(computer.step)
+    computer.driver.delete_all_cookies()
+    code = computer.start_mobile_login(phone.args.email)
+    phone.step = "phone: 5 wrong PINs on the login request"
+    print(phone.step)
+    phone.open_request(W_KIND_LOGIN)
+    phone.tap(code)
+    wrong = "135790" if pin != "135790" else "975310"
+    for i in range(1, 6):
+        phone.enter_pin_and_authorize(wrong)
+        r = phone.wait_result()
+        print(f"  wrong PIN {i}: {r} «{phone.error_text() if r == 'wrong_pin' else ''}»")
+        if i == 1:
+            phone.screenshot("app-wrong-pin.png")
+        if i < 5 and r != "wrong_pin":
+            raise StepFailure(f"«{W_WRONG_PIN}» after wrong PIN {i}", f"got {r}")
+        if i == 5 and r != "locked":
+            raise StepFailure(f"«{W_LOCKED}» after the 5th wrong PIN", f"got {r}")
+    phone.wait_for(f"«{W_LOCKED}» and data-state=pin_locked", lambda: phone.visible_text_element(
+        W_LOCKED) and phone.driver.find_elements(By.CSS_SELECTOR, "[data-state=pin_locked]"))
+    phone.screenshot("app-locked.png")
+    # After a reload the app still knows it is locked.
+    phone.driver.refresh()
+    phone.wait_screen("locked")
+    print("  locked, also after a reload")
+
+
+def deactivation(args, computer: Computer, phone2: Phone) -> None:
+    phone2.activate(args.code2, args.pin, shots=False)
+    computer.step = "computer: log out, the second user logs in with the second phone"
+    print(computer.step)
+    computer.driver.delete_all_cookies()
+    code = computer.start_mobile_login(args.email2)
+    approve_login_in_app(phone2, code, args.pin, shots=False)
+    computer.wait_logged_in()
+    computer.step = f"computer: {W_REVOKE_ALL} -> {W_YES_REVOKE}"
+    print(computer.step)
+    buttons = computer.open_cloud_service()
+    computer.click(buttons[W_REVOKE_ALL])
+    computer.click(computer.clickable(W_YES_REVOKE))
+    computer.wait_text(W_REVOKED_ALL)
+    phone2.step = "phone 2: the app says it is deactivated; its IndexedDB is wiped"
+    print(phone2.step)
+    phone2.wait_for(f"«{W_DEACTIVATED}» in the app", lambda: phone2.screen() == "deactivated"
+                    and phone2.visible_text_element(W_DEACTIVATED), 60)
+    phone2.screenshot("app-deactivated.png")
+    data = phone2.storage()
+    left = {n: {s: len(r) for s, r in st.items()} for n, st in data["databases"].items()}
+    print(f"  IndexedDB after deactivation: {left or 'no database'}")
+    if any(n for st in left.values() for n in st.values()):
+        raise StepFailure("no records left in the app's IndexedDB", json.dumps(left))
+
+
+def slow_4g(args, user_data_dir: str) -> None:
+    phone = Phone(args, user_data_dir, "slow-4G phone")
+    try:
+        d = phone.driver
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 562.5, "downloadThroughput": 180000,
+            "uploadThroughput": 84375})
+        d.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": 4})
+        d.set_page_load_timeout(60)
+        d.get(args.app_url.rstrip("/") + "/")
+        phone.wait_for("the app's performance mark 'ready'", lambda: d.execute_script(
+            "return performance.getEntriesByName('ready').length > 0"), 60)
+        ms = d.execute_script("return performance.getEntriesByName('ready')[0].startTime")
+        print(f"app TTI on Slow 4G: {ms:.0f} ms (goal 2000 ms)")
+    finally:
+        phone.quit()
+
+
+def run(args) -> int:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            print(f"FAIL: {path} not found")
+            return 1
+    Path(args.screenshots).mkdir(parents=True, exist_ok=True)
+    Path(args.app_screenshots).mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = tempfile.mkdtemp(prefix="eidportal-e2e-phone-")
+    dirs = [os.path.join(tmp, n) for n in ("computer", "phone", "phone2", "slow")]
+    for x in dirs:
+        os.mkdir(x)
+    # Portal's login() wants these; the phone is the web app, not the CLI.
+    args.consentid = args.consentid_home = args.pin_file = None
+    args.expect_name = args.account_heading = None
+    browsers = []
+    current = None
+    started = time.monotonic()
+    try:
+        phone = Phone(args, dirs[1])
+        browsers.append(phone)
+        computer = Computer(args, dirs[0])
+        browsers.append(computer)
+        current = phone
+        phone.activate(args.code, args.pin)
+        print("STEP activation: ok")
+
+        current = computer
+        computer.on_code = lambda code: approve_login_in_app(phone, code, args.pin)
+        computer.login()
+        print("STEP mobile login: ok")
+
+        current = phone
+        check_storage(phone, computer, args.pin)
+        print("STEP key not extractable, storage clean, origins separate: ok")
+
+        current = computer
+        sign_in_portal(phone, computer, args.pin)
+        print("STEP portal signature approved in the app: ok")
+
+        current = phone
+        wrong_pins(phone, computer, args.pin)
+        print("STEP 5 wrong PINs lock the app: ok")
+
+        phone2 = Phone(args, dirs[2], "phone 2")
+        browsers.append(phone2)
+        current = phone2
+        deactivation(args, computer, phone2)
+        print("STEP Опозови све сертификате deactivates the app: ok")
+
+        current = None
+        slow_4g(args, dirs[3])
+        print(f"all steps done in {time.monotonic() - started:.1f} s")
+        print("PASS")
+        return 0
+    except (StepFailure, WebDriverException) as e:
+        if current is not None:
+            current.report_failure(e)
+        else:
+            print(f"FAIL: {type(e).__name__}: {e}")
+        return 1
+    finally:
+        for b in browsers:
+            b.quit()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", required=True, help="portal base URL")
+    p.add_argument("--app-url", required=True, help="the ConsentID web app's base URL")
+    p.add_argument("--email", required=True, help="the first user's username")
+    p.add_argument("--code", required=True, help="the first user's activation code")
+    p.add_argument("--email2", required=True, help="the second user's username (deactivation)")
+    p.add_argument("--code2", required=True, help="the second user's activation code")
+    p.add_argument("--pin", required=True, help="the PIN the test chooses (6 digits)")
+    p.add_argument("--pdf", required=True, help="a PDF to sign in the portal")
+    p.add_argument("--screenshots", required=True, help="folder for the computer's screenshots")
+    p.add_argument("--app-screenshots", required=True, help="folder for app-*.png")
+    p.add_argument("--timeout", type=float, default=40.0)
+    p.add_argument("--trust-spki")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run(parse_args(sys.argv[1:])))
