@@ -15,7 +15,10 @@ fn main() {
     let mut table = String::from("/// The web app's files: path under `app/dist/`, contents.\n");
     table.push_str("pub static APP_FILES: &[(&str, &[u8])] = &[\n");
     for (name, path) in &files {
-        table.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        table.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     table.push_str("];\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("app_files.rs");

@@ -197,15 +197,27 @@ mod tests {
 
     #[test]
     fn origins_are_scheme_host_and_port() {
-        assert_eq!(origin_of("https://app.example.rs/"), "https://app.example.rs");
-        assert_eq!(origin_of("http://127.0.0.1:8081/x/y"), "http://127.0.0.1:8081");
-        assert_eq!(origin_of("https://eid.example.rs:8443"), "https://eid.example.rs:8443");
+        assert_eq!(
+            origin_of("https://app.example.rs/"),
+            "https://app.example.rs"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8081/x/y"),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            origin_of("https://eid.example.rs:8443"),
+            "https://eid.example.rs:8443"
+        );
     }
 
     #[test]
     fn content_types_follow_the_extension() {
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("manifest.webmanifest"), "application/manifest+json");
+        assert_eq!(
+            content_type("manifest.webmanifest"),
+            "application/manifest+json"
+        );
         assert_eq!(content_type("icons/icon-192.png"), "image/png");
         assert_eq!(content_type("README"), "application/octet-stream");
     }

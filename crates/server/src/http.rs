@@ -63,10 +63,12 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/tsa", post(tsa_post))
-        .merge(crate::app_api::routes().layer(axum::middleware::from_fn_with_state(
-            app_origin,
-            crate::app_origin::cors,
-        )))
+        .merge(
+            crate::app_api::routes().layer(axum::middleware::from_fn_with_state(
+                app_origin,
+                crate::app_origin::cors,
+            )),
+        )
         .merge(crate::csc::routes())
         .merge(crate::oauth::routes())
         .merge(crate::portal::routes())

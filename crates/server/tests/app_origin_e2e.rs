@@ -31,7 +31,10 @@ fn the_app_origin_serves_the_embedded_app_with_its_csp_and_nothing_of_the_portal
 
     let index = app_get(&server, "/");
     assert_eq!(index.status, 200);
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = String::from_utf8(index.body.clone()).unwrap();
     assert!(html.contains("manifest.webmanifest"), "{html}");
     let csp = index.header("content-security-policy").unwrap();
@@ -44,8 +47,14 @@ fn the_app_origin_serves_the_embedded_app_with_its_csp_and_nothing_of_the_portal
         assert!(csp.contains(part), "{csp}");
     }
     // The app may call the portal's API and nothing else.
-    assert!(csp.contains(&format!("connect-src 'self' {}", server.url)), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval'"), "{csp}");
+    assert!(
+        csp.contains(&format!("connect-src 'self' {}", server.url)),
+        "{csp}"
+    );
+    assert!(
+        !csp.contains("'unsafe-inline'") && !csp.contains("'unsafe-eval'"),
+        "{csp}"
+    );
     assert_eq!(index.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(index.header("referrer-policy"), Some("no-referrer"));
 
@@ -56,7 +65,10 @@ fn the_app_origin_serves_the_embedded_app_with_its_csp_and_nothing_of_the_portal
 
     let manifest = app_get(&server, "/manifest.webmanifest");
     assert_eq!(manifest.status, 200);
-    assert_eq!(manifest.header("content-type"), Some("application/manifest+json"));
+    assert_eq!(
+        manifest.header("content-type"),
+        Some("application/manifest+json")
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&manifest.body).unwrap();
     assert_eq!(manifest["name"], "ConsentID");
     assert_eq!(manifest["display"], "standalone");
@@ -64,7 +76,10 @@ fn the_app_origin_serves_the_embedded_app_with_its_csp_and_nothing_of_the_portal
     assert_eq!(worker.status, 200);
     assert_eq!(worker.header("cache-control"), Some("no-cache"));
     let script = app_get(&server, "/app.js");
-    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
 
     // Nothing of the portal on the app origin, nothing of the app on the portal.
     assert_eq!(app_get(&server, "/login").status, 404);
@@ -105,14 +120,21 @@ fn the_app_api_answers_cross_origin_calls_from_the_app_origin_only() {
     // The portal's own origin and any other get no CORS answer.
     for origin in [server.url.as_str(), "https://evil.example", "null"] {
         let refused = preflight(origin);
-        assert_eq!(refused.header("access-control-allow-origin"), None, "{origin}");
+        assert_eq!(
+            refused.header("access-control-allow-origin"),
+            None,
+            "{origin}"
+        );
     }
     // A real call from the app origin carries ACAO; the answer itself is unchanged.
     let call = http_with(
         &server.addr,
         "POST",
         "/api/app/v1/activation/start",
-        &[("Origin", &server.app_url), ("Content-Type", "application/json")],
+        &[
+            ("Origin", &server.app_url),
+            ("Content-Type", "application/json"),
+        ],
         br#"{"code":"0000-0000-0000-0000"}"#,
     )
     .unwrap();
@@ -122,7 +144,13 @@ fn the_app_api_answers_cross_origin_calls_from_the_app_origin_only() {
         Some(server.app_url.as_str())
     );
     // Portal pages never answer cross-origin.
-    let page = http_with(&server.addr, "GET", "/login", &[("Origin", &server.app_url)], &[])
-        .unwrap();
+    let page = http_with(
+        &server.addr,
+        "GET",
+        "/login",
+        &[("Origin", &server.app_url)],
+        &[],
+    )
+    .unwrap();
     assert_eq!(page.header("access-control-allow-origin"), None);
 }

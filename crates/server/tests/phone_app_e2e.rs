@@ -52,8 +52,20 @@ async fn the_web_app_activates_logs_in_signs_locks_and_is_deactivated_in_chromiu
     let data = dir.path().join("data");
     let server = Server::start(&data, &Setup::embedded(), None);
     assert_ne!(server.app_url, server.url, "the app has its own origin");
-    let code = enrol(&server, "petar@example.rs", "Петар", "Петровић", "0101990710008");
-    let code2 = enrol(&server, "jelena@example.rs", "Јелена", "Јовановић", "0202985715000");
+    let code = enrol(
+        &server,
+        "petar@example.rs",
+        "Петар",
+        "Петровић",
+        "0101990710008",
+    );
+    let code2 = enrol(
+        &server,
+        "jelena@example.rs",
+        "Јелена",
+        "Јовановић",
+        "0202985715000",
+    );
     let pdf = dir.path().join("ugovor.pdf");
     let document = pdf::agreement_pdf(
         "Уговор за потпис",
@@ -111,6 +123,9 @@ async fn the_web_app_activates_logs_in_signs_locks_and_is_deactivated_in_chromiu
         "app-locked.png",
         "app-deactivated.png",
     ] {
-        assert!(app_screenshots.join(name).is_file(), "{name} was not written");
+        assert!(
+            app_screenshots.join(name).is_file(),
+            "{name} was not written"
+        );
     }
 }

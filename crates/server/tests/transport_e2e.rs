@@ -180,11 +180,18 @@ fn https_with_hsts_refuses_old_protocols_and_reloads_the_certificate() {
     // Plain HTTP on the TLS port gets no HTTP answer.
     assert!(support::http(&server.addr, "GET", "/healthz", None, &[]).is_err());
     // The ConsentID app's origin speaks HTTPS with the same certificate, and HSTS.
-    assert!(server.app_url.starts_with("https://127.0.0.1:"), "{}", server.app_url);
+    assert!(
+        server.app_url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.app_url
+    );
     let app_addr = server.app_url.trim_start_matches("https://");
     let app = support::http_via(app_addr, Some(&tls), "GET", "/", &[], &[]).unwrap();
     assert_eq!(app.status, 200);
-    assert_eq!(app.header("strict-transport-security"), Some("max-age=31536000"));
+    assert_eq!(
+        app.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
     assert!(support::http(app_addr, "GET", "/", None, &[]).is_err());
     // TLS 1.1 and 1.0, and TLS 1.2 CBC suites, are refused; a TLS 1.2 AEAD suite works.
     let connect = format!("127.0.0.1:{}", server.addr.rsplit(':').next().unwrap());
