@@ -86,6 +86,7 @@ W_LOCKED = "Апликација је закључана"
 W_DEACTIVATED = "Апликација је деактивирана"
 W_FINGERPRINT = "Отисак"
 # The portal's words for signing.
+W_MY_ACCOUNT = "Мој налог"
 W_SIGN_SERVICE = "Потписивање документа"
 W_SIGN_LEVEL_BB = "PAdES-B-B (основни потпис)"
 W_SIGN_SUBMIT = "Потпиши"
@@ -373,6 +374,8 @@ class Computer(CloudPortal):
     def open_service(self, entry: str) -> None:
         """услуге -> `entry` (the menu may be open already)."""
         if not self.clickables_by_text(entry):
+            if not self.clickables_by_text(W_SERVICES):
+                self.click(self.clickable(W_MY_ACCOUNT))
             self.click(self.clickable(W_SERVICES))
         self.click(self.clickable(entry))
 
@@ -636,7 +639,7 @@ def run(args) -> int:
         os.mkdir(x)
     # Portal's login() wants these; the phone is the web app, not the CLI.
     args.consentid = args.consentid_home = args.pin_file = None
-    args.expect_name = args.account_heading = None
+    args.expect_name = args.account_heading = args.expect_jmbg = None
     browsers = []
     current = None
     started = time.monotonic()
