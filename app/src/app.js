@@ -16,6 +16,8 @@ let poller = null;
 let render = () => {};
 let stopScanner = null;
 let linkDone = null;
+// Requests this app has answered: an inbox poll already under way may still list them.
+const answered = new Set();
 
 /** Builds an element: h('button', {class: 'x', onclick}, 'text', child…). */
 function h(tag, attrs = {}, ...children) {
@@ -264,6 +266,7 @@ async function answer(req, decision, picked, form) {
       pinInput.focus();
       return;
     }
+    answered.add(req.payload.txn_id);
     requests.delete(req.payload.txn_id);
     if (r.result === 'pin_locked') {
       device.state = 'pin_locked';
@@ -378,7 +381,7 @@ async function pollLoop() {
       let changed = false;
       for (const id of box.cancelled) changed = requests.delete(id) || changed;
       for (const r of box.requests) {
-        if (!requests.has(r.payload.txn_id)) {
+        if (!requests.has(r.payload.txn_id) && !answered.has(r.payload.txn_id)) {
           requests.set(r.payload.txn_id, r);
           changed = true;
           notify(r);

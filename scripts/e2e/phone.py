@@ -207,10 +207,10 @@ class Phone(Portal):
         self.driver.set_page_load_timeout(60)
 
     def screenshot(self, name: str) -> None:
-        """The phone's screen as the citizen sees it (360x640 CSS px)."""
-        path = self.shots / name
-        path.write_bytes(self.driver.get_screenshot_as_png())
-        print(f"  screenshot {path}")
+        """The whole screen at the phone's width (360 CSS px, 2 device px each), scrolled to
+        the top: Portal.screenshot's full-page capture."""
+        self.driver.execute_script("window.scrollTo(0, 0);")
+        super().screenshot(name)
 
     def report_failure(self, err) -> None:
         print(f"  (the {self.name} browser)")
@@ -304,7 +304,7 @@ class Phone(Portal):
             self.screenshot("app-home.png")
 
     def open_request(self, kind_word: str, timeout: float = 40):
-        """Taps the request whose title starts with `kind_word` on the home screen."""
+        """Taps the newest request whose title starts with `kind_word` on the home screen."""
         lit = xpath_literal(kind_word + ":")
 
         def item():
@@ -312,7 +312,7 @@ class Phone(Portal):
                 return None
             els = self._displayed(self.driver.find_elements(
                 By.XPATH, f"//button[.//strong[starts-with(normalize-space(), {lit})]]"))
-            return els[0] if els else None
+            return els[-1] if els else None  # the newest (the list is oldest first)
 
         self.click(self.wait_for(f"a request «{kind_word}: …» in the app's list", item, timeout))
         self.wait_screen("request")
