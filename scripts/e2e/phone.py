@@ -206,11 +206,26 @@ class Phone(Portal):
         self.driver = webdriver.Chrome(options=opts, service=service)
         self.driver.set_page_load_timeout(60)
 
+    def metrics(self, height: int) -> None:
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": PHONE_SIZE[0], "height": height, "deviceScaleFactor": 2, "mobile": True})
+
     def screenshot(self, name: str) -> None:
-        """The whole screen at the phone's width (360 CSS px, 2 device px each), scrolled to
-        the top: Portal.screenshot's full-page capture."""
-        self.driver.execute_script("window.scrollTo(0, 0);")
-        super().screenshot(name)
+        """The whole screen at the phone's width (360 CSS px, 2 device px each): a screen
+        longer than 640 px is shown on a phone as tall as the screen, then put back."""
+        d = self.driver
+        path = self.shots / name
+        d.execute_script("window.scrollTo(0, 0);")
+        height = int(d.execute_script("return document.documentElement.scrollHeight;"))
+        try:
+            if height > PHONE_SIZE[1]:
+                self.metrics(min(height, 4000))
+                time.sleep(0.3)
+            path.write_bytes(d.get_screenshot_as_png())
+        finally:
+            if height > PHONE_SIZE[1]:
+                self.metrics(PHONE_SIZE[1])
+        print(f"  screenshot {path}")
 
     def report_failure(self, err) -> None:
         print(f"  (the {self.name} browser)")
