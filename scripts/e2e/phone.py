@@ -413,6 +413,9 @@ def approve_login_in_app(phone: Phone, code: str, pin: str, shots: bool = True) 
         phone.screenshot("app-login-code.png")
     phone.tap(code)
     phone.field(W_PIN)
+    left = [c for c in codes if phone.clickables_by_text(c)]
+    if left:
+        raise StepFailure("the code buttons gone once a code is picked", f"still shown: {left}")
     if shots:
         phone.screenshot("app-login-pin.png")
     phone.enter_pin_and_authorize(pin)
