@@ -125,7 +125,10 @@ function plain(v, depth) {
   return v;
 }
 function req(r) {
-  return new Promise((res, rej) => { r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+  return new Promise((res, rej) => {
+    r.onsuccess = () => res(r.result);
+    r.onerror = () => rej(r.error);
+  });
 }
 (async () => {
   const out = { databases: {}, localStorage: {} };
@@ -280,8 +283,10 @@ class Phone(Portal):
         d.set_script_timeout(30)
         d.get(self.args.app_url.rstrip("/") + "/")
         self.wait_for("the app to start (performance mark 'ready')",
-                      lambda: d.execute_script("return document.documentElement.dataset.ready === '1'"))
-        vw = d.execute_script("return [window.innerWidth, window.innerHeight, navigator.maxTouchPoints]")
+                      lambda: d.execute_script(
+                          "return document.documentElement.dataset.ready === '1'"))
+        vw = d.execute_script(
+            "return [window.innerWidth, window.innerHeight, navigator.maxTouchPoints]")
         print(f"  phone viewport {vw[0]}x{vw[1]}, touch points {vw[2]}")
         if (vw[0], vw[1]) != PHONE_SIZE or not vw[2]:
             raise StepFailure(f"a {PHONE_SIZE[0]}x{PHONE_SIZE[1]} touch screen", f"got {vw}")
@@ -408,7 +413,8 @@ def approve_login_in_app(phone: Phone, code: str, pin: str, shots: bool = True) 
         phone.driver.find_elements(By.CSS_SELECTOR, "fieldset.codes button"))]
     print(f"  the app offers the codes {codes}")
     if len(codes) != 3 or code not in codes:
-        raise StepFailure(f"three code buttons, one of them {code}", f"buttons {codes}; {text[:300]}")
+        raise StepFailure(f"three code buttons, one of them {code}",
+                          f"buttons {codes}; {text[:300]}")
     if shots:
         phone.screenshot("app-login-code.png")
     phone.tap(code)
