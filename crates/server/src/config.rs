@@ -462,6 +462,36 @@ mod tests {
     }
 
     #[test]
+    fn the_app_origin_has_its_own_address_and_url() {
+        let config = Config::load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(config.app_listen, "127.0.0.1:8081");
+        assert_eq!(config.app_public_url, None);
+        let config = Config::load(
+            &Flags {
+                app_listen: Some("127.0.0.1:9".into()),
+                ..Flags::default()
+            },
+            &env(&[
+                ("EIDPORTAL_APP_LISTEN", "127.0.0.1:7"),
+                ("EIDPORTAL_APP_PUBLIC_URL", "https://app.example.rs/"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.app_listen, "127.0.0.1:9");
+        assert_eq!(
+            config.app_public_url.as_deref(),
+            Some("https://app.example.rs")
+        );
+        for (name, value) in [
+            ("EIDPORTAL_APP_LISTEN", "phone"),
+            ("EIDPORTAL_APP_PUBLIC_URL", "app.example.rs"),
+        ] {
+            let error = Config::load(&Flags::default(), &env(&[(name, value)])).unwrap_err();
+            assert!(error.starts_with(name), "{error}");
+        }
+    }
+
+    #[test]
     fn tls_files_and_connection_limits() {
         let config = Config::load(&Flags::default(), &env(&[])).unwrap();
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The `eidportal` server: configuration, wiring (the only place that picks the database and
 //! the key backend), the HTTP router and the officer commands.
 
+pub mod activation_qr;
 pub mod app_api;
 pub mod app_origin;
 pub mod client_address;

@@ -127,6 +127,9 @@ enum UserCommand {
         /// One JSON object with `user_id`, `email` and `activation_code`.
         #[arg(long)]
         json: bool,
+        /// Also write the activation code as a QR code (PNG) to this file.
+        #[arg(long, value_name = "FILE.png")]
+        qr: Option<PathBuf>,
     },
     /// Proof an existing (self-registered) account: the name and JMBG become the proofed ones,
     /// the assurance high; its sessions and its password end; prints what changed and an
@@ -140,6 +143,9 @@ enum UserCommand {
         /// One JSON object with `user_id`, `email`, `changes` and `activation_code`.
         #[arg(long)]
         json: bool,
+        /// Also write the activation code as a QR code (PNG) to this file.
+        #[arg(long, value_name = "FILE.png")]
+        qr: Option<PathBuf>,
     },
     /// A new activation code for an enrolled person (earlier unused codes stop working).
     ActivationCode {
@@ -149,6 +155,9 @@ enum UserCommand {
         /// One JSON object with `activation_code`.
         #[arg(long)]
         json: bool,
+        /// Also write the activation code as a QR code (PNG) to this file.
+        #[arg(long, value_name = "FILE.png")]
+        qr: Option<PathBuf>,
     },
 }
 
@@ -214,7 +223,9 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     match command {
         Command::Serve { .. } => Ok(ExitCode::SUCCESS),
-        Command::User(command) => user(command, &authority).await,
+        Command::User(command) => {
+            user(command, &authority, &server::app_public_url(&config, None)).await
+        }
         Command::Cert(command) => cert(command, &authority).await,
         Command::Audit(AuditCommand::Verify) => {
             match authority.verify_audit().await.map_err(|e| e.to_string())? {
@@ -391,8 +402,22 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, String> {
-    let (code, json, user_id, email) = match command {
+async fn user(
+    command: UserCommand,
+    authority: &Authority,
+    app_public_url: &str,
+) -> Result<ExitCode, String> {
+    // A `--qr` file that cannot be written stops the command before any code is made.
+    if let UserCommand::Add { qr: Some(path), .. }
+    | UserCommand::Proof { qr: Some(path), .. }
+    | UserCommand::ActivationCode { qr: Some(path), .. } = &command
+    {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if folder.is_some_and(|folder| !folder.is_dir()) {
+            return Err(format!("--qr: no folder {}", path.display()));
+        }
+    }
+    let (code, json, qr, user_id, email) = match command {
         UserCommand::Add {
             email,
             person:
@@ -403,6 +428,7 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                 },
             password_stdin,
             json,
+            qr,
         } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
             let password = if password_stdin {
@@ -429,7 +455,7 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                 }
                 other => officer_error(other),
             })?;
-            (code, json, Some(user.id), user.email)
+            (code, json, qr, Some(user.id), user.email)
         }
         UserCommand::Proof {
             email,
@@ -440,6 +466,7 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                     jmbg,
                 },
             json,
+            qr,
         } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
             let proof = authority::accounts::Proofing {
@@ -471,14 +498,15 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
                     user.email, code.0
                 );
             }
+            show_qr(app_public_url, &code.0, qr.as_deref(), json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        UserCommand::ActivationCode { email, json } => {
+        UserCommand::ActivationCode { email, json, qr } => {
             let code = authority
                 .new_activation_code(&email, "officer")
                 .await
                 .map_err(officer_error)?;
-            (code, json, None, email)
+            (code, json, qr, None, email)
         }
     };
     if json {
@@ -492,7 +520,31 @@ async fn user(command: UserCommand, authority: &Authority) -> Result<ExitCode, S
             code.0
         );
     }
+    show_qr(app_public_url, &code.0, qr.as_deref(), json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The activation code as a QR code for the web app: in the terminal (when standard output is
+/// one and the output is not JSON), and as a PNG with `--qr FILE.png`.
+fn show_qr(
+    app_public_url: &str,
+    code: &str,
+    png: Option<&std::path::Path>,
+    json: bool,
+) -> Result<(), String> {
+    use std::io::IsTerminal as _;
+    let link = server::activation_qr::activation_link(app_public_url, code);
+    if let Some(path) = png {
+        server::activation_qr::write_png(&link, path)?;
+        if !json {
+            println!("QR code written to {} ({link})", path.display());
+        }
+    }
+    if !json && std::io::stdout().is_terminal() {
+        println!("{}", server::activation_qr::terminal(&link)?);
+        println!("scan it with ConsentID, or open {link}");
+    }
+    Ok(())
 }
 
 /// An officer command's error, naming the field where one is at fault.

@@ -154,3 +154,67 @@ fn the_app_api_answers_cross_origin_calls_from_the_app_origin_only() {
     .unwrap();
     assert_eq!(page.header("access-control-allow-origin"), None);
 }
+
+/// Reads the one QR code in a PNG with an independent decoder (rqrr).
+fn decode_qr(path: &std::path::Path) -> String {
+    let image = image::open(path).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in {}", path.display());
+    grids[0].decode().unwrap().1
+}
+
+#[test]
+fn activation_codes_come_as_qr_codes_that_open_the_app_with_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let png = dir.path().join("code.png");
+    let out = server.cli_ok(&[
+        "user",
+        "add",
+        "--email",
+        "qr@example.rs",
+        "--given-name",
+        "Петар",
+        "--surname",
+        "Петровић",
+        "--jmbg",
+        "0101990710008",
+        "--json",
+        "--qr",
+        png.to_str().unwrap(),
+    ]);
+    // --json stays one JSON object; the QR code goes to the file only.
+    let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let code = value["activation_code"].as_str().unwrap();
+    // The officer command's app URL is the configured one (here the default listen address).
+    assert_eq!(
+        decode_qr(&png),
+        format!("http://127.0.0.1:8081/#/activate?code={code}")
+    );
+    // A new code, a new QR code; the old one is no longer what it says.
+    let again = dir.path().join("again.png");
+    let out = server.cli_ok(&[
+        "user",
+        "activation-code",
+        "--email",
+        "qr@example.rs",
+        "--qr",
+        again.to_str().unwrap(),
+    ]);
+    let text = decode_qr(&again);
+    let new_code = text.rsplit('=').next().unwrap();
+    assert_ne!(new_code, code);
+    assert!(out.contains(new_code), "{out}");
+    // An unwritable path is a clear error.
+    let bad = server.cli(&[
+        "user",
+        "activation-code",
+        "--email",
+        "qr@example.rs",
+        "--qr",
+        "/nonexistent-folder/x.png",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--qr"));
+}
