@@ -1,6 +1,8 @@
 //! Embeds the ConsentID web app (`app/dist/`, built by `scripts/build-app` and committed) in
 //! the binary, so that `eidportal serve` needs no Node and no files at run time. Writes
-//! `$OUT_DIR/app_files.rs`: a sorted table of (path, bytes) that `app_origin` serves.
+//! `$OUT_DIR/app_files.rs`: a sorted table of (path, bytes, gzipped bytes) that `app_origin`
+//! serves. Text files are also gzipped here (flate2, best compression), so that a phone on a
+//! slow network downloads a third of the bytes.
 
 use std::path::{Path, PathBuf};
 
@@ -12,16 +14,25 @@ fn main() {
     let mut files = Vec::new();
     collect(&dist, &dist, &mut files);
     files.sort();
-    let mut table = String::from("/// The web app's files: path under `app/dist/`, contents.\n");
-    table.push_str("pub static APP_FILES: &[(&str, &[u8])] = &[\n");
-    for (name, path) in &files {
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    let mut table =
+        String::from("/// The web app's files: path under `app/dist/`, contents, gzipped.\n");
+    table.push_str("pub static APP_FILES: &[(&str, &[u8], Option<&[u8]>)] = &[\n");
+    for (index, (name, path)) in files.iter().enumerate() {
+        let gzipped = if compressible(name) {
+            let target = out_dir.join(format!("app-file-{index}.gz"));
+            gzip(path, &target);
+            format!("Some(include_bytes!({:?}))", target.display().to_string())
+        } else {
+            "None".to_owned()
+        };
         table.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
+            "    ({name:?}, include_bytes!({:?}), {gzipped}),\n",
             path.display().to_string()
         ));
     }
     table.push_str("];\n");
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("app_files.rs");
+    let out = out_dir.join("app_files.rs");
     if let Err(error) = std::fs::write(&out, table) {
         eprintln!("cannot write {}: {error}", out.display());
         std::process::exit(1);
@@ -46,5 +57,32 @@ fn collect(root: &Path, folder: &Path, files: &mut Vec<(String, PathBuf)>) {
             let absolute = std::fs::canonicalize(&path).unwrap_or(path);
             files.push((name, absolute));
         }
+    }
+}
+
+fn compressible(name: &str) -> bool {
+    [
+        ".js",
+        ".css",
+        ".html",
+        ".json",
+        ".webmanifest",
+        ".txt",
+        ".svg",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+}
+
+fn gzip(source: &Path, target: &Path) {
+    use std::io::Write as _;
+    let result = std::fs::read(source).and_then(|bytes| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&bytes)?;
+        std::fs::write(target, encoder.finish()?)
+    });
+    if let Err(error) = result {
+        eprintln!("cannot gzip {}: {error}", source.display());
+        std::process::exit(1);
     }
 }

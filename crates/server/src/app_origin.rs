@@ -75,15 +75,20 @@ async fn config(State(origins): State<Origins>) -> Response {
         .into_response()
 }
 
-/// One embedded file by its path; `/` is `index.html`. Only GET and HEAD.
-async fn file(method: Method, uri: Uri) -> Response {
+/// One embedded file by its path; `/` is `index.html`. Only GET and HEAD. Gzipped when the
+/// browser accepts it and the file is text.
+async fn file(method: Method, uri: Uri, request_headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
-    let Some((_, bytes)) = APP_FILES.iter().find(|(name, _)| *name == path) else {
+    let Some((_, plain, gzipped)) = APP_FILES.iter().find(|(name, _, _)| *name == path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let (bytes, encoding) = match gzipped {
+        Some(gzipped) if accepts_gzip(&request_headers) => (*gzipped, Some("gzip")),
+        _ => (*plain, None),
     };
     // The service worker must be re-checked on every load, so that a new release reaches the
     // phone; the rest may be cached briefly (the worker versions its own cache).
@@ -92,14 +97,44 @@ async fn file(method: Method, uri: Uri) -> Response {
     } else {
         "max-age=300"
     };
-    (
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type(path)),
             (header::CACHE_CONTROL, cache),
         ],
-        *bytes,
+        bytes,
     )
-        .into_response()
+        .into_response();
+    if gzipped.is_some() {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if let Some(encoding) = encoding {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    response
+}
+
+/// Whether `Accept-Encoding` admits gzip (`gzip` or `*`, unless given `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }
 
 /// The Content-Type of an app file, by its extension.
@@ -209,6 +244,21 @@ mod tests {
             origin_of("https://eid.example.rs:8443"),
             "https://eid.example.rs:8443"
         );
+    }
+
+    #[test]
+    fn gzip_is_sent_only_when_accepted() {
+        let headers = |value: &'static str| {
+            let mut map = HeaderMap::new();
+            map.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            map
+        };
+        assert!(accepts_gzip(&headers("gzip, deflate, br")));
+        assert!(accepts_gzip(&headers("br;q=1.0, gzip;q=0.8")));
+        assert!(accepts_gzip(&headers("*")));
+        assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("br, identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -80,6 +80,20 @@ fn the_app_origin_serves_the_embedded_app_with_its_csp_and_nothing_of_the_portal
         script.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
+    assert_eq!(script.header("content-encoding"), None);
+    // Gzipped for a browser that accepts it: the same file in fewer bytes.
+    let gzipped = http_with(
+        server.app_url.trim_start_matches("http://"),
+        "GET",
+        "/app.js",
+        &[("Accept-Encoding", "gzip, deflate, br")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzipped.header("vary"), Some("accept-encoding"));
+    assert_eq!(gzipped.body.get(..2), Some(&[0x1f, 0x8b][..]));
+    assert!(gzipped.body.len() * 2 < script.body.len());
 
     // Nothing of the portal on the app origin, nothing of the app on the portal.
     assert_eq!(app_get(&server, "/login").status, 404);
