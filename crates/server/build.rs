@@ -1,7 +1,7 @@
 //! Embeds the ConsentID web app (`app/dist/`, built by `scripts/build-app` and committed) in
 //! the binary, so that `eidportal serve` needs no Node and no files at run time. Writes
-//! `$OUT_DIR/app_files.rs`: a sorted table of (path, bytes, gzipped bytes) that `app_origin`
-//! serves. Text files are also gzipped here (flate2, best compression), so that a phone on a
+//! `$OUT_DIR/app_files.rs`: a sorted table of `AppFile`s (path, bytes, gzipped bytes) that
+//! `app_origin` serves. Text files are also gzipped here (flate2, best compression), so that a phone on a
 //! slow network downloads a third of the bytes.
 
 use std::path::{Path, PathBuf};
@@ -15,9 +15,8 @@ fn main() {
     collect(&dist, &dist, &mut files);
     files.sort();
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
-    let mut table =
-        String::from("/// The web app's files: path under `app/dist/`, contents, gzipped.\n");
-    table.push_str("pub static APP_FILES: &[(&str, &[u8], Option<&[u8]>)] = &[\n");
+    let mut table = String::from("/// The web app's files under `app/dist/`, sorted by path.\n");
+    table.push_str("static APP_FILES: &[AppFile] = &[\n");
     for (index, (name, path)) in files.iter().enumerate() {
         let gzipped = if compressible(name) {
             let target = out_dir.join(format!("app-file-{index}.gz"));
@@ -27,7 +26,7 @@ fn main() {
             "None".to_owned()
         };
         table.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?}), {gzipped}),\n",
+            "    AppFile {{ path: {name:?}, bytes: include_bytes!({:?}), gzipped: {gzipped} }},\n",
             path.display().to_string()
         ));
     }

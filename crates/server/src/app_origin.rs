@@ -14,6 +14,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+/// One file of the web app, embedded by build.rs.
+struct AppFile {
+    /// Its path under `app/dist/`, e.g. `icons/icon-192.png`.
+    path: &'static str,
+    /// Its contents.
+    bytes: &'static [u8],
+    /// The contents gzipped, for text files.
+    gzipped: Option<&'static [u8]>,
+}
+
 include!(concat!(env!("OUT_DIR"), "/app_files.rs"));
 
 /// What the app origin needs to know.
@@ -83,12 +93,12 @@ async fn file(method: Method, uri: Uri, request_headers: HeaderMap) -> Response 
     }
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
-    let Some((_, plain, gzipped)) = APP_FILES.iter().find(|(name, _, _)| *name == path) else {
+    let Some(found) = APP_FILES.iter().find(|file| file.path == path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    let (bytes, encoding) = match gzipped {
-        Some(gzipped) if accepts_gzip(&request_headers) => (*gzipped, Some("gzip")),
-        _ => (*plain, None),
+    let (bytes, encoding) = match found.gzipped {
+        Some(gzipped) if accepts_gzip(&request_headers) => (gzipped, Some("gzip")),
+        _ => (found.bytes, None),
     };
     // The service worker must be re-checked on every load, so that a new release reaches the
     // phone; the rest may be cached briefly (the worker versions its own cache).
@@ -105,7 +115,7 @@ async fn file(method: Method, uri: Uri, request_headers: HeaderMap) -> Response 
         bytes,
     )
         .into_response();
-    if gzipped.is_some() {
+    if found.gzipped.is_some() {
         response
             .headers_mut()
             .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
