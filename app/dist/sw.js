@@ -1,8 +1,8 @@
 // ConsentID service worker: a versioned cache of the app shell (offline start), and the
 // notifications of Web Push. The version is replaced by scripts/build-app with a hash of
 // the shell, so that every deploy gets a fresh cache.
-const CACHE = 'consentid-shell-8c7369e21bd5cbe9';
-const SHELL = ['./', 'index.html', 'app.js', 'app.css', 'manifest.webmanifest',
+const CACHE = 'consentid-shell-03dfe6a4d42a8c9e';
+const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'app.css', 'manifest.webmanifest',
   'icons/icon-192.png', 'icons/icon-512.png'];
 
 self.addEventListener('install', (event) => {
