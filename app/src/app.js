@@ -17,9 +17,6 @@ let stopScanner = null;
 let linkDone = null;
 // Requests this app has answered: an inbox poll already under way may still list them.
 const answered = new Set();
-// The server side of QR login (POST /api/app/v1/login/qr) does not exist yet: until it does,
-// the home screen offers no scan button (the scanner itself is scanScreen).
-const qrLogin = false;
 
 /** Builds an element: h('button', {class: 'x', onclick}, 'text', child…). */
 function h(tag, attrs = {}, ...children) {
@@ -51,7 +48,7 @@ function errorText(e) {
   if (e instanceof OutOfMemory) return t('out_of_memory');
   if (e instanceof api.ApiError) {
     if (e.code === 'offline') return t('offline');
-    if (['stale_qr', 'invalid_qr', 'expired'].includes(e.code)) return t(e.code);
+    if (['stale_qr', 'invalid_qr', 'expired', 'other_address'].includes(e.code)) return t(e.code);
     if (['not_pending', 'not_found'].includes(e.code) || e.status === 410) return t('unavailable');
     return t('error', { msg: e.code });
   }
@@ -170,9 +167,7 @@ function homeScreen() {
         h('button', { type: 'button', class: 'request-item', onclick: () => requestScreen(r) },
           h('strong', {}, `${t(`kind_${r.payload.kind}`)}: ${r.payload.rp.name}`),
           h('span', { class: 'countdown', 'data-expires': String(r.payload.expires_at) }))))),
-    // QR login needs the server's /login/qr, not built yet (README, "What is not done").
-    qrLogin ? h('button', { type: 'button', class: 'secondary', onclick: scanScreen },
-      t('scan_qr')) : null,
+    h('button', { type: 'button', class: 'secondary', onclick: scanScreen }, t('scan_qr')),
     'Notification' in window && Notification.permission === 'default'
       ? h('button', { type: 'button', class: 'secondary', onclick: enableNotifications },
         t('notify_enable')) : null);

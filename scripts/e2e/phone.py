@@ -15,10 +15,17 @@ on the portal's origin. Steps:
   4. a portal signature: a cloud certificate (**Издај**, **Прихвати**), **Потписивање
      документа**, **Потпиши**; the app shows the document's name and the fingerprint the
      portal shows; **Ауторизовати**; the portal signs                  app-sign-request.png
-  5. 5 wrong PINs on a login request: the app is locked        app-wrong-pin/locked.png
-  6. a second phone activated for a second user logs in; **Опозови све сертификате** in the
+  5. QR login: the computer's **QR код** page; its QR code, captured from the page, is the
+     phone's camera (Chromium's fake camera reads a Y4M file); a frame captured 10 s earlier
+     is refused as stale; a fresh one: **ПИН**, **Ауторизовати**, the computer logs in
+                                                          portal-qr-login.png, app-scan/qr-request
+  6. same-phone login: the phone opens the portal, **QR код**, **Отвори ConsentID**; the app
+     shows the request, **Ауторизовати**, and sends the phone back to the portal, logged in
+                                                          app-link-portal/link-request.png
+  7. 5 wrong PINs on a login request: the app is locked        app-wrong-pin/locked.png
+  8. a second phone activated for a second user logs in; **Опозови све сертификате** in the
      portal: the app says it is deactivated and its IndexedDB is wiped  app-deactivated.png
-  7. Slow 4G first load (CDP throttling, 4x CPU): prints the time to performance.mark('ready')
+  9. Slow 4G first load (CDP throttling, 4x CPU): prints the time to performance.mark('ready')
 
 Prints PASS and exits 0, or what was expected and what the page showed (failure.png) and 1.
 
@@ -85,6 +92,11 @@ W_WRONG_PIN = "Погрешан ПИН"
 W_LOCKED = "Апликација је закључана"
 W_DEACTIVATED = "Апликација је деактивирана"
 W_FINGERPRINT = "Отисак"
+W_SCAN = "Скенирај QR код"
+W_STALE_QR = "QR код је застарео."
+# The portal's words for the login without a username.
+W_QR_LOGIN = "QR код"
+W_OPEN_APP = "Отвори ConsentID"
 # The portal's words for signing.
 W_MY_ACCOUNT = "Мој налог"
 W_SIGN_SERVICE = "Потписивање документа"
@@ -174,6 +186,47 @@ const [name, done] = [arguments[0], arguments[arguments.length - 1]];
 })().then(done, (e) => done({ error: String(e) }));
 """
 
+# The QR code the page shows now, drawn into a 640x480 canvas and returned as one Y4M frame
+# (YUV 4:2:0, JPEG full range: the colour tag C420jpeg), base64: what Chromium's fake camera
+# plays (reference/phone-app.md §5). The QR image is an SVG of the page's own origin, so the
+# canvas is not tainted.
+CAPTURE_QR_Y4M = r"""
+const img = document.getElementById('qr-code');
+const [w, h] = [640, 480];
+const canvas = document.createElement('canvas');
+canvas.width = w;
+canvas.height = h;
+const g = canvas.getContext('2d');
+g.fillStyle = '#fff';
+g.fillRect(0, 0, w, h);
+const side = 420;
+g.imageSmoothingEnabled = false;
+g.drawImage(img, (w - side) / 2, (h - side) / 2, side, side);
+const rgba = g.getImageData(0, 0, w, h).data;
+const y = new Uint8Array(w * h), u = new Uint8Array(w * h / 4), v = new Uint8Array(w * h / 4);
+for (let i = 0; i < w * h; i++) {
+  const [r, gr, b] = [rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]];
+  y[i] = Math.round(0.299 * r + 0.587 * gr + 0.114 * b);
+  const [px, py] = [i % w, Math.floor(i / w)];
+  if (px % 2 === 0 && py % 2 === 0) {
+    const j = (py / 2) * (w / 2) + px / 2;
+    u[j] = Math.max(0, Math.min(255, Math.round(128 - 0.168736 * r - 0.331264 * gr + 0.5 * b)));
+    v[j] = Math.max(0, Math.min(255, Math.round(128 + 0.5 * r - 0.418688 * gr - 0.081312 * b)));
+  }
+}
+const head = new TextEncoder().encode(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\nFRAME\n`);
+const all = new Uint8Array(head.length + y.length + u.length + v.length);
+all.set(head, 0);
+all.set(y, head.length);
+all.set(u, head.length + y.length);
+all.set(v, head.length + y.length + u.length);
+let s = '';
+for (let i = 0; i < all.length; i += 0x8000) {
+  s += String.fromCharCode.apply(null, all.subarray(i, i + 0x8000));
+}
+return btoa(s);
+"""
+
 # PKCS#8 PrivateKeyInfo of an EC P-256 key starts with these bytes (version 0, id-ecPublicKey).
 PKCS8_EC_PREFIX = bytes.fromhex("020100301306072a8648ce3d0201")
 
@@ -181,7 +234,8 @@ PKCS8_EC_PREFIX = bytes.fromhex("020100301306072a8648ce3d0201")
 class Phone(Portal):
     """The phone: Chromium with mobile emulation on the app's origin."""
 
-    def __init__(self, args: argparse.Namespace, user_data_dir: str, name: str = "phone"):
+    def __init__(self, args: argparse.Namespace, user_data_dir: str, name: str = "phone",
+                 camera: str | None = None):
         self.args = args
         self.name = name
         self.shots = Path(args.app_screenshots)
@@ -197,6 +251,12 @@ class Phone(Portal):
             opts.add_argument(flag)
         if getattr(args, "trust_spki", None):
             opts.add_argument(f"--ignore-certificate-errors-spki-list={args.trust_spki}")
+        if camera:
+            # The camera plays `camera` (a Y4M file, read again each time the app opens it);
+            # camera access is granted without a prompt.
+            for flag in ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                         f"--use-file-for-fake-video-capture={camera}"):
+                opts.add_argument(flag)
         opts.add_experimental_option("prefs", {"intl.accept_languages": "sr-Cyrl-RS,sr"})
         opts.add_experimental_option("mobileEmulation", {
             "deviceMetrics": {"width": PHONE_SIZE[0], "height": PHONE_SIZE[1], "pixelRatio": 2,
@@ -574,6 +634,95 @@ def sign_in_portal(phone: Phone, computer: Computer, pin: str) -> None:
     print(f"  «{W_SIGNED}»")
 
 
+def capture_qr(computer: Computer, camera: str) -> float:
+    """Writes the QR code the computer shows now as the phone camera's video; returns when."""
+    data = base64.b64decode(computer.driver.execute_script(CAPTURE_QR_Y4M))
+    tmp = camera + ".new"
+    Path(tmp).write_bytes(data)
+    os.replace(tmp, camera)
+    return time.monotonic()
+
+
+def scan(phone: Phone) -> None:
+    phone.wait_screen("home")
+    phone.tap(W_SCAN)
+    phone.wait_screen("scan")
+
+
+def qr_login(phone: Phone, computer: Computer, pin: str, camera: str) -> None:
+    computer.step = f"computer: log out, {W_LOGIN} -> {W_QR_LOGIN}: a QR code changing every second"
+    print(computer.step)
+    computer.driver.delete_all_cookies()
+    computer.driver.get(computer.args.url.rstrip("/") + "/")
+    computer.click(computer.clickable(W_LOGIN))
+    computer.click(computer.clickable(W_QR_LOGIN))
+    image = computer.wait_for("the QR code on the page", lambda: computer._displayed(
+        computer.driver.find_elements(By.ID, "qr-code")))[0]
+    computer.wait_for("the QR image loaded", lambda: computer.driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", image))
+    first = image.get_attribute("src")
+    computer.wait_for("the QR image to change within 3 s", lambda: image.get_attribute("src")
+                      != first, 3)
+    computer.settled()
+    computer.screenshot("portal-qr-login.png", Path(computer.args.app_screenshots))
+
+    phone.step = "phone: a QR frame captured 10 s earlier is refused"
+    print(phone.step)
+    old = capture_qr(computer, camera)
+    time.sleep(max(0.0, 10 - (time.monotonic() - old)))
+    scan(phone)
+    phone.screenshot("app-scan.png")
+    phone.wait_for(f"«{W_STALE_QR}…» in the app after the old frame",
+                   lambda: phone.screen() == "home" and W_STALE_QR in phone.body_text(), 30)
+    print(f"  refused: «{norm(phone.body_text()).split(W_STALE_QR)[0][-40:]}{W_STALE_QR}…»")
+    if computer.driver.find_elements(By.CSS_SELECTOR, ".qr-box[hidden]"):
+        raise StepFailure("the computer still waiting for a phone after the stale frame")
+
+    phone.step = f"phone: a fresh frame: the request, {W_PIN}, {W_AUTHORIZE}"
+    print(phone.step)
+    fresh = capture_qr(computer, camera)
+    scan(phone)
+    phone.wait_screen("request", 30)
+    print(f"  the request is on the phone {time.monotonic() - fresh:.1f} s after the capture")
+    if phone.driver.find_elements(By.CSS_SELECTOR, "fieldset.codes"):
+        raise StepFailure("no verification codes to pick after a QR scan")
+    phone.screenshot("app-qr-request.png")
+    phone.enter_pin_and_authorize(pin)
+    if phone.wait_result() != "approved":
+        raise StepFailure("the QR login approved in the app")
+    phone.tap(W_BACK)
+    computer.step = "computer: logged in by the QR code"
+    print(computer.step)
+    computer.wait_logged_in()
+
+
+def same_phone_login(phone: Phone, pin: str) -> None:
+    phone.step = f"phone: the portal on the phone: {W_LOGIN} -> {W_QR_LOGIN} -> {W_OPEN_APP}"
+    print(phone.step)
+    d = phone.driver
+    portal = phone.args.url.rstrip("/")
+    d.get(portal + "/")
+    phone.click(phone.clickable(W_LOGIN))
+    phone.click(phone.clickable(W_QR_LOGIN))
+    link = phone.clickable(W_OPEN_APP)
+    phone.settled()
+    phone.screenshot("app-link-portal.png")
+    phone.click(link)
+    phone.wait_screen("request", 30)
+    if phone.driver.find_elements(By.CSS_SELECTOR, "fieldset.codes"):
+        raise StepFailure("no verification codes to pick after the link")
+    phone.screenshot("app-link-request.png")
+    phone.step = f"phone: {W_PIN}, {W_AUTHORIZE}: back to the portal, logged in"
+    print(phone.step)
+    phone.enter_pin_and_authorize(pin)
+    phone.wait_for("the phone back on the portal's account page", lambda: d.current_url
+                   .startswith(portal + "/account"), phone.args.timeout)
+    phone.clickable(W_SERVICES)
+    print(f"  on {d.current_url}")
+    d.get(phone.args.app_url.rstrip("/") + "/")
+    phone.wait_screen("home")
+
+
 def wrong_pins(phone: Phone, computer: Computer, pin: str) -> None:
     computer.step = "computer: log out, a new mobile login (for the wrong PINs)"
     print(computer.step)
@@ -667,8 +816,13 @@ def run(args) -> int:
     browsers = []
     current = None
     started = time.monotonic()
+    # The phone's camera: a blank frame until the test captures the computer's QR code.
+    camera = os.path.join(tmp, "camera.y4m")
+    with open(camera, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\xff" * (640 * 480)
+                + b"\x80" * (640 * 480 // 2))
     try:
-        phone = Phone(args, dirs[1])
+        phone = Phone(args, dirs[1], camera=camera)
         browsers.append(phone)
         computer = Computer(args, dirs[0])
         browsers.append(computer)
@@ -688,6 +842,14 @@ def run(args) -> int:
         current = computer
         sign_in_portal(phone, computer, args.pin)
         print("STEP portal signature approved in the app: ok")
+
+        current = phone
+        qr_login(phone, computer, args.pin, camera)
+        print("STEP QR login (fake camera), the 10-s-old frame refused: ok")
+
+        current = phone
+        same_phone_login(phone, args.pin)
+        print("STEP same-phone login (Отвори ConsentID): ok")
 
         current = phone
         wrong_pins(phone, computer, args.pin)

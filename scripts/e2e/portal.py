@@ -223,9 +223,10 @@ class Portal:
 
     # ---- evidence ------------------------------------------------------------------------
 
-    def screenshot(self, name: str) -> None:
-        """Full-page PNG (the whole document, not just the viewport)."""
-        path = self.shots / name
+    def screenshot(self, name: str, folder: Path | None = None) -> None:
+        """Full-page PNG (the whole document, not just the viewport), into `folder` (default:
+        the screenshots folder)."""
+        path = (folder or self.shots) / name
         try:
             m = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
             size = m.get("cssContentSize") or m["contentSize"]

@@ -61,6 +61,7 @@ export default {
   stale_qr: 'The QR code is stale. Scan the code shown right now.',
   invalid_qr: 'This is not a login QR code.',
   expired: 'The login has expired. Start again in the browser.',
+  other_address: 'This link works only on the phone where the login was started.',
   link_working: 'Connecting to the login…',
   redirecting: 'Taking you back to the portal…',
   push_ok: 'Notifications: on.',

@@ -832,6 +832,7 @@ impl Authority {
         session_binding: &str,
         context: proto::app::RequestContext,
         sign: Option<proto::app::SignDetails>,
+        flow: Option<proto::app::LoginFlow>,
     ) -> Result<TransactionRecord, Error> {
         let now = self.clock.now();
         let id = hex::encode(rand::random::<[u8; 16]>());
@@ -871,6 +872,7 @@ impl Authority {
             expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,
             context,
             sign,
+            flow,
         };
         let payload_bytes =
             serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;

@@ -17,6 +17,7 @@ pub mod login;
 pub mod mail;
 pub mod oauth;
 mod ocsp;
+pub mod qr_login;
 mod revocation;
 pub mod settings;
 pub mod signing;
@@ -114,6 +115,9 @@ pub enum Rejection {
     /// A device request was replayed.
     #[error("this request was already received")]
     Replay,
+    /// A scanned QR code or an opened login link is refused.
+    #[error(transparent)]
+    QrLogin(domain::qr::QrRefusal),
 }
 
 impl Rejection {
@@ -134,6 +138,12 @@ impl Rejection {
             Self::NotFound => "not_found",
             Self::ClockSkew => "clock_skew",
             Self::Replay => "replay",
+            Self::QrLogin(refusal) => match refusal {
+                domain::qr::QrRefusal::Invalid => "invalid_qr",
+                domain::qr::QrRefusal::Stale => "stale_qr",
+                domain::qr::QrRefusal::Closed => "expired",
+                domain::qr::QrRefusal::OtherAddress => "other_address",
+            },
         }
     }
 }
@@ -211,7 +221,7 @@ impl Authority {
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
     /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
     /// finishes the destruction of revoked certificates' keys, forgets expired device-request
-    /// nonces and unverified registrations older than 24 hours, and notices status changes made by other processes. The server calls it every
+    /// nonces, unverified registrations older than 24 hours and QR logins long over, and notices status changes made by other processes. The server calls it every
     /// minute.
     pub async fn maintain(&self) -> Result<(), Error> {
         self.renew_ocsp_signers().await?;
@@ -221,6 +231,7 @@ impl Authority {
         self.finish_keys_left_half_way().await?;
         self.store.purge_used_nonces(self.clock.now()).await?;
         self.purge_unverified_registrations().await?;
+        self.purge_qr_logins().await?;
         self.ocsp_cache
             .set_revision(self.store.status_revision().await?);
         let now = self.clock.now();

@@ -309,6 +309,7 @@ impl Authority {
                 &session.record.id_hash,
                 context,
                 None,
+                None,
             )
             .await?;
         tx.audit(

@@ -510,6 +510,7 @@ impl Authority {
                 binding,
                 request.context.clone(),
                 Some(details),
+                None,
             )
             .await?;
         let id = hex::encode(rand::random::<[u8; 16]>());

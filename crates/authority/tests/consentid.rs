@@ -1680,3 +1680,195 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
         }
     }
 }
+
+fn payload_of(envelope: &Envelope) -> RequestPayload {
+    serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_browser() {
+    use domain::qr::QrRefusal;
+    use proto::app::LoginFlow;
+    let refused = |r: Result<authority::qr_login::QrLoginTaken, Error>| match r {
+        Err(Error::Rejected(Rejection::QrLogin(refusal))) => refusal,
+        other => panic!("expected a QR refusal, got {other:?}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for db in store::test_support::databases(dir.path()).await {
+        let name = db.name;
+        let clock = Arc::new(ManualClock::new(START));
+        let authority = open(&db.url, clock.clone()).await;
+        let petar = activate(&authority, &enrol(&authority, "qr@example.rs").await)
+            .await
+            .unwrap();
+        let marko = activate(&authority, &enrol(&authority, "qr2@example.rs").await)
+            .await
+            .unwrap();
+        let first = browser(&authority).await;
+        let other = browser(&authority).await;
+        let started = authority
+            .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
+            .await
+            .unwrap();
+        let id = started.id.clone();
+
+        // Another browser sees neither the code nor the state.
+        for result in [
+            authority.qr_frame(&other, &id).await.map(|_| ()),
+            authority.qr_login_state(&other, &id).await.map(|_| ()),
+        ] {
+            assert!(
+                matches!(result, Err(Error::Rejected(Rejection::NotFound))),
+                "{name}: another browser's QR login"
+            );
+        }
+
+        // A frame captured 10 s earlier is stale; text that is not a frame is invalid.
+        let old = authority.qr_frame(&first, &id).await.unwrap();
+        clock.advance(10);
+        let petar_device = petar
+            .authenticated(&authority, "/login/qr", b"")
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(authority.qr_login_take(&petar_device, &old).await),
+            QrRefusal::Stale,
+            "{name}"
+        );
+        for text in [
+            "https://example.rs/",
+            "CID1.x.1.AAAA",
+            &old.replace(".0.", ".10."),
+        ] {
+            assert_eq!(
+                refused(authority.qr_login_take(&petar_device, text).await),
+                QrRefusal::Invalid,
+                "{name}: {text}"
+            );
+        }
+        assert_eq!(
+            authority.qr_login_state(&first, &id).await.unwrap().hint,
+            "waiting",
+            "{name}: refused scans take nothing"
+        );
+
+        // A fresh frame, 2 s later: the request is Petar's, bound to the first browser.
+        let fresh = authority.qr_frame(&first, &id).await.unwrap();
+        assert_ne!(fresh, old, "{name}: the code changes with the seconds");
+        clock.advance(2);
+        let taken = authority
+            .qr_login_take(&petar_device, &fresh)
+            .await
+            .unwrap();
+        assert_eq!(taken.qr_id, id);
+        let payload = payload_of(&taken.request);
+        assert_eq!(payload.flow, Some(LoginFlow::Qr), "{name}");
+        assert_eq!(payload.user, "Петар Петровић");
+        assert_eq!(payload.context.browser, "Chrome / Linux");
+        // Taken once: not by Marko's phone with the same frame, and no more frames.
+        let marko_device = marko
+            .authenticated(&authority, "/login/qr", b"")
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(authority.qr_login_take(&marko_device, &fresh).await),
+            QrRefusal::Closed,
+            "{name}"
+        );
+        assert!(matches!(
+            authority.qr_frame(&first, &id).await,
+            Err(Error::Rejected(Rejection::QrLogin(QrRefusal::Closed)))
+        ));
+        let state = authority.qr_login_state(&first, &id).await.unwrap();
+        assert_eq!(
+            (state.status, state.hint.as_str()),
+            (TransactionStatus::Pending, "outstanding")
+        );
+
+        // Approved in the app: completes in the first browser only.
+        let (txn, approve) = petar.answer(
+            &taken.request,
+            Decision::Approve,
+            &real_code(&taken.request),
+            Some(&petar.pin),
+            clock.now(),
+        );
+        assert_eq!(
+            petar.send(&authority, &txn, &approve).await.unwrap(),
+            ResponseOutcome::Approved
+        );
+        assert!(matches!(
+            authority.qr_login_complete(&other, &id).await,
+            Err(Error::Rejected(Rejection::NotFound))
+        ));
+        assert!(matches!(
+            authority.login_complete(&other, &txn).await,
+            Err(Error::Rejected(Rejection::NotFound))
+        ));
+        let (_, session) = authority.qr_login_complete(&first, &id).await.unwrap();
+        assert_eq!(session.user.unwrap().email, "qr@example.rs", "{name}");
+
+        // The same-phone link: only from the browser's own address.
+        let phone = browser(&authority).await;
+        let linked = authority
+            .qr_login_start(&phone, "10.0.0.7", "Chrome / Android")
+            .await
+            .unwrap();
+        let token = authority.qr_link_token(&phone, &linked.id).await.unwrap();
+        let device = petar
+            .authenticated(&authority, "/login/link", b"")
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(authority.link_login_take(&device, &token, "10.0.0.8").await),
+            QrRefusal::OtherAddress,
+            "{name}"
+        );
+        assert_eq!(
+            refused(authority.qr_login_take(&device, &token).await),
+            QrRefusal::Invalid,
+            "{name}: a link is not a QR text"
+        );
+        let taken = authority
+            .link_login_take(&device, &token, "10.0.0.7")
+            .await
+            .unwrap();
+        assert_eq!(payload_of(&taken.request).flow, Some(LoginFlow::Link));
+
+        // Cancelled in its browser before any phone scanned it: no phone can take it.
+        let dropped = authority
+            .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
+            .await
+            .unwrap();
+        let frame = authority.qr_frame(&first, &dropped.id).await.unwrap();
+        authority
+            .qr_login_cancel(&first, &dropped.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused(authority.qr_login_take(&petar_device, &frame).await),
+            QrRefusal::Closed,
+            "{name}: a cancelled QR login"
+        );
+
+        // A QR login nobody scans expires with its lifetime.
+        let late = authority
+            .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
+            .await
+            .unwrap();
+        clock.advance(domain::qr::QR_LOGIN_LIFETIME);
+        assert_eq!(
+            authority
+                .qr_login_state(&first, &late.id)
+                .await
+                .unwrap()
+                .status,
+            TransactionStatus::Expired,
+            "{name}"
+        );
+        assert!(matches!(
+            authority.qr_frame(&first, &late.id).await,
+            Err(Error::Rejected(Rejection::QrLogin(QrRefusal::Closed)))
+        ));
+    }
+}

@@ -176,6 +176,7 @@ pub(crate) mod tests {
                 ip: "127.0.0.1".into(),
             },
             sign: None,
+            flow: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod forwarded;
 pub mod jmbg;
 pub mod login;
+pub mod qr;
 pub mod signing;
 pub mod text;
 pub mod time;

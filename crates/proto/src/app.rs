@@ -181,6 +181,22 @@ pub struct RequestPayload {
     /// For `sign`: what is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign: Option<SignDetails>,
+    /// For a login without a username: how it reached this phone. Absent for a login started
+    /// by username, where the app has the user pick the browser's verification code; with a
+    /// flow the phone itself brought the request (it scanned the browser's QR code or opened
+    /// its link), so there is no code to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<LoginFlow>,
+}
+
+/// How a login without a username reached the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFlow {
+    /// The app scanned the QR code the browser shows.
+    Qr,
+    /// The app was opened by the browser's link on the same phone.
+    Link,
 }
 
 /// `GET /inbox?wait=SECONDS`.

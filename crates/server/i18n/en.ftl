@@ -14,6 +14,8 @@ home-start = To begin, choose “Log in” in the top right corner.
 login-methods-heading = Choose how to log in
 login-method-mobile = Mobile app
 login-method-mobile-description = Log in with the ConsentID app: high assurance, needed to issue certificates and to sign.
+login-method-qr = QR code
+login-method-qr-description = No username: scan a QR code with the ConsentID app, or open the app on this phone. The same high assurance as the mobile app.
 login-method-password = Username and password
 login-method-password-description = Basic level: view the account, no certificates, no signing.
 
@@ -22,6 +24,13 @@ username-label = username
 username-hint = The e-mail address you registered with.
 username-submit = Log in
 
+qr-heading = Log in with a QR code
+qr-instructions = Open ConsentID on your phone, tap “Scan QR code” and point the camera at this code. The code changes every second.
+qr-alt = QR code for logging in with the ConsentID app
+qr-same-phone = Is ConsentID on this phone?
+qr-open-app = Open ConsentID
+qr-status-waiting = Waiting for you to scan the code with ConsentID…
+qr-status-taken = The code was scanned. Enter your PIN in ConsentID and tap “Authorise”.
 wait-heading = Confirm the login in the ConsentID app
 wait-instructions = Open ConsentID on your phone, enter your PIN, pick the code you see here and tap “Authorise”.
 wait-code-label = Verification code

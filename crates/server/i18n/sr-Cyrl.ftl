@@ -15,6 +15,8 @@ home-start = Да бисте почели, изаберите „Пријава�
 login-methods-heading = Изаберите начин пријаве
 login-method-mobile = Мобилна апликација
 login-method-mobile-description = Пријава апликацијом ConsentID: висок ниво поузданости, потребан за издавање сертификата и потписивање.
+login-method-qr = QR код
+login-method-qr-description = Без корисничког имена: скенирајте QR код апликацијом ConsentID или је отворите на овом телефону. Исти висок ниво као мобилна апликација.
 login-method-password = Корисничко име и лозинка
 login-method-password-description = Основни ниво: преглед налога, без издавања сертификата и потписивања.
 
@@ -23,6 +25,13 @@ username-label = корисничко име
 username-hint = Адреса електронске поште којом сте се регистровали.
 username-submit = Пријавите се
 
+qr-heading = Пријава QR кодом
+qr-instructions = Отворите ConsentID на телефону, додирните „Скенирај QR код” и усмерите камеру на овај код. Код се мења сваке секунде.
+qr-alt = QR код за пријаву апликацијом ConsentID
+qr-same-phone = ConsentID је на овом телефону?
+qr-open-app = Отвори ConsentID
+qr-status-waiting = Чекамо да скенирате код апликацијом ConsentID…
+qr-status-taken = Код је скениран. Унесите ПИН у апликацији ConsentID и додирните „Ауторизовати”.
 wait-heading = Потврдите пријаву у апликацији ConsentID
 wait-instructions = Отворите ConsentID на телефону, унесите свој ПИН и изаберите код који видите овде, па додирните „Ауторизовати”.
 wait-code-label = Верификациони код

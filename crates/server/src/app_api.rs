@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use authority::consentid::{AuthenticatedDevice, Caller};
 use authority::{Authority, Error, Rejection};
+use domain::qr::QrRefusal;
 use domain::Serial;
 use proto::app::{
     ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse,
@@ -34,6 +35,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/inbox", get(inbox))
         .route("/api/app/v1/status", get(status))
         .route("/api/app/v1/requests/{txn}/response", post(respond))
+        .route("/api/app/v1/login/qr", post(login_qr))
+        .route("/api/app/v1/login/link", post(login_link))
 }
 
 /// The client's rate-limit key ([`crate::client_address::ClientAddress::rate_key`]): the IPv4
@@ -81,6 +84,12 @@ pub fn rejection_status(rejection: Rejection) -> StatusCode {
         Rejection::UnknownUser | Rejection::NotFound => StatusCode::NOT_FOUND,
         Rejection::AlreadyExists | Rejection::NotPending => StatusCode::CONFLICT,
         Rejection::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Rejection::QrLogin(refusal) => match refusal {
+            QrRefusal::Invalid => StatusCode::BAD_REQUEST,
+            QrRefusal::Stale => StatusCode::GONE,
+            QrRefusal::Closed => StatusCode::NOT_FOUND,
+            QrRefusal::OtherAddress => StatusCode::FORBIDDEN,
+        },
     }
 }
 
@@ -254,6 +263,78 @@ async fn respond(
     };
     match state.authority.respond_to(request, &txn, &answer).await {
         Ok(result) => Json(result).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QrBody {
+    qr: String,
+}
+
+/// `POST /login/qr {"qr"}`: the text the app's camera read off the browser's screen. Answers
+/// `{"request": Envelope}`; `invalid_qr` (400), `stale_qr` (410), `expired` (404).
+async fn login_qr(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let device = match device(&state.authority, &headers, &method, &uri, &body).await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    let request: QrBody = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state.authority.qr_login_take(&device, &request.qr).await {
+        Ok(taken) => Json(serde_json::json!({ "request": taken.request })).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    link: String,
+}
+
+/// `POST /login/link {"link"}`: the token of the link **Отвори ConsentID** the app was opened
+/// by. Answers `{"request": Envelope, "return_url"}`, the portal page that completes the login
+/// after the approval; as `/login/qr`, and `other_address` (403) from another address than the
+/// browser's.
+async fn login_link(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let device = match device(&state.authority, &headers, &method, &uri, &body).await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    let request: LinkBody = match parse(&body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    match state
+        .authority
+        .link_login_take(&device, &request.link, &ip)
+        .await
+    {
+        Ok(taken) => {
+            let portal = state.authority.settings().public_url.trim_end_matches('/');
+            Json(serde_json::json!({
+                "request": taken.request,
+                "return_url": format!("{portal}/login/qr/{}", taken.qr_id),
+            }))
+            .into_response()
+        }
         Err(error) => error_response(error),
     }
 }

@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::oauth::routes())
         .merge(crate::portal::routes())
         .merge(crate::portal_signing::routes())
+        .merge(crate::portal_qr::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -11,6 +11,7 @@ pub mod http;
 pub mod i18n;
 pub mod oauth;
 pub mod portal;
+pub mod portal_qr;
 pub mod portal_signing;
 pub mod redirect;
 pub mod transport;

@@ -101,7 +101,7 @@ impl Page {
 /// The request's session (a new anonymous one if the cookie names none) and language.
 pub(crate) struct Visit {
     pub(crate) session: Session,
-    new_cookie: Option<SessionToken>,
+    pub(crate) new_cookie: Option<SessionToken>,
     pub(crate) language: Language,
 }
 
@@ -414,7 +414,7 @@ pub(crate) fn describe_browser(user_agent: &str) -> String {
 }
 
 /// The message id for a request's state, as the waiting page shows it.
-fn status_message_id(status: TransactionStatus, hint: &str) -> &'static str {
+pub(crate) fn status_message_id(status: TransactionStatus, hint: &str) -> &'static str {
     match (status, hint) {
         (TransactionStatus::Pending, _) => "wait-status-pending",
         (TransactionStatus::Approved | TransactionStatus::Consumed, _) => "wait-status-approved",
@@ -430,7 +430,7 @@ fn status_message_id(status: TransactionStatus, hint: &str) -> &'static str {
 }
 
 /// Every (status:hint) key the page script may meet, with its message.
-const STATUS_KEYS: &[(&str, TransactionStatus, &str)] = &[
+pub(crate) const STATUS_KEYS: &[(&str, TransactionStatus, &str)] = &[
     ("approved", TransactionStatus::Approved, ""),
     ("consumed", TransactionStatus::Consumed, ""),
     ("denied", TransactionStatus::Denied, ""),
@@ -530,8 +530,8 @@ async fn login_status(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
 }
 
 async fn login_complete(
@@ -551,22 +551,24 @@ async fn login_complete(
         );
     }
     match state.authority.login_complete(&visit.session, &txn).await {
-        Ok((token, _)) => {
-            // Back to where the login was asked for (only our own OAuth page), else the account.
-            let next = cookie(&headers, "next")
-                .filter(|n| n.starts_with("/oauth2/authorize?"))
-                .unwrap_or("/account");
-            let mut response =
-                with_cookie(&state, Redirect::to(next).into_response(), Some(&token));
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
-            );
-            response
-        }
+        Ok((token, _)) => logged_in(&state, &headers, &token),
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/mobile/{txn}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }
+}
+
+/// The answer to a completed login: the new session's cookie, and back to where the login was
+/// asked for (only our own OAuth page), else the account.
+pub(crate) fn logged_in(state: &AppState, headers: &HeaderMap, token: &SessionToken) -> Response {
+    let next = cookie(headers, "next")
+        .filter(|n| n.starts_with("/oauth2/authorize?"))
+        .unwrap_or("/account");
+    let mut response = with_cookie(state, Redirect::to(next).into_response(), Some(token));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+    );
+    response
 }
 
 async fn login_cancel(
@@ -1362,6 +1364,10 @@ async fn static_file(Path(file): Path<String>) -> Response {
         "login-wait.js" => (
             "text/javascript; charset=utf-8",
             include_str!("../static/login-wait.js"),
+        ),
+        "login-qr.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../static/login-qr.js"),
         ),
         _ => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
     };

@@ -535,6 +535,7 @@ mod tests {
                 }],
                 certificate_serial: format!("0a{fake}"),
             }),
+            flow: None,
         };
         let server = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let bytes = serde_json::to_vec(&payload).unwrap();

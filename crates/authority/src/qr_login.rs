@@ -1,0 +1,280 @@
+//! Logins without a username (issue 10; rules in [`domain::qr`]): the browser shows a QR code
+//! that changes every second, or on a phone the link **Отвори ConsentID**. The phone that scans
+//! the code, or opens the link, makes an ordinary login transaction for its own account, bound
+//! to the browser session that showed the code; from there the login is the mobile login of
+//! [`crate::login`]: approved in ConsentID, completed once by that browser.
+
+use serde_json::json;
+
+use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
+use domain::{RateLimit, TransactionStatus, UnixTime};
+use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
+use store::QrLoginRecord;
+
+use crate::consentid::{AuthenticatedDevice, PORTAL_NAME};
+use crate::login::{LoginState, Session, SessionToken};
+use crate::{Authority, Error, Rejection};
+
+/// A QR login made for a browser.
+#[derive(Debug, Clone)]
+pub struct QrLoginStarted {
+    /// Its id (in the page's address).
+    pub id: String,
+    /// Until when a phone may take it.
+    pub expires_at: UnixTime,
+}
+
+/// A phone's request made from a QR code or a link.
+#[derive(Debug, Clone)]
+pub struct QrLoginTaken {
+    /// The request, as the inbox would deliver it.
+    pub request: Envelope,
+    /// The QR login's id (the browser's page is `/login/qr/<id>`).
+    pub qr_id: String,
+}
+
+/// Seconds a QR login's row is kept after it can no longer be taken: its browser may still be
+/// waiting for the approval of the transaction made from it (at most
+/// [`domain::login::TRANSACTION_LIFETIME`], then the completion window).
+const KEEP_AFTER_EXPIRY: i64 = 600;
+
+impl Authority {
+    /// Starts a QR login for this browser session (rate-limited per address, like a mobile
+    /// login start).
+    pub async fn qr_login_start(
+        &self,
+        session: &Session,
+        ip: &str,
+        browser: &str,
+    ) -> Result<QrLoginStarted, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        self.rate_limit(
+            &mut tx,
+            &format!("login:ip:{ip}"),
+            RateLimit::LOGIN_PER_ADDRESS,
+        )
+        .await?;
+        let record = QrLoginRecord {
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            secret: rand::random::<[u8; 32]>().to_vec(),
+            session_binding: session.record.id_hash.clone(),
+            browser: domain::text::display_text(browser, 120),
+            ip: domain::text::display_text(ip, 64),
+            created_at: now,
+            expires_at: now.plus_seconds(QR_LOGIN_LIFETIME),
+            txn_id: None,
+        };
+        tx.insert_qr_login(&record).await?;
+        tx.audit(
+            now,
+            "anonymous",
+            "login.qr_started",
+            json!({ "qr": record.id, "ip": ip }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(QrLoginStarted {
+            id: record.id,
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// This browser session's QR login; another session's does not exist for it.
+    async fn own_qr_login(&self, session: &Session, id: &str) -> Result<QrLoginRecord, Error> {
+        self.store
+            .qr_login(id)
+            .await?
+            .filter(|login| login.session_binding == session.record.id_hash)
+            .ok_or_else(|| Rejection::NotFound.into())
+    }
+
+    /// The QR text to show now, for the browser that started the login, while no phone has
+    /// taken it and it has not expired.
+    pub async fn qr_frame(&self, session: &Session, id: &str) -> Result<String, Error> {
+        let login = self.own_qr_login(session, id).await?;
+        let now = self.clock.now();
+        qr::may_take(login.txn_id.is_some(), login.expires_at, now).map_err(Rejection::QrLogin)?;
+        Ok(qr::qr_text(
+            &secret_of(&login)?,
+            &login.id,
+            qr::qr_second(login.created_at, now),
+        ))
+    }
+
+    /// The token of the login's link **Отвори ConsentID** (the app's `#/link?t=`).
+    pub async fn qr_link_token(&self, session: &Session, id: &str) -> Result<String, Error> {
+        let login = self.own_qr_login(session, id).await?;
+        Ok(qr::link_token(&secret_of(&login)?, &login.id))
+    }
+
+    /// How a QR login stands for its browser: waiting for a phone (pending, hint `waiting`),
+    /// expired, or the state of the login transaction a phone made from it.
+    pub async fn qr_login_state(&self, session: &Session, id: &str) -> Result<LoginState, Error> {
+        let login = self.own_qr_login(session, id).await?;
+        match &login.txn_id {
+            Some(txn_id) => self.login_state(session, txn_id).await,
+            None => {
+                let now = self.clock.now();
+                let left = login.expires_at.0 - now.0;
+                Ok(LoginState {
+                    status: if left > 0 {
+                        TransactionStatus::Pending
+                    } else {
+                        TransactionStatus::Expired
+                    },
+                    hint: "waiting".into(),
+                    seconds_left: left.max(0),
+                })
+            }
+        }
+    }
+
+    /// Completes a QR login once its transaction was approved, as [`Self::login_complete`].
+    pub async fn qr_login_complete(
+        &self,
+        session: &Session,
+        id: &str,
+    ) -> Result<(SessionToken, Session), Error> {
+        let login = self.own_qr_login(session, id).await?;
+        let txn_id = login.txn_id.ok_or(Rejection::NotPending)?;
+        self.login_complete(session, &txn_id).await
+    }
+
+    /// Cancels a QR login from its browser: its transaction if a phone made one, else the QR
+    /// login itself (no phone can take it any more).
+    pub async fn qr_login_cancel(&self, session: &Session, id: &str) -> Result<(), Error> {
+        let login = self.own_qr_login(session, id).await?;
+        if let Some(txn_id) = login.txn_id {
+            return self.login_cancel(session, &txn_id).await;
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        tx.end_qr_login(&login.id, now).await?;
+        tx.audit(
+            now,
+            "anonymous",
+            "login.qr_cancelled",
+            json!({ "qr": login.id }),
+        )
+        .await?;
+        tx.commit().await.map_err(Into::into)
+    }
+
+    /// `POST /api/app/v1/login/qr`: the app scanned `text`. A genuine, fresh frame of a QR
+    /// login no phone has taken makes a login request for the device's own account, bound to
+    /// the browser that shows the code.
+    pub async fn qr_login_take(
+        &self,
+        device: &AuthenticatedDevice,
+        text: &str,
+    ) -> Result<QrLoginTaken, Error> {
+        let scanned = qr::parse_qr(text).map_err(Rejection::QrLogin)?;
+        let now = self.clock.now();
+        self.take(device, &scanned.id, LoginFlow::Qr, |login| {
+            qr::check_qr(&scanned, &secret_of(login)?, login.created_at, now)
+                .map_err(|r| Rejection::QrLogin(r).into())
+        })
+        .await
+    }
+
+    /// `POST /api/app/v1/login/link`: the app was opened by the link of a QR login on the same
+    /// phone; the app calls from `ip`, which must be the browser's.
+    pub async fn link_login_take(
+        &self,
+        device: &AuthenticatedDevice,
+        token: &str,
+        ip: &str,
+    ) -> Result<QrLoginTaken, Error> {
+        let opened = qr::parse_link(token).map_err(Rejection::QrLogin)?;
+        self.take(device, &opened.id, LoginFlow::Link, |login| {
+            qr::check_link(&opened, &secret_of(login)?).map_err(Rejection::QrLogin)?;
+            qr::link_from_same_address(&login.ip, &domain::text::display_text(ip, 64))
+                .map_err(|r| Rejection::QrLogin(r).into())
+        })
+        .await
+    }
+
+    /// One transaction: the QR login checked (`check`, then not taken, not expired), the login
+    /// request made for the device's account, the QR login marked taken by it.
+    async fn take(
+        &self,
+        device: &AuthenticatedDevice,
+        id: &str,
+        flow: LoginFlow,
+        check: impl FnOnce(&QrLoginRecord) -> Result<(), Error>,
+    ) -> Result<QrLoginTaken, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        // An id nobody has (forged, or forgotten long after it expired) reads as ended.
+        let login = tx
+            .qr_login_for_update(id)
+            .await?
+            .ok_or(Rejection::QrLogin(QrRefusal::Closed))?;
+        check(&login)?;
+        qr::may_take(login.txn_id.is_some(), login.expires_at, now).map_err(Rejection::QrLogin)?;
+        let device = &device.0;
+        let user = tx
+            .user(&device.user_id)
+            .await?
+            .ok_or_else(|| Error::Inconsistent("a device without its account".into()))?;
+        let context = RequestContext {
+            browser: login.browser.clone(),
+            ip: login.ip.clone(),
+        };
+        let txn = self
+            .create_transaction(
+                &mut tx,
+                Some((
+                    user.id.as_str(),
+                    format!("{} {}", user.given_name, user.surname),
+                )),
+                RequestKind::Login,
+                PORTAL_NAME,
+                &login.session_binding,
+                context,
+                None,
+                Some(flow),
+            )
+            .await?;
+        if !tx.take_qr_login(&login.id, &txn.id).await? {
+            return Err(Rejection::QrLogin(QrRefusal::Closed).into());
+        }
+        tx.audit(
+            now,
+            &format!("device:{}", device.id),
+            "login.qr_taken",
+            json!({
+                "qr": login.id,
+                "txn": txn.id,
+                "user": user.id,
+                "flow": match flow { LoginFlow::Qr => "qr", LoginFlow::Link => "link" },
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(QrLoginTaken {
+            request: Envelope {
+                payload: proto::b64(&txn.payload),
+                signature: proto::b64(&txn.signature),
+            },
+            qr_id: login.id,
+        })
+    }
+
+    /// Forgets QR logins long over (upkeep).
+    pub(crate) async fn purge_qr_logins(&self) -> Result<(), Error> {
+        let before = self.clock.now().plus_seconds(-KEEP_AFTER_EXPIRY);
+        self.store.purge_qr_logins(before).await?;
+        Ok(())
+    }
+}
+
+fn secret_of(login: &QrLoginRecord) -> Result<QrSecret, Error> {
+    let bytes: [u8; 32] = login
+        .secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Inconsistent(format!("QR login {} has a bad secret", login.id)))?;
+    Ok(QrSecret(bytes))
+}

@@ -1,0 +1,128 @@
+//! Logins without a username (issue 10): a browser's QR login waiting for a phone, and the
+//! login transaction the phone made from it.
+
+use domain::UnixTime;
+
+use crate::db::{query, Row};
+use crate::{DatabaseKind, Error, Store, Tx};
+
+/// A QR login: shown by one browser session, taken by at most one phone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QrLoginRecord {
+    /// Random id (32 hex digits), in the QR text and the link.
+    pub id: String,
+    /// The 32 bytes that MAC its QR frames and its link.
+    pub secret: Vec<u8>,
+    /// SHA-256 (hex) of the browser session's cookie.
+    pub session_binding: String,
+    /// The browser, as the app shows it.
+    pub browser: String,
+    /// The browser's address.
+    pub ip: String,
+    /// When it started (the QR frames count seconds from here).
+    pub created_at: UnixTime,
+    /// Until when a phone may take it.
+    pub expires_at: UnixTime,
+    /// The login transaction the phone made, once taken.
+    pub txn_id: Option<String>,
+}
+
+impl std::fmt::Debug for QrLoginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QrLoginRecord({}, taken: {:?})", self.id, self.txn_id)
+    }
+}
+
+const QR_LOGIN_COLUMNS: &str = "SELECT id, secret, session_binding, browser, ip, created_at, \
+     expires_at, txn_id FROM qr_logins";
+
+fn qr_login_from_row(row: &Row) -> Result<QrLoginRecord, Error> {
+    Ok(QrLoginRecord {
+        id: row.try_get(0)?,
+        secret: row.try_get(1)?,
+        session_binding: row.try_get(2)?,
+        browser: row.try_get(3)?,
+        ip: row.try_get(4)?,
+        created_at: UnixTime(row.try_get(5)?),
+        expires_at: UnixTime(row.try_get(6)?),
+        txn_id: row.try_get(7)?,
+    })
+}
+
+impl Store {
+    /// A QR login by id.
+    pub async fn qr_login(&self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
+        let row = query(&format!("{QR_LOGIN_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| qr_login_from_row(&r)).transpose()
+    }
+
+    /// Forgets QR logins that ended before `before` (upkeep; their transactions stay).
+    pub async fn purge_qr_logins(&self, before: UnixTime) -> Result<u64, Error> {
+        let done = self
+            .write_one(query("DELETE FROM qr_logins WHERE expires_at < $1").bind(before.0))
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl Tx {
+    /// Adds a QR login.
+    pub async fn insert_qr_login(&mut self, login: &QrLoginRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO qr_logins (id, secret, session_binding, browser, ip, created_at, \
+             expires_at, txn_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(login.id.clone())
+        .bind(login.secret.clone())
+        .bind(login.session_binding.clone())
+        .bind(login.browser.clone())
+        .bind(login.ip.clone())
+        .bind(login.created_at.0)
+        .bind(login.expires_at.0)
+        .bind(login.txn_id.clone())
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    /// A QR login, locked for this database transaction on PostgreSQL.
+    pub async fn qr_login_for_update(&mut self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
+        let lock = if self.kind == DatabaseKind::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = query(&format!("{QR_LOGIN_COLUMNS} WHERE id = $1{lock}"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| qr_login_from_row(&r)).transpose()
+    }
+
+    /// Records that a phone took the QR login with transaction `txn_id` (compare-and-set:
+    /// false if another phone took it first).
+    pub async fn take_qr_login(&mut self, id: &str, txn_id: &str) -> Result<bool, Error> {
+        let done = query("UPDATE qr_logins SET txn_id = $2 WHERE id = $1 AND txn_id IS NULL")
+            .bind(id.to_owned())
+            .bind(txn_id.to_owned())
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a QR login no phone took yet (its browser cancelled): it expires at `now`.
+    pub async fn end_qr_login(&mut self, id: &str, now: UnixTime) -> Result<(), Error> {
+        query(
+            "UPDATE qr_logins SET expires_at = $2 WHERE id = $1 AND txn_id IS NULL \
+             AND expires_at > $2",
+        )
+        .bind(id.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+}
