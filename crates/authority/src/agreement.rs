@@ -14,6 +14,8 @@ pub struct Provider {
     pub tax_id: String,
     /// Registration number (МБ).
     pub registration_number: String,
+    /// Who signs for the provider, if the agreement names them.
+    pub representative: Option<String>,
 }
 
 impl Default for Provider {
@@ -24,8 +26,19 @@ impl Default for Provider {
             address: "Београд, Немањина 11".into(),
             tax_id: "110177886".into(),
             registration_number: "07020171".into(),
+            representative: None,
         }
     }
+}
+
+/// Lengths of time in the agreement's words, in the agreement's language (the server makes them
+/// from its message catalogues, with the plural the number takes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementWords {
+    /// How long a certificate is valid (`5 година`).
+    pub validity: String,
+    /// The renewal window before expiry (`30 дана`).
+    pub renewal: String,
 }
 
 /// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
@@ -36,15 +49,20 @@ pub fn agreement_text(
     jmbg: &str,
     date: &str,
     number: Option<&str>,
-    years: &str,
+    words: &AgreementWords,
 ) -> String {
     let number = number.unwrap_or("__________");
+    let representative = provider
+        .representative
+        .as_deref()
+        .map(|name| format!(", коју заступа {name}"))
+        .unwrap_or_default();
     format!(
         "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
 \n\
 На основу члана 30. став 1. Закона о електронском документу, електронској идентификацији и услугама од поверења у електронском пословању („Службени гласник РС”, бр. 94/17 и 52/21) и члана 3. Уредбе о условима за пружање квалификованих услуга од поверења („Службени гласник РС”, број 37/18), дана {date} године, под бројем {number}, закључује се уговор између:\n\
 \n\
-1. {provider}, {address}, ПИБ {tax_id}, матични број {registration} (у даљем тексту: Канцеларија), и\n\
+1. {provider}, {address}, ПИБ {tax_id}, матични број {registration}{representative} (у даљем тексту: Канцеларија), и\n\
 2. Корисника: {user_name}, ЈМБГ {jmbg} (у даљем тексту: Корисник).\n\
 \n\
 Члан 1. Предмет уговора\n\
@@ -57,10 +75,10 @@ pub fn agreement_text(
 Корисник је дужан да чува ПИН апликације ConsentID у тајности, да не уступа уређај трећим лицима, да сваки захтев за потписивање пажљиво прегледа пре одобрења и да без одлагања опозове сертификат ако посумња у злоупотребу. Само Корисник одобрава сваку употребу свог кључа.\n\
 \n\
 Члан 4. Рок важења\n\
-Сертификат важи {years} од дана издавања.\n\
+Сертификат важи {validity} од дана издавања.\n\
 \n\
 Члан 5. Обнова\n\
-Корисник може да обнови сертификат у последњих 30 дана његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
+Корисник може да обнови сертификат у последњих {renewal} његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
 \n\
 Члан 6. Опозив\n\
 Корисник може у сваком тренутку да опозове сертификат на Порталу. Опозивом свих сертификата опозива се и сертификат апликације ConsentID, која тада престаје да буде активна. Канцеларија опозива сертификат у случајевима прописаним законом.\n\
@@ -77,6 +95,8 @@ pub fn agreement_text(
         address = provider.address,
         tax_id = provider.tax_id,
         registration = provider.registration_number,
+        validity = words.validity,
+        renewal = words.renewal,
     )
 }
 
@@ -102,7 +122,10 @@ mod tests {
             "0101990710008",
             "25.11.2026.",
             None,
-            "5 година",
+            &AgreementWords {
+                validity: "5 година".into(),
+                renewal: "30 дана".into(),
+            },
         );
         for needle in [
             "94/17 и 52/21",
@@ -114,8 +137,42 @@ mod tests {
             "0101990710008",
             "__________",
             "Члан 9.",
+            "важи 5 година од дана издавања",
+            "у последњих 30 дана његовог важења",
         ] {
             assert!(text.contains(needle), "{needle}");
+        }
+        assert!(!text.contains("заступа"), "no representative is configured");
+    }
+
+    #[test]
+    fn the_agreement_names_the_configured_provider_and_lengths() {
+        let provider = Provider {
+            name: "Пример д.о.о.".into(),
+            address: "Нови Сад, Булевар 1".into(),
+            tax_id: "123456789".into(),
+            registration_number: "87654321".into(),
+            representative: Some("Марко Марковић".into()),
+        };
+        let words = AgreementWords {
+            validity: "2 године".into(),
+            renewal: "14 дана".into(),
+        };
+        let text = agreement_text(
+            &provider,
+            "Ана Анић",
+            "0101990710008",
+            "1.1.2027.",
+            Some("2027-AB"),
+            &words,
+        );
+        assert!(text.contains(
+            "1. Пример д.о.о., Нови Сад, Булевар 1, ПИБ 123456789, матични број 87654321, коју заступа Марко Марковић (у даљем тексту: Канцеларија)"
+        ));
+        assert!(text.contains("Сертификат важи 2 године од дана издавања."));
+        assert!(text.contains("у последњих 14 дана његовог важења"));
+        for seed in ["Немањина", "110177886", "07020171", "30 дана", "5 година"] {
+            assert!(!text.contains(seed), "{seed} left from the defaults");
         }
     }
 }

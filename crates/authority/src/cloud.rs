@@ -10,10 +10,9 @@ use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTim
 use pki::profile::Person;
 use store::{CertificateRecord, UserRecord};
 
-use crate::agreement::{agreement_text, Provider};
+use crate::agreement::agreement_text;
 use crate::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::settings::CloudValidity;
 use crate::{Authority, Error};
 
 /// A refused cloud-certificate action.
@@ -145,24 +144,16 @@ impl Authority {
         }
     }
 
-    /// The validity in words for the agreement.
-    fn validity_words(&self) -> String {
-        match self.settings.cloud_validity {
-            CloudValidity::CalendarYears(years) => format!("{years} година"),
-            CloudValidity::Days(days) => format!("{days} дана"),
-        }
-    }
-
     /// The agreement the user is asked to accept (no number yet).
     pub fn agreement_draft(&self, user: &UserRecord) -> String {
         let name = format!("{} {}", user.given_name, user.surname);
         agreement_text(
-            &Provider::default(),
+            &self.settings.provider,
             &name,
             &user.jmbg,
             &serbian_date(self.clock.now()),
             None,
-            &self.validity_words(),
+            &self.settings.agreement_words,
         )
     }
 
@@ -198,12 +189,12 @@ impl Authority {
         );
         let name = format!("{} {}", user.given_name, user.surname);
         let text = agreement_text(
-            &Provider::default(),
+            &self.settings.provider,
             &name,
             &user.jmbg,
             &serbian_date(now),
             Some(&number),
-            &self.validity_words(),
+            &self.settings.agreement_words,
         );
         let actor = format!("user:{}", user.id);
         let issued = self
