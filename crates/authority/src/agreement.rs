@@ -37,7 +37,7 @@ impl Default for Provider {
 pub struct AgreementWords {
     /// How long a certificate is valid (`5 година`).
     pub validity: String,
-    /// The renewal window before expiry (`30 дана`).
+    /// The renewal window before expiry, as "in the …" of it continues (`последњих 30 дана`).
     pub renewal: String,
 }
 
@@ -78,7 +78,7 @@ pub fn agreement_text(
 Сертификат важи {validity} од дана издавања.\n\
 \n\
 Члан 5. Обнова\n\
-Корисник може да обнови сертификат у последњих {renewal} његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
+Корисник може да обнови сертификат у {renewal} његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
 \n\
 Члан 6. Опозив\n\
 Корисник може у сваком тренутку да опозове сертификат на Порталу. Опозивом свих сертификата опозива се и сертификат апликације ConsentID, која тада престаје да буде активна. Канцеларија опозива сертификат у случајевима прописаним законом.\n\
@@ -124,7 +124,7 @@ mod tests {
             None,
             &AgreementWords {
                 validity: "5 година".into(),
-                renewal: "30 дана".into(),
+                renewal: "последњих 30 дана".into(),
             },
         );
         for needle in [
@@ -156,7 +156,7 @@ mod tests {
         };
         let words = AgreementWords {
             validity: "2 године".into(),
-            renewal: "14 дана".into(),
+            renewal: "последњих 14 дана".into(),
         };
         let text = agreement_text(
             &provider,

@@ -119,7 +119,7 @@ impl Settings {
             provider: crate::agreement::Provider::default(),
             agreement_words: crate::agreement::AgreementWords {
                 validity: "5 година".into(),
-                renewal: "30 дана".into(),
+                renewal: "последњих 30 дана".into(),
             },
             mailer: crate::mail::Mailer {
                 outbox: std::path::PathBuf::from("outbox"),

@@ -183,3 +183,18 @@ mail-register-verify-subject = Confirm your e-mail address
 mail-register-verify-text = Dear { $name }, to confirm your address and finish the registration, open { $link } (valid { $hours } hours).
 mail-register-existing-subject = Registration
 mail-register-existing-text = Someone tried to register a new account with this address, which already has one. If it was you, log in at { $login }. If it was not, you need not do anything: nothing was changed.
+
+# The agreement's lengths of time (its articles 4 and 5), each in the form its number takes.
+agreement-validity-years = { $count ->
+    [one] { $count } year
+   *[other] { $count } years
+}
+agreement-validity-days = { $count ->
+    [one] { $count } day
+   *[other] { $count } days
+}
+# After "in" of the renewal window.
+agreement-renewal-window = { $count ->
+    [one] the last day
+   *[other] the last { $count } days
+}

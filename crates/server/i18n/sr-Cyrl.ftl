@@ -184,3 +184,20 @@ mail-register-verify-subject = Потврдите адресу електрон�
 mail-register-verify-text = Поштовани/а { $name }, да бисте потврдили адресу и завршили регистрацију, отворите { $link } (важи { $hours } сати).
 mail-register-existing-subject = Регистрација на Порталу за електронску идентификацију
 mail-register-existing-text = Неко је покушао да региструје нови налог са овом адресом, а налог већ постоји. Ако сте то били ви, пријавите се на { $login }. Ако нисте, не морате ништа да радите: ништа није промењено.
+
+# The agreement's lengths of time (its articles 4 and 5), each in the form its number takes.
+agreement-validity-years = { $count ->
+    [one] { $count } годину
+    [few] { $count } године
+   *[other] { $count } година
+}
+agreement-validity-days = { $count ->
+    [one] { $count } дан
+   *[other] { $count } дана
+}
+# After "у" (in the …) of the renewal window.
+agreement-renewal-window = { $count ->
+    [one] последњем { $count } дану
+    [few] последња { $count } дана
+   *[other] последњих { $count } дана
+}

@@ -220,6 +220,31 @@ impl Catalog {
         text.into_owned()
     }
 
+    /// A message whose variant is chosen by the plural category of `count` (`$count`): Fluent
+    /// selects by number only for a numeric argument.
+    pub fn counted(&self, language: Language, id: &str, count: i64) -> String {
+        let Some(bundle) = self.bundles.get(&language) else {
+            return id.to_owned();
+        };
+        let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
+            tracing::error!(id, language = language.tag(), "missing message");
+            return id.to_owned();
+        };
+        let mut args = FluentArgs::new();
+        args.set("count", FluentValue::from(count));
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, Some(&args), &mut errors);
+        if !errors.is_empty() {
+            tracing::error!(
+                id,
+                language = language.tag(),
+                ?errors,
+                "message formatting failed"
+            );
+        }
+        text.into_owned()
+    }
+
     /// Whether a message exists in a language.
     pub fn has(&self, language: Language, id: &str) -> bool {
         self.bundles
@@ -253,6 +278,27 @@ pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
             "{}\n",
             both("mail-register-existing-text", &placeholders, "\n\n")
         ),
+    }
+}
+
+/// The agreement's words for a certificate's validity and the renewal window, in Serbian
+/// Cyrillic (the agreement's language), each with the plural form its number takes.
+pub fn agreement_words(
+    catalog: &Catalog,
+    validity: authority::CloudValidity,
+    renewal_window_days: i64,
+) -> authority::agreement::AgreementWords {
+    let language = Language::SerbianCyrillic;
+    authority::agreement::AgreementWords {
+        validity: match validity {
+            authority::CloudValidity::CalendarYears(years) => {
+                catalog.counted(language, "agreement-validity-years", years)
+            }
+            authority::CloudValidity::Days(days) => {
+                catalog.counted(language, "agreement-validity-days", days)
+            }
+        },
+        renewal: catalog.counted(language, "agreement-renewal-window", renewal_window_days),
     }
 }
 
@@ -297,6 +343,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_agreement_words_take_the_serbian_plural_of_their_number() {
+        use authority::CloudValidity::{CalendarYears, Days};
+        let catalog = Catalog::load().unwrap();
+        let renewal = |days| agreement_words(&catalog, CalendarYears(5), days).renewal;
+        assert_eq!(renewal(30), "последњих 30 дана");
+        assert_eq!(renewal(14), "последњих 14 дана");
+        assert_eq!(renewal(1), "последњем 1 дану");
+        assert_eq!(renewal(21), "последњем 21 дану");
+        assert_eq!(renewal(3), "последња 3 дана");
+        assert_eq!(renewal(12), "последњих 12 дана");
+        assert_eq!(renewal(11), "последњих 11 дана");
+        let validity = |v| agreement_words(&catalog, v, 30).validity;
+        assert_eq!(validity(CalendarYears(5)), "5 година");
+        assert_eq!(validity(CalendarYears(1)), "1 годину");
+        assert_eq!(validity(CalendarYears(2)), "2 године");
+        assert_eq!(validity(Days(1)), "1 дан");
+        assert_eq!(validity(Days(21)), "21 дан");
+        assert_eq!(validity(Days(4)), "4 дана");
+        assert_eq!(validity(Days(365)), "365 дана");
+        // The authority's own defaults are what the catalogue says for them.
+        let defaults = authority::Settings::new("http://127.0.0.1");
+        assert_eq!(
+            agreement_words(
+                &catalog,
+                defaults.cloud_validity,
+                defaults.renewal_window_days
+            ),
+            defaults.agreement_words
+        );
     }
 
     #[test]
