@@ -51,6 +51,83 @@ pub fn serbian_date(at: UnixTime) -> String {
     format!("{d:02}.{m:02}.{y}.")
 }
 
+/// The texts of the cloud certificate's e-mails (the server fills them from its message
+/// catalogues). Placeholders in braces are filled when a mail is sent: `{name}`, `{serial}`,
+/// `{until}`, `{number}` and `{agreement}` (the agreement's text) in the issuance mail;
+/// `{serial}`, `{until}` and `{old}` in the renewal mail; `{serial}` in the revocation mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudMails {
+    /// Subject of the issuance mail (the agreement attached).
+    pub issued_subject: String,
+    /// Its body.
+    pub issued_body: String,
+    /// Subject of the renewal mail.
+    pub renewed_subject: String,
+    /// Its body.
+    pub renewed_body: String,
+    /// Subject of the revocation mail.
+    pub revoked_subject: String,
+    /// Its body.
+    pub revoked_body: String,
+    /// Subject of the mail after **Опозови све сертификате**.
+    pub revoked_all_subject: String,
+    /// Its body.
+    pub revoked_all_body: String,
+}
+
+impl Default for CloudMails {
+    fn default() -> Self {
+        Self {
+            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate".into(),
+            issued_body: "Поштовани/а {name},\n\nиздат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}.\n\
+                          У прилогу је закључени уговор број {number}.\n\n\
+                          Your qualified electronic certificate in the cloud was issued; the signed agreement is attached.\n\n{agreement}"
+                .into(),
+            renewed_subject: "Сертификат у клауду је обновљен / Cloud certificate renewed".into(),
+            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\n\
+                           Your cloud certificate was renewed; the previous one was revoked.\n"
+                .into(),
+            revoked_subject: "Сертификат у клауду је опозван / Cloud certificate revoked".into(),
+            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\n\
+                           Your cloud certificate was revoked and its key destroyed. ConsentID stays active.\n"
+                .into(),
+            revoked_all_subject: "Сви сертификати су опозвани / All certificates revoked".into(),
+            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. \
+                               За поновну активацију обратите се службенику.\n\n\
+                               All your certificates were revoked, ConsentID's included; an officer must activate it again.\n"
+                .into(),
+        }
+    }
+}
+
+/// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that
+/// itself holds braces (a user's name, say) is never read as a placeholder.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let value = from.find('}').and_then(|close| {
+            let name = from.get(1..close)?;
+            let value = values.iter().find(|(n, _)| *n == name)?.1;
+            Some((value, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = from.get(close + 1..).unwrap_or_default();
+            }
+            None => {
+                out.push('{');
+                rest = from.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn person_of(user: &UserRecord) -> Result<Person, Error> {
     let jmbg =
         Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
@@ -205,17 +282,22 @@ impl Authority {
                 Some((&user.id, &number, &text)),
             )
             .await?;
+        let mails = &self.settings.cloud_mails;
+        let name = format!("{} {}", user.given_name, user.surname);
+        let until = serbian_date(issued.not_after);
+        let serial = issued.serial.to_string();
         self.notify(
             &user,
-            "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate",
-            &format!(
-                "Поштовани/а {} {},\n\nиздат вам је квалификовани електронски сертификат у клауду (серијски број {}), важи до {}.\n\
-                 У прилогу је закључени уговор број {number}.\n\n\
-                 Your qualified electronic certificate in the cloud was issued; the signed agreement is attached.\n\n{text}",
-                user.given_name,
-                user.surname,
-                issued.serial,
-                serbian_date(issued.not_after),
+            &mails.issued_subject,
+            &fill(
+                &mails.issued_body,
+                &[
+                    ("name", &name),
+                    ("serial", &serial),
+                    ("until", &until),
+                    ("number", &number),
+                    ("agreement", &text),
+                ],
             ),
             Some((&number, &text)),
         );
@@ -234,15 +316,15 @@ impl Authority {
             .await?;
         self.revoke(&old.serial, RevocationReason::Superseded, &actor)
             .await?;
+        let mails = &self.settings.cloud_mails;
+        let until = serbian_date(issued.not_after);
+        let (serial, old) = (issued.serial.to_string(), old.serial.to_string());
         self.notify(
             &user,
-            "Сертификат у клауду је обновљен / Cloud certificate renewed",
-            &format!(
-                "Ваш сертификат у клауду је обновљен: нови серијски број {}, важи до {}. Претходни ({}) је опозван.\n\n\
-                 Your cloud certificate was renewed; the previous one was revoked.\n",
-                issued.serial,
-                serbian_date(issued.not_after),
-                old.serial
+            &mails.renewed_subject,
+            &fill(
+                &mails.renewed_body,
+                &[("serial", &serial), ("until", &until), ("old", &old)],
             ),
             None,
         );
@@ -260,14 +342,12 @@ impl Authority {
             &format!("user:{}", user.id),
         )
         .await?;
+        let mails = &self.settings.cloud_mails;
+        let serial = current.serial.to_string();
         self.notify(
             &user,
-            "Сертификат у клауду је опозван / Cloud certificate revoked",
-            &format!(
-                "Ваш сертификат у клауду (серијски број {}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\n\
-                 Your cloud certificate was revoked and its key destroyed. ConsentID stays active.\n",
-                current.serial
-            ),
+            &mails.revoked_subject,
+            &fill(&mails.revoked_body, &[("serial", &serial)]),
             None,
         );
         Ok(())
@@ -307,14 +387,53 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
+        let mails = &self.settings.cloud_mails;
         self.notify(
             &user,
-            "Сви сертификати су опозвани / All certificates revoked",
-            "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. \
-             За поновну активацију обратите се службенику.\n\n\
-             All your certificates were revoked, ConsentID's included; an officer must activate it again.\n",
+            &mails.revoked_all_subject,
+            &mails.revoked_all_body,
             None,
         );
         Ok(serials.len())
+    }
+}
+
+#[cfg(test)]
+mod mail_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_and_unknown_braces_stay() {
+        assert_eq!(
+            fill(
+                "Поштовани/а {name}, број {serial}; {unknown} {",
+                &[("name", "Ана {serial}"), ("serial", "01AB")]
+            ),
+            "Поштовани/а Ана {serial}, број 01AB; {unknown} {"
+        );
+    }
+
+    #[test]
+    fn every_placeholder_of_the_default_mails_is_one_the_authority_fills() {
+        let mails = CloudMails::default();
+        let names = |text: &str| -> Vec<String> {
+            text.split('{')
+                .skip(1)
+                .filter_map(|part| part.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect()
+        };
+        for (body, known) in [
+            (
+                &mails.issued_body,
+                &["name", "serial", "until", "number", "agreement"][..],
+            ),
+            (&mails.renewed_body, &["serial", "until", "old"][..]),
+            (&mails.revoked_body, &["serial"][..]),
+            (&mails.revoked_all_body, &[][..]),
+        ] {
+            for name in names(body) {
+                assert!(known.contains(&name.as_str()), "{{{name}}} in {body}");
+            }
+        }
     }
 }

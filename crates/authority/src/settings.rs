@@ -78,6 +78,8 @@ pub struct Settings {
     /// The agreement's words for `cloud_validity` and `renewal_window_days` (the server makes
     /// them from its message catalogues whenever it sets those two).
     pub agreement_words: crate::agreement::AgreementWords,
+    /// The cloud certificate's e-mails (the server fills them from its message catalogues).
+    pub cloud_mails: crate::cloud::CloudMails,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
     /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
@@ -127,6 +129,7 @@ impl Settings {
                 from: "eID portal <noreply@eid.gov.rs>".into(),
             },
             registration_mails: RegistrationMails::default(),
+            cloud_mails: crate::cloud::CloudMails::default(),
         }
     }
 

@@ -198,3 +198,13 @@ agreement-renewal-window = { $count ->
     [one] the last day
    *[other] the last { $count } days
 }
+
+# The cloud certificate's e-mails (each follows its Serbian text).
+mail-cloud-issued-subject = Agreement and qualified electronic certificate in the cloud
+mail-cloud-issued-text = Dear { $name }, your qualified electronic certificate in the cloud was issued (serial number { $serial }), valid until { $until }. The agreement number { $number } is attached.
+mail-cloud-renewed-subject = Cloud certificate renewed
+mail-cloud-renewed-text = Your cloud certificate was renewed: new serial number { $serial }, valid until { $until }. The previous one ({ $old }) was revoked.
+mail-cloud-revoked-subject = Cloud certificate revoked
+mail-cloud-revoked-text = Your cloud certificate (serial number { $serial }) was revoked and its key destroyed. ConsentID stays active.
+mail-cloud-revoked-all-subject = All certificates revoked
+mail-cloud-revoked-all-text = All your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.

@@ -201,3 +201,13 @@ agreement-renewal-window = { $count ->
     [few] последња { $count } дана
    *[other] последњих { $count } дана
 }
+
+# The cloud certificate's e-mails (each followed by its English text).
+mail-cloud-issued-subject = Уговор и квалификовани електронски сертификат у клауду
+mail-cloud-issued-text = Поштовани/а { $name }, издат вам је квалификовани електронски сертификат у клауду (серијски број { $serial }), важи до { $until }. У прилогу је закључени уговор број { $number }.
+mail-cloud-renewed-subject = Сертификат у клауду је обновљен
+mail-cloud-renewed-text = Ваш сертификат у клауду је обновљен: нови серијски број { $serial }, важи до { $until }. Претходни ({ $old }) је опозван.
+mail-cloud-revoked-subject = Сертификат у клауду је опозван
+mail-cloud-revoked-text = Ваш сертификат у клауду (серијски број { $serial }) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.
+mail-cloud-revoked-all-subject = Сви сертификати су опозвани
+mail-cloud-revoked-all-text = Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. За поновну активацију обратите се службенику.

@@ -281,6 +281,36 @@ pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
     }
 }
 
+/// The cloud certificate's e-mails in Serbian (Cyrillic) and English, one after the other; the
+/// placeholders (`{serial}`, ...; see [`authority::cloud::CloudMails`]) are left for the
+/// authority to fill.
+pub fn cloud_mails(catalog: &Catalog) -> authority::cloud::CloudMails {
+    let placeholders: Vec<(&str, String)> = ["name", "serial", "until", "number", "old"]
+        .iter()
+        .map(|p| (*p, format!("{{{p}}}")))
+        .collect();
+    let both = |id: &str, separator: &str| {
+        format!(
+            "{}{separator}{}",
+            catalog.message(Language::SerbianCyrillic, id, &placeholders),
+            catalog.message(Language::English, id, &placeholders)
+        )
+    };
+    authority::cloud::CloudMails {
+        issued_subject: both("mail-cloud-issued-subject", " / "),
+        issued_body: format!(
+            "{}\n\n{{agreement}}",
+            both("mail-cloud-issued-text", "\n\n")
+        ),
+        renewed_subject: both("mail-cloud-renewed-subject", " / "),
+        renewed_body: format!("{}\n", both("mail-cloud-renewed-text", "\n\n")),
+        revoked_subject: both("mail-cloud-revoked-subject", " / "),
+        revoked_body: format!("{}\n", both("mail-cloud-revoked-text", "\n\n")),
+        revoked_all_subject: both("mail-cloud-revoked-all-subject", " / "),
+        revoked_all_body: format!("{}\n", both("mail-cloud-revoked-all-text", "\n\n")),
+    }
+}
+
 /// The agreement's words for a certificate's validity and the renewal window, in Serbian
 /// Cyrillic (the agreement's language), each with the plural form its number takes.
 pub fn agreement_words(
@@ -375,6 +405,58 @@ mod tests {
             ),
             defaults.agreement_words
         );
+    }
+
+    #[test]
+    fn cloud_mails_come_from_the_catalogues_in_both_languages() {
+        use authority::cloud::fill;
+        let mails = cloud_mails(&Catalog::load().unwrap());
+        let values = [
+            ("name", "Ана Анић"),
+            ("serial", "01AB"),
+            ("until", "01.01.2031."),
+            ("number", "2026-X"),
+            ("agreement", "УГОВОР …"),
+            ("old", "00FF"),
+        ];
+        let issued = fill(&mails.issued_body, &values);
+        for needle in [
+            "Поштовани/а Ана Анић, издат вам је",
+            "(серијски број 01AB), важи до 01.01.2031.",
+            "уговор број 2026-X",
+            "Dear Ана Анић, your qualified",
+            "\n\nУГОВОР …",
+        ] {
+            assert!(issued.contains(needle), "{needle}: {issued}");
+        }
+        let renewed = fill(&mails.renewed_body, &values);
+        assert!(
+            renewed.contains("нови серијски број 01AB") && renewed.contains("(00FF)"),
+            "{renewed}"
+        );
+        assert!(fill(&mails.revoked_body, &values).contains("(серијски број 01AB)"));
+        assert!(mails
+            .revoked_all_body
+            .contains("Сви ваши сертификати су опозвани"));
+        for subject in [
+            &mails.issued_subject,
+            &mails.renewed_subject,
+            &mails.revoked_subject,
+            &mails.revoked_all_subject,
+        ] {
+            let (serbian, english) = subject.split_once(" / ").unwrap();
+            assert!(
+                serbian
+                    .chars()
+                    .any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)),
+                "{subject}"
+            );
+            assert!(english.is_ascii(), "{subject}");
+        }
+        // No placeholder is left that the authority does not fill.
+        for body in [&mails.issued_body, &mails.renewed_body, &mails.revoked_body] {
+            assert!(!fill(body, &values).contains('{'), "{body}");
+        }
     }
 
     #[test]

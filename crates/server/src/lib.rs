@@ -118,6 +118,7 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
             settings.cloud_validity,
             settings.renewal_window_days,
         );
+        settings.cloud_mails = i18n::cloud_mails(&catalog);
     }
     apply_provider(&mut settings, &config.provider);
     settings
