@@ -1,7 +1,10 @@
 //! The service agreement of the seed's step 9, generated for each user: made under art. 30(1)
 //! of the Law on Electronic Document, Electronic Identification and Trust Services (OG RS 94/17
 //! and 52/21) and art. 3 of the Decree on conditions for qualified trust services (OG RS 37/18),
-//! between the provider (configuration, DESIGN §7) and the user (name, JMBG).
+//! between the provider (configuration, DESIGN §7) and the user (name, JMBG). The words are the
+//! server's (its message catalogues); the defaults here are the same Serbian text.
+
+use crate::cloud::fill;
 
 /// The provider as the agreement names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,34 +34,39 @@ impl Default for Provider {
     }
 }
 
-/// Lengths of time in the agreement's words, in the agreement's language (the server makes them
-/// from its message catalogues, with the plural the number takes).
+/// The agreement's words, in its language (the server makes them from its message catalogues;
+/// the lengths of time with the plural their number takes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgreementWords {
+    /// The text: the title line, then a paragraph a line. Filled in: `{date}`, `{number}`,
+    /// `{provider}`, `{address}`, `{tax_id}`, `{registration}`, `{representative}`,
+    /// `{user_name}`, `{jmbg}`, `{validity}`, `{renewal}`.
+    pub template: String,
+    /// What `{representative}` becomes when the provider names one (`{name}`).
+    pub representative: String,
+    /// The footer of every page of the PDF.
+    pub footer: String,
     /// How long a certificate is valid (`5 година`).
     pub validity: String,
     /// The renewal window before expiry, as "in the …" of it continues (`последњих 30 дана`).
     pub renewal: String,
 }
 
-/// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
-/// (`dd.mm.yyyy.`), with `number` (or a blank line until it is accepted).
-pub fn agreement_text(
-    provider: &Provider,
-    user_name: &str,
-    jmbg: &str,
-    date: &str,
-    number: Option<&str>,
-    words: &AgreementWords,
-) -> String {
-    let number = number.unwrap_or("__________");
-    let representative = provider
-        .representative
-        .as_deref()
-        .map(|name| format!(", коју заступа {name}"))
-        .unwrap_or_default();
-    format!(
-        "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
+impl Default for AgreementWords {
+    /// The Serbian text, for the defaults of the settings (5 years, 30 days).
+    fn default() -> Self {
+        Self {
+            template: DEFAULT_TEMPLATE.into(),
+            representative: ", коју заступа {name}".into(),
+            footer: "Портал за електронску идентификацију".into(),
+            validity: "5 година".into(),
+            renewal: "последњих 30 дана".into(),
+        }
+    }
+}
+
+/// The seed's agreement (the server's catalogue has the same text as `agreement-text`).
+const DEFAULT_TEMPLATE: &str = "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
 \n\
 На основу члана 30. став 1. Закона о електронском документу, електронској идентификацији и услугама од поверења у електронском пословању („Службени гласник РС”, бр. 94/17 и 52/21) и члана 3. Уредбе о условима за пружање квалификованих услуга од поверења („Службени гласник РС”, број 37/18), дана {date} године, под бројем {number}, закључује се уговор између:\n\
 \n\
@@ -90,23 +98,49 @@ pub fn agreement_text(
 Приговоре на рад Канцеларије Корисник подноси електронском поштом или писаним путем на адресу Канцеларије; Канцеларија одговара у року од 15 дана.\n\
 \n\
 Члан 9. Завршне одредбе\n\
-Уговор је закључен прихватањем на Порталу за електронску идентификацију и производи дејство даном издавања сертификата. Примерак уговора доставља се Кориснику електронском поштом.\n",
-        provider = provider.name,
-        address = provider.address,
-        tax_id = provider.tax_id,
-        registration = provider.registration_number,
-        validity = words.validity,
-        renewal = words.renewal,
+Уговор је закључен прихватањем на Порталу за електронску идентификацију и производи дејство даном издавања сертификата. Примерак уговора доставља се Кориснику електронском поштом.\n";
+
+/// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
+/// (`dd.mm.yyyy.`), with `number` (or a blank line until it is accepted).
+pub fn agreement_text(
+    provider: &Provider,
+    user_name: &str,
+    jmbg: &str,
+    date: &str,
+    number: Option<&str>,
+    words: &AgreementWords,
+) -> String {
+    let number = number.unwrap_or("__________");
+    let representative = provider
+        .representative
+        .as_deref()
+        .map(|name| fill(&words.representative, &[("name", name)]))
+        .unwrap_or_default();
+    fill(
+        &words.template,
+        &[
+            ("date", date),
+            ("number", number),
+            ("provider", &provider.name),
+            ("address", &provider.address),
+            ("tax_id", &provider.tax_id),
+            ("registration", &provider.registration_number),
+            ("representative", &representative),
+            ("user_name", user_name),
+            ("jmbg", jmbg),
+            ("validity", &words.validity),
+            ("renewal", &words.renewal),
+        ],
     )
 }
 
 /// The agreement as a PDF (Cyrillic text that `pdftotext` extracts, DejaVu Sans embedded), for
 /// the e-mail and the download: the first line is the title, every other line a paragraph.
-pub fn agreement_pdf(text: &str) -> Result<Vec<u8>, crate::Error> {
+pub fn agreement_pdf(text: &str, footer: &str) -> Result<Vec<u8>, crate::Error> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let title = lines.next().unwrap_or_default();
     let paragraphs: Vec<String> = lines.map(str::to_owned).collect();
-    pdf::agreement_pdf(title, &paragraphs, "Портал за електронску идентификацију")
+    pdf::agreement_pdf(title, &paragraphs, footer)
         .map_err(|e| crate::Error::Inconsistent(format!("agreement PDF: {e}")))
 }
 
@@ -122,10 +156,7 @@ mod tests {
             "0101990710008",
             "25.11.2026.",
             None,
-            &AgreementWords {
-                validity: "5 година".into(),
-                renewal: "последњих 30 дана".into(),
-            },
+            &AgreementWords::default(),
         );
         for needle in [
             "94/17 и 52/21",
@@ -157,6 +188,7 @@ mod tests {
         let words = AgreementWords {
             validity: "2 године".into(),
             renewal: "последњих 14 дана".into(),
+            ..AgreementWords::default()
         };
         let text = agreement_text(
             &provider,

@@ -150,7 +150,7 @@ impl Authority {
     ) {
         let mut attachments = Vec::new();
         if let Some((number, text)) = agreement {
-            match crate::agreement::agreement_pdf(text) {
+            match crate::agreement::agreement_pdf(text, &self.settings.agreement_words.footer) {
                 Ok(pdf) => attachments.push(crate::mail::MailAttachment {
                     filename: format!("ugovor-{number}.pdf"),
                     content_type: "application/pdf".into(),
@@ -216,7 +216,10 @@ impl Authority {
     ) -> Result<Option<Vec<u8>>, Error> {
         let agreements = self.store.agreements_of(&user.id).await?;
         match agreements.into_iter().find(|(n, ..)| n == number) {
-            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(&text)?)),
+            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(
+                &text,
+                &self.settings.agreement_words.footer,
+            )?)),
             None => Ok(None),
         }
     }

@@ -119,10 +119,7 @@ impl Settings {
             audit_checkpoints: None,
             renewal_window_days: 30,
             provider: crate::agreement::Provider::default(),
-            agreement_words: crate::agreement::AgreementWords {
-                validity: "5 година".into(),
-                renewal: "последњих 30 дана".into(),
-            },
+            agreement_words: crate::agreement::AgreementWords::default(),
             mailer: crate::mail::Mailer {
                 outbox: std::path::PathBuf::from("outbox"),
                 smtp_url: None,

@@ -311,15 +311,39 @@ pub fn cloud_mails(catalog: &Catalog) -> authority::cloud::CloudMails {
     }
 }
 
-/// The agreement's words for a certificate's validity and the renewal window, in Serbian
-/// Cyrillic (the agreement's language), each with the plural form its number takes.
+/// The agreement's text and words in Serbian Cyrillic (the agreement's language): the
+/// placeholders left for the authority to fill, the validity and the renewal window each with the
+/// plural form its number takes.
 pub fn agreement_words(
     catalog: &Catalog,
     validity: authority::CloudValidity,
     renewal_window_days: i64,
 ) -> authority::agreement::AgreementWords {
     let language = Language::SerbianCyrillic;
+    let placeholders: Vec<(&str, String)> = [
+        "date",
+        "number",
+        "provider",
+        "address",
+        "tax_id",
+        "registration",
+        "representative",
+        "user_name",
+        "jmbg",
+        "validity",
+        "renewal",
+        "name",
+    ]
+    .iter()
+    .map(|p| (*p, format!("{{{p}}}")))
+    .collect();
     authority::agreement::AgreementWords {
+        template: format!(
+            "{}\n",
+            catalog.message(language, "agreement-text", &placeholders)
+        ),
+        representative: catalog.message(language, "agreement-representative", &placeholders),
+        footer: catalog.message(language, "agreement-footer", &placeholders),
         validity: match validity {
             authority::CloudValidity::CalendarYears(years) => {
                 catalog.counted(language, "agreement-validity-years", years)
