@@ -76,26 +76,17 @@ pub struct CloudMails {
 }
 
 impl Default for CloudMails {
+    /// The server's catalogue texts (a server test holds them equal), for settings made without it.
     fn default() -> Self {
         Self {
-            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate".into(),
-            issued_body: "Поштовани/а {name},\n\nиздат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}.\n\
-                          У прилогу је закључени уговор број {number}.\n\n\
-                          Your qualified electronic certificate in the cloud was issued; the signed agreement is attached.\n\n{agreement}"
-                .into(),
+            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and qualified electronic certificate in the cloud".into(),
+            issued_body: "Поштовани/а {name}, издат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}. У прилогу је закључени уговор број {number}.\n\nDear {name}, your qualified electronic certificate in the cloud was issued (serial number {serial}), valid until {until}. The agreement number {number} is attached.\n\n{agreement}".into(),
             renewed_subject: "Сертификат у клауду је обновљен / Cloud certificate renewed".into(),
-            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\n\
-                           Your cloud certificate was renewed; the previous one was revoked.\n"
-                .into(),
+            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\nYour cloud certificate was renewed: new serial number {serial}, valid until {until}. The previous one ({old}) was revoked.\n".into(),
             revoked_subject: "Сертификат у клауду је опозван / Cloud certificate revoked".into(),
-            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\n\
-                           Your cloud certificate was revoked and its key destroyed. ConsentID stays active.\n"
-                .into(),
+            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\nYour cloud certificate (serial number {serial}) was revoked and its key destroyed. ConsentID stays active.\n".into(),
             revoked_all_subject: "Сви сертификати су опозвани / All certificates revoked".into(),
-            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. \
-                               За поновну активацију обратите се службенику.\n\n\
-                               All your certificates were revoked, ConsentID's included; an officer must activate it again.\n"
-                .into(),
+            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. За поновну активацију обратите се службенику.\n\nAll your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.\n".into(),
         }
     }
 }

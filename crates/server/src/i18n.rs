@@ -477,6 +477,8 @@ mod tests {
             );
             assert!(english.is_ascii(), "{subject}");
         }
+        // The authority's defaults, for settings made without the catalogues, are these texts.
+        assert_eq!(mails, authority::cloud::CloudMails::default());
         // No placeholder is left that the authority does not fill.
         for body in [&mails.issued_body, &mails.renewed_body, &mails.revoked_body] {
             assert!(!fill(body, &values).contains('{'), "{body}");
