@@ -365,6 +365,10 @@ mod tests {
         /// Breaks a deferred foreign key, which only its transaction's COMMIT checks, and
         /// commits.
         BreaksADeferredKey,
+        /// Runs a statement whose error ends the whole database transaction (on SQLite a
+        /// trigger's `RAISE(ROLLBACK)`, as a full disk or an I/O error does; on PostgreSQL any
+        /// error), tries one more write anyway, and is dropped.
+        EndsItsTransaction,
     }
 
     /// What became of a member.
@@ -438,6 +442,22 @@ mod tests {
                     .await
                     .map(|_| ());
                 assert!(outcome.is_err(), "a duplicate key was accepted");
+                drop(tx);
+                return Member { group, outcome };
+            }
+            Part::EndsItsTransaction => {
+                let outcome = query("INSERT INTO member_rows (id, member) VALUES ($1, 999)")
+                    .bind(i)
+                    .execute(tx.conn().unwrap())
+                    .await
+                    .map(|_| ());
+                assert!(outcome.is_err(), "the statement did not fail");
+                if let Ok(on) = tx.conn() {
+                    let _ = query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+                        .bind(i + 50)
+                        .execute(on)
+                        .await;
+                }
                 drop(tx);
                 return Member { group, outcome };
             }
@@ -664,6 +684,46 @@ mod tests {
                 one_more_commits(&db, &store, 100 + breaking).await;
                 chain += 1;
             }
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_runs_outside_a_transaction_that_an_error_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in databases(dir.path()).await {
+            let store = store_with_tables(&db).await;
+            if db.name == "sqlite" {
+                let mut tx = store.begin().await.unwrap();
+                query(
+                    "CREATE TRIGGER end_the_transaction BEFORE INSERT ON member_rows \
+                     WHEN NEW.member = 999 BEGIN SELECT RAISE(ROLLBACK, 'ended'); END",
+                )
+                .execute(tx.conn().unwrap())
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+            let parts = [Part::Commits, Part::EndsItsTransaction, Part::Commits];
+            let (members, stored) = run_group(&db, &store, &parts).await;
+            // On SQLite the first member's work was in the transaction that ended, and is
+            // lost; the last one, after it, is in a group of its own.
+            let committed = [db.name != "sqlite", false, true];
+            for (i, member) in members.iter().enumerate() {
+                assert_eq!(
+                    member.outcome.is_ok(),
+                    committed[i],
+                    "{}: member {i}: {:?}",
+                    db.name,
+                    member.outcome
+                );
+            }
+            let expected: Vec<i64> = (0..3_i64)
+                .filter(|i| committed[usize::try_from(*i).unwrap()])
+                .collect();
+            // Above all, not the write the failed member tried after its error (51).
+            assert_eq!(stored, expected, "{}", db.name);
+            one_more_commits(&db, &store, 100).await;
             store.close().await;
         }
     }
