@@ -1,7 +1,10 @@
 //! The service agreement of the seed's step 9, generated for each user: made under art. 30(1)
 //! of the Law on Electronic Document, Electronic Identification and Trust Services (OG RS 94/17
 //! and 52/21) and art. 3 of the Decree on conditions for qualified trust services (OG RS 37/18),
-//! between the provider (configuration, DESIGN §7) and the user (name, JMBG).
+//! between the provider (configuration, DESIGN §7) and the user (name, JMBG). The words are the
+//! server's (its message catalogues); the defaults here are the same Serbian text.
+
+use crate::cloud::fill;
 
 /// The provider as the agreement names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,8 @@ pub struct Provider {
     pub tax_id: String,
     /// Registration number (МБ).
     pub registration_number: String,
+    /// Who signs for the provider, if the agreement names them.
+    pub representative: Option<String>,
 }
 
 impl Default for Provider {
@@ -24,27 +29,48 @@ impl Default for Provider {
             address: "Београд, Немањина 11".into(),
             tax_id: "110177886".into(),
             registration_number: "07020171".into(),
+            representative: None,
         }
     }
 }
 
-/// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
-/// (`dd.mm.yyyy.`), with `number` (or a blank line until it is accepted).
-pub fn agreement_text(
-    provider: &Provider,
-    user_name: &str,
-    jmbg: &str,
-    date: &str,
-    number: Option<&str>,
-    years: &str,
-) -> String {
-    let number = number.unwrap_or("__________");
-    format!(
-        "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
+/// The agreement's words, in its language (the server makes them from its message catalogues;
+/// the lengths of time with the plural their number takes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementWords {
+    /// The text: the title line, then a paragraph a line. Filled in: `{date}`, `{number}`,
+    /// `{provider}`, `{address}`, `{tax_id}`, `{registration}`, `{representative}`,
+    /// `{user_name}`, `{jmbg}`, `{validity}`, `{renewal}`.
+    pub template: String,
+    /// What `{representative}` becomes when the provider names one (`{name}`).
+    pub representative: String,
+    /// The footer of every page of the PDF.
+    pub footer: String,
+    /// How long a certificate is valid (`5 година`).
+    pub validity: String,
+    /// The renewal window before expiry, as "in the …" of it continues (`последњих 30 дана`).
+    pub renewal: String,
+}
+
+impl Default for AgreementWords {
+    /// The Serbian text, for the defaults of the settings (5 years, 30 days).
+    fn default() -> Self {
+        Self {
+            template: DEFAULT_TEMPLATE.into(),
+            representative: ", коју заступа {name}".into(),
+            footer: "Портал за електронску идентификацију".into(),
+            validity: "5 година".into(),
+            renewal: "последњих 30 дана".into(),
+        }
+    }
+}
+
+/// The seed's agreement (the server's catalogue has the same text as `agreement-text`).
+const DEFAULT_TEMPLATE: &str = "УГОВОР О ПРУЖАЊУ УСЛУГЕ ИЗДАВАЊА КВАЛИФИКОВАНОГ ЕЛЕКТРОНСКОГ СЕРТИФИКАТА ЗА КВАЛИФИКОВАНИ ЕЛЕКТРОНСКИ ПОТПИС НА ДАЉИНУ\n\
 \n\
 На основу члана 30. став 1. Закона о електронском документу, електронској идентификацији и услугама од поверења у електронском пословању („Службени гласник РС”, бр. 94/17 и 52/21) и члана 3. Уредбе о условима за пружање квалификованих услуга од поверења („Службени гласник РС”, број 37/18), дана {date} године, под бројем {number}, закључује се уговор између:\n\
 \n\
-1. {provider}, {address}, ПИБ {tax_id}, матични број {registration} (у даљем тексту: Канцеларија), и\n\
+1. {provider}, {address}, ПИБ {tax_id}, матични број {registration}{representative} (у даљем тексту: Канцеларија), и\n\
 2. Корисника: {user_name}, ЈМБГ {jmbg} (у даљем тексту: Корисник).\n\
 \n\
 Члан 1. Предмет уговора\n\
@@ -57,10 +83,10 @@ pub fn agreement_text(
 Корисник је дужан да чува ПИН апликације ConsentID у тајности, да не уступа уређај трећим лицима, да сваки захтев за потписивање пажљиво прегледа пре одобрења и да без одлагања опозове сертификат ако посумња у злоупотребу. Само Корисник одобрава сваку употребу свог кључа.\n\
 \n\
 Члан 4. Рок важења\n\
-Сертификат важи {years} од дана издавања.\n\
+Сертификат важи {validity} од дана издавања.\n\
 \n\
 Члан 5. Обнова\n\
-Корисник може да обнови сертификат у последњих 30 дана његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
+Корисник може да обнови сертификат у {renewal} његовог важења; при обнови се генерише нови пар кључева, а претходни сертификат се опозива.\n\
 \n\
 Члан 6. Опозив\n\
 Корисник може у сваком тренутку да опозове сертификат на Порталу. Опозивом свих сертификата опозива се и сертификат апликације ConsentID, која тада престаје да буде активна. Канцеларија опозива сертификат у случајевима прописаним законом.\n\
@@ -72,21 +98,49 @@ pub fn agreement_text(
 Приговоре на рад Канцеларије Корисник подноси електронском поштом или писаним путем на адресу Канцеларије; Канцеларија одговара у року од 15 дана.\n\
 \n\
 Члан 9. Завршне одредбе\n\
-Уговор је закључен прихватањем на Порталу за електронску идентификацију и производи дејство даном издавања сертификата. Примерак уговора доставља се Кориснику електронском поштом.\n",
-        provider = provider.name,
-        address = provider.address,
-        tax_id = provider.tax_id,
-        registration = provider.registration_number,
+Уговор је закључен прихватањем на Порталу за електронску идентификацију и производи дејство даном издавања сертификата. Примерак уговора доставља се Кориснику електронском поштом.\n";
+
+/// The heading and the articles of an agreement for `user_name` (JMBG `jmbg`), dated `date`
+/// (`dd.mm.yyyy.`), with `number` (or a blank line until it is accepted).
+pub fn agreement_text(
+    provider: &Provider,
+    user_name: &str,
+    jmbg: &str,
+    date: &str,
+    number: Option<&str>,
+    words: &AgreementWords,
+) -> String {
+    let number = number.unwrap_or("__________");
+    let representative = provider
+        .representative
+        .as_deref()
+        .map(|name| fill(&words.representative, &[("name", name)]))
+        .unwrap_or_default();
+    fill(
+        &words.template,
+        &[
+            ("date", date),
+            ("number", number),
+            ("provider", &provider.name),
+            ("address", &provider.address),
+            ("tax_id", &provider.tax_id),
+            ("registration", &provider.registration_number),
+            ("representative", &representative),
+            ("user_name", user_name),
+            ("jmbg", jmbg),
+            ("validity", &words.validity),
+            ("renewal", &words.renewal),
+        ],
     )
 }
 
 /// The agreement as a PDF (Cyrillic text that `pdftotext` extracts, DejaVu Sans embedded), for
 /// the e-mail and the download: the first line is the title, every other line a paragraph.
-pub fn agreement_pdf(text: &str) -> Result<Vec<u8>, crate::Error> {
+pub fn agreement_pdf(text: &str, footer: &str) -> Result<Vec<u8>, crate::Error> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let title = lines.next().unwrap_or_default();
     let paragraphs: Vec<String> = lines.map(str::to_owned).collect();
-    pdf::agreement_pdf(title, &paragraphs, "Портал за електронску идентификацију")
+    pdf::agreement_pdf(title, &paragraphs, footer)
         .map_err(|e| crate::Error::Inconsistent(format!("agreement PDF: {e}")))
 }
 
@@ -102,7 +156,7 @@ mod tests {
             "0101990710008",
             "25.11.2026.",
             None,
-            "5 година",
+            &AgreementWords::default(),
         );
         for needle in [
             "94/17 и 52/21",
@@ -114,8 +168,43 @@ mod tests {
             "0101990710008",
             "__________",
             "Члан 9.",
+            "важи 5 година од дана издавања",
+            "у последњих 30 дана његовог важења",
         ] {
             assert!(text.contains(needle), "{needle}");
+        }
+        assert!(!text.contains("заступа"), "no representative is configured");
+    }
+
+    #[test]
+    fn the_agreement_names_the_configured_provider_and_lengths() {
+        let provider = Provider {
+            name: "Пример д.о.о.".into(),
+            address: "Нови Сад, Булевар 1".into(),
+            tax_id: "123456789".into(),
+            registration_number: "87654321".into(),
+            representative: Some("Марко Марковић".into()),
+        };
+        let words = AgreementWords {
+            validity: "2 године".into(),
+            renewal: "последњих 14 дана".into(),
+            ..AgreementWords::default()
+        };
+        let text = agreement_text(
+            &provider,
+            "Ана Анић",
+            "0101990710008",
+            "1.1.2027.",
+            Some("2027-AB"),
+            &words,
+        );
+        assert!(text.contains(
+            "1. Пример д.о.о., Нови Сад, Булевар 1, ПИБ 123456789, матични број 87654321, коју заступа Марко Марковић (у даљем тексту: Канцеларија)"
+        ));
+        assert!(text.contains("Сертификат важи 2 године од дана издавања."));
+        assert!(text.contains("у последњих 14 дана његовог важења"));
+        for seed in ["Немањина", "110177886", "07020171", "30 дана", "5 година"] {
+            assert!(!text.contains(seed), "{seed} left from the defaults");
         }
     }
 }

@@ -10,10 +10,9 @@ use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTim
 use pki::profile::Person;
 use store::{CertificateRecord, UserRecord};
 
-use crate::agreement::{agreement_text, Provider};
+use crate::agreement::agreement_text;
 use crate::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::settings::CloudValidity;
 use crate::{Authority, Error};
 
 /// A refused cloud-certificate action.
@@ -52,6 +51,74 @@ pub fn serbian_date(at: UnixTime) -> String {
     format!("{d:02}.{m:02}.{y}.")
 }
 
+/// The texts of the cloud certificate's e-mails (the server fills them from its message
+/// catalogues). Placeholders in braces are filled when a mail is sent: `{name}`, `{serial}`,
+/// `{until}`, `{number}` and `{agreement}` (the agreement's text) in the issuance mail;
+/// `{serial}`, `{until}` and `{old}` in the renewal mail; `{serial}` in the revocation mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudMails {
+    /// Subject of the issuance mail (the agreement attached).
+    pub issued_subject: String,
+    /// Its body.
+    pub issued_body: String,
+    /// Subject of the renewal mail.
+    pub renewed_subject: String,
+    /// Its body.
+    pub renewed_body: String,
+    /// Subject of the revocation mail.
+    pub revoked_subject: String,
+    /// Its body.
+    pub revoked_body: String,
+    /// Subject of the mail after **Опозови све сертификате**.
+    pub revoked_all_subject: String,
+    /// Its body.
+    pub revoked_all_body: String,
+}
+
+impl Default for CloudMails {
+    /// The server's catalogue texts (a server test holds them equal), for settings made without it.
+    fn default() -> Self {
+        Self {
+            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and qualified electronic certificate in the cloud".into(),
+            issued_body: "Поштовани/а {name}, издат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}. У прилогу је закључени уговор број {number}.\n\nDear {name}, your qualified electronic certificate in the cloud was issued (serial number {serial}), valid until {until}. The agreement number {number} is attached.\n\n{agreement}".into(),
+            renewed_subject: "Сертификат у клауду је обновљен / Cloud certificate renewed".into(),
+            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\nYour cloud certificate was renewed: new serial number {serial}, valid until {until}. The previous one ({old}) was revoked.\n".into(),
+            revoked_subject: "Сертификат у клауду је опозван / Cloud certificate revoked".into(),
+            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\nYour cloud certificate (serial number {serial}) was revoked and its key destroyed. ConsentID stays active.\n".into(),
+            revoked_all_subject: "Сви сертификати су опозвани / All certificates revoked".into(),
+            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. За поновну активацију обратите се службенику.\n\nAll your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.\n".into(),
+        }
+    }
+}
+
+/// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that
+/// itself holds braces (a user's name, say) is never read as a placeholder.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let value = from.find('}').and_then(|close| {
+            let name = from.get(1..close)?;
+            let value = values.iter().find(|(n, _)| *n == name)?.1;
+            Some((value, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = from.get(close + 1..).unwrap_or_default();
+            }
+            None => {
+                out.push('{');
+                rest = from.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn person_of(user: &UserRecord) -> Result<Person, Error> {
     let jmbg =
         Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
@@ -74,7 +141,7 @@ impl Authority {
     ) {
         let mut attachments = Vec::new();
         if let Some((number, text)) = agreement {
-            match crate::agreement::agreement_pdf(text) {
+            match crate::agreement::agreement_pdf(text, &self.settings.agreement_words.footer) {
                 Ok(pdf) => attachments.push(crate::mail::MailAttachment {
                     filename: format!("ugovor-{number}.pdf"),
                     content_type: "application/pdf".into(),
@@ -140,16 +207,11 @@ impl Authority {
     ) -> Result<Option<Vec<u8>>, Error> {
         let agreements = self.store.agreements_of(&user.id).await?;
         match agreements.into_iter().find(|(n, ..)| n == number) {
-            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(&text)?)),
+            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(
+                &text,
+                &self.settings.agreement_words.footer,
+            )?)),
             None => Ok(None),
-        }
-    }
-
-    /// The validity in words for the agreement.
-    fn validity_words(&self) -> String {
-        match self.settings.cloud_validity {
-            CloudValidity::CalendarYears(years) => format!("{years} година"),
-            CloudValidity::Days(days) => format!("{days} дана"),
         }
     }
 
@@ -157,12 +219,12 @@ impl Authority {
     pub fn agreement_draft(&self, user: &UserRecord) -> String {
         let name = format!("{} {}", user.given_name, user.surname);
         agreement_text(
-            &Provider::default(),
+            &self.settings.provider,
             &name,
             &user.jmbg,
             &serbian_date(self.clock.now()),
             None,
-            &self.validity_words(),
+            &self.settings.agreement_words,
         )
     }
 
@@ -198,12 +260,12 @@ impl Authority {
         );
         let name = format!("{} {}", user.given_name, user.surname);
         let text = agreement_text(
-            &Provider::default(),
+            &self.settings.provider,
             &name,
             &user.jmbg,
             &serbian_date(now),
             Some(&number),
-            &self.validity_words(),
+            &self.settings.agreement_words,
         );
         let actor = format!("user:{}", user.id);
         let issued = self
@@ -214,17 +276,22 @@ impl Authority {
                 Some((&user.id, &number, &text)),
             )
             .await?;
+        let mails = &self.settings.cloud_mails;
+        let name = format!("{} {}", user.given_name, user.surname);
+        let until = serbian_date(issued.not_after);
+        let serial = issued.serial.to_string();
         self.notify(
             &user,
-            "Уговор и квалификовани електронски сертификат у клауду / Agreement and cloud certificate",
-            &format!(
-                "Поштовани/а {} {},\n\nиздат вам је квалификовани електронски сертификат у клауду (серијски број {}), важи до {}.\n\
-                 У прилогу је закључени уговор број {number}.\n\n\
-                 Your qualified electronic certificate in the cloud was issued; the signed agreement is attached.\n\n{text}",
-                user.given_name,
-                user.surname,
-                issued.serial,
-                serbian_date(issued.not_after),
+            &mails.issued_subject,
+            &fill(
+                &mails.issued_body,
+                &[
+                    ("name", &name),
+                    ("serial", &serial),
+                    ("until", &until),
+                    ("number", &number),
+                    ("agreement", &text),
+                ],
             ),
             Some((&number, &text)),
         );
@@ -243,15 +310,15 @@ impl Authority {
             .await?;
         self.revoke(&old.serial, RevocationReason::Superseded, &actor)
             .await?;
+        let mails = &self.settings.cloud_mails;
+        let until = serbian_date(issued.not_after);
+        let (serial, old) = (issued.serial.to_string(), old.serial.to_string());
         self.notify(
             &user,
-            "Сертификат у клауду је обновљен / Cloud certificate renewed",
-            &format!(
-                "Ваш сертификат у клауду је обновљен: нови серијски број {}, важи до {}. Претходни ({}) је опозван.\n\n\
-                 Your cloud certificate was renewed; the previous one was revoked.\n",
-                issued.serial,
-                serbian_date(issued.not_after),
-                old.serial
+            &mails.renewed_subject,
+            &fill(
+                &mails.renewed_body,
+                &[("serial", &serial), ("until", &until), ("old", &old)],
             ),
             None,
         );
@@ -269,14 +336,12 @@ impl Authority {
             &format!("user:{}", user.id),
         )
         .await?;
+        let mails = &self.settings.cloud_mails;
+        let serial = current.serial.to_string();
         self.notify(
             &user,
-            "Сертификат у клауду је опозван / Cloud certificate revoked",
-            &format!(
-                "Ваш сертификат у клауду (серијски број {}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\n\
-                 Your cloud certificate was revoked and its key destroyed. ConsentID stays active.\n",
-                current.serial
-            ),
+            &mails.revoked_subject,
+            &fill(&mails.revoked_body, &[("serial", &serial)]),
             None,
         );
         Ok(())
@@ -316,14 +381,53 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
+        let mails = &self.settings.cloud_mails;
         self.notify(
             &user,
-            "Сви сертификати су опозвани / All certificates revoked",
-            "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. \
-             За поновну активацију обратите се службенику.\n\n\
-             All your certificates were revoked, ConsentID's included; an officer must activate it again.\n",
+            &mails.revoked_all_subject,
+            &mails.revoked_all_body,
             None,
         );
         Ok(serials.len())
+    }
+}
+
+#[cfg(test)]
+mod mail_tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once_and_unknown_braces_stay() {
+        assert_eq!(
+            fill(
+                "Поштовани/а {name}, број {serial}; {unknown} {",
+                &[("name", "Ана {serial}"), ("serial", "01AB")]
+            ),
+            "Поштовани/а Ана {serial}, број 01AB; {unknown} {"
+        );
+    }
+
+    #[test]
+    fn every_placeholder_of_the_default_mails_is_one_the_authority_fills() {
+        let mails = CloudMails::default();
+        let names = |text: &str| -> Vec<String> {
+            text.split('{')
+                .skip(1)
+                .filter_map(|part| part.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect()
+        };
+        for (body, known) in [
+            (
+                &mails.issued_body,
+                &["name", "serial", "until", "number", "agreement"][..],
+            ),
+            (&mails.renewed_body, &["serial", "until", "old"][..]),
+            (&mails.revoked_body, &["serial"][..]),
+            (&mails.revoked_all_body, &[][..]),
+        ] {
+            for name in names(body) {
+                assert!(known.contains(&name.as_str()), "{{{name}}} in {body}");
+            }
+        }
     }
 }

@@ -73,6 +73,13 @@ pub struct Settings {
     pub registration_mails: RegistrationMails,
     /// Days before expiry from which a cloud certificate may be renewed.
     pub renewal_window_days: i64,
+    /// The provider as the agreement names it.
+    pub provider: crate::agreement::Provider,
+    /// The agreement's words for `cloud_validity` and `renewal_window_days` (the server makes
+    /// them from its message catalogues whenever it sets those two).
+    pub agreement_words: crate::agreement::AgreementWords,
+    /// The cloud certificate's e-mails (the server fills them from its message catalogues).
+    pub cloud_mails: crate::cloud::CloudMails,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
     /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
@@ -111,12 +118,15 @@ impl Settings {
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
             renewal_window_days: 30,
+            provider: crate::agreement::Provider::default(),
+            agreement_words: crate::agreement::AgreementWords::default(),
             mailer: crate::mail::Mailer {
                 outbox: std::path::PathBuf::from("outbox"),
                 smtp_url: None,
                 from: "eID portal <noreply@eid.gov.rs>".into(),
             },
             registration_mails: RegistrationMails::default(),
+            cloud_mails: crate::cloud::CloudMails::default(),
         }
     }
 

@@ -192,3 +192,68 @@ mail-register-verify-subject = Confirm your e-mail address
 mail-register-verify-text = Dear { $name }, to confirm your address and finish the registration, open { $link } (valid { $hours } hours).
 mail-register-existing-subject = Registration
 mail-register-existing-text = Someone tried to register a new account with this address, which already has one. If it was you, log in at { $login }. If it was not, you need not do anything: nothing was changed.
+
+# The agreement's lengths of time (its articles 4 and 5), each in the form its number takes.
+agreement-validity-years = { $count ->
+    [one] { $count } year
+   *[other] { $count } years
+}
+agreement-validity-days = { $count ->
+    [one] { $count } day
+   *[other] { $count } days
+}
+# After "in" of the renewal window.
+agreement-renewal-window = { $count ->
+    [one] the last day
+   *[other] the last { $count } days
+}
+
+# The cloud certificate's e-mails (each follows its Serbian text).
+mail-cloud-issued-subject = Agreement and qualified electronic certificate in the cloud
+mail-cloud-issued-text = Dear { $name }, your qualified electronic certificate in the cloud was issued (serial number { $serial }), valid until { $until }. The agreement number { $number } is attached.
+mail-cloud-renewed-subject = Cloud certificate renewed
+mail-cloud-renewed-text = Your cloud certificate was renewed: new serial number { $serial }, valid until { $until }. The previous one ({ $old }) was revoked.
+mail-cloud-revoked-subject = Cloud certificate revoked
+mail-cloud-revoked-text = Your cloud certificate (serial number { $serial }) was revoked and its key destroyed. ConsentID stays active.
+mail-cloud-revoked-all-subject = All certificates revoked
+mail-cloud-revoked-all-text = All your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.
+
+# The service agreement (the seed's step 9), as the authority fills it in and the PDF shows it: the
+# first line is the title, every other line a paragraph. $representative is
+# agreement-representative when the settings name one, else nothing.
+agreement-text =
+    SERVICE AGREEMENT ON ISSUING A QUALIFIED ELECTRONIC CERTIFICATE FOR A QUALIFIED ELECTRONIC SIGNATURE AT A DISTANCE
+
+    Under art. 30(1) of the Law on Electronic Document, Electronic Identification and Trust Services in Electronic Business (Official Gazette RS 94/17 and 52/21) and art. 3 of the Decree on conditions for providing qualified trust services (Official Gazette RS 37/18), on { $date }, under number { $number }, this agreement is made between:
+
+    1. { $provider }, { $address }, tax id { $tax_id }, registration number { $registration }{ $representative } (hereinafter: the Office), and
+    2. the User: { $user_name }, personal number { $jmbg } (hereinafter: the User).
+
+    Article 1. Subject
+    The Office is entered in the Register of qualified trust service providers for managing a qualified device for creating electronic signatures at a distance. This agreement covers issuing a qualified electronic certificate to the User and managing the User's signing key in the Office's qualified device, so that the User can make qualified electronic signatures at a distance.
+
+    Article 2. Obligations of the Office
+    The Office generates the key pair in the qualified device, keeps the private key so that it never leaves the device, uses it only with the User's approval given in the ConsentID app, publishes the certificate's status (certificate revocation list and OCSP) and acts under the Certificate Policy and the Practice Statement.
+
+    Article 3. Obligations of the User and sole control
+    The User keeps the ConsentID PIN secret, does not hand the device to others, reviews every signing request before approving it and revokes the certificate without delay on suspecting misuse. Only the User approves each use of the key.
+
+    Article 4. Validity
+    The certificate is valid for { $validity } from the day it is issued.
+
+    Article 5. Renewal
+    The User may renew the certificate in { $renewal } of its validity; a renewal generates a new key pair and revokes the previous certificate.
+
+    Article 6. Revocation
+    The User may revoke the certificate on the Portal at any time. Revoking all certificates also revokes the certificate of the ConsentID app, which then stops being active. The Office revokes the certificate in the cases the law prescribes.
+
+    Article 7. Personal data
+    The Office processes the User's personal data (name, surname, personal number, e-mail address) only to provide the service, under the Law on Personal Data Protection, and keeps it for the periods prescribed for qualified trust service providers.
+
+    Article 8. Complaints
+    The User sends complaints about the Office's work by e-mail or in writing to the Office's address; the Office answers within 15 days.
+
+    Article 9. Final provisions
+    The agreement is made by acceptance on the Electronic Identification Portal and takes effect on the day the certificate is issued. A copy of the agreement is sent to the User by e-mail.
+agreement-representative = , represented by { $name }
+agreement-footer = Electronic Identification Portal

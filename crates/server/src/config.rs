@@ -75,6 +75,128 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: crate::client_address::TrustedProxies,
+    /// The trust service provider (`[provider]`); what is not set keeps the seed's Office.
+    pub provider: ProviderConfig,
+}
+
+/// The trust service provider as the settings file's `[provider]` table gives it (DESIGN §7:
+/// its identity is configuration). `None`: the default, the seed's Office.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// Legal name: the agreement's party and the CA certificates' organizationName.
+    pub name: Option<String>,
+    /// Address, in the agreement.
+    pub address: Option<String>,
+    /// Tax id (ПИБ): in the agreement, and `VATRS-<tax id>` is the CAs' organizationIdentifier.
+    pub tax_id: Option<String>,
+    /// Registration number (МБ), in the agreement.
+    pub registration_number: Option<String>,
+    /// Who signs the agreement for the provider (the default names nobody).
+    pub representative: Option<String>,
+    /// Policy OID of qualified cloud signing certificates.
+    pub qualified_policy_oid: Option<const_oid::ObjectIdentifier>,
+    /// Policy OID of ConsentID device certificates.
+    pub device_policy_oid: Option<const_oid::ObjectIdentifier>,
+    /// Policy OID of time-stamps.
+    pub timestamp_policy_oid: Option<const_oid::ObjectIdentifier>,
+    /// The CPS URL (certificates' id-qt-cps qualifier).
+    pub cps_url: Option<String>,
+    /// PKI disclosure statements: (https URL, ISO 639-1 language).
+    pub pds: Option<Vec<(String, String)>>,
+}
+
+/// `[provider]` in the settings file, every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderFile {
+    name: Option<String>,
+    address: Option<String>,
+    tax_id: Option<String>,
+    registration_number: Option<String>,
+    representative: Option<String>,
+    qualified_policy_oid: Option<String>,
+    device_policy_oid: Option<String>,
+    timestamp_policy_oid: Option<String>,
+    cps_url: Option<String>,
+    pds: Option<Vec<PdsFile>>,
+}
+
+/// One PKI disclosure statement of `[provider]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PdsFile {
+    url: String,
+    language: String,
+}
+
+impl ProviderFile {
+    fn resolve(self) -> Result<ProviderConfig, String> {
+        let text = |key: &str, value: Option<String>| -> Result<Option<String>, String> {
+            match value {
+                Some(v) if v.trim().is_empty() => Err(format!("[provider] {key}: empty")),
+                other => Ok(other.map(|v| v.trim().to_owned())),
+            }
+        };
+        let oid = |key: &str, value: Option<String>| {
+            value
+                .map(|v| {
+                    const_oid::ObjectIdentifier::new(v.trim()).map_err(|_| {
+                        format!(
+                            "[provider] {key}: `{v}` is not an OID like 1.3.6.1.4.1.55016.1.2.1"
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let https = |key: &str, url: &str| {
+            if url.starts_with("https://") && !url.contains(char::is_whitespace) {
+                Ok(())
+            } else {
+                Err(format!("[provider] {key}: `{url}` is not an https URL"))
+            }
+        };
+        if let Some(url) = &self.cps_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(format!("[provider] cps_url: `{url}` is not an http(s) URL"));
+            }
+        }
+        let pds = match self.pds {
+            None => None,
+            Some(list) if list.is_empty() => return Err("[provider] pds: empty".into()),
+            Some(list) => {
+                let mut pds = Vec::new();
+                for PdsFile { url, language } in list {
+                    https("pds", &url)?;
+                    if language.len() != 2 || !language.chars().all(|c| c.is_ascii_lowercase()) {
+                        return Err(format!(
+                            "[provider] pds: `{language}` is not an ISO 639-1 code like sr"
+                        ));
+                    }
+                    pds.push((url, language));
+                }
+                Some(pds)
+            }
+        };
+        if let Some(tax_id) = &self.tax_id {
+            if tax_id.trim().is_empty() || !tax_id.trim().chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!("[provider] tax_id: `{tax_id}` is not a number"));
+            }
+        }
+        Ok(ProviderConfig {
+            name: text("name", self.name)?,
+            address: text("address", self.address)?,
+            tax_id: text("tax_id", self.tax_id)?,
+            registration_number: text("registration_number", self.registration_number)?,
+            representative: text("representative", self.representative)?,
+            qualified_policy_oid: oid("qualified_policy_oid", self.qualified_policy_oid)?,
+            device_policy_oid: oid("device_policy_oid", self.device_policy_oid)?,
+            timestamp_policy_oid: oid("timestamp_policy_oid", self.timestamp_policy_oid)?,
+            cps_url: self.cps_url,
+            pds,
+        })
+    }
 }
 
 /// The settings file, every key optional, unknown keys rejected.
@@ -100,6 +222,7 @@ struct FileSettings {
     max_connections: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    provider: Option<ProviderFile>,
 }
 
 /// Every environment variable we read, and the file key it sets.
@@ -358,6 +481,7 @@ impl Config {
             &file.trusted_proxies.unwrap_or_default().join(","),
         )
         .map_err(|e| format!("EIDPORTAL_TRUSTED_PROXIES: {e}"))?;
+        let provider = file.provider.unwrap_or_default().resolve()?;
         Ok(Self {
             data,
             listen,
@@ -377,6 +501,7 @@ impl Config {
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             header_read_timeout_secs,
             trusted_proxies,
+            provider,
         })
     }
 }
@@ -435,6 +560,115 @@ mod tests {
         };
         let config = Config::load(&flags, &env(&[("EIDPORTAL_LISTEN", "127.0.0.1:3")])).unwrap();
         assert_eq!(config.listen, "127.0.0.1:2");
+    }
+
+    fn load_file(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &env(&[]),
+        )
+    }
+
+    #[test]
+    fn a_provider_table_changes_the_agreement_and_the_certificates_policy() {
+        let config = load_file(
+            "renewal_window_days = 14\n\
+             [provider]\n\
+             name = \"Пример д.о.о.\"\n\
+             address = \"Нови Сад, Булевар 1\"\n\
+             tax_id = \"123456789\"\n\
+             registration_number = \"87654321\"\n\
+             representative = \"Марко Марковић\"\n\
+             qualified_policy_oid = \"1.3.6.1.4.1.99999.1\"\n\
+             device_policy_oid = \"1.3.6.1.4.1.99999.2\"\n\
+             timestamp_policy_oid = \"1.3.6.1.4.1.99999.3\"\n\
+             cps_url = \"https://example.rs/cps\"\n\
+             pds = [{ url = \"https://example.rs/pds.pdf\", language = \"sr\" }]\n",
+        )
+        .unwrap();
+        let settings = crate::settings(&config, "http://127.0.0.1:8080");
+        let text = authority::agreement::agreement_text(
+            &settings.provider,
+            "Ана Анић",
+            "0101990710008",
+            "01.01.2027.",
+            None,
+            &settings.agreement_words,
+        );
+        assert!(
+            text.contains(
+                "1. Пример д.о.о., Нови Сад, Булевар 1, ПИБ 123456789, матични број 87654321, \
+                 коју заступа Марко Марковић"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("у последњих 14 дана његовог важења"),
+            "{text}"
+        );
+        assert!(!text.contains("Немањина"), "{text}");
+        assert_eq!(settings.identity.organization, "Пример д.о.о.");
+        assert_eq!(settings.identity.organization_identifier, "VATRS-123456789");
+        assert_eq!(
+            settings.policy.qualified_policy.to_string(),
+            "1.3.6.1.4.1.99999.1"
+        );
+        assert_eq!(
+            settings.policy.device_policy.to_string(),
+            "1.3.6.1.4.1.99999.2"
+        );
+        assert_eq!(
+            settings.policy.timestamp_policy.to_string(),
+            "1.3.6.1.4.1.99999.3"
+        );
+        assert_eq!(settings.policy.cps_url, "https://example.rs/cps");
+        assert_eq!(
+            settings.policy.pds,
+            vec![("https://example.rs/pds.pdf".to_owned(), "sr".to_owned())]
+        );
+    }
+
+    #[test]
+    fn without_a_provider_table_the_seeds_office_stays() {
+        let config = load_file("").unwrap();
+        assert_eq!(config.provider, ProviderConfig::default());
+        let settings = crate::settings(&config, "http://127.0.0.1:8080");
+        let defaults = authority::Settings::new("http://127.0.0.1:8080");
+        assert_eq!(settings.provider, defaults.provider);
+        assert_eq!(settings.identity, defaults.identity);
+        assert_eq!(settings.policy, defaults.policy);
+        assert_eq!(settings.agreement_words, defaults.agreement_words);
+    }
+
+    #[test]
+    fn bad_provider_settings_name_themselves() {
+        for (text, needle) in [
+            ("[provider]\nnam = \"x\"\n", "nam"),
+            (
+                "[provider]\nqualified_policy_oid = \"one.two\"\n",
+                "qualified_policy_oid",
+            ),
+            ("[provider]\ntax_id = \"12a\"\n", "tax_id"),
+            ("[provider]\nname = \" \"\n", "name"),
+            ("[provider]\ncps_url = \"ftp://x\"\n", "cps_url"),
+            (
+                "[provider]\npds = [{ url = \"http://x\", language = \"sr\" }]\n",
+                "pds",
+            ),
+            (
+                "[provider]\npds = [{ url = \"https://x\", language = \"srb\" }]\n",
+                "pds",
+            ),
+        ] {
+            let error = load_file(text).unwrap_err();
+            assert!(error.contains(needle), "{text}: {error}");
+        }
     }
 
     #[test]

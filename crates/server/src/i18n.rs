@@ -220,6 +220,31 @@ impl Catalog {
         text.into_owned()
     }
 
+    /// A message whose variant is chosen by the plural category of `count` (`$count`): Fluent
+    /// selects by number only for a numeric argument.
+    pub fn counted(&self, language: Language, id: &str, count: i64) -> String {
+        let Some(bundle) = self.bundles.get(&language) else {
+            return id.to_owned();
+        };
+        let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
+            tracing::error!(id, language = language.tag(), "missing message");
+            return id.to_owned();
+        };
+        let mut args = FluentArgs::new();
+        args.set("count", FluentValue::from(count));
+        let mut errors = Vec::new();
+        let text = bundle.format_pattern(pattern, Some(&args), &mut errors);
+        if !errors.is_empty() {
+            tracing::error!(
+                id,
+                language = language.tag(),
+                ?errors,
+                "message formatting failed"
+            );
+        }
+        text.into_owned()
+    }
+
     /// Whether a message exists in a language.
     pub fn has(&self, language: Language, id: &str) -> bool {
         self.bundles
@@ -253,6 +278,81 @@ pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
             "{}\n",
             both("mail-register-existing-text", &placeholders, "\n\n")
         ),
+    }
+}
+
+/// The cloud certificate's e-mails in Serbian (Cyrillic) and English, one after the other; the
+/// placeholders (`{serial}`, ...; see [`authority::cloud::CloudMails`]) are left for the
+/// authority to fill.
+pub fn cloud_mails(catalog: &Catalog) -> authority::cloud::CloudMails {
+    let placeholders: Vec<(&str, String)> = ["name", "serial", "until", "number", "old"]
+        .iter()
+        .map(|p| (*p, format!("{{{p}}}")))
+        .collect();
+    let both = |id: &str, separator: &str| {
+        format!(
+            "{}{separator}{}",
+            catalog.message(Language::SerbianCyrillic, id, &placeholders),
+            catalog.message(Language::English, id, &placeholders)
+        )
+    };
+    authority::cloud::CloudMails {
+        issued_subject: both("mail-cloud-issued-subject", " / "),
+        issued_body: format!(
+            "{}\n\n{{agreement}}",
+            both("mail-cloud-issued-text", "\n\n")
+        ),
+        renewed_subject: both("mail-cloud-renewed-subject", " / "),
+        renewed_body: format!("{}\n", both("mail-cloud-renewed-text", "\n\n")),
+        revoked_subject: both("mail-cloud-revoked-subject", " / "),
+        revoked_body: format!("{}\n", both("mail-cloud-revoked-text", "\n\n")),
+        revoked_all_subject: both("mail-cloud-revoked-all-subject", " / "),
+        revoked_all_body: format!("{}\n", both("mail-cloud-revoked-all-text", "\n\n")),
+    }
+}
+
+/// The agreement's text and words in Serbian Cyrillic (the agreement's language): the
+/// placeholders left for the authority to fill, the validity and the renewal window each with the
+/// plural form its number takes.
+pub fn agreement_words(
+    catalog: &Catalog,
+    validity: authority::CloudValidity,
+    renewal_window_days: i64,
+) -> authority::agreement::AgreementWords {
+    let language = Language::SerbianCyrillic;
+    let placeholders: Vec<(&str, String)> = [
+        "date",
+        "number",
+        "provider",
+        "address",
+        "tax_id",
+        "registration",
+        "representative",
+        "user_name",
+        "jmbg",
+        "validity",
+        "renewal",
+        "name",
+    ]
+    .iter()
+    .map(|p| (*p, format!("{{{p}}}")))
+    .collect();
+    authority::agreement::AgreementWords {
+        template: format!(
+            "{}\n",
+            catalog.message(language, "agreement-text", &placeholders)
+        ),
+        representative: catalog.message(language, "agreement-representative", &placeholders),
+        footer: catalog.message(language, "agreement-footer", &placeholders),
+        validity: match validity {
+            authority::CloudValidity::CalendarYears(years) => {
+                catalog.counted(language, "agreement-validity-years", years)
+            }
+            authority::CloudValidity::Days(days) => {
+                catalog.counted(language, "agreement-validity-days", days)
+            }
+        },
+        renewal: catalog.counted(language, "agreement-renewal-window", renewal_window_days),
     }
 }
 
@@ -296,6 +396,92 @@ mod tests {
                     language.tag()
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_agreement_words_take_the_serbian_plural_of_their_number() {
+        use authority::CloudValidity::{CalendarYears, Days};
+        let catalog = Catalog::load().unwrap();
+        let renewal = |days| agreement_words(&catalog, CalendarYears(5), days).renewal;
+        assert_eq!(renewal(30), "последњих 30 дана");
+        assert_eq!(renewal(14), "последњих 14 дана");
+        assert_eq!(renewal(1), "последњем 1 дану");
+        assert_eq!(renewal(21), "последњем 21 дану");
+        assert_eq!(renewal(3), "последња 3 дана");
+        assert_eq!(renewal(12), "последњих 12 дана");
+        assert_eq!(renewal(11), "последњих 11 дана");
+        let validity = |v| agreement_words(&catalog, v, 30).validity;
+        assert_eq!(validity(CalendarYears(5)), "5 година");
+        assert_eq!(validity(CalendarYears(1)), "1 годину");
+        assert_eq!(validity(CalendarYears(2)), "2 године");
+        assert_eq!(validity(Days(1)), "1 дан");
+        assert_eq!(validity(Days(21)), "21 дан");
+        assert_eq!(validity(Days(4)), "4 дана");
+        assert_eq!(validity(Days(365)), "365 дана");
+        // The authority's own defaults are what the catalogue says for them.
+        let defaults = authority::Settings::new("http://127.0.0.1");
+        assert_eq!(
+            agreement_words(
+                &catalog,
+                defaults.cloud_validity,
+                defaults.renewal_window_days
+            ),
+            defaults.agreement_words
+        );
+    }
+
+    #[test]
+    fn cloud_mails_come_from_the_catalogues_in_both_languages() {
+        use authority::cloud::fill;
+        let mails = cloud_mails(&Catalog::load().unwrap());
+        let values = [
+            ("name", "Ана Анић"),
+            ("serial", "01AB"),
+            ("until", "01.01.2031."),
+            ("number", "2026-X"),
+            ("agreement", "УГОВОР …"),
+            ("old", "00FF"),
+        ];
+        let issued = fill(&mails.issued_body, &values);
+        for needle in [
+            "Поштовани/а Ана Анић, издат вам је",
+            "(серијски број 01AB), важи до 01.01.2031.",
+            "уговор број 2026-X",
+            "Dear Ана Анић, your qualified",
+            "\n\nУГОВОР …",
+        ] {
+            assert!(issued.contains(needle), "{needle}: {issued}");
+        }
+        let renewed = fill(&mails.renewed_body, &values);
+        assert!(
+            renewed.contains("нови серијски број 01AB") && renewed.contains("(00FF)"),
+            "{renewed}"
+        );
+        assert!(fill(&mails.revoked_body, &values).contains("(серијски број 01AB)"));
+        assert!(mails
+            .revoked_all_body
+            .contains("Сви ваши сертификати су опозвани"));
+        for subject in [
+            &mails.issued_subject,
+            &mails.renewed_subject,
+            &mails.revoked_subject,
+            &mails.revoked_all_subject,
+        ] {
+            let (serbian, english) = subject.split_once(" / ").unwrap();
+            assert!(
+                serbian
+                    .chars()
+                    .any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)),
+                "{subject}"
+            );
+            assert!(english.is_ascii(), "{subject}");
+        }
+        // The authority's defaults, for settings made without the catalogues, are these texts.
+        assert_eq!(mails, authority::cloud::CloudMails::default());
+        // No placeholder is left that the authority does not fill.
+        for body in [&mails.issued_body, &mails.renewed_body, &mails.revoked_body] {
+            assert!(!fill(body, &values).contains('{'), "{body}");
         }
     }
 

@@ -113,7 +113,58 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }
+    if let Ok(catalog) = i18n::Catalog::load() {
+        settings.agreement_words = i18n::agreement_words(
+            &catalog,
+            settings.cloud_validity,
+            settings.renewal_window_days,
+        );
+        settings.cloud_mails = i18n::cloud_mails(&catalog);
+    }
+    apply_provider(&mut settings, &config.provider);
     settings
+}
+
+/// The `[provider]` settings over the defaults (the seed's Office).
+fn apply_provider(settings: &mut Settings, provider: &config::ProviderConfig) {
+    let set = |target: &mut String, value: &Option<String>| {
+        if let Some(value) = value {
+            target.clone_from(value);
+        }
+    };
+    set(&mut settings.provider.name, &provider.name);
+    set(&mut settings.identity.organization, &provider.name);
+    set(&mut settings.provider.address, &provider.address);
+    set(&mut settings.provider.tax_id, &provider.tax_id);
+    if let Some(tax_id) = &provider.tax_id {
+        // EN 319 412-1 §5.1.4: VAT, the country, a hyphen, the number.
+        settings.identity.organization_identifier =
+            format!("VAT{}-{tax_id}", settings.identity.country);
+    }
+    set(
+        &mut settings.provider.registration_number,
+        &provider.registration_number,
+    );
+    if provider.representative.is_some() {
+        settings
+            .provider
+            .representative
+            .clone_from(&provider.representative);
+    }
+    let policy = &mut settings.policy;
+    if let Some(oid) = provider.qualified_policy_oid {
+        policy.qualified_policy = oid;
+    }
+    if let Some(oid) = provider.device_policy_oid {
+        policy.device_policy = oid;
+    }
+    if let Some(oid) = provider.timestamp_policy_oid {
+        policy.timestamp_policy = oid;
+    }
+    set(&mut policy.cps_url, &provider.cps_url);
+    if let Some(pds) = &provider.pds {
+        policy.pds.clone_from(pds);
+    }
 }
 
 /// Opens the data folder, the database and the keys, and the authority on them.

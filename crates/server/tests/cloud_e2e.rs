@@ -540,3 +540,90 @@ async fn a_password_session_cannot_download_an_agreement() {
         "{html}"
     );
 }
+
+/// A `[provider]` table in the settings file names another provider in the agreement (its PDF,
+/// as pdftotext reads it) and in the certificates (issuer, policy and CPS, as openssl reads
+/// them); the renewal window's setting gives the agreement's renewal words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_provider_and_renewal_window_reach_the_agreement_and_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let settings = d.join("eidportal.toml");
+    std::fs::write(
+        &settings,
+        "renewal_window_days = 14\n\
+         [provider]\n\
+         name = \"Пример д.о.о.\"\n\
+         address = \"Нови Сад, Булевар ослобођења 1\"\n\
+         tax_id = \"123456789\"\n\
+         registration_number = \"87654321\"\n\
+         representative = \"Марко Марковић\"\n\
+         qualified_policy_oid = \"1.3.6.1.4.1.99999.1.2.1\"\n\
+         cps_url = \"https://example.rs/cps\"\n",
+    )
+    .unwrap();
+    let setup = Setup {
+        env: vec![(
+            "EIDPORTAL_CONFIG".into(),
+            settings.to_str().unwrap().to_owned(),
+        )],
+        name: "provider".into(),
+    };
+    let server = Server::start(&d.join("data"), &setup, None);
+    let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
+    let (status, _, _) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
+    assert_eq!(status, 303);
+    let service = page(&mut browser, "/services/cloud-certificate");
+    let link = extract(
+        &service,
+        "href=\"/services/cloud-certificate/agreements/",
+        "\"",
+    )
+    .expect("an agreement link");
+    let pdf = browser.get(&format!("/services/cloud-certificate/agreements/{link}"));
+    std::fs::write(d.join("agreement.pdf"), &pdf.body).unwrap();
+    let text = pdf_text(&d.join("agreement.pdf"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        "Пример д.о.о., Нови Сад, Булевар ослобођења 1, ПИБ 123456789, матични број 87654321, коју заступа Марко Марковић",
+        "у последњих 14 дана његовог важења",
+        "Петар Петровић",
+    ] {
+        assert!(text.contains(needle), "{needle} not in: {text}");
+    }
+    for seed in ["Немањина", "110177886", "07020171", "30 дана"] {
+        assert!(!text.contains(seed), "{seed} in: {text}");
+    }
+
+    let serial = current_serial(&mut browser).unwrap();
+    std::fs::write(d.join("leaf.pem"), server.cli_ok(&["cert", "pem", &serial])).unwrap();
+    let (ok, leaf) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            "leaf.pem",
+            "-noout",
+            "-text",
+            "-nameopt",
+            "oneline,-esc_msb",
+        ],
+        d,
+    );
+    assert!(ok, "{leaf}");
+    for needle in [
+        "Policy: 1.3.6.1.4.1.99999.1.2.1",
+        "CPS: https://example.rs/cps",
+        "organizationIdentifier = VATRS-123456789",
+        "O = Пример д.о.о.",
+    ] {
+        assert!(leaf.contains(needle), "{needle} not in: {leaf}");
+    }
+    assert!(!leaf.contains("55016.1.2.1"), "{leaf}");
+}

@@ -263,7 +263,18 @@ impl<'q> Query<'q> {
             On::Pool(Db::Sqlite(readers, _)) => {
                 readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows))
             }
-            On::Sqlite(conn) => sqlite_run(conn, self.sql, &self.args, rows),
+            On::Sqlite(conn) => {
+                // This is the writer's connection, inside the group's transaction. An error
+                // that ended the transaction (SQLite rolls it all back on a full disk, an I/O
+                // error, `RAISE(ROLLBACK)`) must not leave the use case's next statements to
+                // run, and commit, each on its own.
+                if conn.is_autocommit() {
+                    return Err(Error::GroupCommit(
+                        "an earlier error rolled the transaction back".into(),
+                    ));
+                }
+                sqlite_run(conn, self.sql, &self.args, rows)
+            }
             On::Pool(Db::Postgres(pool)) => {
                 let mut conn = pool.acquire().await?;
                 postgres_run(&mut conn, self.sql, self.args, rows).await

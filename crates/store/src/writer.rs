@@ -35,7 +35,12 @@ use crate::Error;
 /// A group is committed when it has this many use cases...
 const MAX_GROUP: usize = 16;
 /// ... or is this old (its first use case waits at most about this long for the others).
+#[cfg(not(test))]
 const MAX_GROUP_AGE: Duration = Duration::from_millis(3);
+/// In this crate's own tests the tests form the groups, not the clock: a group stays open for
+/// as long as another use case is queued for the writer, however slow the machine.
+#[cfg(test)]
+const MAX_GROUP_AGE: Duration = Duration::from_secs(60);
 /// A use case that has waited this long for its group's commit commits it itself.
 const RESCUE_AFTER: Duration = Duration::from_millis(20);
 /// Failed groups remembered for the use cases still waiting to hear of them.
@@ -324,5 +329,402 @@ fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
             tokio::task::block_in_place(work)
         }
         _ => work(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Groups of use cases on either database. On SQLite the tests form the group themselves:
+    //! the first member holds the writer until the others are queued for it, so all of them
+    //! share its transaction. On PostgreSQL the same members run side by side, each in its own
+    //! transaction (a group of one). Everything is read back through another connection.
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+
+    use std::time::Duration;
+
+    use domain::UnixTime;
+    use tokio::sync::oneshot;
+
+    use crate::db::{query, Db};
+    use crate::test_support::{databases, TestDatabase};
+    use crate::{verify_chain, DatabaseKind, Error, Inner, Store, Tx};
+
+    /// What a member of a group does after its first write.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Part {
+        /// Commits.
+        Commits,
+        /// Runs a statement that fails (a duplicate key), and is dropped, as a use case that
+        /// returns the error with `?` is.
+        FailsAStatement,
+        /// Breaks a deferred foreign key, which only its transaction's COMMIT checks, and
+        /// commits.
+        BreaksADeferredKey,
+        /// Runs a statement whose error ends the whole database transaction (on SQLite a
+        /// trigger's `RAISE(ROLLBACK)`, as a full disk or an I/O error does; on PostgreSQL any
+        /// error), tries one more write anyway, and is dropped.
+        EndsItsTransaction,
+    }
+
+    /// What became of a member.
+    #[derive(Debug)]
+    struct Member {
+        /// Its group on SQLite.
+        group: Option<u64>,
+        /// What its commit (or its failing statement) returned.
+        outcome: Result<(), Error>,
+    }
+
+    const SCHEMA: &[&str] = &[
+        "CREATE TABLE member_rows (id BIGINT PRIMARY KEY, member BIGINT NOT NULL)",
+        "CREATE TABLE parents (id BIGINT PRIMARY KEY)",
+        "CREATE TABLE children (id BIGINT PRIMARY KEY, \
+         parent BIGINT NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)",
+    ];
+
+    fn group_of(tx: &Tx) -> Option<u64> {
+        match &tx.inner {
+            Inner::Sqlite(_, turn) => Some(turn.group),
+            _ => None,
+        }
+    }
+
+    /// Waits (a few seconds at most) until `count` tasks are queued for SQLite's writer.
+    async fn queued_for_the_writer(store: &Store, count: usize) {
+        let Db::Sqlite(_, writer) = &*store.db else {
+            return;
+        };
+        let queued = async {
+            while writer.waiting.load(std::sync::atomic::Ordering::SeqCst) < count {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), queued)
+            .await
+            .expect("members queued for the writer");
+    }
+
+    async fn member(
+        store: Store,
+        i: i64,
+        part: Part,
+        begun: oneshot::Sender<()>,
+        go: oneshot::Receiver<()>,
+    ) -> Member {
+        let mut tx = store.begin().await.unwrap();
+        let group = group_of(&tx);
+        let _ = begun.send(());
+        query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+            .bind(i)
+            .execute(tx.conn().unwrap())
+            .await
+            .unwrap();
+        tx.audit(
+            UnixTime(1000),
+            "test",
+            "group.member",
+            serde_json::json!({ "i": i }),
+        )
+        .await
+        .unwrap();
+        go.await.unwrap();
+        match part {
+            Part::Commits => {}
+            Part::FailsAStatement => {
+                let outcome = query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+                    .bind(i)
+                    .execute(tx.conn().unwrap())
+                    .await
+                    .map(|_| ());
+                assert!(outcome.is_err(), "a duplicate key was accepted");
+                drop(tx);
+                return Member { group, outcome };
+            }
+            Part::EndsItsTransaction => {
+                let outcome = query("INSERT INTO member_rows (id, member) VALUES ($1, 999)")
+                    .bind(i)
+                    .execute(tx.conn().unwrap())
+                    .await
+                    .map(|_| ());
+                assert!(outcome.is_err(), "the statement did not fail");
+                if let Ok(on) = tx.conn() {
+                    let _ = query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+                        .bind(i + 50)
+                        .execute(on)
+                        .await;
+                }
+                drop(tx);
+                return Member { group, outcome };
+            }
+            Part::BreaksADeferredKey => {
+                query("INSERT INTO children (id, parent) VALUES ($1, $2)")
+                    .bind(i)
+                    .bind(i + 1000)
+                    .execute(tx.conn().unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+        Member {
+            group,
+            outcome: tx.commit().await,
+        }
+    }
+
+    /// Runs `parts` as one group on a store of `db` whose schema has the test's tables; then
+    /// what each member got, and which members' rows another connection finds.
+    async fn run_group(
+        db: &TestDatabase,
+        store: &Store,
+        parts: &[Part],
+    ) -> (Vec<Member>, Vec<i64>) {
+        let mut members = Vec::new();
+        let mut gos = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let (begun, has_begun) = oneshot::channel();
+            let (go, gone) = oneshot::channel();
+            let i = i64::try_from(i).unwrap();
+            members.push(tokio::spawn(member(store.clone(), i, *part, begun, gone)));
+            gos.push(go);
+            // The first member holds its transaction before the next is started; on SQLite
+            // each later one is queued for the writer, behind the ones before it.
+            if i == 0 || store.kind() == DatabaseKind::Postgres {
+                has_begun.await.unwrap();
+            } else {
+                queued_for_the_writer(store, usize::try_from(i).unwrap()).await;
+            }
+        }
+        for go in gos {
+            go.send(()).unwrap();
+        }
+        let mut outcomes = Vec::new();
+        for member in members {
+            outcomes.push(member.await.unwrap());
+        }
+        let fresh = Store::connect(&db.url).await.unwrap();
+        let stored = query("SELECT member FROM member_rows ORDER BY member")
+            .fetch_all(fresh.db())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get(0).unwrap())
+            .collect();
+        fresh.close().await;
+        (outcomes, stored)
+    }
+
+    /// A store on a fresh database, with the test's tables.
+    async fn store_with_tables(db: &TestDatabase) -> Store {
+        let store = Store::connect(&db.url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for statement in SCHEMA {
+            query(statement).execute(tx.conn().unwrap()).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        store
+    }
+
+    /// The audit chain is whole, as another connection reads it; its length.
+    async fn chain_length(db: &TestDatabase) -> usize {
+        let fresh = Store::connect(&db.url).await.unwrap();
+        let length = verify_chain(
+            &fresh.audit_entries().await.unwrap(),
+            &fresh.audit_head().await.unwrap(),
+        )
+        .unwrap();
+        fresh.close().await;
+        length
+    }
+
+    /// After a group, the store still works: one more use case commits and is stored.
+    async fn one_more_commits(db: &TestDatabase, store: &Store, i: i64) {
+        let mut tx = store.begin().await.unwrap();
+        query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+            .bind(i)
+            .execute(tx.conn().unwrap())
+            .await
+            .unwrap();
+        tx.audit(
+            UnixTime(2000),
+            "test",
+            "group.after",
+            serde_json::json!({ "i": i }),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let fresh = Store::connect(&db.url).await.unwrap();
+        let row = query("SELECT COUNT(*) FROM member_rows WHERE id = $1")
+            .bind(i)
+            .fetch_one(fresh.db())
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<i64>(0).unwrap(), 1, "{}", db.name);
+        fresh.close().await;
+    }
+
+    fn assert_one_group(db: &TestDatabase, members: &[Member]) {
+        if db.name != "sqlite" {
+            return;
+        }
+        let first = members[0].group;
+        assert!(first.is_some());
+        for member in members {
+            assert_eq!(
+                member.group, first,
+                "sqlite: the members did not share a group"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_whose_statement_fails_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in databases(dir.path()).await {
+            let store = store_with_tables(&db).await;
+            let mut chain = chain_length(&db).await;
+            // The failing member first (it hands the writer on), in the middle, and last (it
+            // commits the group for the others).
+            for failing in 0..3_i64 {
+                query("DELETE FROM member_rows")
+                    .execute(store.db())
+                    .await
+                    .unwrap();
+                let parts: Vec<Part> = (0..3)
+                    .map(|i| {
+                        if i == failing {
+                            Part::FailsAStatement
+                        } else {
+                            Part::Commits
+                        }
+                    })
+                    .collect();
+                let (members, stored) = run_group(&db, &store, &parts).await;
+                assert_one_group(&db, &members);
+                for (i, member) in members.iter().enumerate() {
+                    assert_eq!(
+                        member.outcome.is_ok(),
+                        i64::try_from(i).unwrap() != failing,
+                        "{}: member {i} of {parts:?}: {:?}",
+                        db.name,
+                        member.outcome
+                    );
+                }
+                let expected: Vec<i64> = (0..3).filter(|i| *i != failing).collect();
+                assert_eq!(stored, expected, "{}: {parts:?}", db.name);
+                chain += 2;
+                assert_eq!(chain_length(&db).await, chain, "{}: {parts:?}", db.name);
+                one_more_commits(&db, &store, 100 + failing).await;
+                chain += 1;
+            }
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_reaches_every_member_of_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in databases(dir.path()).await {
+            let store = store_with_tables(&db).await;
+            let mut chain = chain_length(&db).await;
+            for breaking in 0..3_i64 {
+                query("DELETE FROM member_rows")
+                    .execute(store.db())
+                    .await
+                    .unwrap();
+                let parts: Vec<Part> = (0..3)
+                    .map(|i| {
+                        if i == breaking {
+                            Part::BreaksADeferredKey
+                        } else {
+                            Part::Commits
+                        }
+                    })
+                    .collect();
+                let (members, stored) = run_group(&db, &store, &parts).await;
+                assert_one_group(&db, &members);
+                // On SQLite the group's one COMMIT fails, and with it every member; on
+                // PostgreSQL only the member whose transaction broke the key.
+                let committed: Vec<bool> = (0..3_i64)
+                    .map(|i| db.name != "sqlite" && i != breaking)
+                    .collect();
+                for (i, member) in members.iter().enumerate() {
+                    assert_eq!(
+                        member.outcome.is_ok(),
+                        committed[i],
+                        "{}: member {i} of {parts:?}: {:?}",
+                        db.name,
+                        member.outcome
+                    );
+                    if let Err(error) = &member.outcome {
+                        let text = error.to_string().to_lowercase();
+                        assert!(text.contains("foreign key"), "{}: {text}", db.name);
+                    }
+                }
+                // What a commit returned an error for is not stored, what it returned Ok for
+                // is.
+                let expected: Vec<i64> = (0..3)
+                    .filter(|i| committed[usize::try_from(*i).unwrap()])
+                    .collect();
+                assert_eq!(stored, expected, "{}: {parts:?}", db.name);
+                chain += committed.iter().filter(|c| **c).count();
+                assert_eq!(chain_length(&db).await, chain, "{}: {parts:?}", db.name);
+                let fresh = Store::connect(&db.url).await.unwrap();
+                let children = query("SELECT COUNT(*) FROM children")
+                    .fetch_one(fresh.db())
+                    .await
+                    .unwrap();
+                assert_eq!(children.try_get::<i64>(0).unwrap(), 0, "{}", db.name);
+                fresh.close().await;
+                one_more_commits(&db, &store, 100 + breaking).await;
+                chain += 1;
+            }
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_runs_outside_a_transaction_that_an_error_has_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in databases(dir.path()).await {
+            let store = store_with_tables(&db).await;
+            if db.name == "sqlite" {
+                let mut tx = store.begin().await.unwrap();
+                query(
+                    "CREATE TRIGGER end_the_transaction BEFORE INSERT ON member_rows \
+                     WHEN NEW.member = 999 BEGIN SELECT RAISE(ROLLBACK, 'ended'); END",
+                )
+                .execute(tx.conn().unwrap())
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+            }
+            let parts = [Part::Commits, Part::EndsItsTransaction, Part::Commits];
+            let (members, stored) = run_group(&db, &store, &parts).await;
+            // On SQLite the first member's work was in the transaction that ended, and is
+            // lost; the last one, after it, is in a group of its own.
+            let committed = [db.name != "sqlite", false, true];
+            for (i, member) in members.iter().enumerate() {
+                assert_eq!(
+                    member.outcome.is_ok(),
+                    committed[i],
+                    "{}: member {i}: {:?}",
+                    db.name,
+                    member.outcome
+                );
+            }
+            let expected: Vec<i64> = (0..3_i64)
+                .filter(|i| committed[usize::try_from(*i).unwrap()])
+                .collect();
+            // Above all, not the write the failed member tried after its error (51).
+            assert_eq!(stored, expected, "{}", db.name);
+            one_more_commits(&db, &store, 100).await;
+            store.close().await;
+        }
     }
 }
