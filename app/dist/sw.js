@@ -1,8 +1,8 @@
 // ConsentID service worker: a versioned cache of the app shell (offline start), and the
 // notifications of Web Push. The version is replaced by scripts/build-app with a hash of
 // the shell, so that every deploy gets a fresh cache.
-const CACHE = 'consentid-shell-c45919b39d88e467';
-const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'app.css', 'manifest.webmanifest',
+const CACHE = 'consentid-shell-beef92bdf8a538b5';
+const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'argon2.js', 'app.css', 'manifest.webmanifest',
   'icons/icon-192.png', 'icons/icon-512.png'];
 
 self.addEventListener('install', (event) => {

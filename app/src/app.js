@@ -4,6 +4,7 @@ import * as api from './api.js';
 import * as store from './store.js';
 import { OutOfMemory, choosePinRefusal, fingerprint, unb64, randomBytes } from './crypto.js';
 import { t, setLang, lang, LANGS } from './i18n/index.js';
+import { loadScript } from './lazy.js';
 
 const root = document.getElementById('app');
 const statusLine = document.getElementById('status');
@@ -339,7 +340,7 @@ function scanScreen() {
       closeScanner();
       homeScreen();
     } }, t('back')));
-  loadScanner().then(({ startScanner }) => startScanner(video, async (text) => {
+  loadScript('scan.js', 'ConsentIDScanner').then(({ startScanner }) => startScanner(video, async (text) => {
     closeScanner();
     try {
       const req = await api.loginQr(device, text);
@@ -353,20 +354,6 @@ function scanScreen() {
   })).then((stop) => {
     stopScanner = stop;
   }, () => setError(t('camera_error')));
-}
-
-/** The QR scanner (jsQR, most of the app's bytes) is a script of its own, `scan.js`, loaded
- * the first time the camera is opened, so that the first load carries only the app. */
-function loadScanner() {
-  if (window.ConsentIDScanner) return Promise.resolve(window.ConsentIDScanner);
-  return new Promise((resolve, reject) => {
-    const script = document.createElement('script');
-    script.src = 'scan.js';
-    script.onload = () => (window.ConsentIDScanner ? resolve(window.ConsentIDScanner)
-      : reject(new Error('scan.js did not load')));
-    script.onerror = () => reject(new Error('scan.js did not load'));
-    document.head.append(script);
-  });
 }
 
 function closeScanner() {

@@ -2,7 +2,7 @@
 // and crates/consentid/src/pin.rs. Composed from WebCrypto, hash-wasm (Argon2id) and
 // @noble/curves (P-256 point from a scalar, signature format conversion); nothing hand-written.
 
-import { argon2id } from 'hash-wasm';
+import { loadScript } from './lazy.js';
 import { p256 } from '@noble/curves/nist.js';
 
 const enc = new TextEncoder();
@@ -137,6 +137,7 @@ export class OutOfMemory extends Error {}
  * non-extractable WebCrypto signing key and its SPKI; the scalar is dropped at once. */
 export async function derivePinKey(pin, salt) {
   let stretched;
+  const { argon2id } = await loadScript('argon2.js', 'ConsentIDArgon2');
   try {
     stretched = await argon2id({
       password: pin, salt, parallelism: 4, iterations: 3, memorySize: 64 * 1024,

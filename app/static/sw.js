@@ -2,7 +2,7 @@
 // notifications of Web Push. The version is replaced by scripts/build-app with a hash of
 // the shell, so that every deploy gets a fresh cache.
 const CACHE = 'consentid-shell-__SHELL_VERSION__';
-const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'app.css', 'manifest.webmanifest',
+const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'argon2.js', 'app.css', 'manifest.webmanifest',
   'icons/icon-192.png', 'icons/icon-512.png'];
 
 self.addEventListener('install', (event) => {

@@ -12,6 +12,8 @@ on the portal's origin. Steps:
   3. the key is not extractable: the stored CryptoKey has `extractable === false`; IndexedDB
      and localStorage hold no private key (no JWK `d`, no PKCS#8) and nothing from the PIN;
      a portal page opening the app's database finds it empty (origins share no storage)
+  3b. no network: the app opens from its service worker's cache and says that the server
+     cannot be reached                                                  app-offline.png
   4. a portal signature: a cloud certificate (**Издај**, **Прихвати**), **Потписивање
      документа**, **Потпиши**; the app shows the document's name and the fingerprint the
      portal shows; **Ауторизовати**; the portal signs                  app-sign-request.png
@@ -93,6 +95,7 @@ W_LOCKED = "Апликација је закључана"
 W_DEACTIVATED = "Апликација је деактивирана"
 W_FINGERPRINT = "Отисак"
 W_SCAN = "Скенирај QR код"
+W_OFFLINE = "Сервер није доступан."
 W_STALE_QR = "QR код је застарео."
 # The portal's words for the login without a username.
 W_QR_LOGIN = "QR код"
@@ -634,6 +637,34 @@ def sign_in_portal(phone: Phone, computer: Computer, pin: str) -> None:
     print(f"  «{W_SIGNED}»")
 
 
+def offline_start(phone: Phone) -> None:
+    """The installed app opens without a network (its service worker's cache) and says that the
+    server cannot be reached; with the network back it works again."""
+    phone.step = f"phone: no network: the app opens from its cache and says «{W_OFFLINE}…»"
+    print(phone.step)
+    d = phone.driver
+    app = phone.args.app_url.rstrip("/") + "/"
+    d.get(app)
+    phone.wait_screen("home")
+    phone.wait_for("the service worker controlling the app", lambda: d.execute_script(
+        "return !!(navigator.serviceWorker && navigator.serviceWorker.controller)"), 30)
+    d.execute_cdp_cmd("Network.enable", {})
+    offline = {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    d.execute_cdp_cmd("Network.emulateNetworkConditions", offline)
+    try:
+        d.get(app)
+        phone.wait_screen("home", 30)
+        phone.wait_for(f"«{W_OFFLINE}…» on the home screen", lambda: W_OFFLINE in phone.body_text(),
+                       30)
+        phone.screenshot("app-offline.png")
+    finally:
+        d.execute_cdp_cmd("Network.emulateNetworkConditions", {**offline, "offline": False})
+    d.get(app)
+    phone.wait_screen("home")
+    phone.wait_for(f"«{W_OFFLINE}…» gone with the network back",
+                   lambda: W_OFFLINE not in phone.body_text(), 30)
+
+
 def capture_qr(computer: Computer, camera: str) -> float:
     """Writes the QR code the computer shows now as the phone camera's video; returns when."""
     data = base64.b64decode(computer.driver.execute_script(CAPTURE_QR_Y4M))
@@ -838,6 +869,9 @@ def run(args) -> int:
         current = phone
         check_storage(phone, computer, args.pin)
         print("STEP key not extractable, storage clean, origins separate: ok")
+
+        offline_start(phone)
+        print("STEP offline start from the service worker: ok")
 
         current = computer
         sign_in_portal(phone, computer, args.pin)
