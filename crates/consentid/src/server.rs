@@ -1,7 +1,7 @@
 //! Talking HTTP to the eidportal server: its address, and one blocking call that turns every
 //! answer into either the body text or a typed [`Error`].
 //!
-//! Transport: `ureq` 2, with https through rustls (ring provider, TLS 1.3 and 1.2). The
+//! Transport: `ureq` 2, with https through rustls (aws-lc-rs provider, TLS 1.3 and 1.2). The
 //! server is verified with the Mozilla roots compiled in (`webpki-roots`), or with only the CA
 //! that was given at activation (`--ca-file`, kept as [`CA_FILE`] in the app's home). Plain
 //! `http://` is refused unless the host is this computer (127.0.0.0/8, ::1, `localhost`): the
@@ -146,7 +146,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
     .map_err(|e| Error::CaFile {

@@ -90,10 +90,11 @@ pub fn load_certified_key(files: &TlsFiles) -> Result<CertifiedKey, String> {
     })
 }
 
-/// The ring provider with its AEAD suites only (rustls offers no CBC suite; the filter keeps
+/// The aws-lc-rs provider (AWS-LC also signs with the software keys; the consentid client uses
+/// the same provider) with its AEAD suites only (rustls offers no CBC suite; the filter keeps
 /// it so should a later version add one).
 fn provider() -> rustls::crypto::CryptoProvider {
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider.cipher_suites.retain(|suite| match suite {
         rustls::SupportedCipherSuite::Tls13(_) => true,
         rustls::SupportedCipherSuite::Tls12(suite) => {

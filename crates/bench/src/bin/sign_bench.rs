@@ -1691,8 +1691,8 @@ fn report(
 }
 
 /// `sign_bench raw [SECONDS]`: raw in-process P-256 signing on one thread with a fresh
-/// software key, no server: `sign_digest` (the signHash path: RustCrypto's `PrehashSigner`)
-/// and `sign` over a 100-byte message (certificates, OCSP, tokens: ring). Prints
+/// software key, no server: `sign_digest` (the signHash path: aws-lc-rs `sign_digest`)
+/// and `sign` over a 100-byte message (certificates, OCSP, tokens: aws-lc-rs). Prints
 /// `RAW_SIGN {json}`; `scripts/bench sign` sets it against `openssl speed ecdsap256`.
 fn raw_signing(seconds: f64) -> Result<(), String> {
     let backend = SoftwareKeyBackend::new(MasterKey::generate());
