@@ -65,7 +65,7 @@ fn person_of(user: &UserRecord) -> Result<Person, Error> {
 impl Authority {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
-    fn notify(
+    async fn notify(
         &self,
         user: &UserRecord,
         subject: &str,
@@ -89,8 +89,20 @@ impl Authority {
             body: body.into(),
             attachments,
         };
-        if let Err(error) = self.settings.mailer.send(&mail, self.clock.now()) {
-            tracing::error!(%error, user = %user.id, "an e-mail could not be sent");
+        // Queued in a transaction of its own just after the action's: the action stands
+        // whatever happens to its mail.
+        let mailer = &self.settings.mailer;
+        let queued = async {
+            let mut tx = self.store.begin().await?;
+            mailer
+                .enqueue(&mut tx, &mail, Some(&user.id), self.clock.now())
+                .await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        };
+        match queued.await {
+            Ok(()) => mailer.wake(),
+            Err(error) => tracing::error!(%error, user = %user.id, "an e-mail could not be queued"),
         }
     }
 
@@ -227,7 +239,8 @@ impl Authority {
                 serbian_date(issued.not_after),
             ),
             Some((&number, &text)),
-        );
+        )
+        .await;
         Ok((issued, number))
     }
 
@@ -254,7 +267,8 @@ impl Authority {
                 old.serial
             ),
             None,
-        );
+        )
+        .await;
         Ok(issued)
     }
 
@@ -278,7 +292,8 @@ impl Authority {
                 current.serial
             ),
             None,
-        );
+        )
+        .await;
         Ok(())
     }
 
@@ -323,7 +338,8 @@ impl Authority {
              За поновну активацију обратите се службенику.\n\n\
              All your certificates were revoked, ConsentID's included; an officer must activate it again.\n",
             None,
-        );
+        )
+        .await;
         Ok(serials.len())
     }
 }

@@ -111,11 +111,10 @@ impl Settings {
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
             renewal_window_days: 30,
-            mailer: crate::mail::Mailer {
-                outbox: std::path::PathBuf::from("outbox"),
-                smtp_url: None,
-                from: "eID portal <noreply@eid.gov.rs>".into(),
-            },
+            mailer: crate::mail::Mailer::new(
+                std::path::PathBuf::from("outbox"),
+                "eID portal <noreply@eid.gov.rs>".into(),
+            ),
             registration_mails: RegistrationMails::default(),
         }
     }
