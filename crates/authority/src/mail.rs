@@ -82,7 +82,10 @@ impl std::fmt::Debug for SmtpRelay {
             .field("security", &self.security)
             .field(
                 "credentials",
-                &self.credentials.as_ref().map(|(user, _)| (user, "[redacted]")),
+                &self
+                    .credentials
+                    .as_ref()
+                    .map(|(user, _)| (user, "[redacted]")),
             )
             .field("extra_roots", &self.extra_roots_pem.is_some())
             .finish()
@@ -136,7 +139,8 @@ impl SmtpRelay {
         let tls_parameters = || {
             let mut builder = TlsParameters::builder(self.host.clone());
             if let Some(pem) = &self.extra_roots_pem {
-                builder = builder.add_root_certificate(Certificate::from_pem(pem).map_err(mail_error)?);
+                builder =
+                    builder.add_root_certificate(Certificate::from_pem(pem).map_err(mail_error)?);
             }
             builder.build_rustls().map_err(mail_error)
         };
@@ -184,7 +188,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// After the `attempts`-th failed attempt at `now` of a message written at `created`: when
     /// to try again, or `None` to give up.
-    pub fn next_attempt(&self, attempts: i64, created: UnixTime, now: UnixTime) -> Option<UnixTime> {
+    pub fn next_attempt(
+        &self,
+        attempts: i64,
+        created: UnixTime,
+        now: UnixTime,
+    ) -> Option<UnixTime> {
         let age = u64::try_from(now.0.saturating_sub(created.0)).unwrap_or(0);
         if attempts >= self.max_attempts || age >= self.give_up_after.as_secs() {
             return None;
@@ -351,7 +360,9 @@ impl Authority {
                 }
                 Err(error) => {
                     let at = self.clock.now();
-                    let retry = mailer.retry.next_attempt(mail.attempts + 1, mail.created_at, at);
+                    let retry = mailer
+                        .retry
+                        .next_attempt(mail.attempts + 1, mail.created_at, at);
                     tracing::warn!(%error, mail = %mail.id, attempts = mail.attempts + 1, given_up = retry.is_none(), "an e-mail could not be delivered");
                     self.store
                         .mail_attempt_failed(&mail.id, at, &error.to_string(), retry)
@@ -381,7 +392,10 @@ impl Authority {
 
     /// The account's messages that could not be delivered (failed, or retrying after a
     /// failure), newest first.
-    pub async fn undelivered_mails(&self, user: &store::UserRecord) -> Result<Vec<OutboxMail>, Error> {
+    pub async fn undelivered_mails(
+        &self,
+        user: &store::UserRecord,
+    ) -> Result<Vec<OutboxMail>, Error> {
         Ok(self.store.undelivered_mails_of(&user.id).await?)
     }
 }
@@ -401,7 +415,10 @@ mod tests {
         assert_eq!(policy.next_attempt(8, created, at(1000)), Some(at(4600)));
         assert_eq!(policy.next_attempt(11, created, at(1000)), Some(at(4600)));
         assert_eq!(policy.next_attempt(12, created, at(1000)), None);
-        assert_eq!(policy.next_attempt(2, created, at(24 * 3600 - 1)).is_some(), true);
+        assert_eq!(
+            policy.next_attempt(2, created, at(24 * 3600 - 1)).is_some(),
+            true
+        );
         assert_eq!(policy.next_attempt(2, created, at(24 * 3600)), None);
     }
 
@@ -410,16 +427,25 @@ mod tests {
         let plain = SmtpRelay::parse("smtp://relay.local").unwrap();
         assert_eq!((plain.port, plain.security), (25, SmtpSecurity::Plain));
         let starttls = SmtpRelay::parse("smtp+starttls://mail.example.rs").unwrap();
-        assert_eq!((starttls.port, starttls.security), (587, SmtpSecurity::StartTls));
+        assert_eq!(
+            (starttls.port, starttls.security),
+            (587, SmtpSecurity::StartTls)
+        );
         let tls = SmtpRelay::parse("smtps://mail.example.rs:2465/").unwrap();
-        assert_eq!((tls.host.as_str(), tls.port, tls.security), ("mail.example.rs", 2465, SmtpSecurity::ImplicitTls));
+        assert_eq!(
+            (tls.host.as_str(), tls.port, tls.security),
+            ("mail.example.rs", 2465, SmtpSecurity::ImplicitTls)
+        );
         assert!(SmtpRelay::parse("smtps://user:secret@mail.example.rs").is_err());
         assert!(SmtpRelay::parse("http://mail.example.rs").is_err());
         assert!(SmtpRelay::parse("smtp://mail:x").is_err());
         let mut relay = tls;
         relay.credentials = Some(("portal".into(), "secret".to_owned().into()));
         let shown = format!("{relay:?}");
-        assert!(shown.contains("portal") && !shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("portal") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 
     #[test]

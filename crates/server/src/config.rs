@@ -231,10 +231,10 @@ impl Config {
             file.smtp_ca_file = Some(v.into());
         }
         if let Some(v) = env("EIDPORTAL_SMTP_RETRY_FIRST_SECS") {
-            file.smtp_retry_first_secs = Some(
-                v.parse()
-                    .map_err(|_| format!("EIDPORTAL_SMTP_RETRY_FIRST_SECS: `{v}` is not a number"))?,
-            );
+            file.smtp_retry_first_secs =
+                Some(v.parse().map_err(|_| {
+                    format!("EIDPORTAL_SMTP_RETRY_FIRST_SECS: `{v}` is not a number")
+                })?);
         }
         if let Some(v) = env("EIDPORTAL_SMTP_MAX_ATTEMPTS") {
             file.smtp_max_attempts = Some(
@@ -346,7 +346,10 @@ impl Config {
         }
         let smtp = match file.smtp_url.as_deref() {
             None => {
-                if file.smtp_user.is_some() || file.smtp_password.is_some() || file.smtp_ca_file.is_some() {
+                if file.smtp_user.is_some()
+                    || file.smtp_password.is_some()
+                    || file.smtp_ca_file.is_some()
+                {
                     return Err("EIDPORTAL_SMTP_USER, EIDPORTAL_SMTP_PASSWORD and EIDPORTAL_SMTP_CA_FILE need EIDPORTAL_SMTP_URL".into());
                 }
                 None
@@ -354,18 +357,26 @@ impl Config {
             Some(url) => {
                 let mut relay = authority::mail::SmtpRelay::parse(url)
                     .map_err(|e| format!("EIDPORTAL_SMTP_URL: {e}"))?;
-                relay.credentials = match (file.smtp_user, file.smtp_password) {
-                    (None, None) => None,
-                    (Some(user), Some(password)) => Some((user, password.into())),
-                    _ => return Err("EIDPORTAL_SMTP_USER and EIDPORTAL_SMTP_PASSWORD must be set together".into()),
-                };
-                if relay.credentials.is_some() && relay.security == authority::mail::SmtpSecurity::Plain && !is_loopback_host(&relay.host) {
+                relay.credentials =
+                    match (file.smtp_user, file.smtp_password) {
+                        (None, None) => None,
+                        (Some(user), Some(password)) => Some((user, password.into())),
+                        _ => return Err(
+                            "EIDPORTAL_SMTP_USER and EIDPORTAL_SMTP_PASSWORD must be set together"
+                                .into(),
+                        ),
+                    };
+                if relay.credentials.is_some()
+                    && relay.security == authority::mail::SmtpSecurity::Plain
+                    && !is_loopback_host(&relay.host)
+                {
                     return Err("EIDPORTAL_SMTP_PASSWORD: a login is only sent over TLS (smtp+starttls:// or smtps://)".into());
                 }
                 if let Some(path) = &file.smtp_ca_file {
-                    relay.extra_roots_pem = Some(std::fs::read(path).map_err(|e| {
-                        format!("EIDPORTAL_SMTP_CA_FILE: {}: {e}", path.display())
-                    })?);
+                    relay.extra_roots_pem =
+                        Some(std::fs::read(path).map_err(|e| {
+                            format!("EIDPORTAL_SMTP_CA_FILE: {}: {e}", path.display())
+                        })?);
                 }
                 Some(relay)
             }
@@ -373,13 +384,17 @@ impl Config {
         let mut mail_retry = authority::mail::RetryPolicy::default();
         if let Some(secs) = file.smtp_retry_first_secs {
             if !(1..=86_400).contains(&secs) {
-                return Err(format!("EIDPORTAL_SMTP_RETRY_FIRST_SECS: {secs} is outside 1..=86400"));
+                return Err(format!(
+                    "EIDPORTAL_SMTP_RETRY_FIRST_SECS: {secs} is outside 1..=86400"
+                ));
             }
             mail_retry.first = std::time::Duration::from_secs(secs);
         }
         if let Some(attempts) = file.smtp_max_attempts {
             if !(1..=100).contains(&attempts) {
-                return Err(format!("EIDPORTAL_SMTP_MAX_ATTEMPTS: {attempts} is outside 1..=100"));
+                return Err(format!(
+                    "EIDPORTAL_SMTP_MAX_ATTEMPTS: {attempts} is outside 1..=100"
+                ));
             }
             mail_retry.max_attempts = attempts;
         }
