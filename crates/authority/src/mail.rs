@@ -415,10 +415,7 @@ mod tests {
         assert_eq!(policy.next_attempt(8, created, at(1000)), Some(at(4600)));
         assert_eq!(policy.next_attempt(11, created, at(1000)), Some(at(4600)));
         assert_eq!(policy.next_attempt(12, created, at(1000)), None);
-        assert_eq!(
-            policy.next_attempt(2, created, at(24 * 3600 - 1)).is_some(),
-            true
-        );
+        assert!(policy.next_attempt(2, created, at(24 * 3600 - 1)).is_some());
         assert_eq!(policy.next_attempt(2, created, at(24 * 3600)), None);
     }
 
