@@ -530,6 +530,51 @@ mod tests {
     }
 
     #[test]
+    fn smtp_settings_resolve_and_keep_logins_off_plain_networks() {
+        let config = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("EIDPORTAL_SMTP_URL", "smtps://mail.example.rs"),
+                ("EIDPORTAL_SMTP_USER", "portal"),
+                ("EIDPORTAL_SMTP_PASSWORD", "tajna"),
+                ("EIDPORTAL_SMTP_MAX_ATTEMPTS", "3"),
+            ]),
+        )
+        .unwrap();
+        let relay = config.smtp.clone().unwrap();
+        assert_eq!(relay.port, 465);
+        assert_eq!(
+            relay.credentials.as_ref().map(|(u, _)| u.as_str()),
+            Some("portal")
+        );
+        assert_eq!(config.mail_retry.max_attempts, 3);
+        assert!(!format!("{config:?}").contains("tajna"));
+        let refuse =
+            |pairs: &[(&str, &str)]| Config::load(&Flags::default(), &env(pairs)).unwrap_err();
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtp://mail.example.rs"),
+            ("EIDPORTAL_SMTP_USER", "portal"),
+            ("EIDPORTAL_SMTP_PASSWORD", "tajna"),
+        ]);
+        assert!(error.contains("only sent over TLS"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtps://m.example.rs"),
+            ("EIDPORTAL_SMTP_USER", "portal"),
+        ]);
+        assert!(error.contains("set together"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_USER", "portal"),
+            ("EIDPORTAL_SMTP_PASSWORD", "x"),
+        ]);
+        assert!(error.contains("need EIDPORTAL_SMTP_URL"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtps://m.example.rs"),
+            ("EIDPORTAL_SMTP_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert!(error.starts_with("EIDPORTAL_SMTP_CA_FILE"), "{error}");
+    }
+
+    #[test]
     fn bad_settings_name_themselves() {
         let error =
             Config::load(&Flags::default(), &env(&[("EIDPORTAL_LISTEN", "nowhere")])).unwrap_err();
