@@ -230,6 +230,8 @@ impl Authority {
             }
             other => other,
         };
+        // Whose account page shows the message if it cannot be delivered.
+        let mut mail_user = existing.as_ref().map(|user| user.id.clone());
         let mail = if existing.is_some() {
             tx.audit(
                 now,
@@ -260,6 +262,7 @@ impl Authority {
                 created_at: now,
             };
             tx.insert_user(&user).await?;
+            mail_user = Some(user.id.clone());
             let token = proto::b64(&rand::random::<[u8; 32]>());
             tx.insert_email_verification(
                 &secret_hash(&token),
@@ -286,10 +289,15 @@ impl Authority {
                 attachments: Vec::new(),
             }
         };
-        // 3. Written before the commit: if the commit fails, a link to nothing is harmless; the
-        // other order could lose the link of an account that exists.
-        self.settings.mailer.send(&mail, now)?;
+        // 3. Queued in the same transaction (or, without a relay, written before the commit: if
+        // the commit fails, a link to nothing is harmless; the other order could lose the link
+        // of an account that exists).
+        self.settings
+            .mailer
+            .enqueue(&mut tx, &mail, mail_user.as_deref(), now)
+            .await?;
         tx.commit().await?;
+        self.settings.mailer.wake();
         Ok(())
     }
 

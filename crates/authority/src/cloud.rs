@@ -132,7 +132,7 @@ fn person_of(user: &UserRecord) -> Result<Person, Error> {
 impl Authority {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
-    fn notify(
+    async fn notify(
         &self,
         user: &UserRecord,
         subject: &str,
@@ -156,8 +156,20 @@ impl Authority {
             body: body.into(),
             attachments,
         };
-        if let Err(error) = self.settings.mailer.send(&mail, self.clock.now()) {
-            tracing::error!(%error, user = %user.id, "an e-mail could not be sent");
+        // Queued in a transaction of its own just after the action's: the action stands
+        // whatever happens to its mail.
+        let mailer = &self.settings.mailer;
+        let queued = async {
+            let mut tx = self.store.begin().await?;
+            mailer
+                .enqueue(&mut tx, &mail, Some(&user.id), self.clock.now())
+                .await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        };
+        match queued.await {
+            Ok(()) => mailer.wake(),
+            Err(error) => tracing::error!(%error, user = %user.id, "an e-mail could not be queued"),
         }
     }
 
@@ -294,7 +306,8 @@ impl Authority {
                 ],
             ),
             Some((&number, &text)),
-        );
+        )
+        .await;
         Ok((issued, number))
     }
 
@@ -321,7 +334,8 @@ impl Authority {
                 &[("serial", &serial), ("until", &until), ("old", &old)],
             ),
             None,
-        );
+        )
+        .await;
         Ok(issued)
     }
 
@@ -343,7 +357,8 @@ impl Authority {
             &mails.revoked_subject,
             &fill(&mails.revoked_body, &[("serial", &serial)]),
             None,
-        );
+        )
+        .await;
         Ok(())
     }
 
@@ -387,7 +402,8 @@ impl Authority {
             &mails.revoked_all_subject,
             &mails.revoked_all_body,
             None,
-        );
+        )
+        .await;
         Ok(serials.len())
     }
 }

@@ -120,11 +120,10 @@ impl Settings {
             renewal_window_days: 30,
             provider: crate::agreement::Provider::default(),
             agreement_words: crate::agreement::AgreementWords::default(),
-            mailer: crate::mail::Mailer {
-                outbox: std::path::PathBuf::from("outbox"),
-                smtp_url: None,
-                from: "eID portal <noreply@eid.gov.rs>".into(),
-            },
+            mailer: crate::mail::Mailer::new(
+                std::path::PathBuf::from("outbox"),
+                "eID portal <noreply@eid.gov.rs>".into(),
+            ),
             registration_mails: RegistrationMails::default(),
             cloud_mails: crate::cloud::CloudMails::default(),
         }

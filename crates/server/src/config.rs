@@ -55,8 +55,11 @@ pub struct Config {
     pub app_public_url: Option<String>,
     /// Database URL.
     pub database_url: String,
-    /// SMTP URL; `None` writes mail to `<data>/outbox/`.
-    pub smtp_url: Option<String>,
+    /// The SMTP relay (from the URL, login and CA file); `None` writes mail to
+    /// `<data>/outbox/`.
+    pub smtp: Option<authority::mail::SmtpRelay>,
+    /// When failed mail deliveries are tried again.
+    pub mail_retry: authority::mail::RetryPolicy,
     /// Key backend.
     pub keys: KeyBackendConfig,
     /// Algorithm of new keys.
@@ -210,6 +213,11 @@ struct FileSettings {
     app_public_url: Option<String>,
     database_url: Option<String>,
     smtp_url: Option<String>,
+    smtp_user: Option<String>,
+    smtp_password: Option<String>,
+    smtp_ca_file: Option<PathBuf>,
+    smtp_retry_first_secs: Option<u64>,
+    smtp_max_attempts: Option<i64>,
     pkcs11_module: Option<PathBuf>,
     pkcs11_token: Option<String>,
     pkcs11_pin: Option<String>,
@@ -234,6 +242,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ("EIDPORTAL_APP_PUBLIC_URL", "app_public_url"),
     ("EIDPORTAL_DATABASE_URL", "database_url"),
     ("EIDPORTAL_SMTP_URL", "smtp_url"),
+    ("EIDPORTAL_SMTP_USER", "smtp_user"),
+    ("EIDPORTAL_SMTP_PASSWORD", "smtp_password"),
+    ("EIDPORTAL_SMTP_CA_FILE", "smtp_ca_file"),
+    ("EIDPORTAL_SMTP_RETRY_FIRST_SECS", "smtp_retry_first_secs"),
+    ("EIDPORTAL_SMTP_MAX_ATTEMPTS", "smtp_max_attempts"),
     ("EIDPORTAL_PKCS11_MODULE", "pkcs11_module"),
     ("EIDPORTAL_PKCS11_TOKEN", "pkcs11_token"),
     ("EIDPORTAL_PKCS11_PIN", "pkcs11_pin"),
@@ -256,6 +269,14 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
 ];
+
+/// Whether an SMTP relay is this machine (a plain-text login to it never crosses a network).
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
 
 /// Variables with the prefix that are not settings (logging, and the test suite's own).
 fn ignored_variable(name: &str) -> bool {
@@ -322,6 +343,27 @@ impl Config {
         }
         if let Some(v) = env("EIDPORTAL_SMTP_URL") {
             file.smtp_url = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_USER") {
+            file.smtp_user = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_PASSWORD") {
+            file.smtp_password = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_CA_FILE") {
+            file.smtp_ca_file = Some(v.into());
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_RETRY_FIRST_SECS") {
+            file.smtp_retry_first_secs =
+                Some(v.parse().map_err(|_| {
+                    format!("EIDPORTAL_SMTP_RETRY_FIRST_SECS: `{v}` is not a number")
+                })?);
+        }
+        if let Some(v) = env("EIDPORTAL_SMTP_MAX_ATTEMPTS") {
+            file.smtp_max_attempts = Some(
+                v.parse()
+                    .map_err(|_| format!("EIDPORTAL_SMTP_MAX_ATTEMPTS: `{v}` is not a number"))?,
+            );
         }
         if let Some(v) = env("EIDPORTAL_PKCS11_MODULE") {
             file.pkcs11_module = Some(v.into());
@@ -425,10 +467,59 @@ impl Config {
                 "EIDPORTAL_DATABASE_URL: use sqlite:PATH or postgres://USER@HOST/DB".into(),
             );
         }
-        if let Some(url) = &file.smtp_url {
-            if !url.starts_with("smtp://") {
-                return Err(format!("EIDPORTAL_SMTP_URL: `{url}` is not an smtp://HOST[:PORT] URL (plain SMTP to a relay)"));
+        let smtp = match file.smtp_url.as_deref() {
+            None => {
+                if file.smtp_user.is_some()
+                    || file.smtp_password.is_some()
+                    || file.smtp_ca_file.is_some()
+                {
+                    return Err("EIDPORTAL_SMTP_USER, EIDPORTAL_SMTP_PASSWORD and EIDPORTAL_SMTP_CA_FILE need EIDPORTAL_SMTP_URL".into());
+                }
+                None
             }
+            Some(url) => {
+                let mut relay = authority::mail::SmtpRelay::parse(url)
+                    .map_err(|e| format!("EIDPORTAL_SMTP_URL: {e}"))?;
+                relay.credentials =
+                    match (file.smtp_user, file.smtp_password) {
+                        (None, None) => None,
+                        (Some(user), Some(password)) => Some((user, password.into())),
+                        _ => return Err(
+                            "EIDPORTAL_SMTP_USER and EIDPORTAL_SMTP_PASSWORD must be set together"
+                                .into(),
+                        ),
+                    };
+                if relay.credentials.is_some()
+                    && relay.security == authority::mail::SmtpSecurity::Plain
+                    && !is_loopback_host(&relay.host)
+                {
+                    return Err("EIDPORTAL_SMTP_PASSWORD: a login is only sent over TLS (smtp+starttls:// or smtps://)".into());
+                }
+                if let Some(path) = &file.smtp_ca_file {
+                    relay.extra_roots_pem =
+                        Some(std::fs::read(path).map_err(|e| {
+                            format!("EIDPORTAL_SMTP_CA_FILE: {}: {e}", path.display())
+                        })?);
+                }
+                Some(relay)
+            }
+        };
+        let mut mail_retry = authority::mail::RetryPolicy::default();
+        if let Some(secs) = file.smtp_retry_first_secs {
+            if !(1..=86_400).contains(&secs) {
+                return Err(format!(
+                    "EIDPORTAL_SMTP_RETRY_FIRST_SECS: {secs} is outside 1..=86400"
+                ));
+            }
+            mail_retry.first = std::time::Duration::from_secs(secs);
+        }
+        if let Some(attempts) = file.smtp_max_attempts {
+            if !(1..=100).contains(&attempts) {
+                return Err(format!(
+                    "EIDPORTAL_SMTP_MAX_ATTEMPTS: {attempts} is outside 1..=100"
+                ));
+            }
+            mail_retry.max_attempts = attempts;
         }
         let keys = match (file.pkcs11_module, file.pkcs11_token, file.pkcs11_pin) {
             (None, None, None) => KeyBackendConfig::Software,
@@ -491,7 +582,8 @@ impl Config {
                 .app_public_url
                 .map(|u| u.trim_end_matches('/').to_owned()),
             database_url,
-            smtp_url: file.smtp_url,
+            smtp,
+            mail_retry,
             keys,
             key_algorithm,
             cloud_cert_validity_days: file.cloud_cert_validity_days,
@@ -669,6 +761,51 @@ mod tests {
             let error = load_file(text).unwrap_err();
             assert!(error.contains(needle), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn smtp_settings_resolve_and_keep_logins_off_plain_networks() {
+        let config = Config::load(
+            &Flags::default(),
+            &env(&[
+                ("EIDPORTAL_SMTP_URL", "smtps://mail.example.rs"),
+                ("EIDPORTAL_SMTP_USER", "portal"),
+                ("EIDPORTAL_SMTP_PASSWORD", "tajna"),
+                ("EIDPORTAL_SMTP_MAX_ATTEMPTS", "3"),
+            ]),
+        )
+        .unwrap();
+        let relay = config.smtp.clone().unwrap();
+        assert_eq!(relay.port, 465);
+        assert_eq!(
+            relay.credentials.as_ref().map(|(u, _)| u.as_str()),
+            Some("portal")
+        );
+        assert_eq!(config.mail_retry.max_attempts, 3);
+        assert!(!format!("{config:?}").contains("tajna"));
+        let refuse =
+            |pairs: &[(&str, &str)]| Config::load(&Flags::default(), &env(pairs)).unwrap_err();
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtp://mail.example.rs"),
+            ("EIDPORTAL_SMTP_USER", "portal"),
+            ("EIDPORTAL_SMTP_PASSWORD", "tajna"),
+        ]);
+        assert!(error.contains("only sent over TLS"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtps://m.example.rs"),
+            ("EIDPORTAL_SMTP_USER", "portal"),
+        ]);
+        assert!(error.contains("set together"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_USER", "portal"),
+            ("EIDPORTAL_SMTP_PASSWORD", "x"),
+        ]);
+        assert!(error.contains("need EIDPORTAL_SMTP_URL"), "{error}");
+        let error = refuse(&[
+            ("EIDPORTAL_SMTP_URL", "smtps://m.example.rs"),
+            ("EIDPORTAL_SMTP_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert!(error.starts_with("EIDPORTAL_SMTP_CA_FILE"), "{error}");
     }
 
     #[test]

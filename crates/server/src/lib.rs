@@ -103,7 +103,8 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     let mut settings = Settings::new(public_url);
     settings.key_algorithm = config.key_algorithm;
     settings.mailer.outbox = config.data.join("outbox");
-    settings.mailer.smtp_url = config.smtp_url.clone();
+    settings.mailer.smtp = config.smtp.clone();
+    settings.mailer.retry = config.mail_retry;
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
     settings.renewal_window_days = config.renewal_window_days;
     if let Ok(catalog) = i18n::Catalog::load() {

@@ -304,6 +304,10 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             }
         }
     });
+    // Queued mail goes out in the background, retried with backoff (authority::mail).
+    let mail = authority.clone();
+    let mail_stopping = stopping.clone();
+    let mail_task = tokio::spawn(async move { mail.mail_worker(mail_stopping.wait()).await });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
     let secure_cookies = public_url.starts_with("https://");
     let state = AppState {
@@ -353,6 +357,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     // The last round of upkeep finishes, then the last group commit, then the database closes
     // (SQLite merges its WAL into the database file).
     let _ = upkeep_task.await;
+    let _ = mail_task.await;
     // The head as the server leaves it, outside the database.
     if let Err(error) = authority.write_audit_checkpoint().await {
         tracing::error!(%error, "no audit checkpoint at shutdown");

@@ -811,6 +811,8 @@ struct AccountPage {
     login_method: String,
     devices: Vec<DeviceLine>,
     cloud_status: String,
+    /// Mails to this account that could not be delivered, one line each.
+    undelivered_mails: Vec<String>,
 }
 
 async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -862,7 +864,30 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
         }),
         Err(error) => return internal(&state, visit.language, &error),
     };
+    // Only this account's own mails (the store selects by its id).
+    let undelivered_mails = match state.authority.undelivered_mails(&user).await {
+        Ok(mails) => mails
+            .into_iter()
+            .map(|mail| {
+                let (y, m, day) = mail.created_at.date();
+                page.t_with(
+                    if mail.status == store::OutboxStatus::Failed {
+                        "account-mail-failed"
+                    } else {
+                        "account-mail-retrying"
+                    },
+                    &[
+                        ("address", mail.recipient),
+                        ("subject", mail.subject),
+                        ("date", format!("{day:02}.{m:02}.{y}.")),
+                    ],
+                )
+            })
+            .collect(),
+        Err(error) => return internal(&state, visit.language, &error),
+    };
     let template = AccountPage {
+        undelivered_mails,
         cloud_status,
         name: format!("{} {}", user.given_name, user.surname),
         email: user.email,
