@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod db;
 mod migrate;
+mod push;
 mod records;
 mod signing;
 pub mod test_support;
@@ -26,6 +27,7 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, verify_keyed_chain, AuditEntry, AuditKey, ChainBreak, Checkpoint};
+pub use push::PushSubscriptionRecord;
 pub use records::{
     AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord,
 };
