@@ -17,6 +17,7 @@ pub mod login;
 pub mod mail;
 pub mod oauth;
 mod ocsp;
+pub mod push;
 mod revocation;
 pub mod settings;
 pub mod signing;
