@@ -34,6 +34,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/inbox", get(inbox))
         .route("/api/app/v1/status", get(status))
         .route("/api/app/v1/requests/{txn}/response", post(respond))
+        .route("/api/app/v1/push/key", get(crate::push::key))
+        .route(
+            "/api/app/v1/push/subscription",
+            post(crate::push::subscribe).delete(crate::push::unsubscribe),
+        )
 }
 
 /// The client's rate-limit key ([`crate::client_address::ClientAddress::rate_key`]): the IPv4
@@ -140,7 +145,7 @@ async fn activation_complete(
     }
 }
 
-async fn device(
+pub(crate) async fn device(
     authority: &Authority,
     headers: &HeaderMap,
     method: &Method,

@@ -12,6 +12,7 @@ pub mod i18n;
 pub mod oauth;
 pub mod portal;
 pub mod portal_signing;
+pub mod push;
 pub mod redirect;
 pub mod transport;
 
@@ -105,6 +106,8 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.mailer.smtp_url = config.smtp_url.clone();
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
     settings.renewal_window_days = config.renewal_window_days;
+    settings.push.subject = config.push_subject.clone();
+    settings.push.dangerous_allow_http_loopback = config.dangerous_push_allow_http_loopback;
     if let Ok(catalog) = i18n::Catalog::load() {
         settings.registration_mails = i18n::registration_mails(&catalog);
     }
