@@ -79,7 +79,10 @@ struct KeysJson {
 /// information or fragment (`http` only to a loopback host, and only with
 /// `allow_http_loopback`), `p256dh` a valid uncompressed P-256 point, `auth` 16 bytes, both
 /// base64url. Refuses with the field at fault.
-pub fn parse_subscription(body: &[u8], allow_http_loopback: bool) -> Result<Subscription, Rejection> {
+pub fn parse_subscription(
+    body: &[u8],
+    allow_http_loopback: bool,
+) -> Result<Subscription, Rejection> {
     let json: SubscriptionJson =
         serde_json::from_slice(body).map_err(|_| Rejection::Invalid("subscription"))?;
     check_endpoint(&json.endpoint, allow_http_loopback)?;
@@ -292,7 +295,11 @@ impl PushJob {
         }
     }
 
-    async fn send(&self, subscription: &PushSubscriptionRecord, payload: &[u8]) -> Result<u16, String> {
+    async fn send(
+        &self,
+        subscription: &PushSubscriptionRecord,
+        payload: &[u8],
+    ) -> Result<u16, String> {
         let uri: hyper::Uri = subscription
             .endpoint
             .parse()
@@ -307,8 +314,14 @@ impl PushJob {
                 .unwrap_or("/")
                 .to_owned(),
         )
-        .header(hyper::header::HOST, uri.authority().map(|a| a.as_str()).unwrap_or(""))
-        .header(hyper::header::AUTHORIZATION, format!("vapid t={token}, k={public}"))
+        .header(
+            hyper::header::HOST,
+            uri.authority().map(|a| a.as_str()).unwrap_or(""),
+        )
+        .header(
+            hyper::header::AUTHORIZATION,
+            format!("vapid t={token}, k={public}"),
+        )
         .header("TTL", domain::login::TRANSACTION_LIFETIME.to_string())
         .header("Urgency", "high")
         .header(hyper::header::CONTENT_ENCODING, "aes128gcm")
@@ -328,12 +341,18 @@ type Body = http_body_util::Full<bytes::Bytes>;
 async fn post(uri: &hyper::Uri, request: hyper::Request<Body>) -> Result<u16, String> {
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().ok_or("no host")?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((bare.as_str(), port)))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("connect: {e}"))?;
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((bare.as_str(), port)),
+    )
+    .await
+    .map_err(|_| "connect timed out".to_owned())?
+    .map_err(|e| format!("connect: {e}"))?;
     if https {
         let name = rustls::pki_types::ServerName::try_from(bare)
             .map_err(|_| "the host is not a server name".to_owned())?;
@@ -357,7 +376,10 @@ where
     let driver = tokio::spawn(connection);
     let response = sender.send_request(request).await;
     driver.abort();
-    Ok(response.map_err(|e| format!("HTTP: {e}"))?.status().as_u16())
+    Ok(response
+        .map_err(|e| format!("HTTP: {e}"))?
+        .status()
+        .as_u16())
 }
 
 /// The Mozilla root store, TLS 1.2 and 1.3 with ring, HTTP/1.1.
@@ -391,11 +413,18 @@ fn vapid_point(key: &dyn KeySigner) -> Result<Vec<u8>, Error> {
 
 /// The VAPID JWT (RFC 8292 §2): ES256 over `{"typ":"JWT","alg":"ES256"}` and the claims
 /// `aud`, `exp`, `sub`; the signature as JWS wants it, r ‖ s (RFC 7518 §3.4).
-fn vapid_token(key: &dyn KeySigner, audience: &str, subject: &str, now: UnixTime) -> Result<String, String> {
+fn vapid_token(
+    key: &dyn KeySigner,
+    audience: &str,
+    subject: &str,
+    now: UnixTime,
+) -> Result<String, String> {
     let header = crypto::b64(br#"{"typ":"JWT","alg":"ES256"}"#);
     let claims = json!({ "aud": audience, "exp": now.0 + VAPID_LIFETIME, "sub": subject });
     let input = format!("{header}.{}", crypto::b64(claims.to_string().as_bytes()));
-    let der = key.sign(input.as_bytes()).map_err(|e| format!("VAPID signature: {e}"))?;
+    let der = key
+        .sign(input.as_bytes())
+        .map_err(|e| format!("VAPID signature: {e}"))?;
     let signature = p256::ecdsa::Signature::from_der(&der)
         .map_err(|_| "the VAPID signature is not ECDSA P-256".to_owned())?;
     Ok(format!("{input}.{}", crypto::b64(&signature.to_bytes())))
@@ -427,7 +456,8 @@ fn encrypt(p256dh: &[u8], auth: &[u8], payload: &[u8]) -> Result<Vec<u8>, String
     // One record, the last: the payload and the delimiter 2 (RFC 8188 §2), no padding.
     let mut plaintext = payload.to_vec();
     plaintext.push(2);
-    let cipher = aes_gcm::Aes128Gcm::new_from_slice(key.as_ref()).map_err(|_| "AES key".to_owned())?;
+    let cipher =
+        aes_gcm::Aes128Gcm::new_from_slice(key.as_ref()).map_err(|_| "AES key".to_owned())?;
     let sealed = cipher
         .encrypt(&aes_gcm::Nonce::from(nonce), plaintext.as_slice())
         .map_err(|_| "AES-GCM".to_owned())?;
@@ -467,15 +497,27 @@ mod tests {
         assert_eq!(refused("http://127.0.0.1:9/abc", &p, &a, false), endpoint);
         assert!(refused("http://127.0.0.1:9/abc", &p, &a, true).is_none());
         assert!(refused("http://[::1]:9/abc", &p, &a, true).is_none());
-        assert_eq!(refused("https://user@push.example/", &p, &a, false), endpoint);
+        assert_eq!(
+            refused("https://user@push.example/", &p, &a, false),
+            endpoint
+        );
         assert_eq!(refused("ftp://push.example/", &p, &a, false), endpoint);
         assert_eq!(refused("/relative", &p, &a, false), endpoint);
         let compressed = crypto::b64(&[2u8; 33]);
-        assert_eq!(refused("https://push.example/", &compressed, &a, false), Some(Rejection::Invalid("p256dh")));
+        assert_eq!(
+            refused("https://push.example/", &compressed, &a, false),
+            Some(Rejection::Invalid("p256dh"))
+        );
         let off_curve = crypto::b64(&[4u8; 65]);
-        assert_eq!(refused("https://push.example/", &off_curve, &a, false), Some(Rejection::Invalid("p256dh")));
+        assert_eq!(
+            refused("https://push.example/", &off_curve, &a, false),
+            Some(Rejection::Invalid("p256dh"))
+        );
         let short = crypto::b64(&[1u8; 15]);
-        assert_eq!(refused("https://push.example/", &p, &short, false), Some(Rejection::Invalid("auth")));
+        assert_eq!(
+            refused("https://push.example/", &p, &short, false),
+            Some(Rejection::Invalid("auth"))
+        );
     }
 
     #[test]

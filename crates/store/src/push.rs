@@ -22,7 +22,8 @@ pub struct PushSubscriptionRecord {
     pub created_at: UnixTime,
 }
 
-const COLUMNS: &str = "SELECT p.device_id, p.endpoint, p.p256dh, p.auth, p.created_at FROM push_subscriptions p";
+const COLUMNS: &str =
+    "SELECT p.device_id, p.endpoint, p.p256dh, p.auth, p.created_at FROM push_subscriptions p";
 
 fn from_row(row: &Row) -> Result<PushSubscriptionRecord, Error> {
     Ok(PushSubscriptionRecord {
@@ -102,10 +103,12 @@ impl Tx {
                     .execute(self.conn()?)
                     .await?
             }
-            None => query("DELETE FROM push_subscriptions WHERE device_id = $1")
-                .bind(device_id.to_owned())
-                .execute(self.conn()?)
-                .await?,
+            None => {
+                query("DELETE FROM push_subscriptions WHERE device_id = $1")
+                    .bind(device_id.to_owned())
+                    .execute(self.conn()?)
+                    .await?
+            }
         };
         Ok(done.rows_affected() > 0)
     }
