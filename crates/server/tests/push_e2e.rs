@@ -45,10 +45,8 @@ impl Device {
 
     /// A device-signed call (reference/mobile-auth.md §7.4), as the app makes it.
     fn call(&self, server: &Server, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        // The device's own clock, as the app signs with it.
+        let timestamp = authority::Clock::now(&authority::SystemClock).0;
         let nonce = proto::crypto::b64(&rand::random::<[u8; 16]>());
         let message = proto::crypto::request_message(method, path, timestamp, &nonce, body);
         let signature = proto::crypto::sign(&self.key, message.as_bytes());
