@@ -156,8 +156,18 @@ fn a_login_is_pushed_encrypted_to_the_subscribed_device() {
     let Some(python) = support::python() else {
         return;
     };
+    // The subscriptions live in the store and the VAPID key in the key backend: every setup.
+    let setups = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(Setup::all());
+    for setup in setups {
+        eprintln!("setup: {}", setup.name);
+        pushes_on(&python, setup);
+    }
+}
+
+fn pushes_on(python: &Path, mut setup: Setup) {
     let dir = tempfile::tempdir().unwrap();
-    let mut setup = Setup::embedded();
     setup.env.push((
         "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK".into(),
         "1".into(),
@@ -181,7 +191,7 @@ fn a_login_is_pushed_encrypted_to_the_subscribed_device() {
     let point = proto::unb64(&vapid_key).unwrap();
     assert!(p256::PublicKey::from_sec1_bytes(&point).is_ok() && point.len() == 65);
 
-    let service = PushService::start(&python, &vapid_key, 201);
+    let service = PushService::start(python, &vapid_key, 201);
     let good = service.subscription.clone();
     let path = "/api/app/v1/push/subscription";
 
@@ -238,7 +248,7 @@ fn a_login_is_pushed_encrypted_to_the_subscribed_device() {
     drop(service);
 
     // 4. Gone (410): the push is sent once, then the subscription is deleted.
-    let gone = PushService::start(&python, &vapid_key, 410);
+    let gone = PushService::start(python, &vapid_key, 410);
     let (status, _) = device.call(
         &server,
         "POST",
