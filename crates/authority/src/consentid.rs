@@ -135,7 +135,7 @@ impl Authority {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
-        for role in [APP_SIGNING, APP_ENCRYPTION] {
+        for role in [APP_SIGNING, APP_ENCRYPTION, crate::push::VAPID_KEY] {
             if self.store.service_key(role).await?.is_none() {
                 // The key before the transaction (crate::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.
@@ -907,6 +907,9 @@ impl Authority {
             decided_at: None,
         };
         tx.insert_transaction(&record).await?;
+        if let Some(user_id) = &record.user_id {
+            self.push_after_commit(user_id, &record.id, &record.kind);
+        }
         Ok(record)
     }
 }

@@ -17,6 +17,7 @@ pub mod login;
 pub mod mail;
 pub mod oauth;
 mod ocsp;
+pub mod push;
 pub mod qr_login;
 mod revocation;
 pub mod settings;

@@ -84,6 +84,8 @@ pub struct Settings {
     pub dangerous_disable_rate_limits: bool,
     /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
     pub audit_checkpoints: Option<std::path::PathBuf>,
+    /// Web Push to ConsentID devices.
+    pub push: crate::push::PushSettings,
 }
 
 impl Settings {
@@ -117,6 +119,7 @@ impl Settings {
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
+            push: crate::push::PushSettings::default(),
             renewal_window_days: 30,
             provider: crate::agreement::Provider::default(),
             agreement_words: crate::agreement::AgreementWords::default(),

@@ -37,6 +37,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/requests/{txn}/response", post(respond))
         .route("/api/app/v1/login/qr", post(login_qr))
         .route("/api/app/v1/login/link", post(login_link))
+        .route("/api/app/v1/push/key", get(crate::push::key))
+        .route(
+            "/api/app/v1/push/subscription",
+            post(crate::push::subscribe).delete(crate::push::unsubscribe),
+        )
 }
 
 /// The client's rate-limit key ([`crate::client_address::ClientAddress::rate_key`]): the IPv4
@@ -149,7 +154,7 @@ async fn activation_complete(
     }
 }
 
-async fn device(
+pub(crate) async fn device(
     authority: &Authority,
     headers: &HeaderMap,
     method: &Method,

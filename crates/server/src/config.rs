@@ -70,6 +70,10 @@ pub struct Config {
     pub renewal_window_days: i64,
     /// No rate limits (load benchmarks only).
     pub dangerous_disable_rate_limits: bool,
+    /// The VAPID `sub` of Web Push (a mailto: or https: URL); `None`: the public URL.
+    pub push_subject: Option<String>,
+    /// Accepts http:// Web Push endpoints on loopback (tests' local push services only).
+    pub dangerous_push_allow_http_loopback: bool,
     /// PEM certificate chain and key: `serve` speaks HTTPS. `None`: plain HTTP.
     pub tls: Option<crate::transport::TlsFiles>,
     /// Connections open at once.
@@ -225,6 +229,8 @@ struct FileSettings {
     cloud_cert_validity_days: Option<i64>,
     renewal_window_days: Option<i64>,
     dangerous_disable_rate_limits: Option<bool>,
+    push_subject: Option<String>,
+    dangerous_push_allow_http_loopback: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<u64>,
@@ -259,6 +265,11 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS",
         "dangerous_disable_rate_limits",
+    ),
+    ("EIDPORTAL_PUSH_SUBJECT", "push_subject"),
+    (
+        "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK",
+        "dangerous_push_allow_http_loopback",
     ),
     ("EIDPORTAL_TLS_CERT", "tls_cert"),
     ("EIDPORTAL_TLS_KEY", "tls_key"),
@@ -382,6 +393,20 @@ impl Config {
         }
         if let Some(v) = parse_days("EIDPORTAL_RENEWAL_WINDOW_DAYS")? {
             file.renewal_window_days = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_PUSH_SUBJECT") {
+            file.push_subject = Some(v);
+        }
+        if let Some(v) = env("EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK") {
+            file.dangerous_push_allow_http_loopback = Some(match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(format!(
+                        "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK: `{v}` is neither 1 nor 0"
+                    ))
+                }
+            });
         }
         if let Some(v) = env("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS") {
             file.dangerous_disable_rate_limits = Some(match v.as_str() {
@@ -589,6 +614,10 @@ impl Config {
             cloud_cert_validity_days: file.cloud_cert_validity_days,
             renewal_window_days,
             dangerous_disable_rate_limits: file.dangerous_disable_rate_limits.unwrap_or(false),
+            push_subject: file.push_subject,
+            dangerous_push_allow_http_loopback: file
+                .dangerous_push_allow_http_loopback
+                .unwrap_or(false),
             tls,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             header_read_timeout_secs,

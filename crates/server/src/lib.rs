@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod portal;
 pub mod portal_qr;
 pub mod portal_signing;
+pub mod push;
 pub mod redirect;
 pub mod transport;
 
@@ -107,6 +108,8 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.mailer.retry = config.mail_retry;
     settings.dangerous_disable_rate_limits = config.dangerous_disable_rate_limits;
     settings.renewal_window_days = config.renewal_window_days;
+    settings.push.subject = config.push_subject.clone();
+    settings.push.dangerous_allow_http_loopback = config.dangerous_push_allow_http_loopback;
     if let Ok(catalog) = i18n::Catalog::load() {
         settings.registration_mails = i18n::registration_mails(&catalog);
     }

@@ -7,6 +7,7 @@ mod audit;
 mod db;
 mod mail_outbox;
 mod migrate;
+mod push;
 mod qr_logins;
 mod records;
 mod signing;
@@ -29,6 +30,7 @@ use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixT
 pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
 pub use audit::{verify_chain, verify_keyed_chain, AuditEntry, AuditKey, ChainBreak, Checkpoint};
 pub use mail_outbox::{OutboxMail, OutboxStatus};
+pub use push::PushSubscriptionRecord;
 pub use qr_logins::QrLoginRecord;
 pub use records::{
     AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord,

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_oauth.sql")),
     (8, include_str!("migrations/0008_key_states.sql")),
     (9, include_str!("migrations/0009_nonce_expiry.sql")),
+    (10, include_str!("migrations/0010_push_subscriptions.sql")),
     (11, include_str!("migrations/0011_mail_outbox.sql")),
     (12, include_str!("migrations/0012_qr_logins.sql")),
 ];
