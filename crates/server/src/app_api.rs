@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +21,8 @@ use proto::app::{
     ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse,
 };
 
-use crate::http::AppState;
+use crate::client_address::ClientIp;
+use crate::state::AppState;
 
 /// The longest long-poll.
 const MAX_WAIT: u64 = 25;
@@ -37,26 +37,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/requests/{txn}/response", post(respond))
         .route("/api/app/v1/login/qr", post(login_qr))
         .route("/api/app/v1/login/link", post(login_link))
-        .route("/api/app/v1/push/key", get(crate::push::key))
-        .route(
-            "/api/app/v1/push/subscription",
-            post(crate::push::subscribe).delete(crate::push::unsubscribe),
-        )
-}
-
-/// The client's rate-limit key ([`crate::client_address::ClientAddress::rate_key`]): the IPv4
-/// address or the IPv6 /64, behind trusted proxies the forwarded client; `unknown` in
-/// socket-less tests.
-pub struct ClientIp(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let address =
-            crate::client_address::ClientAddress::from_request_parts(parts, state).await?;
-        Ok(Self(address.rate_key()))
-    }
 }
 
 /// Maps a use-case error to an API answer.

@@ -169,7 +169,7 @@ async fn app_headers(State(origins): State<Origins>, request: Request, next: Nex
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, origins.csp.clone());
-    crate::http::no_sniffing_no_referrer(headers);
+    crate::headers::no_sniffing_no_referrer(headers);
     headers.insert(
         header::HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("camera=(self)"),

@@ -65,6 +65,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
+/// The client's rate-limit key ([`ClientAddress::rate_key`]): the IPv4
+/// address or the IPv6 /64, behind trusted proxies the forwarded client; `unknown` in
+/// socket-less tests.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let address = ClientAddress::from_request_parts(parts, state).await?;
+        Ok(Self(address.rate_key()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -25,8 +25,8 @@ use domain::UnixTime;
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
 
-use crate::app_api::ClientIp;
-use crate::http::AppState;
+use crate::client_address::ClientIp;
+use crate::state::AppState;
 
 /// The methods we implement, as `info` lists them.
 const METHODS: &[&str] = &[

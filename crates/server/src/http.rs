@@ -3,7 +3,6 @@
 //! socket: [`app`] builds the router.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -13,7 +12,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine as _;
 
-use authority::{Authority, CaName, OcspAnswer};
+use authority::{CaName, OcspAnswer};
+
+use crate::state::AppState;
 
 /// The largest OCSP request accepted (RFC 5019 requests are about 100 bytes).
 pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
@@ -21,35 +22,6 @@ pub const MAX_OCSP_REQUEST: usize = 8 * 1024;
 pub const MAX_TSA_REQUEST: usize = 64 * 1024;
 /// The largest request body of any route (JSON of the app API, OCSP); uploads get their own.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    ocsp_successful: AtomicU64,
-    ocsp_cached: AtomicU64,
-    ocsp_malformed: AtomicU64,
-    ocsp_unauthorized: AtomicU64,
-    ocsp_other_errors: AtomicU64,
-    pki_downloads: AtomicU64,
-}
-
-/// What every handler gets.
-#[derive(Clone)]
-pub struct AppState {
-    /// The engine.
-    pub authority: Arc<Authority>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// The portal's messages.
-    pub catalog: Arc<crate::i18n::Catalog>,
-    /// Whether cookies get `Secure` (the public URL is https).
-    pub secure_cookies: bool,
-    /// Raised when the server begins to stop: long polls answer at once.
-    pub stopping: crate::transport::Stopping,
-    /// The ConsentID web app's public URL (its own origin): the app API answers its
-    /// cross-origin calls, and portal pages link to it.
-    pub app_public_url: String,
-}
 
 /// The router.
 pub fn app(state: AppState) -> Router {
@@ -63,17 +35,12 @@ pub fn app(state: AppState) -> Router {
         .route("/ocsp/", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/tsa", post(tsa_post))
-        .merge(
-            crate::app_api::routes().layer(axum::middleware::from_fn_with_state(
-                app_origin,
-                crate::app_origin::cors,
-            )),
-        )
+        .merge(crate::app_api::routes().merge(crate::push::routes()).layer(
+            axum::middleware::from_fn_with_state(app_origin, crate::app_origin::cors),
+        ))
         .merge(crate::csc::routes())
         .merge(crate::oauth::routes())
         .merge(crate::portal::routes())
-        .merge(crate::portal_signing::routes())
-        .merge(crate::portal_qr::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -94,21 +61,9 @@ async fn security_headers(
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
         ),
     );
-    no_sniffing_no_referrer(headers);
+    crate::headers::no_sniffing_no_referrer(headers);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
-}
-
-/// The headers both origins send on every answer: no MIME sniffing, no referrer.
-pub fn no_sniffing_no_referrer(headers: &mut HeaderMap) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
 }
 
 async fn healthz() -> &'static str {
@@ -222,7 +177,7 @@ async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
 /// refused request is a `rejection` response, a failure of ours a `systemFailure` one.
 async fn tsa_post(
     State(state): State<AppState>,
-    client: crate::app_api::ClientIp,
+    client: crate::client_address::ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

@@ -7,14 +7,14 @@ pub mod app_origin;
 pub mod client_address;
 pub mod config;
 pub mod csc;
+pub mod headers;
 pub mod http;
 pub mod i18n;
 pub mod oauth;
 pub mod portal;
-pub mod portal_qr;
-pub mod portal_signing;
 pub mod push;
 pub mod redirect;
+pub mod state;
 pub mod transport;
 
 use std::io::Write as _;

@@ -12,7 +12,8 @@ use authority::Authority;
 use domain::{Jmbg, RevocationReason, Serial};
 use pki::profile::Person;
 use server::config::{Config, Flags};
-use server::http::{app, AppState, Metrics};
+use server::http::app;
+use server::state::{AppState, Metrics};
 
 /// eID portal and qualified trust service.
 #[derive(Debug, Parser)]

@@ -15,11 +15,11 @@ use serde_json::json;
 use authority::oauth::OAuthError;
 use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
-use crate::http::AppState;
 use crate::i18n::Language;
 use crate::portal::{
     csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit,
 };
+use crate::state::AppState;
 
 /// The OAuth routes.
 pub fn routes() -> Router<AppState> {

@@ -5,14 +5,23 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::json;
 
 use crate::app_api::{device, error_response};
-use crate::http::AppState;
+use crate::state::AppState;
+
+/// The Web Push routes (under the app API's CORS, as the rest of `/api/app/v1/`).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/app/v1/push/key", get(key)).route(
+        "/api/app/v1/push/subscription",
+        post(subscribe).delete(unsubscribe),
+    )
+}
 
 /// `GET /api/app/v1/push/key`: `{"vapid_public_key"}`, base64url of the uncompressed point.
-pub async fn key(State(state): State<AppState>) -> Response {
+async fn key(State(state): State<AppState>) -> Response {
     match state.authority.push_public_key() {
         Ok(key) => Json(json!({ "vapid_public_key": key })).into_response(),
         Err(error) => error_response(error),
@@ -20,7 +29,7 @@ pub async fn key(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /api/app/v1/push/subscription`: the body is `PushSubscription.toJSON()`.
-pub async fn subscribe(
+async fn subscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
     method: Method,
@@ -38,7 +47,7 @@ pub async fn subscribe(
 }
 
 /// `DELETE /api/app/v1/push/subscription`: 404 when the device had none.
-pub async fn unsubscribe(
+async fn unsubscribe(
     State(state): State<AppState>,
     headers: HeaderMap,
     method: Method,

@@ -14,16 +14,16 @@ use axum::{Form, Json, Router};
 use authority::{Error, Rejection};
 use domain::TransactionStatus;
 
-use crate::app_api::ClientIp;
-use crate::http::AppState;
-use crate::i18n::Language;
-use crate::portal::{
-    csrf_ok, describe_browser, internal, logged_in, message_page, render, status_message_id,
-    with_cookie, CsrfForm, Page, Visit, STATUS_KEYS,
+use super::login::{logged_in, status_message_id, STATUS_KEYS};
+use super::page::{
+    csrf_ok, describe_browser, internal, message_page, render, with_cookie, CsrfForm, Page, Visit,
 };
+use crate::client_address::ClientIp;
+use crate::i18n::Language;
+use crate::state::AppState;
 
 /// The QR login routes.
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/login/qr", post(start))
         .route("/login/qr/{id}", get(page))

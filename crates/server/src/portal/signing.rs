@@ -15,10 +15,10 @@ use authority::documents::{
 use authority::signing::SigningError;
 use proto::app::RequestContext;
 
-use crate::app_api::ClientIp;
-use crate::http::AppState;
+use super::page::{csrf_ok, describe_browser, internal, message_page, render, Page, Visit};
+use crate::client_address::ClientIp;
 use crate::i18n::Language;
-use crate::portal::{csrf_ok, describe_browser, internal, message_page, render, Page, Visit};
+use crate::state::AppState;
 
 /// The largest upload, all documents together.
 const MAX_TOTAL_BYTES: usize = 2 * MAX_DOCUMENT_BYTES;
@@ -26,7 +26,7 @@ const MAX_TOTAL_BYTES: usize = 2 * MAX_DOCUMENT_BYTES;
 const MAX_UPLOAD: usize = MAX_TOTAL_BYTES + 64 * 1024;
 
 /// The signing routes.
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/services/sign",

@@ -1,0 +1,255 @@
+//! The portal's page framework: the visit (session and language), the page every template
+//! gets (language, messages, CSRF token), rendering, cookies, the message page and the CSRF
+//! check. Every page module builds on it; it knows none of them.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use authority::login::{Session, SessionToken};
+use authority::Error;
+
+use crate::i18n::{Catalog, Language};
+use crate::state::AppState;
+
+/// A language link of the switch.
+pub struct LanguageLink {
+    pub(crate) tag: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) current: bool,
+}
+
+/// What every page needs: language, messages, session and CSRF token.
+pub struct Page {
+    pub(crate) lang: &'static str,
+    pub(crate) title: String,
+    pub(crate) csrf: String,
+    pub(crate) logged_in: bool,
+    pub(crate) path: String,
+    pub(crate) languages: Vec<LanguageLink>,
+    language: Language,
+    catalog: Arc<Catalog>,
+}
+
+impl Page {
+    /// A message.
+    pub fn t(&self, id: &str) -> String {
+        self.catalog.message(self.language, id, &[])
+    }
+
+    pub(crate) fn t_with(&self, id: &str, args: &[(&str, String)]) -> String {
+        self.catalog.message(self.language, id, args)
+    }
+}
+
+/// The request's session (a new anonymous one if the cookie names none) and language.
+pub(crate) struct Visit {
+    pub(crate) session: Session,
+    pub(crate) new_cookie: Option<SessionToken>,
+    pub(crate) language: Language,
+}
+
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl AppState {
+    pub(crate) async fn visit(&self, headers: &HeaderMap) -> Result<Visit, Error> {
+        let language = cookie(headers, "lang")
+            .and_then(Language::from_tag)
+            .unwrap_or(Language::SerbianCyrillic);
+        if let Some(value) = cookie(headers, "sid") {
+            if let Some(session) = self
+                .authority
+                .session(&SessionToken(value.to_owned()))
+                .await?
+            {
+                return Ok(Visit {
+                    session,
+                    new_cookie: None,
+                    language,
+                });
+            }
+        }
+        let (token, session) = self.authority.new_session();
+        Ok(Visit {
+            session,
+            new_cookie: Some(token),
+            language,
+        })
+    }
+
+    pub(crate) fn page(&self, visit: &Visit, title_id: &str, path: &str) -> Page {
+        let catalog = self.catalog.clone();
+        Page {
+            lang: visit.language.tag(),
+            title: catalog.message(visit.language, title_id, &[]),
+            csrf: visit.session.record.csrf_token.clone(),
+            logged_in: visit.session.user.is_some(),
+            path: path.to_owned(),
+            languages: Language::ALL
+                .into_iter()
+                .map(|l| LanguageLink {
+                    tag: l.tag(),
+                    name: l.own_name(),
+                    current: l == visit.language,
+                })
+                .collect(),
+            language: visit.language,
+            catalog,
+        }
+    }
+
+    fn session_cookie(&self, token: &SessionToken) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "sid={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            token.0
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("sid=; Path=/"))
+    }
+}
+
+pub(crate) fn with_cookie(
+    state: &AppState,
+    mut response: Response,
+    token: Option<&SessionToken>,
+) -> Response {
+    if let Some(token) = token {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, state.session_cookie(token));
+    }
+    response
+}
+
+pub(crate) fn render(state: &AppState, visit: &Visit, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => with_cookie(state, Html(html).into_response(), visit.new_cookie.as_ref()),
+        Err(error) => internal(state, visit.language, &error),
+    }
+}
+
+pub(crate) fn internal(
+    state: &AppState,
+    language: Language,
+    error: &dyn std::fmt::Display,
+) -> Response {
+    let id = hex::encode(rand::random::<[u8; 8]>());
+    tracing::error!(request_id = %id, %error, "portal request failed");
+    let text = state
+        .catalog
+        .message(language, "error-internal", &[("id", id)]);
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(format!(
+            "<!DOCTYPE html><html><body><p>{}</p></body></html>",
+            html_escape(&text)
+        )),
+    )
+        .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A page with a heading, a sentence and a link.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub(crate) page: Page,
+    pub(crate) heading: String,
+    pub(crate) text: String,
+    pub(crate) is_error: bool,
+    pub(crate) link: String,
+    pub(crate) link_text: String,
+}
+
+pub(crate) fn message_page(
+    state: &AppState,
+    visit: &Visit,
+    status: StatusCode,
+    text_id: &str,
+    link: &str,
+) -> Response {
+    let page = state.page(visit, "error-heading", "/");
+    let template = MessagePage {
+        heading: page.t("error-heading"),
+        text: page.t(text_id),
+        is_error: true,
+        link: link.to_owned(),
+        link_text: page.t("error-back"),
+        page,
+    };
+    let mut response = render(state, visit, &template);
+    *response.status_mut() = status;
+    response
+}
+
+macro_rules! visit_or_fail {
+    ($state:expr, $headers:expr) => {
+        match $state.visit(&$headers).await {
+            Ok(visit) => visit,
+            Err(error) => {
+                return $crate::portal::page::internal(
+                    &$state,
+                    $crate::i18n::Language::SerbianCyrillic,
+                    &error,
+                )
+            }
+        }
+    };
+}
+pub(crate) use visit_or_fail;
+
+/// Checks the CSRF token of a form (constant time).
+pub(crate) fn csrf_ok(visit: &Visit, given: &str) -> bool {
+    let expected = visit.session.record.csrf_token.as_bytes();
+    let given = given.as_bytes();
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// `Chrome / Linux` from a User-Agent, for the request shown in the app.
+pub(crate) fn describe_browser(user_agent: &str) -> String {
+    let browser = ["Edg/", "OPR/", "Firefox/", "Chrome/", "Safari/"]
+        .iter()
+        .find(|b| user_agent.contains(**b))
+        .map(|b| match *b {
+            "Edg/" => "Edge",
+            "OPR/" => "Opera",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            _ => "Safari",
+        })
+        .unwrap_or("Browser");
+    let system = ["Android", "iPhone", "Windows", "Mac OS", "Linux"]
+        .iter()
+        .find(|s| user_agent.contains(**s))
+        .map(|s| if *s == "Mac OS" { "macOS" } else { s })
+        .unwrap_or("unknown system");
+    format!("{browser} / {system}")
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
+}

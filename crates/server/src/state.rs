@@ -1,0 +1,36 @@
+//! What every handler gets: the engine, the counters, the messages and the few settings the
+//! handlers read. Every module of the server may use it; it uses none of them.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use authority::Authority;
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub(crate) ocsp_successful: AtomicU64,
+    pub(crate) ocsp_cached: AtomicU64,
+    pub(crate) ocsp_malformed: AtomicU64,
+    pub(crate) ocsp_unauthorized: AtomicU64,
+    pub(crate) ocsp_other_errors: AtomicU64,
+    pub(crate) pki_downloads: AtomicU64,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine.
+    pub authority: Arc<Authority>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The portal's messages.
+    pub catalog: Arc<crate::i18n::Catalog>,
+    /// Whether cookies get `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    /// Raised when the server begins to stop: long polls answer at once.
+    pub stopping: crate::transport::Stopping,
+    /// The ConsentID web app's public URL (its own origin): the app API answers its
+    /// cross-origin calls, and portal pages link to it.
+    pub app_public_url: String,
+}
