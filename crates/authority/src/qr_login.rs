@@ -158,7 +158,8 @@ impl Authority {
             json!({ "qr": login.id }),
         )
         .await?;
-        tx.commit().await.map_err(Into::into)
+        tx.commit().await?;
+        Ok(())
     }
 
     /// `POST /api/app/v1/login/qr`: the app scanned `text`. A genuine, fresh frame of a QR
