@@ -107,9 +107,12 @@ pub fn parse_subscription(
 
 fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<(), Rejection> {
     let invalid = Rejection::Invalid("endpoint");
+    // The scheme as browsers write it: the stored text is what the sender parses again, so it
+    // must say what was checked (`hTtps://` would parse as https, yet read as something else).
     if endpoint.len() > MAX_ENDPOINT
         || !endpoint.bytes().all(|b| b.is_ascii_graphic())
         || endpoint.contains('#')
+        || !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
     {
         return Err(invalid);
     }
@@ -494,6 +497,8 @@ mod tests {
         };
         let endpoint = Some(Rejection::Invalid("endpoint"));
         assert_eq!(refused("http://push.example/abc", &p, &a, true), endpoint);
+        // Found by the fuzz target: the scheme only as browsers write it.
+        assert_eq!(refused("hTtps://push.example/abc", &p, &a, false), endpoint);
         assert_eq!(refused("http://127.0.0.1:9/abc", &p, &a, false), endpoint);
         assert!(refused("http://127.0.0.1:9/abc", &p, &a, true).is_none());
         assert!(refused("http://[::1]:9/abc", &p, &a, true).is_none());
