@@ -121,6 +121,18 @@ fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<(), Rejec
     if authority.as_str().contains('@') || authority.host().is_empty() {
         return Err(invalid);
     }
+    // After the host only a port may follow, and a real one (`host:abc` parses, port-less).
+    let after_host = authority
+        .as_str()
+        .get(authority.host().len()..)
+        .unwrap_or(":");
+    if !after_host.is_empty()
+        && authority
+            .port_u16()
+            .is_none_or(|port| after_host != format!(":{port}"))
+    {
+        return Err(invalid);
+    }
     match uri.scheme_str() {
         Some("https") => Ok(()),
         Some("http") if allow_http_loopback && is_loopback(authority.host()) => Ok(()),
@@ -499,6 +511,15 @@ mod tests {
         assert_eq!(refused("http://push.example/abc", &p, &a, true), endpoint);
         // Found by the fuzz target: the scheme only as browsers write it.
         assert_eq!(refused("hTtps://push.example/abc", &p, &a, false), endpoint);
+        assert_eq!(
+            refused("http://127.0.0.1:abc9/push", &p, &a, true),
+            endpoint
+        );
+        assert_eq!(
+            refused("https://push.example:0443/abc", &p, &a, false),
+            endpoint
+        );
+        assert!(refused("https://push.example:8443/abc", &p, &a, false).is_none());
         assert_eq!(refused("http://127.0.0.1:9/abc", &p, &a, false), endpoint);
         assert!(refused("http://127.0.0.1:9/abc", &p, &a, true).is_none());
         assert!(refused("http://[::1]:9/abc", &p, &a, true).is_none());
