@@ -17,8 +17,8 @@ use crate::client_address::ClientIp;
 use crate::state::AppState;
 
 use super::page::{
-    cookie, csrf_ok, describe_browser, internal, message_page, render, visit_or_fail, with_cookie,
-    CsrfForm, Page, Visit,
+    cookie, csrf_ok, describe_browser, form_expired, internal, message_page, render, visit_or_fail,
+    with_cookie, CsrfForm, Page, Visit,
 };
 
 /// The login routes: the choice of method, the mobile login by username, the password login,
@@ -268,13 +268,7 @@ async fn login_complete(
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/login",
-        );
+        return form_expired(&state, &visit, "/login");
     }
     match state.authority.login_complete(&visit.session, &txn).await {
         Ok((token, _)) => logged_in(&state, &headers, &token),
@@ -305,13 +299,7 @@ async fn login_cancel(
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/login",
-        );
+        return form_expired(&state, &visit, "/login");
     }
     match state.authority.login_cancel(&visit.session, &txn).await {
         Ok(()) | Err(Error::Rejected(_)) => Redirect::to("/login").into_response(),
@@ -386,13 +374,7 @@ async fn logout(
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/",
-        );
+        return form_expired(&state, &visit, "/");
     }
     if let Err(error) = state.authority.logout(&visit.session).await {
         return internal(&state, visit.language, &error);

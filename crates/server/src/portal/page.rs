@@ -200,6 +200,18 @@ pub(crate) fn message_page(
     response
 }
 
+/// The answer to a form whose CSRF token does not fit the session (an old or forged form):
+/// 403 with **the form has expired** and a link back to `back`.
+pub(crate) fn form_expired(state: &AppState, visit: &Visit, back: &str) -> Response {
+    message_page(
+        state,
+        visit,
+        StatusCode::FORBIDDEN,
+        "error-form-expired",
+        back,
+    )
+}
+
 macro_rules! visit_or_fail {
     ($state:expr, $headers:expr) => {
         match $state.visit(&$headers).await {

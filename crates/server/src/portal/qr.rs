@@ -16,7 +16,8 @@ use domain::TransactionStatus;
 
 use super::login::{logged_in, status_message_id, STATUS_KEYS};
 use super::page::{
-    csrf_ok, describe_browser, internal, message_page, render, with_cookie, CsrfForm, Page, Visit,
+    csrf_ok, describe_browser, form_expired, internal, message_page, render, with_cookie, CsrfForm,
+    Page, Visit,
 };
 use crate::client_address::ClientIp;
 use crate::i18n::Language;
@@ -51,13 +52,7 @@ async fn start(
         Err(response) => return response,
     };
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/login",
-        );
+        return form_expired(&state, &visit, "/login");
     }
     let browser = describe_browser(
         headers
@@ -245,13 +240,7 @@ async fn complete(
         Err(response) => return response,
     };
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/login",
-        );
+        return form_expired(&state, &visit, "/login");
     }
     match state.authority.qr_login_complete(&visit.session, &id).await {
         Ok((token, _)) => logged_in(&state, &headers, &token),
@@ -271,13 +260,7 @@ async fn cancel(
         Err(response) => return response,
     };
     if !csrf_ok(&visit, &form.csrf) {
-        return message_page(
-            &state,
-            &visit,
-            StatusCode::FORBIDDEN,
-            "error-form-expired",
-            "/login",
-        );
+        return form_expired(&state, &visit, "/login");
     }
     match state.authority.qr_login_cancel(&visit.session, &id).await {
         Ok(()) | Err(Error::Rejected(_)) => Redirect::to("/login").into_response(),

@@ -15,7 +15,9 @@ use authority::documents::{
 use authority::signing::SigningError;
 use proto::app::RequestContext;
 
-use super::page::{csrf_ok, describe_browser, internal, message_page, render, Page, Visit};
+use super::page::{
+    csrf_ok, describe_browser, form_expired, internal, message_page, render, Page, Visit,
+};
 use crate::client_address::ClientIp;
 use crate::i18n::Language;
 use crate::state::AppState;
@@ -274,15 +276,7 @@ async fn upload(
                 StatusCode::BAD_REQUEST,
             )
         }
-        Err(FormError::Forged) => {
-            return message_page(
-                &state,
-                &visit,
-                StatusCode::FORBIDDEN,
-                "error-form-expired",
-                "/services/sign",
-            )
-        }
+        Err(FormError::Forged) => return form_expired(&state, &visit, "/services/sign"),
     };
     let Some(level) = SignatureLevel::parse(&form.level) else {
         return upload_form(
