@@ -8,12 +8,12 @@ use serde_json::json;
 use domain::cloud::{self, CloudCertificate, CloudRefusal};
 use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTime};
 use pki::profile::Person;
-use store::{CertificateRecord, UserRecord};
+use store::CertificateRecord;
 
 use crate::agreement::agreement_text;
 use crate::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::{Authority, Error};
+use crate::{Account, Authority, CertificateSummary, Error};
 
 /// A refused cloud-certificate action.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ impl From<store::Error> for CloudError {
 #[derive(Debug, Clone)]
 pub struct CloudState {
     /// The active certificate, if any.
-    pub current: Option<CertificateRecord>,
+    pub current: Option<CertificateSummary>,
     /// Whether **Издај** is allowed.
     pub may_issue: bool,
     /// Whether **Обнови** is allowed, or why not.
@@ -119,7 +119,7 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-fn person_of(user: &UserRecord) -> Result<Person, Error> {
+fn person_of(user: &Account) -> Result<Person, Error> {
     let jmbg =
         Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
     Ok(Person {
@@ -134,7 +134,7 @@ impl Authority {
     /// stands, and the agreement stays downloadable from the account.
     async fn notify(
         &self,
-        user: &UserRecord,
+        user: &Account,
         subject: &str,
         body: &str,
         agreement: Option<(&str, &str)>,
@@ -186,9 +186,11 @@ impl Authority {
     }
 
     /// The user's cloud certificate and which actions are allowed now.
-    pub async fn cloud_state(&self, user: &UserRecord) -> Result<CloudState, Error> {
+    pub async fn cloud_state(&self, user: &Account) -> Result<CloudState, Error> {
         let now = self.clock.now();
-        let current = Self::cloud_of(&self.store.certificates(Some(&user.email)).await?, now);
+        let current = Self::cloud_of(&self.store.certificates(Some(&user.email)).await?, now)
+            .as_ref()
+            .map(CertificateSummary::from);
         let view = current.as_ref().map(|c| CloudCertificate {
             not_after: c.not_after,
         });
@@ -201,7 +203,7 @@ impl Authority {
     }
 
     /// The user's accepted agreements, newest first: (number, accepted at).
-    pub async fn agreements(&self, user: &UserRecord) -> Result<Vec<(String, UnixTime)>, Error> {
+    pub async fn agreements(&self, user: &Account) -> Result<Vec<(String, UnixTime)>, Error> {
         Ok(self
             .store
             .agreements_of(&user.id)
@@ -214,7 +216,7 @@ impl Authority {
     /// One of the user's own agreements as a PDF; `None` for a number that is not theirs.
     pub async fn agreement_pdf_of(
         &self,
-        user: &UserRecord,
+        user: &Account,
         number: &str,
     ) -> Result<Option<Vec<u8>>, Error> {
         let agreements = self.store.agreements_of(&user.id).await?;
@@ -228,7 +230,7 @@ impl Authority {
     }
 
     /// The agreement the user is asked to accept (no number yet).
-    pub fn agreement_draft(&self, user: &UserRecord) -> String {
+    pub fn agreement_draft(&self, user: &Account) -> String {
         let name = format!("{} {}", user.given_name, user.surname);
         agreement_text(
             &self.settings.provider,
@@ -240,12 +242,26 @@ impl Authority {
         )
     }
 
-    fn fresh_user(&self, session: &Session) -> Result<UserRecord, CloudError> {
+    fn fresh_user(&self, session: &Session) -> Result<Account, CloudError> {
         let user = session.user.clone().ok_or(CloudRefusal::LoginNotFresh)?;
-        let by_consentid = session.record.auth_method.as_deref() == Some("consentid");
         cloud::login_is_fresh(
-            by_consentid,
-            session.record.authenticated_at,
+            session.by_consentid(),
+            session.authenticated_at(),
+            self.clock.now(),
+        )?;
+        Ok(user)
+    }
+
+    /// Whether this session may have a cloud certificate issued now: a fresh ConsentID login
+    /// and no active certificate. The portal asks before it shows the agreement, so that
+    /// nobody reads it in vain; [`Self::issue_cloud`] asks again.
+    pub async fn may_issue_cloud(&self, session: &Session) -> Result<Account, CloudError> {
+        let user = self.fresh_user(session)?;
+        let state = self.cloud_state(&user).await?;
+        cloud::may_issue(
+            state.current.as_ref().map(|c| CloudCertificate {
+                not_after: c.not_after,
+            }),
             self.clock.now(),
         )?;
         Ok(user)
@@ -256,14 +272,7 @@ impl Authority {
         &self,
         session: &Session,
     ) -> Result<(IssuedCertificate, String), CloudError> {
-        let user = self.fresh_user(session)?;
-        let state = self.cloud_state(&user).await?;
-        cloud::may_issue(
-            state.current.as_ref().map(|c| CloudCertificate {
-                not_after: c.not_after,
-            }),
-            self.clock.now(),
-        )?;
+        let user = self.may_issue_cloud(session).await?;
         let now = self.clock.now();
         let (y, _, _) = now.date();
         let number = format!(

@@ -8,7 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
-use domain::{CertificateKind, DeviceState, Jmbg, RateLimit, TransactionStatus, UnixTime};
+use domain::{
+    CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, UnixTime,
+    UserId,
+};
 use pki::profile::{self, CertificateRequest, Issuer, Person};
 use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
 use proto::app::{
@@ -22,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::bootstrap::random_serial;
 use crate::settings::CaName;
-use crate::{Authority, Error, Rejection};
+use crate::{Account, Authority, DeviceSummary, Error, Rejection};
 
 /// The role names of the service's own keys.
 const APP_SIGNING: &str = "app_signing";
@@ -43,7 +46,24 @@ pub struct Caller {
 
 /// A device whose request signature was verified.
 #[derive(Debug, Clone)]
-pub struct AuthenticatedDevice(pub DeviceRecord);
+pub struct AuthenticatedDevice(pub(crate) DeviceRecord);
+
+impl AuthenticatedDevice {
+    /// The device's id.
+    pub fn id(&self) -> DeviceId {
+        DeviceId::from(self.0.id.as_str())
+    }
+
+    /// Its account.
+    pub fn user_id(&self) -> UserId {
+        UserId::from(self.0.user_id.as_str())
+    }
+
+    /// The app's view of its state.
+    pub fn status(&self) -> DeviceStatus {
+        Authority::device_status(&self.0)
+    }
+}
 
 /// A device request whose signature and time checked out, its nonce not spent yet: only this
 /// module spends it, once ([`Authority::respond_to`] or [`Authority::spend_device_request`]).
@@ -491,8 +511,36 @@ impl Authority {
         Ok(AuthenticatedDevice(request.device))
     }
 
-    /// The app's view of its state.
-    pub fn device_status(device: &DeviceRecord) -> DeviceStatus {
+    /// The account's ConsentID devices, oldest first.
+    pub async fn devices(&self, user: &Account) -> Result<Vec<DeviceSummary>, Error> {
+        let devices = self.store.devices_of(&user.id).await?;
+        Ok(devices.iter().map(DeviceSummary::from).collect())
+    }
+
+    /// `GET /status`: the device's state and its certificate's validity.
+    pub async fn device_state(
+        &self,
+        device: &AuthenticatedDevice,
+    ) -> Result<proto::app::DeviceState, Error> {
+        let record = &device.0;
+        let certificate = match Serial::parse_hex(&record.certificate_serial) {
+            Some(serial) => self.store.certificate(&serial).await?,
+            None => None,
+        };
+        let (not_before, not_after) = certificate
+            .map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339()))
+            .unwrap_or_default();
+        Ok(proto::app::DeviceState {
+            device_id: record.id.clone(),
+            device_status: device.status(),
+            certificate_serial: record.certificate_serial.clone(),
+            not_before,
+            not_after,
+        })
+    }
+
+    /// The app's view of a device's state.
+    pub(crate) fn device_status(device: &DeviceRecord) -> DeviceStatus {
         match device.state {
             DeviceState::Active => DeviceStatus::Active,
             DeviceState::PinLocked => DeviceStatus::PinLocked,

@@ -19,13 +19,13 @@ use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
-use store::{SigningDocumentRecord, SigningJobRecord, UserRecord};
+use store::{SigningDocumentRecord, SigningJobRecord};
 
 use crate::consentid::PORTAL_NAME;
 use crate::login::Session;
 use crate::settings::CaName;
 use crate::signing::{Credential, Settled, SignRequest, SigningError};
-use crate::{Authority, Error};
+use crate::{Account, Authority, Error};
 
 /// The largest PDF accepted, bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
@@ -177,7 +177,7 @@ fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
 }
 
 impl Authority {
-    fn signer_of(&self, session: &Session) -> Result<UserRecord, DocumentError> {
+    fn signer_of(&self, session: &Session) -> Result<Account, DocumentError> {
         let user = session
             .user
             .clone()
@@ -254,7 +254,7 @@ impl Authority {
             .await?;
         let job = SigningJobRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             authorization_id,
             level: level.as_str().to_owned(),
             status: "pending".into(),
@@ -297,7 +297,7 @@ impl Authority {
 
     async fn own_job(
         &self,
-        user: &UserRecord,
+        user: &Account,
         job_id: &str,
     ) -> Result<SigningJobRecord, DocumentError> {
         self.store
@@ -382,11 +382,7 @@ impl Authority {
 
     /// If the user answered: on approval, signs every document in one transaction with the
     /// approval; on a refusal, ends the job with its reason.
-    async fn sign_job(
-        &self,
-        user: &UserRecord,
-        job: &SigningJobRecord,
-    ) -> Result<(), DocumentError> {
+    async fn sign_job(&self, user: &Account, job: &SigningJobRecord) -> Result<(), DocumentError> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx
@@ -476,7 +472,7 @@ impl Authority {
     /// Finishes a signed job at its level and stores the PDFs (redone until that succeeds).
     async fn finish_job(
         &self,
-        user: &UserRecord,
+        user: &Account,
         job: &SigningJobRecord,
     ) -> Result<(), DocumentError> {
         let level = SignatureLevel::parse(&job.level)

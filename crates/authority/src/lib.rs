@@ -23,6 +23,7 @@ mod revocation;
 pub mod settings;
 pub mod signing;
 mod tsa;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -34,12 +35,13 @@ use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::ocsp::IssuerHashes;
 use pki::profile::CertificateDer;
 use pki::{KeyBackend, KeySigner};
-use store::{CertificateRecord, KeyId, Store};
+use store::{KeyId, Store};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuance::IssuedCertificate;
 pub use ocsp::OcspAnswer;
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
+pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
 /// Errors of the use cases.
 #[derive(Debug, thiserror::Error)]
@@ -338,9 +340,15 @@ impl Authority {
         Ok(())
     }
 
-    /// The store.
+    /// The store behind the use cases, for integration tests only (`test-support`).
+    #[cfg(feature = "test-support")]
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Closes the database cleanly (SQLite: the last writes are checkpointed).
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 
     /// The settings.
@@ -380,8 +388,12 @@ impl Authority {
     }
 
     /// Certificates, oldest first, optionally only those of one e-mail address.
-    pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
-        Ok(self.store.certificates(email).await?)
+    pub async fn certificates(
+        &self,
+        email: Option<&str>,
+    ) -> Result<Vec<CertificateSummary>, Error> {
+        let records = self.store.certificates(email).await?;
+        Ok(records.iter().map(CertificateSummary::from).collect())
     }
 
     /// A certificate and, with `chain`, its issuers up to the root, as PEM.

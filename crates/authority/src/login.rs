@@ -20,7 +20,7 @@ use crate::accounts::{hash_password_in_pool, normalise_email, password_matches_i
 /// accounts and accounts without a password are checked against it, so that they take as
 /// long as the rest.
 static DUMMY_PASSWORD_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-use crate::{Authority, Error, Rejection};
+use crate::{Account, Authority, Error, Rejection};
 
 /// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
 pub const ANONYMOUS_LIFETIME: i64 = 3600;
@@ -166,10 +166,33 @@ fn login_request(txn: &TransactionRecord) -> LoginRequest<'_> {
 /// A valid session, with its account when logged in.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// The stored session.
-    pub record: SessionRecord,
+    /// The stored session (anonymous ones are never stored).
+    pub(crate) record: SessionRecord,
     /// The logged-in account.
-    pub user: Option<UserRecord>,
+    pub user: Option<Account>,
+}
+
+impl Session {
+    /// The stored session, for integration tests only (`test-support`).
+    #[cfg(feature = "test-support")]
+    pub fn record(&self) -> &SessionRecord {
+        &self.record
+    }
+
+    /// The CSRF token of this session's forms.
+    pub fn csrf_token(&self) -> &str {
+        &self.record.csrf_token
+    }
+
+    /// Whether the login was approved in ConsentID (high assurance), not by a password.
+    pub fn by_consentid(&self) -> bool {
+        self.record.auth_method.as_deref() == Some("consentid")
+    }
+
+    /// When the login happened (none while anonymous).
+    pub fn authenticated_at(&self) -> Option<UnixTime> {
+        self.record.authenticated_at
+    }
 }
 
 /// A login request made.
@@ -192,6 +215,8 @@ pub struct LoginState {
     pub hint: String,
     /// Seconds left while pending.
     pub seconds_left: i64,
+    /// The code the browser shows beside the request.
+    pub verification_code: String,
 }
 
 impl Authority {
@@ -252,7 +277,7 @@ impl Authority {
             }
         }
         let user = match &record.user_id {
-            Some(id) => self.store.user(id).await?,
+            Some(id) => self.store.user(id).await?.map(Account::from),
             None => None,
         };
         Ok(Some(Session { record, user }))
@@ -343,6 +368,7 @@ impl Authority {
             status,
             hint: txn.hint,
             seconds_left: (txn.expires_at.0 - now.0).max(0),
+            verification_code: txn.verification_code,
         })
     }
 
@@ -400,7 +426,7 @@ impl Authority {
         )
         .await?;
         tx.commit().await?;
-        let user = self.store.user(&user_id).await?;
+        let user = self.store.user(&user_id).await?.map(Account::from);
         Ok((token, Session { record, user }))
     }
 
@@ -467,7 +493,7 @@ impl Authority {
             token,
             Session {
                 record,
-                user: Some(user),
+                user: Some(Account::from(user)),
             },
         ))
     }

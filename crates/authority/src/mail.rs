@@ -22,7 +22,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use store::{OutboxMail, OutboxStatus, Tx};
 
-use crate::{Authority, Error};
+use crate::{Account, Authority, Error, UndeliveredMail};
 
 /// A file attached to a message.
 #[derive(Debug, Clone)]
@@ -392,11 +392,9 @@ impl Authority {
 
     /// The account's messages that could not be delivered (failed, or retrying after a
     /// failure), newest first.
-    pub async fn undelivered_mails(
-        &self,
-        user: &store::UserRecord,
-    ) -> Result<Vec<OutboxMail>, Error> {
-        Ok(self.store.undelivered_mails_of(&user.id).await?)
+    pub async fn undelivered_mails(&self, user: &Account) -> Result<Vec<UndeliveredMail>, Error> {
+        let mails = self.store.undelivered_mails_of(&user.id).await?;
+        Ok(mails.into_iter().map(UndeliveredMail::from).collect())
     }
 }
 

@@ -58,7 +58,7 @@ impl Authority {
         let mut tx = self.store.begin().await?;
         tx.insert_oauth_code(&OAuthCodeRecord {
             code_hash: sha256_hex(&code),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge.clone(),

@@ -125,6 +125,8 @@ impl Authority {
                     },
                     hint: "waiting".into(),
                     seconds_left: left.max(0),
+                    // No request yet, so no code: the phone's scan makes one.
+                    verification_code: String::new(),
                 })
             }
         }

@@ -17,10 +17,10 @@ use domain::{
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord, UserRecord};
+use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord};
 
 use crate::settings::CaName;
-use crate::{Authority, Error, Rejection};
+use crate::{Account, Authority, CertificateSummary, Error, Rejection};
 
 /// Seconds an API bearer token lives.
 pub const API_TOKEN_LIFETIME: i64 = 3600;
@@ -46,7 +46,7 @@ impl ApiToken {
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
     /// The token's account.
-    pub user: UserRecord,
+    pub user: Account,
     /// The token's hash.
     pub token_hash: String,
     /// The OAuth client the token was issued to, if any.
@@ -58,8 +58,8 @@ pub struct ApiCaller {
 pub struct Credential {
     /// Its id in the API: the certificate's serial, lower-case hex.
     pub id: String,
-    /// The certificate's record.
-    pub certificate: CertificateRecord,
+    /// The certificate's record (its key reference stays in this crate).
+    pub(crate) certificate: CertificateRecord,
     /// The key type.
     pub algorithm: KeyAlgorithm,
     /// The certificate, then the issuing CA and the root.
@@ -71,6 +71,11 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// The certificate: subject, validity, status.
+    pub fn certificate(&self) -> CertificateSummary {
+        CertificateSummary::from(&self.certificate)
+    }
+
     /// Whether it may sign now.
     pub fn usable(&self) -> bool {
         self.status == "valid"
@@ -213,7 +218,7 @@ fn digest_of(algorithm: HashAlgorithm, hash: &[u8]) -> Option<Digest> {
 /// The authorisation a SAD names, if the caller may spend it now on `hashes`: the caller's, for
 /// this credential, live, unspent, covering every hash, its approving device still active.
 fn spendable(
-    user: &UserRecord,
+    user: &Account,
     credential: &Credential,
     auth: Option<SignAuthorizationRecord>,
     device: Option<store::DeviceRecord>,
@@ -283,7 +288,7 @@ impl Authority {
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
         tx.insert_api_token(&ApiTokenRecord {
             token_hash: token.hash(),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             created_at: now,
             expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
             revoked_at: None,
@@ -315,7 +320,7 @@ impl Authority {
             .user(&record.user_id)
             .await?
             .map(|user| ApiCaller {
-                user,
+                user: Account::from(user),
                 token_hash: hash,
                 client_id: record.client_id,
             }))
@@ -376,7 +381,7 @@ impl Authority {
     /// The user's signing credentials, newest first; with `only_valid`, those that may sign.
     pub async fn credentials(
         &self,
-        user: &UserRecord,
+        user: &Account,
         only_valid: bool,
     ) -> Result<Vec<Credential>, Error> {
         let now = self.clock.now();
@@ -398,7 +403,7 @@ impl Authority {
     /// One of the user's credentials; `None` for an id that is not theirs.
     pub async fn credential(
         &self,
-        user: &UserRecord,
+        user: &Account,
         credential_id: &str,
     ) -> Result<Option<Credential>, Error> {
         let Some(serial) = Serial::parse_hex(credential_id) else {
@@ -417,7 +422,7 @@ impl Authority {
 
     pub(crate) async fn usable_credential(
         &self,
-        user: &UserRecord,
+        user: &Account,
         credential_id: &str,
     ) -> Result<Credential, SigningError> {
         let credential = self
@@ -436,7 +441,7 @@ impl Authority {
     /// API token's or the browser session's hash).
     pub async fn authorize_signing(
         &self,
-        user: &UserRecord,
+        user: &Account,
         request: &SignRequest,
         binding: &str,
     ) -> Result<String, SigningError> {
@@ -453,7 +458,7 @@ impl Authority {
     pub(crate) async fn authorize_in(
         &self,
         tx: &mut store::Tx,
-        user: &UserRecord,
+        user: &Account,
         credential: &Credential,
         request: &SignRequest,
         binding: &str,
@@ -516,7 +521,7 @@ impl Authority {
         let id = hex::encode(rand::random::<[u8; 16]>());
         tx.insert_sign_authorization(&SignAuthorizationRecord {
             id: id.clone(),
-            user_id: user.id.clone(),
+            user_id: user.id.to_string(),
             credential_id: credential.id.clone(),
             txn_id: txn.id.clone(),
             hash_algorithm: request.algorithm.oid().to_owned(),
@@ -554,7 +559,7 @@ impl Authority {
     /// is unknown.
     pub async fn authorization_check(
         &self,
-        user: &UserRecord,
+        user: &Account,
         handle: &str,
         binding: &str,
     ) -> Result<AuthorizationCheck, SigningError> {
@@ -607,7 +612,7 @@ impl Authority {
     pub(crate) async fn settle_in(
         &self,
         tx: &mut store::Tx,
-        user: &UserRecord,
+        user: &Account,
         auth: &SignAuthorizationRecord,
         now: UnixTime,
     ) -> Result<Settled, SigningError> {
@@ -680,7 +685,7 @@ impl Authority {
     pub(crate) async fn sign_in(
         &self,
         tx: &mut store::Tx,
-        user: &UserRecord,
+        user: &Account,
         credential: &Credential,
         batch: &SignBatch<'_>,
     ) -> Result<Vec<Vec<u8>>, SigningError> {
@@ -759,7 +764,7 @@ impl Authority {
     async fn record_signatures(
         &self,
         tx: &mut store::Tx,
-        user: &UserRecord,
+        user: &Account,
         credential: &Credential,
         authorization_id: &str,
         algorithm: HashAlgorithm,
@@ -791,7 +796,7 @@ impl Authority {
     #[allow(clippy::too_many_arguments)] // one signHash call's parts, and who makes it
     pub async fn sign_hashes(
         &self,
-        user: &UserRecord,
+        user: &Account,
         binding: &str,
         credential_id: &str,
         sad: &str,

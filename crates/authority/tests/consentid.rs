@@ -288,7 +288,7 @@ async fn the_protocol_holds_on_every_store() {
             Some("petar@example.rs")
         );
         assert_ne!(
-            logged_in.record.id_hash, first.record.id_hash,
+            logged_in.record().id_hash, first.record().id_hash,
             "{name}: a fresh session id"
         );
         assert!(
@@ -594,7 +594,7 @@ fn sign_request(credential_id: &str, hashes: &[Vec<u8>]) -> SignRequest {
 async fn authorised(
     authority: &Authority,
     app: &App,
-    user: &store::UserRecord,
+    user: &authority::Account,
     credential: &str,
     hashes: &[Vec<u8>],
     clock: &ManualClock,
@@ -632,7 +632,7 @@ async fn authorised(
     handle
 }
 
-async fn sad_of(authority: &Authority, user: &store::UserRecord, handle: &str) -> String {
+async fn sad_of(authority: &Authority, user: &authority::Account, handle: &str) -> String {
     match authority
         .authorization_check(user, handle, "api:test")
         .await
@@ -667,12 +667,13 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                 .issue_cloud_certificate(&person("0101990710008"), Some(email), "officer")
                 .await
                 .unwrap();
-            let user = authority
+            let user: authority::Account = authority
                 .store()
                 .user_by_email(email)
                 .await
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .into();
             parties.push((app, user, issued.serial.to_hex()));
         }
         let [(app, user, credential), (other_app, other, other_credential)] = &parties[..] else {
@@ -1152,12 +1153,13 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         .unwrap()
         .serial
         .to_hex();
-    let user = authority
+    let user: authority::Account = authority
         .store()
         .user_by_email(email)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .into();
     // The owner's signing request is pending on the phone.
     let handle = authority
         .authorize_signing(
@@ -1599,12 +1601,13 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
                 .issue_cloud_certificate(&person, Some(email), "officer")
                 .await
                 .unwrap();
-            let user = authority
+            let user: authority::Account = authority
                 .store()
                 .user_by_email(email)
                 .await
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .into();
             let credential = issued.serial.to_hex();
             let hash = vec![7u8; 32];
 

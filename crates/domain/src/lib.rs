@@ -4,6 +4,7 @@
 pub mod certificate;
 pub mod cloud;
 pub mod forwarded;
+pub mod ids;
 pub mod jmbg;
 pub mod login;
 pub mod qr;
@@ -15,6 +16,7 @@ pub use certificate::{
     may_revoke, CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal,
     RevocationReason, Serial, TimestampSchedule, UnknownName,
 };
+pub use ids::{DeviceId, TxnId, UserId};
 pub use jmbg::{Jmbg, JmbgError};
 pub use login::{AssuranceLevel, DeviceState, RateLimit, TransactionStatus};
 pub use time::UnixTime;

@@ -16,10 +16,7 @@ use serde::Deserialize;
 use authority::consentid::{AuthenticatedDevice, Caller};
 use authority::{Authority, Error, Rejection};
 use domain::qr::QrRefusal;
-use domain::Serial;
-use proto::app::{
-    ActivationComplete, ActivationStart, DeviceState, ErrorBody, Response as AppResponse,
-};
+use proto::app::{ActivationComplete, ActivationStart, ErrorBody, Response as AppResponse};
 
 use crate::client_address::ClientIp;
 use crate::state::AppState;
@@ -190,28 +187,10 @@ async fn status(
         Ok(d) => d,
         Err(response) => return response,
     };
-    let record = &device.0;
-    let certificate = match Serial::parse_hex(&record.certificate_serial) {
-        Some(serial) => state
-            .authority
-            .store()
-            .certificate(&serial)
-            .await
-            .ok()
-            .flatten(),
-        None => None,
-    };
-    let (not_before, not_after) = certificate
-        .map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339()))
-        .unwrap_or_default();
-    Json(DeviceState {
-        device_id: record.id.clone(),
-        device_status: Authority::device_status(record),
-        certificate_serial: record.certificate_serial.clone(),
-        not_before,
-        not_after,
-    })
-    .into_response()
+    match state.authority.device_state(&device).await {
+        Ok(device_state) => Json(device_state).into_response(),
+        Err(error) => error_response(error),
+    }
 }
 
 async fn respond(

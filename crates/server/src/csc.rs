@@ -284,14 +284,14 @@ fn describe(
     if cert_info {
         cert.insert("issuerDN".into(), json!(credential.issuer));
         cert.insert("serialNumber".into(), json!(credential.id));
-        cert.insert("subjectDN".into(), json!(credential.certificate.subject));
+        cert.insert("subjectDN".into(), json!(credential.certificate().subject));
         cert.insert(
             "validFrom".into(),
-            json!(generalized_time(credential.certificate.not_before)),
+            json!(generalized_time(credential.certificate().not_before)),
         );
         cert.insert(
             "validTo".into(),
-            json!(generalized_time(credential.certificate.not_after)),
+            json!(generalized_time(credential.certificate().not_after)),
         );
     }
     let mut out = Map::new();

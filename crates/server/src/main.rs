@@ -363,7 +363,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     if let Err(error) = authority.write_audit_checkpoint().await {
         tracing::error!(%error, "no audit checkpoint at shutdown");
     }
-    authority.store().close().await;
+    authority.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -101,8 +101,7 @@ async fn authorize_page(
         Err(refused) => return refusal(&state, &visit, &query, &refused),
     };
     let raw = raw.unwrap_or_default();
-    let logged_in = visit.session.user.is_some()
-        && visit.session.record.auth_method.as_deref() == Some("consentid");
+    let logged_in = visit.session.user.is_some() && visit.session.by_consentid();
     if !logged_in {
         // Log in with ConsentID first; the login comes back here.
         let page = state.page(&visit, "oauth-heading", "/oauth2/authorize");

@@ -51,7 +51,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
         );
     };
     let page = state.page(&visit, "account-heading", "/account");
-    let devices = match state.authority.store().devices_of(&user.id).await {
+    let devices = match state.authority.devices(&user).await {
         Ok(devices) => devices,
         Err(error) => return internal(&state, visit.language, &error),
     };
@@ -74,8 +74,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
     } else {
         "assurance-basic"
     });
-    let method = visit.session.record.auth_method.as_deref();
-    let login_method = page.t(if method == Some("consentid") {
+    let login_method = page.t(if visit.session.by_consentid() {
         "login-method-consentid"
     } else {
         "login-method-password-short"
@@ -95,7 +94,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
             .map(|mail| {
                 let (y, m, day) = mail.created_at.date();
                 page.t_with(
-                    if mail.status == store::OutboxStatus::Failed {
+                    if mail.given_up {
                         "account-mail-failed"
                     } else {
                         "account-mail-retrying"

@@ -170,7 +170,7 @@ async fn agreement_download(
     };
     // The agreement carries the JMBG: a password (basic) session, which an e-mail and password
     // compromise gives, never reads it; only a ConsentID (high) session does.
-    if visit.session.record.auth_method.as_deref() != Some("consentid") {
+    if !visit.session.by_consentid() {
         return message_with_link(
             &state,
             &visit,
@@ -309,30 +309,13 @@ async fn cloud_issue(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let Some(user) = visit.session.user.clone() else {
+    if visit.session.user.is_none() {
         return Redirect::to("/login").into_response();
+    }
+    let user = match state.authority.may_issue_cloud(&visit.session).await {
+        Ok(user) => user,
+        Err(error) => return cloud_refused(&state, &visit, error).await,
     };
-    // The same checks as the issuance itself, so that nobody reads an agreement in vain.
-    let by_consentid = visit.session.record.auth_method.as_deref() == Some("consentid");
-    if let Err(refusal) = domain::cloud::login_is_fresh(
-        by_consentid,
-        visit.session.record.authenticated_at,
-        state.authority.now(),
-    ) {
-        return cloud_refused(&state, &visit, refusal.into()).await;
-    }
-    match state.authority.cloud_state(&user).await {
-        Ok(cloud) if !cloud.may_issue => {
-            return cloud_refused(
-                &state,
-                &visit,
-                domain::cloud::CloudRefusal::AlreadyActive.into(),
-            )
-            .await
-        }
-        Ok(_) => {}
-        Err(error) => return internal(&state, visit.language, &error),
-    }
     let text = state.authority.agreement_draft(&user);
     let mut paragraphs: Vec<String> = text
         .split('\n')

@@ -215,10 +215,6 @@ async fn login_wait(
         }
         Err(error) => return internal(&state, visit.language, &error),
     };
-    let code = match state.authority.store().transaction(&txn).await {
-        Ok(Some(record)) => record.verification_code,
-        _ => String::new(),
-    };
     let page = state.page(&visit, "wait-heading", &format!("/login/mobile/{txn}"));
     let messages = STATUS_KEYS
         .iter()
@@ -232,7 +228,7 @@ async fn login_wait(
         seconds_left: login.seconds_left,
         messages,
         txn,
-        code,
+        code: login.verification_code,
         page,
     };
     render(&state, &visit, &template)

@@ -94,7 +94,7 @@ impl AppState {
         Page {
             lang: visit.language.tag(),
             title: catalog.message(visit.language, title_id, &[]),
-            csrf: visit.session.record.csrf_token.clone(),
+            csrf: visit.session.csrf_token().to_owned(),
             logged_in: visit.session.user.is_some(),
             path: path.to_owned(),
             languages: Language::ALL
@@ -230,7 +230,7 @@ pub(crate) use visit_or_fail;
 
 /// Checks the CSRF token of a form (constant time).
 pub(crate) fn csrf_ok(visit: &Visit, given: &str) -> bool {
-    let expected = visit.session.record.csrf_token.as_bytes();
+    let expected = visit.session.csrf_token().as_bytes();
     let given = given.as_bytes();
     expected.len() == given.len()
         && expected

@@ -247,7 +247,7 @@ async fn upload(
     let page = state.page(&visit, "sign-heading", "/services/sign");
     // Before a byte of the body: a password (basic) session never signs (DESIGN §3), so its
     // upload is not read at all. The CSRF token is the form's first part (`read_form`).
-    if visit.session.record.auth_method.as_deref() != Some("consentid") {
+    if !visit.session.by_consentid() {
         return upload_form(
             &state,
             &visit,
