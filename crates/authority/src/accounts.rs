@@ -12,7 +12,7 @@ use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::{AssuranceLevel, Jmbg};
 use store::{ActivationRecord, Tx, UserRecord};
 
-use crate::{Authority, Error, Rejection};
+use crate::{Error, Ra, Rejection};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Characters of the lookup part.
@@ -189,7 +189,7 @@ pub struct Registration {
 /// Hours an e-mail verification link is valid.
 const VERIFICATION_HOURS: i64 = 24;
 
-impl Authority {
+impl Ra {
     /// Registers a basic account and e-mails a verification link. An address that already has
     /// an account gets the same answer (no enumeration) and a notice by e-mail instead. Both
     /// paths do the same work, in the same order, so that the time does not tell them apart:
@@ -216,8 +216,10 @@ impl Authority {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         // 2.
-        self.rate_limit(
+        crate::rate_limit(
             &mut tx,
+            &self.settings,
+            now,
             &format!("register:ip:{ip}"),
             domain::RateLimit::REGISTER_PER_ADDRESS,
         )

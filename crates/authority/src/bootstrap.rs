@@ -11,9 +11,10 @@ use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use store::NewCertificate;
 
+use crate::ca::LoadedCa;
 use crate::keys::PreparedKey;
 use crate::settings::CaName;
-use crate::{parse_certificate, Authority, Error, LoadedCa};
+use crate::{parse_certificate, Ca, Error};
 
 /// Root CA validity, years.
 const ROOT_YEARS: i64 = 25;
@@ -24,7 +25,7 @@ pub(crate) fn random_serial() -> Serial {
     Serial::from_random(rand::random())
 }
 
-impl Authority {
+impl Ca {
     /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
     /// that two servers starting at once do not both create a hierarchy).
     ///
@@ -220,7 +221,9 @@ impl Authority {
 
     /// Issues a new delegated OCSP signer for each issuing CA whose signer is missing or near
     /// its end (id-kp-OCSPSigning, ocsp-nocheck, short-lived: reference/pki-profiles.md §6.3).
-    pub(crate) async fn renew_ocsp_signers(&self) -> Result<(), Error> {
+    /// True when a CA's responder changed, so that answers signed by the old one are dropped.
+    pub(crate) async fn renew_ocsp_signers(&self) -> Result<bool, Error> {
+        let mut changed = false;
         for ca in CaName::ISSUING {
             let now = self.clock.now();
             let current = self.store.authority(ca.as_str()).await?;
@@ -242,7 +245,7 @@ impl Authority {
                 });
                 if stored != in_use {
                     self.reload_ca(ca).await?;
-                    self.ocsp_cache.clear();
+                    changed = true;
                 }
                 continue;
             }
@@ -255,7 +258,7 @@ impl Authority {
             match self.certify_ocsp_key(ca, serial, &key, now).await {
                 Ok(true) => {
                     self.reload_ca(ca).await?;
-                    self.ocsp_cache.clear();
+                    changed = true;
                 }
                 // Another process renewed it while we waited for the lock.
                 Ok(false) => self.discard_key(key).await,
@@ -265,7 +268,7 @@ impl Authority {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Step 2 of an OCSP signer's renewal, under the CA row's lock unless another process

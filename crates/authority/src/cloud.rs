@@ -13,7 +13,7 @@ use store::CertificateRecord;
 use crate::agreement::agreement_text;
 use crate::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::{Account, Authority, CertificateSummary, Error};
+use crate::{Account, CertificateSummary, Error, Ra};
 
 /// A refused cloud-certificate action.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +129,7 @@ fn person_of(user: &Account) -> Result<Person, Error> {
     })
 }
 
-impl Authority {
+impl Ra {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
     async fn notify(
@@ -290,6 +290,7 @@ impl Authority {
         );
         let actor = format!("user:{}", user.id);
         let issued = self
+            .ca
             .issue_cloud_with(
                 &person_of(&user)?,
                 Some(&user.email),
@@ -328,9 +329,11 @@ impl Authority {
         let old = state.current.ok_or(CloudRefusal::NoneActive)?;
         let actor = format!("user:{}", user.id);
         let issued = self
+            .ca
             .issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, None)
             .await?;
-        self.revoke(&old.serial, RevocationReason::Superseded, &actor)
+        self.va
+            .revoke(&old.serial, RevocationReason::Superseded, &actor)
             .await?;
         let mails = &self.settings.cloud_mails;
         let until = serbian_date(issued.not_after);
@@ -353,12 +356,13 @@ impl Authority {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
         let current = state.current.ok_or(CloudRefusal::NoneActive)?;
-        self.revoke(
-            &current.serial,
-            RevocationReason::CessationOfOperation,
-            &format!("user:{}", user.id),
-        )
-        .await?;
+        self.va
+            .revoke(
+                &current.serial,
+                RevocationReason::CessationOfOperation,
+                &format!("user:{}", user.id),
+            )
+            .await?;
         let mails = &self.settings.cloud_mails;
         let serial = current.serial.to_string();
         self.notify(
@@ -394,7 +398,8 @@ impl Authority {
         serials.sort();
         serials.dedup();
         let actor = format!("user:{}", user.id);
-        self.revoke_all_of(&serials, RevocationReason::CessationOfOperation, &actor)
+        self.va
+            .revoke_all_of(&serials, RevocationReason::CessationOfOperation, &actor)
             .await?;
         let mut tx = self.store.begin().await?;
         tx.audit(

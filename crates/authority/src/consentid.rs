@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::bootstrap::random_serial;
 use crate::settings::CaName;
-use crate::{Account, Authority, DeviceSummary, Error, Rejection};
+use crate::{Account, DeviceSummary, Error, Login, Rejection};
 
 /// The role names of the service's own keys.
 const APP_SIGNING: &str = "app_signing";
@@ -61,12 +61,12 @@ impl AuthenticatedDevice {
 
     /// The app's view of its state.
     pub fn status(&self) -> DeviceStatus {
-        Authority::device_status(&self.0)
+        Login::device_status(&self.0)
     }
 }
 
 /// A device request whose signature and time checked out, its nonce not spent yet: only this
-/// module spends it, once ([`Authority::respond_to`] or [`Authority::spend_device_request`]).
+/// module spends it, once ([`Login::respond_to`] or [`Login::spend_device_request`]).
 #[derive(Debug)]
 pub struct DeviceRequest {
     device: DeviceRecord,
@@ -88,7 +88,7 @@ impl DeviceRequest {
     }
 }
 
-/// What [`Authority::respond_to`] checked of an answer, and against which request and keys.
+/// What [`Login::respond_to`] checked of an answer, and against which request and keys.
 struct AnswerCheck {
     /// The request's id, kind, challenge and payload.
     txn: (String, String, String, Vec<u8>),
@@ -151,7 +151,7 @@ pub async fn audit_secret_from_service_key(
     Ok(Some(secret))
 }
 
-impl Authority {
+impl Login {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
@@ -165,15 +165,15 @@ impl Authority {
                 );
                 // Only the encryption key does ECDH; the signing key only signs (no CKA_DERIVE).
                 let key = if role == APP_ENCRYPTION {
-                    self.prepare_agreement_key(&label).await?
+                    self.ca.prepare_agreement_key(&label).await?
                 } else {
-                    self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
+                    self.ca.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
                 };
                 match self.record_service_key(role, &key).await {
                     Ok(true) => {}
-                    Ok(false) => self.discard_key(key).await,
+                    Ok(false) => self.ca.discard_key(key).await,
                     Err(error) => {
-                        self.discard_key(key).await;
+                        self.ca.discard_key(key).await;
                         return Err(error);
                     }
                 }
@@ -183,7 +183,7 @@ impl Authority {
                 .service_key(role)
                 .await?
                 .ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
-            let key = self.open_key(&id).await?;
+            let key = self.ca.open_key(&id).await?;
             self.service_keys
                 .write()
                 .map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?
@@ -204,7 +204,7 @@ impl Authority {
         if tx.service_key(role).await?.is_some() {
             return Ok(false);
         }
-        self.record_key(&mut tx, key).await?;
+        self.ca.record_key(&mut tx, key).await?;
         tx.insert_service_key(role, key.id()).await?;
         tx.audit(
             self.clock.now(),
@@ -248,13 +248,7 @@ impl Authority {
         key: &str,
         limit: RateLimit,
     ) -> Result<(), Error> {
-        if self.settings.dangerous_disable_rate_limits
-            || tx.rate_limit(key, limit, self.clock.now()).await?
-        {
-            Ok(())
-        } else {
-            Err(Rejection::RateLimited.into())
-        }
+        crate::rate_limit(tx, &self.settings, self.clock.now(), key, limit).await
     }
 
     /// `POST /activation/start`: checks the code and hands out the nonce and the server keys.
@@ -270,7 +264,7 @@ impl Authority {
             RateLimit::ACTIVATION_PER_ADDRESS,
         )
         .await?;
-        let activation = match self.check_activation_code(&mut tx, code).await? {
+        let activation = match self.ra.check_activation_code(&mut tx, code).await? {
             Ok(activation) => activation,
             Err(rejection) => {
                 // Keep the counted try even though the request is refused.
@@ -395,7 +389,7 @@ impl Authority {
             not_before: now,
             not_after,
         };
-        let loaded = self.ca(CaName::ConsentId)?;
+        let loaded = self.ca.ca(CaName::ConsentId)?;
         let issuer = Issuer::from_certificate(
             &loaded.certificate,
             Some(self.settings.urls_of(CaName::ConsentId)),

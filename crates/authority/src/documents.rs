@@ -25,7 +25,7 @@ use crate::consentid::PORTAL_NAME;
 use crate::login::Session;
 use crate::settings::CaName;
 use crate::signing::{Credential, Settled, SignRequest, SigningError};
-use crate::{Account, Authority, Error};
+use crate::{Account, Error, Signing};
 
 /// The largest PDF accepted, bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
@@ -176,7 +176,7 @@ fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
     }
 }
 
-impl Authority {
+impl Signing {
     fn signer_of(&self, session: &Session) -> Result<Account, DocumentError> {
         let user = session
             .user
@@ -498,12 +498,13 @@ impl Authority {
             let token = match level {
                 SignatureLevel::BasicB => None,
                 SignatureLevel::BasicT | SignatureLevel::BasicLt => Some(
-                    self.timestamp_token(
-                        HashAlgorithm::Sha256,
-                        &pades::timestamp_imprint(&signature),
-                        None,
-                    )
-                    .await?,
+                    self.tsa
+                        .timestamp_token(
+                            HashAlgorithm::Sha256,
+                            &pades::timestamp_imprint(&signature),
+                            None,
+                        )
+                        .await?,
                 ),
             };
             let mut pdf = pades::finish(&prepared, &signature, token.as_deref())
@@ -567,10 +568,10 @@ impl Authority {
         credential: &Credential,
     ) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>), Error> {
         let mut certificates: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
-        for certificate in self.tsa_chain() {
+        for certificate in self.tsa.tsa_chain() {
             certificates.push(certificate.0);
         }
-        let qualified = self.ca(CaName::Qualified)?;
+        let qualified = self.ca.ca(CaName::Qualified)?;
         if let Some((responder, _)) = &qualified.responder {
             certificates.push(responder.to_der()?);
         }
@@ -579,7 +580,7 @@ impl Authority {
         let mut ocsp = Vec::new();
         let subjects = [
             credential.chain.first().map(|c| c.0.clone()),
-            self.tsa_chain().first().map(|c| c.0.clone()),
+            self.tsa.tsa_chain().first().map(|c| c.0.clone()),
         ];
         for der in subjects.into_iter().flatten() {
             let certificate = crate::parse_certificate(&der)?;
@@ -587,7 +588,7 @@ impl Authority {
                 &qualified.hashes,
                 &certificate.tbs_certificate.serial_number,
             )?;
-            let answer = self.ocsp(&request).await;
+            let answer = self.va.ocsp(&request).await;
             if answer.outcome != "successful" {
                 return Err(Error::Inconsistent(format!(
                     "our OCSP responder answered {}",
@@ -597,8 +598,8 @@ impl Authority {
             ocsp.push(answer.body.to_vec());
         }
         let crls = vec![
-            self.crl(CaName::Qualified).await?,
-            self.crl(CaName::Root).await?,
+            self.va.crl(CaName::Qualified).await?,
+            self.va.crl(CaName::Root).await?,
         ];
         Ok((certificates, ocsp, crls))
     }

@@ -11,7 +11,7 @@
 //! so there is nothing to revoke, and it leaves no row behind. CA, OCSP-signer and TSA
 //! certificates are made the same way. (Issuance used to commit the serial alone first, then
 //! the certificate: two commits, and `reserved` rows after a crash; rows still `reserved` from
-//! that time are abandoned by [`Authority::abandon_stale_reservations`], their keys destroyed.)
+//! that time are abandoned by [`Ca::abandon_stale_reservations`], their keys destroyed.)
 
 use serde_json::json;
 
@@ -22,7 +22,7 @@ use store::{KeyId, NewCertificate};
 use crate::bootstrap::random_serial;
 use crate::keys::PreparedKey;
 use crate::settings::{CaName, CloudValidity};
-use crate::{Authority, Error};
+use crate::{Ca, Error};
 
 /// Reservations older than this are considered dead (seconds): no signature takes so long.
 const RESERVATION_TIMEOUT: i64 = 120;
@@ -42,7 +42,7 @@ pub struct IssuedCertificate {
     pub not_after: UnixTime,
 }
 
-impl Authority {
+impl Ca {
     /// The end of validity of a cloud certificate issued at `now`.
     pub fn cloud_not_after(&self, now: UnixTime) -> UnixTime {
         match self.settings.cloud_validity {

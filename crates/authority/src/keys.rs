@@ -11,9 +11,9 @@
 //!    and commits together with whatever the key is for (a certificate, a CA).
 //!
 //! A process that dies after 1 leaves a `generating` record; the upkeep
-//! ([`Authority::finish_keys_left_half_way`]) marks it `abandoned` once it is older than any
+//! ([`Ca::finish_keys_left_half_way`]) marks it `abandoned` once it is older than any
 //! generation takes, and destroys whatever the token holds under its label. A use case that
-//! fails after 2 does the same at once ([`Authority::discard_key`]).
+//! fails after 2 does the same at once ([`Ca::discard_key`]).
 //!
 //! Destruction runs the other way: a revocation commits the key `destroying` (its reference
 //! kept), the token destroys it, then the record becomes `destroyed`; a crash in between
@@ -30,7 +30,7 @@ use pki::profile;
 use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
 use store::{KeyId, KeyRecord, KeyState, Tx};
 
-use crate::{Authority, Error};
+use crate::{Ca, Error};
 
 /// A `generating` record older than this belongs to a process that died (seconds): a token
 /// generates a key, and its use case commits, well within it.
@@ -41,7 +41,7 @@ pub(crate) fn random_key_id() -> KeyId {
 }
 
 /// A key generated for a use case that has not committed yet. Taken by value by
-/// [`Authority::discard_key`] when the use case fails; recorded by [`Authority::record_key`].
+/// [`Ca::discard_key`] when the use case fails; recorded by [`Ca::record_key`].
 pub(crate) struct PreparedKey {
     id: KeyId,
     label: String,
@@ -68,7 +68,7 @@ impl PreparedKey {
     }
 }
 
-impl Authority {
+impl Ca {
     /// Before a key signs for a certificate: is it the key the certificate certifies? Its
     /// public key must be the certificate's SubjectPublicKeyInfo, and it must make a signature
     /// that verifies under it (`profile::check_key_matches`). A match is remembered per key id
@@ -117,7 +117,7 @@ impl Authority {
         self.prepare_key_for(label, algorithm, false).await
     }
 
-    /// [`Authority::prepare_key`] for a P-256 key that also does key agreement (ECDH).
+    /// [`Ca::prepare_key`] for a P-256 key that also does key agreement (ECDH).
     pub(crate) async fn prepare_agreement_key(&self, label: &str) -> Result<PreparedKey, Error> {
         self.prepare_key_for(label, KeyAlgorithm::EcdsaP256, true)
             .await

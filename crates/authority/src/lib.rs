@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod agreement;
 mod bootstrap;
+mod ca;
 pub mod clock;
 pub mod cloud;
 pub mod consentid;
@@ -19,28 +20,33 @@ pub mod oauth;
 mod ocsp;
 pub mod push;
 pub mod qr_login;
+mod ra;
 mod revocation;
 pub mod settings;
 pub mod signing;
 mod tsa;
+mod va;
 mod views;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use der::Decode;
 use x509_cert::Certificate;
 
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
-use pki::ocsp::IssuerHashes;
-use pki::profile::CertificateDer;
-use pki::{KeyBackend, KeySigner};
-use store::{KeyId, Store};
+use pki::KeyBackend;
+use store::Store;
 
+pub use ca::Ca;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuance::IssuedCertificate;
+pub use login::Login;
 pub use ocsp::OcspAnswer;
+pub use ra::Ra;
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
+pub use signing::Signing;
+pub use tsa::Tsa;
+pub use va::Va;
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
 /// Errors of the use cases.
@@ -151,38 +157,27 @@ impl Rejection {
     }
 }
 
-/// A CA of the hierarchy, loaded with its key.
-struct LoadedCa {
-    certificate: Certificate,
-    der: CertificateDer,
-    signer: Arc<dyn KeySigner>,
-    hashes: IssuerHashes,
-    /// The delegated OCSP responder: certificate and key.
-    responder: Option<(Certificate, Arc<dyn KeySigner>)>,
-    /// The time-stamping unit this CA certified (the qualified CA only).
-    tsa: Option<tsa::TsaUnit>,
-}
-
-/// The trust service's engine. Cheap to share behind an `Arc`.
+/// The trust service: its services, each with one job, and the upkeep that spans them.
+/// Cheap to share behind an `Arc`; the server calls the services directly
+/// (`authority.login.login_start(..)`).
 pub struct Authority {
+    /// Certificates and the only holder of the CA keys.
+    pub ca: Arc<Ca>,
+    /// Revocation, CRLs, OCSP.
+    pub va: Arc<Va>,
+    /// The time-stamping unit.
+    pub tsa: Arc<Tsa>,
+    /// Accounts, proofing, the cloud certificate's life, mail.
+    pub ra: Arc<Ra>,
+    /// Sessions and ConsentID: activation, login and signing requests, answers, push.
+    pub login: Arc<Login>,
+    /// API tokens, authorisations and SADs, signatures, PDF signing jobs, OAuth.
+    pub signing: Arc<Signing>,
     store: Store,
-    keys: Arc<dyn KeyBackend>,
     clock: Arc<dyn Clock>,
-    settings: Settings,
-    cas: RwLock<HashMap<CaName, Arc<LoadedCa>>>,
-    /// The app-channel keys, opened once at start: a use case holding a database transaction
-    /// must never wait for a second pooled connection (under load that exhausts the pool).
-    service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
-    ocsp_cache: ocsp::Cache,
-    /// MACs the anonymous sessions' tokens.
-    anonymous_key: login::AnonymousKey,
-    /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
-    /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
-    key_bindings: std::sync::Mutex<HashMap<store::KeyId, [u8; 32]>>,
+    settings: Arc<Settings>,
     /// When the upkeep last wrote an audit checkpoint (or the authority opened).
     last_checkpoint: std::sync::Mutex<UnixTime>,
-    /// Counts of `POST /tsa` requests this second.
-    tsa_limiter: tsa::TsaLimiter,
 }
 
 /// Seconds between two audit checkpoints written by the upkeep.
@@ -197,28 +192,60 @@ impl Authority {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Self, Error> {
-        let authority = Self {
-            store,
+        let settings = Arc::new(settings);
+        let (s, c, k) = (&store, &clock, &settings);
+        let ca = Arc::new(Ca::new(s.clone(), keys.clone(), c.clone(), k.clone()));
+        let va = Arc::new(Va::new(s.clone(), c.clone(), k.clone(), ca.clone()));
+        let tsa = Arc::new(Tsa::new(s.clone(), c.clone(), k.clone(), ca.clone()));
+        let ra = Arc::new(Ra::new(
+            s.clone(),
+            c.clone(),
+            k.clone(),
+            ca.clone(),
+            va.clone(),
+        ));
+        let login = Arc::new(Login::new(
+            s.clone(),
+            c.clone(),
+            k.clone(),
+            ca.clone(),
+            ra.clone(),
+        ));
+        let signing = Arc::new(Signing::new(
+            s.clone(),
             keys,
+            c.clone(),
+            signing::Services {
+                ca: ca.clone(),
+                va: va.clone(),
+                tsa: tsa.clone(),
+                login: login.clone(),
+            },
+        ));
+        let authority = Self {
+            last_checkpoint: std::sync::Mutex::new(clock.now()),
+            ca,
+            va,
+            tsa,
+            ra,
+            login,
+            signing,
+            store,
             clock,
             settings,
-            cas: RwLock::new(HashMap::new()),
-            service_keys: RwLock::new(HashMap::new()),
-            ocsp_cache: ocsp::Cache::default(),
-            anonymous_key: login::AnonymousKey::generate(),
-            key_bindings: std::sync::Mutex::new(HashMap::new()),
-            last_checkpoint: std::sync::Mutex::new(UnixTime(0)),
-            tsa_limiter: tsa::TsaLimiter::default(),
         };
-        *authority
-            .last_checkpoint
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = authority.clock.now();
-        authority.ensure_hierarchy().await?;
-        authority.ensure_service_keys().await?;
-        authority.load_hierarchy().await?;
+        authority.ca.ensure_hierarchy().await?;
+        authority.login.ensure_service_keys().await?;
+        authority.ca.load_hierarchy().await?;
         authority.maintain().await?;
         Ok(authority)
+    }
+
+    /// Derives the keys that must be the same on every instance of a deployment (today: the
+    /// anonymous session tokens' MAC key) from its secret, the one the audit key comes from.
+    pub fn with_deployment_secret(self, secret: &[u8; 32]) -> Self {
+        self.login.set_deployment_secret(secret);
+        self
     }
 
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
@@ -227,16 +254,17 @@ impl Authority {
     /// nonces, unverified registrations older than 24 hours and QR logins long over, and notices status changes made by other processes. The server calls it every
     /// minute.
     pub async fn maintain(&self) -> Result<(), Error> {
-        self.renew_ocsp_signers().await?;
-        self.renew_tsa().await?;
-        self.refresh_crls().await?;
-        self.abandon_stale_reservations().await?;
-        self.finish_keys_left_half_way().await?;
+        if self.ca.renew_ocsp_signers().await? {
+            self.va.forget_answers();
+        }
+        self.tsa.renew_tsa().await?;
+        self.va.refresh_crls().await?;
+        self.ca.abandon_stale_reservations().await?;
+        self.ca.finish_keys_left_half_way().await?;
         self.store.purge_used_nonces(self.clock.now()).await?;
-        self.purge_unverified_registrations().await?;
-        self.purge_qr_logins().await?;
-        self.ocsp_cache
-            .set_revision(self.store.status_revision().await?);
+        self.ra.purge_unverified_registrations().await?;
+        self.login.purge_qr_logins().await?;
+        self.va.sync_status().await?;
         let now = self.clock.now();
         let due = {
             let last = self
@@ -332,14 +360,6 @@ impl Authority {
         Ok(checkpoints)
     }
 
-    /// Only re-reads the status revision, so that OCSP answers reflect revocations made by
-    /// other processes (cheap: one small query).
-    pub async fn sync_status(&self) -> Result<(), Error> {
-        self.ocsp_cache
-            .set_revision(self.store.status_revision().await?);
-        Ok(())
-    }
-
     /// The store behind the use cases, for integration tests only (`test-support`).
     #[cfg(feature = "test-support")]
     pub fn store(&self) -> &Store {
@@ -361,70 +381,6 @@ impl Authority {
         self.clock.now()
     }
 
-    fn ca(&self, name: CaName) -> Result<Arc<LoadedCa>, Error> {
-        let cas = self
-            .cas
-            .read()
-            .map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
-        cas.get(&name)
-            .cloned()
-            .ok_or_else(|| Error::Inconsistent(format!("CA {} is not loaded", name.as_str())))
-    }
-
-    /// A CA certificate, DER.
-    pub fn ca_certificate(&self, name: CaName) -> Result<CertificateDer, Error> {
-        Ok(self.ca(name)?.der.clone())
-    }
-
-    /// The current CRL of a CA (the root's included), DER.
-    pub async fn crl(&self, name: CaName) -> Result<Vec<u8>, Error> {
-        let record =
-            self.store.authority(name.as_str()).await?.ok_or_else(|| {
-                Error::Inconsistent(format!("authority {} missing", name.as_str()))
-            })?;
-        record.crl.ok_or_else(|| {
-            Error::Inconsistent(format!("authority {} has no CRL yet", name.as_str()))
-        })
-    }
-
-    /// Certificates, oldest first, optionally only those of one e-mail address.
-    pub async fn certificates(
-        &self,
-        email: Option<&str>,
-    ) -> Result<Vec<CertificateSummary>, Error> {
-        let records = self.store.certificates(email).await?;
-        Ok(records.iter().map(CertificateSummary::from).collect())
-    }
-
-    /// A certificate and, with `chain`, its issuers up to the root, as PEM.
-    pub async fn certificate_pem(&self, serial: &Serial, chain: bool) -> Result<String, Error> {
-        let record = self
-            .store
-            .certificate(serial)
-            .await?
-            .ok_or(Error::UnknownSerial(*serial))?;
-        let der = record
-            .der
-            .ok_or(Error::NoCertificate(*serial, record.status))?;
-        let mut pem = CertificateDer(der).to_pem();
-        if chain {
-            let mut issuer = CaName::parse(&record.authority);
-            while let Some(name) = issuer {
-                let ca = self.ca(name)?;
-                if ca.certificate.tbs_certificate.serial_number.as_bytes() == serial.as_bytes() {
-                    break;
-                }
-                pem.push_str(&ca.der.to_pem());
-                issuer = if name == CaName::Root {
-                    None
-                } else {
-                    Some(CaName::Root)
-                };
-            }
-        }
-        Ok(pem)
-    }
-
     /// Checks the audit log's hash chain; returns the number of entries. With an audit key:
     /// the keyed part by its MACs, and the chain against every checkpoint outside the database.
     pub async fn verify_audit(&self) -> Result<Result<usize, store::ChainBreak>, Error> {
@@ -440,10 +396,21 @@ impl Authority {
             None => Ok(store::verify_chain(&entries, &head)),
         }
     }
+}
 
-    async fn open_key(&self, id: &KeyId) -> Result<Arc<dyn KeySigner>, Error> {
-        let record = self.store.key(id).await?;
-        Ok(self.keys.open(&pki::KeyReference(record.reference))?)
+/// Counts one event against a rate limit inside `tx`; refuses when it is reached. Off only
+/// with the benchmark setting `dangerous_disable_rate_limits`.
+pub(crate) async fn rate_limit(
+    tx: &mut store::Tx,
+    settings: &Settings,
+    now: UnixTime,
+    key: &str,
+    limit: domain::RateLimit,
+) -> Result<(), Error> {
+    if settings.dangerous_disable_rate_limits || tx.rate_limit(key, limit, now).await? {
+        Ok(())
+    } else {
+        Err(Rejection::RateLimited.into())
     }
 }
 

@@ -3,6 +3,9 @@
 //! session id; and the password login at the basic level. Unknown usernames get the same
 //! answers as known ones.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -11,8 +14,9 @@ use domain::login::{
 };
 use domain::{DeviceState, RateLimit, TransactionStatus, UnixTime};
 use hmac::{Hmac, Mac};
+use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
-use store::{SessionRecord, TransactionRecord, UserRecord};
+use store::{SessionRecord, Store, TransactionRecord, UserRecord};
 
 use crate::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
 
@@ -20,7 +24,7 @@ use crate::accounts::{hash_password_in_pool, normalise_email, password_matches_i
 /// accounts and accounts without a password are checked against it, so that they take as
 /// long as the rest.
 static DUMMY_PASSWORD_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-use crate::{Account, Authority, Error, Rejection};
+use crate::{Account, Ca, Clock, Error, Ra, Rejection, Settings};
 
 /// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
 pub const ANONYMOUS_LIFETIME: i64 = 3600;
@@ -102,7 +106,7 @@ impl SessionToken {
 }
 
 /// The key that MACs anonymous session tokens. The server derives it from the deployment's
-/// secret ([`Authority::with_deployment_secret`]), so every instance behind a load balancer,
+/// secret ([`crate::Authority::with_deployment_secret`]), so every instance behind a load balancer,
 /// and the same instance after a restart, accepts the others' tokens; until then (tests, tools)
 /// it is random, made when the process starts and never stored.
 pub(crate) struct AnonymousKey([u8; 32]);
@@ -219,18 +223,62 @@ pub struct LoginState {
     pub verification_code: String,
 }
 
-impl Authority {
+/// The login service: browser sessions, and ConsentID (activation, login and signing
+/// requests, the device's answers, push). The RA's activation codes and the CA's device
+/// certificates are asked of those services.
+pub struct Login {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) ca: Arc<Ca>,
+    pub(crate) ra: Arc<Ra>,
+    /// The app-channel keys, opened once at start: a use case holding a database transaction
+    /// must never wait for a second pooled connection (under load that exhausts the pool).
+    pub(crate) service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
+    /// MACs the anonymous sessions' tokens.
+    anonymous_key: RwLock<Arc<AnonymousKey>>,
+}
+
+impl Login {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        ca: Arc<Ca>,
+        ra: Arc<Ra>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            ca,
+            ra,
+            service_keys: RwLock::new(HashMap::new()),
+            anonymous_key: RwLock::new(Arc::new(AnonymousKey::generate())),
+        }
+    }
+
     /// Derives the keys that must be the same on every instance of a deployment (today: the
     /// anonymous session tokens' MAC key) from its secret, the one the audit key comes from.
-    pub fn with_deployment_secret(mut self, secret: &[u8; 32]) -> Self {
-        self.anonymous_key = AnonymousKey::from_secret(secret);
-        self
+    pub(crate) fn set_deployment_secret(&self, secret: &[u8; 32]) {
+        let key = Arc::new(AnonymousKey::from_secret(secret));
+        *self
+            .anonymous_key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+    }
+
+    fn anonymous_key(&self) -> Arc<AnonymousKey> {
+        self.anonymous_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A new anonymous session (it carries the CSRF token of the forms). Nothing is stored.
     pub fn new_session(&self) -> (SessionToken, Session) {
         let expires_at = self.clock.now().plus_seconds(ANONYMOUS_LIFETIME);
-        let token = SessionToken::generate_anonymous(&self.anonymous_key, expires_at);
+        let token = SessionToken::generate_anonymous(&self.anonymous_key(), expires_at);
         let session = self.anonymous_session(&token, expires_at);
         (token, session)
     }
@@ -256,7 +304,7 @@ impl Authority {
     pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, Error> {
         if token.is_anonymous() {
             return Ok(token
-                .anonymous_expiry(&self.anonymous_key, self.clock.now())
+                .anonymous_expiry(&self.anonymous_key(), self.clock.now())
                 .map(|expires_at| self.anonymous_session(token, expires_at)));
         }
         let Some(record) = self.store.session(&token.hash()).await? else {

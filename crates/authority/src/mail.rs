@@ -1,6 +1,6 @@
 //! Outgoing mail (DESIGN §7). With an SMTP relay configured, a message is first written into
 //! the outbox table in the transaction of the use case that causes it, and a background worker
-//! ([`Authority::mail_worker`]) delivers it through lettre's async SMTP transport, retrying with
+//! ([`Ra::mail_worker`]) delivers it through lettre's async SMTP transport, retrying with
 //! exponential backoff and giving up (`failed`, shown on the account page) after
 //! [`RetryPolicy::max_attempts`] attempts or a day. Nothing is lost on a crash: pending messages
 //! are sent after a restart. Relay URLs: `smtp://HOST[:PORT]` (plain, 25),
@@ -22,7 +22,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use store::{OutboxMail, OutboxStatus, Tx};
 
-use crate::{Account, Authority, Error, UndeliveredMail};
+use crate::{Account, Error, Ra, UndeliveredMail};
 
 /// A file attached to a message.
 #[derive(Debug, Clone)]
@@ -336,7 +336,7 @@ impl Mailer {
     }
 }
 
-impl Authority {
+impl Ra {
     /// Delivers every message due now, one attempt each; returns how many went out. A failed
     /// attempt is recorded with its next time, or the message is given up (`failed`).
     pub async fn deliver_due_mails(&self) -> Result<usize, Error> {

@@ -12,7 +12,7 @@ use store::{ApiTokenRecord, OAuthCodeRecord};
 
 use crate::login::Session;
 use crate::signing::{ApiToken, API_TOKEN_LIFETIME};
-use crate::{Authority, Error};
+use crate::{Error, Signing};
 
 /// Seconds an authorisation code lives.
 pub const CODE_LIFETIME: i64 = 60;
@@ -42,7 +42,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Authority {
+impl Signing {
     /// The user allowed the client: a one-minute, single-use code for its redirect URI.
     pub async fn oauth_allow(
         &self,

@@ -14,7 +14,7 @@ use domain::{CertificateStatus, UnixTime};
 use pki::ocsp::{self, CertQuery, Responder, Status};
 
 use crate::settings::CaName;
-use crate::{Authority, Error};
+use crate::{Error, Va};
 
 /// The most bytes the cache holds (responses and keys); the oldest entries go first. A cache
 /// keyed by the normalised CertID holds one entry per certificate we issued, so this bounds
@@ -140,7 +140,7 @@ impl Cache {
     }
 }
 
-impl Authority {
+impl Va {
     /// The OCSP response cache's size: (entries, bytes). For tests and metrics.
     pub fn ocsp_cache_size(&self) -> (usize, usize) {
         self.ocsp_cache.size()
@@ -203,7 +203,7 @@ impl Authority {
         for query in &parsed.queries {
             answers.push((query.cert_id.clone(), self.status_of(ca, query).await?));
         }
-        let loaded = self.ca(ca)?;
+        let loaded = self.ca.ca(ca)?;
         let Some((certificate, signer)) = loaded.responder.as_ref() else {
             return Ok(OcspAnswer::error(OcspResponseStatus::TryLater, "try_later"));
         };
@@ -247,7 +247,7 @@ impl Authority {
         for query in queries {
             let mut this = None;
             for ca in CaName::ISSUING {
-                if self.ca(ca)?.hashes.matches(query) {
+                if self.ca.ca(ca)?.hashes.matches(query) {
                     this = Some(ca);
                 }
             }

@@ -25,7 +25,7 @@ use proto::crypto;
 use store::{PushSubscriptionRecord, Store};
 
 use crate::consentid::AuthenticatedDevice;
-use crate::{Authority, Error, Rejection};
+use crate::{Error, Login, Rejection};
 
 /// The service key role of the VAPID key (RFC 8292 §3.2).
 pub(crate) const VAPID_KEY: &str = "push_vapid";
@@ -148,7 +148,7 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl Authority {
+impl Login {
     /// `GET /push/key`: the VAPID public key, base64url of the uncompressed point.
     pub fn push_public_key(&self) -> Result<String, Error> {
         Ok(crypto::b64(&vapid_point(self.vapid_key()?.as_ref())?))

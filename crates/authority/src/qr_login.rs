@@ -13,7 +13,7 @@ use store::QrLoginRecord;
 
 use crate::consentid::{AuthenticatedDevice, PORTAL_NAME};
 use crate::login::{LoginState, Session, SessionToken};
-use crate::{Authority, Error, Rejection};
+use crate::{Error, Login, Rejection};
 
 /// A QR login made for a browser.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct QrLoginTaken {
 /// [`domain::login::TRANSACTION_LIFETIME`], then the completion window).
 const KEEP_AFTER_EXPIRY: i64 = 600;
 
-impl Authority {
+impl Login {
     /// Starts a QR login for this browser session (rate-limited per address, like a mobile
     /// login start).
     pub async fn qr_login_start(

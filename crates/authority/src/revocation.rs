@@ -10,9 +10,9 @@ use pki::profile::Issuer;
 use store::{KeyId, Tx};
 
 use crate::settings::CaName;
-use crate::{Authority, Error};
+use crate::{Error, Va};
 
-impl Authority {
+impl Va {
     /// Revokes a certificate and re-issues its CA's CRL at once.
     pub async fn revoke(
         &self,
@@ -49,7 +49,7 @@ impl Authority {
         // not leave an issued certificate without its key. A crash right here leaves a key
         // recorded `destroying`, which the upkeep destroys (crate::keys).
         for (key_id, reference) in keys_to_destroy {
-            self.destroy_revoked_key(&key_id, &reference).await;
+            self.ca.destroy_revoked_key(&key_id, &reference).await;
         }
         self.sync_status().await?;
         Ok(())
@@ -118,7 +118,7 @@ impl Authority {
         if let (Some(key_id), domain::CertificateKind::CloudSigning) = (&record.key_id, record.kind)
         {
             let key = tx.key(key_id).await?;
-            if self.keys.keeps_objects() {
+            if self.ca.keys.keeps_objects() {
                 tx.mark_key_destroying(key_id, now).await?;
             } else {
                 tx.destroy_key(key_id, now).await?;
@@ -151,7 +151,7 @@ impl Authority {
                 reason: r.reason,
             })
             .collect::<Vec<_>>();
-        let loaded = self.ca(ca)?;
+        let loaded = self.ca.ca(ca)?;
         let issuer = Issuer::from_certificate(&loaded.certificate, None, loaded.signer.as_ref())?;
         let number = record.crl_number + 1;
         let next_update = now.plus_seconds(self.settings.crl.lifetime);

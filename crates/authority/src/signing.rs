@@ -15,12 +15,12 @@ use domain::{
     CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime,
 };
 use pki::profile::CertificateDer;
-use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
+use pki::{Digest, KeyAlgorithm, KeyBackend, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord};
+use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord, Store};
 
 use crate::settings::CaName;
-use crate::{Account, Authority, CertificateSummary, Error, Rejection};
+use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};
 
 /// Seconds an API bearer token lives.
 pub const API_TOKEN_LIFETIME: i64 = 3600;
@@ -131,7 +131,7 @@ pub(crate) struct SignBatch<'a> {
     pub(crate) hashes: &'a [Vec<u8>],
 }
 
-/// Where a pending authorisation's request is (see [`Authority::settle_in`]).
+/// Where a pending authorisation's request is (see [`Signing::settle_in`]).
 pub(crate) enum Settled {
     /// Not answered yet.
     Pending {
@@ -268,7 +268,50 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Authority {
+/// The services the signing service asks: the CA (its certificates and its keys' bindings),
+/// validation (OCSP and CRLs for B-LT), the time-stamping unit (B-T), and login (ConsentID
+/// requests and password checks).
+pub(crate) struct Services {
+    pub(crate) ca: Arc<Ca>,
+    pub(crate) va: Arc<Va>,
+    pub(crate) tsa: Arc<Tsa>,
+    pub(crate) login: Arc<Login>,
+}
+
+/// The signing service: API tokens, authorisations and SADs (SCAL2), signatures with the
+/// users' keys, PDF signing jobs, OAuth.
+pub struct Signing {
+    pub(crate) store: Store,
+    /// The users' signing keys (the CA's keys are the CA's).
+    pub(crate) keys: Arc<dyn KeyBackend>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ca: Arc<Ca>,
+    pub(crate) va: Arc<Va>,
+    pub(crate) tsa: Arc<Tsa>,
+    pub(crate) login: Arc<Login>,
+}
+
+impl Signing {
+    pub(crate) fn new(
+        store: Store,
+        keys: Arc<dyn KeyBackend>,
+        clock: Arc<dyn Clock>,
+        services: Services,
+    ) -> Self {
+        let Services { ca, va, tsa, login } = services;
+        Self {
+            store,
+            keys,
+            clock,
+            ca,
+            va,
+            tsa,
+            login,
+        }
+    }
+}
+
+impl Signing {
     /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
     /// token. Wrong e-mail and wrong password get the same refusal.
     pub async fn api_login(
@@ -277,12 +320,12 @@ impl Authority {
         password: &str,
         ip: &str,
     ) -> Result<(ApiToken, i64), Error> {
-        let Some(user) = self.check_password(email, password, ip).await? else {
+        let Some(user) = self.login.check_password(email, password, ip).await? else {
             return Err(Rejection::BadSignature.into());
         };
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let Some(user) = self.password_still_holds(&mut tx, user).await? else {
+        let Some(user) = self.login.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
@@ -364,8 +407,8 @@ impl Authority {
         };
         let chain = vec![
             CertificateDer(der.clone()),
-            self.ca_certificate(CaName::Qualified)?,
-            self.ca_certificate(CaName::Root)?,
+            self.ca.ca_certificate(CaName::Qualified)?,
+            self.ca.ca_certificate(CaName::Root)?,
         ];
         let issuer = pki::profile::name_to_string(&parsed.tbs_certificate.issuer);
         Ok(Some(Credential {
@@ -454,7 +497,7 @@ impl Authority {
         Ok(id)
     }
 
-    /// [`Authority::authorize_signing`] inside `tx`, for a credential already checked.
+    /// [`Signing::authorize_signing`] inside `tx`, for a credential already checked.
     pub(crate) async fn authorize_in(
         &self,
         tx: &mut store::Tx,
@@ -468,12 +511,13 @@ impl Authority {
             &request.hashes,
             request.algorithm,
         )?;
-        self.rate_limit(
-            tx,
-            &format!("sign:user:{}", user.id),
-            domain::RateLimit::SIGN_REQUESTS_PER_USER,
-        )
-        .await?;
+        self.login
+            .rate_limit(
+                tx,
+                &format!("sign:user:{}", user.id),
+                domain::RateLimit::SIGN_REQUESTS_PER_USER,
+            )
+            .await?;
         let now = self.clock.now();
         let devices = tx.devices_of(&user.id).await?;
         if !devices.iter().any(|d| d.state == DeviceState::Active) {
@@ -507,6 +551,7 @@ impl Authority {
             format!("{} {}", user.given_name, user.surname),
         ));
         let txn = self
+            .login
             .create_transaction(
                 tx,
                 owner,
@@ -554,7 +599,7 @@ impl Authority {
 
     /// Polls an authorisation. Once approved, it hands out the SAD exactly once (only its hash
     /// is kept); a denial, expiry or lockout is reported as the refusal. Only the caller that
-    /// asked (`binding`, as given to [`Authority::authorize_signing`]: the API token, and so its
+    /// asked (`binding`, as given to [`Signing::authorize_signing`]: the API token, and so its
     /// OAuth client) may poll it; to anyone else, even the same user's other token, the handle
     /// is unknown.
     pub async fn authorization_check(
@@ -746,7 +791,8 @@ impl Authority {
             .first()
             .ok_or_else(|| Error::Inconsistent("a credential without certificate".into()))?;
         let certificate = crate::parse_certificate(&certificate.0)?;
-        self.check_key_binding(key_id, &certificate, &signer)
+        self.ca
+            .check_key_binding(key_id, &certificate, &signer)
             .await?;
         let signed = tokio::task::spawn_blocking(move || {
             digests

@@ -12,12 +12,12 @@ use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use pki::tsa::{self, TimeStampUnit};
 use pki::KeySigner;
-use store::{AuthorityRecord, NewCertificate};
+use store::{AuthorityRecord, NewCertificate, Store};
 
 use crate::bootstrap::random_serial;
 use crate::keys::PreparedKey;
 use crate::settings::CaName;
-use crate::{parse_certificate, Authority, Error};
+use crate::{parse_certificate, Ca, Clock, Error, Settings};
 
 /// The CA that certifies the time-stamping unit.
 const TSA_ISSUER: CaName = CaName::Qualified;
@@ -32,7 +32,7 @@ pub(crate) struct TsaUnit {
 impl TsaUnit {
     /// Opens the unit a CA record names and checks its key against its certificate.
     pub(crate) async fn load(
-        authority: &Authority,
+        authority: &Ca,
         record: &AuthorityRecord,
     ) -> Result<Option<Self>, Error> {
         let Some((_, key_id, der, _)) = &record.tsa else {
@@ -113,13 +113,38 @@ fn timestamp_request(
     Ok(tsa::request(hash, imprint, nonce)?)
 }
 
-impl Authority {
+/// The time-stamping service: the unit's certificate comes from the CA, its tokens from here.
+pub struct Tsa {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) ca: Arc<Ca>,
+    /// Counts of `POST /tsa` requests this second.
+    limiter: TsaLimiter,
+}
+
+impl Tsa {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        ca: Arc<Ca>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            ca,
+            limiter: TsaLimiter::default(),
+        }
+    }
+
     /// Admits one `POST /tsa` request from `address`, or refuses it with
     /// `Rejection::RateLimited` beyond [`TSA_PER_ADDRESS_PER_SECOND`] from that address or
     /// [`TSA_GLOBAL_PER_SECOND`] from everyone (unless `dangerous_disable_rate_limits`).
     pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
         if self.settings.dangerous_disable_rate_limits
-            || self.tsa_limiter.admit(
+            || self.limiter.admit(
                 address,
                 self.clock.now(),
                 TSA_PER_ADDRESS_PER_SECOND,
@@ -148,7 +173,7 @@ impl Authority {
                 return Ok(tsa::rejection(failure, Some(&failure.to_string())));
             }
         };
-        let issuer = self.ca(TSA_ISSUER)?;
+        let issuer = self.ca.ca(TSA_ISSUER)?;
         let Some(unit) = issuer.tsa.as_ref() else {
             return Err(Error::Inconsistent(
                 "the time-stamping unit has no certificate yet".into(),
@@ -211,7 +236,7 @@ impl Authority {
     /// The time-stamping unit's certificate and its issuer (the qualified CA), for validation
     /// data next to tokens; empty while there is no unit.
     pub fn tsa_chain(&self) -> Vec<CertificateDer> {
-        let Ok(issuer) = self.ca(TSA_ISSUER) else {
+        let Ok(issuer) = self.ca.ca(TSA_ISSUER) else {
             return Vec::new();
         };
         match issuer.tsa.as_ref() {
@@ -224,7 +249,7 @@ impl Authority {
     /// its end, or once it is revoked; picks up one issued by another process.
     pub(crate) async fn renew_tsa(&self) -> Result<(), Error> {
         let now = self.clock.now();
-        let issuer = self.ca(TSA_ISSUER)?;
+        let issuer = self.ca.ca(TSA_ISSUER)?;
         let issuer_not_after =
             profile::unix_time(&issuer.certificate.tbs_certificate.validity.not_after);
         let Some(record) = self.store.authority(TSA_ISSUER.as_str()).await? else {
@@ -237,13 +262,14 @@ impl Authority {
             // Another process may have replaced it: use the unit the store names.
             let stored = record.tsa.as_ref().map(|(serial, ..)| *serial);
             if stored != issuer.tsa.as_ref().and_then(TsaUnit::serial) {
-                self.reload_ca(TSA_ISSUER).await?;
+                self.ca.reload_ca(TSA_ISSUER).await?;
             }
             return Ok(());
         }
         // 1. The key, before the transaction (crate::keys: a token's key is recorded first).
         let serial = random_serial();
         let key = self
+            .ca
             .prepare_key(
                 &format!("eidportal-tsa-{}", serial.to_hex()),
                 self.settings.key_algorithm,
@@ -253,14 +279,14 @@ impl Authority {
             .certify_tsa_key(serial, &key, issuer_not_after, now)
             .await
         {
-            Ok(true) => self.reload_ca(TSA_ISSUER).await,
+            Ok(true) => self.ca.reload_ca(TSA_ISSUER).await,
             // Another process replaced the unit while we waited for the lock.
             Ok(false) => {
-                self.discard_key(key).await;
+                self.ca.discard_key(key).await;
                 Ok(())
             }
             Err(error) => {
-                self.discard_key(key).await;
+                self.ca.discard_key(key).await;
                 Err(error)
             }
         }
@@ -276,7 +302,7 @@ impl Authority {
         issuer_not_after: UnixTime,
         now: UnixTime,
     ) -> Result<bool, Error> {
-        let issuer = self.ca(TSA_ISSUER)?;
+        let issuer = self.ca.ca(TSA_ISSUER)?;
         let mut tx = self.store.begin().await?;
         let record = tx.authority_for_update(TSA_ISSUER.as_str()).await?;
         if let Some((current, _, _, not_after)) = &record.tsa {
@@ -290,7 +316,7 @@ impl Authority {
                 return Ok(false);
             }
         }
-        self.record_key(&mut tx, key).await?;
+        self.ca.record_key(&mut tx, key).await?;
         let subject = self.settings.tsa_name().name()?;
         let not_after = now
             .plus_calendar_years(self.settings.timestamping.certificate_years)

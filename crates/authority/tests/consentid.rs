@@ -63,11 +63,11 @@ async fn enrol(authority: &Authority, email: &str) -> String {
         jmbg: Jmbg::parse("0101990710008").unwrap(),
         password: None,
     };
-    authority.add_user(new, "officer").await.unwrap().1 .0
+    authority.ra.add_user(new, "officer").await.unwrap().1 .0
 }
 
 async fn activate(authority: &Authority, code: &str) -> Result<App, Error> {
-    let challenge = authority.activation_start(code, &caller()).await?;
+    let challenge = authority.login.activation_start(code, &caller()).await?;
     let encryption_key =
         crypto::public_key(&crypto::unb64(&challenge.server_encryption_key).unwrap()).unwrap();
     let device = SecretKey::random(&mut rand::rngs::OsRng);
@@ -101,7 +101,10 @@ async fn activate(authority: &Authority, code: &str) -> Result<App, Error> {
             .unwrap(),
         ),
     };
-    let result = authority.activation_complete(&request, &caller()).await?;
+    let result = authority
+        .login
+        .activation_complete(&request, &caller())
+        .await?;
     Ok(App {
         device,
         pin,
@@ -127,13 +130,18 @@ impl App {
             &crypto::sign(&self.device, message.as_bytes()),
         );
         authority
+            .login
             .authenticate_device(&header, "POST", path, body)
             .await
     }
 
     async fn next_request(&self, authority: &Authority) -> (Envelope, RequestPayload) {
         let device = self.authenticated(authority, "/inbox", b"").await.unwrap();
-        let inbox = authority.inbox(&device, Duration::ZERO).await.unwrap();
+        let inbox = authority
+            .login
+            .inbox(&device, Duration::ZERO)
+            .await
+            .unwrap();
         let envelope = inbox.items.into_iter().next().expect("a pending request");
         let payload: RequestPayload =
             serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
@@ -193,7 +201,11 @@ impl App {
         let device = self
             .authenticated(authority, &format!("/requests/{txn}/response"), &body)
             .await?;
-        Ok(authority.respond(&device, txn, response).await?.result)
+        Ok(authority
+            .login
+            .respond(&device, txn, response)
+            .await?
+            .result)
     }
 }
 
@@ -208,7 +220,7 @@ fn wrong_code(code: &str) -> String {
 }
 
 async fn browser(authority: &Authority) -> Session {
-    authority.new_session().1
+    authority.login.new_session().1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +246,7 @@ async fn the_protocol_holds_on_every_store() {
         let first = browser(&authority).await;
         let other = browser(&authority).await;
         let started = authority
+            .login
             .login_start(&first, "Petar@Example.rs", "127.0.0.1", "Chrome / Linux")
             .await
             .unwrap();
@@ -277,28 +290,30 @@ async fn the_protocol_holds_on_every_store() {
         // A second browser cannot complete the first browser's login.
         assert!(
             matches!(
-                authority.login_complete(&other, &txn).await,
+                authority.login.login_complete(&other, &txn).await,
                 Err(Error::Rejected(Rejection::NotFound))
             ),
             "{name}: other browser"
         );
-        let (_, logged_in) = authority.login_complete(&first, &txn).await.unwrap();
+        let (_, logged_in) = authority.login.login_complete(&first, &txn).await.unwrap();
         assert_eq!(
             logged_in.user.as_ref().map(|u| u.email.as_str()),
             Some("petar@example.rs")
         );
         assert_ne!(
-            logged_in.record().id_hash, first.record().id_hash,
+            logged_in.record().id_hash,
+            first.record().id_hash,
             "{name}: a fresh session id"
         );
         assert!(
-            authority.login_complete(&first, &txn).await.is_err(),
+            authority.login.login_complete(&first, &txn).await.is_err(),
             "{name}: single use"
         );
 
         // A wrong verification code denies the request.
         let session = browser(&authority).await;
         let started = authority
+            .login
             .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
             .await
             .unwrap();
@@ -314,7 +329,7 @@ async fn the_protocol_holds_on_every_store() {
             app.send(&authority, &txn, &wrong).await.unwrap(),
             ResponseOutcome::Denied
         );
-        let state = authority.login_state(&session, &txn).await.unwrap();
+        let state = authority.login.login_state(&session, &txn).await.unwrap();
         assert_eq!(
             (state.status, state.hint.as_str()),
             (TransactionStatus::Failed, "wrong_vc"),
@@ -323,6 +338,7 @@ async fn the_protocol_holds_on_every_store() {
 
         // A deny turned into an approve does not verify.
         let started = authority
+            .login
             .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
             .await
             .unwrap();
@@ -343,16 +359,22 @@ async fn the_protocol_holds_on_every_store() {
             "{name}"
         );
         assert_eq!(
-            authority.login_state(&session, &txn).await.unwrap().status,
+            authority
+                .login
+                .login_state(&session, &txn)
+                .await
+                .unwrap()
+                .status,
             TransactionStatus::Pending
         );
         // A login approval can never be replayed as a signing approval: the kind is signed.
         // A new request supersedes the pending one.
         let newer = authority
+            .login
             .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
             .await
             .unwrap();
-        let state = authority.login_state(&session, &txn).await.unwrap();
+        let state = authority.login.login_state(&session, &txn).await.unwrap();
         assert_eq!(
             (state.status, state.hint.as_str()),
             (TransactionStatus::Cancelled, "superseded"),
@@ -377,7 +399,12 @@ async fn the_protocol_holds_on_every_store() {
             "{name}: expired"
         );
         assert_eq!(
-            authority.login_state(&session, &txn).await.unwrap().status,
+            authority
+                .login
+                .login_state(&session, &txn)
+                .await
+                .unwrap()
+                .status,
             TransactionStatus::Expired
         );
 
@@ -386,6 +413,7 @@ async fn the_protocol_holds_on_every_store() {
         clock.advance(601);
         let wrong_pin = SecretKey::random(&mut rand::rngs::OsRng);
         let started = authority
+            .login
             .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
             .await
             .unwrap();
@@ -410,6 +438,7 @@ async fn the_protocol_holds_on_every_store() {
             }
         }
         let state = authority
+            .login
             .login_state(&session, &started.txn_id)
             .await
             .unwrap();
@@ -419,11 +448,13 @@ async fn the_protocol_holds_on_every_store() {
         );
         // A locked device cannot approve even with the right PIN.
         let started = authority
+            .login
             .login_start(&session, "petar@example.rs", "127.0.0.1", "b")
             .await
             .unwrap();
         let device = app.authenticated(&authority, "/inbox", b"").await.unwrap();
         assert!(authority
+            .login
             .inbox(&device, Duration::ZERO)
             .await
             .unwrap()
@@ -448,7 +479,7 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
         guess[i] = if guess[i] == b'0' { b'1' } else { b'0' };
         let guess = format!("{lookup}{}", String::from_utf8(guess).unwrap());
         assert!(matches!(
-            authority.activation_start(&guess, &caller()).await,
+            authority.login.activation_start(&guess, &caller()).await,
             Err(Error::Rejected(Rejection::InvalidCode))
         ));
     }
@@ -461,6 +492,7 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     );
     // A new code from the officer works.
     let fresh = authority
+        .ra
         .new_activation_code("ana@example.rs", "officer")
         .await
         .unwrap();
@@ -469,10 +501,12 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     // The same answers for an unknown user as for a known one.
     let session = browser(&authority).await;
     let known = authority
+        .login
         .login_start(&session, "ana@example.rs", "10.0.0.1", "b")
         .await
         .unwrap();
     let unknown = authority
+        .login
         .login_start(&session, "nobody@example.rs", "10.0.0.2", "b")
         .await
         .unwrap();
@@ -482,10 +516,12 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     );
     let (a, b) = (
         authority
+            .login
             .login_state(&session, &known.txn_id)
             .await
             .unwrap(),
         authority
+            .login
             .login_state(&session, &unknown.txn_id)
             .await
             .unwrap(),
@@ -496,18 +532,21 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     // refused (per user and address: another address still has its own five).
     for _ in 0..5 {
         authority
+            .login
             .login_start(&session, "ana@example.rs", "10.0.0.3", "b")
             .await
             .unwrap();
     }
     assert!(matches!(
         authority
+            .login
             .login_start(&session, "ana@example.rs", "10.0.0.3", "b")
             .await,
         Err(Error::Rejected(Rejection::RateLimited))
     ));
     clock.advance(601);
     assert!(authority
+        .login
         .login_start(&session, "ana@example.rs", "10.0.0.4", "b")
         .await
         .is_ok());
@@ -524,6 +563,7 @@ async fn a_revoked_device_can_no_longer_log_in() {
     // Logged in through this device.
     let session = browser(&authority).await;
     let started = authority
+        .login
         .login_start(&session, "mila@example.rs", "127.0.0.1", "b")
         .await
         .unwrap();
@@ -536,8 +576,12 @@ async fn a_revoked_device_can_no_longer_log_in() {
         clock.now(),
     );
     app.send(&authority, &txn, &approve).await.unwrap();
-    let (token, _) = authority.login_complete(&session, &txn).await.unwrap();
-    assert!(authority.session(&token).await.unwrap().is_some());
+    let (token, _) = authority
+        .login
+        .login_complete(&session, &txn)
+        .await
+        .unwrap();
+    assert!(authority.login.session(&token).await.unwrap().is_some());
     // The officer revokes the device certificate: the device is deactivated, its session ends.
     let device = authority
         .store()
@@ -547,6 +591,7 @@ async fn a_revoked_device_can_no_longer_log_in() {
         .unwrap();
     let serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
     authority
+        .va
         .revoke(
             &serial,
             domain::RevocationReason::CessationOfOperation,
@@ -555,7 +600,7 @@ async fn a_revoked_device_can_no_longer_log_in() {
         .await
         .unwrap();
     assert!(
-        authority.session(&token).await.unwrap().is_none(),
+        authority.login.session(&token).await.unwrap().is_none(),
         "the device's session ended"
     );
     assert!(matches!(
@@ -565,6 +610,7 @@ async fn a_revoked_device_can_no_longer_log_in() {
     // A new login request cannot even be fetched by the revoked device.
     let session = browser(&authority).await;
     authority
+        .login
         .login_start(&session, "mila@example.rs", "127.0.0.1", "b")
         .await
         .unwrap();
@@ -600,6 +646,7 @@ async fn authorised(
     clock: &ManualClock,
 ) -> String {
     let handle = authority
+        .signing
         .authorize_signing(user, &sign_request(credential, hashes), "api:test")
         .await
         .unwrap();
@@ -634,6 +681,7 @@ async fn authorised(
 
 async fn sad_of(authority: &Authority, user: &authority::Account, handle: &str) -> String {
     match authority
+        .signing
         .authorization_check(user, handle, "api:test")
         .await
         .unwrap()
@@ -664,6 +712,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                 .await
                 .unwrap();
             let issued = authority
+                .ca
                 .issue_cloud_certificate(&person("0101990710008"), Some(email), "officer")
                 .await
                 .unwrap();
@@ -685,6 +734,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
             let hashes = hashes.to_vec();
             async move {
                 authority
+                    .signing
                     .sign_hashes(
                         user,
                         "api:test",
@@ -700,6 +750,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // Listing shows each user only their own credential.
         let ids: Vec<String> = authority
+            .signing
             .credentials(user, true)
             .await
             .unwrap()
@@ -709,6 +760,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert_eq!(&ids, &[credential.clone()], "{name}");
         assert!(
             authority
+                .signing
                 .credential(user, other_credential)
                 .await
                 .unwrap()
@@ -717,6 +769,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         );
         assert!(matches!(
             authority
+                .signing
                 .authorize_signing(
                     user,
                     &sign_request(other_credential, &[h1.clone()]),
@@ -728,11 +781,13 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // Pending until the app answers; then the SAD, handed out once.
         let handle = authority
+            .signing
             .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
             .await
             .unwrap();
         assert!(matches!(
             authority
+                .signing
                 .authorization_check(user, &handle, "api:test")
                 .await
                 .unwrap(),
@@ -741,6 +796,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .authorization_check(other, &handle, "api:test")
                     .await,
                 Err(SigningError::UnknownHandle)
@@ -750,6 +806,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .authorization_check(user, &handle, "api:another-token")
                     .await,
                 Err(SigningError::UnknownHandle)
@@ -786,6 +843,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
                 Err(SigningError::UnknownHandle)
@@ -815,6 +873,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .sign_hashes(
                         user,
                         "api:another-token",
@@ -838,6 +897,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         );
         assert!(matches!(
             authority
+                .signing
                 .sign_hashes(
                     user,
                     "api:test",
@@ -853,6 +913,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         // The signature verifies with the certificate's key over exactly h1.
         let signatures = sign(user, credential, &sad, &[h1.clone()]).await.unwrap();
         let certificate = authority
+            .signing
             .credential(user, credential)
             .await
             .unwrap()
@@ -905,6 +966,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // A denied request never yields a SAD.
         let handle = authority
+            .signing
             .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
             .await
             .unwrap();
@@ -923,6 +985,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
                 Err(SigningError::Denied)
@@ -932,6 +995,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
 
         // Nor does one left unanswered.
         let handle = authority
+            .signing
             .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
             .await
             .unwrap();
@@ -939,6 +1003,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 authority
+                    .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
                 Err(SigningError::RequestExpired)
@@ -958,6 +1023,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         .await;
         let sad = sad_of(&authority, other, &handle).await;
         authority
+            .va
             .revoke(
                 &domain::Serial::parse_hex(other_credential).unwrap(),
                 domain::RevocationReason::KeyCompromise,
@@ -974,6 +1040,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         );
         assert!(matches!(
             authority
+                .signing
                 .authorize_signing(
                     other,
                     &sign_request(other_credential, &[h1.clone()]),
@@ -987,6 +1054,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let mut refused_at = None;
         for attempt in 0..=domain::RateLimit::SIGN_REQUESTS_PER_USER.limit {
             let result = authority
+                .signing
                 .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
                 .await;
             if matches!(
@@ -1016,6 +1084,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
             .unwrap();
         let device_serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
         authority
+            .va
             .revoke(
                 &device_serial,
                 domain::RevocationReason::Unspecified,
@@ -1032,6 +1101,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         );
         assert!(matches!(
             authority
+                .signing
                 .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
                 .await,
             Err(SigningError::NoDevice)
@@ -1073,6 +1143,7 @@ async fn an_approved_login_left_for_61_seconds_does_not_complete() {
         let (authority, app, clock) = (&authority, &app, &clock);
         async move {
             let started = authority
+                .login
                 .login_start(&session, "late@example.rs", "127.0.0.1", "b")
                 .await
                 .unwrap();
@@ -1095,13 +1166,13 @@ async fn an_approved_login_left_for_61_seconds_does_not_complete() {
     let (session, txn) = approved_login(browser(&authority).await).await;
     clock.advance(61);
     assert!(matches!(
-        authority.login_complete(&session, &txn).await,
+        authority.login.login_complete(&session, &txn).await,
         Err(Error::Rejected(Rejection::NotPending))
     ));
     // Within 60 s it completes.
     let (session, txn) = approved_login(browser(&authority).await).await;
     clock.advance(60);
-    assert!(authority.login_complete(&session, &txn).await.is_ok());
+    assert!(authority.login.login_complete(&session, &txn).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1112,18 +1183,19 @@ async fn anonymous_tokens_are_issued_by_the_server_and_expire() {
     let authority = open(&url, clock.clone()).await;
     // A token the client chose (well formed as the old anonymous tokens were) is not adopted.
     let chosen = authority::login::SessionToken(format!("a.{}", crypto::b64(&[7u8; 32])));
-    assert!(authority.session(&chosen).await.unwrap().is_none());
+    assert!(authority.login.session(&chosen).await.unwrap().is_none());
     // The server's own works until it expires, an hour later.
-    let (token, _) = authority.new_session();
+    let (token, _) = authority.login.new_session();
     assert!(authority
+        .login
         .session(&token)
         .await
         .unwrap()
         .is_some_and(|s| s.user.is_none()));
     clock.advance(authority::login::ANONYMOUS_LIFETIME - 1);
-    assert!(authority.session(&token).await.unwrap().is_some());
+    assert!(authority.login.session(&token).await.unwrap().is_some());
     clock.advance(1);
-    assert!(authority.session(&token).await.unwrap().is_none());
+    assert!(authority.login.session(&token).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1140,7 +1212,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         jmbg: Jmbg::parse("0101990710008").unwrap(),
         password: Some(zeroize::Zeroizing::new("Lozinka vlasnika 2026".to_owned())),
     };
-    let code = authority.add_user(new, "officer").await.unwrap().1 .0;
+    let code = authority.ra.add_user(new, "officer").await.unwrap().1 .0;
     let app = activate(&authority, &code).await.unwrap();
     let person = pki::profile::Person {
         given_name: "Петар".into(),
@@ -1148,6 +1220,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         jmbg: Jmbg::parse("0101990710008").unwrap(),
     };
     let credential = authority
+        .ca
         .issue_cloud_certificate(&person, Some(email), "officer")
         .await
         .unwrap()
@@ -1162,6 +1235,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         .into();
     // The owner's signing request is pending on the phone.
     let handle = authority
+        .signing
         .authorize_signing(
             &user,
             &sign_request(&credential, &[vec![1u8; 32]]),
@@ -1175,20 +1249,24 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     let stranger = browser(&authority).await;
     for _ in 0..20 {
         let _ = authority
+            .login
             .login_start(&stranger, email, "127.0.0.2", "b")
             .await;
     }
     for _ in 0..3 {
         let _ = authority
+            .login
             .password_login(&stranger, email, "wrong password", "127.0.0.2")
             .await;
         let _ = authority
+            .signing
             .api_login(email, "wrong password", "127.0.0.2")
             .await;
     }
     assert!(
         matches!(
             authority
+                .signing
                 .api_login(email, "Lozinka vlasnika 2026", "127.0.0.2")
                 .await,
             Err(Error::Rejected(Rejection::RateLimited))
@@ -1199,6 +1277,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     // The owner's signing request is still pending, and they approve it.
     assert!(matches!(
         authority
+            .signing
             .authorization_check(&user, &handle, "api:test")
             .await
             .unwrap(),
@@ -1209,6 +1288,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         async move {
             let device = app.authenticated(authority, "/inbox", b"").await.unwrap();
             let items = authority
+                .login
                 .inbox(&device, Duration::ZERO)
                 .await
                 .unwrap()
@@ -1237,6 +1317,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     );
     assert!(matches!(
         authority
+            .signing
             .authorization_check(&user, &handle, "api:test")
             .await
             .unwrap(),
@@ -1246,6 +1327,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     // The owner logs in from 127.0.0.1 with ConsentID, and with the password (portal and CSC).
     let own = browser(&authority).await;
     let started = authority
+        .login
         .login_start(&own, email, "127.0.0.1", "b")
         .await
         .unwrap();
@@ -1264,8 +1346,9 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         app.send(&authority, &txn, &approve).await.unwrap(),
         ResponseOutcome::Approved
     );
-    assert!(authority.login_complete(&own, &txn).await.is_ok());
+    assert!(authority.login.login_complete(&own, &txn).await.is_ok());
     assert!(authority
+        .login
         .password_login(
             &browser(&authority).await,
             email,
@@ -1275,6 +1358,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         .await
         .is_ok());
     assert!(authority
+        .signing
         .api_login(email, "Lozinka vlasnika 2026", "127.0.0.1")
         .await
         .is_ok());
@@ -1307,6 +1391,7 @@ async fn an_unverified_registration_does_not_block_the_officer() {
     let dir = tempfile::tempdir().unwrap();
     let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
     authority
+        .ra
         .register(registration("zrtva@example.rs"), "127.0.0.2")
         .await
         .unwrap();
@@ -1329,11 +1414,12 @@ async fn an_unverified_registration_does_not_block_the_officer() {
         password: None,
     };
     assert!(matches!(
-        authority.add_user(again, "officer").await,
+        authority.ra.add_user(again, "officer").await,
         Err(Error::Rejected(Rejection::AlreadyExists))
     ));
     // A later self-registration of the proofed address changes nothing.
     authority
+        .ra
         .register(registration("zrtva@example.rs"), "127.0.0.2")
         .await
         .unwrap();
@@ -1353,6 +1439,7 @@ async fn unverified_registrations_are_purged_after_a_day() {
     let clock = Arc::new(ManualClock::new(START));
     let authority = open_in(dir.path(), clock.clone()).await;
     authority
+        .ra
         .register(registration("stara@example.rs"), "127.0.0.2")
         .await
         .unwrap();
@@ -1399,12 +1486,14 @@ async fn registration_does_the_same_work_for_known_and_new_addresses() {
     };
     let start = (authority::accounts::password_hashes_made(), mails());
     authority
+        .ra
         .register(registration("nova@example.rs"), "127.0.0.2")
         .await
         .unwrap();
     let new = work(start);
     let start = (authority::accounts::password_hashes_made(), mails());
     authority
+        .ra
         .register(registration("poznata@example.rs"), "127.0.0.2")
         .await
         .unwrap();
@@ -1426,8 +1515,9 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         jmbg: Jmbg::parse("0101990710008").unwrap(),
         password: Some(zeroize::Zeroizing::new("duga lozinka 123".into())),
     };
-    authority.add_user(new, "officer").await.unwrap();
+    authority.ra.add_user(new, "officer").await.unwrap();
     let (token, _) = authority
+        .login
         .password_login(
             &browser(&authority).await,
             "jovana@example.rs",
@@ -1437,6 +1527,7 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         .await
         .unwrap();
     assert!(authority
+        .login
         .session(&token)
         .await
         .unwrap()
@@ -1449,7 +1540,7 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         surname: "Петровић".into(),
         jmbg: Jmbg::parse("0101990710008").unwrap(),
     };
-    let (user, changes, code) = authority.proof_user(proof, "officer").await.unwrap();
+    let (user, changes, code) = authority.ra.proof_user(proof, "officer").await.unwrap();
     assert_eq!(user.surname, "Петровић");
     assert!(user.password_hash.is_none());
     let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
@@ -1459,10 +1550,11 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         ("Јовић", "Петровић")
     );
     assert!(
-        authority.session(&token).await.unwrap().is_none(),
+        authority.login.session(&token).await.unwrap().is_none(),
         "the old session ended"
     );
     assert!(authority
+        .login
         .password_login(
             &browser(&authority).await,
             "jovana@example.rs",
@@ -1488,7 +1580,7 @@ async fn argon2_does_not_stall_the_runtime() {
         jmbg: Jmbg::parse("0101990710008").unwrap(),
         password: Some(zeroize::Zeroizing::new("duga lozinka 123".into())),
     };
-    authority.add_user(new, "officer").await.unwrap();
+    authority.ra.add_user(new, "officer").await.unwrap();
     // One Argon2 check's time, measured here (the shortest of three).
     let hash = authority
         .store()
@@ -1513,7 +1605,7 @@ async fn argon2_does_not_stall_the_runtime() {
     let mut shortest = Duration::MAX;
     for _ in 0..3 {
         let session = browser(&authority).await;
-        let login = authority.password_login(
+        let login = authority.login.password_login(
             &session,
             "jovana@example.rs",
             "duga lozinka 123",
@@ -1598,6 +1690,7 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
                 jmbg: Jmbg::parse("0101990710008").unwrap(),
             };
             let issued = authority
+                .ca
                 .issue_cloud_certificate(&person, Some(email), "officer")
                 .await
                 .unwrap();
@@ -1623,6 +1716,7 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
             .await;
             let sad = sad_of(&authority, &user, &handle).await;
             authority
+                .signing
                 .sign_hashes(
                     &user,
                     "api:test",
@@ -1665,6 +1759,7 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
             .await;
             let sad = sad_of(&authority, &user, &handle).await;
             let refused = authority
+                .signing
                 .sign_hashes(
                     &user,
                     "api:test",
@@ -1710,6 +1805,7 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
         let first = browser(&authority).await;
         let other = browser(&authority).await;
         let started = authority
+            .login
             .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
             .await
             .unwrap();
@@ -1717,8 +1813,12 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
 
         // Another browser sees neither the code nor the state.
         for result in [
-            authority.qr_frame(&other, &id).await.map(|_| ()),
-            authority.qr_login_state(&other, &id).await.map(|_| ()),
+            authority.login.qr_frame(&other, &id).await.map(|_| ()),
+            authority
+                .login
+                .qr_login_state(&other, &id)
+                .await
+                .map(|_| ()),
         ] {
             assert!(
                 matches!(result, Err(Error::Rejected(Rejection::NotFound))),
@@ -1727,14 +1827,14 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
         }
 
         // A frame captured 10 s earlier is stale; text that is not a frame is invalid.
-        let old = authority.qr_frame(&first, &id).await.unwrap();
+        let old = authority.login.qr_frame(&first, &id).await.unwrap();
         clock.advance(10);
         let petar_device = petar
             .authenticated(&authority, "/login/qr", b"")
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.qr_login_take(&petar_device, &old).await),
+            refused(authority.login.qr_login_take(&petar_device, &old).await),
             QrRefusal::Stale,
             "{name}"
         );
@@ -1744,22 +1844,28 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             &old.replace(".0.", ".10."),
         ] {
             assert_eq!(
-                refused(authority.qr_login_take(&petar_device, text).await),
+                refused(authority.login.qr_login_take(&petar_device, text).await),
                 QrRefusal::Invalid,
                 "{name}: {text}"
             );
         }
         assert_eq!(
-            authority.qr_login_state(&first, &id).await.unwrap().hint,
+            authority
+                .login
+                .qr_login_state(&first, &id)
+                .await
+                .unwrap()
+                .hint,
             "waiting",
             "{name}: refused scans take nothing"
         );
 
         // A fresh frame, 2 s later: the request is Petar's, bound to the first browser.
-        let fresh = authority.qr_frame(&first, &id).await.unwrap();
+        let fresh = authority.login.qr_frame(&first, &id).await.unwrap();
         assert_ne!(fresh, old, "{name}: the code changes with the seconds");
         clock.advance(2);
         let taken = authority
+            .login
             .qr_login_take(&petar_device, &fresh)
             .await
             .unwrap();
@@ -1774,15 +1880,15 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.qr_login_take(&marko_device, &fresh).await),
+            refused(authority.login.qr_login_take(&marko_device, &fresh).await),
             QrRefusal::Closed,
             "{name}"
         );
         assert!(matches!(
-            authority.qr_frame(&first, &id).await,
+            authority.login.qr_frame(&first, &id).await,
             Err(Error::Rejected(Rejection::QrLogin(QrRefusal::Closed)))
         ));
-        let state = authority.qr_login_state(&first, &id).await.unwrap();
+        let state = authority.login.qr_login_state(&first, &id).await.unwrap();
         assert_eq!(
             (state.status, state.hint.as_str()),
             (TransactionStatus::Pending, "outstanding")
@@ -1801,38 +1907,53 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             ResponseOutcome::Approved
         );
         assert!(matches!(
-            authority.qr_login_complete(&other, &id).await,
+            authority.login.qr_login_complete(&other, &id).await,
             Err(Error::Rejected(Rejection::NotFound))
         ));
         assert!(matches!(
-            authority.login_complete(&other, &txn).await,
+            authority.login.login_complete(&other, &txn).await,
             Err(Error::Rejected(Rejection::NotFound))
         ));
-        let (_, session) = authority.qr_login_complete(&first, &id).await.unwrap();
+        let (_, session) = authority
+            .login
+            .qr_login_complete(&first, &id)
+            .await
+            .unwrap();
         assert_eq!(session.user.unwrap().email, "qr@example.rs", "{name}");
 
         // The same-phone link: only from the browser's own address.
         let phone = browser(&authority).await;
         let linked = authority
+            .login
             .qr_login_start(&phone, "10.0.0.7", "Chrome / Android")
             .await
             .unwrap();
-        let token = authority.qr_link_token(&phone, &linked.id).await.unwrap();
+        let token = authority
+            .login
+            .qr_link_token(&phone, &linked.id)
+            .await
+            .unwrap();
         let device = petar
             .authenticated(&authority, "/login/link", b"")
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.link_login_take(&device, &token, "10.0.0.8").await),
+            refused(
+                authority
+                    .login
+                    .link_login_take(&device, &token, "10.0.0.8")
+                    .await
+            ),
             QrRefusal::OtherAddress,
             "{name}"
         );
         assert_eq!(
-            refused(authority.qr_login_take(&device, &token).await),
+            refused(authority.login.qr_login_take(&device, &token).await),
             QrRefusal::Invalid,
             "{name}: a link is not a QR text"
         );
         let taken = authority
+            .login
             .link_login_take(&device, &token, "10.0.0.7")
             .await
             .unwrap();
@@ -1840,28 +1961,32 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
 
         // Cancelled in its browser before any phone scanned it: no phone can take it.
         let dropped = authority
+            .login
             .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
             .await
             .unwrap();
-        let frame = authority.qr_frame(&first, &dropped.id).await.unwrap();
+        let frame = authority.login.qr_frame(&first, &dropped.id).await.unwrap();
         authority
+            .login
             .qr_login_cancel(&first, &dropped.id)
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.qr_login_take(&petar_device, &frame).await),
+            refused(authority.login.qr_login_take(&petar_device, &frame).await),
             QrRefusal::Closed,
             "{name}: a cancelled QR login"
         );
 
         // A QR login nobody scans expires with its lifetime.
         let late = authority
+            .login
             .qr_login_start(&first, "127.0.0.1", "Chrome / Linux")
             .await
             .unwrap();
         clock.advance(domain::qr::QR_LOGIN_LIFETIME);
         assert_eq!(
             authority
+                .login
                 .qr_login_state(&first, &late.id)
                 .await
                 .unwrap()
@@ -1870,7 +1995,7 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             "{name}"
         );
         assert!(matches!(
-            authority.qr_frame(&first, &late.id).await,
+            authority.login.qr_frame(&first, &late.id).await,
             Err(Error::Rejected(Rejection::QrLogin(QrRefusal::Closed)))
         ));
     }

@@ -104,8 +104,8 @@ fn ocsp_request(issuer: &Certificate, serial: &Serial) -> Vec<u8> {
 
 async fn status(authority: &Authority, serial: &Serial) -> (CertStatus, bool) {
     let issuer =
-        Certificate::from_der(&authority.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
-    let answer = authority.ocsp(&ocsp_request(&issuer, serial)).await;
+        Certificate::from_der(&authority.ca.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
+    let answer = authority.va.ocsp(&ocsp_request(&issuer, serial)).await;
     assert_eq!(answer.outcome, "successful");
     let (statuses, _) = pki::ocsp::read_response(&answer.body).unwrap();
     (statuses[0], answer.cached)
@@ -133,9 +133,10 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
             let context = format!("{backend_name} on {}", db.name);
             let clock = Arc::new(ManualClock::new(START));
             let authority = open(&db.url, keys.clone(), clock.clone()).await;
-            let root_before = authority.ca_certificate(CaName::Root).unwrap();
+            let root_before = authority.ca.ca_certificate(CaName::Root).unwrap();
 
             let issued = authority
+                .ca
                 .issue_cloud_certificate(&person(), Some("p@example.rs"), "test")
                 .await
                 .unwrap();
@@ -157,6 +158,7 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
                 .unwrap()
                 .crl_number;
             authority
+                .va
                 .revoke(&issued.serial, RevocationReason::KeyCompromise, "test")
                 .await
                 .unwrap();
@@ -172,7 +174,7 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
                 ),
                 other => panic!("{context}: expected revoked, got {other:?}"),
             }
-            let crl = authority.crl(CaName::Qualified).await.unwrap();
+            let crl = authority.va.crl(CaName::Qualified).await.unwrap();
             assert_eq!(
                 crl_serials(&crl),
                 vec![issued.serial.as_bytes().to_vec()],
@@ -191,6 +193,7 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
             );
             // Revoking twice is refused and changes nothing.
             assert!(authority
+                .va
                 .revoke(&issued.serial, RevocationReason::Superseded, "test")
                 .await
                 .is_err());
@@ -223,7 +226,7 @@ async fn issue_revoke_and_answer_on_every_store_and_backend() {
             drop(authority);
             let again = open(&db.url, keys.clone(), clock.clone()).await;
             assert_eq!(
-                again.ca_certificate(CaName::Root).unwrap(),
+                again.ca.ca_certificate(CaName::Root).unwrap(),
                 root_before,
                 "{context}"
             );
@@ -249,7 +252,7 @@ fn tsa_events(entries: &[store::AuditEntry], event: &str) -> Vec<serde_json::Val
 
 /// Grants a token and checks it against the unit's certificate; returns the token's serial.
 async fn token(authority: &Authority, context: &str) -> Vec<u8> {
-    let chain = authority.tsa_chain();
+    let chain = authority.tsa.tsa_chain();
     assert_eq!(
         chain.len(),
         2,
@@ -257,10 +260,11 @@ async fn token(authority: &Authority, context: &str) -> Vec<u8> {
     );
     assert_eq!(
         chain[1],
-        authority.ca_certificate(CaName::Qualified).unwrap(),
+        authority.ca.ca_certificate(CaName::Qualified).unwrap(),
         "{context}"
     );
     let response = authority
+        .tsa
         .timestamp(&hex::decode(TSA_REQUEST).unwrap())
         .await
         .unwrap();
@@ -297,9 +301,9 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
 
             // The root's CRL (ARL) exists from the first start, empty, signed by the root.
             let arl =
-                CertificateList::from_der(&authority.crl(CaName::Root).await.unwrap()).unwrap();
-            let root =
-                Certificate::from_der(&authority.ca_certificate(CaName::Root).unwrap().0).unwrap();
+                CertificateList::from_der(&authority.va.crl(CaName::Root).await.unwrap()).unwrap();
+            let root = Certificate::from_der(&authority.ca.ca_certificate(CaName::Root).unwrap().0)
+                .unwrap();
             assert_eq!(
                 arl.tbs_cert_list.issuer, root.tbs_certificate.subject,
                 "{context}"
@@ -310,7 +314,7 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
             );
 
             // 1. A token, recorded in the audit log with its serial and imprint.
-            let first_unit = authority.tsa_chain()[0].clone();
+            let first_unit = authority.tsa.tsa_chain()[0].clone();
             let serial = token(&authority, &context).await;
             let entries = authority.store().audit_entries().await.unwrap();
             let tokens = tsa_events(&entries, "tsa.token");
@@ -321,7 +325,7 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
             assert_eq!(tsa_events(&entries, "tsa.certified").len(), 1, "{context}");
 
             // 2. A bad request gets a rejection, and no audit entry.
-            let rejected = authority.timestamp(b"not DER").await.unwrap();
+            let rejected = authority.tsa.timestamp(b"not DER").await.unwrap();
             let read = pki::tsa::read_response(&rejected).unwrap();
             assert_eq!(
                 (read.status, read.failure),
@@ -341,13 +345,13 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
             clock.advance(3 * 366 * 86_400);
             authority.maintain().await.unwrap();
             assert_eq!(
-                authority.tsa_chain()[0],
+                authority.tsa.tsa_chain()[0],
                 first_unit,
                 "{context}: too early to renew"
             );
             clock.advance(366 * 86_400);
             authority.maintain().await.unwrap();
-            let second_unit = authority.tsa_chain()[0].clone();
+            let second_unit = authority.tsa.tsa_chain()[0].clone();
             assert_ne!(
                 second_unit, first_unit,
                 "{context}: renewed a year before its end"
@@ -370,11 +374,12 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
                 (domain::CertificateKind::TimeStamping, "qualified")
             );
             authority
+                .va
                 .revoke(&second_serial, RevocationReason::KeyCompromise, "test")
                 .await
                 .unwrap();
             authority.maintain().await.unwrap();
-            let third_unit = authority.tsa_chain()[0].clone();
+            let third_unit = authority.tsa.tsa_chain()[0].clone();
             assert!(
                 third_unit != second_unit && third_unit != first_unit,
                 "{context}: replaced after revocation"
@@ -384,7 +389,7 @@ async fn the_tsa_signs_tokens_and_its_certificate_is_renewed_and_replaced_once_r
             // 5. A restart loads the same unit.
             drop(authority);
             let again = open(&db.url, keys.clone(), clock.clone()).await;
-            assert_eq!(again.tsa_chain()[0], third_unit, "{context}");
+            assert_eq!(again.tsa.tsa_chain()[0], third_unit, "{context}");
             assert!(
                 again.verify_audit().await.unwrap().is_ok(),
                 "{context}: audit chain intact"
@@ -420,6 +425,7 @@ async fn a_dead_reservation_is_abandoned_and_its_key_destroyed() {
         tx.commit().await.unwrap();
         assert!(
             authority
+                .ca
                 .abandon_stale_reservations()
                 .await
                 .unwrap()
@@ -429,7 +435,7 @@ async fn a_dead_reservation_is_abandoned_and_its_key_destroyed() {
         );
         clock.advance(600);
         assert_eq!(
-            authority.abandon_stale_reservations().await.unwrap(),
+            authority.ca.abandon_stale_reservations().await.unwrap(),
             vec![serial],
             "{}",
             db.name
@@ -442,6 +448,7 @@ async fn a_dead_reservation_is_abandoned_and_its_key_destroyed() {
             .unwrap();
         assert_eq!(record.status, CertificateStatus::Abandoned);
         assert!(authority
+            .va
             .revoke(&serial, RevocationReason::Unspecified, "test")
             .await
             .is_err());
@@ -509,6 +516,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
             // token made it and is `active` now.
             let audit_before = authority.store().audit_entries().await.unwrap().len();
             let issued = authority
+                .ca
                 .issue_cloud_certificate(&person(), None, "test")
                 .await
                 .unwrap();
@@ -564,6 +572,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
             // A revocation committed, and its process died before the backend destroyed the
             // key: the record says `destroying`, the key is still there.
             let revoked = authority
+                .ca
                 .issue_cloud_certificate(&person(), None, "test")
                 .await
                 .unwrap();
@@ -657,8 +666,9 @@ async fn padded_ocsp_requests_do_not_grow_the_cache() {
     let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
     let authority = open(&url, keys, Arc::new(ManualClock::new(START))).await;
     let issuer =
-        Certificate::from_der(&authority.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
+        Certificate::from_der(&authority.ca.ca_certificate(CaName::Qualified).unwrap().0).unwrap();
     let issued = authority
+        .ca
         .issue_cloud_certificate(&person(), Some("p@example.rs"), "test")
         .await
         .unwrap();
@@ -666,12 +676,12 @@ async fn padded_ocsp_requests_do_not_grow_the_cache() {
         status(&authority, &issued.serial).await,
         (CertStatus::good(), false)
     );
-    let size = authority.ocsp_cache_size();
+    let size = authority.va.ocsp_cache_size();
     assert_eq!(size.0, 1);
 
     for _ in 0..200 {
         let request = padded_ocsp_request(&issuer, &Serial::from_random(rand::random()), 3 * 1024);
-        let answer = authority.ocsp(&request).await;
+        let answer = authority.va.ocsp(&request).await;
         assert_eq!(answer.outcome, "successful");
         assert!(matches!(
             pki::ocsp::read_response(&answer.body).unwrap().0[0],
@@ -679,7 +689,7 @@ async fn padded_ocsp_requests_do_not_grow_the_cache() {
         ));
     }
     assert_eq!(
-        authority.ocsp_cache_size(),
+        authority.va.ocsp_cache_size(),
         size,
         "random padded requests grew the cache"
     );
@@ -690,11 +700,12 @@ async fn padded_ocsp_requests_do_not_grow_the_cache() {
         (CertStatus::good(), true)
     );
     let answer = authority
+        .va
         .ocsp(&padded_ocsp_request(&issuer, &issued.serial, 3 * 1024))
         .await;
     assert!(
         answer.cached,
         "the padded request about a real certificate is the same CertID"
     );
-    assert_eq!(authority.ocsp_cache_size(), size);
+    assert_eq!(authority.va.ocsp_cache_size(), size);
 }

@@ -104,6 +104,7 @@ async fn activation_start(
     };
     match state
         .authority
+        .login
         .activation_start(&request.code, &Caller { ip })
         .await
     {
@@ -123,6 +124,7 @@ async fn activation_complete(
     };
     match state
         .authority
+        .login
         .activation_complete(&request, &Caller { ip })
         .await
     {
@@ -144,6 +146,7 @@ pub(crate) async fn device(
         .unwrap_or("");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     authority
+        .login
         .authenticate_device(authorization, method.as_str(), path, body)
         .await
         .map_err(error_response)
@@ -168,8 +171,8 @@ async fn inbox(
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
     // A stopping server answers a long poll at once with what there is (the app comes back).
     let inbox = tokio::select! {
-        inbox = state.authority.inbox(&device, wait) => inbox,
-        () = state.stopping.wait() => state.authority.inbox(&device, Duration::ZERO).await,
+        inbox = state.authority.login.inbox(&device, wait) => inbox,
+        () = state.stopping.wait() => state.authority.login.inbox(&device, Duration::ZERO).await,
     };
     match inbox {
         Ok(inbox) => Json(inbox).into_response(),
@@ -187,7 +190,7 @@ async fn status(
         Ok(d) => d,
         Err(response) => return response,
     };
-    match state.authority.device_state(&device).await {
+    match state.authority.login.device_state(&device).await {
         Ok(device_state) => Json(device_state).into_response(),
         Err(error) => error_response(error),
     }
@@ -210,6 +213,7 @@ async fn respond(
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let request = match state
         .authority
+        .login
         .verify_device_request(authorization, method.as_str(), path, &body)
         .await
     {
@@ -219,13 +223,18 @@ async fn respond(
     let answer: AppResponse = match parse(&body) {
         Ok(r) => r,
         Err(response) => {
-            return match state.authority.spend_device_request(request).await {
+            return match state.authority.login.spend_device_request(request).await {
                 Ok(_) => response,
                 Err(error) => error_response(error),
             };
         }
     };
-    match state.authority.respond_to(request, &txn, &answer).await {
+    match state
+        .authority
+        .login
+        .respond_to(request, &txn, &answer)
+        .await
+    {
         Ok(result) => Json(result).into_response(),
         Err(error) => error_response(error),
     }
@@ -254,7 +263,12 @@ async fn login_qr(
         Ok(r) => r,
         Err(response) => return response,
     };
-    match state.authority.qr_login_take(&device, &request.qr).await {
+    match state
+        .authority
+        .login
+        .qr_login_take(&device, &request.qr)
+        .await
+    {
         Ok(taken) => Json(serde_json::json!({ "request": taken.request })).into_response(),
         Err(error) => error_response(error),
     }
@@ -288,6 +302,7 @@ async fn login_link(
     };
     match state
         .authority
+        .login
         .link_login_take(&device, &request.link, &ip)
         .await
     {

@@ -136,6 +136,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<ApiCaller, Resp
         .ok_or_else(|| csc_error(CscError::invalid_token()))?;
     match state
         .authority
+        .signing
         .api_caller(&ApiToken(token.to_owned()))
         .await
     {
@@ -204,7 +205,12 @@ async fn login(
                 "HTTP Basic authentication with the e-mail address and password is required".into(),
         });
     };
-    match state.authority.api_login(email, password, &ip).await {
+    match state
+        .authority
+        .signing
+        .api_login(email, password, &ip)
+        .await
+    {
         Ok((token, expires_in)) => {
             Json(json!({ "access_token": token.0, "expires_in": expires_in })).into_response()
         }
@@ -227,7 +233,7 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             return csc_error(CscError::invalid("Invalid parameter token"));
         }
     }
-    match state.authority.api_logout(&caller).await {
+    match state.authority.signing.api_logout(&caller).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => failed(error),
     }
@@ -338,7 +344,12 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
         Err(error) => return csc_error(error),
     };
     let only_valid = request.only_valid.unwrap_or(false);
-    let credentials = match state.authority.credentials(&caller.user, only_valid).await {
+    let credentials = match state
+        .authority
+        .signing
+        .credentials(&caller.user, only_valid)
+        .await
+    {
         Ok(c) => c,
         Err(error) => return failed(error),
     };
@@ -385,7 +396,7 @@ async fn credential_info(
         Ok(c) => c,
         Err(error) => return csc_error(error),
     };
-    match state.authority.credential(&caller.user, id).await {
+    match state.authority.signing.credential(&caller.user, id).await {
         Ok(Some(credential)) => Json(Value::Object(describe(
             &credential,
             choice,
@@ -471,6 +482,7 @@ async fn authorize(
     };
     match state
         .authority
+        .signing
         .authorize_signing(&caller.user, &sign, &binding(&caller))
         .await
     {
@@ -496,6 +508,7 @@ async fn authorize_check(
     };
     match state
         .authority
+        .signing
         .authorization_check(&caller.user, &handle, &binding(&caller))
         .await
     {
@@ -521,6 +534,7 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
         };
     match state
         .authority
+        .signing
         .sign_hashes(
             &caller.user,
             &binding(&caller),
@@ -552,6 +566,7 @@ async fn timestamp(State(state): State<AppState>, headers: HeaderMap, body: Byte
         };
     match state
         .authority
+        .tsa
         .timestamp_token(request.algorithm, &request.hash, request.nonce.as_deref())
         .await
     {

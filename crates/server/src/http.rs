@@ -103,7 +103,7 @@ async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Re
         _ => return not_found(),
     };
     if (stem, is_crl) == ("tsa", false) {
-        return match state.authority.tsa_chain().into_iter().next() {
+        return match state.authority.tsa.tsa_chain().into_iter().next() {
             Some(der) => {
                 state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
                 der_response("application/pkix-cert", der.0)
@@ -116,12 +116,12 @@ async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Re
     };
     state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
     if is_crl {
-        match state.authority.crl(ca).await {
+        match state.authority.va.crl(ca).await {
             Ok(der) => der_response("application/pkix-crl", der),
             Err(error) => internal_error(&error),
         }
     } else {
-        match state.authority.ca_certificate(ca) {
+        match state.authority.ca.ca_certificate(ca) {
             Ok(der) => der_response("application/pkix-cert", der.0),
             Err(error) => internal_error(&error),
         }
@@ -168,7 +168,7 @@ async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Byte
         )
             .into_response();
     }
-    let answer = state.authority.ocsp(&body).await;
+    let answer = state.authority.va.ocsp(&body).await;
     ocsp_response(&state, answer)
 }
 
@@ -184,7 +184,12 @@ async fn tsa_post(
     // HTTP 429, not an RFC 3161 rejection: no PKIFailureInfo means "come back later" (the
     // nearest, systemFailure, would blame the TSA), and an HTTP client backs off on 429 and
     // Retry-After without reading the body.
-    if state.authority.admit_timestamp_request(&client.0).is_err() {
+    if state
+        .authority
+        .tsa
+        .admit_timestamp_request(&client.0)
+        .is_err()
+    {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "1")],
@@ -211,7 +216,7 @@ async fn tsa_post(
         )
             .into_response();
     }
-    let reply = match state.authority.timestamp(&body).await {
+    let reply = match state.authority.tsa.timestamp(&body).await {
         Ok(reply) => reply,
         Err(error) => {
             let id = hex::encode(rand::random::<[u8; 8]>());
@@ -251,12 +256,12 @@ async fn ocsp_get(State(state): State<AppState>, Path(encoded): Path<String>) ->
         {
             Ok(der) => der,
             Err(_) => {
-                let answer = state.authority.ocsp(&[]).await;
+                let answer = state.authority.va.ocsp(&[]).await;
                 return ocsp_response(&state, answer);
             }
         },
     };
-    let answer = state.authority.ocsp(&der).await;
+    let answer = state.authority.va.ocsp(&der).await;
     ocsp_response(&state, answer)
 }
 

@@ -298,7 +298,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             let result = if tick % 60 == 0 {
                 upkeep.maintain().await
             } else {
-                upkeep.sync_status().await
+                upkeep.va.sync_status().await
             };
             if let Err(error) = result {
                 tracing::error!(%error, "upkeep failed");
@@ -308,7 +308,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     // Queued mail goes out in the background, retried with backoff (authority::mail).
     let mail = authority.clone();
     let mail_stopping = stopping.clone();
-    let mail_task = tokio::spawn(async move { mail.mail_worker(mail_stopping.wait()).await });
+    let mail_task = tokio::spawn(async move { mail.ra.mail_worker(mail_stopping.wait()).await });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
     let secure_cookies = public_url.starts_with("https://");
     let state = AppState {
@@ -455,7 +455,7 @@ async fn user(
                 jmbg,
                 password,
             };
-            let (user, code) = authority.add_user(new, "officer").await.map_err(|error| match error {
+            let (user, code) = authority.ra.add_user(new, "officer").await.map_err(|error| match error {
                 authority::Error::Rejected(authority::Rejection::AlreadyExists) => {
                     "--email: a verified account with this address exists; proof it with `eidportal user proof` instead".to_owned()
                 }
@@ -482,6 +482,7 @@ async fn user(
                 jmbg,
             };
             let (user, changes, code) = authority
+                .ra
                 .proof_user(proof, "officer")
                 .await
                 .map_err(officer_error)?;
@@ -509,6 +510,7 @@ async fn user(
         }
         UserCommand::ActivationCode { email, json, qr } => {
             let code = authority
+                .ra
                 .new_activation_code(&email, "officer")
                 .await
                 .map_err(officer_error)?;
@@ -571,6 +573,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
     match command {
         CertCommand::List { email, json } => {
             let records = authority
+                .ca
                 .certificates(email.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -616,6 +619,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
             print!(
                 "{}",
                 authority
+                    .ca
                     .certificate_pem(&serial, chain)
                     .await
                     .map_err(|e| e.to_string())?
@@ -628,6 +632,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                 format!("--reason: `{reason}` is not an RFC 5280 reason (e.g. keyCompromise, superseded)")
             })?;
             authority
+                .va
                 .revoke(&serial, reason, "officer")
                 .await
                 .map_err(|e| e.to_string())?;
@@ -663,6 +668,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
             };
             for _ in 0..count {
                 let issued = authority
+                    .ca
                     .issue_cloud_certificate(&person, email.as_deref(), "officer")
                     .await
                     .map_err(|e| e.to_string())?;

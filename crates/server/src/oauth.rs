@@ -191,7 +191,12 @@ async fn authorize_decision(
         let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         return redirect_with(&request.redirect_uri, &pairs);
     }
-    match state.authority.oauth_allow(&visit.session, &request).await {
+    match state
+        .authority
+        .signing
+        .oauth_allow(&visit.session, &request)
+        .await
+    {
         Ok(code) => {
             let pairs = state_pair(vec![("code", code)]);
             let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -230,7 +235,7 @@ async fn token(
         Ok(request) => request,
         Err((error, description)) => return token_error(error, description),
     };
-    match state.authority.oauth_token(&request).await {
+    match state.authority.signing.oauth_token(&request).await {
         Ok((token, expires_in)) => {
             let mut response = Json(json!({ "access_token": token.0, "token_type": "Bearer", "expires_in": expires_in })).into_response();
             response

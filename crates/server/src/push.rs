@@ -22,7 +22,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /api/app/v1/push/key`: `{"vapid_public_key"}`, base64url of the uncompressed point.
 async fn key(State(state): State<AppState>) -> Response {
-    match state.authority.push_public_key() {
+    match state.authority.login.push_public_key() {
         Ok(key) => Json(json!({ "vapid_public_key": key })).into_response(),
         Err(error) => error_response(error),
     }
@@ -40,7 +40,7 @@ async fn subscribe(
         Ok(d) => d,
         Err(response) => return response,
     };
-    match state.authority.register_push(&device, &body).await {
+    match state.authority.login.register_push(&device, &body).await {
         Ok(()) => Json(json!({ "status": "subscribed" })).into_response(),
         Err(error) => error_response(error),
     }
@@ -57,7 +57,7 @@ async fn unsubscribe(
         Ok(d) => d,
         Err(response) => return response,
     };
-    match state.authority.unregister_push(&device).await {
+    match state.authority.login.unregister_push(&device).await {
         Ok(true) => Json(json!({ "status": "unsubscribed" })).into_response(),
         Ok(false) => (
             StatusCode::NOT_FOUND,

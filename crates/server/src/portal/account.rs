@@ -51,7 +51,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
         );
     };
     let page = state.page(&visit, "account-heading", "/account");
-    let devices = match state.authority.devices(&user).await {
+    let devices = match state.authority.login.devices(&user).await {
         Ok(devices) => devices,
         Err(error) => return internal(&state, visit.language, &error),
     };
@@ -79,7 +79,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
     } else {
         "login-method-password-short"
     });
-    let cloud_status = match state.authority.cloud_state(&user).await {
+    let cloud_status = match state.authority.ra.cloud_state(&user).await {
         Ok(cloud) => page.t(if cloud.current.is_some() {
             "cloud-status-active"
         } else {
@@ -88,7 +88,7 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
         Err(error) => return internal(&state, visit.language, &error),
     };
     // Only this account's own mails (the store selects by its id).
-    let undelivered_mails = match state.authority.undelivered_mails(&user).await {
+    let undelivered_mails = match state.authority.ra.undelivered_mails(&user).await {
         Ok(mails) => mails
             .into_iter()
             .map(|mail| {

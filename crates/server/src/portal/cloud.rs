@@ -103,7 +103,7 @@ async fn cloud_page(
             "/login",
         );
     };
-    let cloud = match state.authority.cloud_state(&user).await {
+    let cloud = match state.authority.ra.cloud_state(&user).await {
         Ok(cloud) => cloud,
         Err(error) => return internal(state, visit.language, &error),
     };
@@ -121,7 +121,7 @@ async fn cloud_page(
         )),
         _ => None,
     };
-    let agreements = match state.authority.agreements(&user).await {
+    let agreements = match state.authority.ra.agreements(&user).await {
         Ok(list) => list
             .into_iter()
             .map(|(number, at)| (number, authority::cloud::serbian_date(at)))
@@ -182,7 +182,7 @@ async fn agreement_download(
         );
     }
     let number = file.strip_suffix(".pdf").unwrap_or(&file);
-    match state.authority.agreement_pdf_of(&user, number).await {
+    match state.authority.ra.agreement_pdf_of(&user, number).await {
         Ok(Some(pdf)) => {
             let disposition = format!(
                 "attachment; filename=\"ugovor-{}.pdf\"",
@@ -312,11 +312,11 @@ async fn cloud_issue(
     if visit.session.user.is_none() {
         return Redirect::to("/login").into_response();
     }
-    let user = match state.authority.may_issue_cloud(&visit.session).await {
+    let user = match state.authority.ra.may_issue_cloud(&visit.session).await {
         Ok(user) => user,
         Err(error) => return cloud_refused(&state, &visit, error).await,
     };
-    let text = state.authority.agreement_draft(&user);
+    let text = state.authority.ra.agreement_draft(&user);
     let mut paragraphs: Vec<String> = text
         .split('\n')
         .filter(|l| !l.trim().is_empty())
@@ -349,7 +349,7 @@ async fn cloud_accept(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.issue_cloud(&visit.session).await {
+    match state.authority.ra.issue_cloud(&visit.session).await {
         Ok(_) => Redirect::to("/services/cloud-certificate?done=issued").into_response(),
         Err(error) => cloud_refused(&state, &visit, error).await,
     }
@@ -364,7 +364,7 @@ async fn cloud_renew(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.renew_cloud(&visit.session).await {
+    match state.authority.ra.renew_cloud(&visit.session).await {
         Ok(_) => Redirect::to("/services/cloud-certificate?done=renewed").into_response(),
         Err(error) => cloud_refused(&state, &visit, error).await,
     }
@@ -416,7 +416,7 @@ async fn cloud_revoke_confirm(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.revoke_cloud(&visit.session).await {
+    match state.authority.ra.revoke_cloud(&visit.session).await {
         Ok(()) => Redirect::to("/services/cloud-certificate?done=revoked").into_response(),
         Err(error) => cloud_refused(&state, &visit, error).await,
     }
@@ -448,7 +448,7 @@ async fn cloud_revoke_all_confirm(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.revoke_everything(&visit.session).await {
+    match state.authority.ra.revoke_everything(&visit.session).await {
         Ok(_) => {
             // The session ended with the device: the page is shown as to a visitor.
             let page = state.page(&visit, "revoke-all-confirm-heading", "/");

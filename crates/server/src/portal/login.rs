@@ -118,6 +118,7 @@ async fn login_mobile_start(
     );
     match state
         .authority
+        .login
         .login_start(&visit.session, &form.username, &ip, &browser)
         .await
     {
@@ -202,7 +203,12 @@ async fn login_wait(
     Path(txn): Path<String>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    let login = match state.authority.login_state(&visit.session, &txn).await {
+    let login = match state
+        .authority
+        .login
+        .login_state(&visit.session, &txn)
+        .await
+    {
         Ok(login) => login,
         Err(Error::Rejected(_)) => {
             return message_page(
@@ -240,7 +246,12 @@ async fn login_status(
     Path(txn): Path<String>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    match state.authority.login_state(&visit.session, &txn).await {
+    match state
+        .authority
+        .login
+        .login_state(&visit.session, &txn)
+        .await
+    {
         Ok(login) => Json(serde_json::json!({
             "status": login.status.as_str(),
             "hint": login.hint,
@@ -266,7 +277,12 @@ async fn login_complete(
     if !csrf_ok(&visit, &form.csrf) {
         return form_expired(&state, &visit, "/login");
     }
-    match state.authority.login_complete(&visit.session, &txn).await {
+    match state
+        .authority
+        .login
+        .login_complete(&visit.session, &txn)
+        .await
+    {
         Ok((token, _)) => logged_in(&state, &headers, &token),
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/mobile/{txn}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
@@ -297,7 +313,12 @@ async fn login_cancel(
     if !csrf_ok(&visit, &form.csrf) {
         return form_expired(&state, &visit, "/login");
     }
-    match state.authority.login_cancel(&visit.session, &txn).await {
+    match state
+        .authority
+        .login
+        .login_cancel(&visit.session, &txn)
+        .await
+    {
         Ok(()) | Err(Error::Rejected(_)) => Redirect::to("/login").into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }
@@ -342,6 +363,7 @@ async fn login_password_submit(
     }
     match state
         .authority
+        .login
         .password_login(&visit.session, &form.username, &form.password, &ip)
         .await
     {
@@ -372,7 +394,7 @@ async fn logout(
     if !csrf_ok(&visit, &form.csrf) {
         return form_expired(&state, &visit, "/");
     }
-    if let Err(error) = state.authority.logout(&visit.session).await {
+    if let Err(error) = state.authority.login.logout(&visit.session).await {
         return internal(&state, visit.language, &error);
     }
     Redirect::to("/").into_response()

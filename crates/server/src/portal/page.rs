@@ -71,6 +71,7 @@ impl AppState {
         if let Some(value) = cookie(headers, "sid") {
             if let Some(session) = self
                 .authority
+                .login
                 .session(&SessionToken(value.to_owned()))
                 .await?
             {
@@ -81,7 +82,7 @@ impl AppState {
                 });
             }
         }
-        let (token, session) = self.authority.new_session();
+        let (token, session) = self.authority.login.new_session();
         Ok(Visit {
             session,
             new_cookie: Some(token),

@@ -62,6 +62,7 @@ async fn start(
     );
     match state
         .authority
+        .login
         .qr_login_start(&visit.session, &ip, &browser)
         .await
     {
@@ -117,7 +118,12 @@ async fn page(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let login = match state.authority.qr_login_state(&visit.session, &id).await {
+    let login = match state
+        .authority
+        .login
+        .qr_login_state(&visit.session, &id)
+        .await
+    {
         Ok(login) => login,
         // The app sends the citizen back here after the approval; when this browser's other
         // tab completed the login first, the session is already logged in.
@@ -135,7 +141,12 @@ async fn page(
         }
         Err(error) => return internal(&state, visit.language, &error),
     };
-    let token = match state.authority.qr_link_token(&visit.session, &id).await {
+    let token = match state
+        .authority
+        .login
+        .qr_link_token(&visit.session, &id)
+        .await
+    {
         Ok(token) => token,
         Err(error) => return internal(&state, visit.language, &error),
     };
@@ -178,7 +189,7 @@ async fn frame(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let text = match state.authority.qr_frame(&visit.session, &id).await {
+    let text = match state.authority.login.qr_frame(&visit.session, &id).await {
         Ok(text) => text,
         Err(Error::Rejected(Rejection::NotFound)) => return StatusCode::NOT_FOUND.into_response(),
         Err(Error::Rejected(_)) => return StatusCode::GONE.into_response(),
@@ -213,7 +224,12 @@ async fn status(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.qr_login_state(&visit.session, &id).await {
+    match state
+        .authority
+        .login
+        .qr_login_state(&visit.session, &id)
+        .await
+    {
         Ok(login) => Json(serde_json::json!({
             "status": login.status.as_str(),
             "hint": login.hint,
@@ -242,7 +258,12 @@ async fn complete(
     if !csrf_ok(&visit, &form.csrf) {
         return form_expired(&state, &visit, "/login");
     }
-    match state.authority.qr_login_complete(&visit.session, &id).await {
+    match state
+        .authority
+        .login
+        .qr_login_complete(&visit.session, &id)
+        .await
+    {
         Ok((token, _)) => logged_in(&state, &headers, &token),
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/qr/{id}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
@@ -262,7 +283,12 @@ async fn cancel(
     if !csrf_ok(&visit, &form.csrf) {
         return form_expired(&state, &visit, "/login");
     }
-    match state.authority.qr_login_cancel(&visit.session, &id).await {
+    match state
+        .authority
+        .login
+        .qr_login_cancel(&visit.session, &id)
+        .await
+    {
         Ok(()) | Err(Error::Rejected(_)) => Redirect::to("/login").into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }

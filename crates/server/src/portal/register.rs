@@ -98,7 +98,7 @@ async fn register_submit(
         surname: form.surname.clone(),
         jmbg: form.jmbg.clone(),
     };
-    match state.authority.register(registration, &ip).await {
+    match state.authority.ra.register(registration, &ip).await {
         Ok(()) => {
             let page = state.page(&visit, "register-sent-heading", "/register");
             let template = MessagePage {
@@ -142,6 +142,7 @@ async fn verify_email(
     let visit = visit_or_fail!(state, headers);
     let result = state
         .authority
+        .ra
         .verify_email(query.token.as_deref().unwrap_or(""))
         .await;
     let (status, text_id, is_error) = match result {

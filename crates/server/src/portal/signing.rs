@@ -295,6 +295,7 @@ async fn upload(
     let context = RequestContext { browser, ip };
     match state
         .authority
+        .signing
         .start_document_signing(&visit.session, form.documents, level, context)
         .await
     {
@@ -336,7 +337,12 @@ async fn job_page(
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    let view = match state.authority.document_signing(&visit.session, &job).await {
+    let view = match state
+        .authority
+        .signing
+        .document_signing(&visit.session, &job)
+        .await
+    {
         Ok(view) => view,
         Err(DocumentError::NotFound) => {
             return message_page(
@@ -414,6 +420,7 @@ async fn download(
     };
     match state
         .authority
+        .signing
         .signed_document(&visit.session, &job, index)
         .await
     {

@@ -1,0 +1,118 @@
+//! `ca`: the only holder of the CA keys. It creates the hierarchy (`bootstrap`), records and
+//! opens keys (`keys`), and signs every certificate (`issuance`), its delegates' included (the
+//! OCSP signers, the time-stamping unit). The other services ask it; none opens a CA key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use x509_cert::Certificate;
+
+use domain::Serial;
+use pki::ocsp::IssuerHashes;
+use pki::profile::CertificateDer;
+use pki::{KeyBackend, KeySigner};
+use store::{KeyId, Store};
+
+use crate::{CaName, CertificateSummary, Clock, Error, Settings};
+
+/// A CA of the hierarchy, loaded with its key.
+pub(crate) struct LoadedCa {
+    pub(crate) certificate: Certificate,
+    pub(crate) der: CertificateDer,
+    pub(crate) signer: Arc<dyn KeySigner>,
+    pub(crate) hashes: IssuerHashes,
+    /// The delegated OCSP responder: certificate and key.
+    pub(crate) responder: Option<(Certificate, Arc<dyn KeySigner>)>,
+    /// The time-stamping unit this CA certified (the qualified CA only).
+    pub(crate) tsa: Option<crate::tsa::TsaUnit>,
+}
+
+/// The certification authority service.
+pub struct Ca {
+    pub(crate) store: Store,
+    pub(crate) keys: Arc<dyn KeyBackend>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) cas: RwLock<HashMap<CaName, Arc<LoadedCa>>>,
+    /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
+    /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
+    pub(crate) key_bindings: Mutex<HashMap<KeyId, [u8; 32]>>,
+}
+
+impl Ca {
+    pub(crate) fn new(
+        store: Store,
+        keys: Arc<dyn KeyBackend>,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            clock,
+            settings,
+            cas: RwLock::new(HashMap::new()),
+            key_bindings: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A loaded CA: its certificate, key, OCSP responder and time-stamping unit.
+    pub(crate) fn ca(&self, name: CaName) -> Result<Arc<LoadedCa>, Error> {
+        let cas = self
+            .cas
+            .read()
+            .map_err(|_| Error::Inconsistent("CA table lock poisoned".into()))?;
+        cas.get(&name)
+            .cloned()
+            .ok_or_else(|| Error::Inconsistent(format!("CA {} is not loaded", name.as_str())))
+    }
+
+    /// A CA certificate, DER.
+    pub fn ca_certificate(&self, name: CaName) -> Result<CertificateDer, Error> {
+        Ok(self.ca(name)?.der.clone())
+    }
+
+    /// Certificates, oldest first, optionally only those of one e-mail address.
+    pub async fn certificates(
+        &self,
+        email: Option<&str>,
+    ) -> Result<Vec<CertificateSummary>, Error> {
+        let records = self.store.certificates(email).await?;
+        Ok(records.iter().map(CertificateSummary::from).collect())
+    }
+
+    /// A certificate and, with `chain`, its issuers up to the root, as PEM.
+    pub async fn certificate_pem(&self, serial: &Serial, chain: bool) -> Result<String, Error> {
+        let record = self
+            .store
+            .certificate(serial)
+            .await?
+            .ok_or(Error::UnknownSerial(*serial))?;
+        let der = record
+            .der
+            .ok_or(Error::NoCertificate(*serial, record.status))?;
+        let mut pem = CertificateDer(der).to_pem();
+        if chain {
+            let mut issuer = CaName::parse(&record.authority);
+            while let Some(name) = issuer {
+                let ca = self.ca(name)?;
+                if ca.certificate.tbs_certificate.serial_number.as_bytes() == serial.as_bytes() {
+                    break;
+                }
+                pem.push_str(&ca.der.to_pem());
+                issuer = if name == CaName::Root {
+                    None
+                } else {
+                    Some(CaName::Root)
+                };
+            }
+        }
+        Ok(pem)
+    }
+
+    /// Opens a recorded key.
+    pub(crate) async fn open_key(&self, id: &KeyId) -> Result<Arc<dyn KeySigner>, Error> {
+        let record = self.store.key(id).await?;
+        Ok(self.keys.open(&pki::KeyReference(record.reference))?)
+    }
+}
