@@ -318,12 +318,7 @@ impl Ca {
             reserved_at: now,
         })
         .await?;
-        let issuer = Issuer::from_certificate(
-            &loaded.certificate,
-            Some(self.settings.urls_of(ca)),
-            loaded.signer.as_ref(),
-        )?;
-        let der = profile::issue(&request, &issuer, &self.settings.policy)?;
+        let der = self.sign_certificate(ca, &request)?;
         tx.complete_certificate(&serial, &der.0, now).await?;
         tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after)
             .await?;

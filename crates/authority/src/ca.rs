@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use x509_cert::Certificate;
 
-use domain::Serial;
+use domain::{Serial, UnixTime};
+use pki::crl::{build_crl, CrlDer, RevokedEntry};
 use pki::ocsp::IssuerHashes;
-use pki::profile::CertificateDer;
+use pki::profile::{CertificateDer, Issuer};
 use pki::{KeyBackend, KeySigner};
 use store::{KeyId, Store};
 
@@ -108,6 +109,26 @@ impl Ca {
             }
         }
         Ok(pem)
+    }
+
+    /// Signs a CRL of `ca` (its URLs are not in a CRL).
+    pub(crate) fn sign_crl(
+        &self,
+        ca: CaName,
+        revoked: &[RevokedEntry],
+        number: u64,
+        this_update: UnixTime,
+        next_update: UnixTime,
+    ) -> Result<CrlDer, Error> {
+        let loaded = self.ca(ca)?;
+        let issuer = Issuer::from_certificate(&loaded.certificate, None, loaded.signer.as_ref())?;
+        Ok(build_crl(
+            &issuer,
+            revoked,
+            number,
+            this_update,
+            next_update,
+        )?)
     }
 
     /// Opens a recorded key.

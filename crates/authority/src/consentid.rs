@@ -12,7 +12,7 @@ use domain::{
     CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, UnixTime,
     UserId,
 };
-use pki::profile::{self, CertificateRequest, Issuer, Person};
+use pki::profile::{self, CertificateRequest, Person};
 use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
 use proto::app::{
     ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope,
@@ -389,13 +389,9 @@ impl Login {
             not_before: now,
             not_after,
         };
-        let loaded = self.ca.ca(CaName::ConsentId)?;
-        let issuer = Issuer::from_certificate(
-            &loaded.certificate,
-            Some(self.settings.urls_of(CaName::ConsentId)),
-            loaded.signer.as_ref(),
-        )?;
-        let certificate = profile::issue(&certificate_request, &issuer, &self.settings.policy)?;
+        let certificate = self
+            .ca
+            .sign_certificate(CaName::ConsentId, &certificate_request)?;
         tx.complete_certificate(&serial, &certificate.0, now)
             .await?;
         // 3. The device, and the code spent.

@@ -128,7 +128,7 @@ impl Ca {
             not_before: now,
             not_after,
         };
-        let der = self.sign_for(CaName::Qualified, &request)?;
+        let der = self.sign_certificate(CaName::Qualified, &request)?;
         // 4. The certificate, the agreement, the audit entry; one commit.
         tx.complete_certificate(&serial, &der.0, now).await?;
         if let Some((user_id, number, text)) = agreement {
@@ -152,7 +152,10 @@ impl Ca {
         })
     }
 
-    fn sign_for(
+    /// Signs a certificate with one of the hierarchy's CAs: the one issue function, its URLs
+    /// in the certificate, and `profile::issue` checks the profile before anything is signed.
+    /// The caller has reserved the serial in its transaction.
+    pub(crate) fn sign_certificate(
         &self,
         ca: CaName,
         request: &CertificateRequest<'_>,

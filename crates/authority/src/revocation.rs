@@ -5,8 +5,7 @@
 use serde_json::json;
 
 use domain::{may_revoke, RevocationReason, Serial, UnixTime};
-use pki::crl::{build_crl, RevokedEntry};
-use pki::profile::Issuer;
+use pki::crl::RevokedEntry;
 use store::{KeyId, Tx};
 
 use crate::settings::CaName;
@@ -151,12 +150,10 @@ impl Va {
                 reason: r.reason,
             })
             .collect::<Vec<_>>();
-        let loaded = self.ca.ca(ca)?;
-        let issuer = Issuer::from_certificate(&loaded.certificate, None, loaded.signer.as_ref())?;
         let number = record.crl_number + 1;
         let next_update = now.plus_seconds(self.settings.crl.lifetime);
-        let crl = build_crl(
-            &issuer,
+        let crl = self.ca.sign_crl(
+            ca,
             &revoked,
             u64::try_from(number).unwrap_or(0),
             now,

@@ -9,7 +9,7 @@ use x509_cert::Certificate;
 
 use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
-use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
+use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
 use pki::KeySigner;
 use store::{AuthorityRecord, NewCertificate, Store};
@@ -302,7 +302,6 @@ impl Tsa {
         issuer_not_after: UnixTime,
         now: UnixTime,
     ) -> Result<bool, Error> {
-        let issuer = self.ca.ca(TSA_ISSUER)?;
         let mut tx = self.store.begin().await?;
         let record = tx.authority_for_update(TSA_ISSUER.as_str()).await?;
         if let Some((current, _, _, not_after)) = &record.tsa {
@@ -341,9 +340,7 @@ impl Tsa {
             reserved_at: now,
         })
         .await?;
-        let urls = Some(self.settings.urls_of(TSA_ISSUER));
-        let signer = Issuer::from_certificate(&issuer.certificate, urls, issuer.signer.as_ref())?;
-        let der = profile::issue(&request, &signer, &self.settings.policy)?;
+        let der = self.ca.sign_certificate(TSA_ISSUER, &request)?;
         tx.complete_certificate(&serial, &der.0, now).await?;
         tx.store_tsa(TSA_ISSUER.as_str(), &serial, key.id(), &der.0, not_after)
             .await?;
