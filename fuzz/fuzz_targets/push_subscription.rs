@@ -1,4 +1,4 @@
-//! Fuzzes `authority::push::parse_subscription`: the `PushSubscription.toJSON()` body a
+//! Fuzzes `authority::login::push::parse_subscription`: the `PushSubscription.toJSON()` body a
 //! ConsentID device posts to `/api/app/v1/push/subscription`.
 //!
 //! Input: the first byte's low bit says whether http:// to loopback is allowed; the rest is the
@@ -9,7 +9,7 @@
 
 #![no_main]
 
-use authority::push::parse_subscription;
+use authority::login::push::parse_subscription;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,28 +4,14 @@
 //! serial stored before anything is signed (a token's keys are also recorded before the token
 //! makes them: `keys`).
 
-pub mod accounts;
-pub mod agreement;
-mod bootstrap;
-mod ca;
+pub mod ca;
 pub mod clock;
-pub mod cloud;
-pub mod consentid;
-pub mod documents;
-mod issuance;
-mod keys;
 pub mod login;
-pub mod mail;
-pub mod oauth;
-mod ocsp;
-pub mod push;
-pub mod qr_login;
-mod ra;
-mod revocation;
+pub mod ra;
 pub mod settings;
 pub mod signing;
 mod tsa;
-mod va;
+pub mod va;
 mod views;
 
 use std::sync::Arc;
@@ -38,14 +24,14 @@ use pki::KeyBackend;
 use store::Store;
 
 pub use ca::Ca;
+pub use ca::IssuedCertificate;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use issuance::IssuedCertificate;
 pub use login::Login;
-pub use ocsp::OcspAnswer;
 pub use ra::Ra;
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
 pub use signing::Signing;
 pub use tsa::Tsa;
+pub use va::OcspAnswer;
 pub use va::Va;
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 

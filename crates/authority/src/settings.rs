@@ -68,24 +68,24 @@ pub struct Settings {
     /// Validity of cloud signing certificates.
     pub cloud_validity: CloudValidity,
     /// Outgoing mail.
-    pub mailer: crate::mail::Mailer,
+    pub mailer: crate::ra::mail::Mailer,
     /// The registration e-mails' texts (the server fills them from its message catalogues).
     pub registration_mails: RegistrationMails,
     /// Days before expiry from which a cloud certificate may be renewed.
     pub renewal_window_days: i64,
     /// The provider as the agreement names it.
-    pub provider: crate::agreement::Provider,
+    pub provider: crate::ra::agreement::Provider,
     /// The agreement's words for `cloud_validity` and `renewal_window_days` (the server makes
     /// them from its message catalogues whenever it sets those two).
-    pub agreement_words: crate::agreement::AgreementWords,
+    pub agreement_words: crate::ra::agreement::AgreementWords,
     /// The cloud certificate's e-mails (the server fills them from its message catalogues).
-    pub cloud_mails: crate::cloud::CloudMails,
+    pub cloud_mails: crate::ra::cloud::CloudMails,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
     /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
     pub audit_checkpoints: Option<std::path::PathBuf>,
     /// Web Push to ConsentID devices.
-    pub push: crate::push::PushSettings,
+    pub push: crate::login::push::PushSettings,
 }
 
 impl Settings {
@@ -119,16 +119,16 @@ impl Settings {
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
-            push: crate::push::PushSettings::default(),
+            push: crate::login::push::PushSettings::default(),
             renewal_window_days: 30,
-            provider: crate::agreement::Provider::default(),
-            agreement_words: crate::agreement::AgreementWords::default(),
-            mailer: crate::mail::Mailer::new(
+            provider: crate::ra::agreement::Provider::default(),
+            agreement_words: crate::ra::agreement::AgreementWords::default(),
+            mailer: crate::ra::mail::Mailer::new(
                 std::path::PathBuf::from("outbox"),
                 "eID portal <noreply@eid.gov.rs>".into(),
             ),
             registration_mails: RegistrationMails::default(),
-            cloud_mails: crate::cloud::CloudMails::default(),
+            cloud_mails: crate::ra::cloud::CloudMails::default(),
         }
     }
 

@@ -14,8 +14,8 @@ use pki::tsa::{self, TimeStampUnit};
 use pki::KeySigner;
 use store::{AuthorityRecord, NewCertificate, Store};
 
-use crate::bootstrap::random_serial;
-use crate::keys::PreparedKey;
+use crate::ca::bootstrap::random_serial;
+use crate::ca::keys::PreparedKey;
 use crate::settings::CaName;
 use crate::{parse_certificate, Ca, Clock, Error, Settings};
 
@@ -266,7 +266,7 @@ impl Tsa {
             }
             return Ok(());
         }
-        // 1. The key, before the transaction (crate::keys: a token's key is recorded first).
+        // 1. The key, before the transaction (crate::ca::keys: a token's key is recorded first).
         let serial = random_serial();
         let key = self
             .ca

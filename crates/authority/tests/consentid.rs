@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use p256::SecretKey;
 
-use authority::consentid::{AuthenticatedDevice, Caller};
+use authority::login::consentid::{AuthenticatedDevice, Caller};
 use authority::login::Session;
 use authority::signing::{AuthorizationCheck, SignRequest, SigningError};
 use authority::{Authority, Clock, Error, ManualClock, Rejection, Settings};
@@ -56,7 +56,7 @@ fn caller() -> Caller {
 }
 
 async fn enrol(authority: &Authority, email: &str) -> String {
-    let new = authority::accounts::NewUser {
+    let new = authority::ra::accounts::NewUser {
         email: email.into(),
         given_name: "Петар".into(),
         surname: "Петровић".into(),
@@ -1205,7 +1205,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
     let clock = Arc::new(ManualClock::new(START));
     let authority = open(&url, clock.clone()).await;
     let email = "owner@example.rs";
-    let new = authority::accounts::NewUser {
+    let new = authority::ra::accounts::NewUser {
         email: email.into(),
         given_name: "Петар".into(),
         surname: "Петровић".into(),
@@ -1364,8 +1364,8 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         .is_ok());
 }
 
-fn registration(email: &str) -> authority::accounts::Registration {
-    authority::accounts::Registration {
+fn registration(email: &str) -> authority::ra::accounts::Registration {
+    authority::ra::accounts::Registration {
         email: email.into(),
         password: zeroize::Zeroizing::new("duga lozinka 123".into()),
         given_name: "Напасник".into(),
@@ -1406,7 +1406,7 @@ async fn an_unverified_registration_does_not_block_the_officer() {
         (user.given_name.as_str(), user.assurance),
         ("Петар", domain::AssuranceLevel::High)
     );
-    let again = authority::accounts::NewUser {
+    let again = authority::ra::accounts::NewUser {
         email: "zrtva@example.rs".into(),
         given_name: "Петар".into(),
         surname: "Петровић".into(),
@@ -1480,18 +1480,18 @@ async fn registration_does_the_same_work_for_known_and_new_addresses() {
     };
     let work = |before: (u64, usize)| {
         (
-            authority::accounts::password_hashes_made() - before.0,
+            authority::ra::accounts::password_hashes_made() - before.0,
             mails() - before.1,
         )
     };
-    let start = (authority::accounts::password_hashes_made(), mails());
+    let start = (authority::ra::accounts::password_hashes_made(), mails());
     authority
         .ra
         .register(registration("nova@example.rs"), "127.0.0.2")
         .await
         .unwrap();
     let new = work(start);
-    let start = (authority::accounts::password_hashes_made(), mails());
+    let start = (authority::ra::accounts::password_hashes_made(), mails());
     authority
         .ra
         .register(registration("poznata@example.rs"), "127.0.0.2")
@@ -1508,7 +1508,7 @@ async fn registration_does_the_same_work_for_known_and_new_addresses() {
 async fn proofing_an_account_ends_its_sessions_and_password() {
     let dir = tempfile::tempdir().unwrap();
     let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
-    let new = authority::accounts::NewUser {
+    let new = authority::ra::accounts::NewUser {
         email: "jovana@example.rs".into(),
         given_name: "Јована".into(),
         surname: "Јовић".into(),
@@ -1534,7 +1534,7 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         .unwrap()
         .user
         .is_some());
-    let proof = authority::accounts::Proofing {
+    let proof = authority::ra::accounts::Proofing {
         email: "jovana@example.rs".into(),
         given_name: "Јована".into(),
         surname: "Петровић".into(),
@@ -1573,7 +1573,7 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
 async fn argon2_does_not_stall_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let authority = open_in(dir.path(), Arc::new(ManualClock::new(START))).await;
-    let new = authority::accounts::NewUser {
+    let new = authority::ra::accounts::NewUser {
         email: "jovana@example.rs".into(),
         given_name: "Јована".into(),
         surname: "Јовић".into(),
@@ -1594,7 +1594,7 @@ async fn argon2_does_not_stall_the_runtime() {
     for _ in 0..3 {
         let started = std::time::Instant::now();
         assert!(
-            authority::accounts::password_matches_in_pool("duga lozinka 123", &hash)
+            authority::ra::accounts::password_matches_in_pool("duga lozinka 123", &hash)
                 .await
                 .unwrap()
         );
@@ -1787,7 +1787,7 @@ fn payload_of(envelope: &Envelope) -> RequestPayload {
 async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_browser() {
     use domain::qr::QrRefusal;
     use proto::app::LoginFlow;
-    let refused = |r: Result<authority::qr_login::QrLoginTaken, Error>| match r {
+    let refused = |r: Result<authority::login::qr_login::QrLoginTaken, Error>| match r {
         Err(Error::Rejected(Rejection::QrLogin(refusal))) => refusal,
         other => panic!("expected a QR refusal, got {other:?}"),
     };

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use authority::consentid::{AuthenticatedDevice, Caller};
+use authority::login::consentid::{AuthenticatedDevice, Caller};
 use authority::{Authority, Error, Rejection};
 use domain::qr::QrRefusal;
 use proto::app::{ActivationComplete, ActivationStart, ErrorBody, Response as AppResponse};

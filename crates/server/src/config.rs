@@ -57,9 +57,9 @@ pub struct Config {
     pub database_url: String,
     /// The SMTP relay (from the URL, login and CA file); `None` writes mail to
     /// `<data>/outbox/`.
-    pub smtp: Option<authority::mail::SmtpRelay>,
+    pub smtp: Option<authority::ra::mail::SmtpRelay>,
     /// When failed mail deliveries are tried again.
-    pub mail_retry: authority::mail::RetryPolicy,
+    pub mail_retry: authority::ra::mail::RetryPolicy,
     /// Key backend.
     pub keys: KeyBackendConfig,
     /// Algorithm of new keys.
@@ -503,7 +503,7 @@ impl Config {
                 None
             }
             Some(url) => {
-                let mut relay = authority::mail::SmtpRelay::parse(url)
+                let mut relay = authority::ra::mail::SmtpRelay::parse(url)
                     .map_err(|e| format!("EIDPORTAL_SMTP_URL: {e}"))?;
                 relay.credentials =
                     match (file.smtp_user, file.smtp_password) {
@@ -515,7 +515,7 @@ impl Config {
                         ),
                     };
                 if relay.credentials.is_some()
-                    && relay.security == authority::mail::SmtpSecurity::Plain
+                    && relay.security == authority::ra::mail::SmtpSecurity::Plain
                     && !is_loopback_host(&relay.host)
                 {
                     return Err("EIDPORTAL_SMTP_PASSWORD: a login is only sent over TLS (smtp+starttls:// or smtps://)".into());
@@ -529,7 +529,7 @@ impl Config {
                 Some(relay)
             }
         };
-        let mut mail_retry = authority::mail::RetryPolicy::default();
+        let mut mail_retry = authority::ra::mail::RetryPolicy::default();
         if let Some(secs) = file.smtp_retry_first_secs {
             if !(1..=86_400).contains(&secs) {
                 return Err(format!(
@@ -714,7 +714,7 @@ mod tests {
         )
         .unwrap();
         let settings = crate::settings(&config, "http://127.0.0.1:8080");
-        let text = authority::agreement::agreement_text(
+        let text = authority::ra::agreement::agreement_text(
             &settings.provider,
             "Ана Анић",
             "0101990710008",

@@ -184,7 +184,10 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
     // follows them).
     let secret = match keys.derive_secret(store::AuditKey::PURPOSE)? {
         Some(secret) => Some(secret),
-        None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref()).await?,
+        None => {
+            authority::login::consentid::audit_secret_from_service_key(&store, keys.as_ref())
+                .await?
+        }
     };
     let first_start = secret.is_none();
     if let Some(secret) = &secret {
@@ -201,7 +204,7 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
     .await?;
     let secret = match secret {
         Some(secret) => secret,
-        None => authority::consentid::audit_secret_from_service_key(&store, keys.as_ref())
+        None => authority::login::consentid::audit_secret_from_service_key(&store, keys.as_ref())
             .await?
             .ok_or_else(|| {
                 StartError::Files("the ConsentID encryption key is missing: no audit key".into())

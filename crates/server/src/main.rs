@@ -305,7 +305,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             }
         }
     });
-    // Queued mail goes out in the background, retried with backoff (authority::mail).
+    // Queued mail goes out in the background, retried with backoff (authority::ra::mail).
     let mail = authority.clone();
     let mail_stopping = stopping.clone();
     let mail_task = tokio::spawn(async move { mail.ra.mail_worker(mail_stopping.wait()).await });
@@ -448,7 +448,7 @@ async fn user(
             } else {
                 None
             };
-            let new = authority::accounts::NewUser {
+            let new = authority::ra::accounts::NewUser {
                 email,
                 given_name,
                 surname,
@@ -475,7 +475,7 @@ async fn user(
             qr,
         } => {
             let jmbg = Jmbg::parse(&jmbg).map_err(|e| format!("--jmbg: {e}"))?;
-            let proof = authority::accounts::Proofing {
+            let proof = authority::ra::accounts::Proofing {
                 email,
                 given_name,
                 surname,

@@ -12,7 +12,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use authority::oauth::OAuthError;
+use authority::signing::oauth::OAuthError;
 use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
 use crate::i18n::Language;

@@ -1,4 +1,4 @@
-//! The Web Push routes of the app API (authority::push): the VAPID public key, and a device's
+//! The Web Push routes of the app API (authority::login::push): the VAPID public key, and a device's
 //! subscription, registered and removed by device-signed calls.
 
 use axum::body::Bytes;

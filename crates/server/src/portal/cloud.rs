@@ -112,7 +112,7 @@ async fn cloud_page(
         Err(domain::cloud::CloudRefusal::RenewalWindowClosed { opens_on }) => Some(page.t_with(
             "cloud-renew-opens",
             &[
-                ("date", authority::cloud::serbian_date(opens_on)),
+                ("date", authority::ra::cloud::serbian_date(opens_on)),
                 (
                     "days",
                     state.authority.settings().renewal_window_days.to_string(),
@@ -124,7 +124,7 @@ async fn cloud_page(
     let agreements = match state.authority.ra.agreements(&user).await {
         Ok(list) => list
             .into_iter()
-            .map(|(number, at)| (number, authority::cloud::serbian_date(at)))
+            .map(|(number, at)| (number, authority::ra::cloud::serbian_date(at)))
             .collect(),
         Err(error) => return internal(state, visit.language, &error),
     };
@@ -139,8 +139,8 @@ async fn cloud_page(
         }),
         current: cloud.current.as_ref().map(|c| CertificateLines {
             serial: c.serial.to_hex(),
-            from: authority::cloud::serbian_date(c.not_before),
-            to: authority::cloud::serbian_date(c.not_after),
+            from: authority::ra::cloud::serbian_date(c.not_before),
+            to: authority::ra::cloud::serbian_date(c.not_after),
         }),
         may_issue: cloud.may_issue,
         may_renew: cloud.renewal.is_ok(),
@@ -225,9 +225,9 @@ struct ConfirmPage {
 async fn cloud_refused(
     state: &AppState,
     visit: &Visit,
-    error: authority::cloud::CloudError,
+    error: authority::ra::cloud::CloudError,
 ) -> Response {
-    use authority::cloud::CloudError;
+    use authority::ra::cloud::CloudError;
     use domain::cloud::CloudRefusal;
     let id = match error {
         CloudError::Refused(CloudRefusal::LoginNotFresh) => {

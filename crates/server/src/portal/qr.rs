@@ -2,7 +2,7 @@
 //! its page shows a QR code that changes every second and, for a citizen on the phone itself,
 //! the link **Отвори ConsentID**; once a phone approved, the page completes the login as the
 //! mobile login's waiting page does. The rules are `domain::qr`'s, the use cases
-//! `authority::qr_login`'s.
+//! `authority::login::qr_login`'s.
 
 use askama::Template;
 use axum::extract::{Path, State};

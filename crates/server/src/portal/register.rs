@@ -91,7 +91,7 @@ async fn register_submit(
             &form,
         );
     }
-    let registration = authority::accounts::Registration {
+    let registration = authority::ra::accounts::Registration {
         email: form.email.clone(),
         password: zeroize::Zeroizing::new(form.password.clone()),
         given_name: form.given_name.clone(),

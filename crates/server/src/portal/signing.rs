@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use authority::documents::{
+use authority::signing::documents::{
     DocumentError, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES,
 };
 use authority::signing::SigningError;

@@ -21,7 +21,7 @@ use pki::KeyAlgorithm;
 use proto::app::RequestContext;
 use store::{SigningDocumentRecord, SigningJobRecord};
 
-use crate::consentid::PORTAL_NAME;
+use crate::login::consentid::PORTAL_NAME;
 use crate::login::Session;
 use crate::settings::CaName;
 use crate::signing::{Credential, Settled, SignRequest, SigningError};

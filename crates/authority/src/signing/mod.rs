@@ -2,6 +2,9 @@
 //! certificates), authorisations approved in ConsentID that bind the exact hashes, and signing
 //! that spends the resulting SAD. The CSC API and the portal's PDF signing both use these.
 
+pub mod documents;
+pub mod oauth;
+
 use std::sync::Arc;
 
 use serde_json::json;

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use store::{DeviceRecord, NewCertificate, Store, TransactionRecord, Tx};
 use zeroize::Zeroizing;
 
-use crate::bootstrap::random_serial;
+use crate::ca::bootstrap::random_serial;
 use crate::settings::CaName;
 use crate::{Account, DeviceSummary, Error, Login, Rejection};
 
@@ -155,9 +155,9 @@ impl Login {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
-        for role in [APP_SIGNING, APP_ENCRYPTION, crate::push::VAPID_KEY] {
+        for role in [APP_SIGNING, APP_ENCRYPTION, crate::login::push::VAPID_KEY] {
             if self.store.service_key(role).await?.is_none() {
-                // The key before the transaction (crate::keys); discarded when another process
+                // The key before the transaction (crate::ca::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.
                 let label = format!(
                     "eidportal-{role}-{}",
@@ -197,7 +197,7 @@ impl Login {
     async fn record_service_key(
         &self,
         role: &str,
-        key: &crate::keys::PreparedKey,
+        key: &crate::ca::keys::PreparedKey,
     ) -> Result<bool, Error> {
         let mut tx = self.store.begin().await?;
         tx.lock_bootstrap().await?;

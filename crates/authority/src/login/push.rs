@@ -24,7 +24,7 @@ use pki::KeySigner;
 use proto::crypto;
 use store::{PushSubscriptionRecord, Store};
 
-use crate::consentid::AuthenticatedDevice;
+use crate::login::consentid::AuthenticatedDevice;
 use crate::{Error, Login, Rejection};
 
 /// The service key role of the VAPID key (RFC 8292 §3.2).

@@ -4,7 +4,7 @@
 //! between the provider (configuration, DESIGN §7) and the user (name, JMBG). The words are the
 //! server's (its message catalogues); the defaults here are the same Serbian text.
 
-use crate::cloud::fill;
+use crate::ra::cloud::fill;
 
 /// The provider as the agreement names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

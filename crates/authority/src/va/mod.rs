@@ -1,6 +1,11 @@
 //! `va`: validation. Revocation (`revocation`), the CRLs and the OCSP answers (`ocsp`),
 //! signed with the CA's delegated responder or, for the CRLs, through the CA's loaded key.
 
+pub(crate) mod ocsp;
+pub(crate) mod revocation;
+
+pub use ocsp::OcspAnswer;
+
 use std::sync::Arc;
 
 use store::Store;
@@ -13,7 +18,7 @@ pub struct Va {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) ca: Arc<Ca>,
-    pub(crate) ocsp_cache: crate::ocsp::Cache,
+    pub(crate) ocsp_cache: crate::va::ocsp::Cache,
 }
 
 impl Va {
@@ -28,7 +33,7 @@ impl Va {
             clock,
             settings,
             ca,
-            ocsp_cache: crate::ocsp::Cache::default(),
+            ocsp_cache: crate::va::ocsp::Cache::default(),
         }
     }
 

@@ -2,6 +2,12 @@
 //! opens keys (`keys`), and signs every certificate (`issuance`), its delegates' included (the
 //! OCSP signers, the time-stamping unit). The other services ask it; none opens a CA key.
 
+pub(crate) mod bootstrap;
+pub(crate) mod issuance;
+pub(crate) mod keys;
+
+pub use issuance::IssuedCertificate;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 

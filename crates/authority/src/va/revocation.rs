@@ -46,7 +46,7 @@ impl Va {
         tx.commit().await?;
         // Destroyed in the backend only once the revocation is committed: a failed commit must
         // not leave an issued certificate without its key. A crash right here leaves a key
-        // recorded `destroying`, which the upkeep destroys (crate::keys).
+        // recorded `destroying`, which the upkeep destroys (crate::ca::keys).
         for (key_id, reference) in keys_to_destroy {
             self.ca.destroy_revoked_key(&key_id, &reference).await;
         }

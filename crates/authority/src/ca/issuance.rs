@@ -1,5 +1,5 @@
 //! Issuing end-entity certificates: one transaction each (DESIGN §8). The order matters:
-//! 1. the key is generated in the backend, before the transaction (crate::keys: a token's key
+//! 1. the key is generated in the backend, before the transaction (crate::ca::keys: a token's key
 //!    is recorded `generating` first, so that a crash cannot orphan it);
 //! 2. in the transaction, the key's record and the serial are stored before anything is
 //!    signed: the serial's row (its primary key) makes it unique before a signature exists;
@@ -19,8 +19,8 @@ use domain::{CertificateKind, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
 use store::{KeyId, NewCertificate};
 
-use crate::bootstrap::random_serial;
-use crate::keys::PreparedKey;
+use crate::ca::bootstrap::random_serial;
+use crate::ca::keys::PreparedKey;
 use crate::settings::{CaName, CloudValidity};
 use crate::{Ca, Error};
 

@@ -11,8 +11,8 @@ use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use store::NewCertificate;
 
+use crate::ca::keys::PreparedKey;
 use crate::ca::LoadedCa;
-use crate::keys::PreparedKey;
 use crate::settings::CaName;
 use crate::{parse_certificate, Ca, Error};
 
@@ -30,7 +30,7 @@ impl Ca {
     /// that two servers starting at once do not both create a hierarchy).
     ///
     /// 1. A key and a serial for each CA that is missing, prepared before the transaction
-    ///    (crate::keys); two servers starting at once both prepare keys;
+    ///    (crate::ca::keys); two servers starting at once both prepare keys;
     /// 2. under the lock, each CA still missing is created with its key, the serial stored
     ///    before its certificate is signed; the root signs itself, the others are signed by it;
     /// 3. the keys of CAs another process created meanwhile are discarded, as are all of them
@@ -249,7 +249,7 @@ impl Ca {
                 }
                 continue;
             }
-            // 1. The key, before the transaction (crate::keys).
+            // 1. The key, before the transaction (crate::ca::keys).
             let serial = random_serial();
             let label = format!("eidportal-ocsp-{}-{}", ca.as_str(), serial.to_hex());
             let key = self

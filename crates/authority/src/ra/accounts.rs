@@ -243,7 +243,7 @@ impl Ra {
             )
             .await?;
             let texts = &self.settings.registration_mails;
-            crate::mail::Mail {
+            crate::ra::mail::Mail {
                 to: email,
                 subject: texts.existing_subject.clone(),
                 body: texts
@@ -280,7 +280,7 @@ impl Ra {
             )
             .await?;
             let texts = &self.settings.registration_mails;
-            crate::mail::Mail {
+            crate::ra::mail::Mail {
                 to: email,
                 subject: texts.verify_subject.clone(),
                 body: texts

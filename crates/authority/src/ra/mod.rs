@@ -2,6 +2,11 @@
 //! certificate's life and its agreement (`cloud`, `agreement`), and the mail that tells the
 //! citizen (`mail`). Certificates are the CA's to sign and the VA's to revoke.
 
+pub mod accounts;
+pub mod agreement;
+pub mod cloud;
+pub mod mail;
+
 use std::sync::Arc;
 
 use store::Store;

@@ -3,6 +3,10 @@
 //! session id; and the password login at the basic level. Unknown usernames get the same
 //! answers as known ones.
 
+pub mod consentid;
+pub mod push;
+pub mod qr_login;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -18,7 +22,7 @@ use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
 use store::{SessionRecord, Store, TransactionRecord, UserRecord};
 
-use crate::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
+use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
 
 /// The Argon2id hash of a password nobody has, made once (on the blocking pool): unknown
 /// accounts and accounts without a password are checked against it, so that they take as
@@ -378,7 +382,7 @@ impl Login {
                 &mut tx,
                 owner,
                 RequestKind::Login,
-                crate::consentid::PORTAL_NAME,
+                crate::login::consentid::PORTAL_NAME,
                 &session.record.id_hash,
                 context,
                 None,

@@ -10,9 +10,9 @@ use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTim
 use pki::profile::Person;
 use store::CertificateRecord;
 
-use crate::agreement::agreement_text;
-use crate::issuance::IssuedCertificate;
+use crate::ca::issuance::IssuedCertificate;
 use crate::login::Session;
+use crate::ra::agreement::agreement_text;
 use crate::{Account, CertificateSummary, Error, Ra};
 
 /// A refused cloud-certificate action.
@@ -141,8 +141,8 @@ impl Ra {
     ) {
         let mut attachments = Vec::new();
         if let Some((number, text)) = agreement {
-            match crate::agreement::agreement_pdf(text, &self.settings.agreement_words.footer) {
-                Ok(pdf) => attachments.push(crate::mail::MailAttachment {
+            match crate::ra::agreement::agreement_pdf(text, &self.settings.agreement_words.footer) {
+                Ok(pdf) => attachments.push(crate::ra::mail::MailAttachment {
                     filename: format!("ugovor-{number}.pdf"),
                     content_type: "application/pdf".into(),
                     content: pdf,
@@ -150,7 +150,7 @@ impl Ra {
                 Err(error) => tracing::error!(%error, "the agreement PDF could not be made"),
             }
         }
-        let mail = crate::mail::Mail {
+        let mail = crate::ra::mail::Mail {
             to: user.email.clone(),
             subject: subject.into(),
             body: body.into(),
@@ -221,7 +221,7 @@ impl Ra {
     ) -> Result<Option<Vec<u8>>, Error> {
         let agreements = self.store.agreements_of(&user.id).await?;
         match agreements.into_iter().find(|(n, ..)| n == number) {
-            Some((_, _, text, _)) => Ok(Some(crate::agreement::agreement_pdf(
+            Some((_, _, text, _)) => Ok(Some(crate::ra::agreement::agreement_pdf(
                 &text,
                 &self.settings.agreement_words.footer,
             )?)),
