@@ -242,8 +242,8 @@ async fn token(
         }
         Err(OAuthError::InvalidGrant(reason)) => token_error("invalid_grant", reason),
         Err(OAuthError::LoginRequired) => token_error("invalid_grant", "the code was not allowed"),
-        // RFC 6749 §5.2's `server_error`, with the request id; always internal here, a refusal
-        // included (none is expected from the exchange).
+        // `server_error` (RFC 6749 §4.1.2.1's code: §5.2 has none for a failure of ours), with
+        // the request id; always internal here, a refusal included (the exchange expects none).
         Err(OAuthError::Failed(error)) => internal_response(&Surface::Csc, &error),
     }
 }
