@@ -14,11 +14,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use authority::login::consentid::{AuthenticatedDevice, Caller};
-use authority::{Authority, Error, Rejection};
-use domain::qr::QrRefusal;
+use authority::{Authority, Error};
 use proto::app::{ActivationComplete, ActivationStart, ErrorBody, Response as AppResponse};
 
 use crate::client_address::ClientIp;
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// The longest long-poll.
@@ -36,51 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/app/v1/login/link", post(login_link))
 }
 
-/// Maps a use-case error to an API answer.
+/// Maps a use-case error to an API answer: a refusal's status and code, else an internal
+/// error with the request id (crate::error).
 pub fn error_response(error: Error) -> Response {
-    match error {
-        Error::Rejected(rejection) => rejection_response(rejection),
-        other => {
-            let id = hex::encode(rand::random::<[u8; 8]>());
-            tracing::error!(request_id = %id, error = %other, "app API request failed");
-            let body = ErrorBody {
-                error: "internal_error".into(),
-                message: format!("internal error, request id {id}"),
-            };
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-        }
-    }
-}
-
-/// The HTTP status of a refusal.
-pub fn rejection_status(rejection: Rejection) -> StatusCode {
-    match rejection {
-        Rejection::Invalid(_) | Rejection::InvalidCode | Rejection::ActivationMismatch => {
-            StatusCode::BAD_REQUEST
-        }
-        Rejection::BadSignature
-        | Rejection::DeviceRevoked
-        | Rejection::ClockSkew
-        | Rejection::Replay => StatusCode::UNAUTHORIZED,
-        Rejection::NotProofed | Rejection::PinLocked => StatusCode::FORBIDDEN,
-        Rejection::UnknownUser | Rejection::NotFound => StatusCode::NOT_FOUND,
-        Rejection::AlreadyExists | Rejection::NotPending => StatusCode::CONFLICT,
-        Rejection::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Rejection::QrLogin(refusal) => match refusal {
-            QrRefusal::Invalid => StatusCode::BAD_REQUEST,
-            QrRefusal::Stale => StatusCode::GONE,
-            QrRefusal::Closed => StatusCode::NOT_FOUND,
-            QrRefusal::OtherAddress => StatusCode::FORBIDDEN,
-        },
-    }
-}
-
-fn rejection_response(rejection: Rejection) -> Response {
-    let body = ErrorBody {
-        error: rejection.code().into(),
-        message: rejection.to_string(),
-    };
-    (rejection_status(rejection), Json(body)).into_response()
+    AppError::app_api(error).into_response()
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {

@@ -26,6 +26,7 @@ use pki::KeyAlgorithm;
 use proto::app::RequestContext;
 
 use crate::client_address::ClientIp;
+use crate::error::{csc_response as csc_error, AppError};
 use crate::state::AppState;
 
 /// The methods we implement, as `info` lists them.
@@ -55,35 +56,10 @@ pub fn routes() -> Router<AppState> {
         .route("/csc/v2/signatures/timestamp", post(timestamp))
 }
 
-fn csc_error(error: CscError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Json(error)).into_response()
-}
-
-fn internal(error: &dyn std::fmt::Display) -> Response {
-    let id = hex::encode(rand::random::<[u8; 8]>());
-    tracing::error!(request_id = %id, %error, "CSC request failed");
-    let body = json!({ "error": "server_error", "error_description": format!("Internal error, request id {id}") });
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
-}
-
+/// A use case's error as the CSC API answers it: the refusals a CSC caller may be told, else
+/// an internal error with the request id (crate::error).
 fn failed(error: Error) -> Response {
-    match error {
-        Error::Rejected(Rejection::RateLimited) => {
-            let body = CscError {
-                status: 429,
-                error: "temporarily_unavailable",
-                error_description: "Too many attempts, try again later".into(),
-            };
-            csc_error(body)
-        }
-        Error::Rejected(Rejection::BadSignature) => csc_error(CscError {
-            status: 401,
-            error: "authentication_error",
-            error_description: "The e-mail address or password is not correct".into(),
-        }),
-        other => internal(&other),
-    }
+    AppError::csc(error).into_response()
 }
 
 /// The CSC answer to a refused signing step.

@@ -14,6 +14,7 @@ use base64::Engine as _;
 
 use authority::{CaName, OcspAnswer};
 
+use crate::error::{AppError, Surface};
 use crate::state::AppState;
 
 /// The largest OCSP request accepted (RFC 5019 requests are about 100 bytes).
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::portal::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))
+        // Outermost: every answer, the security headers' too, is inside the request's span.
+        .layer(axum::middleware::from_fn(crate::error::request_span))
         .with_state(state)
 }
 
@@ -96,36 +99,43 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn pki_file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+async fn pki_file(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, AppError> {
     let (stem, is_crl) = match (file.strip_suffix(".crt"), file.strip_suffix(".crl")) {
         (Some(stem), _) => (stem, false),
         (_, Some(stem)) => (stem, true),
-        _ => return not_found(),
+        _ => return Ok(not_found()),
     };
     if (stem, is_crl) == ("tsa", false) {
-        return match state.authority.tsa.tsa_chain().into_iter().next() {
-            Some(der) => {
-                state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
-                der_response("application/pkix-cert", der.0)
-            }
-            None => internal_error(&"the time-stamping unit has no certificate"),
-        };
+        let der = state
+            .authority
+            .tsa
+            .tsa_chain()
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                AppError::other(Surface::Plain, "the time-stamping unit has no certificate")
+            })?;
+        state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
+        return Ok(der_response("application/pkix-cert", der.0));
     }
     let Some(ca) = CaName::ALL.into_iter().find(|c| c.file_stem() == stem) else {
-        return not_found();
+        return Ok(not_found());
     };
     state.metrics.pki_downloads.fetch_add(1, Ordering::Relaxed);
-    if is_crl {
-        match state.authority.va.crl(ca).await {
-            Ok(der) => der_response("application/pkix-crl", der),
-            Err(error) => internal_error(&error),
-        }
+    Ok(if is_crl {
+        let der = state.authority.va.crl(ca).await.map_err(AppError::plain)?;
+        der_response("application/pkix-crl", der)
     } else {
-        match state.authority.ca.ca_certificate(ca) {
-            Ok(der) => der_response("application/pkix-cert", der.0),
-            Err(error) => internal_error(&error),
-        }
-    }
+        let der = state
+            .authority
+            .ca
+            .ca_certificate(ca)
+            .map_err(AppError::plain)?;
+        der_response("application/pkix-cert", der.0)
+    })
 }
 
 fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
@@ -141,16 +151,6 @@ fn der_response(content_type: &'static str, body: Vec<u8>) -> Response {
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
-}
-
-fn internal_error(error: &dyn std::fmt::Display) -> Response {
-    let id = hex::encode(rand::random::<[u8; 8]>());
-    tracing::error!(request_id = %id, %error, "request failed");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("internal error, request id {id}\n"),
-    )
-        .into_response()
 }
 
 async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -219,8 +219,7 @@ async fn tsa_post(
     let reply = match state.authority.tsa.timestamp(&body).await {
         Ok(reply) => reply,
         Err(error) => {
-            let id = hex::encode(rand::random::<[u8; 8]>());
-            tracing::error!(request_id = %id, %error, "time-stamp request failed");
+            let id = crate::error::log_internal(&error);
             pki::tsa::rejection(
                 pki::tsa::FailureInfo::SystemFailure,
                 Some(&format!("internal error, request id {id}")),

@@ -7,6 +7,7 @@ pub mod app_origin;
 pub mod client_address;
 pub mod config;
 pub mod csc;
+pub mod error;
 pub mod headers;
 pub mod http;
 pub mod i18n;

@@ -15,6 +15,7 @@ use serde_json::json;
 use authority::signing::oauth::OAuthError;
 use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
+use crate::error::{internal_response, AppError, Surface};
 use crate::i18n::Language;
 use crate::portal::{
     csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit,
@@ -46,7 +47,7 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     let separator = if redirect_uri.contains('?') { '&' } else { '?' };
     match serde_urlencoded::to_string(pairs) {
         Ok(query) => Redirect::to(&format!("{redirect_uri}{separator}{query}")).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(error) => AppError::other(Surface::Plain, error).into_response(),
     }
 }
 
@@ -245,13 +246,8 @@ async fn token(
         }
         Err(OAuthError::InvalidGrant(reason)) => token_error("invalid_grant", reason),
         Err(OAuthError::LoginRequired) => token_error("invalid_grant", "the code was not allowed"),
-        Err(OAuthError::Failed(error)) => {
-            tracing::error!(%error, "OAuth token request failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "server_error" })),
-            )
-                .into_response()
-        }
+        // `server_error` (RFC 6749 §4.1.2.1's code: §5.2 has none for a failure of ours), with
+        // the request id; always internal here, a refusal included (the exchange expects none).
+        Err(OAuthError::Failed(error)) => internal_response(&Surface::Csc, &error),
     }
 }

@@ -737,6 +737,12 @@ async fn every_page_speaks_all_three_languages_and_is_protected() {
                 csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
                 "{path}: {csp}"
             );
+            // The id a citizen quotes to support (the internal-error page shows the same).
+            let id = page.header("x-request-id").unwrap_or("");
+            assert!(
+                id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{path}: x-request-id {id:?}"
+            );
         }
     }
     // No open redirect through the language switch.

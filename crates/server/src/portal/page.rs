@@ -12,6 +12,7 @@ use serde::Deserialize;
 use authority::login::{Session, SessionToken};
 use authority::Error;
 
+use crate::error::Surface;
 use crate::i18n::{Catalog, Language};
 use crate::state::AppState;
 
@@ -141,31 +142,22 @@ pub(crate) fn render(state: &AppState, visit: &Visit, template: &impl Template) 
     }
 }
 
+/// How the portal answers an error in `language` (crate::error).
+pub(crate) fn surface(state: &AppState, language: Language) -> Surface {
+    Surface::Portal {
+        catalog: state.catalog.clone(),
+        language,
+    }
+}
+
+/// An internal error on a page: logged once under the request's span, and a page in
+/// `language` with the request id (crate::error).
 pub(crate) fn internal(
     state: &AppState,
     language: Language,
-    error: &dyn std::fmt::Display,
+    error: &(dyn std::error::Error + 'static),
 ) -> Response {
-    let id = hex::encode(rand::random::<[u8; 8]>());
-    tracing::error!(request_id = %id, %error, "portal request failed");
-    let text = state
-        .catalog
-        .message(language, "error-internal", &[("id", id)]);
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Html(format!(
-            "<!DOCTYPE html><html><body><p>{}</p></body></html>",
-            html_escape(&text)
-        )),
-    )
-        .into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::error::internal_response(&surface(state, language), error)
 }
 
 /// A page with a heading, a sentence and a link.
