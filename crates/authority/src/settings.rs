@@ -79,13 +79,13 @@ pub struct Settings {
     /// them from its message catalogues whenever it sets those two).
     pub agreement_words: crate::ra::agreement::AgreementWords,
     /// The cloud certificate's e-mails (the server fills them from its message catalogues).
-    pub cloud_mails: crate::ra::cloud::CloudMails,
+    pub cloud_mails: CloudMails,
     /// Turns every rate limit off: for load benchmarks only, never in production.
     pub dangerous_disable_rate_limits: bool,
     /// The folder of the audit chain's checkpoints (outside the database; `None`: none kept).
     pub audit_checkpoints: Option<std::path::PathBuf>,
     /// Web Push to ConsentID devices.
-    pub push: crate::login::push::PushSettings,
+    pub push: PushSettings,
 }
 
 impl Settings {
@@ -119,7 +119,7 @@ impl Settings {
             cloud_validity: CloudValidity::CalendarYears(5),
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
-            push: crate::login::push::PushSettings::default(),
+            push: PushSettings::default(),
             renewal_window_days: 30,
             provider: crate::ra::agreement::Provider::default(),
             agreement_words: crate::ra::agreement::AgreementWords::default(),
@@ -128,7 +128,7 @@ impl Settings {
                 "eID portal <noreply@eid.gov.rs>".into(),
             ),
             registration_mails: RegistrationMails::default(),
-            cloud_mails: crate::ra::cloud::CloudMails::default(),
+            cloud_mails: CloudMails::default(),
         }
     }
 
@@ -234,6 +234,55 @@ impl Default for RegistrationMails {
                             Someone tried to register a new account with this address, which already has one.\n\
                             If it was you, log in at {login}.\n"
                 .into(),
+        }
+    }
+}
+
+/// Web Push settings.
+#[derive(Debug, Clone, Default)]
+pub struct PushSettings {
+    /// The VAPID `sub` claim, a `mailto:` or `https:` URL; `None`: the portal's public URL.
+    pub subject: Option<String>,
+    /// Accepts `http://` endpoints on loopback addresses: for tests' local push services only.
+    pub dangerous_allow_http_loopback: bool,
+}
+
+/// The texts of the cloud certificate's e-mails (the server fills them from its message
+/// catalogues). Placeholders in braces are filled when a mail is sent: `{name}`, `{serial}`,
+/// `{until}`, `{number}` and `{agreement}` (the agreement's text) in the issuance mail;
+/// `{serial}`, `{until}` and `{old}` in the renewal mail; `{serial}` in the revocation mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudMails {
+    /// Subject of the issuance mail (the agreement attached).
+    pub issued_subject: String,
+    /// Its body.
+    pub issued_body: String,
+    /// Subject of the renewal mail.
+    pub renewed_subject: String,
+    /// Its body.
+    pub renewed_body: String,
+    /// Subject of the revocation mail.
+    pub revoked_subject: String,
+    /// Its body.
+    pub revoked_body: String,
+    /// Subject of the mail after **Опозови све сертификате**.
+    pub revoked_all_subject: String,
+    /// Its body.
+    pub revoked_all_body: String,
+}
+
+impl Default for CloudMails {
+    /// The server's catalogue texts (a server test holds them equal), for settings made without it.
+    fn default() -> Self {
+        Self {
+            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and qualified electronic certificate in the cloud".into(),
+            issued_body: "Поштовани/а {name}, издат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}. У прилогу је закључени уговор број {number}.\n\nDear {name}, your qualified electronic certificate in the cloud was issued (serial number {serial}), valid until {until}. The agreement number {number} is attached.\n\n{agreement}".into(),
+            renewed_subject: "Сертификат у клауду је обновљен / Cloud certificate renewed".into(),
+            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\nYour cloud certificate was renewed: new serial number {serial}, valid until {until}. The previous one ({old}) was revoked.\n".into(),
+            revoked_subject: "Сертификат у клауду је опозван / Cloud certificate revoked".into(),
+            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\nYour cloud certificate (serial number {serial}) was revoked and its key destroyed. ConsentID stays active.\n".into(),
+            revoked_all_subject: "Сви сертификати су опозвани / All certificates revoked".into(),
+            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. За поновну активацију обратите се службенику.\n\nAll your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.\n".into(),
         }
     }
 }

@@ -5,53 +5,20 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use x509_cert::Certificate;
 
 use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use pki::KeySigner;
 use store::{AuthorityRecord, NewCertificate, Store};
 
-use crate::ca::bootstrap::random_serial;
 use crate::ca::keys::PreparedKey;
+use crate::ca::{random_serial, TsaUnit};
 use crate::settings::CaName;
-use crate::{parse_certificate, Ca, Clock, Error, Settings};
+use crate::{Ca, Clock, Error, Settings};
 
 /// The CA that certifies the time-stamping unit.
 const TSA_ISSUER: CaName = CaName::Qualified;
-
-/// The time-stamping unit as loaded: certificate and key.
-pub(crate) struct TsaUnit {
-    pub(crate) certificate: Certificate,
-    pub(crate) der: CertificateDer,
-    pub(crate) signer: Arc<dyn KeySigner>,
-}
-
-impl TsaUnit {
-    /// Opens the unit a CA record names and checks its key against its certificate.
-    pub(crate) async fn load(
-        authority: &Ca,
-        record: &AuthorityRecord,
-    ) -> Result<Option<Self>, Error> {
-        let Some((_, key_id, der, _)) = &record.tsa else {
-            return Ok(None);
-        };
-        let certificate = parse_certificate(der)?;
-        let signer = authority.open_key(key_id).await?;
-        profile::check_key_matches(&certificate, signer.as_ref(), "the time-stamping unit")?;
-        Ok(Some(Self {
-            certificate,
-            der: CertificateDer(der.clone()),
-            signer,
-        }))
-    }
-
-    fn serial(&self) -> Option<Serial> {
-        Serial::from_integer_bytes(self.certificate.tbs_certificate.serial_number.as_bytes())
-    }
-}
 
 /// `POST /tsa` requests admitted per client address in one second (finding 7: each costs a
 /// signature, an audit row and an fsync, and anyone may send them).

@@ -282,9 +282,9 @@ pub fn registration_mails(catalog: &Catalog) -> authority::RegistrationMails {
 }
 
 /// The cloud certificate's e-mails in Serbian (Cyrillic) and English, one after the other; the
-/// placeholders (`{serial}`, ...; see [`authority::ra::cloud::CloudMails`]) are left for the
+/// placeholders (`{serial}`, ...; see [`authority::settings::CloudMails`]) are left for the
 /// authority to fill.
-pub fn cloud_mails(catalog: &Catalog) -> authority::ra::cloud::CloudMails {
+pub fn cloud_mails(catalog: &Catalog) -> authority::settings::CloudMails {
     let placeholders: Vec<(&str, String)> = ["name", "serial", "until", "number", "old"]
         .iter()
         .map(|p| (*p, format!("{{{p}}}")))
@@ -296,7 +296,7 @@ pub fn cloud_mails(catalog: &Catalog) -> authority::ra::cloud::CloudMails {
             catalog.message(Language::English, id, &placeholders)
         )
     };
-    authority::ra::cloud::CloudMails {
+    authority::settings::CloudMails {
         issued_subject: both("mail-cloud-issued-subject", " / "),
         issued_body: format!(
             "{}\n\n{{agreement}}",
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn cloud_mails_come_from_the_catalogues_in_both_languages() {
-        use authority::ra::cloud::fill;
+        use authority::ra::agreement::fill;
         let mails = cloud_mails(&Catalog::load().unwrap());
         let values = [
             ("name", "Ана Анић"),
@@ -478,7 +478,7 @@ mod tests {
             assert!(english.is_ascii(), "{subject}");
         }
         // The authority's defaults, for settings made without the catalogues, are these texts.
-        assert_eq!(mails, authority::ra::cloud::CloudMails::default());
+        assert_eq!(mails, authority::settings::CloudMails::default());
         // No placeholder is left that the authority does not fill.
         for body in [&mails.issued_body, &mails.renewed_body, &mails.revoked_body] {
             assert!(!fill(body, &values).contains('{'), "{body}");

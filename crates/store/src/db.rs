@@ -9,13 +9,12 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::OpenFlags;
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{AnyConnection, AnyPool, Row as _, Value as _, ValueRef as _};
 
+use crate::sqlite::open_sqlite;
 use crate::writer::Writer;
 use crate::Error;
 
@@ -432,19 +431,4 @@ impl Readers {
         }
         result
     }
-}
-
-/// Opens (creating if needed) the SQLite file: WAL for concurrent readers; `synchronous = FULL`
-/// so a committed use case survives a power cut, not only a crash; waits up to 10 s for
-/// another process's writer instead of failing.
-pub(crate) fn open_sqlite(path: &PathBuf) -> Result<rusqlite::Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-    conn.set_prepared_statement_cache_capacity(128);
-    Ok(conn)
 }

@@ -11,6 +11,7 @@ mod push;
 mod qr_logins;
 mod records;
 mod signing;
+mod sqlite;
 pub mod test_support;
 mod writer;
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
-use crate::db::open_sqlite;
+use crate::sqlite::open_sqlite;
 use crate::Error;
 
 /// A group is committed when it has this many use cases...

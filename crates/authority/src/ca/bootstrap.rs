@@ -12,7 +12,7 @@ use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
 use store::NewCertificate;
 
 use crate::ca::keys::PreparedKey;
-use crate::ca::LoadedCa;
+use crate::ca::{random_serial, LoadedCa};
 use crate::settings::CaName;
 use crate::{parse_certificate, Ca, Error};
 
@@ -20,10 +20,6 @@ use crate::{parse_certificate, Ca, Error};
 const ROOT_YEARS: i64 = 25;
 /// Issuing CA validity, years: outlives every 5-year certificate issued in its first 15 years.
 const ISSUING_YEARS: i64 = 20;
-
-pub(crate) fn random_serial() -> Serial {
-    Serial::from_random(rand::random())
-}
 
 impl Ca {
     /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
@@ -202,7 +198,7 @@ impl Ca {
             }
             None => None,
         };
-        let tsa = crate::tsa::TsaUnit::load(self, &record).await?;
+        let tsa = crate::ca::TsaUnit::load(self, &record).await?;
         let loaded = LoadedCa {
             hashes: IssuerHashes::of(&certificate)?,
             der: CertificateDer(certificate.to_der()?),

@@ -19,8 +19,8 @@ use domain::{CertificateKind, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
 use store::{KeyId, NewCertificate};
 
-use crate::ca::bootstrap::random_serial;
 use crate::ca::keys::PreparedKey;
+use crate::ca::random_serial;
 use crate::settings::{CaName, CloudValidity};
 use crate::{Ca, Error};
 

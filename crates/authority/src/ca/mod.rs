@@ -16,11 +16,11 @@ use x509_cert::Certificate;
 use domain::{Serial, UnixTime};
 use pki::crl::{build_crl, CrlDer, RevokedEntry};
 use pki::ocsp::IssuerHashes;
-use pki::profile::{CertificateDer, Issuer};
+use pki::profile::{self, CertificateDer, Issuer};
 use pki::{KeyBackend, KeySigner};
-use store::{KeyId, Store};
+use store::{AuthorityRecord, KeyId, Store};
 
-use crate::{CaName, CertificateSummary, Clock, Error, Settings};
+use crate::{parse_certificate, CaName, CertificateSummary, Clock, Error, Settings};
 
 /// A CA of the hierarchy, loaded with its key.
 pub(crate) struct LoadedCa {
@@ -31,7 +31,43 @@ pub(crate) struct LoadedCa {
     /// The delegated OCSP responder: certificate and key.
     pub(crate) responder: Option<(Certificate, Arc<dyn KeySigner>)>,
     /// The time-stamping unit this CA certified (the qualified CA only).
-    pub(crate) tsa: Option<crate::tsa::TsaUnit>,
+    pub(crate) tsa: Option<TsaUnit>,
+}
+
+/// A fresh random serial (RFC 5280 §4.1.2.2: positive, at most 20 octets; 16 random here).
+pub(crate) fn random_serial() -> Serial {
+    Serial::from_random(rand::random())
+}
+
+/// The time-stamping unit as loaded: certificate and key.
+pub(crate) struct TsaUnit {
+    pub(crate) certificate: Certificate,
+    pub(crate) der: CertificateDer,
+    pub(crate) signer: Arc<dyn KeySigner>,
+}
+
+impl TsaUnit {
+    /// Opens the unit a CA record names and checks its key against its certificate.
+    pub(crate) async fn load(
+        authority: &Ca,
+        record: &AuthorityRecord,
+    ) -> Result<Option<Self>, Error> {
+        let Some((_, key_id, der, _)) = &record.tsa else {
+            return Ok(None);
+        };
+        let certificate = parse_certificate(der)?;
+        let signer = authority.open_key(key_id).await?;
+        profile::check_key_matches(&certificate, signer.as_ref(), "the time-stamping unit")?;
+        Ok(Some(Self {
+            certificate,
+            der: CertificateDer(der.clone()),
+            signer,
+        }))
+    }
+
+    pub(crate) fn serial(&self) -> Option<Serial> {
+        Serial::from_integer_bytes(self.certificate.tbs_certificate.serial_number.as_bytes())
+    }
 }
 
 /// The certification authority service.

@@ -23,19 +23,19 @@ use sha2::Sha256;
 use store::{DeviceRecord, NewCertificate, Store, TransactionRecord, Tx};
 use zeroize::Zeroizing;
 
-use crate::ca::bootstrap::random_serial;
+use crate::ca::random_serial;
 use crate::settings::CaName;
 use crate::{Account, DeviceSummary, Error, Login, Rejection};
 
 /// The role names of the service's own keys.
 const APP_SIGNING: &str = "app_signing";
 const APP_ENCRYPTION: &str = "app_encryption";
+/// The service key role of the VAPID key (RFC 8292 §3.2).
+pub(crate) const VAPID_KEY: &str = "push_vapid";
 /// Validity of a device certificate, years.
 const DEVICE_CERTIFICATE_YEARS: i64 = 2;
 /// The relying party id in approval messages.
 pub const RP_ID: &str = "eidportal";
-/// The portal's name, shown in the app as who asks.
-pub const PORTAL_NAME: &str = "Портал за електронску идентификацију";
 
 /// Where a request to the app API comes from.
 #[derive(Debug, Clone)]
@@ -155,7 +155,11 @@ impl Login {
     /// Creates the app-channel signing key and the PIN-material encryption key on first start
     /// (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
-        for role in [APP_SIGNING, APP_ENCRYPTION, crate::login::push::VAPID_KEY] {
+        for role in [
+            APP_SIGNING,
+            APP_ENCRYPTION,
+            crate::login::consentid::VAPID_KEY,
+        ] {
             if self.store.service_key(role).await?.is_none() {
                 // The key before the transaction (crate::ca::keys); discarded when another process
                 // created this role's key meanwhile, or when the transaction fails.

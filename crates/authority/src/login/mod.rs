@@ -227,6 +227,9 @@ pub struct LoginState {
     pub verification_code: String,
 }
 
+/// The portal's name, shown in the app as who asks.
+pub const PORTAL_NAME: &str = "Портал за електронску идентификацију";
+
 /// The login service: browser sessions, and ConsentID (activation, login and signing
 /// requests, the device's answers, push). The RA's activation codes and the CA's device
 /// certificates are asked of those services.
@@ -382,7 +385,7 @@ impl Login {
                 &mut tx,
                 owner,
                 RequestKind::Login,
-                crate::login::consentid::PORTAL_NAME,
+                crate::login::PORTAL_NAME,
                 &session.record.id_hash,
                 context,
                 None,

@@ -24,11 +24,9 @@ use pki::KeySigner;
 use proto::crypto;
 use store::{PushSubscriptionRecord, Store};
 
-use crate::login::consentid::AuthenticatedDevice;
+use crate::login::consentid::{AuthenticatedDevice, VAPID_KEY};
 use crate::{Error, Login, Rejection};
 
-/// The service key role of the VAPID key (RFC 8292 §3.2).
-pub(crate) const VAPID_KEY: &str = "push_vapid";
 /// The longest endpoint URL accepted.
 const MAX_ENDPOINT: usize = 2048;
 /// Connect and overall time limits of one push.
@@ -40,15 +38,6 @@ const VAPID_LIFETIME: i64 = 12 * 3600;
 const RECORD_SIZE: u32 = 4096;
 /// How long the sender waits for the request's transaction to become visible (committed).
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
-
-/// Web Push settings.
-#[derive(Debug, Clone, Default)]
-pub struct PushSettings {
-    /// The VAPID `sub` claim, a `mailto:` or `https:` URL; `None`: the portal's public URL.
-    pub subject: Option<String>,
-    /// Accepts `http://` endpoints on loopback addresses: for tests' local push services only.
-    pub dangerous_allow_http_loopback: bool,
-}
 
 /// A subscription that passed [`parse_subscription`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,8 @@ use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
 use store::QrLoginRecord;
 
-use crate::login::consentid::{AuthenticatedDevice, PORTAL_NAME};
+use crate::login::consentid::AuthenticatedDevice;
+use crate::login::PORTAL_NAME;
 use crate::login::{LoginState, Session, SessionToken};
 use crate::{Error, Login, Rejection};
 

@@ -4,8 +4,6 @@
 //! between the provider (configuration, DESIGN §7) and the user (name, JMBG). The words are the
 //! server's (its message catalogues); the defaults here are the same Serbian text.
 
-use crate::ra::cloud::fill;
-
 /// The provider as the agreement names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -142,6 +140,34 @@ pub fn agreement_pdf(text: &str, footer: &str) -> Result<Vec<u8>, crate::Error> 
     let paragraphs: Vec<String> = lines.map(str::to_owned).collect();
     pdf::agreement_pdf(title, &paragraphs, footer)
         .map_err(|e| crate::Error::Inconsistent(format!("agreement PDF: {e}")))
+}
+
+/// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that
+/// itself holds braces (a user's name, say) is never read as a placeholder.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let value = from.find('}').and_then(|close| {
+            let name = from.get(1..close)?;
+            let value = values.iter().find(|(n, _)| *n == name)?.1;
+            Some((value, close))
+        });
+        match value {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = from.get(close + 1..).unwrap_or_default();
+            }
+            None => {
+                out.push('{');
+                rest = from.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use store::CertificateRecord;
 
 use crate::ca::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::ra::agreement::agreement_text;
+use crate::ra::agreement::{agreement_text, fill};
 use crate::{Account, CertificateSummary, Error, Ra};
 
 /// A refused cloud-certificate action.
@@ -49,74 +49,6 @@ pub struct CloudState {
 pub fn serbian_date(at: UnixTime) -> String {
     let (y, m, d) = at.date();
     format!("{d:02}.{m:02}.{y}.")
-}
-
-/// The texts of the cloud certificate's e-mails (the server fills them from its message
-/// catalogues). Placeholders in braces are filled when a mail is sent: `{name}`, `{serial}`,
-/// `{until}`, `{number}` and `{agreement}` (the agreement's text) in the issuance mail;
-/// `{serial}`, `{until}` and `{old}` in the renewal mail; `{serial}` in the revocation mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudMails {
-    /// Subject of the issuance mail (the agreement attached).
-    pub issued_subject: String,
-    /// Its body.
-    pub issued_body: String,
-    /// Subject of the renewal mail.
-    pub renewed_subject: String,
-    /// Its body.
-    pub renewed_body: String,
-    /// Subject of the revocation mail.
-    pub revoked_subject: String,
-    /// Its body.
-    pub revoked_body: String,
-    /// Subject of the mail after **Опозови све сертификате**.
-    pub revoked_all_subject: String,
-    /// Its body.
-    pub revoked_all_body: String,
-}
-
-impl Default for CloudMails {
-    /// The server's catalogue texts (a server test holds them equal), for settings made without it.
-    fn default() -> Self {
-        Self {
-            issued_subject: "Уговор и квалификовани електронски сертификат у клауду / Agreement and qualified electronic certificate in the cloud".into(),
-            issued_body: "Поштовани/а {name}, издат вам је квалификовани електронски сертификат у клауду (серијски број {serial}), важи до {until}. У прилогу је закључени уговор број {number}.\n\nDear {name}, your qualified electronic certificate in the cloud was issued (serial number {serial}), valid until {until}. The agreement number {number} is attached.\n\n{agreement}".into(),
-            renewed_subject: "Сертификат у клауду је обновљен / Cloud certificate renewed".into(),
-            renewed_body: "Ваш сертификат у клауду је обновљен: нови серијски број {serial}, важи до {until}. Претходни ({old}) је опозван.\n\nYour cloud certificate was renewed: new serial number {serial}, valid until {until}. The previous one ({old}) was revoked.\n".into(),
-            revoked_subject: "Сертификат у клауду је опозван / Cloud certificate revoked".into(),
-            revoked_body: "Ваш сертификат у клауду (серијски број {serial}) је опозван, а његов кључ уништен. Апликација ConsentID остаје активна.\n\nYour cloud certificate (serial number {serial}) was revoked and its key destroyed. ConsentID stays active.\n".into(),
-            revoked_all_subject: "Сви сертификати су опозвани / All certificates revoked".into(),
-            revoked_all_body: "Сви ваши сертификати су опозвани, укључујући сертификат апликације ConsentID, која више није активна. За поновну активацију обратите се службенику.\n\nAll your certificates were revoked, ConsentID's included, which is no longer active. To activate it again, contact an officer.\n".into(),
-        }
-    }
-}
-
-/// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that
-/// itself holds braces (a user's name, say) is never read as a placeholder.
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let (before, from) = rest.split_at(open);
-        out.push_str(before);
-        let value = from.find('}').and_then(|close| {
-            let name = from.get(1..close)?;
-            let value = values.iter().find(|(n, _)| *n == name)?.1;
-            Some((value, close))
-        });
-        match value {
-            Some((value, close)) => {
-                out.push_str(value);
-                rest = from.get(close + 1..).unwrap_or_default();
-            }
-            None => {
-                out.push('{');
-                rest = from.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn person_of(user: &Account) -> Result<Person, Error> {
@@ -425,6 +357,7 @@ impl Ra {
 #[cfg(test)]
 mod mail_tests {
     use super::*;
+    use crate::settings::CloudMails;
 
     #[test]
     fn placeholders_are_filled_once_and_unknown_braces_stay() {

@@ -21,8 +21,8 @@ use pki::KeyAlgorithm;
 use proto::app::RequestContext;
 use store::{SigningDocumentRecord, SigningJobRecord};
 
-use crate::login::consentid::PORTAL_NAME;
 use crate::login::Session;
+use crate::login::PORTAL_NAME;
 use crate::settings::CaName;
 use crate::signing::{Credential, Settled, SignRequest, SigningError};
 use crate::{Account, Error, Signing};
