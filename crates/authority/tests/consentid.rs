@@ -156,7 +156,7 @@ impl App {
         code: &str,
         pin: Option<&SecretKey>,
         iat: UnixTime,
-    ) -> (String, Response) {
+    ) -> (domain::TxnId, Response) {
         let payload_bytes = crypto::unb64(&envelope.payload).unwrap();
         let payload: RequestPayload = serde_json::from_slice(&payload_bytes).unwrap();
         let message = crypto::approval_message(
@@ -188,7 +188,7 @@ impl App {
             device_signature: crypto::b64(&crypto::sign(&self.device, message.as_bytes())),
             pin_proof,
         };
-        (payload.txn_id, response)
+        (domain::TxnId::from(payload.txn_id), response)
     }
 
     async fn send(
@@ -203,7 +203,7 @@ impl App {
             .await?;
         Ok(authority
             .login
-            .respond(&device, txn, response)
+            .respond(&device, &domain::TxnId::from(txn), response)
             .await?
             .result)
     }
@@ -1331,7 +1331,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         .login_start(&own, email, "127.0.0.1", "b")
         .await
         .unwrap();
-    let (envelope, payload) = pending(started.txn_id.clone())
+    let (envelope, payload) = pending(started.txn_id.to_string())
         .await
         .expect("the owner's login request");
     assert_eq!(payload.kind, proto::app::RequestKind::Login);

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use authority::login::consentid::{AuthenticatedDevice, Caller};
 use authority::{Authority, Error};
+use domain::TxnId;
 use proto::app::{ActivationComplete, ActivationStart, ErrorBody, Response as AppResponse};
 
 use crate::client_address::ClientIp;
@@ -157,7 +158,7 @@ async fn status(
 
 async fn respond(
     State(state): State<AppState>,
-    Path(txn): Path<String>,
+    Path(txn): Path<TxnId>,
     headers: HeaderMap,
     method: Method,
     uri: Uri,

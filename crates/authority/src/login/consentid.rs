@@ -9,8 +9,8 @@ use serde_json::json;
 
 use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
 use domain::{
-    CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, UnixTime,
-    UserId,
+    CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, TxnId,
+    UnixTime, UserId,
 };
 use pki::profile::{self, CertificateRequest, Person};
 use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
@@ -598,7 +598,7 @@ impl Login {
     pub async fn respond(
         &self,
         device: &AuthenticatedDevice,
-        txn_id: &str,
+        txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
         self.answer(&device.0, None, txn_id, response).await
@@ -611,7 +611,7 @@ impl Login {
     pub async fn respond_to(
         &self,
         request: DeviceRequest,
-        txn_id: &str,
+        txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
         if request.device.state == DeviceState::Revoked {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use domain::login::{
     effective_status, is_login_of, may_complete_login, LoginRefusal, LoginRequest,
 };
-use domain::{DeviceState, RateLimit, TransactionStatus, UnixTime};
+use domain::{DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime};
 use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
@@ -207,7 +207,7 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct LoginStarted {
     /// The transaction.
-    pub txn_id: String,
+    pub txn_id: TxnId,
     /// The code the browser shows.
     pub verification_code: String,
     /// When it expires.
@@ -401,14 +401,18 @@ impl Login {
         .await?;
         tx.commit().await?;
         Ok(LoginStarted {
-            txn_id: txn.id,
+            txn_id: TxnId::from(txn.id),
             verification_code: txn.verification_code,
             expires_at: txn.expires_at,
         })
     }
 
     /// The state of a login request, for the browser that started it only.
-    pub async fn login_state(&self, session: &Session, txn_id: &str) -> Result<LoginState, Error> {
+    pub async fn login_state(
+        &self,
+        session: &Session,
+        txn_id: &TxnId,
+    ) -> Result<LoginState, Error> {
         let txn = self
             .store
             .transaction(txn_id)
@@ -433,7 +437,7 @@ impl Login {
     pub async fn login_complete(
         &self,
         session: &Session,
-        txn_id: &str,
+        txn_id: &TxnId,
     ) -> Result<(SessionToken, Session), Error> {
         let now = self.clock.now();
         // Read before the write transaction: what is checked here (binding, kind, and the
@@ -486,7 +490,7 @@ impl Login {
     }
 
     /// Cancels a login request from the browser that started it.
-    pub async fn login_cancel(&self, session: &Session, txn_id: &str) -> Result<(), Error> {
+    pub async fn login_cancel(&self, session: &Session, txn_id: &TxnId) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let txn = tx

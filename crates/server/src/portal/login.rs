@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use authority::login::SessionToken;
 use authority::{Error, Rejection};
-use domain::TransactionStatus;
+use domain::{TransactionStatus, TxnId};
 
 use crate::client_address::ClientIp;
 use crate::state::AppState;
@@ -200,7 +200,7 @@ struct LoginWaitPage {
 async fn login_wait(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(txn): Path<String>,
+    Path(txn): Path<TxnId>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
     let login = match state
@@ -233,7 +233,7 @@ async fn login_wait(
         approved: login.status == TransactionStatus::Approved,
         seconds_left: login.seconds_left,
         messages,
-        txn,
+        txn: txn.to_string(),
         code: login.verification_code,
         page,
     };
@@ -243,7 +243,7 @@ async fn login_wait(
 async fn login_status(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(txn): Path<String>,
+    Path(txn): Path<TxnId>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
     match state
@@ -270,7 +270,7 @@ async fn login_status(
 async fn login_complete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(txn): Path<String>,
+    Path(txn): Path<TxnId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
@@ -306,7 +306,7 @@ pub(crate) fn logged_in(state: &AppState, headers: &HeaderMap, token: &SessionTo
 async fn login_cancel(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(txn): Path<String>,
+    Path(txn): Path<TxnId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
