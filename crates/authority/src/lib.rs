@@ -1,8 +1,13 @@
-//! The use cases of the trust service: the CA hierarchy's bootstrap, issuance, revocation,
-//! CRLs and OCSP, the officer's listings, and the audit log. Policy comes from `domain`, bytes
-//! from `pki`, persistence from `store`; each use case is one database transaction, with the
-//! serial stored before anything is signed (a token's keys are also recorded before the token
-//! makes them: `keys`).
+//! The use cases of the trust service, as six services with one job each (Boulder's split):
+//! [`Ca`] holds the CA keys and signs every certificate and CRL; [`Va`] revokes and answers
+//! OCSP; [`Tsa`] stamps time; [`Ra`] registers and proofs accounts and runs the cloud
+//! certificate's life; [`Login`] keeps sessions and speaks with ConsentID; [`Signing`] turns
+//! approved requests into signatures. [`Authority`] builds them and runs the upkeep.
+//!
+//! Policy comes from `domain`, bytes from `pki`, persistence from `store`; each use case is one
+//! database transaction, with the serial stored before anything is signed (a token's keys are
+//! also recorded before the token makes them: `ca::keys`). The server gets views
+//! (`views`), never the store's rows. docs/ARCHITECTURE.md maps who owns which tables.
 
 pub mod ca;
 pub mod clock;
