@@ -289,8 +289,8 @@ impl KeyBackend for Pkcs11Backend {
     fn destroy_labelled(&self, label: &str) -> Result<usize, Error> {
         if label.is_empty() {
             // An empty template value would match every unlabelled object of the token.
-            return Err(Error::Backend(
-                "refusing to destroy objects by an empty label".to_owned(),
+            return Err(Error::backend(
+                "refusing to destroy objects by an empty label",
             ));
         }
         let destroyed = self.token.with_session(Retry::Once, |session| {
@@ -472,9 +472,8 @@ fn signing_mechanism(
                 Digest::Sha384(_) => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
                 Digest::Sha512(_) => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
             };
-            let s_len = Ulong::try_from(hash.len()).map_err(|_| {
-                Error::Backend("PSS salt length does not fit a CK_ULONG".to_owned())
-            })?;
+            let s_len = Ulong::try_from(hash.len())
+                .map_err(|_| Error::backend("PSS salt length does not fit a CK_ULONG"))?;
             (
                 Mechanism::RsaPkcsPss(PkcsPssParams {
                     hash_alg,
@@ -562,7 +561,7 @@ fn ec_point_to_spki(ec_point: &[u8]) -> Result<PublicKeyDer, Error> {
         .map_err(|_| Error::UnsupportedKey("CKA_EC_POINT is not a P-256 point".to_owned()))?;
     let der = key
         .to_public_key_der()
-        .map_err(|error| Error::Backend(format!("encode the P-256 public key: {error}")))?;
+        .map_err(|error| Error::backend_because("encode the P-256 public key", error))?;
     Ok(PublicKeyDer(der.into_vec()))
 }
 
@@ -581,7 +580,7 @@ fn rsa_to_spki(modulus: &[u8], exponent: &[u8]) -> Result<PublicKeyDer, Error> {
         )));
     }
     let der = rsa::pkcs8::EncodePublicKey::to_public_key_der(&key)
-        .map_err(|error| Error::Backend(format!("encode the RSA public key: {error}")))?;
+        .map_err(|error| Error::backend_because("encode the RSA public key", error))?;
     Ok(PublicKeyDer(der.into_vec()))
 }
 
@@ -667,8 +666,8 @@ fn encode_reference(id: &[u8]) -> KeyReference {
 fn decode_reference(reference: &KeyReference) -> Result<&[u8], Error> {
     match reference.0.strip_prefix(REFERENCE_V1) {
         Some(id) if !id.is_empty() && id.len() <= MAX_KEY_ID_LEN => Ok(id),
-        _ => Err(Error::Backend(
-            "the key reference was not made by the PKCS#11 backend".to_owned(),
+        _ => Err(Error::backend(
+            "the key reference was not made by the PKCS#11 backend",
         )),
     }
 }
@@ -687,21 +686,21 @@ static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
 
 /// The initialised context of the module at `module`, loading it on first use.
 fn loaded_module(module: &Path) -> Result<Pkcs11, Error> {
-    let canonical = module
-        .canonicalize()
-        .map_err(|error| Error::Backend(format!("PKCS#11 module {}: {error}", module.display())))?;
+    let canonical = module.canonicalize().map_err(|error| {
+        Error::backend_because(format!("PKCS#11 module {}", module.display()), error)
+    })?;
     let mut modules = lock(&MODULES);
     if let Some((_, context)) = modules.iter().find(|(path, _)| *path == canonical) {
         return Ok(context.clone());
     }
     let context = Pkcs11::new(&canonical).map_err(|error| {
-        Error::Backend(format!("load PKCS#11 module {}: {error}", module.display()))
+        Error::backend_because(format!("load PKCS#11 module {}", module.display()), error)
     })?;
     match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         // Initialised by other code in this process (the library is loaded only once).
         Ok(()) | Err(CryptokiError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(error) => {
-            return Err(Error::Backend(format!(
+            return Err(Error::backend(format!(
                 "initialise PKCS#11 module {}: {}",
                 module.display(),
                 describe(&error)
@@ -715,7 +714,7 @@ fn loaded_module(module: &Path) -> Result<Pkcs11, Error> {
 /// The one slot holding a token labelled `label`.
 fn find_slot(context: &Pkcs11, module: &Path, label: &str) -> Result<Slot, Error> {
     let failed = |operation: &str, error: CryptokiError| {
-        Error::Backend(format!(
+        Error::backend(format!(
             "PKCS#11 {operation} in module {}: {}",
             module.display(),
             describe(&error)
@@ -738,7 +737,7 @@ fn find_slot(context: &Pkcs11, module: &Path, label: &str) -> Result<Slot, Error
     }
     match matching.as_slice() {
         [slot] => Ok(*slot),
-        [] => Err(Error::Backend(format!(
+        [] => Err(Error::backend(format!(
             "no token labelled {label:?} in PKCS#11 module {} (tokens present: {})",
             module.display(),
             if others.is_empty() {
@@ -747,7 +746,7 @@ fn find_slot(context: &Pkcs11, module: &Path, label: &str) -> Result<Slot, Error
                 others.join(", ")
             }
         ))),
-        _ => Err(Error::Backend(format!(
+        _ => Err(Error::backend(format!(
             "{} tokens labelled {label:?} in PKCS#11 module {}; labels must be unique",
             matching.len(),
             module.display()
@@ -920,16 +919,16 @@ impl Failure {
 
     fn into_error(self, token: &str) -> Error {
         match self {
-            Failure::Call { operation, error } => Error::Backend(format!(
+            Failure::Call { operation, error } => Error::backend(format!(
                 "PKCS#11 {operation} on token {token:?} failed: {}",
                 describe(&error)
             )),
-            Failure::Backend(message) => Error::Backend(format!("{message} on token {token:?}")),
+            Failure::Backend(message) => Error::backend(format!("{message} on token {token:?}")),
             Failure::Key(error) => error,
             Failure::LoggedOut => {
-                Error::Backend(format!("token {token:?} logged this application out"))
+                Error::backend(format!("token {token:?} logged this application out"))
             }
-            Failure::SecretLeftBehind(error) => Error::Backend(format!(
+            Failure::SecretLeftBehind(error) => Error::backend(format!(
                 "PKCS#11 destroy a derived secret on token {token:?} failed: {}",
                 describe(&error)
             )),

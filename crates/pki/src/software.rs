@@ -130,7 +130,7 @@ impl KeyBackend for SoftwareKeyBackend {
                     &ECDSA_P256_SHA256_ASN1_SIGNING,
                     &SystemRandom::new(),
                 )
-                .map_err(|_| Error::Backend("P-256 key generation failed".into()))?;
+                .map_err(|_| Error::backend("P-256 key generation failed"))?;
                 let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
                 let signer = SoftwareSigner::from_pkcs8(&pkcs8)?;
                 Ok(GeneratedKey {
@@ -140,9 +140,9 @@ impl KeyBackend for SoftwareKeyBackend {
             }
             KeyAlgorithm::Rsa3072 => {
                 let pkcs8 = rsa::RsaPrivateKey::new(&mut OsRng, 3072)
-                    .map_err(|e| Error::Backend(format!("RSA key generation: {e}")))?
+                    .map_err(|e| Error::backend_because("RSA key generation", e))?
                     .to_pkcs8_der()
-                    .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
+                    .map_err(|e| Error::backend_because("PKCS#8 encoding", e))?;
                 let reference = self.seal(pkcs8.as_bytes())?;
                 let signer = SoftwareSigner::from_pkcs8(pkcs8.as_bytes())?;
                 Ok(GeneratedKey {
@@ -158,7 +158,7 @@ impl KeyBackend for SoftwareKeyBackend {
         let mut secret = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<sha2::Sha256>::new(None, self.master.as_bytes())
             .expand(purpose.as_bytes(), secret.as_mut())
-            .map_err(|_| Error::Backend("HKDF output length".into()))?;
+            .map_err(|_| Error::backend("HKDF output length"))?;
         Ok(Some(secret))
     }
 
@@ -217,7 +217,7 @@ impl SoftwareSigner {
                 Err(_) => {
                     let complete = secret
                         .to_pkcs8_der()
-                        .map_err(|e| Error::Backend(format!("PKCS#8 encoding: {e}")))?;
+                        .map_err(|e| Error::backend_because("PKCS#8 encoding", e))?;
                     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, complete.as_bytes())
                     .map_err(|e| Error::UnsupportedKey(format!("P-256 PKCS#8 key refused: {e}")))?
                 }
@@ -225,7 +225,7 @@ impl SoftwareSigner {
             let public = p256::PublicKey::from_sec1_bytes(aws_lc.public_key().as_ref())
                 .map_err(|_| Error::UnsupportedKey("not a P-256 public key".into()))?
                 .to_public_key_der()
-                .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
+                .map_err(|e| Error::backend_because("SPKI encoding", e))?;
             let prehash = p256::ecdsa::SigningKey::from(&secret);
             let key = EcdsaKey {
                 aws_lc,
@@ -242,7 +242,7 @@ impl SoftwareSigner {
         let public = rsa_key
             .to_public_key()
             .to_public_key_der()
-            .map_err(|e| Error::Backend(format!("SPKI encoding: {e}")))?;
+            .map_err(|e| Error::backend_because("SPKI encoding", e))?;
         Ok(Self {
             key: SoftwareKey::Rsa(Box::new(rsa_key)),
             public_key: PublicKeyDer(public.as_bytes().to_vec()),

@@ -221,7 +221,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     // Every other command works on the same data as the server, through the same authority.
     let authority = server::open_authority(&config, &server::public_url(&config, None))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| server::error::chain(&e))?;
     match command {
         Command::Serve { .. } => Ok(ExitCode::SUCCESS),
         Command::User(command) => {
@@ -229,7 +229,11 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         }
         Command::Cert(command) => cert(command, &authority).await,
         Command::Audit(AuditCommand::Verify) => {
-            match authority.verify_audit().await.map_err(|e| e.to_string())? {
+            match authority
+                .verify_audit()
+                .await
+                .map_err(|e| server::error::chain(&e))?
+            {
                 Ok(count) => {
                     println!("audit log intact: {count} entries");
                     Ok(ExitCode::SUCCESS)
@@ -243,7 +247,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         Command::Audit(AuditCommand::Checkpoint) => match authority
             .write_audit_checkpoint()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| server::error::chain(&e))?
         {
             Some(path) => {
                 println!("audit checkpoint written: {}", path.display());
@@ -268,18 +272,22 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| server::error::chain(&e))?;
     let public_url = server::public_url(&config, Some(bound));
     // The ConsentID web app on its own origin (DESIGN §9).
     let app_listener = tokio::net::TcpListener::bind(&config.app_listen)
         .await
         .map_err(|e| format!("cannot listen on {} (the app): {e}", config.app_listen))?;
-    let app_bound = app_listener.local_addr().map_err(|e| e.to_string())?;
+    let app_bound = app_listener
+        .local_addr()
+        .map_err(|e| server::error::chain(&e))?;
     let app_public_url = server::app_public_url(&config, Some(app_bound));
     let authority = Arc::new(
         server::open_authority(&config, &public_url)
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| server::error::chain(&e))?,
     );
     let (stop_sender, stopping) = server::transport::Stopping::new();
     // Background upkeep: status changes from other processes every second; CRLs, OCSP
@@ -309,7 +317,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let mail = authority.clone();
     let mail_stopping = stopping.clone();
     let mail_task = tokio::spawn(async move { mail.ra.mail_worker(mail_stopping.wait()).await });
-    let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| e.to_string())?);
+    let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| server::error::chain(&e))?);
     let secure_cookies = public_url.starts_with("https://");
     let state = AppState {
         authority: authority.clone(),
@@ -561,7 +569,7 @@ fn officer_error(error: authority::Error) -> String {
         authority::Error::Rejected(authority::Rejection::Invalid(field)) => {
             format!("--{}: not valid", field.replace('_', "-"))
         }
-        other => other.to_string(),
+        other => server::error::chain(&other),
     }
 }
 
@@ -576,7 +584,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                 .ca
                 .certificates(email.as_deref())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| server::error::chain(&e))?;
             if json {
                 let items: Vec<serde_json::Value> = records
                     .iter()
@@ -622,7 +630,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                     .ca
                     .certificate_pem(&serial, chain)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| server::error::chain(&e))?
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -635,7 +643,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                 .va
                 .revoke(&serial, reason, "officer")
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| server::error::chain(&e))?;
             println!("revoked {serial} ({})", reason.as_str());
             Ok(ExitCode::SUCCESS)
         }
@@ -671,7 +679,7 @@ async fn cert(command: CertCommand, authority: &Authority) -> Result<ExitCode, S
                     .ca
                     .issue_cloud_certificate(&person, email.as_deref(), "officer")
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| server::error::chain(&e))?;
                 if json {
                     println!(
                         "{}",
