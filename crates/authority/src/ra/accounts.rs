@@ -12,7 +12,7 @@ use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::{AssuranceLevel, Jmbg};
 use store::{ActivationRecord, Tx, UserRecord};
 
-use crate::{Error, Ra, Rejection};
+use crate::{Account, Error, Ra, Rejection};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Characters of the lookup part.
@@ -340,7 +340,7 @@ impl Ra {
         &self,
         new: NewUser,
         actor: &str,
-    ) -> Result<(UserRecord, ActivationCode), Error> {
+    ) -> Result<(Account, ActivationCode), Error> {
         let email = normalise_email(&new.email)?;
         if !valid_name(&new.given_name) {
             return Err(Rejection::Invalid("given_name").into());
@@ -401,7 +401,7 @@ impl Ra {
         .await?;
         let code = self.create_activation(&mut tx, &user.id, actor).await?;
         tx.commit().await?;
-        Ok((user, code))
+        Ok((Account::from(user), code))
     }
 
     /// An officer proofs an existing account (DESIGN §3): the proofed name and JMBG replace the
@@ -413,7 +413,7 @@ impl Ra {
         &self,
         proof: Proofing,
         actor: &str,
-    ) -> Result<(UserRecord, Vec<Change>, ActivationCode), Error> {
+    ) -> Result<(Account, Vec<Change>, ActivationCode), Error> {
         let email = normalise_email(&proof.email)?;
         if !valid_name(&proof.given_name) {
             return Err(Rejection::Invalid("given_name").into());
@@ -472,7 +472,7 @@ impl Ra {
             .await?
             .ok_or_else(|| Error::Inconsistent("the proofed account vanished".into()))?;
         tx.commit().await?;
-        Ok((user, changes, code))
+        Ok((Account::from(user), changes, code))
     }
 
     /// A new activation code for an enrolled person (earlier unused codes stop working).
