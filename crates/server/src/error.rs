@@ -32,25 +32,29 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 
 /// The id of one request: 16 hex digits, random, in the log's span and the `x-request-id`
 /// header, and on an internal-error answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+/// Kept as its ASCII digits, so that it is `Copy` and costs no allocation per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 16]);
 
 impl RequestId {
     /// A fresh random id.
     pub fn new() -> Self {
-        Self(hex::encode(rand::random::<[u8; 8]>()))
+        let mut digits = [0u8; 16];
+        // INVARIANT: 8 bytes are exactly 16 hex digits.
+        let _ = hex::encode_to_slice(rand::random::<[u8; 8]>(), &mut digits);
+        Self(digits)
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The id of the request being answered; outside a request (a test, a background task), a
     /// fresh one.
     pub fn current() -> Self {
         CURRENT_REQUEST
-            .try_with(Clone::clone)
+            .try_with(|id| *id)
             .unwrap_or_else(|_| Self::new())
     }
 }
@@ -63,7 +67,7 @@ impl Default for RequestId {
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -78,22 +82,19 @@ pub async fn request_span(request: Request, next: Next) -> Response {
     let id = RequestId::new();
     // The route's pattern ("/login/qr/{id}"), never the path itself: paths and queries carry
     // login links, OAuth codes and handles.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
-        route = route.as_deref().unwrap_or("(none)"),
+        route = route.as_ref().map_or("(none)", MatchedPath::as_str),
         request_id = %id,
     );
     let mut response = CURRENT_REQUEST
-        .scope(id.clone(), next.run(request))
+        .scope(id, next.run(request))
         .instrument(span.clone())
         .await;
     span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+    if let Ok(value) = HeaderValue::from_bytes(&id.0) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
@@ -216,7 +217,7 @@ pub fn internal_response(surface: &Surface, error: &(dyn StdError + 'static)) ->
     let status = StatusCode::INTERNAL_SERVER_ERROR;
     match surface {
         Surface::Portal { catalog, language } => {
-            let text = catalog.message(*language, "error-internal", &[("id", id.0)]);
+            let text = catalog.message(*language, "error-internal", &[("id", id.to_string())]);
             let html = format!(
                 "<!DOCTYPE html><html lang=\"{}\"><body><p>{}</p></body></html>",
                 language.tag(),
@@ -354,7 +355,9 @@ mod tests {
     /// The status and body of `error`'s answer, inside a request whose id is `id`.
     async fn answer(error: AppError, id: &str) -> (StatusCode, Option<String>, String) {
         let response = CURRENT_REQUEST
-            .scope(RequestId(id.into()), async move { error.into_response() })
+            .scope(RequestId(id.as_bytes().try_into().unwrap()), async move {
+                error.into_response()
+            })
             .await;
         let status = response.status();
         let content_type = response
