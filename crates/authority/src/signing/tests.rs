@@ -54,7 +54,7 @@ async fn an_api_token_reaches_only_its_own_users_credentials() {
             .into_iter()
             .map(|c| c.id)
             .collect();
-        assert_eq!(&listed, &[own.clone()], "{name}: only their own");
+        assert_eq!(listed, vec![own.clone()], "{name}: only their own");
         assert!(
             t.signing
                 .credential(&caller.user, others)
