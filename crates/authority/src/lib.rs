@@ -15,6 +15,8 @@ pub mod login;
 pub mod ra;
 pub mod settings;
 pub mod signing;
+#[cfg(test)]
+mod test_support;
 mod tsa;
 pub mod va;
 mod views;

@@ -398,4 +398,98 @@ mod tests {
             "wrong length"
         );
     }
+
+    /// The service on a temporary store: the limiter as `POST /tsa` meets it, and tokens.
+    mod service {
+        use super::*;
+        use crate::test_support::authorities;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_address_is_refused_past_its_limit_until_the_next_second() {
+            let dir = tempfile::tempdir().unwrap();
+            for t in authorities(dir.path()).await {
+                let name = t.name;
+                for i in 0..TSA_PER_ADDRESS_PER_SECOND {
+                    t.tsa
+                        .admit_timestamp_request("192.0.2.1")
+                        .unwrap_or_else(|e| panic!("{name}: request {i}: {e}"));
+                }
+                assert!(
+                    matches!(
+                        t.tsa.admit_timestamp_request("192.0.2.1"),
+                        Err(Error::Rejected(crate::Rejection::RateLimited))
+                    ),
+                    "{name}: one past the limit"
+                );
+                t.tsa.admit_timestamp_request("192.0.2.2").unwrap();
+                t.clock.advance(1);
+                t.tsa.admit_timestamp_request("192.0.2.1").unwrap();
+                t.close().await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_token_stamps_the_requests_imprint_and_is_on_record() {
+            let dir = tempfile::tempdir().unwrap();
+            for t in authorities(dir.path()).await {
+                let name = t.name;
+                let imprint = [0x5a; 32];
+                let nonce = [1, 2, 3, 4];
+                let response = t
+                    .tsa
+                    .timestamp(
+                        &timestamp_request(HashAlgorithm::Sha256, &imprint, Some(&nonce)).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let read = tsa::read_response(&response).unwrap();
+                assert_eq!(read.status, 0, "{name}: granted");
+                let chain = t.tsa.tsa_chain();
+                assert_eq!(chain.len(), 2, "{name}: the unit and its CA");
+                let unit = crate::parse_certificate(&chain[0].0).unwrap();
+                let info = tsa::verify_token(read.token.as_ref().unwrap(), &unit).unwrap();
+                assert_eq!(
+                    info.message_imprint.hashed_message.as_bytes(),
+                    &imprint,
+                    "{name}: the request's imprint"
+                );
+                assert_eq!(info.nonce.unwrap().as_bytes(), &nonce, "{name}");
+                assert_eq!(
+                    profile::unix_time(&x509_cert::time::Time::GeneralTime(info.gen_time)),
+                    t.now(),
+                    "{name}: the time is the clock's"
+                );
+                let entries = t.store.audit_entries().await.unwrap();
+                let last = entries.last().unwrap();
+                assert_eq!(last.event, "tsa.token", "{name}");
+                assert!(
+                    last.details.contains(&hex::encode(imprint)),
+                    "{name}: {}",
+                    last.details
+                );
+
+                // An imprint of the wrong length is rejected, and nothing is recorded.
+                let audit = entries.len();
+                let rejected = tsa::read_response(
+                    &t.tsa
+                        .timestamp(
+                            &timestamp_request(HashAlgorithm::Sha256, &[1; 20], None).unwrap(),
+                        )
+                        .await
+                        .unwrap(),
+                )
+                .unwrap();
+                assert_eq!(rejected.status, 2, "{name}: rejection");
+                assert!(rejected.token.is_none(), "{name}");
+                assert_eq!(t.audit_len().await, audit, "{name}");
+                assert!(matches!(
+                    t.tsa
+                        .timestamp_token(HashAlgorithm::Sha512, &[1; 32], None)
+                        .await,
+                    Err(Error::Rejected(crate::Rejection::Invalid("hash")))
+                ));
+                t.close().await;
+            }
+        }
+    }
 }

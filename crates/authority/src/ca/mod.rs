@@ -5,6 +5,8 @@
 pub(crate) mod bootstrap;
 pub(crate) mod issuance;
 pub(crate) mod keys;
+#[cfg(test)]
+mod tests;
 
 pub use issuance::IssuedCertificate;
 

@@ -6,6 +6,8 @@
 pub mod consentid;
 pub mod push;
 pub mod qr_login;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -686,7 +688,7 @@ impl Login {
 }
 
 #[cfg(test)]
-mod tests {
+mod session_token_tests {
     use super::*;
 
     #[test]

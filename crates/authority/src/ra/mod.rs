@@ -6,6 +6,8 @@ pub mod accounts;
 pub mod agreement;
 pub mod cloud;
 pub mod mail;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

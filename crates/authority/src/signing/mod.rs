@@ -4,6 +4,8 @@
 
 pub mod documents;
 pub mod oauth;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -3,6 +3,8 @@
 
 pub(crate) mod ocsp;
 pub(crate) mod revocation;
+#[cfg(test)]
+mod tests;
 
 pub use ocsp::OcspAnswer;
 

@@ -1,0 +1,231 @@
+//! The signing service's own contract, on a temporary store: an API token reaches only its own
+//! user's credentials, and a SAD is handed out once and signs once.
+
+use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
+
+use crate::signing::{AuthorizationCheck, SignRequest, SigningError, API_TOKEN_LIFETIME};
+use crate::test_support::{authorities, enrol, person, App, PASSWORD};
+use crate::{Error, Rejection};
+
+fn sign_request(credential_id: &str, hashes: &[Vec<u8>]) -> SignRequest {
+    SignRequest {
+        credential_id: credential_id.into(),
+        algorithm: HashAlgorithm::Sha256,
+        hashes: hashes.to_vec(),
+        num_signatures: hashes.len(),
+        titles: vec!["Уговор.pdf".into()],
+        requester: "test integrator".into(),
+        context: proto::app::RequestContext {
+            browser: "test".into(),
+            ip: "127.0.0.1".into(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_reaches_only_its_own_users_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let mut credentials = Vec::new();
+        for email in ["petar@example.rs", "jovana@example.rs"] {
+            enrol(&t, email).await;
+            let issued =
+                t.ca.issue_cloud_certificate(&person(), Some(email), "officer")
+                    .await
+                    .unwrap();
+            credentials.push(issued.serial.to_hex());
+        }
+        let (own, others) = (&credentials[0], &credentials[1]);
+
+        let (token, lifetime) = t
+            .signing
+            .api_login("petar@example.rs", PASSWORD, "127.0.0.1")
+            .await
+            .unwrap();
+        assert_eq!(lifetime, API_TOKEN_LIFETIME, "{name}");
+        let caller = t.signing.api_caller(&token).await.unwrap().unwrap();
+        assert_eq!(caller.user.email, "petar@example.rs", "{name}");
+        let listed: Vec<String> = t
+            .signing
+            .credentials(&caller.user, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(listed, vec![own.clone()], "{name}: only their own");
+        assert!(
+            t.signing
+                .credential(&caller.user, others)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: another user's credential is unknown"
+        );
+        assert!(
+            t.signing
+                .credential(&caller.user, own)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                t.signing
+                    .authorize_signing(
+                        &caller.user,
+                        &sign_request(others, &[vec![1; 32]]),
+                        "api:test"
+                    )
+                    .await,
+                Err(SigningError::UnknownCredential)
+            ),
+            "{name}: nor can it be asked to sign"
+        );
+
+        // A wrong password gets no token; a token ends at logout and at its expiry.
+        assert!(
+            matches!(
+                t.signing
+                    .api_login("petar@example.rs", "wrong horse battery", "127.0.0.1")
+                    .await,
+                Err(Error::Rejected(Rejection::BadSignature))
+            ),
+            "{name}"
+        );
+        t.signing.api_logout(&caller).await.unwrap();
+        assert!(
+            t.signing.api_caller(&token).await.unwrap().is_none(),
+            "{name}"
+        );
+        let (token, _) = t
+            .signing
+            .api_login("petar@example.rs", PASSWORD, "127.0.0.1")
+            .await
+            .unwrap();
+        t.clock.advance(API_TOKEN_LIFETIME - 1);
+        assert!(
+            t.signing.api_caller(&token).await.unwrap().is_some(),
+            "{name}"
+        );
+        t.clock.advance(1);
+        assert!(
+            t.signing.api_caller(&token).await.unwrap().is_none(),
+            "{name}: expired"
+        );
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sad_is_handed_out_once_and_signs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let (user, code) = enrol(&t, "petar@example.rs").await;
+        let app = App::activate(&t, &code).await.unwrap();
+        let credential =
+            t.ca.issue_cloud_certificate(&person(), Some("petar@example.rs"), "officer")
+                .await
+                .unwrap()
+                .serial
+                .to_hex();
+        let hashes = vec![vec![1u8; 32], vec![2u8; 32]];
+        let handle = t
+            .signing
+            .authorize_signing(&user, &sign_request(&credential, &hashes), "api:test")
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                t.signing
+                    .authorization_check(&user, &handle, "api:test")
+                    .await,
+                Ok(AuthorizationCheck::Pending { .. })
+            ),
+            "{name}"
+        );
+        app.approve_next(&t).await;
+        // Another caller (binding) does not know the handle.
+        assert!(
+            matches!(
+                t.signing
+                    .authorization_check(&user, &handle, "api:other")
+                    .await,
+                Err(SigningError::UnknownHandle)
+            ),
+            "{name}"
+        );
+        let sad = match t
+            .signing
+            .authorization_check(&user, &handle, "api:test")
+            .await
+            .unwrap()
+        {
+            AuthorizationCheck::Authorized { sad, .. } => sad,
+            other => panic!("{name}: expected a SAD, got {other:?}"),
+        };
+        assert!(
+            matches!(
+                t.signing
+                    .authorization_check(&user, &handle, "api:test")
+                    .await,
+                Err(SigningError::UnknownHandle)
+            ),
+            "{name}: the SAD is handed out once"
+        );
+
+        let sign = |binding: &'static str, hashes: Vec<Vec<u8>>| {
+            let (t, user, credential, sad) = (&t, &user, &credential, &sad);
+            async move {
+                t.signing
+                    .sign_hashes(
+                        user,
+                        binding,
+                        credential,
+                        sad,
+                        HashAlgorithm::Sha256,
+                        SignatureScheme::Ecdsa,
+                        &hashes,
+                    )
+                    .await
+            }
+        };
+        // Another caller cannot spend it, nor can it sign what was not approved.
+        assert!(
+            matches!(
+                sign("api:other", hashes.clone()).await,
+                Err(SigningError::Sad(SadRefusal::Invalid))
+            ),
+            "{name}: another binding"
+        );
+        assert!(
+            matches!(
+                sign("api:test", vec![vec![3u8; 32]]).await,
+                Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+            ),
+            "{name}: a hash not approved"
+        );
+        let signatures = sign("api:test", hashes.clone()).await.unwrap();
+        assert_eq!(signatures.len(), 2, "{name}");
+        let audit = t.audit_len().await;
+        assert!(
+            matches!(
+                sign("api:test", hashes.clone()).await,
+                Err(SigningError::Sad(SadRefusal::Spent))
+            ),
+            "{name}: a SAD signs once"
+        );
+        assert!(
+            matches!(
+                sign("api:test", vec![hashes[0].clone()]).await,
+                Err(SigningError::Sad(SadRefusal::Spent))
+            ),
+            "{name}: not even a part of it"
+        );
+        assert_eq!(t.audit_len().await, audit, "{name}: nothing more signed");
+        t.close().await;
+    }
+}
