@@ -135,7 +135,7 @@ pub(crate) async fn enrol(authority: &Authority, email: &str) -> (Account, Strin
         password: Some(zeroize::Zeroizing::new(PASSWORD.into())),
     };
     let (user, code) = authority.ra.add_user(new, "officer").await.unwrap();
-    (Account::from(user), code.0)
+    (user, code.0)
 }
 
 /// The caller of the app's requests.

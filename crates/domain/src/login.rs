@@ -264,6 +264,17 @@ pub fn may_complete_login(
     }
 }
 
+/// May the browser that started this login cancel it now (its status as of now, see
+/// [`effective_status`])? While it waits for the phone and after the phone approved it, until
+/// the browser completes it: a citizen who presses cancel after approving does not want to be
+/// logged in. Denied, expired, completed or cancelled requests have nothing left to cancel.
+pub fn may_cancel_login(status: TransactionStatus) -> bool {
+    matches!(
+        status,
+        TransactionStatus::Pending | TransactionStatus::Approved
+    )
+}
+
 /// A fixed-window rate limit: at most `limit` events per `window` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -340,6 +351,20 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_may_be_cancelled_until_it_completes() {
+        assert!(may_cancel_login(TransactionStatus::Pending));
+        assert!(may_cancel_login(TransactionStatus::Approved));
+        for status in [
+            TransactionStatus::Denied,
+            TransactionStatus::Expired,
+            TransactionStatus::Consumed,
+            TransactionStatus::Cancelled,
+        ] {
+            assert!(!may_cancel_login(status), "{status:?}");
+        }
+    }
 
     #[test]
     fn the_fifth_wrong_pin_locks() {

@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use domain::login::{
-    effective_status, is_login_of, may_complete_login, LoginRefusal, LoginRequest,
+    effective_status, is_login_of, may_cancel_login, may_complete_login, LoginRefusal, LoginRequest,
 };
 use domain::{DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime};
 use hmac::{Hmac, Mac};
@@ -502,15 +502,22 @@ impl Login {
         if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
         }
-        tx.move_transaction(
-            &txn.id,
-            TransactionStatus::Pending,
-            TransactionStatus::Cancelled,
-            "rp_cancel",
-            None,
-            now,
-        )
-        .await?;
+        // Nothing is audited as cancelled that was not: the row is locked, so the status read
+        // is the one the update below moves from.
+        if !may_cancel_login(effective_status(txn.status, txn.expires_at, now))
+            || !tx
+                .move_transaction(
+                    &txn.id,
+                    txn.status,
+                    TransactionStatus::Cancelled,
+                    "rp_cancel",
+                    None,
+                    now,
+                )
+                .await?
+        {
+            return Err(Rejection::NotPending.into());
+        }
         tx.audit(
             now,
             "anonymous",

@@ -185,3 +185,48 @@ async fn a_login_request_belongs_to_its_browser_and_completes_once_approved() {
         t.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_after_the_approval_stops_the_login_and_a_late_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let (_, code) = enrol(&t, "mila@example.rs").await;
+        let app = App::activate(&t, &code).await.unwrap();
+        let (_, browser) = t.login.new_session();
+        let started = t
+            .login
+            .login_start(&browser, "mila@example.rs", "127.0.0.1", "test browser")
+            .await
+            .unwrap();
+        let txn = &started.txn_id;
+
+        // Approved on the phone, then cancelled in the browser: it no longer completes.
+        app.approve_next(&t).await;
+        t.login.login_cancel(&browser, txn).await.unwrap();
+        assert_eq!(
+            t.login.login_state(&browser, txn).await.unwrap().status,
+            TransactionStatus::Cancelled,
+            "{name}"
+        );
+        assert!(
+            matches!(
+                t.login.login_complete(&browser, txn).await,
+                Err(Error::Rejected(Rejection::NotPending))
+            ),
+            "{name}: a cancelled login does not complete"
+        );
+
+        // Cancelling what is over is refused and audits nothing.
+        let audited = t.audit_len().await;
+        assert!(
+            matches!(
+                t.login.login_cancel(&browser, txn).await,
+                Err(Error::Rejected(Rejection::NotPending))
+            ),
+            "{name}: twice"
+        );
+        assert_eq!(t.audit_len().await, audited, "{name}: no second entry");
+        t.close().await;
+    }
+}
