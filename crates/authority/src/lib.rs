@@ -177,6 +177,8 @@ pub struct Authority {
     /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
     /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
     key_bindings: std::sync::Mutex<HashMap<store::KeyId, [u8; 32]>>,
+    /// Cloud keys opened to sign, kept between calls (`keys::OpenedKeys`).
+    opened_keys: keys::OpenedKeys,
     /// When the upkeep last wrote an audit checkpoint (or the authority opened).
     last_checkpoint: std::sync::Mutex<UnixTime>,
     /// Counts of `POST /tsa` requests this second.
@@ -205,6 +207,7 @@ impl Authority {
             ocsp_cache: ocsp::Cache::default(),
             anonymous_key: login::AnonymousKey::generate(),
             key_bindings: std::sync::Mutex::new(HashMap::new()),
+            opened_keys: keys::OpenedKeys::default(),
             last_checkpoint: std::sync::Mutex::new(UnixTime(0)),
             tsa_limiter: tsa::TsaLimiter::default(),
         };
