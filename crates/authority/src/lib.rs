@@ -206,7 +206,6 @@ impl Authority {
         ));
         let signing = Arc::new(Signing::new(
             s.clone(),
-            keys,
             c.clone(),
             signing::Services {
                 ca: ca.clone(),

@@ -18,8 +18,15 @@
 //! Destruction runs the other way: a revocation commits the key `destroying` (its reference
 //! kept), the token destroys it, then the record becomes `destroyed`; a crash in between
 //! leaves a `destroying` record that the upkeep finishes.
+//!
+//! A cloud key opened to sign is kept opened ([`OpenedKeys`]): opening a sealed software key
+//! costs about as much as a sixth of a 100-hash signHash call. The database stays the truth:
+//! every signature starts from the key's record read for that call, only an `active` record
+//! signs, and a kept signer serves only the very reference it was opened from. A revocation or
+//! destruction in this process also drops the kept signer at once.
 
-use std::sync::{Arc, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use der::Encode as _;
 use serde_json::json;
@@ -31,6 +38,51 @@ use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
 use store::{KeyId, KeyRecord, KeyState, Tx};
 
 use crate::{Ca, Error};
+
+/// At most this many opened keys are kept (one per cloud certificate that signed lately).
+const OPENED_KEYS_KEPT: usize = 1024;
+
+/// An opened key and the SHA-256 of the reference it was opened from.
+type OpenedKey = ([u8; 32], Arc<dyn KeySigner>);
+
+/// Opened signing keys, by key id.
+#[derive(Default)]
+pub(crate) struct OpenedKeys(Mutex<HashMap<KeyId, OpenedKey>>);
+
+impl OpenedKeys {
+    fn kept(&self, id: &KeyId, reference: &[u8; 32]) -> Option<Arc<dyn KeySigner>> {
+        let keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(id)
+            .filter(|(opened_from, _)| opened_from == reference)
+            .map(|(_, signer)| Arc::clone(signer))
+    }
+
+    fn keep(&self, id: &KeyId, reference: [u8; 32], signer: &Arc<dyn KeySigner>) {
+        let mut keys = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.len() >= OPENED_KEYS_KEPT && !keys.contains_key(id) {
+            // Not worth an LRU: a dropped key is opened again on its next call.
+            keys.clear();
+        }
+        keys.insert(id.clone(), (reference, Arc::clone(signer)));
+    }
+
+    /// Drops the opened key of `id`, if kept.
+    pub(crate) fn forget(&self, id: &KeyId) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
+    /// Whether an opened key of `id` is kept (for tests).
+    #[cfg(test)]
+    fn holds(&self, id: &KeyId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(id)
+    }
+}
 
 /// A `generating` record older than this belongs to a process that died (seconds): a token
 /// generates a key, and its use case commits, well within it.
@@ -104,6 +156,26 @@ impl Ca {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key_id.clone(), fingerprint);
         Ok(())
+    }
+
+    /// The signer of a key as its record, read for this signature, says: `None` unless the
+    /// record is `active` (a revoked certificate's key is `destroying` or `destroyed`, and is
+    /// forgotten here too). A signer opened before from the same reference is reused.
+    pub(crate) fn signing_key(
+        &self,
+        record: &KeyRecord,
+    ) -> Result<Option<Arc<dyn KeySigner>>, Error> {
+        if record.state != KeyState::Active {
+            self.opened_keys.forget(&record.id);
+            return Ok(None);
+        }
+        let reference: [u8; 32] = Sha256::digest(&record.reference).into();
+        if let Some(signer) = self.opened_keys.kept(&record.id, &reference) {
+            return Ok(Some(signer));
+        }
+        let signer = self.keys.open(&KeyReference(record.reference.clone()))?;
+        self.opened_keys.keep(&record.id, reference, &signer);
+        Ok(Some(signer))
     }
 
     /// Steps 1 and 2: a key for a use case, generated before its transaction begins (a token
@@ -299,6 +371,7 @@ impl Ca {
                 }
             }
             KeyState::Destroying => {
+                self.opened_keys.forget(&record.id);
                 self.keys.destroy(&KeyReference(record.reference.clone()))?;
                 tx.destroy_key(&record.id, now).await?;
             }
@@ -311,6 +384,8 @@ impl Ca {
     /// After a revocation's commit: destroys the key in the backend, then (for a backend with
     /// objects of its own) records it `destroyed`. A failure is logged; the upkeep retries.
     pub(crate) async fn destroy_revoked_key(&self, id: &KeyId, reference: &KeyReference) {
+        // Its certificate is revoked: no kept signer may outlive the commit.
+        self.opened_keys.forget(id);
         let result = async {
             self.keys.destroy(reference)?;
             if self.keys.keeps_objects() {
@@ -323,6 +398,132 @@ impl Ca {
         .await;
         if let Err(error) = result {
             tracing::error!(%error, key = %id.0, "a revoked certificate's key could not be destroyed; the upkeep will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The kept signers: a revoked or destroyed key is never served from them.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use domain::{Jmbg, RevocationReason, Serial, UnixTime};
+    use pki::{Digest, KeySigner, MasterKey, RsaPadding, SoftwareKeyBackend};
+    use store::{KeyId, KeyState, Store};
+
+    use crate::{Authority, ManualClock, Settings};
+
+    async fn authority(url: &str) -> Authority {
+        Authority::open(
+            Store::connect(url).await.unwrap(),
+            Arc::new(SoftwareKeyBackend::new(MasterKey::generate())),
+            Arc::new(ManualClock::new(UnixTime(1_750_000_000))),
+            Settings::new("http://127.0.0.1:8080"),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A cloud certificate's serial and key.
+    async fn cloud_key(authority: &Authority) -> (Serial, KeyId) {
+        let person = pki::profile::Person {
+            given_name: "Петар".into(),
+            surname: "Петровић".into(),
+            jmbg: Jmbg::parse("0101990710008").unwrap(),
+        };
+        let issued = authority
+            .ca
+            .issue_cloud_certificate(&person, Some("petar@example.rs"), "officer")
+            .await
+            .unwrap();
+        let record = authority
+            .store()
+            .certificate(&issued.serial)
+            .await
+            .unwrap()
+            .unwrap();
+        (issued.serial, record.key_id.unwrap())
+    }
+
+    /// Opens and keeps the key, as a signature does; checks that it is kept.
+    async fn signs_and_is_kept(authority: &Authority, key_id: &KeyId) -> Arc<dyn KeySigner> {
+        let record = authority.store().key(key_id).await.unwrap();
+        let first = authority
+            .ca
+            .signing_key(&record)
+            .unwrap()
+            .expect("an active key signs");
+        let again = authority.ca.signing_key(&record).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the opened key is kept");
+        first
+            .sign_digest(&Digest::Sha256([7; 32]), RsaPadding::Pkcs1v15)
+            .unwrap();
+        assert!(authority.ca.opened_keys.holds(key_id));
+        first
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_certificates_key_is_dropped_and_signs_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in store::test_support::databases(dir.path()).await {
+            let authority = authority(&db.url).await;
+            let (serial, key_id) = cloud_key(&authority).await;
+            signs_and_is_kept(&authority, &key_id).await;
+
+            authority
+                .va
+                .revoke(&serial, RevocationReason::KeyCompromise, "officer")
+                .await
+                .unwrap();
+            assert!(
+                !authority.ca.opened_keys.holds(&key_id),
+                "{}: dropped at the revocation",
+                db.name
+            );
+            let record = authority.store().key(&key_id).await.unwrap();
+            assert_ne!(record.state, KeyState::Active, "{}", db.name);
+            assert!(
+                authority.ca.signing_key(&record).unwrap().is_none(),
+                "{}: a revoked certificate's key signs nothing",
+                db.name
+            );
+            authority.store().close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_destroyed_behind_the_authoritys_back_is_not_served_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        for db in store::test_support::databases(dir.path()).await {
+            let authority = authority(&db.url).await;
+            let (_, key_id) = cloud_key(&authority).await;
+            let kept = signs_and_is_kept(&authority, &key_id).await;
+
+            // Another record's reference under this id (a row rewritten): not the kept key.
+            let (_, other_id) = cloud_key(&authority).await;
+            let mut rewritten = authority.store().key(&key_id).await.unwrap();
+            rewritten.reference = authority.store().key(&other_id).await.unwrap().reference;
+            let opened = authority.ca.signing_key(&rewritten).unwrap().unwrap();
+            assert_ne!(opened.public_key().0, kept.public_key().0, "{}", db.name);
+
+            // Another process (the officer's CLI) destroys the key: the next record read says
+            // so, and the kept signer goes.
+            signs_and_is_kept(&authority, &key_id).await;
+            let mut tx = authority.store().begin().await.unwrap();
+            tx.destroy_key(&key_id, UnixTime(1_750_000_001))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let record = authority.store().key(&key_id).await.unwrap();
+            assert!(
+                authority.ca.signing_key(&record).unwrap().is_none(),
+                "{}",
+                db.name
+            );
+            assert!(!authority.ca.opened_keys.holds(&key_id), "{}", db.name);
+            authority.store().close().await;
         }
     }
 }

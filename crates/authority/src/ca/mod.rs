@@ -82,6 +82,8 @@ pub struct Ca {
     /// Keys found to match a certificate's SubjectPublicKeyInfo: key id -> SHA-256 of that
     /// SPKI (finding 8: a certificate row pointed at another key signs nothing).
     pub(crate) key_bindings: Mutex<HashMap<KeyId, [u8; 32]>>,
+    /// Cloud keys opened to sign, kept between calls (`keys::OpenedKeys`).
+    pub(crate) opened_keys: keys::OpenedKeys,
 }
 
 impl Ca {
@@ -98,6 +100,7 @@ impl Ca {
             settings,
             cas: RwLock::new(HashMap::new()),
             key_bindings: Mutex::new(HashMap::new()),
+            opened_keys: keys::OpenedKeys::default(),
         }
     }
 

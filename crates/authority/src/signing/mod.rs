@@ -20,9 +20,9 @@ use domain::{
     CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime,
 };
 use pki::profile::CertificateDer;
-use pki::{Digest, KeyAlgorithm, KeyBackend, KeySigner, RsaPadding};
+use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, KeyId, SignAuthorizationRecord, Store};
+use store::{ApiTokenRecord, CertificateRecord, SignAuthorizationRecord, Store};
 
 use crate::settings::CaName;
 use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};
@@ -269,6 +269,40 @@ pub(crate) fn padding_for(
     }
 }
 
+/// Signatures being made on a blocking thread (a batch takes milliseconds).
+struct InFlight(tokio::task::JoinHandle<Result<Vec<Vec<u8>>, pki::Error>>);
+
+impl InFlight {
+    /// The signatures, once made.
+    async fn finish(self) -> Result<Vec<Vec<u8>>, SigningError> {
+        let signed = self
+            .0
+            .await
+            .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
+        Ok(signed?)
+    }
+}
+
+/// Starts `signer`'s signatures over `hashes` on a blocking thread.
+fn start_signing(
+    signer: Arc<dyn KeySigner>,
+    padding: RsaPadding,
+    algorithm: HashAlgorithm,
+    hashes: &[Vec<u8>],
+) -> Result<InFlight, SigningError> {
+    let digests = hashes
+        .iter()
+        .map(|h| digest_of(algorithm, h))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(AuthorizeRefusal::WrongLength)?;
+    Ok(InFlight(tokio::task::spawn_blocking(move || {
+        digests
+            .iter()
+            .map(|d| signer.sign_digest(d, padding))
+            .collect::<Result<Vec<_>, _>>()
+    })))
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -287,8 +321,6 @@ pub(crate) struct Services {
 /// users' keys, PDF signing jobs, OAuth.
 pub struct Signing {
     pub(crate) store: Store,
-    /// The users' signing keys (the CA's keys are the CA's).
-    pub(crate) keys: Arc<dyn KeyBackend>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) ca: Arc<Ca>,
     pub(crate) va: Arc<Va>,
@@ -297,16 +329,10 @@ pub struct Signing {
 }
 
 impl Signing {
-    pub(crate) fn new(
-        store: Store,
-        keys: Arc<dyn KeyBackend>,
-        clock: Arc<dyn Clock>,
-        services: Services,
-    ) -> Self {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, services: Services) -> Self {
         let Services { ca, va, tsa, login } = services;
         Self {
             store,
-            keys,
             clock,
             ca,
             va,
@@ -731,7 +757,8 @@ impl Signing {
     }
 
     /// Signs `hashes` with a credential's key and records it in the audit log inside `tx`:
-    /// called only once the authorisation was checked and spent in the same transaction.
+    /// called only once the authorisation was checked and spent in the same transaction. The
+    /// key signs on a blocking thread while the audit entry is written.
     pub(crate) async fn sign_in(
         &self,
         tx: &mut store::Tx,
@@ -751,16 +778,8 @@ impl Signing {
             .clone()
             .ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
         let key = tx.key(&key_id).await?;
-        let signatures = self
-            .sign_digests(
-                &key_id,
-                key.reference,
-                credential,
-                padding,
-                algorithm,
-                hashes,
-            )
-            .await?;
+        let signer = self.credential_signer(&key, credential).await?;
+        let signing = start_signing(signer, padding, algorithm, hashes)?;
         self.record_signatures(
             tx,
             user,
@@ -771,43 +790,27 @@ impl Signing {
             self.clock.now(),
         )
         .await?;
-        Ok(signatures)
+        signing.finish().await
     }
 
-    /// The key's signatures over `hashes`, made on a blocking thread (a batch takes milliseconds),
-    /// once the key is known to be the one the credential's certificate certifies.
-    async fn sign_digests(
+    /// The signer of a credential's key, as `key` (its record, read for this signature) says,
+    /// once it is known to be the key the credential's certificate certifies. A revoked
+    /// certificate's key (`destroying`, `destroyed`) signs nothing.
+    async fn credential_signer(
         &self,
-        key_id: &KeyId,
-        key: Vec<u8>,
+        key: &store::KeyRecord,
         credential: &Credential,
-        padding: RsaPadding,
-        algorithm: HashAlgorithm,
-        hashes: &[Vec<u8>],
-    ) -> Result<Vec<Vec<u8>>, SigningError> {
-        let digests = hashes
-            .iter()
-            .map(|h| digest_of(algorithm, h))
-            .collect::<Option<Vec<_>>>()
-            .ok_or(AuthorizeRefusal::WrongLength)?;
-        let signer: Arc<dyn KeySigner> = self.keys.open(&pki::KeyReference(key))?;
+    ) -> Result<Arc<dyn KeySigner>, SigningError> {
+        let signer = self.ca.signing_key(key)?.ok_or(SigningError::Revoked)?;
         let certificate = credential
             .chain
             .first()
             .ok_or_else(|| Error::Inconsistent("a credential without certificate".into()))?;
         let certificate = crate::parse_certificate(&certificate.0)?;
         self.ca
-            .check_key_binding(key_id, &certificate, &signer)
+            .check_key_binding(&key.id, &certificate, &signer)
             .await?;
-        let signed = tokio::task::spawn_blocking(move || {
-            digests
-                .iter()
-                .map(|d| signer.sign_digest(d, padding))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
-        Ok(signed?)
+        Ok(signer)
     }
 
     /// The audit entry of signatures made: the authorisation, the credential and the hashes.
@@ -837,13 +840,18 @@ impl Signing {
         Ok(())
     }
 
-    /// Signs hashes with a credential, spending a SAD. The SAD (the caller's `binding`, this
-    /// credential's, live, unspent, covering every hash), the certificate and the approving
-    /// device are checked, then the key signs, then one database transaction checks them all
-    /// again, spends the SAD and records the signatures: only then are they handed out. The
-    /// key works outside the transaction because SQLite has one writer at a time and a batch
-    /// of 100 signatures takes milliseconds; a SAD spent meanwhile by another call, a
-    /// revocation or a deactivation in between, hands out nothing.
+    /// Signs hashes with a credential, spending a SAD. One database transaction checks the
+    /// SAD (the caller's `binding`, this credential's, live, unspent, covering every hash), the
+    /// approving device, the certificate's status and the key's record; then, in this order:
+    /// 1. the key starts signing, on a blocking thread (only now: nothing is signed for a SAD
+    ///    that does not hold);
+    /// 2. meanwhile the transaction spends the SAD, records the signatures and commits, which
+    ///    waits for the disk;
+    /// 3. the signatures are handed out only once both are done: a SAD is spent on disk before
+    ///    its signatures leave, so a crash cannot make it sign twice.
+    ///
+    /// A key that fails after the commit leaves the SAD spent and nothing handed out (the
+    /// caller asks for a new authorisation); the audit log then says so (`signature.failed`).
     #[allow(clippy::too_many_arguments)] // one signHash call's parts, and who makes it
     pub async fn sign_hashes(
         &self,
@@ -857,51 +865,12 @@ impl Signing {
     ) -> Result<Vec<Vec<u8>>, SigningError> {
         let credential = self.usable_credential(user, credential_id).await?;
         let padding = padding_for(credential.algorithm, scheme)?;
-        let sad_hash = sha256_hex(sad);
-        // 1. Checked, then signed.
-        let auth = self.store.sign_authorization_by_sad(&sad_hash).await?;
-        let device = match auth.as_ref().and_then(|a| a.device_id.clone()) {
-            Some(id) => self.store.device(&id).await?,
-            None => None,
-        };
-        let auth = spendable(
-            user,
-            &credential,
-            auth,
-            device,
-            algorithm,
-            hashes,
-            self.clock.now(),
-        )?;
-        // Only the caller that asked for the SAD spends it (its API token, and so its OAuth
-        // client): the same user's other token gets "invalid SAD".
-        if self
-            .store
-            .transaction(&auth.txn_id)
-            .await?
-            .map(|txn| txn.session_binding)
-            .as_deref()
-            != Some(binding)
-        {
-            return Err(SadRefusal::Invalid.into());
-        }
         let key_id = credential
             .certificate
             .key_id
             .clone()
             .ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
-        let key = self.store.key(&key_id).await?;
-        let signatures = self
-            .sign_digests(
-                &key_id,
-                key.reference,
-                &credential,
-                padding,
-                algorithm,
-                hashes,
-            )
-            .await?;
-        // 2. Checked again, spent and recorded in one transaction.
+        let sad_hash = sha256_hex(sad);
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx.sign_authorization_by_sad(&sad_hash).await?;
@@ -910,18 +879,70 @@ impl Signing {
             None => None,
         };
         let auth = spendable(user, &credential, auth, device, algorithm, hashes, now)?;
+        // Only the caller that asked for the SAD spends it (its API token, and so its OAuth
+        // client): the same user's other token gets "invalid SAD".
+        if tx
+            .transaction_for_update(&auth.txn_id)
+            .await?
+            .map(|txn| txn.session_binding)
+            .as_deref()
+            != Some(binding)
+        {
+            return Err(SadRefusal::Invalid.into());
+        }
         let certificate = tx.certificate(&credential.certificate.serial).await?;
         match certificate.map(|c| (c.status, c.not_after)) {
             Some((CertificateStatus::Issued, not_after)) if now <= not_after => {}
             Some((CertificateStatus::Issued, _)) => return Err(SigningError::Expired),
             _ => return Err(SigningError::Revoked),
         }
+        let key = tx.key(&key_id).await?;
+        let signer = self.credential_signer(&key, &credential).await?;
+        // 1.
+        let signing = start_signing(signer, padding, algorithm, hashes)?;
+        // 2.
         if !tx.spend_sign_authorization(&auth.id, now).await? {
             return Err(SadRefusal::Spent.into());
         }
         self.record_signatures(&mut tx, user, &credential, &auth.id, algorithm, hashes, now)
             .await?;
-        tx.commit().await?;
-        Ok(signatures)
+        let committed = tx.commit().await;
+        // 3.
+        let signed = signing.finish().await;
+        committed?;
+        match signed {
+            Ok(signatures) => Ok(signatures),
+            Err(error) => {
+                self.record_failed_signing(user, &auth.id, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// After a SAD was spent and its key failed: the audit log says that nothing was handed
+    /// out. Never fails (the error is logged).
+    async fn record_failed_signing(
+        &self,
+        user: &Account,
+        authorization_id: &str,
+        error: &SigningError,
+    ) {
+        tracing::error!(%error, authorization = %authorization_id, "the key failed after its SAD was spent");
+        let result = async {
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            tx.audit(
+                now,
+                &format!("user:{}", user.id),
+                "signature.failed",
+                json!({ "authorization": authorization_id, "error": error.to_string() }),
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(error) = result {
+            tracing::error!(%error, authorization = %authorization_id, "the failed signing could not be audited");
+        }
     }
 }
