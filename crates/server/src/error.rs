@@ -79,19 +79,18 @@ tokio::task_local! {
 /// The outermost layer: a request id, a span around the whole answer, the id in the
 /// `x-request-id` header of the response.
 pub async fn request_span(request: Request, next: Next) -> Response {
-    let id = RequestId::new();
     // The route's pattern ("/login/qr/{id}"), never the path itself: paths and queries carry
     // login links, OAuth codes and handles.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("(none)", MatchedPath::as_str);
-    // OCSP is the hot path (tens of thousands of answers a second, each a few microseconds
-    // of CPU): an info span, its fields formatted by the log, costs it a tenth more CPU
-    // (measured). Its span is a debug one, on with EIDPORTAL_LOG=debug; its id and header stay.
-    let span = if route.starts_with("/ocsp") {
-        tracing::debug_span!("request", method = %request.method(), route, request_id = %id)
-    } else {
-        tracing::info_span!("request", method = %request.method(), route, request_id = %id)
-    };
+    // OCSP is the hot path (tens of thousands of answers a second, each a few microseconds of
+    // CPU): the id, span and header cost an answer about a tenth more CPU
+    // (scripts/bench-ocsp-cpu), and its failures are OCSP answers, never an AppError.
+    if route.starts_with("/ocsp") {
+        return next.run(request).await;
+    }
+    let id = RequestId::new();
+    let span = tracing::info_span!("request", method = %request.method(), route, request_id = %id);
     let mut response = CURRENT_REQUEST
         .scope(id, next.run(request))
         .instrument(span.clone())
