@@ -186,27 +186,41 @@ impl Authority {
         settings: Settings,
     ) -> Result<Self, Error> {
         let settings = Arc::new(settings);
-        let (s, c, k) = (&store, &clock, &settings);
-        let ca = Arc::new(Ca::new(s.clone(), keys.clone(), c.clone(), k.clone()));
-        let va = Arc::new(Va::new(s.clone(), c.clone(), k.clone(), ca.clone()));
-        let tsa = Arc::new(Tsa::new(s.clone(), c.clone(), k.clone(), ca.clone()));
+        let ca = Arc::new(Ca::new(
+            store.clone(),
+            keys,
+            clock.clone(),
+            settings.clone(),
+        ));
+        let va = Arc::new(Va::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            ca.clone(),
+        ));
+        let tsa = Arc::new(Tsa::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            ca.clone(),
+        ));
         let ra = Arc::new(Ra::new(
-            s.clone(),
-            c.clone(),
-            k.clone(),
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
             ca.clone(),
             va.clone(),
         ));
         let login = Arc::new(Login::new(
-            s.clone(),
-            c.clone(),
-            k.clone(),
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
             ca.clone(),
             ra.clone(),
         ));
         let signing = Arc::new(Signing::new(
-            s.clone(),
-            c.clone(),
+            store.clone(),
+            clock.clone(),
             signing::Services {
                 ca: ca.clone(),
                 va: va.clone(),
@@ -243,8 +257,8 @@ impl Authority {
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
     /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
     /// finishes the destruction of revoked certificates' keys, forgets expired device-request
-    /// nonces, unverified registrations older than 24 hours and QR logins long over, and notices status changes made by other processes. The server calls it every
-    /// minute.
+    /// nonces, unverified registrations older than 24 hours and QR logins long over, and notices
+    /// status changes made by other processes. The server calls it every minute.
     pub async fn maintain(&self) -> Result<(), Error> {
         if self.ca.renew_ocsp_signers().await? {
             self.va.forget_answers();
