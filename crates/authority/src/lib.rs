@@ -15,6 +15,8 @@ pub mod login;
 pub mod ra;
 pub mod settings;
 pub mod signing;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_app;
 #[cfg(test)]
 mod test_support;
 mod tsa;

@@ -1,26 +1,19 @@
 //! What the services' unit tests share: an [`Authority`] opened on a temporary store (SQLite,
 //! and PostgreSQL when `EIDPORTAL_TEST_POSTGRES_URL` is set) with software keys and a
-//! [`ManualClock`], enrolled people, and a ConsentID app reduced to its keys and the protocol
-//! (crates/proto), as in the integration tests (tests/consentid.rs).
+//! [`ManualClock`], enrolled people, and the ConsentID app of `test_app`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use p256::SecretKey;
-
-use domain::{Jmbg, TxnId, UnixTime};
+use domain::{Jmbg, UnixTime};
 use pki::profile::Person;
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
-use proto::app::{
-    ActivationComplete, Decision, Envelope, RequestPayload, Response, ResponseOutcome,
-};
-use proto::crypto;
+use proto::app::ResponseOutcome;
 use store::Store;
 
-use crate::login::consentid::{AuthenticatedDevice, Caller};
 use crate::ra::accounts::NewUser;
-use crate::{Account, Authority, Error, ManualClock, Settings};
+pub(crate) use crate::test_app::App;
+use crate::{Account, Authority, ManualClock, Settings};
 
 /// 2026-11-25T03:34:33Z.
 pub(crate) const START: UnixTime = UnixTime(1_795_577_673);
@@ -136,170 +129,6 @@ pub(crate) async fn enrol(authority: &Authority, email: &str) -> (Account, Strin
     };
     let (user, code) = authority.ra.add_user(new, "officer").await.unwrap();
     (user, code.0)
-}
-
-/// The caller of the app's requests.
-pub(crate) fn caller() -> Caller {
-    Caller {
-        ip: "127.0.0.1".into(),
-    }
-}
-
-/// The ConsentID app, reduced to its keys and the protocol.
-pub(crate) struct App {
-    device: SecretKey,
-    pin: SecretKey,
-    pub(crate) device_id: String,
-    encryption_key: p256::PublicKey,
-}
-
-impl App {
-    /// Activates a new app with an activation code.
-    pub(crate) async fn activate(authority: &Authority, code: &str) -> Result<Self, Error> {
-        let challenge = authority.login.activation_start(code, &caller()).await?;
-        let encryption_key =
-            crypto::public_key(&crypto::unb64(&challenge.server_encryption_key).unwrap()).unwrap();
-        let device = SecretKey::random(&mut rand::rngs::OsRng);
-        let pin = SecretKey::random(&mut rand::rngs::OsRng);
-        let device_der = crypto::public_key_der(&device.public_key());
-        let aad = challenge.activation_id.as_bytes();
-        let sealed_pin = crypto::seal(
-            &encryption_key,
-            &crypto::public_key_der(&pin.public_key()),
-            aad,
-        )
-        .unwrap();
-        let message = crypto::activation_message(
-            &challenge.activation_id,
-            &challenge.nonce,
-            &device_der,
-            &sealed_pin,
-        );
-        let request = ActivationComplete {
-            activation_id: challenge.activation_id.clone(),
-            device_public_key: crypto::b64(&device_der),
-            device_name: "test phone".into(),
-            encrypted_pin_public_key: crypto::b64(&sealed_pin),
-            device_signature: crypto::b64(&crypto::sign(&device, message.as_bytes())),
-            encrypted_pin_signature: crypto::b64(
-                &crypto::seal(
-                    &encryption_key,
-                    &crypto::sign(&pin, message.as_bytes()),
-                    aad,
-                )
-                .unwrap(),
-            ),
-        };
-        let result = authority
-            .login
-            .activation_complete(&request, &caller())
-            .await?;
-        Ok(Self {
-            device,
-            pin,
-            device_id: result.device_id,
-            encryption_key,
-        })
-    }
-
-    async fn authenticated(
-        &self,
-        authority: &Authority,
-        path: &str,
-        body: &[u8],
-    ) -> Result<AuthenticatedDevice, Error> {
-        let nonce = crypto::b64(&rand::random::<[u8; 16]>());
-        let now = authority.now().0;
-        let message = crypto::request_message("POST", path, now, &nonce, body);
-        let header = crypto::authorization_header(
-            &self.device_id,
-            now,
-            &nonce,
-            &crypto::sign(&self.device, message.as_bytes()),
-        );
-        authority
-            .login
-            .authenticate_device(&header, "POST", path, body)
-            .await
-    }
-
-    /// The first request waiting in the app's inbox.
-    pub(crate) async fn next_request(&self, authority: &Authority) -> (Envelope, RequestPayload) {
-        let device = self.authenticated(authority, "/inbox", b"").await.unwrap();
-        let inbox = authority
-            .login
-            .inbox(&device, Duration::ZERO)
-            .await
-            .unwrap();
-        let envelope = inbox.items.into_iter().next().expect("a pending request");
-        let payload: RequestPayload =
-            serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
-        (envelope, payload)
-    }
-
-    /// Approves the first request waiting, with the right code and PIN, now.
-    pub(crate) async fn approve_next(&self, authority: &Authority) -> ResponseOutcome {
-        let (envelope, payload) = self.next_request(authority).await;
-        let code = crypto::verification_code(&crypto::unb64(&payload.challenge).unwrap());
-        let (txn, response) = self.answer(&envelope, Decision::Approve, &code, authority.now());
-        self.send(authority, &txn, &response).await.unwrap()
-    }
-
-    fn answer(
-        &self,
-        envelope: &Envelope,
-        decision: Decision,
-        code: &str,
-        iat: UnixTime,
-    ) -> (TxnId, Response) {
-        let payload_bytes = crypto::unb64(&envelope.payload).unwrap();
-        let payload: RequestPayload = serde_json::from_slice(&payload_bytes).unwrap();
-        let message = crypto::approval_message(
-            &payload.txn_id,
-            payload.kind,
-            decision,
-            &payload.rp.id,
-            &payload.challenge,
-            &payload_bytes,
-            code,
-            &self.device_id,
-            iat.0,
-        );
-        let pin_proof = crypto::b64(
-            &crypto::seal(
-                &self.encryption_key,
-                &crypto::sign(&self.pin, message.as_bytes()),
-                payload.txn_id.as_bytes(),
-            )
-            .unwrap(),
-        );
-        let response = Response {
-            decision,
-            reason: None,
-            verification_code: code.into(),
-            issued_at: iat.0,
-            device_signature: crypto::b64(&crypto::sign(&self.device, message.as_bytes())),
-            pin_proof: Some(pin_proof),
-        };
-        (TxnId::from(payload.txn_id), response)
-    }
-
-    async fn send(
-        &self,
-        authority: &Authority,
-        txn: &TxnId,
-        response: &Response,
-    ) -> Result<ResponseOutcome, Error> {
-        let body = serde_json::to_vec(response).unwrap();
-        let device = self
-            .authenticated(authority, &format!("/requests/{txn}/response"), &body)
-            .await?;
-        Ok(authority
-            .login
-            .respond(&device, txn, response)
-            .await?
-            .result)
-    }
 }
 
 /// Logs `email` in from a new browser, approved in `app`: a ConsentID session.

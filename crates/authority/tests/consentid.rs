@@ -14,28 +14,18 @@ use std::time::Duration;
 
 use p256::SecretKey;
 
-use authority::login::consentid::{AuthenticatedDevice, Caller};
 use authority::login::Session;
 use authority::signing::{AuthorizationCheck, SignRequest, SigningError};
+use authority::test_app::{caller, App};
 use authority::{Authority, Clock, Error, ManualClock, Rejection, Settings};
 use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 use domain::{Jmbg, TransactionStatus, UnixTime};
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
-use proto::app::{
-    ActivationComplete, Decision, Envelope, RequestPayload, Response, ResponseOutcome,
-};
+use proto::app::{Decision, Envelope, RequestPayload, ResponseOutcome};
 use proto::crypto;
 use store::Store;
 
 const START: UnixTime = UnixTime(1_795_577_673);
-
-/// The app, reduced to its keys and the protocol.
-struct App {
-    device: SecretKey,
-    pin: SecretKey,
-    device_id: String,
-    encryption_key: p256::PublicKey,
-}
 
 async fn open(url: &str, clock: Arc<ManualClock>) -> Authority {
     let keys: Arc<dyn KeyBackend> = Arc::new(SoftwareKeyBackend::new(MasterKey::generate()));
@@ -49,12 +39,6 @@ async fn open(url: &str, clock: Arc<ManualClock>) -> Authority {
     .unwrap()
 }
 
-fn caller() -> Caller {
-    Caller {
-        ip: "127.0.0.1".into(),
-    }
-}
-
 async fn enrol(authority: &Authority, email: &str) -> String {
     let new = authority::ra::accounts::NewUser {
         email: email.into(),
@@ -64,149 +48,6 @@ async fn enrol(authority: &Authority, email: &str) -> String {
         password: None,
     };
     authority.ra.add_user(new, "officer").await.unwrap().1 .0
-}
-
-async fn activate(authority: &Authority, code: &str) -> Result<App, Error> {
-    let challenge = authority.login.activation_start(code, &caller()).await?;
-    let encryption_key =
-        crypto::public_key(&crypto::unb64(&challenge.server_encryption_key).unwrap()).unwrap();
-    let device = SecretKey::random(&mut rand::rngs::OsRng);
-    let pin = SecretKey::random(&mut rand::rngs::OsRng);
-    let device_der = crypto::public_key_der(&device.public_key());
-    let aad = challenge.activation_id.as_bytes();
-    let sealed_pin = crypto::seal(
-        &encryption_key,
-        &crypto::public_key_der(&pin.public_key()),
-        aad,
-    )
-    .unwrap();
-    let message = crypto::activation_message(
-        &challenge.activation_id,
-        &challenge.nonce,
-        &device_der,
-        &sealed_pin,
-    );
-    let request = ActivationComplete {
-        activation_id: challenge.activation_id.clone(),
-        device_public_key: crypto::b64(&device_der),
-        device_name: "test phone".into(),
-        encrypted_pin_public_key: crypto::b64(&sealed_pin),
-        device_signature: crypto::b64(&crypto::sign(&device, message.as_bytes())),
-        encrypted_pin_signature: crypto::b64(
-            &crypto::seal(
-                &encryption_key,
-                &crypto::sign(&pin, message.as_bytes()),
-                aad,
-            )
-            .unwrap(),
-        ),
-    };
-    let result = authority
-        .login
-        .activation_complete(&request, &caller())
-        .await?;
-    Ok(App {
-        device,
-        pin,
-        device_id: result.device_id,
-        encryption_key,
-    })
-}
-
-impl App {
-    async fn authenticated(
-        &self,
-        authority: &Authority,
-        path: &str,
-        body: &[u8],
-    ) -> Result<AuthenticatedDevice, Error> {
-        let nonce = crypto::b64(&rand::random::<[u8; 16]>());
-        let now = authority.now().0;
-        let message = crypto::request_message("POST", path, now, &nonce, body);
-        let header = crypto::authorization_header(
-            &self.device_id,
-            now,
-            &nonce,
-            &crypto::sign(&self.device, message.as_bytes()),
-        );
-        authority
-            .login
-            .authenticate_device(&header, "POST", path, body)
-            .await
-    }
-
-    async fn next_request(&self, authority: &Authority) -> (Envelope, RequestPayload) {
-        let device = self.authenticated(authority, "/inbox", b"").await.unwrap();
-        let inbox = authority
-            .login
-            .inbox(&device, Duration::ZERO)
-            .await
-            .unwrap();
-        let envelope = inbox.items.into_iter().next().expect("a pending request");
-        let payload: RequestPayload =
-            serde_json::from_slice(&crypto::unb64(&envelope.payload).unwrap()).unwrap();
-        (envelope, payload)
-    }
-
-    /// Builds an answer. `pin` is the PIN key to prove with (a wrong one models a wrong PIN).
-    fn answer(
-        &self,
-        envelope: &Envelope,
-        decision: Decision,
-        code: &str,
-        pin: Option<&SecretKey>,
-        iat: UnixTime,
-    ) -> (domain::TxnId, Response) {
-        let payload_bytes = crypto::unb64(&envelope.payload).unwrap();
-        let payload: RequestPayload = serde_json::from_slice(&payload_bytes).unwrap();
-        let message = crypto::approval_message(
-            &payload.txn_id,
-            payload.kind,
-            decision,
-            &payload.rp.id,
-            &payload.challenge,
-            &payload_bytes,
-            code,
-            &self.device_id,
-            iat.0,
-        );
-        let pin_proof = pin.map(|key| {
-            crypto::b64(
-                &crypto::seal(
-                    &self.encryption_key,
-                    &crypto::sign(key, message.as_bytes()),
-                    payload.txn_id.as_bytes(),
-                )
-                .unwrap(),
-            )
-        });
-        let response = Response {
-            decision,
-            reason: None,
-            verification_code: code.into(),
-            issued_at: iat.0,
-            device_signature: crypto::b64(&crypto::sign(&self.device, message.as_bytes())),
-            pin_proof,
-        };
-        (domain::TxnId::from(payload.txn_id), response)
-    }
-
-    async fn send(
-        &self,
-        authority: &Authority,
-        txn: &str,
-        response: &Response,
-    ) -> Result<ResponseOutcome, Error> {
-        let body = serde_json::to_vec(response).unwrap();
-        let device = self
-            .authenticated(authority, &format!("/requests/{txn}/response"), &body)
-            .await?;
-        Ok(authority
-            .login
-            .respond(&device, &domain::TxnId::from(txn), response)
-            .await?
-            .result)
-    }
 }
 
 fn real_code(envelope: &Envelope) -> String {
@@ -233,10 +74,10 @@ async fn the_protocol_holds_on_every_store() {
         let code = enrol(&authority, "petar@example.rs").await;
 
         // Activation: the code works once.
-        let app = activate(&authority, &code).await.unwrap();
+        let app = App::activate(&authority, &code).await.unwrap();
         assert!(
             matches!(
-                activate(&authority, &code).await,
+                App::activate(&authority, &code).await,
                 Err(Error::Rejected(Rejection::InvalidCode))
             ),
             "{name}: a code used twice"
@@ -485,7 +326,7 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
     }
     assert!(
         matches!(
-            activate(&authority, &code).await,
+            App::activate(&authority, &code).await,
             Err(Error::Rejected(Rejection::InvalidCode))
         ),
         "the right code after 5 guesses"
@@ -496,7 +337,7 @@ async fn activation_codes_die_after_five_wrong_guesses_and_unknown_users_look_kn
         .new_activation_code("ana@example.rs", "officer")
         .await
         .unwrap();
-    assert!(activate(&authority, &fresh.0).await.is_ok());
+    assert!(App::activate(&authority, &fresh.0).await.is_ok());
 
     // The same answers for an unknown user as for a known one.
     let session = browser(&authority).await;
@@ -559,7 +400,7 @@ async fn a_revoked_device_can_no_longer_log_in() {
     let clock = Arc::new(ManualClock::new(START));
     let authority = open(&url, clock.clone()).await;
     let code = enrol(&authority, "mila@example.rs").await;
-    let app = activate(&authority, &code).await.unwrap();
+    let app = App::activate(&authority, &code).await.unwrap();
     // Logged in through this device.
     let session = browser(&authority).await;
     let started = authority
@@ -708,7 +549,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         };
         let mut parties = Vec::new();
         for email in ["petar@example.rs", "jovana@example.rs"] {
-            let app = activate(&authority, &enrol(&authority, email).await)
+            let app = App::activate(&authority, &enrol(&authority, email).await)
                 .await
                 .unwrap();
             let issued = authority
@@ -1138,7 +979,7 @@ async fn an_approved_login_left_for_61_seconds_does_not_complete() {
     let clock = Arc::new(ManualClock::new(START));
     let authority = open(&url, clock.clone()).await;
     let code = enrol(&authority, "late@example.rs").await;
-    let app = activate(&authority, &code).await.unwrap();
+    let app = App::activate(&authority, &code).await.unwrap();
     let approved_login = |session: Session| {
         let (authority, app, clock) = (&authority, &app, &clock);
         async move {
@@ -1213,7 +1054,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
         password: Some(zeroize::Zeroizing::new("Lozinka vlasnika 2026".to_owned())),
     };
     let code = authority.ra.add_user(new, "officer").await.unwrap().1 .0;
-    let app = activate(&authority, &code).await.unwrap();
+    let app = App::activate(&authority, &code).await.unwrap();
     let person = pki::profile::Person {
         given_name: "Петар".into(),
         surname: "Петровић".into(),
@@ -1565,7 +1406,7 @@ async fn proofing_an_account_ends_its_sessions_and_password() {
         )
         .await
         .is_err());
-    activate(&authority, &code.0).await.unwrap();
+    App::activate(&authority, &code.0).await.unwrap();
 }
 
 /// Finding 7: Argon2 runs on the blocking pool. On a one-thread runtime, a ticking task keeps
@@ -1683,7 +1524,7 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
             .await
             .unwrap();
             let email = "petar@example.rs";
-            let app = activate(&authority, &enrol(&authority, email).await)
+            let app = App::activate(&authority, &enrol(&authority, email).await)
                 .await
                 .unwrap();
             let person = pki::profile::Person {
@@ -1798,10 +1639,10 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
         let name = db.name;
         let clock = Arc::new(ManualClock::new(START));
         let authority = open(&db.url, clock.clone()).await;
-        let petar = activate(&authority, &enrol(&authority, "qr@example.rs").await)
+        let petar = App::activate(&authority, &enrol(&authority, "qr@example.rs").await)
             .await
             .unwrap();
-        let marko = activate(&authority, &enrol(&authority, "qr2@example.rs").await)
+        let marko = App::activate(&authority, &enrol(&authority, "qr2@example.rs").await)
             .await
             .unwrap();
         let first = browser(&authority).await;
