@@ -28,6 +28,7 @@ use std::sync::Arc;
 use der::Decode;
 use x509_cert::Certificate;
 
+use domain::cloud::CloudRefusal;
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::KeyBackend;
 use store::Store;
@@ -44,7 +45,8 @@ pub use va::OcspAnswer;
 pub use va::Va;
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
-/// Errors of the use cases.
+/// Errors of the use cases: the crate's one error type. A refusal the caller may be told is a
+/// typed variant (`Rejected`, `Cloud`); the rest keep their source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The store failed.
@@ -68,6 +70,9 @@ pub enum Error {
     /// The request is refused for a reason the caller is told.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// A cloud-certificate action is refused by the rules now.
+    #[error(transparent)]
+    Cloud(#[from] CloudRefusal),
     /// Stored data contradicts itself.
     #[error("inconsistent data: {0}")]
     Inconsistent(String),

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use domain::cloud::{self, CloudCertificate, CloudRefusal};
+use domain::cloud::{self, CloudCertificate};
 use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTime};
 use pki::profile::Person;
 use store::CertificateRecord;
@@ -15,22 +15,8 @@ use crate::login::Session;
 use crate::ra::agreement::{agreement_text, fill};
 use crate::{Account, CertificateSummary, Error, Ra};
 
-/// A refused cloud-certificate action.
-#[derive(Debug, thiserror::Error)]
-pub enum CloudError {
-    /// The rules refuse it now.
-    #[error(transparent)]
-    Refused(#[from] CloudRefusal),
-    /// Something else failed.
-    #[error(transparent)]
-    Failed(#[from] Error),
-}
-
-impl From<store::Error> for CloudError {
-    fn from(error: store::Error) -> Self {
-        Self::Failed(error.into())
-    }
-}
+/// Why a cloud-certificate action is refused: the actions return it as [`Error::Cloud`].
+pub use domain::cloud::CloudRefusal;
 
 /// What the service page shows.
 #[derive(Debug, Clone)]
@@ -174,7 +160,7 @@ impl Ra {
         )
     }
 
-    fn fresh_user(&self, session: &Session) -> Result<Account, CloudError> {
+    fn fresh_user(&self, session: &Session) -> Result<Account, Error> {
         let user = session.user.clone().ok_or(CloudRefusal::LoginNotFresh)?;
         cloud::login_is_fresh(
             session.by_consentid(),
@@ -187,7 +173,7 @@ impl Ra {
     /// Whether this session may have a cloud certificate issued now: a fresh ConsentID login
     /// and no active certificate. The portal asks before it shows the agreement, so that
     /// nobody reads it in vain; [`Self::issue_cloud`] asks again.
-    pub async fn may_issue_cloud(&self, session: &Session) -> Result<Account, CloudError> {
+    pub async fn may_issue_cloud(&self, session: &Session) -> Result<Account, Error> {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
         cloud::may_issue(
@@ -203,7 +189,7 @@ impl Ra {
     pub async fn issue_cloud(
         &self,
         session: &Session,
-    ) -> Result<(IssuedCertificate, String), CloudError> {
+    ) -> Result<(IssuedCertificate, String), Error> {
         let user = self.may_issue_cloud(session).await?;
         let now = self.clock.now();
         let (y, _, _) = now.date();
@@ -254,7 +240,7 @@ impl Ra {
     }
 
     /// **Обнови**: a new key pair and certificate; the old one is revoked as superseded.
-    pub async fn renew_cloud(&self, session: &Session) -> Result<IssuedCertificate, CloudError> {
+    pub async fn renew_cloud(&self, session: &Session) -> Result<IssuedCertificate, Error> {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
         state.renewal?;
@@ -284,7 +270,7 @@ impl Ra {
     }
 
     /// **Опозови**: the cloud certificate is revoked and its key destroyed; ConsentID stays.
-    pub async fn revoke_cloud(&self, session: &Session) -> Result<(), CloudError> {
+    pub async fn revoke_cloud(&self, session: &Session) -> Result<(), Error> {
         let user = self.fresh_user(session)?;
         let state = self.cloud_state(&user).await?;
         let current = state.current.ok_or(CloudRefusal::NoneActive)?;
@@ -310,7 +296,7 @@ impl Ra {
     /// **Опозови све сертификате**: the cloud certificate and every ConsentID device
     /// certificate of the user, in one transaction; the devices are deactivated, their pending
     /// requests fail and the sessions they created end (this one included).
-    pub async fn revoke_everything(&self, session: &Session) -> Result<usize, CloudError> {
+    pub async fn revoke_everything(&self, session: &Session) -> Result<usize, Error> {
         let user = self.fresh_user(session)?;
         let now = self.clock.now();
         let mut serials: Vec<domain::Serial> = self

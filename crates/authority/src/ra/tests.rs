@@ -7,7 +7,6 @@ use zeroize::Zeroizing;
 use domain::cloud::{CloudRefusal, FRESH_LOGIN};
 
 use crate::ra::accounts::{NewUser, Registration};
-use crate::ra::cloud::CloudError;
 use crate::test_support::{authorities, consentid_login, enrol, person, App, PASSWORD};
 use crate::{Error, Rejection};
 
@@ -140,14 +139,14 @@ async fn a_cloud_certificate_needs_a_fresh_consentid_login_and_none_active() {
         assert!(
             matches!(
                 t.ra.may_issue_cloud(&by_password).await,
-                Err(CloudError::Refused(CloudRefusal::LoginNotFresh))
+                Err(Error::Cloud(CloudRefusal::LoginNotFresh))
             ),
             "{name}: password session"
         );
         assert!(
             matches!(
                 t.ra.may_issue_cloud(&browser).await,
-                Err(CloudError::Refused(CloudRefusal::LoginNotFresh))
+                Err(Error::Cloud(CloudRefusal::LoginNotFresh))
             ),
             "{name}: anonymous session"
         );
@@ -165,7 +164,7 @@ async fn a_cloud_certificate_needs_a_fresh_consentid_login_and_none_active() {
         assert!(
             matches!(
                 t.ra.may_issue_cloud(&session).await,
-                Err(CloudError::Refused(CloudRefusal::LoginNotFresh))
+                Err(Error::Cloud(CloudRefusal::LoginNotFresh))
             ),
             "{name}: a stale ConsentID login"
         );
@@ -173,7 +172,7 @@ async fn a_cloud_certificate_needs_a_fresh_consentid_login_and_none_active() {
         assert!(
             matches!(
                 t.ra.issue_cloud(&session).await,
-                Err(CloudError::Refused(CloudRefusal::LoginNotFresh))
+                Err(Error::Cloud(CloudRefusal::LoginNotFresh))
             ),
             "{name}: nor issue"
         );
@@ -189,7 +188,7 @@ async fn a_cloud_certificate_needs_a_fresh_consentid_login_and_none_active() {
         assert!(
             matches!(
                 t.ra.may_issue_cloud(&session).await,
-                Err(CloudError::Refused(CloudRefusal::AlreadyActive))
+                Err(Error::Cloud(CloudRefusal::AlreadyActive))
             ),
             "{name}"
         );

@@ -222,15 +222,11 @@ struct ConfirmPage {
 }
 
 /// What a refused or failed cloud action shows.
-async fn cloud_refused(
-    state: &AppState,
-    visit: &Visit,
-    error: authority::ra::cloud::CloudError,
-) -> Response {
-    use authority::ra::cloud::CloudError;
-    use domain::cloud::CloudRefusal;
+async fn cloud_refused(state: &AppState, visit: &Visit, error: authority::Error) -> Response {
+    use authority::ra::cloud::CloudRefusal;
+    use authority::Error;
     let id = match error {
-        CloudError::Refused(CloudRefusal::LoginNotFresh) => {
+        Error::Cloud(CloudRefusal::LoginNotFresh) => {
             return message_with_link(
                 state,
                 visit,
@@ -241,11 +237,11 @@ async fn cloud_refused(
                 "cloud-login-again",
             );
         }
-        CloudError::Refused(CloudRefusal::AlreadyActive) => "cloud-refused-active",
-        CloudError::Refused(CloudRefusal::NoneActive) => "cloud-refused-none",
-        CloudError::Refused(CloudRefusal::Expired) => "cloud-refused-expired",
-        CloudError::Refused(CloudRefusal::RenewalWindowClosed { .. }) => "cloud-refused-none",
-        CloudError::Failed(error) => return internal(state, visit.language, &error),
+        Error::Cloud(CloudRefusal::AlreadyActive) => "cloud-refused-active",
+        Error::Cloud(CloudRefusal::NoneActive) => "cloud-refused-none",
+        Error::Cloud(CloudRefusal::Expired) => "cloud-refused-expired",
+        Error::Cloud(CloudRefusal::RenewalWindowClosed { .. }) => "cloud-refused-none",
+        error => return internal(state, visit.language, &error),
     };
     cloud_page(state, visit, None, Some(id), StatusCode::CONFLICT).await
 }
