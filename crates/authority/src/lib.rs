@@ -39,6 +39,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use login::Login;
 pub use ra::Ra;
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
+pub use signing::oauth::OAuthRefusal;
 pub use signing::Signing;
 pub use tsa::Tsa;
 pub use va::OcspAnswer;
@@ -46,7 +47,7 @@ pub use va::Va;
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
 /// Errors of the use cases: the crate's one error type. A refusal the caller may be told is a
-/// typed variant (`Rejected`, `Cloud`); the rest keep their source.
+/// typed variant (`Rejected`, `OAuth`, `Cloud`); the rest keep their source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The store failed.
@@ -70,6 +71,9 @@ pub enum Error {
     /// The request is refused for a reason the caller is told.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// An OAuth code or token is refused (RFC 6749 §5.2).
+    #[error(transparent)]
+    OAuth(#[from] OAuthRefusal),
     /// A cloud-certificate action is refused by the rules now.
     #[error(transparent)]
     Cloud(#[from] CloudRefusal),

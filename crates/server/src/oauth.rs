@@ -12,7 +12,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use authority::signing::oauth::OAuthError;
+use authority::Error;
 use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
 use crate::error::{internal_response, AppError, Surface};
@@ -203,7 +203,7 @@ async fn authorize_decision(
             let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
             with_cookie(&state, redirect_with(&request.redirect_uri, &pairs), None)
         }
-        Err(OAuthError::LoginRequired) => message_page(
+        Err(Error::OAuth(authority::OAuthRefusal::LoginRequired)) => message_page(
             &state,
             &visit,
             StatusCode::UNAUTHORIZED,
@@ -244,10 +244,15 @@ async fn token(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
-        Err(OAuthError::InvalidGrant(reason)) => token_error("invalid_grant", reason),
-        Err(OAuthError::LoginRequired) => token_error("invalid_grant", "the code was not allowed"),
+        Err(Error::OAuth(authority::OAuthRefusal::InvalidGrant(reason))) => {
+            token_error("invalid_grant", reason)
+        }
+        Err(Error::OAuth(authority::OAuthRefusal::LoginRequired)) => {
+            token_error("invalid_grant", "the code was not allowed")
+        }
         // `server_error` (RFC 6749 §4.1.2.1's code: §5.2 has none for a failure of ours), with
-        // the request id; always internal here, a refusal included (the exchange expects none).
-        Err(OAuthError::Failed(error)) => internal_response(&Surface::Csc, &error),
+        // the request id; always internal here, any other refusal included (the exchange
+        // expects none).
+        Err(error) => internal_response(&Surface::Csc, &error),
     }
 }

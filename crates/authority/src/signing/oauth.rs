@@ -17,9 +17,9 @@ use crate::{Error, Signing};
 /// Seconds an authorisation code lives.
 pub const CODE_LIFETIME: i64 = 60;
 
-/// Why a code or token is refused (RFC 6749 §5.2 codes).
-#[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
+/// Why a code or token is refused (RFC 6749 §5.2 codes). Carried by [`Error::OAuth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthRefusal {
     /// Allowing a client needs a ConsentID login.
     #[error("a ConsentID login is needed")]
     LoginRequired,
@@ -27,15 +27,6 @@ pub enum OAuthError {
     /// verifier.
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
-    /// Something else failed.
-    #[error(transparent)]
-    Failed(#[from] Error),
-}
-
-impl From<store::Error> for OAuthError {
-    fn from(error: store::Error) -> Self {
-        Self::Failed(error.into())
-    }
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -48,10 +39,10 @@ impl Signing {
         &self,
         session: &Session,
         request: &OAuthAuthorize,
-    ) -> Result<String, OAuthError> {
-        let user = session.user.clone().ok_or(OAuthError::LoginRequired)?;
+    ) -> Result<String, Error> {
+        let user = session.user.clone().ok_or(OAuthRefusal::LoginRequired)?;
         if session.record.auth_method.as_deref() != Some("consentid") {
-            return Err(OAuthError::LoginRequired);
+            return Err(OAuthRefusal::LoginRequired.into());
         }
         let now = self.clock.now();
         let code = proto::b64(&rand::random::<[u8; 32]>());
@@ -79,12 +70,12 @@ impl Signing {
 
     /// Exchanges a code for a bearer token, once: the same client and redirect URI, within a
     /// minute, and the verifier whose SHA-256 is the challenge.
-    pub async fn oauth_token(&self, request: &OAuthToken) -> Result<(ApiToken, i64), OAuthError> {
+    pub async fn oauth_token(&self, request: &OAuthToken) -> Result<(ApiToken, i64), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         // Spent even when the rest does not match: a code is tried once.
         let Some(code) = tx.use_oauth_code(&sha256_hex(&request.code), now).await? else {
-            return Err(OAuthError::InvalidGrant("the code is unknown or was used"));
+            return Err(OAuthRefusal::InvalidGrant("the code is unknown or was used").into());
         };
         let refusal = if now >= code.expires_at {
             Some("the code has expired")
@@ -107,7 +98,7 @@ impl Signing {
             )
             .await?;
             tx.commit().await?;
-            return Err(OAuthError::InvalidGrant(reason));
+            return Err(OAuthRefusal::InvalidGrant(reason).into());
         }
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
         tx.insert_api_token(&ApiTokenRecord {
