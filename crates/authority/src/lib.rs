@@ -29,6 +29,7 @@ use der::Decode;
 use x509_cert::Certificate;
 
 use domain::cloud::CloudRefusal;
+use domain::signing::{AuthorizeRefusal, SadRefusal};
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::KeyBackend;
 use store::Store;
@@ -39,15 +40,17 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use login::Login;
 pub use ra::Ra;
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
+pub use signing::documents::DocumentRefusal;
 pub use signing::oauth::OAuthRefusal;
-pub use signing::Signing;
+pub use signing::{Signing, SigningRefusal};
 pub use tsa::Tsa;
 pub use va::OcspAnswer;
 pub use va::Va;
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
 /// Errors of the use cases: the crate's one error type. A refusal the caller may be told is a
-/// typed variant (`Rejected`, `OAuth`, `Cloud`); the rest keep their source.
+/// typed variant (`Rejected`, `Signing`, `Document`, `OAuth`, `Cloud`); the rest keep their
+/// source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The store failed.
@@ -71,6 +74,13 @@ pub enum Error {
     /// The request is refused for a reason the caller is told.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// A signing step is refused: a credential, an authorisation or a SAD (the CSC API maps
+    /// each to its error code, the portal to a message).
+    #[error(transparent)]
+    Signing(#[from] SigningRefusal),
+    /// Documents cannot be signed in the portal (an upload or a job is refused).
+    #[error(transparent)]
+    Document(#[from] DocumentRefusal),
     /// An OAuth code or token is refused (RFC 6749 §5.2).
     #[error(transparent)]
     OAuth(#[from] OAuthRefusal),
@@ -80,6 +90,18 @@ pub enum Error {
     /// Stored data contradicts itself.
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
+}
+
+impl From<AuthorizeRefusal> for Error {
+    fn from(refusal: AuthorizeRefusal) -> Self {
+        Self::Signing(refusal.into())
+    }
+}
+
+impl From<SadRefusal> for Error {
+    fn from(refusal: SadRefusal) -> Self {
+        Self::Signing(refusal.into())
+    }
 }
 
 /// A request refused for a reason the caller may be told: the server maps each to an HTTP

@@ -15,7 +15,7 @@ use std::time::Duration;
 use p256::SecretKey;
 
 use authority::login::Session;
-use authority::signing::{AuthorizationCheck, SignRequest, SigningError};
+use authority::signing::{AuthorizationCheck, SignRequest, SigningRefusal};
 use authority::test_app::{caller, App};
 use authority::{Authority, Clock, Error, ManualClock, Rejection, Settings};
 use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
@@ -617,7 +617,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     "api:test"
                 )
                 .await,
-            Err(SigningError::UnknownCredential)
+            Err(Error::Signing(SigningRefusal::UnknownCredential))
         ));
 
         // Pending until the app answers; then the SAD, handed out once.
@@ -640,7 +640,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     .signing
                     .authorization_check(other, &handle, "api:test")
                     .await,
-                Err(SigningError::UnknownHandle)
+                Err(Error::Signing(SigningRefusal::UnknownHandle))
             ),
             "{name}: another user's handle"
         );
@@ -650,7 +650,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     .signing
                     .authorization_check(user, &handle, "api:another-token")
                     .await,
-                Err(SigningError::UnknownHandle)
+                Err(Error::Signing(SigningRefusal::UnknownHandle))
             ),
             "{name}: the same user's other token does not poll this handle"
         );
@@ -687,7 +687,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
-                Err(SigningError::UnknownHandle)
+                Err(Error::Signing(SigningRefusal::UnknownHandle))
             ),
             "{name}: the SAD is handed out once"
         );
@@ -696,18 +696,22 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 sign(user, credential, &sad, &[h2.clone()]).await,
-                Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+                Err(Error::Signing(SigningRefusal::Sad(
+                    SadRefusal::HashNotAuthorized
+                )))
             ),
             "{name}"
         );
         assert!(matches!(
             sign(user, credential, &sad, &[h1.clone(), h1.clone()]).await,
-            Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+            Err(Error::Signing(SigningRefusal::Sad(
+                SadRefusal::HashNotAuthorized
+            )))
         ));
         assert!(
             matches!(
                 sign(other, other_credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::Sad(SadRefusal::Invalid))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Invalid)))
             ),
             "{name}: another user's SAD"
         );
@@ -725,14 +729,14 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                         &[h1.clone()]
                     )
                     .await,
-                Err(SigningError::Sad(SadRefusal::Invalid))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Invalid)))
             ),
             "{name}: the same user's other token does not spend this SAD"
         );
         assert!(
             matches!(
                 sign(other, credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::UnknownCredential)
+                Err(Error::Signing(SigningRefusal::UnknownCredential))
             ),
             "{name}"
         );
@@ -749,7 +753,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     &[h1.clone()]
                 )
                 .await,
-            Err(SigningError::WrongScheme)
+            Err(Error::Signing(SigningRefusal::WrongScheme))
         ));
         // The signature verifies with the certificate's key over exactly h1.
         let signatures = sign(user, credential, &sad, &[h1.clone()]).await.unwrap();
@@ -780,7 +784,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 sign(user, credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::Sad(SadRefusal::Spent))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Spent)))
             ),
             "{name}: used twice"
         );
@@ -800,7 +804,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 sign(user, credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::Sad(SadRefusal::Expired))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Expired)))
             ),
             "{name}: expired"
         );
@@ -829,7 +833,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
-                Err(SigningError::Denied)
+                Err(Error::Signing(SigningRefusal::Denied))
             ),
             "{name}: denied"
         );
@@ -847,7 +851,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     .signing
                     .authorization_check(user, &handle, "api:test")
                     .await,
-                Err(SigningError::RequestExpired)
+                Err(Error::Signing(SigningRefusal::RequestExpired))
             ),
             "{name}"
         );
@@ -875,7 +879,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 sign(other, other_credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::Revoked)
+                Err(Error::Signing(SigningRefusal::Revoked))
             ),
             "{name}: revoked"
         );
@@ -888,7 +892,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                     "api:test"
                 )
                 .await,
-            Err(SigningError::Revoked)
+            Err(Error::Signing(SigningRefusal::Revoked))
         ));
 
         // Each request rings the phone: at most 30 in 10 minutes per user.
@@ -898,12 +902,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                 .signing
                 .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
                 .await;
-            if matches!(
-                result,
-                Err(SigningError::Failed(Error::Rejected(
-                    Rejection::RateLimited
-                )))
-            ) {
+            if matches!(result, Err(Error::Rejected(Rejection::RateLimited))) {
                 refused_at = Some(attempt);
                 break;
             }
@@ -936,7 +935,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         assert!(
             matches!(
                 sign(user, credential, &sad, &[h1.clone()]).await,
-                Err(SigningError::NoDevice)
+                Err(Error::Signing(SigningRefusal::NoDevice))
             ),
             "{name}: deactivated device"
         );
@@ -945,7 +944,7 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
                 .signing
                 .authorize_signing(user, &sign_request(credential, &[h1.clone()]), "api:test")
                 .await,
-            Err(SigningError::NoDevice)
+            Err(Error::Signing(SigningRefusal::NoDevice))
         ));
 
         // Every step is in the audit log, with the hashes; the chain holds.
@@ -1614,7 +1613,7 @@ async fn a_certificate_row_pointed_at_the_ca_key_cannot_sign() {
                 )
                 .await;
             match refused {
-                Err(SigningError::Failed(Error::Pki(pki::Error::KeyMismatch(_)))) => {}
+                Err(Error::Pki(pki::Error::KeyMismatch(_))) => {}
                 other => panic!("{name}: the CA key signed for a cloud certificate: {other:?}"),
             }
             authority.store().close().await;

@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use authority::signing::{
-    ApiCaller, ApiToken, AuthorizationCheck, Credential, SignRequest, SigningError,
+    ApiCaller, ApiToken, AuthorizationCheck, Credential, SignRequest, SigningRefusal,
 };
 use authority::{Error, Rejection};
 use csc::{CertificateChoice, CscError};
@@ -62,24 +62,30 @@ fn failed(error: Error) -> Response {
     AppError::csc(error).into_response()
 }
 
-/// The CSC answer to a refused signing step.
-fn signing_error(error: SigningError) -> Response {
+/// The CSC answer to a signing step's error: a refusal as its CSC code, anything else as
+/// [`failed`] answers it.
+fn signing_error(error: Error) -> Response {
+    let Error::Signing(refusal) = error else {
+        return failed(error);
+    };
     let invalid = |text: &str| csc_error(CscError::invalid(text));
-    match error {
-        SigningError::UnknownCredential => invalid("Invalid parameter credentialID"),
-        SigningError::UnknownHandle => invalid("Invalid parameter handle"),
-        SigningError::Revoked => invalid("Signing certificate is revoked"),
-        SigningError::Expired => invalid("Signing certificate is expired"),
-        SigningError::Locked => invalid("Credential locked"),
-        SigningError::NoDevice => invalid("The credential identified by credentialID is disabled"),
-        SigningError::WrongScheme => invalid("Invalid parameter signAlgo"),
-        SigningError::Request(refusal) => invalid(match refusal {
+    match refusal {
+        SigningRefusal::UnknownCredential => invalid("Invalid parameter credentialID"),
+        SigningRefusal::UnknownHandle => invalid("Invalid parameter handle"),
+        SigningRefusal::Revoked => invalid("Signing certificate is revoked"),
+        SigningRefusal::Expired => invalid("Signing certificate is expired"),
+        SigningRefusal::Locked => invalid("Credential locked"),
+        SigningRefusal::NoDevice => {
+            invalid("The credential identified by credentialID is disabled")
+        }
+        SigningRefusal::WrongScheme => invalid("Invalid parameter signAlgo"),
+        SigningRefusal::Request(refusal) => invalid(match refusal {
             AuthorizeRefusal::NoHashes => "Empty hash array",
             AuthorizeRefusal::CountMismatch => "Invalid parameter numSignatures",
             AuthorizeRefusal::TooMany => "Numbers of signatures is too high",
             AuthorizeRefusal::WrongLength => "Invalid digest value length",
         }),
-        SigningError::Sad(refusal) => invalid(match refusal {
+        SigningRefusal::Sad(refusal) => invalid(match refusal {
             SadRefusal::Invalid => "Invalid parameter SAD",
             SadRefusal::Spent => "Invalid parameter SAD: it was already used",
             SadRefusal::Expired => "SAD expired",
@@ -88,13 +94,12 @@ fn signing_error(error: SigningError) -> Response {
                 "Invalid parameter hashAlgorithmOID: it is not the authorized one"
             }
         }),
-        SigningError::Denied => csc_error(CscError::access_denied(
+        SigningRefusal::Denied => csc_error(CscError::access_denied(
             "The user denied the authorization request",
         )),
-        SigningError::RequestExpired => csc_error(CscError::access_denied(
+        SigningRefusal::RequestExpired => csc_error(CscError::access_denied(
             "The authorization request expired before the user approved it",
         )),
-        SigningError::Failed(error) => failed(error),
     }
 }
 

@@ -24,7 +24,7 @@ use store::{SigningDocumentRecord, SigningJobRecord};
 use crate::login::Session;
 use crate::login::PORTAL_NAME;
 use crate::settings::CaName;
-use crate::signing::{Credential, Settled, SignRequest, SigningError};
+use crate::signing::{Credential, Settled, SignRequest, SigningRefusal};
 use crate::{Account, Error, Signing};
 
 /// The largest PDF accepted, bytes.
@@ -75,9 +75,10 @@ pub struct UploadedDocument {
     pub bytes: Vec<u8>,
 }
 
-/// Why documents cannot be signed (the portal shows each in the user's language).
-#[derive(Debug, thiserror::Error)]
-pub enum DocumentError {
+/// Why documents cannot be signed (the portal shows each in the user's language). Carried by
+/// [`Error::Document`]; a refused signing step is an [`Error::Signing`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentRefusal {
     /// No file was chosen.
     #[error("no document")]
     NoDocuments,
@@ -102,21 +103,6 @@ pub enum DocumentError {
     /// No such job among the user's.
     #[error("not found")]
     NotFound,
-    /// The signing step refused (denied, expired, revoked, locked, ...).
-    #[error(transparent)]
-    Signing(#[from] SigningError),
-}
-
-impl From<Error> for DocumentError {
-    fn from(error: Error) -> Self {
-        Self::Signing(SigningError::Failed(error))
-    }
-}
-
-impl From<store::Error> for DocumentError {
-    fn from(error: store::Error) -> Self {
-        Self::Signing(error.into())
-    }
 }
 
 /// A document of a job as the portal shows it.
@@ -157,11 +143,11 @@ pub struct JobView {
     pub documents: Vec<DocumentView>,
 }
 
-fn unreadable(filename: &str, error: PadesError) -> DocumentError {
+fn unreadable(filename: &str, error: PadesError) -> DocumentRefusal {
     match error {
-        PadesError::NotPdf => DocumentError::NotPdf(filename.to_owned()),
-        PadesError::TooLarge => DocumentError::TooLarge(filename.to_owned()),
-        other => DocumentError::Unreadable(filename.to_owned(), other.to_string()),
+        PadesError::NotPdf => DocumentRefusal::NotPdf(filename.to_owned()),
+        PadesError::TooLarge => DocumentRefusal::TooLarge(filename.to_owned()),
+        other => DocumentRefusal::Unreadable(filename.to_owned(), other.to_string()),
     }
 }
 
@@ -177,13 +163,13 @@ fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
 }
 
 impl Signing {
-    fn signer_of(&self, session: &Session) -> Result<Account, DocumentError> {
+    fn signer_of(&self, session: &Session) -> Result<Account, Error> {
         let user = session
             .user
             .clone()
-            .ok_or(DocumentError::NeedsConsentIdLogin)?;
+            .ok_or(DocumentRefusal::NeedsConsentIdLogin)?;
         if session.record.auth_method.as_deref() != Some("consentid") {
-            return Err(DocumentError::NeedsConsentIdLogin);
+            return Err(DocumentRefusal::NeedsConsentIdLogin.into());
         }
         Ok(user)
     }
@@ -196,26 +182,26 @@ impl Signing {
         documents: Vec<UploadedDocument>,
         level: SignatureLevel,
         context: RequestContext,
-    ) -> Result<String, DocumentError> {
+    ) -> Result<String, Error> {
         let user = self.signer_of(session)?;
         if documents.is_empty() {
-            return Err(DocumentError::NoDocuments);
+            return Err(DocumentRefusal::NoDocuments.into());
         }
         if documents.len() > MAX_DOCUMENTS {
-            return Err(DocumentError::TooMany);
+            return Err(DocumentRefusal::TooMany.into());
         }
         if let Some(big) = documents
             .iter()
             .find(|d| d.bytes.len() > MAX_DOCUMENT_BYTES)
         {
-            return Err(DocumentError::TooLarge(big.filename.clone()));
+            return Err(DocumentRefusal::TooLarge(big.filename.clone()).into());
         }
         let credential = self
             .credentials(&user, true)
             .await?
             .into_iter()
             .next()
-            .ok_or(DocumentError::NoCertificate)?;
+            .ok_or(DocumentRefusal::NoCertificate)?;
         let (_, algorithm) = scheme_of(&credential);
         let chain: Vec<Vec<u8>> = credential.chain.iter().map(|c| c.0.clone()).collect();
         let now = self.clock.now();
@@ -295,16 +281,12 @@ impl Signing {
         Ok(job.id)
     }
 
-    async fn own_job(
-        &self,
-        user: &Account,
-        job_id: &str,
-    ) -> Result<SigningJobRecord, DocumentError> {
+    async fn own_job(&self, user: &Account, job_id: &str) -> Result<SigningJobRecord, Error> {
         self.store
             .signing_job(job_id)
             .await?
             .filter(|job| job.user_id == user.id)
-            .ok_or(DocumentError::NotFound)
+            .ok_or_else(|| DocumentRefusal::NotFound.into())
     }
 
     /// A job's state, moving it on: once the user approved, the documents are signed (one
@@ -313,8 +295,8 @@ impl Signing {
         &self,
         session: &Session,
         job_id: &str,
-    ) -> Result<JobView, DocumentError> {
-        let user = session.user.clone().ok_or(DocumentError::NotFound)?;
+    ) -> Result<JobView, Error> {
+        let user = session.user.clone().ok_or(DocumentRefusal::NotFound)?;
         let mut job = self.own_job(&user, job_id).await?;
         if job.status == "pending" && self.answered(&job).await? {
             self.sign_job(&user, &job).await?;
@@ -368,7 +350,7 @@ impl Signing {
 
     /// Whether the user answered (or the request ended), read without a write transaction: the
     /// waiting page asks every two seconds.
-    async fn answered(&self, job: &SigningJobRecord) -> Result<bool, DocumentError> {
+    async fn answered(&self, job: &SigningJobRecord) -> Result<bool, Error> {
         let Some(auth) = self.store.sign_authorization(&job.authorization_id).await? else {
             return Ok(true);
         };
@@ -382,13 +364,13 @@ impl Signing {
 
     /// If the user answered: on approval, signs every document in one transaction with the
     /// approval; on a refusal, ends the job with its reason.
-    async fn sign_job(&self, user: &Account, job: &SigningJobRecord) -> Result<(), DocumentError> {
+    async fn sign_job(&self, user: &Account, job: &SigningJobRecord) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx
             .sign_authorization(&job.authorization_id)
             .await?
-            .ok_or(DocumentError::NotFound)?;
+            .ok_or(DocumentRefusal::NotFound)?;
         if auth.status != AuthorizationStatus::Pending {
             // Settled by an earlier call that then failed: nothing more will happen.
             tx.move_signing_job(&job.id, "pending", "failed", "interrupted", now)
@@ -400,17 +382,18 @@ impl Signing {
             Ok(Settled::Pending { .. }) => return Ok(()),
             Ok(Settled::Approved { device_id }) => device_id,
             Ok(Settled::Refused(refusal))
-            | Err(refusal @ (SigningError::NoDevice | SigningError::Locked)) => {
-                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now)
+            | Err(Error::Signing(refusal @ (SigningRefusal::NoDevice | SigningRefusal::Locked))) => {
+                let hint = failure_hint(&Error::Signing(refusal));
+                tx.move_signing_job(&job.id, "pending", "failed", hint, now)
                     .await?;
                 tx.commit().await?;
                 return Ok(());
             }
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         };
         let credential = match self.usable_credential(user, &auth.credential_id).await {
             Ok(credential) => credential,
-            Err(refusal) => {
+            Err(error) => {
                 tx.settle_sign_authorization(
                     &auth.id,
                     AuthorizationStatus::Refused,
@@ -418,7 +401,7 @@ impl Signing {
                     Some(&device_id),
                 )
                 .await?;
-                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&refusal), now)
+                tx.move_signing_job(&job.id, "pending", "failed", failure_hint(&error), now)
                     .await?;
                 tx.commit().await?;
                 return Ok(());
@@ -437,8 +420,7 @@ impl Signing {
         if authorized != hashes {
             return Err(Error::Inconsistent(
                 "the job's documents differ from the approved hashes".into(),
-            )
-            .into());
+            ));
         }
         if !tx
             .settle_sign_authorization(
@@ -470,22 +452,18 @@ impl Signing {
     }
 
     /// Finishes a signed job at its level and stores the PDFs (redone until that succeeds).
-    async fn finish_job(
-        &self,
-        user: &Account,
-        job: &SigningJobRecord,
-    ) -> Result<(), DocumentError> {
+    async fn finish_job(&self, user: &Account, job: &SigningJobRecord) -> Result<(), Error> {
         let level = SignatureLevel::parse(&job.level)
             .ok_or_else(|| Error::Inconsistent(format!("job level {}", job.level)))?;
         let auth = self
             .store
             .sign_authorization(&job.authorization_id)
             .await?
-            .ok_or(DocumentError::NotFound)?;
+            .ok_or(DocumentRefusal::NotFound)?;
         let credential = self
             .credential(user, &auth.credential_id)
             .await?
-            .ok_or(DocumentError::NotFound)?;
+            .ok_or(DocumentRefusal::NotFound)?;
         let documents = self.store.signing_documents(&job.id).await?;
         let mut finished = Vec::new();
         for document in &documents {
@@ -547,15 +525,15 @@ impl Signing {
         session: &Session,
         job_id: &str,
         index: usize,
-    ) -> Result<(String, Vec<u8>), DocumentError> {
-        let user = session.user.clone().ok_or(DocumentError::NotFound)?;
+    ) -> Result<(String, Vec<u8>), Error> {
+        let user = session.user.clone().ok_or(DocumentRefusal::NotFound)?;
         let job = self.own_job(&user, job_id).await?;
         let documents = self.store.signing_documents(&job.id).await?;
         let document = documents
             .into_iter()
             .nth(index)
-            .ok_or(DocumentError::NotFound)?;
-        let pdf = document.signed_pdf.ok_or(DocumentError::NotFound)?;
+            .ok_or(DocumentRefusal::NotFound)?;
+        let pdf = document.signed_pdf.ok_or(DocumentRefusal::NotFound)?;
         Ok((document.filename, pdf))
     }
 
@@ -605,15 +583,16 @@ impl Signing {
     }
 }
 
-/// The reason a job failed, for the portal's message.
-fn failure_hint(refusal: &SigningError) -> &'static str {
-    match refusal {
-        SigningError::Denied => "denied",
-        SigningError::RequestExpired => "expired",
-        SigningError::Locked => "locked",
-        SigningError::NoDevice => "no_device",
-        SigningError::Revoked => "revoked",
-        SigningError::Expired => "certificate_expired",
+/// The reason a job failed, for the portal's message: the signing step's refusal, else
+/// `failed`.
+fn failure_hint(error: &Error) -> &'static str {
+    match error {
+        Error::Signing(SigningRefusal::Denied) => "denied",
+        Error::Signing(SigningRefusal::RequestExpired) => "expired",
+        Error::Signing(SigningRefusal::Locked) => "locked",
+        Error::Signing(SigningRefusal::NoDevice) => "no_device",
+        Error::Signing(SigningRefusal::Revoked) => "revoked",
+        Error::Signing(SigningRefusal::Expired) => "certificate_expired",
         _ => "failed",
     }
 }

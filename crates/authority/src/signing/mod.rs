@@ -149,13 +149,13 @@ pub(crate) enum Settled {
         device_id: String,
     },
     /// Refused: why.
-    Refused(SigningError),
+    Refused(SigningRefusal),
 }
 
 /// Why a signing step is refused (the CSC API maps each to its error code, the portal to a
-/// message in the user's language).
-#[derive(Debug, thiserror::Error)]
-pub enum SigningError {
+/// message in the user's language). Carried by [`Error::Signing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SigningRefusal {
     /// No such credential among the caller's.
     #[error("invalid parameter credentialID")]
     UnknownCredential,
@@ -189,27 +189,6 @@ pub enum SigningError {
     /// The key cannot make this kind of signature.
     #[error("invalid parameter signAlgo")]
     WrongScheme,
-    /// Something else failed.
-    #[error(transparent)]
-    Failed(#[from] Error),
-}
-
-impl From<store::Error> for SigningError {
-    fn from(error: store::Error) -> Self {
-        Self::Failed(error.into())
-    }
-}
-
-impl From<pki::Error> for SigningError {
-    fn from(error: pki::Error) -> Self {
-        Self::Failed(error.into())
-    }
-}
-
-impl From<Rejection> for SigningError {
-    fn from(rejection: Rejection) -> Self {
-        Self::Failed(rejection.into())
-    }
 }
 
 fn digest_of(algorithm: HashAlgorithm, hash: &[u8]) -> Option<Digest> {
@@ -230,7 +209,7 @@ fn spendable(
     algorithm: HashAlgorithm,
     hashes: &[Vec<u8>],
     now: UnixTime,
-) -> Result<SignAuthorizationRecord, SigningError> {
+) -> Result<SignAuthorizationRecord, Error> {
     let auth = auth
         .filter(|a| a.user_id == user.id && a.credential_id == credential.id)
         .ok_or(SadRefusal::Invalid)?;
@@ -251,21 +230,18 @@ fn spendable(
     )?;
     match device.map(|d| d.state) {
         Some(DeviceState::Active) => Ok(auth),
-        Some(DeviceState::PinLocked) => Err(SigningError::Locked),
-        _ => Err(SigningError::NoDevice),
+        Some(DeviceState::PinLocked) => Err(SigningRefusal::Locked.into()),
+        _ => Err(SigningRefusal::NoDevice.into()),
     }
 }
 
 /// The RSA padding of a scheme, if the key can make it.
-pub(crate) fn padding_for(
-    key: KeyAlgorithm,
-    scheme: SignatureScheme,
-) -> Result<RsaPadding, SigningError> {
+pub(crate) fn padding_for(key: KeyAlgorithm, scheme: SignatureScheme) -> Result<RsaPadding, Error> {
     match (key, scheme) {
         (KeyAlgorithm::EcdsaP256, SignatureScheme::Ecdsa)
         | (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPkcs1) => Ok(RsaPadding::Pkcs1v15),
         (KeyAlgorithm::Rsa3072, SignatureScheme::RsaPss) => Ok(RsaPadding::Pss),
-        _ => Err(SigningError::WrongScheme),
+        _ => Err(SigningRefusal::WrongScheme.into()),
     }
 }
 
@@ -274,7 +250,7 @@ struct InFlight(tokio::task::JoinHandle<Result<Vec<Vec<u8>>, pki::Error>>);
 
 impl InFlight {
     /// The signatures, once made.
-    async fn finish(self) -> Result<Vec<Vec<u8>>, SigningError> {
+    async fn finish(self) -> Result<Vec<Vec<u8>>, Error> {
         let signed = self
             .0
             .await
@@ -289,7 +265,7 @@ fn start_signing(
     padding: RsaPadding,
     algorithm: HashAlgorithm,
     hashes: &[Vec<u8>],
-) -> Result<InFlight, SigningError> {
+) -> Result<InFlight, Error> {
     let digests = hashes
         .iter()
         .map(|h| digest_of(algorithm, h))
@@ -498,15 +474,15 @@ impl Signing {
         &self,
         user: &Account,
         credential_id: &str,
-    ) -> Result<Credential, SigningError> {
+    ) -> Result<Credential, Error> {
         let credential = self
             .credential(user, credential_id)
             .await?
-            .ok_or(SigningError::UnknownCredential)?;
+            .ok_or(SigningRefusal::UnknownCredential)?;
         match credential.status {
             "valid" => Ok(credential),
-            "revoked" => Err(SigningError::Revoked),
-            _ => Err(SigningError::Expired),
+            "revoked" => Err(SigningRefusal::Revoked.into()),
+            _ => Err(SigningRefusal::Expired.into()),
         }
     }
 
@@ -518,7 +494,7 @@ impl Signing {
         user: &Account,
         request: &SignRequest,
         binding: &str,
-    ) -> Result<String, SigningError> {
+    ) -> Result<String, Error> {
         let credential = self.usable_credential(user, &request.credential_id).await?;
         let mut tx = self.store.begin().await?;
         let id = self
@@ -536,7 +512,7 @@ impl Signing {
         credential: &Credential,
         request: &SignRequest,
         binding: &str,
-    ) -> Result<String, SigningError> {
+    ) -> Result<String, Error> {
         signing::check_authorization_request(
             request.num_signatures,
             &request.hashes,
@@ -554,10 +530,11 @@ impl Signing {
         if !devices.iter().any(|d| d.state == DeviceState::Active) {
             return Err(
                 if devices.iter().any(|d| d.state == DeviceState::PinLocked) {
-                    SigningError::Locked
+                    SigningRefusal::Locked
                 } else {
-                    SigningError::NoDevice
-                },
+                    SigningRefusal::NoDevice
+                }
+                .into(),
             );
         }
         let documents = request
@@ -638,26 +615,26 @@ impl Signing {
         user: &Account,
         handle: &str,
         binding: &str,
-    ) -> Result<AuthorizationCheck, SigningError> {
+    ) -> Result<AuthorizationCheck, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let auth = tx
             .sign_authorization(handle)
             .await?
             .filter(|a| a.user_id == user.id)
-            .ok_or(SigningError::UnknownHandle)?;
+            .ok_or(SigningRefusal::UnknownHandle)?;
         let asked_by = tx
             .transaction_for_update(&auth.txn_id)
             .await?
             .map(|txn| txn.session_binding);
         if asked_by.as_deref() != Some(binding) {
-            return Err(SigningError::UnknownHandle);
+            return Err(SigningRefusal::UnknownHandle.into());
         }
         match self.settle_in(&mut tx, user, &auth, now).await? {
             Settled::Pending { seconds_left } => Ok(AuthorizationCheck::Pending { seconds_left }),
             Settled::Refused(refusal) => {
                 tx.commit().await?;
-                Err(refusal)
+                Err(refusal.into())
             }
             Settled::Approved { device_id } => {
                 let sad = proto::b64(&rand::random::<[u8; 32]>());
@@ -671,7 +648,7 @@ impl Signing {
                     )
                     .await?
                 {
-                    return Err(SigningError::UnknownHandle);
+                    return Err(SigningRefusal::UnknownHandle.into());
                 }
                 tx.commit().await?;
                 Ok(AuthorizationCheck::Authorized {
@@ -691,14 +668,14 @@ impl Signing {
         user: &Account,
         auth: &SignAuthorizationRecord,
         now: UnixTime,
-    ) -> Result<Settled, SigningError> {
+    ) -> Result<Settled, Error> {
         if auth.status != AuthorizationStatus::Pending {
-            return Err(SigningError::UnknownHandle);
+            return Err(SigningRefusal::UnknownHandle.into());
         }
         let txn = tx
             .transaction_for_update(&auth.txn_id)
             .await?
-            .ok_or(SigningError::UnknownHandle)?;
+            .ok_or(SigningRefusal::UnknownHandle)?;
         let actor = format!("user:{}", user.id);
         match effective_status(txn.status, txn.expires_at, now) {
             TransactionStatus::Pending => Ok(Settled::Pending {
@@ -713,7 +690,7 @@ impl Signing {
                     .await?
                     .is_none_or(|d| d.state != DeviceState::Active)
                 {
-                    return Err(SigningError::NoDevice);
+                    return Err(SigningRefusal::NoDevice.into());
                 }
                 if !tx
                     .move_transaction(
@@ -726,7 +703,7 @@ impl Signing {
                     )
                     .await?
                 {
-                    return Err(SigningError::UnknownHandle);
+                    return Err(SigningRefusal::UnknownHandle.into());
                 }
                 tx.audit(
                     now,
@@ -748,9 +725,9 @@ impl Signing {
                 tx.audit(now, &actor, "signature.refused", json!({ "authorization": auth.id, "txn": txn.id, "status": status.as_str(), "hint": txn.hint }))
                     .await?;
                 Ok(Settled::Refused(match (status, txn.hint.as_str()) {
-                    (TransactionStatus::Denied, _) | (_, "wrong_vc") => SigningError::Denied,
-                    (_, "pin_locked") => SigningError::Locked,
-                    _ => SigningError::RequestExpired,
+                    (TransactionStatus::Denied, _) | (_, "wrong_vc") => SigningRefusal::Denied,
+                    (_, "pin_locked") => SigningRefusal::Locked,
+                    _ => SigningRefusal::RequestExpired,
                 }))
             }
         }
@@ -765,7 +742,7 @@ impl Signing {
         user: &Account,
         credential: &Credential,
         batch: &SignBatch<'_>,
-    ) -> Result<Vec<Vec<u8>>, SigningError> {
+    ) -> Result<Vec<Vec<u8>>, Error> {
         let SignBatch {
             authorization_id,
             padding,
@@ -800,8 +777,8 @@ impl Signing {
         &self,
         key: &store::KeyRecord,
         credential: &Credential,
-    ) -> Result<Arc<dyn KeySigner>, SigningError> {
-        let signer = self.ca.signing_key(key)?.ok_or(SigningError::Revoked)?;
+    ) -> Result<Arc<dyn KeySigner>, Error> {
+        let signer = self.ca.signing_key(key)?.ok_or(SigningRefusal::Revoked)?;
         let certificate = credential
             .chain
             .first()
@@ -824,7 +801,7 @@ impl Signing {
         algorithm: HashAlgorithm,
         hashes: &[Vec<u8>],
         now: UnixTime,
-    ) -> Result<(), SigningError> {
+    ) -> Result<(), Error> {
         tx.audit(
             now,
             &format!("user:{}", user.id),
@@ -862,7 +839,7 @@ impl Signing {
         algorithm: HashAlgorithm,
         scheme: SignatureScheme,
         hashes: &[Vec<u8>],
-    ) -> Result<Vec<Vec<u8>>, SigningError> {
+    ) -> Result<Vec<Vec<u8>>, Error> {
         let credential = self.usable_credential(user, credential_id).await?;
         let padding = padding_for(credential.algorithm, scheme)?;
         let key_id = credential
@@ -893,8 +870,8 @@ impl Signing {
         let certificate = tx.certificate(&credential.certificate.serial).await?;
         match certificate.map(|c| (c.status, c.not_after)) {
             Some((CertificateStatus::Issued, not_after)) if now <= not_after => {}
-            Some((CertificateStatus::Issued, _)) => return Err(SigningError::Expired),
-            _ => return Err(SigningError::Revoked),
+            Some((CertificateStatus::Issued, _)) => return Err(SigningRefusal::Expired.into()),
+            _ => return Err(SigningRefusal::Revoked.into()),
         }
         let key = tx.key(&key_id).await?;
         let signer = self.credential_signer(&key, &credential).await?;
@@ -921,12 +898,7 @@ impl Signing {
 
     /// After a SAD was spent and its key failed: the audit log says that nothing was handed
     /// out. Never fails (the error is logged).
-    async fn record_failed_signing(
-        &self,
-        user: &Account,
-        authorization_id: &str,
-        error: &SigningError,
-    ) {
+    async fn record_failed_signing(&self, user: &Account, authorization_id: &str, error: &Error) {
         tracing::error!(%error, authorization = %authorization_id, "the key failed after its SAD was spent");
         let result = async {
             let now = self.clock.now();

@@ -3,7 +3,7 @@
 
 use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 
-use crate::signing::{AuthorizationCheck, SignRequest, SigningError, API_TOKEN_LIFETIME};
+use crate::signing::{AuthorizationCheck, SignRequest, SigningRefusal, API_TOKEN_LIFETIME};
 use crate::test_support::{authorities, enrol, person, App, PASSWORD};
 use crate::{Error, Rejection};
 
@@ -80,7 +80,7 @@ async fn an_api_token_reaches_only_its_own_users_credentials() {
                         "api:test"
                     )
                     .await,
-                Err(SigningError::UnknownCredential)
+                Err(Error::Signing(SigningRefusal::UnknownCredential))
             ),
             "{name}: nor can it be asked to sign"
         );
@@ -154,7 +154,7 @@ async fn a_sad_is_handed_out_once_and_signs_once() {
                 t.signing
                     .authorization_check(&user, &handle, "api:other")
                     .await,
-                Err(SigningError::UnknownHandle)
+                Err(Error::Signing(SigningRefusal::UnknownHandle))
             ),
             "{name}"
         );
@@ -172,7 +172,7 @@ async fn a_sad_is_handed_out_once_and_signs_once() {
                 t.signing
                     .authorization_check(&user, &handle, "api:test")
                     .await,
-                Err(SigningError::UnknownHandle)
+                Err(Error::Signing(SigningRefusal::UnknownHandle))
             ),
             "{name}: the SAD is handed out once"
         );
@@ -197,14 +197,16 @@ async fn a_sad_is_handed_out_once_and_signs_once() {
         assert!(
             matches!(
                 sign("api:other", hashes.clone()).await,
-                Err(SigningError::Sad(SadRefusal::Invalid))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Invalid)))
             ),
             "{name}: another binding"
         );
         assert!(
             matches!(
                 sign("api:test", vec![vec![3u8; 32]]).await,
-                Err(SigningError::Sad(SadRefusal::HashNotAuthorized))
+                Err(Error::Signing(SigningRefusal::Sad(
+                    SadRefusal::HashNotAuthorized
+                )))
             ),
             "{name}: a hash not approved"
         );
@@ -214,14 +216,14 @@ async fn a_sad_is_handed_out_once_and_signs_once() {
         assert!(
             matches!(
                 sign("api:test", hashes.clone()).await,
-                Err(SigningError::Sad(SadRefusal::Spent))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Spent)))
             ),
             "{name}: a SAD signs once"
         );
         assert!(
             matches!(
                 sign("api:test", vec![hashes[0].clone()]).await,
-                Err(SigningError::Sad(SadRefusal::Spent))
+                Err(Error::Signing(SigningRefusal::Sad(SadRefusal::Spent)))
             ),
             "{name}: not even a part of it"
         );

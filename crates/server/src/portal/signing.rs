@@ -10,9 +10,10 @@ use axum::routing::get;
 use axum::Router;
 
 use authority::signing::documents::{
-    DocumentError, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES,
+    DocumentRefusal, JobStatus, SignatureLevel, UploadedDocument, MAX_DOCUMENTS, MAX_DOCUMENT_BYTES,
 };
-use authority::signing::SigningError;
+use authority::signing::SigningRefusal;
+use authority::{Error, Rejection};
 use proto::app::RequestContext;
 
 use super::page::{
@@ -207,29 +208,29 @@ async fn read_form(visit: &Visit, mut multipart: Multipart) -> Result<UploadForm
 }
 
 /// The message for a refused upload.
-fn upload_refusal(page: &Page, error: &DocumentError) -> Option<String> {
+fn upload_refusal(page: &Page, error: &Error) -> Option<String> {
     let with_file = |id: &str, file: &str| page.t_with(id, &[("file", file.to_owned())]);
     Some(match error {
-        DocumentError::NoDocuments => page.t("sign-error-none"),
-        DocumentError::TooMany => {
+        Error::Document(DocumentRefusal::NoDocuments) => page.t("sign-error-none"),
+        Error::Document(DocumentRefusal::TooMany) => {
             page.t_with("sign-error-too-many", &[("max", MAX_DOCUMENTS.to_string())])
         }
-        DocumentError::TooLarge(file) => page.t_with(
+        Error::Document(DocumentRefusal::TooLarge(file)) => page.t_with(
             "sign-error-too-large",
             &[
                 ("file", file.clone()),
                 ("max", (MAX_DOCUMENT_BYTES / (1024 * 1024)).to_string()),
             ],
         ),
-        DocumentError::NotPdf(file) => with_file("sign-error-not-pdf", file),
-        DocumentError::Unreadable(file, _) => with_file("sign-error-corrupt", file),
-        DocumentError::NeedsConsentIdLogin => page.t("sign-error-consentid"),
-        DocumentError::NoCertificate => page.t("sign-error-no-certificate"),
-        DocumentError::Signing(SigningError::NoDevice) => page.t("sign-error-no-device"),
-        DocumentError::Signing(SigningError::Locked) => page.t("sign-failed-locked"),
-        DocumentError::Signing(SigningError::Failed(authority::Error::Rejected(
-            authority::Rejection::RateLimited,
-        ))) => page.t("sign-error-rate-limited"),
+        Error::Document(DocumentRefusal::NotPdf(file)) => with_file("sign-error-not-pdf", file),
+        Error::Document(DocumentRefusal::Unreadable(file, _)) => {
+            with_file("sign-error-corrupt", file)
+        }
+        Error::Document(DocumentRefusal::NeedsConsentIdLogin) => page.t("sign-error-consentid"),
+        Error::Document(DocumentRefusal::NoCertificate) => page.t("sign-error-no-certificate"),
+        Error::Signing(SigningRefusal::NoDevice) => page.t("sign-error-no-device"),
+        Error::Signing(SigningRefusal::Locked) => page.t("sign-failed-locked"),
+        Error::Rejected(Rejection::RateLimited) => page.t("sign-error-rate-limited"),
         _ => return None,
     })
 }
@@ -344,7 +345,7 @@ async fn job_page(
         .await
     {
         Ok(view) => view,
-        Err(DocumentError::NotFound) => {
+        Err(Error::Document(DocumentRefusal::NotFound)) => {
             return message_page(
                 &state,
                 &visit,
@@ -436,7 +437,7 @@ async fn download(
             }
             response
         }
-        Err(DocumentError::NotFound) => message_page(
+        Err(Error::Document(DocumentRefusal::NotFound)) => message_page(
             &state,
             &visit,
             StatusCode::NOT_FOUND,
