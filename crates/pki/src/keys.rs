@@ -150,6 +150,13 @@ pub trait KeySigner: Send + Sync {
     /// §2.2.3), RSA signatures as the raw big-endian integer.
     fn sign_digest(&self, digest: &Digest, padding: RsaPadding) -> Result<Vec<u8>, Error>;
 
+    /// How many threads may sign with this key at once to good effect: a batch of
+    /// [`KeySigner::sign_digest`] calls is spread over at most this many. One unless the key
+    /// says otherwise (SoftHSM2 serialises a token's sessions: two threads sign slower than one).
+    fn parallelism(&self) -> usize {
+        1
+    }
+
     /// ECDH (P-256 keys only): the x-coordinate of the shared point with `peer`, an
     /// uncompressed SEC1 point. Used to open PIN material sealed to the service's key.
     fn diffie_hellman(&self, peer: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {

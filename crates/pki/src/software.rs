@@ -262,6 +262,12 @@ impl KeySigner for SoftwareSigner {
         &self.public_key
     }
 
+    /// One thread per core: a key in memory signs on every core at once.
+    fn parallelism(&self) -> usize {
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
     fn diffie_hellman(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         let SoftwareKey::Ecdsa(key) = &self.key else {
             return Err(Error::UnsupportedKey("ECDH needs a P-256 key".into()));

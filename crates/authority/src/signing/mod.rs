@@ -22,7 +22,7 @@ use domain::{
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, SignAuthorizationRecord, Store};
+use store::{ApiTokenRecord, CertificateRecord, KeyState, SignAuthorizationRecord, Store};
 
 use crate::settings::CaName;
 use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};
@@ -228,10 +228,25 @@ fn spendable(
         },
         now,
     )?;
+    device_may_sign(device.as_ref())?;
+    Ok(auth)
+}
+
+/// Whether the device that approved a signature may still sign: active, not locked.
+fn device_may_sign(device: Option<&store::DeviceRecord>) -> Result<(), Error> {
     match device.map(|d| d.state) {
-        Some(DeviceState::Active) => Ok(auth),
+        Some(DeviceState::Active) => Ok(()),
         Some(DeviceState::PinLocked) => Err(SigningRefusal::Locked.into()),
         _ => Err(SigningRefusal::NoDevice.into()),
+    }
+}
+
+/// Whether a certificate, as its record says now, may sign: issued and not expired.
+fn certificate_may_sign(record: Option<&CertificateRecord>, now: UnixTime) -> Result<(), Error> {
+    match record.map(|c| (c.status, c.not_after)) {
+        Some((CertificateStatus::Issued, not_after)) if now <= not_after => Ok(()),
+        Some((CertificateStatus::Issued, _)) => Err(SigningRefusal::Expired.into()),
+        _ => Err(SigningRefusal::Revoked.into()),
     }
 }
 
@@ -245,21 +260,36 @@ pub(crate) fn padding_for(key: KeyAlgorithm, scheme: SignatureScheme) -> Result<
     }
 }
 
-/// Signatures being made on a blocking thread (a batch takes milliseconds).
-struct InFlight(tokio::task::JoinHandle<Result<Vec<Vec<u8>>, pki::Error>>);
+/// Fewest signatures worth a thread of their own: a P-256 signature takes tens of
+/// microseconds, handing work to a thread a few.
+const SIGNATURES_PER_THREAD: usize = 16;
+
+/// Signatures being made on blocking threads (a batch takes milliseconds), in slices of the
+/// batch, in order.
+struct InFlight(Vec<tokio::task::JoinHandle<Result<Vec<Vec<u8>>, pki::Error>>>);
 
 impl InFlight {
-    /// The signatures, once made.
+    /// The signatures, once all are made, in the order of the hashes.
     async fn finish(self) -> Result<Vec<Vec<u8>>, Error> {
-        let signed = self
-            .0
-            .await
-            .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
-        Ok(signed?)
+        let mut signatures = Vec::new();
+        for slice in self.0 {
+            let signed = slice
+                .await
+                .map_err(|e| Error::Inconsistent(format!("the signing thread failed: {e}")))?;
+            signatures.extend(signed?);
+        }
+        Ok(signatures)
     }
 }
 
-/// Starts `signer`'s signatures over `hashes` on a blocking thread.
+/// Threads a batch of `count` signatures is spread over: as many as the key may use at once
+/// ([`KeySigner::parallelism`]: for a software key one per core), each with at least
+/// [`SIGNATURES_PER_THREAD`], so that one caller's batch uses an idle machine's every core.
+fn signing_threads(signer: &dyn KeySigner, count: usize) -> usize {
+    (count / SIGNATURES_PER_THREAD).clamp(1, signer.parallelism().max(1))
+}
+
+/// Starts `signer`'s signatures over `hashes` on blocking threads.
 fn start_signing(
     signer: Arc<dyn KeySigner>,
     padding: RsaPadding,
@@ -271,12 +301,21 @@ fn start_signing(
         .map(|h| digest_of(algorithm, h))
         .collect::<Option<Vec<_>>>()
         .ok_or(AuthorizeRefusal::WrongLength)?;
-    Ok(InFlight(tokio::task::spawn_blocking(move || {
-        digests
-            .iter()
-            .map(|d| signer.sign_digest(d, padding))
-            .collect::<Result<Vec<_>, _>>()
-    })))
+    let threads = signing_threads(signer.as_ref(), digests.len());
+    let slice = digests.len().div_ceil(threads).max(1);
+    let slices = digests
+        .chunks(slice)
+        .map(|slice| {
+            let (signer, slice) = (Arc::clone(&signer), slice.to_vec());
+            tokio::task::spawn_blocking(move || {
+                slice
+                    .iter()
+                    .map(|d| signer.sign_digest(d, padding))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .collect();
+    Ok(InFlight(slices))
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -735,7 +774,7 @@ impl Signing {
 
     /// Signs `hashes` with a credential's key and records it in the audit log inside `tx`:
     /// called only once the authorisation was checked and spent in the same transaction. The
-    /// key signs on a blocking thread while the audit entry is written.
+    /// key signs on blocking threads while the audit entry is written.
     pub(crate) async fn sign_in(
         &self,
         tx: &mut store::Tx,
@@ -817,18 +856,22 @@ impl Signing {
         Ok(())
     }
 
-    /// Signs hashes with a credential, spending a SAD. One database transaction checks the
-    /// SAD (the caller's `binding`, this credential's, live, unspent, covering every hash), the
-    /// approving device, the certificate's status and the key's record; then, in this order:
-    /// 1. the key starts signing, on a blocking thread (only now: nothing is signed for a SAD
+    /// Signs hashes with a credential, spending a SAD, in this order:
+    /// 1. checks on committed data, without the write lock: the SAD (the caller's `binding`,
+    ///    this credential's, live, unspent, covering every hash), the approving device, the
+    ///    certificate's status, and the key's record and its binding to the certificate;
+    /// 2. the key starts signing, on blocking threads (only now: nothing is signed for a SAD
     ///    that does not hold);
-    /// 2. meanwhile the transaction spends the SAD, records the signatures and commits, which
-    ///    waits for the disk;
-    /// 3. the signatures are handed out only once both are done: a SAD is spent on disk before
-    ///    its signatures leave, so a crash cannot make it sign twice.
+    /// 3. meanwhile one database transaction checks again what may have changed since 1 (the
+    ///    device, the certificate's status, the key's record), spends the SAD (only if it is
+    ///    still unspent), records the signatures and commits, which waits for the disk;
+    /// 4. the signatures are handed out only once both are done: a SAD is spent on disk before
+    ///    its signatures leave, so a crash cannot make it sign twice. Signatures whose
+    ///    transaction refused or failed are dropped and never leave.
     ///
-    /// A key that fails after the commit leaves the SAD spent and nothing handed out (the
-    /// caller asks for a new authorisation); the audit log then says so (`signature.failed`).
+    /// Signing while other calls hold the write lock keeps the cores busy. A key that fails
+    /// after the commit leaves the SAD spent and nothing handed out (the caller asks for a new
+    /// authorisation); the audit log then says so (`signature.failed`).
     #[allow(clippy::too_many_arguments)] // one signHash call's parts, and who makes it
     pub async fn sign_hashes(
         &self,
@@ -847,19 +890,22 @@ impl Signing {
             .key_id
             .clone()
             .ok_or_else(|| Error::Inconsistent("a credential without key".into()))?;
-        let sad_hash = sha256_hex(sad);
         let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
-        let auth = tx.sign_authorization_by_sad(&sad_hash).await?;
-        let device = match auth.as_ref().and_then(|a| a.device_id.clone()) {
-            Some(id) => tx.device(&id).await?,
+        // 1.
+        let auth = self
+            .store
+            .sign_authorization_by_sad(&sha256_hex(sad))
+            .await?;
+        let device = match auth.as_ref().and_then(|a| a.device_id.as_deref()) {
+            Some(id) => self.store.device(id).await?,
             None => None,
         };
         let auth = spendable(user, &credential, auth, device, algorithm, hashes, now)?;
         // Only the caller that asked for the SAD spends it (its API token, and so its OAuth
         // client): the same user's other token gets "invalid SAD".
-        if tx
-            .transaction_for_update(&auth.txn_id)
+        if self
+            .store
+            .transaction(&auth.txn_id)
             .await?
             .map(|txn| txn.session_binding)
             .as_deref()
@@ -867,24 +913,32 @@ impl Signing {
         {
             return Err(SadRefusal::Invalid.into());
         }
-        let certificate = tx.certificate(&credential.certificate.serial).await?;
-        match certificate.map(|c| (c.status, c.not_after)) {
-            Some((CertificateStatus::Issued, not_after)) if now <= not_after => {}
-            Some((CertificateStatus::Issued, _)) => return Err(SigningRefusal::Expired.into()),
-            _ => return Err(SigningRefusal::Revoked.into()),
-        }
-        let key = tx.key(&key_id).await?;
+        let key = self.store.key(&key_id).await?;
         let signer = self.credential_signer(&key, &credential).await?;
-        // 1.
-        let signing = start_signing(signer, padding, algorithm, hashes)?;
         // 2.
+        let signing = start_signing(signer, padding, algorithm, hashes)?;
+        // 3.
+        let mut tx = self.store.begin().await?;
+        match auth.device_id.as_deref() {
+            Some(id) => device_may_sign(tx.device(id).await?.as_ref())?,
+            None => device_may_sign(None)?,
+        }
+        certificate_may_sign(
+            tx.certificate(&credential.certificate.serial)
+                .await?
+                .as_ref(),
+            now,
+        )?;
+        if tx.key(&key_id).await?.state != KeyState::Active {
+            return Err(SigningRefusal::Revoked.into());
+        }
         if !tx.spend_sign_authorization(&auth.id, now).await? {
             return Err(SadRefusal::Spent.into());
         }
         self.record_signatures(&mut tx, user, &credential, &auth.id, algorithm, hashes, now)
             .await?;
         let committed = tx.commit().await;
-        // 3.
+        // 4.
         let signed = signing.finish().await;
         committed?;
         match signed {

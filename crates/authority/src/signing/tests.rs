@@ -231,3 +231,59 @@ async fn a_sad_is_handed_out_once_and_signs_once() {
         t.close().await;
     }
 }
+
+/// A key that "signs" a digest by copying it and remembers the threads it ran on: the slicing
+/// of a batch, not the cryptography, is under test here.
+struct EchoKey {
+    parallelism: usize,
+    public_key: pki::PublicKeyDer,
+    threads: std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+}
+
+impl pki::KeySigner for EchoKey {
+    fn algorithm(&self) -> pki::KeyAlgorithm {
+        pki::KeyAlgorithm::EcdsaP256
+    }
+
+    fn public_key(&self) -> &pki::PublicKeyDer {
+        &self.public_key
+    }
+
+    fn sign_digest(&self, digest: &pki::Digest, _: pki::RsaPadding) -> Result<Vec<u8>, pki::Error> {
+        self.threads
+            .lock()
+            .unwrap()
+            .insert(std::thread::current().id());
+        Ok(digest.as_bytes().to_vec())
+    }
+
+    fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_signed_on_as_many_threads_as_the_key_allows_in_order() {
+    let hashes: Vec<Vec<u8>> = (0..100_u8).map(|i| vec![i; 32]).collect();
+    for (parallelism, count, threads) in [(4, 100, 4), (4, 20, 1), (1, 100, 1), (0, 100, 1)] {
+        let key = std::sync::Arc::new(EchoKey {
+            parallelism,
+            public_key: pki::PublicKeyDer(Vec::new()),
+            threads: std::sync::Mutex::default(),
+        });
+        let batch = &hashes[..count];
+        let signed = super::start_signing(
+            key.clone(),
+            pki::RsaPadding::Pkcs1v15,
+            HashAlgorithm::Sha256,
+            batch,
+        )
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+        assert_eq!(signed, batch, "parallelism {parallelism}, {count} hashes");
+        assert_eq!(super::signing_threads(key.as_ref(), count), threads);
+        assert!(key.threads.lock().unwrap().len() <= threads);
+    }
+}

@@ -95,8 +95,9 @@ const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
 const ECDSA_SHA256_OID: &str = "1.2.840.10045.4.3.2";
 /// A SAD's lifetime (`domain::signing::SAD_LIFETIME`); the bench warns when a run gets close.
 const SAD_LIFETIME: Duration = Duration::from_secs(300);
-/// The target: API throughput at least this share of in-process signing (issue 5).
-const TARGET_RATIO: f64 = 0.7;
+/// The target: API throughput at least this share of in-process signing (issue 11; issue 5
+/// asked for 0.7).
+const TARGET_RATIO: f64 = 0.8;
 /// Longest wait for a portal job to finish after the approval.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
