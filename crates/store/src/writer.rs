@@ -15,6 +15,16 @@
 //! - A use case waiting for its group's commit that hears nothing for a while (the one it
 //!   handed on to was cancelled, say) takes a turn itself and commits the group.
 //!
+//! - The WAL is copied back into the database file (a checkpoint) mostly by a thread of its
+//!   own, not inside whichever commit crosses SQLite's threshold: a checkpoint writes and
+//!   syncs the database file, which would hold the writer, and every use case waiting for it,
+//!   for milliseconds. Every [`CHECKPOINT_EVERY`] commits the thread copies what is committed
+//!   (`PASSIVE`: it waits for nobody); the first commit after it copies the few pages
+//!   committed meanwhile on the writer's connection, so that the WAL is whole in the database
+//!   file and the next transaction writes the WAL from its start again. (A checkpoint from
+//!   another connection alone never catches up with a writer that keeps committing.) SQLite's
+//!   own checkpoint stays as a safety net at a higher threshold (`sqlite`).
+//!
 //! Statements run on the calling thread (rusqlite, see `db`), so a turn lasts as long as
 //! SQLite's own work and whatever the use case awaits in between. Statements on the writer
 //! connection see the group's earlier use cases; other connections (the readers, other
@@ -23,7 +33,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +55,8 @@ const MAX_GROUP_AGE: Duration = Duration::from_secs(60);
 const RESCUE_AFTER: Duration = Duration::from_millis(20);
 /// Failed groups remembered for the use cases still waiting to hear of them.
 const FAILURES_KEPT: usize = 1024;
+/// Commits between two checkpoints.
+pub(crate) const CHECKPOINT_EVERY: usize = 64;
 
 /// The writer: its connection and group, behind the turn lock, and the groups' outcomes.
 pub(crate) struct Writer {
@@ -54,6 +66,18 @@ pub(crate) struct Writer {
     waiting: AtomicUsize,
     outcomes: std::sync::Mutex<Outcomes>,
     finished: Notify,
+    checkpoint: Arc<Checkpointing>,
+}
+
+/// The checkpoint's progress, shared with its thread.
+#[derive(Debug, Default)]
+struct Checkpointing {
+    /// Commits since the last checkpoint began.
+    commits: AtomicUsize,
+    /// The thread is copying.
+    running: AtomicBool,
+    /// The thread has copied; the writer's connection copies the rest after its next commit.
+    copied: AtomicBool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -123,6 +147,43 @@ impl Writer {
             waiting: AtomicUsize::new(0),
             outcomes: std::sync::Mutex::new(Outcomes::default()),
             finished: Notify::new(),
+            checkpoint: Arc::new(Checkpointing::default()),
+        }
+    }
+
+    /// After a commit, on the writer's connection (its turn still held): the rest of a
+    /// checkpoint the thread has done, or, every [`CHECKPOINT_EVERY`] commits, a new one on
+    /// the thread. A failed checkpoint is logged, and the next one tries again: the WAL keeps
+    /// everything meanwhile.
+    fn after_commit(&self, conn: &rusqlite::Connection) {
+        let state = &self.checkpoint;
+        if state.copied.swap(false, Ordering::AcqRel) {
+            if let Err(error) = off_the_runtime(|| passive_checkpoint(conn)) {
+                tracing::warn!(%error, "the WAL checkpoint failed; the next one tries again");
+            }
+            return;
+        }
+        if state.commits.fetch_add(1, Ordering::Relaxed) + 1 < CHECKPOINT_EVERY
+            || state.running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        state.commits.store(0, Ordering::Relaxed);
+        let (path, state) = (self.path.clone(), Arc::clone(&self.checkpoint));
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                match open_sqlite(&path).and_then(|conn| Ok(passive_checkpoint(&conn)?)) {
+                    Ok(()) => state.copied.store(true, Ordering::Release),
+                    Err(error) => {
+                        tracing::warn!(%error, "the WAL checkpoint failed; the next one tries again");
+                    }
+                }
+                state.running.store(false, Ordering::Release);
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "no thread for the WAL checkpoint");
+            self.checkpoint.running.store(false, Ordering::Release);
         }
     }
 
@@ -234,9 +295,11 @@ impl Writer {
         guard.open = None;
         match off_the_runtime(|| conn.execute_batch("COMMIT")) {
             Ok(()) => {
+                // The group's members hear of their commit first; the next turn waits.
+                self.end(group, Ok(()));
+                self.after_commit(&conn);
                 guard.conn = Some(conn);
                 drop(guard);
-                self.end(group, Ok(()));
                 Ok(())
             }
             Err(error) => {
@@ -319,6 +382,12 @@ impl Writer {
             self.end(group, Err("the store was closed".into()));
         }
     }
+}
+
+/// Copies the WAL's committed pages that no reader needs into the database file, without
+/// waiting for anybody (`PRAGMA wal_checkpoint(PASSIVE)`).
+fn passive_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
 /// Runs `work`, which waits for the disk (a commit's fsync), without holding up the other tasks
@@ -726,5 +795,46 @@ mod tests {
             one_more_commits(&db, &store, 100).await;
             store.close().await;
         }
+    }
+
+    /// SQLite: the WAL is checkpointed every [`CHECKPOINT_EVERY`] commits and then written
+    /// from its start again, long before SQLite's own threshold would, so that its file stays
+    /// a fraction of what the commits wrote to it (two pages each, here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_as_the_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDatabase {
+            name: "sqlite",
+            url: format!("sqlite:{}", dir.path().join("test.db").display()),
+        };
+        let store = store_with_tables(&db).await;
+        let commits = 20 * super::CHECKPOINT_EVERY;
+        for i in 0..commits {
+            let mut tx = store.begin().await.unwrap();
+            query("INSERT INTO member_rows (id, member) VALUES ($1, $1)")
+                .bind(i64::try_from(i).unwrap())
+                .execute(tx.conn().unwrap())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let page = 4096;
+        let unchecked = u64::try_from(commits).unwrap() * page;
+        let wal = std::fs::metadata(dir.path().join("test.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < unchecked / 2,
+            "the WAL has {wal} bytes after {commits} commits"
+        );
+        let rows = query("SELECT COUNT(*) FROM member_rows")
+            .fetch_one(store.db())
+            .await
+            .unwrap();
+        assert_eq!(
+            rows.try_get::<i64>(0).unwrap(),
+            i64::try_from(commits).unwrap()
+        );
+        store.close().await;
     }
 }
