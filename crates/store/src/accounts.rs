@@ -298,15 +298,18 @@ impl Store {
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
-    /// An account's transactions that are pending, or that ended after `since` (so that the
-    /// app can close their screens), newest first.
+    /// An account's transactions that are pending, or that were made after `since` and ended
+    /// other than approved (denied, expired, superseded: so that the app can close their
+    /// screens), newest first. Approved and consumed ones, which the app has answered itself,
+    /// are left out: a user signing in batches has hundreds of them.
     pub async fn transactions_of(
         &self,
         user_id: &str,
         since: UnixTime,
     ) -> Result<Vec<TransactionRecord>, Error> {
         let rows = query(&format!(
-            "{TRANSACTION_COLUMNS} WHERE user_id = $1 AND (status = 'pending' OR created_at >= $2) ORDER BY created_at DESC, id"
+            "{TRANSACTION_COLUMNS} WHERE user_id = $1 AND (status = 'pending' \
+             OR (created_at >= $2 AND status NOT IN ('approved', 'consumed'))) ORDER BY created_at DESC, id"
         ))
         .bind(user_id.to_owned())
         .bind(since.0)
