@@ -10,7 +10,7 @@ use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use store::{AuthorityRecord, NewCertificate, Store};
+use store::{AuditLog as _, AuthorityRecord, CertificateStore as _, NewCertificate, Store};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, TsaUnit};

@@ -1,6 +1,8 @@
 //! Accounts, ConsentID activations and devices, login and signing transactions, browser
 //! sessions, rate-limit counters and replay nonces.
 
+use std::future::Future;
+
 use domain::{AssuranceLevel, DeviceState, TransactionStatus, UnixTime};
 
 use crate::db::{query, Row};
@@ -358,9 +360,104 @@ impl Store {
     }
 }
 
-impl Tx {
+/// Accounts inside a use case's transaction: users, their identity proofing, ConsentID
+/// activation codes, e-mail verifications, and the rate-limit counters.
+pub trait AccountStore {
     /// Adds an account.
-    pub async fn insert_user(&mut self, user: &UserRecord) -> Result<(), Error> {
+    fn insert_user(&mut self, user: &UserRecord) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// An account by e-mail, inside the transaction.
+    fn user_by_email(
+        &mut self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
+
+    /// An account by id, inside the transaction.
+    fn user(&mut self, id: &str) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
+
+    /// Sets an account's assurance and e-mail verification.
+    fn update_user_assurance(
+        &mut self,
+        id: &str,
+        assurance: AssuranceLevel,
+        email_verified: bool,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Adds an activation code; earlier unused codes of the account stop working.
+    fn insert_activation(
+        &mut self,
+        activation: &ActivationRecord,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// An activation by its lookup part or id.
+    fn activation(
+        &mut self,
+        lookup_or_id: &str,
+    ) -> impl Future<Output = Result<Option<ActivationRecord>, Error>> + Send;
+
+    /// Records a wrong secret, a start (nonce) or the use of an activation.
+    fn update_activation(
+        &mut self,
+        id: &str,
+        tries_left: i64,
+        nonce: Option<&str>,
+        used_at: Option<UnixTime>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores an e-mail verification token's hash.
+    fn insert_email_verification(
+        &mut self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Spends an unused, unexpired verification token; returns its account.
+    fn use_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Discards a self-registration whose address was never verified (an officer takes the
+    /// address over, or the registration is replaced): its links first, then the account. A
+    /// verified or proofed account is never touched; returns whether one was discarded.
+    fn discard_unverified_user(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Discards every unverified self-registration created before `before` (upkeep); returns
+    /// how many. Such an account has nothing but its verification links: it cannot log in.
+    fn purge_unverified_users(
+        &mut self,
+        before: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// An officer's identity proofing of an existing account: the proofed name and JMBG, the
+    /// assurance high, the address verified, and no password (an e-mail or password compromise
+    /// must never lead to signing).
+    fn proof_user(
+        &mut self,
+        id: &str,
+        given_name: &str,
+        surname: &str,
+        jmbg: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Counts one event against a rate limit; false when the limit is reached (then nothing
+    /// changes).
+    fn rate_limit(
+        &mut self,
+        key: &str,
+        limit: domain::RateLimit,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl AccountStore for Tx {
+    async fn insert_user(&mut self, user: &UserRecord) -> Result<(), Error> {
         query(
             "INSERT INTO users (id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -379,8 +476,7 @@ impl Tx {
         Ok(())
     }
 
-    /// An account by e-mail, inside the transaction.
-    pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
+    async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
             .bind(email.to_owned())
             .fetch_optional(self.conn()?)
@@ -388,8 +484,7 @@ impl Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    /// An account by id, inside the transaction.
-    pub async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
+    async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
@@ -397,8 +492,7 @@ impl Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    /// Sets an account's assurance and e-mail verification.
-    pub async fn update_user_assurance(
+    async fn update_user_assurance(
         &mut self,
         id: &str,
         assurance: AssuranceLevel,
@@ -413,8 +507,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Adds an activation code; earlier unused codes of the account stop working.
-    pub async fn insert_activation(
+    async fn insert_activation(
         &mut self,
         activation: &ActivationRecord,
         now: UnixTime,
@@ -439,11 +532,7 @@ impl Tx {
         Ok(())
     }
 
-    /// An activation by its lookup part or id.
-    pub async fn activation(
-        &mut self,
-        lookup_or_id: &str,
-    ) -> Result<Option<ActivationRecord>, Error> {
+    async fn activation(&mut self, lookup_or_id: &str) -> Result<Option<ActivationRecord>, Error> {
         let row = query(&format!(
             "{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"
         ))
@@ -453,8 +542,7 @@ impl Tx {
         row.map(|r| activation_from_row(&r)).transpose()
     }
 
-    /// Records a wrong secret, a start (nonce) or the use of an activation.
-    pub async fn update_activation(
+    async fn update_activation(
         &mut self,
         id: &str,
         tries_left: i64,
@@ -471,8 +559,250 @@ impl Tx {
         Ok(())
     }
 
+    async fn insert_email_verification(
+        &mut self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), Error> {
+        query(
+            "INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user_id.to_owned())
+        .bind(expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn use_email_verification(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(token_hash.to_owned())
+            .bind(now.0)
+            .fetch_optional(self.conn()?)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = row.try_get(0)?;
+        query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .bind(now.0)
+            .execute(self.conn()?)
+            .await?;
+        query("UPDATE users SET email_verified = 1 WHERE id = $1")
+            .bind(user_id.clone())
+            .execute(self.conn()?)
+            .await?;
+        Ok(Some(user_id))
+    }
+
+    async fn discard_unverified_user(&mut self, id: &str) -> Result<bool, Error> {
+        query(
+            "DELETE FROM email_verifications WHERE user_id IN \
+             (SELECT id FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic')",
+        )
+        .bind(id.to_owned())
+        .execute(self.conn()?)
+        .await?;
+        let done =
+            query("DELETE FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic'")
+                .bind(id.to_owned())
+                .execute(self.conn()?)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_unverified_users(&mut self, before: UnixTime) -> Result<u64, Error> {
+        query(
+            "DELETE FROM email_verifications WHERE user_id IN \
+             (SELECT id FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1)",
+        )
+        .bind(before.0)
+        .execute(self.conn()?)
+        .await?;
+        let done = query("DELETE FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1")
+            .bind(before.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn proof_user(
+        &mut self,
+        id: &str,
+        given_name: &str,
+        surname: &str,
+        jmbg: &str,
+    ) -> Result<(), Error> {
+        query(
+            "UPDATE users SET given_name = $2, surname = $3, jmbg = $4, assurance = $5, email_verified = 1, \
+             password_hash = NULL WHERE id = $1",
+        )
+        .bind(id.to_owned())
+        .bind(given_name.to_owned())
+        .bind(surname.to_owned())
+        .bind(jmbg.to_owned())
+        .bind(AssuranceLevel::High.as_str())
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn rate_limit(
+        &mut self,
+        key: &str,
+        limit: domain::RateLimit,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        let row = query("SELECT window_start, count FROM rate_limits WHERE key = $1")
+            .bind(key.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        let (start, count) = match &row {
+            Some(r) => (
+                UnixTime(r.try_get(0)?),
+                u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX),
+            ),
+            None => (UnixTime(i64::MIN / 2), 0),
+        };
+        let (allowed, start, count) = limit.check(start, count, now);
+        if allowed {
+            query(
+                "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET window_start = $2, count = $3",
+            )
+            .bind(key.to_owned())
+            .bind(start.0)
+            .bind(i64::from(count))
+            .execute(self.conn()?)
+            .await?;
+        }
+        Ok(allowed)
+    }
+}
+
+/// Logins inside a use case's transaction: ConsentID devices, login and signing transactions,
+/// browser sessions, and the device requests' replay nonces.
+pub trait LoginStore {
     /// Adds a device.
-    pub async fn insert_device(&mut self, device: &DeviceRecord) -> Result<(), Error> {
+    fn insert_device(
+        &mut self,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A device, inside the transaction.
+    fn device(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
+
+    /// Sets a device's state and wrong-PIN counter, and when it was last used.
+    fn update_device(
+        &mut self,
+        id: &str,
+        state: DeviceState,
+        pin_failures: i64,
+        used_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Adds a transaction.
+    fn insert_transaction(
+        &mut self,
+        txn: &TransactionRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A transaction, locked for this database transaction on PostgreSQL.
+    fn transaction_for_update(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<TransactionRecord>, Error>> + Send;
+
+    /// Moves a transaction from `from` to `to` (compare-and-set). Returns false if it was not
+    /// in `from` any more.
+    fn move_transaction(
+        &mut self,
+        id: &str,
+        from: TransactionStatus,
+        to: TransactionStatus,
+        hint: &str,
+        device_id: Option<&str>,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
+    fn end_pending_of(
+        &mut self,
+        user_id: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
+    /// `status`/`hint`; returns their ids.
+    fn end_pending_of_kind(
+        &mut self,
+        user_id: &str,
+        kind: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// The device holding a certificate, if any.
+    fn device_by_certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
+
+    /// Ends every session a device's login created; returns how many.
+    fn end_sessions_of_device(
+        &mut self,
+        device_id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// The devices of an account, inside the transaction.
+    fn devices_of(
+        &mut self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, Error>> + Send;
+
+    /// Adds a session.
+    fn insert_session(
+        &mut self,
+        session: &SessionRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Ends every open session and API token of an account; returns how many.
+    fn end_sessions_of_user(
+        &mut self,
+        user_id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Ends a session.
+    fn end_session(
+        &mut self,
+        id_hash: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Records a device request nonce; false if it was seen before (a replay). Expired ones
+    /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
+    fn use_nonce(
+        &mut self,
+        nonce: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl LoginStore for Tx {
+    async fn insert_device(&mut self, device: &DeviceRecord) -> Result<(), Error> {
         query(
             "INSERT INTO devices (id, user_id, name, public_key, pin_public_key, state, pin_failures, certificate_serial, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -491,8 +821,7 @@ impl Tx {
         Ok(())
     }
 
-    /// A device, inside the transaction.
-    pub async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
+    async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
@@ -500,8 +829,7 @@ impl Tx {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
-    /// Sets a device's state and wrong-PIN counter, and when it was last used.
-    pub async fn update_device(
+    async fn update_device(
         &mut self,
         id: &str,
         state: DeviceState,
@@ -518,8 +846,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Adds a transaction.
-    pub async fn insert_transaction(&mut self, txn: &TransactionRecord) -> Result<(), Error> {
+    async fn insert_transaction(&mut self, txn: &TransactionRecord) -> Result<(), Error> {
         query(
             "INSERT INTO transactions (id, user_id, kind, status, hint, challenge, payload, signature, verification_code, \
              session_binding, device_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -542,8 +869,7 @@ impl Tx {
         Ok(())
     }
 
-    /// A transaction, locked for this database transaction on PostgreSQL.
-    pub async fn transaction_for_update(
+    async fn transaction_for_update(
         &mut self,
         id: &str,
     ) -> Result<Option<TransactionRecord>, Error> {
@@ -559,9 +885,7 @@ impl Tx {
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
-    /// Moves a transaction from `from` to `to` (compare-and-set). Returns false if it was not
-    /// in `from` any more.
-    pub async fn move_transaction(
+    async fn move_transaction(
         &mut self,
         id: &str,
         from: TransactionStatus,
@@ -585,8 +909,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
-    pub async fn end_pending_of(
+    async fn end_pending_of(
         &mut self,
         user_id: &str,
         status: TransactionStatus,
@@ -596,9 +919,7 @@ impl Tx {
         self.end_pending(user_id, None, status, hint, at).await
     }
 
-    /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
-    /// `status`/`hint`; returns their ids.
-    pub async fn end_pending_of_kind(
+    async fn end_pending_of_kind(
         &mut self,
         user_id: &str,
         kind: &str,
@@ -610,6 +931,96 @@ impl Tx {
             .await
     }
 
+    async fn device_by_certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<DeviceRecord>, Error> {
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
+            .bind(serial_hex.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    async fn end_sessions_of_device(
+        &mut self,
+        device_id: &str,
+        at: UnixTime,
+    ) -> Result<u64, Error> {
+        let done =
+            query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
+                .bind(device_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+        let rows = query(&format!(
+            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id.to_owned())
+        .fetch_all(self.conn()?)
+        .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(session.id_hash.clone())
+        .bind(session.user_id.clone())
+        .bind(session.auth_method.clone())
+        .bind(session.device_id.clone())
+        .bind(session.csrf_token.clone())
+        .bind(session.created_at.0)
+        .bind(session.authenticated_at.map(|t| t.0))
+        .bind(session.expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn end_sessions_of_user(&mut self, user_id: &str, at: UnixTime) -> Result<u64, Error> {
+        let sessions =
+            query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+                .bind(user_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
+        let tokens = query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id.to_owned())
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(sessions.rows_affected() + tokens.rows_affected())
+    }
+
+    async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
+        query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
+            .bind(id_hash.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let done = query(USE_NONCE)
+            .bind(nonce.to_owned())
+            .bind(expires_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Tx {
     /// Ends an account's pending transactions, of one kind or of every kind.
     async fn end_pending(
         &mut self,
@@ -650,281 +1061,5 @@ impl Tx {
             .collect::<Result<Vec<_>, _>>()?;
         update.execute(self.conn()?).await?;
         Ok(ids)
-    }
-
-    /// The device holding a certificate, if any.
-    pub async fn device_by_certificate(
-        &mut self,
-        serial_hex: &str,
-    ) -> Result<Option<DeviceRecord>, Error> {
-        let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
-            .bind(serial_hex.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| device_from_row(&r)).transpose()
-    }
-
-    /// Ends every session a device's login created; returns how many.
-    pub async fn end_sessions_of_device(
-        &mut self,
-        device_id: &str,
-        at: UnixTime,
-    ) -> Result<u64, Error> {
-        let done =
-            query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
-                .bind(device_id.to_owned())
-                .bind(at.0)
-                .execute(self.conn()?)
-                .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Stores an e-mail verification token's hash.
-    pub async fn insert_email_verification(
-        &mut self,
-        token_hash: &str,
-        user_id: &str,
-        expires_at: UnixTime,
-    ) -> Result<(), Error> {
-        query(
-            "INSERT INTO email_verifications (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(token_hash.to_owned())
-        .bind(user_id.to_owned())
-        .bind(expires_at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    /// Spends an unused, unexpired verification token; returns its account.
-    pub async fn use_email_verification(
-        &mut self,
-        token_hash: &str,
-        now: UnixTime,
-    ) -> Result<Option<String>, Error> {
-        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
-            .bind(token_hash.to_owned())
-            .bind(now.0)
-            .fetch_optional(self.conn()?)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user_id: String = row.try_get(0)?;
-        query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
-            .bind(token_hash.to_owned())
-            .bind(now.0)
-            .execute(self.conn()?)
-            .await?;
-        query("UPDATE users SET email_verified = 1 WHERE id = $1")
-            .bind(user_id.clone())
-            .execute(self.conn()?)
-            .await?;
-        Ok(Some(user_id))
-    }
-
-    /// Stores an accepted agreement.
-    pub async fn insert_agreement(
-        &mut self,
-        number: &str,
-        user_id: &str,
-        certificate_serial: &str,
-        text: &str,
-        at: UnixTime,
-    ) -> Result<(), Error> {
-        query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(number.to_owned())
-            .bind(user_id.to_owned())
-            .bind(certificate_serial.to_owned())
-            .bind(text.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// The devices of an account, inside the transaction.
-    pub async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
-        let rows = query(&format!(
-            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(user_id.to_owned())
-        .fetch_all(self.conn()?)
-        .await?;
-        rows.iter().map(device_from_row).collect()
-    }
-
-    /// Adds a session.
-    pub async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
-        query(
-            "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(session.id_hash.clone())
-        .bind(session.user_id.clone())
-        .bind(session.auth_method.clone())
-        .bind(session.device_id.clone())
-        .bind(session.csrf_token.clone())
-        .bind(session.created_at.0)
-        .bind(session.authenticated_at.map(|t| t.0))
-        .bind(session.expires_at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    /// Discards a self-registration whose address was never verified (an officer takes the
-    /// address over, or the registration is replaced): its links first, then the account. A
-    /// verified or proofed account is never touched; returns whether one was discarded.
-    pub async fn discard_unverified_user(&mut self, id: &str) -> Result<bool, Error> {
-        query(
-            "DELETE FROM email_verifications WHERE user_id IN \
-             (SELECT id FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic')",
-        )
-        .bind(id.to_owned())
-        .execute(self.conn()?)
-        .await?;
-        let done =
-            query("DELETE FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic'")
-                .bind(id.to_owned())
-                .execute(self.conn()?)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Discards every unverified self-registration created before `before` (upkeep); returns
-    /// how many. Such an account has nothing but its verification links: it cannot log in.
-    pub async fn purge_unverified_users(&mut self, before: UnixTime) -> Result<u64, Error> {
-        query(
-            "DELETE FROM email_verifications WHERE user_id IN \
-             (SELECT id FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1)",
-        )
-        .bind(before.0)
-        .execute(self.conn()?)
-        .await?;
-        let done = query("DELETE FROM users WHERE email_verified = 0 AND assurance = 'basic' AND created_at < $1")
-            .bind(before.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// An officer's identity proofing of an existing account: the proofed name and JMBG, the
-    /// assurance high, the address verified, and no password (an e-mail or password compromise
-    /// must never lead to signing).
-    pub async fn proof_user(
-        &mut self,
-        id: &str,
-        given_name: &str,
-        surname: &str,
-        jmbg: &str,
-    ) -> Result<(), Error> {
-        query(
-            "UPDATE users SET given_name = $2, surname = $3, jmbg = $4, assurance = $5, email_verified = 1, \
-             password_hash = NULL WHERE id = $1",
-        )
-        .bind(id.to_owned())
-        .bind(given_name.to_owned())
-        .bind(surname.to_owned())
-        .bind(jmbg.to_owned())
-        .bind(AssuranceLevel::High.as_str())
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    /// Ends every open session and API token of an account; returns how many.
-    pub async fn end_sessions_of_user(
-        &mut self,
-        user_id: &str,
-        at: UnixTime,
-    ) -> Result<u64, Error> {
-        let sessions =
-            query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
-                .bind(user_id.to_owned())
-                .bind(at.0)
-                .execute(self.conn()?)
-                .await?;
-        let tokens = query(
-            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id.to_owned())
-        .bind(at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(sessions.rows_affected() + tokens.rows_affected())
-    }
-
-    /// Ends a session.
-    pub async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
-        query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
-            .bind(id_hash.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// Counts one event against a rate limit; false when the limit is reached (then nothing
-    /// changes).
-    pub async fn rate_limit(
-        &mut self,
-        key: &str,
-        limit: domain::RateLimit,
-        now: UnixTime,
-    ) -> Result<bool, Error> {
-        let row = query("SELECT window_start, count FROM rate_limits WHERE key = $1")
-            .bind(key.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        let (start, count) = match &row {
-            Some(r) => (
-                UnixTime(r.try_get(0)?),
-                u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX),
-            ),
-            None => (UnixTime(i64::MIN / 2), 0),
-        };
-        let (allowed, start, count) = limit.check(start, count, now);
-        if allowed {
-            query(
-                "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET window_start = $2, count = $3",
-            )
-            .bind(key.to_owned())
-            .bind(start.0)
-            .bind(i64::from(count))
-            .execute(self.conn()?)
-            .await?;
-        }
-        Ok(allowed)
-    }
-
-    /// Records a device request nonce; false if it was seen before (a replay). Expired ones
-    /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
-    pub async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
-        let done = query(USE_NONCE)
-            .bind(nonce.to_owned())
-            .bind(expires_at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Names the key of a service role.
-    pub async fn insert_service_key(&mut self, name: &str, key_id: &KeyId) -> Result<(), Error> {
-        query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
-            .bind(name.to_owned())
-            .bind(key_id.0.clone())
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// The key of a service role, inside the transaction.
-    pub async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = query("SELECT key_id FROM service_keys WHERE name = $1")
-            .bind(name.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }

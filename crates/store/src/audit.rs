@@ -13,6 +13,8 @@
 //! length and where its keyed part starts, so neither truncating the log nor rewriting the
 //! keyed part as a plain chain (dropping the marker) goes unnoticed.
 
+use std::future::Future;
+
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -20,7 +22,7 @@ use zeroize::Zeroizing;
 use domain::UnixTime;
 
 use crate::db::{query, On, Row};
-use crate::Error;
+use crate::{ended, Error, Inner, Tx};
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,5 +456,56 @@ pub(crate) async fn append(
         }
         *known_head = Some((seq, hash));
         return Ok(());
+    }
+}
+
+/// The audit chain inside a use case's transaction: an entry is appended in the same
+/// transaction as the change it records.
+pub trait AuditLog {
+    /// Appends an entry to the audit log, chained to the one before.
+    fn audit(
+        &mut self,
+        at: UnixTime,
+        actor: &str,
+        event: &str,
+        details: serde_json::Value,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl AuditLog for Tx {
+    async fn audit(
+        &mut self,
+        at: UnixTime,
+        actor: &str,
+        event: &str,
+        details: serde_json::Value,
+    ) -> Result<(), Error> {
+        match &mut self.inner {
+            Inner::Postgres(transaction) => {
+                append(
+                    On::Postgres(transaction),
+                    &mut None,
+                    self.audit_key.as_deref(),
+                    at,
+                    actor,
+                    event,
+                    &details,
+                )
+                .await
+            }
+            Inner::Sqlite(_, turn) => {
+                append(
+                    On::Sqlite(&mut turn.conn),
+                    &mut turn.audit_head,
+                    self.audit_key.as_deref(),
+                    at,
+                    actor,
+                    event,
+                    &details,
+                )
+                .await
+            }
+            Inner::Ended => Err(ended()),
+        }
     }
 }

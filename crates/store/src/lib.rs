@@ -1,6 +1,11 @@
 //! Persistence for the trust service: SQLite (the embedded default, WAL; through rusqlite) or
-//! PostgreSQL (through sqlx), chosen by the URL; `db` runs the store's SQL on either. The store offers the operations the use cases need, not tables; every
-//! change happens inside a [`Tx`], one database transaction per use case.
+//! PostgreSQL (through sqlx), chosen by the URL; `db` runs the store's SQL on either. The store
+//! offers the operations the use cases need, not tables; every change happens inside a [`Tx`],
+//! one database transaction per use case. A transaction's operations come in narrow traits, one
+//! per area, each in the file of its SQL: [`CertificateStore`], [`AccountStore`],
+//! [`LoginStore`], [`PushStore`], [`QrLoginStore`], [`SigningStore`], [`MailStore`] and
+//! [`AuditLog`]. A caller imports those it uses, so its `use` lines say which part of the store
+//! it touches.
 
 mod accounts;
 mod audit;
@@ -15,6 +20,7 @@ mod sqlite;
 pub mod test_support;
 mod writer;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -28,17 +34,22 @@ use writer::{Turn, Writer};
 
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
-pub use accounts::{ActivationRecord, DeviceRecord, SessionRecord, TransactionRecord, UserRecord};
-pub use audit::{verify_chain, verify_keyed_chain, AuditEntry, AuditKey, ChainBreak, Checkpoint};
-pub use mail_outbox::{OutboxMail, OutboxStatus};
-pub use push::PushSubscriptionRecord;
-pub use qr_logins::QrLoginRecord;
+pub use accounts::{
+    AccountStore, ActivationRecord, DeviceRecord, LoginStore, SessionRecord, TransactionRecord,
+    UserRecord,
+};
+pub use audit::{
+    verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
+};
+pub use mail_outbox::{MailStore, OutboxMail, OutboxStatus};
+pub use push::{PushStore, PushSubscriptionRecord};
+pub use qr_logins::{QrLoginRecord, QrLoginStore};
 pub use records::{
     AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord,
 };
 pub use signing::{
     ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
-    SigningJobRecord,
+    SigningJobRecord, SigningStore,
 };
 
 /// Errors of the store.
@@ -375,171 +386,6 @@ impl Tx {
         }
     }
 
-    /// Records a key generated in a backend.
-    pub async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
-        query(
-            "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&key.id.0)
-        .bind(&key.backend)
-        .bind(&key.label)
-        .bind(&key.algorithm)
-        .bind(key.reference.clone())
-        .bind(key.public_key.clone())
-        .bind(key.state.as_str())
-        .bind(key.created_at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    /// Completes the record of a key recorded `generating`: its reference and public key; it
-    /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
-    pub async fn activate_key(
-        &mut self,
-        id: &KeyId,
-        reference: &[u8],
-        public_key: &[u8],
-    ) -> Result<(), Error> {
-        let done = query(
-            "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
-        )
-        .bind(&id.0)
-        .bind(reference.to_vec())
-        .bind(public_key.to_vec())
-        .execute(self.conn()?)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::NotFound(format!("key {} being generated", id.0)));
-        }
-        Ok(())
-    }
-
-    /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
-    /// changes): its use case committed, or another process abandoned it first.
-    pub async fn abandon_generating_key(
-        &mut self,
-        id: &KeyId,
-        at: UnixTime,
-    ) -> Result<bool, Error> {
-        let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
-            .bind(&id.0)
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Marks an active key `destroying`: it must go, and the reference stays until its backend
-    /// has destroyed it ([`Tx::destroy_key`]).
-    pub async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
-            .bind(&id.0)
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
-    pub async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        query(
-            "UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1",
-        )
-        .bind(&id.0)
-        .bind(at.0)
-        .bind(Vec::<u8>::new())
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    /// Records a new CA of the hierarchy.
-    pub async fn insert_authority(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-    ) -> Result<(), Error> {
-        query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
-            .bind(name.to_owned())
-            .bind(serial.to_hex())
-            .bind(&key_id.0)
-            .bind(certificate.to_vec())
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// Locks an authority's row for this transaction and reads it (PostgreSQL `FOR UPDATE`;
-    /// SQLite already holds the write lock).
-    pub async fn authority_for_update(&mut self, name: &str) -> Result<AuthorityRecord, Error> {
-        let sql = match self.kind {
-            DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
-            DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
-        };
-        let row = query(&sql)
-            .bind(name.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| AuthorityRecord::from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::NotFound(format!("authority {name}")))
-    }
-
-    /// Stores a newly signed CRL with its number.
-    pub async fn store_crl(
-        &mut self,
-        name: &str,
-        number: i64,
-        crl: &[u8],
-        next_update: UnixTime,
-    ) -> Result<(), Error> {
-        query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
-            .bind(name.to_owned())
-            .bind(number)
-            .bind(crl.to_vec())
-            .bind(next_update.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    /// Stores a renewed delegated OCSP signer.
-    pub async fn store_ocsp_signer(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after)
-            .await
-    }
-
-    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
-    pub async fn store_tsa(
-        &mut self,
-        issuer: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        self.store_delegate(
-            Delegate::Tsa,
-            issuer,
-            serial,
-            key_id,
-            certificate,
-            not_after,
-        )
-        .await
-    }
-
     /// A CA's delegate (OCSP signer or time-stamping unit) lives in four columns of its row.
     async fn store_delegate(
         &mut self,
@@ -566,9 +412,320 @@ impl Tx {
         .await?;
         Ok(())
     }
+}
+
+/// The CA's records inside a use case's transaction: keys, authorities (their CRLs, OCSP
+/// signers and time-stamping units), certificates and their revocation status, the keys of the
+/// service roles, and the agreements accepted with a cloud certificate.
+pub trait CertificateStore {
+    /// Records a key generated in a backend.
+    fn insert_key(&mut self, key: &KeyRecord) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Completes the record of a key recorded `generating`: its reference and public key; it
+    /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
+    fn activate_key(
+        &mut self,
+        id: &KeyId,
+        reference: &[u8],
+        public_key: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
+    /// changes): its use case committed, or another process abandoned it first.
+    fn abandon_generating_key(
+        &mut self,
+        id: &KeyId,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Marks an active key `destroying`: it must go, and the reference stays until its backend
+    /// has destroyed it ([`CertificateStore::destroy_key`]).
+    fn mark_key_destroying(
+        &mut self,
+        id: &KeyId,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
+    fn destroy_key(
+        &mut self,
+        id: &KeyId,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Records a new CA of the hierarchy.
+    fn insert_authority(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Locks an authority's row for this transaction and reads it (PostgreSQL `FOR UPDATE`;
+    /// SQLite already holds the write lock).
+    fn authority_for_update(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = Result<AuthorityRecord, Error>> + Send;
+
+    /// Stores a newly signed CRL with its number.
+    fn store_crl(
+        &mut self,
+        name: &str,
+        number: i64,
+        crl: &[u8],
+        next_update: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores a renewed delegated OCSP signer.
+    fn store_ocsp_signer(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
+    fn store_tsa(
+        &mut self,
+        issuer: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Stores a serial before anything is signed with it.
-    pub async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
+    fn reserve_certificate(
+        &mut self,
+        new: &NewCertificate,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores the signed certificate of a reserved serial. Errors if the serial is not
+    /// reserved (abandoned meanwhile, or never reserved).
+    fn complete_certificate(
+        &mut self,
+        serial: &Serial,
+        der: &[u8],
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Marks a `reserved` serial `abandoned`; returns its key, if any. `None` when the serial
+    /// was not reserved (then nothing changes).
+    fn abandon_reserved(
+        &mut self,
+        serial: &Serial,
+    ) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
+
+    /// Serialises the creation of the CA hierarchy across processes (PostgreSQL advisory lock;
+    /// SQLite's write lock already does).
+    fn lock_bootstrap(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Reads an authority inside the transaction, without locking it.
+    fn authority(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<AuthorityRecord>, Error>> + Send;
+
+    /// Reads a key record inside the transaction.
+    fn key(&mut self, id: &KeyId) -> impl Future<Output = Result<KeyRecord, Error>> + Send;
+
+    /// Reads a certificate inside the transaction.
+    fn certificate(
+        &mut self,
+        serial: &Serial,
+    ) -> impl Future<Output = Result<Option<CertificateRecord>, Error>> + Send;
+
+    /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
+    fn revoke_certificate(
+        &mut self,
+        serial: &Serial,
+        at: UnixTime,
+        reason: RevocationReason,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Every revoked certificate an authority issued, for its CRL.
+    fn revoked_by(
+        &mut self,
+        authority: &str,
+    ) -> impl Future<Output = Result<Vec<RevokedRecord>, Error>> + Send;
+
+    /// Stores an accepted agreement.
+    fn insert_agreement(
+        &mut self,
+        number: &str,
+        user_id: &str,
+        certificate_serial: &str,
+        text: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Names the key of a service role.
+    fn insert_service_key(
+        &mut self,
+        name: &str,
+        key_id: &KeyId,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The key of a service role, inside the transaction.
+    fn service_key(
+        &mut self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
+}
+
+impl CertificateStore for Tx {
+    async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id.0)
+        .bind(&key.backend)
+        .bind(&key.label)
+        .bind(&key.algorithm)
+        .bind(key.reference.clone())
+        .bind(key.public_key.clone())
+        .bind(key.state.as_str())
+        .bind(key.created_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn activate_key(
+        &mut self,
+        id: &KeyId,
+        reference: &[u8],
+        public_key: &[u8],
+    ) -> Result<(), Error> {
+        let done = query(
+            "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
+        )
+        .bind(&id.0)
+        .bind(reference.to_vec())
+        .bind(public_key.to_vec())
+        .execute(self.conn()?)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::NotFound(format!("key {} being generated", id.0)));
+        }
+        Ok(())
+    }
+
+    async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
+        let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
+            .bind(&id.0)
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
+        query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
+            .bind(&id.0)
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
+        query(
+            "UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1",
+        )
+        .bind(&id.0)
+        .bind(at.0)
+        .bind(Vec::<u8>::new())
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_authority(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+    ) -> Result<(), Error> {
+        query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
+            .bind(name.to_owned())
+            .bind(serial.to_hex())
+            .bind(&key_id.0)
+            .bind(certificate.to_vec())
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn authority_for_update(&mut self, name: &str) -> Result<AuthorityRecord, Error> {
+        let sql = match self.kind {
+            DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
+            DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
+        };
+        let row = query(&sql)
+            .bind(name.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| AuthorityRecord::from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("authority {name}")))
+    }
+
+    async fn store_crl(
+        &mut self,
+        name: &str,
+        number: i64,
+        crl: &[u8],
+        next_update: UnixTime,
+    ) -> Result<(), Error> {
+        query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
+            .bind(name.to_owned())
+            .bind(number)
+            .bind(crl.to_vec())
+            .bind(next_update.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn store_ocsp_signer(
+        &mut self,
+        name: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after)
+            .await
+    }
+
+    async fn store_tsa(
+        &mut self,
+        issuer: &str,
+        serial: &Serial,
+        key_id: &KeyId,
+        certificate: &[u8],
+        not_after: UnixTime,
+    ) -> Result<(), Error> {
+        self.store_delegate(
+            Delegate::Tsa,
+            issuer,
+            serial,
+            key_id,
+            certificate,
+            not_after,
+        )
+        .await
+    }
+
+    async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
         query(
             "INSERT INTO certificates (serial, authority, kind, status, subject, email, key_id, not_before, \
              not_after, reserved_at) VALUES ($1, $2, $3, 'reserved', $4, $5, $6, $7, $8, $9)",
@@ -587,9 +744,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores the signed certificate of a reserved serial. Errors if the serial is not
-    /// reserved (abandoned meanwhile, or never reserved).
-    pub async fn complete_certificate(
+    async fn complete_certificate(
         &mut self,
         serial: &Serial,
         der: &[u8],
@@ -609,9 +764,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Marks a `reserved` serial `abandoned`; returns its key, if any. `None` when the serial
-    /// was not reserved (then nothing changes).
-    pub async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
+    async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
         let Some(record) = self.certificate(serial).await? else {
             return Ok(None);
         };
@@ -625,9 +778,7 @@ impl Tx {
         Ok(record.key_id)
     }
 
-    /// Serialises the creation of the CA hierarchy across processes (PostgreSQL advisory lock;
-    /// SQLite's write lock already does).
-    pub async fn lock_bootstrap(&mut self) -> Result<(), Error> {
+    async fn lock_bootstrap(&mut self) -> Result<(), Error> {
         if self.kind == DatabaseKind::Postgres {
             query("SELECT pg_advisory_xact_lock(7363728002)")
                 .execute(self.conn()?)
@@ -636,8 +787,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Reads an authority inside the transaction, without locking it.
-    pub async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
+    async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
         let row = query(records::AUTHORITY_SELECT_BY_NAME)
             .bind(name.to_owned())
             .fetch_optional(self.conn()?)
@@ -645,8 +795,7 @@ impl Tx {
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
-    /// Reads a key record inside the transaction.
-    pub async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
+    async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
         let row = query(records::KEY_SELECT)
             .bind(&id.0)
             .fetch_optional(self.conn()?)
@@ -656,11 +805,7 @@ impl Tx {
             .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
-    /// Reads a certificate inside the transaction.
-    pub async fn certificate(
-        &mut self,
-        serial: &Serial,
-    ) -> Result<Option<CertificateRecord>, Error> {
+    async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
         let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
             .fetch_optional(self.conn()?)
@@ -668,8 +813,7 @@ impl Tx {
         row.map(|r| CertificateRecord::from_row(&r)).transpose()
     }
 
-    /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
-    pub async fn revoke_certificate(
+    async fn revoke_certificate(
         &mut self,
         serial: &Serial,
         at: UnixTime,
@@ -692,8 +836,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Every revoked certificate an authority issued, for its CRL.
-    pub async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
+    async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
         let rows = query(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
              WHERE authority = $1 AND status = 'revoked' ORDER BY revoked_at, serial",
@@ -704,41 +847,40 @@ impl Tx {
         rows.iter().map(RevokedRecord::from_row).collect()
     }
 
-    /// Appends an entry to the audit log, chained to the one before.
-    pub async fn audit(
+    async fn insert_agreement(
         &mut self,
+        number: &str,
+        user_id: &str,
+        certificate_serial: &str,
+        text: &str,
         at: UnixTime,
-        actor: &str,
-        event: &str,
-        details: serde_json::Value,
     ) -> Result<(), Error> {
-        match &mut self.inner {
-            Inner::Postgres(transaction) => {
-                audit::append(
-                    On::Postgres(transaction),
-                    &mut None,
-                    self.audit_key.as_deref(),
-                    at,
-                    actor,
-                    event,
-                    &details,
-                )
-                .await
-            }
-            Inner::Sqlite(_, turn) => {
-                audit::append(
-                    On::Sqlite(&mut turn.conn),
-                    &mut turn.audit_head,
-                    self.audit_key.as_deref(),
-                    at,
-                    actor,
-                    event,
-                    &details,
-                )
-                .await
-            }
-            Inner::Ended => Err(ended()),
-        }
+        query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(number.to_owned())
+            .bind(user_id.to_owned())
+            .bind(certificate_serial.to_owned())
+            .bind(text.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_service_key(&mut self, name: &str, key_id: &KeyId) -> Result<(), Error> {
+        query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
+            .bind(name.to_owned())
+            .bind(key_id.0.clone())
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
+        let row = query("SELECT key_id FROM service_keys WHERE name = $1")
+            .bind(name.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 }
 

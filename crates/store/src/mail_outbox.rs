@@ -1,6 +1,8 @@
 //! The mail outbox: messages written in the use case's transaction and delivered afterwards by
 //! a worker, retried with backoff until sent or given up (`failed`).
 
+use std::future::Future;
+
 use domain::UnixTime;
 
 use crate::db::{query, Row};
@@ -189,9 +191,16 @@ impl Store {
     }
 }
 
-impl Tx {
+/// The mail outbox inside a use case's transaction: a message is written in the use case
+/// that sends it, and delivered after the commit.
+pub trait MailStore {
     /// Writes a message into the outbox, due at once (`status` pending, no attempt yet).
-    pub async fn enqueue_mail(&mut self, mail: &OutboxMail) -> Result<(), Error> {
+    fn enqueue_mail(&mut self, mail: &OutboxMail)
+        -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl MailStore for Tx {
+    async fn enqueue_mail(&mut self, mail: &OutboxMail) -> Result<(), Error> {
         query(
             "INSERT INTO mail_outbox (id, user_id, recipient, subject, message, status, attempts, \
              created_at, next_attempt_at, last_error, finished_at) \

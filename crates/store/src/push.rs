@@ -2,6 +2,8 @@
 //! for the device's user is created, replaced when the device registers again, deleted when
 //! the device asks or the push service says the subscription is gone.
 
+use std::future::Future;
+
 use domain::UnixTime;
 
 use crate::db::{query, Row};
@@ -64,9 +66,25 @@ impl Store {
     }
 }
 
-impl Tx {
+/// Web Push subscriptions of ConsentID devices, inside a use case's transaction.
+pub trait PushStore {
     /// Stores a device's subscription, replacing the one it had.
-    pub async fn replace_push_subscription(
+    fn replace_push_subscription(
+        &mut self,
+        subscription: &PushSubscriptionRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Deletes a device's subscription; with `endpoint`, only if it is still that one (a push
+    /// service's "gone" must not delete a newer registration). False if nothing was deleted.
+    fn delete_push_subscription(
+        &mut self,
+        device_id: &str,
+        endpoint: Option<&str>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl PushStore for Tx {
+    async fn replace_push_subscription(
         &mut self,
         subscription: &PushSubscriptionRecord,
     ) -> Result<(), Error> {
@@ -88,9 +106,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Deletes a device's subscription; with `endpoint`, only if it is still that one (a push
-    /// service's "gone" must not delete a newer registration). False if nothing was deleted.
-    pub async fn delete_push_subscription(
+    async fn delete_push_subscription(
         &mut self,
         device_id: &str,
         endpoint: Option<&str>,

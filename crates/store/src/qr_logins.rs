@@ -1,6 +1,8 @@
 //! Logins without a username (issue 10): a browser's QR login waiting for a phone, and the
 //! login transaction the phone made from it.
 
+use std::future::Future;
+
 use domain::UnixTime;
 
 use crate::db::{query, Row};
@@ -68,9 +70,38 @@ impl Store {
     }
 }
 
-impl Tx {
+/// QR logins inside a use case's transaction.
+pub trait QrLoginStore {
     /// Adds a QR login.
-    pub async fn insert_qr_login(&mut self, login: &QrLoginRecord) -> Result<(), Error> {
+    fn insert_qr_login(
+        &mut self,
+        login: &QrLoginRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A QR login, locked for this database transaction on PostgreSQL.
+    fn qr_login_for_update(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<QrLoginRecord>, Error>> + Send;
+
+    /// Records that a phone took the QR login with transaction `txn_id` (compare-and-set:
+    /// false if another phone took it first).
+    fn take_qr_login(
+        &mut self,
+        id: &str,
+        txn_id: &str,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Ends a QR login no phone took yet (its browser cancelled): it expires at `now`.
+    fn end_qr_login(
+        &mut self,
+        id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl QrLoginStore for Tx {
+    async fn insert_qr_login(&mut self, login: &QrLoginRecord) -> Result<(), Error> {
         query(
             "INSERT INTO qr_logins (id, secret, session_binding, browser, ip, created_at, \
              expires_at, txn_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -88,8 +119,7 @@ impl Tx {
         Ok(())
     }
 
-    /// A QR login, locked for this database transaction on PostgreSQL.
-    pub async fn qr_login_for_update(&mut self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
+    async fn qr_login_for_update(&mut self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
         let lock = if self.kind == DatabaseKind::Postgres {
             " FOR UPDATE"
         } else {
@@ -102,9 +132,7 @@ impl Tx {
         row.map(|r| qr_login_from_row(&r)).transpose()
     }
 
-    /// Records that a phone took the QR login with transaction `txn_id` (compare-and-set:
-    /// false if another phone took it first).
-    pub async fn take_qr_login(&mut self, id: &str, txn_id: &str) -> Result<bool, Error> {
+    async fn take_qr_login(&mut self, id: &str, txn_id: &str) -> Result<bool, Error> {
         let done = query("UPDATE qr_logins SET txn_id = $2 WHERE id = $1 AND txn_id IS NULL")
             .bind(id.to_owned())
             .bind(txn_id.to_owned())
@@ -113,8 +141,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends a QR login no phone took yet (its browser cancelled): it expires at `now`.
-    pub async fn end_qr_login(&mut self, id: &str, now: UnixTime) -> Result<(), Error> {
+    async fn end_qr_login(&mut self, id: &str, now: UnixTime) -> Result<(), Error> {
         query(
             "UPDATE qr_logins SET expires_at = $2 WHERE id = $1 AND txn_id IS NULL \
              AND expires_at > $2",

@@ -1,6 +1,8 @@
 //! Remote signing: the CSC API's bearer tokens and the signature authorisations (the exact
 //! hashes a user approved in ConsentID, and the hash of the SAD that spends them).
 
+use std::future::Future;
+
 use domain::signing::AuthorizationStatus;
 use domain::UnixTime;
 
@@ -228,9 +230,113 @@ impl Store {
     }
 }
 
-impl Tx {
+/// Remote signing inside a use case's transaction: API tokens, signing authorisations and
+/// their SADs, PDF signing jobs and their documents, and OAuth authorisation codes.
+pub trait SigningStore {
     /// Stores a bearer token.
-    pub async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
+    fn insert_api_token(
+        &mut self,
+        token: &ApiTokenRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Revokes a bearer token; false if it was unknown or already revoked.
+    fn revoke_api_token(
+        &mut self,
+        token_hash: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Stores a new authorisation.
+    fn insert_sign_authorization(
+        &mut self,
+        record: &SignAuthorizationRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// An authorisation by id, inside the transaction.
+    fn sign_authorization(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<SignAuthorizationRecord>, Error>> + Send;
+
+    /// An authorisation by the hash of its SAD, inside the transaction.
+    fn sign_authorization_by_sad(
+        &mut self,
+        sad_hash: &str,
+    ) -> impl Future<Output = Result<Option<SignAuthorizationRecord>, Error>> + Send;
+
+    /// Moves a pending authorisation on (compare-and-set on the status): to `authorized`
+    /// with its SAD's hash, expiry and device, or to `refused`. False if it was not pending.
+    fn settle_sign_authorization(
+        &mut self,
+        id: &str,
+        to: AuthorizationStatus,
+        sad: Option<(&str, UnixTime)>,
+        device_id: Option<&str>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Stores a new signing job with its documents.
+    fn insert_signing_job(
+        &mut self,
+        job: &SigningJobRecord,
+        documents: &[SigningDocumentRecord],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The documents of a signing job, inside the transaction.
+    fn signing_documents(
+        &mut self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Vec<SigningDocumentRecord>, Error>> + Send;
+
+    /// Moves a job from `from` to `to` (compare-and-set); false if it was not in `from`.
+    fn move_signing_job(
+        &mut self,
+        id: &str,
+        from: &str,
+        to: &str,
+        hint: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Stores a document's signature value.
+    fn store_document_signature(
+        &mut self,
+        job_id: &str,
+        position: i64,
+        signature: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores a document's finished PDF.
+    fn store_signed_document(
+        &mut self,
+        job_id: &str,
+        position: i64,
+        pdf: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Stores an OAuth authorisation code's hash with what it was issued for.
+    fn insert_oauth_code(
+        &mut self,
+        code: &OAuthCodeRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Spends an OAuth authorisation code (compare-and-set on its use): what it was issued
+    /// for, or `None` if it is unknown or was used before.
+    fn use_oauth_code(
+        &mut self,
+        code_hash: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<Option<OAuthCodeRecord>, Error>> + Send;
+
+    /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
+    fn spend_sign_authorization(
+        &mut self,
+        id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl SigningStore for Tx {
+    async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
         query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at, client_id) VALUES ($1, $2, $3, $4, $5)")
             .bind(token.token_hash.clone())
             .bind(token.user_id.clone())
@@ -242,12 +348,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Revokes a bearer token; false if it was unknown or already revoked.
-    pub async fn revoke_api_token(
-        &mut self,
-        token_hash: &str,
-        at: UnixTime,
-    ) -> Result<bool, Error> {
+    async fn revoke_api_token(&mut self, token_hash: &str, at: UnixTime) -> Result<bool, Error> {
         let done = query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
         )
@@ -258,8 +359,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores a new authorisation.
-    pub async fn insert_sign_authorization(
+    async fn insert_sign_authorization(
         &mut self,
         record: &SignAuthorizationRecord,
     ) -> Result<(), Error> {
@@ -281,8 +381,7 @@ impl Tx {
         Ok(())
     }
 
-    /// An authorisation by id, inside the transaction.
-    pub async fn sign_authorization(
+    async fn sign_authorization(
         &mut self,
         id: &str,
     ) -> Result<Option<SignAuthorizationRecord>, Error> {
@@ -293,8 +392,7 @@ impl Tx {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
-    /// An authorisation by the hash of its SAD, inside the transaction.
-    pub async fn sign_authorization_by_sad(
+    async fn sign_authorization_by_sad(
         &mut self,
         sad_hash: &str,
     ) -> Result<Option<SignAuthorizationRecord>, Error> {
@@ -305,9 +403,7 @@ impl Tx {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
-    /// Moves a pending authorisation on (compare-and-set on the status): to `authorized`
-    /// with its SAD's hash, expiry and device, or to `refused`. False if it was not pending.
-    pub async fn settle_sign_authorization(
+    async fn settle_sign_authorization(
         &mut self,
         id: &str,
         to: AuthorizationStatus,
@@ -328,8 +424,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores a new signing job with its documents.
-    pub async fn insert_signing_job(
+    async fn insert_signing_job(
         &mut self,
         job: &SigningJobRecord,
         documents: &[SigningDocumentRecord],
@@ -358,8 +453,7 @@ impl Tx {
         Ok(())
     }
 
-    /// The documents of a signing job, inside the transaction.
-    pub async fn signing_documents(
+    async fn signing_documents(
         &mut self,
         job_id: &str,
     ) -> Result<Vec<SigningDocumentRecord>, Error> {
@@ -372,8 +466,7 @@ impl Tx {
         rows.iter().map(document_from_row).collect()
     }
 
-    /// Moves a job from `from` to `to` (compare-and-set); false if it was not in `from`.
-    pub async fn move_signing_job(
+    async fn move_signing_job(
         &mut self,
         id: &str,
         from: &str,
@@ -392,8 +485,7 @@ impl Tx {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores a document's signature value.
-    pub async fn store_document_signature(
+    async fn store_document_signature(
         &mut self,
         job_id: &str,
         position: i64,
@@ -408,8 +500,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores a document's finished PDF.
-    pub async fn store_signed_document(
+    async fn store_signed_document(
         &mut self,
         job_id: &str,
         position: i64,
@@ -424,8 +515,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores an OAuth authorisation code's hash with what it was issued for.
-    pub async fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<(), Error> {
+    async fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<(), Error> {
         query(
             "INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -442,9 +532,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Spends an OAuth authorisation code (compare-and-set on its use): what it was issued
-    /// for, or `None` if it is unknown or was used before.
-    pub async fn use_oauth_code(
+    async fn use_oauth_code(
         &mut self,
         code_hash: &str,
         at: UnixTime,
@@ -475,12 +563,7 @@ impl Tx {
         }))
     }
 
-    /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
-    pub async fn spend_sign_authorization(
-        &mut self,
-        id: &str,
-        at: UnixTime,
-    ) -> Result<bool, Error> {
+    async fn spend_sign_authorization(&mut self, id: &str, at: UnixTime) -> Result<bool, Error> {
         let done = query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
             .bind(id.to_owned())
             .bind(at.0)

@@ -9,7 +9,7 @@
 )]
 
 use domain::UnixTime;
-use store::{OutboxMail, OutboxStatus, Store};
+use store::{MailStore as _, OutboxMail, OutboxStatus, Store};
 
 fn mail(id: &str, user: &str, at: UnixTime) -> OutboxMail {
     OutboxMail {

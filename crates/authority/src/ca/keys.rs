@@ -35,7 +35,7 @@ use x509_cert::Certificate;
 
 use pki::profile;
 use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
-use store::{KeyId, KeyRecord, KeyState, Tx};
+use store::{AuditLog as _, CertificateStore as _, KeyId, KeyRecord, KeyState, Tx};
 
 use crate::{Ca, Error};
 
@@ -411,7 +411,7 @@ mod tests {
 
     use domain::{Jmbg, RevocationReason, Serial, UnixTime};
     use pki::{Digest, KeySigner, MasterKey, RsaPadding, SoftwareKeyBackend};
-    use store::{KeyId, KeyState, Store};
+    use store::{CertificateStore as _, KeyId, KeyState, Store};
 
     use crate::{Authority, ManualClock, Settings};
 

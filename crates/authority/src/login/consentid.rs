@@ -20,7 +20,10 @@ use proto::app::{
 };
 use proto::crypto;
 use sha2::Sha256;
-use store::{DeviceRecord, NewCertificate, Store, TransactionRecord, Tx};
+use store::{
+    AccountStore as _, AuditLog as _, CertificateStore as _, DeviceRecord, LoginStore as _,
+    NewCertificate, Store, TransactionRecord, Tx,
+};
 use zeroize::Zeroizing;
 
 use crate::ca::random_serial;

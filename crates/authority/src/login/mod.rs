@@ -22,7 +22,10 @@ use domain::{DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime};
 use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
-use store::{SessionRecord, Store, TransactionRecord, UserRecord};
+use store::{
+    AccountStore as _, AuditLog as _, LoginStore as _, SessionRecord, Store, TransactionRecord,
+    UserRecord,
+};
 
 use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
 

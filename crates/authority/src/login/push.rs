@@ -22,7 +22,7 @@ use sha2::Sha256;
 use domain::UnixTime;
 use pki::KeySigner;
 use proto::crypto;
-use store::{PushSubscriptionRecord, Store};
+use store::{AuditLog as _, PushStore as _, PushSubscriptionRecord, Store};
 
 use crate::login::consentid::{AuthenticatedDevice, VAPID_KEY};
 use crate::{Error, Login, Rejection};

@@ -9,7 +9,7 @@ use serde_json::json;
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
 use domain::{RateLimit, TransactionStatus, TxnId, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
-use store::QrLoginRecord;
+use store::{AccountStore as _, AuditLog as _, QrLoginRecord, QrLoginStore as _};
 
 use crate::login::consentid::AuthenticatedDevice;
 use crate::login::PORTAL_NAME;

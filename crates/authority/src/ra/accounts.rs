@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::{AssuranceLevel, Jmbg};
-use store::{ActivationRecord, Tx, UserRecord};
+use store::{AccountStore as _, ActivationRecord, AuditLog as _, LoginStore as _, Tx, UserRecord};
 
 use crate::{Account, Error, Ra, Rejection};
 

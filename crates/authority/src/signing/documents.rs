@@ -19,7 +19,7 @@ use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
-use store::{SigningDocumentRecord, SigningJobRecord};
+use store::{AuditLog as _, SigningDocumentRecord, SigningJobRecord, SigningStore as _};
 
 use crate::login::Session;
 use crate::login::PORTAL_NAME;

@@ -22,7 +22,10 @@ use domain::{
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
-use store::{ApiTokenRecord, CertificateRecord, KeyState, SignAuthorizationRecord, Store};
+use store::{
+    ApiTokenRecord, AuditLog as _, CertificateRecord, CertificateStore as _, KeyState,
+    LoginStore as _, SignAuthorizationRecord, SigningStore as _, Store,
+};
 
 use crate::settings::CaName;
 use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};

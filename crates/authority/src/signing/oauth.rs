@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use csc::{OAuthAuthorize, OAuthToken};
-use store::{ApiTokenRecord, OAuthCodeRecord};
+use store::{ApiTokenRecord, AuditLog as _, OAuthCodeRecord, SigningStore as _};
 
 use crate::login::Session;
 use crate::signing::{ApiToken, API_TOKEN_LIFETIME};

@@ -85,6 +85,7 @@ use pki::{
     SoftwareKeyBackend,
 };
 use serde_json::{json, Value};
+use store::AuditLog as _;
 use x509_cert::der::{Decode as _, Encode as _};
 
 /// Hashes per authorisation and per signHash call: the most one SAD may cover.
