@@ -107,8 +107,8 @@ impl Tsa {
     }
 
     /// Admits one `POST /tsa` request from `address`, or refuses it with
-    /// `Rejection::RateLimited` beyond [`TSA_PER_ADDRESS_PER_SECOND`] from that address or
-    /// [`TSA_GLOBAL_PER_SECOND`] from everyone (unless `dangerous_disable_rate_limits`).
+    /// `Rejection::RateLimited` beyond `TSA_PER_ADDRESS_PER_SECOND` from that address or
+    /// `TSA_GLOBAL_PER_SECOND` from everyone (unless `dangerous_disable_rate_limits`).
     pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
         if self.settings.dangerous_disable_rate_limits
             || self.limiter.admit(

@@ -50,7 +50,7 @@ const LOGGED_IN_LIFETIME: i64 = 8 * 3600;
 /// who has not logged in: the login forms, the waiting page) is not stored at all: its token
 /// is `a.` and, in base64url, 16 random bytes, its end of validity (8 bytes, big-endian Unix
 /// seconds) and an HMAC-SHA256 over both with a key of this server process
-/// ([`AnonymousKey`]). So only the server makes them, each lives [`ANONYMOUS_LIFETIME`]
+/// (`AnonymousKey`). So only the server makes them, each lives [`ANONYMOUS_LIFETIME`]
 /// seconds, and a token a client made up (or one of an earlier process) is not adopted: the
 /// visitor gets a fresh one. Its forms' CSRF token is derived from the token. So a page view
 /// writes nothing, and a login costs the database one transaction less. A login request is
