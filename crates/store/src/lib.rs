@@ -10,6 +10,7 @@
 mod accounts;
 mod audit;
 mod db;
+mod login;
 mod mail_outbox;
 mod migrate;
 mod push;
@@ -34,13 +35,11 @@ use writer::{Turn, Writer};
 
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
 
-pub use accounts::{
-    AccountStore, ActivationRecord, DeviceRecord, LoginStore, SessionRecord, TransactionRecord,
-    UserRecord,
-};
+pub use accounts::{AccountStore, ActivationRecord, UserRecord};
 pub use audit::{
     verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
 };
+pub use login::{DeviceRecord, LoginStore, SessionRecord, TransactionRecord};
 pub use mail_outbox::{MailStore, OutboxMail, OutboxStatus};
 pub use push::{PushStore, PushSubscriptionRecord};
 pub use qr_logins::{QrLoginRecord, QrLoginStore};

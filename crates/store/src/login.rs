@@ -1,0 +1,607 @@
+//! Logins: ConsentID devices, login and signing transactions, browser sessions, and the
+//! device requests' replay nonces.
+
+use std::future::Future;
+
+use domain::{DeviceState, TransactionStatus, UnixTime};
+
+use crate::db::{query, Row};
+use crate::{parse_column, DatabaseKind, Error, Store, Tx};
+
+const USE_NONCE: &str =
+    "INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
+/// A ConsentID device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Random id.
+    pub id: String,
+    /// Its account.
+    pub user_id: String,
+    /// Its name.
+    pub name: String,
+    /// Device key, SPKI DER.
+    pub public_key: Vec<u8>,
+    /// PIN key, SPKI DER (known only to the server).
+    pub pin_public_key: Vec<u8>,
+    /// Active, PIN-locked or revoked.
+    pub state: DeviceState,
+    /// Wrong PINs in a row.
+    pub pin_failures: i64,
+    /// The device certificate's serial, hex.
+    pub certificate_serial: String,
+    /// When it was activated.
+    pub created_at: UnixTime,
+    /// When it last answered.
+    pub last_used_at: Option<UnixTime>,
+}
+
+const DEVICE_COLUMNS: &str =
+    "SELECT id, user_id, name, public_key, pin_public_key, state, pin_failures, \
+     certificate_serial, created_at, last_used_at FROM devices";
+
+fn device_from_row(row: &Row) -> Result<DeviceRecord, Error> {
+    Ok(DeviceRecord {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        name: row.try_get(2)?,
+        public_key: row.try_get(3)?,
+        pin_public_key: row.try_get(4)?,
+        state: parse_column(row, 5, "device state")?,
+        pin_failures: row.try_get(6)?,
+        certificate_serial: row.try_get(7)?,
+        created_at: UnixTime(row.try_get(8)?),
+        last_used_at: row.try_get::<Option<i64>>(9)?.map(UnixTime),
+    })
+}
+
+/// A login or signing transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRecord {
+    /// Random id.
+    pub id: String,
+    /// The account; `None` when the username matched none (the browser gets the same answers).
+    pub user_id: Option<String>,
+    /// `login` or `sign`.
+    pub kind: String,
+    /// Where it is.
+    pub status: TransactionStatus,
+    /// Why, e.g. `superseded`, `wrong_vc`.
+    pub hint: String,
+    /// The challenge, base64url.
+    pub challenge: String,
+    /// The exact payload bytes the app is shown.
+    pub payload: Vec<u8>,
+    /// The server's signature over the payload.
+    pub signature: Vec<u8>,
+    /// The verification code.
+    pub verification_code: String,
+    /// SHA-256 (hex) of the session cookie that started it.
+    pub session_binding: String,
+    /// The device that answered.
+    pub device_id: Option<String>,
+    /// When it was created.
+    pub created_at: UnixTime,
+    /// When it expires.
+    pub expires_at: UnixTime,
+    /// When it was answered.
+    pub decided_at: Option<UnixTime>,
+}
+
+const TRANSACTION_COLUMNS: &str = "SELECT id, user_id, kind, status, hint, challenge, payload, signature, \
+     verification_code, session_binding, device_id, created_at, expires_at, decided_at FROM transactions";
+
+fn transaction_from_row(row: &Row) -> Result<TransactionRecord, Error> {
+    Ok(TransactionRecord {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        kind: row.try_get(2)?,
+        status: parse_column(row, 3, "transaction status")?,
+        hint: row.try_get(4)?,
+        challenge: row.try_get(5)?,
+        payload: row.try_get(6)?,
+        signature: row.try_get(7)?,
+        verification_code: row.try_get(8)?,
+        session_binding: row.try_get(9)?,
+        device_id: row.try_get(10)?,
+        created_at: UnixTime(row.try_get(11)?),
+        expires_at: UnixTime(row.try_get(12)?),
+        decided_at: row.try_get::<Option<i64>>(13)?.map(UnixTime),
+    })
+}
+
+/// A browser session (anonymous until a login completes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 (hex) of the cookie value.
+    pub id_hash: String,
+    /// The logged-in account.
+    pub user_id: Option<String>,
+    /// `consentid` or `password`.
+    pub auth_method: Option<String>,
+    /// The device that approved the login.
+    pub device_id: Option<String>,
+    /// The CSRF token of this session's forms.
+    pub csrf_token: String,
+    /// When it was created.
+    pub created_at: UnixTime,
+    /// When the login happened.
+    pub authenticated_at: Option<UnixTime>,
+    /// End of validity.
+    pub expires_at: UnixTime,
+    /// When it was ended (logout, revoke all).
+    pub ended_at: Option<UnixTime>,
+}
+
+const SESSION_COLUMNS: &str =
+    "SELECT id_hash, user_id, auth_method, device_id, csrf_token, created_at, \
+     authenticated_at, expires_at, ended_at FROM sessions";
+
+fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
+    Ok(SessionRecord {
+        id_hash: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        auth_method: row.try_get(2)?,
+        device_id: row.try_get(3)?,
+        csrf_token: row.try_get(4)?,
+        created_at: UnixTime(row.try_get(5)?),
+        authenticated_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
+        expires_at: UnixTime(row.try_get(7)?),
+        ended_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
+    })
+}
+
+impl Store {
+    /// Records a device request nonce on its own, one statement committed at once; false if
+    /// it was seen before (a replay). For requests that change nothing else (the inbox).
+    pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let done = self
+            .write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0))
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
+    pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
+        let done = self
+            .write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0))
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A device by id.
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, Error> {
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    /// The devices of an account, oldest first.
+    pub async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+        let rows = query(&format!(
+            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id.to_owned())
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// A transaction by id.
+    pub async fn transaction(&self, id: &str) -> Result<Option<TransactionRecord>, Error> {
+        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| transaction_from_row(&r)).transpose()
+    }
+
+    /// An account's transactions that are pending, or that were made after `since` and ended
+    /// other than approved (denied, expired, superseded: so that the app can close their
+    /// screens), newest first. Approved and consumed ones, which the app has answered itself,
+    /// are left out: a user signing in batches has hundreds of them.
+    pub async fn transactions_of(
+        &self,
+        user_id: &str,
+        since: UnixTime,
+    ) -> Result<Vec<TransactionRecord>, Error> {
+        let rows = query(&format!(
+            "{TRANSACTION_COLUMNS} WHERE user_id = $1 AND (status = 'pending' \
+             OR (created_at >= $2 AND status NOT IN ('approved', 'consumed'))) ORDER BY created_at DESC, id"
+        ))
+        .bind(user_id.to_owned())
+        .bind(since.0)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(transaction_from_row).collect()
+    }
+
+    /// A session by the hash of its cookie.
+    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
+        let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1"))
+            .bind(id_hash.to_owned())
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| session_from_row(&r)).transpose()
+    }
+}
+
+/// Logins inside a use case's transaction: ConsentID devices, login and signing transactions,
+/// browser sessions, and the device requests' replay nonces.
+pub trait LoginStore {
+    /// Adds a device.
+    fn insert_device(
+        &mut self,
+        device: &DeviceRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A device, inside the transaction.
+    fn device(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
+
+    /// Sets a device's state and wrong-PIN counter, and when it was last used.
+    fn update_device(
+        &mut self,
+        id: &str,
+        state: DeviceState,
+        pin_failures: i64,
+        used_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Adds a transaction.
+    fn insert_transaction(
+        &mut self,
+        txn: &TransactionRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A transaction, locked for this database transaction on PostgreSQL.
+    fn transaction_for_update(
+        &mut self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<TransactionRecord>, Error>> + Send;
+
+    /// Moves a transaction from `from` to `to` (compare-and-set). Returns false if it was not
+    /// in `from` any more.
+    fn move_transaction(
+        &mut self,
+        id: &str,
+        from: TransactionStatus,
+        to: TransactionStatus,
+        hint: &str,
+        device_id: Option<&str>,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
+    fn end_pending_of(
+        &mut self,
+        user_id: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
+    /// `status`/`hint`; returns their ids.
+    fn end_pending_of_kind(
+        &mut self,
+        user_id: &str,
+        kind: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// The device holding a certificate, if any.
+    fn device_by_certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
+
+    /// Ends every session a device's login created; returns how many.
+    fn end_sessions_of_device(
+        &mut self,
+        device_id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// The devices of an account, inside the transaction.
+    fn devices_of(
+        &mut self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, Error>> + Send;
+
+    /// Adds a session.
+    fn insert_session(
+        &mut self,
+        session: &SessionRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Ends every open session and API token of an account; returns how many.
+    fn end_sessions_of_user(
+        &mut self,
+        user_id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Ends a session.
+    fn end_session(
+        &mut self,
+        id_hash: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Records a device request nonce; false if it was seen before (a replay). Expired ones
+    /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
+    fn use_nonce(
+        &mut self,
+        nonce: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl LoginStore for Tx {
+    async fn insert_device(&mut self, device: &DeviceRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO devices (id, user_id, name, public_key, pin_public_key, state, pin_failures, certificate_serial, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(device.id.clone())
+        .bind(device.user_id.clone())
+        .bind(device.name.clone())
+        .bind(device.public_key.clone())
+        .bind(device.pin_public_key.clone())
+        .bind(device.state.as_str())
+        .bind(device.pin_failures)
+        .bind(device.certificate_serial.clone())
+        .bind(device.created_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    async fn update_device(
+        &mut self,
+        id: &str,
+        state: DeviceState,
+        pin_failures: i64,
+        used_at: UnixTime,
+    ) -> Result<(), Error> {
+        query("UPDATE devices SET state = $2, pin_failures = $3, last_used_at = $4 WHERE id = $1")
+            .bind(id.to_owned())
+            .bind(state.as_str())
+            .bind(pin_failures)
+            .bind(used_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_transaction(&mut self, txn: &TransactionRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO transactions (id, user_id, kind, status, hint, challenge, payload, signature, verification_code, \
+             session_binding, device_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(txn.id.clone())
+        .bind(txn.user_id.clone())
+        .bind(txn.kind.clone())
+        .bind(txn.status.as_str())
+        .bind(txn.hint.clone())
+        .bind(txn.challenge.clone())
+        .bind(txn.payload.clone())
+        .bind(txn.signature.clone())
+        .bind(txn.verification_code.clone())
+        .bind(txn.session_binding.clone())
+        .bind(txn.device_id.clone())
+        .bind(txn.created_at.0)
+        .bind(txn.expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn transaction_for_update(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<TransactionRecord>, Error> {
+        let lock = if self.kind == DatabaseKind::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1{lock}"))
+            .bind(id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| transaction_from_row(&r)).transpose()
+    }
+
+    async fn move_transaction(
+        &mut self,
+        id: &str,
+        from: TransactionStatus,
+        to: TransactionStatus,
+        hint: &str,
+        device_id: Option<&str>,
+        at: UnixTime,
+    ) -> Result<bool, Error> {
+        let done = query(
+            "UPDATE transactions SET status = $3, hint = $4, device_id = COALESCE($5, device_id), decided_at = $6 \
+             WHERE id = $1 AND status = $2",
+        )
+        .bind(id.to_owned())
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(hint.to_owned())
+        .bind(device_id.map(str::to_owned))
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn end_pending_of(
+        &mut self,
+        user_id: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
+        self.end_pending(user_id, None, status, hint, at).await
+    }
+
+    async fn end_pending_of_kind(
+        &mut self,
+        user_id: &str,
+        kind: &str,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
+        self.end_pending(user_id, Some(kind), status, hint, at)
+            .await
+    }
+
+    async fn device_by_certificate(
+        &mut self,
+        serial_hex: &str,
+    ) -> Result<Option<DeviceRecord>, Error> {
+        let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
+            .bind(serial_hex.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    async fn end_sessions_of_device(
+        &mut self,
+        device_id: &str,
+        at: UnixTime,
+    ) -> Result<u64, Error> {
+        let done =
+            query("UPDATE sessions SET ended_at = $2 WHERE device_id = $1 AND ended_at IS NULL")
+                .bind(device_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+        let rows = query(&format!(
+            "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id.to_owned())
+        .fetch_all(self.conn()?)
+        .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(session.id_hash.clone())
+        .bind(session.user_id.clone())
+        .bind(session.auth_method.clone())
+        .bind(session.device_id.clone())
+        .bind(session.csrf_token.clone())
+        .bind(session.created_at.0)
+        .bind(session.authenticated_at.map(|t| t.0))
+        .bind(session.expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn end_sessions_of_user(&mut self, user_id: &str, at: UnixTime) -> Result<u64, Error> {
+        let sessions =
+            query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+                .bind(user_id.to_owned())
+                .bind(at.0)
+                .execute(self.conn()?)
+                .await?;
+        let tokens = query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id.to_owned())
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(sessions.rows_affected() + tokens.rows_affected())
+    }
+
+    async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
+        query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
+            .bind(id_hash.to_owned())
+            .bind(at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let done = query(USE_NONCE)
+            .bind(nonce.to_owned())
+            .bind(expires_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Tx {
+    /// Ends an account's pending transactions, of one kind or of every kind.
+    async fn end_pending(
+        &mut self,
+        user_id: &str,
+        kind: Option<&str>,
+        status: TransactionStatus,
+        hint: &str,
+        at: UnixTime,
+    ) -> Result<Vec<String>, Error> {
+        // The kind is the last parameter of both statements, so that it can be left out.
+        let of_kind = |n: u8| {
+            kind.map(|_| format!(" AND kind = ${n}"))
+                .unwrap_or_default()
+        };
+        let select_sql = format!(
+            "SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'{}",
+            of_kind(2)
+        );
+        let update_sql = format!(
+            "UPDATE transactions SET status = $2, hint = $3, decided_at = $4 \
+             WHERE user_id = $1 AND status = 'pending'{}",
+            of_kind(5)
+        );
+        let mut select = query(&select_sql).bind(user_id.to_owned());
+        let mut update = query(&update_sql)
+            .bind(user_id.to_owned())
+            .bind(status.as_str())
+            .bind(hint.to_owned())
+            .bind(at.0);
+        if let Some(kind) = kind {
+            select = select.bind(kind.to_owned());
+            update = update.bind(kind.to_owned());
+        }
+        let rows = select.fetch_all(self.conn()?).await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        update.execute(self.conn()?).await?;
+        Ok(ids)
+    }
+}
