@@ -922,10 +922,11 @@ impl Signing {
         let signing = start_signing(signer, padding, algorithm, hashes)?;
         // 3.
         let mut tx = self.store.begin().await?;
-        match auth.device_id.as_deref() {
-            Some(id) => device_may_sign(tx.device(id).await?.as_ref())?,
-            None => device_may_sign(None)?,
-        }
+        let device = match auth.device_id.as_deref() {
+            Some(id) => tx.device(id).await?,
+            None => None,
+        };
+        device_may_sign(device.as_ref())?;
         certificate_may_sign(
             tx.certificate(&credential.certificate.serial)
                 .await?
