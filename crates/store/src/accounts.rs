@@ -5,8 +5,8 @@ use std::future::Future;
 
 use domain::{AssuranceLevel, UnixTime};
 
+use crate::certificates::KeyId;
 use crate::db::{query, Row};
-use crate::records::KeyId;
 use crate::{parse_column, Error, Store, Tx};
 
 /// An account.

@@ -9,19 +9,18 @@
 
 mod accounts;
 mod audit;
+mod certificates;
 mod db;
 mod login;
 mod mail_outbox;
 mod migrate;
 mod push;
 mod qr_logins;
-mod records;
 mod signing;
 mod sqlite;
 pub mod test_support;
 mod writer;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,19 +32,20 @@ use sqlx::{Any, Transaction};
 use db::{query, Db, Done, On, Query, Readers, Row};
 use writer::{Turn, Writer};
 
-use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
+use domain::UnixTime;
 
 pub use accounts::{AccountStore, ActivationRecord, UserRecord};
 pub use audit::{
     verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
 };
+pub use certificates::{
+    AuthorityRecord, CertificateRecord, CertificateStore, KeyId, KeyRecord, KeyState,
+    NewCertificate, RevokedRecord,
+};
 pub use login::{DeviceRecord, LoginStore, SessionRecord, TransactionRecord};
 pub use mail_outbox::{MailStore, OutboxMail, OutboxStatus};
 pub use push::{PushStore, PushSubscriptionRecord};
 pub use qr_logins::{QrLoginRecord, QrLoginStore};
-pub use records::{
-    AuthorityRecord, CertificateRecord, KeyId, KeyRecord, KeyState, NewCertificate, RevokedRecord,
-};
 pub use signing::{
     ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
     SigningJobRecord, SigningStore,
@@ -73,13 +73,6 @@ pub enum Error {
     /// (see `writer`); nothing of the use case was stored.
     #[error("database: the transaction was not committed: {0}")]
     GroupCommit(String),
-}
-
-/// The delegates a CA row keeps: its OCSP signer and its time-stamping unit.
-#[derive(Debug, Clone, Copy)]
-enum Delegate {
-    Ocsp,
-    Tsa,
 }
 
 /// Which database the URL chose.
@@ -241,82 +234,6 @@ impl Store {
         }
     }
 
-    /// One authority by name.
-    pub async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = query(records::AUTHORITY_SELECT_BY_NAME)
-            .bind(name)
-            .fetch_optional(self.db())
-            .await?;
-        row.map(|r| AuthorityRecord::from_row(&r)).transpose()
-    }
-
-    /// A key record by id.
-    pub async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = query(records::KEY_SELECT)
-            .bind(&id.0)
-            .fetch_optional(self.db())
-            .await?;
-        row.map(|r| KeyRecord::from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
-    }
-
-    /// A certificate by serial.
-    pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
-        let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
-            .bind(serial.to_hex())
-            .fetch_optional(self.db())
-            .await?;
-        row.map(|r| CertificateRecord::from_row(&r)).transpose()
-    }
-
-    /// Certificates, oldest first; only those of `email` when given.
-    pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
-        let rows = match email {
-            Some(email) => {
-                query(records::CERTIFICATE_SELECT_BY_EMAIL)
-                    .bind(email.to_owned())
-                    .fetch_all(self.db())
-                    .await?
-            }
-            None => {
-                query(records::CERTIFICATE_SELECT_ALL)
-                    .fetch_all(self.db())
-                    .await?
-            }
-        };
-        rows.iter().map(CertificateRecord::from_row).collect()
-    }
-
-    /// Serials still `reserved` that were reserved before `before`.
-    pub async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
-        let rows =
-            query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
-                .bind(before.0)
-                .fetch_all(self.db())
-                .await?;
-        rows.iter().map(|r| records::serial_column(r, 0)).collect()
-    }
-
-    /// Keys a process left half-way, for the upkeep to finish: `generating` since before
-    /// `before` (the generation was cut short or its use case never committed), and every
-    /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
-    pub async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
-        let rows = query(records::KEYS_LEFT_HALF_WAY)
-            .bind(before.0)
-            .fetch_all(self.db())
-            .await?;
-        rows.iter().map(KeyRecord::from_row).collect()
-    }
-
-    /// The status revision: changes whenever any certificate's revocation status changes.
-    pub async fn status_revision(&self) -> Result<i64, Error> {
-        let row = query("SELECT revision FROM status_revision WHERE id = 1")
-            .fetch_one(self.db())
-            .await?;
-        row.try_get::<i64>(0)
-    }
-
     /// The whole audit log, in order.
     pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
         let rows = query(
@@ -384,503 +301,6 @@ impl Tx {
             Inner::Ended => Err(ended()),
         }
     }
-
-    /// A CA's delegate (OCSP signer or time-stamping unit) lives in four columns of its row.
-    async fn store_delegate(
-        &mut self,
-        delegate: Delegate,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        let p = match delegate {
-            Delegate::Ocsp => "ocsp",
-            Delegate::Tsa => "tsa",
-        };
-        query(&format!(
-            "UPDATE authorities SET {p}_serial = $2, {p}_key_id = $3, {p}_certificate = $4, {p}_not_after = $5 WHERE name = $1"
-        ))
-        .bind(name.to_owned())
-        .bind(serial.to_hex())
-        .bind(&key_id.0)
-        .bind(certificate.to_vec())
-        .bind(not_after.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-}
-
-/// The CA's records inside a use case's transaction: keys, authorities (their CRLs, OCSP
-/// signers and time-stamping units), certificates and their revocation status, the keys of the
-/// service roles, and the agreements accepted with a cloud certificate.
-pub trait CertificateStore {
-    /// Records a key generated in a backend.
-    fn insert_key(&mut self, key: &KeyRecord) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Completes the record of a key recorded `generating`: its reference and public key; it
-    /// is `active` from now on. Errors if it is no longer `generating` (abandoned meanwhile).
-    fn activate_key(
-        &mut self,
-        id: &KeyId,
-        reference: &[u8],
-        public_key: &[u8],
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Marks a `generating` key `abandoned`. False when it was not `generating` (then nothing
-    /// changes): its use case committed, or another process abandoned it first.
-    fn abandon_generating_key(
-        &mut self,
-        id: &KeyId,
-        at: UnixTime,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
-
-    /// Marks an active key `destroying`: it must go, and the reference stays until its backend
-    /// has destroyed it ([`CertificateStore::destroy_key`]).
-    fn mark_key_destroying(
-        &mut self,
-        id: &KeyId,
-        at: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Marks a key destroyed and erases its reference (for software keys, the sealed key).
-    fn destroy_key(
-        &mut self,
-        id: &KeyId,
-        at: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Records a new CA of the hierarchy.
-    fn insert_authority(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Locks an authority's row for this transaction and reads it (PostgreSQL `FOR UPDATE`;
-    /// SQLite already holds the write lock).
-    fn authority_for_update(
-        &mut self,
-        name: &str,
-    ) -> impl Future<Output = Result<AuthorityRecord, Error>> + Send;
-
-    /// Stores a newly signed CRL with its number.
-    fn store_crl(
-        &mut self,
-        name: &str,
-        number: i64,
-        crl: &[u8],
-        next_update: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Stores a renewed delegated OCSP signer.
-    fn store_ocsp_signer(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Stores a new certificate and key of the time-stamping unit on its issuer's row.
-    fn store_tsa(
-        &mut self,
-        issuer: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Stores a serial before anything is signed with it.
-    fn reserve_certificate(
-        &mut self,
-        new: &NewCertificate,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Stores the signed certificate of a reserved serial. Errors if the serial is not
-    /// reserved (abandoned meanwhile, or never reserved).
-    fn complete_certificate(
-        &mut self,
-        serial: &Serial,
-        der: &[u8],
-        at: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Marks a `reserved` serial `abandoned`; returns its key, if any. `None` when the serial
-    /// was not reserved (then nothing changes).
-    fn abandon_reserved(
-        &mut self,
-        serial: &Serial,
-    ) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
-
-    /// Serialises the creation of the CA hierarchy across processes (PostgreSQL advisory lock;
-    /// SQLite's write lock already does).
-    fn lock_bootstrap(&mut self) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Reads an authority inside the transaction, without locking it.
-    fn authority(
-        &mut self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<AuthorityRecord>, Error>> + Send;
-
-    /// Reads a key record inside the transaction.
-    fn key(&mut self, id: &KeyId) -> impl Future<Output = Result<KeyRecord, Error>> + Send;
-
-    /// Reads a certificate inside the transaction.
-    fn certificate(
-        &mut self,
-        serial: &Serial,
-    ) -> impl Future<Output = Result<Option<CertificateRecord>, Error>> + Send;
-
-    /// Revokes an issued certificate. Returns false if it was not in the `issued` state.
-    fn revoke_certificate(
-        &mut self,
-        serial: &Serial,
-        at: UnixTime,
-        reason: RevocationReason,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
-
-    /// Every revoked certificate an authority issued, for its CRL.
-    fn revoked_by(
-        &mut self,
-        authority: &str,
-    ) -> impl Future<Output = Result<Vec<RevokedRecord>, Error>> + Send;
-
-    /// Stores an accepted agreement.
-    fn insert_agreement(
-        &mut self,
-        number: &str,
-        user_id: &str,
-        certificate_serial: &str,
-        text: &str,
-        at: UnixTime,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Names the key of a service role.
-    fn insert_service_key(
-        &mut self,
-        name: &str,
-        key_id: &KeyId,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// The key of a service role, inside the transaction.
-    fn service_key(
-        &mut self,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
-}
-
-impl CertificateStore for Tx {
-    async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
-        query(
-            "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&key.id.0)
-        .bind(&key.backend)
-        .bind(&key.label)
-        .bind(&key.algorithm)
-        .bind(key.reference.clone())
-        .bind(key.public_key.clone())
-        .bind(key.state.as_str())
-        .bind(key.created_at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    async fn activate_key(
-        &mut self,
-        id: &KeyId,
-        reference: &[u8],
-        public_key: &[u8],
-    ) -> Result<(), Error> {
-        let done = query(
-            "UPDATE keys SET state = 'active', reference = $2, public_key = $3 WHERE id = $1 AND state = 'generating'",
-        )
-        .bind(&id.0)
-        .bind(reference.to_vec())
-        .bind(public_key.to_vec())
-        .execute(self.conn()?)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::NotFound(format!("key {} being generated", id.0)));
-        }
-        Ok(())
-    }
-
-    async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
-        let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
-            .bind(&id.0)
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
-            .bind(&id.0)
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
-        query(
-            "UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1",
-        )
-        .bind(&id.0)
-        .bind(at.0)
-        .bind(Vec::<u8>::new())
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_authority(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-    ) -> Result<(), Error> {
-        query("INSERT INTO authorities (name, serial, key_id, certificate, crl_number) VALUES ($1, $2, $3, $4, 0)")
-            .bind(name.to_owned())
-            .bind(serial.to_hex())
-            .bind(&key_id.0)
-            .bind(certificate.to_vec())
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    async fn authority_for_update(&mut self, name: &str) -> Result<AuthorityRecord, Error> {
-        let sql = match self.kind {
-            DatabaseKind::Postgres => format!("{} FOR UPDATE", records::AUTHORITY_SELECT_BY_NAME),
-            DatabaseKind::Sqlite => records::AUTHORITY_SELECT_BY_NAME.to_owned(),
-        };
-        let row = query(&sql)
-            .bind(name.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| AuthorityRecord::from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::NotFound(format!("authority {name}")))
-    }
-
-    async fn store_crl(
-        &mut self,
-        name: &str,
-        number: i64,
-        crl: &[u8],
-        next_update: UnixTime,
-    ) -> Result<(), Error> {
-        query("UPDATE authorities SET crl_number = $2, crl = $3, crl_next_update = $4 WHERE name = $1")
-            .bind(name.to_owned())
-            .bind(number)
-            .bind(crl.to_vec())
-            .bind(next_update.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    async fn store_ocsp_signer(
-        &mut self,
-        name: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        self.store_delegate(Delegate::Ocsp, name, serial, key_id, certificate, not_after)
-            .await
-    }
-
-    async fn store_tsa(
-        &mut self,
-        issuer: &str,
-        serial: &Serial,
-        key_id: &KeyId,
-        certificate: &[u8],
-        not_after: UnixTime,
-    ) -> Result<(), Error> {
-        self.store_delegate(
-            Delegate::Tsa,
-            issuer,
-            serial,
-            key_id,
-            certificate,
-            not_after,
-        )
-        .await
-    }
-
-    async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
-        query(
-            "INSERT INTO certificates (serial, authority, kind, status, subject, email, key_id, not_before, \
-             not_after, reserved_at) VALUES ($1, $2, $3, 'reserved', $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new.serial.to_hex())
-        .bind(new.authority.clone())
-        .bind(new.kind.as_str())
-        .bind(new.subject.clone())
-        .bind(new.email.clone())
-        .bind(new.key_id.as_ref().map(|k| k.0.clone()))
-        .bind(new.not_before.0)
-        .bind(new.not_after.0)
-        .bind(new.reserved_at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(())
-    }
-
-    async fn complete_certificate(
-        &mut self,
-        serial: &Serial,
-        der: &[u8],
-        at: UnixTime,
-    ) -> Result<(), Error> {
-        let done = query(
-            "UPDATE certificates SET status = 'issued', der = $2, issued_at = $3 WHERE serial = $1 AND status = 'reserved'",
-        )
-        .bind(serial.to_hex())
-        .bind(der.to_vec())
-        .bind(at.0)
-        .execute(self.conn()?)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::NotFound(format!("reserved serial {serial}")));
-        }
-        Ok(())
-    }
-
-    async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
-        let Some(record) = self.certificate(serial).await? else {
-            return Ok(None);
-        };
-        if record.status != CertificateStatus::Reserved {
-            return Ok(None);
-        }
-        query("UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'")
-            .bind(serial.to_hex())
-            .execute(self.conn()?)
-            .await?;
-        Ok(record.key_id)
-    }
-
-    async fn lock_bootstrap(&mut self) -> Result<(), Error> {
-        if self.kind == DatabaseKind::Postgres {
-            query("SELECT pg_advisory_xact_lock(7363728002)")
-                .execute(self.conn()?)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
-        let row = query(records::AUTHORITY_SELECT_BY_NAME)
-            .bind(name.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| AuthorityRecord::from_row(&r)).transpose()
-    }
-
-    async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
-        let row = query(records::KEY_SELECT)
-            .bind(&id.0)
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| KeyRecord::from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
-    }
-
-    async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
-        let row = query(records::CERTIFICATE_SELECT_BY_SERIAL)
-            .bind(serial.to_hex())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| CertificateRecord::from_row(&r)).transpose()
-    }
-
-    async fn revoke_certificate(
-        &mut self,
-        serial: &Serial,
-        at: UnixTime,
-        reason: RevocationReason,
-    ) -> Result<bool, Error> {
-        let done = query(
-            "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3 \
-             WHERE serial = $1 AND status = 'issued'",
-        )
-        .bind(serial.to_hex())
-        .bind(at.0)
-        .bind(i32::from(reason.code()))
-        .execute(self.conn()?)
-        .await?;
-        if done.rows_affected() == 1 {
-            query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1")
-                .execute(self.conn()?)
-                .await?;
-        }
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
-        let rows = query(
-            "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE authority = $1 AND status = 'revoked' ORDER BY revoked_at, serial",
-        )
-        .bind(authority.to_owned())
-        .fetch_all(self.conn()?)
-        .await?;
-        rows.iter().map(RevokedRecord::from_row).collect()
-    }
-
-    async fn insert_agreement(
-        &mut self,
-        number: &str,
-        user_id: &str,
-        certificate_serial: &str,
-        text: &str,
-        at: UnixTime,
-    ) -> Result<(), Error> {
-        query("INSERT INTO agreements (number, user_id, certificate_serial, text, accepted_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(number.to_owned())
-            .bind(user_id.to_owned())
-            .bind(certificate_serial.to_owned())
-            .bind(text.to_owned())
-            .bind(at.0)
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_service_key(&mut self, name: &str, key_id: &KeyId) -> Result<(), Error> {
-        query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
-            .bind(name.to_owned())
-            .bind(key_id.0.clone())
-            .execute(self.conn()?)
-            .await?;
-        Ok(())
-    }
-
-    async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
-        let row = query("SELECT key_id FROM service_keys WHERE name = $1")
-            .bind(name.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
-        row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
-    }
 }
 
 fn ended() -> Error {
@@ -891,12 +311,4 @@ pub(crate) fn parse_column<T: FromStr>(row: &Row, index: usize, what: &str) -> R
     let text: String = row.try_get(index)?;
     text.parse()
         .map_err(|_| Error::Corrupt(format!("{what}: {text}")))
-}
-
-fn kind_column(row: &Row, index: usize) -> Result<CertificateKind, Error> {
-    parse_column(row, index, "certificate kind")
-}
-
-fn status_column(row: &Row, index: usize) -> Result<CertificateStatus, Error> {
-    parse_column(row, index, "certificate status")
 }
