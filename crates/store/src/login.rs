@@ -320,7 +320,7 @@ pub trait LoginStore {
         session: &SessionRecord,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Ends every open session and API token of an account; returns how many.
+    /// Ends every open session of an account; returns how many.
     fn end_sessions_of_user(
         &mut self,
         user_id: &str,
@@ -533,14 +533,7 @@ impl LoginStore for Tx {
                 .bind(at.0)
                 .execute(self.conn()?)
                 .await?;
-        let tokens = query(
-            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(user_id.to_owned())
-        .bind(at.0)
-        .execute(self.conn()?)
-        .await?;
-        Ok(sessions.rows_affected() + tokens.rows_affected())
+        Ok(sessions.rows_affected())
     }
 
     async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {

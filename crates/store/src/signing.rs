@@ -246,6 +246,13 @@ pub trait SigningStore {
         at: UnixTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// Revokes every bearer token of an account still in force; returns how many.
+    fn revoke_api_tokens_of_user(
+        &mut self,
+        user_id: &str,
+        at: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
     /// Stores a new authorisation.
     fn insert_sign_authorization(
         &mut self,
@@ -357,6 +364,21 @@ impl SigningStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_api_tokens_of_user(
+        &mut self,
+        user_id: &str,
+        at: UnixTime,
+    ) -> Result<u64, Error> {
+        let done = query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id.to_owned())
+        .bind(at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_sign_authorization(

@@ -10,7 +10,10 @@ use zeroize::Zeroizing;
 
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::{AssuranceLevel, Jmbg};
-use store::{AccountStore as _, ActivationRecord, AuditLog as _, LoginStore as _, Tx, UserRecord};
+use store::{
+    AccountStore as _, ActivationRecord, AuditLog as _, LoginStore as _, SigningStore as _, Tx,
+    UserRecord,
+};
 
 use crate::{Account, Error, Ra, Rejection};
 
@@ -462,7 +465,9 @@ impl Ra {
         }
         tx.proof_user(&before.id, &given_name, &surname, &jmbg)
             .await?;
-        let ended = tx.end_sessions_of_user(&before.id, now).await?;
+        // A new identity: every way in that the old one held ends here.
+        let ended = tx.end_sessions_of_user(&before.id, now).await?
+            + tx.revoke_api_tokens_of_user(&before.id, now).await?;
         let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
         tx.audit(now, actor, "user.proofed", json!({ "user": before.id, "assurance": "high", "changed": fields, "sessions_ended": ended }))
             .await?;
