@@ -10,7 +10,7 @@ use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use store::{AuditLog as _, AuthorityRecord, CertificateStore as _, NewCertificate, Store};
+use store::{AuditLog as _, AuthorityRecord, CertificateStore as _, Store};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, TsaUnit};
@@ -290,25 +290,15 @@ impl Tsa {
         let request = CertificateRequest {
             kind: CertificateKind::TimeStamping,
             serial,
-            subject: subject.clone(),
+            subject,
             public_key: key.public_key(),
             not_before: now,
             not_after,
         };
-        tx.reserve_certificate(&NewCertificate {
-            serial,
-            authority: TSA_ISSUER.as_str().to_owned(),
-            kind: CertificateKind::TimeStamping,
-            subject: profile::name_to_string(&subject),
-            email: None,
-            key_id: Some(key.id().clone()),
-            not_before: now,
-            not_after,
-            reserved_at: now,
-        })
-        .await?;
-        let der = self.ca.sign_certificate(TSA_ISSUER, &request)?;
-        tx.complete_certificate(&serial, &der.0, now).await?;
+        let der = self
+            .ca
+            .issue_in(&mut tx, TSA_ISSUER, &request, None, Some(key.id()), now)
+            .await?;
         tx.store_tsa(TSA_ISSUER.as_str(), &serial, key.id(), &der.0, not_after)
             .await?;
         tx.audit(

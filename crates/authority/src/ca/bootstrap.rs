@@ -297,25 +297,14 @@ impl Ca {
         let request = CertificateRequest {
             kind: CertificateKind::OcspSigner,
             serial,
-            subject: subject.clone(),
+            subject,
             public_key: key.public_key(),
             not_before: now,
             not_after,
         };
-        tx.reserve_certificate(&NewCertificate {
-            serial,
-            authority: ca.as_str().to_owned(),
-            kind: CertificateKind::OcspSigner,
-            subject: profile::name_to_string(&subject),
-            email: None,
-            key_id: Some(key_id.clone()),
-            not_before: now,
-            not_after,
-            reserved_at: now,
-        })
-        .await?;
-        let der = self.sign_certificate(ca, &request)?;
-        tx.complete_certificate(&serial, &der.0, now).await?;
+        let der = self
+            .issue_in(&mut tx, ca, &request, None, Some(&key_id), now)
+            .await?;
         tx.store_ocsp_signer(ca.as_str(), &serial, &key_id, &der.0, not_after)
             .await?;
         tx.audit(

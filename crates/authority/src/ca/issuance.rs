@@ -105,20 +105,8 @@ impl Ca {
         let now = self.clock.now();
         let not_after = self.cloud_not_after(now);
         let mut tx = self.store.begin().await?;
-        // 2. The key's record and the serial, before any signature.
+        // 2. The key's record, then the serial, before any signature.
         self.record_key(&mut tx, key).await?;
-        tx.reserve_certificate(&NewCertificate {
-            serial,
-            authority: CaName::Qualified.as_str().to_owned(),
-            kind: CertificateKind::CloudSigning,
-            subject: profile::name_to_string(&subject),
-            email: email.map(str::to_owned),
-            key_id: Some(key.id().clone()),
-            not_before: now,
-            not_after,
-            reserved_at: now,
-        })
-        .await?;
         // 3. Build, check, sign. A failure rolls the transaction back: nothing was signed.
         let request = CertificateRequest {
             kind: CertificateKind::CloudSigning,
@@ -128,9 +116,17 @@ impl Ca {
             not_before: now,
             not_after,
         };
-        let der = self.sign_certificate(CaName::Qualified, &request)?;
-        // 4. The certificate, the agreement, the audit entry; one commit.
-        tx.complete_certificate(&serial, &der.0, now).await?;
+        let der = self
+            .issue_in(
+                &mut tx,
+                CaName::Qualified,
+                &request,
+                email,
+                Some(key.id()),
+                now,
+            )
+            .await?;
+        // 4. The agreement, the audit entry; one commit.
         if let Some((user_id, number, text)) = agreement {
             tx.insert_agreement(number, user_id, &serial.to_hex(), text, now)
                 .await?;
@@ -152,9 +148,40 @@ impl Ca {
         })
     }
 
+    /// Issues a certificate inside the caller's transaction, the way every certificate below a
+    /// CA is made (steps 2 to 4 above): its serial reserved, then signed by
+    /// [`Ca::sign_certificate`], then stored. The caller commits it with the rest of its use
+    /// case, and hands the certificate out only after that commit.
+    pub(crate) async fn issue_in(
+        &self,
+        tx: &mut store::Tx,
+        ca: CaName,
+        request: &CertificateRequest<'_>,
+        email: Option<&str>,
+        key_id: Option<&KeyId>,
+        now: UnixTime,
+    ) -> Result<CertificateDer, Error> {
+        tx.reserve_certificate(&NewCertificate {
+            serial: request.serial,
+            authority: ca.as_str().to_owned(),
+            kind: request.kind,
+            subject: profile::name_to_string(&request.subject),
+            email: email.map(str::to_owned),
+            key_id: key_id.cloned(),
+            not_before: request.not_before,
+            not_after: request.not_after,
+            reserved_at: now,
+        })
+        .await?;
+        let der = self.sign_certificate(ca, request)?;
+        tx.complete_certificate(&request.serial, &der.0, now)
+            .await?;
+        Ok(der)
+    }
+
     /// Signs a certificate with one of the hierarchy's CAs: the one issue function, its URLs
     /// in the certificate, and `profile::issue` checks the profile before anything is signed.
-    /// The caller has reserved the serial in its transaction.
+    /// The caller has reserved the serial in its transaction ([`Ca::issue_in`] does both).
     pub(crate) fn sign_certificate(
         &self,
         ca: CaName,

@@ -242,6 +242,63 @@ impl Ca {
         })
     }
 
+    /// The key of a service role (the ConsentID channel's keys, the Web Push key), opened;
+    /// created on first use, a P-256 key that also does key agreement when `agreement`.
+    pub(crate) async fn service_key(
+        &self,
+        role: &str,
+        agreement: bool,
+    ) -> Result<Arc<dyn KeySigner>, Error> {
+        if self.store.service_key(role).await?.is_none() {
+            // The key before the transaction (steps 1 and 2); discarded when another process
+            // created this role's key meanwhile, or when the transaction fails.
+            let label = format!(
+                "eidportal-{role}-{}",
+                hex::encode(rand::random::<[u8; 8]>())
+            );
+            let key = if agreement {
+                self.prepare_agreement_key(&label).await?
+            } else {
+                self.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
+            };
+            match self.record_service_key(role, &key).await {
+                Ok(true) => {}
+                Ok(false) => self.discard_key(key).await,
+                Err(error) => {
+                    self.discard_key(key).await;
+                    return Err(error);
+                }
+            }
+        }
+        let id = self
+            .store
+            .service_key(role)
+            .await?
+            .ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
+        self.open_key(&id).await
+    }
+
+    /// Records `key` as the service key of `role` unless another process created one first
+    /// (false then).
+    async fn record_service_key(&self, role: &str, key: &PreparedKey) -> Result<bool, Error> {
+        let mut tx = self.store.begin().await?;
+        tx.lock_bootstrap().await?;
+        if tx.service_key(role).await?.is_some() {
+            return Ok(false);
+        }
+        self.record_key(&mut tx, key).await?;
+        tx.insert_service_key(role, key.id()).await?;
+        tx.audit(
+            self.clock.now(),
+            "system",
+            "service_key.created",
+            json!({ "role": role }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Step 3, inside the use case's transaction: the key's record, `active`.
     pub(crate) async fn record_key(&self, tx: &mut Tx, key: &PreparedKey) -> Result<(), Error> {
         if key.recorded_before {

@@ -12,8 +12,8 @@ use domain::{
     CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, TxnId,
     UnixTime, UserId,
 };
-use pki::profile::{self, CertificateRequest, Person};
-use pki::{KeyAlgorithm, KeyBackend, KeySigner, PublicKeyDer};
+use pki::profile::{CertificateRequest, Person};
+use pki::{KeyBackend, KeySigner, PublicKeyDer};
 use proto::app::{
     ActivationChallenge, ActivationComplete, ActivationResult, Decision, DeviceStatus, Envelope,
     Inbox, RequestKind, RequestPayload, Response, ResponseOutcome, ResponseResult,
@@ -21,8 +21,7 @@ use proto::app::{
 use proto::crypto;
 use sha2::Sha256;
 use store::{
-    AccountStore as _, AuditLog as _, CertificateStore as _, DeviceRecord, LoginStore as _,
-    NewCertificate, Store, TransactionRecord, Tx,
+    AccountStore as _, AuditLog as _, DeviceRecord, LoginStore as _, Store, TransactionRecord, Tx,
 };
 use zeroize::Zeroizing;
 
@@ -155,73 +154,22 @@ pub async fn audit_secret_from_service_key(
 }
 
 impl Login {
-    /// Creates the app-channel signing key and the PIN-material encryption key on first start
-    /// (always P-256, whatever the CA key algorithm).
+    /// Opens the app-channel signing key, the PIN-material encryption key and the Web Push
+    /// key, which the CA creates on first start (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
         for role in [
             APP_SIGNING,
             APP_ENCRYPTION,
             crate::login::consentid::VAPID_KEY,
         ] {
-            if self.store.service_key(role).await?.is_none() {
-                // The key before the transaction (crate::ca::keys); discarded when another process
-                // created this role's key meanwhile, or when the transaction fails.
-                let label = format!(
-                    "eidportal-{role}-{}",
-                    hex::encode(rand::random::<[u8; 8]>())
-                );
-                // Only the encryption key does ECDH; the signing key only signs (no CKA_DERIVE).
-                let key = if role == APP_ENCRYPTION {
-                    self.ca.prepare_agreement_key(&label).await?
-                } else {
-                    self.ca.prepare_key(&label, KeyAlgorithm::EcdsaP256).await?
-                };
-                match self.record_service_key(role, &key).await {
-                    Ok(true) => {}
-                    Ok(false) => self.ca.discard_key(key).await,
-                    Err(error) => {
-                        self.ca.discard_key(key).await;
-                        return Err(error);
-                    }
-                }
-            }
-            let id = self
-                .store
-                .service_key(role)
-                .await?
-                .ok_or_else(|| Error::Inconsistent(format!("service key {role} missing")))?;
-            let key = self.ca.open_key(&id).await?;
+            // Only the encryption key does ECDH; the others only sign (no CKA_DERIVE).
+            let key = self.ca.service_key(role, role == APP_ENCRYPTION).await?;
             self.service_keys
                 .write()
                 .map_err(|_| Error::Inconsistent("service key lock poisoned".into()))?
                 .insert(role, key);
         }
         Ok(())
-    }
-
-    /// Records `key` as the service key of `role` unless another process created one first
-    /// (false then).
-    async fn record_service_key(
-        &self,
-        role: &str,
-        key: &crate::ca::keys::PreparedKey,
-    ) -> Result<bool, Error> {
-        let mut tx = self.store.begin().await?;
-        tx.lock_bootstrap().await?;
-        if tx.service_key(role).await?.is_some() {
-            return Ok(false);
-        }
-        self.ca.record_key(&mut tx, key).await?;
-        tx.insert_service_key(role, key.id()).await?;
-        tx.audit(
-            self.clock.now(),
-            "system",
-            "service_key.created",
-            json!({ "role": role }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// A service key opened at start (memory only: safe to call inside a transaction).
@@ -375,18 +323,6 @@ impl Login {
         let serial = random_serial();
         let subject = person.name()?;
         let not_after = now.plus_calendar_years(DEVICE_CERTIFICATE_YEARS);
-        tx.reserve_certificate(&NewCertificate {
-            serial,
-            authority: CaName::ConsentId.as_str().to_owned(),
-            kind: CertificateKind::Device,
-            subject: profile::name_to_string(&subject),
-            email: Some(user.email.clone()),
-            key_id: None,
-            not_before: now,
-            not_after,
-            reserved_at: now,
-        })
-        .await?;
         let public_key = PublicKeyDer(device_key.clone());
         let certificate_request = CertificateRequest {
             kind: CertificateKind::Device,
@@ -398,8 +334,14 @@ impl Login {
         };
         let certificate = self
             .ca
-            .sign_certificate(CaName::ConsentId, &certificate_request)?;
-        tx.complete_certificate(&serial, &certificate.0, now)
+            .issue_in(
+                &mut tx,
+                CaName::ConsentId,
+                &certificate_request,
+                Some(&user.email),
+                None,
+                now,
+            )
             .await?;
         // 3. The device, and the code spent.
         tx.insert_device(&DeviceRecord {
