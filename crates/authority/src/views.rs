@@ -38,7 +38,7 @@ impl std::fmt::Debug for Account {
 impl From<UserRecord> for Account {
     fn from(user: UserRecord) -> Self {
         Self {
-            id: UserId::from(user.id),
+            id: user.id,
             email: user.email,
             given_name: user.given_name,
             surname: user.surname,
@@ -99,7 +99,7 @@ pub struct DeviceSummary {
     /// Active, PIN-locked or revoked.
     pub state: DeviceState,
     /// The device certificate's serial, hex.
-    pub certificate_serial: String,
+    pub certificate_serial: Serial,
     /// When it was activated.
     pub created_at: UnixTime,
     /// When it last answered.
@@ -109,10 +109,10 @@ pub struct DeviceSummary {
 impl From<&DeviceRecord> for DeviceSummary {
     fn from(device: &DeviceRecord) -> Self {
         Self {
-            id: DeviceId::from(device.id.as_str()),
+            id: device.id.clone(),
             name: device.name.clone(),
             state: device.state,
-            certificate_serial: device.certificate_serial.clone(),
+            certificate_serial: device.certificate_serial,
             created_at: device.created_at,
             last_used_at: device.last_used_at,
         }

@@ -426,11 +426,11 @@ async fn a_revoked_device_can_no_longer_log_in() {
     // The officer revokes the device certificate: the device is deactivated, its session ends.
     let device = authority
         .store()
-        .device(&app.device_id)
+        .device(&app.device_id.as_str().into())
         .await
         .unwrap()
         .unwrap();
-    let serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
+    let serial = device.certificate_serial;
     authority
         .va
         .revoke(
@@ -918,11 +918,11 @@ async fn a_sad_signs_exactly_what_was_approved_once_in_five_minutes() {
         let sad = sad_of(&authority, user, &handle).await;
         let device = authority
             .store()
-            .device(&app.device_id)
+            .device(&app.device_id.as_str().into())
             .await
             .unwrap()
             .unwrap();
-        let device_serial = domain::Serial::parse_hex(&device.certificate_serial).unwrap();
+        let device_serial = device.certificate_serial;
         authority
             .va
             .revoke(

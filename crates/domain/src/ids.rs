@@ -53,6 +53,12 @@ macro_rules! text_id {
                 self.0 == other
             }
         }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
     };
 }
 
@@ -80,6 +86,7 @@ mod tests {
         assert_eq!(&*user, "u-1");
         assert_eq!(user.to_string(), "u-1");
         assert!(user == *"u-1");
+        assert!(user == "u-1");
         assert_ne!(user, UserId::from("u-2"));
     }
 }

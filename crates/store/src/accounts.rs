@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use domain::{AssuranceLevel, UnixTime};
+use domain::{AssuranceLevel, UnixTime, UserId};
 
 use crate::certificates::KeyId;
 use crate::db::{query, Row};
@@ -13,7 +13,7 @@ use crate::{parse_column, Error, Store, Tx};
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Random id.
-    pub id: String,
+    pub id: UserId,
     /// Lower-case e-mail, the username.
     pub email: String,
     /// Given name.
@@ -65,7 +65,7 @@ pub struct ActivationRecord {
     /// SHA-256 (hex) of the secret part.
     pub secret_hash: String,
     /// The account.
-    pub user_id: String,
+    pub user_id: UserId,
     /// End of validity.
     pub expires_at: UnixTime,
     /// Wrong secrets left.
@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// An account by id.
-    pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, Error> {
+    pub async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -114,7 +114,7 @@ impl Store {
     /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
     pub async fn agreements_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
         let rows = query("SELECT number, certificate_serial, text, accepted_at FROM agreements WHERE user_id = $1 ORDER BY accepted_at DESC, number")
             .bind(user_id.to_owned())
@@ -155,12 +155,15 @@ pub trait AccountStore {
     ) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
 
     /// An account by id, inside the transaction.
-    fn user(&mut self, id: &str) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
+    fn user(
+        &mut self,
+        id: &UserId,
+    ) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
 
     /// Sets an account's assurance and e-mail verification.
     fn update_user_assurance(
         &mut self,
-        id: &str,
+        id: &UserId,
         assurance: AssuranceLevel,
         email_verified: bool,
     ) -> impl Future<Output = Result<(), Error>> + Send;
@@ -191,7 +194,7 @@ pub trait AccountStore {
     fn insert_email_verification(
         &mut self,
         token_hash: &str,
-        user_id: &str,
+        user_id: &UserId,
         expires_at: UnixTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
@@ -207,7 +210,7 @@ pub trait AccountStore {
     /// verified or proofed account is never touched; returns whether one was discarded.
     fn discard_unverified_user(
         &mut self,
-        id: &str,
+        id: &UserId,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Discards every unverified self-registration created before `before` (upkeep); returns
@@ -222,7 +225,7 @@ pub trait AccountStore {
     /// must never lead to signing).
     fn proof_user(
         &mut self,
-        id: &str,
+        id: &UserId,
         given_name: &str,
         surname: &str,
         jmbg: &str,
@@ -266,7 +269,7 @@ impl AccountStore for Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    async fn user(&mut self, id: &str) -> Result<Option<UserRecord>, Error> {
+    async fn user(&mut self, id: &UserId) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
@@ -276,7 +279,7 @@ impl AccountStore for Tx {
 
     async fn update_user_assurance(
         &mut self,
-        id: &str,
+        id: &UserId,
         assurance: AssuranceLevel,
         email_verified: bool,
     ) -> Result<(), Error> {
@@ -344,7 +347,7 @@ impl AccountStore for Tx {
     async fn insert_email_verification(
         &mut self,
         token_hash: &str,
-        user_id: &str,
+        user_id: &UserId,
         expires_at: UnixTime,
     ) -> Result<(), Error> {
         query(
@@ -382,7 +385,7 @@ impl AccountStore for Tx {
         Ok(Some(user_id))
     }
 
-    async fn discard_unverified_user(&mut self, id: &str) -> Result<bool, Error> {
+    async fn discard_unverified_user(&mut self, id: &UserId) -> Result<bool, Error> {
         query(
             "DELETE FROM email_verifications WHERE user_id IN \
              (SELECT id FROM users WHERE id = $1 AND email_verified = 0 AND assurance = 'basic')",
@@ -415,7 +418,7 @@ impl AccountStore for Tx {
 
     async fn proof_user(
         &mut self,
-        id: &str,
+        id: &UserId,
         given_name: &str,
         surname: &str,
         jmbg: &str,

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime};
+use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, DatabaseKind, Error, Store, Tx};
@@ -552,8 +552,8 @@ pub trait CertificateStore {
     fn insert_agreement(
         &mut self,
         number: &str,
-        user_id: &str,
-        certificate_serial: &str,
+        user_id: &UserId,
+        certificate_serial: &Serial,
         text: &str,
         at: UnixTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
@@ -845,8 +845,8 @@ impl CertificateStore for Tx {
     async fn insert_agreement(
         &mut self,
         number: &str,
-        user_id: &str,
-        certificate_serial: &str,
+        user_id: &UserId,
+        certificate_serial: &Serial,
         text: &str,
         at: UnixTime,
     ) -> Result<(), Error> {

@@ -14,6 +14,8 @@ use rusqlite::types::ValueRef;
 use sqlx::any::{AnyRow, AnyTypeInfoKind};
 use sqlx::{AnyConnection, AnyPool, Row as _, Value as _, ValueRef as _};
 
+use domain::{DeviceId, Serial, TxnId, UserId};
+
 use crate::sqlite::open_sqlite;
 use crate::writer::Writer;
 use crate::Error;
@@ -70,6 +72,16 @@ into_value!(&String, Text, |v| Value::Text(v.clone()));
 into_value!(Vec<u8>, Blob, |v| Value::Blob(v));
 into_value!(&[u8], Blob, |v| Value::Blob(v.to_vec()));
 into_value!(&Vec<u8>, Blob, |v| Value::Blob(v.clone()));
+
+// The typed ids are stored as their text, a serial as its hex.
+into_value!(&UserId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(&TxnId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(&DeviceId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(&Serial, Text, |v| Value::Text(v.to_hex()));
+into_value!(UserId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(TxnId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(DeviceId, Text, |v| Value::Text(v.as_str().to_owned()));
+into_value!(Serial, Text, |v| Value::Text(v.to_hex()));
 
 impl<T: IntoValue> IntoValue for Option<T> {
     fn into_value(self) -> Value {
@@ -130,6 +142,25 @@ impl FromValue for Vec<u8> {
             Value::Blob(v) => Ok(v.clone()),
             other => Err(format!("expected bytes, found {other:?}")),
         }
+    }
+}
+
+macro_rules! text_id_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(value: &Value) -> Result<Self, String> {
+                String::from_value(value).map(<$t>::from)
+            }
+        }
+    )*};
+}
+
+text_id_from_value!(UserId, TxnId, DeviceId);
+
+impl FromValue for Serial {
+    fn from_value(value: &Value) -> Result<Self, String> {
+        let text = String::from_value(value)?;
+        Serial::parse_hex(&text).ok_or_else(|| format!("not a serial: {text}"))
     }
 }
 

@@ -5,7 +5,9 @@
 //! per area, each in the file of its SQL: [`CertificateStore`], [`AccountStore`],
 //! [`LoginStore`], [`PushStore`], [`QrLoginStore`], [`SigningStore`], [`MailStore`] and
 //! [`AuditLog`]. A caller imports those it uses, so its `use` lines say which part of the store
-//! it touches.
+//! it touches. Accounts, devices, requests and certificates are named by `domain`'s typed ids
+//! ([`domain::UserId`], [`domain::DeviceId`], [`domain::TxnId`], [`domain::Serial`]), in the
+//! records and in the parameters alike; the database keeps them as text (a serial as hex).
 
 mod accounts;
 mod audit;

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use domain::{DeviceState, TransactionStatus, UnixTime};
+use domain::{DeviceId, DeviceState, Serial, TransactionStatus, TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, DatabaseKind, Error, Store, Tx};
@@ -14,9 +14,9 @@ const USE_NONCE: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     /// Random id.
-    pub id: String,
+    pub id: DeviceId,
     /// Its account.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Its name.
     pub name: String,
     /// Device key, SPKI DER.
@@ -28,7 +28,7 @@ pub struct DeviceRecord {
     /// Wrong PINs in a row.
     pub pin_failures: i64,
     /// The device certificate's serial, hex.
-    pub certificate_serial: String,
+    pub certificate_serial: Serial,
     /// When it was activated.
     pub created_at: UnixTime,
     /// When it last answered.
@@ -58,9 +58,9 @@ fn device_from_row(row: &Row) -> Result<DeviceRecord, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionRecord {
     /// Random id.
-    pub id: String,
+    pub id: TxnId,
     /// The account; `None` when the username matched none (the browser gets the same answers).
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// `login` or `sign`.
     pub kind: String,
     /// Where it is.
@@ -78,7 +78,7 @@ pub struct TransactionRecord {
     /// SHA-256 (hex) of the session cookie that started it.
     pub session_binding: String,
     /// The device that answered.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     /// When it was created.
     pub created_at: UnixTime,
     /// When it expires.
@@ -115,11 +115,11 @@ pub struct SessionRecord {
     /// SHA-256 (hex) of the cookie value.
     pub id_hash: String,
     /// The logged-in account.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// `consentid` or `password`.
     pub auth_method: Option<String>,
     /// The device that approved the login.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     /// The CSRF token of this session's forms.
     pub csrf_token: String,
     /// When it was created.
@@ -169,7 +169,7 @@ impl Store {
     }
 
     /// A device by id.
-    pub async fn device(&self, id: &str) -> Result<Option<DeviceRecord>, Error> {
+    pub async fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -178,7 +178,7 @@ impl Store {
     }
 
     /// The devices of an account, oldest first.
-    pub async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+    pub async fn devices_of(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
         let rows = query(&format!(
             "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
         ))
@@ -189,7 +189,7 @@ impl Store {
     }
 
     /// A transaction by id.
-    pub async fn transaction(&self, id: &str) -> Result<Option<TransactionRecord>, Error> {
+    pub async fn transaction(&self, id: &TxnId) -> Result<Option<TransactionRecord>, Error> {
         let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -203,7 +203,7 @@ impl Store {
     /// are left out: a user signing in batches has hundreds of them.
     pub async fn transactions_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         since: UnixTime,
     ) -> Result<Vec<TransactionRecord>, Error> {
         let rows = query(&format!(
@@ -239,13 +239,13 @@ pub trait LoginStore {
     /// A device, inside the transaction.
     fn device(
         &mut self,
-        id: &str,
+        id: &DeviceId,
     ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
 
     /// Sets a device's state and wrong-PIN counter, and when it was last used.
     fn update_device(
         &mut self,
-        id: &str,
+        id: &DeviceId,
         state: DeviceState,
         pin_failures: i64,
         used_at: UnixTime,
@@ -260,25 +260,25 @@ pub trait LoginStore {
     /// A transaction, locked for this database transaction on PostgreSQL.
     fn transaction_for_update(
         &mut self,
-        id: &str,
+        id: &TxnId,
     ) -> impl Future<Output = Result<Option<TransactionRecord>, Error>> + Send;
 
     /// Moves a transaction from `from` to `to` (compare-and-set). Returns false if it was not
     /// in `from` any more.
     fn move_transaction(
         &mut self,
-        id: &str,
+        id: &TxnId,
         from: TransactionStatus,
         to: TransactionStatus,
         hint: &str,
-        device_id: Option<&str>,
+        device_id: Option<&DeviceId>,
         at: UnixTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Ends every pending transaction of an account with `status`/`hint`; returns their ids.
     fn end_pending_of(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         status: TransactionStatus,
         hint: &str,
         at: UnixTime,
@@ -288,7 +288,7 @@ pub trait LoginStore {
     /// `status`/`hint`; returns their ids.
     fn end_pending_of_kind(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         kind: &str,
         status: TransactionStatus,
         hint: &str,
@@ -298,20 +298,20 @@ pub trait LoginStore {
     /// The device holding a certificate, if any.
     fn device_by_certificate(
         &mut self,
-        serial_hex: &str,
+        serial: &Serial,
     ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
 
     /// Ends every session a device's login created; returns how many.
     fn end_sessions_of_device(
         &mut self,
-        device_id: &str,
+        device_id: &DeviceId,
         at: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// The devices of an account, inside the transaction.
     fn devices_of(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Vec<DeviceRecord>, Error>> + Send;
 
     /// Adds a session.
@@ -323,7 +323,7 @@ pub trait LoginStore {
     /// Ends every open session of an account; returns how many.
     fn end_sessions_of_user(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         at: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
@@ -356,14 +356,14 @@ impl LoginStore for Tx {
         .bind(device.pin_public_key.clone())
         .bind(device.state.as_str())
         .bind(device.pin_failures)
-        .bind(device.certificate_serial.clone())
+        .bind(device.certificate_serial)
         .bind(device.created_at.0)
         .execute(self.conn()?)
         .await?;
         Ok(())
     }
 
-    async fn device(&mut self, id: &str) -> Result<Option<DeviceRecord>, Error> {
+    async fn device(&mut self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.conn()?)
@@ -373,7 +373,7 @@ impl LoginStore for Tx {
 
     async fn update_device(
         &mut self,
-        id: &str,
+        id: &DeviceId,
         state: DeviceState,
         pin_failures: i64,
         used_at: UnixTime,
@@ -413,7 +413,7 @@ impl LoginStore for Tx {
 
     async fn transaction_for_update(
         &mut self,
-        id: &str,
+        id: &TxnId,
     ) -> Result<Option<TransactionRecord>, Error> {
         let lock = if self.kind == DatabaseKind::Postgres {
             " FOR UPDATE"
@@ -429,11 +429,11 @@ impl LoginStore for Tx {
 
     async fn move_transaction(
         &mut self,
-        id: &str,
+        id: &TxnId,
         from: TransactionStatus,
         to: TransactionStatus,
         hint: &str,
-        device_id: Option<&str>,
+        device_id: Option<&DeviceId>,
         at: UnixTime,
     ) -> Result<bool, Error> {
         let done = query(
@@ -444,7 +444,7 @@ impl LoginStore for Tx {
         .bind(from.as_str())
         .bind(to.as_str())
         .bind(hint.to_owned())
-        .bind(device_id.map(str::to_owned))
+        .bind(device_id.cloned())
         .bind(at.0)
         .execute(self.conn()?)
         .await?;
@@ -453,7 +453,7 @@ impl LoginStore for Tx {
 
     async fn end_pending_of(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         status: TransactionStatus,
         hint: &str,
         at: UnixTime,
@@ -463,7 +463,7 @@ impl LoginStore for Tx {
 
     async fn end_pending_of_kind(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         kind: &str,
         status: TransactionStatus,
         hint: &str,
@@ -475,10 +475,10 @@ impl LoginStore for Tx {
 
     async fn device_by_certificate(
         &mut self,
-        serial_hex: &str,
+        serial: &Serial,
     ) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE certificate_serial = $1"))
-            .bind(serial_hex.to_owned())
+            .bind(serial)
             .fetch_optional(self.conn()?)
             .await?;
         row.map(|r| device_from_row(&r)).transpose()
@@ -486,7 +486,7 @@ impl LoginStore for Tx {
 
     async fn end_sessions_of_device(
         &mut self,
-        device_id: &str,
+        device_id: &DeviceId,
         at: UnixTime,
     ) -> Result<u64, Error> {
         let done =
@@ -498,7 +498,7 @@ impl LoginStore for Tx {
         Ok(done.rows_affected())
     }
 
-    async fn devices_of(&mut self, user_id: &str) -> Result<Vec<DeviceRecord>, Error> {
+    async fn devices_of(&mut self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
         let rows = query(&format!(
             "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
         ))
@@ -526,7 +526,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
-    async fn end_sessions_of_user(&mut self, user_id: &str, at: UnixTime) -> Result<u64, Error> {
+    async fn end_sessions_of_user(&mut self, user_id: &UserId, at: UnixTime) -> Result<u64, Error> {
         let sessions =
             query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
                 .bind(user_id.to_owned())
@@ -559,7 +559,7 @@ impl Tx {
     /// Ends an account's pending transactions, of one kind or of every kind.
     async fn end_pending(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         kind: Option<&str>,
         status: TransactionStatus,
         hint: &str,

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use domain::UnixTime;
+use domain::{UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
@@ -48,7 +48,7 @@ pub struct OutboxMail {
     /// Random id.
     pub id: String,
     /// The account it concerns, if any.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// The recipient's address.
     pub recipient: String,
     /// The subject (for the account page).
@@ -113,7 +113,7 @@ impl Store {
 
     /// The account's messages that could not be delivered: given up, or pending after at
     /// least one failed attempt; newest first.
-    pub async fn undelivered_mails_of(&self, user_id: &str) -> Result<Vec<OutboxMail>, Error> {
+    pub async fn undelivered_mails_of(&self, user_id: &UserId) -> Result<Vec<OutboxMail>, Error> {
         let rows = query(&format!(
             "{COLUMNS} WHERE user_id = $1 AND (status = 'failed' OR \
              (status = 'pending' AND attempts > 0)) ORDER BY created_at DESC, id"

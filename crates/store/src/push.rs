@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use domain::UnixTime;
+use domain::{DeviceId, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{Error, Store, Tx};
@@ -13,7 +13,7 @@ use crate::{Error, Store, Tx};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushSubscriptionRecord {
     /// The device it belongs to.
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// The push service's URL for this subscription.
     pub endpoint: String,
     /// The browser's P-256 public key, an uncompressed SEC1 point (RFC 8291 §3.1).
@@ -41,7 +41,7 @@ impl Store {
     /// The subscriptions of an account's active devices.
     pub async fn push_subscriptions_of(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<Vec<PushSubscriptionRecord>, Error> {
         let rows = query(&format!(
             "{COLUMNS} JOIN devices d ON d.id = p.device_id \
@@ -56,7 +56,7 @@ impl Store {
     /// A device's subscription.
     pub async fn push_subscription(
         &self,
-        device_id: &str,
+        device_id: &DeviceId,
     ) -> Result<Option<PushSubscriptionRecord>, Error> {
         let row = query(&format!("{COLUMNS} WHERE p.device_id = $1"))
             .bind(device_id.to_owned())
@@ -78,7 +78,7 @@ pub trait PushStore {
     /// service's "gone" must not delete a newer registration). False if nothing was deleted.
     fn delete_push_subscription(
         &mut self,
-        device_id: &str,
+        device_id: &DeviceId,
         endpoint: Option<&str>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
@@ -108,7 +108,7 @@ impl PushStore for Tx {
 
     async fn delete_push_subscription(
         &mut self,
-        device_id: &str,
+        device_id: &DeviceId,
         endpoint: Option<&str>,
     ) -> Result<bool, Error> {
         let done = match endpoint {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use domain::UnixTime;
+use domain::{TxnId, UnixTime};
 
 use crate::db::{query, Row};
 use crate::{DatabaseKind, Error, Store, Tx};
@@ -26,7 +26,7 @@ pub struct QrLoginRecord {
     /// Until when a phone may take it.
     pub expires_at: UnixTime,
     /// The login transaction the phone made, once taken.
-    pub txn_id: Option<String>,
+    pub txn_id: Option<TxnId>,
 }
 
 impl std::fmt::Debug for QrLoginRecord {
@@ -89,7 +89,7 @@ pub trait QrLoginStore {
     fn take_qr_login(
         &mut self,
         id: &str,
-        txn_id: &str,
+        txn_id: &TxnId,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Ends a QR login no phone took yet (its browser cancelled): it expires at `now`.
@@ -132,7 +132,7 @@ impl QrLoginStore for Tx {
         row.map(|r| qr_login_from_row(&r)).transpose()
     }
 
-    async fn take_qr_login(&mut self, id: &str, txn_id: &str) -> Result<bool, Error> {
+    async fn take_qr_login(&mut self, id: &str, txn_id: &TxnId) -> Result<bool, Error> {
         let done = query("UPDATE qr_logins SET txn_id = $2 WHERE id = $1 AND txn_id IS NULL")
             .bind(id.to_owned())
             .bind(txn_id.to_owned())

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use domain::signing::AuthorizationStatus;
-use domain::UnixTime;
+use domain::{DeviceId, Serial, TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
@@ -15,7 +15,7 @@ pub struct ApiTokenRecord {
     /// SHA-256 (hex) of the token.
     pub token_hash: String,
     /// Whose it is.
-    pub user_id: String,
+    pub user_id: UserId,
     /// When it was made.
     pub created_at: UnixTime,
     /// End of validity.
@@ -32,11 +32,11 @@ pub struct SignAuthorizationRecord {
     /// Random id; the CSC `handle`.
     pub id: String,
     /// Whose credential.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The credential (the cloud certificate's serial, hex).
-    pub credential_id: String,
+    pub credential_id: Serial,
     /// The ConsentID transaction that asks the user.
-    pub txn_id: String,
+    pub txn_id: TxnId,
     /// Dotted OID of the hash algorithm.
     pub hash_algorithm: String,
     /// The hashes, concatenated in order.
@@ -50,7 +50,7 @@ pub struct SignAuthorizationRecord {
     /// When the SAD stops being usable.
     pub sad_expires_at: Option<UnixTime>,
     /// The device that approved.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     /// When it was asked for.
     pub created_at: UnixTime,
     /// When its SAD was spent.
@@ -85,7 +85,7 @@ pub struct OAuthCodeRecord {
     /// SHA-256 (hex) of the code.
     pub code_hash: String,
     /// The account that allowed it.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The client it was issued to.
     pub client_id: String,
     /// Where it was sent.
@@ -104,7 +104,7 @@ pub struct SigningJobRecord {
     /// Random id.
     pub id: String,
     /// Whose documents.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The authorisation the user approves in ConsentID.
     pub authorization_id: String,
     /// The PAdES level: `b-b`, `b-t` or `b-lt`.
@@ -249,7 +249,7 @@ pub trait SigningStore {
     /// Revokes every bearer token of an account still in force; returns how many.
     fn revoke_api_tokens_of_user(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         at: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
@@ -278,7 +278,7 @@ pub trait SigningStore {
         id: &str,
         to: AuthorizationStatus,
         sad: Option<(&str, UnixTime)>,
-        device_id: Option<&str>,
+        device_id: Option<&DeviceId>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Stores a new signing job with its documents.
@@ -368,7 +368,7 @@ impl SigningStore for Tx {
 
     async fn revoke_api_tokens_of_user(
         &mut self,
-        user_id: &str,
+        user_id: &UserId,
         at: UnixTime,
     ) -> Result<u64, Error> {
         let done = query(
@@ -391,7 +391,7 @@ impl SigningStore for Tx {
         )
         .bind(record.id.clone())
         .bind(record.user_id.clone())
-        .bind(record.credential_id.clone())
+        .bind(record.credential_id)
         .bind(record.txn_id.clone())
         .bind(record.hash_algorithm.clone())
         .bind(record.hashes.clone())
@@ -430,7 +430,7 @@ impl SigningStore for Tx {
         id: &str,
         to: AuthorizationStatus,
         sad: Option<(&str, UnixTime)>,
-        device_id: Option<&str>,
+        device_id: Option<&DeviceId>,
     ) -> Result<bool, Error> {
         let done = query(
             "UPDATE sign_authorizations SET status = $2, sad_hash = $3, sad_expires_at = $4, device_id = $5 \
@@ -440,7 +440,7 @@ impl SigningStore for Tx {
         .bind(to.as_str())
         .bind(sad.map(|(hash, _)| hash.to_owned()))
         .bind(sad.map(|(_, expires)| expires.0))
-        .bind(device_id.map(str::to_owned))
+        .bind(device_id.cloned())
         .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected() == 1)

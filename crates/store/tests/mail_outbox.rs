@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use domain::UnixTime;
+use domain::{UnixTime, UserId};
 use store::{MailStore as _, OutboxMail, OutboxStatus, Store};
 
 fn mail(id: &str, user: &str, at: UnixTime) -> OutboxMail {
@@ -33,6 +33,7 @@ async fn queued_mail_is_retried_given_up_or_sent_and_shown_only_to_its_account()
     for db in store::test_support::databases(dir.path()).await {
         let store = Store::connect(&db.url).await.unwrap();
         let t = UnixTime(1_000_000);
+        let (ana, petar) = (UserId::from("ana"), UserId::from("petar"));
         // Rolled back: nothing queued.
         let mut tx = store.begin().await.unwrap();
         tx.enqueue_mail(&mail("gone", "ana", t)).await.unwrap();
@@ -62,22 +63,18 @@ async fn queued_mail_is_retried_given_up_or_sent_and_shown_only_to_its_account()
             .iter()
             .all(|m| m.id != "a"));
         // Not yet failed: nobody is told.
-        assert!(store.undelivered_mails_of("ana").await.unwrap().is_empty());
+        assert!(store.undelivered_mails_of(&ana).await.unwrap().is_empty());
         store
             .mail_attempt_failed("a", t, "connection refused", Some(t.plus_seconds(60)))
             .await
             .unwrap();
-        let shown = store.undelivered_mails_of("ana").await.unwrap();
+        let shown = store.undelivered_mails_of(&ana).await.unwrap();
         assert_eq!(shown.len(), 1);
         assert_eq!(
             (shown[0].attempts, shown[0].status),
             (1, OutboxStatus::Pending)
         );
-        assert!(store
-            .undelivered_mails_of("petar")
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(store.undelivered_mails_of(&petar).await.unwrap().is_empty());
         // Given up.
         store
             .mail_attempt_failed("a", t.plus_seconds(60), "refused", None)
@@ -91,7 +88,7 @@ async fn queued_mail_is_retried_given_up_or_sent_and_shown_only_to_its_account()
             .unwrap()
             .iter()
             .all(|m| m.id != "a"));
-        assert_eq!(store.undelivered_mails_of("ana").await.unwrap().len(), 1);
+        assert_eq!(store.undelivered_mails_of(&ana).await.unwrap().len(), 1);
         // Sent: its text is gone and it is no longer due.
         store.mail_sent("b", t.plus_seconds(6)).await.unwrap();
         let sent = store.outbox_mail("b").await.unwrap().unwrap();

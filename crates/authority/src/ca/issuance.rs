@@ -15,7 +15,7 @@
 
 use serde_json::json;
 
-use domain::{CertificateKind, Serial, UnixTime};
+use domain::{CertificateKind, Serial, UnixTime, UserId};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
 use store::{AuditLog as _, CertificateStore as _, KeyId, NewCertificate};
 
@@ -69,7 +69,7 @@ impl Ca {
         person: &Person,
         email: Option<&str>,
         actor: &str,
-        agreement: Option<(&str, &str, &str)>,
+        agreement: Option<(&UserId, &str, &str)>,
     ) -> Result<IssuedCertificate, Error> {
         let subject = person.name()?;
         let serial = random_serial();
@@ -100,7 +100,7 @@ impl Ca {
         subject: x509_cert::name::Name,
         email: Option<&str>,
         actor: &str,
-        agreement: Option<(&str, &str, &str)>,
+        agreement: Option<(&UserId, &str, &str)>,
     ) -> Result<IssuedCertificate, Error> {
         let now = self.clock.now();
         let not_after = self.cloud_not_after(now);
@@ -128,7 +128,7 @@ impl Ca {
             .await?;
         // 4. The agreement, the audit entry; one commit.
         if let Some((user_id, number, text)) = agreement {
-            tx.insert_agreement(number, user_id, &serial.to_hex(), text, now)
+            tx.insert_agreement(number, user_id, &serial, text, now)
                 .await?;
         }
         tx.audit(

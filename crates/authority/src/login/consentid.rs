@@ -9,8 +9,8 @@ use serde_json::json;
 
 use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
 use domain::{
-    CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, Serial, TransactionStatus, TxnId,
-    UnixTime, UserId,
+    CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, TransactionStatus, TxnId, UnixTime,
+    UserId,
 };
 use pki::profile::{CertificateRequest, Person};
 use pki::{KeyBackend, KeySigner, PublicKeyDer};
@@ -53,12 +53,12 @@ pub struct AuthenticatedDevice(pub(crate) DeviceRecord);
 impl AuthenticatedDevice {
     /// The device's id.
     pub fn id(&self) -> DeviceId {
-        DeviceId::from(self.0.id.as_str())
+        self.0.id.clone()
     }
 
     /// Its account.
     pub fn user_id(&self) -> UserId {
-        UserId::from(self.0.user_id.as_str())
+        self.0.user_id.clone()
     }
 
     /// The app's view of its state.
@@ -93,9 +93,9 @@ impl DeviceRequest {
 /// What [`Login::respond_to`] checked of an answer, and against which request and keys.
 struct AnswerCheck {
     /// The request's id, kind, challenge and payload.
-    txn: (String, String, String, Vec<u8>),
+    txn: (TxnId, String, String, Vec<u8>),
     /// The device's id, key and PIN key.
-    device: (String, Vec<u8>, Vec<u8>),
+    device: (DeviceId, Vec<u8>, Vec<u8>),
     /// The approval message (proto `approval_message`).
     message: String,
     /// The device signed `message`.
@@ -319,7 +319,7 @@ impl Login {
             surname: user.surname.clone(),
             jmbg,
         };
-        let device_id = hex::encode(rand::random::<[u8; 16]>());
+        let device_id = DeviceId::from(hex::encode(rand::random::<[u8; 16]>()));
         let serial = random_serial();
         let subject = person.name()?;
         let not_after = now.plus_calendar_years(DEVICE_CERTIFICATE_YEARS);
@@ -352,7 +352,7 @@ impl Login {
             pin_public_key: pin_key,
             state: DeviceState::Active,
             pin_failures: 0,
-            certificate_serial: serial.to_hex(),
+            certificate_serial: serial,
             created_at: now,
             last_used_at: None,
         })
@@ -373,7 +373,7 @@ impl Login {
         .await?;
         tx.commit().await?;
         Ok(ActivationResult {
-            device_id,
+            device_id: device_id.to_string(),
             certificate: crypto::b64(&certificate.0),
             certificate_serial: serial.to_hex(),
         })
@@ -408,7 +408,7 @@ impl Login {
             .ok_or(Rejection::Invalid("authorization"))?;
         let device = self
             .store
-            .device(&parsed.device_id)
+            .device(&parsed.device_id.as_str().into())
             .await?
             .ok_or(Rejection::BadSignature)?;
         let message = crypto::request_message(
@@ -462,17 +462,14 @@ impl Login {
         device: &AuthenticatedDevice,
     ) -> Result<proto::app::DeviceState, Error> {
         let record = &device.0;
-        let certificate = match Serial::parse_hex(&record.certificate_serial) {
-            Some(serial) => self.store.certificate(&serial).await?,
-            None => None,
-        };
+        let certificate = self.store.certificate(&record.certificate_serial).await?;
         let (not_before, not_after) = certificate
             .map(|c| (c.not_before.rfc3339(), c.not_after.rfc3339()))
             .unwrap_or_default();
         Ok(proto::app::DeviceState {
-            device_id: record.id.clone(),
+            device_id: record.id.to_string(),
             device_status: device.status(),
-            certificate_serial: record.certificate_serial.clone(),
+            certificate_serial: record.certificate_serial.to_hex(),
             not_before,
             not_after,
         })
@@ -507,7 +504,7 @@ impl Login {
         }
     }
 
-    async fn inbox_now(&self, device_id: &str) -> Result<Inbox, Error> {
+    async fn inbox_now(&self, device_id: &DeviceId) -> Result<Inbox, Error> {
         let device = self
             .store
             .device(device_id)
@@ -528,7 +525,7 @@ impl Login {
                         signature: crypto::b64(&txn.signature),
                     }),
                     TransactionStatus::Approved | TransactionStatus::Consumed => {}
-                    _ => cancelled.push(txn.id),
+                    _ => cancelled.push(txn.id.to_string()),
                 }
             }
         }
@@ -638,7 +635,7 @@ impl Login {
         &self,
         device: &DeviceRecord,
         nonce: Option<&DeviceRequest>,
-        txn_id: &str,
+        txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
         let device_signature = crypto::unb64(&response.device_signature)
@@ -813,7 +810,7 @@ impl Login {
     pub(crate) async fn create_transaction(
         &self,
         tx: &mut Tx,
-        user: Option<(&str, String)>,
+        user: Option<(&UserId, String)>,
         kind: RequestKind,
         requester: &str,
         session_binding: &str,
@@ -822,7 +819,7 @@ impl Login {
         flow: Option<proto::app::LoginFlow>,
     ) -> Result<TransactionRecord, Error> {
         let now = self.clock.now();
-        let id = hex::encode(rand::random::<[u8; 16]>());
+        let id = TxnId::from(hex::encode(rand::random::<[u8; 16]>()));
         let challenge = rand::random::<[u8; 32]>();
         // Every string here reaches the approval screen: printable text only, whatever path
         // it came by (each entry point validates too; this is the last line).
@@ -844,7 +841,7 @@ impl Login {
         });
         let payload = RequestPayload {
             v: 1,
-            txn_id: id.clone(),
+            txn_id: id.to_string(),
             kind,
             rp: proto::app::RelyingParty {
                 id: RP_ID.into(),
@@ -879,7 +876,7 @@ impl Login {
         }
         let record = TransactionRecord {
             id,
-            user_id: user.map(|(id, _)| id.to_owned()),
+            user_id: user.map(|(id, _)| id.clone()),
             kind: kind.as_str().to_owned(),
             status: TransactionStatus::Pending,
             hint: "outstanding".into(),

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use domain::login::{
     effective_status, is_login_of, may_cancel_login, may_complete_login, LoginRefusal, LoginRequest,
 };
-use domain::{DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime};
+use domain::{DeviceId, DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime, UserId};
 use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
@@ -380,7 +380,7 @@ impl Login {
         // sees exactly what it would see for a known user who does not answer.
         let owner = user
             .as_ref()
-            .map(|u| (u.id.as_str(), format!("{} {}", u.given_name, u.surname)));
+            .map(|u| (&u.id, format!("{} {}", u.given_name, u.surname)));
         let context = RequestContext {
             browser: browser.chars().take(80).collect(),
             ip: ip.chars().take(64).collect(),
@@ -406,7 +406,7 @@ impl Login {
         .await?;
         tx.commit().await?;
         Ok(LoginStarted {
-            txn_id: TxnId::from(txn.id),
+            txn_id: txn.id,
             verification_code: txn.verification_code,
             expires_at: txn.expires_at,
         })
@@ -650,15 +650,15 @@ impl Login {
 
     fn logged_in_session(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         method: &str,
-        device_id: Option<String>,
+        device_id: Option<DeviceId>,
         now: UnixTime,
     ) -> (SessionToken, SessionRecord) {
         let token = SessionToken::generate();
         let record = SessionRecord {
             id_hash: token.hash(),
-            user_id: Some(user_id.to_owned()),
+            user_id: Some(user_id.clone()),
             auth_method: Some(method.to_owned()),
             device_id,
             csrf_token: proto::b64(&rand::random::<[u8; 24]>()),

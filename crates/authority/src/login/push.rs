@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use domain::UnixTime;
+use domain::{TxnId, UnixTime, UserId};
 use pki::KeySigner;
 use proto::crypto;
 use store::{AuditLog as _, PushStore as _, PushSubscriptionRecord, Store};
@@ -204,7 +204,7 @@ impl Login {
     /// background, waits for the request to be committed (a rolled-back one never appears and
     /// is never announced), then pushes `{"v":1,"kind","txn_id"}` to each of the user's active
     /// devices with a subscription. Failures are logged, never returned.
-    pub(crate) fn push_after_commit(&self, user_id: &str, txn_id: &str, kind: &str) {
+    pub(crate) fn push_after_commit(&self, user_id: &UserId, txn_id: &TxnId, kind: &str) {
         let key = match self.vapid_key() {
             Ok(key) => key,
             Err(error) => {
@@ -222,8 +222,8 @@ impl Login {
                 .clone()
                 .unwrap_or_else(|| self.settings.public_url.clone()),
             now: self.clock.now(),
-            user_id: user_id.to_owned(),
-            txn_id: txn_id.to_owned(),
+            user_id: user_id.clone(),
+            txn_id: txn_id.clone(),
             kind: kind.to_owned(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -238,8 +238,8 @@ struct PushJob {
     key: Arc<dyn KeySigner>,
     subject: String,
     now: UnixTime,
-    user_id: String,
-    txn_id: String,
+    user_id: UserId,
+    txn_id: TxnId,
     kind: String,
 }
 

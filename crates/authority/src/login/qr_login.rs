@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
-use domain::{RateLimit, TransactionStatus, TxnId, UnixTime};
+use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
 use store::{AccountStore as _, AuditLog as _, QrLoginRecord, QrLoginStore as _};
 
@@ -114,10 +114,7 @@ impl Login {
     pub async fn qr_login_state(&self, session: &Session, id: &str) -> Result<LoginState, Error> {
         let login = self.own_qr_login(session, id).await?;
         match &login.txn_id {
-            Some(txn_id) => {
-                self.login_state(session, &TxnId::from(txn_id.as_str()))
-                    .await
-            }
+            Some(txn_id) => self.login_state(session, txn_id).await,
             None => {
                 let now = self.clock.now();
                 let left = login.expires_at.0 - now.0;
@@ -144,7 +141,7 @@ impl Login {
     ) -> Result<(SessionToken, Session), Error> {
         let login = self.own_qr_login(session, id).await?;
         let txn_id = login.txn_id.ok_or(Rejection::NotPending)?;
-        self.login_complete(session, &TxnId::from(txn_id)).await
+        self.login_complete(session, &txn_id).await
     }
 
     /// Cancels a QR login from its browser: its transaction if a phone made one, else the QR
@@ -152,7 +149,7 @@ impl Login {
     pub async fn qr_login_cancel(&self, session: &Session, id: &str) -> Result<(), Error> {
         let login = self.own_qr_login(session, id).await?;
         if let Some(txn_id) = login.txn_id {
-            return self.login_cancel(session, &TxnId::from(txn_id)).await;
+            return self.login_cancel(session, &txn_id).await;
         }
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
@@ -232,10 +229,7 @@ impl Login {
         let txn = self
             .create_transaction(
                 &mut tx,
-                Some((
-                    user.id.as_str(),
-                    format!("{} {}", user.given_name, user.surname),
-                )),
+                Some((&user.id, format!("{} {}", user.given_name, user.surname))),
                 RequestKind::Login,
                 PORTAL_NAME,
                 &login.session_binding,

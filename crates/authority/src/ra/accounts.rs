@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
-use domain::{AssuranceLevel, Jmbg};
+use domain::{AssuranceLevel, Jmbg, UserId};
 use store::{
     AccountStore as _, ActivationRecord, AuditLog as _, LoginStore as _, SigningStore as _, Tx,
     UserRecord,
@@ -256,7 +256,7 @@ impl Ra {
             }
         } else {
             let user = UserRecord {
-                id: hex::encode(rand::random::<[u8; 16]>()),
+                id: UserId::from(hex::encode(rand::random::<[u8; 16]>())),
                 email: email.clone(),
                 given_name: form.given_name.trim().to_owned(),
                 surname: form.surname.trim().to_owned(),
@@ -299,7 +299,7 @@ impl Ra {
         // of an account that exists).
         self.settings
             .mailer
-            .enqueue(&mut tx, &mail, mail_user.as_deref(), now)
+            .enqueue(&mut tx, &mail, mail_user.as_ref(), now)
             .await?;
         tx.commit().await?;
         self.settings.mailer.wake();
@@ -384,7 +384,7 @@ impl Ra {
             None => {}
         }
         let user = UserRecord {
-            id: hex::encode(rand::random::<[u8; 16]>()),
+            id: UserId::from(hex::encode(rand::random::<[u8; 16]>())),
             email,
             given_name: new.given_name.trim().to_owned(),
             surname: new.surname.trim().to_owned(),
@@ -503,7 +503,7 @@ impl Ra {
     async fn create_activation(
         &self,
         tx: &mut Tx,
-        user_id: &str,
+        user_id: &UserId,
         actor: &str,
     ) -> Result<ActivationCode, Error> {
         let now = self.clock.now();
@@ -513,7 +513,7 @@ impl Ra {
             id: hex::encode(rand::random::<[u8; 16]>()),
             lookup: lookup.clone(),
             secret_hash: secret_hash(&secret),
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             expires_at: now.plus_seconds(ACTIVATION_LIFETIME),
             tries_left: i64::from(ACTIVATION_TRIES),
             nonce: None,

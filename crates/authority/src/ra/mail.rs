@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::UnixTime;
+use domain::{UnixTime, UserId};
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -278,7 +278,7 @@ impl Mailer {
         &self,
         tx: &mut Tx,
         mail: &Mail,
-        user: Option<&str>,
+        user: Option<&UserId>,
         now: UnixTime,
     ) -> Result<(), Error> {
         let message = mail.to_message(&self.from)?;
@@ -288,7 +288,7 @@ impl Mailer {
         }
         tx.enqueue_mail(&OutboxMail {
             id: hex::encode(rand::random::<[u8; 16]>()),
-            user_id: user.map(str::to_owned),
+            user_id: user.cloned(),
             recipient: mail.to.clone(),
             subject: mail.subject.clone(),
             message: message.formatted(),

@@ -240,7 +240,7 @@ impl Signing {
             .await?;
         let job = SigningJobRecord {
             id: hex::encode(rand::random::<[u8; 16]>()),
-            user_id: user.id.to_string(),
+            user_id: user.id.clone(),
             authorization_id,
             level: level.as_str().to_owned(),
             status: "pending".into(),
@@ -391,7 +391,10 @@ impl Signing {
             }
             Err(other) => return Err(other),
         };
-        let credential = match self.usable_credential(user, &auth.credential_id).await {
+        let credential = match self
+            .usable_credential(user, &auth.credential_id.to_hex())
+            .await
+        {
             Ok(credential) => credential,
             Err(error) => {
                 tx.settle_sign_authorization(
@@ -461,7 +464,7 @@ impl Signing {
             .await?
             .ok_or(DocumentRefusal::NotFound)?;
         let credential = self
-            .credential(user, &auth.credential_id)
+            .credential(user, &auth.credential_id.to_hex())
             .await?
             .ok_or(DocumentRefusal::NotFound)?;
         let documents = self.store.signing_documents(&job.id).await?;

@@ -17,7 +17,7 @@ use domain::signing::{
     self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
 };
 use domain::{
-    CertificateKind, CertificateStatus, DeviceState, Serial, TransactionStatus, UnixTime,
+    CertificateKind, CertificateStatus, DeviceId, DeviceState, Serial, TransactionStatus, UnixTime,
 };
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
@@ -149,7 +149,7 @@ pub(crate) enum Settled {
     /// Approved by this device.
     Approved {
         /// The approving device.
-        device_id: String,
+        device_id: DeviceId,
     },
     /// Refused: why.
     Refused(SigningRefusal),
@@ -214,7 +214,7 @@ fn spendable(
     now: UnixTime,
 ) -> Result<SignAuthorizationRecord, Error> {
     let auth = auth
-        .filter(|a| a.user_id == user.id && a.credential_id == credential.id)
+        .filter(|a| a.user_id == user.id && a.credential_id == credential.certificate.serial)
         .ok_or(SadRefusal::Invalid)?;
     let authorized_algorithm = HashAlgorithm::from_oid(&auth.hash_algorithm)
         .ok_or_else(|| Error::Inconsistent("stored hash algorithm".into()))?;
@@ -380,7 +380,7 @@ impl Signing {
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
         tx.insert_api_token(&ApiTokenRecord {
             token_hash: token.hash(),
-            user_id: user.id.to_string(),
+            user_id: user.id.clone(),
             created_at: now,
             expires_at: now.plus_seconds(API_TOKEN_LIFETIME),
             revoked_at: None,
@@ -596,10 +596,7 @@ impl Signing {
             documents,
             certificate_serial: credential.id.clone(),
         };
-        let owner = Some((
-            user.id.as_str(),
-            format!("{} {}", user.given_name, user.surname),
-        ));
+        let owner = Some((&user.id, format!("{} {}", user.given_name, user.surname)));
         let txn = self
             .login
             .create_transaction(
@@ -616,8 +613,8 @@ impl Signing {
         let id = hex::encode(rand::random::<[u8; 16]>());
         tx.insert_sign_authorization(&SignAuthorizationRecord {
             id: id.clone(),
-            user_id: user.id.to_string(),
-            credential_id: credential.id.clone(),
+            user_id: user.id.clone(),
+            credential_id: credential.certificate.serial,
             txn_id: txn.id.clone(),
             hash_algorithm: request.algorithm.oid().to_owned(),
             hashes: request.hashes.concat(),
@@ -751,7 +748,7 @@ impl Signing {
                     now,
                     &actor,
                     "signature.authorized",
-                    json!({ "authorization": auth.id, "txn": txn.id, "credential": auth.credential_id, "device": device_id }),
+                    json!({ "authorization": auth.id, "txn": txn.id, "credential": auth.credential_id.to_hex(), "device": device_id }),
                 )
                 .await?;
                 Ok(Settled::Approved { device_id })
@@ -761,7 +758,7 @@ impl Signing {
                     &auth.id,
                     AuthorizationStatus::Refused,
                     None,
-                    txn.device_id.as_deref(),
+                    txn.device_id.as_ref(),
                 )
                 .await?;
                 tx.audit(now, &actor, "signature.refused", json!({ "authorization": auth.id, "txn": txn.id, "status": status.as_str(), "hint": txn.hint }))
@@ -899,7 +896,7 @@ impl Signing {
             .store
             .sign_authorization_by_sad(&sha256_hex(sad))
             .await?;
-        let device = match auth.as_ref().and_then(|a| a.device_id.as_deref()) {
+        let device = match auth.as_ref().and_then(|a| a.device_id.as_ref()) {
             Some(id) => self.store.device(id).await?,
             None => None,
         };
@@ -922,7 +919,7 @@ impl Signing {
         let signing = start_signing(signer, padding, algorithm, hashes)?;
         // 3.
         let mut tx = self.store.begin().await?;
-        let device = match auth.device_id.as_deref() {
+        let device = match auth.device_id.as_ref() {
             Some(id) => tx.device(id).await?,
             None => None,
         };

@@ -49,7 +49,7 @@ impl Signing {
         let mut tx = self.store.begin().await?;
         tx.insert_oauth_code(&OAuthCodeRecord {
             code_hash: sha256_hex(&code),
-            user_id: user.id.to_string(),
+            user_id: user.id.clone(),
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
             code_challenge: request.code_challenge.clone(),

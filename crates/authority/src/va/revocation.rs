@@ -84,7 +84,7 @@ impl Va {
         // A device certificate revoked: the device is deactivated with it, its pending requests
         // fail and the sessions it created end (DESIGN §4, Revocation).
         if record.kind == domain::CertificateKind::Device {
-            if let Some(device) = tx.device_by_certificate(&serial.to_hex()).await? {
+            if let Some(device) = tx.device_by_certificate(serial).await? {
                 tx.update_device(
                     &device.id,
                     domain::DeviceState::Revoked,
