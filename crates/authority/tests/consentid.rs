@@ -520,7 +520,7 @@ async fn authorised(
     handle
 }
 
-async fn sad_of(authority: &Authority, user: &authority::Account, handle: &str) -> String {
+async fn sad_of(authority: &Authority, user: &authority::Account, handle: &str) -> domain::Sad {
     match authority
         .signing
         .authorization_check(user, handle, "api:test")

@@ -16,7 +16,7 @@ pub use certificate::{
     may_revoke, CertificateKind, CertificateStatus, CrlSchedule, OcspSchedule, Refusal,
     RevocationReason, Serial, TimestampSchedule, UnknownName,
 };
-pub use ids::{DeviceId, TxnId, UserId};
+pub use ids::{DeviceId, Sad, TxnId, UserId};
 pub use jmbg::{Jmbg, JmbgError};
 pub use login::{AssuranceLevel, DeviceState, RateLimit, TransactionStatus};
 pub use time::UnixTime;

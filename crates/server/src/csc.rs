@@ -21,7 +21,7 @@ use authority::signing::{
 use authority::{Error, Rejection};
 use csc::{CertificateChoice, CscError};
 use domain::signing::{AuthorizeRefusal, SadRefusal, MAX_SIGNATURES};
-use domain::UnixTime;
+use domain::{Sad, UnixTime};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
 
@@ -497,7 +497,7 @@ async fn authorize_check(
             (StatusCode::ACCEPTED, Json(json!({ "handle": handle }))).into_response()
         }
         Ok(AuthorizationCheck::Authorized { sad, expires_in }) => {
-            Json(json!({ "SAD": sad, "expiresIn": expires_in })).into_response()
+            Json(json!({ "SAD": sad.as_str(), "expiresIn": expires_in })).into_response()
         }
         Err(error) => signing_error(error),
     }
@@ -520,7 +520,7 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
             &caller.user,
             &binding(&caller),
             &request.credential_id,
-            &request.sad,
+            &Sad::from(request.sad.clone()),
             request.algorithm,
             request.scheme,
             &request.hashes,

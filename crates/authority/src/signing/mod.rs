@@ -17,7 +17,8 @@ use domain::signing::{
     self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
 };
 use domain::{
-    CertificateKind, CertificateStatus, DeviceId, DeviceState, Serial, TransactionStatus, UnixTime,
+    CertificateKind, CertificateStatus, DeviceId, DeviceState, Sad, Serial, TransactionStatus,
+    UnixTime,
 };
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
@@ -120,7 +121,7 @@ pub enum AuthorizationCheck {
     /// Approved: the SAD, handed out once.
     Authorized {
         /// The signature activation data.
-        sad: String,
+        sad: Sad,
         /// Seconds it stays usable.
         expires_in: i64,
     },
@@ -319,10 +320,6 @@ fn start_signing(
         })
         .collect();
     Ok(InFlight(slices))
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The services the signing service asks: the CA (its certificates and its keys' bindings),
@@ -676,13 +673,13 @@ impl Signing {
                 Err(refusal.into())
             }
             Settled::Approved { device_id } => {
-                let sad = proto::b64(&rand::random::<[u8; 32]>());
+                let sad = Sad::from_random(rand::random());
                 let expires_at = now.plus_seconds(signing::SAD_LIFETIME);
                 if !tx
                     .settle_sign_authorization(
                         &auth.id,
                         AuthorizationStatus::Authorized,
-                        Some((&sha256_hex(&sad), expires_at)),
+                        Some((&sad.hash_hex(), expires_at)),
                         Some(&device_id),
                     )
                     .await?
@@ -878,7 +875,7 @@ impl Signing {
         user: &Account,
         binding: &str,
         credential_id: &str,
-        sad: &str,
+        sad: &Sad,
         algorithm: HashAlgorithm,
         scheme: SignatureScheme,
         hashes: &[Vec<u8>],
@@ -894,7 +891,7 @@ impl Signing {
         // 1.
         let auth = self
             .store
-            .sign_authorization_by_sad(&sha256_hex(sad))
+            .sign_authorization_by_sad(&sad.hash_hex())
             .await?;
         let device = match auth.as_ref().and_then(|a| a.device_id.as_ref()) {
             Some(id) => self.store.device(id).await?,
