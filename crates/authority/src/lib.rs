@@ -32,7 +32,7 @@ use domain::cloud::CloudRefusal;
 use domain::signing::{AuthorizeRefusal, SadRefusal};
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::KeyBackend;
-use store::{AccountStore as _, Store};
+use store::{AccountStore as _, LoginQueries as _, Store};
 
 pub use ca::Ca;
 pub use ca::IssuedCertificate;

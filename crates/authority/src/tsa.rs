@@ -10,7 +10,9 @@ use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use store::{AuditLog as _, AuthorityRecord, CertificateStore as _, Store};
+use store::{
+    AuditLog as _, AuthorityRecord, CertificateQueries as _, CertificateStore as _, Store,
+};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, TsaUnit};

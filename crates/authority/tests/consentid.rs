@@ -23,7 +23,7 @@ use domain::{Jmbg, TransactionStatus, UnixTime};
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
 use proto::app::{Decision, Envelope, RequestPayload, ResponseOutcome};
 use proto::crypto;
-use store::Store;
+use store::{AccountQueries as _, CertificateQueries as _, LoginQueries as _, Store};
 
 const START: UnixTime = UnixTime(1_795_577_673);
 

@@ -92,9 +92,29 @@ fn activation_from_row(row: &Row) -> Result<ActivationRecord, Error> {
 const ACTIVATION_COLUMNS: &str =
     "SELECT id, lookup, secret_hash, user_id, expires_at, tries_left, nonce, used_at FROM activations";
 
-impl Store {
+/// Accounts, agreements and service keys, read outside a transaction.
+pub trait AccountQueries {
     /// An account by e-mail (lower-cased by the caller).
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
+    fn user_by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
+
+    /// An account by id.
+    fn user(&self, id: &UserId) -> impl Future<Output = Result<Option<UserRecord>, Error>> + Send;
+
+    /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
+    fn agreements_of(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<(String, String, String, UnixTime)>, Error>> + Send;
+
+    /// The key of a service role (`app_signing`, `app_encryption`).
+    fn service_key(&self, name: &str) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
+}
+
+impl AccountQueries for Store {
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
             .bind(email.to_owned())
             .fetch_optional(self.db())
@@ -102,8 +122,7 @@ impl Store {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    /// An account by id.
-    pub async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, Error> {
+    async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -111,8 +130,7 @@ impl Store {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
-    /// An account's accepted agreements, newest first: (number, certificate serial, text, accepted at).
-    pub async fn agreements_of(
+    async fn agreements_of(
         &self,
         user_id: &UserId,
     ) -> Result<Vec<(String, String, String, UnixTime)>, Error> {
@@ -132,8 +150,7 @@ impl Store {
             .collect()
     }
 
-    /// The key of a service role (`app_signing`, `app_encryption`).
-    pub async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
+    async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
         let row = query("SELECT key_id FROM service_keys WHERE name = $1")
             .bind(name.to_owned())
             .fetch_optional(self.db())

@@ -306,9 +306,49 @@ enum Delegate {
     Tsa,
 }
 
-impl Store {
+/// The CA's records, read outside a transaction.
+pub trait CertificateQueries {
     /// One authority by name.
-    pub async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
+    fn authority(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<AuthorityRecord>, Error>> + Send;
+
+    /// A key record by id.
+    fn key(&self, id: &KeyId) -> impl Future<Output = Result<KeyRecord, Error>> + Send;
+
+    /// A certificate by serial.
+    fn certificate(
+        &self,
+        serial: &Serial,
+    ) -> impl Future<Output = Result<Option<CertificateRecord>, Error>> + Send;
+
+    /// Certificates, oldest first; only those of `email` when given.
+    fn certificates(
+        &self,
+        email: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<CertificateRecord>, Error>> + Send;
+
+    /// Serials still `reserved` that were reserved before `before`.
+    fn reserved_before(
+        &self,
+        before: UnixTime,
+    ) -> impl Future<Output = Result<Vec<Serial>, Error>> + Send;
+
+    /// Keys a process left half-way, for the upkeep to finish: `generating` since before
+    /// `before` (the generation was cut short or its use case never committed), and every
+    /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
+    fn keys_left_half_way(
+        &self,
+        before: UnixTime,
+    ) -> impl Future<Output = Result<Vec<KeyRecord>, Error>> + Send;
+
+    /// The status revision: changes whenever any certificate's revocation status changes.
+    fn status_revision(&self) -> impl Future<Output = Result<i64, Error>> + Send;
+}
+
+impl CertificateQueries for Store {
+    async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
         let row = query(AUTHORITY_SELECT_BY_NAME)
             .bind(name)
             .fetch_optional(self.db())
@@ -316,8 +356,7 @@ impl Store {
         row.map(|r| AuthorityRecord::from_row(&r)).transpose()
     }
 
-    /// A key record by id.
-    pub async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
+    async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
         let row = query(KEY_SELECT)
             .bind(&id.0)
             .fetch_optional(self.db())
@@ -327,8 +366,7 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
-    /// A certificate by serial.
-    pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
+    async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
         let row = query(CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
             .fetch_optional(self.db())
@@ -336,8 +374,7 @@ impl Store {
         row.map(|r| CertificateRecord::from_row(&r)).transpose()
     }
 
-    /// Certificates, oldest first; only those of `email` when given.
-    pub async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
+    async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
         let rows = match email {
             Some(email) => {
                 query(CERTIFICATE_SELECT_BY_EMAIL)
@@ -350,8 +387,7 @@ impl Store {
         rows.iter().map(CertificateRecord::from_row).collect()
     }
 
-    /// Serials still `reserved` that were reserved before `before`.
-    pub async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
+    async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
         let rows =
             query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
                 .bind(before.0)
@@ -360,10 +396,7 @@ impl Store {
         rows.iter().map(|r| serial_column(r, 0)).collect()
     }
 
-    /// Keys a process left half-way, for the upkeep to finish: `generating` since before
-    /// `before` (the generation was cut short or its use case never committed), and every
-    /// `destroying` key (its certificate is revoked, the backend's destruction not confirmed).
-    pub async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
+    async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
         let rows = query(KEYS_LEFT_HALF_WAY)
             .bind(before.0)
             .fetch_all(self.db())
@@ -371,8 +404,7 @@ impl Store {
         rows.iter().map(KeyRecord::from_row).collect()
     }
 
-    /// The status revision: changes whenever any certificate's revocation status changes.
-    pub async fn status_revision(&self) -> Result<i64, Error> {
+    async fn status_revision(&self) -> Result<i64, Error> {
         let row = query("SELECT revision FROM status_revision WHERE id = 1")
             .fetch_one(self.db())
             .await?;

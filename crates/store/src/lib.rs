@@ -4,8 +4,11 @@
 //! one database transaction per use case. A transaction's operations come in narrow traits, one
 //! per area, each in the file of its SQL: [`CertificateStore`], [`AccountStore`],
 //! [`LoginStore`], [`PushStore`], [`QrLoginStore`], [`SigningStore`], [`MailStore`] and
-//! [`AuditLog`]. A caller imports those it uses, so its `use` lines say which part of the store
-//! it touches. Accounts, devices, requests and certificates are named by `domain`'s typed ids
+//! [`AuditLog`]. Outside a transaction, reads of committed data (and the one-statement writes
+//! of the upkeep and the mail queue) come in one `…Queries` trait per area, implemented for
+//! [`Store`]: [`AccountQueries`], [`CertificateQueries`], [`LoginQueries`], [`PushQueries`],
+//! [`QrLoginQueries`], [`SigningQueries`] and [`MailQueries`]. A caller imports those it uses,
+//! so its `use` lines say which part of the store it touches. Accounts, devices, requests and certificates are named by `domain`'s typed ids
 //! ([`domain::UserId`], [`domain::DeviceId`], [`domain::TxnId`], [`domain::Serial`]), in the
 //! records and in the parameters alike; the database keeps them as text (a serial as hex).
 
@@ -36,21 +39,21 @@ use writer::{Turn, Writer};
 
 use domain::UnixTime;
 
-pub use accounts::{AccountStore, ActivationRecord, UserRecord};
+pub use accounts::{AccountQueries, AccountStore, ActivationRecord, UserRecord};
 pub use audit::{
     verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
 };
 pub use certificates::{
-    AuthorityRecord, CertificateRecord, CertificateStore, KeyId, KeyRecord, KeyState,
-    NewCertificate, RevokedRecord,
+    AuthorityRecord, CertificateQueries, CertificateRecord, CertificateStore, KeyId, KeyRecord,
+    KeyState, NewCertificate, RevokedRecord,
 };
-pub use login::{DeviceRecord, LoginStore, SessionRecord, TransactionRecord};
-pub use mail_outbox::{MailStore, OutboxMail, OutboxStatus};
-pub use push::{PushStore, PushSubscriptionRecord};
-pub use qr_logins::{QrLoginRecord, QrLoginStore};
+pub use login::{DeviceRecord, LoginQueries, LoginStore, SessionRecord, TransactionRecord};
+pub use mail_outbox::{MailQueries, MailStore, OutboxMail, OutboxStatus};
+pub use push::{PushQueries, PushStore, PushSubscriptionRecord};
+pub use qr_logins::{QrLoginQueries, QrLoginRecord, QrLoginStore};
 pub use signing::{
     ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
-    SigningJobRecord, SigningStore,
+    SigningJobRecord, SigningQueries, SigningStore,
 };
 
 /// Errors of the store.

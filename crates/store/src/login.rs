@@ -150,26 +150,70 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
     })
 }
 
-impl Store {
+/// Devices, login and signing requests and sessions, read outside a transaction; and the device nonces, recorded and purged in one statement each.
+pub trait LoginQueries {
     /// Records a device request nonce on its own, one statement committed at once; false if
     /// it was seen before (a replay). For requests that change nothing else (the inbox).
-    pub async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
+    fn use_nonce(
+        &self,
+        nonce: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
+    fn purge_used_nonces(&self, now: UnixTime) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// A device by id.
+    fn device(
+        &self,
+        id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<DeviceRecord>, Error>> + Send;
+
+    /// The devices of an account, oldest first.
+    fn devices_of(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<DeviceRecord>, Error>> + Send;
+
+    /// A transaction by id.
+    fn transaction(
+        &self,
+        id: &TxnId,
+    ) -> impl Future<Output = Result<Option<TransactionRecord>, Error>> + Send;
+
+    /// An account's transactions that are pending, or that were made after `since` and ended
+    /// other than approved (denied, expired, superseded: so that the app can close their
+    /// screens), newest first. Approved and consumed ones, which the app has answered itself,
+    /// are left out: a user signing in batches has hundreds of them.
+    fn transactions_of(
+        &self,
+        user_id: &UserId,
+        since: UnixTime,
+    ) -> impl Future<Output = Result<Vec<TransactionRecord>, Error>> + Send;
+
+    /// A session by the hash of its cookie.
+    fn session(
+        &self,
+        id_hash: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, Error>> + Send;
+}
+
+impl LoginQueries for Store {
+    async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
         let done = self
             .write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0))
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Forgets nonces whose requests are too old to be accepted anyway (upkeep).
-    pub async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
+    async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
         let done = self
             .write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0))
             .await?;
         Ok(done.rows_affected())
     }
 
-    /// A device by id.
-    pub async fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
+    async fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -177,8 +221,7 @@ impl Store {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
-    /// The devices of an account, oldest first.
-    pub async fn devices_of(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
+    async fn devices_of(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
         let rows = query(&format!(
             "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
         ))
@@ -188,8 +231,7 @@ impl Store {
         rows.iter().map(device_from_row).collect()
     }
 
-    /// A transaction by id.
-    pub async fn transaction(&self, id: &TxnId) -> Result<Option<TransactionRecord>, Error> {
+    async fn transaction(&self, id: &TxnId) -> Result<Option<TransactionRecord>, Error> {
         let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -197,11 +239,7 @@ impl Store {
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
-    /// An account's transactions that are pending, or that were made after `since` and ended
-    /// other than approved (denied, expired, superseded: so that the app can close their
-    /// screens), newest first. Approved and consumed ones, which the app has answered itself,
-    /// are left out: a user signing in batches has hundreds of them.
-    pub async fn transactions_of(
+    async fn transactions_of(
         &self,
         user_id: &UserId,
         since: UnixTime,
@@ -217,8 +255,7 @@ impl Store {
         rows.iter().map(transaction_from_row).collect()
     }
 
-    /// A session by the hash of its cookie.
-    pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
+    async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
         let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1"))
             .bind(id_hash.to_owned())
             .fetch_optional(self.db())
@@ -335,7 +372,7 @@ pub trait LoginStore {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Records a device request nonce; false if it was seen before (a replay). Expired ones
-    /// are removed by [`Store::purge_used_nonces`]; until then they still count as seen.
+    /// are removed by [`LoginQueries::purge_used_nonces`]; until then they still count as seen.
     fn use_nonce(
         &mut self,
         nonce: &str,

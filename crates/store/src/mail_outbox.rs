@@ -88,9 +88,53 @@ fn from_row(row: &Row) -> Result<OutboxMail, Error> {
     })
 }
 
-impl Store {
+/// The outbox as its sender works it, one statement each: due mails, a claim, the outcome; and an account's undelivered mails.
+pub trait MailQueries {
     /// Pending messages due at `now`, oldest first, at most `limit`.
-    pub async fn due_mails(&self, now: UnixTime, limit: i64) -> Result<Vec<OutboxMail>, Error> {
+    fn due_mails(
+        &self,
+        now: UnixTime,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxMail>, Error>> + Send;
+
+    /// One message by id.
+    fn outbox_mail(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<OutboxMail>, Error>> + Send;
+
+    /// The account's messages that could not be delivered: given up, or pending after at
+    /// least one failed attempt; newest first.
+    fn undelivered_mails_of(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<OutboxMail>, Error>> + Send;
+
+    /// Takes a due message for one attempt: moves its next attempt to `lease_until`, so that no
+    /// other worker (another process on the same database) sends it meanwhile. False when
+    /// someone else took it first.
+    fn claim_mail(
+        &self,
+        mail: &OutboxMail,
+        lease_until: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Records a delivered message and empties its text.
+    fn mail_sent(&self, id: &str, at: UnixTime) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Records a failed attempt: the next one at `retry_at`, or given up (`failed`) when
+    /// `None`.
+    fn mail_attempt_failed(
+        &self,
+        id: &str,
+        at: UnixTime,
+        error: &str,
+        retry_at: Option<UnixTime>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+impl MailQueries for Store {
+    async fn due_mails(&self, now: UnixTime, limit: i64) -> Result<Vec<OutboxMail>, Error> {
         let rows = query(&format!(
             "{COLUMNS} WHERE status = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at, id LIMIT $2"
@@ -102,8 +146,7 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// One message by id.
-    pub async fn outbox_mail(&self, id: &str) -> Result<Option<OutboxMail>, Error> {
+    async fn outbox_mail(&self, id: &str) -> Result<Option<OutboxMail>, Error> {
         let row = query(&format!("{COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -111,9 +154,7 @@ impl Store {
         row.map(|r| from_row(&r)).transpose()
     }
 
-    /// The account's messages that could not be delivered: given up, or pending after at
-    /// least one failed attempt; newest first.
-    pub async fn undelivered_mails_of(&self, user_id: &UserId) -> Result<Vec<OutboxMail>, Error> {
+    async fn undelivered_mails_of(&self, user_id: &UserId) -> Result<Vec<OutboxMail>, Error> {
         let rows = query(&format!(
             "{COLUMNS} WHERE user_id = $1 AND (status = 'failed' OR \
              (status = 'pending' AND attempts > 0)) ORDER BY created_at DESC, id"
@@ -124,14 +165,7 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// Takes a due message for one attempt: moves its next attempt to `lease_until`, so that no
-    /// other worker (another process on the same database) sends it meanwhile. False when
-    /// someone else took it first.
-    pub async fn claim_mail(
-        &self,
-        mail: &OutboxMail,
-        lease_until: UnixTime,
-    ) -> Result<bool, Error> {
+    async fn claim_mail(&self, mail: &OutboxMail, lease_until: UnixTime) -> Result<bool, Error> {
         let done = self
             .write_one(
                 query(
@@ -146,8 +180,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a delivered message and empties its text.
-    pub async fn mail_sent(&self, id: &str, at: UnixTime) -> Result<(), Error> {
+    async fn mail_sent(&self, id: &str, at: UnixTime) -> Result<(), Error> {
         self.write_one(
             query(
                 "UPDATE mail_outbox SET status = 'sent', attempts = attempts + 1, \
@@ -161,9 +194,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt: the next one at `retry_at`, or given up (`failed`) when
-    /// `None`.
-    pub async fn mail_attempt_failed(
+    async fn mail_attempt_failed(
         &self,
         id: &str,
         at: UnixTime,

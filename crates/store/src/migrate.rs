@@ -98,6 +98,7 @@ mod tests {
 
     use super::*;
     use crate::test_support::databases;
+    use crate::CertificateQueries as _;
 
     /// The words of `text`, upper-cased: what SQL would read as identifiers and type names.
     fn words(text: &str) -> Vec<String> {

@@ -37,9 +37,23 @@ fn from_row(row: &Row) -> Result<PushSubscriptionRecord, Error> {
     })
 }
 
-impl Store {
+/// Web Push subscriptions, read outside a transaction.
+pub trait PushQueries {
     /// The subscriptions of an account's active devices.
-    pub async fn push_subscriptions_of(
+    fn push_subscriptions_of(
+        &self,
+        user_id: &UserId,
+    ) -> impl Future<Output = Result<Vec<PushSubscriptionRecord>, Error>> + Send;
+
+    /// A device's subscription.
+    fn push_subscription(
+        &self,
+        device_id: &DeviceId,
+    ) -> impl Future<Output = Result<Option<PushSubscriptionRecord>, Error>> + Send;
+}
+
+impl PushQueries for Store {
+    async fn push_subscriptions_of(
         &self,
         user_id: &UserId,
     ) -> Result<Vec<PushSubscriptionRecord>, Error> {
@@ -53,8 +67,7 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    /// A device's subscription.
-    pub async fn push_subscription(
+    async fn push_subscription(
         &self,
         device_id: &DeviceId,
     ) -> Result<Option<PushSubscriptionRecord>, Error> {

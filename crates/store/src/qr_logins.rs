@@ -51,9 +51,20 @@ fn qr_login_from_row(row: &Row) -> Result<QrLoginRecord, Error> {
     })
 }
 
-impl Store {
+/// QR logins, read outside a transaction, and purged by the upkeep.
+pub trait QrLoginQueries {
     /// A QR login by id.
-    pub async fn qr_login(&self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
+    fn qr_login(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<QrLoginRecord>, Error>> + Send;
+
+    /// Forgets QR logins that ended before `before` (upkeep; their transactions stay).
+    fn purge_qr_logins(&self, before: UnixTime) -> impl Future<Output = Result<u64, Error>> + Send;
+}
+
+impl QrLoginQueries for Store {
+    async fn qr_login(&self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
         let row = query(&format!("{QR_LOGIN_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -61,8 +72,7 @@ impl Store {
         row.map(|r| qr_login_from_row(&r)).transpose()
     }
 
-    /// Forgets QR logins that ended before `before` (upkeep; their transactions stay).
-    pub async fn purge_qr_logins(&self, before: UnixTime) -> Result<u64, Error> {
+    async fn purge_qr_logins(&self, before: UnixTime) -> Result<u64, Error> {
         let done = self
             .write_one(query("DELETE FROM qr_logins WHERE expires_at < $1").bind(before.0))
             .await?;

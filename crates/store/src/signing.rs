@@ -162,9 +162,41 @@ fn document_from_row(row: &Row) -> Result<SigningDocumentRecord, Error> {
 const DOCUMENT_COLUMNS: &str =
     "SELECT position, filename, prepared, signature, signed_pdf FROM signing_documents";
 
-impl Store {
+/// API tokens, authorisations and signing jobs, read outside a transaction.
+pub trait SigningQueries {
     /// A signing job.
-    pub async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
+    fn signing_job(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<SigningJobRecord>, Error>> + Send;
+
+    /// The documents of a signing job, in order.
+    fn signing_documents(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Vec<SigningDocumentRecord>, Error>> + Send;
+
+    /// A bearer token by its hash.
+    fn api_token(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiTokenRecord>, Error>> + Send;
+
+    /// An authorisation by the hash of its SAD.
+    fn sign_authorization_by_sad(
+        &self,
+        sad_hash: &str,
+    ) -> impl Future<Output = Result<Option<SignAuthorizationRecord>, Error>> + Send;
+
+    /// An authorisation by id.
+    fn sign_authorization(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<SignAuthorizationRecord>, Error>> + Send;
+}
+
+impl SigningQueries for Store {
+    async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
         let row = query(&format!("{JOB_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())
@@ -172,11 +204,7 @@ impl Store {
         row.map(|r| job_from_row(&r)).transpose()
     }
 
-    /// The documents of a signing job, in order.
-    pub async fn signing_documents(
-        &self,
-        job_id: &str,
-    ) -> Result<Vec<SigningDocumentRecord>, Error> {
+    async fn signing_documents(&self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
         let rows = query(&format!(
             "{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"
         ))
@@ -186,8 +214,7 @@ impl Store {
         rows.iter().map(document_from_row).collect()
     }
 
-    /// A bearer token by its hash.
-    pub async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
+    async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
         let row = query("SELECT token_hash, user_id, created_at, expires_at, revoked_at, client_id FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash.to_owned())
             .fetch_optional(self.db())
@@ -205,8 +232,7 @@ impl Store {
         .transpose()
     }
 
-    /// An authorisation by the hash of its SAD.
-    pub async fn sign_authorization_by_sad(
+    async fn sign_authorization_by_sad(
         &self,
         sad_hash: &str,
     ) -> Result<Option<SignAuthorizationRecord>, Error> {
@@ -217,11 +243,7 @@ impl Store {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
-    /// An authorisation by id.
-    pub async fn sign_authorization(
-        &self,
-        id: &str,
-    ) -> Result<Option<SignAuthorizationRecord>, Error> {
+    async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
         let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(self.db())

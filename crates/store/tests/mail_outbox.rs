@@ -9,7 +9,7 @@
 )]
 
 use domain::{UnixTime, UserId};
-use store::{MailStore as _, OutboxMail, OutboxStatus, Store};
+use store::{MailQueries as _, MailStore as _, OutboxMail, OutboxStatus, Store};
 
 fn mail(id: &str, user: &str, at: UnixTime) -> OutboxMail {
     OutboxMail {

@@ -9,7 +9,7 @@ use serde_json::json;
 use domain::{CertificateKind, Serial};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
-use store::{AuditLog as _, CertificateStore as _, NewCertificate};
+use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, NewCertificate};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, LoadedCa};

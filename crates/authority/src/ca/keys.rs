@@ -35,7 +35,10 @@ use x509_cert::Certificate;
 
 use pki::profile;
 use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
-use store::{AuditLog as _, CertificateStore as _, KeyId, KeyRecord, KeyState, Tx};
+use store::{
+    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _, KeyId,
+    KeyRecord, KeyState, Tx,
+};
 
 use crate::{Ca, Error};
 
@@ -468,7 +471,7 @@ mod tests {
 
     use domain::{Jmbg, RevocationReason, Serial, UnixTime};
     use pki::{Digest, KeySigner, MasterKey, RsaPadding, SoftwareKeyBackend};
-    use store::{CertificateStore as _, KeyId, KeyState, Store};
+    use store::{CertificateQueries as _, CertificateStore as _, KeyId, KeyState, Store};
 
     use crate::{Authority, ManualClock, Settings};
 

@@ -20,7 +20,7 @@ use pki::crl::{build_crl, CrlDer, RevokedEntry};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, Issuer};
 use pki::{KeyBackend, KeySigner};
-use store::{AuthorityRecord, KeyId, Store};
+use store::{AuthorityRecord, CertificateQueries as _, KeyId, Store};
 
 use crate::{parse_certificate, CaName, CertificateSummary, Clock, Error, Settings};
 

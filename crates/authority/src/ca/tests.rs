@@ -10,7 +10,7 @@ use x509_cert::Certificate;
 use domain::CertificateKind;
 use pki::keys::PublicKeyDer;
 use pki::profile::{self, CertificateRequest};
-use store::KeyId;
+use store::{CertificateQueries as _, KeyId};
 
 use crate::ca::random_serial;
 use crate::test_support::{authorities, person};

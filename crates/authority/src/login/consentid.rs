@@ -21,7 +21,8 @@ use proto::app::{
 use proto::crypto;
 use sha2::Sha256;
 use store::{
-    AccountStore as _, AuditLog as _, DeviceRecord, LoginStore as _, Store, TransactionRecord, Tx,
+    AccountQueries as _, AccountStore as _, AuditLog as _, CertificateQueries as _, DeviceRecord,
+    LoginQueries as _, LoginStore as _, Store, TransactionRecord, Tx,
 };
 use zeroize::Zeroizing;
 

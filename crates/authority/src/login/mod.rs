@@ -23,8 +23,8 @@ use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
 use store::{
-    AccountStore as _, AuditLog as _, LoginStore as _, SessionRecord, Store, TransactionRecord,
-    UserRecord,
+    AccountQueries as _, AccountStore as _, AuditLog as _, LoginQueries as _, LoginStore as _,
+    SessionRecord, Store, TransactionRecord, UserRecord,
 };
 
 use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};

@@ -22,7 +22,10 @@ use sha2::Sha256;
 use domain::{TxnId, UnixTime, UserId};
 use pki::KeySigner;
 use proto::crypto;
-use store::{AuditLog as _, PushStore as _, PushSubscriptionRecord, Store};
+use store::{
+    AuditLog as _, LoginQueries as _, PushQueries as _, PushStore as _, PushSubscriptionRecord,
+    Store,
+};
 
 use crate::login::consentid::{AuthenticatedDevice, VAPID_KEY};
 use crate::{Error, Login, Rejection};

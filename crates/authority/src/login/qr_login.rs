@@ -9,7 +9,9 @@ use serde_json::json;
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
 use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
-use store::{AccountStore as _, AuditLog as _, QrLoginRecord, QrLoginStore as _};
+use store::{
+    AccountStore as _, AuditLog as _, QrLoginQueries as _, QrLoginRecord, QrLoginStore as _,
+};
 
 use crate::login::consentid::AuthenticatedDevice;
 use crate::login::PORTAL_NAME;

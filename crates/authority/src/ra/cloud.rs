@@ -8,7 +8,7 @@ use serde_json::json;
 use domain::cloud::{self, CloudCertificate};
 use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTime};
 use pki::profile::Person;
-use store::{AuditLog as _, CertificateRecord};
+use store::{AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateRecord};
 
 use crate::ca::issuance::IssuedCertificate;
 use crate::login::Session;

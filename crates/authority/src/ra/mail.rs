@@ -20,7 +20,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use store::{MailStore as _, OutboxMail, OutboxStatus, Tx};
+use store::{MailQueries as _, MailStore as _, OutboxMail, OutboxStatus, Tx};
 
 use crate::{Account, Error, Ra, UndeliveredMail};
 

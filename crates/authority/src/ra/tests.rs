@@ -5,6 +5,7 @@
 use zeroize::Zeroizing;
 
 use domain::cloud::{CloudRefusal, FRESH_LOGIN};
+use store::{AccountQueries as _, CertificateQueries as _};
 
 use crate::ra::accounts::{NewUser, Registration};
 use crate::test_support::{authorities, consentid_login, enrol, person, App, PASSWORD};

@@ -19,7 +19,10 @@ use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
-use store::{AuditLog as _, SigningDocumentRecord, SigningJobRecord, SigningStore as _};
+use store::{
+    AuditLog as _, LoginQueries as _, SigningDocumentRecord, SigningJobRecord, SigningQueries as _,
+    SigningStore as _,
+};
 
 use crate::login::Session;
 use crate::login::PORTAL_NAME;

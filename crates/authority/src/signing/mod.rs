@@ -24,8 +24,9 @@ use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
 use store::{
-    ApiTokenRecord, AuditLog as _, CertificateRecord, CertificateStore as _, KeyState,
-    LoginStore as _, SignAuthorizationRecord, SigningStore as _, Store,
+    AccountQueries as _, ApiTokenRecord, AuditLog as _, CertificateQueries as _, CertificateRecord,
+    CertificateStore as _, KeyState, LoginQueries as _, LoginStore as _, SignAuthorizationRecord,
+    SigningQueries as _, SigningStore as _, Store,
 };
 
 use crate::settings::CaName;

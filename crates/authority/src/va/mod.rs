@@ -10,7 +10,7 @@ pub use ocsp::OcspAnswer;
 
 use std::sync::Arc;
 
-use store::Store;
+use store::{CertificateQueries as _, Store};
 
 use crate::{Ca, CaName, Clock, Error, Settings};
 

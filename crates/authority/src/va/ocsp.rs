@@ -12,6 +12,7 @@ use x509_ocsp::OcspResponseStatus;
 
 use domain::{CertificateStatus, UnixTime};
 use pki::ocsp::{self, CertQuery, Responder, Status};
+use store::CertificateQueries as _;
 
 use crate::settings::CaName;
 use crate::{Error, Va};

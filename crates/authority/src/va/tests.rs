@@ -9,6 +9,7 @@ use x509_ocsp::TbsRequest;
 use x509_ocsp::{BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, Request};
 
 use domain::{RevocationReason, Serial};
+use store::CertificateQueries as _;
 
 use crate::test_support::{authorities, authorities_with, person, TestAuthority};
 use crate::{CaName, OcspAnswer};

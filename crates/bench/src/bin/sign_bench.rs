@@ -23,8 +23,8 @@
 //!    fetched (`auth/login`, HTTP Basic), and the credential must be in `credentials/list`; its
 //!    certificate's public key verifies every signature the bench gets.
 //! 2. The baseline's key: the certificate's key record is read from the server's database
-//!    (`Store::certificate`, `Store::key`) and opened with the backend code the server uses
-//!    (`SoftwareKeyBackend` under `<data>/master.key`, or `hsm::Pkcs11Backend`). Its public key
+//!    (`CertificateQueries::certificate` and `key`) and opened with the backend code the server
+//!    uses (`SoftwareKeyBackend` under `<data>/master.key`, or `hsm::Pkcs11Backend`). Its public key
 //!    must be the certificate's: the baseline signs with the very key the API uses.
 //! 3. For each client count C (`--clients`):
 //!    - SADs, not measured: `credentials/authorize` with 100 random SHA-256 hashes → the app
@@ -85,7 +85,7 @@ use pki::{
     SoftwareKeyBackend,
 };
 use serde_json::{json, Value};
-use store::AuditLog as _;
+use store::{AuditLog as _, CertificateQueries as _};
 use x509_cert::der::{Decode as _, Encode as _};
 
 /// Hashes per authorisation and per signHash call: the most one SAD may cover.
