@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use domain::records::AuthorityRecord;
 use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use store::{
-    AuditLog as _, AuthorityRecord, CertificateQueries as _, CertificateStore as _, Store,
-};
+use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, Store};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, TsaUnit};

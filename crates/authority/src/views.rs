@@ -2,11 +2,11 @@
 //! server gets these views, which leave out what it must not read (a password hash, a key
 //! reference, a device's keys) and carry typed ids.
 
+use domain::records::{CertificateRecord, DeviceRecord, OutboxMail, UserRecord};
 use domain::{
     AssuranceLevel, CertificateKind, CertificateStatus, DeviceId, DeviceState, RevocationReason,
     Serial, UnixTime, UserId,
 };
-use store::{CertificateRecord, DeviceRecord, OutboxMail, UserRecord};
 
 /// An account: the citizen's own data, without the password hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub struct UndeliveredMail {
 impl From<OutboxMail> for UndeliveredMail {
     fn from(mail: OutboxMail) -> Self {
         Self {
-            given_up: mail.status == store::OutboxStatus::Failed,
+            given_up: mail.status == domain::records::OutboxStatus::Failed,
             recipient: mail.recipient,
             subject: mail.subject,
             created_at: mail.created_at,

@@ -409,7 +409,7 @@ async fn a_dead_reservation_is_abandoned_and_its_key_destroyed() {
         // A process reserved a serial and died before storing the certificate.
         let serial = Serial::from_random([9; 16]);
         let mut tx = authority.store().begin().await.unwrap();
-        tx.reserve_certificate(&store::NewCertificate {
+        tx.reserve_certificate(&domain::records::NewCertificate {
             serial,
             authority: "qualified".into(),
             kind: domain::CertificateKind::CloudSigning,
@@ -539,7 +539,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
                 .key(issued.key_id.as_ref().unwrap())
                 .await
                 .unwrap();
-            assert_eq!(key.state, store::KeyState::Active, "{context}");
+            assert_eq!(key.state, domain::records::KeyState::Active, "{context}");
             assert_eq!(
                 key.label,
                 format!("eidportal-cloud-{}", issued.serial.to_hex()),
@@ -552,16 +552,16 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
                 "eidportal-cloud-test-{}",
                 hex::encode(rand::random::<[u8; 8]>())
             );
-            let id = store::KeyId(hex::encode(rand::random::<[u8; 16]>()));
+            let id = domain::records::KeyId(hex::encode(rand::random::<[u8; 16]>()));
             let mut tx = authority.store().begin().await.unwrap();
-            tx.insert_key(&store::KeyRecord {
+            tx.insert_key(&domain::records::KeyRecord {
                 id: id.clone(),
                 backend: keys.name().into(),
                 label: label.clone(),
                 algorithm: "ecdsa-p256".into(),
                 reference: Vec::new(),
                 public_key: Vec::new(),
-                state: store::KeyState::Generating,
+                state: domain::records::KeyState::Generating,
                 created_at: START,
             })
             .await
@@ -591,7 +591,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
             authority.maintain().await.unwrap();
             assert_eq!(
                 authority.store().key(&id).await.unwrap().state,
-                store::KeyState::Generating,
+                domain::records::KeyState::Generating,
                 "{context}"
             );
             assert!(
@@ -600,7 +600,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
             );
             assert_eq!(
                 authority.store().key(&revoked_key.id).await.unwrap().state,
-                store::KeyState::Destroyed,
+                domain::records::KeyState::Destroyed,
                 "{context}"
             );
             if keys.keeps_objects() {
@@ -615,7 +615,7 @@ async fn keys_left_half_way_by_a_dead_process_are_finished_by_the_upkeep() {
             authority.maintain().await.unwrap();
             assert_eq!(
                 authority.store().key(&id).await.unwrap().state,
-                store::KeyState::Abandoned,
+                domain::records::KeyState::Abandoned,
                 "{context}"
             );
             if keys.keeps_objects() {

@@ -3,40 +3,11 @@
 
 use std::future::Future;
 
+use domain::records::{ActivationRecord, KeyId, UserRecord};
 use domain::{AssuranceLevel, UnixTime, UserId};
 
-use crate::certificates::KeyId;
 use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
-
-/// An account.
-#[derive(Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// Random id.
-    pub id: UserId,
-    /// Lower-case e-mail, the username.
-    pub email: String,
-    /// Given name.
-    pub given_name: String,
-    /// Surname.
-    pub surname: String,
-    /// The JMBG (validated when stored).
-    pub jmbg: String,
-    /// Argon2id PHC string, if the account has a password.
-    pub password_hash: Option<String>,
-    /// Whether the e-mail address was verified.
-    pub email_verified: bool,
-    /// Basic or high.
-    pub assurance: AssuranceLevel,
-    /// When it was created.
-    pub created_at: UnixTime,
-}
-
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UserRecord({}, {:?})", self.id, self.assurance)
-    }
-}
 
 const USER_COLUMNS: &str =
     "SELECT id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at FROM users";
@@ -53,27 +24,6 @@ fn user_from_row(row: &Row) -> Result<UserRecord, Error> {
         assurance: parse_column(row, 7, "assurance")?,
         created_at: UnixTime(row.try_get(8)?),
     })
-}
-
-/// An activation code's record (the secret part only as a hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActivationRecord {
-    /// Random id.
-    pub id: String,
-    /// The code's public lookup part.
-    pub lookup: String,
-    /// SHA-256 (hex) of the secret part.
-    pub secret_hash: String,
-    /// The account.
-    pub user_id: UserId,
-    /// End of validity.
-    pub expires_at: UnixTime,
-    /// Wrong secrets left.
-    pub tries_left: i64,
-    /// The nonce given at start.
-    pub nonce: Option<String>,
-    /// When it was used.
-    pub used_at: Option<UnixTime>,
 }
 
 fn activation_from_row(row: &Row) -> Result<ActivationRecord, Error> {

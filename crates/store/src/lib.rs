@@ -8,10 +8,12 @@
 //! of the upkeep and the mail queue) come in one `…Queries` trait per area, implemented for
 //! [`Store`]: [`AccountQueries`], [`CertificateQueries`], [`LoginQueries`], [`PushQueries`],
 //! [`QrLoginQueries`], [`SigningQueries`] and [`MailQueries`]. A caller imports those it uses,
-//! so its `use` lines say which part of the store it touches. Accounts, devices, requests and certificates are named by `domain`'s typed ids
-//! ([`domain::UserId`], [`domain::DeviceId`], [`domain::TxnId`], [`domain::Serial`]), in the
-//! records and in the parameters alike; the database keeps them as text (a serial as hex).
-
+//! so its `use` lines say which part of the store it touches.
+//!
+//! What the traits take and give are `domain`'s types: its records ([`domain::records`]) and
+//! its typed ids ([`domain::UserId`], [`domain::DeviceId`], [`domain::TxnId`],
+//! [`domain::Serial`]). Rows, columns and SQL stay private to this crate; the database keeps
+//! an id as text (a serial as hex).
 mod accounts;
 mod audit;
 mod certificates;
@@ -39,22 +41,16 @@ use writer::{Turn, Writer};
 
 use domain::UnixTime;
 
-pub use accounts::{AccountQueries, AccountStore, ActivationRecord, UserRecord};
+pub use accounts::{AccountQueries, AccountStore};
 pub use audit::{
     verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
 };
-pub use certificates::{
-    AuthorityRecord, CertificateQueries, CertificateRecord, CertificateStore, KeyId, KeyRecord,
-    KeyState, NewCertificate, RevokedRecord,
-};
-pub use login::{DeviceRecord, LoginQueries, LoginStore, SessionRecord, TransactionRecord};
-pub use mail_outbox::{MailQueries, MailStore, OutboxMail, OutboxStatus};
-pub use push::{PushQueries, PushStore, PushSubscriptionRecord};
-pub use qr_logins::{QrLoginQueries, QrLoginRecord, QrLoginStore};
-pub use signing::{
-    ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
-    SigningJobRecord, SigningQueries, SigningStore,
-};
+pub use certificates::{CertificateQueries, CertificateStore};
+pub use login::{LoginQueries, LoginStore};
+pub use mail_outbox::{MailQueries, MailStore};
+pub use push::{PushQueries, PushStore};
+pub use qr_logins::{QrLoginQueries, QrLoginStore};
+pub use signing::{SigningQueries, SigningStore};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use domain::records::{DeviceRecord, SessionRecord, TransactionRecord};
 use domain::{DeviceId, DeviceState, Serial, TransactionStatus, TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
@@ -10,31 +11,6 @@ use crate::{parse_column, DatabaseKind, Error, Store, Tx};
 
 const USE_NONCE: &str =
     "INSERT INTO used_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
-/// A ConsentID device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRecord {
-    /// Random id.
-    pub id: DeviceId,
-    /// Its account.
-    pub user_id: UserId,
-    /// Its name.
-    pub name: String,
-    /// Device key, SPKI DER.
-    pub public_key: Vec<u8>,
-    /// PIN key, SPKI DER (known only to the server).
-    pub pin_public_key: Vec<u8>,
-    /// Active, PIN-locked or revoked.
-    pub state: DeviceState,
-    /// Wrong PINs in a row.
-    pub pin_failures: i64,
-    /// The device certificate's serial, hex.
-    pub certificate_serial: Serial,
-    /// When it was activated.
-    pub created_at: UnixTime,
-    /// When it last answered.
-    pub last_used_at: Option<UnixTime>,
-}
-
 const DEVICE_COLUMNS: &str =
     "SELECT id, user_id, name, public_key, pin_public_key, state, pin_failures, \
      certificate_serial, created_at, last_used_at FROM devices";
@@ -52,39 +28,6 @@ fn device_from_row(row: &Row) -> Result<DeviceRecord, Error> {
         created_at: UnixTime(row.try_get(8)?),
         last_used_at: row.try_get::<Option<i64>>(9)?.map(UnixTime),
     })
-}
-
-/// A login or signing transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionRecord {
-    /// Random id.
-    pub id: TxnId,
-    /// The account; `None` when the username matched none (the browser gets the same answers).
-    pub user_id: Option<UserId>,
-    /// `login` or `sign`.
-    pub kind: String,
-    /// Where it is.
-    pub status: TransactionStatus,
-    /// Why, e.g. `superseded`, `wrong_vc`.
-    pub hint: String,
-    /// The challenge, base64url.
-    pub challenge: String,
-    /// The exact payload bytes the app is shown.
-    pub payload: Vec<u8>,
-    /// The server's signature over the payload.
-    pub signature: Vec<u8>,
-    /// The verification code.
-    pub verification_code: String,
-    /// SHA-256 (hex) of the session cookie that started it.
-    pub session_binding: String,
-    /// The device that answered.
-    pub device_id: Option<DeviceId>,
-    /// When it was created.
-    pub created_at: UnixTime,
-    /// When it expires.
-    pub expires_at: UnixTime,
-    /// When it was answered.
-    pub decided_at: Option<UnixTime>,
 }
 
 const TRANSACTION_COLUMNS: &str = "SELECT id, user_id, kind, status, hint, challenge, payload, signature, \
@@ -107,29 +50,6 @@ fn transaction_from_row(row: &Row) -> Result<TransactionRecord, Error> {
         expires_at: UnixTime(row.try_get(12)?),
         decided_at: row.try_get::<Option<i64>>(13)?.map(UnixTime),
     })
-}
-
-/// A browser session (anonymous until a login completes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// SHA-256 (hex) of the cookie value.
-    pub id_hash: String,
-    /// The logged-in account.
-    pub user_id: Option<UserId>,
-    /// `consentid` or `password`.
-    pub auth_method: Option<String>,
-    /// The device that approved the login.
-    pub device_id: Option<DeviceId>,
-    /// The CSRF token of this session's forms.
-    pub csrf_token: String,
-    /// When it was created.
-    pub created_at: UnixTime,
-    /// When the login happened.
-    pub authenticated_at: Option<UnixTime>,
-    /// End of validity.
-    pub expires_at: UnixTime,
-    /// When it was ended (logout, revoke all).
-    pub ended_at: Option<UnixTime>,
 }
 
 const SESSION_COLUMNS: &str =

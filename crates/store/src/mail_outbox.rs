@@ -3,71 +3,11 @@
 
 use std::future::Future;
 
+use domain::records::OutboxMail;
 use domain::{UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
-
-/// Where a message of the outbox is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxStatus {
-    /// Waiting for its (next) attempt.
-    Pending,
-    /// Delivered to the relay.
-    Sent,
-    /// Given up after too many attempts.
-    Failed,
-}
-
-impl OutboxStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboxStatus {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, ()> {
-        match text {
-            "pending" => Ok(Self::Pending),
-            "sent" => Ok(Self::Sent),
-            "failed" => Ok(Self::Failed),
-            _ => Err(()),
-        }
-    }
-}
-
-/// One message of the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMail {
-    /// Random id.
-    pub id: String,
-    /// The account it concerns, if any.
-    pub user_id: Option<UserId>,
-    /// The recipient's address.
-    pub recipient: String,
-    /// The subject (for the account page).
-    pub subject: String,
-    /// The RFC 5322 message (empty once sent).
-    pub message: Vec<u8>,
-    /// Where it is.
-    pub status: OutboxStatus,
-    /// Delivery attempts so far.
-    pub attempts: i64,
-    /// When it was written.
-    pub created_at: UnixTime,
-    /// When the next attempt is due.
-    pub next_attempt_at: UnixTime,
-    /// Why the last attempt failed.
-    pub last_error: Option<String>,
-    /// When it was sent or given up.
-    pub finished_at: Option<UnixTime>,
-}
 
 const COLUMNS: &str = "SELECT id, user_id, recipient, subject, message, status, attempts, \
      created_at, next_attempt_at, last_error, finished_at FROM mail_outbox";

@@ -4,25 +4,11 @@
 
 use std::future::Future;
 
+use domain::records::PushSubscriptionRecord;
 use domain::{DeviceId, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{Error, Store, Tx};
-
-/// A device's push subscription, as the browser's `PushSubscription` gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushSubscriptionRecord {
-    /// The device it belongs to.
-    pub device_id: DeviceId,
-    /// The push service's URL for this subscription.
-    pub endpoint: String,
-    /// The browser's P-256 public key, an uncompressed SEC1 point (RFC 8291 §3.1).
-    pub p256dh: Vec<u8>,
-    /// The browser's 16-byte authentication secret (RFC 8291 §3.2).
-    pub auth: Vec<u8>,
-    /// When it was registered.
-    pub created_at: UnixTime,
-}
 
 const COLUMNS: &str =
     "SELECT p.device_id, p.endpoint, p.p256dh, p.auth, p.created_at FROM push_subscriptions p";

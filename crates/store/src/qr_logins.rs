@@ -3,37 +3,11 @@
 
 use std::future::Future;
 
+use domain::records::QrLoginRecord;
 use domain::{TxnId, UnixTime};
 
 use crate::db::{query, Row};
 use crate::{DatabaseKind, Error, Store, Tx};
-
-/// A QR login: shown by one browser session, taken by at most one phone.
-#[derive(Clone, PartialEq, Eq)]
-pub struct QrLoginRecord {
-    /// Random id (32 hex digits), in the QR text and the link.
-    pub id: String,
-    /// The 32 bytes that MAC its QR frames and its link.
-    pub secret: Vec<u8>,
-    /// SHA-256 (hex) of the browser session's cookie.
-    pub session_binding: String,
-    /// The browser, as the app shows it.
-    pub browser: String,
-    /// The browser's address.
-    pub ip: String,
-    /// When it started (the QR frames count seconds from here).
-    pub created_at: UnixTime,
-    /// Until when a phone may take it.
-    pub expires_at: UnixTime,
-    /// The login transaction the phone made, once taken.
-    pub txn_id: Option<TxnId>,
-}
-
-impl std::fmt::Debug for QrLoginRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QrLoginRecord({}, taken: {:?})", self.id, self.txn_id)
-    }
-}
 
 const QR_LOGIN_COLUMNS: &str = "SELECT id, secret, session_binding, browser, ip, created_at, \
      expires_at, txn_id FROM qr_logins";

@@ -3,59 +3,15 @@
 
 use std::future::Future;
 
+use domain::records::{
+    ApiTokenRecord, OAuthCodeRecord, SignAuthorizationRecord, SigningDocumentRecord,
+    SigningJobRecord,
+};
 use domain::signing::AuthorizationStatus;
-use domain::{DeviceId, Serial, TxnId, UnixTime, UserId};
+use domain::{DeviceId, UnixTime, UserId};
 
 use crate::db::{query, Row};
 use crate::{parse_column, Error, Store, Tx};
-
-/// A bearer token of the CSC API (only its hash is stored).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiTokenRecord {
-    /// SHA-256 (hex) of the token.
-    pub token_hash: String,
-    /// Whose it is.
-    pub user_id: UserId,
-    /// When it was made.
-    pub created_at: UnixTime,
-    /// End of validity.
-    pub expires_at: UnixTime,
-    /// When it was revoked.
-    pub revoked_at: Option<UnixTime>,
-    /// The OAuth client it was issued to; `None` for HTTP Basic logins.
-    pub client_id: Option<String>,
-}
-
-/// One authorisation: the hashes a user is asked to (or did) approve for one credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignAuthorizationRecord {
-    /// Random id; the CSC `handle`.
-    pub id: String,
-    /// Whose credential.
-    pub user_id: UserId,
-    /// The credential (the cloud certificate's serial, hex).
-    pub credential_id: Serial,
-    /// The ConsentID transaction that asks the user.
-    pub txn_id: TxnId,
-    /// Dotted OID of the hash algorithm.
-    pub hash_algorithm: String,
-    /// The hashes, concatenated in order.
-    pub hashes: Vec<u8>,
-    /// How many signatures were asked for.
-    pub num_signatures: i64,
-    /// Where it is.
-    pub status: AuthorizationStatus,
-    /// SHA-256 (hex) of the SAD, once handed out.
-    pub sad_hash: Option<String>,
-    /// When the SAD stops being usable.
-    pub sad_expires_at: Option<UnixTime>,
-    /// The device that approved.
-    pub device_id: Option<DeviceId>,
-    /// When it was asked for.
-    pub created_at: UnixTime,
-    /// When its SAD was spent.
-    pub used_at: Option<UnixTime>,
-}
 
 const AUTHORIZATION_COLUMNS: &str =
     "SELECT id, user_id, credential_id, txn_id, hash_algorithm, hashes, num_signatures, \
@@ -77,61 +33,6 @@ fn authorization_from_row(row: &Row) -> Result<SignAuthorizationRecord, Error> {
         created_at: UnixTime(row.try_get(11)?),
         used_at: row.try_get::<Option<i64>>(12)?.map(UnixTime),
     })
-}
-
-/// An OAuth 2.0 authorisation code (its hash) and what it was issued for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthCodeRecord {
-    /// SHA-256 (hex) of the code.
-    pub code_hash: String,
-    /// The account that allowed it.
-    pub user_id: UserId,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// Where it was sent.
-    pub redirect_uri: String,
-    /// The PKCE S256 challenge.
-    pub code_challenge: String,
-    /// When it was issued.
-    pub created_at: UnixTime,
-    /// End of validity.
-    pub expires_at: UnixTime,
-}
-
-/// A document-signing job of the portal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningJobRecord {
-    /// Random id.
-    pub id: String,
-    /// Whose documents.
-    pub user_id: UserId,
-    /// The authorisation the user approves in ConsentID.
-    pub authorization_id: String,
-    /// The PAdES level: `b-b`, `b-t` or `b-lt`.
-    pub level: String,
-    /// `pending` (waiting for the user), `signed` (signature values stored), `done`, `failed`.
-    pub status: String,
-    /// Why it failed, or `ok`.
-    pub hint: String,
-    /// When it was made.
-    pub created_at: UnixTime,
-    /// When it ended.
-    pub finished_at: Option<UnixTime>,
-}
-
-/// One document of a signing job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningDocumentRecord {
-    /// Its place in the job, from 0.
-    pub position: i64,
-    /// The uploaded file's name.
-    pub filename: String,
-    /// The prepared PDF and signed attributes (`pades::Prepared` bytes).
-    pub prepared: Vec<u8>,
-    /// The signature value, once made.
-    pub signature: Option<Vec<u8>>,
-    /// The signed PDF, once finished.
-    pub signed_pdf: Option<Vec<u8>>,
 }
 
 const JOB_COLUMNS: &str = "SELECT id, user_id, authorization_id, level, status, hint, created_at, finished_at FROM signing_jobs";

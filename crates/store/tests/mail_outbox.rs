@@ -8,8 +8,9 @@
     clippy::indexing_slicing
 )]
 
+use domain::records::{OutboxMail, OutboxStatus};
 use domain::{UnixTime, UserId};
-use store::{MailQueries as _, MailStore as _, OutboxMail, OutboxStatus, Store};
+use store::{MailQueries as _, MailStore as _, Store};
 
 fn mail(id: &str, user: &str, at: UnixTime) -> OutboxMail {
     OutboxMail {

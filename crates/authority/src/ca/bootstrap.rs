@@ -6,10 +6,11 @@ use std::sync::Arc;
 use der::Encode;
 use serde_json::json;
 
+use domain::records::NewCertificate;
 use domain::{CertificateKind, Serial};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, NewCertificate};
+use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::{random_serial, LoadedCa};

@@ -15,9 +15,10 @@
 
 use serde_json::json;
 
+use domain::records::{KeyId, NewCertificate};
 use domain::{CertificateKind, Serial, UnixTime, UserId};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, KeyId, NewCertificate};
+use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::random_serial;

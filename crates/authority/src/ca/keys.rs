@@ -25,6 +25,7 @@
 //! signs, and a kept signer serves only the very reference it was opened from. A revocation or
 //! destruction in this process also drops the kept signer at once.
 
+use domain::records::{KeyId, KeyRecord, KeyState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,8 +37,7 @@ use x509_cert::Certificate;
 use pki::profile;
 use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
 use store::{
-    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _, KeyId,
-    KeyRecord, KeyState, Tx,
+    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _, Tx,
 };
 
 use crate::{Ca, Error};
@@ -469,9 +469,10 @@ mod tests {
 
     use std::sync::Arc;
 
+    use domain::records::{KeyId, KeyState};
     use domain::{Jmbg, RevocationReason, Serial, UnixTime};
     use pki::{Digest, KeySigner, MasterKey, RsaPadding, SoftwareKeyBackend};
-    use store::{CertificateQueries as _, CertificateStore as _, KeyId, KeyState, Store};
+    use store::{CertificateQueries as _, CertificateStore as _, Store};
 
     use crate::{Authority, ManualClock, Settings};
 

@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use x509_cert::Certificate;
 
+use domain::records::{AuthorityRecord, KeyId};
 use domain::{Serial, UnixTime};
 use pki::crl::{build_crl, CrlDer, RevokedEntry};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, Issuer};
 use pki::{KeyBackend, KeySigner};
-use store::{AuthorityRecord, CertificateQueries as _, KeyId, Store};
+use store::{CertificateQueries as _, Store};
 
 use crate::{parse_certificate, CaName, CertificateSummary, Clock, Error, Settings};
 

@@ -7,10 +7,11 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
 use x509_cert::Certificate;
 
+use domain::records::KeyId;
 use domain::CertificateKind;
 use pki::keys::PublicKeyDer;
 use pki::profile::{self, CertificateRequest};
-use store::{CertificateQueries as _, KeyId};
+use store::CertificateQueries as _;
 
 use crate::ca::random_serial;
 use crate::test_support::{authorities, person};

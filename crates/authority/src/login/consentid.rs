@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use domain::login::{self, MAX_PIN_FAILURES, TRANSACTION_LIFETIME};
+use domain::records::{DeviceRecord, TransactionRecord};
 use domain::{
     CertificateKind, DeviceId, DeviceState, Jmbg, RateLimit, TransactionStatus, TxnId, UnixTime,
     UserId,
@@ -21,8 +22,8 @@ use proto::app::{
 use proto::crypto;
 use sha2::Sha256;
 use store::{
-    AccountQueries as _, AccountStore as _, AuditLog as _, CertificateQueries as _, DeviceRecord,
-    LoginQueries as _, LoginStore as _, Store, TransactionRecord, Tx,
+    AccountQueries as _, AccountStore as _, AuditLog as _, CertificateQueries as _,
+    LoginQueries as _, LoginStore as _, Store, Tx,
 };
 use zeroize::Zeroizing;
 

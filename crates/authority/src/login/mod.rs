@@ -18,13 +18,14 @@ use sha2::{Digest, Sha256};
 use domain::login::{
     effective_status, is_login_of, may_cancel_login, may_complete_login, LoginRefusal, LoginRequest,
 };
+use domain::records::{SessionRecord, TransactionRecord, UserRecord};
 use domain::{DeviceId, DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime, UserId};
 use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
 use store::{
     AccountQueries as _, AccountStore as _, AuditLog as _, LoginQueries as _, LoginStore as _,
-    SessionRecord, Store, TransactionRecord, UserRecord,
+    Store,
 };
 
 use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};

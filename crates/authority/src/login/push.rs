@@ -19,13 +19,11 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
+use domain::records::PushSubscriptionRecord;
 use domain::{TxnId, UnixTime, UserId};
 use pki::KeySigner;
 use proto::crypto;
-use store::{
-    AuditLog as _, LoginQueries as _, PushQueries as _, PushStore as _, PushSubscriptionRecord,
-    Store,
-};
+use store::{AuditLog as _, LoginQueries as _, PushQueries as _, PushStore as _, Store};
 
 use crate::login::consentid::{AuthenticatedDevice, VAPID_KEY};
 use crate::{Error, Login, Rejection};

@@ -7,11 +7,10 @@
 use serde_json::json;
 
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
+use domain::records::QrLoginRecord;
 use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
-use store::{
-    AccountStore as _, AuditLog as _, QrLoginQueries as _, QrLoginRecord, QrLoginStore as _,
-};
+use store::{AccountStore as _, AuditLog as _, QrLoginQueries as _, QrLoginStore as _};
 
 use crate::login::consentid::AuthenticatedDevice;
 use crate::login::PORTAL_NAME;

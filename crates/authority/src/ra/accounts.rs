@@ -9,11 +9,9 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
+use domain::records::{ActivationRecord, UserRecord};
 use domain::{AssuranceLevel, Jmbg, UserId};
-use store::{
-    AccountStore as _, ActivationRecord, AuditLog as _, LoginStore as _, SigningStore as _, Tx,
-    UserRecord,
-};
+use store::{AccountStore as _, AuditLog as _, LoginStore as _, SigningStore as _, Tx};
 
 use crate::{Account, Error, Ra, Rejection};
 

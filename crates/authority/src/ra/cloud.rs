@@ -6,9 +6,10 @@
 use serde_json::json;
 
 use domain::cloud::{self, CloudCertificate};
+use domain::records::CertificateRecord;
 use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTime};
 use pki::profile::Person;
-use store::{AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateRecord};
+use store::{AccountQueries as _, AuditLog as _, CertificateQueries as _};
 
 use crate::ca::issuance::IssuedCertificate;
 use crate::login::Session;

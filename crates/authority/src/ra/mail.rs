@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::records::{OutboxMail, OutboxStatus};
 use domain::{UnixTime, UserId};
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
@@ -20,7 +21,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use store::{MailQueries as _, MailStore as _, OutboxMail, OutboxStatus, Tx};
+use store::{MailQueries as _, MailStore as _, Tx};
 
 use crate::{Account, Error, Ra, UndeliveredMail};
 

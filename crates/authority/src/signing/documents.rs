@@ -14,15 +14,13 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use domain::login::effective_status;
+use domain::records::{SigningDocumentRecord, SigningJobRecord};
 use domain::signing::{AuthorizationStatus, HashAlgorithm, SignatureScheme};
 use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
-use store::{
-    AuditLog as _, LoginQueries as _, SigningDocumentRecord, SigningJobRecord, SigningQueries as _,
-    SigningStore as _,
-};
+use store::{AuditLog as _, LoginQueries as _, SigningQueries as _, SigningStore as _};
 
 use crate::login::Session;
 use crate::login::PORTAL_NAME;

@@ -13,6 +13,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use domain::login::effective_status;
+use domain::records::{ApiTokenRecord, CertificateRecord, KeyState, SignAuthorizationRecord};
 use domain::signing::{
     self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
 };
@@ -24,9 +25,8 @@ use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
 use store::{
-    AccountQueries as _, ApiTokenRecord, AuditLog as _, CertificateQueries as _, CertificateRecord,
-    CertificateStore as _, KeyState, LoginQueries as _, LoginStore as _, SignAuthorizationRecord,
-    SigningQueries as _, SigningStore as _, Store,
+    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _,
+    LoginQueries as _, LoginStore as _, SigningQueries as _, SigningStore as _, Store,
 };
 
 use crate::settings::CaName;
@@ -210,7 +210,7 @@ fn spendable(
     user: &Account,
     credential: &Credential,
     auth: Option<SignAuthorizationRecord>,
-    device: Option<store::DeviceRecord>,
+    device: Option<domain::records::DeviceRecord>,
     algorithm: HashAlgorithm,
     hashes: &[Vec<u8>],
     now: UnixTime,
@@ -238,7 +238,7 @@ fn spendable(
 }
 
 /// Whether the device that approved a signature may still sign: active, not locked.
-fn device_may_sign(device: Option<&store::DeviceRecord>) -> Result<(), Error> {
+fn device_may_sign(device: Option<&domain::records::DeviceRecord>) -> Result<(), Error> {
     match device.map(|d| d.state) {
         Some(DeviceState::Active) => Ok(()),
         Some(DeviceState::PinLocked) => Err(SigningRefusal::Locked.into()),
@@ -812,7 +812,7 @@ impl Signing {
     /// certificate's key (`destroying`, `destroyed`) signs nothing.
     async fn credential_signer(
         &self,
-        key: &store::KeyRecord,
+        key: &domain::records::KeyRecord,
         credential: &Credential,
     ) -> Result<Arc<dyn KeySigner>, Error> {
         let signer = self.ca.signing_key(key)?.ok_or(SigningRefusal::Revoked)?;

@@ -4,11 +4,12 @@
 //! once for a bearer token (scope `service`). Each signature still needs its own approval in
 //! ConsentID: the token alone signs nothing.
 
+use domain::records::{ApiTokenRecord, OAuthCodeRecord};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use csc::{OAuthAuthorize, OAuthToken};
-use store::{ApiTokenRecord, AuditLog as _, OAuthCodeRecord, SigningStore as _};
+use store::{AuditLog as _, SigningStore as _};
 
 use crate::login::Session;
 use crate::signing::{ApiToken, API_TOKEN_LIFETIME};

@@ -4,11 +4,10 @@
 
 use serde_json::json;
 
+use domain::records::KeyId;
 use domain::{may_revoke, RevocationReason, Serial, UnixTime};
 use pki::crl::RevokedEntry;
-use store::{
-    AuditLog as _, CertificateQueries as _, CertificateStore as _, KeyId, LoginStore as _, Tx,
-};
+use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, LoginStore as _, Tx};
 
 use crate::settings::CaName;
 use crate::{Error, Va};
