@@ -186,7 +186,7 @@ pub struct NewCertificate {
     pub reserved_at: UnixTime,
 }
 
-/// A certificate row.
+/// A certificate: its serial reserved, then issued, perhaps revoked.
 #[derive(Debug, Clone)]
 pub struct CertificateRecord {
     /// The serial.
