@@ -2,7 +2,7 @@
 //! server gets these views, which leave out what it must not read (a password hash, a key
 //! reference, a device's keys) and carry typed ids.
 
-use domain::records::{CertificateRecord, DeviceRecord, OutboxMail, UserRecord};
+use domain::records::{CertificateRecord, DeviceRecord, OutboxMail, OutboxStatus, UserRecord};
 use domain::{
     AssuranceLevel, CertificateKind, CertificateStatus, DeviceId, DeviceState, RevocationReason,
     Serial, UnixTime, UserId,
@@ -135,7 +135,7 @@ pub struct UndeliveredMail {
 impl From<OutboxMail> for UndeliveredMail {
     fn from(mail: OutboxMail) -> Self {
         Self {
-            given_up: mail.status == domain::records::OutboxStatus::Failed,
+            given_up: mail.status == OutboxStatus::Failed,
             recipient: mail.recipient,
             subject: mail.subject,
             created_at: mail.created_at,

@@ -13,7 +13,9 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use domain::login::effective_status;
-use domain::records::{ApiTokenRecord, CertificateRecord, KeyState, SignAuthorizationRecord};
+use domain::records::{
+    ApiTokenRecord, CertificateRecord, DeviceRecord, KeyRecord, KeyState, SignAuthorizationRecord,
+};
 use domain::signing::{
     self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
 };
@@ -210,7 +212,7 @@ fn spendable(
     user: &Account,
     credential: &Credential,
     auth: Option<SignAuthorizationRecord>,
-    device: Option<domain::records::DeviceRecord>,
+    device: Option<DeviceRecord>,
     algorithm: HashAlgorithm,
     hashes: &[Vec<u8>],
     now: UnixTime,
@@ -238,7 +240,7 @@ fn spendable(
 }
 
 /// Whether the device that approved a signature may still sign: active, not locked.
-fn device_may_sign(device: Option<&domain::records::DeviceRecord>) -> Result<(), Error> {
+fn device_may_sign(device: Option<&DeviceRecord>) -> Result<(), Error> {
     match device.map(|d| d.state) {
         Some(DeviceState::Active) => Ok(()),
         Some(DeviceState::PinLocked) => Err(SigningRefusal::Locked.into()),
@@ -812,7 +814,7 @@ impl Signing {
     /// certificate's key (`destroying`, `destroyed`) signs nothing.
     async fn credential_signer(
         &self,
-        key: &domain::records::KeyRecord,
+        key: &KeyRecord,
         credential: &Credential,
     ) -> Result<Arc<dyn KeySigner>, Error> {
         let signer = self.ca.signing_key(key)?.ok_or(SigningRefusal::Revoked)?;
