@@ -25,7 +25,7 @@ use store::{AuditLog as _, LoginQueries as _, SigningQueries as _, SigningStore 
 use crate::login::Session;
 use crate::login::PORTAL_NAME;
 use crate::settings::CaName;
-use crate::signing::{Credential, Settled, SignRequest, SigningRefusal};
+use crate::signing::{usable, Credential, Settled, SignRequest, SigningRefusal};
 use crate::{Account, Error, Signing};
 
 /// The largest PDF accepted, bytes.
@@ -393,8 +393,9 @@ impl Signing {
             Err(other) => return Err(other),
         };
         let credential = match self
-            .usable_credential(user, &auth.credential_id.to_hex())
+            .credential_by_serial(user, &auth.credential_id)
             .await
+            .and_then(usable)
         {
             Ok(credential) => credential,
             Err(error) => {
@@ -465,7 +466,7 @@ impl Signing {
             .await?
             .ok_or(DocumentRefusal::NotFound)?;
         let credential = self
-            .credential(user, &auth.credential_id.to_hex())
+            .credential_by_serial(user, &auth.credential_id)
             .await?
             .ok_or(DocumentRefusal::NotFound)?;
         let documents = self.store.signing_documents(&job.id).await?;

@@ -239,6 +239,16 @@ fn spendable(
     Ok(auth)
 }
 
+/// A credential that may sign now: known to the caller, valid (neither revoked nor expired).
+pub(crate) fn usable(credential: Option<Credential>) -> Result<Credential, Error> {
+    let credential = credential.ok_or(SigningRefusal::UnknownCredential)?;
+    match credential.status {
+        "valid" => Ok(credential),
+        "revoked" => Err(SigningRefusal::Revoked.into()),
+        _ => Err(SigningRefusal::Expired.into()),
+    }
+}
+
 /// Whether the device that approved a signature may still sign: active, not locked.
 fn device_may_sign(device: Option<&DeviceRecord>) -> Result<(), Error> {
     match device.map(|d| d.state) {
@@ -501,7 +511,16 @@ impl Signing {
         let Some(serial) = Serial::parse_hex(credential_id) else {
             return Ok(None);
         };
-        let Some(record) = self.store.certificate(&serial).await? else {
+        self.credential_by_serial(user, &serial).await
+    }
+
+    /// [`Signing::credential`] named by its certificate's serial, as an authorisation keeps it.
+    pub(crate) async fn credential_by_serial(
+        &self,
+        user: &Account,
+        serial: &Serial,
+    ) -> Result<Option<Credential>, Error> {
+        let Some(record) = self.store.certificate(serial).await? else {
             return Ok(None);
         };
         if record.kind != CertificateKind::CloudSigning
@@ -517,15 +536,7 @@ impl Signing {
         user: &Account,
         credential_id: &str,
     ) -> Result<Credential, Error> {
-        let credential = self
-            .credential(user, credential_id)
-            .await?
-            .ok_or(SigningRefusal::UnknownCredential)?;
-        match credential.status {
-            "valid" => Ok(credential),
-            "revoked" => Err(SigningRefusal::Revoked.into()),
-            _ => Err(SigningRefusal::Expired.into()),
-        }
+        usable(self.credential(user, credential_id).await?)
     }
 
     /// Asks the user, in ConsentID, to approve signing exactly these hashes with this
