@@ -10,6 +10,10 @@ phone, screenshots 01-07), then goes on by the *visible Serbian words* of the gu
   9. **Издај** -> the agreement ("УГОВОР О ПРУЖАЊУ УСЛУГЕ ...", the user's name and JMBG)
      with **Прихвати** and **Одустани**                                       09-agreement.png
      **Одустани** -> back on the service page, no certificate; **Издај** -> **Прихвати**
+     -> the portal waits for the phone ("Потврдите у апликацији ConsentID") 09b-approve-issue.png
+     -> the phone shows the operation, the agreement's number and fingerprint, and approves
+        (PIN, Ауторизовати)                                        09c-phone-approves-issue.txt
+     (**Опозови** and **Опозови све сертификате** below are approved on the phone the same way)
  10. **✓ Успешно је издат сертификат за потпис у клауду**, **Статус корисничког налога:**
      **Квалификовани електронски сертификат у клауду је активан.**; **Обнови** disabled,
      "Обнова је могућа од ..."                                                  10-issued.png
@@ -78,6 +82,11 @@ W_REVOKED = "опозван"
 W_CONSENTID_STAYS = "ConsentID остаје активна"
 W_CONSENTID_ENDS = "ConsentID више неће бити активна"
 W_REVOKED_ALL = "Сви ваши сертификати су опозвани"
+# Each certificate operation waits for its own approval in ConsentID (issue 22).
+W_APPROVE_IN_APP = "Потврдите у апликацији ConsentID"
+W_OPERATION_ISSUE = "Издавање квалификованог електронског сертификата у клауду"
+W_OPERATION_REVOKE = "Опозив квалификованог електронског сертификата у клауду"
+W_OPERATION_REVOKE_ALL = "Опозив свих сертификата"
 
 PANEL_BUTTONS = (W_ISSUE, W_RENEW, W_REVOKE, W_REVOKE_ALL)
 
@@ -168,12 +177,46 @@ class CloudPortal(Portal):
                 raise StepFailure(f"{label} «{want}» in the agreement's text", f"the agreement reads: {agreement[:600]}")
         return accept, cancel
 
-    def issue(self, buttons: dict[str, WebElement]) -> None:
-        """Издај -> the agreement -> Прихвати -> the success message."""
+    def issue(self, buttons: dict[str, WebElement], shots: tuple[str, str] | None = None) -> None:
+        """Издај -> the agreement -> Прихвати -> approved on the phone -> the success message."""
         self.click(buttons[W_ISSUE])
         accept, _ = self.agreement_page()
         self.click(accept)
+        self.operation_approved(W_OPERATION_ISSUE, shots)
         self.wait_text(W_ISSUED)
+
+    def operation_approved(self, title: str, shots: tuple[str, str] | None = None) -> None:
+        """The portal waits for the phone («Потврдите у апликацији ConsentID», the operation
+        named); nothing has changed yet. The phone shows the request and approves it with the
+        PIN; the portal then goes on by itself. `shots`: the waiting page's screenshot and the
+        phone's text, saved."""
+        self.wait_text(W_APPROVE_IN_APP, title)
+        self.settled()
+        if shots:
+            self.screenshot(shots[0])
+        a = self.args
+        pin = Path(a.pin_file).read_text(encoding="utf-8").strip()
+        cmd = [a.consentid, "--home", a.consentid_home, "approve", "--next", "--wait", "30", "--pin-stdin"]
+        shown = " ".join(["consentid", "--home", "PHONE_HOME"] + cmd[3:])
+        print(f"  phone: {' '.join(cmd)}  (PIN on stdin)")
+        try:
+            p = subprocess.run(cmd, input=pin + "\n", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=90)
+            output, rc = p.stdout, p.returncode
+        except subprocess.TimeoutExpired:
+            output, rc = "", None
+        for path in sorted({a.consentid_home, str(Path(a.consentid_home).resolve())}, key=len, reverse=True):
+            if "/" in path:
+                output = output.replace(path, "PHONE_HOME")
+        if shots:
+            out = self.shots / shots[1]
+            out.write_text(f"$ {shown}   # PIN on stdin\n{output}"
+                           + ("" if output.endswith("\n") or not output else "\n")
+                           + f"# exit status: {rc}\n", encoding="utf-8")
+            print(f"  saved {out}")
+        if rc != 0 or title not in output:
+            raise StepFailure(f"the phone to show «{title}» and approve it (exit 0)",
+                              f"exit status {rc}; output:\n{output.strip()}")
 
     # ---- the phone -----------------------------------------------------------------------
 
@@ -239,7 +282,7 @@ class CloudPortal(Portal):
         buttons = self.panel()
         self.no_certificate(buttons, f"after «{W_CANCEL}», back on the service page")
         print(f"  {W_CANCEL}: back on the service page, no certificate")
-        self.issue(buttons)
+        self.issue(buttons, ("09b-approve-issue.png", "09c-phone-approves-issue.txt"))
 
         # Guide steps 10 and 12: the success message, the status, Обнови closed for 5 years.
         self.step = f"10. issued: {W_ISSUED}"
@@ -264,6 +307,7 @@ class CloudPortal(Portal):
         print(self.step)
         self.click(buttons[W_REVOKE])
         self.click(self.clickable(W_YES_REVOKE))
+        self.operation_approved(W_OPERATION_REVOKE)
         self.wait_text(W_REVOKED, W_CONSENTID_STAYS)
         buttons = self.panel()
         self.screenshot("12-revoked.png")
@@ -286,6 +330,7 @@ class CloudPortal(Portal):
         self.settled()
         self.screenshot("13-revoke-all-confirm.png")
         self.click(yes)
+        self.operation_approved(W_OPERATION_REVOKE_ALL)
         self.wait_text(W_REVOKED_ALL)
         # The confirmation said the user would be logged out: the header offers Пријава again.
         self.clickable(W_LOGIN)

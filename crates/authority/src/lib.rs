@@ -153,6 +153,10 @@ pub enum Rejection {
     /// A scanned QR code or an opened login link is refused.
     #[error(transparent)]
     QrLogin(domain::qr::QrRefusal),
+    /// The browser is on another network than the phone, and the citizen did not confirm
+    /// being at that computer.
+    #[error("the browser is on another network: confirm being at that computer")]
+    LocationNotConfirmed,
 }
 
 impl Rejection {
@@ -173,6 +177,7 @@ impl Rejection {
             Self::NotFound => "not_found",
             Self::ClockSkew => "clock_skew",
             Self::Replay => "replay",
+            Self::LocationNotConfirmed => "confirm_location",
             Self::QrLogin(refusal) => match refusal {
                 domain::qr::QrRefusal::Invalid => "invalid_qr",
                 domain::qr::QrRefusal::Stale => "stale_qr",
@@ -237,19 +242,21 @@ impl Authority {
             settings.clone(),
             ca.clone(),
         ));
-        let ra = Arc::new(Ra::new(
-            store.clone(),
-            clock.clone(),
-            settings.clone(),
-            ca.clone(),
-            va.clone(),
-        ));
         let login = Arc::new(Login::new(
             store.clone(),
             clock.clone(),
             settings.clone(),
             ca.clone(),
-            ra.clone(),
+        ));
+        let ra = Arc::new(Ra::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            ra::Services {
+                ca: ca.clone(),
+                va: va.clone(),
+                login: login.clone(),
+            },
         ));
         let signing = Arc::new(Signing::new(
             store.clone(),

@@ -30,10 +30,21 @@ pub struct App {
     pub pin: SecretKey,
     /// The device's id, as the server gave it at activation.
     pub device_id: String,
+    /// The address the app calls from (`127.0.0.1` unless a test moves it).
+    pub ip: String,
+    /// Whether its answers confirm "I am at that computer".
+    pub at_computer: bool,
     encryption_key: p256::PublicKey,
 }
 
 impl App {
+    /// Where the app's requests come from.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            ip: self.ip.clone(),
+        }
+    }
+
     /// Activates a new app with an activation code.
     pub async fn activate(authority: &Authority, code: &str) -> Result<Self, Error> {
         let challenge = authority.login.activation_start(code, &caller()).await?;
@@ -78,6 +89,8 @@ impl App {
             device,
             pin,
             device_id: result.device_id,
+            ip: caller().ip,
+            at_computer: false,
             encryption_key,
         })
     }
@@ -109,7 +122,7 @@ impl App {
         let device = self.authenticated(authority, "/inbox", b"").await.unwrap();
         let inbox = authority
             .login
-            .inbox(&device, Duration::ZERO)
+            .inbox(&device, &self.caller(), Duration::ZERO)
             .await
             .unwrap();
         let envelope = inbox.items.into_iter().next().expect("a pending request");
@@ -172,6 +185,7 @@ impl App {
             issued_at: iat.0,
             device_signature: crypto::b64(&crypto::sign(&self.device, message.as_bytes())),
             pin_proof,
+            at_computer: self.at_computer,
         };
         (TxnId::from(payload.txn_id), response)
     }
@@ -189,7 +203,7 @@ impl App {
             .await?;
         Ok(authority
             .login
-            .respond(&device, txn, response)
+            .respond(&device, &self.caller(), txn, response)
             .await?
             .result)
     }

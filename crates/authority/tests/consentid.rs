@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use p256::SecretKey;
 
+use authority::login::consentid::Caller;
 use authority::login::Session;
 use authority::signing::{AuthorizationCheck, SignRequest, SigningRefusal};
 use authority::test_app::{caller, App};
@@ -24,6 +25,11 @@ use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
 use proto::app::{Decision, Envelope, RequestPayload, ResponseOutcome};
 use proto::crypto;
 use store::{AccountQueries as _, CertificateQueries as _, LoginQueries as _, Store};
+
+/// An app calling from `ip`.
+fn at(ip: &str) -> Caller {
+    Caller { ip: ip.into() }
+}
 
 const START: UnixTime = UnixTime(1_795_577_673);
 
@@ -296,7 +302,7 @@ async fn the_protocol_holds_on_every_store() {
         let device = app.authenticated(&authority, "/inbox", b"").await.unwrap();
         assert!(authority
             .login
-            .inbox(&device, Duration::ZERO)
+            .inbox(&device, &caller(), Duration::ZERO)
             .await
             .unwrap()
             .items
@@ -1129,7 +1135,7 @@ async fn a_stranger_who_knows_the_username_cannot_lock_out_the_owner_nor_cancel_
             let device = app.authenticated(authority, "/inbox", b"").await.unwrap();
             let items = authority
                 .login
-                .inbox(&device, Duration::ZERO)
+                .inbox(&device, &caller(), Duration::ZERO)
                 .await
                 .unwrap()
                 .items;
@@ -1676,7 +1682,12 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.login.qr_login_take(&petar_device, &old).await),
+            refused(
+                authority
+                    .login
+                    .qr_login_take(&petar_device, &caller(), &old)
+                    .await
+            ),
             QrRefusal::Stale,
             "{name}"
         );
@@ -1686,7 +1697,12 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             &old.replace(".0.", ".10."),
         ] {
             assert_eq!(
-                refused(authority.login.qr_login_take(&petar_device, text).await),
+                refused(
+                    authority
+                        .login
+                        .qr_login_take(&petar_device, &caller(), text)
+                        .await
+                ),
                 QrRefusal::Invalid,
                 "{name}: {text}"
             );
@@ -1708,7 +1724,7 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
         clock.advance(2);
         let taken = authority
             .login
-            .qr_login_take(&petar_device, &fresh)
+            .qr_login_take(&petar_device, &caller(), &fresh)
             .await
             .unwrap();
         assert_eq!(taken.qr_id, id);
@@ -1722,7 +1738,12 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.login.qr_login_take(&marko_device, &fresh).await),
+            refused(
+                authority
+                    .login
+                    .qr_login_take(&marko_device, &caller(), &fresh)
+                    .await
+            ),
             QrRefusal::Closed,
             "{name}"
         );
@@ -1783,20 +1804,25 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             refused(
                 authority
                     .login
-                    .link_login_take(&device, &token, "10.0.0.8")
+                    .link_login_take(&device, &at("10.0.0.8"), &token)
                     .await
             ),
             QrRefusal::OtherAddress,
             "{name}"
         );
         assert_eq!(
-            refused(authority.login.qr_login_take(&device, &token).await),
+            refused(
+                authority
+                    .login
+                    .qr_login_take(&device, &caller(), &token)
+                    .await
+            ),
             QrRefusal::Invalid,
             "{name}: a link is not a QR text"
         );
         let taken = authority
             .login
-            .link_login_take(&device, &token, "10.0.0.7")
+            .link_login_take(&device, &at("10.0.0.7"), &token)
             .await
             .unwrap();
         assert_eq!(payload_of(&taken.request).flow, Some(LoginFlow::Link));
@@ -1814,7 +1840,12 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             .await
             .unwrap();
         assert_eq!(
-            refused(authority.login.qr_login_take(&petar_device, &frame).await),
+            refused(
+                authority
+                    .login
+                    .qr_login_take(&petar_device, &caller(), &frame)
+                    .await
+            ),
             QrRefusal::Closed,
             "{name}: a cancelled QR login"
         );
@@ -1840,5 +1871,170 @@ async fn a_qr_login_is_taken_once_by_a_fresh_frame_and_completes_only_in_its_bro
             authority.login.qr_frame(&first, &late.id).await,
             Err(Error::Rejected(Rejection::QrLogin(QrRefusal::Closed)))
         ));
+    }
+}
+
+/// Issue 22, finding 2: an attacker's page relays the QR code its browser (127.0.0.1) shows to
+/// the citizen, whose phone is on another network (127.0.1.2). The phone says where the browser
+/// is and approves only with the citizen's "I am at that computer"; and the relayed session
+/// then issues nothing without an approval of its own, which the citizen can deny.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_qr_login_warns_and_its_session_issues_nothing_without_the_phone() {
+    use authority::ra::operations::{OperationProgress, OperationRequest};
+    use domain::cloud::CertificateOperation;
+    use proto::app::{RequestContext, RequestKind};
+    let dir = tempfile::tempdir().unwrap();
+    for db in store::test_support::databases(dir.path()).await {
+        let name = db.name;
+        let clock = Arc::new(ManualClock::new(START));
+        let authority = open(&db.url, clock.clone()).await;
+        let mut victim = App::activate(&authority, &enrol(&authority, "vera@example.rs").await)
+            .await
+            .unwrap();
+        victim.ip = "127.0.1.2".into();
+        let attacker = browser(&authority).await;
+        let started = authority
+            .login
+            .qr_login_start(&attacker, "127.0.0.1", "Chrome / Windows")
+            .await
+            .unwrap();
+        let relayed = authority
+            .login
+            .qr_frame(&attacker, &started.id)
+            .await
+            .unwrap();
+
+        // The victim's phone scans the relayed frame: the request says the browser is elsewhere.
+        let device = victim
+            .authenticated(&authority, "/login/qr", b"")
+            .await
+            .unwrap();
+        let taken = authority
+            .login
+            .qr_login_take(&device, &victim.caller(), &relayed)
+            .await
+            .unwrap();
+        let origin = taken.request.origin.clone().expect("the browser's origin");
+        assert!(
+            !origin.same_network,
+            "{name}: 127.0.0.1 is not 127.0.1.0/24"
+        );
+        assert!(origin.location.contains("127.0.0.1"), "{name}: {origin:?}");
+        let (inboxed, _) = victim.next_request(&authority).await;
+        assert_eq!(
+            inboxed.origin,
+            Some(origin),
+            "{name}: the inbox says so too"
+        );
+
+        // Without "I am at that computer" the approval is refused and the request stays open.
+        let code = crypto::verification_code(
+            &crypto::unb64(&payload_of(&taken.request).challenge).unwrap(),
+        );
+        let (txn, unconfirmed) = victim.answer(
+            &taken.request,
+            Decision::Approve,
+            &code,
+            Some(&victim.pin),
+            clock.now(),
+        );
+        assert!(
+            matches!(
+                victim.send(&authority, &txn, &unconfirmed).await,
+                Err(Error::Rejected(Rejection::LocationNotConfirmed))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            authority
+                .login
+                .qr_login_state(&attacker, &started.id)
+                .await
+                .unwrap()
+                .status,
+            TransactionStatus::Pending,
+            "{name}: still waiting"
+        );
+        // Confirmed (the citizen was deceived): the attacker's browser holds a session.
+        victim.at_computer = true;
+        assert_eq!(
+            victim.approve_next(&authority).await,
+            ResponseOutcome::Approved,
+            "{name}"
+        );
+        let (_, session) = authority
+            .login
+            .qr_login_complete(&attacker, &started.id)
+            .await
+            .unwrap();
+
+        // Прихвати in the relayed session: the phone is asked, naming the operation; nothing
+        // is issued before it answers, and a denial issues nothing.
+        let count = || async {
+            authority
+                .store()
+                .certificates(Some("vera@example.rs"))
+                .await
+                .unwrap()
+                .iter()
+                .filter(|c| c.kind == domain::CertificateKind::CloudSigning)
+                .count()
+        };
+        let operation = authority
+            .ra
+            .request_operation(
+                &session,
+                CertificateOperation::Issue,
+                OperationRequest {
+                    title: "Издавање квалификованог електронског сертификата у клауду".into(),
+                    context: RequestContext {
+                        browser: "Chrome / Windows".into(),
+                        ip: "127.0.0.1".into(),
+                    },
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(count().await, 0, "{name}: nothing before the phone answers");
+        let (envelope, payload) = victim.next_request(&authority).await;
+        assert_eq!(payload.kind, RequestKind::Certificate, "{name}");
+        let details = payload.certificate.clone().unwrap();
+        assert_eq!(
+            details.title, "Издавање квалификованог електронског сертификата у клауду",
+            "{name}"
+        );
+        assert!(details.agreement_number.is_some() && details.agreement_hash.is_some());
+        assert_eq!(
+            envelope.origin.as_ref().map(|o| o.same_network),
+            Some(false),
+            "{name}: the operation's request warns too"
+        );
+        assert!(matches!(
+            authority
+                .ra
+                .operation(&session, &operation)
+                .await
+                .unwrap()
+                .progress,
+            OperationProgress::Pending { .. }
+        ));
+        let code = crypto::verification_code(&crypto::unb64(&payload.challenge).unwrap());
+        let (txn, deny) = victim.answer(&envelope, Decision::Deny, &code, None, clock.now());
+        assert_eq!(
+            victim.send(&authority, &txn, &deny).await.unwrap(),
+            ResponseOutcome::Denied
+        );
+        assert_eq!(
+            authority
+                .ra
+                .operation(&session, &operation)
+                .await
+                .unwrap()
+                .progress,
+            OperationProgress::Failed("denied".into()),
+            "{name}"
+        );
+        assert_eq!(count().await, 0, "{name}: a denied approval issues nothing");
+        authority.store().close().await;
     }
 }

@@ -371,6 +371,7 @@ impl Client {
             issued_at,
             device_signature,
             pin_proof,
+            at_computer: request.at_computer(),
         };
         let body = serde_json::to_vec(&body).map_err(json_error)?;
         let path = format!("/api/app/v1/requests/{}/response", payload.txn_id);

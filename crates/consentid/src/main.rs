@@ -83,6 +83,10 @@ enum Action {
         /// Read the PIN from standard input instead of the terminal.
         #[arg(long)]
         pin_stdin: bool,
+        /// Confirm "I am at that computer" for a request whose browser is on another network
+        /// than this phone (else the app asks, or with --pin-stdin refuses: exit 7).
+        #[arg(long)]
+        at_computer: bool,
     },
     /// Deny a request ("Одбиј"); no PIN needed.
     Deny {
@@ -121,12 +125,13 @@ fn run(command: Command) -> Result<u8, cli::Failure> {
             wait,
             code,
             pin_stdin,
+            at_computer,
         } => {
             let target = match txn {
                 Some(txn) => Target::Transaction(txn),
                 None => Target::Next(wait.unwrap_or(DEFAULT_NEXT_WAIT)),
             };
-            cli::approve_command(&home, &target, code.as_deref(), pin_stdin)
+            cli::approve_command(&home, &target, code.as_deref(), pin_stdin, at_computer)
         }
         Action::Deny { txn, not_me } => cli::deny_command(&home, &txn, not_me),
         Action::Watch => cli::watch::watch_command(&home),

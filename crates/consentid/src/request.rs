@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use proto::app::{Envelope, RequestKind, RequestPayload};
+use proto::app::{BrowserOrigin, Envelope, RequestKind, RequestPayload};
 use rand::Rng;
 
 use crate::error::{EnvelopeError, Error};
@@ -73,6 +73,8 @@ pub struct VerifiedRequest {
     payload: RequestPayload,
     payload_bytes: Vec<u8>,
     code: VerificationCode,
+    origin: Option<BrowserOrigin>,
+    at_computer: bool,
 }
 
 impl VerifiedRequest {
@@ -100,6 +102,25 @@ impl VerifiedRequest {
     /// other field).
     pub fn verification_code(&self) -> &VerificationCode {
         &self.code
+    }
+
+    /// Where the browser is, when it is on another network than this phone (issue 22): the
+    /// app warns, and the user must confirm being at that computer before approving.
+    pub fn from_another_network(&self) -> Option<&str> {
+        self.origin
+            .as_ref()
+            .filter(|origin| !origin.same_network)
+            .map(|origin| origin.location.as_str())
+    }
+
+    /// The user confirmed "I am at that computer".
+    pub fn confirm_at_computer(&mut self) {
+        self.at_computer = true;
+    }
+
+    /// Whether the user confirmed being at the browser's computer.
+    pub fn at_computer(&self) -> bool {
+        self.at_computer
     }
 
     /// Seconds until the request expires at `now` (0 once expired).
@@ -149,6 +170,8 @@ pub fn verify_envelope(
         payload,
         payload_bytes,
         code,
+        origin: envelope.origin.clone(),
+        at_computer: false,
     })
 }
 
@@ -176,6 +199,7 @@ pub(crate) mod tests {
                 ip: "127.0.0.1".into(),
             },
             sign: None,
+            certificate: None,
             flow: None,
         }
     }
@@ -183,6 +207,7 @@ pub(crate) mod tests {
     pub(crate) fn seal_envelope(server: &SecretKey, payload: &RequestPayload) -> Envelope {
         let bytes = serde_json::to_vec(payload).unwrap();
         Envelope {
+            origin: None,
             payload: proto::b64(&bytes),
             signature: proto::b64(&proto::crypto::sign(server, &bytes)),
         }
@@ -252,6 +277,7 @@ pub(crate) mod tests {
         let tampered = Envelope {
             payload: proto::b64(&serde_json::to_vec(&tampered_payload).unwrap()),
             signature: envelope.signature.clone(),
+            origin: None,
         };
         assert_eq!(
             verify_envelope(&spki(&server), &tampered).unwrap_err(),
@@ -264,6 +290,7 @@ pub(crate) mod tests {
         let flipped = Envelope {
             payload: proto::b64(&bytes),
             signature: envelope.signature.clone(),
+            origin: None,
         };
         assert_eq!(
             verify_envelope(&spki(&server), &flipped).unwrap_err(),
@@ -280,6 +307,7 @@ pub(crate) mod tests {
         let junk = Envelope {
             payload: "%%%".into(),
             signature: envelope.signature,
+            origin: None,
         };
         assert_eq!(
             verify_envelope(&spki(&server), &junk).unwrap_err(),

@@ -37,6 +37,74 @@ pub enum CloudRefusal {
     LoginNotFresh,
 }
 
+/// An operation on the citizen's cloud certificate. Each is approved in ConsentID as a request
+/// of its own (issue 22): a login alone, however fresh, never issues, renews or revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateOperation {
+    /// **Прихвати** after **Издај**: a new certificate and the accepted agreement.
+    Issue,
+    /// **Обнови**: a new certificate, the old one revoked as superseded.
+    Renew,
+    /// **Опозови**: the cloud certificate revoked; ConsentID stays.
+    Revoke,
+    /// **Опозови све сертификате**: every certificate of the citizen revoked, ConsentID
+    /// deactivated, every session and API token ended.
+    RevokeAll,
+}
+
+impl CertificateOperation {
+    /// The stored name, also the one in the app's request.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issue => "issue",
+            Self::Renew => "renew",
+            Self::Revoke => "revoke",
+            Self::RevokeAll => "revoke_all",
+        }
+    }
+
+    /// The operation of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Issue, Self::Renew, Self::Revoke, Self::RevokeAll]
+            .into_iter()
+            .find(|operation| operation.as_str() == name)
+    }
+
+    /// Whether the citizen accepts an agreement with it (issue and renewal).
+    pub fn has_agreement(self) -> bool {
+        matches!(self, Self::Issue | Self::Renew)
+    }
+}
+
+/// Where a certificate operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationStatus {
+    /// Waiting for the citizen's answer in ConsentID.
+    Pending,
+    /// Approved and carried out.
+    Done,
+    /// Denied, expired, or refused when it was to be carried out (the hint says why).
+    Failed,
+}
+
+impl OperationStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+}
+
 /// An active certificate is one whose validity has not ended (revoked ones are not passed in).
 fn active(current: Option<CloudCertificate>, now: UnixTime) -> Option<CloudCertificate> {
     current.filter(|c| now <= c.not_after)
@@ -102,6 +170,31 @@ pub fn login_is_fresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_and_statuses_round_trip_their_stored_names() {
+        for operation in [
+            CertificateOperation::Issue,
+            CertificateOperation::Renew,
+            CertificateOperation::Revoke,
+            CertificateOperation::RevokeAll,
+        ] {
+            assert_eq!(
+                CertificateOperation::parse(operation.as_str()),
+                Some(operation)
+            );
+        }
+        assert_eq!(CertificateOperation::parse("Issue"), None);
+        for status in [
+            OperationStatus::Pending,
+            OperationStatus::Done,
+            OperationStatus::Failed,
+        ] {
+            assert_eq!(OperationStatus::parse(status.as_str()), Some(status));
+        }
+        assert!(CertificateOperation::Renew.has_agreement());
+        assert!(!CertificateOperation::RevokeAll.has_agreement());
+    }
 
     const NOT_AFTER: UnixTime = UnixTime(2_000_000_000);
 

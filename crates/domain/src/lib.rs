@@ -7,6 +7,7 @@ pub mod forwarded;
 pub mod ids;
 pub mod jmbg;
 pub mod login;
+pub mod network;
 pub mod qr;
 pub mod records;
 pub mod signing;

@@ -4,6 +4,7 @@
 //! write these records through the store's traits. None of them reaches the server, which
 //! gets the services' views instead.
 
+use crate::cloud::{CertificateOperation, OperationStatus};
 use crate::login::{AssuranceLevel, DeviceState, TransactionStatus};
 use crate::signing::AuthorizationStatus;
 use crate::{
@@ -286,6 +287,50 @@ pub struct TransactionRecord {
     pub expires_at: UnixTime,
     /// When it was answered.
     pub decided_at: Option<UnixTime>,
+}
+
+/// A certificate operation waiting for, or done after, its approval in ConsentID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateOperationRecord {
+    /// Random id.
+    pub id: String,
+    /// The account.
+    pub user_id: UserId,
+    /// Issue, renew, revoke or revoke everything.
+    pub operation: CertificateOperation,
+    /// The approval request in ConsentID.
+    pub txn_id: TxnId,
+    /// SHA-256 (hex) of the session cookie that asked: only that browser follows it.
+    pub session_binding: String,
+    /// For an issue or a renewal: the agreement's number and text, as the phone showed its hash.
+    pub agreement: Option<(String, String)>,
+    /// For a renewal or a revocation: the certificate it acts on.
+    pub certificate_serial: Option<Serial>,
+    /// Where it is.
+    pub status: OperationStatus,
+    /// Why, e.g. `denied`, `expired`.
+    pub hint: String,
+    /// The certificate an issue or a renewal made.
+    pub result_serial: Option<Serial>,
+    /// When the portal asked.
+    pub created_at: UnixTime,
+    /// When it was done or failed.
+    pub finished_at: Option<UnixTime>,
+}
+
+/// What an agreement keeps as evidence that the citizen accepted its exact text: the request
+/// the phone showed (its bytes hold the text's SHA-256), the approval message the device
+/// signed over them, the signature, and the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementApproval {
+    /// The request payload, exact bytes.
+    pub payload: Vec<u8>,
+    /// The approval message (`proto::crypto::approval_message`).
+    pub approval: String,
+    /// The device key's ECDSA signature over the message, DER.
+    pub signature: Vec<u8>,
+    /// The device that signed.
+    pub device_id: DeviceId,
 }
 
 /// A browser session (anonymous until a login completes).

@@ -22,6 +22,9 @@ pub enum RequestKind {
     Login,
     /// A qualified signature.
     Sign,
+    /// An operation on the citizen's qualified certificate: issue, renew, revoke, or revoke
+    /// everything ([`CertificateDetails`] says which).
+    Certificate,
 }
 
 impl RequestKind {
@@ -30,7 +33,15 @@ impl RequestKind {
         match self {
             Self::Login => "login",
             Self::Sign => "sign",
+            Self::Certificate => "certificate",
         }
+    }
+
+    /// The kind of a stored name ([`Self::as_str`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Login, Self::Sign, Self::Certificate]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -119,6 +130,22 @@ pub struct Envelope {
     pub payload: String,
     /// ECDSA-SHA256 signature by the server's signing key over the payload bytes, DER, base64url.
     pub signature: String,
+    /// Where the browser is, seen from the address this app called from (not part of the
+    /// signed payload: it depends on who fetches the request). Absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<BrowserOrigin>,
+}
+
+/// Where the browser that made a request is, compared with the phone (issue 22).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserOrigin {
+    /// Whether the browser's network (its /24 for IPv4, /48 for IPv6) is the one this app
+    /// calls from. When it is not, the app says so and the citizen must confirm being at that
+    /// computer ([`Response::at_computer`]) before approving.
+    pub same_network: bool,
+    /// Where the browser is: its country and city when the operator configured a GeoIP
+    /// database, and its address.
+    pub location: String,
 }
 
 /// Who asks.
@@ -157,6 +184,26 @@ pub struct SignDetails {
     pub certificate_serial: String,
 }
 
+/// The operation of a `certificate` request, as the app shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateDetails {
+    /// `issue`, `renew`, `revoke` or `revoke_all`.
+    pub operation: String,
+    /// The operation in the citizen's language, e.g. "Издавање квалификованог електронског
+    /// сертификата у клауду".
+    pub title: String,
+    /// For `issue` and `renew`: the number of the agreement the citizen accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_number: Option<String>,
+    /// For `issue` and `renew`: SHA-256 of the agreement's text (UTF-8), base64url; the app
+    /// shows its short fingerprint ([`crate::crypto::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_hash: Option<String>,
+    /// For `renew` and `revoke`: the serial (hex) of the certificate it acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_serial: Option<String>,
+}
+
 /// What the server asks the user to approve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestPayload {
@@ -181,6 +228,9 @@ pub struct RequestPayload {
     /// For `sign`: what is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign: Option<SignDetails>,
+    /// For `certificate`: which operation, on which agreement or certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateDetails>,
     /// For a login without a username: how it reached this phone. Absent for a login started
     /// by username, where the app has the user pick the browser's verification code; with a
     /// flow the phone itself brought the request (it scanned the browser's QR code or opened
@@ -229,6 +279,10 @@ pub struct Response {
     /// encryption key with aad = the transaction id, base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_proof: Option<String>,
+    /// The citizen confirmed "I am at that computer": required to approve a request whose
+    /// browser is on another network than the phone ([`BrowserOrigin::same_network`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_computer: bool,
 }
 
 /// Outcome of a [`Response`].

@@ -140,6 +140,20 @@ confirm-yes = Yes, revoke
 cloud-agreements = Signed agreements
 cloud-agreement-number = Agreement no.
 
+## A certificate operation approved in ConsentID (issue 22)
+operation-title-issue = Issuing a qualified electronic certificate in the cloud
+operation-title-renew = Renewing the qualified electronic certificate in the cloud
+operation-title-revoke = Revoking the qualified electronic certificate in the cloud
+operation-title-revoke_all = Revoking all certificates and deactivating the ConsentID app
+operation-heading = Approve in the ConsentID app
+operation-pending = Open the ConsentID app on your phone, check the request, enter your PIN and tap “Authorise”. This page refreshes by itself.
+operation-agreement = Agreement no. { $number }, fingerprint { $fingerprint }
+operation-time-left = Time left: { $seconds } s
+operation-failed-denied = The request was denied in the ConsentID app. Nothing was changed.
+operation-failed-expired = The request expired before it was approved. Nothing was changed.
+operation-failed-failed = The request was not approved. Nothing was changed.
+operation-failed-refused = The action is no longer possible. Nothing was changed.
+
 ## Signing documents
 service-sign = Document signing
 sign-heading = Document signing

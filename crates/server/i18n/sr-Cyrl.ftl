@@ -141,6 +141,20 @@ confirm-yes = Да, опозови
 cloud-agreements = Закључени уговори
 cloud-agreement-number = Уговор број
 
+## A certificate operation approved in ConsentID (issue 22)
+operation-title-issue = Издавање квалификованог електронског сертификата у клауду
+operation-title-renew = Обнова квалификованог електронског сертификата у клауду
+operation-title-revoke = Опозив квалификованог електронског сертификата у клауду
+operation-title-revoke_all = Опозив свих сертификата и деактивација апликације ConsentID
+operation-heading = Потврдите у апликацији ConsentID
+operation-pending = Отворите апликацију ConsentID на телефону, проверите захтев, унесите ПИН и изаберите „Ауторизовати”. Ова страница се сама освежава.
+operation-agreement = Уговор број { $number }, отисак { $fingerprint }
+operation-time-left = Преостало време: { $seconds } s
+operation-failed-denied = Захтев је одбијен у апликацији ConsentID. Ништа није промењено.
+operation-failed-expired = Захтев је истекао пре одобрења. Ништа није промењено.
+operation-failed-failed = Захтев није одобрен. Ништа није промењено.
+operation-failed-refused = Радња више није могућа. Ништа није промењено.
+
 ## Signing documents (Потписивање документа)
 service-sign = Потписивање документа
 sign-heading = Потписивање документа

@@ -119,6 +119,7 @@ struct WaitQuery {
 
 async fn inbox(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     method: Method,
     uri: Uri,
@@ -130,9 +131,12 @@ async fn inbox(
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
     // A stopping server answers a long poll at once with what there is (the app comes back).
+    let caller = Caller { ip };
     let inbox = tokio::select! {
-        inbox = state.authority.login.inbox(&device, wait) => inbox,
-        () = state.stopping.wait() => state.authority.login.inbox(&device, Duration::ZERO).await,
+        inbox = state.authority.login.inbox(&device, &caller, wait) => inbox,
+        () = state.stopping.wait() => {
+            state.authority.login.inbox(&device, &caller, Duration::ZERO).await
+        }
     };
     match inbox {
         Ok(inbox) => Json(inbox).into_response(),
@@ -158,6 +162,7 @@ async fn status(
 
 async fn respond(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(txn): Path<TxnId>,
     headers: HeaderMap,
     method: Method,
@@ -192,7 +197,7 @@ async fn respond(
     match state
         .authority
         .login
-        .respond_to(request, &txn, &answer)
+        .respond_to(request, &Caller { ip }, &txn, &answer)
         .await
     {
         Ok(result) => Json(result).into_response(),
@@ -210,6 +215,7 @@ struct QrBody {
 /// `{"request": Envelope}`; `invalid_qr` (400), `stale_qr` (410), `expired` (404).
 async fn login_qr(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     method: Method,
     uri: Uri,
@@ -226,7 +232,7 @@ async fn login_qr(
     match state
         .authority
         .login
-        .qr_login_take(&device, &request.qr)
+        .qr_login_take(&device, &Caller { ip }, &request.qr)
         .await
     {
         Ok(taken) => Json(serde_json::json!({ "request": taken.request })).into_response(),
@@ -263,7 +269,7 @@ async fn login_link(
     match state
         .authority
         .login
-        .link_login_take(&device, &request.link, &ip)
+        .link_login_take(&device, &Caller { ip }, &request.link)
         .await
     {
         Ok(taken) => {

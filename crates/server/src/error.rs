@@ -274,9 +274,10 @@ pub fn chain(error: &(dyn StdError + 'static)) -> String {
 /// The HTTP status of a refusal on the app API.
 pub fn rejection_status(rejection: Rejection) -> StatusCode {
     match rejection {
-        Rejection::Invalid(_) | Rejection::InvalidCode | Rejection::ActivationMismatch => {
-            StatusCode::BAD_REQUEST
-        }
+        Rejection::Invalid(_)
+        | Rejection::InvalidCode
+        | Rejection::ActivationMismatch
+        | Rejection::LocationNotConfirmed => StatusCode::BAD_REQUEST,
         Rejection::BadSignature
         | Rejection::DeviceRevoked
         | Rejection::ClockSkew

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::{
-    consentid, der_to_pem, extract, log_in, logged_in, run, Browser, Server, Setup, PIN,
+    approved_action, consentid, der_to_pem, extract, log_in, logged_in, run, Browser, Server,
+    Setup, PIN,
 };
 
 fn page(browser: &mut Browser, path: &str) -> String {
@@ -124,8 +125,9 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
     );
 
     // Прихвати issues it.
-    let (status, _, location) = post(
+    let (status, _, location) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -142,16 +144,18 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
     let serial = current_serial(&mut browser).expect("the certificate's serial on the page");
     assert!(ocsp_status(&server, d, &serial).contains("leaf.pem: good"));
     // A second Издај is refused by the server, even when posted by hand.
-    let (status, refused, _) = post(
+    let (status, refused, _) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
     assert_eq!(status, 409, "{refused}");
     // Обнови is closed for a 5-year certificate, and refused by the server too.
     assert!(page(&mut browser, "/services/cloud-certificate").contains("Обнова је могућа од"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/renew",
     );
@@ -160,14 +164,16 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
     // Another user's session cannot touch this certificate: every action acts on the session's
     // own account, and a crafted request names no one else's.
     let mut other = logged_in(&server, "ana@example.rs", &d.join("phone-b"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut other,
+        &d.join("phone-b"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/revoke/confirm",
     );
     assert_eq!(status, 409, "Ana has nothing to revoke");
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut other,
+        &d.join("phone-b"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/renew",
     );
@@ -177,8 +183,9 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
         "Petar's certificate untouched"
     );
     // Ana issues her own; Petar's stays his.
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut other,
+        &d.join("phone-b"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -192,8 +199,9 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
         "/services/cloud-certificate/revoke",
     );
     assert!(confirm.contains("Да, опозови"));
-    let (status, _, location) = post(
+    let (status, _, location) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/revoke/confirm",
     );
@@ -218,8 +226,9 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
 
     // Опозови све сертификате: a new cloud certificate, then everything revoked; the app is
     // deactivated and a mobile login fails.
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -234,8 +243,9 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
         confirm.contains("ConsentID више неће бити активна"),
         "{confirm}"
     );
-    let (status, done, _) = post(
+    let (status, done, _) = approved_action(
         &mut browser,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/revoke-all/confirm",
     );
@@ -271,8 +281,9 @@ async fn a_short_certificate_can_be_renewed_in_its_window() {
     };
     let server = Server::start(&dir.path().join("data"), &setup, None);
     let mut browser = logged_in(&server, "mila@example.rs", &dir.path().join("phone"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &dir.path().join("phone"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -281,8 +292,9 @@ async fn a_short_certificate_can_be_renewed_in_its_window() {
     // Valid 20 days: inside the 30-day window from the start.
     let service = page(&mut browser, "/services/cloud-certificate");
     assert!(!service.contains("Обнова је могућа од"), "{service}");
-    let (status, _, location) = post(
+    let (status, _, location) = approved_action(
         &mut browser,
+        &dir.path().join("phone"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/renew",
     );
@@ -396,8 +408,9 @@ async fn the_agreement_arrives_by_smtp_as_a_pdf_and_is_downloadable() {
     };
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &d.join("phone"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -440,8 +453,9 @@ async fn without_smtp_the_agreement_goes_to_the_outbox() {
     let d = dir.path();
     let server = Server::start(&d.join("data"), &Setup::embedded(), None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &d.join("phone"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -505,8 +519,9 @@ async fn a_password_session_cannot_download_an_agreement() {
     assert_eq!(status, 0, "{out}{err}");
     let mut mobile = Browser::new(&server);
     assert_eq!(log_in(&mut mobile, email, &home), "/account");
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut mobile,
+        &home,
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );
@@ -571,8 +586,9 @@ async fn the_settings_provider_and_renewal_window_reach_the_agreement_and_the_ce
     };
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    let (status, _, _) = post(
+    let (status, _, _) = approved_action(
         &mut browser,
+        &d.join("phone"),
         "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
     );

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::{logged_in, Browser, Server, Setup};
+use support::{approved_action, logged_in, Browser, Server, Setup};
 
 /// aiosmtpd delivering into `maildir`; with `tls`, STARTTLS is required and, with `login`,
 /// AUTH too (only that user and password).
@@ -78,14 +78,19 @@ fn page(browser: &mut Browser, path: &str) -> String {
     String::from_utf8_lossy(&browser.get(path).body).to_string()
 }
 
-/// Accepts the agreement, which issues the cloud certificate and queues the agreement mail.
-fn accept_agreement(browser: &mut Browser) {
-    let csrf = Browser::csrf(&browser.get("/services/cloud-certificate"));
-    let response = browser.post(
+/// Accepts the agreement and approves the issue in ConsentID at `home`, which issues the cloud
+/// certificate and queues the agreement mail.
+fn accept_agreement(browser: &mut Browser, home: &Path) {
+    let (status, _, location) = approved_action(
+        browser,
+        home,
+        "/services/cloud-certificate",
         "/services/cloud-certificate/agreement/accept",
-        &[("csrf", &csrf)],
     );
-    assert_eq!(response.status, 303);
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/services/cloud-certificate?done=issued"))
+    );
 }
 
 fn messages(maildir: &Path) -> Vec<PathBuf> {
@@ -132,7 +137,7 @@ async fn a_mail_waits_while_the_relay_is_down_and_goes_out_when_it_is_up() {
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
     assert!(!page(&mut browser, "/account").contains("undelivered-mail"));
-    accept_agreement(&mut browser);
+    accept_agreement(&mut browser, &d.join("phone"));
     // The relay is down: the account page says the mail is not delivered yet.
     wait_until(Duration::from_secs(30), "the retrying notice", || {
         page(&mut browser, "/account").contains("још није испоручено")
@@ -184,7 +189,7 @@ async fn after_its_last_attempt_the_account_page_says_a_mail_was_not_delivered()
     );
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    accept_agreement(&mut browser);
+    accept_agreement(&mut browser, &d.join("phone"));
     wait_until(Duration::from_secs(30), "the failed notice", || {
         page(&mut browser, "/account").contains("није могло да буде испоручено")
     });
@@ -296,7 +301,7 @@ async fn starttls_to_a_relay_of_a_private_ca_with_a_login() {
     );
     let server = Server::start(&d.join("data"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone"));
-    accept_agreement(&mut browser);
+    accept_agreement(&mut browser, &d.join("phone"));
     wait_until(Duration::from_secs(30), "the mail over STARTTLS", || {
         !messages(&maildir).is_empty()
     });
@@ -330,7 +335,7 @@ async fn starttls_to_a_relay_of_a_private_ca_with_a_login() {
     );
     let server = Server::start(&d.join("data-untrusted"), &setup, None);
     let mut browser = logged_in(&server, "petar@example.rs", &d.join("phone-u"));
-    accept_agreement(&mut browser);
+    accept_agreement(&mut browser, &d.join("phone-u"));
     wait_until(Duration::from_secs(30), "the retrying notice", || {
         page(&mut browser, "/account").contains("још није испоручено")
     });

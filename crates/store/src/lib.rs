@@ -21,6 +21,7 @@ mod db;
 mod login;
 mod mail_outbox;
 mod migrate;
+mod operations;
 mod push;
 mod qr_logins;
 mod signing;
@@ -48,6 +49,7 @@ pub use audit::{
 pub use certificates::{CertificateQueries, CertificateStore};
 pub use login::{LoginQueries, LoginStore};
 pub use mail_outbox::{MailQueries, MailStore};
+pub use operations::{OperationQueries, OperationStore};
 pub use push::{PushQueries, PushStore};
 pub use qr_logins::{QrLoginQueries, QrLoginStore};
 pub use signing::{SigningQueries, SigningStore};

@@ -291,6 +291,21 @@ pub trait LoginStore {
         at: UnixTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Keeps a device's approval with its request: the approval message it signed and the
+    /// signature (DER).
+    fn record_approval(
+        &mut self,
+        id: &TxnId,
+        approval: &str,
+        signature: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The approval kept with a request ([`Self::record_approval`]), if any.
+    fn approval_of(
+        &mut self,
+        id: &TxnId,
+    ) -> impl Future<Output = Result<Option<(String, Vec<u8>)>, Error>> + Send;
+
     /// Records a device request nonce; false if it was seen before (a replay). Expired ones
     /// are removed by [`LoginQueries::purge_used_nonces`]; until then they still count as seen.
     fn use_nonce(
@@ -500,6 +515,33 @@ impl LoginStore for Tx {
             .execute(self.conn()?)
             .await?;
         Ok(())
+    }
+
+    async fn record_approval(
+        &mut self,
+        id: &TxnId,
+        approval: &str,
+        signature: &[u8],
+    ) -> Result<(), Error> {
+        query("UPDATE transactions SET approval = $2, approval_signature = $3 WHERE id = $1")
+            .bind(id)
+            .bind(approval)
+            .bind(signature)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn approval_of(&mut self, id: &TxnId) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let row = query(
+            "SELECT approval, approval_signature FROM transactions \
+             WHERE id = $1 AND approval IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(self.conn()?)
+        .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
     }
 
     async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("migrations/0010_push_subscriptions.sql")),
     (11, include_str!("migrations/0011_mail_outbox.sql")),
     (12, include_str!("migrations/0012_qr_logins.sql")),
+    (
+        13,
+        include_str!("migrations/0013_certificate_operations.sql"),
+    ),
 ];
 
 /// A migration in the database's dialect.

@@ -28,6 +28,14 @@ use crate::{Ca, Error};
 /// Reservations older than this are considered dead (seconds): no signature takes so long.
 const RESERVATION_TIMEOUT: i64 = 120;
 
+/// A cloud certificate's key pair, generated before the transaction that certifies it, and the
+/// serial its label names.
+pub(crate) struct CloudKey {
+    serial: Serial,
+    /// The key in the backend.
+    pub(crate) key: PreparedKey,
+}
+
 /// A certificate just issued.
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
@@ -53,61 +61,63 @@ impl Ca {
     }
 
     /// Issues a qualified cloud signing certificate for `person`, with a new key pair generated
-    /// in the key backend (DESIGN §5).
+    /// in the key backend (DESIGN §5): the officer's `cert issue`. A citizen's goes through a
+    /// certificate operation approved in ConsentID (`ra::operations`), with the same steps.
     pub async fn issue_cloud_certificate(
         &self,
         person: &Person,
         email: Option<&str>,
         actor: &str,
     ) -> Result<IssuedCertificate, Error> {
-        self.issue_cloud_with(person, email, actor, None).await
+        let key = self.prepare_cloud_key().await?;
+        let issued = async {
+            let mut tx = self.store.begin().await?;
+            let issued = self
+                .issue_cloud_in(&mut tx, &key, person, email, actor, None)
+                .await?;
+            tx.commit().await?;
+            Ok(issued)
+        }
+        .await;
+        if issued.is_err() {
+            self.discard_key(key.key).await;
+        }
+        issued
     }
 
-    /// The same, storing the accepted agreement (user id, number, text) in the transaction that
-    /// stores the certificate.
-    pub(crate) async fn issue_cloud_with(
-        &self,
-        person: &Person,
-        email: Option<&str>,
-        actor: &str,
-        agreement: Option<(&UserId, &str, &str)>,
-    ) -> Result<IssuedCertificate, Error> {
-        let subject = person.name()?;
+    /// Step 1 of a cloud certificate: its key pair, generated in the key backend before the
+    /// transaction that certifies it ([`Self::issue_cloud_in`]). If that transaction does not
+    /// commit, the caller hands the key to [`Self::discard_key`].
+    pub(crate) async fn prepare_cloud_key(&self) -> Result<CloudKey, Error> {
         let serial = random_serial();
-        // 1. The key, before the transaction.
         let key = self
             .prepare_key(
                 &format!("eidportal-cloud-{}", serial.to_hex()),
                 self.settings.key_algorithm,
             )
             .await?;
-        match self
-            .certify_cloud_key(&key, serial, subject, email, actor, agreement)
-            .await
-        {
-            Ok(issued) => Ok(issued),
-            Err(error) => {
-                self.discard_key(key).await;
-                Err(error)
-            }
-        }
+        Ok(CloudKey { serial, key })
     }
 
-    /// Steps 2 to 4 for a prepared key.
-    async fn certify_cloud_key(
+    /// Steps 2 to 4 for a prepared key, inside the caller's transaction: the key's record and
+    /// the serial, the certificate, the agreement and the audit entry. The caller commits, and
+    /// hands the certificate out only after that.
+    pub(crate) async fn issue_cloud_in(
         &self,
-        key: &PreparedKey,
-        serial: Serial,
-        subject: x509_cert::name::Name,
+        tx: &mut store::Tx,
+        key: &CloudKey,
+        person: &Person,
         email: Option<&str>,
         actor: &str,
         agreement: Option<(&UserId, &str, &str)>,
     ) -> Result<IssuedCertificate, Error> {
+        let subject = person.name()?;
+        let CloudKey { serial, key } = key;
+        let serial = *serial;
         let now = self.clock.now();
         let not_after = self.cloud_not_after(now);
-        let mut tx = self.store.begin().await?;
         // 2. The key's record, then the serial, before any signature.
-        self.record_key(&mut tx, key).await?;
+        self.record_key(tx, key).await?;
         // 3. Build, check, sign. A failure rolls the transaction back: nothing was signed.
         let request = CertificateRequest {
             kind: CertificateKind::CloudSigning,
@@ -118,16 +128,9 @@ impl Ca {
             not_after,
         };
         let der = self
-            .issue_in(
-                &mut tx,
-                CaName::Qualified,
-                &request,
-                email,
-                Some(key.id()),
-                now,
-            )
+            .issue_in(tx, CaName::Qualified, &request, email, Some(key.id()), now)
             .await?;
-        // 4. The agreement, the audit entry; one commit.
+        // 4. The agreement and the audit entry, committed by the caller with the rest.
         if let Some((user_id, number, text)) = agreement {
             tx.insert_agreement(number, user_id, &serial, text, now)
                 .await?;
@@ -139,7 +142,6 @@ impl Ca {
             json!({ "serial": serial.to_hex(), "kind": "cloud_signing", "key": key.id().0 }),
         )
         .await?;
-        tx.commit().await?;
         Ok(IssuedCertificate {
             serial,
             der,

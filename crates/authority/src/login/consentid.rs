@@ -28,6 +28,7 @@ use store::{
 use zeroize::Zeroizing;
 
 use crate::ca::random_serial;
+use crate::ra::accounts::check_activation_code;
 use crate::settings::CaName;
 use crate::{Account, DeviceSummary, Error, Login, Rejection};
 
@@ -221,7 +222,7 @@ impl Login {
             RateLimit::ACTIVATION_PER_ADDRESS,
         )
         .await?;
-        let activation = match self.ra.check_activation_code(&mut tx, code).await? {
+        let activation = match check_activation_code(&mut tx, code, self.clock.now()).await? {
             Ok(activation) => activation,
             Err(rejection) => {
                 // Keep the counted try even though the request is refused.
@@ -491,11 +492,12 @@ impl Login {
     pub async fn inbox(
         &self,
         device: &AuthenticatedDevice,
+        caller: &Caller,
         wait: Duration,
     ) -> Result<Inbox, Error> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let inbox = self.inbox_now(&device.0.id).await?;
+            let inbox = self.inbox_now(&device.0.id, caller).await?;
             if !inbox.items.is_empty()
                 || inbox.device_status != DeviceStatus::Active
                 || tokio::time::Instant::now() >= deadline
@@ -506,7 +508,7 @@ impl Login {
         }
     }
 
-    async fn inbox_now(&self, device_id: &DeviceId) -> Result<Inbox, Error> {
+    async fn inbox_now(&self, device_id: &DeviceId, caller: &Caller) -> Result<Inbox, Error> {
         let device = self
             .store
             .device(device_id)
@@ -522,10 +524,7 @@ impl Login {
                 .await?
             {
                 match login::effective_status(txn.status, txn.expires_at, now) {
-                    TransactionStatus::Pending => items.push(Envelope {
-                        payload: crypto::b64(&txn.payload),
-                        signature: crypto::b64(&txn.signature),
-                    }),
+                    TransactionStatus::Pending => items.push(envelope_for(&txn, caller)),
                     TransactionStatus::Approved | TransactionStatus::Consumed => {}
                     _ => cancelled.push(txn.id.to_string()),
                 }
@@ -542,10 +541,11 @@ impl Login {
     pub async fn respond(
         &self,
         device: &AuthenticatedDevice,
+        caller: &Caller,
         txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
-        self.answer(&device.0, None, txn_id, response).await
+        self.answer(&device.0, None, caller, txn_id, response).await
     }
 
     /// `POST /requests/{txn}/response`: one database transaction that spends the request's
@@ -555,6 +555,7 @@ impl Login {
     pub async fn respond_to(
         &self,
         request: DeviceRequest,
+        caller: &Caller,
         txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
@@ -564,7 +565,7 @@ impl Login {
             return Err(Rejection::DeviceRevoked.into());
         }
         match self
-            .answer(&request.device, Some(&request), txn_id, response)
+            .answer(&request.device, Some(&request), caller, txn_id, response)
             .await
         {
             Ok(result) => Ok(result),
@@ -584,11 +585,7 @@ impl Login {
         response: &Response,
         device_signature: &[u8],
     ) -> AnswerCheck {
-        let kind = if txn.kind == "sign" {
-            RequestKind::Sign
-        } else {
-            RequestKind::Login
-        };
+        let kind = RequestKind::parse(&txn.kind).unwrap_or(RequestKind::Login);
         let message = crypto::approval_message(
             &txn.id,
             kind,
@@ -637,6 +634,7 @@ impl Login {
         &self,
         device: &DeviceRecord,
         nonce: Option<&DeviceRequest>,
+        caller: &Caller,
         txn_id: &TxnId,
         response: &Response,
     ) -> Result<ResponseResult, Error> {
@@ -734,7 +732,14 @@ impl Login {
                 attempts_left: None,
             });
         }
-        // 5. The PIN proof, opened, checked and dropped (in step 1).
+        // 5. A browser on another network than the phone: the citizen confirmed being at that
+        //    computer (the app warned; a relayed QR code ends here unless the citizen says so).
+        if !response.at_computer
+            && !domain::network::same_network(&browser_address(&txn), &caller.ip)
+        {
+            return Err(Rejection::LocationNotConfirmed.into());
+        }
+        // 6. The PIN proof, opened, checked and dropped (in step 1).
         let pin_ok = checked.pin_ok.ok_or(Rejection::Invalid("pin_proof"))?;
         if !pin_ok {
             let (state, left) =
@@ -792,6 +797,10 @@ impl Login {
         {
             return Err(Rejection::NotPending.into());
         }
+        // Kept with the request: a certificate operation stores it with the agreement, as the
+        // evidence that the citizen approved that exact text.
+        tx.record_approval(&txn.id, &message, &device_signature)
+            .await?;
         tx.audit(
             now,
             &actor,
@@ -817,7 +826,7 @@ impl Login {
         requester: &str,
         session_binding: &str,
         context: proto::app::RequestContext,
-        sign: Option<proto::app::SignDetails>,
+        details: Option<RequestDetails>,
         flow: Option<proto::app::LoginFlow>,
     ) -> Result<TransactionRecord, Error> {
         let now = self.clock.now();
@@ -830,17 +839,30 @@ impl Login {
             browser: shown(&context.browser, 120),
             ip: shown(&context.ip, 64),
         };
-        let sign = sign.map(|details| proto::app::SignDetails {
-            documents: details
-                .documents
-                .into_iter()
-                .map(|d| proto::app::DocumentToSign {
-                    title: shown(&d.title, 240),
-                    hash: d.hash,
-                })
-                .collect(),
-            certificate_serial: details.certificate_serial,
-        });
+        let (sign, certificate) = match details {
+            Some(RequestDetails::Sign(details)) => (
+                Some(proto::app::SignDetails {
+                    documents: details
+                        .documents
+                        .into_iter()
+                        .map(|d| proto::app::DocumentToSign {
+                            title: shown(&d.title, 240),
+                            hash: d.hash,
+                        })
+                        .collect(),
+                    certificate_serial: details.certificate_serial,
+                }),
+                None,
+            ),
+            Some(RequestDetails::Certificate(details)) => (
+                None,
+                Some(proto::app::CertificateDetails {
+                    title: shown(&details.title, 160),
+                    ..details
+                }),
+            ),
+            None => (None, None),
+        };
         let payload = RequestPayload {
             v: 1,
             txn_id: id.to_string(),
@@ -858,6 +880,7 @@ impl Login {
             expires_at: now.plus_seconds(TRANSACTION_LIFETIME).0,
             context,
             sign,
+            certificate,
             flow,
         };
         let payload_bytes =
@@ -898,6 +921,36 @@ impl Login {
         }
         Ok(record)
     }
+}
+
+/// The address of the browser that made a request, as its payload shows it to the app.
+fn browser_address(txn: &TransactionRecord) -> String {
+    serde_json::from_slice::<RequestPayload>(&txn.payload)
+        .map(|payload| payload.context.ip)
+        .unwrap_or_default()
+}
+
+/// A request as the app at `caller` receives it: the signed payload, and where the browser is
+/// compared with the phone.
+pub(crate) fn envelope_for(txn: &TransactionRecord, caller: &Caller) -> Envelope {
+    let browser = browser_address(txn);
+    Envelope {
+        payload: crypto::b64(&txn.payload),
+        signature: crypto::b64(&txn.signature),
+        origin: Some(proto::app::BrowserOrigin {
+            same_network: domain::network::same_network(&browser, &caller.ip),
+            location: browser,
+        }),
+    }
+}
+
+/// What a request asks beyond a login: the documents of a signature, or a certificate
+/// operation.
+pub(crate) enum RequestDetails {
+    /// A qualified signature.
+    Sign(proto::app::SignDetails),
+    /// An operation on the citizen's certificate.
+    Certificate(proto::app::CertificateDetails),
 }
 
 /// `p***@example.rs`.

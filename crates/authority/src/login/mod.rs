@@ -34,7 +34,7 @@ use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_match
 /// accounts and accounts without a password are checked against it, so that they take as
 /// long as the rest.
 static DUMMY_PASSWORD_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-use crate::{Account, Ca, Clock, Error, Ra, Rejection, Settings};
+use crate::{Account, Ca, Clock, Error, Rejection, Settings};
 
 /// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
 pub const ANONYMOUS_LIFETIME: i64 = 3600;
@@ -244,7 +244,6 @@ pub struct Login {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) ca: Arc<Ca>,
-    pub(crate) ra: Arc<Ra>,
     /// The app-channel keys, opened once at start: a use case holding a database transaction
     /// must never wait for a second pooled connection (under load that exhausts the pool).
     pub(crate) service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
@@ -258,14 +257,12 @@ impl Login {
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
         ca: Arc<Ca>,
-        ra: Arc<Ra>,
     ) -> Self {
         Self {
             store,
             clock,
             settings,
             ca,
-            ra,
             service_keys: RwLock::new(HashMap::new()),
             anonymous_key: RwLock::new(Arc::new(AnonymousKey::generate())),
         }

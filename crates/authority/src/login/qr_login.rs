@@ -12,7 +12,7 @@ use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
 use store::{AccountStore as _, AuditLog as _, QrLoginQueries as _, QrLoginStore as _};
 
-use crate::login::consentid::AuthenticatedDevice;
+use crate::login::consentid::{envelope_for, AuthenticatedDevice, Caller};
 use crate::login::PORTAL_NAME;
 use crate::login::{LoginState, Session, SessionToken};
 use crate::{Error, Login, Rejection};
@@ -172,11 +172,12 @@ impl Login {
     pub async fn qr_login_take(
         &self,
         device: &AuthenticatedDevice,
+        caller: &Caller,
         text: &str,
     ) -> Result<QrLoginTaken, Error> {
         let scanned = qr::parse_qr(text).map_err(Rejection::QrLogin)?;
         let now = self.clock.now();
-        self.take(device, &scanned.id, LoginFlow::Qr, |login| {
+        self.take(device, caller, &scanned.id, LoginFlow::Qr, |login| {
             qr::check_qr(&scanned, &secret_of(login)?, login.created_at, now)
                 .map_err(|r| Rejection::QrLogin(r).into())
         })
@@ -184,17 +185,17 @@ impl Login {
     }
 
     /// `POST /api/app/v1/login/link`: the app was opened by the link of a QR login on the same
-    /// phone; the app calls from `ip`, which must be the browser's.
+    /// phone; the app calls from `caller`, which must be the browser's address.
     pub async fn link_login_take(
         &self,
         device: &AuthenticatedDevice,
+        caller: &Caller,
         token: &str,
-        ip: &str,
     ) -> Result<QrLoginTaken, Error> {
         let opened = qr::parse_link(token).map_err(Rejection::QrLogin)?;
-        self.take(device, &opened.id, LoginFlow::Link, |login| {
+        self.take(device, caller, &opened.id, LoginFlow::Link, |login| {
             qr::check_link(&opened, &secret_of(login)?).map_err(Rejection::QrLogin)?;
-            qr::link_from_same_address(&login.ip, &domain::text::display_text(ip, 64))
+            qr::link_from_same_address(&login.ip, &domain::text::display_text(&caller.ip, 64))
                 .map_err(|r| Rejection::QrLogin(r).into())
         })
         .await
@@ -205,6 +206,7 @@ impl Login {
     async fn take(
         &self,
         device: &AuthenticatedDevice,
+        caller: &Caller,
         id: &str,
         flow: LoginFlow,
         check: impl FnOnce(&QrLoginRecord) -> Result<(), Error>,
@@ -256,10 +258,8 @@ impl Login {
         .await?;
         tx.commit().await?;
         Ok(QrLoginTaken {
-            request: Envelope {
-                payload: proto::b64(&txn.payload),
-                signature: proto::b64(&txn.signature),
-            },
+            // The app shows where the browser is, as for any request in its inbox.
+            request: envelope_for(&txn, caller),
             qr_id: login.id,
         })
     }

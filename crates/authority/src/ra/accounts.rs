@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::records::{ActivationRecord, UserRecord};
-use domain::{AssuranceLevel, Jmbg, UserId};
+use domain::{AssuranceLevel, Jmbg, UnixTime, UserId};
 use store::{AccountStore as _, AuditLog as _, LoginStore as _, SigningStore as _, Tx};
 
 use crate::{Account, Error, Ra, Rejection};
@@ -533,57 +533,53 @@ impl Ra {
             .collect();
         Ok(ActivationCode(grouped.join("-")))
     }
+}
 
-    /// Checks a typed activation code inside `tx`: finds the activation by its lookup part,
-    /// counts a wrong secret, and refuses used, expired or exhausted codes alike.
-    pub(crate) async fn check_activation_code(
-        &self,
-        tx: &mut Tx,
-        code: &str,
-    ) -> Result<Result<ActivationRecord, Rejection>, Error> {
-        let code = normalise_code(code);
-        if code.len() != LOOKUP_LENGTH + SECRET_LENGTH
-            || !code.bytes().all(|b| CROCKFORD.contains(&b))
-        {
-            return Ok(Err(Rejection::InvalidCode));
-        }
-        let (lookup, secret) = code.split_at(LOOKUP_LENGTH);
-        let Some(activation) = tx.activation(lookup).await? else {
-            return Ok(Err(Rejection::InvalidCode));
-        };
-        let now = self.clock.now();
-        if activation.used_at.is_some()
-            || activation.tries_left <= 0
-            || now >= activation.expires_at
-        {
-            return Ok(Err(Rejection::InvalidCode));
-        }
-        let given = secret_hash(secret);
-        // Compare hashes in constant time: both are 64 hex characters.
-        let same = given
-            .bytes()
-            .zip(activation.secret_hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        if !same {
-            tx.update_activation(
-                &activation.id,
-                activation.tries_left - 1,
-                activation.nonce.as_deref(),
-                None,
-            )
-            .await?;
-            tx.audit(
-                now,
-                "app",
-                "activation.wrong_code",
-                json!({ "activation": activation.id, "tries_left": activation.tries_left - 1 }),
-            )
-            .await?;
-            return Ok(Err(Rejection::InvalidCode));
-        }
-        Ok(Ok(activation))
+/// Checks a typed activation code inside `tx`: finds the activation by its lookup part,
+/// counts a wrong secret, and refuses used, expired or exhausted codes alike. A free function:
+/// `login` spends the code at activation, `ra` makes it.
+pub(crate) async fn check_activation_code(
+    tx: &mut Tx,
+    code: &str,
+    now: UnixTime,
+) -> Result<Result<ActivationRecord, Rejection>, Error> {
+    let code = normalise_code(code);
+    if code.len() != LOOKUP_LENGTH + SECRET_LENGTH || !code.bytes().all(|b| CROCKFORD.contains(&b))
+    {
+        return Ok(Err(Rejection::InvalidCode));
     }
+    let (lookup, secret) = code.split_at(LOOKUP_LENGTH);
+    let Some(activation) = tx.activation(lookup).await? else {
+        return Ok(Err(Rejection::InvalidCode));
+    };
+    if activation.used_at.is_some() || activation.tries_left <= 0 || now >= activation.expires_at {
+        return Ok(Err(Rejection::InvalidCode));
+    }
+    let given = secret_hash(secret);
+    // Compare hashes in constant time: both are 64 hex characters.
+    let same = given
+        .bytes()
+        .zip(activation.secret_hash.bytes())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0;
+    if !same {
+        tx.update_activation(
+            &activation.id,
+            activation.tries_left - 1,
+            activation.nonce.as_deref(),
+            None,
+        )
+        .await?;
+        tx.audit(
+            now,
+            "app",
+            "activation.wrong_code",
+            json!({ "activation": activation.id, "tries_left": activation.tries_left - 1 }),
+        )
+        .await?;
+        return Ok(Err(Rejection::InvalidCode));
+    }
+    Ok(Ok(activation))
 }
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
 //! The qualified certificate in the cloud as its holder manages it (the seed's steps 8-13):
-//! its state, **Издај** with the agreement, **Обнови**, **Опозови** and **Опозови све
-//! сертификате**. Every action needs a ConsentID login no older than 15 minutes, and acts on
-//! the session's own account only: no identifier from the request chooses whose certificate.
-
-use serde_json::json;
+//! its state, the agreement it is shown before **Прихвати**, its agreements, and the e-mail
+//! after an action. The actions themselves (**Прихвати**, **Обнови**, **Опозови**, **Опозови
+//! све сертификате**) are certificate operations, each approved in ConsentID
+//! (`ra::operations`). Every action needs a ConsentID login no older than 15 minutes, and acts
+//! on the session's own account only: no identifier from the request chooses whose
+//! certificate.
 
 use domain::cloud::{self, CloudCertificate};
 use domain::records::CertificateRecord;
-use domain::{CertificateKind, CertificateStatus, Jmbg, RevocationReason, UnixTime};
+use domain::{CertificateKind, CertificateStatus, Jmbg, UnixTime};
 use pki::profile::Person;
-use store::{AccountQueries as _, AuditLog as _, CertificateQueries as _};
+use store::{AccountQueries as _, CertificateQueries as _};
 
-use crate::ca::issuance::IssuedCertificate;
 use crate::login::Session;
-use crate::ra::agreement::{agreement_text, fill};
+use crate::ra::agreement::agreement_text;
 use crate::{Account, CertificateSummary, Error, Ra};
 
 /// Why a cloud-certificate action is refused: the actions return it as [`Error::Cloud`].
@@ -38,7 +38,7 @@ pub fn serbian_date(at: UnixTime) -> String {
     format!("{d:02}.{m:02}.{y}.")
 }
 
-fn person_of(user: &Account) -> Result<Person, Error> {
+pub(crate) fn person_of(user: &Account) -> Result<Person, Error> {
     let jmbg =
         Jmbg::parse(&user.jmbg).map_err(|_| Error::Inconsistent("stored JMBG invalid".into()))?;
     Ok(Person {
@@ -51,7 +51,7 @@ fn person_of(user: &Account) -> Result<Person, Error> {
 impl Ra {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
-    async fn notify(
+    pub(super) async fn notify(
         &self,
         user: &Account,
         subject: &str,
@@ -161,7 +161,7 @@ impl Ra {
         )
     }
 
-    fn fresh_user(&self, session: &Session) -> Result<Account, Error> {
+    pub(super) fn fresh_user(&self, session: &Session) -> Result<Account, Error> {
         let user = session.user.clone().ok_or(CloudRefusal::LoginNotFresh)?;
         cloud::login_is_fresh(
             session.by_consentid(),
@@ -185,165 +185,11 @@ impl Ra {
         )?;
         Ok(user)
     }
-
-    /// **Прихвати**: issues the certificate and stores the accepted agreement with it.
-    pub async fn issue_cloud(
-        &self,
-        session: &Session,
-    ) -> Result<(IssuedCertificate, String), Error> {
-        let user = self.may_issue_cloud(session).await?;
-        let now = self.clock.now();
-        let (y, _, _) = now.date();
-        let number = format!(
-            "{y}-{}",
-            hex::encode(rand::random::<[u8; 5]>()).to_uppercase()
-        );
-        let name = format!("{} {}", user.given_name, user.surname);
-        let text = agreement_text(
-            &self.settings.provider,
-            &name,
-            &user.jmbg,
-            &serbian_date(now),
-            Some(&number),
-            &self.settings.agreement_words,
-        );
-        let actor = format!("user:{}", user.id);
-        let issued = self
-            .ca
-            .issue_cloud_with(
-                &person_of(&user)?,
-                Some(&user.email),
-                &actor,
-                Some((&user.id, &number, &text)),
-            )
-            .await?;
-        let mails = &self.settings.cloud_mails;
-        let name = format!("{} {}", user.given_name, user.surname);
-        let until = serbian_date(issued.not_after);
-        let serial = issued.serial.to_string();
-        self.notify(
-            &user,
-            &mails.issued_subject,
-            &fill(
-                &mails.issued_body,
-                &[
-                    ("name", &name),
-                    ("serial", &serial),
-                    ("until", &until),
-                    ("number", &number),
-                    ("agreement", &text),
-                ],
-            ),
-            Some((&number, &text)),
-        )
-        .await;
-        Ok((issued, number))
-    }
-
-    /// **Обнови**: a new key pair and certificate; the old one is revoked as superseded.
-    pub async fn renew_cloud(&self, session: &Session) -> Result<IssuedCertificate, Error> {
-        let user = self.fresh_user(session)?;
-        let state = self.cloud_state(&user).await?;
-        state.renewal?;
-        let old = state.current.ok_or(CloudRefusal::NoneActive)?;
-        let actor = format!("user:{}", user.id);
-        let issued = self
-            .ca
-            .issue_cloud_with(&person_of(&user)?, Some(&user.email), &actor, None)
-            .await?;
-        self.va
-            .revoke(&old.serial, RevocationReason::Superseded, &actor)
-            .await?;
-        let mails = &self.settings.cloud_mails;
-        let until = serbian_date(issued.not_after);
-        let (serial, old) = (issued.serial.to_string(), old.serial.to_string());
-        self.notify(
-            &user,
-            &mails.renewed_subject,
-            &fill(
-                &mails.renewed_body,
-                &[("serial", &serial), ("until", &until), ("old", &old)],
-            ),
-            None,
-        )
-        .await;
-        Ok(issued)
-    }
-
-    /// **Опозови**: the cloud certificate is revoked and its key destroyed; ConsentID stays.
-    pub async fn revoke_cloud(&self, session: &Session) -> Result<(), Error> {
-        let user = self.fresh_user(session)?;
-        let state = self.cloud_state(&user).await?;
-        let current = state.current.ok_or(CloudRefusal::NoneActive)?;
-        self.va
-            .revoke(
-                &current.serial,
-                RevocationReason::CessationOfOperation,
-                &format!("user:{}", user.id),
-            )
-            .await?;
-        let mails = &self.settings.cloud_mails;
-        let serial = current.serial.to_string();
-        self.notify(
-            &user,
-            &mails.revoked_subject,
-            &fill(&mails.revoked_body, &[("serial", &serial)]),
-            None,
-        )
-        .await;
-        Ok(())
-    }
-
-    /// **Опозови све сертификате**: the cloud certificate and every ConsentID device
-    /// certificate of the user, in one transaction; the devices are deactivated, their pending
-    /// requests fail and the sessions they created end (this one included).
-    pub async fn revoke_everything(&self, session: &Session) -> Result<usize, Error> {
-        let user = self.fresh_user(session)?;
-        let now = self.clock.now();
-        let mut serials: Vec<domain::Serial> = self
-            .store
-            .certificates(Some(&user.email))
-            .await?
-            .into_iter()
-            .filter(|c| {
-                c.status == CertificateStatus::Issued
-                    && matches!(
-                        c.kind,
-                        CertificateKind::CloudSigning | CertificateKind::Device
-                    )
-            })
-            .map(|c| c.serial)
-            .collect();
-        serials.sort();
-        serials.dedup();
-        let actor = format!("user:{}", user.id);
-        self.va
-            .revoke_all_of(&serials, RevocationReason::CessationOfOperation, &actor)
-            .await?;
-        let mut tx = self.store.begin().await?;
-        tx.audit(
-            now,
-            &actor,
-            "certificates.revoked_all",
-            json!({ "count": serials.len() }),
-        )
-        .await?;
-        tx.commit().await?;
-        let mails = &self.settings.cloud_mails;
-        self.notify(
-            &user,
-            &mails.revoked_all_subject,
-            &mails.revoked_all_body,
-            None,
-        )
-        .await;
-        Ok(serials.len())
-    }
 }
 
 #[cfg(test)]
 mod mail_tests {
-    use super::*;
+    use crate::ra::agreement::fill;
     use crate::settings::CloudMails;
 
     #[test]

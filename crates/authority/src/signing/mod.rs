@@ -31,6 +31,7 @@ use store::{
     LoginQueries as _, LoginStore as _, SigningQueries as _, SigningStore as _, Store,
 };
 
+use crate::login::consentid::RequestDetails;
 use crate::settings::CaName;
 use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};
 
@@ -617,7 +618,7 @@ impl Signing {
                 &request.requester,
                 binding,
                 request.context.clone(),
-                Some(details),
+                Some(RequestDetails::Sign(details)),
                 None,
             )
             .await?;

@@ -12,6 +12,13 @@ use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, Login
 use crate::settings::CaName;
 use crate::{Error, Va};
 
+/// Revocations made inside a transaction, with what is left to do after its commit
+/// ([`Va::after_commit`]).
+#[must_use = "the revoked keys are destroyed only by Va::after_commit"]
+pub(crate) struct Revoked {
+    keys_to_destroy: Vec<(KeyId, pki::KeyReference)>,
+}
+
 impl Va {
     /// Revokes a certificate and re-issues its CA's CRL at once.
     pub async fn revoke(
@@ -32,23 +39,46 @@ impl Va {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let revoked = self
+            .revoke_many_in(&mut tx, serials, reason, actor, now)
+            .await?;
+        tx.commit().await?;
+        self.after_commit(revoked).await
+    }
+
+    /// Revokes several certificates inside the caller's transaction and re-issues each affected
+    /// CA's CRL once. Once the caller has committed, it hands the result to
+    /// [`Self::after_commit`].
+    pub(crate) async fn revoke_many_in(
+        &self,
+        tx: &mut Tx,
+        serials: &[Serial],
+        reason: RevocationReason,
+        actor: &str,
+        now: UnixTime,
+    ) -> Result<Revoked, Error> {
         let mut affected = Vec::new();
         let mut keys_to_destroy = Vec::new();
         for serial in serials {
-            let (ca, key) = self.revoke_in(&mut tx, serial, reason, actor, now).await?;
+            let (ca, key) = self.revoke_in(tx, serial, reason, actor, now).await?;
             if !affected.contains(&ca) {
                 affected.push(ca);
             }
             keys_to_destroy.extend(key);
         }
         for ca in affected {
-            self.reissue_crl(&mut tx, ca, now).await?;
+            self.reissue_crl(tx, ca, now).await?;
         }
-        tx.commit().await?;
-        // Destroyed in the backend only once the revocation is committed: a failed commit must
-        // not leave an issued certificate without its key. A crash right here leaves a key
-        // recorded `destroying`, which the upkeep destroys (crate::ca::keys).
-        for (key_id, reference) in keys_to_destroy {
+        Ok(Revoked { keys_to_destroy })
+    }
+
+    /// After a revocation's commit: the revoked certificates' keys are destroyed in the
+    /// backend, and this process's OCSP answers learn the new statuses. Destroyed only once the
+    /// revocation is committed: a failed commit must not leave an issued certificate without
+    /// its key. A crash before this leaves a key recorded `destroying`, which the upkeep
+    /// destroys (crate::ca::keys).
+    pub(crate) async fn after_commit(&self, revoked: Revoked) -> Result<(), Error> {
+        for (key_id, reference) in revoked.keys_to_destroy {
             self.ca.destroy_revoked_key(&key_id, &reference).await;
         }
         self.sync_status().await?;

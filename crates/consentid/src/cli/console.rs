@@ -43,3 +43,31 @@ pub fn secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         .map(Zeroizing::new)
         .map_err(|e| Failure::message(format!("{} ({e})", text::NO_TERMINAL)))
 }
+
+/// Asks a yes-or-no question on standard input: `да`, `da`, `yes` or `y` (any case) is yes,
+/// anything else (or the end of input) is no.
+pub fn confirm(question: &str) -> Result<bool, Failure> {
+    prompt(question);
+    Ok(read_line()?.is_some_and(|line| is_yes(&line)))
+}
+
+/// Whether an answer is a yes ([`confirm`]).
+pub fn is_yes(answer: &str) -> bool {
+    matches!(
+        answer.trim().to_lowercase().as_str(),
+        "да" | "da" | "yes" | "y" | "д" | "d"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_yes_confirms() {
+        for yes in ["да", "ДА", "da", "Yes", " y "] {
+            assert!(super::is_yes(yes), "{yes}");
+        }
+        for no in ["", "не", "no", "n", "yes please", "1"] {
+            assert!(!super::is_yes(no), "{no}");
+        }
+    }
+}

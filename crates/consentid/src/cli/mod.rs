@@ -27,6 +27,9 @@ pub const EXIT_PIN_LOCKED: u8 = 4;
 pub const EXIT_WRONG_CODE: u8 = 5;
 /// Exit code: the request was not found or has expired.
 pub const EXIT_NOT_FOUND: u8 = 6;
+/// The browser is on another network and the user did not confirm being at that computer
+/// (`--at-computer`): nothing was sent.
+pub const EXIT_NOT_AT_COMPUTER: u8 = 7;
 
 /// Longest single long-poll; longer waits are made of several.
 const MAX_POLL_SECS: u32 = 25;
@@ -206,6 +209,21 @@ pub fn notification(request: &VerifiedRequest, now: i64) -> String {
             text::shown(&sign.certificate_serial)
         ));
     }
+    if let Some(operation) = &payload.certificate {
+        lines.push(format!("  {}", text::shown(&operation.title)));
+        if let (Some(number), Some(hash)) = (&operation.agreement_number, &operation.agreement_hash)
+        {
+            lines.push(format!(
+                "{}: {}  [SHA-256 {}…]",
+                text::AGREEMENT,
+                text::shown(number),
+                text::shown(&fingerprint(hash))
+            ));
+        }
+        if let Some(serial) = &operation.certificate_serial {
+            lines.push(format!("{}: {}", text::CERTIFICATE, text::shown(serial)));
+        }
+    }
     lines.push(format!(
         "{}: {}, {} {}",
         text::BROWSER,
@@ -213,6 +231,9 @@ pub fn notification(request: &VerifiedRequest, now: i64) -> String {
         text::ADDRESS,
         text::shown(&payload.context.ip)
     ));
+    if let Some(location) = request.from_another_network() {
+        lines.push(text::another_network(location));
+    }
     lines.push(format!(
         "{}: {}",
         text::TIME_LEFT,
@@ -358,16 +379,29 @@ pub fn approve_command(
     target: &Target,
     code: Option<&str>,
     pin_stdin: bool,
+    at_computer: bool,
 ) -> Result<u8, Failure> {
     // A malformed --code is refused before anything is fetched or sent.
     let given = code.map(VerificationCode::parse).transpose()?;
     let mut client = open_client(home)?;
-    let request = find(&mut client, target)?;
+    let mut request = find(&mut client, target)?;
     println!("{}", notification(&request, client.now()));
+    if request.from_another_network().is_some() {
+        // The browser is elsewhere: approving needs the user's word that they sit at it.
+        let confirmed = at_computer || (!pin_stdin && console::confirm(text::AT_COMPUTER_PROMPT)?);
+        if !confirmed {
+            return Err(Failure {
+                message: text::AT_COMPUTER_NEEDED.to_owned(),
+                code: EXIT_NOT_AT_COMPUTER,
+            });
+        }
+        request.confirm_at_computer();
+    }
     let picked = match given {
         Some(code) => code,
-        // A signature is matched by its documents, shown above: no browser shows a code.
-        None if request.kind() == RequestKind::Sign => request.verification_code().clone(),
+        // A signature is matched by its documents, a certificate operation by its agreement and
+        // certificate, shown above: no browser shows a code.
+        None if request.kind() != RequestKind::Login => request.verification_code().clone(),
         None => choose_code(&request)?,
     };
     if &picked != request.verification_code() {
@@ -535,6 +569,7 @@ mod tests {
                 }],
                 certificate_serial: format!("0a{fake}"),
             }),
+            certificate: None,
             flow: None,
         };
         let server = p256::SecretKey::random(&mut rand::rngs::OsRng);
@@ -542,6 +577,7 @@ mod tests {
         let envelope = proto::app::Envelope {
             payload: proto::b64(&bytes),
             signature: proto::b64(&proto::crypto::sign(&server, &bytes)),
+            origin: None,
         };
         consentid::verify_envelope(
             &proto::crypto::public_key_der(&server.public_key()),

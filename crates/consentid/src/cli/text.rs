@@ -46,6 +46,22 @@ pub const TIME_LEFT: &str = "Преостало / Time left";
 pub const TRANSACTION: &str = "Трансакција / Transaction";
 /// Label: the signing certificate.
 pub const SIGNING_CERTIFICATE: &str = "Сертификат за потпис / Signing certificate";
+/// A request whose browser is on another network than the phone (issue 22).
+pub fn another_network(location: &str) -> String {
+    format!(
+        "⚠ Пажња: прегледач који је послао захтев није на мрежи са које се јавља овај телефон. Прегледач је на адреси: {location}. Одобрите само ако сте ви за тим рачунаром. / Warning: the browser that sent this request is not on the network this phone calls from. The browser is at: {location}. Approve only if you are at that computer.",
+        location = shown(location)
+    )
+}
+/// The question before approving a request from another network.
+pub const AT_COMPUTER_PROMPT: &str =
+    "Да ли сте ви за тим рачунаром? (да/не) / Are you at that computer? (yes/no): ";
+/// Approving a request from another network without confirming.
+pub const AT_COMPUTER_NEEDED: &str = "Захтев није одобрен: прегледач је на другој мрежи, а нисте потврдили да сте за тим рачунаром (--at-computer). / Not approved: the browser is on another network and you did not confirm being at that computer (--at-computer).";
+/// The agreement a certificate operation accepts.
+pub const AGREEMENT: &str = "Уговор / Agreement";
+/// The certificate a certificate operation acts on.
+pub const CERTIFICATE: &str = "Сертификат / Certificate";
 
 /// First PIN prompt at activation.
 pub const NEW_PIN: &str = "Изаберите ПИН од 6 цифара / Choose a 6-digit PIN: ";
@@ -174,6 +190,10 @@ pub fn purpose(request: &VerifiedRequest) -> String {
         (RequestKind::Sign, None) => {
             "квалификовани електронски потпис / qualified electronic signature".to_owned()
         }
+        (RequestKind::Certificate, _) => {
+            "радња са квалификованим сертификатом / an operation on your qualified certificate"
+                .to_owned()
+        }
     }
 }
 
@@ -182,6 +202,7 @@ pub fn kind_short(kind: RequestKind) -> &'static str {
     match kind {
         RequestKind::Login => "пријава/login",
         RequestKind::Sign => "потпис/sign",
+        RequestKind::Certificate => "сертификат/certificate",
     }
 }
 

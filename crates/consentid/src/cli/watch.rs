@@ -41,6 +41,8 @@ enum Event {
 enum Stage {
     /// Waiting for a/d/n/s.
     Action,
+    /// The browser is on another network: waiting for "yes, I am at that computer".
+    AtComputer,
     /// Waiting for 1/2/3.
     Code([VerificationCode; 3]),
     /// Waiting for the PIN on standard input (when it is not a terminal).
@@ -214,8 +216,15 @@ impl Watch {
         };
         match stage {
             Stage::Action => match line.trim() {
-                "a" | "A" | "а" | "А" if request.kind() == RequestKind::Sign => {
-                    // A signature is matched by its documents, shown above: no browser code.
+                "a" | "A" | "а" | "А"
+                    if request.from_another_network().is_some() && !request.at_computer() =>
+                {
+                    console::prompt(text::AT_COMPUTER_PROMPT);
+                    self.current = Some((request, Stage::AtComputer));
+                }
+                "a" | "A" | "а" | "А" if request.kind() != RequestKind::Login => {
+                    // A signature or a certificate operation is matched by what is shown
+                    // above: no browser code.
                     let code = request.verification_code().clone();
                     return self.ask_pin(request, code);
                 }
@@ -240,6 +249,17 @@ impl Watch {
                     self.current = Some((request, Stage::Action));
                 }
             },
+            Stage::AtComputer => {
+                if !console::is_yes(line) {
+                    eprintln!("{}", text::AT_COMPUTER_NEEDED);
+                    return self.respond(&request, Decision::Deny, None, Some(DenyReason::NotMe));
+                }
+                let mut request = request;
+                request.confirm_at_computer();
+                // As if "a" was typed again, now confirmed.
+                self.current = Some((request, Stage::Action));
+                return self.answer("a");
+            }
             Stage::Code(codes) => {
                 let picked = match line.trim() {
                     "1" => codes.first(),

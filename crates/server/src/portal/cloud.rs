@@ -1,5 +1,7 @@
 //! The qualified certificate in the cloud (the seed's steps 8-13): its page, **Издај** with the
-//! agreement, **Обнови**, **Опозови** and **Опозови све сертификате**.
+//! agreement, **Обнови**, **Опозови** and **Опозови све сертификате**. Each action, once
+//! confirmed here, is approved on the phone as a request of its own; the portal waits for it on
+//! `/services/cloud-certificate/operations/{id}` (issue 22).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -9,11 +11,17 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
+use authority::ra::operations::{OperationProgress, OperationRequest};
+use domain::cloud::CertificateOperation;
+use proto::app::RequestContext;
+
+use crate::client_address::ClientIp;
 use crate::i18n::Language;
 use crate::state::AppState;
 
 use super::page::{
-    csrf_ok, internal, message_page, render, visit_or_fail, CsrfForm, MessagePage, Page, Visit,
+    csrf_ok, describe_browser, internal, message_page, render, visit_or_fail, CsrfForm,
+    MessagePage, Page, Visit,
 };
 
 /// The cloud certificate's page and its actions.
@@ -42,6 +50,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/services/cloud-certificate/revoke-all/confirm",
             post(cloud_revoke_all_confirm),
+        )
+        .route(
+            "/services/cloud-certificate/operations/{id}",
+            get(operation_page),
         )
 }
 
@@ -336,34 +348,165 @@ async fn cloud_issue(
     render(&state, &visit, &template)
 }
 
-async fn cloud_accept(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
+/// An action confirmed in the portal (**Прихвати**, **Обнови**, **Да, опозови**): asks the
+/// citizen's ConsentID to approve it, and shows the page that waits for the phone. Nothing
+/// changes before the approval.
+async fn request_operation(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: String,
+    csrf: &str,
+    operation: CertificateOperation,
 ) -> Response {
-    let visit = match cloud_visit(&state, &headers, &form.csrf).await {
+    let visit = match cloud_visit(state, headers, csrf).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state.authority.ra.issue_cloud(&visit.session).await {
-        Ok(_) => Redirect::to("/services/cloud-certificate?done=issued").into_response(),
-        Err(error) => cloud_refused(&state, &visit, error).await,
+    let page = state.page(&visit, "cloud-heading", "/services/cloud-certificate");
+    let browser = describe_browser(
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
+    let request = OperationRequest {
+        title: page.t(&format!("operation-title-{}", operation.as_str())),
+        context: RequestContext { browser, ip },
+    };
+    match state
+        .authority
+        .ra
+        .request_operation(&visit.session, operation, request)
+        .await
+    {
+        Ok(id) => {
+            Redirect::to(&format!("/services/cloud-certificate/operations/{id}")).into_response()
+        }
+        Err(error) => cloud_refused(state, &visit, error).await,
     }
+}
+
+async fn cloud_accept(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    request_operation(
+        &state,
+        &headers,
+        ip,
+        &form.csrf,
+        CertificateOperation::Issue,
+    )
+    .await
 }
 
 async fn cloud_renew(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = match cloud_visit(&state, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
+    request_operation(
+        &state,
+        &headers,
+        ip,
+        &form.csrf,
+        CertificateOperation::Renew,
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "operation.html")]
+struct OperationPage {
+    page: Page,
+    title: String,
+    agreement: Option<String>,
+    time_left: String,
+}
+
+/// The page that waits for the phone's approval of an operation (it refreshes itself), then
+/// shows the outcome: the service page with its success message, or why nothing changed.
+async fn operation_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let visit = visit_or_fail!(state, headers);
+    let view = match state.authority.ra.operation(&visit.session, &id).await {
+        Ok(view) => view,
+        Err(authority::Error::Rejected(authority::Rejection::NotFound)) => {
+            return message_page(
+                &state,
+                &visit,
+                StatusCode::NOT_FOUND,
+                "error-not-found",
+                "/services/cloud-certificate",
+            )
+        }
+        Err(error) => return internal(&state, visit.language, &error),
     };
-    match state.authority.ra.renew_cloud(&visit.session).await {
-        Ok(_) => Redirect::to("/services/cloud-certificate?done=renewed").into_response(),
-        Err(error) => cloud_refused(&state, &visit, error).await,
+    match view.progress {
+        OperationProgress::Pending { seconds_left } => {
+            let page = state.page(
+                &visit,
+                "operation-heading",
+                &format!("/services/cloud-certificate/operations/{id}"),
+            );
+            let template = OperationPage {
+                title: page.t(&format!("operation-title-{}", view.operation.as_str())),
+                agreement: view.agreement.map(|(number, fingerprint)| {
+                    page.t_with(
+                        "operation-agreement",
+                        &[("number", number), ("fingerprint", fingerprint)],
+                    )
+                }),
+                time_left: page.t_with(
+                    "operation-time-left",
+                    &[("seconds", seconds_left.to_string())],
+                ),
+                page,
+            };
+            render(&state, &visit, &template)
+        }
+        OperationProgress::Done => match view.operation {
+            CertificateOperation::Issue => {
+                Redirect::to("/services/cloud-certificate?done=issued").into_response()
+            }
+            CertificateOperation::Renew => {
+                Redirect::to("/services/cloud-certificate?done=renewed").into_response()
+            }
+            CertificateOperation::Revoke => {
+                Redirect::to("/services/cloud-certificate?done=revoked").into_response()
+            }
+            CertificateOperation::RevokeAll => revoked_all_page(&state, &visit),
+        },
+        OperationProgress::Failed(hint) => {
+            let id = match hint.as_str() {
+                "denied" | "expired" | "failed" => format!("operation-failed-{hint}"),
+                _ => "operation-failed-refused".to_owned(),
+            };
+            cloud_page(&state, &visit, None, Some(&id), StatusCode::CONFLICT).await
+        }
     }
+}
+
+/// After **Опозови све сертификате**: the session ended with the device, so the page is shown
+/// as to a visitor.
+fn revoked_all_page(state: &AppState, visit: &Visit) -> Response {
+    let page = state.page(visit, "revoke-all-confirm-heading", "/");
+    let mut template = MessagePage {
+        heading: page.t("revoke-all-confirm-heading"),
+        text: page.t("cloud-revoked-all"),
+        is_error: false,
+        link: "/".into(),
+        link_text: page.t("error-back"),
+        page,
+    };
+    template.page.logged_in = false;
+    render(state, visit, &template)
 }
 
 fn confirm_page(
@@ -405,17 +548,18 @@ async fn cloud_revoke(
 
 async fn cloud_revoke_confirm(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = match cloud_visit(&state, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    match state.authority.ra.revoke_cloud(&visit.session).await {
-        Ok(()) => Redirect::to("/services/cloud-certificate?done=revoked").into_response(),
-        Err(error) => cloud_refused(&state, &visit, error).await,
-    }
+    request_operation(
+        &state,
+        &headers,
+        ip,
+        &form.csrf,
+        CertificateOperation::Revoke,
+    )
+    .await
 }
 
 async fn cloud_revoke_all(
@@ -437,28 +581,16 @@ async fn cloud_revoke_all(
 
 async fn cloud_revoke_all_confirm(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let visit = match cloud_visit(&state, &headers, &form.csrf).await {
-        Ok(visit) => visit,
-        Err(response) => return response,
-    };
-    match state.authority.ra.revoke_everything(&visit.session).await {
-        Ok(_) => {
-            // The session ended with the device: the page is shown as to a visitor.
-            let page = state.page(&visit, "revoke-all-confirm-heading", "/");
-            let mut template = MessagePage {
-                heading: page.t("revoke-all-confirm-heading"),
-                text: page.t("cloud-revoked-all"),
-                is_error: false,
-                link: "/".into(),
-                link_text: page.t("error-back"),
-                page,
-            };
-            template.page.logged_in = false;
-            render(&state, &visit, &template)
-        }
-        Err(error) => cloud_refused(&state, &visit, error).await,
-    }
+    request_operation(
+        &state,
+        &headers,
+        ip,
+        &form.csrf,
+        CertificateOperation::RevokeAll,
+    )
+    .await
 }

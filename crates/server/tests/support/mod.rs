@@ -808,6 +808,38 @@ pub fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
 }
 
 /// Logs `browser` in with the ConsentID app in `home` approving; where the login sends it.
+/// Posts a cloud-certificate action from the page `from` and, when the portal asks the phone to
+/// approve it (a redirect to its operation page), approves it in the ConsentID app at `home`
+/// and follows the operation page to its outcome. Returns (status, body, location) of the
+/// outcome; a refusal comes back as the post's own answer.
+pub fn approved_action(
+    browser: &mut Browser,
+    home: &Path,
+    from: &str,
+    action: &str,
+) -> (u16, String, Option<String>) {
+    let csrf = Browser::csrf(&browser.get(from));
+    let mut response = browser.post(action, &[("csrf", &csrf)]);
+    if let Some(operation) = response
+        .header("location")
+        .filter(|l| l.starts_with("/services/cloud-certificate/operations/"))
+        .map(str::to_owned)
+    {
+        let (status, out, err) = consentid(
+            home,
+            &["approve", "--next", "--wait", "10", "--pin-stdin"],
+            &format!("{PIN}\n"),
+        );
+        assert_eq!(status, 0, "{out}{err}");
+        response = browser.get(&operation);
+    }
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).to_string(),
+        response.header("location").map(str::to_owned),
+    )
+}
+
 pub fn log_in(browser: &mut Browser, email: &str, home: &Path) -> String {
     let csrf = Browser::csrf(&browser.get("/login/mobile"));
     let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);

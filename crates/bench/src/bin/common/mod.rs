@@ -483,6 +483,7 @@ impl App {
             issued_at,
             device_signature: b64(&self.device_key.sign(message.as_bytes())),
             pin_proof: Some(b64(&sealed)),
+            at_computer: false,
         };
         let body = serde_json::to_vec(&answer).map_err(|e| Failure::new("approve", e))?;
         let path = format!("/api/app/v1/requests/{}/response", payload.txn_id);
