@@ -162,7 +162,10 @@ export async function verifyEnvelope(device, env) {
   if (p.v !== 1 || !safe.test(p.txn_id) || !safe.test(p.rp && p.rp.id)) throw new Error('payload');
   const challenge = c.unb64(p.challenge);
   if (challenge.length !== 32) throw new Error('challenge');
-  return { payload: p, payloadBytes, code: await c.verificationCode(challenge) };
+  // Where the browser is, seen from this phone's network (not signed: it depends on who asks).
+  const o = env.origin;
+  const elsewhere = o && o.same_network === false ? String(o.location || '') : null;
+  return { payload: p, payloadBytes, code: await c.verificationCode(challenge), elsewhere };
 }
 
 async function applyStatus(status) {
@@ -191,7 +194,7 @@ export async function inbox(device, wait, signal) {
 
 /** Answers a request (client.rs `respond`). A picked code that is not the real one sends a
  * deny with reason `wrong_vc` and no PIN. Returns the ResponseResult plus `wrongCode`. */
-export async function respond(device, req, decision, pickedCode, pin) {
+export async function respond(device, req, decision, pickedCode, pin, atComputer = false) {
   const wrongCode = pickedCode !== req.code;
   let reason;
   if (wrongCode) {
@@ -216,6 +219,7 @@ export async function respond(device, req, decision, pickedCode, pin) {
     device_signature: c.b64(await c.signDer(device.keys.privateKey, message)),
   };
   if (reason) body.reason = reason;
+  if (atComputer) body.at_computer = true;
   if (pinKey) {
     const proof = await c.signDer(pinKey.privateKey, message);
     body.pin_proof = c.b64(await c.seal(device.serverEncryptionKey, proof,

@@ -198,11 +198,31 @@ function requestScreen(req) {
       h('span', { class: 'doc-title' }, d.title),
       h('span', { class: 'fingerprint' }, `${t('req_fingerprint')}: `,
         h('code', {}, fingerprint(unb64(d.hash)))))))) : null;
+  const op = p.kind === 'certificate' && p.certificate ? p.certificate : null;
+  const operation = op ? h('section', { class: 'operation' },
+    h('h2', {}, op.title),
+    h('dl', { class: 'details' },
+      op.agreement_number ? row(t('req_agreement'), op.agreement_number) : null,
+      op.agreement_hash ? row(t('req_fingerprint'),
+        h('code', {}, fingerprint(unb64(op.agreement_hash)))) : null,
+      op.certificate_serial ? row(t('req_certificate'), op.certificate_serial) : null)) : null;
+  // A browser on another network than this phone: say so, and ask "I am at that computer".
+  const elsewhere = req.elsewhere ? h('section', { class: 'warning', role: 'alert' },
+    h('h2', {}, t('elsewhere_title')),
+    h('p', {}, t('elsewhere_text').replace('{location}', req.elsewhere)),
+    h('label', { class: 'check' },
+      h('input', { type: 'checkbox', id: 'at-computer', required: true }),
+      ' ', t('elsewhere_confirm'))) : null;
   const pinForm = h('form', { novalidate: true, class: 'approve', hidden: !picked,
     onsubmit: (ev) => {
       ev.preventDefault();
-      answer(req, 'approve', picked, pinForm);
+      if (elsewhere && !elsewhere.querySelector('#at-computer').checked) {
+        setError(t('elsewhere_needed'));
+        return;
+      }
+      answer(req, 'approve', picked, pinForm, Boolean(elsewhere));
     } },
+  elsewhere,
   field('pin', t('pin'), pinAttrs({ autocomplete: 'current-password' })),
   errorBox(),
   h('button', { type: 'submit', class: 'approve-button' }, t('authorize')),
@@ -227,7 +247,7 @@ function requestScreen(req) {
     pinForm.hidden = false;
   }
   show('request', header(), h('h1', { tabindex: '-1' }, `${t(`kind_${p.kind}`)}: ${p.rp.name}`),
-    details, docs, codes, pinForm,
+    details, docs, operation, codes, pinForm,
     h('button', { type: 'button', class: 'link', onclick: homeScreen }, t('back')));
   if (!codes) pinForm.querySelector('#pin').focus();
   tick();
@@ -248,7 +268,7 @@ function codeChoices(right) {
   return list;
 }
 
-async function answer(req, decision, picked, form) {
+async function answer(req, decision, picked, form, atComputer = false) {
   const pinInput = form.querySelector('#pin');
   const pin = pinInput.value;
   if (decision === 'approve' && picked === req.code) {
@@ -257,7 +277,7 @@ async function answer(req, decision, picked, form) {
   for (const b of form.querySelectorAll('button')) b.disabled = true;
   if (decision === 'approve') setError(t('working'));
   try {
-    const r = await api.respond(device, req, decision, picked, pin.trim());
+    const r = await api.respond(device, req, decision, picked, pin.trim(), atComputer);
     pinInput.value = '';
     if (r.result === 'wrong_pin') {
       for (const b of form.querySelectorAll('button')) b.disabled = false;

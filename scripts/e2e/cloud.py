@@ -194,6 +194,11 @@ class CloudPortal(Portal):
         self.settled()
         if shots:
             self.screenshot(shots[0])
+        self.phone_approves_operation(title, shots[1] if shots else None)
+
+    def phone_approves_operation(self, title: str, evidence: str | None) -> None:
+        """The `consentid` command-line app approves the operation named `title`; its output is
+        saved as `evidence`. (The web-app test, phone.py, approves in the installed app.)"""
         a = self.args
         pin = Path(a.pin_file).read_text(encoding="utf-8").strip()
         cmd = [a.consentid, "--home", a.consentid_home, "approve", "--next", "--wait", "30", "--pin-stdin"]
@@ -208,8 +213,8 @@ class CloudPortal(Portal):
         for path in sorted({a.consentid_home, str(Path(a.consentid_home).resolve())}, key=len, reverse=True):
             if "/" in path:
                 output = output.replace(path, "PHONE_HOME")
-        if shots:
-            out = self.shots / shots[1]
+        if evidence:
+            out = self.shots / evidence
             out.write_text(f"$ {shown}   # PIN on stdin\n{output}"
                            + ("" if output.endswith("\n") or not output else "\n")
                            + f"# exit status: {rc}\n", encoding="utf-8")

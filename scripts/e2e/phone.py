@@ -55,6 +55,7 @@ from urllib.parse import urljoin
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cloud import (  # noqa: E402
+    W_OPERATION_REVOKE_ALL,
     W_REVOKE_ALL,
     W_REVOKED_ALL,
     W_YES_REVOKE,
@@ -87,6 +88,7 @@ W_PIN_SAVE = "Сачувај ПИН"
 W_REQUESTS = "Захтеви"
 W_KIND_LOGIN = "Пријава"
 W_KIND_SIGN = "Потписивање"
+W_KIND_CERTIFICATE = "Сертификат"
 W_AUTHORIZE = "Ауторизовати"
 W_APPROVED = "Одобрено."
 W_BACK = "Назад"
@@ -430,9 +432,13 @@ class Computer(CloudPortal):
 
     phone: Phone
     on_code = None
+    on_operation = None
 
     def phone_approves(self, code: str) -> None:
         self.on_code(code)
+
+    def phone_approves_operation(self, title: str, evidence: str | None) -> None:
+        self.on_operation(title)
 
     def start_mobile_login(self, email: str) -> str:
         """Пријава -> Мобилна апликација -> корисничко име -> Пријавите се; the code shown."""
@@ -587,6 +593,21 @@ def check_storage(phone: Phone, computer: Computer, pin: str) -> None:
         if "error" in r or r["stores"] or name in r["before"]:
             raise StepFailure(f"the portal's origin to see nothing of the app's database «{name}»",
                               json.dumps(r))
+
+
+def approve_operation_in_app(phone: Phone, title: str, pin: str, shot: str | None = None) -> None:
+    """A certificate operation asked for in the portal: the app names it (and the agreement's
+    number and fingerprint for an issue); PIN, Ауторизовати."""
+    phone.step = f"phone: the certificate operation «{title}», PIN, {W_AUTHORIZE}"
+    print(phone.step)
+    phone.open_request(W_KIND_CERTIFICATE)
+    phone.wait_for(f"«{title}» in the app's request", lambda: phone.visible_text_element(title))
+    if shot:
+        phone.screenshot(shot)
+    phone.enter_pin_and_authorize(pin)
+    if phone.wait_result() != "approved":
+        raise StepFailure(f"«{title}» approved in the app")
+    phone.tap(W_BACK)
 
 
 def sign_in_portal(phone: Phone, computer: Computer, pin: str) -> None:
@@ -796,6 +817,8 @@ def deactivation(args, computer: Computer, phone2: Phone) -> None:
     buttons = computer.open_cloud_service()
     computer.click(buttons[W_REVOKE_ALL])
     computer.click(computer.clickable(W_YES_REVOKE))
+    computer.on_operation = lambda title: approve_operation_in_app(phone2, title, args.pin)
+    computer.operation_approved(W_OPERATION_REVOKE_ALL)
     computer.wait_text(W_REVOKED_ALL)
     phone2.step = "phone 2: the app says it is deactivated; its IndexedDB is wiped"
     print(phone2.step)
@@ -863,6 +886,8 @@ def run(args) -> int:
 
         current = computer
         computer.on_code = lambda code: approve_login_in_app(phone, code, args.pin)
+        computer.on_operation = lambda title: approve_operation_in_app(
+            phone, title, args.pin, "app-certificate-request.png")
         computer.login()
         print("STEP mobile login: ok")
 
