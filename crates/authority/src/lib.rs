@@ -32,7 +32,7 @@ use domain::cloud::CloudRefusal;
 use domain::signing::{AuthorizeRefusal, SadRefusal};
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::KeyBackend;
-use store::{AccountStore as _, LoginQueries as _, Store};
+use store::{AccountQueries as _, AccountStore as _, LoginQueries as _, Store};
 
 pub use ca::Ca;
 pub use ca::IssuedCertificate;
@@ -297,8 +297,9 @@ impl Authority {
     /// Periodic upkeep: renews OCSP signers and the TSA certificate near expiry, re-issues CRLs
     /// before nextUpdate, abandons serials and keys whose process died (destroying the keys),
     /// finishes the destruction of revoked certificates' keys, forgets expired device-request
-    /// nonces, unverified registrations older than 24 hours and QR logins long over, and notices
-    /// status changes made by other processes. The server calls it every minute.
+    /// nonces, rate-limit counters whose window has ended, unverified registrations older than
+    /// 24 hours and QR logins long over, and notices status changes made by other processes.
+    /// The server calls it every minute.
     pub async fn maintain(&self) -> Result<(), Error> {
         if self.ca.renew_ocsp_signers().await? {
             self.va.forget_answers();
@@ -308,6 +309,13 @@ impl Authority {
         self.ca.abandon_stale_reservations().await?;
         self.ca.finish_keys_left_half_way().await?;
         self.store.purge_used_nonces(self.clock.now()).await?;
+        self.store
+            .purge_rate_limits(
+                self.clock
+                    .now()
+                    .plus_seconds(-domain::RateLimit::LONGEST_WINDOW),
+            )
+            .await?;
         self.ra.purge_unverified_registrations().await?;
         self.login.purge_qr_logins().await?;
         self.va.sync_status().await?;
@@ -453,11 +461,24 @@ pub(crate) async fn rate_limit(
     key: &str,
     limit: domain::RateLimit,
 ) -> Result<(), Error> {
-    if settings.dangerous_disable_rate_limits || tx.rate_limit(key, limit, now).await? {
+    if within_rate_limit(tx, settings, now, key, limit).await? {
         Ok(())
     } else {
         Err(Rejection::RateLimited.into())
     }
+}
+
+/// Counts one event against a rate limit inside `tx` and tells whether it was within it,
+/// for a limit that changes what is done rather than refusing (a push withheld). Always
+/// within with `dangerous_disable_rate_limits`.
+pub(crate) async fn within_rate_limit(
+    tx: &mut store::Tx,
+    settings: &Settings,
+    now: UnixTime,
+    key: &str,
+    limit: domain::RateLimit,
+) -> Result<bool, Error> {
+    Ok(settings.dangerous_disable_rate_limits || tx.rate_limit(key, limit, now).await?)
 }
 
 fn parse_certificate(der: &[u8]) -> Result<Certificate, Error> {

@@ -131,6 +131,31 @@ pub(crate) async fn enrol(authority: &Authority, email: &str) -> (Account, Strin
     (user, code.0)
 }
 
+/// A self-registered account whose address was verified but whose identity was never
+/// proofed (basic assurance), with the password [`PASSWORD`].
+pub(crate) async fn basic_account(authority: &Authority, email: &str) -> domain::UserId {
+    use store::AccountStore as _;
+    let user = domain::records::UserRecord {
+        id: domain::UserId::from(hex::encode(rand::random::<[u8; 16]>())),
+        email: email.into(),
+        given_name: "Јована".into(),
+        surname: "Јовановић".into(),
+        jmbg: person().jmbg.as_str().to_owned(),
+        password_hash: Some(
+            crate::ra::accounts::hash_password_in_pool(PASSWORD)
+                .await
+                .unwrap(),
+        ),
+        email_verified: true,
+        assurance: domain::AssuranceLevel::Basic,
+        created_at: authority.now(),
+    };
+    let mut tx = authority.store.begin().await.unwrap();
+    tx.insert_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    user.id
+}
+
 /// Logs `email` in from a new browser, approved in `app`: a ConsentID session.
 pub(crate) async fn consentid_login(
     authority: &Authority,

@@ -285,19 +285,28 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Login starts per user and address (reference/mobile-auth.md §7.5): a stranger who
-    /// knows the username uses up only the budget of their own address, not the owner's.
+    /// Login starts per user and network ([`network`]; reference/mobile-auth.md §7.5): a
+    /// stranger who knows the username uses up only the budget of their own network, never
+    /// the owner's. There is no per-user ceiling on starts: whatever strangers do, the owner
+    /// starting from a network that took no part logs in at once (finding 4 of issue 22).
     pub const LOGIN_PER_USER: Self = Self {
         limit: 5,
         window: 600,
     };
-    /// Login starts per user from all addresses together: a high ceiling, far above what an
-    /// owner needs, that bounds how often one account's phone can be rung.
-    pub const LOGIN_PER_USER_CEILING: Self = Self {
-        limit: 100,
+    /// Login requests per user and network whose notification is pushed to the user's phone:
+    /// a stranger's network rings the phone at most this often.
+    pub const LOGIN_PUSHES_PER_USER_NETWORK: Self = Self {
+        limit: 2,
         window: 600,
     };
-    /// Login starts per address.
+    /// Login requests per user, from all networks together, whose notification is pushed:
+    /// past it a login request is still made (and shown in the app's inbox), only the phone
+    /// is not rung again.
+    pub const LOGIN_PUSHES_PER_USER: Self = Self {
+        limit: 10,
+        window: 600,
+    };
+    /// Login starts and password attempts per network, whatever the account.
     pub const LOGIN_PER_ADDRESS: Self = Self {
         limit: 20,
         window: 600,
@@ -307,16 +316,25 @@ impl RateLimit {
         limit: 10,
         window: 600,
     };
-    /// Password logins (portal and CSC `auth/login`) per account and address: a stranger's
-    /// wrong passwords do not lock the owner out of their own address.
+    /// Password attempts (portal and CSC `auth/login`) per account and network: a stranger's
+    /// wrong passwords do not use up the owner's.
     pub const PASSWORD_PER_USER: Self = Self {
         limit: 5,
         window: 900,
     };
-    /// Password logins per account from all addresses together: a high ceiling that still
-    /// bounds guessing spread over many addresses.
+    /// Password attempts per account from all networks together before the account is
+    /// treated as under attack. It refuses nobody by itself (refusing would lock the owner
+    /// out, finding 4 of issue 22): past it, each network gets only
+    /// [`Self::PASSWORD_PER_USER_NETWORK_UNDER_ATTACK`] attempts.
     pub const PASSWORD_PER_USER_CEILING: Self = Self {
         limit: 100,
+        window: 900,
+    };
+    /// Password attempts per account and network while the account is under attack (past
+    /// [`Self::PASSWORD_PER_USER_CEILING`]): one, enough for the owner's own correct password
+    /// from a network of her own, and guessing is slowed to one try per network per window.
+    pub const PASSWORD_PER_USER_NETWORK_UNDER_ATTACK: Self = Self {
+        limit: 1,
         window: 900,
     };
     /// Registrations per address.
@@ -329,6 +347,40 @@ impl RateLimit {
         limit: 30,
         window: 600,
     };
+    /// Time-stamp tokens per client address in one second (`POST /tsa` and the CSC
+    /// `signatures/timestamp`): each costs a signature, an audit row and an fsync.
+    pub const TSA_PER_ADDRESS: Self = Self {
+        limit: 20,
+        window: 1,
+    };
+    /// Time-stamp tokens per second from all public callers together.
+    pub const TSA_GLOBAL: Self = Self {
+        limit: 200,
+        window: 1,
+    };
+    /// Time-stamp tokens per CSC API user in one second, whatever their addresses.
+    pub const TSA_PER_API_USER: Self = Self {
+        limit: 10,
+        window: 1,
+    };
+
+    /// Every limit counted in the database (the TSA's are counted in memory).
+    pub const STORED: [Self; 10] = [
+        Self::LOGIN_PER_USER,
+        Self::LOGIN_PUSHES_PER_USER_NETWORK,
+        Self::LOGIN_PUSHES_PER_USER,
+        Self::LOGIN_PER_ADDRESS,
+        Self::ACTIVATION_PER_ADDRESS,
+        Self::PASSWORD_PER_USER,
+        Self::PASSWORD_PER_USER_CEILING,
+        Self::PASSWORD_PER_USER_NETWORK_UNDER_ATTACK,
+        Self::REGISTER_PER_ADDRESS,
+        Self::SIGN_REQUESTS_PER_USER,
+    ];
+
+    /// The longest window of the limits counted in the database: a counter whose window
+    /// started this long ago has ended whatever its limit, and the upkeep deletes it.
+    pub const LONGEST_WINDOW: i64 = 3600;
 
     /// Given the stored window start and count, is one more event allowed at `now`, and what
     /// are the new window start and count?
@@ -345,6 +397,22 @@ impl RateLimit {
         } else {
             (false, window_start, count)
         }
+    }
+}
+
+/// The network a client address is counted by in the login and password limits: an IPv4
+/// address itself, an IPv6 address's /48 (what one site is normally given, so that an attacker
+/// cannot buy a fresh budget with each of their /64s). Takes the server's rate-limit key (an
+/// address, or `2001:db8:1:2::/64`); anything else is counted as itself.
+pub fn network(address: &str) -> String {
+    let bare = address.split_once('/').map_or(address, |(bare, _)| bare);
+    match bare.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let network = u128::from(v6) & (u128::MAX << 80);
+            format!("{}/48", std::net::Ipv6Addr::from(network))
+        }
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
     }
 }
 
@@ -529,5 +597,26 @@ mod tests {
             limit.check(UnixTime(0), 2, UnixTime(10)),
             (true, UnixTime(10), 1)
         );
+    }
+
+    #[test]
+    fn ipv6_is_counted_per_48_and_ipv4_per_address() {
+        assert_eq!(network("2001:db8:1:2::/64"), "2001:db8:1::/48");
+        assert_eq!(network("2001:db8:1:ffff::/64"), "2001:db8:1::/48");
+        assert_eq!(network("2001:db8:2:2::1"), "2001:db8:2::/48");
+        assert_eq!(network("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(network("192.0.2.7"), "192.0.2.7");
+        assert_eq!(network("192.0.2.8"), "192.0.2.8");
+        assert_eq!(network("unknown"), "unknown");
+    }
+
+    #[test]
+    fn the_longest_window_covers_every_stored_limit() {
+        for limit in RateLimit::STORED {
+            assert!(limit.window <= RateLimit::LONGEST_WINDOW, "{limit:?}");
+        }
+        assert!(RateLimit::STORED
+            .iter()
+            .any(|l| l.window == RateLimit::LONGEST_WINDOW));
     }
 }

@@ -61,6 +61,16 @@ pub trait AccountQueries {
 
     /// The key of a service role (`app_signing`, `app_encryption`).
     fn service_key(&self, name: &str) -> impl Future<Output = Result<Option<KeyId>, Error>> + Send;
+
+    /// Deletes the rate-limit counters whose window started at or before `started_before` (the
+    /// upkeep passes now less the longest window, so only ended windows go); returns how many.
+    fn purge_rate_limits(
+        &self,
+        started_before: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// How many rate-limit counters are stored.
+    fn rate_limit_counters(&self) -> impl Future<Output = Result<u64, Error>> + Send;
 }
 
 impl AccountQueries for Store {
@@ -106,6 +116,22 @@ impl AccountQueries for Store {
             .fetch_optional(self.db())
             .await?;
         row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
+    }
+
+    async fn purge_rate_limits(&self, started_before: UnixTime) -> Result<u64, Error> {
+        let done = self
+            .write_one(
+                query("DELETE FROM rate_limits WHERE window_start <= $1").bind(started_before.0),
+            )
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn rate_limit_counters(&self) -> Result<u64, Error> {
+        let row = query("SELECT COUNT(*) FROM rate_limits")
+            .fetch_one(self.db())
+            .await?;
+        Ok(u64::try_from(row.try_get::<i64>(0)?).unwrap_or(0))
     }
 }
 

@@ -241,12 +241,14 @@ pub trait LoginStore {
         at: UnixTime,
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 
-    /// Ends the pending transactions of one kind (`login`, `sign`) of an account with
+    /// Ends the pending transactions of one kind (`login`, `sign`) of an account, only those
+    /// bound to the browser session or API token `bound_to` when it is given, with
     /// `status`/`hint`; returns their ids.
     fn end_pending_of_kind(
         &mut self,
         user_id: &UserId,
         kind: &str,
+        bound_to: Option<&str>,
         status: TransactionStatus,
         hint: &str,
         at: UnixTime,
@@ -430,18 +432,20 @@ impl LoginStore for Tx {
         hint: &str,
         at: UnixTime,
     ) -> Result<Vec<String>, Error> {
-        self.end_pending(user_id, None, status, hint, at).await
+        self.end_pending(user_id, None, None, status, hint, at)
+            .await
     }
 
     async fn end_pending_of_kind(
         &mut self,
         user_id: &UserId,
         kind: &str,
+        bound_to: Option<&str>,
         status: TransactionStatus,
         hint: &str,
         at: UnixTime,
     ) -> Result<Vec<String>, Error> {
-        self.end_pending(user_id, Some(kind), status, hint, at)
+        self.end_pending(user_id, Some(kind), bound_to, status, hint, at)
             .await
     }
 
@@ -560,23 +564,32 @@ impl Tx {
         &mut self,
         user_id: &UserId,
         kind: Option<&str>,
+        bound_to: Option<&str>,
         status: TransactionStatus,
         hint: &str,
         at: UnixTime,
     ) -> Result<Vec<String>, Error> {
-        // The kind is the last parameter of both statements, so that it can be left out.
-        let of_kind = |n: u8| {
-            kind.map(|_| format!(" AND kind = ${n}"))
-                .unwrap_or_default()
+        // The kind and the binding are the last parameters of both statements, so that they
+        // can be left out.
+        let filters = |first: u8| {
+            let mut n = first;
+            let mut sql = String::new();
+            for (column, value) in [("kind", kind), ("session_binding", bound_to)] {
+                if value.is_some() {
+                    sql.push_str(&format!(" AND {column} = ${n}"));
+                    n += 1;
+                }
+            }
+            sql
         };
         let select_sql = format!(
             "SELECT id FROM transactions WHERE user_id = $1 AND status = 'pending'{}",
-            of_kind(2)
+            filters(2)
         );
         let update_sql = format!(
             "UPDATE transactions SET status = $2, hint = $3, decided_at = $4 \
              WHERE user_id = $1 AND status = 'pending'{}",
-            of_kind(5)
+            filters(5)
         );
         let mut select = query(&select_sql).bind(user_id.to_owned());
         let mut update = query(&update_sql)
@@ -584,9 +597,9 @@ impl Tx {
             .bind(status.as_str())
             .bind(hint.to_owned())
             .bind(at.0);
-        if let Some(kind) = kind {
-            select = select.bind(kind.to_owned());
-            update = update.bind(kind.to_owned());
+        for value in [kind, bound_to].into_iter().flatten() {
+            select = select.bind(value.to_owned());
+            update = update.bind(value.to_owned());
         }
         let rows = select.fetch_all(self.conn()?).await?;
         let ids = rows

@@ -832,6 +832,12 @@ impl Login {
         let now = self.clock.now();
         let id = TxnId::from(hex::encode(rand::random::<[u8; 16]>()));
         let challenge = rand::random::<[u8; 32]>();
+        let push = match (&user, kind) {
+            (Some((user_id, _)), RequestKind::Login) => {
+                self.may_push_login(tx, user_id, &context.ip, &id).await?
+            }
+            _ => true,
+        };
         // Every string here reaches the approval screen: printable text only, whatever path
         // it came by (each entry point validates too; this is the last line).
         let shown = |text: &str, max: usize| domain::text::display_text(text, max);
@@ -887,12 +893,15 @@ impl Login {
             serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
         let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
-            // One pending request of each kind per user: a new login supersedes an earlier
-            // login, a new signing request an earlier signing request. A login start (which
-            // anyone who knows the username can make) never cancels a signing request.
+            // A new signing request supersedes the user's earlier signing request. A login
+            // supersedes only an earlier login of the same browser session: anyone who knows
+            // the username can start one, and a stranger's must never end the owner's (finding
+            // 4 of issue 22). A login never cancels a signing request.
+            let bound_to = (kind == RequestKind::Login).then_some(session_binding);
             tx.end_pending_of_kind(
                 user_id,
                 kind.as_str(),
+                bound_to,
                 TransactionStatus::Cancelled,
                 "superseded",
                 now,
@@ -916,10 +925,51 @@ impl Login {
             decided_at: None,
         };
         tx.insert_transaction(&record).await?;
-        if let Some(user_id) = &record.user_id {
+        if let (Some(user_id), true) = (&record.user_id, push) {
             self.push_after_commit(user_id, &record.id, &record.kind);
         }
         Ok(record)
+    }
+
+    /// Whether a login request for `user_id` from `address` may ring the phone: within
+    /// [`RateLimit::LOGIN_PUSHES_PER_USER_NETWORK`] and [`RateLimit::LOGIN_PUSHES_PER_USER`].
+    /// Past them the request is still made and shown in the app's inbox; the withheld push is
+    /// audited, so that an operator sees an account being flooded.
+    async fn may_push_login(
+        &self,
+        tx: &mut Tx,
+        user_id: &UserId,
+        address: &str,
+        txn_id: &TxnId,
+    ) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let network = login::network(address);
+        let push = crate::within_rate_limit(
+            tx,
+            &self.settings,
+            now,
+            &format!("push:user:{user_id}:net:{network}"),
+            RateLimit::LOGIN_PUSHES_PER_USER_NETWORK,
+        )
+        .await?
+            && crate::within_rate_limit(
+                tx,
+                &self.settings,
+                now,
+                &format!("push:user:{user_id}"),
+                RateLimit::LOGIN_PUSHES_PER_USER,
+            )
+            .await?;
+        if !push {
+            tx.audit(
+                now,
+                "anonymous",
+                "login.push_withheld",
+                json!({ "txn": txn_id, "user": user_id }),
+            )
+            .await?;
+        }
+        Ok(push)
     }
 }
 

@@ -41,7 +41,7 @@ pub struct QrLoginTaken {
 const KEEP_AFTER_EXPIRY: i64 = 600;
 
 impl Login {
-    /// Starts a QR login for this browser session (rate-limited per address, like a mobile
+    /// Starts a QR login for this browser session (rate-limited per network, like a mobile
     /// login start).
     pub async fn qr_login_start(
         &self,
@@ -53,7 +53,7 @@ impl Login {
         let mut tx = self.store.begin().await?;
         self.rate_limit(
             &mut tx,
-            &format!("login:ip:{ip}"),
+            &format!("login:net:{}", domain::login::network(ip)),
             RateLimit::LOGIN_PER_ADDRESS,
         )
         .await?;
