@@ -8,7 +8,7 @@ use serde_json::json;
 
 use domain::records::AuthorityRecord;
 use domain::signing::HashAlgorithm;
-use domain::{CertificateKind, CertificateStatus, Serial, UnixTime};
+use domain::{CertificateKind, CertificateStatus, RateLimit, Serial, UnixTime, UserId};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
 use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, Store};
@@ -21,14 +21,8 @@ use crate::{Ca, Clock, Error, Settings};
 /// The CA that certifies the time-stamping unit.
 const TSA_ISSUER: CaName = CaName::Qualified;
 
-/// `POST /tsa` requests admitted per client address in one second (finding 7: each costs a
-/// signature, an audit row and an fsync, and anyone may send them).
-pub const TSA_PER_ADDRESS_PER_SECOND: u32 = 20;
-/// `POST /tsa` requests admitted per second from all addresses together.
-pub const TSA_GLOBAL_PER_SECOND: u32 = 200;
-
 /// Counts of the current second, in memory: an anonymous flood must not cost database writes
-/// to be refused. The map holds only this second's addresses, at most the global limit.
+/// to be refused. The map holds only this second's callers, at most twice the global limit.
 #[derive(Default)]
 pub(crate) struct TsaLimiter {
     window: std::sync::Mutex<Window>,
@@ -38,12 +32,13 @@ pub(crate) struct TsaLimiter {
 struct Window {
     second: i64,
     total: u32,
-    per_address: std::collections::HashMap<String, u32>,
+    per_caller: std::collections::HashMap<String, u32>,
 }
 
 impl TsaLimiter {
-    /// Whether one more request from `address` fits this second's limits (and counts it).
-    fn admit(&self, address: &str, now: UnixTime, per_address: u32, global: u32) -> bool {
+    /// Whether one more token fits this second's limits, overall (`global`) and for each of
+    /// `callers` (a key and its limit); counts it everywhere if so, nowhere if not.
+    fn admit(&self, now: UnixTime, global: u32, callers: &[(String, u32)]) -> bool {
         let mut window = self
             .window
             .lock()
@@ -54,14 +49,16 @@ impl TsaLimiter {
                 ..Window::default()
             };
         }
-        if window.total >= global {
+        if window.total >= global
+            || callers
+                .iter()
+                .any(|(key, limit)| window.per_caller.get(key).copied().unwrap_or(0) >= *limit)
+        {
             return false;
         }
-        let count = window.per_address.get(address).copied().unwrap_or(0);
-        if count >= per_address {
-            return false;
+        for (key, _) in callers {
+            *window.per_caller.entry(key.clone()).or_insert(0) += 1;
         }
-        window.per_address.insert(address.to_owned(), count + 1);
         window.total += 1;
         true
     }
@@ -87,7 +84,7 @@ pub struct Tsa {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
     pub(crate) ca: Arc<Ca>,
-    /// Counts of `POST /tsa` requests this second.
+    /// Counts of public time-stamp requests this second.
     limiter: TsaLimiter,
 }
 
@@ -108,21 +105,48 @@ impl Tsa {
     }
 
     /// Admits one `POST /tsa` request from `address`, or refuses it with
-    /// `Rejection::RateLimited` beyond `TSA_PER_ADDRESS_PER_SECOND` from that address or
-    /// `TSA_GLOBAL_PER_SECOND` from everyone (unless `dangerous_disable_rate_limits`).
+    /// `Rejection::RateLimited` beyond [`RateLimit::TSA_PER_ADDRESS`] from that address or
+    /// [`RateLimit::TSA_GLOBAL`] from everyone (unless `dangerous_disable_rate_limits`).
     pub fn admit_timestamp_request(&self, address: &str) -> Result<(), Error> {
+        self.admit(&[(
+            format!("address:{address}"),
+            RateLimit::TSA_PER_ADDRESS.limit,
+        )])
+    }
+
+    /// One more public token within the per-second limits of `callers` and the global one.
+    fn admit(&self, callers: &[(String, u32)]) -> Result<(), Error> {
         if self.settings.dangerous_disable_rate_limits
-            || self.limiter.admit(
-                address,
-                self.clock.now(),
-                TSA_PER_ADDRESS_PER_SECOND,
-                TSA_GLOBAL_PER_SECOND,
-            )
+            || self
+                .limiter
+                .admit(self.clock.now(), RateLimit::TSA_GLOBAL.limit, callers)
         {
             Ok(())
         } else {
             Err(crate::Rejection::RateLimited.into())
         }
+    }
+
+    /// The CSC API's `signatures/timestamp`: a token for the API user `user` calling from
+    /// `address`, under the same limits as `POST /tsa` (the same per-address count and the
+    /// global one) and [`RateLimit::TSA_PER_API_USER`]; beyond them `Rejection::RateLimited`
+    /// (finding 3 of issue 22: the API path had none).
+    pub async fn api_timestamp_token(
+        &self,
+        user: &UserId,
+        address: &str,
+        algorithm: HashAlgorithm,
+        imprint: &[u8],
+        nonce: Option<&[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        self.admit(&[
+            (
+                format!("address:{address}"),
+                RateLimit::TSA_PER_ADDRESS.limit,
+            ),
+            (format!("user:{user}"), RateLimit::TSA_PER_API_USER.limit),
+        ])?;
+        self.timestamp_token(algorithm, imprint, nonce).await
     }
 
     /// Answers a DER TimeStampReq with a DER TimeStampResp: a token, or a `rejection` saying
@@ -185,9 +209,12 @@ impl Tsa {
     }
 
     /// A token from our own TSA over `imprint` (a digest of `algorithm`), with the nonce if
-    /// given: what `signatures/timestamp` of the CSC API and the portal's B-T signatures use.
-    /// A request the TSA rejects (e.g. a digest of the wrong length) is `Rejection::Invalid`.
-    pub async fn timestamp_token(
+    /// given, under no limit: what the portal's B-T and B-LT signatures of an approved job use
+    /// in-process (each one already bound to a signature the user approved on the phone, and
+    /// limited by `SIGN_REQUESTS_PER_USER`), and what [`Self::api_timestamp_token`] gives once
+    /// admitted. A request the TSA rejects (e.g. a digest of the wrong length) is
+    /// `Rejection::Invalid`.
+    pub(crate) async fn timestamp_token(
         &self,
         algorithm: HashAlgorithm,
         imprint: &[u8],
@@ -344,24 +371,32 @@ mod tests {
     fn time_stamp_requests_are_limited_per_address_and_in_all() {
         let limiter = TsaLimiter::default();
         let now = UnixTime(1000);
-        assert!((0..3).all(|_| limiter.admit("10.0.0.1", now, 3, 5)));
+        let admit = |address: &str, now| limiter.admit(now, 5, &[(address.to_owned(), 3)]);
+        assert!((0..3).all(|_| admit("10.0.0.1", now)));
+        assert!(!admit("10.0.0.1", now), "a fourth from one address");
+        assert!(admit("10.0.0.2", now), "another address has its own count");
+        assert!(admit("10.0.0.3", now));
         assert!(
-            !limiter.admit("10.0.0.1", now, 3, 5),
-            "a fourth from one address"
-        );
-        assert!(
-            limiter.admit("10.0.0.2", now, 3, 5),
-            "another address has its own count"
-        );
-        assert!(limiter.admit("10.0.0.3", now, 3, 5));
-        assert!(
-            !limiter.admit("10.0.0.4", now, 3, 5),
+            !admit("10.0.0.4", now),
             "the global limit holds for new addresses too"
         );
         assert!(
-            limiter.admit("10.0.0.1", UnixTime(1001), 3, 5),
+            admit("10.0.0.1", UnixTime(1001)),
             "a new second, new counts"
         );
+    }
+
+    #[test]
+    fn a_refused_request_counts_for_none_of_its_callers() {
+        let limiter = TsaLimiter::default();
+        let now = UnixTime(1000);
+        let both = |address: &str| {
+            limiter.admit(now, 100, &[(address.to_owned(), 2), ("user".to_owned(), 3)])
+        };
+        assert!(both("a") && both("a"));
+        assert!(!both("a"), "the address is spent");
+        assert!(both("b"), "the refusal above did not count for the user");
+        assert!(!both("c"), "the user is spent");
     }
 
     #[test]
@@ -400,7 +435,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             for t in authorities(dir.path()).await {
                 let name = t.name;
-                for i in 0..TSA_PER_ADDRESS_PER_SECOND {
+                for i in 0..RateLimit::TSA_PER_ADDRESS.limit {
                     t.tsa
                         .admit_timestamp_request("192.0.2.1")
                         .unwrap_or_else(|e| panic!("{name}: request {i}: {e}"));
@@ -415,6 +450,61 @@ mod tests {
                 t.tsa.admit_timestamp_request("192.0.2.2").unwrap();
                 t.clock.advance(1);
                 t.tsa.admit_timestamp_request("192.0.2.1").unwrap();
+                t.close().await;
+            }
+        }
+
+        /// Finding 3 of issue 22: the CSC `signatures/timestamp` path shares `POST /tsa`'s
+        /// per-address and global counts, and has a per-user limit of its own.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_api_path_is_limited_per_address_per_user_and_in_all() {
+            let dir = tempfile::tempdir().unwrap();
+            for t in authorities(dir.path()).await {
+                let name = t.name;
+                let (petar, jovana) = (UserId::from("petar"), UserId::from("jovana"));
+                let stamp = |user: &UserId, address: &str| {
+                    let (tsa, user, address) = (t.tsa.clone(), user.clone(), address.to_owned());
+                    async move {
+                        tsa.api_timestamp_token(
+                            &user,
+                            &address,
+                            HashAlgorithm::Sha256,
+                            &[7; 32],
+                            None,
+                        )
+                        .await
+                    }
+                };
+                let limited = |result: Result<Vec<u8>, Error>| {
+                    matches!(result, Err(Error::Rejected(crate::Rejection::RateLimited)))
+                };
+                // An address that spent its budget on POST /tsa gets no API token either.
+                for _ in 0..RateLimit::TSA_PER_ADDRESS.limit {
+                    t.tsa.admit_timestamp_request("192.0.2.1").unwrap();
+                }
+                assert!(limited(stamp(&petar, "192.0.2.1").await), "{name}");
+                // One user from many addresses: the per-user limit.
+                t.clock.advance(1);
+                for i in 0..RateLimit::TSA_PER_API_USER.limit {
+                    stamp(&petar, &format!("198.51.100.{i}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("{name}: token {i}: {e}"));
+                }
+                assert!(
+                    limited(stamp(&petar, "203.0.113.1").await),
+                    "{name}: one past the user's limit, from a fresh address"
+                );
+                stamp(&jovana, "203.0.113.1").await.unwrap();
+                // The global limit, spent by POST /tsa from many addresses.
+                t.clock.advance(1);
+                for i in 0..RateLimit::TSA_GLOBAL.limit {
+                    t.tsa
+                        .admit_timestamp_request(&format!("10.0.{}.{}", i / 256, i % 256))
+                        .unwrap();
+                }
+                assert!(limited(stamp(&jovana, "203.0.113.2").await), "{name}");
+                t.clock.advance(1);
+                stamp(&petar, "192.0.2.1").await.unwrap();
                 t.close().await;
             }
         }

@@ -166,7 +166,8 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-/// `auth/login`: HTTP Basic with the account's e-mail and password.
+/// `auth/login`: HTTP Basic with the account's e-mail and password, for a proofed (high
+/// assurance) account only; a basic one gets `403 access_denied`.
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -535,11 +536,18 @@ async fn sign_hash(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-/// `signatures/timestamp`: a token from our own TSA.
-async fn timestamp(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(response) = caller(&state, &headers).await {
-        return response;
-    }
+/// `signatures/timestamp`: a token from our own TSA, under the limits of `POST /tsa` (per
+/// address and overall) and a per-user one; past them `429 temporarily_unavailable`.
+async fn timestamp(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
     let request =
         match parse::<csc::TimestampRequest>(&body).and_then(|r| r.validate().map_err(csc_error)) {
             Ok(r) => r,
@@ -548,7 +556,13 @@ async fn timestamp(State(state): State<AppState>, headers: HeaderMap, body: Byte
     match state
         .authority
         .tsa
-        .timestamp_token(request.algorithm, &request.hash, request.nonce.as_deref())
+        .api_timestamp_token(
+            &caller.user.id,
+            &ip,
+            request.algorithm,
+            &request.hash,
+            request.nonce.as_deref(),
+        )
         .await
     {
         Ok(token) => Json(json!({ "timestamp": STANDARD.encode(token) })).into_response(),

@@ -317,6 +317,13 @@ fn csc_rejection(rejection: Rejection) -> Option<CscError> {
             error: "authentication_error",
             error_description: "The e-mail address or password is not correct".into(),
         }),
+        Rejection::NotProofed => Some(CscError {
+            status: 403,
+            error: "access_denied",
+            error_description:
+                "The account's identity was not proofed: the API is for proofed accounts only"
+                    .into(),
+        }),
         _ => None,
     }
 }

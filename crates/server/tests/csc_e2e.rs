@@ -1156,3 +1156,47 @@ fn a_stranger_at_another_address_locks_out_neither_the_owners_login_nor_their_si
         "the owner's password still works from their address"
     );
 }
+
+/// Finding 3 of issue 22: one API token made about 920 `signatures/timestamp` calls a second,
+/// each a TSA signature and an audit row, all granted. A burst now meets the limits of
+/// `POST /tsa` and a per-user one: 429 with CSC's `temporarily_unavailable`.
+#[test]
+fn a_burst_of_api_time_stamps_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let party = enrol(&server, dir.path(), "petar@example.rs", "0101990710008");
+    let body = json!({ "hash": b64(&[7u8; 32]), "hashAlgo": "2.16.840.1.101.3.4.2.1" });
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..20)
+                        .map(|_| csc(&server, &party.token, "signatures/timestamp", &body))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let granted = answers.iter().filter(|(s, _)| *s == 200).count();
+    let limited: Vec<_> = answers.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(
+        granted + limited.len(),
+        answers.len(),
+        "only 200 or 429: {answers:?}"
+    );
+    assert!(granted > 0, "nothing was granted");
+    assert!(
+        !limited.is_empty(),
+        "120 time stamps at once were all granted"
+    );
+    assert!(
+        limited
+            .iter()
+            .all(|(_, body)| body["error"] == "temporarily_unavailable"),
+        "{limited:?}"
+    );
+}

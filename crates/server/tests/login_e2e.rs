@@ -533,6 +533,30 @@ async fn self_registration_verifies_the_address_and_gives_a_basic_account() {
         account.contains("Јована Јовић") && account.contains("основни"),
         "{account}"
     );
+    // Finding 3 of issue 22: the same password gets no CSC API token (an API token is for
+    // signing, which needs a proofed identity), with CSC's `access_denied`.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "jovana@example.rs:duga lozinka 123"
+        )
+    );
+    let api = support::http_with(
+        &server.addr,
+        "POST",
+        "/csc/v2/auth/login",
+        &[("Authorization", &basic)],
+        b"{}",
+    )
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap_or_default();
+    assert_eq!(
+        (api.status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    assert!(body.get("access_token").is_none(), "{body}");
 }
 
 /// Registers `email` through the portal's form; the path of the verification link.

@@ -20,8 +20,8 @@ use domain::signing::{
     self, AuthorizationStatus, AuthorizeRefusal, HashAlgorithm, SadRefusal, SadUse, SignatureScheme,
 };
 use domain::{
-    CertificateKind, CertificateStatus, DeviceId, DeviceState, Sad, Serial, TransactionStatus,
-    UnixTime,
+    AssuranceLevel, CertificateKind, CertificateStatus, DeviceId, DeviceState, Sad, Serial,
+    TransactionStatus, UnixTime,
 };
 use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
@@ -373,7 +373,9 @@ impl Signing {
 
 impl Signing {
     /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
-    /// token. Wrong e-mail and wrong password get the same refusal.
+    /// token. Wrong e-mail and wrong password get the same refusal; the right password of an
+    /// account below high assurance (never proofed by an officer) gets `NotProofed`, audited:
+    /// an API token is for signing, which needs a proofed identity (finding 3 of issue 22).
     pub async fn api_login(
         &self,
         email: &str,
@@ -388,6 +390,17 @@ impl Signing {
         let Some(user) = self.login.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
+        if user.assurance != AssuranceLevel::High {
+            tx.audit(
+                now,
+                &format!("user:{}", user.id),
+                "api.login_refused",
+                json!({ "ip": ip, "reason": "not_proofed" }),
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(Rejection::NotProofed.into());
+        }
         let token = ApiToken(proto::b64(&rand::random::<[u8; 32]>()));
         tx.insert_api_token(&ApiTokenRecord {
             token_hash: token.hash(),
@@ -409,7 +422,8 @@ impl Signing {
         Ok((token, API_TOKEN_LIFETIME))
     }
 
-    /// The caller behind a bearer token, if it is live.
+    /// The caller behind a bearer token, if it is live and its account proofed (a token a
+    /// basic account was given before `auth/login` refused them is worth nothing).
     pub async fn api_caller(&self, token: &ApiToken) -> Result<Option<ApiCaller>, Error> {
         let hash = token.hash();
         let Some(record) = self.store.api_token(&hash).await? else {
@@ -422,6 +436,7 @@ impl Signing {
             .store
             .user(&record.user_id)
             .await?
+            .filter(|user| user.assurance == AssuranceLevel::High)
             .map(|user| ApiCaller {
                 user: Account::from(user),
                 token_hash: hash,

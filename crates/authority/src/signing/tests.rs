@@ -4,7 +4,7 @@
 use domain::signing::{HashAlgorithm, SadRefusal, SignatureScheme};
 
 use crate::signing::{AuthorizationCheck, SignRequest, SigningRefusal, API_TOKEN_LIFETIME};
-use crate::test_support::{authorities, enrol, person, App, PASSWORD};
+use crate::test_support::{authorities, basic_account, enrol, person, App, PASSWORD};
 use crate::{Error, Rejection};
 
 fn sign_request(credential_id: &str, hashes: &[Vec<u8>]) -> SignRequest {
@@ -285,5 +285,74 @@ async fn a_batch_is_signed_on_as_many_threads_as_the_key_allows_in_order() {
         assert_eq!(signed, batch, "parallelism {parallelism}, {count} hashes");
         assert_eq!(super::signing_threads(key.as_ref(), count), threads);
         assert!(key.threads.lock().unwrap().len() <= threads);
+    }
+}
+
+/// Finding 3 of issue 22: a self-registered account that was never proofed got an API token
+/// from `auth/login`. Its right password now gets `NotProofed` (on the record), and the token
+/// it may hold from before reaches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_basic_account_gets_no_api_token() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let basic = basic_account(&t, "jovana@example.rs").await;
+        assert!(
+            matches!(
+                t.signing
+                    .api_login("jovana@example.rs", PASSWORD, "192.0.2.1")
+                    .await,
+                Err(Error::Rejected(Rejection::NotProofed))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            t.audit_events().await.last().map(String::as_str),
+            Some("api.login_refused"),
+            "{name}"
+        );
+        // A wrong password says nothing about the account.
+        assert!(
+            matches!(
+                t.signing
+                    .api_login("jovana@example.rs", "wrong password", "192.0.2.1")
+                    .await,
+                Err(Error::Rejected(Rejection::BadSignature))
+            ),
+            "{name}"
+        );
+        // A token made for the account before this rule is worth nothing.
+        let token = crate::signing::ApiToken("made before".into());
+        let mut tx = t.store.begin().await.unwrap();
+        store::SigningStore::insert_api_token(
+            &mut tx,
+            &domain::records::ApiTokenRecord {
+                token_hash: token.hash(),
+                user_id: basic,
+                created_at: t.now(),
+                expires_at: t.now().plus_seconds(API_TOKEN_LIFETIME),
+                revoked_at: None,
+                client_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            t.signing.api_caller(&token).await.unwrap().is_none(),
+            "{name}"
+        );
+        // A proofed account still gets its token.
+        enrol(&t, "petar@example.rs").await;
+        let (token, _) = t
+            .signing
+            .api_login("petar@example.rs", PASSWORD, "192.0.2.1")
+            .await
+            .unwrap();
+        assert!(
+            t.signing.api_caller(&token).await.unwrap().is_some(),
+            "{name}"
+        );
+        t.close().await;
     }
 }
