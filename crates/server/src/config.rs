@@ -80,6 +80,14 @@ pub struct Config {
     pub max_connections: usize,
     /// Seconds for a request's headers to arrive (also the idle keep-alive limit).
     pub header_read_timeout_secs: u64,
+    /// Connections one client address (an IPv6 /64) may hold open; trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+    /// Seconds from a request's first byte to the end of its body.
+    pub request_read_timeout_secs: u64,
+    /// The least average rate of a request body, bytes per second, after the grace; 0: none.
+    pub min_body_bytes_per_sec: u64,
+    /// Seconds a request body may come slower than `min_body_bytes_per_sec` at its start.
+    pub min_body_rate_grace_secs: u64,
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: crate::client_address::TrustedProxies,
     /// The trust service provider (`[provider]`); what is not set keeps the seed's Office.
@@ -235,6 +243,10 @@ struct FileSettings {
     tls_key: Option<PathBuf>,
     max_connections: Option<u64>,
     header_read_timeout_secs: Option<u64>,
+    max_connections_per_address: Option<u64>,
+    request_read_timeout_secs: Option<u64>,
+    min_body_bytes_per_sec: Option<u64>,
+    min_body_rate_grace_secs: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
     provider: Option<ProviderFile>,
 }
@@ -277,6 +289,19 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "EIDPORTAL_HEADER_READ_TIMEOUT_SECS",
         "header_read_timeout_secs",
+    ),
+    (
+        "EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS",
+        "max_connections_per_address",
+    ),
+    (
+        "EIDPORTAL_REQUEST_READ_TIMEOUT_SECS",
+        "request_read_timeout_secs",
+    ),
+    ("EIDPORTAL_MIN_BODY_BYTES_PER_SEC", "min_body_bytes_per_sec"),
+    (
+        "EIDPORTAL_MIN_BODY_RATE_GRACE_SECS",
+        "min_body_rate_grace_secs",
     ),
     ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
 ];
@@ -439,6 +464,18 @@ impl Config {
         if let Some(v) = parse_count("EIDPORTAL_HEADER_READ_TIMEOUT_SECS")? {
             file.header_read_timeout_secs = Some(v);
         }
+        if let Some(v) = parse_count("EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS")? {
+            file.max_connections_per_address = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_REQUEST_READ_TIMEOUT_SECS")? {
+            file.request_read_timeout_secs = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_MIN_BODY_BYTES_PER_SEC")? {
+            file.min_body_bytes_per_sec = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_MIN_BODY_RATE_GRACE_SECS")? {
+            file.min_body_rate_grace_secs = Some(v);
+        }
         if let Some(v) = env("EIDPORTAL_TRUSTED_PROXIES") {
             file.trusted_proxies = Some(vec![v]);
         }
@@ -593,6 +630,30 @@ impl Config {
                 "EIDPORTAL_HEADER_READ_TIMEOUT_SECS: {header_read_timeout_secs} is outside 1..=300"
             ));
         }
+        let max_connections_per_address = file.max_connections_per_address.unwrap_or(256);
+        if !(1..=1_000_000).contains(&max_connections_per_address) {
+            return Err(format!(
+                "EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS: {max_connections_per_address} is outside 1..=1000000"
+            ));
+        }
+        let request_read_timeout_secs = file.request_read_timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&request_read_timeout_secs) {
+            return Err(format!(
+                "EIDPORTAL_REQUEST_READ_TIMEOUT_SECS: {request_read_timeout_secs} is outside 1..=3600"
+            ));
+        }
+        let min_body_bytes_per_sec = file.min_body_bytes_per_sec.unwrap_or(500);
+        if min_body_bytes_per_sec > 1_000_000_000 {
+            return Err(format!(
+                "EIDPORTAL_MIN_BODY_BYTES_PER_SEC: {min_body_bytes_per_sec} is outside 0..=1000000000"
+            ));
+        }
+        let min_body_rate_grace_secs = file.min_body_rate_grace_secs.unwrap_or(5);
+        if min_body_rate_grace_secs > 3600 {
+            return Err(format!(
+                "EIDPORTAL_MIN_BODY_RATE_GRACE_SECS: {min_body_rate_grace_secs} is outside 0..=3600"
+            ));
+        }
         let trusted_proxies = crate::client_address::TrustedProxies::parse(
             &file.trusted_proxies.unwrap_or_default().join(","),
         )
@@ -621,6 +682,11 @@ impl Config {
             tls,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             header_read_timeout_secs,
+            max_connections_per_address: usize::try_from(max_connections_per_address)
+                .unwrap_or(usize::MAX),
+            request_read_timeout_secs,
+            min_body_bytes_per_sec,
+            min_body_rate_grace_secs,
             trusted_proxies,
             provider,
         })
@@ -927,6 +993,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.starts_with("EIDPORTAL_MAX_CONNECTIONS"), "{error}");
+    }
+
+    #[test]
+    fn per_address_cap_and_request_pace_from_defaults_file_and_environment() {
+        let limits = |config: &Config| {
+            (
+                config.max_connections_per_address,
+                config.request_read_timeout_secs,
+                config.min_body_bytes_per_sec,
+                config.min_body_rate_grace_secs,
+            )
+        };
+        let config = Config::load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(limits(&config), (256, 30, 500, 5));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "max_connections_per_address = 64\nrequest_read_timeout_secs = 20\n\
+             min_body_bytes_per_sec = 1000\nmin_body_rate_grace_secs = 2\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path),
+            ..Flags::default()
+        };
+        assert_eq!(
+            limits(&Config::load(&flags, &env(&[])).unwrap()),
+            (64, 20, 1000, 2)
+        );
+        // The environment wins over the file; a rate of 0 turns the minimum off.
+        let config = Config::load(
+            &flags,
+            &env(&[
+                ("EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS", "8"),
+                ("EIDPORTAL_REQUEST_READ_TIMEOUT_SECS", "3"),
+                ("EIDPORTAL_MIN_BODY_BYTES_PER_SEC", "0"),
+                ("EIDPORTAL_MIN_BODY_RATE_GRACE_SECS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(limits(&config), (8, 3, 0, 0));
+        for (name, value) in [
+            ("EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("EIDPORTAL_REQUEST_READ_TIMEOUT_SECS", "0"),
+            ("EIDPORTAL_REQUEST_READ_TIMEOUT_SECS", "3601"),
+            ("EIDPORTAL_MIN_BODY_BYTES_PER_SEC", "fast"),
+            ("EIDPORTAL_MIN_BODY_RATE_GRACE_SECS", "3601"),
+        ] {
+            let error = Config::load(&Flags::default(), &env(&[(name, value)])).unwrap_err();
+            assert!(error.starts_with(name), "{name}={value}: {error}");
+        }
     }
 
     #[test]

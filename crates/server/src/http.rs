@@ -88,13 +88,23 @@ async fn metrics(State(state): State<AppState>) -> Response {
          eidportal_ocsp_cache_hits_total {}\n\
          # HELP eidportal_pki_downloads_total CA certificates and CRLs served.\n\
          # TYPE eidportal_pki_downloads_total counter\n\
-         eidportal_pki_downloads_total {}\n",
+         eidportal_pki_downloads_total {}\n\
+         # HELP eidportal_connections_refused_total Connections closed on accepting because their address (IPv6: its /64) held its share.\n\
+         # TYPE eidportal_connections_refused_total counter\n\
+         eidportal_connections_refused_total{{reason=\"per_address_cap\"}} {}\n\
+         # HELP eidportal_requests_cut_total Requests whose body did not arrive in time; their connection is closed.\n\
+         # TYPE eidportal_requests_cut_total counter\n\
+         eidportal_requests_cut_total{{reason=\"deadline\"}} {}\n\
+         eidportal_requests_cut_total{{reason=\"min_body_rate\"}} {}\n",
         load(&m.ocsp_successful),
         load(&m.ocsp_malformed),
         load(&m.ocsp_unauthorized),
         load(&m.ocsp_other_errors),
         load(&m.ocsp_cached),
         load(&m.pki_downloads),
+        load(&m.transport.refused_per_address),
+        load(&m.transport.cut_at_deadline),
+        load(&m.transport.cut_too_slow),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -6,6 +6,7 @@ pub mod app_api;
 pub mod app_origin;
 pub mod client_address;
 pub mod config;
+pub mod connection_limits;
 pub mod csc;
 pub mod error;
 pub mod headers;

@@ -216,7 +216,12 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     if let Command::Serve { .. } = command {
-        return serve(config).await;
+        // Caught before anything else `serve` does, so that a SIGTERM while it starts (before
+        // the listeners bind, while the CA is made) is kept and stops it cleanly once it
+        // serves, rather than killing it (issue 22, finding 5d). The officer commands keep the
+        // default: Ctrl-C ends them.
+        let stop = StopSignal::catch()?;
+        return serve(config, stop).await;
     }
     // Every other command works on the same data as the server, through the same authority.
     let authority = server::open_authority(&config, &server::public_url(&config, None))
@@ -258,7 +263,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
     }
 }
 
-async fn serve(config: Config) -> Result<ExitCode, String> {
+async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, String> {
     // The certificate is read before anything else, so that a bad file stops the start.
     let tls = match &config.tls {
         Some(files) => {
@@ -319,9 +324,10 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let mail_task = tokio::spawn(async move { mail.ra.mail_worker(mail_stopping.wait()).await });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| server::error::chain(&e))?);
     let secure_cookies = public_url.starts_with("https://");
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         authority: authority.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         catalog,
         secure_cookies,
         stopping: stopping.clone(),
@@ -349,11 +355,18 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     let limits = server::transport::Limits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
         max_connections: config.max_connections,
+        max_connections_per_address: config.max_connections_per_address,
+        request_pace: server::connection_limits::RequestPace {
+            read_timeout: Duration::from_secs(config.request_read_timeout_secs),
+            min_body_bytes_per_sec: config.min_body_bytes_per_sec,
+            min_rate_grace: Duration::from_secs(config.min_body_rate_grace_secs),
+        },
+        counters: metrics.transport.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         ..server::transport::Limits::default()
     };
     let stop = async move {
-        stop_signal().await;
+        stop_signal.wait().await;
         tracing::info!("stopping: no new connections; requests in flight may finish");
         let _ = stop_sender.send(true);
     };
@@ -376,29 +389,48 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C).
-async fn stop_signal() {
+/// SIGTERM (systemd, `kill`) or SIGINT (Ctrl-C), caught from the moment it is made: a signal
+/// that comes before [`StopSignal::wait`] is first polled is kept, not lost.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut terminate), Ok(mut interrupt)) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Installs the handlers (inside the runtime). A server that could not be stopped cleanly
+    /// does not start.
+    fn catch() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let catch = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| format!("cannot catch {name}: {e}"))
+            };
+            Ok(Self {
+                terminate: catch(SignalKind::terminate(), "SIGTERM")?,
+                interrupt: catch(SignalKind::interrupt(), "SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves at the first of the signals, even one that came before this was called.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

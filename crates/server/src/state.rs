@@ -15,6 +15,9 @@ pub struct Metrics {
     pub(crate) ocsp_unauthorized: AtomicU64,
     pub(crate) ocsp_other_errors: AtomicU64,
     pub(crate) pki_downloads: AtomicU64,
+    /// Connections refused and requests cut short by the transport; the listeners count into
+    /// the same counters (`transport::Limits::counters`).
+    pub transport: Arc<crate::connection_limits::TransportCounters>,
 }
 
 /// What every handler gets.

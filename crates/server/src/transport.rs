@@ -1,7 +1,9 @@
 //! The server's connection loop: plain HTTP or HTTPS (rustls, TLS 1.3 and TLS 1.2 AEAD suites,
 //! the certificate reloaded without dropping connections), a header-read timeout that also
-//! ends idle keep-alive connections, a TLS handshake timeout, a cap on open connections, and a
-//! graceful stop that lets requests in flight finish within a bound.
+//! ends idle keep-alive connections, a TLS handshake timeout, a cap on open connections and one
+//! per client address, a deadline and a minimum rate for reading a request
+//! ([`crate::connection_limits`]), and a graceful stop that lets requests in flight finish
+//! within a bound.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +24,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::connection_limits::{
+    connection_key, PerAddress, RequestBody, RequestClock, RequestPace, Timed, TransportCounters,
+};
+
 /// How long a TLS handshake may take before the connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate and key files are checked for changes.
@@ -35,6 +41,13 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Connections open at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one address (an IPv6 /64) may hold open at once; a further one is closed
+    /// as soon as it is accepted. Trusted proxies are not capped.
+    pub max_connections_per_address: usize,
+    /// How fast a request, body included, must arrive.
+    pub request_pace: RequestPace,
+    /// Where connections and requests cut short are counted (`/metrics`).
+    pub counters: Arc<TransportCounters>,
     /// How long requests in flight may run on after a stop was asked for.
     pub shutdown_grace: Duration,
     /// Peers whose `Forwarded` and `X-Forwarded-For` are believed.
@@ -46,6 +59,9 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            max_connections_per_address: 256,
+            request_pace: RequestPace::default(),
+            counters: Arc::default(),
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: Arc::default(),
         }
@@ -251,6 +267,7 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
@@ -273,26 +290,43 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // An address over its share is closed at once, before any task or TLS work, so that it
+        // gives its global place back instead of holding it (issue 22, finding 1). A trusted
+        // proxy's connections carry many clients and are not capped.
+        let address_permit = if limits.trusted_proxies.contains(peer.ip()) {
+            None
+        } else {
+            match per_address.admit(connection_key(peer.ip())) {
+                Some(address_permit) => Some(address_permit),
+                None => {
+                    limits.counters.refused_per_address();
+                    tracing::debug!(%peer, "connection closed: its address holds its share");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let header_read_timeout = limits.header_read_timeout;
-        let trusted = limits.trusted_proxies.clone();
-        let watcher = graceful.watcher();
+        let served = Served {
+            peer,
+            trusted: limits.trusted_proxies.clone(),
+            router: router.clone(),
+            header_read_timeout: limits.header_read_timeout,
+            clock: RequestClock::new(limits.request_pace, limits.counters.clone()),
+            watcher: graceful.watcher(),
+        };
         match acceptor.clone() {
             None => {
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    connection(stream, peer, trusted, router, header_read_timeout, watcher).await;
+                    let _permits = (permit, address_permit);
+                    connection(stream, served).await;
                 });
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let _permits = (permit, address_permit);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            connection(stream, peer, trusted, router, header_read_timeout, watcher)
-                                .await
-                        }
+                        Ok(Ok(stream)) => connection(stream, served).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -309,19 +343,34 @@ pub async fn serve(
     }
 }
 
-async fn connection<I>(
-    io: I,
+/// What serving one connection needs.
+struct Served {
     peer: SocketAddr,
     trusted: Arc<crate::client_address::TrustedProxies>,
     router: Router,
     header_read_timeout: Duration,
+    clock: Arc<RequestClock>,
     watcher: hyper_util::server::graceful::Watcher,
-) where
+}
+
+async fn connection<I>(io: I, served: Served)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Served {
+        peer,
+        trusted,
+        router,
+        header_read_timeout,
+        clock,
+        watcher,
+    } = served;
+    // The reader notes each request's first byte; the body keeps the pace counted from it.
+    let io = Timed::new(io, clock.clone());
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(trusted.clone());
+        let request = request.map(|body| RequestBody::new(body, clock.clone()));
         tower_service::Service::call(&mut router.clone(), request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
