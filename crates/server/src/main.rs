@@ -274,7 +274,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen)
+    let listener = server::transport::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener
@@ -282,7 +282,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
         .map_err(|e| server::error::chain(&e))?;
     let public_url = server::public_url(&config, Some(bound));
     // The ConsentID web app on its own origin (DESIGN §9).
-    let app_listener = tokio::net::TcpListener::bind(&config.app_listen)
+    let app_listener = server::transport::bind(&config.app_listen)
         .await
         .map_err(|e| format!("cannot listen on {} (the app): {e}", config.app_listen))?;
     let app_bound = app_listener

@@ -32,6 +32,10 @@ use crate::connection_limits::{
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate and key files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(5);
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). The standard
+/// library's 128 overflowed under a burst of connects, each overflow costing a client, a
+/// legitimate one too, a one-second SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// How connections are served.
 #[derive(Debug, Clone)]
@@ -254,6 +258,32 @@ impl Stopping {
         // An error means the sender is gone: the server is stopping too.
         let _ = receiver.wait_for(|stopping| *stopping).await;
     }
+}
+
+/// Listens on `address` (`host:port`; the first of its addresses that binds), with a listen
+/// backlog of [`LISTEN_BACKLOG`].
+pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for address in tokio::net::lookup_host(address).await? {
+        let socket = match address {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        // As the standard library's bind: a restarted server may take its port back while old
+        // connections linger in TIME_WAIT.
+        let bound = socket.and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(address)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 /// Serves `router` on `listener` until `stop` resolves, then lets requests in flight finish
