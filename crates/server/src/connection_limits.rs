@@ -99,7 +99,11 @@ pub struct AddressPermit {
 
 impl Drop for AddressPermit {
     fn drop(&mut self) {
-        let mut open = self.owner.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = self
+            .owner
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         // A key without connections is forgotten, so the map holds no more keys than there are
         // connections (the global cap).
         if let Entry::Occupied(mut entry) = open.entry(self.key) {
@@ -149,7 +153,12 @@ impl RequestPace {
     /// `received` bytes of it have come. Each byte buys `1 / min_body_bytes_per_sec` seconds
     /// beyond the grace, so a body is cut once it is behind that rate on average; the deadline
     /// holds whatever the rate.
-    pub fn cut_at(&self, first_byte: Instant, body_start: Instant, received: u64) -> (Instant, Cut) {
+    pub fn cut_at(
+        &self,
+        first_byte: Instant,
+        body_start: Instant,
+        received: u64,
+    ) -> (Instant, Cut) {
         // INVARIANT: the settings bound the timeout to an hour; an Instant cannot overflow by
         // it. Were it to, cutting at once is the safe side.
         let deadline = first_byte
@@ -389,7 +398,9 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
             Poll::Pending => {}
         }
         // The body keeps its reader waiting: wake it when the body falls behind its pace.
-        let first_byte = *this.first_byte.get_or_insert_with(|| this.clock.first_byte());
+        let first_byte = *this
+            .first_byte
+            .get_or_insert_with(|| this.clock.first_byte());
         let body_start = *this.body_start.get_or_insert_with(Instant::now);
         let (at, cut) = this
             .clock
@@ -435,7 +446,10 @@ mod tests {
     #[test]
     fn ipv6_addresses_count_per_64_and_ipv4_per_address() {
         let key = |text| connection_key(ip(text));
-        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:fffe"));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:fffe")
+        );
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(
             key("2001:db8:1:2::1"),
@@ -462,7 +476,10 @@ mod tests {
         assert_eq!(counts.open(a), 2);
         drop((second, third));
         assert_eq!(counts.open(a), 0);
-        assert!(counts.open.lock().unwrap().is_empty(), "keys without connections are kept");
+        assert!(
+            counts.open.lock().unwrap().is_empty(),
+            "keys without connections are kept"
+        );
     }
 
     #[test]
@@ -563,7 +580,10 @@ mod tests {
             let mut body = Box::pin(RequestBody::new(Silent, clock.clone()));
             let error = next_frame(&mut body).await.unwrap().unwrap_err();
             let took = started.elapsed();
-            assert!(took >= Duration::from_millis(140), "{expected:?} after {took:?}");
+            assert!(
+                took >= Duration::from_millis(140),
+                "{expected:?} after {took:?}"
+            );
             assert!(took < Duration::from_secs(5), "{expected:?} after {took:?}");
             match (expected, error) {
                 (Cut::Deadline, BodyError::Deadline) | (Cut::TooSlow, BodyError::TooSlow) => {}
@@ -571,7 +591,10 @@ mod tests {
             }
             let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
             assert_eq!(
-                (count(&counters.cut_at_deadline), count(&counters.cut_too_slow)),
+                (
+                    count(&counters.cut_at_deadline),
+                    count(&counters.cut_too_slow)
+                ),
                 match expected {
                     Cut::Deadline => (1, 0),
                     Cut::TooSlow => (0, 1),

@@ -31,7 +31,10 @@ fn raise_descriptor_limit(wanted: u64) {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes the one struct it is given, which outlives the call.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
     if limit.rlim_cur >= wanted {
         return;
     }
@@ -73,7 +76,11 @@ fn timed_get(server: &Server, source: Ipv4Addr, path: &str) -> (u16, String, Dur
         .unwrap_or(0);
     let content_type = text
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
         .unwrap_or_default();
     (status, content_type, took)
 }
@@ -153,7 +160,10 @@ fn one_address_with_4096_slow_bodies_holds_only_its_share_and_others_get_ocsp_an
             "EIDPORTAL_REQUEST_READ_TIMEOUT_SECS".to_owned(),
             DEADLINE_SECS.to_string(),
         ),
-        ("EIDPORTAL_MIN_BODY_BYTES_PER_SEC".to_owned(), "0".to_owned()),
+        (
+            "EIDPORTAL_MIN_BODY_BYTES_PER_SEC".to_owned(),
+            "0".to_owned(),
+        ),
     ]);
     let server = Server::start(&d.join("data"), &setup, None);
     // A genuine OCSP request, for a GET from the other client.
@@ -224,8 +234,7 @@ fn one_address_with_4096_slow_bodies_holds_only_its_share_and_others_get_ocsp_an
     // 3. The flooding address holds its share and not one connection more: the rest were
     // closed as soon as they were accepted.
     let settled = Instant::now() + Duration::from_secs(5);
-    while metric(&server, OTHER, REFUSED) < (CONNECTIONS - SHARE) as u64
-        && Instant::now() < settled
+    while metric(&server, OTHER, REFUSED) < (CONNECTIONS - SHARE) as u64 && Instant::now() < settled
     {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -271,8 +280,14 @@ fn a_trickling_body_is_cut_by_the_minimum_rate_and_a_slow_steady_one_is_answered
     let dir = tempfile::tempdir().unwrap();
     let mut setup = Setup::embedded();
     setup.env.extend([
-        ("EIDPORTAL_MIN_BODY_BYTES_PER_SEC".to_owned(), "100".to_owned()),
-        ("EIDPORTAL_MIN_BODY_RATE_GRACE_SECS".to_owned(), "1".to_owned()),
+        (
+            "EIDPORTAL_MIN_BODY_BYTES_PER_SEC".to_owned(),
+            "100".to_owned(),
+        ),
+        (
+            "EIDPORTAL_MIN_BODY_RATE_GRACE_SECS".to_owned(),
+            "1".to_owned(),
+        ),
     ]);
     let server = Server::start(dir.path(), &setup, None);
     let head = ocsp_post_head(&server);
@@ -300,7 +315,10 @@ fn a_trickling_body_is_cut_by_the_minimum_rate_and_a_slow_steady_one_is_answered
     let (mut trickle, trickle_thread) = sender(1, Duration::from_millis(100));
     // 4,000 bytes a second, two seconds in all: past the grace, above the rate.
     let (mut steady, steady_thread) = sender(400, Duration::from_millis(100));
-    assert!(closes_before(&mut trickle, started + Duration::from_secs(6)));
+    assert!(closes_before(
+        &mut trickle,
+        started + Duration::from_secs(6)
+    ));
     let cut_after = started.elapsed();
     assert!(
         cut_after >= Duration::from_millis(900),
@@ -335,7 +353,10 @@ fn a_trusted_proxy_is_not_capped_per_address_and_others_are() {
     let dir = tempfile::tempdir().unwrap();
     let mut setup = Setup::embedded();
     setup.env.extend([
-        ("EIDPORTAL_TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()),
+        (
+            "EIDPORTAL_TRUSTED_PROXIES".to_owned(),
+            "127.0.0.1".to_owned(),
+        ),
         (
             "EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS".to_owned(),
             "2".to_owned(),

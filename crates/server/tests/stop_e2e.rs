@@ -21,7 +21,13 @@ fn spawn(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_eidportal"))
         .arg("--data")
         .arg(dir.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--app-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--app-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(File::create(dir.join("stdout")).unwrap())
         .stderr(File::create(dir.join("stderr")).unwrap())
         .spawn()
@@ -94,7 +100,10 @@ fn sigterm_before_the_server_listens_stops_it_gracefully_with_status_zero() {
     // Nothing printed yet: the handler came before "listening" (the old server caught the
     // signal only after printing it).
     let printed = std::fs::read_to_string(d.join("stdout")).unwrap();
-    assert_eq!(printed, "", "SIGTERM was caught only after the server printed");
+    assert_eq!(
+        printed, "",
+        "SIGTERM was caught only after the server printed"
+    );
     sigterm(pid);
     assert_graceful(exit_of(&mut child), d);
 }

@@ -310,9 +310,10 @@ fn half_open_connections_are_closed_by_the_header_timeout_while_healthz_answers(
         .env
         .push(("EIDPORTAL_HEADER_READ_TIMEOUT_SECS".into(), "3".into()));
     // All from 127.0.0.1: lift the per-address cap, so that the header timeout closes them.
-    setup
-        .env
-        .push(("EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS".into(), "4096".into()));
+    setup.env.push((
+        "EIDPORTAL_MAX_CONNECTIONS_PER_ADDRESS".into(),
+        "4096".into(),
+    ));
     let server = Server::start(dir.path(), &setup, None);
     let mut streams = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
