@@ -420,15 +420,21 @@ impl StopSignal {
     }
 
     /// Resolves at the first of the signals, even one that came before this was called.
-    async fn wait(mut self) {
+    async fn wait(self) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.terminate.recv() => {}
-            _ = self.interrupt.recv() => {}
+        {
+            let Self {
+                mut terminate,
+                mut interrupt,
+            } = self;
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
         }
         #[cfg(not(unix))]
         {
-            let _ = &mut self;
+            let Self {} = self;
             let _ = tokio::signal::ctrl_c().await;
         }
     }
