@@ -534,6 +534,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_request_is_timed_from_its_first_byte_not_its_later_ones() {
+        let clock = RequestClock::new(RequestPace::default(), Arc::default());
+        clock.bytes_arrived();
+        let first = clock.first_byte();
+        std::thread::sleep(Duration::from_millis(5));
+        // The body's bytes do not move the request's start.
+        clock.bytes_arrived();
+        assert_eq!(clock.first_byte(), first);
+        // Once the request is read, the next byte begins the next request.
+        clock.request_ended();
+        std::thread::sleep(Duration::from_millis(5));
+        clock.bytes_arrived();
+        assert!(clock.first_byte() >= first + Duration::from_millis(5));
+    }
+
     /// A body whose bytes never come.
     struct Silent;
 
