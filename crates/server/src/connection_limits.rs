@@ -12,8 +12,9 @@
 //!
 //! The rules are pure ([`connection_key`], [`RequestPace::cut_at`]). Applying them costs one
 //! lock of the per-address map when a connection opens and one when it closes, one shared
-//! allocation per connection, and per request only an atomic store; a clock is read and a timer
-//! set only while a body keeps its handler waiting, never on a GET (OCSP's hot path).
+//! allocation per connection, and per request a reference count taken and given back and one
+//! atomic store (the body's wrapper lives inside the box axum makes anyway); a clock is read and
+//! a timer set only while a body keeps its handler waiting, never on a GET (OCSP's hot path).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
