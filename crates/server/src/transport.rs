@@ -261,7 +261,7 @@ impl Stopping {
 }
 
 /// Listens on `address` (`host:port`; the first of its addresses that binds), with a listen
-/// backlog of [`LISTEN_BACKLOG`].
+/// backlog of 4,096 (`LISTEN_BACKLOG`).
 pub async fn bind(address: &str) -> std::io::Result<TcpListener> {
     let mut last_error = None;
     for address in tokio::net::lookup_host(address).await? {
