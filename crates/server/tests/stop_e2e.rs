@@ -16,9 +16,19 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+/// A server process, killed if a failed test leaves it running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `eidportal serve` on free ports, its standard output and error in files under `dir`.
-fn spawn(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eidportal"))
+fn spawn(dir: &Path) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_eidportal"))
         .arg("--data")
         .arg(dir.join("data"))
         .args([
@@ -31,7 +41,8 @@ fn spawn(dir: &Path) -> Child {
         .stdout(File::create(dir.join("stdout")).unwrap())
         .stderr(File::create(dir.join("stderr")).unwrap())
         .spawn()
-        .expect("start eidportal serve")
+        .expect("start eidportal serve");
+    Running(child)
 }
 
 /// Whether the process catches SIGTERM (`SigCgt` in /proc, bit 15 - 1).
@@ -55,7 +66,7 @@ fn sigterm(pid: u32) {
 }
 
 /// Waits for `child` to exit (a minute at most: the start finishes first).
-fn exit_of(child: &mut Child) -> ExitStatus {
+fn exit_of(Running(child): &mut Running) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -86,12 +97,12 @@ fn sigterm_before_the_server_listens_stops_it_gracefully_with_status_zero() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut child = spawn(d);
-    let pid = child.id();
+    let pid = child.0.id();
     // As soon as the handler exists (the process may not be killed by the signal from here on).
     let deadline = Instant::now() + Duration::from_secs(60);
     while !catches_sigterm(pid) {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "the server exited while starting"
         );
         assert!(Instant::now() < deadline, "the server never caught SIGTERM");
@@ -119,12 +130,12 @@ fn sigterm_right_after_the_server_says_it_listens_stops_it_gracefully_with_statu
         .contains("eidportal listening on")
     {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "the server exited while starting"
         );
         assert!(Instant::now() < deadline, "the server never listened");
         std::thread::sleep(Duration::from_millis(1));
     }
-    sigterm(child.id());
+    sigterm(child.0.id());
     assert_graceful(exit_of(&mut child), d);
 }
