@@ -360,12 +360,12 @@ class TryIt(CloudPortal):
         self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
                                     {"behavior": "allow", "downloadPath": str(downloads)})
         self.click(self.clickable(W_DOWNLOAD))
+        # Chromium writes `NAME.crdownload` and renames it when complete: a .pdf is whole.
         signed = self.wait_for(
             "a downloaded .pdf",
             lambda: [p for p in downloads.glob("*.pdf") if p.stat().st_size > 0],
             a.timeout,
         )[0]
-        time.sleep(0.5)  # Chromium renames the finished file; let the last write land
         print(f"  downloaded {signed.name} ({signed.stat().st_size} bytes)")
         self.validate(signed)
 
