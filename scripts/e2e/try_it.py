@@ -66,7 +66,6 @@ from cloud import (  # noqa: E402
     W_APPROVE_IN_APP,
     W_ISSUE,
     W_ISSUED,
-    W_OPERATION_ISSUE,
     CloudPortal,
 )
 from portal import (  # noqa: E402
