@@ -605,6 +605,12 @@ def approve_operation_in_app(phone: Phone, title: str, pin: str, shot: str | Non
     if shot:
         phone.screenshot(shot)
     phone.enter_pin_and_authorize(pin)
+    if title == W_OPERATION_REVOKE_ALL:
+        # The approval revokes this very app: once the portal carried it out, the app may show
+        # its deactivation before (or instead of) its result.
+        phone.wait_for("the app's answer, or its deactivation, after «Ауторизовати»",
+                       lambda: phone.screen() in ("result", "deactivated"), ARGON_TIMEOUT)
+        return
     if phone.wait_result() != "approved":
         raise StepFailure(f"«{title}» approved in the app")
     phone.tap(W_BACK)

@@ -400,22 +400,6 @@ impl RateLimit {
     }
 }
 
-/// The network a client address is counted by in the login and password limits: an IPv4
-/// address itself, an IPv6 address's /48 (what one site is normally given, so that an attacker
-/// cannot buy a fresh budget with each of their /64s). Takes the server's rate-limit key (an
-/// address, or `2001:db8:1:2::/64`); anything else is counted as itself.
-pub fn network(address: &str) -> String {
-    let bare = address.split_once('/').map_or(address, |(bare, _)| bare);
-    match bare.parse::<std::net::IpAddr>().map(|a| a.to_canonical()) {
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let network = u128::from(v6) & (u128::MAX << 80);
-            format!("{}/48", std::net::Ipv6Addr::from(network))
-        }
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Err(_) => address.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,17 +581,6 @@ mod tests {
             limit.check(UnixTime(0), 2, UnixTime(10)),
             (true, UnixTime(10), 1)
         );
-    }
-
-    #[test]
-    fn ipv6_is_counted_per_48_and_ipv4_per_address() {
-        assert_eq!(network("2001:db8:1:2::/64"), "2001:db8:1::/48");
-        assert_eq!(network("2001:db8:1:ffff::/64"), "2001:db8:1::/48");
-        assert_eq!(network("2001:db8:2:2::1"), "2001:db8:2::/48");
-        assert_eq!(network("::ffff:192.0.2.7"), "192.0.2.7");
-        assert_eq!(network("192.0.2.7"), "192.0.2.7");
-        assert_eq!(network("192.0.2.8"), "192.0.2.8");
-        assert_eq!(network("unknown"), "unknown");
     }
 
     #[test]

@@ -1,9 +1,28 @@
-//! Whether two addresses are on the same network: the browser that started a request and the
-//! phone that answers it (issue 22). A login relayed from elsewhere, by a phishing page that
-//! shows a QR code it fetched, comes from another network than the citizen's phone; the app
-//! then says so and asks the citizen to confirm being at that computer.
+//! Networks of client addresses (issue 22): the one a client is counted by in the login and
+//! password limits, and whether the browser that started a request and the phone that answers
+//! it share a network. A login relayed from elsewhere, by a phishing page that shows a QR code
+//! it fetched, comes from another network than the citizen's phone; the app then says so and
+//! asks the citizen to confirm being at that computer.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+
+/// An IPv6 address's /48: what one site is normally given.
+fn site_of(v6: Ipv6Addr) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(v6) & (u128::MAX << 80))
+}
+
+/// The network a client address is counted by in the login and password limits: an IPv4
+/// address itself, an IPv6 address's /48 (so that an attacker cannot buy a fresh budget with
+/// each of their /64s). Takes the server's rate-limit key (an address, or `2001:db8:1:2::/64`);
+/// anything else is counted as itself.
+pub fn limit_network(address: &str) -> String {
+    let bare = address.split_once('/').map_or(address, |(bare, _)| bare);
+    match bare.parse::<IpAddr>().map(|a| a.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => format!("{}/48", site_of(v6)),
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
 
 /// The network of an address: its /24 for IPv4, its /48 for IPv6 (an IPv4-mapped IPv6
 /// address counts as its IPv4 address). `None` for text that is not an address.
@@ -14,10 +33,7 @@ pub fn network_of(address: &str) -> Option<String> {
             let [a, b, c, _] = v4.octets();
             format!("{a}.{b}.{c}.0/24")
         }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-        }
+        IpAddr::V6(v6) => format!("{}/48", site_of(v6)),
     })
 }
 
@@ -33,6 +49,17 @@ pub fn same_network(browser: &str, phone: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_ipv6_per_48_and_ipv4_per_address() {
+        assert_eq!(limit_network("2001:db8:1:2::/64"), "2001:db8:1::/48");
+        assert_eq!(limit_network("2001:db8:1:ffff::/64"), "2001:db8:1::/48");
+        assert_eq!(limit_network("2001:db8:2:2::1"), "2001:db8:2::/48");
+        assert_eq!(limit_network("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(limit_network("192.0.2.7"), "192.0.2.7");
+        assert_eq!(limit_network("192.0.2.8"), "192.0.2.8");
+        assert_eq!(limit_network("unknown"), "unknown");
+    }
 
     #[test]
     fn ipv4_compares_by_24() {

@@ -272,6 +272,104 @@ async fn issue_revoke_and_revoke_all_through_the_portal() {
     assert!(current_serial(&mut other).is_some());
 }
 
+/// Issue 22: **Прихвати** issues nothing until the phone approves the operation that names it;
+/// a denied approval issues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_waits_for_the_phone_and_a_denial_issues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let home = d.join("phone");
+    let mut browser = logged_in(&server, "vera@example.rs", &home);
+    let cloud_certificates = || {
+        let listed = server.cli_ok(&["cert", "list", "--email", "vera@example.rs", "--json"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&listed)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c["kind"] == "cloud_signing")
+            .count()
+    };
+    let accept = |browser: &mut Browser| {
+        let (status, _, location) = post(
+            browser,
+            "/services/cloud-certificate",
+            "/services/cloud-certificate/agreement/accept",
+        );
+        assert_eq!(status, 303);
+        let location = location.unwrap();
+        assert!(
+            location.starts_with("/services/cloud-certificate/operations/"),
+            "{location}"
+        );
+        location
+    };
+    let pending = |home: &Path| {
+        let (status, out, err) = consentid(home, &["pending", "--wait", "10", "--json"], "");
+        assert_eq!(status, 0, "{out}{err}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap()
+    };
+
+    // Прихвати: the portal waits for the phone, which is asked to approve an issue with the
+    // agreement's number and fingerprint; nothing is issued meanwhile.
+    let operation = accept(&mut browser);
+    let waiting = page(&mut browser, &operation);
+    assert!(
+        waiting.contains("Потврдите у апликацији ConsentID"),
+        "{waiting}"
+    );
+    assert!(waiting.contains("Уговор број"), "{waiting}");
+    let requests = pending(&home);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["kind"], "certificate");
+    let shown = &requests[0]["certificate_operation"];
+    assert_eq!(shown["operation"], "issue");
+    assert_eq!(
+        shown["title"],
+        "Издавање квалификованог електронског сертификата у клауду"
+    );
+    let number = shown["agreement_number"].as_str().unwrap();
+    assert!(
+        waiting.contains(number),
+        "the page names the agreement the phone shows"
+    );
+    assert_eq!(
+        cloud_certificates(),
+        0,
+        "nothing issued before the approval"
+    );
+
+    // Denied on the phone: nothing issued, and the page says so.
+    let txn = requests[0]["txn_id"].as_str().unwrap();
+    let (status, out, err) = consentid(&home, &["deny", txn], "");
+    assert_eq!(status, 0, "{out}{err}");
+    let response = browser.get(&operation);
+    let denied = String::from_utf8_lossy(&response.body).to_string();
+    assert_eq!(response.status, 409, "{denied}");
+    assert!(
+        denied.contains("Захтев је одбијен у апликацији ConsentID"),
+        "{denied}"
+    );
+    assert_eq!(cloud_certificates(), 0, "a denied approval issues nothing");
+
+    // Approved: issued, once.
+    let operation = accept(&mut browser);
+    assert_eq!(cloud_certificates(), 0);
+    let (status, out, err) = consentid(
+        &home,
+        &["approve", "--next", "--wait", "10", "--pin-stdin"],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    let response = browser.get(&operation);
+    assert_eq!(
+        (response.status, response.header("location")),
+        (303, Some("/services/cloud-certificate?done=issued"))
+    );
+    assert_eq!(cloud_certificates(), 1);
+    assert_eq!(browser.get(&operation).status, 303, "done once");
+    assert_eq!(cloud_certificates(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_certificate_can_be_renewed_in_its_window() {
     let dir = tempfile::tempdir().unwrap();

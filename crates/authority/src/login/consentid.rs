@@ -943,7 +943,7 @@ impl Login {
         txn_id: &TxnId,
     ) -> Result<bool, Error> {
         let now = self.clock.now();
-        let network = login::network(address);
+        let network = domain::network::limit_network(address);
         let push = crate::within_rate_limit(
             tx,
             &self.settings,

@@ -35,7 +35,7 @@ async fn approve(t: &TestAuthority, app: &App, txn: &TxnId, code: &str) -> Respo
     let device = app.authenticated(t, "/inbox", b"").await.unwrap();
     let inbox = t
         .login
-        .inbox(&device, std::time::Duration::ZERO)
+        .inbox(&device, &app.caller(), std::time::Duration::ZERO)
         .await
         .unwrap();
     let envelope = inbox
@@ -57,7 +57,9 @@ async fn strangers_login_starts_neither_lock_out_the_owner_nor_end_her_login() {
     for t in authorities(dir.path()).await {
         let name = t.name;
         let (_, code) = enrol(&t, OWNER).await;
-        let app = App::activate(&t, &code).await.unwrap();
+        let mut app = App::activate(&t, &code).await.unwrap();
+        // The owner's browser is on another network than her phone: she confirms being at it.
+        app.at_computer = true;
         // The owner's login waits for her phone.
         let (_, own) = t.login.new_session();
         let first = t

@@ -360,7 +360,7 @@ impl Login {
         // networks do not use up the owner's, so strangers cannot lock her out (finding 4 of
         // issue 22). How often her phone rings is bounded where the request is made
         // (`create_transaction`), by withholding the push, never the start.
-        let network = domain::login::network(ip);
+        let network = domain::network::limit_network(ip);
         self.rate_limit(
             &mut tx,
             &format!("login:user:{email}:net:{network}"),
@@ -587,7 +587,7 @@ impl Login {
         // the owner's fresh one too, gets one attempt per window. Guessing spread over many
         // networks is held to that one try per network, each network also under its own
         // limit across all accounts.
-        let network = domain::login::network(ip);
+        let network = domain::network::limit_network(ip);
         let mut tx = self.store.begin().await?;
         self.rate_limit(
             &mut tx,

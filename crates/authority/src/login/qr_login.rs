@@ -53,7 +53,7 @@ impl Login {
         let mut tx = self.store.begin().await?;
         self.rate_limit(
             &mut tx,
-            &format!("login:net:{}", domain::login::network(ip)),
+            &format!("login:net:{}", domain::network::limit_network(ip)),
             RateLimit::LOGIN_PER_ADDRESS,
         )
         .await?;

@@ -284,9 +284,17 @@ pub fn pending_command(home: &Path, wait: u32, json: bool) -> Result<u8, Failure
                     "expires_at": payload.expires_at,
                     "seconds_left": request.seconds_left(now),
                 });
-                if let (Some(sign), Some(object)) = (&payload.sign, item.as_object_mut()) {
-                    object.insert("documents".into(), json!(sign.documents));
-                    object.insert("certificate_serial".into(), json!(sign.certificate_serial));
+                if let Some(object) = item.as_object_mut() {
+                    if let Some(sign) = &payload.sign {
+                        object.insert("documents".into(), json!(sign.documents));
+                        object.insert("certificate_serial".into(), json!(sign.certificate_serial));
+                    }
+                    if let Some(operation) = &payload.certificate {
+                        object.insert("certificate_operation".into(), json!(operation));
+                    }
+                    if let Some(location) = request.from_another_network() {
+                        object.insert("another_network".into(), json!(location));
+                    }
                 }
                 item
             })
