@@ -181,6 +181,7 @@ sign-error-corrupt = The document “{ $file }” is damaged or cannot be signed
 sign-error-form = The form was not sent correctly; please try again.
 sign-error-rate-limited = Too many signing requests in a short time; please try again in a few minutes.
 sign-error-consentid = Signing needs a login with the ConsentID mobile app.
+sign-documents-need-consentid = Signed documents open only after a login with the ConsentID mobile app. A password login is not enough.
 sign-error-no-certificate = You have no active qualified electronic certificate in the cloud. Issue one in the service Qualified electronic certificate in the cloud.
 sign-error-no-device = The ConsentID app is not active; ask an officer to re-activate it.
 sign-failed-denied = The signature was denied in the ConsentID app. The documents were not signed.

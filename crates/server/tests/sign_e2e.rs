@@ -48,6 +48,16 @@ fn upload(browser: &mut Browser, level: &str, files: &[(&str, &[u8])]) -> suppor
 /// Uploads one PDF, approves on the phone, waits for the job page to offer the download;
 /// returns the signed PDF.
 fn sign_in_portal(browser: &mut Browser, home: &Path, level: &str, name: &str) -> Vec<u8> {
+    sign_job_in_portal(browser, home, level, name).1
+}
+
+/// [`sign_in_portal`], with the job page's path.
+fn sign_job_in_portal(
+    browser: &mut Browser,
+    home: &Path,
+    level: &str,
+    name: &str,
+) -> (String, Vec<u8>) {
     let response = upload(
         browser,
         level,
@@ -84,7 +94,7 @@ fn sign_in_portal(browser: &mut Browser, home: &Path, level: &str, name: &str) -
             let response = browser.get(&link);
             assert_eq!(response.status, 200);
             assert_eq!(response.header("content-type"), Some("application/pdf"));
-            return response.body;
+            return (job, response.body);
         }
         assert!(Instant::now() < deadline, "{level}: not signed: {page}");
         std::thread::sleep(Duration::from_millis(200));
@@ -386,4 +396,91 @@ async fn uploads_are_refused_before_their_body_is_read() {
     // Nothing reached a phone.
     let (_, pending, _) = consentid(&dir.path().join("phone"), &["pending", "--json"], "");
     assert_eq!(pending.trim(), "[]");
+}
+
+/// Issue 22: a job's page and its signed documents open only to a ConsentID session. The job's
+/// owner, logged in with the password (basic level) and knowing the job's address, gets 403 and
+/// the refusal in the portal's language for both; the ConsentID session gets the PDF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_documents_open_only_to_a_consentid_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let email = "petar@example.rs";
+    let password = "duga lozinka 123";
+    let out = server.cli_input(
+        &[
+            "user",
+            "add",
+            "--email",
+            email,
+            "--given-name",
+            "Петар",
+            "--surname",
+            "Петровић",
+            "--jmbg",
+            "0101990710008",
+            "--password-stdin",
+            "--json",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let code = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["activation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let home = d.join("phone");
+    let (status, out, err) = consentid(
+        &home,
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    let mut strong = Browser::new(&server);
+    assert_eq!(support::log_in(&mut strong, email, &home), "/account");
+    server.cli_ok(&[
+        "cert",
+        "issue",
+        "--email",
+        email,
+        "--given-name",
+        "Петар",
+        "--surname",
+        "Петровић",
+        "--jmbg",
+        "0101990710008",
+    ]);
+    // The ConsentID session signs and downloads.
+    let (job, signed) = sign_job_in_portal(&mut strong, &home, "b-b", "ugovor.pdf");
+    assert!(signed.starts_with(b"%PDF-"));
+    let download = format!("{job}/0");
+    assert_eq!(strong.get(&download).status, 200);
+
+    // The same owner with the password: neither the job's page nor its document.
+    let mut basic = Browser::new(&server);
+    let csrf = Browser::csrf(&basic.get("/login/password"));
+    let login = basic.post(
+        "/login/password",
+        &[("csrf", &csrf), ("username", email), ("password", password)],
+    );
+    assert_eq!(login.header("location"), Some("/account"));
+    for path in [&job, &download] {
+        let response = basic.get(path);
+        assert_eq!(response.status, 403, "{path}: {}", text(&response));
+        assert_ne!(response.header("content-type"), Some("application/pdf"));
+        let page = text(&response);
+        assert!(
+            page.contains("Пријава лозинком није довољна") && page.contains("/login/mobile"),
+            "{path}: {page}"
+        );
+        assert!(!page.contains("ugovor"), "{path}: the page names the document: {page}");
+    }
 }

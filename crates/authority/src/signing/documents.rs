@@ -291,13 +291,17 @@ impl Signing {
     }
 
     /// A job's state, moving it on: once the user approved, the documents are signed (one
-    /// transaction) and finished at the job's level.
+    /// transaction) and finished at the job's level. Only to a ConsentID session of the job's
+    /// owner: a password session is refused (`NeedsConsentIdLogin`), as for the agreement.
     pub async fn document_signing(
         &self,
         session: &Session,
         job_id: &str,
     ) -> Result<JobView, Error> {
         let user = session.user.clone().ok_or(DocumentRefusal::NotFound)?;
+        if !session.by_consentid() {
+            return Err(DocumentRefusal::NeedsConsentIdLogin.into());
+        }
         let mut job = self.own_job(&user, job_id).await?;
         if job.status == "pending" && self.answered(&job).await? {
             self.sign_job(&user, &job).await?;
@@ -524,7 +528,8 @@ impl Signing {
         Ok(())
     }
 
-    /// A signed PDF of one of the user's finished jobs: (file name, bytes).
+    /// A signed PDF of one of the user's finished jobs: (file name, bytes). Only to a ConsentID
+    /// session: a password session is refused (`NeedsConsentIdLogin`).
     pub async fn signed_document(
         &self,
         session: &Session,
@@ -532,6 +537,9 @@ impl Signing {
         index: usize,
     ) -> Result<(String, Vec<u8>), Error> {
         let user = session.user.clone().ok_or(DocumentRefusal::NotFound)?;
+        if !session.by_consentid() {
+            return Err(DocumentRefusal::NeedsConsentIdLogin.into());
+        }
         let job = self.own_job(&user, job_id).await?;
         let documents = self.store.signing_documents(&job.id).await?;
         let document = documents

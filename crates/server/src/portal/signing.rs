@@ -17,7 +17,8 @@ use authority::{Error, Rejection};
 use proto::app::RequestContext;
 
 use super::page::{
-    csrf_ok, describe_browser, form_expired, internal, message_page, render, Page, Visit,
+    csrf_ok, describe_browser, form_expired, internal, message_page, render, MessagePage, Page,
+    Visit,
 };
 use crate::client_address::ClientIp;
 use crate::i18n::Language;
@@ -86,6 +87,35 @@ async fn visit_of(state: &AppState, headers: &HeaderMap) -> Result<Visit, Respon
             "/login",
         )),
         Err(error) => Err(internal(state, Language::SerbianCyrillic, &error)),
+    }
+}
+
+/// The refusal of a job's page or documents to a session not logged in with ConsentID: 403,
+/// in the user's language, with the way to a ConsentID login.
+fn needs_consentid(state: &AppState, visit: &Visit) -> Response {
+    let page = state.page(visit, "sign-heading", "/services/sign");
+    let template = MessagePage {
+        heading: page.t("sign-heading"),
+        text: page.t("sign-documents-need-consentid"),
+        is_error: true,
+        link: "/login/mobile".into(),
+        link_text: page.t("cloud-login-again"),
+        page,
+    };
+    let mut response = render(state, visit, &template);
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+/// The visit of a route that shows or returns a job's documents: logged in, and with ConsentID.
+/// A password (basic) session, which an e-mail and password compromise gives, never sees the
+/// documents a ConsentID login signed (as the agreement, `cloud::agreement_download`).
+async fn consentid_visit_of(state: &AppState, headers: &HeaderMap) -> Result<Visit, Response> {
+    let visit = visit_of(state, headers).await?;
+    if visit.session.by_consentid() {
+        Ok(visit)
+    } else {
+        Err(needs_consentid(state, &visit))
     }
 }
 
@@ -334,7 +364,7 @@ async fn job_page(
     headers: HeaderMap,
     Path(job): Path<String>,
 ) -> Response {
-    let visit = match visit_of(&state, &headers).await {
+    let visit = match consentid_visit_of(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -353,6 +383,9 @@ async fn job_page(
                 "error-not-found",
                 "/services/sign",
             )
+        }
+        Err(Error::Document(DocumentRefusal::NeedsConsentIdLogin)) => {
+            return needs_consentid(&state, &visit)
         }
         Err(error) => return internal(&state, visit.language, &error),
     };
@@ -415,7 +448,7 @@ async fn download(
     headers: HeaderMap,
     Path((job, index)): Path<(String, usize)>,
 ) -> Response {
-    let visit = match visit_of(&state, &headers).await {
+    let visit = match consentid_visit_of(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
@@ -444,6 +477,9 @@ async fn download(
             "error-not-found",
             "/services/sign",
         ),
+        Err(Error::Document(DocumentRefusal::NeedsConsentIdLogin)) => {
+            needs_consentid(&state, &visit)
+        }
         Err(error) => internal(&state, visit.language, &error),
     }
 }
