@@ -117,10 +117,15 @@ async fn authorize_page(
             link_text: page.t("cloud-login-again"),
             page,
         };
+        // The request waits server-side; the cookie holds only its random id (issue 22: the
+        // query itself, `state` included, is the link maker's text and never goes into a
+        // `Set-Cookie` header, where `;` would add attributes of their choosing).
+        let pending = match state.authority.signing.oauth_remember(&raw).await {
+            Ok(pending) => pending,
+            Err(error) => return internal(&state, visit.language, &error),
+        };
         let mut response = render(&state, &visit, &template);
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "next=/oauth2/authorize?{raw}; Path=/; Max-Age=600; HttpOnly; SameSite=Lax"
-        )) {
+        if let Some(value) = pending.and_then(|id| state.next_cookie(Some(&id.0))) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
         return response;

@@ -885,10 +885,11 @@ fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
     assert!(
         String::from_utf8_lossy(&page.body).contains("пријавите се мобилном апликацијом ConsentID")
     );
-    assert!(page
-        .headers
-        .iter()
-        .any(|(name, value)| name == "set-cookie" && value.starts_with("next=/oauth2/authorize?")));
+    // The cookie holds the waiting request's id, never the request itself (issue 22).
+    assert!(page.headers.iter().any(|(name, value)| name == "set-cookie"
+        && value.starts_with("next=")
+        && !value.contains("oauth2")
+        && !value.contains("xyz")));
 
     let home = dir.path().join("phone");
     let out = server.cli_ok(&[
@@ -1198,5 +1199,100 @@ fn a_burst_of_api_time_stamps_gets_429() {
             .iter()
             .all(|(_, body)| body["error"] == "temporarily_unavailable"),
         "{limited:?}"
+
+/// Issue 22: the `state` of `GET /oauth2/authorize` is the link maker's text. Before the login
+/// it used to be written into the `next` cookie as it came, so `;Domain=…;Max-Age=…` in it
+/// became the cookie's attributes. Now the cookie holds a random id of the request kept
+/// server-side: the state appears in no `Set-Cookie` header, the cookie is `HttpOnly`,
+/// `SameSite=Lax`, `Path=/` (and `Secure` when the portal's URL is https), and the flow still
+/// brings the user back and hands the client its state unchanged.
+#[test]
+fn the_oauth_state_never_reaches_a_cookie() {
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let injected = "s;Domain=127.0.0.1;Max-Age=99999999";
+    let redirect = "http://127.0.0.1:9/callback";
+    let query = format!(
+        "response_type=code&client_id=test-app&redirect_uri={}&scope=service&code_challenge={CHALLENGE}&code_challenge_method=S256&state={injected}",
+        support::url_encode(redirect)
+    );
+    let authorize = format!("/oauth2/authorize?{query}");
+    let set_cookies = |response: &support::HttpResponse| -> Vec<String> {
+        response
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "set-cookie")
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    let clean = |cookies: &[String]| {
+        for cookie in cookies {
+            assert!(
+                !cookie.contains("Domain") && !cookie.contains("99999999") && !cookie.contains("s;"),
+                "the state reached a cookie: {cookie}"
+            );
+        }
+    };
+
+    // Under an https URL the cookie is Secure.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &Setup::embedded(),
+        Some("https://portal.example"),
+    );
+    let page = support::Browser::new(&server).get(&authorize);
+    assert_eq!(page.status, 200);
+    let cookies = set_cookies(&page);
+    clean(&cookies);
+    let next = cookies.iter().find(|c| c.starts_with("next=")).expect("a next cookie");
+    let attributes: Vec<&str> = next.split("; ").skip(1).collect();
+    for wanted in ["Path=/", "HttpOnly", "SameSite=Lax", "Secure", "Max-Age=600"] {
+        assert!(attributes.contains(&wanted), "{wanted} missing: {next}");
+    }
+    assert_eq!(attributes.len(), 5, "{next}");
+    drop(server);
+
+    // The whole flow, under http.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let mut browser = support::Browser::new(&server);
+    let page = browser.get(&authorize);
+    let cookies = set_cookies(&page);
+    clean(&cookies);
+    let next = cookies.iter().find(|c| c.starts_with("next=")).expect("a next cookie");
+    assert!(!next.contains("Secure"), "{next}");
+    let home = dir.path().join("phone");
+    let out = server.cli_ok(&[
+        "user", "add", "--email", "mila@example.rs", "--given-name", "Мила", "--surname", "Милић",
+        "--jmbg", "0101990710008", "--json",
+    ]);
+    let code = serde_json::from_str::<Value>(out.trim()).unwrap()["activation_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, out, err) = consentid(
+        &home,
+        &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert_eq!(
+        support::log_in(&mut browser, "mila@example.rs", &home),
+        authorize,
+        "the login returns to the OAuth page"
+    );
+    let page = browser.get(&authorize);
+    clean(&set_cookies(&page));
+    let csrf = support::Browser::csrf(&page);
+    let allowed = browser.post(
+        "/oauth2/authorize",
+        &[("csrf", &csrf), ("query", &query), ("decision", "allow")],
+    );
+    clean(&set_cookies(&allowed));
+    let location = allowed.header("location").unwrap().to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/callback?code=")
+            && location.ends_with(&format!("&state={}", support::url_encode(injected))),
+        "{location}"
     );
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("migrations/0013_certificate_operations.sql"),
     ),
+    (14, include_str!("migrations/0014_oauth_pending.sql")),
 ];
 
 /// A migration in the database's dialect.

@@ -257,6 +257,24 @@ pub trait SigningStore {
         at: UnixTime,
     ) -> impl Future<Output = Result<Option<OAuthCodeRecord>, Error>> + Send;
 
+    /// Stores an OAuth authorisation request waiting for a login, under its id's hash, until
+    /// `expires_at`; deletes the expired ones (at `now`) first.
+    fn insert_oauth_pending(
+        &mut self,
+        id_hash: &str,
+        query: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Takes a waiting OAuth authorisation request (deleted, compare-and-set): its query, or
+    /// `None` if it is unknown, was taken before or has expired at `now`.
+    fn take_oauth_pending(
+        &mut self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
     /// Spends an authorised SAD (compare-and-set); false if it was spent meanwhile.
     fn spend_sign_authorization(
         &mut self,
@@ -475,6 +493,49 @@ impl SigningStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(())
+    }
+
+    async fn insert_oauth_pending(
+        &mut self,
+        id_hash: &str,
+        query_text: &str,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Result<(), Error> {
+        query("DELETE FROM oauth_pending WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(self.conn()?)
+            .await?;
+        query("INSERT INTO oauth_pending (id_hash, query, expires_at) VALUES ($1, $2, $3)")
+            .bind(id_hash.to_owned())
+            .bind(query_text.to_owned())
+            .bind(expires_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_pending(
+        &mut self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        let row = query("SELECT query, expires_at FROM oauth_pending WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (query_text, expires_at): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let deleted = query("DELETE FROM oauth_pending WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .execute(self.conn()?)
+            .await?;
+        if deleted.rows_affected() != 1 || now.0 >= expires_at {
+            return Ok(None);
+        }
+        Ok(Some(query_text))
     }
 
     async fn use_oauth_code(

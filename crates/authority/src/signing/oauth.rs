@@ -30,6 +30,24 @@ pub enum OAuthRefusal {
     InvalidGrant(&'static str),
 }
 
+/// Seconds an authorisation request waits for the user's login ([`Signing::oauth_remember`]).
+pub const PENDING_LIFETIME: i64 = 600;
+/// The longest authorisation query remembered; a longer one is not (the login then ends on the
+/// account page, and the client starts again).
+pub const MAX_PENDING_QUERY: usize = 4096;
+
+/// The random id of an authorisation request waiting for a login: what the browser's `next`
+/// cookie holds (base64url, so nothing in it can end the cookie's value). Its `Debug` is
+/// redacted: it gives the request back once.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PendingAuthorization(pub String);
+
+impl std::fmt::Debug for PendingAuthorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingAuthorization([redacted])")
+    }
+}
+
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -71,6 +89,38 @@ impl Signing {
         .await?;
         tx.commit().await?;
         Ok(code)
+    }
+
+    /// `GET /oauth2/authorize` before the login: keeps the request's query (already
+    /// validated by the caller) for [`PENDING_LIFETIME`], under a random id, the only thing
+    /// the browser is given. `None` for a query longer than [`MAX_PENDING_QUERY`]. Not audited:
+    /// it is an anonymous visitor's page view, and allows nothing.
+    pub async fn oauth_remember(&self, query: &str) -> Result<Option<PendingAuthorization>, Error> {
+        if query.len() > MAX_PENDING_QUERY {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let id = PendingAuthorization(proto::b64(&rand::random::<[u8; 32]>()));
+        let mut tx = self.store.begin().await?;
+        tx.insert_oauth_pending(
+            &sha256_hex(&id.0),
+            query,
+            now,
+            now.plus_seconds(PENDING_LIFETIME),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// After the login: the query kept under `id`, once, within [`PENDING_LIFETIME`]; `None`
+    /// for an unknown, taken or expired id.
+    pub async fn oauth_recall(&self, id: &PendingAuthorization) -> Result<Option<String>, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let query = tx.take_oauth_pending(&sha256_hex(&id.0), now).await?;
+        tx.commit().await?;
+        Ok(query)
     }
 
     /// Exchanges a code for a bearer token, once: the same client and redirect URI, within a

@@ -354,5 +354,36 @@ async fn a_basic_account_gets_no_api_token() {
             "{name}"
         );
         t.close().await;
+
+/// Issue 22: an OAuth request waiting for a login is kept server-side under a random id; the id
+/// gives it back once, within ten minutes, and an unknown id gives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_oauth_request_is_given_back_once_within_its_lifetime() {
+    use crate::signing::oauth::{PendingAuthorization, MAX_PENDING_QUERY, PENDING_LIFETIME};
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let query = "client_id=a&state=s%3BDomain%3Dx";
+        let id = t.signing.oauth_remember(query).await.unwrap().unwrap();
+        assert!(
+            id.0.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{name}"
+        );
+        assert!(!format!("{id:?}").contains(&id.0), "{name}: the id is redacted");
+        let unknown = PendingAuthorization("unknown".into());
+        assert_eq!(t.signing.oauth_recall(&unknown).await.unwrap(), None, "{name}");
+        assert_eq!(
+            t.signing.oauth_recall(&id).await.unwrap().as_deref(),
+            Some(query),
+            "{name}"
+        );
+        assert_eq!(t.signing.oauth_recall(&id).await.unwrap(), None, "{name}: once");
+
+        let late = t.signing.oauth_remember(query).await.unwrap().unwrap();
+        t.clock.advance(PENDING_LIFETIME);
+        assert_eq!(t.signing.oauth_recall(&late).await.unwrap(), None, "{name}: expired");
+
+        let long = "a".repeat(MAX_PENDING_QUERY + 1);
+        assert_eq!(t.signing.oauth_remember(&long).await.unwrap(), None, "{name}");
     }
 }

@@ -10,6 +10,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 
 use authority::login::SessionToken;
+use authority::signing::oauth::PendingAuthorization;
 use authority::{Error, Rejection};
 use domain::{TransactionStatus, TxnId};
 
@@ -283,23 +284,40 @@ async fn login_complete(
         .login_complete(&visit.session, &txn)
         .await
     {
-        Ok((token, _)) => logged_in(&state, &headers, &token),
+        Ok((token, _)) => logged_in(&state, &visit, &headers, &token).await,
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/mobile/{txn}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }
 }
 
 /// The answer to a completed login: the new session's cookie, and back to where the login was
-/// asked for (only our own OAuth page), else the account.
-pub(crate) fn logged_in(state: &AppState, headers: &HeaderMap, token: &SessionToken) -> Response {
-    let next = cookie(headers, "next")
-        .filter(|n| n.starts_with("/oauth2/authorize?"))
-        .unwrap_or("/account");
-    let mut response = with_cookie(state, Redirect::to(next).into_response(), Some(token));
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("next=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
-    );
+/// asked for (only our own OAuth page, whose request waited server-side under the `next`
+/// cookie's id), else the account.
+pub(crate) async fn logged_in(
+    state: &AppState,
+    visit: &Visit,
+    headers: &HeaderMap,
+    token: &SessionToken,
+) -> Response {
+    let next = match cookie(headers, "next") {
+        Some(id) => {
+            let id = PendingAuthorization(id.to_owned());
+            match state.authority.signing.oauth_recall(&id).await {
+                Ok(Some(query)) => format!("/oauth2/authorize?{query}"),
+                Ok(None) => "/account".to_owned(),
+                // The login happened: its cookie goes with the error page.
+                Err(error) => {
+                    let response = internal(state, visit.language, &error);
+                    return with_cookie(state, response, Some(token));
+                }
+            }
+        }
+        None => "/account".to_owned(),
+    };
+    let mut response = with_cookie(state, Redirect::to(&next).into_response(), Some(token));
+    if let Some(forget) = state.next_cookie(None) {
+        response.headers_mut().append(header::SET_COOKIE, forget);
+    }
     response
 }
 

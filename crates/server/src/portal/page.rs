@@ -122,6 +122,30 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The `next` cookie: the id of an OAuth authorisation request waiting for the login
+    /// (`oauth.rs`), or empty with `Max-Age=0` to forget it. `HttpOnly`, `SameSite=Lax`, `Path=/`
+    /// and, under TLS, `Secure`, as the session cookie. `None` if `id` is not a cookie value
+    /// (RFC 6265 §4.1.1: no `;`, `,`, whitespace or quote), so that it cannot add attributes.
+    pub(crate) fn next_cookie(&self, id: Option<&str>) -> Option<HeaderValue> {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let (value, max_age) = match id {
+            Some(id) => (id, 600),
+            None => ("", 0),
+        };
+        let cookie_octet = |b: u8| {
+            b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\')
+        };
+        if !value.bytes().all(cookie_octet) {
+            return None;
+        }
+        HeaderValue::from_str(&format!(
+            "next={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+        ))
+        .ok()
+    }
+}
+
 pub(crate) fn with_cookie(
     state: &AppState,
     mut response: Response,

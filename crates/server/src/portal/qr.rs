@@ -264,7 +264,7 @@ async fn complete(
         .qr_login_complete(&visit.session, &id)
         .await
     {
-        Ok((token, _)) => logged_in(&state, &headers, &token),
+        Ok((token, _)) => logged_in(&state, &visit, &headers, &token).await,
         Err(Error::Rejected(_)) => Redirect::to(&format!("/login/qr/{id}")).into_response(),
         Err(error) => internal(&state, visit.language, &error),
     }
