@@ -157,6 +157,9 @@ pub enum Rejection {
     /// being at that computer.
     #[error("the browser is on another network: confirm being at that computer")]
     LocationNotConfirmed,
+    /// A Web Push endpoint's host is not public, or has no address (issue 22).
+    #[error(transparent)]
+    PushEndpoint(domain::push::EndpointRefusal),
 }
 
 impl Rejection {
@@ -183,6 +186,10 @@ impl Rejection {
                 domain::qr::QrRefusal::Stale => "stale_qr",
                 domain::qr::QrRefusal::Closed => "expired",
                 domain::qr::QrRefusal::OtherAddress => "other_address",
+            },
+            Self::PushEndpoint(refusal) => match refusal {
+                domain::push::EndpointRefusal::NoAddress => "endpoint_unresolved",
+                domain::push::EndpointRefusal::NotPublic(_) => "endpoint_not_public",
             },
         }
     }

@@ -245,6 +245,10 @@ pub struct PushSettings {
     pub subject: Option<String>,
     /// Accepts `http://` endpoints on loopback addresses: for tests' local push services only.
     pub dangerous_allow_http_loopback: bool,
+    /// Pushes also to loopback, private (RFC 1918), shared (RFC 6598), link-local and
+    /// unique-local addresses (`domain::push::may_push_to`): for tests' local push services
+    /// only. Off, an endpoint's host must resolve to public addresses only.
+    pub dangerous_allow_private_endpoints: bool,
 }
 
 /// The texts of the cloud certificate's e-mails (the server fills them from its message

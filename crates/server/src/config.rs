@@ -74,6 +74,9 @@ pub struct Config {
     pub push_subject: Option<String>,
     /// Accepts http:// Web Push endpoints on loopback (tests' local push services only).
     pub dangerous_push_allow_http_loopback: bool,
+    /// Pushes also to loopback, private, link-local and unique-local addresses (tests' local
+    /// push services only): otherwise an endpoint's host must resolve to public addresses.
+    pub dangerous_push_allow_private_endpoints: bool,
     /// PEM certificate chain and key: `serve` speaks HTTPS. `None`: plain HTTP.
     pub tls: Option<crate::transport::TlsFiles>,
     /// Connections open at once.
@@ -239,6 +242,7 @@ struct FileSettings {
     dangerous_disable_rate_limits: Option<bool>,
     push_subject: Option<String>,
     dangerous_push_allow_http_loopback: Option<bool>,
+    dangerous_push_allow_private_endpoints: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_connections: Option<u64>,
@@ -282,6 +286,10 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK",
         "dangerous_push_allow_http_loopback",
+    ),
+    (
+        "EIDPORTAL_DANGEROUS_PUSH_ALLOW_PRIVATE_ENDPOINTS",
+        "dangerous_push_allow_private_endpoints",
     ),
     ("EIDPORTAL_TLS_CERT", "tls_cert"),
     ("EIDPORTAL_TLS_KEY", "tls_key"),
@@ -429,6 +437,17 @@ impl Config {
                 _ => {
                     return Err(format!(
                         "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK: `{v}` is neither 1 nor 0"
+                    ))
+                }
+            });
+        }
+        if let Some(v) = env("EIDPORTAL_DANGEROUS_PUSH_ALLOW_PRIVATE_ENDPOINTS") {
+            file.dangerous_push_allow_private_endpoints = Some(match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => {
+                    return Err(format!(
+                        "EIDPORTAL_DANGEROUS_PUSH_ALLOW_PRIVATE_ENDPOINTS: `{v}` is neither 1 nor 0"
                     ))
                 }
             });
@@ -678,6 +697,9 @@ impl Config {
             push_subject: file.push_subject,
             dangerous_push_allow_http_loopback: file
                 .dangerous_push_allow_http_loopback
+                .unwrap_or(false),
+            dangerous_push_allow_private_endpoints: file
+                .dangerous_push_allow_private_endpoints
                 .unwrap_or(false),
             tls,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),

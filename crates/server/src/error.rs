@@ -277,7 +277,8 @@ pub fn rejection_status(rejection: Rejection) -> StatusCode {
         Rejection::Invalid(_)
         | Rejection::InvalidCode
         | Rejection::ActivationMismatch
-        | Rejection::LocationNotConfirmed => StatusCode::BAD_REQUEST,
+        | Rejection::LocationNotConfirmed
+        | Rejection::PushEndpoint(_) => StatusCode::BAD_REQUEST,
         Rejection::BadSignature
         | Rejection::DeviceRevoked
         | Rejection::ClockSkew

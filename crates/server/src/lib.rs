@@ -112,6 +112,7 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.renewal_window_days = config.renewal_window_days;
     settings.push.subject = config.push_subject.clone();
     settings.push.dangerous_allow_http_loopback = config.dangerous_push_allow_http_loopback;
+    settings.push.dangerous_allow_private_endpoints = config.dangerous_push_allow_private_endpoints;
     if let Ok(catalog) = i18n::Catalog::load() {
         settings.registration_mails = i18n::registration_mails(&catalog);
     }

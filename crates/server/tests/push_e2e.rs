@@ -172,6 +172,11 @@ fn pushes_on(python: &Path, mut setup: Setup) {
         "EIDPORTAL_DANGEROUS_PUSH_ALLOW_HTTP_LOOPBACK".into(),
         "1".into(),
     ));
+    // The local push service is on 127.0.0.1: private endpoints allowed (issue 22).
+    setup.env.push((
+        "EIDPORTAL_DANGEROUS_PUSH_ALLOW_PRIVATE_ENDPOINTS".into(),
+        "1".into(),
+    ));
     setup
         .env
         .push(("EIDPORTAL_DANGEROUS_DISABLE_RATE_LIMITS".into(), "1".into()));
@@ -272,4 +277,45 @@ fn pushes_on(python: &Path, mut setup: Setup) {
     }
     let (status, _) = device.call(&server, "DELETE", path, b"");
     assert_eq!(status, 404, "the gone subscription is still stored");
+}
+
+/// Issue 22: with the default settings, subscriptions whose endpoint is this machine are
+/// refused by the app API with a reason the app can show, and nothing is stored.
+#[test]
+fn subscriptions_to_internal_hosts_are_refused_by_the_app_api() {
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &Setup::embedded(), None);
+    let home = dir.path().join("app");
+    support::logged_in(&server, EMAIL, &home);
+    let device = Device::open(&home);
+    let point = p256::SecretKey::random(&mut rand::rngs::OsRng)
+        .public_key()
+        .to_encoded_point(false);
+    let path = "/api/app/v1/push/subscription";
+    for endpoint in [
+        "https://127.0.0.1:19999/internal/admin",
+        "https://localhost:19998/",
+    ] {
+        let subscription = json!({
+            "endpoint": endpoint,
+            "expirationTime": null,
+            "keys": {
+                "p256dh": proto::crypto::b64(point.as_bytes()),
+                "auth": proto::crypto::b64(&[7u8; 16]),
+            },
+        });
+        let (status, answer) =
+            device.call(&server, "POST", path, subscription.to_string().as_bytes());
+        assert_eq!(status, 400, "{endpoint}: {answer}");
+        assert_eq!(answer["error"], json!("endpoint_not_public"), "{endpoint}");
+        assert_eq!(
+            answer["message"],
+            json!("the push endpoint's host is a loopback address, not a public address"),
+            "{endpoint}"
+        );
+    }
+    // Nothing was stored.
+    let (status, _) = device.call(&server, "DELETE", path, b"");
+    assert_eq!(status, 404);
 }

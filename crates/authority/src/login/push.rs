@@ -7,7 +7,15 @@
 //! The message says only that there is a request, of which kind and with which id; the app
 //! fetches the request itself from the inbox, signed. A push never delays or fails the request:
 //! it is sent in the background once the request's transaction is committed.
+//!
+//! The endpoint is the device's choice, so where the server connects is checked (issue 22,
+//! server-side request forgery): its host is resolved and every address must be public
+//! (`domain::push::may_push_to`) when the subscription is made, and again at each push (a
+//! name may resolve elsewhere by then). The push connects to an address that was checked,
+//! never resolving the name a second time, and follows no redirect (one request on a
+//! connection of its own: a 3xx is a refusal like any other status).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
+use domain::push::{may_push_to, EndpointRefusal};
 use domain::records::PushSubscriptionRecord;
 use domain::{TxnId, UnixTime, UserId};
 use pki::KeySigner;
@@ -30,7 +39,8 @@ use crate::{Error, Login, Rejection};
 
 /// The longest endpoint URL accepted.
 const MAX_ENDPOINT: usize = 2048;
-/// Connect and overall time limits of one push.
+/// Resolve, connect and overall time limits of one push.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime of a VAPID token (RFC 8292 §2: at most 24 hours).
@@ -130,6 +140,29 @@ fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<(), Rejec
     }
 }
 
+/// The endpoint's host resolved once (an IP literal as it is), and refused unless every
+/// address may be pushed to (`domain::push::may_push_to`): the addresses to connect to.
+async fn resolve_checked(
+    uri: &hyper::Uri,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, EndpointRefusal> {
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let addresses: Vec<SocketAddr> =
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(found)) => found.collect(),
+            Ok(Err(_)) | Err(_) => Vec::new(),
+        };
+    let ips: Vec<std::net::IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
+    may_push_to(&ips, allow_private)?;
+    Ok(addresses)
+}
+
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -155,7 +188,8 @@ impl Login {
     }
 
     /// `POST /push/subscription`: stores the device's subscription, replacing its earlier one.
-    /// A body that does not parse changes nothing.
+    /// A body that does not parse, or whose endpoint's host is not public
+    /// ([`Rejection::PushEndpoint`]), changes nothing.
     pub async fn register_push(
         &self,
         device: &AuthenticatedDevice,
@@ -163,6 +197,13 @@ impl Login {
     ) -> Result<(), Error> {
         let subscription =
             parse_subscription(body, self.settings.push.dangerous_allow_http_loopback)?;
+        let uri: hyper::Uri = subscription
+            .endpoint
+            .parse()
+            .map_err(|_| Rejection::Invalid("endpoint"))?;
+        resolve_checked(&uri, self.settings.push.dangerous_allow_private_endpoints)
+            .await
+            .map_err(Rejection::PushEndpoint)?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.replace_push_subscription(&PushSubscriptionRecord {
@@ -222,6 +263,7 @@ impl Login {
                 .subject
                 .clone()
                 .unwrap_or_else(|| self.settings.public_url.clone()),
+            allow_private: self.settings.push.dangerous_allow_private_endpoints,
             now: self.clock.now(),
             user_id: user_id.clone(),
             txn_id: txn_id.clone(),
@@ -238,6 +280,8 @@ struct PushJob {
     store: Store,
     key: Arc<dyn KeySigner>,
     subject: String,
+    /// `dangerous_allow_private_endpoints`.
+    allow_private: bool,
     now: UnixTime,
     user_id: UserId,
     txn_id: TxnId,
@@ -334,7 +378,7 @@ impl PushJob {
         .header(hyper::header::CONTENT_LENGTH, body.len().to_string())
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .map_err(|e| format!("request: {e}"))?;
-        tokio::time::timeout(SEND_TIMEOUT, post(&uri, request))
+        tokio::time::timeout(SEND_TIMEOUT, post(&uri, request, self.allow_private))
             .await
             .map_err(|_| "timed out".to_owned())?
     }
@@ -342,22 +386,43 @@ impl PushJob {
 
 type Body = http_body_util::Full<bytes::Bytes>;
 
-/// One HTTP/1.1 POST on a connection of its own (a push is rare: no pool).
-async fn post(uri: &hyper::Uri, request: hyper::Request<Body>) -> Result<u16, String> {
+/// One HTTP/1.1 POST on a connection of its own (a push is rare: no pool), no redirect
+/// followed.
+///
+/// 1. Resolve the host and check every address now (the subscription was checked when it was
+///    made, but a name may point elsewhere since): nothing is connected to otherwise.
+/// 2. Connect to a checked address itself, so that no second lookup can answer differently
+///    (the TLS server name is still the host's, and its certificate is checked against it).
+async fn post(
+    uri: &hyper::Uri,
+    request: hyper::Request<Body>,
+    allow_private: bool,
+) -> Result<u16, String> {
     let https = uri.scheme_str() == Some("https");
     let host = uri.host().ok_or("no host")?;
     let bare = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((bare.as_str(), port)),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_owned())?
-    .map_err(|e| format!("connect: {e}"))?;
+    // 1.
+    let addresses = resolve_checked(uri, allow_private)
+        .await
+        .map_err(|refusal| refusal.to_string())?;
+    // 2.
+    let mut failure = String::from("no address");
+    let mut connected = None;
+    for address in addresses {
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address)).await
+        {
+            Ok(Ok(tcp)) => {
+                connected = Some(tcp);
+                break;
+            }
+            Ok(Err(e)) => failure = format!("connect: {e}"),
+            Err(_) => failure = "connect timed out".to_owned(),
+        }
+    }
+    let tcp = connected.ok_or(failure)?;
     if https {
         let name = rustls::pki_types::ServerName::try_from(bare)
             .map_err(|_| "the host is not a server name".to_owned())?;
@@ -534,6 +599,138 @@ mod tests {
             refused("https://push.example/", &p, &short, false),
             Some(Rejection::Invalid("auth"))
         );
+    }
+
+    /// A listener on 127.0.0.1 that counts the connections it accepts (and closes each at once).
+    fn counting_listener() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                // Counted before the close, which is what ends the sender's wait.
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (port, accepted)
+    }
+
+    /// Issue 22: a subscription to an internal host is refused when it is made, with the
+    /// reason, and nothing is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscriptions_to_internal_hosts_are_refused() {
+        use crate::test_support::{authorities, enrol, App};
+        use domain::push::{EndpointRefusal, SpecialRange};
+        let dir = tempfile::tempdir().unwrap();
+        for t in authorities(dir.path()).await {
+            let name = t.name;
+            let (user, code) = enrol(&t, "petar@example.rs").await;
+            let app = App::activate(&t, &code).await.unwrap();
+            let (p, a) = (point(), crypto::b64(&[7u8; 16]));
+            for endpoint in [
+                "https://127.0.0.1:19999/internal/admin",
+                "https://localhost:19998/",
+                "https://[::1]:19997/",
+                "https://[::ffff:127.0.0.1]/",
+                "https://169.254.169.254/latest/meta-data",
+                "https://10.0.0.1/",
+                "https://100.64.0.1/",
+                "https://[fd00::1]/",
+                "https://0.0.0.0/",
+            ] {
+                let body = body(endpoint, &p, &a);
+                let path = "/api/app/v1/push/subscription";
+                let device = app.authenticated(&t, path, &body).await.unwrap();
+                let refused = t.login.register_push(&device, &body).await;
+                assert!(
+                    matches!(
+                        refused,
+                        Err(Error::Rejected(Rejection::PushEndpoint(
+                            EndpointRefusal::NotPublic(_)
+                        )))
+                    ),
+                    "{name} {endpoint}: {refused:?}"
+                );
+            }
+            let body = body("https://localhost:19998/", &p, &a);
+            let device = app
+                .authenticated(&t, "/api/app/v1/push/subscription", &body)
+                .await
+                .unwrap();
+            let refused = t.login.register_push(&device, &body).await;
+            assert_eq!(
+                refused.err().map(|e| e.to_string()),
+                Some(
+                    EndpointRefusal::NotPublic(SpecialRange::Loopback).to_string()
+                ),
+                "{name}"
+            );
+            assert!(
+                t.store.push_subscriptions_of(&user.id).await.unwrap().is_empty(),
+                "{name}: a refused subscription was stored"
+            );
+        }
+    }
+
+    /// Issue 22: a stored subscription whose host resolves to this machine at send time (DNS
+    /// changed since it was checked; `localhost` here) gets no connection; with the tests'
+    /// allowance the same push does connect, so the listener would have seen one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_push_to_a_host_that_resolves_inward_connects_nowhere() {
+        use crate::test_support::{authorities, enrol, App};
+        let dir = tempfile::tempdir().unwrap();
+        let (port, accepted) = counting_listener();
+        let accepted = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        for t in authorities(dir.path()).await {
+            let name = t.name;
+            let email = "petar@example.rs";
+            let (user, code) = enrol(&t, email).await;
+            let app = App::activate(&t, &code).await.unwrap();
+            let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+            let mut tx = t.store.begin().await.unwrap();
+            tx.replace_push_subscription(&PushSubscriptionRecord {
+                device_id: app.device_id.as_str().into(),
+                endpoint: format!("https://localhost:{port}/push"),
+                p256dh: secret.public_key().to_encoded_point(false).as_bytes().to_vec(),
+                auth: vec![7u8; 16],
+                created_at: t.now(),
+            })
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            // A login for the user: its own background push, with the settings' (default)
+            // refusal, and the same push run to its end here.
+            let (_, browser) = t.login.new_session();
+            let started = t
+                .login
+                .login_start(&browser, email, "127.0.0.1", "test browser")
+                .await
+                .unwrap();
+            let job = |allow_private| PushJob {
+                store: t.store.clone(),
+                key: t.login.vapid_key().unwrap(),
+                subject: "mailto:ops@example.rs".into(),
+                allow_private,
+                now: t.now(),
+                user_id: user.id.clone(),
+                txn_id: started.txn_id.clone(),
+                kind: "login".into(),
+            };
+            let before = accepted();
+            job(false).run().await;
+            assert_eq!(accepted(), before, "{name}: connected to a loopback address");
+            // The control: allowed, the push reaches the listener (and fails its TLS).
+            job(true).run().await;
+            assert!(accepted() > before, "{name}: the listener was not reachable");
+            // The stored subscription stays: the push was refused, not gone.
+            assert_eq!(
+                t.store.push_subscriptions_of(&user.id).await.unwrap().len(),
+                1,
+                "{name}"
+            );
+        }
     }
 
     #[test]
