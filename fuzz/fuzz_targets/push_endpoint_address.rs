@@ -8,7 +8,8 @@
 //! twice; every address the standard library calls loopback, private, link-local, multicast,
 //! broadcast, unspecified or documentation, and every shared (100.64/10), unique-local
 //! (fc00::/7) or site-local (fec0::/10) one, is special; an IPv4-mapped IPv6 address is judged
-//! as its IPv4 address; a public IPv6 address is in 2000::/3; `may_push_to` admits exactly the
+//! as its IPv4 address; a public IPv6 address is in 2000::/3 unless it carries a public IPv4
+//! address (mapped, compatible, NAT64); `may_push_to` admits exactly the
 //! public addresses, and the tests' allowance admits more, never less.
 
 #![no_main]
@@ -77,8 +78,15 @@ fuzz_target!(|data: &[u8]| {
         if let Some(v4) = v6.to_ipv4_mapped() {
             assert_eq!(range, special_range(IpAddr::V4(v4)), "{address} and {v4} differ");
         }
-        if range.is_none() {
-            assert_eq!(v6.segments()[0] & 0xe000, 0x2000, "{address} outside 2000::/3 judged public");
+        // Outside 2000::/3 only an address carrying a public IPv4 one (mapped, compatible or
+        // NAT64's 64:ff9b::/96) may be public, and then as that IPv4 address is.
+        let segments = v6.segments();
+        let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+        if range.is_none() && segments[0] & 0xe000 != 0x2000 {
+            let [.., high, low] = segments;
+            let carried = Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+            assert!(v6.to_ipv4().is_some() || nat64, "{address} outside 2000::/3 judged public");
+            assert_eq!(special_range(IpAddr::V4(carried)), None, "{address} carries {carried}");
         }
     }
     let strict = may_push_to(&[address], false);

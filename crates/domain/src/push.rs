@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn a_host_is_pushed_to_only_if_every_address_is_public() {
-        let ip = |text: &str| text.parse::<IpAddr>().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = |text: &str| {
+            text.parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        };
         let public = ip("142.250.180.10");
         assert_eq!(may_push_to(&[public, ip("2a00:1450::1")], false), Ok(()));
         assert_eq!(may_push_to(&[], false), Err(EndpointRefusal::NoAddress));
@@ -291,11 +294,27 @@ mod tests {
             Err(EndpointRefusal::NotPublic(SpecialRange::Loopback))
         );
         // The allowance (tests' local push services) admits private unicast ranges only.
-        for allowed in ["127.0.0.1", "::1", "10.0.0.1", "100.64.0.1", "169.254.0.1", "fd00::1", "fe80::1"] {
+        for allowed in [
+            "127.0.0.1",
+            "::1",
+            "10.0.0.1",
+            "100.64.0.1",
+            "169.254.0.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
             assert!(may_push_to(&[ip(allowed)], false).is_err(), "{allowed}");
             assert_eq!(may_push_to(&[ip(allowed)], true), Ok(()), "{allowed}");
         }
-        for refused in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255", "192.0.2.1", "240.0.0.1"] {
+        for refused in [
+            "0.0.0.0",
+            "::",
+            "224.0.0.1",
+            "ff02::1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "240.0.0.1",
+        ] {
             assert!(may_push_to(&[ip(refused)], true).is_err(), "{refused}");
         }
         assert_eq!(

@@ -1244,9 +1244,18 @@ fn the_oauth_state_never_reaches_a_cookie() {
     assert_eq!(page.status, 200);
     let cookies = set_cookies(&page);
     clean(&cookies);
-    let next = cookies.iter().find(|c| c.starts_with("next=")).expect("a next cookie");
+    let next = cookies
+        .iter()
+        .find(|c| c.starts_with("next="))
+        .expect("a next cookie");
     let attributes: Vec<&str> = next.split("; ").skip(1).collect();
-    for wanted in ["Path=/", "HttpOnly", "SameSite=Lax", "Secure", "Max-Age=600"] {
+    for wanted in [
+        "Path=/",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Max-Age=600",
+    ] {
         assert!(attributes.contains(&wanted), "{wanted} missing: {next}");
     }
     assert_eq!(attributes.len(), 5, "{next}");
@@ -1259,12 +1268,24 @@ fn the_oauth_state_never_reaches_a_cookie() {
     let page = browser.get(&authorize);
     let cookies = set_cookies(&page);
     clean(&cookies);
-    let next = cookies.iter().find(|c| c.starts_with("next=")).expect("a next cookie");
+    let next = cookies
+        .iter()
+        .find(|c| c.starts_with("next="))
+        .expect("a next cookie");
     assert!(!next.contains("Secure"), "{next}");
     let home = dir.path().join("phone");
     let out = server.cli_ok(&[
-        "user", "add", "--email", "mila@example.rs", "--given-name", "Мила", "--surname", "Милић",
-        "--jmbg", "0101990710008", "--json",
+        "user",
+        "add",
+        "--email",
+        "mila@example.rs",
+        "--given-name",
+        "Мила",
+        "--surname",
+        "Милић",
+        "--jmbg",
+        "0101990710008",
+        "--json",
     ]);
     let code = serde_json::from_str::<Value>(out.trim()).unwrap()["activation_code"]
         .as_str()
@@ -1272,7 +1293,14 @@ fn the_oauth_state_never_reaches_a_cookie() {
         .to_owned();
     let (status, out, err) = consentid(
         &home,
-        &["activate", "--server", &server.url, "--code", &code, "--pin-stdin"],
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--pin-stdin",
+        ],
         &format!("{PIN}\n"),
     );
     assert_eq!(status, 0, "{out}{err}");

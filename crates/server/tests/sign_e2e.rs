@@ -481,6 +481,9 @@ async fn signed_documents_open_only_to_a_consentid_session() {
             page.contains("Пријава лозинком није довољна") && page.contains("/login/mobile"),
             "{path}: {page}"
         );
-        assert!(!page.contains("ugovor"), "{path}: the page names the document: {page}");
+        assert!(
+            !page.contains("ugovor"),
+            "{path}: the page names the document: {page}"
+        );
     }
 }

@@ -151,7 +151,11 @@ async fn resolve_checked(
         .unwrap_or_default()
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
     let port = uri.port_u16().unwrap_or(default_port);
     let addresses: Vec<SocketAddr> =
         match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
@@ -412,8 +416,7 @@ async fn post(
     let mut failure = String::from("no address");
     let mut connected = None;
     for address in addresses {
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address)).await
-        {
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address)).await {
             Ok(Ok(tcp)) => {
                 connected = Some(tcp);
                 break;
@@ -662,13 +665,15 @@ mod tests {
             let refused = t.login.register_push(&device, &body).await;
             assert_eq!(
                 refused.err().map(|e| e.to_string()),
-                Some(
-                    EndpointRefusal::NotPublic(SpecialRange::Loopback).to_string()
-                ),
+                Some(EndpointRefusal::NotPublic(SpecialRange::Loopback).to_string()),
                 "{name}"
             );
             assert!(
-                t.store.push_subscriptions_of(&user.id).await.unwrap().is_empty(),
+                t.store
+                    .push_subscriptions_of(&user.id)
+                    .await
+                    .unwrap()
+                    .is_empty(),
                 "{name}: a refused subscription was stored"
             );
         }
@@ -693,7 +698,11 @@ mod tests {
             tx.replace_push_subscription(&PushSubscriptionRecord {
                 device_id: app.device_id.as_str().into(),
                 endpoint: format!("https://localhost:{port}/push"),
-                p256dh: secret.public_key().to_encoded_point(false).as_bytes().to_vec(),
+                p256dh: secret
+                    .public_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
                 auth: vec![7u8; 16],
                 created_at: t.now(),
             })
@@ -720,10 +729,17 @@ mod tests {
             };
             let before = accepted();
             job(false).run().await;
-            assert_eq!(accepted(), before, "{name}: connected to a loopback address");
+            assert_eq!(
+                accepted(),
+                before,
+                "{name}: connected to a loopback address"
+            );
             // The control: allowed, the push reaches the listener (and fails its TLS).
             job(true).run().await;
-            assert!(accepted() > before, "{name}: the listener was not reachable");
+            assert!(
+                accepted() > before,
+                "{name}: the listener was not reachable"
+            );
             // The stored subscription stays: the push was refused, not gone.
             assert_eq!(
                 t.store.push_subscriptions_of(&user.id).await.unwrap().len(),

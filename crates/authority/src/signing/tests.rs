@@ -366,24 +366,44 @@ async fn a_waiting_oauth_request_is_given_back_once_within_its_lifetime() {
         let query = "client_id=a&state=s%3BDomain%3Dx";
         let id = t.signing.oauth_remember(query).await.unwrap().unwrap();
         assert!(
-            id.0.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            id.0.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "{name}"
         );
-        assert!(!format!("{id:?}").contains(&id.0), "{name}: the id is redacted");
+        assert!(
+            !format!("{id:?}").contains(&id.0),
+            "{name}: the id is redacted"
+        );
         let unknown = PendingAuthorization("unknown".into());
-        assert_eq!(t.signing.oauth_recall(&unknown).await.unwrap(), None, "{name}");
+        assert_eq!(
+            t.signing.oauth_recall(&unknown).await.unwrap(),
+            None,
+            "{name}"
+        );
         assert_eq!(
             t.signing.oauth_recall(&id).await.unwrap().as_deref(),
             Some(query),
             "{name}"
         );
-        assert_eq!(t.signing.oauth_recall(&id).await.unwrap(), None, "{name}: once");
+        assert_eq!(
+            t.signing.oauth_recall(&id).await.unwrap(),
+            None,
+            "{name}: once"
+        );
 
         let late = t.signing.oauth_remember(query).await.unwrap().unwrap();
         t.clock.advance(PENDING_LIFETIME);
-        assert_eq!(t.signing.oauth_recall(&late).await.unwrap(), None, "{name}: expired");
+        assert_eq!(
+            t.signing.oauth_recall(&late).await.unwrap(),
+            None,
+            "{name}: expired"
+        );
 
         let long = "a".repeat(MAX_PENDING_QUERY + 1);
-        assert_eq!(t.signing.oauth_remember(&long).await.unwrap(), None, "{name}");
+        assert_eq!(
+            t.signing.oauth_remember(&long).await.unwrap(),
+            None,
+            "{name}"
+        );
     }
 }

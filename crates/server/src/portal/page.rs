@@ -133,9 +133,7 @@ impl AppState {
             Some(id) => (id, 600),
             None => ("", 0),
         };
-        let cookie_octet = |b: u8| {
-            b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\')
-        };
+        let cookie_octet = |b: u8| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\');
         if !value.bytes().all(cookie_octet) {
             return None;
         }
