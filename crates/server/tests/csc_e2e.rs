@@ -1199,6 +1199,8 @@ fn a_burst_of_api_time_stamps_gets_429() {
             .iter()
             .all(|(_, body)| body["error"] == "temporarily_unavailable"),
         "{limited:?}"
+    );
+}
 
 /// Issue 22: the `state` of `GET /oauth2/authorize` is the link maker's text. Before the login
 /// it used to be written into the `next` cookie as it came, so `;Domain=…;Max-Age=…` in it

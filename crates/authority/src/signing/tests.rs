@@ -354,6 +354,8 @@ async fn a_basic_account_gets_no_api_token() {
             "{name}"
         );
         t.close().await;
+    }
+}
 
 /// Issue 22: an OAuth request waiting for a login is kept server-side under a random id; the id
 /// gives it back once, within ten minutes, and an unknown id gives nothing.
