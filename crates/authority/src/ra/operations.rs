@@ -296,20 +296,21 @@ impl Ra {
         user: &Account,
         record: &CertificateOperationRecord,
     ) -> Result<(), Error> {
-        // The rule, checked again now that time has passed; the certificate it acts on must be
-        // the one the phone was shown.
-        let rule =
-            self.check_operation(user, record.operation)
-                .await
-                .and_then(
-                    |current| match (record.operation, record.certificate_serial) {
-                        (
-                            CertificateOperation::Renew | CertificateOperation::Revoke,
-                            Some(shown),
-                        ) if current != Some(shown) => Err(cloud::CloudRefusal::NoneActive.into()),
-                        _ => Ok(current),
-                    },
-                );
+        // The rule, checked again now that time has passed (a refusal fails the operation, any
+        // other error is the caller's); the certificate it acts on must be the one the phone
+        // was shown.
+        let rule = match self.check_operation(user, record.operation).await {
+            Ok(current) => match (record.operation, record.certificate_serial) {
+                (CertificateOperation::Renew | CertificateOperation::Revoke, Some(shown))
+                    if current != Some(shown) =>
+                {
+                    Err(cloud::CloudRefusal::NoneActive)
+                }
+                _ => Ok(current),
+            },
+            Err(Error::Cloud(refusal)) => Err(refusal),
+            Err(other) => return Err(other),
+        };
         // A new key is made before the transaction, as for every issuance (crate::ca::keys).
         let key = match (&rule, record.operation.has_agreement()) {
             (Ok(_), true) => Some(self.ca.prepare_cloud_key().await?),
@@ -340,7 +341,7 @@ impl Ra {
         &self,
         user: &Account,
         record: &CertificateOperationRecord,
-        rule: Result<Option<Serial>, Error>,
+        rule: Result<Option<Serial>, cloud::CloudRefusal>,
         key: Option<&CloudKey>,
     ) -> Result<Option<(Outcome, Option<Revoked>)>, Error> {
         let now = self.clock.now();
@@ -363,11 +364,7 @@ impl Ra {
         let status = effective_status(txn.status, txn.expires_at, now);
         let failed = match status {
             TransactionStatus::Pending => return Ok(None),
-            TransactionStatus::Approved => match &rule {
-                Ok(_) => None,
-                Err(Error::Cloud(refusal)) => Some(refusal_hint(*refusal)),
-                Err(_) => Some("failed"),
-            },
+            TransactionStatus::Approved => rule.err().map(refusal_hint),
             TransactionStatus::Denied => Some("denied"),
             TransactionStatus::Expired => Some("expired"),
             _ => Some("failed"),
