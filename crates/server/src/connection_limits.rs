@@ -12,9 +12,10 @@
 //!
 //! The rules are pure ([`connection_key`], [`RequestPace::cut_at`]). Applying them costs one
 //! lock of the per-address map when a connection opens and one when it closes, one shared
-//! allocation per connection, and per request a reference count taken and given back and one
-//! atomic store (the body's wrapper lives inside the box axum makes anyway); a clock is read and
-//! a timer set only while a body keeps its handler waiting, never on a GET (OCSP's hot path).
+//! allocation per connection, per request a clock read at its first byte and an atomic store;
+//! a request with a body also gets a wrapper (inside the box axum makes anyway) and a reference
+//! count, and a timer only while its body keeps the handler waiting. A request without a body
+//! (an OCSP GET, the hot path) is not wrapped ([`paced`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -354,6 +355,26 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             this.project().clock.request_ended();
         }
+    }
+}
+
+/// A request as the router takes it, its body kept to the connection's pace. A request without a
+/// body (an OCSP GET, the hot path) is not wrapped: there is nothing to pace, and its reading
+/// ends now, so that the next byte begins the next request.
+pub fn paced<B>(
+    request: axum::http::Request<B>,
+    clock: &Arc<RequestClock>,
+) -> axum::http::Request<axum::body::Body>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    if request.body().is_end_stream() {
+        clock.request_ended();
+        request.map(axum::body::Body::new)
+    } else {
+        let clock = clock.clone();
+        request.map(|body| axum::body::Body::new(RequestBody::new(body, clock)))
     }
 }
 

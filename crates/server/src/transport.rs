@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::connection_limits::{
-    connection_key, PerAddress, RequestBody, RequestClock, RequestPace, Timed, TransportCounters,
+    connection_key, paced, PerAddress, RequestClock, RequestPace, Timed, TransportCounters,
 };
 
 /// How long a TLS handshake may take before the connection is closed.
@@ -400,7 +400,7 @@ where
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(trusted.clone());
-        let request = request.map(|body| RequestBody::new(body, clock.clone()));
+        let request = paced(request, &clock);
         tower_service::Service::call(&mut router.clone(), request)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
