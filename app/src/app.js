@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import * as store from './store.js';
 import { OutOfMemory, choosePinRefusal, fingerprint, unb64, randomBytes } from './crypto.js';
-import { t, setLang, lang, LANGS } from './i18n/index.js';
+import { t, setLang, lang, LANGS, toLatin } from './i18n/index.js';
 import { loadScript } from './lazy.js';
 
 const root = document.getElementById('app');
@@ -209,7 +209,9 @@ function requestScreen(req) {
   // A browser on another network than this phone: say so, and ask "I am at that computer".
   const elsewhere = req.elsewhere ? h('section', { class: 'warning', role: 'alert' },
     h('h2', {}, t('elsewhere_title')),
-    h('p', {}, t('elsewhere_text').replace('{location}', req.elsewhere)),
+    // The place names come as the server's database has them (Serbian Cyrillic first).
+    h('p', {}, t('elsewhere_text', { location: lang() === 'sr-Latn' ? toLatin(req.elsewhere)
+      : req.elsewhere })),
     h('label', { class: 'check' },
       h('input', { type: 'checkbox', id: 'at-computer', required: true }),
       ' ', t('elsewhere_confirm'))) : null;

@@ -19,8 +19,10 @@ on the portal's origin. Steps:
      portal shows; **Ауторизовати**; the portal signs                  app-sign-request.png
   5. QR login: the computer's **QR код** page; its QR code, captured from the page, is the
      phone's camera (Chromium's fake camera reads a Y4M file); a frame captured 10 s earlier
-     is refused as stale; a fresh one: **ПИН**, **Ауторизовати**, the computer logs in
-                                                          portal-qr-login.png, app-scan/qr-request
+     is refused as stale; a fresh one, scanned by the phone on another network (its requests
+     leave through a relay from 127.0.1.2): the app warns **Пријава са друге мреже** and says
+     where the computer is, refuses **Ауторизовати** until **Ја сам за тим рачунаром** is
+     ticked, then the computer logs in       portal-qr-login.png, app-scan/qr-request
   6. same-phone login: the phone opens the portal, **QR код**, **Отвори ConsentID**; the app
      shows the request, **Ауторизовати**, and sends the phone back to the portal, logged in
                                                           app-link-portal/link-request.png
@@ -45,7 +47,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
+import threading
 import tempfile
 import time
 from pathlib import Path
@@ -99,6 +103,12 @@ W_FINGERPRINT = "Отисак"
 W_SCAN = "Скенирај QR код"
 W_OFFLINE = "Сервер није доступан."
 W_STALE_QR = "QR код је застарео."
+# The warning about a browser on another network (issue 22).
+W_ELSEWHERE = "Пријава са друге мреже"
+W_AT_COMPUTER = "Ја сам за тим рачунаром"
+W_AT_COMPUTER_NEEDED = "Потврдите да сте за тим рачунаром"
+# The phone's own network for the relayed QR code: the computer is on 127.0.0.1.
+OTHER_NETWORK = "127.0.1.2"
 # The portal's words for the login without a username.
 W_QR_LOGIN = "QR код"
 W_OPEN_APP = "Отвори ConsentID"
@@ -236,11 +246,75 @@ return btoa(s);
 PKCS8_EC_PREFIX = bytes.fromhex("020100301306072a8648ce3d0201")
 
 
+class SourceRelay:
+    """The phone's way to the server: an HTTP proxy on loopback whose connections to the
+    server leave from `source` (a loopback address), so that the server sees the phone on a
+    network of its own while the computer stays on 127.0.0.1. Chromium sends each request in
+    absolute form; the relay sends it on with `Connection: close` and streams the answer back
+    (long polls included), one request a connection."""
+
+    def __init__(self) -> None:
+        self.source = "127.0.0.1"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            head, body = head.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, version = lines[0].split(" ", 2)
+            if not target.startswith("http://"):
+                client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            authority, _, path = target[len("http://"):].partition("/")
+            host, _, port = authority.rpartition(":")
+            if not host.startswith("127.") or not port.isdigit():
+                # Only the servers on this computer (Chromium's own background requests not).
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            headers = [line for line in lines[1:] if line.split(":", 1)[0].strip().lower()
+                       not in ("connection", "proxy-connection", "keep-alive")]
+            length = next((int(line.split(":", 1)[1]) for line in headers
+                           if line.split(":", 1)[0].strip().lower() == "content-length"), 0)
+            while len(body) < length:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            try:
+                upstream = socket.create_connection((host, int(port)),
+                                                    source_address=(self.source, 0))
+            except OSError:
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            with upstream:
+                request = "\r\n".join([f"{method} /{path} {version}", *headers,
+                                        "Connection: close", "", ""])
+                upstream.sendall(request.encode("latin-1") + body)
+                while chunk := upstream.recv(65536):
+                    client.sendall(chunk)
+
+
 class Phone(Portal):
     """The phone: Chromium with mobile emulation on the app's origin."""
 
     def __init__(self, args: argparse.Namespace, user_data_dir: str, name: str = "phone",
-                 camera: str | None = None):
+                 camera: str | None = None, relay: SourceRelay | None = None):
         self.args = args
         self.name = name
         self.shots = Path(args.app_screenshots)
@@ -261,6 +335,12 @@ class Phone(Portal):
             # camera access is granted without a prompt.
             for flag in ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                          f"--use-file-for-fake-video-capture={camera}"):
+                opts.add_argument(flag)
+        if relay:
+            # Every request through the relay, loopback ones too (Chromium bypasses proxies
+            # for loopback unless told not to).
+            for flag in (f"--proxy-server=http://127.0.0.1:{relay.port}",
+                         "--proxy-bypass-list=<-loopback>"):
                 opts.add_argument(flag)
         opts.add_experimental_option("prefs", {"intl.accept_languages": "sr-Cyrl-RS,sr"})
         opts.add_experimental_option("mobileEmulation", {
@@ -707,7 +787,8 @@ def scan(phone: Phone) -> None:
     phone.wait_screen("scan")
 
 
-def qr_login(phone: Phone, computer: Computer, pin: str, camera: str) -> None:
+def qr_login(phone: Phone, computer: Computer, pin: str, camera: str,
+             relay: SourceRelay) -> None:
     computer.step = f"computer: log out, {W_LOGIN} -> {W_QR_LOGIN}: a QR code changing every second"
     print(computer.step)
     computer.driver.delete_all_cookies()
@@ -736,18 +817,35 @@ def qr_login(phone: Phone, computer: Computer, pin: str, camera: str) -> None:
     if computer.driver.find_elements(By.CSS_SELECTOR, ".qr-box[hidden]"):
         raise StepFailure("the computer still waiting for a phone after the stale frame")
 
-    phone.step = f"phone: a fresh frame: the request, {W_PIN}, {W_AUTHORIZE}"
+    # The frame is relayed: the phone scans it on another network than the computer's, as
+    # when a phishing page shows a QR code it fetched (issue 22). The app says where the
+    # browser is and approves only once the citizen says they are at that computer.
+    phone.step = (f"phone on {OTHER_NETWORK}: a fresh frame: «{W_ELSEWHERE}», "
+                  f"{W_PIN}, {W_AUTHORIZE} refused until «{W_AT_COMPUTER}»")
     print(phone.step)
+    relay.source = OTHER_NETWORK
     fresh = capture_qr(computer, camera)
     scan(phone)
     phone.wait_screen("request", 30)
     print(f"  the request is on the phone {time.monotonic() - fresh:.1f} s after the capture")
     if phone.driver.find_elements(By.CSS_SELECTOR, "fieldset.codes"):
         raise StepFailure("no verification codes to pick after a QR scan")
+    warning = phone.wait_for(f"«{W_ELSEWHERE}» on the request", lambda: phone._displayed(
+        phone.driver.find_elements(By.CSS_SELECTOR, "section.warning")))[0]
+    shown = norm(warning.text)
+    expected = phone.args.expect_location or "127.0.0.1"
+    if W_ELSEWHERE not in shown or expected not in shown:
+        raise StepFailure(f"«{W_ELSEWHERE}» naming «{expected}»", shown)
+    print(f"  warned: «{shown}»")
     phone.screenshot("app-qr-request.png")
     phone.enter_pin_and_authorize(pin)
+    phone.wait_for(f"«{W_AT_COMPUTER_NEEDED}…» before anything is sent",
+                   lambda: phone.error_text().startswith(W_AT_COMPUTER_NEEDED), 15)
+    phone.click(phone.input_labelled(W_AT_COMPUTER))
+    phone.tap(W_AUTHORIZE)
     if phone.wait_result() != "approved":
         raise StepFailure("the QR login approved in the app")
+    relay.source = "127.0.0.1"
     phone.tap(W_BACK)
     computer.step = "computer: logged in by the QR code"
     print(computer.step)
@@ -882,7 +980,8 @@ def run(args) -> int:
         f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\xff" * (640 * 480)
                 + b"\x80" * (640 * 480 // 2))
     try:
-        phone = Phone(args, dirs[1], camera=camera)
+        relay = SourceRelay()
+        phone = Phone(args, dirs[1], camera=camera, relay=relay)
         browsers.append(phone)
         computer = Computer(args, dirs[0])
         browsers.append(computer)
@@ -909,8 +1008,8 @@ def run(args) -> int:
         print("STEP portal signature approved in the app: ok")
 
         current = phone
-        qr_login(phone, computer, args.pin, camera)
-        print("STEP QR login (fake camera), the 10-s-old frame refused: ok")
+        qr_login(phone, computer, args.pin, camera, relay)
+        print("STEP QR login (fake camera), the 10-s-old frame refused, the relayed one warned: ok")
 
         current = phone
         same_phone_login(phone, args.pin)
@@ -957,6 +1056,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--app-screenshots", required=True, help="folder for app-*.png")
     p.add_argument("--timeout", type=float, default=40.0)
     p.add_argument("--trust-spki")
+    p.add_argument("--expect-location",
+                   help="where the phone must say the computer is (default: its address)")
     return p.parse_args(argv)
 
 

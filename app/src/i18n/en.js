@@ -41,7 +41,7 @@ export default {
   req_agreement: 'Agreement no.',
   req_certificate: 'Certificate',
   elsewhere_title: 'Login from another network',
-  elsewhere_text: 'The browser that sent this request is not on the network this phone uses. It is at: {location}. Approve only if you are at that computer.',
+  elsewhere_text: 'The browser that sent this request is not on the network this phone uses. The location of the browser: {location}. Approve only if you are at that computer.',
   elsewhere_confirm: 'I am at that computer',
   elsewhere_needed: 'Confirm that you are at that computer, or deny the request.',
   pick_code: 'Pick the code your browser shows',

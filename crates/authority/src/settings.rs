@@ -86,6 +86,9 @@ pub struct Settings {
     pub audit_checkpoints: Option<std::path::PathBuf>,
     /// Web Push to ConsentID devices.
     pub push: PushSettings,
+    /// Where browsers are, for the phone's warning about a login from elsewhere (`None`: the
+    /// phone shows the browser's address alone).
+    pub geoip: Option<std::sync::Arc<crate::login::geoip::GeoIp>>,
 }
 
 impl Settings {
@@ -120,6 +123,7 @@ impl Settings {
             dangerous_disable_rate_limits: false,
             audit_checkpoints: None,
             push: PushSettings::default(),
+            geoip: None,
             renewal_window_days: 30,
             provider: crate::ra::agreement::Provider::default(),
             agreement_words: crate::ra::agreement::AgreementWords::default(),

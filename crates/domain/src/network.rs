@@ -46,6 +46,27 @@ pub fn same_network(browser: &str, phone: &str) -> bool {
     }
 }
 
+/// The longest place name (a city's or a country's) shown on an approval screen.
+const MAX_PLACE_CHARS: usize = 60;
+
+/// Where the browser is, as the phone shows it: `Нови Сад, Србија (192.0.2.7)` when a GeoIP
+/// database knows the address's city and country, `Србија (192.0.2.7)` when it knows only the
+/// country, else just the address. Names are display text (no control or invisible
+/// formatting characters, [`crate::text`]) of at most 60 characters: a GeoIP database is the
+/// operator's file, but what reaches the phone is never able to draw on its screen.
+pub fn location_text(city: Option<&str>, country: Option<&str>, address: &str) -> String {
+    let shown = |name: Option<&str>| {
+        name.map(|name| crate::text::display_text(name.trim(), MAX_PLACE_CHARS))
+            .filter(|name| !name.trim().is_empty())
+    };
+    let address = crate::text::display_text(address, MAX_PLACE_CHARS);
+    match (shown(city), shown(country)) {
+        (Some(city), Some(country)) => format!("{city}, {country} ({address})"),
+        (None, Some(place)) | (Some(place), None) => format!("{place} ({address})"),
+        (None, None) => address,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +112,35 @@ mod tests {
         assert!(!same_network("unknown", "unknown"));
         assert!(!same_network("192.0.2.1", "192.0.2.1:443"));
         assert_eq!(network_of("300.1.1.1"), None);
+    }
+
+    #[test]
+    fn a_location_names_city_and_country_before_the_address() {
+        assert_eq!(
+            location_text(Some("Нови Сад"), Some("Србија"), "192.0.2.7"),
+            "Нови Сад, Србија (192.0.2.7)"
+        );
+        assert_eq!(
+            location_text(None, Some("Serbia"), "192.0.2.7"),
+            "Serbia (192.0.2.7)"
+        );
+        assert_eq!(location_text(None, None, "192.0.2.7"), "192.0.2.7");
+        assert_eq!(location_text(Some(" "), Some(""), "192.0.2.7"), "192.0.2.7");
+    }
+
+    #[test]
+    fn a_location_never_carries_what_draws_on_the_screen() {
+        let shown = location_text(
+            Some("Beograd\u{1b}[2K\nFake line"),
+            Some("\u{202e}aibreS"),
+            "192.0.2.7",
+        );
+        assert_eq!(shown, "Beograd[2KFake line, aibreS (192.0.2.7)");
+        let long = "Б".repeat(500);
+        let shown = location_text(Some(&long), None, "192.0.2.7");
+        assert_eq!(
+            shown.chars().count(),
+            MAX_PLACE_CHARS + " (192.0.2.7)".len()
+        );
     }
 }

@@ -95,6 +95,10 @@ pub struct Config {
     pub trusted_proxies: crate::client_address::TrustedProxies,
     /// The trust service provider (`[provider]`); what is not set keeps the seed's Office.
     pub provider: ProviderConfig,
+    /// A MaxMind DB (GeoIP2 or GeoLite2 City or Country) that `serve` reads at start: the
+    /// phone's warning about a login from another network then names the browser's city and
+    /// country. `None`: the address alone.
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// The trust service provider as the settings file's `[provider]` table gives it (DESIGN §7:
@@ -245,6 +249,7 @@ struct FileSettings {
     dangerous_push_allow_private_endpoints: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    geoip_database: Option<PathBuf>,
     max_connections: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_connections_per_address: Option<u64>,
@@ -312,6 +317,7 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "min_body_rate_grace_secs",
     ),
     ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
+    ("EIDPORTAL_GEOIP_DATABASE", "geoip_database"),
 ];
 
 /// Whether an SMTP relay is this machine (a plain-text login to it never crosses a network).
@@ -468,6 +474,9 @@ impl Config {
         }
         if let Some(v) = env("EIDPORTAL_TLS_KEY") {
             file.tls_key = Some(v.into());
+        }
+        if let Some(v) = env("EIDPORTAL_GEOIP_DATABASE") {
+            file.geoip_database = Some(v.into());
         }
         let parse_count = |name: &str| -> Result<Option<u64>, String> {
             env(name)
@@ -711,6 +720,7 @@ impl Config {
             min_body_rate_grace_secs,
             trusted_proxies,
             provider,
+            geoip_database: file.geoip_database,
         })
     }
 }

@@ -174,8 +174,21 @@ fn apply_provider(settings: &mut Settings, provider: &config::ProviderConfig) {
     }
 }
 
+/// What the authority is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// `serve`: also reads what only requests need (the GeoIP database).
+    Serve,
+    /// An officer's command.
+    Command,
+}
+
 /// Opens the data folder, the database and the keys, and the authority on them.
-pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authority, StartError> {
+pub async fn open_authority(
+    config: &Config,
+    public_url: &str,
+    opening: Opening,
+) -> Result<Authority, StartError> {
     prepare_data_folder(&config.data)?;
     let keys = key_backend(config)?;
     let clock = Arc::new(SystemClock);
@@ -198,13 +211,13 @@ pub async fn open_authority(config: &Config, public_url: &str) -> Result<Authori
             .enable_audit_key(store::AuditKey::from_secret(secret.clone()), now)
             .await?;
     }
-    let authority = Authority::open(
-        store.clone(),
-        keys.clone(),
-        clock,
-        settings(config, public_url),
-    )
-    .await?;
+    let mut settings = settings(config, public_url);
+    if let (Opening::Serve, Some(path)) = (opening, &config.geoip_database) {
+        let geoip = authority::login::geoip::GeoIp::open(path)
+            .map_err(|e| StartError::Files(format!("EIDPORTAL_GEOIP_DATABASE: {e}")))?;
+        settings.geoip = Some(Arc::new(geoip));
+    }
+    let authority = Authority::open(store.clone(), keys.clone(), clock, settings).await?;
     let secret = match secret {
         Some(secret) => secret,
         None => authority::login::consentid::audit_secret_from_service_key(&store, keys.as_ref())

@@ -224,9 +224,13 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
         return serve(config, stop).await;
     }
     // Every other command works on the same data as the server, through the same authority.
-    let authority = server::open_authority(&config, &server::public_url(&config, None))
-        .await
-        .map_err(|e| server::error::chain(&e))?;
+    let authority = server::open_authority(
+        &config,
+        &server::public_url(&config, None),
+        server::Opening::Command,
+    )
+    .await
+    .map_err(|e| server::error::chain(&e))?;
     match command {
         Command::Serve { .. } => Ok(ExitCode::SUCCESS),
         Command::User(command) => {
@@ -290,7 +294,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
         .map_err(|e| server::error::chain(&e))?;
     let app_public_url = server::app_public_url(&config, Some(app_bound));
     let authority = Arc::new(
-        server::open_authority(&config, &public_url)
+        server::open_authority(&config, &public_url, server::Opening::Serve)
             .await
             .map_err(|e| server::error::chain(&e))?,
     );

@@ -741,3 +741,148 @@ async fn the_settings_provider_and_renewal_window_reach_the_agreement_and_the_ce
     }
     assert!(!leaf.contains("55016.1.2.1"), "{leaf}");
 }
+
+/// Issue 22 over HTTP, with the operator's GeoIP database: a browser on another network
+/// (127.0.1.2) than the phone (127.0.0.1) logs in. The phone names where the browser is (its
+/// city and country from the database, and its address), approves nothing until the citizen
+/// says "I am at that computer", and the session that login gives issues nothing without an
+/// approval of its own, which warns the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_another_network_is_named_by_its_place_and_issues_only_when_approved() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let geoip = d.join("places.mmdb");
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (made, out) = run(
+        python.to_str().unwrap(),
+        &[
+            repository.join("scripts/e2e/geoip_db.py").to_str().unwrap(),
+            geoip.to_str().unwrap(),
+        ],
+        d,
+    );
+    assert!(made, "{out}");
+    let mut setup = Setup::embedded();
+    setup.env.push((
+        "EIDPORTAL_GEOIP_DATABASE".into(),
+        geoip.to_str().unwrap().into(),
+    ));
+    let server = Server::start(&d.join("data"), &setup, None);
+    let home = d.join("phone");
+    // The phone (127.0.0.1) is activated; then a browser elsewhere logs in with its username.
+    drop(logged_in(&server, "vera@example.rs", &home));
+    let elsewhere = std::net::Ipv4Addr::new(127, 0, 1, 2);
+    let mut browser = Browser::from_address(&server, elsewhere);
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post(
+        "/login/mobile",
+        &[("csrf", &csrf), ("username", "vera@example.rs")],
+    );
+    let location = started.header("location").unwrap().to_owned();
+    let waiting = page(&mut browser, &location);
+    let code = extract(&waiting, "data-testid=\"verification-code\">", "<").unwrap();
+    let place = "Београд, Србија (127.0.1.2)";
+    let pending = || {
+        let (status, out, err) = consentid(&home, &["pending", "--wait", "10", "--json"], "");
+        assert_eq!(status, 0, "{out}{err}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap()
+    };
+    let requests = pending();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["another_network"], place, "{requests:?}");
+
+    // Without --at-computer the phone sends nothing (exit 7), and the browser still waits.
+    let approve = |extra: &[&str]| {
+        let mut args = vec!["approve", "--next", "--wait", "10", "--pin-stdin"];
+        args.extend_from_slice(extra);
+        consentid(&home, &args, &format!("{PIN}\n"))
+    };
+    let (status, out, err) = approve(&["--code", &code]);
+    assert_eq!(status, 7, "{out}{err}");
+    assert!(out.contains(place), "the warning names the place: {out}");
+    let status_of = |browser: &mut Browser| page(browser, &format!("{location}/status"));
+    assert!(status_of(&mut browser).contains("pending"));
+
+    // "I am at that computer": the login completes.
+    let (status, out, err) = approve(&["--code", &code, "--at-computer"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !status_of(&mut browser).contains("approved") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let csrf = Browser::csrf(&browser.get(&location));
+    let done = browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]);
+    assert_eq!(done.header("location"), Some("/account"));
+
+    // That session's Прихвати waits for the phone, which warns again; nothing is issued first.
+    let cloud_certificates = || {
+        let listed = server.cli_ok(&["cert", "list", "--email", "vera@example.rs", "--json"]);
+        serde_json::from_str::<Vec<serde_json::Value>>(&listed)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c["kind"] == "cloud_signing")
+            .count()
+    };
+    let (status, _, operation) = post(
+        &mut browser,
+        "/services/cloud-certificate",
+        "/services/cloud-certificate/agreement/accept",
+    );
+    assert_eq!(status, 303);
+    let operation = operation.unwrap();
+    let requests = pending();
+    assert_eq!(requests[0]["kind"], "certificate", "{requests:?}");
+    assert_eq!(requests[0]["another_network"], place, "{requests:?}");
+    let (status, out, err) = approve(&[]);
+    assert_eq!(status, 7, "{out}{err}");
+    assert_eq!(
+        cloud_certificates(),
+        0,
+        "nothing issued before the approval"
+    );
+    let (status, out, err) = approve(&["--at-computer"]);
+    assert_eq!(status, 0, "{out}{err}");
+    let response = browser.get(&operation);
+    assert_eq!(
+        response.status,
+        303,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(cloud_certificates(), 1, "issued once approved");
+}
+
+/// A GeoIP database that is missing or not a MaxMind DB stops `serve` with the file's name,
+/// and the officer's commands, which never read it, still work.
+#[test]
+fn serve_refuses_a_geoip_database_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("not-a-database.mmdb");
+    std::fs::write(&bogus, b"GeoIP? no.").unwrap();
+    let data = dir.path().join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_eidportal"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EIDPORTAL_DATA", &data)
+        .env("EIDPORTAL_APP_LISTEN", "127.0.0.1:0")
+        .env("EIDPORTAL_GEOIP_DATABASE", &bogus)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{err}");
+    assert!(err.contains("EIDPORTAL_GEOIP_DATABASE"), "{err}");
+    assert!(err.contains("not-a-database.mmdb"), "{err}");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_eidportal"))
+        .args(["cert", "list", "--json"])
+        .env("EIDPORTAL_DATA", &data)
+        .env("EIDPORTAL_GEOIP_DATABASE", &bogus)
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+}

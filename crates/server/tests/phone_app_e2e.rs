@@ -2,8 +2,9 @@
 //! its own origin, and two headless Chromiums driven by scripts/e2e/phone.py: a phone (mobile
 //! emulation, 360x640, touch) on the app's origin and a computer on the portal's. Activation,
 //! a mobile login, the non-extractable key and the separate storage, a portal signature
-//! approved in the app, 5 wrong PINs, deactivation by **Опозови све сертификате**, and the
-//! first load on Slow 4G.
+//! approved in the app, a QR code scanned from another network (the app warns, naming the
+//! computer's city from the operator's GeoIP database), 5 wrong PINs, deactivation by
+//! **Опозови све сертификате**, and the first load on Slow 4G.
 
 #![allow(
     clippy::unwrap_used,
@@ -50,7 +51,20 @@ async fn the_web_app_activates_logs_in_signs_locks_and_is_deactivated_in_chromiu
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data, &Setup::embedded(), None);
+    // The operator's GeoIP database: the phone names the computer's city (issue 22).
+    let geoip = dir.path().join("places.mmdb");
+    let made = std::process::Command::new(&python)
+        .arg(repository().join("scripts/e2e/geoip_db.py"))
+        .arg(&geoip)
+        .status()
+        .unwrap();
+    assert!(made.success(), "scripts/e2e/geoip_db.py");
+    let mut setup = Setup::embedded();
+    setup.env.push((
+        "EIDPORTAL_GEOIP_DATABASE".into(),
+        geoip.to_str().unwrap().into(),
+    ));
+    let server = Server::start(&data, &setup, None);
     assert_ne!(server.app_url, server.url, "the app has its own origin");
     let code = enrol(
         &server,
@@ -82,6 +96,7 @@ async fn the_web_app_activates_logs_in_signs_locks_and_is_deactivated_in_chromiu
         .args(["--email", "petar@example.rs", "--code", &code])
         .args(["--email2", "jelena@example.rs", "--code2", &code2])
         .args(["--pin", PIN])
+        .args(["--expect-location", "Нови Сад, Србија (127.0.0.1)"])
         .arg("--pdf")
         .arg(&pdf)
         .arg("--screenshots")

@@ -524,7 +524,9 @@ impl Login {
                 .await?
             {
                 match login::effective_status(txn.status, txn.expires_at, now) {
-                    TransactionStatus::Pending => items.push(envelope_for(&txn, caller)),
+                    TransactionStatus::Pending => {
+                        items.push(envelope_for(&txn, caller, self.settings.geoip.as_deref()))
+                    }
                     TransactionStatus::Approved | TransactionStatus::Consumed => {}
                     _ => cancelled.push(txn.id.to_string()),
                 }
@@ -981,15 +983,20 @@ fn browser_address(txn: &TransactionRecord) -> String {
 }
 
 /// A request as the app at `caller` receives it: the signed payload, and where the browser is
-/// compared with the phone.
-pub(crate) fn envelope_for(txn: &TransactionRecord, caller: &Caller) -> Envelope {
+/// compared with the phone (its city and country from `geoip`, when the operator configured
+/// a database).
+pub(crate) fn envelope_for(
+    txn: &TransactionRecord,
+    caller: &Caller,
+    geoip: Option<&super::geoip::GeoIp>,
+) -> Envelope {
     let browser = browser_address(txn);
     Envelope {
         payload: crypto::b64(&txn.payload),
         signature: crypto::b64(&txn.signature),
         origin: Some(proto::app::BrowserOrigin {
             same_network: domain::network::same_network(&browser, &caller.ip),
-            location: browser,
+            location: super::geoip::locate(geoip, &browser),
         }),
     }
 }

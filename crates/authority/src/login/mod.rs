@@ -4,6 +4,7 @@
 //! answers as known ones.
 
 pub mod consentid;
+pub mod geoip;
 #[cfg(test)]
 mod limit_tests;
 pub mod push;

@@ -259,7 +259,7 @@ impl Login {
         tx.commit().await?;
         Ok(QrLoginTaken {
             // The app shows where the browser is, as for any request in its inbox.
-            request: envelope_for(&txn, caller),
+            request: envelope_for(&txn, caller, self.settings.geoip.as_deref()),
             qr_id: login.id,
         })
     }

@@ -49,7 +49,7 @@ pub const SIGNING_CERTIFICATE: &str = "Сертификат за потпис / 
 /// A request whose browser is on another network than the phone (issue 22).
 pub fn another_network(location: &str) -> String {
     format!(
-        "⚠ Пажња: прегледач који је послао захтев није на мрежи са које се јавља овај телефон. Прегледач је на адреси: {location}. Одобрите само ако сте ви за тим рачунаром. / Warning: the browser that sent this request is not on the network this phone calls from. The browser is at: {location}. Approve only if you are at that computer.",
+        "⚠ Пажња: прегледач који је послао захтев није на мрежи са које се јавља овај телефон. Место прегледача: {location}. Одобрите само ако сте ви за тим рачунаром. / Warning: the browser that sent this request is not on the network this phone calls from. The browser's location: {location}. Approve only if you are at that computer.",
         location = shown(location)
     )
 }
