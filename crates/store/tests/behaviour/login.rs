@@ -1,0 +1,691 @@
+//! `LoginStore` and `LoginQueries`: ConsentID devices, login and signing requests, browser
+//! sessions, approvals and replay nonces.
+
+use domain::records::{DeviceRecord, SessionRecord, TransactionRecord};
+use domain::{DeviceId, DeviceState, TransactionStatus, TxnId, UnixTime, UserId};
+use store::{LoginQueries as _, LoginStore as _};
+
+use crate::support::{
+    all_bytes, databases, device, insert_device, insert_transaction, insert_user, logged_in, race,
+    serial, session, transaction, user, T,
+};
+
+#[tokio::test]
+async fn a_device_round_trips_and_an_accounts_devices_come_oldest_first() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        insert_user(store, &user("u-2", "marko@example.rs")).await;
+        let newer = device("d-newer", "u-1", serial(1), T.plus_seconds(10));
+        let older = DeviceRecord {
+            state: DeviceState::PinLocked,
+            pin_failures: 4,
+            ..device("d-older", "u-1", serial(2), T)
+        };
+        let markos = device("d-marko", "u-2", serial(3), T);
+        let mut tx = store.begin().await.unwrap();
+        for record in [&newer, &older, &markos] {
+            tx.insert_device(record).await.unwrap();
+        }
+        assert_eq!(
+            tx.device(&newer.id).await.unwrap(),
+            Some(newer.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.device(&newer.id).await.unwrap(),
+            None,
+            "{name}: not committed"
+        );
+        tx.commit().await.unwrap();
+
+        for record in [&newer, &older, &markos] {
+            assert_eq!(
+                store.device(&record.id).await.unwrap().as_ref(),
+                Some(record),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            store.device(&DeviceId::from("d-none")).await.unwrap(),
+            None,
+            "{name}"
+        );
+        let jelena = UserId::from("u-1");
+        assert_eq!(
+            store.devices_of(&jelena).await.unwrap(),
+            [older.clone(), newer.clone()],
+            "{name}"
+        );
+        assert!(
+            store
+                .devices_of(&UserId::from("u-9"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.devices_of(&jelena).await.unwrap(),
+            [older.clone(), newer.clone()],
+            "{name}"
+        );
+        assert_eq!(
+            tx.device_by_certificate(&serial(3)).await.unwrap(),
+            Some(markos.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            tx.device_by_certificate(&serial(9)).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            tx.insert_device(&newer).await.is_err(),
+            "{name}: one id twice"
+        );
+    }
+}
+
+#[tokio::test]
+async fn updating_a_device_sets_its_state_pin_failures_and_last_use_only() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        let first = device("d-1", "u-1", serial(1), T);
+        let second = device("d-2", "u-1", serial(2), T);
+        insert_device(store, &first).await;
+        insert_device(store, &second).await;
+        let mut tx = store.begin().await.unwrap();
+        tx.update_device(&first.id, DeviceState::PinLocked, 3, T.plus_seconds(7))
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(
+            store.device(&first.id).await.unwrap(),
+            Some(first.clone()),
+            "{name}"
+        );
+        let mut tx = store.begin().await.unwrap();
+        tx.update_device(&first.id, DeviceState::PinLocked, 3, T.plus_seconds(7))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.device(&first.id).await.unwrap(),
+            Some(DeviceRecord {
+                state: DeviceState::PinLocked,
+                pin_failures: 3,
+                last_used_at: Some(T.plus_seconds(7)),
+                ..first.clone()
+            }),
+            "{name}"
+        );
+        assert_eq!(
+            store.device(&second.id).await.unwrap(),
+            Some(second),
+            "{name}"
+        );
+        let mut tx = store.begin().await.unwrap();
+        tx.update_device(&first.id, DeviceState::Revoked, 0, T.plus_seconds(8))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let revoked = store.device(&first.id).await.unwrap().unwrap();
+        assert_eq!(
+            (revoked.state, revoked.pin_failures, revoked.last_used_at),
+            (DeviceState::Revoked, 0, Some(T.plus_seconds(8))),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_round_trips_and_moves_only_from_the_status_it_is_in() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        insert_device(store, &device("d-1", "u-1", serial(1), T)).await;
+        let login = transaction("t-1", Some("u-1"), "login", "binding-1");
+        // A username that matched no account: no user.
+        let nobody = TransactionRecord {
+            verification_code: "07".into(),
+            hint: "ћирилица".into(),
+            payload: Vec::new(),
+            ..transaction("t-2", None, "login", "binding-2")
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_transaction(&login).await.unwrap();
+        tx.insert_transaction(&nobody).await.unwrap();
+        assert!(
+            tx.insert_transaction(&login).await.is_err(),
+            "{name}: one id twice"
+        );
+        drop(tx);
+        assert_eq!(
+            store.transaction(&login.id).await.unwrap(),
+            None,
+            "{name}: rolled back"
+        );
+        insert_transaction(store, &login).await;
+        insert_transaction(store, &nobody).await;
+        assert_eq!(
+            store.transaction(&login.id).await.unwrap(),
+            Some(login.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.transaction(&nobody.id).await.unwrap(),
+            Some(nobody.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.transaction(&TxnId::from("t-9")).await.unwrap(),
+            None,
+            "{name}"
+        );
+
+        let device_id = DeviceId::from("d-1");
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.transaction_for_update(&login.id).await.unwrap(),
+            Some(login.clone())
+        );
+        assert_eq!(
+            tx.transaction_for_update(&TxnId::from("t-9"))
+                .await
+                .unwrap(),
+            None
+        );
+        let (pending, approved, consumed) = (
+            TransactionStatus::Pending,
+            TransactionStatus::Approved,
+            TransactionStatus::Consumed,
+        );
+        assert!(
+            !tx.move_transaction(&login.id, approved, consumed, "x", None, T)
+                .await
+                .unwrap(),
+            "{name}: not approved yet"
+        );
+        assert!(
+            tx.move_transaction(
+                &login.id,
+                pending,
+                approved,
+                "ok",
+                Some(&device_id),
+                T.plus_seconds(3)
+            )
+            .await
+            .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !tx.move_transaction(&login.id, pending, approved, "again", None, T)
+                .await
+                .unwrap(),
+            "{name}: approved once"
+        );
+        assert!(
+            !tx.move_transaction(&TxnId::from("t-9"), pending, approved, "x", None, T)
+                .await
+                .unwrap(),
+            "{name}: unknown"
+        );
+        tx.commit().await.unwrap();
+        let expected = TransactionRecord {
+            status: approved,
+            hint: "ok".into(),
+            device_id: Some(device_id.clone()),
+            decided_at: Some(T.plus_seconds(3)),
+            ..login.clone()
+        };
+        assert_eq!(
+            store.transaction(&login.id).await.unwrap(),
+            Some(expected.clone()),
+            "{name}"
+        );
+        // Consumed without naming the device again: the approving device stays.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx
+            .move_transaction(
+                &login.id,
+                approved,
+                consumed,
+                "done",
+                None,
+                T.plus_seconds(4)
+            )
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.transaction(&login.id).await.unwrap(),
+            Some(TransactionRecord {
+                status: consumed,
+                hint: "done".into(),
+                decided_at: Some(T.plus_seconds(4)),
+                ..expected
+            }),
+            "{name}"
+        );
+        assert_eq!(
+            store.transaction(&nobody.id).await.unwrap(),
+            Some(nobody),
+            "{name}"
+        );
+    }
+}
+
+/// A request read for update is not read again by another use case until the first ends:
+/// the second sees the first's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_read_for_update_waits_for_the_use_case_that_holds_it() {
+    for db in &databases().await {
+        let name = db.name;
+        insert_user(&db.store, &user("u-1", "jelena@example.rs")).await;
+        insert_transaction(&db.store, &transaction("t-1", Some("u-1"), "login", "b")).await;
+        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+            let id = TxnId::from("t-1");
+            let read = tx
+                .transaction_for_update(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status;
+            if read == TransactionStatus::Pending {
+                let moved = tx
+                    .move_transaction(&id, read, TransactionStatus::Approved, "", None, T)
+                    .await
+                    .unwrap();
+                assert!(moved);
+            }
+            (tx, read)
+        })
+        .await;
+        assert_eq!(
+            (first, second),
+            (TransactionStatus::Pending, TransactionStatus::Approved),
+            "{name}: what each use case read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ending_pending_requests_ends_only_the_pending_ones_asked_for() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        insert_user(store, &user("u-2", "marko@example.rs")).await;
+        for record in [
+            transaction("login-a", Some("u-1"), "login", "browser-a"),
+            transaction("login-b", Some("u-1"), "login", "browser-b"),
+            transaction("sign-a", Some("u-1"), "sign", "browser-a"),
+            TransactionRecord {
+                status: TransactionStatus::Approved,
+                ..transaction("approved-a", Some("u-1"), "login", "browser-a")
+            },
+            transaction("marko-a", Some("u-2"), "login", "browser-a"),
+        ] {
+            insert_transaction(store, &record).await;
+        }
+        let jelena = UserId::from("u-1");
+        let sorted = |mut ids: Vec<String>| {
+            ids.sort();
+            ids
+        };
+        let mut tx = store.begin().await.unwrap();
+        let ended = tx
+            .end_pending_of_kind(
+                &jelena,
+                "login",
+                Some("browser-a"),
+                TransactionStatus::Cancelled,
+                "superseded",
+                T.plus_seconds(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ended, ["login-a"], "{name}: one kind, one browser");
+        let ended = tx
+            .end_pending_of_kind(
+                &jelena,
+                "login",
+                None,
+                TransactionStatus::Expired,
+                "gone",
+                T.plus_seconds(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ended, ["login-b"], "{name}: one kind, any browser");
+        let ended = tx
+            .end_pending_of_kind(
+                &jelena,
+                "login",
+                None,
+                TransactionStatus::Expired,
+                "gone",
+                T,
+            )
+            .await
+            .unwrap();
+        assert!(ended.is_empty(), "{name}: none left");
+        tx.commit().await.unwrap();
+        let txn = |id: &'static str| async move {
+            store.transaction(&TxnId::from(id)).await.unwrap().unwrap()
+        };
+        let a = txn("login-a").await;
+        assert_eq!(
+            (a.status, a.hint.as_str(), a.decided_at),
+            (
+                TransactionStatus::Cancelled,
+                "superseded",
+                Some(T.plus_seconds(1))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            txn("sign-a").await.status,
+            TransactionStatus::Pending,
+            "{name}"
+        );
+
+        let mut tx = store.begin().await.unwrap();
+        insert_pending_sign_b(&mut tx).await;
+        let ended = tx
+            .end_pending_of(
+                &jelena,
+                TransactionStatus::Denied,
+                "revoked",
+                T.plus_seconds(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(sorted(ended), ["sign-a", "sign-b"], "{name}: every kind");
+        tx.commit().await.unwrap();
+        let sign = txn("sign-b").await;
+        assert_eq!(
+            (sign.status, sign.hint.as_str(), sign.decided_at),
+            (
+                TransactionStatus::Denied,
+                "revoked",
+                Some(T.plus_seconds(3))
+            ),
+            "{name}"
+        );
+        assert_eq!(
+            txn("approved-a").await.status,
+            TransactionStatus::Approved,
+            "{name}"
+        );
+        assert_eq!(
+            txn("marko-a").await.status,
+            TransactionStatus::Pending,
+            "{name}: another account"
+        );
+        assert_eq!(
+            txn("login-b").await.hint,
+            "gone",
+            "{name}: an ended one stays as it was"
+        );
+    }
+}
+
+async fn insert_pending_sign_b(tx: &mut store::Tx) {
+    tx.insert_transaction(&transaction("sign-b", Some("u-1"), "sign", "token-b"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_accounts_requests_are_the_pending_ones_and_the_recent_unanswered_newest_first() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        let at = |id: &str, seconds: i64, status: TransactionStatus| TransactionRecord {
+            created_at: T.plus_seconds(seconds),
+            status,
+            ..transaction(id, Some("u-1"), "login", "b")
+        };
+        use TransactionStatus as S;
+        for record in [
+            at("old-pending", -1000, S::Pending),
+            at("old-denied", -1000, S::Denied),
+            at("new-denied", 10, S::Denied),
+            at("new-expired", 20, S::Expired),
+            at("new-cancelled", 30, S::Cancelled),
+            at("new-failed", 35, S::Failed),
+            at("new-approved", 40, S::Approved),
+            at("new-consumed", 50, S::Consumed),
+            at("new-pending", 60, S::Pending),
+            at("since-denied", 0, S::Denied),
+            TransactionRecord {
+                user_id: Some(UserId::from("u-2")),
+                ..at("other-pending", 70, S::Pending)
+            },
+        ] {
+            insert_transaction(store, &record).await;
+        }
+        let ids: Vec<String> = store
+            .transactions_of(&UserId::from("u-1"), T)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "new-pending",
+                "new-failed",
+                "new-cancelled",
+                "new-expired",
+                "new-denied",
+                "since-denied",
+                "old-pending"
+            ],
+            "{name}"
+        );
+        let full = store
+            .transactions_of(&UserId::from("u-1"), T)
+            .await
+            .unwrap();
+        assert_eq!(
+            full[0],
+            at("new-pending", 60, S::Pending),
+            "{name}: whole records"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sessions_round_trip_and_end_once_by_id_account_or_device() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        let anonymous = session("s-anon");
+        let records = [
+            anonymous.clone(),
+            logged_in("s-phone-1", "u-1", Some("d-1")),
+            logged_in("s-phone-2", "u-1", Some("d-1")),
+            logged_in("s-password", "u-1", None),
+            logged_in("s-other-device", "u-1", Some("d-2")),
+            logged_in("s-marko", "u-2", Some("d-9")),
+        ];
+        let mut tx = store.begin().await.unwrap();
+        for record in &records {
+            tx.insert_session(record).await.unwrap();
+        }
+        assert!(
+            tx.insert_session(&anonymous).await.is_err(),
+            "{name}: one id twice"
+        );
+        drop(tx);
+        assert_eq!(
+            store.session("s-anon").await.unwrap(),
+            None,
+            "{name}: rolled back"
+        );
+        let mut tx = store.begin().await.unwrap();
+        for record in &records {
+            tx.insert_session(record).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        for record in &records {
+            assert_eq!(
+                store.session(&record.id_hash).await.unwrap().as_ref(),
+                Some(record),
+                "{name}"
+            );
+        }
+        assert_eq!(store.session("s-none").await.unwrap(), None, "{name}");
+
+        let ended = |at: UnixTime, record: &SessionRecord| SessionRecord {
+            ended_at: Some(at),
+            ..record.clone()
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.end_session("s-anon", T.plus_seconds(1)).await.unwrap();
+        tx.end_session("s-anon", T.plus_seconds(2)).await.unwrap();
+        tx.end_session("s-none", T.plus_seconds(2)).await.unwrap();
+        assert_eq!(
+            tx.end_sessions_of_device(&DeviceId::from("d-1"), T.plus_seconds(3))
+                .await
+                .unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(
+            tx.end_sessions_of_device(&DeviceId::from("d-1"), T.plus_seconds(4))
+                .await
+                .unwrap(),
+            0,
+            "{name}: ended already"
+        );
+        assert_eq!(
+            tx.end_sessions_of_user(&UserId::from("u-1"), T.plus_seconds(5))
+                .await
+                .unwrap(),
+            2,
+            "{name}: the open ones"
+        );
+        assert_eq!(
+            tx.end_sessions_of_user(&UserId::from("u-1"), T.plus_seconds(6))
+                .await
+                .unwrap(),
+            0,
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        let expected = [
+            ended(T.plus_seconds(1), &records[0]),
+            ended(T.plus_seconds(3), &records[1]),
+            ended(T.plus_seconds(3), &records[2]),
+            ended(T.plus_seconds(5), &records[3]),
+            ended(T.plus_seconds(5), &records[4]),
+            records[5].clone(),
+        ];
+        for record in &expected {
+            assert_eq!(
+                store.session(&record.id_hash).await.unwrap().as_ref(),
+                Some(record),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_approval_is_kept_with_its_request() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_transaction(store, &transaction("t-1", None, "login", "b")).await;
+        insert_transaction(store, &transaction("t-2", None, "login", "b")).await;
+        let id = TxnId::from("t-1");
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.approval_of(&id).await.unwrap(), None, "{name}");
+        let message = "eidportal approval v1\nОдобрено: t-1";
+        tx.record_approval(&id, message, &all_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            tx.approval_of(&id).await.unwrap(),
+            Some((message.to_owned(), all_bytes())),
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.approval_of(&id).await.unwrap(),
+            Some((message.to_owned(), all_bytes())),
+            "{name}"
+        );
+        assert_eq!(
+            tx.approval_of(&TxnId::from("t-2")).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            tx.approval_of(&TxnId::from("t-9")).await.unwrap(),
+            None,
+            "{name}"
+        );
+        // The request itself is unchanged.
+        drop(tx);
+        assert_eq!(
+            store.transaction(&id).await.unwrap(),
+            Some(transaction("t-1", None, "login", "b")),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nonce_is_used_once_in_a_transaction_and_forgotten_once_expired() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.use_nonce("d-1:нонс", T).await.unwrap(), "{name}");
+        assert!(
+            !tx.use_nonce("d-1:нонс", T).await.unwrap(),
+            "{name}: a replay"
+        );
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.use_nonce("d-1:нонс", T).await.unwrap(),
+            "{name}: the first was rolled back"
+        );
+        assert!(
+            tx.use_nonce("d-1:other", T.plus_seconds(10)).await.unwrap(),
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        assert!(
+            !store.use_nonce("d-1:нонс", T).await.unwrap(),
+            "{name}: committed"
+        );
+        assert!(
+            store
+                .use_nonce("d-1:third", T.plus_seconds(20))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        // Forgotten when expired before `now` (not at it).
+        assert_eq!(store.purge_used_nonces(T).await.unwrap(), 0, "{name}");
+        assert_eq!(
+            store.purge_used_nonces(T.plus_seconds(11)).await.unwrap(),
+            2,
+            "{name}"
+        );
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            tx.use_nonce("d-1:нонс", T).await.unwrap(),
+            "{name}: forgotten"
+        );
+        assert!(!tx.use_nonce("d-1:third", T).await.unwrap(), "{name}: kept");
+    }
+}
