@@ -34,6 +34,8 @@ mod operations;
 mod qr_push;
 #[path = "behaviour/signing.rs"]
 mod signing;
+#[path = "behaviour/spend_once.rs"]
+mod spend_once;
 #[path = "behaviour/support.rs"]
 mod support;
 #[path = "behaviour/transactions.rs"]
