@@ -362,18 +362,24 @@ impl AccountStore for Tx {
         token_hash: &str,
         now: UnixTime,
     ) -> Result<Option<String>, Error> {
-        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+        // Spent by a compare-and-set: on PostgreSQL a use case spending the same token at
+        // once makes this wait, and then it changes nothing.
+        let spent = query(
+            "UPDATE email_verifications SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1")
             .bind(token_hash.to_owned())
-            .bind(now.0)
-            .fetch_optional(self.conn()?)
+            .fetch_one(self.conn()?)
             .await?;
-        let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
-        query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
-            .bind(token_hash.to_owned())
-            .bind(now.0)
-            .execute(self.conn()?)
-            .await?;
         query("UPDATE users SET email_verified = 1 WHERE id = $1")
             .bind(user_id.clone())
             .execute(self.conn()?)
