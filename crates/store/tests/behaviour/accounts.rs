@@ -584,7 +584,7 @@ async fn concurrent_counts_of_one_key_do_not_exceed_the_limit() {
                     .unwrap());
                 tx.commit().await.unwrap();
             }
-            let (first, second) = race(&db.store, move |mut tx: store::Tx| async move {
+            let (first, second) = race(db.name, &db.store, move |mut tx: store::Tx| async move {
                 let allowed = tx.rate_limit(key, ONCE, T).await.unwrap();
                 (tx, allowed)
             })

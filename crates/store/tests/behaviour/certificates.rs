@@ -347,7 +347,7 @@ async fn an_authority_read_for_update_is_not_read_again_until_the_first_commits(
     for db in &databases().await {
         let name = db.name;
         insert_authority(&db.store, "qualified", serial(2)).await;
-        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+        let (first, second) = race(db.name, &db.store, |mut tx: store::Tx| async move {
             let read = tx.authority_for_update("qualified").await.unwrap();
             let number = read.crl_number + 1;
             tx.store_crl("qualified", number, b"crl", END_OF_TIME)
@@ -369,7 +369,7 @@ async fn bootstrap_locks_make_the_hierarchy_once() {
     for db in &databases().await {
         let name = db.name;
         insert_key(&db.store, &key("key-root", KeyState::Active, T)).await;
-        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+        let (first, second) = race(db.name, &db.store, |mut tx: store::Tx| async move {
             tx.lock_bootstrap().await.unwrap();
             let made = tx.authority("root").await.unwrap().is_none();
             if made {
@@ -638,9 +638,10 @@ async fn abandoning_a_reservation_being_issued_gives_back_no_key() {
         let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut upkeep).await;
         issuing.commit().await.unwrap();
         let key = match early {
-            Ok(done) => done.unwrap(),
-            Err(_) => upkeep.await.unwrap(),
+            Ok(done) => done,
+            Err(_) => upkeep.await,
         };
+        let key = key.unwrap_or_else(|error| panic!("{name}: the upkeep: {error}"));
         let status = db
             .store
             .certificate(&serial(1))

@@ -287,7 +287,7 @@ async fn a_request_read_for_update_waits_for_the_use_case_that_holds_it() {
         let name = db.name;
         insert_user(&db.store, &user("u-1", "jelena@example.rs")).await;
         insert_transaction(&db.store, &transaction("t-1", Some("u-1"), "login", "b")).await;
-        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+        let (first, second) = race(db.name, &db.store, |mut tx: store::Tx| async move {
             let id = TxnId::from("t-1");
             let read = tx
                 .transaction_for_update(&id)

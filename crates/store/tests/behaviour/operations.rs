@@ -177,7 +177,7 @@ async fn an_operation_read_for_update_waits_for_the_use_case_finishing_it() {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+        let (first, second) = race(db.name, &db.store, |mut tx: store::Tx| async move {
             let read = tx
                 .certificate_operation_for_update("op-1")
                 .await

@@ -137,7 +137,7 @@ async fn a_qr_login_read_for_update_waits_for_the_phone_taking_it() {
         let mut tx = db.store.begin().await.unwrap();
         tx.insert_qr_login(&qr_login("qr-1")).await.unwrap();
         tx.commit().await.unwrap();
-        let (first, second) = race(&db.store, |mut tx: store::Tx| async move {
+        let (first, second) = race(db.name, &db.store, |mut tx: store::Tx| async move {
             let read = tx.qr_login_for_update("qr-1").await.unwrap().unwrap();
             if read.txn_id.is_none() {
                 assert!(tx.take_qr_login("qr-1", &TxnId::from("t-1")).await.unwrap());

@@ -18,7 +18,7 @@ where
     F: Fn(store::Tx) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (store::Tx, bool)> + Send + 'static,
 {
-    let (first, second) = race(store, spend).await;
+    let (first, second) = race(name, store, spend).await;
     assert_eq!(
         (first, second),
         (true, false),

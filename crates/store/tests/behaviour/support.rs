@@ -13,9 +13,9 @@ use domain::{
 };
 use store::{AccountStore as _, CertificateStore as _, LoginStore as _, Store};
 
-/// A point in time well away from zero (2025-12-07), so that a time stored in a narrower type
-/// or shifted would show.
-pub const T: UnixTime = UnixTime(1_765_100_000);
+/// A point in time past 2038 (2040-12-25), so that a time kept in 32 bits, or shifted, would
+/// show.
+pub const T: UnixTime = UnixTime(2_240_000_000);
 
 /// 31 December 9999, the largest time a certificate may carry (RFC 5280 §4.1.2.5).
 pub const END_OF_TIME: UnixTime = UnixTime(253_402_300_799);
@@ -234,8 +234,9 @@ pub fn logged_in(id_hash: &str, user_id: &str, device_id: Option<&str>) -> Sessi
 /// Runs `work` in two use cases that overlap as much as the database allows: the first does
 /// its work and keeps its transaction open; the second begins and does the same work
 /// meanwhile (on SQLite it waits for its turn on the writer); then the first commits, and so
-/// does the second. Returns what each one's work returned.
-pub async fn race<F, Fut, Out>(store: &Store, work: F) -> (Out, Out)
+/// does the second. Returns what each one's work returned; `name` names the database if the
+/// second panics.
+pub async fn race<F, Fut, Out>(name: &str, store: &Store, work: F) -> (Out, Out)
 where
     F: Fn(store::Tx) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (store::Tx, Out)> + Send + 'static,
@@ -258,8 +259,9 @@ where
     let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
     tx.commit().await.unwrap();
     let second = match early {
-        Ok(done) => done.unwrap(),
-        Err(_) => second.await.unwrap(),
+        Ok(done) => done,
+        Err(_) => second.await,
     };
+    let second = second.unwrap_or_else(|error| panic!("{name}: the second use case: {error}"));
     (first, second)
 }
