@@ -22,8 +22,14 @@
 mod accounts;
 #[path = "behaviour/audit.rs"]
 mod audit;
+#[path = "behaviour/authorities.rs"]
+mod authorities;
 #[path = "behaviour/certificates.rs"]
 mod certificates;
+#[path = "behaviour/devices_sessions.rs"]
+mod devices_sessions;
+#[path = "behaviour/keys.rs"]
+mod keys;
 #[path = "behaviour/login.rs"]
 mod login;
 #[path = "behaviour/mail.rs"]
