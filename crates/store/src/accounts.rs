@@ -7,7 +7,10 @@ use domain::records::{ActivationRecord, KeyId, UserRecord};
 use domain::{AssuranceLevel, UnixTime, UserId};
 
 use crate::db::{query, Row};
-use crate::{parse_column, Error, Store, Tx};
+use crate::{parse_column, DatabaseKind, Error, Store, Tx};
+
+/// The window start of a key never counted: so long ago that every window has ended.
+const NO_WINDOW: UnixTime = UnixTime(i64::MIN / 2);
 
 const USER_COLUMNS: &str =
     "SELECT id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at FROM users";
@@ -359,18 +362,24 @@ impl AccountStore for Tx {
         token_hash: &str,
         now: UnixTime,
     ) -> Result<Option<String>, Error> {
-        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+        // Spent by a compare-and-set: on PostgreSQL a use case spending the same token at
+        // once makes this wait, and then it changes nothing.
+        let spent = query(
+            "UPDATE email_verifications SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = query("SELECT user_id FROM email_verifications WHERE token_hash = $1")
             .bind(token_hash.to_owned())
-            .bind(now.0)
-            .fetch_optional(self.conn()?)
+            .fetch_one(self.conn()?)
             .await?;
-        let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get(0)?;
-        query("UPDATE email_verifications SET used_at = $2 WHERE token_hash = $1")
-            .bind(token_hash.to_owned())
-            .bind(now.0)
-            .execute(self.conn()?)
-            .await?;
         query("UPDATE users SET email_verified = 1 WHERE id = $1")
             .bind(user_id.clone())
             .execute(self.conn()?)
@@ -436,7 +445,25 @@ impl AccountStore for Tx {
         limit: domain::RateLimit,
         now: UnixTime,
     ) -> Result<bool, Error> {
-        let row = query("SELECT window_start, count FROM rate_limits WHERE key = $1")
+        // PostgreSQL: the counter's row is locked until the commit, so that two use cases
+        // counting one key at once take turns (without it both read one count and both pass).
+        // A row must exist to be locked: a new key's is made first, counting nothing in a
+        // window long ended, as if there were none. SQLite holds the write lock already.
+        let select = match self.kind {
+            DatabaseKind::Postgres => {
+                query(
+                    "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 0) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key.to_owned())
+                .bind(NO_WINDOW.0)
+                .execute(self.conn()?)
+                .await?;
+                "SELECT window_start, count FROM rate_limits WHERE key = $1 FOR UPDATE"
+            }
+            DatabaseKind::Sqlite => "SELECT window_start, count FROM rate_limits WHERE key = $1",
+        };
+        let row = query(select)
             .bind(key.to_owned())
             .fetch_optional(self.conn()?)
             .await?;
@@ -445,7 +472,7 @@ impl AccountStore for Tx {
                 UnixTime(r.try_get(0)?),
                 u32::try_from(r.try_get::<i64>(1)?).unwrap_or(u32::MAX),
             ),
-            None => (UnixTime(i64::MIN / 2), 0),
+            None => (NO_WINDOW, 0),
         };
         let (allowed, start, count) = limit.check(start, count, now);
         if allowed {

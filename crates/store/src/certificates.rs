@@ -631,10 +631,18 @@ impl CertificateStore for Tx {
         if record.status != CertificateStatus::Reserved {
             return Ok(None);
         }
-        query("UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'")
-            .bind(serial.to_hex())
-            .execute(self.conn()?)
-            .await?;
+        // On PostgreSQL another use case may have issued the serial since it was read: then
+        // this update waits for it and changes nothing, and the key (now its certificate's)
+        // must not be handed back to be destroyed.
+        let done = query(
+            "UPDATE certificates SET status = 'abandoned' WHERE serial = $1 AND status = 'reserved'",
+        )
+        .bind(serial.to_hex())
+        .execute(self.conn()?)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
         Ok(record.key_id)
     }
 

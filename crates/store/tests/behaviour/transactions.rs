@@ -1,0 +1,207 @@
+//! The store itself: connecting (and migrating) on either database, what a commit makes
+//! visible and to whom, and use cases that fail or roll back among others that commit (on
+//! SQLite they share the writer's group commits, see `writer`).
+
+use domain::{UnixTime, UserId};
+use store::{
+    AccountQueries as _, AccountStore as _, AuditLog as _, DatabaseKind, Error, LoginQueries as _,
+    LoginStore as _, Store,
+};
+
+use crate::support::{databases, insert_user, user, T};
+
+#[tokio::test]
+async fn a_url_that_names_no_supported_database_is_refused() {
+    for url in [
+        "mysql://localhost/x",
+        "sqlite:",
+        "sqlite://",
+        "sqlite:?mode=rwc",
+        "file.db",
+    ] {
+        assert!(
+            matches!(Store::connect(url).await, Err(Error::UnsupportedUrl(_))),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_database_is_named_and_reopening_it_keeps_everything_and_migrates_nothing() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        let expected = if name == "sqlite" {
+            DatabaseKind::Sqlite
+        } else {
+            DatabaseKind::Postgres
+        };
+        assert_eq!(store.kind(), expected, "{name}");
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        let mut tx = store.begin().await.unwrap();
+        tx.audit(T, "officer", "test.event", serde_json::json!({}))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+
+        // Another process opening the same database (and the `sqlite://` spelling).
+        let url = db.url.replacen("sqlite:", "sqlite://", 1);
+        let again = Store::connect(&url).await.unwrap();
+        assert_eq!(again.kind(), expected, "{name}");
+        assert!(
+            again.user(&UserId::from("u-1")).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert_eq!(again.audit_entries().await.unwrap().len(), 1, "{name}");
+        assert_eq!(again.audit_head().await.unwrap().0, 1, "{name}");
+        let third = Store::connect(&db.url).await.unwrap();
+        assert!(
+            third
+                .user_by_email("jelena@example.rs")
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        again.close().await;
+        third.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_commit_is_seen_by_another_store_and_nothing_before_it() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        let other = Store::connect(&db.url).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_user(&user("u-1", "jelena@example.rs"))
+            .await
+            .unwrap();
+        assert!(tx.use_nonce("n-1", T).await.unwrap(), "{name}");
+        assert!(
+            other.user(&UserId::from("u-1")).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(
+            store.user(&UserId::from("u-1")).await.unwrap().is_none(),
+            "{name}"
+        );
+        tx.commit().await.unwrap();
+        assert!(
+            other.user(&UserId::from("u-1")).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert!(
+            !other.use_nonce("n-1", T).await.unwrap(),
+            "{name}: its nonce is spent too"
+        );
+        other.close().await;
+    }
+}
+
+/// Use case `i` spends nonce `n{i}`; every third then stores an account that already exists,
+/// is refused and is dropped. The others commit, whatever the refused ones shared with them.
+async fn use_case(store: Store, i: usize) -> bool {
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.use_nonce(&format!("n{i}"), T).await.unwrap());
+    tokio::task::yield_now().await;
+    if i % 3 == 0 {
+        assert!(tx
+            .insert_user(&user("u-1", "other@example.rs"))
+            .await
+            .is_err());
+        drop(tx);
+        return false;
+    }
+    tx.audit(
+        T,
+        "test",
+        "transactions.test",
+        serde_json::json!({ "i": i }),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_use_case_rolls_back_alone_while_the_others_commit() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        let tasks: Vec<_> = (0..30)
+            .map(|i| tokio::spawn(use_case(store.clone(), i)))
+            .collect();
+        let mut committed = Vec::new();
+        for task in tasks {
+            committed.push(task.await.unwrap());
+        }
+        let fresh = Store::connect(&db.url).await.unwrap();
+        assert_eq!(fresh.audit_entries().await.unwrap().len(), 20, "{name}");
+        for (i, was_committed) in committed.into_iter().enumerate() {
+            assert_eq!(
+                !fresh.use_nonce(&format!("n{i}"), T).await.unwrap(),
+                was_committed,
+                "{name}: use case {i}"
+            );
+        }
+        fresh.close().await;
+    }
+}
+
+/// A use case that goes on after the database refused one of its statements, and commits.
+/// Whatever a store does with the statements before the refusal, it must not say it stored
+/// what it did not. Today SQLite commits the statements before the refusal (it rolls back the
+/// refused statement alone), while PostgreSQL has aborted the whole transaction and its COMMIT
+/// rolls back, yet `Tx::commit` returns `Ok`. No use case goes on after an error today (they
+/// all return it with `?`), so this is left failing and ignored until the store tracks it.
+#[tokio::test]
+#[ignore = "fails on PostgreSQL: a commit after a refused statement returns Ok and stores nothing"]
+async fn a_commit_after_a_refused_statement_does_not_claim_what_was_not_stored() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        insert_user(store, &user("u-1", "jelena@example.rs")).await;
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_user(&user("u-2", "marko@example.rs"))
+            .await
+            .unwrap();
+        assert!(
+            tx.insert_user(&user("u-1", "x@example.rs")).await.is_err(),
+            "{name}"
+        );
+        let committed = tx.commit().await;
+        let stored = store.user(&UserId::from("u-2")).await.unwrap().is_some();
+        assert!(
+            committed.is_err() || stored,
+            "{name}: the commit returned Ok but the use case's account was not stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn time_and_counts_at_the_edges_of_their_range_round_trip() {
+    for db in &databases().await {
+        let (name, store) = (db.name, &db.store);
+        let mut tx = store.begin().await.unwrap();
+        for (i, at) in [i64::MIN, -1, 0, i64::MAX].into_iter().enumerate() {
+            tx.audit(
+                UnixTime(at),
+                "officer",
+                "edge",
+                serde_json::json!({ "i": i }),
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let times: Vec<i64> = store
+            .audit_entries()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.at.0)
+            .collect();
+        assert_eq!(times, [i64::MIN, -1, 0, i64::MAX], "{name}");
+    }
+}
