@@ -447,26 +447,28 @@ impl AccountStore for Tx {
     ) -> Result<bool, Error> {
         // PostgreSQL: the counter's row is locked until the commit, so that two use cases
         // counting one key at once take turns (without it both read one count and both pass).
-        // A row must exist to be locked: a new key's is made first, counting nothing in a
-        // window long ended, as if there were none. SQLite holds the write lock already.
-        let select = match self.kind {
+        // One statement makes the row if there is none (counting nothing, in a window long
+        // ended, as if there were none), locks it, and reads it: the upsert's update takes the
+        // row lock and returns the newest version. SQLite holds the write lock already.
+        let row = match self.kind {
             DatabaseKind::Postgres => {
                 query(
                     "INSERT INTO rate_limits (key, window_start, count) VALUES ($1, $2, 0) \
-                     ON CONFLICT (key) DO NOTHING",
+                 ON CONFLICT (key) DO UPDATE SET count = rate_limits.count \
+                 RETURNING window_start, count",
                 )
                 .bind(key.to_owned())
                 .bind(NO_WINDOW.0)
-                .execute(self.conn()?)
-                .await?;
-                "SELECT window_start, count FROM rate_limits WHERE key = $1 FOR UPDATE"
+                .fetch_optional(self.conn()?)
+                .await?
             }
-            DatabaseKind::Sqlite => "SELECT window_start, count FROM rate_limits WHERE key = $1",
+            DatabaseKind::Sqlite => {
+                query("SELECT window_start, count FROM rate_limits WHERE key = $1")
+                    .bind(key.to_owned())
+                    .fetch_optional(self.conn()?)
+                    .await?
+            }
         };
-        let row = query(select)
-            .bind(key.to_owned())
-            .fetch_optional(self.conn()?)
-            .await?;
         let (start, count) = match &row {
             Some(r) => (
                 UnixTime(r.try_get(0)?),

@@ -1,6 +1,8 @@
 //! Databases for tests: every store test runs on SQLite and on PostgreSQL (STYLE.md, Tests).
 //! PostgreSQL comes from `EIDPORTAL_TEST_POSTGRES_URL` (set by `scripts/test`); each call makes a
-//! fresh database in that server. Without the variable the PostgreSQL case is skipped with a
+//! fresh database in that server, named with `EIDPORTAL_TEST_POSTGRES_PREFIX` (scripts/test
+//! gives each run its own and drops the run's databases when it ends; default
+//! `eidportal_test_`). Without the variable the PostgreSQL case is skipped with a
 //! message, unless `EIDPORTAL_TEST_REQUIRE_ALL` is set, when it fails.
 
 use std::path::Path;
@@ -46,7 +48,16 @@ pub async fn fresh_postgres() -> Option<String> {
     };
     let mut random = [0u8; 8];
     getrandom(&mut random);
-    let name = format!("eidportal_test_{}", hex::encode(random));
+    // scripts/test names its run's databases with a prefix of its own, and drops them at exit.
+    let prefix = std::env::var("EIDPORTAL_TEST_POSTGRES_PREFIX")
+        .ok()
+        .filter(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .unwrap_or_else(|| "eidportal_test_".into());
+    let name = format!("{prefix}{}", hex::encode(random));
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .expect("connect to EIDPORTAL_TEST_POSTGRES_URL");
