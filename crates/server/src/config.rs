@@ -55,6 +55,8 @@ pub struct Config {
     pub app_public_url: Option<String>,
     /// Database URL.
     pub database_url: String,
+    /// How the store holds its database connections.
+    pub database_pool: store::PoolSettings,
     /// The SMTP relay (from the URL, login and CA file); `None` writes mail to
     /// `<data>/outbox/`.
     pub smtp: Option<authority::ra::mail::SmtpRelay>,
@@ -250,6 +252,9 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     geoip_database: Option<PathBuf>,
+    database_pool_size: Option<u64>,
+    database_statement_timeout_secs: Option<u64>,
+    database_connection_lifetime_secs: Option<u64>,
     max_connections: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_connections_per_address: Option<u64>,
@@ -318,6 +323,15 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     ("EIDPORTAL_TRUSTED_PROXIES", "trusted_proxies"),
     ("EIDPORTAL_GEOIP_DATABASE", "geoip_database"),
+    ("EIDPORTAL_DATABASE_POOL_SIZE", "database_pool_size"),
+    (
+        "EIDPORTAL_DATABASE_STATEMENT_TIMEOUT_SECS",
+        "database_statement_timeout_secs",
+    ),
+    (
+        "EIDPORTAL_DATABASE_CONNECTION_LIFETIME_SECS",
+        "database_connection_lifetime_secs",
+    ),
 ];
 
 /// Whether an SMTP relay is this machine (a plain-text login to it never crosses a network).
@@ -488,6 +502,15 @@ impl Config {
         };
         if let Some(v) = parse_count("EIDPORTAL_MAX_CONNECTIONS")? {
             file.max_connections = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_DATABASE_POOL_SIZE")? {
+            file.database_pool_size = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_DATABASE_STATEMENT_TIMEOUT_SECS")? {
+            file.database_statement_timeout_secs = Some(v);
+        }
+        if let Some(v) = parse_count("EIDPORTAL_DATABASE_CONNECTION_LIFETIME_SECS")? {
+            file.database_connection_lifetime_secs = Some(v);
         }
         if let Some(v) = parse_count("EIDPORTAL_HEADER_READ_TIMEOUT_SECS")? {
             file.header_read_timeout_secs = Some(v);
@@ -682,6 +705,35 @@ impl Config {
                 "EIDPORTAL_MIN_BODY_RATE_GRACE_SECS: {min_body_rate_grace_secs} is outside 0..=3600"
             ));
         }
+        let defaults = store::PoolSettings::default();
+        let database_pool_size = file
+            .database_pool_size
+            .unwrap_or(u64::from(defaults.max_connections));
+        if !(1..=10_000).contains(&database_pool_size) {
+            return Err(format!(
+                "EIDPORTAL_DATABASE_POOL_SIZE: {database_pool_size} is outside 1..=10000"
+            ));
+        }
+        let seconds =
+            |value: Option<u64>, default: Option<std::time::Duration>, name: &str| match value {
+                None => Ok(default),
+                Some(0) => Ok(None),
+                Some(secs @ 1..=86_400) => Ok(Some(std::time::Duration::from_secs(secs))),
+                Some(secs) => Err(format!("{name}: {secs} is outside 0..=86400 (0: none)")),
+            };
+        let database_pool = store::PoolSettings {
+            max_connections: u32::try_from(database_pool_size).unwrap_or(u32::MAX),
+            statement_timeout: seconds(
+                file.database_statement_timeout_secs,
+                defaults.statement_timeout,
+                "EIDPORTAL_DATABASE_STATEMENT_TIMEOUT_SECS",
+            )?,
+            max_lifetime: seconds(
+                file.database_connection_lifetime_secs,
+                defaults.max_lifetime,
+                "EIDPORTAL_DATABASE_CONNECTION_LIFETIME_SECS",
+            )?,
+        };
         let trusted_proxies = crate::client_address::TrustedProxies::parse(
             &file.trusted_proxies.unwrap_or_default().join(","),
         )
@@ -696,6 +748,7 @@ impl Config {
                 .app_public_url
                 .map(|u| u.trim_end_matches('/').to_owned()),
             database_url,
+            database_pool,
             smtp,
             mail_retry,
             keys,

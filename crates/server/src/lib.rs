@@ -193,7 +193,7 @@ pub async fn open_authority(
     let keys = key_backend(config)?;
     let clock = Arc::new(SystemClock);
     let now = authority::Clock::now(clock.as_ref());
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect_with(&config.database_url, config.database_pool).await?;
     // The audit chain's MAC key (finding 9), set before anything is appended: from the master
     // key, or in a PKCS#11 deployment from ECDH with the ConsentID encryption key in the
     // token, which the first start creates (its entries until then are plain, the marker

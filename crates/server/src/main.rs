@@ -170,13 +170,27 @@ enum AuditCommand {
     Checkpoint,
 }
 
+/// Logs to stderr what `filter` (`tracing` syntax) enables. The store's calls are spans
+/// (target `store`, level debug): when enabled, each one's end is logged with its duration.
+fn init_logging(filter: &str) {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::prelude::*;
+    let store_calls = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_span() && meta.target() == "store"
+        }));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(filter))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(store_calls)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("EIDPORTAL_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&std::env::var("EIDPORTAL_LOG").unwrap_or_else(|_| "info".into()));
     let (listen, app_listen) = match &cli.command {
         Command::Serve { listen, app_listen } => (listen.clone(), app_listen.clone()),
         _ => (None, None),

@@ -77,6 +77,7 @@ pub trait AccountQueries {
 }
 
 impl AccountQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
             .bind(email.to_owned())
@@ -85,6 +86,7 @@ impl AccountQueries for Store {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -93,6 +95,7 @@ impl AccountQueries for Store {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn agreements_of(
         &self,
         user_id: &UserId,
@@ -113,6 +116,7 @@ impl AccountQueries for Store {
             .collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn service_key(&self, name: &str) -> Result<Option<KeyId>, Error> {
         let row = query("SELECT key_id FROM service_keys WHERE name = $1")
             .bind(name.to_owned())
@@ -121,6 +125,7 @@ impl AccountQueries for Store {
         row.map(|r| r.try_get::<String>(0).map(KeyId)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_rate_limits(&self, started_before: UnixTime) -> Result<u64, Error> {
         let done = self
             .write_one(
@@ -130,6 +135,7 @@ impl AccountQueries for Store {
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn rate_limit_counters(&self) -> Result<u64, Error> {
         let row = query("SELECT COUNT(*) FROM rate_limits")
             .fetch_one(self.db())
@@ -238,6 +244,7 @@ pub trait AccountStore {
 }
 
 impl AccountStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_user(&mut self, user: &UserRecord) -> Result<(), Error> {
         query(
             "INSERT INTO users (id, email, given_name, surname, jmbg, password_hash, email_verified, assurance, created_at) \
@@ -257,6 +264,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE email = $1"))
             .bind(email.to_owned())
@@ -265,6 +273,7 @@ impl AccountStore for Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn user(&mut self, id: &UserId) -> Result<Option<UserRecord>, Error> {
         let row = query(&format!("{USER_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -273,6 +282,7 @@ impl AccountStore for Tx {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn update_user_assurance(
         &mut self,
         id: &UserId,
@@ -288,6 +298,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_activation(
         &mut self,
         activation: &ActivationRecord,
@@ -313,6 +324,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn activation(&mut self, lookup_or_id: &str) -> Result<Option<ActivationRecord>, Error> {
         let row = query(&format!(
             "{ACTIVATION_COLUMNS} WHERE lookup = $1 OR id = $1"
@@ -323,6 +335,7 @@ impl AccountStore for Tx {
         row.map(|r| activation_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn update_activation(
         &mut self,
         id: &str,
@@ -340,6 +353,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_email_verification(
         &mut self,
         token_hash: &str,
@@ -357,6 +371,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn use_email_verification(
         &mut self,
         token_hash: &str,
@@ -387,6 +402,7 @@ impl AccountStore for Tx {
         Ok(Some(user_id))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn discard_unverified_user(&mut self, id: &UserId) -> Result<bool, Error> {
         query(
             "DELETE FROM email_verifications WHERE user_id IN \
@@ -403,6 +419,7 @@ impl AccountStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_unverified_users(&mut self, before: UnixTime) -> Result<u64, Error> {
         query(
             "DELETE FROM email_verifications WHERE user_id IN \
@@ -418,6 +435,7 @@ impl AccountStore for Tx {
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn proof_user(
         &mut self,
         id: &UserId,
@@ -439,6 +457,7 @@ impl AccountStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn rate_limit(
         &mut self,
         key: &str,

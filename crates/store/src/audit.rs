@@ -473,6 +473,7 @@ pub trait AuditLog {
 }
 
 impl AuditLog for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn audit(
         &mut self,
         at: UnixTime,

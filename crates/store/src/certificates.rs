@@ -181,6 +181,7 @@ pub trait CertificateQueries {
 }
 
 impl CertificateQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn authority(&self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
         let row = query(AUTHORITY_SELECT_BY_NAME)
             .bind(name)
@@ -189,6 +190,7 @@ impl CertificateQueries for Store {
         row.map(|r| authority_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn key(&self, id: &KeyId) -> Result<KeyRecord, Error> {
         let row = query(KEY_SELECT)
             .bind(&id.0)
@@ -199,6 +201,7 @@ impl CertificateQueries for Store {
             .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
         let row = query(CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
@@ -207,6 +210,7 @@ impl CertificateQueries for Store {
         row.map(|r| certificate_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn certificates(&self, email: Option<&str>) -> Result<Vec<CertificateRecord>, Error> {
         let rows = match email {
             Some(email) => {
@@ -220,6 +224,7 @@ impl CertificateQueries for Store {
         rows.iter().map(certificate_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn reserved_before(&self, before: UnixTime) -> Result<Vec<Serial>, Error> {
         let rows =
             query("SELECT serial FROM certificates WHERE status = 'reserved' AND reserved_at < $1")
@@ -229,6 +234,7 @@ impl CertificateQueries for Store {
         rows.iter().map(|r| serial_column(r, 0)).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn keys_left_half_way(&self, before: UnixTime) -> Result<Vec<KeyRecord>, Error> {
         let rows = query(KEYS_LEFT_HALF_WAY)
             .bind(before.0)
@@ -237,6 +243,7 @@ impl CertificateQueries for Store {
         rows.iter().map(key_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn status_revision(&self) -> Result<i64, Error> {
         let row = query("SELECT revision FROM status_revision WHERE id = 1")
             .fetch_one(self.db())
@@ -438,6 +445,7 @@ pub trait CertificateStore {
 }
 
 impl CertificateStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_key(&mut self, key: &KeyRecord) -> Result<(), Error> {
         query(
             "INSERT INTO keys (id, backend, label, algorithm, reference, public_key, state, created_at) \
@@ -456,6 +464,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn activate_key(
         &mut self,
         id: &KeyId,
@@ -476,6 +485,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn abandon_generating_key(&mut self, id: &KeyId, at: UnixTime) -> Result<bool, Error> {
         let done = query("UPDATE keys SET state = 'abandoned', destroyed_at = $2 WHERE id = $1 AND state = 'generating'")
             .bind(&id.0)
@@ -485,6 +495,7 @@ impl CertificateStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn mark_key_destroying(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
         query("UPDATE keys SET state = 'destroying', destroyed_at = $2 WHERE id = $1 AND state = 'active'")
             .bind(&id.0)
@@ -494,6 +505,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn destroy_key(&mut self, id: &KeyId, at: UnixTime) -> Result<(), Error> {
         query(
             "UPDATE keys SET state = 'destroyed', destroyed_at = $2, reference = $3 WHERE id = $1",
@@ -506,6 +518,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_authority(
         &mut self,
         name: &str,
@@ -523,6 +536,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn authority_for_update(&mut self, name: &str) -> Result<AuthorityRecord, Error> {
         let sql = match self.kind {
             DatabaseKind::Postgres => format!("{} FOR UPDATE", AUTHORITY_SELECT_BY_NAME),
@@ -537,6 +551,7 @@ impl CertificateStore for Tx {
             .ok_or_else(|| Error::NotFound(format!("authority {name}")))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn store_crl(
         &mut self,
         name: &str,
@@ -554,6 +569,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn store_ocsp_signer(
         &mut self,
         name: &str,
@@ -566,6 +582,7 @@ impl CertificateStore for Tx {
             .await
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn store_tsa(
         &mut self,
         issuer: &str,
@@ -585,6 +602,7 @@ impl CertificateStore for Tx {
         .await
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn reserve_certificate(&mut self, new: &NewCertificate) -> Result<(), Error> {
         query(
             "INSERT INTO certificates (serial, authority, kind, status, subject, email, key_id, not_before, \
@@ -604,6 +622,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn complete_certificate(
         &mut self,
         serial: &Serial,
@@ -624,6 +643,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn abandon_reserved(&mut self, serial: &Serial) -> Result<Option<KeyId>, Error> {
         let Some(record) = self.certificate(serial).await? else {
             return Ok(None);
@@ -646,6 +666,7 @@ impl CertificateStore for Tx {
         Ok(record.key_id)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn lock_bootstrap(&mut self) -> Result<(), Error> {
         if self.kind == DatabaseKind::Postgres {
             query("SELECT pg_advisory_xact_lock(7363728002)")
@@ -655,6 +676,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn authority(&mut self, name: &str) -> Result<Option<AuthorityRecord>, Error> {
         let row = query(AUTHORITY_SELECT_BY_NAME)
             .bind(name.to_owned())
@@ -663,6 +685,7 @@ impl CertificateStore for Tx {
         row.map(|r| authority_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn key(&mut self, id: &KeyId) -> Result<KeyRecord, Error> {
         let row = query(KEY_SELECT)
             .bind(&id.0)
@@ -673,6 +696,7 @@ impl CertificateStore for Tx {
             .ok_or_else(|| Error::NotFound(format!("key {}", id.0)))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn certificate(&mut self, serial: &Serial) -> Result<Option<CertificateRecord>, Error> {
         let row = query(CERTIFICATE_SELECT_BY_SERIAL)
             .bind(serial.to_hex())
@@ -681,6 +705,7 @@ impl CertificateStore for Tx {
         row.map(|r| certificate_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn revoke_certificate(
         &mut self,
         serial: &Serial,
@@ -704,6 +729,7 @@ impl CertificateStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn revoked_by(&mut self, authority: &str) -> Result<Vec<RevokedRecord>, Error> {
         let rows = query(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
@@ -715,6 +741,7 @@ impl CertificateStore for Tx {
         rows.iter().map(revoked_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_agreement(
         &mut self,
         number: &str,
@@ -734,6 +761,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_service_key(&mut self, name: &str, key_id: &KeyId) -> Result<(), Error> {
         query("INSERT INTO service_keys (name, key_id) VALUES ($1, $2)")
             .bind(name.to_owned())
@@ -743,6 +771,7 @@ impl CertificateStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn service_key(&mut self, name: &str) -> Result<Option<KeyId>, Error> {
         let row = query("SELECT key_id FROM service_keys WHERE name = $1")
             .bind(name.to_owned())

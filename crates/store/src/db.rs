@@ -432,16 +432,16 @@ fn from_any(row: &AnyRow) -> Result<Row, Error> {
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Readers kept idle at most (more may exist while busy).
+    max_idle: usize,
 }
 
-/// Readers kept idle at most (more may exist while busy).
-const IDLE_READERS: usize = 8;
-
 impl Readers {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, max_idle: u32) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            max_idle: usize::try_from(max_idle).unwrap_or(usize::MAX),
         }
     }
 
@@ -456,7 +456,7 @@ impl Readers {
         };
         let result = work(&conn);
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < IDLE_READERS {
+            if idle.len() < self.max_idle {
                 idle.push(conn);
             }
         }

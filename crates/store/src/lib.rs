@@ -10,6 +10,10 @@
 //! [`QrLoginQueries`], [`SigningQueries`] and [`MailQueries`]. A caller imports those it uses,
 //! so its `use` lines say which part of the store it touches.
 //!
+//! Every trait method, [`Store::begin`] and [`Tx::commit`] runs in a `tracing` span of its
+//! own (level debug, target `store`, named after the method): `EIDPORTAL_LOG=info,store=debug`
+//! logs each call's duration when its span closes.
+//!
 //! What the traits take and give are `domain`'s types: its records ([`domain::records`]) and
 //! its typed ids ([`domain::UserId`], [`domain::DeviceId`], [`domain::TxnId`],
 //! [`domain::Serial`]). Rows, columns and SQL stay private to this crate; the database keeps
@@ -87,6 +91,31 @@ pub enum DatabaseKind {
     Postgres,
 }
 
+/// How the store holds its connections (DESIGN §1: settings, not constants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// PostgreSQL: connections in the pool at most. SQLite: reader connections kept open
+    /// while idle (the one writer is apart).
+    pub max_connections: u32,
+    /// PostgreSQL: a statement running longer is cancelled (and its use case fails, changing
+    /// nothing); `None`: no limit. Migrations are never cut off. SQLite has no such limit.
+    pub statement_timeout: Option<Duration>,
+    /// PostgreSQL: a connection is closed and replaced after this long (so that a server's
+    /// per-connection memory and a load balancer's routes are renewed); `None`: kept.
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    /// 16 connections, statements cut off after 60 s, connections renewed every 30 minutes.
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            statement_timeout: Some(Duration::from_secs(60)),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+        }
+    }
+}
+
 /// The database: SQLite's readers and writer, or PostgreSQL's connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -97,9 +126,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects (creating a SQLite file if needed) and applies pending migrations. URLs:
-    /// `sqlite:PATH` (also `sqlite://PATH`; a `?...` part is ignored) or `postgres://...`.
+    /// Connects (creating a SQLite file if needed) and applies pending migrations, with the
+    /// default [`PoolSettings`]. URLs: `sqlite:PATH` (also `sqlite://PATH`; a `?...` part is
+    /// ignored) or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(url, PoolSettings::default()).await
+    }
+
+    /// [`Store::connect`] with these pool settings.
+    pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
         let db = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -107,14 +142,29 @@ impl Store {
             if path.as_os_str().is_empty() {
                 return Err(Error::UnsupportedUrl(url.to_owned()));
             }
-            Db::Sqlite(Readers::new(path.clone()), Arc::new(Writer::new(path)))
+            Db::Sqlite(
+                Readers::new(path.clone(), pool.max_connections),
+                Arc::new(Writer::new(path)),
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new()
+            let timeout_ms = pool
+                .statement_timeout
+                .map_or(0, |t| t.as_millis().clamp(1, i32::MAX as u128));
+            let connections = AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
-                .max_connections(16)
+                .max_connections(pool.max_connections.max(1))
+                .max_lifetime(pool.max_lifetime)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor as _;
+                        conn.execute(format!("SET statement_timeout = {timeout_ms}").as_str())
+                            .await
+                            .map(|_| ())
+                    })
+                })
                 .connect(url)
                 .await?;
-            Db::Postgres(pool)
+            Db::Postgres(connections)
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
         };
@@ -186,6 +236,7 @@ impl Store {
     /// `writer`): a savepoint inside the writer's group transaction, which holds the write
     /// lock (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks. A task
     /// must not begin a second transaction while it holds one.
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     pub async fn begin(&self) -> Result<Tx, Error> {
         let inner = match &*self.db {
             Db::Sqlite(_, writer) => {
@@ -282,6 +333,7 @@ impl Drop for Tx {
 impl Tx {
     /// Commits every change of the use case at once. On SQLite, returns once the group it
     /// joined is committed (see `writer`).
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     pub async fn commit(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.inner, Inner::Ended) {
             Inner::Postgres(transaction) => Ok(transaction.commit().await?),

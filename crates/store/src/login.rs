@@ -119,6 +119,7 @@ pub trait LoginQueries {
 }
 
 impl LoginQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn use_nonce(&self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
         let done = self
             .write_one(query(USE_NONCE).bind(nonce.to_owned()).bind(expires_at.0))
@@ -126,6 +127,7 @@ impl LoginQueries for Store {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_used_nonces(&self, now: UnixTime) -> Result<u64, Error> {
         let done = self
             .write_one(query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now.0))
@@ -133,6 +135,7 @@ impl LoginQueries for Store {
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn device(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -141,6 +144,7 @@ impl LoginQueries for Store {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn devices_of(&self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
         let rows = query(&format!(
             "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
@@ -151,6 +155,7 @@ impl LoginQueries for Store {
         rows.iter().map(device_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn transaction(&self, id: &TxnId) -> Result<Option<TransactionRecord>, Error> {
         let row = query(&format!("{TRANSACTION_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -159,6 +164,7 @@ impl LoginQueries for Store {
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn transactions_of(
         &self,
         user_id: &UserId,
@@ -175,6 +181,7 @@ impl LoginQueries for Store {
         rows.iter().map(transaction_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn session(&self, id_hash: &str) -> Result<Option<SessionRecord>, Error> {
         let row = query(&format!("{SESSION_COLUMNS} WHERE id_hash = $1"))
             .bind(id_hash.to_owned())
@@ -318,6 +325,7 @@ pub trait LoginStore {
 }
 
 impl LoginStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_device(&mut self, device: &DeviceRecord) -> Result<(), Error> {
         query(
             "INSERT INTO devices (id, user_id, name, public_key, pin_public_key, state, pin_failures, certificate_serial, created_at) \
@@ -337,6 +345,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn device(&mut self, id: &DeviceId) -> Result<Option<DeviceRecord>, Error> {
         let row = query(&format!("{DEVICE_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -345,6 +354,7 @@ impl LoginStore for Tx {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn update_device(
         &mut self,
         id: &DeviceId,
@@ -362,6 +372,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_transaction(&mut self, txn: &TransactionRecord) -> Result<(), Error> {
         query(
             "INSERT INTO transactions (id, user_id, kind, status, hint, challenge, payload, signature, verification_code, \
@@ -385,6 +396,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn transaction_for_update(
         &mut self,
         id: &TxnId,
@@ -401,6 +413,7 @@ impl LoginStore for Tx {
         row.map(|r| transaction_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn move_transaction(
         &mut self,
         id: &TxnId,
@@ -425,6 +438,7 @@ impl LoginStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_pending_of(
         &mut self,
         user_id: &UserId,
@@ -436,6 +450,7 @@ impl LoginStore for Tx {
             .await
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_pending_of_kind(
         &mut self,
         user_id: &UserId,
@@ -449,6 +464,7 @@ impl LoginStore for Tx {
             .await
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn device_by_certificate(
         &mut self,
         serial: &Serial,
@@ -460,6 +476,7 @@ impl LoginStore for Tx {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_sessions_of_device(
         &mut self,
         device_id: &DeviceId,
@@ -474,6 +491,7 @@ impl LoginStore for Tx {
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn devices_of(&mut self, user_id: &UserId) -> Result<Vec<DeviceRecord>, Error> {
         let rows = query(&format!(
             "{DEVICE_COLUMNS} WHERE user_id = $1 ORDER BY created_at, id"
@@ -484,6 +502,7 @@ impl LoginStore for Tx {
         rows.iter().map(device_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
         query(
             "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
@@ -502,6 +521,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_sessions_of_user(&mut self, user_id: &UserId, at: UnixTime) -> Result<u64, Error> {
         let sessions =
             query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
@@ -512,6 +532,7 @@ impl LoginStore for Tx {
         Ok(sessions.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_session(&mut self, id_hash: &str, at: UnixTime) -> Result<(), Error> {
         query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
             .bind(id_hash.to_owned())
@@ -521,6 +542,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn record_approval(
         &mut self,
         id: &TxnId,
@@ -536,6 +558,7 @@ impl LoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn approval_of(&mut self, id: &TxnId) -> Result<Option<(String, Vec<u8>)>, Error> {
         let row = query(
             "SELECT approval, approval_signature FROM transactions \
@@ -548,6 +571,7 @@ impl LoginStore for Tx {
             .transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn use_nonce(&mut self, nonce: &str, expires_at: UnixTime) -> Result<bool, Error> {
         let done = query(USE_NONCE)
             .bind(nonce.to_owned())

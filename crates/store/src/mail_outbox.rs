@@ -74,6 +74,7 @@ pub trait MailQueries {
 }
 
 impl MailQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn due_mails(&self, now: UnixTime, limit: i64) -> Result<Vec<OutboxMail>, Error> {
         let rows = query(&format!(
             "{COLUMNS} WHERE status = 'pending' AND next_attempt_at <= $1 \
@@ -86,6 +87,7 @@ impl MailQueries for Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn outbox_mail(&self, id: &str) -> Result<Option<OutboxMail>, Error> {
         let row = query(&format!("{COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -94,6 +96,7 @@ impl MailQueries for Store {
         row.map(|r| from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn undelivered_mails_of(&self, user_id: &UserId) -> Result<Vec<OutboxMail>, Error> {
         let rows = query(&format!(
             "{COLUMNS} WHERE user_id = $1 AND (status = 'failed' OR \
@@ -105,6 +108,7 @@ impl MailQueries for Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn claim_mail(&self, mail: &OutboxMail, lease_until: UnixTime) -> Result<bool, Error> {
         let done = self
             .write_one(
@@ -120,6 +124,7 @@ impl MailQueries for Store {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn mail_sent(&self, id: &str, at: UnixTime) -> Result<(), Error> {
         self.write_one(
             query(
@@ -134,6 +139,7 @@ impl MailQueries for Store {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn mail_attempt_failed(
         &self,
         id: &str,
@@ -171,6 +177,7 @@ pub trait MailStore {
 }
 
 impl MailStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn enqueue_mail(&mut self, mail: &OutboxMail) -> Result<(), Error> {
         query(
             "INSERT INTO mail_outbox (id, user_id, recipient, subject, message, status, attempts, \

@@ -45,6 +45,11 @@ fn dialect(sql: &str, kind: DatabaseKind) -> String {
 pub(crate) async fn run(store: &Store) -> Result<(), Error> {
     let mut tx = store.begin().await?;
     if store.kind() == DatabaseKind::Postgres {
+        // A migration of a big database (a new index over millions of rows) may take longer
+        // than the pool's statement timeout: it is never cut off half-way.
+        query("SET LOCAL statement_timeout = 0")
+            .execute(tx.conn()?)
+            .await?;
         query("SELECT pg_advisory_xact_lock(7363728001)")
             .execute(tx.conn()?)
             .await?;

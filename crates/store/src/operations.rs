@@ -55,6 +55,7 @@ pub trait OperationQueries {
 }
 
 impl OperationQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn certificate_operation(
         &self,
         id: &str,
@@ -66,6 +67,7 @@ impl OperationQueries for Store {
         row.map(|r| operation_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn agreement_approval(&self, number: &str) -> Result<Option<AgreementApproval>, Error> {
         let row = query(
             "SELECT approval_payload, approval, approval_signature, device_id FROM agreements \
@@ -120,6 +122,7 @@ pub trait OperationStore {
 }
 
 impl OperationStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_certificate_operation(
         &mut self,
         operation: &CertificateOperationRecord,
@@ -149,6 +152,7 @@ impl OperationStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn certificate_operation_for_update(
         &mut self,
         id: &str,
@@ -165,6 +169,7 @@ impl OperationStore for Tx {
         row.map(|r| operation_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn finish_certificate_operation(
         &mut self,
         id: &str,
@@ -187,6 +192,7 @@ impl OperationStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn keep_agreement_approval(
         &mut self,
         number: &str,

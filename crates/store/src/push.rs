@@ -39,6 +39,7 @@ pub trait PushQueries {
 }
 
 impl PushQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn push_subscriptions_of(
         &self,
         user_id: &UserId,
@@ -53,6 +54,7 @@ impl PushQueries for Store {
         rows.iter().map(from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn push_subscription(
         &self,
         device_id: &DeviceId,
@@ -83,6 +85,7 @@ pub trait PushStore {
 }
 
 impl PushStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn replace_push_subscription(
         &mut self,
         subscription: &PushSubscriptionRecord,
@@ -105,6 +108,7 @@ impl PushStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn delete_push_subscription(
         &mut self,
         device_id: &DeviceId,

@@ -38,6 +38,7 @@ pub trait QrLoginQueries {
 }
 
 impl QrLoginQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn qr_login(&self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
         let row = query(&format!("{QR_LOGIN_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -46,6 +47,7 @@ impl QrLoginQueries for Store {
         row.map(|r| qr_login_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_qr_logins(&self, before: UnixTime) -> Result<u64, Error> {
         let done = self
             .write_one(query("DELETE FROM qr_logins WHERE expires_at < $1").bind(before.0))
@@ -85,6 +87,7 @@ pub trait QrLoginStore {
 }
 
 impl QrLoginStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_qr_login(&mut self, login: &QrLoginRecord) -> Result<(), Error> {
         query(
             "INSERT INTO qr_logins (id, secret, session_binding, browser, ip, created_at, \
@@ -103,6 +106,7 @@ impl QrLoginStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn qr_login_for_update(&mut self, id: &str) -> Result<Option<QrLoginRecord>, Error> {
         let lock = if self.kind == DatabaseKind::Postgres {
             " FOR UPDATE"
@@ -116,6 +120,7 @@ impl QrLoginStore for Tx {
         row.map(|r| qr_login_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn take_qr_login(&mut self, id: &str, txn_id: &TxnId) -> Result<bool, Error> {
         let done = query("UPDATE qr_logins SET txn_id = $2 WHERE id = $1 AND txn_id IS NULL")
             .bind(id.to_owned())
@@ -125,6 +130,7 @@ impl QrLoginStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn end_qr_login(&mut self, id: &str, now: UnixTime) -> Result<(), Error> {
         query(
             "UPDATE qr_logins SET expires_at = $2 WHERE id = $1 AND txn_id IS NULL \

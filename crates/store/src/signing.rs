@@ -97,6 +97,7 @@ pub trait SigningQueries {
 }
 
 impl SigningQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
         let row = query(&format!("{JOB_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -105,6 +106,7 @@ impl SigningQueries for Store {
         row.map(|r| job_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn signing_documents(&self, job_id: &str) -> Result<Vec<SigningDocumentRecord>, Error> {
         let rows = query(&format!(
             "{DOCUMENT_COLUMNS} WHERE job_id = $1 ORDER BY position"
@@ -115,6 +117,7 @@ impl SigningQueries for Store {
         rows.iter().map(document_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn api_token(&self, token_hash: &str) -> Result<Option<ApiTokenRecord>, Error> {
         let row = query("SELECT token_hash, user_id, created_at, expires_at, revoked_at, client_id FROM api_tokens WHERE token_hash = $1")
             .bind(token_hash.to_owned())
@@ -133,6 +136,7 @@ impl SigningQueries for Store {
         .transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn sign_authorization_by_sad(
         &self,
         sad_hash: &str,
@@ -144,6 +148,7 @@ impl SigningQueries for Store {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn sign_authorization(&self, id: &str) -> Result<Option<SignAuthorizationRecord>, Error> {
         let row = query(&format!("{AUTHORIZATION_COLUMNS} WHERE id = $1"))
             .bind(id.to_owned())
@@ -284,6 +289,7 @@ pub trait SigningStore {
 }
 
 impl SigningStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_api_token(&mut self, token: &ApiTokenRecord) -> Result<(), Error> {
         query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at, client_id) VALUES ($1, $2, $3, $4, $5)")
             .bind(token.token_hash.clone())
@@ -296,6 +302,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn revoke_api_token(&mut self, token_hash: &str, at: UnixTime) -> Result<bool, Error> {
         let done = query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -307,6 +314,7 @@ impl SigningStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn revoke_api_tokens_of_user(
         &mut self,
         user_id: &UserId,
@@ -322,6 +330,7 @@ impl SigningStore for Tx {
         Ok(done.rows_affected())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_sign_authorization(
         &mut self,
         record: &SignAuthorizationRecord,
@@ -344,6 +353,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn sign_authorization(
         &mut self,
         id: &str,
@@ -355,6 +365,7 @@ impl SigningStore for Tx {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn sign_authorization_by_sad(
         &mut self,
         sad_hash: &str,
@@ -366,6 +377,7 @@ impl SigningStore for Tx {
         row.map(|r| authorization_from_row(&r)).transpose()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn settle_sign_authorization(
         &mut self,
         id: &str,
@@ -387,6 +399,7 @@ impl SigningStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_signing_job(
         &mut self,
         job: &SigningJobRecord,
@@ -416,6 +429,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn signing_documents(
         &mut self,
         job_id: &str,
@@ -429,6 +443,7 @@ impl SigningStore for Tx {
         rows.iter().map(document_from_row).collect()
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn move_signing_job(
         &mut self,
         id: &str,
@@ -448,6 +463,7 @@ impl SigningStore for Tx {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn store_document_signature(
         &mut self,
         job_id: &str,
@@ -463,6 +479,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn store_signed_document(
         &mut self,
         job_id: &str,
@@ -478,6 +495,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_oauth_code(&mut self, code: &OAuthCodeRecord) -> Result<(), Error> {
         query(
             "INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, created_at, expires_at) \
@@ -495,6 +513,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_oauth_pending(
         &mut self,
         id_hash: &str,
@@ -515,6 +534,7 @@ impl SigningStore for Tx {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn take_oauth_pending(
         &mut self,
         id_hash: &str,
@@ -538,6 +558,7 @@ impl SigningStore for Tx {
         Ok(Some(query_text))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn use_oauth_code(
         &mut self,
         code_hash: &str,
@@ -569,6 +590,7 @@ impl SigningStore for Tx {
         }))
     }
 
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn spend_sign_authorization(&mut self, id: &str, at: UnixTime) -> Result<bool, Error> {
         let done = query("UPDATE sign_authorizations SET status = 'consumed', used_at = $2 WHERE id = $1 AND status = 'authorized'")
             .bind(id.to_owned())

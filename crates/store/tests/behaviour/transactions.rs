@@ -205,3 +205,48 @@ async fn time_and_counts_at_the_edges_of_their_range_round_trip() {
         assert_eq!(times, [i64::MIN, -1, 0, i64::MAX], "{name}");
     }
 }
+
+/// PostgreSQL: a statement that runs (here: waits for a lock) longer than the pool's statement
+/// timeout is cancelled, and its use case fails instead of hanging; the pool's size and
+/// lifetime are taken as given. SQLite has no statement timeout (its writer is one turn).
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_cancelled_and_its_use_case_fails() {
+    use std::time::{Duration, Instant};
+    const LIMIT: domain::RateLimit = domain::RateLimit {
+        limit: 10,
+        window: 600,
+    };
+    for db in &databases().await {
+        if db.store.kind() != DatabaseKind::Postgres {
+            continue;
+        }
+        let pool = store::PoolSettings {
+            max_connections: 2,
+            statement_timeout: Some(Duration::from_millis(500)),
+            max_lifetime: Some(Duration::from_secs(60)),
+        };
+        let store = Store::connect_with(&db.url, pool).await.unwrap();
+        // The first use case holds the counter's row lock; the second waits for it.
+        let mut holder = store.begin().await.unwrap();
+        assert!(holder.rate_limit("held", LIMIT, T).await.unwrap());
+        let mut waiter = store.begin().await.unwrap();
+        let started = Instant::now();
+        let waited =
+            tokio::time::timeout(Duration::from_secs(10), waiter.rate_limit("held", LIMIT, T))
+                .await
+                .expect("the statement timeout cancels the wait");
+        assert!(waited.is_err(), "{}: {waited:?}", db.name);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}: {:?}",
+            db.name,
+            started.elapsed()
+        );
+        drop(waiter);
+        holder.commit().await.unwrap();
+        // The pool's connections are still good after a cancelled statement.
+        let mut again = store.begin().await.unwrap();
+        assert!(again.rate_limit("held", LIMIT, T).await.unwrap());
+        again.commit().await.unwrap();
+    }
+}
