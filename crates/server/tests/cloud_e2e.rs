@@ -32,6 +32,24 @@ fn post(browser: &mut Browser, from: &str, action: &str) -> (u16, String, Option
     )
 }
 
+/// The cloud certificates of `email` that the officer's register lists.
+fn cloud_certificates_of(server: &Server, email: &str) -> usize {
+    let listed = server.cli_ok(&["cert", "list", "--email", email, "--json"]);
+    serde_json::from_str::<Vec<serde_json::Value>>(&listed)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c["kind"] == "cloud_signing")
+        .count()
+}
+
+/// What the ConsentID app at `home` has pending (`consentid pending --json`), waiting up to 10 s
+/// for something to arrive.
+fn pending(home: &Path) -> Vec<serde_json::Value> {
+    let (status, out, err) = consentid(home, &["pending", "--wait", "10", "--json"], "");
+    assert_eq!(status, 0, "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 fn current_serial(browser: &mut Browser) -> Option<String> {
     extract(
         &page(browser, "/services/cloud-certificate"),
@@ -281,14 +299,7 @@ async fn an_issue_waits_for_the_phone_and_a_denial_issues_nothing() {
     let server = Server::start(&d.join("data"), &Setup::embedded(), None);
     let home = d.join("phone");
     let mut browser = logged_in(&server, "vera@example.rs", &home);
-    let cloud_certificates = || {
-        let listed = server.cli_ok(&["cert", "list", "--email", "vera@example.rs", "--json"]);
-        serde_json::from_str::<Vec<serde_json::Value>>(&listed)
-            .unwrap()
-            .into_iter()
-            .filter(|c| c["kind"] == "cloud_signing")
-            .count()
-    };
+    let cloud_certificates = || cloud_certificates_of(&server, "vera@example.rs");
     let accept = |browser: &mut Browser| {
         let (status, _, location) = post(
             browser,
@@ -302,11 +313,6 @@ async fn an_issue_waits_for_the_phone_and_a_denial_issues_nothing() {
             "{location}"
         );
         location
-    };
-    let pending = |home: &Path| {
-        let (status, out, err) = consentid(home, &["pending", "--wait", "10", "--json"], "");
-        assert_eq!(status, 0, "{out}{err}");
-        serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap()
     };
 
     // Прихвати: the portal waits for the phone, which is asked to approve an issue with the
@@ -785,12 +791,7 @@ async fn a_browser_on_another_network_is_named_by_its_place_and_issues_only_when
     let waiting = page(&mut browser, &location);
     let code = extract(&waiting, "data-testid=\"verification-code\">", "<").unwrap();
     let place = "Београд, Србија (127.0.1.2)";
-    let pending = || {
-        let (status, out, err) = consentid(&home, &["pending", "--wait", "10", "--json"], "");
-        assert_eq!(status, 0, "{out}{err}");
-        serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap()
-    };
-    let requests = pending();
+    let requests = pending(&home);
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(requests[0]["another_network"], place, "{requests:?}");
 
@@ -818,14 +819,7 @@ async fn a_browser_on_another_network_is_named_by_its_place_and_issues_only_when
     assert_eq!(done.header("location"), Some("/account"));
 
     // That session's Прихвати waits for the phone, which warns again; nothing is issued first.
-    let cloud_certificates = || {
-        let listed = server.cli_ok(&["cert", "list", "--email", "vera@example.rs", "--json"]);
-        serde_json::from_str::<Vec<serde_json::Value>>(&listed)
-            .unwrap()
-            .into_iter()
-            .filter(|c| c["kind"] == "cloud_signing")
-            .count()
-    };
+    let cloud_certificates = || cloud_certificates_of(&server, "vera@example.rs");
     let (status, _, operation) = post(
         &mut browser,
         "/services/cloud-certificate",
@@ -833,7 +827,7 @@ async fn a_browser_on_another_network_is_named_by_its_place_and_issues_only_when
     );
     assert_eq!(status, 303);
     let operation = operation.unwrap();
-    let requests = pending();
+    let requests = pending(&home);
     assert_eq!(requests[0]["kind"], "certificate", "{requests:?}");
     assert_eq!(requests[0]["another_network"], place, "{requests:?}");
     let (status, out, err) = approve(&[]);
