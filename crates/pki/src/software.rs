@@ -253,11 +253,10 @@ impl SoftwareSigner {
                             .as_bytes()
                             .to_vec(),
                     );
-                    let pair =
-                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &complete)
-                            .map_err(|e| {
-                                Error::UnsupportedKey(format!("P-256 PKCS#8 key refused: {e}"))
-                            })?;
+                    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &complete)
+                        .map_err(|e| {
+                            Error::UnsupportedKey(format!("P-256 PKCS#8 key refused: {e}"))
+                        })?;
                     Some((pair, complete))
                 }
                 Err(_) => None,
