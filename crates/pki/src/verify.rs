@@ -31,3 +31,32 @@ pub fn verify_signature(
     )
     .map_err(|_| Error::Signature)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use p256::ecdsa::signature::Signer as _;
+    use pkcs8::EncodePublicKey as _;
+
+    use super::*;
+
+    fn spki(key: &p256::ecdsa::SigningKey) -> PublicKeyDer {
+        PublicKeyDer(key.verifying_key().to_public_key_der().unwrap().into_vec())
+    }
+
+    /// A signature made by another library (RustCrypto's p256) verifies under its own key only,
+    /// over its own message only, and only in DER.
+    #[test]
+    fn p256_signatures_of_another_signer_verify_only_as_they_were_made() {
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let other = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let signature: p256::ecdsa::Signature = key.sign(b"eidportal key check");
+        let der = signature.to_der();
+        verify_signature(&spki(&key), b"eidportal key check", der.as_bytes()).unwrap();
+        assert!(verify_signature(&spki(&key), b"eidportal key checK", der.as_bytes()).is_err());
+        assert!(verify_signature(&spki(&other), b"eidportal key check", der.as_bytes()).is_err());
+        assert!(
+            verify_signature(&spki(&key), b"eidportal key check", &signature.to_bytes()).is_err()
+        );
+    }
+}
