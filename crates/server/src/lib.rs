@@ -113,14 +113,13 @@ pub fn settings(config: &Config, public_url: &str) -> Settings {
     settings.push.subject = config.push_subject.clone();
     settings.push.dangerous_allow_http_loopback = config.dangerous_push_allow_http_loopback;
     settings.push.dangerous_allow_private_endpoints = config.dangerous_push_allow_private_endpoints;
-    if let Ok(catalog) = i18n::Catalog::load() {
-        settings.registration_mails = i18n::registration_mails(&catalog);
-    }
     settings.audit_checkpoints = Some(config.data.join("audit-checkpoints"));
     if let Some(days) = config.cloud_cert_validity_days {
         settings.cloud_validity = CloudValidity::Days(days);
     }
+    // Parsed once: it is the largest part of the start-up after the keys.
     if let Ok(catalog) = i18n::Catalog::load() {
+        settings.registration_mails = i18n::registration_mails(&catalog);
         settings.agreement_words = i18n::agreement_words(
             &catalog,
             settings.cloud_validity,
