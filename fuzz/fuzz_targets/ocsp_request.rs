@@ -1,7 +1,7 @@
 //! Fuzzes `pki::ocsp::parse_request` with arbitrary bytes as the DER body of an OCSP POST
 //! (RFC 6960 Appendix A.1): it must never panic, and every request it accepts must satisfy
 //! `eidportal_fuzz::assert_request_invariants` (1 to 16 CertIDs, a nonce of 1 to 32 octets,
-//! each `cert_id_der` decoding back to its `cert_id`).
+//! each `plain_request_der` asking about its `cert_id` alone).
 
 #![no_main]
 

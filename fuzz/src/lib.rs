@@ -5,7 +5,7 @@
 
 use der::Decode;
 use pki::ocsp::{CertIdHash, ParsedRequest, MAX_REQUESTS};
-use x509_ocsp::CertId;
+use x509_ocsp::OcspRequest;
 
 /// Panics (a libFuzzer finding) if an accepted request breaks an invariant the responder relies
 /// on.
@@ -21,11 +21,21 @@ pub fn assert_request_invariants(parsed: &ParsedRequest) {
         assert!((1..=32).contains(&nonce.len()), "accepted a nonce of {} octets", nonce.len());
     }
     for query in &parsed.queries {
-        // The DER is the cache key and is what the response repeats (RFC 6960 §4.2.1): it must
-        // decode to the very CertID the client sent.
-        let decoded = CertId::from_der(&query.cert_id_der)
-            .unwrap_or_else(|error| panic!("cert_id_der does not decode: {error}"));
-        assert_eq!(decoded, query.cert_id, "cert_id_der decodes to another CertID");
+        // The plain request is the cache key; its answer repeats its CertID (RFC 6960 §4.2.1),
+        // so it must ask about the very CertID the client sent, and nothing else.
+        let plain = OcspRequest::from_der(&query.plain_request_der)
+            .unwrap_or_else(|error| panic!("plain_request_der does not decode: {error}"));
+        let [single] = plain.tbs_request.request_list.as_slice() else {
+            panic!("plain_request_der asks about {} CertIDs", plain.tbs_request.request_list.len());
+        };
+        assert_eq!(single.req_cert, query.cert_id, "plain_request_der asks about another CertID");
+        assert!(
+            single.single_request_extensions.is_none()
+                && plain.tbs_request.request_extensions.is_none()
+                && plain.tbs_request.requestor_name.is_none()
+                && plain.optional_signature.is_none(),
+            "plain_request_der carries more than the CertID"
+        );
         // The hashes have the length of the algorithm the query claims.
         let length = match query.hash {
             CertIdHash::Sha1 => 20,

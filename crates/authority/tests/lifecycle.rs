@@ -658,7 +658,8 @@ fn padded_ocsp_request(issuer: &Certificate, serial: &Serial, pad: usize) -> Vec
 
 /// Finding 7: the OCSP cache was keyed by the whole request, so requests padded with an
 /// unknown extension and a random serial each took an entry (and at the cap, evicted the real
-/// ones). Now it is keyed by the CertID and keeps only answers about our certificates.
+/// ones). Now it is keyed by the CertID (the plain request asking about it alone) and keeps only
+/// answers about our certificates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn padded_ocsp_requests_do_not_grow_the_cache() {
     let dir = tempfile::tempdir().unwrap();

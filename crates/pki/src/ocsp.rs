@@ -37,8 +37,10 @@ pub enum CertIdHash {
 pub struct CertQuery {
     /// The CertID as the client sent it; the response repeats it (RFC 6960 §4.2.1).
     pub cert_id: CertId,
-    /// Its DER encoding, a cache key.
-    pub cert_id_der: Vec<u8>,
+    /// The DER of the plain request asking about this CertID alone ([`plain_request`]): the
+    /// cache key, the same whatever else the client's request carried, and the very bytes of a
+    /// client that sent the plain form.
+    pub plain_request_der: Vec<u8>,
     /// The hash algorithm.
     pub hash: CertIdHash,
     /// The serial if it has the form of ours; `None` means it cannot be one we issued.
@@ -95,10 +97,10 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
             return Err(RequestError::HashLength);
         }
         let serial = Serial::from_integer_bytes(cert_id.serial_number.as_bytes());
-        let cert_id_der = cert_id.to_der().map_err(|_| RequestError::NotDer)?;
+        let plain_request_der = plain_request(&cert_id).map_err(|_| RequestError::NotDer)?;
         queries.push(CertQuery {
             cert_id,
-            cert_id_der,
+            plain_request_der,
             hash,
             serial,
         });
@@ -170,7 +172,7 @@ pub fn request(
     issuer: &IssuerHashes,
     serial: &x509_cert::serial_number::SerialNumber,
 ) -> Result<Vec<u8>, Error> {
-    let cert_id = CertId {
+    plain_request(&CertId {
         hash_algorithm: spki::AlgorithmIdentifierOwned {
             oid: oids::SHA1,
             parameters: Some(der::asn1::Any::null()),
@@ -178,13 +180,20 @@ pub fn request(
         issuer_name_hash: OctetString::new(issuer.sha1_name.as_slice())?,
         issuer_key_hash: OctetString::new(issuer.sha1_key.as_slice())?,
         serial_number: serial.clone(),
-    };
+    })
+}
+
+/// The plain OCSPRequest asking about `cert_id` alone, in DER: one Request without
+/// extensions, no requestorName, no requestExtensions (so no nonce), unsigned (RFC 6960 §4.1.1;
+/// the form RFC 5019 §2.1.1 describes, and what `openssl ocsp -no_nonce` sends). DER has one
+/// encoding of a value, so a request whose bytes equal this is that request.
+pub fn plain_request(cert_id: &CertId) -> Result<Vec<u8>, Error> {
     let request = OcspRequest {
         tbs_request: x509_ocsp::TbsRequest {
             version: Version::V1,
             requestor_name: None,
             request_list: vec![x509_ocsp::Request {
-                req_cert: cert_id,
+                req_cert: cert_id.clone(),
                 single_request_extensions: None,
             }],
             request_extensions: None,

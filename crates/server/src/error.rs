@@ -83,12 +83,7 @@ pub async fn request_span(request: Request, next: Next) -> Response {
     // login links, OAuth codes and handles.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("(none)", MatchedPath::as_str);
-    // OCSP is the hot path (tens of thousands of answers a second, each a few microseconds of
-    // CPU): the id, span and header cost an answer about a tenth more CPU
-    // (scripts/bench-ocsp-cpu), and its failures are OCSP answers, never an AppError.
-    if route.starts_with("/ocsp") {
-        return next.run(request).await;
-    }
+    // OCSP, the hot path, does not come through here (http::app merges it after the layers).
     let id = RequestId::new();
     let span = tracing::info_span!("request", method = %request.method(), route, request_id = %id);
     let mut response = CURRENT_REQUEST

@@ -2,6 +2,11 @@
 //! be pre-produced): an answer without a nonce is signed once and served again until the
 //! status revision changes or the response nears its nextUpdate, so a cached answer costs no
 //! signature. A request with a nonce always gets a fresh signature echoing it.
+//!
+//! The cache is keyed by the plain request asking about one CertID (`pki::ocsp::plain_request`),
+//! which is what RFC 5019 clients send: such a request is answered from its bytes alone,
+//! without being parsed ([`Va::ocsp_cached`], the hot path). Any other nonce-less request about
+//! one CertID is parsed and finds the same entry through its plain form.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -36,12 +41,24 @@ pub struct OcspAnswer {
     pub outcome: &'static str,
     /// Whether it came from the cache.
     pub cached: bool,
+    /// A fingerprint of `body` (SipHash with fixed keys), computed once when it was signed: an
+    /// HTTP entity tag without hashing the body on every answer.
+    pub fingerprint: u64,
+}
+
+/// The fingerprint of a response body.
+fn fingerprint(body: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hasher::write(&mut hasher, body);
+    std::hash::Hasher::finish(&hasher)
 }
 
 impl OcspAnswer {
     fn error(status: OcspResponseStatus, outcome: &'static str) -> Self {
+        let body = Bytes::from(ocsp::error_response(status));
         Self {
-            body: Bytes::from(ocsp::error_response(status)),
+            fingerprint: fingerprint(&body),
+            body,
             cacheable: None,
             outcome,
             cached: false,
@@ -52,14 +69,28 @@ impl OcspAnswer {
 #[derive(Clone)]
 struct Entry {
     body: Bytes,
+    fingerprint: u64,
     this_update: UnixTime,
     next_update: UnixTime,
     revision: i64,
 }
 
-/// Signed responses by the DER of the one CertID they answer (finding 7: never by the whole
-/// request, whose extensions a client may pad at will), only for nonce-less requests about a
-/// certificate we issued, at most [`CACHE_BYTES`].
+impl Entry {
+    fn answer(self) -> OcspAnswer {
+        OcspAnswer {
+            body: self.body,
+            cacheable: Some((self.this_update, self.next_update)),
+            outcome: "successful",
+            cached: true,
+            fingerprint: self.fingerprint,
+        }
+    }
+}
+
+/// Signed responses by the plain request asking about the one CertID they answer (finding 7:
+/// never by the client's whole request, whose extensions it may pad at will: the plain form is
+/// one key per CertID), only for nonce-less requests about a certificate we issued, at most
+/// [`CACHE_BYTES`].
 #[derive(Default)]
 pub(crate) struct Cache {
     inner: RwLock<CacheInner>,
@@ -147,8 +178,23 @@ impl Va {
         self.ocsp_cache.size()
     }
 
+    /// The cached answer to `request` if its bytes are a plain request (one CertID, no nonce,
+    /// nothing else; `pki::ocsp::plain_request`) answered before and still fresh, found without
+    /// parsing it. `None`: ask [`Va::ocsp`], which answers every request. Synchronous and
+    /// without an allocation, for the HTTP hot path.
+    pub fn ocsp_cached(&self, request: &[u8]) -> Option<OcspAnswer> {
+        let entry = self.ocsp_cache.get(request)?;
+        self.settings
+            .ocsp
+            .response_is_fresh(entry.next_update, self.clock.now())
+            .then(|| entry.answer())
+    }
+
     /// Answers a DER OCSP request. Never fails: problems become OCSP error statuses.
     pub async fn ocsp(&self, request: &[u8]) -> OcspAnswer {
+        if let Some(answer) = self.ocsp_cached(request) {
+            return answer;
+        }
         match self.ocsp_inner(request).await {
             Ok(answer) => answer,
             Err(error) => {
@@ -170,22 +216,19 @@ impl Va {
             }
         };
         // 1. A nonce-less request about one certificate asked before gets the same answer,
-        //    found by its CertID (re-encoded in DER): whatever else the request carries.
+        //    found by its plain form: whatever else the request carries. (A plain request was
+        //    looked up by its bytes already, in `ocsp`.)
         let cache_key = match parsed.queries.as_slice() {
-            [query] if parsed.nonce.is_none() => Some(query.cert_id_der.clone()),
+            [query] if parsed.nonce.is_none() => Some(query.plain_request_der.clone()),
             _ => None,
         };
         if let Some(entry) = cache_key
             .as_deref()
+            .filter(|key| *key != request)
             .and_then(|key| self.ocsp_cache.get(key))
         {
             if self.settings.ocsp.response_is_fresh(entry.next_update, now) {
-                return Ok(OcspAnswer {
-                    body: entry.body,
-                    cacheable: Some((entry.this_update, entry.next_update)),
-                    outcome: "successful",
-                    cached: true,
-                });
+                return Ok(entry.answer());
             }
         }
         // 2. Every CertID must name the same one of our issuing CAs (RFC 6960 §2.3: else
@@ -220,6 +263,7 @@ impl Va {
             next_update,
             parsed.nonce.as_deref(),
         )?);
+        let fingerprint = fingerprint(&body);
         // Only answers about certificates we issued are kept: random serials cannot fill the cache.
         let known = answers
             .iter()
@@ -229,6 +273,7 @@ impl Va {
                 key,
                 Entry {
                     body: body.clone(),
+                    fingerprint,
                     this_update: now,
                     next_update,
                     revision,
@@ -240,6 +285,7 @@ impl Va {
             cacheable: single_cacheable.then_some((now, next_update)),
             outcome: "successful",
             cached: false,
+            fingerprint,
         })
     }
 
@@ -289,6 +335,7 @@ mod tests {
         let cache = Cache::default();
         let entry = |size: usize| Entry {
             body: Bytes::from(vec![0u8; size]),
+            fingerprint: 0,
             this_update: UnixTime(0),
             next_update: UnixTime(1),
             revision: 0,

@@ -208,3 +208,65 @@ async fn answers_of_a_replaced_responder_are_not_served_again() {
         t.close().await;
     }
 }
+
+/// The cache is keyed by the plain request (one CertID, nothing else): whichever form of a
+/// request was answered first, the plain one then finds the answer by its bytes alone
+/// (`ocsp_cached`, the HTTP hot path), and the same CertID with a nonce never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_request_finds_the_cached_answer_by_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let issued =
+            t.ca.issue_cloud_certificate(&person(), Some("petar@example.rs"), "test")
+                .await
+                .unwrap();
+        let plain = ocsp_request(&t, &issued.serial);
+        assert!(
+            t.va.ocsp_cached(&plain).is_none(),
+            "{name}: nothing asked yet"
+        );
+
+        // First asked with an extension the responder ignores: not the plain form.
+        let mut padded = OcspRequest::from_der(&plain).unwrap();
+        padded.tbs_request.request_extensions = Some(vec![x509_cert::ext::Extension {
+            extn_id: der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.55016.99.1"),
+            critical: false,
+            extn_value: der::asn1::OctetString::new(vec![0x5a; 16]).unwrap(),
+        }]);
+        let padded = padded.to_der().unwrap();
+        let signed = t.va.ocsp(&padded).await;
+        assert!(!signed.cached, "{name}");
+        assert!(
+            t.va.ocsp_cached(&padded).is_none(),
+            "{name}: not found by other bytes"
+        );
+
+        let cached =
+            t.va.ocsp_cached(&plain)
+                .expect("the plain request finds it");
+        assert!(cached.cached, "{name}");
+        assert_eq!(cached.body, signed.body, "{name}: the same answer");
+        assert_eq!(cached.fingerprint, signed.fingerprint, "{name}");
+        assert_eq!(cached.cacheable, signed.cacheable, "{name}");
+
+        // With a nonce: signed anew and echoing it, never the cached answer.
+        let mut with_nonce = OcspRequest::from_der(&plain).unwrap();
+        with_nonce.tbs_request.request_extensions = Some(vec![x509_cert::ext::Extension {
+            extn_id: pki::oids::OCSP_NONCE,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(
+                der::asn1::OctetString::new(vec![7u8; 16])
+                    .unwrap()
+                    .to_der()
+                    .unwrap(),
+            )
+            .unwrap(),
+        }]);
+        let answer = t.va.ocsp(&with_nonce.to_der().unwrap()).await;
+        assert!(!answer.cached, "{name}");
+        let (_, nonce) = pki::ocsp::read_response(&answer.body).unwrap();
+        assert_eq!(nonce, Some(vec![7u8; 16]), "{name}: the nonce is echoed");
+        t.close().await;
+    }
+}
