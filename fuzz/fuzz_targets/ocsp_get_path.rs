@@ -1,43 +1,52 @@
 //! Fuzzes the GET form of OCSP (RFC 6960 Appendix A.1): the input is the request path after
-//! `/ocsp/`, already percent-decoded, holding the base64 of the DER request. It is decoded the
-//! way the server decodes it, then given to `pki::ocsp::parse_request`: nothing may panic, and
-//! an accepted request must satisfy `eidportal_fuzz::assert_request_invariants`.
+//! `/ocsp/` as it arrives (percent-encoded), holding the base64 of the DER request. It is
+//! decoded the way the server decodes it, then given to `pki::ocsp::parse_request`: nothing
+//! may panic, and an accepted request must satisfy `eidportal_fuzz::assert_request_invariants`.
 
 #![no_main]
 
-use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 
 /// `crates/server/src/http.rs` `MAX_OCSP_REQUEST`.
 const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
-/// The DER bytes the server hands to `Authority::ocsp` for this path, or `None` when it answers
+/// The DER bytes the server hands to `Va::ocsp` for this path, or `None` when it answers
 /// without looking (414 URI Too Long).
 ///
-/// MIRRORS `ocsp_get` in `crates/server/src/http.rs`; keep the two in step. Copied rather than
-/// called because the server crate (axum, sqlx, tokio, PKCS#11) is too heavy to build with
-/// sanitizers for fuzzing.
+/// MIRRORS `ocsp_get`, `percent_decode_into` and `base64_decode_into` in
+/// `crates/server/src/http.rs` (its slow path: the cached one decodes the same way into a
+/// smaller buffer); keep them in step. Copied rather than called because the server crate
+/// (axum, sqlx, tokio, PKCS#11) is too heavy to build with sanitizers for fuzzing.
 fn der_of_path(encoded: &str) -> Option<Vec<u8>> {
-    // Some clients leave `+` as a space or use the URL-safe alphabet; accept both.
-    let cleaned: String = encoded.trim_start_matches('/').chars().map(|c| if c == ' ' { '+' } else { c }).collect();
-    if cleaned.len() > MAX_OCSP_REQUEST * 2 {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    // Percent-decoded to bytes; some clients leave `+` as a space; leading slashes dropped.
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(encoded)
+        .map(|byte| if byte == b' ' { b'+' } else { byte })
+        .collect();
+    let start = decoded.iter().take_while(|&&byte| byte == b'/').count();
+    let text = &decoded[start..];
+    if text.len() > MAX_OCSP_REQUEST * 2 {
         return None;
     }
-    let standard = base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes());
-    let der = match standard {
-        Ok(der) => der,
-        Err(_) => match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cleaned.trim_end_matches('=').as_bytes()) {
-            Ok(der) => der,
-            // The server answers `malformedRequest` by parsing an empty request.
-            Err(_) => Vec::new(),
-        },
+    // The standard alphabet, else the URL-safe one without padding; not base64: an empty
+    // request, which the server answers `malformedRequest`.
+    let mut der = vec![0u8; text.len()];
+    let decoded = match STANDARD.decode_slice(text, &mut der) {
+        Err(base64::DecodeSliceError::DecodeError(_)) => {
+            let end = text.len() - text.iter().rev().take_while(|&&byte| byte == b'=').count();
+            URL_SAFE_NO_PAD.decode_slice(&text[..end], &mut der)
+        }
+        other => other,
     };
-    Some(der)
+    Some(match decoded {
+        Ok(length) => der[..length].to_vec(),
+        Err(_) => Vec::new(),
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
+    // A request's path is text (the URI); what it percent-decodes to need not be.
     let Ok(path) = std::str::from_utf8(data) else {
-        // axum's `Path<String>` refuses a path that does not percent-decode to UTF-8.
         return;
     };
     let Some(der) = der_of_path(path) else {
