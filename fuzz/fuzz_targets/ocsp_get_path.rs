@@ -19,6 +19,7 @@ const MAX_OCSP_REQUEST: usize = 8 * 1024;
 /// (axum, sqlx, tokio, PKCS#11) is too heavy to build with sanitizers for fuzzing.
 fn der_of_path(encoded: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
     // Percent-decoded to bytes; some clients leave `+` as a space; leading slashes dropped.
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(encoded)
         .map(|byte| if byte == b' ' { b'+' } else { byte })
