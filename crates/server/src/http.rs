@@ -40,6 +40,9 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::csc::routes())
         .merge(crate::oauth::routes())
         .merge(crate::portal::routes())
+        // A path no route has: set here, before the layers, so that its 404 too carries the
+        // security headers and a request id (the OCSP router merged below has none of its own).
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(security_headers))
         // Outermost: every answer, the security headers' too, is inside the request's span.
@@ -66,6 +69,11 @@ pub fn app(state: AppState) -> Router {
                 }),
         )
         .with_state(state)
+}
+
+/// 404 for a path no route has.
+async fn no_route() -> Response {
+    not_found()
 }
 
 /// What the OCSP handlers get: the part of [`AppState`] they use, cloned for every request.
