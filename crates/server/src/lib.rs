@@ -188,6 +188,13 @@ pub async fn open_authority(
     public_url: &str,
     opening: Opening,
 ) -> Result<Authority, StartError> {
+    // Read first: a database that cannot be used stops the start before anything is made.
+    let mut settings = settings(config, public_url);
+    if let (Opening::Serve, Some(path)) = (opening, &config.geoip_database) {
+        let geoip = authority::login::geoip::GeoIp::open(path)
+            .map_err(|e| StartError::Files(format!("EIDPORTAL_GEOIP_DATABASE: {e}")))?;
+        settings.geoip = Some(Arc::new(geoip));
+    }
     prepare_data_folder(&config.data)?;
     let keys = key_backend(config)?;
     let clock = Arc::new(SystemClock);
@@ -209,12 +216,6 @@ pub async fn open_authority(
         store
             .enable_audit_key(store::AuditKey::from_secret(secret.clone()), now)
             .await?;
-    }
-    let mut settings = settings(config, public_url);
-    if let (Opening::Serve, Some(path)) = (opening, &config.geoip_database) {
-        let geoip = authority::login::geoip::GeoIp::open(path)
-            .map_err(|e| StartError::Files(format!("EIDPORTAL_GEOIP_DATABASE: {e}")))?;
-        settings.geoip = Some(Arc::new(geoip));
     }
     let authority = Authority::open(store.clone(), keys.clone(), clock, settings).await?;
     let secret = match secret {

@@ -850,7 +850,7 @@ async fn a_browser_on_another_network_is_named_by_its_place_and_issues_only_when
 }
 
 /// A GeoIP database that is missing or not a MaxMind DB stops `serve` with the file's name,
-/// and the officer's commands, which never read it, still work.
+/// before anything is made; the officer's commands, which never read it, still work.
 #[test]
 fn serve_refuses_a_geoip_database_it_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -868,6 +868,7 @@ fn serve_refuses_a_geoip_database_it_cannot_read() {
     assert!(!output.status.success(), "{err}");
     assert!(err.contains("EIDPORTAL_GEOIP_DATABASE"), "{err}");
     assert!(err.contains("not-a-database.mmdb"), "{err}");
+    assert!(!data.exists(), "nothing is made before the refusal");
     let listed = std::process::Command::new(env!("CARGO_BIN_EXE_eidportal"))
         .args(["cert", "list", "--json"])
         .env("EIDPORTAL_DATA", &data)
