@@ -608,19 +608,7 @@ async fn a_password_session_cannot_download_an_agreement() {
         .unwrap()
         .to_owned();
     let home = d.join("phone");
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&server, &home, &code);
     let mut mobile = Browser::new(&server);
     assert_eq!(log_in(&mut mobile, email, &home), "/account");
     let (status, _, _) = approved_action(

@@ -62,19 +62,7 @@ fn enrol(server: &Server, dir: &Path, email: &str, jmbg: &str) -> Party {
         .unwrap()
         .to_owned();
     let home = dir.join(email);
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(server, &home, &code);
     let issued = server.cli_ok(&[
         "cert",
         "issue",
@@ -909,19 +897,7 @@ fn oauth2_code_with_pkce_gives_a_client_on_the_users_computer_a_token() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&server, &home, &code);
     server.cli_ok(&[
         "cert",
         "issue",
@@ -1293,19 +1269,7 @@ fn the_oauth_state_never_reaches_a_cookie() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&server, &home, &code);
     assert_eq!(
         support::log_in(&mut browser, "mila@example.rs", &home),
         authorize,

@@ -348,19 +348,7 @@ async fn a_login_started_on_one_server_and_approved_through_another_completes() 
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &second.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&second, &home, &code);
     // The browser talks to the first server only.
     let mut browser = Browser::new(&first);
     let (location, code) = start_login(&mut browser, "iva@example.rs");

@@ -431,19 +431,7 @@ async fn signed_documents_open_only_to_a_consentid_session() {
         .unwrap()
         .to_owned();
     let home = d.join("phone");
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&server, &home, &code);
     let mut strong = Browser::new(&server);
     assert_eq!(support::log_in(&mut strong, email, &home), "/account");
     server.cli_ok(&[

@@ -411,19 +411,7 @@ fn sigterm_lets_a_signature_finish_ends_the_long_poll_and_exits_zero() {
         .unwrap()
         .to_owned();
     let home = d.join("home");
-    let (status, out, err) = consentid(
-        &home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    support::activate(&server, &home, &code);
     // The app's long poll (25 s, the server's longest), through the app's own client.
     let mut client = consentid::Client::open(&home, consentid::Settings::default()).unwrap();
     let long_poll = std::thread::spawn(move || {

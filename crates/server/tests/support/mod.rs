@@ -771,6 +771,24 @@ pub fn der_to_pem(dir: &Path, der: &[u8], name: &str, kind: &str) -> PathBuf {
 pub const PIN: &str = "246810";
 
 /// Enrols, activates ConsentID in `home` and logs a browser in with it.
+/// Activates the ConsentID command-line app at `home` on `server` with the activation `code`,
+/// choosing the PIN [`PIN`].
+pub fn activate(server: &Server, home: &Path, code: &str) {
+    let (status, out, err) = consentid(
+        home,
+        &[
+            "activate",
+            "--server",
+            &server.url,
+            "--code",
+            code,
+            "--pin-stdin",
+        ],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+}
+
 pub fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
     let out = server.cli_ok(&[
         "user",
@@ -789,19 +807,7 @@ pub fn logged_in(server: &Server, email: &str, home: &Path) -> Browser {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, out, err) = consentid(
-        home,
-        &[
-            "activate",
-            "--server",
-            &server.url,
-            "--code",
-            &code,
-            "--pin-stdin",
-        ],
-        &format!("{PIN}\n"),
-    );
-    assert_eq!(status, 0, "{out}{err}");
+    activate(server, home, &code);
     let mut browser = Browser::new(server);
     assert_eq!(log_in(&mut browser, email, home), "/account");
     browser
