@@ -32,20 +32,20 @@ use domain::cloud::CloudRefusal;
 use domain::signing::{AuthorizeRefusal, SadRefusal};
 use domain::{CertificateStatus, Refusal, Serial, UnixTime};
 use pki::KeyBackend;
-use store::{AccountQueries as _, AccountStore as _, LoginQueries as _, Store};
+use store::{AccountStore, AuditQueries, Store};
 
-pub use ca::Ca;
 pub use ca::IssuedCertificate;
+pub use ca::{Ca, CaDb, CaTx};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use login::Login;
-pub use ra::Ra;
+pub use login::{Login, LoginDb, LoginTx};
+pub use ra::{Ra, RaDb, RaTx};
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
 pub use signing::documents::DocumentRefusal;
 pub use signing::oauth::OAuthRefusal;
-pub use signing::{Signing, SigningRefusal};
+pub use signing::{Signing, SigningDb, SigningRefusal, SigningTx};
 pub use tsa::Tsa;
 pub use va::OcspAnswer;
-pub use va::Va;
+pub use va::{Va, VaDb, VaTx};
 pub use views::{Account, CertificateSummary, DeviceSummary, UndeliveredMail};
 
 /// Errors of the use cases: the crate's one error type. A refusal the caller may be told is a
@@ -198,20 +198,20 @@ impl Rejection {
 /// The trust service: its services, each with one job, and the upkeep that spans them.
 /// Cheap to share behind an `Arc`; the server calls the services directly
 /// (`authority.login.login_start(..)`).
-pub struct Authority {
+pub struct Authority<D = Store> {
     /// Certificates and the only holder of the CA keys.
-    pub ca: Arc<Ca>,
+    pub ca: Arc<Ca<D>>,
     /// Revocation, CRLs, OCSP.
-    pub va: Arc<Va>,
+    pub va: Arc<Va<D>>,
     /// The time-stamping unit.
-    pub tsa: Arc<Tsa>,
+    pub tsa: Arc<Tsa<D>>,
     /// Accounts, proofing, the cloud certificate's life, mail.
-    pub ra: Arc<Ra>,
+    pub ra: Arc<Ra<D>>,
     /// Sessions and ConsentID: activation, login and signing requests, answers, push.
-    pub login: Arc<Login>,
+    pub login: Arc<Login<D>>,
     /// API tokens, authorisations and SADs, signatures, PDF signing jobs, OAuth.
-    pub signing: Arc<Signing>,
-    store: Store,
+    pub signing: Arc<Signing<D>>,
+    store: D,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     /// When the upkeep last wrote an audit checkpoint (or the authority opened).
@@ -221,11 +221,17 @@ pub struct Authority {
 /// Seconds between two audit checkpoints written by the upkeep.
 const AUDIT_CHECKPOINT_INTERVAL: i64 = 3600;
 
-impl Authority {
+/// All of the store the authority's services use: every service's part, and the audit log
+/// as committed (its verification and checkpoints). [`Store`] is one; another database
+/// implementing the same `store` traits can stand in for it.
+pub trait AuthorityDb: RaDb + SigningDb + AuditQueries {}
+impl<D: RaDb + SigningDb + AuditQueries> AuthorityDb for D {}
+
+impl<D: AuthorityDb> Authority<D> {
     /// Opens the authority: creates the CA hierarchy on first use, loads every CA key and
     /// checks it against its certificate, and brings OCSP signers and CRLs up to date.
     pub async fn open(
-        store: Store,
+        store: D,
         keys: Arc<dyn KeyBackend>,
         clock: Arc<dyn Clock>,
         settings: Settings,
@@ -423,7 +429,7 @@ impl Authority {
 
     /// The store behind the use cases, for integration tests only (`test-support`).
     #[cfg(feature = "test-support")]
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &D {
         &self.store
     }
 
@@ -462,7 +468,7 @@ impl Authority {
 /// Counts one event against a rate limit inside `tx`; refuses when it is reached. Off only
 /// with the benchmark setting `dangerous_disable_rate_limits`.
 pub(crate) async fn rate_limit(
-    tx: &mut store::Tx,
+    tx: &mut impl AccountStore,
     settings: &Settings,
     now: UnixTime,
     key: &str,
@@ -479,7 +485,7 @@ pub(crate) async fn rate_limit(
 /// for a limit that changes what is done rather than refusing (a push withheld). Always
 /// within with `dangerous_disable_rate_limits`.
 pub(crate) async fn within_rate_limit(
-    tx: &mut store::Tx,
+    tx: &mut impl AccountStore,
     settings: &Settings,
     now: UnixTime,
     key: &str,

@@ -9,7 +9,7 @@ use domain::{Jmbg, UnixTime};
 use pki::profile::Person;
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
 use proto::app::ResponseOutcome;
-use store::Store;
+use store::{AuditQueries as _, Store};
 
 use crate::ra::accounts::NewUser;
 pub(crate) use crate::test_app::App;

@@ -11,9 +11,10 @@ use domain::signing::HashAlgorithm;
 use domain::{CertificateKind, CertificateStatus, RateLimit, Serial, UnixTime, UserId};
 use pki::profile::{self, CertificateDer, CertificateRequest};
 use pki::tsa::{self, TimeStampUnit};
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, Store};
+use store::{AuditLog as _, CertificateStore as _, Store, Transaction as _};
 
 use crate::ca::keys::PreparedKey;
+use crate::ca::CaDb;
 use crate::ca::{random_serial, TsaUnit};
 use crate::settings::CaName;
 use crate::{Ca, Clock, Error, Settings};
@@ -79,21 +80,22 @@ fn timestamp_request(
 }
 
 /// The time-stamping service: the unit's certificate comes from the CA, its tokens from here.
-pub struct Tsa {
-    pub(crate) store: Store,
+/// Of the store it uses the CA's part ([`CaDb`]): the unit's certificate and the audit log.
+pub struct Tsa<D = Store> {
+    pub(crate) store: D,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
-    pub(crate) ca: Arc<Ca>,
+    pub(crate) ca: Arc<Ca<D>>,
     /// Counts of public time-stamp requests this second.
     limiter: TsaLimiter,
 }
 
-impl Tsa {
+impl<D: CaDb> Tsa<D> {
     pub(crate) fn new(
-        store: Store,
+        store: D,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
-        ca: Arc<Ca>,
+        ca: Arc<Ca<D>>,
     ) -> Self {
         Self {
             store,
@@ -366,6 +368,7 @@ impl Tsa {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use store::AuditQueries as _;
 
     #[test]
     fn time_stamp_requests_are_limited_per_address_and_in_all() {

@@ -24,7 +24,9 @@ use domain::{Jmbg, TransactionStatus, UnixTime};
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
 use proto::app::{Decision, Envelope, RequestPayload, ResponseOutcome};
 use proto::crypto;
-use store::{AccountQueries as _, CertificateQueries as _, LoginQueries as _, Store};
+use store::{
+    AccountQueries as _, AuditQueries as _, CertificateQueries as _, LoginQueries as _, Store,
+};
 
 /// An app calling from `ip`.
 fn at(ip: &str) -> Caller {

@@ -19,7 +19,7 @@ use authority::{Authority, CaName, ManualClock, Settings};
 use domain::{CertificateStatus, Jmbg, RevocationReason, Serial, UnixTime};
 use pki::profile::Person;
 use pki::{KeyBackend, MasterKey, SoftwareKeyBackend};
-use store::{CertificateQueries as _, CertificateStore as _, Store};
+use store::{AuditQueries as _, CertificateQueries as _, CertificateStore as _, Store};
 
 /// Held by each test that uses the token: SoftHSM2 fails concurrent `C_GenerateKeyPair` calls
 /// of one process now and then with `CKR_GENERAL_ERROR` (softhsm/SoftHSMv2#573), and the tests

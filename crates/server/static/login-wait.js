@@ -1,6 +1,6 @@
-// The login waiting page: shows the time left and the request's status, and completes the
-// login by itself once ConsentID approved it. Without JavaScript the page still works through
-// its "check status" link and "continue" button.
+// The login waiting page: shows the time left and the request's status (long-polled), and
+// completes the login by itself once ConsentID approved it. Without JavaScript the page still
+// works through its "check status" link and "continue" button.
 "use strict";
 (function () {
   const section = document.getElementById("login-wait");
@@ -34,10 +34,13 @@
     }
   }
 
+  // A long poll: the server answers as soon as the request is answered (or after 20 s).
+  // Asked again at once, unless the answer came quickly without news (then after a second).
   async function poll() {
     if (done) return;
+    const started = Date.now();
     try {
-      const response = await fetch(statusUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
+      const response = await fetch(statusUrl + "?wait=20", { headers: { "Accept": "application/json" }, credentials: "same-origin" });
       if (response.ok) {
         const state = await response.json();
         secondsLeft = state.seconds_left;
@@ -49,7 +52,7 @@
     } catch (error) {
       // Network trouble: keep trying until the request expires.
     }
-    setTimeout(poll, 1000);
+    setTimeout(poll, Date.now() - started < 1000 ? 1000 : 0);
   }
 
   setInterval(function () {

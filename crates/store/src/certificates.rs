@@ -725,6 +725,7 @@ impl CertificateStore for Tx {
             query("UPDATE status_revision SET revision = revision + 1 WHERE id = 1")
                 .execute(self.conn()?)
                 .await?;
+            crate::Transaction::publish(self, crate::Change::CertificateStatus);
         }
         Ok(done.rows_affected() == 1)
     }

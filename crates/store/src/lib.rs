@@ -7,8 +7,11 @@
 //! [`AuditLog`]. Outside a transaction, reads of committed data (and the one-statement writes
 //! of the upkeep and the mail queue) come in one `…Queries` trait per area, implemented for
 //! [`Store`]: [`AccountQueries`], [`CertificateQueries`], [`LoginQueries`], [`PushQueries`],
-//! [`QrLoginQueries`], [`SigningQueries`] and [`MailQueries`]. A caller imports those it uses,
-//! so its `use` lines say which part of the store it touches.
+//! [`QrLoginQueries`], [`SigningQueries`], [`MailQueries`] and [`AuditQueries`]. A caller imports those it uses,
+//! so its `use` lines say which part of the store it touches. [`Database`] and
+//! [`Transaction`] are the seam: the services are generic over them and name the traits they
+//! use as bounds, so another implementation (a native PostgreSQL one, say) can stand in for
+//! [`Store`] behind the same behavioural suite (`tests/behaviour`).
 //!
 //! Every trait method, [`Store::begin`] and [`Tx::commit`] runs in a `tracing` span of its
 //! own (level debug, target `store`, named after the method): `EIDPORTAL_LOG=info,store=debug`
@@ -21,6 +24,7 @@
 mod accounts;
 mod audit;
 mod certificates;
+mod changes;
 mod db;
 mod login;
 mod mail_outbox;
@@ -33,13 +37,14 @@ mod sqlite;
 pub mod test_support;
 mod writer;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, Transaction};
+use sqlx::Any;
 
 use db::{query, Db, Done, On, Query, Readers, Row};
 use writer::{Turn, Writer};
@@ -51,12 +56,60 @@ pub use audit::{
     verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog, ChainBreak, Checkpoint,
 };
 pub use certificates::{CertificateQueries, CertificateStore};
+pub use changes::{Change, Watch};
 pub use login::{LoginQueries, LoginStore};
 pub use mail_outbox::{MailQueries, MailStore};
 pub use operations::{OperationQueries, OperationStore};
 pub use push::{PushQueries, PushStore};
 pub use qr_logins::{QrLoginQueries, QrLoginStore};
 pub use signing::{SigningQueries, SigningStore};
+
+/// A database the services run their use cases on (SQLite or PostgreSQL today, both behind
+/// [`Store`]). What a caller reads of committed data comes from the `…Queries` traits the
+/// database also implements; what a use case changes, from the `…Store` traits and
+/// [`AuditLog`] of its [`Transaction`]. A service names the traits it needs as bounds (see
+/// `authority`'s `…Db` traits), so any implementation of them can stand in for [`Store`].
+pub trait Database: Clone + Send + Sync + 'static {
+    /// One use case's transaction.
+    type Tx: Transaction;
+
+    /// Starts a use case's transaction (a task holds at most one at a time).
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx, Error>> + Send;
+
+    /// Starts watching `change` (see [`Watch`]): call it before reading what you wait on.
+    fn watch(&self, change: &Change) -> Watch;
+
+    /// Closes the database (SQLite: commits what waits for the writer, and stops it).
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// One use case's transaction: every change it makes is stored at once by
+/// [`Transaction::commit`], or, dropped without it, none is.
+pub trait Transaction: Send + 'static {
+    /// Commits every change of the use case at once.
+    fn commit(self) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Wakes the watchers of `change`, in every process, once (and only if) this transaction
+    /// commits.
+    fn publish(&mut self, change: Change);
+}
+
+/// The audit log as committed, outside a transaction (its verification reads it whole).
+pub trait AuditQueries {
+    /// The whole audit log, in order.
+    fn audit_entries(&self) -> impl Future<Output = Result<Vec<AuditEntry>, Error>> + Send;
+
+    /// The audit chain's head as recorded (sequence number and hash).
+    fn audit_head(&self) -> impl Future<Output = Result<(i64, String), Error>> + Send;
+
+    /// Where the chain's keyed part starts: the first marker entry, if any (its MAC is
+    /// checked by [`verify_keyed_chain`], not here).
+    fn audit_keyed_from(&self) -> impl Future<Output = Result<Option<i64>, Error>> + Send;
+
+    /// The key this database MACs its audit entries with, once it was given one
+    /// ([`Store::enable_audit_key`]).
+    fn audit_key(&self) -> Option<&AuditKey>;
+}
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +176,8 @@ pub struct Store {
     /// The audit chain's MAC key, once [`Store::enable_audit_key`] set it: shared by every
     /// clone of this store.
     audit_key: Arc<std::sync::OnceLock<Arc<AuditKey>>>,
+    /// The watchers of this process ([`Change`]).
+    hub: Arc<changes::Hub>,
 }
 
 impl Store {
@@ -136,6 +191,7 @@ impl Store {
     /// [`Store::connect`] with these pool settings.
     pub async fn connect_with(url: &str, pool: PoolSettings) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
+        let mut listen_url = None;
         let db = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             let path = PathBuf::from(path.split_once('?').map_or(path, |(path, _)| path));
@@ -164,6 +220,7 @@ impl Store {
                 })
                 .connect(url)
                 .await?;
+            listen_url = Some(url.to_owned());
             Db::Postgres(connections)
         } else {
             return Err(Error::UnsupportedUrl(url.to_owned()));
@@ -171,6 +228,7 @@ impl Store {
         let store = Self {
             db: Arc::new(db),
             audit_key: Arc::new(std::sync::OnceLock::new()),
+            hub: Arc::new(changes::Hub::new(listen_url)),
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -202,21 +260,6 @@ impl Store {
     pub async fn with_audit_key(self, key: AuditKey, now: UnixTime) -> Result<Self, Error> {
         self.enable_audit_key(key, now).await?;
         Ok(self)
-    }
-
-    /// Where the chain's keyed part starts: the first marker entry, if any (its MAC is
-    /// checked by [`audit::verify_keyed_chain`], not here).
-    pub async fn audit_keyed_from(&self) -> Result<Option<i64>, Error> {
-        let row = query("SELECT MIN(seq) FROM audit_log WHERE event = $1 AND actor = 'system'")
-            .bind(audit::KEYED_MARKER)
-            .fetch_one(self.db())
-            .await?;
-        row.try_get::<Option<i64>>(0)
-    }
-
-    /// The audit key, if set.
-    pub fn audit_key(&self) -> Option<&AuditKey> {
-        self.audit_key.get().map(|key| key.as_ref())
     }
 
     /// Where pool queries run.
@@ -253,7 +296,18 @@ impl Store {
             inner,
             kind: self.kind(),
             audit_key: self.audit_key.get().cloned(),
+            changes: Vec::new(),
+            hub: self.hub.clone(),
         })
+    }
+
+    /// Closes the database.
+    pub async fn close(&self) {
+        self.hub.close();
+        match &*self.db {
+            Db::Sqlite(_, writer) => writer.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// One statement as a use case of its own (a statement is atomic by itself).
@@ -279,32 +333,6 @@ impl Store {
             }
         }
     }
-
-    /// Closes the database.
-    pub async fn close(&self) {
-        match &*self.db {
-            Db::Sqlite(_, writer) => writer.close().await,
-            Db::Postgres(pool) => pool.close().await,
-        }
-    }
-
-    /// The whole audit log, in order.
-    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
-        let rows = query(
-            "SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq",
-        )
-        .fetch_all(self.db())
-        .await?;
-        rows.iter().map(AuditEntry::from_row).collect()
-    }
-
-    /// The audit chain's head as recorded (sequence number and hash).
-    pub async fn audit_head(&self) -> Result<(i64, String), Error> {
-        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(self.db())
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    }
 }
 
 /// One use case's transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -312,10 +340,13 @@ pub struct Tx {
     inner: Inner,
     kind: DatabaseKind,
     audit_key: Option<Arc<AuditKey>>,
+    /// What commit wakes ([`Change::key`]s, each once).
+    changes: Vec<String>,
+    hub: Arc<changes::Hub>,
 }
 
 enum Inner {
-    Postgres(Transaction<'static, Any>),
+    Postgres(sqlx::Transaction<'static, Any>),
     /// A turn on the writer, inside savepoint `tx`.
     Sqlite(Arc<Writer>, Turn),
     /// Committed, or being rolled back.
@@ -336,16 +367,30 @@ impl Tx {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     pub async fn commit(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.inner, Inner::Ended) {
-            Inner::Postgres(transaction) => Ok(transaction.commit().await?),
+            Inner::Postgres(mut transaction) => {
+                if !self.changes.is_empty() {
+                    // Sent to the other instances when (and only if) the transaction commits.
+                    query("SELECT pg_notify($1, $2)")
+                        .bind(changes::CHANNEL.to_owned())
+                        .bind(self.changes.join("\n"))
+                        .execute(On::Postgres(&mut transaction))
+                        .await?;
+                }
+                transaction.commit().await?;
+            }
             Inner::Sqlite(writer, turn) => {
                 if let Err(error) = turn.conn.execute_batch("RELEASE tx") {
                     writer.abandon(turn, &error.to_string());
                     return Err(error.into());
                 }
-                writer.leave(turn).await
+                writer.leave(turn).await?;
             }
-            Inner::Ended => Err(ended()),
+            Inner::Ended => return Err(ended()),
         }
+        for key in &self.changes {
+            self.hub.wake(key);
+        }
+        Ok(())
     }
 
     /// Where the transaction's statements run.
@@ -355,6 +400,68 @@ impl Tx {
             Inner::Sqlite(_, turn) => Ok(On::Sqlite(&mut turn.conn)),
             Inner::Ended => Err(ended()),
         }
+    }
+}
+
+impl Database for Store {
+    type Tx = Tx;
+
+    async fn begin(&self) -> Result<Tx, Error> {
+        Store::begin(self).await
+    }
+
+    async fn close(&self) {
+        Store::close(self).await;
+    }
+
+    fn watch(&self, change: &Change) -> Watch {
+        self.hub.watch(change)
+    }
+}
+
+impl Transaction for Tx {
+    async fn commit(self) -> Result<(), Error> {
+        Tx::commit(self).await
+    }
+
+    fn publish(&mut self, change: Change) {
+        let key = change.key();
+        if !self.changes.contains(&key) {
+            self.changes.push(key);
+        }
+    }
+}
+
+impl AuditQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn audit_entries(&self) -> Result<Vec<AuditEntry>, Error> {
+        let rows = query(
+            "SELECT seq, at, actor, event, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(self.db())
+        .await?;
+        rows.iter().map(AuditEntry::from_row).collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn audit_head(&self) -> Result<(i64, String), Error> {
+        let row = query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.db())
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn audit_keyed_from(&self) -> Result<Option<i64>, Error> {
+        let row = query("SELECT MIN(seq) FROM audit_log WHERE event = $1 AND actor = 'system'")
+            .bind(audit::KEYED_MARKER)
+            .fetch_one(self.db())
+            .await?;
+        row.try_get::<Option<i64>>(0)
+    }
+
+    fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.get().map(|key| key.as_ref())
     }
 }
 

@@ -37,6 +37,9 @@ pub trait MailQueries {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<OutboxMail>, Error>> + Send;
 
+    /// When the next pending message falls due (it may be now or past), if any is pending.
+    fn next_mail_due(&self) -> impl Future<Output = Result<Option<UnixTime>, Error>> + Send;
+
     /// One message by id.
     fn outbox_mail(
         &self,
@@ -85,6 +88,14 @@ impl MailQueries for Store {
         .fetch_all(self.db())
         .await?;
         rows.iter().map(from_row).collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn next_mail_due(&self) -> Result<Option<UnixTime>, Error> {
+        let row = query("SELECT MIN(next_attempt_at) FROM mail_outbox WHERE status = 'pending'")
+            .fetch_one(self.db())
+            .await?;
+        Ok(row.try_get::<Option<i64>>(0)?.map(UnixTime))
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
@@ -197,6 +208,7 @@ impl MailStore for Tx {
         .bind(mail.finished_at.map(|t| t.0))
         .execute(self.conn()?)
         .await?;
+        crate::Transaction::publish(self, crate::Change::Mail);
         Ok(())
     }
 }

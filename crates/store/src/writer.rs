@@ -421,7 +421,9 @@ mod tests {
 
     use crate::db::{query, Db};
     use crate::test_support::{databases, TestDatabase};
-    use crate::{verify_chain, AuditLog as _, DatabaseKind, Error, Inner, Store, Tx};
+    use crate::{
+        verify_chain, AuditLog as _, AuditQueries as _, DatabaseKind, Error, Inner, Store, Tx,
+    };
 
     /// What a member of a group does after its first write.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 )]
 
 use domain::UnixTime;
-use store::{verify_chain, AuditLog as _, Store};
+use store::{verify_chain, AuditLog as _, AuditQueries as _, Store};
 
 async fn append(store: &Store, n: i64) {
     for i in 0..n {

@@ -26,6 +26,8 @@ mod audit;
 mod authorities;
 #[path = "behaviour/certificates.rs"]
 mod certificates;
+#[path = "behaviour/changes.rs"]
+mod changes;
 #[path = "behaviour/devices_sessions.rs"]
 mod devices_sessions;
 #[path = "behaviour/keys.rs"]

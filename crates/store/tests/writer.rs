@@ -10,7 +10,9 @@
 )]
 
 use domain::UnixTime;
-use store::{verify_chain, AuditLog as _, LoginQueries as _, LoginStore as _, Store};
+use store::{
+    verify_chain, AuditLog as _, AuditQueries as _, LoginQueries as _, LoginStore as _, Store,
+};
 
 const FAR: UnixTime = UnixTime(i64::MAX / 2);
 

@@ -10,10 +10,10 @@ use domain::records::NewCertificate;
 use domain::{CertificateKind, Serial};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer};
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _};
+use store::{AuditLog as _, CertificateStore as _, Transaction as _};
 
 use crate::ca::keys::PreparedKey;
-use crate::ca::{random_serial, LoadedCa};
+use crate::ca::{random_serial, CaDb, LoadedCa};
 use crate::settings::CaName;
 use crate::{parse_certificate, Ca, Error};
 
@@ -22,7 +22,7 @@ const ROOT_YEARS: i64 = 25;
 /// Issuing CA validity, years: outlives every 5-year certificate issued in its first 15 years.
 const ISSUING_YEARS: i64 = 20;
 
-impl Ca {
+impl<D: CaDb> Ca<D> {
     /// Creates whichever CAs are missing, in one transaction (on PostgreSQL under a lock, so
     /// that two servers starting at once do not both create a hierarchy).
     ///

@@ -18,10 +18,11 @@ use serde_json::json;
 use domain::records::{KeyId, NewCertificate};
 use domain::{CertificateKind, Serial, UnixTime, UserId};
 use pki::profile::{self, CertificateDer, CertificateRequest, Issuer, Person};
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _};
+use store::{AuditLog as _, CertificateStore as _, Transaction as _};
 
 use crate::ca::keys::PreparedKey;
 use crate::ca::random_serial;
+use crate::ca::CaDb;
 use crate::settings::{CaName, CloudValidity};
 use crate::{Ca, Error};
 
@@ -51,7 +52,7 @@ pub struct IssuedCertificate {
     pub not_after: UnixTime,
 }
 
-impl Ca {
+impl<D: CaDb> Ca<D> {
     /// The end of validity of a cloud certificate issued at `now`.
     pub fn cloud_not_after(&self, now: UnixTime) -> UnixTime {
         match self.settings.cloud_validity {
@@ -104,7 +105,7 @@ impl Ca {
     /// hands the certificate out only after that.
     pub(crate) async fn issue_cloud_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         key: &CloudKey,
         person: &Person,
         email: Option<&str>,
@@ -157,7 +158,7 @@ impl Ca {
     /// case, and hands the certificate out only after that commit.
     pub(crate) async fn issue_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         ca: CaName,
         request: &CertificateRequest<'_>,
         email: Option<&str>,
@@ -220,7 +221,7 @@ impl Ca {
 
     async fn destroy_key_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         key_id: &KeyId,
         now: UnixTime,
     ) -> Result<(), Error> {

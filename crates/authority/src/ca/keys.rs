@@ -36,10 +36,9 @@ use x509_cert::Certificate;
 
 use pki::profile;
 use pki::{GeneratedKey, KeyAlgorithm, KeyReference, KeySigner, PublicKeyDer};
-use store::{
-    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _, Tx,
-};
+use store::{AuditLog as _, CertificateStore as _, Transaction as _};
 
+use crate::ca::CaDb;
 use crate::{Ca, Error};
 
 /// At most this many opened keys are kept (one per cloud certificate that signed lately).
@@ -123,7 +122,7 @@ impl PreparedKey {
     }
 }
 
-impl Ca {
+impl<D: CaDb> Ca<D> {
     /// Before a key signs for a certificate: is it the key the certificate certifies? Its
     /// public key must be the certificate's SubjectPublicKeyInfo, and it must make a signature
     /// that verifies under it (`profile::check_key_matches`). A match is remembered per key id
@@ -303,7 +302,7 @@ impl Ca {
     }
 
     /// Step 3, inside the use case's transaction: the key's record, `active`.
-    pub(crate) async fn record_key(&self, tx: &mut Tx, key: &PreparedKey) -> Result<(), Error> {
+    pub(crate) async fn record_key(&self, tx: &mut D::Tx, key: &PreparedKey) -> Result<(), Error> {
         if key.recorded_before {
             tx.activate_key(
                 &key.id,

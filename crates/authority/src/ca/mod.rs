@@ -21,7 +21,9 @@ use pki::crl::{build_crl, CrlDer, RevokedEntry};
 use pki::ocsp::IssuerHashes;
 use pki::profile::{self, CertificateDer, Issuer};
 use pki::{KeyBackend, KeySigner};
-use store::{CertificateQueries as _, Store};
+use store::{
+    AccountQueries, AuditLog, CertificateQueries, CertificateStore, Database, Store, Transaction,
+};
 
 use crate::{parse_certificate, CaName, CertificateSummary, Clock, Error, Settings};
 
@@ -52,7 +54,7 @@ pub(crate) struct TsaUnit {
 impl TsaUnit {
     /// Opens the unit a CA record names and checks its key against its certificate.
     pub(crate) async fn load(
-        authority: &Ca,
+        authority: &Ca<impl CaDb>,
         record: &AuthorityRecord,
     ) -> Result<Option<Self>, Error> {
         let Some((_, key_id, der, _)) = &record.tsa else {
@@ -73,9 +75,19 @@ impl TsaUnit {
     }
 }
 
+/// What the CA service reads of the store (its records of CAs, keys and certificates; whether
+/// a cloud key's owner exists) and, in [`CaTx`], what its use cases change.
+pub trait CaDb: Database<Tx: CaTx> + CertificateQueries + AccountQueries {}
+impl<D: Database<Tx: CaTx> + CertificateQueries + AccountQueries> CaDb for D {}
+
+/// What the CA service changes in a use case's transaction: certificates and keys, and the
+/// audit log.
+pub trait CaTx: Transaction + CertificateStore + AuditLog {}
+impl<T: Transaction + CertificateStore + AuditLog> CaTx for T {}
+
 /// The certification authority service.
-pub struct Ca {
-    pub(crate) store: Store,
+pub struct Ca<D = Store> {
+    pub(crate) store: D,
     pub(crate) keys: Arc<dyn KeyBackend>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
@@ -87,9 +99,9 @@ pub struct Ca {
     pub(crate) opened_keys: keys::OpenedKeys,
 }
 
-impl Ca {
+impl<D: CaDb> Ca<D> {
     pub(crate) fn new(
-        store: Store,
+        store: D,
         keys: Arc<dyn KeyBackend>,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,

@@ -22,12 +22,13 @@ use proto::app::{
 use proto::crypto;
 use sha2::Sha256;
 use store::{
-    AccountQueries as _, AccountStore as _, AuditLog as _, CertificateQueries as _,
-    LoginQueries as _, LoginStore as _, Store, Tx,
+    AccountQueries, AccountStore as _, AuditLog as _, CertificateQueries, Change, LoginStore,
+    Transaction as _,
 };
 use zeroize::Zeroizing;
 
 use crate::ca::random_serial;
+use crate::login::LoginDb;
 use crate::ra::accounts::check_activation_code;
 use crate::settings::CaName;
 use crate::{Account, DeviceSummary, Error, Login, Rejection};
@@ -66,7 +67,7 @@ impl AuthenticatedDevice {
 
     /// The app's view of its state.
     pub fn status(&self) -> DeviceStatus {
-        Login::device_status(&self.0)
+        device_status(&self.0)
     }
 }
 
@@ -81,7 +82,7 @@ pub struct DeviceRequest {
 
 impl DeviceRequest {
     /// Records the nonce inside `tx`; false if it was seen before.
-    async fn spend(&self, tx: &mut Tx) -> Result<bool, Error> {
+    async fn spend(&self, tx: &mut impl LoginStore) -> Result<bool, Error> {
         Ok(tx
             .use_nonce(&self.nonce_key, self.remembered_until())
             .await?)
@@ -131,7 +132,7 @@ const AUDIT_PEER_DST: &[u8] = b"eidportal-audit-chain-v1-P256_XMD:SHA-256_SSWU_R
 /// compute the shared secret), through HKDF-SHA256. `None` until that key exists: the first
 /// start creates it.
 pub async fn audit_secret_from_service_key(
-    store: &Store,
+    store: &(impl AccountQueries + CertificateQueries),
     keys: &dyn KeyBackend,
 ) -> Result<Option<Zeroizing<[u8; 32]>>, Error> {
     use p256::elliptic_curve::hash2curve::{ExpandMsgXmd, GroupDigest as _};
@@ -156,7 +157,7 @@ pub async fn audit_secret_from_service_key(
     Ok(Some(secret))
 }
 
-impl Login {
+impl<D: LoginDb> Login<D> {
     /// Opens the app-channel signing key, the PIN-material encryption key and the Web Push
     /// key, which the CA creates on first start (always P-256, whatever the CA key algorithm).
     pub(crate) async fn ensure_service_keys(&self) -> Result<(), Error> {
@@ -202,7 +203,7 @@ impl Login {
     /// with the benchmark setting `dangerous_disable_rate_limits`.
     pub(crate) async fn rate_limit(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         key: &str,
         limit: RateLimit,
     ) -> Result<(), Error> {
@@ -478,17 +479,10 @@ impl Login {
         })
     }
 
-    /// The app's view of a device's state.
-    pub(crate) fn device_status(device: &DeviceRecord) -> DeviceStatus {
-        match device.state {
-            DeviceState::Active => DeviceStatus::Active,
-            DeviceState::PinLocked => DeviceStatus::PinLocked,
-            DeviceState::Revoked => DeviceStatus::Deactivated,
-        }
-    }
-
     /// `GET /inbox?wait=N`: pending requests for the device's user, waiting up to `wait` for
-    /// one to arrive (polling the store, so a request made through another server arrives too).
+    /// one to arrive. It is woken by the use cases that change the account's requests or
+    /// devices ([`Change::Requests`]), in any instance, and looks again at least every
+    /// [`store::Watch::recheck`].
     pub async fn inbox(
         &self,
         device: &AuthenticatedDevice,
@@ -496,15 +490,23 @@ impl Login {
         wait: Duration,
     ) -> Result<Inbox, Error> {
         let deadline = tokio::time::Instant::now() + wait;
+        let watch = self
+            .store
+            .watch(&Change::Requests(device.0.user_id.clone()));
         loop {
+            let changed = watch.next();
             let inbox = self.inbox_now(&device.0.id, caller).await?;
+            let now = tokio::time::Instant::now();
             if !inbox.items.is_empty()
                 || inbox.device_status != DeviceStatus::Active
-                || tokio::time::Instant::now() >= deadline
+                || now >= deadline
             {
                 return Ok(inbox);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline.min(now + watch.recheck())) => {}
+            }
         }
     }
 
@@ -535,7 +537,7 @@ impl Login {
         Ok(Inbox {
             items,
             cancelled,
-            device_status: Self::device_status(&device),
+            device_status: device_status(&device),
         })
     }
 
@@ -695,6 +697,9 @@ impl Login {
             login::AnswerRefusal::DeviceInactive => Rejection::DeviceRevoked,
             login::AnswerRefusal::ClockSkew => Rejection::ClockSkew,
         })?;
+        // Whatever the answer, the request or the device changes: the browser waiting for it
+        // and the account's other apps look again once it is committed.
+        tx.publish(Change::Requests(current.user_id.clone()));
         let actor = format!("device:{}", current.id);
         let code_matches = response.verification_code == txn.verification_code;
         // 4. A deny, or a wrong code (which denies).
@@ -822,7 +827,7 @@ impl Login {
     #[allow(clippy::too_many_arguments)] // one request's parts, each from a different source
     pub(crate) async fn create_transaction(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         user: Option<(&UserId, String)>,
         kind: RequestKind,
         requester: &str,
@@ -895,6 +900,7 @@ impl Login {
             serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
         let signature = self.service_key(APP_SIGNING)?.sign(&payload_bytes)?;
         if let Some((user_id, _)) = &user {
+            tx.publish(Change::Requests(UserId::clone(user_id)));
             // A new signing request supersedes the user's earlier signing request. A login
             // supersedes only an earlier login of the same browser session: anyone who knows
             // the username can start one, and a stranger's must never end the owner's (finding
@@ -939,7 +945,7 @@ impl Login {
     /// audited, so that an operator sees an account being flooded.
     async fn may_push_login(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         user_id: &UserId,
         address: &str,
         txn_id: &TxnId,
@@ -972,6 +978,15 @@ impl Login {
             .await?;
         }
         Ok(push)
+    }
+}
+
+/// The app's view of a device's state.
+pub(crate) fn device_status(device: &DeviceRecord) -> DeviceStatus {
+    match device.state {
+        DeviceState::Active => DeviceStatus::Active,
+        DeviceState::PinLocked => DeviceStatus::PinLocked,
+        DeviceState::Revoked => DeviceStatus::Deactivated,
     }
 }
 

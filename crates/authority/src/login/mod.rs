@@ -27,8 +27,8 @@ use hmac::{Hmac, Mac};
 use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
 use store::{
-    AccountQueries as _, AccountStore as _, AuditLog as _, LoginQueries as _, LoginStore as _,
-    Store,
+    AccountQueries, AccountStore, AuditLog as _, Change, Database, LoginQueries, LoginStore,
+    PushQueries, PushStore, QrLoginQueries, QrLoginStore, Store, Transaction as _,
 };
 
 use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
@@ -37,6 +37,7 @@ use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_match
 /// accounts and accounts without a password are checked against it, so that they take as
 /// long as the rest.
 static DUMMY_PASSWORD_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+use crate::ca::{CaDb, CaTx};
 use crate::{Account, Ca, Clock, Error, Rejection, Settings};
 
 /// Seconds an anonymous session's token is valid (it is not stored: see [`SessionToken`]).
@@ -239,14 +240,30 @@ pub struct LoginState {
 /// The portal's name, shown in the app as who asks.
 pub const PORTAL_NAME: &str = "Портал за електронску идентификацију";
 
+/// What the login service reads of the store and, in [`LoginTx`], changes: accounts,
+/// sessions, ConsentID devices and requests, push subscriptions, QR logins; and the CA's part,
+/// for the device certificates.
+pub trait LoginDb:
+    CaDb + Database<Tx: LoginTx> + AccountQueries + LoginQueries + PushQueries + QrLoginQueries
+{
+}
+impl<D> LoginDb for D where
+    D: CaDb + Database<Tx: LoginTx> + AccountQueries + LoginQueries + PushQueries + QrLoginQueries
+{
+}
+
+/// What the login service changes in a use case's transaction.
+pub trait LoginTx: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore {}
+impl<T: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore> LoginTx for T {}
+
 /// The login service: browser sessions, and ConsentID (activation, login and signing
 /// requests, the device's answers, push). The RA's activation codes and the CA's device
 /// certificates are asked of those services.
-pub struct Login {
-    pub(crate) store: Store,
+pub struct Login<D = Store> {
+    pub(crate) store: D,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
-    pub(crate) ca: Arc<Ca>,
+    pub(crate) ca: Arc<Ca<D>>,
     /// The app-channel keys, opened once at start: a use case holding a database transaction
     /// must never wait for a second pooled connection (under load that exhausts the pool).
     pub(crate) service_keys: RwLock<HashMap<&'static str, Arc<dyn KeySigner>>>,
@@ -254,12 +271,12 @@ pub struct Login {
     anonymous_key: RwLock<Arc<AnonymousKey>>,
 }
 
-impl Login {
+impl<D: LoginDb> Login<D> {
     pub(crate) fn new(
-        store: Store,
+        store: D,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
-        ca: Arc<Ca>,
+        ca: Arc<Ca<D>>,
     ) -> Self {
         Self {
             store,
@@ -434,6 +451,50 @@ impl Login {
         })
     }
 
+    /// [`Login::login_state`], waiting up to `wait` while the request is pending: woken as
+    /// soon as the account's requests change ([`Change::Requests`], from any instance), so
+    /// the browser learns of the answer at once; it looks again at least every
+    /// [`store::Watch::recheck`], and when the request expires.
+    pub async fn login_state_waiting(
+        &self,
+        session: &Session,
+        txn_id: &TxnId,
+        wait: std::time::Duration,
+    ) -> Result<LoginState, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let state = self.login_state(session, txn_id).await?;
+        if state.status != TransactionStatus::Pending || wait.is_zero() {
+            return Ok(state);
+        }
+        // Only to know whose requests to watch; `login_state` checked whose login it is.
+        let user = self
+            .store
+            .transaction(txn_id)
+            .await?
+            .and_then(|t| t.user_id);
+        let watch = user.map(|user| self.store.watch(&Change::Requests(user)));
+        loop {
+            let changed = match &watch {
+                Some(watch) => watch.next(),
+                // A login for no account: nothing but the clock changes it.
+                None => Box::pin(std::future::pending()),
+            };
+            let state = self.login_state(session, txn_id).await?;
+            let now = tokio::time::Instant::now();
+            if state.status != TransactionStatus::Pending || now >= deadline {
+                return Ok(state);
+            }
+            let recheck = watch
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(1), store::Watch::recheck);
+            let expiry = std::time::Duration::from_secs(state.seconds_left.unsigned_abs() + 1);
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline.min(now + recheck.min(expiry))) => {}
+            }
+        }
+    }
+
     /// Completes an approved login: once, from the browser that started it, within
     /// [`domain::login::LOGIN_COMPLETION_WINDOW`] seconds of the approval, with a fresh session
     /// id; the session it replaces ends.
@@ -502,6 +563,9 @@ impl Login {
             .ok_or(Rejection::NotFound)?;
         if !is_login_of(&login_request(&txn), &session.record.id_hash) {
             return Err(Rejection::NotFound.into());
+        }
+        if let Some(user_id) = &txn.user_id {
+            tx.publish(Change::Requests(user_id.clone()));
         }
         // Nothing is audited as cancelled that was not: the row is locked, so the status read
         // is the one the update below moves from.
@@ -651,7 +715,7 @@ impl Login {
     /// the password; a login checked just before must not slip through).
     pub(crate) async fn password_still_holds(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         checked: UserRecord,
     ) -> Result<Option<UserRecord>, Error> {
         Ok(tx.user(&checked.id).await?.filter(|now| {
@@ -686,7 +750,7 @@ impl Login {
     /// Ends the session a login replaces, if it is a stored one (an anonymous one is not).
     async fn end_stored_session(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         session: &Session,
         now: UnixTime,
     ) -> Result<(), Error> {

@@ -32,9 +32,10 @@ use domain::records::PushSubscriptionRecord;
 use domain::{TxnId, UnixTime, UserId};
 use pki::KeySigner;
 use proto::crypto;
-use store::{AuditLog as _, LoginQueries as _, PushQueries as _, PushStore as _, Store};
+use store::{AuditLog as _, PushStore as _, Transaction as _};
 
 use crate::login::consentid::{AuthenticatedDevice, VAPID_KEY};
+use crate::login::LoginDb;
 use crate::{Error, Login, Rejection};
 
 /// The longest endpoint URL accepted.
@@ -175,7 +176,7 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl Login {
+impl<D: LoginDb> Login<D> {
     /// `GET /push/key`: the VAPID public key, base64url of the uncompressed point.
     pub fn push_public_key(&self) -> Result<String, Error> {
         Ok(crypto::b64(&vapid_point(self.vapid_key()?.as_ref())?))
@@ -280,8 +281,8 @@ impl Login {
 }
 
 /// One request's pushes, sent by a background task.
-struct PushJob {
-    store: Store,
+struct PushJob<D> {
+    store: D,
     key: Arc<dyn KeySigner>,
     subject: String,
     /// `dangerous_allow_private_endpoints`.
@@ -292,7 +293,7 @@ struct PushJob {
     kind: String,
 }
 
-impl PushJob {
+impl<D: LoginDb> PushJob<D> {
     async fn run(self) {
         // 1. The request must be committed before the app is told to fetch it.
         let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
@@ -546,6 +547,7 @@ fn encrypt(p256dh: &[u8], auth: &[u8], payload: &[u8]) -> Result<Vec<u8>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use store::PushQueries as _;
 
     fn body(endpoint: &str, p256dh: &str, auth: &str) -> Vec<u8> {
         json!({ "endpoint": endpoint, "expirationTime": null, "keys": { "p256dh": p256dh, "auth": auth } })

@@ -10,9 +10,10 @@ use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
 use domain::records::QrLoginRecord;
 use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
-use store::{AccountStore as _, AuditLog as _, QrLoginQueries as _, QrLoginStore as _};
+use store::{AccountStore as _, AuditLog as _, QrLoginStore as _, Transaction as _};
 
 use crate::login::consentid::{envelope_for, AuthenticatedDevice, Caller};
+use crate::login::LoginDb;
 use crate::login::PORTAL_NAME;
 use crate::login::{LoginState, Session, SessionToken};
 use crate::{Error, Login, Rejection};
@@ -40,7 +41,7 @@ pub struct QrLoginTaken {
 /// [`domain::login::TRANSACTION_LIFETIME`], then the completion window).
 const KEEP_AFTER_EXPIRY: i64 = 600;
 
-impl Login {
+impl<D: LoginDb> Login<D> {
     /// Starts a QR login for this browser session (rate-limited per network, like a mobile
     /// login start).
     pub async fn qr_login_start(

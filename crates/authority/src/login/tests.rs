@@ -1,8 +1,12 @@
 //! The login service's own contract, on a temporary store: sessions end when they expire, and
 //! a login request is seen, cancelled and completed only by the browser that started it, and
-//! completed only once approved.
+//! completed only once approved; the app and the browser that wait are woken at once.
+
+use std::time::Duration;
 
 use domain::TransactionStatus;
+use store::{Change, Database as _};
+use tokio::time::Instant;
 
 use crate::login::{SessionToken, ANONYMOUS_LIFETIME, LOGGED_IN_LIFETIME};
 use crate::test_support::{authorities, enrol, App, PASSWORD};
@@ -227,6 +231,79 @@ async fn a_cancel_after_the_approval_stops_the_login_and_a_late_one_changes_noth
             "{name}: twice"
         );
         assert_eq!(t.audit_len().await, audited, "{name}: no second entry");
+        t.close().await;
+    }
+}
+
+/// Well within the 25 s the waiters below may wait, and within the 30 s a watcher that is not
+/// woken goes without looking again on PostgreSQL once its listener is connected: an answer
+/// this soon is a wake.
+const WOKEN_WITHIN: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_app_and_the_waiting_browser_are_woken_by_the_request_and_its_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let (_, code) = enrol(&t, "mila@example.rs").await;
+        let app = App::activate(&t, &code).await.unwrap();
+        if name != "sqlite" {
+            // PostgreSQL: until the listener is connected, waiters look again every second.
+            let probe = t.store.watch(&Change::Mail);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while probe.recheck() < Duration::from_secs(30) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: the listener never connected"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let (_, browser) = t.login.new_session();
+
+        // The app waits on an empty inbox; a login request arrives.
+        let device = app.authenticated(&t, "/inbox", b"").await.unwrap();
+        let caller = app.caller();
+        let started = Instant::now();
+        let (inbox, login) = tokio::join!(
+            t.login.inbox(&device, &caller, Duration::from_secs(25)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                t.login
+                    .login_start(&browser, "mila@example.rs", "127.0.0.1", "test browser")
+                    .await
+                    .unwrap()
+            }
+        );
+        assert_eq!(inbox.unwrap().items.len(), 1, "{name}");
+        assert!(
+            started.elapsed() < WOKEN_WITHIN,
+            "{name}: the inbox was not woken"
+        );
+
+        // The browser waits on the pending request; the phone approves it.
+        let started = Instant::now();
+        let (state, _) = tokio::join!(
+            t.login
+                .login_state_waiting(&browser, &login.txn_id, Duration::from_secs(25)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                app.approve_next(&t).await
+            }
+        );
+        assert_eq!(state.unwrap().status, TransactionStatus::Approved, "{name}");
+        assert!(
+            started.elapsed() < WOKEN_WITHIN,
+            "{name}: the browser was not woken"
+        );
+
+        // Without a wait, the state comes at once.
+        let state = t
+            .login
+            .login_state_waiting(&browser, &login.txn_id, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(state.status, TransactionStatus::Approved, "{name}");
         t.close().await;
     }
 }

@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 use domain::login::{ACTIVATION_LIFETIME, ACTIVATION_TRIES};
 use domain::records::{ActivationRecord, UserRecord};
 use domain::{AssuranceLevel, Jmbg, UnixTime, UserId};
-use store::{AccountStore as _, AuditLog as _, LoginStore as _, SigningStore as _, Tx};
+use store::{AccountStore, AuditLog, LoginStore as _, SigningStore as _, Transaction as _};
 
+use crate::ra::RaDb;
 use crate::{Account, Error, Ra, Rejection};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -190,7 +191,7 @@ pub struct Registration {
 /// Hours an e-mail verification link is valid.
 const VERIFICATION_HOURS: i64 = 24;
 
-impl Ra {
+impl<D: RaDb> Ra<D> {
     /// Registers a basic account and e-mails a verification link. An address that already has
     /// an account gets the same answer (no enumeration) and a notice by e-mail instead. Both
     /// paths do the same work, in the same order, so that the time does not tell them apart:
@@ -300,7 +301,6 @@ impl Ra {
             .enqueue(&mut tx, &mail, mail_user.as_ref(), now)
             .await?;
         tx.commit().await?;
-        self.settings.mailer.wake();
         Ok(())
     }
 
@@ -500,7 +500,7 @@ impl Ra {
 
     async fn create_activation(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         user_id: &UserId,
         actor: &str,
     ) -> Result<ActivationCode, Error> {
@@ -539,7 +539,7 @@ impl Ra {
 /// counts a wrong secret, and refuses used, expired or exhausted codes alike. A free function:
 /// `login` spends the code at activation, `ra` makes it.
 pub(crate) async fn check_activation_code(
-    tx: &mut Tx,
+    tx: &mut (impl AccountStore + AuditLog),
     code: &str,
     now: UnixTime,
 ) -> Result<Result<ActivationRecord, Rejection>, Error> {

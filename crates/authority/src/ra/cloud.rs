@@ -10,10 +10,11 @@ use domain::cloud::{self, CloudCertificate};
 use domain::records::CertificateRecord;
 use domain::{CertificateKind, CertificateStatus, Jmbg, UnixTime};
 use pki::profile::Person;
-use store::{AccountQueries as _, CertificateQueries as _};
+use store::Transaction as _;
 
 use crate::login::Session;
 use crate::ra::agreement::agreement_text;
+use crate::ra::RaDb;
 use crate::{Account, CertificateSummary, Error, Ra};
 
 /// Why a cloud-certificate action is refused: the actions return it as [`Error::Cloud`].
@@ -48,7 +49,7 @@ pub(crate) fn person_of(user: &Account) -> Result<Person, Error> {
     })
 }
 
-impl Ra {
+impl<D: RaDb> Ra<D> {
     /// E-mails the user after a committed action; a failure is logged, not returned: the action
     /// stands, and the agreement stays downloadable from the account.
     pub(super) async fn notify(
@@ -86,9 +87,8 @@ impl Ra {
             tx.commit().await?;
             Ok::<(), Error>(())
         };
-        match queued.await {
-            Ok(()) => mailer.wake(),
-            Err(error) => tracing::error!(%error, user = %user.id, "an e-mail could not be queued"),
+        if let Err(error) = queued.await {
+            tracing::error!(%error, user = %user.id, "an e-mail could not be queued");
         }
     }
 

@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use domain::records::{OutboxMail, OutboxStatus};
@@ -21,8 +20,9 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use store::{MailQueries as _, MailStore as _, Tx};
+use store::{Change, MailStore};
 
+use crate::ra::RaDb;
 use crate::{Account, Error, Ra, UndeliveredMail};
 
 /// A file attached to a message.
@@ -221,8 +221,6 @@ pub struct Mailer {
     pub from: String,
     /// When failed deliveries are tried again.
     pub retry: RetryPolicy,
-    /// Wakes the worker when a message was queued.
-    wake: Arc<tokio::sync::Notify>,
 }
 
 fn mail_error(what: impl std::fmt::Display) -> Error {
@@ -267,17 +265,16 @@ impl Mailer {
             smtp: None,
             from,
             retry: RetryPolicy::default(),
-            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     /// Hands a message over inside the use case's transaction `tx`: with a relay, into the
-    /// outbox table (committed or rolled back with the use case; call [`Mailer::wake`] after
-    /// the commit); without one, straight into the `.eml` folder. `user` is the account it
+    /// outbox table (committed or rolled back with the use case; the commit wakes the mail
+    /// workers); without one, straight into the `.eml` folder. `user` is the account it
     /// concerns (its account page shows the message if it cannot be delivered).
     pub async fn enqueue(
         &self,
-        tx: &mut Tx,
+        tx: &mut impl MailStore,
         mail: &Mail,
         user: Option<&UserId>,
         now: UnixTime,
@@ -302,11 +299,6 @@ impl Mailer {
         })
         .await?;
         Ok(())
-    }
-
-    /// Tells the worker that a message waits (after the commit that queued it).
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// One delivery attempt of a queued message.
@@ -337,7 +329,7 @@ impl Mailer {
     }
 }
 
-impl Ra {
+impl<D: RaDb> Ra<D> {
     /// Delivers every message due now, one attempt each; returns how many went out. A failed
     /// attempt is recorded with its next time, or the message is given up (`failed`).
     pub async fn deliver_due_mails(&self) -> Result<usize, Error> {
@@ -374,18 +366,27 @@ impl Ra {
         Ok(sent)
     }
 
-    /// Delivers queued mail until `stop` completes: at once when woken, else every second
-    /// (so that retries and messages queued by other processes go out). Ends between rounds.
+    /// Delivers queued mail until `stop` completes: at once when a use case queues a message
+    /// (in any instance: [`Change::Mail`]), and when a retry falls due; it looks again at least
+    /// every [`store::Watch::recheck`]. Ends between rounds.
     pub async fn mail_worker(&self, stop: impl std::future::Future<Output = ()>) {
-        let wake = self.settings.mailer.wake.clone();
+        let watch = self.store.watch(&Change::Mail);
         tokio::pin!(stop);
         loop {
-            if let Err(error) = self.deliver_due_mails().await {
-                tracing::error!(%error, "mail delivery failed");
+            let queued = watch.next();
+            let mut pause = watch.recheck();
+            match self.deliver_due_mails().await {
+                Ok(_) => {
+                    if let Ok(Some(due)) = self.store.next_mail_due().await {
+                        let wait = due.0.saturating_sub(self.clock.now().0).max(0);
+                        pause = pause.min(Duration::from_secs(wait.unsigned_abs()));
+                    }
+                }
+                Err(error) => tracing::error!(%error, "mail delivery failed"),
             }
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = queued => {}
                 () = &mut stop => break,
             }
         }

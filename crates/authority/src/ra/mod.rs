@@ -13,34 +13,49 @@ mod tests;
 
 use std::sync::Arc;
 
-use store::Store;
+use store::{
+    Database, MailQueries, MailStore, OperationQueries, OperationStore, SigningStore, Store,
+};
 
+use crate::login::{LoginDb, LoginTx};
+use crate::va::{VaDb, VaTx};
 use crate::{Ca, Clock, Login, Settings, Va};
+
+/// What the registration service reads of the store and, in [`RaTx`], changes: beyond the
+/// parts of the services it asks (the CA's, the VA's, login's), the mail outbox and the
+/// certificate operations waiting for their approval.
+pub trait RaDb: VaDb + LoginDb + Database<Tx: RaTx> + MailQueries + OperationQueries {}
+impl<D> RaDb for D where D: VaDb + LoginDb + Database<Tx: RaTx> + MailQueries + OperationQueries {}
+
+/// What the registration service changes in a use case's transaction; revoking everything
+/// also ends the citizen's API tokens (the signing service's part).
+pub trait RaTx: VaTx + LoginTx + MailStore + OperationStore + SigningStore {}
+impl<T: VaTx + LoginTx + MailStore + OperationStore + SigningStore> RaTx for T {}
 
 /// The services `ra` asks: the CA signs, the VA revokes, and `login` asks the citizen's
 /// ConsentID to approve each certificate operation.
-pub(crate) struct Services {
-    pub(crate) ca: Arc<Ca>,
-    pub(crate) va: Arc<Va>,
-    pub(crate) login: Arc<Login>,
+pub(crate) struct Services<D> {
+    pub(crate) ca: Arc<Ca<D>>,
+    pub(crate) va: Arc<Va<D>>,
+    pub(crate) login: Arc<Login<D>>,
 }
 
 /// The registration service.
-pub struct Ra {
-    pub(crate) store: Store,
+pub struct Ra<D = Store> {
+    pub(crate) store: D,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
-    pub(crate) ca: Arc<Ca>,
-    pub(crate) va: Arc<Va>,
-    pub(crate) login: Arc<Login>,
+    pub(crate) ca: Arc<Ca<D>>,
+    pub(crate) va: Arc<Va<D>>,
+    pub(crate) login: Arc<Login<D>>,
 }
 
-impl Ra {
+impl<D: RaDb> Ra<D> {
     pub(crate) fn new(
-        store: Store,
+        store: D,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
-        services: Services,
+        services: Services<D>,
     ) -> Self {
         let Services { ca, va, login } = services;
         Self {

@@ -29,8 +29,7 @@ use domain::records::{AgreementApproval, CertificateOperationRecord};
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, TransactionStatus};
 use proto::app::{CertificateDetails, RequestContext, RequestKind};
 use store::{
-    AuditLog as _, CertificateQueries as _, LoginQueries as _, LoginStore as _,
-    OperationQueries as _, OperationStore as _, SigningStore as _, Tx,
+    AuditLog as _, LoginStore as _, OperationStore as _, SigningStore as _, Transaction as _,
 };
 
 use crate::ca::issuance::CloudKey;
@@ -38,6 +37,7 @@ use crate::login::consentid::RequestDetails;
 use crate::login::{Session, PORTAL_NAME};
 use crate::ra::agreement::{agreement_text, fill};
 use crate::ra::cloud::{person_of, serbian_date};
+use crate::ra::RaDb;
 use crate::va::revocation::Revoked;
 use crate::{Account, Error, Ra};
 
@@ -114,7 +114,7 @@ enum Outcome {
     RevokedAll,
 }
 
-impl Ra {
+impl<D: RaDb> Ra<D> {
     /// The certificate an operation acts on, and the rule's answer for it now.
     async fn check_operation(
         &self,
@@ -523,7 +523,7 @@ impl Ra {
     /// every session and API token of the user ended.
     async fn revoke_everything_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         user: &Account,
         actor: &str,
     ) -> Result<Revoked, Error> {

@@ -20,12 +20,12 @@ use domain::TransactionStatus;
 use pades::{PadesError, Prepared, SignatureAlgorithm};
 use pki::KeyAlgorithm;
 use proto::app::RequestContext;
-use store::{AuditLog as _, LoginQueries as _, SigningQueries as _, SigningStore as _};
+use store::{AuditLog as _, SigningStore as _, Transaction as _};
 
 use crate::login::Session;
 use crate::login::PORTAL_NAME;
 use crate::settings::CaName;
-use crate::signing::{usable, Credential, Settled, SignRequest, SigningRefusal};
+use crate::signing::{usable, Credential, Settled, SignRequest, SigningDb, SigningRefusal};
 use crate::{Account, Error, Signing};
 
 /// The largest PDF accepted, bytes.
@@ -163,7 +163,7 @@ fn scheme_of(credential: &Credential) -> (SignatureScheme, SignatureAlgorithm) {
     }
 }
 
-impl Signing {
+impl<D: SigningDb> Signing<D> {
     fn signer_of(&self, session: &Session) -> Result<Account, Error> {
         let user = session
             .user

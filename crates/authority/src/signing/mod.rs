@@ -27,12 +27,14 @@ use pki::profile::CertificateDer;
 use pki::{Digest, KeyAlgorithm, KeySigner, RsaPadding};
 use proto::app::{DocumentToSign, RequestContext, RequestKind, SignDetails};
 use store::{
-    AccountQueries as _, AuditLog as _, CertificateQueries as _, CertificateStore as _,
-    LoginQueries as _, LoginStore as _, SigningQueries as _, SigningStore as _, Store,
+    AuditLog as _, CertificateStore as _, Database, LoginStore as _, SigningQueries, SigningStore,
+    Store, Transaction as _,
 };
 
 use crate::login::consentid::RequestDetails;
+use crate::login::{LoginDb, LoginTx};
 use crate::settings::CaName;
+use crate::va::VaDb;
 use crate::{Account, Ca, CertificateSummary, Clock, Error, Login, Rejection, Tsa, Va};
 
 /// Seconds an API bearer token lives.
@@ -339,26 +341,36 @@ fn start_signing(
 /// The services the signing service asks: the CA (its certificates and its keys' bindings),
 /// validation (OCSP and CRLs for B-LT), the time-stamping unit (B-T), and login (ConsentID
 /// requests and password checks).
-pub(crate) struct Services {
-    pub(crate) ca: Arc<Ca>,
-    pub(crate) va: Arc<Va>,
-    pub(crate) tsa: Arc<Tsa>,
-    pub(crate) login: Arc<Login>,
+pub(crate) struct Services<D> {
+    pub(crate) ca: Arc<Ca<D>>,
+    pub(crate) va: Arc<Va<D>>,
+    pub(crate) tsa: Arc<Tsa<D>>,
+    pub(crate) login: Arc<Login<D>>,
 }
+
+/// What the signing service reads of the store and, in [`SigningTx`], changes: API tokens,
+/// authorisations, signatures and PDF jobs; beyond them the parts of the services it asks
+/// (the CA's and the VA's for certificates and their status, login's for ConsentID).
+pub trait SigningDb: VaDb + LoginDb + Database<Tx: SigningTx> + SigningQueries {}
+impl<D: VaDb + LoginDb + Database<Tx: SigningTx> + SigningQueries> SigningDb for D {}
+
+/// What the signing service changes in a use case's transaction.
+pub trait SigningTx: LoginTx + SigningStore {}
+impl<T: LoginTx + SigningStore> SigningTx for T {}
 
 /// The signing service: API tokens, authorisations and SADs (SCAL2), signatures with the
 /// users' keys, PDF signing jobs, OAuth.
-pub struct Signing {
-    pub(crate) store: Store,
+pub struct Signing<D = Store> {
+    pub(crate) store: D,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) ca: Arc<Ca>,
-    pub(crate) va: Arc<Va>,
-    pub(crate) tsa: Arc<Tsa>,
-    pub(crate) login: Arc<Login>,
+    pub(crate) ca: Arc<Ca<D>>,
+    pub(crate) va: Arc<Va<D>>,
+    pub(crate) tsa: Arc<Tsa<D>>,
+    pub(crate) login: Arc<Login<D>>,
 }
 
-impl Signing {
-    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, services: Services) -> Self {
+impl<D: SigningDb> Signing<D> {
+    pub(crate) fn new(store: D, clock: Arc<dyn Clock>, services: Services<D>) -> Self {
         let Services { ca, va, tsa, login } = services;
         Self {
             store,
@@ -371,7 +383,7 @@ impl Signing {
     }
 }
 
-impl Signing {
+impl<D: SigningDb> Signing<D> {
     /// `auth/login`: an e-mail and password (under the password rate limits) for a bearer
     /// token. Wrong e-mail and wrong password get the same refusal; the right password of an
     /// account below high assurance (never proofed by an officer) gets `NotProofed`, audited:
@@ -576,7 +588,7 @@ impl Signing {
     /// [`Signing::authorize_signing`] inside `tx`, for a credential already checked.
     pub(crate) async fn authorize_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         user: &Account,
         credential: &Credential,
         request: &SignRequest,
@@ -730,7 +742,7 @@ impl Signing {
     /// transaction); a refusal settles the authorisation as refused (the caller commits that).
     pub(crate) async fn settle_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         user: &Account,
         auth: &SignAuthorizationRecord,
         now: UnixTime,
@@ -804,7 +816,7 @@ impl Signing {
     /// key signs on blocking threads while the audit entry is written.
     pub(crate) async fn sign_in(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         user: &Account,
         credential: &Credential,
         batch: &SignBatch<'_>,
@@ -860,7 +872,7 @@ impl Signing {
     #[allow(clippy::too_many_arguments)] // one audit entry's fields
     async fn record_signatures(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut D::Tx,
         user: &Account,
         credential: &Credential,
         authorization_id: &str,

@@ -9,10 +9,10 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use csc::{OAuthAuthorize, OAuthToken};
-use store::{AuditLog as _, SigningStore as _};
+use store::{AuditLog as _, SigningStore as _, Transaction as _};
 
 use crate::login::Session;
-use crate::signing::{ApiToken, API_TOKEN_LIFETIME};
+use crate::signing::{ApiToken, SigningDb, API_TOKEN_LIFETIME};
 use crate::{Error, Signing};
 
 /// Seconds an authorisation code lives.
@@ -52,7 +52,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Signing {
+impl<D: SigningDb> Signing<D> {
     /// The user allowed the client: a one-minute, single-use code for its redirect URI.
     pub async fn oauth_allow(
         &self,

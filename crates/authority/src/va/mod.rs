@@ -10,25 +10,35 @@ pub use ocsp::OcspAnswer;
 
 use std::sync::Arc;
 
-use store::{CertificateQueries as _, Store};
+use store::{Database, LoginStore, Store};
 
+use crate::ca::{CaDb, CaTx};
 use crate::{Ca, CaName, Clock, Error, Settings};
 
+/// What the validation service reads (the CA's records) and, in [`VaTx`], changes.
+pub trait VaDb: CaDb + Database<Tx: VaTx> {}
+impl<D: CaDb + Database<Tx: VaTx>> VaDb for D {}
+
+/// What a revocation changes in its transaction: beyond the CA's part, revoking a device's
+/// certificate deactivates the device and ends its sessions.
+pub trait VaTx: CaTx + LoginStore {}
+impl<T: CaTx + LoginStore> VaTx for T {}
+
 /// The validation service.
-pub struct Va {
-    pub(crate) store: Store,
+pub struct Va<D = Store> {
+    pub(crate) store: D,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Arc<Settings>,
-    pub(crate) ca: Arc<Ca>,
+    pub(crate) ca: Arc<Ca<D>>,
     pub(crate) ocsp_cache: crate::va::ocsp::Cache,
 }
 
-impl Va {
+impl<D: VaDb> Va<D> {
     pub(crate) fn new(
-        store: Store,
+        store: D,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
-        ca: Arc<Ca>,
+        ca: Arc<Ca<D>>,
     ) -> Self {
         Self {
             store,
@@ -53,6 +63,12 @@ impl Va {
         record.crl.ok_or_else(|| {
             Error::Inconsistent(format!("authority {} has no CRL yet", name.as_str()))
         })
+    }
+
+    /// Watches for status changes ([`store::Change::CertificateStatus`]), from every instance
+    /// on PostgreSQL: make it before [`Va::sync_status`], then wait on it.
+    pub fn status_changes(&self) -> store::Watch {
+        self.store.watch(&store::Change::CertificateStatus)
     }
 
     /// Only re-reads the status revision, so that OCSP answers reflect revocations made by

@@ -17,9 +17,9 @@ use x509_ocsp::OcspResponseStatus;
 
 use domain::{CertificateStatus, UnixTime};
 use pki::ocsp::{self, CertQuery, Responder, Status};
-use store::CertificateQueries as _;
 
 use crate::settings::CaName;
+use crate::va::VaDb;
 use crate::{Error, Va};
 
 /// The most bytes the cache holds (responses and keys); the oldest entries go first. A cache
@@ -172,7 +172,7 @@ impl Cache {
     }
 }
 
-impl Va {
+impl<D: VaDb> Va<D> {
     /// The OCSP response cache's size: (entries, bytes). For tests and metrics.
     pub fn ocsp_cache_size(&self) -> (usize, usize) {
         self.ocsp_cache.size()

@@ -7,9 +7,11 @@ use serde_json::json;
 use domain::records::KeyId;
 use domain::{may_revoke, RevocationReason, Serial, UnixTime};
 use pki::crl::RevokedEntry;
-use store::{AuditLog as _, CertificateQueries as _, CertificateStore as _, LoginStore as _, Tx};
+use store::Change;
+use store::{AuditLog as _, CertificateStore as _, LoginStore as _, Transaction as _};
 
 use crate::settings::CaName;
+use crate::va::VaDb;
 use crate::{Error, Va};
 
 /// Revocations made inside a transaction, with what is left to do after its commit
@@ -19,7 +21,7 @@ pub(crate) struct Revoked {
     keys_to_destroy: Vec<(KeyId, pki::KeyReference)>,
 }
 
-impl Va {
+impl<D: VaDb> Va<D> {
     /// Revokes a certificate and re-issues its CA's CRL at once.
     pub async fn revoke(
         &self,
@@ -51,7 +53,7 @@ impl Va {
     /// [`Self::after_commit`].
     pub(crate) async fn revoke_many_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         serials: &[Serial],
         reason: RevocationReason,
         actor: &str,
@@ -89,7 +91,7 @@ impl Va {
     /// the key to destroy after the commit, if we hold one.
     async fn revoke_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut D::Tx,
         serial: &Serial,
         reason: RevocationReason,
         actor: &str,
@@ -116,6 +118,7 @@ impl Va {
         // fail and the sessions it created end (DESIGN §4, Revocation).
         if record.kind == domain::CertificateKind::Device {
             if let Some(device) = tx.device_by_certificate(serial).await? {
+                tx.publish(Change::Requests(device.user_id.clone()));
                 tx.update_device(
                     &device.id,
                     domain::DeviceState::Revoked,
@@ -169,7 +172,7 @@ impl Va {
     }
 
     /// Signs a new CRL for `ca` with the next CRL number, inside `tx`.
-    async fn reissue_crl(&self, tx: &mut Tx, ca: CaName, now: UnixTime) -> Result<(), Error> {
+    async fn reissue_crl(&self, tx: &mut D::Tx, ca: CaName, now: UnixTime) -> Result<(), Error> {
         let record = tx.authority_for_update(ca.as_str()).await?;
         let revoked = tx
             .revoked_by(ca.as_str())

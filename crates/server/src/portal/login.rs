@@ -2,7 +2,7 @@
 //! with the verification code, password login and logout.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -241,18 +241,30 @@ async fn login_wait(
     render(&state, &visit, &template)
 }
 
+/// `?wait=N`: the status endpoint waits up to N seconds (at most 25) while the request is
+/// pending, and answers as soon as it is not (a long poll; a stopping server answers at once).
+#[derive(serde::Deserialize)]
+struct StatusQuery {
+    wait: Option<u64>,
+}
+
+/// The longest wait of a status long poll.
+const MAX_STATUS_WAIT: u64 = 25;
+
 async fn login_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(txn): Path<TxnId>,
+    Query(query): Query<StatusQuery>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    match state
-        .authority
-        .login
-        .login_state(&visit.session, &txn)
-        .await
-    {
+    let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0).min(MAX_STATUS_WAIT));
+    let login = &state.authority.login;
+    let login_state = tokio::select! {
+        login_state = login.login_state_waiting(&visit.session, &txn, wait) => login_state,
+        () = state.stopping.wait() => login.login_state(&visit.session, &txn).await,
+    };
+    match login_state {
         Ok(login) => Json(serde_json::json!({
             "status": login.status.as_str(),
             "hint": login.hint,

@@ -4,7 +4,8 @@
 
 use domain::UnixTime;
 use store::{
-    verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog as _, Checkpoint, Store,
+    verify_chain, verify_keyed_chain, AuditEntry, AuditKey, AuditLog as _, AuditQueries as _,
+    Checkpoint, Store,
 };
 
 use crate::support::{databases, T};

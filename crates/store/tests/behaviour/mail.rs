@@ -54,6 +54,11 @@ async fn queued_mail_round_trips_and_is_due_oldest_first_up_to_the_limit() {
             "{name}: one id twice"
         );
         drop(tx);
+        assert_eq!(
+            store.next_mail_due().await.unwrap(),
+            None,
+            "{name}: none pending"
+        );
         let mut tx = store.begin().await.unwrap();
         tx.enqueue_mail(&mail("m-3", None, T.plus_seconds(-10)))
             .await
@@ -70,6 +75,11 @@ async fn queued_mail_round_trips_and_is_due_oldest_first_up_to_the_limit() {
             "{name}"
         );
         assert_eq!(store.outbox_mail("m-9").await.unwrap(), None, "{name}");
+        assert_eq!(
+            store.next_mail_due().await.unwrap(),
+            Some(T.plus_seconds(-20)),
+            "{name}: the earliest pending"
+        );
         assert_eq!(
             ids(&store.due_mails(T, 10).await.unwrap()),
             ["m-2", "m-3", "m-1"],

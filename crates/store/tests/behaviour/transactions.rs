@@ -4,8 +4,8 @@
 
 use domain::{UnixTime, UserId};
 use store::{
-    AccountQueries as _, AccountStore as _, AuditLog as _, DatabaseKind, Error, LoginQueries as _,
-    LoginStore as _, Store,
+    AccountQueries as _, AccountStore as _, AuditLog as _, AuditQueries as _, DatabaseKind, Error,
+    LoginQueries as _, LoginStore as _, Store,
 };
 
 use crate::support::{databases, insert_user, user, T};
