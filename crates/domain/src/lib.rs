@@ -8,6 +8,7 @@ pub mod ids;
 pub mod jmbg;
 pub mod login;
 pub mod network;
+pub mod oidc;
 pub mod push;
 pub mod qr;
 pub mod records;

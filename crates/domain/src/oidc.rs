@@ -1,0 +1,686 @@
+//! The OpenID provider's rules (issue 23), as pure functions of data and `now`: how a login
+//! was made and the eIDAS level it reached ([`AuthMethod`], [`Acr`]), PKCE (RFC 7636),
+//! redirect-URI registration and matching, the checks of a DPoP proof's claims (RFC 9449) once
+//! a JOSE library has verified its signature, the lifetimes of codes and tokens, pairwise
+//! subjects, which claims a scope releases, and the approval-screen texts a service may send
+//! (CIBA's `binding_message`, RFC 9396 `authorization_details`).
+//!
+//! Nothing here parses or verifies a JWS: that is the JOSE library's, in `authority`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
+use sha2::{Digest as _, Sha256};
+
+use crate::text::is_display_text;
+use crate::UnixTime;
+
+/// How a session's login was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// Approved in ConsentID with its PIN: a device key and a knowledge factor.
+    ConsentId,
+    /// An e-mail and password.
+    Password,
+}
+
+impl AuthMethod {
+    /// The name kept with a session.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConsentId => "consentid",
+            Self::Password => "password",
+        }
+    }
+
+    /// The name kept with a session, read back; `None` for a name this version does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "consentid" => Some(Self::ConsentId),
+            "password" => Some(Self::Password),
+            _ => None,
+        }
+    }
+
+    /// The eIDAS level a login of this kind reaches.
+    pub fn acr(self) -> Acr {
+        match self {
+            Self::ConsentId => Acr::High,
+            Self::Password => Acr::Low,
+        }
+    }
+
+    /// The ID token's `amr` values (RFC 8176): ConsentID is a hardware-backed key on the phone
+    /// (`hwk`), unlocked with a PIN (`pin`), two factors (`mfa`).
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            Self::ConsentId => &["hwk", "pin", "mfa"],
+            Self::Password => &["pwd"],
+        }
+    }
+}
+
+/// An eIDAS level of assurance (Regulation 910/2014, art. 8), ordered low < substantial < high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Acr {
+    /// `http://eidas.europa.eu/LoA/low`.
+    Low,
+    /// `http://eidas.europa.eu/LoA/substantial`.
+    Substantial,
+    /// `http://eidas.europa.eu/LoA/high`.
+    High,
+}
+
+impl Acr {
+    /// The `acr` value.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Low => "http://eidas.europa.eu/LoA/low",
+            Self::Substantial => "http://eidas.europa.eu/LoA/substantial",
+            Self::High => "http://eidas.europa.eu/LoA/high",
+        }
+    }
+
+    /// An `acr` value read back; `None` for one we do not offer.
+    pub fn parse(uri: &str) -> Option<Self> {
+        [Self::Low, Self::Substantial, Self::High]
+            .into_iter()
+            .find(|acr| acr.uri() == uri)
+    }
+}
+
+/// Whether a login that reached `reached` satisfies a request's `acr_values` (space-separated,
+/// in order of preference). None asked: any level does. Asked: the login must reach at least the
+/// lowest level asked that we know (OpenID Connect Core §3.1.2.1 leaves the choice to the
+/// provider; "at least" keeps a password login from ever passing for `substantial` or `high`).
+/// Values we do not know are ignored; only unknown ones: refused.
+pub fn acr_satisfied(reached: Acr, acr_values: Option<&str>) -> bool {
+    let Some(values) = acr_values else {
+        return true;
+    };
+    let asked: Vec<Acr> = values
+        .split_ascii_whitespace()
+        .filter_map(Acr::parse)
+        .collect();
+    match asked.iter().min() {
+        Some(lowest) => reached >= *lowest,
+        None => values.split_ascii_whitespace().next().is_none(),
+    }
+}
+
+/// Why a PKCE value is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PkceRefusal {
+    /// Only `S256` is accepted (`plain` is not).
+    #[error("code_challenge_method must be S256")]
+    Method,
+    /// A challenge that is not 43 base64url characters (a SHA-256 hash).
+    #[error("code_challenge is not a base64url SHA-256 hash")]
+    Challenge,
+    /// A verifier outside RFC 7636 §4.1's 43 to 128 unreserved characters.
+    #[error("code_verifier is malformed")]
+    Verifier,
+    /// The verifier does not hash to the challenge.
+    #[error("code_verifier does not match the code_challenge")]
+    Mismatch,
+}
+
+/// Checks an authorization request's PKCE parameters: `S256` and a well-formed challenge.
+pub fn check_code_challenge(challenge: &str, method: Option<&str>) -> Result<(), PkceRefusal> {
+    if method != Some("S256") {
+        return Err(PkceRefusal::Method);
+    }
+    let well_formed = challenge.len() == 43
+        && URL_SAFE_NO_PAD
+            .decode(challenge)
+            .is_ok_and(|hash| hash.len() == 32);
+    if well_formed {
+        Ok(())
+    } else {
+        Err(PkceRefusal::Challenge)
+    }
+}
+
+/// Checks a token request's `code_verifier` against the challenge the code was issued for:
+/// BASE64URL(SHA-256(verifier)) == challenge (RFC 7636 §4.6), compared in constant time.
+pub fn check_code_verifier(verifier: &str, challenge: &str) -> Result<(), PkceRefusal> {
+    let unreserved = |c: u8| c.is_ascii_alphanumeric() || b"-._~".contains(&c);
+    if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(unreserved) {
+        return Err(PkceRefusal::Verifier);
+    }
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    if constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
+        Ok(())
+    } else {
+        Err(PkceRefusal::Mismatch)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Why a redirect URI cannot be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriRefusal {
+    /// Not an absolute `https://` URI (or `http://` on a loopback address, RFC 8252 §7.3).
+    #[error("a redirect URI must be https:// (http:// only on 127.0.0.1, [::1] or localhost)")]
+    Scheme,
+    /// It has a fragment, which a redirect may not carry (RFC 6749 §3.1.2).
+    #[error("a redirect URI must not have a fragment")]
+    Fragment,
+    /// It has no host, or characters a URI may not hold.
+    #[error("a redirect URI must be an absolute URI with a host")]
+    Malformed,
+}
+
+/// Checks a redirect URI the operator registers.
+pub fn check_redirect_uri(uri: &str) -> Result<(), RedirectUriRefusal> {
+    if uri.contains('#') {
+        return Err(RedirectUriRefusal::Fragment);
+    }
+    if uri.is_empty() || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(RedirectUriRefusal::Malformed);
+    }
+    let (scheme, rest) = uri.split_once("://").ok_or(RedirectUriRefusal::Malformed)?;
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err(RedirectUriRefusal::Malformed);
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if matches!(host, "127.0.0.1" | "::1" | "localhost") => Ok(()),
+        _ => Err(RedirectUriRefusal::Scheme),
+    }
+}
+
+/// Whether `given` is one of the client's registered redirect URIs: the exact string, never a
+/// prefix or a normalised form (FAPI 2.0 §5.3.1.2; RFC 9700 §4.1.3).
+pub fn redirect_uri_registered(registered: &[String], given: &str) -> bool {
+    registered.iter().any(|uri| uri == given)
+}
+
+/// How long an authorization code lives (FAPI 2.0: at most 60 s), seconds.
+pub const CODE_LIFETIME: i64 = 60;
+/// How long a pushed authorization request's `request_uri` lives (RFC 9126 §2.2), seconds.
+pub const REQUEST_URI_LIFETIME: i64 = 60;
+/// How long an access token lives, seconds.
+pub const ACCESS_TOKEN_LIFETIME: i64 = 300;
+/// How long an ID token is valid, seconds.
+pub const ID_TOKEN_LIFETIME: i64 = 300;
+/// How long a refresh token (`offline_access`) lives without being used, seconds.
+pub const REFRESH_TOKEN_LIFETIME: i64 = 30 * 24 * 3600;
+/// How far a DPoP proof's or a client assertion's `iat` may be from now, seconds.
+pub const PROOF_IAT_WINDOW: i64 = 60;
+
+/// The claims of a DPoP proof (RFC 9449 §4.2), as the JOSE library gave them once it checked
+/// the proof's signature with the key in its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopProof {
+    /// The header's `typ`.
+    pub typ: String,
+    /// The header's `alg`.
+    pub alg: String,
+    /// `htm`: the HTTP method.
+    pub htm: String,
+    /// `htu`: the HTTP URI, without query and fragment.
+    pub htu: String,
+    /// `iat`.
+    pub iat: i64,
+    /// `jti`.
+    pub jti: String,
+    /// `ath`: base64url SHA-256 of the access token, when one is presented.
+    pub ath: Option<String>,
+    /// `nonce`, when the server asked for one.
+    pub nonce: Option<String>,
+}
+
+/// What a DPoP proof must say for this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopExpectation<'a> {
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's URI as the server is reached (its public URL), without query.
+    pub uri: &'a str,
+    /// The access token presented with the proof (resource requests), if any.
+    pub access_token: Option<&'a str>,
+    /// The nonce the server currently asks for, if it asks for one.
+    pub nonce: Option<&'a str>,
+}
+
+/// Why a DPoP proof is refused (`invalid_dpop_proof`, or `use_dpop_nonce` for
+/// [`DpopRefusal::Nonce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DpopRefusal {
+    /// `typ` is not `dpop+jwt`.
+    #[error("typ is not dpop+jwt")]
+    Type,
+    /// An algorithm we do not accept (ES256, PS256 only).
+    #[error("algorithm not allowed")]
+    Algorithm,
+    /// `htm` is not the request's method.
+    #[error("htm does not match the request's method")]
+    Method,
+    /// `htu` is not the request's URI.
+    #[error("htu does not match the request's URI")]
+    Uri,
+    /// `iat` too far from now.
+    #[error("iat is not recent")]
+    Time,
+    /// `jti` missing or too long.
+    #[error("jti is missing or too long")]
+    Identifier,
+    /// `ath` missing, or not the hash of the presented access token.
+    #[error("ath does not match the access token")]
+    TokenHash,
+    /// The server's nonce is missing or stale.
+    #[error("the DPoP nonce is missing or stale")]
+    Nonce,
+}
+
+/// The signature algorithms we accept in a DPoP proof, a client assertion and a request object.
+pub const ALLOWED_ALGORITHMS: [&str; 2] = ["ES256", "PS256"];
+
+/// Checks a DPoP proof's claims against the request (RFC 9449 §4.3, checks 4 to 12; the
+/// signature and the `jwk` are the JOSE library's, the `jti` replay the store's).
+pub fn check_dpop_proof(
+    proof: &DpopProof,
+    expect: &DpopExpectation<'_>,
+    now: UnixTime,
+) -> Result<(), DpopRefusal> {
+    if proof.typ != "dpop+jwt" {
+        return Err(DpopRefusal::Type);
+    }
+    if !ALLOWED_ALGORITHMS.contains(&proof.alg.as_str()) {
+        return Err(DpopRefusal::Algorithm);
+    }
+    if proof.htm != expect.method {
+        return Err(DpopRefusal::Method);
+    }
+    if proof.htu != htu_of(expect.uri) {
+        return Err(DpopRefusal::Uri);
+    }
+    if (proof.iat - now.0).abs() > PROOF_IAT_WINDOW {
+        return Err(DpopRefusal::Time);
+    }
+    if proof.jti.is_empty() || proof.jti.len() > 256 {
+        return Err(DpopRefusal::Identifier);
+    }
+    if let Some(token) = expect.access_token {
+        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        if proof.ath.as_deref() != Some(hash.as_str()) {
+            return Err(DpopRefusal::TokenHash);
+        }
+    }
+    if let Some(nonce) = expect.nonce {
+        if proof.nonce.as_deref() != Some(nonce) {
+            return Err(DpopRefusal::Nonce);
+        }
+    }
+    Ok(())
+}
+
+/// A URI as `htu` names it: without query and fragment (RFC 9449 §4.2).
+fn htu_of(uri: &str) -> &str {
+    uri.split(['?', '#']).next().unwrap_or(uri)
+}
+
+/// The JWK thumbprint (RFC 7638) a DPoP-bound token carries as `cnf.jkt` is the JOSE library's
+/// to compute; this compares the one bound to a token with a proof's, in constant time.
+pub fn same_thumbprint(bound: &str, presented: &str) -> bool {
+    constant_time_eq(bound.as_bytes(), presented.as_bytes())
+}
+
+/// A citizen's pairwise `sub` for one sector (OpenID Connect Core §8.1): HMAC-SHA256 of the
+/// sector and the account id under the deployment's secret, base64url. Stable for a client,
+/// different between clients of different sectors, and reveals nothing of the account.
+pub fn pairwise_subject(secret: &[u8; 32], sector: &str, user_id: &str) -> String {
+    // INVARIANT: HMAC-SHA256 takes a key of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(b"eidportal pairwise sub v1\0");
+    mac.update(&(sector.len() as u64).to_be_bytes());
+    mac.update(sector.as_bytes());
+    mac.update(user_id.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// A claim a service may receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Claim {
+    /// `given_name` (scope `profile`).
+    GivenName,
+    /// `family_name` (scope `profile`).
+    FamilyName,
+    /// `email` (scope `email`).
+    Email,
+    /// `email_verified` (scope `email`).
+    EmailVerified,
+    /// `jmbg`, the personal number (scope `jmbg`, for clients allowed it only).
+    Jmbg,
+}
+
+impl Claim {
+    /// The claim's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GivenName => "given_name",
+            Self::FamilyName => "family_name",
+            Self::Email => "email",
+            Self::EmailVerified => "email_verified",
+            Self::Jmbg => "jmbg",
+        }
+    }
+}
+
+/// Why a requested scope is refused (`invalid_scope`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeRefusal {
+    /// `openid` is missing.
+    #[error("the openid scope is required")]
+    NoOpenId,
+    /// A scope we do not offer, or one the client is not registered for.
+    #[error("scope not allowed: {0}")]
+    NotAllowed(String),
+}
+
+/// The scopes a request may ask for, each with the claims it releases. `offline_access`
+/// releases none (it asks for a refresh token).
+pub const SCOPES: [(&str, &[Claim]); 5] = [
+    ("openid", &[]),
+    ("profile", &[Claim::GivenName, Claim::FamilyName]),
+    ("email", &[Claim::Email, Claim::EmailVerified]),
+    ("jmbg", &[Claim::Jmbg]),
+    ("offline_access", &[]),
+];
+
+/// The claims released by `scope` (space-separated), for a client registered with the scopes
+/// `allowed`. Refuses a scope we do not offer or the client may not ask for (`jmbg` only for
+/// clients registered with it), and a request without `openid`.
+pub fn claims_for(scope: &str, allowed: &[String]) -> Result<Vec<Claim>, ScopeRefusal> {
+    let mut claims = Vec::new();
+    let mut openid = false;
+    for name in scope.split_ascii_whitespace() {
+        let offered = SCOPES.iter().find(|(scope, _)| *scope == name);
+        let Some((_, released)) = offered.filter(|_| allowed.iter().any(|a| a == name)) else {
+            return Err(ScopeRefusal::NotAllowed(name.to_owned()));
+        };
+        openid |= name == "openid";
+        claims.extend_from_slice(released);
+    }
+    if !openid {
+        return Err(ScopeRefusal::NoOpenId);
+    }
+    claims.sort();
+    claims.dedup();
+    Ok(claims)
+}
+
+/// The longest CIBA `binding_message`, characters.
+pub const BINDING_MESSAGE_MAX: usize = 40;
+/// The longest `eidportal_transaction` text of `authorization_details`, characters.
+pub const TRANSACTION_TEXT_MAX: usize = 200;
+
+/// Whether a service's approval-screen text may be shown on the phone: display characters only
+/// (no control, bidi or invisible characters: `text::is_display_text`), at most `max` of them.
+pub fn approval_text_ok(text: &str, max: usize) -> bool {
+    !text.trim().is_empty() && is_display_text(text, max)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_login_reaches_the_level_of_its_method_and_a_password_never_passes_for_more() {
+        assert_eq!(AuthMethod::ConsentId.acr(), Acr::High);
+        assert_eq!(AuthMethod::Password.acr(), Acr::Low);
+        for method in [AuthMethod::ConsentId, AuthMethod::Password] {
+            assert_eq!(AuthMethod::parse(method.as_str()), Some(method));
+        }
+        assert_eq!(AuthMethod::parse("sms"), None);
+        let high = Acr::High.uri();
+        let substantial = Acr::Substantial.uri();
+        assert_eq!(high, "http://eidas.europa.eu/LoA/high");
+        assert!(acr_satisfied(Acr::Low, None));
+        assert!(acr_satisfied(Acr::High, Some(high)));
+        assert!(!acr_satisfied(Acr::Low, Some(high)));
+        assert!(!acr_satisfied(Acr::Low, Some(substantial)));
+        assert!(!acr_satisfied(
+            Acr::Low,
+            Some(&format!("{high} {substantial}"))
+        ));
+        assert!(acr_satisfied(
+            Acr::High,
+            Some(&format!("{substantial} urn:other"))
+        ));
+        assert!(acr_satisfied(Acr::Low, Some(Acr::Low.uri())));
+        assert!(!acr_satisfied(Acr::High, Some("urn:unknown")));
+        assert!(acr_satisfied(Acr::Low, Some("  ")));
+    }
+
+    #[test]
+    fn pkce_takes_only_s256_and_the_verifier_that_hashes_to_the_challenge() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert_eq!(check_code_challenge(challenge, Some("S256")), Ok(()));
+        assert_eq!(
+            check_code_challenge(challenge, Some("plain")),
+            Err(PkceRefusal::Method)
+        );
+        assert_eq!(
+            check_code_challenge(challenge, None),
+            Err(PkceRefusal::Method)
+        );
+        assert_eq!(
+            check_code_challenge("short", Some("S256")),
+            Err(PkceRefusal::Challenge)
+        );
+        assert_eq!(check_code_verifier(verifier, challenge), Ok(()));
+        let other = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX";
+        assert_eq!(
+            check_code_verifier(other, challenge),
+            Err(PkceRefusal::Mismatch)
+        );
+        assert_eq!(
+            check_code_verifier("too-short", challenge),
+            Err(PkceRefusal::Verifier)
+        );
+        let bad_char = format!("{}+", &verifier[..43]);
+        assert_eq!(
+            check_code_verifier(&bad_char, challenge),
+            Err(PkceRefusal::Verifier)
+        );
+        assert_eq!(
+            check_code_verifier(&"a".repeat(129), challenge),
+            Err(PkceRefusal::Verifier)
+        );
+    }
+
+    #[test]
+    fn a_redirect_uri_matches_only_exactly_and_registers_only_over_https_or_loopback() {
+        let registered = vec!["https://rp.example/cb".to_owned()];
+        assert!(redirect_uri_registered(
+            &registered,
+            "https://rp.example/cb"
+        ));
+        for wrong in [
+            "https://rp.example/cb/",
+            "https://rp.example/cb?x=1",
+            "https://rp.example/cb/../evil",
+            "https://rp.example/c",
+            "https://RP.example/cb",
+            "https://rp.example/cbx",
+            "",
+        ] {
+            assert!(!redirect_uri_registered(&registered, wrong), "{wrong}");
+        }
+        assert_eq!(check_redirect_uri("https://rp.example/cb"), Ok(()));
+        assert_eq!(check_redirect_uri("http://127.0.0.1:8000/cb"), Ok(()));
+        assert_eq!(check_redirect_uri("http://[::1]:8000/cb"), Ok(()));
+        assert_eq!(check_redirect_uri("http://localhost/cb"), Ok(()));
+        assert_eq!(
+            check_redirect_uri("http://rp.example/cb"),
+            Err(RedirectUriRefusal::Scheme)
+        );
+        assert_eq!(
+            check_redirect_uri("http://localhost.evil.example/cb"),
+            Err(RedirectUriRefusal::Scheme)
+        );
+        assert_eq!(
+            check_redirect_uri("com.example.app:/cb"),
+            Err(RedirectUriRefusal::Malformed)
+        );
+        assert_eq!(
+            check_redirect_uri("https://rp.example/cb#x"),
+            Err(RedirectUriRefusal::Fragment)
+        );
+        assert_eq!(
+            check_redirect_uri("https:///cb"),
+            Err(RedirectUriRefusal::Malformed)
+        );
+        assert_eq!(
+            check_redirect_uri("https://rp.example/a b"),
+            Err(RedirectUriRefusal::Malformed)
+        );
+    }
+
+    fn proof(now: UnixTime) -> DpopProof {
+        DpopProof {
+            typ: "dpop+jwt".into(),
+            alg: "ES256".into(),
+            htm: "GET".into(),
+            htu: "https://eid.example/oidc/userinfo".into(),
+            iat: now.0,
+            jti: "e1j3V_bKic8-LAEB".into(),
+            ath: Some(URL_SAFE_NO_PAD.encode(Sha256::digest(b"token-1"))),
+            nonce: Some("n-1".into()),
+        }
+    }
+
+    #[test]
+    fn a_dpop_proof_must_name_this_request_be_recent_and_carry_the_token_hash_and_nonce() {
+        let now = UnixTime(2_000_000_000);
+        let expect = DpopExpectation {
+            method: "GET",
+            uri: "https://eid.example/oidc/userinfo?x=1",
+            access_token: Some("token-1"),
+            nonce: Some("n-1"),
+        };
+        assert_eq!(check_dpop_proof(&proof(now), &expect, now), Ok(()));
+        let refused = |change: &dyn Fn(&mut DpopProof)| {
+            let mut p = proof(now);
+            change(&mut p);
+            check_dpop_proof(&p, &expect, now).unwrap_err()
+        };
+        assert_eq!(refused(&|p| p.typ = "JWT".into()), DpopRefusal::Type);
+        assert_eq!(refused(&|p| p.alg = "HS256".into()), DpopRefusal::Algorithm);
+        assert_eq!(refused(&|p| p.alg = "none".into()), DpopRefusal::Algorithm);
+        assert_eq!(refused(&|p| p.htm = "POST".into()), DpopRefusal::Method);
+        assert_eq!(
+            refused(&|p| p.htu = "https://eid.example/oidc/token".into()),
+            DpopRefusal::Uri
+        );
+        assert_eq!(
+            refused(&|p| p.htu = "https://eid.example/oidc/userinfo?x=1".into()),
+            DpopRefusal::Uri
+        );
+        assert_eq!(refused(&|p| p.iat = now.0 - 61), DpopRefusal::Time);
+        assert_eq!(refused(&|p| p.iat = now.0 + 61), DpopRefusal::Time);
+        assert_eq!(refused(&|p| p.jti = String::new()), DpopRefusal::Identifier);
+        assert_eq!(refused(&|p| p.ath = None), DpopRefusal::TokenHash);
+        assert_eq!(
+            refused(&|p| p.ath = Some(URL_SAFE_NO_PAD.encode(Sha256::digest(b"token-2")))),
+            DpopRefusal::TokenHash
+        );
+        assert_eq!(refused(&|p| p.nonce = None), DpopRefusal::Nonce);
+        assert_eq!(
+            refused(&|p| p.nonce = Some("n-0".into())),
+            DpopRefusal::Nonce
+        );
+        // At the token endpoint: no access token, no nonce asked.
+        let token_endpoint = DpopExpectation {
+            method: "POST",
+            uri: "https://eid.example/oidc/token",
+            access_token: None,
+            nonce: None,
+        };
+        let mut p = proof(now);
+        p.htm = "POST".into();
+        p.htu = "https://eid.example/oidc/token".into();
+        assert_eq!(check_dpop_proof(&p, &token_endpoint, now), Ok(()));
+        assert!(same_thumbprint("abc", "abc"));
+        assert!(!same_thumbprint("abc", "abd"));
+    }
+
+    #[test]
+    fn a_pairwise_subject_is_stable_per_sector_and_differs_between_sectors_and_secrets() {
+        let secret = [7u8; 32];
+        let a = pairwise_subject(&secret, "tax.example", "u-1");
+        assert_eq!(a, pairwise_subject(&secret, "tax.example", "u-1"));
+        assert_ne!(a, pairwise_subject(&secret, "health.example", "u-1"));
+        assert_ne!(a, pairwise_subject(&secret, "tax.example", "u-2"));
+        assert_ne!(a, pairwise_subject(&[8u8; 32], "tax.example", "u-1"));
+        // The sector's length is part of the input: no two (sector, user) pairs run together.
+        assert_ne!(
+            pairwise_subject(&secret, "ab", "c"),
+            pairwise_subject(&secret, "a", "bc")
+        );
+        assert!(!a.contains("u-1"));
+        assert_eq!(a.len(), 43);
+    }
+
+    #[test]
+    fn scopes_release_their_claims_and_jmbg_only_to_a_client_allowed_it() {
+        let basic: Vec<String> = ["openid", "profile", "email"].map(String::from).to_vec();
+        let with_jmbg: Vec<String> = ["openid", "profile", "jmbg"].map(String::from).to_vec();
+        assert_eq!(
+            claims_for("openid profile", &basic),
+            Ok(vec![Claim::GivenName, Claim::FamilyName])
+        );
+        assert_eq!(
+            claims_for("email openid email", &basic),
+            Ok(vec![Claim::Email, Claim::EmailVerified])
+        );
+        assert_eq!(
+            claims_for("openid jmbg", &basic),
+            Err(ScopeRefusal::NotAllowed("jmbg".into()))
+        );
+        assert_eq!(claims_for("openid jmbg", &with_jmbg), Ok(vec![Claim::Jmbg]));
+        assert_eq!(claims_for("profile", &basic), Err(ScopeRefusal::NoOpenId));
+        assert_eq!(
+            claims_for("openid phone", &basic),
+            Err(ScopeRefusal::NotAllowed("phone".into()))
+        );
+        assert_eq!(Claim::Jmbg.name(), "jmbg");
+    }
+
+    #[test]
+    fn approval_texts_are_short_display_text_only() {
+        assert!(approval_text_ok(
+            "Плаћање 1.200,00 RSD Републичком фонду",
+            TRANSACTION_TEXT_MAX
+        ));
+        assert!(approval_text_ok(
+            "Шалтер 3, пошта Нови Сад",
+            BINDING_MESSAGE_MAX
+        ));
+        assert!(!approval_text_ok(&"ш".repeat(41), BINDING_MESSAGE_MAX));
+        assert!(approval_text_ok(&"ш".repeat(40), BINDING_MESSAGE_MAX));
+        assert!(!approval_text_ok(
+            "Плаћање\u{202E}DSR",
+            TRANSACTION_TEXT_MAX
+        ));
+        assert!(!approval_text_ok("line\nbreak", TRANSACTION_TEXT_MAX));
+        assert!(!approval_text_ok("   ", TRANSACTION_TEXT_MAX));
+        assert!(!approval_text_ok("zero\u{200B}width", TRANSACTION_TEXT_MAX));
+    }
+}
