@@ -105,8 +105,8 @@ fn ocsp_status(server: &Server, dir: &Path, serial: &str) -> String {
     text
 }
 
-/// 1. Every certificate the old release listed is listed with the same status (and reason);
-/// the cloud certificates' OCSP answers say the same. Returns Петар's cloud certificate.
+/// Step 1: every certificate the old release listed is listed with the same status (and
+/// reason); the cloud certificates' OCSP answers say the same. Returns Петар's cloud certificate.
 fn certificates_keep_their_status(server: &Server, d: &Path) -> String {
     let before: Vec<Value> =
         serde_json::from_slice(&std::fs::read(d.join("certificates.json")).unwrap()).unwrap();
@@ -149,7 +149,7 @@ fn certificates_keep_their_status(server: &Server, d: &Path) -> String {
     petar[0]["serial"].as_str().unwrap().to_owned()
 }
 
-/// 3. A new portal signature at B-B, approved on `home`; the signed PDF.
+/// Step 3: a new portal signature at B-B, approved on `home`; the signed PDF.
 fn sign_in_portal(browser: &mut Browser, home: &Path) -> Vec<u8> {
     let document = pdf::agreement_pdf(
         "после надоградње",
