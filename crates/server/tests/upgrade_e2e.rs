@@ -112,7 +112,16 @@ fn certificates_keep_their_status(server: &Server, d: &Path) -> String {
         serde_json::from_slice(&std::fs::read(d.join("certificates.json")).unwrap()).unwrap();
     let after: Vec<Value> =
         serde_json::from_str(&server.cli_ok(&["cert", "list", "--json"])).unwrap();
-    assert_eq!(before.len(), after.len(), "{after:#?}");
+    // Nothing new but the OCSP responders' certificates, which the server renews by itself ten
+    // days before their 30 days end (the fixture's were issued when it was made).
+    let added: Vec<&Value> = after
+        .iter()
+        .filter(|c| !before.iter().any(|o| o["serial"] == c["serial"]))
+        .collect();
+    assert!(
+        added.iter().all(|c| c["kind"] == "ocsp_signer"),
+        "certificates that were not there before: {added:#?}"
+    );
     for old in &before {
         let new = after
             .iter()
