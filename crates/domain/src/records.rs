@@ -340,8 +340,8 @@ pub struct SessionRecord {
     pub id_hash: String,
     /// The logged-in account.
     pub user_id: Option<UserId>,
-    /// `consentid` or `password`.
-    pub auth_method: Option<String>,
+    /// How the login was made (none while anonymous).
+    pub auth_method: Option<crate::oidc::AuthMethod>,
     /// The device that approved the login.
     pub device_id: Option<DeviceId>,
     /// The CSRF token of this session's forms.

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use domain::oidc::AuthMethod;
 use domain::records::{DeviceRecord, SessionRecord, TransactionRecord};
 use domain::{DeviceId, DeviceState, Serial, TransactionStatus, TxnId, UnixTime, UserId};
 
@@ -60,7 +61,13 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
     Ok(SessionRecord {
         id_hash: row.try_get(0)?,
         user_id: row.try_get(1)?,
-        auth_method: row.try_get(2)?,
+        auth_method: row
+            .try_get::<Option<String>>(2)?
+            .map(|name| {
+                AuthMethod::parse(&name)
+                    .ok_or_else(|| Error::Corrupt(format!("login method: {name}")))
+            })
+            .transpose()?,
         device_id: row.try_get(3)?,
         csrf_token: row.try_get(4)?,
         created_at: UnixTime(row.try_get(5)?),
@@ -510,7 +517,7 @@ impl LoginStore for Tx {
         )
         .bind(session.id_hash.clone())
         .bind(session.user_id.clone())
-        .bind(session.auth_method.clone())
+        .bind(session.auth_method.map(AuthMethod::as_str))
         .bind(session.device_id.clone())
         .bind(session.csrf_token.clone())
         .bind(session.created_at.0)

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use domain::login::{
     effective_status, is_login_of, may_cancel_login, may_complete_login, LoginRefusal, LoginRequest,
 };
+use domain::oidc::AuthMethod;
 use domain::records::{SessionRecord, TransactionRecord, UserRecord};
 use domain::{DeviceId, DeviceState, RateLimit, TransactionStatus, TxnId, UnixTime, UserId};
 use hmac::{Hmac, Mac};
@@ -204,7 +205,7 @@ impl Session {
 
     /// Whether the login was approved in ConsentID (high assurance), not by a password.
     pub fn by_consentid(&self) -> bool {
-        self.record.auth_method.as_deref() == Some("consentid")
+        self.record.auth_method == Some(AuthMethod::ConsentId)
     }
 
     /// When the login happened (none while anonymous).
@@ -538,7 +539,8 @@ impl<D: LoginDb> Login<D> {
         {
             return Err(Rejection::NotPending.into());
         }
-        let (token, record) = self.logged_in_session(&user_id, "consentid", Some(device_id), now);
+        let (token, record) =
+            self.logged_in_session(&user_id, AuthMethod::ConsentId, Some(device_id), now);
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(
@@ -611,7 +613,7 @@ impl<D: LoginDb> Login<D> {
         let Some(user) = self.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
-        let (token, record) = self.logged_in_session(&user.id, "password", None, now);
+        let (token, record) = self.logged_in_session(&user.id, AuthMethod::Password, None, now);
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(
@@ -728,7 +730,7 @@ impl<D: LoginDb> Login<D> {
     fn logged_in_session(
         &self,
         user_id: &UserId,
-        method: &str,
+        method: AuthMethod,
         device_id: Option<DeviceId>,
         now: UnixTime,
     ) -> (SessionToken, SessionRecord) {
@@ -736,7 +738,7 @@ impl<D: LoginDb> Login<D> {
         let record = SessionRecord {
             id_hash: token.hash(),
             user_id: Some(user_id.clone()),
-            auth_method: Some(method.to_owned()),
+            auth_method: Some(method),
             device_id,
             csrf_token: proto::b64(&rand::random::<[u8; 24]>()),
             created_at: now,

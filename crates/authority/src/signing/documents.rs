@@ -169,7 +169,7 @@ impl<D: SigningDb> Signing<D> {
             .user
             .clone()
             .ok_or(DocumentRefusal::NeedsConsentIdLogin)?;
-        if session.record.auth_method.as_deref() != Some("consentid") {
+        if !session.by_consentid() {
             return Err(DocumentRefusal::NeedsConsentIdLogin.into());
         }
         Ok(user)

@@ -62,9 +62,7 @@ impl<D: SigningDb> Signing<D> {
         let user = session.user.clone().ok_or(OAuthRefusal::LoginRequired)?;
         // A ConsentID login implies a proofed account (devices are activated only for one);
         // the assurance is checked as well, so that no token ever reaches a basic account.
-        if session.record.auth_method.as_deref() != Some("consentid")
-            || user.assurance != domain::AssuranceLevel::High
-        {
+        if !session.by_consentid() || user.assurance != domain::AssuranceLevel::High {
             return Err(OAuthRefusal::LoginRequired.into());
         }
         let now = self.clock.now();

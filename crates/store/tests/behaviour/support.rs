@@ -3,6 +3,7 @@
 //! filled with what a round trip could lose: non-ASCII text, every byte value, times far from
 //! zero and optional fields both set and unset.
 
+use domain::oidc::AuthMethod;
 use domain::records::{
     DeviceRecord, KeyId, KeyRecord, KeyState, NewCertificate, SessionRecord, TransactionRecord,
     UserRecord,
@@ -217,14 +218,11 @@ pub fn session(id_hash: &str) -> SessionRecord {
 pub fn logged_in(id_hash: &str, user_id: &str, device_id: Option<&str>) -> SessionRecord {
     SessionRecord {
         user_id: Some(UserId::from(user_id)),
-        auth_method: Some(
-            if device_id.is_some() {
-                "consentid"
-            } else {
-                "password"
-            }
-            .to_owned(),
-        ),
+        auth_method: Some(if device_id.is_some() {
+            AuthMethod::ConsentId
+        } else {
+            AuthMethod::Password
+        }),
         device_id: device_id.map(DeviceId::from),
         authenticated_at: Some(T.plus_seconds(5)),
         ..session(id_hash)
