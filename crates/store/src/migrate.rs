@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/0013_certificate_operations.sql"),
     ),
     (14, include_str!("migrations/0014_oauth_pending.sql")),
+    (15, include_str!("migrations/0015_audit_keyed_marker.sql")),
 ];
 
 /// A migration in the database's dialect.
