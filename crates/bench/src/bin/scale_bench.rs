@@ -38,6 +38,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pki::{KeyBackend as _, MasterKey, SoftwareKeyBackend};
+use store::AuditQueries as _;
 
 /// The tables a citizen has rows in, in the order they are loaded (foreign keys first).
 const TABLES: [&str; 7] = [
