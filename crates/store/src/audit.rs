@@ -396,7 +396,7 @@ pub(crate) async fn append(
     event: &str,
     details: &serde_json::Value,
 ) -> Result<(), Error> {
-    let sqlite = matches!(on, On::Sqlite(_));
+    let sqlite = matches!(on, On::Sqlite(..));
     let details = details.to_string();
     let mut known = known_head.take();
     loop {
@@ -481,12 +481,18 @@ impl AuditLog for Tx {
         event: &str,
         details: serde_json::Value,
     ) -> Result<(), Error> {
-        match &mut self.inner {
+        let Tx {
+            inner,
+            failed,
+            audit_key,
+            ..
+        } = self;
+        match inner {
             Inner::Postgres(transaction) => {
                 append(
-                    On::Postgres(transaction),
+                    On::Postgres(transaction, Some(failed)),
                     &mut None,
-                    self.audit_key.as_deref(),
+                    audit_key.as_deref(),
                     at,
                     actor,
                     event,
@@ -496,9 +502,9 @@ impl AuditLog for Tx {
             }
             Inner::Sqlite(_, turn) => {
                 append(
-                    On::Sqlite(&mut turn.conn),
+                    On::Sqlite(&mut turn.conn, Some(failed)),
                     &mut turn.audit_head,
-                    self.audit_key.as_deref(),
+                    audit_key.as_deref(),
                     at,
                     actor,
                     event,

@@ -208,9 +208,26 @@ impl std::fmt::Debug for Db {
 pub(crate) enum On<'a> {
     Pool(&'a Db),
     /// `&mut` although SQLite only reads through it: a `Connection` is not `Sync`, and a future
-    /// holding a shared reference to it could not move between threads.
-    Sqlite(&'a mut rusqlite::Connection),
-    Postgres(&'a mut AnyConnection),
+    /// holding a shared reference to it could not move between threads. The flag, inside a use
+    /// case's transaction: set when a statement fails ([`Failed`]).
+    Sqlite(&'a mut rusqlite::Connection, Option<&'a mut Failed>),
+    Postgres(&'a mut AnyConnection, Option<&'a mut Failed>),
+}
+
+/// Whether a statement of a use case's transaction failed. Its commit then stores nothing and
+/// says so, on both databases alike: PostgreSQL has aborted the transaction by then (and would
+/// answer its COMMIT with a rollback that sqlx reports as success), and SQLite would commit
+/// the other statements without the refused one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failed(pub(crate) bool);
+
+impl Failed {
+    fn mark<T>(flag: Option<&mut Self>, result: Result<T, Error>) -> Result<T, Error> {
+        if let (Some(flag), Err(_)) = (flag, &result) {
+            flag.0 = true;
+        }
+        result
+    }
 }
 
 impl<'a> From<&'a Db> for On<'a> {
@@ -235,8 +252,8 @@ impl<'a> On<'a> {
     pub(crate) fn reborrow(&mut self) -> On<'_> {
         match self {
             Self::Pool(db) => On::Pool(db),
-            Self::Sqlite(conn) => On::Sqlite(conn),
-            Self::Postgres(conn) => On::Postgres(conn),
+            Self::Sqlite(conn, failed) => On::Sqlite(conn, failed.as_deref_mut()),
+            Self::Postgres(conn, failed) => On::Postgres(conn, failed.as_deref_mut()),
         }
     }
 }
@@ -293,7 +310,7 @@ impl<'q> Query<'q> {
             On::Pool(Db::Sqlite(readers, _)) => {
                 readers.with(|conn| sqlite_run(conn, self.sql, &self.args, rows))
             }
-            On::Sqlite(conn) => {
+            On::Sqlite(conn, failed) => {
                 // This is the writer's connection, inside the group's transaction. An error
                 // that ended the transaction (SQLite rolls it all back on a full disk, an I/O
                 // error, `RAISE(ROLLBACK)`) must not leave the use case's next statements to
@@ -303,13 +320,15 @@ impl<'q> Query<'q> {
                         "an earlier error rolled the transaction back".into(),
                     ));
                 }
-                sqlite_run(conn, self.sql, &self.args, rows)
+                Failed::mark(failed, sqlite_run(conn, self.sql, &self.args, rows))
             }
             On::Pool(Db::Postgres(pool)) => {
                 let mut conn = pool.acquire().await?;
                 postgres_run(&mut conn, self.sql, self.args, rows).await
             }
-            On::Postgres(conn) => postgres_run(conn, self.sql, self.args, rows).await,
+            On::Postgres(conn, failed) => {
+                Failed::mark(failed, postgres_run(conn, self.sql, self.args, rows).await)
+            }
         }
     }
 }

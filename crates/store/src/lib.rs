@@ -46,7 +46,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::Any;
 
-use db::{query, Db, Done, On, Query, Readers, Row};
+use db::{query, Db, Done, Failed, On, Query, Readers, Row};
 use writer::{Turn, Writer};
 
 use domain::UnixTime;
@@ -129,6 +129,9 @@ pub enum Error {
     /// A row that must exist does not.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A statement of the use case failed before its commit: nothing of it was stored.
+    #[error("database: a statement of the transaction failed, so nothing of it was stored")]
+    Aborted,
     /// SQLite: the commit of a group of use cases failed, or the writer connection was lost
     /// (see `writer`); nothing of the use case was stored.
     #[error("database: the transaction was not committed: {0}")]
@@ -297,6 +300,7 @@ impl Store {
             kind: self.kind(),
             audit_key: self.audit_key.get().cloned(),
             changes: Vec::new(),
+            failed: Failed::default(),
             hub: self.hub.clone(),
         })
     }
@@ -316,7 +320,7 @@ impl Store {
             return query.execute(self.db()).await;
         };
         let mut turn = writer.enter().await?;
-        match query.execute(On::Sqlite(&mut turn.conn)).await {
+        match query.execute(On::Sqlite(&mut turn.conn, None)).await {
             Ok(done) => {
                 writer.leave(turn).await?;
                 Ok(done)
@@ -342,6 +346,8 @@ pub struct Tx {
     audit_key: Option<Arc<AuditKey>>,
     /// What commit wakes ([`Change::key`]s, each once).
     changes: Vec<String>,
+    /// Set when a statement of the use case failed: its commit then stores nothing.
+    failed: Failed,
     hub: Arc<changes::Hub>,
 }
 
@@ -363,9 +369,14 @@ impl Drop for Tx {
 
 impl Tx {
     /// Commits every change of the use case at once. On SQLite, returns once the group it
-    /// joined is committed (see `writer`).
+    /// joined is committed (see `writer`). After a failed statement it stores nothing and
+    /// returns [`Error::Aborted`], on both databases.
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     pub async fn commit(mut self) -> Result<(), Error> {
+        if self.failed.0 {
+            // Dropped, the transaction rolls back.
+            return Err(Error::Aborted);
+        }
         match std::mem::replace(&mut self.inner, Inner::Ended) {
             Inner::Postgres(mut transaction) => {
                 if !self.changes.is_empty() {
@@ -373,7 +384,7 @@ impl Tx {
                     query("SELECT pg_notify($1, $2)")
                         .bind(changes::CHANNEL.to_owned())
                         .bind(self.changes.join("\n"))
-                        .execute(On::Postgres(&mut transaction))
+                        .execute(On::Postgres(&mut transaction, None))
                         .await?;
                 }
                 transaction.commit().await?;
@@ -396,8 +407,8 @@ impl Tx {
     /// Where the transaction's statements run.
     fn conn(&mut self) -> Result<On<'_>, Error> {
         match &mut self.inner {
-            Inner::Postgres(transaction) => Ok(On::Postgres(transaction)),
-            Inner::Sqlite(_, turn) => Ok(On::Sqlite(&mut turn.conn)),
+            Inner::Postgres(transaction) => Ok(On::Postgres(transaction, Some(&mut self.failed))),
+            Inner::Sqlite(_, turn) => Ok(On::Sqlite(&mut turn.conn, Some(&mut self.failed))),
             Inner::Ended => Err(ended()),
         }
     }
