@@ -25,7 +25,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{consentid, der_to_pem, extract, log_in, run, Browser, Server, Setup, PIN};
+use support::{
+    consentid, der_to_pem, extract, log_in, qualified_ocsp_status, run, Browser, Server, Setup, PIN,
+};
 
 /// The password of the fixture's password-only account (scripts/upgrade_fixture.py).
 const PASSWORD: &str = "duga lozinka 123";
@@ -73,35 +75,8 @@ async fn restored_postgres(dump: &Path) -> Option<String> {
 
 /// OpenSSL's OCSP answer for the certificate `serial`, checked against the root.
 fn ocsp_status(server: &Server, dir: &Path, serial: &str) -> String {
-    std::fs::write(
-        dir.join("leaf.pem"),
-        server.cli_ok(&["cert", "pem", serial]),
-    )
-    .unwrap();
-    let root = der_to_pem(dir, &server.get("/pki/root.crt"), "root", "x509");
-    let ca = der_to_pem(
-        dir,
-        &server.get("/pki/qualified-ca.crt"),
-        "qualified",
-        "x509",
-    );
-    let url = format!("{}/ocsp", server.url);
-    let (ok, text) = run(
-        "openssl",
-        &[
-            "ocsp",
-            "-issuer",
-            ca.to_str().unwrap(),
-            "-cert",
-            "leaf.pem",
-            "-url",
-            &url,
-            "-CAfile",
-            root.to_str().unwrap(),
-        ],
-        dir,
-    );
-    assert!(ok && text.contains("Response verify OK"), "{text}");
+    let text = qualified_ocsp_status(server, dir, serial);
+    assert!(text.contains("Response verify OK"), "{text}");
     text
 }
 

@@ -745,6 +745,42 @@ pub fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// A qualified-CA certificate's OCSP answer from `openssl ocsp`, its signature checked against
+/// the root: writes `leaf.pem` (the certificate `serial`), `root.pem` and `qualified.pem` in
+/// `dir`, and returns openssl's text (`leaf.pem: good`, `leaf.pem: revoked`, ...).
+pub fn qualified_ocsp_status(server: &Server, dir: &Path, serial: &str) -> String {
+    std::fs::write(
+        dir.join("leaf.pem"),
+        server.cli_ok(&["cert", "pem", serial]),
+    )
+    .unwrap();
+    let root = der_to_pem(dir, &server.get("/pki/root.crt"), "root", "x509");
+    let ca = der_to_pem(
+        dir,
+        &server.get("/pki/qualified-ca.crt"),
+        "qualified",
+        "x509",
+    );
+    let url = format!("{}/ocsp", server.url);
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-issuer",
+            ca.to_str().unwrap(),
+            "-cert",
+            "leaf.pem",
+            "-url",
+            &url,
+            "-CAfile",
+            root.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert!(ok, "{text}");
+    text
+}
+
 /// Writes DER as PEM through openssl.
 pub fn der_to_pem(dir: &Path, der: &[u8], name: &str, kind: &str) -> PathBuf {
     let der_path = dir.join(format!("{name}.der"));
