@@ -12,6 +12,7 @@
 pub mod ca;
 pub mod clock;
 pub mod login;
+pub mod oidc;
 pub mod ra;
 pub mod settings;
 pub mod signing;
@@ -38,6 +39,7 @@ pub use ca::IssuedCertificate;
 pub use ca::{Ca, CaDb, CaTx};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use login::{Login, LoginDb, LoginTx};
+pub use oidc::{Oidc, OidcDb, OidcRefusal, OidcTx};
 pub use ra::{Ra, RaDb, RaTx};
 pub use settings::{CaName, CloudValidity, ProviderIdentity, RegistrationMails, Settings};
 pub use signing::documents::DocumentRefusal;
@@ -87,6 +89,9 @@ pub enum Error {
     /// A cloud-certificate action is refused by the rules now.
     #[error(transparent)]
     Cloud(#[from] CloudRefusal),
+    /// The OpenID provider refuses a client's request (its OAuth error code).
+    #[error(transparent)]
+    Oidc(#[from] OidcRefusal),
     /// Stored data contradicts itself.
     #[error("inconsistent data: {0}")]
     Inconsistent(String),
@@ -211,6 +216,8 @@ pub struct Authority<D = Store> {
     pub login: Arc<Login<D>>,
     /// API tokens, authorisations and SADs, signatures, PDF signing jobs, OAuth.
     pub signing: Arc<Signing<D>>,
+    /// The OpenID provider: "log in with eID" for other services.
+    pub oidc: Arc<Oidc<D>>,
     store: D,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
@@ -224,8 +231,8 @@ const AUDIT_CHECKPOINT_INTERVAL: i64 = 3600;
 /// All of the store the authority's services use: every service's part, and the audit log
 /// as committed (its verification and checkpoints). [`Store`] is one; another database
 /// implementing the same `store` traits can stand in for it.
-pub trait AuthorityDb: RaDb + SigningDb + AuditQueries {}
-impl<D: RaDb + SigningDb + AuditQueries> AuthorityDb for D {}
+pub trait AuthorityDb: RaDb + SigningDb + OidcDb + AuditQueries {}
+impl<D: RaDb + SigningDb + OidcDb + AuditQueries> AuthorityDb for D {}
 
 impl<D: AuthorityDb> Authority<D> {
     /// Opens the authority: creates the CA hierarchy on first use, loads every CA key and
@@ -281,8 +288,15 @@ impl<D: AuthorityDb> Authority<D> {
                 login: login.clone(),
             },
         ));
+        let oidc = Arc::new(Oidc::new(
+            store.clone(),
+            clock.clone(),
+            settings.clone(),
+            ca.clone(),
+        ));
         let authority = Self {
             last_checkpoint: std::sync::Mutex::new(clock.now()),
+            oidc,
             ca,
             va,
             tsa,
@@ -295,6 +309,7 @@ impl<D: AuthorityDb> Authority<D> {
         };
         authority.ca.ensure_hierarchy().await?;
         authority.login.ensure_service_keys().await?;
+        authority.oidc.ensure_signing_key().await?;
         authority.ca.load_hierarchy().await?;
         authority.maintain().await?;
         Ok(authority)
@@ -304,6 +319,7 @@ impl<D: AuthorityDb> Authority<D> {
     /// anonymous session tokens' MAC key) from its secret, the one the audit key comes from.
     pub fn with_deployment_secret(self, secret: &[u8; 32]) -> Self {
         self.login.set_deployment_secret(secret);
+        self.oidc.set_deployment_secret(secret);
         self
     }
 
@@ -331,6 +347,10 @@ impl<D: AuthorityDb> Authority<D> {
             .await?;
         self.ra.purge_unverified_registrations().await?;
         self.login.purge_qr_logins().await?;
+        // Ended an hour ago: a code reused after that is unknown, and refused all the same.
+        self.store
+            .purge_oidc(self.clock.now().plus_seconds(-3600))
+            .await?;
         self.va.sync_status().await?;
         let now = self.clock.now();
         let due = {

@@ -16,7 +16,8 @@ use crate::text::is_display_text;
 use crate::UnixTime;
 
 /// How a session's login was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
     /// Approved in ConsentID with its PIN: a device key and a knowledge factor.
     ConsentId,
@@ -431,6 +432,250 @@ pub const TRANSACTION_TEXT_MAX: usize = 200;
 /// (no control, bidi or invisible characters: `text::is_display_text`), at most `max` of them.
 pub fn approval_text_ok(text: &str, max: usize) -> bool {
     !text.trim().is_empty() && is_display_text(text, max)
+}
+
+/// A client's profile (DESIGN §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// FAPI 2.0 Security Profile: PAR, PKCE S256, `private_key_jwt`, DPoP-bound tokens.
+    Fapi2,
+    /// Code flow with PKCE S256; a client secret, `private_key_jwt` or none; bearer tokens.
+    Basic,
+}
+
+impl Profile {
+    /// The name on the command line and in `client show`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fapi2 => "fapi2",
+            Self::Basic => "basic",
+        }
+    }
+}
+
+/// Which `sub` a client is given for a citizen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectType {
+    /// Per client ([`pairwise_subject`]): two services cannot join their records by `sub`.
+    Pairwise,
+    /// The account's id, the same for every client so registered.
+    Public,
+}
+
+/// How a client proves itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// RFC 7523 assertion signed with a key of its registered JWKS.
+    PrivateKeyJwt,
+    /// `client_secret_basic` or `client_secret_post`.
+    ClientSecret,
+    /// A public client: PKCE only (`basic` profile).
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The discovery names of the method.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Self::PrivateKeyJwt => &["private_key_jwt"],
+            Self::ClientSecret => &["client_secret_basic", "client_secret_post"],
+            Self::None => &["none"],
+        }
+    }
+}
+
+/// A registered client (`eidportal oidc client add`), as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientRecord {
+    /// Its id, made at registration.
+    pub client_id: String,
+    /// The service's name: shown on the consent page and on the phone.
+    pub name: String,
+    /// Its profile.
+    pub profile: Profile,
+    /// The redirect URIs, matched exactly ([`redirect_uri_registered`]).
+    pub redirect_uris: Vec<String>,
+    /// Its public keys (a JWKS, JSON text), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// SHA-256 (hex) of its secret (`basic` confidential clients without keys).
+    pub secret_hash: Option<String>,
+    /// The scopes it may ask for, beyond `openid`.
+    pub scopes: Vec<String>,
+    /// Whether it may receive the `jmbg` claim.
+    pub allow_jmbg: bool,
+    /// Which `sub` it is given.
+    pub subject: SubjectType,
+    /// Where its back-channel logout tokens go.
+    pub backchannel_logout_uri: Option<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// When it was registered.
+    pub created_at: UnixTime,
+}
+
+impl ClientRecord {
+    /// How it authenticates at the token endpoint.
+    pub fn auth_method(&self) -> ClientAuthMethod {
+        if self.jwks.is_some() {
+            ClientAuthMethod::PrivateKeyJwt
+        } else if self.secret_hash.is_some() {
+            ClientAuthMethod::ClientSecret
+        } else {
+            ClientAuthMethod::None
+        }
+    }
+
+    /// The scopes it may be given: `openid`, its registered ones, and `jmbg` only if allowed.
+    pub fn allowed_scopes(&self) -> Vec<String> {
+        let mut scopes = vec!["openid".to_owned()];
+        for scope in &self.scopes {
+            if scope != "jmbg" || self.allow_jmbg {
+                scopes.push(scope.clone());
+            }
+        }
+        if self.allow_jmbg && !scopes.iter().any(|s| s == "jmbg") {
+            scopes.push("jmbg".to_owned());
+        }
+        scopes
+    }
+}
+
+/// Why a client's registration is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationRefusal {
+    /// The name is empty, too long, or holds control, bidi or invisible characters.
+    #[error("the name must be 1 to 80 display characters")]
+    Name,
+    /// No redirect URI, or one that is not an absolute https (or loopback http) URI.
+    #[error("redirect URI refused: {0}")]
+    RedirectUri(String),
+    /// A `fapi2` client needs keys for `private_key_jwt`; a public client has none.
+    #[error("{0}")]
+    Authentication(&'static str),
+    /// A scope we do not offer.
+    #[error("unknown scope: {0}")]
+    Scope(String),
+}
+
+/// The longest service name, characters.
+pub const CLIENT_NAME_MAX: usize = 80;
+
+/// Checks what an operator registers: the name shown on the phone, the redirect URIs, the
+/// scopes, and that the profile's client authentication is possible.
+pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), RegistrationRefusal> {
+    if !approval_text_ok(&client.name, CLIENT_NAME_MAX) {
+        return Err(RegistrationRefusal::Name);
+    }
+    if client.redirect_uris.is_empty() {
+        return Err(RegistrationRefusal::RedirectUri("none given".into()));
+    }
+    for uri in &client.redirect_uris {
+        check_redirect_uri(uri)
+            .map_err(|e| RegistrationRefusal::RedirectUri(format!("{uri}: {e}")))?;
+    }
+    for scope in &client.scopes {
+        if !SCOPES.iter().any(|(name, _)| name == scope) {
+            return Err(RegistrationRefusal::Scope(scope.clone()));
+        }
+    }
+    match (client.profile, public, client.jwks.is_some()) {
+        (Profile::Fapi2, true, _) => Err(RegistrationRefusal::Authentication(
+            "a fapi2 client cannot be public: it authenticates with private_key_jwt",
+        )),
+        (Profile::Fapi2, false, false) => Err(RegistrationRefusal::Authentication(
+            "a fapi2 client needs its keys (--jwks FILE) for private_key_jwt",
+        )),
+        (Profile::Basic, true, true) => Err(RegistrationRefusal::Authentication(
+            "a public client has no keys",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a code, and the tokens made from it, stand for: who allowed which client what, and how
+/// the login was made. Kept with the code and each token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    /// The client.
+    pub client_id: String,
+    /// The citizen's account.
+    pub user_id: crate::UserId,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// The redirect URI the code went to.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge of the request.
+    pub code_challenge: String,
+    /// The request's `nonce`, for the ID token.
+    pub nonce: Option<String>,
+    /// When the citizen logged in.
+    pub auth_time: UnixTime,
+    /// How.
+    pub method: AuthMethod,
+    /// The portal session's id for the ID token's `sid` (a hash, never the cookie).
+    pub sid: String,
+    /// The DPoP key's thumbprint the tokens are bound to (RFC 9449 §10), if any.
+    pub dpop_jkt: Option<String>,
+}
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// An access token for userinfo (and introspection by resource servers).
+    Access,
+}
+
+impl TokenKind {
+    /// The name the store keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+        }
+    }
+
+    /// The name the store keeps, read back.
+    pub fn parse(name: &str) -> Option<Self> {
+        (name == "access").then_some(Self::Access)
+    }
+}
+
+/// An issued token, as the store keeps it: only its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    /// What it is.
+    pub kind: TokenKind,
+    /// The code it was issued from: a reused code revokes it.
+    pub code_hash: Option<String>,
+    /// What it stands for.
+    pub grant: Grant,
+    /// When it was issued.
+    pub created_at: UnixTime,
+    /// When it ends.
+    pub expires_at: UnixTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl TokenRecord {
+    /// Whether it may be used at `now`.
+    pub fn active(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// What using a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeUse {
+    /// No such code.
+    Unknown,
+    /// The code, now spent: its grant and end.
+    First(Box<Grant>, UnixTime),
+    /// The code was spent before: a replay (its tokens are to be revoked).
+    Reused,
 }
 
 #[cfg(test)]

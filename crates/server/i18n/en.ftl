@@ -274,3 +274,18 @@ agreement-text =
     The agreement is made by acceptance on the Electronic Identification Portal and takes effect on the day the certificate is issued. A copy of the agreement is sent to the User by e-mail.
 agreement-representative = , represented by { $name }
 agreement-footer = Electronic Identification Portal
+
+# The OpenID provider's consent page (issue 23)
+oidc-heading = Log in to a service
+oidc-text = The service “{ $client }” asks you to log in with your account and to receive these data:
+oidc-claim-sub = an identifier of your account, its own for this service
+oidc-claim-given-name = your given name
+oidc-claim-family-name = your surname
+oidc-claim-email = your e-mail address
+oidc-claim-email-verified = whether your e-mail address is verified
+oidc-claim-jmbg = your JMBG (personal identification number)
+oidc-remembered = Your consent is remembered; you can withdraw it on your account page.
+oidc-allow = Allow
+oidc-deny = Deny
+oidc-login-first = To log in to “{ $client }”, log in with the ConsentID mobile app; after the login you come back here.
+oidc-invalid = The login request is not valid.

@@ -277,3 +277,18 @@ agreement-text =
     Уговор је закључен прихватањем на Порталу за електронску идентификацију и производи дејство даном издавања сертификата. Примерак уговора доставља се Кориснику електронском поштом.
 agreement-representative = , коју заступа { $name }
 agreement-footer = Портал за електронску идентификацију
+
+# The OpenID provider's consent page (issue 23)
+oidc-heading = Пријава на услугу
+oidc-text = Услуга „{ $client }” тражи да се пријавите својим налогом и да добије ове податке:
+oidc-claim-sub = ознаку вашег налога, посебну за ову услугу
+oidc-claim-given-name = име
+oidc-claim-family-name = презиме
+oidc-claim-email = адресу е-поште
+oidc-claim-email-verified = да ли је адреса е-поште потврђена
+oidc-claim-jmbg = ЈМБГ
+oidc-remembered = Сагласност се памти; можете је повући на страници налога.
+oidc-allow = Дозволи
+oidc-deny = Одбиј
+oidc-login-first = Да бисте се пријавили на услугу „{ $client }”, пријавите се мобилном апликацијом ConsentID; после пријаве враћате се овде.
+oidc-invalid = Захтев за пријаву није исправан.

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .merge(crate::csc::routes())
         .merge(crate::oauth::routes())
+        .merge(crate::oidc::routes())
         .merge(crate::portal::routes())
         // A path no route has: set here, before the layers, so that its 404 too carries the
         // security headers and a request id (the OCSP router merged below has none of its own).

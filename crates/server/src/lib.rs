@@ -13,6 +13,7 @@ pub mod headers;
 pub mod http;
 pub mod i18n;
 pub mod oauth;
+pub mod oidc;
 pub mod portal;
 pub mod push;
 pub mod redirect;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod oidc_command;
+
 use authority::Authority;
 use domain::{Jmbg, RevocationReason, Serial};
 use pki::profile::Person;
@@ -49,6 +51,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// "Log in with eID" for other services: the OpenID provider's clients.
+    #[command(subcommand)]
+    Oidc(oidc_command::OidcCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +256,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, String> {
             user(command, &authority, &server::app_public_url(&config, None)).await
         }
         Command::Cert(command) => cert(command, &authority).await,
+        Command::Oidc(command) => oidc_command::run(command, &authority).await,
         Command::Audit(AuditCommand::Verify) => {
             match authority
                 .verify_audit()

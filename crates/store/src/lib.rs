@@ -3,7 +3,7 @@
 //! offers the operations the use cases need, not tables; every change happens inside a [`Tx`],
 //! one database transaction per use case. A transaction's operations come in narrow traits, one
 //! per area, each in the file of its SQL: [`CertificateStore`], [`AccountStore`],
-//! [`LoginStore`], [`PushStore`], [`QrLoginStore`], [`SigningStore`], [`MailStore`] and
+//! [`LoginStore`], [`PushStore`], [`QrLoginStore`], [`SigningStore`], [`MailStore`], [`OidcStore`] and
 //! [`AuditLog`]. Outside a transaction, reads of committed data (and the one-statement writes
 //! of the upkeep and the mail queue) come in one `…Queries` trait per area, implemented for
 //! [`Store`]: [`AccountQueries`], [`CertificateQueries`], [`LoginQueries`], [`PushQueries`],
@@ -29,6 +29,7 @@ mod db;
 mod login;
 mod mail_outbox;
 mod migrate;
+mod oidc;
 mod operations;
 mod push;
 mod qr_logins;
@@ -59,6 +60,7 @@ pub use certificates::{CertificateQueries, CertificateStore};
 pub use changes::{Change, Watch};
 pub use login::{LoginQueries, LoginStore};
 pub use mail_outbox::{MailQueries, MailStore};
+pub use oidc::{ConsentRecord, OidcQueries, OidcStore};
 pub use operations::{OperationQueries, OperationStore};
 pub use push::{PushQueries, PushStore};
 pub use qr_logins::{QrLoginQueries, QrLoginStore};

@@ -212,6 +212,26 @@ impl Session {
     pub fn authenticated_at(&self) -> Option<UnixTime> {
         self.record.authenticated_at
     }
+
+    /// How the login was made (none while anonymous).
+    pub fn method(&self) -> Option<AuthMethod> {
+        self.user.as_ref().and(self.record.auth_method)
+    }
+
+    /// Whether the login happened within the last two minutes: a request with
+    /// `prompt=login` that brought the citizen through the login is not sent there again.
+    pub fn just_logged_in(&self, now: UnixTime) -> bool {
+        self.record
+            .authenticated_at
+            .is_some_and(|at| now.0 - at.0 <= 120)
+    }
+
+    /// The session's id as an ID token's `sid`: derived from the stored hash, never the cookie.
+    pub fn sid(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(format!("sid\0{}", self.record.id_hash).as_bytes());
+        proto::b64(digest.get(..16).unwrap_or_default())
+    }
 }
 
 /// A login request made.

@@ -315,6 +315,8 @@ pub(crate) async fn logged_in(
         Some(id) => {
             let id = PendingAuthorization(id.to_owned());
             match state.authority.signing.oauth_recall(&id).await {
+                // The OpenID provider keeps its whole path; the CSC's OAuth, its query.
+                Ok(Some(path)) if path.starts_with("/oidc/authorize?") => path,
                 Ok(Some(query)) => format!("/oauth2/authorize?{query}"),
                 Ok(None) => "/account".to_owned(),
                 // The login happened: its cookie goes with the error page.

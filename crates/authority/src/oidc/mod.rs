@@ -1,0 +1,1179 @@
+//! The OpenID provider (issue 23, DESIGN §10): "log in with eID" for other services. Clients
+//! are registered by the operator; a service sends the citizen's browser to the authorization
+//! endpoint (directly, or after pushing the request, RFC 9126), the citizen logs in with
+//! ConsentID and allows the service the listed data once (remembered per client and scope),
+//! and the service exchanges the one-minute code (PKCE S256, its client authentication, a DPoP
+//! proof for `fapi2`) for an ID token and an access token for userinfo.
+//!
+//! The rules (PKCE, redirect URIs, DPoP claims, `acr`, lifetimes, claims per scope) are
+//! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
+//!
+//! Not built yet (issue 23 stays open): refresh tokens, CIBA, logout, RAR, the DPoP nonce,
+//! introspection and revocation endpoints, key rotation.
+
+pub mod jose;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use domain::oidc::{
+    acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
+    claims_for, pairwise_subject, redirect_uri_registered, Claim, ClientAuthMethod, ClientRecord,
+    CodeUse, DpopExpectation, Grant, Profile, SubjectType, TokenKind, TokenRecord,
+    ACCESS_TOKEN_LIFETIME, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
+    REQUEST_URI_LIFETIME,
+};
+use domain::{UnixTime, UserId};
+use pki::KeySigner;
+use store::{
+    AccountQueries, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
+};
+
+use crate::login::Session;
+use crate::{Ca, CaDb, CaTx, Clock, Error, Settings};
+
+/// The service key role of the ID-token signing key.
+pub const SIGNING_KEY: &str = "oidc_signing";
+
+/// The prefix of a pushed request's `request_uri` (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What the provider uses of the store.
+pub trait OidcDb: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries {}
+impl<D: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries> OidcDb for D {}
+
+/// What the provider changes in a use case's transaction.
+pub trait OidcTx: CaTx + OidcStore {}
+impl<T: CaTx + OidcStore> OidcTx for T {}
+
+/// A refusal of the provider, with its OAuth error code (RFC 6749 §5.2, RFC 9449 §7,
+/// RFC 6750 §3.1). Carried by [`Error::Oidc`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcRefusal {
+    /// The client is unknown or did not authenticate.
+    #[error("invalid_client: {0}")]
+    InvalidClient(String),
+    /// A parameter is missing or wrong.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// The code is unknown, used, expired, or not this client's.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    /// A scope the client may not have.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// Only `authorization_code`.
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// A DPoP proof is missing, malformed, replayed, or for another request.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// The access token is unknown, expired, revoked, or used without its proof.
+    #[error("invalid_token: {0}")]
+    InvalidToken(String),
+}
+
+impl OidcRefusal {
+    /// The `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidClient(_) => "invalid_client",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::InvalidToken(_) => "invalid_token",
+        }
+    }
+
+    /// The `error_description`.
+    pub fn description(&self) -> String {
+        match self {
+            Self::InvalidClient(d)
+            | Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidDpopProof(d)
+            | Self::InvalidToken(d) => d.clone(),
+            Self::UnsupportedGrantType => "only authorization_code".into(),
+        }
+    }
+}
+
+/// What the operator registers (`eidportal oidc client add`).
+#[derive(Debug, Clone)]
+pub struct ClientRegistration {
+    /// The service's name.
+    pub name: String,
+    /// Its redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Its profile.
+    pub profile: Profile,
+    /// Its JWKS (JSON text), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// A public client (PKCE only, `basic`).
+    pub public: bool,
+    /// Scopes beyond `openid`.
+    pub scopes: Vec<String>,
+    /// May receive the JMBG.
+    pub allow_jmbg: bool,
+    /// Which `sub`.
+    pub subject: SubjectType,
+    /// Back-channel logout URI.
+    pub backchannel_logout_uri: Option<String>,
+    /// Post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// How a client presented itself at the token or PAR endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCredentials {
+    /// `client_id` (form or HTTP Basic).
+    pub client_id: Option<String>,
+    /// The secret (form or HTTP Basic).
+    pub secret: Option<String>,
+    /// `client_assertion_type`.
+    pub assertion_type: Option<String>,
+    /// `client_assertion`.
+    pub assertion: Option<String>,
+}
+
+/// The parameters of an authorization request (OpenID Connect Core §3.1.2.1, RFC 7636,
+/// RFC 9126), as sent or pushed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationParams {
+    /// `code`.
+    pub response_type: Option<String>,
+    /// The client.
+    pub client_id: Option<String>,
+    /// Where the answer goes.
+    pub redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// The client's state.
+    pub state: Option<String>,
+    /// For the ID token.
+    pub nonce: Option<String>,
+    /// PKCE.
+    pub code_challenge: Option<String>,
+    /// PKCE: `S256`.
+    pub code_challenge_method: Option<String>,
+    /// `login`, `consent`, `none`.
+    pub prompt: Option<String>,
+    /// Seconds since the login at most.
+    pub max_age: Option<String>,
+    /// Levels asked.
+    pub acr_values: Option<String>,
+    /// A pushed request's URI.
+    pub request_uri: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
+}
+
+/// An authorization request that can be answered at its redirect URI.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client: ClientRecord,
+    /// Its parameters (a pushed request's, if it was pushed).
+    pub params: AuthorizationParams,
+    /// The registered redirect URI it named.
+    pub redirect_uri: String,
+    /// The claims its scopes release.
+    pub claims: Vec<Claim>,
+    /// The hash of its pushed request's id, if it was pushed.
+    request_hash: Option<String>,
+}
+
+/// An authorization request refused: at the redirect URI (`redirect` set) or, when neither
+/// the client nor the URI can be trusted, on a page of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeError {
+    /// Where to send the refusal, with `state` and `iss`; `None`: show a page.
+    pub redirect: Option<AuthorizationResponse>,
+    /// The OAuth error code.
+    pub error: &'static str,
+    /// Why.
+    pub description: String,
+}
+
+/// An answer at the client's redirect URI: the URI and its query parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationResponse {
+    /// The registered redirect URI.
+    pub redirect_uri: String,
+    /// The parameters (`code` or `error`, `state`, `iss`).
+    pub params: Vec<(String, String)>,
+}
+
+/// What the authorization endpoint does for this browser.
+#[derive(Debug, Clone)]
+pub enum AuthorizeStep {
+    /// Log in first (and come back).
+    Login,
+    /// Ask the citizen: the consent page.
+    Consent(AuthorizationRequest),
+    /// Answer the client now (consent remembered).
+    Respond(AuthorizationResponse),
+}
+
+/// The token endpoint's request.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    /// `authorization_code`.
+    pub grant_type: Option<String>,
+    /// The code.
+    pub code: Option<String>,
+    /// The redirect URI the code went to.
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier.
+    pub code_verifier: Option<String>,
+    /// How the client authenticates.
+    pub credentials: ClientCredentials,
+    /// The `DPoP` header.
+    pub dpop: Option<String>,
+}
+
+/// The token endpoint's answer.
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// `DPoP` or `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds.
+    pub expires_in: i64,
+    /// The ID token.
+    pub id_token: String,
+    /// The scopes granted.
+    pub scope: String,
+}
+
+/// How userinfo was called.
+#[derive(Debug, Clone)]
+pub struct ResourceRequest<'a> {
+    /// The `Authorization` scheme: `Bearer` or `DPoP`.
+    pub scheme: &'a str,
+    /// The token.
+    pub token: &'a str,
+    /// The `DPoP` header.
+    pub dpop: Option<&'a str>,
+    /// The method.
+    pub method: &'a str,
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The signing key, opened once, with its `kid` and public JWK.
+struct SigningKey {
+    key: Arc<dyn KeySigner>,
+    kid: String,
+    jwk: Value,
+}
+
+/// The OpenID provider.
+pub struct Oidc<D = Store> {
+    store: D,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    ca: Arc<Ca<D>>,
+    key: RwLock<Option<Arc<SigningKey>>>,
+    /// The pairwise `sub` secret, derived from the deployment's secret.
+    pairwise: RwLock<[u8; 32]>,
+}
+
+impl<D: OidcDb> Oidc<D> {
+    pub(crate) fn new(
+        store: D,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        ca: Arc<Ca<D>>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            ca,
+            key: RwLock::new(None),
+            pairwise: RwLock::new(rand::random()),
+        }
+    }
+
+    /// Derives the pairwise `sub` secret from the deployment's secret: the same on every
+    /// instance and after a restart (HKDF-SHA256 with a label of its own).
+    pub(crate) fn set_deployment_secret(&self, secret: &[u8; 32]) {
+        let mut key = [0u8; 32];
+        // INVARIANT: 32 bytes are far below HKDF-SHA256's limit of 255 × 32.
+        #[allow(clippy::expect_used)]
+        hkdf::Hkdf::<Sha256>::new(None, secret)
+            .expand(b"eidportal oidc pairwise subject", &mut key)
+            .expect("HKDF expands 32 bytes");
+        *self
+            .pairwise
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+    }
+
+    /// Opens the ID-token key (made on first start, in the key backend).
+    pub(crate) async fn ensure_signing_key(&self) -> Result<(), Error> {
+        let key = self.ca.service_key(SIGNING_KEY, false).await?;
+        let jwk = jose::public_jwk(key.as_ref()).map_err(Error::Inconsistent)?;
+        let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
+        *self
+            .key
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Arc::new(SigningKey { key, kid, jwk }));
+        Ok(())
+    }
+
+    fn signing_key(&self) -> Result<Arc<SigningKey>, Error> {
+        self.key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| Error::Inconsistent("the ID-token key is not open".into()))
+    }
+
+    /// The issuer: the portal's public URL.
+    pub fn issuer(&self) -> String {
+        self.settings.public_url.trim_end_matches('/').to_owned()
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer())
+    }
+
+    /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §3).
+    pub fn discovery(&self) -> Value {
+        let scopes: Vec<&str> = domain::oidc::SCOPES.iter().map(|(s, _)| *s).collect();
+        let mut claims = vec![
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "sid",
+        ];
+        claims.extend(
+            domain::oidc::SCOPES
+                .iter()
+                .flat_map(|(_, c)| c.iter().map(|c| c.name())),
+        );
+        json!({
+            "issuer": self.issuer(),
+            "authorization_endpoint": self.endpoint("/oidc/authorize"),
+            "pushed_authorization_request_endpoint": self.endpoint("/oidc/par"),
+            "token_endpoint": self.endpoint("/oidc/token"),
+            "userinfo_endpoint": self.endpoint("/oidc/userinfo"),
+            "jwks_uri": self.endpoint("/oidc/jwks"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["pairwise", "public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "token_endpoint_auth_methods_supported":
+                ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"],
+            "token_endpoint_auth_signing_alg_values_supported": domain::oidc::ALLOWED_ALGORITHMS,
+            "dpop_signing_alg_values_supported": domain::oidc::ALLOWED_ALGORITHMS,
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": scopes,
+            "claims_supported": claims,
+            "acr_values_supported": [
+                domain::oidc::Acr::High.uri(),
+                domain::oidc::Acr::Substantial.uri(),
+                domain::oidc::Acr::Low.uri(),
+            ],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "authorization_response_iss_parameter_supported": true,
+            "request_parameter_supported": false,
+            "claims_parameter_supported": false,
+        })
+    }
+
+    /// `GET /oidc/jwks`: the ID-token key.
+    pub fn jwks(&self) -> Result<Value, Error> {
+        Ok(json!({ "keys": [self.signing_key()?.jwk.clone()] }))
+    }
+
+    /// Registers a client: its record, and its secret (shown once; only the hash is kept)
+    /// for a `basic` confidential client without keys.
+    pub async fn register_client(
+        &self,
+        registration: ClientRegistration,
+    ) -> Result<(ClientRecord, Option<String>), Error> {
+        if let Some(jwks) = &registration.jwks {
+            jose::check_client_jwks(jwks)
+                .map_err(|e| OidcRefusal::InvalidRequest(format!("--jwks: {e}")))?;
+        }
+        let secret = (registration.profile == Profile::Basic
+            && !registration.public
+            && registration.jwks.is_none())
+        .then(|| proto::b64(&rand::random::<[u8; 32]>()));
+        let client = ClientRecord {
+            client_id: proto::b64(&rand::random::<[u8; 16]>()),
+            name: registration.name.trim().to_owned(),
+            profile: registration.profile,
+            redirect_uris: registration.redirect_uris,
+            jwks: registration.jwks,
+            secret_hash: secret.as_deref().map(sha256_hex),
+            scopes: registration.scopes,
+            allow_jmbg: registration.allow_jmbg,
+            subject: registration.subject,
+            backchannel_logout_uri: registration.backchannel_logout_uri,
+            post_logout_redirect_uris: registration.post_logout_redirect_uris,
+            created_at: self.clock.now(),
+        };
+        check_registration(&client, registration.public)
+            .map_err(|e| OidcRefusal::InvalidRequest(e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        tx.insert_oidc_client(&client).await?;
+        tx.audit(
+            client.created_at,
+            "operator",
+            "oidc.client.added",
+            json!({ "client_id": client.client_id, "name": client.name, "profile": client.profile.as_str() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((client, secret))
+    }
+
+    /// The registered clients.
+    pub async fn clients(&self) -> Result<Vec<ClientRecord>, Error> {
+        Ok(self.store.oidc_clients().await?)
+    }
+
+    /// A registered client.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, Error> {
+        Ok(self.store.oidc_client(client_id).await?)
+    }
+
+    /// Removes a client and revokes its tokens: false if there was none.
+    pub async fn remove_client(&self, client_id: &str) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let removed = tx.remove_oidc_client(client_id, now).await?;
+        if removed {
+            tx.audit(
+                now,
+                "operator",
+                "oidc.client.removed",
+                json!({ "client_id": client_id }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Authenticates a client at `endpoint` (its URL: an assertion's audience may name it or
+    /// the issuer), spending an assertion's `jti` in `tx`.
+    async fn authenticate(
+        &self,
+        tx: &mut D::Tx,
+        credentials: &ClientCredentials,
+        endpoint: &str,
+        now: UnixTime,
+    ) -> Result<ClientRecord, Error> {
+        let refuse = |why: &str| Error::from(OidcRefusal::InvalidClient(why.to_owned()));
+        let client_id = match (&credentials.client_id, &credentials.assertion) {
+            (Some(id), _) => id.clone(),
+            (None, Some(assertion)) => {
+                // Only to find the client; the assertion is verified below.
+                jsonwebtoken::dangerous::insecure_decode::<jose::AssertionClaims>(assertion)
+                    .map(|data| data.claims.iss)
+                    .map_err(|_| refuse("the client assertion does not parse"))?
+            }
+            (None, None) => return Err(refuse("no client_id")),
+        };
+        let client = self
+            .store
+            .oidc_client(&client_id)
+            .await?
+            .ok_or_else(|| refuse("unknown client"))?;
+        match client.auth_method() {
+            ClientAuthMethod::PrivateKeyJwt => {
+                let (Some(kind), Some(assertion)) =
+                    (&credentials.assertion_type, &credentials.assertion)
+                else {
+                    return Err(refuse("this client authenticates with private_key_jwt"));
+                };
+                if kind != ASSERTION_TYPE || credentials.secret.is_some() {
+                    return Err(refuse("client_assertion_type must be jwt-bearer"));
+                }
+                let jwks = client.jwks.as_deref().unwrap_or_default();
+                let issuer = self.issuer();
+                let claims = jose::verify_client_assertion(
+                    assertion,
+                    jwks,
+                    &client.client_id,
+                    &[issuer.as_str(), endpoint, &self.endpoint("/oidc/token")],
+                    now.0,
+                )
+                .map_err(|e| refuse(&e.to_string()))?;
+                let key = sha256_hex(&format!("assertion\0{}\0{}", client.client_id, claims.jti));
+                let keep_until = UnixTime(claims.exp.max(now.0) + PROOF_IAT_WINDOW);
+                if !tx.first_sight(&key, keep_until).await? {
+                    return Err(refuse("the client assertion was used before"));
+                }
+            }
+            ClientAuthMethod::ClientSecret => {
+                let Some(secret) = &credentials.secret else {
+                    return Err(refuse("this client authenticates with its secret"));
+                };
+                let expected = client.secret_hash.as_deref().unwrap_or_default();
+                if !constant_time_eq(sha256_hex(secret).as_bytes(), expected.as_bytes()) {
+                    return Err(refuse("wrong client secret"));
+                }
+            }
+            ClientAuthMethod::None => {
+                if credentials.secret.is_some() || credentials.assertion.is_some() {
+                    return Err(refuse("a public client has no credentials"));
+                }
+            }
+        }
+        Ok(client)
+    }
+
+    /// `POST /oidc/par` (RFC 9126): keeps the request of an authenticated client for
+    /// [`REQUEST_URI_LIFETIME`]; its `request_uri` and lifetime.
+    pub async fn push_request(
+        &self,
+        credentials: &ClientCredentials,
+        params: AuthorizationParams,
+    ) -> Result<(String, i64), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(&mut tx, credentials, &self.endpoint("/oidc/par"), now)
+            .await?;
+        if params.request_uri.is_some() {
+            return Err(OidcRefusal::InvalidRequest("request_uri cannot be pushed".into()).into());
+        }
+        if params
+            .client_id
+            .as_ref()
+            .is_some_and(|id| *id != client.client_id)
+        {
+            return Err(OidcRefusal::InvalidRequest("client_id differs".into()).into());
+        }
+        let mut params = params;
+        params.client_id = Some(client.client_id.clone());
+        if let Err(error) = self.validate(&client, &params, None) {
+            return Err(OidcRefusal::InvalidRequest(error.description).into());
+        }
+        let id = proto::b64(&rand::random::<[u8; 32]>());
+        let text = serde_json::to_string(&params)
+            .map_err(|e| Error::Inconsistent(format!("request JSON: {e}")))?;
+        tx.insert_oidc_request(
+            &sha256_hex(&id),
+            &client.client_id,
+            &text,
+            now.plus_seconds(REQUEST_URI_LIFETIME),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((format!("{REQUEST_URI_PREFIX}{id}"), REQUEST_URI_LIFETIME))
+    }
+
+    /// Checks an authorization request of `client` (its redirect URI first: only a registered
+    /// one is ever answered).
+    fn validate(
+        &self,
+        client: &ClientRecord,
+        params: &AuthorizationParams,
+        request_hash: Option<String>,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        let page = |description: &str| AuthorizeError {
+            redirect: None,
+            error: "invalid_request",
+            description: description.to_owned(),
+        };
+        let redirect_uri = params
+            .redirect_uri
+            .clone()
+            .ok_or_else(|| page("redirect_uri is missing"))?;
+        if !redirect_uri_registered(&client.redirect_uris, &redirect_uri) {
+            return Err(page("redirect_uri is not registered for this client"));
+        }
+        let refuse = |error: &'static str, description: String| AuthorizeError {
+            redirect: Some(self.response(
+                &redirect_uri,
+                params,
+                vec![
+                    ("error".into(), error.into()),
+                    ("error_description".into(), description.clone()),
+                ],
+            )),
+            error,
+            description,
+        };
+        if params.response_type.as_deref() != Some("code") {
+            return Err(refuse(
+                "unsupported_response_type",
+                "response_type must be code".into(),
+            ));
+        }
+        if client.profile == Profile::Fapi2 && request_hash.is_none() {
+            return Err(refuse(
+                "invalid_request",
+                "this client must push its request (PAR) first".into(),
+            ));
+        }
+        let challenge = params.code_challenge.as_deref().unwrap_or_default();
+        check_code_challenge(challenge, params.code_challenge_method.as_deref())
+            .map_err(|e| refuse("invalid_request", e.to_string()))?;
+        let scope = params.scope.as_deref().unwrap_or_default();
+        let claims = claims_for(scope, &client.allowed_scopes())
+            .map_err(|e| refuse("invalid_scope", e.to_string()))?;
+        if params
+            .max_age
+            .as_deref()
+            .is_some_and(|age| age.parse::<u32>().is_err())
+        {
+            return Err(refuse("invalid_request", "max_age is not a number".into()));
+        }
+        Ok(AuthorizationRequest {
+            client: client.clone(),
+            params: params.clone(),
+            redirect_uri,
+            claims,
+            request_hash,
+        })
+    }
+
+    fn response(
+        &self,
+        redirect_uri: &str,
+        params: &AuthorizationParams,
+        mut pairs: Vec<(String, String)>,
+    ) -> AuthorizationResponse {
+        if let Some(state) = &params.state {
+            pairs.push(("state".into(), state.clone()));
+        }
+        pairs.push(("iss".into(), self.issuer()));
+        AuthorizationResponse {
+            redirect_uri: redirect_uri.to_owned(),
+            params: pairs,
+        }
+    }
+
+    /// The request a browser brought to the authorization endpoint: its own parameters, or
+    /// those pushed under its `request_uri` (read, not spent: the citizen may log in first).
+    pub async fn authorization_request(
+        &self,
+        query: &AuthorizationParams,
+    ) -> Result<AuthorizationRequest, AuthorizeError> {
+        let page = |description: &str| AuthorizeError {
+            redirect: None,
+            error: "invalid_request",
+            description: description.to_owned(),
+        };
+        let client_id = query
+            .client_id
+            .as_deref()
+            .ok_or_else(|| page("client_id is missing"))?;
+        let client = match self.store.oidc_client(client_id).await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Err(page("unknown client")),
+            Err(error) => {
+                tracing::error!(%error, "reading an OpenID client");
+                return Err(page("the request cannot be read now"));
+            }
+        };
+        let Some(request_uri) = &query.request_uri else {
+            return self.validate(&client, query, None);
+        };
+        let id = request_uri
+            .strip_prefix(REQUEST_URI_PREFIX)
+            .ok_or_else(|| page("request_uri is not ours"))?;
+        let hash = sha256_hex(id);
+        let pushed = self
+            .store
+            .oidc_request(&hash, &client.client_id, self.clock.now())
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "reading a pushed request");
+                page("the request cannot be read now")
+            })?
+            .ok_or_else(|| page("request_uri is unknown, used or expired"))?;
+        let params: AuthorizationParams =
+            serde_json::from_str(&pushed).map_err(|_| page("the pushed request cannot be read"))?;
+        self.validate(&client, &params, Some(hash))
+    }
+
+    /// What the authorization endpoint does next for this session: log in, ask, or answer
+    /// (a remembered consent that covers the scopes).
+    pub async fn authorize(
+        &self,
+        session: &Session,
+        request: &AuthorizationRequest,
+    ) -> Result<AuthorizeStep, Error> {
+        let now = self.clock.now();
+        let prompt = request.params.prompt.as_deref().unwrap_or_default();
+        let prompts: Vec<&str> = prompt.split_ascii_whitespace().collect();
+        let fresh_enough = match (&request.params.max_age, session.authenticated_at()) {
+            (Some(age), Some(at)) => at.0 + age.parse::<i64>().unwrap_or(0) >= now.0,
+            _ => true,
+        };
+        let logged_in = session.user.is_some() && session.method().is_some();
+        if !logged_in || !fresh_enough || prompts.contains(&"login") && !session.just_logged_in(now)
+        {
+            if prompts.contains(&"none") {
+                return Ok(AuthorizeStep::Respond(self.error_response(
+                    request,
+                    "login_required",
+                    "the citizen is not logged in",
+                )));
+            }
+            return Ok(AuthorizeStep::Login);
+        }
+        let Some(method) = session.method() else {
+            return Ok(AuthorizeStep::Login);
+        };
+        if !acr_satisfied(method.acr(), request.params.acr_values.as_deref()) {
+            return Ok(AuthorizeStep::Respond(self.error_response(
+                request,
+                "access_denied",
+                "the login did not reach the level asked for (acr_values)",
+            )));
+        }
+        let Some(user) = &session.user else {
+            return Ok(AuthorizeStep::Login);
+        };
+        let mut tx = self.store.begin().await?;
+        let consented = tx.oidc_consent(&user.id, &request.client.client_id).await?;
+        let covered = consented.is_some_and(|given| {
+            let given: Vec<&str> = given.split_ascii_whitespace().collect();
+            request
+                .params
+                .scope
+                .as_deref()
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .all(|s| given.contains(&s))
+        });
+        if !covered || prompts.contains(&"consent") {
+            if prompts.contains(&"none") {
+                return Ok(AuthorizeStep::Respond(self.error_response(
+                    request,
+                    "consent_required",
+                    "the citizen has not allowed this service",
+                )));
+            }
+            return Ok(AuthorizeStep::Consent(request.clone()));
+        }
+        let response = self.issue_code(&mut tx, session, request, now).await?;
+        tx.commit().await?;
+        Ok(AuthorizeStep::Respond(response))
+    }
+
+    fn error_response(
+        &self,
+        request: &AuthorizationRequest,
+        error: &str,
+        description: &str,
+    ) -> AuthorizationResponse {
+        self.response(
+            &request.redirect_uri,
+            &request.params,
+            vec![
+                ("error".into(), error.into()),
+                ("error_description".into(), description.into()),
+            ],
+        )
+    }
+
+    /// The citizen's answer on the consent page: a code (and the consent remembered), or
+    /// `access_denied`. A pushed request is spent here.
+    pub async fn decide(
+        &self,
+        session: &Session,
+        request: &AuthorizationRequest,
+        allow: bool,
+    ) -> Result<AuthorizationResponse, Error> {
+        let now = self.clock.now();
+        let (Some(user), Some(method)) = (&session.user, session.method()) else {
+            return Err(OidcRefusal::InvalidRequest("not logged in".into()).into());
+        };
+        if !acr_satisfied(method.acr(), request.params.acr_values.as_deref()) {
+            return Ok(self.error_response(
+                request,
+                "access_denied",
+                "the login did not reach the level asked for (acr_values)",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        if let Some(hash) = &request.request_hash {
+            if tx
+                .take_oidc_request(hash, &request.client.client_id, now)
+                .await?
+                .is_none()
+            {
+                return Ok(self.error_response(
+                    request,
+                    "invalid_request",
+                    "request_uri is used or expired",
+                ));
+            }
+        }
+        if !allow {
+            tx.audit(
+                now,
+                user.id.as_str(),
+                "oidc.denied",
+                json!({ "client_id": request.client.client_id }),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(self.error_response(request, "access_denied", "the citizen refused"));
+        }
+        let scope = request.params.scope.clone().unwrap_or_default();
+        tx.save_oidc_consent(&user.id, &request.client.client_id, &scope, now)
+            .await?;
+        tx.audit(
+            now,
+            user.id.as_str(),
+            "oidc.consent",
+            json!({ "client_id": request.client.client_id, "scope": scope }),
+        )
+        .await?;
+        let response = self.issue_code(&mut tx, session, request, now).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn issue_code(
+        &self,
+        tx: &mut D::Tx,
+        session: &Session,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+    ) -> Result<AuthorizationResponse, Error> {
+        let (Some(user), Some(method), Some(auth_time)) =
+            (&session.user, session.method(), session.authenticated_at())
+        else {
+            return Err(OidcRefusal::InvalidRequest("not logged in".into()).into());
+        };
+        let code = proto::b64(&rand::random::<[u8; 32]>());
+        let grant = Grant {
+            client_id: request.client.client_id.clone(),
+            user_id: user.id.clone(),
+            scope: request.params.scope.clone().unwrap_or_default(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.params.code_challenge.clone().unwrap_or_default(),
+            nonce: request.params.nonce.clone(),
+            auth_time,
+            method,
+            sid: session.sid(),
+            dpop_jkt: request.params.dpop_jkt.clone(),
+        };
+        tx.insert_oidc_code(&sha256_hex(&code), &grant, now.plus_seconds(CODE_LIFETIME))
+            .await?;
+        tx.audit(
+            now,
+            user.id.as_str(),
+            "oidc.authorized",
+            json!({ "client_id": grant.client_id, "scope": grant.scope, "acr": method.acr().uri() }),
+        )
+        .await?;
+        Ok(self.response(
+            &request.redirect_uri,
+            &request.params,
+            vec![("code".into(), code)],
+        ))
+    }
+
+    /// The `sub` a client gets for a citizen.
+    fn subject(&self, client: &ClientRecord, user: &UserId) -> String {
+        match client.subject {
+            SubjectType::Public => user.as_str().to_owned(),
+            SubjectType::Pairwise => {
+                let secret = *self
+                    .pairwise
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pairwise_subject(&secret, &client.client_id, user.as_str())
+            }
+        }
+    }
+
+    /// Checks a DPoP proof for `method` at `uri` (and `access_token`, at a resource), and
+    /// spends its `jti` in `tx`: the key's thumbprint.
+    async fn check_dpop(
+        tx: &mut D::Tx,
+        proof: &str,
+        method: &str,
+        uri: &str,
+        access_token: Option<&str>,
+        now: UnixTime,
+    ) -> Result<String, Error> {
+        let refuse = |why: String| Error::from(OidcRefusal::InvalidDpopProof(why));
+        let (claims, jkt) = jose::verify_dpop_proof(proof).map_err(|e| refuse(e.to_string()))?;
+        check_dpop_proof(
+            &claims,
+            &DpopExpectation {
+                method,
+                uri,
+                access_token,
+                nonce: None,
+            },
+            now,
+        )
+        .map_err(|e| refuse(e.to_string()))?;
+        let key = sha256_hex(&format!("dpop\0{jkt}\0{}", claims.jti));
+        if !tx
+            .first_sight(&key, now.plus_seconds(2 * PROOF_IAT_WINDOW))
+            .await?
+        {
+            return Err(refuse("the proof's jti was used before".into()));
+        }
+        Ok(jkt)
+    }
+
+    /// `POST /oidc/token`: a code for an ID token and an access token, once. A code used a
+    /// second time revokes every token issued from it.
+    pub async fn token(&self, request: &TokenRequest) -> Result<TokenResponse, Error> {
+        let now = self.clock.now();
+        let token_url = self.endpoint("/oidc/token");
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(&mut tx, &request.credentials, &token_url, now)
+            .await?;
+        if request.grant_type.as_deref() != Some("authorization_code") {
+            return Err(OidcRefusal::UnsupportedGrantType.into());
+        }
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let code = request.code.as_deref().ok_or_else(|| invalid("no code"))?;
+        let code_hash = sha256_hex(code);
+        let grant = match tx.use_oidc_code(&code_hash, now).await? {
+            CodeUse::Unknown => return Err(invalid("the code is unknown")),
+            CodeUse::Reused => {
+                let revoked = tx.revoke_oidc_tokens_of_code(&code_hash, now).await?;
+                tx.audit(
+                    now,
+                    "system",
+                    "oidc.code_reused",
+                    json!({ "client_id": client.client_id, "tokens_revoked": revoked }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(invalid(
+                    "the code was used before: the tokens issued from it are revoked",
+                ));
+            }
+            CodeUse::First(grant, expires_at) => {
+                if now >= expires_at {
+                    return Err(invalid("the code has expired"));
+                }
+                *grant
+            }
+        };
+        if grant.client_id != client.client_id {
+            return Err(invalid("the code was issued to another client"));
+        }
+        if request.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+            return Err(invalid("redirect_uri differs from the request's"));
+        }
+        check_code_verifier(
+            request.code_verifier.as_deref().unwrap_or_default(),
+            &grant.code_challenge,
+        )
+        .map_err(|e| invalid(&e.to_string()))?;
+        let jkt = match &request.dpop {
+            Some(proof) => {
+                Some(Self::check_dpop(&mut tx, proof, "POST", &token_url, None, now).await?)
+            }
+            None if client.profile == Profile::Fapi2 => {
+                return Err(OidcRefusal::InvalidDpopProof(
+                    "this client's tokens are DPoP-bound: send a DPoP proof".into(),
+                )
+                .into())
+            }
+            None => None,
+        };
+        if grant.dpop_jkt.is_some() && grant.dpop_jkt != jkt {
+            return Err(OidcRefusal::InvalidDpopProof(
+                "the proof's key is not the one the request named (dpop_jkt)".into(),
+            )
+            .into());
+        }
+        let mut grant = grant;
+        grant.dpop_jkt = jkt;
+        let access_token = proto::b64(&rand::random::<[u8; 32]>());
+        tx.insert_oidc_token(&TokenRecord {
+            token_hash: sha256_hex(&access_token),
+            kind: TokenKind::Access,
+            code_hash: Some(code_hash),
+            grant: grant.clone(),
+            created_at: now,
+            expires_at: now.plus_seconds(ACCESS_TOKEN_LIFETIME),
+            revoked_at: None,
+        })
+        .await?;
+        let id_token = self.id_token(&client, &grant, now)?;
+        tx.audit(
+            now,
+            grant.user_id.as_str(),
+            "oidc.token",
+            json!({ "client_id": client.client_id, "scope": grant.scope, "dpop": grant.dpop_jkt.is_some() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: if grant.dpop_jkt.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            },
+            expires_in: ACCESS_TOKEN_LIFETIME,
+            id_token,
+            scope: grant.scope,
+        })
+    }
+
+    fn id_token(
+        &self,
+        client: &ClientRecord,
+        grant: &Grant,
+        now: UnixTime,
+    ) -> Result<String, Error> {
+        let key = self.signing_key()?;
+        let mut claims = json!({
+            "iss": self.issuer(),
+            "sub": self.subject(client, &grant.user_id),
+            "aud": client.client_id,
+            "exp": now.0 + ID_TOKEN_LIFETIME,
+            "iat": now.0,
+            "auth_time": grant.auth_time.0,
+            "acr": grant.method.acr().uri(),
+            "amr": grant.method.amr(),
+            "sid": grant.sid,
+        });
+        if let Some(nonce) = &grant.nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        jose::sign_es256(key.key.as_ref(), &key.kid, "JWT", &claims).map_err(Error::Inconsistent)
+    }
+
+    /// `GET /oidc/userinfo` (OpenID Connect Core §5.3): the claims the token's scopes release.
+    /// A DPoP-bound token needs the `DPoP` scheme and a proof by its key for this request.
+    pub async fn userinfo(&self, request: &ResourceRequest<'_>) -> Result<Value, Error> {
+        let now = self.clock.now();
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidToken(why.to_owned()));
+        let token = self
+            .store
+            .oidc_token(&sha256_hex(request.token))
+            .await?
+            .filter(|t| t.kind == TokenKind::Access && t.active(now))
+            .ok_or_else(|| invalid("the access token is unknown, expired or revoked"))?;
+        let client = self
+            .store
+            .oidc_client(&token.grant.client_id)
+            .await?
+            .ok_or_else(|| invalid("the client was removed"))?;
+        let mut tx = self.store.begin().await?;
+        match (
+            &token.grant.dpop_jkt,
+            request.scheme.to_ascii_lowercase().as_str(),
+        ) {
+            (Some(bound), "dpop") => {
+                let proof = request
+                    .dpop
+                    .ok_or_else(|| OidcRefusal::InvalidDpopProof("no DPoP proof".into()))?;
+                let jkt = Self::check_dpop(
+                    &mut tx,
+                    proof,
+                    request.method,
+                    &self.endpoint("/oidc/userinfo"),
+                    Some(request.token),
+                    now,
+                )
+                .await?;
+                if !domain::oidc::same_thumbprint(bound, &jkt) {
+                    return Err(OidcRefusal::InvalidDpopProof(
+                        "the proof is not by the token's key".into(),
+                    )
+                    .into());
+                }
+            }
+            (Some(_), _) => {
+                return Err(invalid(
+                    "this token is DPoP-bound: use the DPoP scheme with a proof",
+                ))
+            }
+            (None, "bearer") => {}
+            (None, _) => return Err(invalid("this is a bearer token")),
+        }
+        tx.commit().await?;
+        let user = self
+            .store
+            .user(&token.grant.user_id)
+            .await?
+            .ok_or_else(|| invalid("the account is gone"))?;
+        let mut claims = json!({ "sub": self.subject(&client, &token.grant.user_id) });
+        let released = claims_for(&token.grant.scope, &client.allowed_scopes())
+            .map_err(|_| invalid("the token's scope is no longer allowed"))?;
+        for claim in released {
+            claims[claim.name()] = match claim {
+                Claim::GivenName => json!(user.given_name),
+                Claim::FamilyName => json!(user.surname),
+                Claim::Email => json!(user.email),
+                Claim::EmailVerified => json!(user.email_verified),
+                Claim::Jmbg => json!(user.jmbg),
+            };
+        }
+        Ok(claims)
+    }
+
+    /// The services a citizen allowed, with their names.
+    pub async fn consents(&self, user: &UserId) -> Result<Vec<(ClientRecord, String)>, Error> {
+        let mut out = Vec::new();
+        for consent in self.store.oidc_consents(user).await? {
+            if let Some(client) = self.store.oidc_client(&consent.client_id).await? {
+                out.push((client, consent.scope));
+            }
+        }
+        Ok(out)
+    }
+
+    /// **Повуци сагласност**: withdraws a citizen's consent for a client and revokes the
+    /// client's tokens for them.
+    pub async fn withdraw_consent(&self, user: &UserId, client_id: &str) -> Result<bool, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let withdrawn = tx.withdraw_oidc_consent(user, client_id, now).await?;
+        if withdrawn {
+            tx.audit(
+                now,
+                user.as_str(),
+                "oidc.consent_withdrawn",
+                json!({ "client_id": client_id }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(withdrawn)
+    }
+}

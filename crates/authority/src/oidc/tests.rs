@@ -1,0 +1,1 @@
+//! The provider's use cases on a real store (SQLite and PostgreSQL).

@@ -1,0 +1,412 @@
+//! The OpenID provider's HTTP face (issue 23, DESIGN §10): discovery, the JWKS, pushed
+//! authorization requests, the authorization endpoint with its consent page (**Дозволи** /
+//! **Одбиј**), the token endpoint and userinfo. The use cases are `authority::oidc`'s.
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use authority::oidc::{
+    AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
+    AuthorizeStep, ClientCredentials, ResourceRequest, TokenRequest,
+};
+use authority::{Error, OidcRefusal};
+
+use crate::error::{internal_response, Surface};
+use crate::i18n::Language;
+use crate::portal::{csrf_ok, internal, message_page, render, MessagePage, Page, Visit};
+use crate::state::AppState;
+
+/// The provider's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/oidc/jwks", get(jwks))
+        .route("/oidc/par", post(par))
+        .route("/oidc/authorize", get(authorize).post(decision))
+        .route("/oidc/token", post(token))
+        .route("/oidc/userinfo", get(userinfo).post(userinfo))
+}
+
+/// A JSON answer that no cache keeps.
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A refusal as RFC 6749 §5.2 wants it; anything else is ours (500, with the request id).
+fn refused(error: &Error) -> Response {
+    let Error::Oidc(refusal) = error else {
+        return internal_response(&Surface::Csc, error);
+    };
+    let status = match refusal {
+        OidcRefusal::InvalidClient(_) | OidcRefusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = no_store(
+        status,
+        json!({ "error": refusal.code(), "error_description": refusal.description() }),
+    );
+    if matches!(
+        refusal,
+        OidcRefusal::InvalidToken(_) | OidcRefusal::InvalidDpopProof(_)
+    ) {
+        // RFC 6750 §3 and RFC 9449 §7.1: say which schemes are accepted.
+        let challenge = format!(
+            "DPoP error=\"{}\", algs=\"ES256 PS256\", Bearer",
+            refusal.code()
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+async fn discovery(State(state): State<AppState>) -> Response {
+    Json(state.authority.oidc.discovery()).into_response()
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    match state.authority.oidc.jwks() {
+        Ok(keys) => Json(keys).into_response(),
+        Err(error) => internal_response(&Surface::Csc, &error),
+    }
+}
+
+/// The client's credentials: HTTP Basic (RFC 6749 §2.3.1: each part form-urlencoded), or
+/// the form's `client_id`, `client_secret`, `client_assertion_type` and `client_assertion`.
+fn credentials(headers: &HeaderMap, form: &[(String, String)]) -> Result<ClientCredentials, Error> {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let mut credentials = ClientCredentials {
+        client_id: field("client_id"),
+        secret: field("client_secret"),
+        assertion_type: field("client_assertion_type"),
+        assertion: field("client_assertion"),
+    };
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let invalid = || {
+            Error::from(OidcRefusal::InvalidClient(
+                "malformed Basic credentials".into(),
+            ))
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .map_err(|_| invalid())?;
+        let text = String::from_utf8(decoded).map_err(|_| invalid())?;
+        let (id, secret) = text.split_once(':').ok_or_else(invalid)?;
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(&part.replace('+', " "))
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| invalid())
+        };
+        let id = decode(id)?;
+        if credentials
+            .client_id
+            .as_ref()
+            .is_some_and(|given| *given != id)
+            || credentials.secret.is_some()
+        {
+            return Err(OidcRefusal::InvalidClient("two ways of authenticating".into()).into());
+        }
+        credentials.client_id = Some(id);
+        credentials.secret = Some(decode(secret)?);
+    }
+    Ok(credentials)
+}
+
+/// A form body as pairs; a parameter given twice is refused (RFC 6749 §3.1).
+fn form_pairs(body: &str) -> Result<Vec<(String, String)>, Error> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(body)
+        .map_err(|_| OidcRefusal::InvalidRequest("the body must be a form".into()))?;
+    let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w.first() == w.get(1)) {
+        return Err(OidcRefusal::InvalidRequest("a parameter is repeated".into()).into());
+    }
+    Ok(pairs)
+}
+
+fn params_of(pairs: &[(String, String)]) -> Result<AuthorizationParams, Error> {
+    let map: serde_json::Map<String, Value> = pairs
+        .iter()
+        .filter(|(key, _)| !key.starts_with("client_assertion") && key != "client_secret")
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    serde_json::from_value(Value::Object(map))
+        .map_err(|_| OidcRefusal::InvalidRequest("the parameters do not parse".into()).into())
+}
+
+async fn par(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let pushed = async {
+        let pairs = form_pairs(&body)?;
+        let credentials = credentials(&headers, &pairs)?;
+        let params = params_of(&pairs)?;
+        state
+            .authority
+            .oidc
+            .push_request(&credentials, params)
+            .await
+    };
+    match pushed.await {
+        Ok((request_uri, expires_in)) => no_store(
+            StatusCode::CREATED,
+            json!({ "request_uri": request_uri, "expires_in": expires_in }),
+        ),
+        Err(error) => refused(&error),
+    }
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let answered = async {
+        let pairs = form_pairs(&body)?;
+        let credentials = credentials(&headers, &pairs)?;
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let request = TokenRequest {
+            grant_type: field("grant_type"),
+            code: field("code"),
+            redirect_uri: field("redirect_uri"),
+            code_verifier: field("code_verifier"),
+            credentials,
+            dpop: headers
+                .get("dpop")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        state.authority.oidc.token(&request).await
+    };
+    match answered.await {
+        Ok(tokens) => no_store(
+            StatusCode::OK,
+            json!({
+                "access_token": tokens.access_token,
+                "token_type": tokens.token_type,
+                "expires_in": tokens.expires_in,
+                "id_token": tokens.id_token,
+                "scope": tokens.scope,
+            }),
+        ),
+        Err(error) => refused(&error),
+    }
+}
+
+async fn userinfo(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    let Some((scheme, token)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+    else {
+        return refused(&OidcRefusal::InvalidToken("no access token".into()).into());
+    };
+    let request = ResourceRequest {
+        scheme,
+        token: token.trim(),
+        dpop: headers.get("dpop").and_then(|v| v.to_str().ok()),
+        method: method.as_str(),
+    };
+    match state.authority.oidc.userinfo(&request).await {
+        Ok(claims) => no_store(StatusCode::OK, claims),
+        Err(error) => refused(&error),
+    }
+}
+
+/// The answer at the client's redirect URI.
+fn respond(response: &AuthorizationResponse) -> Response {
+    let separator = if response.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    match serde_urlencoded::to_string(&response.params) {
+        Ok(query) => {
+            Redirect::to(&format!("{}{separator}{query}", response.redirect_uri)).into_response()
+        }
+        Err(error) => internal_response(&Surface::Plain, &error),
+    }
+}
+
+/// A refused authorization request: back to the client if its redirect URI is registered,
+/// else a page of ours.
+fn authorize_refused(state: &AppState, visit: &Visit, refusal: &AuthorizeError) -> Response {
+    if let Some(redirect) = &refusal.redirect {
+        return respond(redirect);
+    }
+    let page = state.page(visit, "oidc-heading", "/oidc/authorize");
+    let template = MessagePage {
+        heading: page.t("oidc-heading"),
+        text: format!("{} ({})", page.t("oidc-invalid"), refusal.description),
+        is_error: true,
+        link: "/".into(),
+        link_text: page.t("error-back"),
+        page,
+    };
+    let mut response = render(state, visit, &template);
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+}
+
+/// One line of the consent page: what the service will receive.
+struct Released {
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "oidc_consent.html")]
+struct ConsentPage {
+    page: Page,
+    text: String,
+    released: Vec<Released>,
+    query: String,
+}
+
+fn consent_page(
+    state: &AppState,
+    visit: &Visit,
+    request: &AuthorizationRequest,
+    query: &str,
+) -> Response {
+    let page = state.page(visit, "oidc-heading", "/oidc/authorize");
+    let mut released = vec![Released {
+        text: page.t("oidc-claim-sub"),
+    }];
+    released.extend(request.claims.iter().map(|claim| Released {
+        text: page.t(&format!("oidc-claim-{}", claim.name().replace('_', "-"))),
+    }));
+    let template = ConsentPage {
+        text: page.t_with("oidc-text", &[("client", request.client.name.clone())]),
+        released,
+        query: query.to_owned(),
+        page,
+    };
+    render(state, visit, &template)
+}
+
+async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    let raw = raw.unwrap_or_default();
+    let query: AuthorizationParams = serde_urlencoded::from_str(&raw).unwrap_or_default();
+    let request = match state.authority.oidc.authorization_request(&query).await {
+        Ok(request) => request,
+        Err(refusal) => return authorize_refused(&state, &visit, &refusal),
+    };
+    match state
+        .authority
+        .oidc
+        .authorize(&visit.session, &request)
+        .await
+    {
+        Ok(AuthorizeStep::Respond(response)) => respond(&response),
+        Ok(AuthorizeStep::Consent(request)) => consent_page(&state, &visit, &request, &raw),
+        Ok(AuthorizeStep::Login) => {
+            let page = state.page(&visit, "oidc-heading", "/oidc/authorize");
+            let template = MessagePage {
+                heading: page.t("oidc-heading"),
+                text: page.t_with(
+                    "oidc-login-first",
+                    &[("client", request.client.name.clone())],
+                ),
+                is_error: false,
+                link: "/login/mobile".into(),
+                link_text: page.t("cloud-login-again"),
+                page,
+            };
+            // The request waits server-side under a random id, the cookie's only content
+            // (as the CSC's OAuth: issue 22).
+            let pending = match state
+                .authority
+                .signing
+                .oauth_remember(&format!("/oidc/authorize?{raw}"))
+                .await
+            {
+                Ok(pending) => pending,
+                Err(error) => return internal(&state, visit.language, &error),
+            };
+            let mut response = render(&state, &visit, &template);
+            if let Some(value) = pending.and_then(|id| state.next_cookie(Some(&id.0))) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
+        }
+        Err(error) => internal(&state, visit.language, &error),
+    }
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    csrf: String,
+    query: String,
+    decision: String,
+}
+
+async fn decision(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    if !csrf_ok(&visit, &form.csrf) {
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/",
+        );
+    }
+    let query: AuthorizationParams = serde_urlencoded::from_str(&form.query).unwrap_or_default();
+    let request = match state.authority.oidc.authorization_request(&query).await {
+        Ok(request) => request,
+        Err(refusal) => return authorize_refused(&state, &visit, &refusal),
+    };
+    match state
+        .authority
+        .oidc
+        .decide(&visit.session, &request, form.decision == "allow")
+        .await
+    {
+        Ok(response) => respond(&response),
+        Err(Error::Oidc(_)) => message_page(
+            &state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login/mobile",
+        ),
+        Err(error) => internal(&state, visit.language, &error),
+    }
+}

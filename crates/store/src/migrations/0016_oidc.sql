@@ -1,0 +1,51 @@
+-- The OpenID provider (issue 23; DESIGN §10): its clients, pushed authorization requests,
+-- codes, tokens, remembered consents, and the one-time values it has seen (client assertions'
+-- and DPoP proofs' `jti`). What a code or token stands for is a JSON `domain::oidc::Grant`;
+-- a client is a JSON `domain::oidc::ClientRecord`: both grow without a migration.
+CREATE TABLE oidc_clients (
+    client_id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    removed_at BIGINT
+);
+CREATE TABLE oidc_requests (
+    id_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    params TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX oidc_requests_expiry ON oidc_requests (expires_at);
+CREATE TABLE oidc_codes (
+    code_hash TEXT PRIMARY KEY,
+    grant_data TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE INDEX oidc_codes_expiry ON oidc_codes (expires_at);
+CREATE TABLE oidc_tokens (
+    token_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    code_hash TEXT,
+    grant_data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX oidc_tokens_code ON oidc_tokens (code_hash);
+CREATE INDEX oidc_tokens_user_client ON oidc_tokens (user_id, client_id);
+CREATE INDEX oidc_tokens_expiry ON oidc_tokens (expires_at);
+CREATE TABLE oidc_consents (
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    granted_at BIGINT NOT NULL,
+    PRIMARY KEY (user_id, client_id)
+);
+CREATE TABLE oidc_seen (
+    key_hash TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX oidc_seen_expiry ON oidc_seen (expires_at);

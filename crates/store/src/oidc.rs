@@ -1,0 +1,516 @@
+//! The OpenID provider's state (issue 23): registered clients, pushed authorization requests
+//! (RFC 9126), codes, tokens (kept as hashes), remembered consents, and the one-time values
+//! already seen (a client assertion's or DPoP proof's `jti`). A client and a grant are kept
+//! as JSON text of their `domain::oidc` types.
+
+use std::future::Future;
+
+use domain::oidc::{ClientRecord, CodeUse, Grant, TokenKind, TokenRecord};
+use domain::{UnixTime, UserId};
+
+use crate::db::{query, Row};
+use crate::{Error, Store, Tx};
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+const TOKEN_COLUMNS: &str =
+    "SELECT token_hash, kind, code_hash, grant_data, created_at, expires_at, revoked_at \
+     FROM oidc_tokens";
+
+fn token_from_row(row: &Row) -> Result<TokenRecord, Error> {
+    let kind: String = row.try_get(1)?;
+    let grant: String = row.try_get(3)?;
+    Ok(TokenRecord {
+        token_hash: row.try_get(0)?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("token kind {kind}")))?,
+        code_hash: row.try_get(2)?,
+        grant: from_json(&grant, "token grant")?,
+        created_at: UnixTime(row.try_get(4)?),
+        expires_at: UnixTime(row.try_get(5)?),
+        revoked_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
+    })
+}
+
+/// A citizen's remembered consent for a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The client.
+    pub client_id: String,
+    /// The scopes consented to, space-separated.
+    pub scope: String,
+    /// When.
+    pub granted_at: UnixTime,
+}
+
+/// The provider's state as committed, and the upkeep's purge.
+pub trait OidcQueries {
+    /// A registered client (not removed).
+    fn oidc_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<ClientRecord>, Error>> + Send;
+
+    /// Every registered client, oldest first.
+    fn oidc_clients(&self) -> impl Future<Output = Result<Vec<ClientRecord>, Error>> + Send;
+
+    /// A pushed request of `client_id`, still unused and valid at `now`: its parameters
+    /// (read, not spent: [`OidcStore::take_oidc_request`] spends it).
+    fn oidc_request(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// A token by the hash of its value.
+    fn oidc_token(
+        &self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, Error>> + Send;
+
+    /// The consents a citizen gave, by client.
+    fn oidc_consents(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<ConsentRecord>, Error>> + Send;
+
+    /// Forgets requests, codes, tokens and one-time values that ended before `before`.
+    fn purge_oidc(&self, before: UnixTime) -> impl Future<Output = Result<u64, Error>> + Send;
+}
+
+impl OidcQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_client(&self, client_id: &str) -> Result<Option<ClientRecord>, Error> {
+        let row =
+            query("SELECT record FROM oidc_clients WHERE client_id = $1 AND removed_at IS NULL")
+                .bind(client_id.to_owned())
+                .fetch_optional(self.db())
+                .await?;
+        row.map(|r| from_json(&r.try_get::<String>(0)?, "client"))
+            .transpose()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_clients(&self) -> Result<Vec<ClientRecord>, Error> {
+        let rows = query(
+            "SELECT record FROM oidc_clients WHERE removed_at IS NULL \
+             ORDER BY created_at, client_id",
+        )
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| from_json(&r.try_get::<String>(0)?, "client"))
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_request(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        let row = query(
+            "SELECT params FROM oidc_requests WHERE id_hash = $1 AND client_id = $2 \
+             AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(id_hash.to_owned())
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .fetch_optional(self.db())
+        .await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, Error> {
+        let row = query(&format!("{TOKEN_COLUMNS} WHERE token_hash = $1"))
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| token_from_row(&r)).transpose()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_consents(&self, user: &UserId) -> Result<Vec<ConsentRecord>, Error> {
+        let rows = query(
+            "SELECT client_id, scope, granted_at FROM oidc_consents WHERE user_id = $1 \
+             ORDER BY granted_at, client_id",
+        )
+        .bind(user.clone())
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentRecord {
+                    client_id: r.try_get(0)?,
+                    scope: r.try_get(1)?,
+                    granted_at: UnixTime(r.try_get(2)?),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn purge_oidc(&self, before: UnixTime) -> Result<u64, Error> {
+        let mut purged = 0;
+        for table in ["oidc_requests", "oidc_codes", "oidc_tokens", "oidc_seen"] {
+            let done = self
+                .write_one(
+                    query(&format!("DELETE FROM {table} WHERE expires_at < $1")).bind(before.0),
+                )
+                .await?;
+            purged += done.rows_affected();
+        }
+        Ok(purged)
+    }
+}
+
+/// The provider's state inside a use case's transaction.
+pub trait OidcStore {
+    /// Registers a client (its id is new).
+    fn insert_oidc_client(
+        &mut self,
+        client: &ClientRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Removes a client at `now`: false if there was none. Its tokens stop working.
+    fn remove_oidc_client(
+        &mut self,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Keeps a pushed authorization request (its parameters, JSON) until `expires_at`.
+    fn insert_oidc_request(
+        &mut self,
+        id_hash: &str,
+        client_id: &str,
+        params: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// A pushed request of `client_id`, still valid at `now`, and spent: its parameters, once.
+    fn take_oidc_request(
+        &mut self,
+        id_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Keeps a code for `grant` until `expires_at`.
+    fn insert_oidc_code(
+        &mut self,
+        code_hash: &str,
+        grant: &Grant,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Spends a code at `now`: the first use gets its grant, a later one learns it was reused.
+    fn use_oidc_code(
+        &mut self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<CodeUse, Error>> + Send;
+
+    /// Keeps an issued token.
+    fn insert_oidc_token(
+        &mut self,
+        token: &TokenRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Revokes every token issued from a code: how many were active.
+    fn revoke_oidc_tokens_of_code(
+        &mut self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Revokes one token: false if it was not active.
+    fn revoke_oidc_token(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// The scopes a citizen consented to for a client, if any.
+    fn oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Remembers (or widens) a citizen's consent for a client.
+    fn save_oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+        scope: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Withdraws a citizen's consent for a client and revokes the client's tokens for them:
+    /// false if there was no consent.
+    fn withdraw_oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Records a one-time value until `expires_at`: false if it was seen before (a replay).
+    fn first_sight(
+        &mut self,
+        key_hash: &str,
+        expires_at: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+impl OidcStore for Tx {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_client(&mut self, client: &ClientRecord) -> Result<(), Error> {
+        query("INSERT INTO oidc_clients (client_id, record, created_at) VALUES ($1, $2, $3)")
+            .bind(client.client_id.clone())
+            .bind(to_json(client)?)
+            .bind(client.created_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn remove_oidc_client(&mut self, client_id: &str, now: UnixTime) -> Result<bool, Error> {
+        let done = query(
+            "UPDATE oidc_clients SET removed_at = $2 WHERE client_id = $1 AND removed_at IS NULL",
+        )
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        query("UPDATE oidc_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(client_id.to_owned())
+            .bind(now.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_request(
+        &mut self,
+        id_hash: &str,
+        client_id: &str,
+        params: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), Error> {
+        query(
+            "INSERT INTO oidc_requests (id_hash, client_id, params, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id_hash.to_owned())
+        .bind(client_id.to_owned())
+        .bind(params.to_owned())
+        .bind(expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn take_oidc_request(
+        &mut self,
+        id_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        let done = query(
+            "UPDATE oidc_requests SET used_at = $3 WHERE id_hash = $1 AND client_id = $2 \
+             AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(id_hash.to_owned())
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = query("SELECT params FROM oidc_requests WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .fetch_one(self.conn()?)
+            .await?;
+        Ok(Some(row.try_get(0)?))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_code(
+        &mut self,
+        code_hash: &str,
+        grant: &Grant,
+        expires_at: UnixTime,
+    ) -> Result<(), Error> {
+        query("INSERT INTO oidc_codes (code_hash, grant_data, expires_at) VALUES ($1, $2, $3)")
+            .bind(code_hash.to_owned())
+            .bind(to_json(grant)?)
+            .bind(expires_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn use_oidc_code(&mut self, code_hash: &str, now: UnixTime) -> Result<CodeUse, Error> {
+        let done =
+            query("UPDATE oidc_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL")
+                .bind(code_hash.to_owned())
+                .bind(now.0)
+                .execute(self.conn()?)
+                .await?;
+        let row = query("SELECT grant_data, expires_at FROM oidc_codes WHERE code_hash = $1")
+            .bind(code_hash.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        Ok(match (row, done.rows_affected()) {
+            (None, _) => CodeUse::Unknown,
+            (Some(row), 1) => CodeUse::First(
+                Box::new(from_json(&row.try_get::<String>(0)?, "code grant")?),
+                UnixTime(row.try_get(1)?),
+            ),
+            (Some(_), _) => CodeUse::Reused,
+        })
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_token(&mut self, token: &TokenRecord) -> Result<(), Error> {
+        query(
+            "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, \
+             grant_data, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(token.token_hash.clone())
+        .bind(token.kind.as_str())
+        .bind(token.grant.client_id.clone())
+        .bind(token.grant.user_id.clone())
+        .bind(token.code_hash.clone())
+        .bind(to_json(&token.grant)?)
+        .bind(token.created_at.0)
+        .bind(token.expires_at.0)
+        .bind(token.revoked_at.map(|t| t.0))
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn revoke_oidc_tokens_of_code(
+        &mut self,
+        code_hash: &str,
+        now: UnixTime,
+    ) -> Result<u64, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET revoked_at = $2 WHERE code_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(code_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn revoke_oidc_token(&mut self, token_hash: &str, now: UnixTime) -> Result<bool, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET revoked_at = $2 WHERE token_hash = $1 \
+             AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+    ) -> Result<Option<String>, Error> {
+        let row = query("SELECT scope FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.clone())
+            .bind(client_id.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn save_oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+        scope: &str,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.clone())
+            .bind(client_id.to_owned())
+            .execute(self.conn()?)
+            .await?;
+        query(
+            "INSERT INTO oidc_consents (user_id, client_id, scope, granted_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user.clone())
+        .bind(client_id.to_owned())
+        .bind(scope.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn withdraw_oidc_consent(
+        &mut self,
+        user: &UserId,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        let done = query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user.clone())
+            .bind(client_id.to_owned())
+            .execute(self.conn()?)
+            .await?;
+        query(
+            "UPDATE oidc_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(user.clone())
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn first_sight(&mut self, key_hash: &str, expires_at: UnixTime) -> Result<bool, Error> {
+        let done = query(
+            "INSERT INTO oidc_seen (key_hash, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(key_hash.to_owned())
+        .bind(expires_at.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
