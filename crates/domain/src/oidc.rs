@@ -625,19 +625,24 @@ pub struct Grant {
 pub enum TokenKind {
     /// An access token for userinfo (and introspection by resource servers).
     Access,
+    /// A refresh token (scope `offline_access` only): used once, then rotated.
+    Refresh,
 }
 
 impl TokenKind {
-    /// The name the store keeps.
+    /// The name the store keeps (and RFC 7009's `token_type_hint`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Access => "access",
+            Self::Access => "access_token",
+            Self::Refresh => "refresh_token",
         }
     }
 
     /// The name the store keeps, read back.
     pub fn parse(name: &str) -> Option<Self> {
-        (name == "access").then_some(Self::Access)
+        [Self::Access, Self::Refresh]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -650,12 +655,16 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     /// The code it was issued from: a reused code revokes it.
     pub code_hash: Option<String>,
+    /// Its grant's tokens (the code's exchange and every refresh after it).
+    pub family: String,
     /// What it stands for.
     pub grant: Grant,
     /// When it was issued.
     pub created_at: UnixTime,
     /// When it ends.
     pub expires_at: UnixTime,
+    /// A refresh token: when it was rotated.
+    pub used_at: Option<UnixTime>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<UnixTime>,
 }
@@ -665,6 +674,20 @@ impl TokenRecord {
     pub fn active(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+}
+
+/// What using a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// No such refresh token, or one expired or revoked.
+    Unknown,
+    /// The token, now rotated.
+    First(Box<TokenRecord>),
+    /// The token was rotated before: a replay (its family is to be revoked).
+    Reused {
+        /// The family to revoke.
+        family: String,
+    },
 }
 
 /// What using a code found.

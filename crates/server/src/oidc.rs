@@ -32,6 +32,8 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/authorize", get(authorize).post(decision))
         .route("/oidc/token", post(token))
         .route("/oidc/userinfo", get(userinfo).post(userinfo))
+        .route("/oidc/revoke", post(revoke))
+        .route("/oidc/introspect", post(introspect))
 }
 
 /// A JSON answer that no cache keeps.
@@ -192,6 +194,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
             code: field("code"),
             redirect_uri: field("redirect_uri"),
             code_verifier: field("code_verifier"),
+            refresh_token: field("refresh_token"),
             credentials,
             dpop: headers
                 .get("dpop")
@@ -201,16 +204,55 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
         state.authority.oidc.token(&request).await
     };
     match answered.await {
-        Ok(tokens) => no_store(
-            StatusCode::OK,
-            json!({
-                "access_token": tokens.access_token,
-                "token_type": tokens.token_type,
-                "expires_in": tokens.expires_in,
-                "id_token": tokens.id_token,
-                "scope": tokens.scope,
-            }),
-        ),
+        Ok(tokens) => {
+            let mut body = serde_json::Map::new();
+            body.insert("access_token".into(), json!(tokens.access_token));
+            body.insert("token_type".into(), json!(tokens.token_type));
+            body.insert("expires_in".into(), json!(tokens.expires_in));
+            body.insert("scope".into(), json!(tokens.scope));
+            if let Some(id_token) = tokens.id_token {
+                body.insert("id_token".into(), json!(id_token));
+            }
+            if let Some(refresh) = tokens.refresh_token {
+                body.insert("refresh_token".into(), json!(refresh));
+            }
+            no_store(StatusCode::OK, Value::Object(body))
+        }
+        Err(error) => refused(&error),
+    }
+}
+
+/// The `token` of a revocation or introspection request, and the client's credentials.
+fn token_and_client(headers: &HeaderMap, body: &str) -> Result<(String, ClientCredentials), Error> {
+    let pairs = form_pairs(body)?;
+    let credentials = credentials(headers, &pairs)?;
+    let token = pairs
+        .iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.clone())
+        .ok_or_else(|| OidcRefusal::InvalidRequest("no token".into()))?;
+    Ok((token, credentials))
+}
+
+async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let revoked = async {
+        let (token, credentials) = token_and_client(&headers, &body)?;
+        state.authority.oidc.revoke(&credentials, &token).await
+    };
+    match revoked.await {
+        // RFC 7009 §2.2: 200 whether or not there was such a token.
+        Ok(()) => no_store(StatusCode::OK, json!({})),
+        Err(error) => refused(&error),
+    }
+}
+
+async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let answered = async {
+        let (token, credentials) = token_and_client(&headers, &body)?;
+        state.authority.oidc.introspect(&credentials, &token).await
+    };
+    match answered.await {
+        Ok(answer) => no_store(StatusCode::OK, answer),
         Err(error) => refused(&error),
     }
 }

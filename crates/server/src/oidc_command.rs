@@ -176,8 +176,8 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
                 .map_err(|e| server::error::chain(&e))?;
             if json {
                 let mut out = client_json(&client);
-                if let Some(secret) = &secret {
-                    out["client_secret"] = json!(secret);
+                if let (Some(secret), Some(map)) = (&secret, out.as_object_mut()) {
+                    map.insert("client_secret".into(), json!(secret));
                 }
                 println!("{out}");
             } else {

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use domain::oidc::{ClientRecord, CodeUse, Grant, TokenKind, TokenRecord};
+use domain::oidc::{ClientRecord, CodeUse, Grant, RefreshUse, TokenKind, TokenRecord};
 use domain::{UnixTime, UserId};
 
 use crate::db::{query, Row};
@@ -19,22 +19,23 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
-const TOKEN_COLUMNS: &str =
-    "SELECT token_hash, kind, code_hash, grant_data, created_at, expires_at, revoked_at \
-     FROM oidc_tokens";
+const TOKEN_COLUMNS: &str = "SELECT token_hash, kind, code_hash, family, grant_data, \
+     created_at, expires_at, used_at, revoked_at FROM oidc_tokens";
 
 fn token_from_row(row: &Row) -> Result<TokenRecord, Error> {
     let kind: String = row.try_get(1)?;
-    let grant: String = row.try_get(3)?;
+    let grant: String = row.try_get(4)?;
     Ok(TokenRecord {
         token_hash: row.try_get(0)?,
         kind: TokenKind::parse(&kind)
             .ok_or_else(|| Error::Corrupt(format!("token kind {kind}")))?,
         code_hash: row.try_get(2)?,
+        family: row.try_get(3)?,
         grant: from_json(&grant, "token grant")?,
-        created_at: UnixTime(row.try_get(4)?),
-        expires_at: UnixTime(row.try_get(5)?),
-        revoked_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
+        created_at: UnixTime(row.try_get(5)?),
+        expires_at: UnixTime(row.try_get(6)?),
+        used_at: row.try_get::<Option<i64>>(7)?.map(UnixTime),
+        revoked_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
     })
 }
 
@@ -233,6 +234,27 @@ pub trait OidcStore {
         now: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
+    /// Rotates a refresh token at `now`: the first use gets it, a later one learns it was
+    /// rotated before (a replay); an unknown, expired or revoked one is unknown.
+    fn use_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<RefreshUse, Error>> + Send;
+
+    /// Revokes every token of a family: how many were active.
+    fn revoke_oidc_family(
+        &mut self,
+        family: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// A token by the hash of its value, in this transaction.
+    fn oidc_token_in(
+        &mut self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, Error>> + Send;
+
     /// Revokes one token: false if it was not active.
     fn revoke_oidc_token(
         &mut self,
@@ -390,18 +412,20 @@ impl OidcStore for Tx {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_oidc_token(&mut self, token: &TokenRecord) -> Result<(), Error> {
         query(
-            "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, \
-             grant_data, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, family, \
+             grant_data, created_at, expires_at, used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(token.token_hash.clone())
         .bind(token.kind.as_str())
         .bind(token.grant.client_id.clone())
         .bind(token.grant.user_id.clone())
         .bind(token.code_hash.clone())
+        .bind(token.family.clone())
         .bind(to_json(&token.grant)?)
         .bind(token.created_at.0)
         .bind(token.expires_at.0)
+        .bind(token.used_at.map(|t| t.0))
         .bind(token.revoked_at.map(|t| t.0))
         .execute(self.conn()?)
         .await?;
@@ -422,6 +446,61 @@ impl OidcStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn use_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<RefreshUse, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET used_at = $2 WHERE token_hash = $1 AND kind = 'refresh_token' \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        let row = query(&format!(
+            "{TOKEN_COLUMNS} WHERE token_hash = $1 AND kind = 'refresh_token'"
+        ))
+        .bind(token_hash.to_owned())
+        .fetch_optional(self.conn()?)
+        .await?;
+        let Some(token) = row.map(|r| token_from_row(&r)).transpose()? else {
+            return Ok(RefreshUse::Unknown);
+        };
+        Ok(if done.rows_affected() == 1 {
+            RefreshUse::First(Box::new(token))
+        } else if token.used_at.is_some() {
+            RefreshUse::Reused {
+                family: token.family,
+            }
+        } else {
+            RefreshUse::Unknown
+        })
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn revoke_oidc_family(&mut self, family: &str, now: UnixTime) -> Result<u64, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+        )
+        .bind(family.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_token_in(&mut self, token_hash: &str) -> Result<Option<TokenRecord>, Error> {
+        let row = query(&format!("{TOKEN_COLUMNS} WHERE token_hash = $1"))
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| token_from_row(&r)).transpose()
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]

@@ -390,6 +390,20 @@ impl<D: LoginDb> Login<D> {
         ip: &str,
         browser: &str,
     ) -> Result<LoginStarted, Error> {
+        self.login_start_for(session, username, ip, browser, PORTAL_NAME)
+            .await
+    }
+
+    /// Starts a mobile login for `username` that the phone shows as a login to `service` (a
+    /// registered OpenID client's name, validated at registration; else the portal).
+    pub async fn login_start_for(
+        &self,
+        session: &Session,
+        username: &str,
+        ip: &str,
+        browser: &str,
+        service: &str,
+    ) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
         // Read before the write transaction (which SQLite's writers take in turns): an
         // account appearing or going meanwhile changes nothing the browser could tell.
@@ -426,7 +440,7 @@ impl<D: LoginDb> Login<D> {
                 &mut tx,
                 owner,
                 RequestKind::Login,
-                crate::login::PORTAL_NAME,
+                service,
                 &session.record.id_hash,
                 context,
                 None,

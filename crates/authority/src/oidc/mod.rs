@@ -8,8 +8,7 @@
 //! The rules (PKCE, redirect URIs, DPoP claims, `acr`, lifetimes, claims per scope) are
 //! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
 //!
-//! Not built yet (issue 23 stays open): refresh tokens, CIBA, logout, RAR, the DPoP nonce,
-//! introspection and revocation endpoints, key rotation.
+//! Not built yet (issue 23 stays open): CIBA, logout, RAR, the DPoP nonce, key rotation.
 
 pub mod jose;
 #[cfg(test)]
@@ -24,9 +23,9 @@ use sha2::{Digest as _, Sha256};
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
     claims_for, pairwise_subject, redirect_uri_registered, Claim, ClientAuthMethod, ClientRecord,
-    CodeUse, DpopExpectation, Grant, Profile, SubjectType, TokenKind, TokenRecord,
+    CodeUse, DpopExpectation, Grant, Profile, RefreshUse, SubjectType, TokenKind, TokenRecord,
     ACCESS_TOKEN_LIFETIME, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
-    REQUEST_URI_LIFETIME,
+    REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
 };
 use domain::{UnixTime, UserId};
 use pki::KeySigner;
@@ -206,6 +205,16 @@ pub struct AuthorizeError {
     pub description: String,
 }
 
+/// How an authorization request reached us.
+enum Came {
+    /// In the browser's query.
+    Directly,
+    /// Being pushed now (RFC 9126).
+    Pushing,
+    /// Pushed before: the hash of its `request_uri`'s id.
+    Pushed(String),
+}
+
 /// An answer at the client's redirect URI: the URI and its query parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationResponse {
@@ -221,7 +230,7 @@ pub enum AuthorizeStep {
     /// Log in first (and come back).
     Login,
     /// Ask the citizen: the consent page.
-    Consent(AuthorizationRequest),
+    Consent(Box<AuthorizationRequest>),
     /// Answer the client now (consent remembered).
     Respond(AuthorizationResponse),
 }
@@ -237,6 +246,8 @@ pub struct TokenRequest {
     pub redirect_uri: Option<String>,
     /// The PKCE verifier.
     pub code_verifier: Option<String>,
+    /// The refresh token (`grant_type=refresh_token`).
+    pub refresh_token: Option<String>,
     /// How the client authenticates.
     pub credentials: ClientCredentials,
     /// The `DPoP` header.
@@ -252,8 +263,10 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds.
     pub expires_in: i64,
-    /// The ID token.
-    pub id_token: String,
+    /// The ID token (not on a refresh).
+    pub id_token: Option<String>,
+    /// The next refresh token, with `offline_access`.
+    pub refresh_token: Option<String>,
     /// The scopes granted.
     pub scope: String,
 }
@@ -269,6 +282,13 @@ pub struct ResourceRequest<'a> {
     pub dpop: Option<&'a str>,
     /// The method.
     pub method: &'a str,
+}
+
+/// Sets `key` of a JSON object (nothing if `object` is not one).
+fn set(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -333,7 +353,11 @@ impl<D: OidcDb> Oidc<D> {
     pub(crate) async fn ensure_signing_key(&self) -> Result<(), Error> {
         let key = self.ca.service_key(SIGNING_KEY, false).await?;
         let jwk = jose::public_jwk(key.as_ref()).map_err(Error::Inconsistent)?;
-        let kid = jwk["kid"].as_str().unwrap_or_default().to_owned();
+        let kid = jwk
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         *self
             .key
             .write()
@@ -388,7 +412,9 @@ impl<D: OidcDb> Oidc<D> {
             "jwks_uri": self.endpoint("/oidc/jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "revocation_endpoint": self.endpoint("/oidc/revoke"),
+            "introspection_endpoint": self.endpoint("/oidc/introspect"),
             "subject_types_supported": ["pairwise", "public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "token_endpoint_auth_methods_supported":
@@ -579,7 +605,7 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut params = params;
         params.client_id = Some(client.client_id.clone());
-        if let Err(error) = self.validate(&client, &params, None) {
+        if let Err(error) = self.validate(&client, &params, Came::Pushing) {
             return Err(OidcRefusal::InvalidRequest(error.description).into());
         }
         let id = proto::b64(&rand::random::<[u8; 32]>());
@@ -602,7 +628,7 @@ impl<D: OidcDb> Oidc<D> {
         &self,
         client: &ClientRecord,
         params: &AuthorizationParams,
-        request_hash: Option<String>,
+        came: Came,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
         let page = |description: &str| AuthorizeError {
             redirect: None,
@@ -634,7 +660,7 @@ impl<D: OidcDb> Oidc<D> {
                 "response_type must be code".into(),
             ));
         }
-        if client.profile == Profile::Fapi2 && request_hash.is_none() {
+        if client.profile == Profile::Fapi2 && matches!(came, Came::Directly) {
             return Err(refuse(
                 "invalid_request",
                 "this client must push its request (PAR) first".into(),
@@ -658,7 +684,10 @@ impl<D: OidcDb> Oidc<D> {
             params: params.clone(),
             redirect_uri,
             claims,
-            request_hash,
+            request_hash: match came {
+                Came::Pushed(hash) => Some(hash),
+                Came::Directly | Came::Pushing => None,
+            },
         })
     }
 
@@ -702,7 +731,7 @@ impl<D: OidcDb> Oidc<D> {
             }
         };
         let Some(request_uri) = &query.request_uri else {
-            return self.validate(&client, query, None);
+            return self.validate(&client, query, Came::Directly);
         };
         let id = request_uri
             .strip_prefix(REQUEST_URI_PREFIX)
@@ -719,7 +748,20 @@ impl<D: OidcDb> Oidc<D> {
             .ok_or_else(|| page("request_uri is unknown, used or expired"))?;
         let params: AuthorizationParams =
             serde_json::from_str(&pushed).map_err(|_| page("the pushed request cannot be read"))?;
-        self.validate(&client, &params, Some(hash))
+        self.validate(&client, &params, Came::Pushed(hash))
+    }
+
+    /// The registered name of the service whose authorization request waits at `path` (what
+    /// the portal kept for after the login): the ConsentID login request names it.
+    pub async fn service_waiting_at(&self, path: &str) -> Option<String> {
+        let query = path.strip_prefix("/oidc/authorize?")?;
+        let params: AuthorizationParams = serde_urlencoded::from_str(query).ok()?;
+        let client = self
+            .store
+            .oidc_client(params.client_id.as_deref()?)
+            .await
+            .ok()??;
+        Some(client.name)
     }
 
     /// What the authorization endpoint does next for this session: log in, ask, or answer
@@ -781,7 +823,7 @@ impl<D: OidcDb> Oidc<D> {
                     "the citizen has not allowed this service",
                 )));
             }
-            return Ok(AuthorizeStep::Consent(request.clone()));
+            return Ok(AuthorizeStep::Consent(Box::new(request.clone())));
         }
         let response = self.issue_code(&mut tx, session, request, now).await?;
         tx.commit().await?;
@@ -951,8 +993,10 @@ impl<D: OidcDb> Oidc<D> {
         Ok(jkt)
     }
 
-    /// `POST /oidc/token`: a code for an ID token and an access token, once. A code used a
-    /// second time revokes every token issued from it.
+    /// `POST /oidc/token`: a code for an ID token and an access token (and a refresh token
+    /// with `offline_access`), once; or a refresh token for new ones, once. A code used a second
+    /// time revokes every token issued from it; a rotated refresh token used again revokes its
+    /// whole family.
     pub async fn token(&self, request: &TokenRequest) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
         let token_url = self.endpoint("/oidc/token");
@@ -960,9 +1004,43 @@ impl<D: OidcDb> Oidc<D> {
         let client = self
             .authenticate(&mut tx, &request.credentials, &token_url, now)
             .await?;
-        if request.grant_type.as_deref() != Some("authorization_code") {
-            return Err(OidcRefusal::UnsupportedGrantType.into());
+        match request.grant_type.as_deref() {
+            Some("authorization_code") => self.exchange_code(tx, &client, request, now).await,
+            Some("refresh_token") => self.refresh(tx, &client, request, now).await,
+            _ => Err(OidcRefusal::UnsupportedGrantType.into()),
         }
+    }
+
+    /// The DPoP key of a token request: its proof checked and spent, required for `fapi2`.
+    async fn token_dpop(
+        &self,
+        tx: &mut D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        match &request.dpop {
+            Some(proof) => {
+                let url = self.endpoint("/oidc/token");
+                Ok(Some(
+                    Self::check_dpop(tx, proof, "POST", &url, None, now).await?,
+                ))
+            }
+            None if client.profile == Profile::Fapi2 => Err(OidcRefusal::InvalidDpopProof(
+                "this client's tokens are DPoP-bound: send a DPoP proof".into(),
+            )
+            .into()),
+            None => Ok(None),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
         let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
         let code = request.code.as_deref().ok_or_else(|| invalid("no code"))?;
         let code_hash = sha256_hex(code);
@@ -1000,18 +1078,7 @@ impl<D: OidcDb> Oidc<D> {
             &grant.code_challenge,
         )
         .map_err(|e| invalid(&e.to_string()))?;
-        let jkt = match &request.dpop {
-            Some(proof) => {
-                Some(Self::check_dpop(&mut tx, proof, "POST", &token_url, None, now).await?)
-            }
-            None if client.profile == Profile::Fapi2 => {
-                return Err(OidcRefusal::InvalidDpopProof(
-                    "this client's tokens are DPoP-bound: send a DPoP proof".into(),
-                )
-                .into())
-            }
-            None => None,
-        };
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
         if grant.dpop_jkt.is_some() && grant.dpop_jkt != jkt {
             return Err(OidcRefusal::InvalidDpopProof(
                 "the proof's key is not the one the request named (dpop_jkt)".into(),
@@ -1020,18 +1087,11 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut grant = grant;
         grant.dpop_jkt = jkt;
-        let access_token = proto::b64(&rand::random::<[u8; 32]>());
-        tx.insert_oidc_token(&TokenRecord {
-            token_hash: sha256_hex(&access_token),
-            kind: TokenKind::Access,
-            code_hash: Some(code_hash),
-            grant: grant.clone(),
-            created_at: now,
-            expires_at: now.plus_seconds(ACCESS_TOKEN_LIFETIME),
-            revoked_at: None,
-        })
-        .await?;
-        let id_token = self.id_token(&client, &grant, now)?;
+        let family = proto::b64(&rand::random::<[u8; 16]>());
+        let mut response = self
+            .issue_tokens(&mut tx, &grant, Some(code_hash), &family, now)
+            .await?;
+        response.id_token = Some(self.id_token(client, &grant, now)?);
         tx.audit(
             now,
             grant.user_id.as_str(),
@@ -1040,6 +1100,102 @@ impl<D: OidcDb> Oidc<D> {
         )
         .await?;
         tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn refresh(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let presented = request
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| invalid("no refresh_token"))?;
+        let old = match tx
+            .use_oidc_refresh_token(&sha256_hex(presented), now)
+            .await?
+        {
+            RefreshUse::Unknown => {
+                return Err(invalid("the refresh token is unknown, expired or revoked"))
+            }
+            RefreshUse::Reused { family } => {
+                let revoked = tx.revoke_oidc_family(&family, now).await?;
+                tx.audit(
+                    now,
+                    "system",
+                    "oidc.refresh_reused",
+                    json!({ "client_id": client.client_id, "tokens_revoked": revoked }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(invalid(
+                    "the refresh token was used before: every token of its grant is revoked",
+                ));
+            }
+            RefreshUse::First(token) => *token,
+        };
+        if old.grant.client_id != client.client_id {
+            return Err(invalid("the refresh token was issued to another client"));
+        }
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
+        if old.grant.dpop_jkt.is_some() && old.grant.dpop_jkt != jkt {
+            return Err(OidcRefusal::InvalidDpopProof(
+                "the proof is not by the key the refresh token is bound to".into(),
+            )
+            .into());
+        }
+        let response = self
+            .issue_tokens(&mut tx, &old.grant, old.code_hash.clone(), &old.family, now)
+            .await?;
+        tx.audit(
+            now,
+            old.grant.user_id.as_str(),
+            "oidc.refreshed",
+            json!({ "client_id": client.client_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// An access token, and a refresh token if `offline_access` was granted, for `grant`.
+    async fn issue_tokens(
+        &self,
+        tx: &mut D::Tx,
+        grant: &Grant,
+        code_hash: Option<String>,
+        family: &str,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let issue = |kind: TokenKind, lifetime: i64| {
+            let value = proto::b64(&rand::random::<[u8; 32]>());
+            let record = TokenRecord {
+                token_hash: sha256_hex(&value),
+                kind,
+                code_hash: code_hash.clone(),
+                family: family.to_owned(),
+                grant: grant.clone(),
+                created_at: now,
+                expires_at: now.plus_seconds(lifetime),
+                used_at: None,
+                revoked_at: None,
+            };
+            (value, record)
+        };
+        let (access_token, access) = issue(TokenKind::Access, ACCESS_TOKEN_LIFETIME);
+        let offline = grant
+            .scope
+            .split_ascii_whitespace()
+            .any(|s| s == "offline_access");
+        let refresh = offline.then(|| issue(TokenKind::Refresh, REFRESH_TOKEN_LIFETIME));
+        tx.insert_oidc_token(&access).await?;
+        if let Some((_, record)) = &refresh {
+            tx.insert_oidc_token(record).await?;
+        }
         Ok(TokenResponse {
             access_token,
             token_type: if grant.dpop_jkt.is_some() {
@@ -1048,9 +1204,86 @@ impl<D: OidcDb> Oidc<D> {
                 "Bearer"
             },
             expires_in: ACCESS_TOKEN_LIFETIME,
-            id_token,
-            scope: grant.scope,
+            id_token: None,
+            refresh_token: refresh.map(|(value, _)| value),
+            scope: grant.scope.clone(),
         })
+    }
+
+    /// `POST /oidc/revoke` (RFC 7009): a client revokes one of its tokens; a refresh token
+    /// takes its whole grant with it. Unknown tokens, and other clients' tokens, change nothing
+    /// and are answered the same.
+    pub async fn revoke(&self, credentials: &ClientCredentials, token: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(&mut tx, credentials, &self.endpoint("/oidc/revoke"), now)
+            .await?;
+        if let Some(found) = tx.oidc_token_in(&sha256_hex(token)).await? {
+            if found.grant.client_id == client.client_id {
+                match found.kind {
+                    TokenKind::Refresh => tx.revoke_oidc_family(&found.family, now).await?,
+                    TokenKind::Access => {
+                        u64::from(tx.revoke_oidc_token(&found.token_hash, now).await?)
+                    }
+                };
+                tx.audit(
+                    now,
+                    found.grant.user_id.as_str(),
+                    "oidc.revoked",
+                    json!({ "client_id": client.client_id, "kind": found.kind.as_str() }),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `POST /oidc/introspect` (RFC 7662): what an authenticated client (a resource server)
+    /// may know of a token; `{"active": false}` for anything not active.
+    pub async fn introspect(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+    ) -> Result<Value, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        self.authenticate(
+            &mut tx,
+            credentials,
+            &self.endpoint("/oidc/introspect"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        let Some(found) = self
+            .store
+            .oidc_token(&sha256_hex(token))
+            .await?
+            .filter(|t| t.active(now))
+        else {
+            return Ok(json!({ "active": false }));
+        };
+        let Some(owner) = self.store.oidc_client(&found.grant.client_id).await? else {
+            return Ok(json!({ "active": false }));
+        };
+        let mut answer = json!({
+            "active": true,
+            "iss": self.issuer(),
+            "client_id": owner.client_id,
+            "sub": self.subject(&owner, &found.grant.user_id),
+            "scope": found.grant.scope,
+            "token_type": if found.grant.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
+            "iat": found.created_at.0,
+            "exp": found.expires_at.0,
+            "acr": found.grant.method.acr().uri(),
+            "auth_time": found.grant.auth_time.0,
+        });
+        if let Some(jkt) = &found.grant.dpop_jkt {
+            set(&mut answer, "cnf", json!({ "jkt": jkt }));
+        }
+        Ok(answer)
     }
 
     fn id_token(
@@ -1072,7 +1305,7 @@ impl<D: OidcDb> Oidc<D> {
             "sid": grant.sid,
         });
         if let Some(nonce) = &grant.nonce {
-            claims["nonce"] = json!(nonce);
+            set(&mut claims, "nonce", json!(nonce));
         }
         jose::sign_es256(key.key.as_ref(), &key.kid, "JWT", &claims).map_err(Error::Inconsistent)
     }
@@ -1136,13 +1369,14 @@ impl<D: OidcDb> Oidc<D> {
         let released = claims_for(&token.grant.scope, &client.allowed_scopes())
             .map_err(|_| invalid("the token's scope is no longer allowed"))?;
         for claim in released {
-            claims[claim.name()] = match claim {
+            let value = match claim {
                 Claim::GivenName => json!(user.given_name),
                 Claim::FamilyName => json!(user.surname),
                 Claim::Email => json!(user.email),
                 Claim::EmailVerified => json!(user.email_verified),
                 Claim::Jmbg => json!(user.jmbg),
             };
+            set(&mut claims, claim.name(), value);
         }
         Ok(claims)
     }

@@ -23,18 +23,23 @@ CREATE TABLE oidc_codes (
     used_at BIGINT
 );
 CREATE INDEX oidc_codes_expiry ON oidc_codes (expires_at);
+-- `family`: every token of one grant (a code's exchange and the refreshes after it), revoked
+-- together when a rotated refresh token comes back. `used_at`: a refresh token rotated.
 CREATE TABLE oidc_tokens (
     token_hash TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     client_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     code_hash TEXT,
+    family TEXT NOT NULL,
     grant_data TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
+    used_at BIGINT,
     revoked_at BIGINT
 );
 CREATE INDEX oidc_tokens_code ON oidc_tokens (code_hash);
+CREATE INDEX oidc_tokens_family ON oidc_tokens (family);
 CREATE INDEX oidc_tokens_user_client ON oidc_tokens (user_id, client_id);
 CREATE INDEX oidc_tokens_expiry ON oidc_tokens (expires_at);
 CREATE TABLE oidc_consents (
