@@ -9,6 +9,11 @@ drives it; the browser part (login, consent) is the test's.
                                                  prints {"url": the authorization URL}
     oidc_client.py finish STATE CALLBACK_URL     exchanges the code, validates the ID token
                                                  against the JWKS, calls userinfo; prints JSON
+    oidc_client.py ciba-start STATE ISSUER CLIENT_ID SECRET LOGIN_HINT BINDING_MESSAGE
+                                                 a CIBA request (client_secret_basic); prints
+                                                 {"status", "body"}
+    oidc_client.py ciba-poll STATE               one poll of the token endpoint; with tokens,
+                                                 the ID token validated; prints {"status", "body"}
 
 Every check that fails raises: the test sees a non-zero exit and the traceback.
 """
@@ -192,6 +197,56 @@ def finish(path, callback):
     print(json.dumps(out))
 
 
+def ciba_start(path, issuer, client_id, secret, login_hint, binding_message):
+    meta = discovery(issuer)
+    answer = requests.post(
+        meta["backchannel_authentication_endpoint"],
+        data={"scope": "openid profile", "login_hint": login_hint,
+              "binding_message": binding_message},
+        auth=(client_id, secret),
+        timeout=10,
+    )
+    state = {"issuer": issuer, "client_id": client_id, "secret": secret, "meta": meta,
+             "auth_req_id": answer.json().get("auth_req_id")}
+    with open(path, "w") as f:
+        json.dump(state, f)
+    print(json.dumps({"status": answer.status_code, "body": answer.json()}))
+
+
+def ciba_poll(path):
+    with open(path) as f:
+        state = json.load(f)
+    meta = state["meta"]
+    answer = requests.post(
+        meta["token_endpoint"],
+        data={"grant_type": "urn:openid:params:grant-type:ciba",
+              "auth_req_id": state["auth_req_id"]},
+        auth=(state["client_id"], state["secret"]),
+        timeout=10,
+    )
+    body = answer.json()
+    out = {"status": answer.status_code, "body": body}
+    if answer.status_code == 200:
+        keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+        claims = jwt.decode(
+            body["id_token"],
+            keys,
+            claims_cls=CodeIDToken,
+            claims_options={
+                "iss": {"essential": True, "value": state["issuer"]},
+                "acr": {"essential": True, "value": HIGH},
+            },
+            claims_params={"client_id": state["client_id"]},
+        )
+        claims.validate()
+        info = requests.get(meta["userinfo_endpoint"],
+                            headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=10)
+        assert info.status_code == 200, info.text
+        out["sub"] = claims["sub"]
+        out["userinfo"] = info.json()
+    print(json.dumps(out))
+
+
 def main(argv):
     if argv[1] == "keygen":
         keygen(argv[2])
@@ -199,6 +254,10 @@ def main(argv):
         start(*argv[2:9])
     elif argv[1] == "finish":
         finish(argv[2], argv[3])
+    elif argv[1] == "ciba-start":
+        ciba_start(*argv[2:8])
+    elif argv[1] == "ciba-poll":
+        ciba_poll(argv[2])
     else:
         raise SystemExit(__doc__)
 

@@ -513,6 +513,9 @@ pub struct ClientRecord {
     pub post_logout_redirect_uris: Vec<String>,
     /// When it was registered.
     pub created_at: UnixTime,
+    /// It may ask for logins from its own server (CIBA, poll mode).
+    #[serde(default)]
+    pub ciba: bool,
 }
 
 impl ClientRecord {
@@ -674,6 +677,32 @@ impl TokenRecord {
     pub fn active(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+}
+
+/// Seconds a CIBA client waits between two polls of the token endpoint.
+pub const CIBA_INTERVAL: i64 = 5;
+
+/// A CIBA request as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CibaRecord {
+    /// SHA-256 (hex) of its `auth_req_id`.
+    pub id_hash: String,
+    /// The client that asked.
+    pub client_id: String,
+    /// SHA-256 (hex) of the normalised `login_hint`.
+    pub hint_hash: String,
+    /// The ConsentID request made for it; none for an address no account has.
+    pub txn_id: Option<crate::TxnId>,
+    /// What the tokens will stand for; none for an address no account has.
+    pub grant: Option<Grant>,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When it ends.
+    pub expires_at: UnixTime,
+    /// The client may not poll before this.
+    pub next_poll_at: UnixTime,
+    /// When it was closed: its tokens issued (once), or its refusal or end told the client.
+    pub closed_at: Option<UnixTime>,
 }
 
 /// What using a refresh token found.

@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 
 use authority::oidc::{
     AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
-    AuthorizeStep, ClientCredentials, ResourceRequest, TokenRequest,
+    AuthorizeStep, BackchannelRequest, ClientCredentials, ResourceRequest, TokenRequest,
 };
 use authority::{Error, OidcRefusal};
 
+use crate::client_address::ClientIp;
 use crate::error::{internal_response, Surface};
 use crate::i18n::Language;
 use crate::portal::{csrf_ok, internal, message_page, render, MessagePage, Page, Visit};
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/authorize", get(authorize).post(decision))
         .route("/oidc/token", post(token))
         .route("/oidc/userinfo", get(userinfo).post(userinfo))
+        .route("/oidc/bc-authorize", post(backchannel))
         .route("/oidc/revoke", post(revoke))
         .route("/oidc/introspect", post(introspect))
 }
@@ -195,6 +197,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
             redirect_uri: field("redirect_uri"),
             code_verifier: field("code_verifier"),
             refresh_token: field("refresh_token"),
+            auth_req_id: field("auth_req_id"),
             credentials,
             dpop: headers
                 .get("dpop")
@@ -232,6 +235,47 @@ fn token_and_client(headers: &HeaderMap, body: &str) -> Result<(String, ClientCr
         .map(|(_, value)| value.clone())
         .ok_or_else(|| OidcRefusal::InvalidRequest("no token".into()))?;
     Ok((token, credentials))
+}
+
+async fn backchannel(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let started = async {
+        let pairs = form_pairs(&body)?;
+        let credentials = credentials(&headers, &pairs)?;
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let request = BackchannelRequest {
+            scope: field("scope"),
+            login_hint: field("login_hint"),
+            other_hint: field("id_token_hint").is_some() || field("login_hint_token").is_some(),
+            binding_message: field("binding_message"),
+            acr_values: field("acr_values"),
+        };
+        state
+            .authority
+            .oidc
+            .backchannel_authenticate(&credentials, &request, &ip)
+            .await
+    };
+    match started.await {
+        Ok(started) => no_store(
+            StatusCode::OK,
+            json!({
+                "auth_req_id": started.auth_req_id,
+                "expires_in": started.expires_in,
+                "interval": started.interval,
+            }),
+        ),
+        Err(error) => refused(&error),
+    }
 }
 
 async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {

@@ -519,3 +519,120 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
     let verified = server.cli_ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
 }
+
+#[test]
+fn a_counter_logs_a_citizen_in_from_its_own_server_with_ciba() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+    let counter: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Општина Врачар",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--scope",
+                "profile",
+                "--ciba",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(counter["ciba"], true);
+    let id = counter["client_id"].as_str().unwrap().to_owned();
+    let secret = counter["client_secret"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    support::logged_in(&server, "petar@example.rs", &home);
+    let state = d.join("ciba.json");
+    let state = state.to_str().unwrap();
+    let start = |hint: &str, message: &str| {
+        relying_party(
+            &python,
+            &["ciba-start", state, &issuer, &id, &secret, hint, message],
+        )
+    };
+    let poll = || relying_party(&python, &["ciba-poll", state]);
+
+    // The counter asks; the citizen has not answered yet.
+    let started = start("petar@example.rs", "Шалтер 3, код 7241");
+    assert_eq!(started["status"], 200, "{started}");
+    assert_eq!(started["body"]["interval"], 5, "{started}");
+    let pending = poll();
+    assert_eq!(
+        pending["body"]["error"], "authorization_pending",
+        "{pending}"
+    );
+
+    // The phone shows the service's registered name and the binding message; PIN, approve.
+    let (status, out, err) = support::consentid(
+        &home,
+        &["approve", "--next", "--wait", "10", "--pin-stdin"],
+        &format!("{}\n", support::PIN),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(
+        out.contains("Општина Врачар") && out.contains("Шалтер 3, код 7241"),
+        "{out}"
+    );
+    // The next poll after the interval gets the tokens; the ID token is validated by authlib.
+    std::thread::sleep(std::time::Duration::from_millis(5200));
+    let done = poll();
+    assert_eq!(done["status"], 200, "{done}");
+    assert_eq!(done["userinfo"]["given_name"], "Петар", "{done}");
+    let again = poll();
+    assert_eq!(
+        again["body"]["error"], "invalid_grant",
+        "tokens once: {again}"
+    );
+
+    // A refused request: access_denied, once; the counter may ask again at once.
+    start("petar@example.rs", "Шалтер 3, код 9918");
+    let (_, pending, _) = support::consentid(&home, &["pending"], "");
+    let txn = pending
+        .lines()
+        .find(|line| line.contains("Општина Врачар"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{pending}"))
+        .to_owned();
+    let (status, out, err) = support::consentid(&home, &["deny", &txn], "");
+    assert_eq!(status, 0, "{out}{err}");
+    let denied = poll();
+    assert_eq!(denied["body"]["error"], "access_denied", "{denied}");
+    assert_eq!(poll()["body"]["error"], "invalid_grant");
+
+    // An address no account has: the same answers as for a citizen who does not answer, one
+    // open request at a time; polling again at once is too fast.
+    let unknown = start("nobody@example.rs", "Шалтер 3, код 1111");
+    assert_eq!(unknown["status"], 200, "{unknown}");
+    assert_eq!(poll()["body"]["error"], "authorization_pending");
+    assert_eq!(poll()["body"]["error"], "slow_down");
+    let twice = start("nobody@example.rs", "Шалтер 3, код 1112");
+    assert_eq!(twice["body"]["error"], "invalid_request", "{twice}");
+
+    // A binding message the phone cannot show: control and bidi characters, or too long.
+    for message in ["Шалтер\u{7}3", "Шалтер \u{202E}3", &"д".repeat(41)] {
+        let refused = start("petar@example.rs", message);
+        assert_eq!(
+            (
+                refused["status"].as_u64(),
+                refused["body"]["error"].as_str()
+            ),
+            (Some(400), Some("invalid_binding_message")),
+            "{refused}"
+        );
+    }
+
+    let verified = server.cli_ok(&["audit", "verify"]);
+    assert!(verified.contains("intact"), "{verified}");
+}

@@ -5,11 +5,11 @@
 
 use std::future::Future;
 
-use domain::oidc::{ClientRecord, CodeUse, Grant, RefreshUse, TokenKind, TokenRecord};
-use domain::{UnixTime, UserId};
+use domain::oidc::{CibaRecord, ClientRecord, CodeUse, Grant, RefreshUse, TokenKind, TokenRecord};
+use domain::{TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
-use crate::{Error, Store, Tx};
+use crate::{DatabaseKind, Error, Store, Tx};
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("JSON: {e}")))
@@ -162,7 +162,13 @@ impl OidcQueries for Store {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_oidc(&self, before: UnixTime) -> Result<u64, Error> {
         let mut purged = 0;
-        for table in ["oidc_requests", "oidc_codes", "oidc_tokens", "oidc_seen"] {
+        for table in [
+            "oidc_requests",
+            "oidc_codes",
+            "oidc_tokens",
+            "oidc_seen",
+            "oidc_ciba",
+        ] {
             let done = self
                 .write_one(
                     query(&format!("DELETE FROM {table} WHERE expires_at < $1")).bind(before.0),
@@ -284,6 +290,41 @@ pub trait OidcStore {
         &mut self,
         user: &UserId,
         client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Keeps a CIBA request.
+    fn insert_oidc_ciba(
+        &mut self,
+        request: &CibaRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether `client_id` has a CIBA request for `hint_hash` still open at `now`.
+    fn oidc_ciba_open(
+        &mut self,
+        hint_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// A CIBA request, locked for this database transaction on PostgreSQL.
+    fn oidc_ciba_for_update(
+        &mut self,
+        id_hash: &str,
+    ) -> impl Future<Output = Result<Option<CibaRecord>, Error>> + Send;
+
+    /// Records a poll: the next may come at `next_poll_at`.
+    fn poll_oidc_ciba(
+        &mut self,
+        id_hash: &str,
+        next_poll_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Closes a CIBA request at `now` (its tokens issued, or its refusal or end told): false
+    /// if it was closed before.
+    fn close_oidc_ciba(
+        &mut self,
+        id_hash: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
@@ -577,6 +618,100 @@ impl OidcStore for Tx {
         .bind(now.0)
         .execute(self.conn()?)
         .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_ciba(&mut self, request: &CibaRecord) -> Result<(), Error> {
+        let grant = request.grant.as_ref().map(to_json).transpose()?;
+        query(
+            "INSERT INTO oidc_ciba (id_hash, client_id, hint_hash, txn_id, grant_data, created_at, \
+             expires_at, next_poll_at, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(request.id_hash.clone())
+        .bind(request.client_id.clone())
+        .bind(request.hint_hash.clone())
+        .bind(request.txn_id.clone())
+        .bind(grant)
+        .bind(request.created_at.0)
+        .bind(request.expires_at.0)
+        .bind(request.next_poll_at.0)
+        .bind(request.closed_at.map(|t| t.0))
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_ciba_open(
+        &mut self,
+        hint_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        let row = query(
+            "SELECT 1 FROM oidc_ciba WHERE hint_hash = $1 AND client_id = $2 \
+             AND expires_at > $3 AND closed_at IS NULL",
+        )
+        .bind(hint_hash.to_owned())
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .fetch_optional(self.conn()?)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_ciba_for_update(&mut self, id_hash: &str) -> Result<Option<CibaRecord>, Error> {
+        let lock = if self.kind == DatabaseKind::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = query(&format!(
+            "SELECT id_hash, client_id, hint_hash, txn_id, grant_data, created_at, expires_at, \
+             next_poll_at, closed_at FROM oidc_ciba WHERE id_hash = $1{lock}"
+        ))
+        .bind(id_hash.to_owned())
+        .fetch_optional(self.conn()?)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let grant: Option<String> = row.try_get(4)?;
+        Ok(Some(CibaRecord {
+            id_hash: row.try_get(0)?,
+            client_id: row.try_get(1)?,
+            hint_hash: row.try_get(2)?,
+            txn_id: row.try_get::<Option<String>>(3)?.map(TxnId::from),
+            grant: grant
+                .map(|text| from_json(&text, "CIBA grant"))
+                .transpose()?,
+            created_at: UnixTime(row.try_get(5)?),
+            expires_at: UnixTime(row.try_get(6)?),
+            next_poll_at: UnixTime(row.try_get(7)?),
+            closed_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn poll_oidc_ciba(&mut self, id_hash: &str, next_poll_at: UnixTime) -> Result<(), Error> {
+        query("UPDATE oidc_ciba SET next_poll_at = $2 WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .bind(next_poll_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn close_oidc_ciba(&mut self, id_hash: &str, now: UnixTime) -> Result<bool, Error> {
+        let done =
+            query("UPDATE oidc_ciba SET closed_at = $2 WHERE id_hash = $1 AND closed_at IS NULL")
+                .bind(id_hash.to_owned())
+                .bind(now.0)
+                .execute(self.conn()?)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

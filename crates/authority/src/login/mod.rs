@@ -462,6 +462,35 @@ impl<D: LoginDb> Login<D> {
         })
     }
 
+    /// The ConsentID login request of a service's CIBA request (OpenID CIBA): shown on the
+    /// phone as a login to `service` with `message` (the binding message), no browser and no
+    /// code to pick; bound to `binding`, the CIBA request, not to a browser session.
+    pub(crate) async fn backchannel_request(
+        &self,
+        tx: &mut D::Tx,
+        user: &UserRecord,
+        service: &str,
+        binding: &str,
+        ip: &str,
+        message: Option<&str>,
+    ) -> Result<TransactionRecord, Error> {
+        let context = RequestContext {
+            browser: service.chars().take(80).collect(),
+            ip: ip.chars().take(64).collect(),
+        };
+        self.create_transaction(
+            tx,
+            Some((&user.id, format!("{} {}", user.given_name, user.surname))),
+            RequestKind::Login,
+            service,
+            binding,
+            context,
+            message.map(|m| consentid::RequestDetails::Message(m.to_owned())),
+            Some(proto::app::LoginFlow::Backchannel),
+        )
+        .await
+    }
+
     /// The state of a login request, for the browser that started it only.
     pub async fn login_state(
         &self,

@@ -8,7 +8,10 @@
 //! The rules (PKCE, redirect URIs, DPoP claims, `acr`, lifetimes, claims per scope) are
 //! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
 //!
-//! Not built yet (issue 23 stays open): CIBA, logout, RAR, the DPoP nonce, key rotation.
+//! CIBA (poll mode) makes a ConsentID login request from a service's own server.
+//!
+//! Not built yet (issue 23 stays open): CIBA's ping mode, logout, RAR, the DPoP nonce, key
+//! rotation.
 
 pub mod jose;
 #[cfg(test)]
@@ -22,19 +25,19 @@ use sha2::{Digest as _, Sha256};
 
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
-    claims_for, pairwise_subject, redirect_uri_registered, Claim, ClientAuthMethod, ClientRecord,
-    CodeUse, DpopExpectation, Grant, Profile, RefreshUse, SubjectType, TokenKind, TokenRecord,
-    ACCESS_TOKEN_LIFETIME, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
-    REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
+    claims_for, pairwise_subject, redirect_uri_registered, AuthMethod, CibaRecord, Claim,
+    ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant, Profile, RefreshUse,
+    SubjectType, TokenKind, TokenRecord, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME,
+    ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
 };
-use domain::{UnixTime, UserId};
+use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
 use store::{
-    AccountQueries, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
+    AccountStore as _, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
 };
 
 use crate::login::Session;
-use crate::{Ca, CaDb, CaTx, Clock, Error, Settings};
+use crate::{Ca, Clock, Error, Login, LoginDb, LoginTx, Settings};
 
 /// The service key role of the ID-token signing key.
 pub const SIGNING_KEY: &str = "oidc_signing";
@@ -42,16 +45,46 @@ pub const SIGNING_KEY: &str = "oidc_signing";
 /// The prefix of a pushed request's `request_uri` (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
+/// The grant type of CIBA's token requests.
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+
+/// A CIBA authentication request (CIBA Core §7.1).
+#[derive(Debug, Clone, Default)]
+pub struct BackchannelRequest {
+    /// Space-separated scopes, `openid` among them.
+    pub scope: Option<String>,
+    /// The citizen's e-mail address.
+    pub login_hint: Option<String>,
+    /// Hints we do not take (`id_token_hint`, `login_hint_token`): refused if given.
+    pub other_hint: bool,
+    /// The text the service shows the citizen, shown on the phone too.
+    pub binding_message: Option<String>,
+    /// Levels asked.
+    pub acr_values: Option<String>,
+}
+
+/// A CIBA request accepted: its id, lifetime and polling interval (CIBA Core §7.3).
+#[derive(Debug, Clone)]
+pub struct BackchannelStarted {
+    /// `auth_req_id`.
+    pub auth_req_id: String,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Seconds between polls.
+    pub interval: i64,
+}
+
 /// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// What the provider uses of the store.
-pub trait OidcDb: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries {}
-impl<D: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries> OidcDb for D {}
+/// What the provider uses of the store (a CIBA request is a ConsentID login request: the
+/// login service's part too).
+pub trait OidcDb: LoginDb + Database<Tx: OidcTx> + OidcQueries {}
+impl<D: LoginDb + Database<Tx: OidcTx> + OidcQueries> OidcDb for D {}
 
 /// What the provider changes in a use case's transaction.
-pub trait OidcTx: CaTx + OidcStore {}
-impl<T: CaTx + OidcStore> OidcTx for T {}
+pub trait OidcTx: LoginTx + OidcStore {}
+impl<T: LoginTx + OidcStore> OidcTx for T {}
 
 /// A refusal of the provider, with its OAuth error code (RFC 6749 §5.2, RFC 9449 §7,
 /// RFC 6750 §3.1). Carried by [`Error::Oidc`].
@@ -78,6 +111,24 @@ pub enum OidcRefusal {
     /// The access token is unknown, expired, revoked, or used without its proof.
     #[error("invalid_token: {0}")]
     InvalidToken(String),
+    /// The client may not use this grant (CIBA without `--ciba`).
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    /// CIBA: a binding message the phone cannot show.
+    #[error("invalid_binding_message")]
+    InvalidBindingMessage,
+    /// CIBA: the citizen has not answered yet.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// CIBA: polled faster than the interval.
+    #[error("slow_down")]
+    SlowDown,
+    /// CIBA: the citizen refused.
+    #[error("access_denied")]
+    AccessDenied,
+    /// CIBA: the request ended unanswered.
+    #[error("expired_token")]
+    ExpiredToken,
 }
 
 impl OidcRefusal {
@@ -91,6 +142,12 @@ impl OidcRefusal {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::InvalidToken(_) => "invalid_token",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
@@ -102,8 +159,19 @@ impl OidcRefusal {
             | Self::InvalidGrant(d)
             | Self::InvalidScope(d)
             | Self::InvalidDpopProof(d)
-            | Self::InvalidToken(d) => d.clone(),
-            Self::UnsupportedGrantType => "only authorization_code".into(),
+            | Self::InvalidToken(d)
+            | Self::UnauthorizedClient(d) => d.clone(),
+            Self::UnsupportedGrantType => {
+                "authorization_code, refresh_token or urn:openid:params:grant-type:ciba".into()
+            }
+            Self::InvalidBindingMessage => format!(
+                "binding_message: at most {} display characters",
+                domain::oidc::BINDING_MESSAGE_MAX
+            ),
+            Self::AuthorizationPending => "the citizen has not answered yet".into(),
+            Self::SlowDown => "poll less often".into(),
+            Self::AccessDenied => "the citizen refused".into(),
+            Self::ExpiredToken => "the request ended unanswered".into(),
         }
     }
 }
@@ -127,6 +195,8 @@ pub struct ClientRegistration {
     pub allow_jmbg: bool,
     /// Which `sub`.
     pub subject: SubjectType,
+    /// May use CIBA.
+    pub ciba: bool,
     /// Back-channel logout URI.
     pub backchannel_logout_uri: Option<String>,
     /// Post-logout redirect URIs.
@@ -248,6 +318,8 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     /// The refresh token (`grant_type=refresh_token`).
     pub refresh_token: Option<String>,
+    /// The CIBA request (`grant_type=urn:openid:params:grant-type:ciba`).
+    pub auth_req_id: Option<String>,
     /// How the client authenticates.
     pub credentials: ClientCredentials,
     /// The `DPoP` header.
@@ -312,6 +384,7 @@ pub struct Oidc<D = Store> {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     ca: Arc<Ca<D>>,
+    login: Arc<Login<D>>,
     key: RwLock<Option<Arc<SigningKey>>>,
     /// The pairwise `sub` secret, derived from the deployment's secret.
     pairwise: RwLock<[u8; 32]>,
@@ -323,12 +396,14 @@ impl<D: OidcDb> Oidc<D> {
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
         ca: Arc<Ca<D>>,
+        login: Arc<Login<D>>,
     ) -> Self {
         Self {
             store,
             clock,
             settings,
             ca,
+            login,
             key: RwLock::new(None),
             pairwise: RwLock::new(rand::random()),
         }
@@ -412,7 +487,10 @@ impl<D: OidcDb> Oidc<D> {
             "jwks_uri": self.endpoint("/oidc/jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT],
+            "backchannel_authentication_endpoint": self.endpoint("/oidc/bc-authorize"),
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_user_code_parameter_supported": false,
             "revocation_endpoint": self.endpoint("/oidc/revoke"),
             "introspection_endpoint": self.endpoint("/oidc/introspect"),
             "subject_types_supported": ["pairwise", "public"],
@@ -468,6 +546,7 @@ impl<D: OidcDb> Oidc<D> {
             backchannel_logout_uri: registration.backchannel_logout_uri,
             post_logout_redirect_uris: registration.post_logout_redirect_uris,
             created_at: self.clock.now(),
+            ciba: registration.ciba,
         };
         check_registration(&client, registration.public)
             .map_err(|e| OidcRefusal::InvalidRequest(e.to_string()))?;
@@ -1007,6 +1086,7 @@ impl<D: OidcDb> Oidc<D> {
         match request.grant_type.as_deref() {
             Some("authorization_code") => self.exchange_code(tx, &client, request, now).await,
             Some("refresh_token") => self.refresh(tx, &client, request, now).await,
+            Some(CIBA_GRANT) => self.ciba_token(tx, &client, request, now).await,
             _ => Err(OidcRefusal::UnsupportedGrantType.into()),
         }
     }
@@ -1156,6 +1236,221 @@ impl<D: OidcDb> Oidc<D> {
             old.grant.user_id.as_str(),
             "oidc.refreshed",
             json!({ "client_id": client.client_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// `POST /oidc/bc-authorize` (CIBA Core §7): a service asks, from its own server, for
+    /// the citizen named by `login_hint` to log in; the citizen approves on the phone, which
+    /// shows the service's registered name and the binding message. An address no account has
+    /// gets the same answers, and its request simply expires. At most one open request per
+    /// citizen and service.
+    pub async fn backchannel_authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        request: &BackchannelRequest,
+        ip: &str,
+    ) -> Result<BackchannelStarted, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(
+                &mut tx,
+                credentials,
+                &self.endpoint("/oidc/bc-authorize"),
+                now,
+            )
+            .await?;
+        if !client.ciba {
+            return Err(OidcRefusal::UnauthorizedClient(
+                "this client is not registered for CIBA".into(),
+            )
+            .into());
+        }
+        let scope = request.scope.clone().unwrap_or_default();
+        claims_for(&scope, &client.allowed_scopes())
+            .map_err(|e| OidcRefusal::InvalidScope(e.to_string()))?;
+        if request.other_hint {
+            return Err(
+                OidcRefusal::InvalidRequest("only login_hint (an e-mail) is taken".into()).into(),
+            );
+        }
+        let hint = request
+            .login_hint
+            .as_deref()
+            .and_then(|hint| crate::ra::accounts::normalise_email(hint).ok())
+            .ok_or_else(|| {
+                OidcRefusal::InvalidRequest("login_hint must be an e-mail address".into())
+            })?;
+        if let Some(message) = &request.binding_message {
+            if !domain::oidc::approval_text_ok(message, domain::oidc::BINDING_MESSAGE_MAX) {
+                return Err(OidcRefusal::InvalidBindingMessage.into());
+            }
+        }
+        // ConsentID reaches `high`: any level asked is met.
+        let hint_hash = sha256_hex(&hint);
+        if tx
+            .oidc_ciba_open(&hint_hash, &client.client_id, now)
+            .await?
+        {
+            return Err(OidcRefusal::InvalidRequest(
+                "a request for this citizen is still open".into(),
+            )
+            .into());
+        }
+        let id = proto::b64(&rand::random::<[u8; 32]>());
+        let id_hash = sha256_hex(&id);
+        let user = tx
+            .user_by_email(&hint)
+            .await?
+            .filter(|u| u.assurance == domain::AssuranceLevel::High);
+        let (txn, grant) = match &user {
+            Some(user) => {
+                let txn = self
+                    .login
+                    .backchannel_request(
+                        &mut tx,
+                        user,
+                        &client.name,
+                        &format!("ciba:{id_hash}"),
+                        ip,
+                        request.binding_message.as_deref(),
+                    )
+                    .await?;
+                let grant = Grant {
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    scope: scope.clone(),
+                    redirect_uri: String::new(),
+                    code_challenge: String::new(),
+                    nonce: None,
+                    auth_time: now,
+                    method: AuthMethod::ConsentId,
+                    sid: proto::b64(&rand::random::<[u8; 16]>()),
+                    dpop_jkt: None,
+                };
+                (Some(txn), Some(grant))
+            }
+            None => (None, None),
+        };
+        let expires_at = txn
+            .as_ref()
+            .map_or(now.plus_seconds(domain::login::TRANSACTION_LIFETIME), |t| {
+                t.expires_at
+            });
+        tx.insert_oidc_ciba(&CibaRecord {
+            id_hash,
+            client_id: client.client_id.clone(),
+            hint_hash,
+            txn_id: txn.map(|t| t.id),
+            grant,
+            created_at: now,
+            expires_at,
+            next_poll_at: now,
+            closed_at: None,
+        })
+        .await?;
+        tx.audit(
+            now,
+            "system",
+            "oidc.ciba.requested",
+            json!({ "client_id": client.client_id, "user": user.map(|u| u.id) }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BackchannelStarted {
+            auth_req_id: id,
+            expires_in: expires_at.0 - now.0,
+            interval: CIBA_INTERVAL,
+        })
+    }
+
+    /// CIBA's token request (poll mode, CIBA Core §10.1): pending, too fast, refused, ended, or
+    /// the tokens once the citizen approved.
+    async fn ciba_token(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let id = request
+            .auth_req_id
+            .as_deref()
+            .ok_or_else(|| invalid("no auth_req_id"))?;
+        let ciba = tx
+            .oidc_ciba_for_update(&sha256_hex(id))
+            .await?
+            .filter(|c| c.client_id == client.client_id)
+            .ok_or_else(|| invalid("unknown auth_req_id"))?;
+        if ciba.closed_at.is_some() {
+            return Err(invalid("this request was answered before"));
+        }
+        if now >= ciba.expires_at {
+            return Err(OidcRefusal::ExpiredToken.into());
+        }
+        if now < ciba.next_poll_at {
+            // CIBA Core §11: each poll too early adds to the wait.
+            tx.poll_oidc_ciba(&ciba.id_hash, ciba.next_poll_at.plus_seconds(CIBA_INTERVAL))
+                .await?;
+            tx.commit().await?;
+            return Err(OidcRefusal::SlowDown.into());
+        }
+        tx.poll_oidc_ciba(&ciba.id_hash, now.plus_seconds(CIBA_INTERVAL))
+            .await?;
+        let answered = match &ciba.txn_id {
+            Some(txn_id) => self.store.transaction(txn_id).await?,
+            None => None,
+        };
+        let (Some(txn), Some(grant)) = (answered, ciba.grant.clone()) else {
+            tx.commit().await?;
+            return Err(OidcRefusal::AuthorizationPending.into());
+        };
+        match domain::login::effective_status(txn.status, txn.expires_at, now) {
+            TransactionStatus::Pending => {
+                tx.commit().await?;
+                return Err(OidcRefusal::AuthorizationPending.into());
+            }
+            TransactionStatus::Approved => {}
+            TransactionStatus::Expired => {
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::ExpiredToken.into());
+            }
+            _ => {
+                // Closed: the counter may ask again at once.
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.audit(
+                    now,
+                    grant.user_id.as_str(),
+                    "oidc.ciba.denied",
+                    json!({ "client_id": client.client_id }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::AccessDenied.into());
+            }
+        }
+        if !tx.close_oidc_ciba(&ciba.id_hash, now).await? {
+            return Err(invalid("this request was answered before"));
+        }
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
+        let mut grant = grant;
+        grant.auth_time = txn.decided_at.unwrap_or(now);
+        grant.dpop_jkt = jkt;
+        let family = proto::b64(&rand::random::<[u8; 16]>());
+        let mut response = self
+            .issue_tokens(&mut tx, &grant, None, &family, now)
+            .await?;
+        response.id_token = Some(self.id_token(client, &grant, now)?);
+        tx.audit(
+            now,
+            grant.user_id.as_str(),
+            "oidc.token",
+            json!({ "client_id": client.client_id, "scope": grant.scope, "ciba": true }),
         )
         .await?;
         tx.commit().await?;

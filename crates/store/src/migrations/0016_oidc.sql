@@ -54,3 +54,20 @@ CREATE TABLE oidc_seen (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX oidc_seen_expiry ON oidc_seen (expires_at);
+-- CIBA requests (OpenID Connect CIBA Core 1.0): the service's request for a citizen named by
+-- `login_hint` (hashed, so that one pending request per citizen and service holds for unknown
+-- addresses too), the ConsentID request made for it (none for an unknown address), and when it
+-- was closed: its tokens issued, or its refusal or end told to the client.
+CREATE TABLE oidc_ciba (
+    id_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    hint_hash TEXT NOT NULL,
+    txn_id TEXT,
+    grant_data TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    next_poll_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+CREATE INDEX oidc_ciba_hint ON oidc_ciba (hint_hash, client_id);
+CREATE INDEX oidc_ciba_expiry ON oidc_ciba (expires_at);
