@@ -33,7 +33,8 @@ use domain::oidc::{
 use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
 use store::{
-    AccountStore as _, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
+    AccountStore as _, AuditLog as _, Change, Database, LogoutRecord, LogoutScope, OidcQueries,
+    OidcStore, Store, Transaction as _,
 };
 
 use crate::login::Session;
@@ -354,6 +355,17 @@ pub struct ResourceRequest<'a> {
     pub dpop: Option<&'a str>,
     /// The method.
     pub method: &'a str,
+}
+
+/// When to try a back-channel logout again after a failure: 30 s, doubling up to an hour,
+/// for a day; `None`: give up.
+fn logout_retry(logout: &LogoutRecord, now: UnixTime) -> Option<UnixTime> {
+    let attempts = logout.attempts + 1;
+    if attempts >= 12 || now.0 - logout.created_at.0 >= 24 * 3600 {
+        return None;
+    }
+    let wait = (30i64 << attempts.min(7)).min(3600);
+    Some(now.plus_seconds(wait))
 }
 
 /// Sets `key` of a JSON object (nothing if `object` is not one).
@@ -1676,6 +1688,93 @@ impl<D: OidcDb> Oidc<D> {
         Ok(claims)
     }
 
+    /// Delivers queued back-channel logouts until `stop`: woken when some are queued (on
+    /// PostgreSQL from any instance), and when the next retry is due.
+    pub async fn logout_worker(&self, stop: impl std::future::Future<Output = ()>) {
+        let watch = self.store.watch(&Change::Logouts);
+        tokio::pin!(stop);
+        loop {
+            let queued = watch.next();
+            let mut pause = watch.recheck();
+            match self.deliver_due_logouts().await {
+                Ok(_) => {
+                    if let Ok(Some(due)) = self.store.next_oidc_logout_due().await {
+                        let wait = due.0.saturating_sub(self.clock.now().0).max(0);
+                        pause = pause.min(std::time::Duration::from_secs(wait.unsigned_abs()));
+                    }
+                }
+                Err(error) => tracing::error!(%error, "back-channel logout delivery failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = queued => {}
+                () = &mut stop => break,
+            }
+        }
+    }
+
+    /// Delivers the back-channel logouts due now: how many were delivered.
+    pub async fn deliver_due_logouts(&self) -> Result<usize, Error> {
+        let now = self.clock.now();
+        let mut delivered = 0;
+        for logout in self.store.due_oidc_logouts(now, 50).await? {
+            let outcome = self.deliver_logout(&logout, now).await;
+            let record = match &outcome {
+                Ok(()) => Ok(()),
+                Err(error) => Err((logout_retry(&logout, now), error.clone())),
+            };
+            let event = match &record {
+                Ok(()) => Some("oidc.logout.delivered"),
+                Err((None, _)) => Some("oidc.logout.given_up"),
+                Err((Some(_), _)) => None,
+            };
+            self.store.record_oidc_logout(&logout, now, record).await?;
+            if let Some(event) = event {
+                let mut tx = self.store.begin().await?;
+                tx.audit(
+                    now,
+                    "system",
+                    event,
+                    json!({ "client_id": logout.client_id, "error": outcome.err() }),
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            if event == Some("oidc.logout.delivered") {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// One logout token (Back-Channel Logout 1.0 §2.4) POSTed to the client's registered URI.
+    async fn deliver_logout(&self, logout: &LogoutRecord, now: UnixTime) -> Result<(), String> {
+        let client = self
+            .store
+            .oidc_client(&logout.client_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the client was removed")?;
+        let uri = client
+            .backchannel_logout_uri
+            .clone()
+            .ok_or("the client has no back-channel logout URI")?;
+        let key = self.signing_key().map_err(|e| e.to_string())?;
+        let claims = json!({
+            "iss": self.issuer(),
+            "aud": client.client_id,
+            "iat": now.0,
+            "exp": now.0 + ID_TOKEN_LIFETIME,
+            "jti": proto::b64(&rand::random::<[u8; 16]>()),
+            "sub": self.subject(&client, &logout.user_id),
+            "sid": logout.sid,
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        });
+        let token = jose::sign_es256(key.key.as_ref(), &key.kid, "logout+jwt", &claims)?;
+        let body = format!("logout_token={token}");
+        crate::login::push::post_form(&uri, body).await
+    }
+
     /// The services a citizen allowed, with their names.
     pub async fn consents(&self, user: &UserId) -> Result<Vec<(ClientRecord, String)>, Error> {
         let mut out = Vec::new();
@@ -1692,6 +1791,9 @@ impl<D: OidcDb> Oidc<D> {
     pub async fn withdraw_consent(&self, user: &UserId, client_id: &str) -> Result<bool, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        // The service is told first, while its tokens still name the sessions.
+        tx.queue_oidc_logouts(LogoutScope::Client(user, client_id), now)
+            .await?;
         let withdrawn = tx.withdraw_oidc_consent(user, client_id, now).await?;
         if withdrawn {
             tx.audit(
