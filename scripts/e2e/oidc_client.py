@@ -176,7 +176,7 @@ def finish(path, callback):
     access = token["access_token"]
     out = {"sub": claims["sub"], "acr": claims["acr"], "sid": claims["sid"],
            "token_type": token["token_type"], "access_token": access,
-           "refresh_token": token.get("refresh_token")}
+           "refresh_token": token.get("refresh_token"), "id_token": token["id_token"]}
     if state["mode"] == "fapi2":
         assert token["token_type"] == "DPoP", token
         key = dpop_key(state)

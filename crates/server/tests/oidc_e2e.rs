@@ -688,6 +688,8 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
                 BASIC_REDIRECT,
                 "--backchannel-logout-uri",
                 &format!("http://127.0.0.1:{port}/backchannel-logout"),
+                "--post-logout-redirect-uri",
+                "https://dz.example/logged-out",
                 "--json",
             ])
             .trim(),
@@ -738,6 +740,72 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
     assert_eq!(told["aud"], id, "{told}");
     assert_eq!(told["sid"], login["sid"], "{told}");
     assert_eq!(told["sub"], login["sub"], "{told}");
+
+    // RP-initiated logout: the service sends the browser with its ID token; the citizen
+    // confirms **Одјава**, the service hears of it on its back channel too, and the browser
+    // goes to the service's registered URI with its state.
+    let mut browser = Browser::new(&server);
+    support::log_in(&mut browser, "petar@example.rs", &home);
+    let url = relying_party(
+        &python,
+        &[
+            "start",
+            state,
+            "basic",
+            &issuer,
+            &id,
+            &secret,
+            BASIC_REDIRECT,
+            "openid",
+        ],
+    )["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let callback = browser
+        .get(&path_of(&server, &url))
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let second = relying_party(&python, &["finish", state, &callback]);
+    assert_ne!(second["sid"], login["sid"], "a new session");
+    let logout = |redirect: &str| {
+        format!(
+            "/oidc/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye",
+            second["id_token"].as_str().unwrap(),
+            support::url_encode(redirect)
+        )
+    };
+    let wrong = browser.get(&logout("https://evil.example/"));
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.header("location").is_none());
+    let page = browser.get(&logout("https://dz.example/logged-out"));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(html.contains("Дом здравља"), "{html}");
+    let csrf = Browser::csrf(&page);
+    let query = logout("https://dz.example/logged-out");
+    let query = query.split_once('?').unwrap().1;
+    let done = browser.post("/oidc/logout", &[("csrf", &csrf), ("query", query)]);
+    assert_eq!(
+        done.header("location"),
+        Some("https://dz.example/logged-out?state=bye")
+    );
+    assert_eq!(browser.get("/account").status, 401, "logged out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+        if text
+            .lines()
+            .any(|line| line.contains(second["sid"].as_str().unwrap()))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second logout_token: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let audit = server.cli_ok(&["audit", "verify"]);
     assert!(audit.contains("intact"), "{audit}");
 }

@@ -276,6 +276,28 @@ pub struct AuthorizeError {
     pub description: String,
 }
 
+/// An RP-initiated logout request's parameters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogoutRequest {
+    /// One of our ID tokens, naming the service and session.
+    pub id_token_hint: Option<String>,
+    /// The service.
+    pub client_id: Option<String>,
+    /// Where to go after the logout (registered for the service).
+    pub post_logout_redirect_uri: Option<String>,
+    /// Returned with it.
+    pub state: Option<String>,
+}
+
+/// What an RP-initiated logout does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutPlan {
+    /// The service that asks, if known: the confirmation page names it.
+    pub service: Option<String>,
+    /// Where the browser goes after the logout, if the service named a registered URI.
+    pub redirect: Option<String>,
+}
+
 /// How an authorization request reached us.
 enum Came {
     /// In the browser's query.
@@ -504,6 +526,9 @@ impl<D: OidcDb> Oidc<D> {
             "backchannel_token_delivery_modes_supported": ["poll"],
             "backchannel_user_code_parameter_supported": false,
             "revocation_endpoint": self.endpoint("/oidc/revoke"),
+            "end_session_endpoint": self.endpoint("/oidc/logout"),
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
             "introspection_endpoint": self.endpoint("/oidc/introspect"),
             "subject_types_supported": ["pairwise", "public"],
             "id_token_signing_alg_values_supported": ["ES256"],
@@ -1773,6 +1798,64 @@ impl<D: OidcDb> Oidc<D> {
         let token = jose::sign_es256(key.key.as_ref(), &key.kid, "logout+jwt", &claims)?;
         let body = format!("logout_token={token}");
         crate::login::push::post_form(&uri, body).await
+    }
+
+    /// RP-initiated logout (OpenID RP-Initiated Logout 1.0): which service asks (from its
+    /// `id_token_hint`, one of our ID tokens, or its `client_id`), and where the browser goes
+    /// after the logout: a `post_logout_redirect_uri` registered for that service (with
+    /// `state`), else nowhere of the service's.
+    pub async fn logout_request(&self, request: &LogoutRequest) -> Result<LogoutPlan, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
+        let hinted = match &request.id_token_hint {
+            Some(hint) => {
+                let key = self.signing_key()?;
+                let claims = jose::verify_own_id_token(hint, &key.jwk, &self.issuer())
+                    .map_err(|e| invalid(&format!("id_token_hint: {e}")))?;
+                Some(claims.aud)
+            }
+            None => None,
+        };
+        let client_id = match (&hinted, &request.client_id) {
+            (Some(aud), Some(id)) if aud != id => {
+                return Err(invalid("client_id is not the id_token_hint's audience"))
+            }
+            (Some(aud), _) => Some(aud.clone()),
+            (None, id) => id.clone(),
+        };
+        let client = match &client_id {
+            Some(id) => Some(
+                self.store
+                    .oidc_client(id)
+                    .await?
+                    .ok_or_else(|| invalid("unknown client"))?,
+            ),
+            None => None,
+        };
+        let redirect = match (&request.post_logout_redirect_uri, &client) {
+            (Some(uri), Some(client)) => {
+                if !redirect_uri_registered(&client.post_logout_redirect_uris, uri) {
+                    return Err(invalid("post_logout_redirect_uri is not registered"));
+                }
+                let mut target = uri.clone();
+                if let Some(state) = &request.state {
+                    let separator = if uri.contains('?') { '&' } else { '?' };
+                    let encoded = serde_urlencoded::to_string([("state", state)])
+                        .map_err(|e| Error::Inconsistent(e.to_string()))?;
+                    target = format!("{target}{separator}{encoded}");
+                }
+                Some(target)
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "post_logout_redirect_uri needs id_token_hint or client_id",
+                ))
+            }
+            (None, _) => None,
+        };
+        Ok(LogoutPlan {
+            service: client.map(|c| c.name),
+            redirect,
+        })
     }
 
     /// The services a citizen allowed, with their names.
