@@ -145,6 +145,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
         load(&m.transport.cut_at_deadline),
         load(&m.transport.cut_too_slow),
     );
+    let mut text = text;
+    text.push_str(
+        "# HELP eidportal_oidc_requests_total The OpenID provider's answers by endpoint and outcome (ok or the OAuth error code).\n\
+         # TYPE eidportal_oidc_requests_total counter\n",
+    );
+    for ((endpoint, outcome), count) in m
+        .oidc
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        text.push_str(&format!(
+            "eidportal_oidc_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {count}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -49,11 +49,14 @@ fn no_store(status: StatusCode, body: Value) -> Response {
     response
 }
 
-/// A refusal as RFC 6749 §5.2 wants it; anything else is ours (500, with the request id).
-fn refused(error: &Error) -> Response {
+/// A refusal as RFC 6749 §5.2 wants it, counted for `endpoint`; anything else is ours (500,
+/// with the request id).
+fn refused(state: &AppState, endpoint: &'static str, error: &Error) -> Response {
     let Error::Oidc(refusal) = error else {
+        state.metrics.count_oidc(endpoint, "server_error");
         return internal_response(&Surface::Csc, error);
     };
+    state.metrics.count_oidc(endpoint, refusal.code());
     let status = match refusal {
         OidcRefusal::InvalidClient(_) | OidcRefusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::BAD_REQUEST,
@@ -175,11 +178,14 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, body: String) ->
             .await
     };
     match pushed.await {
-        Ok((request_uri, expires_in)) => no_store(
-            StatusCode::CREATED,
-            json!({ "request_uri": request_uri, "expires_in": expires_in }),
-        ),
-        Err(error) => refused(&error),
+        Ok((request_uri, expires_in)) => {
+            state.metrics.count_oidc("par", "ok");
+            no_store(
+                StatusCode::CREATED,
+                json!({ "request_uri": request_uri, "expires_in": expires_in }),
+            )
+        }
+        Err(error) => refused(&state, "par", &error),
     }
 }
 
@@ -210,20 +216,23 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
     };
     match answered.await {
         Ok(tokens) => {
-            let mut body = serde_json::Map::new();
-            body.insert("access_token".into(), json!(tokens.access_token));
-            body.insert("token_type".into(), json!(tokens.token_type));
-            body.insert("expires_in".into(), json!(tokens.expires_in));
-            body.insert("scope".into(), json!(tokens.scope));
-            if let Some(id_token) = tokens.id_token {
-                body.insert("id_token".into(), json!(id_token));
+            state.metrics.count_oidc("token", "ok");
+            {
+                let mut body = serde_json::Map::new();
+                body.insert("access_token".into(), json!(tokens.access_token));
+                body.insert("token_type".into(), json!(tokens.token_type));
+                body.insert("expires_in".into(), json!(tokens.expires_in));
+                body.insert("scope".into(), json!(tokens.scope));
+                if let Some(id_token) = tokens.id_token {
+                    body.insert("id_token".into(), json!(id_token));
+                }
+                if let Some(refresh) = tokens.refresh_token {
+                    body.insert("refresh_token".into(), json!(refresh));
+                }
+                no_store(StatusCode::OK, Value::Object(body))
             }
-            if let Some(refresh) = tokens.refresh_token {
-                body.insert("refresh_token".into(), json!(refresh));
-            }
-            no_store(StatusCode::OK, Value::Object(body))
         }
-        Err(error) => refused(&error),
+        Err(error) => refused(&state, "token", &error),
     }
 }
 
@@ -268,15 +277,18 @@ async fn backchannel(
             .await
     };
     match started.await {
-        Ok(started) => no_store(
-            StatusCode::OK,
-            json!({
-                "auth_req_id": started.auth_req_id,
-                "expires_in": started.expires_in,
-                "interval": started.interval,
-            }),
-        ),
-        Err(error) => refused(&error),
+        Ok(started) => {
+            state.metrics.count_oidc("bc_authorize", "ok");
+            no_store(
+                StatusCode::OK,
+                json!({
+                    "auth_req_id": started.auth_req_id,
+                    "expires_in": started.expires_in,
+                    "interval": started.interval,
+                }),
+            )
+        }
+        Err(error) => refused(&state, "bc_authorize", &error),
     }
 }
 
@@ -287,8 +299,11 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: String)
     };
     match revoked.await {
         // RFC 7009 §2.2: 200 whether or not there was such a token.
-        Ok(()) => no_store(StatusCode::OK, json!({})),
-        Err(error) => refused(&error),
+        Ok(()) => {
+            state.metrics.count_oidc("revoke", "ok");
+            no_store(StatusCode::OK, json!({}))
+        }
+        Err(error) => refused(&state, "revoke", &error),
     }
 }
 
@@ -298,8 +313,11 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Str
         state.authority.oidc.introspect(&credentials, &token).await
     };
     match answered.await {
-        Ok(answer) => no_store(StatusCode::OK, answer),
-        Err(error) => refused(&error),
+        Ok(answer) => {
+            state.metrics.count_oidc("introspect", "ok");
+            no_store(StatusCode::OK, answer)
+        }
+        Err(error) => refused(&state, "introspect", &error),
     }
 }
 
@@ -309,7 +327,11 @@ async fn userinfo(State(state): State<AppState>, method: Method, headers: Header
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
     else {
-        return refused(&OidcRefusal::InvalidToken("no access token".into()).into());
+        return refused(
+            &state,
+            "userinfo",
+            &OidcRefusal::InvalidToken("no access token".into()).into(),
+        );
     };
     let request = ResourceRequest {
         scheme,
@@ -318,8 +340,29 @@ async fn userinfo(State(state): State<AppState>, method: Method, headers: Header
         method: method.as_str(),
     };
     match state.authority.oidc.userinfo(&request).await {
-        Ok(claims) => no_store(StatusCode::OK, claims),
-        Err(error) => refused(&error),
+        Ok(claims) => {
+            state.metrics.count_oidc("userinfo", "ok");
+            no_store(StatusCode::OK, claims)
+        }
+        Err(error) => refused(&state, "userinfo", &error),
+    }
+}
+
+/// What an answer at the redirect URI says, for `/metrics`: `ok` (a code) or its error.
+fn outcome_of(response: &AuthorizationResponse) -> &'static str {
+    let error = response
+        .params
+        .iter()
+        .find(|(key, _)| key == "error")
+        .map(|(_, value)| value.as_str());
+    match error {
+        None => "ok",
+        Some("access_denied") => "access_denied",
+        Some("login_required") => "login_required",
+        Some("consent_required") => "consent_required",
+        Some("invalid_scope") => "invalid_scope",
+        Some("unsupported_response_type") => "unsupported_response_type",
+        Some(_) => "invalid_request",
     }
 }
 
@@ -341,6 +384,7 @@ fn respond(response: &AuthorizationResponse) -> Response {
 /// A refused authorization request: back to the client if its redirect URI is registered,
 /// else a page of ours.
 fn authorize_refused(state: &AppState, visit: &Visit, refusal: &AuthorizeError) -> Response {
+    state.metrics.count_oidc("authorize", refusal.error);
     if let Some(redirect) = &refusal.redirect {
         return respond(redirect);
     }
@@ -415,7 +459,10 @@ async fn authorize(
         .authorize(&visit.session, &request)
         .await
     {
-        Ok(AuthorizeStep::Respond(response)) => respond(&response),
+        Ok(AuthorizeStep::Respond(response)) => {
+            state.metrics.count_oidc("authorize", outcome_of(&response));
+            respond(&response)
+        }
         Ok(AuthorizeStep::Consent(request)) => consent_page(&state, &visit, &request, &raw),
         Ok(AuthorizeStep::Login) => {
             let page = state.page(&visit, "oidc-heading", "/oidc/authorize");
@@ -487,7 +534,10 @@ async fn decision(
         .decide(&visit.session, &request, form.decision == "allow")
         .await
     {
-        Ok(response) => respond(&response),
+        Ok(response) => {
+            state.metrics.count_oidc("authorize", outcome_of(&response));
+            respond(&response)
+        }
         Err(Error::Oidc(_)) => message_page(
             &state,
             &visit,

@@ -15,9 +15,23 @@ pub struct Metrics {
     pub(crate) ocsp_unauthorized: AtomicU64,
     pub(crate) ocsp_other_errors: AtomicU64,
     pub(crate) pki_downloads: AtomicU64,
+    /// The OpenID provider's answers by endpoint and outcome (`ok` or the OAuth error code).
+    pub(crate) oidc:
+        std::sync::Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
     /// Connections refused and requests cut short by the transport; the listeners count into
     /// the same counters (`transport::Limits::counters`).
     pub transport: Arc<crate::connection_limits::TransportCounters>,
+}
+
+impl Metrics {
+    /// Counts one answer of the OpenID provider.
+    pub(crate) fn count_oidc(&self, endpoint: &'static str, outcome: &'static str) {
+        let mut counts = self
+            .oidc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry((endpoint, outcome)).or_default() += 1;
+    }
 }
 
 /// What every handler gets.

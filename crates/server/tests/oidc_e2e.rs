@@ -515,6 +515,17 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
         "{body}"
     );
 
+    // /metrics counts the provider's answers.
+    let metrics = String::from_utf8(server.get("/metrics")).unwrap();
+    for line in [
+        "eidportal_oidc_requests_total{endpoint=\"token\",outcome=\"ok\"}",
+        "eidportal_oidc_requests_total{endpoint=\"token\",outcome=\"invalid_grant\"}",
+        "eidportal_oidc_requests_total{endpoint=\"par\",outcome=\"ok\"}",
+        "eidportal_oidc_requests_total{endpoint=\"authorize\",outcome=\"invalid_scope\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing: {metrics}");
+    }
+
     // Every step is in the audit log, and it verifies.
     let verified = server.cli_ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
