@@ -78,8 +78,10 @@ def dpop_key(state):
         return ECKey.import_key(json.load(f))
 
 
-def dpop_proof(key, method, url, access_token=None):
+def dpop_proof(key, method, url, access_token=None, nonce=None):
     claims = {"htm": method, "htu": url, "iat": int(time.time()), "jti": secrets.token_urlsafe(16)}
+    if nonce:
+        claims["nonce"] = nonce
     if access_token:
         digest = hashlib.sha256(access_token.encode()).digest()
         claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -133,6 +135,8 @@ def start(path, mode, issuer, client_id, secret_or_keydir, redirect, scope):
         )
         assert pushed.status_code == 201, pushed.text
         request_uri = pushed.json()["request_uri"]
+        # RFC 9449 §8: the server's nonce, for the proofs to come.
+        state["dpop_nonce"] = pushed.headers["DPoP-Nonce"]
         url = (
             f"{meta['authorization_endpoint']}?"
             + requests.compat.urlencode({"client_id": client_id, "request_uri": request_uri})
@@ -153,7 +157,8 @@ def finish(path, callback):
     client = session(state)
     headers = {}
     if state["mode"] == "fapi2":
-        headers["DPoP"] = dpop_proof(dpop_key(state), "POST", meta["token_endpoint"])
+        headers["DPoP"] = dpop_proof(dpop_key(state), "POST", meta["token_endpoint"],
+                                     nonce=state["dpop_nonce"])
     token = client.fetch_token(
         meta["token_endpoint"],
         authorization_response=callback,
@@ -181,14 +186,21 @@ def finish(path, callback):
         assert token["token_type"] == "DPoP", token
         key = dpop_key(state)
         url = meta["userinfo_endpoint"]
+        nonce = state["dpop_nonce"]
+        # A proof without the server's nonce: refused, with the nonce to use.
+        bare = requests.get(url, headers={"Authorization": f"DPoP {access}",
+                                          "DPoP": dpop_proof(key, "GET", url, access)}, timeout=10)
+        assert bare.status_code == 401 and bare.json()["error"] == "use_dpop_nonce", bare.text
+        assert bare.headers["DPoP-Nonce"], bare.headers
         # The bound token alone, as a bearer token: refused.
         bearer = requests.get(url, headers={"Authorization": f"Bearer {access}"}, timeout=10)
         assert bearer.status_code == 401, bearer.text
         # A proof for another URL: refused.
         wrong = requests.get(url, headers={"Authorization": f"DPoP {access}",
-                                           "DPoP": dpop_proof(key, "GET", meta["token_endpoint"], access)}, timeout=10)
+                                           "DPoP": dpop_proof(key, "GET", meta["token_endpoint"], access, nonce)},
+                             timeout=10)
         assert wrong.status_code in (400, 401) and wrong.json()["error"] == "invalid_dpop_proof", wrong.text
-        proof = dpop_proof(key, "GET", url, access)
+        proof = dpop_proof(key, "GET", url, access, nonce)
         info = requests.get(url, headers={"Authorization": f"DPoP {access}", "DPoP": proof}, timeout=10)
         assert info.status_code == 200, info.text
         # The same proof again: a replay.

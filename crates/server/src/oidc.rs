@@ -40,6 +40,15 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/introspect", post(introspect))
 }
 
+/// `response` with the DPoP nonce to use next (RFC 9449 §8, §9): on every answer of the
+/// endpoints that take DPoP proofs, so that a client has it before its first proof.
+fn with_nonce(state: &AppState, mut response: Response) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&state.authority.oidc.dpop_nonce()) {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
+}
+
 /// A JSON answer that no cache keeps.
 fn no_store(status: StatusCode, body: Value) -> Response {
     let mut response = (status, Json(body)).into_response();
@@ -57,18 +66,21 @@ fn refused(state: &AppState, endpoint: &'static str, error: &Error) -> Response 
         return internal_response(&Surface::Csc, error);
     };
     state.metrics.count_oidc(endpoint, refusal.code());
+    let at_resource = endpoint == "userinfo";
     let status = match refusal {
         OidcRefusal::InvalidClient(_) | OidcRefusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        // RFC 9449 §7.1, §9: a resource refuses a proof (or asks for a nonce) with 401, the
+        // token endpoint with 400.
+        OidcRefusal::InvalidDpopProof(_) | OidcRefusal::UseDpopNonce if at_resource => {
+            StatusCode::UNAUTHORIZED
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     let mut response = no_store(
         status,
         json!({ "error": refusal.code(), "error_description": refusal.description() }),
     );
-    if matches!(
-        refusal,
-        OidcRefusal::InvalidToken(_) | OidcRefusal::InvalidDpopProof(_)
-    ) {
+    if at_resource {
         // RFC 6750 §3 and RFC 9449 §7.1: say which schemes are accepted.
         let challenge = format!(
             "DPoP error=\"{}\", algs=\"ES256 PS256\", Bearer",
@@ -167,9 +179,14 @@ fn params_of(pairs: &[(String, String)]) -> Result<AuthorizationParams, Error> {
 }
 
 async fn par(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let response = par_answer(&state, &headers, &body).await;
+    with_nonce(&state, response)
+}
+
+async fn par_answer(state: &AppState, headers: &HeaderMap, body: &str) -> Response {
     let pushed = async {
-        let pairs = form_pairs(&body)?;
-        let credentials = credentials(&headers, &pairs)?;
+        let pairs = form_pairs(body)?;
+        let credentials = credentials(headers, &pairs)?;
         let params = params_of(&pairs)?;
         state
             .authority
@@ -185,14 +202,19 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, body: String) ->
                 json!({ "request_uri": request_uri, "expires_in": expires_in }),
             )
         }
-        Err(error) => refused(&state, "par", &error),
+        Err(error) => refused(state, "par", &error),
     }
 }
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let response = token_answer(&state, &headers, &body).await;
+    with_nonce(&state, response)
+}
+
+async fn token_answer(state: &AppState, headers: &HeaderMap, body: &str) -> Response {
     let answered = async {
-        let pairs = form_pairs(&body)?;
-        let credentials = credentials(&headers, &pairs)?;
+        let pairs = form_pairs(body)?;
+        let credentials = credentials(headers, &pairs)?;
         let field = |name: &str| {
             pairs
                 .iter()
@@ -232,7 +254,7 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
                 no_store(StatusCode::OK, Value::Object(body))
             }
         }
-        Err(error) => refused(&state, "token", &error),
+        Err(error) => refused(state, "token", &error),
     }
 }
 
@@ -322,13 +344,18 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Str
 }
 
 async fn userinfo(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Response {
+    let response = userinfo_answer(&state, &method, &headers).await;
+    with_nonce(&state, response)
+}
+
+async fn userinfo_answer(state: &AppState, method: &Method, headers: &HeaderMap) -> Response {
     let Some((scheme, token)) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
     else {
         return refused(
-            &state,
+            state,
             "userinfo",
             &OidcRefusal::InvalidToken("no access token".into()).into(),
         );
@@ -344,7 +371,7 @@ async fn userinfo(State(state): State<AppState>, method: Method, headers: Header
             state.metrics.count_oidc("userinfo", "ok");
             no_store(StatusCode::OK, claims)
         }
-        Err(error) => refused(&state, "userinfo", &error),
+        Err(error) => refused(state, "userinfo", &error),
     }
 }
 

@@ -130,6 +130,9 @@ pub enum OidcRefusal {
     /// CIBA: the request ended unanswered.
     #[error("expired_token")]
     ExpiredToken,
+    /// A DPoP proof without our current nonce (RFC 9449 §8): retry with the `DPoP-Nonce` given.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce,
 }
 
 impl OidcRefusal {
@@ -149,6 +152,7 @@ impl OidcRefusal {
             Self::SlowDown => "slow_down",
             Self::AccessDenied => "access_denied",
             Self::ExpiredToken => "expired_token",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -173,6 +177,7 @@ impl OidcRefusal {
             Self::SlowDown => "poll less often".into(),
             Self::AccessDenied => "the citizen refused".into(),
             Self::ExpiredToken => "the request ended unanswered".into(),
+            Self::UseDpopNonce => "make the DPoP proof with the DPoP-Nonce given".into(),
         }
     }
 }
@@ -422,6 +427,9 @@ pub struct Oidc<D = Store> {
     key: RwLock<Option<Arc<SigningKey>>>,
     /// The pairwise `sub` secret, derived from the deployment's secret.
     pairwise: RwLock<[u8; 32]>,
+    /// The DPoP nonces' MAC key, derived from the deployment's secret (every instance makes
+    /// and accepts the same nonces).
+    nonce_key: RwLock<[u8; 32]>,
 }
 
 impl<D: OidcDb> Oidc<D> {
@@ -440,22 +448,55 @@ impl<D: OidcDb> Oidc<D> {
             login,
             key: RwLock::new(None),
             pairwise: RwLock::new(rand::random()),
+            nonce_key: RwLock::new(rand::random()),
         }
     }
 
     /// Derives the pairwise `sub` secret from the deployment's secret: the same on every
     /// instance and after a restart (HKDF-SHA256 with a label of its own).
     pub(crate) fn set_deployment_secret(&self, secret: &[u8; 32]) {
-        let mut key = [0u8; 32];
-        // INVARIANT: 32 bytes are far below HKDF-SHA256's limit of 255 × 32.
+        for (label, slot) in [
+            (&b"eidportal oidc pairwise subject"[..], &self.pairwise),
+            (&b"eidportal oidc dpop nonce"[..], &self.nonce_key),
+        ] {
+            let mut key = [0u8; 32];
+            // INVARIANT: 32 bytes are far below HKDF-SHA256's limit of 255 × 32.
+            #[allow(clippy::expect_used)]
+            hkdf::Hkdf::<Sha256>::new(None, secret)
+                .expand(label, &mut key)
+                .expect("HKDF expands 32 bytes");
+            *slot
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        }
+    }
+
+    /// The DPoP nonce of the minute `at` falls in (RFC 9449 §8): a MAC of the minute, so that
+    /// no instance keeps any state for it.
+    fn dpop_nonce_at(&self, at: UnixTime) -> String {
+        use hmac::Mac as _;
+        let key = *self
+            .nonce_key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // INVARIANT: HMAC-SHA256 takes a key of any length.
         #[allow(clippy::expect_used)]
-        hkdf::Hkdf::<Sha256>::new(None, secret)
-            .expand(b"eidportal oidc pairwise subject", &mut key)
-            .expect("HKDF expands 32 bytes");
-        *self
-            .pairwise
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+        mac.update(&(at.0.div_euclid(60)).to_be_bytes());
+        proto::b64(mac.finalize().into_bytes().get(..16).unwrap_or_default())
+    }
+
+    /// The DPoP nonce to give clients now (`DPoP-Nonce` header).
+    pub fn dpop_nonce(&self) -> String {
+        self.dpop_nonce_at(self.clock.now())
+    }
+
+    /// Whether `nonce` is this minute's or the last one's.
+    fn dpop_nonce_ok(&self, nonce: &str, now: UnixTime) -> bool {
+        [now, now.plus_seconds(-60)]
+            .iter()
+            .any(|at| constant_time_eq(self.dpop_nonce_at(*at).as_bytes(), nonce.as_bytes()))
     }
 
     /// Opens the ID-token key (made on first start, in the key backend).
@@ -1079,6 +1120,7 @@ impl<D: OidcDb> Oidc<D> {
     /// Checks a DPoP proof for `method` at `uri` (and `access_token`, at a resource), and
     /// spends its `jti` in `tx`: the key's thumbprint.
     async fn check_dpop(
+        &self,
         tx: &mut D::Tx,
         proof: &str,
         method: &str,
@@ -1099,6 +1141,14 @@ impl<D: OidcDb> Oidc<D> {
             now,
         )
         .map_err(|e| refuse(e.to_string()))?;
+        // RFC 9449 §8: only a proof made after our nonce (of this minute or the last).
+        if !claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| self.dpop_nonce_ok(n, now))
+        {
+            return Err(OidcRefusal::UseDpopNonce.into());
+        }
         let key = sha256_hex(&format!("dpop\0{jkt}\0{}", claims.jti));
         if !tx
             .first_sight(&key, now.plus_seconds(2 * PROOF_IAT_WINDOW))
@@ -1140,7 +1190,7 @@ impl<D: OidcDb> Oidc<D> {
             Some(proof) => {
                 let url = self.endpoint("/oidc/token");
                 Ok(Some(
-                    Self::check_dpop(tx, proof, "POST", &url, None, now).await?,
+                    self.check_dpop(tx, proof, "POST", &url, None, now).await?,
                 ))
             }
             None if client.profile == Profile::Fapi2 => Err(OidcRefusal::InvalidDpopProof(
@@ -1667,15 +1717,16 @@ impl<D: OidcDb> Oidc<D> {
                 let proof = request
                     .dpop
                     .ok_or_else(|| OidcRefusal::InvalidDpopProof("no DPoP proof".into()))?;
-                let jkt = Self::check_dpop(
-                    &mut tx,
-                    proof,
-                    request.method,
-                    &self.endpoint("/oidc/userinfo"),
-                    Some(request.token),
-                    now,
-                )
-                .await?;
+                let jkt = self
+                    .check_dpop(
+                        &mut tx,
+                        proof,
+                        request.method,
+                        &self.endpoint("/oidc/userinfo"),
+                        Some(request.token),
+                        now,
+                    )
+                    .await?;
                 if !domain::oidc::same_thumbprint(bound, &jkt) {
                     return Err(OidcRefusal::InvalidDpopProof(
                         "the proof is not by the token's key".into(),
