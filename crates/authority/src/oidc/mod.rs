@@ -8,10 +8,13 @@
 //! The rules (PKCE, redirect URIs, DPoP claims, `acr`, lifetimes, claims per scope) are
 //! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
 //!
-//! CIBA (poll mode) makes a ConsentID login request from a service's own server.
+//! Also: refresh tokens that rotate (by family), RFC 7009 revocation and RFC 7662
+//! introspection, CIBA in poll mode (a ConsentID login request from a service's own server),
+//! back-channel logout (a queue delivered by [`Oidc::logout_worker`]) and RP-initiated logout,
+//! and the server-provided DPoP nonce (a MAC of the minute, no state).
 //!
-//! Not built yet (issue 23 stays open): CIBA's ping mode, logout, RAR, the DPoP nonce, key
-//! rotation.
+//! Not built yet (issue 23 stays open): CIBA's ping mode, Rich Authorization Requests, the
+//! signing key's rollover.
 
 pub mod jose;
 #[cfg(test)]
