@@ -310,7 +310,7 @@ impl<D: AuthorityDb> Authority<D> {
         };
         authority.ca.ensure_hierarchy().await?;
         authority.login.ensure_service_keys().await?;
-        authority.oidc.ensure_signing_key().await?;
+        authority.oidc.refresh_signing_keys().await?;
         authority.ca.load_hierarchy().await?;
         authority.maintain().await?;
         Ok(authority)
@@ -348,6 +348,8 @@ impl<D: AuthorityDb> Authority<D> {
             .await?;
         self.ra.purge_unverified_registrations().await?;
         self.login.purge_qr_logins().await?;
+        // A key rotation made by another process (`eidportal oidc keys rotate`).
+        self.oidc.refresh_signing_keys().await?;
         // Ended a day ago: a code reused after that is unknown, and refused all the same; a
         // token is kept that long after its end for the back-channel logout of its session.
         self.store

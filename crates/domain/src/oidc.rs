@@ -679,6 +679,49 @@ impl TokenRecord {
     }
 }
 
+/// An ID-token signing key's place in the rollover (`eidportal oidc keys rotate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGeneration {
+    /// 0 for the first key, then one more per rotation.
+    pub generation: i64,
+    /// Its service key role.
+    pub role: String,
+    /// When it was first published in the JWKS.
+    pub published_at: UnixTime,
+    /// When it starts signing.
+    pub signs_from: UnixTime,
+}
+
+/// Which key signs at `now` (the latest whose `signs_from` has come) and which are published:
+/// every key from its publication until the tokens it signed have all expired, that is
+/// `lifetime` after the next key started signing. `keys` are in order of generation.
+pub fn key_schedule(
+    keys: &[KeyGeneration],
+    now: UnixTime,
+    lifetime: i64,
+) -> (Option<i64>, Vec<i64>) {
+    let signing = keys
+        .iter()
+        .filter(|k| k.signs_from <= now)
+        .map(|k| k.generation)
+        .max();
+    let published = keys
+        .iter()
+        .filter(|key| key.published_at <= now)
+        .filter(|key| {
+            // Replaced by the first later key that signs now; published until its tokens end.
+            let replaced = keys
+                .iter()
+                .filter(|later| later.generation > key.generation && later.signs_from <= now)
+                .map(|later| later.signs_from)
+                .min();
+            replaced.is_none_or(|at| now.0 < at.0 + lifetime)
+        })
+        .map(|key| key.generation)
+        .collect();
+    (signing, published)
+}
+
 /// Seconds a CIBA client waits between two polls of the token endpoint.
 pub const CIBA_INTERVAL: i64 = 5;
 
@@ -734,6 +777,43 @@ pub enum CodeUse {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_new_key_is_published_before_it_signs_and_the_old_one_until_its_tokens_end() {
+        let key = |generation: i64, published: i64, signs: i64| KeyGeneration {
+            generation,
+            role: format!("oidc_signing.{generation}"),
+            published_at: UnixTime(published),
+            signs_from: UnixTime(signs),
+        };
+        let keys = [key(0, 0, 0), key(1, 1000, 4600)];
+        // Before the rotation.
+        assert_eq!(
+            key_schedule(&keys[..1], UnixTime(999), 300),
+            (Some(0), vec![0])
+        );
+        // The overlap: the new key is published, the old one still signs.
+        assert_eq!(
+            key_schedule(&keys, UnixTime(1000), 300),
+            (Some(0), vec![0, 1])
+        );
+        assert_eq!(
+            key_schedule(&keys, UnixTime(4599), 300),
+            (Some(0), vec![0, 1])
+        );
+        // The new key signs; the old one stays published while its tokens live.
+        assert_eq!(
+            key_schedule(&keys, UnixTime(4600), 300),
+            (Some(1), vec![0, 1])
+        );
+        assert_eq!(
+            key_schedule(&keys, UnixTime(4899), 300),
+            (Some(1), vec![0, 1])
+        );
+        assert_eq!(key_schedule(&keys, UnixTime(4900), 300), (Some(1), vec![1]));
+        // A key not yet published is not in the JWKS.
+        assert_eq!(key_schedule(&keys, UnixTime(500), 300), (Some(0), vec![0]));
+    }
 
     #[test]
     fn a_login_reaches_the_level_of_its_method_and_a_password_never_passes_for_more() {

@@ -319,22 +319,28 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
             .map_err(|e| server::error::chain(&e))?,
     );
     let (stop_sender, stopping) = server::transport::Stopping::new();
-    // Background upkeep: status changes made by other processes as they are announced (on
-    // PostgreSQL; looked for every second where they cannot be: SQLite); CRLs, OCSP signers
-    // and dead reservations every minute. It ends between two rounds once the server stops.
+    // Background upkeep: status changes and key rotations made by other processes as they are
+    // announced (on PostgreSQL; looked for every second where they cannot be: SQLite); CRLs,
+    // OCSP signers and dead reservations every minute. It ends between two rounds once the server stops.
     let upkeep = authority.clone();
     let upkeep_stopping = stopping.clone();
     let upkeep_task = tokio::spawn(async move {
         let status_changes = upkeep.va.status_changes();
+        let key_changes = upkeep.oidc.key_changes();
         let mut next_maintenance = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             // Armed before the status is read, so that no change after the read is missed.
             let changed = status_changes.next();
+            let keys_changed = key_changes.next();
             let result = if tokio::time::Instant::now() >= next_maintenance {
                 next_maintenance = tokio::time::Instant::now() + Duration::from_secs(60);
                 upkeep.maintain().await
             } else {
-                upkeep.va.sync_status().await
+                // (The OpenID keys: a rotation by `eidportal oidc keys rotate`.)
+                match upkeep.va.sync_status().await {
+                    Ok(()) => upkeep.oidc.refresh_signing_keys().await,
+                    Err(error) => Err(error),
+                }
             };
             if let Err(error) = result {
                 tracing::error!(%error, "upkeep failed");
@@ -342,6 +348,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
             let pause = status_changes.recheck();
             tokio::select! {
                 () = changed => {}
+                () = keys_changed => {}
                 () = tokio::time::sleep_until(next_maintenance.min(tokio::time::Instant::now() + pause)) => {}
                 () = upkeep_stopping.wait() => break,
             }

@@ -17,6 +17,23 @@ pub enum OidcCommand {
     /// The services that log citizens in with eID (OpenID Connect clients).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// The ID-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `eidportal oidc keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key: published in the JWKS now, signing after the overlap; the key
+    /// it replaces stays published until the tokens it signed have expired. Every server
+    /// learns of it within a minute.
+    Rotate {
+        /// Seconds between publishing the new key and signing with it (clients refresh their
+        /// copy of the JWKS meanwhile).
+        #[arg(long, default_value_t = 3600)]
+        overlap: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,7 +150,22 @@ fn print_client(client: &ClientRecord) {
 
 /// Runs an `oidc` command.
 pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode, String> {
-    let OidcCommand::Client(command) = command;
+    let command = match command {
+        OidcCommand::Client(command) => command,
+        OidcCommand::Keys(KeysCommand::Rotate { overlap }) => {
+            let generation = authority
+                .oidc
+                .rotate_keys(overlap)
+                .await
+                .map_err(|e| server::error::chain(&e))?;
+            println!(
+                "signing key {} published; it signs from {}",
+                generation.generation,
+                generation.signs_from.rfc3339()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     match command {
         ClientCommand::Add {
             name,

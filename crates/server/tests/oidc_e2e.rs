@@ -420,6 +420,58 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
     // Pairwise: the bank and the tax office cannot join their records by `sub`.
     assert_ne!(bank["sub"], first["sub"]);
 
+    // The signing key rolls over: the new key is published at once (here signing at once, no
+    // overlap), the old one stays published while its tokens live; the next ID token is
+    // signed by the new key, and the client library validates it against the JWKS.
+    let kid_of = |jwt: &str| -> String {
+        use base64::Engine as _;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap();
+        serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let old_kid = kid_of(bank["id_token"].as_str().unwrap());
+    let rotated = server.cli_ok(&["oidc", "keys", "rotate", "--overlap", "0"]);
+    assert!(rotated.contains("signing key 1 published"), "{rotated}");
+    // (The server learns of another process's rotation within a second: SQLite has no NOTIFY.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let jwks = loop {
+        let jwks: Value = serde_json::from_slice(&server.get("/oidc/jwks")).unwrap();
+        if jwks["keys"].as_array().map(Vec::len) == Some(2) || std::time::Instant::now() > deadline
+        {
+            break jwks;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+    assert!(kids.contains(&old_kid.as_str()), "{jwks}");
+    let url = start(
+        "basic",
+        &basic_id,
+        &secret,
+        BASIC_REDIRECT,
+        "openid profile",
+        state,
+    );
+    let callback = browser
+        .get(&path_of(&server, &url))
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let after = relying_party(&python, &["finish", state, &callback]);
+    let new_kid = kid_of(after["id_token"].as_str().unwrap());
+    assert_ne!(new_kid, old_kid);
+    assert!(kids.contains(&new_kid.as_str()), "{jwks}");
+
     // The account page lists both services; **Повуци сагласност** withdraws the bank's
     // consent and revokes its token, and its next login asks again.
     let account = browser.get("/account");

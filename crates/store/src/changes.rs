@@ -44,6 +44,8 @@ pub enum Change {
     Mail,
     /// Back-channel logouts were queued: the OpenID provider's worker delivers them.
     Logouts,
+    /// The OpenID provider's signing keys rolled over: every instance reopens them.
+    SigningKeys,
 }
 
 impl Change {
@@ -54,6 +56,7 @@ impl Change {
             Self::CertificateStatus => "status".to_owned(),
             Self::Mail => "mail".to_owned(),
             Self::Logouts => "logouts".to_owned(),
+            Self::SigningKeys => "keys".to_owned(),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::future::Future;
 
-use domain::oidc::{CibaRecord, ClientRecord, CodeUse, Grant, RefreshUse, TokenKind, TokenRecord};
+use domain::oidc::{
+    CibaRecord, ClientRecord, CodeUse, Grant, KeyGeneration, RefreshUse, TokenKind, TokenRecord,
+};
 use domain::{TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
@@ -109,6 +111,9 @@ pub trait OidcQueries {
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<ConsentRecord>, Error>> + Send;
 
+    /// The signing keys after the first, in order of generation.
+    fn oidc_keys(&self) -> impl Future<Output = Result<Vec<KeyGeneration>, Error>> + Send;
+
     /// Back-channel logouts due at `now`, oldest first, at most `limit`.
     fn due_oidc_logouts(
         &self,
@@ -200,6 +205,25 @@ impl OidcQueries for Store {
                     client_id: r.try_get(0)?,
                     scope: r.try_get(1)?,
                     granted_at: UnixTime(r.try_get(2)?),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_keys(&self) -> Result<Vec<KeyGeneration>, Error> {
+        let rows = query(
+            "SELECT generation, role, published_at, signs_from FROM oidc_keys ORDER BY generation",
+        )
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyGeneration {
+                    generation: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                    published_at: UnixTime(r.try_get(2)?),
+                    signs_from: UnixTime(r.try_get(3)?),
                 })
             })
             .collect()
@@ -432,6 +456,13 @@ pub trait OidcStore {
         scope: LogoutScope<'_>,
         now: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Records a new signing key generation: false if that generation exists (another
+    /// rotation came first).
+    fn insert_oidc_key(
+        &mut self,
+        key: &KeyGeneration,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Keeps a CIBA request.
     fn insert_oidc_ciba(
@@ -792,6 +823,21 @@ impl OidcStore for Tx {
             crate::Transaction::publish(self, crate::Change::Logouts);
         }
         Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_key(&mut self, key: &KeyGeneration) -> Result<bool, Error> {
+        let done = query(
+            "INSERT INTO oidc_keys (generation, role, published_at, signs_from) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (generation) DO NOTHING",
+        )
+        .bind(key.generation)
+        .bind(key.role.clone())
+        .bind(key.published_at.0)
+        .bind(key.signs_from.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]

@@ -11,10 +11,10 @@
 //! Also: refresh tokens that rotate (by family), RFC 7009 revocation and RFC 7662
 //! introspection, CIBA in poll mode (a ConsentID login request from a service's own server),
 //! back-channel logout (a queue delivered by [`Oidc::logout_worker`]) and RP-initiated logout,
-//! and the server-provided DPoP nonce (a MAC of the minute, no state).
+//! the server-provided DPoP nonce (a MAC of the minute, no state), and the signing key's
+//! rollover (`domain::oidc::key_schedule`).
 //!
-//! Not built yet (issue 23 stays open): CIBA's ping mode, Rich Authorization Requests, the
-//! signing key's rollover.
+//! Not built yet (issue 23 stays open): CIBA's ping mode, Rich Authorization Requests.
 
 pub mod jose;
 #[cfg(test)]
@@ -28,10 +28,11 @@ use sha2::{Digest as _, Sha256};
 
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
-    claims_for, pairwise_subject, redirect_uri_registered, AuthMethod, CibaRecord, Claim,
-    ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant, Profile, RefreshUse,
-    SubjectType, TokenKind, TokenRecord, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME,
-    ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
+    claims_for, key_schedule, pairwise_subject, redirect_uri_registered, AuthMethod, CibaRecord,
+    Claim, ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant, KeyGeneration, Profile,
+    RefreshUse, SubjectType, TokenKind, TokenRecord, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL,
+    CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME,
+    REQUEST_URI_LIFETIME,
 };
 use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
@@ -413,11 +414,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The signing key, opened once, with its `kid` and public JWK.
+/// A signing key, opened once, with its `kid` and public JWK.
 struct SigningKey {
     key: Arc<dyn KeySigner>,
     kid: String,
     jwk: Value,
+}
+
+/// Every ID-token key generation, opened.
+struct KeySet {
+    keys: Vec<(KeyGeneration, Arc<SigningKey>)>,
+}
+
+impl KeySet {
+    fn generations(&self) -> Vec<KeyGeneration> {
+        self.keys.iter().map(|(g, _)| g.clone()).collect()
+    }
 }
 
 /// The OpenID provider.
@@ -427,7 +439,7 @@ pub struct Oidc<D = Store> {
     settings: Arc<Settings>,
     ca: Arc<Ca<D>>,
     login: Arc<Login<D>>,
-    key: RwLock<Option<Arc<SigningKey>>>,
+    key: RwLock<Option<Arc<KeySet>>>,
     /// The pairwise `sub` secret, derived from the deployment's secret.
     pairwise: RwLock<[u8; 32]>,
     /// The DPoP nonces' MAC key, derived from the deployment's secret (every instance makes
@@ -502,29 +514,114 @@ impl<D: OidcDb> Oidc<D> {
             .any(|at| constant_time_eq(self.dpop_nonce_at(*at).as_bytes(), nonce.as_bytes()))
     }
 
-    /// Opens the ID-token key (made on first start, in the key backend).
-    pub(crate) async fn ensure_signing_key(&self) -> Result<(), Error> {
-        let key = self.ca.service_key(SIGNING_KEY, false).await?;
-        let jwk = jose::public_jwk(key.as_ref()).map_err(Error::Inconsistent)?;
-        let kid = jwk
-            .get("kid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+    /// Opens the ID-token keys: the first is made on first start, in the key backend; the
+    /// later ones come from `eidportal oidc keys rotate`. The upkeep calls it again every
+    /// minute, so that every instance learns of a rotation made elsewhere.
+    pub async fn refresh_signing_keys(&self) -> Result<(), Error> {
+        let mut generations = vec![KeyGeneration {
+            generation: 0,
+            role: SIGNING_KEY.to_owned(),
+            published_at: UnixTime(0),
+            signs_from: UnixTime(0),
+        }];
+        generations.extend(self.store.oidc_keys().await?);
+        let known = self
+            .key
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut keys = Vec::new();
+        for generation in generations {
+            let open = known
+                .as_ref()
+                .and_then(|set| set.keys.iter().find(|(g, _)| *g == generation))
+                .map(|(_, key)| key.clone());
+            let key = match open {
+                Some(key) => key,
+                None => {
+                    let signer = self.ca.service_key(&generation.role, false).await?;
+                    let jwk = jose::public_jwk(signer.as_ref()).map_err(Error::Inconsistent)?;
+                    let kid = jwk
+                        .get("kid")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    Arc::new(SigningKey {
+                        key: signer,
+                        kid,
+                        jwk,
+                    })
+                }
+            };
+            keys.push((generation, key));
+        }
         *self
             .key
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(Arc::new(SigningKey { key, kid, jwk }));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(KeySet { keys }));
         Ok(())
     }
 
-    fn signing_key(&self) -> Result<Arc<SigningKey>, Error> {
+    /// The key set as opened.
+    fn key_set(&self) -> Result<Arc<KeySet>, Error> {
         self.key
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| Error::Inconsistent("the ID-token key is not open".into()))
+            .ok_or_else(|| Error::Inconsistent("the ID-token keys are not open".into()))
+    }
+
+    /// The key that signs now.
+    fn signing_key(&self) -> Result<Arc<SigningKey>, Error> {
+        let set = self.key_set()?;
+        let (signing, _) = key_schedule(&set.generations(), self.clock.now(), ID_TOKEN_LIFETIME);
+        set.keys
+            .iter()
+            .find(|(g, _)| Some(g.generation) == signing)
+            .map(|(_, key)| key.clone())
+            .ok_or_else(|| Error::Inconsistent("no ID-token key signs now".into()))
+    }
+
+    /// Wakes when the signing keys rolled over (in any process, on PostgreSQL): the server's
+    /// upkeep then calls [`Oidc::refresh_signing_keys`].
+    pub fn key_changes(&self) -> store::Watch {
+        self.store.watch(&Change::SigningKeys)
+    }
+
+    /// `eidportal oidc keys rotate`: a new signing key, published now and signing after
+    /// `overlap` seconds (so that clients fetch it first); the key it replaces stays published
+    /// until every token it signed has expired. Its generation.
+    pub async fn rotate_keys(&self, overlap: i64) -> Result<KeyGeneration, Error> {
+        let now = self.clock.now();
+        let last = self
+            .store
+            .oidc_keys()
+            .await?
+            .last()
+            .map_or(0, |k| k.generation);
+        let generation = KeyGeneration {
+            generation: last + 1,
+            role: format!("{SIGNING_KEY}.{}", last + 1),
+            published_at: now,
+            signs_from: now.plus_seconds(overlap.max(0)),
+        };
+        // The key first (its own use case, like every service key), then its place.
+        self.ca.service_key(&generation.role, false).await?;
+        let mut tx = self.store.begin().await?;
+        if !tx.insert_oidc_key(&generation).await? {
+            return Err(OidcRefusal::InvalidRequest("another rotation came first".into()).into());
+        }
+        tx.publish(Change::SigningKeys);
+        tx.audit(
+            now,
+            "operator",
+            "oidc.key.rotated",
+            json!({ "generation": generation.generation, "signs_from": generation.signs_from.0 }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.refresh_signing_keys().await?;
+        Ok(generation)
     }
 
     /// The issuer: the portal's public URL.
@@ -595,9 +692,18 @@ impl<D: OidcDb> Oidc<D> {
         })
     }
 
-    /// `GET /oidc/jwks`: the ID-token key.
+    /// `GET /oidc/jwks`: the ID-token keys published now (the signing one, the next one
+    /// during a rollover's overlap, and the last one until its tokens have expired).
     pub fn jwks(&self) -> Result<Value, Error> {
-        Ok(json!({ "keys": [self.signing_key()?.jwk.clone()] }))
+        let set = self.key_set()?;
+        let (_, published) = key_schedule(&set.generations(), self.clock.now(), ID_TOKEN_LIFETIME);
+        let keys: Vec<Value> = set
+            .keys
+            .iter()
+            .filter(|(g, _)| published.contains(&g.generation))
+            .map(|(_, key)| key.jwk.clone())
+            .collect();
+        Ok(json!({ "keys": keys }))
     }
 
     /// Registers a client: its record, and its secret (shown once; only the hash is kept)
@@ -1862,9 +1968,14 @@ impl<D: OidcDb> Oidc<D> {
         let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
         let hinted = match &request.id_token_hint {
             Some(hint) => {
-                let key = self.signing_key()?;
-                let claims = jose::verify_own_id_token(hint, &key.jwk, &self.issuer())
-                    .map_err(|e| invalid(&format!("id_token_hint: {e}")))?;
+                // Signed by any of our keys, a rotated one included.
+                let issuer = self.issuer();
+                let set = self.key_set()?;
+                let claims = set
+                    .keys
+                    .iter()
+                    .find_map(|(_, key)| jose::verify_own_id_token(hint, &key.jwk, &issuer).ok())
+                    .ok_or_else(|| invalid("id_token_hint is not an ID token of ours"))?;
                 Some(claims.aud)
             }
             None => None,

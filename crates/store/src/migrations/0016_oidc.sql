@@ -89,3 +89,12 @@ CREATE TABLE oidc_logouts (
 );
 CREATE INDEX oidc_logouts_due ON oidc_logouts (next_attempt_at)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
+-- The ID-token signing keys after the first (`eidportal oidc keys rotate`): generation N is the
+-- service key role `oidc_signing.N`, published from `published_at` and signing from
+-- `signs_from`. Generation 0 is the role `oidc_signing`, signing from the start.
+CREATE TABLE oidc_keys (
+    generation BIGINT PRIMARY KEY,
+    role TEXT NOT NULL,
+    published_at BIGINT NOT NULL,
+    signs_from BIGINT NOT NULL
+);
