@@ -36,6 +36,8 @@ mod keys;
 mod login;
 #[path = "behaviour/mail.rs"]
 mod mail;
+#[path = "behaviour/oidc.rs"]
+mod oidc;
 #[path = "behaviour/operations.rs"]
 mod operations;
 #[path = "behaviour/qr_push.rs"]

@@ -579,14 +579,21 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut params = params;
         params.client_id = Some(client.client_id.clone());
-        if let Err(error) = self.validate(&client, &params, None) {
-            return Err(OidcRefusal::InvalidRequest(error.description).into());
-        }
+        // Validated as the pushed request it becomes (a `fapi2` client's must be pushed), with
+        // the authorization endpoint's error codes (RFC 9126 §2.3).
         let id = proto::b64(&rand::random::<[u8; 32]>());
+        let id_hash = sha256_hex(&id);
+        if let Err(error) = self.validate(&client, &params, Some(id_hash.clone())) {
+            return Err(match error.error {
+                "invalid_scope" => OidcRefusal::InvalidScope(error.description),
+                _ => OidcRefusal::InvalidRequest(error.description),
+            }
+            .into());
+        }
         let text = serde_json::to_string(&params)
             .map_err(|e| Error::Inconsistent(format!("request JSON: {e}")))?;
         tx.insert_oidc_request(
-            &sha256_hex(&id),
+            &id_hash,
             &client.client_id,
             &text,
             now.plus_seconds(REQUEST_URI_LIFETIME),
@@ -783,9 +790,32 @@ impl<D: OidcDb> Oidc<D> {
             }
             return Ok(AuthorizeStep::Consent(request.clone()));
         }
+        if !Self::spend_pushed(&mut tx, request, now).await? {
+            return Ok(AuthorizeStep::Respond(self.error_response(
+                request,
+                "invalid_request",
+                "request_uri is used or expired",
+            )));
+        }
         let response = self.issue_code(&mut tx, session, request, now).await?;
         tx.commit().await?;
         Ok(AuthorizeStep::Respond(response))
+    }
+
+    /// Spends the request's pushed request, if it was pushed, so that its `request_uri` is
+    /// answered once (RFC 9126 §4): false if it was used or expired meanwhile.
+    async fn spend_pushed(
+        tx: &mut D::Tx,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        Ok(match &request.request_hash {
+            Some(hash) => tx
+                .take_oidc_request(hash, &request.client.client_id, now)
+                .await?
+                .is_some(),
+            None => true,
+        })
     }
 
     fn error_response(
@@ -824,18 +854,12 @@ impl<D: OidcDb> Oidc<D> {
             ));
         }
         let mut tx = self.store.begin().await?;
-        if let Some(hash) = &request.request_hash {
-            if tx
-                .take_oidc_request(hash, &request.client.client_id, now)
-                .await?
-                .is_none()
-            {
-                return Ok(self.error_response(
-                    request,
-                    "invalid_request",
-                    "request_uri is used or expired",
-                ));
-            }
+        if !Self::spend_pushed(&mut tx, request, now).await? {
+            return Ok(self.error_response(
+                request,
+                "invalid_request",
+                "request_uri is used or expired",
+            ));
         }
         if !allow {
             tx.audit(
@@ -991,6 +1015,15 @@ impl<D: OidcDb> Oidc<D> {
         };
         if grant.client_id != client.client_id {
             return Err(invalid("the code was issued to another client"));
+        }
+        // A consent withdrawn since the code was issued ends the code too: its tokens would
+        // outlive the withdrawal that revoked the others.
+        if tx
+            .oidc_consent(&grant.user_id, &client.client_id)
+            .await?
+            .is_none()
+        {
+            return Err(invalid("the citizen has withdrawn the consent"));
         }
         if request.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
             return Err(invalid("redirect_uri differs from the request's"));
