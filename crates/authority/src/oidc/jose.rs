@@ -49,18 +49,20 @@ pub fn public_jwk(key: &dyn KeySigner) -> Result<Value, String> {
     let (Some(x), Some(y)) = (point.x(), point.y()) else {
         return Err("the ID-token key's point is not uncompressed".into());
     };
-    let mut jwk = json!({
+    let (x, y) = (proto::b64(x), proto::b64(y));
+    let parsed: Jwk =
+        serde_json::from_value(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }))
+            .map_err(|e| e.to_string())?;
+    let kid = parsed.thumbprint(ThumbprintHash::SHA256);
+    Ok(json!({
         "kty": "EC",
         "crv": "P-256",
-        "x": proto::b64(x),
-        "y": proto::b64(y),
-    });
-    let parsed: Jwk = serde_json::from_value(jwk.clone()).map_err(|e| e.to_string())?;
-    let kid = parsed.thumbprint(ThumbprintHash::SHA256);
-    jwk["kid"] = json!(kid);
-    jwk["use"] = json!("sig");
-    jwk["alg"] = json!("ES256");
-    Ok(jwk)
+        "x": x,
+        "y": y,
+        "kid": kid,
+        "use": "sig",
+        "alg": "ES256",
+    }))
 }
 
 /// A compact JWS (RFC 7515) of `claims`, ES256, signed by `key` (see the module's text).
