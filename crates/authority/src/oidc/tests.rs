@@ -494,6 +494,23 @@ async fn an_operator_registers_only_clients_that_can_authenticate_and_a_secret_i
             ),
             (
                 ClientRegistration {
+                    jwks: Some(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}"#.into()),
+                    ..registration(Profile::Fapi2, &[])
+                },
+                "a symmetric key",
+            ),
+            (
+                ClientRegistration {
+                    jwks: Some(
+                        r#"{"keys":[{"kty":"EC","crv":"P-384","x":"RxoWomGSl_kKHtA8MoxvqobSCNnVZ2dVpRIVl_1K9z0pxVXc4UpVxs20oqpoxYVl","y":"eVzq-sM2xAquAjS6g3k7XlkbNPeMcBZ8BM0DQFUv15HV_av6e5JRKic6dNsSOqq3"}]}"#
+                            .into(),
+                    ),
+                    ..registration(Profile::Fapi2, &[])
+                },
+                "a P-384 key",
+            ),
+            (
+                ClientRegistration {
                     redirect_uris: vec!["http://rp.example/cb".into()],
                     ..base()
                 },
