@@ -99,12 +99,25 @@ impl TestKey {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("dpop+jwt".into());
         header.jwk = Some(serde_json::from_value(self.public.clone()).unwrap());
-        let mut claims = json!({ "htm": method, "htu": url, "iat": iat, "jti": jti });
-        if let Some(token) = access_token {
-            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
-        }
-        self.sign(&header, &claims)
+        self.sign(&header, &dpop_claims(method, url, access_token, jti, iat))
     }
+}
+
+fn dpop_claims(method: &str, url: &str, access_token: Option<&str>, jti: &str, iat: i64) -> Value {
+    let mut claims = json!({ "htm": method, "htu": url, "iat": iat, "jti": jti });
+    if let Some(token) = access_token {
+        claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
+    }
+    claims
+}
+
+/// A proof whose header `change` altered after [`TestKey::dpop`] made it, signed by `key`
+/// (an ES256 key's PKCS#8 DER, or an HMAC secret).
+fn dpop_with(change: impl Fn(&mut Header), key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("dpop+jwt".into());
+    change(&mut header);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
 fn assertion_credentials(client_id: &str, assertion: String) -> ClientCredentials {
@@ -236,6 +249,12 @@ async fn a_fapi2_service_pushes_its_request_and_gets_a_token_bound_to_its_dpop_k
                 client_id: Some(id.clone()),
                 ..ClientCredentials::default()
             },
+            // Signed by this client's key for another client.
+            assertion_credentials("another", key.assertion("another", &issuer, "par-5", now)),
+            ClientCredentials {
+                assertion_type: Some("urn:other".into()),
+                ..assertion_credentials(&id, key.assertion(&id, &issuer, "par-6", now))
+            },
         ] {
             assert_eq!(
                 refusal(t.oidc.push_request(&credentials, query.clone()).await).code(),
@@ -312,19 +331,10 @@ async fn a_fapi2_service_pushes_its_request_and_gets_a_token_bound_to_its_dpop_k
             "invalid_client",
             "{name}: a secret instead of the assertion"
         );
-        let tokens = t
-            .oidc
-            .token(&fapi2_token(
-                &t,
-                &key,
-                &id,
-                &code,
-                &pkce,
-                "tok-4",
-                Some(proof),
-            ))
-            .await
-            .unwrap();
+        // The client named by its assertion alone (RFC 7523 §3: `client_id` may be left out).
+        let mut request = fapi2_token(&t, &key, &id, &code, &pkce, "tok-4", Some(proof));
+        request.credentials.client_id = None;
+        let tokens = t.oidc.token(&request).await.unwrap();
         assert_eq!(tokens.token_type, "DPoP", "{name}");
         let claims = verify_id_token(&t, &tokens.id_token, &id);
         assert_eq!(claims["nonce"], "nonce-1", "{name}");
@@ -391,6 +401,42 @@ async fn a_fapi2_service_pushes_its_request_and_gets_a_token_bound_to_its_dpop_k
                 Some(key.dpop("GET", &userinfo_url, Some(access), "u-7", now - 61)),
                 "GET",
                 "an old proof",
+            ),
+            (
+                Some(dpop_with(
+                    |h| {
+                        h.typ = Some("JWT".into());
+                        h.jwk = Some(serde_json::from_value(key.public.clone()).unwrap());
+                    },
+                    &EncodingKey::from_ec_der(&key.der),
+                    &dpop_claims("GET", &userinfo_url, Some(access), "u-9", now),
+                )),
+                "GET",
+                "typ JWT",
+            ),
+            (
+                Some(dpop_with(
+                    |h| h.jwk = None,
+                    &EncodingKey::from_ec_der(&key.der),
+                    &dpop_claims("GET", &userinfo_url, Some(access), "u-10", now),
+                )),
+                "GET",
+                "no jwk in the header",
+            ),
+            (
+                Some(dpop_with(
+                    |h| {
+                        h.alg = Algorithm::HS256;
+                        h.jwk = Some(
+                            serde_json::from_value(json!({ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0" }))
+                                .unwrap(),
+                        );
+                    },
+                    &EncodingKey::from_secret(b"secret-secret-secret-secret"),
+                    &dpop_claims("GET", &userinfo_url, Some(access), "u-11", now),
+                )),
+                "GET",
+                "HS256 with a symmetric key",
             ),
         ];
         for (proof, method, why) in &wrong {
