@@ -6,6 +6,7 @@
 
 mod fapi2;
 mod refusals;
+mod signing_key;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
