@@ -1,7 +1,7 @@
 // ConsentID service worker: a versioned cache of the app shell (offline start), and the
 // notifications of Web Push. The version is replaced by scripts/build-app with a hash of
 // the shell, so that every deploy gets a fresh cache.
-const CACHE = 'consentid-shell-c3d78b3ad79cbcbf';
+const CACHE = 'consentid-shell-00248d5ebb038cb9';
 const SHELL = ['./', 'index.html', 'app.js', 'scan.js', 'argon2.js', 'app.css', 'manifest.webmanifest',
   'icons/icon-192.png', 'icons/icon-512.png'];
 

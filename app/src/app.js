@@ -188,6 +188,9 @@ function requestScreen(req) {
     row(t('req_who'), p.rp.name),
     row(t('req_what'), t(`kind_${p.kind}`)),
     row(t('req_user'), p.user),
+    // A service's own text (OpenID CIBA's binding message): the citizen compares it with what
+    // the service shows at its counter.
+    p.message ? row(t('req_message'), p.message) : null,
     row(t('req_browser'), p.context.browser),
     row(t('req_address'), p.context.ip),
     row(t('req_time_left'),

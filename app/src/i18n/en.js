@@ -32,6 +32,7 @@ export default {
   req_who: 'Who asks',
   req_what: 'What for',
   req_user: 'User',
+  req_message: 'Message from the service',
   req_browser: 'Browser',
   req_address: 'Address',
   req_time_left: 'Time left',

@@ -32,6 +32,7 @@ export default {
   req_who: 'Ко тражи',
   req_what: 'Зашто',
   req_user: 'Корисник',
+  req_message: 'Порука услуге',
   req_browser: 'Прегледач',
   req_address: 'Адреса',
   req_time_left: 'Преостало време',

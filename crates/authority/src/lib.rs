@@ -293,6 +293,7 @@ impl<D: AuthorityDb> Authority<D> {
             clock.clone(),
             settings.clone(),
             ca.clone(),
+            login.clone(),
         ));
         let authority = Self {
             last_checkpoint: std::sync::Mutex::new(clock.now()),

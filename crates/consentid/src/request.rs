@@ -201,6 +201,7 @@ pub(crate) mod tests {
             sign: None,
             certificate: None,
             flow: None,
+            message: None,
         }
     }
 

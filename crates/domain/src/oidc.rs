@@ -513,6 +513,9 @@ pub struct ClientRecord {
     pub post_logout_redirect_uris: Vec<String>,
     /// When it was registered.
     pub created_at: UnixTime,
+    /// It may ask for logins from its own server (CIBA, poll mode).
+    #[serde(default)]
+    pub ciba: bool,
 }
 
 impl ClientRecord {
@@ -625,19 +628,24 @@ pub struct Grant {
 pub enum TokenKind {
     /// An access token for userinfo (and introspection by resource servers).
     Access,
+    /// A refresh token (scope `offline_access` only): used once, then rotated.
+    Refresh,
 }
 
 impl TokenKind {
-    /// The name the store keeps.
+    /// The name the store keeps (and RFC 7009's `token_type_hint`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Access => "access",
+            Self::Access => "access_token",
+            Self::Refresh => "refresh_token",
         }
     }
 
     /// The name the store keeps, read back.
     pub fn parse(name: &str) -> Option<Self> {
-        (name == "access").then_some(Self::Access)
+        [Self::Access, Self::Refresh]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -650,12 +658,16 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     /// The code it was issued from: a reused code revokes it.
     pub code_hash: Option<String>,
+    /// Its grant's tokens (the code's exchange and every refresh after it).
+    pub family: String,
     /// What it stands for.
     pub grant: Grant,
     /// When it was issued.
     pub created_at: UnixTime,
     /// When it ends.
     pub expires_at: UnixTime,
+    /// A refresh token: when it was rotated.
+    pub used_at: Option<UnixTime>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<UnixTime>,
 }
@@ -665,6 +677,46 @@ impl TokenRecord {
     pub fn active(&self, now: UnixTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+}
+
+/// Seconds a CIBA client waits between two polls of the token endpoint.
+pub const CIBA_INTERVAL: i64 = 5;
+
+/// A CIBA request as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CibaRecord {
+    /// SHA-256 (hex) of its `auth_req_id`.
+    pub id_hash: String,
+    /// The client that asked.
+    pub client_id: String,
+    /// SHA-256 (hex) of the normalised `login_hint`.
+    pub hint_hash: String,
+    /// The ConsentID request made for it; none for an address no account has.
+    pub txn_id: Option<crate::TxnId>,
+    /// What the tokens will stand for; none for an address no account has.
+    pub grant: Option<Grant>,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// When it ends.
+    pub expires_at: UnixTime,
+    /// The client may not poll before this.
+    pub next_poll_at: UnixTime,
+    /// When it was closed: its tokens issued (once), or its refusal or end told the client.
+    pub closed_at: Option<UnixTime>,
+}
+
+/// What using a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// No such refresh token, or one expired or revoked.
+    Unknown,
+    /// The token, now rotated.
+    First(Box<TokenRecord>),
+    /// The token was rotated before: a replay (its family is to be revoked).
+    Reused {
+        /// The family to revoke.
+        family: String,
+    },
 }
 
 /// What using a code found.

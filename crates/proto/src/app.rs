@@ -237,6 +237,10 @@ pub struct RequestPayload {
     /// its link), so there is no code to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<LoginFlow>,
+    /// A service's text for the approval screen (a CIBA `binding_message`: the same text the
+    /// service shows the citizen at its counter), validated display text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// How a login without a username reached the phone.
@@ -247,6 +251,9 @@ pub enum LoginFlow {
     Qr,
     /// The app was opened by the browser's link on the same phone.
     Link,
+    /// A service asked for the login from its own server (OpenID CIBA): no browser, no code
+    /// to compare; the service shows the citizen the request's `message` instead.
+    Backchannel,
 }
 
 /// `GET /inbox?wait=SECONDS`.

@@ -289,3 +289,6 @@ oidc-allow = Allow
 oidc-deny = Deny
 oidc-login-first = To log in to “{ $client }”, log in with the ConsentID mobile app; after the login you come back here.
 oidc-invalid = The login request is not valid.
+account-consents = Services you log in to with this account
+account-no-consents = No service has your consent to log in yet.
+account-withdraw-consent = Withdraw consent

@@ -14,10 +14,11 @@ use serde_json::{json, Value};
 
 use authority::oidc::{
     AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
-    AuthorizeStep, ClientCredentials, ResourceRequest, TokenRequest,
+    AuthorizeStep, BackchannelRequest, ClientCredentials, ResourceRequest, TokenRequest,
 };
 use authority::{Error, OidcRefusal};
 
+use crate::client_address::ClientIp;
 use crate::error::{internal_response, Surface};
 use crate::i18n::Language;
 use crate::portal::{csrf_ok, internal, message_page, render, MessagePage, Page, Visit};
@@ -32,6 +33,9 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/authorize", get(authorize).post(decision))
         .route("/oidc/token", post(token))
         .route("/oidc/userinfo", get(userinfo).post(userinfo))
+        .route("/oidc/bc-authorize", post(backchannel))
+        .route("/oidc/revoke", post(revoke))
+        .route("/oidc/introspect", post(introspect))
 }
 
 /// A JSON answer that no cache keeps.
@@ -192,6 +196,8 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
             code: field("code"),
             redirect_uri: field("redirect_uri"),
             code_verifier: field("code_verifier"),
+            refresh_token: field("refresh_token"),
+            auth_req_id: field("auth_req_id"),
             credentials,
             dpop: headers
                 .get("dpop")
@@ -201,16 +207,96 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: String) 
         state.authority.oidc.token(&request).await
     };
     match answered.await {
-        Ok(tokens) => no_store(
+        Ok(tokens) => {
+            let mut body = serde_json::Map::new();
+            body.insert("access_token".into(), json!(tokens.access_token));
+            body.insert("token_type".into(), json!(tokens.token_type));
+            body.insert("expires_in".into(), json!(tokens.expires_in));
+            body.insert("scope".into(), json!(tokens.scope));
+            if let Some(id_token) = tokens.id_token {
+                body.insert("id_token".into(), json!(id_token));
+            }
+            if let Some(refresh) = tokens.refresh_token {
+                body.insert("refresh_token".into(), json!(refresh));
+            }
+            no_store(StatusCode::OK, Value::Object(body))
+        }
+        Err(error) => refused(&error),
+    }
+}
+
+/// The `token` of a revocation or introspection request, and the client's credentials.
+fn token_and_client(headers: &HeaderMap, body: &str) -> Result<(String, ClientCredentials), Error> {
+    let pairs = form_pairs(body)?;
+    let credentials = credentials(headers, &pairs)?;
+    let token = pairs
+        .iter()
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.clone())
+        .ok_or_else(|| OidcRefusal::InvalidRequest("no token".into()))?;
+    Ok((token, credentials))
+}
+
+async fn backchannel(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let started = async {
+        let pairs = form_pairs(&body)?;
+        let credentials = credentials(&headers, &pairs)?;
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let request = BackchannelRequest {
+            scope: field("scope"),
+            login_hint: field("login_hint"),
+            other_hint: field("id_token_hint").is_some() || field("login_hint_token").is_some(),
+            binding_message: field("binding_message"),
+            acr_values: field("acr_values"),
+        };
+        state
+            .authority
+            .oidc
+            .backchannel_authenticate(&credentials, &request, &ip)
+            .await
+    };
+    match started.await {
+        Ok(started) => no_store(
             StatusCode::OK,
             json!({
-                "access_token": tokens.access_token,
-                "token_type": tokens.token_type,
-                "expires_in": tokens.expires_in,
-                "id_token": tokens.id_token,
-                "scope": tokens.scope,
+                "auth_req_id": started.auth_req_id,
+                "expires_in": started.expires_in,
+                "interval": started.interval,
             }),
         ),
+        Err(error) => refused(&error),
+    }
+}
+
+async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let revoked = async {
+        let (token, credentials) = token_and_client(&headers, &body)?;
+        state.authority.oidc.revoke(&credentials, &token).await
+    };
+    match revoked.await {
+        // RFC 7009 §2.2: 200 whether or not there was such a token.
+        Ok(()) => no_store(StatusCode::OK, json!({})),
+        Err(error) => refused(&error),
+    }
+}
+
+async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    let answered = async {
+        let (token, credentials) = token_and_client(&headers, &body)?;
+        state.authority.oidc.introspect(&credentials, &token).await
+    };
+    match answered.await {
+        Ok(answer) => no_store(StatusCode::OK, answer),
         Err(error) => refused(&error),
     }
 }

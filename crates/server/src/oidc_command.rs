@@ -65,6 +65,9 @@ pub enum ClientCommand {
         /// pairwise (default) or public `sub`.
         #[arg(long, value_enum, default_value = "pairwise")]
         subject: SubjectArg,
+        /// It may ask for logins from its own server (CIBA, poll mode): counters, call centres.
+        #[arg(long)]
+        ciba: bool,
         /// Where its back-channel logout tokens go.
         #[arg(long, value_name = "URL")]
         backchannel_logout_uri: Option<String>,
@@ -109,6 +112,7 @@ fn client_json(client: &ClientRecord) -> Value {
             SubjectType::Pairwise => "pairwise",
             SubjectType::Public => "public",
         },
+        "ciba": client.ciba,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "created_at": client.created_at.rfc3339(),
@@ -140,6 +144,7 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
             scopes,
             allow_jmbg,
             subject,
+            ciba,
             backchannel_logout_uri,
             post_logout_redirect_uris,
             json,
@@ -166,6 +171,7 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
                     SubjectArg::Pairwise => SubjectType::Pairwise,
                     SubjectArg::Public => SubjectType::Public,
                 },
+                ciba,
                 backchannel_logout_uri,
                 post_logout_redirect_uris,
             };
@@ -176,8 +182,8 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
                 .map_err(|e| server::error::chain(&e))?;
             if json {
                 let mut out = client_json(&client);
-                if let Some(secret) = &secret {
-                    out["client_secret"] = json!(secret);
+                if let (Some(secret), Some(map)) = (&secret, out.as_object_mut()) {
+                    map.insert("client_secret".into(), json!(secret));
                 }
                 println!("{out}");
             } else {

@@ -5,11 +5,11 @@
 
 use std::future::Future;
 
-use domain::oidc::{ClientRecord, CodeUse, Grant, TokenKind, TokenRecord};
-use domain::{UnixTime, UserId};
+use domain::oidc::{CibaRecord, ClientRecord, CodeUse, Grant, RefreshUse, TokenKind, TokenRecord};
+use domain::{TxnId, UnixTime, UserId};
 
 use crate::db::{query, Row};
-use crate::{Error, Store, Tx};
+use crate::{DatabaseKind, Error, Store, Tx};
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("JSON: {e}")))
@@ -19,22 +19,23 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
-const TOKEN_COLUMNS: &str =
-    "SELECT token_hash, kind, code_hash, grant_data, created_at, expires_at, revoked_at \
-     FROM oidc_tokens";
+const TOKEN_COLUMNS: &str = "SELECT token_hash, kind, code_hash, family, grant_data, \
+     created_at, expires_at, used_at, revoked_at FROM oidc_tokens";
 
 fn token_from_row(row: &Row) -> Result<TokenRecord, Error> {
     let kind: String = row.try_get(1)?;
-    let grant: String = row.try_get(3)?;
+    let grant: String = row.try_get(4)?;
     Ok(TokenRecord {
         token_hash: row.try_get(0)?,
         kind: TokenKind::parse(&kind)
             .ok_or_else(|| Error::Corrupt(format!("token kind {kind}")))?,
         code_hash: row.try_get(2)?,
+        family: row.try_get(3)?,
         grant: from_json(&grant, "token grant")?,
-        created_at: UnixTime(row.try_get(4)?),
-        expires_at: UnixTime(row.try_get(5)?),
-        revoked_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
+        created_at: UnixTime(row.try_get(5)?),
+        expires_at: UnixTime(row.try_get(6)?),
+        used_at: row.try_get::<Option<i64>>(7)?.map(UnixTime),
+        revoked_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
     })
 }
 
@@ -161,7 +162,13 @@ impl OidcQueries for Store {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_oidc(&self, before: UnixTime) -> Result<u64, Error> {
         let mut purged = 0;
-        for table in ["oidc_requests", "oidc_codes", "oidc_tokens", "oidc_seen"] {
+        for table in [
+            "oidc_requests",
+            "oidc_codes",
+            "oidc_tokens",
+            "oidc_seen",
+            "oidc_ciba",
+        ] {
             let done = self
                 .write_one(
                     query(&format!("DELETE FROM {table} WHERE expires_at < $1")).bind(before.0),
@@ -233,6 +240,27 @@ pub trait OidcStore {
         now: UnixTime,
     ) -> impl Future<Output = Result<u64, Error>> + Send;
 
+    /// Rotates a refresh token at `now`: the first use gets it, a later one learns it was
+    /// rotated before (a replay); an unknown, expired or revoked one is unknown.
+    fn use_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<RefreshUse, Error>> + Send;
+
+    /// Revokes every token of a family: how many were active.
+    fn revoke_oidc_family(
+        &mut self,
+        family: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// A token by the hash of its value, in this transaction.
+    fn oidc_token_in(
+        &mut self,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, Error>> + Send;
+
     /// Revokes one token: false if it was not active.
     fn revoke_oidc_token(
         &mut self,
@@ -262,6 +290,41 @@ pub trait OidcStore {
         &mut self,
         user: &UserId,
         client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Keeps a CIBA request.
+    fn insert_oidc_ciba(
+        &mut self,
+        request: &CibaRecord,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether `client_id` has a CIBA request for `hint_hash` still open at `now`.
+    fn oidc_ciba_open(
+        &mut self,
+        hint_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// A CIBA request, locked for this database transaction on PostgreSQL.
+    fn oidc_ciba_for_update(
+        &mut self,
+        id_hash: &str,
+    ) -> impl Future<Output = Result<Option<CibaRecord>, Error>> + Send;
+
+    /// Records a poll: the next may come at `next_poll_at`.
+    fn poll_oidc_ciba(
+        &mut self,
+        id_hash: &str,
+        next_poll_at: UnixTime,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Closes a CIBA request at `now` (its tokens issued, or its refusal or end told): false
+    /// if it was closed before.
+    fn close_oidc_ciba(
+        &mut self,
+        id_hash: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
@@ -390,18 +453,20 @@ impl OidcStore for Tx {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_oidc_token(&mut self, token: &TokenRecord) -> Result<(), Error> {
         query(
-            "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, \
-             grant_data, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, family, \
+             grant_data, created_at, expires_at, used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(token.token_hash.clone())
         .bind(token.kind.as_str())
         .bind(token.grant.client_id.clone())
         .bind(token.grant.user_id.clone())
         .bind(token.code_hash.clone())
+        .bind(token.family.clone())
         .bind(to_json(&token.grant)?)
         .bind(token.created_at.0)
         .bind(token.expires_at.0)
+        .bind(token.used_at.map(|t| t.0))
         .bind(token.revoked_at.map(|t| t.0))
         .execute(self.conn()?)
         .await?;
@@ -422,6 +487,61 @@ impl OidcStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn use_oidc_refresh_token(
+        &mut self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<RefreshUse, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET used_at = $2 WHERE token_hash = $1 AND kind = 'refresh_token' \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        let row = query(&format!(
+            "{TOKEN_COLUMNS} WHERE token_hash = $1 AND kind = 'refresh_token'"
+        ))
+        .bind(token_hash.to_owned())
+        .fetch_optional(self.conn()?)
+        .await?;
+        let Some(token) = row.map(|r| token_from_row(&r)).transpose()? else {
+            return Ok(RefreshUse::Unknown);
+        };
+        Ok(if done.rows_affected() == 1 {
+            RefreshUse::First(Box::new(token))
+        } else if token.used_at.is_some() {
+            RefreshUse::Reused {
+                family: token.family,
+            }
+        } else {
+            RefreshUse::Unknown
+        })
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn revoke_oidc_family(&mut self, family: &str, now: UnixTime) -> Result<u64, Error> {
+        let done = query(
+            "UPDATE oidc_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL",
+        )
+        .bind(family.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_token_in(&mut self, token_hash: &str) -> Result<Option<TokenRecord>, Error> {
+        let row = query(&format!("{TOKEN_COLUMNS} WHERE token_hash = $1"))
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.conn()?)
+            .await?;
+        row.map(|r| token_from_row(&r)).transpose()
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
@@ -510,6 +630,100 @@ impl OidcStore for Tx {
         .bind(now.0)
         .execute(self.conn()?)
         .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn insert_oidc_ciba(&mut self, request: &CibaRecord) -> Result<(), Error> {
+        let grant = request.grant.as_ref().map(to_json).transpose()?;
+        query(
+            "INSERT INTO oidc_ciba (id_hash, client_id, hint_hash, txn_id, grant_data, created_at, \
+             expires_at, next_poll_at, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(request.id_hash.clone())
+        .bind(request.client_id.clone())
+        .bind(request.hint_hash.clone())
+        .bind(request.txn_id.clone())
+        .bind(grant)
+        .bind(request.created_at.0)
+        .bind(request.expires_at.0)
+        .bind(request.next_poll_at.0)
+        .bind(request.closed_at.map(|t| t.0))
+        .execute(self.conn()?)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_ciba_open(
+        &mut self,
+        hint_hash: &str,
+        client_id: &str,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        let row = query(
+            "SELECT 1 FROM oidc_ciba WHERE hint_hash = $1 AND client_id = $2 \
+             AND expires_at > $3 AND closed_at IS NULL",
+        )
+        .bind(hint_hash.to_owned())
+        .bind(client_id.to_owned())
+        .bind(now.0)
+        .fetch_optional(self.conn()?)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_ciba_for_update(&mut self, id_hash: &str) -> Result<Option<CibaRecord>, Error> {
+        let lock = if self.kind == DatabaseKind::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = query(&format!(
+            "SELECT id_hash, client_id, hint_hash, txn_id, grant_data, created_at, expires_at, \
+             next_poll_at, closed_at FROM oidc_ciba WHERE id_hash = $1{lock}"
+        ))
+        .bind(id_hash.to_owned())
+        .fetch_optional(self.conn()?)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let grant: Option<String> = row.try_get(4)?;
+        Ok(Some(CibaRecord {
+            id_hash: row.try_get(0)?,
+            client_id: row.try_get(1)?,
+            hint_hash: row.try_get(2)?,
+            txn_id: row.try_get::<Option<String>>(3)?.map(TxnId::from),
+            grant: grant
+                .map(|text| from_json(&text, "CIBA grant"))
+                .transpose()?,
+            created_at: UnixTime(row.try_get(5)?),
+            expires_at: UnixTime(row.try_get(6)?),
+            next_poll_at: UnixTime(row.try_get(7)?),
+            closed_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn poll_oidc_ciba(&mut self, id_hash: &str, next_poll_at: UnixTime) -> Result<(), Error> {
+        query("UPDATE oidc_ciba SET next_poll_at = $2 WHERE id_hash = $1")
+            .bind(id_hash.to_owned())
+            .bind(next_poll_at.0)
+            .execute(self.conn()?)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn close_oidc_ciba(&mut self, id_hash: &str, now: UnixTime) -> Result<bool, Error> {
+        let done =
+            query("UPDATE oidc_ciba SET closed_at = $2 WHERE id_hash = $1 AND closed_at IS NULL")
+                .bind(id_hash.to_owned())
+                .bind(now.0)
+                .execute(self.conn()?)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -94,9 +94,27 @@ pub trait SigningQueries {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<SignAuthorizationRecord>, Error>> + Send;
+
+    /// An authorisation request waiting for a login, still valid at `now`: its text, read and
+    /// left in place (`SigningStore::take_oauth_pending` takes it).
+    fn oauth_pending(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 }
 
 impl SigningQueries for Store {
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oauth_pending(&self, id_hash: &str, now: UnixTime) -> Result<Option<String>, Error> {
+        let row = query("SELECT query FROM oauth_pending WHERE id_hash = $1 AND expires_at > $2")
+            .bind(id_hash.to_owned())
+            .bind(now.0)
+            .fetch_optional(self.db())
+            .await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn signing_job(&self, id: &str) -> Result<Option<SigningJobRecord>, Error> {
         let row = query(&format!("{JOB_COLUMNS} WHERE id = $1"))

@@ -852,7 +852,12 @@ impl<D: LoginDb> Login<D> {
             browser: shown(&context.browser, 120),
             ip: shown(&context.ip, 64),
         };
-        let (sign, certificate) = match details {
+        let (sign, certificate, message) = match details {
+            Some(RequestDetails::Message(text)) => (
+                None,
+                None,
+                Some(shown(&text, domain::oidc::BINDING_MESSAGE_MAX)),
+            ),
             Some(RequestDetails::Sign(details)) => (
                 Some(proto::app::SignDetails {
                     documents: details
@@ -866,6 +871,7 @@ impl<D: LoginDb> Login<D> {
                     certificate_serial: details.certificate_serial,
                 }),
                 None,
+                None,
             ),
             Some(RequestDetails::Certificate(details)) => (
                 None,
@@ -873,8 +879,9 @@ impl<D: LoginDb> Login<D> {
                     title: shown(&details.title, 160),
                     ..details
                 }),
+                None,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let payload = RequestPayload {
             v: 1,
@@ -895,6 +902,7 @@ impl<D: LoginDb> Login<D> {
             sign,
             certificate,
             flow,
+            message,
         };
         let payload_bytes =
             serde_json::to_vec(&payload).map_err(|e| Error::Inconsistent(e.to_string()))?;
@@ -1023,6 +1031,8 @@ pub(crate) enum RequestDetails {
     Sign(proto::app::SignDetails),
     /// An operation on the citizen's certificate.
     Certificate(proto::app::CertificateDetails),
+    /// A service's text for the approval screen (a CIBA login's binding message).
+    Message(String),
 }
 
 /// `p***@example.rs`.

@@ -390,6 +390,20 @@ impl<D: LoginDb> Login<D> {
         ip: &str,
         browser: &str,
     ) -> Result<LoginStarted, Error> {
+        self.login_start_for(session, username, ip, browser, PORTAL_NAME)
+            .await
+    }
+
+    /// Starts a mobile login for `username` that the phone shows as a login to `service` (a
+    /// registered OpenID client's name, validated at registration; else the portal).
+    pub async fn login_start_for(
+        &self,
+        session: &Session,
+        username: &str,
+        ip: &str,
+        browser: &str,
+        service: &str,
+    ) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
         // Read before the write transaction (which SQLite's writers take in turns): an
         // account appearing or going meanwhile changes nothing the browser could tell.
@@ -426,7 +440,7 @@ impl<D: LoginDb> Login<D> {
                 &mut tx,
                 owner,
                 RequestKind::Login,
-                crate::login::PORTAL_NAME,
+                service,
                 &session.record.id_hash,
                 context,
                 None,
@@ -446,6 +460,35 @@ impl<D: LoginDb> Login<D> {
             verification_code: txn.verification_code,
             expires_at: txn.expires_at,
         })
+    }
+
+    /// The ConsentID login request of a service's CIBA request (OpenID CIBA): shown on the
+    /// phone as a login to `service` with `message` (the binding message), no browser and no
+    /// code to pick; bound to `binding`, the CIBA request, not to a browser session.
+    pub(crate) async fn backchannel_request(
+        &self,
+        tx: &mut D::Tx,
+        user: &UserRecord,
+        service: &str,
+        binding: &str,
+        ip: &str,
+        message: Option<&str>,
+    ) -> Result<TransactionRecord, Error> {
+        let context = RequestContext {
+            browser: service.chars().take(80).collect(),
+            ip: ip.chars().take(64).collect(),
+        };
+        self.create_transaction(
+            tx,
+            Some((&user.id, format!("{} {}", user.given_name, user.surname))),
+            RequestKind::Login,
+            service,
+            binding,
+            context,
+            message.map(|m| consentid::RequestDetails::Message(m.to_owned())),
+            Some(proto::app::LoginFlow::Backchannel),
+        )
+        .await
     }
 
     /// The state of a login request, for the browser that started it only.

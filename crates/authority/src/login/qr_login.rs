@@ -253,7 +253,11 @@ impl<D: LoginDb> Login<D> {
                 "qr": login.id,
                 "txn": txn.id,
                 "user": user.id,
-                "flow": match flow { LoginFlow::Qr => "qr", LoginFlow::Link => "link" },
+                "flow": match flow {
+                    LoginFlow::Qr => "qr",
+                    LoginFlow::Link => "link",
+                    LoginFlow::Backchannel => "backchannel",
+                },
             }),
         )
         .await?;

@@ -50,18 +50,12 @@ pub fn public_jwk(key: &dyn KeySigner) -> Result<Value, String> {
         return Err("the ID-token key's point is not uncompressed".into());
     };
     let (x, y) = (proto::b64(x), proto::b64(y));
-    let parsed: Jwk =
+    let public: Jwk =
         serde_json::from_value(json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y }))
             .map_err(|e| e.to_string())?;
-    let kid = parsed.thumbprint(ThumbprintHash::SHA256);
+    let kid = public.thumbprint(ThumbprintHash::SHA256);
     Ok(json!({
-        "kty": "EC",
-        "crv": "P-256",
-        "x": x,
-        "y": y,
-        "kid": kid,
-        "use": "sig",
-        "alg": "ES256",
+        "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256",
     }))
 }
 

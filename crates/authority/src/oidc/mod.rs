@@ -8,8 +8,10 @@
 //! The rules (PKCE, redirect URIs, DPoP claims, `acr`, lifetimes, claims per scope) are
 //! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
 //!
-//! Not built yet (issue 23 stays open): refresh tokens, CIBA, logout, RAR, the DPoP nonce,
-//! introspection and revocation endpoints, key rotation.
+//! CIBA (poll mode) makes a ConsentID login request from a service's own server.
+//!
+//! Not built yet (issue 23 stays open): CIBA's ping mode, logout, RAR, the DPoP nonce, key
+//! rotation.
 
 pub mod jose;
 #[cfg(test)]
@@ -23,19 +25,19 @@ use sha2::{Digest as _, Sha256};
 
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
-    claims_for, pairwise_subject, redirect_uri_registered, Claim, ClientAuthMethod, ClientRecord,
-    CodeUse, DpopExpectation, Grant, Profile, SubjectType, TokenKind, TokenRecord,
-    ACCESS_TOKEN_LIFETIME, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
-    REQUEST_URI_LIFETIME,
+    claims_for, pairwise_subject, redirect_uri_registered, AuthMethod, CibaRecord, Claim,
+    ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant, Profile, RefreshUse,
+    SubjectType, TokenKind, TokenRecord, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME,
+    ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
 };
-use domain::{UnixTime, UserId};
+use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
 use store::{
-    AccountQueries, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
+    AccountStore as _, AuditLog as _, Database, OidcQueries, OidcStore, Store, Transaction as _,
 };
 
 use crate::login::Session;
-use crate::{Ca, CaDb, CaTx, Clock, Error, Settings};
+use crate::{Ca, Clock, Error, Login, LoginDb, LoginTx, Settings};
 
 /// The service key role of the ID-token signing key.
 pub const SIGNING_KEY: &str = "oidc_signing";
@@ -43,16 +45,46 @@ pub const SIGNING_KEY: &str = "oidc_signing";
 /// The prefix of a pushed request's `request_uri` (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
+/// The grant type of CIBA's token requests.
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+
+/// A CIBA authentication request (CIBA Core §7.1).
+#[derive(Debug, Clone, Default)]
+pub struct BackchannelRequest {
+    /// Space-separated scopes, `openid` among them.
+    pub scope: Option<String>,
+    /// The citizen's e-mail address.
+    pub login_hint: Option<String>,
+    /// Hints we do not take (`id_token_hint`, `login_hint_token`): refused if given.
+    pub other_hint: bool,
+    /// The text the service shows the citizen, shown on the phone too.
+    pub binding_message: Option<String>,
+    /// Levels asked.
+    pub acr_values: Option<String>,
+}
+
+/// A CIBA request accepted: its id, lifetime and polling interval (CIBA Core §7.3).
+#[derive(Debug, Clone)]
+pub struct BackchannelStarted {
+    /// `auth_req_id`.
+    pub auth_req_id: String,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Seconds between polls.
+    pub interval: i64,
+}
+
 /// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// What the provider uses of the store.
-pub trait OidcDb: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries {}
-impl<D: CaDb + Database<Tx: OidcTx> + OidcQueries + AccountQueries> OidcDb for D {}
+/// What the provider uses of the store (a CIBA request is a ConsentID login request: the
+/// login service's part too).
+pub trait OidcDb: LoginDb + Database<Tx: OidcTx> + OidcQueries {}
+impl<D: LoginDb + Database<Tx: OidcTx> + OidcQueries> OidcDb for D {}
 
 /// What the provider changes in a use case's transaction.
-pub trait OidcTx: CaTx + OidcStore {}
-impl<T: CaTx + OidcStore> OidcTx for T {}
+pub trait OidcTx: LoginTx + OidcStore {}
+impl<T: LoginTx + OidcStore> OidcTx for T {}
 
 /// A refusal of the provider, with its OAuth error code (RFC 6749 §5.2, RFC 9449 §7,
 /// RFC 6750 §3.1). Carried by [`Error::Oidc`].
@@ -79,6 +111,24 @@ pub enum OidcRefusal {
     /// The access token is unknown, expired, revoked, or used without its proof.
     #[error("invalid_token: {0}")]
     InvalidToken(String),
+    /// The client may not use this grant (CIBA without `--ciba`).
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(String),
+    /// CIBA: a binding message the phone cannot show.
+    #[error("invalid_binding_message")]
+    InvalidBindingMessage,
+    /// CIBA: the citizen has not answered yet.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// CIBA: polled faster than the interval.
+    #[error("slow_down")]
+    SlowDown,
+    /// CIBA: the citizen refused.
+    #[error("access_denied")]
+    AccessDenied,
+    /// CIBA: the request ended unanswered.
+    #[error("expired_token")]
+    ExpiredToken,
 }
 
 impl OidcRefusal {
@@ -92,6 +142,12 @@ impl OidcRefusal {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::InvalidToken(_) => "invalid_token",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
@@ -103,8 +159,19 @@ impl OidcRefusal {
             | Self::InvalidGrant(d)
             | Self::InvalidScope(d)
             | Self::InvalidDpopProof(d)
-            | Self::InvalidToken(d) => d.clone(),
-            Self::UnsupportedGrantType => "only authorization_code".into(),
+            | Self::InvalidToken(d)
+            | Self::UnauthorizedClient(d) => d.clone(),
+            Self::UnsupportedGrantType => {
+                "authorization_code, refresh_token or urn:openid:params:grant-type:ciba".into()
+            }
+            Self::InvalidBindingMessage => format!(
+                "binding_message: at most {} display characters",
+                domain::oidc::BINDING_MESSAGE_MAX
+            ),
+            Self::AuthorizationPending => "the citizen has not answered yet".into(),
+            Self::SlowDown => "poll less often".into(),
+            Self::AccessDenied => "the citizen refused".into(),
+            Self::ExpiredToken => "the request ended unanswered".into(),
         }
     }
 }
@@ -128,6 +195,8 @@ pub struct ClientRegistration {
     pub allow_jmbg: bool,
     /// Which `sub`.
     pub subject: SubjectType,
+    /// May use CIBA.
+    pub ciba: bool,
     /// Back-channel logout URI.
     pub backchannel_logout_uri: Option<String>,
     /// Post-logout redirect URIs.
@@ -206,6 +275,16 @@ pub struct AuthorizeError {
     pub description: String,
 }
 
+/// How an authorization request reached us.
+enum Came {
+    /// In the browser's query.
+    Directly,
+    /// Being pushed now (RFC 9126).
+    Pushing,
+    /// Pushed before: the hash of its `request_uri`'s id.
+    Pushed(String),
+}
+
 /// An answer at the client's redirect URI: the URI and its query parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationResponse {
@@ -216,14 +295,12 @@ pub struct AuthorizationResponse {
 }
 
 /// What the authorization endpoint does for this browser.
-// One per request, moved once to the handler: boxing the request would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AuthorizeStep {
     /// Log in first (and come back).
     Login,
     /// Ask the citizen: the consent page.
-    Consent(AuthorizationRequest),
+    Consent(Box<AuthorizationRequest>),
     /// Answer the client now (consent remembered).
     Respond(AuthorizationResponse),
 }
@@ -239,6 +316,10 @@ pub struct TokenRequest {
     pub redirect_uri: Option<String>,
     /// The PKCE verifier.
     pub code_verifier: Option<String>,
+    /// The refresh token (`grant_type=refresh_token`).
+    pub refresh_token: Option<String>,
+    /// The CIBA request (`grant_type=urn:openid:params:grant-type:ciba`).
+    pub auth_req_id: Option<String>,
     /// How the client authenticates.
     pub credentials: ClientCredentials,
     /// The `DPoP` header.
@@ -254,8 +335,10 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds.
     pub expires_in: i64,
-    /// The ID token.
-    pub id_token: String,
+    /// The ID token (not on a refresh).
+    pub id_token: Option<String>,
+    /// The next refresh token, with `offline_access`.
+    pub refresh_token: Option<String>,
     /// The scopes granted.
     pub scope: String,
 }
@@ -271,6 +354,13 @@ pub struct ResourceRequest<'a> {
     pub dpop: Option<&'a str>,
     /// The method.
     pub method: &'a str,
+}
+
+/// Sets `key` of a JSON object (nothing if `object` is not one).
+fn set(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -294,6 +384,7 @@ pub struct Oidc<D = Store> {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     ca: Arc<Ca<D>>,
+    login: Arc<Login<D>>,
     key: RwLock<Option<Arc<SigningKey>>>,
     /// The pairwise `sub` secret, derived from the deployment's secret.
     pairwise: RwLock<[u8; 32]>,
@@ -305,12 +396,14 @@ impl<D: OidcDb> Oidc<D> {
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
         ca: Arc<Ca<D>>,
+        login: Arc<Login<D>>,
     ) -> Self {
         Self {
             store,
             clock,
             settings,
             ca,
+            login,
             key: RwLock::new(None),
             pairwise: RwLock::new(rand::random()),
         }
@@ -394,7 +487,12 @@ impl<D: OidcDb> Oidc<D> {
             "jwks_uri": self.endpoint("/oidc/jwks"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT],
+            "backchannel_authentication_endpoint": self.endpoint("/oidc/bc-authorize"),
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_user_code_parameter_supported": false,
+            "revocation_endpoint": self.endpoint("/oidc/revoke"),
+            "introspection_endpoint": self.endpoint("/oidc/introspect"),
             "subject_types_supported": ["pairwise", "public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "token_endpoint_auth_methods_supported":
@@ -448,6 +546,7 @@ impl<D: OidcDb> Oidc<D> {
             backchannel_logout_uri: registration.backchannel_logout_uri,
             post_logout_redirect_uris: registration.post_logout_redirect_uris,
             created_at: self.clock.now(),
+            ciba: registration.ciba,
         };
         check_registration(&client, registration.public)
             .map_err(|e| OidcRefusal::InvalidRequest(e.to_string()))?;
@@ -585,21 +684,19 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut params = params;
         params.client_id = Some(client.client_id.clone());
-        // Validated as the pushed request it becomes (a `fapi2` client's must be pushed), with
-        // the authorization endpoint's error codes (RFC 9126 §2.3).
-        let id = proto::b64(&rand::random::<[u8; 32]>());
-        let id_hash = sha256_hex(&id);
-        if let Err(error) = self.validate(&client, &params, Some(id_hash.clone())) {
+        // With the authorization endpoint's error codes (RFC 9126 §2.3).
+        if let Err(error) = self.validate(&client, &params, Came::Pushing) {
             return Err(match error.error {
                 "invalid_scope" => OidcRefusal::InvalidScope(error.description),
                 _ => OidcRefusal::InvalidRequest(error.description),
             }
             .into());
         }
+        let id = proto::b64(&rand::random::<[u8; 32]>());
         let text = serde_json::to_string(&params)
             .map_err(|e| Error::Inconsistent(format!("request JSON: {e}")))?;
         tx.insert_oidc_request(
-            &id_hash,
+            &sha256_hex(&id),
             &client.client_id,
             &text,
             now.plus_seconds(REQUEST_URI_LIFETIME),
@@ -615,7 +712,7 @@ impl<D: OidcDb> Oidc<D> {
         &self,
         client: &ClientRecord,
         params: &AuthorizationParams,
-        request_hash: Option<String>,
+        came: Came,
     ) -> Result<AuthorizationRequest, AuthorizeError> {
         let page = |description: &str| AuthorizeError {
             redirect: None,
@@ -647,7 +744,7 @@ impl<D: OidcDb> Oidc<D> {
                 "response_type must be code".into(),
             ));
         }
-        if client.profile == Profile::Fapi2 && request_hash.is_none() {
+        if client.profile == Profile::Fapi2 && matches!(came, Came::Directly) {
             return Err(refuse(
                 "invalid_request",
                 "this client must push its request (PAR) first".into(),
@@ -671,7 +768,10 @@ impl<D: OidcDb> Oidc<D> {
             params: params.clone(),
             redirect_uri,
             claims,
-            request_hash,
+            request_hash: match came {
+                Came::Pushed(hash) => Some(hash),
+                Came::Directly | Came::Pushing => None,
+            },
         })
     }
 
@@ -715,7 +815,7 @@ impl<D: OidcDb> Oidc<D> {
             }
         };
         let Some(request_uri) = &query.request_uri else {
-            return self.validate(&client, query, None);
+            return self.validate(&client, query, Came::Directly);
         };
         let id = request_uri
             .strip_prefix(REQUEST_URI_PREFIX)
@@ -732,7 +832,20 @@ impl<D: OidcDb> Oidc<D> {
             .ok_or_else(|| page("request_uri is unknown, used or expired"))?;
         let params: AuthorizationParams =
             serde_json::from_str(&pushed).map_err(|_| page("the pushed request cannot be read"))?;
-        self.validate(&client, &params, Some(hash))
+        self.validate(&client, &params, Came::Pushed(hash))
+    }
+
+    /// The registered name of the service whose authorization request waits at `path` (what
+    /// the portal kept for after the login): the ConsentID login request names it.
+    pub async fn service_waiting_at(&self, path: &str) -> Option<String> {
+        let query = path.strip_prefix("/oidc/authorize?")?;
+        let params: AuthorizationParams = serde_urlencoded::from_str(query).ok()?;
+        let client = self
+            .store
+            .oidc_client(params.client_id.as_deref()?)
+            .await
+            .ok()??;
+        Some(client.name)
     }
 
     /// What the authorization endpoint does next for this session: log in, ask, or answer
@@ -794,7 +907,7 @@ impl<D: OidcDb> Oidc<D> {
                     "the citizen has not allowed this service",
                 )));
             }
-            return Ok(AuthorizeStep::Consent(request.clone()));
+            return Ok(AuthorizeStep::Consent(Box::new(request.clone())));
         }
         if !Self::spend_pushed(&mut tx, request, now).await? {
             return Ok(AuthorizeStep::Respond(self.error_response(
@@ -981,8 +1094,10 @@ impl<D: OidcDb> Oidc<D> {
         Ok(jkt)
     }
 
-    /// `POST /oidc/token`: a code for an ID token and an access token, once. A code used a
-    /// second time revokes every token issued from it.
+    /// `POST /oidc/token`: a code for an ID token and an access token (and a refresh token
+    /// with `offline_access`), once; or a refresh token for new ones, once. A code used a second
+    /// time revokes every token issued from it; a rotated refresh token used again revokes its
+    /// whole family.
     pub async fn token(&self, request: &TokenRequest) -> Result<TokenResponse, Error> {
         let now = self.clock.now();
         let token_url = self.endpoint("/oidc/token");
@@ -990,9 +1105,44 @@ impl<D: OidcDb> Oidc<D> {
         let client = self
             .authenticate(&mut tx, &request.credentials, &token_url, now)
             .await?;
-        if request.grant_type.as_deref() != Some("authorization_code") {
-            return Err(OidcRefusal::UnsupportedGrantType.into());
+        match request.grant_type.as_deref() {
+            Some("authorization_code") => self.exchange_code(tx, &client, request, now).await,
+            Some("refresh_token") => self.refresh(tx, &client, request, now).await,
+            Some(CIBA_GRANT) => self.ciba_token(tx, &client, request, now).await,
+            _ => Err(OidcRefusal::UnsupportedGrantType.into()),
         }
+    }
+
+    /// The DPoP key of a token request: its proof checked and spent, required for `fapi2`.
+    async fn token_dpop(
+        &self,
+        tx: &mut D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<Option<String>, Error> {
+        match &request.dpop {
+            Some(proof) => {
+                let url = self.endpoint("/oidc/token");
+                Ok(Some(
+                    Self::check_dpop(tx, proof, "POST", &url, None, now).await?,
+                ))
+            }
+            None if client.profile == Profile::Fapi2 => Err(OidcRefusal::InvalidDpopProof(
+                "this client's tokens are DPoP-bound: send a DPoP proof".into(),
+            )
+            .into()),
+            None => Ok(None),
+        }
+    }
+
+    async fn exchange_code(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
         let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
         let code = request.code.as_deref().ok_or_else(|| invalid("no code"))?;
         let code_hash = sha256_hex(code);
@@ -1039,18 +1189,7 @@ impl<D: OidcDb> Oidc<D> {
             &grant.code_challenge,
         )
         .map_err(|e| invalid(&e.to_string()))?;
-        let jkt = match &request.dpop {
-            Some(proof) => {
-                Some(Self::check_dpop(&mut tx, proof, "POST", &token_url, None, now).await?)
-            }
-            None if client.profile == Profile::Fapi2 => {
-                return Err(OidcRefusal::InvalidDpopProof(
-                    "this client's tokens are DPoP-bound: send a DPoP proof".into(),
-                )
-                .into())
-            }
-            None => None,
-        };
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
         if grant.dpop_jkt.is_some() && grant.dpop_jkt != jkt {
             return Err(OidcRefusal::InvalidDpopProof(
                 "the proof's key is not the one the request named (dpop_jkt)".into(),
@@ -1059,18 +1198,11 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut grant = grant;
         grant.dpop_jkt = jkt;
-        let access_token = proto::b64(&rand::random::<[u8; 32]>());
-        tx.insert_oidc_token(&TokenRecord {
-            token_hash: sha256_hex(&access_token),
-            kind: TokenKind::Access,
-            code_hash: Some(code_hash),
-            grant: grant.clone(),
-            created_at: now,
-            expires_at: now.plus_seconds(ACCESS_TOKEN_LIFETIME),
-            revoked_at: None,
-        })
-        .await?;
-        let id_token = self.id_token(&client, &grant, now)?;
+        let family = proto::b64(&rand::random::<[u8; 16]>());
+        let mut response = self
+            .issue_tokens(&mut tx, &grant, Some(code_hash), &family, now)
+            .await?;
+        response.id_token = Some(self.id_token(client, &grant, now)?);
         tx.audit(
             now,
             grant.user_id.as_str(),
@@ -1079,6 +1211,317 @@ impl<D: OidcDb> Oidc<D> {
         )
         .await?;
         tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn refresh(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let presented = request
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| invalid("no refresh_token"))?;
+        let old = match tx
+            .use_oidc_refresh_token(&sha256_hex(presented), now)
+            .await?
+        {
+            RefreshUse::Unknown => {
+                return Err(invalid("the refresh token is unknown, expired or revoked"))
+            }
+            RefreshUse::Reused { family } => {
+                let revoked = tx.revoke_oidc_family(&family, now).await?;
+                tx.audit(
+                    now,
+                    "system",
+                    "oidc.refresh_reused",
+                    json!({ "client_id": client.client_id, "tokens_revoked": revoked }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(invalid(
+                    "the refresh token was used before: every token of its grant is revoked",
+                ));
+            }
+            RefreshUse::First(token) => *token,
+        };
+        if old.grant.client_id != client.client_id {
+            return Err(invalid("the refresh token was issued to another client"));
+        }
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
+        if old.grant.dpop_jkt.is_some() && old.grant.dpop_jkt != jkt {
+            return Err(OidcRefusal::InvalidDpopProof(
+                "the proof is not by the key the refresh token is bound to".into(),
+            )
+            .into());
+        }
+        let response = self
+            .issue_tokens(&mut tx, &old.grant, old.code_hash.clone(), &old.family, now)
+            .await?;
+        tx.audit(
+            now,
+            old.grant.user_id.as_str(),
+            "oidc.refreshed",
+            json!({ "client_id": client.client_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// `POST /oidc/bc-authorize` (CIBA Core §7): a service asks, from its own server, for
+    /// the citizen named by `login_hint` to log in; the citizen approves on the phone, which
+    /// shows the service's registered name and the binding message. An address no account has
+    /// gets the same answers, and its request simply expires. At most one open request per
+    /// citizen and service.
+    pub async fn backchannel_authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        request: &BackchannelRequest,
+        ip: &str,
+    ) -> Result<BackchannelStarted, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(
+                &mut tx,
+                credentials,
+                &self.endpoint("/oidc/bc-authorize"),
+                now,
+            )
+            .await?;
+        if !client.ciba {
+            return Err(OidcRefusal::UnauthorizedClient(
+                "this client is not registered for CIBA".into(),
+            )
+            .into());
+        }
+        let scope = request.scope.clone().unwrap_or_default();
+        claims_for(&scope, &client.allowed_scopes())
+            .map_err(|e| OidcRefusal::InvalidScope(e.to_string()))?;
+        if request.other_hint {
+            return Err(
+                OidcRefusal::InvalidRequest("only login_hint (an e-mail) is taken".into()).into(),
+            );
+        }
+        let hint = request
+            .login_hint
+            .as_deref()
+            .and_then(|hint| crate::ra::accounts::normalise_email(hint).ok())
+            .ok_or_else(|| {
+                OidcRefusal::InvalidRequest("login_hint must be an e-mail address".into())
+            })?;
+        if let Some(message) = &request.binding_message {
+            if !domain::oidc::approval_text_ok(message, domain::oidc::BINDING_MESSAGE_MAX) {
+                return Err(OidcRefusal::InvalidBindingMessage.into());
+            }
+        }
+        // ConsentID reaches `high`: any level asked is met.
+        let hint_hash = sha256_hex(&hint);
+        if tx
+            .oidc_ciba_open(&hint_hash, &client.client_id, now)
+            .await?
+        {
+            return Err(OidcRefusal::InvalidRequest(
+                "a request for this citizen is still open".into(),
+            )
+            .into());
+        }
+        let id = proto::b64(&rand::random::<[u8; 32]>());
+        let id_hash = sha256_hex(&id);
+        let user = tx
+            .user_by_email(&hint)
+            .await?
+            .filter(|u| u.assurance == domain::AssuranceLevel::High);
+        let (txn, grant) = match &user {
+            Some(user) => {
+                let txn = self
+                    .login
+                    .backchannel_request(
+                        &mut tx,
+                        user,
+                        &client.name,
+                        &format!("ciba:{id_hash}"),
+                        ip,
+                        request.binding_message.as_deref(),
+                    )
+                    .await?;
+                let grant = Grant {
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    scope: scope.clone(),
+                    redirect_uri: String::new(),
+                    code_challenge: String::new(),
+                    nonce: None,
+                    auth_time: now,
+                    method: AuthMethod::ConsentId,
+                    sid: proto::b64(&rand::random::<[u8; 16]>()),
+                    dpop_jkt: None,
+                };
+                (Some(txn), Some(grant))
+            }
+            None => (None, None),
+        };
+        let expires_at = txn
+            .as_ref()
+            .map_or(now.plus_seconds(domain::login::TRANSACTION_LIFETIME), |t| {
+                t.expires_at
+            });
+        tx.insert_oidc_ciba(&CibaRecord {
+            id_hash,
+            client_id: client.client_id.clone(),
+            hint_hash,
+            txn_id: txn.map(|t| t.id),
+            grant,
+            created_at: now,
+            expires_at,
+            next_poll_at: now,
+            closed_at: None,
+        })
+        .await?;
+        tx.audit(
+            now,
+            "system",
+            "oidc.ciba.requested",
+            json!({ "client_id": client.client_id, "user": user.map(|u| u.id) }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BackchannelStarted {
+            auth_req_id: id,
+            expires_in: expires_at.0 - now.0,
+            interval: CIBA_INTERVAL,
+        })
+    }
+
+    /// CIBA's token request (poll mode, CIBA Core §10.1): pending, too fast, refused, ended, or
+    /// the tokens once the citizen approved.
+    async fn ciba_token(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let id = request
+            .auth_req_id
+            .as_deref()
+            .ok_or_else(|| invalid("no auth_req_id"))?;
+        let ciba = tx
+            .oidc_ciba_for_update(&sha256_hex(id))
+            .await?
+            .filter(|c| c.client_id == client.client_id)
+            .ok_or_else(|| invalid("unknown auth_req_id"))?;
+        if ciba.closed_at.is_some() {
+            return Err(invalid("this request was answered before"));
+        }
+        if now >= ciba.expires_at {
+            return Err(OidcRefusal::ExpiredToken.into());
+        }
+        if now < ciba.next_poll_at {
+            // CIBA Core §11: each poll too early adds to the wait.
+            tx.poll_oidc_ciba(&ciba.id_hash, ciba.next_poll_at.plus_seconds(CIBA_INTERVAL))
+                .await?;
+            tx.commit().await?;
+            return Err(OidcRefusal::SlowDown.into());
+        }
+        tx.poll_oidc_ciba(&ciba.id_hash, now.plus_seconds(CIBA_INTERVAL))
+            .await?;
+        let answered = match &ciba.txn_id {
+            Some(txn_id) => self.store.transaction(txn_id).await?,
+            None => None,
+        };
+        let (Some(txn), Some(grant)) = (answered, ciba.grant.clone()) else {
+            tx.commit().await?;
+            return Err(OidcRefusal::AuthorizationPending.into());
+        };
+        match domain::login::effective_status(txn.status, txn.expires_at, now) {
+            TransactionStatus::Pending => {
+                tx.commit().await?;
+                return Err(OidcRefusal::AuthorizationPending.into());
+            }
+            TransactionStatus::Approved => {}
+            TransactionStatus::Expired => {
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::ExpiredToken.into());
+            }
+            _ => {
+                // Closed: the counter may ask again at once.
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.audit(
+                    now,
+                    grant.user_id.as_str(),
+                    "oidc.ciba.denied",
+                    json!({ "client_id": client.client_id }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::AccessDenied.into());
+            }
+        }
+        if !tx.close_oidc_ciba(&ciba.id_hash, now).await? {
+            return Err(invalid("this request was answered before"));
+        }
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
+        let mut grant = grant;
+        grant.auth_time = txn.decided_at.unwrap_or(now);
+        grant.dpop_jkt = jkt;
+        let family = proto::b64(&rand::random::<[u8; 16]>());
+        let mut response = self
+            .issue_tokens(&mut tx, &grant, None, &family, now)
+            .await?;
+        response.id_token = Some(self.id_token(client, &grant, now)?);
+        tx.audit(
+            now,
+            grant.user_id.as_str(),
+            "oidc.token",
+            json!({ "client_id": client.client_id, "scope": grant.scope, "ciba": true }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// An access token, and a refresh token if `offline_access` was granted, for `grant`.
+    async fn issue_tokens(
+        &self,
+        tx: &mut D::Tx,
+        grant: &Grant,
+        code_hash: Option<String>,
+        family: &str,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let issue = |kind: TokenKind, lifetime: i64| {
+            let value = proto::b64(&rand::random::<[u8; 32]>());
+            let record = TokenRecord {
+                token_hash: sha256_hex(&value),
+                kind,
+                code_hash: code_hash.clone(),
+                family: family.to_owned(),
+                grant: grant.clone(),
+                created_at: now,
+                expires_at: now.plus_seconds(lifetime),
+                used_at: None,
+                revoked_at: None,
+            };
+            (value, record)
+        };
+        let (access_token, access) = issue(TokenKind::Access, ACCESS_TOKEN_LIFETIME);
+        let offline = grant
+            .scope
+            .split_ascii_whitespace()
+            .any(|s| s == "offline_access");
+        let refresh = offline.then(|| issue(TokenKind::Refresh, REFRESH_TOKEN_LIFETIME));
+        tx.insert_oidc_token(&access).await?;
+        if let Some((_, record)) = &refresh {
+            tx.insert_oidc_token(record).await?;
+        }
         Ok(TokenResponse {
             access_token,
             token_type: if grant.dpop_jkt.is_some() {
@@ -1087,9 +1530,86 @@ impl<D: OidcDb> Oidc<D> {
                 "Bearer"
             },
             expires_in: ACCESS_TOKEN_LIFETIME,
-            id_token,
-            scope: grant.scope,
+            id_token: None,
+            refresh_token: refresh.map(|(value, _)| value),
+            scope: grant.scope.clone(),
         })
+    }
+
+    /// `POST /oidc/revoke` (RFC 7009): a client revokes one of its tokens; a refresh token
+    /// takes its whole grant with it. Unknown tokens, and other clients' tokens, change nothing
+    /// and are answered the same.
+    pub async fn revoke(&self, credentials: &ClientCredentials, token: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(&mut tx, credentials, &self.endpoint("/oidc/revoke"), now)
+            .await?;
+        if let Some(found) = tx.oidc_token_in(&sha256_hex(token)).await? {
+            if found.grant.client_id == client.client_id {
+                match found.kind {
+                    TokenKind::Refresh => tx.revoke_oidc_family(&found.family, now).await?,
+                    TokenKind::Access => {
+                        u64::from(tx.revoke_oidc_token(&found.token_hash, now).await?)
+                    }
+                };
+                tx.audit(
+                    now,
+                    found.grant.user_id.as_str(),
+                    "oidc.revoked",
+                    json!({ "client_id": client.client_id, "kind": found.kind.as_str() }),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `POST /oidc/introspect` (RFC 7662): what an authenticated client (a resource server)
+    /// may know of a token; `{"active": false}` for anything not active.
+    pub async fn introspect(
+        &self,
+        credentials: &ClientCredentials,
+        token: &str,
+    ) -> Result<Value, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        self.authenticate(
+            &mut tx,
+            credentials,
+            &self.endpoint("/oidc/introspect"),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        let Some(found) = self
+            .store
+            .oidc_token(&sha256_hex(token))
+            .await?
+            .filter(|t| t.active(now))
+        else {
+            return Ok(json!({ "active": false }));
+        };
+        let Some(owner) = self.store.oidc_client(&found.grant.client_id).await? else {
+            return Ok(json!({ "active": false }));
+        };
+        let mut answer = json!({
+            "active": true,
+            "iss": self.issuer(),
+            "client_id": owner.client_id,
+            "sub": self.subject(&owner, &found.grant.user_id),
+            "scope": found.grant.scope,
+            "token_type": if found.grant.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
+            "iat": found.created_at.0,
+            "exp": found.expires_at.0,
+            "acr": found.grant.method.acr().uri(),
+            "auth_time": found.grant.auth_time.0,
+        });
+        if let Some(jkt) = &found.grant.dpop_jkt {
+            set(&mut answer, "cnf", json!({ "jkt": jkt }));
+        }
+        Ok(answer)
     }
 
     fn id_token(
@@ -1110,8 +1630,8 @@ impl<D: OidcDb> Oidc<D> {
             "amr": grant.method.amr(),
             "sid": grant.sid,
         });
-        if let (Some(nonce), Some(claims)) = (&grant.nonce, claims.as_object_mut()) {
-            claims.insert("nonce".into(), json!(nonce));
+        if let Some(nonce) = &grant.nonce {
+            set(&mut claims, "nonce", json!(nonce));
         }
         jose::sign_es256(key.key.as_ref(), &key.kid, "JWT", &claims).map_err(Error::Inconsistent)
     }
@@ -1171,11 +1691,7 @@ impl<D: OidcDb> Oidc<D> {
             .user(&token.grant.user_id)
             .await?
             .ok_or_else(|| invalid("the account is gone"))?;
-        let mut claims = serde_json::Map::new();
-        claims.insert(
-            "sub".into(),
-            json!(self.subject(&client, &token.grant.user_id)),
-        );
+        let mut claims = json!({ "sub": self.subject(&client, &token.grant.user_id) });
         let released = claims_for(&token.grant.scope, &client.allowed_scopes())
             .map_err(|_| invalid("the token's scope is no longer allowed"))?;
         for claim in released {
@@ -1186,9 +1702,9 @@ impl<D: OidcDb> Oidc<D> {
                 Claim::EmailVerified => json!(user.email_verified),
                 Claim::Jmbg => json!(user.jmbg),
             };
-            claims.insert(claim.name().into(), value);
+            set(&mut claims, claim.name(), value);
         }
-        Ok(Value::Object(claims))
+        Ok(claims)
     }
 
     /// The services a citizen allowed, with their names.

@@ -111,6 +111,15 @@ impl<D: SigningDb> Signing<D> {
         Ok(Some(id))
     }
 
+    /// Before the login: the request kept under `id`, left in place (the login names the
+    /// service that asks); `None` for an unknown or expired id.
+    pub async fn oauth_peek(&self, id: &PendingAuthorization) -> Result<Option<String>, Error> {
+        Ok(self
+            .store
+            .oauth_pending(&sha256_hex(&id.0), self.clock.now())
+            .await?)
+    }
+
     /// After the login: the query kept under `id`, once, within [`PENDING_LIFETIME`]; `None`
     /// for an unknown, taken or expired id.
     pub async fn oauth_recall(&self, id: &PendingAuthorization) -> Result<Option<String>, Error> {

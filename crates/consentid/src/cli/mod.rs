@@ -194,6 +194,9 @@ pub fn notification(request: &VerifiedRequest, now: i64) -> String {
         format!("{}: {}", text::ACCOUNT, text::shown(&payload.user)),
         format!("{}: {}", text::WHAT, text::purpose(request)),
     ];
+    if let Some(message) = &payload.message {
+        lines.push(format!("{}: {}", text::MESSAGE, text::shown(message)));
+    }
     if let Some(sign) = &payload.sign {
         for (index, document) in sign.documents.iter().enumerate() {
             lines.push(format!(
@@ -409,7 +412,11 @@ pub fn approve_command(
         Some(code) => code,
         // A signature is matched by its documents, a certificate operation by its agreement and
         // certificate, shown above: no browser shows a code.
-        None if request.kind() != RequestKind::Login => request.verification_code().clone(),
+        // A login the phone did not get by username (a QR code, a link, a service's own
+        // server) has no browser showing a code either.
+        None if request.kind() != RequestKind::Login || request.payload().flow.is_some() => {
+            request.verification_code().clone()
+        }
         None => choose_code(&request)?,
     };
     if &picked != request.verification_code() {
@@ -579,6 +586,7 @@ mod tests {
             }),
             certificate: None,
             flow: None,
+            message: None,
         };
         let server = p256::SecretKey::random(&mut rand::rngs::OsRng);
         let bytes = serde_json::to_vec(&payload).unwrap();

@@ -36,6 +36,8 @@ pub const WHO: &str = "Ко тражи / Who asks";
 pub const ACCOUNT: &str = "Налог / Account";
 /// Label: what for.
 pub const WHAT: &str = "Шта / What";
+/// Label: the service's text (a CIBA binding message), to compare with what the service shows.
+pub const MESSAGE: &str = "Порука / Message";
 /// Label: from which browser.
 pub const BROWSER: &str = "Прегледач / Browser";
 /// Label: the browser's address.

@@ -1,21 +1,31 @@
-//! The account page with **услуге**, the user's devices and undelivered mail.
+//! The account page with **услуге**, the user's devices, the services allowed to log in with
+//! the account (each with **Повуци сагласност**), and undelivered mail.
 
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
 
 use domain::AssuranceLevel;
 
 use crate::state::AppState;
 
-use super::page::{internal, message_page, render, visit_or_fail, Page};
+use super::page::{csrf_ok, form_expired, internal, message_page, render, visit_or_fail, Page};
 
-/// The account page.
+/// The account page, and withdrawing a service's consent.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/account", get(account))
+    Router::new()
+        .route("/account", get(account))
+        .route("/account/consents/withdraw", post(withdraw_consent))
+}
+
+/// A service allowed to log in with the account (OpenID provider, issue 23).
+struct ConsentLine {
+    client_id: String,
+    name: String,
 }
 
 /// A device line on the account page.
@@ -34,6 +44,7 @@ struct AccountPage {
     assurance: String,
     login_method: String,
     devices: Vec<DeviceLine>,
+    consents: Vec<ConsentLine>,
     cloud_status: String,
     /// Mails to this account that could not be delivered, one line each.
     undelivered_mails: Vec<String>,
@@ -109,8 +120,19 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
             .collect(),
         Err(error) => return internal(&state, visit.language, &error),
     };
+    let consents = match state.authority.oidc.consents(&user.id).await {
+        Ok(consents) => consents
+            .into_iter()
+            .map(|(client, _scope)| ConsentLine {
+                client_id: client.client_id,
+                name: client.name,
+            })
+            .collect(),
+        Err(error) => return internal(&state, visit.language, &error),
+    };
     let template = AccountPage {
         undelivered_mails,
+        consents,
         cloud_status,
         name: format!("{} {}", user.given_name, user.surname),
         email: user.email,
@@ -120,4 +142,42 @@ async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response 
         page,
     };
     render(&state, &visit, &template)
+}
+
+#[derive(Deserialize)]
+struct WithdrawForm {
+    csrf: String,
+    client_id: String,
+}
+
+/// **Повуци сагласност**: the service no longer logs in with this account without asking, and
+/// its tokens for it stop working.
+async fn withdraw_consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<WithdrawForm>,
+) -> Response {
+    let visit = visit_or_fail!(state, headers);
+    if !csrf_ok(&visit, &form.csrf) {
+        return form_expired(&state, &visit, "/account");
+    }
+    let Some(user) = &visit.session.user else {
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::UNAUTHORIZED,
+            "error-login-required",
+            "/login",
+        );
+    };
+    // Only this account's consent: the store selects by its id.
+    match state
+        .authority
+        .oidc
+        .withdraw_consent(&user.id, &form.client_id)
+        .await
+    {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(error) => internal(&state, visit.language, &error),
+    }
 }

@@ -117,10 +117,25 @@ async fn login_mobile_start(
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     );
+    // A login on the way to a service (the OpenID provider's request waits under the `next`
+    // cookie) is shown on the phone as a login to that service.
+    let service = match cookie(&headers, "next") {
+        Some(id) => match state
+            .authority
+            .signing
+            .oauth_peek(&PendingAuthorization(id.to_owned()))
+            .await
+        {
+            Ok(Some(path)) => state.authority.oidc.service_waiting_at(&path).await,
+            _ => None,
+        },
+        None => None,
+    };
+    let service = service.as_deref().unwrap_or(authority::login::PORTAL_NAME);
     match state
         .authority
         .login
-        .login_start(&visit.session, &form.username, &ip, &browser)
+        .login_start_for(&visit.session, &form.username, &ip, &browser, service)
         .await
     {
         Ok(started) => with_cookie(

@@ -883,6 +883,11 @@ pub fn approved_action(
 }
 
 pub fn log_in(browser: &mut Browser, email: &str, home: &Path) -> String {
+    log_in_seen(browser, email, home).0
+}
+
+/// [`log_in`], also giving what the ConsentID app at `home` showed of the request.
+pub fn log_in_seen(browser: &mut Browser, email: &str, home: &Path) -> (String, String) {
     let csrf = Browser::csrf(&browser.get("/login/mobile"));
     let started = browser.post("/login/mobile", &[("csrf", &csrf), ("username", email)]);
     let location = started.header("location").unwrap().to_owned();
@@ -910,9 +915,10 @@ pub fn log_in(browser: &mut Browser, email: &str, home: &Path) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     let csrf = Browser::csrf(&browser.get(&location));
-    browser
+    let next = browser
         .post(&format!("{location}/complete"), &[("csrf", &csrf)])
         .header("location")
         .unwrap_or_default()
-        .to_owned()
+        .to_owned();
+    (next, out)
 }

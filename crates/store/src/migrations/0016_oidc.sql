@@ -23,18 +23,23 @@ CREATE TABLE oidc_codes (
     used_at BIGINT
 );
 CREATE INDEX oidc_codes_expiry ON oidc_codes (expires_at);
+-- `family`: every token of one grant (a code's exchange and the refreshes after it), revoked
+-- together when a rotated refresh token comes back. `used_at`: a refresh token rotated.
 CREATE TABLE oidc_tokens (
     token_hash TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     client_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     code_hash TEXT,
+    family TEXT NOT NULL,
     grant_data TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
+    used_at BIGINT,
     revoked_at BIGINT
 );
 CREATE INDEX oidc_tokens_code ON oidc_tokens (code_hash);
+CREATE INDEX oidc_tokens_family ON oidc_tokens (family);
 CREATE INDEX oidc_tokens_user_client ON oidc_tokens (user_id, client_id);
 CREATE INDEX oidc_tokens_expiry ON oidc_tokens (expires_at);
 CREATE TABLE oidc_consents (
@@ -49,3 +54,20 @@ CREATE TABLE oidc_seen (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX oidc_seen_expiry ON oidc_seen (expires_at);
+-- CIBA requests (OpenID Connect CIBA Core 1.0): the service's request for a citizen named by
+-- `login_hint` (hashed, so that one pending request per citizen and service holds for unknown
+-- addresses too), the ConsentID request made for it (none for an unknown address), and when it
+-- was closed: its tokens issued, or its refusal or end told to the client.
+CREATE TABLE oidc_ciba (
+    id_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    hint_hash TEXT NOT NULL,
+    txn_id TEXT,
+    grant_data TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    next_poll_at BIGINT NOT NULL,
+    closed_at BIGINT
+);
+CREATE INDEX oidc_ciba_hint ON oidc_ciba (hint_hash, client_id);
+CREATE INDEX oidc_ciba_expiry ON oidc_ciba (expires_at);

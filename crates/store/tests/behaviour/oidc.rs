@@ -29,6 +29,7 @@ fn client(id: &str, created_at: UnixTime) -> ClientRecord {
         backchannel_logout_uri: Some("https://rp.example/logout".to_owned()),
         post_logout_redirect_uris: Vec::new(),
         created_at,
+        ciba: false,
     }
 }
 
@@ -52,9 +53,11 @@ fn token(hash: &str, code_hash: Option<&str>, grant: Grant) -> TokenRecord {
         token_hash: hash.to_owned(),
         kind: TokenKind::Access,
         code_hash: code_hash.map(str::to_owned),
+        family: "family-1".to_owned(),
         grant,
         created_at: T,
         expires_at: T.plus_seconds(300),
+        used_at: None,
         revoked_at: None,
     }
 }

@@ -336,7 +336,7 @@ async fn a_fapi2_service_pushes_its_request_and_gets_a_token_bound_to_its_dpop_k
         request.credentials.client_id = None;
         let tokens = t.oidc.token(&request).await.unwrap();
         assert_eq!(tokens.token_type, "DPoP", "{name}");
-        let claims = verify_id_token(&t, &tokens.id_token, &id);
+        let claims = verify_id_token(&t, tokens.id_token.as_deref().unwrap(), &id);
         assert_eq!(claims["nonce"], "nonce-1", "{name}");
         // The same assertion again is refused whatever it comes with.
         assert_eq!(

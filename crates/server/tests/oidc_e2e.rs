@@ -1,0 +1,638 @@
+//! "Log in with eID" (issue 23): services registered with `eidportal oidc client add` log a
+//! citizen in through the portal's OpenID provider, driven by a relying party built on
+//! authlib and joserfc (scripts/e2e/oidc_client.py), which validates the ID token against the
+//! JWKS itself. The citizen logs in with ConsentID and allows each service on the consent page.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use support::{http_with, Browser, Server, Setup};
+
+const BASIC_REDIRECT: &str = "http://127.0.0.1:9/tax/callback";
+const FAPI_REDIRECT: &str = "https://bank.example/callback";
+
+/// Runs the relying party; its JSON answer.
+fn relying_party(python: &Path, args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/oidc_client.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run oidc_client.py");
+    assert!(
+        output.status.success(),
+        "oidc_client.py {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or(Value::Null)
+}
+
+/// The path and query of an absolute URL of `server`.
+fn path_of(server: &Server, url: &str) -> String {
+    url.strip_prefix(&server.url).unwrap().to_owned()
+}
+
+/// The consent page for `url`, allowed: where the browser is sent back to the service.
+fn allow(browser: &mut Browser, server: &Server, url: &str, service: &str) -> String {
+    let path = path_of(server, url);
+    let page = browser.get(&path);
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert_eq!(page.status, 200, "{html}");
+    assert!(
+        html.contains(service) && html.contains("Дозволи") && html.contains("Одбиј"),
+        "{html}"
+    );
+    let csrf = Browser::csrf(&page);
+    let query = path.split_once('?').unwrap().1;
+    let allowed = browser.post(
+        "/oidc/authorize",
+        &[("csrf", &csrf), ("query", query), ("decision", "allow")],
+    );
+    allowed.header("location").unwrap().to_owned()
+}
+
+fn post_form(
+    server: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> (u16, Value) {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", support::url_encode(v)))
+        .collect();
+    let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    let response = http_with(&server.addr, "POST", path, &all, body.join("&").as_bytes()).unwrap();
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+
+    // Discovery names what the specifications require (OpenID Connect Discovery 1.0 §3,
+    // RFC 8414, RFC 9126, RFC 9207).
+    let meta: Value =
+        serde_json::from_slice(&server.get("/.well-known/openid-configuration")).unwrap();
+    for field in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "pushed_authorization_request_endpoint",
+    ] {
+        assert!(meta.get(field).is_some(), "discovery lacks {field}: {meta}");
+    }
+    assert_eq!(meta["issuer"], issuer);
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    let jwks: Value = serde_json::from_slice(&server.get("/oidc/jwks")).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str()),
+        (Some("EC"), Some("P-256")),
+        "{jwks}"
+    );
+    assert!(key.get("d").is_none(), "the JWKS holds no private part");
+
+    // The operator registers a tax office (basic, client secret) and a bank (FAPI 2.0).
+    let basic: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Пореска управа",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--scope",
+                "profile",
+                "--scope",
+                "email",
+                "--scope",
+                "offline_access",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    let basic_id = basic["client_id"].as_str().unwrap().to_owned();
+    let secret = basic["client_secret"].as_str().unwrap().to_owned();
+    let keys = d.join("bank-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    relying_party(&python, &["keygen", keys.to_str().unwrap()]);
+    let fapi: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Банка Интеса",
+                "--redirect-uri",
+                FAPI_REDIRECT,
+                "--jwks",
+                keys.join("jwks.json").to_str().unwrap(),
+                "--scope",
+                "profile",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    let fapi_id = fapi["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(fapi["profile"], "fapi2");
+    assert!(fapi.get("client_secret").is_none());
+    let listed = server.cli_ok(&["oidc", "client", "list"]);
+    assert!(
+        listed.contains("Пореска управа") && listed.contains("Банка Интеса"),
+        "{listed}"
+    );
+
+    let home = d.join("phone");
+    let mut browser = support::logged_in(&server, "petar@example.rs", &home);
+
+    // basic: the code flow with client_secret_basic.
+    let state = d.join("basic.json");
+    let state = state.to_str().unwrap();
+    let start =
+        |mode: &str, id: &str, credential: &str, redirect: &str, scope: &str, path: &str| {
+            relying_party(
+                &python,
+                &[
+                    "start", path, mode, &issuer, id, credential, redirect, scope,
+                ],
+            )["url"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+    let url = start(
+        "basic",
+        &basic_id,
+        &secret,
+        BASIC_REDIRECT,
+        "openid profile email offline_access",
+        state,
+    );
+    let callback = allow(&mut browser, &server, &url, "Пореска управа");
+    assert!(
+        callback.starts_with(&format!("{BASIC_REDIRECT}?code=")),
+        "{callback}"
+    );
+    let first = relying_party(&python, &["finish", state, &callback]);
+    assert_eq!(first["userinfo"]["given_name"], "Петар", "{first}");
+    assert_eq!(first["userinfo"]["email"], "petar@example.rs", "{first}");
+    assert!(first["userinfo"].get("jmbg").is_none(), "{first}");
+
+    // The code again: refused, and the token issued from it stops working.
+    // (A code is base64url: nothing in it is percent-encoded.)
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, body) = post_form(
+        &server,
+        "/oidc/token",
+        &[],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", BASIC_REDIRECT),
+            ("client_id", &basic_id),
+            ("client_secret", &secret),
+            ("code_verifier", "x".repeat(43).as_str()),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let access = first["access_token"].as_str().unwrap();
+    let userinfo = http_with(
+        &server.addr,
+        "GET",
+        "/oidc/userinfo",
+        &[("Authorization", &format!("Bearer {access}"))],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(userinfo.status, 401, "a reused code revokes its tokens");
+
+    // A citizen not logged in yet: the portal's login comes first, the phone names the service
+    // that asks, and the login leads back to the service (consent remembered).
+    let url = start(
+        "basic",
+        &basic_id,
+        &secret,
+        BASIC_REDIRECT,
+        "openid profile",
+        state,
+    );
+    let mut anonymous = Browser::new(&server);
+    let page = anonymous.get(&path_of(&server, &url));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(
+        html.contains("Пореска управа") && html.contains("/login/mobile"),
+        "{html}"
+    );
+    let (next, phone) = support::log_in_seen(&mut anonymous, "petar@example.rs", &home);
+    assert!(
+        phone.contains("Пореска управа"),
+        "the phone names the service: {phone}"
+    );
+    assert!(next.starts_with("/oidc/authorize?"), "{next}");
+    let callback = anonymous.get(&next).header("location").unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{BASIC_REDIRECT}?code=")),
+        "{callback}"
+    );
+    relying_party(&python, &["finish", state, &callback]);
+
+    // Refresh tokens rotate; the rotated one used again revokes the whole grant.
+    let refresh = |token: &str| {
+        post_form(
+            &server,
+            "/oidc/token",
+            &[],
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", &basic_id),
+                ("client_secret", &secret),
+            ],
+        )
+    };
+    let first_refresh = first["refresh_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    // (Issued from the reused code above: revoked with it.)
+    let (status, body) = refresh(&first_refresh);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // The consent is remembered: the next login with the service answers at once, with the
+    // same pairwise `sub`.
+    let url = start(
+        "basic",
+        &basic_id,
+        &secret,
+        BASIC_REDIRECT,
+        "openid profile",
+        state,
+    );
+    let answered = browser.get(&path_of(&server, &url));
+    let callback = answered.header("location").unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{BASIC_REDIRECT}?code=")),
+        "{callback}"
+    );
+    let second = relying_party(&python, &["finish", state, &callback]);
+    assert_eq!(second["sub"], first["sub"]);
+    // Without offline_access asked this time, no refresh token.
+    assert!(second["refresh_token"].is_null(), "{second}");
+
+    // A login with offline_access, its refresh token rotated once, then replayed.
+    let url = start(
+        "basic",
+        &basic_id,
+        &secret,
+        BASIC_REDIRECT,
+        "openid profile email offline_access",
+        state,
+    );
+    let callback = browser
+        .get(&path_of(&server, &url))
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let third = relying_party(&python, &["finish", state, &callback]);
+    let old_refresh = third["refresh_token"].as_str().unwrap().to_owned();
+    let (status, rotated) = refresh(&old_refresh);
+    assert_eq!(status, 200, "{rotated}");
+    let new_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(new_refresh, old_refresh);
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    let introspect = |token: &str| {
+        post_form(
+            &server,
+            "/oidc/introspect",
+            &[],
+            &[
+                ("token", token),
+                ("client_id", &basic_id),
+                ("client_secret", &secret),
+            ],
+        )
+        .1
+    };
+    let active = introspect(&new_access);
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["sub"], first["sub"], "{active}");
+    assert_eq!(active["acr"], "http://eidas.europa.eu/LoA/high", "{active}");
+    let (status, body) = refresh(&old_refresh);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (status, body) = refresh(&new_refresh);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the family is revoked: {body}"
+    );
+    assert_eq!(introspect(&new_access)["active"], false);
+
+    // RFC 7009: the client revokes a token; it is inactive at once.
+    let second_access = second["access_token"].as_str().unwrap();
+    assert_eq!(introspect(second_access)["active"], true);
+    let (status, _) = post_form(
+        &server,
+        "/oidc/revoke",
+        &[],
+        &[
+            ("token", second_access),
+            ("client_id", &basic_id),
+            ("client_secret", &secret),
+        ],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(introspect(second_access)["active"], false);
+
+    // fapi2: PAR, PKCE, private_key_jwt and DPoP; the script also checks that userinfo
+    // refuses the bound token as a bearer token, a proof for another URL, and a replayed proof.
+    let fapi_state = d.join("fapi.json");
+    let fapi_state = fapi_state.to_str().unwrap();
+    let url = start(
+        "fapi2",
+        &fapi_id,
+        keys.to_str().unwrap(),
+        FAPI_REDIRECT,
+        "openid profile",
+        fapi_state,
+    );
+    assert!(
+        url.contains("request_uri=") && !url.contains("code_challenge"),
+        "{url}"
+    );
+    let callback = allow(&mut browser, &server, &url, "Банка Интеса");
+    let bank = relying_party(&python, &["finish", fapi_state, &callback]);
+    assert_eq!(bank["token_type"], "DPoP");
+    assert_eq!(bank["userinfo"]["family_name"], "Петровић", "{bank}");
+    // Pairwise: the bank and the tax office cannot join their records by `sub`.
+    assert_ne!(bank["sub"], first["sub"]);
+
+    // The account page lists both services; **Повуци сагласност** withdraws the bank's
+    // consent and revokes its token, and its next login asks again.
+    let account = browser.get("/account");
+    let html = String::from_utf8_lossy(&account.body).to_string();
+    assert!(
+        html.contains("Пореска управа")
+            && html.contains("Банка Интеса")
+            && html.contains("Повуци сагласност"),
+        "{html}"
+    );
+    let csrf = Browser::csrf(&account);
+    let withdrawn = browser.post(
+        "/account/consents/withdraw",
+        &[("csrf", &csrf), ("client_id", &fapi_id)],
+    );
+    assert_eq!(withdrawn.header("location"), Some("/account"));
+    let html = String::from_utf8_lossy(&browser.get("/account").body).to_string();
+    assert!(!html.contains("Банка Интеса"), "{html}");
+    let bank_access = bank["access_token"].as_str().unwrap();
+    let (_, body) = post_form(
+        &server,
+        "/oidc/introspect",
+        &[],
+        &[
+            ("token", bank_access),
+            ("client_id", &basic_id),
+            ("client_secret", &secret),
+        ],
+    );
+    assert_eq!(
+        body["active"], false,
+        "withdrawn consent revokes the tokens: {body}"
+    );
+    let url = start(
+        "fapi2",
+        &fapi_id,
+        keys.to_str().unwrap(),
+        FAPI_REDIRECT,
+        "openid profile",
+        fapi_state,
+    );
+    allow(&mut browser, &server, &url, "Банка Интеса");
+
+    // Refusals at the authorization endpoint.
+    let authorize = |client: &str, redirect: &str, extra: &str| {
+        format!(
+            "/oidc/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid&code_challenge={}&code_challenge_method=S256&state=s{extra}",
+            support::url_encode(redirect),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        )
+    };
+    // A redirect URI not registered, or only a prefix of one: a page of ours, never a redirect.
+    for redirect in [
+        "https://evil.example/cb",
+        "http://127.0.0.1:9/tax/callback/../x",
+        "http://127.0.0.1:9/tax",
+    ] {
+        let page = browser.get(&authorize(&basic_id, redirect, ""));
+        assert_eq!(page.status, 400, "{redirect}");
+        assert!(page.header("location").is_none(), "{redirect}");
+    }
+    // A fapi2 client must push its request first.
+    let skipped = browser.get(&authorize(&fapi_id, FAPI_REDIRECT, ""));
+    let location = skipped.header("location").unwrap();
+    assert!(
+        location.starts_with(&format!("{FAPI_REDIRECT}?error=invalid_request")),
+        "{location}"
+    );
+    // The jmbg scope for a client that is not allowed it.
+    let jmbg = browser.get(
+        &authorize(&basic_id, BASIC_REDIRECT, "").replace("scope=openid", "scope=openid%20jmbg"),
+    );
+    assert!(jmbg
+        .header("location")
+        .unwrap()
+        .contains("error=invalid_scope"));
+
+    // The token endpoint: a wrong secret, a public client's missing verifier.
+    let (status, body) = post_form(
+        &server,
+        "/oidc/token",
+        &[],
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", &basic_id),
+            ("client_secret", "wrong"),
+        ],
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+
+    // Every step is in the audit log, and it verifies.
+    let verified = server.cli_ok(&["audit", "verify"]);
+    assert!(verified.contains("intact"), "{verified}");
+}
+
+#[test]
+fn a_counter_logs_a_citizen_in_from_its_own_server_with_ciba() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+    let counter: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Општина Врачар",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--scope",
+                "profile",
+                "--ciba",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(counter["ciba"], true);
+    let id = counter["client_id"].as_str().unwrap().to_owned();
+    let secret = counter["client_secret"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    support::logged_in(&server, "petar@example.rs", &home);
+    let state = d.join("ciba.json");
+    let state = state.to_str().unwrap();
+    let start = |hint: &str, message: &str| {
+        relying_party(
+            &python,
+            &["ciba-start", state, &issuer, &id, &secret, hint, message],
+        )
+    };
+    let poll = || relying_party(&python, &["ciba-poll", state]);
+
+    // The counter asks; the citizen has not answered yet.
+    let started = start("petar@example.rs", "Шалтер 3, код 7241");
+    assert_eq!(started["status"], 200, "{started}");
+    assert_eq!(started["body"]["interval"], 5, "{started}");
+    let pending = poll();
+    assert_eq!(
+        pending["body"]["error"], "authorization_pending",
+        "{pending}"
+    );
+
+    // The phone shows the service's registered name and the binding message; PIN, approve.
+    let (status, out, err) = support::consentid(
+        &home,
+        &["approve", "--next", "--wait", "10", "--pin-stdin"],
+        &format!("{}\n", support::PIN),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(
+        out.contains("Општина Врачар") && out.contains("Шалтер 3, код 7241"),
+        "{out}"
+    );
+    // The next poll after the interval gets the tokens; the ID token is validated by authlib.
+    std::thread::sleep(std::time::Duration::from_millis(5200));
+    let done = poll();
+    assert_eq!(done["status"], 200, "{done}");
+    assert_eq!(done["userinfo"]["given_name"], "Петар", "{done}");
+    let again = poll();
+    assert_eq!(
+        again["body"]["error"], "invalid_grant",
+        "tokens once: {again}"
+    );
+
+    // A refused request: access_denied, once; the counter may ask again at once.
+    start("petar@example.rs", "Шалтер 3, код 9918");
+    let (_, pending, _) = support::consentid(&home, &["pending"], "");
+    let txn = pending
+        .lines()
+        .find(|line| line.contains("Општина Врачар"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{pending}"))
+        .to_owned();
+    let (status, out, err) = support::consentid(&home, &["deny", &txn], "");
+    assert_eq!(status, 0, "{out}{err}");
+    let denied = poll();
+    assert_eq!(denied["body"]["error"], "access_denied", "{denied}");
+    assert_eq!(poll()["body"]["error"], "invalid_grant");
+
+    // An address no account has: the same answers as for a citizen who does not answer, one
+    // open request at a time; polling again at once is too fast.
+    let unknown = start("nobody@example.rs", "Шалтер 3, код 1111");
+    assert_eq!(unknown["status"], 200, "{unknown}");
+    assert_eq!(poll()["body"]["error"], "authorization_pending");
+    assert_eq!(poll()["body"]["error"], "slow_down");
+    let twice = start("nobody@example.rs", "Шалтер 3, код 1112");
+    assert_eq!(twice["body"]["error"], "invalid_request", "{twice}");
+
+    // A binding message the phone cannot show: control and bidi characters, or too long.
+    for message in ["Шалтер\u{7}3", "Шалтер \u{202E}3", &"д".repeat(41)] {
+        let refused = start("petar@example.rs", message);
+        assert_eq!(
+            (
+                refused["status"].as_u64(),
+                refused["body"]["error"].as_str()
+            ),
+            (Some(400), Some("invalid_binding_message")),
+            "{refused}"
+        );
+    }
+
+    let verified = server.cli_ok(&["audit", "verify"]);
+    assert!(verified.contains("intact"), "{verified}");
+}
