@@ -1575,13 +1575,22 @@ impl<D: OidcDb> Oidc<D> {
     ) -> Result<Value, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        self.authenticate(
-            &mut tx,
-            credentials,
-            &self.endpoint("/oidc/introspect"),
-            now,
-        )
-        .await?;
+        let caller = self
+            .authenticate(
+                &mut tx,
+                credentials,
+                &self.endpoint("/oidc/introspect"),
+                now,
+            )
+            .await?;
+        // A public client's id is no credential: anyone could scan tokens through it
+        // (RFC 7662 §2.1, §4).
+        if caller.auth_method() == ClientAuthMethod::None {
+            return Err(OidcRefusal::InvalidClient(
+                "a public client cannot introspect tokens".into(),
+            )
+            .into());
+        }
         tx.commit().await?;
         let Some(found) = self
             .store

@@ -5,6 +5,7 @@
 //! [`fapi2`].
 
 mod fapi2;
+mod grants;
 mod refusals;
 mod signing_key;
 

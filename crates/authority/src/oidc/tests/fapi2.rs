@@ -60,7 +60,7 @@ impl TestKey {
     }
 
     /// The RFC 7638 thumbprint of the public key (a DPoP `jkt`).
-    fn thumbprint(&self) -> String {
+    pub(super) fn thumbprint(&self) -> String {
         serde_json::from_value::<Jwk>(self.public.clone())
             .unwrap()
             .thumbprint(ThumbprintHash::SHA256)
@@ -88,7 +88,7 @@ impl TestKey {
     }
 
     /// A DPoP proof (RFC 9449 §4.2) for `method` at `url`, with `ath` for `access_token`.
-    fn dpop(
+    pub(super) fn dpop(
         &self,
         method: &str,
         url: &str,

@@ -104,7 +104,11 @@ async fn the_id_token_key_is_the_key_backends_and_the_same_after_a_restart() {
                 "{backend} on {}: the same key after a restart",
                 db.name
             );
-            verify_id_token(&again, tokens.id_token.as_deref().unwrap(), &client.client_id);
+            verify_id_token(
+                &again,
+                tokens.id_token.as_deref().unwrap(),
+                &client.client_id,
+            );
             again.close().await;
         }
     }
