@@ -1468,6 +1468,11 @@ impl<D: OidcDb> Oidc<D> {
         if !tx.close_oidc_ciba(&ciba.id_hash, now).await? {
             return Err(invalid("this request was answered before"));
         }
+        // The approval on the phone is the citizen's consent: kept like one given on the
+        // consent page, so that the account page lists the service and **Повуци сагласност**
+        // revokes these tokens too.
+        tx.save_oidc_consent(&grant.user_id, &client.client_id, &grant.scope, now)
+            .await?;
         let jkt = self.token_dpop(&mut tx, client, request, now).await?;
         let mut grant = grant;
         grant.auth_time = txn.decided_at.unwrap_or(now);

@@ -4,6 +4,7 @@
 //! citizen meets are in [`refusals`], the `fapi2` flow (PAR, `private_key_jwt`, DPoP) in
 //! [`fapi2`].
 
+mod ciba;
 mod fapi2;
 mod grants;
 mod refusals;
