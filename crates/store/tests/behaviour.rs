@@ -38,6 +38,8 @@ mod login;
 mod mail;
 #[path = "behaviour/oidc.rs"]
 mod oidc;
+#[path = "behaviour/oidc_grants.rs"]
+mod oidc_grants;
 #[path = "behaviour/operations.rs"]
 mod operations;
 #[path = "behaviour/qr_push.rs"]

@@ -33,7 +33,7 @@ fn client(id: &str, created_at: UnixTime) -> ClientRecord {
     }
 }
 
-fn grant(client_id: &str, user_id: &str) -> Grant {
+pub(crate) fn grant(client_id: &str, user_id: &str) -> Grant {
     Grant {
         client_id: client_id.to_owned(),
         user_id: UserId::from(user_id),
@@ -48,7 +48,7 @@ fn grant(client_id: &str, user_id: &str) -> Grant {
     }
 }
 
-fn token(hash: &str, code_hash: Option<&str>, grant: Grant) -> TokenRecord {
+pub(crate) fn token(hash: &str, code_hash: Option<&str>, grant: Grant) -> TokenRecord {
     TokenRecord {
         token_hash: hash.to_owned(),
         kind: TokenKind::Access,
@@ -70,7 +70,7 @@ async fn insert_clients(store: &Store, clients: &[ClientRecord]) {
     tx.commit().await.unwrap();
 }
 
-async fn insert_tokens(store: &Store, tokens: &[TokenRecord]) {
+pub(crate) async fn insert_tokens(store: &Store, tokens: &[TokenRecord]) {
     let mut tx = store.begin().await.unwrap();
     for token in tokens {
         tx.insert_oidc_token(token).await.unwrap();
@@ -79,7 +79,7 @@ async fn insert_tokens(store: &Store, tokens: &[TokenRecord]) {
 }
 
 /// When each token was revoked, in the order of `hashes` (a missing token panics).
-async fn revoked(store: &Store, hashes: &[&str]) -> Vec<Option<UnixTime>> {
+pub(crate) async fn revoked(store: &Store, hashes: &[&str]) -> Vec<Option<UnixTime>> {
     let mut out = Vec::new();
     for hash in hashes {
         let token = store.oidc_token(hash).await.unwrap();
