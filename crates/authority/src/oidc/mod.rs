@@ -1294,7 +1294,7 @@ impl<D: OidcDb> Oidc<D> {
                 now,
             )
             .await?;
-        if !client.ciba {
+        if !client.ciba || client.auth_method() == ClientAuthMethod::None {
             return Err(OidcRefusal::UnauthorizedClient(
                 "this client is not registered for CIBA".into(),
             )

@@ -541,6 +541,14 @@ async fn an_operator_registers_only_clients_that_can_authenticate_and_a_secret_i
                 },
                 "an unknown scope",
             ),
+            (
+                ClientRegistration {
+                    public: true,
+                    ciba: true,
+                    ..base()
+                },
+                "public and CIBA",
+            ),
         ] {
             assert_eq!(
                 refusal(t.oidc.register_client(refused).await).code(),
