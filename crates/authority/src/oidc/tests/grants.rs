@@ -65,6 +65,11 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_whole_grant() {
         assert_eq!(online.refresh_token, None, "{name}");
         let first = tokens(&t, &session, &client, "openid profile offline_access").await;
         let r1 = first.refresh_token.clone().expect("a refresh token");
+        assert_eq!(
+            refusal(t.oidc.userinfo(&bearer(&r1)).await).code(),
+            "invalid_token",
+            "{name}: a refresh token is no access token"
+        );
 
         // Not another client's to use (and that attempt does not spend it).
         assert_eq!(
