@@ -14,6 +14,11 @@ drives it; the browser part (login, consent) is the test's.
                                                  {"status", "body"}
     oidc_client.py ciba-poll STATE               one poll of the token endpoint; with tokens,
                                                  the ID token validated; prints {"status", "body"}
+    oidc_client.py logout-receiver PORTFILE OUTFILE ISSUER
+                                                 a back-channel logout endpoint on 127.0.0.1:
+                                                 writes its port to PORTFILE, validates each
+                                                 logout_token against the JWKS and appends its
+                                                 claims (one JSON line) to OUTFILE
 
 Every check that fails raises: the test sees a non-zero exit and the traceback.
 """
@@ -171,7 +176,7 @@ def finish(path, callback):
     access = token["access_token"]
     out = {"sub": claims["sub"], "acr": claims["acr"], "sid": claims["sid"],
            "token_type": token["token_type"], "access_token": access,
-           "refresh_token": token.get("refresh_token")}
+           "refresh_token": token.get("refresh_token"), "id_token": token["id_token"]}
     if state["mode"] == "fapi2":
         assert token["token_type"] == "DPoP", token
         key = dpop_key(state)
@@ -247,6 +252,41 @@ def ciba_poll(path):
     print(json.dumps(out))
 
 
+def logout_receiver(port_file, out_file, issuer):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    meta = discovery(issuer)
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            token = form["logout_token"][0]
+            keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+            claims = jwt.decode(token, keys)
+            claims.validate()
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+            # Back-Channel Logout 1.0 §2.4 and §2.6.
+            assert header["typ"] == "logout+jwt", header
+            assert claims["iss"] == issuer, claims
+            assert "http://schemas.openid.net/event/backchannel-logout" in claims["events"], claims
+            assert "nonce" not in claims, claims
+            assert claims.get("sid") and claims.get("sub") and claims.get("jti"), claims
+            with open(out_file, "a") as f:
+                f.write(json.dumps(dict(claims)) + "\n")
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    with open(port_file, "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
 def main(argv):
     if argv[1] == "keygen":
         keygen(argv[2])
@@ -258,6 +298,8 @@ def main(argv):
         ciba_start(*argv[2:8])
     elif argv[1] == "ciba-poll":
         ciba_poll(argv[2])
+    elif argv[1] == "logout-receiver":
+        logout_receiver(argv[2], argv[3], argv[4])
     else:
         raise SystemExit(__doc__)
 

@@ -348,9 +348,10 @@ impl<D: AuthorityDb> Authority<D> {
             .await?;
         self.ra.purge_unverified_registrations().await?;
         self.login.purge_qr_logins().await?;
-        // Ended an hour ago: a code reused after that is unknown, and refused all the same.
+        // Ended a day ago: a code reused after that is unknown, and refused all the same; a
+        // token is kept that long after its end for the back-channel logout of its session.
         self.store
-            .purge_oidc(self.clock.now().plus_seconds(-3600))
+            .purge_oidc(self.clock.now().plus_seconds(-24 * 3600))
             .await?;
         self.va.sync_status().await?;
         let now = self.clock.now();

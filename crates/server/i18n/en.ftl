@@ -292,3 +292,7 @@ oidc-invalid = The login request is not valid.
 account-consents = Services you log in to with this account
 account-no-consents = No service has your consent to log in yet.
 account-withdraw-consent = Withdraw consent
+oidc-logout-heading = Log out
+oidc-logout-text = The service “{ $client }” asks you to log out of the portal. Logging out also logs you out of every service you logged in to in this session.
+oidc-logout-text-portal = Logging out logs you out of the portal and of every service you logged in to in this session.
+oidc-logout-stay = Stay logged in

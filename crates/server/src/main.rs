@@ -351,6 +351,11 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
     let mail = authority.clone();
     let mail_stopping = stopping.clone();
     let mail_task = tokio::spawn(async move { mail.ra.mail_worker(mail_stopping.wait()).await });
+    // Back-channel logouts go out the same way (authority::oidc).
+    let logouts = authority.clone();
+    let logouts_stopping = stopping.clone();
+    let logout_task =
+        tokio::spawn(async move { logouts.oidc.logout_worker(logouts_stopping.wait()).await });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| server::error::chain(&e))?);
     let secure_cookies = public_url.starts_with("https://");
     let metrics = Arc::new(Metrics::default());
@@ -409,6 +414,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
     // (SQLite merges its WAL into the database file).
     let _ = upkeep_task.await;
     let _ = mail_task.await;
+    let _ = logout_task.await;
     // The head as the server leaves it, outside the database.
     if let Err(error) = authority.write_audit_checkpoint().await {
         tracing::error!(%error, "no audit checkpoint at shutdown");

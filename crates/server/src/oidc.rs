@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use authority::oidc::{
     AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
-    AuthorizeStep, BackchannelRequest, ClientCredentials, ResourceRequest, TokenRequest,
+    AuthorizeStep, BackchannelRequest, ClientCredentials, LogoutRequest, ResourceRequest,
+    TokenRequest,
 };
 use authority::{Error, OidcRefusal};
 
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oidc/token", post(token))
         .route("/oidc/userinfo", get(userinfo).post(userinfo))
         .route("/oidc/bc-authorize", post(backchannel))
+        .route("/oidc/logout", get(logout_page).post(logout))
         .route("/oidc/revoke", post(revoke))
         .route("/oidc/introspect", post(introspect))
 }
@@ -495,4 +497,96 @@ async fn decision(
         ),
         Err(error) => internal(&state, visit.language, &error),
     }
+}
+
+#[derive(Template)]
+#[template(path = "oidc_logout.html")]
+struct LogoutPage {
+    page: Page,
+    text: String,
+    query: String,
+}
+
+/// `GET /oidc/logout` (RP-initiated logout): asks the citizen to confirm **Одјава** (a link
+/// alone never ends a session); not logged in, straight on to where the service asked.
+async fn logout_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    let raw = raw.unwrap_or_default();
+    let request: LogoutRequest = serde_urlencoded::from_str(&raw).unwrap_or_default();
+    let plan = match state.authority.oidc.logout_request(&request).await {
+        Ok(plan) => plan,
+        Err(Error::Oidc(refusal)) => {
+            return authorize_refused(
+                &state,
+                &visit,
+                &AuthorizeError {
+                    redirect: None,
+                    error: refusal.code(),
+                    description: refusal.description(),
+                },
+            )
+        }
+        Err(error) => return internal(&state, visit.language, &error),
+    };
+    if visit.session.user.is_none() {
+        return Redirect::to(plan.redirect.as_deref().unwrap_or("/")).into_response();
+    }
+    let page = state.page(&visit, "oidc-logout-heading", "/oidc/logout");
+    let text = match &plan.service {
+        Some(service) => page.t_with("oidc-logout-text", &[("client", service.clone())]),
+        None => page.t("oidc-logout-text-portal"),
+    };
+    let template = LogoutPage {
+        text,
+        query: raw,
+        page,
+    };
+    render(&state, &visit, &template)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+    query: String,
+}
+
+/// `POST /oidc/logout`: the confirmed logout (every service that got an ID token in the
+/// session is told on its back channel), then back to the service's registered URI.
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    let visit = match state.visit(&headers).await {
+        Ok(visit) => visit,
+        Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
+    };
+    if !csrf_ok(&visit, &form.csrf) {
+        return message_page(
+            &state,
+            &visit,
+            StatusCode::FORBIDDEN,
+            "error-form-expired",
+            "/",
+        );
+    }
+    let request: LogoutRequest = serde_urlencoded::from_str(&form.query).unwrap_or_default();
+    let plan = match state.authority.oidc.logout_request(&request).await {
+        Ok(plan) => plan,
+        Err(Error::Oidc(_)) => {
+            return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oidc-invalid", "/")
+        }
+        Err(error) => return internal(&state, visit.language, &error),
+    };
+    if let Err(error) = state.authority.login.logout(&visit.session).await {
+        return internal(&state, visit.language, &error);
+    }
+    Redirect::to(plan.redirect.as_deref().unwrap_or("/")).into_response()
 }

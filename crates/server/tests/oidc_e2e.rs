@@ -636,3 +636,186 @@ fn a_counter_logs_a_citizen_in_from_its_own_server_with_ciba() {
     let verified = server.cli_ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
 }
+
+#[test]
+fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+    // The service's back-channel logout endpoint (authlib validates each logout_token).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/oidc_client.py");
+    let (port_file, out_file) = (d.join("port"), d.join("logouts.jsonl"));
+    let _receiver = KillOnDrop(
+        Command::new(&python)
+            .arg(&script)
+            .args([
+                "logout-receiver",
+                port_file.to_str().unwrap(),
+                out_file.to_str().unwrap(),
+                &issuer,
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let port = loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            if !port.is_empty() {
+                break port;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let client: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Дом здравља",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--backchannel-logout-uri",
+                &format!("http://127.0.0.1:{port}/backchannel-logout"),
+                "--post-logout-redirect-uri",
+                "https://dz.example/logged-out",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    let id = client["client_id"].as_str().unwrap().to_owned();
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    let mut browser = support::logged_in(&server, "petar@example.rs", &home);
+    let state = d.join("rp.json");
+    let state = state.to_str().unwrap();
+    let url = relying_party(
+        &python,
+        &[
+            "start",
+            state,
+            "basic",
+            &issuer,
+            &id,
+            &secret,
+            BASIC_REDIRECT,
+            "openid",
+        ],
+    )["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let callback = allow(&mut browser, &server, &url, "Дом здравља");
+    let login = relying_party(&python, &["finish", state, &callback]);
+
+    // **Одјава**: the service is told, with the session's `sid` and the citizen's `sub`.
+    let csrf = Browser::csrf(&browser.get("/account"));
+    let out = browser.post("/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.header("location"), Some("/"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let told = loop {
+        if let Ok(text) = std::fs::read_to_string(&out_file) {
+            if let Some(line) = text.lines().next() {
+                break serde_json::from_str::<Value>(line).unwrap();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no logout_token reached the service"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(told["aud"], id, "{told}");
+    assert_eq!(told["sid"], login["sid"], "{told}");
+    assert_eq!(told["sub"], login["sub"], "{told}");
+
+    // RP-initiated logout: the service sends the browser with its ID token; the citizen
+    // confirms **Одјава**, the service hears of it on its back channel too, and the browser
+    // goes to the service's registered URI with its state.
+    let mut browser = Browser::new(&server);
+    support::log_in(&mut browser, "petar@example.rs", &home);
+    let url = relying_party(
+        &python,
+        &[
+            "start",
+            state,
+            "basic",
+            &issuer,
+            &id,
+            &secret,
+            BASIC_REDIRECT,
+            "openid",
+        ],
+    )["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let callback = browser
+        .get(&path_of(&server, &url))
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let second = relying_party(&python, &["finish", state, &callback]);
+    assert_ne!(second["sid"], login["sid"], "a new session");
+    let logout = |redirect: &str| {
+        format!(
+            "/oidc/logout?id_token_hint={}&post_logout_redirect_uri={}&state=bye",
+            second["id_token"].as_str().unwrap(),
+            support::url_encode(redirect)
+        )
+    };
+    let wrong = browser.get(&logout("https://evil.example/"));
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.header("location").is_none());
+    let page = browser.get(&logout("https://dz.example/logged-out"));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert!(html.contains("Дом здравља"), "{html}");
+    let csrf = Browser::csrf(&page);
+    let query = logout("https://dz.example/logged-out");
+    let query = query.split_once('?').unwrap().1;
+    let done = browser.post("/oidc/logout", &[("csrf", &csrf), ("query", query)]);
+    assert_eq!(
+        done.header("location"),
+        Some("https://dz.example/logged-out?state=bye")
+    );
+    assert_eq!(browser.get("/account").status, 401, "logged out");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+        if text
+            .lines()
+            .any(|line| line.contains(second["sid"].as_str().unwrap()))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second logout_token: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let audit = server.cli_ok(&["audit", "verify"]);
+    assert!(audit.contains("intact"), "{audit}");
+}
+
+/// A child process stopped when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -42,6 +42,8 @@ pub enum Change {
     CertificateStatus,
     /// Mail was queued: the mail worker looks at the outbox.
     Mail,
+    /// Back-channel logouts were queued: the OpenID provider's worker delivers them.
+    Logouts,
 }
 
 impl Change {
@@ -51,6 +53,7 @@ impl Change {
             Self::Requests(user) => format!("requests:{user}"),
             Self::CertificateStatus => "status".to_owned(),
             Self::Mail => "mail".to_owned(),
+            Self::Logouts => "logouts".to_owned(),
         }
     }
 }

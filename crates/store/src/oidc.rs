@@ -39,6 +39,33 @@ fn token_from_row(row: &Row) -> Result<TokenRecord, Error> {
     })
 }
 
+/// Whose back-channel logouts to queue: the clients that received tokens in a portal session,
+/// one client's for an account, or every client's for an account.
+#[derive(Debug, Clone, Copy)]
+pub enum LogoutScope<'a> {
+    /// A portal session ended (its `sid`).
+    Session(&'a str),
+    /// A citizen withdrew a client's consent.
+    Client(&'a UserId, &'a str),
+    /// Every session of a citizen ended (revoke everything).
+    User(&'a UserId),
+}
+
+/// A back-channel logout waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutRecord {
+    /// The client to tell.
+    pub client_id: String,
+    /// The portal session that ended.
+    pub sid: String,
+    /// Its citizen.
+    pub user_id: UserId,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it was queued.
+    pub created_at: UnixTime,
+}
+
 /// A citizen's remembered consent for a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
@@ -81,6 +108,25 @@ pub trait OidcQueries {
         &self,
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<ConsentRecord>, Error>> + Send;
+
+    /// Back-channel logouts due at `now`, oldest first, at most `limit`.
+    fn due_oidc_logouts(
+        &self,
+        now: UnixTime,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<LogoutRecord>, Error>> + Send;
+
+    /// When the next back-channel logout is due, if one waits.
+    fn next_oidc_logout_due(&self) -> impl Future<Output = Result<Option<UnixTime>, Error>> + Send;
+
+    /// Records a back-channel logout's attempt: delivered, retried at `retry_at`, or (neither)
+    /// given up, with the failure.
+    fn record_oidc_logout(
+        &self,
+        logout: &LogoutRecord,
+        now: UnixTime,
+        outcome: Result<(), (Option<UnixTime>, String)>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Forgets requests, codes, tokens and one-time values that ended before `before`.
     fn purge_oidc(&self, before: UnixTime) -> impl Future<Output = Result<u64, Error>> + Send;
@@ -160,6 +206,81 @@ impl OidcQueries for Store {
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn due_oidc_logouts(
+        &self,
+        now: UnixTime,
+        limit: i64,
+    ) -> Result<Vec<LogoutRecord>, Error> {
+        let rows = query(
+            "SELECT client_id, sid, user_id, attempts, created_at FROM oidc_logouts \
+             WHERE delivered_at IS NULL AND given_up_at IS NULL AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogoutRecord {
+                    client_id: r.try_get(0)?,
+                    sid: r.try_get(1)?,
+                    user_id: r.try_get(2)?,
+                    attempts: r.try_get(3)?,
+                    created_at: UnixTime(r.try_get(4)?),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn next_oidc_logout_due(&self) -> Result<Option<UnixTime>, Error> {
+        let row = query(
+            "SELECT MIN(next_attempt_at) FROM oidc_logouts \
+             WHERE delivered_at IS NULL AND given_up_at IS NULL",
+        )
+        .fetch_one(self.db())
+        .await?;
+        Ok(row.try_get::<Option<i64>>(0)?.map(UnixTime))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn record_oidc_logout(
+        &self,
+        logout: &LogoutRecord,
+        now: UnixTime,
+        outcome: Result<(), (Option<UnixTime>, String)>,
+    ) -> Result<(), Error> {
+        let statement = match &outcome {
+            Ok(()) => query(
+                "UPDATE oidc_logouts SET delivered_at = $3, attempts = attempts + 1, \
+                 last_error = NULL WHERE client_id = $1 AND sid = $2",
+            )
+            .bind(logout.client_id.clone())
+            .bind(logout.sid.clone())
+            .bind(now.0),
+            Err((Some(retry_at), error)) => query(
+                "UPDATE oidc_logouts SET next_attempt_at = $3, attempts = attempts + 1, \
+                 last_error = $4 WHERE client_id = $1 AND sid = $2",
+            )
+            .bind(logout.client_id.clone())
+            .bind(logout.sid.clone())
+            .bind(retry_at.0)
+            .bind(error.clone()),
+            Err((None, error)) => query(
+                "UPDATE oidc_logouts SET given_up_at = $3, attempts = attempts + 1, \
+                 last_error = $4 WHERE client_id = $1 AND sid = $2",
+            )
+            .bind(logout.client_id.clone())
+            .bind(logout.sid.clone())
+            .bind(now.0)
+            .bind(error.clone()),
+        };
+        self.write_one(statement).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn purge_oidc(&self, before: UnixTime) -> Result<u64, Error> {
         let mut purged = 0;
         for table in [
@@ -176,6 +297,16 @@ impl OidcQueries for Store {
                 .await?;
             purged += done.rows_affected();
         }
+        let done = self
+            .write_one(
+                query(
+                    "DELETE FROM oidc_logouts WHERE created_at < $1 \
+                     AND (delivered_at IS NOT NULL OR given_up_at IS NOT NULL)",
+                )
+                .bind(before.0),
+            )
+            .await?;
+        purged += done.rows_affected();
         Ok(purged)
     }
 }
@@ -292,6 +423,15 @@ pub trait OidcStore {
         client_id: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Queues the back-channel logouts of `scope`: one per client that received tokens in
+    /// each portal session concerned (a logout already queued for a client and session is not
+    /// queued again). How many were queued.
+    fn queue_oidc_logouts(
+        &mut self,
+        scope: LogoutScope<'_>,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<u64, Error>> + Send;
 
     /// Keeps a CIBA request.
     fn insert_oidc_ciba(
@@ -454,8 +594,8 @@ impl OidcStore for Tx {
     async fn insert_oidc_token(&mut self, token: &TokenRecord) -> Result<(), Error> {
         query(
             "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, family, \
-             grant_data, created_at, expires_at, used_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             sid, grant_data, created_at, expires_at, used_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(token.token_hash.clone())
         .bind(token.kind.as_str())
@@ -463,6 +603,7 @@ impl OidcStore for Tx {
         .bind(token.grant.user_id.clone())
         .bind(token.code_hash.clone())
         .bind(token.family.clone())
+        .bind(token.grant.sid.clone())
         .bind(to_json(&token.grant)?)
         .bind(token.created_at.0)
         .bind(token.expires_at.0)
@@ -631,6 +772,38 @@ impl OidcStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn queue_oidc_logouts(
+        &mut self,
+        scope: LogoutScope<'_>,
+        now: UnixTime,
+    ) -> Result<u64, Error> {
+        // (`WHERE` before `ON CONFLICT`: SQLite needs it to read INSERT … SELECT … ON CONFLICT.)
+        let insert = "INSERT INTO oidc_logouts (client_id, sid, user_id, created_at, attempts, \
+             next_attempt_at) SELECT DISTINCT client_id, sid, user_id, $1, 0, $1 FROM oidc_tokens";
+        let conflict = "ON CONFLICT (client_id, sid) DO NOTHING";
+        let sql = match scope {
+            LogoutScope::Session(_) => format!("{insert} WHERE sid = $2 {conflict}"),
+            LogoutScope::Client(..) => {
+                format!("{insert} WHERE user_id = $2 AND client_id = $3 {conflict}")
+            }
+            LogoutScope::User(_) => format!("{insert} WHERE user_id = $2 {conflict}"),
+        };
+        let statement = query(&sql).bind(now.0);
+        let statement = match scope {
+            LogoutScope::Session(sid) => statement.bind(sid.to_owned()),
+            LogoutScope::Client(user, client_id) => {
+                statement.bind(user.clone()).bind(client_id.to_owned())
+            }
+            LogoutScope::User(user) => statement.bind(user.clone()),
+        };
+        let done = statement.execute(self.conn()?).await?;
+        if done.rows_affected() > 0 {
+            crate::Transaction::publish(self, crate::Change::Logouts);
+        }
+        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]

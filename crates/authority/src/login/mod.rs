@@ -29,7 +29,8 @@ use pki::KeySigner;
 use proto::app::{RequestContext, RequestKind};
 use store::{
     AccountQueries, AccountStore, AuditLog as _, Change, Database, LoginQueries, LoginStore,
-    PushQueries, PushStore, QrLoginQueries, QrLoginStore, Store, Transaction as _,
+    LogoutScope, OidcStore, PushQueries, PushStore, QrLoginQueries, QrLoginStore, Store,
+    Transaction as _,
 };
 
 use crate::ra::accounts::{hash_password_in_pool, normalise_email, password_matches_in_pool};
@@ -274,8 +275,8 @@ impl<D> LoginDb for D where
 }
 
 /// What the login service changes in a use case's transaction.
-pub trait LoginTx: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore {}
-impl<T: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore> LoginTx for T {}
+pub trait LoginTx: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore + OidcStore {}
+impl<T: CaTx + AccountStore + LoginStore + PushStore + QrLoginStore + OidcStore> LoginTx for T {}
 
 /// The login service: browser sessions, and ConsentID (activation, login and signing
 /// requests, the device's answers, push). The RA's activation codes and the CA's device
@@ -830,6 +831,9 @@ impl<D: LoginDb> Login<D> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         self.end_stored_session(&mut tx, session, now).await?;
+        // **Одјава** ends the session at every service that got an ID token in it.
+        tx.queue_oidc_logouts(LogoutScope::Session(&session.sid()), now)
+            .await?;
         if let Some(user) = &session.user {
             tx.audit(now, &format!("user:{}", user.id), "logout", json!({}))
                 .await?;

@@ -391,6 +391,45 @@ impl<D: LoginDb> PushJob<D> {
 
 type Body = http_body_util::Full<bytes::Bytes>;
 
+/// POSTs a form to a URI the operator registered (an OpenID client's back-channel logout URI):
+/// `https://`, or `http://` anywhere the operator said (private addresses allowed, unlike a
+/// device's push endpoint), one request on a connection of its own, no redirect followed.
+/// A 2xx answer is success.
+pub(crate) async fn post_form(uri: &str, body: String) -> Result<(), String> {
+    let parsed: hyper::Uri = uri
+        .parse()
+        .map_err(|_| "the URI does not parse".to_owned())?;
+    if !matches!(parsed.scheme_str(), Some("https" | "http")) {
+        return Err("the URI is not http(s)".into());
+    }
+    let request = hyper::Request::post(
+        parsed
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned(),
+    )
+    .header(
+        hyper::header::HOST,
+        parsed.authority().map(|a| a.as_str()).unwrap_or(""),
+    )
+    .header(
+        hyper::header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded",
+    )
+    .header(hyper::header::CONTENT_LENGTH, body.len().to_string())
+    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+    .map_err(|e| format!("request: {e}"))?;
+    let status = tokio::time::timeout(SEND_TIMEOUT, post(&parsed, request, true))
+        .await
+        .map_err(|_| "timed out".to_owned())??;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
+}
+
 /// One HTTP/1.1 POST on a connection of its own (a push is rare: no pool), no redirect
 /// followed.
 ///

@@ -217,3 +217,37 @@ pub fn check_client_jwks(jwks: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The claims of one of our own ID tokens we read back (an `id_token_hint`).
+#[derive(Debug, Deserialize)]
+pub struct OwnTokenClaims {
+    /// The client it was issued to.
+    pub aud: String,
+    /// The portal session.
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// Verifies an ID token we issued (RP-initiated logout's `id_token_hint`): our signature with
+/// `jwk`, our issuer; an expired one is still good as a hint (OpenID RP-Initiated Logout 1.0
+/// §2).
+pub fn verify_own_id_token(
+    token: &str,
+    jwk: &Value,
+    issuer: &str,
+) -> Result<OwnTokenClaims, JwsRefusal> {
+    let jwk: Jwk =
+        serde_json::from_value(jwk.clone()).map_err(|e| JwsRefusal::Malformed(e.to_string()))?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| JwsRefusal::Signature)?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[issuer]);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    jsonwebtoken::decode::<OwnTokenClaims>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => JwsRefusal::Signature,
+            _ => JwsRefusal::Claim(e.to_string()),
+        })
+}

@@ -29,7 +29,8 @@ use domain::records::{AgreementApproval, CertificateOperationRecord};
 use domain::{CertificateKind, CertificateStatus, RevocationReason, Serial, TransactionStatus};
 use proto::app::{CertificateDetails, RequestContext, RequestKind};
 use store::{
-    AuditLog as _, LoginStore as _, OperationStore as _, SigningStore as _, Transaction as _,
+    AuditLog as _, LoginStore as _, OidcStore as _, OperationStore as _, SigningStore as _,
+    Transaction as _,
 };
 
 use crate::ca::issuance::CloudKey;
@@ -556,6 +557,9 @@ impl<D: RaDb> Ra<D> {
             .await?;
         let sessions = tx.end_sessions_of_user(&user.id, now).await?;
         let tokens = tx.revoke_api_tokens_of_user(&user.id, now).await?;
+        // Every service that logged the citizen in is told the sessions ended.
+        tx.queue_oidc_logouts(store::LogoutScope::User(&user.id), now)
+            .await?;
         tx.audit(
             now,
             actor,

@@ -32,6 +32,7 @@ CREATE TABLE oidc_tokens (
     user_id TEXT NOT NULL,
     code_hash TEXT,
     family TEXT NOT NULL,
+    sid TEXT NOT NULL,
     grant_data TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
@@ -40,6 +41,7 @@ CREATE TABLE oidc_tokens (
 );
 CREATE INDEX oidc_tokens_code ON oidc_tokens (code_hash);
 CREATE INDEX oidc_tokens_family ON oidc_tokens (family);
+CREATE INDEX oidc_tokens_sid ON oidc_tokens (sid);
 CREATE INDEX oidc_tokens_user_client ON oidc_tokens (user_id, client_id);
 CREATE INDEX oidc_tokens_expiry ON oidc_tokens (expires_at);
 CREATE TABLE oidc_consents (
@@ -71,3 +73,19 @@ CREATE TABLE oidc_ciba (
 );
 CREATE INDEX oidc_ciba_hint ON oidc_ciba (hint_hash, client_id);
 CREATE INDEX oidc_ciba_expiry ON oidc_ciba (expires_at);
+-- Back-channel logouts to deliver (OpenID Connect Back-Channel Logout 1.0): one per client and
+-- portal session (`sid`) that ended, retried with backoff until delivered or given up.
+CREATE TABLE oidc_logouts (
+    client_id TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    delivered_at BIGINT,
+    given_up_at BIGINT,
+    last_error TEXT,
+    PRIMARY KEY (client_id, sid)
+);
+CREATE INDEX oidc_logouts_due ON oidc_logouts (next_attempt_at)
+    WHERE delivered_at IS NULL AND given_up_at IS NULL;
