@@ -7,6 +7,7 @@
 mod ciba;
 mod fapi2;
 mod grants;
+mod logout;
 mod refusals;
 mod signing_key;
 
