@@ -40,6 +40,8 @@ mod mail;
 mod oidc;
 #[path = "behaviour/oidc_grants.rs"]
 mod oidc_grants;
+#[path = "behaviour/oidc_logouts.rs"]
+mod oidc_logouts;
 #[path = "behaviour/operations.rs"]
 mod operations;
 #[path = "behaviour/qr_push.rs"]
