@@ -574,7 +574,13 @@ pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), Reg
     if client.redirect_uris.is_empty() {
         return Err(RegistrationRefusal::RedirectUri("none given".into()));
     }
-    for uri in &client.redirect_uris {
+    // Where browsers are sent after a logout and where logout tokens are posted: the same
+    // rules as a redirect URI (https, or http on a loopback address only; no fragment).
+    let logout_uris = client
+        .post_logout_redirect_uris
+        .iter()
+        .chain(&client.backchannel_logout_uri);
+    for uri in client.redirect_uris.iter().chain(logout_uris) {
         check_redirect_uri(uri)
             .map_err(|e| RegistrationRefusal::RedirectUri(format!("{uri}: {e}")))?;
     }

@@ -550,6 +550,20 @@ async fn an_operator_registers_only_clients_that_can_authenticate_and_a_secret_i
                 },
                 "public and CIBA",
             ),
+            (
+                ClientRegistration {
+                    backchannel_logout_uri: Some("http://rp.example/logout".into()),
+                    ..base()
+                },
+                "logout tokens over plain http",
+            ),
+            (
+                ClientRegistration {
+                    post_logout_redirect_uris: vec!["javascript:alert(1)".into()],
+                    ..base()
+                },
+                "a post-logout URI that is no https URI",
+            ),
         ] {
             assert_eq!(
                 refusal(t.oidc.register_client(refused).await).code(),
