@@ -574,7 +574,13 @@ pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), Reg
     if client.redirect_uris.is_empty() {
         return Err(RegistrationRefusal::RedirectUri("none given".into()));
     }
-    for uri in &client.redirect_uris {
+    // Where browsers are sent after a logout and where logout tokens are posted: the same
+    // rules as a redirect URI (https, or http on a loopback address only; no fragment).
+    let logout_uris = client
+        .post_logout_redirect_uris
+        .iter()
+        .chain(&client.backchannel_logout_uri);
+    for uri in client.redirect_uris.iter().chain(logout_uris) {
         check_redirect_uri(uri)
             .map_err(|e| RegistrationRefusal::RedirectUri(format!("{uri}: {e}")))?;
     }
@@ -582,6 +588,13 @@ pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), Reg
         if !SCOPES.iter().any(|(name, _)| name == scope) {
             return Err(RegistrationRefusal::Scope(scope.clone()));
         }
+    }
+    if client.ciba && public {
+        // A public client's id is no credential: anyone could send citizens' phones
+        // approval requests in the service's name.
+        return Err(RegistrationRefusal::Authentication(
+            "a CIBA client asks from its own server and authenticates: it cannot be public",
+        ));
     }
     match (client.profile, public, client.jwks.is_some()) {
         (Profile::Fapi2, true, _) => Err(RegistrationRefusal::Authentication(
@@ -1038,6 +1051,52 @@ mod tests {
             Err(ScopeRefusal::NotAllowed("phone".into()))
         );
         assert_eq!(Claim::Jmbg.name(), "jmbg");
+    }
+
+    #[test]
+    fn a_registration_can_authenticate_as_its_profile_asks() {
+        let client = |profile, jwks: Option<&str>, ciba| ClientRecord {
+            client_id: "c-1".into(),
+            name: "Пореска управа".into(),
+            profile,
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            jwks: jwks.map(str::to_owned),
+            secret_hash: None,
+            scopes: vec!["profile".into()],
+            allow_jmbg: false,
+            subject: SubjectType::Pairwise,
+            backchannel_logout_uri: None,
+            post_logout_redirect_uris: Vec::new(),
+            created_at: UnixTime(0),
+            ciba,
+        };
+        let jwks = Some(r#"{"keys":[]}"#);
+        assert_eq!(
+            check_registration(&client(Profile::Fapi2, jwks, false), false),
+            Ok(())
+        );
+        assert_eq!(
+            check_registration(&client(Profile::Basic, None, false), true),
+            Ok(())
+        );
+        assert_eq!(
+            check_registration(&client(Profile::Basic, None, true), false),
+            Ok(())
+        );
+        for (refused, public) in [
+            (client(Profile::Fapi2, None, false), false),
+            (client(Profile::Fapi2, jwks, false), true),
+            (client(Profile::Basic, jwks, false), true),
+            (client(Profile::Basic, None, true), true),
+        ] {
+            assert!(
+                matches!(
+                    check_registration(&refused, public),
+                    Err(RegistrationRefusal::Authentication(_))
+                ),
+                "{refused:?} public={public}"
+            );
+        }
     }
 
     #[test]

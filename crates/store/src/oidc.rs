@@ -751,6 +751,18 @@ impl OidcStore for Tx {
         scope: &str,
         now: UnixTime,
     ) -> Result<(), Error> {
+        // Widened, never narrowed: the scopes consented to before stay consented to.
+        let given = self
+            .oidc_consent(user, client_id)
+            .await?
+            .unwrap_or_default();
+        let mut scopes: Vec<&str> = given.split_ascii_whitespace().collect();
+        for name in scope.split_ascii_whitespace() {
+            if !scopes.contains(&name) {
+                scopes.push(name);
+            }
+        }
+        let scope = scopes.join(" ");
         query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
             .bind(user.clone())
             .bind(client_id.to_owned())
@@ -762,7 +774,7 @@ impl OidcStore for Tx {
         )
         .bind(user.clone())
         .bind(client_id.to_owned())
-        .bind(scope.to_owned())
+        .bind(scope)
         .bind(now.0)
         .execute(self.conn()?)
         .await?;

@@ -36,6 +36,12 @@ mod keys;
 mod login;
 #[path = "behaviour/mail.rs"]
 mod mail;
+#[path = "behaviour/oidc.rs"]
+mod oidc;
+#[path = "behaviour/oidc_grants.rs"]
+mod oidc_grants;
+#[path = "behaviour/oidc_logouts.rs"]
+mod oidc_logouts;
 #[path = "behaviour/operations.rs"]
 mod operations;
 #[path = "behaviour/qr_push.rs"]

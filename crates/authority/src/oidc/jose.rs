@@ -5,7 +5,7 @@
 //! the two base64url parts (RFC 7515 §7.1) around the backend's ECDSA signature, as the Web
 //! Push VAPID token already did. The tests check our tokens with `jsonwebtoken`.
 
-use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 use p256::pkcs8::DecodePublicKey as _;
@@ -206,6 +206,13 @@ pub fn check_client_jwks(jwks: &str) -> Result<(), String> {
         return Err("the JWKS has no keys".into());
     }
     for key in &set.keys {
+        // Only what ES256 or PS256 can verify: a symmetric key, or another curve, would be
+        // registered and never match.
+        match &key.algorithm {
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {}
+            AlgorithmParameters::RSA(_) => {}
+            _ => return Err("a key is neither EC P-256 nor RSA".into()),
+        }
         DecodingKey::from_jwk(key).map_err(|e| format!("a key is not usable: {e}"))?;
     }
     Ok(())

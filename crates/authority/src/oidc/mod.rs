@@ -871,8 +871,13 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut params = params;
         params.client_id = Some(client.client_id.clone());
+        // With the authorization endpoint's error codes (RFC 9126 §2.3).
         if let Err(error) = self.validate(&client, &params, Came::Pushing) {
-            return Err(OidcRefusal::InvalidRequest(error.description).into());
+            return Err(match error.error {
+                "invalid_scope" => OidcRefusal::InvalidScope(error.description),
+                _ => OidcRefusal::InvalidRequest(error.description),
+            }
+            .into());
         }
         let id = proto::b64(&rand::random::<[u8; 32]>());
         let text = serde_json::to_string(&params)
@@ -1091,9 +1096,32 @@ impl<D: OidcDb> Oidc<D> {
             }
             return Ok(AuthorizeStep::Consent(Box::new(request.clone())));
         }
+        if !Self::spend_pushed(&mut tx, request, now).await? {
+            return Ok(AuthorizeStep::Respond(self.error_response(
+                request,
+                "invalid_request",
+                "request_uri is used or expired",
+            )));
+        }
         let response = self.issue_code(&mut tx, session, request, now).await?;
         tx.commit().await?;
         Ok(AuthorizeStep::Respond(response))
+    }
+
+    /// Spends the request's pushed request, if it was pushed, so that its `request_uri` is
+    /// answered once (RFC 9126 §4): false if it was used or expired meanwhile.
+    async fn spend_pushed(
+        tx: &mut D::Tx,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+    ) -> Result<bool, Error> {
+        Ok(match &request.request_hash {
+            Some(hash) => tx
+                .take_oidc_request(hash, &request.client.client_id, now)
+                .await?
+                .is_some(),
+            None => true,
+        })
     }
 
     fn error_response(
@@ -1132,18 +1160,12 @@ impl<D: OidcDb> Oidc<D> {
             ));
         }
         let mut tx = self.store.begin().await?;
-        if let Some(hash) = &request.request_hash {
-            if tx
-                .take_oidc_request(hash, &request.client.client_id, now)
-                .await?
-                .is_none()
-            {
-                return Ok(self.error_response(
-                    request,
-                    "invalid_request",
-                    "request_uri is used or expired",
-                ));
-            }
+        if !Self::spend_pushed(&mut tx, request, now).await? {
+            return Ok(self.error_response(
+                request,
+                "invalid_request",
+                "request_uri is used or expired",
+            ));
         }
         if !allow {
             tx.audit(
@@ -1346,6 +1368,15 @@ impl<D: OidcDb> Oidc<D> {
         if grant.client_id != client.client_id {
             return Err(invalid("the code was issued to another client"));
         }
+        // A consent withdrawn since the code was issued ends the code too: its tokens would
+        // outlive the withdrawal that revoked the others.
+        if tx
+            .oidc_consent(&grant.user_id, &client.client_id)
+            .await?
+            .is_none()
+        {
+            return Err(invalid("the citizen has withdrawn the consent"));
+        }
         if request.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
             return Err(invalid("redirect_uri differs from the request's"));
         }
@@ -1459,7 +1490,7 @@ impl<D: OidcDb> Oidc<D> {
                 now,
             )
             .await?;
-        if !client.ciba {
+        if !client.ciba || client.auth_method() == ClientAuthMethod::None {
             return Err(OidcRefusal::UnauthorizedClient(
                 "this client is not registered for CIBA".into(),
             )
@@ -1633,6 +1664,11 @@ impl<D: OidcDb> Oidc<D> {
         if !tx.close_oidc_ciba(&ciba.id_hash, now).await? {
             return Err(invalid("this request was answered before"));
         }
+        // The approval on the phone is the citizen's consent: kept like one given on the
+        // consent page, so that the account page lists the service and **Повуци сагласност**
+        // revokes these tokens too.
+        tx.save_oidc_consent(&grant.user_id, &client.client_id, &grant.scope, now)
+            .await?;
         let jkt = self.token_dpop(&mut tx, client, request, now).await?;
         let mut grant = grant;
         grant.auth_time = txn.decided_at.unwrap_or(now);
@@ -1740,13 +1776,22 @@ impl<D: OidcDb> Oidc<D> {
     ) -> Result<Value, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        self.authenticate(
-            &mut tx,
-            credentials,
-            &self.endpoint("/oidc/introspect"),
-            now,
-        )
-        .await?;
+        let caller = self
+            .authenticate(
+                &mut tx,
+                credentials,
+                &self.endpoint("/oidc/introspect"),
+                now,
+            )
+            .await?;
+        // A public client's id is no credential: anyone could scan tokens through it
+        // (RFC 7662 §2.1, §4).
+        if caller.auth_method() == ClientAuthMethod::None {
+            return Err(OidcRefusal::InvalidClient(
+                "a public client cannot introspect tokens".into(),
+            )
+            .into());
+        }
         tx.commit().await?;
         let Some(found) = self
             .store
