@@ -73,6 +73,27 @@ def session(state):
     return client
 
 
+def validate_id_token(token, state, nonce=None):
+    """The ID token checked by authlib against the JWKS: signature, iss, aud, exp, nonce, acr."""
+    meta = state["meta"]
+    keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
+    params = {"client_id": state["client_id"]}
+    if nonce:
+        params["nonce"] = nonce
+    claims = jwt.decode(
+        token,
+        keys,
+        claims_cls=CodeIDToken,
+        claims_options={
+            "iss": {"essential": True, "value": state["issuer"]},
+            "acr": {"essential": True, "value": HIGH},
+        },
+        claims_params=params,
+    )
+    claims.validate()
+    return claims
+
+
 def dpop_key(state):
     with open(f"{state['keydir']}/dpop.json") as f:
         return ECKey.import_key(json.load(f))
@@ -166,18 +187,7 @@ def finish(path, callback):
         state=state["state"],
         headers=headers,
     )
-    keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
-    claims = jwt.decode(
-        token["id_token"],
-        keys,
-        claims_cls=CodeIDToken,
-        claims_options={
-            "iss": {"essential": True, "value": state["issuer"]},
-            "acr": {"essential": True, "value": HIGH},
-        },
-        claims_params={"nonce": state["nonce"], "client_id": state["client_id"]},
-    )
-    claims.validate()
+    claims = validate_id_token(token["id_token"], state, state["nonce"])
     access = token["access_token"]
     out = {"sub": claims["sub"], "acr": claims["acr"], "sid": claims["sid"],
            "token_type": token["token_type"], "access_token": access,
@@ -244,18 +254,7 @@ def ciba_poll(path):
     body = answer.json()
     out = {"status": answer.status_code, "body": body}
     if answer.status_code == 200:
-        keys = JsonWebKey.import_key_set(requests.get(meta["jwks_uri"], timeout=10).json())
-        claims = jwt.decode(
-            body["id_token"],
-            keys,
-            claims_cls=CodeIDToken,
-            claims_options={
-                "iss": {"essential": True, "value": state["issuer"]},
-                "acr": {"essential": True, "value": HIGH},
-            },
-            claims_params={"client_id": state["client_id"]},
-        )
-        claims.validate()
+        claims = validate_id_token(body["id_token"], state)
         info = requests.get(meta["userinfo_endpoint"],
                             headers={"Authorization": f"Bearer {body['access_token']}"}, timeout=10)
         assert info.status_code == 200, info.text

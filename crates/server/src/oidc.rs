@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use authority::oidc::{
     AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
-    AuthorizeStep, BackchannelRequest, ClientCredentials, LogoutRequest, ResourceRequest,
-    TokenRequest,
+    AuthorizeStep, BackchannelRequest, ClientCredentials, LogoutPlan, LogoutRequest,
+    ResourceRequest, TokenRequest,
 };
 use authority::{Error, OidcRefusal};
 
@@ -576,6 +576,24 @@ async fn decision(
     }
 }
 
+/// What an RP-initiated logout request (its query) asks for, or the page that refuses it.
+async fn logout_plan(state: &AppState, visit: &Visit, query: &str) -> Result<LogoutPlan, Response> {
+    let request: LogoutRequest = serde_urlencoded::from_str(query).unwrap_or_default();
+    match state.authority.oidc.logout_request(&request).await {
+        Ok(plan) => Ok(plan),
+        Err(Error::Oidc(refusal)) => Err(authorize_refused(
+            state,
+            visit,
+            &AuthorizeError {
+                redirect: None,
+                error: refusal.code(),
+                description: refusal.description(),
+            },
+        )),
+        Err(error) => Err(internal(state, visit.language, &error)),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "oidc_logout.html")]
 struct LogoutPage {
@@ -596,21 +614,9 @@ async fn logout_page(
         Err(error) => return internal(&state, Language::SerbianCyrillic, &error),
     };
     let raw = raw.unwrap_or_default();
-    let request: LogoutRequest = serde_urlencoded::from_str(&raw).unwrap_or_default();
-    let plan = match state.authority.oidc.logout_request(&request).await {
+    let plan = match logout_plan(&state, &visit, &raw).await {
         Ok(plan) => plan,
-        Err(Error::Oidc(refusal)) => {
-            return authorize_refused(
-                &state,
-                &visit,
-                &AuthorizeError {
-                    redirect: None,
-                    error: refusal.code(),
-                    description: refusal.description(),
-                },
-            )
-        }
-        Err(error) => return internal(&state, visit.language, &error),
+        Err(response) => return response,
     };
     if visit.session.user.is_none() {
         return Redirect::to(plan.redirect.as_deref().unwrap_or("/")).into_response();
@@ -654,13 +660,9 @@ async fn logout(
             "/",
         );
     }
-    let request: LogoutRequest = serde_urlencoded::from_str(&form.query).unwrap_or_default();
-    let plan = match state.authority.oidc.logout_request(&request).await {
+    let plan = match logout_plan(&state, &visit, &form.query).await {
         Ok(plan) => plan,
-        Err(Error::Oidc(_)) => {
-            return message_page(&state, &visit, StatusCode::BAD_REQUEST, "oidc-invalid", "/")
-        }
-        Err(error) => return internal(&state, visit.language, &error),
+        Err(response) => return response,
     };
     if let Err(error) = state.authority.login.logout(&visit.session).await {
         return internal(&state, visit.language, &error);

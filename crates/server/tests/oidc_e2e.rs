@@ -437,15 +437,10 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
     let rotated = server.cli_ok(&["oidc", "keys", "rotate", "--overlap", "0"]);
     assert!(rotated.contains("signing key 1 published"), "{rotated}");
     // (The server learns of another process's rotation within a second: SQLite has no NOTIFY.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let jwks = loop {
+    let jwks = wait_for("the new key in the JWKS", || {
         let jwks: Value = serde_json::from_slice(&server.get("/oidc/jwks")).unwrap();
-        if jwks["keys"].as_array().map(Vec::len) == Some(2) || std::time::Instant::now() > deadline
-        {
-            break jwks;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+        (jwks["keys"].as_array().map(Vec::len) == Some(2)).then_some(jwks)
+    });
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -724,19 +719,11 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
             .spawn()
             .unwrap(),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let port = loop {
-        if let Ok(port) = std::fs::read_to_string(&port_file) {
-            if !port.is_empty() {
-                break port;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the receiver did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let port = wait_for("the receiver to start", || {
+        std::fs::read_to_string(&port_file)
+            .ok()
+            .filter(|port| !port.is_empty())
+    });
     let client: Value = serde_json::from_str(
         server
             .cli_ok(&[
@@ -787,19 +774,11 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
     let csrf = Browser::csrf(&browser.get("/account"));
     let out = browser.post("/logout", &[("csrf", &csrf)]);
     assert_eq!(out.header("location"), Some("/"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let told = loop {
-        if let Ok(text) = std::fs::read_to_string(&out_file) {
-            if let Some(line) = text.lines().next() {
-                break serde_json::from_str::<Value>(line).unwrap();
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no logout_token reached the service"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let told = wait_for("a logout_token at the service", || {
+        let text = std::fs::read_to_string(&out_file).ok()?;
+        let line = text.lines().next()?;
+        Some(serde_json::from_str::<Value>(line).unwrap())
+    });
     assert_eq!(told["aud"], id, "{told}");
     assert_eq!(told["sid"], login["sid"], "{told}");
     assert_eq!(told["sub"], login["sub"], "{told}");
@@ -854,23 +833,30 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
         Some("https://dz.example/logged-out?state=bye")
     );
     assert_eq!(browser.get("/account").status, 401, "logged out");
+    let second_sid = second["sid"].as_str().unwrap();
+    wait_for("a second logout_token at the service", || {
+        let text = std::fs::read_to_string(&out_file).ok()?;
+        text.lines()
+            .any(|line| line.contains(second_sid))
+            .then_some(())
+    });
+    let audit = server.cli_ok(&["audit", "verify"]);
+    assert!(audit.contains("intact"), "{audit}");
+}
+
+/// What `probe` finds, asked every 50 ms for up to 20 s (a failure names `what`).
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
-        if text
-            .lines()
-            .any(|line| line.contains(second["sid"].as_str().unwrap()))
-        {
-            break;
+        if let Some(found) = probe() {
+            return found;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no second logout_token: {text}"
+            "waited in vain for {what}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let audit = server.cli_ok(&["audit", "verify"]);
-    assert!(audit.contains("intact"), "{audit}");
 }
 
 /// A child process stopped when the test ends, however it ends.
