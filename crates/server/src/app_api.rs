@@ -125,10 +125,15 @@ async fn inbox(
     uri: Uri,
     Query(query): Query<WaitQuery>,
 ) -> Response {
-    let device = match device(&state.authority, &headers, &method, &uri, b"").await {
+    // Boxed, as the inbox's reads are: a future's size is that of its largest step, and the
+    // waiting poll should not carry the signature check's and the queries' state for 25 s
+    // (issue 24: memory with 10,000 waiting apps).
+    let device = match Box::pin(device(&state.authority, &headers, &method, &uri, b"")).await {
         Ok(d) => d,
         Err(response) => return response,
     };
+    // Nor the request's head.
+    drop((headers, uri));
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT));
     // A stopping server answers a long poll at once with what there is (the app comes back).
     let caller = Caller { ip };

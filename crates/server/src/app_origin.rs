@@ -182,7 +182,13 @@ async fn app_headers(State(origins): State<Origins>, request: Request, next: Nex
 /// `Access-Control-Request-Method`) is answered here. Any other origin gets no CORS headers,
 /// so its browser keeps the answer from its script. CORS protects answers, not the server:
 /// every app API call is still authenticated by its device signature.
-pub async fn cors(app_origin: State<HeaderValue>, request: Request, next: Next) -> Response {
+///
+/// (A function returning its future: see `error::request_span`.)
+pub fn cors(
+    app_origin: State<HeaderValue>,
+    request: Request,
+    next: Next,
+) -> impl std::future::Future<Output = Response> + Send {
     let allowed = request
         .headers()
         .get(header::ORIGIN)
@@ -191,22 +197,25 @@ pub async fn cors(app_origin: State<HeaderValue>, request: Request, next: Next) 
         && request
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        let mut response = StatusCode::NO_CONTENT.into_response();
+    let answer = (!preflight).then(|| crate::error::next_answer(next, request));
+    async move {
+        let Some(answer) = answer else {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            if allowed {
+                preflight_headers(response.headers_mut(), &app_origin.0);
+            }
+            vary_origin(response.headers_mut());
+            return response;
+        };
+        let mut response = answer.await;
         if allowed {
-            preflight_headers(response.headers_mut(), &app_origin.0);
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, app_origin.0.clone());
         }
         vary_origin(response.headers_mut());
-        return response;
-    }
-    let mut response = next.run(request).await;
-    if allowed {
         response
-            .headers_mut()
-            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, app_origin.0.clone());
     }
-    vary_origin(response.headers_mut());
-    response
 }
 
 fn preflight_headers(headers: &mut HeaderMap, origin: &HeaderValue) {

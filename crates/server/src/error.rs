@@ -78,7 +78,16 @@ tokio::task_local! {
 
 /// The outermost layer: a request id, a span around the whole answer, the id in the
 /// `x-request-id` header of the response.
-pub async fn request_span(request: Request, next: Next) -> Response {
+///
+/// A plain function returning its future, and the rest of the stack called as a service rather
+/// than through `Next::run`: an `async fn` would keep the moved request's slot (and `run`'s
+/// own) in its future for as long as the answer takes, a few hundred bytes that each of
+/// 10,000 waiting long polls carried through every layer (issue 24). [`next_answer`] and
+/// the layers in `http.rs` and `app_origin.rs` do the same.
+pub fn request_span(
+    request: Request,
+    next: Next,
+) -> impl std::future::Future<Output = Response> + Send {
     // The route's pattern ("/login/qr/{id}"), never the path itself: paths and queries carry
     // login links, OAuth codes and handles.
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -86,15 +95,32 @@ pub async fn request_span(request: Request, next: Next) -> Response {
     // OCSP, the hot path, does not come through here (http::app merges it after the layers).
     let id = RequestId::new();
     let span = tracing::info_span!("request", method = %request.method(), route, request_id = %id);
-    let mut response = CURRENT_REQUEST
-        .scope(id, next.run(request))
-        .instrument(span.clone())
-        .await;
-    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
-    if let Ok(value) = HeaderValue::from_bytes(&id.0) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    let answer = CURRENT_REQUEST
+        .scope(id, next_answer(next, request))
+        .instrument(span.clone());
+    async move {
+        let mut response = answer.await;
+        span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+        if let Ok(value) = HeaderValue::from_bytes(&id.0) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
     }
-    response
+}
+
+/// The answer of the rest of the stack, as `Next::run` gives it, in a future that holds
+/// nothing but the stack's own (boxed) one.
+pub fn next_answer(
+    mut next: Next,
+    request: Request,
+) -> impl std::future::Future<Output = Response> + Send {
+    let answer = tower_service::Service::call(&mut next, request);
+    async move {
+        match answer.await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// Which kind of answer an error becomes.

@@ -86,13 +86,17 @@ struct Ocsp {
 
 /// Headers on every answer: a strict CSP (no inline script or style, no framing), no MIME
 /// sniffing, no referrer.
-async fn security_headers(
+/// (A function returning its future: see `error::request_span`.)
+fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    add_security_headers(response.headers_mut());
-    response
+) -> impl std::future::Future<Output = Response> + Send {
+    let answer = crate::error::next_answer(next, request);
+    async move {
+        let mut response = answer.await;
+        add_security_headers(response.headers_mut());
+        response
+    }
 }
 
 /// What [`security_headers`] adds, for the routes outside it (OCSP).

@@ -373,6 +373,40 @@ pub async fn serve(
     }
 }
 
+/// A request that may wait (a long poll: `?wait=` in its query) gets a head of its own.
+///
+/// Hyper parses a request's head out of the connection's read buffer (8 KiB), and the head's
+/// URI and header values stay slices of that buffer. While the request is in flight, hyper reads
+/// on to notice a client that goes away; finding its buffer still shared, it takes a second
+/// 8 KiB one. A long poll keeps its head for up to 25 s, so each waiting poll held both buffers
+/// (issue 24: 10,000 waiting apps cost 250 MB). Copied here, before hyper's next read, the head
+/// shares nothing, and the reader reuses its buffer. Other requests, OCSP's hot path among
+/// them, are done too soon for the copy to pay.
+fn detach_if_waiting<B>(request: Request<B>) -> Request<B> {
+    let waits = request
+        .uri()
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("wait=")));
+    if !waits {
+        return request;
+    }
+    let (mut parts, body) = request.into_parts();
+    // An origin-form URI's text (path and query) parses back to the same URI.
+    if let Ok(uri) = axum::http::Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let mut copy =
+            HeaderValue::from_maybe_shared(axum::body::Bytes::copy_from_slice(value.as_bytes()))
+                .unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
+}
+
 /// What serving one connection needs.
 struct Served {
     peer: SocketAddr,
@@ -397,7 +431,8 @@ where
     } = served;
     // The reader notes each request's first byte; the body keeps the pace counted from it.
     let io = Timed::new(io, clock.clone());
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let mut request = detach_if_waiting(request);
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(trusted.clone());
         let request = paced(request, &clock);
@@ -411,5 +446,85 @@ where
     let connection = builder.serve_connection(TokioIo::new(io), service);
     if let Err(error) = watcher.watch(connection).await {
         tracing::debug!(%peer, %error, "connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `bytes` lie inside `buffer`.
+    fn inside(bytes: &[u8], buffer: &[u8]) -> bool {
+        let range = buffer.as_ptr_range();
+        range.contains(&bytes.as_ptr())
+    }
+
+    /// A request whose URI and header values are slices of one buffer, as hyper parses them.
+    fn parsed(path_and_query: &str) -> (axum::body::Bytes, Request<()>) {
+        let buffer = axum::body::Bytes::from(format!(
+            "{path_and_query}|Signature keyId=\"d\"|application/json|a, b"
+        ));
+        let field = |n: usize| {
+            let mut start = 0;
+            for _ in 0..n {
+                start += buffer[start..].iter().position(|b| *b == b'|').unwrap() + 1;
+            }
+            let end = buffer[start..]
+                .iter()
+                .position(|b| *b == b'|')
+                .map_or(buffer.len(), |e| start + e);
+            buffer.slice(start..end)
+        };
+        let mut request = Request::new(());
+        *request.uri_mut() = axum::http::Uri::from_maybe_shared(field(0)).unwrap();
+        let mut authorization = HeaderValue::from_maybe_shared(field(1)).unwrap();
+        authorization.set_sensitive(true);
+        let headers = request.headers_mut();
+        headers.insert(header::AUTHORIZATION, authorization);
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_maybe_shared(field(2)).unwrap(),
+        );
+        headers.append(
+            header::VARY,
+            HeaderValue::from_maybe_shared(field(3)).unwrap(),
+        );
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        (buffer, request)
+    }
+
+    #[test]
+    fn a_waiting_request_keeps_no_byte_of_the_connections_buffer_and_nothing_else_changes() {
+        let (buffer, request) = parsed("/api/app/v1/inbox?x=1&wait=25");
+        let expected = (request.uri().clone(), request.headers().clone());
+        assert!(
+            inside(request.uri().path().as_bytes(), &buffer),
+            "the test's own premise"
+        );
+        let detached = detach_if_waiting(request);
+        assert_eq!(detached.uri(), &expected.0);
+        assert_eq!(detached.headers(), &expected.1);
+        assert!(!inside(detached.uri().path().as_bytes(), &buffer));
+        assert!(!inside(detached.uri().query().unwrap().as_bytes(), &buffer));
+        for value in detached.headers().values() {
+            assert!(!inside(value.as_bytes(), &buffer), "{value:?}");
+        }
+        let authorization = detached.headers().get(header::AUTHORIZATION).unwrap();
+        assert!(authorization.is_sensitive(), "still kept out of logs");
+    }
+
+    #[test]
+    fn other_requests_are_left_as_they_are() {
+        for path in [
+            "/ocsp/MEow",
+            "/api/app/v1/inbox",
+            "/login/qr/ab/status?await=1",
+        ] {
+            let (buffer, request) = parsed(path);
+            let kept = detach_if_waiting(request);
+            assert!(inside(kept.uri().path().as_bytes(), &buffer), "{path}");
+            let accept = kept.headers().get(header::ACCEPT).unwrap();
+            assert!(inside(accept.as_bytes(), &buffer), "{path}");
+        }
     }
 }

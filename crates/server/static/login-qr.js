@@ -1,6 +1,7 @@
 // The QR login page: shows a new QR code every second while no phone has scanned it, follows
-// the login's status and completes it by itself once ConsentID approved. Without JavaScript the
-// page reloads itself every two seconds (a fresh code) and keeps its "continue" button.
+// the login's status (long-polled) and completes it by itself once ConsentID approved. Without
+// JavaScript the page reloads itself every two seconds (a fresh code) and keeps its "continue"
+// button.
 "use strict";
 (function () {
   const section = document.getElementById("login-qr");
@@ -52,10 +53,15 @@
     image.src = frameUrl + "?t=" + Date.now();
   }
 
+  // A long poll: the server answers as soon as a phone takes the login or its request is
+  // answered (or after 20 s). Asked again at once, unless the answer came quickly without news
+  // (then after a second).
   async function poll() {
     if (done) return;
+    const started = Date.now();
+    let news = false;
     try {
-      const response = await fetch(statusUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" });
+      const response = await fetch(statusUrl + "?wait=20", { headers: { "Accept": "application/json" }, credentials: "same-origin" });
       if (response.ok) {
         const state = await response.json();
         secondsLeft = state.seconds_left;
@@ -65,6 +71,7 @@
         }
         if (state.hint !== "waiting" && waiting) {
           // A phone took the login: the code is of no more use.
+          news = true;
           waiting = false;
           qrBox.hidden = true;
           show(state.status, state.hint);
@@ -73,7 +80,7 @@
     } catch (error) {
       // Network trouble: keep trying until the login expires.
     }
-    setTimeout(poll, 1000);
+    setTimeout(poll, news || Date.now() - started >= 1000 ? 0 : 1000);
   }
 
   setInterval(function () {

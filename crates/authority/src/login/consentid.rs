@@ -495,7 +495,8 @@ impl<D: LoginDb> Login<D> {
             .watch(&Change::Requests(device.0.user_id.clone()));
         loop {
             let changed = watch.next();
-            let inbox = self.inbox_now(&device.0.id, caller).await?;
+            // Boxed: the waiting poll carries the queries' state only while they run.
+            let inbox = Box::pin(self.inbox_now(&device.0.id, caller)).await?;
             let now = tokio::time::Instant::now();
             if !inbox.items.is_empty()
                 || inbox.device_status != DeviceStatus::Active

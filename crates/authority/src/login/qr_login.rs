@@ -8,9 +8,9 @@ use serde_json::json;
 
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
 use domain::records::QrLoginRecord;
-use domain::{RateLimit, TransactionStatus, UnixTime};
+use domain::{RateLimit, TransactionStatus, UnixTime, UserId};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
-use store::{AccountStore as _, AuditLog as _, QrLoginStore as _, Transaction as _};
+use store::{AccountStore as _, AuditLog as _, Change, QrLoginStore as _, Transaction as _};
 
 use crate::login::consentid::{envelope_for, AuthenticatedDevice, Caller};
 use crate::login::LoginDb;
@@ -115,6 +115,59 @@ impl<D: LoginDb> Login<D> {
     /// expired, or the state of the login transaction a phone made from it.
     pub async fn qr_login_state(&self, session: &Session, id: &str) -> Result<LoginState, Error> {
         let login = self.own_qr_login(session, id).await?;
+        self.qr_state_of(session, &login).await
+    }
+
+    /// [`Self::qr_login_state`], waiting up to `wait` while it stays as it is (the browser's
+    /// long poll, as [`Login::login_state_waiting`] for a mobile login):
+    /// - while no phone took the login, until a phone takes it (woken by `taken`, from any
+    ///   instance) or the code expires;
+    /// - once a phone took it, until its request is answered ([`Login::login_state_waiting`]).
+    ///
+    /// Between wakes it looks again at least every [`store::Watch::recheck`].
+    pub async fn qr_login_state_waiting(
+        &self,
+        session: &Session,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<LoginState, Error> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let login = self.own_qr_login(session, id).await?;
+        if let Some(txn_id) = &login.txn_id {
+            return self.login_state_waiting(session, txn_id, wait).await;
+        }
+        if wait.is_zero() {
+            return self.qr_state_of(session, &login).await;
+        }
+        // 1. Watch before reading, so that a phone taking it after the read still wakes us.
+        let watch = self.store.watch(&taken(&login.id));
+        loop {
+            let changed = watch.next();
+            let login = self.own_qr_login(session, id).await?;
+            let state = self.qr_state_of(session, &login).await?;
+            let now = tokio::time::Instant::now();
+            // 2. A phone took it, or it ended: the browser hides the code (and waits again,
+            // now on the request).
+            if login.txn_id.is_some()
+                || state.status != TransactionStatus::Pending
+                || now >= deadline
+            {
+                return Ok(state);
+            }
+            let expiry = std::time::Duration::from_secs(state.seconds_left.unsigned_abs() + 1);
+            tokio::select! {
+                () = changed => {}
+                () = tokio::time::sleep_until(deadline.min(now + watch.recheck().min(expiry))) => {}
+            }
+        }
+    }
+
+    /// The state of this QR login, read by its own browser.
+    async fn qr_state_of(
+        &self,
+        session: &Session,
+        login: &QrLoginRecord,
+    ) -> Result<LoginState, Error> {
         match &login.txn_id {
             Some(txn_id) => self.login_state(session, txn_id).await,
             None => {
@@ -156,6 +209,7 @@ impl<D: LoginDb> Login<D> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         tx.end_qr_login(&login.id, now).await?;
+        tx.publish(taken(&login.id));
         tx.audit(
             now,
             "anonymous",
@@ -245,6 +299,8 @@ impl<D: LoginDb> Login<D> {
         if !tx.take_qr_login(&login.id, &txn.id).await? {
             return Err(Rejection::QrLogin(QrRefusal::Closed).into());
         }
+        // The browser showing the code learns at once that a phone has it.
+        tx.publish(taken(&login.id));
         tx.audit(
             now,
             &format!("device:{}", device.id),
@@ -275,6 +331,14 @@ impl<D: LoginDb> Login<D> {
         self.store.purge_qr_logins(before).await?;
         Ok(())
     }
+}
+
+/// The change the browser of a QR login waits for while no phone has taken it: taken, or
+/// ended. The store has no change of its own for QR logins yet, so this one rides on the keys
+/// of [`Change::Requests`], under a name no account has (accounts' ids are hex): only
+/// [`Login::qr_login_state_waiting`] watches it.
+fn taken(qr_login_id: &str) -> Change {
+    Change::Requests(UserId::from(format!("qr-login:{qr_login_id}")))
 }
 
 fn secret_of(login: &QrLoginRecord) -> Result<QrSecret, Error> {

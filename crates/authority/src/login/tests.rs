@@ -240,6 +240,24 @@ async fn a_cancel_after_the_approval_stops_the_login_and_a_late_one_changes_noth
 /// this soon is a wake.
 const WOKEN_WITHIN: Duration = Duration::from_secs(10);
 
+/// On PostgreSQL, until the store's listener is connected, waiters look again every second:
+/// waits until it is, so that a quick answer can only be a wake.
+async fn listener_connected(t: &crate::test_support::TestAuthority) {
+    if t.name == "sqlite" {
+        return;
+    }
+    let probe = t.store.watch(&Change::Mail);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.recheck() < Duration::from_secs(30) {
+        assert!(
+            Instant::now() < deadline,
+            "{}: the listener never connected",
+            t.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_waiting_app_and_the_waiting_browser_are_woken_by_the_request_and_its_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,18 +265,7 @@ async fn the_waiting_app_and_the_waiting_browser_are_woken_by_the_request_and_it
         let name = t.name;
         let (_, code) = enrol(&t, "mila@example.rs").await;
         let app = App::activate(&t, &code).await.unwrap();
-        if name != "sqlite" {
-            // PostgreSQL: until the listener is connected, waiters look again every second.
-            let probe = t.store.watch(&Change::Mail);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while probe.recheck() < Duration::from_secs(30) {
-                assert!(
-                    Instant::now() < deadline,
-                    "{name}: the listener never connected"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        listener_connected(&t).await;
         let (_, browser) = t.login.new_session();
 
         // The app waits on an empty inbox; a login request arrives.
@@ -304,6 +311,72 @@ async fn the_waiting_app_and_the_waiting_browser_are_woken_by_the_request_and_it
             .await
             .unwrap();
         assert_eq!(state.status, TransactionStatus::Approved, "{name}");
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_waiting_on_a_qr_login_is_woken_by_the_scan_and_by_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let (_, code) = enrol(&t, "vesna@example.rs").await;
+        let app = App::activate(&t, &code).await.unwrap();
+        listener_connected(&t).await;
+        let (_, browser) = t.login.new_session();
+        let qr = t
+            .login
+            .qr_login_start(&browser, "127.0.0.1", "test browser")
+            .await
+            .unwrap();
+
+        // The browser waits while its code is shown; a phone scans it.
+        let started = Instant::now();
+        let (state, taken) = tokio::join!(
+            t.login
+                .qr_login_state_waiting(&browser, &qr.id, Duration::from_secs(25)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let frame = t.login.qr_frame(&browser, &qr.id).await.unwrap();
+                let device = app.authenticated(&t, "/login/qr", b"").await.unwrap();
+                t.login.qr_login_take(&device, &app.caller(), &frame).await
+            }
+        );
+        taken.unwrap();
+        let state = state.unwrap();
+        assert_eq!(state.status, TransactionStatus::Pending, "{name}");
+        assert_ne!(state.hint, "waiting", "{name}: a phone has it");
+        assert!(
+            started.elapsed() < WOKEN_WITHIN,
+            "{name}: the browser was not woken by the scan"
+        );
+
+        // It waits again, now on the phone's request; the phone approves it.
+        let started = Instant::now();
+        let (state, _) = tokio::join!(
+            t.login
+                .qr_login_state_waiting(&browser, &qr.id, Duration::from_secs(25)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                app.approve_next(&t).await
+            }
+        );
+        assert_eq!(state.unwrap().status, TransactionStatus::Approved, "{name}");
+        assert!(
+            started.elapsed() < WOKEN_WITHIN,
+            "{name}: the browser was not woken by the approval"
+        );
+
+        // Another browser waits for nothing: the login is not its own.
+        let (_, other) = t.login.new_session();
+        assert!(
+            not_found(
+                t.login
+                    .qr_login_state_waiting(&other, &qr.id, Duration::from_secs(25))
+                    .await
+            ),
+            "{name}"
+        );
         t.close().await;
     }
 }

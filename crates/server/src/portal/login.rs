@@ -259,8 +259,15 @@ async fn login_wait(
 /// `?wait=N`: the status endpoint waits up to N seconds (at most 25) while the request is
 /// pending, and answers as soon as it is not (a long poll; a stopping server answers at once).
 #[derive(serde::Deserialize)]
-struct StatusQuery {
+pub(super) struct StatusQuery {
     wait: Option<u64>,
+}
+
+impl StatusQuery {
+    /// How long to wait: as asked, at most [`MAX_STATUS_WAIT`] seconds.
+    pub(super) fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait.unwrap_or(0).min(MAX_STATUS_WAIT))
+    }
 }
 
 /// The longest wait of a status long poll.
@@ -273,7 +280,9 @@ async fn login_status(
     Query(query): Query<StatusQuery>,
 ) -> Response {
     let visit = visit_or_fail!(state, headers);
-    let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0).min(MAX_STATUS_WAIT));
+    // Not needed while waiting (as the app's inbox, app_api.rs).
+    drop(headers);
+    let wait = query.wait();
     let login = &state.authority.login;
     let login_state = tokio::select! {
         login_state = login.login_state_waiting(&visit.session, &txn, wait) => login_state,

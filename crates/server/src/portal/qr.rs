@@ -5,7 +5,7 @@
 //! `authority::login::qr_login`'s.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use axum::{Form, Json, Router};
 use authority::{Error, Rejection};
 use domain::TransactionStatus;
 
-use super::login::{logged_in, status_message_id, STATUS_KEYS};
+use super::login::{logged_in, status_message_id, StatusQuery, STATUS_KEYS};
 use super::page::{
     csrf_ok, describe_browser, form_expired, internal, message_page, render, with_cookie, CsrfForm,
     Page, Visit,
@@ -215,21 +215,27 @@ async fn frame(
     }
 }
 
+/// The login's state as JSON. `?wait=N` (at most 25 s) makes it a long poll, as the mobile
+/// login's status: it answers when a phone takes the login, when its request is answered or
+/// ends, or after N seconds (a stopping server answers at once).
 async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<StatusQuery>,
 ) -> Response {
     let visit = match visit(&state, &headers).await {
         Ok(visit) => visit,
         Err(response) => return response,
     };
-    match state
-        .authority
-        .login
-        .qr_login_state(&visit.session, &id)
-        .await
-    {
+    // Not needed while waiting (as the app's inbox, app_api.rs).
+    drop(headers);
+    let login = &state.authority.login;
+    let login_state = tokio::select! {
+        login_state = login.qr_login_state_waiting(&visit.session, &id, query.wait()) => login_state,
+        () = state.stopping.wait() => login.qr_login_state(&visit.session, &id).await,
+    };
+    match login_state {
         Ok(login) => Json(serde_json::json!({
             "status": login.status.as_str(),
             "hint": login.hint,
