@@ -46,6 +46,8 @@ pub enum Change {
     Logouts,
     /// The OpenID provider's signing keys rolled over: every instance reopens them.
     SigningKeys,
+    /// A QR login (by id) was taken by a phone or ended: its browser looks again.
+    QrLogin(String),
 }
 
 impl Change {
@@ -57,6 +59,7 @@ impl Change {
             Self::Mail => "mail".to_owned(),
             Self::Logouts => "logouts".to_owned(),
             Self::SigningKeys => "keys".to_owned(),
+            Self::QrLogin(id) => format!("qr:{id}"),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use domain::qr::{self, QrRefusal, QrSecret, QR_LOGIN_LIFETIME};
 use domain::records::QrLoginRecord;
-use domain::{RateLimit, TransactionStatus, UnixTime, UserId};
+use domain::{RateLimit, TransactionStatus, UnixTime};
 use proto::app::{Envelope, LoginFlow, RequestContext, RequestKind};
 use store::{AccountStore as _, AuditLog as _, Change, QrLoginStore as _, Transaction as _};
 
@@ -334,11 +334,9 @@ impl<D: LoginDb> Login<D> {
 }
 
 /// The change the browser of a QR login waits for while no phone has taken it: taken, or
-/// ended. The store has no change of its own for QR logins yet, so this one rides on the keys
-/// of [`Change::Requests`], under a name no account has (accounts' ids are hex): only
-/// [`Login::qr_login_state_waiting`] watches it.
+/// ended ([`Login::qr_login_state_waiting`]).
 fn taken(qr_login_id: &str) -> Change {
-    Change::Requests(UserId::from(format!("qr-login:{qr_login_id}")))
+    Change::QrLogin(qr_login_id.to_owned())
 }
 
 fn secret_of(login: &QrLoginRecord) -> Result<QrSecret, Error> {
