@@ -204,7 +204,7 @@ async fn the_id_token_key_rolls_over_published_first_and_kept_until_its_tokens_e
             let client = (client.client_id, client_secret.unwrap());
             let old_token = id_token(&t, &client).await;
             let old = kid(&old_token);
-            assert_eq!(published(&t), [old.clone()], "{name}");
+            assert_eq!(published(&t), vec![old.clone()], "{name}");
 
             // 1. Rotated with a minute's overlap: the next key is published, the old one signs.
             let generation = t.oidc.rotate_keys(60).await.unwrap();
@@ -233,7 +233,7 @@ async fn the_id_token_key_rolls_over_published_first_and_kept_until_its_tokens_e
             t.clock.advance(1);
             assert_eq!(
                 published(&t),
-                [new.clone()],
+                vec![new.clone()],
                 "{name}: the old key's tokens have ended"
             );
             // An old ID token is still ours as a logout hint.
@@ -250,7 +250,11 @@ async fn the_id_token_key_rolls_over_published_first_and_kept_until_its_tokens_e
 
             // 3. Reopened: the same keys, the new one signing.
             let again = open().await;
-            assert_eq!(published(&again), [new.clone()], "{name}: after a restart");
+            assert_eq!(
+                published(&again),
+                vec![new.clone()],
+                "{name}: after a restart"
+            );
             assert_eq!(kid(&id_token(&again, &client).await), new, "{name}");
             again.close().await;
         }
