@@ -1948,6 +1948,18 @@ impl<D: OidcDb> Oidc<D> {
         let now = self.clock.now();
         let mut delivered = 0;
         for logout in self.store.due_oidc_logouts(now, 50).await? {
+            // A service without a back-channel URI (or gone) has nothing to be told: settled
+            // at once, not retried for a day.
+            let told = self
+                .store
+                .oidc_client(&logout.client_id)
+                .await?
+                .is_some_and(|c| c.backchannel_logout_uri.is_some());
+            if !told {
+                let nothing = Err((None, "no back-channel logout URI".to_owned()));
+                self.store.record_oidc_logout(&logout, now, nothing).await?;
+                continue;
+            }
             let outcome = self.deliver_logout(&logout, now).await;
             let record = match &outcome {
                 Ok(()) => Ok(()),
