@@ -449,8 +449,9 @@ pub trait OidcStore {
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Queues the back-channel logouts of `scope`: one per client that received tokens in
-    /// each portal session concerned (a logout already queued for a client and session is not
-    /// queued again). How many were queued.
+    /// each portal session concerned. A logout already queued for a client and session is
+    /// queued again only if the client got tokens in that session since it was settled. How
+    /// many were queued.
     fn queue_oidc_logouts(
         &mut self,
         scope: LogoutScope<'_>,
@@ -814,7 +815,15 @@ impl OidcStore for Tx {
         // (`WHERE` before `ON CONFLICT`: SQLite needs it to read INSERT … SELECT … ON CONFLICT.)
         let insert = "INSERT INTO oidc_logouts (client_id, sid, user_id, created_at, attempts, \
              next_attempt_at) SELECT DISTINCT client_id, sid, user_id, $1, 0, $1 FROM oidc_tokens";
-        let conflict = "ON CONFLICT (client_id, sid) DO NOTHING";
+        // Queued again only if the service got tokens in that session after its last logout
+        // was settled (a consent withdrawn, then the service logged in again in the session):
+        // it is told once more. A logout still pending is left as it is.
+        let conflict = "ON CONFLICT (client_id, sid) DO UPDATE SET created_at = excluded.created_at, \
+             attempts = 0, next_attempt_at = excluded.next_attempt_at, delivered_at = NULL, \
+             given_up_at = NULL, last_error = NULL \
+             WHERE EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.client_id = oidc_logouts.client_id \
+             AND t.sid = oidc_logouts.sid \
+             AND t.created_at >= COALESCE(oidc_logouts.delivered_at, oidc_logouts.given_up_at))";
         let sql = match scope {
             LogoutScope::Session(_) => format!("{insert} WHERE sid = $2 {conflict}"),
             LogoutScope::Client(..) => {

@@ -200,12 +200,44 @@ async fn a_logout_is_delivered_retried_or_given_up_and_purged_once_settled() {
         );
         tx.commit().await.unwrap();
 
+        // Unless the service got tokens in that session since its logout was delivered (it
+        // logged the citizen in again): then it is told once more, and only it.
+        let mut late = token("t-4", None, in_session("c-1", "u-1", "s-1"));
+        late.created_at = at.plus_seconds(5);
+        insert_tokens(&db.store, &[late]).await;
+        let again = at.plus_seconds(10);
+        let mut tx = db.store.begin().await.unwrap();
+        assert_eq!(
+            tx.queue_oidc_logouts(LogoutScope::Session("s-1"), again)
+                .await
+                .unwrap(),
+            1,
+            "{name}: the service that logged in again"
+        );
+        tx.commit().await.unwrap();
+        let requeued = db.store.due_oidc_logouts(again, 10).await.unwrap();
+        assert_eq!(requeued.len(), 1, "{name}");
+        assert_eq!(
+            (requeued[0].client_id.as_str(), requeued[0].attempts),
+            ("c-1", 0),
+            "{name}"
+        );
+        db.store
+            .record_oidc_logout(&requeued[0], again, Ok(()))
+            .await
+            .unwrap();
+
         // Purged once settled and older than the cut; a pending one stays.
         assert_eq!(db.store.purge_oidc(T).await.unwrap(), 0, "{name}");
         assert_eq!(
             db.store.purge_oidc(T.plus_seconds(1)).await.unwrap(),
-            2,
-            "{name}: the delivered and the given-up"
+            1,
+            "{name}: the given-up (the delivered one was queued again since)"
+        );
+        assert_eq!(
+            db.store.purge_oidc(again.plus_seconds(1)).await.unwrap(),
+            1,
+            "{name}: the one delivered again"
         );
         assert_eq!(
             db.store.next_oidc_logout_due().await.unwrap(),
