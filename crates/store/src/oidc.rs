@@ -818,7 +818,8 @@ impl OidcStore for Tx {
         // Queued again only if the service got tokens in that session after its last logout
         // was settled (a consent withdrawn, then the service logged in again in the session):
         // it is told once more. A logout still pending is left as it is.
-        let conflict = "ON CONFLICT (client_id, sid) DO UPDATE SET created_at = excluded.created_at, \
+        let conflict =
+            "ON CONFLICT (client_id, sid) DO UPDATE SET created_at = excluded.created_at, \
              attempts = 0, next_attempt_at = excluded.next_attempt_at, delivered_at = NULL, \
              given_up_at = NULL, last_error = NULL \
              WHERE EXISTS (SELECT 1 FROM oidc_tokens t WHERE t.client_id = oidc_logouts.client_id \

@@ -525,22 +525,15 @@ fn vapid_point(key: &dyn KeySigner) -> Result<Vec<u8>, Error> {
 }
 
 /// The VAPID JWT (RFC 8292 §2): ES256 over `{"typ":"JWT","alg":"ES256"}` and the claims
-/// `aud`, `exp`, `sub`; the signature as JWS wants it, r ‖ s (RFC 7518 §3.4).
+/// `aud`, `exp`, `sub`, made like the OpenID provider's tokens (`oidc::jose::sign_es256`).
 fn vapid_token(
     key: &dyn KeySigner,
     audience: &str,
     subject: &str,
     now: UnixTime,
 ) -> Result<String, String> {
-    let header = crypto::b64(br#"{"typ":"JWT","alg":"ES256"}"#);
     let claims = json!({ "aud": audience, "exp": now.0 + VAPID_LIFETIME, "sub": subject });
-    let input = format!("{header}.{}", crypto::b64(claims.to_string().as_bytes()));
-    let der = key
-        .sign(input.as_bytes())
-        .map_err(|e| format!("VAPID signature: {e}"))?;
-    let signature = p256::ecdsa::Signature::from_der(&der)
-        .map_err(|_| "the VAPID signature is not ECDSA P-256".to_owned())?;
-    Ok(format!("{input}.{}", crypto::b64(&signature.to_bytes())))
+    crate::oidc::jose::sign_es256(key, None, "JWT", &claims).map_err(|e| format!("VAPID: {e}"))
 }
 
 /// RFC 8291 §3.4 and RFC 8188 §2: encrypts `payload` to the browser's key `p256dh` with its

@@ -59,14 +59,18 @@ pub fn public_jwk(key: &dyn KeySigner) -> Result<Value, String> {
     }))
 }
 
-/// A compact JWS (RFC 7515) of `claims`, ES256, signed by `key` (see the module's text).
+/// A compact JWS (RFC 7515) of `claims`, ES256, signed by `key` (see the module's text): the
+/// ID and logout tokens, and Web Push's VAPID token (no `kid`).
 pub fn sign_es256(
     key: &dyn KeySigner,
-    kid: &str,
+    kid: Option<&str>,
     typ: &str,
     claims: &Value,
 ) -> Result<String, String> {
-    let header = json!({ "alg": "ES256", "kid": kid, "typ": typ });
+    let header = match kid {
+        Some(kid) => json!({ "alg": "ES256", "kid": kid, "typ": typ }),
+        None => json!({ "typ": typ, "alg": "ES256" }),
+    };
     let input = format!(
         "{}.{}",
         proto::b64(header.to_string().as_bytes()),
@@ -74,10 +78,10 @@ pub fn sign_es256(
     );
     let der = key
         .sign(input.as_bytes())
-        .map_err(|e| format!("ID-token signature: {e}"))?;
+        .map_err(|e| format!("ES256 signature: {e}"))?;
     // JWS wants r ‖ s (RFC 7518 §3.4), the backend gives DER.
     let signature = p256::ecdsa::Signature::from_der(&der)
-        .map_err(|_| "the ID-token signature is not ECDSA P-256".to_owned())?;
+        .map_err(|_| "the signature is not ECDSA P-256".to_owned())?;
     Ok(format!("{input}.{}", proto::b64(&signature.to_bytes())))
 }
 

@@ -1843,7 +1843,8 @@ impl<D: OidcDb> Oidc<D> {
         if let Some(nonce) = &grant.nonce {
             set(&mut claims, "nonce", json!(nonce));
         }
-        jose::sign_es256(key.key.as_ref(), &key.kid, "JWT", &claims).map_err(Error::Inconsistent)
+        jose::sign_es256(key.key.as_ref(), Some(&key.kid), "JWT", &claims)
+            .map_err(Error::Inconsistent)
     }
 
     /// `GET /oidc/userinfo` (OpenID Connect Core §5.3): the claims the token's scopes release.
@@ -2012,7 +2013,7 @@ impl<D: OidcDb> Oidc<D> {
             "sid": logout.sid,
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         });
-        let token = jose::sign_es256(key.key.as_ref(), &key.kid, "logout+jwt", &claims)?;
+        let token = jose::sign_es256(key.key.as_ref(), Some(&key.kid), "logout+jwt", &claims)?;
         let body = format!("logout_token={token}");
         crate::login::push::post_form(&uri, body).await
     }
