@@ -1,0 +1,255 @@
+//! CIBA in poll mode (OpenID Connect CIBA Core 1.0): a service asks from its own server, the
+//! citizen approves on the phone, the service polls the token endpoint.
+
+use super::*;
+
+/// The grant type of CIBA's token requests.
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+
+/// A CIBA authentication request (CIBA Core §7.1).
+#[derive(Debug, Clone, Default)]
+pub struct BackchannelRequest {
+    /// Space-separated scopes, `openid` among them.
+    pub scope: Option<String>,
+    /// The citizen's e-mail address.
+    pub login_hint: Option<String>,
+    /// Hints we do not take (`id_token_hint`, `login_hint_token`): refused if given.
+    pub other_hint: bool,
+    /// The text the service shows the citizen, shown on the phone too.
+    pub binding_message: Option<String>,
+    /// Levels asked.
+    pub acr_values: Option<String>,
+}
+
+/// A CIBA request accepted: its id, lifetime and polling interval (CIBA Core §7.3).
+#[derive(Debug, Clone)]
+pub struct BackchannelStarted {
+    /// `auth_req_id`.
+    pub auth_req_id: String,
+    /// Seconds.
+    pub expires_in: i64,
+    /// Seconds between polls.
+    pub interval: i64,
+}
+
+impl<D: OidcDb> Oidc<D> {
+    /// `POST /oidc/bc-authorize` (CIBA Core §7): a service asks, from its own server, for
+    /// the citizen named by `login_hint` to log in; the citizen approves on the phone, which
+    /// shows the service's registered name and the binding message. An address no account has
+    /// gets the same answers, and its request simply expires. At most one open request per
+    /// citizen and service.
+    pub async fn backchannel_authenticate(
+        &self,
+        credentials: &ClientCredentials,
+        request: &BackchannelRequest,
+        ip: &str,
+    ) -> Result<BackchannelStarted, Error> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let client = self
+            .authenticate(
+                &mut tx,
+                credentials,
+                &self.endpoint("/oidc/bc-authorize"),
+                now,
+            )
+            .await?;
+        if !client.ciba || client.auth_method() == ClientAuthMethod::None {
+            return Err(OidcRefusal::UnauthorizedClient(
+                "this client is not registered for CIBA".into(),
+            )
+            .into());
+        }
+        let scope = request.scope.clone().unwrap_or_default();
+        claims_for(&scope, &client.allowed_scopes())
+            .map_err(|e| OidcRefusal::InvalidScope(e.to_string()))?;
+        if request.other_hint {
+            return Err(
+                OidcRefusal::InvalidRequest("only login_hint (an e-mail) is taken".into()).into(),
+            );
+        }
+        let hint = request
+            .login_hint
+            .as_deref()
+            .and_then(|hint| crate::ra::accounts::normalise_email(hint).ok())
+            .ok_or_else(|| {
+                OidcRefusal::InvalidRequest("login_hint must be an e-mail address".into())
+            })?;
+        if let Some(message) = &request.binding_message {
+            if !domain::oidc::approval_text_ok(message, domain::oidc::BINDING_MESSAGE_MAX) {
+                return Err(OidcRefusal::InvalidBindingMessage.into());
+            }
+        }
+        // ConsentID reaches `high`: any level asked is met.
+        let hint_hash = sha256_hex(&hint);
+        if tx
+            .oidc_ciba_open(&hint_hash, &client.client_id, now)
+            .await?
+        {
+            return Err(OidcRefusal::InvalidRequest(
+                "a request for this citizen is still open".into(),
+            )
+            .into());
+        }
+        let id = proto::b64(&rand::random::<[u8; 32]>());
+        let id_hash = sha256_hex(&id);
+        let user = tx
+            .user_by_email(&hint)
+            .await?
+            .filter(|u| u.assurance == domain::AssuranceLevel::High);
+        let (txn, grant) = match &user {
+            Some(user) => {
+                let txn = self
+                    .login
+                    .backchannel_request(
+                        &mut tx,
+                        user,
+                        &client.name,
+                        &format!("ciba:{id_hash}"),
+                        ip,
+                        request.binding_message.as_deref(),
+                    )
+                    .await?;
+                let grant = Grant {
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    scope: scope.clone(),
+                    redirect_uri: String::new(),
+                    code_challenge: String::new(),
+                    nonce: None,
+                    auth_time: now,
+                    method: AuthMethod::ConsentId,
+                    sid: proto::b64(&rand::random::<[u8; 16]>()),
+                    dpop_jkt: None,
+                };
+                (Some(txn), Some(grant))
+            }
+            None => (None, None),
+        };
+        let expires_at = txn
+            .as_ref()
+            .map_or(now.plus_seconds(domain::login::TRANSACTION_LIFETIME), |t| {
+                t.expires_at
+            });
+        tx.insert_oidc_ciba(&CibaRecord {
+            id_hash,
+            client_id: client.client_id.clone(),
+            hint_hash,
+            txn_id: txn.map(|t| t.id),
+            grant,
+            created_at: now,
+            expires_at,
+            next_poll_at: now,
+            closed_at: None,
+        })
+        .await?;
+        tx.audit(
+            now,
+            "system",
+            "oidc.ciba.requested",
+            json!({ "client_id": client.client_id, "user": user.map(|u| u.id) }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BackchannelStarted {
+            auth_req_id: id,
+            expires_in: expires_at.0 - now.0,
+            interval: CIBA_INTERVAL,
+        })
+    }
+
+    /// CIBA's token request (poll mode, CIBA Core §10.1): pending, too fast, refused, ended, or
+    /// the tokens once the citizen approved.
+    pub(super) async fn ciba_token(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        request: &TokenRequest,
+        now: UnixTime,
+    ) -> Result<TokenResponse, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidGrant(why.to_owned()));
+        let id = request
+            .auth_req_id
+            .as_deref()
+            .ok_or_else(|| invalid("no auth_req_id"))?;
+        let ciba = tx
+            .oidc_ciba_for_update(&sha256_hex(id))
+            .await?
+            .filter(|c| c.client_id == client.client_id)
+            .ok_or_else(|| invalid("unknown auth_req_id"))?;
+        if ciba.closed_at.is_some() {
+            return Err(invalid("this request was answered before"));
+        }
+        if now >= ciba.expires_at {
+            return Err(OidcRefusal::ExpiredToken.into());
+        }
+        if now < ciba.next_poll_at {
+            // CIBA Core §11: each poll too early adds to the wait.
+            tx.poll_oidc_ciba(&ciba.id_hash, ciba.next_poll_at.plus_seconds(CIBA_INTERVAL))
+                .await?;
+            tx.commit().await?;
+            return Err(OidcRefusal::SlowDown.into());
+        }
+        tx.poll_oidc_ciba(&ciba.id_hash, now.plus_seconds(CIBA_INTERVAL))
+            .await?;
+        let answered = match &ciba.txn_id {
+            Some(txn_id) => self.store.transaction(txn_id).await?,
+            None => None,
+        };
+        let (Some(txn), Some(grant)) = (answered, ciba.grant.clone()) else {
+            tx.commit().await?;
+            return Err(OidcRefusal::AuthorizationPending.into());
+        };
+        match domain::login::effective_status(txn.status, txn.expires_at, now) {
+            TransactionStatus::Pending => {
+                tx.commit().await?;
+                return Err(OidcRefusal::AuthorizationPending.into());
+            }
+            TransactionStatus::Approved => {}
+            TransactionStatus::Expired => {
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::ExpiredToken.into());
+            }
+            _ => {
+                // Closed: the counter may ask again at once.
+                tx.close_oidc_ciba(&ciba.id_hash, now).await?;
+                tx.audit(
+                    now,
+                    grant.user_id.as_str(),
+                    "oidc.ciba.denied",
+                    json!({ "client_id": client.client_id }),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(OidcRefusal::AccessDenied.into());
+            }
+        }
+        if !tx.close_oidc_ciba(&ciba.id_hash, now).await? {
+            return Err(invalid("this request was answered before"));
+        }
+        // The approval on the phone is the citizen's consent: kept like one given on the
+        // consent page, so that the account page lists the service and **Повуци сагласност**
+        // revokes these tokens too.
+        tx.save_oidc_consent(&grant.user_id, &client.client_id, &grant.scope, now)
+            .await?;
+        let jkt = self.token_dpop(&mut tx, client, request, now).await?;
+        let mut grant = grant;
+        grant.auth_time = txn.decided_at.unwrap_or(now);
+        grant.dpop_jkt = jkt;
+        let family = proto::b64(&rand::random::<[u8; 16]>());
+        let mut response = self
+            .issue_tokens(&mut tx, &grant, None, &family, now)
+            .await?;
+        response.id_token = Some(self.id_token(client, &grant, now)?);
+        tx.audit(
+            now,
+            grant.user_id.as_str(),
+            "oidc.token",
+            json!({ "client_id": client.client_id, "scope": grant.scope, "ciba": true }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+}
