@@ -91,7 +91,7 @@ pub enum OidcRefusal {
     /// A scope the client may not have.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
-    /// Only `authorization_code`.
+    /// A grant type other than `authorization_code`, `refresh_token` and CIBA's.
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
     /// A DPoP proof is missing, malformed, replayed, or for another request.
@@ -220,8 +220,8 @@ impl<D: OidcDb> Oidc<D> {
         }
     }
 
-    /// Derives the pairwise `sub` secret from the deployment's secret: the same on every
-    /// instance and after a restart (HKDF-SHA256 with a label of its own).
+    /// Derives the pairwise `sub` secret and the DPoP nonces' key from the deployment's secret:
+    /// the same on every instance and after a restart (HKDF-SHA256, a label for each).
     pub(crate) fn set_deployment_secret(&self, secret: &[u8; 32]) {
         for (label, slot) in [
             (&b"eidportal oidc pairwise subject"[..], &self.pairwise),
