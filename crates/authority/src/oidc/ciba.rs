@@ -237,19 +237,8 @@ impl<D: OidcDb> Oidc<D> {
         let mut grant = grant;
         grant.auth_time = txn.decided_at.unwrap_or(now);
         grant.dpop_jkt = jkt;
-        let family = proto::b64(&rand::random::<[u8; 16]>());
-        let mut response = self
-            .issue_tokens(&mut tx, &grant, None, &family, now)
-            .await?;
-        response.id_token = Some(self.id_token(client, &grant, now)?);
-        tx.audit(
-            now,
-            grant.user_id.as_str(),
-            "oidc.token",
-            json!({ "client_id": client.client_id, "scope": grant.scope, "ciba": true }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(response)
+        let details = json!({ "client_id": client.client_id, "scope": grant.scope, "ciba": true });
+        self.new_grant_tokens(tx, client, &grant, None, now, details)
+            .await
     }
 }

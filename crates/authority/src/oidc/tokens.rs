@@ -243,18 +243,29 @@ impl<D: OidcDb> Oidc<D> {
         }
         let mut grant = grant;
         grant.dpop_jkt = jkt;
+        let details = json!({ "client_id": client.client_id, "scope": grant.scope, "dpop": grant.dpop_jkt.is_some() });
+        self.new_grant_tokens(tx, client, &grant, Some(code_hash), now, details)
+            .await
+    }
+
+    /// The end of a new grant (a code exchanged, a CIBA request approved): a token family of
+    /// its own, an ID token, the audit entry (`oidc.token`, with `details`), the commit.
+    pub(super) async fn new_grant_tokens(
+        &self,
+        mut tx: D::Tx,
+        client: &ClientRecord,
+        grant: &Grant,
+        code_hash: Option<String>,
+        now: UnixTime,
+        details: Value,
+    ) -> Result<TokenResponse, Error> {
         let family = proto::b64(&rand::random::<[u8; 16]>());
         let mut response = self
-            .issue_tokens(&mut tx, &grant, Some(code_hash), &family, now)
+            .issue_tokens(&mut tx, grant, code_hash, &family, now)
             .await?;
-        response.id_token = Some(self.id_token(client, &grant, now)?);
-        tx.audit(
-            now,
-            grant.user_id.as_str(),
-            "oidc.token",
-            json!({ "client_id": client.client_id, "scope": grant.scope, "dpop": grant.dpop_jkt.is_some() }),
-        )
-        .await?;
+        response.id_token = Some(self.id_token(client, grant, now)?);
+        tx.audit(now, grant.user_id.as_str(), "oidc.token", details)
+            .await?;
         tx.commit().await?;
         Ok(response)
     }
