@@ -316,36 +316,7 @@ class Portal:
         self.screenshot("02-login-methods.png")
         self.click(mobile)
 
-        # Guide step 4: корисничко име + Пријавите се.
-        self.step = "3. username: корисничко име, Пријавите се"
-        print(self.step)
-        field = self.wait_for(
-            f"an input labelled «{W_USERNAME}» (a <label> containing those words)",
-            self.username_input,
-        )
-        submit = self.clickable(W_SUBMIT)
-        self.settled()
-        field.clear()
-        field.send_keys(a.email)
-        if field.get_attribute("value") != a.email:
-            raise StepFailure(
-                f"the {W_USERNAME} field to hold {a.email!r}",
-                f"it holds {field.get_attribute('value')!r}",
-            )
-        self.screenshot("03-username.png")
-        self.click(submit)
-
-        # Guide step 5: the phone gets the request; the page shows the code to compare.
-        self.step = "4. waiting page: verification code, phone approves"
-        print(self.step)
-        code = self.wait_for(
-            'a visible 4-digit code in the element with data-testid="verification-code"',
-            self.verification_code,
-        )
-        print(f"  verification code shown: {code}")
-        self.settled()
-        self.screenshot("04-waiting-code.png")
-        self.phone_approves(code)
+        self.username_and_phone()
 
         # Guide step 6: the portal logs in where the login was started (the page polls).
         self.step = "5. account page"
@@ -391,6 +362,41 @@ class Portal:
         )
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", entry)
         self.screenshot("07-services-menu.png")
+
+    def username_and_phone(self) -> None:
+        """The guide's steps 4-5 from the username page: the e-mail, **Пријавите се**, the
+        code shown, and the phone approving it (login.py, and the OpenID provider's test)."""
+        a = self.args
+        # Guide step 4: корисничко име + Пријавите се.
+        self.step = "3. username: корисничко име, Пријавите се"
+        print(self.step)
+        field = self.wait_for(
+            f"an input labelled «{W_USERNAME}» (a <label> containing those words)",
+            self.username_input,
+        )
+        submit = self.clickable(W_SUBMIT)
+        self.settled()
+        field.clear()
+        field.send_keys(a.email)
+        if field.get_attribute("value") != a.email:
+            raise StepFailure(
+                f"the {W_USERNAME} field to hold {a.email!r}",
+                f"it holds {field.get_attribute('value')!r}",
+            )
+        self.screenshot("03-username.png")
+        self.click(submit)
+
+        # Guide step 5: the phone gets the request; the page shows the code to compare.
+        self.step = "4. waiting page: verification code, phone approves"
+        print(self.step)
+        code = self.wait_for(
+            'a visible 4-digit code in the element with data-testid="verification-code"',
+            self.verification_code,
+        )
+        print(f"  verification code shown: {code}")
+        self.settled()
+        self.screenshot("04-waiting-code.png")
+        self.phone_approves(code)
 
     def username_input(self) -> WebElement | None:
         d = self.driver

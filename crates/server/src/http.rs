@@ -99,15 +99,15 @@ fn security_headers(
     }
 }
 
-/// What [`security_headers`] adds, for the routes outside it (OCSP).
+/// What [`security_headers`] adds, for the routes outside it (OCSP). A page that set its own
+/// policy (`headers::allowing_form_target`) keeps it.
 fn add_security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-        ),
-    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::headers::CSP),
+        );
+    }
     crate::headers::no_sniffing_no_referrer(headers);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }

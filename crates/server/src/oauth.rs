@@ -16,6 +16,7 @@ use authority::Error;
 use csc::{OAuthAuthorize, OAuthAuthorizeQuery, OAuthRefusal, OAuthTokenForm};
 
 use crate::error::{internal_response, AppError, Surface};
+use crate::headers::allowing_form_target;
 use crate::i18n::Language;
 use crate::portal::{
     csrf_ok, internal, message_page, render, with_cookie, MessagePage, Page, Visit,
@@ -131,6 +132,7 @@ async fn authorize_page(
         return response;
     }
     let page = state.page(&visit, "oauth-heading", "/oauth2/authorize");
+    let target = request.redirect_uri.clone();
     let template = ConsentPage {
         text: page.t_with("oauth-text", &[("client", request.client_id.clone())]),
         client_id: request.client_id,
@@ -138,7 +140,8 @@ async fn authorize_page(
         query: raw,
         page,
     };
-    render(&state, &visit, &template)
+    // Either answer sends the browser on to the client.
+    allowing_form_target(render(&state, &visit, &template), &target)
 }
 
 #[derive(Deserialize)]

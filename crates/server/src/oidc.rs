@@ -21,6 +21,7 @@ use authority::{Error, OidcRefusal};
 
 use crate::client_address::ClientIp;
 use crate::error::{internal_response, Surface};
+use crate::headers::allowing_form_target;
 use crate::i18n::Language;
 use crate::portal::{csrf_ok, internal, message_page, render, MessagePage, Page, Visit};
 use crate::state::AppState;
@@ -462,7 +463,8 @@ fn consent_page(
         query: query.to_owned(),
         page,
     };
-    render(state, visit, &template)
+    // Allowed, the browser goes on to the service.
+    allowing_form_target(render(state, visit, &template), &request.redirect_uri)
 }
 
 async fn authorize(
@@ -500,8 +502,10 @@ async fn authorize(
                     &[("client", request.client.name.clone())],
                 ),
                 is_error: false,
-                link: "/login/mobile".into(),
-                link_text: page.t("cloud-login-again"),
+                // Every way to log in: the mobile app, the QR code (or the same phone) and
+                // the password, whose `acr` is low.
+                link: "/login".into(),
+                link_text: page.t("login-methods-heading"),
                 page,
             };
             // The request waits server-side under a random id, the cookie's only content
@@ -631,7 +635,12 @@ async fn logout_page(
         query: raw,
         page,
     };
-    render(&state, &visit, &template)
+    let response = render(&state, &visit, &template);
+    match &plan.redirect {
+        // Confirmed, the browser goes on to the service's registered URI.
+        Some(redirect) => allowing_form_target(response, redirect),
+        None => response,
+    }
 }
 
 #[derive(Deserialize)]

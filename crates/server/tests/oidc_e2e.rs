@@ -266,7 +266,7 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
     let page = anonymous.get(&path_of(&server, &url));
     let html = String::from_utf8_lossy(&page.body).to_string();
     assert!(
-        html.contains("Пореска управа") && html.contains("/login/mobile"),
+        html.contains("Пореска управа") && html.contains("href=\"/login\""),
         "{html}"
     );
     let (next, phone) = support::log_in_seen(&mut anonymous, "petar@example.rs", &home);
@@ -275,7 +275,11 @@ fn services_log_a_citizen_in_with_eid_through_a_client_library_in_both_profiles(
         "the phone names the service: {phone}"
     );
     assert!(next.starts_with("/oidc/authorize?"), "{next}");
-    let callback = anonymous.get(&next).header("location").unwrap().to_owned();
+    let back = anonymous.get(&next);
+    let callback = back
+        .header("location")
+        .unwrap_or_else(|| panic!("{next}: {}", String::from_utf8_lossy(&back.body)))
+        .to_owned();
     assert!(
         callback.starts_with(&format!("{BASIC_REDIRECT}?code=")),
         "{callback}"
@@ -842,6 +846,149 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
     });
     let audit = server.cli_ok(&["audit", "verify"]);
     assert!(audit.contains("intact"), "{audit}");
+}
+
+/// The FAPI 2.0 flow as a bank runs it: node's openid-client 6 pushes the request (PAR, PKCE
+/// S256, `private_key_jwt`, DPoP with the server's nonce), headless Chromium carries the citizen
+/// through the portal's login and the consent page with the `consentid` app approving, and the
+/// library exchanges the code, validates the ID token against the JWKS and calls userinfo with
+/// a DPoP proof (scripts/e2e/oidc_fapi.py, scripts/e2e/openid-client/rp.mjs). Then the citizen
+/// logs out and in again through the bank: the remembered consent leads straight on.
+#[test]
+fn a_bank_logs_a_citizen_in_at_fapi2_with_openid_client_through_chromium() {
+    let (Some(python), Some(node)) = (support::python(), support::node()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let home = d.join("phone");
+    support::enrolled(&server, "petar@example.rs", &home);
+    std::fs::write(d.join("pin"), format!("{}\n", support::PIN)).unwrap();
+
+    let rp = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/openid-client/rp.mjs");
+    let keys = d.join("bank-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let keygen = Command::new(&node)
+        .arg(&rp)
+        .arg("keygen")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    // The bank's callback: a free loopback port that the browser script listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let registered: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Банка Интеса",
+                "--redirect-uri",
+                &redirect,
+                "--jwks",
+                keys.join("jwks.json").to_str().unwrap(),
+                "--scope",
+                "profile",
+                "--scope",
+                "email",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(registered["profile"], "fapi2");
+    let client_id = registered["client_id"].as_str().unwrap();
+
+    let screenshots = d.join("screenshots");
+    let output = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/oidc_fapi.py"))
+        .args(["--url", &server.url, "--email", "petar@example.rs"])
+        .arg("--consentid")
+        .arg(support::consentid_binary())
+        .arg("--consentid-home")
+        .arg(&home)
+        .arg("--pin-file")
+        .arg(d.join("pin"))
+        .arg("--screenshots")
+        .arg(&screenshots)
+        .arg("--node")
+        .arg(&node)
+        .arg("--rp-dir")
+        .arg(&keys)
+        .args(["--client-id", client_id, "--redirect", &redirect])
+        .args(["--service", "Банка Интеса"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && text.contains("PASS"),
+        "the browser test failed:\n{text}"
+    );
+    let result: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|line| line.strip_prefix("RESULT "))
+            .expect("the RP's result"),
+    )
+    .unwrap();
+    // What openid-client validated, as the bank receives it.
+    let claims = &result["claims"];
+    assert_eq!(claims["iss"], server.url, "{result}");
+    assert_eq!(claims["aud"], client_id, "{result}");
+    assert_eq!(claims["acr"], "http://eidas.europa.eu/LoA/high", "{result}");
+    assert!(
+        claims["sid"].is_string() && claims["auth_time"].is_number(),
+        "{result}"
+    );
+    assert_eq!(
+        result["token_type"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("dpop")
+    );
+    let userinfo = &result["userinfo"];
+    assert_eq!(userinfo["sub"], claims["sub"], "{result}");
+    assert_eq!(
+        (
+            &userinfo["given_name"],
+            &userinfo["family_name"],
+            &userinfo["email"]
+        ),
+        (
+            &Value::from("Петар"),
+            &Value::from("Петровић"),
+            &Value::from("petar@example.rs")
+        ),
+        "{result}"
+    );
+    assert!(userinfo.get("jmbg").is_none(), "{result}");
+    // Pairwise by default: not the account's id, not the e-mail.
+    let sub = claims["sub"].as_str().unwrap();
+    assert!(!sub.contains("petar") && sub.len() >= 20, "{sub}");
+    // Logged out and back through the bank: no consent page, the same `sub`.
+    let again: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|line| line.strip_prefix("RESULT-AGAIN "))
+            .expect("the second login's result"),
+    )
+    .unwrap();
+    assert_eq!(again["claims"]["sub"], claims["sub"], "{again}");
+    assert_ne!(
+        again["claims"]["sid"], claims["sid"],
+        "a new portal session"
+    );
 }
 
 /// What `probe` finds, asked every 50 ms for up to 20 s (a failure names `what`).

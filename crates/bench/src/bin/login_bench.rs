@@ -5,7 +5,8 @@
 //! ```text
 //! login_bench --server http://127.0.0.1:PORT --users users.jsonl [--concurrency 50]
 //!             [--seconds 15] [--warmup-seconds 3] [--addresses 1] [--browser full|minimal]
-//!             [--paced-rate 300] [--label sqlite] [--json-out FILE]
+//!             [--paced-rate 300] [--label sqlite] [--json-out FILE] [--oidc DIR]
+//! login_bench --oidc-keygen DIR
 //! ```
 //!
 //! `users.jsonl` holds one `eidportal user add --json` answer per line (`email`,
@@ -44,6 +45,12 @@
 //! the other, so a user never has two requests at once (a second one would supersede the
 //! first). Each user has its own keep-alive connection for the browser and one for the app.
 //!
+//! With `--oidc DIR` (issue 23, `scripts/bench oidc`) the users also log in to a FAPI 2.0
+//! service through the OpenID provider: the service's PAR, the browser's authorization request,
+//! the mobile login above, the code, the token and userinfo (`common::oidc::login` lists the
+//! steps). The capacity phase runs for each flow in turn, twice, and the last line compares
+//! the two: `oidc code-flow logins/s: N (mobile logins/s in the same run: M, ratio R)`.
+//!
 //! The simulated app, the HTTP client and the login itself are in `common` (shared with
 //! `sign_bench`). Signing and sealing happen before a step's clock starts: a step's time is its
 //! HTTP exchange.
@@ -79,11 +86,11 @@ const ACTIVATIONS_PER_ADDRESS: usize = 4;
 #[command(about = "Complete mobile logins per second against a running eidportal (issue 3)")]
 struct Args {
     /// The server, `http://IPv4:PORT`.
-    #[arg(long)]
-    server: String,
+    #[arg(long, required_unless_present = "oidc_keygen")]
+    server: Option<String>,
     /// JSON lines from `eidportal user add --json` (`email`, `activation_code`).
-    #[arg(long)]
-    users: PathBuf,
+    #[arg(long, required_unless_present = "oidc_keygen")]
+    users: Option<PathBuf>,
     /// Worker threads, each running logins for its share of the users.
     #[arg(long, default_value_t = 50)]
     concurrency: usize,
@@ -116,6 +123,32 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Also measure logins to a FAPI 2.0 service through the OpenID provider: DIR holds the
+    /// service's key (`--oidc-keygen`) and its registration (`client.json`, the answer of
+    /// `eidportal oidc client add --json`). The capacity phase then runs twice for each flow,
+    /// alternating (mobile, oidc, mobile, oidc), and the last line compares them.
+    #[arg(long, value_name = "DIR")]
+    oidc: Option<PathBuf>,
+    /// Write a new service key into DIR (`key.der`, and `jwks.json` to register) and exit.
+    #[arg(long, value_name = "DIR")]
+    oidc_keygen: Option<PathBuf>,
+}
+
+/// What a login is.
+enum Flow {
+    /// The portal's own mobile login.
+    Mobile,
+    /// A service's login through the OpenID provider, around the mobile login.
+    Oidc(common::oidc::Service),
+}
+
+impl Flow {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Mobile => "mobile",
+            Self::Oidc(_) => "oidc",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,6 +259,7 @@ impl Schedule {
 
 fn worker(
     users: &mut [User],
+    flow: &Flow,
     mode: BrowserMode,
     start: Instant,
     window: Window,
@@ -237,8 +271,9 @@ fn worker(
         per_second: vec![0; seconds.max(1)],
         ..Tally::default()
     };
-    let mut times = Vec::with_capacity(8);
+    let mut times = Vec::with_capacity(16);
     let mut checked = false;
+    let mut nonce = String::new();
     let mut next = 0usize;
     let mut started: u64 = 0;
     while Instant::now() < window.to {
@@ -270,18 +305,32 @@ fn worker(
         };
         times.clear();
         let began = Instant::now();
-        let outcome = login(
-            &user.app,
-            &mut user.browser,
-            &mut user.phone,
-            mode,
-            &mut times,
-        );
+        let outcome = match flow {
+            Flow::Mobile => login(
+                &user.app,
+                &mut user.browser,
+                &mut user.phone,
+                mode,
+                &mut times,
+            )
+            .map(Some),
+            // The service checked the user's e-mail at userinfo.
+            Flow::Oidc(service) => common::oidc::login(
+                service,
+                &user.app,
+                &mut user.browser,
+                &mut user.phone,
+                mode,
+                &mut times,
+                &mut nonce,
+            )
+            .map(|()| None),
+        };
         let finished = Instant::now();
         let counted = finished >= window.from && finished <= window.to;
         match outcome {
             Ok(sid) => {
-                if !checked {
+                if let Some(sid) = sid.filter(|_| !checked) {
                     checked = true;
                     if let Err(failure) = check_account(user, &sid) {
                         *tally.errors.entry(failure.kind).or_default() += 1;
@@ -339,11 +388,14 @@ struct Setup {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let address = args.server.trim().trim_end_matches('/');
+    let (Some(server_arg), Some(users_path)) = (&args.server, &args.users) else {
+        return Err("--server and --users are required".into());
+    };
+    let address = server_arg.trim().trim_end_matches('/');
     let server: SocketAddrV4 = address
         .strip_prefix("http://")
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("--server: `{}` is not http://IPv4:PORT", args.server))?;
+        .ok_or_else(|| format!("--server: `{server_arg}` is not http://IPv4:PORT"))?;
     let local = server.ip().is_loopback();
     if args.addresses > 1 && !local {
         return Err("--addresses > 1 needs a server on a loopback address".into());
@@ -351,16 +403,16 @@ fn run(args: &Args) -> Result<(), String> {
     if args.concurrency == 0 || args.seconds == 0 {
         return Err("--concurrency and --seconds must be at least 1".into());
     }
-    let text = std::fs::read_to_string(&args.users)
-        .map_err(|e| format!("{}: {e}", args.users.display()))?;
+    let text = std::fs::read_to_string(users_path)
+        .map_err(|e| format!("{}: {e}", users_path.display()))?;
     let enrolled: Vec<Enrolled> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", args.users.display()))?;
+        .map_err(|e| format!("{}: {e}", users_path.display()))?;
     if enrolled.is_empty() {
-        return Err(format!("{}: no users", args.users.display()));
+        return Err(format!("{}: no users", users_path.display()));
     }
 
     // Activation, in parallel; each app from its own loopback address (see the file's doc).
@@ -449,19 +501,94 @@ fn run(args: &Args) -> Result<(), String> {
         args.browser.as_str(),
         if args.addresses > 1 { format!("{} loopback addresses", args.addresses) } else { "127.0.0.1".into() }
     );
-    let (tally, cpu, shares) = phase(args, shares, None)?;
-    let setup = Setup {
+    let mobile = Arc::new(Flow::Mobile);
+    let mut flows = vec![mobile.clone()];
+    if let Some(dir) = &args.oidc {
+        flows.push(Arc::new(Flow::Oidc(common::oidc::Service::load(
+            dir, address,
+        )?)));
+    }
+    let mut setup = Setup {
         users: users_count,
         workers,
         activation_seconds,
         activation_errors,
-        cpu,
+        cpu: None,
     };
-    let mut result = report(args, "capacity", &tally, &setup);
+    // One capacity phase, or two rounds of both flows in turn (the machine's drift is shared).
+    let rounds = if flows.len() > 1 { 2 } else { 1 };
+    let mut result = serde_json::Value::Null;
+    let mut rates = BTreeMap::<&str, Vec<(f64, Option<f64>)>>::new();
+    let mut shares = shares;
+    for round in 1..=rounds {
+        for flow in &flows {
+            if flows.len() > 1 {
+                println!();
+                println!("{} logins, round {round} of {rounds}", flow.name());
+            }
+            let (tally, cpu, back) = phase(args, flow, shares, None)?;
+            shares = back;
+            setup.cpu = cpu;
+            let name = if flows.len() > 1 {
+                format!("capacity, {}, round {round}", flow.name())
+            } else {
+                "capacity".to_owned()
+            };
+            let report = report(args, &name, &tally, &setup);
+            rates.entry(flow.name()).or_default().push((
+                report
+                    .pointer("/logins_per_second")
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(0.0),
+                report
+                    .pointer("/cpu/server_ms_per_login")
+                    .and_then(serde_json::Value::as_f64),
+            ));
+            match result.as_object_mut() {
+                None => result = report,
+                Some(fields) => {
+                    let phases = fields
+                        .entry("phases")
+                        .or_insert_with(|| serde_json::json!([]));
+                    if let Some(list) = phases.as_array_mut() {
+                        list.push(report);
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(oidc), Some(mobile)) = (rates.get("oidc"), rates.get("mobile")) {
+        let mean = |values: &[(f64, Option<f64>)]| {
+            values.iter().map(|(rate, _)| rate).sum::<f64>() / values.len().max(1) as f64
+        };
+        let cpu = |values: &[(f64, Option<f64>)]| {
+            let known: Vec<f64> = values.iter().filter_map(|(_, cpu)| *cpu).collect();
+            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+        };
+        let (oidc_rate, mobile_rate) = (mean(oidc), mean(mobile));
+        let ratio = if mobile_rate > 0.0 {
+            oidc_rate / mobile_rate
+        } else {
+            0.0
+        };
+        println!();
+        if let (Some(o), Some(m)) = (cpu(oidc), cpu(mobile)) {
+            println!("server CPU per login: oidc {o:.2} ms, mobile {m:.2} ms");
+        }
+        println!(
+            "oidc code-flow logins/s: {oidc_rate:.1} (mobile logins/s in the same run: {mobile_rate:.1}, ratio {ratio:.2})"
+        );
+        if let Some(fields) = result.as_object_mut() {
+            fields.insert(
+                "oidc_ratio".into(),
+                serde_json::json!({ "oidc": oidc_rate, "mobile": mobile_rate, "ratio": ratio }),
+            );
+        }
+    }
     if args.paced_rate > 0.0 {
         println!();
         println!("paced: {} logins/s on a schedule over the same {workers} workers ({} s warm-up + {} s measured)", args.paced_rate, args.warmup_seconds, args.seconds);
-        let (tally, cpu, _) = phase(args, shares, Some(args.paced_rate))?;
+        let (tally, cpu, _) = phase(args, &mobile, shares, Some(args.paced_rate))?;
         let setup = Setup { cpu, ..setup };
         let mut paced = report(args, "paced", &tally, &setup);
         let mut lateness = tally.lateness.clone();
@@ -491,6 +618,7 @@ fn run(args: &Args) -> Result<(), String> {
 #[allow(clippy::type_complexity)] // the three results of a phase
 fn phase(
     args: &Args,
+    flow: &Arc<Flow>,
     shares: Vec<Vec<User>>,
     rate: Option<f64>,
 ) -> Result<(Tally, Option<(CpuSample, CpuSample)>, Vec<Vec<User>>), String> {
@@ -502,10 +630,11 @@ fn phase(
         .into_iter()
         .enumerate()
         .map(|(index, mut share)| {
-            let (barrier, progress, epoch, mode) = (
+            let (barrier, progress, epoch, flow, mode) = (
                 barrier.clone(),
                 progress.clone(),
                 epoch.clone(),
+                flow.clone(),
                 args.browser,
             );
             let schedule = rate.map(|rate| Schedule {
@@ -518,7 +647,7 @@ fn phase(
                 let Some((start, window)) = epoch.lock().ok().and_then(|e| *e) else {
                     return (Tally::default(), share);
                 };
-                let tally = worker(&mut share, mode, start, window, schedule, &progress);
+                let tally = worker(&mut share, &flow, mode, start, window, schedule, &progress);
                 (tally, share)
             })
         })
@@ -683,7 +812,11 @@ fn report(args: &Args, phase: &str, tally: &Tally, setup: &Setup) -> serde_json:
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let outcome = match &args.oidc_keygen {
+        Some(dir) => common::oidc::keygen(dir),
+        None => run(&args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("login_bench: {message}");

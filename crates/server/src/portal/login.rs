@@ -326,9 +326,20 @@ async fn login_complete(
     }
 }
 
+/// On to a service's authorization request after a login: a page that goes there by itself
+/// (a refresh, with a link), not a redirect. Browsers hold the redirects that follow a form's
+/// submission to the form page's `form-action` (ours only), and the authorization request ends
+/// with a redirect to the service.
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct ContinuePage {
+    page: Page,
+    link: String,
+}
+
 /// The answer to a completed login: the new session's cookie, and back to where the login was
-/// asked for (only our own OAuth page, whose request waited server-side under the `next`
-/// cookie's id), else the account.
+/// asked for (only our own OAuth or OpenID authorization request, which waited server-side
+/// under the `next` cookie's id, through a [`ContinuePage`]), else the account.
 pub(crate) async fn logged_in(
     state: &AppState,
     visit: &Visit,
@@ -352,7 +363,13 @@ pub(crate) async fn logged_in(
         }
         None => "/account".to_owned(),
     };
-    let mut response = with_cookie(state, Redirect::to(&next).into_response(), Some(token));
+    let onward = if next == "/account" {
+        Redirect::to(&next).into_response()
+    } else {
+        let page = state.page(visit, "login-continue-heading", "/login");
+        render(state, visit, &ContinuePage { page, link: next })
+    };
+    let mut response = with_cookie(state, onward, Some(token));
     if let Some(forget) = state.next_cookie(None) {
         response.headers_mut().append(header::SET_COOKIE, forget);
     }

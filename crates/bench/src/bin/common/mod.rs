@@ -12,6 +12,8 @@
 // Each example uses part of this module.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -62,12 +64,24 @@ pub enum Step {
     Approve,
     Status,
     Complete,
+    /// A service's pushed authorization request (`login_bench --oidc`).
+    Par,
+    /// The service's authorization URL in the browser, before and after the login.
+    Authorize,
+    /// The consent page allowed (a user's first login to the service only).
+    Consent,
+    /// The service exchanges the code.
+    Token,
+    /// The service asks for the user's claims.
+    UserInfo,
     /// The whole login, form to complete, client work included.
     Login,
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 13] = [
+        Self::Par,
+        Self::Authorize,
         Self::Form,
         Self::Start,
         Self::WaitPage,
@@ -75,6 +89,9 @@ impl Step {
         Self::Approve,
         Self::Status,
         Self::Complete,
+        Self::Consent,
+        Self::Token,
+        Self::UserInfo,
         Self::Login,
     ];
 
@@ -87,6 +104,11 @@ impl Step {
             Self::Approve => "approve",
             Self::Status => "status",
             Self::Complete => "complete",
+            Self::Par => "par",
+            Self::Authorize => "authorize",
+            Self::Consent => "consent",
+            Self::Token => "token",
+            Self::UserInfo => "userinfo",
             Self::Login => "login",
         }
     }
@@ -100,7 +122,12 @@ impl Step {
             Self::Approve => "app POST .../requests/{txn}/response",
             Self::Status => "GET /login/mobile/{txn}/status",
             Self::Complete => "POST .../complete -> 303 /account",
-            Self::Login => "whole login, form to complete",
+            Self::Par => "service POST /oidc/par (assertion, DPoP)",
+            Self::Authorize => "GET /oidc/authorize (before and after)",
+            Self::Consent => "POST /oidc/authorize allow (first time)",
+            Self::Token => "service POST /oidc/token (assertion, DPoP)",
+            Self::UserInfo => "service GET /oidc/userinfo (DPoP)",
+            Self::Login => "whole login, first request to last",
         }
     }
 }
@@ -658,14 +685,30 @@ pub fn login(
     mode: BrowserMode,
     times: &mut Vec<(Step, u32)>,
 ) -> Result<String, Failure> {
+    login_to(app, browser, phone, mode, times, None, "/account")
+}
+
+/// [`login`] in a browser that also carries the cookie `extra` (`name=value`: the `next` cookie
+/// of a service's authorization request), completing with a 303 to `landing`.
+pub fn login_to(
+    app: &App,
+    browser: &mut Connection,
+    phone: &mut Connection,
+    mode: BrowserMode,
+    times: &mut Vec<(Step, u32)>,
+    extra: Option<&str>,
+    landing: &str,
+) -> Result<String, Failure> {
     // 1. The form: a new session and its CSRF token.
+    let mut first = vec![("User-Agent", USER_AGENT)];
+    first.extend(extra.map(|cookie| ("Cookie", cookie)));
     let form = timed(
         times,
         Step::Form,
         browser,
         "GET",
         "/login/mobile",
-        &[("User-Agent", USER_AGENT)],
+        &first,
         b"",
     )?;
     if form.status != 200 {
@@ -679,7 +722,10 @@ pub fn login(
     let csrf = between(&html, "name=\"csrf\" value=\"", "\"")
         .ok_or_else(|| Failure::new("form", "no CSRF field"))?
         .to_owned();
-    let cookie = format!("sid={sid}");
+    let cookie = match extra {
+        Some(extra) => format!("sid={sid}; {extra}"),
+        None => format!("sid={sid}"),
+    };
     let page_headers = [("User-Agent", USER_AGENT), ("Cookie", cookie.as_str())];
     let form_headers = [
         ("User-Agent", USER_AGENT),
@@ -792,15 +838,29 @@ pub fn login(
         &form_headers,
         body.as_bytes(),
     )?;
-    if done.status != 303 || done.header("location") != Some("/account") {
+    // A redirect to the account; on to a service's request, a page that goes there by itself
+    // (its refresh; the page writes the URL's `&` as `&#38;`).
+    let landed = match done.status {
+        303 => done.header("location").map(str::to_owned),
+        200 => between(
+            &done.text(),
+            "http-equiv=\"refresh\" content=\"0; url=",
+            "\"",
+        )
+        .map(|url| url.replace("&#38;", "&")),
+        _ => None,
+    };
+    if landed.as_deref() != Some(landing) {
         return Err(Failure::new(
             "complete",
             format!(
                 "HTTP {} to {}",
                 done.status,
-                done.header("location")
-                    .map(|l| if l == "/account" { l } else { "elsewhere" })
-                    .unwrap_or("nowhere")
+                if landed.is_some() {
+                    "elsewhere"
+                } else {
+                    "nowhere"
+                }
             ),
         ));
     }
