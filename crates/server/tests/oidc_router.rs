@@ -41,6 +41,19 @@ fn assert_refused(answer: &Answer, status: StatusCode, error: &str) {
     assert_eq!(answer.status, status, "{}", answer.text());
     assert_eq!(answer.error(), error, "{}", answer.text());
     assert_eq!(answer.header("cache-control"), Some("no-store"));
+    // RFC 9110 §15.5.2: a 401 says how to authenticate; a client's, with HTTP Basic
+    // (RFC 6749 §5.2), the one scheme for client credentials that HTTP has.
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = answer.header("www-authenticate");
+        assert!(
+            challenge.is_some(),
+            "a 401 without a challenge: {}",
+            answer.text()
+        );
+        if error == "invalid_client" {
+            assert!(challenge.unwrap().starts_with("Basic "), "{challenge:?}");
+        }
+    }
 }
 
 /// A refusal at a resource (RFC 6750 §3, RFC 9449 §7.1): 401, the OAuth `error` in the body
