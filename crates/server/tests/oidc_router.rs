@@ -106,6 +106,26 @@ async fn logged_in(provider: &Provider, browser: &mut Browser) -> bool {
     answer.status == StatusCode::OK
 }
 
+/// The consent form (**Дозволи**) posted for `query` with the session's own CSRF token, taken
+/// from its account page: a request the authorization endpoint refuses is refused here too.
+async fn post_consent(provider: &Provider, browser: &mut Browser, query: &str) -> Answer {
+    let page = provider
+        .browse(browser, Method::GET, "/account", None)
+        .await;
+    provider
+        .browse(
+            browser,
+            Method::POST,
+            "/oidc/authorize",
+            Some(form(&[
+                ("csrf", &page.csrf()),
+                ("query", query),
+                ("decision", "allow"),
+            ])),
+        )
+        .await
+}
+
 // ---- The authorization endpoint ----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,22 +148,8 @@ async fn a_redirect_uri_not_registered_or_only_a_prefix_of_one_gets_a_page_and_n
         let query = encode(&query);
         let answer = provider.authorize(&mut browser, &query).await;
         assert_refused_on_page(&answer, "redirect_uri is not registered for this client");
-        // Nor through the consent form, with the session's own CSRF token.
-        let page = provider
-            .browse(&mut browser, Method::GET, "/account", None)
-            .await;
-        let posted = provider
-            .browse(
-                &mut browser,
-                Method::POST,
-                "/oidc/authorize",
-                Some(form(&[
-                    ("csrf", &page.csrf()),
-                    ("query", &query),
-                    ("decision", "allow"),
-                ])),
-            )
-            .await;
+        // Nor through the consent form.
+        let posted = post_consent(&provider, &mut browser, &query).await;
         assert_refused_on_page(&posted, "redirect_uri is not registered for this client");
     }
     // The registered URI itself is answered there.
@@ -169,6 +175,10 @@ async fn a_fapi2_client_that_skips_par_is_refused_at_its_redirect_uri() {
         .redirect_param("error_description")
         .unwrap()
         .contains("PAR"));
+    assert_refused_at_redirect(
+        &post_consent(&provider, &mut browser, &query).await,
+        "invalid_request",
+    );
     // Pushed first, the same request gets a code.
     provider
         .fapi2_code(&client, &key, &mut browser, &pkce)
@@ -189,30 +199,8 @@ async fn acr_high_after_a_password_login_is_refused_with_access_denied() {
     let pkce = Pkce::generate();
     let answer = provider.authorize(&mut by_password, &high(&pkce)).await;
     assert_refused_at_redirect(&answer, "access_denied");
-    // Nor by posting the consent form for it (with this session's CSRF token from the consent
-    // page of a request it may answer).
-    let low = encode(&authorization(&client.id, "openid profile", &pkce));
-    let page = provider
-        .browse(
-            &mut by_password,
-            Method::GET,
-            &format!("/oidc/authorize?{low}"),
-            None,
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
-    let posted = provider
-        .browse(
-            &mut by_password,
-            Method::POST,
-            "/oidc/authorize",
-            Some(form(&[
-                ("csrf", &page.csrf()),
-                ("query", &high(&pkce)),
-                ("decision", "allow"),
-            ])),
-        )
-        .await;
+    // Nor by posting the consent form for it.
+    let posted = post_consent(&provider, &mut by_password, &high(&pkce)).await;
     assert_refused_at_redirect(&posted, "access_denied");
     // ConsentID reaches high.
     let mut by_consentid = provider.consentid_login(&app, EMAIL).await;
@@ -699,6 +687,21 @@ async fn revoke_and_introspect_refuse_wrong_client_credentials_and_change_nothin
             assert!(answer.json().get("active").is_none(), "{}", answer.text());
         }
     }
+    // A public client's id is no credential: it may not scan tokens.
+    let public = provider
+        .register(ClientRegistration {
+            public: true,
+            ..basic(&["profile"])
+        })
+        .await;
+    let answer = provider
+        .post(
+            "/oidc/introspect",
+            &[],
+            encode(&[("client_id", public.id.clone()), ("token", token.clone())]),
+        )
+        .await;
+    assert_refused(&answer, StatusCode::UNAUTHORIZED, "invalid_client");
     assert!(provider.active(&client, &token).await);
     // Another service, authenticated, is answered as for an unknown token (RFC 7009 §2.2) and
     // revokes nothing.
