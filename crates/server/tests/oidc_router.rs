@@ -675,6 +675,24 @@ async fn revoke_and_introspect_refuse_wrong_client_credentials_and_change_nothin
             ],
             vec![],
         ),
+        // The right secret and an assertion besides: two ways of authenticating at once
+        // (RFC 6749 §2.3), as the right secret in the form and in HTTP Basic is.
+        (
+            [
+                client.secret_fields(),
+                ClientKey::new("rp-1").credentials(&client.id, "both", provider.now())[1..]
+                    .to_vec(),
+            ]
+            .concat(),
+            vec![],
+        ),
+        (
+            vec![("client_secret", client.secret.clone().unwrap())],
+            vec![(
+                "authorization",
+                basic_auth(&client.id, client.secret.as_deref().unwrap()),
+            )],
+        ),
     ];
     for endpoint in ["/oidc/revoke", "/oidc/introspect"] {
         for (fields, headers) in &wrong {
