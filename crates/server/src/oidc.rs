@@ -92,6 +92,13 @@ fn refused(state: &AppState, endpoint: &'static str, error: &Error) -> Response 
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
+    } else if status == StatusCode::UNAUTHORIZED {
+        // RFC 9110 §15.5.2: a 401 carries a challenge; RFC 6749 §5.2: a client's is HTTP
+        // Basic, the one scheme for client credentials that HTTP has.
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"oidc\""),
+        );
     }
     response
 }

@@ -171,6 +171,10 @@ impl<D: OidcDb> Oidc<D> {
                 }
             }
             ClientAuthMethod::ClientSecret => {
+                // RFC 6749 §2.3: one way of authenticating per request.
+                if credentials.assertion.is_some() || credentials.assertion_type.is_some() {
+                    return Err(refuse("two ways of authenticating"));
+                }
                 let Some(secret) = &credentials.secret else {
                     return Err(refuse("this client authenticates with its secret"));
                 };
