@@ -9,9 +9,10 @@ drives it; the browser part (login, consent) is the test's.
                                                  prints {"url": the authorization URL}
     oidc_client.py finish STATE CALLBACK_URL     exchanges the code, validates the ID token
                                                  against the JWKS, calls userinfo; prints JSON
-    oidc_client.py ciba-start STATE ISSUER CLIENT_ID SECRET LOGIN_HINT BINDING_MESSAGE
-                                                 a CIBA request (client_secret_basic); prints
-                                                 {"status", "body"}
+    oidc_client.py ciba-start STATE ISSUER CLIENT_ID SECRET LOGIN_HINT BINDING_MESSAGE [TOKEN]
+                                                 a CIBA request (client_secret_basic), in ping
+                                                 mode with TOKEN as client_notification_token;
+                                                 prints {"status", "body"}
     oidc_client.py ciba-poll STATE               one poll of the token endpoint; with tokens,
                                                  the ID token validated; prints {"status", "body"}
     oidc_client.py logout-receiver PORTFILE OUTFILE ISSUER
@@ -19,6 +20,11 @@ drives it; the browser part (login, consent) is the test's.
                                                  writes its port to PORTFILE, validates each
                                                  logout_token against the JWKS and appends its
                                                  claims (one JSON line) to OUTFILE
+    oidc_client.py ping-receiver PORTFILE OUTFILE
+                                                 a CIBA client notification endpoint on
+                                                 127.0.0.1: writes its port to PORTFILE, appends
+                                                 each notification's bearer token and JSON body
+                                                 (one JSON line) to OUTFILE
 
 Every check that fails raises: the test sees a non-zero exit and the traceback.
 """
@@ -224,12 +230,17 @@ def finish(path, callback):
     print(json.dumps(out))
 
 
-def ciba_start(path, issuer, client_id, secret, login_hint, binding_message):
+def ciba_start(path, issuer, client_id, secret, login_hint, binding_message, token=None):
     meta = discovery(issuer)
+    data = {"scope": "openid profile", "login_hint": login_hint,
+            "binding_message": binding_message}
+    if token is not None:
+        # CIBA Core §7.1: ping mode; the provider sends it back with its notification.
+        assert "ping" in meta["backchannel_token_delivery_modes_supported"], meta
+        data["client_notification_token"] = token
     answer = requests.post(
         meta["backchannel_authentication_endpoint"],
-        data={"scope": "openid profile", "login_hint": login_hint,
-              "binding_message": binding_message},
+        data=data,
         auth=(client_id, secret),
         timeout=10,
     )
@@ -298,6 +309,33 @@ def logout_receiver(port_file, out_file, issuer):
     server.serve_forever()
 
 
+def ping_receiver(port_file, out_file):
+    """CIBA Core §10.2: a POST of {"auth_req_id"} as JSON, with the request's
+    client_notification_token as a bearer credential; answered 204."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length).decode())
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            assert scheme == "Bearer", self.headers
+            assert self.headers.get("Content-Type") == "application/json", self.headers
+            assert set(body) == {"auth_req_id"}, body
+            with open(out_file, "a") as f:
+                f.write(json.dumps({"path": self.path, "token": token, "body": body}) + "\n")
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    with open(port_file, "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
 def main(argv):
     if argv[1] == "keygen":
         keygen(argv[2])
@@ -306,11 +344,13 @@ def main(argv):
     elif argv[1] == "finish":
         finish(argv[2], argv[3])
     elif argv[1] == "ciba-start":
-        ciba_start(*argv[2:8])
+        ciba_start(*argv[2:9])
     elif argv[1] == "ciba-poll":
         ciba_poll(argv[2])
     elif argv[1] == "logout-receiver":
         logout_receiver(argv[2], argv[3], argv[4])
+    elif argv[1] == "ping-receiver":
+        ping_receiver(argv[2], argv[3])
     else:
         raise SystemExit(__doc__)
 

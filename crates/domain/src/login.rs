@@ -347,6 +347,19 @@ impl RateLimit {
         limit: 30,
         window: 600,
     };
+    /// CIBA requests per service (OpenID CIBA Core: a counter's or call centre's server asks
+    /// for citizens' logins): each one may ring a citizen's phone.
+    pub const CIBA_PER_CLIENT: Self = Self {
+        limit: 300,
+        window: 600,
+    };
+    /// CIBA requests per citizen from all services together, counted by the e-mail address
+    /// asked for whether or not an account has it (so the answers are the same either way):
+    /// services together ring a phone at most this often.
+    pub const CIBA_PER_USER: Self = Self {
+        limit: 10,
+        window: 600,
+    };
     /// Time-stamp tokens per client address in one second (`POST /tsa` and the CSC
     /// `signatures/timestamp`): each costs a signature, an audit row and an fsync.
     pub const TSA_PER_ADDRESS: Self = Self {
@@ -365,7 +378,7 @@ impl RateLimit {
     };
 
     /// Every limit counted in the database (the TSA's are counted in memory).
-    pub const STORED: [Self; 10] = [
+    pub const STORED: [Self; 12] = [
         Self::LOGIN_PER_USER,
         Self::LOGIN_PUSHES_PER_USER_NETWORK,
         Self::LOGIN_PUSHES_PER_USER,
@@ -376,6 +389,8 @@ impl RateLimit {
         Self::PASSWORD_PER_USER_NETWORK_UNDER_ATTACK,
         Self::REGISTER_PER_ADDRESS,
         Self::SIGN_REQUESTS_PER_USER,
+        Self::CIBA_PER_CLIENT,
+        Self::CIBA_PER_USER,
     ];
 
     /// The longest window of the limits counted in the database: a counter whose window

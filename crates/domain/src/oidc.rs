@@ -3,7 +3,7 @@
 //! redirect-URI registration and matching, the checks of a DPoP proof's claims (RFC 9449) once
 //! a JOSE library has verified its signature, the lifetimes of codes and tokens, pairwise
 //! subjects, which claims a scope releases, and the approval-screen texts a service may send
-//! (CIBA's `binding_message`, RFC 9396 `authorization_details`).
+//! (CIBA's `binding_message`, RFC 9396 `authorization_details`); CIBA's ping mode in [`ping`].
 //!
 //! Nothing here parses or verifies a JWS: that is the JOSE library's, in `authority`.
 
@@ -14,6 +14,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::text::is_display_text;
 use crate::UnixTime;
+
+pub mod ping;
+
+pub use ping::{CibaPing, NotificationToken};
 
 /// How a session's login was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -516,9 +520,31 @@ pub struct ClientRecord {
     /// It may ask for logins from its own server (CIBA, poll mode).
     #[serde(default)]
     pub ciba: bool,
+    /// A CIBA client in ping mode (CIBA Core §5, §10.2): where it is told that a request's
+    /// answer is ready (`backchannel_client_notification_endpoint`). Clients registered before
+    /// ping mode have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciba_notification_endpoint: Option<String>,
 }
 
 impl ClientRecord {
+    /// Where a CIBA client in ping mode is notified; `None` for a poll-mode client (or one
+    /// without CIBA).
+    pub fn ciba_ping_endpoint(&self) -> Option<&str> {
+        self.ciba_notification_endpoint
+            .as_deref()
+            .filter(|_| self.ciba)
+    }
+
+    /// `backchannel_token_delivery_mode` (CIBA Core §4), for a CIBA client.
+    pub fn ciba_delivery_mode(&self) -> Option<&'static str> {
+        match (self.ciba, self.ciba_ping_endpoint()) {
+            (false, _) => None,
+            (true, Some(_)) => Some("ping"),
+            (true, None) => Some("poll"),
+        }
+    }
+
     /// How it authenticates at the token endpoint.
     pub fn auth_method(&self) -> ClientAuthMethod {
         if self.jwks.is_some() {
@@ -560,6 +586,9 @@ pub enum RegistrationRefusal {
     /// A scope we do not offer.
     #[error("unknown scope: {0}")]
     Scope(String),
+    /// A CIBA notification endpoint without CIBA.
+    #[error("a notification endpoint is for a CIBA client (--ciba) in ping mode")]
+    NotificationWithoutCiba,
 }
 
 /// The longest service name, characters.
@@ -574,12 +603,14 @@ pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), Reg
     if client.redirect_uris.is_empty() {
         return Err(RegistrationRefusal::RedirectUri("none given".into()));
     }
-    // Where browsers are sent after a logout and where logout tokens are posted: the same
-    // rules as a redirect URI (https, or http on a loopback address only; no fragment).
+    // Where browsers are sent after a logout, where logout tokens are posted and where CIBA
+    // notifications go: the same rules as a redirect URI (https, or http on a loopback address
+    // only; no fragment).
     let logout_uris = client
         .post_logout_redirect_uris
         .iter()
-        .chain(&client.backchannel_logout_uri);
+        .chain(&client.backchannel_logout_uri)
+        .chain(&client.ciba_notification_endpoint);
     for uri in client.redirect_uris.iter().chain(logout_uris) {
         check_redirect_uri(uri)
             .map_err(|e| RegistrationRefusal::RedirectUri(format!("{uri}: {e}")))?;
@@ -588,6 +619,9 @@ pub fn check_registration(client: &ClientRecord, public: bool) -> Result<(), Reg
         if !SCOPES.iter().any(|(name, _)| name == scope) {
             return Err(RegistrationRefusal::Scope(scope.clone()));
         }
+    }
+    if client.ciba_notification_endpoint.is_some() && !client.ciba {
+        return Err(RegistrationRefusal::NotificationWithoutCiba);
     }
     if client.ciba && public {
         // A public client's id is no credential: anyone could send citizens' phones
@@ -759,6 +793,21 @@ pub struct CibaRecord {
     pub next_poll_at: UnixTime,
     /// When it was closed: its tokens issued (once), or its refusal or end told the client.
     pub closed_at: Option<UnixTime>,
+    /// A ping-mode request's notification, while it is owed (CIBA Core §10.2): due when the
+    /// citizen answers, or when the request ends unanswered; forgotten once delivered or given
+    /// up.
+    pub ping: Option<CibaPing>,
+}
+
+/// The ConsentID request's binding of a CIBA request (by the hash of its `auth_req_id`): it
+/// ties the phone's answer to the CIBA request, not to a browser session.
+pub fn ciba_binding(id_hash: &str) -> String {
+    format!("ciba:{id_hash}")
+}
+
+/// The CIBA request (the hash of its `auth_req_id`) a ConsentID request was made for, if any.
+pub fn ciba_of_binding(binding: &str) -> Option<&str> {
+    binding.strip_prefix("ciba:")
 }
 
 /// What using a refresh token found.
@@ -1069,6 +1118,7 @@ mod tests {
             post_logout_redirect_uris: Vec::new(),
             created_at: UnixTime(0),
             ciba,
+            ciba_notification_endpoint: None,
         };
         let jwks = Some(r#"{"keys":[]}"#);
         assert_eq!(
@@ -1097,6 +1147,64 @@ mod tests {
                 "{refused:?} public={public}"
             );
         }
+    }
+
+    #[test]
+    fn a_ping_mode_client_is_a_ciba_client_with_an_https_or_loopback_notification_endpoint() {
+        let client = |ciba, endpoint: Option<&str>| ClientRecord {
+            client_id: "c-1".into(),
+            name: "Општина Врачар".into(),
+            profile: Profile::Basic,
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            jwks: None,
+            secret_hash: Some("00".into()),
+            scopes: Vec::new(),
+            allow_jmbg: false,
+            subject: SubjectType::Pairwise,
+            backchannel_logout_uri: None,
+            post_logout_redirect_uris: Vec::new(),
+            created_at: UnixTime(0),
+            ciba,
+            ciba_notification_endpoint: endpoint.map(str::to_owned),
+        };
+        for (endpoint, mode) in [
+            (None, "poll"),
+            (Some("https://counter.example/ciba"), "ping"),
+            (Some("http://127.0.0.1:8080/ciba"), "ping"),
+        ] {
+            let registered = client(true, endpoint);
+            assert_eq!(
+                check_registration(&registered, false),
+                Ok(()),
+                "{endpoint:?}"
+            );
+            assert_eq!(registered.ciba_delivery_mode(), Some(mode));
+        }
+        assert!(matches!(
+            check_registration(&client(true, Some("http://counter.example/ciba")), false),
+            Err(RegistrationRefusal::RedirectUri(_))
+        ));
+        assert_eq!(
+            check_registration(&client(false, Some("https://counter.example/ciba")), false),
+            Err(RegistrationRefusal::NotificationWithoutCiba)
+        );
+        assert_eq!(client(false, None).ciba_delivery_mode(), None);
+        // A client stored before ping mode still loads, as a poll-mode client; a poll-mode
+        // client is stored as before.
+        let mut stored = serde_json::to_value(client(true, None)).unwrap();
+        assert!(stored.get("ciba_notification_endpoint").is_none());
+        if let Some(map) = stored.as_object_mut() {
+            map.remove("ciba");
+        }
+        let old: ClientRecord = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.ciba_delivery_mode(), None);
+        assert_eq!(old.ciba_notification_endpoint, None);
+    }
+
+    #[test]
+    fn a_ciba_binding_names_its_request() {
+        assert_eq!(ciba_of_binding(&ciba_binding("ab12")), Some("ab12"));
+        assert_eq!(ciba_of_binding("a-browser-session-hash"), None);
     }
 
     #[test]

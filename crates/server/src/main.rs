@@ -371,6 +371,11 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
     let logouts_stopping = stopping.clone();
     let logout_task =
         tokio::spawn(async move { logouts.oidc.logout_worker(logouts_stopping.wait()).await });
+    // And CIBA's ping-mode notifications (authority::oidc).
+    let pings = authority.clone();
+    let pings_stopping = stopping.clone();
+    let ping_task =
+        tokio::spawn(async move { pings.oidc.ciba_ping_worker(pings_stopping.wait()).await });
     let catalog = Arc::new(server::i18n::Catalog::load().map_err(|e| server::error::chain(&e))?);
     let secure_cookies = public_url.starts_with("https://");
     let metrics = Arc::new(Metrics::default());
@@ -430,6 +435,7 @@ async fn serve(config: Config, stop_signal: StopSignal) -> Result<ExitCode, Stri
     let _ = upkeep_task.await;
     let _ = mail_task.await;
     let _ = logout_task.await;
+    let _ = ping_task.await;
     // The head as the server leaves it, outside the database.
     if let Err(error) = authority.write_audit_checkpoint().await {
         tracing::error!(%error, "no audit checkpoint at shutdown");

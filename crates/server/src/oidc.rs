@@ -299,6 +299,7 @@ async fn backchannel(
             other_hint: field("id_token_hint").is_some() || field("login_hint_token").is_some(),
             binding_message: field("binding_message"),
             acr_values: field("acr_values"),
+            client_notification_token: field("client_notification_token"),
         };
         state
             .authority

@@ -85,6 +85,10 @@ pub enum ClientCommand {
         /// It may ask for logins from its own server (CIBA, poll mode): counters, call centres.
         #[arg(long)]
         ciba: bool,
+        /// CIBA in ping mode: where it is told that a request's answer is ready (https, or
+        /// http on a loopback address).
+        #[arg(long, value_name = "URL", requires = "ciba")]
+        ciba_notification_endpoint: Option<String>,
         /// Where its back-channel logout tokens go.
         #[arg(long, value_name = "URL")]
         backchannel_logout_uri: Option<String>,
@@ -130,6 +134,8 @@ fn client_json(client: &ClientRecord) -> Value {
             SubjectType::Public => "public",
         },
         "ciba": client.ciba,
+        "backchannel_token_delivery_mode": client.ciba_delivery_mode(),
+        "backchannel_client_notification_endpoint": client.ciba_ping_endpoint(),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "created_at": client.created_at.rfc3339(),
@@ -146,6 +152,11 @@ fn print_client(client: &ClientRecord) {
     );
     println!("redirect URIs: {}", client.redirect_uris.join(" "));
     println!("scopes: {}", client.allowed_scopes().join(" "));
+    match (client.ciba_delivery_mode(), client.ciba_ping_endpoint()) {
+        (Some(mode), Some(endpoint)) => println!("CIBA: {mode}, notified at {endpoint}"),
+        (Some(mode), None) => println!("CIBA: {mode}"),
+        (None, _) => {}
+    }
 }
 
 /// Runs an `oidc` command.
@@ -177,6 +188,7 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
             allow_jmbg,
             subject,
             ciba,
+            ciba_notification_endpoint,
             backchannel_logout_uri,
             post_logout_redirect_uris,
             json,
@@ -204,6 +216,7 @@ pub async fn run(command: OidcCommand, authority: &Authority) -> Result<ExitCode
                     SubjectArg::Public => SubjectType::Public,
                 },
                 ciba,
+                ciba_notification_endpoint,
                 backchannel_logout_uri,
                 post_logout_redirect_uris,
             };

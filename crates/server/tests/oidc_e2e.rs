@@ -700,6 +700,139 @@ fn a_counter_logs_a_citizen_in_from_its_own_server_with_ciba() {
 }
 
 #[test]
+fn a_counter_in_ciba_ping_mode_is_told_when_the_citizen_approves_and_then_fetches_the_tokens() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+    // The counter's notification endpoint (CIBA Core §10.2), on its own server.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e/oidc_client.py");
+    let (port_file, out_file) = (d.join("port"), d.join("pings.jsonl"));
+    let _receiver = KillOnDrop(
+        Command::new(&python)
+            .arg(&script)
+            .args([
+                "ping-receiver",
+                port_file.to_str().unwrap(),
+                out_file.to_str().unwrap(),
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let port = wait_for("the receiver to start", || {
+        std::fs::read_to_string(&port_file)
+            .ok()
+            .filter(|port| !port.is_empty())
+    });
+    let endpoint = format!("http://127.0.0.1:{port}/ciba-ping");
+    let counter: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Општина Врачар",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--scope",
+                "profile",
+                "--ciba",
+                "--ciba-notification-endpoint",
+                &endpoint,
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    let id = counter["client_id"].as_str().unwrap().to_owned();
+    let secret = counter["client_secret"].as_str().unwrap().to_owned();
+    let shown: Value = serde_json::from_str(
+        server
+            .cli_ok(&["oidc", "client", "show", &id, "--json"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(shown["backchannel_token_delivery_mode"], "ping", "{shown}");
+    assert_eq!(
+        shown["backchannel_client_notification_endpoint"], endpoint,
+        "{shown}"
+    );
+    let home = d.join("phone");
+    support::logged_in(&server, "petar@example.rs", &home);
+    let state = d.join("ciba.json");
+    let state = state.to_str().unwrap();
+
+    // A ping-mode request without its notification token is refused.
+    let refused = relying_party(
+        &python,
+        &[
+            "ciba-start",
+            state,
+            &issuer,
+            &id,
+            &secret,
+            "petar@example.rs",
+            "Шалтер 2",
+        ],
+    );
+    assert_eq!(refused["body"]["error"], "invalid_request", "{refused}");
+    let token = "counter-2.ping~7241";
+    let started = relying_party(
+        &python,
+        &[
+            "ciba-start",
+            state,
+            &issuer,
+            &id,
+            &secret,
+            "petar@example.rs",
+            "Шалтер 2, код 7241",
+            token,
+        ],
+    );
+    assert_eq!(started["status"], 200, "{started}");
+    let auth_req_id = started["body"]["auth_req_id"].as_str().unwrap().to_owned();
+
+    // The phone shows the service and the message; PIN, approve.
+    let (status, out, err) = support::consentid(
+        &home,
+        &["approve", "--next", "--wait", "10", "--pin-stdin"],
+        &format!("{}\n", support::PIN),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("Шалтер 2, код 7241"), "{out}");
+
+    // The counter is told, with its own token and the request's id, once.
+    let ping = wait_for("the counter's notification", || {
+        let text = std::fs::read_to_string(&out_file).ok()?;
+        let line = text.lines().next()?;
+        Some(serde_json::from_str::<Value>(line).unwrap())
+    });
+    assert_eq!(ping["path"], "/ciba-ping", "{ping}");
+    assert_eq!(ping["token"], token, "{ping}");
+    assert_eq!(ping["body"]["auth_req_id"], auth_req_id, "{ping}");
+
+    // Told, it fetches the tokens once, without polling before; authlib validates the ID
+    // token against the JWKS.
+    let done = relying_party(&python, &["ciba-poll", state]);
+    assert_eq!(done["status"], 200, "{done}");
+    assert_eq!(done["userinfo"]["given_name"], "Петар", "{done}");
+    let again = relying_party(&python, &["ciba-poll", state]);
+    assert_eq!(again["body"]["error"], "invalid_grant", "{again}");
+    let pings = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(pings.lines().count(), 1, "told once: {pings}");
+
+    let audit = server.cli_ok(&["audit", "verify"]);
+    assert!(audit.contains("intact"), "{audit}");
+}
+
+#[test]
 fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
     let Some(python) = support::python() else {
         return;

@@ -44,6 +44,9 @@ pub enum Change {
     Mail,
     /// Back-channel logouts were queued: the OpenID provider's worker delivers them.
     Logouts,
+    /// A CIBA request in ping mode was answered: the OpenID provider's worker notifies its
+    /// client.
+    CibaPings,
     /// The OpenID provider's signing keys rolled over: every instance reopens them.
     SigningKeys,
     /// A QR login (by id) was taken by a phone or ended: its browser looks again.
@@ -58,6 +61,7 @@ impl Change {
             Self::CertificateStatus => "status".to_owned(),
             Self::Mail => "mail".to_owned(),
             Self::Logouts => "logouts".to_owned(),
+            Self::CibaPings => "ciba_pings".to_owned(),
             Self::SigningKeys => "keys".to_owned(),
             Self::QrLogin(id) => format!("qr:{id}"),
         }

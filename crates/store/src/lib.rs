@@ -60,7 +60,7 @@ pub use certificates::{CertificateQueries, CertificateStore};
 pub use changes::{Change, Watch};
 pub use login::{LoginQueries, LoginStore};
 pub use mail_outbox::{MailQueries, MailStore};
-pub use oidc::{ConsentRecord, LogoutRecord, LogoutScope, OidcQueries, OidcStore};
+pub use oidc::{CibaPingDue, ConsentRecord, LogoutRecord, LogoutScope, OidcQueries, OidcStore};
 pub use operations::{OperationQueries, OperationStore};
 pub use push::{PushQueries, PushStore};
 pub use qr_logins::{QrLoginQueries, QrLoginStore};

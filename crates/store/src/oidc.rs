@@ -1,12 +1,14 @@
 //! The OpenID provider's state (issue 23): registered clients, pushed authorization requests
 //! (RFC 9126), codes, tokens (kept as hashes), remembered consents, and the one-time values
-//! already seen (a client assertion's or DPoP proof's `jti`). A client and a grant are kept
+//! already seen (a client assertion's or DPoP proof's `jti`), CIBA requests and the ping-mode
+//! notifications they owe, and the back-channel logout queue. A client and a grant are kept
 //! as JSON text of their `domain::oidc` types.
 
 use std::future::Future;
 
 use domain::oidc::{
-    CibaRecord, ClientRecord, CodeUse, Grant, KeyGeneration, RefreshUse, TokenKind, TokenRecord,
+    CibaPing, CibaRecord, ClientRecord, CodeUse, Grant, KeyGeneration, NotificationToken,
+    RefreshUse, TokenKind, TokenRecord,
 };
 use domain::{TxnId, UnixTime, UserId};
 
@@ -66,6 +68,33 @@ pub struct LogoutRecord {
     pub attempts: i64,
     /// When it was queued.
     pub created_at: UnixTime,
+}
+
+/// A ping-mode CIBA notification due to be sent (CIBA Core §10.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CibaPingDue {
+    /// SHA-256 (hex) of the request's `auth_req_id`.
+    pub id_hash: String,
+    /// The client to notify.
+    pub client_id: String,
+    /// What to send.
+    pub ping: CibaPing,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When the request ends.
+    pub expires_at: UnixTime,
+}
+
+/// The ping columns of a CIBA request as one notification, if both are kept.
+fn ping_of(auth_req_id: Option<String>, token: Option<String>) -> Result<Option<CibaPing>, Error> {
+    match (auth_req_id, token) {
+        (Some(auth_req_id), Some(token)) => Ok(Some(CibaPing {
+            auth_req_id,
+            token: NotificationToken::parse(&token)
+                .ok_or_else(|| Error::Corrupt("CIBA notification token".into()))?,
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// A citizen's remembered consent for a client.
@@ -129,6 +158,35 @@ pub trait OidcQueries {
     fn record_oidc_logout(
         &self,
         logout: &LogoutRecord,
+        now: UnixTime,
+        outcome: Result<(), (Option<UnixTime>, String)>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Ping-mode CIBA notifications due at `now`, oldest first, at most `limit`.
+    fn due_oidc_pings(
+        &self,
+        now: UnixTime,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<CibaPingDue>, Error>> + Send;
+
+    /// When the next ping-mode CIBA notification is due, if one waits.
+    fn next_oidc_ping_due(&self) -> impl Future<Output = Result<Option<UnixTime>, Error>> + Send;
+
+    /// Takes a due notification for one attempt: it is not due again before `until` (so that
+    /// another worker does not send it meanwhile, and one that stopped half-way is tried again
+    /// then). False if it was not due at `now` (another worker took it, or it was settled).
+    fn claim_oidc_ping(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Records a notification's attempt: delivered, retried at `retry_at`, or (neither) given
+    /// up, with the failure. Once settled, its `auth_req_id` and token are forgotten.
+    fn record_oidc_ping(
+        &self,
+        id_hash: &str,
         now: UnixTime,
         outcome: Result<(), (Option<UnixTime>, String)>,
     ) -> impl Future<Output = Result<(), Error>> + Send;
@@ -297,6 +355,95 @@ impl OidcQueries for Store {
             )
             .bind(logout.client_id.clone())
             .bind(logout.sid.clone())
+            .bind(now.0)
+            .bind(error.clone()),
+        };
+        self.write_one(statement).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn due_oidc_pings(&self, now: UnixTime, limit: i64) -> Result<Vec<CibaPingDue>, Error> {
+        let rows = query(
+            "SELECT id_hash, client_id, ping_auth_req_id, ping_token, ping_attempts, expires_at \
+             FROM oidc_ciba WHERE ping_due_at <= $1 ORDER BY ping_due_at LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(limit)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CibaPingDue {
+                    id_hash: r.try_get(0)?,
+                    client_id: r.try_get(1)?,
+                    ping: ping_of(r.try_get(2)?, r.try_get(3)?)?.ok_or_else(|| {
+                        Error::Corrupt("a due CIBA ping without its token".into())
+                    })?,
+                    attempts: r.try_get(4)?,
+                    expires_at: UnixTime(r.try_get(5)?),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn next_oidc_ping_due(&self) -> Result<Option<UnixTime>, Error> {
+        let row = query("SELECT MIN(ping_due_at) FROM oidc_ciba WHERE ping_due_at IS NOT NULL")
+            .fetch_one(self.db())
+            .await?;
+        Ok(row.try_get::<Option<i64>>(0)?.map(UnixTime))
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn claim_oidc_ping(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<bool, Error> {
+        let done = self
+            .write_one(
+                query(
+                    "UPDATE oidc_ciba SET ping_due_at = $3 WHERE id_hash = $1 \
+                     AND ping_due_at <= $2",
+                )
+                .bind(id_hash.to_owned())
+                .bind(now.0)
+                .bind(until.0),
+            )
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn record_oidc_ping(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+        outcome: Result<(), (Option<UnixTime>, String)>,
+    ) -> Result<(), Error> {
+        let statement = match &outcome {
+            Ok(()) => query(
+                "UPDATE oidc_ciba SET ping_due_at = NULL, ping_delivered_at = $2, \
+                 ping_attempts = ping_attempts + 1, ping_error = NULL, ping_auth_req_id = NULL, \
+                 ping_token = NULL WHERE id_hash = $1",
+            )
+            .bind(id_hash.to_owned())
+            .bind(now.0),
+            Err((Some(retry_at), error)) => query(
+                "UPDATE oidc_ciba SET ping_due_at = $2, ping_attempts = ping_attempts + 1, \
+                 ping_error = $3 WHERE id_hash = $1",
+            )
+            .bind(id_hash.to_owned())
+            .bind(retry_at.0)
+            .bind(error.clone()),
+            Err((None, error)) => query(
+                "UPDATE oidc_ciba SET ping_due_at = NULL, ping_given_up_at = $2, \
+                 ping_attempts = ping_attempts + 1, ping_error = $3, ping_auth_req_id = NULL, \
+                 ping_token = NULL WHERE id_hash = $1",
+            )
+            .bind(id_hash.to_owned())
             .bind(now.0)
             .bind(error.clone()),
         };
@@ -491,6 +638,16 @@ pub trait OidcStore {
         id_hash: &str,
         next_poll_at: UnixTime,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The citizen answered the ConsentID request of a CIBA request (approved, refused, or
+    /// failed it) at `now`: a ping-mode request's notification is due at once, and the worker
+    /// is woken when this commits. False if nothing was owed (a poll-mode request, or its
+    /// notification already tried).
+    fn oidc_ciba_answered(
+        &mut self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Closes a CIBA request at `now` (its tokens issued, or its refusal or end told): false
     /// if it was closed before.
@@ -865,9 +1022,12 @@ impl OidcStore for Tx {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_oidc_ciba(&mut self, request: &CibaRecord) -> Result<(), Error> {
         let grant = request.grant.as_ref().map(to_json).transpose()?;
+        // A ping is owed at the latest when the request ends unanswered.
+        let ping = request.ping.as_ref();
         query(
             "INSERT INTO oidc_ciba (id_hash, client_id, hint_hash, txn_id, grant_data, created_at, \
-             expires_at, next_poll_at, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             expires_at, next_poll_at, closed_at, ping_auth_req_id, ping_token, ping_due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(request.id_hash.clone())
         .bind(request.client_id.clone())
@@ -878,6 +1038,9 @@ impl OidcStore for Tx {
         .bind(request.expires_at.0)
         .bind(request.next_poll_at.0)
         .bind(request.closed_at.map(|t| t.0))
+        .bind(ping.map(|p| p.auth_req_id.clone()))
+        .bind(ping.map(|p| p.token.as_str().to_owned()))
+        .bind(ping.map(|_| request.expires_at.0))
         .execute(self.conn()?)
         .await?;
         Ok(())
@@ -911,7 +1074,8 @@ impl OidcStore for Tx {
         };
         let row = query(&format!(
             "SELECT id_hash, client_id, hint_hash, txn_id, grant_data, created_at, expires_at, \
-             next_poll_at, closed_at FROM oidc_ciba WHERE id_hash = $1{lock}"
+             next_poll_at, closed_at, ping_auth_req_id, ping_token FROM oidc_ciba \
+             WHERE id_hash = $1{lock}"
         ))
         .bind(id_hash.to_owned())
         .fetch_optional(self.conn()?)
@@ -932,6 +1096,7 @@ impl OidcStore for Tx {
             expires_at: UnixTime(row.try_get(6)?),
             next_poll_at: UnixTime(row.try_get(7)?),
             closed_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
+            ping: ping_of(row.try_get(9)?, row.try_get(10)?)?,
         }))
     }
 
@@ -943,6 +1108,23 @@ impl OidcStore for Tx {
             .execute(self.conn()?)
             .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_ciba_answered(&mut self, id_hash: &str, now: UnixTime) -> Result<bool, Error> {
+        // Only a notification not tried yet: one being sent, or sent, stays as it is.
+        let done = query(
+            "UPDATE oidc_ciba SET ping_due_at = $2 WHERE id_hash = $1 \
+             AND ping_due_at > $2 AND ping_attempts = 0",
+        )
+        .bind(id_hash.to_owned())
+        .bind(now.0)
+        .execute(self.conn()?)
+        .await?;
+        if done.rows_affected() > 0 {
+            crate::Transaction::publish(self, crate::Change::CibaPings);
+        }
+        Ok(done.rows_affected() > 0)
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]

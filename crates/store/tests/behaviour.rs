@@ -42,6 +42,8 @@ mod oidc;
 mod oidc_grants;
 #[path = "behaviour/oidc_logouts.rs"]
 mod oidc_logouts;
+#[path = "behaviour/oidc_pings.rs"]
+mod oidc_pings;
 #[path = "behaviour/operations.rs"]
 mod operations;
 #[path = "behaviour/qr_push.rs"]

@@ -23,7 +23,7 @@ use proto::crypto;
 use sha2::Sha256;
 use store::{
     AccountQueries, AccountStore as _, AuditLog as _, CertificateQueries, Change, LoginStore,
-    Transaction as _,
+    OidcStore, Transaction as _,
 };
 use zeroize::Zeroizing;
 
@@ -727,6 +727,7 @@ impl<D: LoginDb> Login<D> {
                 now,
             )
             .await?;
+            ciba_answered(&mut tx, &txn, now).await?;
             tx.audit(
                 now,
                 &actor,
@@ -771,6 +772,7 @@ impl<D: LoginDb> Login<D> {
                     now,
                 )
                 .await?;
+                ciba_answered(&mut tx, &txn, now).await?;
                 tx.audit(
                     now,
                     &actor,
@@ -805,6 +807,7 @@ impl<D: LoginDb> Login<D> {
         {
             return Err(Rejection::NotPending.into());
         }
+        ciba_answered(&mut tx, &txn, now).await?;
         // Kept with the request: a certificate operation stores it with the agreement, as the
         // evidence that the citizen approved that exact text.
         tx.record_approval(&txn.id, &message, &device_signature)
@@ -997,6 +1000,20 @@ pub(crate) fn device_status(device: &DeviceRecord) -> DeviceStatus {
         DeviceState::PinLocked => DeviceStatus::PinLocked,
         DeviceState::Revoked => DeviceStatus::Deactivated,
     }
+}
+
+/// The citizen answered `txn` (approved, refused, or failed it): if it was made for a CIBA
+/// request in ping mode, that request's notification is due now (CIBA Core §10.2), in the
+/// same transaction as the answer, so that it is owed exactly when the answer is committed.
+async fn ciba_answered(
+    tx: &mut impl OidcStore,
+    txn: &TransactionRecord,
+    now: UnixTime,
+) -> Result<(), Error> {
+    if let Some(id_hash) = domain::oidc::ciba_of_binding(&txn.session_binding) {
+        tx.oidc_ciba_answered(id_hash, now).await?;
+    }
+    Ok(())
 }
 
 /// The address of the browser that made a request, as its payload shows it to the app.

@@ -392,10 +392,22 @@ impl<D: LoginDb> PushJob<D> {
 type Body = http_body_util::Full<bytes::Bytes>;
 
 /// POSTs a form to a URI the operator registered (an OpenID client's back-channel logout URI):
-/// `https://`, or `http://` anywhere the operator said (private addresses allowed, unlike a
-/// device's push endpoint), one request on a connection of its own, no redirect followed.
-/// A 2xx answer is success.
+/// see [`post_to_operator_uri`].
 pub(crate) async fn post_form(uri: &str, body: String) -> Result<(), String> {
+    post_to_operator_uri(uri, "application/x-www-form-urlencoded", None, body).await
+}
+
+/// POSTs `body` of `content_type` to a URI the operator registered (an OpenID client's
+/// back-channel logout URI or CIBA notification endpoint), with `Authorization: Bearer` if a
+/// token is given: `https://`, or `http://` anywhere the operator said (private addresses
+/// allowed, unlike a device's push endpoint), one request on a connection of its own, no
+/// redirect followed. A 2xx answer is success.
+pub(crate) async fn post_to_operator_uri(
+    uri: &str,
+    content_type: &str,
+    bearer: Option<&str>,
+    body: String,
+) -> Result<(), String> {
     let parsed: hyper::Uri = uri
         .parse()
         .map_err(|_| "the URI does not parse".to_owned())?;
@@ -413,11 +425,12 @@ pub(crate) async fn post_form(uri: &str, body: String) -> Result<(), String> {
         hyper::header::HOST,
         parsed.authority().map(|a| a.as_str()).unwrap_or(""),
     )
-    .header(
-        hyper::header::CONTENT_TYPE,
-        "application/x-www-form-urlencoded",
-    )
-    .header(hyper::header::CONTENT_LENGTH, body.len().to_string())
+    .header(hyper::header::CONTENT_TYPE, content_type)
+    .header(hyper::header::CONTENT_LENGTH, body.len().to_string());
+    let request = match bearer {
+        Some(token) => request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}")),
+        None => request,
+    }
     .body(http_body_util::Full::new(bytes::Bytes::from(body)))
     .map_err(|e| format!("request: {e}"))?;
     let status = tokio::time::timeout(SEND_TIMEOUT, post(&parsed, request, true))

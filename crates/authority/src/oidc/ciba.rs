@@ -1,5 +1,8 @@
-//! CIBA in poll mode (OpenID Connect CIBA Core 1.0): a service asks from its own server, the
-//! citizen approves on the phone, the service polls the token endpoint.
+//! CIBA (OpenID Connect CIBA Core 1.0): a service asks from its own server, the citizen
+//! approves on the phone, and the service fetches the tokens at the token endpoint: by polling
+//! (poll mode), or once it is told that the answer is ready (ping mode, CIBA Core §10.2: the
+//! notification is sent by [`Oidc::ciba_ping_worker`]). Requests are limited per service and
+//! per citizen, and a citizen has at most one open request per service.
 
 use super::*;
 
@@ -19,6 +22,8 @@ pub struct BackchannelRequest {
     pub binding_message: Option<String>,
     /// Levels asked.
     pub acr_values: Option<String>,
+    /// Ping mode: the client's bearer token for our notification (CIBA Core §7.1).
+    pub client_notification_token: Option<String>,
 }
 
 /// A CIBA request accepted: its id, lifetime and polling interval (CIBA Core §7.3).
@@ -37,7 +42,10 @@ impl<D: OidcDb> Oidc<D> {
     /// the citizen named by `login_hint` to log in; the citizen approves on the phone, which
     /// shows the service's registered name and the binding message. An address no account has
     /// gets the same answers, and its request simply expires. At most one open request per
-    /// citizen and service.
+    /// citizen and service; at most [`domain::RateLimit::CIBA_PER_CLIENT`] requests per service
+    /// and [`domain::RateLimit::CIBA_PER_USER`] per citizen (counted by the address asked for,
+    /// whether an account has it or not). A ping-mode client gives the token its notification
+    /// will carry.
     pub async fn backchannel_authenticate(
         &self,
         credentials: &ClientCredentials,
@@ -80,8 +88,53 @@ impl<D: OidcDb> Oidc<D> {
                 return Err(OidcRefusal::InvalidBindingMessage.into());
             }
         }
+        // CIBA Core §7.1: required of a ping-mode client, sent back as it is.
+        let ping_token = match client.ciba_ping_endpoint() {
+            Some(_) => Some(
+                request
+                    .client_notification_token
+                    .as_deref()
+                    .and_then(NotificationToken::parse)
+                    .ok_or_else(|| {
+                        OidcRefusal::InvalidRequest(format!(
+                            "client_notification_token: required in ping mode, at most {} \
+                             characters of an RFC 6750 bearer token",
+                            domain::oidc::ping::NOTIFICATION_TOKEN_MAX
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
         // ConsentID reaches `high`: any level asked is met.
         let hint_hash = sha256_hex(&hint);
+        // The limits, counted in this transaction (a refused request counts nothing). The
+        // citizen's is by the address asked for, before looking for its account: an address no
+        // account has is limited the same, so the answers tell nothing of who has an account.
+        if !crate::within_rate_limit(
+            &mut tx,
+            &self.settings,
+            now,
+            &format!("ciba_client:{}", client.client_id),
+            domain::RateLimit::CIBA_PER_CLIENT,
+        )
+        .await?
+        {
+            return Err(OidcRefusal::SlowDown.into());
+        }
+        if !crate::within_rate_limit(
+            &mut tx,
+            &self.settings,
+            now,
+            &format!("ciba_user:{hint_hash}"),
+            domain::RateLimit::CIBA_PER_USER,
+        )
+        .await?
+        {
+            return Err(OidcRefusal::InvalidRequest(
+                "too many requests for this citizen: ask again later".into(),
+            )
+            .into());
+        }
         if tx
             .oidc_ciba_open(&hint_hash, &client.client_id, now)
             .await?
@@ -105,7 +158,7 @@ impl<D: OidcDb> Oidc<D> {
                         &mut tx,
                         user,
                         &client.name,
-                        &format!("ciba:{id_hash}"),
+                        &domain::oidc::ciba_binding(&id_hash),
                         ip,
                         request.binding_message.as_deref(),
                     )
@@ -141,13 +194,21 @@ impl<D: OidcDb> Oidc<D> {
             expires_at,
             next_poll_at: now,
             closed_at: None,
+            ping: ping_token.map(|token| CibaPing {
+                auth_req_id: id.clone(),
+                token,
+            }),
         })
         .await?;
         tx.audit(
             now,
             "system",
             "oidc.ciba.requested",
-            json!({ "client_id": client.client_id, "user": user.map(|u| u.id) }),
+            json!({
+                "client_id": client.client_id,
+                "user": user.map(|u| u.id),
+                "mode": client.ciba_delivery_mode(),
+            }),
         )
         .await?;
         tx.commit().await?;
@@ -158,8 +219,10 @@ impl<D: OidcDb> Oidc<D> {
         })
     }
 
-    /// CIBA's token request (poll mode, CIBA Core §10.1): pending, too fast, refused, ended, or
-    /// the tokens once the citizen approved.
+    /// CIBA's token request (CIBA Core §10.1, §11): pending, too fast, refused, ended, or the
+    /// tokens once the citizen approved. A ping-mode client told that the answer is ready gets
+    /// it at once, however recently it polled: its notification is the signal to come (§10.2),
+    /// and an answer is fetched once.
     pub(super) async fn ciba_token(
         &self,
         mut tx: D::Tx,
@@ -183,7 +246,16 @@ impl<D: OidcDb> Oidc<D> {
         if now >= ciba.expires_at {
             return Err(OidcRefusal::ExpiredToken.into());
         }
-        if now < ciba.next_poll_at {
+        let answered = match &ciba.txn_id {
+            Some(txn_id) => self.store.transaction(txn_id).await?,
+            None => None,
+        };
+        let ready = answered.as_ref().is_some_and(|txn| {
+            domain::login::effective_status(txn.status, txn.expires_at, now)
+                != TransactionStatus::Pending
+        });
+        let pinged = ready && client.ciba_ping_endpoint().is_some();
+        if now < ciba.next_poll_at && !pinged {
             // CIBA Core §11: each poll too early adds to the wait.
             tx.poll_oidc_ciba(&ciba.id_hash, ciba.next_poll_at.plus_seconds(CIBA_INTERVAL))
                 .await?;
@@ -192,10 +264,6 @@ impl<D: OidcDb> Oidc<D> {
         }
         tx.poll_oidc_ciba(&ciba.id_hash, now.plus_seconds(CIBA_INTERVAL))
             .await?;
-        let answered = match &ciba.txn_id {
-            Some(txn_id) => self.store.transaction(txn_id).await?,
-            None => None,
-        };
         let (Some(txn), Some(grant)) = (answered, ciba.grant.clone()) else {
             tx.commit().await?;
             return Err(OidcRefusal::AuthorizationPending.into());

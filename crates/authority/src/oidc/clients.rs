@@ -27,6 +27,8 @@ pub struct ClientRegistration {
     pub subject: SubjectType,
     /// May use CIBA.
     pub ciba: bool,
+    /// CIBA in ping mode: where its notifications go (with `ciba` only).
+    pub ciba_notification_endpoint: Option<String>,
     /// Back-channel logout URI.
     pub backchannel_logout_uri: Option<String>,
     /// Post-logout redirect URIs.
@@ -75,6 +77,7 @@ impl<D: OidcDb> Oidc<D> {
             post_logout_redirect_uris: registration.post_logout_redirect_uris,
             created_at: self.clock.now(),
             ciba: registration.ciba,
+            ciba_notification_endpoint: registration.ciba_notification_endpoint,
         };
         check_registration(&client, registration.public)
             .map_err(|e| OidcRefusal::InvalidRequest(e.to_string()))?;
@@ -84,7 +87,12 @@ impl<D: OidcDb> Oidc<D> {
             client.created_at,
             "operator",
             "oidc.client.added",
-            json!({ "client_id": client.client_id, "name": client.name, "profile": client.profile.as_str() }),
+            json!({
+                "client_id": client.client_id,
+                "name": client.name,
+                "profile": client.profile.as_str(),
+                "ciba": client.ciba_delivery_mode(),
+            }),
         )
         .await?;
         tx.commit().await?;

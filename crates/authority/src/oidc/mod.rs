@@ -9,15 +9,17 @@
 //! `domain::oidc`'s; JOSE is in [`jose`]. Every authorization, refusal and token is audited.
 //!
 //! Also: refresh tokens that rotate (by family), RFC 7009 revocation and RFC 7662
-//! introspection, CIBA in poll mode (a ConsentID login request from a service's own server),
-//! back-channel logout (a queue delivered by [`Oidc::logout_worker`]) and RP-initiated logout,
+//! introspection, CIBA in poll and ping mode (a ConsentID login request from a service's own
+//! server; ping notifications delivered by [`Oidc::ciba_ping_worker`]), back-channel logout (a
+//! queue delivered by [`Oidc::logout_worker`]) and RP-initiated logout,
 //! the server-provided DPoP nonce (a MAC of the minute, no state), and the signing key's
 //! rollover (`domain::oidc::key_schedule`).
 //!
-//! Not built yet (issue 23 stays open): CIBA's ping mode, Rich Authorization Requests.
+//! Not built yet (issue 23 stays open): Rich Authorization Requests.
 
 mod authorize;
 mod ciba;
+mod ciba_ping;
 mod clients;
 pub mod jose;
 mod keys;
@@ -44,17 +46,17 @@ use sha2::{Digest as _, Sha256};
 
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
-    claims_for, key_schedule, pairwise_subject, redirect_uri_registered, AuthMethod, CibaRecord,
-    Claim, ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant, KeyGeneration, Profile,
-    RefreshUse, SubjectType, TokenKind, TokenRecord, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL,
-    CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME,
-    REQUEST_URI_LIFETIME,
+    claims_for, key_schedule, pairwise_subject, redirect_uri_registered, AuthMethod, CibaPing,
+    CibaRecord, Claim, ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant,
+    KeyGeneration, NotificationToken, Profile, RefreshUse, SubjectType, TokenKind, TokenRecord,
+    ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
+    REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
 };
 use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
 use store::{
-    AccountStore as _, AuditLog as _, Change, Database, LogoutRecord, LogoutScope, OidcQueries,
-    OidcStore, Store, Transaction as _,
+    AccountStore as _, AuditLog as _, Change, CibaPingDue, Database, LogoutRecord, LogoutScope,
+    OidcQueries, OidcStore, Store, Transaction as _,
 };
 
 use crate::login::Session;
@@ -279,7 +281,7 @@ impl<D: OidcDb> Oidc<D> {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT],
             "backchannel_authentication_endpoint": self.endpoint("/oidc/bc-authorize"),
-            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_token_delivery_modes_supported": ["poll", "ping"],
             "backchannel_user_code_parameter_supported": false,
             "revocation_endpoint": self.endpoint("/oidc/revoke"),
             "end_session_endpoint": self.endpoint("/oidc/logout"),

@@ -5,6 +5,7 @@
 //! [`fapi2`].
 
 mod ciba;
+mod ciba_ping;
 mod fapi2;
 mod grants;
 mod logout;
@@ -17,6 +18,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::mpsc;
 
 use domain::oidc::{Acr, Profile, SubjectType, ACCESS_TOKEN_LIFETIME, ID_TOKEN_LIFETIME};
 
@@ -43,6 +46,7 @@ fn registration(profile: Profile, scopes: &[&str]) -> ClientRegistration {
         allow_jmbg: false,
         subject: SubjectType::Pairwise,
         ciba: false,
+        ciba_notification_endpoint: None,
         backchannel_logout_uri: None,
         post_logout_redirect_uris: Vec::new(),
     }
@@ -113,6 +117,71 @@ fn bearer(token: &str) -> ResourceRequest<'_> {
         dpop: None,
         method: "GET",
     }
+}
+
+/// A request an HTTP [`receiver`] got: its head (request line and headers) and body.
+struct Received {
+    head: String,
+    body: String,
+}
+
+impl Received {
+    /// A header's value (the name in any case).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// An HTTP receiver on 127.0.0.1 answering each POST with `status`: its URL (with `path`), and
+/// the requests it received.
+async fn receiver(status: u16, path: &str) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let (send, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Headers, then as many body bytes as Content-Length says.
+            let got = loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(Received {
+                            head: head.to_owned(),
+                            body: body.to_owned(),
+                        });
+                    }
+                }
+            };
+            let answer =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            if let Some(got) = got {
+                let _ = send.send(got);
+            }
+        }
+    });
+    (url, received)
 }
 
 /// The provider's refusal in `result`.
@@ -556,6 +625,21 @@ async fn an_operator_registers_only_clients_that_can_authenticate_and_a_secret_i
                     ..base()
                 },
                 "logout tokens over plain http",
+            ),
+            (
+                ClientRegistration {
+                    ciba_notification_endpoint: Some("https://rp.example/ciba".into()),
+                    ..base()
+                },
+                "a CIBA notification endpoint without CIBA",
+            ),
+            (
+                ClientRegistration {
+                    ciba: true,
+                    ciba_notification_endpoint: Some("http://rp.example/ciba".into()),
+                    ..base()
+                },
+                "CIBA notifications over plain http",
             ),
             (
                 ClientRegistration {

@@ -13,11 +13,11 @@ use store::{
 use crate::support::{databases, new_certificate, serial, T};
 
 /// A wake comes well within this (a lost one only after `Watch::recheck`, 30 s when listening).
-const SOON: Duration = Duration::from_secs(5);
+pub(crate) const SOON: Duration = Duration::from_secs(5);
 /// Long enough for a wrongly sent wake to have arrived.
 const QUIET: Duration = Duration::from_millis(300);
 
-async fn woken(
+pub(crate) async fn woken(
     next: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>,
     within: Duration,
 ) -> bool {
@@ -26,7 +26,7 @@ async fn woken(
 
 /// Waits until the store's listener hears other instances (PostgreSQL; it wakes every watcher
 /// when it connects, since it may have missed changes until then).
-async fn until_listening(name: &str, watch: &Watch) {
+pub(crate) async fn until_listening(name: &str, watch: &Watch) {
     if name == "sqlite" {
         return;
     }

@@ -30,6 +30,7 @@ fn client(id: &str, created_at: UnixTime) -> ClientRecord {
         post_logout_redirect_uris: Vec::new(),
         created_at,
         ciba: false,
+        ciba_notification_endpoint: None,
     }
 }
 

@@ -180,6 +180,7 @@ fn ciba(id: &str, client: &str, hint: &str, known: bool) -> CibaRecord {
         expires_at: T.plus_seconds(120),
         next_poll_at: T,
         closed_at: None,
+        ping: None,
     }
 }
 

@@ -14,17 +14,18 @@ use crate::oidc::{
 };
 use crate::test_support::{authorities, App, TestAuthority};
 
-fn ask(hint: &str, message: Option<&str>) -> BackchannelRequest {
+pub(super) fn ask(hint: &str, message: Option<&str>) -> BackchannelRequest {
     BackchannelRequest {
         scope: Some("openid profile".into()),
         login_hint: Some(hint.into()),
         other_hint: false,
         binding_message: message.map(str::to_owned),
         acr_values: None,
+        client_notification_token: None,
     }
 }
 
-fn poll(auth_req_id: &str, credentials: ClientCredentials) -> TokenRequest {
+pub(super) fn poll(auth_req_id: &str, credentials: ClientCredentials) -> TokenRequest {
     TokenRequest {
         grant_type: Some(CIBA_GRANT.into()),
         auth_req_id: Some(auth_req_id.into()),
@@ -48,7 +49,7 @@ async fn counter(t: &TestAuthority, ciba: bool) -> (String, String) {
 }
 
 /// Refuses the first request waiting in the app.
-async fn deny_next(t: &TestAuthority, app: &App) {
+pub(super) async fn deny_next(t: &TestAuthority, app: &App) {
     let (envelope, payload) = app.next_request(t).await;
     let code = crypto::verification_code(&crypto::unb64(&payload.challenge).unwrap());
     let (txn, response) = app.answer(&envelope, Decision::Deny, &code, Some(&app.pin), t.now());

@@ -6,66 +6,15 @@
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::mpsc;
 
 use domain::oidc::Profile;
 
 use super::{
-    allow, citizen, code_of, params, pkce, refusal, registration, secret, token_request,
+    allow, citizen, code_of, params, pkce, receiver, refusal, registration, secret, token_request,
     verify_id_token,
 };
 use crate::oidc::{ClientRegistration, LogoutPlan, LogoutRequest};
 use crate::test_support::{authorities, consentid_login, TestAuthority};
-
-/// An HTTP receiver on 127.0.0.1 answering each POST with `status`: its URL, and the bodies
-/// it received.
-async fn receiver(status: u16) -> (String, mpsc::UnboundedReceiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/backchannel-logout",
-        listener.local_addr().unwrap()
-    );
-    let (send, received) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                return;
-            };
-            let mut request = Vec::new();
-            let mut buffer = [0u8; 4096];
-            // Headers, then as many body bytes as Content-Length says.
-            let body = loop {
-                let n = socket.read(&mut buffer).await.unwrap();
-                if n == 0 {
-                    break None;
-                }
-                request.extend_from_slice(&buffer[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break Some(body.to_owned());
-                    }
-                }
-            };
-            let answer =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            socket.write_all(answer.as_bytes()).await.unwrap();
-            if let Some(body) = body {
-                let _ = send.send(body);
-            }
-        }
-    });
-    (url, received)
-}
 
 /// A logout token's claims once `jsonwebtoken` verified it with our JWKS for `client_id`.
 fn verify_logout_token(t: &TestAuthority, body: &str, client_id: &str) -> Value {
@@ -90,8 +39,8 @@ async fn a_logout_tells_each_service_of_the_session_once_and_again_after_a_failu
     let dir = tempfile::tempdir().unwrap();
     for t in authorities(dir.path()).await {
         let name = t.name;
-        let (good_url, mut good) = receiver(200).await;
-        let (bad_url, mut bad) = receiver(500).await;
+        let (good_url, mut good) = receiver(200, "/backchannel-logout").await;
+        let (bad_url, mut bad) = receiver(500, "/backchannel-logout").await;
         let mut clients = Vec::new();
         for url in [Some(&good_url), Some(&bad_url), None] {
             let (client, client_secret) = t
@@ -143,7 +92,7 @@ async fn a_logout_tells_each_service_of_the_session_once_and_again_after_a_failu
         );
         t.login.logout(&session).await.unwrap();
         assert_eq!(t.oidc.deliver_due_logouts().await.unwrap(), 1, "{name}");
-        let claims = verify_logout_token(&t, &good.recv().await.unwrap(), &clients[0].0);
+        let claims = verify_logout_token(&t, &good.recv().await.unwrap().body, &clients[0].0);
         assert_eq!(claims["sid"], session.sid(), "{name}");
         assert_eq!(claims["sub"], subs[0], "{name}: the service's own sub");
         assert!(
