@@ -184,6 +184,7 @@ pub fn basic(scopes: &[&str]) -> ClientRegistration {
         allow_jmbg: false,
         subject: SubjectType::Pairwise,
         ciba: false,
+        ciba_notification_endpoint: None,
         backchannel_logout_uri: None,
         post_logout_redirect_uris: vec![AFTER_LOGOUT.into()],
     }
