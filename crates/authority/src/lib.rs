@@ -350,6 +350,7 @@ impl<D: AuthorityDb> Authority<D> {
         self.login.purge_qr_logins().await?;
         // A key rotation made by another process (`eidportal oidc keys rotate`).
         self.oidc.refresh_signing_keys().await?;
+        self.oidc.queue_expired_session_logouts().await?;
         // Ended a day ago: a code reused after that is unknown, and refused all the same; a
         // token is kept that long after its end for the back-channel logout of its session.
         self.store

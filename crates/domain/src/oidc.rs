@@ -668,6 +668,10 @@ pub struct Grant {
     pub sid: String,
     /// The DPoP key's thumbprint the tokens are bound to (RFC 9449 §10), if any.
     pub dpop_jkt: Option<String>,
+    /// When the portal session of the grant expires: its services are told of the end then
+    /// (Back-Channel Logout). None for CIBA, which has no portal session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<UnixTime>,
 }
 
 /// What a token is.

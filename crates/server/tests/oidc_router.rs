@@ -729,9 +729,6 @@ async fn revoke_and_introspect_refuse_wrong_client_credentials_and_change_nothin
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert!(provider.active(&client, &token).await);
     assert_eq!(provider.userinfo(&token).await.status, StatusCode::OK);
-    // Nor does it learn of the token (and of the other service's pairwise `sub`) by
-    // introspection.
-    assert!(!provider.active(&other, &token).await);
     // Its own client revokes it, with HTTP Basic.
     let answer = provider
         .post(

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("migrations/0015_audit_keyed_marker.sql")),
     (16, include_str!("migrations/0016_oidc.sql")),
     (17, include_str!("migrations/0017_oidc_ciba_ping.sql")),
+    (18, include_str!("migrations/0018_oidc_session_expiry.sql")),
 ];
 
 /// A migration in the database's dialect.

@@ -53,6 +53,8 @@ pub enum LogoutScope<'a> {
     Client(&'a UserId, &'a str),
     /// Every session of a citizen ended (revoke everything).
     User(&'a UserId),
+    /// The portal sessions that expired after this time, up to the call's `now`.
+    ExpiredAfter(UnixTime),
 }
 
 /// A back-channel logout waiting to be delivered.
@@ -783,8 +785,8 @@ impl OidcStore for Tx {
     async fn insert_oidc_token(&mut self, token: &TokenRecord) -> Result<(), Error> {
         query(
             "INSERT INTO oidc_tokens (token_hash, kind, client_id, user_id, code_hash, family, \
-             sid, grant_data, created_at, expires_at, used_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             sid, grant_data, created_at, expires_at, used_at, revoked_at, session_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(token.token_hash.clone())
         .bind(token.kind.as_str())
@@ -798,6 +800,7 @@ impl OidcStore for Tx {
         .bind(token.expires_at.0)
         .bind(token.used_at.map(|t| t.0))
         .bind(token.revoked_at.map(|t| t.0))
+        .bind(token.grant.session_expires_at.map(|t| t.0))
         .execute(self.conn()?)
         .await?;
         Ok(())
@@ -988,6 +991,9 @@ impl OidcStore for Tx {
                 format!("{insert} WHERE user_id = $2 AND client_id = $3 {conflict}")
             }
             LogoutScope::User(_) => format!("{insert} WHERE user_id = $2 {conflict}"),
+            LogoutScope::ExpiredAfter(_) => format!(
+                "{insert} WHERE session_expires_at > $2 AND session_expires_at <= $1 {conflict}"
+            ),
         };
         let statement = query(&sql).bind(now.0);
         let statement = match scope {
@@ -996,6 +1002,7 @@ impl OidcStore for Tx {
                 statement.bind(user.clone()).bind(client_id.to_owned())
             }
             LogoutScope::User(user) => statement.bind(user.clone()),
+            LogoutScope::ExpiredAfter(after) => statement.bind(after.0),
         };
         let done = statement.execute(self.conn()?).await?;
         if done.rows_affected() > 0 {

@@ -209,6 +209,11 @@ impl Session {
         self.record.auth_method == Some(AuthMethod::ConsentId)
     }
 
+    /// When the session expires.
+    pub fn expires_at(&self) -> UnixTime {
+        self.record.expires_at
+    }
+
     /// When the login happened (none while anonymous).
     pub fn authenticated_at(&self) -> Option<UnixTime> {
         self.record.authenticated_at

@@ -466,6 +466,7 @@ impl<D: OidcDb> Oidc<D> {
             method,
             sid: session.sid(),
             dpop_jkt: request.params.dpop_jkt.clone(),
+            session_expires_at: Some(session.expires_at()),
         };
         tx.insert_oidc_code(&sha256_hex(&code), &grant, now.plus_seconds(CODE_LIFETIME))
             .await?;

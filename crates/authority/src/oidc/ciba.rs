@@ -174,6 +174,7 @@ impl<D: OidcDb> Oidc<D> {
                     method: AuthMethod::ConsentId,
                     sid: proto::b64(&rand::random::<[u8; 16]>()),
                     dpop_jkt: None,
+                    session_expires_at: None,
                 };
                 (Some(txn), Some(grant))
             }

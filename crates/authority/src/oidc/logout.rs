@@ -24,6 +24,11 @@ pub struct LogoutPlan {
     pub redirect: Option<String>,
 }
 
+/// How far back a starting instance looks for expired portal sessions whose services were
+/// not told yet: an hour, well inside the day that settled logouts are kept (so a logout is
+/// never queued twice).
+pub(super) const EXPIRY_LOOKBACK: i64 = 3600;
+
 /// When to try a back-channel logout again after a failure: 30 s, doubling up to an hour,
 /// for a day; `None`: give up.
 pub(super) fn logout_retry(logout: &LogoutRecord, now: UnixTime) -> Option<UnixTime> {
@@ -36,6 +41,28 @@ pub(super) fn logout_retry(logout: &LogoutRecord, now: UnixTime) -> Option<UnixT
 }
 
 impl<D: OidcDb> Oidc<D> {
+    /// Queues the back-channel logouts of the portal sessions that expired since the last look
+    /// (at start, [`EXPIRY_LOOKBACK`] back): a session that simply ends is an end its services
+    /// are told of, like **Одјава**. Each instance looks; a logout is queued once all the same.
+    /// How many were queued.
+    pub async fn queue_expired_session_logouts(&self) -> Result<u64, Error> {
+        let now = self.clock.now();
+        let after = *self
+            .expiries_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tx = self.store.begin().await?;
+        let queued = tx
+            .queue_oidc_logouts(LogoutScope::ExpiredAfter(after), now)
+            .await?;
+        tx.commit().await?;
+        *self
+            .expiries_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        Ok(queued)
+    }
+
     /// Delivers queued back-channel logouts until `stop`: woken when some are queued (on
     /// PostgreSQL from any instance), and when the next retry is due.
     pub async fn logout_worker(&self, stop: impl std::future::Future<Output = ()>) {

@@ -200,6 +200,8 @@ pub struct Oidc<D = Store> {
     /// The DPoP nonces' MAC key, derived from the deployment's secret (every instance makes
     /// and accepts the same nonces).
     nonce_key: RwLock<[u8; 32]>,
+    /// Up to when expired portal sessions were looked at ([`Oidc::queue_expired_session_logouts`]).
+    expiries_seen: std::sync::Mutex<UnixTime>,
 }
 
 impl<D: OidcDb> Oidc<D> {
@@ -210,6 +212,8 @@ impl<D: OidcDb> Oidc<D> {
         ca: Arc<Ca<D>>,
         login: Arc<Login<D>>,
     ) -> Self {
+        let expiries_seen =
+            std::sync::Mutex::new(clock.now().plus_seconds(-logout::EXPIRY_LOOKBACK));
         Self {
             store,
             clock,
@@ -219,6 +223,7 @@ impl<D: OidcDb> Oidc<D> {
             key: RwLock::new(None),
             pairwise: RwLock::new(rand::random()),
             nonce_key: RwLock::new(rand::random()),
+            expiries_seen,
         }
     }
 

@@ -46,6 +46,7 @@ pub(crate) fn grant(client_id: &str, user_id: &str) -> Grant {
         method: AuthMethod::ConsentId,
         sid: "sid-1".to_owned(),
         dpop_jkt: None,
+        session_expires_at: None,
     }
 }
 

@@ -133,6 +133,57 @@ async fn a_logout_is_queued_once_per_client_and_session_concerned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_that_expired_in_a_window_queue_their_logouts_once() {
+    for db in &databases().await {
+        let name = db.name;
+        let expiring = |hash, client, sid, at: Option<i64>| {
+            token(
+                hash,
+                None,
+                Grant {
+                    session_expires_at: at.map(|s| T.plus_seconds(s)),
+                    ..in_session(client, "u-1", sid)
+                },
+            )
+        };
+        insert_tokens(
+            &db.store,
+            &[
+                expiring("t-1", "c-1", "s-1", Some(100)),
+                expiring("t-2", "c-2", "s-1", Some(100)),
+                expiring("t-3", "c-1", "s-2", Some(200)),
+                // CIBA: no portal session.
+                expiring("t-4", "c-3", "s-3", None),
+            ],
+        )
+        .await;
+        let expired = |after: i64, now: i64| async move {
+            let mut tx = db.store.begin().await.unwrap();
+            let queued = tx
+                .queue_oidc_logouts(
+                    LogoutScope::ExpiredAfter(T.plus_seconds(after)),
+                    T.plus_seconds(now),
+                )
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            queued
+        };
+        assert_eq!(expired(0, 99).await, 0, "{name}: none expired yet");
+        assert_eq!(expired(0, 150).await, 2, "{name}: s-1's two services");
+        assert_eq!(expired(150, 250).await, 1, "{name}: then s-2's");
+        assert_eq!(expired(0, 10_000).await, 0, "{name}: each once");
+        let mut queued = due(&db.store, T.plus_seconds(10_000)).await;
+        queued.sort();
+        assert_eq!(
+            queued,
+            [pair("c-1", "s-1"), pair("c-1", "s-2"), pair("c-2", "s-1")],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_is_delivered_retried_or_given_up_and_purged_once_settled() {
     for db in &databases().await {
         let name = db.name;

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::oidc::{ClientRegistration, LogoutPlan, LogoutRequest};
 use crate::test_support::{authorities, consentid_login, TestAuthority};
+use crate::Clock as _;
 
 /// A logout token's claims once `jsonwebtoken` verified it with our JWKS for `client_id`.
 fn verify_logout_token(t: &TestAuthority, body: &str, client_id: &str) -> Value {
@@ -114,6 +115,66 @@ async fn a_logout_tells_each_service_of_the_session_once_and_again_after_a_failu
         assert_eq!(t.oidc.deliver_due_logouts().await.unwrap(), 0, "{name}");
         assert!(good.try_recv().is_err(), "{name}: delivered once");
         assert!(bad.recv().await.is_some(), "{name}: retried");
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_simply_expires_is_told_to_its_services_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let (url, mut told) = receiver(200, "/backchannel-logout").await;
+        let (client, client_secret) = t
+            .oidc
+            .register_client(ClientRegistration {
+                backchannel_logout_uri: Some(url),
+                ..registration(Profile::Basic, &[])
+            })
+            .await
+            .unwrap();
+        let (id, client_secret) = (client.client_id, client_secret.unwrap());
+        let app = citizen(&t, "petar@example.rs").await;
+        let session = consentid_login(&t, &app, "petar@example.rs").await;
+        let pkce = pkce();
+        let code = code_of(
+            &t,
+            &allow(&t, &session, &params(&id, "openid", &pkce)).await,
+        );
+        t.oidc
+            .token(&token_request(
+                &code,
+                &pkce.verifier,
+                secret(&id, &client_secret),
+            ))
+            .await
+            .unwrap();
+
+        t.maintain().await.unwrap();
+        assert_eq!(
+            t.oidc.deliver_due_logouts().await.unwrap(),
+            0,
+            "{name}: still on"
+        );
+        t.clock
+            .advance(session.expires_at().0 - t.clock.now().0 + 1);
+        // The upkeep looks (every instance does); the service is told once.
+        t.maintain().await.unwrap();
+        assert_eq!(
+            t.oidc.queue_expired_session_logouts().await.unwrap(),
+            0,
+            "{name}"
+        );
+        assert_eq!(t.oidc.deliver_due_logouts().await.unwrap(), 1, "{name}");
+        let claims = verify_logout_token(&t, &told.recv().await.unwrap().body, &id);
+        assert_eq!(claims["sid"], session.sid(), "{name}");
+        t.clock.advance(60);
+        t.maintain().await.unwrap();
+        assert_eq!(
+            t.oidc.deliver_due_logouts().await.unwrap(),
+            0,
+            "{name}: once"
+        );
         t.close().await;
     }
 }
