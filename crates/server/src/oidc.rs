@@ -388,6 +388,7 @@ fn outcome_of(response: &AuthorizationResponse) -> &'static str {
         Some("login_required") => "login_required",
         Some("consent_required") => "consent_required",
         Some("invalid_scope") => "invalid_scope",
+        Some("invalid_authorization_details") => "invalid_authorization_details",
         Some("unsupported_response_type") => "unsupported_response_type",
         Some(_) => "invalid_request",
     }
@@ -493,12 +494,24 @@ async fn authorize(
         Ok(AuthorizeStep::Consent(request)) => consent_page(&state, &visit, &request, &raw),
         Ok(AuthorizeStep::Login) => {
             let page = state.page(&visit, "oidc-heading", "/oidc/authorize");
-            let template = MessagePage {
-                heading: page.t("oidc-heading"),
-                text: page.t_with(
+            // A transaction (RFC 9396) is approved by a login of its own, by username: the
+            // phone shows its text (the QR and same-phone logins carry none).
+            let text = match &request.transaction {
+                Some(transaction) => page.t_with(
+                    "oidc-transaction-login",
+                    &[
+                        ("client", request.client.name.clone()),
+                        ("text", transaction.text.clone()),
+                    ],
+                ),
+                None => page.t_with(
                     "oidc-login-first",
                     &[("client", request.client.name.clone())],
                 ),
+            };
+            let template = MessagePage {
+                heading: page.t("oidc-heading"),
+                text,
                 is_error: false,
                 link: "/login/mobile".into(),
                 link_text: page.t("cloud-login-again"),

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/0014_oauth_pending.sql")),
     (15, include_str!("migrations/0015_audit_keyed_marker.sql")),
     (16, include_str!("migrations/0016_oidc.sql")),
+    (17, include_str!("migrations/0017_session_login_txn.sql")),
 ];
 
 /// A migration in the database's dialect.

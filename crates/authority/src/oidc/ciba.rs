@@ -121,6 +121,7 @@ impl<D: OidcDb> Oidc<D> {
                     method: AuthMethod::ConsentId,
                     sid: proto::b64(&rand::random::<[u8; 16]>()),
                     dpop_jkt: None,
+                    transaction: None,
                 };
                 (Some(txn), Some(grant))
             }
