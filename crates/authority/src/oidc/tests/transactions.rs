@@ -410,3 +410,61 @@ async fn a_transaction_is_not_approved_by_another_text_a_refusal_an_old_approval
         t.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_transaction_is_shown_on_the_phone_and_approved_as_a_direct_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let app = citizen(&t, "petar@example.rs").await;
+        let session = consentid_login(&t, &app, "petar@example.rs").await;
+        let (id, client_secret) = allowed_client(&t, &session).await;
+        let pkce_1 = pkce();
+        let (request_uri, _) = t
+            .oidc
+            .push_request(
+                &secret(&id, &client_secret),
+                transaction_params(&id, PAYMENT, &pkce_1),
+            )
+            .await
+            .unwrap();
+        // The browser brings only client_id and request_uri; the text comes from the pushed
+        // request, read (not spent) for the phone.
+        let query = AuthorizationParams {
+            client_id: Some(id.clone()),
+            request_uri: Some(request_uri),
+            ..AuthorizationParams::default()
+        };
+        let request = t.oidc.authorization_request(&query).await.unwrap();
+        assert!(
+            is_login(&t.oidc.authorize(&session, &request).await.unwrap()),
+            "{name}"
+        );
+        let (approved, txn) = transaction_login(&t, &app, &query).await;
+        let signed: proto::app::RequestPayload =
+            serde_json::from_slice(&t.store.transaction(&txn).await.unwrap().unwrap().payload)
+                .unwrap();
+        assert_eq!(signed.message.as_deref(), Some(PAYMENT), "{name}");
+        let request = t.oidc.authorization_request(&query).await.unwrap();
+        let AuthorizeStep::Respond(response) = t.oidc.authorize(&approved, &request).await.unwrap()
+        else {
+            panic!("{name}: the consent is remembered");
+        };
+        let tokens = t
+            .oidc
+            .token(&token_request(
+                &code_of(&t, &response),
+                &pkce_1.verifier,
+                secret(&id, &client_secret),
+            ))
+            .await
+            .unwrap();
+        let claims = verify_id_token(&t, tokens.id_token.as_deref().unwrap(), &id);
+        assert_eq!(
+            claims["authorization_details"],
+            json!([{ "type": "eidportal_transaction", "text": PAYMENT }]),
+            "{name}"
+        );
+        t.close().await;
+    }
+}
