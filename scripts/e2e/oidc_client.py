@@ -6,9 +6,14 @@ drives it; the browser part (login, consent) is the test's.
 
     oidc_client.py keygen DIR                    the RP's P-256 key: DIR/private.json, DIR/jwks.json
     oidc_client.py start  STATE basic|fapi2 ISSUER CLIENT_ID SECRET_OR_KEYDIR REDIRECT SCOPE
-                                                 prints {"url": the authorization URL}
+                          [AUTHORIZATION_DETAILS]
+                                                 prints {"url": the authorization URL}; with
+                                                 AUTHORIZATION_DETAILS (RFC 9396, JSON), the
+                                                 request carries it
     oidc_client.py finish STATE CALLBACK_URL     exchanges the code, validates the ID token
                                                  against the JWKS, calls userinfo; prints JSON
+                                                 (with authorization_details: the ID token's
+                                                 claim and, for basic, the introspection's)
     oidc_client.py ciba-start STATE ISSUER CLIENT_ID SECRET LOGIN_HINT BINDING_MESSAGE [TOKEN]
                                                  a CIBA request (client_secret_basic), in ping
                                                  mode with TOKEN as client_notification_token;
@@ -126,7 +131,8 @@ def keygen(directory):
         json.dump(ECKey.generate_key("P-256").as_dict(private=True), f)
 
 
-def start(path, mode, issuer, client_id, secret_or_keydir, redirect, scope):
+def start(path, mode, issuer, client_id, secret_or_keydir, redirect, scope,
+          authorization_details=None):
     meta = discovery(issuer)
     state = {
         "mode": mode,
@@ -143,11 +149,17 @@ def start(path, mode, issuer, client_id, secret_or_keydir, redirect, scope):
     else:
         state["keydir"] = secret_or_keydir
     client = session(state)
+    extra = {}
+    if authorization_details is not None:
+        # RFC 9396 §2: a JSON array, sent as one parameter.
+        state["authorization_details"] = json.loads(authorization_details)
+        extra["authorization_details"] = authorization_details
     url, state["state"] = client.create_authorization_url(
         meta["authorization_endpoint"],
         code_verifier=state["verifier"],
         nonce=state["nonce"],
         acr_values=HIGH,
+        **extra,
     )
     if mode == "fapi2":
         # RFC 9126: the parameters go to the PAR endpoint, authenticated with private_key_jwt;
@@ -227,6 +239,14 @@ def finish(path, callback):
         assert token["token_type"] == "Bearer", token
         out["userinfo"] = client.get(meta["userinfo_endpoint"]).json()
     assert out["userinfo"]["sub"] == claims["sub"], out
+    if "authorization_details" in state:
+        # RFC 9396 §7, §9.2: what was approved, in the ID token and to a resource server.
+        out["authorization_details"] = claims.get("authorization_details")
+        if state["mode"] == "basic":
+            answer = requests.post(meta["introspection_endpoint"], data={"token": access},
+                                   auth=(state["client_id"], state["secret"]), timeout=10)
+            assert answer.status_code == 200, answer.text
+            out["introspection"] = answer.json()
     print(json.dumps(out))
 
 
@@ -340,7 +360,7 @@ def main(argv):
     if argv[1] == "keygen":
         keygen(argv[2])
     elif argv[1] == "start":
-        start(*argv[2:9])
+        start(*argv[2:10])
     elif argv[1] == "finish":
         finish(argv[2], argv[3])
     elif argv[1] == "ciba-start":

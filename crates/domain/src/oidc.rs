@@ -438,6 +438,133 @@ pub fn approval_text_ok(text: &str, max: usize) -> bool {
     !text.trim().is_empty() && is_display_text(text, max)
 }
 
+/// The one type of RFC 9396 `authorization_details` we accept: a transaction (a payment, a
+/// filing) whose `text` the citizen reads and approves in ConsentID.
+pub const TRANSACTION_DETAILS_TYPE: &str = "eidportal_transaction";
+/// The longest `authorization_details` parameter read at all, bytes: a budget before parsing
+/// (one entry of at most [`TRANSACTION_TEXT_MAX`] characters, each at most 4 bytes, and the
+/// JSON around it, fit well within it).
+pub const AUTHORIZATION_DETAILS_MAX_BYTES: usize = 2048;
+/// How long after the citizen approved a transaction in ConsentID its approval may still be
+/// turned into a code, seconds (the consent page may come in between).
+pub const TRANSACTION_APPROVAL_WINDOW: i64 = 300;
+
+/// A transaction a service asks the citizen to approve: the one entry of type
+/// [`TRANSACTION_DETAILS_TYPE`] of its `authorization_details` (RFC 9396 §2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransactionDetails {
+    /// The approval-screen text, validated display text of at most [`TRANSACTION_TEXT_MAX`]
+    /// characters: exactly what the phone shows and the device signs.
+    pub text: String,
+}
+
+impl TransactionDetails {
+    /// The `authorization_details` the service gets back in the ID token and introspection
+    /// (RFC 9396 §7, §9.2): the array it sent, as approved.
+    pub fn authorization_details(&self) -> serde_json::Value {
+        serde_json::json!([{ "type": TRANSACTION_DETAILS_TYPE, "text": self.text }])
+    }
+}
+
+/// Why `authorization_details` is refused (`invalid_authorization_details`, RFC 9396 §5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationDetailsRefusal {
+    /// Not a JSON array of objects, or longer than [`AUTHORIZATION_DETAILS_MAX_BYTES`].
+    #[error("authorization_details must be a JSON array of objects")]
+    Malformed,
+    /// Not exactly one entry.
+    #[error("authorization_details must hold exactly one entry")]
+    Count,
+    /// An entry of a type we do not offer.
+    #[error("the only authorization_details type is eidportal_transaction")]
+    Type,
+    /// A field other than `type` and `text`: nothing is approved that the phone did not show.
+    #[error("an eidportal_transaction has only the fields type and text")]
+    Field,
+    /// `text` is missing, not a string, blank, too long, or holds control, bidi or invisible
+    /// characters.
+    #[error("text must be 1 to 200 display characters")]
+    Text,
+}
+
+/// Parses a request's `authorization_details` (RFC 9396 §2): a JSON array with exactly one
+/// object, `{"type": "eidportal_transaction", "text": TEXT}`, TEXT valid approval-screen text
+/// ([`approval_text_ok`], at most [`TRANSACTION_TEXT_MAX`] characters). Anything else is
+/// refused, never trimmed or ignored: the service gets back exactly what the citizen saw.
+pub fn parse_authorization_details(
+    text: &str,
+) -> Result<TransactionDetails, AuthorizationDetailsRefusal> {
+    use serde_json::Value;
+    if text.len() > AUTHORIZATION_DETAILS_MAX_BYTES {
+        return Err(AuthorizationDetailsRefusal::Malformed);
+    }
+    let Ok(Value::Array(entries)) = serde_json::from_str::<Value>(text) else {
+        return Err(AuthorizationDetailsRefusal::Malformed);
+    };
+    if entries.iter().any(|entry| !entry.is_object()) {
+        return Err(AuthorizationDetailsRefusal::Malformed);
+    }
+    let [Value::Object(entry)] = entries.as_slice() else {
+        return Err(AuthorizationDetailsRefusal::Count);
+    };
+    if entry.get("type").and_then(Value::as_str) != Some(TRANSACTION_DETAILS_TYPE) {
+        return Err(AuthorizationDetailsRefusal::Type);
+    }
+    if entry.keys().any(|key| key != "type" && key != "text") {
+        return Err(AuthorizationDetailsRefusal::Field);
+    }
+    match entry.get("text").and_then(Value::as_str) {
+        Some(shown) if approval_text_ok(shown, TRANSACTION_TEXT_MAX) => Ok(TransactionDetails {
+            text: shown.to_owned(),
+        }),
+        _ => Err(AuthorizationDetailsRefusal::Text),
+    }
+}
+
+/// A transaction the citizen approved: kept with the code and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApprovedTransaction {
+    /// What was approved.
+    pub details: TransactionDetails,
+    /// The ConsentID request that showed it and that the device signed: its stored approval
+    /// (the signed message and the device's signature) is the evidence.
+    pub txn_id: crate::TxnId,
+}
+
+/// The ConsentID login behind a session, as far as a transaction's approval needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovingLogin<'a> {
+    /// Whether it is a login request, approved and spent by the session's login.
+    pub consumed_login: bool,
+    /// Whether it was made for the session's account.
+    pub same_account: bool,
+    /// The service its signed payload named.
+    pub service: &'a str,
+    /// The text its signed payload showed (`RequestPayload.message`), if any.
+    pub message: Option<&'a str>,
+    /// When the device approved it.
+    pub approved_at: Option<UnixTime>,
+}
+
+/// Whether a session's login approved `details` for `service`: the login was made for it, the
+/// phone showed exactly this text and named this service, and the approval is at most
+/// [`TRANSACTION_APPROVAL_WINDOW`] seconds old. The text alone never binds: the caller reads
+/// `login` by the session's own login request id, and spends that id once.
+pub fn transaction_approved(
+    details: &TransactionDetails,
+    service: &str,
+    login: &ApprovingLogin<'_>,
+    now: UnixTime,
+) -> bool {
+    login.consumed_login
+        && login.same_account
+        && login.service == service
+        && login.message == Some(details.text.as_str())
+        && login
+            .approved_at
+            .is_some_and(|at| at <= now && now.0 - at.0 <= TRANSACTION_APPROVAL_WINDOW)
+}
+
 /// A client's profile (DESIGN §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -672,6 +799,10 @@ pub struct Grant {
     /// (Back-Channel Logout). None for CIBA, which has no portal session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_expires_at: Option<UnixTime>,
+    /// The transaction the citizen approved in ConsentID (RFC 9396 `authorization_details`),
+    /// if the request carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<ApprovedTransaction>,
 }
 
 /// What a token is.
@@ -1209,6 +1340,109 @@ mod tests {
     fn a_ciba_binding_names_its_request() {
         assert_eq!(ciba_of_binding(&ciba_binding("ab12")), Some("ab12"));
         assert_eq!(ciba_of_binding("a-browser-session-hash"), None);
+    }
+
+    #[test]
+    fn authorization_details_are_one_transaction_of_short_display_text() {
+        let details = |entries: &str| parse_authorization_details(entries);
+        let payment = "Плаћање 1.200,00 RSD Републичком фонду";
+        let entry = |text: &str| {
+            serde_json::json!([{ "type": "eidportal_transaction", "text": text }]).to_string()
+        };
+        let parsed = details(&entry(payment)).unwrap();
+        assert_eq!(parsed.text, payment);
+        assert_eq!(
+            parsed.authorization_details(),
+            serde_json::json!([{ "type": "eidportal_transaction", "text": payment }])
+        );
+        assert_eq!(
+            details(&entry(&"ш".repeat(200))).map(|d| d.text.chars().count()),
+            Ok(200)
+        );
+        for (refused, why) in [
+            (entry(&"ш".repeat(201)), AuthorizationDetailsRefusal::Text),
+            (entry("Плаћање\u{7}"), AuthorizationDetailsRefusal::Text),
+            (entry("\u{1b}[2AПлаћање"), AuthorizationDetailsRefusal::Text),
+            (entry("Плаћање\n1.200"), AuthorizationDetailsRefusal::Text),
+            (entry("Плаћање \u{202E}DSR 002.1"), AuthorizationDetailsRefusal::Text),
+            (entry("Плаћање \u{2066}1.200"), AuthorizationDetailsRefusal::Text),
+            (entry("zero\u{200B}width"), AuthorizationDetailsRefusal::Text),
+            (entry("   "), AuthorizationDetailsRefusal::Text),
+            (
+                r#"[{"type":"eidportal_transaction","text":12}]"#.into(),
+                AuthorizationDetailsRefusal::Text,
+            ),
+            (
+                r#"[{"type":"eidportal_transaction"}]"#.into(),
+                AuthorizationDetailsRefusal::Text,
+            ),
+            (
+                r#"[{"type":"payment_initiation","text":"x"}]"#.into(),
+                AuthorizationDetailsRefusal::Type,
+            ),
+            (r#"[{"text":"x"}]"#.into(), AuthorizationDetailsRefusal::Type),
+            (
+                r#"[{"type":"eidportal_transaction","text":"a"},{"type":"eidportal_transaction","text":"b"}]"#
+                    .into(),
+                AuthorizationDetailsRefusal::Count,
+            ),
+            ("[]".into(), AuthorizationDetailsRefusal::Count),
+            (
+                r#"[{"type":"eidportal_transaction","text":"x","amount":"1"}]"#.into(),
+                AuthorizationDetailsRefusal::Field,
+            ),
+            (
+                r#"{"type":"eidportal_transaction","text":"x"}"#.into(),
+                AuthorizationDetailsRefusal::Malformed,
+            ),
+            (r#"["x"]"#.into(), AuthorizationDetailsRefusal::Malformed),
+            ("[{".into(), AuthorizationDetailsRefusal::Malformed),
+            (
+                format!("[{}]", " ".repeat(AUTHORIZATION_DETAILS_MAX_BYTES)),
+                AuthorizationDetailsRefusal::Malformed,
+            ),
+        ] {
+            assert_eq!(details(&refused), Err(why), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_approved_only_by_a_fresh_login_that_showed_its_exact_text() {
+        let details = TransactionDetails {
+            text: "Плаћање 1.200,00 RSD Републичком фонду".into(),
+        };
+        let now = UnixTime(2_000_000_000);
+        let login = ApprovingLogin {
+            consumed_login: true,
+            same_account: true,
+            service: "Пореска управа",
+            message: Some("Плаћање 1.200,00 RSD Републичком фонду"),
+            approved_at: Some(UnixTime(now.0 - TRANSACTION_APPROVAL_WINDOW)),
+        };
+        assert!(transaction_approved(
+            &details,
+            "Пореска управа",
+            &login,
+            now
+        ));
+        let refused = |change: &dyn Fn(&mut ApprovingLogin<'_>)| {
+            let mut other = login.clone();
+            change(&mut other);
+            !transaction_approved(&details, "Пореска управа", &other, now)
+        };
+        assert!(refused(&|l| l.consumed_login = false));
+        assert!(refused(&|l| l.same_account = false));
+        assert!(refused(&|l| l.service = "Банка Интеса"));
+        assert!(refused(&|l| l.message = None));
+        assert!(refused(&|l| l.message = Some("Плаћање 1.200,00 RSD")));
+        assert!(refused(
+            &|l| l.message = Some("Плаћање 12.000,00 RSD Републичком фонду")
+        ));
+        assert!(refused(&|l| l.approved_at = None));
+        assert!(refused(
+            &|l| l.approved_at = Some(UnixTime(now.0 - TRANSACTION_APPROVAL_WINDOW - 1))
+        ));
+        assert!(refused(&|l| l.approved_at = Some(UnixTime(now.0 + 1))));
     }
 
     #[test]

@@ -344,6 +344,10 @@ pub struct SessionRecord {
     pub auth_method: Option<crate::oidc::AuthMethod>,
     /// The device that approved the login.
     pub device_id: Option<DeviceId>,
+    /// The ConsentID login request whose approval made this session (none for anonymous and
+    /// password sessions, and for sessions stored before it was kept): what the citizen saw
+    /// on the phone for this login, e.g. a service's transaction text.
+    pub login_txn: Option<TxnId>,
     /// The CSRF token of this session's forms.
     pub csrf_token: String,
     /// When it was created.

@@ -237,8 +237,10 @@ pub struct RequestPayload {
     /// its link), so there is no code to compare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<LoginFlow>,
-    /// A service's text for the approval screen (a CIBA `binding_message`: the same text the
-    /// service shows the citizen at its counter), validated display text.
+    /// A service's text for the approval screen, validated display text: a CIBA
+    /// `binding_message` (the same text the service shows the citizen at its counter), or the
+    /// transaction a service asks the citizen to approve with a login (RFC 9396
+    /// `authorization_details`, at most 200 characters). The device's signature covers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -289,6 +289,7 @@ oidc-remembered = Your consent is remembered; you can withdraw it on your accoun
 oidc-allow = Allow
 oidc-deny = Deny
 oidc-login-first = To log in to “{ $client }”, log in to the portal first: with the ConsentID mobile app, its QR code, or a password; after the login you come back here.
+oidc-transaction-login = “{ $client }” asks you to approve: “{ $text }”. Log in with the ConsentID mobile app by your e-mail address: the app shows this text, and approving with your PIN confirms it. After the login you come back here.
 oidc-invalid = The login request is not valid.
 account-consents = Services you log in to with this account
 account-no-consents = No service has your consent to log in yet.

@@ -397,6 +397,7 @@ fn outcome_of(response: &AuthorizationResponse) -> &'static str {
         Some("login_required") => "login_required",
         Some("consent_required") => "consent_required",
         Some("invalid_scope") => "invalid_scope",
+        Some("invalid_authorization_details") => "invalid_authorization_details",
         Some("unsupported_response_type") => "unsupported_response_type",
         Some(_) => "invalid_request",
     }
@@ -503,17 +504,33 @@ async fn authorize(
         Ok(AuthorizeStep::Consent(request)) => consent_page(&state, &visit, &request, &raw),
         Ok(AuthorizeStep::Login) => {
             let page = state.page(&visit, "oidc-heading", "/oidc/authorize");
-            let template = MessagePage {
-                heading: page.t("oidc-heading"),
-                text: page.t_with(
+            // A transaction (RFC 9396) is approved by a login of its own, by username: the
+            // phone shows its text (the QR and same-phone logins carry none).
+            let text = match &request.transaction {
+                Some(transaction) => page.t_with(
+                    "oidc-transaction-login",
+                    &[
+                        ("client", request.client.name.clone()),
+                        ("text", transaction.text.clone()),
+                    ],
+                ),
+                None => page.t_with(
                     "oidc-login-first",
                     &[("client", request.client.name.clone())],
                 ),
+            };
+            // Every way to log in (the mobile app, the QR code or the same phone, and the
+            // password, whose `acr` is low); for a transaction, the login by username.
+            let (link, link_text) = match &request.transaction {
+                Some(_) => ("/login/mobile", page.t("cloud-login-again")),
+                None => ("/login", page.t("login-methods-heading")),
+            };
+            let template = MessagePage {
+                heading: page.t("oidc-heading"),
+                text,
                 is_error: false,
-                // Every way to log in: the mobile app, the QR code (or the same phone) and
-                // the password, whose `acr` is low.
-                link: "/login".into(),
-                link_text: page.t("login-methods-heading"),
+                link: link.into(),
+                link_text,
                 page,
             };
             // The request waits server-side under a random id, the cookie's only content

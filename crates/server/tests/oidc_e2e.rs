@@ -981,6 +981,162 @@ fn a_service_hears_of_the_citizens_logout_on_its_back_channel() {
     assert!(audit.contains("intact"), "{audit}");
 }
 
+#[test]
+fn a_citizen_approves_a_services_transaction_text_on_the_phone() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("data"), &Setup::embedded(), None);
+    let issuer = server.url.clone();
+    let meta: Value =
+        serde_json::from_slice(&server.get("/.well-known/openid-configuration")).unwrap();
+    assert_eq!(
+        meta["authorization_details_types_supported"],
+        serde_json::json!(["eidportal_transaction"]),
+        "{meta}"
+    );
+    let client: Value = serde_json::from_str(
+        server
+            .cli_ok(&[
+                "oidc",
+                "client",
+                "add",
+                "--name",
+                "Републички фонд",
+                "--profile",
+                "basic",
+                "--redirect-uri",
+                BASIC_REDIRECT,
+                "--scope",
+                "profile",
+                "--json",
+            ])
+            .trim(),
+    )
+    .unwrap();
+    let id = client["client_id"].as_str().unwrap().to_owned();
+    let secret = client["client_secret"].as_str().unwrap().to_owned();
+    let home = d.join("phone");
+    // The citizen is logged in to the portal already.
+    let mut browser = support::logged_in(&server, "petar@example.rs", &home);
+    let state = d.join("rp.json");
+    let state = state.to_str().unwrap();
+    let payment = "Плаћање 1.200,00 RSD Републичком фонду";
+    let details = serde_json::json!([{ "type": "eidportal_transaction", "text": payment }]);
+    let start = |details: &str| {
+        relying_party(
+            &python,
+            &[
+                "start",
+                state,
+                "basic",
+                &issuer,
+                &id,
+                &secret,
+                BASIC_REDIRECT,
+                "openid profile",
+                details,
+            ],
+        )["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let url = start(&details.to_string());
+
+    // Her portal session is not enough: the transaction is approved by a login of its own.
+    let page = browser.get(&path_of(&server, &url));
+    let html = String::from_utf8_lossy(&page.body).to_string();
+    assert_eq!(page.status, 200, "{html}");
+    assert!(
+        html.contains(payment) && html.contains("/login/mobile"),
+        "{html}"
+    );
+
+    // The login by username: the phone names the service and shows the text; PIN, approve.
+    let csrf = Browser::csrf(&browser.get("/login/mobile"));
+    let started = browser.post(
+        "/login/mobile",
+        &[("csrf", &csrf), ("username", "petar@example.rs")],
+    );
+    let location = started.header("location").unwrap().to_owned();
+    let html = String::from_utf8_lossy(&browser.get(&location).body).to_string();
+    let vc = support::extract(&html, "data-testid=\"verification-code\">", "<").unwrap();
+    let (status, out, err) = support::consentid(&home, &["pending", "--wait", "10", "--json"], "");
+    assert_eq!(status, 0, "{out}{err}");
+    let pending: Value = serde_json::from_str(out.trim()).unwrap();
+    let shown = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|request| request["message"] == payment)
+        .unwrap_or_else(|| panic!("the phone shows the text: {pending}"));
+    assert_eq!(shown["rp"]["name"], "Републички фонд", "{shown}");
+    let (status, out, err) = support::consentid(
+        &home,
+        &[
+            "approve",
+            "--next",
+            "--wait",
+            "10",
+            "--code",
+            &vc,
+            "--pin-stdin",
+        ],
+        &format!("{}\n", support::PIN),
+    );
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains(payment), "{out}");
+    wait_for("the approval in the browser", || {
+        String::from_utf8_lossy(&browser.get(&format!("{location}/status")).body)
+            .contains("approved")
+            .then_some(())
+    });
+    let csrf = Browser::csrf(&browser.get(&location));
+    let next = browser
+        .post(&format!("{location}/complete"), &[("csrf", &csrf)])
+        .header("location")
+        .unwrap()
+        .to_owned();
+    assert!(next.starts_with("/oidc/authorize?"), "{next}");
+
+    // Consent, the code, and the approved details in the ID token (validated by authlib)
+    // and in the introspection answer.
+    let callback = allow(
+        &mut browser,
+        &server,
+        &format!("{}{next}", server.url),
+        "Републички фонд",
+    );
+    assert!(
+        callback.starts_with(&format!("{BASIC_REDIRECT}?code=")),
+        "{callback}"
+    );
+    let done = relying_party(&python, &["finish", state, &callback]);
+    assert_eq!(done["authorization_details"], details, "{done}");
+    assert_eq!(
+        done["introspection"]["authorization_details"], details,
+        "{done}"
+    );
+
+    // A text the phone cannot show exactly: refused at the redirect URI (RFC 9396 §5).
+    let url = start(
+        &serde_json::json!([{ "type": "eidportal_transaction", "text": "Плаћање \u{202E}DSR" }])
+            .to_string(),
+    );
+    let refused = browser.get(&path_of(&server, &url));
+    let location = refused.header("location").unwrap_or_default().to_owned();
+    assert!(
+        location.starts_with(BASIC_REDIRECT)
+            && location.contains("error=invalid_authorization_details"),
+        "{location}"
+    );
+    let audit = server.cli_ok(&["audit", "verify"]);
+    assert!(audit.contains("intact"), "{audit}");
+}
+
 /// The FAPI 2.0 flow as a bank runs it: node's openid-client 6 pushes the request (PAR, PKCE
 /// S256, `private_key_jwt`, DPoP with the server's nonce), headless Chromium carries the citizen
 /// through the portal's login and the consent page with the `consentid` app approving, and the

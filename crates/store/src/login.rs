@@ -55,7 +55,7 @@ fn transaction_from_row(row: &Row) -> Result<TransactionRecord, Error> {
 
 const SESSION_COLUMNS: &str =
     "SELECT id_hash, user_id, auth_method, device_id, csrf_token, created_at, \
-     authenticated_at, expires_at, ended_at FROM sessions";
+     authenticated_at, expires_at, ended_at, login_txn FROM sessions";
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
     Ok(SessionRecord {
@@ -74,6 +74,7 @@ fn session_from_row(row: &Row) -> Result<SessionRecord, Error> {
         authenticated_at: row.try_get::<Option<i64>>(6)?.map(UnixTime),
         expires_at: UnixTime(row.try_get(7)?),
         ended_at: row.try_get::<Option<i64>>(8)?.map(UnixTime),
+        login_txn: row.try_get(9)?,
     })
 }
 
@@ -512,8 +513,8 @@ impl LoginStore for Tx {
     #[tracing::instrument(level = "debug", target = "store", skip_all)]
     async fn insert_session(&mut self, session: &SessionRecord) -> Result<(), Error> {
         query(
-            "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO sessions (id_hash, user_id, auth_method, device_id, csrf_token, created_at, authenticated_at, expires_at, login_txn) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(session.id_hash.clone())
         .bind(session.user_id.clone())
@@ -523,6 +524,7 @@ impl LoginStore for Tx {
         .bind(session.created_at.0)
         .bind(session.authenticated_at.map(|t| t.0))
         .bind(session.expires_at.0)
+        .bind(session.login_txn.clone())
         .execute(self.conn()?)
         .await?;
         Ok(())

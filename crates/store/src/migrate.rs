@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("migrations/0016_oidc.sql")),
     (17, include_str!("migrations/0017_oidc_ciba_ping.sql")),
     (18, include_str!("migrations/0018_oidc_session_expiry.sql")),
+    (19, include_str!("migrations/0019_session_login_txn.sql")),
 ];
 
 /// A migration in the database's dialect.

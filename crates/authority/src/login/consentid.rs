@@ -857,10 +857,13 @@ impl<D: LoginDb> Login<D> {
             ip: shown(&context.ip, 64),
         };
         let (sign, certificate, message) = match details {
+            // (Each entry point holds its own limit: a CIBA binding message 40 characters, a
+            // transaction's text 200; a text cut here would not match what the service sent,
+            // and its approval would bind nothing.)
             Some(RequestDetails::Message(text)) => (
                 None,
                 None,
-                Some(shown(&text, domain::oidc::BINDING_MESSAGE_MAX)),
+                Some(shown(&text, domain::oidc::TRANSACTION_TEXT_MAX)),
             ),
             Some(RequestDetails::Sign(details)) => (
                 Some(proto::app::SignDetails {
@@ -1049,7 +1052,8 @@ pub(crate) enum RequestDetails {
     Sign(proto::app::SignDetails),
     /// An operation on the citizen's certificate.
     Certificate(proto::app::CertificateDetails),
-    /// A service's text for the approval screen (a CIBA login's binding message).
+    /// A service's text for the approval screen (a CIBA login's binding message, or the
+    /// transaction text of an authorization request's `authorization_details`).
     Message(String),
 }
 

@@ -219,6 +219,11 @@ impl Session {
         self.record.authenticated_at
     }
 
+    /// The ConsentID login request whose approval made this session, if it was made so.
+    pub fn login_txn(&self) -> Option<&TxnId> {
+        self.user.as_ref().and(self.record.login_txn.as_ref())
+    }
+
     /// How the login was made (none while anonymous).
     pub fn method(&self) -> Option<AuthMethod> {
         self.user.as_ref().and(self.record.auth_method)
@@ -347,6 +352,7 @@ impl<D: LoginDb> Login<D> {
             user_id: None,
             auth_method: None,
             device_id: None,
+            login_txn: None,
             csrf_token: token.anonymous_csrf(),
             created_at: now,
             authenticated_at: None,
@@ -396,12 +402,14 @@ impl<D: LoginDb> Login<D> {
         ip: &str,
         browser: &str,
     ) -> Result<LoginStarted, Error> {
-        self.login_start_for(session, username, ip, browser, PORTAL_NAME)
+        self.login_start_for(session, username, ip, browser, PORTAL_NAME, None)
             .await
     }
 
     /// Starts a mobile login for `username` that the phone shows as a login to `service` (a
-    /// registered OpenID client's name, validated at registration; else the portal).
+    /// registered OpenID client's name, validated at registration; else the portal), with
+    /// `message`, the service's transaction text (RFC 9396 `authorization_details`, validated
+    /// by `domain::oidc::parse_authorization_details`) for the citizen to approve with it.
     pub async fn login_start_for(
         &self,
         session: &Session,
@@ -409,6 +417,7 @@ impl<D: LoginDb> Login<D> {
         ip: &str,
         browser: &str,
         service: &str,
+        message: Option<&str>,
     ) -> Result<LoginStarted, Error> {
         let email = normalise_email(username).map_err(|_| Rejection::Invalid("username"))?;
         // Read before the write transaction (which SQLite's writers take in turns): an
@@ -449,7 +458,7 @@ impl<D: LoginDb> Login<D> {
                 service,
                 &session.record.id_hash,
                 context,
-                None,
+                message.map(|m| consentid::RequestDetails::Message(m.to_owned())),
                 None,
             )
             .await?;
@@ -608,8 +617,13 @@ impl<D: LoginDb> Login<D> {
         {
             return Err(Rejection::NotPending.into());
         }
-        let (token, record) =
-            self.logged_in_session(&user_id, AuthMethod::ConsentId, Some(device_id), now);
+        let (token, record) = self.logged_in_session(
+            &user_id,
+            AuthMethod::ConsentId,
+            Some(device_id),
+            Some(txn.id.clone()),
+            now,
+        );
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(
@@ -682,7 +696,8 @@ impl<D: LoginDb> Login<D> {
         let Some(user) = self.password_still_holds(&mut tx, user).await? else {
             return Err(Rejection::BadSignature.into());
         };
-        let (token, record) = self.logged_in_session(&user.id, AuthMethod::Password, None, now);
+        let (token, record) =
+            self.logged_in_session(&user.id, AuthMethod::Password, None, None, now);
         tx.insert_session(&record).await?;
         self.end_stored_session(&mut tx, session, now).await?;
         tx.audit(
@@ -801,6 +816,7 @@ impl<D: LoginDb> Login<D> {
         user_id: &UserId,
         method: AuthMethod,
         device_id: Option<DeviceId>,
+        login_txn: Option<TxnId>,
         now: UnixTime,
     ) -> (SessionToken, SessionRecord) {
         let token = SessionToken::generate();
@@ -809,6 +825,7 @@ impl<D: LoginDb> Login<D> {
             user_id: Some(user_id.clone()),
             auth_method: Some(method),
             device_id,
+            login_txn,
             csrf_token: proto::b64(&rand::random::<[u8; 24]>()),
             created_at: now,
             authenticated_at: Some(now),

@@ -36,6 +36,9 @@ pub struct AuthorizationParams {
     pub request_uri: Option<String>,
     /// The DPoP key the code is bound to (RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// RFC 9396: a JSON array with one `eidportal_transaction`, the text the citizen approves
+    /// in ConsentID (`domain::oidc::parse_authorization_details`).
+    pub authorization_details: Option<String>,
 }
 
 /// An authorization request that can be answered at its redirect URI.
@@ -49,6 +52,8 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     /// The claims its scopes release.
     pub claims: Vec<Claim>,
+    /// The transaction it asks the citizen to approve (its `authorization_details`), if any.
+    pub transaction: Option<TransactionDetails>,
     /// The hash of its pushed request's id, if it was pushed.
     request_hash: Option<String>,
 }
@@ -63,6 +68,26 @@ pub struct AuthorizeError {
     pub error: &'static str,
     /// Why.
     pub description: String,
+}
+
+/// The service a login waits for, as the phone is to show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLogin {
+    /// The service's registered name.
+    pub service: String,
+    /// The transaction text it asks the citizen to approve, if any.
+    pub transaction: Option<String>,
+}
+
+/// What a session's login says of a request's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TransactionCheck {
+    /// The request has none.
+    NoTransaction,
+    /// The session's login did not approve it (or no longer may): log in again.
+    NotApproved,
+    /// Approved by the session's login.
+    Approved(ApprovedTransaction),
 }
 
 /// How an authorization request reached us.
@@ -124,6 +149,9 @@ impl<D: OidcDb> Oidc<D> {
         if let Err(error) = self.validate(&client, &params, Came::Pushing) {
             return Err(match error.error {
                 "invalid_scope" => OidcRefusal::InvalidScope(error.description),
+                "invalid_authorization_details" => {
+                    OidcRefusal::InvalidAuthorizationDetails(error.description)
+                }
                 _ => OidcRefusal::InvalidRequest(error.description),
             }
             .into());
@@ -199,11 +227,19 @@ impl<D: OidcDb> Oidc<D> {
         {
             return Err(refuse("invalid_request", "max_age is not a number".into()));
         }
+        // RFC 9396 §5: what the phone cannot show exactly is refused, never cut.
+        let transaction = params
+            .authorization_details
+            .as_deref()
+            .map(parse_authorization_details)
+            .transpose()
+            .map_err(|e| refuse("invalid_authorization_details", e.to_string()))?;
         Ok(AuthorizationRequest {
             client: client.clone(),
             params: params.clone(),
             redirect_uri,
             claims,
+            transaction,
             request_hash: match came {
                 Came::Pushed(hash) => Some(hash),
                 Came::Directly | Came::Pushing => None,
@@ -271,17 +307,59 @@ impl<D: OidcDb> Oidc<D> {
         self.validate(&client, &params, Came::Pushed(hash))
     }
 
-    /// The registered name of the service whose authorization request waits at `path` (what
-    /// the portal kept for after the login): the ConsentID login request names it.
-    pub async fn service_waiting_at(&self, path: &str) -> Option<String> {
+    /// The service whose authorization request waits at `path` (what the portal kept for
+    /// after the login), and the transaction text it asks to approve: the ConsentID login
+    /// request names the one and shows the other. A pushed request is read, not spent.
+    pub async fn login_waiting_at(&self, path: &str) -> Option<ServiceLogin> {
         let query = path.strip_prefix("/oidc/authorize?")?;
         let params: AuthorizationParams = serde_urlencoded::from_str(query).ok()?;
-        let client = self
-            .store
-            .oidc_client(params.client_id.as_deref()?)
-            .await
-            .ok()??;
-        Some(client.name)
+        let request = self.authorization_request(&params).await.ok()?;
+        Some(ServiceLogin {
+            service: request.client.name,
+            transaction: request.transaction.map(|t| t.text),
+        })
+    }
+
+    /// Whether the session's login approved `request`'s transaction: its own ConsentID login
+    /// request (by id, never found by its text) showed exactly this text, named this service,
+    /// and was approved for this account within `TRANSACTION_APPROVAL_WINDOW`. (That it makes
+    /// one code only is `issue_code`'s to ensure, in the code's transaction.)
+    pub(super) async fn approved_transaction(
+        &self,
+        session: &Session,
+        request: &AuthorizationRequest,
+        now: UnixTime,
+    ) -> Result<TransactionCheck, Error> {
+        let Some(details) = &request.transaction else {
+            return Ok(TransactionCheck::NoTransaction);
+        };
+        let refused = Ok(TransactionCheck::NotApproved);
+        let (Some(user), Some(txn_id)) = (&session.user, session.login_txn()) else {
+            return refused;
+        };
+        let Some(txn) = self.store.transaction(txn_id).await? else {
+            return refused;
+        };
+        // The payload is what the server signed and the device signed the hash of
+        // (`proto::crypto::approval_message`): what the citizen saw.
+        let Ok(shown) = serde_json::from_slice::<proto::app::RequestPayload>(&txn.payload) else {
+            return refused;
+        };
+        let login = ApprovingLogin {
+            consumed_login: txn.kind == proto::app::RequestKind::Login.as_str()
+                && txn.status == TransactionStatus::Consumed,
+            same_account: txn.user_id.as_ref() == Some(&user.id),
+            service: &shown.rp.name,
+            message: shown.message.as_deref(),
+            approved_at: txn.decided_at,
+        };
+        if !transaction_approved(details, &request.client.name, &login, now) {
+            return refused;
+        }
+        Ok(TransactionCheck::Approved(ApprovedTransaction {
+            details: details.clone(),
+            txn_id: txn.id,
+        }))
     }
 
     /// What the authorization endpoint does next for this session: log in, ask, or answer
@@ -323,6 +401,20 @@ impl<D: OidcDb> Oidc<D> {
         let Some(user) = &session.user else {
             return Ok(AuthorizeStep::Login);
         };
+        // A transaction is approved by a login of its own, whatever session the citizen has:
+        // the phone shows its text and signs it (RFC 9396; as prompt=login).
+        if let TransactionCheck::NotApproved =
+            self.approved_transaction(session, request, now).await?
+        {
+            if prompts.contains(&"none") {
+                return Ok(AuthorizeStep::Respond(self.error_response(
+                    request,
+                    "login_required",
+                    "the transaction is to be approved in ConsentID",
+                )));
+            }
+            return Ok(AuthorizeStep::Login);
+        }
         let mut tx = self.store.begin().await?;
         let consented = tx.oidc_consent(&user.id, &request.client.client_id).await?;
         let covered = consented.is_some_and(|given| {
@@ -408,6 +500,15 @@ impl<D: OidcDb> Oidc<D> {
                 "the login did not reach the level asked for (acr_values)",
             ));
         }
+        if let TransactionCheck::NotApproved =
+            self.approved_transaction(session, request, now).await?
+        {
+            return Ok(self.error_response(
+                request,
+                "access_denied",
+                "the transaction was not approved in ConsentID",
+            ));
+        }
         let mut tx = self.store.begin().await?;
         if !Self::spend_pushed(&mut tx, request, now).await? {
             return Ok(self.error_response(
@@ -454,6 +555,30 @@ impl<D: OidcDb> Oidc<D> {
         else {
             return Err(OidcRefusal::InvalidRequest("not logged in".into()).into());
         };
+        // The transaction's approval, checked again and spent in this transaction: one
+        // approval makes one code.
+        let transaction = match self.approved_transaction(session, request, now).await? {
+            TransactionCheck::NoTransaction => None,
+            TransactionCheck::NotApproved => {
+                return Ok(self.error_response(
+                    request,
+                    "access_denied",
+                    "the transaction was not approved in ConsentID",
+                ))
+            }
+            TransactionCheck::Approved(approved) => {
+                let key = sha256_hex(&format!("transaction\0{}", approved.txn_id));
+                let keep_until = now.plus_seconds(2 * TRANSACTION_APPROVAL_WINDOW);
+                if !tx.first_sight(&key, keep_until).await? {
+                    return Ok(self.error_response(
+                        request,
+                        "access_denied",
+                        "this approval was used for another request",
+                    ));
+                }
+                Some(approved)
+            }
+        };
         let code = proto::b64(&rand::random::<[u8; 32]>());
         let grant = Grant {
             client_id: request.client.client_id.clone(),
@@ -467,16 +592,24 @@ impl<D: OidcDb> Oidc<D> {
             sid: session.sid(),
             dpop_jkt: request.params.dpop_jkt.clone(),
             session_expires_at: Some(session.expires_at()),
+            transaction,
         };
         tx.insert_oidc_code(&sha256_hex(&code), &grant, now.plus_seconds(CODE_LIFETIME))
             .await?;
-        tx.audit(
-            now,
-            user.id.as_str(),
-            "oidc.authorized",
-            json!({ "client_id": grant.client_id, "scope": grant.scope, "acr": method.acr().uri() }),
-        )
-        .await?;
+        let mut details = json!({ "client_id": grant.client_id, "scope": grant.scope, "acr": method.acr().uri() });
+        if let Some(approved) = &grant.transaction {
+            // The evidence: the ConsentID request's stored approval (the signed message, which
+            // covers the payload with the text, and the device's signature over it; audited
+            // as `transaction.approved` with the same txn).
+            set(
+                &mut details,
+                "authorization_details",
+                approved.details.authorization_details(),
+            );
+            set(&mut details, "approval_txn", json!(approved.txn_id));
+        }
+        tx.audit(now, user.id.as_str(), "oidc.authorized", details)
+            .await?;
         Ok(self.response(
             &request.redirect_uri,
             &request.params,

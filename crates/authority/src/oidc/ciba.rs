@@ -175,6 +175,7 @@ impl<D: OidcDb> Oidc<D> {
                     sid: proto::b64(&rand::random::<[u8; 16]>()),
                     dpop_jkt: None,
                     session_expires_at: None,
+                    transaction: None,
                 };
                 (Some(txn), Some(grant))
             }

@@ -15,7 +15,13 @@
 //! the server-provided DPoP nonce (a MAC of the minute, no state), and the signing key's
 //! rollover (`domain::oidc::key_schedule`).
 //!
-//! Not built yet (issue 23 stays open): Rich Authorization Requests.
+//! A request may carry RFC 9396 `authorization_details` of type `eidportal_transaction`: the
+//! citizen approves its text in a ConsentID login of its own (the phone shows it; the device's
+//! signature covers it), the code is bound to that login request, and the ID token and
+//! introspection return the approved details.
+//!
+//! Not built yet (issue 23 stays open): the CSC API's `credential` authorization details, and
+//! transaction approval by CIBA.
 
 mod authorize;
 mod ciba;
@@ -30,7 +36,7 @@ mod tokens;
 
 pub use authorize::{
     AuthorizationParams, AuthorizationRequest, AuthorizationResponse, AuthorizeError,
-    AuthorizeStep, REQUEST_URI_PREFIX,
+    AuthorizeStep, ServiceLogin, REQUEST_URI_PREFIX,
 };
 pub use ciba::{BackchannelRequest, BackchannelStarted, CIBA_GRANT};
 pub use clients::{ClientCredentials, ClientRegistration, ASSERTION_TYPE};
@@ -46,11 +52,12 @@ use sha2::{Digest as _, Sha256};
 
 use domain::oidc::{
     acr_satisfied, check_code_challenge, check_code_verifier, check_dpop_proof, check_registration,
-    claims_for, key_schedule, pairwise_subject, redirect_uri_registered, AuthMethod, CibaPing,
-    CibaRecord, Claim, ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant,
+    claims_for, key_schedule, pairwise_subject, parse_authorization_details,
+    redirect_uri_registered, transaction_approved, ApprovedTransaction, ApprovingLogin, AuthMethod,
+    CibaPing, CibaRecord, Claim, ClientAuthMethod, ClientRecord, CodeUse, DpopExpectation, Grant,
     KeyGeneration, NotificationToken, Profile, RefreshUse, SubjectType, TokenKind, TokenRecord,
-    ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME, ID_TOKEN_LIFETIME, PROOF_IAT_WINDOW,
-    REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME,
+    TransactionDetails, ACCESS_TOKEN_LIFETIME, CIBA_INTERVAL, CODE_LIFETIME, ID_TOKEN_LIFETIME,
+    PROOF_IAT_WINDOW, REFRESH_TOKEN_LIFETIME, REQUEST_URI_LIFETIME, TRANSACTION_APPROVAL_WINDOW,
 };
 use domain::{TransactionStatus, UnixTime, UserId};
 use pki::KeySigner;
@@ -108,6 +115,10 @@ pub enum OidcRefusal {
     /// CIBA: a binding message the phone cannot show.
     #[error("invalid_binding_message")]
     InvalidBindingMessage,
+    /// RFC 9396 §5: `authorization_details` of a type we do not offer, or a transaction text
+    /// the phone cannot show.
+    #[error("invalid_authorization_details: {0}")]
+    InvalidAuthorizationDetails(String),
     /// CIBA: the citizen has not answered yet.
     #[error("authorization_pending")]
     AuthorizationPending,
@@ -138,6 +149,7 @@ impl OidcRefusal {
             Self::InvalidToken(_) => "invalid_token",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::InvalidBindingMessage => "invalid_binding_message",
+            Self::InvalidAuthorizationDetails(_) => "invalid_authorization_details",
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::AccessDenied => "access_denied",
@@ -155,7 +167,8 @@ impl OidcRefusal {
             | Self::InvalidScope(d)
             | Self::InvalidDpopProof(d)
             | Self::InvalidToken(d)
-            | Self::UnauthorizedClient(d) => d.clone(),
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidAuthorizationDetails(d) => d.clone(),
             Self::UnsupportedGrantType => {
                 "authorization_code, refresh_token or urn:openid:params:grant-type:ciba".into()
             }
@@ -311,6 +324,8 @@ impl<D: OidcDb> Oidc<D> {
             "authorization_response_iss_parameter_supported": true,
             "request_parameter_supported": false,
             "claims_parameter_supported": false,
+            // RFC 9396 §10.
+            "authorization_details_types_supported": [domain::oidc::TRANSACTION_DETAILS_TYPE],
         })
     }
 }

@@ -2,7 +2,7 @@
 //! citizen in (the ID token checked by `jsonwebtoken` against our JWKS, userinfo), which `sub`
 //! and claims each service gets, and the operator's registration. The refusals a service or a
 //! citizen meets are in [`refusals`], the `fapi2` flow (PAR, `private_key_jwt`, DPoP) in
-//! [`fapi2`].
+//! [`fapi2`], transaction approval (RFC 9396) in [`transactions`].
 
 mod ciba;
 mod ciba_ping;
@@ -11,6 +11,7 @@ mod grants;
 mod logout;
 mod refusals;
 mod signing_key;
+mod transactions;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

@@ -459,6 +459,14 @@ impl<D: OidcDb> Oidc<D> {
         if let Some(jkt) = &found.grant.dpop_jkt {
             set(&mut answer, "cnf", json!({ "jkt": jkt }));
         }
+        // RFC 9396 §9.2.
+        if let Some(approved) = &found.grant.transaction {
+            set(
+                &mut answer,
+                "authorization_details",
+                approved.details.authorization_details(),
+            );
+        }
         Ok(answer)
     }
 
@@ -482,6 +490,14 @@ impl<D: OidcDb> Oidc<D> {
         });
         if let Some(nonce) = &grant.nonce {
             set(&mut claims, "nonce", json!(nonce));
+        }
+        // RFC 9396 §7: what the citizen approved, as the service asked for it.
+        if let Some(approved) = &grant.transaction {
+            set(
+                &mut claims,
+                "authorization_details",
+                approved.details.authorization_details(),
+            );
         }
         jose::sign_es256(key.key.as_ref(), Some(&key.kid), "JWT", &claims)
             .map_err(Error::Inconsistent)

@@ -288,6 +288,9 @@ pub fn pending_command(home: &Path, wait: u32, json: bool) -> Result<u8, Failure
                     "seconds_left": request.seconds_left(now),
                 });
                 if let Some(object) = item.as_object_mut() {
+                    if let Some(message) = &payload.message {
+                        object.insert("message".into(), json!(message));
+                    }
                     if let Some(sign) = &payload.sign {
                         object.insert("documents".into(), json!(sign.documents));
                         object.insert("certificate_serial".into(), json!(sign.certificate_serial));

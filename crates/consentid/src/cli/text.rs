@@ -36,7 +36,8 @@ pub const WHO: &str = "Ко тражи / Who asks";
 pub const ACCOUNT: &str = "Налог / Account";
 /// Label: what for.
 pub const WHAT: &str = "Шта / What";
-/// Label: the service's text (a CIBA binding message), to compare with what the service shows.
+/// Label: the service's text (a CIBA binding message, to compare with what the service shows;
+/// or the transaction a login approves).
 pub const MESSAGE: &str = "Порука / Message";
 /// Label: from which browser.
 pub const BROWSER: &str = "Прегледач / Browser";

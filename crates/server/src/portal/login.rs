@@ -118,24 +118,35 @@ async fn login_mobile_start(
             .unwrap_or(""),
     );
     // A login on the way to a service (the OpenID provider's request waits under the `next`
-    // cookie) is shown on the phone as a login to that service.
-    let service = match cookie(&headers, "next") {
+    // cookie) is shown on the phone as a login to that service, with the transaction text the
+    // service asks the citizen to approve (RFC 9396), if any.
+    let waiting = match cookie(&headers, "next") {
         Some(id) => match state
             .authority
             .signing
             .oauth_peek(&PendingAuthorization(id.to_owned()))
             .await
         {
-            Ok(Some(path)) => state.authority.oidc.service_waiting_at(&path).await,
+            Ok(Some(path)) => state.authority.oidc.login_waiting_at(&path).await,
             _ => None,
         },
         None => None,
     };
-    let service = service.as_deref().unwrap_or(authority::login::PORTAL_NAME);
+    let service = waiting
+        .as_ref()
+        .map_or(authority::login::PORTAL_NAME, |w| w.service.as_str());
+    let message = waiting.as_ref().and_then(|w| w.transaction.as_deref());
     match state
         .authority
         .login
-        .login_start_for(&visit.session, &form.username, &ip, &browser, service)
+        .login_start_for(
+            &visit.session,
+            &form.username,
+            &ip,
+            &browser,
+            service,
+            message,
+        )
         .await
     {
         Ok(started) => with_cookie(

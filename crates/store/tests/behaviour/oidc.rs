@@ -47,6 +47,7 @@ pub(crate) fn grant(client_id: &str, user_id: &str) -> Grant {
         sid: "sid-1".to_owned(),
         dpop_jkt: None,
         session_expires_at: None,
+        transaction: None,
     }
 }
 
@@ -272,6 +273,13 @@ async fn a_code_is_spent_once_and_then_known_as_reused() {
         let mut with_key = grant("c-1", "u-1");
         with_key.dpop_jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".to_owned());
         with_key.nonce = None;
+        // An approved transaction (RFC 9396) travels with the grant.
+        with_key.transaction = Some(domain::oidc::ApprovedTransaction {
+            details: domain::oidc::TransactionDetails {
+                text: "Плаћање 1.200,00 RSD Републичком фонду".to_owned(),
+            },
+            txn_id: domain::TxnId::from("txn-1"),
+        });
         let end = T.plus_seconds(60);
         let mut tx = db.store.begin().await.unwrap();
         tx.insert_oidc_code("code-1", &with_key, end).await.unwrap();

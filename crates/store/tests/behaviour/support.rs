@@ -206,6 +206,7 @@ pub fn session(id_hash: &str) -> SessionRecord {
         user_id: None,
         auth_method: None,
         device_id: None,
+        login_txn: None,
         csrf_token: "csrf-токен".to_owned(),
         created_at: T,
         authenticated_at: None,
@@ -224,6 +225,8 @@ pub fn logged_in(id_hash: &str, user_id: &str, device_id: Option<&str>) -> Sessi
             AuthMethod::Password
         }),
         device_id: device_id.map(DeviceId::from),
+        // The login request kept with a ConsentID session (read back by the tests as stored).
+        login_txn: device_id.map(|_| TxnId::from(format!("login-of-{id_hash}"))),
         authenticated_at: Some(T.plus_seconds(5)),
         ..session(id_hash)
     }
