@@ -107,7 +107,8 @@ pub enum ClientCommand {
     },
     /// Show one service.
     Show {
-        /// Its client_id.
+        /// Its client_id (one may begin with `-`: it is taken as the id all the same).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Print JSON.
         #[arg(long)]
@@ -115,7 +116,8 @@ pub enum ClientCommand {
     },
     /// Remove a service: its tokens stop working at once.
     Remove {
-        /// Its client_id.
+        /// Its client_id (one may begin with `-`: it is taken as the id all the same).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }

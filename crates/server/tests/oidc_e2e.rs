@@ -1095,11 +1095,7 @@ fn a_citizen_approves_a_services_transaction_text_on_the_phone() {
             .then_some(())
     });
     let csrf = Browser::csrf(&browser.get(&location));
-    let next = browser
-        .post(&format!("{location}/complete"), &[("csrf", &csrf)])
-        .header("location")
-        .unwrap()
-        .to_owned();
+    let next = support::onward(&browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]));
     assert!(next.starts_with("/oidc/authorize?"), "{next}");
 
     // Consent, the code, and the approved details in the ID token (validated by authlib)

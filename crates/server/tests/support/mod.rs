@@ -702,6 +702,22 @@ impl Browser {
     }
 }
 
+/// Where a completed login sends the browser: a redirect to the account, or the page that goes
+/// on to a service's authorization request by itself (its refresh). Empty for neither.
+pub fn onward(completed: &HttpResponse) -> String {
+    match completed.header("location") {
+        Some(location) => location.to_owned(),
+        None => extract(
+            &String::from_utf8_lossy(&completed.body),
+            "http-equiv=\"refresh\" content=\"0; url=",
+            "\"",
+        )
+        // (A URL has no `<>"'` left; askama writes its `&` as `&#38;`.)
+        .map(|url| url.replace("&#38;", "&"))
+        .unwrap_or_default(),
+    }
+}
+
 /// The text between `start` and `end` in `text`.
 pub fn extract(text: &str, start: &str, end: &str) -> Option<String> {
     let from = text.find(start)? + start.len();
@@ -936,18 +952,5 @@ pub fn log_in_seen(browser: &mut Browser, email: &str, home: &Path) -> (String, 
     }
     let csrf = Browser::csrf(&browser.get(&location));
     let completed = browser.post(&format!("{location}/complete"), &[("csrf", &csrf)]);
-    // A redirect to the account, or the page that goes on to a service's authorization
-    // request by itself (its refresh).
-    let next = match completed.header("location") {
-        Some(location) => location.to_owned(),
-        None => extract(
-            &String::from_utf8_lossy(&completed.body),
-            "http-equiv=\"refresh\" content=\"0; url=",
-            "\"",
-        )
-        // (A URL has no `<>"'` left; askama writes its `&` as `&#38;`.)
-        .map(|url| url.replace("&#38;", "&"))
-        .unwrap_or_default(),
-    };
-    (next, out)
+    (onward(&completed), out)
 }
