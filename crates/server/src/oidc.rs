@@ -293,6 +293,14 @@ async fn backchannel(
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.clone())
         };
+        // A transaction is approved through the authorization endpoint, where its binding
+        // to the approving login is checked; a CIBA request carries only a binding message.
+        if field("authorization_details").is_some() {
+            return Err(OidcRefusal::InvalidAuthorizationDetails(
+                "not taken with CIBA: send the transaction to the authorization endpoint".into(),
+            )
+            .into());
+        }
         let request = BackchannelRequest {
             scope: field("scope"),
             login_hint: field("login_hint"),

@@ -936,6 +936,71 @@ async fn a_binding_message_with_control_or_bidi_characters_is_refused() {
     assert!(!id.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ciba_request_with_a_transaction_or_a_ping_client_without_its_token_is_refused() {
+    let provider = Provider::start().await;
+    let _app = provider.citizen(EMAIL).await;
+    let client = counter(&provider).await;
+    let mut fields = client.secret_fields();
+    fields.extend([
+        ("scope", "openid".to_owned()),
+        ("login_hint", EMAIL.to_owned()),
+        (
+            "authorization_details",
+            r#"[{"type":"eidportal_transaction","text":"Плаћање"}]"#.to_owned(),
+        ),
+    ]);
+    let answer = provider
+        .post("/oidc/bc-authorize", &[], encode(&fields))
+        .await;
+    assert_refused(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_authorization_details",
+    );
+    // A ping-mode counter must give the token its notification will carry.
+    let ping = provider
+        .register(ClientRegistration {
+            ciba: true,
+            ciba_notification_endpoint: Some("http://127.0.0.1:9/ciba".into()),
+            ..basic(&["profile"])
+        })
+        .await;
+    let answer = ask(&provider, &ping, Some("Шалтер 3")).await;
+    assert_refused(&answer, StatusCode::BAD_REQUEST, "invalid_request");
+    // Neither left a request open: each counter's next request is accepted.
+    asked(&provider, &client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_details_other_than_one_short_transaction_are_refused() {
+    let (provider, _app, _browser) = with_citizen().await;
+    let client = provider.register(basic(&["profile"])).await;
+    for details in [
+        r#"[{"type":"payment_initiation","text":"x"}]"#,
+        r#"[{"type":"eidportal_transaction","text":"Плаћање\u202e"}]"#,
+        r#"[{"type":"eidportal_transaction","text":""}]"#,
+        r#"{"type":"eidportal_transaction","text":"x"}"#,
+        "not json",
+    ] {
+        let mut fields = client.secret_fields();
+        fields.extend([
+            ("response_type", "code".to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("scope", "openid".to_owned()),
+            ("code_challenge", Pkce::generate().challenge),
+            ("code_challenge_method", "S256".to_owned()),
+            ("authorization_details", details.to_owned()),
+        ]);
+        let answer = provider.post("/oidc/par", &[], encode(&fields)).await;
+        assert_refused(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_authorization_details",
+        );
+    }
+}
+
 // ---- RP-initiated logout -------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
