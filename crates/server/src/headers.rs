@@ -1,4 +1,4 @@
-//! Response headers more than one origin sends.
+//! Response headers more than one origin sends, and the portal pages' content security policy.
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;

@@ -15,26 +15,14 @@ impl<D: OidcDb> Oidc<D> {
     /// Delivers ping-mode notifications until `stop`: woken when a request is answered (on
     /// PostgreSQL in any instance), and when the next one falls due (a request's end, a retry).
     pub async fn ciba_ping_worker(&self, stop: impl std::future::Future<Output = ()>) {
-        let watch = self.store.watch(&Change::CibaPings);
-        tokio::pin!(stop);
-        loop {
-            let answered = watch.next();
-            let mut pause = watch.recheck();
-            match self.deliver_due_pings().await {
-                Ok(_) => {
-                    if let Ok(Some(due)) = self.store.next_oidc_ping_due().await {
-                        let wait = due.0.saturating_sub(self.clock.now().0).max(0);
-                        pause = pause.min(std::time::Duration::from_secs(wait.unsigned_abs()));
-                    }
-                }
-                Err(error) => tracing::error!(%error, "CIBA ping delivery failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = answered => {}
-                () = &mut stop => break,
-            }
-        }
+        self.deliver_until(
+            stop,
+            &Change::CibaPings,
+            "CIBA ping",
+            || self.deliver_due_pings(),
+            || self.store.next_oidc_ping_due(),
+        )
+        .await;
     }
 
     /// Delivers the ping-mode notifications due now: how many were delivered.

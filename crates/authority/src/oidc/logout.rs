@@ -66,26 +66,14 @@ impl<D: OidcDb> Oidc<D> {
     /// Delivers queued back-channel logouts until `stop`: woken when some are queued (on
     /// PostgreSQL from any instance), and when the next retry is due.
     pub async fn logout_worker(&self, stop: impl std::future::Future<Output = ()>) {
-        let watch = self.store.watch(&Change::Logouts);
-        tokio::pin!(stop);
-        loop {
-            let queued = watch.next();
-            let mut pause = watch.recheck();
-            match self.deliver_due_logouts().await {
-                Ok(_) => {
-                    if let Ok(Some(due)) = self.store.next_oidc_logout_due().await {
-                        let wait = due.0.saturating_sub(self.clock.now().0).max(0);
-                        pause = pause.min(std::time::Duration::from_secs(wait.unsigned_abs()));
-                    }
-                }
-                Err(error) => tracing::error!(%error, "back-channel logout delivery failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = queued => {}
-                () = &mut stop => break,
-            }
-        }
+        self.deliver_until(
+            stop,
+            &Change::Logouts,
+            "back-channel logout",
+            || self.deliver_due_logouts(),
+            || self.store.next_oidc_logout_due(),
+        )
+        .await;
     }
 
     /// Delivers the back-channel logouts due now: how many were delivered.

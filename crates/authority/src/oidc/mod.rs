@@ -218,6 +218,42 @@ pub struct Oidc<D = Store> {
 }
 
 impl<D: OidcDb> Oidc<D> {
+    /// A delivery worker's loop until `stop` (back-channel logouts, CIBA pings): `deliver`
+    /// sends what is due now, then the worker sleeps until `next_due` says the next one is due,
+    /// or until `change` wakes it (on PostgreSQL from any instance), or the watch's recheck.
+    async fn deliver_until<Sent, Due>(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+        change: &Change,
+        what: &'static str,
+        deliver: impl Fn() -> Sent,
+        next_due: impl Fn() -> Due,
+    ) where
+        Sent: std::future::Future<Output = Result<usize, Error>>,
+        Due: std::future::Future<Output = Result<Option<UnixTime>, store::Error>>,
+    {
+        let watch = self.store.watch(change);
+        tokio::pin!(stop);
+        loop {
+            let woken = watch.next();
+            let mut pause = watch.recheck();
+            match deliver().await {
+                Ok(_) => {
+                    if let Ok(Some(due)) = next_due().await {
+                        let wait = due.0.saturating_sub(self.clock.now().0).max(0);
+                        pause = pause.min(std::time::Duration::from_secs(wait.unsigned_abs()));
+                    }
+                }
+                Err(error) => tracing::error!(%error, "{what} delivery failed"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = woken => {}
+                () = &mut stop => break,
+            }
+        }
+    }
+
     pub(crate) fn new(
         store: D,
         clock: Arc<dyn Clock>,
