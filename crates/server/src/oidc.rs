@@ -304,7 +304,8 @@ async fn backchannel(
         let request = BackchannelRequest {
             scope: field("scope"),
             login_hint: field("login_hint"),
-            other_hint: field("id_token_hint").is_some() || field("login_hint_token").is_some(),
+            id_token_hint: field("id_token_hint"),
+            other_hint: field("login_hint_token").is_some(),
             binding_message: field("binding_message"),
             acr_values: field("acr_values"),
             client_notification_token: field("client_notification_token"),

@@ -620,6 +620,14 @@ pub trait OidcStore {
         request: &CibaRecord,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// The account whose tokens `client_id` got in the session `sid` (an `id_token_hint`'s
+    /// `sid`), while any of them is kept.
+    fn oidc_user_of_session(
+        &mut self,
+        client_id: &str,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<UserId>, Error>> + Send;
+
     /// Whether `client_id` has a CIBA request for `hint_hash` still open at `now`.
     fn oidc_ciba_open(
         &mut self,
@@ -1051,6 +1059,24 @@ impl OidcStore for Tx {
         .execute(self.conn()?)
         .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", target = "store", skip_all)]
+    async fn oidc_user_of_session(
+        &mut self,
+        client_id: &str,
+        sid: &str,
+    ) -> Result<Option<UserId>, Error> {
+        let row =
+            query("SELECT user_id FROM oidc_tokens WHERE sid = $1 AND client_id = $2 LIMIT 1")
+                .bind(sid.to_owned())
+                .bind(client_id.to_owned())
+                .fetch_optional(self.conn()?)
+                .await?;
+        Ok(row
+            .map(|r| r.try_get::<String>(0))
+            .transpose()?
+            .map(UserId::from))
     }
 
     #[tracing::instrument(level = "debug", target = "store", skip_all)]

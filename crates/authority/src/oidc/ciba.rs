@@ -16,7 +16,9 @@ pub struct BackchannelRequest {
     pub scope: Option<String>,
     /// The citizen's e-mail address.
     pub login_hint: Option<String>,
-    /// Hints we do not take (`id_token_hint`, `login_hint_token`): refused if given.
+    /// Or one of our ID tokens issued to the service: its session names the citizen.
+    pub id_token_hint: Option<String>,
+    /// A hint we do not take (`login_hint_token`): refused if given.
     pub other_hint: bool,
     /// The text the service shows the citizen, shown on the phone too.
     pub binding_message: Option<String>,
@@ -38,6 +40,38 @@ pub struct BackchannelStarted {
 }
 
 impl<D: OidcDb> Oidc<D> {
+    /// The e-mail address of the citizen an `id_token_hint` names: one of our ID tokens
+    /// (signed by any of our keys, expired or not) issued to `client`, whose session's tokens
+    /// are still kept (a day after they end). The service holds the token, so the answer tells
+    /// it nothing new of who has an account.
+    async fn hinted_address(
+        &self,
+        tx: &mut D::Tx,
+        client: &ClientRecord,
+        token: &str,
+    ) -> Result<String, Error> {
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
+        let issuer = self.issuer();
+        let claims = self
+            .key_set()?
+            .keys
+            .iter()
+            .find_map(|(_, key)| jose::verify_own_id_token(token, &key.jwk, &issuer).ok())
+            .filter(|claims| claims.aud == client.client_id)
+            .ok_or_else(|| invalid("id_token_hint is not an ID token of ours issued to you"))?;
+        let user = match &claims.sid {
+            Some(sid) => tx.oidc_user_of_session(&client.client_id, sid).await?,
+            None => None,
+        };
+        let account = match user {
+            Some(user) => tx.user(&user).await?,
+            None => None,
+        };
+        account
+            .map(|account| account.email)
+            .ok_or_else(|| invalid("id_token_hint's login is no longer known: send login_hint"))
+    }
+
     /// `POST /oidc/bc-authorize` (CIBA Core §7): a service asks, from its own server, for
     /// the citizen named by `login_hint` to log in; the citizen approves on the phone, which
     /// shows the service's registered name and the binding message. An address no account has
@@ -71,18 +105,19 @@ impl<D: OidcDb> Oidc<D> {
         let scope = request.scope.clone().unwrap_or_default();
         claims_for(&scope, &client.allowed_scopes())
             .map_err(|e| OidcRefusal::InvalidScope(e.to_string()))?;
+        let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
         if request.other_hint {
-            return Err(
-                OidcRefusal::InvalidRequest("only login_hint (an e-mail) is taken".into()).into(),
-            );
+            return Err(invalid(
+                "login_hint_token is not taken: send login_hint or id_token_hint",
+            ));
         }
-        let hint = request
-            .login_hint
-            .as_deref()
-            .and_then(|hint| crate::ra::accounts::normalise_email(hint).ok())
-            .ok_or_else(|| {
-                OidcRefusal::InvalidRequest("login_hint must be an e-mail address".into())
-            })?;
+        // The citizen: by the e-mail address, or by an ID token of ours the service holds.
+        let hint = match (&request.login_hint, &request.id_token_hint) {
+            (Some(hint), None) => crate::ra::accounts::normalise_email(hint)
+                .map_err(|_| invalid("login_hint must be an e-mail address"))?,
+            (None, Some(token)) => self.hinted_address(&mut tx, &client, token).await?,
+            _ => return Err(invalid("one hint: login_hint (an e-mail) or id_token_hint")),
+        };
         if let Some(message) = &request.binding_message {
             if !domain::oidc::approval_text_ok(message, domain::oidc::BINDING_MESSAGE_MAX) {
                 return Err(OidcRefusal::InvalidBindingMessage.into());

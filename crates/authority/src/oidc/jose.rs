@@ -227,12 +227,12 @@ pub fn check_client_jwks(jwks: &str) -> Result<(), String> {
 pub struct OwnTokenClaims {
     /// The client it was issued to.
     pub aud: String,
-    /// The portal session.
+    /// The portal session (or a CIBA login's own).
     #[serde(default)]
     pub sid: Option<String>,
 }
 
-/// Verifies an ID token we issued (RP-initiated logout's `id_token_hint`): our signature with
+/// Verifies an ID token we issued (an `id_token_hint`, of RP-initiated logout or CIBA): our signature with
 /// `jwk`, our issuer; an expired one is still good as a hint (OpenID RP-Initiated Logout 1.0
 /// §2).
 pub fn verify_own_id_token(

@@ -133,6 +133,37 @@ async fn a_logout_is_queued_once_per_client_and_session_concerned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_names_the_account_only_to_the_client_that_got_tokens_in_it() {
+    for db in &databases().await {
+        let name = db.name;
+        insert_tokens(
+            &db.store,
+            &[
+                token("t-1", None, in_session("c-1", "u-1", "s-1")),
+                token("t-2", None, in_session("c-2", "u-2", "s-2")),
+            ],
+        )
+        .await;
+        let mut tx = db.store.begin().await.unwrap();
+        assert_eq!(
+            tx.oidc_user_of_session("c-1", "s-1").await.unwrap(),
+            Some(UserId::from("u-1")),
+            "{name}"
+        );
+        assert_eq!(
+            tx.oidc_user_of_session("c-2", "s-1").await.unwrap(),
+            None,
+            "{name}: another client"
+        );
+        assert_eq!(
+            tx.oidc_user_of_session("c-1", "s-9").await.unwrap(),
+            None,
+            "{name}: no such session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sessions_that_expired_in_a_window_queue_their_logouts_once() {
     for db in &databases().await {
         let name = db.name;

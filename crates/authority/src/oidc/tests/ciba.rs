@@ -18,6 +18,7 @@ pub(super) fn ask(hint: &str, message: Option<&str>) -> BackchannelRequest {
     BackchannelRequest {
         scope: Some("openid profile".into()),
         login_hint: Some(hint.into()),
+        id_token_hint: None,
         other_hint: false,
         binding_message: message.map(str::to_owned),
         acr_values: None,
@@ -200,6 +201,89 @@ async fn a_counter_gets_the_tokens_once_the_citizen_approves_on_the_phone() {
             "invalid_grant",
             "{name}"
         );
+        t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_names_the_citizen_again_by_the_id_token_it_got() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in authorities(dir.path()).await {
+        let name = t.name;
+        let app = citizen(&t, "petar@example.rs").await;
+        let (id, client_secret) = counter(&t, true).await;
+        let credentials = || secret(&id, &client_secret);
+        // A first login by address gives the counter an ID token.
+        let first = t
+            .oidc
+            .backchannel_authenticate(&credentials(), &ask("petar@example.rs", None), "127.0.0.1")
+            .await
+            .unwrap();
+        app.approve_next(&t).await;
+        let tokens = t
+            .oidc
+            .token(&poll(&first.auth_req_id, credentials()))
+            .await
+            .unwrap();
+        let id_token = tokens.id_token.unwrap();
+        let sub = verify_id_token(&t, &id_token, &id)["sub"].clone();
+
+        // The next request names the citizen by that token, expired by now.
+        t.clock.advance(3600);
+        let by_token = |token: &str| BackchannelRequest {
+            login_hint: None,
+            id_token_hint: Some(token.to_owned()),
+            ..ask("", Some("Шалтер 3"))
+        };
+        let again = t
+            .oidc
+            .backchannel_authenticate(&credentials(), &by_token(&id_token), "127.0.0.1")
+            .await
+            .unwrap();
+        let (_, payload) = app.next_request(&t).await;
+        assert!(
+            serde_json::to_string(&payload)
+                .unwrap()
+                .contains("Шалтер 3"),
+            "{name}: the citizen's phone is asked"
+        );
+        app.approve_next(&t).await;
+        t.clock.advance(CIBA_INTERVAL);
+        let tokens = t
+            .oidc
+            .token(&poll(&again.auth_req_id, credentials()))
+            .await
+            .unwrap();
+        assert_eq!(
+            verify_id_token(&t, tokens.id_token.as_deref().unwrap(), &id)["sub"],
+            sub,
+            "{name}: the same citizen"
+        );
+
+        // Another service's token, a made-up one, or two hints: refused.
+        let (other_id, other_secret) = counter(&t, true).await;
+        for (credentials, request) in [
+            (secret(&other_id, &other_secret), by_token(&id_token)),
+            (credentials(), by_token("eyJhbGciOiJFUzI1NiJ9.e30.c2ln")),
+            (
+                credentials(),
+                BackchannelRequest {
+                    login_hint: Some("petar@example.rs".into()),
+                    ..by_token(&id_token)
+                },
+            ),
+        ] {
+            assert_eq!(
+                refusal(
+                    t.oidc
+                        .backchannel_authenticate(&credentials, &request, "127.0.0.1")
+                        .await
+                )
+                .code(),
+                "invalid_request",
+                "{name}: {request:?}"
+            );
+        }
         t.close().await;
     }
 }
