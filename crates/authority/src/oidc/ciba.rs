@@ -51,12 +51,8 @@ impl<D: OidcDb> Oidc<D> {
         token: &str,
     ) -> Result<String, Error> {
         let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
-        let issuer = self.issuer();
         let claims = self
-            .key_set()?
-            .keys
-            .iter()
-            .find_map(|(_, key)| jose::verify_own_id_token(token, &key.jwk, &issuer).ok())
+            .own_id_token(token)?
             .filter(|claims| claims.aud == client.client_id)
             .ok_or_else(|| invalid("id_token_hint is not an ID token of ours issued to you"))?;
         let user = match &claims.sid {

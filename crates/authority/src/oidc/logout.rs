@@ -154,6 +154,17 @@ impl<D: OidcDb> Oidc<D> {
         crate::login::push::post_form(&uri, body).await
     }
 
+    /// The claims of `token` if it is one of our ID tokens (an `id_token_hint`): signed by any
+    /// of our keys, a rotated one included; expired or not.
+    pub(super) fn own_id_token(&self, token: &str) -> Result<Option<jose::OwnTokenClaims>, Error> {
+        let issuer = self.issuer();
+        Ok(self
+            .key_set()?
+            .keys
+            .iter()
+            .find_map(|(_, key)| jose::verify_own_id_token(token, &key.jwk, &issuer).ok()))
+    }
+
     /// RP-initiated logout (OpenID RP-Initiated Logout 1.0): which service asks (from its
     /// `id_token_hint`, one of our ID tokens, or its `client_id`), and where the browser goes
     /// after the logout: a `post_logout_redirect_uri` registered for that service (with
@@ -162,13 +173,8 @@ impl<D: OidcDb> Oidc<D> {
         let invalid = |why: &str| Error::from(OidcRefusal::InvalidRequest(why.to_owned()));
         let hinted = match &request.id_token_hint {
             Some(hint) => {
-                // Signed by any of our keys, a rotated one included.
-                let issuer = self.issuer();
-                let set = self.key_set()?;
-                let claims = set
-                    .keys
-                    .iter()
-                    .find_map(|(_, key)| jose::verify_own_id_token(hint, &key.jwk, &issuer).ok())
+                let claims = self
+                    .own_id_token(hint)?
                     .ok_or_else(|| invalid("id_token_hint is not an ID token of ours"))?;
                 Some(claims.aud)
             }
